@@ -1,0 +1,35 @@
+"""bioseqnn: neural networks on DNA, RNA and protein sequences.
+
+The public API mirrors the command line::
+
+    import bioseqnn
+    outcome = bioseqnn.train("seqs.fasta", "labels.csv", "model.bsnn")
+    bioseqnn.predict("model.bsnn", "new.fasta", "predictions.tsv")
+"""
+
+__version__ = "0.1.0"
+
+from . import runtime  # noqa: E402,F401  (sets flush-denormal before any torch work)
+from .api import TrainOutcome, info, predict, train  # noqa: E402
+from .bundle import Bundle, load_bundle  # noqa: E402
+from .config import RunConfig, TrainConfig, load_config  # noqa: E402
+from .errors import BioseqnnError, DataError, ModelFileError, UsageError  # noqa: E402
+from .models import ModelConfig  # noqa: E402
+
+__all__ = [
+    "BioseqnnError",
+    "Bundle",
+    "DataError",
+    "ModelConfig",
+    "ModelFileError",
+    "RunConfig",
+    "TrainConfig",
+    "TrainOutcome",
+    "UsageError",
+    "__version__",
+    "info",
+    "load_bundle",
+    "load_config",
+    "predict",
+    "train",
+]

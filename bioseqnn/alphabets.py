@@ -1,0 +1,172 @@
+"""Alphabets, IUPAC ambiguity codes, detection and validation.
+
+Every alphabet maps each accepted symbol to a small integer code (0 is padding) and
+each code to a row of a fractional one-hot matrix: an ambiguity code spreads its unit
+mass over the letters it stands for (N = 0.25 each base, R = 0.5 A + 0.5 G, X = 1/20
+for each amino acid). Lowercase (soft-masked) symbols read as uppercase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError, UsageError
+
+INVALID = 255
+
+_NUCLEOTIDE_CODES = {
+    "N": "ACGT",
+    "R": "AG",
+    "Y": "CT",
+    "S": "CG",
+    "W": "AT",
+    "K": "GT",
+    "M": "AC",
+    "B": "CGT",
+    "D": "AGT",
+    "H": "ACT",
+    "V": "ACG",
+}
+
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+_PROTEIN_CODES = {
+    "X": AMINO_ACIDS,
+    "B": "DN",
+    "Z": "EQ",
+    "J": "IL",
+    "U": "C",  # selenocysteine, encoded as its closest standard residue
+    "O": "K",  # pyrrolysine, likewise
+}
+
+# Complements of the IUPAC nucleotide codes (A<->T, R<->Y, K<->M, B<->V, D<->H; S, W, N self).
+_COMPLEMENT = {
+    "A": "T", "C": "G", "G": "C", "T": "A", "U": "A", "N": "N", "R": "Y", "Y": "R",
+    "S": "S", "W": "W", "K": "M", "M": "K", "B": "V", "V": "B", "D": "H", "H": "D",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Alphabet:
+    """An alphabet: the one-hot channels and every symbol accepted as input."""
+
+    name: str
+    letters: str
+    """One channel per letter, in this order."""
+    symbols: dict[str, str] = field(repr=False)
+    """Every accepted uppercase symbol -> the channel letters it stands for."""
+
+    @property
+    def size(self) -> int:
+        return len(self.letters)
+
+    @property
+    def is_nucleotide(self) -> bool:
+        return self.name in ("dna", "rna")
+
+    @property
+    def symbol_list(self) -> list[str]:
+        """Symbols in code order: code ``i + 1`` is ``symbol_list[i]``."""
+        return list(self.symbols)
+
+    def byte_table(self) -> np.ndarray:
+        """A 256-entry uint8 table from an input byte to its code (255 = invalid)."""
+        table = np.full(256, INVALID, dtype=np.uint8)
+        for code, sym in enumerate(self.symbol_list, start=1):
+            table[ord(sym)] = code
+            table[ord(sym.lower())] = code
+        return table
+
+    def onehot_table(self) -> np.ndarray:
+        """A float32 matrix (codes x channels); row 0 (padding) is all zero."""
+        mat = np.zeros((len(self.symbols) + 1, self.size), dtype=np.float32)
+        for code, sym in enumerate(self.symbol_list, start=1):
+            stands_for = self.symbols[sym]
+            for letter in stands_for:
+                mat[code, self.letters.index(letter)] = 1.0 / len(stands_for)
+        return mat
+
+    def complement_codes(self) -> np.ndarray:
+        """Code -> code of the complementary symbol (nucleotide alphabets only)."""
+        if not self.is_nucleotide:
+            raise UsageError(f"the {self.name} alphabet has no complement")
+        index = {sym: code for code, sym in enumerate(self.symbol_list, start=1)}
+        out = np.zeros(len(self.symbols) + 1, dtype=np.uint8)
+        for sym, code in index.items():
+            comp = _COMPLEMENT[sym]
+            if comp not in index:  # U in DNA / T in RNA: both mean the same channel
+                comp = self.letters[3]
+            out[code] = index[comp]
+        return out
+
+    def compatible_with(self, other: Alphabet) -> bool:
+        """True when sequences of ``other`` can be fed to a model of this alphabet."""
+        return self.name == other.name or (self.is_nucleotide and other.is_nucleotide)
+
+
+def _nucleotide(name: str, letters: str) -> Alphabet:
+    t_or_u = letters[3]
+    symbols = {c: c for c in letters}
+    symbols["U" if t_or_u == "T" else "T"] = t_or_u  # T read as U and U as T
+    for sym, bases in _NUCLEOTIDE_CODES.items():
+        symbols[sym] = bases.replace("T", t_or_u)
+    return Alphabet(name, letters, symbols)
+
+
+DNA = _nucleotide("dna", "ACGT")
+RNA = _nucleotide("rna", "ACGU")
+PROTEIN = Alphabet("protein", AMINO_ACIDS, {**{c: c for c in AMINO_ACIDS}, **_PROTEIN_CODES})
+
+ALPHABETS = {a.name: a for a in (DNA, RNA, PROTEIN)}
+
+
+def get_alphabet(name: str) -> Alphabet:
+    try:
+        return ALPHABETS[name.lower()]
+    except KeyError:
+        raise UsageError(
+            f"unknown alphabet {name!r}; choose one of: {', '.join(ALPHABETS)}"
+        ) from None
+
+
+_NUC_BYTES = np.zeros(256, dtype=bool)
+for _c in "ACGTUN" + "".join(_NUCLEOTIDE_CODES):
+    _NUC_BYTES[ord(_c)] = _NUC_BYTES[ord(_c.lower())] = True
+_CORE_NUC = np.zeros(256, dtype=bool)
+for _c in "ACGTUNacgtun":
+    _CORE_NUC[ord(_c)] = True
+
+
+@dataclass
+class AlphabetGuess:
+    alphabet: Alphabet
+    reason: str
+
+
+def detect_alphabet(byte_counts: np.ndarray) -> AlphabetGuess:
+    """Guess the alphabet from a histogram of input bytes (length 256).
+
+    Nucleotide when every byte is a nucleotide IUPAC symbol and at least 90% are
+    A/C/G/T/U/N; RNA when it has U and no T. Otherwise protein.
+    """
+    total = int(byte_counts.sum())
+    if total == 0:
+        raise DataError("cannot detect the alphabet of empty sequences")
+    present = byte_counts > 0
+    core = int(byte_counts[_CORE_NUC].sum())
+    if not present[~_NUC_BYTES].any() and core >= 0.9 * total:
+        has_u = byte_counts[ord("U")] + byte_counts[ord("u")] > 0
+        has_t = byte_counts[ord("T")] + byte_counts[ord("t")] > 0
+        if has_u and not has_t:
+            return AlphabetGuess(RNA, "only nucleotide symbols, with U and no T")
+        return AlphabetGuess(DNA, f"only nucleotide symbols ({100 * core / total:.1f}% A/C/G/T/U/N)")
+    return AlphabetGuess(PROTEIN, "symbols outside the nucleotide alphabet")
+
+
+def byte_histogram(seqs: Iterable[bytes]) -> np.ndarray:
+    counts = np.zeros(256, dtype=np.int64)
+    for s in seqs:
+        counts += np.bincount(np.frombuffer(s, dtype=np.uint8), minlength=256)
+    return counts

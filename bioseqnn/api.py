@@ -1,0 +1,231 @@
+"""The operations behind each command, as functions that return values."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .bundle import Bundle, load_bundle, read_manifest, save_bundle
+from .config import RunConfig, validate
+from .data import (
+    LabelSource,
+    SequenceSet,
+    load_labeled,
+    prepare_task,
+    split_indices,
+)
+from .encoding import OneHot
+from .errors import DataError, UsageError
+from .models.base import SequenceModel, count_parameters, resolve_pooling
+from .predict import PredictStats, output_header, predict_rows, resolve_device
+from .runtime import configure_threads
+from .seqio import STDIO, atomic_output, check_output_path, display_name, read_sequences, \
+    table_delimiter
+from .train import Reporter, TrainResult, fit, seed_everything
+
+log = logging.getLogger("bioseqnn")
+
+
+@dataclass
+class TrainOutcome:
+    output: Path
+    manifest: dict[str, Any]
+    result: TrainResult
+    log_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_log_path(output: str | os.PathLike[str]) -> Path:
+    """model.bsnn -> model.log.tsv, beside the model."""
+    p = Path(output)
+    return p.with_name(p.stem + ".log.tsv") if p.suffix else p.with_name(p.name + ".log.tsv")
+
+
+class _EpochLog:
+    """The per-epoch metrics log: TSV, one row per epoch, flushed as training goes."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.handle: IO[str] | None = None
+        self.columns: list[str] = []
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        if self.handle is None:
+            self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self.columns = list(record)
+            self.handle.write("\t".join(self.columns) + "\n")
+        cells = [_fmt(record.get(c, "")) for c in self.columns]
+        self.handle.write("\t".join(cells) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _lengths_summary(data: SequenceSet) -> dict[str, float]:
+    lengths = data.lengths
+    return {"min": int(lengths.min()), "max": int(lengths.max()),
+            "mean": round(float(lengths.mean()), 2)}
+
+
+def train(
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    config: RunConfig | None = None,
+    *,
+    id_column: str = "id",
+    targets: list[str] | None = None,
+    sequence_column: str | None = None,
+    task: str | None = None,
+    alphabet: str | None = None,
+    on_invalid: str = "error",
+    ignore_unmatched: bool = False,
+    val_fasta: str | os.PathLike[str] | None = None,
+    val_labels: str | os.PathLike[str] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    reporter: Reporter | None = None,
+) -> TrainOutcome:
+    """Train a model on sequences and labels and write the model file to ``output``."""
+    cfg = config or RunConfig()
+    validate(cfg)
+    resolve_pooling(cfg.model)
+    if str(output) == STDIO:
+        raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
+    check_output_path(output)
+    log_file = Path(log_path) if log_path else default_log_path(output)
+    check_output_path(log_file)
+    if (val_fasta is None) != (val_labels is None) and sequence_column is None:
+        raise UsageError("--val-fasta and --val-labels go together")
+    tc = cfg.training
+    threads = configure_threads(tc.threads)
+    device = resolve_device(tc.device)
+    log.info("device: %s, %d CPU thread(s)", device, threads)
+
+    src = LabelSource(labels, id_column, targets, sequence_column)
+    labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
+    spec = prepare_task(labeled, task)
+    data = labeled.data
+    data.targets = spec.encode_labels(labeled.label_values, labeled.where)
+
+    if val_labels is not None:
+        vsrc = LabelSource(val_labels, id_column, labeled.targets, sequence_column)
+        vlabeled, _ = load_labeled(val_fasta, vsrc, alpha, on_invalid, ignore_unmatched)
+        val_set: SequenceSet | None = vlabeled.data
+        val_set.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
+        train_set = data
+    else:
+        strata = data.targets if spec.kind in ("binary", "multiclass") else None
+        train_idx, val_idx = split_indices(len(data), tc.val_fraction, tc.seed, strata)
+        train_set = data.subset(train_idx)
+        val_set = data.subset(val_idx) if len(val_idx) else None
+    if spec.kind in ("binary", "multiclass"):
+        present = np.unique(train_set.targets)
+        missing = [spec.classes[i] for i in range(len(spec.classes)) if i not in present]
+        if missing:
+            raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
+    log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
+
+    seed_everything(tc.seed)
+    model = SequenceModel(cfg.model, alpha.size, spec.n_outputs)
+    n_params = count_parameters(model)
+    log.info("model: %s, %s parameters", cfg.model.arch, f"{n_params:,}")
+    epoch_log = _EpochLog(log_file)
+    try:
+        result = fit(model, spec, OneHot(alpha), train_set, val_set, tc, device,
+                     reporter=reporter, on_epoch=epoch_log)
+    finally:
+        epoch_log.close()
+
+    resolved = cfg.to_dict()
+    resolved["model"]["pooling"] = resolve_pooling(cfg.model)
+    manifest = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "device": str(device),
+        "alphabet": alpha.name,
+        "encoding": {"kind": "one-hot", "channels": alpha.letters,
+                     "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per residue)"},
+        "max_length_policy": "none: any length is read whole",
+        "task": spec.to_dict(),
+        "model": resolved["model"],
+        "training": resolved["training"],
+        "seed": tc.seed,
+        "parameters": n_params,
+        "data": {
+            "sources": [display_name(p) for p in (fasta, labels) if p is not None],
+            "fingerprint_sha256": data.fingerprint(),
+            "records": len(data),
+            "train_records": len(train_set),
+            "val_records": len(val_set) if val_set is not None else 0,
+            "lengths": _lengths_summary(data),
+        },
+        "metrics": {"best_epoch": result.best_epoch, "best": result.best,
+                    "final": result.final, "epochs_run": len(result.history),
+                    "stopped_early": result.stopped_early,
+                    "seconds": round(result.seconds, 2)},
+    }
+    model.cpu()
+    save_bundle(output, model, manifest)
+    return TrainOutcome(Path(output), manifest, result, log_file)
+
+
+def predict(
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str],
+    output: str | os.PathLike[str] = STDIO,
+    *,
+    batch_size: int = 256,
+    device: str = "auto",
+    threads: int = 0,
+    on_invalid: str = "error",
+) -> PredictStats:
+    """Predict every record of ``sequences`` and write one row per record to ``output``."""
+    if batch_size < 1:
+        raise UsageError("batch-size must be at least 1")
+    check_output_path(output)
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    stats = PredictStats()
+    source = display_name(sequences)
+    rows = predict_rows(bundle, read_sequences(sequences), source, batch_size, dev, on_invalid,
+                        stats)
+    with atomic_output(output) as fh:
+        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
+        writer.writerow(output_header(bundle))
+        for row in rows:
+            writer.writerow(row)
+    if stats.skipped:
+        log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
+    return stats
+
+
+def info(model: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model file's manifest (validated), without building the model."""
+    manifest, _ = read_manifest(model)
+    return manifest
+
+
+def load(model: str | os.PathLike[str], device: str = "cpu") -> Bundle:
+    return load_bundle(model, device)
+
+

@@ -1,0 +1,380 @@
+"""Command-line interface: options in, core calls, errors to exit codes; nothing else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import BioseqnnError
+
+log = logging.getLogger("bioseqnn")
+app = typer.Typer(
+    name="bioseqnn",
+    help="Train and apply neural networks on DNA, RNA and protein sequences.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Task(str, Enum):
+    binary = "binary"
+    multiclass = "multiclass"
+    multilabel = "multilabel"
+    regression = "regression"
+
+
+class AlphabetChoice(str, Enum):
+    auto = "auto"
+    dna = "dna"
+    rna = "rna"
+    protein = "protein"
+
+
+class OnInvalid(str, Enum):
+    error = "error"
+    skip = "skip"
+    mask = "mask"
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logging.")]
+Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = cores available).")]
+InvalidOpt = Annotated[OnInvalid, typer.Option(
+    "--on-invalid", help="Invalid symbols: stop with an error, skip the record, or mask the "
+    "symbol as fully ambiguous (N/X).")]
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"bioseqnn: error: {msg}"
+        if record.levelno >= logging.WARNING:
+            return f"bioseqnn: warning: {msg}"
+        return f"bioseqnn: {msg}"
+
+
+def _setup_logging(quiet: bool, debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
+
+
+class RichReporter:
+    """Progress bar on a terminal; one log line per epoch either way."""
+
+    def __init__(self, show_bar: bool, headline: str) -> None:
+        self.show_bar = show_bar
+        self.headline = headline
+        self.progress: Progress | None = None
+        self.epochs = 0
+
+    def start(self, epochs: int, batches: int) -> None:
+        self.epochs = epochs
+        if self.show_bar:
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=batches, epoch=1, epochs=epochs,
+                                               loss=float("nan"))
+
+    def batch(self, epoch: int, loss: float) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, epoch=epoch, loss=loss)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        parts = [f"epoch {record['epoch']}/{self.epochs}", f"train_loss {record['train_loss']:.4f}"]
+        for key in ("val_loss", f"val_{self.headline}"):
+            if key in record:
+                parts.append(f"{key} {record[key]:.4f}")
+        parts.append(f"{record['elapsed_s']:.1f}s")
+        if self.progress is not None:
+            self.progress.console.print("bioseqnn: " + "  ".join(parts))
+            self.progress.reset(self.task)
+        else:
+            log.info("  ".join(parts))
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bioseqnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Train and apply neural networks on DNA, RNA and protein sequences."""
+
+
+@app.command()
+def train(
+    sequences: Annotated[str, typer.Argument(
+        help="FASTA/FASTQ (plain or .gz, '-' for stdin), or a table with --sequence-column.")],
+    labels: Annotated[str | None, typer.Argument(
+        help="CSV/TSV of labels joined to the FASTA by id.")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="Model file to write.")]
+    = "model.bsnn",
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="YAML config (see 'bioseqnn config'); flags override it.")] = None,
+    id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", "-t", help="Target column (repeat for several; default: all but the id).")]
+    = None,
+    sequence_column: Annotated[str | None, typer.Option(
+        help="Read sequences from this column of the table instead of a FASTA.")] = None,
+    task: Annotated[Task | None, typer.Option(help="Override the detected task.")] = None,
+    alphabet: Annotated[AlphabetChoice, typer.Option(help="Force the alphabet.")]
+    = AlphabetChoice.auto,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    ignore_unmatched: Annotated[bool, typer.Option(
+        help="Drop records whose id is in only one of the inputs (warn instead of failing).")]
+    = False,
+    val_fasta: Annotated[str | None, typer.Option(help="Explicit validation FASTA.")] = None,
+    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
+    = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture: lstm, gru, rnn, ...")] = None,
+    hidden_size: Annotated[int | None, typer.Option(help="Hidden units per direction.")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
+    bidirectional: Annotated[bool | None, typer.Option(
+        "--bidirectional/--unidirectional", help="Read both directions.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout between layers, before the head.")]
+    = None,
+    pooling: Annotated[str | None, typer.Option(
+        help="last, mean, max or attention (default depends on the architecture).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip (0 = off).")] = None,
+    val_fraction: Annotated[float | None, typer.Option(
+        help="Fraction held out for validation (stratified for classes).")] = None,
+    patience: Annotated[int | None, typer.Option(
+        help="Epochs without a better val_loss before stopping (0 = never stop early).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for splits, batches and weights.")]
+    = None,
+    device: Annotated[str | None, typer.Option(
+        help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads for torch (0 = cores available).")] = None,
+    log_file: Annotated[str | None, typer.Option(
+        "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv).")] = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Train a model on sequences and their labels."""
+    _setup_logging(quiet, debug)
+    from .api import train as run_train
+    from .config import RunConfig, apply_overrides, load_config
+
+    cfg = load_config(config) if config else RunConfig()
+    cfg = apply_overrides(cfg, {
+        "model": {"arch": arch, "hidden_size": hidden_size, "layers": layers,
+                  "bidirectional": bidirectional, "dropout": dropout, "pooling": pooling},
+        "training": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
+                     "weight_decay": weight_decay, "grad_clip": grad_clip,
+                     "val_fraction": val_fraction, "patience": patience, "seed": seed,
+                     "device": device, "threads": threads},
+    })
+    fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
+    if table is None:
+        raise typer.BadParameter("a labels table is required (or --sequence-column)",
+                                 param_hint="LABELS")
+    show_bar = stderr.is_terminal and not quiet
+    reporter = RichReporter(show_bar, "accuracy")
+    outcome = run_train(
+        fasta, table, output, cfg, id_column=id_column, targets=target or None,
+        sequence_column=sequence_column, task=task.value if task else None,
+        alphabet=alphabet.value, on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
+        val_fasta=val_fasta, val_labels=val_labels, log_path=log_file, reporter=reporter,
+    )
+    best = outcome.result.best
+    headline = "val_accuracy" if outcome.manifest["task"]["kind"] != "regression" else "val_r2"
+    summary = f"best epoch {outcome.result.best_epoch}"
+    if headline in best:
+        summary += f", {headline} {best[headline]:.4f}"
+    log.info("wrote %s (%s); metrics log %s", outcome.output, summary, outcome.log_path)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    sequences: Annotated[str, typer.Argument(
+        help="FASTA/FASTQ to predict (plain or .gz; '-' for stdin).")] = "-",
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).")]
+    = "-",
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
+    device: Device = "auto",
+    threads: Threads = 0,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Predict each sequence: one row per record, in input order, id first."""
+    _setup_logging(quiet, debug)
+    from .api import predict as run_predict
+
+    stats = run_predict(model, sequences, output, batch_size=batch_size, device=device,
+                        threads=threads, on_invalid=on_invalid.value)
+    log.debug("predicted %d record(s)", stats.records)
+
+
+@app.command()
+def info(
+    model: Annotated[str, typer.Argument(help="Model file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")]
+    = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Describe a model file: alphabet, task, classes, architecture, data, metrics."""
+    _setup_logging(quiet, debug)
+    from .api import info as run_info
+
+    manifest = run_info(model)
+    if as_json:
+        print(json.dumps(manifest, indent=2, sort_keys=False))
+        return
+    Console(highlight=False).print(_info_table(manifest))
+
+
+def _info_table(m: dict[str, Any]) -> Table:
+    task, model, data, metrics = m["task"], m["model"], m.get("data", {}), m.get("metrics", {})
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    arch = f"{model['arch']}"
+    if model["arch"] in ("lstm", "gru", "rnn"):
+        arch += (f", hidden {model['hidden_size']} x {model['layers']} layer(s)"
+                 f"{', bidirectional' if model['bidirectional'] else ''}")
+    arch += f", pooling {model['pooling']}, dropout {model['dropout']}"
+    rows = [
+        ("format", f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"
+                   f" torch {m.get('torch_version', '?')})"),
+        ("alphabet", f"{m['alphabet']} ({m.get('encoding', {}).get('channels', '')})"),
+        ("task", task["kind"]),
+        ("targets", ", ".join(task["targets"])),
+    ]
+    if task.get("classes"):
+        rows.append(("classes", ", ".join(task["classes"])))
+    rows += [
+        ("architecture", arch),
+        ("parameters", f"{m.get('parameters', 0):,}"),
+        ("seed", str(m.get("seed"))),
+        ("trained on", f"{', '.join(data.get('sources', []))}: {data.get('train_records')} "
+                       f"training + {data.get('val_records')} validation records"),
+        ("lengths", ", ".join(f"{k} {v}" for k, v in data.get("lengths", {}).items())),
+        ("data sha256", str(data.get("fingerprint_sha256", ""))),
+        ("created", f"{m.get('created', '')} on {m.get('device', '?')}"),
+    ]
+    best = metrics.get("best", {})
+    if best:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items()
+                          if k.startswith("val_") and isinstance(v, float))
+        rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
+                                   f"{metrics.get('epochs_run')}: {shown}"))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _error(message: str) -> None:
+    print(f"bioseqnn: error: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    previous_term = signal.getsignal(signal.SIGTERM)
+    if threading_main():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        command = typer.main.get_command(app)
+        command.main(args=args, prog_name="bioseqnn", standalone_mode=False)
+        return 0
+    except BioseqnnError as exc:
+        if debug:
+            log.exception("traceback")
+        _error(str(exc))
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors from option parsing
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            _error(str(exc))
+        return getattr(exc, "exit_code", 2)
+    except (KeyboardInterrupt, typer.Abort):
+        _error("interrupted")
+        return 130
+    except _Terminated:
+        _error("terminated")
+        return 143
+    except BrokenPipeError:
+        # The reader went away (e.g. '| head'): stop quietly, leave no traceback.
+        _silence_stdout()
+        return 0
+    except Exception as exc:
+        if debug:
+            raise
+        _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return 1
+    finally:
+        if threading_main():
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+class _Terminated(BaseException):
+    pass
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def run() -> None:  # pragma: no cover - console script entry point
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Datasets: compact storage (uint8 codes), joining labels, splits and bucketed batches."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .alphabets import Alphabet, byte_histogram, detect_alphabet, get_alphabet
+from .encoding import Encoder, pad_codes
+from .errors import DataError, UsageError, shorten
+from .seqio import Record, Table, display_name, read_sequences, read_table
+from .tasks import TaskSpec, detect_task
+
+log = logging.getLogger("bioseqnn")
+
+CHUNK_RECORDS = 4096
+SAMPLE_RECORDS = 2000
+
+
+@dataclass
+class SequenceSet:
+    """Sequences as one flat uint8 code array plus offsets, with optional targets."""
+
+    ids: list[str]
+    codes: np.ndarray
+    offsets: np.ndarray
+    targets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, index: np.ndarray) -> SequenceSet:
+        index = np.asarray(index, dtype=np.int64)
+        lengths = self.lengths[index]
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # Position of every kept residue: each record's start, shifted to its new place.
+        shift = np.repeat(self.offsets[index] - offsets[:-1], lengths)
+        pos = np.arange(int(offsets[-1]), dtype=np.int64) + shift
+        return SequenceSet(
+            [self.ids[i] for i in index],
+            self.codes[pos],
+            offsets,
+            None if self.targets is None else self.targets[index],
+        )
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update("\n".join(self.ids).encode())
+        h.update(self.offsets.tobytes())
+        h.update(self.codes.tobytes())
+        if self.targets is not None:
+            h.update(np.ascontiguousarray(self.targets).tobytes())
+        return h.hexdigest()
+
+
+def choose_alphabet(sample: list[bytes], forced: str | None, source: str) -> Alphabet:
+    if forced and forced != "auto":
+        alphabet = get_alphabet(forced)
+        log.info("alphabet: %s (forced)", alphabet.name)
+        return alphabet
+    guess = detect_alphabet(byte_histogram(sample))
+    log.info("alphabet: %s (detected from %s: %s; force with --alphabet)",
+             guess.alphabet.name, source, guess.reason)
+    return guess.alphabet
+
+
+class SequenceEncoder:
+    """Encode a stream of records chunk by chunk into codes, detecting the alphabet first."""
+
+    def __init__(self, source: str, alphabet: str | Alphabet | None, on_invalid: str) -> None:
+        self.source = source
+        self.forced = alphabet
+        self.on_invalid = on_invalid
+        self.encoder: Encoder | None = None
+        self.skipped = 0
+
+    @property
+    def alphabet(self) -> Alphabet:
+        assert self.encoder is not None
+        return self.encoder.alphabet
+
+    def encode_chunk(self, records: list[Record]) -> tuple[list[Record], np.ndarray, np.ndarray]:
+        """Encode records; returns the kept records, their codes and offsets."""
+        if self.encoder is None:
+            if isinstance(self.forced, Alphabet):
+                alphabet = self.forced
+            else:
+                alphabet = choose_alphabet(
+                    [r.seq for r in records[:SAMPLE_RECORDS]], self.forced, self.source
+                )
+            self.encoder = Encoder(alphabet, self.on_invalid)
+        codes, offsets, bad = self.encoder.encode([r.seq for r in records])
+        if bad and self.on_invalid == "error":
+            first = bad[0]
+            raise DataError(
+                self.encoder.describe_invalid(first, records[first.index].id, self.source)
+            )
+        if bad and self.on_invalid == "skip":
+            drop = {b.index for b in bad}
+            self.skipped += len(drop)
+            keep = np.array([i for i in range(len(records)) if i not in drop], dtype=np.int64)
+            kept = [records[i] for i in keep]
+            sub = SequenceSet([r.id for r in kept], codes, offsets).subset(keep) if len(keep) \
+                else SequenceSet([], np.zeros(0, np.uint8), np.zeros(1, np.int64))
+            return kept, sub.codes, sub.offsets
+        return records, codes, offsets
+
+
+def chunked(items: Iterable[Record], size: int = CHUNK_RECORDS) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def read_encoded(
+    records: Iterable[Record], source: str, alphabet: str | Alphabet | None, on_invalid: str
+) -> tuple[SequenceSet, Alphabet, int]:
+    """Read every record into a compact SequenceSet. Returns (set, alphabet, skipped)."""
+    enc = SequenceEncoder(source, alphabet, on_invalid)
+    ids: list[str] = []
+    code_parts: list[np.ndarray] = []
+    length_parts: list[np.ndarray] = []
+    for chunk in chunked(records):
+        kept, codes, offsets = enc.encode_chunk(chunk)
+        ids.extend(r.id for r in kept)
+        code_parts.append(codes)
+        length_parts.append(np.diff(offsets))
+    if enc.encoder is None:
+        raise DataError(f"{source}: no sequence records")
+    lengths = np.concatenate(length_parts) if length_parts else np.zeros(0, np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    codes = np.concatenate(code_parts) if code_parts else np.zeros(0, np.uint8)
+    if enc.skipped:
+        log.warning("%s: skipped %d record(s) with invalid symbols", source, enc.skipped)
+    if not ids:
+        raise DataError(f"{source}: every record was skipped for invalid symbols")
+    return SequenceSet(ids, codes, offsets), enc.alphabet, enc.skipped
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass
+class LabelSource:
+    """Where the labels come from and which columns to use."""
+
+    table: str | os.PathLike[str]
+    id_column: str = "id"
+    targets: list[str] | None = None
+    sequence_column: str | None = None
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    shown = ", ".join(repr(shorten(x, 30)) for x in items[:n])
+    return shown + (", ..." if len(items) > n else "")
+
+
+def _duplicates(ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    dups: list[str] = []
+    for x in ids:
+        if x in seen:
+            dups.append(x)
+        seen.add(x)
+    return dups
+
+
+def target_columns(table: Table, src: LabelSource) -> list[str]:
+    excluded = {src.id_column} | ({src.sequence_column} if src.sequence_column else set())
+    targets = src.targets or [h for h in table.header if h not in excluded]
+    if not targets:
+        raise DataError(
+            f"{table.source}: no target column besides {src.id_column!r}; "
+            "the table needs an id column and at least one label column"
+        )
+    for t in targets:
+        table.column(t)
+    return targets
+
+
+@dataclass
+class LabeledData:
+    data: SequenceSet
+    label_values: list[list[str]]
+    where: list[str]
+    targets: list[str]
+
+
+def load_labeled(
+    fasta: str | os.PathLike[str] | None,
+    src: LabelSource,
+    alphabet: str | Alphabet | None,
+    on_invalid: str = "error",
+    allow_unmatched: bool = False,
+) -> tuple[LabeledData, Alphabet]:
+    """Read sequences and labels and join them by id (in FASTA order).
+
+    Every join problem (ids only on one side, duplicates, empty labels) is reported
+    in one message.
+    """
+    table = read_table(src.table)
+    id_col = table.column(src.id_column)
+    targets = target_columns(table, src)
+    t_cols = [table.column(t) for t in targets]
+    tname = table.source
+
+    if src.sequence_column is not None:
+        if fasta is not None:
+            raise UsageError("give either a FASTA file or --sequence-column, not both")
+        s_col = table.column(src.sequence_column)
+        records = []
+        for i, row in enumerate(table.rows):
+            seq = row[s_col].replace(" ", "")
+            if not seq:
+                raise DataError(f"{tname}: line {table.line_of(i)}: empty sequence for id "
+                                f"{row[id_col]!r}")
+            if not seq.isascii():
+                raise DataError(f"{tname}: line {table.line_of(i)}: non-ASCII sequence for id "
+                                f"{row[id_col]!r}")
+            records.append(Record(row[id_col], seq.encode("ascii")))
+        seq_source = f"{tname} column {src.sequence_column!r}"
+        data, alpha, _ = read_encoded(records, seq_source, alphabet, on_invalid)
+    elif fasta is None:
+        raise UsageError("a FASTA file is required unless --sequence-column is given")
+    else:
+        seq_source = display_name(fasta)
+        data, alpha, _ = read_encoded(read_sequences(fasta), seq_source, alphabet, on_invalid)
+
+    label_ids = [row[id_col] for row in table.rows]
+    problems = []
+    dup_seq = _duplicates(data.ids)
+    if dup_seq:
+        problems.append(f"{len(dup_seq)} duplicate id(s) in {seq_source} ({_few(dup_seq)})")
+    dup_lab = _duplicates(label_ids)
+    if dup_lab:
+        problems.append(f"{len(dup_lab)} duplicate id(s) in {tname} ({_few(dup_lab)})")
+    row_of = {rid: i for i, rid in enumerate(label_ids)}
+    seq_set = set(data.ids)
+    no_label = [x for x in data.ids if x not in row_of]
+    no_seq = [x for x in label_ids if x not in seq_set]
+    unmatched = []
+    if no_label:
+        unmatched.append(f"{len(no_label)} id(s) in {seq_source} missing from {tname} "
+                         f"({_few(no_label)})")
+    if no_seq:
+        unmatched.append(f"{len(no_seq)} id(s) in {tname} missing from {seq_source} "
+                         f"({_few(no_seq)})")
+    keep = [i for i, x in enumerate(data.ids) if x in row_of]
+    empty = [data.ids[i] for i in keep
+             if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)]
+    if empty:
+        problems.append(f"{len(empty)} record(s) with an empty label ({_few(empty)})")
+    if allow_unmatched:
+        for msg in unmatched:
+            log.warning("ignoring %s", msg)
+    else:
+        problems.extend(unmatched)
+    if problems:
+        hint = " (--ignore-unmatched drops records without a partner)" if unmatched and \
+            not allow_unmatched else ""
+        raise DataError("cannot join sequences and labels: " + "; ".join(problems) + hint)
+    if not keep:
+        raise DataError(f"no id is shared by {seq_source} and {tname}")
+    if len(keep) < len(data):
+        data = data.subset(np.asarray(keep))
+    rows = [table.rows[row_of[x]] for x in data.ids]
+    values = [[row[c] for c in t_cols] for row in rows]
+    where = [f"{tname}: line {table.line_of(row_of[x])} (id {shorten(x)!r})" for x in data.ids]
+    return LabeledData(data, values, where, targets), alpha
+
+
+def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:
+    columns = [list(col) for col in zip(*labeled.label_values)]
+    task, reason = detect_task(labeled.targets, columns, forced)
+    log.info("task: %s (%s; override with --task)", task.kind, reason)
+    if task.kind == "regression":
+        raw = TaskSpec("regression", task.targets).encode_labels(labeled.label_values, labeled.where)
+        task.fit_scaling(raw)
+    return task
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def split_indices(
+    n: int, fraction: float, seed: int, strata: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (and, given strata, stratified) train/validation split of range(n)."""
+    rng = np.random.default_rng([seed, 1])
+    if fraction <= 0:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    if strata is None:
+        perm = rng.permutation(n)
+        n_val = max(1, int(round(n * fraction)))
+        if n_val >= n:
+            raise DataError(f"a validation fraction of {fraction} leaves no training data")
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    val_parts = []
+    for cls in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == cls))
+        k = int(round(len(members) * fraction))
+        if len(members) >= 2:
+            k = min(max(k, 1), len(members) - 1)
+        val_parts.append(members[:k])
+    val = np.sort(np.concatenate(val_parts)) if val_parts else np.zeros(0, np.int64)
+    train = np.setdiff1d(np.arange(n), val)
+    if len(val) == 0:
+        raise DataError("the validation split is empty; use a larger --val-fraction")
+    return train, val
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def batch_indices(
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    window: int = 50,
+) -> list[np.ndarray]:
+    """Batches of similar length.
+
+    With an rng (training) the order is shuffled, then sorted by length within windows
+    of ``window`` batches, and the batches themselves are shuffled. Without (inference)
+    all records are sorted by length; callers restore the input order.
+    """
+    n = len(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    perm = rng.permutation(n)
+    span = batch_size * window
+    batches = []
+    for start in range(0, n, span):
+        part = perm[start : start + span]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(data: SequenceSet, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    codes, lengths = pad_codes(data.codes, data.offsets, index)
+    return torch.from_numpy(codes), torch.from_numpy(lengths)

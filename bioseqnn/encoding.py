@@ -1,0 +1,112 @@
+"""Sequence encoding as array operations.
+
+Sequences are stored as uint8 codes (one byte per residue, 0 = padding); the one-hot
+matrix is produced per batch by indexing a small table, so a training set costs one
+byte per residue in memory and no Python loop ever touches a character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .alphabets import INVALID, Alphabet
+from .errors import DataError, UsageError, shorten
+
+ON_INVALID = ("error", "skip", "mask")
+
+
+@dataclass
+class InvalidSymbol:
+    index: int
+    """Index of the offending sequence in the batch."""
+    position: int
+    """1-based position in that sequence."""
+    char: str
+
+
+class Encoder:
+    """Turns raw sequences into uint8 codes for one alphabet."""
+
+    def __init__(self, alphabet: Alphabet, on_invalid: str = "error") -> None:
+        if on_invalid not in ON_INVALID:
+            raise UsageError(f"--on-invalid must be one of {', '.join(ON_INVALID)}")
+        self.alphabet = alphabet
+        self.on_invalid = on_invalid
+        self.table = alphabet.byte_table()
+        # The fully ambiguous symbol (N or X) replaces invalid ones under 'mask'.
+        wildcard = "X" if alphabet.name == "protein" else "N"
+        self.wildcard = alphabet.symbol_list.index(wildcard) + 1
+
+    def encode(self, seqs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, list[InvalidSymbol]]:
+        """Encode a batch of sequences in one table lookup.
+
+        Returns the concatenated codes, the offsets (len(seqs) + 1) and the invalid
+        symbols found (one per offending sequence, the first in it). Under 'error' and
+        'skip' the offending sequences are still present; callers decide what to do.
+        A protein's terminal stop '*' is dropped.
+        """
+        if self.alphabet.name == "protein":
+            seqs = [s[:-1] if s.endswith(b"*") else s for s in seqs]
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        raw = np.frombuffer(b"".join(seqs), dtype=np.uint8)
+        codes = self.table[raw]
+        bad: list[InvalidSymbol] = []
+        invalid = codes == INVALID
+        if invalid.any():
+            where = np.flatnonzero(invalid)
+            seq_idx = np.searchsorted(offsets, where, side="right") - 1
+            first = np.unique(seq_idx, return_index=True)[1]
+            for k in first:
+                i = int(seq_idx[k])
+                pos = int(where[k] - offsets[i])
+                bad.append(InvalidSymbol(i, pos + 1, chr(raw[where[k]])))
+            if self.on_invalid == "mask":
+                codes[invalid] = self.wildcard
+        return codes, offsets, bad
+
+    def describe_invalid(self, bad: InvalidSymbol, record_id: str, source: str) -> str:
+        char = bad.char if bad.char.isprintable() and not bad.char.isspace() else repr(bad.char)
+        return (
+            f"{source}: record {shorten(record_id)!r}: invalid {self.alphabet.name} symbol "
+            f"{char!r} at position {bad.position} (use --on-invalid skip or mask, or --alphabet)"
+        )
+
+
+def pad_codes(codes: np.ndarray, offsets: np.ndarray, index: Sequence[int] | np.ndarray) -> tuple[
+    np.ndarray, np.ndarray
+]:
+    """Gather sequences ``index`` into a right-padded (B, Lmax) uint8 matrix and lengths."""
+    index = np.asarray(index, dtype=np.int64)
+    starts = offsets[index]
+    lengths = offsets[index + 1] - starts
+    width = int(lengths.max()) if len(index) else 0
+    pos = np.arange(width, dtype=np.int64)
+    valid = pos[None, :] < lengths[:, None]
+    gather = np.where(valid, starts[:, None] + pos[None, :], 0)
+    out = np.where(valid, codes[gather] if codes.size else 0, 0).astype(np.uint8)
+    return out, lengths
+
+
+class OneHot(torch.nn.Module):
+    """Codes (B, L) -> fractional one-hot (B, L, C) on whatever device the codes are."""
+
+    def __init__(self, alphabet: Alphabet) -> None:
+        super().__init__()
+        self.register_buffer("table", torch.from_numpy(alphabet.onehot_table()), persistent=False)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.table[codes.long()]
+
+
+def check_fits(alphabet: Alphabet, model_alphabet: Alphabet, source: str) -> None:
+    if not model_alphabet.compatible_with(alphabet):
+        raise DataError(
+            f"{source}: the sequences look like {alphabet.name} but the model was trained on "
+            f"{model_alphabet.name}"
+        )

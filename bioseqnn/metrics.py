@@ -1,0 +1,150 @@
+"""Metrics as plain numpy functions (checked against scikit-learn in the tests)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _safe(x: float) -> float:
+    return float(x) if math.isfinite(x) else float("nan")
+
+
+def accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(y == pred)) if len(y) else float("nan")
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes
+    )
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    cm = confusion(y, pred, n_classes)
+    support = cm.sum(axis=1)
+    present = support > 0
+    return float(np.mean(np.diag(cm)[present] / support[present]))
+
+
+def mcc(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Matthews correlation coefficient (Gorodkin's multiclass form)."""
+    cm = confusion(y, pred, n_classes).astype(np.float64)
+    t, p = cm.sum(axis=1), cm.sum(axis=0)
+    c, s = np.trace(cm), cm.sum()
+    denom = math.sqrt((s * s - p @ p) * (s * s - t @ t))
+    return float((c * s - t @ p) / denom) if denom > 0 else 0.0
+
+
+def f1_macro(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    cm = confusion(y, pred, n_classes).astype(np.float64)
+    tp = np.diag(cm)
+    prec_d, rec_d = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, prec_d, out=np.zeros_like(tp), where=prec_d > 0)
+    recall = np.divide(tp, rec_d, out=np.zeros_like(tp), where=rec_d > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = (rec_d + prec_d) > 0
+    return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def _rankdata(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean rank), 1-based."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(len(x), dtype=np.float64)
+    boundaries = np.flatnonzero(np.diff(xs)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(x)]])
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Binary area under the ROC curve via the rank-sum statistic."""
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auprc(y: np.ndarray, score: np.ndarray) -> float:
+    """Binary average precision (step-wise area under the precision-recall curve)."""
+    n_pos = int((y == 1).sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-score, kind="mergesort")
+    ys, ss = y[order], score[order]
+    # Evaluate only at the last index of each run of tied scores.
+    last = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]
+    tp = np.cumsum(ys == 1)[last]
+    fp = (last + 1) - tp
+    precision = tp / (tp + fp)
+    recall = tp / n_pos
+    prev = np.r_[0.0, recall[:-1]]
+    return float(np.sum((recall - prev) * precision))
+
+
+def classification_metrics(
+    y: np.ndarray, prob: np.ndarray, multilabel: bool = False
+) -> dict[str, float]:
+    """Metrics from integer labels (N,) and class probabilities (N, K).
+
+    Binary tasks pass (N, 2). Multilabel tasks pass 0/1 labels (N, K) and per-label
+    probabilities (N, K); metrics are averaged over labels.
+    """
+    if multilabel:
+        per = [classification_metrics(y[:, k].astype(np.int64),
+                                      np.stack([1 - prob[:, k], prob[:, k]], 1))
+               for k in range(y.shape[1])]
+        return {key: float(np.nanmean([m[key] for m in per])) for key in per[0]}
+    k = prob.shape[1]
+    pred = prob.argmax(axis=1)
+    out = {
+        "accuracy": accuracy(y, pred),
+        "balanced_accuracy": balanced_accuracy(y, pred, k),
+        "mcc": mcc(y, pred, k),
+        "f1": f1_macro(y, pred, k),
+    }
+    if k == 2:
+        out["auroc"] = auroc(y, prob[:, 1])
+        out["auprc"] = auprc(y, prob[:, 1])
+    else:
+        present = [c for c in range(k) if 0 < (y == c).sum() < len(y)]
+        out["auroc"] = float(np.mean([auroc((y == c).astype(int), prob[:, c]) for c in present])) \
+            if present else float("nan")
+        out["auprc"] = float(np.mean([auprc((y == c).astype(int), prob[:, c]) for c in present])) \
+            if present else float("nan")
+    return {key: _safe(v) for key, v in out.items()}
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / denom) if denom > 0 else float("nan")
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return pearson(_rankdata(a), _rankdata(b))
+
+
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Metrics for targets (N, T) and predictions (N, T), averaged over targets."""
+    y = y.reshape(len(y), -1).astype(np.float64)
+    pred = pred.reshape(len(pred), -1).astype(np.float64)
+    rows = []
+    for t in range(y.shape[1]):
+        err = pred[:, t] - y[:, t]
+        ss_tot = float(((y[:, t] - y[:, t].mean()) ** 2).sum())
+        rows.append({
+            "mse": float(np.mean(err**2)),
+            "mae": float(np.mean(np.abs(err))),
+            "pearson": pearson(pred[:, t], y[:, t]),
+            "spearman": spearman(pred[:, t], y[:, t]),
+            "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
+        })
+    return {k: _safe(float(np.nanmean([r[k] for r in rows]))) for k in rows[0]}

@@ -1,0 +1,172 @@
+"""Model configuration, the architecture registry, pooling and the prediction head.
+
+An architecture contributes only a *backbone*: per-position states (B, L', H) and the
+true lengths L' of each sequence. Pooling and the head are shared, so the training loop
+and prediction never branch on the architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+POOLINGS = ("last", "mean", "max", "attention")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture settings. Fields that an architecture does not use are ignored by it."""
+
+    arch: str = "lstm"
+    hidden_size: int = 128
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    pooling: str = "auto"
+    # convolutional layers (cnn, cnn-lstm): one entry per layer
+    channels: list[int] = field(default_factory=lambda: [128, 128])
+    kernel_sizes: list[int] = field(default_factory=lambda: [9, 5])
+    dilations: list[int] = field(default_factory=lambda: [1, 1])
+    pool_sizes: list[int] = field(default_factory=lambda: [1, 1])
+    # transformer
+    d_model: int = 128
+    heads: int = 4
+    ff_size: int = 256
+    max_length: int = 2048
+
+
+class Backbone(nn.Module):
+    """Per-position states from one-hot input. Subclasses set ``out_dim`` and ``directions``.
+
+    ``directions == 2`` means the state vector is [forward half, backward half], so
+    'last' pooling takes the forward half at the last real position and the backward
+    half at position 0 (where the backward pass ends).
+    """
+
+    out_dim: int
+    directions: int = 1
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Callable[[ModelConfig, int], Backbone]
+    default_pooling: str
+    poolings: tuple[str, ...]
+    summary: str
+
+
+REGISTRY: dict[str, Architecture] = {}
+
+
+def register(
+    name: str, default_pooling: str, poolings: tuple[str, ...] = POOLINGS, summary: str = ""
+) -> Callable[[Callable[[ModelConfig, int], Backbone]], Callable[[ModelConfig, int], Backbone]]:
+    def deco(fn: Callable[[ModelConfig, int], Backbone]) -> Callable[[ModelConfig, int], Backbone]:
+        REGISTRY[name] = Architecture(name, fn, default_pooling, poolings, summary)
+        return fn
+
+    return deco
+
+
+def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, width) bool, True at real positions."""
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class Pooling(nn.Module):
+    def __init__(self, mode: str, dim: int, directions: int) -> None:
+        super().__init__()
+        self.mode = mode
+        self.directions = directions
+        if mode == "attention":
+            self.score = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1))
+
+    def forward(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        b, width, dim = states.shape
+        mask = length_mask(lengths, width)
+        if self.mode == "last":
+            rows = torch.arange(b, device=states.device)
+            last = states[rows, (lengths - 1).clamp(min=0)]
+            if self.directions == 2:
+                half = dim // 2
+                return torch.cat([last[:, :half], states[:, 0, half:]], dim=1)
+            return last
+        if self.mode == "mean":
+            summed = (states * mask.unsqueeze(-1).to(states.dtype)).sum(dim=1)
+            return summed / lengths.clamp(min=1).unsqueeze(-1).to(states.dtype)
+        if self.mode == "max":
+            return states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+        scores = self.score(states).squeeze(-1).masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1)
+        return torch.einsum("bl,bld->bd", weights, states)
+
+
+class SequenceModel(nn.Module):
+    """Backbone + pooling + linear head: one-hot (B, L, C) and lengths -> outputs (B, K).
+
+    With ``per_position`` the head is applied at every position instead: (B, L, K).
+    """
+
+    def __init__(
+        self, config: ModelConfig, in_channels: int, n_outputs: int, per_position: bool = False
+    ) -> None:
+        super().__init__()
+        arch = get_architecture(config.arch)
+        self.config = config
+        self.per_position = per_position
+        self.backbone = arch.build(config, in_channels)
+        dim = self.backbone.out_dim
+        self.pooling = None if per_position else Pooling(
+            resolve_pooling(config), dim, self.backbone.directions
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(dim, n_outputs)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        states, lengths = self.backbone(x, lengths)
+        if self.pooling is None:
+            return self.head(self.dropout(states))
+        return self.head(self.dropout(self.pooling(states, lengths)))
+
+
+def get_architecture(name: str) -> Architecture:
+    from .. import models  # noqa: F401  (importing the package registers every family)
+    from ..errors import UsageError
+
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown architecture {name!r}; choose one of: {', '.join(REGISTRY)}"
+        ) from None
+
+
+def resolve_pooling(config: ModelConfig) -> str:
+    from ..errors import UsageError
+
+    arch = get_architecture(config.arch)
+    mode = arch.default_pooling if config.pooling == "auto" else config.pooling
+    if mode not in arch.poolings:
+        raise UsageError(
+            f"pooling {mode!r} is not available for {config.arch}; "
+            f"choose one of: {', '.join(arch.poolings)}"
+        )
+    return mode
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def config_dict(config: ModelConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config)

@@ -1,0 +1,116 @@
+"""Stream records -> encoded chunks -> length-sorted batches -> prediction rows in input order."""
+
+from __future__ import annotations
+
+import logging
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .alphabets import byte_histogram, detect_alphabet
+from .bundle import Bundle
+from .data import SequenceEncoder, SequenceSet, batch_indices, chunked, collate
+from .encoding import OneHot, check_fits
+from .errors import DataError
+from .models.base import SequenceModel
+from .seqio import Record
+
+log = logging.getLogger("bioseqnn")
+
+
+@torch.inference_mode()
+def infer(
+    model: SequenceModel,
+    onehot: OneHot,
+    data: SequenceSet,
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Raw model outputs (logits) for every sequence of ``data``, in its order, on the CPU."""
+    was_training = model.training
+    model.eval()
+    out: torch.Tensor | None = None
+    for index in batch_indices(data.lengths, batch_size):
+        codes, lengths = collate(data, index)
+        codes = codes.to(device, non_blocking=True)
+        logits = model(onehot(codes), lengths.to(device)).float().cpu()
+        if out is None:
+            out = torch.empty((len(data), *logits.shape[1:]), dtype=torch.float32)
+        out[torch.from_numpy(index)] = logits
+    model.train(was_training)
+    if out is None:
+        return torch.empty((0, 0))
+    return out
+
+
+@dataclass
+class PredictStats:
+    records: int = 0
+    skipped: int = 0
+
+
+def predict_rows(
+    bundle: Bundle,
+    records: Iterable[Record],
+    source: str,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    on_invalid: str = "error",
+    stats: PredictStats | None = None,
+) -> Iterator[list[str]]:
+    """Yield one output row per record (id first), in input order, chunk by chunk.
+
+    Memory stays flat: only one chunk of records is held at a time.
+    """
+    device = torch.device(device)
+    model_alphabet = bundle.alphabet
+    task = bundle.task
+    onehot = OneHot(model_alphabet).to(device)
+    encoder = SequenceEncoder(source, model_alphabet, on_invalid)
+    stats = stats if stats is not None else PredictStats()
+    chunk_size = max(batch_size * 16, 1024)
+    for i, chunk in enumerate(chunked(records, chunk_size)):
+        if i == 0:
+            guess = detect_alphabet(byte_histogram(r.seq for r in chunk[:2000]))
+            if guess.alphabet.name == "protein" or model_alphabet.name == "protein":
+                check_fits(guess.alphabet, model_alphabet, source)
+        kept, codes, offsets = encoder.encode_chunk(chunk)
+        stats.records += len(chunk)
+        if not kept:
+            continue
+        data = SequenceSet([r.id for r in kept], codes, offsets)
+        logits = infer(bundle.model, onehot, data, batch_size, device)
+        out = task.outputs(logits).numpy()
+        for rid, cells in zip(data.ids, task.format_rows(out)):
+            yield [rid, *cells]
+    stats.skipped = encoder.skipped
+    if stats.records == 0:
+        raise DataError(f"{source}: no sequence records")
+
+
+def output_header(bundle: Bundle) -> list[str]:
+    return ["id", *bundle.task.columns()]
+
+
+def resolve_device(name: str) -> torch.device:
+    from .errors import UsageError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: CUDA is not available here (use --device cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) present")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+

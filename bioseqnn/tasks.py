@@ -1,0 +1,233 @@
+"""Task kinds: how labels are parsed, the loss, the output activation and the metrics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import metrics
+from .errors import DataError, UsageError
+
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _class_order(values: set[str]) -> list[str]:
+    """Numeric class names sort numerically ('2' before '10'), others alphabetically."""
+    nums = {v: _as_float(v) for v in values}
+    if all(x is not None and math.isfinite(x) for x in nums.values()):
+        return sorted(values, key=lambda v: (nums[v], v))
+    return sorted(values)
+
+
+@dataclass
+class TaskSpec:
+    """Everything about the task that a model file must remember."""
+
+    kind: str
+    targets: list[str]
+    classes: list[str] = field(default_factory=list)
+    target_mean: list[float] = field(default_factory=list)
+    target_std: list[float] = field(default_factory=list)
+    class_weights: list[float] = field(default_factory=list)
+
+    @property
+    def n_outputs(self) -> int:
+        if self.kind == "binary":
+            return 1
+        if self.kind == "multiclass":
+            return len(self.classes)
+        return len(self.targets)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind in ("binary", "multiclass", "multilabel")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        return cls(**data)
+
+    # ----------------------------------------------------------------- labels
+
+    def encode_labels(self, values: list[list[str]], where: list[str]) -> np.ndarray:
+        """Parse label strings (one list per record) into the training target array.
+
+        ``where`` names each record for error messages ("labels.csv line 7, id x").
+        """
+        if self.kind in ("binary", "multiclass"):
+            index = {c: i for i, c in enumerate(self.classes)}
+            out = np.empty(len(values), dtype=np.int64)
+            for i, row in enumerate(values):
+                if row[0] not in index:
+                    raise DataError(
+                        f"{where[i]}: class {row[0]!r} was not seen in training "
+                        f"(classes: {', '.join(self.classes)})"
+                    )
+                out[i] = index[row[0]]
+            return out
+        arr = np.empty((len(values), len(self.targets)), dtype=np.float32)
+        for i, row in enumerate(values):
+            for j, text in enumerate(row):
+                x = _as_float(text)
+                if x is None or not math.isfinite(x):
+                    what = "not a number" if x is None else "not finite"
+                    raise DataError(
+                        f"{where[i]}: column {self.targets[j]!r}: {text!r} is {what}"
+                    )
+                if self.kind == "multilabel" and x not in (0.0, 1.0):
+                    raise DataError(
+                        f"{where[i]}: column {self.targets[j]!r}: multilabel targets must be "
+                        f"0 or 1, found {text!r}"
+                    )
+                arr[i, j] = x
+        if self.kind == "regression" and self.target_mean:
+            arr = (arr - np.asarray(self.target_mean, np.float32)) / np.asarray(
+                self.target_std, np.float32
+            )
+        return arr
+
+    def fit_scaling(self, raw_targets: np.ndarray) -> None:
+        """Standardise regression targets with the training set's mean and std."""
+        if self.kind != "regression":
+            return
+        mean = raw_targets.mean(axis=0)
+        std = raw_targets.std(axis=0)
+        std[~(std > 1e-12)] = 1.0
+        self.target_mean = [float(x) for x in mean]
+        self.target_std = [float(x) for x in std]
+
+    # ----------------------------------------------------------------- training
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        weight = (
+            torch.tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
+            if self.class_weights
+            else None
+        )
+        if self.kind == "binary":
+            target = y.to(logits.dtype).view(-1)
+            logit = logits.view(-1)
+            if weight is None:
+                return F.binary_cross_entropy_with_logits(logit, target)
+            per = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+            w = weight[y.long().view(-1)]
+            return (per * w).sum() / w.sum()
+        if self.kind == "multiclass":
+            return F.cross_entropy(logits, y.long(), weight=weight)
+        if self.kind == "multilabel":
+            return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), pos_weight=weight)
+        return F.mse_loss(logits, y.to(logits.dtype))
+
+    def outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> what predictions report: class probabilities or target values."""
+        logits = logits.float()
+        if self.kind == "binary":
+            p = torch.sigmoid(logits.view(-1))
+            return torch.stack([1 - p, p], dim=1)
+        if self.kind == "multiclass":
+            return torch.softmax(logits, dim=-1)
+        if self.kind == "multilabel":
+            return torch.sigmoid(logits)
+        mean = torch.tensor(self.target_mean or [0.0] * self.n_outputs, device=logits.device)
+        std = torch.tensor(self.target_std or [1.0] * self.n_outputs, device=logits.device)
+        return logits * std + mean
+
+    def metrics(self, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
+        """Metrics from encoded targets and :meth:`outputs` values."""
+        if self.kind in ("binary", "multiclass"):
+            return metrics.classification_metrics(y, out)
+        if self.kind == "multilabel":
+            return metrics.classification_metrics(y.astype(np.int64), out, multilabel=True)
+        raw = y * np.asarray(self.target_std) + np.asarray(self.target_mean) if self.target_mean else y
+        return metrics.regression_metrics(raw, out)
+
+    @property
+    def headline(self) -> str:
+        """The metric shown in progress and summaries."""
+        return "accuracy" if self.is_classification else "r2"
+
+    # ----------------------------------------------------------------- output rows
+
+    def columns(self) -> list[str]:
+        if self.kind in ("binary", "multiclass"):
+            return ["predicted"] + [f"prob_{c}" for c in self.classes]
+        if self.kind == "multilabel":
+            return [f"prob_{t}" for t in self.targets]
+        return list(self.targets)
+
+    def format_rows(self, out: np.ndarray) -> list[list[str]]:
+        if self.kind in ("binary", "multiclass"):
+            best = out.argmax(axis=1)
+            return [[self.classes[b]] + [f"{p:.6g}" for p in row] for b, row in zip(best, out)]
+        return [[f"{v:.6g}" for v in row] for row in out]
+
+
+def detect_task(targets: list[str], columns: list[list[str]], forced: str | None) -> tuple[TaskSpec, str]:
+    """Choose the task from the label columns (one list of strings per target column).
+
+    Returns the spec (classes filled in, scaling not yet fitted) and a reason to log.
+    """
+    if forced is not None and forced not in TASKS:
+        raise UsageError(f"--task must be one of: {', '.join(TASKS)}")
+    numeric = [all(_as_float(v) is not None for v in col) for col in columns]
+    zero_one = [num and {_as_float(v) for v in col} <= {0.0, 1.0} for num, col in zip(numeric, columns)]
+
+    if len(targets) > 1:
+        kind = forced or ("multilabel" if all(zero_one) else "regression" if all(numeric) else "")
+        if kind in ("binary", "multiclass"):
+            raise UsageError(
+                f"--task {kind} takes one target column, got {len(targets)}: "
+                f"{', '.join(targets)}; choose one with --target"
+            )
+        if not kind:
+            bad = [t for t, n in zip(targets, numeric) if not n]
+            raise DataError(
+                f"several target columns must be all 0/1 (multilabel) or all numeric "
+                f"(regression); not numeric: {', '.join(bad)}; choose one with --target"
+            )
+        reason = "several 0/1 columns" if kind == "multilabel" else "several numeric columns"
+        return TaskSpec(kind, targets), reason if not forced else "forced with --task"
+
+    col = columns[0]
+    distinct = set(col)
+    if forced in ("regression",) or (forced is None and numeric[0] and not _looks_categorical(col)):
+        if not numeric[0]:
+            bad = next(v for v in col if _as_float(v) is None)
+            raise DataError(f"--task regression needs numbers; column {targets[0]!r} has {bad!r}")
+        reason = "forced with --task" if forced else "numeric labels"
+        return TaskSpec("regression", targets), reason
+    if forced == "multilabel":
+        if not zero_one[0]:
+            raise DataError(f"--task multilabel needs 0/1 values in {targets[0]!r}")
+        return TaskSpec("multilabel", targets), "forced with --task"
+    classes = _class_order(distinct)
+    if len(classes) < 2:
+        raise DataError(
+            f"column {targets[0]!r} holds a single class ({classes[0]!r}); "
+            "a classifier needs at least two"
+        )
+    kind = forced or ("binary" if len(classes) == 2 else "multiclass")
+    if kind == "binary" and len(classes) != 2:
+        raise DataError(f"--task binary needs two classes, {targets[0]!r} has {len(classes)}")
+    reason = "forced with --task" if forced else f"{len(classes)} distinct labels"
+    return TaskSpec(kind, targets, classes=classes), reason
+
+
+def _looks_categorical(col: list[str]) -> bool:
+    """Integer-valued labels with at most 10 distinct values read as classes."""
+    values = {_as_float(v) for v in col}
+    return len(values) <= 10 and all(v is not None and float(v).is_integer() for v in values)
