@@ -1,0 +1,120 @@
+"""Alphabets, ambiguity codes, detection and the vectorised encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioseqnn.alphabets import DNA, PROTEIN, RNA, byte_histogram, detect_alphabet, get_alphabet
+from bioseqnn.encoding import Encoder, pad_codes
+from bioseqnn.errors import UsageError
+
+
+def onehot(alphabet, seq: str) -> np.ndarray:
+    codes, offsets, bad = Encoder(alphabet).encode([seq.encode()])
+    assert not bad
+    return alphabet.onehot_table()[codes]
+
+
+def test_dna_letters_are_unit_vectors_and_lowercase_reads_the_same() -> None:
+    x = onehot(DNA, "ACGTacgt")
+    np.testing.assert_array_equal(x[:4], np.eye(4, dtype=np.float32))
+    np.testing.assert_array_equal(x[4:], x[:4])
+
+
+@pytest.mark.parametrize(
+    ("symbol", "expected"),
+    [
+        ("N", [0.25, 0.25, 0.25, 0.25]),
+        ("R", [0.5, 0, 0.5, 0]),
+        ("Y", [0, 0.5, 0, 0.5]),
+        ("K", [0, 0, 0.5, 0.5]),
+        ("M", [0.5, 0.5, 0, 0]),
+        ("B", [0, 1 / 3, 1 / 3, 1 / 3]),
+        ("V", [1 / 3, 1 / 3, 1 / 3, 0]),
+    ],
+)
+def test_nucleotide_ambiguity_codes_are_fractional(symbol: str, expected: list[float]) -> None:
+    np.testing.assert_allclose(onehot(DNA, symbol)[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(onehot(RNA, symbol.lower())[0], expected, rtol=1e-6)
+
+
+def test_u_and_t_share_a_channel_in_dna_and_rna() -> None:
+    np.testing.assert_array_equal(onehot(DNA, "U"), onehot(DNA, "T"))
+    np.testing.assert_array_equal(onehot(RNA, "T"), onehot(RNA, "U"))
+    assert DNA.compatible_with(RNA) and RNA.compatible_with(DNA)
+    assert not PROTEIN.compatible_with(DNA)
+
+
+def test_protein_ambiguity_codes() -> None:
+    x = onehot(PROTEIN, "XBZJ")
+    np.testing.assert_allclose(x[0], np.full(20, 1 / 20), rtol=1e-6)
+    letters = PROTEIN.letters
+    assert x[1][letters.index("D")] == x[1][letters.index("N")] == pytest.approx(0.5)
+    assert x[2][letters.index("E")] == x[2][letters.index("Q")] == pytest.approx(0.5)
+    assert x[3][letters.index("I")] == x[3][letters.index("L")] == pytest.approx(0.5)
+    assert x.sum(axis=1) == pytest.approx([1, 1, 1, 1])
+
+
+def test_protein_terminal_stop_is_dropped_but_not_a_middle_one() -> None:
+    codes, offsets, bad = Encoder(PROTEIN).encode([b"MKV*", b"MK*V"])
+    assert list(np.diff(offsets)) == [3, 4]
+    assert len(bad) == 1 and bad[0].index == 1 and bad[0].position == 3 and bad[0].char == "*"
+
+
+def test_invalid_symbols_report_sequence_and_one_based_position() -> None:
+    codes, offsets, bad = Encoder(DNA).encode([b"ACGT", b"ACGX-T", b"AC.T"])
+    assert [(b.index, b.position, b.char) for b in bad] == [(1, 4, "X"), (2, 3, ".")]
+
+
+def test_mask_policy_reads_invalid_symbols_as_fully_ambiguous() -> None:
+    enc = Encoder(DNA, on_invalid="mask")
+    codes, _, bad = enc.encode([b"AXT"])
+    row = DNA.onehot_table()[codes[1]]
+    np.testing.assert_allclose(row, [0.25] * 4)
+    assert len(bad) == 1
+
+
+def test_encoding_matches_a_per_character_reference() -> None:
+    rng = np.random.default_rng(0)
+    symbols = "".join(DNA.symbols) + "".join(DNA.symbols).lower()
+    seqs = ["".join(rng.choice(list(symbols), size=rng.integers(1, 60))) for _ in range(50)]
+    codes, offsets, _ = Encoder(DNA).encode([s.encode() for s in seqs])
+    table = DNA.onehot_table()
+    for i, s in enumerate(seqs):
+        ref = np.array([table[DNA.symbol_list.index(c.upper()) + 1] for c in s])
+        np.testing.assert_array_equal(table[codes[offsets[i] : offsets[i + 1]]], ref)
+
+
+def test_pad_codes_right_pads_with_zero() -> None:
+    codes, offsets, _ = Encoder(DNA).encode([b"ACG", b"T", b"GGGGG"])
+    padded, lengths = pad_codes(codes, offsets, [2, 0, 1])
+    assert padded.shape == (3, 5) and list(lengths) == [5, 3, 1]
+    assert padded[1, 3:].tolist() == [0, 0] and padded[2, 1:].tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("seqs", "name"),
+    [
+        ([b"ACGTNACGT", b"acgtt"], "dna"),
+        ([b"ACGUUAGC", b"GGAUC"], "rna"),
+        ([b"MKVLATTLLG", b"ACDEFGHIKLMNPQ"], "protein"),
+        ([b"ACGTRACGTACGTACGTACGTACGT"], "dna"),
+    ],
+)
+def test_detection(seqs: list[bytes], name: str) -> None:
+    assert detect_alphabet(byte_histogram(seqs)).alphabet.name == name
+
+
+def test_unknown_alphabet_name_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown alphabet"):
+        get_alphabet("klingon")
+    assert get_alphabet("DNA") is DNA
+
+
+def test_reverse_complement_table_swaps_iupac_pairs() -> None:
+    comp = DNA.complement_codes()
+    sym = DNA.symbol_list
+    mapping = {s: sym[comp[i + 1] - 1] for i, s in enumerate(sym)}
+    assert mapping["A"] == "T" and mapping["C"] == "G" and mapping["R"] == "Y"
+    assert mapping["K"] == "M" and mapping["N"] == "N" and mapping["B"] == "V"
