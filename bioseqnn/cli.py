@@ -185,11 +185,18 @@ def train(
         help="CPU threads for torch (0 = cores available).")] = None,
     log_file: Annotated[str | None, typer.Option(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv).")] = None,
+    plots: Annotated[str | None, typer.Option(
+        "--plots", help="Folder for learning_curves.png (needs matplotlib: bioseqnn[plots]).")]
+    = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Train a model on sequences and their labels."""
     _setup_logging(quiet, debug)
+    if plots is not None:
+        from .plots import plot_dir
+
+        plot_dir(plots)  # fail before training when matplotlib or the folder is missing
     from .api import train as run_train
     from .config import RunConfig, apply_overrides, load_config
 
@@ -220,6 +227,13 @@ def train(
     if headline in best:
         summary += f", {headline} {best[headline]:.4f}"
     log.info("wrote %s (%s); metrics log %s", outcome.output, summary, outcome.log_path)
+    if plots is not None:
+        from .plots import learning_curves, plot_dir
+
+        png = learning_curves(outcome.result.history, plot_dir(plots) / "learning_curves.png",
+                              " + ".join(os.path.basename(x)
+                                         for x in outcome.manifest["data"]["sources"]))
+        log.info("wrote %s", png)
 
 
 @app.command()
@@ -263,6 +277,135 @@ def info(
         print(json.dumps(manifest, indent=2, sort_keys=False))
         return
     Console(highlight=False).print(_info_table(manifest))
+
+
+class Method(str, Enum):
+    saliency = "saliency"
+    grad_input = "grad-input"
+    ism = "ism"
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    sequences: Annotated[str, typer.Argument(
+        help="FASTA/FASTQ of the test records ('-' for stdin), or a table with "
+        "--sequence-column.")],
+    labels: Annotated[str | None, typer.Argument(help="CSV/TSV of their labels, joined by id.")]
+    = None,
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="Metrics JSON to write ('-' stdout).")] = "-",
+    plots: Annotated[str | None, typer.Option(
+        "--plots", help="Folder for ROC/PR/confusion or scatter PNGs (needs bioseqnn[plots]).")]
+    = None,
+    id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
+    sequence_column: Annotated[str | None, typer.Option(
+        help="Read sequences from this column of the table instead of a FASTA.")] = None,
+    ignore_unmatched: Annotated[bool, typer.Option(
+        help="Drop records whose id is in only one of the inputs (warn instead of failing).")]
+    = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
+    device: Device = "auto",
+    threads: Threads = 0,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Every metric of the model's task on labelled data: JSON out, tables on stderr."""
+    _setup_logging(quiet, debug)
+    from .evaluate import evaluate as run_evaluate
+    from .evaluate import metric_tables, write_json
+    from .plots import evaluation_plots, plot_dir
+    from .seqio import check_output_path
+
+    fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
+    if table is None:
+        raise typer.BadParameter("a labels table is required (or --sequence-column)",
+                                 param_hint="LABELS")
+    check_output_path(output)
+    if plots is not None:
+        plot_dir(plots)
+    ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
+                      batch_size=batch_size, device=device, threads=threads,
+                      on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched)
+    if not quiet:
+        for t in metric_tables(ev):
+            stderr.print(t)
+    write_json(ev, output)
+    if plots is not None:
+        for png in evaluation_plots(ev, plots):
+            log.info("wrote %s", png)
+
+
+@app.command()
+def explain(
+    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    sequences: Annotated[str, typer.Argument(
+        help="FASTA/FASTQ to explain (plain or .gz; '-' for stdin).")] = "-",
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="Attributions TSV, one row per position ('.csv' for CSV, "
+        "'-' stdout).")] = "-",
+    method: Annotated[Method, typer.Option(
+        help="saliency (|gradient|), grad-input (gradient x input) or ism (in-silico "
+        "mutagenesis: every substitution predicted; adds one column per letter).")]
+    = Method.grad_input,
+    target: Annotated[str | None, typer.Option(
+        help="Class (or target column) to explain. Default: the positive class (binary), the "
+        "predicted class (multiclass), the most probable label, the first target.")] = None,
+    plot: Annotated[str | None, typer.Option(
+        "--plot", help="Folder for one sequence-logo PNG per sequence (needs bioseqnn[plots]).")]
+    = None,
+    max_plots: Annotated[int, typer.Option(min=1, help="Draw logos of at most this many "
+                                           "sequences (the first ones).")] = 20,
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="Sequences (or ISM mutants) per forward pass.")] = 256,
+    device: Device = "auto",
+    threads: Threads = 0,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Per-position attribution scores: which residues drive the prediction."""
+    _setup_logging(quiet, debug)
+    from .explain import explain as run_explain
+    from .explain import explanation_plots, write_attributions
+    from .plots import plot_dir
+    from .seqio import check_output_path
+
+    check_output_path(output)
+    if plot is not None:
+        plot_dir(plot)
+    result = run_explain(model, sequences, method=method.value, target=target,
+                         batch_size=batch_size, device=device, threads=threads,
+                         on_invalid=on_invalid.value)
+    write_attributions(result, output)
+    if plot is not None:
+        paths = explanation_plots(result, plot, max_plots)
+        log.info("wrote %d logo(s) to %s", len(paths), plot)
+
+
+@app.command("plot-history")
+def plot_history(
+    log_file: Annotated[str, typer.Argument(
+        help="Per-epoch TSV written by 'bioseqnn train' (NAME.log.tsv beside the model).")],
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="PNG to write.")] = "learning_curves.png",
+    metric: Annotated[str | None, typer.Option(
+        help="Validation metric of the second panel (default: accuracy or r2).")] = None,
+    title: Annotated[str | None, typer.Option(help="Title (default: the log's name).")] = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Learning curves (loss and a validation metric per epoch) from a training log."""
+    _setup_logging(quiet, debug)
+    from .plots import learning_curves, read_history, require_matplotlib
+
+    require_matplotlib()
+    if output == "-":
+        raise typer.BadParameter("a PNG needs a file name", param_hint="--output")
+    history = read_history(log_file)
+    png = learning_curves(history, output, title or os.path.basename(log_file), metric)
+    log.info("wrote %s", png)
 
 
 def _info_table(m: dict[str, Any]) -> Table:

@@ -134,17 +134,80 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Metrics for targets (N, T) and predictions (N, T), averaged over targets."""
+    rows = regression_detail(y, pred)
+    keys = ("mse", "mae", "pearson", "spearman", "r2")
+    return {k: _safe(float(np.nanmean([r[k] for r in rows]))) for k in keys}
+
+
+# --------------------------------------------------------------------------- detail for evaluate
+
+
+def per_class_scores(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support of every class (0 where undefined, as scikit-learn)."""
+    cm = confusion(y, pred, n_classes).astype(np.float64)
+    tp = np.diag(cm)
+    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "support": support.astype(np.int64)}
+
+
+def _ranked_counts(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives above each distinct threshold, highest threshold first."""
+    order = np.argsort(-score, kind="mergesort")
+    ys, ss = y[order] == 1, score[order]
+    last = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]
+    tp = np.cumsum(ys)[last].astype(np.float64)
+    fp = (last + 1) - tp
+    return tp, fp, ss[last]
+
+
+def roc_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1).
+
+    The first threshold is +inf (nothing called positive).
+    """
+    tp, fp, thresholds = _ranked_counts(y, score)
+    tp, fp = np.r_[0.0, tp], np.r_[0.0, fp]
+    fpr = fp / fp[-1] if fp[-1] > 0 else np.full_like(fp, np.nan)
+    tpr = tp / tp[-1] if tp[-1] > 0 else np.full_like(tp, np.nan)
+    return fpr, tpr, np.r_[np.inf, thresholds]
+
+
+def pr_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct threshold, highest threshold first.
+
+    A final point (recall 0, precision 1) is prepended, as scikit-learn appends it.
+    """
+    tp, fp, thresholds = _ranked_counts(y, score)
+    precision = tp / (tp + fp)
+    recall = tp / tp[-1] if tp[-1] > 0 else np.full_like(tp, np.nan)
+    return np.r_[1.0, precision], np.r_[0.0, recall], thresholds
+
+
+def r2(y: np.ndarray, pred: np.ndarray) -> float:
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - float(((pred - y) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+
+
+def regression_detail(y: np.ndarray, pred: np.ndarray) -> list[dict[str, float]]:
+    """Metrics of each target column separately (targets (N, T), predictions (N, T))."""
     y = y.reshape(len(y), -1).astype(np.float64)
     pred = pred.reshape(len(pred), -1).astype(np.float64)
-    rows = []
-    for t in range(y.shape[1]):
-        err = pred[:, t] - y[:, t]
-        ss_tot = float(((y[:, t] - y[:, t].mean()) ** 2).sum())
-        rows.append({
-            "mse": float(np.mean(err**2)),
-            "mae": float(np.mean(np.abs(err))),
-            "pearson": pearson(pred[:, t], y[:, t]),
-            "spearman": spearman(pred[:, t], y[:, t]),
-            "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
-        })
-    return {k: _safe(float(np.nanmean([r[k] for r in rows]))) for k in rows[0]}
+    return [_regression_one(y[:, t], pred[:, t]) for t in range(y.shape[1])]
+
+
+def _regression_one(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    err = pred - y
+    out = {
+        "mse": float(np.mean(err**2)),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "pearson": pearson(pred, y),
+        "spearman": spearman(pred, y),
+        "r2": r2(y, pred),
+    }
+    return {k: _safe(v) for k, v in out.items()}

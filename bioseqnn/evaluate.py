@@ -1,0 +1,252 @@
+"""Evaluate a model file on labelled sequences: every metric of its task, per class or target."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import metrics
+from .alphabets import Alphabet, byte_histogram, detect_alphabet
+from .bundle import Bundle, load_bundle
+from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled
+from .encoding import OneHot, check_fits
+from .errors import UsageError
+from .predict import infer, resolve_device
+from .runtime import configure_threads
+from .seqio import atomic_output, check_output_path, display_name
+from .tasks import TaskSpec
+
+log = logging.getLogger("bioseqnn")
+
+
+@dataclass
+class Evaluation:
+    """The outcome of :func:`evaluate`: summary metrics, detail and the raw arrays behind them.
+
+    ``y`` holds class indices (binary, multiclass), 0/1 columns (multilabel) or targets in
+    their original units (regression); ``out`` holds what ``predict`` reports: class
+    probabilities (N, K) (binary: (N, 2)) or predicted values (N, T).
+    """
+
+    task: TaskSpec
+    dataset: str
+    model: str
+    ids: list[str]
+    y: np.ndarray
+    out: np.ndarray
+    metrics: dict[str, float]
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_target: dict[str, dict[str, float]] = field(default_factory=dict)
+    confusion: np.ndarray | None = None
+    sources: list[str] = field(default_factory=list)
+    """The input files as given (``dataset`` is their short form for titles)."""
+
+    @property
+    def records(self) -> int:
+        return len(self.ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (NaN becomes null)."""
+        doc: dict[str, Any] = {
+            "model": self.model,
+            "dataset": self.dataset,
+            "sources": self.sources,
+            "task": self.task.kind,
+            "targets": self.task.targets,
+            "records": self.records,
+            "metrics": _clean(self.metrics),
+        }
+        if self.task.kind in ("binary", "multiclass"):
+            doc["classes"] = self.task.classes
+        if self.per_class:
+            doc["per_class"] = _clean(self.per_class)
+        if self.confusion is not None:
+            doc["confusion_matrix"] = {
+                "rows": "true class", "columns": "predicted class",
+                "labels": self.task.classes, "matrix": self.confusion.tolist(),
+            }
+        if self.per_target:
+            doc["per_target"] = _clean(self.per_target)
+        return doc
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def check_alphabet_fits(data: SequenceSet, model_alphabet: Alphabet, source: str) -> None:
+    """Refuse e.g. DNA read by a protein model (ACGT are valid amino acids too)."""
+    symbols = np.frombuffer("".join(model_alphabet.symbol_list).encode(), dtype=np.uint8)
+    table = np.r_[np.uint8(ord("N")), symbols]
+    sample = [table[data.codes[data.offsets[i]:data.offsets[i + 1]]].tobytes()
+              for i in range(min(len(data), SAMPLE_RECORDS))]
+    guess = detect_alphabet(byte_histogram(sample))
+    if guess.alphabet.name == "protein" or model_alphabet.name == "protein":
+        check_fits(guess.alphabet, model_alphabet, source)
+
+
+def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: list[str],
+          dataset: str, model_name: str, batch_size: int = 256,
+          device: torch.device | str = "cpu") -> Evaluation:
+    """Evaluate ``bundle`` on already encoded sequences and their label strings."""
+    task = bundle.task
+    if task.kind not in ("binary", "multiclass", "multilabel", "regression"):
+        raise UsageError(f"evaluate does not support the task {task.kind!r}")
+    dev = torch.device(device)
+    onehot = OneHot(bundle.alphabet).to(dev)
+    logits = infer(bundle.model, onehot, data, batch_size, dev)
+    out = task.outputs(logits).numpy().astype(np.float64)
+    encoded = task.encode_labels(values, where)
+    loss = float(task.loss(logits, torch.from_numpy(encoded)))
+    summary = {"loss": loss, **task.metrics(encoded, out)}
+    ev = Evaluation(task, dataset, model_name, list(data.ids), encoded, out, summary)
+    if task.kind in ("binary", "multiclass"):
+        k = len(task.classes)
+        pred = out.argmax(axis=1)
+        ev.confusion = metrics.confusion(encoded, pred, k)
+        scores = metrics.per_class_scores(encoded, pred, k)
+        for c, name in enumerate(task.classes):
+            row = {key: float(scores[key][c]) for key in ("precision", "recall", "f1")}
+            row["support"] = int(scores["support"][c])
+            positives = (encoded == c).astype(np.int64)
+            row["auroc"] = metrics.auroc(positives, out[:, c])
+            row["auprc"] = metrics.auprc(positives, out[:, c])
+            ev.per_class[name] = row
+    elif task.kind == "multilabel":
+        for j, name in enumerate(task.targets):
+            yj = encoded[:, j].astype(np.int64)
+            row = metrics.classification_metrics(yj, np.stack([1 - out[:, j], out[:, j]], 1))
+            row["support"] = int(yj.sum())
+            ev.per_class[name] = row
+    else:
+        raw = TaskSpec("regression", task.targets).encode_labels(values, where).astype(np.float64)
+        ev.y = raw
+        for name, row in zip(task.targets, metrics.regression_detail(raw, out), strict=True):
+            ev.per_target[name] = row
+        # With one target the summary carries the rmse too.
+        if len(task.targets) == 1:
+            ev.metrics["rmse"] = ev.per_target[task.targets[0]]["rmse"]
+    return ev
+
+
+def evaluate(
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str],
+    *,
+    id_column: str = "id",
+    sequence_column: str | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    threads: int = 0,
+    on_invalid: str = "error",
+    ignore_unmatched: bool = False,
+) -> Evaluation:
+    """Predict every labelled sequence with the model file and compute all task metrics."""
+    if batch_size < 1:
+        raise UsageError("batch-size must be at least 1")
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    task = bundle.task
+    src = LabelSource(labels, id_column, list(task.targets), sequence_column)
+    labeled, _ = load_labeled(sequences, src, bundle.alphabet, on_invalid, ignore_unmatched)
+    sources = [display_name(p) for p in (sequences, labels) if p is not None]
+    check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
+    dataset = " + ".join(_short(s) for s in sources)
+    ev = score(bundle, labeled.data, labeled.label_values, labeled.where, dataset,
+               display_name(model), batch_size, dev)
+    ev.sources = sources
+    log.info("evaluated %d record(s) of %s", ev.records, dataset)
+    return ev
+
+
+def _short(name: str) -> str:
+    return name if name in ("-", "<stdin>", "stdin") else Path(name).name
+
+
+HEADLINE = {
+    "binary": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
+    "multiclass": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
+    "multilabel": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
+    "regression": ("pearson", "spearman", "r2", "mae", "rmse", "mse", "loss"),
+}
+
+
+def ordered_metrics(ev: Evaluation) -> list[tuple[str, float]]:
+    """The summary metrics in a fixed, readable order."""
+    order = HEADLINE[ev.task.kind]
+    known = [(k, ev.metrics[k]) for k in order if k in ev.metrics]
+    rest = [(k, v) for k, v in ev.metrics.items() if k not in order]
+    return known + rest
+
+
+def metric_tables(ev: Evaluation) -> list[Any]:
+    """Rich tables for a terminal: the summary, then per class (or target), then confusion."""
+    from rich.table import Table
+
+    def num(v: float | None) -> str:
+        return "n/a" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+    tables = []
+    summary = Table(title=f"{ev.task.kind} - {ev.dataset} ({ev.records} records)",
+                    title_justify="left", show_header=True)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key, value in ordered_metrics(ev):
+        summary.add_row(key, num(value))
+    tables.append(summary)
+    if ev.per_class:
+        label = "class" if ev.task.kind != "multilabel" else "label"
+        per = Table(title=f"per {label}", title_justify="left")
+        keys = ["precision", "recall", "f1", "support", "auroc", "auprc"]
+        if ev.task.kind == "multilabel":
+            keys = ["accuracy", "f1", "mcc", "support", "auroc", "auprc"]
+        per.add_column(label)
+        for key in keys:
+            per.add_column(key, justify="right")
+        for name, row in ev.per_class.items():
+            per.add_row(name, *[str(row[k]) if k == "support" else num(row.get(k))
+                                for k in keys])
+        tables.append(per)
+    if ev.per_target and len(ev.per_target) > 1:
+        per = Table(title="per target", title_justify="left")
+        keys = ["pearson", "spearman", "r2", "mae", "rmse"]
+        per.add_column("target")
+        for key in keys:
+            per.add_column(key, justify="right")
+        for name, row in ev.per_target.items():
+            per.add_row(name, *[num(row[k]) for k in keys])
+        tables.append(per)
+    if ev.confusion is not None and len(ev.task.classes) <= 20:
+        cm = Table(title="confusion matrix (rows: true class, columns: predicted)",
+                   title_justify="left")
+        cm.add_column("true \\ predicted")
+        for name in ev.task.classes:
+            cm.add_column(name, justify="right")
+        for name, row in zip(ev.task.classes, ev.confusion, strict=True):
+            cm.add_row(name, *[str(int(v)) for v in row])
+        tables.append(cm)
+    return tables
+
+
+def write_json(ev: Evaluation, output: str | os.PathLike[str]) -> None:
+    """The metrics as JSON (NaN as null), written atomically; '-' is stdout."""
+    check_output_path(output)
+    with atomic_output(output) as fh:
+        json.dump(ev.to_dict(), fh, indent=2, allow_nan=False)
+        fh.write("\n")

@@ -1,0 +1,353 @@
+"""Per-position attributions: gradient saliency, gradient x input, in-silico mutagenesis.
+
+Every method explains one scalar per sequence, the *target score*:
+
+- binary: the log-odds of the target class (default: the second, "positive" class);
+- multiclass: the log-probability of the target class (default: the predicted class);
+- multilabel: the logit of the target label (default: the most probable label);
+- regression: the predicted value of the target column in its original units
+  (default: the first target).
+
+A positive attribution means the residue pushes the target score up.
+
+- ``saliency``: the largest absolute gradient over the one-hot channels at each position
+  (Simonyan et al. 2014); unsigned.
+- ``grad-input``: gradient x input summed over channels, i.e. the gradient at the residue
+  actually present (fractionally for ambiguity codes); signed.
+- ``ism``: every single substitution is predicted. ``delta[p, letter]`` is the target
+  score of the mutant minus that of the sequence; the position's score is minus the mean
+  delta over the substitutions (how much mutating the residue costs). Mutants of many
+  sequences are packed into the same batches, so the work takes as few forward passes as
+  the batch size allows, all on the model's device.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .alphabets import Alphabet
+from .bundle import Bundle, load_bundle
+from .data import SequenceSet, batch_indices, collate, read_encoded
+from .encoding import OneHot
+from .errors import UsageError
+from .evaluate import check_alphabet_fits
+from .predict import infer, resolve_device
+from .runtime import configure_threads
+from .seqio import atomic_output, check_output_path, display_name, read_sequences, table_delimiter
+from .tasks import TaskSpec
+
+log = logging.getLogger("bioseqnn")
+
+METHODS = ("saliency", "grad-input", "ism")
+MUTANT_BYTES = 64 * 1024 * 1024
+"""Upper bound on the mutant codes held at once (one byte per residue)."""
+
+
+@dataclass
+class Attribution:
+    """One sequence's attributions."""
+
+    id: str
+    residues: str
+    target: str
+    prediction: float
+    """Probability of the target class or label, or the predicted value (regression)."""
+    scores: np.ndarray
+    """(L,) one score per position."""
+    deltas: np.ndarray | None = None
+    """(L, C) ISM only: target-score change for each substitution (0 for the residue itself)."""
+
+
+@dataclass
+class Explanation:
+    method: str
+    letters: str
+    task: TaskSpec
+    records: list[Attribution]
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def target_names(task: TaskSpec) -> list[str]:
+    return list(task.classes) if task.kind in ("binary", "multiclass") else list(task.targets)
+
+
+def resolve_target(task: TaskSpec, target: str | None) -> int | None:
+    """Index of the named target, or None for the per-sequence default."""
+    names = target_names(task)
+    if target is None:
+        if task.kind == "binary":
+            return 1
+        if task.kind == "regression":
+            if len(names) > 1:
+                log.info("explaining target %r (choose another with --target)", names[0])
+            return 0
+        return None
+    if target not in names:
+        what = "class" if task.kind in ("binary", "multiclass") else "target"
+        raise UsageError(f"--target {target!r} is not a {what} of this model; choose one of: "
+                         f"{', '.join(names)}")
+    return names.index(target)
+
+
+def target_score(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The scalar explained for each row of ``logits`` (see the module docstring)."""
+    logits = logits.float()
+    rows = torch.arange(len(logits), device=logits.device)
+    if task.kind == "binary":
+        logit = logits.view(-1)
+        return torch.where(target == 1, logit, -logit)
+    if task.kind == "multiclass":
+        return torch.log_softmax(logits, dim=-1)[rows, target]
+    if task.kind == "multilabel":
+        return logits[rows, target]
+    return task.outputs(logits)[rows, target]
+
+
+def _default_targets(task: TaskSpec, logits: torch.Tensor, fixed: int | None) -> np.ndarray:
+    if fixed is not None:
+        return np.full(len(logits), fixed, dtype=np.int64)
+    return task.outputs(logits).argmax(dim=1).numpy().astype(np.int64)
+
+
+def _prediction(task: TaskSpec, logits: torch.Tensor, target: np.ndarray) -> np.ndarray:
+    out = task.outputs(logits)
+    return out[torch.arange(len(out)), torch.from_numpy(target)].numpy()
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def gradient_attributions(
+    model: torch.nn.Module,
+    onehot: OneHot,
+    task: TaskSpec,
+    data: SequenceSet,
+    targets: np.ndarray,
+    method: str,
+    batch_size: int,
+    device: torch.device,
+) -> list[np.ndarray]:
+    """Saliency or gradient x input for every sequence, one (L,) array each."""
+    out: list[np.ndarray] = [np.zeros(0)] * len(data)
+    model.eval()
+    for index in batch_indices(data.lengths, batch_size):
+        codes, lengths = collate(data, index)
+        x = onehot(codes.to(device)).detach().requires_grad_(True)
+        tgt = torch.from_numpy(targets[index]).to(device)
+        # cuDNN's recurrent kernels only run backward in training mode; the native
+        # kernels give the same gradients in eval mode (dropout off).
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+            logits = model(x, lengths.to(device))
+            (grad,) = torch.autograd.grad(target_score(task, logits, tgt).sum(), x)
+        if method == "saliency":
+            per_pos = grad.abs().amax(dim=-1)
+        else:
+            per_pos = (grad * x.detach()).sum(dim=-1)
+        per_pos = per_pos.float().cpu().numpy()
+        for row, i in enumerate(index):
+            out[int(i)] = per_pos[row, : int(lengths[row])].astype(np.float64)
+    return out
+
+
+def _mutants(codes: np.ndarray, table: np.ndarray, letter_codes: np.ndarray) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray
+]:
+    """Every single substitution of one sequence: (M, L) codes, positions, letter indices."""
+    is_self = table[codes] == 1.0  # (L, C): the letter already present
+    pos, letter = np.nonzero(~is_self)
+    mutants = np.repeat(codes[None, :], len(pos), axis=0)
+    mutants[np.arange(len(pos)), pos] = letter_codes[letter]
+    return mutants, pos, letter
+
+
+def ism_attributions(
+    model: torch.nn.Module,
+    onehot: OneHot,
+    alphabet: Alphabet,
+    task: TaskSpec,
+    data: SequenceSet,
+    targets: np.ndarray,
+    reference: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+) -> list[np.ndarray]:
+    """In-silico mutagenesis: (L, C) target-score changes for every sequence.
+
+    Mutants of consecutive sequences are packed into one set and predicted with
+    :func:`bioseqnn.predict.infer` (length-bucketed batches on ``device``).
+    """
+    table = alphabet.onehot_table()
+    letter_codes = np.array([alphabet.symbol_list.index(c) + 1 for c in alphabet.letters],
+                            dtype=np.uint8)
+    deltas = [np.zeros((int(n), alphabet.size)) for n in data.lengths]
+    pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    held = 0
+
+    def flush() -> None:
+        nonlocal held
+        if not pending:
+            return
+        blocks = [m for _, m, _, _ in pending]
+        lengths = np.concatenate([np.full(len(m), m.shape[1], np.int64) for m in blocks])
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.concatenate([m.reshape(-1) for m in blocks])
+        mutant_set = SequenceSet([""] * len(lengths), flat, offsets)
+        owner = np.concatenate([np.full(len(m), i, np.int64) for i, m, _, _ in pending])
+        logits = infer(model, onehot, mutant_set, batch_size, device)
+        scores = target_score(task, logits, torch.from_numpy(targets[owner])).numpy()
+        start = 0
+        for i, m, pos, letter in pending:
+            stop = start + len(m)
+            deltas[i][pos, letter] = scores[start:stop] - reference[i]
+            start = stop
+        pending.clear()
+        held = 0
+
+    for i in range(len(data)):
+        codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
+        mutants, pos, letter = _mutants(codes, table, letter_codes)
+        pending.append((i, mutants, pos, letter))
+        held += mutants.size
+        if held >= MUTANT_BYTES:
+            flush()
+    flush()
+    return deltas
+
+
+def ism_scores(deltas: np.ndarray, residue_onehot: np.ndarray) -> np.ndarray:
+    """Per-position score: minus the mean change over the true substitutions."""
+    is_sub = residue_onehot != 1.0
+    count = is_sub.sum(axis=1)
+    total = np.where(is_sub, deltas, 0.0).sum(axis=1)
+    return -np.divide(total, count, out=np.zeros(len(deltas)), where=count > 0)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def explain_bundle(
+    bundle: Bundle,
+    data: SequenceSet,
+    method: str = "grad-input",
+    target: str | None = None,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> Explanation:
+    """Attributions for encoded sequences under a loaded model."""
+    if method not in METHODS:
+        raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
+    if batch_size < 1:
+        raise UsageError("batch-size must be at least 1")
+    task = bundle.task
+    if getattr(bundle.model, "per_position", False):
+        raise UsageError("explain needs a model with one output per sequence")
+    dev = torch.device(device)
+    alphabet = bundle.alphabet
+    onehot = OneHot(alphabet).to(dev)
+    fixed = resolve_target(task, target)
+    logits = infer(bundle.model, onehot, data, batch_size, dev)
+    targets = _default_targets(task, logits, fixed)
+    reference = target_score(task, logits, torch.from_numpy(targets)).numpy().astype(np.float64)
+    predictions = _prediction(task, logits, targets)
+    table = alphabet.onehot_table()
+    symbols = np.array(["?", *alphabet.symbol_list])
+    names = target_names(task)
+    all_deltas: list[np.ndarray] | None = None
+    if method == "ism":
+        all_deltas = ism_attributions(bundle.model, onehot, alphabet, task, data, targets,
+                                      reference, batch_size, dev)
+        scores = [ism_scores(d, table[data.codes[data.offsets[i]:data.offsets[i + 1]]])
+                  for i, d in enumerate(all_deltas)]
+    else:
+        scores = gradient_attributions(bundle.model, onehot, task, data, targets, method,
+                                       batch_size, dev)
+    records = []
+    for i, rid in enumerate(data.ids):
+        codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
+        records.append(Attribution(
+            rid, "".join(symbols[codes]), names[int(targets[i])], float(predictions[i]),
+            scores[i], None if all_deltas is None else all_deltas[i],
+        ))
+    return Explanation(method, alphabet.letters, task, records)
+
+
+def explain(
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str],
+    *,
+    method: str = "grad-input",
+    target: str | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    threads: int = 0,
+    on_invalid: str = "error",
+) -> Explanation:
+    """Load the model file and the sequences and compute per-position attributions."""
+    if method not in METHODS:
+        raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    resolve_target(bundle.task, target)  # a bad --target fails before reading the data
+    source = display_name(sequences)
+    data, _, _ = read_encoded(read_sequences(sequences), source, bundle.alphabet, on_invalid)
+    check_alphabet_fits(data, bundle.alphabet, source)
+    result = explain_bundle(bundle, data, method, target, batch_size, dev)
+    log.info("explained %d sequence(s) with %s", len(result.records), method)
+    return result
+
+
+def header(expl: Explanation) -> list[str]:
+    cols = ["id", "target", "position", "residue", "score"]
+    return cols + list(expl.letters) if expl.method == "ism" else cols
+
+
+def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> None:
+    """Long format: one row per position of every sequence, in input order."""
+    check_output_path(output)
+    with atomic_output(output) as fh:
+        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
+        writer.writerow(header(expl))
+        for rec in expl.records:
+            for p, residue in enumerate(rec.residues):
+                row = [rec.id, rec.target, str(p + 1), residue, f"{rec.scores[p]:.6g}"]
+                if rec.deltas is not None:
+                    row.extend(f"{v:.6g}" for v in rec.deltas[p])
+                writer.writerow(row)
+
+
+def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
+                      max_plots: int = 20) -> list[Path]:
+    """One logo PNG per sequence (the first ``max_plots``), named after the record id."""
+    from .plots import logo_plot, plot_dir, safe_filename
+
+    out = plot_dir(folder)
+    taken: set[str] = set()
+    paths = []
+    what = {"saliency": "saliency", "grad-input": "gradient x input",
+            "ism": "in-silico mutagenesis"}[expl.method]
+    for rec in expl.records[:max_plots]:
+        if expl.task.kind == "regression":
+            pred = f"predicted {rec.prediction:.3g}"
+        else:
+            pred = f"p = {rec.prediction:.3f}"
+        kind = {"binary": "class ", "multiclass": "class ", "multilabel": "label "}.get(
+            expl.task.kind, "")
+        title = (f"{rec.id}: {what} toward {kind}{rec.target} ({pred}, "
+                 f"{len(rec.residues)} positions)")
+        paths.append(logo_plot(rec.residues, rec.scores, out / safe_filename(rec.id, taken),
+                               title, ylabel=f"{expl.method} score"))
+    if len(expl.records) > max_plots:
+        log.info("drew logos of the first %d of %d sequences (--max-plots)", max_plots,
+                 len(expl.records))
+    return paths

@@ -1,0 +1,444 @@
+"""PNG figures: ROC/PR curves, confusion matrix, regression scatter, learning curves, logos.
+
+matplotlib is an optional extra (``pip install 'bioseqnn[plots]'``): the core install stays
+light for pipelines that never draw. Figures are built with ``matplotlib.figure.Figure`` and
+the Agg canvas directly, never pyplot, so no display, no global state and no GUI backend is
+involved. Every PNG is written atomically (temporary file beside it, then rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import metrics
+from .errors import DataError, UsageError
+from .seqio import atomic_output, display_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .evaluate import Evaluation
+
+DPI = 100
+INSTALL_HINT = "pip install 'bioseqnn[plots]' (or: pip install matplotlib)"
+_STYLE = {
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+    "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
+    "axes.spines.right": False, "savefig.facecolor": "white", "figure.facecolor": "white",
+}
+
+
+def require_matplotlib() -> None:
+    """Fail early, with the install command, when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    except ImportError:
+        raise UsageError(f"plots need matplotlib, which is not installed: {INSTALL_HINT}") \
+            from None
+
+
+def plot_dir(path: str | os.PathLike[str]) -> Path:
+    """Check matplotlib and create the output folder (before any long work starts)."""
+    require_matplotlib()
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: --plots needs a folder, and this is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{folder}: cannot create the plot folder: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{folder}: the plot folder is not writable")
+    return folder
+
+
+@contextmanager
+def _figure(width: float, height: float) -> Iterator[Figure]:
+    require_matplotlib()
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(width, height), dpi=DPI)
+        FigureCanvasAgg(fig)
+        yield fig
+
+
+def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    with atomic_output(path, binary=True) as fh:
+        fig.savefig(fh, format="png", dpi=DPI)
+    return Path(path)
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _curves_of(ev: Evaluation) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, 0/1 truth, score) for each curve: the positive class, each class or each label."""
+    kind = ev.task.kind
+    if kind == "binary":
+        return [(ev.task.classes[1], (ev.y == 1).astype(np.int64), ev.out[:, 1])]
+    if kind == "multiclass":
+        return [(c, (ev.y == i).astype(np.int64), ev.out[:, i])
+                for i, c in enumerate(ev.task.classes)]
+    return [(t, ev.y[:, j].astype(np.int64), ev.out[:, j]) for j, t in enumerate(ev.task.targets)]
+
+
+def _legend(ax: Axes, n: int) -> None:
+    if n > 6:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    else:
+        ax.legend(loc="lower right" if n else "best", frameon=False)
+
+
+def roc_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
+    """ROC curve of the positive class (binary) or of each class / label, with its AUROC."""
+    curves = _curves_of(ev)
+    wide = len(curves) > 6
+    with _figure(8.6 if wide else 6.0, 5.4) as fig:
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="chance")
+        for (name, truth, score), color in zip(curves, _colors(len(curves)), strict=True):
+            if 0 < truth.sum() < len(truth):
+                fpr, tpr, _ = metrics.roc_curve(truth, score)
+                auc = metrics.auroc(truth, score)
+                ax.plot(fpr, tpr, color=color, lw=1.8, label=f"{name} (AUROC {auc:.3f})")
+        ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="False positive rate",
+               ylabel="True positive rate", aspect="equal")
+        ax.set_title(f"ROC curve - {_wrap(ev.dataset)}\nAUROC {_fmt(ev.metrics.get('auroc'))}"
+                     f"{' (macro mean)' if len(curves) > 1 else ''}, n = {ev.records}")
+        ax.grid(alpha=0.3)
+        _legend(ax, len(curves))
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def pr_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
+    """Precision-recall curve(s) with average precision, and the prevalence baseline."""
+    curves = _curves_of(ev)
+    wide = len(curves) > 6
+    with _figure(8.6 if wide else 6.0, 5.4) as fig:
+        ax = fig.add_subplot()
+        for (name, truth, score), color in zip(curves, _colors(len(curves)), strict=True):
+            if truth.sum() == 0:
+                continue
+            precision, recall, _ = metrics.pr_curve(truth, score)
+            ap = metrics.auprc(truth, score)
+            ax.step(recall, precision, where="post", color=color, lw=1.8,
+                    label=f"{name} (AP {ap:.3f})")
+            if len(curves) == 1:
+                ax.axhline(truth.mean(), color="0.7", lw=1, ls="--",
+                           label=f"prevalence {truth.mean():.3f}")
+        ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), xlabel="Recall", ylabel="Precision")
+        ax.set_title(f"Precision-recall curve - {_wrap(ev.dataset)}\nAUPRC "
+                     f"{_fmt(ev.metrics.get('auprc'))}"
+                     f"{' (macro mean)' if len(curves) > 1 else ''}, n = {ev.records}")
+        ax.grid(alpha=0.3)
+        _legend(ax, len(curves))
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def confusion_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
+    """Confusion matrix: counts in the cells, colour = fraction of the true class (recall)."""
+    if ev.confusion is None:
+        raise UsageError(f"a confusion matrix needs a single-label classifier, not {ev.task.kind}")
+    cm = ev.confusion
+    names = ev.task.classes
+    k = len(names)
+    side = min(max(4.8, 0.55 * k + 2.6), 12.0)
+    with _figure(side + 1.0, side) as fig:
+        ax = fig.add_subplot()
+        support = cm.sum(axis=1, keepdims=True)
+        frac = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
+        image = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+        cell_font = 11 if k <= 4 else 9 if k <= 10 else 7.5
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=cell_font,
+                        color="white" if frac[i, j] > 0.55 else "black")
+        ax.set_xticks(range(k), labels=names, rotation=45 if k > 3 else 0,
+                      ha="right" if k > 3 else "center", rotation_mode="anchor")
+        ax.set_yticks(range(k), labels=names)
+        ax.set(xlabel="Predicted class", ylabel="True class")
+        ax.spines[:].set_visible(False)
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        bar.set_label("fraction of true class")
+        ax.set_title(f"Confusion matrix - {_wrap(ev.dataset, 60)}\naccuracy "
+                     f"{_fmt(ev.metrics.get('accuracy'))}, balanced accuracy "
+                     f"{_fmt(ev.metrics.get('balanced_accuracy'))}, n = {ev.records}")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def scatter_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
+    """Predicted against measured values with the least-squares line, one panel per target."""
+    targets = ev.task.targets
+    n = len(targets)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    with _figure(5.6 * cols, 5.2 * rows) as fig:
+        for j, name in enumerate(targets):
+            ax = fig.add_subplot(rows, cols, j + 1)
+            y, p = ev.y[:, j], ev.out[:, j]
+            alpha = 0.6 if len(y) < 500 else 0.35
+            ax.scatter(y, p, s=10, alpha=alpha, color="#1f77b4", edgecolors="none",
+                       label="sequences")
+            lo = float(min(y.min(), p.min()))
+            hi = float(max(y.max(), p.max()))
+            pad = 0.03 * (hi - lo or 1.0)
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", ls="--", lw=1,
+                    label="y = x")
+            if np.ptp(y) > 0:
+                slope, intercept = np.polyfit(y, p, 1)
+                xs = np.array([y.min(), y.max()])
+                ax.plot(xs, slope * xs + intercept, color="#d62728", lw=2,
+                        label=f"fit: y = {slope:.2f}x + {intercept:.2f}")
+            ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad),
+                   xlabel=f"Measured {name}", ylabel=f"Predicted {name}", aspect="equal")
+            m = ev.per_target.get(name, {})
+            ax.set_title(f"{name} - {_wrap(ev.dataset, 50)}\nPearson r {_fmt(m.get('pearson'))}, "
+                         f"Spearman {_fmt(m.get('spearman'))}, R\u00b2 {_fmt(m.get('r2'))}, "
+                         f"MAE {_fmt(m.get('mae'))}, n = {len(y)}")
+            ax.grid(alpha=0.3)
+            ax.legend(loc="upper left", frameon=False)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def evaluation_plots(ev: Evaluation, folder: str | os.PathLike[str]) -> list[Path]:
+    """Every figure that fits the task, written into ``folder``; returns their paths."""
+    out = plot_dir(folder)
+    if ev.task.kind == "regression":
+        return [scatter_plot(ev, out / "scatter.png")]
+    paths = [roc_plot(ev, out / "roc.png"), pr_plot(ev, out / "pr.png")]
+    if ev.confusion is not None:
+        paths.append(confusion_plot(ev, out / "confusion.png"))
+    return paths
+
+
+# --------------------------------------------------------------------------- learning curves
+
+
+def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """Read the per-epoch TSV log that ``train`` writes (NAME.log.tsv)."""
+    name = display_name(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such training log") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{name}: cannot read the training log ({exc})") from None
+    if not rows or "epoch" not in rows[0] or "train_loss" not in rows[0]:
+        raise DataError(f"{name}: not a bioseqnn training log (needs 'epoch' and 'train_loss' "
+                        "columns; train writes NAME.log.tsv beside the model)")
+    header = rows[0]
+    history = []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{name}: line {line}: {len(row)} cells, the header has "
+                            f"{len(header)}")
+        try:
+            history.append({h: float(v) if v else math.nan
+                            for h, v in zip(header, row, strict=True)})
+        except ValueError:
+            raise DataError(f"{name}: line {line}: a value is not a number") from None
+    if not history:
+        raise DataError(f"{name}: the training log has no epochs")
+    return history
+
+
+def _monitored(history: Sequence[dict[str, float]], metric: str | None) -> str | None:
+    columns = list(history[0])
+    if metric:
+        key = metric if metric in columns else f"val_{metric}"
+        if key not in columns:
+            shown = [c for c in columns if c.startswith(("val_", "train_"))]
+            raise UsageError(f"the log has no metric {metric!r}; columns: {', '.join(shown)}")
+        return key
+    for key in ("val_accuracy", "val_r2", "val_auroc"):
+        if key in columns:
+            return key
+    return next((c for c in columns if c.startswith("val_") and c != "val_loss"), None)
+
+
+def learning_curves(
+    history: Sequence[dict[str, Any]],
+    path: str | os.PathLike[str],
+    title: str = "",
+    metric: str | None = None,
+) -> Path:
+    """Training and validation loss, and the monitored validation metric, per epoch."""
+    if not history:
+        raise DataError("no epochs to plot")
+    key = _monitored(history, metric)
+    epochs = np.array([float(r["epoch"]) for r in history])
+    col = lambda k: np.array([float(r.get(k, math.nan)) for r in history])  # noqa: E731
+    val_loss = col("val_loss")
+    has_val = bool(np.isfinite(val_loss).any())
+    monitored = val_loss if has_val else col("train_loss")
+    best = int(np.nanargmin(monitored))
+    panels = 2 if key else 1
+    with _figure(5.4 * panels + 0.4, 4.6) as fig:
+        ax = fig.add_subplot(1, panels, 1)
+        ax.plot(epochs, col("train_loss"), marker="o", ms=3, lw=1.8, label="training loss")
+        if has_val:
+            ax.plot(epochs, val_loss, marker="o", ms=3, lw=1.8, label="validation loss")
+        ax.axvline(epochs[best], color="0.5", ls=":", lw=1.2, label=f"best epoch {epochs[best]:g}")
+        ax.set(xlabel="Epoch", ylabel="Loss", title="Loss")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+        summary = f"best epoch {epochs[best]:g}"
+        if key:
+            values = col(key)
+            pretty = key.removeprefix("val_").replace("_", " ")
+            ax2 = fig.add_subplot(1, panels, 2)
+            ax2.plot(epochs, values, marker="o", ms=3, lw=1.8, color="#2ca02c",
+                     label=f"validation {pretty}")
+            ax2.axvline(epochs[best], color="0.5", ls=":", lw=1.2)
+            ax2.set(xlabel="Epoch", ylabel=pretty.capitalize(), title=f"Validation {pretty}")
+            ax2.grid(alpha=0.3)
+            ax2.legend(frameon=False)
+            summary += f": {pretty} {_fmt(values[best])}"
+        for a in fig.axes:
+            a.xaxis.get_major_locator().set_params(integer=True)
+        heading = f"Learning curves - {_wrap(title, 70)}" if title else "Learning curves"
+        fig.suptitle(f"{heading}\n{summary}, validation loss {_fmt(monitored[best])}"
+                     if has_val else f"{heading}\n{summary}")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- sequence logos
+
+_NUC_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839", "U": "#D62839"}
+_AA_GROUPS = {
+    "#1f1f1f": "AVLIMFWPG",  # hydrophobic, small
+    "#109648": "STYCNQ",  # polar
+    "#255C99": "KRH",  # basic
+    "#D62839": "DE",  # acidic
+}
+_AA_COLORS = {aa: color for color, group in _AA_GROUPS.items() for aa in group}
+
+
+def letter_color(letter: str) -> str:
+    letter = letter.upper()
+    return _NUC_COLORS.get(letter) or _AA_COLORS.get(letter, "#8c8c8c")
+
+
+@lru_cache(maxsize=64)
+def _glyph(letter: str) -> tuple[Any, tuple[float, float, float, float]]:
+    """The outline of ``letter`` in a bold sans font and its bounding box (x0, y0, w, h)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    path = TextPath((0, 0), letter, size=1, prop=FontProperties(family="DejaVu Sans",
+                                                                  weight="bold"))
+    box = path.get_extents()
+    return path, (box.x0, box.y0, max(box.width, 1e-6), max(box.height, 1e-6))
+
+
+def draw_letter(ax: Axes, letter: str, x: float, bottom: float, height: float,
+                width: float = 0.88, color: str | None = None) -> None:
+    """Draw ``letter`` stretched into the box [x - width/2, x + width/2] x [bottom, bottom+height].
+
+    A negative height draws the letter below ``bottom``, still upright.
+    """
+    from matplotlib.patches import PathPatch
+    from matplotlib.transforms import Affine2D
+
+    if height == 0:
+        return
+    if height < 0:
+        bottom, height = bottom + height, -height
+    path, (x0, y0, w, h) = _glyph(letter)
+    transform = (Affine2D().translate(-x0, -y0).scale(width / w, height / h)
+                 .translate(x - width / 2, bottom))
+    ax.add_patch(PathPatch(transform.transform_path(path), facecolor=color or letter_color(letter),
+                           edgecolor="none", lw=0))
+
+
+def logo_plot(
+    residues: str,
+    scores: np.ndarray,
+    path: str | os.PathLike[str],
+    title: str = "",
+    ylabel: str = "attribution",
+    per_row: int = 100,
+) -> Path:
+    """A sequence's attributions as a logo: each residue drawn as tall as its score.
+
+    Positive scores stand above the axis, negative ones hang below. Long sequences wrap
+    into rows of ``per_row`` positions, so a few hundred positions stay readable.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(residues) != len(scores):
+        raise DataError(f"{len(residues)} residues but {len(scores)} scores")
+    n = len(residues)
+    rows = max(1, math.ceil(n / per_row))
+    span = min(n, per_row)
+    inch_per_pos = 0.11 if span > 60 else min(0.45, 7.0 / max(span, 1))
+    width = max(5.0, span * inch_per_pos + 1.2)
+    top = float(np.max(np.abs(scores))) if n else 1.0
+    top = top if top > 0 else 1.0
+    has_negative = bool((scores < 0).any())
+    with _figure(width, 1.75 * rows + 0.7) as fig:
+        for r in range(rows):
+            ax = fig.add_subplot(rows, 1, r + 1)
+            start = r * per_row
+            stop = min(n, start + per_row)
+            for i in range(start, stop):
+                draw_letter(ax, residues[i], i + 1, 0.0, float(scores[i]))
+            ax.axhline(0, color="0.3", lw=0.6)
+            ax.set_xlim(start + 0.5, start + span + 0.5)
+            ax.set_ylim(-1.08 * top if has_negative else 0, 1.08 * top)
+            step = 10 if span > 30 else 5 if span > 10 else 1
+            first = (start // step + 1) * step if start else step if span > 10 else 1
+            ax.set_xticks(list(range(first, stop + 1, step)) or [start + 1])
+            ax.set_ylabel(ylabel)
+            ax.grid(axis="y", alpha=0.25)
+            if r == rows - 1:
+                ax.set_xlabel("Position")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def safe_filename(name: str, taken: set[str]) -> str:
+    """A file name from a record id: unsafe characters become '_', clashes get a suffix."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:80] or "record"
+    candidate, k = base, 2
+    while candidate.lower() in taken:
+        candidate, k = f"{base}_{k}", k + 1
+    taken.add(candidate.lower())
+    return candidate + ".png"
