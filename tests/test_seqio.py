@@ -1,0 +1,125 @@
+"""Reading FASTA/FASTQ and tables, joining labels, atomic outputs."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bioseqnn.data import LabelSource, load_labeled, prepare_task, split_indices
+from bioseqnn.errors import DataError, UsageError
+from bioseqnn.seqio import atomic_output, read_sequences, read_table
+
+
+def write(path: Path, text: str, gz: bool = False) -> Path:
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fasta_ids_descriptions_and_wrapped_lines(tmp_path: Path, gz: bool) -> None:
+    # A gzip file keeps its plain name: compression is recognised by content.
+    f = write(tmp_path / "x.fa", ">a first record\nACGT\nacg\n>b\r\nTT\r\n", gz)
+    records = list(read_sequences(f))
+    assert [(r.id, r.seq, r.description) for r in records] == [
+        ("a", b"ACGTacg", "first record"), ("b", b"TT", "")]
+
+
+def test_fastq_is_read_by_content(tmp_path: Path) -> None:
+    f = write(tmp_path / "x.fq", "@r1 x\nACGT\n+\nIIII\n@r2\nGG\n+\nII\n")
+    assert [(r.id, r.seq) for r in read_sequences(f)] == [("r1", b"ACGT"), ("r2", b"GG")]
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    f = tmp_path / "bom.fa"
+    f.write_bytes(b"\xef\xbb\xbf>a\nAC\n")
+    assert [r.id for r in read_sequences(f)] == ["a"]
+
+
+def test_text_before_first_header_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    f = write(tmp_path / "x.fa", "\nACGT\n>a\nAC\n")
+    with pytest.raises(DataError, match=r"x\.fa: line 2: expected a FASTA header"):
+        list(read_sequences(f))
+
+
+def test_record_without_sequence_names_record_and_line(tmp_path: Path) -> None:
+    f = write(tmp_path / "x.fa", ">a\nAC\n>b\n>c\nGG\n")
+    with pytest.raises(DataError, match=r"line 3: record 'b' has no sequence"):
+        list(read_sequences(f))
+
+
+@pytest.mark.parametrize(("name", "delim"), [("l.csv", ","), ("l.tsv", "\t"), ("l.txt", "\t")])
+def test_table_delimiter_from_name_or_header(tmp_path: Path, name: str, delim: str) -> None:
+    f = write(tmp_path / name, f"id{delim}y\na{delim}1\nb{delim}0\n")
+    table = read_table(f)
+    assert table.header == ["id", "y"] and table.rows == [["a", "1"], ["b", "0"]]
+
+
+def test_tab_separated_content_in_a_csv_name_is_sniffed(tmp_path: Path) -> None:
+    f = write(tmp_path / "l.csv", "id\ty\na\t1\n")
+    assert read_table(f).rows == [["a", "1"]]
+
+
+def test_join_reports_every_problem_in_one_message(tmp_path: Path) -> None:
+    fa = write(tmp_path / "s.fa", ">a\nACGT\n>b\nACGT\n>c\nACGT\n>c\nAC\n")
+    lab = write(tmp_path / "l.csv", "id,y\na,1\nb,\nd,0\n")
+    with pytest.raises(DataError) as info:
+        load_labeled(fa, LabelSource(lab), None)
+    msg = str(info.value)
+    assert "1 duplicate id(s) in" in msg and "'c'" in msg
+    assert "1 record(s) with an empty label ('b')" in msg
+    assert "id(s) in" in msg and "'d'" in msg
+    assert "\n" not in msg
+
+
+def test_join_keeps_fasta_order_and_ignore_unmatched_drops(tmp_path: Path) -> None:
+    fa = write(tmp_path / "s.fa", ">b\nACGT\n>x\nAC\n>a\nGGT\n")
+    lab = write(tmp_path / "l.tsv", "y\tid\n1\ta\n0\tb\n")
+    labeled, alphabet = load_labeled(fa, LabelSource(lab), None, allow_unmatched=True)
+    assert labeled.data.ids == ["b", "a"] and labeled.label_values == [["0"], ["1"]]
+    assert alphabet.name == "dna"
+    assert list(labeled.data.lengths) == [4, 3]
+
+
+def test_sequence_column_table(tmp_path: Path) -> None:
+    lab = write(tmp_path / "t.csv", "id,seq,y\na,MKVL,1.5\nb,MKV,2.5\n")
+    labeled, alphabet = load_labeled(None, LabelSource(lab, sequence_column="seq"), None)
+    assert alphabet.name == "protein" and labeled.targets == ["y"]
+    task = prepare_task(labeled, None)
+    assert task.kind == "regression" and task.target_mean == pytest.approx([2.0])
+
+
+def test_stratified_split_is_seeded_and_keeps_class_proportions() -> None:
+    strata = np.array([0] * 80 + [1] * 20)
+    tr1, va1 = split_indices(100, 0.2, seed=3, strata=strata)
+    tr2, va2 = split_indices(100, 0.2, seed=3, strata=strata)
+    tr3, va3 = split_indices(100, 0.2, seed=4, strata=strata)
+    assert np.array_equal(va1, va2) and not np.array_equal(va1, va3)
+    assert (strata[va1] == 0).sum() == 16 and (strata[va1] == 1).sum() == 4
+    assert len(np.intersect1d(tr1, va1)) == 0 and len(tr1) + len(va1) == 100
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.tsv"
+    with pytest.raises(RuntimeError), atomic_output(target) as fh:
+        fh.write("half")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_output(target) as fh:
+        fh.write("done\n")
+    assert target.read_text() == "done\n" and list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_output_gzip_by_name(tmp_path: Path) -> None:
+    target = tmp_path / "out.tsv.gz"
+    with atomic_output(target) as fh:
+        fh.write("a\tb\n")
+    assert gzip.decompress(target.read_bytes()) == b"a\tb\n"
+
+
+def test_output_in_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"), atomic_output(tmp_path / "no" / "x"):
+        pass
