@@ -161,7 +161,8 @@ def detect_alphabet(byte_counts: np.ndarray) -> AlphabetGuess:
         has_t = byte_counts[ord("T")] + byte_counts[ord("t")] > 0
         if has_u and not has_t:
             return AlphabetGuess(RNA, "only nucleotide symbols, with U and no T")
-        return AlphabetGuess(DNA, f"only nucleotide symbols ({100 * core / total:.1f}% A/C/G/T/U/N)")
+        share = f"{100 * core / total:.1f}% A/C/G/T/U/N"
+        return AlphabetGuess(DNA, f"only nucleotide symbols ({share})")
     return AlphabetGuess(PROTEIN, "symbols outside the nucleotide alphabet")
 
 
@@ -170,3 +171,40 @@ def byte_histogram(seqs: Iterable[bytes]) -> np.ndarray:
     for s in seqs:
         counts += np.bincount(np.frombuffer(s, dtype=np.uint8), minlength=256)
     return counts
+
+
+_PROTEIN_ONLY = np.zeros(256, dtype=bool)
+for _c in "EFILPQ":  # amino acids that are no nucleotide code
+    _PROTEIN_ONLY[ord(_c)] = _PROTEIN_ONLY[ord(_c.lower())] = True
+_PROTEIN_BYTES = PROTEIN.byte_table() != INVALID
+
+
+def looks_like(seq: bytes) -> Alphabet | None:
+    """The alphabet one sequence clearly belongs to, or None when it is not clear.
+
+    Nucleotide: at least 20 symbols, all nucleotide codes, at least 90% A/C/G/T/U/N
+    (a peptide that long made of those letters is very unlikely). Protein: only protein
+    symbols, at least 10% of them (and two or more) amino acids that are no nucleotide
+    code (E, F, I, L, P, Q). Used to tell a user that a file mixes alphabets.
+    """
+    raw = np.frombuffer(seq.removesuffix(b"*"), dtype=np.uint8)
+    if len(raw) == 0:
+        return None
+    if len(raw) >= 20 and _NUC_BYTES[raw].all():
+        guess = detect_alphabet(np.bincount(raw, minlength=256))
+        return guess.alphabet if guess.alphabet.is_nucleotide else None
+    distinct = int(_PROTEIN_ONLY[raw].sum())
+    if _PROTEIN_BYTES[raw].all() and distinct >= max(2, 0.1 * len(raw)):
+        return PROTEIN
+    return None
+
+
+def count_kinds(seqs: Iterable[bytes]) -> tuple[list[int], list[int]]:
+    """Indices of the sequences that clearly look nucleotide, and of those that look protein."""
+    nucleotide: list[int] = []
+    protein: list[int] = []
+    for i, seq in enumerate(seqs):
+        kind = looks_like(seq)
+        if kind is not None:
+            (nucleotide if kind.is_nucleotide else protein).append(i)
+    return nucleotide, protein

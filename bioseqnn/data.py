@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -11,9 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .alphabets import Alphabet, byte_histogram, detect_alphabet, get_alphabet
-from .encoding import Encoder, pad_codes
-from .errors import DataError, UsageError, shorten
+from .alphabets import (
+    Alphabet,
+    byte_histogram,
+    count_kinds,
+    detect_alphabet,
+    get_alphabet,
+    looks_like,
+)
+from .encoding import Encoder, InvalidSymbol, pad_codes
+from .errors import BioseqnnError, DataError, UsageError, shorten
 from .seqio import Record, Table, display_name, read_sequences, read_table
 from .tasks import TaskSpec, detect_task
 
@@ -76,7 +84,11 @@ def choose_alphabet(sample: list[bytes], forced: str | None, source: str) -> Alp
 
 
 class SequenceEncoder:
-    """Encode a stream of records chunk by chunk into codes, detecting the alphabet first."""
+    """Encode a stream of records chunk by chunk into codes, detecting the alphabet first.
+
+    ``alphabet`` is a name to force ('auto' or None detects it from the first records),
+    or an :class:`Alphabet` fixed by a model.
+    """
 
     def __init__(self, source: str, alphabet: str | Alphabet | None, on_invalid: str) -> None:
         self.source = source
@@ -90,22 +102,52 @@ class SequenceEncoder:
         assert self.encoder is not None
         return self.encoder.alphabet
 
+    @property
+    def detected(self) -> bool:
+        return not isinstance(self.forced, Alphabet) and self.forced in (None, "auto")
+
+    def _start(self, records: list[Record]) -> Encoder:
+        if isinstance(self.forced, Alphabet):
+            return Encoder(self.forced, self.on_invalid)
+        sample = records[:SAMPLE_RECORDS]
+        alphabet = choose_alphabet([r.seq for r in sample], self.forced, self.source)
+        if self.detected and not alphabet.is_nucleotide:
+            nucleotide, protein = count_kinds(r.seq for r in sample)
+            if nucleotide and protein:
+                dna, prot = sample[nucleotide[0]], sample[protein[0]]
+                log.warning(
+                    "%s: the records seem to mix nucleotide and protein sequences: %d of the "
+                    "first %d look like DNA/RNA (e.g. %r, line %d), others like protein (e.g. "
+                    "%r, line %d); all are read as protein (choose with --alphabet)",
+                    self.source, len(nucleotide), len(sample), shorten(dna.id), dna.line,
+                    shorten(prot.id), prot.line)
+        return Encoder(alphabet, self.on_invalid)
+
+    def describe_invalid(self, bad: InvalidSymbol, record: Record) -> str:
+        """One line naming file, line, record and position, with the likely cause."""
+        assert self.encoder is not None
+        alphabet = self.alphabet.name
+        kind = looks_like(record.seq)
+        if isinstance(self.forced, Alphabet):
+            hint = "use --on-invalid skip or mask"
+            if kind is not None and not self.alphabet.compatible_with(kind):
+                hint = f"the record looks like {kind.name} but the model reads {alphabet}; " + hint
+        else:
+            hint = "use --on-invalid skip or mask, or --alphabet"
+            if kind is not None and not self.alphabet.compatible_with(kind):
+                how = "detected from the first records" if self.detected else "forced"
+                hint = (f"the record looks like {kind.name} but the alphabet is {alphabet} "
+                        f"({how}): does the file mix {alphabet} and {kind.name}? " + hint)
+        return self.encoder.describe_invalid(
+            bad, record.id, self.source, record.location(bad.position), hint)
+
     def encode_chunk(self, records: list[Record]) -> tuple[list[Record], np.ndarray, np.ndarray]:
         """Encode records; returns the kept records, their codes and offsets."""
         if self.encoder is None:
-            if isinstance(self.forced, Alphabet):
-                alphabet = self.forced
-            else:
-                alphabet = choose_alphabet(
-                    [r.seq for r in records[:SAMPLE_RECORDS]], self.forced, self.source
-                )
-            self.encoder = Encoder(alphabet, self.on_invalid)
+            self.encoder = self._start(records)
         codes, offsets, bad = self.encoder.encode([r.seq for r in records])
         if bad and self.on_invalid == "error":
-            first = bad[0]
-            raise DataError(
-                self.encoder.describe_invalid(first, records[first.index].id, self.source)
-            )
+            raise DataError(self.describe_invalid(bad[0], records[bad[0].index]))
         if bad and self.on_invalid == "skip":
             drop = {b.index for b in bad}
             self.skipped += len(drop)
@@ -168,18 +210,37 @@ class LabelSource:
 
 
 def _few(items: list[str], n: int = 3) -> str:
-    shown = ", ".join(repr(shorten(x, 30)) for x in items[:n])
-    return shown + (", ..." if len(items) > n else "")
+    """'(a, b, c, ...)': the first ``n`` items."""
+    return "(" + ", ".join(repr(shorten(x, 30)) for x in items[:n]) + \
+        (", ...)" if len(items) > n else ")")
+
+
+def _lines(items: list[str], lines: dict[str, list[int]], n: int = 3) -> str:
+    """', lines 3, 9': where the first ``n`` items are, when known."""
+    found = sorted(line for x in items[:n] for line in lines.get(x, []))[:5]
+    return f", line{'s' if len(found) > 1 else ''} {', '.join(map(str, found))}" if found else ""
 
 
 def _duplicates(ids: list[str]) -> list[str]:
     seen: set[str] = set()
     dups: list[str] = []
     for x in ids:
-        if x in seen:
+        if x in seen and x not in dups:
             dups.append(x)
         seen.add(x)
     return dups
+
+
+def _record_lines(fasta: str | os.PathLike[str] | None, wanted: set[str]) -> dict[str, list[int]]:
+    """Header lines of the records named ``wanted`` (re-reads the file; not for stdin)."""
+    found: dict[str, list[int]] = {}
+    if fasta is None or str(fasta) == "-" or not wanted:
+        return found
+    with contextlib.suppress(BioseqnnError, OSError):
+        for rec in read_sequences(fasta):
+            if rec.id in wanted:
+                found.setdefault(rec.id, []).append(rec.line)
+    return found
 
 
 def target_columns(table: Table, src: LabelSource) -> list[str]:
@@ -201,6 +262,8 @@ class LabeledData:
     label_values: list[list[str]]
     where: list[str]
     targets: list[str]
+    source: str = ""
+    """The labels table, for messages."""
 
 
 def load_labeled(
@@ -244,29 +307,41 @@ def load_labeled(
         data, alpha, _ = read_encoded(read_sequences(fasta), seq_source, alphabet, on_invalid)
 
     label_ids = [row[id_col] for row in table.rows]
-    problems = []
-    dup_seq = _duplicates(data.ids)
-    if dup_seq:
-        problems.append(f"{len(dup_seq)} duplicate id(s) in {seq_source} ({_few(dup_seq)})")
-    dup_lab = _duplicates(label_ids)
-    if dup_lab:
-        problems.append(f"{len(dup_lab)} duplicate id(s) in {tname} ({_few(dup_lab)})")
     row_of = {rid: i for i, rid in enumerate(label_ids)}
     seq_set = set(data.ids)
+    dup_seq = _duplicates(data.ids)
+    dup_lab = _duplicates(label_ids)
     no_label = [x for x in data.ids if x not in row_of]
     no_seq = [x for x in label_ids if x not in seq_set]
-    unmatched = []
-    if no_label:
-        unmatched.append(f"{len(no_label)} id(s) in {seq_source} missing from {tname} "
-                         f"({_few(no_label)})")
-    if no_seq:
-        unmatched.append(f"{len(no_seq)} id(s) in {tname} missing from {seq_source} "
-                         f"({_few(no_seq)})")
     keep = [i for i, x in enumerate(data.ids) if x in row_of]
     empty = [data.ids[i] for i in keep
              if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)]
-    if empty:
-        problems.append(f"{len(empty)} record(s) with an empty label ({_few(empty)})")
+    problems: list[str] = []
+    unmatched: list[str] = []
+    if dup_seq or dup_lab or no_label or no_seq or empty:
+        # Only on the way to an error: find the lines that the message names.
+        lab_lines: dict[str, list[int]] = {}
+        for i, rid in enumerate(label_ids):
+            lab_lines.setdefault(rid, []).append(table.line_of(i))
+        if src.sequence_column is not None:
+            seq_lines = lab_lines
+        else:
+            seq_lines = _record_lines(fasta, set(dup_seq[:3]) | set(no_label[:3]))
+        if dup_seq:
+            problems.append(f"{len(dup_seq)} duplicate id(s) in {seq_source} "
+                            f"{_few(dup_seq)}{_lines(dup_seq, seq_lines)}")
+        if dup_lab:
+            problems.append(f"{len(dup_lab)} duplicate id(s) in {tname} "
+                            f"{_few(dup_lab)}{_lines(dup_lab, lab_lines)}")
+        if empty:
+            problems.append(f"{len(empty)} record(s) with an empty label "
+                            f"{_few(empty)} in {tname}{_lines(empty, lab_lines)}")
+        if no_label:
+            unmatched.append(f"{len(no_label)} id(s) in {seq_source} missing from {tname} "
+                             f"{_few(no_label)}{_lines(no_label, seq_lines)}")
+        if no_seq:
+            unmatched.append(f"{len(no_seq)} id(s) in {tname} missing from {seq_source} "
+                             f"{_few(no_seq)}{_lines(no_seq, lab_lines)}")
     if allow_unmatched:
         for msg in unmatched:
             log.warning("ignoring %s", msg)
@@ -283,15 +358,16 @@ def load_labeled(
     rows = [table.rows[row_of[x]] for x in data.ids]
     values = [[row[c] for c in t_cols] for row in rows]
     where = [f"{tname}: line {table.line_of(row_of[x])} (id {shorten(x)!r})" for x in data.ids]
-    return LabeledData(data, values, where, targets), alpha
+    return LabeledData(data, values, where, targets, tname), alpha
 
 
 def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:
-    columns = [list(col) for col in zip(*labeled.label_values)]
-    task, reason = detect_task(labeled.targets, columns, forced)
+    columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
+    task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
     log.info("task: %s (%s; override with --task)", task.kind, reason)
     if task.kind == "regression":
-        raw = TaskSpec("regression", task.targets).encode_labels(labeled.label_values, labeled.where)
+        plain = TaskSpec("regression", task.targets)
+        raw = plain.encode_labels(labeled.label_values, labeled.where)
         task.fit_scaling(raw)
     return task
 

@@ -70,11 +70,15 @@ class Encoder:
                 codes[invalid] = self.wildcard
         return codes, offsets, bad
 
-    def describe_invalid(self, bad: InvalidSymbol, record_id: str, source: str) -> str:
-        char = bad.char if bad.char.isprintable() and not bad.char.isspace() else repr(bad.char)
+    def describe_invalid(
+        self, bad: InvalidSymbol, record_id: str, source: str, where: str = "",
+        hint: str = "use --on-invalid skip or mask, or --alphabet",
+    ) -> str:
+        """One line: file, location (``where``, e.g. 'line 4, column 7'), record, symbol."""
+        location = f"{source}: {where}: " if where else f"{source}: "
         return (
-            f"{source}: record {shorten(record_id)!r}: invalid {self.alphabet.name} symbol "
-            f"{char!r} at position {bad.position} (use --on-invalid skip or mask, or --alphabet)"
+            f"{location}record {shorten(record_id)!r}: invalid {self.alphabet.name} symbol "
+            f"{bad.char!r} at position {bad.position} ({hint})"
         )
 
 

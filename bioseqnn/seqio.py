@@ -13,12 +13,9 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-
-from Bio.SeqIO.FastaIO import SimpleFastaParser
-from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
 from .errors import DataError, UsageError, shorten
 
@@ -46,8 +43,23 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
             raise DataError(f"{name}: permission denied") from None
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return _OwningGzip(raw)  # type: ignore[return-value]
     return raw
+
+
+class _OwningGzip(gzip.GzipFile):
+    """A GzipFile that also closes the file it reads from (GzipFile leaves fileobj open)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._owned = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._owned is not getattr(sys.stdin, "buffer", None):
+                self._owned.close()
 
 
 class _CheckedText(io.TextIOBase):
@@ -96,6 +108,17 @@ class Record:
     id: str
     seq: bytes
     description: str = ""
+    line: int = 0
+    """Line of the record's header in its file (1-based; 0 = unknown)."""
+    width: int = 0
+    """Residues per sequence line when every line but the last has that many (0 = irregular)."""
+
+    def location(self, position: int) -> str:
+        """Where the 1-based sequence ``position`` is in the file, as precisely as known."""
+        if self.width and self.line:
+            line, column = divmod(position - 1, self.width)
+            return f"line {self.line + 1 + line}, column {column + 1}"
+        return f"line {self.line}" if self.line else ""
 
 
 def _first_content_line(lines: _CheckedText) -> str | None:
@@ -109,81 +132,138 @@ def read_sequences(path: str | os.PathLike[str]) -> Iterator[Record]:
     """Stream records from FASTA or FASTQ (detected from the first character).
 
     The id is the header up to the first whitespace; the rest is the description.
-    Windows line endings and a UTF-8 byte-order mark are accepted.
+    Windows line endings and a UTF-8 byte-order mark are accepted; blank lines are
+    ignored. Every format error raises :class:`DataError` naming the file and line.
     """
     name = display_name(path)
     with open_text(path) as lines:
         first = _first_content_line(lines)
         if first is None:
             raise DataError(f"{name}: empty input, no sequence records")
-        start_line = lines.line
-        chained: Iterator[str] = _chain(first, lines)
         if first.startswith(">"):
-            parser: Iterator[tuple[str, ...]] = SimpleFastaParser(chained)
-            fmt = "FASTA"
+            yield from _parse_fasta(first, lines, name)
         elif first.startswith("@"):
-            parser = FastqGeneralIterator(chained)
-            fmt = "FASTQ"
+            yield from _parse_fastq(first, lines, name)
         else:
-            kind = "GenBank" if first.startswith("LOCUS") else "FASTA"
-            hint = "; GenBank files are not read, convert to FASTA" if kind == "GenBank" else ""
+            hint = ""
+            if first.startswith("LOCUS"):
+                hint = "; this looks like GenBank, which is not read: convert it to FASTA"
+            elif first.lstrip().startswith(("{", "<", "#", "id,", "id\t")):
+                hint = "; is this a table or another format?"
             raise DataError(
-                f"{name}: line {start_line}: expected a FASTA header starting with '>', "
-                f"found {shorten(first.strip())!r}{hint}"
+                f"{name}: line {lines.line}: expected a FASTA header starting with '>' "
+                f"(or '@' for FASTQ), found {shorten(first.strip())!r}{hint}"
             )
-        index = 0
-        try:
-            for item in parser:
-                index += 1
-                title, seq = item[0], item[1]
-                parts = title.split(None, 1)
-                if not parts:
-                    raise DataError(
-                        f"{name}: record {index}{_at_line(path, index)}: header has no id"
-                    )
-                rid = parts[0]
-                if not seq:
-                    raise DataError(
-                        f"{name}: record {rid!r}{_at_line(path, index)}: no sequence"
-                    )
-                try:
-                    data = seq.encode("ascii")
-                except UnicodeEncodeError as exc:
-                    raise DataError(
-                        f"{name}: record {shorten(rid)!r}: non-ASCII character "
-                        f"{seq[exc.start]!r} at position {exc.start + 1}"
-                    ) from None
-                yield Record(rid, data.replace(b" ", b""), parts[1] if len(parts) > 1 else "")
-        except ValueError as exc:  # FASTQ structure errors from Biopython
-            raise DataError(f"{name}: malformed {fmt} after record {index}: {exc}") from None
+
+
+def _record(name: str, header: str, line: int, seq: str, width: int) -> Record:
+    """Build a Record from a header (without its '>' or '@') and the joined sequence."""
+    parts = header.split(None, 1)
+    if not parts:
+        raise DataError(f"{name}: line {line}: header has no id")
+    rid = parts[0]
+    if not seq:
+        raise DataError(f"{name}: line {line}: record {shorten(rid)!r} has no sequence")
+    try:
+        data = seq.encode("ascii")
+    except UnicodeEncodeError as exc:
+        rec = Record(rid, b"", line=line, width=width)
+        raise DataError(
+            f"{name}: {rec.location(exc.start + 1)}: record {shorten(rid)!r}: non-ASCII "
+            f"character {seq[exc.start]!r} at position {exc.start + 1}"
+        ) from None
+    return Record(rid, data, parts[1] if len(parts) > 1 else "", line, width)
+
+
+class _Lines:
+    """Sequence lines of one record: joined, with the line width when it is regular."""
+
+    __slots__ = ("parts", "width", "regular")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.width = 0
+        self.regular = True
+
+    def add(self, line: str) -> None:
+        if " " in line:  # spaces inside sequence lines are dropped (as Biopython does)
+            line = line.replace(" ", "")
+            self.regular = False
+        if self.parts and len(self.parts[-1]) != self.width:
+            self.regular = False  # a short line that was not the last one
+        if not self.parts:
+            self.width = len(line)
+        self.parts.append(line)
+
+    def result(self) -> tuple[str, int]:
+        seq = "".join(self.parts)
+        regular = self.regular and (len(self.parts) < 2 or len(self.parts[-1]) <= self.width)
+        return seq, self.width if regular else 0
+
+
+def _parse_fasta(first: str, lines: _CheckedText, name: str) -> Iterator[Record]:
+    header, header_line = first[1:].strip(), lines.line
+    body = _Lines()
+    for line in lines:
+        if line.startswith(">"):
+            yield _record(name, header, header_line, *body.result())
+            header, header_line, body = line[1:].strip(), lines.line, _Lines()
+            continue
+        line = line.rstrip()
+        if line:
+            body.add(line)
+    yield _record(name, header, header_line, *body.result())
+
+
+def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]:
+    """FASTQ, including sequences and qualities wrapped over several lines."""
+    pending: str | None = first
+    while True:
+        if pending is None:
+            pending = _first_content_line(lines)
+            if pending is None:
+                return
+        if not pending.startswith("@"):
+            raise DataError(
+                f"{name}: line {lines.line}: expected a FASTQ header starting with '@', "
+                f"found {shorten(pending.strip())!r}"
+            )
+        header, header_line = pending[1:].strip(), lines.line
+        pending = None
+        body = _Lines()
+        for line in lines:
+            if line.startswith("+"):
+                break
+            line = line.rstrip()
+            if line:
+                body.add(line)
+        else:
+            raise DataError(
+                f"{name}: line {lines.line}: FASTQ record starting at line {header_line} "
+                "ends before its '+' line (truncated file?)"
+            )
+        seq, width = body.result()
+        record = _record(name, header, header_line, seq, width)
+        quality = 0
+        while quality < len(seq):
+            line = next(lines, None)
+            if line is None:
+                raise DataError(
+                    f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality "
+                    f"ends after {quality} of {len(seq)} characters (truncated file?)"
+                )
+            quality += len(line.rstrip("\r\n"))
+        if quality != len(seq):
+            raise DataError(
+                f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality has "
+                f"{quality} characters, the sequence {len(seq)}"
+            )
+        yield record
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
-
-
-def _at_line(path: str | os.PathLike[str], record_index: int) -> str:
-    """', line N' for the header of the record_index-th record (1-based), when re-readable."""
-    line = locate_record(path, record_index)
-    return f", line {line}" if line else ""
-
-
-def locate_record(path: str | os.PathLike[str], record_index: int) -> int | None:
-    """Line number of the header of the ``record_index``-th FASTA record (files only)."""
-    if str(path) == STDIO:
-        return None
-    try:
-        with open_text(path) as lines:
-            seen = 0
-            for line in lines:
-                if line.startswith(">"):
-                    seen += 1
-                    if seen == record_index:
-                        return lines.line
-    except (OSError, DataError):
-        return None
-    return None
 
 
 # --------------------------------------------------------------------------- tables
@@ -195,17 +275,26 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     delimiter: str
+    lines: list[int] = field(default_factory=list)
+    """The line each row starts on (1-based)."""
 
     def column(self, name: str) -> int:
         try:
             return self.header.index(name)
         except ValueError:
+            hint = ""
+            if len(self.header) == 1:
+                other = next((d for d in ";| " if d in self.header[0]), None)
+                if other:
+                    hint = (f"; the header is one column: is the table separated by "
+                            f"{other!r}? Use commas (.csv) or tabs (.tsv)")
             raise DataError(
-                f"{self.source}: no column {name!r}; columns are: {', '.join(self.header)}"
+                f"{self.source}: no column {name!r}; columns are: "
+                f"{', '.join(map(repr, self.header))}{hint}"
             ) from None
 
     def line_of(self, row_index: int) -> int:
-        return row_index + 2
+        return self.lines[row_index] if self.lines else row_index + 2
 
 
 def _pick_delimiter(name: str, header_line: str) -> str:
@@ -222,29 +311,49 @@ def _pick_delimiter(name: str, header_line: str) -> str:
 
 
 def read_table(path: str | os.PathLike[str]) -> Table:
-    """Read a CSV or TSV table with a header row (delimiter from the name or the header)."""
+    """Read a CSV or TSV table with a header row (delimiter from the name or the header).
+
+    Blank lines are ignored; a row with another number of fields than the header, a
+    quoted field left open, or a table without rows is an error naming the line.
+    """
     name = display_name(path)
+    delim_name = {"\t": "TAB", ",": "','"}
     with open_text(path) as lines:
         first = _first_content_line(lines)
         if first is None:
             raise DataError(f"{name}: empty table, expected a header row")
+        offset = lines.line - 1
         delimiter = _pick_delimiter(name, first)
         reader = csv.reader(_chain(first, lines), delimiter=delimiter)
+        rows: list[list[str]] = []
+        starts: list[int] = []
         try:
             header = [h.strip() for h in next(reader)]
-            rows = [row for row in reader if row and any(c.strip() for c in row)]
+            end = reader.line_num
+            for row in reader:
+                start, end = offset + end + 1, reader.line_num
+                if not row or not any(c.strip() for c in row):
+                    continue
+                if any("\n" in c for c in row):
+                    raise DataError(
+                        f"{name}: line {start}: a quoted field runs over several lines; "
+                        "is a '\"' left open?"
+                    )
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{name}: line {start}: {len(row)} field(s), the header has "
+                        f"{len(header)} (delimiter {delim_name[delimiter]})"
+                    )
+                rows.append([c.strip() for c in row])
+                starts.append(start)
         except csv.Error as exc:
-            raise DataError(f"{name}: line {lines.line}: {exc}") from None
+            raise DataError(f"{name}: line {offset + reader.line_num}: {exc}") from None
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise DataError(f"{name}: duplicate column name(s) in the header: {', '.join(dup)}")
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise DataError(
-                f"{name}: line {i + 2}: {len(row)} fields, the header has {len(header)} "
-                f"(delimiter {'TAB' if delimiter == chr(9) else repr(delimiter)})"
-            )
-    return Table(name, header, [[c.strip() for c in r] for r in rows], delimiter)
+    if not rows:
+        raise DataError(f"{name}: a header row but no data rows")
+    return Table(name, header, rows, delimiter, starts)
 
 
 # --------------------------------------------------------------------------- outputs

@@ -152,7 +152,9 @@ class TaskSpec:
             return metrics.classification_metrics(y, out)
         if self.kind == "multilabel":
             return metrics.classification_metrics(y.astype(np.int64), out, multilabel=True)
-        raw = y * np.asarray(self.target_std) + np.asarray(self.target_mean) if self.target_mean else y
+        raw = y
+        if self.target_mean:
+            raw = y * np.asarray(self.target_std) + np.asarray(self.target_mean)
         return metrics.regression_metrics(raw, out)
 
     @property
@@ -172,19 +174,25 @@ class TaskSpec:
     def format_rows(self, out: np.ndarray) -> list[list[str]]:
         if self.kind in ("binary", "multiclass"):
             best = out.argmax(axis=1)
-            return [[self.classes[b]] + [f"{p:.6g}" for p in row] for b, row in zip(best, out)]
+            return [[self.classes[b]] + [f"{p:.6g}" for p in row]
+                    for b, row in zip(best, out, strict=True)]
         return [[f"{v:.6g}" for v in row] for row in out]
 
 
-def detect_task(targets: list[str], columns: list[list[str]], forced: str | None) -> tuple[TaskSpec, str]:
+def detect_task(
+    targets: list[str], columns: list[list[str]], forced: str | None, source: str = ""
+) -> tuple[TaskSpec, str]:
     """Choose the task from the label columns (one list of strings per target column).
 
     Returns the spec (classes filled in, scaling not yet fitted) and a reason to log.
+    ``source`` (the labels table) starts every data error message.
     """
+    at = f"{source}: " if source else ""
     if forced is not None and forced not in TASKS:
         raise UsageError(f"--task must be one of: {', '.join(TASKS)}")
     numeric = [all(_as_float(v) is not None for v in col) for col in columns]
-    zero_one = [num and {_as_float(v) for v in col} <= {0.0, 1.0} for num, col in zip(numeric, columns)]
+    zero_one = [num and {_as_float(v) for v in col} <= {0.0, 1.0}
+                for num, col in zip(numeric, columns, strict=True)]
 
     if len(targets) > 1:
         kind = forced or ("multilabel" if all(zero_one) else "regression" if all(numeric) else "")
@@ -194,9 +202,9 @@ def detect_task(targets: list[str], columns: list[list[str]], forced: str | None
                 f"{', '.join(targets)}; choose one with --target"
             )
         if not kind:
-            bad = [t for t, n in zip(targets, numeric) if not n]
+            bad = [t for t, n in zip(targets, numeric, strict=True) if not n]
             raise DataError(
-                f"several target columns must be all 0/1 (multilabel) or all numeric "
+                f"{at}several target columns must be all 0/1 (multilabel) or all numeric "
                 f"(regression); not numeric: {', '.join(bad)}; choose one with --target"
             )
         reason = "several 0/1 columns" if kind == "multilabel" else "several numeric columns"
@@ -207,22 +215,24 @@ def detect_task(targets: list[str], columns: list[list[str]], forced: str | None
     if forced in ("regression",) or (forced is None and numeric[0] and not _looks_categorical(col)):
         if not numeric[0]:
             bad = next(v for v in col if _as_float(v) is None)
-            raise DataError(f"--task regression needs numbers; column {targets[0]!r} has {bad!r}")
+            raise DataError(
+                f"{at}--task regression needs numbers; column {targets[0]!r} has {bad!r}"
+            )
         reason = "forced with --task" if forced else "numeric labels"
         return TaskSpec("regression", targets), reason
     if forced == "multilabel":
         if not zero_one[0]:
-            raise DataError(f"--task multilabel needs 0/1 values in {targets[0]!r}")
+            raise DataError(f"{at}--task multilabel needs 0/1 values in {targets[0]!r}")
         return TaskSpec("multilabel", targets), "forced with --task"
     classes = _class_order(distinct)
     if len(classes) < 2:
         raise DataError(
-            f"column {targets[0]!r} holds a single class ({classes[0]!r}); "
+            f"{at}column {targets[0]!r} holds a single class ({classes[0]!r}); "
             "a classifier needs at least two"
         )
     kind = forced or ("binary" if len(classes) == 2 else "multiclass")
     if kind == "binary" and len(classes) != 2:
-        raise DataError(f"--task binary needs two classes, {targets[0]!r} has {len(classes)}")
+        raise DataError(f"{at}--task binary needs two classes, {targets[0]!r} has {len(classes)}")
     reason = "forced with --task" if forced else f"{len(classes)} distinct labels"
     return TaskSpec(kind, targets, classes=classes), reason
 
