@@ -12,23 +12,25 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
-from .models.base import ModelConfig
+from .models.base import POOLINGS, ModelConfig, setting
 
 
 @dataclass
 class TrainConfig:
     """Training settings."""
 
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    val_fraction: float = 0.1
-    patience: int = 5
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
+    epochs: int = setting(20, "maximum epochs")
+    batch_size: int = setting(64, "sequences per batch")
+    lr: float = setting(1e-3, "AdamW learning rate")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    grad_clip: float = setting(1.0, "gradient-norm clip (0 = off)")
+    val_fraction: float = setting(0.1, "fraction held out for validation (stratified for "
+                                       "classes); unused with an explicit validation set")
+    patience: int = setting(5, "epochs without a better val_loss before stopping "
+                               "(0 = never stop early)")
+    seed: int = setting(0, "seed for the split, batch order and initial weights")
+    device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    threads: int = setting(0, "CPU threads for torch (0 = cores available)")
 
 
 @dataclass
@@ -132,11 +134,86 @@ def validate(cfg: RunConfig) -> None:
         (m.hidden_size >= 1, "hidden-size must be at least 1"),
         (m.layers >= 1, "layers must be at least 1"),
         (0 <= m.dropout < 1, "dropout must be in [0, 1)"),
+        (m.pooling == "auto" or m.pooling in POOLINGS,
+         f"pooling must be auto or one of: {', '.join(POOLINGS)} (got {m.pooling!r})"),
+        (len(m.channels) >= 1, "channels needs at least one layer"),
+        (all(v >= 1 for v in m.channels), "channels must all be at least 1"),
+        (all(v >= 1 for v in m.kernel_sizes), "kernel-sizes must all be at least 1"),
+        (all(v >= 1 for v in m.dilations), "dilations must all be at least 1"),
+        (all(v >= 1 for v in m.pool_sizes), "pool-sizes must all be at least 1 (1 = no pooling)"),
+        (m.d_model >= 1 and m.heads >= 1 and m.ff_size >= 1,
+         "d-model, heads and ff-size must be at least 1"),
+        (m.d_model % m.heads == 0,
+         f"d-model ({m.d_model}) must be divisible by heads ({m.heads})"),
+        (m.max_length >= 1, "max-length must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
+    n = len(m.channels)
+    for key in ("kernel_sizes", "dilations", "pool_sizes"):
+        if len(getattr(m, key)) != n:
+            raise UsageError(
+                f"model.{key} has {len(getattr(m, key))} entries but model.channels has {n}: "
+                "give one value per convolution layer"
+            )
 
 
 def dump_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def _yaml_value(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    return text[:-4].strip() if text.endswith("\n...") else text
+
+
+def commented_yaml(cfg: RunConfig | None = None, header: str | None = None) -> str:
+    """The config as YAML with each key's help as a comment above it (``bioseqnn config``).
+
+    Loading the text back with :func:`load_config` gives ``cfg`` again.
+    """
+    from .models.base import REGISTRY, get_architecture
+
+    get_architecture("lstm")  # make sure every family is registered
+    cfg = cfg or RunConfig()
+    lines = [f"# {line}" if line else "#" for line in (header or "").splitlines()]
+    users: dict[str, list[str]] = {}
+    for arch in REGISTRY.values():
+        for key in arch.uses:
+            users.setdefault(key, []).append(arch.name)
+    for section in _SECTIONS:
+        target = getattr(cfg, section)
+        lines += ["", f"{section}:"]
+        for f in dataclasses.fields(target):
+            help_text = f.metadata.get("help", "")
+            if f.name in users and len(users[f.name]) < len(REGISTRY):
+                help_text += f" [{', '.join(users[f.name])}]"
+            if help_text:
+                lines.append(f"  # {help_text}")
+            if section == "model" and f.name == "arch":
+                width = max(map(len, REGISTRY))
+                lines += [f"  #   {a.name:<{width}}  {a.summary}" for a in REGISTRY.values()]
+            lines.append(f"  {f.name}: {_yaml_value(getattr(target, f.name))}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def parse_int_list(values: list[str] | None, option: str) -> list[int] | None:
+    """Command-line integer lists: '--channels 64,128' or '--channels 64 --channels 128'."""
+    if not values:
+        return None
+    out: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                out.append(int(part))
+            except ValueError:
+                raise UsageError(
+                    f"{option}: {part!r} is not an integer (give a comma list, e.g. 9,5)"
+                ) from None
+    if not out:
+        raise UsageError(f"{option}: give at least one integer")
+    return out

@@ -11,32 +11,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 POOLINGS = ("last", "mean", "max", "attention")
 
 
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with a help line (shown by 'bioseqnn config')."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class ModelConfig:
     """Architecture settings. Fields that an architecture does not use are ignored by it."""
 
-    arch: str = "lstm"
-    hidden_size: int = 128
-    layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    pooling: str = "auto"
-    # convolutional layers (cnn, cnn-lstm): one entry per layer
-    channels: list[int] = field(default_factory=lambda: [128, 128])
-    kernel_sizes: list[int] = field(default_factory=lambda: [9, 5])
-    dilations: list[int] = field(default_factory=lambda: [1, 1])
-    pool_sizes: list[int] = field(default_factory=lambda: [1, 1])
+    arch: str = setting("lstm", "architecture, one of:")
+    hidden_size: int = setting(128, "recurrent units per direction")
+    layers: int = setting(1, "stacked recurrent or encoder layers")
+    bidirectional: bool = setting(False, "read both directions (cnn-lstm always does)")
+    dropout: float = setting(0.0, "dropout between layers and before the head")
+    pooling: str = setting("auto", "per-position states to one vector: last, mean, max, attention, "
+                                "or auto (the architecture's default)")
+    # convolutional layers (cnn, cnn-lstm): one entry per layer, all four lists equally long
+    channels: list[int] = setting([128, 128], "convolution filters per layer")
+    kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
+    dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
+    pool_sizes: list[int] = setting([1, 1], "max-pool window (and stride) after each layer "
+                                         "(1 = none); shortens the sequence by that factor")
     # transformer
-    d_model: int = 128
-    heads: int = 4
-    ff_size: int = 256
-    max_length: int = 2048
+    d_model: int = setting(128, "model width (divisible by heads)")
+    heads: int = setting(4, "attention heads per layer")
+    ff_size: int = setting(256, "feed-forward width")
+    max_length: int = setting(2048, "longest sequence accepted; a longer one is an error")
 
 
 class Backbone(nn.Module):
@@ -49,6 +59,8 @@ class Backbone(nn.Module):
 
     out_dim: int
     directions: int = 1
+    # the longest sequence the backbone accepts (None: any length)
+    max_length: int | None = None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -61,16 +73,27 @@ class Architecture:
     default_pooling: str
     poolings: tuple[str, ...]
     summary: str
+    uses: tuple[str, ...]
 
 
 REGISTRY: dict[str, Architecture] = {}
 
+# The fields a plain recurrent backbone reads; families that read others say so in register().
+RECURRENT_FIELDS = ("hidden_size", "layers", "bidirectional")
+CONV_FIELDS = ("channels", "kernel_sizes", "dilations", "pool_sizes")
+
 
 def register(
-    name: str, default_pooling: str, poolings: tuple[str, ...] = POOLINGS, summary: str = ""
+    name: str,
+    default_pooling: str,
+    poolings: tuple[str, ...] = POOLINGS,
+    summary: str = "",
+    uses: tuple[str, ...] = RECURRENT_FIELDS,
 ) -> Callable[[Callable[[ModelConfig, int], Backbone]], Callable[[ModelConfig, int], Backbone]]:
+    """Register a backbone builder under ``name``; ``uses`` lists the config fields it reads."""
+
     def deco(fn: Callable[[ModelConfig, int], Backbone]) -> Callable[[ModelConfig, int], Backbone]:
-        REGISTRY[name] = Architecture(name, fn, default_pooling, poolings, summary)
+        REGISTRY[name] = Architecture(name, fn, default_pooling, poolings, summary, uses)
         return fn
 
     return deco
@@ -130,6 +153,10 @@ class SequenceModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(dim, n_outputs)
 
+    @property
+    def max_length(self) -> int | None:
+        return self.backbone.max_length
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         states, lengths = self.backbone(x, lengths)
         if self.pooling is None:
@@ -160,6 +187,38 @@ def resolve_pooling(config: ModelConfig) -> str:
             f"choose one of: {', '.join(arch.poolings)}"
         )
     return mode
+
+
+def describe(config: ModelConfig | dict[str, Any]) -> str:
+    """One line naming the architecture and the settings it actually reads."""
+    values = config if isinstance(config, dict) else config_dict(config)
+    name = values.get("arch", "?")
+    arch = REGISTRY.get(name)
+    parts = [str(name)]
+    for key in (arch.uses if arch else ()):
+        value = values.get(key)
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
+        parts.append(f"{key.replace('_', '-')} {value}")
+    parts += [f"pooling {values.get('pooling')}", f"dropout {values.get('dropout')}"]
+    return ", ".join(parts)
+
+
+def check_lengths(model: SequenceModel, ids: list[str], lengths: Any, source: str) -> None:
+    """Stop with a DataError naming the first sequence longer than the model accepts."""
+    from ..errors import DataError
+
+    limit = model.max_length
+    if limit is None or len(ids) == 0:
+        return
+    too_long = np.flatnonzero(np.asarray(lengths) > limit)
+    if len(too_long):
+        i = int(too_long[0])
+        raise DataError(
+            f"{source}: record {ids[i]!r} has {int(lengths[i])} positions, more than this "
+            f"{model.config.arch} model's max-length {limit} ({len(too_long)} record(s) too "
+            "long); split or trim the sequences, or retrain with a larger --max-length"
+        )
 
 
 def count_parameters(model: nn.Module) -> int:

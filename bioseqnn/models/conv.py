@@ -1,0 +1,92 @@
+"""Convolutional backbone: stacked 1D convolutions over one-hot input.
+
+Padding invariance: padded positions are zeroed before every convolution, so a real
+position near the end of a sequence sees the same zeros whether they come from the
+convolution's own border padding (sequence alone) or from batch padding. Max-pooling
+uses windows that tile the sequence from its start and drops a trailing partial window
+(length // pool), so no window mixes real positions with padding -- except for a
+sequence shorter than one window, which keeps one position whose window holds its
+real states and zeros in either case.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import CONV_FIELDS, Backbone, ModelConfig, length_mask, register
+
+
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics come from real positions only.
+
+    Plain batch norm would count padding, so a sequence's training signal would depend on
+    what it was batched with; in eval both use the running statistics.
+    """
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.training or mask is None:
+            return super().forward(h)
+        weight = mask.to(h.dtype)  # (B, 1, L)
+        count = weight.sum().clamp(min=2)
+        mean = (h * weight).sum(dim=(0, 2)) / count
+        var = (((h - mean[None, :, None]) ** 2) * weight).sum(dim=(0, 2)) / count
+        with torch.no_grad():
+            m = self.momentum if self.momentum is not None else 0.1
+            assert self.running_mean is not None and self.running_var is not None
+            self.running_mean.lerp_(mean.detach(), m)
+            self.running_var.lerp_(var.detach() * count / (count - 1), m)
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked += 1
+        out = (h - mean[None, :, None]) / torch.sqrt(var[None, :, None] + self.eps)
+        return out * self.weight[None, :, None] + self.bias[None, :, None]
+
+
+class ConvStack(Backbone):
+    """Convolution -> ReLU -> optional max-pool, per layer; states are (B, L', channels[-1])."""
+
+    def __init__(self, config: ModelConfig, in_channels: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        self.pads: list[tuple[int, int]] = []
+        self.pools: list[int] = list(config.pool_sizes)
+        size = in_channels
+        for channels, kernel, dilation in zip(
+            config.channels, config.kernel_sizes, config.dilations, strict=True
+        ):
+            self.convs.append(nn.Conv1d(size, channels, kernel, dilation=dilation, bias=False))
+            self.norms.append(MaskedBatchNorm(channels))
+            span = (kernel - 1) * dilation
+            # 'same' output length; an even kernel puts the extra position on the right
+            self.pads.append((span // 2, span - span // 2))
+            size = channels
+        self.out_dim = size
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x.transpose(1, 2)  # (B, C, L): the layout Conv1d wants
+        for i, (conv, norm, pad, pool) in enumerate(
+            zip(self.convs, self.norms, self.pads, self.pools, strict=True)
+        ):
+            if i:
+                h = self.drop(h)
+            mask = length_mask(lengths, h.shape[2]).unsqueeze(1)
+            h = h * mask.to(h.dtype)
+            h = torch.relu(norm(conv(F.pad(h, pad)), mask))
+            if pool > 1:
+                h = h * length_mask(lengths, h.shape[2]).unsqueeze(1).to(h.dtype)
+                if h.shape[2] < pool:
+                    h = F.pad(h, (0, pool - h.shape[2]))
+                h = F.max_pool1d(h, pool)
+                lengths = torch.div(lengths, pool, rounding_mode="floor").clamp(min=1)
+        return h.transpose(1, 2), lengths
+
+
+@register(
+    "cnn", "max", poolings=("mean", "max", "attention"), uses=CONV_FIELDS,
+    summary="1D CNN: motif detectors, fast; the strong baseline when position matters little",
+)
+def _cnn(config: ModelConfig, in_channels: int) -> Backbone:
+    return ConvStack(config, in_channels)

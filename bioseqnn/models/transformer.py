@@ -1,0 +1,68 @@
+"""A small Transformer encoder: per-position linear embedding of the one-hot input,
+sinusoidal positional encoding, pre-norm encoder layers with a key padding mask.
+
+Max-length policy: a sequence longer than ``max_length`` is an error (train and predict
+name the record before the model sees it). Attention costs memory quadratic in length,
+so the limit is a guard the user raises deliberately, never a silent truncation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .base import Backbone, ModelConfig, length_mask, register
+
+
+def sinusoidal_positions(width: int, dim: int, device: torch.device) -> torch.Tensor:
+    """(width, dim) fixed encoding: sin on even channels, cos on odd, geometric wavelengths."""
+    pos = torch.arange(width, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(
+        torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim)
+    )
+    table = torch.zeros(width, dim, device=device)
+    table[:, 0::2] = torch.sin(pos * rate)
+    table[:, 1::2] = torch.cos(pos * rate[: dim // 2])
+    return table
+
+
+class TransformerBackbone(Backbone):
+    def __init__(self, config: ModelConfig, in_channels: int) -> None:
+        super().__init__()
+        self.d_model = config.d_model
+        self.max_length = config.max_length
+        self.embed = nn.Linear(in_channels, config.d_model)
+        layer = nn.TransformerEncoderLayer(
+            config.d_model, config.heads, config.ff_size, config.dropout,
+            batch_first=True, norm_first=True,
+        )
+        # nested tensors would also skip padded positions, but only in some eval paths;
+        # one code path keeps training and inference numerically alike
+        self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.d_model)
+        self.out_dim = config.d_model
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        width = x.shape[1]
+        if self.max_length is not None and width > self.max_length:
+            from ..errors import DataError
+
+            raise DataError(
+                f"a sequence of {width} positions is longer than the transformer's "
+                f"max-length {self.max_length}"
+            )
+        h = self.embed(x) * math.sqrt(self.d_model)
+        h = h + sinusoidal_positions(width, self.d_model, x.device).to(h.dtype)
+        h = self.encoder(h, src_key_padding_mask=~length_mask(lengths, width))
+        return self.norm(h), lengths
+
+
+@register(
+    "transformer", "mean", poolings=("mean", "max", "attention"),
+    uses=("d_model", "heads", "ff_size", "layers", "max_length"),
+    summary="Transformer encoder: global interactions at any distance; needs more data",
+)
+def _transformer(config: ModelConfig, in_channels: int) -> Backbone:
+    return TransformerBackbone(config, in_channels)
