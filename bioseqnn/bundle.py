@@ -8,6 +8,7 @@ needs: alphabet, task, architecture, training settings, data fingerprint, metric
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, fields
@@ -20,7 +21,7 @@ from safetensors.torch import save as st_save
 
 from . import __version__
 from .alphabets import ALPHABETS, Alphabet
-from .errors import ModelFileError, UsageError
+from .errors import ModelFileError, UsageError, shorten
 from .models.base import ModelConfig, SequenceModel
 from .seqio import write_bytes_atomic
 from .tasks import TASKS, TaskSpec
@@ -45,7 +46,9 @@ class Bundle:
         return TaskSpec.from_dict(self.manifest["task"])
 
 
-def save_bundle(path: str | os.PathLike[str], model: SequenceModel, manifest: dict[str, Any]) -> None:
+def save_bundle(
+    path: str | os.PathLike[str], model: SequenceModel, manifest: dict[str, Any]
+) -> None:
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "bioseqnn_version": __version__, **manifest}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -53,29 +56,55 @@ def save_bundle(path: str | os.PathLike[str], model: SequenceModel, manifest: di
     write_bytes_atomic(path, data)
 
 
+MAX_TENSORS = 100_000
+MAX_DEPTH = 32
+MAX_ITEMS = 100_000
+MAX_STRING = 100_000
+
+
+def _json(text: str | bytes, name: str, what: str) -> Any:
+    """Parse JSON from a model file; anything unreadable (or absurdly nested) is an error."""
+    try:
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, TypeError):
+        raise ModelFileError(f"{name}: not a bioseqnn model file (unreadable {what})") from None
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _read_header(data: bytes, name: str) -> dict[str, Any]:
+    """The safetensors header, with every tensor entry checked against the file's size."""
     if len(data) < 8:
         raise ModelFileError(f"{name}: not a bioseqnn model file (too short)")
     (size,) = struct.unpack("<Q", data[:8])
-    if size > MAX_HEADER or size == 0:
+    if size > MAX_HEADER or size < 2 or data[8:9] != b"{":
         raise ModelFileError(f"{name}: not a bioseqnn model file (no safetensors header)")
     if 8 + size > len(data):
         raise ModelFileError(f"{name}: model file is truncated (header runs past the end)")
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelFileError(f"{name}: not a bioseqnn model file (unreadable header)") from None
-    if not isinstance(header, dict):
+    header = _json(data[8 : 8 + size], name, "header")
+    if not isinstance(header, dict) or len(header) > MAX_TENSORS:
         raise ModelFileError(f"{name}: not a bioseqnn model file")
-    end = 8 + size
+    payload = len(data) - 8 - size
     for key, info in header.items():
         if key == "__metadata__":
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2):
-            raise ModelFileError(f"{name}: damaged tensor entry {key!r}")
-        if end + int(offsets[1]) > len(data):
-            raise ModelFileError(f"{name}: model file is truncated (tensor {key!r} incomplete)")
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_int, offsets))
+                and 0 <= offsets[0] <= offsets[1]
+                and isinstance(shape, list) and len(shape) <= 8
+                and all(_is_int(d) and d >= 0 for d in shape)):
+            raise ModelFileError(f"{name}: damaged tensor entry {shorten(key)!r}")
+        if offsets[1] > payload:
+            raise ModelFileError(
+                f"{name}: model file is truncated (tensor {shorten(key)!r} incomplete)"
+            )
     return header
 
 
@@ -84,29 +113,115 @@ def _expect(cond: bool, name: str, what: str) -> None:
         raise ModelFileError(f"{name}: invalid manifest: {what}")
 
 
+def _check_plain(value: Any, name: str, depth: int = 0) -> None:
+    """JSON values only, bounded in depth, length and size (before any field is read)."""
+    _expect(depth <= MAX_DEPTH, name, "nested too deeply")
+    if isinstance(value, str):
+        _expect(len(value) <= MAX_STRING, name, "a text field is too long")
+    elif isinstance(value, (list, dict)):
+        _expect(len(value) <= MAX_ITEMS, name, "a field has too many items")
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            _check_plain(item, name, depth + 1)
+
+
+def _short_names(values: Any, name: str, what: str, nonempty: bool = False) -> None:
+    _expect(isinstance(values, list) and all(isinstance(x, str) and 0 < len(x) <= 1000
+                                             for x in values), name, f"{what} must be names")
+    _expect(len(set(values)) == len(values), name, f"{what} are not unique")
+    _expect(not nonempty or len(values) > 0, name, f"{what} are missing")
+
+
+# Optional top-level fields and their types: read by 'info', 'evaluate' and others.
+_OPTIONAL_FIELDS: dict[str, Any] = {
+    "bioseqnn_version": str, "torch_version": str, "created": str, "device": str,
+    "max_length_policy": str, "parameters": int, "seed": int, "per_position": bool,
+    "encoding": dict, "training": dict, "data": dict, "metrics": dict,
+}
+
+
+_TYPE_NAMES = {str: "text", int: "an integer", bool: "true or false", dict: "a mapping"}
+
+
+def _check_optional(m: dict[str, Any], name: str) -> None:
+    for key, kind in _OPTIONAL_FIELDS.items():
+        if key not in m:
+            continue
+        value = m[key]
+        ok = _is_int(value) if kind is int else isinstance(value, kind)
+        _expect(ok, name, f"{key} must be {_TYPE_NAMES[kind]}")
+    for key, value in m.get("encoding", {}).items():
+        _expect(isinstance(value, str), name, f"encoding.{key} must be text")
+    for key, value in m.get("training", {}).items():
+        _expect(value is None or isinstance(value, (str, int, float, list)), name,
+                f"training.{key} has an invalid value")
+    data = m.get("data", {})
+    if "sources" in data:
+        _expect(isinstance(data["sources"], list)
+                and all(isinstance(x, str) for x in data["sources"]), name, "data.sources")
+    for key in ("records", "train_records", "val_records"):
+        _expect(key not in data or _is_int(data[key]), name, f"data.{key} must be an integer")
+    _expect(isinstance(data.get("fingerprint_sha256", ""), str), name, "data.fingerprint_sha256")
+    lengths = data.get("lengths", {})
+    _expect(isinstance(lengths, dict) and all(map(_is_number, lengths.values())), name,
+            "data.lengths must hold numbers")
+    metrics = m.get("metrics", {})
+    for key in ("best", "final"):
+        record = metrics.get(key, {})
+        _expect(isinstance(record, dict) and all(
+            _is_number(v) or v is None or isinstance(v, str) for v in record.values()),
+            name, f"metrics.{key} must map names to numbers")
+    for key in ("best_epoch", "epochs_run"):
+        _expect(key not in metrics or _is_int(metrics[key]), name, f"metrics.{key}")
+    _expect(isinstance(metrics.get("stopped_early", False), bool), name, "metrics.stopped_early")
+    _expect(_is_number(metrics.get("seconds", 0)), name, "metrics.seconds")
+
+
+def _check_task(task: dict[str, Any], name: str) -> None:
+    _expect(set(task) <= {f.name for f in fields(TaskSpec)}, name, "unknown task fields")
+    kind = task.get("kind")
+    _expect(kind in TASKS, name, "unknown task kind")
+    targets, classes = task.get("targets"), task.get("classes", [])
+    _short_names(targets, name, "task.targets", nonempty=True)
+    _short_names(classes, name, "task.classes")
+    if kind == "binary":
+        _expect(len(classes) == 2, name, "a binary task needs exactly two classes")
+    elif kind == "multiclass":
+        _expect(len(classes) >= 2, name, "a multiclass task needs two or more classes")
+    else:
+        _expect(not classes, name, f"a {kind} task has no classes")
+    if kind in ("binary", "multiclass"):
+        _expect(len(targets) == 1, name, f"a {kind} task has one target")
+    for key in ("target_mean", "target_std", "class_weights"):
+        values = task.get(key, [])
+        _expect(isinstance(values, list) and all(
+            _is_number(x) and math.isfinite(x) for x in values), name,
+            f"task.{key} must hold finite numbers")
+    for key in ("target_mean", "target_std"):
+        _expect(len(task.get(key, [])) in (0, len(targets)), name, f"task.{key} length")
+    _expect(all(x > 0 for x in task.get("target_std", [])), name, "task.target_std must be > 0")
+    weights = task.get("class_weights", [])
+    _expect(len(weights) in (0, len(classes) or len(targets)), name, "task.class_weights length")
+    _expect(all(x >= 0 for x in weights), name, "task.class_weights must be >= 0")
+
+
 def validate_manifest(m: Any, name: str) -> dict[str, Any]:
     """Check types and sizes of every manifest field used before anything uses it."""
     _expect(isinstance(m, dict), name, "not a mapping")
+    _check_plain(m, name)
     _expect(m.get("format") == FORMAT, name, "not a bioseqnn model")
     version = m.get("format_version")
-    _expect(isinstance(version, int), name, "format_version is not an integer")
+    _expect(_is_int(version), name, "format_version is not an integer")
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{name}: model file format {version} is newer than this bioseqnn "
             f"({__version__}) reads (format {FORMAT_VERSION}); upgrade bioseqnn"
         )
+    _expect(version >= 1, name, f"format_version {version}")
     _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
-    _expect(task.get("kind") in TASKS, name, "unknown task kind")
-    for key in ("targets", "classes", "target_mean", "target_std", "class_weights"):
-        value = task.get(key, [])
-        _expect(isinstance(value, list) and len(value) <= 100_000, name, f"task.{key}")
-    _expect(all(isinstance(x, str) and len(x) < 1000 for x in task.get("targets", [])
-                + task.get("classes", [])), name, "names must be short strings")
-    for key in ("target_mean", "target_std", "class_weights"):
-        _expect(all(isinstance(x, (int, float)) for x in task.get(key, [])), name, f"task.{key}")
-    _expect(set(task) <= {f.name for f in fields(TaskSpec)}, name, "unknown task fields")
+    _check_task(task, name)
     model = m.get("model")
     _expect(isinstance(model, dict), name, "model config is missing")
     known = {f.name: f for f in fields(ModelConfig)}
@@ -115,16 +230,17 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         default = getattr(ModelConfig(), key)
         if isinstance(default, list):
             ok = isinstance(value, list) and len(value) <= 64 and all(
-                isinstance(v, int) and 0 <= v <= 1 << 20 for v in value)
+                _is_int(v) and 0 <= v <= 1 << 20 for v in value)
         elif isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
-            ok = isinstance(value, int) and 0 <= value <= 1 << 20
+            ok = _is_int(value) and 0 <= value <= 1 << 20
         elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and 0 <= value < 1
+            ok = _is_number(value) and 0 <= value < 1
         else:
             ok = isinstance(value, str) and len(value) < 100
         _expect(ok, name, f"model.{key} has an invalid value")
+    _check_optional(m, name)
     return m
 
 
@@ -138,14 +254,13 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
         raise ModelFileError(f"{name}: is a directory, not a model file") from None
     except PermissionError:
         raise ModelFileError(f"{name}: permission denied") from None
+    except OSError as exc:
+        raise ModelFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
     header = _read_header(data, name)
     meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict) or MANIFEST_KEY not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get(MANIFEST_KEY), str):
         raise ModelFileError(f"{name}: a safetensors file, but not a bioseqnn model (no manifest)")
-    try:
-        manifest = json.loads(meta[MANIFEST_KEY])
-    except (TypeError, json.JSONDecodeError):
-        raise ModelFileError(f"{name}: invalid manifest (not JSON)") from None
+    manifest = _json(meta[MANIFEST_KEY], name, "manifest")
     return validate_manifest(manifest, name), data
 
 
@@ -158,9 +273,25 @@ def build_model(manifest: dict[str, Any]) -> SequenceModel:
 
 
 def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Bundle:
-    """Load a model file, rebuilding the model from its manifest alone."""
+    """Load a model file, rebuilding the model from its manifest alone.
+
+    The architecture is first built without memory (on the 'meta' device) and its
+    tensor shapes compared with the file's, so a manifest cannot make us allocate
+    more than the weights the file really holds.
+    """
     name = str(path)
     manifest, data = read_manifest(path)
+    header = _read_header(data, name)
+    in_file = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    try:
+        with torch.device("meta"):
+            needed = {k: tuple(v.shape) for k, v in build_model(manifest).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, UsageError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(f"{name}: the manifest describes no valid model ({first})") from None
+    if needed != in_file:
+        diff = _shape_diff(needed, in_file)
+        raise ModelFileError(f"{name}: weights do not fit the manifest ({diff})")
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types
@@ -169,7 +300,19 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         model = build_model(manifest)
         model.load_state_dict(tensors, strict=True)
     except (RuntimeError, ValueError, TypeError, UsageError) as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelFileError(f"{name}: weights do not fit the manifest ({first})") from None
     model.to(device).eval()
     return Bundle(model, manifest)
+
+
+def _shape_diff(needed: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
+    missing = sorted(set(needed) - set(found))
+    if missing:
+        return f"tensor {shorten(missing[0])!r} is missing"
+    extra = sorted(set(found) - set(needed))
+    if extra:
+        return f"unexpected tensor {shorten(extra[0])!r}"
+    key = next(k for k in needed if needed[k] != found[k])
+    return (f"tensor {shorten(key)!r} has shape {list(found[key])}, "
+            f"the manifest needs {list(needed[key])}")
