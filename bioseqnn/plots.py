@@ -87,11 +87,13 @@ def _fmt(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-def _colors(n: int) -> list[Any]:
+def _styles(n: int) -> list[dict[str, Any]]:
+    """Distinct line styles: ten colours, then the same colours dashed, then dotted."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
+    cmap = colormaps["tab10"]
+    dashes = ["-", "--", ":", "-."]
+    return [{"color": cmap(i % 10), "ls": dashes[(i // 10) % len(dashes)]} for i in range(n)]
 
 
 def _wrap(text: str, width: int = 70) -> str:
@@ -126,11 +128,11 @@ def roc_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
     with _figure(8.6 if wide else 6.0, 5.4) as fig:
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="chance")
-        for (name, truth, score), color in zip(curves, _colors(len(curves)), strict=True):
+        for (name, truth, score), style in zip(curves, _styles(len(curves)), strict=True):
             if 0 < truth.sum() < len(truth):
                 fpr, tpr, _ = metrics.roc_curve(truth, score)
                 auc = metrics.auroc(truth, score)
-                ax.plot(fpr, tpr, color=color, lw=1.8, label=f"{name} (AUROC {auc:.3f})")
+                ax.plot(fpr, tpr, lw=1.8, label=f"{name} (AUROC {auc:.3f})", **style)
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="False positive rate",
                ylabel="True positive rate", aspect="equal")
         ax.set_title(f"ROC curve - {_wrap(ev.dataset)}\nAUROC {_fmt(ev.metrics.get('auroc'))}"
@@ -147,13 +149,13 @@ def pr_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
     wide = len(curves) > 6
     with _figure(8.6 if wide else 6.0, 5.4) as fig:
         ax = fig.add_subplot()
-        for (name, truth, score), color in zip(curves, _colors(len(curves)), strict=True):
+        for (name, truth, score), style in zip(curves, _styles(len(curves)), strict=True):
             if truth.sum() == 0:
                 continue
             precision, recall, _ = metrics.pr_curve(truth, score)
             ap = metrics.auprc(truth, score)
-            ax.step(recall, precision, where="post", color=color, lw=1.8,
-                    label=f"{name} (AP {ap:.3f})")
+            ax.step(recall, precision, where="pre", lw=1.8, label=f"{name} (AP {ap:.3f})",
+                    **style)
             if len(curves) == 1:
                 ax.axhline(truth.mean(), color="0.7", lw=1, ls="--",
                            label=f"prevalence {truth.mean():.3f}")
@@ -180,7 +182,7 @@ def confusion_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
         support = cm.sum(axis=1, keepdims=True)
         frac = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
         image = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-        cell_font = 11 if k <= 4 else 9 if k <= 10 else 7.5
+        cell_font = 12 if k <= 4 else 9.5 if k <= 15 else 7.5
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=cell_font,
