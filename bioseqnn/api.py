@@ -25,7 +25,13 @@ from .data import (
 )
 from .encoding import OneHot
 from .errors import DataError, UsageError
-from .models.base import SequenceModel, count_parameters, resolve_pooling
+from .models.base import (
+    SequenceModel,
+    check_lengths,
+    count_parameters,
+    describe,
+    resolve_pooling,
+)
 from .predict import PredictStats, output_header, predict_rows, resolve_device
 from .runtime import configure_threads
 from .seqio import STDIO, atomic_output, check_output_path, display_name, read_sequences, \
@@ -42,6 +48,7 @@ class TrainOutcome:
     result: TrainResult
     log_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    model: SequenceModel | None = None  # the trained model (best weights), on the CPU
 
 
 def default_log_path(output: str | os.PathLike[str]) -> Path:
@@ -146,8 +153,14 @@ def train(
 
     seed_everything(tc.seed)
     model = SequenceModel(cfg.model, alpha.size, spec.n_outputs)
+    check_lengths(model, train_set.ids, train_set.lengths, display_name(fasta or labels))
+    if val_set is not None:
+        check_lengths(model, val_set.ids, val_set.lengths,
+                      display_name(val_fasta or val_labels or fasta or labels))
     n_params = count_parameters(model)
-    log.info("model: %s, %s parameters", cfg.model.arch, f"{n_params:,}")
+    resolved_pooling = resolve_pooling(cfg.model)
+    log.info("model: %s, %s parameters",
+             describe({**cfg.to_dict()["model"], "pooling": resolved_pooling}), f"{n_params:,}")
     epoch_log = _EpochLog(log_file)
     try:
         result = fit(model, spec, OneHot(alpha), train_set, val_set, tc, device,
@@ -164,7 +177,8 @@ def train(
         "alphabet": alpha.name,
         "encoding": {"kind": "one-hot", "channels": alpha.letters,
                      "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per residue)"},
-        "max_length_policy": "none: any length is read whole",
+        "max_length_policy": "none: any length is read whole" if model.max_length is None
+        else f"error: sequences longer than {model.max_length} are rejected",
         "task": spec.to_dict(),
         "model": resolved["model"],
         "training": resolved["training"],
@@ -185,7 +199,7 @@ def train(
     }
     model.cpu()
     save_bundle(output, model, manifest)
-    return TrainOutcome(Path(output), manifest, result, log_file)
+    return TrainOutcome(Path(output), manifest, result, log_file, model=model)
 
 
 def predict(
@@ -217,6 +231,28 @@ def predict(
     if stats.skipped:
         log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
     return stats
+
+
+def write_config(
+    output: str | os.PathLike[str] = STDIO, model: str | os.PathLike[str] | None = None
+) -> str:
+    """Write the default config (or a model file's resolved one) as commented YAML."""
+    from .config import commented_yaml, config_from_dict
+
+    if model is None:
+        header = ("bioseqnn configuration: every setting with its default.\n"
+                  "Use with: bioseqnn train SEQS LABELS --config this.yaml "
+                  "(command-line flags override it).")
+        text = commented_yaml(header=header)
+    else:
+        manifest, _ = read_manifest(model)
+        cfg = config_from_dict({"model": manifest["model"],
+                                "training": manifest.get("training") or {}})
+        text = commented_yaml(cfg, header=f"the resolved config of {display_name(model)}")
+    check_output_path(output)
+    with atomic_output(output) as fh:
+        fh.write(text)
+    return text
 
 
 def info(model: str | os.PathLike[str]) -> dict[str, Any]:

@@ -159,15 +159,30 @@ def train(
     val_fasta: Annotated[str | None, typer.Option(help="Explicit validation FASTA.")] = None,
     val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
     = None,
-    arch: Annotated[str | None, typer.Option(help="Architecture: lstm, gru, rnn, ...")] = None,
+    arch: Annotated[str | None, typer.Option(
+        help="Architecture: rnn, lstm, gru, cnn, cnn-lstm, transformer.")] = None,
     hidden_size: Annotated[int | None, typer.Option(help="Hidden units per direction.")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked recurrent or encoder layers.")]
+    = None,
     bidirectional: Annotated[bool | None, typer.Option(
         "--bidirectional/--unidirectional", help="Read both directions.")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout between layers, before the head.")]
     = None,
     pooling: Annotated[str | None, typer.Option(
         help="last, mean, max or attention (default depends on the architecture).")] = None,
+    channels: Annotated[list[str] | None, typer.Option(
+        metavar="N,N,...", help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm).")] = None,
+    kernel_sizes: Annotated[list[str] | None, typer.Option(
+        metavar="N,N,...", help="Convolution width per layer, e.g. 9,5.")] = None,
+    dilations: Annotated[list[str] | None, typer.Option(
+        metavar="N,N,...", help="Convolution dilation per layer, e.g. 1,2.")] = None,
+    pool_sizes: Annotated[list[str] | None, typer.Option(
+        metavar="N,N,...", help="Max-pool window after each convolution layer (1 = none), e.g. 3,1.")] = None,
+    d_model: Annotated[int | None, typer.Option(help="Transformer width.")] = None,
+    heads: Annotated[int | None, typer.Option(help="Transformer attention heads.")] = None,
+    ff_size: Annotated[int | None, typer.Option(help="Transformer feed-forward width.")] = None,
+    max_length: Annotated[int | None, typer.Option(
+        help="Longest sequence a transformer accepts (longer is an error).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate.")] = None,
@@ -198,12 +213,18 @@ def train(
 
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
     from .api import train as run_train
-    from .config import RunConfig, apply_overrides, load_config
+    from .config import RunConfig, apply_overrides, load_config, parse_int_list
 
     cfg = load_config(config) if config else RunConfig()
     cfg = apply_overrides(cfg, {
         "model": {"arch": arch, "hidden_size": hidden_size, "layers": layers,
-                  "bidirectional": bidirectional, "dropout": dropout, "pooling": pooling},
+                  "bidirectional": bidirectional, "dropout": dropout, "pooling": pooling,
+                  "channels": parse_int_list(channels, "--channels"),
+                  "kernel_sizes": parse_int_list(kernel_sizes, "--kernel-sizes"),
+                  "dilations": parse_int_list(dilations, "--dilations"),
+                  "pool_sizes": parse_int_list(pool_sizes, "--pool-sizes"),
+                  "d_model": d_model, "heads": heads, "ff_size": ff_size,
+                  "max_length": max_length},
         "training": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                      "weight_decay": weight_decay, "grad_clip": grad_clip,
                      "val_fraction": val_fraction, "patience": patience, "seed": seed,
@@ -408,16 +429,31 @@ def plot_history(
     log.info("wrote %s", png)
 
 
+@app.command("config")
+def config_command(
+    model: Annotated[str | None, typer.Option(
+        "--from", help="Print the resolved config stored in this model file instead.")] = None,
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="Write the config here ('-' = stdout).")] = "-",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Print the full default config as commented YAML, a start for 'train --config'."""
+    _setup_logging(quiet, debug)
+    from .api import write_config
+
+    write_config(output, model)
+
+
 def _info_table(m: dict[str, Any]) -> Table:
+    from .models import describe
+
     task, model, data, metrics = m["task"], m["model"], m.get("data", {}), m.get("metrics", {})
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    arch = f"{model['arch']}"
-    if model["arch"] in ("lstm", "gru", "rnn"):
-        arch += (f", hidden {model['hidden_size']} x {model['layers']} layer(s)"
-                 f"{', bidirectional' if model['bidirectional'] else ''}")
-    arch += f", pooling {model['pooling']}, dropout {model['dropout']}"
+    arch = describe(model)
+    training = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in m.get("training", {}).items())
     rows = [
         ("format", f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"
                    f" torch {m.get('torch_version', '?')})"),
@@ -429,6 +465,7 @@ def _info_table(m: dict[str, Any]) -> Table:
         rows.append(("classes", ", ".join(task["classes"])))
     rows += [
         ("architecture", arch),
+        ("training", training),
         ("parameters", f"{m.get('parameters', 0):,}"),
         ("seed", str(m.get("seed"))),
         ("trained on", f"{', '.join(data.get('sources', []))}: {data.get('train_records')} "

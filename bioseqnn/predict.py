@@ -15,7 +15,7 @@ from .bundle import Bundle
 from .data import SequenceEncoder, SequenceSet, batch_indices, chunked, collate
 from .encoding import OneHot, check_fits
 from .errors import DataError
-from .models.base import SequenceModel
+from .models.base import SequenceModel, check_lengths
 from .seqio import Record
 
 log = logging.getLogger("bioseqnn")
@@ -82,6 +82,7 @@ def predict_rows(
         if not kept:
             continue
         data = SequenceSet([r.id for r in kept], codes, offsets)
+        check_lengths(bundle.model, data.ids, data.lengths, source)
         logits = infer(bundle.model, onehot, data, batch_size, device)
         out = task.outputs(logits).numpy()
         for rid, cells in zip(data.ids, task.format_rows(out)):
