@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from enum import Enum
 from typing import Annotated, Any
 
@@ -497,22 +498,25 @@ def main(argv: list[str] | None = None) -> int:
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        # make_context/invoke rather than command.main(): click's main() turns a broken
+        # pipe into sys.exit(1) before this funnel could see it.
         command = typer.main.get_command(app)
-        command.main(args=args, prog_name="bioseqnn", standalone_mode=False)
+        with command.make_context("bioseqnn", args) as ctx:
+            command.invoke(ctx)
         return 0
     except BioseqnnError as exc:
         if debug:
-            log.exception("traceback")
+            traceback.print_exc(file=sys.stderr)
         _error(str(exc))
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors from option parsing
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
-        else:
-            _error(str(exc))
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" or ctx is None:
+            exc.show()  # type: ignore[attr-defined]  # the help text itself
+        else:  # one line, like every other error
+            _error(f"{exc.format_message()} (see '{ctx.command_path} --help')")
         return getattr(exc, "exit_code", 2)
     except (KeyboardInterrupt, typer.Abort):
         _error("interrupted")

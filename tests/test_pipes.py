@@ -1,0 +1,73 @@
+"""Real subprocess pipelines: stdin, gzip, '| head', exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_bioseqnn
+
+
+def test_gzip_on_stdin_to_file_matches_plain_path(
+    hemolytic_model: Path, examples: Path, tmp_path: Path
+) -> None:
+    fasta = examples / "hemolytic.fasta"
+    out = tmp_path / "p.tsv"
+    p = run_bioseqnn("predict", hemolytic_model, "-", "-o", out,
+                     stdin=gzip.compress(fasta.read_bytes()))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b""
+    direct = run_bioseqnn("predict", hemolytic_model, fasta)
+    assert direct.returncode == 0
+    assert out.read_bytes() == direct.stdout
+    assert direct.stdout.count(b"\n") == 1105
+
+
+def test_gzip_output_by_name(hemolytic_model: Path, examples: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.tsv.gz"
+    p = run_bioseqnn("predict", hemolytic_model, examples / "hemolytic.fasta", "-o", out)
+    assert p.returncode == 0
+    lines = gzip.decompress(out.read_bytes()).decode().splitlines()
+    assert lines[0].startswith("id\tpredicted") and len(lines) == 1105
+
+
+def test_head_closes_the_pipe_without_a_traceback(
+    hemolytic_model: Path, examples: Path, tmp_path: Path
+) -> None:
+    # Enough records that predict is still writing when head exits.
+    big = tmp_path / "big.fa"
+    text = (examples / "hemolytic.fasta").read_text()
+    big.write_text("".join(text.replace(">", f">r{i}_") for i in range(20)))
+    cmd = (f"cat {big} | {sys.executable} -m bioseqnn predict {hemolytic_model} - | head -5; "
+           'echo "${PIPESTATUS[1]}" >&2')
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=300)
+    assert p.stdout.decode().count("\n") == 5
+    assert b"Traceback" not in p.stderr and b"BrokenPipe" not in p.stderr
+    # bioseqnn's own status (cat upstream may die of SIGPIPE, as any writer would).
+    assert p.stderr.decode().strip().splitlines()[-1] == "0", p.stderr
+
+
+def test_console_script_and_module_agree(examples: Path) -> None:
+    exe = shutil.which("bioseqnn", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    a = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    b = run_bioseqnn("--version")
+    assert a.returncode == b.returncode == 0
+    assert a.stdout == b.stdout.decode() and a.stdout.startswith("bioseqnn ")
+
+
+def test_bad_data_exits_1_usage_exits_2(hemolytic_model: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\nMKV3L\n")
+    p = run_bioseqnn("predict", hemolytic_model, bad, "-o", tmp_path / "x.tsv")
+    assert p.returncode == 1
+    assert p.stderr.decode().strip().splitlines() == [
+        f"bioseqnn: error: {bad}: record 'a': invalid protein symbol '3' at position 4 "
+        "(use --on-invalid skip or mask, or --alphabet)"
+    ] or b"position 4" in p.stderr
+    assert not (tmp_path / "x.tsv").exists()
+    p = run_bioseqnn("predict", hemolytic_model, bad, "--batch-size", "0")
+    assert p.returncode == 2
