@@ -513,10 +513,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors from option parsing
         ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError" or ctx is None:
+        if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]  # the help text itself
         else:  # one line, like every other error
-            _error(f"{exc.format_message()} (see '{ctx.command_path} --help')")
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            _error(f"{exc.format_message()}{hint}")
         return getattr(exc, "exit_code", 2)
     except (KeyboardInterrupt, typer.Abort):
         _error("interrupted")

@@ -9,6 +9,7 @@ import csv
 import gzip
 import io
 import os
+import stat
 import sys
 import tempfile
 import zlib
@@ -371,45 +372,79 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise UsageError(f"{path}: cannot write: directory {str(parent)!r} does not exist")
+        problem = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{path}: cannot write: directory {str(parent)!r} {problem}")
     if target.is_dir():
         raise UsageError(f"{path}: cannot write: it is a directory")
-    if not os.access(parent, os.W_OK):
+    if not os.access(parent, os.W_OK) and not _is_special(target):
         raise UsageError(f"{path}: cannot write: directory {str(parent)!r} is not writable")
+
+
+def _is_special(target: Path) -> bool:
+    """True for an existing output that is no regular file: /dev/null, a FIFO, a terminal."""
+    try:
+        return not stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _encoded(raw: IO[bytes], name: str, binary: bool) -> Iterator[IO[Any]]:
+    """Wrap a binary sink: gzip when ``name`` ends in .gz, UTF-8 text unless ``binary``."""
+    sink: IO[Any] = raw
+    gz = None
+    if name.endswith(".gz"):
+        gz = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+        sink = gz
+    text = None
+    if not binary:
+        text = io.TextIOWrapper(sink, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        sink = text
+    yield sink
+    if text is not None:
+        text.flush()
+        text.detach()
+    if gz is not None:
+        gz.close()
+    raw.flush()
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], binary: bool = False) -> Iterator[IO[Any]]:
     """Yield a handle whose content appears at ``path`` only if the block succeeds.
 
-    '-' yields stdout (never closed). A name ending in .gz is gzip-compressed.
+    '-' yields stdout (never closed). A name ending in .gz is gzip-compressed. A
+    symbolic link is followed (the file it points to is replaced, the link kept); an
+    existing output that is no regular file (/dev/null, a named pipe) is written directly.
+    Failing writes (disk full, file too large) raise :class:`DataError` naming the output.
     """
     if str(path) == STDIO:
         stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
-        yield stream
-        stream.flush()
+        try:
+            yield stream
+            stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise DataError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
         return
     check_output_path(path)
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    if _is_special(Path(path)):
+        try:
+            with open(path, "wb") as raw, _encoded(raw, str(path), binary) as sink:
+                yield sink
+        except OSError as exc:
+            raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        return
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as raw:
-            sink: IO[Any] = raw
-            gz = None
-            if target.name.endswith(".gz"):
-                gz = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
-                sink = gz
-            text = None
-            if not binary:
-                text = io.TextIOWrapper(sink, encoding="utf-8", newline="")  # type: ignore[arg-type]
-                sink = text
-            yield sink
-            if text is not None:
-                text.flush()
-                text.detach()
-            if gz is not None:
-                gz.close()
-            raw.flush()
+            with _encoded(raw, target.name, binary) as sink:
+                yield sink
             os.fsync(raw.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
