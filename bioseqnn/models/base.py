@@ -40,7 +40,7 @@ class ModelConfig:
     channels: list[int] = setting([128, 128], "convolution filters per layer")
     kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
     dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
-    pool_sizes: list[int] = setting([1, 1], "max-pool window (and stride) after each layer "
+    pool_sizes: list[int] = setting([3, 1], "max-pool window (and stride) after each layer "
                                          "(1 = none); shortens the sequence by that factor")
     # transformer
     d_model: int = setting(128, "model width (divisible by heads)")
