@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 
@@ -28,3 +32,122 @@ def configure_threads(threads: int = 0) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+# --------------------------------------------------------------------------- concurrency
+#
+# A recurrence is a chain of small operations; splitting each one over two OpenMP
+# threads costs more in synchronisation than it gains. Independent recurrences (the two
+# directions of a bidirectional layer, or two halves of a batch) instead run side by
+# side, each on a worker thread with one intra-op thread. torch releases the GIL inside
+# its operations, so the threads overlap almost completely.
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _init_worker() -> None:
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(1)  # thread-local for OpenMP and MKL; see worker_pool
+
+
+def worker_pool(size: int) -> ThreadPoolExecutor:
+    """A pool of ``size`` threads, each running torch with one intra-op thread."""
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or size > _POOL_SIZE:
+            if _POOL is not None:
+                _POOL.shutdown(wait=True)
+            threads = torch.get_num_threads()
+            pool = ThreadPoolExecutor(size, thread_name_prefix="bioseqnn",
+                                      initializer=_init_worker)
+            # Start every thread now, then restore the process-wide default that the
+            # initializers changed (it seeds threads created later, never the caller).
+            barrier = threading.Barrier(size)
+            for f in [pool.submit(barrier.wait) for _ in range(size)]:
+                f.result()
+            torch.set_num_threads(threads)
+            _POOL, _POOL_SIZE = pool, size
+        return _POOL
+
+
+def concurrency() -> int:
+    """How many independent pieces of work the calling thread should run at once."""
+    if threading.current_thread().name.startswith("bioseqnn"):
+        return 1
+    return torch.get_num_threads()
+
+
+def run_concurrently(
+    fn: Callable[..., torch.Tensor], jobs: Sequence[tuple[torch.Tensor, ...]]
+) -> list[torch.Tensor]:
+    """``[fn(*args) for args in jobs]``, the jobs on worker threads, differentiably.
+
+    Tensors may be shared between jobs (weights); their gradients are summed in job
+    order, so results are deterministic. With one thread the jobs run inline.
+    """
+    if len(jobs) < 2 or concurrency() < 2:
+        return [fn(*args) for args in jobs]
+    pool = worker_pool(len(jobs))
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for a in jobs for t in a)
+    if not needs_grad:
+        inference = torch.is_inference_mode_enabled()
+
+        def call(args: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            with torch.inference_mode(inference), torch.no_grad():
+                return fn(*args)
+
+        return [f.result() for f in [pool.submit(call, a) for a in jobs]]
+    flat: list[torch.Tensor] = []
+    slot: dict[int, int] = {}
+    specs: list[list[int]] = []
+    for args in jobs:
+        spec = []
+        for t in args:
+            if id(t) not in slot:
+                slot[id(t)] = len(flat)
+                flat.append(t)
+            spec.append(slot[id(t)])
+        specs.append(spec)
+    return list(_Concurrent.apply(fn, specs, pool, *flat))
+
+
+class _Concurrent(torch.autograd.Function):
+    """Each job builds its own autograd graph on its worker thread (on detached copies
+    of its inputs); the backward pass runs those graphs concurrently too. torch's
+    autograd engine would otherwise run the backward of every job on one thread."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, fn: Callable[..., torch.Tensor], specs: list[list[int]],
+        pool: ThreadPoolExecutor, *flat: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        def run(spec: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
+            leaves = [flat[i].detach().requires_grad_(flat[i].requires_grad) for i in spec]
+            with torch.enable_grad():
+                return leaves, fn(*leaves)
+
+        ctx.results = [f.result() for f in [pool.submit(run, s) for s in specs]]
+        ctx.specs, ctx.pool, ctx.n = specs, pool, len(flat)
+        return tuple(out.detach() for _, out in ctx.results)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        def run(k: int) -> list[torch.Tensor | None]:
+            leaves, out = ctx.results[k]
+            want = [x for x in leaves if x.requires_grad]
+            if not want or not out.requires_grad:
+                return [None] * len(leaves)
+            g = grads[k] if grads[k] is not None else torch.zeros_like(out)
+            got = iter(torch.autograd.grad(out, want, g, allow_unused=True))
+            return [next(got) if x.requires_grad else None for x in leaves]
+
+        per_job = [f.result() for f in [ctx.pool.submit(run, k) for k in range(len(ctx.specs))]]
+        del ctx.results
+        total: list[torch.Tensor | None] = [None] * ctx.n
+        for spec, job_grads in zip(ctx.specs, per_job, strict=True):
+            for i, g in zip(spec, job_grads, strict=True):
+                if g is not None:
+                    total[i] = g if total[i] is None else total[i] + g
+        return (None, None, None, *total)
