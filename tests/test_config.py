@@ -1,0 +1,218 @@
+"""YAML configs, command-line overrides, 'bioseqnn config', and what info shows of them."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bioseqnn import api
+from bioseqnn.bundle import load_bundle
+from bioseqnn.config import RunConfig, commented_yaml, load_config, parse_int_list
+from bioseqnn.errors import UsageError
+from bioseqnn.models import REGISTRY, count_parameters
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_config_command_prints_every_default_with_a_comment(cli, tmp_path: Path) -> None:
+    result = cli("config")
+    assert result.code == 0 and result.err == ""
+    # the printed text is a valid config that reproduces the defaults exactly
+    assert load_config(write(tmp_path / "c.yaml", result.out)) == RunConfig()
+    lines = result.out.splitlines()
+    keys = [i for i, line in enumerate(lines) if re.match(r"^  [a-z_]+: ", line)]
+    n_fields = len(dataclasses.fields(RunConfig().model)) + len(
+        dataclasses.fields(RunConfig().training))
+    assert len(keys) == n_fields
+    for i in keys:
+        assert lines[i - 1].lstrip().startswith("#"), f"no comment above {lines[i]!r}"
+    for name in REGISTRY:  # the architectures are listed with a line each
+        assert any(re.match(rf"^  #   {re.escape(name)} +\S", line) for line in lines)
+    assert "  channels: [128, 128]" in lines
+    assert any(line.startswith("  # convolution filters per layer [cnn, cnn-lstm]")
+               for line in lines)
+
+
+def test_config_command_writes_a_file(cli, tmp_path: Path) -> None:
+    out = tmp_path / "train.yaml"
+    result = cli("config", "-o", out)
+    assert result.code == 0 and result.out == ""
+    assert out.read_text(encoding="utf-8") == commented_yaml(
+        header="bioseqnn configuration: every setting with its default.\n"
+               "Use with: bioseqnn train SEQS LABELS --config this.yaml "
+               "(command-line flags override it).")
+
+
+@pytest.fixture(scope="module")
+def configured_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A cnn trained from a YAML file with some settings overridden on the command line."""
+    from bioseqnn.cli import main
+
+    root = Path(__file__).resolve().parent.parent / "example_data"
+    tmp = tmp_path_factory.mktemp("config")
+    cfg = write(tmp / "train.yaml", """
+model:
+  arch: cnn
+  channels: [16]
+  kernel_sizes: [5]
+  dilations: [1]
+  pool_sizes: [2]
+  dropout: 0.1
+training:
+  epochs: 1
+  batch_size: 32
+  lr: 0.002
+  seed: 7
+""")
+    out = tmp / "m.bsnn"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["train", str(root / "hemolytic.fasta"), str(root / "hemolytic.csv"),
+                     "-o", str(out), "--config", str(cfg), "--epochs", "2",
+                     "--channels", "8,12", "--kernel-sizes", "5", "--kernel-sizes", "3",
+                     "--dilations", "1,2", "--pool-sizes", "1, 2", "--threads", "1"])
+    assert code == 0
+    return out, err.getvalue()
+
+
+def test_flags_override_the_config_file_and_the_resolved_config_is_stored(
+    configured_model: tuple[Path, str],
+) -> None:
+    path, _ = configured_model
+    manifest = api.info(path)
+    model, training = manifest["model"], manifest["training"]
+    # from the flags
+    assert training["epochs"] == 2
+    assert model["channels"] == [8, 12] and model["kernel_sizes"] == [5, 3]
+    assert model["dilations"] == [1, 2] and model["pool_sizes"] == [1, 2]
+    # from the file
+    assert model["arch"] == "cnn" and model["dropout"] == 0.1
+    assert training["batch_size"] == 32 and training["lr"] == 0.002 and training["seed"] == 7
+    # defaults, and 'auto' pooling resolved to the architecture's choice
+    assert training["patience"] == RunConfig().training.patience
+    assert model["pooling"] == "max"
+    assert len(manifest["metrics"]["best"]) > 0 and manifest["metrics"]["epochs_run"] == 2
+
+
+def test_training_logs_and_info_reports_the_parameter_count(
+    configured_model: tuple[Path, str], cli,
+) -> None:
+    path, train_log = configured_model
+    n = count_parameters(load_bundle(path).model)
+    # conv 8x20x5 + 12x8x3 (no biases), two norms 2x(8+12), head 12+1
+    assert n == 800 + 288 + 40 + 13
+    assert api.info(path)["parameters"] == n
+    assert f"model: cnn, channels 8,12, kernel-sizes 5,3, dilations 1,2, pool-sizes 1,2, " \
+           f"pooling max, dropout 0.1, {n:,} parameters" in train_log
+    result = cli("info", path)
+    assert result.code == 0
+    text = " ".join(result.out.split())  # rich wraps long rows
+    assert f"parameters {n:,}" in text
+    assert "architecture cnn, channels 8,12, kernel-sizes 5,3, dilations 1,2, pool-sizes 1,2," \
+           " pooling max, dropout 0.1" in text
+    assert "training epochs 2, batch-size 32, lr 0.002," in text
+
+
+def test_config_from_a_model_file_retrains_the_same_model(
+    configured_model: tuple[Path, str], cli, tmp_path: Path,
+) -> None:
+    path, _ = configured_model
+    result = cli("config", "--from", path)
+    assert result.code == 0
+    assert result.out.startswith(f"# the resolved config of {path}\n")
+    cfg = load_config(write(tmp_path / "again.yaml", result.out))
+    manifest = api.info(path)
+    assert dataclasses.asdict(cfg) == {"model": manifest["model"],
+                                       "training": manifest["training"]}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("model:\n  chanels: [8]\n", "unknown config key 'model.chanels'; known keys: arch,"),
+    ("training:\n  epochs: ten\n", "config key 'training.epochs': expected int, got 'ten'"),
+    ("training:\n  epochs: true\n", "config key 'training.epochs': expected an integer"),
+    ("model:\n  channels: [8, x]\n", "config key 'model.channels[1]': expected int, got 'x'"),
+    ("model:\n  kernel_sizes: 9\n", "config key 'model.kernel_sizes': expected a list, got 9"),
+    ("model:\n  bidirectional: 2\n", "config key 'model.bidirectional': expected bool"),
+    ("optimizer:\n  lr: 1\n", "unknown config section 'optimizer'; expected: model, training"),
+    ("- arch\n", "a config file must be a mapping"),
+    ("model: [\n", "not valid YAML"),
+])
+def test_bad_config_files_are_usage_errors_naming_the_key(
+    cli, tmp_path: Path, examples: Path, text: str, message: str,
+) -> None:
+    cfg = write(tmp_path / "bad.yaml", text)
+    out = tmp_path / "m.bsnn"
+    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out,
+                 "--config", cfg)
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"bioseqnn: error: {cfg}: ")
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--arch", "cnn", "--kernel-sizes", "9,x"],
+     "--kernel-sizes: 'x' is not an integer (give a comma list, e.g. 9,5)"),
+    (["--arch", "cnn", "--channels", "64,64,64"],
+     "model.kernel_sizes has 2 entries but model.channels has 3: give one value per "
+     "convolution layer"),
+    (["--arch", "cnn", "--pool-sizes", "0,1"],
+     "pool-sizes must all be at least 1 (1 = no pooling)"),
+    (["--arch", "cnn", "--pooling", "last"],
+     "pooling 'last' is not available for cnn; choose one of: mean, max, attention"),
+    (["--arch", "transformer", "--d-model", "30", "--heads", "4"],
+     "d-model (30) must be divisible by heads (4)"),
+    (["--arch", "mamba"], "unknown architecture 'mamba'; choose one of: rnn, lstm, gru, cnn, "
+                          "cnn-lstm, transformer"),
+    (["--pooling", "sum"], "pooling must be auto or one of: last, mean, max, attention "
+                            "(got 'sum')"),
+])
+def test_bad_architecture_flags_are_usage_errors(
+    cli, tmp_path: Path, examples: Path, args: list[str], message: str,
+) -> None:
+    out = tmp_path / "m.bsnn"
+    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out,
+                 *args)
+    assert result.code == 2, result.err
+    assert result.err == f"bioseqnn: error: {message}\n"
+    assert not out.exists()
+
+
+def test_transformer_max_length_shorter_than_the_data_names_the_record(
+    cli, tmp_path: Path, examples: Path,
+) -> None:
+    out = tmp_path / "m.bsnn"
+    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out,
+                 "--arch", "transformer", "--max-length", "50", "--quiet")
+    assert result.code == 1
+    assert re.fullmatch(
+        r"bioseqnn: error: .*hemolytic\.fasta: record '\S+' has \d+ positions, more than this "
+        r"transformer model's max-length 50 \(\d+ record\(s\) too long\); split or trim the "
+        r"sequences, or retrain with a larger --max-length\n", result.err)
+    assert not out.exists()
+
+
+def test_parse_int_list_accepts_commas_and_repeats() -> None:
+    assert parse_int_list(["9,5", "3"], "--kernel-sizes") == [9, 5, 3]
+    assert parse_int_list([" 1 , 2 "], "--dilations") == [1, 2]
+    assert parse_int_list(None, "--channels") is None
+    with pytest.raises(UsageError, match="--channels: give at least one integer"):
+        parse_int_list([","], "--channels")
+
+
+def test_yaml_round_trip_keeps_types() -> None:
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.channels, cfg.training.lr = "cnn-lstm", [32, 64], 3e-4
+    loaded = yaml.safe_load(commented_yaml(cfg))
+    assert loaded["model"]["channels"] == [32, 64]
+    assert loaded["training"]["lr"] == 3e-4 and loaded["model"]["arch"] == "cnn-lstm"
