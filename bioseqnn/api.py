@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -13,7 +14,6 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from . import __version__
 from .bundle import Bundle, load_bundle, read_manifest, save_bundle
 from .config import RunConfig, validate
 from .data import (
@@ -34,9 +34,16 @@ from .models.base import (
 )
 from .predict import PredictStats, output_header, predict_rows, resolve_device
 from .runtime import configure_threads
-from .seqio import STDIO, atomic_output, check_output_path, display_name, read_sequences, \
-    table_delimiter
-from .train import Reporter, TrainResult, fit, seed_everything
+from .seqio import (
+    STDIO,
+    atomic_output,
+    check_output_path,
+    display_name,
+    read_sequences,
+    table_delimiter,
+)
+from .strands import complement_table
+from .train import Reporter, TrainResult, fit, resolve_class_weights, seed_everything
 
 log = logging.getLogger("bioseqnn")
 
@@ -58,12 +65,14 @@ def default_log_path(output: str | os.PathLike[str]) -> Path:
 
 
 class _EpochLog:
-    """The per-epoch metrics log: TSV, one row per epoch, flushed as training goes."""
+    """The per-epoch metrics log, flushed as training goes: TSV, one row per epoch, or
+    JSON lines (one object per epoch) when the name ends in .jsonl or .json."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.handle: IO[str] | None = None
         self.columns: list[str] = []
+        self.jsonl = path is not None and path.suffix in (".jsonl", ".json")
 
     def __call__(self, record: dict[str, Any]) -> None:
         if self.path is None:
@@ -71,7 +80,12 @@ class _EpochLog:
         if self.handle is None:
             self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self.columns = list(record)
-            self.handle.write("\t".join(self.columns) + "\n")
+            if not self.jsonl:
+                self.handle.write("\t".join(self.columns) + "\n")
+        if self.jsonl:
+            self.handle.write(json.dumps(record, allow_nan=True) + "\n")
+            self.handle.flush()
+            return
         cells = [_fmt(record.get(c, "")) for c in self.columns]
         self.handle.write("\t".join(cells) + "\n")
         self.handle.flush()
@@ -110,8 +124,13 @@ def train(
     val_labels: str | os.PathLike[str] | None = None,
     log_path: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
+    resume: bool = False,
 ) -> TrainOutcome:
-    """Train a model on sequences and labels and write the model file to ``output``."""
+    """Train a model on sequences and labels and write the model file to ``output``.
+
+    With ``config.training.checkpoint_dir``, ``resume`` continues the run whose checkpoint
+    is there (same data and settings).
+    """
     cfg = config or RunConfig()
     validate(cfg)
     resolve_pooling(cfg.model)
@@ -150,6 +169,13 @@ def train(
         if missing:
             raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
     log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
+    assert train_set.targets is not None
+    spec.class_weights = resolve_class_weights(spec, tc.class_weight, train_set.targets)
+    if spec.class_weights:
+        names = spec.targets if spec.kind == "multilabel" else spec.classes
+        log.info("class weights: %s", ", ".join(
+            f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)))
+    complement = complement_table(alpha) if tc.rc_augment or tc.rc_average else None
 
     seed_everything(tc.seed)
     model = SequenceModel(cfg.model, alpha.size, spec.n_outputs)
@@ -164,7 +190,8 @@ def train(
     epoch_log = _EpochLog(log_file)
     try:
         result = fit(model, spec, OneHot(alpha), train_set, val_set, tc, device,
-                     reporter=reporter, on_epoch=epoch_log)
+                     reporter=reporter, on_epoch=epoch_log, complement=complement,
+                     resume=resume)
     finally:
         epoch_log.close()
 
@@ -190,9 +217,11 @@ def train(
             "records": len(data),
             "train_records": len(train_set),
             "val_records": len(val_set) if val_set is not None else 0,
+            "val_fingerprint_sha256": val_set.fingerprint() if val_set is not None else "",
             "lengths": _lengths_summary(data),
         },
-        "metrics": {"best_epoch": result.best_epoch, "best": result.best,
+        "metrics": {"monitor": result.monitor, "resumed_from": result.resumed_from,
+                    "best_epoch": result.best_epoch, "best": result.best,
                     "final": result.final, "epochs_run": len(result.history),
                     "stopped_early": result.stopped_early,
                     "seconds": round(result.seconds, 2)},
@@ -211,8 +240,12 @@ def predict(
     device: str = "auto",
     threads: int = 0,
     on_invalid: str = "error",
+    rc_average: bool | None = None,
 ) -> PredictStats:
-    """Predict every record of ``sequences`` and write one row per record to ``output``."""
+    """Predict every record of ``sequences`` and write one row per record to ``output``.
+
+    ``rc_average`` (DNA/RNA) reports the mean of both strands; None: the model's default.
+    """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
     check_output_path(output)
@@ -222,7 +255,7 @@ def predict(
     stats = PredictStats()
     source = display_name(sequences)
     rows = predict_rows(bundle, read_sequences(sequences), source, batch_size, dev, on_invalid,
-                        stats)
+                        stats, rc_average=rc_average)
     with atomic_output(output) as fh:
         writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
         writer.writerow(output_header(bundle))

@@ -199,8 +199,32 @@ def train(
         help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     threads: Annotated[int | None, typer.Option(
         help="CPU threads for torch (0 = cores available).")] = None,
+    monitor: Annotated[str | None, typer.Option(
+        help="Metric for early stopping, best weights and plateau: val_loss, val_auroc, "
+        "val_auprc, val_mcc, val_balanced_accuracy, val_f1, val_r2, val_pearson, ...")] = None,
+    schedule: Annotated[str | None, typer.Option(
+        help="Learning-rate schedule: none, plateau, cosine or onecycle.")] = None,
+    warmup_epochs: Annotated[float | None, typer.Option(
+        help="Linear learning-rate warm-up over this many epochs (fractions allowed).")] = None,
+    class_weight: Annotated[str | None, typer.Option(
+        help="Loss weights: none, auto (inverse class frequency), 1,4 in class order, or "
+        "name=weight,...")] = None,
+    rc_augment: Annotated[bool | None, typer.Option(
+        "--rc-augment/--no-rc-augment",
+        help="DNA/RNA: train on a random strand of each sequence.")] = None,
+    rc_average: Annotated[bool | None, typer.Option(
+        "--rc-average/--no-rc-average",
+        help="DNA/RNA: predict the mean of both strands (stored as the model's default).")]
+    = None,
+    precision: Annotated[str | None, typer.Option(
+        help="32, bf16 or 16-mixed (mixed precision on CUDA; CPU trains in 32-bit).")] = None,
+    checkpoint_dir: Annotated[str | None, typer.Option(
+        help="Write a checkpoint here after every epoch (continue with --resume).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the run checkpointed in --checkpoint-dir.")] = False,
     log_file: Annotated[str | None, typer.Option(
-        "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv).")] = None,
+        "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
+        "a name ending in .jsonl writes JSON lines.")] = None,
     plots: Annotated[str | None, typer.Option(
         "--plots", help="Folder for learning_curves.png (needs matplotlib: bioseqnn[plots]).")]
     = None,
@@ -229,7 +253,11 @@ def train(
         "training": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                      "weight_decay": weight_decay, "grad_clip": grad_clip,
                      "val_fraction": val_fraction, "patience": patience, "seed": seed,
-                     "device": device, "threads": threads},
+                     "device": device, "threads": threads, "monitor": monitor,
+                     "schedule": schedule, "warmup_epochs": warmup_epochs,
+                     "class_weight": class_weight, "rc_augment": rc_augment,
+                     "rc_average": rc_average, "precision": precision,
+                     "checkpoint_dir": checkpoint_dir},
     })
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
     if table is None:
@@ -242,12 +270,14 @@ def train(
         sequence_column=sequence_column, task=task.value if task else None,
         alphabet=alphabet.value, on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
         val_fasta=val_fasta, val_labels=val_labels, log_path=log_file, reporter=reporter,
+        resume=resume,
     )
     best = outcome.result.best
     headline = "val_accuracy" if outcome.manifest["task"]["kind"] != "regression" else "val_r2"
     summary = f"best epoch {outcome.result.best_epoch}"
-    if headline in best:
-        summary += f", {headline} {best[headline]:.4f}"
+    for key in dict.fromkeys([outcome.result.monitor, headline]):
+        if isinstance(best.get(key), float):
+            summary += f", {key} {best[key]:.4f}"
     log.info("wrote %s (%s); metrics log %s", outcome.output, summary, outcome.log_path)
     if plots is not None:
         from .plots import learning_curves, plot_dir
@@ -270,6 +300,10 @@ def predict(
     device: Device = "auto",
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
+    rc_average: Annotated[bool | None, typer.Option(
+        "--rc-average/--no-rc-average",
+        help="DNA/RNA: report the mean over both strands (default: as the model was trained).")]
+    = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -278,7 +312,7 @@ def predict(
     from .api import predict as run_predict
 
     stats = run_predict(model, sequences, output, batch_size=batch_size, device=device,
-                        threads=threads, on_invalid=on_invalid.value)
+                        threads=threads, on_invalid=on_invalid.value, rc_average=rc_average)
     log.debug("predicted %d record(s)", stats.records)
 
 

@@ -14,6 +14,9 @@ import yaml
 from .errors import UsageError
 from .models.base import POOLINGS, ModelConfig, setting
 
+SCHEDULES = ("none", "plateau", "cosine", "onecycle")
+PRECISIONS = ("32", "bf16", "16-mixed")
+
 
 @dataclass
 class TrainConfig:
@@ -26,11 +29,33 @@ class TrainConfig:
     grad_clip: float = setting(1.0, "gradient-norm clip (0 = off)")
     val_fraction: float = setting(0.1, "fraction held out for validation (stratified for "
                                        "classes); unused with an explicit validation set")
-    patience: int = setting(5, "epochs without a better val_loss before stopping "
+    patience: int = setting(5, "epochs without a better monitored metric before stopping "
                                "(0 = never stop early)")
     seed: int = setting(0, "seed for the split, batch order and initial weights")
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     threads: int = setting(0, "CPU threads for torch (0 = cores available)")
+    # settings of the training issue (train.py, schedules.py, checkpoint.py, strands.py)
+    monitor: str = setting("val_loss", "validation metric for early stopping, best-weights "
+                                       "restore and the plateau schedule: val_loss, "
+                                       "val_auroc, val_mcc, val_r2, ... (losses and errors "
+                                       "are minimised, scores maximised)")
+    schedule: str = setting("none", "learning-rate schedule: none, plateau (halve after "
+                                    "max(1, patience / 2) epochs without progress), cosine "
+                                    "(to zero at the last epoch) or onecycle")
+    warmup_epochs: float = setting(0.0, "linear learning-rate warm-up over this many epochs "
+                                        "(fractions allowed; onecycle: its rising phase)")
+    class_weight: str = setting("none", "none, auto (inverse class frequency; multilabel: "
+                                        "negatives / positives per label) or explicit weights "
+                                        "in class order (1,4) or by name (neg=1,pos=4)")
+    rc_augment: bool = setting(False, "DNA/RNA: train on a random strand of each sequence "
+                                      "(reverse complement with probability 1/2)")
+    rc_average: bool = setting(False, "DNA/RNA: predict the mean of both strands (stored "
+                                      "as the model's default for predict)")
+    precision: str = setting("32", "32, bf16 or 16-mixed (automatic mixed precision; CUDA "
+                                   "only, CPU always trains in 32-bit)")
+    checkpoint_dir: str | None = setting(None, "folder for a checkpoint after every epoch "
+                                               "(model, optimiser, schedule, RNG states); "
+                                               "continue a killed run with --resume")
 
 
 @dataclass
@@ -133,6 +158,14 @@ def validate(cfg: RunConfig) -> None:
         (0 <= t.val_fraction < 1, "val-fraction must be in [0, 1)"),
         (t.patience >= 0, "patience must be >= 0"),
         (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),
+        (t.schedule in SCHEDULES,
+         f"schedule must be one of: {', '.join(SCHEDULES)} (got {t.schedule!r})"),
+        (t.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
+        (t.precision in PRECISIONS,
+         f"precision must be one of: {', '.join(PRECISIONS)} (got {t.precision!r})"),
+        (t.monitor == "train_loss" or t.monitor.startswith("val_"),
+         f"monitor must be train_loss or a validation metric such as val_loss, val_auroc or "
+         f"val_r2 (got {t.monitor!r})"),
         (m.hidden_size >= 1, "hidden-size must be at least 1"),
         (m.layers >= 1, "layers must be at least 1"),
         (0 <= m.dropout < 1, "dropout must be in [0, 1)"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -17,6 +16,8 @@ from .encoding import OneHot, check_fits
 from .errors import DataError
 from .models.base import SequenceModel, check_lengths
 from .seqio import Record
+from .strands import complement_table, reverse_complement_set
+from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
 
@@ -60,14 +61,19 @@ def predict_rows(
     device: torch.device | str = "cpu",
     on_invalid: str = "error",
     stats: PredictStats | None = None,
+    rc_average: bool | None = None,
 ) -> Iterator[list[str]]:
     """Yield one output row per record (id first), in input order, chunk by chunk.
 
-    Memory stays flat: only one chunk of records is held at a time.
+    Memory stays flat: only one chunk of records is held at a time. ``rc_average``
+    (None: the model's default) reports the mean over both strands (DNA/RNA).
     """
     device = torch.device(device)
     model_alphabet = bundle.alphabet
     task = bundle.task
+    if rc_average is None:
+        rc_average = bool((bundle.manifest.get("training") or {}).get("rc_average", False))
+    complement = complement_table(model_alphabet) if rc_average else None
     onehot = OneHot(model_alphabet).to(device)
     encoder = SequenceEncoder(source, model_alphabet, on_invalid)
     stats = stats if stats is not None else PredictStats()
@@ -83,13 +89,24 @@ def predict_rows(
             continue
         data = SequenceSet([r.id for r in kept], codes, offsets)
         check_lengths(bundle.model, data.ids, data.lengths, source)
-        logits = infer(bundle.model, onehot, data, batch_size, device)
-        out = task.outputs(logits).numpy()
-        for rid, cells in zip(data.ids, task.format_rows(out)):
+        out = both_strands(bundle.model, onehot, task, data, batch_size, device, complement)
+        for rid, cells in zip(data.ids, task.format_rows(out), strict=True):
             yield [rid, *cells]
     stats.skipped = encoder.skipped
     if stats.records == 0:
         raise DataError(f"{source}: no sequence records")
+
+
+def both_strands(
+    model: SequenceModel, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
+    device: torch.device, complement: np.ndarray | None = None,
+) -> np.ndarray:
+    """Task outputs of every sequence; with ``complement``, the mean of both strands."""
+    out = task.outputs(infer(model, onehot, data, batch_size, device))
+    if complement is not None:
+        rc = reverse_complement_set(data, complement)
+        out = (out + task.outputs(infer(model, onehot, rc, batch_size, device))) / 2
+    return out.numpy()
 
 
 def output_header(bundle: Bundle) -> list[str]:

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from .checkpoint import Checkpoint, load_checkpoint, run_differences, save_checkpoint
 from .config import TrainConfig
 from .data import SequenceSet, batch_indices, collate
 from .encoding import OneHot
-from .errors import TrainingError
+from .errors import TrainingError, UsageError
 from .models.base import SequenceModel
 from .predict import infer
+from .schedules import Schedule, check_monitor, improved
+from .strands import reverse_complement_codes
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -55,11 +59,116 @@ class TrainResult:
     final: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False
     seconds: float = 0.0
+    monitor: str = "val_loss"
+    resumed_from: int = 0
+    """The epoch of the checkpoint this run continued from (0: a fresh start)."""
 
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
+
+
+# Validation metrics of each task family, as they appear in the per-epoch records (val_*).
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auroc", "auprc", "mcc", "f1")
+REGRESSION_METRICS = ("mse", "mae", "pearson", "spearman", "r2")
+
+
+def monitor_choices(task: TaskSpec, validation: bool) -> list[str]:
+    """Names that ``--monitor`` accepts for this task."""
+    if not validation:
+        return ["train_loss"]
+    names = CLASSIFICATION_METRICS if task.is_classification else REGRESSION_METRICS
+    return ["val_loss", *(f"val_{n}" for n in names), "train_loss"]
+
+
+# --------------------------------------------------------------------------- class weights
+
+
+def resolve_class_weights(task: TaskSpec, setting: str, targets: np.ndarray) -> list[float]:
+    """Loss weights from ``--class-weight`` and the training targets.
+
+    'auto' gives each class n / (K * count) (binary, multiclass) or each label
+    negatives / positives (multilabel, as BCE's pos_weight); explicit weights are given
+    in class order ('1,4') or by name ('neg=1,pos=4', unnamed classes weigh 1).
+    """
+    setting = setting.strip()
+    if setting in ("", "none"):
+        return []
+    if not task.is_classification:
+        raise UsageError("--class-weight applies to classification tasks, not regression")
+    names = task.classes if task.kind != "multilabel" else task.targets
+    what = "label" if task.kind == "multilabel" else "class"
+    if setting == "auto":
+        if task.kind == "multilabel":
+            pos = targets.sum(axis=0).astype(np.float64)
+            empty = [names[i] for i in np.flatnonzero(pos == 0)]
+            if empty:
+                raise UsageError(f"--class-weight auto: label(s) {', '.join(empty)} have no "
+                                 "positive training record; give explicit weights")
+            return [float(x) for x in (len(targets) - pos) / pos]
+        counts = np.bincount(targets.astype(np.int64), minlength=len(names)).astype(np.float64)
+        counts[counts == 0] = np.nan
+        return [float(x) for x in np.nan_to_num(len(targets) / (len(names) * counts), nan=1.0)]
+    parts = [p.strip() for p in setting.split(",") if p.strip()]
+    if any("=" in p for p in parts):
+        weights = dict.fromkeys(names, 1.0)
+        for p in parts:
+            name, _, value = p.partition("=")
+            if name.strip() not in weights:
+                raise UsageError(f"--class-weight: unknown {what} {name.strip()!r}; "
+                                 f"{what}es: {', '.join(names)}")
+            weights[name.strip()] = _weight(value)
+        values = list(weights.values())
+    else:
+        values = [_weight(p) for p in parts]
+        if len(values) != len(names):
+            raise UsageError(f"--class-weight: {len(values)} weight(s) for {len(names)} "
+                             f"{what}es ({', '.join(names)}); give one per {what} or name=weight")
+    if not any(v > 0 for v in values):
+        raise UsageError("--class-weight: at least one weight must be positive")
+    return values
+
+
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--class-weight: {text.strip()!r} is not a number (use auto, "
+                         "1,4 or name=weight)") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"--class-weight: weights must be finite and >= 0, got {text.strip()}")
+    return value
+
+
+# --------------------------------------------------------------------------- precision
+
+
+@dataclass
+class _Precision:
+    dtype: torch.dtype | None
+    scaler: Any = None
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+
+def _precision(name: str, device: torch.device) -> _Precision:
+    if name == "32":
+        return _Precision(None)
+    if device.type != "cuda":
+        log.warning("--precision %s needs CUDA; training in 32-bit on %s", name, device)
+        return _Precision(None)
+    if name == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise UsageError("--precision bf16: this GPU has no bfloat16 support; use 16-mixed")
+        return _Precision(torch.bfloat16)
+    return _Precision(torch.float16, torch.amp.GradScaler("cuda"))
+
+
+# --------------------------------------------------------------------------- the loop
 
 
 def _evaluate(
@@ -74,6 +183,48 @@ def _evaluate(
     return {f"{prefix}_loss": loss, **{f"{prefix}_{k}": v for k, v in scores.items()}}
 
 
+def run_identity(
+    model: SequenceModel, task: TaskSpec, train_set: SequenceSet, val_set: SequenceSet | None,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it."""
+    training = dataclasses.asdict(cfg)
+    for key in ("device", "threads", "checkpoint_dir"):
+        training.pop(key, None)
+    return {
+        "train_sha256": train_set.fingerprint(),
+        "val_sha256": val_set.fingerprint() if val_set is not None else None,
+        "task": task.to_dict(),
+        "model": dataclasses.asdict(model.config),
+        "training": training,
+    }
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _check_weights(model: torch.nn.Module, epoch: int) -> None:
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise TrainingError(
+                f"weight {name} became non-finite in epoch {epoch}; try a lower --lr, "
+                "--weight-decay or a --grad-clip"
+            )
+
+
+def _batches(
+    train_set: SequenceSet, cfg: TrainConfig, epoch: int, rc: bool
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """(batch number, record indices, strands to flip) of one epoch, from the seed alone."""
+    order = batch_indices(train_set.lengths, cfg.batch_size, np.random.default_rng([cfg.seed, 2,
+                                                                                   epoch]))
+    strands = np.random.default_rng([cfg.seed, 3, epoch]) if rc else None
+    for b, index in enumerate(order, start=1):
+        flip = strands.random(len(index)) < 0.5 if strands is not None else None
+        yield b, index, flip
+
+
 def fit(
     model: SequenceModel,
     task: TaskSpec,
@@ -84,70 +235,170 @@ def fit(
     device: torch.device,
     reporter: Reporter | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    complement: np.ndarray | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train ``model`` in place; with validation data, restore the best epoch's weights."""
+    """Train ``model`` in place; with validation data, restore the best epoch's weights.
+
+    ``complement`` (code -> complementary code) is needed for ``cfg.rc_augment``. With
+    ``cfg.checkpoint_dir`` a checkpoint is written after every epoch; ``resume``
+    continues from it, giving on CPU the weights an uninterrupted run would have.
+    """
     assert train_set.targets is not None
     reporter = reporter or SilentReporter()
+    validation = val_set is not None and len(val_set) > 0
+    monitor = cfg.monitor
+    if not validation and monitor != "train_loss":
+        if monitor != "val_loss":
+            raise UsageError(f"--monitor {monitor} needs validation data "
+                             "(--val-fraction > 0 or --val-fasta/--val-labels)")
+        monitor = "train_loss"
+    check_monitor(monitor, monitor_choices(task, validation))
+    if cfg.rc_augment and complement is None:
+        raise UsageError("--rc-augment needs DNA or RNA sequences")
+    if resume and not cfg.checkpoint_dir:
+        raise UsageError("--resume needs --checkpoint-dir (where the run left its checkpoint)")
+    rc_table = torch.from_numpy(complement) if complement is not None else None
+
     model.to(device)
     onehot.to(device)
+    precision = _precision(cfg.precision, device)
+    pin = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_batches = math.ceil(len(train_set) / cfg.batch_size)
+    schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs * n_batches,
+                        round(cfg.warmup_epochs * n_batches), monitor,
+                        max(1, cfg.patience // 2) if cfg.patience else 2)
     targets = torch.from_numpy(train_set.targets)
-    lengths = train_set.lengths
-    result = TrainResult()
-    best_loss = math.inf
+    result = TrainResult(monitor=monitor)
+    best_value: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
     waited = 0
-    n_batches = math.ceil(len(train_set) / cfg.batch_size)
+    first_epoch = 1
+    done = False
+    identity = run_identity(model, task, train_set, val_set, cfg) if cfg.checkpoint_dir else {}
+
+    if resume:
+        assert cfg.checkpoint_dir is not None
+        ck = load_checkpoint(cfg.checkpoint_dir)
+        if ck is None:
+            log.warning("no checkpoint in %s yet: starting from epoch 1", cfg.checkpoint_dir)
+        else:
+            diff = run_differences(ck.run, identity)
+            if diff:
+                raise UsageError(
+                    f"cannot resume from {cfg.checkpoint_dir}: the checkpoint was made with "
+                    f"other data or settings ({'; '.join(diff[:4])}); use the original "
+                    "command, or another --checkpoint-dir to start afresh")
+            model.load_state_dict(ck.model)
+            optimizer.load_state_dict(ck.optimizer)
+            schedule.load_state_dict(ck.schedule)
+            if precision.scaler is not None and ck.scaler:
+                precision.scaler.load_state_dict(ck.scaler)
+            torch.set_rng_state(ck.rng_torch)
+            if device.type == "cuda" and ck.rng_cuda:
+                torch.cuda.set_rng_state_all(ck.rng_cuda)
+            result.history = list(ck.history)
+            result.best_epoch, result.best = ck.best_epoch, dict(ck.best)
+            best_value, waited, done = ck.best_value, ck.waited, ck.done
+            best_state = ck.best_model
+            result.stopped_early = done and ck.epoch < cfg.epochs
+            result.resumed_from = first_epoch = ck.epoch
+            first_epoch += 1
+            log.info("resuming from the checkpoint of epoch %d in %s", ck.epoch,
+                     cfg.checkpoint_dir)
+            if on_epoch is not None:
+                for record in result.history:
+                    on_epoch(record)
+
     reporter.start(cfg.epochs, n_batches)
-    started = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    started = time.perf_counter() - (result.history[-1]["elapsed_s"] if result.history else 0)
+    epoch = first_epoch
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        if done:
+            break
         model.train()
-        rng = np.random.default_rng([cfg.seed, 2, epoch])
         total, seen = 0.0, 0
-        for b, index in enumerate(batch_indices(lengths, cfg.batch_size, rng), start=1):
+        lr = schedule.lr()
+        for b, index, flip in _batches(train_set, cfg, epoch, cfg.rc_augment):
             codes, lens = collate(train_set, index)
+            if flip is not None and rc_table is not None:
+                codes = reverse_complement_codes(codes, lens, rc_table, torch.from_numpy(flip))
+            y = targets[torch.from_numpy(index)]
+            if pin:
+                codes, y = codes.pin_memory(), y.pin_memory()
             x = onehot(codes.to(device, non_blocking=True))
-            y = targets[torch.from_numpy(index)].to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            lr = schedule.apply(optimizer)
             optimizer.zero_grad(set_to_none=True)
-            loss = task.loss(model(x, lens.to(device)), y)
+            with precision.autocast(device):
+                logits = model(x, lens.to(device, non_blocking=True))
+            loss = task.loss(logits.float(), y)
             value = float(loss.detach())
             if not math.isfinite(value):
+                kept = f"; the checkpoint of epoch {epoch - 1} in {cfg.checkpoint_dir} is " \
+                       "intact" if cfg.checkpoint_dir and epoch > 1 else ""
                 raise TrainingError(
-                    f"the loss became {value} at epoch {epoch}, batch {b}; "
+                    f"the loss became {value} at epoch {epoch}, batch {b}{kept}; "
                     "try a lower --lr or check the targets for extreme values"
                 )
-            loss.backward()
+            scaler = precision.scaler
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            schedule.step_batch()
             total += value * len(index)
             seen += len(index)
             reporter.batch(epoch, value)
+        _check_weights(model, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
-        if val_set is not None and len(val_set):
+        if validation:
+            assert val_set is not None
             record.update(_evaluate(model, onehot, task, val_set, cfg.batch_size, device, "val"))
-        record["lr"] = optimizer.param_groups[0]["lr"]
+        record["lr"] = lr
         record["elapsed_s"] = round(time.perf_counter() - started, 3)
         result.history.append(record)
         reporter.epoch(record)
         if on_epoch is not None:
             on_epoch(record)
-        monitored = record.get("val_loss", record["train_loss"])
-        if monitored < best_loss - 1e-12:
-            best_loss = monitored
+        value = float(record[monitor])
+        if improved(value, best_value, monitor):
+            best_value = value
             result.best_epoch = epoch
             result.best = dict(record)
             waited = 0
-            if val_set is not None:
-                best_state = copy.deepcopy(model.state_dict())
+            if validation:
+                best_state = _cpu_state(model)
         else:
             waited += 1
-            if val_set is not None and cfg.patience and waited >= cfg.patience:
-                result.stopped_early = True
-                log.info("early stopping at epoch %d: no better val_loss for %d epochs "
-                         "(best epoch %d)", epoch, waited, result.best_epoch)
-                break
+            if validation and cfg.patience and waited >= cfg.patience:
+                result.stopped_early = done = True
+                log.info("early stopping at epoch %d: no better %s for %d epochs "
+                         "(best epoch %d)", epoch, monitor, waited, result.best_epoch)
+        schedule.step_epoch(value)
+        done = done or epoch == cfg.epochs
+        if cfg.checkpoint_dir:
+            save_checkpoint(cfg.checkpoint_dir, Checkpoint(
+                epoch=epoch, run=identity, model=_cpu_state(model),
+                optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
+                rng_torch=torch.get_rng_state(),
+                rng_cuda=torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                scaler=precision.scaler.state_dict() if precision.scaler is not None else None,
+                best_model=best_state, history=result.history, best_epoch=result.best_epoch,
+                best=result.best, best_value=best_value, waited=waited, done=done))
     reporter.finish()
+    if validation and result.best_epoch == 0 and result.history:
+        log.warning("%s was never finite; keeping the last epoch's weights", monitor)
     if best_state is not None:
         model.load_state_dict(best_state)
     result.final = dict(result.history[-1]) if result.history else {}
