@@ -153,7 +153,7 @@ class SequenceEncoder:
             self.skipped += len(drop)
             keep = np.array([i for i in range(len(records)) if i not in drop], dtype=np.int64)
             kept = [records[i] for i in keep]
-            sub = SequenceSet([r.id for r in kept], codes, offsets).subset(keep) if len(keep) \
+            sub = SequenceSet([r.id for r in records], codes, offsets).subset(keep) if len(keep) \
                 else SequenceSet([], np.zeros(0, np.uint8), np.zeros(1, np.int64))
             return kept, sub.codes, sub.offsets
         return records, codes, offsets

@@ -135,17 +135,16 @@ def read_sequences(path: str | os.PathLike[str]) -> Iterator[Record]:
     The id is the header up to the first whitespace; the rest is the description.
     Windows line endings and a UTF-8 byte-order mark are accepted; blank lines are
     ignored. Every format error raises :class:`DataError` naming the file and line.
+    The input is opened and its first line checked at once (a missing or non-FASTA
+    file fails here, before a caller writes anything); records are read as iterated.
     """
     name = display_name(path)
-    with open_text(path) as lines:
+    lines = _CheckedText(open_binary(path), name)
+    try:
         first = _first_content_line(lines)
         if first is None:
             raise DataError(f"{name}: empty input, no sequence records")
-        if first.startswith(">"):
-            yield from _parse_fasta(first, lines, name)
-        elif first.startswith("@"):
-            yield from _parse_fastq(first, lines, name)
-        else:
+        if not first.startswith((">", "@")):
             hint = ""
             if first.startswith("LOCUS"):
                 hint = "; this looks like GenBank, which is not read: convert it to FASTA"
@@ -155,6 +154,18 @@ def read_sequences(path: str | os.PathLike[str]) -> Iterator[Record]:
                 f"{name}: line {lines.line}: expected a FASTA header starting with '>' "
                 f"(or '@' for FASTQ), found {shorten(first.strip())!r}{hint}"
             )
+    except BaseException:
+        lines.close()
+        raise
+    parse = _parse_fasta if first.startswith(">") else _parse_fastq
+    return _closing(parse(first, lines, name), lines)
+
+
+def _closing(records: Iterator[Record], lines: _CheckedText) -> Iterator[Record]:
+    try:
+        yield from records
+    finally:
+        lines.close()
 
 
 def _record(name: str, header: str, line: int, seq: str, width: int) -> Record:

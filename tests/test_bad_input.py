@@ -1,0 +1,494 @@
+"""A catalogue of malformed inputs, each run through the real CLI entry point.
+
+Every case asserts the documented exit code, exactly one error line on stderr that
+names the file (and, where it applies, the record, line and position), no traceback,
+nothing on stdout and no file created or left behind (no output, no temporary file).
+The second half checks the ambiguous-but-common inputs that must be *accepted*.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import run_bioseqnn
+
+AMINO = "ACDEFGHIKLMNPQRSTVWY"
+PEPTIDES = ["KLVFFAEDVGSNK", "GIGAVLKVLTTGL", "FLPLIGRVLSGIL", "ILPWKWPWWPWRR",
+            "GLFDIVKKVVGAL", "KWKLFKKIEKVGQ", "RRWWRRWWRRLLE", "FFPIVGKLLSGLL"]
+
+
+def fasta(records: list[tuple[str, str]], eol: str = "\n") -> bytes:
+    return "".join(f">{rid}{eol}{seq}{eol}" for rid, seq in records).encode()
+
+
+def random_records(n: int, letters: str, length: int, seed: int, prefix: str = "r"
+                   ) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    return [(f"{prefix}{i}", "".join(rng.choice(letters) for _ in range(length)))
+            for i in range(n)]
+
+
+def train_tiny(workdir: Path, records: list[tuple[str, str]], labels: list[str],
+               name: str) -> Path:
+    """Train a 1-epoch, 8-unit LSTM through the CLI and return the model file."""
+    from bioseqnn.cli import main
+
+    fa, csv_ = workdir / f"{name}.fa", workdir / f"{name}.csv"
+    fa.write_bytes(fasta(records))
+    csv_.write_text("id,y\n" + "".join(f"{r},{y}\n" for (r, _), y in zip(records, labels,
+                                                                          strict=True)))
+    out = workdir / f"{name}.bsnn"
+    code = main(["train", str(fa), str(csv_), "-o", str(out), "--epochs", "1",
+                 "--hidden-size", "8", "--threads", "1", "--quiet"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A protein binary classifier and a DNA regressor, tiny and quick."""
+    d = tmp_path_factory.mktemp("bad-input-models")
+    prot = random_records(24, AMINO, 15, seed=1)
+    dna = random_records(24, "ACGT", 30, seed=2)
+    return {
+        "P": str(train_tiny(d, prot, ["0", "1"] * 12, "protein")),
+        "D": str(train_tiny(d, dna, [f"{0.1 * i:.2f}" for i in range(24)], "dna")),
+    }
+
+
+# --------------------------------------------------------------------------- catalogue
+
+SIX = fasta([(f"s{i}", p) for i, p in enumerate(PEPTIDES[:6])])
+SIX_LABELS = b"id,y\n" + b"".join(f"s{i},{i % 2}\n".encode() for i in range(6))
+REG_LABELS = b"id,y\n" + b"".join(f"s{i},{i / 3:.3f}\n".encode() for i in range(6))
+
+
+def labels(**cells: str) -> bytes:
+    """SIX_LABELS with some rows' label replaced (s1='' -> empty cell)."""
+    rows = [f"s{i},{cells.get(f's{i}', str(i % 2))}" for i in range(6)]
+    return ("id,y\n" + "\n".join(rows) + "\n").encode()
+
+
+GZ = gzip.compress(fasta(random_records(400, AMINO, 60, seed=3)))
+MODEL_HEADER_ONLY = b"\x10\x00\x00\x00\x00\x00\x00\x00{}"  # a safetensors prefix and no more
+# DNA for the sample the alphabet is detected from, then a protein record further on.
+MIXED = fasta(random_records(2001, "ACGT", 24, seed=4) + [("p1", "MKVLAAGIIEKLQFP")])
+MIXED_LABELS = ("id,y\n" + "".join(f"r{i},{i % 2}\n" for i in range(2001)) + "p1,0\n").encode()
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    code: int
+    expect: list[str]
+    files: dict[str, bytes] = field(default_factory=dict)
+    dirs: list[str] = field(default_factory=list)
+    marks: list[pytest.MarkDecorator] = field(default_factory=list)
+
+
+PRED = ["predict", "{P}", "in.fa", "-o", "out.tsv"]
+TRAIN = ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--epochs", "1", "--hidden-size", "8"]
+
+
+def pred_case(id: str, data: bytes, expect: list[str], name: str = "in.fa",
+              model: str = "{P}") -> Case:
+    return Case(id, ["predict", model, name, "-o", "out.tsv"], 1, expect, {name: data})
+
+
+def label_case(id: str, table: bytes, expect: list[str], *extra: str,
+               seqs: bytes = SIX, code: int = 1) -> Case:
+    return Case(id, [*TRAIN, *extra], code, expect, {"six.fa": seqs, "l.csv": table})
+
+
+try:
+    import matplotlib  # noqa: F401
+
+    HAS_MPL = True
+except ImportError:
+    HAS_MPL = False
+needs_mpl = pytest.mark.skipif(not HAS_MPL, reason="plot-history needs matplotlib")
+
+CASES = [
+    # ---- sequence files that are empty, not FASTA, or damaged
+    pred_case("empty-file", b"", ["in.fa: empty input, no sequence records"]),
+    pred_case("blank-lines-only", b"\n  \n\t\n", ["in.fa: empty input"]),
+    pred_case("binary-file", bytes(range(256)) * 8, ["in.fa: line 1: not text"]),
+    pred_case("gzip-truncated", GZ[: len(GZ) // 2], ["in.fa.gz: damaged or truncated gzip"],
+              name="in.fa.gz"),
+    pred_case("gzip-corrupt", GZ[:10] + b"\x00" * 40 + GZ[50:],
+              ["in.fa.gz: damaged or truncated gzip"], name="in.fa.gz"),
+    pred_case("genbank-given-as-fasta", b"LOCUS       AB000001   30 bp    DNA\nORIGIN\n",
+              ["in.gb: line 1: expected a FASTA header", "GenBank"], name="in.gb"),
+    pred_case("table-given-as-fasta", b"id,seq\na,KLV\n",
+              ["in.fa: line 1: expected a FASTA header", "'id,seq'"]),
+    pred_case("sequence-before-first-header", b"KLVFF\n>a\nKLVFF\n",
+              ["in.fa: line 1: expected a FASTA header", "found 'KLVFF'"]),
+    pred_case("sequence-after-blank-lines-before-header", b"\n\nKLV\n>a\nKLV\n",
+              ["in.fa: line 3: expected a FASTA header"]),
+    pred_case("record-without-sequence", b">a\n>b\nKLVFF\n",
+              ["in.fa: line 1: record 'a' has no sequence"]),
+    pred_case("last-record-without-sequence", b">a\nKLVFF\n\n>b\n",
+              ["in.fa: line 4: record 'b' has no sequence"]),
+    pred_case("header-without-id", b">a\nKLVFF\n>\nKLVFF\n", ["in.fa: line 3: header has no id"]),
+    # ---- invalid symbols: file, line, column, record, position
+    pred_case("digit-in-protein", b">a\nKLVFF\n>b\nKL3VF\n",
+              ["in.fa: line 4, column 3: record 'b': invalid protein symbol '3' at position 3"]),
+    pred_case("stop-codon-mid-protein", b">a\nKLV*FF\n",
+              ["in.fa: line 2, column 4: record 'a': invalid protein symbol '*' at position 4"]),
+    pred_case("gap-dash", b">a\nKL-VF\n", ["line 2, column 3: record 'a'", "symbol '-'"]),
+    pred_case("gap-dot", b">a\nKL.VF\n", ["line 2, column 3: record 'a'", "symbol '.'"]),
+    pred_case("invalid-on-third-sequence-line", b">x\nKLVFA\nKLVFA\nKL1\n",
+              ["in.fa: line 4, column 3: record 'x'", "'1' at position 13"]),
+    pred_case("invalid-with-irregular-line-widths", b">x\nKLV\nKLVFA\nK1\n",
+              ["in.fa: line 1: record 'x'", "'1' at position 10"]),
+    pred_case("non-ascii-letter", ">a\nKLVé\n".encode(),
+              ["in.fa: line 2, column 4: record 'a': non-ASCII character 'é' at position 4"]),
+    pred_case("nul-byte", b">a\nKL\x00V\n", ["line 2, column 3: record 'a'", r"symbol '\x00'"]),
+    pred_case("crlf-with-invalid-symbol", b">a\r\nKLVFF\r\n>b\r\nK#V\r\n",
+              ["in.fa: line 4, column 2: record 'b'", "symbol '#'"]),
+    # ---- FASTQ damage (FASTQ itself is accepted, see below)
+    pred_case("fastq-quality-truncated", b"@r1\nKLVFF\n+\nIII\n",
+              ["in.fq: line 4: record 'r1': quality ends after 3 of 5"], name="in.fq"),
+    pred_case("fastq-without-plus-line", b"@r1\nKLVFF\n", ["in.fq: line 2:", "'+' line"],
+              name="in.fq"),
+    pred_case("fastq-quality-too-long", b"@r1\nKLV\n+\nIIIII\n",
+              ["in.fq: line 4: record 'r1': quality has 5 characters, the sequence 3"],
+              name="in.fq"),
+    pred_case("fastq-second-header-missing-at", b"@r1\nKLV\n+\nIII\nr2\nKLV\n",
+              ["in.fq: line 5: expected a FASTQ header starting with '@'"], name="in.fq"),
+    # ---- alphabets that do not fit
+    pred_case("dna-given-to-protein-model", fasta(random_records(5, "ACGT", 40, seed=5)),
+              ["in.fa: the sequences look like dna but the model was trained on protein"]),
+    pred_case("protein-given-to-dna-model", fasta([("a", PEPTIDES[0])]),
+              ["in.fa: the sequences look like protein but the model was trained on dna"],
+              model="{D}"),
+    label_case("mixed-dna-then-protein", MIXED_LABELS,
+               ["six.fa: line 4004, column 4: record 'p1': invalid dna symbol 'L' at position 4",
+                "the record looks like protein", "does the file mix dna and protein?"],
+               seqs=MIXED),
+    # ---- missing or unreadable inputs
+    Case("missing-sequence-file", ["predict", "{P}", "nosuch.fa"], 2, ["nosuch.fa: no such file"]),
+    Case("sequence-path-is-directory", ["predict", "{P}", "adir"], 1,
+         ["adir: is a directory"], dirs=["adir"]),
+    Case("missing-labels-file", [*TRAIN[:2], "nosuch.csv", *TRAIN[3:]], 2,
+         ["nosuch.csv: no such file"], {"six.fa": SIX}),
+    # ---- label tables
+    label_case("labels-without-id-column", b"name,y\ns0,0\ns1,1\n",
+               ["l.csv: no column 'id'; columns are: 'name', 'y'"]),
+    label_case("labels-semicolon-delimited", SIX_LABELS.replace(b",", b";"),
+               ["l.csv: no column 'id'", "separated by ';'"]),
+    label_case("labels-without-target-column", b"id\ns0\ns1\n",
+               ["l.csv: no target column besides 'id'"]),
+    label_case("labels-unknown-target", SIX_LABELS, ["l.csv: no column 'z'"], "--target", "z"),
+    label_case("labels-empty-cell", labels(s1=""),
+               ["1 record(s) with an empty label ('s1') in l.csv, line 3"]),
+    label_case("labels-nan-regression", REG_LABELS.replace(b"0.333", b"nan"),
+               ["l.csv: line 3 (id 's1'): column 'y': 'nan' is not finite"]),
+    label_case("labels-inf-regression", REG_LABELS.replace(b"1.000", b"-inf"),
+               ["l.csv: line 5 (id 's3'): column 'y': '-inf' is not finite"]),
+    label_case("labels-text-in-forced-regression", labels(s2="high"),
+               ["l.csv: --task regression needs numbers", "'high'"], "--task", "regression"),
+    label_case("labels-single-class", labels(s1="0", s3="0", s5="0"),
+               ["l.csv: column 'y' holds a single class ('0')"]),
+    Case("class-only-in-validation",
+         [*TRAIN, "--val-fasta", "v.fa", "--val-labels", "v.csv"], 1,
+         ["v.csv: line 3 (id 'v1'): class '7' was not seen in training (classes: 0, 1)"],
+         {"six.fa": SIX, "l.csv": SIX_LABELS, "v.fa": fasta([("v0", "KLVFF"), ("v1", "GIGAV")]),
+          "v.csv": b"id,y\nv0,1\nv1,7\n"}),
+    label_case("label-ids-not-in-fasta", SIX_LABELS + b"zz,1\n",
+               ["1 id(s) in l.csv missing from six.fa ('zz'), line 8", "--ignore-unmatched"]),
+    label_case("fasta-ids-not-in-labels", SIX_LABELS.replace(b"s5,1\n", b""),
+               ["1 id(s) in six.fa missing from l.csv ('s5'), line 11"]),
+    label_case("fasta-id-with-description-vs-label", SIX_LABELS.replace(b"s0,", b"s0 x,"),
+               ["six.fa missing from l.csv ('s0'), line 1", "l.csv missing from six.fa ('s0 x')"]),
+    label_case("duplicate-ids-in-fasta", SIX_LABELS,
+               ["1 duplicate id(s) in six.fa ('s2'), lines 5, 13"], seqs=SIX + b">s2\nKLVFF\n"),
+    label_case("duplicate-ids-in-labels", SIX_LABELS + b"s3,0\n",
+               ["1 duplicate id(s) in l.csv ('s3'), lines 5, 8"]),
+    label_case("labels-ragged-row", SIX_LABELS.replace(b"s2,0", b"s2,0,9"),
+               ["l.csv: line 4: 3 field(s), the header has 2 (delimiter ',')"]),
+    label_case("labels-open-quote", SIX_LABELS.replace(b"s2,0", b's2,"0'),
+               ["l.csv: line 4: a quoted field runs over several lines"]),
+    label_case("labels-header-only", b"id,y\n", ["l.csv: a header row but no data rows"]),
+    label_case("labels-empty-file", b"", ["l.csv: empty table, expected a header row"]),
+    label_case("labels-binary-file", bytes(range(256)), ["l.csv: line 1: not text"]),
+    label_case("labels-duplicate-columns", b"id,y,y\ns0,0,1\n",
+               ["l.csv: duplicate column name(s) in the header: y"]),
+    # ---- model files
+    Case("model-truncated", ["predict", "trunc.bsnn", "in.fa"], 1,
+         ["trunc.bsnn: model file is truncated"], {"in.fa": SIX}),
+    Case("model-header-without-tensors", ["predict", "short.bsnn", "in.fa"], 1,
+         ["short.bsnn: model file is truncated"], {"in.fa": SIX, "short.bsnn": MODEL_HEADER_ONLY}),
+    Case("model-is-a-fasta-file", ["predict", "six.fa", "in.fa"], 1,
+         ["six.fa: not a bioseqnn model file"], {"in.fa": SIX, "six.fa": SIX}),
+    Case("model-empty-file", ["info", "empty.bsnn"], 1,
+         ["empty.bsnn: not a bioseqnn model file (too short)"], {"empty.bsnn": b""}),
+    Case("model-future-format-version", ["predict", "future.bsnn", "in.fa"], 1,
+         ["future.bsnn: model file format 99 is newer", "upgrade bioseqnn"], {"in.fa": SIX}),
+    Case("model-future-format-version-info", ["info", "future.bsnn"], 1,
+         ["future.bsnn: model file format 99 is newer"]),
+    Case("model-missing", ["predict", "nosuch.bsnn", "in.fa"], 1,
+         ["nosuch.bsnn: no such model file"], {"in.fa": SIX}),
+    Case("model-is-directory", ["info", "mdir"], 1, ["mdir: is a directory"], dirs=["mdir"]),
+    Case("evaluate-with-truncated-model", ["evaluate", "trunc.bsnn", "six.fa", "l.csv"], 1,
+         ["trunc.bsnn: model file is truncated"], {"six.fa": SIX, "l.csv": SIX_LABELS}),
+    Case("explain-with-invalid-symbol", ["explain", "{P}", "in.fa", "-o", "attr.tsv"], 1,
+         ["in.fa: line 2, column 2: record 'a': invalid protein symbol '9'"],
+         {"in.fa": b">a\nK9V\n"}),
+    Case("config-from-non-model", ["config", "--from", "six.fa"], 1,
+         ["six.fa: not a bioseqnn model file"], {"six.fa": SIX}),
+    # ---- options out of range
+    label_case("epochs-negative", SIX_LABELS, ["epochs must be at least 1"],
+               "--epochs", "-3", code=2),
+    label_case("batch-size-zero", SIX_LABELS, ["batch-size must be at least 1"],
+               "--batch-size", "0", code=2),
+    label_case("unknown-architecture", SIX_LABELS, ["unknown architecture 'perceptron'"],
+               "--arch", "perceptron", code=2),
+    label_case("val-fraction-one", SIX_LABELS, ["val-fraction must be in [0, 1)"],
+               "--val-fraction", "1.0", code=2),
+    label_case("hidden-size-zero", SIX_LABELS, ["hidden-size must be at least 1"],
+               "--hidden-size", "0", code=2),
+    label_case("learning-rate-not-a-number", SIX_LABELS,
+               ["Invalid value for '--lr'", "(see 'bioseqnn train --help')"],
+               "--lr", "fast", code=2),
+    label_case("unknown-option", SIX_LABELS, ["No such option: --epoch"], "--epoch", "3", code=2),
+    Case("predict-batch-size-zero", [*PRED, "--batch-size", "0"], 2,
+         ["Invalid value for '--batch-size'"], {"in.fa": SIX}),
+    Case("predict-on-invalid-unknown", [*PRED, "--on-invalid", "ignore"], 2,
+         ["Invalid value for '--on-invalid'"], {"in.fa": SIX}),
+    Case("unknown-command", ["fit", "six.fa"], 2, ["No such command 'fit'"]),
+    Case("config-file-binary", [*TRAIN, "--config", "c.yaml"], 2,
+         ["c.yaml: not a YAML config"], {"six.fa": SIX, "l.csv": SIX_LABELS,
+                                          "c.yaml": bytes(range(256))}),
+    # ---- outputs
+    Case("output-directory-missing", ["predict", "{P}", "in.fa", "-o", "nodir/out.tsv"], 2,
+         ["nodir/out.tsv: cannot write: directory 'nodir' does not exist"], {"in.fa": SIX}),
+    Case("output-parent-is-a-file", ["predict", "{P}", "in.fa", "-o", "in.fa/out.tsv"], 2,
+         ["in.fa/out.tsv: cannot write: directory 'in.fa' is not a directory"], {"in.fa": SIX}),
+    Case("output-is-a-directory", ["predict", "{P}", "in.fa", "-o", "odir"], 2,
+         ["odir: cannot write: it is a directory"], {"in.fa": SIX}, dirs=["odir"]),
+    label_case("train-output-to-stdout", SIX_LABELS, ["the model file needs a path"],
+               "-o", "-", code=2),
+    # ---- the training-log plot
+    Case("plot-history-empty-log", ["plot-history", "m.log.tsv", "-o", "c.png"], 1,
+         ["m.log.tsv: not a bioseqnn training log"], {"m.log.tsv": b""}, marks=[needs_mpl]),
+    Case("plot-history-binary-log", ["plot-history", "m.log.tsv", "-o", "c.png"], 1,
+         ["m.log.tsv: cannot read the training log"], {"m.log.tsv": bytes(range(256))},
+         marks=[needs_mpl]),
+]
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _prepare(case: Case, tmp_path: Path, models: dict[str, str]) -> None:
+    for name in case.dirs:
+        (tmp_path / name).mkdir()
+    for name, data in case.files.items():
+        (tmp_path / name).write_bytes(data)
+    good = Path(models["P"]).read_bytes()
+    if any("trunc.bsnn" in a for a in case.argv):
+        (tmp_path / "trunc.bsnn").write_bytes(good[: len(good) * 2 // 3])
+    if any("future.bsnn" in a for a in case.argv):
+        from bioseqnn.bundle import load_bundle, save_bundle
+
+        bundle = load_bundle(models["P"])
+        save_bundle(tmp_path / "future.bsnn", bundle.model,
+                    {**bundle.manifest, "format_version": 99})
+
+
+def test_the_catalogue_has_at_least_forty_cases() -> None:
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
+def test_bad_input_gives_one_clear_line(
+    case: Case, cli, models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _prepare(case, tmp_path, models)
+    before = _tree(tmp_path)
+    r = cli(*[a.format(**models) for a in case.argv], "--threads", "1", "--quiet") \
+        if case.argv[0] in ("train", "predict", "evaluate", "explain") \
+        else cli(*[a.format(**models) for a in case.argv], "--quiet")
+    lines = r.err.splitlines()
+    assert len(lines) == 1, r.err
+    assert lines[0].startswith("bioseqnn: error: ")
+    for fragment in case.expect:
+        assert fragment in lines[0]
+    assert "Traceback" not in r.err
+    assert r.code == case.code, r.err
+    assert r.out == ""
+    assert _tree(tmp_path) == before, "an output or temporary file was left behind"
+
+
+def test_error_in_stdin_names_stdin_and_exact_place(models: dict[str, str], tmp_path: Path
+                                                    ) -> None:
+    p = run_bioseqnn("predict", models["P"], "-", "-o", tmp_path / "out.tsv", "--threads", "1",
+                     stdin=gzip.compress(b">a\nKLVFF\n>b desc\nKLVFF\nKLB1F\n"))
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [
+        "bioseqnn: error: <stdin>: line 5, column 4: record 'b': invalid protein symbol '1' "
+        "at position 9 (use --on-invalid skip or mask)"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_disk_full_on_stdout(models: dict[str, str], tmp_path: Path) -> None:
+    if not Path("/dev/full").is_char_device():
+        pytest.skip("no /dev/full here")
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([sys.executable, "-m", "bioseqnn", "predict", models["P"], fa,
+                            "--threads", "1"], stdout=full, stderr=subprocess.PIPE, check=False)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [
+        "bioseqnn: error: <stdout>: cannot write: No space left on device"]
+
+
+def _limit_file_size() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+
+def test_output_file_too_large_leaves_nothing(models: dict[str, str], tmp_path: Path) -> None:
+    """A write that fails half way (here: a 2 kB file size limit) removes the partial file."""
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(fasta(random_records(300, AMINO, 12, seed=6)))
+    out = tmp_path / "out.tsv"
+    p = subprocess.run([sys.executable, "-m", "bioseqnn", "predict", models["P"], fa, "-o", out,
+                        "--threads", "1"], capture_output=True, preexec_fn=_limit_file_size,
+                       check=False)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [
+        f"bioseqnn: error: {out}: cannot write: File too large"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["in.fa"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root may write into a read-only directory")
+def test_output_in_read_only_directory(cli, models: dict[str, str], tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    try:
+        r = cli("predict", models["P"], fa, "-o", ro / "out.tsv")
+    finally:
+        ro.chmod(stat.S_IRWXU)
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {ro / 'out.tsv'}: cannot write: directory '{ro}' is not writable"]
+    assert list(ro.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- accepted
+
+
+def _predict(cli, model: str, path: Path, *extra: str) -> list[list[str]]:
+    r = cli("predict", model, path, "--threads", "1", *extra)
+    assert r.code == 0, r.err
+    return [line.split("\t") for line in r.out.splitlines()]
+
+
+def test_windows_line_endings_and_bom_are_accepted(cli, models: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    records = [("a", "KLVFFAE"), ("b", "GIGAVLKV")]
+    plain, windows = tmp_path / "plain.fa", tmp_path / "windows.fa"
+    plain.write_bytes(fasta(records))
+    windows.write_bytes(b"\xef\xbb\xbf" + fasta(records, eol="\r\n"))
+    rows = _predict(cli, models["P"], windows)
+    assert [r[0] for r in rows] == ["id", "a", "b"]
+    assert rows == _predict(cli, models["P"], plain)
+
+
+def test_fastq_named_fasta_is_read_as_fastq(cli, models: dict[str, str], tmp_path: Path
+                                            ) -> None:
+    fq, fa = tmp_path / "reads.fasta", tmp_path / "same.fa"
+    # The second quality line starts with '@': only the length tells it from a header.
+    fq.write_bytes(b"@r1 lane 1\nKLVFF\nAE\n+\nIIIII\nII\n@r2\nGIGAV\n+r2\n@IIII\n")
+    fa.write_bytes(fasta([("r1", "KLVFFAE"), ("r2", "GIGAV")]))
+    rows = _predict(cli, models["P"], fq)
+    assert [r[0] for r in rows] == ["id", "r1", "r2"]
+    assert rows == _predict(cli, models["P"], fa)
+
+
+def test_duplicate_ids_in_predict_input_keep_every_row_in_order(
+    cli, models: dict[str, str], tmp_path: Path
+) -> None:
+    fa = tmp_path / "dup.fa"
+    fa.write_bytes(fasta([("x", "KLVFF"), ("y", "GIGAVLK"), ("x", "RRWWRRWW")]))
+    rows = _predict(cli, models["P"], fa)
+    assert [r[0] for r in rows] == ["id", "x", "y", "x"]
+    assert rows[1] != rows[3]  # different sequences, different predictions
+
+
+def test_ids_end_at_the_first_whitespace(cli, models: dict[str, str], tmp_path: Path) -> None:
+    fa = tmp_path / "desc.fa"
+    fa.write_bytes(b">sp|P1|ABC some protein OS=x\nKLVFF\n>  lead\tTAB desc\nGIGAV\n")
+    assert [r[0] for r in _predict(cli, models["P"], fa)] == ["id", "sp|P1|ABC", "lead"]
+
+
+def test_one_megabyte_single_line_sequence_is_accepted(cli, models: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    rng = random.Random(8)
+    long = "".join(rng.choice(AMINO) for _ in range(1 << 20))
+    fa = tmp_path / "long.fa"
+    fa.write_bytes(fasta([("short", "KLVFF"), ("long", long)]))
+    rows = _predict(cli, models["P"], fa)
+    assert [r[0] for r in rows] == ["id", "short", "long"]
+    assert abs(float(rows[2][2]) + float(rows[2][3]) - 1) < 1e-5
+
+
+def test_lowercase_and_masked_symbols_are_accepted(cli, models: dict[str, str], tmp_path: Path
+                                                   ) -> None:
+    upper, lower = tmp_path / "u.fa", tmp_path / "l.fa"
+    upper.write_bytes(fasta([("a", "KLVFFAE")]))
+    lower.write_bytes(fasta([("a", "klvFFae")]))
+    assert _predict(cli, models["P"], lower) == _predict(cli, models["P"], upper)
+    gap = tmp_path / "gap.fa"
+    gap.write_bytes(fasta([("a", "KL-FFAE"), ("b", "KLVFF")]))
+    masked = _predict(cli, models["P"], gap, "--on-invalid", "mask")
+    assert [r[0] for r in masked] == ["id", "a", "b"]
+    assert [r[0] for r in _predict(cli, models["P"], gap, "--on-invalid", "skip")] == ["id", "b"]
+
+
+def test_mixed_alphabets_in_the_sample_warn_and_read_as_protein(cli, tmp_path: Path) -> None:
+    records = [(f"p{i}", p) for i, p in enumerate(PEPTIDES[:4])] + \
+        random_records(2, "ACGT", 24, seed=9, prefix="d")
+    fa, lab = tmp_path / "mixed.fa", tmp_path / "mixed.csv"
+    fa.write_bytes(fasta(records))
+    lab.write_text("id,y\n" + "".join(f"{r},{i % 2}\n" for i, (r, _) in enumerate(records)))
+    r = cli("train", fa, lab, "-o", tmp_path / "m.bsnn", "--epochs", "1", "--hidden-size", "8",
+            "--threads", "1", "--val-fraction", "0")
+    assert r.code == 0, r.err
+    warning = [line for line in r.err.splitlines() if "warning" in line]
+    assert warning == [
+        f"bioseqnn: warning: {fa}: the records seem to mix nucleotide and protein sequences: "
+        "2 of the first 6 look like DNA/RNA (e.g. 'd0', line 9), others like protein (e.g. "
+        "'p0', line 1); all are read as protein (choose with --alphabet)"]
+    assert "alphabet: protein" in r.err
+
+
+def test_writing_to_dev_null_keeps_the_device(cli, models: dict[str, str], tmp_path: Path
+                                              ) -> None:
+    if not Path("/dev/null").is_char_device():
+        pytest.skip("no /dev/null here")
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    r = cli("predict", models["P"], fa, "-o", "/dev/null", "--threads", "1")
+    assert r.code == 0 and r.out == ""
+    assert Path("/dev/null").is_char_device()
