@@ -13,7 +13,14 @@ import yaml
 
 from bioseqnn import api
 from bioseqnn.bundle import load_bundle
-from bioseqnn.config import RunConfig, commented_yaml, load_config, parse_int_list
+from bioseqnn.config import (
+    RunConfig,
+    commented_yaml,
+    config_from_dict,
+    load_config,
+    parse_int_list,
+    validate,
+)
 from bioseqnn.errors import UsageError
 from bioseqnn.models import REGISTRY, count_parameters
 
@@ -216,3 +223,15 @@ def test_yaml_round_trip_keeps_types() -> None:
     loaded = yaml.safe_load(commented_yaml(cfg))
     assert loaded["model"]["channels"] == [32, 64]
     assert loaded["training"]["lr"] == 3e-4 and loaded["model"]["arch"] == "cnn-lstm"
+
+
+def test_readme_config_example_is_valid() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Config files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = config_from_dict(yaml.safe_load(block))
+    validate(cfg)
+    assert cfg.model.arch == "cnn-lstm" and cfg.model.pool_sizes == [4]
+    assert cfg.training.epochs == 30
+    # and every architecture in the registry has a row in the README's table
+    for name in REGISTRY:
+        assert f"| `{name}` |" in readme
