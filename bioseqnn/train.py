@@ -204,12 +204,20 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _check_weights(model: torch.nn.Module, epoch: int) -> None:
+def _kept(cfg: TrainConfig, epoch: int) -> str:
+    if not cfg.checkpoint_dir:
+        return ""
+    if epoch == 1:
+        return f"; no checkpoint was written to {cfg.checkpoint_dir}"
+    return f"; the checkpoint of epoch {epoch - 1} in {cfg.checkpoint_dir} is intact"
+
+
+def _check_weights(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None:
     for name, p in model.named_parameters():
         if not bool(torch.isfinite(p).all()):
             raise TrainingError(
-                f"weight {name} became non-finite in epoch {epoch}; try a lower --lr, "
-                "--weight-decay or a --grad-clip"
+                f"weight {name} became non-finite in epoch {epoch}{_kept(cfg, epoch)}; try "
+                "a lower --lr, --weight-decay or a --grad-clip"
             )
 
 
@@ -314,7 +322,6 @@ def fit(
 
     reporter.start(cfg.epochs, n_batches)
     started = time.perf_counter() - (result.history[-1]["elapsed_s"] if result.history else 0)
-    epoch = first_epoch
     for epoch in range(first_epoch, cfg.epochs + 1):
         if done:
             break
@@ -337,11 +344,10 @@ def fit(
             loss = task.loss(logits.float(), y)
             value = float(loss.detach())
             if not math.isfinite(value):
-                kept = f"; the checkpoint of epoch {epoch - 1} in {cfg.checkpoint_dir} is " \
-                       "intact" if cfg.checkpoint_dir and epoch > 1 else ""
                 raise TrainingError(
-                    f"the loss became {value} at epoch {epoch}, batch {b}{kept}; "
-                    "try a lower --lr or check the targets for extreme values"
+                    f"the loss became {value} at epoch {epoch}, batch {b}"
+                    f"{_kept(cfg, epoch)}; try a lower --lr or check the targets for "
+                    "extreme values"
                 )
             scaler = precision.scaler
             if scaler is not None:
@@ -360,11 +366,16 @@ def fit(
             total += value * len(index)
             seen += len(index)
             reporter.batch(epoch, value)
-        _check_weights(model, epoch)
+        _check_weights(model, cfg, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         if validation:
             assert val_set is not None
             record.update(_evaluate(model, onehot, task, val_set, cfg.batch_size, device, "val"))
+            if not math.isfinite(record["val_loss"]):
+                raise TrainingError(
+                    f"the validation loss became {record['val_loss']} after epoch {epoch} (the "
+                    f"weights diverged){_kept(cfg, epoch)}; try a lower --lr or --weight-decay"
+                )
         record["lr"] = lr
         record["elapsed_s"] = round(time.perf_counter() - started, 3)
         result.history.append(record)
