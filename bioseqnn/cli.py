@@ -172,13 +172,15 @@ def train(
     pooling: Annotated[str | None, typer.Option(
         help="last, mean, max or attention (default depends on the architecture).")] = None,
     channels: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm).")] = None,
+        metavar="N,N,...", help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm).")]
+    = None,
     kernel_sizes: Annotated[list[str] | None, typer.Option(
         metavar="N,N,...", help="Convolution width per layer, e.g. 9,5.")] = None,
     dilations: Annotated[list[str] | None, typer.Option(
         metavar="N,N,...", help="Convolution dilation per layer, e.g. 1,2.")] = None,
     pool_sizes: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Max-pool window after each convolution layer (1 = none), e.g. 3,1.")] = None,
+        metavar="N,N,...",
+        help="Max-pool window after each convolution layer (1 = none), e.g. 3,1.")] = None,
     d_model: Annotated[int | None, typer.Option(help="Transformer width.")] = None,
     heads: Annotated[int | None, typer.Option(help="Transformer attention heads.")] = None,
     ff_size: Annotated[int | None, typer.Option(help="Transformer feed-forward width.")] = None,
