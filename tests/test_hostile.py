@@ -1,0 +1,272 @@
+"""Hostile model files: nothing in a model file is ever executed, every manifest field is
+checked (types, sizes) before use, and each refusal is one line with exit code 1.
+
+Every command that reads a model file is covered; adding one is one line in COMMANDS.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pickle
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import typer
+from test_bad_input import AMINO, SIX, SIX_LABELS, random_records, train_tiny
+
+from bioseqnn.bundle import load_bundle, save_bundle
+from bioseqnn.cli import app
+
+# How each command is given a model file ({model}), sequences ({fa}) and labels ({csv}).
+COMMANDS: dict[str, list[str]] = {
+    "predict": ["predict", "{model}", "{fa}", "-o", "out.tsv"],
+    "info": ["info", "{model}"],
+    "evaluate": ["evaluate", "{model}", "{fa}", "{csv}", "-o", "metrics.json"],
+    "explain": ["explain", "{model}", "{fa}", "-o", "attributions.tsv"],
+    "config": ["config", "--from", "{model}", "-o", "config.yaml"],
+}
+
+
+def _registered() -> set[str]:
+    return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def good_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("hostile-model")
+    return train_tiny(d, random_records(12, AMINO, 12, seed=11), ["0", "1"] * 6, "good")
+
+
+class _Payload:
+    """Unpickling this runs code: it writes the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (exec, (f"with open({str(self.marker)!r}, 'w') as f: f.write('code ran')",))
+
+
+class _SystemPayload(_Payload):
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _hostile(kind: str, path: Path, marker: Path) -> None:
+    if kind == "pickle":
+        path.write_bytes(pickle.dumps({"state_dict": _Payload(marker)}))
+    elif kind == "pickle-protocol-0":
+        path.write_bytes(pickle.dumps(_SystemPayload(marker), protocol=0))
+    elif kind == "pickle-gzip":
+        path.write_bytes(gzip.compress(pickle.dumps(_Payload(marker))))
+    elif kind == "torch-save":
+        torch.save({"model": _Payload(marker), "w": torch.zeros(2)}, path)
+    elif kind == "safetensors-prefix-then-pickle":
+        # A length prefix that points at valid JSON, followed by a pickle stream.
+        header = b'{"__metadata__": {"bioseqnn": "x"}}'
+        path.write_bytes(struct.pack("<Q", len(header)) + header + pickle.dumps(_Payload(marker)))
+    else:  # pragma: no cover
+        raise ValueError(kind)
+
+
+def _load_unsafely(kind: str, path: Path) -> None:
+    """What an unsafe loader would do: the control that proves each payload is live."""
+    data = path.read_bytes()
+    if kind == "torch-save":
+        torch.load(path, weights_only=False)
+    elif kind == "pickle-gzip":
+        pickle.loads(gzip.decompress(data))
+    elif kind == "safetensors-prefix-then-pickle":
+        pickle.loads(data[8 + struct.unpack("<Q", data[:8])[0] :])
+    else:
+        pickle.loads(data)
+
+
+KINDS = ["pickle", "pickle-protocol-0", "pickle-gzip", "torch-save",
+         "safetensors-prefix-then-pickle"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_payload_really_executes_when_unpickled(kind: str, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    _hostile(kind, tmp_path / "evil.bsnn", marker)
+    _load_unsafely(kind, tmp_path / "evil.bsnn")
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("kind", KINDS)
+def test_code_in_a_model_file_never_runs(cli, command: str, kind: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    if command not in _registered():
+        pytest.skip(f"no '{command}' command yet")
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "marker"
+    _hostile(kind, tmp_path / "evil.bsnn", marker)
+    (tmp_path / "in.fa").write_bytes(SIX)
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [a.format(model="evil.bsnn", fa="in.fa", csv="l.csv") for a in COMMANDS[command]]
+    r = cli(*argv)
+    assert r.code == 1
+    lines = r.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bioseqnn: error: evil.bsnn: ")
+    assert "not a bioseqnn model" in lines[0]
+    assert not marker.exists(), "code stored in the model file ran"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_yaml_config_cannot_run_code(cli, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    cfg = tmp_path / "evil.yaml"
+    cfg.write_text(f'training: !!python/object/apply:os.system ["touch {marker}"]\n')
+    (tmp_path / "s.fa").write_bytes(SIX)
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS)
+    r = cli("train", tmp_path / "s.fa", tmp_path / "l.csv", "--config", cfg,
+            "-o", tmp_path / "m.bsnn")
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {cfg}: not valid YAML: could not determine a constructor for the "
+        "tag 'tag:yaml.org,2002:python/object/apply:os.system'"]
+    assert not marker.exists() and not (tmp_path / "m.bsnn").exists()
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _edit(m: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for key in parents:
+        m = m[key]
+    if value is _DELETE:
+        del m[last]
+    else:
+        m[last] = value
+
+
+_DELETE = object()
+MANIFEST_EDITS = [
+    ("format_version", "1", "format_version is not an integer"),
+    ("format_version", 0, "format_version 0"),
+    ("format", "something-else", "not a bioseqnn model"),
+    ("alphabet", "klingon", "unknown alphabet"),
+    ("task", _DELETE, "task is missing"),
+    ("task.kind", "ranking", "unknown task kind"),
+    ("task.classes", "01", "task.classes must be names"),
+    ("task.classes", ["only"], "a binary task needs exactly two classes"),
+    ("task.classes", ["a", "a"], "task.classes are not unique"),
+    ("task.classes", ["x" * 5000, "b"], "task.classes must be names"),
+    ("task.targets", [], "task.targets are missing"),
+    ("task.class_weights", [1.0, "heavy"], "task.class_weights must hold finite numbers"),
+    ("task.class_weights", [1.0, 2.0, 3.0], "task.class_weights length"),
+    ("task.evil", 1, "unknown task fields"),
+    ("model", "lstm", "model config is missing"),
+    ("model.hidden_size", -8, "model.hidden_size has an invalid value"),
+    ("model.hidden_size", True, "model.hidden_size has an invalid value"),
+    ("model.bidirectional", "yes", "model.bidirectional has an invalid value"),
+    ("model.dropout", 7.5, "model.dropout has an invalid value"),
+    ("model.__class__", "x", "unknown model keys"),
+    ("encoding", "one-hot", "encoding must be a mapping"),
+    ("parameters", "many", "parameters must be an integer"),
+    ("data", [1, 2], "data must be a mapping"),
+    ("data.lengths", {"min": "short"}, "data.lengths must hold numbers"),
+    ("metrics.best", [1], "metrics.best must map names to numbers"),
+    ("seed", 1.5, "seed must be an integer"),
+    ("created", "x" * 200_000, "a text field is too long"),
+    ("data.sources", ["x"] * 200_000, "a field has too many items"),
+    ("extra", json.loads("[" * 40 + "]" * 40), "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("command", ["predict", "info"])
+@pytest.mark.parametrize(("field", "value", "message"), MANIFEST_EDITS,
+                         ids=[f"{f}={str(v)[:20]}" for f, v, _ in MANIFEST_EDITS])
+def test_manifest_fields_are_validated_before_use(
+    cli, good_model: Path, tmp_path: Path, command: str, field: str, value: Any, message: str
+) -> None:
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    _edit(manifest, field, value)
+    bad = tmp_path / "bad.bsnn"
+    save_bundle(bad, bundle.model, manifest)
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    argv = ["predict", bad, fa, "-o", tmp_path / "out.tsv"] if command == "predict" \
+        else ["info", bad]
+    r = cli(*argv)
+    assert r.code == 1
+    assert r.err.splitlines() == [f"bioseqnn: error: {bad}: invalid manifest: {message}"]
+    assert not (tmp_path / "out.tsv").exists()
+
+
+def _with_header(model: Path, edit: Any) -> bytes:
+    data = model.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    edit(header)
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data[8 + size :]
+
+
+def _first_tensor(h: dict[str, Any]) -> dict[str, Any]:
+    return h[next(k for k in h if k != "__metadata__")]
+
+
+@pytest.mark.parametrize(("name", "make", "message"), [
+    ("huge-length-prefix", lambda m: struct.pack("<Q", 2**63) + b"{}",
+     "not a bioseqnn model file (no safetensors header)"),
+    ("deeply-nested-header", lambda m: struct.pack("<Q", 350_001) + b"{" + b'"a":{' * 70_000
+     + b"}" * 70_000, "not a bioseqnn model file (unreadable header)"),
+    ("offsets-not-numbers", lambda m: _with_header(
+        m, lambda h: _first_tensor(h).update(data_offsets=["0", "9"])), "damaged tensor entry"),
+    ("offsets-past-the-end", lambda m: _with_header(
+        m, lambda h: _first_tensor(h).update(data_offsets=[0, 10**12])), "truncated"),
+    ("negative-shape", lambda m: _with_header(
+        m, lambda h: _first_tensor(h).update(shape=[-1, 4])), "damaged tensor entry"),
+    ("manifest-not-text", lambda m: _with_header(
+        m, lambda h: h["__metadata__"].update(bioseqnn=5)), "no manifest"),
+    ("manifest-not-json", lambda m: _with_header(
+        m, lambda h: h["__metadata__"].update(bioseqnn="{not json")), "unreadable manifest"),
+])
+def test_damaged_headers_are_refused(cli, good_model: Path, tmp_path: Path, name: str,
+                                     make: Any, message: str) -> None:
+    bad = tmp_path / f"{name}.bsnn"
+    bad.write_bytes(make(good_model))
+    for argv in (["info", bad], ["predict", bad, good_model.with_suffix(".fa")]):
+        r = cli(*argv)
+        assert r.code == 1, r.err
+        lines = r.err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"bioseqnn: error: {bad}: ")
+        assert message in lines[0]
+
+
+def test_a_manifest_cannot_make_predict_allocate_more_than_the_file_holds(
+    cli, good_model: Path, tmp_path: Path
+) -> None:
+    """hidden_size 2^20 would ask for terabytes; the shapes are compared first, on 'meta'."""
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["model"]["hidden_size"] = 1 << 20
+    bad = tmp_path / "big.bsnn"
+    save_bundle(bad, bundle.model, manifest)
+    r = cli("predict", bad, good_model.with_suffix(".fa"))
+    assert r.code == 1
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {bad}: weights do not fit the manifest (tensor "
+        "'backbone.forward_layers.0.weight_ih_l0' has shape [32, 20], the manifest needs "
+        "[4194304, 20])"]
+
+
+def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_path: Path
+                                                     ) -> None:
+    bundle = load_bundle(good_model)
+    bad = tmp_path / "dna.bsnn"
+    save_bundle(bad, bundle.model, {**bundle.manifest, "alphabet": "dna"})
+    r = cli("predict", bad, good_model.with_suffix(".fa"))
+    assert r.code == 1
+    assert "weights do not fit the manifest" in r.err and "[32, 20]" in r.err
