@@ -170,7 +170,7 @@ MANIFEST_EDITS = [
     ("model.hidden_size", True, "model.hidden_size has an invalid value"),
     ("model.bidirectional", "yes", "model.bidirectional has an invalid value"),
     ("model.dropout", 7.5, "model.dropout has an invalid value"),
-    ("model.__class__", "x", "unknown model keys"),
+    ("model.__class__", "x", "unknown model keys ['__class__']"),
     ("encoding", "one-hot", "encoding must be a mapping"),
     ("parameters", "many", "parameters must be an integer"),
     ("data", [1, 2], "data must be a mapping"),
