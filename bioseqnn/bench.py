@@ -1,0 +1,405 @@
+"""Benchmarks of the real code paths, on the machine they run on.
+
+    python -m bioseqnn.bench            # full run, about 5 to 10 minutes on 2 cores
+    python -m bioseqnn.bench --quick    # about 2 minutes: fewer and smaller runs
+    python -m bioseqnn.bench --only train --only varlen
+
+Not part of the test suite: timings depend on the machine and on whatever else runs on
+it (the load average is printed). Every figure is the median of several timed runs after
+a warm-up run. What is measured:
+
+- parse: FASTA -> uint8 codes, the functions ``train`` uses (seqio.read_sequences and
+  data.read_encoded), plain and gzip, in MB of FASTA text per second;
+- train: sequences per second of ``train.fit`` (batching, collate, one-hot, forward,
+  backward, optimiser step) for each architecture at lengths 200 and 1000, batch 64,
+  hidden 128, one layer, float32; recurrent rows also with ``fast_cpu = False``
+  (torch's nn.LSTM/nn.GRU, flush-denormal on) for comparison;
+- varlen: lengths uniform in 100-1000 (LSTM), with the length bucketing of
+  ``data.batch_indices`` and with plain shuffled batches padded to their longest;
+- predict: sequences per second of ``predict.predict_rows`` from a FASTA file;
+- rss: peak resident memory of ``bioseqnn predict`` (a subprocess) on 10^4 and 10^6
+  sequences (10^5 with --quick);
+- startup: wall time of ``bioseqnn predict`` on one sequence with a small model
+  (interpreter start, imports, model load, first prediction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import torch
+
+from . import runtime  # noqa: F401  (flush-denormal before any torch work)
+from .alphabets import get_alphabet
+from .config import RunConfig, TrainConfig
+from .data import SequenceSet, batch_indices, read_encoded
+from .encoding import OneHot
+from .models import REGISTRY, ModelConfig, SequenceModel
+from .seqio import read_sequences
+from .tasks import TaskSpec
+
+SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup")
+
+# Reference figures from the issue (2 cores, torch 2.13 CPU, float32, 2 threads, batch 64,
+# hidden 128, one layer; sequences per second of training steps).
+KERAS = {("lstm", 200): 926, ("lstm", 1000): 184, ("gru", 200): 891, ("gru", 1000): 191,
+         ("bilstm", 200): 753, ("bilstm", 1000): 156}
+TORCH_FLUSH = {("lstm", 200): 1085, ("lstm", 1000): 169, ("gru", 200): 780,
+               ("gru", 1000): 128, ("bilstm", 200): 508, ("bilstm", 1000): 83}
+TORCH_DEFAULT = {("lstm", 200): 124, ("lstm", 1000): 22, ("gru", 200): 143,
+                 ("gru", 1000): 64, ("bilstm", 200): 59, ("bilstm", 1000): 12}
+
+# name -> (arch, bidirectional)
+MODELS = {"lstm": ("lstm", False), "gru": ("gru", False), "bilstm": ("lstm", True),
+          "bigru": ("gru", True), "cnn": ("cnn", False), "cnn-lstm": ("cnn-lstm", False),
+          "transformer": ("transformer", False)}
+
+
+@dataclass
+class Settings:
+    quick: bool
+    threads: int
+    out: Callable[[str], None]
+
+    @property
+    def reps(self) -> int:
+        return 2 if self.quick else 3
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _load() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+    except OSError:
+        return "load average unknown"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def random_codes(rng: np.random.Generator, lengths: np.ndarray) -> SequenceSet:
+    """Random DNA (codes 1-4) with the given lengths and random binary targets."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    codes = rng.integers(1, 5, int(offsets[-1]), dtype=np.uint8)
+    targets = rng.integers(0, 2, len(lengths)).astype(np.int64)
+    return SequenceSet([f"s{i}" for i in range(len(lengths))], codes, offsets, targets)
+
+
+def write_fasta(path: Path, lengths: np.ndarray, seed: int = 0, width: int = 60) -> int:
+    """Random DNA records wrapped at ``width``; returns the file size in bytes."""
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    with open(path, "wb") as fh:
+        for start in range(0, len(lengths), 20000):
+            part = lengths[start : start + 20000]
+            seq = letters[rng.integers(0, 4, int(part.sum()))].tobytes()
+            out, pos = [], 0
+            for k, n in enumerate(part.tolist()):
+                s = seq[pos : pos + n]
+                pos += n
+                out.append(b">seq%d\n" % (start + k))
+                out.extend(s[i : i + width] + b"\n" for i in range(0, n, width))
+            fh.write(b"".join(out))
+    return path.stat().st_size
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def timed(fn: Callable[[], Any], reps: int, warmup: int = 1) -> float:
+    """Median wall seconds of ``fn`` over ``reps`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return _median(times)
+
+
+def fit_epoch_seconds(
+    model: SequenceModel, data: SequenceSet, settings: Settings, batch_size: int = 64,
+) -> float:
+    """Median seconds per epoch of train.fit (after one warm-up epoch)."""
+    from .train import fit
+
+    cfg = TrainConfig(epochs=1 + settings.reps, batch_size=batch_size, val_fraction=0.0,
+                      patience=0, seed=0, device="cpu", threads=settings.threads)
+    task = TaskSpec("binary", ["y"], classes=["0", "1"])
+    result = fit(model, task, OneHot(get_alphabet("dna")), data, None, cfg,
+                 torch.device("cpu"))
+    elapsed = [r["elapsed_s"] for r in result.history]
+    per_epoch = np.diff([0.0, *elapsed])[1:]
+    return _median(list(per_epoch))
+
+
+def build_model(name: str, length: int) -> SequenceModel:
+    arch, bidirectional = MODELS[name]
+    config = ModelConfig(arch=arch, hidden_size=128, layers=1, bidirectional=bidirectional,
+                         max_length=max(2048, length))
+    torch.manual_seed(0)
+    return SequenceModel(config, 4, 1)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def bench_parse(settings: Settings, tmp: Path) -> None:
+    settings.out("\n## FASTA parse + encode (seqio.read_sequences -> data.read_encoded)")
+    n = 20_000 if settings.quick else 100_000
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(500, 1501, n)
+    plain = tmp / "parse.fa"
+    size = write_fasta(plain, lengths)
+    packed = tmp / "parse.fa.gz"
+    with open(plain, "rb") as src, gzip.open(packed, "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, 1 << 22)
+
+    def run(path: Path) -> None:
+        read_encoded(read_sequences(path), str(path), "dna", "error")
+
+    settings.out(f"{n} records of 500-1500 nt, 60 per line, {size / 1e6:.0f} MB of text")
+    settings.out("| input | MB/s | target |")
+    settings.out("|---|---:|---:|")
+    for label, path in (("plain", plain), ("gzip", packed)):
+        seconds = timed(lambda p=path: run(p), settings.reps)
+        settings.out(f"| {label} | {size / 1e6 / seconds:.0f} | 200 |")
+
+
+def bench_train(settings: Settings, tmp: Path) -> None:
+    settings.out("\n## Training throughput (train.fit, batch 64, hidden 128, one layer; "
+                 "sequences/s)")
+    names = ["lstm", "gru", "bilstm", "cnn", "cnn-lstm", "transformer"]
+    settings.out("| model | length | bioseqnn | torch modules (same run) | Keras 3 ref. | "
+                 "PyTorch + flush-denormal ref. | PyTorch default ref. | vs Keras |")
+    settings.out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in names:
+        arch = MODELS[name][0]
+        if arch not in REGISTRY:
+            settings.out(f"| {name} | - | not registered (skipped) | | | | | |")
+            continue
+        for length in (200, 1000):
+            n = 64 * (2 if settings.quick else 4)
+            data = random_codes(np.random.default_rng(length), np.full(n, length))
+            model = build_model(name, length)
+            ours = n / fit_epoch_seconds(model, data, settings)
+            plain = ""
+            if arch in ("lstm", "gru"):
+                model = build_model(name, length)
+                model.backbone.fast_cpu = False  # type: ignore[assignment]
+                plain = f"{n / fit_epoch_seconds(model, data, settings):.0f}"
+            key = (name, length)
+            keras = KERAS.get(key)
+            ratio = f"{ours / keras:.2f}x" if keras else ""
+            settings.out(
+                f"| {name} | {length} | {ours:.0f} | {plain} | {keras or ''} | "
+                f"{TORCH_FLUSH.get(key, '')} | {TORCH_DEFAULT.get(key, '')} | {ratio} |"
+            )
+
+
+def _padded_positions(batches: list[np.ndarray], lengths: np.ndarray) -> int:
+    return int(sum(len(b) * lengths[b].max() for b in batches))
+
+
+def _shuffled_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
+    window: int = 50,
+) -> list[np.ndarray]:
+    """Batches without length bucketing: a plain shuffle, cut into batches."""
+    order = (rng or np.random.default_rng(0)).permutation(len(lengths))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def bench_varlen(settings: Settings, tmp: Path) -> None:
+    settings.out("\n## Variable lengths, uniform 100-1000 (LSTM, train.fit; sequences/s)")
+    n = 64 * (8 if settings.quick else 16)
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(100, 1001, n)
+    data = random_codes(rng, lengths)
+    real = int(lengths.sum())
+    plain_b = _shuffled_batches(lengths, 64, np.random.default_rng([0, 2, 1]))
+    bucket_b = batch_indices(lengths, 64, np.random.default_rng([0, 2, 1]))
+    padded_plain = _padded_positions(plain_b, lengths)
+    padded_bucket = _padded_positions(bucket_b, lengths)
+    with mock.patch("bioseqnn.train.batch_indices", _shuffled_batches):
+        plain = n / fit_epoch_seconds(build_model("lstm", 1000), data, settings)
+    bucketed = n / fit_epoch_seconds(build_model("lstm", 1000), data, settings)
+    ideal = padded_plain / padded_bucket
+    settings.out(f"{n} sequences; padding is {1 - real / padded_plain:.1%} of the positions "
+                 f"without bucketing (no padding at all would allow "
+                 f"{padded_plain / real:.2f}x), {1 - real / padded_bucket:.1%} with")
+    settings.out("| batches | sequences/s | reference |")
+    settings.out("|---|---:|---:|")
+    settings.out(f"| shuffled, padded to the longest | {plain:.0f} | 167 |")
+    settings.out(f"| length-bucketed (data.batch_indices) | {bucketed:.0f} | 305 |")
+    settings.out(f"speed-up {bucketed / plain:.2f}x; ideal for these batches (positions "
+                 f"processed) "
+                 f"{ideal:.2f}x; reached {bucketed / plain / ideal:.0%} of the ideal "
+                 "(target: at least 90%)")
+
+
+def _small_model(tmp: Path, hidden: int, length: int) -> Path:
+    """Train a small LSTM model file (one epoch on random data) with the real API."""
+    from .api import train
+
+    rng = np.random.default_rng(3)
+    fasta = tmp / f"small{hidden}.fa"
+    write_fasta(fasta, np.full(128, length), seed=3)
+    labels = tmp / f"small{hidden}.csv"
+    labels.write_text("id,y\n" + "".join(f"seq{i},{'ab'[int(v)]}\n"
+                                         for i, v in enumerate(rng.integers(0, 2, 128))))
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.hidden_size = "lstm", hidden
+    cfg.training.epochs, cfg.training.device = 1, "cpu"
+    out = tmp / f"small{hidden}.bsnn"
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
+        train(fasta, labels, out, cfg)
+    return out
+
+
+def bench_predict(settings: Settings, tmp: Path) -> None:
+    from .bundle import load_bundle
+    from .predict import predict_rows
+
+    settings.out("\n## Prediction throughput (predict.predict_rows from FASTA, LSTM hidden "
+                 "128, batch 256; sequences/s)")
+    model = _small_model(tmp, 128, 200)
+    bundle = load_bundle(model)
+    settings.out("| length | sequences/s |")
+    settings.out("|---:|---:|")
+    for length in (200, 1000):
+        n = (1000 if settings.quick else 4000) * 200 // length
+        fasta = tmp / f"pred{length}.fa"
+        write_fasta(fasta, np.full(n, length), seed=length)
+
+        def run(path: Path = fasta) -> None:
+            for _ in predict_rows(bundle, read_sequences(path), str(path)):
+                pass
+
+        settings.out(f"| {length} | {n / timed(run, settings.reps):.0f} |")
+
+
+def _cli(args: list[str]) -> tuple[float, int, int]:
+    """Run ``bioseqnn`` in a subprocess: (wall seconds, peak RSS in MiB, exit code)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "bioseqnn", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.stderr is not None:
+        proc.stderr.close()
+    return wall, int(usage.ru_maxrss // 1024), proc.returncode
+
+
+def bench_rss(settings: Settings, tmp: Path) -> None:
+    settings.out("\n## Peak memory of `bioseqnn predict` (subprocess; LSTM hidden 32, "
+                 "length 100)")
+    model = _small_model(tmp, 32, 100)
+    settings.out("| sequences | FASTA MB | peak RSS MiB | seconds |")
+    settings.out("|---:|---:|---:|---:|")
+    for n in (10_000, 100_000 if settings.quick else 1_000_000):
+        fasta = tmp / f"rss{n}.fa"
+        size = write_fasta(fasta, np.full(n, 100), seed=n)
+        wall, rss, code = _cli(["predict", str(model), str(fasta), "-o",
+                                str(tmp / "rss.tsv"), "--quiet"])
+        status = "" if code == 0 else f" (exit {code})"
+        settings.out(f"| {n:,} | {size / 1e6:.0f} | {rss}{status} | {wall:.1f} |")
+        fasta.unlink()
+
+
+def bench_startup(settings: Settings, tmp: Path) -> None:
+    settings.out("\n## Time to first prediction (`bioseqnn predict`, LSTM hidden 32, one "
+                 "sequence; start-up + model load + prediction)")
+    model = _small_model(tmp, 32, 100)
+    fasta = tmp / "one.fa"
+    write_fasta(fasta, np.array([100]), seed=5)
+    runs = [_cli(["predict", str(model), str(fasta), "--quiet"])[0]
+            for _ in range(1 + settings.reps)]
+    settings.out(f"median {_median(runs[1:]):.2f} s over {settings.reps} runs "
+                 f"(first, cold: {runs[0]:.2f} s); target under 2 s")
+
+
+RUNNERS: dict[str, Callable[[Settings, Path], None]] = {
+    "parse": bench_parse, "train": bench_train, "varlen": bench_varlen,
+    "predict": bench_predict, "rss": bench_rss, "startup": bench_startup,
+}
+
+
+@contextlib.contextmanager
+def _tempdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="bioseqnn-bench-") as tmp:
+        yield Path(tmp)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    flags = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        words = next((ln for ln in fh if ln.startswith("flags")), "").split()
+        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+                          if f in words)
+    gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+           else "none (CUDA not available; all figures are CPU)")
+    return (f"{cpu} ({flags}); {runtime.default_threads()} cores available, "
+            f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+            f"Python {platform.python_version()}; GPU: {gpu}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bioseqnn.bench",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer and smaller runs")
+    parser.add_argument("--only", action="append", choices=SECTIONS,
+                        help="run only this section (repeatable)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0 = the cores available)")
+    args = parser.parse_args(argv)
+    threads = runtime.configure_threads(args.threads)
+    settings = Settings(args.quick, threads, _say)
+    settings.out(f"# bioseqnn benchmarks{' (--quick)' if args.quick else ''}")
+    settings.out(machine())
+    settings.out(f"{_load()} at the start")
+    started = time.perf_counter()
+    with _tempdir() as tmp:
+        for name in args.only or SECTIONS:
+            section_start = time.perf_counter()
+            RUNNERS[name](settings, tmp)
+            settings.out(f"({name}: {time.perf_counter() - section_start:.0f} s, {_load()})")
+    settings.out(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
