@@ -1,0 +1,151 @@
+"""Checkpoints: safe format, atomic replacement, and exact resume after SIGKILL mid-epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_bioseqnn
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from bioseqnn.checkpoint import FILE_NAME, load_checkpoint
+
+N_RECORDS = 1000
+
+
+@pytest.fixture(scope="module")
+def promoters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    examples = Path(__file__).resolve().parent.parent / "example_data"
+    folder = tmp_path_factory.mktemp("promoters")
+    fasta, labels = folder / "p.fasta", folder / "p.csv"
+    fasta.write_text("\n".join((examples / "promoters.fasta").read_text().splitlines()
+                               [: 2 * N_RECORDS]) + "\n")
+    labels.write_text("\n".join((examples / "promoters.csv").read_text().splitlines()
+                                [: N_RECORDS + 1]) + "\n")
+    return fasta, labels
+
+
+# Dropout, strand augmentation and a one-cycle schedule: every kind of state that a
+# resumed run must restore (weights, optimiser moments, schedule step, RNG) matters here.
+ARGS = ["--arch", "gru", "--hidden-size", "16", "--batch-size", "16", "--epochs", "3",
+        "--dropout", "0.2", "--rc-augment", "--schedule", "onecycle", "--threads", "1",
+        "--patience", "0", "--seed", "7"]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def _log(path: Path) -> list[dict[str, str]]:
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    return [{k: v for k, v in zip(header, line.split("\t"), strict=True) if k != "elapsed_s"}
+            for line in lines[1:]]
+
+
+def test_resume_after_sigkill_mid_epoch_gives_the_uninterrupted_weights(
+    cli, promoters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    fasta, labels = promoters
+    reference = tmp_path / "reference.bsnn"
+    r = cli("train", fasta, labels, "-o", reference, *ARGS, "--quiet")
+    assert r.code == 0, r.err
+
+    model, ckdir = tmp_path / "resumed.bsnn", tmp_path / "ck"
+    cmd = [sys.executable, "-m", "bioseqnn", "train", str(fasta), str(labels), "-o", str(model),
+           *ARGS, "--checkpoint-dir", str(ckdir), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            ck = load_checkpoint(ckdir) if (ckdir / FILE_NAME).exists() else None
+            if ck is not None and ck.epoch >= 1:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)  # inside epoch 2: weights and optimiser have moved on
+        assert proc.poll() is None, "training ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not model.exists()  # no partial model file
+    killed_at = load_checkpoint(ckdir)
+    assert killed_at is not None and 1 <= killed_at.epoch < 3
+
+    done = run_bioseqnn("train", fasta, labels, "-o", model, *ARGS, "--checkpoint-dir", ckdir,
+                        "--resume")
+    assert done.returncode == 0, done.stderr.decode()
+    assert f"resuming from the checkpoint of epoch {killed_at.epoch}" in done.stderr.decode()
+    expected, got = _weights(reference), _weights(model)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    # the metrics log is whole again, and the same epoch by epoch
+    assert _log(tmp_path / "resumed.log.tsv") == _log(tmp_path / "reference.log.tsv")
+    assert [row["epoch"] for row in _log(tmp_path / "resumed.log.tsv")] == ["1", "2", "3"]
+    info = json.loads(run_bioseqnn("info", model, "--json").stdout)
+    assert info["metrics"]["resumed_from"] == killed_at.epoch
+    assert info["metrics"]["epochs_run"] == 3
+
+
+def test_checkpoint_is_safetensors_with_json_state_no_pickle(
+    cli, promoters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    fasta, labels = promoters
+    ckdir = tmp_path / "ck"
+    r = cli("train", fasta, labels, "-o", tmp_path / "m.bsnn", "--arch", "cnn", "--channels",
+            "8", "--kernel-sizes", "5", "--dilations", "1", "--pool-sizes", "1", "--epochs", "2",
+            "--schedule", "plateau", "--checkpoint-dir", ckdir, "--quiet")
+    assert r.code == 0, r.err
+    assert sorted(os.listdir(ckdir)) == [FILE_NAME]  # no temporary file left behind
+    raw = (ckdir / FILE_NAME).read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    assert raw[8:9] == b"{" and b"\x80\x04" not in raw[: 8 + size]  # JSON header, no pickle
+    with safe_open(str(ckdir / FILE_NAME), "pt") as fh:
+        meta = json.loads(fh.metadata()["bioseqnn_checkpoint"])
+        names = list(fh.keys())
+    assert meta["epoch"] == 2 and meta["done"] is True
+    assert meta["schedule"]["kind"] == "plateau"
+    assert [h["epoch"] for h in meta["history"]] == [1, 2]
+    assert any(n.startswith("optim/") and n.endswith("/exp_avg") for n in names)
+    assert "rng/torch" in names and any(n.startswith("best/") for n in names)
+    # the model inside equals the model file's weights at the best epoch or the last
+    ck = load_checkpoint(ckdir)
+    assert ck is not None and ck.best_model is not None
+    final = _weights(tmp_path / "m.bsnn")
+    assert all(torch.equal(final[k], ck.best_model[k]) for k in final)
+
+
+def test_resume_refuses_other_settings_and_damaged_checkpoints(
+    cli, promoters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    fasta, labels = promoters
+    ckdir = tmp_path / "ck"
+    base = ["train", fasta, labels, "-o", tmp_path / "m.bsnn", "--arch", "cnn", "--channels",
+            "8", "--kernel-sizes", "5", "--dilations", "1", "--pool-sizes", "1", "--epochs", "1",
+            "--checkpoint-dir", ckdir, "--quiet"]
+    assert cli(*base).code == 0
+    r = cli(*base, "--lr", "0.01", "--resume")
+    assert r.code == 2
+    assert "cannot resume" in r.err and "training.lr: 0.001 -> 0.01" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+
+    r = cli("train", fasta, labels, "-o", tmp_path / "x.bsnn", "--resume", "--quiet")
+    assert r.code == 2 and "--resume needs --checkpoint-dir" in r.err
+
+    (ckdir / FILE_NAME).write_bytes((ckdir / FILE_NAME).read_bytes()[:200])
+    r = cli(*base, "--resume")
+    assert r.code == 1
+    assert "not a readable bioseqnn checkpoint" in r.err
+    assert len(r.err.strip().splitlines()) == 1
