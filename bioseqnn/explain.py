@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,15 +159,20 @@ def gradient_attributions(
     return out
 
 
-def _mutants(codes: np.ndarray, table: np.ndarray, letter_codes: np.ndarray) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray
-]:
-    """Every single substitution of one sequence: (M, L) codes, positions, letter indices."""
+def _mutants(codes: np.ndarray, table: np.ndarray, letter_codes: np.ndarray,
+             max_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every single substitution of one sequence, in blocks of at most ``max_bytes`` codes.
+
+    Yields (M, L) mutant codes, their positions and letter indices.
+    """
     is_self = table[codes] == 1.0  # (L, C): the letter already present
     pos, letter = np.nonzero(~is_self)
-    mutants = np.repeat(codes[None, :], len(pos), axis=0)
-    mutants[np.arange(len(pos)), pos] = letter_codes[letter]
-    return mutants, pos, letter
+    step = max(1, max_bytes // max(len(codes), 1))
+    for start in range(0, len(pos), step):
+        p, c = pos[start : start + step], letter[start : start + step]
+        mutants = np.repeat(codes[None, :], len(p), axis=0)
+        mutants[np.arange(len(p)), p] = letter_codes[c]
+        yield mutants, p, c
 
 
 def ism_attributions(
@@ -215,11 +221,11 @@ def ism_attributions(
 
     for i in range(len(data)):
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
-        mutants, pos, letter = _mutants(codes, table, letter_codes)
-        pending.append((i, mutants, pos, letter))
-        held += mutants.size
-        if held >= MUTANT_BYTES:
-            flush()
+        for mutants, pos, letter in _mutants(codes, table, letter_codes, MUTANT_BYTES):
+            if held and held + mutants.size > MUTANT_BYTES:
+                flush()
+            pending.append((i, mutants, pos, letter))
+            held += mutants.size
     flush()
     return deltas
 

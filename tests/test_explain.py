@@ -193,3 +193,24 @@ def test_explain_reads_stdin(motif_data) -> None:
     lines = proc.stdout.decode().splitlines()
     assert lines[0].split("\t") == ["id", "target", "position", "residue", "score"]
     assert len(lines) == 1 + 2 * LENGTH
+
+
+def test_ism_of_long_sequences_is_split_into_bounded_blocks(motif_data, monkeypatch) -> None:
+    import bioseqnn.explain as ex
+
+    model, positives, _ = motif_data
+    bundle = load_bundle(model)
+    seqs = [line for line in positives.read_text().split() if not line.startswith(">")][:3]
+    codes, offsets, _ = Encoder(bundle.alphabet).encode([s.encode() for s in seqs])
+    data = SequenceSet(["a", "b", "c"], codes, offsets)
+    whole = explain_bundle(bundle, data, "ism", "motif", batch_size=32)
+    monkeypatch.setattr(ex, "MUTANT_BYTES", 10 * LENGTH)  # ten mutants at a time
+    calls = []
+    hook = bundle.model.register_forward_hook(lambda m, i, o: calls.append(len(o)))
+    try:
+        split = explain_bundle(bundle, data, "ism", "motif", batch_size=32)
+    finally:
+        hook.remove()
+    assert max(calls) <= 10 and sum(calls) == 3 + 3 * 3 * LENGTH
+    for a, b in zip(whole.records, split.records, strict=True):
+        np.testing.assert_allclose(a.deltas, b.deltas, atol=1e-5)
