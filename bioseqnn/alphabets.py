@@ -173,9 +173,9 @@ def byte_histogram(seqs: Iterable[bytes]) -> np.ndarray:
     return counts
 
 
-_PROTEIN_ONLY = np.zeros(256, dtype=bool)
+_AMINO_ONLY = np.zeros(256, dtype=bool)
 for _c in "EFILPQ":  # amino acids that are no nucleotide code
-    _PROTEIN_ONLY[ord(_c)] = _PROTEIN_ONLY[ord(_c.lower())] = True
+    _AMINO_ONLY[ord(_c)] = _AMINO_ONLY[ord(_c.lower())] = True
 _PROTEIN_BYTES = PROTEIN.byte_table() != INVALID
 
 
@@ -193,7 +193,7 @@ def looks_like(seq: bytes) -> Alphabet | None:
     if len(raw) >= 20 and _NUC_BYTES[raw].all():
         guess = detect_alphabet(np.bincount(raw, minlength=256))
         return guess.alphabet if guess.alphabet.is_nucleotide else None
-    distinct = int(_PROTEIN_ONLY[raw].sum())
+    distinct = int(_AMINO_ONLY[raw].sum())
     if _PROTEIN_BYTES[raw].all() and distinct >= max(2, 0.1 * len(raw)):
         return PROTEIN
     return None
