@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DPI = 100
 INSTALL_HINT = "pip install 'bioseqnn[plots]' (or: pip install matplotlib)"
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
     "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
     "axes.spines.right": False, "savefig.facecolor": "white", "figure.facecolor": "white",
@@ -71,7 +71,7 @@ def _figure(width: float, height: float) -> Iterator[Figure]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
         fig = Figure(figsize=(width, height), dpi=DPI)
         FigureCanvasAgg(fig)
         yield fig
@@ -83,7 +83,7 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
@@ -331,8 +331,10 @@ def learning_curves(
             ax2.grid(alpha=0.3)
             ax2.legend(frameon=False)
             summary += f": {pretty} {_fmt(values[best])}"
+        from matplotlib.ticker import MaxNLocator
+
         for a in fig.axes:
-            a.xaxis.get_major_locator().set_params(integer=True)
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))
         heading = f"Learning curves - {_wrap(title, 70)}" if title else "Learning curves"
         fig.suptitle(f"{heading}\n{summary}, validation loss {_fmt(monitored[best])}"
                      if has_val else f"{heading}\n{summary}")
