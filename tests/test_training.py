@@ -273,6 +273,22 @@ def test_monitor_picks_and_restores_the_best_epoch(cli, examples: Path, tmp_path
     assert json.loads(r.out)["metrics"]["auroc"] == pytest.approx(best["val_auroc"], abs=1e-6)
 
 
+def test_early_stopping_after_patience_epochs_without_a_lower_val_loss(
+    cli, examples: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "m.bsnn"
+    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", model,
+            "--arch", "cnn", "--epochs", "8", "--lr", "0.05", "--patience", "1", "--threads", "1")
+    assert r.code == 0, r.err
+    history = read_table(tmp_path / "m.log.tsv")
+    losses = [float(h["val_loss"]) for h in history]
+    m = manifest(cli, model)["metrics"]
+    assert m["stopped_early"] and len(history) < 8 and m["epochs_run"] == len(history)
+    assert m["best_epoch"] == 1 + int(np.argmin(losses)) == len(history) - 1
+    assert losses[-1] > min(losses)
+    assert "early stopping at epoch" in r.err and "no better val_loss for 1 epochs" in r.err
+
+
 def test_monitor_must_fit_the_task_and_have_validation_data(
     cli, examples: Path, tmp_path: Path
 ) -> None:
