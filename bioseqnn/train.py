@@ -317,8 +317,8 @@ def fit(
             log.info("resuming from the checkpoint of epoch %d in %s", ck.epoch,
                      cfg.checkpoint_dir)
             if on_epoch is not None:
-                for record in result.history:
-                    on_epoch(record)
+                for past in result.history:
+                    on_epoch(past)
 
     reporter.start(cfg.epochs, n_batches)
     started = time.perf_counter() - (result.history[-1]["elapsed_s"] if result.history else 0)

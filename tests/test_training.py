@@ -416,3 +416,17 @@ def test_cuda_resume_continues_from_the_checkpoint(cli, examples: Path, tmp_path
     assert r.code == 0, r.err
     wa, wb = load_file(str(tmp_path / "a.bsnn")), load_file(str(tmp_path / "b.bsnn"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_readme_training_examples_use_real_train_options(cli) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Training options", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in section.splitlines()
+                if line.startswith("      bioseqnn train")]
+    assert len(commands) >= 7
+    r = cli("train", "--help")
+    assert r.code == 0
+    help_text = r.out.replace("\n", " ")
+    for command in commands:
+        for flag in re.findall(r"(?<= )--[a-z][a-z0-9-]*", command):
+            assert flag in help_text, (flag, command)
