@@ -139,7 +139,7 @@ class SequenceEncoder:
                 hint = (f"the record looks like {kind.name} but the alphabet is {alphabet} "
                         f"({how}): does the file mix {alphabet} and {kind.name}? " + hint)
         return self.encoder.describe_invalid(
-            bad, record.id, self.source, record.location(bad.position), hint)
+            bad, record.id, self.source, record.location(bad.position, self.source), hint)
 
     def encode_chunk(self, records: list[Record]) -> tuple[list[Record], np.ndarray, np.ndarray]:
         """Encode records; returns the kept records, their codes and offsets."""

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import gzip
 import io
+import itertools
 import os
 import stat
 import sys
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DataError, UsageError, shorten
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+from .errors import BioseqnnError, DataError, UsageError, shorten
 
 STDIO = "-"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -74,6 +77,20 @@ class _CheckedText(io.TextIOBase):
     def __iter__(self) -> Iterator[str]:  # type: ignore[override]
         return self
 
+    def counting(self) -> Iterator[str]:
+        """Lines at C speed (no readline call per line), still counted and checked."""
+        try:
+            for line in self._text:
+                self.line += 1
+                yield line
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{self._name}: line {self.line + 1}: not text (undecodable bytes); "
+                "is this a binary file?"
+            ) from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(f"{self._name}: damaged or truncated gzip data ({exc})") from None
+
     def __next__(self) -> str:
         try:
             line = self._text.readline()
@@ -114,12 +131,47 @@ class Record:
     width: int = 0
     """Residues per sequence line when every line but the last has that many (0 = irregular)."""
 
-    def location(self, position: int) -> str:
-        """Where the 1-based sequence ``position`` is in the file, as precisely as known."""
+    def location(self, position: int, path: str | os.PathLike[str] | None = None) -> str:
+        """Where the 1-based sequence ``position`` is in the file, as precisely as known.
+
+        FASTA records come from Biopython's parser, which does not keep line widths; for
+        a file (not stdin) the position is then found by reading the record again.
+        """
         if self.width and self.line:
             line, column = divmod(position - 1, self.width)
             return f"line {self.line + 1 + line}, column {column + 1}"
-        return f"line {self.line}" if self.line else ""
+        if self.line and path is not None and str(path) not in (STDIO, "<stdin>"):
+            found = _find_position(path, self.line, position)
+            if found:
+                return f"line {found[0]}, column {found[1]}"
+        return f"line {self.line} (header)" if self.line else ""
+
+
+def _find_position(path: str | os.PathLike[str], header_line: int, position: int
+                   ) -> tuple[int, int] | None:
+    """Line and column of residue ``position`` of the record whose header is on header_line."""
+    try:
+        with open_text(path) as lines:
+            seen = 0
+            for line in lines.counting():
+                if lines.line <= header_line:
+                    continue
+                if line.startswith(">"):
+                    return None
+                residues = line.rstrip("\r\n")
+                # Spaces are not residues (Biopython drops them too).
+                count = len(residues) - residues.count(" ")
+                if seen + count >= position:
+                    column, k = 0, seen
+                    for column, char in enumerate(residues, start=1):
+                        if char != " ":
+                            k += 1
+                            if k == position:
+                                return lines.line, column
+                seen += count
+    except (OSError, BioseqnnError):
+        return None
+    return None
 
 
 def _first_content_line(lines: _CheckedText) -> str | None:
@@ -181,7 +233,7 @@ def _record(name: str, header: str, line: int, seq: str, width: int) -> Record:
     except UnicodeEncodeError as exc:
         rec = Record(rid, b"", line=line, width=width)
         raise DataError(
-            f"{name}: {rec.location(exc.start + 1)}: record {shorten(rid)!r}: non-ASCII "
+            f"{name}: {rec.location(exc.start + 1, name)}: record {shorten(rid)!r}: non-ASCII "
             f"character {seq[exc.start]!r} at position {exc.start + 1}"
         ) from None
     return Record(rid, data, parts[1] if len(parts) > 1 else "", line, width)
@@ -214,17 +266,15 @@ class _Lines:
 
 
 def _parse_fasta(first: str, lines: _CheckedText, name: str) -> Iterator[Record]:
-    header, header_line = first[1:].strip(), lines.line
-    body = _Lines()
-    for line in lines:
-        if line.startswith(">"):
-            yield _record(name, header, header_line, *body.result())
-            header, header_line, body = line[1:].strip(), lines.line, _Lines()
-            continue
-        line = line.rstrip()
-        if line:
-            body.add(line)
-    yield _record(name, header, header_line, *body.result())
+    """FASTA through Biopython's SimpleFastaParser, fed lines that are counted on the way.
+
+    The parser yields a record once it has read the next header, so the line count at
+    each yield is the next record's header line.
+    """
+    header_line = lines.line
+    for title, seq in SimpleFastaParser(itertools.chain((first,), lines.counting())):
+        line, header_line = header_line, lines.line
+        yield _record(name, title.strip(), line, seq, 0)
 
 
 def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]:

@@ -149,7 +149,7 @@ CASES = [
     pred_case("invalid-on-third-sequence-line", b">x\nKLVFA\nKLVFA\nKL1\n",
               ["in.fa: line 4, column 3: record 'x'", "'1' at position 13"]),
     pred_case("invalid-with-irregular-line-widths", b">x\nKLV\nKLVFA\nK1\n",
-              ["in.fa: line 1: record 'x'", "'1' at position 10"]),
+              ["in.fa: line 4, column 2: record 'x'", "'1' at position 10"]),
     pred_case("non-ascii-letter", ">a\nKLVé\n".encode(),
               ["in.fa: line 2, column 4: record 'a': non-ASCII character 'é' at position 4"]),
     pred_case("nul-byte", b">a\nKL\x00V\n", ["line 2, column 3: record 'a'", r"symbol '\x00'"]),
@@ -333,13 +333,15 @@ def test_bad_input_gives_one_clear_line(
     assert _tree(tmp_path) == before, "an output or temporary file was left behind"
 
 
-def test_error_in_stdin_names_stdin_and_exact_place(models: dict[str, str], tmp_path: Path
+def test_error_in_stdin_names_stdin_and_the_record_header(models: dict[str, str], tmp_path: Path
                                                     ) -> None:
     p = run_bioseqnn("predict", models["P"], "-", "-o", tmp_path / "out.tsv", "--threads", "1",
                      stdin=gzip.compress(b">a\nKLVFF\n>b desc\nKLVFF\nKLB1F\n"))
     assert p.returncode == 1
     assert p.stderr.decode().splitlines() == [
-        "bioseqnn: error: <stdin>: line 5, column 4: record 'b': invalid protein symbol '1' "
+        # stdin cannot be read twice, so the place is the record's header line and the
+        # position in the sequence (files get the exact line and column).
+        "bioseqnn: error: <stdin>: line 3 (header): record 'b': invalid protein symbol '1' "
         "at position 9 (use --on-invalid skip or mask)"]
     assert list(tmp_path.iterdir()) == []
 
