@@ -208,3 +208,14 @@ def count_kinds(seqs: Iterable[bytes]) -> tuple[list[int], list[int]]:
         if kind is not None:
             (nucleotide if kind.is_nucleotide else protein).append(i)
     return nucleotide, protein
+
+
+_PROTEIN_ONLY = np.zeros(256, dtype=bool)
+for _c in "EFILPQJOXZ":
+    _PROTEIN_ONLY[ord(_c)] = _PROTEIN_ONLY[ord(_c.lower())] = True
+
+
+def protein_only_fraction(byte_counts: np.ndarray) -> float:
+    """Share of the bytes that are amino-acid letters never used for nucleotides."""
+    total = int(byte_counts.sum())
+    return float(byte_counts[_PROTEIN_ONLY].sum()) / total if total else 0.0

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .alphabets import byte_histogram, detect_alphabet
+from .alphabets import byte_histogram, detect_alphabet, protein_only_fraction
 from .bundle import Bundle
 from .data import SequenceEncoder, SequenceSet, batch_indices, chunked, collate
 from .encoding import OneHot, check_fits
@@ -80,8 +80,11 @@ def predict_rows(
     chunk_size = max(batch_size * 16, 1024)
     for i, chunk in enumerate(chunked(records, chunk_size)):
         if i == 0:
-            guess = detect_alphabet(byte_histogram(r.seq for r in chunk[:2000]))
-            if guess.alphabet.name == "protein" or model_alphabet.name == "protein":
+            counts = byte_histogram(r.seq for r in chunk[:2000])
+            guess = detect_alphabet(counts)
+            # A nucleotide model refuses input only where protein-only letters are common;
+            # a stray invalid symbol is left to the encoder, which names its position.
+            if model_alphabet.name == "protein" or protein_only_fraction(counts) > 0.1:
                 check_fits(guess.alphabet, model_alphabet, source)
         kept, codes, offsets = encoder.encode_chunk(chunk)
         stats.records += len(chunk)

@@ -1,0 +1,67 @@
+"""The example workflow under real Snakemake: outputs, up-to-date reruns, failed rules."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES
+
+SNAKEFILE = EXAMPLES / "workflow" / "Snakefile"
+TRAIN_ARGS = "--arch cnn --channels 16,16 --epochs 2 --seed 3 --quiet"
+snakemake_exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or \
+    shutil.which("snakemake")
+pytestmark = pytest.mark.skipif(snakemake_exe is None, reason="snakemake is not installed")
+
+
+def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = [str(snakemake_exe), "-s", str(SNAKEFILE), "--cores", "2", "--directory", str(workdir),
+           "--config", f"train_args={TRAIN_ARGS}", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+def test_workflow_trains_once_predicts_chunks_gathers_and_evaluates(tmp_path: Path) -> None:
+    run = snakemake(tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tmp_path / "results"
+    chunks = sorted((results / "predictions").glob("*.tsv"))
+    assert [c.name for c in chunks] == ["000.tsv", "001.tsv", "002.tsv", "003.tsv"]
+    rows = list(csv.reader((results / "predictions.tsv").open(), delimiter="\t"))
+    assert rows[0][:2] == ["id", "predicted"] and len(rows[0]) == 2 + 13
+    ids = [line[1:].split()[0] for line in (EXAMPLES / "ncrna_test.fasta").open()
+           if line.startswith(">")]
+    assert [r[0] for r in rows[1:]] == ids  # gathered in input order, header once
+    report = json.loads((results / "evaluation.json").read_text())
+    assert report["records"] == 260 and report["task"] == "multiclass"
+    assert 0.0 <= report["metrics"]["accuracy"] <= 1.0
+    model_time = (results / "model.bsnn").stat().st_mtime_ns
+
+    again = snakemake(tmp_path)
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert (results / "model.bsnn").stat().st_mtime_ns == model_time
+
+
+def test_a_failing_rule_leaves_no_partial_output(tmp_path: Path) -> None:
+    # The third quarter of the records holds a record with an invalid symbol.
+    records = (EXAMPLES / "ncrna_test.fasta").read_text().split(">")[1:]
+    records[150] = records[150].replace("\n", "\n!", 1)
+    broken = tmp_path / "broken.fa"
+    broken.write_text("".join(">" + r for r in records))
+    work = tmp_path / "run"
+    run = snakemake(work, f"predict_fasta={broken}", "predict_labels=", "--keep-going")
+    assert run.returncode != 0
+    results = work / "results"
+    assert (results / "model.bsnn").exists()
+    done = sorted(p.name for p in (results / "predictions").glob("*"))
+    assert done == ["000.tsv", "001.tsv", "003.tsv"]  # no partial 002.tsv, no temp files
+    assert not (results / "predictions.tsv").exists()
+    assert "invalid dna symbol '!' at position 1" in (results / "logs" / "predict_002.log").read_text()
