@@ -305,17 +305,25 @@ def bench_predict(settings: Settings, tmp: Path) -> None:
         settings.out(f"| {length} | {n / timed(run, settings.reps):.0f} |")
 
 
+_MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
 def _cli(args: list[str]) -> tuple[float, int, int]:
-    """Run ``bioseqnn`` in a subprocess: (wall seconds, peak RSS in MiB, exit code)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "bioseqnn", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.stderr is not None:
-        proc.stderr.close()
-    return wall, int(usage.ru_maxrss // 1024), proc.returncode
+    """Run ``bioseqnn`` in a subprocess: (wall seconds, peak RSS in MiB, exit code).
+
+    A small intermediate interpreter starts the command and reads its peak RSS: Linux
+    counts the pre-exec image of a forked child in ru_maxrss, so forking it straight
+    from this (large) process would report this process's size.
+    """
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "bioseqnn",
+                           *args], capture_output=True, text=True, check=True)
+    wall, rss_kib, code = proc.stdout.split()
+    return float(wall), int(rss_kib) // 1024, int(code)
 
 
 def bench_rss(settings: Settings, tmp: Path) -> None:
