@@ -99,6 +99,16 @@ def register(
     return deco
 
 
+def exporting() -> bool:
+    """True while torch.jit.trace or torch.onnx.export records the model.
+
+    Code that records badly (worker threads, Python loops over time steps, branches on a
+    tensor's shape) then gives way to plain torch operations with the same numerics, so
+    the exported graph keeps dynamic batch and length axes (see bioseqnn/export.py).
+    """
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     """(B, width) bool, True at real positions."""
     return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]

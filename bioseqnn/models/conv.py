@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CONV_FIELDS, Backbone, ModelConfig, length_mask, register
+from .base import CONV_FIELDS, Backbone, ModelConfig, exporting, length_mask, register
 
 
 class MaskedBatchNorm(nn.BatchNorm1d):
@@ -77,9 +77,15 @@ class ConvStack(Backbone):
             h = torch.relu(norm(conv(F.pad(h, pad)), mask))
             if pool > 1:
                 h = h * length_mask(lengths, h.shape[2]).unsqueeze(1).to(h.dtype)
-                if h.shape[2] < pool:
-                    h = F.pad(h, (0, pool - h.shape[2]))
-                h = F.max_pool1d(h, pool)
+                if exporting():
+                    # no branch on the width: ceil_mode gives the same window values (all
+                    # inputs are >= 0 after the ReLU and the mask) and at most one more
+                    # window, past every sequence's length, which later masks ignore
+                    h = F.max_pool1d(h, pool, ceil_mode=True)
+                else:
+                    if h.shape[2] < pool:
+                        h = F.pad(h, (0, pool - h.shape[2]))
+                    h = F.max_pool1d(h, pool)
                 lengths = torch.div(lengths, pool, rounding_mode="floor").clamp(min=1)
         return h.transpose(1, 2), lengths
 

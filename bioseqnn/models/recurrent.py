@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..runtime import concurrency, run_concurrently
-from .base import Backbone, ModelConfig, register
+from .base import Backbone, ModelConfig, exporting, register
 
 _CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -289,7 +289,8 @@ class RecurrentBackbone(Backbone):
         rev = None
         if self.directions == 2:
             rev = reverse_index(lengths, x.shape[1]).unsqueeze(-1)
-        fast = self.fast_cpu and x.device.type == "cpu"
+        # exporting: nn.LSTM/nn.GRU (same equations), which trace to ONNX LSTM/GRU nodes
+        fast = self.fast_cpu and x.device.type == "cpu" and not exporting()
         for i, fwd in enumerate(self.forward_layers):
             if i:
                 h = self.between(h)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .base import Backbone, ModelConfig, length_mask, register
+from .base import Backbone, ModelConfig, exporting, length_mask, register
 
 
 def sinusoidal_positions(width: int, dim: int, device: torch.device) -> torch.Tensor:
@@ -46,6 +47,8 @@ class TransformerBackbone(Backbone):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         width = x.shape[1]
+        if exporting():
+            return self._export_forward(x, lengths)
         if self.max_length is not None and width > self.max_length:
             from ..errors import DataError
 
@@ -56,6 +59,28 @@ class TransformerBackbone(Backbone):
         h = self.embed(x) * math.sqrt(self.d_model)
         h = h + sinusoidal_positions(width, self.d_model, x.device).to(h.dtype)
         h = self.encoder(h, src_key_padding_mask=~length_mask(lengths, width))
+        return self.norm(h), lengths
+
+    def _export_forward(
+        self, x: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode forward written with plain operations, for torch.jit.trace and
+        torch.onnx.export: nn.MultiheadAttention records its batch and length as constants.
+        Same parameters and equations (pre-norm layers, masked softmax attention); the
+        max-length check is left to the caller (the exported graph cannot raise)."""
+        width = x.shape[1]
+        h = self.embed(x) * math.sqrt(self.d_model)
+        h = h + sinusoidal_positions(width, self.d_model, x.device).to(h.dtype)
+        padding = ~length_mask(lengths, width)[:, None, None, :]  # (B, 1, 1, L) keys
+        for layer in self.encoder.layers:
+            attn = layer.self_attn
+            heads = attn.num_heads
+            q, k, v = F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+            q, k, v = (t.unflatten(-1, (heads, attn.head_dim)).transpose(1, 2) for t in (q, k, v))
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(attn.head_dim)
+            weights = torch.softmax(scores.masked_fill(padding, float("-inf")), dim=-1)
+            h = h + attn.out_proj((weights @ v).transpose(1, 2).flatten(2))
+            h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
         return self.norm(h), lengths
 
 
