@@ -143,7 +143,8 @@ def train(
         raise UsageError("--val-fasta and --val-labels go together")
     tc = cfg.training
     threads = configure_threads(tc.threads)
-    device = resolve_device(tc.device)
+    # train names its device on every run, so auto falls back to the CPU without a warning
+    device = resolve_device(None if tc.device == "auto" else tc.device)
     log.info("device: %s, %d CPU thread(s)", device, threads)
 
     src = LabelSource(labels, id_column, targets, sequence_column)
@@ -237,7 +238,7 @@ def predict(
     output: str | os.PathLike[str] = STDIO,
     *,
     batch_size: int = 256,
-    device: str = "auto",
+    device: str | None = None,
     threads: int = 0,
     on_invalid: str = "error",
     rc_average: bool | None = None,

@@ -53,7 +53,9 @@ class OnInvalid(str, Enum):
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logging.")]
-Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+Device = Annotated[str | None, typer.Option(
+    show_default=False, help="auto (the default: CUDA when present; given explicitly, warns "
+    "when it falls back to the CPU), cpu, cuda or cuda:N.")]
 Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = cores available).")]
 InvalidOpt = Annotated[OnInvalid, typer.Option(
     "--on-invalid", help="Invalid symbols: stop with an error, skip the record, or mask the "
@@ -299,7 +301,7 @@ def predict(
         "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).")]
     = "-",
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
-    device: Device = "auto",
+    device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
     rc_average: Annotated[bool | None, typer.Option(
@@ -363,7 +365,7 @@ def evaluate(
         help="Drop records whose id is in only one of the inputs (warn instead of failing).")]
     = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
-    device: Device = "auto",
+    device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
     quiet: Quiet = False,
@@ -417,7 +419,7 @@ def explain(
                                            "sequences (the first ones).")] = 20,
     batch_size: Annotated[int, typer.Option(
         min=1, help="Sequences (or ISM mutants) per forward pass.")] = 256,
-    device: Device = "auto",
+    device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
     quiet: Quiet = False,

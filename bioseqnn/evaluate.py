@@ -151,7 +151,7 @@ def evaluate(
     id_column: str = "id",
     sequence_column: str | None = None,
     batch_size: int = 256,
-    device: str = "auto",
+    device: str | None = None,
     threads: int = 0,
     on_invalid: str = "error",
     ignore_unmatched: bool = False,

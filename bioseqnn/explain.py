@@ -295,7 +295,7 @@ def explain(
     method: str = "grad-input",
     target: str | None = None,
     batch_size: int = 256,
-    device: str = "auto",
+    device: str | None = None,
     threads: int = 0,
     on_invalid: str = "error",
 ) -> Explanation:

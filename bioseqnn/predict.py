@@ -21,6 +21,17 @@ from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
 
+OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
+"""What counts as running out of accelerator memory (torch.cuda.OutOfMemoryError is this)."""
+
+
+@dataclass
+class BatchLimit:
+    """The most sequences per forward pass: halved on out-of-memory and kept smaller for
+    the rest of the run (one object can be shared by several :func:`infer` calls)."""
+
+    size: int
+
 
 @torch.inference_mode()
 def infer(
@@ -29,15 +40,20 @@ def infer(
     data: SequenceSet,
     batch_size: int,
     device: torch.device,
+    limit: BatchLimit | None = None,
+    oom: tuple[type[BaseException], ...] = OOM_ERRORS,
 ) -> torch.Tensor:
-    """Raw model outputs (logits) for every sequence of ``data``, in its order, on the CPU."""
+    """Raw model outputs (logits) for every sequence of ``data``, in its order, on the CPU.
+
+    A batch that runs out of memory (an ``oom`` exception) is retried in halves, with a
+    warning, down to one sequence; the smaller size is kept in ``limit`` for later batches.
+    Batching never changes a prediction, so the outputs are those of an unconstrained run.
+    """
     was_training = model.training
     model.eval()
+    limit = limit if limit is not None else BatchLimit(batch_size)
     out: torch.Tensor | None = None
-    for index in batch_indices(data.lengths, batch_size):
-        codes, lengths = collate(data, index)
-        codes = codes.to(device, non_blocking=True)
-        logits = model(onehot(codes), lengths.to(device)).float().cpu()
+    for index, logits in _batches_in_memory(model, onehot, data, batch_size, device, limit, oom):
         if out is None:
             out = torch.empty((len(data), *logits.shape[1:]), dtype=torch.float32)
         out[torch.from_numpy(index)] = logits
@@ -45,6 +61,53 @@ def infer(
     if out is None:
         return torch.empty((0, 0))
     return out
+
+
+def _batches_in_memory(
+    model: SequenceModel, onehot: OneHot, data: SequenceSet, batch_size: int,
+    device: torch.device, limit: BatchLimit, oom: tuple[type[BaseException], ...],
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """(index, logits on the CPU) for every batch, each split while it does not fit."""
+    for index in batch_indices(data.lengths, batch_size):
+        start = 0
+        while start < len(index):
+            part = index[start : start + limit.size]
+            logits = _forward(model, onehot, data, part, device, oom)
+            if logits is None:  # out of memory; the exception and its frames are gone
+                _halve(limit, data, part, device)
+                continue
+            yield part, logits
+            start += len(part)
+
+
+def _forward(
+    model: SequenceModel, onehot: OneHot, data: SequenceSet, index: np.ndarray,
+    device: torch.device, oom: tuple[type[BaseException], ...],
+) -> torch.Tensor | None:
+    """Logits of the sequences ``index`` on the CPU, or None when memory ran out."""
+    codes, lengths = collate(data, index)
+    try:
+        codes = codes.to(device, non_blocking=True)
+        return model(onehot(codes), lengths.to(device)).float().cpu()
+    except oom:
+        return None
+
+
+def _halve(limit: BatchLimit, data: SequenceSet, part: np.ndarray, device: torch.device) -> None:
+    """Free the allocator's cache and halve the limit; one sequence that does not fit is
+    an error naming it."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if len(part) <= 1:
+        i = int(part[0])
+        raise DataError(
+            f"out of memory on {device} predicting record {data.ids[i]!r} "
+            f"({int(data.lengths[i])} positions) on its own; use --device cpu, or split or "
+            "trim the longest sequences"
+        )
+    limit.size = max(1, len(part) // 2)
+    log.warning("out of memory on %s with a batch of %d sequences; retrying with %d",
+                device, len(part), limit.size)
 
 
 @dataclass
@@ -78,6 +141,7 @@ def predict_rows(
     encoder = SequenceEncoder(source, model_alphabet, on_invalid)
     stats = stats if stats is not None else PredictStats()
     chunk_size = max(batch_size * 16, 1024)
+    limit = BatchLimit(batch_size)  # shrinks for the rest of the run on out-of-memory
     for i, chunk in enumerate(chunked(records, chunk_size)):
         if i == 0:
             counts = byte_histogram(r.seq for r in chunk[:2000])
@@ -92,7 +156,8 @@ def predict_rows(
             continue
         data = SequenceSet([r.id for r in kept], codes, offsets)
         check_lengths(bundle.model, data.ids, data.lengths, source)
-        out = both_strands(bundle.model, onehot, task, data, batch_size, device, complement)
+        out = both_strands(bundle.model, onehot, task, data, batch_size, device, complement,
+                           limit)
         for rid, cells in zip(data.ids, task.format_rows(out), strict=True):
             yield [rid, *cells]
     stats.skipped = encoder.skipped
@@ -102,13 +167,13 @@ def predict_rows(
 
 def both_strands(
     model: SequenceModel, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
-    device: torch.device, complement: np.ndarray | None = None,
+    device: torch.device, complement: np.ndarray | None = None, limit: BatchLimit | None = None,
 ) -> np.ndarray:
     """Task outputs of every sequence; with ``complement``, the mean of both strands."""
-    out = task.outputs(infer(model, onehot, data, batch_size, device))
+    out = task.outputs(infer(model, onehot, data, batch_size, device, limit))
     if complement is not None:
         rc = reverse_complement_set(data, complement)
-        out = (out + task.outputs(infer(model, onehot, rc, batch_size, device))) / 2
+        out = (out + task.outputs(infer(model, onehot, rc, batch_size, device, limit))) / 2
     return out.numpy()
 
 
@@ -116,11 +181,24 @@ def output_header(bundle: Bundle) -> list[str]:
     return ["id", *bundle.task.columns()]
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | None) -> torch.device:
+    """The torch device for a --device value: auto, cpu, cuda or cuda:N.
+
+    Without CUDA, auto runs on the CPU. ``None`` (no --device given) does so quietly, so a
+    CPU machine's every command is not a warning; an explicit 'auto' (the user asked for
+    a GPU where there is one) warns that there is none.
+    """
     from .errors import UsageError
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name is None or name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        why = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA device"
+        if name == "auto":
+            log.warning("--device auto: %s; running on the CPU", why)
+        else:
+            log.debug("no --device given and %s; running on the CPU", why)
+        return torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
