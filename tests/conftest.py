@@ -40,8 +40,10 @@ def cli(capfd: pytest.CaptureFixture[str]):
     return run
 
 
-def run_bioseqnn(*args: str | os.PathLike[str], stdin: bytes | None = None,
-                 cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
+def run_bioseqnn(
+    *args: str | os.PathLike[str], stdin: bytes | None = None, cwd: Path | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[bytes]:
     """Run the installed command in a real subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "bioseqnn", *map(str, args)], input=stdin, capture_output=True,

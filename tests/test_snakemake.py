@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES
 
 SNAKEFILE = EXAMPLES / "workflow" / "Snakefile"
@@ -64,4 +63,5 @@ def test_a_failing_rule_leaves_no_partial_output(tmp_path: Path) -> None:
     done = sorted(p.name for p in (results / "predictions").glob("*"))
     assert done == ["000.tsv", "001.tsv", "003.tsv"]  # no partial 002.tsv, no temp files
     assert not (results / "predictions.tsv").exists()
-    assert "invalid dna symbol '!' at position 1" in (results / "logs" / "predict_002.log").read_text()
+    log = (results / "logs" / "predict_002.log").read_text()
+    assert "invalid dna symbol '!' at position 1" in log
