@@ -14,6 +14,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from . import distributed
 from .bundle import Bundle, load_bundle, read_manifest, save_bundle
 from .config import RunConfig, validate
 from .data import (
@@ -56,6 +57,8 @@ class TrainOutcome:
     log_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
     model: SequenceModel | None = None  # the trained model (best weights), on the CPU
+    main: bool = True
+    """False in the torchrun processes other than rank 0, which write no files."""
 
 
 def default_log_path(output: str | os.PathLike[str]) -> Path:
@@ -142,10 +145,11 @@ def train(
     if (val_fasta is None) != (val_labels is None) and sequence_column is None:
         raise UsageError("--val-fasta and --val-labels go together")
     tc = cfg.training
-    threads = configure_threads(tc.threads)
+    configure_threads(tc.threads)
+    ranks, device_name = distributed.setup(tc.device)  # under torchrun: join the others
     # train names its device on every run, so auto falls back to the CPU without a warning
-    device = resolve_device(None if tc.device == "auto" else tc.device)
-    log.info("device: %s, %d CPU thread(s)", device, threads)
+    device = resolve_device(None if device_name == "auto" else device_name)
+    log.info("device: %s, %d CPU thread(s)", device, torch.get_num_threads())
 
     src = LabelSource(labels, id_column, targets, sequence_column)
     labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
@@ -188,11 +192,11 @@ def train(
     resolved_pooling = resolve_pooling(cfg.model)
     log.info("model: %s, %s parameters",
              describe({**cfg.to_dict()["model"], "pooling": resolved_pooling}), f"{n_params:,}")
-    epoch_log = _EpochLog(log_file)
+    epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
     try:
         result = fit(model, spec, OneHot(alpha), train_set, val_set, tc, device,
-                     reporter=reporter, on_epoch=epoch_log, complement=complement,
-                     resume=resume)
+                     reporter=reporter if ranks.main else None, on_epoch=epoch_log,
+                     complement=complement, resume=resume, ranks=ranks)
     finally:
         epoch_log.close()
 
@@ -228,8 +232,10 @@ def train(
                     "seconds": round(result.seconds, 2)},
     }
     model.cpu()
-    save_bundle(output, model, manifest)
-    return TrainOutcome(Path(output), manifest, result, log_file, model=model)
+    if ranks.main:
+        save_bundle(output, model, manifest)
+    return TrainOutcome(Path(output), manifest, result, log_file, model=model,
+                        main=ranks.main)
 
 
 def predict(

@@ -189,7 +189,11 @@ def train(
     max_length: Annotated[int | None, typer.Option(
         help="Longest sequence a transformer accepts (longer is an error).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Sequences per batch (per process under torchrun).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="Cap on padded positions per batch (sequences x longest length): batches of "
+        "long sequences hold fewer (0 = no cap).")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
     grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip (0 = off).")] = None,
@@ -254,7 +258,8 @@ def train(
                   "pool_sizes": parse_int_list(pool_sizes, "--pool-sizes"),
                   "d_model": d_model, "heads": heads, "ff_size": ff_size,
                   "max_length": max_length},
-        "training": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "training": {"epochs": epochs, "batch_size": batch_size, "max_tokens": max_tokens,
+                     "lr": lr,
                      "weight_decay": weight_decay, "grad_clip": grad_clip,
                      "val_fraction": val_fraction, "patience": patience, "seed": seed,
                      "device": device, "threads": threads, "monitor": monitor,
@@ -283,7 +288,7 @@ def train(
         if isinstance(best.get(key), float):
             summary += f", {key} {best[key]:.4f}"
     log.info("wrote %s (%s); metrics log %s", outcome.output, summary, outcome.log_path)
-    if plots is not None:
+    if plots is not None and outcome.main:
         from .plots import learning_curves, plot_dir
 
         png = learning_curves(outcome.result.history, plot_dir(plots) / "learning_curves.png",

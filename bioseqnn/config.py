@@ -23,7 +23,7 @@ class TrainConfig:
     """Training settings."""
 
     epochs: int = setting(20, "maximum epochs")
-    batch_size: int = setting(64, "sequences per batch")
+    batch_size: int = setting(64, "sequences per batch (per process under torchrun)")
     lr: float = setting(1e-3, "AdamW learning rate")
     weight_decay: float = setting(0.01, "AdamW weight decay")
     grad_clip: float = setting(1.0, "gradient-norm clip (0 = off)")
@@ -56,6 +56,9 @@ class TrainConfig:
     checkpoint_dir: str | None = setting(None, "folder for a checkpoint after every epoch "
                                                "(model, optimiser, schedule, RNG states); "
                                                "continue a killed run with --resume")
+    max_tokens: int = setting(0, "cap on padded positions per batch (sequences x the "
+                                 "longest of them), so batches of long sequences hold "
+                                 "fewer; 0 = no cap")
 
 
 @dataclass
@@ -152,6 +155,7 @@ def validate(cfg: RunConfig) -> None:
     checks = [
         (t.epochs >= 1, "epochs must be at least 1"),
         (t.batch_size >= 1, "batch-size must be at least 1"),
+        (t.max_tokens >= 0, "max-tokens must be >= 0 (0 = no cap)"),
         (t.lr > 0, "lr must be positive"),
         (t.weight_decay >= 0, "weight-decay must be >= 0"),
         (t.grad_clip >= 0, "grad-clip must be >= 0 (0 disables clipping)"),

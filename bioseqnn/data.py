@@ -29,6 +29,8 @@ log = logging.getLogger("bioseqnn")
 
 CHUNK_RECORDS = 4096
 SAMPLE_RECORDS = 2000
+SUBSET_BLOCK = 1 << 23
+"""Residues copied per step by :meth:`SequenceSet.subset` (bounds its temporaries)."""
 
 
 @dataclass
@@ -52,12 +54,22 @@ class SequenceSet:
         lengths = self.lengths[index]
         offsets = np.zeros(len(index) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        # Position of every kept residue: each record's start, shifted to its new place.
-        shift = np.repeat(self.offsets[index] - offsets[:-1], lengths)
-        pos = np.arange(int(offsets[-1]), dtype=np.int64) + shift
+        codes = np.empty(int(offsets[-1]), dtype=self.codes.dtype)
+        # Position of every kept residue: each record's start, shifted to its new place;
+        # in blocks, so the int64 positions (8 bytes per residue) never cover a whole
+        # large set (a 1 GB FASTA would need 8 GB of them at once).
+        start = 0
+        while start < len(index):
+            end = int(np.searchsorted(offsets, offsets[start] + SUBSET_BLOCK, "right")) - 1
+            end = min(max(end, start + 1), len(index))
+            shift = np.repeat(self.offsets[index[start:end]] - offsets[start:end],
+                              lengths[start:end])
+            lo, hi = int(offsets[start]), int(offsets[end])
+            codes[lo:hi] = self.codes[np.arange(lo, hi, dtype=np.int64) + shift]
+            start = end
         return SequenceSet(
             [self.ids[i] for i in index],
-            self.codes[pos],
+            codes,
             offsets,
             None if self.targets is None else self.targets[index],
         )
@@ -66,7 +78,7 @@ class SequenceSet:
         h = hashlib.sha256()
         h.update("\n".join(self.ids).encode())
         h.update(self.offsets.tobytes())
-        h.update(self.codes.tobytes())
+        h.update(np.ascontiguousarray(self.codes))  # no copy (tobytes would double it)
         if self.targets is not None:
             h.update(np.ascontiguousarray(self.targets).tobytes())
         return h.hexdigest()
@@ -176,19 +188,21 @@ def read_encoded(
     """Read every record into a compact SequenceSet. Returns (set, alphabet, skipped)."""
     enc = SequenceEncoder(source, alphabet, on_invalid)
     ids: list[str] = []
-    code_parts: list[np.ndarray] = []
+    # One growing buffer rather than a list of parts joined at the end: the join would
+    # hold every code twice; a large bytearray grows in place (realloc/mremap).
+    code_buffer = bytearray()
     length_parts: list[np.ndarray] = []
     for chunk in chunked(records):
         kept, codes, offsets = enc.encode_chunk(chunk)
         ids.extend(r.id for r in kept)
-        code_parts.append(codes)
+        code_buffer += memoryview(np.ascontiguousarray(codes, dtype=np.uint8))
         length_parts.append(np.diff(offsets))
     if enc.encoder is None:
         raise DataError(f"{source}: no sequence records")
     lengths = np.concatenate(length_parts) if length_parts else np.zeros(0, np.int64)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    codes = np.concatenate(code_parts) if code_parts else np.zeros(0, np.uint8)
+    codes = np.frombuffer(code_buffer, dtype=np.uint8) if code_buffer else np.zeros(0, np.uint8)
     if enc.skipped:
         log.warning("%s: skipped %d record(s) with invalid symbols", source, enc.skipped)
     if not ids:
@@ -410,25 +424,61 @@ def batch_indices(
     batch_size: int,
     rng: np.random.Generator | None = None,
     window: int = 50,
+    max_tokens: int | None = None,
+    ranks: int = 1,
 ) -> list[np.ndarray]:
     """Batches of similar length.
 
     With an rng (training) the order is shuffled, then sorted by length within windows
     of ``window`` batches, and the batches themselves are shuffled. Without (inference)
     all records are sorted by length; callers restore the input order.
+
+    ``max_tokens`` caps the padded size of a batch (records x its longest length), so
+    batches of long sequences hold fewer records; a record longer than the cap is a
+    batch of its own. With ``ranks`` > 1 (distributed training) each batch is a global
+    batch that :func:`shard` deals out to the ranks: it holds up to ``batch_size *
+    ranks`` records, and each rank's share keeps within ``batch_size`` and ``max_tokens``.
     """
     n = len(lengths)
+    size = batch_size * ranks
     if rng is None:
-        order = np.argsort(lengths, kind="stable")
-        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        return cut_sorted(np.argsort(lengths, kind="stable"), lengths, size, max_tokens, ranks)
     perm = rng.permutation(n)
-    span = batch_size * window
+    span = size * window
     batches = []
     for start in range(0, n, span):
         part = perm[start : start + span]
         part = part[np.argsort(lengths[part], kind="stable")]
-        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+        batches.extend(cut_sorted(part, lengths, size, max_tokens, ranks))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def cut_sorted(
+    order: np.ndarray, lengths: np.ndarray, size: int, max_tokens: int | None = None,
+    ranks: int = 1,
+) -> list[np.ndarray]:
+    """Cut ``order`` (records sorted by ascending length) into consecutive batches of at
+    most ``size`` records whose padded size per rank stays within ``max_tokens``."""
+    if not max_tokens:
+        return [order[i : i + size] for i in range(0, len(order), size)]
+    sorted_lengths = lengths[order].astype(np.int64)
+    batches = []
+    start = 0
+    while start < len(order):
+        head = sorted_lengths[start : start + size]
+        # k records pad to head[k - 1] (lengths ascend); the largest rank share is
+        # ceil(k / ranks) records
+        k = np.arange(1, len(head) + 1, dtype=np.int64)
+        fits = (k + ranks - 1) // ranks * head <= max_tokens
+        take = max(1, int(np.argmin(fits)) if not fits.all() else len(head))
+        batches.append(order[start : start + take])
+        start += take
+    return batches
+
+
+def shard(index: np.ndarray, rank: int, ranks: int) -> np.ndarray:
+    """This rank's share of a global batch: every ``ranks``-th record from ``rank`` on."""
+    return index[rank::ranks]
 
 
 def collate(data: SequenceSet, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

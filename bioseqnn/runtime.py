@@ -16,14 +16,25 @@ torch.set_flush_denormal(True)
 
 
 def default_threads() -> int:
-    """Cores this process may use: the scheduler's CPU set, or SLURM's allocation."""
+    """Cores this process may use: the scheduler's CPU set, or SLURM's allocation, shared
+    among the training processes torchrun started on this machine."""
     slurm = os.environ.get("SLURM_CPUS_PER_TASK")
     if slurm and slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = int(slurm)
+    else:
+        try:
+            cores = max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            cores = max(1, os.cpu_count() or 1)
+    return max(1, cores // _local_processes())
+
+
+def _local_processes() -> int:
+    """Processes torchrun started on this machine (1 outside torchrun)."""
+    world, local = os.environ.get("WORLD_SIZE", ""), os.environ.get("LOCAL_WORLD_SIZE", "")
+    if world.isdigit() and int(world) > 1 and local.isdigit():
+        return max(1, int(local))
+    return 1
 
 
 def configure_threads(threads: int = 0) -> int:

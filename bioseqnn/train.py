@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,7 +16,18 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint, run_differences, save_checkpoint
 from .config import TrainConfig
-from .data import SequenceSet, batch_indices, collate
+from .data import SequenceSet, batch_indices, collate, shard
+from .distributed import (
+    SINGLE,
+    Dist,
+    all_sum,
+    epoch_seed,
+    from_main,
+    gather_rows,
+    shares,
+    sync_buffers,
+    wrap,
+)
 from .encoding import OneHot
 from .errors import TrainingError, UsageError
 from .models.base import SequenceModel
@@ -174,9 +185,16 @@ def _precision(name: str, device: torch.device) -> _Precision:
 def _evaluate(
     model: SequenceModel, onehot: OneHot, task: TaskSpec, data: SequenceSet,
     batch_size: int, device: torch.device, prefix: str,
+    ranks: Dist = SINGLE, part: tuple[list[int], SequenceSet] | None = None,
 ) -> dict[str, float]:
+    """Loss and metrics on ``data``; distributed, each rank infers its ``part`` (the sizes
+    of all ranks' parts and its own records) and every rank gets all outputs."""
     assert data.targets is not None
-    logits = infer(model, onehot, data, max(batch_size, 256), device)
+    if ranks.enabled and part is not None:
+        mine = infer(model, onehot, part[1], max(batch_size, 256), device)
+        logits = gather_rows(mine, part[0], ranks, device)
+    else:
+        logits = infer(model, onehot, data, max(batch_size, 256), device)
     target = torch.from_numpy(data.targets)
     loss = float(task.loss(logits, target))
     scores = task.metrics(data.targets, task.outputs(logits).numpy())
@@ -222,15 +240,26 @@ def _check_weights(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None
 
 
 def _batches(
-    train_set: SequenceSet, cfg: TrainConfig, epoch: int, rc: bool
-) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
-    """(batch number, record indices, strands to flip) of one epoch, from the seed alone."""
-    order = batch_indices(train_set.lengths, cfg.batch_size, np.random.default_rng([cfg.seed, 2,
-                                                                                   epoch]))
+    train_set: SequenceSet, cfg: TrainConfig, epoch: int, rc: bool, ranks: Dist = SINGLE,
+) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(batch number, global batch, this rank's share of it, strands to flip in the share)
+    of one epoch, from the seed alone: every rank draws the same global batches."""
+    rng = np.random.default_rng([cfg.seed, 2, epoch])
+    if cfg.max_tokens or ranks.enabled:
+        order = batch_indices(train_set.lengths, cfg.batch_size, rng,
+                              max_tokens=cfg.max_tokens or None, ranks=ranks.world)
+    else:
+        order = batch_indices(train_set.lengths, cfg.batch_size, rng)
     strands = np.random.default_rng([cfg.seed, 3, epoch]) if rc else None
-    for b, index in enumerate(order, start=1):
+    out = []
+    for index in order:
         flip = strands.random(len(index)) < 0.5 if strands is not None else None
-        yield b, index, flip
+        if len(index) < ranks.world:
+            continue  # a rank would get no record (at most one small batch per window)
+        mine = shard(index, ranks.rank, ranks.world)
+        out.append((len(out) + 1, index, mine,
+                    shard(flip, ranks.rank, ranks.world) if flip is not None else None))
+    return out
 
 
 def fit(
@@ -246,12 +275,16 @@ def fit(
     *,
     complement: np.ndarray | None = None,
     resume: bool = False,
+    ranks: Dist = SINGLE,
 ) -> TrainResult:
     """Train ``model`` in place; with validation data, restore the best epoch's weights.
 
     ``complement`` (code -> complementary code) is needed for ``cfg.rc_augment``. With
     ``cfg.checkpoint_dir`` a checkpoint is written after every epoch; ``resume``
     continues from it, giving on CPU the weights an uninterrupted run would have.
+    ``ranks`` (under torchrun, see :mod:`bioseqnn.distributed`): this process trains on
+    its share of each global batch of ``cfg.batch_size`` records per rank; only rank 0
+    writes checkpoints.
     """
     assert train_set.targets is not None
     reporter = reporter or SilentReporter()
@@ -274,7 +307,8 @@ def fit(
     precision = _precision(cfg.precision, device)
     pin = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n_batches = math.ceil(len(train_set) / cfg.batch_size)
+    net = wrap(model, ranks, device)  # the module of training steps (DDP when distributed)
+    n_batches = len(_batches(train_set, cfg, 1, False, ranks))
     schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs * n_batches,
                         round(cfg.warmup_epochs * n_batches), monitor,
                         max(1, cfg.patience // 2) if cfg.patience else 2)
@@ -286,6 +320,13 @@ def fit(
     first_epoch = 1
     done = False
     identity = run_identity(model, task, train_set, val_set, cfg) if cfg.checkpoint_dir else {}
+    if identity and ranks.enabled:
+        identity["ranks"] = ranks.world  # another world size draws other global batches
+    val_part: tuple[list[int], SequenceSet] | None = None
+    if validation and ranks.enabled:
+        assert val_set is not None
+        parts = shares(len(val_set), ranks)
+        val_part = ([len(p) for p in parts], val_set.subset(parts[ranks.rank]))
 
     if resume:
         assert cfg.checkpoint_dir is not None
@@ -326,9 +367,10 @@ def fit(
         if done:
             break
         model.train()
+        epoch_seed(cfg.seed, epoch, ranks)
         total, seen = 0.0, 0
         lr = schedule.lr()
-        for b, index, flip in _batches(train_set, cfg, epoch, cfg.rc_augment):
+        for b, batch, index, flip in _batches(train_set, cfg, epoch, cfg.rc_augment, ranks):
             codes, lens = collate(train_set, index)
             if flip is not None and rc_table is not None:
                 codes = reverse_complement_codes(codes, lens, rc_table, torch.from_numpy(flip))
@@ -340,9 +382,16 @@ def fit(
             lr = schedule.apply(optimizer)
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast(device):
-                logits = model(x, lens.to(device, non_blocking=True))
+                logits = net(x, lens.to(device, non_blocking=True))
             loss = task.loss(logits.float(), y)
             value = float(loss.detach())
+            if ranks.enabled:
+                # The global batch's mean loss (non-finite on every rank if on any, so all
+                # stop together); DDP averages gradients over ranks, so each rank's loss
+                # is weighted by its share of the global batch.
+                weighted, count = all_sum([value * len(index), len(index)], ranks, device)
+                value = weighted / count
+                loss = loss * (len(index) * ranks.world / len(batch))
             if not math.isfinite(value):
                 raise TrainingError(
                     f"the loss became {value} at epoch {epoch}, batch {b}"
@@ -363,14 +412,16 @@ def fit(
             else:
                 optimizer.step()
             schedule.step_batch()
-            total += value * len(index)
-            seen += len(index)
+            total += value * len(batch)
+            seen += len(batch)
             reporter.batch(epoch, value)
         _check_weights(model, cfg, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
+        sync_buffers(model, ranks)
         if validation:
             assert val_set is not None
-            record.update(_evaluate(model, onehot, task, val_set, cfg.batch_size, device, "val"))
+            record.update(_evaluate(model, onehot, task, val_set, cfg.batch_size, device, "val",
+                                    ranks, val_part))
             if not math.isfinite(record["val_loss"]):
                 raise TrainingError(
                     f"the validation loss became {record['val_loss']} after epoch {epoch} (the "
@@ -378,6 +429,7 @@ def fit(
                 )
         record["lr"] = lr
         record["elapsed_s"] = round(time.perf_counter() - started, 3)
+        record = from_main(record, ranks)  # the same decisions on every rank
         result.history.append(record)
         reporter.epoch(record)
         if on_epoch is not None:
@@ -398,7 +450,7 @@ def fit(
                          "(best epoch %d)", epoch, monitor, waited, result.best_epoch)
         schedule.step_epoch(value)
         done = done or epoch == cfg.epochs
-        if cfg.checkpoint_dir:
+        if cfg.checkpoint_dir and ranks.main:
             save_checkpoint(cfg.checkpoint_dir, Checkpoint(
                 epoch=epoch, run=identity, model=_cpu_state(model),
                 optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
