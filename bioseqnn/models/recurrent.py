@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..runtime import concurrency, run_concurrently
 from .base import Backbone, ModelConfig, exporting, register
@@ -283,6 +284,9 @@ class RecurrentBackbone(Backbone):
         self.between = nn.Dropout(config.dropout)
         # The hand-written CPU kernels; False falls back to nn.LSTM/nn.GRU (for comparison).
         self.fast_cpu = cell in ("lstm", "gru")
+        # Packed sequences: None = on CUDA only, where cuDNN's packed kernels skip the
+        # padding; on CPU packing makes training dozens of times slower.
+        self.pack_sequences: bool | None = None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x
@@ -291,16 +295,20 @@ class RecurrentBackbone(Backbone):
             rev = reverse_index(lengths, x.shape[1]).unsqueeze(-1)
         # exporting: nn.LSTM/nn.GRU (same equations), which trace to ONNX LSTM/GRU nodes
         fast = self.fast_cpu and x.device.type == "cpu" and not exporting()
+        pack = self.pack_sequences
+        if pack is None:
+            pack = x.device.type == "cuda" and not exporting()
+        run = _packed_run(lengths, x.shape[1]) if pack else _padded_run
         for i, fwd in enumerate(self.forward_layers):
             if i:
                 h = self.between(h)
-            if fast:
+            if fast and not pack:
                 h = self._fast_layer(i, h, rev)
                 continue
-            out_f, _ = fwd(h)
+            out_f = run(fwd, h)
             if rev is not None:
                 h_rev = h.gather(1, rev.expand(-1, -1, h.shape[2]))
-                out_b, _ = self.backward_layers[i](h_rev)
+                out_b = run(self.backward_layers[i], h_rev)
                 out_b = out_b.gather(1, rev.expand(-1, -1, out_b.shape[2]))
                 h = torch.cat([out_f, out_b], dim=2)
             else:
@@ -329,6 +337,26 @@ class RecurrentBackbone(Backbone):
         out_b = outs[k] if k == 1 else torch.cat(outs[k:])
         out_b = out_b.gather(1, rev.expand(-1, -1, out_b.shape[2]))
         return torch.cat([out_f, out_b], dim=2)
+
+
+def _padded_run(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    return module(h)[0]
+
+
+def _packed_run(lengths: torch.Tensor, width: int) -> Any:
+    """Run a recurrent module on packed sequences: each one for exactly its length.
+
+    The backward direction's input is already reversed within each length, so packing
+    it gives the same states at every real position as the padded path.
+    """
+    cpu_lengths = lengths.detach().cpu()
+
+    def run(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(h, cpu_lengths, batch_first=True, enforce_sorted=False)
+        out, _ = module(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=width)[0]
+
+    return run
 
 
 MIN_CHUNK = 16
