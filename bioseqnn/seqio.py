@@ -77,12 +77,11 @@ class _CheckedText(io.TextIOBase):
     def __iter__(self) -> Iterator[str]:  # type: ignore[override]
         return self
 
-    def counting(self) -> Iterator[str]:
-        """Lines at C speed (no readline call per line), still counted and checked."""
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Decoding and gzip errors become one DataError naming the line."""
         try:
-            for line in self._text:
-                self.line += 1
-                yield line
+            yield
         except UnicodeDecodeError:
             raise DataError(
                 f"{self._name}: line {self.line + 1}: not text (undecodable bytes); "
@@ -91,16 +90,16 @@ class _CheckedText(io.TextIOBase):
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise DataError(f"{self._name}: damaged or truncated gzip data ({exc})") from None
 
+    def counting(self) -> Iterator[str]:
+        """Lines at C speed (no readline call per line), still counted and checked."""
+        with self._reading():
+            for line in self._text:
+                self.line += 1
+                yield line
+
     def __next__(self) -> str:
-        try:
+        with self._reading():
             line = self._text.readline()
-        except UnicodeDecodeError:
-            raise DataError(
-                f"{self._name}: line {self.line + 1}: not text (undecodable bytes); "
-                "is this a binary file?"
-            ) from None
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise DataError(f"{self._name}: damaged or truncated gzip data ({exc})") from None
         if not line:
             raise StopIteration
         self.line += 1
