@@ -244,6 +244,7 @@ def predict(
     output: str | os.PathLike[str] = STDIO,
     *,
     batch_size: int = 256,
+    max_tokens: int = 0,
     device: str | None = None,
     threads: int = 0,
     on_invalid: str = "error",
@@ -255,14 +256,17 @@ def predict(
     """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
+    if max_tokens < 0:
+        raise UsageError("max-tokens must be >= 0 (0 = no cap)")
     check_output_path(output)
     configure_threads(threads)
+    log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     stats = PredictStats()
     source = display_name(sequences)
     rows = predict_rows(bundle, read_sequences(sequences), source, batch_size, dev, on_invalid,
-                        stats, rc_average=rc_average)
+                        stats, rc_average=rc_average, max_tokens=max_tokens or None)
     with atomic_output(output) as fh:
         writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
         writer.writerow(output_header(bundle))

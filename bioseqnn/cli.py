@@ -306,6 +306,9 @@ def predict(
         "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).")]
     = "-",
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
+    max_tokens: Annotated[int, typer.Option(
+        min=0, help="Cap on padded positions per batch (sequences x longest length): "
+        "batches of long sequences hold fewer (0 = no cap).")] = 0,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
@@ -320,7 +323,8 @@ def predict(
     _setup_logging(quiet, debug)
     from .api import predict as run_predict
 
-    stats = run_predict(model, sequences, output, batch_size=batch_size, device=device,
+    stats = run_predict(model, sequences, output, batch_size=batch_size,
+                        max_tokens=max_tokens, device=device,
                         threads=threads, on_invalid=on_invalid.value, rc_average=rc_average)
     log.debug("predicted %d record(s)", stats.records)
 

@@ -42,6 +42,7 @@ def infer(
     device: torch.device,
     limit: BatchLimit | None = None,
     oom: tuple[type[BaseException], ...] = OOM_ERRORS,
+    max_tokens: int | None = None,
 ) -> torch.Tensor:
     """Raw model outputs (logits) for every sequence of ``data``, in its order, on the CPU.
 
@@ -53,7 +54,8 @@ def infer(
     model.eval()
     limit = limit if limit is not None else BatchLimit(batch_size)
     out: torch.Tensor | None = None
-    for index, logits in _batches_in_memory(model, onehot, data, batch_size, device, limit, oom):
+    for index, logits in _batches_in_memory(model, onehot, data, batch_size, device, limit, oom,
+                                            max_tokens):
         if out is None:
             out = torch.empty((len(data), *logits.shape[1:]), dtype=torch.float32)
         out[torch.from_numpy(index)] = logits
@@ -66,9 +68,11 @@ def infer(
 def _batches_in_memory(
     model: SequenceModel, onehot: OneHot, data: SequenceSet, batch_size: int,
     device: torch.device, limit: BatchLimit, oom: tuple[type[BaseException], ...],
+    max_tokens: int | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """(index, logits on the CPU) for every batch, each split while it does not fit."""
-    for index in batch_indices(data.lengths, batch_size):
+    """(index, logits on the CPU) for every batch, each split while it does not fit;
+    ``max_tokens`` caps a batch's padded positions (records x its longest length)."""
+    for index in batch_indices(data.lengths, batch_size, max_tokens=max_tokens):
         start = 0
         while start < len(index):
             part = index[start : start + limit.size]
@@ -125,11 +129,14 @@ def predict_rows(
     on_invalid: str = "error",
     stats: PredictStats | None = None,
     rc_average: bool | None = None,
+    max_tokens: int | None = None,
 ) -> Iterator[list[str]]:
     """Yield one output row per record (id first), in input order, chunk by chunk.
 
     Memory stays flat: only one chunk of records is held at a time. ``rc_average``
     (None: the model's default) reports the mean over both strands (DNA/RNA).
+    ``max_tokens`` caps the padded positions of a batch (long sequences go in smaller
+    batches); batching never changes a prediction.
     """
     device = torch.device(device)
     model_alphabet = bundle.alphabet
@@ -157,7 +164,7 @@ def predict_rows(
         data = SequenceSet([r.id for r in kept], codes, offsets)
         check_lengths(bundle.model, data.ids, data.lengths, source)
         out = both_strands(bundle.model, onehot, task, data, batch_size, device, complement,
-                           limit)
+                           limit, max_tokens)
         for rid, cells in zip(data.ids, task.format_rows(out), strict=True):
             yield [rid, *cells]
     stats.skipped = encoder.skipped
@@ -168,12 +175,15 @@ def predict_rows(
 def both_strands(
     model: SequenceModel, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
     device: torch.device, complement: np.ndarray | None = None, limit: BatchLimit | None = None,
+    max_tokens: int | None = None,
 ) -> np.ndarray:
     """Task outputs of every sequence; with ``complement``, the mean of both strands."""
-    out = task.outputs(infer(model, onehot, data, batch_size, device, limit))
+    out = task.outputs(infer(model, onehot, data, batch_size, device, limit,
+                             max_tokens=max_tokens))
     if complement is not None:
         rc = reverse_complement_set(data, complement)
-        out = (out + task.outputs(infer(model, onehot, rc, batch_size, device, limit))) / 2
+        out = (out + task.outputs(infer(model, onehot, rc, batch_size, device, limit,
+                                        max_tokens=max_tokens))) / 2
     return out.numpy()
 
 

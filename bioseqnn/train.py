@@ -186,15 +186,18 @@ def _evaluate(
     model: SequenceModel, onehot: OneHot, task: TaskSpec, data: SequenceSet,
     batch_size: int, device: torch.device, prefix: str,
     ranks: Dist = SINGLE, part: tuple[list[int], SequenceSet] | None = None,
+    max_tokens: int | None = None,
 ) -> dict[str, float]:
     """Loss and metrics on ``data``; distributed, each rank infers its ``part`` (the sizes
     of all ranks' parts and its own records) and every rank gets all outputs."""
     assert data.targets is not None
     if ranks.enabled and part is not None:
-        mine = infer(model, onehot, part[1], max(batch_size, 256), device)
+        mine = infer(model, onehot, part[1], max(batch_size, 256), device,
+                     max_tokens=max_tokens)
         logits = gather_rows(mine, part[0], ranks, device)
     else:
-        logits = infer(model, onehot, data, max(batch_size, 256), device)
+        logits = infer(model, onehot, data, max(batch_size, 256), device,
+                       max_tokens=max_tokens)
     target = torch.from_numpy(data.targets)
     loss = float(task.loss(logits, target))
     scores = task.metrics(data.targets, task.outputs(logits).numpy())
@@ -421,7 +424,7 @@ def fit(
         if validation:
             assert val_set is not None
             record.update(_evaluate(model, onehot, task, val_set, cfg.batch_size, device, "val",
-                                    ranks, val_part))
+                                    ranks, val_part, cfg.max_tokens or None))
             if not math.isfinite(record["val_loss"]):
                 raise TrainingError(
                     f"the validation loss became {record['val_loss']} after epoch {epoch} (the "
