@@ -33,6 +33,14 @@ from .models.base import (
     describe,
     resolve_pooling,
 )
+from .perposition import (
+    check_keeps_positions,
+    class_weight_targets,
+    is_fasta,
+    load_for_training,
+    predict_positions,
+    write_positions,
+)
 from .predict import PredictStats, output_header, predict_rows, resolve_device
 from .runtime import configure_threads
 from .seqio import (
@@ -128,11 +136,14 @@ def train(
     log_path: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
     resume: bool = False,
+    position_mask: str | os.PathLike[str] | None = None,
 ) -> TrainOutcome:
     """Train a model on sequences and labels and write the model file to ``output``.
 
     With ``config.training.checkpoint_dir``, ``resume`` continues the run whose checkpoint
-    is there (same data and settings).
+    is there (same data and settings). Per-residue labels (a FASTA given as ``labels``, or
+    ``task='per-position'`` with a column of label strings) train a per-position model;
+    ``position_mask`` (a 0/1 FASTA) leaves positions out of loss and metrics.
     """
     cfg = config or RunConfig()
     validate(cfg)
@@ -151,17 +162,33 @@ def train(
     device = resolve_device(None if device_name == "auto" else device_name)
     log.info("device: %s, %d CPU thread(s)", device, torch.get_num_threads())
 
-    src = LabelSource(labels, id_column, targets, sequence_column)
-    labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
-    spec = prepare_task(labeled, task)
-    data = labeled.data
-    data.targets = spec.encode_labels(labeled.label_values, labeled.where)
+    # per-residue labels: --task per-position, or a FASTA given as the labels
+    per_position = task == "per-position" or (sequence_column is None and is_fasta(labels))
+    if position_mask is not None and not per_position:
+        raise UsageError("--position-mask applies to per-position labels (--task per-position)")
+    if per_position and (tc.rc_augment or tc.rc_average):
+        raise UsageError("--rc-augment and --rc-average are not available for per-position "
+                         "labelling")
+    explicit_val: SequenceSet | None = None
+    if per_position:
+        spec, alpha, data, explicit_val = load_for_training(
+            fasta, labels, val_fasta, val_labels, alphabet=alphabet, mask=position_mask,
+            id_column=id_column, targets=targets, sequence_column=sequence_column,
+            on_invalid=on_invalid, ignore_unmatched=ignore_unmatched)
+    else:
+        src = LabelSource(labels, id_column, targets, sequence_column)
+        labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
+        spec = prepare_task(labeled, task)
+        data = labeled.data
+        data.targets = spec.encode_labels(labeled.label_values, labeled.where)
+        if val_labels is not None:
+            vsrc = LabelSource(val_labels, id_column, labeled.targets, sequence_column)
+            vlabeled, _ = load_labeled(val_fasta, vsrc, alpha, on_invalid, ignore_unmatched)
+            explicit_val = vlabeled.data
+            explicit_val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
 
-    if val_labels is not None:
-        vsrc = LabelSource(val_labels, id_column, labeled.targets, sequence_column)
-        vlabeled, _ = load_labeled(val_fasta, vsrc, alpha, on_invalid, ignore_unmatched)
-        val_set: SequenceSet | None = vlabeled.data
-        val_set.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
+    if explicit_val is not None:
+        val_set: SequenceSet | None = explicit_val
         train_set = data
     else:
         strata = data.targets if spec.kind in ("binary", "multiclass") else None
@@ -175,7 +202,8 @@ def train(
             raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
     log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
     assert train_set.targets is not None
-    spec.class_weights = resolve_class_weights(spec, tc.class_weight, train_set.targets)
+    spec.class_weights = resolve_class_weights(spec, tc.class_weight,
+                                               class_weight_targets(spec, train_set.targets))
     if spec.class_weights:
         names = spec.targets if spec.kind == "multilabel" else spec.classes
         log.info("class weights: %s", ", ".join(
@@ -183,7 +211,9 @@ def train(
     complement = complement_table(alpha) if tc.rc_augment or tc.rc_average else None
 
     seed_everything(tc.seed)
-    model = SequenceModel(cfg.model, alpha.size, spec.n_outputs)
+    model = SequenceModel(cfg.model, alpha.size, spec.n_outputs, per_position=per_position)
+    if per_position:
+        check_keeps_positions(model, cfg.model, alpha.size)
     check_lengths(model, train_set.ids, train_set.lengths, display_name(fasta or labels))
     if val_set is not None:
         check_lengths(model, val_set.ids, val_set.lengths,
@@ -215,6 +245,7 @@ def train(
         "model": resolved["model"],
         "training": resolved["training"],
         "seed": tc.seed,
+        **({"per_position": True} if per_position else {}),
         "parameters": n_params,
         "data": {
             "sources": [display_name(p) for p in (fasta, labels) if p is not None],
@@ -249,10 +280,13 @@ def predict(
     threads: int = 0,
     on_invalid: str = "error",
     rc_average: bool | None = None,
+    fmt: str = "tsv",
 ) -> PredictStats:
     """Predict every record of ``sequences`` and write one row per record to ``output``.
 
     ``rc_average`` (DNA/RNA) reports the mean of both strands; None: the model's default.
+    A per-position model writes one row per residue (``fmt='tsv'``: id, position, residue,
+    predicted, prob_<class>...) or a FASTA of predicted labels (``fmt='fasta'``).
     """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
@@ -265,6 +299,16 @@ def predict(
     bundle = load_bundle(model, dev)
     stats = PredictStats()
     source = display_name(sequences)
+    if bundle.task.kind == "per-position":
+        if rc_average:
+            raise UsageError("--rc-average is not available for per-position models")
+        predictions = predict_positions(bundle, read_sequences(sequences), source, batch_size,
+                                        dev, on_invalid)
+        stats.records = write_positions(bundle, predictions, output, fmt)
+        return stats
+    if fmt != "tsv":
+        raise UsageError(f"--format {fmt} is for per-position models; this model predicts "
+                         "one row per sequence (a .csv output name gives CSV)")
     rows = predict_rows(bundle, read_sequences(sequences), source, batch_size, dev, on_invalid,
                         stats, rc_average=rc_average, max_tokens=max_tokens or None)
     with atomic_output(output) as fh:

@@ -177,7 +177,7 @@ def _check_optional(m: dict[str, Any], name: str) -> None:
     _expect(_is_number(metrics.get("seconds", 0)), name, "metrics.seconds")
 
 
-def _check_task(task: dict[str, Any], name: str) -> None:
+def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) -> None:
     _expect(set(task) <= {f.name for f in fields(TaskSpec)}, name, "unknown task fields")
     kind = task.get("kind")
     _expect(kind in TASKS, name, "unknown task kind")
@@ -186,11 +186,13 @@ def _check_task(task: dict[str, Any], name: str) -> None:
     _short_names(classes, name, "task.classes")
     if kind == "binary":
         _expect(len(classes) == 2, name, "a binary task needs exactly two classes")
-    elif kind == "multiclass":
-        _expect(len(classes) >= 2, name, "a multiclass task needs two or more classes")
+    elif kind in ("multiclass", "per-position"):
+        _expect(len(classes) >= 2, name, f"a {kind} task needs two or more classes")
     else:
         _expect(not classes, name, f"a {kind} task has no classes")
-    if kind in ("binary", "multiclass"):
+    _expect((kind == "per-position") == bool(m_per_position), name,
+            "per_position must be true exactly for a per-position task")
+    if kind in ("binary", "multiclass", "per-position"):
         _expect(len(targets) == 1, name, f"a {kind} task has one target")
     for key in ("target_mean", "target_std", "class_weights"):
         values = task.get(key, [])
@@ -221,7 +223,7 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
     _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
-    _check_task(task, name)
+    _check_task(task, name, m.get("per_position", False))
     model = m.get("model")
     _expect(isinstance(model, dict), name, "model config is missing")
     known = {f.name: f for f in fields(ModelConfig)}

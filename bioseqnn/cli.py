@@ -36,6 +36,17 @@ class Task(str, Enum):
     multiclass = "multiclass"
     multilabel = "multilabel"
     regression = "regression"
+    per_position = "per-position"
+
+
+class OutputFormat(str, Enum):
+    tsv = "tsv"
+    fasta = "fasta"
+
+
+PositionMask = Annotated[str | None, typer.Option(
+    "--position-mask", help="Per-position tasks: FASTA of 0/1 per residue (same ids and "
+    "lengths); 0 = not scored (left out of loss and metrics).")]
 
 
 class AlphabetChoice(str, Enum):
@@ -141,7 +152,8 @@ def train(
     sequences: Annotated[str, typer.Argument(
         help="FASTA/FASTQ (plain or .gz, '-' for stdin), or a table with --sequence-column.")],
     labels: Annotated[str | None, typer.Argument(
-        help="CSV/TSV of labels joined to the FASTA by id.")] = None,
+        help="CSV/TSV of labels joined to the FASTA by id; or a FASTA of per-residue label "
+        "letters (same ids and lengths), which trains a per-position model.")] = None,
     output: Annotated[str, typer.Option("-o", "--output", help="Model file to write.")]
     = "model.bsnn",
     config: Annotated[str | None, typer.Option(
@@ -230,6 +242,7 @@ def train(
         help="Write a checkpoint here after every epoch (continue with --resume).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the run checkpointed in --checkpoint-dir.")] = False,
+    position_mask: PositionMask = None,
     log_file: Annotated[str | None, typer.Option(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
         "a name ending in .jsonl writes JSON lines.")] = None,
@@ -279,7 +292,7 @@ def train(
         sequence_column=sequence_column, task=task.value if task else None,
         alphabet=alphabet.value, on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
         val_fasta=val_fasta, val_labels=val_labels, log_path=log_file, reporter=reporter,
-        resume=resume,
+        resume=resume, position_mask=position_mask,
     )
     best = outcome.result.best
     headline = "val_accuracy" if outcome.manifest["task"]["kind"] != "regression" else "val_r2"
@@ -316,6 +329,10 @@ def predict(
         "--rc-average/--no-rc-average",
         help="DNA/RNA: report the mean over both strands (default: as the model was trained).")]
     = None,
+    output_format: Annotated[OutputFormat, typer.Option(
+        "--format", help="Per-position models: tsv (one row per residue: id, position, "
+        "residue, predicted, prob_<class>...) or fasta (predicted labels).")]
+    = OutputFormat.tsv,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -325,7 +342,8 @@ def predict(
 
     stats = run_predict(model, sequences, output, batch_size=batch_size,
                         max_tokens=max_tokens, device=device,
-                        threads=threads, on_invalid=on_invalid.value, rc_average=rc_average)
+                        threads=threads, on_invalid=on_invalid.value, rc_average=rc_average,
+                        fmt=output_format.value)
     log.debug("predicted %d record(s)", stats.records)
 
 
@@ -377,6 +395,7 @@ def evaluate(
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
+    position_mask: PositionMask = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -396,7 +415,8 @@ def evaluate(
         plot_dir(plots)
     ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
                       batch_size=batch_size, device=device, threads=threads,
-                      on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched)
+                      on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
+                      position_mask=position_mask)
     if not quiet:
         for t in metric_tables(ev):
             stderr.print(t)

@@ -64,7 +64,7 @@ class Evaluation:
             "records": self.records,
             "metrics": _clean(self.metrics),
         }
-        if self.task.kind in ("binary", "multiclass"):
+        if self.task.kind in ("binary", "multiclass", "per-position"):
             doc["classes"] = self.task.classes
         if self.per_class:
             doc["per_class"] = _clean(self.per_class)
@@ -115,17 +115,7 @@ def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: lis
     summary = {"loss": loss, **task.metrics(encoded, out)}
     ev = Evaluation(task, dataset, model_name, list(data.ids), encoded, out, summary)
     if task.kind in ("binary", "multiclass"):
-        k = len(task.classes)
-        pred = out.argmax(axis=1)
-        ev.confusion = metrics.confusion(encoded, pred, k)
-        scores = metrics.per_class_scores(encoded, pred, k)
-        for c, name in enumerate(task.classes):
-            row = {key: float(scores[key][c]) for key in ("precision", "recall", "f1")}
-            row["support"] = int(scores["support"][c])
-            positives = (encoded == c).astype(np.int64)
-            row["auroc"] = metrics.auroc(positives, out[:, c])
-            row["auprc"] = metrics.auprc(positives, out[:, c])
-            ev.per_class[name] = row
+        class_detail(ev, encoded, out)
     elif task.kind == "multilabel":
         for j, name in enumerate(task.targets):
             yj = encoded[:, j].astype(np.int64)
@@ -143,6 +133,21 @@ def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: lis
     return ev
 
 
+def class_detail(ev: Evaluation, encoded: np.ndarray, out: np.ndarray) -> None:
+    """Confusion matrix and per-class scores of a single-label classifier (or of residues)."""
+    k = len(ev.task.classes)
+    pred = out.argmax(axis=1)
+    ev.confusion = metrics.confusion(encoded, pred, k)
+    scores = metrics.per_class_scores(encoded, pred, k)
+    for c, name in enumerate(ev.task.classes):
+        row = {key: float(scores[key][c]) for key in ("precision", "recall", "f1")}
+        row["support"] = int(scores["support"][c])
+        positives = (encoded == c).astype(np.int64)
+        row["auroc"] = metrics.auroc(positives, out[:, c])
+        row["auprc"] = metrics.auprc(positives, out[:, c])
+        ev.per_class[name] = row
+
+
 def evaluate(
     model: str | os.PathLike[str],
     sequences: str | os.PathLike[str] | None,
@@ -155,14 +160,25 @@ def evaluate(
     threads: int = 0,
     on_invalid: str = "error",
     ignore_unmatched: bool = False,
+    position_mask: str | os.PathLike[str] | None = None,
 ) -> Evaluation:
-    """Predict every labelled sequence with the model file and compute all task metrics."""
+    """Predict every labelled sequence with the model file and compute all task metrics.
+
+    A per-position model reads per-residue labels (a FASTA or a column of label strings)
+    and scores every position that ``position_mask`` (a 0/1 FASTA) keeps.
+    """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
     configure_threads(threads)
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     task = bundle.task
+    if task.kind == "per-position":
+        return _evaluate_positions(bundle, model, sequences, labels, position_mask, id_column,
+                                   sequence_column, batch_size, dev, on_invalid,
+                                   ignore_unmatched)
+    if position_mask is not None:
+        raise UsageError("--position-mask applies to per-position models")
     src = LabelSource(labels, id_column, list(task.targets), sequence_column)
     labeled, _ = load_labeled(sequences, src, bundle.alphabet, on_invalid, ignore_unmatched)
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
@@ -175,6 +191,32 @@ def evaluate(
     return ev
 
 
+def _evaluate_positions(
+    bundle: Bundle, model: str | os.PathLike[str], sequences: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str], mask: str | os.PathLike[str] | None, id_column: str,
+    sequence_column: str | None, batch_size: int, dev: torch.device, on_invalid: str,
+    ignore_unmatched: bool,
+) -> Evaluation:
+    """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
+    from .perposition import is_fasta, load_positions, score_positions
+
+    task = bundle.task
+    loaded = load_positions(
+        sequences, labels, alphabet=bundle.alphabet, mask=mask, classes=task.classes,
+        id_column=id_column, targets=None if is_fasta(labels) else list(task.targets),
+        sequence_column=sequence_column, on_invalid=on_invalid,
+        ignore_unmatched=ignore_unmatched)
+    sources = [display_name(p) for p in (sequences, labels, mask) if p is not None]
+    check_alphabet_fits(loaded.data, bundle.alphabet, sources[0])
+    summary, y, out, _ = score_positions(bundle, loaded, batch_size, dev)
+    dataset = " + ".join(_short(s) for s in sources)
+    ev = Evaluation(task, dataset, display_name(model), list(loaded.data.ids), y, out, summary,
+                    sources=sources)
+    class_detail(ev, y, out)
+    log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, dataset)
+    return ev
+
+
 def _short(name: str) -> str:
     return name if name in ("-", "<stdin>", "stdin") else Path(name).name
 
@@ -183,6 +225,8 @@ HEADLINE = {
     "binary": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
     "multiclass": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
     "multilabel": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
+    "per-position": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss",
+                     "positions"),
     "regression": ("pearson", "spearman", "r2", "mae", "rmse", "mse", "loss"),
 }
 

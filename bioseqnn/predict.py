@@ -46,6 +46,7 @@ def infer(
 ) -> torch.Tensor:
     """Raw model outputs (logits) for every sequence of ``data``, in its order, on the CPU.
 
+    A per-position model gives (N, longest, K); positions past a sequence's length mean nothing.
     A batch that runs out of memory (an ``oom`` exception) is retried in halves, with a
     warning, down to one sequence; the smaller size is kept in ``limit`` for later batches.
     Batching never changes a prediction, so the outputs are those of an unconstrained run.
@@ -54,11 +55,18 @@ def infer(
     model.eval()
     limit = limit if limit is not None else BatchLimit(batch_size)
     out: torch.Tensor | None = None
+    per_position = getattr(model, "per_position", False)
     for index, logits in _batches_in_memory(model, onehot, data, batch_size, device, limit, oom,
                                             max_tokens):
         if out is None:
-            out = torch.empty((len(data), *logits.shape[1:]), dtype=torch.float32)
-        out[torch.from_numpy(index)] = logits
+            shape = logits.shape[1:]
+            if per_position:
+                shape = (int(data.lengths.max()), *logits.shape[2:])
+            out = torch.zeros((len(data), *shape), dtype=torch.float32)
+        if per_position:
+            out[torch.from_numpy(index), : logits.shape[1]] = logits
+        else:
+            out[torch.from_numpy(index)] = logits
     model.train(was_training)
     if out is None:
         return torch.empty((0, 0))

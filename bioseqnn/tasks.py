@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from . import metrics
 from .errors import DataError, UsageError
 
-TASKS = ("binary", "multiclass", "multilabel", "regression")
+TASKS = ("binary", "multiclass", "multilabel", "regression", "per-position")
 
 
 def _as_float(text: str) -> float | None:
@@ -46,13 +46,13 @@ class TaskSpec:
     def n_outputs(self) -> int:
         if self.kind == "binary":
             return 1
-        if self.kind == "multiclass":
+        if self.kind in ("multiclass", "per-position"):
             return len(self.classes)
         return len(self.targets)
 
     @property
     def is_classification(self) -> bool:
-        return self.kind in ("binary", "multiclass", "multilabel")
+        return self.kind in ("binary", "multiclass", "multilabel", "per-position")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +128,13 @@ class TaskSpec:
             return (per * w).sum() / w.sum()
         if self.kind == "multiclass":
             return F.cross_entropy(logits, y.long(), weight=weight)
+        if self.kind == "per-position":
+            # logits (B, L, K), labels (B, >= L) padded with -1: padding and masked
+            # positions never count
+            y = y[:, : logits.shape[1]].long()
+            if not bool((y >= 0).any()):
+                return logits.sum() * 0.0
+            return F.cross_entropy(logits.transpose(1, 2), y, weight=weight, ignore_index=-1)
         if self.kind == "multilabel":
             return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), pos_weight=weight)
         return F.mse_loss(logits, y.to(logits.dtype))
@@ -138,7 +145,7 @@ class TaskSpec:
         if self.kind == "binary":
             p = torch.sigmoid(logits.view(-1))
             return torch.stack([1 - p, p], dim=1)
-        if self.kind == "multiclass":
+        if self.kind in ("multiclass", "per-position"):
             return torch.softmax(logits, dim=-1)
         if self.kind == "multilabel":
             return torch.sigmoid(logits)
@@ -152,6 +159,9 @@ class TaskSpec:
             return metrics.classification_metrics(y, out)
         if self.kind == "multilabel":
             return metrics.classification_metrics(y.astype(np.int64), out, multilabel=True)
+        if self.kind == "per-position":
+            y_flat, out_flat = scored_positions(y, out)
+            return metrics.classification_metrics(y_flat, out_flat)
         raw = y
         if self.target_mean:
             raw = y * np.asarray(self.target_std) + np.asarray(self.target_mean)
@@ -177,6 +187,15 @@ class TaskSpec:
             return [[self.classes[b]] + [f"{p:.6g}" for p in row]
                     for b, row in zip(best, out, strict=True)]
         return [[f"{v:.6g}" for v in row] for row in out]
+
+
+def scored_positions(y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-position labels (N, >= L) padded with -1 and outputs (N, L, K) -> the scored
+    positions only: labels (M,) and outputs (M, K)."""
+    width = min(y.shape[1], out.shape[1])
+    y = y[:, :width]
+    keep = y >= 0
+    return y[keep].astype(np.int64), out[:, :width][keep]
 
 
 def detect_task(

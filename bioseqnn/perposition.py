@@ -1,0 +1,378 @@
+"""Per-position labelling: one label per residue (e.g. secondary structure H/E/C).
+
+Labels come as a FASTA of label letters with the same ids and lengths as the sequences
+(``bioseqnn train seqs.fasta ss3.fasta``: a FASTA given as LABELS means this task), or as
+a table column of label strings with ``--task per-position``. An optional mask FASTA
+(``--position-mask``: one 0/1 per residue, e.g. resolved residues) excludes positions
+from loss and metrics; records it does not name are scored at every position.
+
+Targets are stored as an (N, longest) array of class indices padded with -1 (padding and
+masked positions), so that selecting records, batching and the training loop treat them
+like any other target array; the loss crops them to the batch's width.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import metrics
+from .alphabets import Alphabet
+from .bundle import Bundle
+from .data import (
+    LabelSource,
+    SequenceEncoder,
+    SequenceSet,
+    chunked,
+    load_labeled,
+    read_encoded,
+)
+from .encoding import OneHot
+from .errors import DataError, UsageError, shorten
+from .models.base import ModelConfig, SequenceModel, check_lengths, get_architecture
+from .predict import infer
+from .seqio import (
+    STDIO,
+    Record,
+    atomic_output,
+    display_name,
+    open_binary,
+    read_sequences,
+    table_delimiter,
+)
+from .tasks import TaskSpec, scored_positions
+
+log = logging.getLogger("bioseqnn")
+
+KIND = "per-position"
+PAD = -1
+FORMATS = ("tsv", "fasta")
+
+
+def is_fasta(path: str | os.PathLike[str] | None) -> bool:
+    """Whether a file (not stdin) starts with a FASTA header; plain or gzip."""
+    if path is None or str(path) == STDIO or not os.path.isfile(path):
+        return False
+    with open_binary(path) as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b">")
+
+
+def read_letters(path: str | os.PathLike[str], what: str) -> dict[str, bytes]:
+    """id -> letters of a FASTA of per-residue labels or mask digits (unique ids)."""
+    found: dict[str, bytes] = {}
+    for rec in read_sequences(path):
+        if rec.id in found:
+            raise DataError(f"{display_name(path)}: line {rec.line}: duplicate id "
+                            f"{shorten(rec.id)!r} in the {what} FASTA")
+        found[rec.id] = rec.seq
+    if not found:
+        raise DataError(f"{display_name(path)}: no {what} records")
+    return found
+
+
+@dataclass
+class PositionLabels:
+    """Sequences with per-residue targets (``data.targets``: (N, longest), -1 = not scored)."""
+
+    data: SequenceSet
+    alphabet: Alphabet
+    classes: list[str]
+    scored: int
+    """Positions that count in loss and metrics."""
+    target: str = "label"
+    """The label column's name ('label' for a FASTA of labels)."""
+
+
+def load_positions(
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str],
+    *,
+    alphabet: str | Alphabet | None,
+    mask: str | os.PathLike[str] | None = None,
+    classes: list[str] | None = None,
+    id_column: str = "id",
+    targets: list[str] | None = None,
+    sequence_column: str | None = None,
+    on_invalid: str = "error",
+    ignore_unmatched: bool = False,
+) -> PositionLabels:
+    """Read sequences and their per-residue labels (a FASTA, or a table column of strings).
+
+    ``classes`` (from a model) fixes the label letters; without it they are the sorted
+    letters found. Every label string must be as long as its sequence.
+    """
+    source = display_name(labels)
+    target = "label"
+    if is_fasta(labels):
+        if sequence_column is not None:
+            raise UsageError("per-position labels as a FASTA need the sequences as a FASTA too, "
+                             "not --sequence-column")
+        if fasta is None:
+            raise UsageError("a FASTA file of sequences is required")
+        data, alpha, _ = read_encoded(read_sequences(fasta), display_name(fasta), alphabet,
+                                      on_invalid)
+        strings = _join(data, read_letters(labels, "label"), display_name(fasta), source,
+                        ignore_unmatched)
+        if len(strings) < len(data):
+            data = data.subset(np.asarray([i for i, x in enumerate(data.ids) if x in strings]))
+        label_strings = [strings[x] for x in data.ids]
+    else:
+        src = LabelSource(labels, id_column, targets, sequence_column)
+        labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
+        if len(labeled.targets) != 1:
+            raise UsageError(f"--task per-position takes one label column, got "
+                             f"{len(labeled.targets)}: {', '.join(labeled.targets)}; choose "
+                             "one with --target")
+        data = labeled.data
+        target = labeled.targets[0]
+        label_strings = [v[0].replace(" ", "").encode() for v in labeled.label_values]
+    lengths = data.lengths
+    for i, text in enumerate(label_strings):
+        if len(text) != lengths[i]:
+            raise DataError(f"{source}: the labels of {shorten(data.ids[i])!r} have "
+                            f"{len(text)} positions, its sequence has {int(lengths[i])}; "
+                            "give one label per residue")
+    flat = np.frombuffer(b"".join(label_strings), dtype=np.uint8)
+    if classes is None:
+        letters = np.unique(flat)
+        classes = [chr(c) for c in letters]
+        if len(classes) < 2:
+            raise DataError(f"{source}: the labels hold a single class "
+                            f"({classes[0] if classes else 'none'}); a classifier needs at "
+                            "least two")
+    index = np.full(256, PAD, dtype=np.int16)
+    for i, c in enumerate(classes):
+        index[ord(c)] = i
+    codes = index[flat]
+    if (codes == PAD).any():
+        at = int(np.flatnonzero(codes == PAD)[0])
+        rec = int(np.searchsorted(data.offsets, at, side="right") - 1)
+        raise DataError(f"{source}: record {shorten(data.ids[rec])!r}, position "
+                        f"{at - int(data.offsets[rec]) + 1}: label {chr(flat[at])!r} is not "
+                        f"one of the classes ({', '.join(classes)})")
+    if mask is not None:
+        codes[~_mask_flags(mask, data)] = PAD
+    n = len(data)
+    width = int(lengths.max()) if n else 0
+    padded = np.full((n, width), PAD, dtype=np.int16)
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(len(flat)) - np.repeat(data.offsets[:-1], lengths)
+    padded[rows, cols] = codes
+    data.targets = padded
+    scored = int((codes != PAD).sum())
+    if scored == 0:
+        raise DataError(f"{source}: no position is left to score (every one is masked)")
+    return PositionLabels(data, alpha, list(classes), scored, target)
+
+
+def _join(data: SequenceSet, labels: dict[str, bytes], seq_source: str, source: str,
+          ignore_unmatched: bool) -> dict[str, bytes]:
+    ids = set(data.ids)
+    no_label = [x for x in data.ids if x not in labels]
+    no_seq = [x for x in labels if x not in ids]
+    problems = []
+    if no_label:
+        problems.append(f"{len(no_label)} id(s) in {seq_source} missing from {source} "
+                        f"({', '.join(repr(shorten(x, 30)) for x in no_label[:3])})")
+    if no_seq:
+        problems.append(f"{len(no_seq)} id(s) in {source} missing from {seq_source} "
+                        f"({', '.join(repr(shorten(x, 30)) for x in no_seq[:3])})")
+    if problems and not ignore_unmatched:
+        raise DataError("cannot join sequences and labels: " + "; ".join(problems) +
+                        " (--ignore-unmatched drops records without a partner)")
+    for msg in problems:
+        log.warning("ignoring %s", msg)
+    kept = {x: labels[x] for x in data.ids if x in labels}
+    if not kept:
+        raise DataError(f"no id is shared by {seq_source} and {source}")
+    return kept
+
+
+def _mask_flags(mask: str | os.PathLike[str], data: SequenceSet) -> np.ndarray:
+    """True where a residue is scored: the mask's 1s; records it does not name: everywhere."""
+    name = display_name(mask)
+    masks = read_letters(mask, "mask")
+    flags = np.ones(len(data.codes), dtype=bool)
+    missing = 0
+    for i, rid in enumerate(data.ids):
+        text = masks.get(rid)
+        if text is None:
+            missing += 1
+            continue
+        start, end = int(data.offsets[i]), int(data.offsets[i + 1])
+        if len(text) != end - start:
+            raise DataError(f"{name}: the mask of {shorten(rid)!r} has {len(text)} positions, "
+                            f"its sequence has {end - start}")
+        digits = np.frombuffer(text, dtype=np.uint8)
+        bad = (digits != ord("0")) & (digits != ord("1"))
+        if bad.any():
+            at = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{name}: record {shorten(rid)!r}, position {at + 1}: mask "
+                            f"symbol {chr(digits[at])!r} is not 0 or 1")
+        flags[start:end] = digits == ord("1")
+    if missing:
+        log.info("%s names no mask for %d record(s): every position of those is scored",
+                 name, missing)
+    return flags
+
+
+def position_task(classes: list[str], target: str = "label") -> TaskSpec:
+    return TaskSpec(KIND, [target], classes=list(classes))
+
+
+def check_keeps_positions(model: SequenceModel, config: ModelConfig, in_channels: int) -> None:
+    """A per-position head needs one state per residue: no length-reducing pooling."""
+    arch = get_architecture(config.arch)
+    if "pool_sizes" in arch.uses and any(p > 1 for p in config.pool_sizes):
+        sizes = ",".join(map(str, config.pool_sizes))
+        ones = ",".join("1" for _ in config.pool_sizes)
+        raise UsageError(f"per-position labelling needs one output per residue, but "
+                         f"--pool-sizes {sizes} shortens the sequence; use --pool-sizes {ones}")
+    width = 16
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = torch.zeros(1, width, in_channels)
+        _, lengths = model.backbone(x, torch.tensor([width]))
+    model.train(was_training)
+    if int(lengths[0]) != width:
+        raise UsageError(f"per-position labelling needs an architecture that keeps every "
+                         f"position; {config.arch} with these settings does not")
+
+
+def build(config: ModelConfig, alphabet: Alphabet, classes: list[str]) -> SequenceModel:
+    model = SequenceModel(config, alphabet.size, len(classes), per_position=True)
+    check_keeps_positions(model, config, alphabet.size)
+    return model
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def predict_positions(
+    bundle: Bundle, records: Iterable[Record], source: str, batch_size: int = 256,
+    device: torch.device | str = "cpu", on_invalid: str = "error",
+) -> Iterator[tuple[str, bytes, np.ndarray]]:
+    """(id, sequence, probabilities (L, K)) of every record, in input order."""
+    dev = torch.device(device)
+    task = bundle.task
+    onehot = OneHot(bundle.alphabet).to(dev)
+    encoder = SequenceEncoder(source, bundle.alphabet, on_invalid)
+    seen = 0
+    for chunk in chunked(records, max(batch_size * 16, 1024)):
+        kept, codes, offsets = encoder.encode_chunk(chunk)
+        seen += len(chunk)
+        if not kept:
+            continue
+        data = SequenceSet([r.id for r in kept], codes, offsets)
+        check_lengths(bundle.model, data.ids, data.lengths, source)
+        probs = task.outputs(infer(bundle.model, onehot, data, batch_size, dev)).numpy()
+        for i, rec in enumerate(kept):
+            yield rec.id, rec.seq, probs[i, : int(data.lengths[i])]
+    if seen == 0:
+        raise DataError(f"{source}: no sequence records")
+    if encoder.skipped:
+        log.warning("%s: skipped %d record(s) with invalid symbols", source, encoder.skipped)
+
+
+def write_positions(
+    bundle: Bundle, predictions: Iterable[tuple[str, bytes, np.ndarray]],
+    output: str | os.PathLike[str], fmt: str = "tsv",
+) -> int:
+    """Long format (id, position, residue, predicted, prob_<class>...) or a FASTA of
+    predicted labels. Returns the number of records written."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of: {', '.join(FORMATS)}")
+    classes = np.array(bundle.task.classes)
+    n = 0
+    with atomic_output(output) as fh:
+        if fmt == "fasta":
+            for rid, _, probs in predictions:
+                fh.write(f">{rid}\n{''.join(classes[probs.argmax(axis=1)])}\n")
+                n += 1
+            return n
+        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
+        writer.writerow(["id", "position", "residue", "predicted",
+                         *(f"prob_{c}" for c in classes)])
+        for rid, seq, probs in predictions:
+            best = classes[probs.argmax(axis=1)]
+            residues = seq.decode("ascii", "replace")
+            writer.writerows(
+                [rid, j + 1, residues[j], best[j], *(f"{p:.6g}" for p in row)]
+                for j, row in enumerate(probs))
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def score_positions(bundle: Bundle, labels: PositionLabels, batch_size: int,
+                    device: torch.device | str) -> tuple[dict[str, float], np.ndarray,
+                                                         np.ndarray, float]:
+    """Summary metrics over scored positions, their labels (M,) and probabilities (M, K)."""
+    dev = torch.device(device)
+    task = bundle.task
+    data = labels.data
+    assert data.targets is not None
+    logits = infer(bundle.model, OneHot(bundle.alphabet).to(dev), data, batch_size, dev)
+    loss = float(task.loss(logits, torch.from_numpy(data.targets)))
+    y, out = scored_positions(data.targets, task.outputs(logits).numpy().astype(np.float64))
+    summary = {"loss": loss, **metrics.classification_metrics(y, out),
+               "positions": float(len(y))}
+    return summary, y, out, loss
+
+
+def describe_counts(labels: PositionLabels) -> dict[str, Any]:
+    assert labels.data.targets is not None
+    t = labels.data.targets
+    counts = np.bincount(t[t >= 0].astype(np.int64), minlength=len(labels.classes))
+    return {c: int(k) for c, k in zip(labels.classes, counts, strict=True)}
+
+
+# --------------------------------------------------------------------------- training
+
+
+def load_for_training(
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str],
+    val_fasta: str | os.PathLike[str] | None,
+    val_labels: str | os.PathLike[str] | None,
+    *,
+    alphabet: str | None,
+    mask: str | os.PathLike[str] | None,
+    id_column: str,
+    targets: list[str] | None,
+    sequence_column: str | None,
+    on_invalid: str,
+    ignore_unmatched: bool,
+) -> tuple[TaskSpec, Alphabet, SequenceSet, SequenceSet | None]:
+    """The task, alphabet, training records and the explicit validation records (if any).
+
+    One mask FASTA serves both: it is looked up by id.
+    """
+    common: dict[str, Any] = {"mask": mask, "id_column": id_column, "targets": targets,
+                              "sequence_column": sequence_column, "on_invalid": on_invalid,
+                              "ignore_unmatched": ignore_unmatched}
+    train = load_positions(fasta, labels, alphabet=alphabet, **common)
+    spec = position_task(train.classes, train.target)
+    log.info("task: per-position (%d classes: %s; %d scored positions)", len(train.classes),
+             ", ".join(f"{c} {k}" for c, k in describe_counts(train).items()), train.scored)
+    val = None
+    if val_labels is not None:
+        val = load_positions(val_fasta, val_labels, alphabet=train.alphabet,
+                             classes=train.classes, **common).data
+    return spec, train.alphabet, train.data, val
+
+
+def class_weight_targets(spec: TaskSpec, targets: np.ndarray) -> np.ndarray:
+    """The labels that class weights are counted from: the scored positions."""
+    return targets[targets >= 0] if spec.kind == KIND else targets
