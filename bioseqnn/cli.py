@@ -473,6 +473,30 @@ def explain(
         log.info("wrote %d logo(s) to %s", len(paths), plot)
 
 
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="NAME.onnx (ONNX) or NAME.pt (TorchScript); NAME.onnx.json "
+        "beside it describes inputs, outputs and the encoding table.")],
+    check: Annotated[str | None, typer.Option(
+        "--check", help="FASTA/FASTQ of sequences for the parity check (default: random "
+        "sequences of the model's alphabet at several lengths).")] = None,
+    tolerance: Annotated[float, typer.Option(
+        help="Largest accepted |export - PyTorch| difference of any output.")] = 1e-4,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Export a model to ONNX or TorchScript, checked against PyTorch before it is written."""
+    _setup_logging(quiet, debug)
+    from .export import export as run_export
+
+    result = run_export(model, output, check=check, tolerance=tolerance)
+    log.info("wrote %s and %s; parity on %d sequence(s) of %d-%d positions (%s): "
+             "max abs diff %.2g", result.output, result.sidecar, result.sequences,
+             *result.lengths, result.check_source, result.max_abs_diff)
+
+
 @app.command("plot-history")
 def plot_history(
     log_file: Annotated[str, typer.Argument(

@@ -1,0 +1,336 @@
+"""Export a model file to ONNX or TorchScript, checked against PyTorch before it is written.
+
+The exported graph is the model plus its task's output step, so it is usable alone:
+
+    inputs   onehot  (batch, length, channels) float32: the one-hot (fractional for
+                     ambiguity codes) encoding of right-padded sequences, zero rows as padding
+             lengths (batch,) int64: the true length of each sequence
+    outputs  outputs (batch, K) float32: class probabilities (binary: [P(first class),
+                     P(second class)]), label probabilities (multilabel) or values in the
+                     targets' original units (regression)
+
+Batch and length axes are dynamic. A JSON sidecar (``NAME.json`` beside the export)
+holds the encoding table, the output columns, the task and the parity figures.
+
+Before anything is written the export is run (onnxruntime, or the TorchScript loaded
+back) on real sequences -- ``check`` or generated ones at several lengths -- as one padded
+batch and one by one, and compared with the PyTorch model as ``predict`` runs it. A
+difference above ``tolerance`` stops the export and leaves no file.
+
+The models' export path (models.base.exporting) swaps code that does not trace (the
+recurrent CPU kernels and their worker threads, shape-dependent branches,
+nn.MultiheadAttention's fixed shapes) for plain operations with the same numerics.
+onnx and onnxruntime are imported only here, only for ONNX (extra ``bioseqnn[export]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .bundle import Bundle, load_bundle
+from .data import SequenceEncoder, SequenceSet, collate
+from .encoding import Encoder, OneHot
+from .errors import ModelFileError, UsageError
+from .models.base import check_lengths
+from .predict import infer
+from .seqio import atomic_output, check_output_path, display_name, read_sequences
+from .tasks import TaskSpec
+
+FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
+OPSET = 17
+TOLERANCE = 1e-4
+CHECK_LENGTHS = (1, 2, 5, 17, 64, 150)
+"""Lengths of the generated parity sequences (two of each), capped at the model's limit."""
+INSTALL_HINT = "pip install 'bioseqnn[export]'"
+
+
+@dataclass
+class ExportResult:
+    output: Path
+    sidecar: Path
+    format: str
+    max_abs_diff: float
+    sequences: int
+    lengths: tuple[int, int]
+    """Shortest and longest checked sequence."""
+    check_source: str
+
+
+class Exported(nn.Module):
+    """The model and its task's output step: (onehot, lengths) -> outputs, as
+    :meth:`bioseqnn.tasks.TaskSpec.outputs` computes them after the model."""
+
+    def __init__(self, model: nn.Module, task: TaskSpec) -> None:
+        super().__init__()
+        self.model = model
+        self.kind = task.kind
+        k = task.n_outputs
+        self.register_buffer("mean", torch.tensor(task.target_mean or [0.0] * k))
+        self.register_buffer("std", torch.tensor(task.target_std or [1.0] * k))
+
+    def forward(self, onehot: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        logits = self.model(onehot, lengths).float()
+        if self.kind == "binary":
+            p = torch.sigmoid(logits.view(-1))
+            return torch.stack([1 - p, p], dim=1)
+        if self.kind == "multiclass":
+            return torch.softmax(logits, dim=-1)
+        if self.kind == "multilabel":
+            return torch.sigmoid(logits)
+        return logits * self.std + self.mean
+
+
+def export_format(output: str | os.PathLike[str]) -> str:
+    """'onnx' or 'torchscript', from the output's suffix."""
+    suffix = Path(output).suffix.lower()
+    if str(output) == "-" or suffix not in FORMATS:
+        raise UsageError(
+            f"cannot tell the export format from {str(output)!r}: name the output "
+            "NAME.onnx (ONNX) or NAME.pt (TorchScript)"
+        )
+    return FORMATS[suffix]
+
+
+def sidecar_path(output: str | os.PathLike[str]) -> Path:
+    """model.onnx -> model.onnx.json."""
+    p = Path(output)
+    return p.with_name(p.name + ".json")
+
+
+def export(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    check: str | os.PathLike[str] | None = None,
+    tolerance: float = TOLERANCE,
+) -> ExportResult:
+    """Export ``model`` to ``output`` (.onnx or .pt) and its JSON sidecar, after a parity
+    check on the sequences of ``check`` (default: generated ones)."""
+    fmt = export_format(output)
+    if not tolerance > 0:
+        raise UsageError("the parity tolerance must be a positive number")
+    side = sidecar_path(output)
+    check_output_path(output)
+    check_output_path(side)
+    if fmt == "onnx":
+        _require_onnx()
+    bundle = load_bundle(model, "cpu")
+    name = display_name(model)
+    if bundle.model.per_position or bundle.manifest.get("per_position"):
+        raise UsageError(f"{name}: per-position models cannot be exported yet (only models "
+                         "with one output row per sequence)")
+    data, source = _check_set(bundle, check)
+    onehot = OneHot(bundle.alphabet)
+    # the reference: the model as predict runs it (eager, the CPU speed paths included)
+    expected = bundle.task.outputs(infer(bundle.model, onehot, data, len(data),
+                                         torch.device("cpu"))).numpy()
+    wrapper = Exported(bundle.model, bundle.task).eval()
+    example = _batch(data, onehot, np.arange(len(data)))
+    arch = bundle.model.config.arch
+    traced: Any = None
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # the legacy exporter's deprecation notice and the tracer's warnings about
+            # Python values it records as constants: the parity check below is the judge
+            warnings.simplefilter("ignore")
+            if fmt == "onnx":
+                blob = _to_onnx(wrapper, example)
+            else:
+                traced = torch.jit.trace(wrapper, example, check_trace=False)
+                blob = _save_torchscript(traced, {})
+    except Exception as exc:  # the exporters raise many types; name the first line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(f"{name}: this {arch} model cannot be exported to "
+                             f"{_FORMAT_NAMES[fmt]}: {first}") from None
+    run = _onnx_runner(blob) if fmt == "onnx" else _torchscript_runner(blob)
+    diff, worst = _compare(run, data, onehot, expected)
+    if not diff <= tolerance:
+        raise ModelFileError(
+            f"{name}: the {_FORMAT_NAMES[fmt]} export of this {arch} model differs from "
+            f"PyTorch by {diff:.3g} (tolerance {tolerance:g}) on record {data.ids[worst]!r} "
+            f"of {source}; nothing written"
+        )
+    lengths = (int(data.lengths.min()), int(data.lengths.max()))
+    meta = _sidecar(bundle, Path(model), fmt, {
+        "max_abs_diff": diff, "tolerance": tolerance, "sequences": len(data),
+        "lengths": list(lengths), "source": source,
+        "runs": "one padded batch of all sequences, then each sequence alone"})
+    if traced is not None:  # the sidecar travels inside the TorchScript file too
+        blob = _save_torchscript(traced, {"bioseqnn.json": json.dumps(meta)})
+    _write(output, side, blob, meta)
+    return ExportResult(Path(output), side, fmt, diff, len(data), lengths, source)
+
+
+_FORMAT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"ONNX export needs the onnx and onnxruntime packages ({exc.name} is "
+                         f"not installed): {INSTALL_HINT}") from None
+
+
+def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None) -> tuple[SequenceSet, str]:
+    """The parity sequences: those of ``check``, or two random ones per length."""
+    alphabet = bundle.alphabet
+    if check is not None:
+        source = display_name(check)
+        encoder = SequenceEncoder(source, alphabet, "error")
+        records = list(read_sequences(check))
+        if not records:
+            raise UsageError(f"{source}: no sequences for the parity check")
+        kept, codes, offsets = encoder.encode_chunk(records)
+        data = SequenceSet([r.id for r in kept], codes, offsets)
+        check_lengths(bundle.model, data.ids, data.lengths, source)
+        return data, source
+    limit = bundle.model.max_length
+    lengths = sorted({min(n, limit) if limit else n for n in CHECK_LENGTHS})
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(alphabet.letters.encode(), dtype=np.uint8)
+    seqs = [letters[rng.integers(0, len(letters), n)].tobytes()
+            for n in lengths for _ in range(2)]
+    codes, offsets, _ = Encoder(alphabet).encode(seqs)
+    ids = [f"random_{i + 1}_len{len(s)}" for i, s in enumerate(seqs)]
+    return SequenceSet(ids, codes, offsets), f"{len(seqs)} random {alphabet.name} sequences"
+
+
+def _batch(
+    data: SequenceSet, onehot: OneHot, index: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    codes, lengths = collate(data, index)
+    return onehot(codes).float().contiguous(), lengths.to(torch.int64)
+
+
+def _compare(
+    run: Any, data: SequenceSet, onehot: OneHot, expected: np.ndarray
+) -> tuple[float, int]:
+    """Largest |export - PyTorch| over one padded batch of everything and each sequence
+    alone, and the record where it is."""
+    per_record = np.zeros(len(data))
+    everything = np.arange(len(data))
+    for index in [everything, *([i] for i in everything)]:
+        index = np.asarray(index)
+        got = run(*_batch(data, onehot, index))
+        if got.shape != expected[index].shape:
+            raise ModelFileError(f"the export gives outputs of shape {list(got.shape)}, "
+                                 f"PyTorch {list(expected[index].shape)}")
+        err = np.abs(got.astype(np.float64) - expected[index]).reshape(len(index), -1).max(1)
+        err[np.isnan(err)] = np.inf
+        per_record[index] = np.maximum(per_record[index], err)
+    worst = int(per_record.argmax())
+    return float(per_record[worst]), worst
+
+
+def _to_onnx(wrapper: nn.Module, example: tuple[torch.Tensor, torch.Tensor]) -> bytes:
+    buf = io.BytesIO()
+    # the legacy exporter writes to a file object as well as to a path
+    torch.onnx.export(
+        wrapper, example, buf, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
+        input_names=["onehot", "lengths"], output_names=["outputs"],
+        dynamic_axes={"onehot": {0: "batch", 1: "length"}, "lengths": {0: "batch"},
+                      "outputs": {0: "batch"}},
+    )
+    return buf.getvalue()
+
+
+def _onnx_runner(blob: bytes) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: no notes about unused initializers
+    session = onnxruntime.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
+        return session.run(None, {"onehot": x.numpy(), "lengths": lengths.numpy()})[0]
+
+    return run
+
+
+def _save_torchscript(traced: Any, extra: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        torch.jit.save(traced, buf, _extra_files=extra)
+    return buf.getvalue()
+
+
+def _torchscript_runner(blob: bytes) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+        loaded = torch.jit.load(io.BytesIO(blob), map_location="cpu")
+
+    def run(x: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(x, lengths).numpy()
+
+    return run
+
+
+def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> dict[str, Any]:
+    alphabet, task, m = bundle.alphabet, bundle.task, bundle.manifest
+    table = alphabet.onehot_table()
+    outputs = {"binary": "class probabilities", "multiclass": "class probabilities",
+               "multilabel": "label probabilities"}.get(task.kind, "values in original units")
+    columns = task.columns()
+    if task.kind in ("binary", "multiclass"):
+        columns = columns[1:]  # the exported graph gives probabilities, not the argmax name
+    return {
+        "format": "bioseqnn-export",
+        "format_version": 1,
+        "exported_as": fmt,
+        **({"onnx_opset": OPSET} if fmt == "onnx" else {}),
+        "bioseqnn_version": __version__,
+        "torch_version": torch.__version__,
+        "source_model": model.name,
+        "source_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "inputs": [
+            {"name": "onehot", "dtype": "float32",
+             "shape": ["batch", "length", alphabet.size],
+             "meaning": "one row per position from 'encoding' (uppercase symbol); right-pad "
+                        "shorter sequences with zero rows"},
+            {"name": "lengths", "dtype": "int64", "shape": ["batch"],
+             "meaning": "true length of each sequence (padding never changes an output)"},
+        ],
+        "outputs": [
+            {"name": "outputs", "dtype": "float32", "shape": ["batch", len(columns)],
+             "meaning": outputs, "columns": columns},
+        ],
+        "alphabet": alphabet.name,
+        "channels": list(alphabet.letters),
+        "encoding": {sym: [float(v) for v in table[code]]
+                     for code, sym in enumerate(alphabet.symbol_list, start=1)},
+        "lowercase": "reads as uppercase",
+        "max_length": bundle.model.max_length,
+        "task": task.to_dict(),
+        "strands": ("the model's predict averages both strands (rc_average): feed the reverse "
+                    "complement too and average" if (m.get("training") or {}).get("rc_average")
+                    else "the given strand only"),
+        "parity": parity,
+    }
+
+
+def _write(output: str | os.PathLike[str], side: Path, blob: bytes, meta: dict[str, Any]) -> None:
+    """The export, then its sidecar, each complete or absent; no export without sidecar."""
+    with atomic_output(output, binary=True) as fh:
+        fh.write(blob)
+    try:
+        with atomic_output(side) as fh:
+            fh.write(json.dumps(meta, indent=2) + "\n")
+    except BaseException:
+        Path(output).unlink(missing_ok=True)
+        raise
