@@ -1,0 +1,206 @@
+"""Per-position labelling: secondary structure (H/E/C) on a slice of the FLIP data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bioseqnn.models.base import ModelConfig, SequenceModel
+from bioseqnn.tasks import TaskSpec
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def read_fasta(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    name = ""
+    for line in path.read_text().splitlines():
+        if line.startswith(">"):
+            name = line[1:].split()[0]
+            out[name] = ""
+        else:
+            out[name] += line.strip()
+    return out
+
+
+@pytest.fixture(scope="module")
+def ss_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from bioseqnn.cli import main
+
+    ex = Path(__file__).resolve().parent.parent / "example_data"
+    out = tmp_path_factory.mktemp("pp") / "ss.bsnn"
+    code = main(["train", str(ex / "ss_train.fasta"), str(ex / "ss_train_ss3.fasta"),
+                 "--position-mask", str(ex / "ss_train_mask.fasta"), "--arch", "cnn",
+                 "--channels", "32,32", "--kernel-sizes", "7,5", "--pool-sizes", "1,1",
+                 "--epochs", "4", "--lr", "0.005", "-o", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_train_detects_label_fasta_and_records_the_task(cli, ss_model: Path) -> None:
+    res = cli("info", ss_model, "--json")
+    assert res.code == 0
+    manifest = json.loads(res.out)
+    assert manifest["per_position"] is True
+    assert manifest["task"]["kind"] == "per-position"
+    assert manifest["task"]["classes"] == ["C", "E", "H"]
+    log = ss_model.with_name("ss.log.tsv").read_text().splitlines()
+    rows = [dict(zip(log[0].split("\t"), r.split("\t"), strict=True)) for r in log[1:]]
+    assert len(rows) == 4
+    # it learns: the last epoch's validation loss is below the first's
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+
+
+def test_predict_long_format_and_fasta_agree_with_evaluate(cli, ss_model: Path, examples: Path,
+                                                           tmp_path: Path) -> None:
+    seqs = read_fasta(examples / "ss_test.fasta")
+    truth = read_fasta(examples / "ss_test_ss3.fasta")
+    mask = read_fasta(examples / "ss_test_mask.fasta")
+    tsv = tmp_path / "pred.tsv"
+    assert cli("predict", ss_model, examples / "ss_test.fasta", "-o", tsv).code == 0
+    with open(tsv, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert list(rows[0]) == ["id", "position", "residue", "predicted", "prob_C", "prob_E",
+                             "prob_H"]
+    assert len(rows) == sum(map(len, seqs.values()))
+    first = [r for r in rows if r["id"] == next(iter(seqs))]
+    assert [int(r["position"]) for r in first] == list(range(1, len(first) + 1))
+    assert "".join(r["residue"] for r in first) == next(iter(seqs.values()))
+    probs = np.array([[float(r[f"prob_{c}"]) for c in "CEH"] for r in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+    res = cli("predict", ss_model, examples / "ss_test.fasta", "--format", "fasta")
+    assert res.code == 0
+    predicted = {}
+    for block in res.out.split(">")[1:]:
+        rid, labels = block.split("\n")[:2]
+        predicted[rid] = labels
+    assert list(predicted) == list(seqs)
+    assert all(len(predicted[i]) == len(seqs[i]) for i in seqs)
+    by_row = {}
+    for r in rows:
+        by_row.setdefault(r["id"], []).append(r["predicted"])
+    assert {i: "".join(v) for i, v in by_row.items()} == predicted
+
+    # evaluate: accuracy (Q3) over the resolved residues only, as counted from the files
+    res = cli("evaluate", ss_model, examples / "ss_test.fasta", examples / "ss_test_ss3.fasta",
+              "--position-mask", examples / "ss_test_mask.fasta", "-q")
+    assert res.code == 0
+    doc = json.loads(res.out)
+    scored = [(truth[i][j], predicted[i][j]) for i in seqs for j in range(len(seqs[i]))
+              if mask[i][j] == "1"]
+    assert doc["metrics"]["positions"] == len(scored)
+    assert doc["metrics"]["accuracy"] == pytest.approx(
+        np.mean([t == p for t, p in scored]), abs=1e-9)
+    assert doc["classes"] == ["C", "E", "H"]
+    support = {c: sum(t == c for t, _ in scored) for c in "CEH"}
+    assert {c: doc["per_class"][c]["support"] for c in "CEH"} == support
+    assert np.array(doc["confusion_matrix"]["matrix"]).sum() == len(scored)
+
+    # without the mask every residue counts
+    res = cli("evaluate", ss_model, examples / "ss_test.fasta", examples / "ss_test_ss3.fasta",
+              "-q")
+    assert json.loads(res.out)["metrics"]["positions"] == sum(map(len, seqs.values()))
+
+
+def test_table_of_label_strings_with_task_flag(cli, examples: Path, tmp_path: Path) -> None:
+    seqs = read_fasta(examples / "ss_train.fasta")
+    labels = read_fasta(examples / "ss_train_ss3.fasta")
+    table = tmp_path / "ss.csv"
+    table.write_text("id,ss3\n" + "".join(f"{i},{labels[i]}\n" for i in seqs))
+    out = tmp_path / "t.bsnn"
+    res = cli("train", examples / "ss_train.fasta", table, "--task", "per-position", "--arch",
+              "gru", "--hidden-size", "8", "--bidirectional", "--epochs", "1", "-o", out, "-q")
+    assert res.code == 0, res.err
+    manifest = json.loads(cli("info", out, "--json").out)
+    assert manifest["task"]["targets"] == ["ss3"]
+    res = cli("evaluate", out, examples / "ss_train.fasta", table, "-q")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["metrics"]["positions"] == sum(map(len, seqs.values()))
+
+
+def test_usage_and_data_errors(cli, examples: Path, tmp_path: Path) -> None:
+    base = [examples / "ss_train.fasta", examples / "ss_train_ss3.fasta", "-o",
+            tmp_path / "m.bsnn", "--epochs", "1"]
+    res = cli("train", *base, "--arch", "cnn")  # default pool-sizes 3,1 shorten the sequence
+    assert res.code == 2
+    assert "--pool-sizes 3,1 shortens the sequence; use --pool-sizes 1,1" in res.err
+    res = cli("train", *base, "--arch", "cnn-lstm", "--pool-sizes", "2,1")
+    assert res.code == 2 and "shortens the sequence" in res.err
+    assert not (tmp_path / "m.bsnn").exists()
+
+    labels = read_fasta(examples / "ss_train_ss3.fasta")
+    first = next(iter(labels))
+    short = tmp_path / "short.fasta"
+    short.write_text("".join(f">{i}\n{v[:-1] if i == first else v}\n" for i, v in labels.items()))
+    res = cli("train", examples / "ss_train.fasta", short, "-o", tmp_path / "m.bsnn",
+              "--arch", "lstm")
+    assert res.code == 1
+    assert f"the labels of '{first}' have {len(labels[first]) - 1} positions, its sequence " \
+           f"has {len(labels[first])}" in res.err
+
+    bad_mask = tmp_path / "mask.fasta"
+    bad_mask.write_text(f">{first}\n" + "2" * len(labels[first]) + "\n")
+    res = cli("train", examples / "ss_train.fasta", examples / "ss_train_ss3.fasta",
+              "--position-mask", bad_mask, "-o", tmp_path / "m.bsnn", "--arch", "lstm")
+    assert res.code == 1
+    assert f"record '{first}', position 1: mask symbol '2' is not 0 or 1" in res.err
+
+    res = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv",
+              "--position-mask", examples / "ss_train_mask.fasta", "-o", tmp_path / "m.bsnn")
+    assert res.code == 2 and "--position-mask applies to per-position labels" in res.err
+
+
+def test_masked_and_padded_positions_never_count() -> None:
+    task = TaskSpec("per-position", ["label"], classes=["C", "E", "H"])
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 3)
+    y = torch.tensor([[0, 1, -1, 2, -1, -1], [2, 2, 1, 0, 1, 0]])
+    loss = task.loss(logits, y)
+    changed = logits.clone()
+    changed[0, 2] += 50.0  # a masked position
+    changed[0, 4:] -= 50.0  # padding
+    assert float(task.loss(changed, y)) == pytest.approx(float(loss), abs=1e-6)
+    keep = y >= 0
+    expected = torch.nn.functional.cross_entropy(logits[keep], y[keep])
+    assert float(loss) == pytest.approx(float(expected), abs=1e-6)
+    # labels padded wider than the batch are cropped
+    wide = torch.cat([y, torch.full((2, 3), -1)], dim=1)
+    assert float(task.loss(logits, wide)) == pytest.approx(float(loss), abs=1e-6)
+    m = task.metrics(y.numpy(), torch.softmax(logits, -1).numpy())
+    pred = logits.argmax(-1)
+    assert m["accuracy"] == pytest.approx(float((pred[keep] == y[keep]).float().mean()))
+
+
+ARCHS = [
+    {"arch": "rnn"},
+    {"arch": "lstm", "bidirectional": True, "layers": 2},
+    {"arch": "gru", "bidirectional": True},
+    {"arch": "cnn", "pool_sizes": [1, 1], "dilations": [1, 2]},
+    {"arch": "cnn-lstm", "pool_sizes": [1, 1]},
+    {"arch": "transformer", "d_model": 16, "heads": 2, "ff_size": 32},
+]
+
+
+@pytest.mark.parametrize("settings", ARCHS, ids=[a["arch"] for a in ARCHS])
+def test_padding_invariance(settings: dict[str, object]) -> None:
+    """A sequence's per-position outputs alone and in a padded batch agree within 1e-5."""
+    torch.manual_seed(1)
+    config = ModelConfig(**{"hidden_size": 16, "channels": [16, 16], **settings})  # type: ignore[arg-type]
+    model = SequenceModel(config, 20, 3, per_position=True).eval()
+    lengths = torch.tensor([7, 23, 15])
+    x = torch.zeros(3, 23, 20)
+    gen = torch.Generator().manual_seed(2)
+    for i, n in enumerate(lengths.tolist()):
+        x[i, torch.arange(n), torch.randint(0, 20, (n,), generator=gen)] = 1.0
+    with torch.no_grad():
+        batch = model(x, lengths)
+        assert batch.shape == (3, 23, 3)
+        for i, n in enumerate(lengths.tolist()):
+            alone = model(x[i : i + 1, :n], lengths[i : i + 1])
+            torch.testing.assert_close(batch[i, :n], alone[0], atol=1e-5, rtol=1e-5)
