@@ -7,7 +7,8 @@ The exported graph is the model plus its task's output step, so it is usable alo
              lengths (batch,) int64: the true length of each sequence
     outputs  outputs (batch, K) float32: class probabilities (binary: [P(first class),
                      P(second class)]), label probabilities (multilabel) or values in the
-                     targets' original units (regression)
+                     targets' original units (regression); per-position models give
+                     (batch, length, K) class probabilities, meaningless past a length
 
 Batch and length axes are dynamic. A JSON sidecar (``NAME.json`` beside the export)
 holds the encoding table, the output columns, the task and the parity figures.
@@ -85,7 +86,7 @@ class Exported(nn.Module):
         if self.kind == "binary":
             p = torch.sigmoid(logits.view(-1))
             return torch.stack([1 - p, p], dim=1)
-        if self.kind == "multiclass":
+        if self.kind in ("multiclass", "per-position"):
             return torch.softmax(logits, dim=-1)
         if self.kind == "multilabel":
             return torch.sigmoid(logits)
@@ -128,9 +129,6 @@ def export(
         _require_onnx()
     bundle = load_bundle(model, "cpu")
     name = display_name(model)
-    if bundle.model.per_position or bundle.manifest.get("per_position"):
-        raise UsageError(f"{name}: per-position models cannot be exported yet (only models "
-                         "with one output row per sequence)")
     data, source = _check_set(bundle, check)
     onehot = OneHot(bundle.alphabet)
     # the reference: the model as predict runs it (eager, the CPU speed paths included)
@@ -146,7 +144,7 @@ def export(
             # Python values it records as constants: the parity check below is the judge
             warnings.simplefilter("ignore")
             if fmt == "onnx":
-                blob = _to_onnx(wrapper, example)
+                blob = _to_onnx(wrapper, example, bundle.model.per_position)
             else:
                 traced = torch.jit.trace(wrapper, example, check_trace=False)
                 blob = _save_torchscript(traced, {})
@@ -155,7 +153,7 @@ def export(
         raise ModelFileError(f"{name}: this {arch} model cannot be exported to "
                              f"{_FORMAT_NAMES[fmt]}: {first}") from None
     run = _onnx_runner(blob) if fmt == "onnx" else _torchscript_runner(blob)
-    diff, worst = _compare(run, data, onehot, expected)
+    diff, worst = _compare(run, data, onehot, expected, bundle.model.per_position)
     if not diff <= tolerance:
         raise ModelFileError(
             f"{name}: the {_FORMAT_NAMES[fmt]} export of this {arch} model differs from "
@@ -217,33 +215,42 @@ def _batch(
 
 
 def _compare(
-    run: Any, data: SequenceSet, onehot: OneHot, expected: np.ndarray
+    run: Any, data: SequenceSet, onehot: OneHot, expected: np.ndarray, per_position: bool
 ) -> tuple[float, int]:
     """Largest |export - PyTorch| over one padded batch of everything and each sequence
-    alone, and the record where it is."""
+    alone (per position: at its real positions), and the record where it is."""
     per_record = np.zeros(len(data))
     everything = np.arange(len(data))
     for index in [everything, *([i] for i in everything)]:
         index = np.asarray(index)
-        got = run(*_batch(data, onehot, index))
-        if got.shape != expected[index].shape:
+        got = run(*_batch(data, onehot, index)).astype(np.float64)
+        want = expected[index]
+        if per_position:  # compare real positions only: (B, width, K) -> (B, longest, K)
+            width = int(data.lengths[index].max())
+            want = want[:, :width]
+            real = np.arange(width)[None, :] < data.lengths[index][:, None]
+            got = np.where(real[..., None], got, 0.0) if got.shape == want.shape else got
+            want = np.where(real[..., None], want, 0.0)
+        if got.shape != want.shape:
             raise ModelFileError(f"the export gives outputs of shape {list(got.shape)}, "
-                                 f"PyTorch {list(expected[index].shape)}")
-        err = np.abs(got.astype(np.float64) - expected[index]).reshape(len(index), -1).max(1)
+                                 f"PyTorch {list(want.shape)}")
+        err = np.abs(got - want).reshape(len(index), -1).max(1)
         err[np.isnan(err)] = np.inf
         per_record[index] = np.maximum(per_record[index], err)
     worst = int(per_record.argmax())
     return float(per_record[worst]), worst
 
 
-def _to_onnx(wrapper: nn.Module, example: tuple[torch.Tensor, torch.Tensor]) -> bytes:
+def _to_onnx(
+    wrapper: nn.Module, example: tuple[torch.Tensor, torch.Tensor], per_position: bool
+) -> bytes:
     buf = io.BytesIO()
     # the legacy exporter writes to a file object as well as to a path
     torch.onnx.export(
         wrapper, example, buf, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
         input_names=["onehot", "lengths"], output_names=["outputs"],
         dynamic_axes={"onehot": {0: "batch", 1: "length"}, "lengths": {0: "batch"},
-                      "outputs": {0: "batch"}},
+                      "outputs": {0: "batch", 1: "length"} if per_position else {0: "batch"}},
     )
     return buf.getvalue()
 
@@ -289,6 +296,11 @@ def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> d
     columns = task.columns()
     if task.kind in ("binary", "multiclass"):
         columns = columns[1:]  # the exported graph gives probabilities, not the argmax name
+    elif task.kind == "per-position":
+        columns = [f"prob_{c}" for c in task.classes]
+        outputs = "class probabilities at each position (meaningless past a length)"
+    shape: list[Any] = ["batch", *(["length"] if task.kind == "per-position" else []),
+                        len(columns)]
     return {
         "format": "bioseqnn-export",
         "format_version": 1,
@@ -307,7 +319,7 @@ def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> d
              "meaning": "true length of each sequence (padding never changes an output)"},
         ],
         "outputs": [
-            {"name": "outputs", "dtype": "float32", "shape": ["batch", len(columns)],
+            {"name": "outputs", "dtype": "float32", "shape": shape,
              "meaning": outputs, "columns": columns},
         ],
         "alphabet": alphabet.name,

@@ -229,3 +229,45 @@ def test_onnx_without_onnxruntime_names_the_extra(
                           "packages (onnxruntime is not installed): "
                           "pip install 'bioseqnn[export]'\n")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("settings", "suffix"), [
+    (dict(arch="gru", hidden_size=8, bidirectional=True), ".onnx"),
+    (dict(arch="transformer", d_model=16, heads=2, ff_size=32), ".pt"),
+    (dict(arch="cnn", channels=[8], kernel_sizes=[5], dilations=[1], pool_sizes=[1]), ".onnx"),
+])
+def test_per_position_models_export_a_row_per_position(
+    cli, tmp_path: Path, settings: dict[str, Any], suffix: str
+) -> None:
+    from bioseqnn.bundle import load_bundle
+    from bioseqnn.encoding import OneHot
+
+    torch.manual_seed(3)
+    config = ModelConfig(**settings)
+    task = TaskSpec("per-position", ["ss3"], classes=["C", "E", "H"])
+    model = SequenceModel(config, 20, task.n_outputs, per_position=True)
+    path = tmp_path / "ss.bsnn"
+    save_bundle(path, model, {"alphabet": "protein", "task": task.to_dict(),
+                              "model": config_dict(config), "per_position": True})
+    out = tmp_path / f"ss{suffix}"
+    result = cli("export", path, "-o", out)
+    assert result.code == 0, result.err
+    assert reported_diff(result.err) < 1e-4
+    sidecar = json.loads((tmp_path / f"ss{suffix}.json").read_text())
+    assert sidecar["outputs"][0]["shape"] == ["batch", "length", 3]
+    assert sidecar["outputs"][0]["columns"] == ["prob_C", "prob_E", "prob_H"]
+
+    # real proteins in one padded batch: each row's real positions as PyTorch gives them alone
+    seqs = [r.seq.decode() for r in islice(read_sequences(EXAMPLES / "ss_test.fasta"), 6)]
+    x, lengths = encode(seqs, sidecar)
+    got = run_export(out, x, lengths)
+    assert got.shape == (len(seqs), max(lengths), 3)
+    bundle = load_bundle(path)
+    onehot = OneHot(bundle.alphabet)
+    table = bundle.alphabet.byte_table()
+    for i, s in enumerate(seqs):
+        codes = torch.from_numpy(table[np.frombuffer(s.encode(), np.uint8)])
+        with torch.no_grad():
+            logits = bundle.model(onehot(codes[None]), torch.tensor([len(s)]))
+        want = torch.softmax(logits, dim=-1)[0].numpy()
+        np.testing.assert_allclose(got[i, : len(s)], want, rtol=0, atol=1e-5)
