@@ -1,0 +1,410 @@
+"""Reproduce the accuracy table of the README on the published datasets.
+
+    python -m bioseqnn.reproduce ../shared/data                 # every row
+    python -m bioseqnn.reproduce ../shared/data --rows ncrna_families,ecoli_promoters
+    python -m bioseqnn.reproduce DATA --rows ncrna_families --epochs 1   # a pipeline check
+
+Each row trains with a committed YAML config (example_data/reproduce/<row>.yaml), chooses
+its weights on validation data only (a split of the training data, or the dataset's own
+validation split) and scores the test part once. The figures go to a JSON results file
+(merged with the rows already there) and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RunConfig, load_config
+from .models.base import describe
+from .seqio import read_sequences
+
+log = logging.getLogger("bioseqnn")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "example_data" / "reproduce"
+
+
+@dataclass(frozen=True)
+class Published:
+    metric: str
+    value: float | None
+    source: str
+
+
+# The published figures (shared/data/README.md) next to which each row is reported.
+PUBLISHED: dict[str, list[Published]] = {
+    "ncrna_families": [
+        Published("test accuracy", 0.859, "one-hot CNN, ncRNA-deep (Noviello et al. 2020)"),
+        Published("test accuracy", 0.82, "nRC (Fiannaca et al. 2017)"),
+    ],
+    "ecoli_promoters": [
+        Published("test Pearson r (log2 expression)", 0.25, "Wang et al. 2020"),
+    ],
+    "gb1_fitness": [
+        Published("Spearman, three_vs_rest", 0.83, "FLIP CNN baseline (Dallago et al. 2021)"),
+        Published("Spearman, low_vs_high", 0.51, "FLIP CNN baseline (Dallago et al. 2021)"),
+    ],
+    "secondary_structure": [
+        Published("Q3 on resolved test residues", 0.69, "TAPE one-hot"),
+        Published("Q3 on resolved test residues", 0.73, "TAPE best one-hot baseline"),
+    ],
+    "hemolytic_peptides": [
+        Published("5-fold CV accuracy", None, "HemoPI (Chaudhary et al. 2016): not verified here"),
+    ],
+    "anticancer_peptides": [
+        Published("5-fold CV accuracy", None, "AntiCP (Tyagi et al. 2013): not verified here"),
+    ],
+}
+
+ROWS = ("ncrna_families", "ecoli_promoters", "hemolytic_peptides", "anticancer_peptides",
+        "gb1_fitness", "secondary_structure")
+
+
+# --------------------------------------------------------------------------- file helpers
+
+
+def read_fasta(path: Path) -> dict[str, bytes]:
+    return {r.id: r.seq for r in read_sequences(path)}
+
+
+def write_fasta(path: Path, records: Iterable[tuple[str, bytes]]) -> Path:
+    with open(path, "wb") as fh:
+        for rid, seq in records:
+            fh.write(b">" + rid.encode() + b"\n" + seq + b"\n")
+    return path
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[dict[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, header, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_part(work: Path, name: str, seqs: dict[str, bytes], header: list[str],
+               rows: list[dict[str, str]]) -> tuple[Path, Path]:
+    """The FASTA and table of the records ``rows`` (a part of a dataset)."""
+    fasta = write_fasta(work / f"{name}.fasta", ((r["id"], seqs[r["id"]]) for r in rows))
+    return fasta, write_csv(work / f"{name}.csv", header, rows)
+
+
+def stratified_folds(labels: list[str], k: int, seed: int) -> np.ndarray:
+    """Fold number of every record: each class dealt round-robin over k folds, seeded."""
+    rng = np.random.default_rng([seed, 7])
+    folds = np.empty(len(labels), dtype=np.int64)
+    values = np.asarray(labels)
+    for cls in sorted(set(labels)):
+        members = rng.permutation(np.flatnonzero(values == cls))
+        folds[members] = np.arange(len(members)) % k
+    return folds
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Context:
+    data: Path
+    work: Path
+    configs: Path
+    epochs: int | None
+    limit: int | None
+    """Use at most this many training records (a pipeline check, not a figure)."""
+
+    def config(self, row: str) -> tuple[RunConfig, Path]:
+        path = self.configs / f"{row}.yaml"
+        cfg = load_config(path)
+        if self.epochs is not None:
+            cfg.training.epochs = self.epochs
+        return cfg, path
+
+    def cap(self, rows: list[Any]) -> list[Any]:
+        """A seeded random subset of ``limit`` records, in their order."""
+        if self.limit is None or self.limit >= len(rows):
+            return rows
+        keep = np.sort(np.random.default_rng(5).permutation(len(rows))[: self.limit])
+        return [rows[i] for i in keep]
+
+
+def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path],
+               test: tuple[Path, Path], val: tuple[Path, Path] | None = None,
+               targets: list[str] | None = None, task: str | None = None,
+               mask: Path | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train on ``train`` (validation: ``val`` or the config's split), score ``test``."""
+    from .api import train as run_train
+    from .evaluate import evaluate
+
+    model = ctx.work / f"{name}.bsnn"
+    kwargs: dict[str, Any] = {}
+    if mask is not None:
+        kwargs["position_mask"] = mask
+    outcome = run_train(train[0], train[1], model, cfg, targets=targets, task=task,
+                        val_fasta=val[0] if val else None, val_labels=val[1] if val else None,
+                        log_path=ctx.work / f"{name}.log.tsv", **kwargs)
+    ev = evaluate(model, test[0], test[1], device=cfg.training.device, **kwargs)
+    info = {"seconds": outcome.result.seconds, "best_epoch": outcome.result.best_epoch,
+            "epochs_run": len(outcome.result.history),
+            "train_records": outcome.manifest["data"]["train_records"],
+            "val_records": outcome.manifest["data"]["val_records"], "test_records": ev.records}
+    return dict(ev.metrics), info
+
+
+# --------------------------------------------------------------------------- the rows
+
+
+def row_ncrna(ctx: Context) -> dict[str, Any]:
+    cfg, _ = ctx.config("ncrna_families")
+    src = ctx.data / "ncrna_families"
+    header, rows = read_csv(src / "train.csv")
+    seqs = read_fasta(src / "train.fasta")
+    train = write_part(ctx.work, "ncrna_train", seqs, header, ctx.cap(rows))
+    scores, info = train_eval(cfg, "ncrna", ctx, train, (src / "test.fasta", src / "test.csv"))
+    return {"results": {"test accuracy": scores["accuracy"], "test mcc": scores["mcc"],
+                        "test balanced accuracy": scores["balanced_accuracy"]}, **info}
+
+
+def row_promoters(ctx: Context) -> dict[str, Any]:
+    cfg, _ = ctx.config("ecoli_promoters")
+    src = ctx.data / "ecoli_promoters"
+    header, rows = read_csv(src / "expression.csv")
+    seqs = read_fasta(src / "promoters.fasta")
+    # The seeded 80/10/10 split (the seed of the config).
+    perm = np.random.default_rng([cfg.training.seed, 11]).permutation(len(rows))
+    n_test = n_val = len(rows) // 10
+    test_rows = [rows[i] for i in sorted(perm[:n_test])]
+    val_rows = [rows[i] for i in sorted(perm[n_test:n_test + n_val])]
+    train_rows = ctx.cap([rows[i] for i in sorted(perm[n_test + n_val:])])
+    parts = {n: write_part(ctx.work, f"promoters_{n}", seqs, header, r)
+             for n, r in (("train", train_rows), ("val", val_rows), ("test", test_rows))}
+    scores, info = train_eval(cfg, "promoters", ctx, parts["train"], parts["test"],
+                              val=parts["val"], targets=["log2_expression"])
+    return {"results": {"test Pearson r (log2 expression)": scores["pearson"],
+                        "test Spearman": scores["spearman"]}, **info}
+
+
+def row_gb1(ctx: Context) -> dict[str, Any]:
+    cfg, _ = ctx.config("gb1_fitness")
+    src = ctx.data / "gb1_fitness"
+    header, rows = read_csv(src / "fitness.csv")
+    seqs = read_fasta(src / "variants.fasta")
+    results: dict[str, float] = {}
+    info: dict[str, Any] = {"seconds": 0.0, "parts": {}}
+    for split in ("three_vs_rest", "low_vs_high"):
+        column = f"split_{split}"
+        train_rows = ctx.cap([r for r in rows if r[column] == "train"])
+        test_rows = [r for r in rows if r[column] == "test"]
+        train = write_part(ctx.work, f"gb1_{split}_train", seqs, ["id", "fitness"], train_rows)
+        test = write_part(ctx.work, f"gb1_{split}_test", seqs, ["id", "fitness"], test_rows)
+        scores, part = train_eval(cfg, f"gb1_{split}", ctx, train, test, targets=["fitness"])
+        results[f"Spearman, {split}"] = scores["spearman"]
+        info["seconds"] += part.pop("seconds")
+        info["parts"][split] = part
+    del header
+    return {"results": results, **info}
+
+
+def _cv_row(ctx: Context, row: str, label: str) -> dict[str, Any]:
+    cfg, _ = ctx.config(row)
+    src = ctx.data / row
+    header, rows = read_csv(src / "labels.csv")
+    seqs = read_fasta(src / "peptides.fasta")
+    folds = stratified_folds([r[label] for r in rows], 5, cfg.training.seed)
+    acc, mcc, seconds = [], [], 0.0
+    for k in range(5):
+        train_rows = ctx.cap([r for r, f in zip(rows, folds, strict=True) if f != k])
+        test_rows = [r for r, f in zip(rows, folds, strict=True) if f == k]
+        train = write_part(ctx.work, f"{row}_fold{k}_train", seqs, header, train_rows)
+        test = write_part(ctx.work, f"{row}_fold{k}_test", seqs, header, test_rows)
+        scores, info = train_eval(cfg, f"{row}_fold{k}", ctx, train, test, targets=[label])
+        acc.append(scores["accuracy"])
+        mcc.append(scores["mcc"])
+        seconds += info["seconds"]
+        log.info("%s fold %d: accuracy %.4f, mcc %.4f", row, k + 1, acc[-1], mcc[-1])
+    return {"results": {"5-fold CV accuracy": float(np.mean(acc)),
+                        "5-fold CV accuracy sd": float(np.std(acc)),
+                        "5-fold CV MCC": float(np.mean(mcc)),
+                        "5-fold CV MCC sd": float(np.std(mcc))},
+            "folds": {"accuracy": acc, "mcc": mcc}, "seconds": seconds}
+
+
+def row_hemolytic(ctx: Context) -> dict[str, Any]:
+    return _cv_row(ctx, "hemolytic_peptides", "hemolytic")
+
+
+def row_anticancer(ctx: Context) -> dict[str, Any]:
+    src = ctx.data / "anticancer_peptides" / "labels.csv"
+    header, _ = read_csv(src)
+    return _cv_row(ctx, "anticancer_peptides", [h for h in header if h != "id"][0])
+
+
+def row_secondary(ctx: Context) -> dict[str, Any]:
+    cfg, _ = ctx.config("secondary_structure")
+    src = ctx.data / "secondary_structure"
+    _, rows = read_csv(src / "splits.csv")
+    seqs = read_fasta(src / "sequences.fasta")
+    labels = read_fasta(src / "ss3.fasta")
+    masks = read_fasta(src / "resolved_mask.fasta")
+    parts: dict[str, tuple[Path, Path]] = {}
+    for split in ("train", "valid", "test"):
+        ids = [r["id"] for r in rows if r["split"] == split]
+        if split == "train":
+            ids = ctx.cap(ids)
+        parts[split] = (
+            write_fasta(ctx.work / f"ss_{split}.fasta", ((i, seqs[i]) for i in ids)),
+            write_fasta(ctx.work / f"ss_{split}_labels.fasta", ((i, labels[i]) for i in ids)),
+        )
+    mask = write_fasta(ctx.work / "ss_mask.fasta", masks.items())
+    scores, info = train_eval(cfg, "secondary_structure", ctx, parts["train"], parts["test"],
+                              val=parts["valid"], task="per-position", mask=mask)
+    return {"results": {"Q3 on resolved test residues": scores["accuracy"],
+                        "test MCC (per residue)": scores["mcc"]},
+            "scored_positions": scores.get("positions"), **info}
+
+
+RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "ncrna_families": row_ncrna,
+    "ecoli_promoters": row_promoters,
+    "hemolytic_peptides": row_hemolytic,
+    "anticancer_peptides": row_anticancer,
+    "gb1_fitness": row_gb1,
+    "secondary_structure": row_secondary,
+}
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def run_row(row: str, ctx: Context) -> dict[str, Any]:
+    cfg, path = ctx.config(row)
+    started = time.perf_counter()
+    outcome = RUNNERS[row](ctx)
+    outcome["wall_seconds"] = round(time.perf_counter() - started, 1)
+    outcome["seconds"] = round(float(outcome["seconds"]), 1)
+    outcome.update({
+        "config": str(path.relative_to(CONFIG_DIR.parent.parent)) if path.is_relative_to(
+            CONFIG_DIR.parent.parent) else str(path),
+        "architecture": describe(cfg.model),
+        "seed": cfg.training.seed,
+        "epochs_cap": cfg.training.epochs,
+        "reduced": ctx.epochs is not None or ctx.limit is not None,
+        "published": [vars(p) for p in PUBLISHED[row]],
+        "machine": machine(),
+    })
+    return outcome
+
+
+def machine() -> str:
+    threads = torch.get_num_threads()
+    return f"{platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}"
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README table: one line per measured figure, the published figure beside it."""
+    lines = ["| dataset | metric | bioseqnn | published | architecture (config) | "
+             "training time | seed |", "|---|---|---|---|---|---|---|"]
+    for row in ROWS:
+        entry = results.get(row)
+        published = PUBLISHED[row]
+        if entry is None:
+            cmd = f"python -m bioseqnn.reproduce DATA --rows {row}"
+            for p in published[:1]:
+                lines.append(f"| {row} | {p.metric} | not yet measured (`{cmd}`) | "
+                             f"{fmt(p.value)} ({p.source}) | example_data/reproduce/{row}.yaml "
+                             f"| | |")
+            continue
+        first = True
+        for metric, value in entry["results"].items():
+            if metric.endswith(" sd"):
+                continue
+            shown = fmt(value)
+            sd = entry["results"].get(f"{metric} sd")
+            if sd is not None:
+                shown += f" ± {sd:.3f}"
+            beside = "; ".join(f"{fmt(p.value)} ({p.source})" for p in published
+                               if p.metric == metric) or ""
+            reduced = " (reduced run)" if entry.get("reduced") else ""
+            how = f"{entry['architecture']} (`{entry['config']}`)" if first else "″"
+            time_seed = f"{entry['seconds']:.0f} s | {entry['seed']}" if first else " | "
+            lines.append(f"| {row} | {metric} | {shown}{reduced} | {beside} | {how} | "
+                         f"{time_seed} |")
+            first = False
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bioseqnn.reproduce", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="folder holding the datasets (../shared/data)")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"comma list of rows to run (default: all: {', '.join(ROWS)})")
+    parser.add_argument("--out", type=Path, default=Path("reproduce_results.json"),
+                        help="results JSON; rows already there are kept unless rerun")
+    parser.add_argument("--configs", type=Path, default=CONFIG_DIR,
+                        help="folder of the <row>.yaml configs")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the splits, models and epoch logs here (default: a "
+                        "temporary folder)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="cap the epochs (a pipeline check; the figures are then not "
+                        "comparable)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use at most this many training records (a pipeline check)")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in RUNNERS]
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("reproduce: %(message)s"))
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+
+    results: dict[str, Any] = {}
+    if args.out.exists():
+        results = json.loads(args.out.read_text(encoding="utf-8")).get("rows", {})
+    with tempfile.TemporaryDirectory(prefix="bioseqnn-reproduce-") as tmp:
+        for row in rows:
+            work = (args.workdir or Path(tmp)) / row
+            work.mkdir(parents=True, exist_ok=True)
+            ctx = Context(args.data, work, args.configs, args.epochs, args.limit)
+            log.info("row %s: training with %s", row, args.configs / f"{row}.yaml")
+            results[row] = run_row(row, ctx)
+            log.info("row %s: %s (%.0f s)", row, json.dumps(results[row]["results"]),
+                     results[row]["wall_seconds"])
+            doc = {"command": "python -m bioseqnn.reproduce " + " ".join(argv or sys.argv[1:]),
+                   "rows": results}
+            args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
