@@ -271,3 +271,23 @@ def test_per_position_models_export_a_row_per_position(
             logits = bundle.model(onehot(codes[None]), torch.tensor([len(s)]))
         want = torch.softmax(logits, dim=-1)[0].numpy()
         np.testing.assert_allclose(got[i, : len(s)], want, rtol=0, atol=1e-5)
+
+
+def test_readme_export_examples_run(
+    cli, model_files: dict[str, Path], sample_fastas: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].split()[1:] for line in section.splitlines()
+                if line.startswith("    bioseqnn export")]
+    assert len(commands) == 2
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.bsnn").write_bytes(model_files["gru-bidirectional"].read_bytes())
+    (tmp_path / "some.fasta").write_bytes(sample_fastas["ncrna_test.fasta"].read_bytes())
+    for args in commands:
+        result = cli(*args)
+        assert result.code == 0, (args, result.err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.bsnn", "model.onnx", "model.onnx.json", "model.pt", "model.pt.json",
+        "some.fasta"]
