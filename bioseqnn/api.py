@@ -193,8 +193,8 @@ def train(
     else:
         strata = data.targets if spec.kind in ("binary", "multiclass") else None
         train_idx, val_idx = split_indices(len(data), tc.val_fraction, tc.seed, strata)
-        train_set = data.subset(train_idx)
-        val_set = data.subset(val_idx) if len(val_idx) else None
+        # the training records' codes move within the set's own array: no second copy
+        train_set, val_set = data.split(train_idx, val_idx)
     if spec.kind in ("binary", "multiclass"):
         present = np.unique(train_set.targets)
         missing = [spec.classes[i] for i in range(len(spec.classes)) if i not in present]

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ log = logging.getLogger("bioseqnn")
 
 CHUNK_RECORDS = 4096
 SAMPLE_RECORDS = 2000
-SUBSET_BLOCK = 1 << 23
+SUBSET_BLOCK = 1 << 20
 """Residues copied per step by :meth:`SequenceSet.subset` (bounds its temporaries)."""
 
 
@@ -41,6 +41,7 @@ class SequenceSet:
     codes: np.ndarray
     offsets: np.ndarray
     targets: np.ndarray | None = None
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -51,22 +52,9 @@ class SequenceSet:
 
     def subset(self, index: np.ndarray) -> SequenceSet:
         index = np.asarray(index, dtype=np.int64)
-        lengths = self.lengths[index]
-        offsets = np.zeros(len(index) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = _offsets(self.lengths[index])
         codes = np.empty(int(offsets[-1]), dtype=self.codes.dtype)
-        # Position of every kept residue: each record's start, shifted to its new place;
-        # in blocks, so the int64 positions (8 bytes per residue) never cover a whole
-        # large set (a 1 GB FASTA would need 8 GB of them at once).
-        start = 0
-        while start < len(index):
-            end = int(np.searchsorted(offsets, offsets[start] + SUBSET_BLOCK, "right")) - 1
-            end = min(max(end, start + 1), len(index))
-            shift = np.repeat(self.offsets[index[start:end]] - offsets[start:end],
-                              lengths[start:end])
-            lo, hi = int(offsets[start]), int(offsets[end])
-            codes[lo:hi] = self.codes[np.arange(lo, hi, dtype=np.int64) + shift]
-            start = end
+        self._gather(index, offsets, codes)
         return SequenceSet(
             [self.ids[i] for i in index],
             codes,
@@ -74,7 +62,47 @@ class SequenceSet:
             None if self.targets is None else self.targets[index],
         )
 
+    def split(self, keep: np.ndarray, out: np.ndarray) -> tuple[SequenceSet, SequenceSet | None]:
+        """``(self.subset(keep), self.subset(out))`` (None for an empty ``out``) without a
+        second copy of the kept codes: they move to the front of this set's own array.
+
+        ``keep`` must ascend. This set then holds ids, lengths and its fingerprint only
+        (its codes are gone), so a training split needs ~1.1x the codes, not 2x.
+        """
+        keep = np.asarray(keep, dtype=np.int64)
+        if len(keep) > 1 and not (np.diff(keep) > 0).all():
+            raise ValueError("split: keep must be ascending")
+        self._fingerprint = self.fingerprint()
+        other = self.subset(out) if len(out) else None
+        offsets = _offsets(self.lengths[keep])
+        # every record moves left (or stays): a block never overwrites codes still to read
+        self._gather(keep, offsets, self.codes)
+        kept = SequenceSet([self.ids[i] for i in keep], self.codes[: int(offsets[-1])], offsets,
+                           None if self.targets is None else self.targets[keep])
+        self.codes = np.zeros(0, dtype=np.uint8)
+        return kept, other
+
+    def _gather(self, index: np.ndarray, offsets: np.ndarray, into: np.ndarray) -> None:
+        """Copy the codes of records ``index`` to ``into`` at ``offsets``.
+
+        The position of every residue (each record's start, shifted to its new place) is
+        built in blocks, so the int64 positions (8 bytes per residue) never cover a whole
+        large set (a 1 GB FASTA would need 8 GB of them at once).
+        """
+        lengths = np.diff(offsets)
+        start = 0
+        while start < len(index):
+            end = int(np.searchsorted(offsets, offsets[start] + SUBSET_BLOCK, "right")) - 1
+            end = min(max(end, start + 1), len(index))
+            shift = np.repeat(self.offsets[index[start:end]] - offsets[start:end],
+                              lengths[start:end])
+            lo, hi = int(offsets[start]), int(offsets[end])
+            into[lo:hi] = self.codes[np.arange(lo, hi, dtype=np.int64) + shift]
+            start = end
+
     def fingerprint(self) -> str:
+        if self._fingerprint is not None:  # kept by split(), which gives the codes away
+            return self._fingerprint
         h = hashlib.sha256()
         h.update("\n".join(self.ids).encode())
         h.update(self.offsets.tobytes())
@@ -82,6 +110,12 @@ class SequenceSet:
         if self.targets is not None:
             h.update(np.ascontiguousarray(self.targets).tobytes())
         return h.hexdigest()
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
 
 
 def choose_alphabet(sample: list[bytes], forced: str | None, source: str) -> Alphabet:

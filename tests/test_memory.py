@@ -1,0 +1,93 @@
+"""Memory: predict streams (flat peak RSS), training data stays compact (uint8 codes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bioseqnn.bench_memory import run_cli, small_model, write_records
+from bioseqnn.data import SUBSET_BLOCK, SequenceSet, read_encoded
+from bioseqnn.seqio import read_sequences
+
+
+@pytest.fixture(scope="module")
+def dna_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return small_model(tmp_path_factory.mktemp("memory"))
+
+
+def test_predict_peak_rss_does_not_grow_with_the_number_of_records(
+    dna_model: Path, tmp_path: Path,
+) -> None:
+    peaks = {}
+    for n in (2_000, 30_000):
+        fasta = tmp_path / f"{n}.fa"
+        write_records(fasta, n, 100, seed=n)
+        out = tmp_path / f"{n}.tsv"
+        run = run_cli(["predict", str(dna_model), str(fasta), "-o", str(out), "--device", "cpu",
+                       "--quiet"])
+        assert run.code == 0, run.stderr
+        assert len(out.read_text().splitlines()) == n + 1
+        peaks[n] = run.peak_mib
+    # 15 times the records (3.4 MB of FASTA, 3 MB of codes, 30,000 output rows): the
+    # peak is that of one chunk of records, not of the whole input or output
+    assert peaks[30_000] - peaks[2_000] < 30, peaks
+
+
+def test_training_data_is_held_as_one_byte_per_residue(tmp_path: Path) -> None:
+    fasta = tmp_path / "t.fa"
+    write_records(fasta, 3_000, 500, seed=2)
+    data, alphabet, _ = read_encoded(read_sequences(fasta), "t.fa", None, "error")
+    assert alphabet.name == "dna"
+    assert data.codes.dtype == np.uint8
+    assert data.codes.nbytes == 3_000 * 500
+    assert data.offsets.nbytes == 3_001 * 8
+
+
+def test_subset_in_blocks_equals_a_plain_copy() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 1000, 5_000)  # ~2.5 M residues: several blocks
+    assert lengths.sum() > SUBSET_BLOCK
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    codes = rng.integers(0, 255, int(offsets[-1]), dtype=np.uint8)
+    data = SequenceSet([f"s{i}" for i in range(len(lengths))], codes, offsets,
+                       np.arange(len(lengths)))
+    index = rng.permutation(len(lengths))[:4_000]
+    sub = data.subset(index)
+    expected = np.concatenate([codes[offsets[i] : offsets[i + 1]] for i in index])
+    assert np.array_equal(sub.codes, expected)
+    assert np.array_equal(sub.lengths, lengths[index])
+    assert sub.ids == [f"s{i}" for i in index]
+    assert np.array_equal(sub.targets, index)
+    assert data.subset(np.zeros(0, dtype=np.int64)).codes.size == 0
+
+
+def test_split_moves_the_kept_codes_in_place() -> None:
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 900, 4_000)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    codes = rng.integers(0, 255, int(offsets[-1]), dtype=np.uint8)
+    whole = SequenceSet([f"s{i}" for i in range(len(lengths))], codes.copy(), offsets,
+                        np.arange(len(lengths)))
+    reference = SequenceSet(whole.ids, codes, offsets, whole.targets)
+    fingerprint = whole.fingerprint()
+    buffer = whole.codes
+    val = np.sort(rng.permutation(len(lengths))[:400])
+    keep = np.setdiff1d(np.arange(len(lengths)), val)
+    train, held = whole.split(keep, val)
+    assert held is not None
+    for got, want in ((train, reference.subset(keep)), (held, reference.subset(val))):
+        assert np.array_equal(got.codes, want.codes)
+        assert np.array_equal(got.offsets, want.offsets)
+        assert got.ids == want.ids
+        assert np.array_equal(got.targets, want.targets)
+    # the kept codes live in the whole set's buffer; the whole set keeps its description
+    assert np.shares_memory(train.codes, buffer)
+    assert whole.codes.size == 0
+    assert whole.fingerprint() == fingerprint == reference.fingerprint()
+    assert len(whole) == len(lengths)
+    small = reference.subset(np.arange(3))
+    assert small.split(np.arange(3), np.zeros(0, dtype=np.int64))[1] is None
