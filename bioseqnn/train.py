@@ -244,6 +244,14 @@ def _check_weights(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None
 
 def _batches(
     train_set: SequenceSet, cfg: TrainConfig, epoch: int, rc: bool, ranks: Dist = SINGLE,
+) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
+    """(batch number, record indices, strands to flip) of this rank in one epoch."""
+    return [(b, mine, flip) for b, _, mine, flip in _epoch_batches(train_set, cfg, epoch, rc,
+                                                                   ranks)]
+
+
+def _epoch_batches(
+    train_set: SequenceSet, cfg: TrainConfig, epoch: int, rc: bool, ranks: Dist = SINGLE,
 ) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
     """(batch number, global batch, this rank's share of it, strands to flip in the share)
     of one epoch, from the seed alone: every rank draws the same global batches."""
@@ -311,7 +319,7 @@ def fit(
     pin = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     net = wrap(model, ranks, device)  # the module of training steps (DDP when distributed)
-    n_batches = len(_batches(train_set, cfg, 1, False, ranks))
+    n_batches = len(_epoch_batches(train_set, cfg, 1, False, ranks))
     schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs * n_batches,
                         round(cfg.warmup_epochs * n_batches), monitor,
                         max(1, cfg.patience // 2) if cfg.patience else 2)
@@ -373,7 +381,8 @@ def fit(
         epoch_seed(cfg.seed, epoch, ranks)
         total, seen = 0.0, 0
         lr = schedule.lr()
-        for b, batch, index, flip in _batches(train_set, cfg, epoch, cfg.rc_augment, ranks):
+        for b, batch, index, flip in _epoch_batches(train_set, cfg, epoch, cfg.rc_augment,
+                                                    ranks):
             codes, lens = collate(train_set, index)
             if flip is not None and rc_table is not None:
                 codes = reverse_complement_codes(codes, lens, rc_table, torch.from_numpy(flip))

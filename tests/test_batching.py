@@ -16,7 +16,7 @@ from bioseqnn.distributed import Dist
 from bioseqnn.encoding import OneHot
 from bioseqnn.predict import infer
 from bioseqnn.seqio import read_sequences
-from bioseqnn.train import _batches
+from bioseqnn.train import _epoch_batches
 
 
 def padded(batch: np.ndarray, lengths: np.ndarray) -> int:
@@ -85,12 +85,12 @@ def test_training_epoch_batches_follow_max_tokens(examples: Path) -> None:
     data.targets = np.zeros(len(data), dtype=np.int64)
     lengths = data.lengths
     cfg = TrainConfig(batch_size=64, max_tokens=600, seed=4)
-    epoch = _batches(data, cfg, 1, False)
+    epoch = _epoch_batches(data, cfg, 1, False)
     assert sorted(np.concatenate([i for _, _, i, _ in epoch]).tolist()) == list(range(len(data)))
     assert all(padded(i, lengths) <= 600 for _, _, i, _ in epoch)
-    assert len(epoch) > len(_batches(data, TrainConfig(batch_size=64, seed=4), 1, False))
+    assert len(epoch) > len(_epoch_batches(data, TrainConfig(batch_size=64, seed=4), 1, False))
     # two ranks: the same global batches, each rank's share within the cap
-    shares = [_batches(data, cfg, 1, False, Dist(r, 2)) for r in range(2)]
+    shares = [_epoch_batches(data, cfg, 1, False, Dist(r, 2)) for r in range(2)]
     assert [g.tolist() for _, g, _, _ in shares[0]] == [g.tolist() for _, g, _, _ in shares[1]]
     for (_, g, a, _), (_, _, b, _) in zip(*shares, strict=True):
         assert sorted(np.concatenate([a, b]).tolist()) == sorted(g.tolist())
