@@ -106,7 +106,7 @@ class SequenceSet:
         h = hashlib.sha256()
         h.update("\n".join(self.ids).encode())
         h.update(self.offsets.tobytes())
-        h.update(np.ascontiguousarray(self.codes))  # no copy (tobytes would double it)
+        h.update(np.ascontiguousarray(self.codes).data)  # no copy (tobytes would double it)
         if self.targets is not None:
             h.update(np.ascontiguousarray(self.targets).tobytes())
         return h.hexdigest()
@@ -229,7 +229,7 @@ def read_encoded(
     for chunk in chunked(records):
         kept, codes, offsets = enc.encode_chunk(chunk)
         ids.extend(r.id for r in kept)
-        code_buffer += memoryview(np.ascontiguousarray(codes, dtype=np.uint8))
+        code_buffer += np.ascontiguousarray(codes, dtype=np.uint8).data
         length_parts.append(np.diff(offsets))
     if enc.encoder is None:
         raise DataError(f"{source}: no sequence records")

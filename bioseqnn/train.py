@@ -262,7 +262,7 @@ def _epoch_batches(
     else:
         order = batch_indices(train_set.lengths, cfg.batch_size, rng)
     strands = np.random.default_rng([cfg.seed, 3, epoch]) if rc else None
-    out = []
+    out: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
     for index in order:
         flip = strands.random(len(index)) < 0.5 if strands is not None else None
         if len(index) < ranks.world:
