@@ -181,7 +181,7 @@ def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) ->
     _expect(set(task) <= {f.name for f in fields(TaskSpec)}, name, "unknown task fields")
     kind = task.get("kind")
     _expect(kind in TASKS, name, "unknown task kind")
-    targets, classes = task.get("targets"), task.get("classes", [])
+    targets, classes = task.get("targets") or [], task.get("classes", [])
     _short_names(targets, name, "task.targets", nonempty=True)
     _short_names(classes, name, "task.classes")
     if kind == "binary":

@@ -105,7 +105,8 @@ class OneHot(torch.nn.Module):
         self.register_buffer("table", torch.from_numpy(alphabet.onehot_table()), persistent=False)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.table[codes.long()]
+        table: torch.Tensor = self.table  # type: ignore[assignment]
+        return table[codes.long()]
 
 
 def check_fits(alphabet: Alphabet, model_alphabet: Alphabet, source: str) -> None:

@@ -35,7 +35,7 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open a path (or '-') for reading bytes, decompressing gzip found by its magic bytes."""
     name = display_name(path)
     if str(path) == STDIO:
-        raw: IO[bytes] = io.BufferedReader(sys.stdin.buffer.raw, 1 << 20)  # type: ignore[attr-defined]
+        raw: IO[bytes] = io.BufferedReader(sys.stdin.buffer.raw, 1 << 20)  # type: ignore[attr-defined,union-attr]
     else:
         try:
             raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115
@@ -97,7 +97,7 @@ class _CheckedText(io.TextIOBase):
                 self.line += 1
                 yield line
 
-    def __next__(self) -> str:
+    def __next__(self) -> str:  # type: ignore[override]
         with self._reading():
             line = self._text.readline()
         if not line:
@@ -307,13 +307,13 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
         record = _record(name, header, header_line, seq, width)
         quality = 0
         while quality < len(seq):
-            line = next(lines, None)
-            if line is None:
+            qline: str | None = next(lines, None)
+            if qline is None:
                 raise DataError(
                     f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality "
                     f"ends after {quality} of {len(seq)} characters (truncated file?)"
                 )
-            quality += len(line.rstrip("\r\n"))
+            quality += len(qline.rstrip("\r\n"))
         if quality != len(seq):
             raise DataError(
                 f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality has "
@@ -455,7 +455,7 @@ def _encoded(raw: IO[bytes], name: str, binary: bool) -> Iterator[IO[Any]]:
     gz = None
     if name.endswith(".gz"):
         gz = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
-        sink = gz
+        sink = gz  # type: ignore[assignment]
     text = None
     if not binary:
         text = io.TextIOWrapper(sink, encoding="utf-8", newline="")  # type: ignore[arg-type]

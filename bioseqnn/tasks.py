@@ -95,9 +95,8 @@ class TaskSpec:
                     )
                 arr[i, j] = x
         if self.kind == "regression" and self.target_mean:
-            arr = (arr - np.asarray(self.target_mean, np.float32)) / np.asarray(
-                self.target_std, np.float32
-            )
+            mean = np.asarray(self.target_mean, np.float32)
+            arr = ((arr - mean) / np.asarray(self.target_std, np.float32)).astype(np.float32)
         return arr
 
     def fit_scaling(self, raw_targets: np.ndarray) -> None:
@@ -233,9 +232,9 @@ def detect_task(
     distinct = set(col)
     if forced in ("regression",) or (forced is None and numeric[0] and not _looks_categorical(col)):
         if not numeric[0]:
-            bad = next(v for v in col if _as_float(v) is None)
+            first_bad = next(v for v in col if _as_float(v) is None)
             raise DataError(
-                f"{at}--task regression needs numbers; column {targets[0]!r} has {bad!r}"
+                f"{at}--task regression needs numbers; column {targets[0]!r} has {first_bad!r}"
             )
         reason = "forced with --task" if forced else "numeric labels"
         return TaskSpec("regression", targets), reason

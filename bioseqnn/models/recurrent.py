@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..runtime import concurrency, run_concurrently
 from .base import Backbone, ModelConfig, exporting, register
 
-_CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
 def reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
@@ -273,7 +273,7 @@ class RecurrentBackbone(Backbone):
         hidden, layers = config.hidden_size, config.layers
         self.directions = 2 if config.bidirectional else 1
         self.out_dim = hidden * self.directions
-        kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+        kwargs: dict[str, Any] = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         sizes = [in_channels] + [self.out_dim] * (layers - 1)
         self.forward_layers = nn.ModuleList(
             cls(size, hidden, batch_first=True, **kwargs) for size in sizes
@@ -318,13 +318,13 @@ class RecurrentBackbone(Backbone):
     def _fast_layer(self, i: int, h: torch.Tensor, rev: torch.Tensor | None) -> torch.Tensor:
         """Layer ``i`` on CPU: every direction, and with spare threads every slice of the
         batch, is an independent recurrence run concurrently (runtime.run_concurrently)."""
-        mods: list[nn.RNNBase] = [self.forward_layers[i]]
+        mods: list[nn.Module] = [self.forward_layers[i]]
         inputs = [h]
         if rev is not None:
             mods.append(self.backward_layers[i])
             inputs.append(h.gather(1, rev.expand(-1, -1, h.shape[2])))
         chunks = _batch_chunks(h.shape[0], concurrency() // len(mods))
-        jobs = []
+        jobs: list[tuple[Any, ...]] = []
         for mod, inp in zip(mods, inputs, strict=True):
             params = (mod.weight_ih_l0, mod.weight_hh_l0, mod.bias_ih_l0, mod.bias_hh_l0)
             jobs.extend((piece, *params) for piece in inp.tensor_split(chunks))
