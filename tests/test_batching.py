@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,20 @@ def test_max_tokens_is_checked(cli, hemolytic_model: Path, examples: Path) -> No
                  "--max-tokens", "-5", "-o", "x.bsnn")
     assert result.code == 2
     assert "max-tokens must be >= 0" in result.err
+
+
+def test_readme_scale_examples_use_real_options(cli) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Scale: memory, long sequences, several GPUs", 1)[1]
+    section = section.split("\n## ", 1)[0].replace("\\\n", " ")
+    checked = 0
+    for command in ("train", "predict"):
+        help_text = cli(command, "--help").out.replace("\n", " ")
+        for line in section.splitlines():
+            if f"bioseqnn {command} " not in line:
+                continue
+            own = line.split(f"bioseqnn {command} ", 1)[1]
+            for flag in re.findall(r"(?<= )--[a-z][a-z0-9-]*", " " + own):
+                assert flag in help_text, (flag, line)
+                checked += 1
+    assert checked >= 6
