@@ -195,6 +195,7 @@ def train(
         train_idx, val_idx = split_indices(len(data), tc.val_fraction, tc.seed, strata)
         # the training records' codes move within the set's own array: no second copy
         train_set, val_set = data.split(train_idx, val_idx)
+    assert train_set.targets is not None
     if spec.kind in ("binary", "multiclass"):
         present = np.unique(train_set.targets)
         missing = [spec.classes[i] for i in range(len(spec.classes)) if i not in present]

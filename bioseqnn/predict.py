@@ -59,7 +59,7 @@ def infer(
     for index, logits in _batches_in_memory(model, onehot, data, batch_size, device, limit, oom,
                                             max_tokens):
         if out is None:
-            shape = logits.shape[1:]
+            shape: tuple[int, ...] = tuple(logits.shape[1:])
             if per_position:
                 shape = (int(data.lengths.max()), *logits.shape[2:])
             out = torch.zeros((len(data), *shape), dtype=torch.float32)
