@@ -33,10 +33,11 @@ def test_workflow_trains_once_predicts_chunks_gathers_and_evaluates(tmp_path: Pa
     results = tmp_path / "results"
     chunks = sorted((results / "predictions").glob("*.tsv"))
     assert [c.name for c in chunks] == ["000.tsv", "001.tsv", "002.tsv", "003.tsv"]
-    rows = list(csv.reader((results / "predictions.tsv").open(), delimiter="\t"))
+    rows = list(csv.reader((results / "predictions.tsv").read_text().splitlines(),
+                           delimiter="\t"))
     assert rows[0][:2] == ["id", "predicted"] and len(rows[0]) == 2 + 13
-    ids = [line[1:].split()[0] for line in (EXAMPLES / "ncrna_test.fasta").open()
-           if line.startswith(">")]
+    ids = [line[1:].split()[0] for line in
+           (EXAMPLES / "ncrna_test.fasta").read_text().splitlines() if line.startswith(">")]
     assert [r[0] for r in rows[1:]] == ids  # gathered in input order, header once
     report = json.loads((results / "evaluation.json").read_text())
     assert report["records"] == 260 and report["task"] == "multiclass"
