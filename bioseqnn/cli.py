@@ -603,11 +603,11 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors from option parsing
-        ctx = getattr(exc, "ctx", None)
+        failed_in = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]  # the help text itself
         else:  # one line, like every other error
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            hint = f" (see '{failed_in.command_path} --help')" if failed_in is not None else ""
             _error(f"{exc.format_message()}{hint}")
         return getattr(exc, "exit_code", 2)
     except (KeyboardInterrupt, typer.Abort):
