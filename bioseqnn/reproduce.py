@@ -306,7 +306,8 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
         "architecture": describe(cfg.model),
         "seed": cfg.training.seed,
         "epochs_cap": cfg.training.epochs,
-        "reduced": ctx.epochs is not None or ctx.limit is not None,
+        "reduced": " ".join(([f"--epochs {ctx.epochs}"] if ctx.epochs is not None else []) +
+                            ([f"--limit {ctx.limit}"] if ctx.limit is not None else [])),
         "published": [vars(p) for p in PUBLISHED[row]],
         "machine": machine(),
     })
@@ -346,7 +347,7 @@ def markdown(results: dict[str, Any]) -> str:
                 shown += f" ± {sd:.3f}"
             beside = "; ".join(f"{fmt(p.value)} ({p.source})" for p in published
                                if p.metric == metric) or ""
-            reduced = " (reduced run)" if entry.get("reduced") else ""
+            reduced = f" (reduced run: {entry['reduced']})" if entry.get("reduced") else ""
             how = f"{entry['architecture']} (`{entry['config']}`)" if first else "″"
             time_seed = f"{entry['seconds']:.0f} s | {entry['seed']}" if first else " | "
             lines.append(f"| {row} | {metric} | {shown}{reduced} | {beside} | {how} | "

@@ -73,7 +73,7 @@ def test_reduced_run_writes_results_and_table(data_dir: Path, tmp_path: Path,
     assert code == 0
     doc = json.loads(out.read_text())
     nc, ss = doc["rows"]["ncrna_families"], doc["rows"]["secondary_structure"]
-    assert nc["reduced"] is True and nc["seed"] == 0
+    assert nc["reduced"] == "--epochs 1" and nc["seed"] == 0
     assert nc["config"] == "example_data/reproduce/ncrna_families.yaml"
     assert nc["train_records"] + nc["val_records"] == 78 and nc["test_records"] == 26
     assert 0.0 <= nc["results"]["test accuracy"] <= 1.0
@@ -85,6 +85,7 @@ def test_reduced_run_writes_results_and_table(data_dir: Path, tmp_path: Path,
     assert ss["scored_positions"] == mask.count("1")
     table = capsys.readouterr().out
     assert "| ncrna_families | test accuracy |" in table
+    assert "(reduced run: --epochs 1)" in table
     assert "0.859 (one-hot CNN" in table
     assert "not yet measured (`python -m bioseqnn.reproduce DATA --rows gb1_fitness`)" in table
 
