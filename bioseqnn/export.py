@@ -47,7 +47,7 @@ from .errors import ModelFileError, UsageError
 from .models.base import check_lengths
 from .predict import infer
 from .seqio import atomic_output, check_output_path, display_name, read_sequences
-from .tasks import TaskSpec
+from .tasks import TaskSpec, output_activation
 
 FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
 OPSET = 17
@@ -82,15 +82,9 @@ class Exported(nn.Module):
         self.register_buffer("std", torch.tensor(task.target_std or [1.0] * k))
 
     def forward(self, onehot: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        logits = self.model(onehot, lengths).float()
-        if self.kind == "binary":
-            p = torch.sigmoid(logits.view(-1))
-            return torch.stack([1 - p, p], dim=1)
-        if self.kind in ("multiclass", "per-position"):
-            return torch.softmax(logits, dim=-1)
-        if self.kind == "multilabel":
-            return torch.sigmoid(logits)
-        return logits * self.std + self.mean
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        std: torch.Tensor = self.std  # type: ignore[assignment]
+        return output_activation(self.kind, self.model(onehot, lengths), mean, std)
 
 
 def export_format(output: str | os.PathLike[str]) -> str:

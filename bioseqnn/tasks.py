@@ -31,6 +31,24 @@ def _class_order(values: set[str]) -> list[str]:
     return sorted(values)
 
 
+def output_activation(
+    kind: str, logits: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """Logits -> class probabilities, or regression values in the targets' units.
+
+    Shared by prediction and by exported models (which hold ``mean``/``std`` as buffers).
+    """
+    logits = logits.float()
+    if kind == "binary":
+        p = torch.sigmoid(logits.view(-1))
+        return torch.stack([1 - p, p], dim=1)
+    if kind in ("multiclass", "per-position"):
+        return torch.softmax(logits, dim=-1)
+    if kind == "multilabel":
+        return torch.sigmoid(logits)
+    return logits * std + mean
+
+
 @dataclass
 class TaskSpec:
     """Everything about the task that a model file must remember."""
@@ -140,17 +158,9 @@ class TaskSpec:
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits -> what predictions report: class probabilities or target values."""
-        logits = logits.float()
-        if self.kind == "binary":
-            p = torch.sigmoid(logits.view(-1))
-            return torch.stack([1 - p, p], dim=1)
-        if self.kind in ("multiclass", "per-position"):
-            return torch.softmax(logits, dim=-1)
-        if self.kind == "multilabel":
-            return torch.sigmoid(logits)
         mean = torch.tensor(self.target_mean or [0.0] * self.n_outputs, device=logits.device)
         std = torch.tensor(self.target_std or [1.0] * self.n_outputs, device=logits.device)
-        return logits * std + mean
+        return output_activation(self.kind, logits, mean, std)
 
     def metrics(self, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
         """Metrics from encoded targets and :meth:`outputs` values."""
