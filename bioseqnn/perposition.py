@@ -30,6 +30,7 @@ from .data import (
     LabelSource,
     SequenceEncoder,
     SequenceSet,
+    _few,
     chunked,
     load_labeled,
     read_encoded,
@@ -181,10 +182,10 @@ def _join(data: SequenceSet, labels: dict[str, bytes], seq_source: str, source: 
     problems = []
     if no_label:
         problems.append(f"{len(no_label)} id(s) in {seq_source} missing from {source} "
-                        f"({', '.join(repr(shorten(x, 30)) for x in no_label[:3])})")
+                        f"{_few(no_label)}")
     if no_seq:
         problems.append(f"{len(no_seq)} id(s) in {source} missing from {seq_source} "
-                        f"({', '.join(repr(shorten(x, 30)) for x in no_seq[:3])})")
+                        f"{_few(no_seq)}")
     if problems and not ignore_unmatched:
         raise DataError("cannot join sequences and labels: " + "; ".join(problems) +
                         " (--ignore-unmatched drops records without a partner)")
