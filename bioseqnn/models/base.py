@@ -7,6 +7,7 @@ and prediction never branch on the architecture.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +107,10 @@ def exporting() -> bool:
     tensor's shape) then gives way to plain torch operations with the same numerics, so
     the exported graph keeps dynamic batch and length axes (see bioseqnn/export.py).
     """
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    # torch.onnx is imported lazily (with torch.export, ~0.15 s); when nothing has imported
+    # it, no ONNX export can be running, so look before touching the attribute.
+    onnx = sys.modules.get("torch.onnx")
+    return torch.jit.is_tracing() or (onnx is not None and onnx.is_in_onnx_export())
 
 
 def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
