@@ -38,15 +38,10 @@ def mcc(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 
 
 def f1_macro(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    cm = confusion(y, pred, n_classes).astype(np.float64)
-    tp = np.diag(cm)
-    prec_d, rec_d = cm.sum(axis=0), cm.sum(axis=1)
-    precision = np.divide(tp, prec_d, out=np.zeros_like(tp), where=prec_d > 0)
-    recall = np.divide(tp, rec_d, out=np.zeros_like(tp), where=rec_d > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    present = (rec_d + prec_d) > 0
-    return float(f1[present].mean()) if present.any() else float("nan")
+    """Mean F1 over the classes that occur in ``y`` or ``pred``."""
+    scores = per_class_scores(y, pred, n_classes)
+    present = np.bincount(pred, minlength=n_classes) + scores["support"] > 0
+    return float(scores["f1"][present].mean()) if present.any() else float("nan")
 
 
 def _rankdata(x: np.ndarray) -> np.ndarray:

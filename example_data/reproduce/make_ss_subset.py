@@ -13,18 +13,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 
 def read(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    name = ""
-    for line in path.read_text().splitlines():
-        if line.startswith(">"):
-            name = line[1:].split()[0]
-            out[name] = ""
-        elif line.strip():
-            out[name] += line.strip()
-    return out
+    with open(path) as fh:
+        return {title.split()[0]: seq for title, seq in SimpleFastaParser(fh)}
 
 
 def main(data: Path) -> None:
