@@ -9,6 +9,14 @@ The public API mirrors the command line::
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# Large CPU tensors on transparent huge pages: torch reads this once, at its first
+# allocation, so it is set before torch is imported. A training step allocates a few
+# hundred MB of fresh activations; faulting them in 4 KiB pages cost up to a third of
+# an LSTM step on long sequences. THP_MEM_ALLOC_ENABLE=0 in the environment turns it off.
+_os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 from . import runtime  # noqa: E402,F401  (sets flush-denormal before any torch work)
 from .api import TrainOutcome, info, predict, train  # noqa: E402
 from .bundle import Bundle, load_bundle  # noqa: E402

@@ -197,21 +197,26 @@ def bench_train(settings: Settings, tmp: Path) -> None:
     settings.out("\n## Training throughput (train.fit, batch 64, hidden 128, one layer; "
                  "sequences/s)")
     names = ["lstm", "gru", "bilstm", "cnn", "cnn-lstm", "transformer"]
-    settings.out("| model | length | bioseqnn | torch modules (same run) | Keras 3 ref. | "
-                 "PyTorch + flush-denormal ref. | PyTorch default ref. | vs Keras |")
-    settings.out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    settings.out("| model | length | bioseqnn | without C kernels | torch modules | "
+                 "Keras 3 ref. | PyTorch + flush-denormal ref. | PyTorch default ref. | "
+                 "vs Keras |")
+    settings.out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
         arch = MODELS[name][0]
         if arch not in REGISTRY:
-            settings.out(f"| {name} | - | not registered (skipped) | | | | | |")
+            settings.out(f"| {name} | - | not registered (skipped) | | | | | | |")
             continue
         for length in (200, 1000):
             n = 64 * (2 if settings.quick else 4)
             data = random_codes(np.random.default_rng(length), np.full(n, length))
             model = build_model(name, length)
             ours = n / fit_epoch_seconds(model, data, settings)
-            plain = ""
+            plain = fallback = ""
             if arch in ("lstm", "gru"):
+                # the same speed path with the compiled kernels switched off (native.py)
+                with mock.patch.dict(os.environ, {"BIOSEQNN_NATIVE": "0"}):
+                    model = build_model(name, length)
+                    fallback = f"{n / fit_epoch_seconds(model, data, settings):.0f}"
                 model = build_model(name, length)
                 model.backbone.fast_cpu = False  # type: ignore[assignment]
                 plain = f"{n / fit_epoch_seconds(model, data, settings):.0f}"
@@ -219,7 +224,7 @@ def bench_train(settings: Settings, tmp: Path) -> None:
             keras = KERAS.get(key)
             ratio = f"{ours / keras:.2f}x" if keras else ""
             settings.out(
-                f"| {name} | {length} | {ours:.0f} | {plain} | {keras or ''} | "
+                f"| {name} | {length} | {ours:.0f} | {fallback} | {plain} | {keras or ''} | "
                 f"{TORCH_FLUSH.get(key, '')} | {TORCH_DEFAULT.get(key, '')} | {ratio} |"
             )
 
@@ -381,9 +386,13 @@ def machine() -> str:
                           if f in words)
     gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
            else "none (CUDA not available; all figures are CPU)")
+    from .models import native
+
     return (f"{cpu} ({flags}); {runtime.default_threads()} cores available, "
             f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-            f"Python {platform.python_version()}; GPU: {gpu}")
+            f"Python {platform.python_version()}; compiled recurrent kernels: "
+            f"{native.instruction_set()}; THP_MEM_ALLOC_ENABLE="
+            f"{os.environ.get('THP_MEM_ALLOC_ENABLE', '')}; GPU: {gpu}")
 
 
 def main(argv: list[str] | None = None) -> int:

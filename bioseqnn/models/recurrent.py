@@ -6,22 +6,22 @@ its own length*, so it too starts at the sequence's true end. This keeps predict
 independent of padding without pack_padded_sequence, whose backward pass on CPU is
 dozens of times slower than a padded batch.
 
-On CPU, LSTM and GRU layers run through a hand-written recurrence (``_LSTMScan``,
-``_GRUScan``) instead of ``nn.LSTM``/``nn.GRU``:
+On CPU, every direction of every LSTM/GRU layer (and, with spare threads, every slice
+of the batch) is an independent recurrence, run concurrently on worker threads
+(``_fast_layer``, runtime.run_concurrently). Each runs through, in order of preference:
 
-- the input projection of every time step is one large matrix product, outside the loop;
-- each step does one small matrix product and a handful of element-wise operations, and
-  the backward pass is written out by hand (five to eight operations a step) instead of
-  replaying an autograd graph of ~15 nodes a step; the weight gradients are one large
-  matrix product over all steps at the end;
-- the two directions of a bidirectional layer advance in lockstep as one batched
-  product (``baddbmm`` over a leading direction axis), so each operation does twice the
-  work for the same per-call overhead and both CPU threads have something to do.
+- the compiled kernels (native.py, bioseqnn/csrc/rnn.c), built at install time: the
+  whole time loop in C, one register-blocked product and one fused gate pass per step;
+- without them (no compiler at install, float64, ``BIOSEQNN_NATIVE=0``): torch's fused
+  ``torch.lstm`` for the LSTM, and for the GRU ``recurrent_scan`` below, a recurrence
+  written with torch operations and a hand-derived backward pass (torch has no fused
+  CPU GRU, and its generic one builds ~15 autograd nodes per step).
 
 The equations are exactly those of ``nn.LSTM``/``nn.GRU`` (same gate order, same
 biases), and the parameters live in ordinary ``nn.LSTM``/``nn.GRU`` modules, so model
 files keep their parameter names. On CUDA the cuDNN kernels are used unchanged.
-tests/test_recurrent_speedpath.py checks outputs and gradients against torch.
+tests/test_recurrent_speedpath.py and tests/test_native_kernels.py check outputs and
+gradients against torch.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..runtime import concurrency, run_concurrently
+from . import native
 from .base import Backbone, ModelConfig, exporting, register
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -373,8 +374,11 @@ def _lstm_layer(
 ) -> torch.Tensor:
     """One LSTM direction, batch-first (B, T, C) -> (B, T, H), zero initial state.
 
-    torch's own CPU LSTM (a fused oneDNN kernel) is faster than any Python-level loop.
+    The compiled kernel when built (native.py); otherwise torch's own CPU LSTM (a fused
+    oneDNN kernel), which is faster than any Python-level loop.
     """
+    if native.usable(x, w_hh):
+        return native.lstm_layer(x, w_ih, w_hh, b_ih, b_hh)
     h0 = x.new_zeros((1, x.shape[0], w_hh.shape[1]))
     train = torch.is_grad_enabled() and any(
         t.requires_grad for t in (x, w_ih, w_hh, b_ih, b_hh)
@@ -387,7 +391,10 @@ def _gru_layer(
     x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
     b_hh: torch.Tensor,
 ) -> torch.Tensor:
-    """One GRU direction, batch-first (B, T, C) -> (B, T, H), zero initial state."""
+    """One GRU direction, batch-first (B, T, C) -> (B, T, H), zero initial state: the
+    compiled kernel when built (native.py), otherwise recurrent_scan."""
+    if native.usable(x, w_hh):
+        return native.gru_layer(x, w_ih, w_hh, b_ih, b_hh)
     out = recurrent_scan("gru", x.transpose(0, 1).unsqueeze(0), w_ih.unsqueeze(0),
                          w_hh.unsqueeze(0), b_ih.unsqueeze(0), b_hh.unsqueeze(0))
     return out[0].transpose(0, 1)

@@ -1,0 +1,144 @@
+/* Fused CPU kernels for LSTM and GRU layers: the whole time loop of one direction in C.
+ *
+ * Python (bioseqnn/models/native.py) calls these through ctypes, which releases the GIL,
+ * so the directions and batch slices that runtime.run_concurrently hands to its worker
+ * threads run truly in parallel. Each step is one register-blocked matrix product
+ * (hidden state times recurrent weights) and one fused pass over the gates; the input
+ * projections before the loop and the weight gradients after it are large matrix
+ * products left to torch.
+ *
+ * The file is built as an optional extension module (setup.py); when it is missing,
+ * bioseqnn falls back to kernels written with torch operations. The module itself has
+ * no Python functions: it is loaded with ctypes.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* exp on the reduced range: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by the classic
+ * degree-6 minimax polynomial of Cephes' expf, 2^n put straight into the exponent bits.
+ * Plain arithmetic, the same in the vector form (rnn_impl.h), and independent of the C
+ * library. The scalar form serves the last H mod VL units of each row. */
+static inline __attribute__((always_inline)) float exp_(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int bits = ((int)n + 127) << 23;
+    float scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline __attribute__((always_inline)) float sigm(float x) {
+    return 1.0f / (1.0f + exp_(-x));
+}
+
+static inline __attribute__((always_inline)) float tanh_(float x) {
+    return 2.0f * sigm(2.0f * x) - 1.0f;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MULTI_ISA 1
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,fma,avx2")
+#define VL 16
+#define SUFFIX _avx512
+#include "rnn_impl.h"
+#undef VL
+#undef SUFFIX
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define VL 8
+#define SUFFIX _avx2
+#include "rnn_impl.h"
+#undef VL
+#undef SUFFIX
+#pragma GCC pop_options
+#endif
+
+#define VL 4
+#define SUFFIX _base
+#include "rnn_impl.h"
+#undef VL
+#undef SUFFIX
+
+static int isa = -1; /* 2: AVX-512, 1: AVX2 + FMA, 0: baseline */
+
+static int pick_isa(void) {
+    if (isa < 0) {
+#ifdef MULTI_ISA
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512dq"))
+            isa = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            isa = 1;
+        else
+            isa = 0;
+#else
+        isa = 0;
+#endif
+    }
+    return isa;
+}
+
+#ifdef MULTI_ISA
+#define DISPATCH(name, ...)                          \
+    switch (pick_isa()) {                            \
+    case 2: name##_avx512(__VA_ARGS__); break;       \
+    case 1: name##_avx2(__VA_ARGS__); break;         \
+    default: name##_base(__VA_ARGS__);               \
+    }
+#else
+#define DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#endif
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT int bsnn_isa(void) { return pick_isa(); }
+
+/* A version number, bumped whenever a signature changes. */
+EXPORT int bsnn_abi(void) { return 2; }
+
+EXPORT void bsnn_lstm_forward(int T, int B, int H, const float *xg, const float *wt,
+                              float *hs, float *cs, float *act, int keep) {
+    DISPATCH(lstm_forward, T, B, H, xg, wt, hs, cs, act, keep);
+}
+
+EXPORT void bsnn_lstm_backward(int T, int B, int H, const float *dout, const float *w,
+                               const float *hs, const float *act, const float *cs,
+                               float *dpre, float *dw, float *dh, float *dc) {
+    DISPATCH(lstm_backward, T, B, H, dout, w, hs, act, cs, dpre, dw, dh, dc);
+}
+
+EXPORT void bsnn_gru_forward(int T, int B, int H, const float *xg, const float *wt,
+                             const float *bhh, float *hs, float *rz, float *n, float *hgn,
+                             float *hg, int keep) {
+    DISPATCH(gru_forward, T, B, H, xg, wt, bhh, hs, rz, n, hgn, hg, keep);
+}
+
+EXPORT void bsnn_gru_backward(int T, int B, int H, const float *dout, const float *w,
+                              const float *hs, const float *rz, const float *n,
+                              const float *hgn, float *dxg, float *dw, float *db_hh,
+                              float *dhg, float *dh, float *carry) {
+    DISPATCH(gru_backward, T, B, H, dout, w, hs, rz, n, hgn, dxg, dw, db_hh, dhg, dh, carry);
+}
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_rnn",
+    "Fused LSTM/GRU CPU kernels (loaded with ctypes; see bioseqnn/models/native.py).",
+    -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__rnn(void) { return PyModule_Create(&module); }

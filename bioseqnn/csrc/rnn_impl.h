@@ -1,0 +1,293 @@
+/* One instruction-set variant of the recurrent kernels; included by rnn.c once per
+ * variant with VL (floats per vector) and SUFFIX defined, inside a target pragma.
+ *
+ * Layouts (row-major float32, one direction, zero initial state):
+ *   T steps, B sequences, H hidden units, G = 4H (LSTM) or 3H (GRU)
+ *   xg   (T, B, G)   input projections, biases included (b_ih + b_hh for the LSTM,
+ *                    b_ih alone for the GRU)
+ *   wt   (H, G)      recurrent weights, transposed (forward pass)
+ *   w    (G, H)      recurrent weights as stored (backward pass)
+ *   hs   (T + 1, B, H) hidden states, hs[0] = 0
+ * Gate order as torch's nn.LSTM (i, f, g, o) and nn.GRU (r, z, n).
+ */
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SUFFIX)
+
+typedef float CAT(vf, SUFFIX) __attribute__((vector_size(VL * 4)));
+#define VF CAT(vf, SUFFIX)
+
+static inline __attribute__((always_inline)) VF FN(ld)(const float *p) {
+    VF v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) void FN(st)(float *p, VF v) {
+    __builtin_memcpy(p, &v, sizeof v);
+}
+
+typedef int CAT(vi, SUFFIX) __attribute__((vector_size(VL * 4)));
+#define VI CAT(vi, SUFFIX)
+
+/* exp_ of rnn.c on a vector: the same reduction and polynomial; n is rounded to the
+ * nearest integer by the 1.5 * 2^23 trick. */
+static inline __attribute__((always_inline)) VF FN(vexp)(VF x) {
+    const VF lo = x - x - 87.0f, hi = x - x + 88.0f;
+    VI m = x < lo;
+    x = (VF)(((VI)lo & m) | ((VI)x & ~m));
+    m = x > hi;
+    x = (VF)(((VI)hi & m) | ((VI)x & ~m));
+    const VF n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const VF r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    VF p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
+    return p * (VF)bits;
+}
+
+static inline __attribute__((always_inline)) VF FN(vsigm)(VF x) {
+    return 1.0f / (1.0f + FN(vexp)(-x));
+}
+
+static inline __attribute__((always_inline)) VF FN(vtanh)(VF x) {
+    return 2.0f * FN(vsigm)(2.0f * x) - 1.0f;
+}
+
+/* Each gate loop body is written once as a macro over (type, load, store, sigmoid,
+ * tanh) and expanded twice: on whole vectors, then on the last H mod VL units. */
+#define SLD(p) (*(p))
+#define SST(p, v) (*(p) = (v))
+#define VLD(p) FN(ld)(p)
+#define VST(p, v) FN(st)(p, v)
+#define ROW_LOOP(BODY)                                                              \
+    {                                                                               \
+        int j = 0;                                                                  \
+        for (; j + VL <= H; j += VL) BODY(VF, VLD, VST, FN(vsigm), FN(vtanh))       \
+        for (; j < H; j++) BODY(float, SLD, SST, sigm, tanh_)                       \
+    }
+
+/* C[R rows][NV vectors] += A[R][K] @ Bm[K][NV * VL]: a register block. A's element
+ * (i, k) is A[i * ars + k * acs], so A may be a transposed view. */
+static inline __attribute__((always_inline)) void FN(block)(
+    int R, int NV, int K, const float *A, long ars, long acs, const float *Bm, long ldb,
+    float *C, long ldc) {
+    VF acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = FN(ld)(C + r * ldc + v * VL);
+    for (int k = 0; k < K; k++) {
+        VF b[4];
+        for (int v = 0; v < NV; v++) b[v] = FN(ld)(Bm + k * ldb + v * VL);
+        for (int r = 0; r < R; r++) {
+            const float a = A[r * ars + k * acs];
+            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) FN(st)(C + r * ldc + v * VL, acc[r][v]);
+}
+
+/* C[M][N] += A[M][K] @ Bm[K][N]: Bm and C row-major (leading dimensions ldb, ldc), A
+ * strided as in block. K is taken in slices of at most 128 so that a column panel of Bm
+ * (128 x 4 VL floats) stays in L1 while every row block of A passes over it. */
+static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs,
+                         const float *Bm, long ldb, float *C, long ldc) {
+    for (int k0 = 0; k0 < K; k0 += 128) {
+        const int kc = K - k0 < 128 ? K - k0 : 128;
+        const float *Ak = A + k0 * acs, *Bk = Bm + k0 * ldb;
+        int j = 0;
+        for (; j + 4 * VL <= N; j += 4 * VL) {
+            int i = 0;
+            for (; i + 4 <= M; i += 4)
+                FN(block)(4, 4, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+            for (; i < M; i++)
+                FN(block)(1, 4, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+        }
+        for (; j + VL <= N; j += VL) {
+            int i = 0;
+            for (; i + 4 <= M; i += 4)
+                FN(block)(4, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+            for (; i < M; i++)
+                FN(block)(1, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+        }
+        for (; j < N; j++)
+            for (int i = 0; i < M; i++) {
+                float s = C[i * ldc + j];
+                for (int k = 0; k < kc; k++) s += Ak[i * ars + k * acs] * Bk[k * ldb + j];
+                C[i * ldc + j] = s;
+            }
+    }
+}
+
+/* ------------------------------------------------------------------------------- LSTM */
+
+static void FN(lstm_forward)(int T, int B, int H, const float *xg, const float *wt,
+                             float *hs, float *cs, float *act, int keep) {
+    const long G = 4L * H, BH = (long)B * H, BG = (long)B * G;
+    for (int t = 0; t < T; t++) {
+        float *a = act + (keep ? t * BG : 0);
+        const float *cp = cs + (keep ? t : t % 2) * BH;
+        float *c = cs + (keep ? t + 1 : (t + 1) % 2) * BH;
+        const float *hp = hs + t * BH;
+        float *h = hs + (t + 1) * BH;
+        if (a != xg + t * BG) /* the caller may let the gates overwrite xg */
+            __builtin_memcpy(a, xg + t * BG, BG * sizeof(float));
+        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, a, G);
+        for (int b = 0; b < B; b++) {
+            float *restrict ab = a + b * G;
+            const float *restrict cpb = cp + b * H;
+            float *restrict cb = c + b * H, *restrict hb = h + b * H;
+#define BODY(T_, LD, ST, SG, TH)                                                    \
+    {                                                                               \
+        const T_ i_ = SG(LD(ab + j)), f = SG(LD(ab + H + j));                       \
+        const T_ g = TH(LD(ab + 2 * H + j)), o = SG(LD(ab + 3 * H + j));            \
+        const T_ cn = f * LD(cpb + j) + i_ * g;                                     \
+        ST(ab + j, i_);                                                             \
+        ST(ab + H + j, f);                                                          \
+        ST(ab + 2 * H + j, g);                                                      \
+        ST(ab + 3 * H + j, o);                                                      \
+        ST(cb + j, cn);                                                             \
+        ST(hb + j, o * TH(cn));                                                     \
+    }
+            ROW_LOOP(BODY)
+#undef BODY
+        }
+    }
+}
+
+/* dout (T, B, H): gradient of hs[1:]. Writes dpre (T, B, G), the gradient of xg, and
+ * adds the gradient of the recurrent weights to dw (G, H). dh and dc are (B, H) work
+ * buffers. */
+static void FN(lstm_backward)(int T, int B, int H, const float *dout, const float *w,
+                              const float *hs, const float *act, const float *cs,
+                              float *dpre, float *dw, float *dh, float *dc) {
+    const long G = 4L * H, BH = (long)B * H, BG = (long)B * G;
+    __builtin_memset(dc, 0, BH * sizeof(float));
+    for (int t = T - 1; t >= 0; t--) {
+        __builtin_memcpy(dh, dout + t * BH, BH * sizeof(float));
+        if (t < T - 1) FN(gemm_acc)(B, H, (int)G, dpre + (t + 1) * BG, G, 1, w, H, dh, H);
+        const float *a = act + t * BG, *cp = cs + t * BH, *c = cs + (t + 1) * BH;
+        float *d = dpre + t * BG;
+        for (int b = 0; b < B; b++) {
+            const float *restrict ab = a + b * G;
+            const float *restrict cpb = cp + b * H, *restrict cb = c + b * H;
+            const float *restrict dhb = dh + b * H;
+            float *restrict dcb = dc + b * H, *restrict db = d + b * G;
+#define BODY(T_, LD, ST, SG, TH)                                                    \
+    {                                                                               \
+        const T_ i_ = LD(ab + j), f = LD(ab + H + j);                               \
+        const T_ g = LD(ab + 2 * H + j), o = LD(ab + 3 * H + j);                    \
+        const T_ tc = TH(LD(cb + j)), dhj = LD(dhb + j);                            \
+        const T_ dcj = LD(dcb + j) + dhj * o * (1.0f - tc * tc);                    \
+        ST(db + j, dcj * g * i_ * (1.0f - i_));                                     \
+        ST(db + H + j, dcj * LD(cpb + j) * f * (1.0f - f));                         \
+        ST(db + 2 * H + j, dcj * i_ * (1.0f - g * g));                              \
+        ST(db + 3 * H + j, dhj * tc * o * (1.0f - o));                              \
+        ST(dcb + j, dcj * f); /* what reaches c[t - 1] */                           \
+    }
+            ROW_LOOP(BODY)
+#undef BODY
+        }
+        /* dw += dpre[t]^T h[t - 1] */
+        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + t * BH, H, dw, H);
+    }
+}
+
+/* -------------------------------------------------------------------------------- GRU */
+
+/* rz (T, B, 2H), n (T, B, H), hgn (T, B, H): gates, candidates and the candidate's
+ * recurrent projection W_hn h + b_hn, kept for the backward pass (one step's worth when
+ * keep = 0). hg is a (B, 3H) work buffer. */
+static void FN(gru_forward)(int T, int B, int H, const float *xg, const float *wt,
+                            const float *bhh, float *hs, float *rz, float *n, float *hgn,
+                            float *hg, int keep) {
+    const long G = 3L * H, BH = (long)B * H, BG = (long)B * G;
+    for (int t = 0; t < T; t++) {
+        const long k = keep ? t : 0;
+        const float *x = xg + t * BG, *hp = hs + t * BH;
+        float *h = hs + (t + 1) * BH;
+        for (int b = 0; b < B; b++) __builtin_memcpy(hg + b * G, bhh, G * sizeof(float));
+        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, hg, G);
+        for (int b = 0; b < B; b++) {
+            const float *restrict xb = x + b * G, *restrict gb = hg + b * G;
+            const float *restrict hpb = hp + b * H;
+            float *restrict rzb = rz + k * 2 * BH + b * 2L * H;
+            float *restrict nb = n + k * BH + b * H, *restrict hnb = hgn + k * BH + b * H;
+            float *restrict hb = h + b * H;
+#define BODY(T_, LD, ST, SG, TH)                                                    \
+    {                                                                               \
+        const T_ r = SG(LD(xb + j) + LD(gb + j));                                   \
+        const T_ z = SG(LD(xb + H + j) + LD(gb + H + j));                           \
+        const T_ hn = LD(gb + 2 * H + j);                                           \
+        const T_ nn = TH(LD(xb + 2 * H + j) + r * hn);                              \
+        ST(rzb + j, r);                                                             \
+        ST(rzb + H + j, z);                                                         \
+        ST(nb + j, nn);                                                             \
+        ST(hnb + j, hn);                                                            \
+        ST(hb + j, nn + z * (LD(hpb + j) - nn));                                    \
+    }
+            ROW_LOOP(BODY)
+#undef BODY
+        }
+    }
+}
+
+/* Writes dxg (T, B, 3H), the gradient of xg, and adds the gradients of the recurrent
+ * weights and bias to dw (3H, H) and db (3H). dhg (B, 3H), the gradient of one step's
+ * recurrent projections, dh and carry (B, H) are work buffers. */
+static void FN(gru_backward)(int T, int B, int H, const float *dout, const float *w,
+                             const float *hs, const float *rz, const float *n,
+                             const float *hgn, float *dxg, float *dw, float *db_hh,
+                             float *dhg, float *dh, float *carry) {
+    const long G = 3L * H, BH = (long)B * H, BG = (long)B * G;
+    __builtin_memset(carry, 0, BH * sizeof(float));
+    for (int t = T - 1; t >= 0; t--) {
+        const float *hp = hs + t * BH;
+        float *dx = dxg + t * BG;
+        for (long i = 0; i < BH; i++) dh[i] = dout[t * BH + i] + carry[i];
+        for (int b = 0; b < B; b++) {
+            const float *restrict rzb = rz + t * 2 * BH + b * 2L * H;
+            const float *restrict nb = n + t * BH + b * H, *restrict hnb = hgn + t * BH + b * H;
+            const float *restrict hpb = hp + b * H, *restrict dhb = dh + b * H;
+            float *restrict dxb = dx + b * G, *restrict dgb = dhg + b * G;
+            float *restrict cb = carry + b * H;
+#define BODY(T_, LD, ST, SG, TH)                                                    \
+    {                                                                               \
+        const T_ r = LD(rzb + j), z = LD(rzb + H + j), nn = LD(nb + j);             \
+        const T_ g = LD(dhb + j);                                                   \
+        const T_ dnp = g * (1.0f - z) * (1.0f - nn * nn);                           \
+        const T_ dr = dnp * LD(hnb + j) * r * (1.0f - r);                           \
+        const T_ dz = g * (LD(hpb + j) - nn) * z * (1.0f - z);                      \
+        ST(dxb + j, dr);                                                            \
+        ST(dxb + H + j, dz);                                                        \
+        ST(dxb + 2 * H + j, dnp);                                                   \
+        ST(dgb + j, dr);                                                            \
+        ST(dgb + H + j, dz);                                                        \
+        ST(dgb + 2 * H + j, dnp * r);                                               \
+        ST(cb + j, g * z);                                                          \
+    }
+            ROW_LOOP(BODY)
+#undef BODY
+            for (long i = 0; i < G; i++) db_hh[i] += dgb[i];
+        }
+        /* dw += dhg^T h[t - 1]; then what reaches h[t - 1] through the projections */
+        FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, dw, H);
+        FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, carry, H);
+    }
+}
+
+#undef VF
+#undef VI
+#undef SLD
+#undef SST
+#undef VLD
+#undef VST
+#undef ROW_LOOP
+#undef FN
+#undef CAT
+#undef CAT_

@@ -1,0 +1,236 @@
+"""The compiled LSTM/GRU kernels (bioseqnn/csrc/rnn.c) as differentiable torch functions.
+
+The extension is built when the package is installed (setup.py) and is optional: where
+it could not be built, or for float64, or with ``BIOSEQNN_NATIVE=0`` in the environment,
+recurrent.py uses its kernels written with torch operations instead, which compute the
+same thing more slowly.
+
+The C functions run the whole time loop of one direction; ctypes releases the GIL
+around each call, so concurrent directions and batch slices (runtime.run_concurrently)
+use every core. Before the loop, the input projections of all steps are one matrix
+product; after it, in the backward pass, so are the recurrent weight gradients.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+from typing import Any
+
+import torch
+
+ABI = 2
+"""bsnn_abi() of the C code this module was written for."""
+
+_lib: ctypes.CDLL | None = None
+_tried = False
+
+
+def _load() -> ctypes.CDLL | None:
+    global _lib, _tried
+    if _tried:
+        return _lib
+    _tried = True
+    spec = importlib.util.find_spec("bioseqnn._rnn")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        lib = ctypes.CDLL(spec.origin)
+    except OSError:
+        return None
+    if lib.bsnn_abi() != ABI:
+        return None
+    i, p = ctypes.c_int, ctypes.c_void_p
+    lib.bsnn_lstm_forward.argtypes = [i, i, i, p, p, p, p, p, i]
+    lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p]
+    lib.bsnn_gru_forward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, i]
+    lib.bsnn_gru_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p, p, p]
+    for fn in (lib.bsnn_lstm_forward, lib.bsnn_lstm_backward, lib.bsnn_gru_forward,
+               lib.bsnn_gru_backward):
+        fn.restype = None
+    _lib = lib
+    return lib
+
+
+def available() -> bool:
+    """Whether the compiled kernels are built and enabled."""
+    if os.environ.get("BIOSEQNN_NATIVE", "1").strip() in ("0", "false", "no", "off"):
+        return False
+    return _load() is not None
+
+
+def instruction_set() -> str:
+    """The vector instructions the kernels use on this CPU, or 'none' when not built."""
+    lib = _load()
+    if lib is None:
+        return "none"
+    return {2: "AVX-512", 1: "AVX2"}.get(lib.bsnn_isa(), "baseline")
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """Whether these tensors can go through the kernels: float32 on the CPU."""
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and (
+        available()
+    )
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+def _lib_or_raise() -> ctypes.CDLL:
+    lib = _load()
+    if lib is None:  # pragma: no cover - callers check available() first
+        raise RuntimeError("the compiled recurrent kernels are not built")
+    return lib
+
+
+def _time_major(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) -> contiguous (T * B, C)."""
+    b, steps, c = x.shape
+    return x.transpose(0, 1).reshape(steps * b, c)
+
+
+def _input_grads(
+    ctx: Any, dxg: torch.Tensor, x_tm: torch.Tensor, w_ih: torch.Tensor, shape: torch.Size,
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Gradients of the input projection xg = x W_ih^T + bias, given dxg (T * B, G).
+
+    dW_ih is computed as (x^T dxg)^T: torch's product of dxg^T with a narrow x (C = 4 for
+    one-hot DNA) is more than ten times slower, a third of a whole training step.
+    """
+    b, steps, c = shape
+    dx = None
+    if ctx.needs_input_grad[0]:
+        dx = (dxg @ w_ih).view(steps, b, c).transpose(0, 1)
+    return dx, (x_tm.t() @ dxg).t(), dxg.sum(0)
+
+
+class _LSTM(torch.autograd.Function):
+    """nn.LSTM's single-direction layer: (x, w_ih, w_hh, b_ih, b_hh) -> (T, B, H)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
+        b_ih: torch.Tensor, b_hh: torch.Tensor,
+    ) -> torch.Tensor:
+        b, steps, _ = x.shape
+        hid = w_hh.shape[1]
+        x_tm = _time_major(x)
+        xg = torch.addmm(b_ih + b_hh, x_tm, w_ih.t())
+        hs = xg.new_zeros((steps + 1, b, hid))
+        cs = xg.new_zeros((steps + 1, b, hid))
+        act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
+        wt = w_hh.t().contiguous()
+        _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs),
+                                          _ptr(cs), _ptr(act), 1)
+        ctx.save_for_backward(x_tm, w_ih, w_hh, hs, cs, act)
+        ctx.shape = x.shape
+        return hs[1:]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x_tm, w_ih, w_hh, hs, cs, act = ctx.saved_tensors
+        steps, b, g = act.shape
+        hid = g // 4
+        dout = dout.contiguous()
+        dpre = torch.empty_like(act)
+        dw = w_hh.new_zeros(w_hh.shape)
+        work = act.new_empty((2, b, hid))
+        _lib_or_raise().bsnn_lstm_backward(steps, b, hid, _ptr(dout), _ptr(w_hh.contiguous()),
+                                           _ptr(hs), _ptr(act), _ptr(cs), _ptr(dpre), _ptr(dw),
+                                           _ptr(work[0]), _ptr(work[1]))
+        dx, dw_ih, db = _input_grads(ctx, dpre.view(steps * b, g), x_tm, w_ih, ctx.shape)
+        return dx, dw_ih, dw, db, db
+
+
+class _GRU(torch.autograd.Function):
+    """nn.GRU's single-direction layer: (x, w_ih, w_hh, b_ih, b_hh) -> (T, B, H)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
+        b_ih: torch.Tensor, b_hh: torch.Tensor,
+    ) -> torch.Tensor:
+        b, steps, _ = x.shape
+        hid = w_hh.shape[1]
+        x_tm = _time_major(x)
+        xg = torch.addmm(b_ih, x_tm, w_ih.t())
+        hs = xg.new_zeros((steps + 1, b, hid))
+        rz = xg.new_empty((steps, b, 2 * hid))
+        n = xg.new_empty((steps, b, hid))
+        hgn = xg.new_empty((steps, b, hid))
+        work = xg.new_empty((b, 3 * hid))
+        wt = w_hh.t().contiguous()
+        _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
+                                         _ptr(b_hh.contiguous()), _ptr(hs), _ptr(rz), _ptr(n),
+                                         _ptr(hgn), _ptr(work), 1)
+        ctx.save_for_backward(x_tm, w_ih, w_hh, hs, rz, n, hgn)
+        ctx.shape = x.shape
+        return hs[1:]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x_tm, w_ih, w_hh, hs, rz, n, hgn = ctx.saved_tensors
+        steps, b, hid = n.shape
+        g = 3 * hid
+        dout = dout.contiguous()
+        dxg = n.new_empty((steps, b, g))
+        dw = w_hh.new_zeros(w_hh.shape)
+        db_hh = w_hh.new_zeros(g)
+        work = n.new_empty(b * (g + 2 * hid))
+        dhg, dh, carry = work.split([b * g, b * hid, b * hid])
+        _lib_or_raise().bsnn_gru_backward(steps, b, hid, _ptr(dout), _ptr(w_hh.contiguous()),
+                                          _ptr(hs), _ptr(rz), _ptr(n), _ptr(hgn), _ptr(dxg),
+                                          _ptr(dw), _ptr(db_hh), _ptr(dhg), _ptr(dh),
+                                          _ptr(carry))
+        dx, dw_ih, db_ih = _input_grads(ctx, dxg.view(steps * b, g), x_tm, w_ih, ctx.shape)
+        return dx, dw_ih, dw, db_ih, db_hh
+
+
+def _wants_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def lstm_layer(
+    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    """One LSTM direction as nn.LSTM computes it, batch-first (B, T, C) -> (B, T, H)."""
+    if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
+        return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
+    b, steps, _ = x.shape
+    hid = w_hh.shape[1]
+    xg = torch.addmm(b_ih + b_hh, _time_major(x), w_ih.t())
+    hs = xg.new_zeros((steps + 1, b, hid))
+    cs = xg.new_zeros((2, b, hid))
+    act = xg.new_empty((b, 4 * hid))
+    wt = w_hh.t().contiguous()
+    _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs),
+                                      _ptr(act), 0)
+    return hs[1:].transpose(0, 1)
+
+
+def gru_layer(
+    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    """One GRU direction as nn.GRU computes it, batch-first (B, T, C) -> (B, T, H)."""
+    if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
+        return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
+    b, steps, _ = x.shape
+    hid = w_hh.shape[1]
+    xg = torch.addmm(b_ih, _time_major(x), w_ih.t())
+    hs = xg.new_zeros((steps + 1, b, hid))
+    rz = xg.new_empty((b, 2 * hid))
+    n = xg.new_empty((b, hid))
+    hgn = xg.new_empty((b, hid))
+    work = xg.new_empty((b, 3 * hid))
+    wt = w_hh.t().contiguous()
+    _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
+                                     _ptr(b_hh.contiguous()), _ptr(hs), _ptr(rz), _ptr(n),
+                                     _ptr(hgn), _ptr(work), 0)
+    return hs[1:].transpose(0, 1)

@@ -1,0 +1,83 @@
+"""The compiled LSTM/GRU kernels (bioseqnn/csrc/rnn.c) against torch's nn.LSTM/nn.GRU.
+
+Shapes are chosen to reach every code path of the C kernels: hidden sizes below, at and
+between vector widths (scalar tails), batches that are not multiples of the 4-row
+register block, one time step, and inputs that require gradients (later layers).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+
+import pytest
+import torch
+
+from bioseqnn.models import native
+
+pytestmark = pytest.mark.skipif(
+    not native.available() and shutil.which(sysconfig.get_config_var("CC") or "cc") is None,
+    reason="no C compiler here, so the optional kernels were not built",
+)
+
+
+def test_kernels_are_built_and_enabled():
+    """Where a compiler exists (CI), `pip install` must have built the extension."""
+    assert native.available(), "bioseqnn._rnn was not built by pip install"
+    assert native.instruction_set() in ("AVX-512", "AVX2", "baseline")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("batch,steps,channels,hidden", [
+    (1, 1, 4, 5), (7, 50, 4, 100), (33, 20, 21, 128), (4, 9, 64, 16), (5, 13, 3, 37),
+])
+def test_outputs_and_gradients_match_torch(cell, batch, steps, channels, hidden):
+    torch.manual_seed(batch * 100 + hidden)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(channels, hidden,
+                                                                  batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    x = torch.randn(batch, steps, channels, requires_grad=True)
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+
+    ref = module(x)[0]
+    got = layer(x, *params)
+    torch.testing.assert_close(got, ref, atol=2e-6, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, *params), ref, atol=2e-6, rtol=1e-5)
+
+    weights = torch.randn_like(ref)
+    want = torch.autograd.grad((ref * weights).sum(), [x, *params])
+    have = torch.autograd.grad((got * weights).sum(), [x, *params])
+    names = ["x", "weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    for name, h, w in zip(names, have, want, strict=True):
+        # sums over all steps and sequences: float32 rounding grows with their size
+        scale = float(w.abs().max())
+        err = float((h - w).abs().max())
+        assert err <= 2e-6 * scale + 1e-7, f"{name}: max error {err:.3g}, scale {scale:.3g}"
+
+
+def test_input_without_gradient_gets_none():
+    """First layers take one-hot input that needs no gradient; only the weights get one."""
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(4, 8, batch_first=True)
+    x = torch.randn(3, 6, 4)
+    out = native.lstm_layer(x, module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0,
+                            module.bias_hh_l0)
+    out.sum().backward()
+    assert x.grad is None
+    assert module.weight_ih_l0.grad is not None
+    assert float(module.weight_hh_l0.grad.abs().sum()) > 0
+
+
+def test_environment_switch_turns_the_kernels_off(monkeypatch):
+    monkeypatch.setenv("BIOSEQNN_NATIVE", "0")
+    assert not native.available()
+    assert not native.usable(torch.zeros(1))
+    monkeypatch.setenv("BIOSEQNN_NATIVE", "1")
+    assert native.available()
+
+
+def test_float64_and_other_devices_are_not_for_the_kernels():
+    assert native.usable(torch.zeros(2, dtype=torch.float32))
+    assert not native.usable(torch.zeros(2, dtype=torch.float64))
+    assert not native.usable(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
