@@ -86,6 +86,14 @@ def _lib_or_raise() -> ctypes.CDLL:
     return lib
 
 
+def _states(like: torch.Tensor, steps: int, b: int, hid: int) -> torch.Tensor:
+    """(steps, B, H) storage for states that the kernel fills, but for the zero initial
+    state (zero-filling the whole of it costs a pass over memory)."""
+    out = like.new_empty((steps, b, hid))
+    out[0].zero_()
+    return out
+
+
 def _time_major(x: torch.Tensor) -> torch.Tensor:
     """(B, T, C) -> contiguous (T * B, C)."""
     b, steps, c = x.shape
@@ -119,8 +127,8 @@ class _LSTM(torch.autograd.Function):
         hid = w_hh.shape[1]
         x_tm = _time_major(x)
         xg = torch.addmm(b_ih + b_hh, x_tm, w_ih.t())
-        hs = xg.new_zeros((steps + 1, b, hid))
-        cs = xg.new_zeros((steps + 1, b, hid))
+        hs = _states(xg, steps + 1, b, hid)
+        cs = _states(xg, steps + 1, b, hid)
         act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
         wt = w_hh.t().contiguous()
         _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs),
@@ -158,7 +166,7 @@ class _GRU(torch.autograd.Function):
         hid = w_hh.shape[1]
         x_tm = _time_major(x)
         xg = torch.addmm(b_ih, x_tm, w_ih.t())
-        hs = xg.new_zeros((steps + 1, b, hid))
+        hs = _states(xg, steps + 1, b, hid)
         rz = xg.new_empty((steps, b, 2 * hid))
         n = xg.new_empty((steps, b, hid))
         hgn = xg.new_empty((steps, b, hid))
@@ -205,7 +213,7 @@ def lstm_layer(
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     xg = torch.addmm(b_ih + b_hh, _time_major(x), w_ih.t())
-    hs = xg.new_zeros((steps + 1, b, hid))
+    hs = _states(xg, steps + 1, b, hid)
     cs = xg.new_zeros((2, b, hid))
     act = xg.new_empty((b, 4 * hid))
     wt = w_hh.t().contiguous()
@@ -224,7 +232,7 @@ def gru_layer(
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     xg = torch.addmm(b_ih, _time_major(x), w_ih.t())
-    hs = xg.new_zeros((steps + 1, b, hid))
+    hs = _states(xg, steps + 1, b, hid)
     rz = xg.new_empty((b, 2 * hid))
     n = xg.new_empty((b, hid))
     hgn = xg.new_empty((b, hid))

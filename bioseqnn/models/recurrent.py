@@ -46,6 +46,29 @@ def reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.where(pos <= last, last - pos, pos)
 
 
+class _Reverse(torch.autograd.Function):
+    """``h.gather(1, rev)`` for a within-length reversal, whose gradient is the same
+    gather: the reversal is its own inverse. torch's gradient of gather is a generic
+    scatter_add, a twentieth of a BiLSTM training step on long sequences."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rev)
+        return h.gather(1, rev.expand(-1, -1, h.shape[2]))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (rev,) = ctx.saved_tensors
+        return grad.gather(1, rev.expand(-1, -1, grad.shape[2])), None
+
+
+def reverse_within(h: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of ``h`` (B, T, C) within its length; rev from reverse_index,
+    with a trailing unit axis."""
+    return _Reverse.apply(h, rev)
+
+
 # --------------------------------------------------------------------------- CPU kernels
 #
 # Shapes: D directions (1 or 2), T steps, B sequences, H hidden units, G = 4H (LSTM) or
@@ -323,7 +346,7 @@ class RecurrentBackbone(Backbone):
         inputs = [h]
         if rev is not None:
             mods.append(self.backward_layers[i])
-            inputs.append(h.gather(1, rev.expand(-1, -1, h.shape[2])))
+            inputs.append(reverse_within(h, rev))
         chunks = _batch_chunks(h.shape[0], concurrency() // len(mods))
         jobs: list[tuple[Any, ...]] = []
         for mod, inp in zip(mods, inputs, strict=True):
@@ -336,7 +359,7 @@ class RecurrentBackbone(Backbone):
         if rev is None:
             return out_f
         out_b = outs[k] if k == 1 else torch.cat(outs[k:])
-        out_b = out_b.gather(1, rev.expand(-1, -1, out_b.shape[2]))
+        out_b = reverse_within(out_b, rev)
         return torch.cat([out_f, out_b], dim=2)
 
 
