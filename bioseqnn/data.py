@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import logging
@@ -22,7 +23,15 @@ from .alphabets import (
 )
 from .encoding import Encoder, InvalidSymbol, pad_codes
 from .errors import BioseqnnError, DataError, UsageError, shorten
-from .seqio import Record, Table, display_name, read_sequences, read_table
+from .seqio import (
+    FastaBlock,
+    Record,
+    RecordStream,
+    Table,
+    display_name,
+    read_sequences,
+    read_table,
+)
 from .tasks import TaskSpec, detect_task
 
 log = logging.getLogger("bioseqnn")
@@ -189,20 +198,70 @@ class SequenceEncoder:
 
     def encode_chunk(self, records: list[Record]) -> tuple[list[Record], np.ndarray, np.ndarray]:
         """Encode records; returns the kept records, their codes and offsets."""
+        keep, codes, offsets = self.encode_columns(_Columns.of(records))
+        return (records if keep is None else [records[i] for i in keep]), codes, offsets
+
+    def encode_columns(self, chunk: _Columns) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Encode a chunk; returns the indices kept (None: all), their codes and offsets."""
         if self.encoder is None:
-            self.encoder = self._start(records)
-        codes, offsets, bad = self.encoder.encode([r.seq for r in records])
+            self.encoder = self._start(chunk.sample(SAMPLE_RECORDS))
+        codes, offsets, bad = self.encoder.encode(chunk.seqs)
         if bad and self.on_invalid == "error":
-            raise DataError(self.describe_invalid(bad[0], records[bad[0].index]))
+            raise DataError(self.describe_invalid(bad[0], chunk.record(bad[0].index)))
         if bad and self.on_invalid == "skip":
             drop = {b.index for b in bad}
             self.skipped += len(drop)
-            keep = np.array([i for i in range(len(records)) if i not in drop], dtype=np.int64)
-            kept = [records[i] for i in keep]
-            sub = SequenceSet([r.id for r in records], codes, offsets).subset(keep) if len(keep) \
+            keep = np.array([i for i in range(len(chunk)) if i not in drop], dtype=np.int64)
+            sub = SequenceSet(chunk.ids, codes, offsets).subset(keep) if len(keep) \
                 else SequenceSet([], np.zeros(0, np.uint8), np.zeros(1, np.int64))
-            return kept, sub.codes, sub.offsets
-        return records, codes, offsets
+            return keep, sub.codes, sub.offsets
+        return None, codes, offsets
+
+
+class _Columns:
+    """A chunk of records as columns (ids, sequences); whole :class:`Record` objects are
+    made only when asked for (the alphabet sample, error messages)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.seqs: list[bytes] = []
+        self._parts: list[tuple[int, FastaBlock | list[Record], int]] = []
+        """(first index here, source, its index there) for each run of records."""
+
+    @classmethod
+    def of(cls, records: list[Record]) -> _Columns:
+        chunk = cls()
+        chunk.ids = [r.id for r in records]
+        chunk.seqs = [r.seq for r in records]
+        chunk._parts.append((0, records, 0))
+        return chunk
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add_block(self, block: FastaBlock, start: int, end: int) -> None:
+        self._parts.append((len(self.ids), block, start))
+        self.ids += block.ids[start:end]
+        self.seqs += block.seqs[start:end]
+
+    def add_record(self, record: Record) -> None:
+        last = self._parts[-1] if self._parts else None
+        if last is None or not isinstance(last[1], list):
+            self._parts.append((len(self.ids), [], 0))
+        records = self._parts[-1][1]
+        assert isinstance(records, list)
+        records.append(record)
+        self.ids.append(record.id)
+        self.seqs.append(record.seq)
+
+    def record(self, i: int) -> Record:
+        first, source, there = self._parts[bisect.bisect_right(
+            [p[0] for p in self._parts], i) - 1]
+        k = there + i - first
+        return source[k] if isinstance(source, list) else source.record(k)
+
+    def sample(self, n: int) -> list[Record]:
+        return [self.record(i) for i in range(min(n, len(self)))]
 
 
 def chunked(items: Iterable[Record], size: int = CHUNK_RECORDS) -> Iterator[list[Record]]:
@@ -216,6 +275,31 @@ def chunked(items: Iterable[Record], size: int = CHUNK_RECORDS) -> Iterator[list
         yield chunk
 
 
+def _column_chunks(records: Iterable[Record], size: int = CHUNK_RECORDS) -> Iterator[_Columns]:
+    """``chunked`` as columns: the same chunks of ``size`` records (so that errors and the
+    alphabet sample are the same), taking the block reader's columns as they come."""
+    items: Iterable[FastaBlock | Record] = (
+        records.batches() if isinstance(records, RecordStream) else records)
+    chunk = _Columns()
+    for item in items:
+        if isinstance(item, FastaBlock):
+            start = 0
+            while start < len(item):
+                end = min(len(item), start + size - len(chunk))
+                chunk.add_block(item, start, end)
+                start = end
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = _Columns()
+        else:
+            chunk.add_record(item)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = _Columns()
+    if len(chunk):
+        yield chunk
+
+
 def read_encoded(
     records: Iterable[Record], source: str, alphabet: str | Alphabet | None, on_invalid: str
 ) -> tuple[SequenceSet, Alphabet, int]:
@@ -226,9 +310,9 @@ def read_encoded(
     # hold every code twice; a large bytearray grows in place (realloc/mremap).
     code_buffer = bytearray()
     length_parts: list[np.ndarray] = []
-    for chunk in chunked(records):
-        kept, codes, offsets = enc.encode_chunk(chunk)
-        ids.extend(r.id for r in kept)
+    for chunk in _column_chunks(records):
+        keep, codes, offsets = enc.encode_columns(chunk)
+        ids.extend(chunk.ids if keep is None else [chunk.ids[i] for i in keep])
         code_buffer += np.ascontiguousarray(codes, dtype=np.uint8).data
         length_parts.append(np.diff(offsets))
     if enc.encoder is None:

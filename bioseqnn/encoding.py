@@ -54,10 +54,10 @@ class Encoder:
         """
         if self.alphabet.name == "protein":
             seqs = [s[:-1] if s.endswith(b"*") else s for s in seqs]
-        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        joined = bytearray(b"".join(seqs))
+        joined = bytearray().join(seqs)  # one copy; translate makes the writable codes
         translated = joined.translate(self._translation)
         codes = np.frombuffer(translated, dtype=np.uint8)  # writable: a bytearray
         bad: list[InvalidSymbol] = []
