@@ -1,0 +1,75 @@
+"""gzip input, decompressed on a background thread (seqio._Gunzip)."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bioseqnn.errors import DataError
+from bioseqnn.seqio import open_binary, read_sequences
+
+
+def _fasta(n: int, start: int = 0) -> bytes:
+    return b"".join(b">r%d\n%s\n" % (i, b"ACGTTGCA" * (20 + i % 7)) for i in range(start, n))
+
+
+def test_concatenated_members_and_zero_padding_read_as_one_stream(tmp_path: Path) -> None:
+    first, second = _fasta(3000), _fasta(6000, 3000)
+    path = tmp_path / "two.fa.gz"
+    path.write_bytes(gzip.compress(first) + b"\0" * 7 + gzip.compress(second) + b"\0" * 3)
+    with open_binary(path) as fh:
+        assert fh.read() == first + second
+    ids = [r.id for r in read_sequences(path)]
+    assert ids == [f"r{i}" for i in range(6000)]
+
+
+def test_read1_hands_out_at_most_the_size_asked(tmp_path: Path) -> None:
+    data = _fasta(5000)
+    path = tmp_path / "x.fa.gz"
+    path.write_bytes(gzip.compress(data))
+    fh = open_binary(path)
+    parts = []
+    while part := fh.read1(8192):
+        assert len(part) <= 8192
+        parts.append(part)
+    fh.close()
+    assert b"".join(parts) == data
+
+
+def test_a_damaged_member_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    packed = bytearray(gzip.compress(_fasta(4000)))
+    packed[-6] ^= 0xFF  # inside the CRC-32 / length trailer
+    path = tmp_path / "bad.fa.gz"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(DataError, match=r"bad\.fa\.gz: damaged or truncated gzip data"):
+        list(read_sequences(path))
+
+
+def test_truncated_input_gives_the_records_before_the_damage(tmp_path: Path) -> None:
+    packed = gzip.compress(_fasta(20000))
+    path = tmp_path / "cut.fa.gz"
+    path.write_bytes(packed[: len(packed) * 3 // 4])
+    seen = []
+    with pytest.raises(DataError, match="damaged or truncated gzip data"):
+        for record in read_sequences(path):
+            seen.append(record.id)
+    assert len(seen) > 1000
+    assert seen == [f"r{i}" for i in range(len(seen))]
+
+
+def test_closing_early_stops_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "big.fa.gz"
+    path.write_bytes(gzip.compress(_fasta(40000)))
+    before = threading.active_count()
+    fh = open_binary(path)
+    assert fh.read1(100).startswith(b">r0")
+    fh.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+    assert fh.closed
