@@ -71,12 +71,25 @@ class _Gunzip(io.BufferedIOBase):
     raised by the read that reaches the point where it happened.
     """
 
-    COMPRESSED = 1 << 20
-    PIECE = 4 << 20
-    DEPTH = 8
+    COMPRESSED = 2 << 20
+    PIECE = 8 << 20
+    DEPTH = 4
+    SWITCH_INTERVAL = 0.0005
+    """Seconds a thread may hold the GIL while another waits, while any _Gunzip is open.
+    Python's default (5 ms) leaves the inflating thread waiting twice per step for the
+    parser to let go: 190 against 260 MB/s of parse + encode from gzip on two cores."""
+
+    _open = 0
+    _saved_interval = 0.0
+    _lock = threading.Lock()
 
     def __init__(self, raw: IO[bytes]) -> None:
         super().__init__()
+        with _Gunzip._lock:
+            if _Gunzip._open == 0:
+                _Gunzip._saved_interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(self.SWITCH_INTERVAL, _Gunzip._saved_interval))
+            _Gunzip._open += 1
         self._raw = raw
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(self.DEPTH)
         self._stop = threading.Event()
@@ -166,6 +179,10 @@ class _Gunzip(io.BufferedIOBase):
         self._thread.join(timeout=5.0)
         if not self._thread.is_alive() and self._raw is not getattr(sys.stdin, "buffer", None):
             self._raw.close()
+        with _Gunzip._lock:
+            _Gunzip._open -= 1
+            if _Gunzip._open == 0:
+                sys.setswitchinterval(_Gunzip._saved_interval)
         super().close()
 
 

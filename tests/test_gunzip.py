@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 import time
 from pathlib import Path
@@ -73,3 +74,15 @@ def test_closing_early_stops_the_thread(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert threading.active_count() == before
     assert fh.closed
+
+
+def test_the_switch_interval_is_restored_when_the_last_reader_closes(tmp_path: Path) -> None:
+    path = tmp_path / "x.fa.gz"
+    path.write_bytes(gzip.compress(_fasta(100)))
+    before = sys.getswitchinterval()
+    a, b = open_binary(path), open_binary(path)
+    assert sys.getswitchinterval() < before
+    a.close()
+    assert sys.getswitchinterval() < before
+    b.close()
+    assert sys.getswitchinterval() == before
