@@ -103,7 +103,8 @@ class _Gunzip(io.BufferedIOBase):
             inflate = zlib.decompressobj(31)
             in_member = False
             while not self._stop.is_set():
-                pending = self._raw.read(self.COMPRESSED)
+                # read1: what has arrived, up to COMPRESSED (a pipe does not stall)
+                pending = self._raw.read1(self.COMPRESSED)  # type: ignore[attr-defined]
                 if not pending:
                     if in_member:
                         raise EOFError("Compressed file ended before the end-of-stream "
@@ -294,6 +295,11 @@ def _find_position(path: str | os.PathLike[str], header_line: int, position: int
     return None
 
 
+def _regular_file(path: str | os.PathLike[str]) -> bool:
+    """A file on disk, as opposed to stdin, a named pipe or /dev/fd/N of a process."""
+    return str(path) != STDIO and os.path.isfile(path)
+
+
 def _first_content_line(lines: _CheckedText) -> str | None:
     for line in lines:
         if line.strip():
@@ -313,7 +319,7 @@ def read_sequences(path: str | os.PathLike[str]) -> RecordStream:
     name = display_name(path)
     binary = open_binary(path)
     try:
-        chunks = _Chunks(binary, name)
+        chunks = _Chunks(binary, name, stream=not _regular_file(path))
         # Whatever the line-based path would check at once (the first line) is checked
         # by that path itself unless the first line is plainly a clean FASTA header.
         while chunks.data.find(b"\n") < 0 and chunks.more(CHUNK):
@@ -386,9 +392,11 @@ class _Chunks:
     ``data`` starts at a chunk boundary; ``starts`` holds the offsets of its chunks.
     """
 
-    def __init__(self, binary: IO[bytes], name: str) -> None:
+    def __init__(self, binary: IO[bytes], name: str, stream: bool = False) -> None:
         self.binary = binary
         self.name = name
+        self.stream = stream
+        """A pipe or terminal: take what has arrived rather than wait for ``want``."""
         self.data = b""
         self.starts: list[int] = []
         self.eof = False
@@ -396,7 +404,9 @@ class _Chunks:
 
     def more(self, want: int) -> bool:
         """Read at least ``want`` more bytes, fewer at the end of the input or on an
-        error (kept, for the line-based path to raise where it would have met it)."""
+        error (kept, for the line-based path to raise where it would have met it), or,
+        from a stream, once what has arrived so far is read: records are then handed on
+        as they come, as a pipeline expects, instead of after megabytes more."""
         parts: list[bytes] = []
         size = len(self.data)
         got = 0
@@ -412,6 +422,8 @@ class _Chunks:
             self.starts.append(size + got)
             parts.append(chunk)
             got += len(chunk)
+            if self.stream and len(chunk) < CHUNK:
+                break  # the buffer ran dry: nothing more has arrived yet
         if parts:
             self.data = self.data + b"".join(parts) if self.data else b"".join(parts)
         return got > 0
