@@ -81,3 +81,23 @@ def test_float64_and_other_devices_are_not_for_the_kernels():
     assert native.usable(torch.zeros(2, dtype=torch.float32))
     assert not native.usable(torch.zeros(2, dtype=torch.float64))
     assert not native.usable(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+
+
+def test_buffers_are_reused_and_a_second_backward_is_refused():
+    """Large intermediates come from a pool that the backward pass refills; running the
+    same graph backward twice would read recycled storage, so it is an error."""
+    torch.manual_seed(0)
+    module = torch.nn.GRU(4, 16, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    x = torch.randn(8, 30, 4)
+    first = native.gru_layer(x, *params)
+    first.sum().backward(retain_graph=True)
+    grads = [p.grad.clone() for p in params]
+    with pytest.raises(RuntimeError, match="ran twice"):
+        first.sum().backward()
+    for p in params:
+        p.grad = None
+    # the same batch again, on reused buffers: the same gradients
+    native.gru_layer(x, *params).sum().backward()
+    for p, g in zip(params, grads, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=0, rtol=0)
