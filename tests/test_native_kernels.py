@@ -101,3 +101,15 @@ def test_buffers_are_reused_and_a_second_backward_is_refused():
     native.gru_layer(x, *params).sum().backward()
     for p, g in zip(params, grads, strict=True):
         torch.testing.assert_close(p.grad, g, atol=0, rtol=0)
+
+
+def test_buffers_taken_in_inference_mode_serve_training_later():
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(4, 16, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    x = torch.randn(8, 300, 4)
+    with torch.inference_mode():
+        inferred = native.lstm_layer(x, *params)
+    trained = native.lstm_layer(x, *params)
+    trained.sum().backward()
+    torch.testing.assert_close(trained.detach(), inferred, atol=0, rtol=0)

@@ -109,7 +109,12 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 2; }
+EXPORT int bsnn_abi(void) { return 3; }
+
+EXPORT void bsnn_projection(long M, int N, int K, const float *x, const float *wt,
+                            const float *bias, float *out) {
+    DISPATCH(projection, M, N, K, x, wt, bias, out);
+}
 
 EXPORT void bsnn_lstm_forward(int T, int B, int H, const float *xg, const float *wt,
                               float *hs, float *cs, float *act, int keep) {

@@ -124,6 +124,19 @@ static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs
     }
 }
 
+/* out (M, N) = bias (N) + x (M, K) @ wt (K, N): the input projections of all steps.
+ * Every row is computed the same way whatever M is, so a sequence's result does not
+ * depend on the other sequences of its batch. */
+static void FN(projection)(long M, int N, int K, const float *x, const float *wt,
+                           const float *bias, float *out) {
+    for (long i = 0; i < M; i++) __builtin_memcpy(out + i * N, bias, N * sizeof(float));
+    const long step = 1L << 20; /* rows per call: keeps int arithmetic in gemm_acc safe */
+    for (long i = 0; i < M; i += step) {
+        const int m = (int)(M - i < step ? M - i : step);
+        FN(gemm_acc)(m, N, K, x + i * K, K, 1, wt, N, out + i * N, N);
+    }
+}
+
 /* ------------------------------------------------------------------------------- LSTM */
 
 static void FN(lstm_forward)(int T, int B, int H, const float *xg, const float *wt,

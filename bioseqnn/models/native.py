@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-ABI = 2
+ABI = 3
 """bsnn_abi() of the C code this module was written for."""
 
 _lib: ctypes.CDLL | None = None
@@ -44,12 +44,13 @@ def _load() -> ctypes.CDLL | None:
     if lib.bsnn_abi() != ABI:
         return None
     i, p = ctypes.c_int, ctypes.c_void_p
+    lib.bsnn_projection.argtypes = [ctypes.c_long, i, i, p, p, p, p]
     lib.bsnn_lstm_forward.argtypes = [i, i, i, p, p, p, p, p, i]
     lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p]
     lib.bsnn_gru_forward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, i]
     lib.bsnn_gru_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p, p, p]
-    for fn in (lib.bsnn_lstm_forward, lib.bsnn_lstm_backward, lib.bsnn_gru_forward,
-               lib.bsnn_gru_backward):
+    for fn in (lib.bsnn_projection, lib.bsnn_lstm_forward, lib.bsnn_lstm_backward,
+               lib.bsnn_gru_forward, lib.bsnn_gru_backward):
         fn.restype = None
     _lib = lib
     return lib
@@ -117,7 +118,10 @@ class _Buffers:
             base = self._free.pop(min(fits, key=lambda i: self._free[i].numel())) \
                 if fits else None
         if base is None:
-            base = torch.empty(-(-need // self.GRAIN) * self.GRAIN, dtype=torch.float32)
+            # a normal tensor even when taken in inference mode, so that it can serve
+            # training later (an inference tensor cannot be written outside that mode)
+            with torch.inference_mode(False):
+                base = torch.empty(-(-need // self.GRAIN) * self.GRAIN, dtype=torch.float32)
         return base[:need].view(shape), base
 
     def give(self, *bases: torch.Tensor | None) -> None:
@@ -161,6 +165,24 @@ def _time_major(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(steps * b, c)
 
 
+def _projections(
+    x_tm: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x W_ih^T + bias for all steps at once, into a pooled buffer (returned second).
+
+    By the kernels' own product rather than torch.addmm, whose last bits depend on how
+    many rows there are (and so on the other sequences of a batch): a prediction must
+    not depend on the company its sequence keeps."""
+    m, c = x_tm.shape
+    g = w_ih.shape[0]
+    out, base = _BUFFERS.take(m, g)
+    wt = w_ih.detach().t().contiguous()
+    x_tm = x_tm.contiguous()
+    _lib_or_raise().bsnn_projection(m, g, c, _ptr(x_tm), _ptr(wt),
+                                    _ptr(bias.detach().contiguous()), _ptr(out))
+    return out, base
+
+
 def _input_grads(
     ctx: Any, dxg: torch.Tensor, x_tm: torch.Tensor, w_ih: torch.Tensor, shape: torch.Size,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
@@ -187,8 +209,7 @@ class _LSTM(torch.autograd.Function):
         b, steps, _ = x.shape
         hid = w_hh.shape[1]
         x_tm = _time_major(x)
-        xg, xg_base = _BUFFERS.take(steps * b, 4 * hid)
-        torch.addmm(b_ih + b_hh, x_tm, w_ih.t(), out=xg)
+        xg, xg_base = _projections(x_tm, w_ih, b_ih + b_hh)
         hs = _states(xg, steps + 1, b, hid)
         cs, cs_base = _BUFFERS.take(steps + 1, b, hid)
         cs[0].zero_()
@@ -231,8 +252,7 @@ class _GRU(torch.autograd.Function):
         b, steps, _ = x.shape
         hid = w_hh.shape[1]
         x_tm = _time_major(x)
-        xg, xg_base = _BUFFERS.take(steps * b, 3 * hid)
-        torch.addmm(b_ih, x_tm, w_ih.t(), out=xg)
+        xg, xg_base = _projections(x_tm, w_ih, b_ih)
         hs = _states(xg, steps + 1, b, hid)
         rz, rz_base = _BUFFERS.take(steps, b, 2 * hid)
         n, n_base = _BUFFERS.take(steps, b, hid)
@@ -283,8 +303,7 @@ def lstm_layer(
         return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
-    xg, xg_base = _BUFFERS.take(steps * b, 4 * hid)
-    torch.addmm(b_ih + b_hh, _time_major(x), w_ih.t(), out=xg)
+    xg, xg_base = _projections(_time_major(x), w_ih, b_ih + b_hh)
     hs = _states(xg, steps + 1, b, hid)
     cs = xg.new_zeros((2, b, hid))
     act = xg.new_empty((b, 4 * hid))
@@ -304,8 +323,7 @@ def gru_layer(
         return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
-    xg, xg_base = _BUFFERS.take(steps * b, 3 * hid)
-    torch.addmm(b_ih, _time_major(x), w_ih.t(), out=xg)
+    xg, xg_base = _projections(_time_major(x), w_ih, b_ih)
     hs = _states(xg, steps + 1, b, hid)
     rz = xg.new_empty((b, 2 * hid))
     n = xg.new_empty((b, hid))
