@@ -175,7 +175,13 @@ class SequenceModel(nn.Module):
         states, lengths = self.backbone(x, lengths)
         if self.pooling is None:
             return self.head(self.dropout(states))
-        return self.head(self.dropout(self.pooling(states, lengths)))
+        pooled = self.dropout(self.pooling(states, lengths))
+        if self.training:
+            return self.head(pooled)
+        # Predictions: each row on its own. A matrix product's last bits depend on how
+        # many rows it has, so nn.Linear would let a sequence's prediction change with
+        # the batch it lands in (--max-tokens, --batch-size, streaming chunks).
+        return (pooled.unsqueeze(-2) * self.head.weight).sum(-1) + self.head.bias
 
 
 def get_architecture(name: str) -> Architecture:
