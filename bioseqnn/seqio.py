@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from Bio.SeqIO.FastaIO import SimpleFastaParser
-
 from .errors import BioseqnnError, DataError, UsageError, shorten
 
 STDIO = "-"
@@ -715,6 +713,10 @@ def _parse_fasta(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
     each yield is the next record's header line.
     """
     header_line = lines.line
+    # Imported here: Bio.SeqIO costs ~0.15 s of start-up (it loads its XML readers), and
+    # clean FASTA never gets here.
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
+
     for title, seq in SimpleFastaParser(itertools.chain((first,), lines.counting())):
         line, header_line = header_line, lines.line
         yield _record(name, title.strip(), line, seq, 0)
