@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import math
 import os
-import threading
 from typing import Any
 
 import torch
@@ -89,68 +87,6 @@ def _lib_or_raise() -> ctypes.CDLL:
     return lib
 
 
-class _Buffers:
-    """Storage for the kernels' large intermediate arrays, reused from batch to batch.
-
-    A training step of a long-sequence LSTM needs several arrays of a hundred MB or more.
-    Allocations that large are fresh pages from the kernel every time (glibc maps them
-    and unmaps them on free), and faulting in and zeroing those pages took a third of the
-    CPU time of a BiLSTM step at length 1000. Buffers taken here go back to the pool when
-    the backward pass is done with them (or at once, for those only the forward needs);
-    those of a graph that is never run backward are simply freed.
-    """
-
-    GRAIN = 1 << 18
-    """Buffer sizes are rounded up to this many floats (1 MiB), so that batches of
-    slightly different lengths reuse the same buffers."""
-    KEEP = 16
-
-    def __init__(self) -> None:
-        self._free: list[torch.Tensor] = []
-        self._lock = threading.Lock()
-
-    def take(self, *shape: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A float32 array of this shape (uninitialised) and the buffer it is a view of."""
-        need = math.prod(shape)
-        with self._lock:
-            fits = [i for i, buf in enumerate(self._free)
-                    if need <= buf.numel() <= 2 * need + self.GRAIN]
-            base = self._free.pop(min(fits, key=lambda i: self._free[i].numel())) \
-                if fits else None
-        if base is None:
-            # a normal tensor even when taken in inference mode, so that it can serve
-            # training later (an inference tensor cannot be written outside that mode)
-            with torch.inference_mode(False):
-                base = torch.empty(-(-need // self.GRAIN) * self.GRAIN, dtype=torch.float32)
-        return base[:need].view(shape), base
-
-    def give(self, *bases: torch.Tensor | None) -> None:
-        with self._lock:
-            self._free.extend(b for b in bases if b is not None)
-            del self._free[: -self.KEEP]
-
-
-_BUFFERS = _Buffers()
-
-
-def _contiguous(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``t`` contiguous, in a pooled buffer when it has to be copied."""
-    if t.is_contiguous():
-        return t, None
-    out, base = _BUFFERS.take(*t.shape)
-    out.copy_(t)
-    return out, base
-
-
-def _released(ctx: Any) -> list[torch.Tensor]:
-    bases: list[torch.Tensor] | None = ctx.bases
-    if bases is None:
-        raise RuntimeError("backward through bioseqnn's compiled LSTM/GRU kernel ran twice "
-                           "(retain_graph=True); set BIOSEQNN_NATIVE=0 for that")
-    ctx.bases = None
-    return bases
-
-
 def _states(like: torch.Tensor, steps: int, b: int, hid: int) -> torch.Tensor:
     """(steps, B, H) storage for states that the kernel fills, but for the zero initial
     state (zero-filling the whole of it costs a pass over memory)."""
@@ -167,20 +103,20 @@ def _time_major(x: torch.Tensor) -> torch.Tensor:
 
 def _projections(
     x_tm: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """x W_ih^T + bias for all steps at once, into a pooled buffer (returned second).
+) -> torch.Tensor:
+    """x W_ih^T + bias for all steps at once.
 
     By the kernels' own product rather than torch.addmm, whose last bits depend on how
     many rows there are (and so on the other sequences of a batch): a prediction must
     not depend on the company its sequence keeps."""
     m, c = x_tm.shape
     g = w_ih.shape[0]
-    out, base = _BUFFERS.take(m, g)
+    out = x_tm.new_empty((m, g))
     wt = w_ih.detach().t().contiguous()
     x_tm = x_tm.contiguous()
     _lib_or_raise().bsnn_projection(m, g, c, _ptr(x_tm), _ptr(wt),
                                     _ptr(bias.detach().contiguous()), _ptr(out))
-    return out, base
+    return out
 
 
 def _input_grads(
@@ -209,35 +145,31 @@ class _LSTM(torch.autograd.Function):
         b, steps, _ = x.shape
         hid = w_hh.shape[1]
         x_tm = _time_major(x)
-        xg, xg_base = _projections(x_tm, w_ih, b_ih + b_hh)
+        xg = _projections(x_tm, w_ih, b_ih + b_hh)
         hs = _states(xg, steps + 1, b, hid)
-        cs, cs_base = _BUFFERS.take(steps + 1, b, hid)
-        cs[0].zero_()
+        cs = _states(xg, steps + 1, b, hid)
         act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
         wt = w_hh.t().contiguous()
         _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs),
                                           _ptr(cs), _ptr(act), 1)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, cs, act)
         ctx.shape = x.shape
-        ctx.bases = [xg_base, cs_base]
         return hs[1:]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, hs, cs, act = ctx.saved_tensors
-        bases = _released(ctx)
         steps, b, g = act.shape
         hid = g // 4
-        dout, dout_base = _contiguous(dout)
-        dpre, dpre_base = _BUFFERS.take(steps, b, g)
+        dout = dout.contiguous()
+        dpre = torch.empty_like(act)
         dw = w_hh.new_zeros(w_hh.shape)
         work = act.new_empty((2, b, hid))
         _lib_or_raise().bsnn_lstm_backward(steps, b, hid, _ptr(dout), _ptr(w_hh.contiguous()),
                                            _ptr(hs), _ptr(act), _ptr(cs), _ptr(dpre), _ptr(dw),
                                            _ptr(work[0]), _ptr(work[1]))
         dx, dw_ih, db = _input_grads(ctx, dpre.view(steps * b, g), x_tm, w_ih, ctx.shape)
-        _BUFFERS.give(*bases, dpre_base, dout_base)
         return dx, dw_ih, dw, db, db
 
 
@@ -252,31 +184,28 @@ class _GRU(torch.autograd.Function):
         b, steps, _ = x.shape
         hid = w_hh.shape[1]
         x_tm = _time_major(x)
-        xg, xg_base = _projections(x_tm, w_ih, b_ih)
+        xg = _projections(x_tm, w_ih, b_ih)
         hs = _states(xg, steps + 1, b, hid)
-        rz, rz_base = _BUFFERS.take(steps, b, 2 * hid)
-        n, n_base = _BUFFERS.take(steps, b, hid)
-        hgn, hgn_base = _BUFFERS.take(steps, b, hid)
+        rz = xg.new_empty((steps, b, 2 * hid))
+        n = xg.new_empty((steps, b, hid))
+        hgn = xg.new_empty((steps, b, hid))
         work = xg.new_empty((b, 3 * hid))
         wt = w_hh.t().contiguous()
         _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
                                          _ptr(b_hh.contiguous()), _ptr(hs), _ptr(rz), _ptr(n),
                                          _ptr(hgn), _ptr(work), 1)
-        _BUFFERS.give(xg_base)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, rz, n, hgn)
         ctx.shape = x.shape
-        ctx.bases = [rz_base, n_base, hgn_base]
         return hs[1:]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, hs, rz, n, hgn = ctx.saved_tensors
-        bases = _released(ctx)
         steps, b, hid = n.shape
         g = 3 * hid
-        dout, dout_base = _contiguous(dout)
-        dxg, dxg_base = _BUFFERS.take(steps, b, g)
+        dout = dout.contiguous()
+        dxg = n.new_empty((steps, b, g))
         dw = w_hh.new_zeros(w_hh.shape)
         db_hh = w_hh.new_zeros(g)
         work = n.new_empty(b * (g + 2 * hid))
@@ -286,7 +215,6 @@ class _GRU(torch.autograd.Function):
                                           _ptr(dw), _ptr(db_hh), _ptr(dhg), _ptr(dh),
                                           _ptr(carry))
         dx, dw_ih, db_ih = _input_grads(ctx, dxg.view(steps * b, g), x_tm, w_ih, ctx.shape)
-        _BUFFERS.give(*bases, dxg_base, dout_base)
         return dx, dw_ih, dw, db_ih, db_hh
 
 
@@ -303,14 +231,13 @@ def lstm_layer(
         return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
-    xg, xg_base = _projections(_time_major(x), w_ih, b_ih + b_hh)
+    xg = _projections(_time_major(x), w_ih, b_ih + b_hh)
     hs = _states(xg, steps + 1, b, hid)
     cs = xg.new_zeros((2, b, hid))
     act = xg.new_empty((b, 4 * hid))
     wt = w_hh.t().contiguous()
     _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs),
                                       _ptr(act), 0)
-    _BUFFERS.give(xg_base)
     return hs[1:].transpose(0, 1)
 
 
@@ -323,7 +250,7 @@ def gru_layer(
         return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
-    xg, xg_base = _projections(_time_major(x), w_ih, b_ih)
+    xg = _projections(_time_major(x), w_ih, b_ih)
     hs = _states(xg, steps + 1, b, hid)
     rz = xg.new_empty((b, 2 * hid))
     n = xg.new_empty((b, hid))
@@ -333,5 +260,4 @@ def gru_layer(
     _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
                                      _ptr(b_hh.contiguous()), _ptr(hs), _ptr(rz), _ptr(n),
                                      _ptr(hgn), _ptr(work), 0)
-    _BUFFERS.give(xg_base)
     return hs[1:].transpose(0, 1)
