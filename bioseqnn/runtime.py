@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +15,33 @@ import torch
 # Denormal floats make recurrent kernels on x86 CPUs up to ~9x slower. The intra-op
 # worker threads copy this mode when the pool starts, so it must be set first.
 torch.set_flush_denormal(True)
+
+
+def _tune_malloc() -> None:
+    """Keep freed memory for reuse instead of returning it to the kernel (glibc only).
+
+    glibc serves requests above a threshold with fresh mappings and gives small heap
+    tops back when freed, and it moves that threshold as a program runs. A training
+    loop frees and allocates the same few hundred MB every step, so the kernel faulted
+    in and zeroed them again each time: length-bucketed batches, whose sizes all differ,
+    ran at 70-80% of their ideal speed-up late in a process against about 100% with
+    a fixed threshold (32 MiB, glibc's largest) and no trimming. Settings given in the
+    environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) are left alone.
+    """
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+if sys.platform.startswith("linux"):
+    _tune_malloc()
 
 
 def default_threads() -> int:
