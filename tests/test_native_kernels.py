@@ -104,3 +104,21 @@ def test_inference_and_training_give_the_same_outputs():
     trained = native.lstm_layer(x, *params)
     trained.sum().backward()
     torch.testing.assert_close(trained.detach(), inferred, atol=0, rtol=0)
+
+
+def test_predictions_are_the_same_in_every_process_and_from_gzip_stdin(hemolytic_model, examples):
+    """Each process picks the kernels' instruction set once, on one thread; when two
+    worker threads raced on the CPU-feature probe, one could run the plain-C kernels and
+    predictions changed in the last digit from run to run."""
+    import gzip
+
+    from conftest import run_bioseqnn
+
+    fasta = examples / "hemolytic.fasta"
+    outputs = [run_bioseqnn("predict", hemolytic_model, fasta, "--threads", "2")
+               for _ in range(3)]
+    outputs.append(run_bioseqnn("predict", hemolytic_model, "-", "--threads", "2",
+                                stdin=gzip.compress(fasta.read_bytes())))
+    assert all(r.returncode == 0 for r in outputs), [r.stderr for r in outputs]
+    assert len({r.stdout for r in outputs}) == 1
+    assert outputs[0].stdout.count(b"\n") == 1105

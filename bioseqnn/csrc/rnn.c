@@ -75,20 +75,20 @@ static inline __attribute__((always_inline)) float tanh_(float x) {
 
 static int isa = -1; /* 2: AVX-512, 1: AVX2 + FMA, 0: baseline */
 
+/* Called first by bsnn_isa() from one thread (native.py does so when it loads the
+ * library): the CPU-feature probe must not run from two threads at once. */
 static int pick_isa(void) {
     if (isa < 0) {
+        int found = 0;
 #ifdef MULTI_ISA
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
             __builtin_cpu_supports("avx512dq"))
-            isa = 2;
+            found = 2;
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            isa = 1;
-        else
-            isa = 0;
-#else
-        isa = 0;
+            found = 1;
 #endif
+        isa = found;
     }
     return isa;
 }

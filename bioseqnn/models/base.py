@@ -178,10 +178,13 @@ class SequenceModel(nn.Module):
         pooled = self.dropout(self.pooling(states, lengths))
         if self.training:
             return self.head(pooled)
-        # Predictions: each row on its own. A matrix product's last bits depend on how
-        # many rows it has, so nn.Linear would let a sequence's prediction change with
-        # the batch it lands in (--max-tokens, --batch-size, streaming chunks).
-        return (pooled.unsqueeze(-2) * self.head.weight).sum(-1) + self.head.bias
+        # Predictions: the head in float64, rounded back. A float32 product's last bits
+        # depend on how many rows it has and on where they lie in memory, so a
+        # sequence's prediction could change with the batch it lands in (--max-tokens,
+        # streaming chunks) or from run to run; float64 differences of that kind are far
+        # below float32's rounding.
+        w, b = self.head.weight, self.head.bias
+        return nn.functional.linear(pooled.double(), w.double(), b.double()).to(pooled.dtype)
 
 
 def get_architecture(name: str) -> Architecture:

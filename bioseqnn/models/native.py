@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import threading
 from typing import Any
 
 import torch
@@ -27,11 +28,21 @@ _lib: ctypes.CDLL | None = None
 _tried = False
 
 
+_load_lock = threading.Lock()
+
+
 def _load() -> ctypes.CDLL | None:
     global _lib, _tried
     if _tried:
         return _lib
-    _tried = True
+    with _load_lock:
+        if not _tried:
+            _lib = _open()
+            _tried = True
+    return _lib
+
+
+def _open() -> ctypes.CDLL | None:
     spec = importlib.util.find_spec("bioseqnn._rnn")
     if spec is None or not spec.origin:
         return None
@@ -50,7 +61,10 @@ def _load() -> ctypes.CDLL | None:
     for fn in (lib.bsnn_projection, lib.bsnn_lstm_forward, lib.bsnn_lstm_backward,
                lib.bsnn_gru_forward, lib.bsnn_gru_backward):
         fn.restype = None
-    _lib = lib
+    # Pick the instruction set now, on one thread: the CPU-feature probe is not safe to
+    # run from two threads at once, and a thread that read it half-done ran the plain-C
+    # kernels (no FMA), whose last bits differ, so predictions varied from run to run.
+    lib.bsnn_isa()
     return lib
 
 
