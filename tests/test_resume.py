@@ -35,9 +35,9 @@ def promoters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 # Dropout, strand augmentation and a one-cycle schedule: every kind of state that a
 # resumed run must restore (weights, optimiser moments, schedule step, RNG) matters here.
-# Ten short epochs (about 0.1 s each with the compiled kernels): the kill lands after
+# Twenty short epochs (about 0.1 s each with the compiled kernels): the kill lands after
 # the first checkpoint with several epochs still to run, whatever the machine's load.
-EPOCHS = 10
+EPOCHS = 20
 ARGS = ["--arch", "gru", "--hidden-size", "64", "--batch-size", "16", "--epochs", str(EPOCHS),
         "--dropout", "0.2", "--rc-augment", "--schedule", "onecycle", "--threads", "1",
         "--patience", "0", "--seed", "7"]
