@@ -148,6 +148,51 @@ def _input_grads(
     return dx, (x_tm.t() @ dxg).t(), dxg.sum(0)
 
 
+def _lstm_forward(
+    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    b_hh: torch.Tensor, keep: bool,
+) -> tuple[torch.Tensor, ...]:
+    """Run the LSTM kernel: (x_tm, hs, cs, act). With ``keep`` every step's cell states
+    and gates are stored for the backward pass; otherwise only two steps' worth."""
+    b, steps, _ = x.shape
+    hid = w_hh.shape[1]
+    x_tm = _time_major(x)
+    xg = _projections(x_tm, w_ih, b_ih + b_hh)
+    hs = _states(xg, steps + 1, b, hid)
+    if keep:
+        cs = _states(xg, steps + 1, b, hid)
+        act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
+    else:
+        cs, act = xg.new_zeros((2, b, hid)), xg.new_empty((b, 4 * hid))
+    wt = w_hh.detach().t().contiguous()
+    _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs),
+                                      _ptr(act), int(keep))
+    return x_tm, hs, cs, act
+
+
+def _gru_forward(
+    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    b_hh: torch.Tensor, keep: bool,
+) -> tuple[torch.Tensor, ...]:
+    """Run the GRU kernel: (x_tm, hs, rz, n, hgn), the last three for every step with
+    ``keep`` (the backward pass needs them), else for one step."""
+    b, steps, _ = x.shape
+    hid = w_hh.shape[1]
+    x_tm = _time_major(x)
+    xg = _projections(x_tm, w_ih, b_ih)
+    hs = _states(xg, steps + 1, b, hid)
+    kept = (steps,) if keep else ()
+    rz = xg.new_empty((*kept, b, 2 * hid))
+    n = xg.new_empty((*kept, b, hid))
+    hgn = xg.new_empty((*kept, b, hid))
+    work = xg.new_empty((b, 3 * hid))
+    wt = w_hh.detach().t().contiguous()
+    _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
+                                     _ptr(b_hh.detach().contiguous()), _ptr(hs), _ptr(rz),
+                                     _ptr(n), _ptr(hgn), _ptr(work), int(keep))
+    return x_tm, hs, rz, n, hgn
+
+
 class _LSTM(torch.autograd.Function):
     """nn.LSTM's single-direction layer: (x, w_ih, w_hh, b_ih, b_hh) -> (T, B, H)."""
 
@@ -156,16 +201,7 @@ class _LSTM(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
         b_ih: torch.Tensor, b_hh: torch.Tensor,
     ) -> torch.Tensor:
-        b, steps, _ = x.shape
-        hid = w_hh.shape[1]
-        x_tm = _time_major(x)
-        xg = _projections(x_tm, w_ih, b_ih + b_hh)
-        hs = _states(xg, steps + 1, b, hid)
-        cs = _states(xg, steps + 1, b, hid)
-        act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
-        wt = w_hh.t().contiguous()
-        _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs),
-                                          _ptr(cs), _ptr(act), 1)
+        x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, cs, act)
         ctx.shape = x.shape
         return hs[1:]
@@ -195,19 +231,7 @@ class _GRU(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
         b_ih: torch.Tensor, b_hh: torch.Tensor,
     ) -> torch.Tensor:
-        b, steps, _ = x.shape
-        hid = w_hh.shape[1]
-        x_tm = _time_major(x)
-        xg = _projections(x_tm, w_ih, b_ih)
-        hs = _states(xg, steps + 1, b, hid)
-        rz = xg.new_empty((steps, b, 2 * hid))
-        n = xg.new_empty((steps, b, hid))
-        hgn = xg.new_empty((steps, b, hid))
-        work = xg.new_empty((b, 3 * hid))
-        wt = w_hh.t().contiguous()
-        _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
-                                         _ptr(b_hh.contiguous()), _ptr(hs), _ptr(rz), _ptr(n),
-                                         _ptr(hgn), _ptr(work), 1)
+        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, rz, n, hgn)
         ctx.shape = x.shape
         return hs[1:]
@@ -243,16 +267,7 @@ def lstm_layer(
     """One LSTM direction as nn.LSTM computes it, batch-first (B, T, C) -> (B, T, H)."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
         return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
-    b, steps, _ = x.shape
-    hid = w_hh.shape[1]
-    xg = _projections(_time_major(x), w_ih, b_ih + b_hh)
-    hs = _states(xg, steps + 1, b, hid)
-    cs = xg.new_zeros((2, b, hid))
-    act = xg.new_empty((b, 4 * hid))
-    wt = w_hh.t().contiguous()
-    _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs),
-                                      _ptr(act), 0)
-    return hs[1:].transpose(0, 1)
+    return _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=False)[1][1:].transpose(0, 1)
 
 
 def gru_layer(
@@ -262,16 +277,4 @@ def gru_layer(
     """One GRU direction as nn.GRU computes it, batch-first (B, T, C) -> (B, T, H)."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
         return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
-    b, steps, _ = x.shape
-    hid = w_hh.shape[1]
-    xg = _projections(_time_major(x), w_ih, b_ih)
-    hs = _states(xg, steps + 1, b, hid)
-    rz = xg.new_empty((b, 2 * hid))
-    n = xg.new_empty((b, hid))
-    hgn = xg.new_empty((b, hid))
-    work = xg.new_empty((b, 3 * hid))
-    wt = w_hh.t().contiguous()
-    _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
-                                     _ptr(b_hh.contiguous()), _ptr(hs), _ptr(rz), _ptr(n),
-                                     _ptr(hgn), _ptr(work), 0)
-    return hs[1:].transpose(0, 1)
+    return _gru_forward(x, w_ih, w_hh, b_ih, b_hh, keep=False)[1][1:].transpose(0, 1)
