@@ -17,8 +17,11 @@ import torch
 torch.set_flush_denormal(True)
 
 
-def _tune_malloc() -> None:
+def tune_malloc_for_training() -> None:
     """Keep freed memory for reuse instead of returning it to the kernel (glibc only).
+
+    Called by train.fit, not at import: prediction streams at flat memory and keeps
+    glibc's defaults, which hand freed memory back.
 
     glibc serves requests above a threshold with fresh mappings and gives small heap
     tops back when freed, and it moves that threshold as a program runs. A training
@@ -28,7 +31,8 @@ def _tune_malloc() -> None:
     a fixed threshold (32 MiB, glibc's largest) and no trimming. Settings given in the
     environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) are left alone.
     """
-    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+    if not sys.platform.startswith("linux") or any(
+            k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -38,10 +42,6 @@ def _tune_malloc() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3
     mallopt(m_mmap_threshold, 32 << 20)
     mallopt(m_trim_threshold, 1 << 30)
-
-
-if sys.platform.startswith("linux"):
-    _tune_malloc()
 
 
 def default_threads() -> int:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from . import runtime
 from .checkpoint import Checkpoint, load_checkpoint, run_differences, save_checkpoint
 from .config import TrainConfig
 from .data import SequenceSet, batch_indices, collate, shard
@@ -298,6 +299,7 @@ def fit(
     writes checkpoints.
     """
     assert train_set.targets is not None
+    runtime.tune_malloc_for_training()
     reporter = reporter or SilentReporter()
     validation = val_set is not None and len(val_set) > 0
     monitor = cfg.monitor
