@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -16,7 +18,7 @@ import torch
 
 from . import distributed
 from .bundle import Bundle, load_bundle, read_manifest, save_bundle
-from .config import RunConfig, validate
+from .config import RunConfig, TrainConfig, validate
 from .data import (
     LabelSource,
     SequenceSet,
@@ -27,6 +29,8 @@ from .data import (
 from .encoding import OneHot
 from .errors import DataError, UsageError
 from .models.base import (
+    Ensemble,
+    Predictor,
     SequenceModel,
     check_lengths,
     count_parameters,
@@ -52,7 +56,15 @@ from .seqio import (
     table_delimiter,
 )
 from .strands import complement_table
-from .train import Reporter, TrainResult, fit, resolve_class_weights, seed_everything
+from .tasks import TaskSpec
+from .train import (
+    Reporter,
+    TrainResult,
+    evaluate_set,
+    fit,
+    resolve_class_weights,
+    seed_everything,
+)
 
 log = logging.getLogger("bioseqnn")
 
@@ -64,7 +76,7 @@ class TrainOutcome:
     result: TrainResult
     log_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
-    model: SequenceModel | None = None  # the trained model (best weights), on the CPU
+    model: Predictor | None = None  # the trained model (best weights), on the CPU
     main: bool = True
     """False in the torchrun processes other than rank 0, which write no files."""
 
@@ -211,25 +223,49 @@ def train(
             f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)))
     complement = complement_table(alpha) if tc.rc_augment or tc.rc_average else None
 
-    seed_everything(tc.seed)
-    model = SequenceModel(cfg.model, alpha.size, spec.n_outputs, per_position=per_position)
-    if per_position:
-        check_keeps_positions(model, cfg.model, alpha.size)
-    check_lengths(model, train_set.ids, train_set.lengths, display_name(fasta or labels))
-    if val_set is not None:
-        check_lengths(model, val_set.ids, val_set.lengths,
-                      display_name(val_fasta or val_labels or fasta or labels))
-    n_params = count_parameters(model)
-    resolved_pooling = resolve_pooling(cfg.model)
-    log.info("model: %s, %s parameters",
-             describe({**cfg.to_dict()["model"], "pooling": resolved_pooling}), f"{n_params:,}")
+    n_members = tc.ensemble
+    members: list[SequenceModel] = []
+    results: list[TrainResult] = []
     epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
     try:
-        result = fit(model, spec, OneHot(alpha), train_set, val_set, tc, device,
-                     reporter=reporter if ranks.main else None, on_epoch=epoch_log,
-                     complement=complement, resume=resume, ranks=ranks)
+        for index in range(n_members):
+            # Member i: seed + i for its initial weights, batch order and dropout; the same
+            # training and validation records for all (the split used the run's seed).
+            member_tc = _member_settings(tc, index)
+            seed_everything(member_tc.seed)
+            model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
+                                  per_position=per_position)
+            if index == 0:
+                if per_position:
+                    check_keeps_positions(model, cfg.model, alpha.size)
+                check_lengths(model, train_set.ids, train_set.lengths,
+                              display_name(fasta or labels))
+                if val_set is not None:
+                    check_lengths(model, val_set.ids, val_set.lengths,
+                                  display_name(val_fasta or val_labels or fasta or labels))
+                n_params = count_parameters(model)
+                log.info("model: %s, %s parameters%s", describe(
+                    {**cfg.to_dict()["model"], "pooling": resolve_pooling(cfg.model)}),
+                    f"{n_params:,}", f" per member, {n_members} members" if n_members > 1
+                    else "")
+            if n_members > 1:
+                log.info("ensemble member %d of %d (seed %d)", index + 1, n_members,
+                         member_tc.seed)
+            tag = {"member": index + 1} if n_members > 1 else {}
+            results.append(fit(
+                model, spec, OneHot(alpha), train_set, val_set, member_tc, device,
+                reporter=_Tagged(reporter, tag) if ranks.main and reporter else None,
+                on_epoch=_tag_records(epoch_log, tag),
+                complement=complement, resume=resume, ranks=ranks))
+            members.append(model)
     finally:
         epoch_log.close()
+    final_model: Predictor = members[0]
+    result = results[0]
+    if n_members > 1:
+        final_model = Ensemble(members, spec.kind)
+        result = _ensemble_result(final_model, results, spec, OneHot(alpha), val_set, tc,
+                                  device)
 
     resolved = cfg.to_dict()
     resolved["model"]["pooling"] = resolve_pooling(cfg.model)
@@ -247,7 +283,7 @@ def train(
         "training": resolved["training"],
         "seed": tc.seed,
         **({"per_position": True} if per_position else {}),
-        "parameters": n_params,
+        "parameters": n_params * n_members,
         "data": {
             "sources": [display_name(p) for p in (fasta, labels) if p is not None],
             "fingerprint_sha256": data.fingerprint(),
@@ -257,17 +293,76 @@ def train(
             "val_fingerprint_sha256": val_set.fingerprint() if val_set is not None else "",
             "lengths": _lengths_summary(data),
         },
-        "metrics": {"monitor": result.monitor, "resumed_from": result.resumed_from,
-                    "best_epoch": result.best_epoch, "best": result.best,
-                    "final": result.final, "epochs_run": len(result.history),
-                    "stopped_early": result.stopped_early,
-                    "seconds": round(result.seconds, 2)},
+        "metrics": _metrics(result) if n_members == 1 else {
+            "monitor": result.monitor, "best": result.best, "final": result.final,
+            "seconds": round(result.seconds, 2),
+            "members": [{"seed": tc.seed + i, **_metrics(r)} for i, r in enumerate(results)]},
     }
-    model.cpu()
+    final_model.cpu()
     if ranks.main:
-        save_bundle(output, model, manifest)
-    return TrainOutcome(Path(output), manifest, result, log_file, model=model,
+        save_bundle(output, final_model, manifest)
+    return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
                         main=ranks.main)
+
+
+def _metrics(result: TrainResult) -> dict[str, Any]:
+    return {"monitor": result.monitor, "resumed_from": result.resumed_from,
+            "best_epoch": result.best_epoch, "best": result.best,
+            "final": result.final, "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early, "seconds": round(result.seconds, 2)}
+
+
+def _member_settings(tc: TrainConfig, index: int) -> TrainConfig:
+    """The settings of ensemble member ``index``: its own seed and checkpoint folder."""
+    if tc.ensemble == 1:
+        return tc
+    folder = str(Path(tc.checkpoint_dir) / f"member-{index + 1}") if tc.checkpoint_dir else None
+    return dataclasses.replace(tc, seed=tc.seed + index, checkpoint_dir=folder)
+
+
+def _tag_records(sink: Callable[[dict[str, Any]], None],
+                 tag: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    return lambda record: sink({**tag, **record})
+
+
+class _Tagged:
+    """A reporter whose epoch records name the ensemble member."""
+
+    def __init__(self, inner: Reporter, tag: dict[str, Any]) -> None:
+        self.inner, self.tag = inner, tag
+
+    def start(self, epochs: int, batches: int) -> None:
+        self.inner.start(epochs, batches)
+
+    def batch(self, epoch: int, loss: float) -> None:
+        self.inner.batch(epoch, loss)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        self.inner.epoch({**self.tag, **record})
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+def _ensemble_result(model: Ensemble, results: list[TrainResult], spec: TaskSpec,
+                     onehot: OneHot, val_set: SequenceSet | None, tc: TrainConfig,
+                     device: torch.device) -> TrainResult:
+    """One result for the ensemble: every member's epochs (tagged with ``member``), and
+    as ``best`` and ``final`` the ensemble's own validation metrics."""
+    history = [{"member": i + 1, **r} for i, res in enumerate(results) for r in res.history]
+    record: dict[str, Any] = {}
+    if val_set is not None and len(val_set):
+        model.to(device).eval()
+        onehot.to(device)
+        record = evaluate_set(model, onehot, spec, val_set, tc.batch_size, device, "val",
+                              max_tokens=tc.max_tokens or None)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k in (
+            "val_loss", "val_accuracy", "val_r2", "val_spearman"))
+        log.info("ensemble of %d on the validation set: %s", len(results), shown)
+    return TrainResult(history=history, best=record, final=record,
+                       stopped_early=any(r.stopped_early for r in results),
+                       seconds=sum(r.seconds for r in results), monitor=results[0].monitor,
+                       resumed_from=results[0].resumed_from)
 
 
 def predict(

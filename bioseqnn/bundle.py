@@ -22,19 +22,23 @@ from safetensors.torch import save as st_save
 from . import __version__
 from .alphabets import ALPHABETS, Alphabet
 from .errors import ModelFileError, UsageError, shorten
-from .models.base import ModelConfig, SequenceModel
+from .models.base import Ensemble, ModelConfig, Predictor, SequenceModel
 from .seqio import write_bytes_atomic
 from .tasks import TASKS, TaskSpec
 
 FORMAT = "bioseqnn-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest format this version reads. Format 2 added ensembles (``ensemble``: the
+number of members); a single model is still written as format 1, which older versions
+read."""
+MAX_MEMBERS = 64
 MANIFEST_KEY = "bioseqnn"
 MAX_HEADER = 64 * 1024 * 1024
 
 
 @dataclass
 class Bundle:
-    model: SequenceModel
+    model: Predictor
     manifest: dict[str, Any]
 
     @property
@@ -47,10 +51,15 @@ class Bundle:
 
 
 def save_bundle(
-    path: str | os.PathLike[str], model: SequenceModel, manifest: dict[str, Any]
+    path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any]
 ) -> None:
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+    members = len(model.members) if isinstance(model, Ensemble) else 1
+    manifest = {"format": FORMAT, "format_version": 2 if members > 1 else 1,
                 "bioseqnn_version": __version__, **manifest}
+    if members > 1:
+        manifest["ensemble"] = members
+    else:
+        manifest.pop("ensemble", None)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     data = st_save(tensors, metadata={MANIFEST_KEY: json.dumps(manifest, allow_nan=True)})
     write_bytes_atomic(path, data)
@@ -220,6 +229,11 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
             f"({__version__}) reads (format {FORMAT_VERSION}); upgrade bioseqnn"
         )
     _expect(version >= 1, name, f"format_version {version}")
+    if "ensemble" in m:
+        members = m["ensemble"]
+        _expect(version >= 2, name, "an ensemble needs format_version 2")
+        _expect(_is_int(members) and 2 <= members <= MAX_MEMBERS, name,
+                f"ensemble must be a member count from 2 to {MAX_MEMBERS}")
     _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
@@ -266,12 +280,14 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
     return validate_manifest(manifest, name), data
 
 
-def build_model(manifest: dict[str, Any]) -> SequenceModel:
+def build_model(manifest: dict[str, Any]) -> Predictor:
     config = ModelConfig(**manifest["model"])
     alphabet = ALPHABETS[manifest["alphabet"]]
     task = TaskSpec.from_dict(manifest["task"])
-    return SequenceModel(config, alphabet.size, task.n_outputs,
-                         per_position=manifest.get("per_position", False))
+    members = [SequenceModel(config, alphabet.size, task.n_outputs,
+                             per_position=manifest.get("per_position", False))
+               for _ in range(manifest.get("ensemble", 1))]
+    return Ensemble(members, task.kind) if len(members) > 1 else members[0]
 
 
 def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Bundle:

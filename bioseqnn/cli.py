@@ -118,6 +118,8 @@ class RichReporter:
 
     def epoch(self, record: dict[str, Any]) -> None:
         parts = [f"epoch {record['epoch']}/{self.epochs}", f"train_loss {record['train_loss']:.4f}"]
+        if "member" in record:
+            parts.insert(0, f"member {record['member']}")
         for key in ("val_loss", f"val_{self.headline}"):
             if key in record:
                 parts.append(f"{key} {record[key]:.4f}")
@@ -242,6 +244,9 @@ def train(
         help="Write a checkpoint here after every epoch (continue with --resume).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the run checkpointed in --checkpoint-dir.")] = False,
+    ensemble: Annotated[int | None, typer.Option(
+        help="Train this many models (seeds SEED, SEED+1, ...) into one model file that "
+        "predicts their mean probability.")] = None,
     position_mask: PositionMask = None,
     log_file: Annotated[str | None, typer.Option(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
@@ -279,7 +284,7 @@ def train(
                      "schedule": schedule, "warmup_epochs": warmup_epochs,
                      "class_weight": class_weight, "rc_augment": rc_augment,
                      "rc_average": rc_average, "precision": precision,
-                     "checkpoint_dir": checkpoint_dir},
+                     "checkpoint_dir": checkpoint_dir, "ensemble": ensemble},
     })
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
     if table is None:
@@ -296,7 +301,9 @@ def train(
     )
     best = outcome.result.best
     headline = "val_accuracy" if outcome.manifest["task"]["kind"] != "regression" else "val_r2"
-    summary = f"best epoch {outcome.result.best_epoch}"
+    members = outcome.manifest.get("metrics", {}).get("members")
+    summary = (f"ensemble of {len(members)} on validation" if members
+               else f"best epoch {outcome.result.best_epoch}")
     for key in dict.fromkeys([outcome.result.monitor, headline]):
         if isinstance(best.get(key), float):
             summary += f", {key} {best[key]:.4f}"
@@ -304,10 +311,14 @@ def train(
     if plots is not None and outcome.main:
         from .plots import learning_curves, plot_dir
 
-        png = learning_curves(outcome.result.history, plot_dir(plots) / "learning_curves.png",
-                              " + ".join(os.path.basename(x)
-                                         for x in outcome.manifest["data"]["sources"]))
-        log.info("wrote %s", png)
+        title = " + ".join(os.path.basename(x) for x in outcome.manifest["data"]["sources"])
+        history = outcome.result.history
+        for member in sorted({r.get("member", 0) for r in history}):
+            name = f"learning_curves_member{member}.png" if member else "learning_curves.png"
+            png = learning_curves([r for r in history if r.get("member", 0) == member],
+                                  plot_dir(plots) / name,
+                                  f"{title}, member {member}" if member else title)
+            log.info("wrote %s", png)
 
 
 @app.command()
@@ -567,9 +578,17 @@ def _info_table(m: dict[str, Any]) -> Table:
         ("created", f"{m.get('created', '')} on {m.get('device', '?')}"),
     ]
     best = metrics.get("best", {})
-    if best:
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items()
-                          if k.startswith("val_") and isinstance(v, float))
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items()
+                      if k.startswith("val_") and isinstance(v, float))
+    members = metrics.get("members")
+    if isinstance(members, list) and m.get("ensemble"):
+        seeds = [x.get("seed") for x in members if isinstance(x, dict)]
+        rows.append(("ensemble", f"{m['ensemble']} members, seeds "
+                                 f"{', '.join(map(str, seeds))}" + (f": {shown}" if shown else "")))
+        for i, member in enumerate(x for x in members if isinstance(x, dict)):
+            rows.append((f"member {i + 1}", f"best epoch {member.get('best_epoch')} of "
+                                            f"{member.get('epochs_run')}"))
+    elif best:
         rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
                                    f"{metrics.get('epochs_run')}: {shown}"))
     for key, value in rows:

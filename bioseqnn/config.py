@@ -56,6 +56,9 @@ class TrainConfig:
     checkpoint_dir: str | None = setting(None, "folder for a checkpoint after every epoch "
                                                "(model, optimiser, schedule, RNG states); "
                                                "continue a killed run with --resume")
+    ensemble: int = setting(1, "train this many models (seeds seed, seed + 1, ...) on the "
+                               "same records and save them as one model file that "
+                               "predicts their mean probability (regression: mean value)")
     max_tokens: int = setting(0, "cap on padded positions per batch (sequences x the "
                                  "longest of them), so batches of long sequences hold "
                                  "fewer; 0 = no cap")
@@ -161,6 +164,7 @@ def validate(cfg: RunConfig) -> None:
         (t.grad_clip >= 0, "grad-clip must be >= 0 (0 disables clipping)"),
         (0 <= t.val_fraction < 1, "val-fraction must be in [0, 1)"),
         (t.patience >= 0, "patience must be >= 0"),
+        (1 <= t.ensemble <= 64, "ensemble must be from 1 to 64 members"),
         (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),
         (t.schedule in SCHEDULES,
          f"schedule must be one of: {', '.join(SCHEDULES)} (got {t.schedule!r})"),

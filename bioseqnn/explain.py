@@ -39,7 +39,7 @@ from .data import SequenceSet, batch_indices, collate, read_encoded
 from .encoding import OneHot
 from .errors import UsageError
 from .evaluate import check_alphabet_fits
-from .models.base import SequenceModel
+from .models.base import Predictor
 from .predict import infer, resolve_device
 from .runtime import configure_threads
 from .seqio import atomic_output, check_output_path, display_name, read_sequences, table_delimiter
@@ -129,7 +129,7 @@ def _prediction(task: TaskSpec, logits: torch.Tensor, target: np.ndarray) -> np.
 
 
 def gradient_attributions(
-    model: SequenceModel,
+    model: Predictor,
     onehot: OneHot,
     task: TaskSpec,
     data: SequenceSet,
@@ -177,7 +177,7 @@ def _mutants(codes: np.ndarray, table: np.ndarray, letter_codes: np.ndarray,
 
 
 def ism_attributions(
-    model: SequenceModel,
+    model: Predictor,
     onehot: OneHot,
     alphabet: Alphabet,
     task: TaskSpec,

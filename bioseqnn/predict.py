@@ -14,7 +14,7 @@ from .bundle import Bundle
 from .data import SequenceEncoder, SequenceSet, batch_indices, chunked, collate
 from .encoding import OneHot, check_fits
 from .errors import DataError
-from .models.base import SequenceModel, check_lengths
+from .models.base import Predictor, check_lengths
 from .seqio import Record
 from .strands import complement_table, reverse_complement_set
 from .tasks import TaskSpec
@@ -35,7 +35,7 @@ class BatchLimit:
 
 @torch.inference_mode()
 def infer(
-    model: SequenceModel,
+    model: Predictor,
     onehot: OneHot,
     data: SequenceSet,
     batch_size: int,
@@ -74,7 +74,7 @@ def infer(
 
 
 def _batches_in_memory(
-    model: SequenceModel, onehot: OneHot, data: SequenceSet, batch_size: int,
+    model: Predictor, onehot: OneHot, data: SequenceSet, batch_size: int,
     device: torch.device, limit: BatchLimit, oom: tuple[type[BaseException], ...],
     max_tokens: int | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
@@ -93,7 +93,7 @@ def _batches_in_memory(
 
 
 def _forward(
-    model: SequenceModel, onehot: OneHot, data: SequenceSet, index: np.ndarray,
+    model: Predictor, onehot: OneHot, data: SequenceSet, index: np.ndarray,
     device: torch.device, oom: tuple[type[BaseException], ...],
 ) -> torch.Tensor | None:
     """Logits of the sequences ``index`` on the CPU, or None when memory ran out."""
@@ -181,7 +181,7 @@ def predict_rows(
 
 
 def both_strands(
-    model: SequenceModel, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
+    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
     device: torch.device, complement: np.ndarray | None = None, limit: BatchLimit | None = None,
     max_tokens: int | None = None,
 ) -> np.ndarray:

@@ -31,7 +31,7 @@ from .distributed import (
 )
 from .encoding import OneHot
 from .errors import TrainingError, UsageError
-from .models.base import SequenceModel
+from .models.base import Predictor, SequenceModel
 from .predict import infer
 from .schedules import Schedule, check_monitor, improved
 from .strands import reverse_complement_codes
@@ -183,8 +183,8 @@ def _precision(name: str, device: torch.device) -> _Precision:
 # --------------------------------------------------------------------------- the loop
 
 
-def _evaluate(
-    model: SequenceModel, onehot: OneHot, task: TaskSpec, data: SequenceSet,
+def evaluate_set(
+    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet,
     batch_size: int, device: torch.device, prefix: str,
     ranks: Dist = SINGLE, part: tuple[list[int], SequenceSet] | None = None,
     max_tokens: int | None = None,
@@ -434,7 +434,7 @@ def fit(
         sync_buffers(model, ranks)
         if validation:
             assert val_set is not None
-            record.update(_evaluate(model, onehot, task, val_set, cfg.batch_size, device, "val",
+            record.update(evaluate_set(model, onehot, task, val_set, cfg.batch_size, device, "val",
                                     ranks, val_part, cfg.max_tokens or None))
             if not math.isfinite(record["val_loss"]):
                 raise TrainingError(

@@ -7,6 +7,7 @@ and prediction never branch on the architecture.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,6 +188,51 @@ class SequenceModel(nn.Module):
         return nn.functional.linear(pooled.double(), w.double(), b.double()).to(pooled.dtype)
 
 
+
+class Ensemble(nn.Module):
+    """Several models of one task and architecture, trained with different seeds.
+
+    Its output has the members' form (logits, or scaled regression values), so prediction,
+    evaluation, explanation and export treat it as one model: for classes it is the
+    logarithm of the members' mean probabilities (softmax or sigmoid of it gives that
+    mean), for regression the members' mean.
+    """
+
+    def __init__(self, members: list[SequenceModel], kind: str) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.kind = kind
+        self.config = members[0].config
+        self.per_position = members[0].per_position
+        self._max_length = members[0].max_length  # one architecture: the same for all
+
+    @property
+    def max_length(self) -> int | None:
+        return self._max_length
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        outs = torch.stack([member(x, lengths) for member in self.members])
+        return combine_members(self.kind, outs)
+
+
+def combine_members(kind: str, outs: torch.Tensor) -> torch.Tensor:
+    """Members' outputs stacked on dim 0 -> one output of the same form (see Ensemble)."""
+    if kind == "regression":
+        return outs.mean(dim=0)
+    log_n = math.log(outs.shape[0])
+    if kind in ("multiclass", "per-position"):
+        return torch.logsumexp(torch.log_softmax(outs, dim=-1), dim=0) - log_n
+    # binary, multilabel: log(mean p) - log(mean (1 - p)), the logit of the mean probability
+    positive = torch.logsumexp(nn.functional.logsigmoid(outs), dim=0)
+    negative = torch.logsumexp(nn.functional.logsigmoid(-outs), dim=0)
+    return positive - negative
+
+
+Predictor = SequenceModel | Ensemble
+"""What a model file holds: one model, or an ensemble of them."""
+
 def get_architecture(name: str) -> Architecture:
     from .. import models  # noqa: F401  (importing the package registers every family)
     from ..errors import UsageError
@@ -227,7 +273,7 @@ def describe(config: ModelConfig | dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def check_lengths(model: SequenceModel, ids: list[str], lengths: Any, source: str) -> None:
+def check_lengths(model: Predictor, ids: list[str], lengths: Any, source: str) -> None:
     """Stop with a DataError naming the first sequence longer than the model accepts."""
     from ..errors import DataError
 
