@@ -8,7 +8,7 @@ import datetime as _dt
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .bundle import Bundle, load_bundle, read_manifest, save_bundle
+from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
 from .config import RunConfig, TrainConfig, validate
 from .data import (
     LabelSource,
@@ -363,6 +363,64 @@ def _ensemble_result(model: Ensemble, results: list[TrainResult], spec: TaskSpec
                        stopped_early=any(r.stopped_early for r in results),
                        seconds=sum(r.seconds for r in results), monitor=results[0].monitor,
                        resumed_from=results[0].resumed_from)
+
+
+def combine(
+    models: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Write the model files ``models`` (single models or ensembles) as one ensemble.
+
+    They must share alphabet, task (classes, targets and target scaling) and architecture
+    settings, as the members of one ``--ensemble`` run do; members trained separately
+    (other seeds, other machines, parallel pipeline jobs) are combined this way. Returns
+    the new manifest.
+    """
+    if len(models) < 2:
+        raise UsageError("an ensemble needs two or more model files")
+    if str(output) == STDIO:
+        raise UsageError("the model file needs a path (-o ensemble.bsnn), not '-'")
+    check_output_path(output)
+    bundles = [load_bundle(m) for m in models]
+    first, base = bundles[0].manifest, str(models[0])
+    members: list[SequenceModel] = []
+    records: list[dict[str, Any]] = []
+    for path, bundle in zip(models, bundles, strict=True):
+        m = bundle.manifest
+        for key, what in (("alphabet", "alphabet"), ("task", "task (classes, targets or "
+                          "target scaling)"), ("per_position", "task"),
+                          ("model", "architecture settings")):
+            if m.get(key) != first.get(key):
+                raise UsageError(f"{display_name(path)} and {display_name(base)} differ in "
+                                 f"{what}; ensemble members must share them")
+        if isinstance(bundle.model, Ensemble):
+            members += list(bundle.model.members)  # type: ignore[arg-type]
+            records += [{"source": display_name(path), **r}
+                        for r in m["metrics"].get("members", [])]
+        else:
+            members.append(bundle.model)
+            records.append({"source": display_name(path), "seed": m.get("seed"),
+                            **{k: v for k, v in m.get("metrics", {}).items()
+                               if k != "members"}})
+    if len(members) > MAX_MEMBERS:
+        raise UsageError(f"an ensemble holds at most {MAX_MEMBERS} members, these files "
+                         f"hold {len(members)}")
+    manifest = {k: v for k, v in first.items()
+                if k not in ("format", "format_version", "bioseqnn_version", "ensemble")}
+    manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    manifest["parameters"] = sum(count_parameters(m) for m in members)
+    manifest["training"] = {**first.get("training", {}), "ensemble": len(members)}
+    fingerprints = {b.manifest.get("data", {}).get("fingerprint_sha256") for b in bundles}
+    if len(fingerprints) > 1:
+        manifest["data"] = {**first.get("data", {}), "note": "members trained on other data; "
+                            "see metrics.members for each member's source"}
+        log.warning("the members were trained on different data (fingerprints differ)")
+    manifest["metrics"] = {"monitor": first.get("metrics", {}).get("monitor", "val_loss"),
+                           "members": records}
+    model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
+    save_bundle(output, model, manifest)
+    log.info("wrote %s: an ensemble of %d members from %d model files", output,
+             len(members), len(models))
+    return read_manifest(output)[0]
 
 
 def predict(

@@ -377,6 +377,22 @@ def info(
     Console(highlight=False).print(_info_table(manifest))
 
 
+@app.command()
+def ensemble(
+    models: Annotated[list[str], typer.Argument(
+        help="Model files to combine (two or more; ensembles are flattened).")],
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="The ensemble's model file.")] = "ensemble.bsnn",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Combine model files of one task and architecture into an ensemble (mean probability)."""
+    _setup_logging(quiet, debug)
+    from .api import combine
+
+    combine(models, output)
+
+
 class Method(str, Enum):
     saliency = "saliency"
     grad_input = "grad-input"

@@ -166,6 +166,11 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
             "epochs_run": len(outcome.result.history),
             "train_records": outcome.manifest["data"]["train_records"],
             "val_records": outcome.manifest["data"]["val_records"], "test_records": ev.records}
+    members = outcome.manifest["metrics"].get("members")
+    if members:  # an ensemble: each member's seed, epochs and validation figures
+        info["members"] = [{k: m[k] for k in ("seed", "best_epoch", "epochs_run", "seconds")}
+                           | {"best": m["best"]} for m in members]
+        info["validation"] = outcome.manifest["metrics"]["best"]
     return dict(ev.metrics), info
 
 
@@ -303,7 +308,8 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
     outcome.update({
         "config": str(path.relative_to(CONFIG_DIR.parent.parent)) if path.is_relative_to(
             CONFIG_DIR.parent.parent) else str(path),
-        "architecture": describe(cfg.model),
+        "architecture": describe(cfg.model) + (
+            f", ensemble of {cfg.training.ensemble}" if cfg.training.ensemble > 1 else ""),
         "seed": cfg.training.seed,
         "epochs_cap": cfg.training.epochs,
         "reduced": " ".join(([f"--epochs {ctx.epochs}"] if ctx.epochs is not None else []) +

@@ -243,3 +243,48 @@ def test_bad_ensemble_setting_is_a_usage_error(trained: dict[str, Path], cli,
     assert result.code == 2
     assert "ensemble must be from 1 to 64 members" in result.err
     assert not (tmp_path / "m.bsnn").exists()
+
+
+def test_ensemble_command_combines_separately_trained_members(
+    trained: dict[str, Path], cli, tmp_path: Path,
+) -> None:
+    """The members of a --ensemble 3 run, saved as three files and combined again,
+    predict byte for byte what the run's own file predicts."""
+    bundle = load_bundle(trained["ensemble"])
+    assert isinstance(bundle.model, Ensemble)
+    parts = []
+    for i, member in enumerate(bundle.model.members):
+        parts.append(tmp_path / f"part{i}.bsnn")
+        save_bundle(parts[-1], member, {**{k: v for k, v in bundle.manifest.items()
+                                           if k != "ensemble"}, "seed": i})
+    out = tmp_path / "combined.bsnn"
+    result = cli("ensemble", parts[0], parts[1], parts[2], "-o", out)
+    assert result.code == 0, result.err
+    manifest, _ = read_manifest(out)
+    assert manifest["ensemble"] == 3
+    assert [m["seed"] for m in manifest["metrics"]["members"]] == [0, 1, 2]
+    combined = cli("predict", out, trained["fasta"])
+    original = cli("predict", trained["ensemble"], trained["fasta"])
+    assert combined.code == 0 and combined.out == original.out
+    # an ensemble and a single model: their members are put together
+    nested = cli("ensemble", out, trained["seed1"], "-o", tmp_path / "four.bsnn")
+    assert nested.code == 0, nested.err
+    assert read_manifest(tmp_path / "four.bsnn")[0]["ensemble"] == 4
+
+
+def test_ensemble_command_refuses_members_that_do_not_fit(
+    trained: dict[str, Path], cli, tmp_path: Path,
+) -> None:
+    other = tmp_path / "wide.bsnn"
+    wide = config()
+    wide.model.channels = [32, 16]
+    train(trained["dir"] / "train.fasta", trained["dir"] / "train.csv", other, wide,
+          val_fasta=trained["dir"] / "val.fasta", val_labels=trained["dir"] / "val.csv")
+    out = tmp_path / "never.bsnn"
+    result = cli("ensemble", trained["seed1"], other, "-o", out)
+    assert result.code == 2
+    assert "differ in architecture settings" in result.err
+    assert "Traceback" not in result.err
+    single = cli("ensemble", trained["seed1"], "-o", out)
+    assert single.code == 2 and "two or more model files" in single.err
+    assert not out.exists()
