@@ -54,8 +54,9 @@ def save_bundle(
     path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any]
 ) -> None:
     members = len(model.members) if isinstance(model, Ensemble) else 1
-    manifest = {"format": FORMAT, "format_version": 2 if members > 1 else 1,
-                "bioseqnn_version": __version__, **manifest}
+    version = {"format": FORMAT, "format_version": 2 if members > 1 else 1,
+               "bioseqnn_version": __version__}
+    manifest = {**version, **{k: v for k, v in manifest.items() if k not in version}}
     if members > 1:
         manifest["ensemble"] = members
     else:
