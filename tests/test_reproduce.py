@@ -79,6 +79,11 @@ def test_reduced_run_writes_results_and_table(data_dir: Path, tmp_path: Path,
     assert 0.0 <= nc["results"]["test accuracy"] <= 1.0
     assert nc["epochs_run"] == 1
     assert ss["train_records"] == 30 and ss["val_records"] == 10 and ss["test_records"] == 10
+    # the secondary-structure config is an ensemble: every member is recorded
+    assert ss["architecture"].endswith(", ensemble of 5")
+    assert [m["seed"] for m in ss["members"]] == [0, 1, 2, 3, 4]
+    assert all(m["epochs_run"] == 1 for m in ss["members"])
+    assert 0.0 <= ss["validation"]["val_accuracy"] <= 1.0
     # Q3 counts resolved test residues only
     mask = "".join(line for line in (data_dir / "secondary_structure" / "resolved_mask.fasta")
                    .read_text().splitlines()[-20:] if not line.startswith(">"))
