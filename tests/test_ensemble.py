@@ -222,6 +222,7 @@ def test_resume_retrains_only_the_member_without_a_checkpoint(
     (65, 2, "ensemble must be a member count from 2 to 64"),
     ("3", 2, "ensemble must be a member count from 2 to 64"),
     (3, 1, "an ensemble needs format_version 2"),
+    (2, 2, r"weights do not fit the manifest \(unexpected tensor 'members\.2\."),
 ])
 def test_damaged_ensemble_manifest_is_refused(
     trained: dict[str, Path], tmp_path: Path, members: object, version: int, message: str,

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from bioseqnn.bundle import save_bundle
-from bioseqnn.models.base import ModelConfig, SequenceModel, config_dict
+from bioseqnn.models.base import Ensemble, ModelConfig, SequenceModel, config_dict
 from bioseqnn.seqio import read_sequences
 from bioseqnn.tasks import TaskSpec
 
@@ -47,6 +47,9 @@ CASES: dict[str, tuple[dict[str, Any], TaskSpec, str, str]] = {
                       pool_sizes=[4], hidden_size=8),
                  TaskSpec("regression", ["x", "y"], target_mean=[1.0, -2.0],
                           target_std=[0.5, 3.0]), "dna", "promoters.fasta"),
+    "ensemble": (dict(arch="gru", hidden_size=8, bidirectional=True, members=3),
+                 TaskSpec("multiclass", ["family"], classes=["5S_rRNA", "tRNA", "miRNA"]),
+                 "rna", "ncrna_test.fasta"),
     "transformer": (dict(arch="transformer", d_model=16, heads=2, ff_size=32, layers=2),
                     TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]), "protein",
                     "hemolytic.fasta"),
@@ -56,8 +59,12 @@ CASES: dict[str, tuple[dict[str, Any], TaskSpec, str, str]] = {
 def write_model(path: Path, name: str) -> Path:
     settings, task, alphabet, _ = CASES[name]
     torch.manual_seed(7)
+    settings = dict(settings)
+    members = settings.pop("members", 1)
     config = ModelConfig(**settings)
-    model = SequenceModel(config, {"protein": 20}.get(alphabet, 4), task.n_outputs)
+    models = [SequenceModel(config, {"protein": 20}.get(alphabet, 4), task.n_outputs)
+              for _ in range(members)]
+    model: SequenceModel | Ensemble = Ensemble(models, task.kind) if members > 1 else models[0]
     with torch.no_grad():  # batch norm statistics as after training, not the identity
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm1d):

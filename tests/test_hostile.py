@@ -139,6 +139,14 @@ def test_yaml_config_cannot_run_code(cli, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- manifests
 
 
+def write_exactly(path: Path, model: torch.nn.Module, manifest: dict[str, Any]) -> None:
+    """A model file holding exactly ``manifest`` (save_bundle sets the format fields)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path,
+              metadata={"bioseqnn": json.dumps(manifest)})
+
+
 def _edit(m: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     for key in parents:
@@ -193,7 +201,7 @@ def test_manifest_fields_are_validated_before_use(
     manifest = json.loads(json.dumps(bundle.manifest))
     _edit(manifest, field, value)
     bad = tmp_path / "bad.bsnn"
-    save_bundle(bad, bundle.model, manifest)
+    write_exactly(bad, bundle.model, manifest)
     fa = tmp_path / "in.fa"
     fa.write_bytes(SIX)
     argv = ["predict", bad, fa, "-o", tmp_path / "out.tsv"] if command == "predict" \
