@@ -311,6 +311,8 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
         "architecture": describe(cfg.model) + (
             f", ensemble of {cfg.training.ensemble}" if cfg.training.ensemble > 1 else ""),
         "seed": cfg.training.seed,
+        **({"seeds": list(range(cfg.training.seed, cfg.training.seed + cfg.training.ensemble))}
+           if cfg.training.ensemble > 1 else {}),
         "epochs_cap": cfg.training.epochs,
         "reduced": " ".join(([f"--epochs {ctx.epochs}"] if ctx.epochs is not None else []) +
                             ([f"--limit {ctx.limit}"] if ctx.limit is not None else [])),
@@ -355,7 +357,9 @@ def markdown(results: dict[str, Any]) -> str:
                                if p.metric == metric) or ""
             reduced = f" (reduced run: {entry['reduced']})" if entry.get("reduced") else ""
             how = f"{entry['architecture']} (`{entry['config']}`)" if first else "″"
-            time_seed = f"{entry['seconds']:.0f} s | {entry['seed']}" if first else " | "
+            seeds = entry.get("seeds")
+            seed = f"{seeds[0]}-{seeds[-1]}" if seeds else entry["seed"]
+            time_seed = f"{entry['seconds']:.0f} s | {seed}" if first else " | "
             lines.append(f"| {row} | {metric} | {shown}{reduced} | {beside} | {how} | "
                          f"{time_seed} |")
             first = False

@@ -91,6 +91,9 @@ def test_reduced_run_writes_results_and_table(data_dir: Path, tmp_path: Path,
     table = capsys.readouterr().out
     assert "| ncrna_families | test accuracy |" in table
     assert "(reduced run: --epochs 1)" in table
+    assert "ensemble of 5 (`example_data/reproduce/secondary_structure.yaml`) |" in table
+    assert [line.split(" | ")[-1] for line in table.splitlines()
+            if line.startswith("| secondary_structure | Q3")] == ["0-4 |"]
     assert "0.859 (one-hot CNN" in table
     assert "not yet measured (`python -m bioseqnn.reproduce DATA --rows gb1_fitness`)" in table
 
