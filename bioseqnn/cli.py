@@ -302,7 +302,7 @@ def train(
     best = outcome.result.best
     headline = "val_accuracy" if outcome.manifest["task"]["kind"] != "regression" else "val_r2"
     members = outcome.manifest.get("metrics", {}).get("members")
-    summary = (f"ensemble of {len(members)} on validation" if members
+    summary = (f"ensemble of {len(members)}{' on validation' if best else ''}" if members
                else f"best epoch {outcome.result.best_epoch}")
     for key in dict.fromkeys([outcome.result.monitor, headline]):
         if isinstance(best.get(key), float):
