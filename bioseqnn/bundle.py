@@ -54,7 +54,7 @@ def save_bundle(
     path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any]
 ) -> None:
     members = len(model.members) if isinstance(model, Ensemble) else 1
-    version = {"format": FORMAT, "format_version": 2 if members > 1 else 1,
+    version = {"format": FORMAT, "format_version": FORMAT_VERSION if members > 1 else 1,
                "bioseqnn_version": __version__}
     manifest = {**version, **{k: v for k, v in manifest.items() if k not in version}}
     if members > 1:

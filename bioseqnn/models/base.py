@@ -188,14 +188,13 @@ class SequenceModel(nn.Module):
         return nn.functional.linear(pooled.double(), w.double(), b.double()).to(pooled.dtype)
 
 
-
 class Ensemble(nn.Module):
     """Several models of one task and architecture, trained with different seeds.
 
     Its output has the members' form (logits, or scaled regression values), so prediction,
-    evaluation, explanation and export treat it as one model: for classes it is the
-    logarithm of the members' mean probabilities (softmax or sigmoid of it gives that
-    mean), for regression the members' mean.
+    evaluation, explanation and export treat it as one model: for classes, the log of the
+    members' mean probabilities (binary and multilabel: the logit of the mean), which
+    softmax or sigmoid turns back into that mean; for regression, the members' mean.
     """
 
     def __init__(self, members: list[SequenceModel], kind: str) -> None:
