@@ -404,8 +404,7 @@ def combine(
     if len(members) > MAX_MEMBERS:
         raise UsageError(f"an ensemble holds at most {MAX_MEMBERS} members, these files "
                          f"hold {len(members)}")
-    manifest = {k: v for k, v in first.items()
-                if k not in ("format", "format_version", "bioseqnn_version", "ensemble")}
+    manifest = dict(first)  # save_bundle sets the format fields and the member count
     manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     manifest["parameters"] = sum(count_parameters(m) for m in members)
     manifest["training"] = {**first.get("training", {}), "ensemble": len(members)}
@@ -417,10 +416,10 @@ def combine(
     manifest["metrics"] = {"monitor": first.get("metrics", {}).get("monitor", "val_loss"),
                            "members": records}
     model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
-    save_bundle(output, model, manifest)
+    written = save_bundle(output, model, manifest)
     log.info("wrote %s: an ensemble of %d members from %d model files", output,
              len(members), len(models))
-    return read_manifest(output)[0]
+    return written
 
 
 def predict(

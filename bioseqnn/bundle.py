@@ -52,7 +52,8 @@ class Bundle:
 
 def save_bundle(
     path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any]
-) -> None:
+) -> dict[str, Any]:
+    """Write ``model`` with ``manifest`` (format fields set here); returns what was written."""
     members = len(model.members) if isinstance(model, Ensemble) else 1
     version = {"format": FORMAT, "format_version": FORMAT_VERSION if members > 1 else 1,
                "bioseqnn_version": __version__}
@@ -64,6 +65,7 @@ def save_bundle(
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     data = st_save(tensors, metadata={MANIFEST_KEY: json.dumps(manifest, allow_nan=True)})
     write_bytes_atomic(path, data)
+    return manifest
 
 
 MAX_TENSORS = 100_000
