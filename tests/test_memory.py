@@ -31,8 +31,11 @@ def test_predict_peak_rss_does_not_grow_with_the_number_of_records(
         assert len(out.read_text().splitlines()) == n + 1
         peaks[n] = run.peak_mib
     # 15 times the records (3.4 MB of FASTA, 3 MB of codes, 30,000 output rows): the
-    # peak is that of one chunk of records, not of the whole input or output
-    assert peaks[30_000] - peaks[2_000] < 30, peaks
+    # peak is that of one chunk of records, not of the whole input or output. Measured
+    # growth from 2,000 to 30,000 records: 17-32 MiB over ten runs (a slow creep, about
+    # +35 MiB at 120,000, not from huge pages or malloc arenas); holding the outputs
+    # whole (the regression this guards against) grew 64 MiB.
+    assert peaks[30_000] - peaks[2_000] < 40, peaks
 
 
 def test_training_data_is_held_as_one_byte_per_residue(tmp_path: Path) -> None:
