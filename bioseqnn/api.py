@@ -245,7 +245,8 @@ def train(
                                   display_name(val_fasta or val_labels or fasta or labels))
                 n_params = count_parameters(model)
                 log.info("model: %s, %s parameters%s", describe(
-                    {**cfg.to_dict()["model"], "pooling": resolve_pooling(cfg.model)}),
+                    {**cfg.to_dict()["model"], "pooling": resolve_pooling(cfg.model)},
+                    per_position),
                     f"{n_params:,}", f" per member, {n_members} members" if n_members > 1
                     else "")
             if n_members > 1:

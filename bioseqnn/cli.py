@@ -571,7 +571,7 @@ def _info_table(m: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    arch = describe(model)
+    arch = describe(model, bool(m.get("per_position", False)))
     training = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in m.get("training", {}).items())
     rows = [
         ("format", f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"

@@ -308,7 +308,7 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
     outcome.update({
         "config": str(path.relative_to(CONFIG_DIR.parent.parent)) if path.is_relative_to(
             CONFIG_DIR.parent.parent) else str(path),
-        "architecture": describe(cfg.model) + (
+        "architecture": describe(cfg.model, per_position=row == "secondary_structure") + (
             f", ensemble of {cfg.training.ensemble}" if cfg.training.ensemble > 1 else ""),
         "seed": cfg.training.seed,
         **({"seeds": list(range(cfg.training.seed, cfg.training.seed + cfg.training.ensemble))}

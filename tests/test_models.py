@@ -204,6 +204,8 @@ def test_describe_names_only_the_settings_an_architecture_reads() -> None:
                    "pooling max, dropout 0.0")
     lstm = describe({**ModelConfig(arch="lstm", bidirectional=True).__dict__, "pooling": "last"})
     assert lstm == "lstm, hidden-size 128, layers 1, bidirectional True, pooling last, dropout 0.0"
+    tagger = describe(ModelConfig(arch="gru", hidden_size=4), per_position=True)
+    assert tagger == "gru, hidden-size 4, layers 1, bidirectional False, per position, dropout 0.0"
 
 
 @pytest.mark.parametrize("arch", ARCHS)

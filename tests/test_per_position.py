@@ -54,6 +54,9 @@ def test_train_detects_label_fasta_and_records_the_task(cli, ss_model: Path) -> 
     assert len(rows) == 4
     # it learns: the last epoch's validation loss is below the first's
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+    # the human-readable summary names no pooling: a per-position model has none
+    shown = cli("info", ss_model).out
+    assert "per position" in shown and "pooling" not in shown
 
 
 def test_predict_long_format_and_fasta_agree_with_evaluate(cli, ss_model: Path, examples: Path,

@@ -257,8 +257,11 @@ def resolve_pooling(config: ModelConfig) -> str:
     return mode
 
 
-def describe(config: ModelConfig | dict[str, Any]) -> str:
-    """One line naming the architecture and the settings it actually reads."""
+def describe(config: ModelConfig | dict[str, Any], per_position: bool = False) -> str:
+    """One line naming the architecture and the settings it actually reads.
+
+    A per-position model has no pooling (one output per position), so none is named.
+    """
     values = config if isinstance(config, dict) else config_dict(config)
     name = values.get("arch", "?")
     arch = REGISTRY.get(name)
@@ -268,7 +271,11 @@ def describe(config: ModelConfig | dict[str, Any]) -> str:
         if isinstance(value, list):
             value = ",".join(map(str, value))
         parts.append(f"{key.replace('_', '-')} {value}")
-    parts += [f"pooling {values.get('pooling')}", f"dropout {values.get('dropout')}"]
+    if per_position:
+        parts.append("per position")
+    else:
+        parts.append(f"pooling {values.get('pooling')}")
+    parts.append(f"dropout {values.get('dropout')}")
     return ", ".join(parts)
 
 
