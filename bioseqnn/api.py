@@ -371,10 +371,11 @@ def combine(
 ) -> dict[str, Any]:
     """Write the model files ``models`` (single models or ensembles) as one ensemble.
 
-    They must share alphabet, task (classes, targets and target scaling) and architecture
-    settings, as the members of one ``--ensemble`` run do; members trained separately
-    (other seeds, other machines, parallel pipeline jobs) are combined this way. Returns
-    the new manifest.
+    They must share alphabet and task (classes, targets and target scaling); members
+    trained separately (other seeds, other machines, parallel pipeline jobs) or of other
+    architectures (a CNN with an LSTM) are combined this way. Settings that are not the
+    network's (training settings such as the strand-averaging default, the seed) are the
+    first file's. Returns the new manifest.
     """
     if len(models) < 2:
         raise UsageError("an ensemble needs two or more model files")
@@ -388,8 +389,7 @@ def combine(
     for path, bundle in zip(models, bundles, strict=True):
         m = bundle.manifest
         for key, what in (("alphabet", "alphabet"), ("task", "task (classes, targets or "
-                          "target scaling)"), ("per_position", "task"),
-                          ("model", "architecture settings")):
+                          "target scaling)"), ("per_position", "task")):
             if m.get(key) != first.get(key):
                 raise UsageError(f"{display_name(path)} and {display_name(base)} differ in "
                                  f"{what}; ensemble members must share them")
@@ -417,9 +417,13 @@ def combine(
     manifest["metrics"] = {"monitor": first.get("metrics", {}).get("monitor", "val_loss"),
                            "members": records}
     model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
+    limit = model.max_length
+    manifest["max_length_policy"] = ("none: any length is read whole" if limit is None else
+                                     f"error: sequences longer than {limit} are rejected")
     written = save_bundle(output, model, manifest)
-    log.info("wrote %s: an ensemble of %d members from %d model files", output,
-             len(members), len(models))
+    kinds = len({json.dumps(c, sort_keys=True) for c in written.get("member_models", [])})
+    log.info("wrote %s: an ensemble of %d members from %d model files%s", output,
+             len(members), len(models), f", of {kinds} network configurations" if kinds > 1 else "")
     return written
 
 

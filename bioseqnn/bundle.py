@@ -22,15 +22,23 @@ from safetensors.torch import save as st_save
 from . import __version__
 from .alphabets import ALPHABETS, Alphabet
 from .errors import ModelFileError, UsageError, shorten
-from .models.base import Ensemble, ModelConfig, Predictor, SequenceModel
+from .models.base import (
+    Ensemble,
+    ModelConfig,
+    Predictor,
+    SequenceModel,
+    config_dict,
+    resolve_pooling,
+)
 from .seqio import write_bytes_atomic
 from .tasks import TASKS, TaskSpec
 
 FORMAT = "bioseqnn-model"
 FORMAT_VERSION = 2
 """The newest format this version reads. Format 2 added ensembles (``ensemble``: the
-number of members); a single model is still written as format 1, which older versions
-read."""
+number of members; ``member_models``: each member's architecture settings, present only
+when they differ, else every member has ``model``'s); a single model is still written as
+format 1, which older versions read."""
 MAX_MEMBERS = 64
 MANIFEST_KEY = "bioseqnn"
 MAX_HEADER = 64 * 1024 * 1024
@@ -54,12 +62,17 @@ def save_bundle(
     path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any]
 ) -> dict[str, Any]:
     """Write ``model`` with ``manifest`` (format fields set here); returns what was written."""
-    members = len(model.members) if isinstance(model, Ensemble) else 1
+    configs = model.configs if isinstance(model, Ensemble) else [model.config]
+    members = len(configs)
     version = {"format": FORMAT, "format_version": FORMAT_VERSION if members > 1 else 1,
                "bioseqnn_version": __version__}
     manifest = {**version, **{k: v for k, v in manifest.items() if k not in version}}
+    manifest.pop("member_models", None)
     if members > 1:
         manifest["ensemble"] = members
+        written = [{**config_dict(c), "pooling": resolve_pooling(c)} for c in configs]
+        if any(c != written[0] for c in written):
+            manifest["model"], manifest["member_models"] = written[0], written
     else:
         manifest.pop("ensemble", None)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -241,10 +254,23 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
     _check_task(task, name, m.get("per_position", False))
-    model = m.get("model")
-    _expect(isinstance(model, dict), name, "model config is missing")
+    _check_model_config(m.get("model"), name, "model")
+    if "member_models" in m:
+        configs = m["member_models"]
+        _expect("ensemble" in m and isinstance(configs, list)
+                and len(configs) == m["ensemble"], name,
+                "member_models must list one config per ensemble member")
+        for i, config in enumerate(configs):
+            _check_model_config(config, name, f"member_models[{i}]")
+    _check_optional(m, name)
+    return m
+
+
+def _check_model_config(model: Any, name: str, label: str) -> None:
+    _expect(isinstance(model, dict), name, f"{label} config is missing")
     known = {f.name: f for f in fields(ModelConfig)}
-    _expect(set(model) <= set(known), name, f"unknown model keys {sorted(set(model) - set(known))}")
+    _expect(set(model) <= set(known), name,
+            f"unknown {label} keys {sorted(set(model) - set(known))}")
     for key, value in model.items():
         default = getattr(ModelConfig(), key)
         if isinstance(default, list):
@@ -258,9 +284,7 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
             ok = _is_number(value) and 0 <= value < 1
         else:
             ok = isinstance(value, str) and len(value) < 100
-        _expect(ok, name, f"model.{key} has an invalid value")
-    _check_optional(m, name)
-    return m
+        _expect(ok, name, f"{label}.{key} has an invalid value")
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
@@ -284,12 +308,12 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
 
 
 def build_model(manifest: dict[str, Any]) -> Predictor:
-    config = ModelConfig(**manifest["model"])
+    configs = manifest.get("member_models") or [manifest["model"]] * manifest.get("ensemble", 1)
     alphabet = ALPHABETS[manifest["alphabet"]]
     task = TaskSpec.from_dict(manifest["task"])
-    members = [SequenceModel(config, alphabet.size, task.n_outputs,
+    members = [SequenceModel(ModelConfig(**config), alphabet.size, task.n_outputs,
                              per_position=manifest.get("per_position", False))
-               for _ in range(manifest.get("ensemble", 1))]
+               for config in configs]
     return Ensemble(members, task.kind) if len(members) > 1 else members[0]
 
 

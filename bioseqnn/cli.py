@@ -386,7 +386,7 @@ def ensemble(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Combine model files of one task and architecture into an ensemble (mean probability)."""
+    """Combine model files of one task (any architectures) into an ensemble (mean probability)."""
     _setup_logging(quiet, debug)
     from .api import combine
 
@@ -571,7 +571,11 @@ def _info_table(m: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    arch = describe(model, bool(m.get("per_position", False)))
+    per_position = bool(m.get("per_position", False))
+    arch = describe(model, per_position)
+    member_archs = [describe(c, per_position) for c in m.get("member_models", [])]
+    if member_archs:  # an ensemble of different networks: each, with its member count
+        arch = "; ".join(f"{member_archs.count(a)} x {a}" for a in dict.fromkeys(member_archs))
     training = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in m.get("training", {}).items())
     rows = [
         ("format", f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"
@@ -602,8 +606,9 @@ def _info_table(m: dict[str, Any]) -> Table:
         rows.append(("ensemble", f"{m['ensemble']} members, seeds "
                                  f"{', '.join(map(str, seeds))}" + (f": {shown}" if shown else "")))
         for i, member in enumerate(x for x in members if isinstance(x, dict)):
+            network = f" ({member_archs[i]})" if i < len(member_archs) else ""
             rows.append((f"member {i + 1}", f"best epoch {member.get('best_epoch')} of "
-                                            f"{member.get('epochs_run')}"))
+                                            f"{member.get('epochs_run')}{network}"))
     elif best:
         rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
                                    f"{metrics.get('epochs_run')}: {shown}"))

@@ -273,18 +273,91 @@ def test_ensemble_command_combines_separately_trained_members(
     assert read_manifest(tmp_path / "four.bsnn")[0]["ensemble"] == 4
 
 
+def test_ensemble_command_combines_different_architectures(
+    trained: dict[str, Path], cli, tmp_path: Path,
+) -> None:
+    """A CNN and a bidirectional GRU trained apart make one file: each member keeps its
+    own network, and the file predicts their mean probability."""
+    gru_file, both = tmp_path / "gru.bsnn", tmp_path / "mixed.bsnn"
+    gru = config()
+    gru.model.arch, gru.model.hidden_size, gru.model.bidirectional = "gru", 8, True
+    train(trained["dir"] / "train.fasta", trained["dir"] / "train.csv", gru_file, gru,
+          val_fasta=trained["dir"] / "val.fasta", val_labels=trained["dir"] / "val.csv")
+    result = cli("ensemble", trained["seed1"], gru_file, "-o", both)
+    assert result.code == 0, result.err
+    manifest, _ = read_manifest(both)
+    assert manifest["ensemble"] == 2
+    assert [m["arch"] for m in manifest["member_models"]] == ["cnn", "gru"]
+    assert manifest["model"] == manifest["member_models"][0]
+    assert manifest["member_models"][1]["pooling"] == "last"  # resolved, not "auto"
+    model = load_bundle(both).model
+    assert isinstance(model, Ensemble)
+    assert [m.config.arch for m in model.members] == ["cnn", "gru"]
+    probs = []
+    for path in (trained["seed1"], gru_file, both):
+        out = cli("predict", path, trained["fasta"])
+        assert out.code == 0, out.err
+        probs.append(np.array([float(r["prob_1"]) for r in read_table(out.out)]))
+    assert len(probs[2]) == 1104
+    assert np.abs(probs[2] - (probs[0] + probs[1]) / 2).max() < 2e-6
+    assert np.abs(probs[0] - probs[1]).max() > 1e-3  # two different models
+    shown = " ".join(cli("info", both).out.split())
+    assert "1 x cnn, channels 16,16" in shown and "1 x gru, hidden-size 8" in shown
+    # members of one architecture are written as before: no per-member settings
+    again = cli("ensemble", trained["seed1"], trained["seed1"], "-o", tmp_path / "same.bsnn")
+    assert again.code == 0, again.err
+    assert "member_models" not in read_manifest(tmp_path / "same.bsnn")[0]
+
+
+def test_mixed_ensemble_accepts_what_every_member_accepts(tmp_path: Path) -> None:
+    """A transformer member's max-length bounds the whole ensemble."""
+    from bioseqnn.errors import DataError
+    from bioseqnn.models.base import ModelConfig, SequenceModel, check_lengths
+
+    cnn = SequenceModel(ModelConfig(arch="cnn", channels=[4], kernel_sizes=[3], dilations=[1],
+                                    pool_sizes=[1]), 20, 2)
+    short = SequenceModel(ModelConfig(arch="transformer", d_model=8, heads=2, ff_size=8,
+                                      max_length=50), 20, 2)
+    assert cnn.max_length is None and short.max_length == 50
+    assert Ensemble([cnn, short], "multiclass").max_length == 50
+    assert Ensemble([cnn, cnn], "multiclass").max_length is None
+    with pytest.raises(DataError, match=r"'long' has 60 positions, more than this "
+                                        r"ensemble's max-length 50 \(1 record"):
+        check_lengths(Ensemble([cnn, short], "multiclass"), ["ok", "long"], [50, 60], "x.fa")
+
+
+def test_damaged_member_models_are_refused(trained: dict[str, Path], tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    manifest, _ = read_manifest(trained["ensemble"])
+    tensors = load_file(trained["ensemble"])
+    for members, message in (
+        ([manifest["model"]] * 2, "one config per ensemble member"),
+        ([manifest["model"]] * 2 + [{"arch": "cnn", "hidden_size": "big"}],
+         r"member_models\[2\]\.hidden_size has an invalid value"),
+        ([manifest["model"]] * 2 + [{**manifest["model"], "channels": [64, 64]}],
+         "weights do not fit the manifest"),
+    ):
+        path = tmp_path / "bad.bsnn"
+        save_file(tensors, path, metadata={"bioseqnn": json.dumps(
+            {**manifest, "member_models": members})})
+        with pytest.raises(ModelFileError, match=message):
+            load_bundle(path)
+
+
 def test_ensemble_command_refuses_members_that_do_not_fit(
     trained: dict[str, Path], cli, tmp_path: Path,
 ) -> None:
-    other = tmp_path / "wide.bsnn"
-    wide = config()
-    wide.model.channels = [32, 16]
-    train(trained["dir"] / "train.fasta", trained["dir"] / "train.csv", other, wide,
-          val_fasta=trained["dir"] / "val.fasta", val_labels=trained["dir"] / "val.csv")
+    other = tmp_path / "named.bsnn"
+    named = trained["dir"] / "named.csv"  # the same records, classes named no/yes
+    lines = (trained["dir"] / "train.csv").read_text().splitlines()
+    named.write_text("\n".join(lines[:1] + [line.replace(",0", ",no").replace(",1", ",yes")
+                                             for line in lines[1:]]) + "\n")
+    train(trained["dir"] / "train.fasta", named, other, config())
     out = tmp_path / "never.bsnn"
     result = cli("ensemble", trained["seed1"], other, "-o", out)
     assert result.code == 2
-    assert "differ in architecture settings" in result.err
+    assert "differ in task" in result.err
     assert "Traceback" not in result.err
     single = cli("ensemble", trained["seed1"], "-o", out)
     assert single.code == 2 and "two or more model files" in single.err

@@ -50,6 +50,13 @@ CASES: dict[str, tuple[dict[str, Any], TaskSpec, str, str]] = {
     "ensemble": (dict(arch="gru", hidden_size=8, bidirectional=True, members=3),
                  TaskSpec("multiclass", ["family"], classes=["5S_rRNA", "tRNA", "miRNA"]),
                  "rna", "ncrna_test.fasta"),
+    # an ensemble of three different networks (model files of other architectures combined)
+    "mixed-ensemble": (
+        dict(members=[dict(arch="cnn", channels=[8], kernel_sizes=[5], dilations=[1],
+                           pool_sizes=[1]),
+                      dict(arch="gru", hidden_size=8, bidirectional=True),
+                      dict(arch="transformer", d_model=16, heads=2, ff_size=32, layers=1)]),
+        TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]), "protein", "hemolytic.fasta"),
     "transformer": (dict(arch="transformer", d_model=16, heads=2, ff_size=32, layers=2),
                     TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]), "protein",
                     "hemolytic.fasta"),
@@ -61,10 +68,12 @@ def write_model(path: Path, name: str) -> Path:
     torch.manual_seed(7)
     settings = dict(settings)
     members = settings.pop("members", 1)
-    config = ModelConfig(**settings)
-    models = [SequenceModel(config, {"protein": 20}.get(alphabet, 4), task.n_outputs)
-              for _ in range(members)]
-    model: SequenceModel | Ensemble = Ensemble(models, task.kind) if members > 1 else models[0]
+    configs = ([ModelConfig(**m) for m in members] if isinstance(members, list)
+               else [ModelConfig(**settings)] * members)
+    config = configs[0]
+    models = [SequenceModel(c, {"protein": 20}.get(alphabet, 4), task.n_outputs)
+              for c in configs]
+    model: SequenceModel | Ensemble = Ensemble(models, task.kind) if len(models) > 1 else models[0]
     with torch.no_grad():  # batch norm statistics as after training, not the identity
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm1d):

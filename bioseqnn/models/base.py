@@ -189,7 +189,7 @@ class SequenceModel(nn.Module):
 
 
 class Ensemble(nn.Module):
-    """Several models of one task and architecture, trained with different seeds.
+    """Several models of one task: seeds of one architecture, or different architectures.
 
     Its output has the members' form (logits, or scaled regression values), so prediction,
     evaluation, explanation and export treat it as one model: for classes, the log of the
@@ -204,8 +204,10 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.kind = kind
         self.config = members[0].config
+        self.configs = [m.config for m in members]  # each member's network settings
         self.per_position = members[0].per_position
-        self._max_length = members[0].max_length  # one architecture: the same for all
+        limits = [m.max_length for m in members if m.max_length is not None]
+        self._max_length = min(limits) if limits else None  # every member must accept it
 
     @property
     def max_length(self) -> int | None:
@@ -289,9 +291,10 @@ def check_lengths(model: Predictor, ids: list[str], lengths: Any, source: str) -
     too_long = np.flatnonzero(np.asarray(lengths) > limit)
     if len(too_long):
         i = int(too_long[0])
+        what = "ensemble" if isinstance(model, Ensemble) else f"{model.config.arch} model"
         raise DataError(
             f"{source}: record {ids[i]!r} has {int(lengths[i])} positions, more than this "
-            f"{model.config.arch} model's max-length {limit} ({len(too_long)} record(s) too "
+            f"{what}'s max-length {limit} ({len(too_long)} record(s) too "
             "long); split or trim the sequences, or retrain with a larger --max-length"
         )
 
