@@ -494,7 +494,11 @@ def write_config(
         manifest, _ = read_manifest(model)
         cfg = config_from_dict({"model": manifest["model"],
                                 "training": manifest.get("training") or {}})
-        text = commented_yaml(cfg, header=f"the resolved config of {display_name(model)}")
+        header = f"the resolved config of {display_name(model)}"
+        if "member_models" in manifest:  # one config trains one network per member
+            header += (" (an ensemble of different networks: this is its first member's; "
+                       "'bioseqnn info' lists them all)")
+        text = commented_yaml(cfg, header=header)
     check_output_path(output)
     with atomic_output(output) as fh:
         fh.write(text)

@@ -303,6 +303,8 @@ def test_ensemble_command_combines_different_architectures(
     assert np.abs(probs[0] - probs[1]).max() > 1e-3  # two different models
     shown = " ".join(cli("info", both).out.split())
     assert "1 x cnn, channels 16,16" in shown and "1 x gru, hidden-size 8" in shown
+    config_text = cli("config", "--from", both).out
+    assert "first member's" in config_text and "arch: cnn" in config_text
     # members of one architecture are written as before: no per-member settings
     again = cli("ensemble", trained["seed1"], trained["seed1"], "-o", tmp_path / "same.bsnn")
     assert again.code == 0, again.err
