@@ -222,3 +222,30 @@ def test_models_accept_fractional_one_hot_from_the_encoder(arch: str) -> None:
     assert out.shape == (2, 2) and bool(torch.isfinite(out).all())
     alone = model(x[1:, :3], torch.tensor([3]))
     assert torch.allclose(out[1], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_training_step_under_bfloat16_autocast(arch: str) -> None:
+    """What --precision bf16 / 16-mixed does on a GPU, with CPU autocast standing in:
+    padded batches train (the masked batch norm keeps float32 statistics), and the
+    gradients and running statistics stay finite float32."""
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(arch=arch, hidden_size=8, channels=[8, 8],
+                                      kernel_sizes=[5, 3], pool_sizes=[2, 1], d_model=8,
+                                      heads=2, ff_size=16), 4, 3).train()
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (4, 30)), 4).float()
+    lengths = torch.tensor([30, 22, 9, 3])  # padding in three of four rows
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, lengths)
+    loss = torch.nn.functional.cross_entropy(out.float(), torch.tensor([0, 1, 2, 1]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32, name
+        assert torch.isfinite(p.grad).all(), name
+    for module in model.modules():
+        if isinstance(module, MaskedBatchNorm):
+            assert module.running_mean is not None and module.running_var is not None
+            assert module.running_mean.dtype == torch.float32
+            assert torch.isfinite(module.running_var).all()
+            assert int(module.num_batches_tracked) == 1

@@ -387,12 +387,13 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("precision", ["bf16", "16-mixed"])
+@pytest.mark.parametrize("arch", ["lstm", "cnn", "transformer"])
 def test_mixed_precision_on_cuda_trains_and_predicts(
-    cli, examples: Path, tmp_path: Path, precision: str
+    cli, examples: Path, tmp_path: Path, precision: str, arch: str
 ) -> None:
     model = tmp_path / "m.bsnn"
     r = cli("train", examples / "promoters.fasta", examples / "promoters.csv", "-o", model,
-            "--arch", "lstm", "--hidden-size", "16", "--epochs", "2", "--device", "cuda",
+            "--arch", arch, "--hidden-size", "16", "--epochs", "2", "--device", "cuda",
             "--precision", precision, "--checkpoint-dir", tmp_path / "ck")
     assert r.code == 0, r.err
     m = manifest(cli, model)

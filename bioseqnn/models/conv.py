@@ -28,6 +28,9 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training or mask is None:
             return super().forward(h)
+        # statistics and normalisation in float32, also under bfloat16 autocast (the
+        # running statistics are float32, and bfloat16 sums over a batch lose digits)
+        h = h.float()
         weight = mask.to(h.dtype)  # (B, 1, L)
         count = weight.sum().clamp(min=2)
         mean = (h * weight).sum(dim=(0, 2)) / count
