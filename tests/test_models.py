@@ -168,6 +168,28 @@ def test_masked_batch_norm_trains_on_real_positions_only() -> None:
                           atol=1e-6)
 
 
+def test_unpadded_batch_takes_the_fused_batch_norm_with_the_same_result() -> None:
+    """A batch without padding skips the masks (ConvStack passes no mask): torch's own
+    batch norm must give what the masked one gives with every position real."""
+    torch.manual_seed(3)
+    h = torch.randn(4, 6, 40) * 2 + 1.5
+    fused, masked = MaskedBatchNorm(6).train(), MaskedBatchNorm(6).train()
+    a = fused(h, None)
+    b = masked(h, torch.ones(4, 1, 40, dtype=torch.bool))
+    assert torch.allclose(a, b, atol=1e-5)
+    assert torch.allclose(fused.running_mean, masked.running_mean, atol=1e-6)
+    assert torch.allclose(fused.running_var, masked.running_var, atol=1e-5)
+    # and a whole CNN: the same batch padded by one column (masked path) trains alike
+    config = ModelConfig(arch="cnn", channels=[8, 8], kernel_sizes=[5, 3], dilations=[1, 2],
+                         pool_sizes=[2, 1])
+    net = ConvStack(config, 4).train()
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (3, 30)), 4).float()
+    lengths = torch.full((3,), 30)
+    plain, _ = net(x, lengths)
+    wider, _ = net(torch.cat([x, torch.zeros(3, 2, 4)], dim=1), lengths)
+    assert torch.allclose(plain, wider[:, :15], atol=1e-5)
+
+
 def test_parameter_count_matches_the_layers() -> None:
     config = ModelConfig(arch="cnn", channels=[8], kernel_sizes=[3], dilations=[1],
                          pool_sizes=[1])

@@ -28,13 +28,16 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training or mask is None:
             return super().forward(h)
-        # statistics and normalisation in float32, also under bfloat16 autocast (the
-        # running statistics are float32, and bfloat16 sums over a batch lose digits)
-        h = h.float()
-        weight = mask.to(h.dtype)  # (B, 1, L)
-        count = weight.sum().clamp(min=2)
-        mean = (h * weight).sum(dim=(0, 2)) / count
-        var = (((h - mean[None, :, None]) ** 2) * weight).sum(dim=(0, 2)) / count
+        # Statistics and normalisation in float32, also under autocast (the running
+        # statistics are float32, and half-precision sums over a batch lose digits).
+        # Padded positions are zeroed first, so plain sums over the batch are sums over
+        # real positions; the variance is E[h^2] - mean^2 (batch-norm inputs are O(1),
+        # far from where that loses float32 precision), and the output is one fused
+        # h * scale + shift: half the passes over memory of the textbook formula.
+        h = h.float() * mask.to(torch.float32)  # (B, C, L), zero at padding
+        count = mask.sum().to(torch.float32).clamp(min=2)
+        mean = h.sum(dim=(0, 2)) / count
+        var = ((h * h).sum(dim=(0, 2)) / count - mean * mean).clamp(min=0)
         with torch.no_grad():
             m = self.momentum if self.momentum is not None else 0.1
             assert self.running_mean is not None and self.running_var is not None
@@ -42,8 +45,9 @@ class MaskedBatchNorm(nn.BatchNorm1d):
             self.running_var.lerp_(var.detach() * count / (count - 1), m)
             if self.num_batches_tracked is not None:
                 self.num_batches_tracked += 1
-        out = (h - mean[None, :, None]) / torch.sqrt(var[None, :, None] + self.eps)
-        return out * self.weight[None, :, None] + self.bias[None, :, None]
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        shift = self.bias - mean * scale
+        return torch.addcmul(shift[None, :, None], h, scale[None, :, None])
 
 
 class ConvStack(Backbone):
@@ -70,16 +74,23 @@ class ConvStack(Backbone):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x.transpose(1, 2)  # (B, C, L): the layout Conv1d wants
+        # A batch without padding (every sequence as long as the batch: fixed-length data,
+        # or a length-sorted bucket) needs no masks, and its batch norm is the fused one
+        # (the same statistics): masking is most of a CNN step's elementwise work on CPU.
+        padded = exporting() or bool((lengths < h.shape[2]).any())
         for i, (conv, norm, pad, pool) in enumerate(
             zip(self.convs, self.norms, self.pads, self.pools, strict=True)
         ):
             if i:
                 h = self.drop(h)
-            mask = length_mask(lengths, h.shape[2]).unsqueeze(1)
-            h = h * mask.to(h.dtype)
+            mask = None
+            if padded:
+                mask = length_mask(lengths, h.shape[2]).unsqueeze(1)
+                h = h * mask.to(h.dtype)
             h = torch.relu(norm(conv(F.pad(h, pad)), mask))
             if pool > 1:
-                h = h * length_mask(lengths, h.shape[2]).unsqueeze(1).to(h.dtype)
+                if padded:
+                    h = h * length_mask(lengths, h.shape[2]).unsqueeze(1).to(h.dtype)
                 if exporting():
                     # no branch on the width: ceil_mode gives the same window values (all
                     # inputs are >= 0 after the ReLU and the mask) and at most one more
