@@ -66,3 +66,20 @@ def test_a_failing_rule_leaves_no_partial_output(tmp_path: Path) -> None:
     assert not (results / "predictions.tsv").exists()
     log = (results / "logs" / "predict_002.log").read_text()
     assert "invalid dna symbol '!' at position 1" in log
+
+
+def test_workflow_trains_ensemble_members_as_parallel_jobs(tmp_path: Path) -> None:
+    run = snakemake(tmp_path, "members=2", "chunks=2", "predict_labels=")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tmp_path / "results"
+    from bioseqnn.bundle import read_manifest
+
+    seeds = [read_manifest(results / "members" / f"{i}.bsnn")[0]["seed"] for i in (0, 1)]
+    assert seeds == [0, 1]  # the member's seed wins over the --seed 3 of train_args
+    manifest, _ = read_manifest(results / "model.bsnn")
+    assert manifest["ensemble"] == 2
+    assert [m["seed"] for m in manifest["metrics"]["members"]] == [0, 1]
+    rows = (results / "predictions.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 260 and rows[0].startswith("id\tpredicted\t")
+    assert sorted(p.name for p in (results / "logs").glob("train_metrics_*.tsv")) == [
+        "train_metrics_0.tsv", "train_metrics_1.tsv"]
