@@ -136,8 +136,24 @@ class RichReporter:
 
 
 def _version(value: bool) -> None:
+    """The version, then what this install runs on: torch, CUDA, the CPU kernels."""
     if value:
+        import torch
+
+        from .models import native
+
+        isa = native.instruction_set()
+        cuda = (f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s)"
+                if torch.cuda.is_available() else "no CUDA device")
+        if isa == "none":
+            kernels = "not built (torch operations: same results, slower)"
+        elif not native.available():
+            kernels = f"{isa}, switched off by BIOSEQNN_NATIVE"
+        else:
+            kernels = isa
         print(f"bioseqnn {__version__}")
+        print(f"torch {torch.__version__} ({cuda})")
+        print(f"CPU kernels for LSTM/GRU: {kernels}")
         raise typer.Exit()
 
 

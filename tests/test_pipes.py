@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from conftest import run_bioseqnn
 
 
@@ -57,6 +58,14 @@ def test_console_script_and_module_agree(examples: Path) -> None:
     b = run_bioseqnn("--version")
     assert a.returncode == b.returncode == 0
     assert a.stdout == b.stdout.decode() and a.stdout.startswith("bioseqnn ")
+    from bioseqnn.models import native
+
+    lines = a.stdout.splitlines()
+    assert lines[1].startswith(f"torch {torch.__version__} (")
+    assert lines[2].startswith("CPU kernels for LSTM/GRU: ")
+    isa = native.instruction_set()
+    assert lines[2].endswith(isa) == native.available()
+    assert ("not built" in lines[2]) == (isa == "none")
 
 
 def test_bad_data_exits_1_usage_exits_2(hemolytic_model: Path, tmp_path: Path) -> None:
