@@ -323,8 +323,12 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
 
 
 def machine() -> str:
+    from .models import native
+
     threads = torch.get_num_threads()
-    return f"{platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}"
+    kernels = native.instruction_set() if native.available() else "off"
+    return (f"{platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}, "
+            f"CPU kernels {kernels}")
 
 
 def fmt(value: float | None) -> str:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from bioseqnn.reproduce import ROWS, main, markdown, stratified_folds
 
@@ -78,6 +79,11 @@ def test_reduced_run_writes_results_and_table(data_dir: Path, tmp_path: Path,
     assert nc["train_records"] + nc["val_records"] == 78 and nc["test_records"] == 26
     assert 0.0 <= nc["results"]["test accuracy"] <= 1.0
     assert nc["epochs_run"] == 1
+    from bioseqnn.models import native
+
+    kernels = native.instruction_set() if native.available() else "off"
+    assert nc["machine"].endswith(f"torch {torch.__version__}, CPU kernels {kernels}")
+    assert "per position" in ss["architecture"] and "pooling" not in ss["architecture"]
     assert ss["train_records"] == 30 and ss["val_records"] == 10 and ss["test_records"] == 10
     # the secondary-structure config is an ensemble: every member is recorded
     assert ss["architecture"].endswith(", ensemble of 5")
