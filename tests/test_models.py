@@ -168,6 +168,19 @@ def test_masked_batch_norm_trains_on_real_positions_only() -> None:
                           atol=1e-6)
 
 
+def test_masked_batch_norm_variance_survives_a_large_mean() -> None:
+    """A channel whose mean is 10^4 times its spread: E[h^2] - mean^2 in float32 would
+    lose the variance entirely; the two-pass statistics keep it."""
+    torch.manual_seed(1)
+    h = (1000.0 + 0.1 * torch.randn(3, 2, 50)).float()
+    mask = torch.ones(3, 1, 50, dtype=torch.bool)
+    mask[2, :, 30:] = False
+    norm = MaskedBatchNorm(2, momentum=1.0).train()
+    norm(h, mask)
+    real = torch.cat([h[0], h[1], h[2, :, :30]], dim=1).double()
+    assert torch.allclose(norm.running_var.double(), real.var(dim=1), rtol=1e-3)
+
+
 def test_unpadded_batch_takes_the_fused_batch_norm_with_the_same_result() -> None:
     """A batch without padding skips the masks (ConvStack passes no mask): torch's own
     batch norm must give what the masked one gives with every position real."""

@@ -30,14 +30,16 @@ class MaskedBatchNorm(nn.BatchNorm1d):
             return super().forward(h)
         # Statistics and normalisation in float32, also under autocast (the running
         # statistics are float32, and half-precision sums over a batch lose digits).
-        # Padded positions are zeroed first, so plain sums over the batch are sums over
-        # real positions; the variance is E[h^2] - mean^2 (batch-norm inputs are O(1),
-        # far from where that loses float32 precision), and the output is one fused
-        # h * scale + shift: half the passes over memory of the textbook formula.
-        h = h.float() * mask.to(torch.float32)  # (B, C, L), zero at padding
-        count = mask.sum().to(torch.float32).clamp(min=2)
-        mean = h.sum(dim=(0, 2)) / count
-        var = ((h * h).sum(dim=(0, 2)) / count - mean * mean).clamp(min=0)
+        # Two passes (the mean, then squared deviations), so a channel whose mean is
+        # large against its spread keeps its variance; padded positions are zeroed so
+        # plain sums are sums over real positions; the output is one fused
+        # h * scale + shift.
+        weight = mask.to(torch.float32)  # (B, 1, L)
+        h = h.float()
+        count = weight.sum().clamp(min=2)
+        mean = (h * weight).sum(dim=(0, 2)) / count
+        deviation = (h - mean[None, :, None]) * weight
+        var = (deviation * deviation).sum(dim=(0, 2)) / count
         with torch.no_grad():
             m = self.momentum if self.momentum is not None else 0.1
             assert self.running_mean is not None and self.running_var is not None
