@@ -277,8 +277,7 @@ def train(
         "alphabet": alpha.name,
         "encoding": {"kind": "one-hot", "channels": alpha.letters,
                      "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per residue)"},
-        "max_length_policy": "none: any length is read whole" if model.max_length is None
-        else f"error: sequences longer than {model.max_length} are rejected",
+        "max_length_policy": _length_policy(model.max_length),
         "task": spec.to_dict(),
         "model": resolved["model"],
         "training": resolved["training"],
@@ -366,6 +365,13 @@ def _ensemble_result(model: Ensemble, results: list[TrainResult], spec: TaskSpec
                        resumed_from=results[0].resumed_from)
 
 
+def _length_policy(limit: int | None) -> str:
+    """The manifest's words for what happens to a sequence longer than the model takes."""
+    if limit is None:
+        return "none: any length is read whole"
+    return f"error: sequences longer than {limit} are rejected"
+
+
 def combine(
     models: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
 ) -> dict[str, Any]:
@@ -417,9 +423,7 @@ def combine(
     manifest["metrics"] = {"monitor": first.get("metrics", {}).get("monitor", "val_loss"),
                            "members": records}
     model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
-    limit = model.max_length
-    manifest["max_length_policy"] = ("none: any length is read whole" if limit is None else
-                                     f"error: sequences longer than {limit} are rejected")
+    manifest["max_length_policy"] = _length_policy(model.max_length)
     written = save_bundle(output, model, manifest)
     kinds = len({json.dumps(c, sort_keys=True) for c in written.get("member_models", [])})
     log.info("wrote %s: an ensemble of %d members from %d model files%s", output,
