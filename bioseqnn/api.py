@@ -8,7 +8,7 @@ import datetime as _dt
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -24,14 +24,18 @@ from .data import (
     SequenceSet,
     load_labeled,
     prepare_task,
+    read_encoded,
     split_indices,
 )
 from .encoding import OneHot
 from .errors import DataError, UsageError
+from .lm import KIND as LANGUAGE_MODEL
+from .lm import Sampling, lm_task, next_targets, sample, score_columns, score_rows
 from .models.base import (
     Ensemble,
     Predictor,
     SequenceModel,
+    check_causal,
     check_lengths,
     count_parameters,
     describe,
@@ -132,7 +136,7 @@ def _lengths_summary(data: SequenceSet) -> dict[str, float]:
 
 def train(
     fasta: str | os.PathLike[str] | None,
-    labels: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
     output: str | os.PathLike[str],
     config: RunConfig | None = None,
     *,
@@ -156,6 +160,8 @@ def train(
     is there (same data and settings). Per-residue labels (a FASTA given as ``labels``, or
     ``task='per-position'`` with a column of label strings) train a per-position model;
     ``position_mask`` (a 0/1 FASTA) leaves positions out of loss and metrics.
+    ``task='language-model'`` trains on the sequences alone (``labels`` None; see
+    bioseqnn/lm.py); ``val_fasta`` then needs no ``val_labels``.
     """
     cfg = config or RunConfig()
     validate(cfg)
@@ -165,9 +171,13 @@ def train(
     check_output_path(output)
     log_file = Path(log_path) if log_path else default_log_path(output)
     check_output_path(log_file)
-    if (val_fasta is None) != (val_labels is None) and sequence_column is None:
-        raise UsageError("--val-fasta and --val-labels go together")
     tc = cfg.training
+    lm = task == LANGUAGE_MODEL
+    if lm:
+        _check_lm_inputs(fasta, labels, sequence_column, position_mask, val_labels, tc)
+        check_causal(cfg.model)  # before reading any data
+    elif (val_fasta is None) != (val_labels is None) and sequence_column is None:
+        raise UsageError("--val-fasta and --val-labels go together")
     configure_threads(tc.threads)
     ranks, device_name = distributed.setup(tc.device)  # under torchrun: join the others
     # train names its device on every run, so auto falls back to the CPU without a warning
@@ -175,14 +185,31 @@ def train(
     log.info("device: %s, %d CPU thread(s)", device, torch.get_num_threads())
 
     # per-residue labels: --task per-position, or a FASTA given as the labels
-    per_position = task == "per-position" or (sequence_column is None and is_fasta(labels))
+    per_position = task == "per-position" or (
+        not lm and sequence_column is None and is_fasta(labels))
     if position_mask is not None and not per_position:
         raise UsageError("--position-mask applies to per-position labels (--task per-position)")
     if per_position and (tc.rc_augment or tc.rc_average):
         raise UsageError("--rc-augment and --rc-average are not available for per-position "
                          "labelling")
     explicit_val: SequenceSet | None = None
-    if per_position:
+    primary = fasta if fasta is not None else labels  # where the sequences are
+    if primary is None:
+        raise UsageError("no sequences given")
+    if lm:
+        assert fasta is not None
+        data, alpha, _ = read_encoded(read_sequences(fasta), display_name(fasta), alphabet,
+                                      on_invalid)
+        spec = lm_task(alpha)
+        data.targets = next_targets(data, alpha)
+        if val_fasta is not None:
+            explicit_val, _, _ = read_encoded(read_sequences(val_fasta),
+                                              display_name(val_fasta), alpha, on_invalid)
+            explicit_val.targets = next_targets(explicit_val, alpha)
+    elif labels is None:
+        raise UsageError("a labels table is required (or --sequence-column; --task "
+                         f"{LANGUAGE_MODEL} learns from sequences alone)")
+    elif per_position:
         spec, alpha, data, explicit_val = load_for_training(
             fasta, labels, val_fasta, val_labels, alphabet=alphabet, mask=position_mask,
             id_column=id_column, targets=targets, sequence_column=sequence_column,
@@ -234,19 +261,18 @@ def train(
             member_tc = _member_settings(tc, index)
             seed_everything(member_tc.seed)
             model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
-                                  per_position=per_position)
+                                  per_position=per_position, causal=lm)
             if index == 0:
                 if per_position:
                     check_keeps_positions(model, cfg.model, alpha.size)
-                check_lengths(model, train_set.ids, train_set.lengths,
-                              display_name(fasta or labels))
+                check_lengths(model, train_set.ids, train_set.lengths, display_name(primary))
                 if val_set is not None:
                     check_lengths(model, val_set.ids, val_set.lengths,
-                                  display_name(val_fasta or val_labels or fasta or labels))
+                                  display_name(val_fasta or val_labels or primary))
                 n_params = count_parameters(model)
                 log.info("model: %s, %s parameters%s", describe(
                     {**cfg.to_dict()["model"], "pooling": resolve_pooling(cfg.model)},
-                    per_position),
+                    per_position, lm),
                     f"{n_params:,}", f" per member, {n_members} members" if n_members > 1
                     else "")
             if n_members > 1:
@@ -282,7 +308,7 @@ def train(
         "model": resolved["model"],
         "training": resolved["training"],
         "seed": tc.seed,
-        **({"per_position": True} if per_position else {}),
+        **({"per_position": True} if per_position or lm else {}),
         "parameters": n_params * n_members,
         "data": {
             "sources": [display_name(p) for p in (fasta, labels) if p is not None],
@@ -303,6 +329,27 @@ def train(
         save_bundle(output, final_model, manifest)
     return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
                         main=ranks.main)
+
+
+def _check_lm_inputs(
+    fasta: str | os.PathLike[str] | None, labels: str | os.PathLike[str] | None,
+    sequence_column: str | None, position_mask: str | os.PathLike[str] | None,
+    val_labels: str | os.PathLike[str] | None, tc: TrainConfig,
+) -> None:
+    """A language model learns from a FASTA alone."""
+    given = [name for name, value in (("a labels table", labels),
+                                      ("--sequence-column", sequence_column),
+                                      ("--position-mask", position_mask),
+                                      ("--val-labels", val_labels)) if value is not None]
+    if given:
+        raise UsageError(f"--task {LANGUAGE_MODEL} learns from the sequences alone; drop "
+                         f"{', '.join(given)}")
+    if fasta is None:
+        raise UsageError(f"--task {LANGUAGE_MODEL} needs a FASTA of sequences")
+    for flag, on in (("--rc-augment", tc.rc_augment), ("--rc-average", tc.rc_average),
+                     ("--class-weight", tc.class_weight.strip() not in ("", "none"))):
+        if on:
+            raise UsageError(f"{flag} is not available for --task {LANGUAGE_MODEL}")
 
 
 def _metrics(result: TrainResult) -> dict[str, Any]:
@@ -461,6 +508,17 @@ def predict(
     bundle = load_bundle(model, dev)
     stats = PredictStats()
     source = display_name(sequences)
+    if bundle.task.kind == LANGUAGE_MODEL:
+        if rc_average or fmt != "tsv":
+            raise UsageError("a language model scores each sequence (one row per record); "
+                             f"{'--rc-average' if rc_average else '--format ' + fmt} does not "
+                             "apply")
+        scores = score_rows(bundle, read_sequences(sequences), source, batch_size, dev,
+                            on_invalid, stats, max_tokens=max_tokens or None)
+        _write_rows(output, score_columns(), scores)
+        if stats.skipped:
+            log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
+        return stats
     if bundle.task.kind == "per-position":
         if rc_average:
             raise UsageError("--rc-average is not available for per-position models")
@@ -473,14 +531,53 @@ def predict(
                          "one row per sequence (a .csv output name gives CSV)")
     rows = predict_rows(bundle, read_sequences(sequences), source, batch_size, dev, on_invalid,
                         stats, rc_average=rc_average, max_tokens=max_tokens or None)
-    with atomic_output(output) as fh:
-        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
-        writer.writerow(output_header(bundle))
-        for row in rows:
-            writer.writerow(row)
+    _write_rows(output, output_header(bundle), rows)
     if stats.skipped:
         log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
     return stats
+
+
+def _write_rows(output: str | os.PathLike[str], header: list[str],
+                rows: Iterable[list[str]]) -> None:
+    """A header and rows as TSV (CSV for a .csv name), written atomically."""
+    with atomic_output(output) as fh:
+        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+
+
+def generate(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str] = STDIO,
+    n: int = 10,
+    *,
+    sampling: Sampling | None = None,
+    prefix: str = "",
+    seed: int = 0,
+    id_prefix: str = "sample_",
+    batch_size: int = 64,
+    device: str | None = None,
+    threads: int = 0,
+) -> int:
+    """Sample ``n`` sequences from a language model and write them as FASTA (records
+    ``id_prefix``1, 2, ...). Returns how many were written."""
+    if not id_prefix or any(c.isspace() for c in id_prefix) or id_prefix.startswith(">"):
+        raise UsageError(f"--id-prefix {id_prefix!r}: record names need text without "
+                         "spaces that does not start with '>'")
+    check_output_path(output)
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    samples = sample(bundle, n, sampling=sampling, prefix=prefix, seed=seed,
+                     batch_size=batch_size, device=dev)
+    written = 0
+    with atomic_output(output) as fh:
+        for seq in samples:
+            written += 1
+            fh.write(f">{id_prefix}{written}\n{seq}\n")
+    log.info("sampled %d sequence(s) from %s", written, display_name(model))
+    return written
 
 
 def write_config(

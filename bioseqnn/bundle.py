@@ -31,7 +31,7 @@ from .models.base import (
     resolve_pooling,
 )
 from .seqio import write_bytes_atomic
-from .tasks import TASKS, TaskSpec
+from .tasks import PER_POSITION_KINDS, TASKS, TaskSpec
 
 FORMAT = "bioseqnn-model"
 FORMAT_VERSION = 2
@@ -211,13 +211,13 @@ def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) ->
     _short_names(classes, name, "task.classes")
     if kind == "binary":
         _expect(len(classes) == 2, name, "a binary task needs exactly two classes")
-    elif kind in ("multiclass", "per-position"):
+    elif kind in ("multiclass", *PER_POSITION_KINDS):
         _expect(len(classes) >= 2, name, f"a {kind} task needs two or more classes")
     else:
         _expect(not classes, name, f"a {kind} task has no classes")
-    _expect((kind == "per-position") == bool(m_per_position), name,
-            "per_position must be true exactly for a per-position task")
-    if kind in ("binary", "multiclass", "per-position"):
+    _expect((kind in PER_POSITION_KINDS) == bool(m_per_position), name,
+            "per_position must be true exactly for a per-position or language-model task")
+    if kind in ("binary", "multiclass", *PER_POSITION_KINDS):
         _expect(len(targets) == 1, name, f"a {kind} task has one target")
     for key in ("target_mean", "target_std", "class_weights"):
         values = task.get(key, [])
@@ -312,7 +312,8 @@ def build_model(manifest: dict[str, Any]) -> Predictor:
     alphabet = ALPHABETS[manifest["alphabet"]]
     task = TaskSpec.from_dict(manifest["task"])
     members = [SequenceModel(ModelConfig(**config), alphabet.size, task.n_outputs,
-                             per_position=manifest.get("per_position", False))
+                             per_position=manifest.get("per_position", False),
+                             causal=task.kind == "language-model")
                for config in configs]
     return Ensemble(members, task.kind) if len(members) > 1 else members[0]
 

@@ -37,6 +37,7 @@ class Task(str, Enum):
     multilabel = "multilabel"
     regression = "regression"
     per_position = "per-position"
+    language_model = "language-model"
 
 
 class OutputFormat(str, Enum):
@@ -302,12 +303,14 @@ def train(
                      "rc_average": rc_average, "precision": precision,
                      "checkpoint_dir": checkpoint_dir, "ensemble": ensemble},
     })
+    lm = task is Task.language_model
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    if table is None:
-        raise typer.BadParameter("a labels table is required (or --sequence-column)",
+    if table is None and not lm:
+        raise typer.BadParameter("a labels table is required (or --sequence-column; "
+                                 "--task language-model learns from sequences alone)",
                                  param_hint="LABELS")
     show_bar = stderr.is_terminal and not quiet
-    reporter = RichReporter(show_bar, "accuracy")
+    reporter = RichReporter(show_bar, "perplexity" if lm else "accuracy")
     outcome = run_train(
         fasta, table, output, cfg, id_column=id_column, targets=target or None,
         sequence_column=sequence_column, task=task.value if task else None,
@@ -316,7 +319,9 @@ def train(
         resume=resume, position_mask=position_mask,
     )
     best = outcome.result.best
-    headline = "val_accuracy" if outcome.manifest["task"]["kind"] != "regression" else "val_r2"
+    kind = outcome.manifest["task"]["kind"]
+    headline = {"regression": "val_r2", "language-model": "val_perplexity"}.get(kind,
+                                                                           "val_accuracy")
     members = outcome.manifest.get("metrics", {}).get("members")
     summary = (f"ensemble of {len(members)}{' on validation' if best else ''}" if members
                else f"best epoch {outcome.result.best_epoch}")
@@ -421,8 +426,8 @@ def evaluate(
     sequences: Annotated[str, typer.Argument(
         help="FASTA/FASTQ of the test records ('-' for stdin), or a table with "
         "--sequence-column.")],
-    labels: Annotated[str | None, typer.Argument(help="CSV/TSV of their labels, joined by id.")]
-    = None,
+    labels: Annotated[str | None, typer.Argument(
+        help="CSV/TSV of their labels, joined by id (none for a language model).")] = None,
     output: Annotated[str, typer.Option(
         "-o", "--output", help="Metrics JSON to write ('-' stdout).")] = "-",
     plots: Annotated[str | None, typer.Option(
@@ -442,7 +447,10 @@ def evaluate(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Every metric of the model's task on labelled data: JSON out, tables on stderr."""
+    """Every metric of the model's task on labelled data: JSON out, tables on stderr.
+
+    A language model is evaluated on sequences alone: perplexity and next-residue accuracy.
+    """
     _setup_logging(quiet, debug)
     from .evaluate import evaluate as run_evaluate
     from .evaluate import metric_tables, write_json
@@ -450,9 +458,6 @@ def evaluate(
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    if table is None:
-        raise typer.BadParameter("a labels table is required (or --sequence-column)",
-                                 param_hint="LABELS")
     check_output_path(output)
     if plots is not None:
         plot_dir(plots)
@@ -540,6 +545,48 @@ def export(
              *result.lengths, result.check_source, result.max_abs_diff)
 
 
+@app.command()
+def generate(
+    model: Annotated[str, typer.Argument(
+        help="Language model file (bioseqnn train SEQS --task language-model).")],
+    num: Annotated[int, typer.Option("-n", "--num", min=0, help="Sequences to sample.")] = 10,
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="FASTA to write ('.gz' compresses; '-' stdout).")] = "-",
+    prefix: Annotated[str, typer.Option(
+        help="Every sample starts with these residues (included in the output).")] = "",
+    temperature: Annotated[float, typer.Option(
+        help="Below 1: more typical samples; above 1: more diverse.")] = 1.0,
+    top_k: Annotated[int, typer.Option(
+        min=0, help="Draw each residue from the k most likely only (0 = all).")] = 0,
+    top_p: Annotated[float, typer.Option(
+        help="Draw from the most likely residues that reach this probability (1 = all).")]
+    = 1.0,
+    min_length: Annotated[int, typer.Option(
+        min=0, help="No end before this many residues.")] = 1,
+    max_length: Annotated[int, typer.Option(
+        min=0, help="Stop a sample at this length even without an end (0 = the longest "
+        "training sequence).")] = 0,
+    seed: Annotated[int, typer.Option(
+        help="Sample i depends on the seed and i alone (not on -n or --batch-size).")] = 0,
+    id_prefix: Annotated[str, typer.Option(
+        help="Records are named ID_PREFIX1, ID_PREFIX2, ...")] = "sample_",
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples drawn together.")] = 64,
+    device: Device = None,
+    threads: Threads = 0,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Sample new sequences from a language model, as FASTA."""
+    _setup_logging(quiet, debug)
+    from .api import generate as run_generate
+    from .lm import Sampling
+
+    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p,
+                        min_length=min_length, max_length=max_length)
+    run_generate(model, output, num, sampling=sampling, prefix=prefix, seed=seed,
+                 id_prefix=id_prefix, batch_size=batch_size, device=device, threads=threads)
+
+
 @app.command("plot-history")
 def plot_history(
     log_file: Annotated[str, typer.Argument(
@@ -588,8 +635,9 @@ def _info_table(m: dict[str, Any]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     per_position = bool(m.get("per_position", False))
-    arch = describe(model, per_position)
-    member_archs = [describe(c, per_position) for c in m.get("member_models", [])]
+    causal = task.get("kind") == "language-model"
+    arch = describe(model, per_position, causal)
+    member_archs = [describe(c, per_position, causal) for c in m.get("member_models", [])]
     if member_archs:  # an ensemble of different networks: each, with its member count
         arch = "; ".join(f"{member_archs.count(a)} x {a}" for a in dict.fromkeys(member_archs))
     training = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in m.get("training", {}).items())

@@ -16,12 +16,12 @@ import torch
 from . import metrics
 from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
-from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled
+from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
 from .encoding import OneHot, check_fits
 from .errors import UsageError
 from .predict import infer, resolve_device
 from .runtime import configure_threads
-from .seqio import atomic_output, check_output_path, display_name
+from .seqio import atomic_output, check_output_path, display_name, read_sequences
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -64,7 +64,7 @@ class Evaluation:
             "records": self.records,
             "metrics": _clean(self.metrics),
         }
-        if self.task.kind in ("binary", "multiclass", "per-position"):
+        if self.task.kind in ("binary", "multiclass", "per-position", "language-model"):
             doc["classes"] = self.task.classes
         if self.per_class:
             doc["per_class"] = _clean(self.per_class)
@@ -151,7 +151,7 @@ def class_detail(ev: Evaluation, encoded: np.ndarray, out: np.ndarray) -> None:
 def evaluate(
     model: str | os.PathLike[str],
     sequences: str | os.PathLike[str] | None,
-    labels: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
     *,
     id_column: str = "id",
     sequence_column: str | None = None,
@@ -165,7 +165,8 @@ def evaluate(
     """Predict every labelled sequence with the model file and compute all task metrics.
 
     A per-position model reads per-residue labels (a FASTA or a column of label strings)
-    and scores every position that ``position_mask`` (a 0/1 FASTA) keeps.
+    and scores every position that ``position_mask`` (a 0/1 FASTA) keeps. A language
+    model reads sequences alone (``labels`` None): perplexity, next-residue accuracy.
     """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
@@ -173,6 +174,14 @@ def evaluate(
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     task = bundle.task
+    if task.kind == "language-model":
+        if labels is not None or sequence_column is not None or position_mask is not None:
+            raise UsageError("a language model is evaluated on sequences alone: give a FASTA "
+                             "and no labels, --sequence-column or --position-mask")
+        assert sequences is not None
+        return _evaluate_language_model(bundle, model, sequences, batch_size, dev, on_invalid)
+    if labels is None:
+        raise UsageError("a labels table is required (or --sequence-column)")
     if task.kind == "per-position":
         return _evaluate_positions(bundle, model, sequences, labels, position_mask, id_column,
                                    sequence_column, batch_size, dev, on_invalid,
@@ -217,6 +226,33 @@ def _evaluate_positions(
     return ev
 
 
+def _evaluate_language_model(
+    bundle: Bundle, model: str | os.PathLike[str], sequences: str | os.PathLike[str],
+    batch_size: int, dev: torch.device, on_invalid: str,
+) -> Evaluation:
+    """Perplexity and next-residue accuracy over every scored position (residues that
+    are no ambiguity code, and each sequence's end)."""
+    from .lm import next_targets
+    from .models.base import check_lengths
+    from .tasks import scored_positions
+
+    source = display_name(sequences)
+    data, _, _ = read_encoded(read_sequences(sequences), source, bundle.alphabet, on_invalid)
+    check_alphabet_fits(data, bundle.alphabet, source)
+    check_lengths(bundle.model, data.ids, data.lengths, source)
+    task = bundle.task
+    logits = infer(bundle.model, OneHot(bundle.alphabet).to(dev), data, batch_size, dev)
+    targets = next_targets(data, bundle.alphabet)
+    loss = float(task.loss(logits, torch.from_numpy(targets)))
+    y, out = scored_positions(targets, task.outputs(logits).numpy().astype(np.float64))
+    summary = {"loss": loss, **metrics.next_residue_metrics(y, out), "positions": float(len(y))}
+    ev = Evaluation(task, _short(source), display_name(model), list(data.ids), y, out, summary,
+                    sources=[source])
+    class_detail(ev, y, out)
+    log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, ev.dataset)
+    return ev
+
+
 def _short(name: str) -> str:
     return name if name in ("-", "<stdin>", "stdin") else Path(name).name
 
@@ -228,6 +264,7 @@ HEADLINE = {
     "per-position": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss",
                      "positions"),
     "regression": ("pearson", "spearman", "r2", "mae", "rmse", "mse", "loss"),
+    "language-model": ("perplexity", "accuracy", "loss", "positions"),
 }
 
 

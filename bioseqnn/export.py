@@ -8,7 +8,10 @@ The exported graph is the model plus its task's output step, so it is usable alo
     outputs  outputs (batch, K) float32: class probabilities (binary: [P(first class),
                      P(second class)]), label probabilities (multilabel) or values in the
                      targets' original units (regression); per-position models give
-                     (batch, length, K) class probabilities, meaningless past a length
+                     (batch, length, K) class probabilities, zero past a length; a
+                     language model (batch, length + 1, K): at 0-based position i the
+                     distribution of residue i + 1 given the residues before it, at
+                     position length that of the end, zero past it
 
 Batch and length axes are dynamic. A JSON sidecar (``NAME.json`` beside the export)
 holds the encoding table, the output columns, the task and the parity figures.
@@ -77,6 +80,8 @@ class Exported(nn.Module):
         super().__init__()
         self.model = model
         self.kind = task.kind
+        self.per_position = bool(getattr(model, "per_position", False))
+        self.extra = 1 if getattr(model, "causal", False) else 0  # a language model's end
         k = task.n_outputs
         self.register_buffer("mean", torch.tensor(task.target_mean or [0.0] * k))
         self.register_buffer("std", torch.tensor(task.target_std or [1.0] * k))
@@ -84,7 +89,14 @@ class Exported(nn.Module):
     def forward(self, onehot: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mean: torch.Tensor = self.mean  # type: ignore[assignment]
         std: torch.Tensor = self.std  # type: ignore[assignment]
-        return output_activation(self.kind, self.model(onehot, lengths), mean, std)
+        out = output_activation(self.kind, self.model(onehot, lengths), mean, std)
+        if self.per_position:
+            # zero past each sequence's outputs; this also keeps ``lengths`` an input of
+            # graphs that would not otherwise read it (a left-to-right RNN)
+            real = (torch.arange(out.shape[1], device=out.device)[None, :]
+                    < (lengths + self.extra)[:, None])
+            out = out * real.unsqueeze(-1).to(out.dtype)
+        return out
 
 
 def export_format(output: str | os.PathLike[str]) -> str:
@@ -147,7 +159,8 @@ def export(
         raise ModelFileError(f"{name}: this {arch} model cannot be exported to "
                              f"{_FORMAT_NAMES[fmt]}: {first}") from None
     run = _onnx_runner(blob) if fmt == "onnx" else _torchscript_runner(blob)
-    diff, worst = _compare(run, data, onehot, expected, bundle.model.per_position)
+    diff, worst = _compare(run, data, onehot, expected, bundle.model.per_position,
+                           wrapper.extra)
     if not diff <= tolerance:
         raise ModelFileError(
             f"{name}: the {_FORMAT_NAMES[fmt]} export of this {arch} model differs from "
@@ -209,10 +222,12 @@ def _batch(
 
 
 def _compare(
-    run: Any, data: SequenceSet, onehot: OneHot, expected: np.ndarray, per_position: bool
+    run: Any, data: SequenceSet, onehot: OneHot, expected: np.ndarray, per_position: bool,
+    extra: int = 0,
 ) -> tuple[float, int]:
     """Largest |export - PyTorch| over one padded batch of everything and each sequence
-    alone (per position: at its real positions), and the record where it is."""
+    alone (per position: at its real positions, and ``extra`` more: a language model's
+    end), and the record where it is."""
     per_record = np.zeros(len(data))
     everything = np.arange(len(data))
     for index in [everything, *([i] for i in everything)]:
@@ -220,9 +235,9 @@ def _compare(
         got = run(*_batch(data, onehot, index)).astype(np.float64)
         want = expected[index]
         if per_position:  # compare real positions only: (B, width, K) -> (B, longest, K)
-            width = int(data.lengths[index].max())
+            width = int(data.lengths[index].max()) + extra
             want = want[:, :width]
-            real = np.arange(width)[None, :] < data.lengths[index][:, None]
+            real = np.arange(width)[None, :] < data.lengths[index][:, None] + extra
             got = np.where(real[..., None], got, 0.0) if got.shape == want.shape else got
             want = np.where(real[..., None], want, 0.0)
         if got.shape != want.shape:
@@ -292,9 +307,13 @@ def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> d
         columns = columns[1:]  # the exported graph gives probabilities, not the argmax name
     elif task.kind == "per-position":
         columns = [f"prob_{c}" for c in task.classes]
-        outputs = "class probabilities at each position (meaningless past a length)"
-    shape: list[Any] = ["batch", *(["length"] if task.kind == "per-position" else []),
-                        len(columns)]
+        outputs = "class probabilities at each position (zero past a length)"
+    elif task.kind == "language-model":
+        columns = [f"prob_{c}" for c in task.classes]
+        outputs = ("at 0-based position i, the probabilities of residue i + 1 given the "
+                   "residues before it; at position length, of the end; zero past it")
+    axes = {"per-position": ["length"], "language-model": ["length + 1"]}
+    shape: list[Any] = ["batch", *axes.get(task.kind, []), len(columns)]
     return {
         "format": "bioseqnn-export",
         "format_version": 1,

@@ -134,6 +134,18 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {k: _safe(float(np.nanmean([r[k] for r in rows]))) for k in keys}
 
 
+def next_residue_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """A language model's scores from the true next symbols (M,) and the predicted
+    distributions (M, K): top-1 accuracy, and perplexity, exp of the mean negative log
+    probability of the true symbol (nats): K for a uniform guess, 1 for a perfect one."""
+    if not len(y):
+        return {"accuracy": float("nan"), "perplexity": float("nan")}
+    p = prob[np.arange(len(y)), y].astype(np.float64)
+    nll = -np.log(np.maximum(p, np.finfo(np.float64).tiny))
+    return {"accuracy": accuracy(y, prob.argmax(axis=1)),
+            "perplexity": _safe(math.exp(min(float(nll.mean()), 700.0)))}
+
+
 # --------------------------------------------------------------------------- detail for evaluate
 
 

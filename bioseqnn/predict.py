@@ -46,7 +46,9 @@ def infer(
 ) -> torch.Tensor:
     """Raw model outputs (logits) for every sequence of ``data``, in its order, on the CPU.
 
-    A per-position model gives (N, longest, K); positions past a sequence's length mean nothing.
+    A per-position model gives (N, longest, K) (a language model (N, longest + 1, K): its
+    outputs run to the end after the last residue); positions past a sequence's outputs
+    mean nothing.
     A batch that runs out of memory (an ``oom`` exception) is retried in halves, with a
     warning, down to one sequence; the smaller size is kept in ``limit`` for later batches.
     Batching never changes a prediction, so the outputs are those of an unconstrained run.
@@ -61,7 +63,8 @@ def infer(
         if out is None:
             shape: tuple[int, ...] = tuple(logits.shape[1:])
             if per_position:
-                shape = (int(data.lengths.max()), *logits.shape[2:])
+                extra = 1 if getattr(model, "causal", False) else 0
+                shape = (int(data.lengths.max()) + extra, *logits.shape[2:])
             out = torch.zeros((len(data), *shape), dtype=torch.float32)
         if per_position:
             out[torch.from_numpy(index), : logits.shape[1]] = logits

@@ -15,7 +15,7 @@ import torch
 from .errors import UsageError
 
 # Monitored quantities that get better as they fall; every other metric is a score.
-_MINIMISED = ("loss", "mse", "mae", "rmse")
+_MINIMISED = ("loss", "mse", "mae", "rmse", "perplexity")
 
 # OneCycle's shape (as torch.optim.lr_scheduler.OneCycleLR's defaults).
 ONECYCLE_START_DIV = 25.0

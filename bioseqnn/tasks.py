@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from . import metrics
 from .errors import DataError, UsageError
 
-TASKS = ("binary", "multiclass", "multilabel", "regression", "per-position")
+TASKS = ("binary", "multiclass", "multilabel", "regression", "per-position", "language-model")
+PER_POSITION_KINDS = ("per-position", "language-model")
+"""Tasks whose model gives one output per position."""
 
 
 def _as_float(text: str) -> float | None:
@@ -42,7 +44,7 @@ def output_activation(
     if kind == "binary":
         p = torch.sigmoid(logits.view(-1))
         return torch.stack([1 - p, p], dim=1)
-    if kind in ("multiclass", "per-position"):
+    if kind in ("multiclass", *PER_POSITION_KINDS):
         return torch.softmax(logits, dim=-1)
     if kind == "multilabel":
         return torch.sigmoid(logits)
@@ -64,13 +66,13 @@ class TaskSpec:
     def n_outputs(self) -> int:
         if self.kind == "binary":
             return 1
-        if self.kind in ("multiclass", "per-position"):
+        if self.kind in ("multiclass", *PER_POSITION_KINDS):
             return len(self.classes)
         return len(self.targets)
 
     @property
     def is_classification(self) -> bool:
-        return self.kind in ("binary", "multiclass", "multilabel", "per-position")
+        return self.kind in ("binary", "multiclass", "multilabel", *PER_POSITION_KINDS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +147,7 @@ class TaskSpec:
             return (per * w).sum() / w.sum()
         if self.kind == "multiclass":
             return F.cross_entropy(logits, y.long(), weight=weight)
-        if self.kind == "per-position":
+        if self.kind in PER_POSITION_KINDS:
             # logits (B, L, K), labels (B, >= L) padded with -1: padding and masked
             # positions never count
             y = y[:, : logits.shape[1]].long()
@@ -155,6 +157,23 @@ class TaskSpec:
         if self.kind == "multilabel":
             return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), pos_weight=weight)
         return F.mse_loss(logits, y.to(logits.dtype))
+
+    def position_loss_sum(self, logits: torch.Tensor, y: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-position tasks: the summed loss of the scored positions and their total
+        weight (their count, or the sum of their class weights), so that training can
+        weigh every position alike whatever batch it is in (see train.fit)."""
+        y = y[:, : logits.shape[1]].long()
+        flat = logits.reshape(-1, logits.shape[-1])
+        target = y.reshape(-1)
+        keep = target >= 0
+        per = F.cross_entropy(flat, target.clamp(min=0), reduction="none")
+        if self.class_weights:
+            weight = torch.tensor(self.class_weights, dtype=per.dtype, device=per.device)
+            w = weight[target.clamp(min=0)] * keep.to(per.dtype)
+        else:
+            w = keep.to(per.dtype)
+        return (per * w).sum(), w.sum()
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits -> what predictions report: class probabilities or target values."""
@@ -171,6 +190,9 @@ class TaskSpec:
         if self.kind == "per-position":
             y_flat, out_flat = scored_positions(y, out)
             return metrics.classification_metrics(y_flat, out_flat)
+        if self.kind == "language-model":
+            y_flat, out_flat = scored_positions(y, out)
+            return metrics.next_residue_metrics(y_flat, out_flat)
         raw = y
         if self.target_mean:
             raw = y * np.asarray(self.target_std) + np.asarray(self.target_mean)

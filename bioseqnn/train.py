@@ -35,7 +35,7 @@ from .models.base import Predictor, SequenceModel
 from .predict import infer
 from .schedules import Schedule, check_monitor, improved
 from .strands import reverse_complement_codes
-from .tasks import TaskSpec
+from .tasks import PER_POSITION_KINDS, TaskSpec
 
 log = logging.getLogger("bioseqnn")
 
@@ -90,6 +90,8 @@ def monitor_choices(task: TaskSpec, validation: bool) -> list[str]:
     """Names that ``--monitor`` accepts for this task."""
     if not validation:
         return ["train_loss"]
+    if task.kind == "language-model":
+        return ["val_loss", "val_perplexity", "val_accuracy", "train_loss"]
     names = CLASSIFICATION_METRICS if task.is_classification else REGRESSION_METRICS
     return ["val_loss", *(f"val_{n}" for n in names), "train_loss"]
 
@@ -274,6 +276,16 @@ def _epoch_batches(
     return out
 
 
+def _mean_scored(task: TaskSpec, targets: np.ndarray, batches: list[np.ndarray]) -> float:
+    """The mean total weight of scored positions per (global) batch of an epoch."""
+    weights = np.asarray(task.class_weights or [1.0] * task.n_outputs, dtype=np.float64)
+    totals = []
+    for batch in batches:
+        y = targets[batch]
+        totals.append(float(weights[y[y >= 0].astype(np.int64)].sum()))
+    return max(float(np.mean(totals)) if totals else 1.0, 1e-12)
+
+
 def fit(
     model: SequenceModel,
     task: TaskSpec,
@@ -326,6 +338,11 @@ def fit(
                         round(cfg.warmup_epochs * n_batches), monitor,
                         max(1, cfg.patience // 2) if cfg.patience else 2)
     targets = torch.from_numpy(train_set.targets)
+    # Per-position tasks weigh every scored position alike: a batch's summed loss over
+    # the mean scored positions per batch. (The mean over each batch's own positions
+    # would give the residues of short sequences, batched together by length, more
+    # weight than those of long ones: a language model then overrates the end.)
+    by_position = task.kind in PER_POSITION_KINDS
     result = TrainResult(monitor=monitor)
     best_value: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
@@ -381,10 +398,12 @@ def fit(
             break
         model.train()
         epoch_seed(cfg.seed, epoch, ranks)
-        total, seen = 0.0, 0
+        total, seen = 0.0, 0.0
         lr = schedule.lr()
-        for b, batch, index, flip in _epoch_batches(train_set, cfg, epoch, cfg.rc_augment,
-                                                    ranks):
+        batches = _epoch_batches(train_set, cfg, epoch, cfg.rc_augment, ranks)
+        if by_position:
+            per_batch = _mean_scored(task, train_set.targets, [batch for _, batch, _, _ in batches])
+        for b, batch, index, flip in batches:
             codes, lens = collate(train_set, index)
             if flip is not None and rc_table is not None:
                 codes = reverse_complement_codes(codes, lens, rc_table, torch.from_numpy(flip))
@@ -397,9 +416,20 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast(device):
                 logits = net(x, lens.to(device, non_blocking=True))
-            loss = task.loss(logits.float(), y)
-            value = float(loss.detach())
-            if ranks.enabled:
+            if by_position:
+                summed, weight = task.position_loss_sum(logits.float(), y)
+                # DDP averages the ranks' gradients: each rank's sum counts world times
+                loss = summed * (ranks.world / per_batch)
+                part = [float(summed.detach()), float(weight)]
+                if ranks.enabled:
+                    part = all_sum(part, ranks, device)
+                value = part[0] / max(part[1], 1e-12)
+                size = part[1]
+            else:
+                loss = task.loss(logits.float(), y)
+                value = float(loss.detach())
+                size = len(batch)
+            if ranks.enabled and not by_position:
                 # The global batch's mean loss (non-finite on every rank if on any, so all
                 # stop together); DDP averages gradients over ranks, so each rank's loss
                 # is weighted by its share of the global batch.
@@ -426,8 +456,8 @@ def fit(
             else:
                 optimizer.step()
             schedule.step_batch()
-            total += value * len(batch)
-            seen += len(batch)
+            total += value * size
+            seen += size
             reporter.batch(epoch, value)
         _check_weights(model, cfg, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}

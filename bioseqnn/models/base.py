@@ -63,6 +63,8 @@ class Backbone(nn.Module):
     directions: int = 1
     # the longest sequence the backbone accepts (None: any length)
     max_length: int | None = None
+    # position i may read positions <= i only (a language model); set by SequenceModel
+    causal: bool = False
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -151,16 +153,27 @@ class SequenceModel(nn.Module):
     """Backbone + pooling + linear head: one-hot (B, L, C) and lengths -> outputs (B, K).
 
     With ``per_position`` the head is applied at every position instead: (B, L, K).
+
+    With ``causal`` (a language model, see bioseqnn/lm.py) the output at position i reads
+    positions before i only: a zero start vector goes in front of every sequence, so the
+    output is (B, L + 1, K), the distribution of residue 1, 2, ..., L and then of the end.
+    The backbone must read left to right (lm.check_causal); a transformer masks the future.
     """
 
     def __init__(
-        self, config: ModelConfig, in_channels: int, n_outputs: int, per_position: bool = False
+        self, config: ModelConfig, in_channels: int, n_outputs: int, per_position: bool = False,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         arch = get_architecture(config.arch)
         self.config = config
-        self.per_position = per_position
+        self.per_position = per_position or causal
+        self.causal = causal
+        if causal:
+            check_causal(config)
         self.backbone = arch.build(config, in_channels)
+        self.backbone.causal = causal
+        per_position = self.per_position
         dim = self.backbone.out_dim
         self.pooling = None if per_position else Pooling(
             resolve_pooling(config), dim, self.backbone.directions
@@ -170,9 +183,14 @@ class SequenceModel(nn.Module):
 
     @property
     def max_length(self) -> int | None:
-        return self.backbone.max_length
+        limit = self.backbone.max_length
+        # a language model reads the start position too
+        return limit - 1 if limit is not None and self.causal else limit
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.causal:
+            x = nn.functional.pad(x, (0, 0, 1, 0))  # the start position: all channels 0
+            lengths = lengths + 1
         states, lengths = self.backbone(x, lengths)
         if self.pooling is None:
             return self.head(self.dropout(states))
@@ -206,6 +224,7 @@ class Ensemble(nn.Module):
         self.config = members[0].config
         self.configs = [m.config for m in members]  # each member's network settings
         self.per_position = members[0].per_position
+        self.causal = members[0].causal
         limits = [m.max_length for m in members if m.max_length is not None]
         self._max_length = min(limits) if limits else None  # every member must accept it
 
@@ -223,7 +242,7 @@ def combine_members(kind: str, outs: torch.Tensor) -> torch.Tensor:
     if kind == "regression":
         return outs.mean(dim=0)
     log_n = math.log(outs.shape[0])
-    if kind in ("multiclass", "per-position"):
+    if kind in ("multiclass", "per-position", "language-model"):
         return torch.logsumexp(torch.log_softmax(outs, dim=-1), dim=0) - log_n
     # binary, multilabel: log(mean p) - log(mean (1 - p)), the logit of the mean probability
     positive = torch.logsumexp(nn.functional.logsigmoid(outs), dim=0)
@@ -246,6 +265,22 @@ def get_architecture(name: str) -> Architecture:
         ) from None
 
 
+CAUSAL_ARCHS = ("rnn", "lstm", "gru", "transformer")
+"""Architectures that can read strictly left to right (language models)."""
+
+
+def check_causal(config: ModelConfig) -> None:
+    """A language model predicts each residue from the ones before it only."""
+    from ..errors import UsageError
+
+    if config.arch not in CAUSAL_ARCHS:
+        raise UsageError(f"a language model reads left to right, and {config.arch} reads "
+                         f"around each position; choose --arch {', '.join(CAUSAL_ARCHS)}")
+    if config.bidirectional and config.arch != "transformer":
+        raise UsageError("a language model reads left to right: use --unidirectional "
+                         "(bidirectional: false)")
+
+
 def resolve_pooling(config: ModelConfig) -> str:
     from ..errors import UsageError
 
@@ -259,10 +294,13 @@ def resolve_pooling(config: ModelConfig) -> str:
     return mode
 
 
-def describe(config: ModelConfig | dict[str, Any], per_position: bool = False) -> str:
+def describe(
+    config: ModelConfig | dict[str, Any], per_position: bool = False, causal: bool = False
+) -> str:
     """One line naming the architecture and the settings it actually reads.
 
-    A per-position model has no pooling (one output per position), so none is named.
+    A per-position model has no pooling (one output per position), so none is named; a
+    language model (``causal``) is named as one.
     """
     values = config if isinstance(config, dict) else config_dict(config)
     name = values.get("arch", "?")
@@ -273,7 +311,9 @@ def describe(config: ModelConfig | dict[str, Any], per_position: bool = False) -
         if isinstance(value, list):
             value = ",".join(map(str, value))
         parts.append(f"{key.replace('_', '-')} {value}")
-    if per_position:
+    if causal:
+        parts.append("language model")
+    elif per_position:
         parts.append("per position")
     else:
         parts.append(f"pooling {values.get('pooling')}")

@@ -58,7 +58,13 @@ class TransformerBackbone(Backbone):
             )
         h = self.embed(x) * math.sqrt(self.d_model)
         h = h + sinusoidal_positions(width, self.d_model, x.device).to(h.dtype)
-        h = self.encoder(h, src_key_padding_mask=~length_mask(lengths, width))
+        if self.causal:
+            # Each position attends to itself and earlier ones. Padding only follows the
+            # real positions, so no real position sees it: no padding mask is needed.
+            future = torch.ones(width, width, dtype=torch.bool, device=x.device).triu(1)
+            h = self.encoder(h, mask=future, is_causal=True)
+        else:
+            h = self.encoder(h, src_key_padding_mask=~length_mask(lengths, width))
         return self.norm(h), lengths
 
     def _export_forward(
@@ -72,6 +78,9 @@ class TransformerBackbone(Backbone):
         h = self.embed(x) * math.sqrt(self.d_model)
         h = h + sinusoidal_positions(width, self.d_model, x.device).to(h.dtype)
         padding = ~length_mask(lengths, width)[:, None, None, :]  # (B, 1, 1, L) keys
+        if self.causal:
+            future = torch.ones(width, width, dtype=torch.bool, device=x.device).triu(1)
+            padding = padding | future
         for layer in self.encoder.layers:
             attn = layer.self_attn
             heads = attn.num_heads

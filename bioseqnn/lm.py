@@ -1,0 +1,329 @@
+"""Language models: next-residue prediction on unlabelled sequences; scoring and sampling.
+
+A language model is a per-position model that reads left to right (``SequenceModel``
+with ``causal=True``): its output at position i is the distribution of residue i given
+residues 1..i-1, over the alphabet's letters and ``end``, which closes a sequence. It
+trains on a FASTA alone (``bioseqnn train seqs.fasta --task language-model``): the
+targets are the sequence itself, and then its end.
+
+- Ambiguity codes (N, R, X, ...) are read as fractional one-hot input like everywhere
+  else, but are not scored: a model is not asked to predict an N.
+- ``predict`` gives each sequence's log-likelihood (natural log, summed over its scored
+  residues and its end) and perplexity (exp of minus the mean): low is typical of the
+  training sequences, high is unusual.
+- ``generate`` samples new sequences residue by residue. Sample i draws its random
+  numbers from (seed, i) alone, so it is the same whatever the batch size or how many
+  samples are drawn. Recurrent models carry their state from step to step; a
+  transformer re-reads the sequence so far at each step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from .alphabets import Alphabet
+from .bundle import Bundle
+from .data import SequenceEncoder, SequenceSet, chunked
+from .encoding import Encoder, OneHot
+from .errors import DataError, UsageError
+from .models.base import Ensemble, Predictor, SequenceModel, check_lengths, combine_members
+from .models.recurrent import RecurrentBackbone
+from .predict import BatchLimit, PredictStats, infer
+from .seqio import Record
+from .tasks import TaskSpec
+
+log = logging.getLogger("bioseqnn")
+
+KIND = "language-model"
+END = "end"
+"""The class that closes a sequence."""
+
+
+def lm_task(alphabet: Alphabet) -> TaskSpec:
+    """The task of a language model of ``alphabet``: its letters, then ``end``."""
+    return TaskSpec(KIND, ["next"], classes=[*alphabet.letters, END])
+
+
+def code_classes(alphabet: Alphabet) -> np.ndarray:
+    """Code -> class index of the one letter it stands for; -1 for padding and for
+    ambiguity codes (not scored)."""
+    table = np.full(len(alphabet.symbols) + 1, -1, dtype=np.int8)
+    for code, sym in enumerate(alphabet.symbol_list, start=1):
+        stands_for = alphabet.symbols[sym]
+        if len(stands_for) == 1:
+            table[code] = alphabet.letters.index(stands_for)
+    return table
+
+
+def next_targets(data: SequenceSet, alphabet: Alphabet) -> np.ndarray:
+    """(N, longest + 1) int8 targets: residue i's class at i, ``end`` at the length,
+    -1 (not scored) at ambiguity codes and past the end."""
+    lengths = data.lengths
+    width = int(lengths.max()) + 1 if len(data) else 1
+    out = np.full((len(data), width), -1, dtype=np.int8)
+    classes = code_classes(alphabet)
+    for i in range(len(data)):  # one vectorised copy per record
+        start, stop = int(data.offsets[i]), int(data.offsets[i + 1])
+        out[i, : stop - start] = classes[data.codes[start:stop]]
+    out[np.arange(len(data)), lengths] = len(alphabet.letters)
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_columns() -> list[str]:
+    return ["id", "length", "log_likelihood", "perplexity"]
+
+
+def sequence_scores(logits: torch.Tensor, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per record: the summed log-probability of its scored targets (natural log) and
+    how many there are; ``logits`` (N, >= width, K), ``targets`` (N, width)."""
+    width = targets.shape[1]
+    logp = torch.log_softmax(logits[:, :width].double(), dim=-1)
+    y = torch.from_numpy(targets.astype(np.int64))
+    scored = y >= 0
+    picked = logp.gather(2, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    total = torch.where(scored, picked, torch.zeros((), dtype=picked.dtype)).sum(dim=1)
+    return total.numpy(), scored.sum(dim=1).numpy()
+
+
+def score_rows(
+    bundle: Bundle, records: Iterable[Record], source: str, batch_size: int,
+    device: torch.device, on_invalid: str, stats: PredictStats,
+    max_tokens: int | None = None,
+) -> Iterator[list[str]]:
+    """One row per record, in input order: id, length, log-likelihood, perplexity.
+
+    Streams like every prediction: one chunk of records in memory at a time.
+    """
+    alphabet = bundle.alphabet
+    onehot = OneHot(alphabet).to(device)
+    encoder = SequenceEncoder(source, alphabet, on_invalid)
+    limit = BatchLimit(batch_size)
+    for chunk in chunked(records, max(batch_size * 16, 1024)):
+        kept, codes, offsets = encoder.encode_chunk(chunk)
+        stats.records += len(chunk)
+        if not kept:
+            continue
+        data = SequenceSet([r.id for r in kept], codes, offsets)
+        check_lengths(bundle.model, data.ids, data.lengths, source)
+        logits = infer(bundle.model, onehot, data, batch_size, device, limit,
+                       max_tokens=max_tokens)
+        total, count = sequence_scores(logits, next_targets(data, alphabet))
+        for rid, length, ll, n in zip(data.ids, data.lengths, total, count, strict=True):
+            ppl = float(np.exp(-ll / n)) if n else float("nan")
+            yield [rid, str(int(length)), f"{ll:.6g}", f"{ppl:.6g}"]
+    stats.skipped = encoder.skipped
+    if stats.records == 0:
+        raise DataError(f"{source}: no sequence records")
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class _RecurrentSteps:
+    """One step at a time through a unidirectional recurrent model, carrying its state:
+    the same equations as its whole-sequence forward (nn.LSTM/GRU/RNN modules)."""
+
+    def __init__(self, model: SequenceModel) -> None:
+        assert isinstance(model.backbone, RecurrentBackbone)
+        self.model = model
+        self.layers = list(model.backbone.forward_layers)
+        self.state: list[Any] = [None] * len(self.layers)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h = x[:, None, :]
+        for i, layer in enumerate(self.layers):
+            h, self.state[i] = layer(h, self.state[i])
+        return self.model.head(h[:, 0])
+
+
+class _PrefixSteps:
+    """Any causal model: run it on the sequence so far, keep the last position's output."""
+
+    def __init__(self, model: SequenceModel) -> None:
+        self.model = model
+        self.inputs: list[torch.Tensor] = []
+        self.started = False
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.started:  # the first input is the start position, which the model adds
+            self.inputs.append(x)
+        self.started = True
+        b = x.shape[0]
+        seq = (torch.stack(self.inputs, dim=1) if self.inputs
+               else x.new_zeros((b, 0, x.shape[1])))
+        lengths = torch.full((b,), seq.shape[1], dtype=torch.long, device=x.device)
+        return self.model(seq, lengths)[:, -1]
+
+
+class _Steps:
+    """Next-symbol logits of a model or an ensemble, one input vector at a time."""
+
+    def __init__(self, model: Predictor) -> None:
+        members = cast(list[SequenceModel], list(model.members)) if isinstance(
+            model, Ensemble) else [model]
+        self.kind = KIND
+        self.steps: list[_RecurrentSteps | _PrefixSteps] = [
+            _RecurrentSteps(m) if isinstance(m.backbone, RecurrentBackbone) else _PrefixSteps(m)
+            for m in members
+        ]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [step(x) for step in self.steps]
+        return outs[0] if len(outs) == 1 else combine_members(self.kind, torch.stack(outs))
+
+
+@dataclass
+class Sampling:
+    """How ``generate`` draws each residue."""
+
+    temperature: float = 1.0
+    """Logits are divided by it: < 1 sharper (more typical), > 1 flatter (more diverse)."""
+    top_k: int = 0
+    """Draw from the k most likely symbols only (0 = all)."""
+    top_p: float = 1.0
+    """Draw from the smallest set of symbols whose probability reaches p (1 = all)."""
+    min_length: int = 1
+    """No end before this many residues (the prefix included)."""
+    max_length: int = 0
+    """Stop a sample here even without an end (0: the longest training sequence)."""
+
+    def check(self) -> None:
+        if not (self.temperature > 0 and np.isfinite(self.temperature)):
+            raise UsageError("--temperature must be a positive number")
+        if self.top_k < 0:
+            raise UsageError("--top-k must be >= 0 (0 = every symbol)")
+        if not 0 < self.top_p <= 1:
+            raise UsageError("--top-p must be in (0, 1]")
+        if self.min_length < 0 or self.max_length < 0:
+            raise UsageError("--min-length and --max-length must be >= 0")
+
+
+def _filter(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
+    """Probabilities to draw from: temperature, then top-k, then top-p."""
+    logits = logits.double() / s.temperature
+    if 0 < s.top_k < logits.shape[1]:
+        kth = logits.topk(s.top_k, dim=1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    prob = torch.softmax(logits, dim=1)
+    if s.top_p < 1:
+        ordered, order = prob.sort(dim=1, descending=True)
+        before = ordered.cumsum(dim=1) - ordered  # mass of the more likely symbols
+        drop = (before >= s.top_p).scatter(1, order, before >= s.top_p)
+        prob = prob.masked_fill(drop, 0.0)
+        prob = prob / prob.sum(dim=1, keepdim=True)
+    return prob
+
+
+def default_max_length(bundle: Bundle) -> int:
+    """The longest training sequence (the model has seen where sequences end), within
+    what the model accepts."""
+    longest = (bundle.manifest.get("data") or {}).get("lengths", {}).get("max")
+    limit = bundle.model.max_length
+    value = int(longest) if longest else 1000
+    return min(value, limit) if limit is not None else value
+
+
+def encode_prefix(prefix: str, alphabet: Alphabet) -> tuple[str, np.ndarray]:
+    """The prefix as text (uppercase) and one-hot rows; an invalid symbol is an error."""
+    raw = prefix.strip().encode()
+    enc = Encoder(alphabet)
+    codes, _, bad = enc.encode([raw])
+    if bad:
+        raise UsageError(f"--prefix: {bad[0].char!r} at position {bad[0].position} is not a "
+                         f"{alphabet.name} symbol")
+    table = alphabet.onehot_table()
+    return raw.decode().upper(), table[codes.astype(np.int64)]
+
+
+def sample(
+    bundle: Bundle, n: int, *, sampling: Sampling | None = None, prefix: str = "",
+    seed: int = 0, batch_size: int = 64, device: torch.device | str = "cpu",
+) -> Iterator[str]:
+    """``n`` sampled sequences (the prefix included), in order, drawn a batch at a time
+    as they are consumed. The settings are checked here, before any is drawn."""
+    if bundle.task.kind != KIND:
+        raise UsageError(f"generate needs a language model (trained with --task {KIND}); "
+                         f"this model's task is {bundle.task.kind}")
+    s = sampling or Sampling()
+    s.check()
+    if n < 0:
+        raise UsageError("--num must be >= 0")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    device = torch.device(device)
+    alphabet = bundle.alphabet
+    text, rows = encode_prefix(prefix, alphabet)
+    max_length = s.max_length or default_max_length(bundle)
+    limit = bundle.model.max_length
+    if limit is not None and max_length > limit:
+        raise UsageError(f"--max-length {max_length} is more than this model's max-length "
+                         f"{limit}")
+    if len(text) > max_length:
+        raise UsageError(f"the --prefix has {len(text)} residues, more than --max-length "
+                         f"{max_length}")
+    return _draw(bundle, n, s, text, torch.from_numpy(rows).to(device), max_length, seed,
+                 batch_size, device)
+
+
+@torch.inference_mode()
+def _draw(
+    bundle: Bundle, n: int, s: Sampling, text: str, prefix_rows: torch.Tensor,
+    max_length: int, seed: int, batch_size: int, device: torch.device,
+) -> Iterator[str]:
+    letters = bundle.alphabet.letters
+    end = len(letters)
+    bundle.model.eval()
+    eye = torch.eye(len(letters), dtype=torch.float32, device=device)
+    truncated = 0
+    for first in range(0, n, batch_size):
+        b = min(batch_size, n - first)
+        # each sample's uniform draws come from (seed, its number) alone
+        draws = torch.from_numpy(np.stack([
+            np.random.default_rng([seed, first + i]).random(max_length) for i in range(b)
+        ]))
+        steps = _Steps(bundle.model)
+        logits = steps(torch.zeros((b, len(letters)), device=device))
+        for row in prefix_rows:
+            logits = steps(row.expand(b, -1))
+        chosen = torch.empty((b, max_length - len(text)), dtype=torch.long)
+        length = torch.full((b,), -1, dtype=torch.long)  # -1: not ended yet
+        for t in range(max_length - len(text)):
+            if len(text) + t < s.min_length:
+                logits = logits.clone()
+                logits[:, end] = float("-inf")
+            prob = _filter(logits.float().cpu(), s)
+            cdf = prob.cumsum(dim=1)
+            u = draws[:, len(text) + t : len(text) + t + 1] * cdf[:, -1:]
+            # the first symbol whose cumulative probability exceeds u: never one of none
+            pick = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=end)
+            chosen[:, t] = pick
+            ended = (pick == end) & (length < 0)
+            length[ended] = t
+            if bool((length >= 0).all()):
+                break
+            logits = steps(eye[pick.clamp(max=end - 1).to(device)])
+        for i in range(b):
+            k = int(length[i])
+            if k < 0:
+                truncated += 1
+                k = max_length - len(text)
+            yield text + "".join(letters[j] for j in chosen[i, :k].tolist())
+    if truncated:
+        log.info("%d of %d sample(s) reached --max-length %d without an end", truncated, n,
+                 max_length)
+
+
+def check_language_model(model: nn.Module, what: str) -> None:
+    """Commands that do not apply to a language model say so."""
+    if getattr(model, "causal", False):
+        raise UsageError(f"{what} is not available for language models")
