@@ -18,7 +18,7 @@ import os as _os
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from . import runtime  # noqa: E402,F401  (sets flush-denormal before any torch work)
-from .api import TrainOutcome, combine, info, predict, train  # noqa: E402
+from .api import TrainOutcome, combine, generate, info, predict, train  # noqa: E402
 from .bundle import Bundle, load_bundle  # noqa: E402
 from .config import RunConfig, TrainConfig, load_config  # noqa: E402
 from .errors import BioseqnnError, DataError, ModelFileError, UsageError  # noqa: E402
@@ -36,6 +36,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "combine",
+    "generate",
     "info",
     "load_bundle",
     "load_config",

@@ -18,6 +18,7 @@ import torch
 
 from . import distributed
 from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
+from .checkpoint import prepare_checkpoint_dir
 from .config import RunConfig, TrainConfig, validate
 from .data import (
     LabelSource,
@@ -54,6 +55,7 @@ from .runtime import configure_threads
 from .seqio import (
     STDIO,
     atomic_output,
+    check_one_stdin,
     check_output_path,
     display_name,
     read_sequences,
@@ -168,10 +170,14 @@ def train(
     resolve_pooling(cfg.model)
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
+    check_one_stdin(SEQUENCES=fasta, LABELS=labels, **{"--val-fasta": val_fasta,
+                    "--val-labels": val_labels, "--position-mask": position_mask})
     check_output_path(output)
     log_file = Path(log_path) if log_path else default_log_path(output)
     check_output_path(log_file)
     tc = cfg.training
+    if tc.checkpoint_dir:
+        prepare_checkpoint_dir(tc.checkpoint_dir)
     lm = task == LANGUAGE_MODEL
     if lm:
         _check_lm_inputs(fasta, labels, sequence_column, position_mask, val_labels, tc)
@@ -187,6 +193,9 @@ def train(
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
         not lm and sequence_column is None and is_fasta(labels))
+    if (per_position or lm) and cfg.model.pooling != "auto":
+        log.warning("--pooling %s is not used: this model has one output per position",
+                    cfg.model.pooling)
     if position_mask is not None and not per_position:
         raise UsageError("--position-mask applies to per-position labels (--task per-position)")
     if per_position and (tc.rc_augment or tc.rc_average):
@@ -265,10 +274,12 @@ def train(
             if index == 0:
                 if per_position:
                     check_keeps_positions(model, cfg.model, alpha.size)
-                check_lengths(model, train_set.ids, train_set.lengths, display_name(primary))
+                check_lengths(model, train_set.ids, train_set.lengths, display_name(primary),
+                              advice="train")
                 if val_set is not None:
                     check_lengths(model, val_set.ids, val_set.lengths,
-                                  display_name(val_fasta or val_labels or primary))
+                                  display_name(val_fasta or val_labels or primary),
+                                  advice="train")
                 n_params = count_parameters(model)
                 log.info("model: %s, %s parameters%s", describe(
                     {**cfg.to_dict()["model"], "pooling": resolve_pooling(cfg.model)},
@@ -435,6 +446,13 @@ def combine(
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o ensemble.bsnn), not '-'")
     check_output_path(output)
+    resolved = [Path(m).resolve() for m in models]
+    if Path(output).resolve() in resolved:
+        raise UsageError(f"-o {output} is one of the model files to combine; write the "
+                         "ensemble to a new file")
+    if len(set(resolved)) < len(resolved):
+        log.warning("the same model file is given more than once: its members count that "
+                    "many times in the mean")
     bundles = [load_bundle(m) for m in models]
     first, base = bundles[0].manifest, str(models[0])
     members: list[SequenceModel] = []
@@ -539,10 +557,17 @@ def predict(
 
 def _write_rows(output: str | os.PathLike[str], header: list[str],
                 rows: Iterable[list[str]]) -> None:
-    """A header and rows as TSV (CSV for a .csv name), written atomically."""
+    """A header and rows as TSV (CSV for a .csv name), written atomically.
+
+    The first row is made before anything is written, so an input refused at its first
+    chunk (wrong alphabet, an invalid symbol, no records) leaves stdout empty too."""
+    rows = iter(rows)
+    first = next(rows, None)
     with atomic_output(output) as fh:
         writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
         writer.writerow(header)
+        if first is not None:
+            writer.writerow(first)
         for row in rows:
             writer.writerow(row)
 

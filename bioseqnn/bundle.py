@@ -291,10 +291,10 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
     name = str(path)
     try:
         data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{name}: no such model file") from None
+    except FileNotFoundError:  # a missing input is a usage error, as for every input
+        raise UsageError(f"{name}: no such model file") from None
     except IsADirectoryError:
-        raise ModelFileError(f"{name}: is a directory, not a model file") from None
+        raise UsageError(f"{name}: is a directory, not a model file") from None
     except PermissionError:
         raise ModelFileError(f"{name}: permission denied") from None
     except OSError as exc:

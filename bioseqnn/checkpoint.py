@@ -56,6 +56,19 @@ def checkpoint_path(directory: str | os.PathLike[str]) -> Path:
     return Path(directory) / FILE_NAME
 
 
+def prepare_checkpoint_dir(directory: str | os.PathLike[str]) -> None:
+    """Create the checkpoint folder before training, so that a bad path is a usage error
+    at once rather than after the first epoch."""
+    if Path(directory).exists() and not Path(directory).is_dir():
+        raise UsageError(f"--checkpoint-dir {directory}: is a file, not a directory")
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--checkpoint-dir {directory}: cannot create: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"--checkpoint-dir {directory}: cannot write: not writable")
+
+
 def save_checkpoint(directory: str | os.PathLike[str], ck: Checkpoint) -> Path:
     path = checkpoint_path(directory)
     try:

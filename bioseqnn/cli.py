@@ -231,7 +231,8 @@ def train(
     val_fraction: Annotated[float | None, typer.Option(
         help="Fraction held out for validation (stratified for classes).")] = None,
     patience: Annotated[int | None, typer.Option(
-        help="Epochs without a better val_loss before stopping (0 = never stop early).")] = None,
+        help="Epochs without a better monitored metric (--monitor, val_loss by default) "
+        "before stopping (0 = never stop early).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for splits, batches and weights.")]
     = None,
     device: Annotated[str | None, typer.Option(
@@ -395,7 +396,12 @@ def info(
     if as_json:
         print(json.dumps(manifest, indent=2, sort_keys=False))
         return
-    Console(highlight=False).print(_info_table(manifest))
+    rows = _info_rows(manifest)
+    if sys.stdout.isatty():
+        Console(highlight=False).print(_info_table(rows))
+    else:  # for pipes and files: one unwrapped, unpadded line per field
+        width = max(len(key) for key, _ in rows)
+        sys.stdout.write("".join(f"{key:<{width}}  {value}\n" for key, value in rows))
 
 
 @app.command()
@@ -434,6 +440,9 @@ def evaluate(
         "--plots", help="Folder for ROC/PR/confusion or scatter PNGs (needs bioseqnn[plots]).")]
     = None,
     id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", "-t", help="Column holding the model's target, if named otherwise than "
+        "in training (repeat for several, in the model's order).")] = None,
     sequence_column: Annotated[str | None, typer.Option(
         help="Read sequences from this column of the table instead of a FASTA.")] = None,
     ignore_unmatched: Annotated[bool, typer.Option(
@@ -464,10 +473,13 @@ def evaluate(
     ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
                       batch_size=batch_size, device=device, threads=threads,
                       on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
-                      position_mask=position_mask)
+                      position_mask=position_mask, targets=target or None)
     if not quiet:
+        # a log file or pipe gets the tables at their natural width, not cut to 80 columns
+        console = stderr if stderr.is_terminal else Console(stderr=True, highlight=False,
+                                                             width=10_000)
         for t in metric_tables(ev):
-            stderr.print(t)
+            console.print(t)
     write_json(ev, output)
     if plots is not None:
         for png in evaluation_plots(ev, plots):
@@ -590,9 +602,11 @@ def generate(
 @app.command("plot-history")
 def plot_history(
     log_file: Annotated[str, typer.Argument(
-        help="Per-epoch TSV written by 'bioseqnn train' (NAME.log.tsv beside the model).")],
+        help="Per-epoch log written by 'bioseqnn train': NAME.log.tsv beside the model, or "
+        "the --log file (TSV or JSON lines); '-' reads stdin.")],
     output: Annotated[str, typer.Option(
-        "-o", "--output", help="PNG to write.")] = "learning_curves.png",
+        "-o", "--output", help="Figure to write: .png, .pdf or .svg, by the name's suffix.")]
+    = "learning_curves.png",
     metric: Annotated[str | None, typer.Option(
         help="Validation metric of the second panel (default: accuracy or r2).")] = None,
     title: Annotated[str | None, typer.Option(help="Title (default: the log's name).")] = None,
@@ -601,13 +615,15 @@ def plot_history(
 ) -> None:
     """Learning curves (loss and a validation metric per epoch) from a training log."""
     _setup_logging(quiet, debug)
-    from .plots import learning_curves, read_history, require_matplotlib
+    from .plots import figure_format, learning_curves, read_history, require_matplotlib
 
     require_matplotlib()
     if output == "-":
-        raise typer.BadParameter("a PNG needs a file name", param_hint="--output")
+        raise typer.BadParameter("a figure needs a file name", param_hint="--output")
+    figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
     history = read_history(log_file)
-    png = learning_curves(history, output, title or os.path.basename(log_file), metric)
+    name = "<stdin>" if log_file == "-" else os.path.basename(log_file)
+    png = learning_curves(history, output, title or name, metric)
     log.info("wrote %s", png)
 
 
@@ -627,13 +643,20 @@ def config_command(
     write_config(output, model)
 
 
-def _info_table(m: dict[str, Any]) -> Table:
-    from .models import describe
-
-    task, model, data, metrics = m["task"], m["model"], m.get("data", {}), m.get("metrics", {})
+def _info_table(rows: list[tuple[str, str]]) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """What 'info' shows: (field, text) pairs."""
+    from .models import describe
+
+    task, model, data, metrics = m["task"], m["model"], m.get("data", {}), m.get("metrics", {})
     per_position = bool(m.get("per_position", False))
     causal = task.get("kind") == "language-model"
     arch = describe(model, per_position, causal)
@@ -676,9 +699,7 @@ def _info_table(m: dict[str, Any]) -> Table:
     elif best:
         rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
                                    f"{metrics.get('epochs_run')}: {shown}"))
-    for key, value in rows:
-        table.add_row(key, value)
-    return table
+    return rows
 
 
 def _error(message: str) -> None:

@@ -137,7 +137,10 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: {where}not valid YAML: {what}") from None
     try:
         return config_from_dict(data or {})
     except UsageError as exc:
@@ -166,6 +169,7 @@ def validate(cfg: RunConfig) -> None:
         (t.patience >= 0, "patience must be >= 0"),
         (1 <= t.ensemble <= 64, "ensemble must be from 1 to 64 members"),
         (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),
+        (0 <= t.seed < 2**63, "seed must be from 0 to 2^63 - 1"),
         (t.schedule in SCHEDULES,
          f"schedule must be one of: {', '.join(SCHEDULES)} (got {t.schedule!r})"),
         (t.warmup_epochs >= 0, "warmup-epochs must be >= 0"),

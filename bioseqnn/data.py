@@ -145,8 +145,10 @@ class SequenceEncoder:
     or an :class:`Alphabet` fixed by a model.
     """
 
-    def __init__(self, source: str, alphabet: str | Alphabet | None, on_invalid: str) -> None:
+    def __init__(self, source: str, alphabet: str | Alphabet | None, on_invalid: str,
+                 hint: bool = True) -> None:
         self.source = source
+        self.hint = hint  # False: the command has no --on-invalid to suggest
         self.forced = alphabet
         self.on_invalid = on_invalid
         self.encoder: Encoder | None = None
@@ -184,7 +186,7 @@ class SequenceEncoder:
         alphabet = self.alphabet.name
         kind = looks_like(record.seq)
         if isinstance(self.forced, Alphabet):
-            hint = "use --on-invalid skip or mask"
+            hint = "use --on-invalid skip or mask" if self.hint else "correct or remove it"
             if kind is not None and not self.alphabet.compatible_with(kind):
                 hint = f"the record looks like {kind.name} but the model reads {alphabet}; " + hint
         else:
@@ -301,9 +303,11 @@ def _column_chunks(records: Iterable[Record], size: int = CHUNK_RECORDS) -> Iter
 
 
 def read_encoded(
-    records: Iterable[Record], source: str, alphabet: str | Alphabet | None, on_invalid: str
+    records: Iterable[Record], source: str, alphabet: str | Alphabet | None, on_invalid: str,
+    skipped_ids: list[str] | None = None,
 ) -> tuple[SequenceSet, Alphabet, int]:
-    """Read every record into a compact SequenceSet. Returns (set, alphabet, skipped)."""
+    """Read every record into a compact SequenceSet. Returns (set, alphabet, skipped);
+    ``skipped_ids``, when given, receives the ids of the records skipped."""
     enc = SequenceEncoder(source, alphabet, on_invalid)
     ids: list[str] = []
     # One growing buffer rather than a list of parts joined at the end: the join would
@@ -313,6 +317,9 @@ def read_encoded(
     for chunk in _column_chunks(records):
         keep, codes, offsets = enc.encode_columns(chunk)
         ids.extend(chunk.ids if keep is None else [chunk.ids[i] for i in keep])
+        if keep is not None and skipped_ids is not None:
+            kept = set(int(i) for i in keep)
+            skipped_ids.extend(rid for i, rid in enumerate(chunk.ids) if i not in kept)
         code_buffer += np.ascontiguousarray(codes, dtype=np.uint8).data
         length_parts.append(np.diff(offsets))
     if enc.encoder is None:
@@ -411,6 +418,7 @@ def load_labeled(
     in one message.
     """
     table = read_table(src.table)
+    skipped: list[str] = []  # records --on-invalid skip dropped: their labels go too
     id_col = table.column(src.id_column)
     targets = target_columns(table, src)
     t_cols = [table.column(t) for t in targets]
@@ -431,12 +439,13 @@ def load_labeled(
                                 f"{row[id_col]!r}")
             records.append(Record(row[id_col], seq.encode("ascii")))
         seq_source = f"{tname} column {src.sequence_column!r}"
-        data, alpha, _ = read_encoded(records, seq_source, alphabet, on_invalid)
+        data, alpha, _ = read_encoded(records, seq_source, alphabet, on_invalid, skipped)
     elif fasta is None:
         raise UsageError("a FASTA file is required unless --sequence-column is given")
     else:
         seq_source = display_name(fasta)
-        data, alpha, _ = read_encoded(read_sequences(fasta), seq_source, alphabet, on_invalid)
+        data, alpha, _ = read_encoded(read_sequences(fasta), seq_source, alphabet, on_invalid,
+                                      skipped)
 
     label_ids = [row[id_col] for row in table.rows]
     row_of = {rid: i for i, rid in enumerate(label_ids)}
@@ -444,7 +453,8 @@ def load_labeled(
     dup_seq = _duplicates(data.ids)
     dup_lab = _duplicates(label_ids)
     no_label = [x for x in data.ids if x not in row_of]
-    no_seq = [x for x in label_ids if x not in seq_set]
+    dropped = set(skipped)
+    no_seq = [x for x in label_ids if x not in seq_set and x not in dropped]
     keep = [i for i, x in enumerate(data.ids) if x in row_of]
     empty = [data.ids[i] for i in keep
              if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)]
@@ -496,7 +506,14 @@ def load_labeled(
 def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:
     columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
     task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
-    log.info("task: %s (%s; override with --task)", task.kind, reason)
+    n = len(labeled.label_values)
+    if task.kind in ("binary", "multiclass") and n >= 20 and len(task.classes) >= 0.9 * n:
+        raise DataError(
+            f"{labeled.source}: column {task.targets[0]!r} holds {len(task.classes)} distinct "
+            f"labels in {n} records, nearly one class per record: is it the right column "
+            "(--target)? Label strings with one letter per residue need --task per-position")
+    log.info("task: %s (%s%s)", task.kind, reason,
+             "" if forced else "; override with --task")
     if task.kind == "regression":
         plain = TaskSpec("regression", task.targets)
         raw = plain.encode_labels(labeled.label_values, labeled.where)

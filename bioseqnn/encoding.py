@@ -114,9 +114,22 @@ class OneHot(torch.nn.Module):
         return table[codes.long()]
 
 
-def check_fits(alphabet: Alphabet, model_alphabet: Alphabet, source: str) -> None:
+NUCLEOTIDE_EVIDENCE = 50
+"""Residues of nucleotide letters only, below which a protein model still reads them: a few
+short peptides (GAGTCA) can be made of those letters alone; real DNA rarely is that short."""
+
+
+def check_fits(alphabet: Alphabet, model_alphabet: Alphabet, source: str,
+               residues: int | None = None) -> None:
+    """Refuse input of another alphabet than the model's (DNA is valid protein text).
+
+    ``residues``: how many the guess ``alphabet`` rests on; a nucleotide guess from fewer
+    than NUCLEOTIDE_EVIDENCE does not refuse input to a protein model."""
+    if (residues is not None and residues < NUCLEOTIDE_EVIDENCE and alphabet.is_nucleotide
+            and model_alphabet.name == "protein"):
+        return
     if not model_alphabet.compatible_with(alphabet):
         raise DataError(
             f"{source}: the sequences look like {alphabet.name} but the model was trained on "
-            f"{model_alphabet.name}"
+            f"{model_alphabet.name}; check that this is the right model for this input"
         )

@@ -18,10 +18,16 @@ from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
 from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
 from .encoding import OneHot, check_fits
-from .errors import UsageError
+from .errors import DataError, UsageError
 from .predict import infer, resolve_device
 from .runtime import configure_threads
-from .seqio import atomic_output, check_output_path, display_name, read_sequences
+from .seqio import (
+    atomic_output,
+    check_one_stdin,
+    check_output_path,
+    display_name,
+    read_sequences,
+)
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -64,6 +70,8 @@ class Evaluation:
             "records": self.records,
             "metrics": _clean(self.metrics),
         }
+        if "positions" in doc["metrics"]:  # a count
+            doc["metrics"]["positions"] = int(doc["metrics"]["positions"])
         if self.task.kind in ("binary", "multiclass", "per-position", "language-model"):
             doc["classes"] = self.task.classes
         if self.per_class:
@@ -94,9 +102,10 @@ def check_alphabet_fits(data: SequenceSet, model_alphabet: Alphabet, source: str
     table = np.r_[np.uint8(ord("N")), symbols]
     sample = [table[data.codes[data.offsets[i]:data.offsets[i + 1]]].tobytes()
               for i in range(min(len(data), SAMPLE_RECORDS))]
-    guess = detect_alphabet(byte_histogram(sample))
+    counts = byte_histogram(sample)
+    guess = detect_alphabet(counts)
     if guess.alphabet.name == "protein" or model_alphabet.name == "protein":
-        check_fits(guess.alphabet, model_alphabet, source)
+        check_fits(guess.alphabet, model_alphabet, source, residues=int(counts.sum()))
 
 
 def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: list[str],
@@ -161,8 +170,12 @@ def evaluate(
     on_invalid: str = "error",
     ignore_unmatched: bool = False,
     position_mask: str | os.PathLike[str] | None = None,
+    targets: list[str] | None = None,
 ) -> Evaluation:
     """Predict every labelled sequence with the model file and compute all task metrics.
+
+    ``targets`` names the table's columns that hold the model's targets, in the model's
+    order (default: columns named as the model's targets were in training).
 
     A per-position model reads per-residue labels (a FASTA or a column of label strings)
     and scores every position that ``position_mask`` (a 0/1 FASTA) keeps. A language
@@ -170,6 +183,7 @@ def evaluate(
     """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
+    check_one_stdin(SEQUENCES=sequences, LABELS=labels, **{"--position-mask": position_mask})
     configure_threads(threads)
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
@@ -182,14 +196,26 @@ def evaluate(
         return _evaluate_language_model(bundle, model, sequences, batch_size, dev, on_invalid)
     if labels is None:
         raise UsageError("a labels table is required (or --sequence-column)")
-    if task.kind == "per-position":
-        return _evaluate_positions(bundle, model, sequences, labels, position_mask, id_column,
-                                   sequence_column, batch_size, dev, on_invalid,
-                                   ignore_unmatched)
-    if position_mask is not None:
-        raise UsageError("--position-mask applies to per-position models")
-    src = LabelSource(labels, id_column, list(task.targets), sequence_column)
-    labeled, _ = load_labeled(sequences, src, bundle.alphabet, on_invalid, ignore_unmatched)
+    if targets and len(targets) != len(task.targets):
+        raise UsageError(f"--target: {len(targets)} column(s) for the model's "
+                         f"{len(task.targets)} target(s) ({', '.join(task.targets)})")
+    columns = list(targets or task.targets)
+    try:
+        if task.kind == "per-position":
+            return _evaluate_positions(bundle, model, sequences, labels, position_mask,
+                                       id_column, sequence_column, batch_size, dev, on_invalid,
+                                       ignore_unmatched, columns)
+        if position_mask is not None:
+            raise UsageError("--position-mask applies to per-position models")
+        src = LabelSource(labels, id_column, columns, sequence_column)
+        labeled, _ = load_labeled(sequences, src, bundle.alphabet, on_invalid,
+                                  ignore_unmatched)
+    except DataError as exc:
+        if targets or "no column" not in str(exc) or not any(
+                f"no column {c!r}" in str(exc) for c in columns):
+            raise
+        raise DataError(f"{exc} (the model's target; name the column that holds it with "
+                        "--target)") from None
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
     check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
     dataset = " + ".join(_short(s) for s in sources)
@@ -204,7 +230,7 @@ def _evaluate_positions(
     bundle: Bundle, model: str | os.PathLike[str], sequences: str | os.PathLike[str] | None,
     labels: str | os.PathLike[str], mask: str | os.PathLike[str] | None, id_column: str,
     sequence_column: str | None, batch_size: int, dev: torch.device, on_invalid: str,
-    ignore_unmatched: bool,
+    ignore_unmatched: bool, columns: list[str],
 ) -> Evaluation:
     """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
     from .perposition import is_fasta, load_positions, score_positions
@@ -212,7 +238,7 @@ def _evaluate_positions(
     task = bundle.task
     loaded = load_positions(
         sequences, labels, alphabet=bundle.alphabet, mask=mask, classes=task.classes,
-        id_column=id_column, targets=None if is_fasta(labels) else list(task.targets),
+        id_column=id_column, targets=None if is_fasta(labels) else columns,
         sequence_column=sequence_column, on_invalid=on_invalid,
         ignore_unmatched=ignore_unmatched)
     sources = [display_name(p) for p in (sequences, labels, mask) if p is not None]
@@ -289,7 +315,7 @@ def metric_tables(ev: Evaluation) -> list[Any]:
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     for key, value in ordered_metrics(ev):
-        summary.add_row(key, num(value))
+        summary.add_row(key, str(int(value)) if key == "positions" else num(value))
     tables.append(summary)
     if ev.per_class:
         label = "class" if ev.task.kind != "multilabel" else "label"

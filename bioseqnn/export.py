@@ -195,7 +195,7 @@ def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None) -> tuple[Se
     alphabet = bundle.alphabet
     if check is not None:
         source = display_name(check)
-        encoder = SequenceEncoder(source, alphabet, "error")
+        encoder = SequenceEncoder(source, alphabet, "error", hint=False)
         records = list(read_sequences(check))
         if not records:
             raise UsageError(f"{source}: no sequences for the parity check")

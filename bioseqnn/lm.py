@@ -35,7 +35,7 @@ from .encoding import Encoder, OneHot
 from .errors import DataError, UsageError
 from .models.base import Ensemble, Predictor, SequenceModel, check_lengths, combine_members
 from .models.recurrent import RecurrentBackbone
-from .predict import BatchLimit, PredictStats, infer
+from .predict import BatchLimit, PredictStats, check_first_chunk, infer
 from .seqio import Record
 from .tasks import TaskSpec
 
@@ -108,7 +108,9 @@ def score_rows(
     onehot = OneHot(alphabet).to(device)
     encoder = SequenceEncoder(source, alphabet, on_invalid)
     limit = BatchLimit(batch_size)
-    for chunk in chunked(records, max(batch_size * 16, 1024)):
+    for i, chunk in enumerate(chunked(records, max(batch_size * 16, 1024))):
+        if i == 0:
+            check_first_chunk(chunk, alphabet, source, on_invalid)
         kept, codes, offsets = encoder.encode_chunk(chunk)
         stats.records += len(chunk)
         if not kept:

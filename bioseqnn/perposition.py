@@ -14,6 +14,7 @@ like any other target array; the loss crops them to the batch's width.
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -38,7 +39,7 @@ from .data import (
 from .encoding import OneHot
 from .errors import DataError, UsageError, shorten
 from .models.base import ModelConfig, SequenceModel, check_lengths, get_architecture
-from .predict import infer
+from .predict import check_first_chunk, infer
 from .seqio import (
     STDIO,
     Record,
@@ -269,6 +270,8 @@ def predict_positions(
     encoder = SequenceEncoder(source, bundle.alphabet, on_invalid)
     seen = 0
     for chunk in chunked(records, max(batch_size * 16, 1024)):
+        if not seen:
+            check_first_chunk(chunk, bundle.alphabet, source, on_invalid)
         kept, codes, offsets = encoder.encode_chunk(chunk)
         seen += len(chunk)
         if not kept:
@@ -294,6 +297,11 @@ def write_positions(
         raise UsageError(f"--format must be one of: {', '.join(FORMATS)}")
     classes = np.array(bundle.task.classes)
     n = 0
+    # the first record is predicted before anything is written: an input refused at its
+    # first chunk leaves stdout empty too
+    ahead = iter(predictions)
+    first = next(ahead, None)
+    predictions = itertools.chain([] if first is None else [first], ahead)
     with atomic_output(output) as fh:
         if fmt == "fasta":
             for rid, _, probs in predictions:

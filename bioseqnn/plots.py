@@ -1,18 +1,23 @@
-"""PNG figures: ROC/PR curves, confusion matrix, regression scatter, learning curves, logos.
+"""Figures: ROC/PR curves, confusion matrix, regression scatter, learning curves, logos.
 
 matplotlib is an optional extra (``pip install 'bioseqnn[plots]'``): the core install stays
 light for pipelines that never draw. Figures are built with ``matplotlib.figure.Figure`` and
 the Agg canvas directly, never pyplot, so no display, no global state and no GUI backend is
-involved. Every PNG is written atomically (temporary file beside it, then rename).
+involved. A figure is written in the format its name ends in (.png, .pdf or .svg; PNG when
+the name has no suffix), always atomically (temporary file beside it, then rename).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import itertools
+import json
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -21,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import metrics
-from .errors import DataError, UsageError
-from .seqio import atomic_output, display_name
+from .errors import DataError, UsageError, shorten
+from .seqio import STDIO, atomic_output, display_name, open_binary
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -36,7 +41,11 @@ _STYLE: dict[str, Any] = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
     "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
     "axes.spines.right": False, "savefig.facecolor": "white", "figure.facecolor": "white",
+    "svg.hashsalt": "bioseqnn",  # the same figure gives the same SVG bytes
 }
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+"""The figure formats, by the suffix of the output's name."""
+_NO_DATE: dict[str, dict[str, Any]] = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
 
 
 def require_matplotlib() -> None:
@@ -77,9 +86,25 @@ def _figure(width: float, height: float) -> Iterator[Figure]:
         yield fig
 
 
+def figure_format(path: str | os.PathLike[str]) -> str:
+    """The format a figure named ``path`` is written in: png, pdf or svg, by its suffix.
+
+    A name without a suffix (and '-') gets PNG; any other suffix is a usage error, so that
+    ``-o curves.pdf`` never receives PNG bytes and ``-o curves.jpg`` fails before drawing.
+    """
+    suffix = "" if str(path) == STDIO else Path(path).suffix.lower()
+    if not suffix:
+        return "png"
+    if suffix not in FORMATS:
+        raise UsageError(f"{path}: cannot write a {suffix} figure; name the output .png, .pdf "
+                         "or .svg")
+    return FORMATS[suffix]
+
+
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    fmt = figure_format(path)
     with atomic_output(path, binary=True) as fh:
-        fig.savefig(fh, format="png", dpi=DPI)
+        fig.savefig(fh, format=fmt, dpi=DPI, metadata=_NO_DATE.get(fmt))
     return Path(path)
 
 
@@ -250,30 +275,113 @@ def evaluation_plots(ev: Evaluation, folder: str | os.PathLike[str]) -> list[Pat
 # --------------------------------------------------------------------------- learning curves
 
 
-def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
-    """Read the per-epoch TSV log that ``train`` writes (NAME.log.tsv)."""
-    name = display_name(path)
+_LOG_HINT = ("give the NAME.log.tsv that train writes beside the model, or the file named by "
+             "train --log")
+_NOT_A_LOG = ("not a bioseqnn training log (needs 'epoch' and 'train_loss' columns; train writes "
+              "NAME.log.tsv beside the model, or JSON lines with --log NAME.jsonl)")
+
+
+def _log_lines(raw: Iterable[bytes], name: str, model_file: bool) -> Iterator[tuple[int, str]]:
+    """(line number, text without the line end) of a training log; binary data is an error."""
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            rows = list(csv.reader(fh, delimiter="\t"))
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such training log") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{name}: cannot read the training log ({exc})") from None
-    if not rows or "epoch" not in rows[0] or "train_loss" not in rows[0]:
-        raise DataError(f"{name}: not a bioseqnn training log (needs 'epoch' and 'train_loss' "
-                        "columns; train writes NAME.log.tsv beside the model)")
-    header = rows[0]
+        for number, line in enumerate(raw, start=1):
+            try:
+                if b"\0" in line:
+                    raise UnicodeError
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeError:
+                what = "a bioseqnn model file" if model_file else "a binary file"
+                raise DataError(f"{name}: cannot read the training log: this is {what}, not "
+                                f"a text log; {_LOG_HINT}") from None
+            yield number, text.rstrip("\r\n")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{name}: damaged or truncated gzip data ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read the training log ({exc.strerror or exc})") \
+            from None
+
+
+def _number(value: Any) -> float:
+    if value is None or value == "":
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    return float(value)
+
+
+def _tsv_history(lines: Iterable[tuple[int, str]], header: list[str],
+                 name: str) -> list[dict[str, float]]:
     history = []
-    for line, row in enumerate(rows[1:], start=2):
+    for line, text in lines:
+        if not text.strip():
+            continue
+        row = next(csv.reader([text], delimiter="\t"))
         if len(row) != len(header):
             raise DataError(f"{name}: line {line}: {len(row)} cells, the header has "
                             f"{len(header)}")
         try:
-            history.append({h: float(v) if v else math.nan
-                            for h, v in zip(header, row, strict=True)})
+            history.append({h: _number(v) for h, v in zip(header, row, strict=True)})
         except ValueError:
             raise DataError(f"{name}: line {line}: a value is not a number") from None
+    return history
+
+
+def _jsonl_history(lines: Iterable[tuple[int, str]], name: str) -> list[dict[str, float]]:
+    """One JSON object per line, as ``train --log NAME.jsonl`` writes them."""
+    history: list[dict[str, float]] = []
+    for line, text in lines:
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            if not history:  # e.g. a pretty-printed JSON file
+                raise DataError(f"{name}: {_NOT_A_LOG}") from None
+            raise DataError(f"{name}: line {line}: not a JSON object ({exc})") from None
+        if not history and not (isinstance(record, dict) and "epoch" in record
+                                and "train_loss" in record):
+            raise DataError(f"{name}: {_NOT_A_LOG}")
+        if not isinstance(record, dict) or "epoch" not in record:
+            raise DataError(f"{name}: line {line}: not an epoch record (a JSON object with "
+                            "'epoch')")
+        try:
+            history.append({str(k): _number(v) for k, v in record.items()})
+        except ValueError as exc:
+            raise DataError(f"{name}: line {line}: a value is not a number "
+                            f"({shorten(json.dumps(exc.args[0]))})") from None
+    # the same columns in every record, in the order they first appear (as in the TSV)
+    columns = list(dict.fromkeys(k for record in history for k in record))
+    return [{c: record.get(c, math.nan) for c in columns} for record in history]
+
+
+def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """Read the per-epoch log that ``train`` writes: NAME.log.tsv, or JSON lines (--log).
+
+    The format is found from the content, not the name: a log whose first line is a JSON
+    object is JSON lines, anything else is read as the TSV. '-' reads stdin; gzip is
+    decompressed. Ensemble logs keep their ``member`` column. Every value is a float (an
+    empty cell or a JSON null is NaN).
+    """
+    name = display_name(path)
+    if str(path) != STDIO and not os.path.lexists(path):
+        raise UsageError(f"{name}: no such training log")
+    raw = open_binary(path)
+    try:
+        head = raw.peek(64)[:64] if hasattr(raw, "peek") else b""
+        lines = _log_lines(raw, name, model_file=b'"__metadata__"' in head)
+        first = next(((n, t) for n, t in lines if t.strip()), None)
+        if first is None:
+            raise DataError(f"{name}: {_NOT_A_LOG}")
+        if first[1].lstrip().startswith("{"):
+            history = _jsonl_history(itertools.chain([first], lines), name)
+        else:
+            header = next(csv.reader([first[1]], delimiter="\t"))
+            if "epoch" not in header or "train_loss" not in header:
+                raise DataError(f"{name}: {_NOT_A_LOG}")
+            history = _tsv_history(lines, header, name)
+    finally:
+        if str(path) != STDIO:
+            raw.close()
     if not history:
         raise DataError(f"{name}: the training log has no epochs")
     return history
@@ -293,16 +401,31 @@ def _monitored(history: Sequence[dict[str, float]], metric: str | None) -> str |
     return next((c for c in columns if c.startswith("val_") and c != "val_loss"), None)
 
 
+def _members(history: Sequence[dict[str, Any]]) -> list[float]:
+    """The ensemble members a log holds (empty for a single model's log)."""
+    found = {float(r["member"]) for r in history if r.get("member") is not None}
+    return sorted(m for m in found if math.isfinite(m))
+
+
 def learning_curves(
     history: Sequence[dict[str, Any]],
     path: str | os.PathLike[str],
     title: str = "",
     metric: str | None = None,
 ) -> Path:
-    """Training and validation loss, and the monitored validation metric, per epoch."""
+    """Training and validation loss, and the monitored validation metric, per epoch.
+
+    An ensemble's log (records with a ``member``) draws one curve per member, each in its
+    own colour, with its best epoch starred. The figure's format follows the suffix of
+    ``path`` (see :func:`figure_format`), checked before anything is drawn.
+    """
+    figure_format(path)
     if not history:
         raise DataError("no epochs to plot")
     key = _monitored(history, metric)
+    members = _members(history)
+    if len(members) > 1:
+        return _ensemble_curves(history, members, path, title, key)
     epochs = np.array([float(r["epoch"]) for r in history])
     col = lambda k: np.array([float(r.get(k, math.nan)) for r in history])  # noqa: E731
     val_loss = col("val_loss")
@@ -331,13 +454,92 @@ def learning_curves(
             ax2.grid(alpha=0.3)
             ax2.legend(frameon=False)
             summary += f": {pretty} {_fmt(values[best])}"
-        from matplotlib.ticker import MaxNLocator
-
-        for a in fig.axes:
-            a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_epochs(fig)
         heading = f"Learning curves - {_wrap(title, 70)}" if title else "Learning curves"
         fig.suptitle(f"{heading}\n{summary}, validation loss {_fmt(monitored[best])}"
                      if has_val else f"{heading}\n{summary}")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def _integer_epochs(fig: Figure) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for a in fig.axes:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _ensemble_curves(
+    history: Sequence[dict[str, Any]],
+    members: list[float],
+    path: str | os.PathLike[str],
+    title: str,
+    key: str | None,
+) -> Path:
+    """One colour per member: training loss solid, validation loss dashed, best epoch starred."""
+    from matplotlib.lines import Line2D
+
+    has_val = any(math.isfinite(float(r.get("val_loss", math.nan))) for r in history)
+    pretty = key.removeprefix("val_").replace("_", " ") if key else ""
+    outside = len(members) > 6
+    bests: list[str] = []
+    scores: list[str] = []
+    with _figure((10.8 if key else 5.4) + 0.4 + (1.4 if outside else 0.0), 4.8) as fig:
+        ax = fig.add_subplot(1, 2 if key else 1, 1)
+        ax2 = fig.add_subplot(1, 2, 2) if key else None
+        for member, style in zip(members, _styles(len(members)), strict=True):
+            rows = sorted((r for r in history if r.get("member") is not None
+                           and float(r["member"]) == member), key=lambda r: float(r["epoch"]))
+            epochs = np.array([float(r["epoch"]) for r in rows])
+
+            def col(k: str, rows: list[dict[str, Any]] = rows) -> np.ndarray:
+                return np.array([float(r.get(k, math.nan)) for r in rows])
+
+            color = style["color"]
+            ax.plot(epochs, col("train_loss"), marker="o", ms=2.5, lw=1.5, color=color,
+                    label=f"member {member:g}")
+            monitored = col("val_loss") if has_val else col("train_loss")
+            if has_val:
+                ax.plot(epochs, monitored, marker="o", ms=2.5, lw=1.5, ls="--", color=color)
+            values = col(key) if key else monitored
+            if ax2 is not None:
+                ax2.plot(epochs, values, marker="o", ms=2.5, lw=1.5, color=color,
+                         label=f"member {member:g}")
+            if not np.isfinite(monitored).any():
+                bests.append("n/a")
+                scores.append("n/a")
+                continue
+            best = int(np.nanargmin(monitored))
+            star = {"marker": "*", "ms": 11, "color": color, "mec": "black", "mew": 0.6,
+                    "ls": "none"}
+            ax.plot(epochs[best], monitored[best], **star)
+            if ax2 is not None:
+                ax2.plot(epochs[best], values[best], **star)
+            bests.append(f"{epochs[best]:g}")
+            scores.append(_fmt(values[best]))
+        handles = ax.get_legend_handles_labels()[0]
+        handles.append(Line2D([], [], color="0.35", lw=1.5, label="training loss"))
+        if has_val:
+            handles.append(Line2D([], [], color="0.35", lw=1.5, ls="--",
+                                  label="validation loss"))
+        handles.append(Line2D([], [], color="0.35", marker="*", ms=9, ls="none",
+                              label="best epoch"))
+        if outside:
+            ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left",
+                      bbox_to_anchor=(1.02, 1.0))
+        else:
+            ax.legend(handles=handles, frameon=False, fontsize=8)
+        ax.set(xlabel="Epoch", ylabel="Loss", title="Loss")
+        ax.grid(alpha=0.3)
+        if ax2 is not None:
+            ax2.set(xlabel="Epoch", ylabel=pretty.capitalize(), title=f"Validation {pretty}")
+            ax2.grid(alpha=0.3)
+        _integer_epochs(fig)
+        heading = f"Learning curves - {_wrap(title, 70)}" if title else "Learning curves"
+        summary = f"ensemble of {len(members)}: best epochs {', '.join(bests)}"
+        if key:
+            summary += f"; {pretty} {', '.join(scores)}"
+        fig.suptitle(f"{heading}\n{_wrap(summary, 110)}")
         fig.tight_layout()
         return _save(fig, path)
 

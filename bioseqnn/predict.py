@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .alphabets import byte_histogram, detect_alphabet, protein_only_fraction
+from .alphabets import Alphabet, byte_histogram, detect_alphabet, protein_only_fraction
 from .bundle import Bundle
 from .data import SequenceEncoder, SequenceSet, batch_indices, chunked, collate
 from .encoding import OneHot, check_fits
@@ -154,7 +154,7 @@ def predict_rows(
     task = bundle.task
     if rc_average is None:
         rc_average = bool((bundle.manifest.get("training") or {}).get("rc_average", False))
-    complement = complement_table(model_alphabet) if rc_average else None
+    complement = complement_table(model_alphabet, "--rc-average") if rc_average else None
     onehot = OneHot(model_alphabet).to(device)
     encoder = SequenceEncoder(source, model_alphabet, on_invalid)
     stats = stats if stats is not None else PredictStats()
@@ -162,12 +162,7 @@ def predict_rows(
     limit = BatchLimit(batch_size)  # shrinks for the rest of the run on out-of-memory
     for i, chunk in enumerate(chunked(records, chunk_size)):
         if i == 0:
-            counts = byte_histogram(r.seq for r in chunk[:2000])
-            guess = detect_alphabet(counts)
-            # A nucleotide model refuses input only where protein-only letters are common;
-            # a stray invalid symbol is left to the encoder, which names its position.
-            if model_alphabet.name == "protein" or protein_only_fraction(counts) > 0.1:
-                check_fits(guess.alphabet, model_alphabet, source)
+            check_first_chunk(chunk, model_alphabet, source, on_invalid)
         kept, codes, offsets = encoder.encode_chunk(chunk)
         stats.records += len(chunk)
         if not kept:
@@ -181,6 +176,24 @@ def predict_rows(
     stats.skipped = encoder.skipped
     if stats.records == 0:
         raise DataError(f"{source}: no sequence records")
+
+
+def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str,
+                      on_invalid: str) -> None:
+    """Refuse input of another alphabet, judged on the first chunk of records.
+
+    A nucleotide model refuses input only where protein-only letters are common, and not
+    under --on-invalid skip or mask, which drop or mask the records of the other kind; a
+    stray invalid symbol is left to the encoder, which names its position. A protein model
+    refuses nucleotide input (valid protein text) from NUCLEOTIDE_EVIDENCE residues on.
+    """
+    counts = byte_histogram(r.seq for r in chunk[:2000])
+    if not counts.sum():
+        return
+    guess = detect_alphabet(counts)
+    if model_alphabet.name == "protein" or (on_invalid == "error"
+                                            and protein_only_fraction(counts) > 0.1):
+        check_fits(guess.alphabet, model_alphabet, source, residues=int(counts.sum()))
 
 
 def both_strands(

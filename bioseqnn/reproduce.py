@@ -4,10 +4,15 @@
     python -m bioseqnn.reproduce ../shared/data --rows ncrna_families,ecoli_promoters
     python -m bioseqnn.reproduce DATA --rows ncrna_families --epochs 1   # a pipeline check
 
-Each row trains with a committed YAML config (example_data/reproduce/<row>.yaml), chooses
+Each row trains with a committed YAML config (example_data/reproduce/<row>.yaml: beside the
+package in a source checkout, else under the current directory, or --configs DIR), chooses
 its weights on validation data only (a split of the training data, or the dataset's own
 validation split) and scores the test part once. The figures go to a JSON results file
 (merged with the rows already there) and a Markdown table on stdout.
+
+Errors are one line on stderr ("reproduce: error: ..."): exit 2 for bad usage (unknown row,
+missing data or configs folder, unreadable config), 1 for bad data or a failed run, 130
+when interrupted; --debug adds the traceback.
 """
 
 from __future__ import annotations
@@ -16,25 +21,33 @@ import argparse
 import csv
 import json
 import logging
+import os
 import platform
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
 from .config import RunConfig, load_config
+from .errors import BioseqnnError, DataError, UsageError
 from .models.base import describe
-from .seqio import read_sequences
+from .seqio import atomic_output, check_output_path, read_sequences
 
 log = logging.getLogger("bioseqnn")
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "example_data" / "reproduce"
+PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "example_data" / "reproduce"
+"""The committed configs beside the package: there in a source checkout (and so for an
+editable install), absent from site-packages after a plain ``pip install .``."""
+
+CWD_CONFIGS = Path("example_data") / "reproduce"
+"""Where the configs are looked for next: under the current directory (the checkout's root)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,18 @@ PUBLISHED: dict[str, list[Published]] = {
 ROWS = ("ncrna_families", "ecoli_promoters", "hemolytic_peptides", "anticancer_peptides",
         "gb1_fitness", "secondary_structure")
 
+# The files each row reads from DATA/<row>/ (the layout of ../shared/data).
+DATASET_FILES: dict[str, tuple[str, ...]] = {
+    "ncrna_families": ("train.fasta", "train.csv", "test.fasta", "test.csv"),
+    "ecoli_promoters": ("promoters.fasta", "expression.csv"),
+    "hemolytic_peptides": ("peptides.fasta", "labels.csv"),
+    "anticancer_peptides": ("peptides.fasta", "labels.csv"),
+    "gb1_fitness": ("variants.fasta", "fitness.csv"),
+    "secondary_structure": ("sequences.fasta", "ss3.fasta", "resolved_mask.fasta", "splits.csv"),
+}
+
+LAYOUT_HINT = "DATA must hold the datasets as laid out in ../shared/data (see its README)"
+
 
 # --------------------------------------------------------------------------- file helpers
 
@@ -87,10 +112,24 @@ def write_fasta(path: Path, records: Iterable[tuple[str, bytes]]) -> Path:
     return path
 
 
-def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        return list(reader.fieldnames or []), list(reader)
+def read_csv(path: Path, required: Iterable[str] = ("id",)
+             ) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a CSV table that has the ``required`` columns."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header, rows = list(reader.fieldnames or []), list(reader)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a CSV table (not UTF-8 text)") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a CSV table: {exc}") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(f"{path}: no column {', '.join(map(repr, missing))} "
+                        f"(columns: {', '.join(header) or 'none'}); {LAYOUT_HINT}")
+    return header, rows
 
 
 def write_csv(path: Path, header: list[str], rows: Iterable[dict[str, str]]) -> Path:
@@ -191,7 +230,7 @@ def row_ncrna(ctx: Context) -> dict[str, Any]:
 def row_promoters(ctx: Context) -> dict[str, Any]:
     cfg, _ = ctx.config("ecoli_promoters")
     src = ctx.data / "ecoli_promoters"
-    header, rows = read_csv(src / "expression.csv")
+    header, rows = read_csv(src / "expression.csv", ("id", "log2_expression"))
     seqs = read_fasta(src / "promoters.fasta")
     # The seeded 80/10/10 split (the seed of the config).
     perm = np.random.default_rng([cfg.training.seed, 11]).permutation(len(rows))
@@ -210,7 +249,8 @@ def row_promoters(ctx: Context) -> dict[str, Any]:
 def row_gb1(ctx: Context) -> dict[str, Any]:
     cfg, _ = ctx.config("gb1_fitness")
     src = ctx.data / "gb1_fitness"
-    header, rows = read_csv(src / "fitness.csv")
+    header, rows = read_csv(src / "fitness.csv", ("id", "fitness", "split_three_vs_rest",
+                                                  "split_low_vs_high"))
     seqs = read_fasta(src / "variants.fasta")
     results: dict[str, float] = {}
     info: dict[str, Any] = {"seconds": 0.0, "parts": {}}
@@ -231,7 +271,7 @@ def row_gb1(ctx: Context) -> dict[str, Any]:
 def _cv_row(ctx: Context, row: str, label: str) -> dict[str, Any]:
     cfg, _ = ctx.config(row)
     src = ctx.data / row
-    header, rows = read_csv(src / "labels.csv")
+    header, rows = read_csv(src / "labels.csv", ("id", label))
     seqs = read_fasta(src / "peptides.fasta")
     folds = stratified_folds([r[label] for r in rows], 5, cfg.training.seed)
     acc, mcc, seconds = [], [], 0.0
@@ -259,13 +299,16 @@ def row_hemolytic(ctx: Context) -> dict[str, Any]:
 def row_anticancer(ctx: Context) -> dict[str, Any]:
     src = ctx.data / "anticancer_peptides" / "labels.csv"
     header, _ = read_csv(src)
-    return _cv_row(ctx, "anticancer_peptides", [h for h in header if h != "id"][0])
+    labels = [h for h in header if h != "id"]
+    if not labels:
+        raise DataError(f"{src}: no label column beside 'id'; {LAYOUT_HINT}")
+    return _cv_row(ctx, "anticancer_peptides", labels[0])
 
 
 def row_secondary(ctx: Context) -> dict[str, Any]:
     cfg, _ = ctx.config("secondary_structure")
     src = ctx.data / "secondary_structure"
-    _, rows = read_csv(src / "splits.csv")
+    _, rows = read_csv(src / "splits.csv", ("id", "split"))
     seqs = read_fasta(src / "sequences.fasta")
     labels = read_fasta(src / "ss3.fasta")
     masks = read_fasta(src / "resolved_mask.fasta")
@@ -306,8 +349,8 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
     outcome["wall_seconds"] = round(time.perf_counter() - started, 1)
     outcome["seconds"] = round(float(outcome["seconds"]), 1)
     outcome.update({
-        "config": str(path.relative_to(CONFIG_DIR.parent.parent)) if path.is_relative_to(
-            CONFIG_DIR.parent.parent) else str(path),
+        "config": str(path.relative_to(PACKAGE_CONFIGS.parent.parent)) if path.is_relative_to(
+            PACKAGE_CONFIGS.parent.parent) else str(path),
         "architecture": describe(cfg.model, per_position=row == "secondary_structure") + (
             f", ensemble of {cfg.training.ensemble}" if cfg.training.ensemble > 1 else ""),
         "seed": cfg.training.seed,
@@ -370,56 +413,198 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bioseqnn.reproduce", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", type=Path, help="folder holding the datasets (../shared/data)")
-    parser.add_argument("--rows", default=",".join(ROWS),
-                        help=f"comma list of rows to run (default: all: {', '.join(ROWS)})")
-    parser.add_argument("--out", type=Path, default=Path("reproduce_results.json"),
-                        help="results JSON; rows already there are kept unless rerun")
-    parser.add_argument("--configs", type=Path, default=CONFIG_DIR,
-                        help="folder of the <row>.yaml configs")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep the splits, models and epoch logs here (default: a "
-                        "temporary folder)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="cap the epochs (a pipeline check; the figures are then not "
-                        "comparable)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="use at most this many training records (a pipeline check)")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    args = parser.parse_args(argv)
+# --------------------------------------------------------------------------- the command
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors reach main()'s one-line report (not usage + message)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m bioseqnn.reproduce", description=__doc__.splitlines()[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", type=Path, help="folder holding the datasets (../shared/data)")
+    p.add_argument("--rows", default=",".join(ROWS),
+                   help=f"comma list of rows to run (default: all: {', '.join(ROWS)})")
+    p.add_argument("--out", type=Path, default=Path("reproduce_results.json"),
+                   help="results JSON; rows already there are kept unless rerun")
+    p.add_argument("--configs", type=Path, default=None,
+                   help="folder of the <row>.yaml configs (default: example_data/reproduce "
+                   "beside the package in a source checkout, else under the current directory)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="keep the splits, models and epoch logs here (default: a temporary "
+                   "folder)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="cap the epochs (a pipeline check; the figures are then not comparable)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use at most this many training records (a pipeline check)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return p
+
+
+def default_configs() -> Path:
+    """The configs folder when --configs is not given.
+
+    A source checkout (or an editable install) has it beside the package; after a plain
+    ``pip install .`` the package lives in site-packages without it, so the checkout the
+    command is run from (``example_data/reproduce`` under the current directory) is next.
+    """
+    for candidate in (PACKAGE_CONFIGS, CWD_CONFIGS):
+        if candidate.is_dir():
+            return candidate
+    raise UsageError(
+        f"no configs folder found (tried {PACKAGE_CONFIGS} and {Path.cwd() / CWD_CONFIGS}); "
+        "run from the bioseqnn checkout or name the folder of the <row>.yaml configs with "
+        "--configs DIR")
+
+
+def check_dataset(data: Path, row: str) -> None:
+    """Fail before any training when DATA lacks a file that ``row`` reads."""
+    folder = data / row
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such dataset folder; {LAYOUT_HINT}")
+    missing = [name for name in DATASET_FILES[row] if not (folder / name).is_file()]
+    if missing:
+        raise DataError(f"{folder}: missing {', '.join(missing)}; {LAYOUT_HINT}")
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """The rows of an existing results file (none when there is no file yet)."""
+    if not path.exists():
+        return {}
+    problem = "not a results file of this command"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"{path}: {problem} (not JSON); choose another --out or remove it"
+                        ) from None
+    rows = doc.get("rows", {}) if isinstance(doc, dict) else None
+    if not isinstance(rows, dict):
+        raise DataError(f"{path}: {problem} (no 'rows' object); choose another --out or "
+                        "remove it")
+    return rows
+
+
+def _in_row(row: str, exc: BioseqnnError) -> BioseqnnError:
+    """``exc`` with the row it happened in, keeping its exit code."""
+    failed = BioseqnnError(f"row {row}: {exc}")
+    failed.exit_code = exc.exit_code
+    return failed
+
+
+def run(argv: list[str]) -> int:
+    """The command itself; every error is raised (main() reports it)."""
+    args = parser().parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in RUNNERS]
     if unknown:
-        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+        raise UsageError(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    for option, value in (("--epochs", args.epochs), ("--limit", args.limit)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be at least 1, not {value}")
+    if str(args.out) == "-":
+        raise UsageError("--out -: the results need a file (the table goes to stdout)")
+    check_output_path(args.out)
+    if not args.data.is_dir():
+        problem = "not a folder" if args.data.exists() else "no such data folder"
+        raise UsageError(f"{args.data}: {problem}; {LAYOUT_HINT}")
+    if args.configs is None:
+        args.configs = default_configs()
+    elif not args.configs.is_dir():
+        problem = "not a folder" if args.configs.exists() else "no such folder"
+        raise UsageError(f"{args.configs}: {problem} (--configs: the folder of the <row>.yaml "
+                         "configs)")
+    if args.workdir is not None and args.workdir.exists() and not args.workdir.is_dir():
+        raise UsageError(f"{args.workdir}: not a folder (--workdir)")
+    for row in rows:  # every problem that needs no training shows before any row trains
+        load_config(args.configs / f"{row}.yaml")
+    for row in rows:
+        check_dataset(args.data, row)
+    results = read_results(args.out)
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("reproduce: %(message)s"))
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
 
-    results: dict[str, Any] = {}
-    if args.out.exists():
-        results = json.loads(args.out.read_text(encoding="utf-8")).get("rows", {})
     with tempfile.TemporaryDirectory(prefix="bioseqnn-reproduce-") as tmp:
         for row in rows:
             work = (args.workdir or Path(tmp)) / row
-            work.mkdir(parents=True, exist_ok=True)
+            try:
+                work.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"{work}: cannot create the work folder: "
+                                 f"{exc.strerror or exc}") from None
             ctx = Context(args.data, work, args.configs, args.epochs, args.limit)
             log.info("row %s: training with %s", row, args.configs / f"{row}.yaml")
-            results[row] = run_row(row, ctx)
+            try:
+                results[row] = run_row(row, ctx)
+            except BioseqnnError as exc:
+                raise _in_row(row, exc) from exc
             log.info("row %s: %s (%.0f s)", row, json.dumps(results[row]["results"]),
                      results[row]["wall_seconds"])
-            doc = {"command": "python -m bioseqnn.reproduce " + " ".join(argv or sys.argv[1:]),
+            doc = {"command": "python -m bioseqnn.reproduce " + " ".join(argv),
                    "rows": results}
-            args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            with atomic_output(args.out) as fh:
+                fh.write(json.dumps(doc, indent=2) + "\n")
     sys.stdout.write(markdown(results))
+    sys.stdout.flush()
     return 0
+
+
+def _error(message: str) -> None:
+    print(f"reproduce: error: {message}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command and return its exit code; an error is one line on stderr (exit 2:
+    bad usage, 1: bad data or a failed run, 130: interrupted), its traceback only with
+    --debug."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        return run(args)
+    except BioseqnnError as exc:
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:  # the reader of the table went away (e.g. '| head')
+        _silence_stdout()
+        return 0
+    except OSError as exc:
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return 1
+    except Exception as exc:
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import sys
 import threading
@@ -67,8 +68,17 @@ def _local_processes() -> int:
 
 
 def configure_threads(threads: int = 0) -> int:
-    """Set torch's intra-op threads (0 = the cores available to this process)."""
+    """Set torch's intra-op threads (0 = the cores available to this process).
+
+    More threads than the machine has CPUs only slow torch down (and tens of thousands
+    make OpenMP fail to start them, or crash): such a number is capped, with a warning.
+    """
     n = threads if threads > 0 else default_threads()
+    cpus = os.cpu_count() or 1
+    if n > cpus:
+        logging.getLogger("bioseqnn").warning(
+            "--threads %d: this machine has %d CPU(s); using %d", n, cpus, cpus)
+        n = cpus
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

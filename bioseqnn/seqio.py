@@ -46,7 +46,7 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
         except FileNotFoundError:
             raise UsageError(f"{name}: no such file") from None
         except IsADirectoryError:
-            raise DataError(f"{name}: is a directory, not a file") from None
+            raise UsageError(f"{name}: is a directory, not a file") from None
         except PermissionError:
             raise DataError(f"{name}: permission denied") from None
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
@@ -829,6 +829,10 @@ def read_table(path: str | os.PathLike[str]) -> Table:
         first = _first_content_line(lines)
         if first is None:
             raise DataError(f"{name}: empty table, expected a header row")
+        if first.startswith(">"):
+            raise DataError(f"{name}: line {lines.line}: a FASTA header where a table's "
+                            "header row belongs; is the order of the arguments right "
+                            "(the FASTA first, then the labels table)?")
         offset = lines.line - 1
         delimiter = _pick_delimiter(name, first)
         reader = csv.reader(_chain(first, lines), delimiter=delimiter)
@@ -871,10 +875,20 @@ def table_delimiter(path: str | os.PathLike[str]) -> str:
     return "," if lower.endswith(".csv") else "\t"
 
 
+def check_one_stdin(**inputs: str | os.PathLike[str] | None) -> None:
+    """Standard input can be read once: at most one input may be '-'."""
+    named = [name for name, value in inputs.items() if value is not None and str(value) == STDIO]
+    if len(named) > 1:
+        raise UsageError(f"only one input can be '-' (standard input); {' and '.join(named)} "
+                         "both are")
+
+
 def check_output_path(path: str | os.PathLike[str]) -> None:
     """Fail early (before hours of training) when an output cannot be created."""
     if str(path) == STDIO:
         return
+    if str(path).endswith(("/", os.sep)):
+        raise UsageError(f"{path}: names a directory; give a file name (e.g. {path}out.tsv)")
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():

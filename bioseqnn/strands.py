@@ -15,12 +15,14 @@ from .data import SequenceSet
 from .errors import UsageError
 
 
-def complement_table(alphabet: Alphabet) -> np.ndarray:
-    """Code -> complementary code (index 0, padding, maps to 0)."""
+def complement_table(alphabet: Alphabet, flags: str = "--rc-augment / --rc-average"
+                     ) -> np.ndarray:
+    """Code -> complementary code (index 0, padding, maps to 0); ``flags`` names the
+    options that asked for it, for the error message."""
     if not alphabet.is_nucleotide:
         raise UsageError(
             f"reverse complements need DNA or RNA; these sequences are {alphabet.name} "
-            "(drop --rc-augment / --rc-average)"
+            f"(drop {flags})"
         )
     return alphabet.complement_codes()
 

@@ -488,7 +488,7 @@ def fit(
                 best_state = _cpu_state(model)
         else:
             waited += 1
-            if validation and cfg.patience and waited >= cfg.patience:
+            if validation and cfg.patience and waited >= cfg.patience and epoch < cfg.epochs:
                 result.stopped_early = done = True
                 log.info("early stopping at epoch %d: no better %s for %d epochs "
                          "(best epoch %d)", epoch, monitor, waited, result.best_epoch)

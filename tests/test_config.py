@@ -205,7 +205,7 @@ def test_transformer_max_length_shorter_than_the_data_names_the_record(
     assert re.fullmatch(
         r"bioseqnn: error: .*hemolytic\.fasta: record '\S+' has \d+ positions, more than this "
         r"transformer model's max-length 50 \(\d+ record\(s\) too long\); split or trim the "
-        r"sequences, or retrain with a larger --max-length\n", result.err)
+        r"sequences, or train with a larger --max-length\n", result.err)
     assert not out.exists()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import EXAMPLES, run_bioseqnn
 
 from bioseqnn.alphabets import DNA
 from bioseqnn.api import train
@@ -19,8 +20,6 @@ from bioseqnn.encoding import Encoder
 from bioseqnn.errors import UsageError
 from bioseqnn.lm import Sampling, _filter, _Steps, next_targets, sample, sequence_scores
 from bioseqnn.models.base import ModelConfig, SequenceModel
-
-from conftest import EXAMPLES, run_bioseqnn
 
 CAUSAL = [
     {"arch": "rnn", "hidden_size": 16, "layers": 2},

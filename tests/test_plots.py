@@ -133,3 +133,171 @@ def test_safe_file_names_from_record_ids() -> None:
     assert plots.safe_filename("sp|P12345|ABC_HUMAN", taken) == "sp_P12345_ABC_HUMAN.png"
     assert plots.safe_filename("sp/P12345/ABC:HUMAN", taken) == "sp_P12345_ABC_HUMAN_2.png"
     assert plots.safe_filename("../..", taken) == "record.png"
+
+
+# --------------------------------------------------------------------------- plot-history
+
+
+@pytest.fixture(scope="module")
+def jsonl_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ``train --log NAME.jsonl`` run (a tiny CNN, 2 epochs): the folder it wrote."""
+    from conftest import EXAMPLES
+
+    from bioseqnn.cli import main
+
+    folder = tmp_path_factory.mktemp("jsonl")
+    records = (EXAMPLES / "hemolytic.fasta").read_text().split(">")[1:]
+    (folder / "some.fasta").write_text("".join(">" + r for r in records[::3]))
+    code = main(["train", str(folder / "some.fasta"), str(EXAMPLES / "hemolytic.csv"),
+                 "-o", str(folder / "js.bsnn"), "--log", str(folder / "js.jsonl"),
+                 "--epochs", "2", "--arch", "cnn", "--channels", "8,8",
+                 "--ignore-unmatched", "--quiet"])
+    assert code == 0
+    return folder
+
+
+def ensemble_logs(jsonl_run: Path, folder: Path) -> tuple[Path, Path]:
+    """The same two-member ensemble records written by train's own log writer, as the TSV
+    and as JSON lines (the records are those of the real run, tagged as train tags them)."""
+    import json
+
+    from bioseqnn.api import _EpochLog
+
+    lines = (jsonl_run / "js.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    paths = folder / "ens.log.tsv", folder / "ens.jsonl"
+    for path in paths:
+        writer = _EpochLog(path)
+        for member in (1, 2):
+            for record in records:
+                writer({"member": member, **record, "train_loss": record["train_loss"]
+                        * member})
+        writer.close()
+    return paths
+
+
+def no_leftovers(folder: Path) -> None:
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".part")]
+
+
+def test_plot_history_reads_the_jsonl_log_that_train_writes(cli, jsonl_run, tmp_path) -> None:
+    log = jsonl_run / "js.jsonl"
+    history = plots.read_history(log)
+    assert [row["epoch"] for row in history] == [1.0, 2.0]
+    assert {"train_loss", "val_loss", "val_accuracy"} <= set(history[0])
+    assert all(isinstance(v, float) for row in history for v in row.values())
+    result = cli("plot-history", log, "-o", tmp_path / "lc.png")
+    assert result.code == 0, result.err
+    assert f"wrote {tmp_path / 'lc.png'}" in result.err
+    check_png(tmp_path / "lc.png", 900, 400)
+    no_leftovers(tmp_path)
+
+
+def test_jsonl_ensemble_logs_read_like_the_tsv(cli, jsonl_run, tmp_path) -> None:
+    tsv, jsonl = ensemble_logs(jsonl_run, tmp_path)
+    from_tsv, from_jsonl = plots.read_history(tsv), plots.read_history(jsonl)
+    assert [(r["member"], r["epoch"]) for r in from_jsonl] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert [list(r) for r in from_jsonl] == [list(r) for r in from_tsv]
+    for a, b in zip(from_jsonl, from_tsv, strict=True):
+        assert a == pytest.approx(b, rel=1e-5)  # the TSV keeps 6 significant digits
+    for log in (tsv, jsonl):
+        result = cli("plot-history", log, "-o", tmp_path / f"{log.name}.png")
+        assert result.code == 0, result.err
+        check_png(tmp_path / f"{log.name}.png", 900, 400)
+
+
+def test_ensemble_curves_draw_each_member_apart(jsonl_run, tmp_path, monkeypatch) -> None:
+    """One line per member and curve: no line runs from the last epoch of member 1 back to
+    the first epoch of member 2."""
+    history = plots.read_history(ensemble_logs(jsonl_run, tmp_path)[1])
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    plots.learning_curves(history, tmp_path / "e.png", "ens")
+    loss, metric = figures[0].axes[:2]
+    curves = [line for line in loss.lines if len(line.get_xdata()) > 1]
+    assert len(curves) == 4  # training and validation loss of each member
+    for line in [*curves, *metric.lines]:
+        assert list(line.get_xdata()) == sorted(line.get_xdata())
+    train_1, train_2 = (c for c in curves if c.get_linestyle() == "-")
+    assert list(train_2.get_ydata()) == pytest.approx(2 * np.array(train_1.get_ydata()))
+    assert "ensemble of 2: best epochs" in figures[0].get_suptitle()
+
+
+@pytest.mark.parametrize(("suffix", "check"), [
+    (".png", lambda data: data.startswith(b"\x89PNG\r\n\x1a\n")),
+    (".pdf", lambda data: data.startswith(b"%PDF") and b"%%EOF" in data[-32:]),
+    (".PDF", lambda data: data.startswith(b"%PDF")),
+    (".svg", lambda data: b"<svg" in data[:1000] and data.rstrip().endswith(b"</svg>")),
+])
+def test_plot_history_writes_the_format_its_name_asks_for(cli, jsonl_run, tmp_path, suffix,
+                                                          check) -> None:
+    out = tmp_path / f"lc{suffix}"
+    out.write_bytes(b"old")  # replaced whole, through a temporary file
+    result = cli("plot-history", jsonl_run / "js.jsonl", "-o", out)
+    assert result.code == 0, result.err
+    assert check(out.read_bytes()), out.read_bytes()[:16]
+    no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["lc.jpg", "lc.png.gz", "lc.tsv"])
+def test_plot_history_refuses_formats_it_cannot_write(cli, jsonl_run, tmp_path, name) -> None:
+    result = cli("plot-history", jsonl_run / "js.jsonl", "-o", tmp_path / name)
+    assert result.code == 2
+    assert f"{tmp_path / name}: cannot write a {Path(name).suffix} figure" in result.err
+    assert ".png, .pdf or .svg" in result.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_history_reads_stdin(jsonl_run, tmp_path) -> None:
+    import gzip
+
+    from conftest import run_bioseqnn
+
+    data = (jsonl_run / "js.jsonl").read_bytes()
+    for name, stdin in (("plain.png", data), ("gzip.svg", gzip.compress(data))):
+        proc = run_bioseqnn("plot-history", "-", "-o", tmp_path / name, stdin=stdin)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout == b""
+    check_png(tmp_path / "plain.png", 900, 400)
+    assert b"<svg" in (tmp_path / "gzip.svg").read_bytes()[:1000]
+
+
+def test_plot_history_of_a_model_file_says_what_to_give(cli, jsonl_run, tmp_path) -> None:
+    result = cli("plot-history", jsonl_run / "js.bsnn", "-o", tmp_path / "x.png")
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err, result.err
+    assert f"{jsonl_run / 'js.bsnn'}: cannot read the training log" in lines[0]
+    assert "a bioseqnn model file, not a text log" in lines[0]
+    assert "NAME.log.tsv that train writes beside the model" in lines[0]
+    assert "codec" not in lines[0]
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_loss": 0.4\n',
+     "log.jsonl: line 2: not a JSON object"),
+    ('{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_loss": "low"}\n',
+     "log.jsonl: line 2: a value is not a number"),
+    ('{"epoch": 1, "train_loss": 0.5}\n[1, 2]\n', "log.jsonl: line 2: not an epoch record"),
+    ('{\n  "accuracy": 0.9\n}\n', "log.jsonl: not a bioseqnn training log"),
+    ('{"accuracy": 0.9}\n', "log.jsonl: not a bioseqnn training log"),
+    ("\n\n", "log.jsonl: not a bioseqnn training log"),
+    ("epoch\ttrain_loss\n", "log.jsonl: the training log has no epochs"),
+])
+def test_damaged_jsonl_logs_name_the_line(tmp_path, text, message) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(text)
+    with pytest.raises(plots.DataError) as err:
+        plots.read_history(log)
+    assert str(err.value).startswith(str(tmp_path / message))
+
+
+def test_jsonl_nulls_and_nans_read_as_nan(tmp_path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"epoch": 1, "train_loss": 0.5, "val_loss": NaN}\n\n'
+                   '{"epoch": 2, "train_loss": 0.4, "val_loss": null, "lr": 0.1}\n')
+    first, second = plots.read_history(log)
+    assert list(first) == list(second) == ["epoch", "train_loss", "val_loss", "lr"]
+    assert np.isnan(first["val_loss"]) and np.isnan(second["val_loss"])
+    assert np.isnan(first["lr"]) and second["lr"] == 0.1

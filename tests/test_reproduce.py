@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+import bioseqnn
 from bioseqnn.reproduce import ROWS, main, markdown, stratified_folds
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
+LAYOUT = "DATA must hold the datasets as laid out in ../shared/data (see its README)"
 
 
 def slice_fasta(src: Path, dst: Path, ids: list[str]) -> None:
@@ -127,3 +133,147 @@ def test_stratified_folds_balance_classes() -> None:
     for k in range(5):
         members = [lab for lab, f in zip(labels, folds, strict=True) if f == k]
         assert members.count("a") == 2 and members.count("b") == 1
+
+
+# --------------------------------------------------------------------------- the command's errors
+# Each runs `python -m bioseqnn.reproduce` in a real subprocess from a temporary folder.
+
+
+def reproduce(*args: str | os.PathLike[str], cwd: Path, site: Path | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    """Run the command; ``site``: import bioseqnn from there (an installed package's layout)."""
+    env = dict(os.environ)
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "bioseqnn.reproduce", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+def one_error(proc: subprocess.CompletedProcess[str], code: int, message: str) -> None:
+    """The run failed with ``code`` and said exactly ``message`` on one line, no traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr == f"reproduce: error: {message}\n"
+    assert proc.stdout == ""
+
+
+@pytest.fixture
+def peptides(tmp_path: Path) -> Path:
+    """A DATA folder holding only hemolytic_peptides: 20 + 20 records of example_data."""
+    folder = tmp_path / "data" / "hemolytic_peptides"
+    folder.mkdir(parents=True)
+    with open(EXAMPLES / "hemolytic.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    keep = ([r for r in rows if r["hemolytic"] == "1"][:20] +
+            [r for r in rows if r["hemolytic"] == "0"][:20])
+    (folder / "labels.csv").write_text(
+        "id,hemolytic\n" + "".join(f"{r['id']},{r['hemolytic']}\n" for r in keep))
+    slice_fasta(EXAMPLES / "hemolytic.fasta", folder / "peptides.fasta", [r["id"] for r in keep])
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    """The layout of a plain `pip install .`: the package alone in a site folder, without
+    the checkout's example_data/ beside it."""
+    site = tmp_path / "site"
+    shutil.copytree(Path(bioseqnn.__file__).parent, site / "bioseqnn",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    assert not (site / "example_data").exists()
+    return site
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["/nonexist", "--rows", "hemolytic_peptides", "--configs", EXAMPLES / "reproduce"],
+     f"/nonexist: no such data folder; {LAYOUT}"),
+    (["data", "--rows", "hemolytic_peptides,nope"],
+     f"unknown row(s) nope; choose from {', '.join(ROWS)}"),
+    (["data", "--epochs", "two"], "argument --epochs: invalid int value: 'two' "
+     "(see 'python -m bioseqnn.reproduce --help')"),
+    (["data", "--limit", "0"], "--limit must be at least 1, not 0"),
+    ([], "the following arguments are required: data (see 'python -m bioseqnn.reproduce "
+     "--help')"),
+    (["data", "--configs", "nowhere"],
+     "nowhere: no such folder (--configs: the folder of the <row>.yaml configs)"),
+    (["data", "--rows", "hemolytic_peptides", "--configs", "data"],
+     "data/hemolytic_peptides.yaml: cannot read config: No such file or directory"),
+    (["data", "--out", "missing/r.json"],
+     "missing/r.json: cannot write: directory 'missing' does not exist"),
+])
+def test_usage_errors_are_one_line_exit_2(peptides: Path, args: list[str], message: str) -> None:
+    proc = reproduce(*args, cwd=peptides.parent)
+    one_error(proc, 2, message)
+    assert not (peptides.parent / "reproduce_results.json").exists()
+
+
+def test_missing_dataset_files_are_one_line_exit_1(peptides: Path) -> None:
+    (peptides / "hemolytic_peptides" / "peptides.fasta").unlink()
+    proc = reproduce("data", "--rows", "hemolytic_peptides", cwd=peptides.parent)
+    one_error(proc, 1, f"data/hemolytic_peptides: missing peptides.fasta; {LAYOUT}")
+    # every requested row is checked before the first one trains
+    proc = reproduce("data", "--rows", "hemolytic_peptides,gb1_fitness", cwd=peptides.parent)
+    one_error(proc, 1, f"data/hemolytic_peptides: missing peptides.fasta; {LAYOUT}")
+    (peptides / "hemolytic_peptides" / "peptides.fasta").write_text(">a\nGIG\n")
+    proc = reproduce("data", "--rows", "hemolytic_peptides,gb1_fitness", cwd=peptides.parent)
+    one_error(proc, 1, f"data/gb1_fitness: no such dataset folder; {LAYOUT}")
+
+
+def test_results_file_that_is_not_json_is_one_line_exit_1(peptides: Path) -> None:
+    out = peptides.parent / "r.json"
+    out.write_text("not json\n")
+    proc = reproduce("data", "--rows", "hemolytic_peptides", "--out", "r.json",
+                     cwd=peptides.parent)
+    one_error(proc, 1, "r.json: not a results file of this command (not JSON); choose "
+              "another --out or remove it")
+    assert out.read_text() == "not json\n"
+
+
+def test_error_while_training_is_one_line_exit_1(peptides: Path) -> None:
+    fasta = peptides / "hemolytic_peptides" / "peptides.fasta"
+    lines = fasta.read_text().splitlines()
+    lines[1] = "9" + lines[1][1:]  # a digit in the first peptide
+    fasta.write_text("\n".join(lines) + "\n")
+    proc = reproduce("data", "--rows", "hemolytic_peptides", "--epochs", "1", "--quiet",
+                     "--workdir", "w", "--out", "r.json", cwd=peptides.parent)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert errors == [
+        "reproduce: error: row hemolytic_peptides: w/hemolytic_peptides/"
+        "hemolytic_peptides_fold0_train.fasta: line 2, column 1: record 'peptide_pm_1': "
+        "invalid protein symbol '9' at position 1 (use --on-invalid skip or mask, or "
+        "--alphabet)"]
+    assert proc.stderr.endswith(errors[0] + "\n")
+    assert proc.stdout == "" and not (peptides.parent / "r.json").exists()
+
+
+def test_debug_shows_the_traceback(peptides: Path) -> None:
+    proc = reproduce("/nonexist", "--rows", "hemolytic_peptides", "--debug", cwd=peptides.parent)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Traceback") and "UsageError" in proc.stderr
+    assert proc.stderr.endswith(f"reproduce: error: /nonexist: no such data folder; {LAYOUT}\n")
+
+
+def test_installed_package_without_configs_says_what_it_tried(peptides: Path,
+                                                              installed: Path) -> None:
+    work = peptides.parent
+    proc = reproduce("data", "--rows", "hemolytic_peptides", cwd=work, site=installed)
+    one_error(proc, 2, (
+        f"no configs folder found (tried {installed.resolve()}/example_data/reproduce and "
+        f"{work.resolve()}/example_data/reproduce); run from the bioseqnn checkout or name the "
+        "folder of the <row>.yaml configs with --configs DIR"))
+
+
+def test_installed_package_finds_the_configs_of_the_checkout_it_runs_from(
+        peptides: Path, installed: Path) -> None:
+    work = peptides.parent  # holds data/ and, as a checkout does, example_data/reproduce/
+    shutil.copytree(EXAMPLES / "reproduce", work / "example_data" / "reproduce")
+    proc = reproduce("data", "--rows", "hemolytic_peptides", "--epochs", "1", "--out", "r.json",
+                     "--quiet", cwd=work, site=installed)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    entry = json.loads((work / "r.json").read_text())["rows"]["hemolytic_peptides"]
+    assert entry["config"] == "example_data/reproduce/hemolytic_peptides.yaml"
+    assert entry["reduced"] == "--epochs 1" and len(entry["folds"]["accuracy"]) == 5
+    assert 0.0 <= entry["results"]["5-fold CV accuracy"] <= 1.0
+    assert "(`example_data/reproduce/hemolytic_peptides.yaml`) |" in proc.stdout
+    assert "| hemolytic_peptides | 5-fold CV accuracy |" in proc.stdout

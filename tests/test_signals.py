@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_bad_input import AMINO, SIX, SIX_LABELS, random_records, train_tiny
+from test_bad_input import AMINO, SIX, SIX_LABELS, fasta, random_records, train_tiny
 
 SIGNALS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 
@@ -40,10 +40,12 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:
 @pytest.mark.parametrize(("sig", "code", "word"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 def test_signal_during_predict_leaves_no_output(model: Path, tmp_path: Path, sig: int,
                                                 code: int, word: str) -> None:
-    # Input from a pipe that stays open: predict is mid-stream, its output file open.
-    p = _start("predict", model, "-", "-o", "out.tsv", "--threads", "1", cwd=tmp_path)
+    # Input from a pipe that stays open: predict is mid-stream, its output file open. The
+    # output opens once the first chunk (1024 records at --batch-size 1) is predicted.
+    p = _start("predict", model, "-", "-o", "out.tsv", "--threads", "1", "--batch-size", "1",
+               cwd=tmp_path)
     assert p.stdin is not None
-    p.stdin.write(SIX)
+    p.stdin.write(fasta(random_records(1100, AMINO, 12, seed=5)))
     p.stdin.flush()
     _wait_for(lambda: list(tmp_path.glob(".out.tsv.*.part")), "the temporary output")
     p.send_signal(sig)

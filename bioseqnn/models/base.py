@@ -321,8 +321,11 @@ def describe(
     return ", ".join(parts)
 
 
-def check_lengths(model: Predictor, ids: list[str], lengths: Any, source: str) -> None:
-    """Stop with a DataError naming the first sequence longer than the model accepts."""
+def check_lengths(model: Predictor, ids: list[str], lengths: Any, source: str,
+                  advice: str = "retrain") -> None:
+    """Stop with a DataError naming the first sequence longer than the model accepts;
+    ``advice`` says what to do with a larger --max-length ('retrain', or 'train' while
+    training)."""
     from ..errors import DataError
 
     limit = model.max_length
@@ -335,7 +338,7 @@ def check_lengths(model: Predictor, ids: list[str], lengths: Any, source: str) -
         raise DataError(
             f"{source}: record {ids[i]!r} has {int(lengths[i])} positions, more than this "
             f"{what}'s max-length {limit} ({len(too_long)} record(s) too "
-            "long); split or trim the sequences, or retrain with a larger --max-length"
+            f"long); split or trim the sequences, or {advice} with a larger --max-length"
         )
 
 

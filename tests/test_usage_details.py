@@ -1,0 +1,189 @@
+"""What a user meets at the edges: refused inputs leave stdout empty, clear messages, caps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, run_bioseqnn
+
+HEMOLYTIC = (EXAMPLES / "hemolytic.fasta", EXAMPLES / "hemolytic.csv")
+
+
+def one_error(err: str) -> str:
+    """The single error line of a failed command (no traceback)."""
+    errors = [line for line in err.splitlines() if line.startswith("bioseqnn: error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+@pytest.mark.parametrize(("fasta", "extra", "message"), [
+    (b">a\nKWK3SF\n", [], "invalid protein symbol '3' at position 4"),
+    (b">a\nKWKSF\n", ["--rc-average"], "reverse complements need DNA or RNA"),
+    (b"", [], "no sequence records"),
+    (b">d\n" + b"ACGTTGCA" * 10 + b"\n", [], "look like dna but the model was trained on protein"),
+])
+def test_a_refused_input_writes_nothing_to_stdout(hemolytic_model: Path, tmp_path: Path,
+                                                  fasta: bytes, extra: list[str],
+                                                  message: str) -> None:
+    path = tmp_path / "in.fa"
+    path.write_bytes(fasta)
+    run = run_bioseqnn("predict", hemolytic_model, path, *extra)
+    assert run.returncode in (1, 2)
+    assert run.stdout == b""  # not even the header row
+    assert message in one_error(run.stderr.decode())
+
+
+def test_short_peptides_of_nucleotide_letters_are_read_as_protein(
+        hemolytic_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "pep.fa"
+    path.write_text(">a\nGAGTCA\n>b\nGCCA\n")  # Gly, Ala, Thr, Cys: valid peptides
+    run = run_bioseqnn("predict", hemolytic_model, path)
+    assert run.returncode == 0, run.stderr.decode()
+    assert [line.split("\t")[0] for line in run.stdout.decode().splitlines()] == ["id", "a", "b"]
+
+
+def test_skip_drops_the_records_of_another_alphabet(cli, promoter_model: Path,
+                                                   tmp_path: Path) -> None:
+    path = tmp_path / "mixed.fa"
+    path.write_text(">r\nACGTACGTNNRYACGTACGTAC\n>p\nKWKSFLLKIIPQEFLLKIIPQE\n>s\nTTTTGGGGCCCCAAAA\n")
+    refused = cli("predict", promoter_model, path)
+    assert refused.code == 1 and "look like protein" in refused.err
+    kept = cli("predict", promoter_model, path, "--on-invalid", "skip")
+    assert kept.code == 0, kept.err
+    assert [line.split("\t")[0] for line in kept.out.splitlines()[1:]] == ["r", "s"]
+    assert "skipped 1 record(s) with invalid symbols" in kept.err
+
+
+def test_too_many_threads_are_capped_with_a_warning(hemolytic_model: Path) -> None:
+    run = run_bioseqnn("predict", hemolytic_model, EXAMPLES / "hemolytic.fasta",
+                       "--threads", "100000")
+    assert run.returncode == 0, run.stderr.decode()
+    assert b"warning: --threads 100000: this machine has" in run.stderr
+    assert len(run.stdout.decode().splitlines()) == 1105
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["predict", "{model}", "{fasta}", "-o", "{tmp}/out/"], "names a directory; give a file name"),
+    (["train", "-", "-", "-o", "{tmp}/m.bsnn"],
+     "only one input can be '-' (standard input); SEQUENCES and LABELS both are"),
+    (["train", "{fasta}", "{csv}", "-o", "{tmp}/m.bsnn", "--seed", "-1"],
+     "seed must be from 0 to 2^63 - 1"),
+    (["train", "{fasta}", "{csv}", "-o", "{tmp}/m.bsnn", "--checkpoint-dir", "{csv}"],
+     "is a file, not a directory"),
+    (["predict", "{tmp}/nosuch.bsnn", "{fasta}"], "nosuch.bsnn: no such model file"),
+    (["ensemble", "{model}", "{model}", "-o", "{model}"],
+     "is one of the model files to combine"),
+])
+def test_usage_errors_stop_before_any_work(cli, hemolytic_model: Path, tmp_path: Path,
+                                           args: list[str], message: str) -> None:
+    names = {"model": hemolytic_model, "fasta": HEMOLYTIC[0], "csv": HEMOLYTIC[1],
+             "tmp": tmp_path}
+    before = sorted(tmp_path.iterdir())
+    result = cli(*[a.format(**names) for a in args])
+    assert result.code == 2, result.err
+    assert message in one_error(result.err)
+    assert "epoch" not in result.err  # nothing trained
+    assert sorted(tmp_path.iterdir()) == before and result.out == ""
+
+
+def test_skipped_records_take_their_labels_with_them(cli, tmp_path: Path) -> None:
+    fasta, labels = tmp_path / "s.fa", tmp_path / "l.csv"
+    records = {f"p{i}": ("KWKSFLKGGLL" if i % 2 else "GLFDIVKKVVGAL") for i in range(30)}
+    records["bad"] = "KK3K"
+    fasta.write_text("".join(f">{k}\n{v}\n" for k, v in records.items()))
+    labels.write_text("id,y\n" + "".join(f"{k},{i % 2}\n" for i, k in enumerate(records)))
+    result = cli("train", fasta, labels, "--on-invalid", "skip", "--epochs", "1",
+                 "--hidden-size", "8", "-o", tmp_path / "m.bsnn")
+    assert result.code == 0, result.err
+    assert "skipped 1 record(s) with invalid symbols" in result.err
+    assert "cannot join" not in result.err
+    assert json.loads(cli("info", tmp_path / "m.bsnn", "--json").out)["data"]["records"] == 30
+
+
+def test_a_column_of_unique_labels_is_named_as_the_likely_mistake(cli, tmp_path: Path) -> None:
+    result = cli("train", *HEMOLYTIC, "-t", "id", "-o", tmp_path / "m.bsnn")
+    assert result.code == 1
+    assert ("column 'id' holds 1104 distinct labels in 1104 records, nearly one class per "
+            "record: is it the right column (--target)?") in one_error(result.err)
+
+
+def test_labels_and_fasta_swapped_says_so(cli, hemolytic_model: Path) -> None:
+    result = cli("evaluate", hemolytic_model, HEMOLYTIC[1], HEMOLYTIC[0])
+    assert result.code == 1
+    assert ("hemolytic.fasta: line 1: a FASTA header where a table's header row belongs; is "
+            "the order of the arguments right") in one_error(result.err)
+
+
+def test_export_check_errors_suggest_no_option_export_lacks(cli, hemolytic_model: Path,
+                                                            tmp_path: Path) -> None:
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\nKWK3SF\n")
+    result = cli("export", hemolytic_model, "-o", tmp_path / "m.pt", "--check", bad)
+    assert result.code == 1
+    line = one_error(result.err)
+    assert "invalid protein symbol '3'" in line and "--on-invalid" not in line
+
+
+def test_info_through_a_pipe_is_one_unpadded_line_per_field(hemolytic_model: Path) -> None:
+    lines = run_bioseqnn("info", hemolytic_model).stdout.decode().splitlines()
+    assert lines[0].startswith("format ") and all(line == line.rstrip() for line in lines)
+    trained = next(line for line in lines if line.startswith("trained on"))
+    assert trained.endswith("994 training + 110 validation records")
+
+
+def test_evaluate_reads_the_target_from_a_named_column(cli, hemolytic_model: Path,
+                                                      tmp_path: Path) -> None:
+    renamed = tmp_path / "labels.csv"
+    renamed.write_text(HEMOLYTIC[1].read_text().replace("hemolytic", "activity", 1))
+    missing = cli("evaluate", hemolytic_model, HEMOLYTIC[0], renamed)
+    assert missing.code == 1
+    assert "no column 'hemolytic'" in one_error(missing.err)
+    assert "name the column that holds it with --target" in missing.err
+    named = cli("evaluate", hemolytic_model, HEMOLYTIC[0], renamed, "--target", "activity")
+    original = cli("evaluate", hemolytic_model, *HEMOLYTIC)
+    assert named.code == original.code == 0, named.err
+    assert json.loads(named.out)["metrics"] == json.loads(original.out)["metrics"]
+
+
+def test_per_position_evaluate_from_a_table_column(cli, tmp_path: Path) -> None:
+    model = tmp_path / "ss.bsnn"
+    assert cli("train", EXAMPLES / "ss_train.fasta", EXAMPLES / "ss_train_ss3.fasta",
+               "--arch", "gru", "--hidden-size", "8", "--epochs", "1", "-o", model,
+               "--quiet").code == 0
+    labels = {}
+    rid = ""
+    for line in (EXAMPLES / "ss_test_ss3.fasta").read_text().splitlines():
+        if line.startswith(">"):
+            rid = line[1:].split()[0]
+            labels[rid] = ""
+        else:
+            labels[rid] += line.strip()
+    table = tmp_path / "ss.csv"
+    table.write_text("id,ss\n" + "".join(f"{k},{v}\n" for k, v in labels.items()))
+    from_fasta = cli("evaluate", model, EXAMPLES / "ss_test.fasta", EXAMPLES / "ss_test_ss3.fasta")
+    from_table = cli("evaluate", model, EXAMPLES / "ss_test.fasta", table, "--target", "ss")
+    assert from_fasta.code == from_table.code == 0, from_table.err
+    metrics = json.loads(from_table.out)["metrics"]
+    assert metrics == json.loads(from_fasta.out)["metrics"]
+    assert isinstance(metrics["positions"], int)
+
+
+def test_yaml_syntax_errors_name_the_line(cli, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  arch: lstm\n  channels: [1, 2\ntraining:\n  epochs: 2\n")
+    result = cli("train", *HEMOLYTIC, "--config", config, "-o", tmp_path / "m.bsnn")
+    assert result.code == 2
+    assert (f"{config}: line 4, column 9: not valid YAML: expected ',' or ']', but got "
+            "':'") in one_error(result.err)
+
+
+def test_per_position_pooling_is_reported_unused(cli, tmp_path: Path) -> None:
+    result = cli("train", EXAMPLES / "ss_train.fasta", EXAMPLES / "ss_train_ss3.fasta",
+                 "--arch", "lstm", "--hidden-size", "8", "--epochs", "1", "--pooling", "mean",
+                 "-o", tmp_path / "ss.bsnn")
+    assert result.code == 0, result.err
+    assert "warning: --pooling mean is not used: this model has one output per position" \
+        in result.err
+
