@@ -33,3 +33,13 @@ bioseqnn explain "$work/promoters.bsnn" "$work/one.fasta" --method ism -o "$work
     --plot "$work/logos" --quiet
 cp "$work"/logos/*.png "$img/logo_ism.png"
 ls -l "$img"/*.png
+# the figures the README quotes
+python - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+best = json.loads(open(f"{work}/ncrna.json").read())["metrics"]["accuracy"]
+print(f"ncRNA test accuracy {best:.4f}")
+print(f"promoters test Pearson r "
+      f"{json.loads(open(f'{work}/promoters.json').read())['metrics']['pearson']:.4f}")
+PY
+bioseqnn info "$work/ncrna.bsnn" | grep "best epoch"
