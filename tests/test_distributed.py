@@ -116,3 +116,33 @@ def test_threads_option_sets_torch_threads(hemolytic_model: Path, examples: Path
                           "-o", os.devnull, "--threads", "1", "--debug")
     assert result.returncode == 0, result.stderr
     assert b"bioseqnn: 1 CPU thread(s)" in result.stderr
+
+
+def test_language_model_two_ranks_match_one_process(examples: Path, tmp_path: Path) -> None:
+    """Per-position losses are sums over each rank's positions, scaled by the global mean
+    per batch: two ranks take the steps one process takes on the same global batches."""
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru"]
+    proc = subprocess.run(
+        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
+         str(examples / "hemolytic.fasta"), "--task", "language-model", "-o",
+         str(tmp_path / "ddp.bsnn"), "--batch-size", "16", *settings],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.hidden_size = "gru", 16
+    t = cfg.training
+    t.epochs, t.batch_size, t.seed, t.device, t.threads = 2, 32, 3, "cpu", 1
+    single = api.train(examples / "hemolytic.fasta", None, tmp_path / "one.bsnn", cfg,
+                       task="language-model")
+    ddp = load_bundle(tmp_path / "ddp.bsnn").model.state_dict()
+    one = single.model.state_dict() if single.model is not None else {}
+    assert ddp.keys() == one.keys()
+    assert max(float((ddp[k] - one[k]).abs().max()) for k in one) < WEIGHT_ATOL
+    for a, b in zip(read_log(tmp_path / "ddp.log.tsv"), read_log(tmp_path / "one.log.tsv"),
+                    strict=True):
+        for key in ("train_loss", "val_loss", "val_perplexity"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4), key
