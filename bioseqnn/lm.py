@@ -26,7 +26,6 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import nn
 
 from .alphabets import Alphabet
 from .bundle import Bundle
@@ -220,7 +219,8 @@ def _filter(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     if s.top_p < 1:
         ordered, order = prob.sort(dim=1, descending=True)
         before = ordered.cumsum(dim=1) - ordered  # mass of the more likely symbols
-        drop = (before >= s.top_p).scatter(1, order, before >= s.top_p)
+        beyond = before >= s.top_p  # in sorted order; back to the symbols' order:
+        drop = torch.zeros_like(beyond).scatter(1, order, beyond)
         prob = prob.masked_fill(drop, 0.0)
         prob = prob / prob.sum(dim=1, keepdim=True)
     return prob
@@ -260,6 +260,8 @@ def sample(
     s.check()
     if n < 0:
         raise UsageError("--num must be >= 0")
+    if not 0 <= seed < 2**63:
+        raise UsageError("--seed must be from 0 to 2^63 - 1")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     device = torch.device(device)
@@ -273,6 +275,8 @@ def sample(
     if len(text) > max_length:
         raise UsageError(f"the --prefix has {len(text)} residues, more than --max-length "
                          f"{max_length}")
+    if s.min_length > max_length:
+        raise UsageError(f"--min-length {s.min_length} is more than --max-length {max_length}")
     return _draw(bundle, n, s, text, torch.from_numpy(rows).to(device), max_length, seed,
                  batch_size, device)
 
@@ -324,8 +328,3 @@ def _draw(
         log.info("%d of %d sample(s) reached --max-length %d without an end", truncated, n,
                  max_length)
 
-
-def check_language_model(model: nn.Module, what: str) -> None:
-    """Commands that do not apply to a language model say so."""
-    if getattr(model, "causal", False):
-        raise UsageError(f"{what} is not available for language models")

@@ -312,6 +312,9 @@ def test_generate_writes_reproducible_fasta(peptide_lm: Path, tmp_path: Path) ->
 @pytest.mark.parametrize(("args", "message"), [
     (["generate", "{lm}", "--temperature", "0"], "--temperature must be a positive number"),
     (["generate", "{lm}", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
+    (["generate", "{lm}", "--seed", "-1"], "--seed must be from 0 to 2^63 - 1"),
+    (["generate", "{lm}", "--min-length", "50", "--max-length", "20"],
+     "--min-length 50 is more than --max-length 20"),
     (["generate", "{lm}", "--prefix", "AC1"], "--prefix: '1' at position 3 is not a protein"),
     (["generate", "{lm}", "--id-prefix", "my sample"], "record names need text without spaces"),
     (["generate", "{classifier}"], "generate needs a language model"),
