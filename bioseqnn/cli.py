@@ -574,7 +574,7 @@ def generate(
         help="Draw from the most likely residues that reach this probability (1 = all).")]
     = 1.0,
     min_length: Annotated[int, typer.Option(
-        min=0, help="No end before this many residues.")] = 1,
+        min=1, help="No end before this many residues.")] = 1,
     max_length: Annotated[int, typer.Option(
         min=0, help="Stop a sample at this length even without an end (0 = the longest "
         "training sequence).")] = 0,

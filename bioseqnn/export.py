@@ -150,7 +150,8 @@ def export(
             # Python values it records as constants: the parity check below is the judge
             warnings.simplefilter("ignore")
             if fmt == "onnx":
-                blob = _to_onnx(wrapper, example, bundle.model.per_position)
+                blob = _to_onnx(wrapper, example, bundle.model.per_position,
+                                bool(wrapper.extra))
             else:
                 traced = torch.jit.trace(wrapper, example, check_trace=False)
                 blob = _save_torchscript(traced, {})
@@ -251,15 +252,19 @@ def _compare(
 
 
 def _to_onnx(
-    wrapper: nn.Module, example: tuple[torch.Tensor, torch.Tensor], per_position: bool
+    wrapper: nn.Module, example: tuple[torch.Tensor, torch.Tensor], per_position: bool,
+    causal: bool = False,
 ) -> bytes:
+    """``causal``: a language model, whose outputs have one position more than its input
+    (their axis is named apart so that shape inference does not take them as equal)."""
     buf = io.BytesIO()
+    positions = "length_plus_1" if causal else "length"
     # the legacy exporter writes to a file object as well as to a path
     torch.onnx.export(
         wrapper, example, buf, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
         input_names=["onehot", "lengths"], output_names=["outputs"],
         dynamic_axes={"onehot": {0: "batch", 1: "length"}, "lengths": {0: "batch"},
-                      "outputs": {0: "batch", 1: "length"} if per_position else {0: "batch"}},
+                      "outputs": {0: "batch", 1: positions} if per_position else {0: "batch"}},
     )
     return buf.getvalue()
 

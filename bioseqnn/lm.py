@@ -34,7 +34,13 @@ from .encoding import Encoder, OneHot
 from .errors import DataError, UsageError
 from .models.base import Ensemble, Predictor, SequenceModel, check_lengths, combine_members
 from .models.recurrent import RecurrentBackbone
-from .predict import BatchLimit, PredictStats, check_first_chunk, infer
+from .predict import (
+    OOM_ERRORS,
+    BatchLimit,
+    PredictStats,
+    batches_in_memory,
+    check_first_chunk,
+)
 from .seqio import Record
 from .tasks import TaskSpec
 
@@ -107,6 +113,8 @@ def score_rows(
     onehot = OneHot(alphabet).to(device)
     encoder = SequenceEncoder(source, alphabet, on_invalid)
     limit = BatchLimit(batch_size)
+    was_training = bundle.model.training
+    bundle.model.eval()
     for i, chunk in enumerate(chunked(records, max(batch_size * 16, 1024))):
         if i == 0:
             check_first_chunk(chunk, alphabet, source, on_invalid)
@@ -116,12 +124,19 @@ def score_rows(
             continue
         data = SequenceSet([r.id for r in kept], codes, offsets)
         check_lengths(bundle.model, data.ids, data.lengths, source)
-        logits = infer(bundle.model, onehot, data, batch_size, device, limit,
-                       max_tokens=max_tokens)
-        total, count = sequence_scores(logits, next_targets(data, alphabet))
+        # each batch's outputs become two numbers per record at once: memory follows the
+        # batch (length-sorted), not the chunk's count times its longest record
+        total = np.zeros(len(data))
+        count = np.zeros(len(data), dtype=np.int64)
+        with torch.inference_mode():
+            for index, logits in batches_in_memory(bundle.model, onehot, data, batch_size,
+                                                    device, limit, OOM_ERRORS, max_tokens):
+                part = data.subset(index)
+                total[index], count[index] = sequence_scores(logits, next_targets(part, alphabet))
         for rid, length, ll, n in zip(data.ids, data.lengths, total, count, strict=True):
             ppl = float(np.exp(-ll / n)) if n else float("nan")
             yield [rid, str(int(length)), f"{ll:.6g}", f"{ppl:.6g}"]
+    bundle.model.train(was_training)
     stats.skipped = encoder.skipped
     if stats.records == 0:
         raise DataError(f"{source}: no sequence records")
@@ -205,8 +220,10 @@ class Sampling:
             raise UsageError("--top-k must be >= 0 (0 = every symbol)")
         if not 0 < self.top_p <= 1:
             raise UsageError("--top-p must be in (0, 1]")
-        if self.min_length < 0 or self.max_length < 0:
-            raise UsageError("--min-length and --max-length must be >= 0")
+        if self.min_length < 1:
+            raise UsageError("--min-length must be at least 1 (a sequence has a residue)")
+        if self.max_length < 0:
+            raise UsageError("--max-length must be >= 0 (0: the longest training sequence)")
 
 
 def _filter(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
@@ -236,15 +253,21 @@ def default_max_length(bundle: Bundle) -> int:
 
 
 def encode_prefix(prefix: str, alphabet: Alphabet) -> tuple[str, np.ndarray]:
-    """The prefix as text (uppercase) and one-hot rows; an invalid symbol is an error."""
-    raw = prefix.strip().encode()
+    """The prefix as the samples will start (uppercase; a nucleotide prefix in the model's
+    letters, T or U) and its one-hot rows; an invalid symbol is an error."""
+    text = prefix.strip().upper()
+    if alphabet.name == "protein" and text.endswith("*"):
+        raise UsageError("--prefix ends with a stop ('*'): nothing can follow it")
     enc = Encoder(alphabet)
-    codes, _, bad = enc.encode([raw])
+    codes, _, bad = enc.encode([text.encode()])
     if bad:
         raise UsageError(f"--prefix: {bad[0].char!r} at position {bad[0].position} is not a "
                          f"{alphabet.name} symbol")
+    if alphabet.is_nucleotide:  # T in an RNA model reads as U, and U in a DNA model as T
+        other = "T" if alphabet.letters[3] == "U" else "U"
+        text = text.replace(other, alphabet.letters[3])
     table = alphabet.onehot_table()
-    return raw.decode().upper(), table[codes.astype(np.int64)]
+    return text, table[codes.astype(np.int64)]
 
 
 def sample(
@@ -276,7 +299,10 @@ def sample(
         raise UsageError(f"the --prefix has {len(text)} residues, more than --max-length "
                          f"{max_length}")
     if s.min_length > max_length:
-        raise UsageError(f"--min-length {s.min_length} is more than --max-length {max_length}")
+        which = "" if s.max_length else "the default "
+        why = "" if s.max_length else " (the longest training sequence); raise --max-length"
+        raise UsageError(f"--min-length {s.min_length} is more than {which}--max-length "
+                         f"{max_length}{why}")
     return _draw(bundle, n, s, text, torch.from_numpy(rows).to(device), max_length, seed,
                  batch_size, device)
 

@@ -133,7 +133,7 @@ def _curves_of(ev: Evaluation) -> list[tuple[str, np.ndarray, np.ndarray]]:
     kind = ev.task.kind
     if kind == "binary":
         return [(ev.task.classes[1], (ev.y == 1).astype(np.int64), ev.out[:, 1])]
-    if kind in ("multiclass", "per-position"):
+    if kind in ("multiclass", "per-position", "language-model"):
         return [(c, (ev.y == i).astype(np.int64), ev.out[:, i])
                 for i, c in enumerate(ev.task.classes)]
     return [(t, ev.y[:, j].astype(np.int64), ev.out[:, j]) for j, t in enumerate(ev.task.targets)]

@@ -58,7 +58,7 @@ def infer(
     limit = limit if limit is not None else BatchLimit(batch_size)
     out: torch.Tensor | None = None
     per_position = getattr(model, "per_position", False)
-    for index, logits in _batches_in_memory(model, onehot, data, batch_size, device, limit, oom,
+    for index, logits in batches_in_memory(model, onehot, data, batch_size, device, limit, oom,
                                             max_tokens):
         if out is None:
             shape: tuple[int, ...] = tuple(logits.shape[1:])
@@ -76,7 +76,7 @@ def infer(
     return out
 
 
-def _batches_in_memory(
+def batches_in_memory(
     model: Predictor, onehot: OneHot, data: SequenceSet, batch_size: int,
     device: torch.device, limit: BatchLimit, oom: tuple[type[BaseException], ...],
     max_tokens: int | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import math
 from pathlib import Path
 
@@ -233,8 +234,6 @@ def _fasta_records(path: Path) -> list[tuple[str, str]]:
 def test_real_peptides_beat_their_residue_composition(peptide_lm: Path, cli) -> None:
     """On held-out peptides the model must do better than knowing only how often each
     residue occurs and how long peptides are (the best order-0 model of these data)."""
-    import json
-
     records = _fasta_records(EXAMPLES / "hemolytic.fasta")
     manifest = json.loads(cli("info", peptide_lm, "--json").out)
     assert manifest["task"]["kind"] == "language-model"
@@ -277,8 +276,6 @@ def test_predict_scores_every_record_in_order(peptide_lm: Path, tmp_path: Path) 
     # evaluate's perplexity is that of every position together
     ev = run_bioseqnn("evaluate", peptide_lm, fasta)
     assert ev.returncode == 0, ev.stderr.decode()
-    import json
-
     summary = json.loads(ev.stdout)
     total = sum(float(r[2]) for r in rows)
     positions = sum(len(s) + 1 - sum(c.upper() in "XBZJ" for c in s) for _, s in records)
@@ -315,6 +312,10 @@ def test_generate_writes_reproducible_fasta(peptide_lm: Path, tmp_path: Path) ->
     (["generate", "{lm}", "--seed", "-1"], "--seed must be from 0 to 2^63 - 1"),
     (["generate", "{lm}", "--min-length", "50", "--max-length", "20"],
      "--min-length 50 is more than --max-length 20"),
+    (["generate", "{lm}", "--min-length", "200"], "--min-length 200 is more than the default "
+     "--max-length 98 (the longest training sequence); raise --max-length"),
+    (["generate", "{lm}", "--min-length", "0"], "Invalid value for '--min-length'"),
+    (["generate", "{lm}", "--prefix", "MKL*"], "--prefix ends with a stop ('*')"),
     (["generate", "{lm}", "--prefix", "AC1"], "--prefix: '1' at position 3 is not a protein"),
     (["generate", "{lm}", "--id-prefix", "my sample"], "record names need text without spaces"),
     (["generate", "{classifier}"], "generate needs a language model"),
@@ -373,8 +374,6 @@ def test_ensemble_of_language_models(cli, peptide_lm: Path, tmp_path: Path) -> N
 def test_export_gives_the_next_residue_probabilities(cli, tmp_path: Path, arch: str,
                                                      suffix: str) -> None:
     pytest.importorskip("onnxruntime")
-    import json
-
     fasta = EXAMPLES / "hemolytic.fasta"
     model = tmp_path / "lm.bsnn"
     extra = ["--d-model", "16", "--heads", "2", "--ff-size", "32"] if arch == "transformer" \
@@ -399,6 +398,9 @@ def test_export_gives_the_next_residue_probabilities(cli, tmp_path: Path, arch: 
 
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         probs = session.run(["outputs"], {"onehot": x, "lengths": lengths})[0]
+        # the output's position axis is named apart from the input's: it is one longer
+        assert session.get_outputs()[0].shape[1] == "length_plus_1"
+        assert session.get_inputs()[0].shape[1] == "length"
     else:
         import warnings
 
@@ -429,3 +431,42 @@ def test_unidirectional_per_position_model_exports_to_onnx(cli, examples: Path,
     result = cli("export", model, "-o", tmp_path / "ss.onnx")
     assert result.code == 0, result.err
     assert "max abs diff" in result.err
+
+
+def test_dna_model_writes_a_prefix_in_its_own_letters(markov: tuple[Path, Path, list[str]]
+                                                     ) -> None:
+    model = load_bundle(markov[0])
+    got = list(sample(model, 2, sampling=Sampling(max_length=8), prefix="acgu", seed=1))
+    assert all(s.startswith("ACGT") and set(s) <= set("ACGT") for s in got)
+    assert got == list(sample(model, 2, sampling=Sampling(max_length=8), prefix="ACGT", seed=1))
+
+
+def test_transformer_max_length_counts_residues(cli, tmp_path: Path) -> None:
+    fasta = tmp_path / "fixed.fa"
+    fasta.write_text("".join(f">s{i}\n{'ACGT'[i % 4] * 20}\n" for i in range(40)))
+    model = tmp_path / "t.bsnn"
+    trained = cli("train", fasta, "--task", "language-model", "--arch", "transformer",
+                  "--d-model", "16", "--heads", "2", "--ff-size", "16", "--max-length", "20",
+                  "--epochs", "1", "-o", model, "--quiet")
+    assert trained.code == 0, trained.err  # 20 residues fit --max-length 20
+    assert json.loads(cli("info", model, "--json").out)["max_length_policy"] == \
+        "error: sequences longer than 20 are rejected"
+    too_long = cli("generate", model, "--max-length", "21")
+    assert too_long.code == 2 and "--max-length 21 is more than this model's max-length 20" \
+        in too_long.err
+    assert cli("generate", model, "-n", "2", "--max-length", "20").code == 0
+
+
+@pytest.mark.parametrize("arch", ["gru"])
+def test_evaluate_draws_its_plots(cli, tmp_path: Path, arch: str) -> None:
+    pytest.importorskip("matplotlib")
+    model = tmp_path / "lm.bsnn"
+    assert cli("train", EXAMPLES / "promoters.fasta", "--task", "language-model", "--arch",
+               arch, "--hidden-size", "8", "--epochs", "1", "-o", model, "--quiet").code == 0
+    result = cli("evaluate", model, EXAMPLES / "promoters.fasta", "--plots", tmp_path / "plots",
+                 "-o", tmp_path / "ev.json")
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == \
+        ["confusion.png", "pr.png", "roc.png"]
+    assert json.loads((tmp_path / "ev.json").read_text())["classes"] == ["A", "C", "G", "T",
+                                                                        "end"]

@@ -173,6 +173,8 @@ class SequenceModel(nn.Module):
             check_causal(config)
         self.backbone = arch.build(config, in_channels)
         self.backbone.causal = causal
+        if causal and self.backbone.max_length is not None:
+            self.backbone.max_length += 1  # the start position: --max-length counts residues
         per_position = self.per_position
         dim = self.backbone.out_dim
         self.pooling = None if per_position else Pooling(
@@ -184,7 +186,7 @@ class SequenceModel(nn.Module):
     @property
     def max_length(self) -> int | None:
         limit = self.backbone.max_length
-        # a language model reads the start position too
+        # a language model's backbone reads the start position too
         return limit - 1 if limit is not None and self.causal else limit
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
