@@ -20,7 +20,10 @@ a warm-up run. What is measured:
 - rss: peak resident memory of ``bioseqnn predict`` (a subprocess) on 10^4 and 10^6
   sequences (10^5 with --quick);
 - startup: wall time of ``bioseqnn predict`` on one sequence with a small model
-  (interpreter start, imports, model load, first prediction).
+  (interpreter start, imports, model load, first prediction);
+- generate: residues per second of ``lm.sample`` (what ``bioseqnn generate`` runs), 64
+  samples of exactly 200 and 1000 residues, an LSTM (its state carried step to step) and a
+  transformer (which re-reads the sequence so far at every step), width 128.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from .models import REGISTRY, ModelConfig, SequenceModel
 from .seqio import read_sequences
 from .tasks import TaskSpec
 
-SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup")
+SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate")
 
 # Reference figures from the issue (2 cores, torch 2.13 CPU, float32, 2 threads, batch 64,
 # hidden 128, one layer; sequences per second of training steps).
@@ -360,9 +363,51 @@ def bench_startup(settings: Settings, tmp: Path) -> None:
                  f"(first, cold: {runs[0]:.2f} s); target under 2 s")
 
 
+def _language_model(tmp: Path, arch: str) -> Path:
+    """A small language model file (one epoch on random DNA), trained with the real API."""
+    from .api import train
+
+    fasta = tmp / "lm.fa"
+    write_fasta(fasta, np.full(128, 200), seed=5)
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.hidden_size, cfg.model.d_model = arch, 128, 128
+    cfg.model.ff_size, cfg.model.layers = 256, 1 if arch == "lstm" else 2
+    cfg.training.epochs, cfg.training.device = 1, "cpu"
+    out = tmp / f"lm_{arch}.bsnn"
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
+        train(fasta, None, out, cfg, task="language-model")
+    return out
+
+
+def bench_generate(settings: Settings, tmp: Path) -> None:
+    from .bundle import load_bundle
+    from .lm import Sampling, sample
+
+    settings.out("\n## Generation (lm.sample, 64 samples at once, width 128; residues/s)")
+    settings.out("| model | 200 residues | 1000 residues |")
+    settings.out("|---|---:|---:|")
+    for arch, label in (("lstm", "LSTM, 1 layer (state carried)"),
+                        ("transformer", "transformer, 2 layers (re-reads the prefix)")):
+        bundle = load_bundle(_language_model(tmp, arch))
+        cells = []
+        for length in (200, 1000):
+            if settings.quick and arch == "transformer" and length == 1000:
+                cells.append("-")
+                continue
+            how = Sampling(min_length=length, max_length=length)
+
+            def run(how: Sampling = how, bundle: Any = bundle) -> None:
+                for _ in sample(bundle, 64, sampling=how, seed=1, batch_size=64):
+                    pass
+
+            cells.append(f"{64 * length / timed(run, settings.reps):.0f}")
+        settings.out(f"| {label} | {' | '.join(cells)} |")
+
+
 RUNNERS: dict[str, Callable[[Settings, Path], None]] = {
     "parse": bench_parse, "train": bench_train, "varlen": bench_varlen,
     "predict": bench_predict, "rss": bench_rss, "startup": bench_startup,
+    "generate": bench_generate,
 }
 
 
