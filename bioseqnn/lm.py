@@ -13,19 +13,21 @@ targets are the sequence itself, and then its end.
   training sequences, high is unusual.
 - ``generate`` samples new sequences residue by residue. Sample i draws its random
   numbers from (seed, i) alone, so it is the same whatever the batch size or how many
-  samples are drawn. Recurrent models carry their state from step to step; a
-  transformer re-reads the sequence so far at each step.
+  samples are drawn. Recurrent models carry their state from step to step, a
+  transformer its layers' keys and values (each step attends to the positions before).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .alphabets import Alphabet
 from .bundle import Bundle
@@ -34,6 +36,7 @@ from .encoding import Encoder, OneHot
 from .errors import DataError, UsageError
 from .models.base import Ensemble, Predictor, SequenceModel, check_lengths, combine_members
 from .models.recurrent import RecurrentBackbone
+from .models.transformer import TransformerBackbone, sinusoidal_positions
 from .predict import (
     OOM_ERRORS,
     BatchLimit,
@@ -162,23 +165,41 @@ class _RecurrentSteps:
         return self.model.head(h[:, 0])
 
 
-class _PrefixSteps:
-    """Any causal model: run it on the sequence so far, keep the last position's output."""
+class _TransformerSteps:
+    """One step at a time through a causal transformer, keeping every layer's keys and
+    values (a cache): each step attends from the new position to the ones before, the
+    equations of TransformerBackbone (pre-norm layers) at a cost linear in the length."""
 
     def __init__(self, model: SequenceModel) -> None:
+        assert isinstance(model.backbone, TransformerBackbone)
         self.model = model
-        self.inputs: list[torch.Tensor] = []
-        self.started = False
+        self.backbone = model.backbone
+        self.keys: list[torch.Tensor | None] = [None] * len(self.backbone.encoder.layers)
+        self.values: list[torch.Tensor | None] = [None] * len(self.backbone.encoder.layers)
+        self.position = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.started:  # the first input is the start position, which the model adds
-            self.inputs.append(x)
-        self.started = True
-        b = x.shape[0]
-        seq = (torch.stack(self.inputs, dim=1) if self.inputs
-               else x.new_zeros((b, 0, x.shape[1])))
-        lengths = torch.full((b,), seq.shape[1], dtype=torch.long, device=x.device)
-        return self.model(seq, lengths)[:, -1]
+        bb = self.backbone
+        if bb.max_length is not None and self.position >= bb.max_length:
+            raise UsageError(f"a sample of {self.position} positions is longer than the "
+                             f"transformer's max-length {bb.max_length - 1}")
+        h = bb.embed(x[:, None, :]) * math.sqrt(bb.d_model)
+        table = sinusoidal_positions(self.position + 1, bb.d_model, x.device)
+        h = h + table[self.position].to(h.dtype)
+        for i, layer in enumerate(bb.encoder.layers):
+            attn = layer.self_attn
+            heads = attn.num_heads
+            q, k, v = F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+            q, k, v = (t.unflatten(-1, (heads, attn.head_dim)).transpose(1, 2) for t in (q, k, v))
+            past_k, past_v = self.keys[i], self.values[i]
+            k = k if past_k is None else torch.cat([past_k, k], dim=2)
+            v = v if past_v is None else torch.cat([past_v, v], dim=2)
+            self.keys[i], self.values[i] = k, v
+            weights = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(attn.head_dim), -1)
+            h = h + attn.out_proj((weights @ v).transpose(1, 2).flatten(2))
+            h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
+        self.position += 1
+        return self.model.head(bb.norm(h)[:, 0])
 
 
 class _Steps:
@@ -188,8 +209,9 @@ class _Steps:
         members = cast(list[SequenceModel], list(model.members)) if isinstance(
             model, Ensemble) else [model]
         self.kind = KIND
-        self.steps: list[_RecurrentSteps | _PrefixSteps] = [
-            _RecurrentSteps(m) if isinstance(m.backbone, RecurrentBackbone) else _PrefixSteps(m)
+        self.steps: list[_RecurrentSteps | _TransformerSteps] = [
+            _RecurrentSteps(m) if isinstance(m.backbone, RecurrentBackbone)
+            else _TransformerSteps(m)  # the only other causal backbone (CAUSAL_ARCHS)
             for m in members
         ]
 
