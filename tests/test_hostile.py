@@ -131,7 +131,8 @@ def test_yaml_config_cannot_run_code(cli, tmp_path: Path) -> None:
             "-o", tmp_path / "m.bsnn")
     assert r.code == 2
     assert r.err.splitlines() == [
-        f"bioseqnn: error: {cfg}: not valid YAML: could not determine a constructor for the "
+        f"bioseqnn: error: {cfg}: line 1, column 11: not valid YAML: could not determine a "
+        "constructor for the "
         "tag 'tag:yaml.org,2002:python/object/apply:os.system'"]
     assert not marker.exists() and not (tmp_path / "m.bsnn").exists()
 
