@@ -743,7 +743,9 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     except BrokenPipeError:
         # The reader went away (e.g. '| head'): stop quietly, leave no traceback.
-        _silence_stdout()
+        from .seqio import silence_stdout
+
+        silence_stdout()
         return 0
     except Exception as exc:
         if debug:
@@ -767,14 +769,6 @@ def threading_main() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 def run() -> None:  # pragma: no cover - console script entry point

@@ -31,19 +31,13 @@ import torch.nn.functional as F
 
 from .alphabets import Alphabet
 from .bundle import Bundle
-from .data import SequenceEncoder, SequenceSet, chunked
+from .data import SequenceSet
 from .encoding import Encoder, OneHot
-from .errors import DataError, UsageError
-from .models.base import Ensemble, Predictor, SequenceModel, check_lengths, combine_members
+from .errors import UsageError
+from .models.base import Ensemble, Predictor, SequenceModel, combine_members
 from .models.recurrent import RecurrentBackbone
 from .models.transformer import TransformerBackbone, sinusoidal_positions
-from .predict import (
-    OOM_ERRORS,
-    BatchLimit,
-    PredictStats,
-    batches_in_memory,
-    check_first_chunk,
-)
+from .predict import OOM_ERRORS, BatchLimit, PredictStats, batches_in_memory, encoded_chunks
 from .seqio import Record
 from .tasks import TaskSpec
 
@@ -114,19 +108,10 @@ def score_rows(
     """
     alphabet = bundle.alphabet
     onehot = OneHot(alphabet).to(device)
-    encoder = SequenceEncoder(source, alphabet, on_invalid)
     limit = BatchLimit(batch_size)
     was_training = bundle.model.training
     bundle.model.eval()
-    for i, chunk in enumerate(chunked(records, max(batch_size * 16, 1024))):
-        if i == 0:
-            check_first_chunk(chunk, alphabet, source, on_invalid)
-        kept, codes, offsets = encoder.encode_chunk(chunk)
-        stats.records += len(chunk)
-        if not kept:
-            continue
-        data = SequenceSet([r.id for r in kept], codes, offsets)
-        check_lengths(bundle.model, data.ids, data.lengths, source)
+    for _, data in encoded_chunks(bundle, records, source, batch_size, on_invalid, stats):
         # each batch's outputs become two numbers per record at once: memory follows the
         # batch (length-sorted), not the chunk's count times its longest record
         total = np.zeros(len(data))
@@ -140,9 +125,6 @@ def score_rows(
             ppl = float(np.exp(-ll / n)) if n else float("nan")
             yield [rid, str(int(length)), f"{ll:.6g}", f"{ppl:.6g}"]
     bundle.model.train(was_training)
-    stats.skipped = encoder.skipped
-    if stats.records == 0:
-        raise DataError(f"{source}: no sequence records")
 
 
 # --------------------------------------------------------------------------- sampling

@@ -29,17 +29,15 @@ from .alphabets import Alphabet
 from .bundle import Bundle
 from .data import (
     LabelSource,
-    SequenceEncoder,
     SequenceSet,
     _few,
-    chunked,
     load_labeled,
     read_encoded,
 )
 from .encoding import OneHot
 from .errors import DataError, UsageError, shorten
-from .models.base import ModelConfig, SequenceModel, check_lengths, get_architecture
-from .predict import check_first_chunk, infer
+from .models.base import ModelConfig, SequenceModel, get_architecture
+from .predict import PredictStats, encoded_chunks, infer
 from .seqio import (
     STDIO,
     Record,
@@ -267,24 +265,13 @@ def predict_positions(
     dev = torch.device(device)
     task = bundle.task
     onehot = OneHot(bundle.alphabet).to(dev)
-    encoder = SequenceEncoder(source, bundle.alphabet, on_invalid)
-    seen = 0
-    for chunk in chunked(records, max(batch_size * 16, 1024)):
-        if not seen:
-            check_first_chunk(chunk, bundle.alphabet, source, on_invalid)
-        kept, codes, offsets = encoder.encode_chunk(chunk)
-        seen += len(chunk)
-        if not kept:
-            continue
-        data = SequenceSet([r.id for r in kept], codes, offsets)
-        check_lengths(bundle.model, data.ids, data.lengths, source)
+    stats = PredictStats()
+    for kept, data in encoded_chunks(bundle, records, source, batch_size, on_invalid, stats):
         probs = task.outputs(infer(bundle.model, onehot, data, batch_size, dev)).numpy()
         for i, rec in enumerate(kept):
             yield rec.id, rec.seq, probs[i, : int(data.lengths[i])]
-    if seen == 0:
-        raise DataError(f"{source}: no sequence records")
-    if encoder.skipped:
-        log.warning("%s: skipped %d record(s) with invalid symbols", source, encoder.skipped)
+    if stats.skipped:
+        log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
 
 
 def write_positions(

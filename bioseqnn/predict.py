@@ -156,23 +156,34 @@ def predict_rows(
         rc_average = bool((bundle.manifest.get("training") or {}).get("rc_average", False))
     complement = complement_table(model_alphabet, "--rc-average") if rc_average else None
     onehot = OneHot(model_alphabet).to(device)
-    encoder = SequenceEncoder(source, model_alphabet, on_invalid)
     stats = stats if stats is not None else PredictStats()
-    chunk_size = max(batch_size * 16, 1024)
     limit = BatchLimit(batch_size)  # shrinks for the rest of the run on out-of-memory
-    for i, chunk in enumerate(chunked(records, chunk_size)):
+    for _, data in encoded_chunks(bundle, records, source, batch_size, on_invalid, stats):
+        out = both_strands(bundle.model, onehot, task, data, batch_size, device, complement,
+                           limit, max_tokens)
+        for rid, cells in zip(data.ids, task.format_rows(out), strict=True):
+            yield [rid, *cells]
+
+
+def encoded_chunks(
+    bundle: Bundle, records: Iterable[Record], source: str, batch_size: int,
+    on_invalid: str, stats: PredictStats,
+) -> Iterator[tuple[list[Record], SequenceSet]]:
+    """The records to predict, a chunk at a time (memory stays flat): the kept records
+    and their codes in the model's alphabet. The first chunk is checked against that
+    alphabet and every chunk against the model's max-length. ``stats`` counts the records
+    read, and at the end the skipped ones; no record at all is an error."""
+    encoder = SequenceEncoder(source, bundle.alphabet, on_invalid)
+    for i, chunk in enumerate(chunked(records, max(batch_size * 16, 1024))):
         if i == 0:
-            check_first_chunk(chunk, model_alphabet, source, on_invalid)
+            check_first_chunk(chunk, bundle.alphabet, source, on_invalid)
         kept, codes, offsets = encoder.encode_chunk(chunk)
         stats.records += len(chunk)
         if not kept:
             continue
         data = SequenceSet([r.id for r in kept], codes, offsets)
         check_lengths(bundle.model, data.ids, data.lengths, source)
-        out = both_strands(bundle.model, onehot, task, data, batch_size, device, complement,
-                           limit, max_tokens)
-        for rid, cells in zip(data.ids, task.format_rows(out), strict=True):
-            yield [rid, *cells]
+        yield kept, data
     stats.skipped = encoder.skipped
     if stats.records == 0:
         raise DataError(f"{source}: no sequence records")

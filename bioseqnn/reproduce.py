@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import logging
-import os
 import platform
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import torch
 from .config import RunConfig, load_config
 from .errors import BioseqnnError, DataError, UsageError
 from .models.base import describe
-from .seqio import atomic_output, check_output_path, read_sequences
+from .seqio import atomic_output, check_output_path, read_sequences, silence_stdout
 
 log = logging.getLogger("bioseqnn")
 
@@ -563,15 +562,6 @@ def _error(message: str) -> None:
     print(f"reproduce: error: {message}", file=sys.stderr)
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so that the interpreter's final flush stays quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command and return its exit code; an error is one line on stderr (exit 2:
     bad usage, 1: bad data or a failed run, 130: interrupted), its traceback only with
@@ -591,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return 130
     except BrokenPipeError:  # the reader of the table went away (e.g. '| head')
-        _silence_stdout()
+        silence_stdout()
         return 0
     except OSError as exc:
         if debug:

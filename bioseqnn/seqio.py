@@ -875,6 +875,16 @@ def table_delimiter(path: str | os.PathLike[str]) -> str:
     return "," if lower.endswith(".csv") else "\t"
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (a broken pipe), so that the
+    interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def check_one_stdin(**inputs: str | os.PathLike[str] | None) -> None:
     """Standard input can be read once: at most one input may be '-'."""
     named = [name for name, value in inputs.items() if value is not None and str(value) == STDIO]
