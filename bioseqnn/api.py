@@ -534,8 +534,6 @@ def predict(
         scores = score_rows(bundle, read_sequences(sequences), source, batch_size, dev,
                             on_invalid, stats, max_tokens=max_tokens or None)
         _write_rows(output, score_columns(), scores)
-        if stats.skipped:
-            log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
         return stats
     if bundle.task.kind == "per-position":
         if rc_average:
@@ -550,8 +548,6 @@ def predict(
     rows = predict_rows(bundle, read_sequences(sequences), source, batch_size, dev, on_invalid,
                         stats, rc_average=rc_average, max_tokens=max_tokens or None)
     _write_rows(output, output_header(bundle), rows)
-    if stats.skipped:
-        log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
     return stats
 
 

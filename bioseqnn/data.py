@@ -346,6 +346,8 @@ class LabelSource:
     id_column: str = "id"
     targets: list[str] | None = None
     sequence_column: str | None = None
+    missing_hint: str = ""
+    """Ends the error for a missing target column (e.g. how to name another)."""
 
 
 def _few(items: list[str], n: int = 3) -> str:
@@ -391,7 +393,7 @@ def target_columns(table: Table, src: LabelSource) -> list[str]:
             "the table needs an id column and at least one label column"
         )
     for t in targets:
-        table.column(t)
+        table.column(t, src.missing_hint)
     return targets
 
 

@@ -18,7 +18,7 @@ from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
 from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
 from .encoding import OneHot, check_fits
-from .errors import DataError, UsageError
+from .errors import UsageError
 from .predict import infer, resolve_device
 from .runtime import configure_threads
 from .seqio import (
@@ -200,22 +200,17 @@ def evaluate(
         raise UsageError(f"--target: {len(targets)} column(s) for the model's "
                          f"{len(task.targets)} target(s) ({', '.join(task.targets)})")
     columns = list(targets or task.targets)
-    try:
-        if task.kind == "per-position":
-            return _evaluate_positions(bundle, model, sequences, labels, position_mask,
-                                       id_column, sequence_column, batch_size, dev, on_invalid,
-                                       ignore_unmatched, columns)
-        if position_mask is not None:
-            raise UsageError("--position-mask applies to per-position models")
-        src = LabelSource(labels, id_column, columns, sequence_column)
-        labeled, _ = load_labeled(sequences, src, bundle.alphabet, on_invalid,
-                                  ignore_unmatched)
-    except DataError as exc:
-        if targets or "no column" not in str(exc) or not any(
-                f"no column {c!r}" in str(exc) for c in columns):
-            raise
-        raise DataError(f"{exc} (the model's target; name the column that holds it with "
-                        "--target)") from None
+    # a column named otherwise than in training: say how to name it
+    hint = "" if targets else (" (the model's target; name the column that holds it with "
+                               "--target)")
+    if task.kind == "per-position":
+        return _evaluate_positions(bundle, model, sequences, labels, position_mask, id_column,
+                                   sequence_column, batch_size, dev, on_invalid,
+                                   ignore_unmatched, columns, hint)
+    if position_mask is not None:
+        raise UsageError("--position-mask applies to per-position models")
+    src = LabelSource(labels, id_column, columns, sequence_column, hint)
+    labeled, _ = load_labeled(sequences, src, bundle.alphabet, on_invalid, ignore_unmatched)
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
     check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
     dataset = " + ".join(_short(s) for s in sources)
@@ -230,7 +225,7 @@ def _evaluate_positions(
     bundle: Bundle, model: str | os.PathLike[str], sequences: str | os.PathLike[str] | None,
     labels: str | os.PathLike[str], mask: str | os.PathLike[str] | None, id_column: str,
     sequence_column: str | None, batch_size: int, dev: torch.device, on_invalid: str,
-    ignore_unmatched: bool, columns: list[str],
+    ignore_unmatched: bool, columns: list[str], hint: str,
 ) -> Evaluation:
     """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
     from .perposition import is_fasta, load_positions, score_positions
@@ -240,7 +235,7 @@ def _evaluate_positions(
         sequences, labels, alphabet=bundle.alphabet, mask=mask, classes=task.classes,
         id_column=id_column, targets=None if is_fasta(labels) else columns,
         sequence_column=sequence_column, on_invalid=on_invalid,
-        ignore_unmatched=ignore_unmatched)
+        ignore_unmatched=ignore_unmatched, missing_hint=hint)
     sources = [display_name(p) for p in (sequences, labels, mask) if p is not None]
     check_alphabet_fits(loaded.data, bundle.alphabet, sources[0])
     summary, y, out, _ = score_positions(bundle, loaded, batch_size, dev)

@@ -103,6 +103,7 @@ def load_positions(
     sequence_column: str | None = None,
     on_invalid: str = "error",
     ignore_unmatched: bool = False,
+    missing_hint: str = "",
 ) -> PositionLabels:
     """Read sequences and their per-residue labels (a FASTA, or a table column of strings).
 
@@ -125,7 +126,7 @@ def load_positions(
             data = data.subset(np.asarray([i for i, x in enumerate(data.ids) if x in strings]))
         label_strings = [strings[x] for x in data.ids]
     else:
-        src = LabelSource(labels, id_column, targets, sequence_column)
+        src = LabelSource(labels, id_column, targets, sequence_column, missing_hint)
         labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
         if len(labeled.targets) != 1:
             raise UsageError(f"--task per-position takes one label column, got "
@@ -270,8 +271,7 @@ def predict_positions(
         probs = task.outputs(infer(bundle.model, onehot, data, batch_size, dev)).numpy()
         for i, rec in enumerate(kept):
             yield rec.id, rec.seq, probs[i, : int(data.lengths[i])]
-    if stats.skipped:
-        log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
+
 
 
 def write_positions(

@@ -187,6 +187,8 @@ def encoded_chunks(
     stats.skipped = encoder.skipped
     if stats.records == 0:
         raise DataError(f"{source}: no sequence records")
+    if stats.skipped:
+        log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
 
 
 def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str,

@@ -785,16 +785,16 @@ class Table:
     lines: list[int] = field(default_factory=list)
     """The line each row starts on (1-based)."""
 
-    def column(self, name: str) -> int:
+    def column(self, name: str, hint: str = "") -> int:
+        """The index of column ``name``; ``hint`` ends the error when it is missing."""
         try:
             return self.header.index(name)
         except ValueError:
-            hint = ""
             if len(self.header) == 1:
                 other = next((d for d in ";| " if d in self.header[0]), None)
                 if other:
                     hint = (f"; the header is one column: is the table separated by "
-                            f"{other!r}? Use commas (.csv) or tabs (.tsv)")
+                            f"{other!r}? Use commas (.csv) or tabs (.tsv)") + hint
             raise DataError(
                 f"{self.source}: no column {name!r}; columns are: "
                 f"{', '.join(map(repr, self.header))}{hint}"
