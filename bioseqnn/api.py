@@ -31,7 +31,7 @@ from .data import (
 from .encoding import OneHot
 from .errors import DataError, UsageError
 from .lm import KIND as LANGUAGE_MODEL
-from .lm import Sampling, lm_task, next_targets, sample, score_columns, score_rows
+from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
 from .models.base import (
     Ensemble,
     Predictor,
@@ -210,11 +210,11 @@ def train(
         data, alpha, _ = read_encoded(read_sequences(fasta), display_name(fasta), alphabet,
                                       on_invalid)
         spec = lm_task(alpha)
-        data.targets = next_targets(data, alpha)
+        data.positions = position_targets(data, alpha)
         if val_fasta is not None:
             explicit_val, _, _ = read_encoded(read_sequences(val_fasta),
                                               display_name(val_fasta), alpha, on_invalid)
-            explicit_val.targets = next_targets(explicit_val, alpha)
+            explicit_val.positions = position_targets(explicit_val, alpha)
     elif labels is None:
         raise UsageError("a labels table is required (or --sequence-column; --task "
                          f"{LANGUAGE_MODEL} learns from sequences alone)")
@@ -243,16 +243,15 @@ def train(
         train_idx, val_idx = split_indices(len(data), tc.val_fraction, tc.seed, strata)
         # the training records' codes move within the set's own array: no second copy
         train_set, val_set = data.split(train_idx, val_idx)
-    assert train_set.targets is not None
     if spec.kind in ("binary", "multiclass"):
+        assert train_set.targets is not None
         present = np.unique(train_set.targets)
         missing = [spec.classes[i] for i in range(len(spec.classes)) if i not in present]
         if missing:
             raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
     log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
-    assert train_set.targets is not None
     spec.class_weights = resolve_class_weights(spec, tc.class_weight,
-                                               class_weight_targets(spec, train_set.targets))
+                                               class_weight_targets(spec, train_set))
     if spec.class_weights:
         names = spec.targets if spec.kind == "multilabel" else spec.classes
         log.info("class weights: %s", ", ".join(

@@ -224,7 +224,7 @@ def train(
         help="Sequences per batch (per process under torchrun).")] = None,
     max_tokens: Annotated[int | None, typer.Option(
         help="Cap on padded positions per batch (sequences x longest length): batches of "
-        "long sequences hold fewer (0 = no cap).")] = None,
+        "long sequences hold fewer (0 = no cap; validation batches: 1048576).")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
     grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip (0 = off).")] = None,
@@ -354,7 +354,8 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
     max_tokens: Annotated[int, typer.Option(
         min=0, help="Cap on padded positions per batch (sequences x longest length): "
-        "batches of long sequences hold fewer (0 = no cap).")] = 0,
+        "batches of long sequences hold fewer (0 = 1048576; predictions do not depend "
+        "on it).")] = 0,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,

@@ -50,6 +50,11 @@ class SequenceSet:
     codes: np.ndarray
     offsets: np.ndarray
     targets: np.ndarray | None = None
+    """One row of targets per record (classes, 0/1 columns or scaled values)."""
+    positions: np.ndarray | None = None
+    """Per-position tasks: one int8 target per residue, aligned with ``codes`` (-1 = not
+    scored). Flat like the codes, so a long record costs its own length, not the longest
+    length times every record; :func:`position_batch` pads a batch's share."""
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -63,12 +68,17 @@ class SequenceSet:
         index = np.asarray(index, dtype=np.int64)
         offsets = _offsets(self.lengths[index])
         codes = np.empty(int(offsets[-1]), dtype=self.codes.dtype)
-        self._gather(index, offsets, codes)
+        self._gather(index, offsets, codes, self.codes)
+        positions = None
+        if self.positions is not None:
+            positions = np.empty(int(offsets[-1]), dtype=self.positions.dtype)
+            self._gather(index, offsets, positions, self.positions)
         return SequenceSet(
             [self.ids[i] for i in index],
             codes,
             offsets,
             None if self.targets is None else self.targets[index],
+            positions,
         )
 
     def split(self, keep: np.ndarray, out: np.ndarray) -> tuple[SequenceSet, SequenceSet | None]:
@@ -85,14 +95,21 @@ class SequenceSet:
         other = self.subset(out) if len(out) else None
         offsets = _offsets(self.lengths[keep])
         # every record moves left (or stays): a block never overwrites codes still to read
-        self._gather(keep, offsets, self.codes)
+        self._gather(keep, offsets, self.codes, self.codes)
+        positions = None
+        if self.positions is not None:
+            self._gather(keep, offsets, self.positions, self.positions)
+            positions = self.positions[: int(offsets[-1])]
         kept = SequenceSet([self.ids[i] for i in keep], self.codes[: int(offsets[-1])], offsets,
-                           None if self.targets is None else self.targets[keep])
+                           None if self.targets is None else self.targets[keep], positions)
         self.codes = np.zeros(0, dtype=np.uint8)
+        self.positions = None
         return kept, other
 
-    def _gather(self, index: np.ndarray, offsets: np.ndarray, into: np.ndarray) -> None:
-        """Copy the codes of records ``index`` to ``into`` at ``offsets``.
+    def _gather(self, index: np.ndarray, offsets: np.ndarray, into: np.ndarray,
+                source: np.ndarray) -> None:
+        """Copy the residues (of ``source``: the codes, or the position targets) of records
+        ``index`` to ``into`` at ``offsets``.
 
         The position of every residue (each record's start, shifted to its new place) is
         built in blocks, so the int64 positions (8 bytes per residue) never cover a whole
@@ -106,7 +123,7 @@ class SequenceSet:
             shift = np.repeat(self.offsets[index[start:end]] - offsets[start:end],
                               lengths[start:end])
             lo, hi = int(offsets[start]), int(offsets[end])
-            into[lo:hi] = self.codes[np.arange(lo, hi, dtype=np.int64) + shift]
+            into[lo:hi] = source[np.arange(lo, hi, dtype=np.int64) + shift]
             start = end
 
     def fingerprint(self) -> str:
@@ -118,6 +135,8 @@ class SequenceSet:
         h.update(np.ascontiguousarray(self.codes).data)  # no copy (tobytes would double it)
         if self.targets is not None:
             h.update(np.ascontiguousarray(self.targets).tobytes())
+        if self.positions is not None:
+            h.update(np.ascontiguousarray(self.positions).data)
         return h.hexdigest()
 
 
@@ -621,3 +640,34 @@ def shard(index: np.ndarray, rank: int, ranks: int) -> np.ndarray:
 def collate(data: SequenceSet, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     codes, lengths = pad_codes(data.codes, data.offsets, index)
     return torch.from_numpy(codes), torch.from_numpy(lengths)
+
+
+def position_batch(data: SequenceSet, index: np.ndarray, end: int | None = None
+                   ) -> torch.Tensor:
+    """The per-position targets of records ``index``: (B, longest) int64, -1 past each
+    length. ``end`` (a language model's end class) adds a column and puts ``end`` at
+    each record's length, after its last residue."""
+    assert data.positions is not None
+    index = np.asarray(index, dtype=np.int64)
+    starts = data.offsets[index]
+    lengths = data.offsets[index + 1] - starts
+    extra = 0 if end is None else 1
+    width = (int(lengths.max()) if len(index) else 0) + extra
+    pos = np.arange(width, dtype=np.int64)
+    valid = pos[None, :] < lengths[:, None]
+    gather = np.where(valid, starts[:, None] + pos[None, :], 0)
+    out = np.where(valid, data.positions[gather] if data.positions.size else -1, -1)
+    out = out.astype(np.int64)
+    if end is not None:
+        out[np.arange(len(index)), lengths] = end
+    return torch.from_numpy(out)
+
+
+def batch_targets(task: TaskSpec, data: SequenceSet, index: np.ndarray) -> torch.Tensor:
+    """The targets of records ``index`` in the form ``task.loss`` takes."""
+    if task.kind == "per-position":
+        return position_batch(data, index)
+    if task.kind == "language-model":  # the end class is the last
+        return position_batch(data, index, end=task.n_outputs - 1)
+    assert data.targets is not None
+    return torch.from_numpy(data.targets[np.asarray(index, dtype=np.int64)])

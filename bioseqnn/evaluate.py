@@ -19,7 +19,7 @@ from .bundle import Bundle, load_bundle
 from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
 from .encoding import OneHot, check_fits
 from .errors import UsageError
-from .predict import infer, resolve_device
+from .predict import infer, infer_scored, resolve_device
 from .runtime import configure_threads
 from .seqio import (
     atomic_output,
@@ -253,20 +253,21 @@ def _evaluate_language_model(
 ) -> Evaluation:
     """Perplexity and next-residue accuracy over every scored position (residues that
     are no ambiguity code, and each sequence's end)."""
-    from .lm import next_targets
+    from .lm import position_targets
     from .models.base import check_lengths
-    from .tasks import scored_positions
 
     source = display_name(sequences)
     data, _, _ = read_encoded(read_sequences(sequences), source, bundle.alphabet, on_invalid)
     check_alphabet_fits(data, bundle.alphabet, source)
     check_lengths(bundle.model, data.ids, data.lengths, source)
     task = bundle.task
-    logits = infer(bundle.model, OneHot(bundle.alphabet).to(dev), data, batch_size, dev)
-    targets = next_targets(data, bundle.alphabet)
-    loss = float(task.loss(logits, torch.from_numpy(targets)))
-    y, out = scored_positions(targets, task.outputs(logits).numpy().astype(np.float64))
-    summary = {"loss": loss, **metrics.next_residue_metrics(y, out), "positions": float(len(y))}
+    data.positions = position_targets(data, bundle.alphabet)
+    scored = infer_scored(bundle.model, OneHot(bundle.alphabet).to(dev), task, data,
+                          batch_size, dev)
+    y = scored.y.numpy()
+    out = task.outputs(scored.logits).numpy().astype(np.float64)
+    summary = {"loss": scored.loss, **metrics.next_residue_metrics(y, out),
+               "positions": float(len(y))}
     ev = Evaluation(task, _short(source), display_name(model), list(data.ids), y, out, summary,
                     sources=[source])
     class_detail(ev, y, out)

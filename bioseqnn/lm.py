@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from .alphabets import Alphabet
 from .bundle import Bundle
-from .data import SequenceSet
+from .data import SequenceSet, batch_targets
 from .encoding import Encoder, OneHot
 from .errors import UsageError
 from .models.base import Ensemble, Predictor, SequenceModel, combine_members
@@ -64,18 +64,10 @@ def code_classes(alphabet: Alphabet) -> np.ndarray:
     return table
 
 
-def next_targets(data: SequenceSet, alphabet: Alphabet) -> np.ndarray:
-    """(N, longest + 1) int8 targets: residue i's class at i, ``end`` at the length,
-    -1 (not scored) at ambiguity codes and past the end."""
-    lengths = data.lengths
-    width = int(lengths.max()) + 1 if len(data) else 1
-    out = np.full((len(data), width), -1, dtype=np.int8)
-    classes = code_classes(alphabet)
-    for i in range(len(data)):  # one vectorised copy per record
-        start, stop = int(data.offsets[i]), int(data.offsets[i + 1])
-        out[i, : stop - start] = classes[data.codes[start:stop]]
-    out[np.arange(len(data)), lengths] = len(alphabet.letters)
-    return out
+def position_targets(data: SequenceSet, alphabet: Alphabet) -> np.ndarray:
+    """Each residue's class as ``data.positions`` (flat int8, -1 at ambiguity codes); the
+    end after each record is added per batch (data.position_batch)."""
+    return code_classes(alphabet)[data.codes]
 
 
 # --------------------------------------------------------------------------- scoring
@@ -85,12 +77,11 @@ def score_columns() -> list[str]:
     return ["id", "length", "log_likelihood", "perplexity"]
 
 
-def sequence_scores(logits: torch.Tensor, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sequence_scores(logits: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per record: the summed log-probability of its scored targets (natural log) and
-    how many there are; ``logits`` (N, >= width, K), ``targets`` (N, width)."""
-    width = targets.shape[1]
+    how many there are; ``logits`` (N, >= width, K), ``y`` (N, width), -1 not scored."""
+    width = y.shape[1]
     logp = torch.log_softmax(logits[:, :width].double(), dim=-1)
-    y = torch.from_numpy(targets.astype(np.int64))
     scored = y >= 0
     picked = logp.gather(2, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     total = torch.where(scored, picked, torch.zeros((), dtype=picked.dtype)).sum(dim=1)
@@ -116,11 +107,12 @@ def score_rows(
         # batch (length-sorted), not the chunk's count times its longest record
         total = np.zeros(len(data))
         count = np.zeros(len(data), dtype=np.int64)
+        data.positions = position_targets(data, alphabet)
         with torch.inference_mode():
             for index, logits in batches_in_memory(bundle.model, onehot, data, batch_size,
                                                     device, limit, OOM_ERRORS, max_tokens):
-                part = data.subset(index)
-                total[index], count[index] = sequence_scores(logits, next_targets(part, alphabet))
+                y = batch_targets(bundle.task, data, index)
+                total[index], count[index] = sequence_scores(logits, y)
         for rid, length, ll, n in zip(data.ids, data.lengths, total, count, strict=True):
             ppl = float(np.exp(-ll / n)) if n else float("nan")
             yield [rid, str(int(length)), f"{ll:.6g}", f"{ppl:.6g}"]

@@ -37,7 +37,14 @@ from .data import (
 from .encoding import OneHot
 from .errors import DataError, UsageError, shorten
 from .models.base import ModelConfig, SequenceModel, get_architecture
-from .predict import PredictStats, encoded_chunks, infer
+from .predict import (
+    OOM_ERRORS,
+    BatchLimit,
+    PredictStats,
+    batches_in_memory,
+    encoded_chunks,
+    infer_scored,
+)
 from .seqio import (
     STDIO,
     Record,
@@ -47,7 +54,7 @@ from .seqio import (
     read_sequences,
     table_delimiter,
 )
-from .tasks import TaskSpec, scored_positions
+from .tasks import PER_POSITION_KINDS, TaskSpec
 
 log = logging.getLogger("bioseqnn")
 
@@ -80,7 +87,7 @@ def read_letters(path: str | os.PathLike[str], what: str) -> dict[str, bytes]:
 
 @dataclass
 class PositionLabels:
-    """Sequences with per-residue targets (``data.targets``: (N, longest), -1 = not scored)."""
+    """Sequences with per-residue targets (``data.positions``, flat; -1 = not scored)."""
 
     data: SequenceSet
     alphabet: Alphabet
@@ -161,13 +168,7 @@ def load_positions(
                         f"one of the classes ({', '.join(classes)})")
     if mask is not None:
         codes[~_mask_flags(mask, data)] = PAD
-    n = len(data)
-    width = int(lengths.max()) if n else 0
-    padded = np.full((n, width), PAD, dtype=np.int16)
-    rows = np.repeat(np.arange(n), lengths)
-    cols = np.arange(len(flat)) - np.repeat(data.offsets[:-1], lengths)
-    padded[rows, cols] = codes
-    data.targets = padded
+    data.positions = codes.astype(np.int8)  # flat, like the codes
     scored = int((codes != PAD).sum())
     if scored == 0:
         raise DataError(f"{source}: no position is left to score (every one is masked)")
@@ -267,10 +268,23 @@ def predict_positions(
     task = bundle.task
     onehot = OneHot(bundle.alphabet).to(dev)
     stats = PredictStats()
+    limit = BatchLimit(batch_size)
+    was_training = bundle.model.training
+    bundle.model.eval()
     for kept, data in encoded_chunks(bundle, records, source, batch_size, on_invalid, stats):
-        probs = task.outputs(infer(bundle.model, onehot, data, batch_size, dev)).numpy()
+        # each record keeps its own (L, K): a chunk costs its residues, not its records
+        # times its longest record
+        probs: list[np.ndarray] = [np.zeros(0)] * len(data)
+        lengths = data.lengths
+        with torch.inference_mode():
+            for index, logits in batches_in_memory(bundle.model, onehot, data, batch_size,
+                                                    dev, limit, OOM_ERRORS):
+                out = task.outputs(logits).numpy()
+                for row, i in enumerate(index):
+                    probs[i] = out[row, : int(lengths[i])].copy()
         for i, rec in enumerate(kept):
-            yield rec.id, rec.seq, probs[i, : int(data.lengths[i])]
+            yield rec.id, rec.seq, probs[i]
+    bundle.model.train(was_training)
 
 
 
@@ -317,19 +331,18 @@ def score_positions(bundle: Bundle, labels: PositionLabels, batch_size: int,
     """Summary metrics over scored positions, their labels (M,) and probabilities (M, K)."""
     dev = torch.device(device)
     task = bundle.task
-    data = labels.data
-    assert data.targets is not None
-    logits = infer(bundle.model, OneHot(bundle.alphabet).to(dev), data, batch_size, dev)
-    loss = float(task.loss(logits, torch.from_numpy(data.targets)))
-    y, out = scored_positions(data.targets, task.outputs(logits).numpy().astype(np.float64))
-    summary = {"loss": loss, **metrics.classification_metrics(y, out),
+    scored = infer_scored(bundle.model, OneHot(bundle.alphabet).to(dev), task, labels.data,
+                          batch_size, dev)
+    y = scored.y.numpy()
+    out = task.outputs(scored.logits).numpy().astype(np.float64)
+    summary = {"loss": scored.loss, **metrics.classification_metrics(y, out),
                "positions": float(len(y))}
-    return summary, y, out, loss
+    return summary, y, out, scored.loss
 
 
 def describe_counts(labels: PositionLabels) -> dict[str, Any]:
-    assert labels.data.targets is not None
-    t = labels.data.targets
+    assert labels.data.positions is not None
+    t = labels.data.positions
     counts = np.bincount(t[t >= 0].astype(np.int64), minlength=len(labels.classes))
     return {c: int(k) for c, k in zip(labels.classes, counts, strict=True)}
 
@@ -369,6 +382,14 @@ def load_for_training(
     return spec, train.alphabet, train.data, val
 
 
-def class_weight_targets(spec: TaskSpec, targets: np.ndarray) -> np.ndarray:
-    """The labels that class weights are counted from: the scored positions."""
-    return targets[targets >= 0] if spec.kind == KIND else targets
+def class_weight_targets(spec: TaskSpec, data: SequenceSet) -> np.ndarray:
+    """The labels that class weights are counted from: the scored positions (and, for a
+    language model, every record's end)."""
+    if spec.kind not in PER_POSITION_KINDS:
+        assert data.targets is not None
+        return data.targets
+    assert data.positions is not None
+    scored = data.positions[data.positions >= 0]
+    if spec.kind == KIND:
+        return scored
+    return np.concatenate([scored, np.full(len(data), spec.n_outputs - 1, dtype=scored.dtype)])

@@ -11,7 +11,7 @@ import torch
 
 from .alphabets import Alphabet, byte_histogram, detect_alphabet, protein_only_fraction
 from .bundle import Bundle
-from .data import SequenceEncoder, SequenceSet, batch_indices, chunked, collate
+from .data import SequenceEncoder, SequenceSet, batch_indices, batch_targets, chunked, collate
 from .encoding import OneHot, check_fits
 from .errors import DataError
 from .models.base import Predictor, check_lengths
@@ -23,6 +23,8 @@ log = logging.getLogger("bioseqnn")
 
 OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 """What counts as running out of accelerator memory (torch.cuda.OutOfMemoryError is this)."""
+INFER_TOKENS = 1 << 20
+"""The default cap on a prediction batch's padded positions (records x longest length)."""
 
 
 @dataclass
@@ -82,8 +84,10 @@ def batches_in_memory(
     max_tokens: int | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """(index, logits on the CPU) for every batch, each split while it does not fit;
-    ``max_tokens`` caps a batch's padded positions (records x its longest length)."""
-    for index in batch_indices(data.lengths, batch_size, max_tokens=max_tokens):
+    ``max_tokens`` caps a batch's padded positions (records x its longest length); None
+    or 0: INFER_TOKENS, so that a very long record is not padded to with a whole batch of
+    others (predictions do not depend on the batch)."""
+    for index in batch_indices(data.lengths, batch_size, max_tokens=max_tokens or INFER_TOKENS):
         start = 0
         while start < len(index):
             part = index[start : start + limit.size]
@@ -123,6 +127,56 @@ def _halve(limit: BatchLimit, data: SequenceSet, part: np.ndarray, device: torch
     limit.size = max(1, len(part) // 2)
     log.warning("out of memory on %s with a batch of %d sequences; retrying with %d",
                 device, len(part), limit.size)
+
+
+@dataclass
+class Scored:
+    """A per-position model's outputs at the scored positions of a set of records."""
+
+    logits: torch.Tensor
+    """(M, K), one row per scored position (records in length order, then positions)."""
+    y: torch.Tensor
+    """(M,) their target classes."""
+    loss_sum: float
+    """The loss summed over them (class weights included) ..."""
+    weight: float
+    """... and their total weight: the loss is ``loss_sum / weight``."""
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.weight if self.weight else 0.0
+
+
+@torch.inference_mode()
+def infer_scored(
+    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
+    device: torch.device, max_tokens: int | None = None,
+) -> Scored:
+    """A per-position model's logits and targets at the scored positions of ``data``
+    (padding, masked positions and ambiguity codes left out), and its loss there.
+
+    Batch by batch: memory follows the scored positions, never the records times the
+    longest record (one long chain among many short ones would make that huge).
+    """
+    was_training = model.training
+    model.eval()
+    logits_parts: list[torch.Tensor] = []
+    y_parts: list[torch.Tensor] = []
+    loss_sum = weight = 0.0
+    for index, logits in batches_in_memory(model, onehot, data, batch_size, device,
+                                            BatchLimit(batch_size), OOM_ERRORS, max_tokens):
+        y = batch_targets(task, data, index)[:, : logits.shape[1]]
+        summed, w = task.position_loss_sum(logits, y)
+        loss_sum += float(summed)
+        weight += float(w)
+        keep = y >= 0
+        logits_parts.append(logits[keep])
+        y_parts.append(y[keep])
+    model.train(was_training)
+    k = task.n_outputs
+    return Scored(torch.cat(logits_parts) if logits_parts else torch.zeros((0, k)),
+                  torch.cat(y_parts) if y_parts else torch.zeros(0, dtype=torch.int64),
+                  loss_sum, weight)
 
 
 @dataclass

@@ -187,16 +187,19 @@ class TaskSpec:
             return metrics.classification_metrics(y, out)
         if self.kind == "multilabel":
             return metrics.classification_metrics(y.astype(np.int64), out, multilabel=True)
-        if self.kind == "per-position":
-            y_flat, out_flat = scored_positions(y, out)
-            return metrics.classification_metrics(y_flat, out_flat)
-        if self.kind == "language-model":
-            y_flat, out_flat = scored_positions(y, out)
-            return metrics.next_residue_metrics(y_flat, out_flat)
+        if self.kind in PER_POSITION_KINDS:
+            return self.position_metrics(*scored_positions(y, out))
         raw = y
         if self.target_mean:
             raw = y * np.asarray(self.target_std) + np.asarray(self.target_mean)
         return metrics.regression_metrics(raw, out)
+
+    def position_metrics(self, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
+        """Per-position tasks: metrics from the scored positions' classes (M,) and
+        :meth:`outputs` values (M, K)."""
+        if self.kind == "language-model":
+            return metrics.next_residue_metrics(y, out)
+        return metrics.classification_metrics(y, out)
 
     @property
     def headline(self) -> str:

@@ -17,7 +17,7 @@ import torch
 from . import runtime
 from .checkpoint import Checkpoint, load_checkpoint, run_differences, save_checkpoint
 from .config import TrainConfig
-from .data import SequenceSet, batch_indices, collate, shard
+from .data import SequenceSet, batch_indices, batch_targets, collate, shard
 from .distributed import (
     SINGLE,
     Dist,
@@ -32,7 +32,7 @@ from .distributed import (
 from .encoding import OneHot
 from .errors import TrainingError, UsageError
 from .models.base import Predictor, SequenceModel
-from .predict import infer
+from .predict import infer, infer_scored
 from .schedules import Schedule, check_monitor, improved
 from .strands import reverse_complement_codes
 from .tasks import PER_POSITION_KINDS, TaskSpec
@@ -193,6 +193,9 @@ def evaluate_set(
 ) -> dict[str, float]:
     """Loss and metrics on ``data``; distributed, each rank infers its ``part`` (the sizes
     of all ranks' parts and its own records) and every rank gets all outputs."""
+    if task.kind in PER_POSITION_KINDS:
+        return _evaluate_positions(model, onehot, task, data, batch_size, device, prefix,
+                                   ranks, part, max_tokens)
     assert data.targets is not None
     if ranks.enabled and part is not None:
         mine = infer(model, onehot, part[1], max(batch_size, 256), device,
@@ -204,6 +207,30 @@ def evaluate_set(
     target = torch.from_numpy(data.targets)
     loss = float(task.loss(logits, target))
     scores = task.metrics(data.targets, task.outputs(logits).numpy())
+    return {f"{prefix}_loss": loss, **{f"{prefix}_{k}": v for k, v in scores.items()}}
+
+
+def _evaluate_positions(
+    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet,
+    batch_size: int, device: torch.device, prefix: str, ranks: Dist,
+    part: tuple[list[int], SequenceSet] | None, max_tokens: int | None,
+) -> dict[str, float]:
+    """evaluate_set for per-position tasks: only the scored positions' outputs are kept
+    (and, distributed, gathered), never (records x longest x classes)."""
+    mine = part[1] if ranks.enabled and part is not None else data
+    scored = infer_scored(model, onehot, task, mine, max(batch_size, 256), device,
+                          max_tokens=max_tokens)
+    logits, y = scored.logits, scored.y
+    loss_sum, weight = scored.loss_sum, scored.weight
+    if ranks.enabled and part is not None:
+        counts: list[Any] = [None] * ranks.world
+        torch.distributed.all_gather_object(counts, (len(y), loss_sum, weight))
+        sizes = [int(c[0]) for c in counts]
+        logits = gather_rows(logits, sizes, ranks, device)
+        y = gather_rows(y.to(torch.float32), sizes, ranks, device).long()
+        loss_sum, weight = sum(c[1] for c in counts), sum(c[2] for c in counts)
+    loss = loss_sum / weight if weight else 0.0
+    scores = task.position_metrics(y.numpy(), task.outputs(logits).numpy().astype(np.float64))
     return {f"{prefix}_loss": loss, **{f"{prefix}_{k}": v for k, v in scores.items()}}
 
 
@@ -276,13 +303,17 @@ def _epoch_batches(
     return out
 
 
-def _mean_scored(task: TaskSpec, targets: np.ndarray, batches: list[np.ndarray]) -> float:
+def _mean_scored(task: TaskSpec, data: SequenceSet, batches: list[np.ndarray]) -> float:
     """The mean total weight of scored positions per (global) batch of an epoch."""
+    assert data.positions is not None
     weights = np.asarray(task.class_weights or [1.0] * task.n_outputs, dtype=np.float64)
-    totals = []
-    for batch in batches:
-        y = targets[batch]
-        totals.append(float(weights[y[y >= 0].astype(np.int64)].sum()))
+    y = data.positions
+    per_position = np.where(y >= 0, weights[np.maximum(y, 0).astype(np.int64)], 0.0)
+    cumulative = np.concatenate([[0.0], np.cumsum(per_position)])
+    per_record = cumulative[data.offsets[1:]] - cumulative[data.offsets[:-1]]
+    if task.kind == "language-model":
+        per_record += weights[-1]  # every record's end
+    totals = [float(per_record[batch].sum()) for batch in batches]
     return max(float(np.mean(totals)) if totals else 1.0, 1e-12)
 
 
@@ -310,7 +341,7 @@ def fit(
     its share of each global batch of ``cfg.batch_size`` records per rank; only rank 0
     writes checkpoints.
     """
-    assert train_set.targets is not None
+    assert train_set.targets is not None or train_set.positions is not None
     runtime.tune_malloc_for_training()
     reporter = reporter or SilentReporter()
     validation = val_set is not None and len(val_set) > 0
@@ -337,7 +368,6 @@ def fit(
     schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs * n_batches,
                         round(cfg.warmup_epochs * n_batches), monitor,
                         max(1, cfg.patience // 2) if cfg.patience else 2)
-    targets = torch.from_numpy(train_set.targets)
     # Per-position tasks weigh every scored position alike: a batch's summed loss over
     # the mean scored positions per batch. (The mean over each batch's own positions
     # would give the residues of short sequences, batched together by length, more
@@ -402,12 +432,12 @@ def fit(
         lr = schedule.lr()
         batches = _epoch_batches(train_set, cfg, epoch, cfg.rc_augment, ranks)
         if by_position:
-            per_batch = _mean_scored(task, train_set.targets, [batch for _, batch, _, _ in batches])
+            per_batch = _mean_scored(task, train_set, [batch for _, batch, _, _ in batches])
         for b, batch, index, flip in batches:
             codes, lens = collate(train_set, index)
             if flip is not None and rc_table is not None:
                 codes = reverse_complement_codes(codes, lens, rc_table, torch.from_numpy(flip))
-            y = targets[torch.from_numpy(index)]
+            y = batch_targets(task, train_set, index)
             if pin:
                 codes, y = codes.pin_memory(), y.pin_memory()
             x = onehot(codes.to(device, non_blocking=True))

@@ -16,10 +16,18 @@ from bioseqnn.alphabets import DNA
 from bioseqnn.api import train
 from bioseqnn.bundle import load_bundle
 from bioseqnn.config import RunConfig
-from bioseqnn.data import SequenceSet
+from bioseqnn.data import SequenceSet, batch_targets
 from bioseqnn.encoding import Encoder
 from bioseqnn.errors import UsageError
-from bioseqnn.lm import Sampling, _filter, _Steps, next_targets, sample, sequence_scores
+from bioseqnn.lm import (
+    Sampling,
+    _filter,
+    _Steps,
+    lm_task,
+    position_targets,
+    sample,
+    sequence_scores,
+)
 from bioseqnn.models.base import ModelConfig, SequenceModel
 
 CAUSAL = [
@@ -70,7 +78,11 @@ def test_targets_are_the_next_residues_then_the_end() -> None:
     codes, offsets, _ = Encoder(DNA).encode([b"ACGNT", b"tt"])
     data = SequenceSet(["a", "b"], codes, offsets)
     # classes A C G T end = 0 1 2 3 4; N (ambiguous) is not scored
-    assert next_targets(data, DNA).tolist() == [[0, 1, 2, -1, 3, 4], [3, 3, 4, -1, -1, -1]]
+    data.positions = position_targets(data, DNA)
+    assert data.positions.tolist() == [0, 1, 2, -1, 3, 3, 3]
+    y = batch_targets(lm_task(DNA), data, np.array([0, 1]))
+    assert y.tolist() == [[0, 1, 2, -1, 3, 4], [3, 3, 4, -1, -1, -1]]
+    assert batch_targets(lm_task(DNA), data, np.array([1])).tolist() == [[3, 3, 4]]
 
 
 def test_sampling_filters() -> None:
@@ -186,8 +198,9 @@ def test_scores_are_the_log_probabilities_of_each_step(markov: tuple[Path, Path,
     for i, s in enumerate(seqs):
         x[i, : len(s)] = _onehot(torch.tensor(["ACGT".index(c) for c in s.decode()]))
     with torch.no_grad():
-        total, count = sequence_scores(bundle.model(x, torch.tensor([6, 10, 1])),
-                                       next_targets(data, DNA))
+        data.positions = position_targets(data, DNA)
+        y = batch_targets(bundle.task, data, np.arange(len(data)))
+        total, count = sequence_scores(bundle.model(x, torch.tensor([6, 10, 1])), y)
         for i, s in enumerate(seqs):
             steps = _Steps(bundle.model)
             logits = steps(torch.zeros(1, 4))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bioseqnn.bench_memory import run_cli, small_model, write_records
-from bioseqnn.data import SUBSET_BLOCK, SequenceSet, read_encoded
+from bioseqnn.data import SUBSET_BLOCK, SequenceSet, position_batch, read_encoded
 from bioseqnn.seqio import read_sequences
 
 
@@ -96,3 +97,71 @@ def test_split_moves_the_kept_codes_in_place() -> None:
     assert len(whole) == len(lengths)
     small = reference.subset(np.arange(3))
     assert small.split(np.arange(3), np.zeros(0, dtype=np.int64))[1] is None
+
+
+def _with_long_record(path: Path, n: int, short: int, long: int) -> None:
+    rng = np.random.default_rng(7)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    with open(path, "wb") as fh:
+        for i in range(n):
+            fh.write(b">s%d\n" % i + letters[rng.integers(0, 4, short)].tobytes() + b"\n")
+            if i == n // 2:
+                fh.write(b">long\n" + letters[rng.integers(0, 4, long)].tobytes() + b"\n")
+
+
+def test_one_long_record_does_not_cost_its_length_times_every_record(tmp_path: Path) -> None:
+    # 3,000 records of 50 nt and one of 300,000: a language model's outputs for every
+    # record padded to the longest would be 3,001 x 300,001 x 5 float32 (18 GB), and a
+    # batch of 256 padded to 300,000 4.6 GB of one-hot and outputs. evaluate and predict
+    # keep the scored positions (the residues, 450,000 + 300,000) and cap each batch's
+    # padded positions, so the peak stays near that of a small input.
+    fasta = tmp_path / "long.fa"
+    _with_long_record(fasta, 3_000, 50, 300_000)
+    train_fa = tmp_path / "train.fa"
+    write_records(train_fa, 300, 50, seed=3)
+    model = tmp_path / "lm.bsnn"
+    run = run_cli(["train", str(train_fa), "--task", "language-model", "--arch", "gru",
+                   "--hidden-size", "8", "--epochs", "1", "-o", str(model), "--quiet"])
+    assert run.code == 0, run.stderr
+    report = tmp_path / "ev.json"
+    run = run_cli(["evaluate", str(model), str(fasta), "-o", str(report), "--quiet"])
+    assert run.code == 0, run.stderr
+    assert json.loads(report.read_text())["metrics"]["positions"] == 3_000 * 51 + 300_001
+    assert run.peak_mib < 1200, run.peak_mib
+    out = tmp_path / "scores.tsv"
+    run = run_cli(["predict", str(model), str(fasta), "-o", str(out), "--quiet"])
+    assert run.code == 0, run.stderr
+    assert len(out.read_text().splitlines()) == 3_002
+    assert run.peak_mib < 1200, run.peak_mib
+
+
+def test_position_targets_travel_with_subset_and_split() -> None:
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 300, 2_000)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    codes = rng.integers(1, 5, int(offsets[-1]), dtype=np.uint8)
+    positions = rng.integers(-1, 3, int(offsets[-1])).astype(np.int8)
+    ids = [f"s{i}" for i in range(len(lengths))]
+    whole = SequenceSet(ids, codes.copy(), offsets, positions=positions.copy())
+    index = rng.permutation(len(lengths))[:500]
+    sub = whole.subset(index)
+    assert sub.positions is not None
+    assert np.array_equal(sub.positions, np.concatenate(
+        [positions[offsets[i]: offsets[i + 1]] for i in index]))
+    val = np.sort(index)
+    keep = np.setdiff1d(np.arange(len(lengths)), val)
+    train, held = whole.split(keep, val)
+    assert held is not None and train.positions is not None and held.positions is not None
+    assert np.array_equal(train.positions, np.concatenate(
+        [positions[offsets[i]: offsets[i + 1]] for i in keep]))
+    assert np.array_equal(held.positions, np.concatenate(
+        [positions[offsets[i]: offsets[i + 1]] for i in val]))
+    # a batch's targets: each record's own, then -1; a language model's end at its length
+    batch = position_batch(held, np.array([3, 0]), end=9).numpy()
+    for row, i in enumerate((3, 0)):
+        mine = positions[offsets[val[i]]: offsets[val[i] + 1]]
+        assert np.array_equal(batch[row, : len(mine)], mine)
+        assert batch[row, len(mine)] == 9
+        assert (batch[row, len(mine) + 1:] == -1).all()
+    assert batch.shape[1] == max(lengths[val[3]], lengths[val[0]]) + 1

@@ -207,3 +207,41 @@ def test_padding_invariance(settings: dict[str, object]) -> None:
         for i, n in enumerate(lengths.tolist()):
             alone = model(x[i : i + 1, :n], lengths[i : i + 1])
             torch.testing.assert_close(batch[i, :n], alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["per-position", "language-model"])
+def test_scored_outputs_equal_the_whole_padded_outputs(kind: str) -> None:
+    """infer_scored (batch by batch, scored positions only) gives the loss and metrics of
+    the padded (records x longest) outputs that it replaces."""
+    from bioseqnn.alphabets import get_alphabet
+    from bioseqnn.data import SequenceSet, batch_targets
+    from bioseqnn.encoding import Encoder, OneHot
+    from bioseqnn.predict import infer, infer_scored
+
+    dna = get_alphabet("dna")
+    rng = np.random.default_rng(4)
+    letters = np.frombuffer(b"ACGTN", dtype=np.uint8)
+    seqs = [letters[rng.integers(0, 5, int(n))].tobytes() for n in rng.integers(1, 90, 300)]
+    codes, offsets, _ = Encoder(dna).encode(seqs)
+    lm = kind == "language-model"
+    classes = [*dna.letters, "end"] if lm else ["C", "E", "H"]
+    task = TaskSpec(kind, ["label"], classes=classes, class_weights=[] if lm else [1.0, 2.0, 0.5])
+    positions = (rng.integers(-1, 3, len(codes)) if not lm
+                 else rng.integers(-1, 4, len(codes))).astype(np.int8)
+    data = SequenceSet([f"s{i}" for i in range(len(seqs))], codes, offsets, positions=positions)
+    torch.manual_seed(2)
+    model = SequenceModel(ModelConfig(arch="gru", hidden_size=8), dna.size, len(classes),
+                          per_position=True, causal=lm)
+    onehot = OneHot(dna)
+    dense = infer(model, onehot, data, 64, torch.device("cpu"))
+    y = batch_targets(task, data, np.arange(len(data)))
+    want_loss = float(task.loss(dense, y))
+    want = task.metrics(y.numpy(), task.outputs(dense).numpy().astype(np.float64))
+    scored = infer_scored(model, onehot, task, data, 16, torch.device("cpu"), max_tokens=500)
+    assert len(scored.y) == int((y >= 0).sum())
+    assert scored.loss == pytest.approx(want_loss, rel=1e-5)
+    got = task.position_metrics(scored.y.numpy(),
+                                task.outputs(scored.logits).numpy().astype(np.float64))
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-9), k
