@@ -20,6 +20,23 @@ from . import __version__
 from .errors import BioseqnnError
 
 log = logging.getLogger("bioseqnn")
+
+
+def _default(section: str, name: str) -> str:
+    """' (default: X)' for a train option, read from the settings' dataclasses (the value a
+    run takes when neither the option nor a config file sets it)."""
+    from .config import RunConfig
+
+    value = RunConfig().to_dict()[section][name]
+    if isinstance(value, bool):
+        shown = "yes" if value else "no"
+    elif isinstance(value, list):
+        shown = ",".join(map(str, value))
+    else:
+        shown = str(value)
+    return f" (default: {shown})"
+
+
 app = typer.Typer(
     name="bioseqnn",
     help="Train and apply neural networks on DNA, RNA and protein sequences.",
@@ -194,61 +211,89 @@ def train(
     val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
     = None,
     arch: Annotated[str | None, typer.Option(
-        help="Architecture: rnn, lstm, gru, cnn, cnn-lstm, transformer.")] = None,
-    hidden_size: Annotated[int | None, typer.Option(help="Hidden units per direction.")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked recurrent or encoder layers.")]
+        help="Architecture: rnn, lstm, gru, cnn, cnn-lstm, transformer."
+        + _default("model", "arch"))] = None,
+    hidden_size: Annotated[int | None, typer.Option(help="Hidden units per direction."
+        + _default("model", "hidden_size"))] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked recurrent or encoder layers."
+        + _default("model", "layers"))]
     = None,
     bidirectional: Annotated[bool | None, typer.Option(
-        "--bidirectional/--unidirectional", help="Read both directions.")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers, before the head.")]
+        "--bidirectional/--unidirectional", help="Read both directions."
+        + _default("model", "bidirectional"))] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout between layers, before the head."
+        + _default("model", "dropout"))]
     = None,
     pooling: Annotated[str | None, typer.Option(
         help="last, mean, max or attention (default depends on the architecture).")] = None,
     channels: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm).")]
+        metavar="N,N,...", help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm)."
+        + _default("model", "channels"))]
     = None,
     kernel_sizes: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Convolution width per layer, e.g. 9,5.")] = None,
+        metavar="N,N,...", help="Convolution width per layer, e.g. 9,5."
+        + _default("model", "kernel_sizes"))] = None,
     dilations: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Convolution dilation per layer, e.g. 1,2.")] = None,
+        metavar="N,N,...", help="Convolution dilation per layer, e.g. 1,2."
+        + _default("model", "dilations"))] = None,
     pool_sizes: Annotated[list[str] | None, typer.Option(
         metavar="N,N,...",
-        help="Max-pool window after each convolution layer (1 = none), e.g. 3,1.")] = None,
-    d_model: Annotated[int | None, typer.Option(help="Transformer width.")] = None,
-    heads: Annotated[int | None, typer.Option(help="Transformer attention heads.")] = None,
-    ff_size: Annotated[int | None, typer.Option(help="Transformer feed-forward width.")] = None,
+        help="Max-pool window after each convolution layer (1 = none), e.g. 3,1."
+        + _default("model", "pool_sizes"))] = None,
+    d_model: Annotated[int | None, typer.Option(help="Transformer width."
+        + _default("model", "d_model"))] = None,
+    heads: Annotated[int | None, typer.Option(help="Transformer attention heads."
+        + _default("model", "heads"))] = None,
+    ff_size: Annotated[int | None, typer.Option(help="Transformer feed-forward width."
+        + _default("model", "ff_size"))] = None,
     max_length: Annotated[int | None, typer.Option(
-        help="Longest sequence a transformer accepts (longer is an error).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+        help="Longest sequence a transformer accepts (longer is an error)."
+        + _default("model", "max_length"))] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs."
+        + _default("training", "epochs"))] = None,
     batch_size: Annotated[int | None, typer.Option(
-        help="Sequences per batch (per process under torchrun).")] = None,
+        help="Sequences per batch (per process under torchrun)."
+        + _default("training", "batch_size"))] = None,
     max_tokens: Annotated[int | None, typer.Option(
         help="Cap on padded positions per batch (sequences x longest length): batches of "
-        "long sequences hold fewer (0 = no cap; validation batches: 1048576).")] = None,
-    lr: Annotated[float | None, typer.Option(help="AdamW learning rate.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip (0 = off).")] = None,
+        "long sequences hold fewer (0 = no cap; validation batches: 1048576)."
+        + _default("training", "max_tokens"))] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate."
+        + _default("training", "lr"))] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay."
+        + _default("training", "weight_decay"))] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip (0 = off)."
+        + _default("training", "grad_clip"))] = None,
     val_fraction: Annotated[float | None, typer.Option(
-        help="Fraction held out for validation (stratified for classes).")] = None,
+        help="Fraction held out for validation (stratified for classes)."
+        + _default("training", "val_fraction"))] = None,
     patience: Annotated[int | None, typer.Option(
         help="Epochs without a better monitored metric (--monitor, val_loss by default) "
-        "before stopping (0 = never stop early).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for splits, batches and weights.")]
+        "before stopping (0 = never stop early)."
+        + _default("training", "patience"))] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for splits, batches and weights."
+        + _default("training", "seed"))]
     = None,
     device: Annotated[str | None, typer.Option(
-        help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
+        help="auto (CUDA when present), cpu, cuda or cuda:N."
+        + _default("training", "device"))] = None,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for torch (0 = cores available).")] = None,
+        help="CPU threads for torch (0 = cores available)."
+        + _default("training", "threads"))] = None,
     monitor: Annotated[str | None, typer.Option(
         help="Metric for early stopping, best weights and plateau: val_loss, val_auroc, "
-        "val_auprc, val_mcc, val_balanced_accuracy, val_f1, val_r2, val_pearson, ...")] = None,
+        "val_auprc, val_mcc, val_balanced_accuracy, val_f1, val_r2, val_pearson, ..."
+        + _default("training", "monitor"))] = None,
     schedule: Annotated[str | None, typer.Option(
-        help="Learning-rate schedule: none, plateau, cosine or onecycle.")] = None,
+        help="Learning-rate schedule: none, plateau, cosine or onecycle."
+        + _default("training", "schedule"))] = None,
     warmup_epochs: Annotated[float | None, typer.Option(
-        help="Linear learning-rate warm-up over this many epochs (fractions allowed).")] = None,
+        help="Linear learning-rate warm-up over this many epochs (fractions allowed)."
+        + _default("training", "warmup_epochs"))] = None,
     class_weight: Annotated[str | None, typer.Option(
         help="Loss weights: none, auto (inverse class frequency), 1,4 in class order, or "
-        "name=weight,...")] = None,
+        "name=weight,..."
+        + _default("training", "class_weight"))] = None,
     rc_augment: Annotated[bool | None, typer.Option(
         "--rc-augment/--no-rc-augment",
         help="DNA/RNA: train on a random strand of each sequence.")] = None,
@@ -257,14 +302,16 @@ def train(
         help="DNA/RNA: predict the mean of both strands (stored as the model's default).")]
     = None,
     precision: Annotated[str | None, typer.Option(
-        help="32, bf16 or 16-mixed (mixed precision on CUDA; CPU trains in 32-bit).")] = None,
+        help="32, bf16 or 16-mixed (mixed precision on CUDA; CPU trains in 32-bit)."
+        + _default("training", "precision"))] = None,
     checkpoint_dir: Annotated[str | None, typer.Option(
         help="Write a checkpoint here after every epoch (continue with --resume).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the run checkpointed in --checkpoint-dir.")] = False,
     ensemble: Annotated[int | None, typer.Option(
         help="Train this many models (seeds SEED, SEED+1, ...) into one model file that "
-        "predicts their mean probability.")] = None,
+        "predicts their mean probability."
+        + _default("training", "ensemble"))] = None,
     position_mask: PositionMask = None,
     log_file: Annotated[str | None, typer.Option(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "

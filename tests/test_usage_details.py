@@ -187,3 +187,30 @@ def test_per_position_pooling_is_reported_unused(cli, tmp_path: Path) -> None:
     assert "warning: --pooling mean is not used: this model has one output per position" \
         in result.err
 
+
+
+def test_train_help_shows_the_defaults_a_run_takes() -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from bioseqnn.config import RunConfig
+
+    env = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
+    text = subprocess.run([sys.executable, "-m", "bioseqnn", "train", "--help"], env=env,
+                          capture_output=True, text=True, check=True).stdout
+    flat = " ".join(text.split())  # wrapped help lines joined
+    defaults = RunConfig().to_dict()
+    for section, name, shown in (("training", "lr", "0.001"), ("training", "epochs", "20"),
+                                 ("training", "batch_size", "64"),
+                                 ("model", "hidden_size", "128"), ("model", "arch", "lstm"),
+                                 ("model", "channels", "128,128"),
+                                 ("model", "bidirectional", "no")):
+        value = defaults[section][name]
+        assert shown == (",".join(map(str, value)) if isinstance(value, list) else
+                         ("yes" if value else "no") if isinstance(value, bool) else str(value))
+        option = "--" + name.replace("_", "-")
+        match = re.search(re.escape(option) + r"\b.*?\(default: ([^)]*)\)", flat)
+        assert match is not None, option
+        assert match.group(1) == shown, (option, match.group(1))
