@@ -199,7 +199,10 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
     outcome = run_train(train[0], train[1], model, cfg, targets=targets, task=task,
                         val_fasta=val[0] if val else None, val_labels=val[1] if val else None,
                         log_path=ctx.work / f"{name}.log.tsv", **kwargs)
-    ev = evaluate(model, test[0], test[1], device=cfg.training.device, **kwargs)
+    # the device training chose: 'auto' (the configs' default) falls back to the CPU
+    # quietly, as train does, rather than warning once per model
+    device = None if cfg.training.device == "auto" else cfg.training.device
+    ev = evaluate(model, test[0], test[1], device=device, **kwargs)
     info = {"seconds": outcome.result.seconds, "best_epoch": outcome.result.best_epoch,
             "epochs_run": len(outcome.result.history),
             "train_records": outcome.manifest["data"]["train_records"],

@@ -100,7 +100,9 @@ def test_reduced_run_writes_results_and_table(data_dir: Path, tmp_path: Path,
     mask = "".join(line for line in (data_dir / "secondary_structure" / "resolved_mask.fasta")
                    .read_text().splitlines()[-20:] if not line.startswith(">"))
     assert ss["scored_positions"] == mask.count("1")
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
+    assert captured.err == ""  # --quiet: not even the CPU fallback of device 'auto'
     assert "| ncrna_families | test accuracy |" in table
     assert "(reduced run: --epochs 1)" in table
     assert "ensemble of 5 (`example_data/reproduce/secondary_structure.yaml`) |" in table
