@@ -3,6 +3,7 @@
     python -m bioseqnn.bench_memory predict                      # 10^4 and 10^6 sequences
     python -m bioseqnn.bench_memory predict --sizes 2000,50000
     python -m bioseqnn.bench_memory train --mb 50,250            # FASTA sizes in MB
+    python -m bioseqnn.bench_memory long --long 300000,3000000  # one long record
 
 Every figure is the peak resident set size (``ru_maxrss``) of a real ``bioseqnn``
 subprocess, read with ``os.wait4``. Not part of the test suite (the sizes take minutes);
@@ -14,6 +15,9 @@ tests/test_memory.py checks the same flatness on a small scale.
   labels. Sequences are held as uint8 codes (one byte per residue), so the peak grows
   by about one byte per residue plus per-record bookkeeping (id, label row); the
   report fits that line through the measured sizes and extrapolates it to 1 GB.
+- long: a DNA language model (GRU, hidden 8) evaluates and scores 3,000 records of 50 nt
+  with one record of the given length among them; the peak should follow the residues,
+  not the records times the longest record.
 """
 
 from __future__ import annotations
@@ -154,20 +158,63 @@ def bench_train(mbs: list[float], tmp: Path, extra: list[str]) -> list[tuple[flo
     return results
 
 
+def write_with_long_record(fasta: Path, n: int, short: int, long: int, seed: int = 7) -> None:
+    """``n`` random DNA records of ``short`` with one of ``long`` in the middle."""
+    rng = np.random.default_rng(seed)
+    with open(fasta, "wb") as fh:
+        for i in range(n):
+            fh.write(b">s%d\n" % i + LETTERS[rng.integers(0, 4, short)].tobytes() + b"\n")
+            if i == n // 2:
+                fh.write(b">long\n" + LETTERS[rng.integers(0, 4, long)].tobytes() + b"\n")
+
+
+def bench_long(longs: list[int], tmp: Path, extra: list[str]) -> list[tuple[int, Run, Run]]:
+    train_fa, model = tmp / "lm_train.fa", tmp / "lm.bsnn"
+    write_records(train_fa, 300, 50, seed=3)
+    run = run_cli(["train", str(train_fa), "--task", "language-model", "--arch", "gru",
+                   "--hidden-size", "8", "--epochs", "1", "-o", str(model), "--device", "cpu",
+                   "--quiet"])
+    if run.code != 0:
+        raise SystemExit(f"training the language model failed:\n{run.stderr}")
+    print("## Peak RSS with one long record among 3,000 of 50 nt (DNA language model, GRU 8)")
+    print("| longest record | evaluate MiB | seconds | predict MiB | seconds |")
+    print("|---:|---:|---:|---:|---:|")
+    results = []
+    for long in longs:
+        fasta = tmp / "long.fa"
+        write_with_long_record(fasta, 3_000, 50, long)
+        ev = run_cli(["evaluate", str(model), str(fasta), "-o", str(tmp / "ev.json"),
+                      "--device", "cpu", "--quiet", *extra])
+        pr = run_cli(["predict", str(model), str(fasta), "-o", str(tmp / "out.tsv"),
+                      "--device", "cpu", "--quiet", *extra])
+        cells = []
+        for r in (ev, pr):
+            status = "" if r.code == 0 else f" (exit {r.code}: {r.stderr.strip()[-200:]})"
+            cells.append(f"{r.peak_mib:.0f}{status} | {r.seconds:.1f}")
+        print(f"| {long:,} | {' | '.join(cells)} |", flush=True)
+        results.append((long, ev, pr))
+        fasta.unlink()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bioseqnn.bench_memory",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("predict", "train"))
+    parser.add_argument("what", choices=("predict", "train", "long"))
     parser.add_argument("--sizes", default="10000,1000000",
                         help="predict: numbers of sequences, comma-separated")
     parser.add_argument("--mb", default="50,250", help="train: FASTA sizes in MB")
+    parser.add_argument("--long", default="300000,3000000",
+                        help="long: lengths of the one long record, comma-separated")
     parser.add_argument("--tmp", default=None, help="folder for the generated files")
     args, extra = parser.parse_known_args(argv)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         if args.what == "predict":
             bench_predict([int(x) for x in args.sizes.split(",")], Path(tmp), extra)
-        else:
+        elif args.what == "train":
             bench_train([float(x) for x in args.mb.split(",")], Path(tmp), extra)
+        else:
+            bench_long([int(x) for x in args.long.split(",")], Path(tmp), extra)
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bioseqnn.bench_memory import run_cli, small_model, write_records
+from bioseqnn.bench_memory import run_cli, small_model, write_records, write_with_long_record
 from bioseqnn.data import SUBSET_BLOCK, SequenceSet, position_batch, read_encoded
 from bioseqnn.seqio import read_sequences
 
@@ -99,16 +99,6 @@ def test_split_moves_the_kept_codes_in_place() -> None:
     assert small.split(np.arange(3), np.zeros(0, dtype=np.int64))[1] is None
 
 
-def _with_long_record(path: Path, n: int, short: int, long: int) -> None:
-    rng = np.random.default_rng(7)
-    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-    with open(path, "wb") as fh:
-        for i in range(n):
-            fh.write(b">s%d\n" % i + letters[rng.integers(0, 4, short)].tobytes() + b"\n")
-            if i == n // 2:
-                fh.write(b">long\n" + letters[rng.integers(0, 4, long)].tobytes() + b"\n")
-
-
 def test_one_long_record_does_not_cost_its_length_times_every_record(tmp_path: Path) -> None:
     # 3,000 records of 50 nt and one of 300,000: a language model's outputs for every
     # record padded to the longest would be 3,001 x 300,001 x 5 float32 (18 GB), and a
@@ -116,7 +106,7 @@ def test_one_long_record_does_not_cost_its_length_times_every_record(tmp_path: P
     # keep the scored positions (the residues, 450,000 + 300,000) and cap each batch's
     # padded positions, so the peak stays near that of a small input.
     fasta = tmp_path / "long.fa"
-    _with_long_record(fasta, 3_000, 50, 300_000)
+    write_with_long_record(fasta, 3_000, 50, 300_000)
     train_fa = tmp_path / "train.fa"
     write_records(train_fa, 300, 50, seed=3)
     model = tmp_path / "lm.bsnn"
