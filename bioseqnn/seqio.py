@@ -249,6 +249,9 @@ class Record:
     """Line of the record's header in its file (1-based; 0 = unknown)."""
     width: int = 0
     """Residues per sequence line when every line but the last has that many (0 = irregular)."""
+    block: FastaBlock | None = field(default=None, repr=False, compare=False)
+    """The block the record was read in (its text gives the width when a message needs it)."""
+    index: int = field(default=0, repr=False, compare=False)
 
     def location(self, position: int, path: str | os.PathLike[str] | None = None) -> str:
         """Where the 1-based sequence ``position`` is in the file, as precisely as known.
@@ -256,8 +259,13 @@ class Record:
         FASTA records come from Biopython's parser, which does not keep line widths; for
         a file (not stdin) the position is then found by reading the record again.
         """
-        if self.width and self.line:
-            line, column = divmod(position - 1, self.width)
+        if not self.width and self.block is not None:
+            found = self.block.locate(self.index, position)
+            if found:
+                return f"line {found[0]}, column {found[1]}"
+        width = self.width
+        if width and self.line:
+            line, column = divmod(position - 1, width)
             return f"line {self.line + 1 + line}, column {column + 1}"
         if self.line and path is not None and str(path) not in (STDIO, "<stdin>"):
             found = _find_position(path, self.line, position)
@@ -520,6 +528,11 @@ class FastaBlock:
     ids: list[str]
     lines: list[int]
     seqs: list[bytes]
+    raw: bytes = b""
+    """The block's text, so that a record's line width can be found when an error needs
+    it (stdin cannot be read again to find a line)."""
+    starts: list[int] = field(default_factory=list)
+    """Where each record's '>' is in ``raw``."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -527,11 +540,24 @@ class FastaBlock:
     def record(self, i: int) -> Record:
         parts = self.headers[i].strip().split(None, 1)
         return Record(self.ids[i], self.seqs[i], parts[1] if len(parts) > 1 else "",
-                      self.lines[i])
+                      self.lines[i], block=self, index=i)
 
     def records(self) -> Iterator[Record]:
         for i in range(len(self.ids)):
             yield self.record(i)
+
+    def locate(self, i: int, position: int) -> tuple[int, int] | None:
+        """Line and column of residue ``position`` (1-based) of record ``i``, found in the
+        block's text (for messages: stdin cannot be read again to find it)."""
+        if not self.raw or i >= len(self.starts):
+            return None
+        end = self.starts[i + 1] if i + 1 < len(self.starts) else len(self.raw)
+        seen = 0
+        for k, line in enumerate(self.raw[self.starts[i] : end].split(b"\n")[1:], start=1):
+            if seen + len(line) >= position:
+                return self.lines[i] + k, position - seen
+            seen += len(line)
+        return None
 
 
 class RecordStream(Iterator[Record]):
@@ -651,7 +677,9 @@ def _cut_block(chunks: _Chunks, pos: int, line: int
         ids.append(parts[0])
     if not ids:
         return None, pos, line, clean
-    return FastaBlock(text, ids, lines, seqs), pos, line, clean
+    base = starts[0]
+    return FastaBlock(text, ids, lines, seqs, bytes(data[base:pos]),
+                      [p - base for p in starts[: len(ids)]]), pos, line, clean
 
 
 def _closing(records: Iterator[Record], lines: _CheckedText) -> Iterator[Record]:

@@ -336,15 +336,15 @@ def test_bad_input_gives_one_clear_line(
     assert _tree(tmp_path) == before, "an output or temporary file was left behind"
 
 
-def test_error_in_stdin_names_stdin_and_the_record_header(models: dict[str, str], tmp_path: Path
+def test_error_in_stdin_names_stdin_line_and_column(models: dict[str, str], tmp_path: Path
                                                     ) -> None:
     p = run_bioseqnn("predict", models["P"], "-", "-o", tmp_path / "out.tsv", "--threads", "1",
                      stdin=gzip.compress(b">a\nKLVFF\n>b desc\nKLVFF\nKLB1F\n"))
     assert p.returncode == 1
     assert p.stderr.decode().splitlines() == [
-        # stdin cannot be read twice, so the place is the record's header line and the
-        # position in the sequence (files get the exact line and column).
-        "bioseqnn: error: <stdin>: line 3 (header): record 'b': invalid protein symbol '1' "
+        # stdin cannot be read twice: the line and column come from the text the block
+        # reader holds, as a file's do
+        "bioseqnn: error: <stdin>: line 5, column 4: record 'b': invalid protein symbol '1' "
         "at position 9 (use --on-invalid skip or mask)"]
     assert list(tmp_path.iterdir()) == []
 

@@ -214,3 +214,22 @@ def test_train_help_shows_the_defaults_a_run_takes() -> None:
         match = re.search(re.escape(option) + r"\b.*?\(default: ([^)]*)\)", flat)
         assert match is not None, option
         assert match.group(1) == shown, (option, match.group(1))
+
+
+def test_stdin_errors_name_the_line_and_column_as_for_a_file(hemolytic_model: Path,
+                                                           tmp_path: Path) -> None:
+    # 60 clean records, then one with irregular lines (a short line and a blank one before
+    # the bad residue) and an invalid symbol: stdin cannot be read again to find the line,
+    # so the block reader's own text must give it
+    good = "".join(f">r{i}\nGLFDIVKKVVGALGSL\n" for i in range(60))
+    text = good + ">bad\nGLFDIV\nKK\n\nVV1GALG\n>after\nGLFDIVKK\n"
+    fasta = tmp_path / "bad.fa"
+    fasta.write_text(text)
+    from_file = run_bioseqnn("predict", hemolytic_model, fasta)
+    from_stdin = run_bioseqnn("predict", hemolytic_model, "-", stdin=text.encode())
+    line = 121 + 4  # the header of "bad" is line 121; the residue is 4 lines below it
+    for run in (from_file, from_stdin):
+        assert run.returncode == 1
+        assert f": line {line}, column 3: record 'bad': invalid protein symbol '1' at " \
+               "position 11" in run.stderr.decode(), run.stderr
+        assert run.stdout == b""
