@@ -648,19 +648,12 @@ def position_batch(data: SequenceSet, index: np.ndarray, end: int | None = None
     length. ``end`` (a language model's end class) adds a column and puts ``end`` at
     each record's length, after its last residue."""
     assert data.positions is not None
-    index = np.asarray(index, dtype=np.int64)
-    starts = data.offsets[index]
-    lengths = data.offsets[index + 1] - starts
-    extra = 0 if end is None else 1
-    width = (int(lengths.max()) if len(index) else 0) + extra
-    pos = np.arange(width, dtype=np.int64)
-    valid = pos[None, :] < lengths[:, None]
-    gather = np.where(valid, starts[:, None] + pos[None, :], 0)
-    out = np.where(valid, data.positions[gather] if data.positions.size else -1, -1)
-    out = out.astype(np.int64)
+    out, lengths = pad_codes(data.positions, data.offsets, index, fill=-1,
+                             extra=0 if end is None else 1)
+    y = out.astype(np.int64)
     if end is not None:
-        out[np.arange(len(index)), lengths] = end
-    return torch.from_numpy(out)
+        y[np.arange(len(lengths)), lengths] = end
+    return torch.from_numpy(y)
 
 
 def batch_targets(task: TaskSpec, data: SequenceSet, index: np.ndarray) -> torch.Tensor:

@@ -87,18 +87,19 @@ class Encoder:
         )
 
 
-def pad_codes(codes: np.ndarray, offsets: np.ndarray, index: Sequence[int] | np.ndarray) -> tuple[
-    np.ndarray, np.ndarray
-]:
-    """Gather sequences ``index`` into a right-padded (B, Lmax) uint8 matrix and lengths."""
+def pad_codes(codes: np.ndarray, offsets: np.ndarray, index: Sequence[int] | np.ndarray,
+              fill: int = 0, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gather sequences ``index`` into a right-padded (B, Lmax + extra) matrix of the
+    codes' dtype (``fill`` past each length) and their lengths. Also used for per-position
+    targets, which are laid out like the codes."""
     index = np.asarray(index, dtype=np.int64)
     starts = offsets[index]
     lengths = offsets[index + 1] - starts
-    width = int(lengths.max()) if len(index) else 0
+    width = (int(lengths.max()) if len(index) else 0) + extra
     pos = np.arange(width, dtype=np.int64)
     valid = pos[None, :] < lengths[:, None]
     gather = np.where(valid, starts[:, None] + pos[None, :], 0)
-    out = np.where(valid, codes[gather] if codes.size else 0, 0).astype(np.uint8)
+    out = np.where(valid, codes[gather] if codes.size else fill, fill).astype(codes.dtype)
     return out, lengths
 
 
