@@ -250,22 +250,22 @@ class Record:
     width: int = 0
     """Residues per sequence line when every line but the last has that many (0 = irregular)."""
     block: FastaBlock | None = field(default=None, repr=False, compare=False)
-    """The block the record was read in (its text gives the width when a message needs it)."""
+    """The block the record was read in: its text places a position when a message needs it."""
     index: int = field(default=0, repr=False, compare=False)
 
     def location(self, position: int, path: str | os.PathLike[str] | None = None) -> str:
         """Where the 1-based sequence ``position`` is in the file, as precisely as known.
 
-        FASTA records come from Biopython's parser, which does not keep line widths; for
-        a file (not stdin) the position is then found by reading the record again.
+        Records of the block reader are placed in the block's text; those of Biopython's
+        parser, which does not keep line widths, are found by reading a file (not stdin)
+        again.
         """
         if not self.width and self.block is not None:
             found = self.block.locate(self.index, position)
             if found:
                 return f"line {found[0]}, column {found[1]}"
-        width = self.width
-        if width and self.line:
-            line, column = divmod(position - 1, width)
+        if self.width and self.line:
+            line, column = divmod(position - 1, self.width)
             return f"line {self.line + 1 + line}, column {column + 1}"
         if self.line and path is not None and str(path) not in (STDIO, "<stdin>"):
             found = _find_position(path, self.line, position)
@@ -529,8 +529,8 @@ class FastaBlock:
     lines: list[int]
     seqs: list[bytes]
     raw: bytes = b""
-    """The block's text, so that a record's line width can be found when an error needs
-    it (stdin cannot be read again to find a line)."""
+    """The block's text, so that an error can name a residue's line and column (stdin
+    cannot be read again to find them)."""
     starts: list[int] = field(default_factory=list)
     """Where each record's '>' is in ``raw``."""
 
