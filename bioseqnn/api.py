@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import distributed
+from .alphabets import Alphabet
 from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
 from .checkpoint import prepare_checkpoint_dir
 from .config import RunConfig, TrainConfig, validate
@@ -26,9 +27,9 @@ from .data import (
     load_labeled,
     prepare_task,
     read_encoded,
+    read_inputs,
     split_indices,
 )
-from .encoding import OneHot
 from .errors import DataError, UsageError
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
@@ -50,7 +51,13 @@ from .perposition import (
     predict_positions,
     write_positions,
 )
-from .predict import PredictStats, output_header, predict_rows, resolve_device
+from .predict import (
+    PredictStats,
+    open_model_input,
+    output_header,
+    predict_rows,
+    resolve_device,
+)
 from .runtime import configure_threads
 from .seqio import (
     STDIO,
@@ -58,9 +65,11 @@ from .seqio import (
     check_one_stdin,
     check_output_path,
     display_name,
+    is_table,
     read_sequences,
     table_delimiter,
 )
+from .series import SeriesOptions, SeriesSpec, featurizer, fit_normalisation, input_fields
 from .strands import complement_table
 from .tasks import TaskSpec
 from .train import (
@@ -155,6 +164,7 @@ def train(
     reporter: Reporter | None = None,
     resume: bool = False,
     position_mask: str | os.PathLike[str] | None = None,
+    series_columns: list[str] | None = None,
 ) -> TrainOutcome:
     """Train a model on sequences and labels and write the model file to ``output``.
 
@@ -164,6 +174,10 @@ def train(
     ``position_mask`` (a 0/1 FASTA) leaves positions out of loss and metrics.
     ``task='language-model'`` trains on the sequences alone (``labels`` None; see
     bioseqnn/lm.py); ``val_fasta`` then needs no ``val_labels``.
+
+    ``fasta`` may instead be a numeric series table (one row per time step: an id column,
+    ``id_column`` as in the labels table, and channel columns, ``series_columns`` or every
+    other column; see bioseqnn/series.py); ``val_fasta`` is then a series table too.
     """
     cfg = config or RunConfig()
     validate(cfg)
@@ -205,16 +219,25 @@ def train(
     primary = fasta if fasta is not None else labels  # where the sequences are
     if primary is None:
         raise UsageError("no sequences given")
+    series = SeriesOptions(id_column, series_columns)
+    if fasta is not None and is_table(fasta):
+        _check_series_inputs(fasta, labels, lm, per_position, sequence_column, tc)
+    elif series_columns:
+        raise UsageError("--series-columns applies to a numeric series table; "
+                         f"{display_name(primary)} holds sequences")
     if lm:
         assert fasta is not None
-        data, alpha, _ = read_encoded(read_sequences(fasta), display_name(fasta), alphabet,
-                                      on_invalid)
-        spec = lm_task(alpha)
-        data.positions = position_targets(data, alpha)
+        data, lm_alpha, _ = read_inputs(fasta, alphabet, on_invalid)
+        if isinstance(lm_alpha, SeriesSpec):
+            raise UsageError(f"--task {LANGUAGE_MODEL} learns from sequences; "
+                             f"{display_name(fasta)} is a numeric series table")
+        alpha: Alphabet | SeriesSpec = lm_alpha
+        spec = lm_task(lm_alpha)
+        data.positions = position_targets(data, lm_alpha)
         if val_fasta is not None:
             explicit_val, _, _ = read_encoded(read_sequences(val_fasta),
-                                              display_name(val_fasta), alpha, on_invalid)
-            explicit_val.positions = position_targets(explicit_val, alpha)
+                                              display_name(val_fasta), lm_alpha, on_invalid)
+            explicit_val.positions = position_targets(explicit_val, lm_alpha)
     elif labels is None:
         raise UsageError("a labels table is required (or --sequence-column; --task "
                          f"{LANGUAGE_MODEL} learns from sequences alone)")
@@ -225,13 +248,25 @@ def train(
             on_invalid=on_invalid, ignore_unmatched=ignore_unmatched)
     else:
         src = LabelSource(labels, id_column, targets, sequence_column)
-        labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
+        labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched,
+                                      series)
+        if isinstance(alpha, SeriesSpec):
+            if tc.rc_augment or tc.rc_average:
+                raise UsageError("--rc-augment and --rc-average are for DNA/RNA, not numeric "
+                                 "series")
+            # every record of the training input (the validation part too: label-free
+            # statistics, so that members trained with other seeds read alike)
+            alpha = fit_normalisation(labeled.data.codes, alpha, display_name(primary))
+            if int(labeled.data.lengths.max()) == 1:
+                log.warning("%s: every series is one time step long; a series table has one "
+                            "row per time step (is this the right table?)", display_name(primary))
         spec = prepare_task(labeled, task)
         data = labeled.data
         data.targets = spec.encode_labels(labeled.label_values, labeled.where)
         if val_labels is not None:
             vsrc = LabelSource(val_labels, id_column, labeled.targets, sequence_column)
-            vlabeled, _ = load_labeled(val_fasta, vsrc, alpha, on_invalid, ignore_unmatched)
+            vlabeled, _ = load_labeled(val_fasta, vsrc, alpha, on_invalid, ignore_unmatched,
+                                       series)
             explicit_val = vlabeled.data
             explicit_val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
 
@@ -256,7 +291,8 @@ def train(
         names = spec.targets if spec.kind == "multilabel" else spec.classes
         log.info("class weights: %s", ", ".join(
             f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)))
-    complement = complement_table(alpha) if tc.rc_augment or tc.rc_average else None
+    complement = complement_table(alpha) if (tc.rc_augment or tc.rc_average) and isinstance(
+        alpha, Alphabet) else None
 
     n_members = tc.ensemble
     members: list[SequenceModel] = []
@@ -290,7 +326,7 @@ def train(
                          member_tc.seed)
             tag = {"member": index + 1} if n_members > 1 else {}
             results.append(fit(
-                model, spec, OneHot(alpha), train_set, val_set, member_tc, device,
+                model, spec, featurizer(alpha), train_set, val_set, member_tc, device,
                 reporter=_Tagged(reporter, tag) if ranks.main and reporter else None,
                 on_epoch=_tag_records(epoch_log, tag),
                 complement=complement, resume=resume, ranks=ranks))
@@ -301,7 +337,7 @@ def train(
     result = results[0]
     if n_members > 1:
         final_model = Ensemble(members, spec.kind)
-        result = _ensemble_result(final_model, results, spec, OneHot(alpha), val_set, tc,
+        result = _ensemble_result(final_model, results, spec, featurizer(alpha), val_set, tc,
                                   device)
 
     resolved = cfg.to_dict()
@@ -310,9 +346,7 @@ def train(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
         "device": str(device),
-        "alphabet": alpha.name,
-        "encoding": {"kind": "one-hot", "channels": alpha.letters,
-                     "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per residue)"},
+        **input_fields(alpha),
         "max_length_policy": _length_policy(model.max_length),
         "task": spec.to_dict(),
         "model": resolved["model"],
@@ -362,6 +396,34 @@ def _check_lm_inputs(
             raise UsageError(f"{flag} is not available for --task {LANGUAGE_MODEL}")
 
 
+def _check_series_inputs(
+    table: str | os.PathLike[str], labels: str | os.PathLike[str] | None, lm: bool,
+    per_position: bool, sequence_column: str | None, tc: TrainConfig,
+) -> None:
+    """What a numeric series table (``table``, given where sequences go) cannot train."""
+    name = display_name(table)
+    if labels is not None and str(labels) != STDIO and os.path.exists(labels) \
+            and os.path.samefile(table, labels):
+        raise UsageError(f"{name} is given as the series table and as the labels table; "
+                         "give the series (one row per time step), then the labels")
+    if lm:
+        raise UsageError(f"--task {LANGUAGE_MODEL} learns from sequences (FASTA); {name} is "
+                         "a table")
+    if per_position and is_fasta(labels):
+        raise UsageError(f"{name} is a table and {display_name(labels or '')} a FASTA: are the "
+                         "arguments in the right order (the sequences or series first, then the "
+                         "labels)? Per-position labels are for sequences")
+    if per_position:
+        raise UsageError("--task per-position is for sequences; a numeric series model "
+                         "predicts one row per series")
+    if sequence_column is not None:
+        raise UsageError(f"--sequence-column reads sequences from the labels table; {name} is "
+                         "a table of its own (a numeric series: give it without "
+                         "--sequence-column)")
+    if tc.rc_augment or tc.rc_average:
+        raise UsageError("--rc-augment and --rc-average are for DNA/RNA, not numeric series")
+
+
 def _metrics(result: TrainResult) -> dict[str, Any]:
     return {"monitor": result.monitor, "resumed_from": result.resumed_from,
             "best_epoch": result.best_epoch, "best": result.best,
@@ -402,7 +464,7 @@ class _Tagged:
 
 
 def _ensemble_result(model: Ensemble, results: list[TrainResult], spec: TaskSpec,
-                     onehot: OneHot, val_set: SequenceSet | None, tc: TrainConfig,
+                     onehot: torch.nn.Module, val_set: SequenceSet | None, tc: TrainConfig,
                      device: torch.device) -> TrainResult:
     """One result for the ensemble: every member's epochs (tagged with ``member``), and
     as ``best`` and ``final`` the ensemble's own validation metrics."""
@@ -458,8 +520,10 @@ def combine(
     records: list[dict[str, Any]] = []
     for path, bundle in zip(models, bundles, strict=True):
         m = bundle.manifest
-        for key, what in (("alphabet", "alphabet"), ("task", "task (classes, targets or "
-                          "target scaling)"), ("per_position", "task")):
+        for key, what in (("alphabet", "alphabet"),
+                          ("input", "input (numeric series channels or their normalisation)"),
+                          ("task", "task (classes, targets or target scaling)"),
+                          ("per_position", "task")):
             if m.get(key) != first.get(key):
                 raise UsageError(f"{display_name(path)} and {display_name(base)} differ in "
                                  f"{what}; ensemble members must share them")
@@ -507,8 +571,12 @@ def predict(
     on_invalid: str = "error",
     rc_average: bool | None = None,
     fmt: str = "tsv",
+    id_column: str | None = None,
 ) -> PredictStats:
     """Predict every record of ``sequences`` and write one row per record to ``output``.
+
+    A numeric series model reads a series table instead (``id_column``: its id column,
+    default the one the model was trained with), one row per series.
 
     ``rc_average`` (DNA/RNA) reports the mean of both strands; None: the model's default.
     A per-position model writes one row per residue (``fmt='tsv'``: id, position, residue,
@@ -523,6 +591,9 @@ def predict(
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
+    if id_column is not None and bundle.series is None:
+        raise UsageError("--id-column names the id column of a numeric series table; this "
+                         "model reads sequences")
     stats = PredictStats()
     source = display_name(sequences)
     if bundle.task.kind == LANGUAGE_MODEL:
@@ -544,7 +615,10 @@ def predict(
     if fmt != "tsv":
         raise UsageError(f"--format {fmt} is for per-position models; this model predicts "
                          "one row per sequence (a .csv output name gives CSV)")
-    rows = predict_rows(bundle, read_sequences(sequences), source, batch_size, dev, on_invalid,
+    if rc_average and bundle.series is not None:
+        raise UsageError("--rc-average is for DNA/RNA models; this model reads numeric series")
+    inputs = open_model_input(bundle, sequences, on_invalid, id_column)
+    rows = predict_rows(bundle, inputs, source, batch_size, dev, on_invalid,
                         stats, rc_average=rc_average, max_tokens=max_tokens or None)
     _write_rows(output, output_header(bundle), rows)
     return stats

@@ -31,14 +31,16 @@ from .models.base import (
     resolve_pooling,
 )
 from .seqio import write_bytes_atomic
+from .series import SeriesSpec
 from .tasks import PER_POSITION_KINDS, TASKS, TaskSpec
 
 FORMAT = "bioseqnn-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The newest format this version reads. Format 2 added ensembles (``ensemble``: the
 number of members; ``member_models``: each member's architecture settings, present only
-when they differ, else every member has ``model``'s); a single model is still written as
-format 1, which older versions read."""
+when they differ, else every member has ``model``'s); format 3 added numeric series input
+(``input`` in place of ``alphabet``). A file is written in the oldest format that holds
+it (a single sequence model: 1), so older versions read what they can."""
 MAX_MEMBERS = 64
 MANIFEST_KEY = "bioseqnn"
 MAX_HEADER = 64 * 1024 * 1024
@@ -50,8 +52,25 @@ class Bundle:
     manifest: dict[str, Any]
 
     @property
-    def alphabet(self) -> Alphabet:
+    def input(self) -> Alphabet | SeriesSpec:
+        """What the model reads: an alphabet's sequences, or a numeric series' channels."""
+        if "input" in self.manifest:
+            return SeriesSpec.from_dict(self.manifest["input"])
         return ALPHABETS[self.manifest["alphabet"]]
+
+    @property
+    def series(self) -> SeriesSpec | None:
+        spec = self.input
+        return spec if isinstance(spec, SeriesSpec) else None
+
+    @property
+    def alphabet(self) -> Alphabet:
+        """The model's alphabet; a series model has none (what needs one is refused)."""
+        spec = self.input
+        if isinstance(spec, SeriesSpec):
+            raise UsageError("this model reads numeric series, not sequences: "
+                             "this operation needs a sequence model")
+        return spec
 
     @property
     def task(self) -> TaskSpec:
@@ -64,8 +83,8 @@ def save_bundle(
     """Write ``model`` with ``manifest`` (format fields set here); returns what was written."""
     configs = model.configs if isinstance(model, Ensemble) else [model.config]
     members = len(configs)
-    version = {"format": FORMAT, "format_version": FORMAT_VERSION if members > 1 else 1,
-               "bioseqnn_version": __version__}
+    oldest = 3 if "input" in manifest else 2 if members > 1 else 1
+    version = {"format": FORMAT, "format_version": oldest, "bioseqnn_version": __version__}
     manifest = {**version, **{k: v for k, v in manifest.items() if k not in version}}
     manifest.pop("member_models", None)
     if members > 1:
@@ -250,7 +269,15 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         _expect(version >= 2, name, "an ensemble needs format_version 2")
         _expect(_is_int(members) and 2 <= members <= MAX_MEMBERS, name,
                 f"ensemble must be a member count from 2 to {MAX_MEMBERS}")
-    _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
+    if "input" in m:
+        _check_series(m["input"], name)
+        _expect(version >= 3, name, "numeric series input needs format_version 3")
+        _expect("alphabet" not in m, name, "a series model has no alphabet")
+        _expect(m.get("task", {}).get("kind") not in PER_POSITION_KINDS
+                if isinstance(m.get("task"), dict) else True, name,
+                "a series model predicts one row per series")
+    else:
+        _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
     _check_task(task, name, m.get("per_position", False))
@@ -264,6 +291,27 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
             _check_model_config(config, name, f"member_models[{i}]")
     _check_optional(m, name)
     return m
+
+
+MAX_CHANNELS = 4096
+
+
+def _check_series(spec: Any, name: str) -> None:
+    _expect(isinstance(spec, dict) and spec.get("kind") == "series", name,
+            "input must be a numeric series")
+    channels = spec.get("channels")
+    _short_names(channels, name, "input.channels", nonempty=True)
+    _expect(len(channels) <= MAX_CHANNELS, name, f"at most {MAX_CHANNELS} input channels")
+    _expect(isinstance(spec.get("id_column", "id"), str) and 0 < len(spec.get("id_column", "id"))
+            <= 1000, name, "input.id_column must be a name")
+    for key in ("mean", "std"):
+        values = spec.get(key)
+        _expect(isinstance(values, list) and len(values) == len(channels) and all(
+            _is_number(x) and math.isfinite(x) for x in values), name,
+            f"input.{key} must hold one finite number per channel")
+    _expect(all(x > 0 for x in spec["std"]), name, "input.std must be > 0")
+    _expect(set(spec) <= {"kind", "id_column", "channels", "mean", "std"}, name,
+            "unknown input fields")
 
 
 def _check_model_config(model: Any, name: str, label: str) -> None:
@@ -309,9 +357,10 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
 
 def build_model(manifest: dict[str, Any]) -> Predictor:
     configs = manifest.get("member_models") or [manifest["model"]] * manifest.get("ensemble", 1)
-    alphabet = ALPHABETS[manifest["alphabet"]]
+    size = (len(manifest["input"]["channels"]) if "input" in manifest
+            else ALPHABETS[manifest["alphabet"]].size)
     task = TaskSpec.from_dict(manifest["task"])
-    members = [SequenceModel(ModelConfig(**config), alphabet.size, task.n_outputs,
+    members = [SequenceModel(ModelConfig(**config), size, task.n_outputs,
                              per_position=manifest.get("per_position", False),
                              causal=task.kind == "language-model")
                for config in configs]

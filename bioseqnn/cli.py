@@ -186,7 +186,9 @@ def _root(
 @app.command()
 def train(
     sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ (plain or .gz, '-' for stdin), or a table with --sequence-column.")],
+        help="FASTA/FASTQ (plain or .gz, '-' for stdin), a table with --sequence-column, or "
+        "a numeric series table (CSV/TSV: an id column and one column per channel, one row "
+        "per time step).")],
     labels: Annotated[str | None, typer.Argument(
         help="CSV/TSV of labels joined to the FASTA by id; or a FASTA of per-residue label "
         "letters (same ids and lengths), which trains a per-position model.")] = None,
@@ -194,7 +196,11 @@ def train(
     = "model.bsnn",
     config: Annotated[str | None, typer.Option(
         "--config", "-c", help="YAML config (see 'bioseqnn config'); flags override it.")] = None,
-    id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
+    id_column: Annotated[str, typer.Option(
+        help="Id column of the labels table (and of a numeric series table).")] = "id",
+    series_columns: Annotated[str | None, typer.Option(
+        metavar="NAME,NAME,...", help="Numeric series: the table's columns to read as "
+        "channels (default: every column but the id).")] = None,
     target: Annotated[list[str] | None, typer.Option(
         "--target", "-t", help="Target column (repeat for several; default: all but the id).")]
     = None,
@@ -329,7 +335,7 @@ def train(
 
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
     from .api import train as run_train
-    from .config import RunConfig, apply_overrides, load_config, parse_int_list
+    from .config import RunConfig, apply_overrides, load_config, parse_int_list, parse_names
 
     cfg = load_config(config) if config else RunConfig()
     cfg = apply_overrides(cfg, {
@@ -365,6 +371,7 @@ def train(
         alphabet=alphabet.value, on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
         val_fasta=val_fasta, val_labels=val_labels, log_path=log_file, reporter=reporter,
         resume=resume, position_mask=position_mask,
+        series_columns=parse_names(series_columns, "--series-columns"),
     )
     best = outcome.result.best
     kind = outcome.manifest["task"]["kind"]
@@ -414,17 +421,20 @@ def predict(
         "--format", help="Per-position models: tsv (one row per residue: id, position, "
         "residue, predicted, prob_<class>...) or fasta (predicted labels).")]
     = OutputFormat.tsv,
+    id_column: Annotated[str | None, typer.Option(
+        show_default=False, help="Numeric series models: the id column of the series table "
+        "(default: as in training).")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Predict each sequence: one row per record, in input order, id first."""
+    """Predict each sequence (or series): one row per record, in input order, id first."""
     _setup_logging(quiet, debug)
     from .api import predict as run_predict
 
     stats = run_predict(model, sequences, output, batch_size=batch_size,
                         max_tokens=max_tokens, device=device,
                         threads=threads, on_invalid=on_invalid.value, rc_average=rc_average,
-                        fmt=output_format.value)
+                        fmt=output_format.value, id_column=id_column)
     log.debug("predicted %d record(s)", stats.records)
 
 
@@ -715,7 +725,7 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("format", f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"
                    f" torch {m.get('torch_version', '?')})"),
-        ("alphabet", f"{m['alphabet']} ({m.get('encoding', {}).get('channels', '')})"),
+        _input_row(m),
         ("task", task["kind"]),
         ("targets", ", ".join(task["targets"])),
     ]
@@ -748,6 +758,18 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
                                    f"{metrics.get('epochs_run')}: {shown}"))
     return rows
+
+
+def _input_row(m: dict[str, Any]) -> tuple[str, str]:
+    """What the model reads: an alphabet, or a numeric series' channels and their
+    normalisation."""
+    if "input" not in m:
+        return ("alphabet", f"{m['alphabet']} ({m.get('encoding', {}).get('channels', '')})")
+    spec = m["input"]
+    channels = ", ".join(f"{name} (mean {mean:.4g}, sd {std:.4g})" for name, mean, std in
+                         zip(spec["channels"], spec["mean"], spec["std"], strict=True))
+    return ("input", f"numeric series, id column {spec.get('id_column', 'id')!r}, "
+                     f"{len(spec['channels'])} channel(s): {channels}")
 
 
 def _error(message: str) -> None:

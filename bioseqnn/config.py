@@ -264,3 +264,16 @@ def parse_int_list(values: list[str] | None, option: str) -> list[int] | None:
     if not out:
         raise UsageError(f"{option}: give at least one integer")
     return out
+
+
+def parse_names(value: str | None, option: str) -> list[str] | None:
+    """A comma list of names ('--series-columns a,b,c'); each named once."""
+    if value is None:
+        return None
+    names = [part.strip() for part in value.split(",")]
+    if not all(names):
+        raise UsageError(f"{option}: {value!r} holds an empty name (give a comma list, "
+                         "e.g. dim_1,dim_2)")
+    if len(set(names)) != len(names):
+        raise UsageError(f"{option}: a column is named twice in {value!r}")
+    return names

@@ -28,10 +28,13 @@ from .seqio import (
     Record,
     RecordStream,
     Table,
+    TableText,
     display_name,
+    read_input,
     read_sequences,
     read_table,
 )
+from .series import SeriesOptions, SeriesReader, SeriesSpec
 from .tasks import TaskSpec, detect_task
 
 log = logging.getLogger("bioseqnn")
@@ -67,7 +70,7 @@ class SequenceSet:
     def subset(self, index: np.ndarray) -> SequenceSet:
         index = np.asarray(index, dtype=np.int64)
         offsets = _offsets(self.lengths[index])
-        codes = np.empty(int(offsets[-1]), dtype=self.codes.dtype)
+        codes = np.empty((int(offsets[-1]), *self.codes.shape[1:]), dtype=self.codes.dtype)
         self._gather(index, offsets, codes, self.codes)
         positions = None
         if self.positions is not None:
@@ -354,6 +357,73 @@ def read_encoded(
     return SequenceSet(ids, codes, offsets), enc.alphabet, enc.skipped
 
 
+def read_series_set(
+    table: TableText, options: SeriesOptions, on_invalid: str,
+    skipped_ids: list[str] | None = None, hint: bool = True,
+) -> tuple[SequenceSet, SeriesSpec, list[int]]:
+    """Read a whole numeric series table into a SequenceSet of float32 values (steps,
+    channels). Returns the set, the (unfitted) spec of its channels and the line of each
+    series' first row."""
+    reader = SeriesReader(table, options, on_invalid, hint=hint)
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    length_parts: list[np.ndarray] = []
+    lines: list[int] = []
+    for chunk in reader.chunks():
+        ids.extend(chunk.ids)
+        parts.append(chunk.values)
+        length_parts.append(np.diff(chunk.offsets))
+        lines.extend(chunk.lines)
+    if skipped_ids is not None:
+        skipped_ids.extend(reader.skipped_ids)
+    if reader.skipped:
+        log.warning("%s: skipped %d series with missing or invalid values", table.name,
+                    reader.skipped)
+    if not ids:
+        raise DataError(f"{table.name}: no series" + (
+            " left: every series was skipped for missing or invalid values"
+            if reader.skipped else " (a header row but no data rows)"))
+    values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    spec = SeriesSpec(tuple(reader.channels), id_column=options.id_column)
+    log.info("input: %s: %s, %d series", table.name, spec.describe(), len(ids))
+    return SequenceSet(ids, values, _offsets(np.concatenate(length_parts))), spec, lines
+
+
+def read_inputs(
+    path: str | os.PathLike[str], alphabet: str | Alphabet | SeriesSpec | None,
+    on_invalid: str, skipped_ids: list[str] | None = None,
+    series: SeriesOptions | None = None,
+) -> tuple[SequenceSet, Alphabet | SeriesSpec, list[int] | None]:
+    """Read a FASTA/FASTQ of sequences or a numeric series table, whichever ``path``
+    holds (a model's ``alphabet`` or SeriesSpec says which it must be). Returns the set,
+    its alphabet or series spec, and for a series table the line of each series."""
+    source = display_name(path)
+    if isinstance(alphabet, Alphabet):
+        data, alpha, _ = read_encoded(read_sequences(path), source, alphabet, on_invalid,
+                                      skipped_ids)
+        return data, alpha, None
+    opened = read_input(path)
+    if isinstance(opened, TableText):
+        if isinstance(alphabet, str) and alphabet != "auto":
+            opened.close()
+            raise UsageError(f"--alphabet {alphabet} applies to sequences; {source} is a "
+                             "table (read as a numeric series, one row per time step)")
+        if isinstance(alphabet, SeriesSpec):  # a model's: its channels, by name
+            options = SeriesOptions(series.id_column if series else alphabet.id_column,
+                                    list(alphabet.channels))
+        else:
+            options = series or SeriesOptions()
+        data, spec, lines = read_series_set(opened, options, on_invalid, skipped_ids)
+        return data, (alphabet if isinstance(alphabet, SeriesSpec) else spec), lines
+    if isinstance(alphabet, SeriesSpec):
+        opened.close()
+        raise DataError(f"{source}: sequences (FASTA/FASTQ), but the model reads numeric "
+                        "series: a table with an id column and the channels "
+                        f"{', '.join(alphabet.channels)}")
+    data, alpha, _ = read_encoded(opened, source, alphabet, on_invalid, skipped_ids)
+    return data, alpha, None
+
+
 # --------------------------------------------------------------------------- labels
 
 
@@ -429,11 +499,13 @@ class LabeledData:
 def load_labeled(
     fasta: str | os.PathLike[str] | None,
     src: LabelSource,
-    alphabet: str | Alphabet | None,
+    alphabet: str | Alphabet | SeriesSpec | None,
     on_invalid: str = "error",
     allow_unmatched: bool = False,
-) -> tuple[LabeledData, Alphabet]:
-    """Read sequences and labels and join them by id (in FASTA order).
+    series: SeriesOptions | None = None,
+) -> tuple[LabeledData, Alphabet | SeriesSpec]:
+    """Read sequences (or numeric series: ``fasta`` may be a series table) and labels and
+    join them by id (in input order).
 
     Every join problem (ids only on one side, duplicates, empty labels) is reported
     in one message.
@@ -445,9 +517,13 @@ def load_labeled(
     t_cols = [table.column(t) for t in targets]
     tname = table.source
 
+    series_lines: list[int] | None = None
     if src.sequence_column is not None:
         if fasta is not None:
             raise UsageError("give either a FASTA file or --sequence-column, not both")
+        if isinstance(alphabet, SeriesSpec):
+            raise UsageError("--sequence-column reads sequences; this model reads numeric "
+                             "series (give their table, then the labels table)")
         s_col = table.column(src.sequence_column)
         records = []
         for i, row in enumerate(table.rows):
@@ -465,8 +541,7 @@ def load_labeled(
         raise UsageError("a FASTA file is required unless --sequence-column is given")
     else:
         seq_source = display_name(fasta)
-        data, alpha, _ = read_encoded(read_sequences(fasta), seq_source, alphabet, on_invalid,
-                                      skipped)
+        data, alpha, series_lines = read_inputs(fasta, alphabet, on_invalid, skipped, series)
 
     label_ids = [row[id_col] for row in table.rows]
     row_of = {rid: i for i, rid in enumerate(label_ids)}
@@ -488,6 +563,12 @@ def load_labeled(
             lab_lines.setdefault(rid, []).append(table.line_of(i))
         if src.sequence_column is not None:
             seq_lines = lab_lines
+        elif series_lines is not None:  # a series table: its rows were counted
+            wanted = set(dup_seq[:3]) | set(no_label[:3])
+            seq_lines = {}
+            for i, x in enumerate(data.ids):
+                if x in wanted:
+                    seq_lines.setdefault(x, []).append(series_lines[i])
         else:
             seq_lines = _record_lines(fasta, set(dup_seq[:3]) | set(no_label[:3]))
         if dup_seq:
@@ -638,7 +719,10 @@ def shard(index: np.ndarray, rank: int, ranks: int) -> np.ndarray:
 
 
 def collate(data: SequenceSet, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    codes, lengths = pad_codes(data.codes, data.offsets, index)
+    """The codes of records ``index`` padded to (B, longest) (a series: (B, longest,
+    channels), padded with NaN, which its input layer reads as 0) and their lengths."""
+    fill = np.nan if data.codes.dtype.kind == "f" else 0
+    codes, lengths = pad_codes(data.codes, data.offsets, index, fill=fill)  # type: ignore[arg-type]
     return torch.from_numpy(codes), torch.from_numpy(lengths)
 
 

@@ -88,10 +88,11 @@ class Encoder:
 
 
 def pad_codes(codes: np.ndarray, offsets: np.ndarray, index: Sequence[int] | np.ndarray,
-              fill: int = 0, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
+              fill: float = 0, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Gather sequences ``index`` into a right-padded (B, Lmax + extra) matrix of the
     codes' dtype (``fill`` past each length) and their lengths. Also used for per-position
-    targets, which are laid out like the codes."""
+    targets, which are laid out like the codes, and for numeric series, whose codes have
+    a channel axis: (steps, C) -> (B, Lmax + extra, C)."""
     index = np.asarray(index, dtype=np.int64)
     starts = offsets[index]
     lengths = offsets[index + 1] - starts
@@ -99,7 +100,9 @@ def pad_codes(codes: np.ndarray, offsets: np.ndarray, index: Sequence[int] | np.
     pos = np.arange(width, dtype=np.int64)
     valid = pos[None, :] < lengths[:, None]
     gather = np.where(valid, starts[:, None] + pos[None, :], 0)
-    out = np.where(valid, codes[gather] if codes.size else fill, fill).astype(codes.dtype)
+    trailing = codes.shape[1:]
+    mask = valid.reshape(valid.shape + (1,) * len(trailing))
+    out = np.where(mask, codes[gather] if len(codes) else fill, fill).astype(codes.dtype)
     return out, lengths
 
 

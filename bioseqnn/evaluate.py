@@ -28,6 +28,7 @@ from .seqio import (
     display_name,
     read_sequences,
 )
+from .series import featurizer
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -116,7 +117,7 @@ def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: lis
     if task.kind not in ("binary", "multiclass", "multilabel", "regression"):
         raise UsageError(f"evaluate does not support the task {task.kind!r}")
     dev = torch.device(device)
-    onehot = OneHot(bundle.alphabet).to(dev)
+    onehot = featurizer(bundle.input).to(dev)
     logits = infer(bundle.model, onehot, data, batch_size, dev)
     out = task.outputs(logits).numpy().astype(np.float64)
     encoded = task.encode_labels(values, where)
@@ -210,9 +211,10 @@ def evaluate(
     if position_mask is not None:
         raise UsageError("--position-mask applies to per-position models")
     src = LabelSource(labels, id_column, columns, sequence_column, hint)
-    labeled, _ = load_labeled(sequences, src, bundle.alphabet, on_invalid, ignore_unmatched)
+    labeled, _ = load_labeled(sequences, src, bundle.input, on_invalid, ignore_unmatched)
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
-    check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
+    if bundle.series is None:
+        check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
     dataset = " + ".join(_short(s) for s in sources)
     ev = score(bundle, labeled.data, labeled.label_values, labeled.where, dataset,
                display_name(model), batch_size, dev)

@@ -130,7 +130,7 @@ def _prediction(task: TaskSpec, logits: torch.Tensor, target: np.ndarray) -> np.
 
 def gradient_attributions(
     model: Predictor,
-    onehot: OneHot,
+    onehot: torch.nn.Module,
     task: TaskSpec,
     data: SequenceSet,
     targets: np.ndarray,
@@ -178,7 +178,7 @@ def _mutants(codes: np.ndarray, table: np.ndarray, letter_codes: np.ndarray,
 
 def ism_attributions(
     model: Predictor,
-    onehot: OneHot,
+    onehot: torch.nn.Module,
     alphabet: Alphabet,
     task: TaskSpec,
     data: SequenceSet,

@@ -216,14 +216,14 @@ def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None) -> tuple[Se
 
 
 def _batch(
-    data: SequenceSet, onehot: OneHot, index: np.ndarray
+    data: SequenceSet, onehot: torch.nn.Module, index: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
     codes, lengths = collate(data, index)
     return onehot(codes).float().contiguous(), lengths.to(torch.int64)
 
 
 def _compare(
-    run: Any, data: SequenceSet, onehot: OneHot, expected: np.ndarray, per_position: bool,
+    run: Any, data: SequenceSet, onehot: torch.nn.Module, expected: np.ndarray, per_position: bool,
     extra: int = 0,
 ) -> tuple[float, int]:
     """Largest |export - PyTorch| over one padded batch of everything and each sequence

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -12,10 +13,11 @@ import torch
 from .alphabets import Alphabet, byte_histogram, detect_alphabet, protein_only_fraction
 from .bundle import Bundle
 from .data import SequenceEncoder, SequenceSet, batch_indices, batch_targets, chunked, collate
-from .encoding import OneHot, check_fits
-from .errors import DataError
+from .encoding import check_fits
+from .errors import DataError, UsageError
 from .models.base import Predictor, check_lengths
-from .seqio import Record
+from .seqio import Record, RecordStream, TableText, display_name, read_input, read_sequences
+from .series import SeriesOptions, SeriesReader, featurizer
 from .strands import complement_table, reverse_complement_set
 from .tasks import TaskSpec
 
@@ -23,6 +25,9 @@ log = logging.getLogger("bioseqnn")
 
 OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 """What counts as running out of accelerator memory (torch.cuda.OutOfMemoryError is this)."""
+SERIES_CHUNK_ROWS = 1 << 18
+"""Time steps of a series table read at a time by predict (whole series: a longer one is
+read whole)."""
 INFER_TOKENS = 1 << 20
 """The default cap on a prediction batch's padded positions (records x longest length)."""
 
@@ -38,7 +43,7 @@ class BatchLimit:
 @torch.inference_mode()
 def infer(
     model: Predictor,
-    onehot: OneHot,
+    onehot: torch.nn.Module,
     data: SequenceSet,
     batch_size: int,
     device: torch.device,
@@ -79,7 +84,7 @@ def infer(
 
 
 def batches_in_memory(
-    model: Predictor, onehot: OneHot, data: SequenceSet, batch_size: int,
+    model: Predictor, onehot: torch.nn.Module, data: SequenceSet, batch_size: int,
     device: torch.device, limit: BatchLimit, oom: tuple[type[BaseException], ...],
     max_tokens: int | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
@@ -100,7 +105,7 @@ def batches_in_memory(
 
 
 def _forward(
-    model: Predictor, onehot: OneHot, data: SequenceSet, index: np.ndarray,
+    model: Predictor, onehot: torch.nn.Module, data: SequenceSet, index: np.ndarray,
     device: torch.device, oom: tuple[type[BaseException], ...],
 ) -> torch.Tensor | None:
     """Logits of the sequences ``index`` on the CPU, or None when memory ran out."""
@@ -149,7 +154,7 @@ class Scored:
 
 @torch.inference_mode()
 def infer_scored(
-    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
+    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet, batch_size: int,
     device: torch.device, max_tokens: int | None = None,
 ) -> Scored:
     """A per-position model's logits and targets at the scored positions of ``data``
@@ -187,7 +192,7 @@ class PredictStats:
 
 def predict_rows(
     bundle: Bundle,
-    records: Iterable[Record],
+    records: Iterable[Record] | SeriesReader,
     source: str,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
@@ -198,18 +203,19 @@ def predict_rows(
 ) -> Iterator[list[str]]:
     """Yield one output row per record (id first), in input order, chunk by chunk.
 
+    ``records`` may be a :class:`SeriesReader` for a numeric series model (see
+    :func:`open_model_input`).
     Memory stays flat: only one chunk of records is held at a time. ``rc_average``
     (None: the model's default) reports the mean over both strands (DNA/RNA).
     ``max_tokens`` caps the padded positions of a batch (long sequences go in smaller
     batches); batching never changes a prediction.
     """
     device = torch.device(device)
-    model_alphabet = bundle.alphabet
     task = bundle.task
     if rc_average is None:
         rc_average = bool((bundle.manifest.get("training") or {}).get("rc_average", False))
-    complement = complement_table(model_alphabet, "--rc-average") if rc_average else None
-    onehot = OneHot(model_alphabet).to(device)
+    complement = complement_table(bundle.alphabet, "--rc-average") if rc_average else None
+    onehot = featurizer(bundle.input).to(device)
     stats = stats if stats is not None else PredictStats()
     limit = BatchLimit(batch_size)  # shrinks for the rest of the run on out-of-memory
     for _, data in encoded_chunks(bundle, records, source, batch_size, on_invalid, stats):
@@ -219,14 +225,43 @@ def predict_rows(
             yield [rid, *cells]
 
 
+def open_model_input(
+    bundle: Bundle, path: str | os.PathLike[str], on_invalid: str = "error",
+    id_column: str | None = None,
+) -> RecordStream | SeriesReader:
+    """The input of a model, opened as what it reads: sequences (FASTA/FASTQ), or for a
+    numeric series model a table with its channel columns (by name; other columns are
+    left alone) and ``id_column`` (default: the one it was trained with)."""
+    spec = bundle.series
+    if spec is None:
+        if id_column is not None:
+            raise UsageError("--id-column names the id column of a numeric series table; "
+                             "this model reads sequences")
+        return read_sequences(path)
+    opened = read_input(path)
+    if not isinstance(opened, TableText):
+        opened.close()
+        raise DataError(f"{display_name(path)}: sequences (FASTA/FASTQ), but the model reads "
+                        "numeric series: a table with an id column and the channels "
+                        f"{', '.join(spec.channels)}")
+    options = SeriesOptions(id_column or spec.id_column, list(spec.channels))
+    return SeriesReader(opened, options, on_invalid)
+
+
 def encoded_chunks(
-    bundle: Bundle, records: Iterable[Record], source: str, batch_size: int,
+    bundle: Bundle, records: Iterable[Record] | SeriesReader, source: str, batch_size: int,
     on_invalid: str, stats: PredictStats,
 ) -> Iterator[tuple[list[Record], SequenceSet]]:
     """The records to predict, a chunk at a time (memory stays flat): the kept records
     and their codes in the model's alphabet. The first chunk is checked against that
     alphabet and every chunk against the model's max-length. ``stats`` counts the records
-    read, and at the end the skipped ones; no record at all is an error."""
+    read, and at the end the skipped ones; no record at all is an error.
+
+    From a :class:`SeriesReader` (a numeric series model) the chunks are whole series,
+    with no records (an empty list)."""
+    if isinstance(records, SeriesReader):
+        yield from _series_chunks(bundle, records, source, batch_size, stats)
+        return
     encoder = SequenceEncoder(source, bundle.alphabet, on_invalid)
     for i, chunk in enumerate(chunked(records, max(batch_size * 16, 1024))):
         if i == 0:
@@ -243,6 +278,24 @@ def encoded_chunks(
         raise DataError(f"{source}: no sequence records")
     if stats.skipped:
         log.warning("%s: skipped %d record(s) with invalid symbols", source, stats.skipped)
+
+
+def _series_chunks(
+    bundle: Bundle, reader: SeriesReader, source: str, batch_size: int, stats: PredictStats,
+) -> Iterator[tuple[list[Record], SequenceSet]]:
+    rows = max(batch_size * 1024, SERIES_CHUNK_ROWS)
+    for chunk in reader.chunks(rows):
+        data = SequenceSet(chunk.ids, chunk.values, chunk.offsets)
+        stats.records += len(data)
+        check_lengths(bundle.model, data.ids, data.lengths, source)
+        yield [], data
+    stats.records += reader.skipped
+    stats.skipped = reader.skipped
+    if stats.records == 0:
+        raise DataError(f"{source}: no series (a header row but no data rows)")
+    if stats.skipped:
+        log.warning("%s: skipped %d series with missing or invalid values", source,
+                    stats.skipped)
 
 
 def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str,
@@ -264,7 +317,7 @@ def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str
 
 
 def both_strands(
-    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet, batch_size: int,
+    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet, batch_size: int,
     device: torch.device, complement: np.ndarray | None = None, limit: BatchLimit | None = None,
     max_tokens: int | None = None,
 ) -> np.ndarray:

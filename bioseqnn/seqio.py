@@ -322,6 +322,32 @@ def read_sequences(path: str | os.PathLike[str]) -> RecordStream:
     The input is opened and its first line checked at once (a missing or non-FASTA
     file fails here, before a caller writes anything); records are read as iterated.
     """
+    opened = _open_input(path, tables=False)
+    assert isinstance(opened, RecordStream)
+    return opened
+
+
+@dataclass
+class TableText:
+    """A delimited text table opened by :func:`read_input`: its first content line (the
+    header) is read, the rest is in ``lines``."""
+
+    name: str
+    first_line: str
+    lines: _CheckedText
+
+    def close(self) -> None:
+        self.lines.close()
+
+
+def read_input(path: str | os.PathLike[str]) -> RecordStream | TableText:
+    """Open an input that holds either sequences (FASTA/FASTQ: a :class:`RecordStream`,
+    as :func:`read_sequences` gives) or a delimited table (a numeric series table:
+    :class:`TableText`), told apart by the first line; stdin and gzip included."""
+    return _open_input(path, tables=True)
+
+
+def _open_input(path: str | os.PathLike[str], tables: bool) -> RecordStream | TableText:
     name = display_name(path)
     binary = open_binary(path)
     try:
@@ -330,6 +356,16 @@ def read_sequences(path: str | os.PathLike[str]) -> RecordStream:
         # by that path itself unless the first line is plainly a clean FASTA header.
         while chunks.data.find(b"\n") < 0 and chunks.more(CHUNK):
             pass
+        if tables:  # the first non-blank line decides
+            while not _content(chunks.data) and chunks.more(CHUNK):
+                pass
+            while _content(chunks.data).find(b"\n") < 0 and chunks.more(CHUNK):
+                pass
+            if _looks_like_table(chunks.data):
+                lines = chunks.fallback(0, 1)
+                first = _first_content_line(lines)
+                assert first is not None
+                return TableText(name, first.rstrip("\r\n"), lines)
         end = chunks.data.find(b"\n")
         if chunks.data.startswith(b">") and end > 0 and chunks.fine_end() > end:
             return RecordStream(_fast_fasta(chunks, name))
@@ -338,6 +374,30 @@ def read_sequences(path: str | os.PathLike[str]) -> RecordStream:
         if name != "<stdin>":
             binary.close()
         raise
+
+
+def _content(data: bytes) -> bytes:
+    """``data`` from its first non-blank character (after a byte-order mark)."""
+    return data.lstrip(b"\xef\xbb\xbf").lstrip()
+
+
+def _looks_like_table(data: bytes) -> bool:
+    """The first non-blank line holds a TAB or a comma and starts no FASTA/FASTQ record."""
+    line = _content(data).split(b"\n", 1)[0]
+    return bool(line) and not line.startswith((b">", b"@")) and (b"\t" in line or b"," in line)
+
+
+def is_table(path: str | os.PathLike[str] | None) -> bool:
+    """Whether a file (not stdin) starts as a delimited table, not FASTA/FASTQ; plain or
+    gzip (what :func:`read_input` would open as a table)."""
+    if path is None or str(path) == STDIO or not os.path.isfile(path):
+        return False
+    try:
+        with open_binary(path) as fh:
+            head = fh.read(1 << 16)
+    except (OSError, BioseqnnError, EOFError, zlib.error):
+        return False
+    return _looks_like_table(head)
 
 
 def _read_by_lines(path: str | os.PathLike[str]) -> RecordStream:
@@ -832,7 +892,8 @@ class Table:
         return self.lines[row_index] if self.lines else row_index + 2
 
 
-def _pick_delimiter(name: str, header_line: str) -> str:
+def pick_delimiter(name: str, header_line: str) -> str:
+    """',' or TAB: from the name's suffix (.csv, .tsv, .tab), corrected by the header line."""
     lower = name.lower().removesuffix(".gz")
     by_name = "," if lower.endswith(".csv") else "\t" if lower.endswith((".tsv", ".tab")) else None
     tabs, commas = header_line.count("\t"), header_line.count(",")
@@ -862,7 +923,7 @@ def read_table(path: str | os.PathLike[str]) -> Table:
                             "header row belongs; is the order of the arguments right "
                             "(the FASTA first, then the labels table)?")
         offset = lines.line - 1
-        delimiter = _pick_delimiter(name, first)
+        delimiter = pick_delimiter(name, first)
         reader = csv.reader(_chain(first, lines), delimiter=delimiter)
         rows: list[list[str]] = []
         starts: list[int] = []

@@ -29,7 +29,6 @@ from .distributed import (
     sync_buffers,
     wrap,
 )
-from .encoding import OneHot
 from .errors import TrainingError, UsageError
 from .models.base import Predictor, SequenceModel
 from .predict import infer, infer_scored
@@ -186,7 +185,7 @@ def _precision(name: str, device: torch.device) -> _Precision:
 
 
 def evaluate_set(
-    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet,
+    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet,
     batch_size: int, device: torch.device, prefix: str,
     ranks: Dist = SINGLE, part: tuple[list[int], SequenceSet] | None = None,
     max_tokens: int | None = None,
@@ -211,7 +210,7 @@ def evaluate_set(
 
 
 def _evaluate_positions(
-    model: Predictor, onehot: OneHot, task: TaskSpec, data: SequenceSet,
+    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet,
     batch_size: int, device: torch.device, prefix: str, ranks: Dist,
     part: tuple[list[int], SequenceSet] | None, max_tokens: int | None,
 ) -> dict[str, float]:
@@ -320,7 +319,7 @@ def _mean_scored(task: TaskSpec, data: SequenceSet, batches: list[np.ndarray]) -
 def fit(
     model: SequenceModel,
     task: TaskSpec,
-    onehot: OneHot,
+    onehot: torch.nn.Module,
     train_set: SequenceSet,
     val_set: SequenceSet | None,
     cfg: TrainConfig,

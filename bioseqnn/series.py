@@ -1,0 +1,400 @@
+"""Numeric series input: a table of numbers per time step instead of a FASTA.
+
+A series table is long: one row per time step, an id column naming the series and one
+column per channel (a physiological signal, a sensor axis, a coverage track)::
+
+    id      dim_1   dim_2
+    walk_1  0.08    0.39
+    walk_1  0.11    0.42
+    run_7   1.95    -0.2
+
+The rows of one series are contiguous and in time order; series may differ in length.
+Labels come from a separate table joined by id, as for sequences. Channels are the
+columns the user names (``--series-columns``), else every column but the id.
+
+Values are stored as float32, one row per time step (``SequenceSet.codes`` of shape
+(steps, channels)), and normalised per channel inside the model's input layer
+(:class:`SeriesInput`) with the mean and standard deviation of the training records,
+which the model file keeps: predict, explain and export take raw values. A missing value
+(an empty cell, NA, NaN, null) or a cell that is no finite number is an error naming line,
+column and record, unless ``--on-invalid`` skips the series or masks the value (read as
+the channel's mean).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import DataError, UsageError, shorten
+from .seqio import TableText, pick_delimiter
+
+log = logging.getLogger("bioseqnn")
+
+KIND = "series"
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "."})
+"""Cell texts (lowercased) read as a missing value."""
+BLOCK_ROWS = 65536
+"""Rows parsed at a time (a longer series takes as many as it needs)."""
+TIME_NAMES = frozenset({"time", "t", "step", "position", "pos", "index", "timestamp", "seconds"})
+"""Column names that usually order rows rather than measure anything."""
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """What a series model reads: its channels (table columns) and their normalisation.
+
+    ``mean`` and ``std`` are empty until :func:`fit_normalisation` sets them from the
+    training records.
+    """
+
+    channels: tuple[str, ...]
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    id_column: str = "id"
+
+    name = KIND  # what messages call the input kind, where an alphabet would be named
+
+    @property
+    def size(self) -> int:
+        return len(self.channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": KIND, "id_column": self.id_column, "channels": list(self.channels),
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SeriesSpec:
+        return cls(tuple(d["channels"]), tuple(float(x) for x in d["mean"]),
+                   tuple(float(x) for x in d["std"]), str(d.get("id_column", "id")))
+
+    def describe(self) -> str:
+        names = ", ".join(self.channels[:8]) + (", ..." if self.size > 8 else "")
+        return f"numeric series, {self.size} channel{'s' if self.size != 1 else ''} ({names})"
+
+
+class SeriesInput(nn.Module):
+    """Raw values (B, L, C) -> per-channel z-scores; a missing value (NaN, also the
+    padding) becomes 0, the channel's mean."""
+
+    def __init__(self, spec: SeriesSpec) -> None:
+        super().__init__()
+        if len(spec.mean) != spec.size or len(spec.std) != spec.size:
+            raise ValueError("the series normalisation is not fitted")
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32),
+                             persistent=False)
+        self.register_buffer("scale", 1.0 / torch.tensor(spec.std, dtype=torch.float32),
+                             persistent=False)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        scale: torch.Tensor = self.scale  # type: ignore[assignment]
+        z = (values.float() - mean) * scale
+        return torch.where(torch.isnan(z), torch.zeros_like(z), z)
+
+
+@dataclass
+class SeriesOptions:
+    """How to read a series table: its id column and the channel columns (None: every
+    column but the id)."""
+
+    id_column: str = "id"
+    columns: list[str] | None = None
+
+
+@dataclass
+class SeriesChunk:
+    """Consecutive whole series: ids, their values (steps, channels) and offsets."""
+
+    ids: list[str]
+    values: np.ndarray
+    offsets: np.ndarray
+    lines: list[int] = field(default_factory=list)
+    """The line of each series' first row."""
+
+
+@dataclass
+class _Series:
+    id: str
+    line: int
+    values: np.ndarray
+    problem: tuple[int, int, str, int] | None
+    """(step index, channel index, cell text, line) of the first missing or invalid value."""
+
+
+class SeriesReader:
+    """Streams the series of a table, chunk by chunk, with every check that names a line.
+
+    ``chunks()`` yields :class:`SeriesChunk` objects of whole series (at least
+    ``chunk_rows`` rows each, but the last); ``channels`` is known once the header is read
+    (at construction, so that a wrong column fails before any work).
+    """
+
+    def __init__(self, table: TableText, options: SeriesOptions, on_invalid: str = "error",
+                 hint: bool = True) -> None:
+        self.table = table
+        self.name = table.name
+        self.on_invalid = on_invalid
+        self.hint = hint  # False: the command has no --on-invalid to suggest
+        self.skipped = 0
+        self.masked = 0
+        self.skipped_ids: list[str] = []
+        header_line = table.first_line
+        self.delimiter = pick_delimiter(self.name, header_line)
+        header = [h.strip() for h in next(csv.reader([header_line], delimiter=self.delimiter))]
+        self.header = header
+        if len(set(header)) != len(header):
+            dup = sorted({h for h in header if header.count(h) > 1})
+            raise DataError(f"{self.name}: duplicate column name(s) in the header: "
+                            f"{', '.join(dup)}")
+        if options.id_column not in header:
+            raise DataError(f"{self.name}: no id column {options.id_column!r} in the series "
+                            f"table; columns are: {', '.join(map(repr, header))} (name it "
+                            "with --id-column)")
+        self.id_index = header.index(options.id_column)
+        if options.columns is None:
+            columns = [h for h in header if h != options.id_column]
+            if not columns:
+                raise DataError(f"{self.name}: the series table has no column besides the id "
+                                f"column {options.id_column!r}")
+            ordering = [c for c in columns if c.lower() in TIME_NAMES]
+            if ordering:
+                log.warning("%s: column %r is read as a channel; if it only orders the rows, "
+                            "choose the channels with --series-columns", self.name, ordering[0])
+        else:
+            columns = list(options.columns)
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DataError(f"{self.name}: no column {missing[0]!r} in the series table "
+                                f"(the model's or --series-columns' channels); columns are: "
+                                f"{', '.join(map(repr, header))}")
+            if options.id_column in columns:
+                raise UsageError(f"the id column {options.id_column!r} cannot be a channel")
+        self.channels = columns
+        self.channel_index = [header.index(c) for c in columns]
+        self.header_line = table.lines.line
+
+    # ------------------------------------------------------------------ parsing
+
+    def _rows(self, lines: list[str], numbers: list[int]) -> list[list[str]]:
+        d = self.delimiter
+        rows = [line.split(d) if '"' not in line else _csv_row(line, d, self.name, n)
+                for line, n in zip(lines, numbers, strict=True)]
+        width = len(self.header)
+        for row, n in zip(rows, numbers, strict=True):
+            if len(row) != width:
+                delim = "TAB" if d == "\t" else repr(d)
+                raise DataError(f"{self.name}: line {n}: {len(row)} field(s), the header has "
+                                f"{width} (delimiter {delim})")
+        return rows
+
+    def _parse(self, lines: list[str], numbers: list[int], final: bool
+               ) -> tuple[list[_Series], int]:
+        """Whole series of the block, and where its unfinished last series starts (its
+        lines go to the next block; ``final``: there is none)."""
+        rows = self._rows(lines, numbers)
+        columns = list(zip(*rows, strict=True))
+        ids = [x.strip() for x in columns[self.id_index]]
+        empty = next((i for i, x in enumerate(ids) if not x), None)
+        if empty is not None:
+            raise DataError(f"{self.name}: line {numbers[empty]}: empty id in column "
+                            f"{self.header[self.id_index]!r}")
+        values = np.empty((len(rows), len(self.channels)), dtype=np.float32)
+        for j, k in enumerate(self.channel_index):
+            values[:, j] = _numbers(columns[k])
+        starts = [0] + [i for i in range(1, len(ids)) if ids[i] != ids[i - 1]]
+        if not final:
+            starts_done = starts[:-1]
+            rest = starts[-1]
+        else:
+            starts_done, rest = starts, len(ids)
+        out = []
+        bounds = [*starts_done, rest]
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            block = values[a:b]
+            problem = None
+            bad = ~np.isfinite(block)
+            if bad.any():
+                step, channel = map(int, np.argwhere(bad)[0])
+                text = columns[self.channel_index[channel]][a + step]
+                problem = (step, channel, text, numbers[a + step])
+            out.append(_Series(ids[a], numbers[a], block, problem))
+        return out, rest
+
+    def _series(self) -> Iterator[_Series]:
+        seen: dict[str, int] = {}
+        last: _Series | None = None
+        for s in self._parsed():
+            if s.id in seen:
+                if last is not None and last.id == s.id:  # cannot happen: runs are maximal
+                    raise AssertionError("series run split")
+                raise DataError(
+                    f"{self.name}: line {s.line}: rows of series {shorten(s.id)!r} resume "
+                    f"after other series (its first rows are at line {seen[s.id]}); the rows "
+                    "of each series must be together, in time order (sort by id, keeping "
+                    "the time order)")
+            seen[s.id] = s.line
+            last = s
+            if s.problem is not None:
+                s = self._invalid(s)
+                if s is None:
+                    continue
+            yield s
+
+    def _parsed(self) -> Iterator[_Series]:
+        lines = self.table.lines
+        target = BLOCK_ROWS
+        buf: list[str] = []
+        numbers: list[int] = []
+        for line in lines.counting():
+            if not line.strip():
+                continue
+            buf.append(line.rstrip("\n"))
+            numbers.append(lines.line)
+            if len(buf) >= target:
+                done, rest = self._parse(buf, numbers, final=False)
+                if not done:  # one series fills the block: read on (geometric growth)
+                    target *= 2
+                    continue
+                yield from done
+                buf, numbers = buf[rest:], numbers[rest:]
+                target = max(BLOCK_ROWS, 2 * len(buf))
+        if buf:
+            done, _ = self._parse(buf, numbers, final=True)
+            yield from done
+
+    def _invalid(self, s: _Series) -> _Series | None:
+        step, channel, text, line = s.problem  # type: ignore[misc]
+        kind = "missing value" if text.strip().lower() in MISSING or \
+            _is_nan(text) else f"not a finite number: {shorten(text.strip(), 20)!r}"
+        if self.on_invalid == "error":
+            hint = ("use --on-invalid mask to read missing and invalid values as the "
+                    "channel's mean, or skip to drop the series") if self.hint else \
+                "correct or remove it"
+            raise DataError(
+                f"{self.name}: line {line}, column {self.channels[channel]!r}: "
+                f"series {shorten(s.id)!r}, step {step + 1}: {kind} ({hint})")
+        if self.on_invalid == "skip":
+            self.skipped += 1
+            self.skipped_ids.append(s.id)
+            return None
+        bad = ~np.isfinite(s.values)
+        self.masked += int(bad.sum())
+        s.values[bad] = np.nan
+        return _Series(s.id, s.line, s.values, None)
+
+    def chunks(self, chunk_rows: int = BLOCK_ROWS) -> Iterator[SeriesChunk]:
+        try:
+            ids: list[str] = []
+            parts: list[np.ndarray] = []
+            starts: list[int] = []
+            rows = 0
+            for s in self._series():
+                ids.append(s.id)
+                parts.append(s.values)
+                starts.append(s.line)
+                rows += len(s.values)
+                if rows >= chunk_rows:
+                    yield _chunk(ids, parts, starts, len(self.channels))
+                    ids, parts, starts, rows = [], [], [], 0
+            if ids:
+                yield _chunk(ids, parts, starts, len(self.channels))
+        finally:
+            self.table.close()
+        if self.masked:
+            log.warning("%s: masked %d missing or invalid value(s) (read as the channel's "
+                        "mean)", self.name, self.masked)
+
+
+def _chunk(ids: list[str], parts: list[np.ndarray], lines: list[int], width: int
+           ) -> SeriesChunk:
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+    return SeriesChunk(ids, values, offsets, lines)
+
+
+def _csv_row(line: str, delimiter: str, name: str, number: int) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration) as exc:
+        raise DataError(f"{name}: line {number}: {exc}") from None
+
+
+def _is_nan(text: str) -> bool:
+    try:
+        return bool(np.isnan(float(text)))
+    except ValueError:
+        return False
+
+
+def _numbers(cells: tuple[str, ...]) -> np.ndarray:
+    """float32 values of a column's cells; NaN for missing values, +-inf for text that is
+    no number (the caller tells them apart by the cell text)."""
+    try:
+        return np.array(cells, dtype=np.float64).astype(np.float32)
+    except ValueError:
+        pass
+    out = np.empty(len(cells), dtype=np.float32)
+    for i, cell in enumerate(cells):
+        try:
+            out[i] = float(cell)
+        except ValueError:
+            out[i] = np.nan if cell.strip().lower() in MISSING else np.inf
+    return out
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def fit_normalisation(values: np.ndarray, spec: SeriesSpec, source: str) -> SeriesSpec:
+    """The spec with each channel's mean and standard deviation over ``values`` (every
+    step of the training records; missing values left out)."""
+    with np.errstate(invalid="ignore"):
+        present = ~np.isnan(values)
+        counts = present.sum(axis=0)
+        empty = [spec.channels[j] for j in np.flatnonzero(counts == 0)]
+        if empty:
+            raise DataError(f"{source}: channel {empty[0]!r} has no value in the training "
+                            "records")
+        filled = np.where(present, values, 0).astype(np.float64)
+        mean = filled.sum(axis=0) / counts
+        deviation = np.where(present, values - mean, 0).astype(np.float64)
+        std = np.sqrt((deviation * deviation).sum(axis=0) / counts)
+    flat = [spec.channels[j] for j in np.flatnonzero(~(std > 1e-12))]
+    if flat:
+        log.warning("%s: channel(s) %s are constant in the training records; they are read "
+                    "centred but not scaled", source, ", ".join(map(repr, flat[:5])))
+    std = np.where(std > 1e-12, std, 1.0)
+    return SeriesSpec(spec.channels, tuple(float(x) for x in mean),
+                      tuple(float(x) for x in std), spec.id_column)
+
+
+def featurizer(spec: Any) -> nn.Module:
+    """The input layer of a model reading ``spec``: one-hot for an alphabet, per-channel
+    normalisation for a series."""
+    from .encoding import OneHot
+
+    return SeriesInput(spec) if isinstance(spec, SeriesSpec) else OneHot(spec)
+
+
+def input_fields(spec: Any) -> dict[str, Any]:
+    """The model file's fields that say what it reads: ``alphabet`` and ``encoding`` for
+    sequences, ``input`` and ``encoding`` for a numeric series."""
+    if isinstance(spec, SeriesSpec):
+        return {"input": spec.to_dict(),
+                "encoding": {"kind": "numeric series",
+                             "normalisation": "per channel, (value - mean) / std over the "
+                                              "training records; a missing value reads as 0"}}
+    return {"alphabet": spec.name,
+            "encoding": {"kind": "one-hot", "channels": spec.letters,
+                         "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per "
+                                      "residue)"}}
