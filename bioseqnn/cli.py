@@ -588,7 +588,7 @@ def explain(
     write_attributions(result, output)
     if plot is not None:
         paths = explanation_plots(result, plot, max_plots)
-        log.info("wrote %d logo(s) to %s", len(paths), plot)
+        log.info("wrote %d %s to %s", len(paths), "plot(s)" if result.channels else "logo(s)", plot)
 
 
 @app.command()

@@ -10,6 +10,12 @@ Every method explains one scalar per sequence, the *target score*:
 
 A positive attribution means the residue pushes the target score up.
 
+A numeric series model is explained by the gradient methods alone (there are no
+residues to substitute): ``saliency`` and ``grad-input`` read the gradient at each
+channel's normalised value (its z-score, so gradient x input compares a step with the
+channel's mean), and each position's attributions per channel are kept beside the
+position's score.
+
 - ``saliency``: the largest absolute gradient over the one-hot channels at each position
   (Simonyan et al. 2014); unsigned.
 - ``grad-input``: gradient x input summed over channels, i.e. the gradient at the residue
@@ -35,14 +41,14 @@ import torch
 
 from .alphabets import Alphabet
 from .bundle import Bundle, load_bundle
-from .data import SequenceSet, batch_indices, collate, read_encoded
-from .encoding import OneHot
+from .data import SequenceSet, batch_indices, collate, read_inputs
 from .errors import UsageError
 from .evaluate import check_alphabet_fits
 from .models.base import Predictor
 from .predict import infer, resolve_device
 from .runtime import configure_threads
-from .seqio import atomic_output, check_output_path, display_name, read_sequences, table_delimiter
+from .seqio import atomic_output, check_output_path, display_name, table_delimiter
+from .series import featurizer
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -65,6 +71,11 @@ class Attribution:
     """(L,) one score per position."""
     deltas: np.ndarray | None = None
     """(L, C) ISM only: target-score change for each substitution (0 for the residue itself)."""
+    channels: np.ndarray | None = None
+    """(L, C) numeric series only: the position's attribution per channel (``scores`` is
+    their sum for grad-input, their largest absolute value for saliency)."""
+    values: np.ndarray | None = None
+    """(L, C) numeric series only: the raw values (NaN where missing), for plots."""
 
 
 @dataclass
@@ -73,6 +84,8 @@ class Explanation:
     letters: str
     task: TaskSpec
     records: list[Attribution]
+    channels: list[str] | None = None
+    """A numeric series model's channel names (None for sequences)."""
 
 
 # --------------------------------------------------------------------------- targets
@@ -137,8 +150,10 @@ def gradient_attributions(
     method: str,
     batch_size: int,
     device: torch.device,
+    per_channel: bool = False,
 ) -> list[np.ndarray]:
-    """Saliency or gradient x input for every sequence, one (L,) array each."""
+    """Saliency or gradient x input for every sequence, one (L,) array each; with
+    ``per_channel`` one (L, C) array each (|gradient| or gradient x input per channel)."""
     out: list[np.ndarray] = [np.zeros(0)] * len(data)
     model.eval()
     for index in batch_indices(data.lengths, batch_size):
@@ -150,7 +165,9 @@ def gradient_attributions(
         with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
             logits = model(x, lengths.to(device))
             (grad,) = torch.autograd.grad(target_score(task, logits, tgt).sum(), x)
-        if method == "saliency":
+        if per_channel:
+            per_pos = grad.abs() if method == "saliency" else grad * x.detach()
+        elif method == "saliency":
             per_pos = grad.abs().amax(dim=-1)
         else:
             per_pos = (grad * x.detach()).sum(dim=-1)
@@ -259,16 +276,31 @@ def explain_bundle(
     if getattr(bundle.model, "per_position", False):
         raise UsageError("explain needs a model with one output per sequence")
     dev = torch.device(device)
-    alphabet = bundle.alphabet
-    onehot = OneHot(alphabet).to(dev)
+    spec = bundle.series
+    if spec is not None and method == "ism":
+        raise UsageError("--method ism substitutes residues; a numeric series model is "
+                         "explained by saliency or grad-input")
+    onehot = featurizer(bundle.input).to(dev)
     fixed = resolve_target(task, target)
     logits = infer(bundle.model, onehot, data, batch_size, dev)
     targets = _default_targets(task, logits, fixed)
-    reference = target_score(task, logits, torch.from_numpy(targets)).numpy().astype(np.float64)
     predictions = _prediction(task, logits, targets)
+    names = target_names(task)
+    if spec is not None:
+        per_channel = gradient_attributions(bundle.model, onehot, task, data, targets, method,
+                                            batch_size, dev, per_channel=True)
+        records = []
+        for i, rid in enumerate(data.ids):
+            channels = per_channel[i]
+            score = np.abs(channels).max(axis=1) if method == "saliency" else channels.sum(1)
+            records.append(Attribution(
+                rid, "", names[int(targets[i])], float(predictions[i]), score,
+                channels=channels, values=data.codes[data.offsets[i]:data.offsets[i + 1]]))
+        return Explanation(method, "", task, records, channels=list(spec.channels))
+    alphabet = bundle.alphabet
+    reference = target_score(task, logits, torch.from_numpy(targets)).numpy().astype(np.float64)
     table = alphabet.onehot_table()
     symbols = np.array(["?", *alphabet.symbol_list])
-    names = target_names(task)
     all_deltas: list[np.ndarray] | None = None
     if method == "ism":
         all_deltas = ism_attributions(bundle.model, onehot, alphabet, task, data, targets,
@@ -306,15 +338,21 @@ def explain(
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     resolve_target(bundle.task, target)  # a bad --target fails before reading the data
+    if bundle.series is not None and method == "ism":
+        raise UsageError("--method ism substitutes residues; a numeric series model is "
+                         "explained by saliency or grad-input")
     source = display_name(sequences)
-    data, _, _ = read_encoded(read_sequences(sequences), source, bundle.alphabet, on_invalid)
-    check_alphabet_fits(data, bundle.alphabet, source)
+    data, _, _ = read_inputs(sequences, bundle.input, on_invalid)
+    if bundle.series is None:
+        check_alphabet_fits(data, bundle.alphabet, source)
     result = explain_bundle(bundle, data, method, target, batch_size, dev)
     log.info("explained %d sequence(s) with %s", len(result.records), method)
     return result
 
 
 def header(expl: Explanation) -> list[str]:
+    if expl.channels is not None:
+        return ["id", "target", "position", "score", *(f"attr_{c}" for c in expl.channels)]
     cols = ["id", "target", "position", "residue", "score"]
     return cols + list(expl.letters) if expl.method == "ism" else cols
 
@@ -326,6 +364,11 @@ def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> Non
         writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
         writer.writerow(header(expl))
         for rec in expl.records:
+            if rec.channels is not None:  # a numeric series: per-channel attributions
+                for p, (score, row) in enumerate(zip(rec.scores, rec.channels, strict=True)):
+                    writer.writerow([rec.id, rec.target, str(p + 1), f"{score:.6g}",
+                                     *(f"{v:.6g}" for v in row)])
+                continue
             for p, residue in enumerate(rec.residues):
                 row = [rec.id, rec.target, str(p + 1), residue, f"{rec.scores[p]:.6g}"]
                 if rec.deltas is not None:
@@ -335,8 +378,9 @@ def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> Non
 
 def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
                       max_plots: int = 20) -> list[Path]:
-    """One logo PNG per sequence (the first ``max_plots``), named after the record id."""
-    from .plots import logo_plot, plot_dir, safe_filename
+    """One logo PNG per sequence (the first ``max_plots``), named after the record id; for
+    a numeric series, its channels over time shaded by their attributions."""
+    from .plots import logo_plot, plot_dir, safe_filename, series_attribution_plot
 
     out = plot_dir(folder)
     taken: set[str] = set()
@@ -351,7 +395,12 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
         kind = {"binary": "class ", "multiclass": "class ", "multilabel": "label "}.get(
             expl.task.kind, "")
         title = (f"{rec.id}: {what} toward {kind}{rec.target} ({pred}, "
-                 f"{len(rec.residues)} positions)")
+                 f"{len(rec.scores)} positions)")
+        if rec.channels is not None and rec.values is not None and expl.channels is not None:
+            paths.append(series_attribution_plot(
+                rec.values, rec.channels, expl.channels, out / safe_filename(rec.id, taken),
+                title, label=f"{expl.method} score"))
+            continue
         paths.append(logo_plot(rec.residues, rec.scores, out / safe_filename(rec.id, taken),
                                title, ylabel=f"{expl.method} score"))
     if len(expl.records) > max_plots:

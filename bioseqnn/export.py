@@ -13,6 +13,10 @@ The exported graph is the model plus its task's output step, so it is usable alo
                      distribution of residue i + 1 given the residues before it, at
                      position length that of the end, zero past it
 
+A numeric series model's graph reads raw values instead, ``values`` (batch, length,
+channels) float32, and normalises them itself (padding: any value, e.g. 0; NaN reads as
+the channel's mean).
+
 Batch and length axes are dynamic. A JSON sidecar (``NAME.json`` beside the export)
 holds the encoding table, the output columns, the task and the parity figures.
 
@@ -44,12 +48,13 @@ from torch import nn
 
 from . import __version__
 from .bundle import Bundle, load_bundle
-from .data import SequenceEncoder, SequenceSet, collate
-from .encoding import Encoder, OneHot
+from .data import SequenceEncoder, SequenceSet, collate, read_inputs
+from .encoding import Encoder, pad_codes
 from .errors import ModelFileError, UsageError
 from .models.base import check_lengths
 from .predict import infer
 from .seqio import atomic_output, check_output_path, display_name, read_sequences
+from .series import SeriesSpec, featurizer
 from .tasks import TaskSpec, output_activation
 
 FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
@@ -76,9 +81,11 @@ class Exported(nn.Module):
     """The model and its task's output step: (onehot, lengths) -> outputs, as
     :meth:`bioseqnn.tasks.TaskSpec.outputs` computes them after the model."""
 
-    def __init__(self, model: nn.Module, task: TaskSpec) -> None:
+    def __init__(self, model: nn.Module, task: TaskSpec, prepare: nn.Module | None = None
+                 ) -> None:
         super().__init__()
         self.model = model
+        self.prepare = prepare  # a numeric series' normalisation, inside the graph
         self.kind = task.kind
         self.per_position = bool(getattr(model, "per_position", False))
         self.extra = 1 if getattr(model, "causal", False) else 0  # a language model's end
@@ -89,6 +96,8 @@ class Exported(nn.Module):
     def forward(self, onehot: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mean: torch.Tensor = self.mean  # type: ignore[assignment]
         std: torch.Tensor = self.std  # type: ignore[assignment]
+        if self.prepare is not None:
+            onehot = self.prepare(onehot)
         out = output_activation(self.kind, self.model(onehot, lengths), mean, std)
         if self.per_position:
             # zero past each sequence's outputs; this also keeps ``lengths`` an input of
@@ -136,11 +145,14 @@ def export(
     bundle = load_bundle(model, "cpu")
     name = display_name(model)
     data, source = _check_set(bundle, check)
-    onehot = OneHot(bundle.alphabet)
+    prepare = featurizer(bundle.input)
     # the reference: the model as predict runs it (eager, the CPU speed paths included)
-    expected = bundle.task.outputs(infer(bundle.model, onehot, data, len(data),
+    expected = bundle.task.outputs(infer(bundle.model, prepare, data, len(data),
                                          torch.device("cpu"))).numpy()
-    wrapper = Exported(bundle.model, bundle.task).eval()
+    # a series graph normalises its raw values itself; sequences come in one-hot
+    inside = prepare if bundle.series is not None else None
+    onehot = None if inside is not None else prepare
+    wrapper = Exported(bundle.model, bundle.task, inside).eval()
     example = _batch(data, onehot, np.arange(len(data)))
     arch = bundle.model.config.arch
     traced: Any = None
@@ -151,7 +163,7 @@ def export(
             warnings.simplefilter("ignore")
             if fmt == "onnx":
                 blob = _to_onnx(wrapper, example, bundle.model.per_position,
-                                bool(wrapper.extra))
+                                bool(wrapper.extra), "values" if inside else "onehot")
             else:
                 traced = torch.jit.trace(wrapper, example, check_trace=False)
                 blob = _save_torchscript(traced, {})
@@ -159,7 +171,8 @@ def export(
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelFileError(f"{name}: this {arch} model cannot be exported to "
                              f"{_FORMAT_NAMES[fmt]}: {first}") from None
-    run = _onnx_runner(blob) if fmt == "onnx" else _torchscript_runner(blob)
+    run = _onnx_runner(blob, "values" if inside else "onehot") if fmt == "onnx" \
+        else _torchscript_runner(blob)
     diff, worst = _compare(run, data, onehot, expected, bundle.model.per_position,
                            wrapper.extra)
     if not diff <= tolerance:
@@ -193,6 +206,9 @@ def _require_onnx() -> None:
 
 def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None) -> tuple[SequenceSet, str]:
     """The parity sequences: those of ``check``, or two random ones per length."""
+    spec = bundle.series
+    if spec is not None:
+        return _check_series(bundle, spec, check)
     alphabet = bundle.alphabet
     if check is not None:
         source = display_name(check)
@@ -215,15 +231,43 @@ def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None) -> tuple[Se
     return SequenceSet(ids, codes, offsets), f"{len(seqs)} random {alphabet.name} sequences"
 
 
+def _check_series(bundle: Bundle, spec: SeriesSpec, check: str | os.PathLike[str] | None
+                  ) -> tuple[SequenceSet, str]:
+    """A series model's parity series: those of the table ``check``, or two per length
+    drawn around the training records' mean and spread."""
+    if check is not None:
+        source = display_name(check)
+        data, _, _ = read_inputs(check, spec, "error")
+        check_lengths(bundle.model, data.ids, data.lengths, source)
+        return data, source
+    limit = bundle.model.max_length
+    lengths = sorted({min(n, limit) if limit else n for n in CHECK_LENGTHS})
+    rng = np.random.default_rng(0)
+    mean, std = np.array(spec.mean), np.array(spec.std)
+    parts = [(mean + std * rng.standard_normal((n, spec.size))).astype(np.float32)
+             for n in lengths for _ in range(2)]
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    ids = [f"random_{i + 1}_len{len(p)}" for i, p in enumerate(parts)]
+    return (SequenceSet(ids, np.concatenate(parts), offsets),
+            f"{len(parts)} random series of {spec.size} channel(s)")
+
+
 def _batch(
-    data: SequenceSet, onehot: torch.nn.Module, index: np.ndarray
+    data: SequenceSet, onehot: nn.Module | None, index: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exported graph's inputs: one-hot sequences, or (``onehot`` None) a series'
+    raw values padded with zeros."""
+    if onehot is None:
+        values, lengths = pad_codes(data.codes, data.offsets, index, fill=0.0)
+        return torch.from_numpy(values).float().contiguous(), torch.from_numpy(lengths)
     codes, lengths = collate(data, index)
     return onehot(codes).float().contiguous(), lengths.to(torch.int64)
 
 
 def _compare(
-    run: Any, data: SequenceSet, onehot: torch.nn.Module, expected: np.ndarray, per_position: bool,
+    run: Any, data: SequenceSet, onehot: nn.Module | None, expected: np.ndarray,
+    per_position: bool,
     extra: int = 0,
 ) -> tuple[float, int]:
     """Largest |export - PyTorch| over one padded batch of everything and each sequence
@@ -253,7 +297,7 @@ def _compare(
 
 def _to_onnx(
     wrapper: nn.Module, example: tuple[torch.Tensor, torch.Tensor], per_position: bool,
-    causal: bool = False,
+    causal: bool = False, input_name: str = "onehot",
 ) -> bytes:
     """``causal``: a language model, whose outputs have one position more than its input
     (their axis is named apart so that shape inference does not take them as equal)."""
@@ -262,14 +306,14 @@ def _to_onnx(
     # the legacy exporter writes to a file object as well as to a path
     torch.onnx.export(
         wrapper, example, buf, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
-        input_names=["onehot", "lengths"], output_names=["outputs"],
-        dynamic_axes={"onehot": {0: "batch", 1: "length"}, "lengths": {0: "batch"},
+        input_names=[input_name, "lengths"], output_names=["outputs"],
+        dynamic_axes={input_name: {0: "batch", 1: "length"}, "lengths": {0: "batch"},
                       "outputs": {0: "batch", 1: positions} if per_position else {0: "batch"}},
     )
     return buf.getvalue()
 
 
-def _onnx_runner(blob: bytes) -> Any:
+def _onnx_runner(blob: bytes, input_name: str = "onehot") -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -277,7 +321,7 @@ def _onnx_runner(blob: bytes) -> Any:
     session = onnxruntime.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
 
     def run(x: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
-        return session.run(None, {"onehot": x.numpy(), "lengths": lengths.numpy()})[0]
+        return session.run(None, {input_name: x.numpy(), "lengths": lengths.numpy()})[0]
 
     return run
 
@@ -303,8 +347,7 @@ def _torchscript_runner(blob: bytes) -> Any:
 
 
 def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> dict[str, Any]:
-    alphabet, task, m = bundle.alphabet, bundle.task, bundle.manifest
-    table = alphabet.onehot_table()
+    task, m = bundle.task, bundle.manifest
     outputs = {"binary": "class probabilities", "multiclass": "class probabilities",
                "multilabel": "label probabilities"}.get(task.kind, "values in original units")
     columns = task.columns()
@@ -328,29 +371,57 @@ def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> d
         "torch_version": torch.__version__,
         "source_model": model.name,
         "source_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        **_input_fields(bundle),
+        "outputs": [
+            {"name": "outputs", "dtype": "float32", "shape": shape,
+             "meaning": outputs, "columns": columns},
+        ],
+        "max_length": bundle.model.max_length,
+        "task": task.to_dict(),
+        **({"strands": ("the model's predict averages both strands (rc_average): feed the "
+                        "reverse complement too and average"
+                        if (m.get("training") or {}).get("rc_average")
+                        else "the given strand only")} if bundle.series is None else {}),
+        "parity": parity,
+    }
+
+
+LENGTHS_INPUT = {"name": "lengths", "dtype": "int64", "shape": ["batch"],
+                 "meaning": "true length of each sequence (padding never changes an output)"}
+
+
+def _input_fields(bundle: Bundle) -> dict[str, Any]:
+    """The sidecar's description of the graph's inputs and how to make them."""
+    spec = bundle.series
+    if spec is not None:
+        return {
+            "inputs": [
+                {"name": "values", "dtype": "float32", "shape": ["batch", "length", spec.size],
+                 "meaning": "one row per time step, the channels in 'channels' order, raw "
+                            "(the graph normalises them); right-pad shorter series with any "
+                            "value (zeros); NaN reads as the channel's mean"},
+                LENGTHS_INPUT,
+            ],
+            "input": "numeric series",
+            "channels": list(spec.channels),
+            "normalisation": {"mean": list(spec.mean), "std": list(spec.std),
+                              "applied": "inside the graph: (value - mean) / std"},
+        }
+    alphabet = bundle.alphabet
+    table = alphabet.onehot_table()
+    return {
         "inputs": [
             {"name": "onehot", "dtype": "float32",
              "shape": ["batch", "length", alphabet.size],
              "meaning": "one row per position from 'encoding' (uppercase symbol); right-pad "
                         "shorter sequences with zero rows"},
-            {"name": "lengths", "dtype": "int64", "shape": ["batch"],
-             "meaning": "true length of each sequence (padding never changes an output)"},
-        ],
-        "outputs": [
-            {"name": "outputs", "dtype": "float32", "shape": shape,
-             "meaning": outputs, "columns": columns},
+            LENGTHS_INPUT,
         ],
         "alphabet": alphabet.name,
         "channels": list(alphabet.letters),
         "encoding": {sym: [float(v) for v in table[code]]
                      for code, sym in enumerate(alphabet.symbol_list, start=1)},
         "lowercase": "reads as uppercase",
-        "max_length": bundle.model.max_length,
-        "task": task.to_dict(),
-        "strands": ("the model's predict averages both strands (rc_average): feed the reverse "
-                    "complement too and average" if (m.get("training") or {}).get("rc_average")
-                    else "the given strand only"),
-        "parity": parity,
     }
 
 

@@ -648,3 +648,53 @@ def safe_filename(name: str, taken: set[str]) -> str:
         candidate, k = f"{base}_{k}", k + 1
     taken.add(candidate.lower())
     return candidate + ".png"
+
+
+SERIES_PLOT_CHANNELS = 12
+"""Channels drawn in one series attribution figure (the first ones; the TSV has all)."""
+
+
+def series_attribution_plot(
+    values: np.ndarray,
+    attributions: np.ndarray,
+    channels: Sequence[str],
+    path: str | os.PathLike[str],
+    title: str = "",
+    label: str = "attribution",
+) -> Path:
+    """A numeric series' channels over time, each on its own axis, with a strip under the
+    line coloured by that channel's attribution at each step (red pushes the target score
+    up, blue down; one colour scale for the whole figure)."""
+    values = np.asarray(values, dtype=np.float64)
+    attributions = np.asarray(attributions, dtype=np.float64)
+    if values.shape != attributions.shape or values.ndim != 2:
+        raise DataError(f"values {values.shape} and attributions {attributions.shape} differ")
+    n, c = values.shape
+    shown = min(c, SERIES_PLOT_CHANNELS)
+    top = float(np.nanmax(np.abs(attributions))) if attributions.size else 1.0
+    top = top if top > 0 else 1.0
+    steps = np.arange(1, n + 1)
+    with _figure(max(7.0, min(14.0, 5.0 + n * 0.02)), 1.3 * shown + 1.0) as fig:
+        fig.set_layout_engine("constrained")
+        axes = fig.subplots(shown, 1, sharex=True, squeeze=False)[:, 0]
+        image = None
+        for j, ax in enumerate(axes):
+            line = values[:, j]
+            finite = line[np.isfinite(line)]
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0., 1.)
+            pad = 0.08 * (high - low) if high > low else 0.5
+            # the attribution strip fills the axis behind the line
+            image = ax.imshow(attributions[None, :, j], aspect="auto", cmap="RdBu_r",
+                              vmin=-top, vmax=top, extent=(0.5, n + 0.5, low - pad, high + pad),
+                              interpolation="nearest", alpha=0.85)
+            ax.plot(steps, line, color="0.1", lw=0.9)
+            ax.set_ylim(low - pad, high + pad)
+            ax.set_xlim(0.5, n + 0.5)
+            ax.set_ylabel(_wrap(str(channels[j]), 14), rotation=0, ha="right", va="center")
+        axes[-1].set_xlabel("Time step" + (f" (first {shown} of {c} channels)"
+                                           if shown < c else ""))
+        if image is not None:
+            fig.colorbar(image, ax=list(axes), label=label, fraction=0.04, pad=0.02)
+        if title:
+            fig.suptitle(_wrap(title, 90), fontsize=10)
+        return _save(fig, path)
