@@ -88,7 +88,8 @@ Device = Annotated[str | None, typer.Option(
 Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = cores available).")]
 InvalidOpt = Annotated[OnInvalid, typer.Option(
     "--on-invalid", help="Invalid symbols: stop with an error, skip the record, or mask the "
-    "symbol as fully ambiguous (N/X).")]
+    "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
+    "the channel's mean.")]
 
 
 class _Formatter(logging.Formatter):
@@ -401,7 +402,8 @@ def train(
 def predict(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
     sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ to predict (plain or .gz; '-' for stdin).")] = "-",
+        help="FASTA/FASTQ to predict (plain or .gz; '-' for stdin), or for a numeric series "
+        "model its series table.")] = "-",
     output: Annotated[str, typer.Option(
         "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).")]
     = "-",
@@ -488,8 +490,8 @@ class Method(str, Enum):
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
     sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ of the test records ('-' for stdin), or a table with "
-        "--sequence-column.")],
+        help="FASTA/FASTQ of the test records ('-' for stdin), a table with "
+        "--sequence-column, or for a numeric series model its series table.")],
     labels: Annotated[str | None, typer.Argument(
         help="CSV/TSV of their labels, joined by id (none for a language model).")] = None,
     output: Annotated[str, typer.Option(
@@ -548,7 +550,8 @@ def evaluate(
 def explain(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
     sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ to explain (plain or .gz; '-' for stdin).")] = "-",
+        help="FASTA/FASTQ to explain (plain or .gz; '-' for stdin), or for a numeric series "
+        "model its series table.")] = "-",
     output: Annotated[str, typer.Option(
         "-o", "--output", help="Attributions TSV, one row per position ('.csv' for CSV, "
         "'-' stdout).")] = "-",

@@ -518,6 +518,7 @@ def load_labeled(
     tname = table.source
 
     series_lines: list[int] | None = None
+    alpha: Alphabet | SeriesSpec
     if src.sequence_column is not None:
         if fasta is not None:
             raise UsageError("give either a FASTA file or --sequence-column, not both")

@@ -259,8 +259,8 @@ def _batch(
     """The exported graph's inputs: one-hot sequences, or (``onehot`` None) a series'
     raw values padded with zeros."""
     if onehot is None:
-        values, lengths = pad_codes(data.codes, data.offsets, index, fill=0.0)
-        return torch.from_numpy(values).float().contiguous(), torch.from_numpy(lengths)
+        values, raw_lengths = pad_codes(data.codes, data.offsets, index, fill=0.0)
+        return torch.from_numpy(values).float().contiguous(), torch.from_numpy(raw_lengths)
     codes, lengths = collate(data, index)
     return onehot(codes).float().contiguous(), lengths.to(torch.int64)
 

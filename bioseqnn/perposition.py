@@ -134,7 +134,11 @@ def load_positions(
         label_strings = [strings[x] for x in data.ids]
     else:
         src = LabelSource(labels, id_column, targets, sequence_column, missing_hint)
-        labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
+        labeled, read_as = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
+        if not isinstance(read_as, Alphabet):
+            raise UsageError("per-position labels are for sequences; "
+                             f"{display_name(fasta or '-')} is a numeric series table")
+        alpha = read_as
         if len(labeled.targets) != 1:
             raise UsageError(f"--task per-position takes one label column, got "
                              f"{len(labeled.targets)}: {', '.join(labeled.targets)}; choose "

@@ -243,9 +243,10 @@ class SeriesReader:
             seen[s.id] = s.line
             last = s
             if s.problem is not None:
-                s = self._invalid(s)
-                if s is None:
+                kept = self._invalid(s)
+                if kept is None:
                     continue
+                s = kept
             yield s
 
     def _parsed(self) -> Iterator[_Series]:
@@ -278,6 +279,10 @@ class SeriesReader:
             hint = ("use --on-invalid mask to read missing and invalid values as the "
                     "channel's mean, or skip to drop the series") if self.hint else \
                 "correct or remove it"
+            if text.strip().isalpha() and len(text.strip()) > 1:
+                hint = ("the table was read as a numeric series; a column of sequences is read "
+                        "with --sequence-column NAME, a column of labels goes in the labels "
+                        "table")
             raise DataError(
                 f"{self.name}: line {line}, column {self.channels[channel]!r}: "
                 f"series {shorten(s.id)!r}, step {step + 1}: {kind} ({hint})")
