@@ -217,6 +217,28 @@ class _CheckedText(io.TextIOBase):
                 self.line += 1
                 yield line
 
+    def line_blocks(self, size: int) -> Iterator[tuple[int, list[str]]]:
+        """The remaining lines, without their newlines, in lists of about ``size``
+        characters of whole lines, each with the number of its first line."""
+        rest = ""
+        while True:
+            with self._reading():
+                text = self._text.read(size)
+            if not text:
+                break
+            cut = text.rfind("\n")
+            if cut < 0:
+                rest += text
+                continue
+            lines = (rest + text[:cut]).split("\n")
+            rest = text[cut + 1 :]
+            first = self.line + 1
+            self.line += len(lines)
+            yield first, lines
+        if rest:
+            self.line += 1
+            yield self.line, [rest]
+
     def __next__(self) -> str:  # type: ignore[override]
         with self._reading():
             line = self._text.readline()

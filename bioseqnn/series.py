@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterator
+import operator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,8 @@ MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "."})
 """Cell texts (lowercased) read as a missing value."""
 BLOCK_ROWS = 65536
 """Rows parsed at a time (a longer series takes as many as it needs)."""
+BLOCK_CHARS = 1 << 20
+"""Characters of text read at a time."""
 TIME_NAMES = frozenset({"time", "t", "step", "position", "pos", "index", "timestamp", "seconds"})
 """Column names that usually order rows rather than measure anything."""
 
@@ -183,9 +187,9 @@ class SeriesReader:
 
     # ------------------------------------------------------------------ parsing
 
-    def _rows(self, lines: list[str], numbers: list[int]) -> list[list[str]]:
+    def _rows(self, lines: list[str], numbers: np.ndarray) -> list[list[str]]:
         d = self.delimiter
-        rows = [line.split(d) if '"' not in line else _csv_row(line, d, self.name, n)
+        rows = [line.split(d) if '"' not in line else _csv_row(line, d, self.name, int(n))
                 for line, n in zip(lines, numbers, strict=True)]
         width = len(self.header)
         for row, n in zip(rows, numbers, strict=True):
@@ -195,10 +199,41 @@ class SeriesReader:
                                 f"{width} (delimiter {delim})")
         return rows
 
-    def _parse(self, lines: list[str], numbers: list[int], final: bool
-               ) -> tuple[list[_Series], int]:
-        """Whole series of the block, and where its unfinished last series starts (its
-        lines go to the next block; ``final``: there is none)."""
+    def _fast(self, lines: list[str]) -> tuple[list[str], np.ndarray] | None:
+        """Ids and values of clean lines (no quotes, the header's field count, every value
+        a finite number) at C speed; None sends the block to :meth:`_general`, which finds
+        and names whatever is wrong."""
+        d, width = self.delimiter, len(self.header)
+        if '"' in "".join(lines):
+            return None
+        if self.id_index == 0:
+            ids = [line.split(d, 1)[0].strip() for line in lines]
+        else:
+            k = self.id_index
+            try:
+                ids = [line.split(d, k + 1)[k].strip() for line in lines]
+            except IndexError:
+                return None
+        if not all(ids) or set(map(_count(d), lines)) != {width - 1}:
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = np.loadtxt(lines, delimiter=d, usecols=self.channel_index,
+                                    dtype=np.float64, comments=None, ndmin=2)
+        except ValueError:
+            return None
+        if values.shape != (len(lines), len(self.channels)):
+            return None
+        values32 = values.astype(np.float32)
+        if not np.isfinite(values32).all():
+            return None
+        return ids, values32
+
+    def _general(self, lines: list[str], numbers: np.ndarray
+                 ) -> tuple[list[str], np.ndarray, list[tuple[str, ...]]]:
+        """Ids, values (NaN for a missing value, inf for text that is no number) and the
+        cells by column, with an error for a line of the wrong shape or an empty id."""
         rows = self._rows(lines, numbers)
         columns = list(zip(*rows, strict=True))
         ids = [x.strip() for x in columns[self.id_index]]
@@ -209,23 +244,32 @@ class SeriesReader:
         values = np.empty((len(rows), len(self.channels)), dtype=np.float32)
         for j, k in enumerate(self.channel_index):
             values[:, j] = _numbers(columns[k])
-        starts = [0] + [i for i in range(1, len(ids)) if ids[i] != ids[i - 1]]
-        if not final:
-            starts_done = starts[:-1]
-            rest = starts[-1]
+        return ids, values, columns
+
+    def _parse(self, lines: list[str], numbers: np.ndarray, final: bool
+               ) -> tuple[list[_Series], int]:
+        """Whole series of the block, and where its unfinished last series starts (its
+        lines go to the next block; ``final``: there is none)."""
+        fast = self._fast(lines)
+        columns: list[tuple[str, ...]] = []
+        if fast is not None:
+            ids, values = fast
         else:
-            starts_done, rest = starts, len(ids)
+            ids, values, columns = self._general(lines, numbers)
+        starts = [0, *(i for i in range(1, len(ids)) if ids[i] != ids[i - 1])]
+        rest = len(ids) if final else starts.pop()
         out = []
-        bounds = [*starts_done, rest]
+        bounds = [*starts, rest]
         for a, b in zip(bounds, bounds[1:], strict=False):
             block = values[a:b]
             problem = None
-            bad = ~np.isfinite(block)
-            if bad.any():
-                step, channel = map(int, np.argwhere(bad)[0])
-                text = columns[self.channel_index[channel]][a + step]
-                problem = (step, channel, text, numbers[a + step])
-            out.append(_Series(ids[a], numbers[a], block, problem))
+            if fast is None:
+                bad = ~np.isfinite(block)
+                if bad.any():
+                    step, channel = map(int, np.argwhere(bad)[0])
+                    text = columns[self.channel_index[channel]][a + step]
+                    problem = (step, channel, text, int(numbers[a + step]))
+            out.append(_Series(ids[a], int(numbers[a]), block, problem))
         return out, rest
 
     def _series(self) -> Iterator[_Series]:
@@ -250,15 +294,19 @@ class SeriesReader:
             yield s
 
     def _parsed(self) -> Iterator[_Series]:
-        lines = self.table.lines
+        """Series in file order: lines are read in blocks and parsed BLOCK_ROWS or more at
+        a time; the last, maybe unfinished series of a block is parsed again with the next
+        (a block that is one series grows until it ends)."""
         target = BLOCK_ROWS
         buf: list[str] = []
-        numbers: list[int] = []
-        for line in lines.counting():
-            if not line.strip():
-                continue
-            buf.append(line.rstrip("\n"))
-            numbers.append(lines.line)
+        numbers = np.zeros(0, dtype=np.int64)
+        for first, lines in self.table.lines.line_blocks(BLOCK_CHARS):
+            found = np.arange(first, first + len(lines), dtype=np.int64)
+            if not all(lines) or any(map(str.isspace, lines)):  # blank lines do not count
+                keep = [i for i, line in enumerate(lines) if line and not line.isspace()]
+                lines, found = [lines[i] for i in keep], found[keep]
+            buf += lines
+            numbers = np.concatenate([numbers, found])
             if len(buf) >= target:
                 done, rest = self._parse(buf, numbers, final=False)
                 if not done:  # one series fills the block: read on (geometric growth)
@@ -279,10 +327,10 @@ class SeriesReader:
             hint = ("use --on-invalid mask to read missing and invalid values as the "
                     "channel's mean, or skip to drop the series") if self.hint else \
                 "correct or remove it"
-            if text.strip().isalpha() and len(text.strip()) > 1:
-                hint = ("the table was read as a numeric series; a column of sequences is read "
-                        "with --sequence-column NAME, a column of labels goes in the labels "
-                        "table")
+            if kind != "missing value" and any(c.isalpha() for c in text):
+                hint = ("the table is read as a numeric series, one row per time step: a "
+                        "column of sequences is read with --sequence-column, labels belong in "
+                        "the labels table, --series-columns leaves other columns out")
             raise DataError(
                 f"{self.name}: line {line}, column {self.channels[channel]!r}: "
                 f"series {shorten(s.id)!r}, step {step + 1}: {kind} ({hint})")
@@ -325,6 +373,10 @@ def _chunk(ids: list[str], parts: list[np.ndarray], lines: list[int], width: int
     np.cumsum(lengths, out=offsets[1:])
     values = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
     return SeriesChunk(ids, values, offsets, lines)
+
+
+def _count(delimiter: str) -> Callable[[str], int]:
+    return operator.methodcaller("count", delimiter)
 
 
 def _csv_row(line: str, delimiter: str, name: str, number: int) -> list[str]:
