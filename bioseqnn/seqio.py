@@ -389,9 +389,10 @@ def _open_input(path: str | os.PathLike[str], tables: bool) -> RecordStream | Ta
                 assert first is not None
                 return TableText(name, first.rstrip("\r\n"), lines)
         end = chunks.data.find(b"\n")
+        release = None if name == "<stdin>" else binary.close
         if chunks.data.startswith(b">") and end > 0 and chunks.fine_end() > end:
-            return RecordStream(_fast_fasta(chunks, name))
-        return RecordStream(_start_lines(chunks.fallback(0, 1), name))
+            return RecordStream(_fast_fasta(chunks, name), release)
+        return RecordStream(_start_lines(chunks.fallback(0, 1), name), release)
     except BaseException:
         if name != "<stdin>":
             binary.close()
@@ -649,9 +650,13 @@ class RecordStream(Iterator[Record]):
     as they come, in :class:`FastaBlock` columns where the block path read them.
     """
 
-    def __init__(self, items: Iterator[FastaBlock | Record]) -> None:
+    def __init__(self, items: Iterator[FastaBlock | Record],
+                 release: Any = None) -> None:
         self._items = items
         self._pending: Iterator[Record] = iter(())
+        self._release = release
+        """Closes the input (a generator closed before its first step does not run its
+        own cleanup)."""
 
     def __iter__(self) -> RecordStream:
         return self
@@ -673,6 +678,8 @@ class RecordStream(Iterator[Record]):
         close = getattr(self._items, "close", None)
         if close is not None:
             close()
+        if self._release is not None:
+            self._release()
 
 
 def _fast_fasta(chunks: _Chunks, name: str) -> Iterator[FastaBlock | Record]:
