@@ -404,6 +404,7 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
         paths.append(logo_plot(rec.residues, rec.scores, out / safe_filename(rec.id, taken),
                                title, ylabel=f"{expl.method} score"))
     if len(expl.records) > max_plots:
-        log.info("drew logos of the first %d of %d sequences (--max-plots)", max_plots,
-                 len(expl.records))
+        what = "plots of the first %d of %d series" if expl.channels is not None else \
+            "logos of the first %d of %d sequences"
+        log.info("drew " + what + " (--max-plots)", max_plots, len(expl.records))
     return paths
