@@ -23,7 +23,11 @@ a warm-up run. What is measured:
   (interpreter start, imports, model load, first prediction);
 - generate: residues per second of ``lm.sample`` (what ``bioseqnn generate`` runs), 64
   samples of exactly 200 and 1000 residues, an LSTM (its state carried step to step) and a
-  transformer (its keys and values cached, each step attending to the ones before), width 128.
+  transformer (its keys and values cached, each step attending to the ones before), width 128;
+- series: numeric series tables (one row per time step, 6 channels): parse
+  (data.read_inputs) in rows/s and MB/s, plain and gzip; prediction throughput
+  (predict.predict_rows from a table) and peak RSS of ``bioseqnn predict`` on 10^3 and
+  10^5 series of 100 steps (10^4 with --quick).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from .models import REGISTRY, ModelConfig, SequenceModel
 from .seqio import read_sequences
 from .tasks import TaskSpec
 
-SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate")
+SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate", "series")
 
 # Reference figures from the issue (2 cores, torch 2.13 CPU, float32, 2 threads, batch 64,
 # hidden 128, one layer; sequences per second of training steps).
@@ -404,10 +408,93 @@ def bench_generate(settings: Settings, tmp: Path) -> None:
         settings.out(f"| {label} | {' | '.join(cells)} |")
 
 
+def write_series(path: Path, n: int, length: int, channels: int = 6, seed: int = 0) -> int:
+    """``n`` random series of ``length`` steps as a long TSV; returns its size in bytes."""
+    rng = np.random.default_rng(seed)
+    header = "id\t" + "\t".join(f"ch{j}" for j in range(channels)) + "\n"
+    with open(path, "w") as fh:
+        fh.write(header)
+        for start in range(0, n, 1000):
+            block = rng.standard_normal((min(1000, n - start) * length, channels))
+            text = np.char.mod("%.5g", block)
+            ids = np.repeat([f"s{i}" for i in range(start, start + len(block) // length)],
+                            length)
+            fh.write("".join(f"{i}\t{chr(9).join(row)}\n" for i, row in zip(ids, text,
+                                                                           strict=True)))
+    return path.stat().st_size
+
+
+def _series_model(tmp: Path) -> Path:
+    """An LSTM (hidden 128) on 6-channel series, one epoch on random series."""
+    from .api import train
+
+    table = tmp / "series_train.tsv"
+    write_series(table, 128, 100, seed=3)
+    labels = tmp / "series_train.csv"
+    labels.write_text("id,y\n" + "".join(f"s{i},{'ab'[i % 2]}\n" for i in range(128)))
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.hidden_size = "lstm", 128
+    cfg.training.epochs, cfg.training.device = 1, "cpu"
+    out = tmp / "series.bsnn"
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
+        train(table, labels, out, cfg)
+    return out
+
+
+def bench_series(settings: Settings, tmp: Path) -> None:
+    from .bundle import load_bundle
+    from .data import read_inputs
+    from .predict import open_model_input, predict_rows
+
+    rows = 200_000 if settings.quick else 1_000_000
+    settings.out(f"\n## Numeric series tables ({rows:,} rows of 6 channels, series of 500 "
+                 "steps; data.read_inputs)")
+    table = tmp / "series.tsv"
+    size = write_series(table, rows // 500, 500)
+    gz = tmp / "series.tsv.gz"
+    with open(table, "rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst)
+    settings.out("| input | MB | rows/s | MB/s |")
+    settings.out("|---|---:|---:|---:|")
+    for label, path in (("plain", table), ("gzip", gz)):
+
+        def parse(path: Path = path) -> None:
+            read_inputs(path, None, "error")
+
+        seconds = timed(parse, settings.reps)
+        settings.out(f"| {label} | {size / 1e6:.0f} | {rows / seconds:,.0f} | "
+                     f"{size / 1e6 / seconds:.1f} |")
+    table.unlink()
+    gz.unlink()
+    model = _series_model(tmp)
+    bundle = load_bundle(model)
+    n = 1000 if settings.quick else 4000
+    pred = tmp / "series_pred.tsv"
+    write_series(pred, n, 200, seed=7)
+
+    def run() -> None:
+        for _ in predict_rows(bundle, open_model_input(bundle, pred), str(pred)):
+            pass
+
+    settings.out(f"\nprediction (predict_rows from a table, LSTM hidden 128, 200 steps): "
+                 f"{n / timed(run, settings.reps):.0f} series/s")
+    settings.out("\n| series (100 steps) | table MB | peak RSS of bioseqnn predict, MiB | "
+                 "seconds |")
+    settings.out("|---:|---:|---:|---:|")
+    for count in (1_000, 10_000 if settings.quick else 100_000):
+        big = tmp / f"series_rss{count}.tsv"
+        size = write_series(big, count, 100, seed=count)
+        wall, rss, code = _cli(["predict", str(model), str(big), "-o",
+                                str(tmp / "series_rss.tsv"), "--quiet"])
+        status = "" if code == 0 else f" (exit {code})"
+        settings.out(f"| {count:,} | {size / 1e6:.0f} | {rss}{status} | {wall:.1f} |")
+        big.unlink()
+
+
 RUNNERS: dict[str, Callable[[Settings, Path], None]] = {
     "parse": bench_parse, "train": bench_train, "varlen": bench_varlen,
     "predict": bench_predict, "rss": bench_rss, "startup": bench_startup,
-    "generate": bench_generate,
+    "generate": bench_generate, "series": bench_series,
 }
 
 
