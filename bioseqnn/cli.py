@@ -214,7 +214,8 @@ def train(
     ignore_unmatched: Annotated[bool, typer.Option(
         help="Drop records whose id is in only one of the inputs (warn instead of failing).")]
     = False,
-    val_fasta: Annotated[str | None, typer.Option(help="Explicit validation FASTA.")] = None,
+    val_fasta: Annotated[str | None, typer.Option(
+        help="Explicit validation FASTA (or numeric series table).")] = None,
     val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
     = None,
     arch: Annotated[str | None, typer.Option(

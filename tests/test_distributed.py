@@ -146,3 +146,32 @@ def test_language_model_two_ranks_match_one_process(examples: Path, tmp_path: Pa
                     strict=True):
         for key in ("train_loss", "val_loss", "val_perplexity"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4), key
+
+
+def test_numeric_series_two_ranks_match_one_process(examples: Path, tmp_path: Path) -> None:
+    """A series table trains under torchrun as in one process: every rank reads the table,
+    fits the same normalisation and takes its share of each global batch."""
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru",
+                "--dropout", "0"]
+    proc = subprocess.run(
+        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
+         str(examples / "motions_train.tsv"), str(examples / "motions_train.csv"), "-o",
+         str(tmp_path / "ddp.bsnn"), "--batch-size", "8", *settings],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.hidden_size, cfg.model.dropout = "gru", 16, 0.0
+    t = cfg.training
+    t.epochs, t.batch_size, t.seed, t.device, t.threads = 2, 16, 3, "cpu", 1
+    single = api.train(examples / "motions_train.tsv", examples / "motions_train.csv",
+                       tmp_path / "one.bsnn", cfg)
+    ddp_bundle = load_bundle(tmp_path / "ddp.bsnn")
+    assert ddp_bundle.manifest["input"] == single.manifest["input"]
+    ddp = ddp_bundle.model.state_dict()
+    one = single.model.state_dict() if single.model is not None else {}
+    assert ddp.keys() == one.keys()
+    assert max(float((ddp[k] - one[k]).abs().max()) for k in one) < WEIGHT_ATOL

@@ -466,3 +466,32 @@ def test_readme_series_commands_run_as_written(tmp_path: Path) -> None:
     assert len(rows) == 41 and rows[0].startswith("id\tpredicted\tprob_badminton")
     assert (tmp_path / "motions_attributions.tsv").read_text().count("\n") == 4001
     assert len(list((tmp_path / "motions_plots").glob("*.png"))) == 20
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m["input"].update(std=[0.0] * 6), "input.std must be > 0"),
+    (lambda m: m["input"].update(mean=[1.0] * 5), "input.mean must hold one finite number"),
+    (lambda m: m["input"].update(mean=["1"] * 6), "input.mean must hold one finite number"),
+    (lambda m: m["input"].update(channels=["a"] * 6), "input.channels are not unique"),
+    (lambda m: m["input"].update(kind="image"), "input must be a numeric series"),
+    (lambda m: m["input"].update(code="import os"), "unknown input fields"),
+    (lambda m: m.update(alphabet="dna"), "a series model has no alphabet"),
+    (lambda m: m.update(format_version=2), "numeric series input needs format_version 3"),
+    (lambda m: m["input"].update(channels=[f"c{i}" for i in range(7)],
+                                 mean=[0.0] * 7, std=[1.0] * 7), "weights do not fit"),
+])
+def test_damaged_series_manifests_are_refused(motions_model: Path, tmp_path: Path, cli,
+                                              change, message: str) -> None:
+    """Every field of a series model's input is checked before use: one line, exit 1."""
+    from safetensors.torch import load, save
+
+    data = motions_model.read_bytes()
+    manifest = read_manifest(motions_model)[0]
+    change(manifest)
+    damaged = tmp_path / "damaged.bsnn"
+    damaged.write_bytes(save(load(data), metadata={"bioseqnn": json.dumps(manifest)}))
+    commands = [["predict", damaged, TEST], ["info", damaged]]
+    for args in commands[: 1 if "weights" in message else 2]:  # info reads no weights
+        r = cli(*args)
+        assert r.code == 1 and message in r.err and r.out == "", (args, r.err)
+        assert r.err.count("\n") == 1
