@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as _dt
+import itertools
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from .data import (
     read_inputs,
     split_indices,
 )
-from .errors import DataError, UsageError
+from .errors import BioseqnnError, DataError, UsageError
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
 from .models.base import (
@@ -61,11 +62,14 @@ from .predict import (
 from .runtime import configure_threads
 from .seqio import (
     STDIO,
+    TableText,
     atomic_output,
     check_one_stdin,
     check_output_path,
     display_name,
     is_table,
+    pick_delimiter,
+    read_input,
     read_sequences,
     table_delimiter,
 )
@@ -219,10 +223,15 @@ def train(
     primary = fasta if fasta is not None else labels  # where the sequences are
     if primary is None:
         raise UsageError("no sequences given")
+    if isinstance(series_columns, str):
+        raise UsageError("series_columns takes a list of column names, e.g. ['ecg', 'ppg']")
     series = SeriesOptions(id_column, series_columns)
+    if series_columns and (lm or per_position):
+        raise UsageError("--series-columns applies to a numeric series table; a "
+                         f"{'language model' if lm else 'per-position model'} reads sequences")
     if fasta is not None and is_table(fasta):
-        _check_series_inputs(fasta, labels, lm, per_position, sequence_column, tc)
-    elif series_columns:
+        _check_series_inputs(fasta, labels, lm, per_position, sequence_column, tc, id_column)
+    elif series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
         raise UsageError("--series-columns applies to a numeric series table; "
                          f"{display_name(primary)} holds sequences")
     if lm:
@@ -257,9 +266,10 @@ def train(
             # every record of the training input (the validation part too: label-free
             # statistics, so that members trained with other seeds read alike)
             alpha = fit_normalisation(labeled.data.codes, alpha, display_name(primary))
-            if int(labeled.data.lengths.max()) == 1:
-                log.warning("%s: every series is one time step long; a series table has one "
-                            "row per time step (is this the right table?)", display_name(primary))
+            _series_warnings(alpha, labeled.data, labeled.targets, display_name(primary))
+        elif series_columns:
+            raise UsageError("--series-columns applies to a numeric series table; "
+                             f"{display_name(primary)} holds sequences")
         spec = prepare_task(labeled, task)
         data = labeled.data
         data.targets = spec.encode_labels(labeled.label_values, labeled.where)
@@ -396,9 +406,44 @@ def _check_lm_inputs(
             raise UsageError(f"{flag} is not available for --task {LANGUAGE_MODEL}")
 
 
+def _rows_per_id(path: str | os.PathLike[str], id_column: str, limit: int = 5000) -> float:
+    """Rows per distinct id among the first ``limit`` rows of a table (0: unreadable or no
+    such column); enough to tell a series table from a labels table."""
+    opened = None
+    try:
+        opened = read_input(path)
+        if not isinstance(opened, TableText):
+            return 0.0
+        rows = csv.reader(itertools.islice(opened.lines, limit),
+                          delimiter=pick_delimiter(opened.name, opened.first_line))
+        header = next(csv.reader([opened.first_line],
+                                 delimiter=pick_delimiter(opened.name, opened.first_line)))
+        k = [h.strip() for h in header].index(id_column)
+        ids = [row[k].strip() for row in rows if len(row) > k and row[k].strip()]
+        return len(ids) / len(set(ids)) if ids else 0.0
+    except (BioseqnnError, ValueError, OSError, csv.Error):
+        return 0.0
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str],
+                     source: str) -> None:
+    """What is probably a mistake in a series table, said once before training."""
+    if int(data.lengths.max()) == 1:
+        log.warning("%s: every series is one time step long; a series table has one row per "
+                    "time step (is this the right table?)", source)
+    leaked = [c for c in spec.channels if c in targets]
+    if leaked:
+        log.warning("%s: channel %r has the name of a target column: is the target among "
+                    "the inputs? (choose the channels with --series-columns)", source,
+                    leaked[0])
+
+
 def _check_series_inputs(
     table: str | os.PathLike[str], labels: str | os.PathLike[str] | None, lm: bool,
-    per_position: bool, sequence_column: str | None, tc: TrainConfig,
+    per_position: bool, sequence_column: str | None, tc: TrainConfig, id_column: str = "id",
 ) -> None:
     """What a numeric series table (``table``, given where sequences go) cannot train."""
     name = display_name(table)
@@ -416,6 +461,11 @@ def _check_series_inputs(
     if per_position:
         raise UsageError("--task per-position is for sequences; a numeric series model "
                          "predicts one row per series")
+    if labels is not None and is_table(labels) and _rows_per_id(table, id_column) == 1.0 \
+            and _rows_per_id(labels, id_column) > 1.0:
+        raise UsageError(f"{name} has one row per id and {display_name(labels)} several: are "
+                         "the arguments swapped? The series table (one row per time step) goes "
+                         "first, then the labels")
     if sequence_column is not None:
         raise UsageError(f"--sequence-column reads sequences from the labels table; {name} is "
                          "a table of its own (a numeric series: give it without "
@@ -524,7 +574,7 @@ def combine(
                           ("input", "input (numeric series channels or their normalisation)"),
                           ("task", "task (classes, targets or target scaling)"),
                           ("per_position", "task")):
-            if m.get(key) != first.get(key):
+            if _compared(m, key) != _compared(first, key):
                 raise UsageError(f"{display_name(path)} and {display_name(base)} differ in "
                                  f"{what}; ensemble members must share them")
         if isinstance(bundle.model, Ensemble):
@@ -557,6 +607,15 @@ def combine(
     log.info("wrote %s: an ensemble of %d members from %d model files%s", output,
              len(members), len(models), f", of {kinds} network configurations" if kinds > 1 else "")
     return written
+
+
+def _compared(manifest: dict[str, Any], key: str) -> Any:
+    """A manifest field as ensemble members must share it (a series' id column is only the
+    table's column name, which ``predict --id-column`` overrides anyway)."""
+    value = manifest.get(key)
+    if key == "input" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "id_column"}
+    return value
 
 
 def predict(

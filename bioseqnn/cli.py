@@ -39,7 +39,8 @@ def _default(section: str, name: str) -> str:
 
 app = typer.Typer(
     name="bioseqnn",
-    help="Train and apply neural networks on DNA, RNA and protein sequences.",
+    help="Train and apply neural networks on DNA, RNA and protein sequences and on numeric "
+    "series.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -90,6 +91,11 @@ InvalidOpt = Annotated[OnInvalid, typer.Option(
     "--on-invalid", help="Invalid symbols: stop with an error, skip the record, or mask the "
     "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
     "the channel's mean.")]
+
+
+SeriesId = Annotated[str | None, typer.Option(
+    "--id-column", show_default=False, help="Numeric series models: the id column of the "
+    "series table (default: as in training).")]
 
 
 class _Formatter(logging.Formatter):
@@ -181,7 +187,8 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Train and apply neural networks on DNA, RNA and protein sequences."""
+    """Train and apply neural networks on DNA, RNA and protein sequences and on numeric
+    series."""
 
 
 @app.command()
@@ -500,7 +507,9 @@ def evaluate(
     plots: Annotated[str | None, typer.Option(
         "--plots", help="Folder for ROC/PR/confusion or scatter PNGs (needs bioseqnn[plots]).")]
     = None,
-    id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
+    id_column: Annotated[str | None, typer.Option(
+        show_default=False, help="Id column of the labels table (default: id) and, when "
+        "given, of a numeric series table (default: as in training).")] = None,
     target: Annotated[list[str] | None, typer.Option(
         "--target", "-t", help="Column holding the model's target, if named otherwise than "
         "in training (repeat for several, in the model's order).")] = None,
@@ -564,10 +573,12 @@ def explain(
         help="Class (or target column) to explain. Default: the positive class (binary), the "
         "predicted class (multiclass), the most probable label, the first target.")] = None,
     plot: Annotated[str | None, typer.Option(
-        "--plot", help="Folder for one sequence-logo PNG per sequence (needs bioseqnn[plots]).")]
+        "--plot", help="Folder for one sequence-logo PNG per sequence (a numeric series: its "
+        "channels over time, coloured by attribution; needs bioseqnn[plots]).")]
     = None,
     max_plots: Annotated[int, typer.Option(min=1, help="Draw logos of at most this many "
                                            "sequences (the first ones).")] = 20,
+    id_column: SeriesId = None,
     batch_size: Annotated[int, typer.Option(
         min=1, help="Sequences (or ISM mutants) per forward pass.")] = 256,
     device: Device = None,
@@ -588,7 +599,7 @@ def explain(
         plot_dir(plot)
     result = run_explain(model, sequences, method=method.value, target=target,
                          batch_size=batch_size, device=device, threads=threads,
-                         on_invalid=on_invalid.value)
+                         on_invalid=on_invalid.value, id_column=id_column)
     write_attributions(result, output)
     if plot is not None:
         paths = explanation_plots(result, plot, max_plots)
@@ -602,10 +613,12 @@ def export(
         "-o", "--output", help="NAME.onnx (ONNX) or NAME.pt (TorchScript); NAME.onnx.json "
         "beside it describes inputs, outputs and the encoding table.")],
     check: Annotated[str | None, typer.Option(
-        "--check", help="FASTA/FASTQ of sequences for the parity check (default: random "
-        "sequences of the model's alphabet at several lengths).")] = None,
+        "--check", help="FASTA/FASTQ of sequences for the parity check, or a series table "
+        "for a numeric series model (default: random sequences of the model's alphabet, or "
+        "random series, at several lengths).")] = None,
     tolerance: Annotated[float, typer.Option(
         help="Largest accepted |export - PyTorch| difference of any output.")] = 1e-4,
+    id_column: SeriesId = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -613,7 +626,7 @@ def export(
     _setup_logging(quiet, debug)
     from .export import export as run_export
 
-    result = run_export(model, output, check=check, tolerance=tolerance)
+    result = run_export(model, output, check=check, tolerance=tolerance, id_column=id_column)
     log.info("wrote %s and %s; parity on %d sequence(s) of %d-%d positions (%s): "
              "max abs diff %.2g", result.output, result.sidecar, result.sequences,
              *result.lengths, result.check_source, result.max_abs_diff)
@@ -770,8 +783,12 @@ def _input_row(m: dict[str, Any]) -> tuple[str, str]:
     if "input" not in m:
         return ("alphabet", f"{m['alphabet']} ({m.get('encoding', {}).get('channels', '')})")
     spec = m["input"]
-    channels = ", ".join(f"{name} (mean {mean:.4g}, sd {std:.4g})" for name, mean, std in
-                         zip(spec["channels"], spec["mean"], spec["std"], strict=True))
+    shown = 16
+    channels = ", ".join(f"{name} (mean {mean:.4g}, std {std:.4g})" for name, mean, std in
+                         zip(spec["channels"][:shown], spec["mean"], spec["std"], strict=False))
+    more = len(spec["channels"]) - shown
+    if more > 0:
+        channels += f", ... ({more} more; --json lists them all)"
     return ("input", f"numeric series, id column {spec.get('id_column', 'id')!r}, "
                      f"{len(spec['channels'])} channel(s): {channels}")
 

@@ -398,19 +398,19 @@ def read_inputs(
     holds (a model's ``alphabet`` or SeriesSpec says which it must be). Returns the set,
     its alphabet or series spec, and for a series table the line of each series."""
     source = display_name(path)
-    if isinstance(alphabet, Alphabet):
-        data, alpha, _ = read_encoded(read_sequences(path), source, alphabet, on_invalid,
-                                      skipped_ids)
-        return data, alpha, None
-    opened = read_input(path)
+    opened = read_input(path, "series" if isinstance(alphabet, SeriesSpec) else None)
     if isinstance(opened, TableText):
+        if isinstance(alphabet, Alphabet):
+            opened.close()
+            raise DataError(f"{source}: a table, but the model reads {alphabet.name} sequences "
+                            "(FASTA/FASTQ)")
         if isinstance(alphabet, str) and alphabet != "auto":
             opened.close()
             raise UsageError(f"--alphabet {alphabet} applies to sequences; {source} is a "
                              "table (read as a numeric series, one row per time step)")
         if isinstance(alphabet, SeriesSpec):  # a model's: its channels, by name
             options = SeriesOptions(series.id_column if series else alphabet.id_column,
-                                    list(alphabet.channels))
+                                    list(alphabet.channels), from_model=True)
         else:
             options = series or SeriesOptions()
         data, spec, lines = read_series_set(opened, options, on_invalid, skipped_ids)
@@ -576,8 +576,11 @@ def load_labeled(
             problems.append(f"{len(dup_seq)} duplicate id(s) in {seq_source} "
                             f"{_few(dup_seq)}{_lines(dup_seq, seq_lines)}")
         if dup_lab:
+            long = len(label_ids) >= 2 * len(set(label_ids))  # most ids on several rows
             problems.append(f"{len(dup_lab)} duplicate id(s) in {tname} "
-                            f"{_few(dup_lab)}{_lines(dup_lab, lab_lines)}")
+                            f"{_few(dup_lab)}{_lines(dup_lab, lab_lines)}" + (
+                                " (rows of time steps? a numeric series table goes first, "
+                                "then the labels)" if long else ""))
         if empty:
             problems.append(f"{len(empty)} record(s) with an empty label "
                             f"{_few(empty)} in {tname}{_lines(empty, lab_lines)}")

@@ -28,7 +28,7 @@ from .seqio import (
     display_name,
     read_sequences,
 )
-from .series import featurizer
+from .series import SeriesOptions, featurizer
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -163,7 +163,7 @@ def evaluate(
     sequences: str | os.PathLike[str] | None,
     labels: str | os.PathLike[str] | None,
     *,
-    id_column: str = "id",
+    id_column: str | None = None,
     sequence_column: str | None = None,
     batch_size: int = 256,
     device: str | None = None,
@@ -205,13 +205,17 @@ def evaluate(
     hint = "" if targets else (" (the model's target; name the column that holds it with "
                                "--target)")
     if task.kind == "per-position":
-        return _evaluate_positions(bundle, model, sequences, labels, position_mask, id_column,
+        return _evaluate_positions(bundle, model, sequences, labels, position_mask,
+                                   id_column or "id",
                                    sequence_column, batch_size, dev, on_invalid,
                                    ignore_unmatched, columns, hint)
     if position_mask is not None:
         raise UsageError("--position-mask applies to per-position models")
-    src = LabelSource(labels, id_column, columns, sequence_column, hint)
-    labeled, _ = load_labeled(sequences, src, bundle.input, on_invalid, ignore_unmatched)
+    src = LabelSource(labels, id_column or "id", columns, sequence_column, hint)
+    # --id-column names the series table's id column too, as in training
+    series = SeriesOptions(id_column) if id_column and bundle.series is not None else None
+    labeled, _ = load_labeled(sequences, src, bundle.input, on_invalid, ignore_unmatched,
+                              series)
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
     if bundle.series is None:
         check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])

@@ -48,7 +48,7 @@ from .models.base import Predictor
 from .predict import infer, resolve_device
 from .runtime import configure_threads
 from .seqio import atomic_output, check_output_path, display_name, table_delimiter
-from .series import featurizer
+from .series import featurizer, series_options
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -330,8 +330,10 @@ def explain(
     device: str | None = None,
     threads: int = 0,
     on_invalid: str = "error",
+    id_column: str | None = None,
 ) -> Explanation:
-    """Load the model file and the sequences and compute per-position attributions."""
+    """Load the model file and the sequences and compute per-position attributions
+    (``id_column``: a numeric series table's, default the model's)."""
     if method not in METHODS:
         raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
     configure_threads(threads)
@@ -342,7 +344,8 @@ def explain(
         raise UsageError("--method ism substitutes residues; a numeric series model is "
                          "explained by saliency or grad-input")
     source = display_name(sequences)
-    data, _, _ = read_inputs(sequences, bundle.input, on_invalid)
+    data, _, _ = read_inputs(sequences, bundle.input, on_invalid,
+                             series=series_options(bundle, id_column))
     if bundle.series is None:
         check_alphabet_fits(data, bundle.alphabet, source)
     result = explain_bundle(bundle, data, method, target, batch_size, dev)

@@ -54,7 +54,7 @@ from .errors import ModelFileError, UsageError
 from .models.base import check_lengths
 from .predict import infer
 from .seqio import atomic_output, check_output_path, display_name, read_sequences
-from .series import SeriesSpec, featurizer
+from .series import SeriesOptions, SeriesSpec, featurizer, series_options
 from .tasks import TaskSpec, output_activation
 
 FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
@@ -131,6 +131,7 @@ def export(
     *,
     check: str | os.PathLike[str] | None = None,
     tolerance: float = TOLERANCE,
+    id_column: str | None = None,
 ) -> ExportResult:
     """Export ``model`` to ``output`` (.onnx or .pt) and its JSON sidecar, after a parity
     check on the sequences of ``check`` (default: generated ones)."""
@@ -144,7 +145,8 @@ def export(
         _require_onnx()
     bundle = load_bundle(model, "cpu")
     name = display_name(model)
-    data, source = _check_set(bundle, check)
+    options = series_options(bundle, id_column)
+    data, source = _check_set(bundle, check, options)
     prepare = featurizer(bundle.input)
     # the reference: the model as predict runs it (eager, the CPU speed paths included)
     expected = bundle.task.outputs(infer(bundle.model, prepare, data, len(data),
@@ -204,11 +206,12 @@ def _require_onnx() -> None:
                          f"not installed): {INSTALL_HINT}") from None
 
 
-def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None) -> tuple[SequenceSet, str]:
+def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None,
+               options: SeriesOptions | None = None) -> tuple[SequenceSet, str]:
     """The parity sequences: those of ``check``, or two random ones per length."""
     spec = bundle.series
     if spec is not None:
-        return _check_series(bundle, spec, check)
+        return _check_series(bundle, spec, check, options)
     alphabet = bundle.alphabet
     if check is not None:
         source = display_name(check)
@@ -231,13 +234,13 @@ def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None) -> tuple[Se
     return SequenceSet(ids, codes, offsets), f"{len(seqs)} random {alphabet.name} sequences"
 
 
-def _check_series(bundle: Bundle, spec: SeriesSpec, check: str | os.PathLike[str] | None
-                  ) -> tuple[SequenceSet, str]:
+def _check_series(bundle: Bundle, spec: SeriesSpec, check: str | os.PathLike[str] | None,
+                  options: SeriesOptions | None = None) -> tuple[SequenceSet, str]:
     """A series model's parity series: those of the table ``check``, or two per length
     drawn around the training records' mean and spread."""
     if check is not None:
         source = display_name(check)
-        data, _, _ = read_inputs(check, spec, "error")
+        data, _, _ = read_inputs(check, spec, "error", series=options)
         check_lengths(bundle.model, data.ids, data.lengths, source)
         return data, source
     limit = bundle.model.max_length

@@ -16,7 +16,7 @@ from .data import SequenceEncoder, SequenceSet, batch_indices, batch_targets, ch
 from .encoding import check_fits
 from .errors import DataError, UsageError
 from .models.base import Predictor, check_lengths
-from .seqio import Record, RecordStream, TableText, display_name, read_input, read_sequences
+from .seqio import Record, RecordStream, TableText, display_name, read_input
 from .series import SeriesOptions, SeriesReader, featurizer
 from .strands import complement_table, reverse_complement_set
 from .tasks import TaskSpec
@@ -237,14 +237,19 @@ def open_model_input(
         if id_column is not None:
             raise UsageError("--id-column names the id column of a numeric series table; "
                              "this model reads sequences")
-        return read_sequences(path)
-    opened = read_input(path)
+        sequences = read_input(path)
+        if isinstance(sequences, TableText):
+            sequences.close()
+            raise DataError(f"{display_name(path)}: a table, but the model reads "
+                            f"{bundle.alphabet.name} sequences (FASTA/FASTQ)")
+        return sequences
+    opened = read_input(path, "series")
     if not isinstance(opened, TableText):
         opened.close()
         raise DataError(f"{display_name(path)}: sequences (FASTA/FASTQ), but the model reads "
                         "numeric series: a table with an id column and the channels "
                         f"{', '.join(spec.channels)}")
-    options = SeriesOptions(id_column or spec.id_column, list(spec.channels))
+    options = SeriesOptions(id_column or spec.id_column, list(spec.channels), from_model=True)
     return SeriesReader(opened, options, on_invalid)
 
 

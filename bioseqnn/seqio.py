@@ -362,14 +362,17 @@ class TableText:
         self.lines.close()
 
 
-def read_input(path: str | os.PathLike[str]) -> RecordStream | TableText:
+def read_input(path: str | os.PathLike[str], expect: str | None = None
+               ) -> RecordStream | TableText:
     """Open an input that holds either sequences (FASTA/FASTQ: a :class:`RecordStream`,
     as :func:`read_sequences` gives) or a delimited table (a numeric series table:
-    :class:`TableText`), told apart by the first line; stdin and gzip included."""
-    return _open_input(path, tables=True)
+    :class:`TableText`), told apart by the first line; stdin and gzip included.
+    ``expect='series'``: an input that is neither gets an error about series tables."""
+    return _open_input(path, tables=True, expect=expect)
 
 
-def _open_input(path: str | os.PathLike[str], tables: bool) -> RecordStream | TableText:
+def _open_input(path: str | os.PathLike[str], tables: bool, expect: str | None = None
+                ) -> RecordStream | TableText:
     name = display_name(path)
     binary = open_binary(path)
     try:
@@ -392,7 +395,7 @@ def _open_input(path: str | os.PathLike[str], tables: bool) -> RecordStream | Ta
         release = None if name == "<stdin>" else binary.close
         if chunks.data.startswith(b">") and end > 0 and chunks.fine_end() > end:
             return RecordStream(_fast_fasta(chunks, name), release)
-        return RecordStream(_start_lines(chunks.fallback(0, 1), name), release)
+        return RecordStream(_start_lines(chunks.fallback(0, 1), name, expect), release)
     except BaseException:
         if name != "<stdin>":
             binary.close()
@@ -429,21 +432,37 @@ def _read_by_lines(path: str | os.PathLike[str]) -> RecordStream:
     return RecordStream(_start_lines(_CheckedText(open_binary(path), name), name))
 
 
-def _start_lines(lines: _CheckedText, name: str) -> Iterator[Record]:
-    """The line-based reader from the first line on: checks the first line at once."""
+def _start_lines(lines: _CheckedText, name: str, expect: str | None = None
+                 ) -> Iterator[Record]:
+    """The line-based reader from the first line on: checks the first line at once.
+    ``expect='series'``: a first line that starts no record is described as a series
+    table's missing header."""
     try:
         first = _first_content_line(lines)
         if first is None:
-            raise DataError(f"{name}: empty input, no sequence records")
+            what = "series" if expect == "series" else "sequence records"
+            raise DataError(f"{name}: empty input, no {what}")
         if not first.startswith((">", "@")):
+            found = shorten(first.strip())
+            other = next((d for d in ";|" if d in first), None)
+            separated = (f" separated by {other!r}? Tables are read with commas (.csv) or "
+                         "tabs (.tsv)") if other else ""
+            if expect == "series":
+                hint = "; remove the comment line(s) at the top" \
+                    if first.lstrip().startswith("#") else f"; is it{separated}" if other else ""
+                raise DataError(
+                    f"{name}: line {lines.line}: expected the header of a series table (an id "
+                    f"column and the channels, separated by TAB or ','), found {found!r}{hint}")
             hint = ""
             if first.startswith("LOCUS"):
                 hint = "; this looks like GenBank, which is not read: convert it to FASTA"
+            elif other:
+                hint = f"; is this a table{separated}"
             elif first.lstrip().startswith(("{", "<", "#", "id,", "id\t")):
                 hint = "; is this a table or another format?"
             raise DataError(
                 f"{name}: line {lines.line}: expected a FASTA header starting with '>' "
-                f"(or '@' for FASTQ), found {shorten(first.strip())!r}{hint}"
+                f"(or '@' for FASTQ), found {found!r}{hint}"
             )
     except BaseException:
         lines.close()

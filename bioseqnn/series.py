@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import operator
 import warnings
 from collections.abc import Callable, Iterator
@@ -47,8 +48,11 @@ BLOCK_ROWS = 65536
 """Rows parsed at a time (a longer series takes as many as it needs)."""
 BLOCK_CHARS = 1 << 20
 """Characters of text read at a time."""
-TIME_NAMES = frozenset({"time", "t", "step", "position", "pos", "index", "timestamp", "seconds"})
-"""Column names that usually order rows rather than measure anything."""
+TIME_NAMES = frozenset({"time", "t", "step", "position", "pos", "index", "timestamp", "seconds",
+                        "row", "unnamed: 0"})
+"""Column names that usually order or count rows rather than measure anything."""
+MAX_NAME = 1000
+"""The longest channel name a model file holds."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class SeriesOptions:
 
     id_column: str = "id"
     columns: list[str] | None = None
+    from_model: bool = False
+    """The columns are a model's channels (messages say so), not ``--series-columns``."""
 
 
 @dataclass
@@ -154,6 +160,10 @@ class SeriesReader:
         self.delimiter = pick_delimiter(self.name, header_line)
         header = [h.strip() for h in next(csv.reader([header_line], delimiter=self.delimiter))]
         self.header = header
+        if all(_is_number(h) for h in header):
+            raise DataError(f"{self.name}: the first line holds numbers, not column names: a "
+                            "series table starts with a header row (the id column's name, then "
+                            "the channels')")
         if len(set(header)) != len(header):
             dup = sorted({h for h in header if header.count(h) > 1})
             raise DataError(f"{self.name}: duplicate column name(s) in the header: "
@@ -168,19 +178,30 @@ class SeriesReader:
             if not columns:
                 raise DataError(f"{self.name}: the series table has no column besides the id "
                                 f"column {options.id_column!r}")
+            if "" in columns:
+                raise DataError(f"{self.name}: column {header.index('') + 1} of the header has "
+                                "no name (a row index written by pandas' to_csv? write the "
+                                "table with index=False, or name the channels with "
+                                "--series-columns)")
             ordering = [c for c in columns if c.lower() in TIME_NAMES]
             if ordering:
-                log.warning("%s: column %r is read as a channel; if it only orders the rows, "
-                            "choose the channels with --series-columns", self.name, ordering[0])
+                log.warning("%s: column %r is read as a channel; if it only orders or counts "
+                            "the rows, choose the channels with --series-columns", self.name,
+                            ordering[0])
         else:
             columns = list(options.columns)
             missing = [c for c in columns if c not in header]
             if missing:
+                what = "a channel the model reads" if options.from_model else \
+                    "named by --series-columns"
                 raise DataError(f"{self.name}: no column {missing[0]!r} in the series table "
-                                f"(the model's or --series-columns' channels); columns are: "
-                                f"{', '.join(map(repr, header))}")
+                                f"({what}); columns are: {', '.join(map(repr, header))}")
             if options.id_column in columns:
                 raise UsageError(f"the id column {options.id_column!r} cannot be a channel")
+        long = next((c for c in columns if len(c) > MAX_NAME), None)
+        if long is not None:
+            raise DataError(f"{self.name}: column name {shorten(long)!r} is longer than "
+                            f"{MAX_NAME} characters")
         self.channels = columns
         self.channel_index = [header.index(c) for c in columns]
         self.header_line = table.lines.line
@@ -225,7 +246,8 @@ class SeriesReader:
             return None
         if values.shape != (len(lines), len(self.channels)):
             return None
-        values32 = values.astype(np.float32)
+        with np.errstate(over="ignore"):
+            values32 = values.astype(np.float32)
         if not np.isfinite(values32).all():
             return None
         return ids, values32
@@ -235,6 +257,11 @@ class SeriesReader:
         """Ids, values (NaN for a missing value, inf for text that is no number) and the
         cells by column, with an error for a line of the wrong shape or an empty id."""
         rows = self._rows(lines, numbers)
+        again = next((i for i, row in enumerate(rows)
+                      if [c.strip() for c in row] == self.header), None)
+        if again is not None:
+            raise DataError(f"{self.name}: line {numbers[again]}: the header row again (tables "
+                            "joined with their headers? keep the first header only)")
         columns = list(zip(*rows, strict=True))
         ids = [x.strip() for x in columns[self.id_index]]
         empty = next((i for i, x in enumerate(ids) if not x), None)
@@ -321,16 +348,25 @@ class SeriesReader:
 
     def _invalid(self, s: _Series) -> _Series | None:
         step, channel, text, line = s.problem  # type: ignore[misc]
-        kind = "missing value" if text.strip().lower() in MISSING or \
-            _is_nan(text) else f"not a finite number: {shorten(text.strip(), 20)!r}"
+        shown = repr(shorten(text.strip(), 20))
+        number = _plain_number(text)
+        if text.strip().lower() in MISSING or (number is not None and math.isnan(number)):
+            kind = "missing value"
+        elif number is None:
+            kind = f"not a number: {shown}"
+        elif math.isinf(number):
+            kind = f"not a finite number: {shown}"
+        else:
+            kind = f"{shown} is beyond the float32 range (+-3.4e38)"
         if self.on_invalid == "error":
             hint = ("use --on-invalid mask to read missing and invalid values as the "
                     "channel's mean, or skip to drop the series") if self.hint else \
                 "correct or remove it"
-            if kind != "missing value" and any(c.isalpha() for c in text):
+            if number is None and any(c.isalpha() for c in text):
                 hint = ("the table is read as a numeric series, one row per time step: a "
                         "column of sequences is read with --sequence-column, labels belong in "
-                        "the labels table, --series-columns leaves other columns out")
+                        "the labels table, --series-columns leaves other columns out; "
+                        + hint)
             raise DataError(
                 f"{self.name}: line {line}, column {self.channels[channel]!r}: "
                 f"series {shorten(s.id)!r}, step {step + 1}: {kind} ({hint})")
@@ -380,32 +416,47 @@ def _count(delimiter: str) -> Callable[[str], int]:
 
 
 def _csv_row(line: str, delimiter: str, name: str, number: int) -> list[str]:
+    if line.count('"') % 2:
+        raise DataError(f"{name}: line {number}: a quoted field is left open (an odd number "
+                        "of '\"')")
     try:
         return next(csv.reader([line], delimiter=delimiter))
     except (csv.Error, StopIteration) as exc:
         raise DataError(f"{name}: line {number}: {exc}") from None
 
 
-def _is_nan(text: str) -> bool:
+def _plain_number(text: str) -> float | None:
+    """The number a cell writes in plain ASCII digits (no '_' separators, no other
+    scripts' digits, which Python's float() would take), or None."""
+    if not text.isascii() or "_" in text:
+        return None
     try:
-        return bool(np.isnan(float(text)))
+        return float(text)
     except ValueError:
-        return False
+        return None
+
+
+def _is_number(text: str) -> bool:
+    return _plain_number(text) is not None
 
 
 def _numbers(cells: tuple[str, ...]) -> np.ndarray:
     """float32 values of a column's cells; NaN for missing values, +-inf for text that is
-    no number (the caller tells them apart by the cell text)."""
-    try:
-        return np.array(cells, dtype=np.float64).astype(np.float32)
-    except ValueError:
-        pass
-    out = np.empty(len(cells), dtype=np.float32)
-    for i, cell in enumerate(cells):
-        try:
-            out[i] = float(cell)
-        except ValueError:
-            out[i] = np.nan if cell.strip().lower() in MISSING else np.inf
+    no number and for numbers beyond float32 (the caller tells them apart by the text)."""
+    joined = "".join(cells)
+    with np.errstate(over="ignore"):
+        if joined.isascii() and "_" not in joined:
+            try:
+                return np.array(cells, dtype=np.float64).astype(np.float32)
+            except ValueError:
+                pass
+        out = np.empty(len(cells), dtype=np.float32)
+        for i, cell in enumerate(cells):
+            number = _plain_number(cell)
+            if number is None:
+                out[i] = np.nan if cell.strip().lower() in MISSING else np.inf
+            else:
+                out[i] = number
     return out
 
 
@@ -428,8 +479,16 @@ def fit_normalisation(values: np.ndarray, spec: SeriesSpec, source: str) -> Seri
         std = np.sqrt((deviation * deviation).sum(axis=0) / counts)
     flat = [spec.channels[j] for j in np.flatnonzero(~(std > 1e-12))]
     if flat:
-        log.warning("%s: channel(s) %s are constant in the training records; they are read "
-                    "centred but not scaled", source, ", ".join(map(repr, flat[:5])))
+        log.warning("%s: channel(s) %s are constant in the training records (read as "
+                    "float32, about 7 significant digits); they are centred but not scaled",
+                    source, ", ".join(map(repr, flat[:5])))
+    # float32 keeps about 7 significant digits: a spread far below the offset is rounding
+    coarse = [spec.channels[j] for j in np.flatnonzero((std > 1e-12)
+                                                       & (std < 1e-5 * np.abs(mean)))]
+    if coarse:
+        log.warning("%s: channel(s) %s vary by less than 1e-5 of their mean; values are read "
+                    "as float32 (about 7 significant digits), so subtract the offset in the "
+                    "table first", source, ", ".join(map(repr, coarse[:5])))
     std = np.where(std > 1e-12, std, 1.0)
     return SeriesSpec(spec.channels, tuple(float(x) for x in mean),
                       tuple(float(x) for x in std), spec.id_column)
@@ -455,3 +514,14 @@ def input_fields(spec: Any) -> dict[str, Any]:
             "encoding": {"kind": "one-hot", "channels": spec.letters,
                          "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per "
                                       "residue)"}}
+
+
+def series_options(bundle: Any, id_column: str | None) -> SeriesOptions | None:
+    """How a command reads a model's series table when ``--id-column`` names its id column
+    (None: the model's own); a sequence model has no such column to name."""
+    if id_column is None:
+        return None
+    if bundle.series is None:
+        raise UsageError("--id-column names the id column of a numeric series table; this "
+                         "model reads sequences")
+    return SeriesOptions(id_column)

@@ -144,8 +144,18 @@ def test_chunks_hold_whole_series(monkeypatch: pytest.MonkeyPatch) -> None:
     ([["x", "1", ""]], "line 2, column 'b': series 'x', step 1: missing value"),
     ([["x", "1", "2"], ["x", "inf", "4"]], "line 3, column 'a': series 'x', step 2: not a "
                                            "finite number: 'inf'"),
-    ([["x", "1", "2"], ["x", "3", "walk"]], "not a finite number: 'walk' (the table is read "
-                                            "as a numeric series"),
+    ([["x", "1", "2"], ["x", "3", "walk"]], "line 3, column 'b': series 'x', step 2: not a "
+                                            "number: 'walk' (the table is read as a numeric "
+                                            "series, one row per time step: a column of "
+                                            "sequences is read with --sequence-column"),
+    ([["x", "1e39", "2"]], "line 2, column 'a': series 'x', step 1: '1e39' is beyond the "
+                           "float32 range (+-3.4e38) (use --on-invalid mask"),
+    ([["x", "1_000", "2"]], "line 2, column 'a': series 'x', step 1: not a number: '1_000'"),
+    ([["x", "１２", "2"]], "line 2, column 'a': series 'x', step 1: not a number: '１２'"),
+    ([["x", "1", "2"], ["id", "a", "b"], ["y", "1", "2"]],
+     "line 3: the header row again (tables joined with their headers? keep the first header "
+     "only)"),
+    ([["x", "1", "2"], ['"y', "1", "2"]], "line 3: a quoted field is left open"),
     ([["x", "1", "2"], ["y", "3", "4"], ["x", "5", "6"]],
      "line 4: rows of series 'x' resume after other series (its first rows are at line 2)"),
     ([["x", "1", "2"], ["y", "3"]], "line 3: 2 field(s), the header has 3 (delimiter TAB)"),
@@ -159,14 +169,25 @@ def test_bad_tables_name_line_column_and_series(cli, tmp_path: Path, rows: list[
     out = tmp_path / "m.bsnn"
     result = cli("train", table, labels, "-o", out)
     assert result.code == 1
-    assert result.err.strip().splitlines() == [f"bioseqnn: error: {table}: {message}"] or \
-        message in result.err
-    assert result.err.count("error:") == 1 and "Traceback" not in result.err
+    errors = [line for line in result.err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"bioseqnn: error: {table}: {message}")
+    assert "Traceback" not in result.err and "Warning" not in result.err
     assert not out.exists() and result.out == ""
 
 
 def test_header_problems(cli, tmp_path: Path) -> None:
     labels = write_table(tmp_path / "l.csv", ["id", "y"], [["x", "0"]], ",")
+    pandas = write_table(tmp_path / "pd.csv", ["", "id", "a"], [["0", "x", "1"]], ",")
+    r = cli("train", pandas, labels)
+    assert r.code == 1 and "column 1 of the header has no name (a row index written by " \
+        "pandas' to_csv? write the table with index=False" in r.err
+    numbers = write_table(tmp_path / "n.tsv", ["0.5", "1.5"], [["2", "3"]])
+    r = cli("train", numbers, labels)
+    assert r.code == 1 and "the first line holds numbers, not column names" in r.err
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text("id;a\nx;1\n")
+    r = cli("train", semicolons, labels)
+    assert r.code == 1 and "is this a table separated by ';'?" in r.err
     dup = write_table(tmp_path / "dup.tsv", ["id", "a", "a"], [["x", "1", "2"]])
     r = cli("train", dup, labels)
     assert r.code == 1 and "duplicate column name(s) in the header: a" in r.err
@@ -329,8 +350,14 @@ def test_fasta_and_series_models_refuse_each_other(motions_model: Path, hemolyti
                                                    cli) -> None:
     r = cli("predict", motions_model, EXAMPLES / "hemolytic.fasta")
     assert r.code == 1 and "sequences (FASTA/FASTQ), but the model reads numeric series" in r.err
-    r = cli("predict", hemolytic_model, TEST)
-    assert r.code == 1 and "expected a FASTA header" in r.err
+    for command in (["predict", hemolytic_model, TEST], ["explain", hemolytic_model, TEST],
+                    ["evaluate", hemolytic_model, TEST, EXAMPLES / "hemolytic.csv"]):
+        r = cli(*command)
+        assert r.code == 1 and r.err == (f"bioseqnn: error: {TEST}: a table, but the model "
+                                         "reads protein sequences (FASTA/FASTQ)\n"), command
+    r = cli("train", TRAIN_LABELS, TRAIN)
+    assert r.code == 2 and "has one row per id and" in r.err and "are the arguments swapped?" \
+        in r.err
     r = cli("predict", hemolytic_model, EXAMPLES / "hemolytic.fasta", "--id-column", "x")
     assert r.code == 2 and "--id-column names the id column of a numeric series" in r.err
     for args, message in [
@@ -357,6 +384,48 @@ def test_fasta_and_series_models_refuse_each_other(motions_model: Path, hemolyti
                  ["ensemble", motions_model, hemolytic_model, "-o", "x.bsnn"]):
         r = cli(*args)
         assert r.code == 2 and r.err.count("error:") == 1, (args, r.err)
+
+
+def test_stdin_and_other_id_columns(motions_model: Path, cli, tmp_path: Path) -> None:
+    """--series-columns with a table on stdin; --id-column in every command that reads a
+    series model's table (evaluate: both tables, as train)."""
+    out = tmp_path / "two.bsnn"
+    piped = run_bioseqnn("train", "-", TRAIN_LABELS, "--series-columns", "dim_2,dim_5",
+                         "-o", out, "--epochs", "1", "--hidden-size", "8",
+                         stdin=gzip.compress(TRAIN.read_bytes()))
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert read_manifest(out)[0]["input"]["channels"] == ["dim_2", "dim_5"]
+    renamed = tmp_path / "s.tsv"
+    renamed.write_text(TEST.read_text().replace("id\t", "sample\t", 1))
+    labels = tmp_path / "l.csv"
+    labels.write_text(TEST_LABELS.read_text().replace("id,", "sample,", 1))
+    reference = cli("evaluate", motions_model, TEST, TEST_LABELS)
+    r = cli("evaluate", motions_model, renamed, labels, "--id-column", "sample")
+    assert r.code == 0 and json.loads(r.out)["metrics"] == json.loads(reference.out)["metrics"]
+    r = cli("explain", motions_model, renamed, "--id-column", "sample", "-o", tmp_path / "a.tsv")
+    assert r.code == 0, r.err
+    r = cli("export", motions_model, "-o", tmp_path / "m.pt", "--check", renamed,
+            "--id-column", "sample")
+    assert r.code == 0 and "(" + str(renamed) + ")" in r.err
+    r = cli("explain", motions_model, renamed)
+    assert r.code == 1 and "no id column 'id' in the series table" in r.err
+
+
+def test_warnings_for_likely_mistakes(cli, tmp_path: Path) -> None:
+    """A target among the channels, a signal below float32's resolution on a large offset."""
+    rows, labels = [], []
+    for i in range(20):
+        for t in range(5):
+            rows.append([f"s{i}", f"{i % 2}", f"{100000 + 0.01 * t:.2f}", f"{t * (i % 2)}"])
+        labels.append([f"s{i}", str(i % 2)])
+    table = write_table(tmp_path / "t.tsv", ["id", "y", "pressure", "x"], rows)
+    label_table = write_table(tmp_path / "l.csv", ["id", "y"], labels, ",")
+    r = cli("train", table, label_table, "-o", tmp_path / "m.bsnn", "--epochs", "1",
+            "--hidden-size", "8")
+    assert r.code == 0, r.err
+    assert "channel 'y' has the name of a target column: is the target among the inputs?" \
+        in r.err
+    assert "channel(s) 'pressure' vary by less than 1e-5 of their mean" in r.err
 
 
 def test_ensembles_and_validation_tables(cli, tmp_path: Path, motions_model: Path) -> None:
