@@ -84,6 +84,13 @@ def auprc(y: np.ndarray, score: np.ndarray) -> float:
     return float(np.sum((recall - prev) * precision))
 
 
+def _mean_of_defined(values: list[float]) -> float:
+    """The mean of the values that are defined (not NaN); NaN when none is, without
+    numpy's 'Mean of empty slice' warning (a label with one class has no AUROC)."""
+    defined = [v for v in values if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
 def classification_metrics(
     y: np.ndarray, prob: np.ndarray, multilabel: bool = False
 ) -> dict[str, float]:
@@ -96,7 +103,7 @@ def classification_metrics(
         per = [classification_metrics(y[:, k].astype(np.int64),
                                       np.stack([1 - prob[:, k], prob[:, k]], 1))
                for k in range(y.shape[1])]
-        return {key: float(np.nanmean([m[key] for m in per])) for key in per[0]}
+        return {key: _mean_of_defined([m[key] for m in per]) for key in per[0]}
     k = prob.shape[1]
     pred = prob.argmax(axis=1)
     out = {

@@ -123,3 +123,13 @@ def test_regression_metrics_match_sklearn_and_scipy(seed: int) -> None:
     summary = metrics.regression_metrics(y, pred)
     assert summary["r2"] == pytest.approx(sk.r2_score(y, pred, multioutput="uniform_average"))
     assert set(summary) == {"mse", "mae", "pearson", "spearman", "r2"}
+
+
+def test_multilabel_metrics_undefined_for_every_label_stay_quiet() -> None:
+    """Every label with one class in the data: AUROC is undefined (NaN) for each, and the
+    average over labels is NaN without a numpy warning (the suite turns warnings into
+    errors); defined metrics still average."""
+    y = np.zeros((6, 2), dtype=np.int64)
+    prob = np.full((6, 2), 0.2)
+    out = metrics.classification_metrics(y, prob, multilabel=True)
+    assert np.isnan(out["auroc"]) and out["accuracy"] == 1.0
