@@ -130,7 +130,7 @@ CASES = [
     pred_case("genbank-given-as-fasta", b"LOCUS       AB000001   30 bp    DNA\nORIGIN\n",
               ["in.gb: line 1: expected a FASTA header", "GenBank"], name="in.gb"),
     pred_case("table-given-as-fasta", b"id,seq\na,KLV\n",
-              ["in.fa: line 1: expected a FASTA header", "'id,seq'"]),
+              ["in.fa: a table, but the model reads protein sequences (FASTA/FASTQ)"]),
     pred_case("sequence-before-first-header", b"KLVFF\n>a\nKLVFF\n",
               ["in.fa: line 1: expected a FASTA header", "found 'KLVFF'"]),
     pred_case("sequence-after-blank-lines-before-header", b"\n\nKLV\n>a\nKLV\n",

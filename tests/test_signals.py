@@ -24,10 +24,16 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny(d, random_records(12, AMINO, 12, seed=21), ["0", "1"] * 6, "m")
 
 
+def _interactive() -> None:
+    """Ctrl-C's disposition in a foreground command: a test suite started in the background
+    (`pytest &` in a script) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args: str | Path, cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "bioseqnn", *map(str, args)], cwd=cwd,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_interactive)
 
 
 def _wait_for(condition, what: str, timeout: float = 60) -> None:
