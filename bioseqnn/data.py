@@ -398,12 +398,8 @@ def read_inputs(
     holds (a model's ``alphabet`` or SeriesSpec says which it must be). Returns the set,
     its alphabet or series spec, and for a series table the line of each series."""
     source = display_name(path)
-    opened = read_input(path, "series" if isinstance(alphabet, SeriesSpec) else None)
+    opened = open_as(path, alphabet if isinstance(alphabet, (Alphabet, SeriesSpec)) else None)
     if isinstance(opened, TableText):
-        if isinstance(alphabet, Alphabet):
-            opened.close()
-            raise DataError(f"{source}: a table, but the model reads {alphabet.name} sequences "
-                            "(FASTA/FASTQ)")
         if isinstance(alphabet, str) and alphabet != "auto":
             opened.close()
             raise UsageError(f"--alphabet {alphabet} applies to sequences; {source} is a "
@@ -415,13 +411,27 @@ def read_inputs(
             options = series or SeriesOptions()
         data, spec, lines = read_series_set(opened, options, on_invalid, skipped_ids)
         return data, (alphabet if isinstance(alphabet, SeriesSpec) else spec), lines
-    if isinstance(alphabet, SeriesSpec):
+    assert not isinstance(alphabet, SeriesSpec)  # open_as refused sequences for a series model
+    data, alpha, _ = read_encoded(opened, source, alphabet, on_invalid, skipped_ids)
+    return data, alpha, None
+
+
+def open_as(path: str | os.PathLike[str], reads: Alphabet | SeriesSpec | None
+            ) -> RecordStream | TableText:
+    """Open an input of sequences or a series table; given what a model ``reads``, an
+    input of the other kind is an error that names what the model reads."""
+    source = display_name(path)
+    opened = read_input(path, "series" if isinstance(reads, SeriesSpec) else None)
+    if isinstance(opened, TableText) and isinstance(reads, Alphabet):
+        opened.close()
+        raise DataError(f"{source}: a table, but the model reads {reads.name} sequences "
+                        "(FASTA/FASTQ)")
+    if isinstance(opened, RecordStream) and isinstance(reads, SeriesSpec):
         opened.close()
         raise DataError(f"{source}: sequences (FASTA/FASTQ), but the model reads numeric "
                         "series: a table with an id column and the channels "
-                        f"{', '.join(alphabet.channels)}")
-    data, alpha, _ = read_encoded(opened, source, alphabet, on_invalid, skipped_ids)
-    return data, alpha, None
+                        f"{', '.join(reads.channels)}")
+    return opened
 
 
 # --------------------------------------------------------------------------- labels

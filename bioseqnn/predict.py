@@ -12,12 +12,20 @@ import torch
 
 from .alphabets import Alphabet, byte_histogram, detect_alphabet, protein_only_fraction
 from .bundle import Bundle
-from .data import SequenceEncoder, SequenceSet, batch_indices, batch_targets, chunked, collate
+from .data import (
+    SequenceEncoder,
+    SequenceSet,
+    batch_indices,
+    batch_targets,
+    chunked,
+    collate,
+    open_as,
+)
 from .encoding import check_fits
 from .errors import DataError, UsageError
 from .models.base import Predictor, check_lengths
-from .seqio import Record, RecordStream, TableText, display_name, read_input
-from .series import SeriesOptions, SeriesReader, featurizer
+from .seqio import Record, RecordStream
+from .series import SeriesOptions, SeriesReader, featurizer, series_options
 from .strands import complement_table, reverse_complement_set
 from .tasks import TaskSpec
 
@@ -232,23 +240,12 @@ def open_model_input(
     """The input of a model, opened as what it reads: sequences (FASTA/FASTQ), or for a
     numeric series model a table with its channel columns (by name; other columns are
     left alone) and ``id_column`` (default: the one it was trained with)."""
+    series_options(bundle, id_column)  # refuses --id-column for a sequence model
+    opened = open_as(path, bundle.input)
+    if isinstance(opened, RecordStream):
+        return opened
     spec = bundle.series
-    if spec is None:
-        if id_column is not None:
-            raise UsageError("--id-column names the id column of a numeric series table; "
-                             "this model reads sequences")
-        sequences = read_input(path)
-        if isinstance(sequences, TableText):
-            sequences.close()
-            raise DataError(f"{display_name(path)}: a table, but the model reads "
-                            f"{bundle.alphabet.name} sequences (FASTA/FASTQ)")
-        return sequences
-    opened = read_input(path, "series")
-    if not isinstance(opened, TableText):
-        opened.close()
-        raise DataError(f"{display_name(path)}: sequences (FASTA/FASTQ), but the model reads "
-                        "numeric series: a table with an id column and the channels "
-                        f"{', '.join(spec.channels)}")
+    assert spec is not None
     options = SeriesOptions(id_column or spec.id_column, list(spec.channels), from_model=True)
     return SeriesReader(opened, options, on_invalid)
 
@@ -347,7 +344,6 @@ def resolve_device(name: str | None) -> torch.device:
     CPU machine's every command is not a warning; an explicit 'auto' (the user asked for
     a GPU where there is one) warns that there is none.
     """
-    from .errors import UsageError
 
     if name is None or name == "auto":
         if torch.cuda.is_available():

@@ -301,18 +301,14 @@ class SeriesReader:
 
     def _series(self) -> Iterator[_Series]:
         seen: dict[str, int] = {}
-        last: _Series | None = None
-        for s in self._parsed():
+        for s in self._parsed():  # runs of one id are maximal: a repeat is a resumed series
             if s.id in seen:
-                if last is not None and last.id == s.id:  # cannot happen: runs are maximal
-                    raise AssertionError("series run split")
                 raise DataError(
                     f"{self.name}: line {s.line}: rows of series {shorten(s.id)!r} resume "
                     f"after other series (its first rows are at line {seen[s.id]}); the rows "
                     "of each series must be together, in time order (sort by id, keeping "
                     "the time order)")
             seen[s.id] = s.line
-            last = s
             if s.problem is not None:
                 kept = self._invalid(s)
                 if kept is None:
