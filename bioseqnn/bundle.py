@@ -54,9 +54,7 @@ class Bundle:
     @property
     def input(self) -> Alphabet | SeriesSpec:
         """What the model reads: an alphabet's sequences, or a numeric series' channels."""
-        if "input" in self.manifest:
-            return SeriesSpec.from_dict(self.manifest["input"])
-        return ALPHABETS[self.manifest["alphabet"]]
+        return model_input(self.manifest)
 
     @property
     def series(self) -> SeriesSpec | None:
@@ -75,6 +73,13 @@ class Bundle:
     @property
     def task(self) -> TaskSpec:
         return TaskSpec.from_dict(self.manifest["task"])
+
+
+def model_input(manifest: dict[str, Any]) -> Alphabet | SeriesSpec:
+    """What a (validated) manifest's model reads: an alphabet, or a series' channels."""
+    if "input" in manifest:
+        return SeriesSpec.from_dict(manifest["input"])
+    return ALPHABETS[manifest["alphabet"]]
 
 
 def save_bundle(
@@ -273,14 +278,13 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         _check_series(m["input"], name)
         _expect(version >= 3, name, "numeric series input needs format_version 3")
         _expect("alphabet" not in m, name, "a series model has no alphabet")
-        _expect(m.get("task", {}).get("kind") not in PER_POSITION_KINDS
-                if isinstance(m.get("task"), dict) else True, name,
-                "a series model predicts one row per series")
     else:
         _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
     _check_task(task, name, m.get("per_position", False))
+    _expect("input" not in m or task["kind"] not in PER_POSITION_KINDS, name,
+            "a series model predicts one row per series")
     _check_model_config(m.get("model"), name, "model")
     if "member_models" in m:
         configs = m["member_models"]
@@ -357,10 +361,8 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
 
 def build_model(manifest: dict[str, Any]) -> Predictor:
     configs = manifest.get("member_models") or [manifest["model"]] * manifest.get("ensemble", 1)
-    size = (len(manifest["input"]["channels"]) if "input" in manifest
-            else ALPHABETS[manifest["alphabet"]].size)
     task = TaskSpec.from_dict(manifest["task"])
-    members = [SequenceModel(ModelConfig(**config), size, task.n_outputs,
+    members = [SequenceModel(ModelConfig(**config), model_input(manifest).size, task.n_outputs,
                              per_position=manifest.get("per_position", False),
                              causal=task.kind == "language-model")
                for config in configs]

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -365,28 +366,17 @@ def read_series_set(
     channels). Returns the set, the (unfitted) spec of its channels and the line of each
     series' first row."""
     reader = SeriesReader(table, options, on_invalid, hint=hint)
-    ids: list[str] = []
-    parts: list[np.ndarray] = []
-    length_parts: list[np.ndarray] = []
-    lines: list[int] = []
-    for chunk in reader.chunks():
-        ids.extend(chunk.ids)
-        parts.append(chunk.values)
-        length_parts.append(np.diff(chunk.offsets))
-        lines.extend(chunk.lines)
+    whole = list(reader.chunks(chunk_rows=sys.maxsize))  # one chunk, or none at all
     if skipped_ids is not None:
         skipped_ids.extend(reader.skipped_ids)
-    if reader.skipped:
-        log.warning("%s: skipped %d series with missing or invalid values", table.name,
-                    reader.skipped)
-    if not ids:
+    if not whole:
         raise DataError(f"{table.name}: no series" + (
             " left: every series was skipped for missing or invalid values"
             if reader.skipped else " (a header row but no data rows)"))
-    values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    chunk = whole[0]
     spec = SeriesSpec(tuple(reader.channels), id_column=options.id_column)
-    log.info("input: %s: %s, %d series", table.name, spec.describe(), len(ids))
-    return SequenceSet(ids, values, _offsets(np.concatenate(length_parts))), spec, lines
+    log.info("input: %s: %s, %d series", table.name, spec.describe(), len(chunk.ids))
+    return SequenceSet(chunk.ids, chunk.values, chunk.offsets), spec, chunk.lines
 
 
 def read_inputs(

@@ -291,13 +291,10 @@ def _series_chunks(
         stats.records += len(data)
         check_lengths(bundle.model, data.ids, data.lengths, source)
         yield [], data
-    stats.records += reader.skipped
+    stats.records += reader.skipped  # the reader has said how many it skipped
     stats.skipped = reader.skipped
     if stats.records == 0:
         raise DataError(f"{source}: no series (a header row but no data rows)")
-    if stats.skipped:
-        log.warning("%s: skipped %d series with missing or invalid values", source,
-                    stats.skipped)
 
 
 def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str,

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .alphabets import Alphabet
 from .errors import DataError, UsageError, shorten
 from .seqio import TableText, pick_delimiter
 
@@ -204,7 +205,6 @@ class SeriesReader:
                             f"{MAX_NAME} characters")
         self.channels = columns
         self.channel_index = [header.index(c) for c in columns]
-        self.header_line = table.lines.line
 
     # ------------------------------------------------------------------ parsing
 
@@ -393,6 +393,9 @@ class SeriesReader:
                 yield _chunk(ids, parts, starts, len(self.channels))
         finally:
             self.table.close()
+        if self.skipped:
+            log.warning("%s: skipped %d series with missing or invalid values", self.name,
+                        self.skipped)
         if self.masked:
             log.warning("%s: masked %d missing or invalid value(s) (read as the channel's "
                         "mean)", self.name, self.masked)
@@ -490,7 +493,7 @@ def fit_normalisation(values: np.ndarray, spec: SeriesSpec, source: str) -> Seri
                       tuple(float(x) for x in std), spec.id_column)
 
 
-def featurizer(spec: Any) -> nn.Module:
+def featurizer(spec: Alphabet | SeriesSpec) -> nn.Module:
     """The input layer of a model reading ``spec``: one-hot for an alphabet, per-channel
     normalisation for a series."""
     from .encoding import OneHot
@@ -498,7 +501,7 @@ def featurizer(spec: Any) -> nn.Module:
     return SeriesInput(spec) if isinstance(spec, SeriesSpec) else OneHot(spec)
 
 
-def input_fields(spec: Any) -> dict[str, Any]:
+def input_fields(spec: Alphabet | SeriesSpec) -> dict[str, Any]:
     """The model file's fields that say what it reads: ``alphabet`` and ``encoding`` for
     sequences, ``input`` and ``encoding`` for a numeric series."""
     if isinstance(spec, SeriesSpec):
