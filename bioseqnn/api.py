@@ -232,8 +232,7 @@ def train(
     if fasta is not None and is_table(fasta):
         _check_series_inputs(fasta, labels, lm, per_position, sequence_column, tc, id_column)
     elif series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
-        raise UsageError("--series-columns applies to a numeric series table; "
-                         f"{display_name(primary)} holds sequences")
+        _refuse_series_columns(primary)
     if lm:
         assert fasta is not None
         data, lm_alpha, _ = read_inputs(fasta, alphabet, on_invalid)
@@ -260,16 +259,13 @@ def train(
         labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched,
                                       series)
         if isinstance(alpha, SeriesSpec):
-            if tc.rc_augment or tc.rc_average:
-                raise UsageError("--rc-augment and --rc-average are for DNA/RNA, not numeric "
-                                 "series")
+            _refuse_strands(tc)  # a table from stdin is known as one only now
             # every record of the training input (the validation part too: label-free
             # statistics, so that members trained with other seeds read alike)
             alpha = fit_normalisation(labeled.data.codes, alpha, display_name(primary))
             _series_warnings(alpha, labeled.data, labeled.targets, display_name(primary))
         elif series_columns:
-            raise UsageError("--series-columns applies to a numeric series table; "
-                             f"{display_name(primary)} holds sequences")
+            _refuse_series_columns(primary)
         spec = prepare_task(labeled, task)
         data = labeled.data
         data.targets = spec.encode_labels(labeled.label_values, labeled.where)
@@ -414,10 +410,9 @@ def _rows_per_id(path: str | os.PathLike[str], id_column: str, limit: int = 5000
         opened = read_input(path)
         if not isinstance(opened, TableText):
             return 0.0
-        rows = csv.reader(itertools.islice(opened.lines, limit),
-                          delimiter=pick_delimiter(opened.name, opened.first_line))
-        header = next(csv.reader([opened.first_line],
-                                 delimiter=pick_delimiter(opened.name, opened.first_line)))
+        delimiter = pick_delimiter(opened.name, opened.first_line)
+        rows = csv.reader(itertools.islice(opened.lines, limit), delimiter=delimiter)
+        header = next(csv.reader([opened.first_line], delimiter=delimiter))
         k = [h.strip() for h in header].index(id_column)
         ids = [row[k].strip() for row in rows if len(row) > k and row[k].strip()]
         return len(ids) / len(set(ids)) if ids else 0.0
@@ -470,8 +465,17 @@ def _check_series_inputs(
         raise UsageError(f"--sequence-column reads sequences from the labels table; {name} is "
                          "a table of its own (a numeric series: give it without "
                          "--sequence-column)")
+    _refuse_strands(tc)
+
+
+def _refuse_strands(tc: TrainConfig) -> None:
     if tc.rc_augment or tc.rc_average:
         raise UsageError("--rc-augment and --rc-average are for DNA/RNA, not numeric series")
+
+
+def _refuse_series_columns(sequences: str | os.PathLike[str]) -> None:
+    raise UsageError("--series-columns applies to a numeric series table; "
+                     f"{display_name(sequences)} holds sequences")
 
 
 def _metrics(result: TrainResult) -> dict[str, Any]:

@@ -277,9 +277,7 @@ def explain_bundle(
         raise UsageError("explain needs a model with one output per sequence")
     dev = torch.device(device)
     spec = bundle.series
-    if spec is not None and method == "ism":
-        raise UsageError("--method ism substitutes residues; a numeric series model is "
-                         "explained by saliency or grad-input")
+    _check_method(bundle, method)
     onehot = featurizer(bundle.input).to(dev)
     fixed = resolve_target(task, target)
     logits = infer(bundle.model, onehot, data, batch_size, dev)
@@ -340,9 +338,7 @@ def explain(
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     resolve_target(bundle.task, target)  # a bad --target fails before reading the data
-    if bundle.series is not None and method == "ism":
-        raise UsageError("--method ism substitutes residues; a numeric series model is "
-                         "explained by saliency or grad-input")
+    _check_method(bundle, method)  # before the data is read
     source = display_name(sequences)
     data, _, _ = read_inputs(sequences, bundle.input, on_invalid,
                              series=series_options(bundle, id_column))
@@ -351,6 +347,12 @@ def explain(
     result = explain_bundle(bundle, data, method, target, batch_size, dev)
     log.info("explained %d sequence(s) with %s", len(result.records), method)
     return result
+
+
+def _check_method(bundle: Bundle, method: str) -> None:
+    if bundle.series is not None and method == "ism":
+        raise UsageError("--method ism substitutes residues; a numeric series model is "
+                         "explained by saliency or grad-input")
 
 
 def header(expl: Explanation) -> list[str]:
