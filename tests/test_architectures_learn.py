@@ -33,6 +33,8 @@ SETTINGS: dict[str, dict[str, object]] = {
             "pool_sizes": [1, 1]},
     "cnn-lstm": {"channels": [32], "kernel_sizes": [5], "dilations": [1], "pool_sizes": [2],
                  "hidden_size": 16},
+    "cnn-gru": {"channels": [32], "kernel_sizes": [5], "dilations": [1], "pool_sizes": [2],
+                "hidden_size": 16},
     "transformer": {"d_model": 32, "heads": 4, "ff_size": 64, "layers": 1},
 }
 

@@ -45,7 +45,7 @@ def test_config_command_prints_every_default_with_a_comment(cli, tmp_path: Path)
     for name in REGISTRY:  # the architectures are listed with a line each
         assert any(re.match(rf"^  #   {re.escape(name)} +\S", line) for line in lines)
     assert "  channels: [128, 128]" in lines
-    assert any(line.startswith("  # convolution filters per layer [cnn, cnn-lstm]")
+    assert any(line.startswith("  # convolution filters per layer [cnn, cnn-lstm, cnn-gru]")
                for line in lines)
 
 
@@ -180,7 +180,7 @@ def test_bad_config_files_are_usage_errors_naming_the_key(
     (["--arch", "transformer", "--d-model", "30", "--heads", "4"],
      "d-model (30) must be divisible by heads (4)"),
     (["--arch", "mamba"], "unknown architecture 'mamba'; choose one of: rnn, lstm, gru, cnn, "
-                          "cnn-lstm, transformer"),
+                          "cnn-lstm, cnn-gru, transformer"),
     (["--pooling", "sum"], "pooling must be auto or one of: last, mean, max, attention "
                             "(got 'sum')"),
 ])

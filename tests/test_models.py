@@ -20,7 +20,7 @@ from bioseqnn.models import (
 from bioseqnn.models.base import Pooling
 from bioseqnn.models.conv import ConvStack, MaskedBatchNorm
 
-ARCHS = ("rnn", "lstm", "gru", "cnn", "cnn-lstm", "transformer")
+ARCHS = ("rnn", "lstm", "gru", "cnn", "cnn-lstm", "cnn-gru", "transformer")
 # Small, deliberately awkward settings: two layers, both directions, dropout (off in eval),
 # an even kernel, dilation, and pooling windows longer than the shortest sequences.
 SMALL = {
@@ -120,7 +120,7 @@ def test_pooling_that_makes_no_sense_is_a_usage_error(arch: str, bad: str) -> No
 
 def test_default_poolings() -> None:
     expected = {"rnn": "last", "lstm": "last", "gru": "last", "cnn": "max",
-                "cnn-lstm": "max", "transformer": "mean"}
+                "cnn-lstm": "max", "cnn-gru": "max", "transformer": "mean"}
     for arch, mode in expected.items():
         assert resolve_pooling(ModelConfig(arch=arch)) == mode
 

@@ -34,11 +34,12 @@ class ModelConfig:
     arch: str = setting("lstm", "architecture, one of:")
     hidden_size: int = setting(128, "recurrent units per direction")
     layers: int = setting(1, "stacked recurrent or encoder layers")
-    bidirectional: bool = setting(False, "read both directions (cnn-lstm always does)")
+    bidirectional: bool = setting(False, "read both directions (cnn-lstm and cnn-gru always do)")
     dropout: float = setting(0.0, "dropout between layers and before the head")
     pooling: str = setting("auto", "per-position states to one vector: last, mean, max, attention, "
                                 "or auto (the architecture's default)")
-    # convolutional layers (cnn, cnn-lstm): one entry per layer, all four lists equally long
+    # convolutional layers (cnn, cnn-lstm, cnn-gru): one entry per layer, all four lists
+    # equally long
     channels: list[int] = setting([128, 128], "convolution filters per layer")
     kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
     dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")

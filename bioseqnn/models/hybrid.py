@@ -1,6 +1,6 @@
-"""CNN + bidirectional LSTM (the DanQ design): convolutions find motifs, the LSTM reads
-their order and spacing. The convolutional part is the cnn backbone; pooling there
-shortens the sequence the LSTM has to read.
+"""CNN + bidirectional LSTM or GRU (the DanQ design): convolutions find motifs, the
+recurrent layers read their order and spacing. The convolutional part is the cnn
+backbone; pooling there shortens the sequence the recurrent layers have to read.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from .base import CONV_FIELDS, Backbone, ModelConfig, get_architecture, length_m
 from .conv import ConvStack
 
 
-class ConvLSTM(Backbone):
-    def __init__(self, config: ModelConfig, in_channels: int) -> None:
+class ConvRecurrent(Backbone):
+    def __init__(self, cell: str, config: ModelConfig, in_channels: int) -> None:
         super().__init__()
         self.conv = ConvStack(config, in_channels)
         self.drop = nn.Dropout(config.dropout)
-        # the registered lstm backbone, whichever implementation recurrent.py provides
-        self.lstm = get_architecture("lstm").build(
+        # the registered recurrent backbone, whichever implementation recurrent.py provides;
+        # the attribute keeps its name for both cells, so cnn-lstm model files still load
+        self.lstm = get_architecture(cell).build(
             dataclasses.replace(config, bidirectional=True), self.conv.out_dim
         )
         self.directions = self.lstm.directions
@@ -28,9 +29,13 @@ class ConvLSTM(Backbone):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, lengths = self.conv(x, lengths)
-        # zero the padding the LSTM reads after each sequence (it never reaches real states)
+        # zero the padding the recurrence reads after each sequence (it never reaches
+        # real states)
         h = h * length_mask(lengths, h.shape[1]).unsqueeze(-1).to(h.dtype)
         return self.lstm(self.drop(h), lengths)
+
+
+ConvLSTM = ConvRecurrent  # the name older code imports
 
 
 @register(
@@ -38,4 +43,12 @@ class ConvLSTM(Backbone):
     summary="CNN then BiLSTM (DanQ): motifs plus their order; long DNA with regulatory grammar",
 )
 def _cnn_lstm(config: ModelConfig, in_channels: int) -> Backbone:
-    return ConvLSTM(config, in_channels)
+    return ConvRecurrent("lstm", config, in_channels)
+
+
+@register(
+    "cnn-gru", "max", uses=CONV_FIELDS + ("hidden_size", "layers"),
+    summary="CNN then BiGRU: as cnn-lstm with a lighter recurrent cell",
+)
+def _cnn_gru(config: ModelConfig, in_channels: int) -> Backbone:
+    return ConvRecurrent("gru", config, in_channels)
