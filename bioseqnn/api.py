@@ -77,11 +77,15 @@ from .series import SeriesOptions, SeriesSpec, featurizer, fit_normalisation, in
 from .strands import complement_table
 from .tasks import TaskSpec
 from .train import (
+    Imbalance,
     Reporter,
     TrainResult,
+    collapse_warning,
     evaluate_set,
+    find_imbalance,
     fit,
     resolve_class_weights,
+    resolve_monitor,
     seed_everything,
 )
 
@@ -291,8 +295,13 @@ def train(
         if missing:
             raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
     log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
-    spec.class_weights = resolve_class_weights(spec, tc.class_weight,
-                                               class_weight_targets(spec, train_set))
+    counted = class_weight_targets(spec, train_set)
+    imbalance = find_imbalance(spec, counted)
+    spec.class_weights = resolve_class_weights(spec, tc.class_weight, counted, imbalance)
+    tc = dataclasses.replace(tc, monitor=resolve_monitor(
+        tc.monitor, spec, imbalance, val_set is not None and len(val_set) > 0))
+    if imbalance is not None:
+        _report_imbalance(imbalance, spec, tc, cfg.training)
     if spec.class_weights:
         names = spec.targets if spec.kind == "multilabel" else spec.classes
         log.info("class weights: %s", ", ".join(
@@ -346,8 +355,12 @@ def train(
         result = _ensemble_result(final_model, results, spec, featurizer(alpha), val_set, tc,
                                   device)
 
+    collapsed = collapse_warning(spec, result.best) if ranks.main else None
+    if collapsed:
+        log.warning(collapsed)
     resolved = cfg.to_dict()
     resolved["model"]["pooling"] = resolve_pooling(cfg.model)
+    resolved["training"]["monitor"] = tc.monitor  # 'auto' as this run resolved it
     manifest = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
@@ -381,6 +394,21 @@ def train(
                         main=ranks.main)
 
 
+def _report_imbalance(imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig,
+                      given: TrainConfig) -> None:
+    """One line: how imbalanced the labels are and what the defaults did about it."""
+    what = "positions" if spec.kind == "per-position" else "records"
+    done = []
+    if given.class_weight.strip() == "auto":
+        done.append("class-weighted loss (--class-weight balanced)")
+    if given.monitor == "auto":
+        done.append(f"--monitor {tc.monitor}")
+    action = f": {' and '.join(done)}" if done else ""
+    log.info("imbalanced labels: %r is %.1f%% of the training %s%s (set --class-weight or "
+             "--monitor to choose otherwise)", imbalance.name, 100 * imbalance.share, what,
+             action)
+
+
 def _check_lm_inputs(
     fasta: str | os.PathLike[str] | None, labels: str | os.PathLike[str] | None,
     sequence_column: str | None, position_mask: str | os.PathLike[str] | None,
@@ -397,7 +425,7 @@ def _check_lm_inputs(
     if fasta is None:
         raise UsageError(f"--task {LANGUAGE_MODEL} needs a FASTA of sequences")
     for flag, on in (("--rc-augment", tc.rc_augment), ("--rc-average", tc.rc_average),
-                     ("--class-weight", tc.class_weight.strip() not in ("", "none"))):
+                     ("--class-weight", tc.class_weight.strip() not in ("", "none", "auto"))):
         if on:
             raise UsageError(f"{flag} is not available for --task {LANGUAGE_MODEL}")
 
@@ -504,8 +532,8 @@ class _Tagged:
     def __init__(self, inner: Reporter, tag: dict[str, Any]) -> None:
         self.inner, self.tag = inner, tag
 
-    def start(self, epochs: int, batches: int) -> None:
-        self.inner.start(epochs, batches)
+    def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
+        self.inner.start(epochs, batches, monitor)
 
     def batch(self, epoch: int, loss: float) -> None:
         self.inner.batch(epoch, loss)

@@ -124,9 +124,11 @@ class RichReporter:
         self.headline = headline
         self.progress: Progress | None = None
         self.epochs = 0
+        self.monitor = "val_loss"
 
-    def start(self, epochs: int, batches: int) -> None:
+    def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
         self.epochs = epochs
+        self.monitor = monitor
         if self.show_bar:
             self.progress = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -145,9 +147,15 @@ class RichReporter:
         parts = [f"epoch {record['epoch']}/{self.epochs}", f"train_loss {record['train_loss']:.4f}"]
         if "member" in record:
             parts.insert(0, f"member {record['member']}")
-        for key in ("val_loss", f"val_{self.headline}"):
-            if key in record:
+        # the figures that expose a constant predictor beside the usual ones: MCC and the
+        # majority-class rate for classes, Pearson r for regression
+        shown = ("val_loss", f"val_{self.headline}", "val_mcc", "val_r2", "val_pearson",
+                 self.monitor)
+        for key in dict.fromkeys(shown):
+            if isinstance(record.get(key), (int, float)):
                 parts.append(f"{key} {record[key]:.4f}")
+                if key == "val_accuracy" and "val_majority" in record:
+                    parts[-1] += f" (majority {record['val_majority']:.4f})"
         parts.append(f"{record['elapsed_s']:.1f}s")
         if self.progress is not None:
             self.progress.console.print("bioseqnn: " + "  ".join(parts))
@@ -226,7 +234,7 @@ def train(
     val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
     = None,
     arch: Annotated[str | None, typer.Option(
-        help="Architecture: rnn, lstm, gru, cnn, cnn-lstm, transformer."
+        help="Architecture: rnn, lstm, gru, cnn, cnn-lstm, cnn-gru, transformer."
         + _default("model", "arch"))] = None,
     hidden_size: Annotated[int | None, typer.Option(help="Hidden units per direction."
         + _default("model", "hidden_size"))] = None,
@@ -242,7 +250,8 @@ def train(
     pooling: Annotated[str | None, typer.Option(
         help="last, mean, max or attention (default depends on the architecture).")] = None,
     channels: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm)."
+        metavar="N,N,...",
+        help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm, cnn-gru)."
         + _default("model", "channels"))]
     = None,
     kernel_sizes: Annotated[list[str] | None, typer.Option(
@@ -283,8 +292,8 @@ def train(
         help="Fraction held out for validation (stratified for classes)."
         + _default("training", "val_fraction"))] = None,
     patience: Annotated[int | None, typer.Option(
-        help="Epochs without a better monitored metric (--monitor, val_loss by default) "
-        "before stopping (0 = never stop early)."
+        help="Epochs without a better monitored metric (--monitor) before stopping (0 = "
+        "never stop early)."
         + _default("training", "patience"))] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for splits, batches and weights."
         + _default("training", "seed"))]
@@ -296,8 +305,9 @@ def train(
         help="CPU threads for torch (0 = cores available)."
         + _default("training", "threads"))] = None,
     monitor: Annotated[str | None, typer.Option(
-        help="Metric for early stopping, best weights and plateau: val_loss, val_auroc, "
-        "val_auprc, val_mcc, val_balanced_accuracy, val_f1, val_r2, val_pearson, ..."
+        help="Metric for early stopping, best weights and plateau: auto (val_loss; for "
+        "imbalanced classes val_auprc or val_mcc), val_loss, val_auroc, val_auprc, val_mcc, "
+        "val_balanced_accuracy, val_f1, val_r2, val_pearson, ..."
         + _default("training", "monitor"))] = None,
     schedule: Annotated[str | None, typer.Option(
         help="Learning-rate schedule: none, plateau, cosine or onecycle."
@@ -306,8 +316,9 @@ def train(
         help="Linear learning-rate warm-up over this many epochs (fractions allowed)."
         + _default("training", "warmup_epochs"))] = None,
     class_weight: Annotated[str | None, typer.Option(
-        help="Loss weights: none, auto (inverse class frequency), 1,4 in class order, or "
-        "name=weight,..."
+        help="Loss weights: auto (balanced when the rarest class is under half an even share "
+        "of the training records), balanced (inverse class frequency), none, 1,4 in class "
+        "order, or name=weight,..."
         + _default("training", "class_weight"))] = None,
     rc_augment: Annotated[bool | None, typer.Option(
         "--rc-augment/--no-rc-augment",

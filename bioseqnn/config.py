@@ -35,18 +35,22 @@ class TrainConfig:
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     threads: int = setting(0, "CPU threads for torch (0 = cores available)")
     # settings of the training issue (train.py, schedules.py, checkpoint.py, strands.py)
-    monitor: str = setting("val_loss", "validation metric for early stopping, best-weights "
-                                       "restore and the plateau schedule: val_loss, "
-                                       "val_auroc, val_mcc, val_r2, ... (losses and errors "
-                                       "are minimised, scores maximised)")
+    monitor: str = setting("auto", "validation metric for early stopping, best-weights "
+                                   "restore and the plateau schedule: val_loss, val_auroc, "
+                                   "val_mcc, val_r2, ... (losses and errors are minimised, "
+                                   "scores maximised); auto: val_loss, or for imbalanced "
+                                   "classes val_auprc (binary, multilabel) or val_mcc")
     schedule: str = setting("none", "learning-rate schedule: none, plateau (halve after "
                                     "max(1, patience / 2) epochs without progress), cosine "
                                     "(to zero at the last epoch) or onecycle")
     warmup_epochs: float = setting(0.0, "linear learning-rate warm-up over this many epochs "
                                         "(fractions allowed; onecycle: its rising phase)")
-    class_weight: str = setting("none", "none, auto (inverse class frequency; multilabel: "
-                                        "negatives / positives per label) or explicit weights "
-                                        "in class order (1,4) or by name (neg=1,pos=4)")
+    class_weight: str = setting("auto", "none, balanced (inverse class frequency; "
+                                        "multilabel: negatives / positives per label), auto "
+                                        "(balanced when the rarest class is under half an "
+                                        "even share of the training records: under 25% for "
+                                        "two classes) or explicit weights in class order "
+                                        "(1,4) or by name (neg=1,pos=4)")
     rc_augment: bool = setting(False, "DNA/RNA: train on a random strand of each sequence "
                                       "(reverse complement with probability 1/2)")
     rc_average: bool = setting(False, "DNA/RNA: predict the mean of both strands (stored "
@@ -175,9 +179,9 @@ def validate(cfg: RunConfig) -> None:
         (t.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
         (t.precision in PRECISIONS,
          f"precision must be one of: {', '.join(PRECISIONS)} (got {t.precision!r})"),
-        (t.monitor == "train_loss" or t.monitor.startswith("val_"),
-         f"monitor must be train_loss or a validation metric such as val_loss, val_auroc or "
-         f"val_r2 (got {t.monitor!r})"),
+        (t.monitor in ("auto", "train_loss") or t.monitor.startswith("val_"),
+         f"monitor must be auto, train_loss or a validation metric such as val_loss, "
+         f"val_auroc or val_r2 (got {t.monitor!r})"),
         (m.hidden_size >= 1, "hidden-size must be at least 1"),
         (m.layers >= 1, "layers must be at least 1"),
         (0 <= m.dropout < 1, "dropout must be in [0, 1)"),

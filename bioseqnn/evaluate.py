@@ -55,6 +55,8 @@ class Evaluation:
     confusion: np.ndarray | None = None
     sources: list[str] = field(default_factory=list)
     """The input files as given (``dataset`` is their short form for titles)."""
+    baseline: dict[str, float] = field(default_factory=dict)
+    """The same metrics for a constant prediction (see :func:`baseline_metrics`)."""
 
     @property
     def records(self) -> int:
@@ -84,7 +86,57 @@ class Evaluation:
             }
         if self.per_target:
             doc["per_target"] = _clean(self.per_target)
+        if self.baseline:
+            doc["baseline"] = {"what": BASELINE_WHAT[self.task.kind],
+                               "metrics": _clean(self.baseline)}
         return doc
+
+
+BASELINE_WHAT = {
+    "binary": "always the most common class, with this data's class shares as probabilities",
+    "multiclass": "always the most common class, with this data's class shares as "
+                  "probabilities",
+    "per-position": "always the most common class, with this data's class shares as "
+                    "probabilities",
+    "multilabel": "each label's positive share as its probability",
+    "regression": "the mean of this data's targets (correlation 0)",
+    "language-model": "the residue frequencies of this data, whatever came before",
+}
+
+
+def baseline_metrics(task: TaskSpec, y: np.ndarray) -> dict[str, float]:
+    """What a constant prediction scores on labels ``y`` (as :attr:`Evaluation.y`): the
+    most common class with the class shares as probabilities, each label's positive
+    share, or the mean target. A model that does no better has learnt nothing usable."""
+    n = len(y)
+    if not n:
+        return {}
+    if task.kind == "regression":
+        values = y.reshape(n, -1).astype(np.float64)
+        err = values - values.mean(axis=0)
+        out = {"mse": float((err**2).mean()), "mae": float(np.abs(err).mean()),
+               # a constant has no correlation (undefined; reported as 0) and R2 0
+               "pearson": 0.0, "spearman": 0.0, "r2": 0.0}
+        if values.shape[1] == 1:
+            out["rmse"] = float(values.std())
+        return out
+    if task.kind == "multilabel":
+        share = y.astype(np.float64).mean(axis=0)
+        out = metrics.classification_metrics(y.astype(np.int64), np.broadcast_to(
+            share, y.shape).copy(), multilabel=True)
+        p = np.clip(share, 1e-12, 1 - 1e-12)
+        out["loss"] = float(np.mean(-(share * np.log(p) + (1 - share) * np.log(1 - p))))
+        return out
+    k = len(task.classes)
+    share = np.bincount(y.astype(np.int64), minlength=k) / n
+    constant = np.broadcast_to(share, (n, k)).copy()
+    if task.kind == "language-model":
+        out = metrics.next_residue_metrics(y.astype(np.int64), constant)
+    else:
+        out = metrics.classification_metrics(y.astype(np.int64), constant)
+    present = share[share > 0]
+    out["loss"] = float(-(present * np.log(present)).sum())
+    return out
 
 
 def _clean(value: Any) -> Any:
@@ -124,6 +176,9 @@ def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: lis
     loss = float(task.loss(logits, torch.from_numpy(encoded)))
     summary = {"loss": loss, **task.metrics(encoded, out)}
     ev = Evaluation(task, dataset, model_name, list(data.ids), encoded, out, summary)
+    ev.baseline = baseline_metrics(task, encoded if task.kind != "regression" else
+                                   TaskSpec("regression", task.targets).encode_labels(
+                                       values, where).astype(np.float64))
     if task.kind in ("binary", "multiclass"):
         class_detail(ev, encoded, out)
     elif task.kind == "multilabel":
@@ -249,6 +304,7 @@ def _evaluate_positions(
     ev = Evaluation(task, dataset, display_name(model), list(loaded.data.ids), y, out, summary,
                     sources=sources)
     class_detail(ev, y, out)
+    ev.baseline = baseline_metrics(task, y)
     log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, dataset)
     return ev
 
@@ -277,6 +333,7 @@ def _evaluate_language_model(
     ev = Evaluation(task, _short(source), display_name(model), list(data.ids), y, out, summary,
                     sources=[source])
     class_detail(ev, y, out)
+    ev.baseline = baseline_metrics(task, y)
     log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, ev.dataset)
     return ev
 
@@ -316,8 +373,13 @@ def metric_tables(ev: Evaluation) -> list[Any]:
                     title_justify="left", show_header=True)
     summary.add_column("metric")
     summary.add_column("value", justify="right")
+    if ev.baseline:
+        summary.add_column("constant prediction", justify="right")
     for key, value in ordered_metrics(ev):
-        summary.add_row(key, str(int(value)) if key == "positions" else num(value))
+        cells = [key, str(int(value)) if key == "positions" else num(value)]
+        if ev.baseline:
+            cells.append(num(ev.baseline[key]) if key in ev.baseline else "")
+        summary.add_row(*cells)
     tables.append(summary)
     if ev.per_class:
         label = "class" if ev.task.kind != "multilabel" else "label"

@@ -168,6 +168,9 @@ class Context:
     epochs: int | None
     limit: int | None
     """Use at most this many training records (a pipeline check, not a figure)."""
+    validation_only: bool = False
+    """Report the validation figures of the best epoch and never read the test part (the
+    figures that choices are made on)."""
 
     def config(self, row: str) -> tuple[RunConfig, Path]:
         path = self.configs / f"{row}.yaml"
@@ -199,14 +202,19 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
     outcome = run_train(train[0], train[1], model, cfg, targets=targets, task=task,
                         val_fasta=val[0] if val else None, val_labels=val[1] if val else None,
                         log_path=ctx.work / f"{name}.log.tsv", **kwargs)
+    info = {"seconds": outcome.result.seconds, "best_epoch": outcome.result.best_epoch,
+            "epochs_run": len(outcome.result.history),
+            "stopped_early": outcome.result.stopped_early,
+            "train_records": outcome.manifest["data"]["train_records"],
+            "val_records": outcome.manifest["data"]["val_records"]}
+    if ctx.validation_only:
+        best = outcome.manifest["metrics"]["best"]
+        return {k.removeprefix("val_"): v for k, v in best.items() if k.startswith("val_")}, info
     # the device training chose: 'auto' (the configs' default) falls back to the CPU
     # quietly, as train does, rather than warning once per model
     device = None if cfg.training.device == "auto" else cfg.training.device
     ev = evaluate(model, test[0], test[1], device=device, **kwargs)
-    info = {"seconds": outcome.result.seconds, "best_epoch": outcome.result.best_epoch,
-            "epochs_run": len(outcome.result.history),
-            "train_records": outcome.manifest["data"]["train_records"],
-            "val_records": outcome.manifest["data"]["val_records"], "test_records": ev.records}
+    info["test_records"] = ev.records
     members = outcome.manifest["metrics"].get("members")
     if members:  # an ensemble: each member's seed, epochs and validation figures
         info["members"] = [{k: m[k] for k in ("seed", "best_epoch", "epochs_run", "seconds")}
@@ -443,7 +451,7 @@ def parser() -> argparse.ArgumentParser:
                    help="cap the epochs (a pipeline check; the figures are then not comparable)")
     p.add_argument("--limit", type=int, default=None,
                    help="use at most this many training records (a pipeline check)")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--quiet", action="store_true", help="nothing on stderr but errors")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 
@@ -534,7 +542,7 @@ def run(argv: list[str]) -> int:
     handler.setFormatter(logging.Formatter("reproduce: %(message)s"))
     log.handlers[:] = [handler]
     log.propagate = False
-    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    log.setLevel(logging.ERROR if args.quiet else logging.INFO)
 
     with tempfile.TemporaryDirectory(prefix="bioseqnn-reproduce-") as tmp:
         for row in rows:

@@ -42,14 +42,14 @@ log = logging.getLogger("bioseqnn")
 class Reporter(Protocol):
     """Receives progress; the CLI draws it, library callers may ignore it."""
 
-    def start(self, epochs: int, batches: int) -> None: ...
+    def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None: ...
     def batch(self, epoch: int, loss: float) -> None: ...
     def epoch(self, record: dict[str, Any]) -> None: ...
     def finish(self) -> None: ...
 
 
 class SilentReporter:
-    def start(self, epochs: int, batches: int) -> None:
+    def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
         pass
 
     def batch(self, epoch: int, loss: float) -> None:
@@ -98,27 +98,116 @@ def monitor_choices(task: TaskSpec, validation: bool) -> list[str]:
 # --------------------------------------------------------------------------- class weights
 
 
-def resolve_class_weights(task: TaskSpec, setting: str, targets: np.ndarray) -> list[float]:
+RARE_SHARE = 0.5
+"""A class is rare when its share of the training records is under this fraction of an
+even share: under 25% for two classes, under 1/6 for three. Multilabel: a label whose
+positives (or negatives) are under 25% of the records."""
+
+
+@dataclass(frozen=True)
+class Imbalance:
+    """The rarest class (multilabel: the label of the rarest value) of imbalanced data."""
+
+    name: str
+    share: float
+    """Its share of the training records (per-position: of the scored positions)."""
+
+
+def find_imbalance(task: TaskSpec, targets: np.ndarray) -> Imbalance | None:
+    """The rarest class when the training labels are imbalanced (see RARE_SHARE)."""
+    if not task.is_classification or task.kind == "language-model" or not len(targets):
+        return None
+    if task.kind == "multilabel":
+        pos = targets.astype(np.float64).mean(axis=0)
+        rarer = np.minimum(pos, 1 - pos)
+        k = int(np.argmin(rarer))
+        if rarer[k] < RARE_SHARE / 2:
+            value = "1" if pos[k] <= 0.5 else "0"
+            return Imbalance(f"{task.targets[k]}={value}", float(rarer[k]))
+        return None
+    names = task.classes
+    counts = np.bincount(targets.astype(np.int64), minlength=len(names)).astype(np.float64)
+    share = counts / counts.sum()
+    k = int(np.argmin(share))
+    if share[k] < RARE_SHARE / len(names):
+        return Imbalance(names[k], float(share[k]))
+    return None
+
+
+def resolve_monitor(setting: str, task: TaskSpec, imbalance: Imbalance | None,
+                    validation: bool) -> str:
+    """``--monitor auto``: val_loss, or for imbalanced classes a metric that a constant
+    predictor cannot score well on (val_auprc for binary and multilabel, val_mcc
+    otherwise); train_loss without validation data."""
+    if setting != "auto":
+        return setting
+    if not validation:
+        return "train_loss"
+    if imbalance is None:
+        return "val_loss"
+    return "val_auprc" if task.kind in ("binary", "multilabel") else "val_mcc"
+
+
+def collapse_warning(task: TaskSpec, record: dict[str, Any], prefix: str = "val") -> str | None:
+    """One line when the metrics of ``record`` (the chosen epoch's validation figures) are
+    no better than a constant prediction: the majority class, or the mean target."""
+    def get(name: str) -> float:
+        value = record.get(f"{prefix}_{name}")
+        return float(value) if isinstance(value, (int, float)) else float("nan")
+
+    if task.kind in ("binary", "multiclass", "per-position", "multilabel"):
+        mcc, accuracy, majority = get("mcc"), get("accuracy"), get("majority")
+        if math.isnan(mcc):
+            return None
+        no_better = math.isfinite(majority) and accuracy <= majority + 0.002
+        if mcc > 0.05 and not no_better:
+            return None
+        what = "residues" if task.kind == "per-position" else "records"
+        base = (f"always predicting the most common class scores accuracy {majority:.4f}"
+                if math.isfinite(majority) else "a constant prediction scores MCC 0")
+        return (f"the model is no better than a constant prediction on the validation "
+                f"{what}: accuracy {accuracy:.4f}, MCC {mcc:.4f}, where {base}; check the "
+                "labels, or try --class-weight balanced, --monitor val_mcc, another --lr "
+                "(e.g. 3e-4) or more data")
+    if task.kind == "regression":
+        pearson = get("pearson")
+        if math.isfinite(pearson) and pearson > 0.05:
+            return None
+        shown = f"{pearson:.4f}" if math.isfinite(pearson) else "undefined (constant output)"
+        return (f"the predictions do not follow the validation targets: Pearson r {shown}, "
+                f"R2 {get('r2'):.4f}, where predicting the mean scores r 0 and R2 0; check "
+                "the targets, or try another --lr (e.g. 3e-4) or more data")
+    return None
+
+
+def resolve_class_weights(task: TaskSpec, setting: str, targets: np.ndarray,
+                          imbalance: Imbalance | None = None) -> list[float]:
     """Loss weights from ``--class-weight`` and the training targets.
 
-    'auto' gives each class n / (K * count) (binary, multiclass) or each label
-    negatives / positives (multilabel, as BCE's pos_weight); explicit weights are given
-    in class order ('1,4') or by name ('neg=1,pos=4', unnamed classes weigh 1).
+    'balanced' gives each class n / (K * count) (binary, multiclass) or each label
+    negatives / positives (multilabel, as BCE's pos_weight); 'auto' does the same when the
+    labels are imbalanced (``imbalance``, see find_imbalance) and nothing otherwise;
+    explicit weights are given in class order ('1,4') or by name ('neg=1,pos=4', unnamed
+    classes weigh 1).
     """
     setting = setting.strip()
     if setting in ("", "none"):
         return []
+    if setting == "auto":
+        if imbalance is None or not task.is_classification:
+            return []
+        setting = "balanced"
     if not task.is_classification:
         raise UsageError("--class-weight applies to classification tasks, not regression")
     names = task.classes if task.kind != "multilabel" else task.targets
     what = "label" if task.kind == "multilabel" else "class"
-    if setting == "auto":
+    if setting == "balanced":
         if task.kind == "multilabel":
             pos = targets.sum(axis=0).astype(np.float64)
             empty = [names[i] for i in np.flatnonzero(pos == 0)]
             if empty:
-                raise UsageError(f"--class-weight auto: label(s) {', '.join(empty)} have no "
-                                 "positive training record; give explicit weights")
+                raise UsageError(f"--class-weight balanced: label(s) {', '.join(empty)} have "
+                                 "no positive training record; give explicit weights")
             return [float(x) for x in (len(targets) - pos) / pos]
         counts = np.bincount(targets.astype(np.int64), minlength=len(names)).astype(np.float64)
         counts[counts == 0] = np.nan
@@ -148,7 +237,7 @@ def _weight(text: str) -> float:
         value = float(text)
     except ValueError:
         raise UsageError(f"--class-weight: {text.strip()!r} is not a number (use auto, "
-                         "1,4 or name=weight)") from None
+                         "balanced, none, 1,4 or name=weight)") from None
     if not (math.isfinite(value) and value >= 0):
         raise UsageError(f"--class-weight: weights must be finite and >= 0, got {text.strip()}")
     return value
@@ -206,7 +295,17 @@ def evaluate_set(
     target = torch.from_numpy(data.targets)
     loss = float(task.loss(logits, target))
     scores = task.metrics(data.targets, task.outputs(logits).numpy())
+    if task.kind in ("binary", "multiclass"):
+        scores["majority"] = majority_share(data.targets, len(task.classes))
     return {f"{prefix}_loss": loss, **{f"{prefix}_{k}": v for k, v in scores.items()}}
+
+
+def majority_share(labels: np.ndarray, n_classes: int) -> float:
+    """The accuracy of always predicting the most common class (the baseline that a
+    collapsed classifier scores)."""
+    if not len(labels):
+        return float("nan")
+    return float(np.bincount(labels.astype(np.int64), minlength=n_classes).max() / len(labels))
 
 
 def _evaluate_positions(
@@ -230,7 +329,19 @@ def _evaluate_positions(
         loss_sum, weight = sum(c[1] for c in counts), sum(c[2] for c in counts)
     loss = loss_sum / weight if weight else 0.0
     scores = task.position_metrics(y.numpy(), task.outputs(logits).numpy().astype(np.float64))
+    if task.kind == "per-position":
+        scores["majority"] = majority_share(y.numpy(), task.n_outputs)
     return {f"{prefix}_loss": loss, **{f"{prefix}_{k}": v for k, v in scores.items()}}
+
+
+def still_improving(result: TrainResult, cfg: TrainConfig) -> bool:
+    """Whether the run ended on the epoch cap with its best epoch among the last few
+    (fewer than the plateau schedule waits before lowering the learning rate)."""
+    if result.stopped_early or len(result.history) < max(cfg.epochs, 2) or \
+            result.best_epoch < 2:
+        return False
+    recent = max(1, cfg.patience // 2) if cfg.patience else 2
+    return result.best_epoch > cfg.epochs - recent
 
 
 def run_identity(
@@ -420,7 +531,7 @@ def fit(
                 for past in result.history:
                     on_epoch(past)
 
-    reporter.start(cfg.epochs, n_batches)
+    reporter.start(cfg.epochs, n_batches, monitor)
     started = time.perf_counter() - (result.history[-1]["elapsed_s"] if result.history else 0)
     for epoch in range(first_epoch, cfg.epochs + 1):
         if done:
@@ -535,6 +646,10 @@ def fit(
     reporter.finish()
     if validation and result.best_epoch == 0 and result.history:
         log.warning("%s was never finite; keeping the last epoch's weights", monitor)
+    elif validation and still_improving(result, cfg):
+        log.warning("training stopped at the epoch cap (--epochs %d) while %s was still "
+                    "improving (best epoch %d): more epochs may give a better model",
+                    cfg.epochs, monitor, result.best_epoch)
     if best_state is not None:
         model.load_state_dict(best_state)
     result.final = dict(result.history[-1]) if result.history else {}

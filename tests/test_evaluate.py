@@ -144,6 +144,40 @@ def test_regression_metrics_equal_scipy_and_sklearn(cli, promoter_model, example
     assert doc["per_target"]["log2_expression"]["r2"] == pytest.approx(m["r2"])
 
 
+def test_each_headline_metric_has_its_constant_prediction_beside_it(
+    cli, hemolytic_model, promoter_model, ncrna_model, examples, tmp_path
+) -> None:
+    """The baseline is what always answering the most common class (or the mean) scores."""
+    doc = json.loads(cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
+                         examples / "hemolytic.csv", "-q").out)
+    base = doc["baseline"]["metrics"]
+    y = np.array([int(r["hemolytic"]) for r in _read_table(examples / "hemolytic.csv", ",")])
+    majority = np.bincount(y).max() / len(y)  # 582 of 1104
+    assert base["accuracy"] == pytest.approx(majority) and base["mcc"] == 0.0
+    assert base["balanced_accuracy"] == 0.5 and base["auroc"] == 0.5
+    assert base["auprc"] == pytest.approx(y.mean())  # precision of a constant score
+    shares = np.bincount(y) / len(y)
+    assert base["loss"] == pytest.approx(-(shares * np.log(shares)).sum())
+    assert doc["baseline"]["what"].startswith("always the most common class")
+    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
+                 examples / "hemolytic.csv", "-o", tmp_path / "m.json")
+    assert "constant prediction" in result.err and f"{majority:.4f}" in result.err
+
+    doc = json.loads(cli("evaluate", ncrna_model, examples / "ncrna_test.fasta",
+                         examples / "ncrna_test.csv", "-q").out)
+    assert doc["baseline"]["metrics"]["accuracy"] == pytest.approx(1 / 13)  # 20 of each
+    assert doc["baseline"]["metrics"]["balanced_accuracy"] == pytest.approx(1 / 13)
+
+    doc = json.loads(cli("evaluate", promoter_model, examples / "promoters.fasta",
+                         examples / "promoters.csv", "-q").out)
+    t = np.array([float(r["log2_expression"])
+                  for r in _read_table(examples / "promoters.csv", ",")])
+    base = doc["baseline"]["metrics"]
+    assert base["r2"] == pytest.approx(0.0, abs=1e-12) and base["pearson"] == 0.0
+    assert base["mse"] == pytest.approx(t.var()) and base["rmse"] == pytest.approx(t.std())
+    assert base["mae"] == pytest.approx(np.abs(t - t.mean()).mean())
+
+
 def test_library_call_returns_arrays_behind_the_numbers(hemolytic_model, examples) -> None:
     ev = evaluate(hemolytic_model, examples / "hemolytic.fasta", examples / "hemolytic.csv",
                   device="cpu")

@@ -341,7 +341,7 @@ def test_generate_writes_reproducible_fasta(peptide_lm: Path, tmp_path: Path) ->
      "a language model reads left to right: use --unidirectional"),
     (["train", "{fasta}", "--task", "language-model", "--arch", "cnn"],
      "a language model reads left to right, and cnn reads around each position"),
-    (["train", "{fasta}", "--task", "language-model", "--class-weight", "auto"],
+    (["train", "{fasta}", "--task", "language-model", "--class-weight", "balanced"],
      "--class-weight is not available for --task language-model"),
     (["train", "{fasta}", "--task", "language-model", "--monitor", "val_auroc"],
      "cannot monitor 'val_auroc'"),

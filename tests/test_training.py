@@ -20,7 +20,9 @@ from bioseqnn.tasks import TaskSpec
 from bioseqnn.train import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
+    find_imbalance,
     resolve_class_weights,
+    resolve_monitor,
 )
 
 CNN = ["--arch", "cnn", "--channels", "16", "--kernel-sizes", "9", "--dilations", "1",
@@ -144,13 +146,16 @@ def test_multi_target_regression_expression_and_log2(
 def test_class_weight_values() -> None:
     binary = TaskSpec("binary", ["y"], classes=["0", "1"])
     y = np.array([0] * 90 + [1] * 10)
-    assert resolve_class_weights(binary, "auto", y) == pytest.approx([100 / 180, 100 / 20])
-    assert resolve_class_weights(binary, "none", y) == []
+    rare = find_imbalance(binary, y)
+    assert rare is not None and rare.name == "1" and rare.share == pytest.approx(0.1)
+    assert resolve_class_weights(binary, "balanced", y) == pytest.approx([100 / 180, 100 / 20])
+    assert resolve_class_weights(binary, "auto", y, rare) == pytest.approx([100 / 180, 100 / 20])
+    assert resolve_class_weights(binary, "none", y, rare) == []
     assert resolve_class_weights(binary, "1,9", y) == [1.0, 9.0]
     assert resolve_class_weights(binary, "1=4", y) == [1.0, 4.0]
     multi = TaskSpec("multilabel", ["a", "b"])
     ml = np.array([[1, 0], [0, 1], [0, 1], [0, 0]], dtype=np.float32)
-    assert resolve_class_weights(multi, "auto", ml) == [3.0, 1.0]
+    assert resolve_class_weights(multi, "balanced", ml) == [3.0, 1.0]
     from bioseqnn.errors import UsageError
 
     for bad, message in [("1,2,3", "3 weight(s) for 2 classes"), ("x", "not a number"),
@@ -159,7 +164,36 @@ def test_class_weight_values() -> None:
         with pytest.raises(UsageError, match=re.escape(message)):
             resolve_class_weights(binary, bad, y)
     with pytest.raises(UsageError, match="classification"):
-        resolve_class_weights(TaskSpec("regression", ["v"]), "auto", y)
+        resolve_class_weights(TaskSpec("regression", ["v"]), "balanced", y)
+    # the default (auto) weighs nothing on regression or balanced classes
+    assert resolve_class_weights(TaskSpec("regression", ["v"]), "auto", y, None) == []
+    even = np.array([0] * 55 + [1] * 45)
+    assert find_imbalance(binary, even) is None
+    assert resolve_class_weights(binary, "auto", even, None) == []
+
+
+def test_imbalance_threshold_and_automatic_monitor() -> None:
+    """Rare: under half an even share (25% of two classes, 1/6 of three); the automatic
+    monitor is then one a constant predictor cannot score well on."""
+    binary = TaskSpec("binary", ["y"], classes=["a", "b"])
+    assert find_imbalance(binary, np.array([0] * 75 + [1] * 25)) is None
+    assert find_imbalance(binary, np.array([0] * 76 + [1] * 24)) is not None
+    three = TaskSpec("multiclass", ["y"], classes=["a", "b", "c"])
+    assert find_imbalance(three, np.array([0] * 40 + [1] * 42 + [2] * 18)) is None
+    rare = find_imbalance(three, np.array([0] * 45 + [1] * 40 + [2] * 15))
+    assert rare is not None and rare.name == "c"
+    ml = TaskSpec("multilabel", ["p", "q"])
+    labels = np.array([[1, 1]] * 10 + [[1, 0]] * 80 + [[0, 1]] * 10, dtype=np.float32)
+    found = find_imbalance(ml, labels)
+    assert found is not None and found.name == "p=0" and found.share == pytest.approx(0.1)
+    assert find_imbalance(TaskSpec("regression", ["v"]), np.zeros(5)) is None
+
+    assert resolve_monitor("auto", binary, None, True) == "val_loss"
+    assert resolve_monitor("auto", binary, rare, True) == "val_auprc"
+    assert resolve_monitor("auto", ml, found, True) == "val_auprc"
+    assert resolve_monitor("auto", three, rare, True) == "val_mcc"
+    assert resolve_monitor("auto", three, rare, False) == "train_loss"
+    assert resolve_monitor("val_f1", three, rare, True) == "val_f1"  # given: kept
 
 
 def test_class_weights_raise_minority_recall_on_an_imbalanced_real_subset(
@@ -178,7 +212,7 @@ def test_class_weights_raise_minority_recall_on_an_imbalanced_real_subset(
     labels.write_text("id,hemolytic\n" + "".join(f"{k},{label[k]}\n" for k in train))
     test_fasta = write_fasta(tmp_path / "test.fasta", {k: seqs[k] for k in test})
     recall = {}
-    for weight in ("none", "auto"):
+    for weight in ("none", "balanced"):
         model = tmp_path / f"{weight}.bsnn"
         r = cli("train", fasta, labels, "-o", model, "--arch", "cnn", "--epochs", "3",
                 "--lr", "0.01", "--patience", "0", "--class-weight", weight, "--quiet")
@@ -188,10 +222,10 @@ def test_class_weights_raise_minority_recall_on_an_imbalanced_real_subset(
         rows = read_table(tmp_path / f"{weight}.tsv")
         hits = [r["predicted"] == "1" for r in rows if label[r["id"]] == "1"]
         recall[weight] = sum(hits) / len(hits)
-        if weight == "auto":
+        if weight == "balanced":
             w = manifest(cli, model)["task"]["class_weights"]
             assert w[1] / w[0] == pytest.approx((cn) / len(pos[:cp:10]), rel=0.05)
-    assert recall["auto"] > recall["none"] + 0.3, recall
+    assert recall["balanced"] > recall["none"] + 0.3, recall
 
 
 # --------------------------------------------------------------------------- monitor, schedules
@@ -362,7 +396,7 @@ def test_manifest_records_what_reproduces_the_run(cli, examples: Path, tmp_path:
 
 def test_training_settings_from_yaml(cli, examples: Path, tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text("training:\n  epochs: 2\n  schedule: cosine\n  class_weight: auto\n"
+    config.write_text("training:\n  epochs: 2\n  schedule: cosine\n  class_weight: balanced\n"
                       "  monitor: val_mcc\n  warmup_epochs: 0.5\nmodel:\n  arch: cnn\n"
                       "  channels: [8]\n  kernel_sizes: [5]\n  dilations: [1]\n"
                       "  pool_sizes: [1]\n")
@@ -372,7 +406,7 @@ def test_training_settings_from_yaml(cli, examples: Path, tmp_path: Path) -> Non
     assert r.code == 0, r.err
     m = manifest(cli, model)
     assert m["training"]["schedule"] == "onecycle"  # the flag overrides the file
-    assert m["training"]["class_weight"] == "auto" and len(m["task"]["class_weights"]) == 2
+    assert m["training"]["class_weight"] == "balanced" and len(m["task"]["class_weights"]) == 2
     assert m["metrics"]["monitor"] == "val_mcc"
     r = cli("config", "--from", model)
     assert r.code == 0 and "schedule: onecycle" in r.out and "monitor: val_mcc" in r.out
@@ -431,3 +465,91 @@ def test_readme_training_examples_use_real_train_options(cli) -> None:
     for command in commands:
         for flag in re.findall(r"(?<= )--[a-z][a-z0-9-]*", command):
             assert flag in help_text, (flag, command)
+
+
+# --------------------------------------------------------------------------- no silent collapse
+
+
+def _imbalanced_hemolytic(examples: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Real hemolytic peptides with about 1 positive in 10."""
+    seqs = read_fasta(examples / "hemolytic.fasta")
+    label = {r["id"]: r["hemolytic"] for r in read_table(examples / "hemolytic.csv", ",")}
+    keep = [k for k in seqs if label[k] == "0"] + [k for k in seqs if label[k] == "1"][::9]
+    fasta = write_fasta(tmp_path / "imbalanced.fasta", {k: seqs[k] for k in keep})
+    labels = tmp_path / "imbalanced.csv"
+    labels.write_text("id,hemolytic\n" + "".join(f"{k},{label[k]}\n" for k in keep))
+    return fasta, labels
+
+
+def test_collapse_warned_on_an_imbalanced_real_subset_not_on_a_balanced_one(
+    cli, examples: Path, tmp_path: Path
+) -> None:
+    fasta, labels = _imbalanced_hemolytic(examples, tmp_path)
+    # the settings of 0.1 (an unweighted LSTM watching the loss) on 1 positive in 10
+    old = ["--arch", "lstm", "--hidden-size", "16", "--class-weight", "none",
+           "--monitor", "val_loss", "--epochs", "2", "--patience", "0"]
+    r = cli("train", fasta, labels, "-o", tmp_path / "old.bsnn", *old)
+    assert r.code == 0, r.err
+    epoch_lines = [line for line in r.err.splitlines() if "epoch 2/2" in line]
+    majority = re.search(r"val_accuracy (\S+) \(majority (\S+)\)", epoch_lines[0])
+    assert majority and "val_mcc 0.0000" in epoch_lines[0], epoch_lines
+    assert float(majority[1]) == float(majority[2]) > 0.85  # every record called negative
+    warning = [line for line in r.err.splitlines() if "constant prediction" in line]
+    assert len(warning) == 1 and warning[0].startswith("bioseqnn: warning: the model is no "
+                                                        "better than a constant prediction")
+    assert f"scores accuracy {majority[2]}" in warning[0] and "--class-weight" in warning[0]
+    # explicit settings win, and nothing is said about imbalance that was not acted on
+    assert "imbalanced labels" in r.err and "--class-weight balanced" not in r.err.split(
+        "imbalanced labels")[1].splitlines()[0]
+
+    # the defaults on the same records: weighted loss, a monitor that cannot be gamed
+    r = cli("train", fasta, labels, "-o", tmp_path / "new.bsnn", "--arch", "cnn",
+            "--epochs", "4", "--lr", "0.01")
+    assert r.code == 0, r.err
+    share = re.search(r"imbalanced labels: '1' is (\S+)% of the training records: "
+                      r"class-weighted loss \(--class-weight balanced\) and --monitor "
+                      r"val_auprc", r.err)
+    assert share and 8 < float(share[1]) < 13, r.err
+    m = manifest(cli, tmp_path / "new.bsnn")
+    assert m["training"]["monitor"] == "val_auprc" and m["metrics"]["monitor"] == "val_auprc"
+    assert m["task"]["class_weights"][1] > 4 * m["task"]["class_weights"][0]
+    assert "constant prediction" not in r.err
+
+    # balanced records: no imbalance line, no warning, the loss is watched
+    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o",
+            tmp_path / "even.bsnn", "--arch", "cnn", "--epochs", "4", "--lr", "0.01")
+    assert r.code == 0, r.err
+    assert "imbalanced" not in r.err and "constant prediction" not in r.err
+    m = manifest(cli, tmp_path / "even.bsnn")
+    assert m["training"]["monitor"] == "val_loss" and m["task"]["class_weights"] == []
+
+
+def test_regression_collapse_and_the_epoch_cap_are_reported(
+    cli, examples: Path, tmp_path: Path
+) -> None:
+    """Targets that no sequence explains (shuffled) give the regression warning; a run that
+    ends on the epoch cap while still improving says so."""
+    rows = read_table(examples / "promoters.csv", ",")[:400]
+    values = [r["log2_expression"] for r in rows]
+    shuffled = [values[i] for i in np.random.default_rng(1).permutation(len(values))]
+    labels = tmp_path / "shuffled.csv"
+    labels.write_text("id,y\n" + "".join(f"{r['id']},{v}\n"
+                                          for r, v in zip(rows, shuffled, strict=True)))
+    seqs = read_fasta(examples / "promoters.fasta")
+    fasta = write_fasta(tmp_path / "p.fasta", {r["id"]: seqs[r["id"]] for r in rows})
+    r = cli("train", fasta, labels, "-o", tmp_path / "r.bsnn", *CNN, "--epochs", "3")
+    assert r.code == 0, r.err
+    lines = [line for line in r.err.splitlines() if line.startswith("bioseqnn: epoch")]
+    assert all("val_r2" in line and "val_pearson" in line for line in lines), lines
+    m = manifest(cli, tmp_path / "r.bsnn")
+    pearson = m["metrics"]["best"]["val_pearson"]
+    warned = "the predictions do not follow the validation targets" in r.err
+    assert warned == (pearson <= 0.05), (pearson, r.err)
+
+    # the real targets, stopped by a cap of 2 epochs while the loss still falls
+    r = cli("train", fasta, examples / "promoters.csv", "-o", tmp_path / "cap.bsnn", *CNN,
+            "--epochs", "2", "--target", "log2_expression", "--ignore-unmatched")
+    assert r.code == 0, r.err
+    best = manifest(cli, tmp_path / "cap.bsnn")["metrics"]["best_epoch"]
+    capped = "stopped at the epoch cap (--epochs 2) while val_loss was still improving"
+    assert (capped in r.err) == (best == 2), r.err
