@@ -22,6 +22,7 @@ from .alphabets import Alphabet
 from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
 from .checkpoint import prepare_checkpoint_dir
 from .config import RunConfig, TrainConfig, validate
+from .cv import OutOfFold, assign_folds, fold_sets
 from .data import (
     LabelSource,
     SequenceSet,
@@ -75,7 +76,7 @@ from .seqio import (
 )
 from .series import SeriesOptions, SeriesSpec, featurizer, fit_normalisation, input_fields
 from .strands import complement_table
-from .tasks import TaskSpec
+from .tasks import PER_POSITION_KINDS, TaskSpec
 from .train import (
     Imbalance,
     Reporter,
@@ -197,6 +198,8 @@ def train(
     check_output_path(output)
     log_file = Path(log_path) if log_path else default_log_path(output)
     check_output_path(log_file)
+    if cfg.training.cv:
+        check_output_path(default_oof_path(output))
     tc = cfg.training
     if tc.checkpoint_dir:
         prepare_checkpoint_dir(tc.checkpoint_dir)
@@ -280,8 +283,20 @@ def train(
             explicit_val = vlabeled.data
             explicit_val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
 
-    if explicit_val is not None:
-        val_set: SequenceSet | None = explicit_val
+    folds: np.ndarray | None = None
+    val_set: SequenceSet | None
+    if tc.cv:
+        if explicit_val is not None:
+            raise UsageError("--cv holds out each fold in turn for validation: drop "
+                             "--val-fasta/--val-labels")
+        strata = data.targets if spec.kind in ("binary", "multiclass") else None
+        folds = assign_folds(len(data), tc.cv, tc.seed, strata)
+        if int(np.bincount(folds, minlength=tc.cv).min()) == 0:
+            raise DataError(f"--cv {tc.cv}: {len(data)} record(s) cannot fill {tc.cv} folds")
+        # every record trains (in K - 1 of the members) and validates (in one)
+        train_set, val_set = data, None
+    elif explicit_val is not None:
+        val_set = explicit_val
         train_set = data
     else:
         strata = data.targets if spec.kind in ("binary", "multiclass") else None
@@ -294,12 +309,17 @@ def train(
         missing = [spec.classes[i] for i in range(len(spec.classes)) if i not in present]
         if missing:
             raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
-    log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
+    if folds is not None:
+        log.info("records: %d in %d folds%s; each fold is held out once", len(data), tc.cv,
+                 " (stratified by class)" if spec.kind in ("binary", "multiclass") else "")
+    else:
+        log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
     counted = class_weight_targets(spec, train_set)
     imbalance = find_imbalance(spec, counted)
     spec.class_weights = resolve_class_weights(spec, tc.class_weight, counted, imbalance)
     tc = dataclasses.replace(tc, monitor=resolve_monitor(
-        tc.monitor, spec, imbalance, val_set is not None and len(val_set) > 0))
+        tc.monitor, spec, imbalance,
+        folds is not None or (val_set is not None and len(val_set) > 0)))
     if imbalance is not None:
         _report_imbalance(imbalance, spec, tc, cfg.training)
     if spec.class_weights:
@@ -309,15 +329,20 @@ def train(
     complement = complement_table(alpha) if (tc.rc_augment or tc.rc_average) and isinstance(
         alpha, Alphabet) else None
 
-    n_members = tc.ensemble
+    n_members = tc.cv or tc.ensemble
     members: list[SequenceModel] = []
     results: list[TrainResult] = []
+    oof = OutOfFold(spec) if folds is not None else None
+    # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
+    # members share the training and validation records (the split used the run's seed);
+    # cross-validation member i trains on the other folds and validates on fold i.
+    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
+        fold_sets(data, folds, tc.cv) if folds is not None
+        else ((i, train_set, val_set) for i in range(n_members)))
     epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
     try:
-        for index in range(n_members):
-            # Member i: seed + i for its initial weights, batch order and dropout; the same
-            # training and validation records for all (the split used the run's seed).
-            member_tc = _member_settings(tc, index)
+        for index, member_train, member_val in plans:
+            member_tc = _member_settings(tc, index, n_members)
             seed_everything(member_tc.seed)
             model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
                                   per_position=per_position, causal=lm)
@@ -336,21 +361,34 @@ def train(
                     per_position, lm),
                     f"{n_params:,}", f" per member, {n_members} members" if n_members > 1
                     else "")
-            if n_members > 1:
+            if oof is not None:
+                log.info("fold %d of %d: %d training, %d held-out records (seed %d)",
+                         index + 1, n_members, len(member_train), len(member_val or []),
+                         member_tc.seed)
+            elif n_members > 1:
                 log.info("ensemble member %d of %d (seed %d)", index + 1, n_members,
                          member_tc.seed)
-            tag = {"member": index + 1} if n_members > 1 else {}
+            tag = {"fold" if oof is not None else "member": index + 1} if n_members > 1 else {}
             results.append(fit(
-                model, spec, featurizer(alpha), train_set, val_set, member_tc, device,
+                model, spec, featurizer(alpha), member_train, member_val, member_tc, device,
                 reporter=_Tagged(reporter, tag) if ranks.main and reporter else None,
                 on_epoch=_tag_records(epoch_log, tag),
                 complement=complement, resume=resume, ranks=ranks))
             members.append(model)
+            if oof is not None:
+                assert member_val is not None
+                oof.add(index, model, featurizer(alpha), member_val, results[-1].best,
+                        tc.batch_size, device, tc.max_tokens or None)
     finally:
         epoch_log.close()
     final_model: Predictor = members[0]
     result = results[0]
-    if n_members > 1:
+    if oof is not None:
+        final_model = Ensemble(members, spec.kind)
+        result = _cv_result(oof, results)
+        if ranks.main and spec.kind not in PER_POSITION_KINDS:
+            _write_oof(oof, default_oof_path(output))
+    elif n_members > 1:
         final_model = Ensemble(members, spec.kind)
         result = _ensemble_result(final_model, results, spec, featurizer(alpha), val_set, tc,
                                   device)
@@ -383,6 +421,10 @@ def train(
             "lengths": _lengths_summary(data),
         },
         "metrics": _metrics(result) if n_members == 1 else {
+            "monitor": result.monitor, "best": result.best, "final": result.final,
+            "seconds": round(result.seconds, 2), "cv": oof.summary(),
+            "members": [{"seed": tc.seed + i, "fold": i + 1, **_metrics(r)}
+                        for i, r in enumerate(results)]} if oof is not None else {
             "monitor": result.monitor, "best": result.best, "final": result.final,
             "seconds": round(result.seconds, 2),
             "members": [{"seed": tc.seed + i, **_metrics(r)} for i, r in enumerate(results)]},
@@ -513,12 +555,48 @@ def _metrics(result: TrainResult) -> dict[str, Any]:
             "stopped_early": result.stopped_early, "seconds": round(result.seconds, 2)}
 
 
-def _member_settings(tc: TrainConfig, index: int) -> TrainConfig:
-    """The settings of ensemble member ``index``: its own seed and checkpoint folder."""
-    if tc.ensemble == 1:
+def _member_settings(tc: TrainConfig, index: int, members: int) -> TrainConfig:
+    """The settings of ensemble (or cross-validation) member ``index``: its own seed and
+    checkpoint folder."""
+    if members == 1:
         return tc
     folder = str(Path(tc.checkpoint_dir) / f"member-{index + 1}") if tc.checkpoint_dir else None
     return dataclasses.replace(tc, seed=tc.seed + index, checkpoint_dir=folder)
+
+
+def default_oof_path(output: str | os.PathLike[str]) -> Path:
+    """model.bsnn -> model.oof.tsv, beside the model (the out-of-fold predictions)."""
+    p = Path(output)
+    return p.with_name(p.stem + ".oof.tsv") if p.suffix else p.with_name(p.name + ".oof.tsv")
+
+
+def _cv_result(oof: OutOfFold, results: list[TrainResult]) -> TrainResult:
+    """One result for cross-validation: every fold's epochs (tagged with ``fold``), and
+    as ``best`` and ``final`` the pooled out-of-fold figures (logged with their spread)."""
+    summary = oof.summary()
+    pooled = summary["pooled"]
+    shown = [k for k in ("val_loss", "val_accuracy", "val_mcc", "val_r2", "val_pearson",
+                         "val_spearman", "val_perplexity", results[0].monitor)
+             if k in pooled and k in summary["mean"]]
+    log.info("cross-validation, %d folds: %s", summary["folds"], "; ".join(
+        f"{k} {summary['mean'][k]:.4f} ± {summary['sd'][k]:.4f} (pooled {pooled[k]:.4f})"
+        for k in dict.fromkeys(shown)))
+    history = [{"fold": i + 1, **r} for i, res in enumerate(results) for r in res.history]
+    return TrainResult(history=history, best=pooled, final=pooled,
+                       stopped_early=any(r.stopped_early for r in results),
+                       seconds=sum(r.seconds for r in results), monitor=results[0].monitor,
+                       resumed_from=results[0].resumed_from)
+
+
+def _write_oof(oof: OutOfFold, path: Path) -> None:
+    """The out-of-fold predictions: one row per record (id, fold, then predict's columns),
+    in the order of the folds."""
+    rows = oof.task.format_rows(oof.outputs())
+    with atomic_output(path) as fh:
+        fh.write("\t".join(["id", "fold", *oof.task.columns()]) + "\n")
+        for rid, fold, row in zip(oof.ids, oof.fold, rows, strict=True):
+            fh.write("\t".join([rid, str(fold), *row]) + "\n")
+    log.info("wrote the out-of-fold predictions to %s", path)
 
 
 def _tag_records(sink: Callable[[dict[str, Any]], None],

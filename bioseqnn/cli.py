@@ -145,8 +145,9 @@ class RichReporter:
 
     def epoch(self, record: dict[str, Any]) -> None:
         parts = [f"epoch {record['epoch']}/{self.epochs}", f"train_loss {record['train_loss']:.4f}"]
-        if "member" in record:
-            parts.insert(0, f"member {record['member']}")
+        for tag in ("member", "fold"):
+            if tag in record:
+                parts.insert(0, f"{tag} {record[tag]}")
         # the figures that expose a constant predictor beside the usual ones: MCC and the
         # majority-class rate for classes, Pearson r for regression
         shown = ("val_loss", f"val_{self.headline}", "val_mcc", "val_r2", "val_pearson",
@@ -338,6 +339,12 @@ def train(
         help="Train this many models (seeds SEED, SEED+1, ...) into one model file that "
         "predicts their mean probability."
         + _default("training", "ensemble"))] = None,
+    cv: Annotated[int | None, typer.Option(
+        "--cv", metavar="K",
+        help="Cross-validate: K folds (by class for classes), one model per fold stopped on "
+        "its own held-out fold; logs the out-of-fold metrics, writes NAME.oof.tsv beside "
+        "the model and saves the K models as one ensemble file."
+        + _default("training", "cv"))] = None,
     position_mask: PositionMask = None,
     log_file: Annotated[str | None, typer.Option(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
@@ -375,7 +382,7 @@ def train(
                      "schedule": schedule, "warmup_epochs": warmup_epochs,
                      "class_weight": class_weight, "rc_augment": rc_augment,
                      "rc_average": rc_average, "precision": precision,
-                     "checkpoint_dir": checkpoint_dir, "ensemble": ensemble},
+                     "checkpoint_dir": checkpoint_dir, "ensemble": ensemble, "cv": cv},
     })
     lm = task is Task.language_model
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -398,7 +405,9 @@ def train(
     headline = {"regression": "val_r2", "language-model": "val_perplexity"}.get(kind,
                                                                            "val_accuracy")
     members = outcome.manifest.get("metrics", {}).get("members")
-    summary = (f"ensemble of {len(members)}{' on validation' if best else ''}" if members
+    folds = outcome.manifest.get("metrics", {}).get("cv")
+    summary = (f"{folds['folds']} cross-validation models, pooled out-of-fold" if folds
+               else f"ensemble of {len(members)}{' on validation' if best else ''}" if members
                else f"best epoch {outcome.result.best_epoch}")
     for key in dict.fromkeys([outcome.result.monitor, headline]):
         if isinstance(best.get(key), float):
@@ -765,7 +774,9 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("parameters", f"{m.get('parameters', 0):,}"),
         ("seed", str(m.get("seed"))),
         ("trained on", f"{', '.join(data.get('sources', []))}: {data.get('train_records')} "
-                       f"training + {data.get('val_records')} validation records"),
+                       + (f"records in {metrics['cv'].get('folds')} cross-validation folds"
+                          if isinstance(metrics.get("cv"), dict) else
+                          f"training + {data.get('val_records')} validation records")),
         ("lengths", ", ".join(f"{k} {v}" for k, v in data.get("lengths", {}).items())),
         ("data sha256", str(data.get("fingerprint_sha256", ""))),
         ("created", f"{m.get('created', '')} on {m.get('device', '?')}"),
@@ -774,10 +785,19 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items()
                       if k.startswith("val_") and isinstance(v, float))
     members = metrics.get("members")
+    cv = metrics.get("cv")
     if isinstance(members, list) and m.get("ensemble"):
         seeds = [x.get("seed") for x in members if isinstance(x, dict)]
-        rows.append(("ensemble", f"{m['ensemble']} members, seeds "
-                                 f"{', '.join(map(str, seeds))}" + (f": {shown}" if shown else "")))
+        what = "one per cross-validation fold" if isinstance(cv, dict) else "seeds " + ", ".join(
+            map(str, seeds))
+        rows.append(("ensemble", f"{m['ensemble']} members, {what}"
+                     + (f": {shown}" if shown and not isinstance(cv, dict) else "")))
+        if isinstance(cv, dict):
+            mean, sd = cv.get("mean", {}), cv.get("sd", {})
+            rows.append(("cross-validation", f"out-of-fold, pooled: {shown}; mean ± sd of the "
+                         "folds: " + ", ".join(
+                             f"{k} {mean[k]:.4g} ± {sd.get(k, float('nan')):.2g}" for k in mean
+                             if isinstance(mean[k], float))))
         for i, member in enumerate(x for x in members if isinstance(x, dict)):
             network = f" ({member_archs[i]})" if i < len(member_archs) else ""
             rows.append((f"member {i + 1}", f"best epoch {member.get('best_epoch')} of "

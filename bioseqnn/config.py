@@ -63,6 +63,10 @@ class TrainConfig:
     ensemble: int = setting(1, "train this many models (seeds seed, seed + 1, ...) on the "
                                "same records and save them as one model file that "
                                "predicts their mean probability (regression: mean value)")
+    cv: int = setting(0, "cross-validation: split the records into this many folds (by "
+                         "class for classes), train one model per fold with early stopping "
+                         "on its own held-out fold, report the out-of-fold metrics and save "
+                         "the models as one ensemble file; 0 = off")
     max_tokens: int = setting(0, "cap on padded positions per batch (sequences x the "
                                  "longest of them), so batches of long sequences hold "
                                  "fewer; 0 = no cap")
@@ -172,6 +176,9 @@ def validate(cfg: RunConfig) -> None:
         (0 <= t.val_fraction < 1, "val-fraction must be in [0, 1)"),
         (t.patience >= 0, "patience must be >= 0"),
         (1 <= t.ensemble <= 64, "ensemble must be from 1 to 64 members"),
+        (t.cv == 0 or 2 <= t.cv <= 64, "cv must be 0 (off) or from 2 to 64 folds"),
+        (t.cv == 0 or t.ensemble == 1, "cv trains one model per fold already: drop ensemble "
+                                       "(an ensemble of folds is what --cv writes)"),
         (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),
         (0 <= t.seed < 2**63, "seed must be from 0 to 2^63 - 1"),
         (t.schedule in SCHEDULES,

@@ -175,3 +175,36 @@ def test_numeric_series_two_ranks_match_one_process(examples: Path, tmp_path: Pa
     one = single.model.state_dict() if single.model is not None else {}
     assert ddp.keys() == one.keys()
     assert max(float((ddp[k] - one[k]).abs().max()) for k in one) < WEIGHT_ATOL
+
+
+def test_cross_validation_two_ranks_match_one_process(examples: Path, tmp_path: Path) -> None:
+    """--cv under torchrun: every rank builds the same folds, trains each fold's member on
+    its share of the global batches and predicts the held-out fold; rank 0 writes."""
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru",
+                "--dropout", "0", "--cv", "2"]
+    proc = subprocess.run(
+        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
+         str(examples / "hemolytic.fasta"), str(examples / "hemolytic.csv"), "-o",
+         str(tmp_path / "ddp.bsnn"), "--batch-size", "16", *settings],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("cross-validation, 2 folds") == 1  # rank 0 alone logs
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.hidden_size, cfg.model.dropout = "gru", 16, 0.0
+    t = cfg.training
+    t.epochs, t.batch_size, t.seed, t.device, t.threads, t.cv = 2, 32, 3, "cpu", 1, 2
+    single = api.train(examples / "hemolytic.fasta", examples / "hemolytic.csv",
+                       tmp_path / "one.bsnn", cfg)
+    ddp = load_bundle(tmp_path / "ddp.bsnn").model.state_dict()
+    one = single.model.state_dict() if single.model is not None else {}
+    assert ddp.keys() == one.keys() and any(k.startswith("members.1.") for k in one)
+    assert max(float((ddp[k] - one[k]).abs().max()) for k in one) < WEIGHT_ATOL
+    a = read_log(tmp_path / "ddp.oof.tsv")
+    b = read_log(tmp_path / "one.oof.tsv")
+    assert [r["id"] for r in a] == [r["id"] for r in b] and len(a) == 1104
+    assert max(abs(float(x["prob_1"]) - float(y["prob_1"]))
+               for x, y in zip(a, b, strict=True)) < 1e-4
