@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ from .seqio import (
 )
 from .series import SeriesOptions, SeriesSpec, featurizer, fit_normalisation, input_fields
 from .strands import complement_table
+from .structure import StructureInput, structure_input, vienna, with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec
 from .train import (
     Imbalance,
@@ -226,6 +228,8 @@ def train(
     if per_position and (tc.rc_augment or tc.rc_average):
         raise UsageError("--rc-augment and --rc-average are not available for per-position "
                          "labelling")
+    if tc.structure != "none":
+        _check_structure_options(tc, lm)
     explicit_val: SequenceSet | None = None
     primary = fasta if fasta is not None else labels  # where the sequences are
     if primary is None:
@@ -246,7 +250,7 @@ def train(
         if isinstance(lm_alpha, SeriesSpec):
             raise UsageError(f"--task {LANGUAGE_MODEL} learns from sequences; "
                              f"{display_name(fasta)} is a numeric series table")
-        alpha: Alphabet | SeriesSpec = lm_alpha
+        alpha: Alphabet | SeriesSpec | StructureInput = lm_alpha
         spec = lm_task(lm_alpha)
         data.positions = position_targets(data, lm_alpha)
         if val_fasta is not None:
@@ -283,6 +287,17 @@ def train(
             explicit_val = vlabeled.data
             explicit_val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
 
+    if tc.structure != "none":
+        if not isinstance(alpha, Alphabet):
+            raise UsageError("--structure folds RNA sequences; a numeric series has none")
+        folding = structure_input(alpha, tc.structure)
+        started = time.perf_counter()
+        for part in (data, explicit_val):
+            if part is not None:
+                with_structure(part, folding, torch.get_num_threads())
+        log.info("folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s", len(data) + len(
+            explicit_val or []), folding.version, tc.structure, time.perf_counter() - started)
+        alpha = folding
     folds: np.ndarray | None = None
     val_set: SequenceSet | None
     if tc.cv:
@@ -434,6 +449,17 @@ def train(
         save_bundle(output, final_model, manifest)
     return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
                         main=ranks.main)
+
+
+def _check_structure_options(tc: TrainConfig, lm: bool) -> None:
+    """What --structure cannot go with, said before any data is read."""
+    if lm:
+        raise UsageError(f"--structure is not available for --task {LANGUAGE_MODEL} (a "
+                         "folding reads the whole sequence, the future included)")
+    if tc.rc_augment or tc.rc_average:
+        raise UsageError("--structure cannot go with --rc-augment or --rc-average: the reverse "
+                         "complement folds otherwise")
+    vienna()  # installed, or a usage error that says how
 
 
 def _report_imbalance(imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig,

@@ -32,14 +32,17 @@ from .models.base import (
 )
 from .seqio import write_bytes_atomic
 from .series import SeriesSpec
+from .structure import KINDS as STRUCTURE_KINDS
+from .structure import StructureInput
 from .tasks import PER_POSITION_KINDS, TASKS, TaskSpec
 
 FORMAT = "bioseqnn-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """The newest format this version reads. Format 2 added ensembles (``ensemble``: the
 number of members; ``member_models``: each member's architecture settings, present only
 when they differ, else every member has ``model``'s); format 3 added numeric series input
-(``input`` in place of ``alphabet``). A file is written in the oldest format that holds
+(``input`` in place of ``alphabet``); format 4 added RNA structure input (``structure``:
+the folding that adds input channels). A file is written in the oldest format that holds
 it (a single sequence model: 1), so older versions read what they can."""
 MAX_MEMBERS = 64
 MANIFEST_KEY = "bioseqnn"
@@ -54,7 +57,19 @@ class Bundle:
     @property
     def input(self) -> Alphabet | SeriesSpec:
         """What the model reads: an alphabet's sequences, or a numeric series' channels."""
+        spec = model_input(self.manifest)
+        return spec.alphabet if isinstance(spec, StructureInput) else spec
+
+    @property
+    def features(self) -> Alphabet | SeriesSpec | StructureInput:
+        """What the network's input layer reads (see series.featurizer): ``input``, or
+        for a model trained with ``--structure`` its residues and folding channels."""
         return model_input(self.manifest)
+
+    @property
+    def structure(self) -> StructureInput | None:
+        spec = model_input(self.manifest)
+        return spec if isinstance(spec, StructureInput) else None
 
     @property
     def series(self) -> SeriesSpec | None:
@@ -75,11 +90,15 @@ class Bundle:
         return TaskSpec.from_dict(self.manifest["task"])
 
 
-def model_input(manifest: dict[str, Any]) -> Alphabet | SeriesSpec:
-    """What a (validated) manifest's model reads: an alphabet, or a series' channels."""
+def model_input(manifest: dict[str, Any]) -> Alphabet | SeriesSpec | StructureInput:
+    """What a (validated) manifest's network reads: an alphabet, an alphabet with folding
+    channels, or a series' channels."""
     if "input" in manifest:
         return SeriesSpec.from_dict(manifest["input"])
-    return ALPHABETS[manifest["alphabet"]]
+    alphabet = ALPHABETS[manifest["alphabet"]]
+    if "structure" in manifest:
+        return StructureInput.from_dict(alphabet, manifest["structure"])
+    return alphabet
 
 
 def save_bundle(
@@ -88,7 +107,8 @@ def save_bundle(
     """Write ``model`` with ``manifest`` (format fields set here); returns what was written."""
     configs = model.configs if isinstance(model, Ensemble) else [model.config]
     members = len(configs)
-    oldest = 3 if "input" in manifest else 2 if members > 1 else 1
+    oldest = 4 if "structure" in manifest else 3 if "input" in manifest else \
+        2 if members > 1 else 1
     version = {"format": FORMAT, "format_version": oldest, "bioseqnn_version": __version__}
     manifest = {**version, **{k: v for k, v in manifest.items() if k not in version}}
     manifest.pop("member_models", None)
@@ -280,6 +300,9 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         _expect("alphabet" not in m, name, "a series model has no alphabet")
     else:
         _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
+    if "structure" in m:
+        _check_structure(m["structure"], m, name)
+        _expect(version >= 4, name, "structure input needs format_version 4")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
     _check_task(task, name, m.get("per_position", False))
@@ -298,6 +321,16 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
 
 
 MAX_CHANNELS = 4096
+
+
+def _check_structure(spec: Any, m: dict[str, Any], name: str) -> None:
+    _expect(isinstance(spec, dict) and spec.get("tool") == "ViennaRNA", name,
+            "structure must name its folding tool")
+    _expect(spec.get("kind") in STRUCTURE_KINDS[1:], name, "structure.kind")
+    _expect(isinstance(spec.get("version", ""), str), name, "structure.version must be text")
+    _expect(isinstance(spec.get("channels", []), list), name, "structure.channels")
+    _expect("input" not in m and ALPHABETS[m["alphabet"]].is_nucleotide, name,
+            "structure input needs a nucleotide alphabet")
 
 
 def _check_series(spec: Any, name: str) -> None:

@@ -339,6 +339,12 @@ def train(
         help="Train this many models (seeds SEED, SEED+1, ...) into one model file that "
         "predicts their mean probability."
         + _default("training", "ensemble"))] = None,
+    structure: Annotated[str | None, typer.Option(
+        "--structure", metavar="none|mfe|bpp",
+        help="RNA secondary structure as input channels, folded with ViennaRNA (needs "
+        "bioseqnn[structure]): mfe = each position's pairing state, bpp = also its pairing "
+        "probability (slower). Predict, evaluate, explain and export fold their input the "
+        "same way." + _default("training", "structure"))] = None,
     cv: Annotated[int | None, typer.Option(
         "--cv", metavar="K",
         help="Cross-validate: K folds (by class for classes), one model per fold stopped on "
@@ -382,7 +388,8 @@ def train(
                      "schedule": schedule, "warmup_epochs": warmup_epochs,
                      "class_weight": class_weight, "rc_augment": rc_augment,
                      "rc_average": rc_average, "precision": precision,
-                     "checkpoint_dir": checkpoint_dir, "ensemble": ensemble, "cv": cv},
+                     "checkpoint_dir": checkpoint_dir, "ensemble": ensemble, "cv": cv,
+                     "structure": structure},
     })
     lm = task is Task.language_model
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -763,6 +770,10 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("format", f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"
                    f" torch {m.get('torch_version', '?')})"),
         _input_row(m),
+        *([("structure", f"{m['structure'].get('kind')}: folded with "
+                         f"{m['structure'].get('tool')} {m['structure'].get('version')}, "
+                         f"channels {', '.join(m['structure'].get('channels', []))}")]
+          if "structure" in m else []),
         ("task", task["kind"]),
         ("targets", ", ".join(task["targets"])),
     ]

@@ -13,6 +13,7 @@ import yaml
 
 from .errors import UsageError
 from .models.base import POOLINGS, ModelConfig, setting
+from .structure import KINDS as STRUCTURE_KINDS
 
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
 PRECISIONS = ("32", "bf16", "16-mixed")
@@ -63,6 +64,12 @@ class TrainConfig:
     ensemble: int = setting(1, "train this many models (seeds seed, seed + 1, ...) on the "
                                "same records and save them as one model file that "
                                "predicts their mean probability (regression: mean value)")
+    structure: str = setting("none", "RNA secondary structure as input channels (RNA, and "
+                                     "DNA read as RNA; needs bioseqnn[structure]): none, mfe "
+                                     "(ViennaRNA's pairing state of every position: unpaired, "
+                                     "paired downstream or upstream) or bpp (also each "
+                                     "position's probability of being paired; about 3x the "
+                                     "folding time)")
     cv: int = setting(0, "cross-validation: split the records into this many folds (by "
                          "class for classes), train one model per fold with early stopping "
                          "on its own held-out fold, report the out-of-fold metrics and save "
@@ -177,6 +184,8 @@ def validate(cfg: RunConfig) -> None:
         (t.patience >= 0, "patience must be >= 0"),
         (1 <= t.ensemble <= 64, "ensemble must be from 1 to 64 members"),
         (t.cv == 0 or 2 <= t.cv <= 64, "cv must be 0 (off) or from 2 to 64 folds"),
+        (t.structure in STRUCTURE_KINDS,
+         f"structure must be one of: {', '.join(STRUCTURE_KINDS)} (got {t.structure!r})"),
         (t.cv == 0 or t.ensemble == 1, "cv trains one model per fold already: drop ensemble "
                                        "(an ensemble of folds is what --cv writes)"),
         (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),

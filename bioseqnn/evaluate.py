@@ -29,6 +29,7 @@ from .seqio import (
     read_sequences,
 )
 from .series import SeriesOptions, featurizer
+from .structure import with_structure
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -169,7 +170,8 @@ def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: lis
     if task.kind not in ("binary", "multiclass", "multilabel", "regression"):
         raise UsageError(f"evaluate does not support the task {task.kind!r}")
     dev = torch.device(device)
-    onehot = featurizer(bundle.input).to(dev)
+    onehot = featurizer(bundle.features).to(dev)
+    data = with_structure(data, bundle.features)
     logits = infer(bundle.model, onehot, data, batch_size, dev)
     out = task.outputs(logits).numpy().astype(np.float64)
     encoded = task.encode_labels(values, where)

@@ -49,6 +49,7 @@ from .predict import infer, resolve_device
 from .runtime import configure_threads
 from .seqio import atomic_output, check_output_path, display_name, table_delimiter
 from .series import featurizer, series_options
+from .structure import StructureInput, with_structure
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -203,11 +204,13 @@ def ism_attributions(
     reference: np.ndarray,
     batch_size: int,
     device: torch.device,
+    structure: StructureInput | None = None,
 ) -> list[np.ndarray]:
     """In-silico mutagenesis: (L, C) target-score changes for every sequence.
 
     Mutants of consecutive sequences are packed into one set and predicted with
-    :func:`bioseqnn.predict.infer` (length-bucketed batches on ``device``).
+    :func:`bioseqnn.predict.infer` (length-bucketed batches on ``device``). A model that
+    reads RNA structure (``structure``) gets every mutant folded anew.
     """
     table = alphabet.onehot_table()
     letter_codes = np.array([alphabet.symbol_list.index(c) + 1 for c in alphabet.letters],
@@ -225,7 +228,7 @@ def ism_attributions(
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = np.concatenate([m.reshape(-1) for m in blocks])
-        mutant_set = SequenceSet([""] * len(lengths), flat, offsets)
+        mutant_set = with_structure(SequenceSet([""] * len(lengths), flat, offsets), structure)
         owner = np.concatenate([np.full(len(m), i, np.int64) for i, m, _, _ in pending])
         logits = infer(model, onehot, mutant_set, batch_size, device)
         scores = target_score(task, logits, torch.from_numpy(targets[owner])).numpy()
@@ -278,9 +281,14 @@ def explain_bundle(
     dev = torch.device(device)
     spec = bundle.series
     _check_method(bundle, method)
-    onehot = featurizer(bundle.input).to(dev)
+    onehot = featurizer(bundle.features).to(dev)
     fixed = resolve_target(task, target)
-    logits = infer(bundle.model, onehot, data, batch_size, dev)
+    # a structure model reads each sequence's folding too; ``data`` keeps the residues
+    folded = data
+    if bundle.structure is not None:
+        folded = with_structure(SequenceSet(data.ids, data.codes, data.offsets),
+                                bundle.structure)
+    logits = infer(bundle.model, onehot, folded, batch_size, dev)
     targets = _default_targets(task, logits, fixed)
     predictions = _prediction(task, logits, targets)
     names = target_names(task)
@@ -302,11 +310,11 @@ def explain_bundle(
     all_deltas: list[np.ndarray] | None = None
     if method == "ism":
         all_deltas = ism_attributions(bundle.model, onehot, alphabet, task, data, targets,
-                                      reference, batch_size, dev)
+                                      reference, batch_size, dev, bundle.structure)
         scores = [ism_scores(d, table[data.codes[data.offsets[i]:data.offsets[i + 1]]])
                   for i, d in enumerate(all_deltas)]
     else:
-        scores = gradient_attributions(bundle.model, onehot, task, data, targets, method,
+        scores = gradient_attributions(bundle.model, onehot, task, folded, targets, method,
                                        batch_size, dev)
     records = []
     for i, rid in enumerate(data.ids):

@@ -55,6 +55,7 @@ from .models.base import check_lengths
 from .predict import infer
 from .seqio import atomic_output, check_output_path, display_name, read_sequences
 from .series import SeriesOptions, SeriesSpec, featurizer, series_options
+from .structure import with_structure
 from .tasks import TaskSpec, output_activation
 
 FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
@@ -147,7 +148,10 @@ def export(
     name = display_name(model)
     options = series_options(bundle, id_column)
     data, source = _check_set(bundle, check, options)
-    prepare = featurizer(bundle.input)
+    # a structure model's graph reads the residues' and the folding channels: folding
+    # (ViennaRNA) happens before the graph, as predict does it
+    data = with_structure(data, bundle.features)
+    prepare = featurizer(bundle.features)
     # the reference: the model as predict runs it (eager, the CPU speed paths included)
     expected = bundle.task.outputs(infer(bundle.model, prepare, data, len(data),
                                          torch.device("cpu"))).numpy()

@@ -34,7 +34,6 @@ from .data import (
     load_labeled,
     read_encoded,
 )
-from .encoding import OneHot
 from .errors import DataError, UsageError, shorten
 from .models.base import ModelConfig, SequenceModel, get_architecture
 from .predict import (
@@ -54,6 +53,8 @@ from .seqio import (
     read_sequences,
     table_delimiter,
 )
+from .series import featurizer
+from .structure import with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -270,7 +271,7 @@ def predict_positions(
     """(id, sequence, probabilities (L, K)) of every record, in input order."""
     dev = torch.device(device)
     task = bundle.task
-    onehot = OneHot(bundle.alphabet).to(dev)
+    onehot = featurizer(bundle.features).to(dev)
     stats = PredictStats()
     limit = BatchLimit(batch_size)
     was_training = bundle.model.training
@@ -335,8 +336,8 @@ def score_positions(bundle: Bundle, labels: PositionLabels, batch_size: int,
     """Summary metrics over scored positions, their labels (M,) and probabilities (M, K)."""
     dev = torch.device(device)
     task = bundle.task
-    scored = infer_scored(bundle.model, OneHot(bundle.alphabet).to(dev), task, labels.data,
-                          batch_size, dev)
+    scored = infer_scored(bundle.model, featurizer(bundle.features).to(dev), task,
+                          with_structure(labels.data, bundle.features), batch_size, dev)
     y = scored.y.numpy()
     out = task.outputs(scored.logits).numpy().astype(np.float64)
     summary = {"loss": scored.loss, **metrics.classification_metrics(y, out),

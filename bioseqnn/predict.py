@@ -27,6 +27,7 @@ from .models.base import Predictor, check_lengths
 from .seqio import Record, RecordStream
 from .series import SeriesOptions, SeriesReader, featurizer, series_options
 from .strands import complement_table, reverse_complement_set
+from .structure import with_structure
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
@@ -223,7 +224,10 @@ def predict_rows(
     if rc_average is None:
         rc_average = bool((bundle.manifest.get("training") or {}).get("rc_average", False))
     complement = complement_table(bundle.alphabet, "--rc-average") if rc_average else None
-    onehot = featurizer(bundle.input).to(device)
+    if complement is not None and bundle.structure is not None:
+        raise UsageError("--rc-average: a model that reads RNA structure cannot average "
+                         "strands (the reverse complement folds otherwise)")
+    onehot = featurizer(bundle.features).to(device)
     stats = stats if stats is not None else PredictStats()
     limit = BatchLimit(batch_size)  # shrinks for the rest of the run on out-of-memory
     for _, data in encoded_chunks(bundle, records, source, batch_size, on_invalid, stats):
@@ -274,7 +278,7 @@ def encoded_chunks(
             continue
         data = SequenceSet([r.id for r in kept], codes, offsets)
         check_lengths(bundle.model, data.ids, data.lengths, source)
-        yield kept, data
+        yield kept, with_structure(data, bundle.features)
     stats.skipped = encoder.skipped
     if stats.records == 0:
         raise DataError(f"{source}: no sequence records")

@@ -493,17 +493,33 @@ def fit_normalisation(values: np.ndarray, spec: SeriesSpec, source: str) -> Seri
                       tuple(float(x) for x in std), spec.id_column)
 
 
-def featurizer(spec: Alphabet | SeriesSpec) -> nn.Module:
-    """The input layer of a model reading ``spec``: one-hot for an alphabet, per-channel
-    normalisation for a series."""
+def featurizer(spec: Any) -> nn.Module:
+    """The input layer of a model reading ``spec``: one-hot for an alphabet (with the
+    folding channels for a structure.StructureInput), per-channel normalisation for a
+    series."""
     from .encoding import OneHot
+    from .structure import StructuredOneHot, StructureInput
 
+    if isinstance(spec, StructureInput):
+        return StructuredOneHot(spec)
     return SeriesInput(spec) if isinstance(spec, SeriesSpec) else OneHot(spec)
 
 
-def input_fields(spec: Alphabet | SeriesSpec) -> dict[str, Any]:
+def input_fields(spec: Any) -> dict[str, Any]:
     """The model file's fields that say what it reads: ``alphabet`` and ``encoding`` for
-    sequences, ``input`` and ``encoding`` for a numeric series."""
+    sequences (and ``structure`` when they are folded), ``input`` and ``encoding`` for a
+    numeric series."""
+    from .structure import StructureInput
+
+    if isinstance(spec, StructureInput):
+        fields = input_fields(spec.alphabet)
+        fields["structure"] = spec.to_dict()
+        fields["encoding"]["structure"] = ("ViennaRNA minimum free energy pairing state per "
+                                           "position (unpaired, paired downstream, paired "
+                                           "upstream)" + (" and pairing probability"
+                                                          if spec.kind == "bpp" else "")
+                                           + ", after the residue channels")
+        return fields
     if isinstance(spec, SeriesSpec):
         return {"input": spec.to_dict(),
                 "encoding": {"kind": "numeric series",
