@@ -33,6 +33,7 @@ from .data import (
     read_inputs,
     split_indices,
 )
+from .digest import canonical_codes, conflicting_labels, record_digests
 from .errors import BioseqnnError, DataError, UsageError
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
@@ -298,6 +299,14 @@ def train(
         log.info("folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s", len(data) + len(
             explicit_val or []), folding.version, tc.structure, time.perf_counter() - started)
         alpha = folding
+    # every training sequence's digest: repeated sequences with conflicting labels now,
+    # and in the model file for evaluate to find test records seen in training
+    canonical = canonical_codes(alpha)
+    digests = record_digests(data, canonical)
+    if not lm:
+        _report_conflicts(spec, data, digests, display_name(labels or primary))
+    train_digest = digests if explicit_val is None else np.concatenate(
+        [digests, record_digests(explicit_val, canonical)])
     folds: np.ndarray | None = None
     val_set: SequenceSet | None
     if tc.cv:
@@ -446,9 +455,26 @@ def train(
     }
     final_model.cpu()
     if ranks.main:
-        save_bundle(output, final_model, manifest)
+        save_bundle(output, final_model, manifest, train_digest)
     return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
                         main=ranks.main)
+
+
+def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray,
+                      source: str) -> None:
+    """Sequences that occur more than once with different labels, said in one line: a
+    warning for classes (a model cannot fit both), a note for regression (replicates)."""
+    found = conflicting_labels(data, digests)
+    if not found.sequences:
+        return
+    shown = "; ".join(" = ".join(repr(i) for i in ids) for ids in found.examples)
+    what = "labels" if spec.is_classification else "target values"
+    message = (f"{source}: {found.sequences} sequence(s) occur more than once with different "
+               f"{what} ({found.records} records; e.g. {shown})")
+    if spec.is_classification:
+        log.warning("%s: no model can fit both; check the labels", message)
+    else:
+        log.info("%s: replicate measurements are averaged by the loss", message)
 
 
 def _check_structure_options(tc: TrainConfig, lm: bool) -> None:
@@ -708,6 +734,7 @@ def combine(
         m = bundle.manifest
         for key, what in (("alphabet", "alphabet"),
                           ("input", "input (numeric series channels or their normalisation)"),
+                          ("structure", "RNA structure input (--structure)"),
                           ("task", "task (classes, targets or target scaling)"),
                           ("per_position", "task")):
             if _compared(m, key) != _compared(first, key):
@@ -738,7 +765,9 @@ def combine(
                            "members": records}
     model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
     manifest["max_length_policy"] = _length_policy(model.max_length)
-    written = save_bundle(output, model, manifest)
+    digests = [b.train_digest for b in bundles]
+    written = save_bundle(output, model, manifest, None if any(d is None for d in digests)
+                          else np.concatenate([d for d in digests if d is not None]))
     kinds = len({json.dumps(c, sort_keys=True) for c in written.get("member_models", [])})
     log.info("wrote %s: an ensemble of %d members from %d model files%s", output,
              len(members), len(models), f", of {kinds} network configurations" if kinds > 1 else "")
@@ -751,6 +780,8 @@ def _compared(manifest: dict[str, Any], key: str) -> Any:
     value = manifest.get(key)
     if key == "input" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k != "id_column"}
+    if key == "structure" and isinstance(value, dict):
+        return value.get("kind")  # members folded by other ViennaRNA versions still agree
     return value
 
 

@@ -15,12 +15,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import __version__
 from .alphabets import ALPHABETS, Alphabet
+from .digest import DESCRIPTION as DIGEST_DESCRIPTION
+from .digest import TENSOR as DIGEST_TENSOR
 from .errors import ModelFileError, UsageError, shorten
 from .models.base import (
     Ensemble,
@@ -42,8 +45,10 @@ FORMAT_VERSION = 4
 number of members; ``member_models``: each member's architecture settings, present only
 when they differ, else every member has ``model``'s); format 3 added numeric series input
 (``input`` in place of ``alphabet``); format 4 added RNA structure input (``structure``:
-the folding that adds input channels). A file is written in the oldest format that holds
-it (a single sequence model: 1), so older versions read what they can."""
+the folding that adds input channels) and the digests of the training sequences (the
+tensor ``bioseqnn.train_digest``, described in ``data.digest``). A file is written in the
+oldest format that holds it, so older versions read what they can (every model file that
+train writes now holds digests: format 4)."""
 MAX_MEMBERS = 64
 MANIFEST_KEY = "bioseqnn"
 MAX_HEADER = 64 * 1024 * 1024
@@ -53,6 +58,9 @@ MAX_HEADER = 64 * 1024 * 1024
 class Bundle:
     model: Predictor
     manifest: dict[str, Any]
+    train_digest: np.ndarray | None = None
+    """The sorted distinct digests (uint64) of the training sequences (bioseqnn/digest.py);
+    None for a model file written before they were kept."""
 
     @property
     def input(self) -> Alphabet | SeriesSpec:
@@ -102,13 +110,15 @@ def model_input(manifest: dict[str, Any]) -> Alphabet | SeriesSpec | StructureIn
 
 
 def save_bundle(
-    path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any]
+    path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any],
+    train_digest: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Write ``model`` with ``manifest`` (format fields set here); returns what was written."""
+    """Write ``model`` with ``manifest`` (format fields set here) and, when given, the
+    digests of its training sequences; returns the manifest written."""
     configs = model.configs if isinstance(model, Ensemble) else [model.config]
     members = len(configs)
-    oldest = 4 if "structure" in manifest else 3 if "input" in manifest else \
-        2 if members > 1 else 1
+    oldest = 4 if "structure" in manifest or train_digest is not None else \
+        3 if "input" in manifest else 2 if members > 1 else 1
     version = {"format": FORMAT, "format_version": oldest, "bioseqnn_version": __version__}
     manifest = {**version, **{k: v for k, v in manifest.items() if k not in version}}
     manifest.pop("member_models", None)
@@ -120,6 +130,13 @@ def save_bundle(
     else:
         manifest.pop("ensemble", None)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if train_digest is None and "digest" in manifest.get("data", {}):
+        manifest["data"] = {k: v for k, v in manifest["data"].items() if k != "digest"}
+    if train_digest is not None:
+        digest = np.unique(np.asarray(train_digest, dtype=np.uint64))
+        tensors[DIGEST_TENSOR] = torch.from_numpy(digest.view(np.int64))
+        manifest["data"] = {**manifest.get("data", {}), "digest": {
+            "kind": DIGEST_DESCRIPTION, "tensor": DIGEST_TENSOR, "sequences": len(digest)}}
     data = st_save(tensors, metadata={MANIFEST_KEY: json.dumps(manifest, allow_nan=True)})
     write_bytes_atomic(path, data)
     return manifest
@@ -412,7 +429,13 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     name = str(path)
     manifest, data = read_manifest(path)
     header = _read_header(data, name)
-    in_file = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    in_file = {k: tuple(v["shape"]) for k, v in header.items()
+               if k not in ("__metadata__", DIGEST_TENSOR)}
+    digest_entry = header.get(DIGEST_TENSOR)
+    if digest_entry is not None:
+        _expect(digest_entry.get("dtype") == "I64" and len(digest_entry["shape"]) == 1
+                and manifest["format_version"] >= 4, name,
+                f"{DIGEST_TENSOR} must be a vector of 64-bit digests (format 4)")
     try:
         with torch.device("meta"):
             needed = {k: tuple(v.shape) for k, v in build_model(manifest).state_dict().items()}
@@ -426,6 +449,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFileError(f"{name}: damaged weights ({exc})") from None
+    digest = tensors.pop(DIGEST_TENSOR, None)
     try:
         model = build_model(manifest)
         model.load_state_dict(tensors, strict=True)
@@ -433,7 +457,8 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelFileError(f"{name}: weights do not fit the manifest ({first})") from None
     model.to(device).eval()
-    return Bundle(model, manifest)
+    return Bundle(model, manifest,
+                  None if digest is None else digest.numpy().view(np.uint64).copy())
 
 
 def _shape_diff(needed: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:

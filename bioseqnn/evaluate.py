@@ -17,6 +17,7 @@ from . import metrics
 from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
 from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
+from .digest import canonical_codes, record_digests, seen_in_training
 from .encoding import OneHot, check_fits
 from .errors import UsageError
 from .predict import infer, infer_scored, resolve_device
@@ -58,6 +59,9 @@ class Evaluation:
     """The input files as given (``dataset`` is their short form for titles)."""
     baseline: dict[str, float] = field(default_factory=dict)
     """The same metrics for a constant prediction (see :func:`baseline_metrics`)."""
+    seen: dict[str, Any] | None = None
+    """Test records whose sequence is a training sequence of the model (see
+    :func:`training_overlap`); None when the model file keeps no training digests."""
 
     @property
     def records(self) -> int:
@@ -87,6 +91,8 @@ class Evaluation:
             }
         if self.per_target:
             doc["per_target"] = _clean(self.per_target)
+        if self.seen is not None:
+            doc["seen_in_training"] = self.seen
         if self.baseline:
             doc["baseline"] = {"what": BASELINE_WHAT[self.task.kind],
                                "metrics": _clean(self.baseline)}
@@ -103,6 +109,25 @@ BASELINE_WHAT = {
     "regression": "the mean of this data's targets (correlation 0)",
     "language-model": "the residue frequencies of this data, whatever came before",
 }
+
+
+def training_overlap(bundle: Bundle, data: SequenceSet, source: str) -> dict[str, Any] | None:
+    """Which records of ``data`` have the sequence of one of the model's training records
+    (their figures do not measure generalisation); said in one warning line."""
+    if bundle.train_digest is None:
+        log.info("%s: the model file keeps no digests of its training sequences (written "
+                 "by an older bioseqnn): test records seen in training are not looked for",
+                 source)
+        return None
+    seen = seen_in_training(record_digests(data, canonical_codes(bundle.input)),
+                            bundle.train_digest)
+    ids = [data.ids[i] for i in np.flatnonzero(seen)]
+    if ids:
+        log.warning("%s: %d of %d record(s) (%.1f%%) have the sequence of a training record "
+                    "of the model (e.g. %s): their figures do not measure generalisation",
+                    source, len(ids), len(data), 100 * len(ids) / max(len(data), 1),
+                    ", ".join(map(repr, ids[:3])))
+    return {"records": len(ids), "fraction": len(ids) / max(len(data), 1), "ids": ids[:20]}
 
 
 def baseline_metrics(task: TaskSpec, y: np.ndarray) -> dict[str, float]:
@@ -277,8 +302,10 @@ def evaluate(
     if bundle.series is None:
         check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
     dataset = " + ".join(_short(s) for s in sources)
+    seen = training_overlap(bundle, labeled.data, sources[0])
     ev = score(bundle, labeled.data, labeled.label_values, labeled.where, dataset,
                display_name(model), batch_size, dev)
+    ev.seen = seen
     ev.sources = sources
     log.info("evaluated %d record(s) of %s", ev.records, dataset)
     return ev
@@ -301,10 +328,11 @@ def _evaluate_positions(
         ignore_unmatched=ignore_unmatched, missing_hint=hint)
     sources = [display_name(p) for p in (sequences, labels, mask) if p is not None]
     check_alphabet_fits(loaded.data, bundle.alphabet, sources[0])
+    seen = training_overlap(bundle, loaded.data, sources[0])
     summary, y, out, _ = score_positions(bundle, loaded, batch_size, dev)
     dataset = " + ".join(_short(s) for s in sources)
     ev = Evaluation(task, dataset, display_name(model), list(loaded.data.ids), y, out, summary,
-                    sources=sources)
+                    sources=sources, seen=seen)
     class_detail(ev, y, out)
     ev.baseline = baseline_metrics(task, y)
     log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, dataset)
@@ -324,6 +352,7 @@ def _evaluate_language_model(
     data, _, _ = read_encoded(read_sequences(sequences), source, bundle.alphabet, on_invalid)
     check_alphabet_fits(data, bundle.alphabet, source)
     check_lengths(bundle.model, data.ids, data.lengths, source)
+    seen = training_overlap(bundle, data, source)
     task = bundle.task
     data.positions = position_targets(data, bundle.alphabet)
     scored = infer_scored(bundle.model, OneHot(bundle.alphabet).to(dev), task, data,
@@ -333,7 +362,7 @@ def _evaluate_language_model(
     summary = {"loss": scored.loss, **metrics.next_residue_metrics(y, out),
                "positions": float(len(y))}
     ev = Evaluation(task, _short(source), display_name(model), list(data.ids), y, out, summary,
-                    sources=[source])
+                    sources=[source], seen=seen)
     class_detail(ev, y, out)
     ev.baseline = baseline_metrics(task, y)
     log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, ev.dataset)

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .alphabets import Alphabet
 from .errors import DataError, UsageError, shorten
 from .seqio import TableText, pick_delimiter
 

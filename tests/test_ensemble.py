@@ -97,14 +97,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_ensemble_file_records_members_and_their_seeds(trained: dict[str, Path]) -> None:
     manifest, _ = read_manifest(trained["ensemble"])
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 4  # ensembles are format 2, digests format 4
     assert manifest["ensemble"] == 3
     members = manifest["metrics"]["members"]
     assert [m["seed"] for m in members] == [0, 1, 2]
     assert all(m["epochs_run"] == 2 for m in members)
     assert 0 < manifest["metrics"]["best"]["val_accuracy"] <= 1
     single, _ = read_manifest(trained["seed1"])
-    assert single["format_version"] == 1 and "ensemble" not in single
+    assert single["format_version"] == 4 and "ensemble" not in single
     assert manifest["parameters"] == 3 * single["parameters"]
     # the per-epoch log has one row per member and epoch, member first
     rows = read_table((trained["dir"] / "ens.log.tsv").read_text())
@@ -222,7 +222,7 @@ def test_resume_retrains_only_the_member_without_a_checkpoint(
     (65, 2, "ensemble must be a member count from 2 to 64"),
     ("3", 2, "ensemble must be a member count from 2 to 64"),
     (3, 1, "an ensemble needs format_version 2"),
-    (2, 2, r"weights do not fit the manifest \(unexpected tensor 'members\.2\."),
+    (2, 4, r"weights do not fit the manifest \(unexpected tensor 'members\.2\."),
 ])
 def test_damaged_ensemble_manifest_is_refused(
     trained: dict[str, Path], tmp_path: Path, members: object, version: int, message: str,

@@ -128,6 +128,8 @@ def test_checkpoint_is_safetensors_with_json_state_no_pickle(
     ck = load_checkpoint(ckdir)
     assert ck is not None and ck.best_model is not None
     final = _weights(tmp_path / "m.bsnn")
+    final.pop("bioseqnn.train_digest")  # the model file's digests are not weights
+    assert final.keys() == ck.best_model.keys()
     assert all(torch.equal(final[k], ck.best_model[k]) for k in final)
 
 

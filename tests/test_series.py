@@ -283,7 +283,7 @@ def test_motions_learned(motions_model: Path, cli, tmp_path: Path) -> None:
     summary = json.loads(metrics.read_text())["metrics"]
     assert summary["accuracy"] >= 0.9
     manifest = read_manifest(motions_model)[0]
-    assert manifest["format_version"] == 3 and "alphabet" not in manifest
+    assert manifest["format_version"] == 4 and "alphabet" not in manifest
     spec = manifest["input"]
     assert spec["channels"] == CHANNELS and spec["id_column"] == "id"
     # the normalisation is every training series' per-channel mean and spread
@@ -435,7 +435,7 @@ def test_ensembles_and_validation_tables(cli, tmp_path: Path, motions_model: Pat
             TEST_LABELS)
     assert r.code == 0, r.err
     m = read_manifest(ens)[0]
-    assert m["ensemble"] == 2 and m["data"]["val_records"] == 40 and m["format_version"] == 3
+    assert m["ensemble"] == 2 and m["data"]["val_records"] == 40 and m["format_version"] == 4
     both = tmp_path / "both.bsnn"
     r = cli("ensemble", ens, motions_model, "-o", both)
     assert r.code == 0, r.err

@@ -156,5 +156,5 @@ def test_structure_usage_errors(cli, examples: Path, tmp_path: Path, args: list[
 def test_protein_is_refused(cli, examples: Path, tmp_path: Path) -> None:
     r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "--structure",
             "mfe", "-o", tmp_path / "m.bsnn")
-    assert r.code == 2 and "--structure folds RNA (and DNA read as RNA); these sequences are "
-    "protein" in r.err, r.err
+    assert r.code == 2, r.err
+    assert "--structure folds RNA (and DNA read as RNA); these sequences are protein" in r.err
