@@ -27,7 +27,10 @@ a warm-up run. What is measured:
 - series: numeric series tables (one row per time step, 6 channels): parse
   (data.read_inputs) in rows/s and MB/s, plain and gzip; prediction throughput
   (predict.predict_rows from a table) and peak RSS of ``bioseqnn predict`` on 10^3 and
-  10^5 series of 100 steps (10^4 with --quick).
+  10^5 series of 100 steps (10^4 with --quick);
+- structure: RNA folding for ``--structure`` (structure.fold_codes, ViennaRNA) in
+  sequences per second at lengths 100 and 300, mfe and bpp, in this process and in a
+  pool of worker processes (one per core); skipped without ViennaRNA.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ from .models import REGISTRY, ModelConfig, SequenceModel
 from .seqio import read_sequences
 from .tasks import TaskSpec
 
-SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate", "series")
+SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate", "series",
+            "structure")
 
 # Reference figures from the issue (2 cores, torch 2.13 CPU, float32, 2 threads, batch 64,
 # hidden 128, one layer; sequences per second of training steps).
@@ -408,6 +412,34 @@ def bench_generate(settings: Settings, tmp: Path) -> None:
         settings.out(f"| {label} | {' | '.join(cells)} |")
 
 
+def bench_structure(settings: Settings, tmp: Path) -> None:
+    try:
+        import RNA
+    except ImportError:
+        settings.out("\n## RNA folding: skipped (ViennaRNA is not installed: "
+                     "pip install 'bioseqnn[structure]')")
+        return
+    from .structure import StructureInput, fold_codes
+
+    cores = runtime.default_threads()
+    settings.out(f"\n## RNA folding for --structure (ViennaRNA {RNA.__version__}; "
+                 "sequences/s)")
+    settings.out(f"| kind | length | 1 process | {cores} worker processes |")
+    settings.out("|---|---:|---:|---:|")
+    rng = np.random.default_rng(3)
+    n = 64 if settings.quick else 256
+    for kind in ("mfe", "bpp"):
+        spec = StructureInput(get_alphabet("rna"), kind)
+        for length in (100, 300):
+            data = random_codes(rng, np.full(n, length))
+            cells = []
+            for workers in (1, cores):
+                seconds = timed(lambda w=workers, d=data, s=spec: fold_codes(
+                    d.codes, d.offsets, s, w), 1 if settings.quick else 2, warmup=0)
+                cells.append(f"{n / seconds:.0f}")
+            settings.out(f"| {kind} | {length} | {' | '.join(cells)} |")
+
+
 def write_series(path: Path, n: int, length: int, channels: int = 6, seed: int = 0) -> int:
     """``n`` random series of ``length`` steps as a long TSV; returns its size in bytes."""
     rng = np.random.default_rng(seed)
@@ -494,7 +526,7 @@ def bench_series(settings: Settings, tmp: Path) -> None:
 RUNNERS: dict[str, Callable[[Settings, Path], None]] = {
     "parse": bench_parse, "train": bench_train, "varlen": bench_varlen,
     "predict": bench_predict, "rss": bench_rss, "startup": bench_startup,
-    "generate": bench_generate, "series": bench_series,
+    "generate": bench_generate, "series": bench_series, "structure": bench_structure,
 }
 
 
