@@ -171,6 +171,9 @@ class Context:
     validation_only: bool = False
     """Report the validation figures of the best epoch and never read the test part (the
     figures that choices are made on)."""
+    reuse: bool = False
+    """Score a model already in the work folder (from a validation-only run of the same
+    config) instead of training it again."""
 
     def config(self, row: str) -> tuple[RunConfig, Path]:
         path = self.configs / f"{row}.yaml"
@@ -193,34 +196,59 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
                mask: Path | None = None) -> tuple[dict[str, float], dict[str, Any]]:
     """Train on ``train`` (validation: ``val`` or the config's split), score ``test``."""
     from .api import train as run_train
+    from .bundle import read_manifest
     from .evaluate import evaluate
 
     model = ctx.work / f"{name}.bsnn"
     kwargs: dict[str, Any] = {}
     if mask is not None:
         kwargs["position_mask"] = mask
-    outcome = run_train(train[0], train[1], model, cfg, targets=targets, task=task,
-                        val_fasta=val[0] if val else None, val_labels=val[1] if val else None,
-                        log_path=ctx.work / f"{name}.log.tsv", **kwargs)
-    info = {"seconds": outcome.result.seconds, "best_epoch": outcome.result.best_epoch,
-            "epochs_run": len(outcome.result.history),
-            "stopped_early": outcome.result.stopped_early,
-            "train_records": outcome.manifest["data"]["train_records"],
-            "val_records": outcome.manifest["data"]["val_records"]}
+    if cfg.training.cv and val is not None:
+        # cross-validation holds out its own folds: the validation part joins the training
+        train, val = _joined(train, val, ctx.work / f"{name}_train_and_val"), None
+    if ctx.reuse and model.exists():
+        log.info("%s: scoring the model trained before (%s)", name, model)
+        manifest = read_manifest(model)[0]
+    else:
+        manifest = run_train(train[0], train[1], model, cfg, targets=targets, task=task,
+                             val_fasta=val[0] if val else None,
+                             val_labels=val[1] if val else None,
+                             log_path=ctx.work / f"{name}.log.tsv", **kwargs).manifest
+    metrics = manifest["metrics"]
+    info = {"seconds": metrics.get("seconds", 0.0), "best_epoch": metrics.get("best_epoch"),
+            "epochs_run": metrics.get("epochs_run"),
+            "stopped_early": metrics.get("stopped_early"),
+            "train_records": manifest["data"]["train_records"],
+            "val_records": manifest["data"]["val_records"]}
     if ctx.validation_only:
-        best = outcome.manifest["metrics"]["best"]
+        best = metrics["best"]
         return {k.removeprefix("val_"): v for k, v in best.items() if k.startswith("val_")}, info
     # the device training chose: 'auto' (the configs' default) falls back to the CPU
     # quietly, as train does, rather than warning once per model
     device = None if cfg.training.device == "auto" else cfg.training.device
     ev = evaluate(model, test[0], test[1], device=device, **kwargs)
     info["test_records"] = ev.records
-    members = outcome.manifest["metrics"].get("members")
+    members = metrics.get("members")
     if members:  # an ensemble: each member's seed, epochs and validation figures
         info["members"] = [{k: m[k] for k in ("seed", "best_epoch", "epochs_run", "seconds")}
                            | {"best": m["best"]} for m in members]
-        info["validation"] = outcome.manifest["metrics"]["best"]
+        info["validation"] = metrics["best"]
     return dict(ev.metrics), info
+
+
+def _joined(first: tuple[Path, Path], second: tuple[Path, Path], stem: Path
+            ) -> tuple[Path, Path]:
+    """One FASTA and one labels file (a CSV table, or a FASTA of per-residue labels) holding
+    the records of both parts."""
+    fasta = stem.with_suffix(".fasta")
+    fasta.write_bytes(first[0].read_bytes() + second[0].read_bytes())
+    labels = stem.with_name(stem.name + "_labels" + first[1].suffix)
+    if first[1].suffix == ".csv":
+        body = second[1].read_text(encoding="utf-8").split("\n", 1)[1]
+        labels.write_text(first[1].read_text(encoding="utf-8") + body, encoding="utf-8")
+    else:
+        labels.write_bytes(first[1].read_bytes() + second[1].read_bytes())
+    return fasta, labels
 
 
 # --------------------------------------------------------------------------- the rows
