@@ -45,6 +45,7 @@ from .models.base import (
     check_lengths,
     count_parameters,
     describe,
+    resolve_arch,
     resolve_pooling,
 )
 from .perposition import (
@@ -193,6 +194,9 @@ def train(
     """
     cfg = config or RunConfig()
     validate(cfg)
+    # arch 'auto' stands for the default recipe's network (a language model's: one that
+    # reads left to right); the model file records the one built
+    cfg = dataclasses.replace(cfg, model=resolve_arch(cfg.model, causal=task == LANGUAGE_MODEL))
     resolve_pooling(cfg.model)
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o model.bsnn), not '-'")

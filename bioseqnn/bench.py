@@ -434,8 +434,8 @@ def bench_structure(settings: Settings, tmp: Path) -> None:
             data = random_codes(rng, np.full(n, length))
             cells = []
             for workers in (1, cores):
-                seconds = timed(lambda w=workers, d=data, s=spec: fold_codes(
-                    d.codes, d.offsets, s, w), 1 if settings.quick else 2, warmup=0)
+                run = functools.partial(fold_codes, data.codes, data.offsets, spec, workers)
+                seconds = timed(run, 1 if settings.quick else 2, warmup=0)
                 cells.append(f"{n / seconds:.0f}")
             settings.out(f"| {kind} | {length} | {' | '.join(cells)} |")
 

@@ -235,7 +235,8 @@ def train(
     val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
     = None,
     arch: Annotated[str | None, typer.Option(
-        help="Architecture: rnn, lstm, gru, cnn, cnn-lstm, cnn-gru, transformer."
+        help="Architecture: auto (the default recipe: cnn-gru; gru for a language model), "
+        "rnn, lstm, gru, cnn, cnn-lstm, cnn-gru, transformer."
         + _default("model", "arch"))] = None,
     hidden_size: Annotated[int | None, typer.Option(help="Hidden units per direction."
         + _default("model", "hidden_size"))] = None,

@@ -240,7 +240,7 @@ def commented_yaml(cfg: RunConfig | None = None, header: str | None = None) -> s
 
     Loading the text back with :func:`load_config` gives ``cfg`` again.
     """
-    from .models.base import REGISTRY, get_architecture
+    from .models.base import AUTO, DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH, REGISTRY, get_architecture
 
     get_architecture("lstm")  # make sure every family is registered
     cfg = cfg or RunConfig()
@@ -260,6 +260,8 @@ def commented_yaml(cfg: RunConfig | None = None, header: str | None = None) -> s
                 lines.append(f"  # {help_text}")
             if section == "model" and f.name == "arch":
                 width = max(map(len, REGISTRY))
+                lines.append(f"  #   {AUTO:<{width}}  the default recipe: {DEFAULT_ARCH} (a "
+                             f"language model: {DEFAULT_CAUSAL_ARCH})")
                 lines += [f"  #   {a.name:<{width}}  {a.summary}" for a in REGISTRY.values()]
             lines.append(f"  {f.name}: {_yaml_value(getattr(target, f.name))}")
     return "\n".join(lines).lstrip("\n") + "\n"

@@ -284,3 +284,16 @@ def test_training_step_under_bfloat16_autocast(arch: str) -> None:
             assert module.running_mean.dtype == torch.float32
             assert torch.isfinite(module.running_var).all()
             assert int(module.num_batches_tracked) == 1
+
+
+def test_auto_architecture_is_the_default_recipe_and_reads_left_to_right_for_a_lm() -> None:
+    from bioseqnn.models.base import DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH, resolve_arch
+
+    auto = ModelConfig(arch="auto")
+    assert resolve_arch(auto).arch == DEFAULT_ARCH == "cnn-gru"
+    assert resolve_arch(auto, causal=True).arch == DEFAULT_CAUSAL_ARCH == "gru"
+    assert resolve_arch(ModelConfig(arch="lstm"), causal=True).arch == "lstm"
+    model = SequenceModel(auto, 4, 2)
+    assert model.config.arch == "cnn-gru" and resolve_pooling(auto) == "max"
+    lm = SequenceModel(auto, 4, 5, causal=True)
+    assert lm.config.arch == "gru" and lm.backbone.directions == 1

@@ -7,6 +7,7 @@ and prediction never branch on the architecture.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable
@@ -166,6 +167,7 @@ class SequenceModel(nn.Module):
         causal: bool = False,
     ) -> None:
         super().__init__()
+        config = resolve_arch(config, causal)
         arch = get_architecture(config.arch)
         self.config = config
         self.per_position = per_position or causal
@@ -256,10 +258,28 @@ def combine_members(kind: str, outs: torch.Tensor) -> torch.Tensor:
 Predictor = SequenceModel | Ensemble
 """What a model file holds: one model, or an ensemble of them."""
 
+AUTO = "auto"
+DEFAULT_ARCH = "cnn-gru"
+"""What ``arch: auto`` (the default) builds: the recipe chosen by the comparison in
+docs/accuracy.md (scripts/compare_defaults.py)."""
+DEFAULT_CAUSAL_ARCH = "gru"
+"""What ``arch: auto`` builds for a language model, which must read left to right: the
+recurrent part of the recipe, one direction."""
+
+
+def resolve_arch(config: ModelConfig, causal: bool = False) -> ModelConfig:
+    """``config`` with ``arch: auto`` replaced by the architecture it stands for."""
+    if config.arch != AUTO:
+        return config
+    return dataclasses.replace(config, arch=DEFAULT_CAUSAL_ARCH if causal else DEFAULT_ARCH)
+
+
 def get_architecture(name: str) -> Architecture:
     from .. import models  # noqa: F401  (importing the package registers every family)
     from ..errors import UsageError
 
+    if name == AUTO:
+        name = DEFAULT_ARCH
     try:
         return REGISTRY[name]
     except KeyError:
@@ -276,6 +296,7 @@ def check_causal(config: ModelConfig) -> None:
     """A language model predicts each residue from the ones before it only."""
     from ..errors import UsageError
 
+    config = resolve_arch(config, causal=True)
     if config.arch not in CAUSAL_ARCHS:
         raise UsageError(f"a language model reads left to right, and {config.arch} reads "
                          f"around each position; choose --arch {', '.join(CAUSAL_ARCHS)}")
