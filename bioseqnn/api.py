@@ -45,7 +45,7 @@ from .models.base import (
     check_lengths,
     count_parameters,
     describe,
-    resolve_arch,
+    resolve_model,
     resolve_pooling,
 )
 from .perposition import (
@@ -194,9 +194,6 @@ def train(
     """
     cfg = config or RunConfig()
     validate(cfg)
-    # arch 'auto' stands for the default recipe's network (a language model's: one that
-    # reads left to right); the model file records the one built
-    cfg = dataclasses.replace(cfg, model=resolve_arch(cfg.model, causal=task == LANGUAGE_MODEL))
     resolve_pooling(cfg.model)
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
@@ -225,6 +222,9 @@ def train(
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
         not lm and sequence_column is None and is_fasta(labels))
+    # the automatic settings (arch 'auto': the default recipe's network, a language model's
+    # reading left to right; empty pool sizes) made concrete: the model file records them
+    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model, per_position, lm))
     if (per_position or lm) and cfg.model.pooling != "auto":
         log.warning("--pooling %s is not used: this model has one output per position",
                     cfg.model.pooling)

@@ -31,7 +31,7 @@ def _default(section: str, name: str) -> str:
     if isinstance(value, bool):
         shown = "yes" if value else "no"
     elif isinstance(value, list):
-        shown = ",".join(map(str, value))
+        shown = ",".join(map(str, value)) or "auto"
     else:
         shown = str(value)
     return f" (default: {shown})"
@@ -264,7 +264,8 @@ def train(
         + _default("model", "dilations"))] = None,
     pool_sizes: Annotated[list[str] | None, typer.Option(
         metavar="N,N,...",
-        help="Max-pool window after each convolution layer (1 = none), e.g. 3,1."
+        help="Max-pool window after each convolution layer (1 = none), e.g. 3,1; auto: 3 "
+        "after the first layer, and 1 everywhere for per-position or language models."
         + _default("model", "pool_sizes"))] = None,
     d_model: Annotated[int | None, typer.Option(help="Transformer width."
         + _default("model", "d_model"))] = None,

@@ -219,6 +219,8 @@ def validate(cfg: RunConfig) -> None:
             raise UsageError(message)
     n = len(m.channels)
     for key in ("kernel_sizes", "dilations", "pool_sizes"):
+        if key == "pool_sizes" and not m.pool_sizes:
+            continue  # automatic (models.base.resolve_model)
         if len(getattr(m, key)) != n:
             raise UsageError(
                 f"model.{key} has {len(getattr(m, key))} entries but model.channels has {n}: "
@@ -268,9 +270,12 @@ def commented_yaml(cfg: RunConfig | None = None, header: str | None = None) -> s
 
 
 def parse_int_list(values: list[str] | None, option: str) -> list[int] | None:
-    """Command-line integer lists: '--channels 64,128' or '--channels 64 --channels 128'."""
+    """Command-line integer lists: '--channels 64,128' or '--channels 64 --channels 128';
+    'auto' is the empty list (a setting's automatic value, e.g. --pool-sizes auto)."""
     if not values:
         return None
+    if [v.strip() for v in values] == ["auto"]:
+        return []
     out: list[int] = []
     for value in values:
         for part in value.split(","):

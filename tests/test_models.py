@@ -287,12 +287,18 @@ def test_training_step_under_bfloat16_autocast(arch: str) -> None:
 
 
 def test_auto_architecture_is_the_default_recipe_and_reads_left_to_right_for_a_lm() -> None:
-    from bioseqnn.models.base import DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH, resolve_arch
+    from bioseqnn.models.base import DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH, resolve_model
 
     auto = ModelConfig(arch="auto")
-    assert resolve_arch(auto).arch == DEFAULT_ARCH == "cnn-gru"
-    assert resolve_arch(auto, causal=True).arch == DEFAULT_CAUSAL_ARCH == "gru"
-    assert resolve_arch(ModelConfig(arch="lstm"), causal=True).arch == "lstm"
+    assert resolve_model(auto).arch == DEFAULT_ARCH == "cnn-gru"
+    assert resolve_model(auto, causal=True).arch == DEFAULT_CAUSAL_ARCH == "gru"
+    assert resolve_model(ModelConfig(arch="lstm"), causal=True).arch == "lstm"
+    # empty pool sizes: 3 after the first convolution, none where positions must stay
+    three = ModelConfig(arch="cnn", channels=[8, 8, 8], kernel_sizes=[3, 3, 3],
+                        dilations=[1, 1, 1], pool_sizes=[])
+    assert resolve_model(three).pool_sizes == [3, 1, 1]
+    assert resolve_model(three, per_position=True).pool_sizes == [1, 1, 1]
+    assert resolve_model(ModelConfig(pool_sizes=[2, 2])).pool_sizes == [2, 2]  # given: kept
     model = SequenceModel(auto, 4, 2)
     assert model.config.arch == "cnn-gru" and resolve_pooling(auto) == "max"
     lm = SequenceModel(auto, 4, 5, causal=True)

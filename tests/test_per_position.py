@@ -130,12 +130,17 @@ def test_table_of_label_strings_with_task_flag(cli, examples: Path, tmp_path: Pa
 def test_usage_and_data_errors(cli, examples: Path, tmp_path: Path) -> None:
     base = [examples / "ss_train.fasta", examples / "ss_train_ss3.fasta", "-o",
             tmp_path / "m.bsnn", "--epochs", "1"]
-    res = cli("train", *base, "--arch", "cnn")  # default pool-sizes 3,1 shorten the sequence
+    res = cli("train", *base, "--arch", "cnn", "--pool-sizes", "3,1")
     assert res.code == 2
     assert "--pool-sizes 3,1 shortens the sequence; use --pool-sizes 1,1" in res.err
     res = cli("train", *base, "--arch", "cnn-lstm", "--pool-sizes", "2,1")
     assert res.code == 2 and "shortens the sequence" in res.err
     assert not (tmp_path / "m.bsnn").exists()
+    # the automatic pool sizes keep every position
+    res = cli("train", *base, "--arch", "cnn", "--channels", "8,8")
+    assert res.code == 0, res.err
+    assert "pool-sizes 1,1, per position" in res.err
+    (tmp_path / "m.bsnn").unlink()
 
     labels = read_fasta(examples / "ss_train_ss3.fasta")
     first = next(iter(labels))

@@ -44,8 +44,11 @@ class ModelConfig:
     channels: list[int] = setting([128, 128], "convolution filters per layer")
     kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
     dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
-    pool_sizes: list[int] = setting([3, 1], "max-pool window (and stride) after each layer "
-                                         "(1 = none); shortens the sequence by that factor")
+    pool_sizes: list[int] = setting([], "max-pool window (and stride) after each layer "
+                                     "(1 = none); shortens the sequence by that factor; "
+                                     "empty (auto): 3 after the first layer, 1 after the "
+                                     "others, and 1 everywhere for a model with one output "
+                                     "per position")
     # transformer
     d_model: int = setting(128, "model width (divisible by heads)")
     heads: int = setting(4, "attention heads per layer")
@@ -167,7 +170,7 @@ class SequenceModel(nn.Module):
         causal: bool = False,
     ) -> None:
         super().__init__()
-        config = resolve_arch(config, causal)
+        config = resolve_model(config, per_position, causal)
         arch = get_architecture(config.arch)
         self.config = config
         self.per_position = per_position or causal
@@ -267,11 +270,23 @@ DEFAULT_CAUSAL_ARCH = "gru"
 recurrent part of the recipe, one direction."""
 
 
-def resolve_arch(config: ModelConfig, causal: bool = False) -> ModelConfig:
-    """``config`` with ``arch: auto`` replaced by the architecture it stands for."""
-    if config.arch != AUTO:
-        return config
-    return dataclasses.replace(config, arch=DEFAULT_CAUSAL_ARCH if causal else DEFAULT_ARCH)
+AUTO_POOL = 3
+"""The pooling window after the first convolution when ``pool_sizes`` is left empty."""
+
+
+def resolve_model(config: ModelConfig, per_position: bool = False,
+                  causal: bool = False) -> ModelConfig:
+    """``config`` with its automatic settings made concrete: ``arch: auto`` (the default
+    recipe's network) and empty ``pool_sizes`` (3 after the first convolution, then 1;
+    all 1 when every position needs its own output)."""
+    changes: dict[str, Any] = {}
+    if config.arch == AUTO:
+        changes["arch"] = DEFAULT_CAUSAL_ARCH if causal else DEFAULT_ARCH
+    if not config.pool_sizes:
+        whole = per_position or causal
+        changes["pool_sizes"] = [1 if whole or i else AUTO_POOL
+                                 for i in range(len(config.channels))]
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def get_architecture(name: str) -> Architecture:
@@ -296,7 +311,7 @@ def check_causal(config: ModelConfig) -> None:
     """A language model predicts each residue from the ones before it only."""
     from ..errors import UsageError
 
-    config = resolve_arch(config, causal=True)
+    config = resolve_model(config, causal=True)
     if config.arch not in CAUSAL_ARCHS:
         raise UsageError(f"a language model reads left to right, and {config.arch} reads "
                          f"around each position; choose --arch {', '.join(CAUSAL_ARCHS)}")
@@ -326,7 +341,8 @@ def describe(
     A per-position model has no pooling (one output per position), so none is named; a
     language model (``causal``) is named as one.
     """
-    values = config if isinstance(config, dict) else config_dict(config)
+    values = config if isinstance(config, dict) else config_dict(
+        resolve_model(config, per_position, causal))
     name = values.get("arch", "?")
     arch = REGISTRY.get(name)
     parts = [str(name)]
