@@ -222,9 +222,6 @@ def train(
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
         not lm and sequence_column is None and is_fasta(labels))
-    # the automatic settings (arch 'auto': the default recipe's network, a language model's
-    # reading left to right; empty pool sizes) made concrete: the model file records them
-    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model, per_position, lm))
     if (per_position or lm) and cfg.model.pooling != "auto":
         log.warning("--pooling %s is not used: this model has one output per position",
                     cfg.model.pooling)
@@ -311,6 +308,11 @@ def train(
         _report_conflicts(spec, data, digests, display_name(labels or primary))
     train_digest = digests if explicit_val is None else np.concatenate(
         [digests, record_digests(explicit_val, canonical)])
+    # the automatic settings (arch 'auto': the default recipe's network, a language model's
+    # reading left to right; empty pool sizes, by task and sequence length) made concrete:
+    # the model file records them
+    cfg = dataclasses.replace(cfg, model=resolve_model(
+        cfg.model, per_position, lm, float(np.median(data.lengths)) if len(data) else None))
     folds: np.ndarray | None = None
     val_set: SequenceSet | None
     if tc.cv:

@@ -265,7 +265,8 @@ def train(
     pool_sizes: Annotated[list[str] | None, typer.Option(
         metavar="N,N,...",
         help="Max-pool window after each convolution layer (1 = none), e.g. 3,1; auto: 3 "
-        "after the first layer, and 1 everywhere for per-position or language models."
+        "after the first layer when the median training length is 100 or more, else 1 "
+        "(always 1 for per-position or language models)."
         + _default("model", "pool_sizes"))] = None,
     d_model: Annotated[int | None, typer.Option(help="Transformer width."
         + _default("model", "d_model"))] = None,

@@ -297,6 +297,8 @@ def test_auto_architecture_is_the_default_recipe_and_reads_left_to_right_for_a_l
     three = ModelConfig(arch="cnn", channels=[8, 8, 8], kernel_sizes=[3, 3, 3],
                         dilations=[1, 1, 1], pool_sizes=[])
     assert resolve_model(three).pool_sizes == [3, 1, 1]
+    assert resolve_model(three, median_length=100).pool_sizes == [3, 1, 1]
+    assert resolve_model(three, median_length=99.5).pool_sizes == [1, 1, 1]  # short: no pool
     assert resolve_model(three, per_position=True).pool_sizes == [1, 1, 1]
     assert resolve_model(ModelConfig(pool_sizes=[2, 2])).pool_sizes == [2, 2]  # given: kept
     model = SequenceModel(auto, 4, 2)

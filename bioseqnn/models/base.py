@@ -46,8 +46,9 @@ class ModelConfig:
     dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
     pool_sizes: list[int] = setting([], "max-pool window (and stride) after each layer "
                                      "(1 = none); shortens the sequence by that factor; "
-                                     "empty (auto): 3 after the first layer, 1 after the "
-                                     "others, and 1 everywhere for a model with one output "
+                                     "empty (auto): 3 after the first layer when the "
+                                     "training sequences' median length is 100 or more, "
+                                     "else 1, and 1 everywhere for a model with one output "
                                      "per position")
     # transformer
     d_model: int = setting(128, "model width (divisible by heads)")
@@ -271,20 +272,25 @@ recurrent part of the recipe, one direction."""
 
 
 AUTO_POOL = 3
-"""The pooling window after the first convolution when ``pool_sizes`` is left empty."""
+"""The pooling window after the first convolution when ``pool_sizes`` is left empty ..."""
+AUTO_POOL_LENGTH = 100
+"""... and the training sequences' median length is at least this (see docs/accuracy.md:
+pooling helped the long sequences of the comparison and cost the 50-nt promoters)."""
 
 
-def resolve_model(config: ModelConfig, per_position: bool = False,
-                  causal: bool = False) -> ModelConfig:
+def resolve_model(config: ModelConfig, per_position: bool = False, causal: bool = False,
+                  median_length: float | None = None) -> ModelConfig:
     """``config`` with its automatic settings made concrete: ``arch: auto`` (the default
-    recipe's network) and empty ``pool_sizes`` (3 after the first convolution, then 1;
-    all 1 when every position needs its own output)."""
+    recipe's network) and empty ``pool_sizes``: a window of 3 after the first convolution
+    for one output per sequence when the training sequences are long (``median_length``
+    at least AUTO_POOL_LENGTH; unknown counts as long), otherwise 1 everywhere."""
     changes: dict[str, Any] = {}
     if config.arch == AUTO:
         changes["arch"] = DEFAULT_CAUSAL_ARCH if causal else DEFAULT_ARCH
     if not config.pool_sizes:
-        whole = per_position or causal
-        changes["pool_sizes"] = [1 if whole or i else AUTO_POOL
+        pool = not (per_position or causal) and (median_length is None
+                                                 or median_length >= AUTO_POOL_LENGTH)
+        changes["pool_sizes"] = [AUTO_POOL if pool and not i else 1
                                  for i in range(len(config.channels))]
     return dataclasses.replace(config, **changes) if changes else config
 
