@@ -6,7 +6,7 @@
     python scripts/compare_defaults.py ../shared/data --final --workdir runs/
 
 A recipe is a YAML config (scripts/recipes/<name>.yaml, or a path) applied unchanged to
-every row of the accuracy table (bioseqnn.reproduce: the same splits, the same seed);
+every row of the accuracy table (scripts/reproduce.py: the same splits, the same seed);
 ``default`` is bioseqnn's own defaults (``bioseqnn train`` with no options), ``cv5`` those
 with ``--cv 5`` and ``structure`` those with ``--structure mfe`` (RNA rows only).
 Per-position rows read a recipe with every convolution pool size set to 1.
@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bioseqnn.config import RunConfig, dump_yaml, load_config
-from bioseqnn.reproduce import (
+from reproduce import (
     PACKAGE_CONFIGS,
     PUBLISHED,
     ROWS,
@@ -38,6 +37,8 @@ from bioseqnn.reproduce import (
     check_dataset,
     run_row,
 )
+
+from bioseqnn.config import RunConfig, dump_yaml, load_config
 from bioseqnn.seqio import atomic_output
 
 log = logging.getLogger("bioseqnn")

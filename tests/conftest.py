@@ -12,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "example_data"
+# the tools that are not the library (scripts/reproduce.py, benchmarks/bench_memory.py)
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]
 
 
 @dataclass

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_memory import run_cli, small_model, write_records, write_with_long_record
 
-from bioseqnn.bench_memory import run_cli, small_model, write_records, write_with_long_record
 from bioseqnn.data import SUBSET_BLOCK, SequenceSet, position_batch, read_encoded
 from bioseqnn.seqio import read_sequences
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import bioseqnn
-from bioseqnn.reproduce import ROWS, main, markdown, stratified_folds
+from reproduce import ROWS, main, markdown, stratified_folds
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reproduce.py"
 LAYOUT = "DATA must hold the datasets as laid out in ../shared/data (see its README)"
 
 
@@ -109,7 +108,7 @@ def test_reduced_run_writes_results_and_table(data_dir: Path, tmp_path: Path,
     assert [line.split(" | ")[-1] for line in table.splitlines()
             if line.startswith("| secondary_structure | Q3")] == ["0-4 |"]
     assert "0.859 (one-hot CNN" in table
-    assert "not yet measured (`python -m bioseqnn.reproduce DATA --rows gb1_fitness`)" in table
+    assert "not yet measured (`python scripts/reproduce.py DATA --rows gb1_fitness`)" in table
 
     # a second run of another row keeps the first rows
     code = main([str(data_dir), "--rows", "ncrna_families", "--epochs", "1", "--out", str(out),
@@ -138,18 +137,14 @@ def test_stratified_folds_balance_classes() -> None:
 
 
 # --------------------------------------------------------------------------- the command's errors
-# Each runs `python -m bioseqnn.reproduce` in a real subprocess from a temporary folder.
+# Each runs `python scripts/reproduce.py` in a real subprocess from a temporary folder.
 
 
-def reproduce(*args: str | os.PathLike[str], cwd: Path, site: Path | None = None
+def reproduce(*args: str | os.PathLike[str], cwd: Path, script: Path = SCRIPT
               ) -> subprocess.CompletedProcess[str]:
-    """Run the command; ``site``: import bioseqnn from there (an installed package's layout)."""
-    env = dict(os.environ)
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "bioseqnn.reproduce", *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    """Run the command (``script``: the checkout's, or a copy elsewhere)."""
+    return subprocess.run([sys.executable, str(script), *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
 
 
 def one_error(proc: subprocess.CompletedProcess[str], code: int, message: str) -> None:
@@ -176,14 +171,12 @@ def peptides(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def installed(tmp_path: Path) -> Path:
-    """The layout of a plain `pip install .`: the package alone in a site folder, without
-    the checkout's example_data/ beside it."""
-    site = tmp_path / "site"
-    shutil.copytree(Path(bioseqnn.__file__).parent, site / "bioseqnn",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    assert not (site / "example_data").exists()
-    return site
+def copied(tmp_path: Path) -> Path:
+    """The script copied out of the checkout, without example_data/ beside it."""
+    (tmp_path / "tools" / "scripts").mkdir(parents=True)
+    shutil.copy(SCRIPT, tmp_path / "tools" / "scripts" / "reproduce.py")
+    assert not (tmp_path / "tools" / "example_data").exists()
+    return tmp_path / "tools" / "scripts" / "reproduce.py"
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -192,9 +185,9 @@ def installed(tmp_path: Path) -> Path:
     (["data", "--rows", "hemolytic_peptides,nope"],
      f"unknown row(s) nope; choose from {', '.join(ROWS)}"),
     (["data", "--epochs", "two"], "argument --epochs: invalid int value: 'two' "
-     "(see 'python -m bioseqnn.reproduce --help')"),
+     "(see 'python scripts/reproduce.py --help')"),
     (["data", "--limit", "0"], "--limit must be at least 1, not 0"),
-    ([], "the following arguments are required: data (see 'python -m bioseqnn.reproduce "
+    ([], "the following arguments are required: data (see 'python scripts/reproduce.py "
      "--help')"),
     (["data", "--configs", "nowhere"],
      "nowhere: no such folder (--configs: the folder of the <row>.yaml configs)"),
@@ -256,22 +249,22 @@ def test_debug_shows_the_traceback(peptides: Path) -> None:
     assert proc.stderr.endswith(f"reproduce: error: /nonexist: no such data folder; {LAYOUT}\n")
 
 
-def test_installed_package_without_configs_says_what_it_tried(peptides: Path,
-                                                              installed: Path) -> None:
+def test_a_copy_without_configs_says_what_it_tried(peptides: Path, copied: Path) -> None:
     work = peptides.parent
-    proc = reproduce("data", "--rows", "hemolytic_peptides", cwd=work, site=installed)
+    proc = reproduce("data", "--rows", "hemolytic_peptides", cwd=work, script=copied)
     one_error(proc, 2, (
-        f"no configs folder found (tried {installed.resolve()}/example_data/reproduce and "
+        f"no configs folder found (tried {copied.parent.parent.resolve()}/example_data/"
+        "reproduce and "
         f"{work.resolve()}/example_data/reproduce); run from the bioseqnn checkout or name the "
         "folder of the <row>.yaml configs with --configs DIR"))
 
 
-def test_installed_package_finds_the_configs_of_the_checkout_it_runs_from(
-        peptides: Path, installed: Path) -> None:
+def test_a_copy_finds_the_configs_of_the_checkout_it_runs_from(
+        peptides: Path, copied: Path) -> None:
     work = peptides.parent  # holds data/ and, as a checkout does, example_data/reproduce/
     shutil.copytree(EXAMPLES / "reproduce", work / "example_data" / "reproduce")
     proc = reproduce("data", "--rows", "hemolytic_peptides", "--epochs", "1", "--out", "r.json",
-                     "--quiet", cwd=work, site=installed)
+                     "--quiet", cwd=work, script=copied)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     entry = json.loads((work / "r.json").read_text())["rows"]["hemolytic_peptides"]
     assert entry["config"] == "example_data/reproduce/hemolytic_peptides.yaml"

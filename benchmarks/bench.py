@@ -1,8 +1,8 @@
 """Benchmarks of the real code paths, on the machine they run on.
 
-    python -m bioseqnn.bench            # full run, about 5 to 10 minutes on 2 cores
-    python -m bioseqnn.bench --quick    # about 2 minutes: fewer and smaller runs
-    python -m bioseqnn.bench --only train --only varlen
+    python benchmarks/bench.py            # full run, about 5 to 10 minutes on 2 cores
+    python benchmarks/bench.py --quick    # about 2 minutes: fewer and smaller runs
+    python benchmarks/bench.py --only train --only varlen
 
 Not part of the test suite: timings depend on the machine and on whatever else runs on
 it (the load average is printed). Every figure is the median of several timed runs after
@@ -56,14 +56,14 @@ from unittest import mock
 import numpy as np
 import torch
 
-from . import runtime  # noqa: F401  (flush-denormal before any torch work)
-from .alphabets import get_alphabet
-from .config import RunConfig, TrainConfig
-from .data import SequenceSet, batch_indices, read_encoded
-from .encoding import OneHot
-from .models import REGISTRY, ModelConfig, SequenceModel
-from .seqio import read_sequences
-from .tasks import TaskSpec
+from bioseqnn import runtime  # noqa: F401  (flush-denormal before any torch work)
+from bioseqnn.alphabets import get_alphabet
+from bioseqnn.config import RunConfig, TrainConfig
+from bioseqnn.data import SequenceSet, batch_indices, read_encoded
+from bioseqnn.encoding import OneHot
+from bioseqnn.models import REGISTRY, ModelConfig, SequenceModel
+from bioseqnn.seqio import read_sequences
+from bioseqnn.tasks import TaskSpec
 
 SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate", "series",
             "structure")
@@ -159,7 +159,7 @@ def fit_epoch_seconds(
     model: SequenceModel, data: SequenceSet, settings: Settings, batch_size: int = 64,
 ) -> float:
     """Median seconds per epoch of train.fit (after one warm-up epoch)."""
-    from .train import fit
+    from bioseqnn.train import fit
 
     cfg = TrainConfig(epochs=1 + settings.reps, batch_size=batch_size, val_fraction=0.0,
                       patience=0, seed=0, device="cpu", threads=settings.threads)
@@ -283,7 +283,7 @@ def bench_varlen(settings: Settings, tmp: Path) -> None:
 
 def _small_model(tmp: Path, hidden: int, length: int) -> Path:
     """Train a small LSTM model file (one epoch on random data) with the real API."""
-    from .api import train
+    from bioseqnn.api import train
 
     rng = np.random.default_rng(3)
     fasta = tmp / f"small{hidden}.fa"
@@ -301,8 +301,8 @@ def _small_model(tmp: Path, hidden: int, length: int) -> Path:
 
 
 def bench_predict(settings: Settings, tmp: Path) -> None:
-    from .bundle import load_bundle
-    from .predict import predict_rows
+    from bioseqnn.bundle import load_bundle
+    from bioseqnn.predict import predict_rows
 
     settings.out("\n## Prediction throughput (predict.predict_rows from FASTA, LSTM hidden "
                  "128, batch 256; sequences/s)")
@@ -373,7 +373,7 @@ def bench_startup(settings: Settings, tmp: Path) -> None:
 
 def _language_model(tmp: Path, arch: str) -> Path:
     """A small language model file (one epoch on random DNA), trained with the real API."""
-    from .api import train
+    from bioseqnn.api import train
 
     fasta = tmp / "lm.fa"
     write_fasta(fasta, np.full(128, 200), seed=5)
@@ -388,8 +388,8 @@ def _language_model(tmp: Path, arch: str) -> Path:
 
 
 def bench_generate(settings: Settings, tmp: Path) -> None:
-    from .bundle import load_bundle
-    from .lm import Sampling, sample
+    from bioseqnn.bundle import load_bundle
+    from bioseqnn.lm import Sampling, sample
 
     settings.out("\n## Generation (lm.sample, 64 samples at once, width 128; residues/s)")
     settings.out("| model | 200 residues | 1000 residues |")
@@ -419,7 +419,7 @@ def bench_structure(settings: Settings, tmp: Path) -> None:
         settings.out("\n## RNA folding: skipped (ViennaRNA is not installed: "
                      "pip install 'bioseqnn[structure]')")
         return
-    from .structure import StructureInput, fold_codes
+    from bioseqnn.structure import StructureInput, fold_codes
 
     cores = runtime.default_threads()
     settings.out(f"\n## RNA folding for --structure (ViennaRNA {RNA.__version__}; "
@@ -458,7 +458,7 @@ def write_series(path: Path, n: int, length: int, channels: int = 6, seed: int =
 
 def _series_model(tmp: Path) -> Path:
     """An LSTM (hidden 128) on 6-channel series, one epoch on random series."""
-    from .api import train
+    from bioseqnn.api import train
 
     table = tmp / "series_train.tsv"
     write_series(table, 128, 100, seed=3)
@@ -474,9 +474,9 @@ def _series_model(tmp: Path) -> Path:
 
 
 def bench_series(settings: Settings, tmp: Path) -> None:
-    from .bundle import load_bundle
-    from .data import read_inputs
-    from .predict import open_model_input, predict_rows
+    from bioseqnn.bundle import load_bundle
+    from bioseqnn.data import read_inputs
+    from bioseqnn.predict import open_model_input, predict_rows
 
     rows = 200_000 if settings.quick else 1_000_000
     settings.out(f"\n## Numeric series tables ({rows:,} rows of 6 channels, series of 500 "
@@ -550,7 +550,7 @@ def machine() -> str:
                           if f in words)
     gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
            else "none (CUDA not available; all figures are CPU)")
-    from .models import native
+    from bioseqnn.models import native
 
     return (f"{cpu} ({flags}); {runtime.default_threads()} cores available, "
             f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; "
@@ -560,7 +560,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bioseqnn.bench",
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer and smaller runs")
     parser.add_argument("--only", action="append", choices=SECTIONS,

@@ -1,9 +1,9 @@
 """Peak memory of ``bioseqnn predict`` and ``bioseqnn train`` on generated data.
 
-    python -m bioseqnn.bench_memory predict                      # 10^4 and 10^6 sequences
-    python -m bioseqnn.bench_memory predict --sizes 2000,50000
-    python -m bioseqnn.bench_memory train --mb 50,250            # FASTA sizes in MB
-    python -m bioseqnn.bench_memory long --long 300000,3000000  # one long record
+    python benchmarks/bench_memory.py predict                      # 10^4 and 10^6 sequences
+    python benchmarks/bench_memory.py predict --sizes 2000,50000
+    python benchmarks/bench_memory.py train --mb 50,250            # FASTA sizes in MB
+    python benchmarks/bench_memory.py long --long 300000,3000000  # one long record
 
 Every figure is the peak resident set size (``ru_maxrss``) of a real ``bioseqnn``
 subprocess, read with ``os.wait4``. Not part of the test suite (the sizes take minutes);
@@ -198,7 +198,7 @@ def bench_long(longs: list[int], tmp: Path, extra: list[str]) -> list[tuple[int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bioseqnn.bench_memory",
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench_memory.py",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("predict", "train", "long"))
     parser.add_argument("--sizes", default="10000,1000000",

@@ -1,8 +1,8 @@
 """Reproduce the accuracy table of the README on the published datasets.
 
-    python -m bioseqnn.reproduce ../shared/data                 # every row
-    python -m bioseqnn.reproduce ../shared/data --rows ncrna_families,ecoli_promoters
-    python -m bioseqnn.reproduce DATA --rows ncrna_families --epochs 1   # a pipeline check
+    python scripts/reproduce.py ../shared/data                 # every row
+    python scripts/reproduce.py ../shared/data --rows ncrna_families,ecoli_promoters
+    python scripts/reproduce.py DATA --rows ncrna_families --epochs 1   # a pipeline check
 
 Each row trains with a committed YAML config (example_data/reproduce/<row>.yaml: beside the
 package in a source checkout, else under the current directory, or --configs DIR), chooses
@@ -34,16 +34,16 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
-from .config import RunConfig, load_config
-from .errors import BioseqnnError, DataError, UsageError
-from .models.base import describe
-from .seqio import atomic_output, check_output_path, read_sequences, silence_stdout
+from bioseqnn.config import RunConfig, load_config
+from bioseqnn.errors import BioseqnnError, DataError, UsageError
+from bioseqnn.models.base import describe
+from bioseqnn.seqio import atomic_output, check_output_path, read_sequences, silence_stdout
 
 log = logging.getLogger("bioseqnn")
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "example_data" / "reproduce"
-"""The committed configs beside the package: there in a source checkout (and so for an
-editable install), absent from site-packages after a plain ``pip install .``."""
+"""The committed configs of the checkout this script is in (absent when the script was
+copied elsewhere)."""
 
 CWD_CONFIGS = Path("example_data") / "reproduce"
 """Where the configs are looked for next: under the current directory (the checkout's root)."""
@@ -195,9 +195,9 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
                targets: list[str] | None = None, task: str | None = None,
                mask: Path | None = None) -> tuple[dict[str, float], dict[str, Any]]:
     """Train on ``train`` (validation: ``val`` or the config's split), score ``test``."""
-    from .api import train as run_train
-    from .bundle import read_manifest
-    from .evaluate import evaluate
+    from bioseqnn.api import train as run_train
+    from bioseqnn.bundle import read_manifest
+    from bioseqnn.evaluate import evaluate
 
     model = ctx.work / f"{name}.bsnn"
     kwargs: dict[str, Any] = {}
@@ -404,7 +404,7 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
 
 
 def machine() -> str:
-    from .models import native
+    from bioseqnn.models import native
 
     threads = torch.get_num_threads()
     kernels = native.instruction_set() if native.available() else "off"
@@ -424,7 +424,7 @@ def markdown(results: dict[str, Any]) -> str:
         entry = results.get(row)
         published = PUBLISHED[row]
         if entry is None:
-            cmd = f"python -m bioseqnn.reproduce DATA --rows {row}"
+            cmd = f"python scripts/reproduce.py DATA --rows {row}"
             for p in published[:1]:
                 lines.append(f"| {row} | {p.metric} | not yet measured (`{cmd}`) | "
                              f"{fmt(p.value)} ({p.source}) | example_data/reproduce/{row}.yaml "
@@ -462,7 +462,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m bioseqnn.reproduce", description=__doc__.splitlines()[0],
+    p = _Parser(prog="python scripts/reproduce.py", description=__doc__.splitlines()[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", type=Path, help="folder holding the datasets (../shared/data)")
     p.add_argument("--rows", default=",".join(ROWS),
@@ -471,7 +471,7 @@ def parser() -> argparse.ArgumentParser:
                    help="results JSON; rows already there are kept unless rerun")
     p.add_argument("--configs", type=Path, default=None,
                    help="folder of the <row>.yaml configs (default: example_data/reproduce "
-                   "beside the package in a source checkout, else under the current directory)")
+                   "of the checkout this script is in, else under the current directory)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="keep the splits, models and epoch logs here (default: a temporary "
                    "folder)")
@@ -487,9 +487,9 @@ def parser() -> argparse.ArgumentParser:
 def default_configs() -> Path:
     """The configs folder when --configs is not given.
 
-    A source checkout (or an editable install) has it beside the package; after a plain
-    ``pip install .`` the package lives in site-packages without it, so the checkout the
-    command is run from (``example_data/reproduce`` under the current directory) is next.
+    The checkout this script is in has it; a copy of the script elsewhere has not, so the
+    checkout the command is run from (``example_data/reproduce`` under the current
+    directory) is next.
     """
     for candidate in (PACKAGE_CONFIGS, CWD_CONFIGS):
         if candidate.is_dir():
@@ -588,7 +588,7 @@ def run(argv: list[str]) -> int:
                 raise _in_row(row, exc) from exc
             log.info("row %s: %s (%.0f s)", row, json.dumps(results[row]["results"]),
                      results[row]["wall_seconds"])
-            doc = {"command": "python -m bioseqnn.reproduce " + " ".join(argv),
+            doc = {"command": "python scripts/reproduce.py " + " ".join(argv),
                    "rows": results}
             with atomic_output(args.out) as fh:
                 fh.write(json.dumps(doc, indent=2) + "\n")
