@@ -22,12 +22,14 @@ from .api import TrainOutcome, combine, generate, info, predict, train  # noqa: 
 from .bundle import Bundle, load_bundle  # noqa: E402
 from .config import RunConfig, TrainConfig, load_config  # noqa: E402
 from .errors import BioseqnnError, DataError, ModelFileError, UsageError  # noqa: E402
+from .intervals import GenomeOptions  # noqa: E402
 from .models import ModelConfig  # noqa: E402
 
 __all__ = [
     "BioseqnnError",
     "Bundle",
     "DataError",
+    "GenomeOptions",
     "ModelConfig",
     "ModelFileError",
     "RunConfig",
