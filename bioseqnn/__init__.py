@@ -24,6 +24,7 @@ from .config import RunConfig, TrainConfig, load_config  # noqa: E402
 from .errors import BioseqnnError, DataError, ModelFileError, UsageError  # noqa: E402
 from .intervals import GenomeOptions  # noqa: E402
 from .models import ModelConfig  # noqa: E402
+from .variant_effects import score_variants  # noqa: E402
 
 __all__ = [
     "BioseqnnError",
@@ -43,5 +44,6 @@ __all__ = [
     "load_bundle",
     "load_config",
     "predict",
+    "score_variants",
     "train",
 ]

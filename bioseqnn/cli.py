@@ -516,6 +516,72 @@ def predict(
     log.debug("predicted %d record(s)", stats.records)
 
 
+class OnMismatch(str, Enum):
+    error = "error"
+    skip = "skip"
+    warn = "warn"
+
+
+class VariantFormat(str, Enum):
+    tsv = "tsv"
+    vcf = "vcf"
+
+
+@app.command()
+def variants(
+    model: Annotated[str, typer.Argument(
+        help="Model file written by 'bioseqnn train' (DNA; one output per sequence).")],
+    vcf: Annotated[str, typer.Argument(
+        help="Variants: VCF or BCF, plain, bgzip or gzip ('-' for stdin).")] = "-",
+    genome: Annotated[str, typer.Option(
+        "--genome", metavar="FASTA", help="Reference genome the VCF is on (FASTA, plain or "
+        "bgzip, read through its .fai index, built on first use; needs bioseqnn[genome]).")]
+    = "",
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="One row per alternate allele: TSV ('.csv' for CSV, '.gz' "
+        "compresses; '-' stdout); or NAME.vcf / NAME.vcf.gz (bgzip): the VCF with the "
+        "scores as INFO fields.")] = "-",
+    window: Annotated[int | None, typer.Option(
+        "--window", min=1, show_default=False,
+        help="Bases per window, centred on the variant (default: the model's window).")]
+    = None,
+    on_edge: OnEdgeOpt = None,
+    on_mismatch: Annotated[OnMismatch, typer.Option(
+        "--on-mismatch", help="A REF that differs from the genome: stop with an error, skip "
+        "the record, or score it with a warning (both counted).")] = OnMismatch.error,
+    rc_average: Annotated[bool | None, typer.Option(
+        "--rc-average/--no-rc-average",
+        help="Score the mean over both strands (default: as the model was trained).")]
+    = None,
+    output_format: Annotated[VariantFormat | None, typer.Option(
+        "--format", show_default=False,
+        help="tsv or vcf (default: from the output's name; tsv for stdout).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = 256,
+    device: Device = None,
+    threads: Threads = 0,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Variant effects: each alternate allele's window predicted against the reference's.
+
+    Columns: chrom, pos, id, ref, alt, ref_<class>, alt_<class> (probabilities, or values
+    for regression) and diff_<class>: alt - ref, of the log-odds log(p/(1-p)) for classes.
+    """
+    _setup_logging(quiet, debug)
+    from .intervals import genome_options
+    from .variant_effects import score_variants
+
+    if not genome:
+        raise typer.BadParameter("the reference genome the VCF is on is required",
+                                 param_hint="--genome")
+    options = genome_options(genome, window=window, on_edge=on_edge and on_edge.value)
+    assert options is not None
+    score_variants(model, vcf, options, output,
+                   fmt=output_format.value if output_format else None,
+                   on_mismatch=on_mismatch.value, rc_average=rc_average,
+                   batch_size=batch_size, device=device, threads=threads)
+
+
 @app.command()
 def info(
     model: Annotated[str, typer.Argument(help="Model file.")],

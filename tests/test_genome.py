@@ -312,7 +312,8 @@ def test_genome_options_need_genome_and_the_extra(tmp_path: Path, cli, tiny: Pat
     assert r.code == 2 and "--window applies to genome intervals: give --genome" in r.err
     monkeypatch.setitem(sys.modules, "pysam", None)  # as if bioseqnn[genome] were missing
     for args in (["predict", "m.bsnn", "x.bed", "--genome", tiny],
-                 ["train", "--genome", tiny, "x.bed", "-t", "score"]):
+                 ["train", "--genome", tiny, "x.bed", "-t", "score"],
+                 ["variants", "m.bsnn", "x.vcf", "--genome", tiny]):
         r = cli(*args)
         assert r.code == 2
         assert r.err == ("bioseqnn: error: --genome and 'bioseqnn variants' need pysam: pip "
