@@ -457,3 +457,31 @@ def test_snakemake_scores_a_vcf_split_by_chromosome_and_gathers_it(
     assert gathered == whole.stdout.decode()  # one header, every row, in input order
     assert statistics.median(float(x["diff_1"]) for x in table(gathered)
                              if kinds(planted)[x["id"]] == "motif") < -3
+
+
+def test_readme_genome_example_runs_as_written(tmp_path: Path) -> None:
+    """The README's commands on the bundled example, run as a user would from the checkout."""
+    import shlex
+
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Genome intervals and variant effects", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in section.splitlines()  # not those on ref.fa
+                if line.startswith(("    python ", "    bioseqnn ")) and "planted" in line]
+    assert [c.split()[1] for c in commands] == ["example_data/genome/make_planted.py", "train",
+                                                "variants", "variants"]
+    (tmp_path / "example_data").symlink_to(EXAMPLES)
+    for command in commands:
+        args = shlex.split(command)
+        if args[0] == "python":
+            done = subprocess.run([sys.executable, *args[1:]], cwd=tmp_path,
+                                  capture_output=True, check=False)
+        else:
+            done = run_bioseqnn(*args[1:], "--threads", "1", cwd=tmp_path)
+        assert done.returncode == 0, (command, done.stderr.decode())
+    effects = table((tmp_path / "planted" / "effects.tsv").read_text())
+    kind = {r.id: r.info["KIND"] for r in pysam.VariantFile(
+        str(tmp_path / "planted" / "variants.vcf"))}
+    motif = [float(x["diff_1"]) for x in effects if kind[x["id"]] == "motif"]
+    assert len(effects) == 439 and statistics.median(motif) < -3
+    annotated = list(pysam.VariantFile(str(tmp_path / "planted" / "annotated.vcf.gz")))
+    assert len(annotated) == 439 and "BSNN_DIFF_1" in annotated[0].info
