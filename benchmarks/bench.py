@@ -30,7 +30,11 @@ a warm-up run. What is measured:
   10^5 series of 100 steps (10^4 with --quick);
 - structure: RNA folding for ``--structure`` (structure.fold_codes, ViennaRNA) in
   sequences per second at lengths 100 and 300, mfe and bpp, in this process and in a
-  pool of worker processes (one per core); skipped without ViennaRNA.
+  pool of worker processes (one per core); skipped without ViennaRNA;
+- variants: ``bioseqnn variants`` (a subprocess: start-up, reading, windows, batched
+  prediction, writing) on 10^4 and 10^5 variants (10^4 only with --quick; 90% SNVs, 10%
+  indels) on a random 2 x 5 Mb genome, a CNN in 1000- and 200-base windows: variants per
+  second and peak RSS, TSV and bgzip VCF out; skipped without pysam.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from bioseqnn.seqio import read_sequences
 from bioseqnn.tasks import TaskSpec
 
 SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate", "series",
-            "structure")
+            "structure", "variants")
 
 # Reference figures from the issue (2 cores, torch 2.13 CPU, float32, 2 threads, batch 64,
 # hidden 128, one layer; sequences per second of training steps).
@@ -523,10 +527,99 @@ def bench_series(settings: Settings, tmp: Path) -> None:
         big.unlink()
 
 
+def write_genome_and_vcf(tmp: Path, n: int, chrom_length: int = 5_000_000,
+                         seed: int = 0) -> tuple[Path, Path]:
+    """A random genome of two chromosomes and a sorted VCF of ``n`` variants on it (90%
+    SNVs, 5% deletions and 5% insertions of 1-10 bases; REF as in the genome)."""
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    fasta, vcf = tmp / "genome.fa", tmp / f"variants{n}.vcf"
+    seqs = {f"chr{i + 1}": letters[rng.integers(0, 4, chrom_length)].tobytes()
+            for i in range(2)}
+    if not fasta.exists():
+        with open(fasta, "wb") as fh:
+            for name, seq in seqs.items():
+                fh.write(b">" + name.encode() + b"\n")
+                fh.writelines(seq[i : i + 60] + b"\n" for i in range(0, len(seq), 60))
+    with open(vcf, "w") as fh:
+        fh.write("##fileformat=VCFv4.2\n" + "".join(
+            f"##contig=<ID={c},length={chrom_length}>\n" for c in seqs)
+            + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        for k, chrom in enumerate(seqs):
+            bases = seqs[chrom].decode()
+            count = n // 2 + (n % 2 if k == 0 else 0)
+            positions = np.sort(rng.choice(np.arange(1000, chrom_length - 1000), count,
+                                           replace=False))
+            kinds = rng.random(count)
+            sizes = rng.integers(1, 11, count)
+            rows = []
+            for p, kind, size in zip(positions.tolist(), kinds, sizes.tolist(), strict=True):
+                if kind < 0.9:
+                    ref = bases[p]
+                    alt = "ACGT"[("ACGT".index(ref) + 1 + int(kind * 30) % 3) % 4]
+                elif kind < 0.95:
+                    ref, alt = bases[p : p + 1 + size], bases[p]
+                else:
+                    ref, alt = bases[p], bases[p] + "".join(rng.choice(list("ACGT"), size))
+                rows.append(f"{chrom}\t{p + 1}\tv{p}\t{ref}\t{alt}\t.\tPASS\t.\n")
+            fh.writelines(rows)
+    return fasta, vcf
+
+
+def _window_model(tmp: Path, width: int) -> Path:
+    """A CNN (channels 32,32, kernels 9,5, pooling 4,1) trained one epoch on random
+    sequences of ``width`` bases, with the real API."""
+    from .api import train
+
+    rng = np.random.default_rng(7)
+    fasta = tmp / f"windows{width}.fa"
+    write_fasta(fasta, np.full(256, width), seed=7)
+    labels = tmp / f"windows{width}.csv"
+    labels.write_text("id,y\n" + "".join(f"seq{i},{'ab'[int(v)]}\n"
+                                         for i, v in enumerate(rng.integers(0, 2, 256))))
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.channels, cfg.model.kernel_sizes = "cnn", [32, 32], [9, 5]
+    cfg.model.dilations, cfg.model.pool_sizes = [1, 1], [4, 1]
+    cfg.training.epochs, cfg.training.device = 1, "cpu"
+    out = tmp / f"windows{width}.bsnn"
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
+        train(fasta, labels, out, cfg)
+    return out
+
+
+def bench_variants(settings: Settings, tmp: Path) -> None:
+    try:
+        import pysam  # noqa: F401
+    except ImportError:
+        settings.out("\n## Variant effects: skipped (pysam is not installed: "
+                     "pip install 'bioseqnn[genome]')")
+        return
+    settings.out("\n## Variant effects (`bioseqnn variants`, a subprocess: start-up, VCF "
+                 "reading, windows, batched prediction, writing; CNN channels 32,32, kernels "
+                 "9,5, pooling 4,1; batch 256)")
+    model = _window_model(tmp, 1000)
+    settings.out("| variants | window | output | variants/s | peak RSS MiB | seconds |")
+    settings.out("|---:|---:|---|---:|---:|---:|")
+    sizes = (10_000,) if settings.quick else (10_000, 100_000)
+    runs = [(n, width, suffix) for n in sizes for width in (1000, 200)
+            for suffix in ((".tsv", ".vcf.gz") if n == sizes[-1] and width == 1000
+                           else (".tsv",))]
+    for n, width, suffix in runs:
+        fasta, vcf = write_genome_and_vcf(tmp, n)
+        out = tmp / f"effects{suffix}"
+        wall, rss, code = _cli(["variants", str(model), str(vcf), "--genome", str(fasta),
+                                "--window", str(width), "-o", str(out), "--quiet",
+                                "--threads", str(settings.threads)])
+        status = "" if code == 0 else f" (exit {code})"
+        settings.out(f"| {n:,} | {width} | {suffix[1:]} | {n / wall:.0f}{status} | {rss} | "
+                     f"{wall:.1f} |")
+
+
 RUNNERS: dict[str, Callable[[Settings, Path], None]] = {
     "parse": bench_parse, "train": bench_train, "varlen": bench_varlen,
     "predict": bench_predict, "rss": bench_rss, "startup": bench_startup,
     "generate": bench_generate, "series": bench_series, "structure": bench_structure,
+    "variants": bench_variants,
 }
 
 

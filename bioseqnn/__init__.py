@@ -22,12 +22,15 @@ from .api import TrainOutcome, combine, generate, info, predict, train  # noqa: 
 from .bundle import Bundle, load_bundle  # noqa: E402
 from .config import RunConfig, TrainConfig, load_config  # noqa: E402
 from .errors import BioseqnnError, DataError, ModelFileError, UsageError  # noqa: E402
+from .intervals import GenomeOptions  # noqa: E402
 from .models import ModelConfig  # noqa: E402
+from .variant_effects import score_variants  # noqa: E402
 
 __all__ = [
     "BioseqnnError",
     "Bundle",
     "DataError",
+    "GenomeOptions",
     "ModelConfig",
     "ModelFileError",
     "RunConfig",
@@ -41,5 +44,6 @@ __all__ = [
     "load_bundle",
     "load_config",
     "predict",
+    "score_variants",
     "train",
 ]

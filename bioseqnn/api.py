@@ -35,6 +35,8 @@ from .data import (
 )
 from .digest import canonical_codes, conflicting_labels, record_digests
 from .errors import BioseqnnError, DataError, UsageError
+from .intervals import GenomeOptions, IntervalRecords, check_genome_training
+from .intervals import load_for_training as load_intervals_for_training
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
 from .models.base import (
@@ -66,6 +68,7 @@ from .predict import (
 from .runtime import configure_threads
 from .seqio import (
     STDIO,
+    Record,
     TableText,
     atomic_output,
     check_one_stdin,
@@ -178,6 +181,7 @@ def train(
     resume: bool = False,
     position_mask: str | os.PathLike[str] | None = None,
     series_columns: list[str] | None = None,
+    genome: GenomeOptions | None = None,
 ) -> TrainOutcome:
     """Train a model on sequences and labels and write the model file to ``output``.
 
@@ -191,6 +195,10 @@ def train(
     ``fasta`` may instead be a numeric series table (one row per time step: an id column,
     ``id_column`` as in the labels table, and channel columns, ``series_columns`` or every
     other column; see bioseqnn/series.py); ``val_fasta`` is then a series table too.
+
+    With ``genome``, ``fasta`` (and ``val_fasta``) are genome intervals (BED or a
+    chrom/start/end table) cut from its reference; labels come from ``labels`` joined by
+    interval id or from the intervals' own ``targets`` columns (bioseqnn/intervals.py).
     """
     cfg = config or RunConfig()
     validate(cfg)
@@ -211,8 +219,12 @@ def train(
     if lm:
         _check_lm_inputs(fasta, labels, sequence_column, position_mask, val_labels, tc)
         check_causal(cfg.model)  # before reading any data
-    elif (val_fasta is None) != (val_labels is None) and sequence_column is None:
+    elif (val_fasta is None) != (val_labels is None) and sequence_column is None \
+            and genome is None:
         raise UsageError("--val-fasta and --val-labels go together")
+    if genome is not None:
+        check_genome_training(genome, lm=lm, task=task, sequence_column=sequence_column,
+                              series_columns=series_columns, position_mask=position_mask)
     configure_threads(tc.threads)
     ranks, device_name = distributed.setup(tc.device)  # under torchrun: join the others
     # train names its device on every run, so auto falls back to the CPU without a warning
@@ -242,7 +254,7 @@ def train(
     if series_columns and (lm or per_position):
         raise UsageError("--series-columns applies to a numeric series table; a "
                          f"{'language model' if lm else 'per-position model'} reads sequences")
-    if fasta is not None and is_table(fasta):
+    if genome is None and fasta is not None and is_table(fasta):
         _check_series_inputs(fasta, labels, lm, per_position, sequence_column, tc, id_column)
     elif series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
         _refuse_series_columns(primary)
@@ -259,6 +271,12 @@ def train(
             explicit_val, _, _ = read_encoded(read_sequences(val_fasta),
                                               display_name(val_fasta), lm_alpha, on_invalid)
             explicit_val.positions = position_targets(explicit_val, lm_alpha)
+    elif genome is not None:
+        assert fasta is not None
+        spec, alpha, data, explicit_val = load_intervals_for_training(
+            genome, fasta, labels, val_fasta, val_labels, task=task, id_column=id_column,
+            targets=targets, alphabet=alphabet, on_invalid=on_invalid,
+            ignore_unmatched=ignore_unmatched, cv=tc.cv)
     elif labels is None:
         raise UsageError("a labels table is required (or --sequence-column; --task "
                          f"{LANGUAGE_MODEL} learns from sequences alone)")
@@ -449,6 +467,7 @@ def train(
             "val_records": len(val_set) if val_set is not None else 0,
             "val_fingerprint_sha256": val_set.fingerprint() if val_set is not None else "",
             "lengths": _lengths_summary(data),
+            **({"genome": genome.summary} if genome is not None else {}),
         },
         "metrics": _metrics(result) if n_members == 1 else {
             "monitor": result.monitor, "best": result.best, "final": result.final,
@@ -804,6 +823,7 @@ def predict(
     rc_average: bool | None = None,
     fmt: str = "tsv",
     id_column: str | None = None,
+    genome: GenomeOptions | None = None,
 ) -> PredictStats:
     """Predict every record of ``sequences`` and write one row per record to ``output``.
 
@@ -811,6 +831,8 @@ def predict(
     default the one the model was trained with), one row per series.
 
     ``rc_average`` (DNA/RNA) reports the mean of both strands; None: the model's default.
+    With ``genome``, ``sequences`` are genome intervals (BED or a chrom/start/end table),
+    cut from its reference in windows of the model's width unless it says otherwise.
     A per-position model writes one row per residue (``fmt='tsv'``: id, position, residue,
     predicted, prob_<class>...) or a FASTA of predicted labels (``fmt='fasta'``).
     """
@@ -823,6 +845,11 @@ def predict(
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
+    records: Iterable[Record] | None = None  # what is read in place of a FASTA
+    if genome is not None:
+        if bundle.series is not None:
+            raise UsageError("--genome: this model reads numeric series, not sequences")
+        records = IntervalRecords(genome, sequences, genome.width(bundle.manifest))
     if id_column is not None and bundle.series is None:
         raise UsageError("--id-column names the id column of a numeric series table; this "
                          "model reads sequences")
@@ -833,15 +860,15 @@ def predict(
             raise UsageError("a language model scores each sequence (one row per record); "
                              f"{'--rc-average' if rc_average else '--format ' + fmt} does not "
                              "apply")
-        scores = score_rows(bundle, read_sequences(sequences), source, batch_size, dev,
+        scores = score_rows(bundle, _or_fasta(records, sequences), source, batch_size, dev,
                             on_invalid, stats, max_tokens=max_tokens or None)
         _write_rows(output, score_columns(), scores)
         return stats
     if bundle.task.kind == "per-position":
         if rc_average:
             raise UsageError("--rc-average is not available for per-position models")
-        predictions = predict_positions(bundle, read_sequences(sequences), source, batch_size,
-                                        dev, on_invalid)
+        predictions = predict_positions(bundle, _or_fasta(records, sequences), source,
+                                        batch_size, dev, on_invalid)
         stats.records = write_positions(bundle, predictions, output, fmt)
         return stats
     if fmt != "tsv":
@@ -849,11 +876,18 @@ def predict(
                          "one row per sequence (a .csv output name gives CSV)")
     if rc_average and bundle.series is not None:
         raise UsageError("--rc-average is for DNA/RNA models; this model reads numeric series")
-    inputs = open_model_input(bundle, sequences, on_invalid, id_column)
+    inputs = records if records is not None else open_model_input(
+        bundle, sequences, on_invalid, id_column)
     rows = predict_rows(bundle, inputs, source, batch_size, dev, on_invalid,
                         stats, rc_average=rc_average, max_tokens=max_tokens or None)
     _write_rows(output, output_header(bundle), rows)
     return stats
+
+
+def _or_fasta(records: Iterable[Record] | None, sequences: str | os.PathLike[str]
+              ) -> Iterable[Record]:
+    """The records made elsewhere (genome intervals), else those of a FASTA/FASTQ."""
+    return records if records is not None else read_sequences(sequences)
 
 
 def _write_rows(output: str | os.PathLike[str], header: list[str],

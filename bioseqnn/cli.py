@@ -93,6 +93,26 @@ InvalidOpt = Annotated[OnInvalid, typer.Option(
     "the channel's mean.")]
 
 
+class OnEdge(str, Enum):
+    pad = "pad"
+    error = "error"
+
+
+GenomeRef = Annotated[str | None, typer.Option(
+    "--genome", metavar="FASTA", show_default=False,
+    help="Reference genome (FASTA, plain or bgzip, read through its .fai index, built on "
+    "first use): SEQUENCES are then intervals on it, a BED file or a table with chrom, "
+    "start and end columns (needs bioseqnn[genome]).")]
+Window = Annotated[int | None, typer.Option(
+    "--window", min=0, show_default=False,
+    help="--genome: centre each interval on this many bases (0: each interval's own "
+    "length; default: the model's window, in train the intervals' own lengths).")]
+OnEdgeOpt = Annotated[OnEdge | None, typer.Option(
+    "--on-edge", show_default=False,
+    help="--genome: a window that runs off a chromosome end is padded with N (pad, the "
+    "default) or an error.")]
+
+
 SeriesId = Annotated[str | None, typer.Option(
     "--id-column", show_default=False, help="Numeric series models: the id column of the "
     "series table (default: as in training).")]
@@ -355,6 +375,16 @@ def train(
         "the model and saves the K models as one ensemble file."
         + _default("training", "cv"))] = None,
     position_mask: PositionMask = None,
+    genome: GenomeRef = None,
+    window: Window = None,
+    on_edge: OnEdgeOpt = None,
+    holdout_chroms: Annotated[str | None, typer.Option(
+        metavar="CHR,CHR", show_default=False,
+        help="--genome: intervals on these chromosomes are the validation set.")] = None,
+    exclude_chroms: Annotated[str | None, typer.Option(
+        metavar="CHR,CHR", show_default=False,
+        help="--genome: leave intervals on these chromosomes out (to evaluate on later).")]
+    = None,
     log_file: Annotated[str | None, typer.Option(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
         "a name ending in .jsonl writes JSON lines.")] = None,
@@ -395,8 +425,12 @@ def train(
                      "structure": structure},
     })
     lm = task is Task.language_model
+    from .intervals import genome_options
+
+    intervals = genome_options(genome, window=window, on_edge=on_edge and on_edge.value,
+                               holdout_chroms=holdout_chroms, exclude_chroms=exclude_chroms)
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    if table is None and not lm:
+    if table is None and not lm and intervals is None:
         raise typer.BadParameter("a labels table is required (or --sequence-column; "
                                  "--task language-model learns from sequences alone)",
                                  param_hint="LABELS")
@@ -408,7 +442,7 @@ def train(
         alphabet=alphabet.value, on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
         val_fasta=val_fasta, val_labels=val_labels, log_path=log_file, reporter=reporter,
         resume=resume, position_mask=position_mask,
-        series_columns=parse_names(series_columns, "--series-columns"),
+        series_columns=parse_names(series_columns, "--series-columns"), genome=intervals,
     )
     best = outcome.result.best
     kind = outcome.manifest["task"]["kind"]
@@ -464,18 +498,90 @@ def predict(
     id_column: Annotated[str | None, typer.Option(
         show_default=False, help="Numeric series models: the id column of the series table "
         "(default: as in training).")] = None,
+    genome: GenomeRef = None,
+    window: Window = None,
+    on_edge: OnEdgeOpt = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Predict each sequence (or series): one row per record, in input order, id first."""
     _setup_logging(quiet, debug)
     from .api import predict as run_predict
+    from .intervals import genome_options
 
     stats = run_predict(model, sequences, output, batch_size=batch_size,
                         max_tokens=max_tokens, device=device,
                         threads=threads, on_invalid=on_invalid.value, rc_average=rc_average,
-                        fmt=output_format.value, id_column=id_column)
+                        fmt=output_format.value, id_column=id_column,
+                        genome=genome_options(genome, window=window,
+                                              on_edge=on_edge and on_edge.value))
     log.debug("predicted %d record(s)", stats.records)
+
+
+class OnMismatch(str, Enum):
+    error = "error"
+    skip = "skip"
+    warn = "warn"
+
+
+class VariantFormat(str, Enum):
+    tsv = "tsv"
+    vcf = "vcf"
+
+
+@app.command()
+def variants(
+    model: Annotated[str, typer.Argument(
+        help="Model file written by 'bioseqnn train' (DNA; one output per sequence).")],
+    vcf: Annotated[str, typer.Argument(
+        help="Variants: VCF or BCF, plain, bgzip or gzip ('-' for stdin).")] = "-",
+    genome: Annotated[str, typer.Option(
+        "--genome", metavar="FASTA", help="Reference genome the VCF is on (FASTA, plain or "
+        "bgzip, read through its .fai index, built on first use; needs bioseqnn[genome]).")]
+    = "",
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="One row per alternate allele: TSV ('.csv' for CSV, '.gz' "
+        "compresses; '-' stdout); or NAME.vcf / NAME.vcf.gz (bgzip): the VCF with the "
+        "scores as INFO fields.")] = "-",
+    window: Annotated[int | None, typer.Option(
+        "--window", min=1, show_default=False,
+        help="Bases per window, centred on the variant (default: the model's window).")]
+    = None,
+    on_edge: OnEdgeOpt = None,
+    on_mismatch: Annotated[OnMismatch, typer.Option(
+        "--on-mismatch", help="A REF that differs from the genome: stop with an error, skip "
+        "the record, or score it with a warning (both counted).")] = OnMismatch.error,
+    rc_average: Annotated[bool | None, typer.Option(
+        "--rc-average/--no-rc-average",
+        help="Score the mean over both strands (default: as the model was trained).")]
+    = None,
+    output_format: Annotated[VariantFormat | None, typer.Option(
+        "--format", show_default=False,
+        help="tsv or vcf (default: from the output's name; tsv for stdout).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = 256,
+    device: Device = None,
+    threads: Threads = 0,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Variant effects: each alternate allele's window predicted against the reference's.
+
+    Columns: chrom, pos, id, ref, alt, ref_<class>, alt_<class> (probabilities, or values
+    for regression) and diff_<class>: alt - ref, of the log-odds log(p/(1-p)) for classes.
+    """
+    _setup_logging(quiet, debug)
+    from .intervals import genome_options
+    from .variant_effects import score_variants
+
+    if not genome:
+        raise typer.BadParameter("the reference genome the VCF is on is required",
+                                 param_hint="--genome")
+    options = genome_options(genome, window=window, on_edge=on_edge and on_edge.value)
+    assert options is not None
+    score_variants(model, vcf, options, output,
+                   fmt=output_format.value if output_format else None,
+                   on_mismatch=on_mismatch.value, rc_average=rc_average,
+                   batch_size=batch_size, device=device, threads=threads)
 
 
 @app.command()
@@ -553,6 +659,12 @@ def evaluate(
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
     position_mask: PositionMask = None,
+    genome: GenomeRef = None,
+    window: Window = None,
+    on_edge: OnEdgeOpt = None,
+    chroms: Annotated[str | None, typer.Option(
+        metavar="CHR,CHR", show_default=False,
+        help="--genome: evaluate the intervals on these chromosomes only.")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -563,6 +675,7 @@ def evaluate(
     _setup_logging(quiet, debug)
     from .evaluate import evaluate as run_evaluate
     from .evaluate import metric_tables, write_json
+    from .intervals import genome_options
     from .plots import evaluation_plots, plot_dir
     from .seqio import check_output_path
 
@@ -573,7 +686,9 @@ def evaluate(
     ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
                       batch_size=batch_size, device=device, threads=threads,
                       on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
-                      position_mask=position_mask, targets=target or None)
+                      position_mask=position_mask, targets=target or None,
+                      genome=genome_options(genome, window=window,
+                                            on_edge=on_edge and on_edge.value, chroms=chroms))
     if not quiet:
         # a log file or pipe gets the tables at their natural width, not cut to 80 columns
         console = stderr if stderr.is_terminal else Console(stderr=True, highlight=False,
@@ -792,6 +907,8 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                           if isinstance(metrics.get("cv"), dict) else
                           f"training + {data.get('val_records')} validation records")),
         ("lengths", ", ".join(f"{k} {v}" for k, v in data.get("lengths", {}).items())),
+        *([("genome", _genome_row(data["genome"]))] if isinstance(data.get("genome"), dict)
+          else []),
         ("data sha256", str(data.get("fingerprint_sha256", ""))),
         ("created", f"{m.get('created', '')} on {m.get('device', '?')}"),
     ]
@@ -820,6 +937,18 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
                                    f"{metrics.get('epochs_run')}: {shown}"))
     return rows
+
+
+def _genome_row(g: dict[str, Any]) -> str:
+    """Where a model's intervals came from (train --genome)."""
+    window = f"windows of {g['window']} bases" if g.get("window") else "the intervals' lengths"
+    parts = [f"intervals on {g.get('reference')}, {window} (edges: {g.get('on_edge')})",
+             f"training chromosomes {', '.join(g.get('train_chroms') or []) or '-'}",
+             "validation chromosomes " + (", ".join(g.get("validation_chroms") or [])
+                                          or "mixed (a random split)")]
+    if g.get("excluded_chroms"):
+        parts.append(f"left out {', '.join(g['excluded_chroms'])}")
+    return "; ".join(parts)
 
 
 def _input_row(m: dict[str, Any]) -> tuple[str, str]:

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -461,9 +462,12 @@ def _duplicates(ids: list[str]) -> list[str]:
     return dups
 
 
-def _record_lines(fasta: str | os.PathLike[str] | None, wanted: set[str]) -> dict[str, list[int]]:
+def _record_lines(fasta: str | os.PathLike[str] | RecordSource | None, wanted: set[str]
+                  ) -> dict[str, list[int]]:
     """Header lines of the records named ``wanted`` (re-reads the file; not for stdin)."""
     found: dict[str, list[int]] = {}
+    if isinstance(fasta, RecordSource):
+        return fasta.record_lines(wanted)
     if fasta is None or str(fasta) == "-" or not wanted:
         return found
     with contextlib.suppress(BioseqnnError, OSError):
@@ -496,8 +500,25 @@ class LabeledData:
     """The labels table, for messages."""
 
 
+@runtime_checkable
+class RecordSource(Protocol):
+    """Records made by bioseqnn itself rather than read from a FASTA (genome intervals,
+    bioseqnn/intervals.py): iterable, with a name for messages and the lines of their
+    own file."""
+
+    name: str
+
+    def __iter__(self) -> Iterator[Record]: ...
+
+    def record_lines(self, ids: set[str]) -> dict[str, list[int]]: ...
+
+    def left_out(self) -> set[str]:
+        """Ids of records left out on purpose: labels for them are no mismatch."""
+        ...
+
+
 def load_labeled(
-    fasta: str | os.PathLike[str] | None,
+    fasta: str | os.PathLike[str] | RecordSource | None,
     src: LabelSource,
     alphabet: str | Alphabet | SeriesSpec | None,
     on_invalid: str = "error",
@@ -540,6 +561,11 @@ def load_labeled(
         data, alpha, _ = read_encoded(records, seq_source, alphabet, on_invalid, skipped)
     elif fasta is None:
         raise UsageError("a FASTA file is required unless --sequence-column is given")
+    elif isinstance(fasta, RecordSource):
+        if isinstance(alphabet, SeriesSpec):
+            raise UsageError("this model reads numeric series, not genome intervals")
+        seq_source = fasta.name
+        data, alpha, _ = read_encoded(fasta, seq_source, alphabet, on_invalid, skipped)
     else:
         seq_source = display_name(fasta)
         data, alpha, series_lines = read_inputs(fasta, alphabet, on_invalid, skipped, series)
@@ -550,7 +576,7 @@ def load_labeled(
     dup_seq = _duplicates(data.ids)
     dup_lab = _duplicates(label_ids)
     no_label = [x for x in data.ids if x not in row_of]
-    dropped = set(skipped)
+    dropped = set(skipped) | (fasta.left_out() if isinstance(fasta, RecordSource) else set())
     no_seq = [x for x in label_ids if x not in seq_set and x not in dropped]
     keep = [i for i, x in enumerate(data.ids) if x in row_of]
     empty = [data.ids[i] for i in keep

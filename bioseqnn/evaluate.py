@@ -20,6 +20,7 @@ from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_e
 from .digest import canonical_codes, record_digests, seen_in_training
 from .encoding import OneHot, check_fits
 from .errors import UsageError
+from .intervals import GenomeOptions, load_for_evaluation
 from .predict import infer, infer_scored, resolve_device
 from .runtime import configure_threads
 from .seqio import (
@@ -254,6 +255,7 @@ def evaluate(
     ignore_unmatched: bool = False,
     position_mask: str | os.PathLike[str] | None = None,
     targets: list[str] | None = None,
+    genome: GenomeOptions | None = None,
 ) -> Evaluation:
     """Predict every labelled sequence with the model file and compute all task metrics.
 
@@ -263,6 +265,8 @@ def evaluate(
     A per-position model reads per-residue labels (a FASTA or a column of label strings)
     and scores every position that ``position_mask`` (a 0/1 FASTA) keeps. A language
     model reads sequences alone (``labels`` None): perplexity, next-residue accuracy.
+    With ``genome``, ``sequences`` are genome intervals; their labels come from ``labels``
+    or, without a table, from their own columns named as the model's targets (``targets``).
     """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
@@ -277,7 +281,15 @@ def evaluate(
                              "and no labels, --sequence-column or --position-mask")
         assert sequences is not None
         return _evaluate_language_model(bundle, model, sequences, batch_size, dev, on_invalid)
-    if labels is None:
+    if genome is not None:
+        if task.kind in ("per-position", "language-model") or bundle.series is not None:
+            raise UsageError("--genome: only models with one output per sequence evaluate "
+                             "genome intervals")
+        if sequence_column is not None or position_mask is not None:
+            raise UsageError("--sequence-column and --position-mask do not apply to genome "
+                             "intervals")
+        genome.open()
+    elif labels is None:
         raise UsageError("a labels table is required (or --sequence-column)")
     if targets and len(targets) != len(task.targets):
         raise UsageError(f"--target: {len(targets)} column(s) for the model's "
@@ -287,17 +299,26 @@ def evaluate(
     hint = "" if targets else (" (the model's target; name the column that holds it with "
                                "--target)")
     if task.kind == "per-position":
+        assert labels is not None  # genome intervals were refused above
         return _evaluate_positions(bundle, model, sequences, labels, position_mask,
                                    id_column or "id",
                                    sequence_column, batch_size, dev, on_invalid,
                                    ignore_unmatched, columns, hint)
     if position_mask is not None:
         raise UsageError("--position-mask applies to per-position models")
-    src = LabelSource(labels, id_column or "id", columns, sequence_column, hint)
-    # --id-column names the series table's id column too, as in training
-    series = SeriesOptions(id_column) if id_column and bundle.series is not None else None
-    labeled, _ = load_labeled(sequences, src, bundle.input, on_invalid, ignore_unmatched,
-                              series)
+    if genome is not None:
+        assert sequences is not None
+        labeled = load_for_evaluation(
+            genome, bundle.manifest, sequences, labels, columns=columns,
+            id_column=id_column or "id", alphabet=bundle.alphabet, on_invalid=on_invalid,
+            ignore_unmatched=ignore_unmatched, missing_hint=hint)
+    else:
+        assert labels is not None
+        src = LabelSource(labels, id_column or "id", columns, sequence_column, hint)
+        # --id-column names the series table's id column too, as in training
+        series = SeriesOptions(id_column) if id_column and bundle.series is not None else None
+        labeled, _ = load_labeled(sequences, src, bundle.input, on_invalid, ignore_unmatched,
+                                  series)
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
     if bundle.series is None:
         check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])

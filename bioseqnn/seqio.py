@@ -1055,12 +1055,35 @@ def _is_special(target: Path) -> bool:
         return False
 
 
+class _KeepOpen:
+    """A binary sink whose close() only flushes (Bio.bgzf closes the handle it writes)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+
+    def write(self, data: bytes) -> int:
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.flush()
+
+
 @contextlib.contextmanager
-def _encoded(raw: IO[bytes], name: str, binary: bool) -> Iterator[IO[Any]]:
-    """Wrap a binary sink: gzip when ``name`` ends in .gz, UTF-8 text unless ``binary``."""
+def _encoded(raw: IO[bytes], name: str, binary: bool, bgzip: bool = False
+             ) -> Iterator[IO[Any]]:
+    """Wrap a binary sink: gzip when ``name`` ends in .gz (BGZF blocks with ``bgzip``,
+    which tabix and htslib can index), UTF-8 text unless ``binary``."""
     sink: IO[Any] = raw
-    gz = None
-    if name.endswith(".gz"):
+    gz: Any = None
+    if name.endswith(".gz") and bgzip:
+        from Bio import bgzf
+
+        gz = bgzf.BgzfWriter(fileobj=_KeepOpen(raw))
+        sink = gz
+    elif name.endswith(".gz"):
         gz = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
         sink = gz  # type: ignore[assignment]
     text = None
@@ -1077,10 +1100,12 @@ def _encoded(raw: IO[bytes], name: str, binary: bool) -> Iterator[IO[Any]]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], binary: bool = False) -> Iterator[IO[Any]]:
+def atomic_output(path: str | os.PathLike[str], binary: bool = False, bgzip: bool = False
+                  ) -> Iterator[IO[Any]]:
     """Yield a handle whose content appears at ``path`` only if the block succeeds.
 
-    '-' yields stdout (never closed). A name ending in .gz is gzip-compressed. A
+    '-' yields stdout (never closed). A name ending in .gz is gzip-compressed (in BGZF
+    blocks with ``bgzip``: binary output only, e.g. a VCF for tabix). A
     symbolic link is followed (the file it points to is replaced, the link kept); an
     existing output that is no regular file (/dev/null, a named pipe) is written directly.
     Failing writes (disk full, file too large) raise :class:`DataError` naming the output.
@@ -1098,7 +1123,7 @@ def atomic_output(path: str | os.PathLike[str], binary: bool = False) -> Iterato
     check_output_path(path)
     if _is_special(Path(path)):
         try:
-            with open(path, "wb") as raw, _encoded(raw, str(path), binary) as sink:
+            with open(path, "wb") as raw, _encoded(raw, str(path), binary, bgzip) as sink:
                 yield sink
         except OSError as exc:
             raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
@@ -1110,7 +1135,7 @@ def atomic_output(path: str | os.PathLike[str], binary: bool = False) -> Iterato
         raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as raw:
-            with _encoded(raw, target.name, binary) as sink:
+            with _encoded(raw, target.name, binary, bgzip) as sink:
                 yield sink
             os.fsync(raw.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
