@@ -569,7 +569,7 @@ def write_genome_and_vcf(tmp: Path, n: int, chrom_length: int = 5_000_000,
 def _window_model(tmp: Path, width: int) -> Path:
     """A CNN (channels 32,32, kernels 9,5, pooling 4,1) trained one epoch on random
     sequences of ``width`` bases, with the real API."""
-    from .api import train
+    from bioseqnn.api import train
 
     rng = np.random.default_rng(7)
     fasta = tmp / f"windows{width}.fa"
