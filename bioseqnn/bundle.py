@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,6 +44,7 @@ it (a single sequence model: 1), so older versions read what they can."""
 MAX_MEMBERS = 64
 MANIFEST_KEY = "bioseqnn"
 MAX_HEADER = 64 * 1024 * 1024
+"""The longest safetensors header (its JSON, the manifest included) read."""
 
 
 @dataclass
@@ -106,6 +107,8 @@ def save_bundle(
 
 
 MAX_TENSORS = 100_000
+MAX_PAYLOAD = 16 << 30
+"""Bytes of weights read from a pipe at most (a regular file's size is known)."""
 MAX_DEPTH = 32
 MAX_ITEMS = 100_000
 MAX_STRING = 100_000
@@ -127,19 +130,12 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _read_header(data: bytes, name: str) -> dict[str, Any]:
-    """The safetensors header, with every tensor entry checked against the file's size."""
-    if len(data) < 8:
-        raise ModelFileError(f"{name}: not a bioseqnn model file (too short)")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > MAX_HEADER or size < 2 or data[8:9] != b"{":
-        raise ModelFileError(f"{name}: not a bioseqnn model file (no safetensors header)")
-    if 8 + size > len(data):
-        raise ModelFileError(f"{name}: model file is truncated (header runs past the end)")
-    header = _json(data[8 : 8 + size], name, "header")
+def _check_header(raw: bytes, name: str, payload: int | None) -> dict[str, Any]:
+    """The safetensors header (``raw``: its JSON text), with every tensor entry checked
+    against the ``payload`` (bytes after the header; None: unknown, a pipe)."""
+    header = _json(raw, name, "header")
     if not isinstance(header, dict) or len(header) > MAX_TENSORS:
         raise ModelFileError(f"{name}: not a bioseqnn model file")
-    payload = len(data) - 8 - size
     for key, info in header.items():
         if key == "__metadata__":
             continue
@@ -150,11 +146,109 @@ def _read_header(data: bytes, name: str) -> dict[str, Any]:
                 and isinstance(shape, list) and len(shape) <= 8
                 and all(_is_int(d) and d >= 0 for d in shape)):
             raise ModelFileError(f"{name}: damaged tensor entry {shorten(key)!r}")
-        if offsets[1] > payload:
+        if offsets[1] > (MAX_PAYLOAD if payload is None else payload):
             raise ModelFileError(
                 f"{name}: model file is truncated (tensor {shorten(key)!r} incomplete)"
             )
     return header
+
+
+def _not_a_model(name: str, head: bytes) -> ModelFileError:
+    """The refusal of a file whose first bytes are no safetensors header; a sequence file
+    (arguments in the wrong order) is named as one."""
+    first = head.lstrip(b"\xef\xbb\xbf")[:1]
+    hint = ""
+    if first in (b">", b"@"):
+        hint = (f"; it starts like {'FASTA' if first == b'>' else 'FASTQ'}: is the order of "
+                "the arguments right? The model file comes first, then the sequences")
+    return ModelFileError(f"{name}: not a bioseqnn model file (no safetensors header){hint}")
+
+
+class _ModelFile:
+    """A model file opened for reading: its header and manifest are read and checked
+    first (a few bytes, then at most MAX_HEADER), the weights only when asked for.
+
+    A path that is no regular file or pipe (a directory, /dev/zero, a terminal) is
+    refused before anything is read, and nothing is read past what the header claims:
+    a multi-gigabyte FASTA given as the model costs its first 8 bytes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = name = str(path)
+        self.handle = _open_model(path)
+        try:
+            st = os.fstat(self.handle.fileno())
+            self.size = st.st_size if stat.S_ISREG(st.st_mode) else None
+            prefix = self.handle.read(8)
+            if len(prefix) < 8:
+                raise ModelFileError(f"{name}: not a bioseqnn model file (too short)")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER or length < 2:
+                raise _not_a_model(name, prefix)
+            if self.size is not None and 8 + length > self.size:
+                if self.handle.read(1) != b"{":
+                    raise _not_a_model(name, prefix)
+                raise ModelFileError(f"{name}: model file is truncated (header runs past "
+                                     "the end)")
+            raw = self.handle.read(length)
+            if raw[:1] != b"{":
+                raise _not_a_model(name, prefix)
+            if len(raw) < length:
+                raise ModelFileError(f"{name}: model file is truncated (header runs past "
+                                     "the end)")
+            self.prefix = prefix + raw
+            payload = None if self.size is None else self.size - 8 - length
+            self.header = _check_header(raw, name, payload)
+            meta = self.header.get("__metadata__") or {}
+            if not isinstance(meta, dict) or not isinstance(meta.get(MANIFEST_KEY), str):
+                raise ModelFileError(
+                    f"{name}: a safetensors file, but not a bioseqnn model (no manifest)")
+            self.manifest = validate_manifest(_json(meta[MANIFEST_KEY], name, "manifest"), name)
+        except BaseException:
+            self.handle.close()
+            raise
+
+    def __enter__(self) -> _ModelFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v["shape"]) for k, v in self.header.items() if k != "__metadata__"}
+
+    def contents(self) -> bytes:
+        """The whole file (header and weights), as safetensors reads it."""
+        if self.size is not None:
+            want = self.size - len(self.prefix)
+        else:  # a pipe: as far as the last tensor reaches
+            ends = [v["data_offsets"][1] for k, v in self.header.items() if k != "__metadata__"]
+            want = max(ends, default=0)
+        rest = self.handle.read(want)
+        if len(rest) < want:
+            raise ModelFileError(f"{self.name}: model file is truncated (the weights end early)")
+        return self.prefix + rest
+
+
+def _open_model(path: str | os.PathLike[str]) -> Any:
+    """Open a model path for reading bytes; what is not a file is refused unread."""
+    name = str(path)
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise ModelFileError(f"{name}: not a bioseqnn model file (a device or socket, "
+                                 "not a file)")
+        return open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:  # a missing input is a usage error, as for every input
+        raise UsageError(f"{name}: no such model file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a directory, not a model file") from None
+    except PermissionError:
+        raise ModelFileError(f"{name}: permission denied") from None
+    except OSError as exc:  # a loop of symbolic links, an I/O error
+        raise ModelFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
 
 
 def _expect(cond: bool, name: str, what: str) -> None:
@@ -339,24 +433,11 @@ def _check_model_config(model: Any, name: str, label: str) -> None:
         _expect(ok, name, f"{label}.{key} has an invalid value")
 
 
-def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
-    name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:  # a missing input is a usage error, as for every input
-        raise UsageError(f"{name}: no such model file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{name}: is a directory, not a model file") from None
-    except PermissionError:
-        raise ModelFileError(f"{name}: permission denied") from None
-    except OSError as exc:
-        raise ModelFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    header = _read_header(data, name)
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict) or not isinstance(meta.get(MANIFEST_KEY), str):
-        raise ModelFileError(f"{name}: a safetensors file, but not a bioseqnn model (no manifest)")
-    manifest = _json(meta[MANIFEST_KEY], name, "manifest")
-    return validate_manifest(manifest, name), data
+def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The validated manifest and the safetensors header of a model file (its weights are
+    not read)."""
+    with _ModelFile(path) as model_file:
+        return model_file.manifest, model_file.header
 
 
 def build_model(manifest: dict[str, Any]) -> Predictor:
@@ -377,18 +458,14 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     more than the weights the file really holds.
     """
     name = str(path)
-    manifest, data = read_manifest(path)
-    header = _read_header(data, name)
-    in_file = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
-    try:
-        with torch.device("meta"):
-            needed = {k: tuple(v.shape) for k, v in build_model(manifest).state_dict().items()}
-    except (RuntimeError, ValueError, TypeError, UsageError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelFileError(f"{name}: the manifest describes no valid model ({first})") from None
-    if needed != in_file:
-        diff = _shape_diff(needed, in_file)
-        raise ModelFileError(f"{name}: weights do not fit the manifest ({diff})")
+    with _ModelFile(path) as model_file:
+        manifest = model_file.manifest
+        needed = _needed_shapes(manifest, name)
+        in_file = model_file.shapes()
+        if needed != in_file:
+            diff = _shape_diff(needed, in_file)
+            raise ModelFileError(f"{name}: weights do not fit the manifest ({diff})")
+        data = model_file.contents()
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types
@@ -401,6 +478,17 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         raise ModelFileError(f"{name}: weights do not fit the manifest ({first})") from None
     model.to(device).eval()
     return Bundle(model, manifest)
+
+
+def _needed_shapes(manifest: dict[str, Any], name: str) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes the manifest's model has, found without memory ('meta')."""
+    try:
+        with torch.device("meta"):
+            needed = {k: tuple(v.shape) for k, v in build_model(manifest).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, UsageError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(f"{name}: the manifest describes no valid model ({first})") from None
+    return needed
 
 
 def _shape_diff(needed: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:

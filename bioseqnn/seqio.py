@@ -49,6 +49,8 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
             raise UsageError(f"{name}: is a directory, not a file") from None
         except PermissionError:
             raise DataError(f"{name}: permission denied") from None
+        except OSError as exc:  # a loop of symbolic links, an I/O error
+            raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == GZIP_MAGIC:
         return _Gunzip(raw)  # type: ignore[return-value]

@@ -94,6 +94,8 @@ class Case:
     files: dict[str, bytes] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
     marks: list[pytest.MarkDecorator] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)
+    """Symbolic links to make: name -> where it points."""
 
 
 PRED = ["predict", "{P}", "in.fa", "-o", "out.tsv"]
@@ -240,6 +242,20 @@ CASES = [
     Case("model-missing", ["predict", "nosuch.bsnn", "in.fa"], 2,
          ["nosuch.bsnn: no such model file"], {"in.fa": SIX}),
     Case("model-is-directory", ["info", "mdir"], 2, ["mdir: is a directory"], dirs=["mdir"]),
+    Case("model-is-a-device", ["info", "/dev/zero"], 1,
+         ["/dev/zero: not a bioseqnn model file (a device or socket, not a file)"]),
+    Case("model-and-sequences-swapped", ["predict", "in.fa", "{P}"], 1,
+         ["in.fa: not a bioseqnn model file (no safetensors header); it starts like FASTA: "
+          "is the order of the arguments right?"], {"in.fa": SIX}),
+    Case("model-is-a-symbolic-link-loop", ["predict", "loop1", "in.fa"], 1,
+         ["loop1: cannot read: Too many levels of symbolic links"], {"in.fa": SIX},
+         links={"loop1": "loop2", "loop2": "loop1"}),
+    Case("sequences-are-a-symbolic-link-loop", ["predict", "{P}", "loop1", "-o", "out.tsv"], 1,
+         ["loop1: cannot read: Too many levels of symbolic links"],
+         links={"loop1": "loop2", "loop2": "loop1"}),
+    Case("labels-are-a-symbolic-link-loop", [*TRAIN[:2], "loop1", *TRAIN[3:]], 1,
+         ["loop1: cannot read: Too many levels of symbolic links"], {"six.fa": SIX},
+         links={"loop1": "loop2", "loop2": "loop1"}),
     Case("evaluate-with-truncated-model", ["evaluate", "trunc.bsnn", "six.fa", "l.csv"], 1,
          ["trunc.bsnn: model file is truncated"], {"six.fa": SIX, "l.csv": SIX_LABELS}),
     Case("explain-with-invalid-symbol", ["explain", "{P}", "in.fa", "-o", "attr.tsv"], 1,
@@ -297,6 +313,8 @@ def _prepare(case: Case, tmp_path: Path, models: dict[str, str]) -> None:
         (tmp_path / name).mkdir()
     for name, data in case.files.items():
         (tmp_path / name).write_bytes(data)
+    for name, target in case.links.items():
+        (tmp_path / name).symlink_to(target)
     good = Path(models["P"]).read_bytes()
     if any("trunc.bsnn" in a for a in case.argv):
         (tmp_path / "trunc.bsnn").write_bytes(good[: len(good) * 2 // 3])
@@ -380,6 +398,25 @@ def test_output_file_too_large_leaves_nothing(models: dict[str, str], tmp_path: 
     assert p.stderr.decode().splitlines() == [
         f"bioseqnn: error: {out}: cannot write: File too large"]
     assert sorted(x.name for x in tmp_path.iterdir()) == ["in.fa"]
+
+
+def test_a_huge_file_in_the_models_place_is_refused_by_its_first_bytes(
+    models: dict[str, str], tmp_path: Path
+) -> None:
+    """Arguments swapped, with a FASTA larger than memory (64 GB, sparse): the model
+    path's first 8 bytes refuse it, the file is never read whole (that was a
+    MemoryError)."""
+    big = tmp_path / "big.fa"
+    with open(big, "wb") as fh:
+        fh.write(b">a\nACGT\n")
+        fh.truncate(64 << 30)
+    p = run_bioseqnn("predict", big, models["P"], "-o", tmp_path / "out.tsv", timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [
+        f"bioseqnn: error: {big}: not a bioseqnn model file (no safetensors header); it starts "
+        "like FASTA: is the order of the arguments right? The model file comes first, then "
+        "the sequences"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.fa"]
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,

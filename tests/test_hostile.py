@@ -279,3 +279,21 @@ def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_
     r = cli("predict", bad, good_model.with_suffix(".fa"))
     assert r.code == 1
     assert "weights do not fit the manifest" in r.err and "[32, 20]" in r.err
+
+
+def test_a_model_read_from_a_pipe(good_model: Path, tmp_path: Path) -> None:
+    """A pipe has no size: the header says how far the weights reach, and a pipe that
+    ends before is a truncated model file."""
+    from conftest import run_bioseqnn
+
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    whole = good_model.read_bytes()
+    piped = run_bioseqnn("predict", "/dev/stdin", fa, "--threads", "1", stdin=whole)
+    direct = run_bioseqnn("predict", good_model, fa, "--threads", "1")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == direct.stdout and len(piped.stdout.splitlines()) == 7
+    cut = run_bioseqnn("predict", "/dev/stdin", fa, stdin=whole[: len(whole) - 100])
+    assert cut.returncode == 1
+    assert cut.stderr.decode().splitlines() == [
+        "bioseqnn: error: /dev/stdin: model file is truncated (the weights end early)"]
