@@ -43,6 +43,7 @@ from .models.base import (
     count_parameters,
     describe,
     resolve_pooling,
+    too_large,
 )
 from .perposition import (
     check_keeps_positions,
@@ -301,6 +302,11 @@ def train(
         alpha, Alphabet) else None
 
     n_members = tc.ensemble
+    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs,
+                        per_position or lm)
+    if problem:  # validate() assumed an alphabet's channels and one output
+        raise UsageError(f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
+                         "outputs; lower those settings")
     members: list[SequenceModel] = []
     results: list[TrainResult] = []
     epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files

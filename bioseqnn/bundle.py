@@ -23,12 +23,15 @@ from . import __version__
 from .alphabets import ALPHABETS, Alphabet
 from .errors import ModelFileError, UsageError, shorten
 from .models.base import (
+    MAX_WEIGHTS,
     Ensemble,
     ModelConfig,
     Predictor,
     SequenceModel,
     config_dict,
+    model_size,
     resolve_pooling,
+    too_large,
 )
 from .seqio import write_bytes_atomic
 from .series import SeriesSpec
@@ -107,7 +110,7 @@ def save_bundle(
 
 
 MAX_TENSORS = 100_000
-MAX_PAYLOAD = 16 << 30
+MAX_PAYLOAD = 8 * MAX_WEIGHTS
 """Bytes of weights read from a pipe at most (a regular file's size is known)."""
 MAX_DEPTH = 32
 MAX_ITEMS = 100_000
@@ -204,6 +207,7 @@ class _ModelFile:
                 raise ModelFileError(
                     f"{name}: a safetensors file, but not a bioseqnn model (no manifest)")
             self.manifest = validate_manifest(_json(meta[MANIFEST_KEY], name, "manifest"), name)
+            self._check_weights()
         except BaseException:
             self.handle.close()
             raise
@@ -213,6 +217,18 @@ class _ModelFile:
 
     def __exit__(self, *exc: object) -> None:
         self.handle.close()
+
+    def _check_weights(self) -> None:
+        """The weights the manifest's model needs are no more than the file holds (a
+        cheap comparison before the exact one, which builds the model)."""
+        sizes = [model_size(c, *_size_args(self.manifest))
+                 for c in _member_configs(self.manifest)]
+        needed = sum(s.weights for s in sizes)
+        held = sum(math.prod(shape) for shape in self.shapes().values())
+        if needed > held:
+            raise ModelFileError(
+                f"{self.name}: weights do not fit the manifest (it describes a model of "
+                f"{needed:,} weights, the file holds {held:,})")
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v["shape"]) for k, v in self.header.items() if k != "__metadata__"}
@@ -388,7 +404,32 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         for i, config in enumerate(configs):
             _check_model_config(config, name, f"member_models[{i}]")
     _check_optional(m, name)
+    _check_size(m, name)
     return m
+
+
+def _member_configs(m: dict[str, Any]) -> list[ModelConfig]:
+    """Each member's architecture settings (one for a single model)."""
+    if "member_models" in m:
+        return [ModelConfig(**c) for c in m["member_models"]]
+    return [ModelConfig(**m["model"])] * m.get("ensemble", 1)
+
+
+def _size_args(m: dict[str, Any]) -> tuple[int, int, bool]:
+    """What sizes a manifest's model besides its settings: input channels, outputs, and
+    whether it has an output per position."""
+    return (model_input(m).size, TaskSpec.from_dict(m["task"]).n_outputs,
+            bool(m.get("per_position", False)))
+
+
+def _check_size(m: dict[str, Any], name: str) -> None:
+    """The model the manifest describes is within what bioseqnn builds (computed from
+    its settings, nothing built)."""
+    try:
+        problem = too_large(_member_configs(m), *_size_args(m))
+    except UsageError as exc:  # an unknown architecture or pooling
+        raise ModelFileError(f"{name}: invalid manifest: {exc}") from None
+    _expect(problem is None, name, str(problem))
 
 
 MAX_CHANNELS = 4096

@@ -12,9 +12,12 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
-from .models.base import POOLINGS, ModelConfig, setting
+from .models.base import POOLINGS, ModelConfig, setting, too_large
 
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
+NOMINAL_CHANNELS = 20
+"""Input channels assumed when settings are checked before the data is read (protein's:
+the largest alphabet)."""
 PRECISIONS = ("32", "bf16", "16-mixed")
 
 
@@ -204,6 +207,11 @@ def validate(cfg: RunConfig) -> None:
                 f"model.{key} has {len(getattr(m, key))} entries but model.channels has {n}: "
                 "give one value per convolution layer"
             )
+    # before anything is read or built; train checks again with the data's alphabet or
+    # channels and its outputs
+    problem = too_large([m] * t.ensemble, NOMINAL_CHANNELS, 1)
+    if problem:
+        raise UsageError(f"{problem}; lower those settings")
 
 
 def dump_yaml(cfg: RunConfig) -> str:

@@ -274,6 +274,14 @@ CASES = [
                "--val-fraction", "1.0", code=2),
     label_case("hidden-size-zero", SIX_LABELS, ["hidden-size must be at least 1"],
                "--hidden-size", "0", code=2),
+    label_case("hidden-size-beyond-what-is-built", SIX_LABELS,
+               ["the model (lstm, hidden-size 100000, layers 1) would hold 40,008,900,001 "
+                "weights, more than bioseqnn builds (4,294,967,296, 16 GiB as float32); lower "
+                "those settings"], "--hidden-size", "100000", code=2),
+    label_case("cnn-ensemble-beyond-what-is-built", SIX_LABELS,
+               ["the model (cnn, channels 9000,9000, kernel-sizes 9,5, dilations 1,1, "
+                "pool-sizes 3,1, 64 members) would hold"], "--arch", "cnn", "--channels",
+               "9000,9000", "--ensemble", "64", code=2),
     label_case("learning-rate-not-a-number", SIX_LABELS,
                ["Invalid value for '--lr'", "(see 'bioseqnn train --help')"],
                "--lr", "fast", code=2),
@@ -351,6 +359,31 @@ def test_bad_input_gives_one_clear_line(
     assert "Traceback" not in r.err
     assert r.code == case.code, r.err
     assert r.out == ""
+    assert _tree(tmp_path) == before, "an output or temporary file was left behind"
+
+
+# Inputs that made a command hang (minutes or forever), each run as a real process under
+# a time limit that only a hang exceeds: start-up (importing torch) is most of the time.
+HANGS = [
+    label_case("train-a-million-layers", SIX_LABELS,
+               ["the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, "
+                "more than bioseqnn builds (20,000); lower those settings"],
+               "--layers", "1000000", code=2),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in HANGS])
+def test_inputs_that_hung_are_refused_in_time(case: Case, models: dict[str, str],
+                                              tmp_path: Path) -> None:
+    _prepare(case, tmp_path, models)
+    before = _tree(tmp_path)
+    p = run_bioseqnn(*[a.format(**models) for a in case.argv], "--quiet", cwd=tmp_path,
+                     timeout=60)
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bioseqnn: error: "), lines
+    for fragment in case.expect:
+        assert fragment in lines[0]
+    assert p.returncode == case.code and p.stdout == b""
     assert _tree(tmp_path) == before, "an output or temporary file was left behind"
 
 

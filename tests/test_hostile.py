@@ -254,21 +254,51 @@ def test_damaged_headers_are_refused(cli, good_model: Path, tmp_path: Path, name
         assert message in lines[0]
 
 
+@pytest.mark.parametrize(("hidden", "message"), [
+    # terabytes: beyond what bioseqnn builds at all, refused from the settings alone
+    (1 << 20, "invalid manifest: the model (lstm, hidden-size 1048576, layers 1) would hold "
+              f"{4 * (1 << 20) * (20 + (1 << 20) + 2) + (1 << 20) + 1:,} weights, more than "
+              "bioseqnn builds (4,294,967,296, 16 GiB as float32)"),
+    # 17 MB: buildable, but more than the file holds (8 units: 969 weights)
+    (1024, "weights do not fit the manifest (it describes a model of "
+           f"{4 * 1024 * (20 + 1024 + 2) + 1024 + 1:,} weights, the file holds 969)"),
+])
 def test_a_manifest_cannot_make_predict_allocate_more_than_the_file_holds(
-    cli, good_model: Path, tmp_path: Path
+    cli, good_model: Path, tmp_path: Path, hidden: int, message: str
 ) -> None:
-    """hidden_size 2^20 would ask for terabytes; the shapes are compared first, on 'meta'."""
+    """The weights the manifest implies are counted from its settings and compared with
+    what bioseqnn builds and with the file's before anything is built or allocated."""
     bundle = load_bundle(good_model)
     manifest = json.loads(json.dumps(bundle.manifest))
-    manifest["model"]["hidden_size"] = 1 << 20
+    manifest["model"]["hidden_size"] = hidden
     bad = tmp_path / "big.bsnn"
     save_bundle(bad, bundle.model, manifest)
-    r = cli("predict", bad, good_model.with_suffix(".fa"))
-    assert r.code == 1
-    assert r.err.splitlines() == [
-        f"bioseqnn: error: {bad}: weights do not fit the manifest (tensor "
-        "'backbone.forward_layers.0.weight_ih_l0' has shape [32, 20], the manifest needs "
-        "[4194304, 20])"]
+    for argv in (["predict", bad, good_model.with_suffix(".fa")], ["info", bad]):
+        r = cli(*argv)
+        assert r.code == 1
+        assert r.err.splitlines() == [f"bioseqnn: error: {bad}: {message}"]
+
+
+def test_a_million_layer_manifest_is_refused_at_once(good_model: Path, tmp_path: Path) -> None:
+    """A 7 kB file whose manifest asks for a million layers (each inside its own range):
+    building them, even without memory ('meta'), took minutes and gigabytes."""
+    from conftest import run_bioseqnn
+
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["model"]["layers"] = 1_000_000
+    bad = tmp_path / "deep.bsnn"
+    write_exactly(bad, bundle.model, manifest)
+    assert bad.stat().st_size < 10_000
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    for argv in (["predict", bad, fa, "-o", tmp_path / "out.tsv"], ["info", bad]):
+        p = run_bioseqnn(*argv, timeout=60)  # a hang guard: it takes the start-up time
+        assert p.returncode == 1
+        assert p.stderr.decode().splitlines() == [
+            f"bioseqnn: error: {bad}: invalid manifest: the model (lstm, hidden-size 8, layers "
+            "1000000) would hold 4,000,002 tensors, more than bioseqnn builds (20,000)"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["deep.bsnn", "in.fa"]
 
 
 def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_path: Path

@@ -10,8 +10,16 @@ import dataclasses
 import torch
 from torch import nn
 
-from .base import CONV_FIELDS, Backbone, ModelConfig, get_architecture, length_mask, register
-from .conv import ConvStack
+from .base import (
+    CONV_FIELDS,
+    Backbone,
+    ModelConfig,
+    Size,
+    get_architecture,
+    length_mask,
+    register,
+)
+from .conv import ConvStack, conv_size
 
 
 class ConvLSTM(Backbone):
@@ -33,9 +41,16 @@ class ConvLSTM(Backbone):
         return self.lstm(self.drop(h), lengths)
 
 
+def _size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
+    conv, out = conv_size(config, in_channels)
+    lstm, dim = get_architecture("lstm").size(dataclasses.replace(config, bidirectional=True), out)
+    return conv + lstm, dim
+
+
 @register(
     "cnn-lstm", "max", uses=CONV_FIELDS + ("hidden_size", "layers"),
     summary="CNN then BiLSTM (DanQ): motifs plus their order; long DNA with regulatory grammar",
+    size=_size,
 )
 def _cnn_lstm(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvLSTM(config, in_channels)
