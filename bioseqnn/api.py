@@ -20,7 +20,7 @@ import torch
 from . import distributed
 from .alphabets import Alphabet
 from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
-from .checkpoint import prepare_checkpoint_dir
+from .checkpoint import checkpoint_path, prepare_checkpoint_dir
 from .config import RunConfig, TrainConfig, validate
 from .data import (
     LabelSource,
@@ -65,6 +65,7 @@ from .seqio import (
     STDIO,
     TableText,
     atomic_output,
+    check_not_an_input,
     check_one_stdin,
     check_output_path,
     display_name,
@@ -191,12 +192,18 @@ def train(
         raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
     check_one_stdin(SEQUENCES=fasta, LABELS=labels, **{"--val-fasta": val_fasta,
                     "--val-labels": val_labels, "--position-mask": position_mask})
-    check_output_path(output)
+    inputs = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
+              "--val-labels": val_labels, "--position-mask": position_mask}
+    check_output_path(output, inputs)
     log_file = Path(log_path) if log_path else default_log_path(output)
-    check_output_path(log_file)
+    check_output_path(log_file, inputs)
+    if os.path.realpath(log_file) == os.path.realpath(output):
+        raise UsageError(f"{log_file}: the metrics log and the model file (-o) are one file; "
+                         "give --log another name")
     tc = cfg.training
     if tc.checkpoint_dir:
         prepare_checkpoint_dir(tc.checkpoint_dir)
+        check_not_an_input(checkpoint_path(tc.checkpoint_dir), inputs)
     lm = task == LANGUAGE_MODEL
     if lm:
         _check_lm_inputs(fasta, labels, sequence_column, position_mask, val_labels, tc)
@@ -567,10 +574,9 @@ def combine(
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o ensemble.bsnn), not '-'")
     check_output_path(output)
+    for path in models:
+        check_not_an_input(output, {"one of the MODELS": path})
     resolved = [Path(m).resolve() for m in models]
-    if Path(output).resolve() in resolved:
-        raise UsageError(f"-o {output} is one of the model files to combine; write the "
-                         "ensemble to a new file")
     if len(set(resolved)) < len(resolved):
         log.warning("the same model file is given more than once: its members count that "
                     "many times in the mean")
@@ -655,7 +661,7 @@ def predict(
         raise UsageError("batch-size must be at least 1")
     if max_tokens < 0:
         raise UsageError("max-tokens must be >= 0 (0 = no cap)")
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
     configure_threads(threads)
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
@@ -728,7 +734,7 @@ def generate(
     if not id_prefix or any(c.isspace() for c in id_prefix) or id_prefix.startswith(">"):
         raise UsageError(f"--id-prefix {id_prefix!r}: record names need text without "
                          "spaces that does not start with '>'")
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model})
     configure_threads(threads)
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
@@ -763,7 +769,7 @@ def write_config(
             header += (" (an ensemble of different networks: this is its first member's; "
                        "'bioseqnn info' lists them all)")
         text = commented_yaml(cfg, header=header)
-    check_output_path(output)
+    check_output_path(output, {"--from": model})
     with atomic_output(output) as fh:
         fh.write(text)
     return text

@@ -345,7 +345,11 @@ def train(
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
     from .api import train as run_train
     from .config import RunConfig, apply_overrides, load_config, parse_int_list, parse_names
+    from .seqio import check_not_an_input
 
+    for written in (output, log_file):
+        if written is not None:
+            check_not_an_input(written, {"--config": config})
     cfg = load_config(config) if config else RunConfig()
     cfg = apply_overrides(cfg, {
         "model": {"arch": arch, "hidden_size": hidden_size, "layers": layers,
@@ -537,7 +541,8 @@ def evaluate(
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences, "LABELS": labels,
+                               "--position-mask": position_mask})
     if plots is not None:
         plot_dir(plots)
     ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
@@ -594,7 +599,7 @@ def explain(
     from .plots import plot_dir
     from .seqio import check_output_path
 
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
     if plot is not None:
         plot_dir(plot)
     result = run_explain(model, sequences, method=method.value, target=target,
@@ -691,11 +696,13 @@ def plot_history(
     """Learning curves (loss and a validation metric per epoch) from a training log."""
     _setup_logging(quiet, debug)
     from .plots import figure_format, learning_curves, read_history, require_matplotlib
+    from .seqio import check_not_an_input
 
     require_matplotlib()
     if output == "-":
         raise typer.BadParameter("a figure needs a file name", param_hint="--output")
     figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
+    check_not_an_input(output, {"LOG_FILE": log_file})
     history = read_history(log_file)
     name = "<stdin>" if log_file == "-" else os.path.basename(log_file)
     png = learning_curves(history, output, title or name, metric)

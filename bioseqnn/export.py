@@ -139,8 +139,9 @@ def export(
     if not tolerance > 0:
         raise UsageError("the parity tolerance must be a positive number")
     side = sidecar_path(output)
-    check_output_path(output)
-    check_output_path(side)
+    inputs = {"MODEL": model, "--check": check}
+    check_output_path(output, inputs)
+    check_output_path(side, inputs)
     if fmt == "onnx":
         _require_onnx()
     bundle = load_bundle(model, "cpu")

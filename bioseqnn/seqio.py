@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -1032,10 +1032,18 @@ def check_one_stdin(**inputs: str | os.PathLike[str] | None) -> None:
                          "both are")
 
 
-def check_output_path(path: str | os.PathLike[str]) -> None:
-    """Fail early (before hours of training) when an output cannot be created."""
+Inputs = Mapping[str, "str | os.PathLike[str] | None"]
+"""The inputs of a command that an output must not be: what each is (e.g. 'SEQUENCES',
+'--val-labels') -> its path (None: not given)."""
+
+
+def check_output_path(path: str | os.PathLike[str], inputs: Inputs | None = None) -> None:
+    """Fail early (before hours of training) when an output cannot be created, or when it
+    is one of the command's ``inputs`` (writing it would destroy that input)."""
     if str(path) == STDIO:
         return
+    if inputs:
+        check_not_an_input(path, inputs)
     if str(path).endswith(("/", os.sep)):
         raise UsageError(f"{path}: names a directory; give a file name (e.g. {path}out.tsv)")
     target = Path(path)
@@ -1047,6 +1055,33 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
         raise UsageError(f"{path}: cannot write: it is a directory")
     if not os.access(parent, os.W_OK) and not _is_special(target):
         raise UsageError(f"{path}: cannot write: directory {str(parent)!r} is not writable")
+
+
+def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
+    """Refuse an output that is one of ``inputs``: the same file (device and inode),
+    whatever the names, after following symbolic links; a hard link is the same file too.
+    Standard input and output, /dev/null and other outputs that are no regular file are
+    written directly and destroy nothing, so they are not compared."""
+    if str(output) == STDIO:
+        return
+    try:
+        out = os.stat(output)
+    except (OSError, ValueError):
+        return  # not there yet (or unreadable): no input can be it
+    if not stat.S_ISREG(out.st_mode):
+        return
+    for what, path in inputs.items():
+        if path is None:
+            continue
+        try:  # '-': whatever standard input reads, a file given with '<' say
+            found = os.fstat(0) if str(path) == STDIO else os.stat(path)
+        except (OSError, ValueError):
+            continue
+        if (found.st_dev, found.st_ino) == (out.st_dev, out.st_ino):
+            same = "" if os.path.abspath(path) == os.path.abspath(output) else \
+                f" {display_name(path)}, the same file"
+            raise UsageError(f"{output}: cannot write: it is an input ({what}{same}); writing "
+                             "it would destroy it: choose another output name")
 
 
 def _is_special(target: Path) -> bool:

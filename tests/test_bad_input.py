@@ -96,6 +96,9 @@ class Case:
     marks: list[pytest.MarkDecorator] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
     """Symbolic links to make: name -> where it points."""
+    hardlinks: dict[str, str] = field(default_factory=dict)
+    copies: dict[str, str] = field(default_factory=dict)
+    """Copies of the models fixture's files: name -> its key ('P', 'D')."""
 
 
 PRED = ["predict", "{P}", "in.fa", "-o", "out.tsv"]
@@ -303,6 +306,50 @@ CASES = [
          ["odir: cannot write: it is a directory"], {"in.fa": SIX}, dirs=["odir"]),
     label_case("train-output-to-stdout", SIX_LABELS, ["the model file needs a path"],
                "-o", "-", code=2),
+    # ---- an output that is one of the inputs (same device and inode, through links)
+    Case("predict-output-is-the-sequences", ["predict", "{P}", "in.fa", "-o", "in.fa"], 2,
+         ["in.fa: cannot write: it is an input (SEQUENCES); writing it would destroy it: "
+          "choose another output name"], {"in.fa": SIX}),
+    Case("predict-output-is-the-model", ["predict", "m.bsnn", "in.fa", "-o", "m.bsnn"], 2,
+         ["m.bsnn: cannot write: it is an input (MODEL)"], {"in.fa": SIX},
+         copies={"m.bsnn": "P"}),
+    Case("predict-output-links-to-the-sequences", ["predict", "{P}", "in.fa", "-o", "o.tsv"],
+         2, ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
+         {"in.fa": SIX}, links={"o.tsv": "in.fa"}),
+    Case("predict-output-is-a-hard-link-to-the-sequences",
+         ["predict", "{P}", "in.fa", "-o", "o.tsv"], 2,
+         ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
+         {"in.fa": SIX}, hardlinks={"o.tsv": "in.fa"}),
+    label_case("train-output-is-the-labels", SIX_LABELS,
+               ["l.csv: cannot write: it is an input (LABELS)"], "-o", "l.csv", code=2),
+    label_case("train-output-is-the-sequences-through-a-path", SIX_LABELS,
+               ["./six.fa: cannot write: it is an input (SEQUENCES); writing it would "
+                "destroy it"],
+               "-o", "./six.fa", code=2),
+    label_case("train-log-is-the-sequences", SIX_LABELS,
+               ["six.fa: cannot write: it is an input (SEQUENCES)"], "--log", "six.fa", code=2),
+    label_case("train-log-is-the-model-file", SIX_LABELS,
+               ["m.bsnn: the metrics log and the model file (-o) are one file"],
+               "--log", "m.bsnn", code=2),
+    Case("train-output-is-the-config", [*TRAIN[:4], "c.yaml", *TRAIN[5:], "--config", "c.yaml"],
+         2, ["c.yaml: cannot write: it is an input (--config)"],
+         {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": b"training:\n  epochs: 1\n"}),
+    Case("evaluate-output-is-the-labels",
+         ["evaluate", "{P}", "six.fa", "l.csv", "-o", "l.csv"], 2,
+         ["l.csv: cannot write: it is an input (LABELS)"],
+         {"six.fa": SIX, "l.csv": SIX_LABELS}),
+    Case("explain-output-is-the-sequences", ["explain", "{P}", "in.fa", "-o", "in.fa"], 2,
+         ["in.fa: cannot write: it is an input (SEQUENCES)"], {"in.fa": SIX}),
+    Case("export-output-is-the-check-set",
+         ["export", "{P}", "-o", "check.pt", "--check", "check.pt"], 2,
+         ["check.pt: cannot write: it is an input (--check)"], {"check.pt": SIX}),
+    Case("generate-output-is-the-model", ["generate", "m.bsnn", "-o", "m.bsnn"], 2,
+         ["m.bsnn: cannot write: it is an input (MODEL)"], copies={"m.bsnn": "P"}),
+    Case("config-output-is-the-model", ["config", "--from", "m.bsnn", "-o", "m.bsnn"], 2,
+         ["m.bsnn: cannot write: it is an input (--from)"], copies={"m.bsnn": "P"}),
+    Case("plot-history-output-is-the-log", ["plot-history", "h.png", "-o", "h.png"], 2,
+         ["h.png: cannot write: it is an input (LOG_FILE)"],
+         {"h.png": b"epoch\ttrain_loss\n1\t0.5\n"}, marks=[needs_mpl]),
     # ---- the training-log plot
     Case("plot-history-empty-log", ["plot-history", "m.log.tsv", "-o", "c.png"], 1,
          ["m.log.tsv: not a bioseqnn training log"], {"m.log.tsv": b""}, marks=[needs_mpl]),
@@ -323,6 +370,10 @@ def _prepare(case: Case, tmp_path: Path, models: dict[str, str]) -> None:
         (tmp_path / name).write_bytes(data)
     for name, target in case.links.items():
         (tmp_path / name).symlink_to(target)
+    for name, target in case.hardlinks.items():
+        os.link(tmp_path / target, tmp_path / name)
+    for name, key in case.copies.items():
+        (tmp_path / name).write_bytes(Path(models[key]).read_bytes())
     good = Path(models["P"]).read_bytes()
     if any("trunc.bsnn" in a for a in case.argv):
         (tmp_path / "trunc.bsnn").write_bytes(good[: len(good) * 2 // 3])
@@ -348,6 +399,7 @@ def test_bad_input_gives_one_clear_line(
     monkeypatch.chdir(tmp_path)
     _prepare(case, tmp_path, models)
     before = _tree(tmp_path)
+    contents = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     r = cli(*[a.format(**models) for a in case.argv], "--threads", "1", "--quiet") \
         if case.argv[0] in ("train", "predict", "evaluate", "explain") \
         else cli(*[a.format(**models) for a in case.argv], "--quiet")
@@ -360,6 +412,7 @@ def test_bad_input_gives_one_clear_line(
     assert r.code == case.code, r.err
     assert r.out == ""
     assert _tree(tmp_path) == before, "an output or temporary file was left behind"
+    assert {p: p.read_bytes() for p in contents} == contents, "an input was changed"
 
 
 # Inputs that made a command hang (minutes or forever), each run as a real process under

@@ -74,7 +74,7 @@ def test_too_many_threads_are_capped_with_a_warning(hemolytic_model: Path) -> No
      "is a file, not a directory"),
     (["predict", "{tmp}/nosuch.bsnn", "{fasta}"], "nosuch.bsnn: no such model file"),
     (["ensemble", "{model}", "{model}", "-o", "{model}"],
-     "is one of the model files to combine"),
+     "cannot write: it is an input (one of the MODELS); writing it would destroy it"),
 ])
 def test_usage_errors_stop_before_any_work(cli, hemolytic_model: Path, tmp_path: Path,
                                            args: list[str], message: str) -> None:
