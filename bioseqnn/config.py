@@ -130,11 +130,19 @@ def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> Run
     return cfg
 
 
+MAX_CONFIG = 1 << 20
+"""Bytes of a config file read at most (the full default config is about 5 kB)."""
+
+
 def load_config(path: str | Path) -> RunConfig:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG + 1)
+        if len(raw) > MAX_CONFIG:
+            raise UsageError(f"{path}: not a YAML config (longer than {MAX_CONFIG >> 20} MB)")
+        text = raw.decode("utf-8")
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read config: {exc.strerror}") from None
+        raise UsageError(f"{path}: cannot read config: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a YAML config (not UTF-8 text)") from None
     try:

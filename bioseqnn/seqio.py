@@ -379,21 +379,23 @@ def _open_input(path: str | os.PathLike[str], tables: bool, expect: str | None =
     binary = open_binary(path)
     try:
         chunks = _Chunks(binary, name, stream=not _regular_file(path))
-        # Whatever the line-based path would check at once (the first line) is checked
-        # by that path itself unless the first line is plainly a clean FASTA header.
-        while chunks.data.find(b"\n") < 0 and chunks.more(CHUNK):
-            pass
-        if tables:  # the first non-blank line decides
-            while not _content(chunks.data) and chunks.more(CHUNK):
-                pass
-            while _content(chunks.data).find(b"\n") < 0 and chunks.more(CHUNK):
-                pass
-            if _looks_like_table(chunks.data):
-                lines = chunks.fallback(0, 1)
-                first = _first_content_line(lines)
-                assert first is not None
-                return TableText(name, first.rstrip("\r\n"), lines)
-        end = chunks.data.find(b"\n")
+        # The first non-blank bytes decide what the input is, in time that does not grow
+        # with the input: a first line that starts no record is judged (a table, or an
+        # error) from its first SNIFF bytes, read by the line-based reader itself (the
+        # reference: the same line, line number and decoding errors). Whatever that
+        # reader would check at once is checked by it unless the first line is plainly
+        # a clean FASTA header.
+        content = _first_content(chunks)
+        if chunks.data[content : content + 1] not in (b"", b">", b"@"):
+            first, line = _sniff(chunks, content)
+            if first is not None and not first.startswith((">", "@")):
+                if tables and ("\t" in first or "," in first):
+                    lines = chunks.fallback(0, 1)
+                    first = _first_content_line(lines)
+                    assert first is not None
+                    return TableText(name, first.rstrip("\r\n"), lines)
+                raise not_records(first, line, name, expect)
+        end = _read_line(chunks, content)
         release = None if name == "<stdin>" else binary.close
         if chunks.data.startswith(b">") and end > 0 and chunks.fine_end() > end:
             return RecordStream(_fast_fasta(chunks, name), release)
@@ -404,14 +406,64 @@ def _open_input(path: str | os.PathLike[str], tables: bool, expect: str | None =
         raise
 
 
-def _content(data: bytes) -> bytes:
-    """``data`` from its first non-blank character (after a byte-order mark)."""
-    return data.lstrip(b"\xef\xbb\xbf").lstrip()
+SNIFF = 1 << 16
+"""Bytes of a first line that starts no record read to decide what the input is (a TAB
+or a comma: a table) and to name it in an error."""
+_BLANK = b" \t\r\n\x0b\x0c\x1c\x1d\x1e\x1f"
+"""The ASCII characters str.strip() removes."""
+_CONTENT = re.compile(b"[^" + re.escape(_BLANK) + b"]")
+BOM = b"\xef\xbb\xbf"
+
+
+def _first_content(chunks: _Chunks) -> int:
+    """Read until ``chunks.data`` holds a byte that is not blank (after a byte-order
+    mark); its offset, or ``len(data)`` when the input ends first. Each byte is looked at
+    once and the buffer grows geometrically: linear in the blanks before it."""
+    while len(chunks.data) < len(BOM) and chunks.more(CHUNK):
+        pass
+    scan = len(BOM) if chunks.data.startswith(BOM) else 0
+    while True:
+        found = _CONTENT.search(chunks.data, scan)
+        if found is not None:
+            return found.start()
+        scan = len(chunks.data)
+        if not chunks.more(max(CHUNK, scan)):
+            return len(chunks.data)
+
+
+def _sniff(chunks: _Chunks, content: int) -> tuple[str | None, int]:
+    """The first non-blank line (content at ``chunks.data[content]``), at most its first
+    SNIFF bytes, and its number, as the line-based reader reads them: the same
+    decoding errors; a NUL byte in it is an error too (a binary file, /dev/zero)."""
+    head = chunks.bounded(_read_line(chunks, content, SNIFF))
+    try:
+        first = _first_content_line(head)
+        line = head.line
+    finally:
+        head.close()
+    if first is not None and "\x00" in first:
+        raise DataError(f"{chunks.name}: line {line}: not text (a NUL byte); is this a "
+                        "binary file?")
+    return first, line
+
+
+def _read_line(chunks: _Chunks, start: int, limit: int | None = None) -> int:
+    """Read until the line holding ``chunks.data[start]`` ends, or ``limit`` bytes past
+    ``start``, or the input ends; the offset of its newline (-1: none read). Linear, as
+    :func:`_first_content`."""
+    scan = start
+    while True:
+        end = chunks.data.find(b"\n", scan)
+        if end >= 0 or (limit is not None and len(chunks.data) - start >= limit):
+            return end
+        scan = len(chunks.data)
+        if not chunks.more(max(CHUNK, scan)):
+            return -1
 
 
 def _looks_like_table(data: bytes) -> bool:
     """The first non-blank line holds a TAB or a comma and starts no FASTA/FASTQ record."""
-    line = _content(data).split(b"\n", 1)[0]
+    line = data.removeprefix(BOM).lstrip(_BLANK).split(b"\n", 1)[0]
     return bool(line) and not line.startswith((b">", b"@")) and (b"\t" in line or b"," in line)
 
 
@@ -434,6 +486,35 @@ def _read_by_lines(path: str | os.PathLike[str]) -> RecordStream:
     return RecordStream(_start_lines(_CheckedText(open_binary(path), name), name))
 
 
+def not_records(first: str, line: int, name: str, expect: str | None = None) -> DataError:
+    """The error for an input whose first line (``first``, on ``line``) starts no FASTA or
+    FASTQ record, with a hint at what it is. ``expect='series'``: a series table was
+    wanted."""
+    if "\x00" in first:  # as _sniff says it (the reference must agree)
+        return DataError(f"{name}: line {line}: not text (a NUL byte); is this a binary file?")
+    found = shorten(first.strip())
+    other = next((d for d in ";|" if d in first), None)
+    separated = (f" separated by {other!r}? Tables are read with commas (.csv) or "
+                 "tabs (.tsv)") if other else ""
+    if expect == "series":
+        hint = "; remove the comment line(s) at the top" \
+            if first.lstrip().startswith("#") else f"; is it{separated}" if other else ""
+        return DataError(
+            f"{name}: line {line}: expected the header of a series table (an id "
+            f"column and the channels, separated by TAB or ','), found {found!r}{hint}")
+    hint = ""
+    if first.startswith("LOCUS"):
+        hint = "; this looks like GenBank, which is not read: convert it to FASTA"
+    elif other:
+        hint = f"; is this a table{separated}"
+    elif first.lstrip().startswith(("{", "<", "#", "id,", "id\t")):
+        hint = "; is this a table or another format?"
+    return DataError(
+        f"{name}: line {line}: expected a FASTA header starting with '>' "
+        f"(or '@' for FASTQ), found {found!r}{hint}"
+    )
+
+
 def _start_lines(lines: _CheckedText, name: str, expect: str | None = None
                  ) -> Iterator[Record]:
     """The line-based reader from the first line on: checks the first line at once.
@@ -445,27 +526,7 @@ def _start_lines(lines: _CheckedText, name: str, expect: str | None = None
             what = "series" if expect == "series" else "sequence records"
             raise DataError(f"{name}: empty input, no {what}")
         if not first.startswith((">", "@")):
-            found = shorten(first.strip())
-            other = next((d for d in ";|" if d in first), None)
-            separated = (f" separated by {other!r}? Tables are read with commas (.csv) or "
-                         "tabs (.tsv)") if other else ""
-            if expect == "series":
-                hint = "; remove the comment line(s) at the top" \
-                    if first.lstrip().startswith("#") else f"; is it{separated}" if other else ""
-                raise DataError(
-                    f"{name}: line {lines.line}: expected the header of a series table (an id "
-                    f"column and the channels, separated by TAB or ','), found {found!r}{hint}")
-            hint = ""
-            if first.startswith("LOCUS"):
-                hint = "; this looks like GenBank, which is not read: convert it to FASTA"
-            elif other:
-                hint = f"; is this a table{separated}"
-            elif first.lstrip().startswith(("{", "<", "#", "id,", "id\t")):
-                hint = "; is this a table or another format?"
-            raise DataError(
-                f"{name}: line {lines.line}: expected a FASTA header starting with '>' "
-                f"(or '@' for FASTQ), found {found!r}{hint}"
-            )
+            raise not_records(first, lines.line, name, expect)
     except BaseException:
         lines.close()
         raise
@@ -560,6 +621,18 @@ class _Chunks:
             self.data = self.data[base:]
             self.starts = [s - base for s in self.starts[k:]]
         return pos - base, newlines
+
+    def bounded(self, end: int) -> _CheckedText:
+        """The line-based reader over the chunks read so far up to the one that holds
+        ``data[end]`` (all of them: ``end`` < 0), then the end of the input (or the error
+        met reading it, if that is where the input stopped)."""
+        k = bisect.bisect_right(self.starts, end) if end >= 0 else len(self.starts)
+        stop = self.starts[k] if k < len(self.starts) else len(self.data)
+        bounds = [*self.starts[:k], stop]
+        view = memoryview(self.data)
+        replay = [view[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        error = self.error if stop == len(self.data) else None
+        return _CheckedText(_Replay(replay, io.BytesIO(), error, self.name), self.name)
 
     def fallback(self, pos: int, line: int) -> _CheckedText:
         """The line-based reader, positioned so that its next line is ``data[pos:]``
@@ -942,6 +1015,28 @@ class Table:
         return self.lines[row_index] if self.lines else row_index + 2
 
 
+@contextlib.contextmanager
+def _open_table_text(path: str | os.PathLike[str]) -> Iterator[_CheckedText]:
+    """:func:`open_text` for a table, whose first non-blank line is checked first from
+    its first bytes (a binary file or /dev/zero is refused at once)."""
+    name = display_name(path)
+    binary = open_binary(path)
+    try:
+        chunks = _Chunks(binary, name, stream=not _regular_file(path))
+        content = _first_content(chunks)
+        if content < len(chunks.data):
+            _sniff(chunks, content)
+        lines = chunks.fallback(0, 1)
+    except BaseException:
+        if name != "<stdin>":
+            binary.close()
+        raise
+    try:
+        yield lines
+    finally:
+        lines.close()
+
+
 def pick_delimiter(name: str, header_line: str) -> str:
     """',' or TAB: from the name's suffix (.csv, .tsv, .tab), corrected by the header line."""
     lower = name.lower().removesuffix(".gz")
@@ -964,7 +1059,7 @@ def read_table(path: str | os.PathLike[str]) -> Table:
     """
     name = display_name(path)
     delim_name = {"\t": "TAB", ",": "','"}
-    with open_text(path) as lines:
+    with _open_table_text(path) as lines:
         first = _first_content_line(lines)
         if first is None:
             raise DataError(f"{name}: empty table, expected a header row")

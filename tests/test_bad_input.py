@@ -99,6 +99,9 @@ class Case:
     hardlinks: dict[str, str] = field(default_factory=dict)
     copies: dict[str, str] = field(default_factory=dict)
     """Copies of the models fixture's files: name -> its key ('P', 'D')."""
+    big: dict[str, tuple[bytes, bytes, int]] = field(default_factory=dict)
+    """Large files, made when the case runs: name -> (a start, then a piece, how many
+    times)."""
 
 
 PRED = ["predict", "{P}", "in.fa", "-o", "out.tsv"]
@@ -374,6 +377,8 @@ def _prepare(case: Case, tmp_path: Path, models: dict[str, str]) -> None:
         os.link(tmp_path / target, tmp_path / name)
     for name, key in case.copies.items():
         (tmp_path / name).write_bytes(Path(models[key]).read_bytes())
+    for name, (start, piece, times) in case.big.items():
+        (tmp_path / name).write_bytes(start + piece * times)
     good = Path(models["P"]).read_bytes()
     if any("trunc.bsnn" in a for a in case.argv):
         (tmp_path / "trunc.bsnn").write_bytes(good[: len(good) * 2 // 3])
@@ -422,6 +427,29 @@ HANGS = [
                ["the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, "
                 "more than bioseqnn builds (20,000); lower those settings"],
                "--layers", "1000000", code=2),
+    # a first line without a newline was searched again on every 8 kB read (145 s for
+    # 40 MB), and /dev/zero was read until memory ran out: the first bytes decide
+    Case("predict-a-40-MB-one-line-file", ["predict", "{P}", "one.txt", "-o", "out.tsv"], 1,
+         ["one.txt: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
+          "found 'ACGTACGTACGTACGTACGTACGTACGTACGTACGTA...'"],
+         big={"one.txt": (b"", b"ACGT", 10**7)}),
+    Case("train-on-a-40-MB-one-line-file", ["train", "one.txt", "l.csv", "-o", "m.bsnn"], 1,
+         ["one.txt: line 3: expected a FASTA header starting with '>'"], {"l.csv": SIX_LABELS},
+         big={"one.txt": (b"\n\n", b"KLVF", 10**7)}),
+    Case("predict-dev-zero", ["predict", "{P}", "/dev/zero", "-o", "out.tsv"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte); is this a binary file?"]),
+    Case("train-on-dev-zero", ["train", "/dev/zero", "l.csv", "-o", "m.bsnn"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte)"], {"l.csv": SIX_LABELS}),
+    Case("train-with-dev-zero-as-labels", ["train", "six.fa", "/dev/zero", "-o", "m.bsnn"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte)"], {"six.fa": SIX}),
+    Case("evaluate-with-dev-zero-as-labels", ["evaluate", "{P}", "six.fa", "/dev/zero"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte)"], {"six.fa": SIX}),
+    label_case("train-with-dev-zero-as-config", SIX_LABELS,
+               ["/dev/zero: not a YAML config (longer than 1 MB)"], "--config", "/dev/zero",
+               code=2),
+    Case("plot-history-of-dev-zero", ["plot-history", "/dev/zero", "-o", "c.png"], 1,
+         ["/dev/zero: cannot read the training log: this is a binary file"],
+         marks=[needs_mpl]),
 ]
 
 
