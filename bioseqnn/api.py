@@ -762,8 +762,9 @@ def write_config(
         text = commented_yaml(header=header)
     else:
         manifest, _ = read_manifest(model)
-        cfg = config_from_dict({"model": manifest["model"],
-                                "training": manifest.get("training") or {}})
+        known = {f.name for f in dataclasses.fields(TrainConfig)}  # not a newer version's
+        training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
+        cfg = config_from_dict({"model": manifest["model"], "training": training})
         header = f"the resolved config of {display_name(model)}"
         if "member_models" in manifest:  # one config trains one network per member
             header += (" (an ensemble of different networks: this is its first member's; "

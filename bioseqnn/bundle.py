@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import struct
+import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -121,7 +123,8 @@ def _json(text: str | bytes, name: str, what: str) -> Any:
     """Parse JSON from a model file; anything unreadable (or absurdly nested) is an error."""
     try:
         return json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, TypeError):
+    # ValueError: JSONDecodeError, or an integer of more digits than Python converts
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError):
         raise ModelFileError(f"{name}: not a bioseqnn model file (unreadable {what})") from None
 
 
@@ -284,9 +287,18 @@ def _check_plain(value: Any, name: str, depth: int = 0) -> None:
             _check_plain(item, name, depth + 1)
 
 
+def is_name(x: Any) -> bool:
+    """Text of 1 to 1000 characters without control characters: what is written as a
+    column name or a row's cell (a TAB or a newline would break the TSV)."""
+    return isinstance(x, str) and 0 < len(x) <= 1000 and not _CONTROL.search(x)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _short_names(values: Any, name: str, what: str, nonempty: bool = False) -> None:
-    _expect(isinstance(values, list) and all(isinstance(x, str) and 0 < len(x) <= 1000
-                                             for x in values), name, f"{what} must be names")
+    _expect(isinstance(values, list) and all(map(is_name, values)), name,
+            f"{what} must be names (1 to 1000 characters, no control characters)")
     _expect(len(set(values)) == len(values), name, f"{what} are not unique")
     _expect(not nonempty or len(values) > 0, name, f"{what} are missing")
 
@@ -311,35 +323,67 @@ def _check_optional(m: dict[str, Any], name: str) -> None:
         _expect(ok, name, f"{key} must be {_TYPE_NAMES[kind]}")
     for key, value in m.get("encoding", {}).items():
         _expect(isinstance(value, str), name, f"encoding.{key} must be text")
-    for key, value in m.get("training", {}).items():
-        _expect(value is None or isinstance(value, (str, int, float, list)), name,
-                f"training.{key} has an invalid value")
+    _check_training(m.get("training", {}), name)
     data = m.get("data", {})
     if "sources" in data:
         _expect(isinstance(data["sources"], list)
                 and all(isinstance(x, str) for x in data["sources"]), name, "data.sources")
     for key in ("records", "train_records", "val_records"):
         _expect(key not in data or _is_int(data[key]), name, f"data.{key} must be an integer")
-    _expect(isinstance(data.get("fingerprint_sha256", ""), str), name, "data.fingerprint_sha256")
+    for key in ("fingerprint_sha256", "val_fingerprint_sha256", "note"):
+        _expect(isinstance(data.get(key, ""), str), name, f"data.{key} must be text")
     lengths = data.get("lengths", {})
-    _expect(isinstance(lengths, dict) and all(map(_is_number, lengths.values())), name,
-            "data.lengths must hold numbers")
-    metrics = m.get("metrics", {})
+    _expect(isinstance(lengths, dict) and all(
+        _is_number(x) and math.isfinite(x) and x >= 0 for x in lengths.values()), name,
+        "data.lengths must hold numbers")
+    _check_metrics(m.get("metrics", {}), name, "metrics")
+    members = m.get("metrics", {}).get("members", [])
+    _expect(isinstance(members, list) and len(members) <= MAX_MEMBERS
+            and all(isinstance(x, dict) for x in members), name,
+            "metrics.members must list one mapping per member")
+    for i, member in enumerate(members):
+        _check_metrics(member, name, f"metrics.members[{i}]")
+        _expect(member.get("seed") is None or _is_int(member["seed"]), name,
+                f"metrics.members[{i}].seed must be an integer")
+        _expect(isinstance(member.get("source", ""), str), name,
+                f"metrics.members[{i}].source must be text")
+
+
+def _check_metrics(metrics: dict[str, Any], name: str, where: str) -> None:
     for key in ("best", "final"):
         record = metrics.get(key, {})
         _expect(isinstance(record, dict) and all(
             _is_number(v) or v is None or isinstance(v, str) for v in record.values()),
-            name, f"metrics.{key} must map names to numbers")
-    for key in ("best_epoch", "epochs_run"):
-        _expect(key not in metrics or _is_int(metrics[key]), name, f"metrics.{key}")
-    _expect(isinstance(metrics.get("stopped_early", False), bool), name, "metrics.stopped_early")
-    _expect(_is_number(metrics.get("seconds", 0)), name, "metrics.seconds")
+            name, f"{where}.{key} must map names to numbers")
+    for key in ("best_epoch", "epochs_run", "resumed_from"):
+        _expect(metrics.get(key) is None or _is_int(metrics[key]), name,
+                f"{where}.{key} must be an integer")
+    _expect(isinstance(metrics.get("monitor", ""), str), name, f"{where}.monitor must be text")
+    _expect(isinstance(metrics.get("stopped_early", False), bool), name,
+            f"{where}.stopped_early must be true or false")
+    _expect(_is_number(metrics.get("seconds", 0)), name, f"{where}.seconds must be a number")
+
+
+def _check_training(training: dict[str, Any], name: str) -> None:
+    """The training settings the file records: each known one of its type (a key of a
+    newer version is left alone); read by predict (rc_average) and 'config --from'."""
+    from .config import TrainConfig, check_value
+
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in training.items():
+        if key not in hints:
+            continue
+        try:
+            check_value(f"training.{key}", value, hints[key])
+        except UsageError:
+            raise ModelFileError(f"{name}: invalid manifest: training.{key} has an invalid "
+                                 "value") from None
 
 
 def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) -> None:
     _expect(set(task) <= {f.name for f in fields(TaskSpec)}, name, "unknown task fields")
     kind = task.get("kind")
-    _expect(kind in TASKS, name, "unknown task kind")
+    _expect(isinstance(kind, str) and kind in TASKS, name, "unknown task kind")
     targets, classes = task.get("targets") or [], task.get("classes", [])
     _short_names(targets, name, "task.targets", nonempty=True)
     _short_names(classes, name, "task.classes")
@@ -367,7 +411,9 @@ def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) ->
 
 
 def validate_manifest(m: Any, name: str) -> dict[str, Any]:
-    """Check types and sizes of every manifest field used before anything uses it."""
+    """Check types and sizes of every manifest field before anything uses it: each one's
+    type first (tests/test_fuzz_model_file.py tries every field with values of every
+    type, inside and beyond its range)."""
     _expect(isinstance(m, dict), name, "not a mapping")
     _check_plain(m, name)
     _expect(m.get("format") == FORMAT, name, "not a bioseqnn model")
@@ -389,7 +435,10 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         _expect(version >= 3, name, "numeric series input needs format_version 3")
         _expect("alphabet" not in m, name, "a series model has no alphabet")
     else:
-        _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
+        alphabet = m.get("alphabet")
+        _expect(isinstance(alphabet, str) and alphabet in ALPHABETS, name, "unknown alphabet")
+    _expect(isinstance(m.get("per_position", False), bool), name,
+            "per_position must be true or false")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
     _check_task(task, name, m.get("per_position", False))
@@ -404,6 +453,9 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         for i, config in enumerate(configs):
             _check_model_config(config, name, f"member_models[{i}]")
     _check_optional(m, name)
+    rc_average = m.get("training", {}).get("rc_average", False)
+    _expect(not rc_average or m.get("alphabet") in ("dna", "rna"), name,
+            "training.rc_average is for DNA/RNA models")
     _check_size(m, name)
     return m
 
@@ -472,6 +524,12 @@ def _check_model_config(model: Any, name: str, label: str) -> None:
         else:
             ok = isinstance(value, str) and len(value) < 100
         _expect(ok, name, f"{label}.{key} has an invalid value")
+    from .config import validate_model
+
+    try:  # the ranges training checks (a setting of 0 heads would divide by zero)
+        validate_model(ModelConfig(**model))
+    except UsageError as exc:
+        raise ModelFileError(f"{name}: invalid manifest: {label}: {exc}") from None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -159,17 +159,36 @@ def _edit(m: dict[str, Any], path: str, value: Any) -> None:
 
 
 _DELETE = object()
+NAMES = "names (1 to 1000 characters, no control characters)"
 MANIFEST_EDITS = [
     ("format_version", "1", "format_version is not an integer"),
     ("format_version", 0, "format_version 0"),
     ("format", "something-else", "not a bioseqnn model"),
     ("alphabet", "klingon", "unknown alphabet"),
+    # a value of another type than the field's (these were "unexpected TypeError")
+    ("alphabet", ["protein"], "unknown alphabet"),
+    ("task.kind", {"binary": 1}, "unknown task kind"),
+    ("per_position", "no", "per_position must be true or false"),
+    ("training.rc_average", "yes", "training.rc_average has an invalid value"),
+    ("training.lr", [0.1], "training.lr has an invalid value"),
+    ("training.rc_average", True, "training.rc_average is for DNA/RNA models"),
+    ("metrics.members", [1, 2], "metrics.members must list one mapping per member"),
+    ("metrics.members", [{"seed": "x"}], "metrics.members[0].seed must be an integer"),
+    ("metrics.monitor", 3, "metrics.monitor must be text"),
+    ("data.lengths", {"max": float("inf")}, "data.lengths must hold numbers"),
+    ("data.note", ["x"], "data.note must be text"),
+    ("model.heads", 0, "model: d-model, heads and ff-size must be at least 1"),
+    ("model.kernel_sizes", [9], "model: model.kernel_sizes has 1 entries but model.channels "
+                                "has 2: give one value per convolution layer"),
     ("task", _DELETE, "task is missing"),
     ("task.kind", "ranking", "unknown task kind"),
-    ("task.classes", "01", "task.classes must be names"),
+    ("task.classes", "01", f"task.classes must be {NAMES}"),
     ("task.classes", ["only"], "a binary task needs exactly two classes"),
     ("task.classes", ["a", "a"], "task.classes are not unique"),
-    ("task.classes", ["x" * 5000, "b"], "task.classes must be names"),
+    ("task.classes", ["x" * 5000, "b"], f"task.classes must be {NAMES}"),
+    # control characters in names would break the TSV rows (a TAB) or the terminal
+    ("task.classes", ["a\tb", "c"], f"task.classes must be {NAMES}"),
+    ("task.targets", ["y\x1b[2J"], f"task.targets must be {NAMES}"),
     ("task.targets", [], "task.targets are missing"),
     ("task.class_weights", [1.0, "heavy"], "task.class_weights must hold finite numbers"),
     ("task.class_weights", [1.0, 2.0, 3.0], "task.class_weights length"),
@@ -241,6 +260,9 @@ def _first_tensor(h: dict[str, Any]) -> dict[str, Any]:
         m, lambda h: h["__metadata__"].update(bioseqnn=5)), "no manifest"),
     ("manifest-not-json", lambda m: _with_header(
         m, lambda h: h["__metadata__"].update(bioseqnn="{not json")), "unreadable manifest"),
+    ("manifest-number-of-5000-digits", lambda m: _with_header(
+        m, lambda h: h["__metadata__"].update(bioseqnn='{"seed": ' + "9" * 5000 + "}")),
+     "unreadable manifest"),
 ])
 def test_damaged_headers_are_refused(cli, good_model: Path, tmp_path: Path, name: str,
                                      make: Any, message: str) -> None:
