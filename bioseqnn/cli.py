@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .errors import BioseqnnError
@@ -468,7 +470,7 @@ def info(
     if as_json:
         print(json.dumps(manifest, indent=2, sort_keys=False))
         return
-    rows = _info_rows(manifest)
+    rows = [(key, shown(value)) for key, value in _info_rows(manifest)]
     if sys.stdout.isatty():
         Console(highlight=False).print(_info_table(rows))
     else:  # for pipes and files: one unwrapped, unpadded line per field
@@ -730,12 +732,29 @@ def _info_table(rows: list[tuple[str, str]]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, Text(value))  # Text: brackets in a value are no markup
     return table
+
+
+SHOWN = 300
+"""Characters of one manifest value that the table of 'info' shows (--json shows all)."""
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+"""Control characters (a terminal obeys them: escape codes clear the screen or set the
+window title), and the invisible and direction-changing ones that disguise text."""
+
+
+def shown(text: str, limit: int = SHOWN) -> str:
+    """A value from a model file as a table may show it: unsafe characters escaped
+    (ESC as \\x1b), and cut to ``limit`` characters, saying how many more there are."""
+    text = _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit:,} more characters; --json shows all)"
+    return text
 
 
 def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     """What 'info' shows: (field, text) pairs."""
+    from .bundle import MAX_MEMBERS
     from .models import describe
 
     task, model, data, metrics = m["task"], m["model"], m.get("data", {}), m.get("metrics", {})
@@ -774,7 +793,7 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         seeds = [x.get("seed") for x in members if isinstance(x, dict)]
         rows.append(("ensemble", f"{m['ensemble']} members, seeds "
                                  f"{', '.join(map(str, seeds))}" + (f": {shown}" if shown else "")))
-        for i, member in enumerate(x for x in members if isinstance(x, dict)):
+        for i, member in enumerate(x for x in members[:MAX_MEMBERS] if isinstance(x, dict)):
             network = f" ({member_archs[i]})" if i < len(member_archs) else ""
             rows.append((f"member {i + 1}", f"best epoch {member.get('best_epoch')} of "
                                             f"{member.get('epochs_run')}{network}"))

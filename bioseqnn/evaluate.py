@@ -306,13 +306,15 @@ def ordered_metrics(ev: Evaluation) -> list[tuple[str, float]]:
 
 def metric_tables(ev: Evaluation) -> list[Any]:
     """Rich tables for a terminal: the summary, then per class (or target), then confusion."""
+    from rich.markup import escape
     from rich.table import Table
 
     def num(v: float | None) -> str:
         return "n/a" if v is None or not math.isfinite(v) else f"{v:.4f}"
 
     tables = []
-    summary = Table(title=f"{ev.task.kind} - {ev.dataset} ({ev.records} records)",
+    # names (a file's, a class's) are escaped: brackets in them are no markup
+    summary = Table(title=escape(f"{ev.task.kind} - {ev.dataset} ({ev.records} records)"),
                     title_justify="left", show_header=True)
     summary.add_column("metric")
     summary.add_column("value", justify="right")
@@ -329,7 +331,7 @@ def metric_tables(ev: Evaluation) -> list[Any]:
         for key in keys:
             per.add_column(key, justify="right")
         for name, row in ev.per_class.items():
-            per.add_row(name, *[str(row[k]) if k == "support" else num(row.get(k))
+            per.add_row(escape(name), *[str(row[k]) if k == "support" else num(row.get(k))
                                 for k in keys])
         tables.append(per)
     if ev.per_target and len(ev.per_target) > 1:
@@ -339,16 +341,16 @@ def metric_tables(ev: Evaluation) -> list[Any]:
         for key in keys:
             per.add_column(key, justify="right")
         for name, row in ev.per_target.items():
-            per.add_row(name, *[num(row[k]) for k in keys])
+            per.add_row(escape(name), *[num(row[k]) for k in keys])
         tables.append(per)
     if ev.confusion is not None and len(ev.task.classes) <= 20:
         cm = Table(title="confusion matrix (rows: true class, columns: predicted)",
                    title_justify="left")
         cm.add_column("true \\ predicted")
         for name in ev.task.classes:
-            cm.add_column(name, justify="right")
+            cm.add_column(escape(name), justify="right")
         for name, row in zip(ev.task.classes, ev.confusion, strict=True):
-            cm.add_row(name, *[str(int(v)) for v in row])
+            cm.add_row(escape(name), *[str(int(v)) for v in row])
         tables.append(cm)
     return tables
 

@@ -349,3 +349,47 @@ def test_a_model_read_from_a_pipe(good_model: Path, tmp_path: Path) -> None:
     assert cut.returncode == 1
     assert cut.stderr.decode().splitlines() == [
         "bioseqnn: error: /dev/stdin: model file is truncated (the weights end early)"]
+
+
+def test_info_escapes_control_characters_and_shortens_long_values(
+    cli, good_model: Path, tmp_path: Path
+) -> None:
+    """A manifest's text reaches a terminal only escaped (an escape sequence there would
+    clear the screen or set the window title) and shortened; --json keeps every byte."""
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["created"] = "\x1b]0;pwned\x07\x1b[2J\u202eevil"
+    manifest["device"] = "[/] [bold]markup[/bold]"
+    manifest["data"]["sources"] = ["s" * 100_000] * 500  # a 50 MB manifest
+    bad = tmp_path / "loud.bsnn"
+    write_exactly(bad, bundle.model, manifest)
+    assert bad.stat().st_size > 50_000_000
+    r = cli("info", bad)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out and "\x07" not in r.out and "\u202e" not in r.out
+    created = next(line for line in r.out.splitlines() if line.startswith("created"))
+    assert created.split(None, 1)[1] == (
+        "\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil on [/] [bold]markup[/bold]")
+    trained = next(line for line in r.out.splitlines() if line.startswith("trained on"))
+    data = manifest["data"]
+    whole_value = (f"{', '.join(data['sources'])}: {data['train_records']} training + "
+                   f"{data['val_records']} validation records")
+    assert trained.split(None, 2)[2] == (f"{whole_value[:300]}... ({len(whole_value) - 300:,} "
+                                         "more characters; --json shows all)")
+    assert max(map(len, r.out.splitlines())) < 400 and len(r.out) < 10_000
+    whole = cli("info", bad, "--json")
+    assert whole.code == 0 and len(whole.out) > 50_000_000
+    assert json.loads(whole.out)["created"] == manifest["created"]
+    assert "\x1b" not in whole.out  # JSON escapes it
+
+
+def test_info_on_a_terminal_takes_no_markup_from_the_manifest(good_model: Path,
+                                                              tmp_path: Path) -> None:
+    """rich reads '[...]' in a string as markup: '[/]' in a manifest stopped 'info' with a
+    MarkupError on a terminal."""
+    from bioseqnn.cli import _info_table, shown
+
+    rich_console = pytest.importorskip("rich.console")
+    console = rich_console.Console(record=True, width=200)
+    console.print(_info_table([("device", shown("[/] [bold]x[/bold] \x1b[2J"))]))
+    assert console.export_text().split() == ["device", "[/]", "[bold]x[/bold]", "\\x1b[2J"]
