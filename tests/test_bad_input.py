@@ -204,6 +204,10 @@ CASES = [
                ["l.csv: line 3 (id 's1'): column 'y': 'nan' is not finite"]),
     label_case("labels-inf-regression", REG_LABELS.replace(b"1.000", b"-inf"),
                ["l.csv: line 5 (id 's3'): column 'y': '-inf' is not finite"]),
+    label_case("labels-beyond-float32-regression", REG_LABELS.replace(b"0.333", b"1e39"),
+               ["l.csv: line 3 (id 's1'): column 'y': '1e39' is beyond the range of the "
+                "numbers a model computes with (float32, +-3.4e38); rescale the targets"],
+               "--task", "regression"),
     label_case("labels-text-in-forced-regression", labels(s2="high"),
                ["l.csv: --task regression needs numbers", "'high'"], "--task", "regression"),
     label_case("labels-single-class", labels(s1="0", s3="0", s5="0"),
@@ -637,6 +641,34 @@ def test_mixed_alphabets_in_the_sample_warn_and_read_as_protein(cli, tmp_path: P
         "2 of the first 6 look like DNA/RNA (e.g. 'd0', line 9), others like protein (e.g. "
         "'p0', line 1); all are read as protein (choose with --alphabet)"]
     assert "alphabet: protein" in r.err
+
+
+def test_regression_targets_near_float32s_limit_train_without_warnings(
+    cli, tmp_path: Path
+) -> None:
+    """+-3e38 fit float32, but their float32 sum overflowed: numpy warnings, then a NaN
+    loss. Statistics and scaling are now computed in float64."""
+    records = random_records(40, AMINO, 12, seed=12)
+    fa, lab = tmp_path / "r.fa", tmp_path / "r.csv"
+    fa.write_bytes(fasta(records))
+    values = [3e38 if i % 3 else -3e38 for i in range(40)]
+    lab.write_text("id,y\n" + "".join(f"{r},{v}\n" for (r, _), v in zip(records, values,
+                                                                        strict=True)))
+    model = tmp_path / "m.bsnn"
+    r = cli("train", fa, lab, "-o", model, "--task", "regression", "--epochs", "1",
+            "--hidden-size", "8", "--threads", "1", "--val-fraction", "0")
+    assert r.code == 0, r.err
+    assert "Warning" not in r.err and "nan" not in r.err
+    import numpy as np
+
+    from bioseqnn.bundle import read_manifest
+
+    task = read_manifest(model)[0]["task"]
+    as_read = np.array(values, dtype=np.float32).astype(np.float64)  # float32 targets
+    assert task["target_mean"] == [float(np.mean(as_read))]
+    assert task["target_std"] == [float(np.std(as_read))]
+    rows = _predict(cli, str(model), fa)
+    assert all(abs(float(row[1])) < 3.5e38 for row in rows[1:])
 
 
 def test_writing_to_dev_null_keeps_the_device(cli, models: dict[str, str], tmp_path: Path
