@@ -995,6 +995,7 @@ class Table:
     delimiter: str
     lines: list[int] = field(default_factory=list)
     """The line each row starts on (1-based)."""
+    header_line: int = 1
 
     def column(self, name: str, hint: str = "") -> int:
         """The index of column ``name``; ``hint`` ends the error when it is missing."""
@@ -1098,7 +1099,7 @@ def read_table(path: str | os.PathLike[str]) -> Table:
         raise DataError(f"{name}: duplicate column name(s) in the header: {', '.join(dup)}")
     if not rows:
         raise DataError(f"{name}: a header row but no data rows")
-    return Table(name, header, rows, delimiter, starts)
+    return Table(name, header, rows, delimiter, starts, offset + 1)
 
 
 # --------------------------------------------------------------------------- outputs

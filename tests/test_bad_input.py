@@ -208,6 +208,23 @@ CASES = [
                ["l.csv: line 3 (id 's1'): column 'y': '1e39' is beyond the range of the "
                 "numbers a model computes with (float32, +-3.4e38); rescale the targets"],
                "--task", "regression"),
+    label_case("class-name-with-a-tab", labels(s1='"a\tb"', s3='"a\tb"', s5='"a\tb"'),
+               ["l.csv: line 3 (id 's1'): class 'a\\tb' holds a control character; class "
+                "names become columns and cells of the predictions (a TAB or a newline would "
+                "break their rows): remove it"]),
+    label_case("class-name-with-an-escape-code", labels(s0="0\x1b[2J"),
+               ["l.csv: line 2 (id 's0'): class '0\\x1b[2J' holds a control character"]),
+    label_case("class-name-with-a-newline", labels(s2='"a\nb"'),
+               ["l.csv: line 4: a quoted field runs over several lines"]),
+    label_case("target-name-with-a-tab", SIX_LABELS.replace(b"id,y", b'id,"y\tz"'),
+               ["l.csv: line 1: column 'y\\tz' holds a control character; target names "
+                "become columns of the predictions: remove it"]),
+    Case("per-position-label-letter-is-a-control-character",
+         [*TRAIN[:2], "ss.fa", *TRAIN[3:]], 1,
+         ["ss.fa: record 's1', position 2: label '\\x01' is no printable ASCII letter"],
+         {"six.fa": SIX, "ss.fa": fasta([(f"s{i}", ("H\x01" if i == 1 else "HE") +
+                                          "C" * (len(p) - 2)) for i, p in
+                                         enumerate(PEPTIDES[:6])])}),
     label_case("labels-text-in-forced-regression", labels(s2="high"),
                ["l.csv: --task regression needs numbers", "'high'"], "--task", "regression"),
     label_case("labels-single-class", labels(s1="0", s3="0", s5="0"),
