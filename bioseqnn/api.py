@@ -31,18 +31,21 @@ from .data import (
     read_inputs,
     split_indices,
 )
-from .errors import BioseqnnError, DataError, UsageError
+from .errors import BioseqnnError, DataError, TrainingError, UsageError
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
 from .models.base import (
     Ensemble,
+    ModelConfig,
     Predictor,
     SequenceModel,
     check_causal,
     check_lengths,
     count_parameters,
     describe,
+    model_size,
     resolve_pooling,
+    sizing_settings,
     too_large,
 )
 from .perposition import (
@@ -56,6 +59,7 @@ from .perposition import (
 from .predict import (
     PredictStats,
     open_model_input,
+    out_of_memory,
     output_header,
     predict_rows,
     resolve_device,
@@ -317,12 +321,14 @@ def train(
     members: list[SequenceModel] = []
     results: list[TrainResult] = []
     epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
+    stage = "building"
     try:
         for index in range(n_members):
             # Member i: seed + i for its initial weights, batch order and dropout; the same
             # training and validation records for all (the split used the run's seed).
             member_tc = _member_settings(tc, index)
             seed_everything(member_tc.seed)
+            stage = "building"
             model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
                                   per_position=per_position, causal=lm)
             if index == 0:
@@ -344,12 +350,19 @@ def train(
                 log.info("ensemble member %d of %d (seed %d)", index + 1, n_members,
                          member_tc.seed)
             tag = {"member": index + 1} if n_members > 1 else {}
+            stage = "training"
             results.append(fit(
                 model, spec, featurizer(alpha), train_set, val_set, member_tc, device,
                 reporter=_Tagged(reporter, tag) if ranks.main and reporter else None,
                 on_epoch=_tag_records(epoch_log, tag),
                 complement=complement, resume=resume, ranks=ranks))
             members.append(model)
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        size = model_size(cfg.model, alpha.size, spec.n_outputs, per_position or lm)
+        raise TrainingError(_training_out_of_memory(
+            stage, device, cfg.model, size.weights, train_set, tc)) from None
     finally:
         epoch_log.close()
     final_model: Predictor = members[0]
@@ -392,6 +405,32 @@ def train(
         save_bundle(output, final_model, manifest)
     return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
                         main=ranks.main)
+
+
+def _training_out_of_memory(stage: str, device: torch.device, model: ModelConfig,
+                            weights: int, data: SequenceSet, tc: TrainConfig) -> str:
+    """One line for memory that ran out while a model was built or trained: what took it
+    and which settings (or records) to lower."""
+    held = (f"the model ({model.arch}, {sizing_settings(model)}): {weights:,} weights "
+            f"({_size_text(weights * 4)} as float32")
+    if stage == "building":
+        return f"out of memory on {device} building {held}); lower those settings"
+    longest = int(np.argmax(data.lengths)) if len(data) else 0
+    record = (f", the longest record {data.ids[longest]!r} has "
+              f"{int(data.lengths[longest]):,} positions" if len(data) else "")
+    cap = f"--max-tokens {tc.max_tokens}" if tc.max_tokens else "no --max-tokens"
+    return (f"out of memory on {device} training {held}, about four times that while "
+            f"training), batches of up to {tc.batch_size} records ({cap}){record}; lower "
+            "--batch-size or set --max-tokens, split or trim the longest records, or lower "
+            "the model's settings")
+
+
+def _size_text(n: int) -> str:
+    """Bytes for a person: '3.8 kB', '12.0 MB', '3.8 GB' (powers of 1024)."""
+    for unit, shift in (("GB", 30), ("MB", 20), ("kB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _check_lm_inputs(

@@ -867,6 +867,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
+        from .predict import out_of_memory
+
+        if out_of_memory(exc):  # where no command said what took the memory
+            _error("out of memory; lower the sizes the command asks for (--batch-size, the "
+                   "model's settings) or split large inputs")
+            return 1
         _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return 1
     finally:

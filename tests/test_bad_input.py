@@ -535,6 +535,53 @@ def test_output_file_too_large_leaves_nothing(models: dict[str, str], tmp_path: 
     assert sorted(x.name for x in tmp_path.iterdir()) == ["in.fa"]
 
 
+def _limit_memory() -> None:
+    """1.5 GB of data for the child (shared libraries do not count: torch loads)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_DATA, (3 << 29, 3 << 29))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_DATA bounds mmap on Linux only")
+@pytest.mark.parametrize(("what", "argv", "message"), [
+    ("predict-a-20-million-residue-record", ["predict", "{P}", "long.fa", "-o", "out.tsv"],
+     "out of memory on cpu predicting record 'huge' (20,000,000 positions) on its own; split "
+     "or trim the longest sequences"),
+    ("train-with-a-5-million-residue-record",
+     ["train", "long5.fa", "l.csv", "-o", "m.bsnn", "--hidden-size", "8", "--epochs", "1",
+      "--val-fraction", "0"],
+     "out of memory on cpu training the model (lstm, hidden-size 8, layers 1): 969 weights "
+     "(3.8 kB as float32, about four times that while training), batches of up to 64 records "
+     "(no --max-tokens), the longest record 'huge' has 5,000,000 positions; lower "
+     "--batch-size or set --max-tokens, split or trim the longest records, or lower the "
+     "model's settings"),
+    ("train-a-model-larger-than-memory",
+     ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--hidden-size", "16000"],
+     "out of memory on cpu building the model (lstm, hidden-size 16000, layers 1): "
+     "1,025,424,001 weights (3.8 GB as float32); lower those settings"),
+])
+def test_out_of_cpu_memory_names_the_record_or_the_settings(
+    models: dict[str, str], tmp_path: Path, what: str, argv: list[str], message: str
+) -> None:
+    """CPU memory that runs out (here a 1.5 GB limit) was an 'unexpected' RuntimeError or
+    MemoryError: now one line naming the record or the settings to lower, as on a GPU."""
+    rng = random.Random(13)
+    (tmp_path / "six.fa").write_bytes(SIX)
+    huge = "".join(rng.choice(AMINO) for _ in range(1000)).encode()
+    with open(tmp_path / "long.fa", "wb") as fh:
+        fh.write(b">short\nKLVFFAE\n>huge\n" + huge * 20_000 + b"\n")
+    with open(tmp_path / "long5.fa", "wb") as fh:
+        fh.write(SIX + b">huge\n" + huge * 5_000 + b"\n")
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS + (b"huge,1\n" if "5-million" in what else b""))
+    before = _tree(tmp_path)
+    p = subprocess.run([sys.executable, "-m", "bioseqnn", *[a.format(**models) for a in argv],
+                        "--threads", "1", "--quiet"], capture_output=True, cwd=tmp_path,
+                       preexec_fn=_limit_memory, timeout=300, check=False)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [f"bioseqnn: error: {message}"]
+    assert _tree(tmp_path) == before
+
+
 def test_a_huge_file_in_the_models_place_is_refused_by_its_first_bytes(
     models: dict[str, str], tmp_path: Path
 ) -> None:
