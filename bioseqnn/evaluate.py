@@ -17,7 +17,7 @@ from . import metrics
 from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
 from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
-from .encoding import OneHot, check_fits
+from .encoding import OneHot, check_fits, check_kinds
 from .errors import UsageError
 from .predict import infer, infer_scored, resolve_device
 from .runtime import configure_threads
@@ -107,6 +107,7 @@ def check_alphabet_fits(data: SequenceSet, model_alphabet: Alphabet, source: str
     guess = detect_alphabet(counts)
     if guess.alphabet.name == "protein" or model_alphabet.name == "protein":
         check_fits(guess.alphabet, model_alphabet, source, residues=int(counts.sum()))
+    check_kinds(data.ids[: len(sample)], sample, model_alphabet, source)
 
 
 def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: list[str],

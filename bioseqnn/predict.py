@@ -21,7 +21,7 @@ from .data import (
     collate,
     open_as,
 )
-from .encoding import check_fits
+from .encoding import check_fits, check_kinds
 from .errors import DataError, UsageError
 from .models.base import Predictor, check_lengths
 from .seqio import Record, RecordStream
@@ -317,13 +317,16 @@ def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str
     stray invalid symbol is left to the encoder, which names its position. A protein model
     refuses nucleotide input (valid protein text) from NUCLEOTIDE_EVIDENCE residues on.
     """
-    counts = byte_histogram(r.seq for r in chunk[:2000])
+    sample = chunk[:2000]
+    counts = byte_histogram(r.seq for r in sample)
     if not counts.sum():
         return
     guess = detect_alphabet(counts)
     if model_alphabet.name == "protein" or (on_invalid == "error"
                                             and protein_only_fraction(counts) > 0.1):
         check_fits(guess.alphabet, model_alphabet, source, residues=int(counts.sum()))
+    check_kinds([r.id for r in sample], [r.seq for r in sample], model_alphabet, source,
+                [r.line for r in sample])
 
 
 def both_strands(

@@ -82,6 +82,8 @@ GZ = gzip.compress(fasta(random_records(400, AMINO, 60, seed=3)))
 MODEL_HEADER_ONLY = b"\x10\x00\x00\x00\x00\x00\x00\x00{}"  # a safetensors prefix and no more
 # DNA for the sample the alphabet is detected from, then a protein record further on.
 MIXED = fasta(random_records(2001, "ACGT", 24, seed=4) + [("p1", "MKVLAAGIIEKLQFP")])
+DNA_WITH_X = fasta([(rid, seq[:20] + "X" + seq[21:] if i % 10 == 3 else seq) for i, (rid, seq)
+                   in enumerate(random_records(30, "ACGT", 60, seed=14))])
 MIXED_LABELS = ("id,y\n" + "".join(f"r{i},{i % 2}\n" for i in range(2001)) + "p1,0\n").encode()
 
 
@@ -177,6 +179,17 @@ CASES = [
     # ---- alphabets that do not fit
     pred_case("dna-given-to-protein-model", fasta(random_records(5, "ACGT", 40, seed=5)),
               ["in.fa: the sequences look like dna but the model was trained on protein"]),
+    # a few reads with a protein-only symbol ('X') made the whole sample look like protein
+    pred_case("dna-reads-with-a-few-x-given-to-protein-model", DNA_WITH_X,
+              ["in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0', line 1), but "
+               "the model was trained on protein; check that this is the right model for "
+               "this input"]),
+    Case("evaluate-dna-reads-with-a-few-x-on-protein-model",
+         ["evaluate", "{P}", "in.fa", "l.csv", "-o", "m.json"], 1,
+         ["in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0'), but the model "
+          "was trained on protein"],
+         {"in.fa": DNA_WITH_X,
+          "l.csv": b"id,y\n" + b"".join(b"r%d,%d\n" % (i, i % 2) for i in range(30))}),
     pred_case("protein-given-to-dna-model", fasta([("a", PEPTIDES[0])]),
               ["in.fa: the sequences look like protein but the model was trained on dna"],
               model="{D}"),
@@ -733,6 +746,23 @@ def test_regression_targets_near_float32s_limit_train_without_warnings(
     assert task["target_std"] == [float(np.std(as_read))]
     rows = _predict(cli, str(model), fa)
     assert all(abs(float(row[1])) < 3.5e38 for row in rows[1:])
+
+
+def test_a_few_dna_records_given_to_a_protein_model_are_named_in_a_warning(
+    cli, models: dict[str, str], tmp_path: Path
+) -> None:
+    """As train warns about a file that mixes alphabets; most records being DNA is refused
+    (the catalogue), a few is a warning naming one."""
+    records = [(f"p{i}", p) for i, p in enumerate(PEPTIDES)] + \
+        random_records(1, "ACGT", 40, seed=15, prefix="d")
+    fa = tmp_path / "mixed.fa"
+    fa.write_bytes(fasta(records))
+    r = cli("predict", models["P"], fa, "--threads", "1")
+    assert r.code == 0, r.err
+    assert len(r.out.splitlines()) == 10
+    assert r.err.splitlines() == [
+        f"bioseqnn: warning: {fa}: 1 of the first 9 records look like DNA/RNA (e.g. 'd0', "
+        "line 17); the model reads protein and scores them as protein"]
 
 
 def test_writing_to_dev_null_keeps_the_device(cli, models: dict[str, str], tmp_path: Path
