@@ -486,6 +486,22 @@ def _read_by_lines(path: str | os.PathLike[str]) -> RecordStream:
     return RecordStream(_start_lines(_CheckedText(open_binary(path), name), name))
 
 
+_FORMATS = [
+    (re.compile(r"LOCUS\s"), "GenBank"),
+    (re.compile(r"ID   \S"), "EMBL (or UniProt text)"),
+    (re.compile(r"# STOCKHOLM"), "a Stockholm alignment"),
+    (re.compile(r"CLUSTAL"), "a Clustal alignment"),
+    (re.compile(r"#NEXUS", re.IGNORECASE), "NEXUS"),
+    (re.compile(r"##gff-version"), "GFF"),
+    (re.compile(r"@HD\t|@SQ\t"), "SAM"),
+]
+"""First lines of formats that hold sequences but are not FASTA/FASTQ."""
+
+
+def _known_format(first: str) -> str | None:
+    return next((what for pattern, what in _FORMATS if pattern.match(first)), None)
+
+
 def not_records(first: str, line: int, name: str, expect: str | None = None) -> DataError:
     """The error for an input whose first line (``first``, on ``line``) starts no FASTA or
     FASTQ record, with a hint at what it is. ``expect='series'``: a series table was
@@ -503,8 +519,9 @@ def not_records(first: str, line: int, name: str, expect: str | None = None) -> 
             f"{name}: line {line}: expected the header of a series table (an id "
             f"column and the channels, separated by TAB or ','), found {found!r}{hint}")
     hint = ""
-    if first.startswith("LOCUS"):
-        hint = "; this looks like GenBank, which is not read: convert it to FASTA"
+    known = _known_format(first)
+    if known:
+        hint = f"; this looks like {known}, which is not read: convert it to FASTA"
     elif other:
         hint = f"; is this a table{separated}"
     elif first.lstrip().startswith(("{", "<", "#", "id,", "id\t")):

@@ -139,6 +139,11 @@ CASES = [
               ["in.fa.gz: damaged or truncated gzip"], name="in.fa.gz"),
     pred_case("genbank-given-as-fasta", b"LOCUS       AB000001   30 bp    DNA\nORIGIN\n",
               ["in.gb: line 1: expected a FASTA header", "GenBank"], name="in.gb"),
+    pred_case("embl-given-as-fasta",
+              b"ID   X56734; SV 1; linear; mRNA; STD; PLN; 1859 BP.\nXX\nAC   X56734;\n",
+              ["in.embl: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
+               "found 'ID   X56734; SV 1; linear; mRNA; STD;...'; this looks like EMBL (or "
+               "UniProt text), which is not read: convert it to FASTA"], name="in.embl"),
     pred_case("table-given-as-fasta", b"id,seq\na,KLV\n",
               ["in.fa: a table, but the model reads protein sequences (FASTA/FASTQ)"]),
     pred_case("sequence-before-first-header", b"KLVFF\n>a\nKLVFF\n",
