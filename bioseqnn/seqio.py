@@ -950,8 +950,17 @@ def _parse_fasta(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
         yield _record(name, title.strip(), line, seq, 0)
 
 
+_NOT_QUALITY = re.compile("[^!-~]")
+"""A quality is one of the printable ASCII characters from '!' (0) to '~' (93)."""
+
+
 def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]:
-    """FASTQ, including sequences and qualities wrapped over several lines."""
+    """FASTQ, including sequences and qualities wrapped over several lines.
+
+    Damage is reported where it is: a header line ('@') where a sequence continues (a
+    record without its '+' and quality lines), a '+' line that names another record, a
+    quality that ends where the next record's header starts, and a character that is no
+    quality."""
     pending: str | None = first
     while True:
         if pending is None:
@@ -964,11 +973,18 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
                 f"found {shorten(pending.strip())!r}"
             )
         header, header_line = pending[1:].strip(), lines.line
+        rid = shorten((header.split(None, 1) or [""])[0])
         pending = None
         body = _Lines()
         for line in lines:
             if line.startswith("+"):
                 break
+            if line.startswith("@") and body.parts:
+                raise DataError(
+                    f"{name}: line {lines.line}: record {rid!r} (line {header_line}): a "
+                    f"header {shorten(line.strip())!r} where its sequence continues or its "
+                    "'+' line belongs; are its '+' and quality lines missing?"
+                )
             line = line.rstrip()
             if line:
                 body.add(line)
@@ -977,9 +993,18 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
                 f"{name}: line {lines.line}: FASTQ record starting at line {header_line} "
                 "ends before its '+' line (truncated file?)"
             )
+        plus = line[1:].strip()
+        if plus and plus not in (header, header.split(None, 1)[0] if header else ""):
+            raise DataError(
+                f"{name}: line {lines.line}: record {rid!r}: the '+' line names "
+                f"{shorten(plus)!r}, not the record's header (line {header_line})"
+            )
         seq, width = body.result()
         record = _record(name, header, header_line, seq, width)
         quality = 0
+        # the first quality line that starts with '@' (a quality, or the next header when
+        # the record's quality is missing): its line, the quality before it, its text
+        header_like: tuple[int, int, str] | None = None
         while quality < len(seq):
             qline: str | None = next(lines, None)
             if qline is None:
@@ -987,7 +1012,25 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
                     f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality "
                     f"ends after {quality} of {len(seq)} characters (truncated file?)"
                 )
-            quality += len(qline.rstrip("\r\n"))
+            text = qline.rstrip("\r\n")
+            if text.startswith("@") and header_like is None:
+                header_like = (lines.line, quality, text)
+            if header_like is not None and quality + len(text) > len(seq):
+                # the lengths disagree: the '@' line was the next record's header
+                at, before, found = header_like
+                raise DataError(
+                    f"{name}: line {at - 1}: record {shorten(record.id)!r}: quality "
+                    f"ends after {before} of {len(seq)} characters, before the header on "
+                    f"line {at} ({shorten(found.strip())!r})"
+                )
+            bad = _NOT_QUALITY.search(text)
+            if bad:
+                raise DataError(
+                    f"{name}: line {lines.line}, column {bad.start() + 1}: record "
+                    f"{shorten(record.id)!r}: {bad.group()!r} is no quality character ('!' "
+                    "to '~')"
+                )
+            quality += len(text)
         if quality != len(seq):
             raise DataError(
                 f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality has "

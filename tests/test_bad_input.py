@@ -181,6 +181,22 @@ CASES = [
               name="in.fq"),
     pred_case("fastq-second-header-missing-at", b"@r1\nKLV\n+\nIII\nr2\nKLV\n",
               ["in.fq: line 5: expected a FASTQ header starting with '@'"], name="in.fq"),
+    # damage is named where it is, not where the reader notices the lengths disagree
+    pred_case("fastq-record-missing-plus-and-quality",
+              b"@r1\nKLVFF\n@r2\nKLVFF\n+\nIIIII\n",
+              ["in.fq: line 3: record 'r1' (line 1): a header '@r2' where its sequence "
+               "continues or its '+' line belongs; are its '+' and quality lines missing?"],
+              name="in.fq"),
+    pred_case("fastq-quality-missing-before-next-record",
+              b"@r1\nKLVFF\n+\n\n@r2\nKLVFF\n+\nIIIII\n",
+              ["in.fq: line 4: record 'r1': quality ends after 0 of 5 characters, before the "
+               "header on line 5 ('@r2')"], name="in.fq"),
+    pred_case("fastq-plus-line-names-another-record", b"@r1 x\nKLVFF\n+r2\nIIIII\n",
+              ["in.fq: line 3: record 'r1': the '+' line names 'r2', not the record's header "
+               "(line 1)"], name="in.fq"),
+    pred_case("fastq-quality-with-a-tab", b"@r1\nKLVFF\n+\nII\tII\n",
+              ["in.fq: line 4, column 3: record 'r1': '\\t' is no quality character ('!' to "
+               "'~')"], name="in.fq"),
     # ---- alphabets that do not fit
     pred_case("dna-given-to-protein-model", fasta(random_records(5, "ACGT", 40, seed=5)),
               ["in.fa: the sequences look like dna but the model was trained on protein"]),
