@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -81,6 +82,19 @@ class OnInvalid(str, Enum):
     error = "error"
     skip = "skip"
     mask = "mask"
+
+
+def finite(text: str) -> float:
+    """The parser of every number option (tests/test_usage_details.py checks that it is):
+    a float, finite. Python's float() takes 'inf' and 'nan', which pass range checks such
+    as 'lr > 0' and failed only during training."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number") from None
+    if not math.isfinite(number):
+        raise typer.BadParameter(f"{text!r} is not a finite number")
+    return number
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
@@ -238,7 +252,8 @@ def train(
     bidirectional: Annotated[bool | None, typer.Option(
         "--bidirectional/--unidirectional", help="Read both directions."
         + _default("model", "bidirectional"))] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers, before the head."
+    dropout: Annotated[float | None, typer.Option(
+        parser=finite, help="Dropout between layers, before the head."
         + _default("model", "dropout"))]
     = None,
     pooling: Annotated[str | None, typer.Option(
@@ -275,13 +290,14 @@ def train(
         help="Cap on padded positions per batch (sequences x longest length): batches of "
         "long sequences hold fewer (0 = no cap; validation batches: 1048576)."
         + _default("training", "max_tokens"))] = None,
-    lr: Annotated[float | None, typer.Option(help="AdamW learning rate."
+    lr: Annotated[float | None, typer.Option(parser=finite, help="AdamW learning rate."
         + _default("training", "lr"))] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay."
+    weight_decay: Annotated[float | None, typer.Option(parser=finite, help="AdamW weight decay."
         + _default("training", "weight_decay"))] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip (0 = off)."
+    grad_clip: Annotated[float | None, typer.Option(
+        parser=finite, help="Gradient-norm clip (0 = off)."
         + _default("training", "grad_clip"))] = None,
-    val_fraction: Annotated[float | None, typer.Option(
+    val_fraction: Annotated[float | None, typer.Option(parser=finite,
         help="Fraction held out for validation (stratified for classes)."
         + _default("training", "val_fraction"))] = None,
     patience: Annotated[int | None, typer.Option(
@@ -304,7 +320,7 @@ def train(
     schedule: Annotated[str | None, typer.Option(
         help="Learning-rate schedule: none, plateau, cosine or onecycle."
         + _default("training", "schedule"))] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(
+    warmup_epochs: Annotated[float | None, typer.Option(parser=finite,
         help="Linear learning-rate warm-up over this many epochs (fractions allowed)."
         + _default("training", "warmup_epochs"))] = None,
     class_weight: Annotated[str | None, typer.Option(
@@ -623,7 +639,7 @@ def export(
         "--check", help="FASTA/FASTQ of sequences for the parity check, or a series table "
         "for a numeric series model (default: random sequences of the model's alphabet, or "
         "random series, at several lengths).")] = None,
-    tolerance: Annotated[float, typer.Option(
+    tolerance: Annotated[float, typer.Option(parser=finite,
         help="Largest accepted |export - PyTorch| difference of any output.")] = 1e-4,
     id_column: SeriesId = None,
     quiet: Quiet = False,
@@ -648,11 +664,11 @@ def generate(
         "-o", "--output", help="FASTA to write ('.gz' compresses; '-' stdout).")] = "-",
     prefix: Annotated[str, typer.Option(
         help="Every sample starts with these residues (included in the output).")] = "",
-    temperature: Annotated[float, typer.Option(
+    temperature: Annotated[float, typer.Option(parser=finite,
         help="Below 1: more typical samples; above 1: more diverse.")] = 1.0,
     top_k: Annotated[int, typer.Option(
         min=0, help="Draw each residue from the k most likely only (0 = all).")] = 0,
-    top_p: Annotated[float, typer.Option(
+    top_p: Annotated[float, typer.Option(parser=finite,
         help="Draw from the most likely residues that reach this probability (1 = all).")]
     = 1.0,
     min_length: Annotated[int, typer.Option(

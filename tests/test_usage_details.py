@@ -233,3 +233,59 @@ def test_stdin_errors_name_the_line_and_column_as_for_a_file(hemolytic_model: Pa
         assert f": line {line}, column 3: record 'bad': invalid protein symbol '1' at " \
                "position 11" in run.stderr.decode(), run.stderr
         assert run.stdout == b""
+
+
+def _float_options() -> list[tuple[str, str, list[str]]]:
+    """(command, option, the command's required arguments as placeholders) for every
+    option of every command whose value is a number with a fraction."""
+    import typing
+
+    import typer
+
+    from bioseqnn.cli import app
+
+    group = typer.main.get_command(app)
+    out = []
+    for info in app.registered_commands:
+        assert info.callback is not None
+        name = info.name or info.callback.__name__.replace("_", "-")
+        command = group.commands[name]  # type: ignore[attr-defined]
+        required = ["x" for p in command.params if p.param_type_name == "argument"
+                    and p.required]
+        hints = typing.get_type_hints(info.callback)
+        for param in command.params:
+            if param.param_type_name == "option" and hints.get(param.name) in (float,
+                                                                              float | None):
+                out.append((name, param.opts[0], required))
+    return out
+
+
+FLOAT_OPTIONS = _float_options()
+
+
+def test_every_float_option_is_found() -> None:
+    assert {(c, o) for c, o, _ in FLOAT_OPTIONS} >= {
+        ("train", "--lr"), ("train", "--dropout"), ("train", "--val-fraction"),
+        ("export", "--tolerance"), ("generate", "--temperature"), ("generate", "--top-p")}
+
+
+@pytest.mark.parametrize(("command", "option", "arguments"), FLOAT_OPTIONS,
+                         ids=[f"{c}{o}" for c, o, _ in FLOAT_OPTIONS])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_float_options_take_finite_numbers_only(cli, command: str, option: str,
+                                                arguments: list[str], value: str) -> None:
+    """'--lr inf' passed the range check (inf > 0) and failed during training: every float
+    option of every command refuses what is not a finite number while parsing."""
+    r = cli(command, *arguments, option, value)
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: Invalid value for '{option}': '{value}' is not a finite number "
+        f"(see 'bioseqnn {command} --help')"]
+
+
+def test_config_files_take_finite_numbers_only(cli, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("training:\n  lr: .inf\n")
+    r = cli("train", *HEMOLYTIC, "-o", tmp_path / "m.bsnn", "--config", config)
+    assert r.code == 2
+    assert r.err.splitlines() == ["bioseqnn: error: lr must be a finite number (got inf)"]
