@@ -130,6 +130,62 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
+    for message in _repeated:  # found in the command line by main(), said once it parsed
+        log.warning("%s", message)
+    _repeated.clear()
+
+
+_repeated: list[str] = []
+"""Warnings about options given more than once, for the running command."""
+
+
+def repeated_options(args: list[str]) -> list[str]:
+    """One warning per single-valued option given more than once with different values.
+
+    The rule (as for a config file and flags: what comes later wins): the last value is
+    used, as click does, and the user is told which; repeating a value is no warning, and
+    options that take several values (--target) are left alone.
+    """
+    group = typer.main.get_command(app)
+    commands = getattr(group, "commands", {})
+    at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if at is None or args[at] not in commands:
+        return []
+    options: dict[str, tuple[Any, Any]] = {}  # an option's spelling -> (its parameter, value)
+    for param in commands[args[at]].params:
+        if param.param_type_name != "option" or param.multiple:
+            continue
+        flag = param.is_flag and not param.count
+        for spelling in param.opts:
+            options[spelling] = (param, True if flag else None)
+        for spelling in param.secondary_opts:
+            options[spelling] = (param, False)
+    given: dict[str, list[tuple[str, Any]]] = {}
+    rest = iter(args[at + 1 :])
+    for arg in rest:
+        if arg == "--":
+            break
+        spelling, equals, attached = arg.partition("=") if arg.startswith("--") \
+            else (arg, "", "")
+        if spelling not in options:
+            continue
+        param, value = options[spelling]
+        if value is None:  # an option that takes a value: attached, or the next argument
+            value = attached if equals else next(rest, None)
+        given.setdefault(param.name, []).append((spelling, value))
+    warnings = []
+    for uses in given.values():
+        if len({repr(value) for _, value in uses}) < 2:
+            continue
+        names = "/".join(dict.fromkeys(spelling for spelling, _ in uses))
+        if isinstance(uses[0][1], bool):
+            shown = ", then ".join(spelling for spelling, _ in uses)
+            warnings.append(f"{shown} given: the last one, {uses[-1][0]}, is used")
+        else:
+            values = ", then ".join(str(value) for _, value in uses)
+            warnings.append(f"{names} given {len(uses)} times ({values}): the last value, "
+                            f"{uses[-1][1]}, is used")
+    return warnings
 
 
 class RichReporter:
@@ -843,6 +899,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _repeated[:] = repeated_options(args)
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)

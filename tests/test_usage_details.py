@@ -289,3 +289,46 @@ def test_config_files_take_finite_numbers_only(cli, tmp_path: Path) -> None:
     r = cli("train", *HEMOLYTIC, "-o", tmp_path / "m.bsnn", "--config", config)
     assert r.code == 2
     assert r.err.splitlines() == ["bioseqnn: error: lr must be a finite number (got inf)"]
+
+
+def test_an_option_given_twice_warns_and_the_last_value_is_used(cli, tmp_path: Path) -> None:
+    """'--epochs -1 ... --epochs 1' silently took the last value. The rule is the one of a
+    config file and flags (what comes later wins), said in one warning per option."""
+    model = tmp_path / "m.bsnn"
+    r = cli("train", *HEMOLYTIC, "-o", model, "--epochs", "-1", "--hidden-size", "8",
+            "--epochs", "1", "--threads", "1")
+    assert r.code == 0, r.err
+    warnings = [line for line in r.err.splitlines() if "warning" in line]
+    assert warnings == ["bioseqnn: warning: --epochs given 2 times (-1, then 1): the last "
+                        "value, 1, is used"]
+    from bioseqnn.bundle import read_manifest
+
+    assert read_manifest(model)[0]["metrics"]["epochs_run"] == 1
+    r = cli("train", *HEMOLYTIC, "-o", model, "--epochs", "1", "--epochs", "-1")
+    assert r.code == 2  # the last value, -1, is refused
+    assert r.err.splitlines() == [
+        "bioseqnn: warning: --epochs given 2 times (1, then -1): the last value, -1, is used",
+        "bioseqnn: error: epochs must be at least 1"]
+
+
+@pytest.mark.parametrize(("args", "warnings"), [
+    (["predict", "m", "x", "-o", "a.tsv", "--output=b.tsv"],
+     ["-o/--output given 2 times (a.tsv, then b.tsv): the last value, b.tsv, is used"]),
+    (["train", "x", "--unidirectional", "--bidirectional"],
+     ["--unidirectional, then --bidirectional given: the last one, --bidirectional, is used"]),
+    (["train", "x", "--lr", "0.1", "--lr=0.1", "--quiet", "-q"], []),  # the same value
+    (["train", "x", "--target", "a", "--target", "b"], []),  # an option of several values
+    (["train", "x", "--", "--epochs", "1", "--epochs", "2"], []),  # arguments, not options
+    (["nosuch", "--epochs", "1", "--epochs", "2"], []),
+])
+def test_repeated_options_are_found_in_every_spelling(args: list[str],
+                                                      warnings: list[str]) -> None:
+    from bioseqnn.cli import repeated_options
+
+    assert repeated_options(args) == warnings
+
+
+def test_quiet_silences_the_repeated_option_warning(cli, hemolytic_model: Path) -> None:
+    r = cli("predict", hemolytic_model, HEMOLYTIC[0], "--batch-size", "8", "--batch-size",
+            "16", "-q")
+    assert r.code == 0 and r.err == ""
