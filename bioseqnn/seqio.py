@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import csv
+import errno
 import gzip
 import io
 import itertools
@@ -1209,6 +1210,12 @@ def check_output_path(path: str | os.PathLike[str], inputs: Inputs | None = None
         raise UsageError(f"{path}: cannot write: directory {str(parent)!r} {problem}")
     if target.is_dir():
         raise UsageError(f"{path}: cannot write: it is a directory")
+    if target.is_symlink():
+        try:
+            target.stat()
+        except OSError as exc:  # a loop: there is no file to replace, and the link stays
+            if exc.errno == errno.ELOOP:
+                raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
     if not os.access(parent, os.W_OK) and not _is_special(target):
         raise UsageError(f"{path}: cannot write: directory {str(parent)!r} is not writable")
 
