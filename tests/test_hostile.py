@@ -312,10 +312,18 @@ def test_a_million_layer_manifest_is_refused_at_once(good_model: Path, tmp_path:
     bad = tmp_path / "deep.bsnn"
     write_exactly(bad, bundle.model, manifest)
     assert bad.stat().st_size < 10_000
+    import time
+
+    from bioseqnn.errors import ModelFileError
+
+    began = time.monotonic()
+    with pytest.raises(ModelFileError, match="4,000,002 tensors"):
+        load_bundle(bad)
+    assert time.monotonic() - began < 10  # it was minutes, and gigabytes
     fa = tmp_path / "in.fa"
     fa.write_bytes(SIX)
     for argv in (["predict", bad, fa, "-o", tmp_path / "out.tsv"], ["info", bad]):
-        p = run_bioseqnn(*argv, timeout=60)  # a hang guard: it takes the start-up time
+        p = run_bioseqnn(*argv, timeout=120)  # a hang guard: start-up is most of it
         assert p.returncode == 1
         assert p.stderr.decode().splitlines() == [
             f"bioseqnn: error: {bad}: invalid manifest: the model (lstm, hidden-size 8, layers "
