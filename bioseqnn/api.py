@@ -21,7 +21,7 @@ import torch
 from . import distributed
 from .alphabets import Alphabet
 from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
-from .checkpoint import prepare_checkpoint_dir
+from .checkpoint import checkpoint_path, prepare_checkpoint_dir
 from .config import RunConfig, TrainConfig, validate
 from .cv import OutOfFold, assign_folds, fold_sets
 from .data import (
@@ -34,21 +34,25 @@ from .data import (
     split_indices,
 )
 from .digest import canonical_codes, conflicting_labels, record_digests
-from .errors import BioseqnnError, DataError, UsageError
+from .errors import BioseqnnError, DataError, TrainingError, UsageError
 from .intervals import GenomeOptions, IntervalRecords, check_genome_training
 from .intervals import load_for_training as load_intervals_for_training
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
 from .models.base import (
     Ensemble,
+    ModelConfig,
     Predictor,
     SequenceModel,
     check_causal,
     check_lengths,
     count_parameters,
     describe,
+    model_size,
     resolve_model,
     resolve_pooling,
+    sizing_settings,
+    too_large,
 )
 from .perposition import (
     check_keeps_positions,
@@ -61,6 +65,7 @@ from .perposition import (
 from .predict import (
     PredictStats,
     open_model_input,
+    out_of_memory,
     output_header,
     predict_rows,
     resolve_device,
@@ -71,6 +76,7 @@ from .seqio import (
     Record,
     TableText,
     atomic_output,
+    check_not_an_input,
     check_one_stdin,
     check_output_path,
     display_name,
@@ -207,14 +213,20 @@ def train(
         raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
     check_one_stdin(SEQUENCES=fasta, LABELS=labels, **{"--val-fasta": val_fasta,
                     "--val-labels": val_labels, "--position-mask": position_mask})
-    check_output_path(output)
+    inputs = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
+              "--val-labels": val_labels, "--position-mask": position_mask}
+    check_output_path(output, inputs)
     log_file = Path(log_path) if log_path else default_log_path(output)
-    check_output_path(log_file)
+    check_output_path(log_file, inputs)
+    if os.path.realpath(log_file) == os.path.realpath(output):
+        raise UsageError(f"{log_file}: the metrics log and the model file (-o) are one file; "
+                         "give --log another name")
     if cfg.training.cv:
-        check_output_path(default_oof_path(output))
+        check_output_path(default_oof_path(output), inputs)
     tc = cfg.training
     if tc.checkpoint_dir:
         prepare_checkpoint_dir(tc.checkpoint_dir)
+        check_not_an_input(checkpoint_path(tc.checkpoint_dir), inputs)
     lm = task == LANGUAGE_MODEL
     if lm:
         _check_lm_inputs(fasta, labels, sequence_column, position_mask, val_labels, tc)
@@ -378,6 +390,11 @@ def train(
         alpha, Alphabet) else None
 
     n_members = tc.cv or tc.ensemble
+    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs,
+                        per_position or lm)
+    if problem:  # validate() assumed an alphabet's channels and one output
+        raise UsageError(f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
+                         "outputs; lower those settings")
     members: list[SequenceModel] = []
     results: list[TrainResult] = []
     oof = OutOfFold(spec) if folds is not None else None
@@ -388,10 +405,12 @@ def train(
         fold_sets(data, folds, tc.cv) if folds is not None
         else ((i, train_set, val_set) for i in range(n_members)))
     epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
+    stage = "building"
     try:
         for index, member_train, member_val in plans:
             member_tc = _member_settings(tc, index, n_members)
             seed_everything(member_tc.seed)
+            stage = "building"
             model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
                                   per_position=per_position, causal=lm)
             if index == 0:
@@ -417,6 +436,7 @@ def train(
                 log.info("ensemble member %d of %d (seed %d)", index + 1, n_members,
                          member_tc.seed)
             tag = {"fold" if oof is not None else "member": index + 1} if n_members > 1 else {}
+            stage = "training"
             results.append(fit(
                 model, spec, featurizer(alpha), member_train, member_val, member_tc, device,
                 reporter=_Tagged(reporter, tag) if ranks.main and reporter else None,
@@ -427,6 +447,12 @@ def train(
                 assert member_val is not None
                 oof.add(index, model, featurizer(alpha), member_val, results[-1].best,
                         tc.batch_size, device, tc.max_tokens or None)
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        size = model_size(cfg.model, alpha.size, spec.n_outputs, per_position or lm)
+        raise TrainingError(_training_out_of_memory(
+            stage, device, cfg.model, size.weights, train_set, tc)) from None
     finally:
         epoch_log.close()
     final_model: Predictor = members[0]
@@ -526,6 +552,32 @@ def _report_imbalance(imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig,
     log.info("imbalanced labels: %r is %.1f%% of the training %s%s (set --class-weight or "
              "--monitor to choose otherwise)", imbalance.name, 100 * imbalance.share, what,
              action)
+
+
+def _training_out_of_memory(stage: str, device: torch.device, model: ModelConfig,
+                            weights: int, data: SequenceSet, tc: TrainConfig) -> str:
+    """One line for memory that ran out while a model was built or trained: what took it
+    and which settings (or records) to lower."""
+    held = (f"the model ({model.arch}, {sizing_settings(model)}): {weights:,} weights "
+            f"({_size_text(weights * 4)} as float32")
+    if stage == "building":
+        return f"out of memory on {device} building {held}); lower those settings"
+    longest = int(np.argmax(data.lengths)) if len(data) else 0
+    record = (f", the longest record {data.ids[longest]!r} has "
+              f"{int(data.lengths[longest]):,} positions" if len(data) else "")
+    cap = f"--max-tokens {tc.max_tokens}" if tc.max_tokens else "no --max-tokens"
+    return (f"out of memory on {device} training {held}, about four times that while "
+            f"training), batches of up to {tc.batch_size} records ({cap}){record}; lower "
+            "--batch-size or set --max-tokens, split or trim the longest records, or lower "
+            "the model's settings")
+
+
+def _size_text(n: int) -> str:
+    """Bytes for a person: '3.8 kB', '12.0 MB', '3.8 GB' (powers of 1024)."""
+    for unit, shift in (("GB", 30), ("MB", 20), ("kB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _check_lm_inputs(
@@ -744,10 +796,9 @@ def combine(
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o ensemble.bsnn), not '-'")
     check_output_path(output)
+    for path in models:
+        check_not_an_input(output, {"one of the MODELS": path})
     resolved = [Path(m).resolve() for m in models]
-    if Path(output).resolve() in resolved:
-        raise UsageError(f"-o {output} is one of the model files to combine; write the "
-                         "ensemble to a new file")
     if len(set(resolved)) < len(resolved):
         log.warning("the same model file is given more than once: its members count that "
                     "many times in the mean")
@@ -840,7 +891,7 @@ def predict(
         raise UsageError("batch-size must be at least 1")
     if max_tokens < 0:
         raise UsageError("max-tokens must be >= 0 (0 = no cap)")
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
     configure_threads(threads)
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
@@ -925,7 +976,7 @@ def generate(
     if not id_prefix or any(c.isspace() for c in id_prefix) or id_prefix.startswith(">"):
         raise UsageError(f"--id-prefix {id_prefix!r}: record names need text without "
                          "spaces that does not start with '>'")
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model})
     configure_threads(threads)
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
@@ -953,14 +1004,15 @@ def write_config(
         text = commented_yaml(header=header)
     else:
         manifest, _ = read_manifest(model)
-        cfg = config_from_dict({"model": manifest["model"],
-                                "training": manifest.get("training") or {}})
+        known = {f.name for f in dataclasses.fields(TrainConfig)}  # not a newer version's
+        training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
+        cfg = config_from_dict({"model": manifest["model"], "training": training})
         header = f"the resolved config of {display_name(model)}"
         if "member_models" in manifest:  # one config trains one network per member
             header += (" (an ensemble of different networks: this is its first member's; "
                        "'bioseqnn info' lists them all)")
         text = commented_yaml(cfg, header=header)
-    check_output_path(output)
+    check_output_path(output, {"--from": model})
     with atomic_output(output) as fh:
         fh.write(text)
     return text

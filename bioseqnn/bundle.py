@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 import struct
+import typing
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,12 +28,15 @@ from .digest import DESCRIPTION as DIGEST_DESCRIPTION
 from .digest import TENSOR as DIGEST_TENSOR
 from .errors import ModelFileError, UsageError, shorten
 from .models.base import (
+    MAX_WEIGHTS,
     Ensemble,
     ModelConfig,
     Predictor,
     SequenceModel,
     config_dict,
+    model_size,
     resolve_pooling,
+    too_large,
 )
 from .seqio import write_bytes_atomic
 from .series import SeriesSpec
@@ -52,6 +57,7 @@ train writes now holds digests: format 4)."""
 MAX_MEMBERS = 64
 MANIFEST_KEY = "bioseqnn"
 MAX_HEADER = 64 * 1024 * 1024
+"""The longest safetensors header (its JSON, the manifest included) read."""
 
 
 @dataclass
@@ -143,6 +149,8 @@ def save_bundle(
 
 
 MAX_TENSORS = 100_000
+MAX_PAYLOAD = 8 * MAX_WEIGHTS
+"""Bytes of weights read from a pipe at most (a regular file's size is known)."""
 MAX_DEPTH = 32
 MAX_ITEMS = 100_000
 MAX_STRING = 100_000
@@ -152,7 +160,8 @@ def _json(text: str | bytes, name: str, what: str) -> Any:
     """Parse JSON from a model file; anything unreadable (or absurdly nested) is an error."""
     try:
         return json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, TypeError):
+    # ValueError: JSONDecodeError, or an integer of more digits than Python converts
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError):
         raise ModelFileError(f"{name}: not a bioseqnn model file (unreadable {what})") from None
 
 
@@ -164,19 +173,12 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _read_header(data: bytes, name: str) -> dict[str, Any]:
-    """The safetensors header, with every tensor entry checked against the file's size."""
-    if len(data) < 8:
-        raise ModelFileError(f"{name}: not a bioseqnn model file (too short)")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > MAX_HEADER or size < 2 or data[8:9] != b"{":
-        raise ModelFileError(f"{name}: not a bioseqnn model file (no safetensors header)")
-    if 8 + size > len(data):
-        raise ModelFileError(f"{name}: model file is truncated (header runs past the end)")
-    header = _json(data[8 : 8 + size], name, "header")
+def _check_header(raw: bytes, name: str, payload: int | None) -> dict[str, Any]:
+    """The safetensors header (``raw``: its JSON text), with every tensor entry checked
+    against the ``payload`` (bytes after the header; None: unknown, a pipe)."""
+    header = _json(raw, name, "header")
     if not isinstance(header, dict) or len(header) > MAX_TENSORS:
         raise ModelFileError(f"{name}: not a bioseqnn model file")
-    payload = len(data) - 8 - size
     for key, info in header.items():
         if key == "__metadata__":
             continue
@@ -187,11 +189,123 @@ def _read_header(data: bytes, name: str) -> dict[str, Any]:
                 and isinstance(shape, list) and len(shape) <= 8
                 and all(_is_int(d) and d >= 0 for d in shape)):
             raise ModelFileError(f"{name}: damaged tensor entry {shorten(key)!r}")
-        if offsets[1] > payload:
+        if offsets[1] > (MAX_PAYLOAD if payload is None else payload):
             raise ModelFileError(
                 f"{name}: model file is truncated (tensor {shorten(key)!r} incomplete)"
             )
     return header
+
+
+def _not_a_model(name: str, head: bytes) -> ModelFileError:
+    """The refusal of a file whose first bytes are no safetensors header; a sequence file
+    (arguments in the wrong order) is named as one."""
+    first = head.lstrip(b"\xef\xbb\xbf")[:1]
+    hint = ""
+    if first in (b">", b"@"):
+        hint = (f"; it starts like {'FASTA' if first == b'>' else 'FASTQ'}: is the order of "
+                "the arguments right? The model file comes first, then the sequences")
+    return ModelFileError(f"{name}: not a bioseqnn model file (no safetensors header){hint}")
+
+
+class _ModelFile:
+    """A model file opened for reading: its header and manifest are read and checked
+    first (a few bytes, then at most MAX_HEADER), the weights only when asked for.
+
+    A path that is no regular file or pipe (a directory, /dev/zero, a terminal) is
+    refused before anything is read, and nothing is read past what the header claims:
+    a multi-gigabyte FASTA given as the model costs its first 8 bytes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = name = str(path)
+        self.handle = _open_model(path)
+        try:
+            st = os.fstat(self.handle.fileno())
+            self.size = st.st_size if stat.S_ISREG(st.st_mode) else None
+            prefix = self.handle.read(8)
+            if len(prefix) < 8:
+                raise ModelFileError(f"{name}: not a bioseqnn model file (too short)")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER or length < 2:
+                raise _not_a_model(name, prefix)
+            if self.size is not None and 8 + length > self.size:
+                if self.handle.read(1) != b"{":
+                    raise _not_a_model(name, prefix)
+                raise ModelFileError(f"{name}: model file is truncated (header runs past "
+                                     "the end)")
+            raw = self.handle.read(length)
+            if raw[:1] != b"{":
+                raise _not_a_model(name, prefix)
+            if len(raw) < length:
+                raise ModelFileError(f"{name}: model file is truncated (header runs past "
+                                     "the end)")
+            self.prefix = prefix + raw
+            payload = None if self.size is None else self.size - 8 - length
+            self.header = _check_header(raw, name, payload)
+            meta = self.header.get("__metadata__") or {}
+            if not isinstance(meta, dict) or not isinstance(meta.get(MANIFEST_KEY), str):
+                raise ModelFileError(
+                    f"{name}: a safetensors file, but not a bioseqnn model (no manifest)")
+            self.manifest = validate_manifest(_json(meta[MANIFEST_KEY], name, "manifest"), name)
+            self._check_weights()
+        except BaseException:
+            self.handle.close()
+            raise
+
+    def __enter__(self) -> _ModelFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+    def _check_weights(self) -> None:
+        """The weights the manifest's model needs are no more than the file holds (a
+        cheap comparison before the exact one, which builds the model)."""
+        sizes = [model_size(c, *_size_args(self.manifest))
+                 for c in _member_configs(self.manifest)]
+        needed = sum(s.weights for s in sizes)
+        held = sum(math.prod(shape) for shape in self.shapes().values())
+        if needed > held:
+            raise ModelFileError(
+                f"{self.name}: weights do not fit the manifest (it describes a model of "
+                f"{needed:,} weights, the file holds {held:,})")
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v["shape"]) for k, v in self.header.items()
+                if k not in ("__metadata__", DIGEST_TENSOR)}
+
+    def contents(self) -> bytes:
+        """The whole file (header and weights), as safetensors reads it."""
+        if self.size is not None:
+            want = self.size - len(self.prefix)
+        else:  # a pipe: as far as the last tensor reaches
+            ends = [v["data_offsets"][1] for k, v in self.header.items() if k != "__metadata__"]
+            want = max(ends, default=0)
+        rest = self.handle.read(want)
+        if len(rest) < want:
+            raise ModelFileError(f"{self.name}: model file is truncated (the weights end early)")
+        return self.prefix + rest
+
+
+def _open_model(path: str | os.PathLike[str]) -> Any:
+    """Open a model path for reading bytes; what is not a file is refused unread."""
+    name = str(path)
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise ModelFileError(f"{name}: not a bioseqnn model file (a device or socket, "
+                                 "not a file)")
+        return open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:  # a missing input is a usage error, as for every input
+        raise UsageError(f"{name}: no such model file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a directory, not a model file") from None
+    except PermissionError:
+        raise ModelFileError(f"{name}: permission denied") from None
+    except OSError as exc:  # a loop of symbolic links, an I/O error
+        raise ModelFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
 
 
 def _expect(cond: bool, name: str, what: str) -> None:
@@ -211,9 +325,18 @@ def _check_plain(value: Any, name: str, depth: int = 0) -> None:
             _check_plain(item, name, depth + 1)
 
 
+def is_name(x: Any) -> bool:
+    """Text of 1 to 1000 characters without control characters: what is written as a
+    column name or a row's cell (a TAB or a newline would break the TSV)."""
+    return isinstance(x, str) and 0 < len(x) <= 1000 and not _CONTROL.search(x)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _short_names(values: Any, name: str, what: str, nonempty: bool = False) -> None:
-    _expect(isinstance(values, list) and all(isinstance(x, str) and 0 < len(x) <= 1000
-                                             for x in values), name, f"{what} must be names")
+    _expect(isinstance(values, list) and all(map(is_name, values)), name,
+            f"{what} must be names (1 to 1000 characters, no control characters)")
     _expect(len(set(values)) == len(values), name, f"{what} are not unique")
     _expect(not nonempty or len(values) > 0, name, f"{what} are missing")
 
@@ -238,35 +361,67 @@ def _check_optional(m: dict[str, Any], name: str) -> None:
         _expect(ok, name, f"{key} must be {_TYPE_NAMES[kind]}")
     for key, value in m.get("encoding", {}).items():
         _expect(isinstance(value, str), name, f"encoding.{key} must be text")
-    for key, value in m.get("training", {}).items():
-        _expect(value is None or isinstance(value, (str, int, float, list)), name,
-                f"training.{key} has an invalid value")
+    _check_training(m.get("training", {}), name)
     data = m.get("data", {})
     if "sources" in data:
         _expect(isinstance(data["sources"], list)
                 and all(isinstance(x, str) for x in data["sources"]), name, "data.sources")
     for key in ("records", "train_records", "val_records"):
         _expect(key not in data or _is_int(data[key]), name, f"data.{key} must be an integer")
-    _expect(isinstance(data.get("fingerprint_sha256", ""), str), name, "data.fingerprint_sha256")
+    for key in ("fingerprint_sha256", "val_fingerprint_sha256", "note"):
+        _expect(isinstance(data.get(key, ""), str), name, f"data.{key} must be text")
     lengths = data.get("lengths", {})
-    _expect(isinstance(lengths, dict) and all(map(_is_number, lengths.values())), name,
-            "data.lengths must hold numbers")
-    metrics = m.get("metrics", {})
+    _expect(isinstance(lengths, dict) and all(
+        _is_number(x) and math.isfinite(x) and x >= 0 for x in lengths.values()), name,
+        "data.lengths must hold numbers")
+    _check_metrics(m.get("metrics", {}), name, "metrics")
+    members = m.get("metrics", {}).get("members", [])
+    _expect(isinstance(members, list) and len(members) <= MAX_MEMBERS
+            and all(isinstance(x, dict) for x in members), name,
+            "metrics.members must list one mapping per member")
+    for i, member in enumerate(members):
+        _check_metrics(member, name, f"metrics.members[{i}]")
+        _expect(member.get("seed") is None or _is_int(member["seed"]), name,
+                f"metrics.members[{i}].seed must be an integer")
+        _expect(isinstance(member.get("source", ""), str), name,
+                f"metrics.members[{i}].source must be text")
+
+
+def _check_metrics(metrics: dict[str, Any], name: str, where: str) -> None:
     for key in ("best", "final"):
         record = metrics.get(key, {})
         _expect(isinstance(record, dict) and all(
             _is_number(v) or v is None or isinstance(v, str) for v in record.values()),
-            name, f"metrics.{key} must map names to numbers")
-    for key in ("best_epoch", "epochs_run"):
-        _expect(key not in metrics or _is_int(metrics[key]), name, f"metrics.{key}")
-    _expect(isinstance(metrics.get("stopped_early", False), bool), name, "metrics.stopped_early")
-    _expect(_is_number(metrics.get("seconds", 0)), name, "metrics.seconds")
+            name, f"{where}.{key} must map names to numbers")
+    for key in ("best_epoch", "epochs_run", "resumed_from"):
+        _expect(metrics.get(key) is None or _is_int(metrics[key]), name,
+                f"{where}.{key} must be an integer")
+    _expect(isinstance(metrics.get("monitor", ""), str), name, f"{where}.monitor must be text")
+    _expect(isinstance(metrics.get("stopped_early", False), bool), name,
+            f"{where}.stopped_early must be true or false")
+    _expect(_is_number(metrics.get("seconds", 0)), name, f"{where}.seconds must be a number")
+
+
+def _check_training(training: dict[str, Any], name: str) -> None:
+    """The training settings the file records: each known one of its type (a key of a
+    newer version is left alone); read by predict (rc_average) and 'config --from'."""
+    from .config import TrainConfig, check_value
+
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in training.items():
+        if key not in hints:
+            continue
+        try:
+            check_value(f"training.{key}", value, hints[key])
+        except UsageError:
+            raise ModelFileError(f"{name}: invalid manifest: training.{key} has an invalid "
+                                 "value") from None
 
 
 def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) -> None:
     _expect(set(task) <= {f.name for f in fields(TaskSpec)}, name, "unknown task fields")
     kind = task.get("kind")
-    _expect(kind in TASKS, name, "unknown task kind")
+    _expect(isinstance(kind, str) and kind in TASKS, name, "unknown task kind")
     targets, classes = task.get("targets") or [], task.get("classes", [])
     _short_names(targets, name, "task.targets", nonempty=True)
     _short_names(classes, name, "task.classes")
@@ -294,7 +449,9 @@ def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) ->
 
 
 def validate_manifest(m: Any, name: str) -> dict[str, Any]:
-    """Check types and sizes of every manifest field used before anything uses it."""
+    """Check types and sizes of every manifest field before anything uses it: each one's
+    type first (tests/test_fuzz_model_file.py tries every field with values of every
+    type, inside and beyond its range)."""
     _expect(isinstance(m, dict), name, "not a mapping")
     _check_plain(m, name)
     _expect(m.get("format") == FORMAT, name, "not a bioseqnn model")
@@ -316,7 +473,10 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         _expect(version >= 3, name, "numeric series input needs format_version 3")
         _expect("alphabet" not in m, name, "a series model has no alphabet")
     else:
-        _expect(m.get("alphabet") in ALPHABETS, name, "unknown alphabet")
+        alphabet = m.get("alphabet")
+        _expect(isinstance(alphabet, str) and alphabet in ALPHABETS, name, "unknown alphabet")
+    _expect(isinstance(m.get("per_position", False), bool), name,
+            "per_position must be true or false")
     if "structure" in m:
         _check_structure(m["structure"], m, name)
         _expect(version >= 4, name, "structure input needs format_version 4")
@@ -334,7 +494,35 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
         for i, config in enumerate(configs):
             _check_model_config(config, name, f"member_models[{i}]")
     _check_optional(m, name)
+    rc_average = m.get("training", {}).get("rc_average", False)
+    _expect(not rc_average or m.get("alphabet") in ("dna", "rna"), name,
+            "training.rc_average is for DNA/RNA models")
+    _check_size(m, name)
     return m
+
+
+def _member_configs(m: dict[str, Any]) -> list[ModelConfig]:
+    """Each member's architecture settings (one for a single model)."""
+    if "member_models" in m:
+        return [ModelConfig(**c) for c in m["member_models"]]
+    return [ModelConfig(**m["model"])] * m.get("ensemble", 1)
+
+
+def _size_args(m: dict[str, Any]) -> tuple[int, int, bool]:
+    """What sizes a manifest's model besides its settings: input channels, outputs, and
+    whether it has an output per position."""
+    return (model_input(m).size, TaskSpec.from_dict(m["task"]).n_outputs,
+            bool(m.get("per_position", False)))
+
+
+def _check_size(m: dict[str, Any], name: str) -> None:
+    """The model the manifest describes is within what bioseqnn builds (computed from
+    its settings, nothing built)."""
+    try:
+        problem = too_large(_member_configs(m), *_size_args(m))
+    except UsageError as exc:  # an unknown architecture or pooling
+        raise ModelFileError(f"{name}: invalid manifest: {exc}") from None
+    _expect(problem is None, name, str(problem))
 
 
 MAX_CHANNELS = 4096
@@ -387,26 +575,19 @@ def _check_model_config(model: Any, name: str, label: str) -> None:
         else:
             ok = isinstance(value, str) and len(value) < 100
         _expect(ok, name, f"{label}.{key} has an invalid value")
+    from .config import validate_model
+
+    try:  # the ranges training checks (a setting of 0 heads would divide by zero)
+        validate_model(ModelConfig(**model))
+    except UsageError as exc:
+        raise ModelFileError(f"{name}: invalid manifest: {label}: {exc}") from None
 
 
-def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
-    name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:  # a missing input is a usage error, as for every input
-        raise UsageError(f"{name}: no such model file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{name}: is a directory, not a model file") from None
-    except PermissionError:
-        raise ModelFileError(f"{name}: permission denied") from None
-    except OSError as exc:
-        raise ModelFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    header = _read_header(data, name)
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict) or not isinstance(meta.get(MANIFEST_KEY), str):
-        raise ModelFileError(f"{name}: a safetensors file, but not a bioseqnn model (no manifest)")
-    manifest = _json(meta[MANIFEST_KEY], name, "manifest")
-    return validate_manifest(manifest, name), data
+def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The validated manifest and the safetensors header of a model file (its weights are
+    not read)."""
+    with _ModelFile(path) as model_file:
+        return model_file.manifest, model_file.header
 
 
 def build_model(manifest: dict[str, Any]) -> Predictor:
@@ -427,24 +608,19 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     more than the weights the file really holds.
     """
     name = str(path)
-    manifest, data = read_manifest(path)
-    header = _read_header(data, name)
-    in_file = {k: tuple(v["shape"]) for k, v in header.items()
-               if k not in ("__metadata__", DIGEST_TENSOR)}
-    digest_entry = header.get(DIGEST_TENSOR)
-    if digest_entry is not None:
-        _expect(digest_entry.get("dtype") == "I64" and len(digest_entry["shape"]) == 1
-                and manifest["format_version"] >= 4, name,
-                f"{DIGEST_TENSOR} must be a vector of 64-bit digests (format 4)")
-    try:
-        with torch.device("meta"):
-            needed = {k: tuple(v.shape) for k, v in build_model(manifest).state_dict().items()}
-    except (RuntimeError, ValueError, TypeError, UsageError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelFileError(f"{name}: the manifest describes no valid model ({first})") from None
-    if needed != in_file:
-        diff = _shape_diff(needed, in_file)
-        raise ModelFileError(f"{name}: weights do not fit the manifest ({diff})")
+    with _ModelFile(path) as model_file:
+        manifest = model_file.manifest
+        needed = _needed_shapes(manifest, name)
+        in_file = model_file.shapes()
+        if needed != in_file:
+            diff = _shape_diff(needed, in_file)
+            raise ModelFileError(f"{name}: weights do not fit the manifest ({diff})")
+        digest_entry = model_file.header.get(DIGEST_TENSOR)
+        if digest_entry is not None:
+            _expect(digest_entry.get("dtype") == "I64" and len(digest_entry["shape"]) == 1
+                    and manifest["format_version"] >= 4, name,
+                    f"{DIGEST_TENSOR} must be a vector of 64-bit digests (format 4)")
+        data = model_file.contents()
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types
@@ -459,6 +635,17 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     model.to(device).eval()
     return Bundle(model, manifest,
                   None if digest is None else digest.numpy().view(np.uint64).copy())
+
+
+def _needed_shapes(manifest: dict[str, Any], name: str) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes the manifest's model has, found without memory ('meta')."""
+    try:
+        with torch.device("meta"):
+            needed = {k: tuple(v.shape) for k, v in build_model(manifest).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, UsageError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(f"{name}: the manifest describes no valid model ({first})") from None
+    return needed
 
 
 def _shape_diff(needed: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:

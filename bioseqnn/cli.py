@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import signal
 import sys
 import traceback
@@ -15,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .errors import BioseqnnError
@@ -81,6 +84,19 @@ class OnInvalid(str, Enum):
     mask = "mask"
 
 
+def finite(text: str) -> float:
+    """The parser of every number option (tests/test_usage_details.py checks that it is):
+    a float, finite. Python's float() takes 'inf' and 'nan', which pass range checks such
+    as 'lr > 0' and failed only during training."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number") from None
+    if not math.isfinite(number):
+        raise typer.BadParameter(f"{text!r} is not a finite number")
+    return number
+
+
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logging.")]
 Device = Annotated[str | None, typer.Option(
@@ -134,6 +150,62 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
+    for message in _repeated:  # found in the command line by main(), said once it parsed
+        log.warning("%s", message)
+    _repeated.clear()
+
+
+_repeated: list[str] = []
+"""Warnings about options given more than once, for the running command."""
+
+
+def repeated_options(args: list[str]) -> list[str]:
+    """One warning per single-valued option given more than once with different values.
+
+    The rule (as for a config file and flags: what comes later wins): the last value is
+    used, as click does, and the user is told which; repeating a value is no warning, and
+    options that take several values (--target) are left alone.
+    """
+    group = typer.main.get_command(app)
+    commands = getattr(group, "commands", {})
+    at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if at is None or args[at] not in commands:
+        return []
+    options: dict[str, tuple[Any, Any]] = {}  # an option's spelling -> (its parameter, value)
+    for param in commands[args[at]].params:
+        if param.param_type_name != "option" or param.multiple:
+            continue
+        flag = param.is_flag and not param.count
+        for spelling in param.opts:
+            options[spelling] = (param, True if flag else None)
+        for spelling in param.secondary_opts:
+            options[spelling] = (param, False)
+    given: dict[str, list[tuple[str, Any]]] = {}
+    rest = iter(args[at + 1 :])
+    for arg in rest:
+        if arg == "--":
+            break
+        spelling, equals, attached = arg.partition("=") if arg.startswith("--") \
+            else (arg, "", "")
+        if spelling not in options:
+            continue
+        param, value = options[spelling]
+        if value is None:  # an option that takes a value: attached, or the next argument
+            value = attached if equals else next(rest, None)
+        given.setdefault(param.name, []).append((spelling, value))
+    warnings = []
+    for uses in given.values():
+        if len({repr(value) for _, value in uses}) < 2:
+            continue
+        names = "/".join(dict.fromkeys(spelling for spelling, _ in uses))
+        if isinstance(uses[0][1], bool):
+            shown = ", then ".join(spelling for spelling, _ in uses)
+            warnings.append(f"{shown} given: the last one, {uses[-1][0]}, is used")
+        else:
+            values = ", then ".join(str(value) for _, value in uses)
+            warnings.append(f"{names} given {len(uses)} times ({values}): the last value, "
+                            f"{uses[-1][1]}, is used")
+    return warnings
 
 
 class RichReporter:
@@ -266,7 +338,8 @@ def train(
     bidirectional: Annotated[bool | None, typer.Option(
         "--bidirectional/--unidirectional", help="Read both directions."
         + _default("model", "bidirectional"))] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers, before the head."
+    dropout: Annotated[float | None, typer.Option(
+        parser=finite, help="Dropout between layers, before the head."
         + _default("model", "dropout"))]
     = None,
     pooling: Annotated[str | None, typer.Option(
@@ -306,13 +379,14 @@ def train(
         help="Cap on padded positions per batch (sequences x longest length): batches of "
         "long sequences hold fewer (0 = no cap; validation batches: 1048576)."
         + _default("training", "max_tokens"))] = None,
-    lr: Annotated[float | None, typer.Option(help="AdamW learning rate."
+    lr: Annotated[float | None, typer.Option(parser=finite, help="AdamW learning rate."
         + _default("training", "lr"))] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay."
+    weight_decay: Annotated[float | None, typer.Option(parser=finite, help="AdamW weight decay."
         + _default("training", "weight_decay"))] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Gradient-norm clip (0 = off)."
+    grad_clip: Annotated[float | None, typer.Option(
+        parser=finite, help="Gradient-norm clip (0 = off)."
         + _default("training", "grad_clip"))] = None,
-    val_fraction: Annotated[float | None, typer.Option(
+    val_fraction: Annotated[float | None, typer.Option(parser=finite,
         help="Fraction held out for validation (stratified for classes)."
         + _default("training", "val_fraction"))] = None,
     patience: Annotated[int | None, typer.Option(
@@ -336,7 +410,7 @@ def train(
     schedule: Annotated[str | None, typer.Option(
         help="Learning-rate schedule: none, plateau, cosine or onecycle."
         + _default("training", "schedule"))] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(
+    warmup_epochs: Annotated[float | None, typer.Option(parser=finite,
         help="Linear learning-rate warm-up over this many epochs (fractions allowed)."
         + _default("training", "warmup_epochs"))] = None,
     class_weight: Annotated[str | None, typer.Option(
@@ -402,7 +476,11 @@ def train(
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
     from .api import train as run_train
     from .config import RunConfig, apply_overrides, load_config, parse_int_list, parse_names
+    from .seqio import check_not_an_input
 
+    for written in (output, log_file):
+        if written is not None:
+            check_not_an_input(written, {"--config": config})
     cfg = load_config(config) if config else RunConfig()
     cfg = apply_overrides(cfg, {
         "model": {"arch": arch, "hidden_size": hidden_size, "layers": layers,
@@ -600,7 +678,7 @@ def info(
     if as_json:
         print(json.dumps(manifest, indent=2, sort_keys=False))
         return
-    rows = _info_rows(manifest)
+    rows = [(key, shown(value)) for key, value in _info_rows(manifest)]
     if sys.stdout.isatty():
         Console(highlight=False).print(_info_table(rows))
     else:  # for pipes and files: one unwrapped, unpadded line per field
@@ -680,7 +758,8 @@ def evaluate(
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences, "LABELS": labels,
+                               "--position-mask": position_mask})
     if plots is not None:
         plot_dir(plots)
     ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
@@ -739,7 +818,7 @@ def explain(
     from .plots import plot_dir
     from .seqio import check_output_path
 
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
     if plot is not None:
         plot_dir(plot)
     result = run_explain(model, sequences, method=method.value, target=target,
@@ -761,7 +840,7 @@ def export(
         "--check", help="FASTA/FASTQ of sequences for the parity check, or a series table "
         "for a numeric series model (default: random sequences of the model's alphabet, or "
         "random series, at several lengths).")] = None,
-    tolerance: Annotated[float, typer.Option(
+    tolerance: Annotated[float, typer.Option(parser=finite,
         help="Largest accepted |export - PyTorch| difference of any output.")] = 1e-4,
     id_column: SeriesId = None,
     quiet: Quiet = False,
@@ -786,11 +865,11 @@ def generate(
         "-o", "--output", help="FASTA to write ('.gz' compresses; '-' stdout).")] = "-",
     prefix: Annotated[str, typer.Option(
         help="Every sample starts with these residues (included in the output).")] = "",
-    temperature: Annotated[float, typer.Option(
+    temperature: Annotated[float, typer.Option(parser=finite,
         help="Below 1: more typical samples; above 1: more diverse.")] = 1.0,
     top_k: Annotated[int, typer.Option(
         min=0, help="Draw each residue from the k most likely only (0 = all).")] = 0,
-    top_p: Annotated[float, typer.Option(
+    top_p: Annotated[float, typer.Option(parser=finite,
         help="Draw from the most likely residues that reach this probability (1 = all).")]
     = 1.0,
     min_length: Annotated[int, typer.Option(
@@ -836,11 +915,13 @@ def plot_history(
     """Learning curves (loss and a validation metric per epoch) from a training log."""
     _setup_logging(quiet, debug)
     from .plots import figure_format, learning_curves, read_history, require_matplotlib
+    from .seqio import check_not_an_input
 
     require_matplotlib()
     if output == "-":
         raise typer.BadParameter("a figure needs a file name", param_hint="--output")
     figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
+    check_not_an_input(output, {"LOG_FILE": log_file})
     history = read_history(log_file)
     name = "<stdin>" if log_file == "-" else os.path.basename(log_file)
     png = learning_curves(history, output, title or name, metric)
@@ -868,12 +949,29 @@ def _info_table(rows: list[tuple[str, str]]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, Text(value))  # Text: brackets in a value are no markup
     return table
+
+
+SHOWN = 300
+"""Characters of one manifest value that the table of 'info' shows (--json shows all)."""
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+"""Control characters (a terminal obeys them: escape codes clear the screen or set the
+window title), and the invisible and direction-changing ones that disguise text."""
+
+
+def shown(text: str, limit: int = SHOWN) -> str:
+    """A value from a model file as a table may show it: unsafe characters escaped
+    (ESC as \\x1b), and cut to ``limit`` characters, saying how many more there are."""
+    text = _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit:,} more characters; --json shows all)"
+    return text
 
 
 def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     """What 'info' shows: (field, text) pairs."""
+    from .bundle import MAX_MEMBERS
     from .models import describe
 
     task, model, data, metrics = m["task"], m["model"], m.get("data", {}), m.get("metrics", {})
@@ -929,7 +1027,7 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
                          "folds: " + ", ".join(
                              f"{k} {mean[k]:.4g} ± {sd.get(k, float('nan')):.2g}" for k in mean
                              if isinstance(mean[k], float))))
-        for i, member in enumerate(x for x in members if isinstance(x, dict)):
+        for i, member in enumerate(x for x in members[:MAX_MEMBERS] if isinstance(x, dict)):
             network = f" ({member_archs[i]})" if i < len(member_archs) else ""
             rows.append((f"member {i + 1}", f"best epoch {member.get('best_epoch')} of "
                                             f"{member.get('epochs_run')}{network}"))
@@ -975,6 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _repeated[:] = repeated_options(args)
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
@@ -1015,6 +1114,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
+        from .predict import out_of_memory
+
+        if out_of_memory(exc):  # where no command said what took the memory
+            _error("out of memory; lower the sizes the command asks for (--batch-size, the "
+                   "model's settings) or split large inputs")
+            return 1
         _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return 1
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -12,10 +13,13 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
-from .models.base import POOLINGS, ModelConfig, setting
+from .models.base import POOLINGS, ModelConfig, setting, too_large
 from .structure import KINDS as STRUCTURE_KINDS
 
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
+NOMINAL_CHANNELS = 20
+"""Input channels assumed when settings are checked before the data is read (protein's:
+the largest alphabet)."""
 PRECISIONS = ("32", "bf16", "16-mixed")
 
 
@@ -91,7 +95,7 @@ class RunConfig:
 _SECTIONS = {"model": ModelConfig, "training": TrainConfig}
 
 
-def _check_value(key: str, value: Any, annotation: Any) -> Any:
+def check_value(key: str, value: Any, annotation: Any) -> Any:
     """Validate (and lightly coerce int -> float) one value against its annotation."""
     hint = annotation
     origin = typing.get_origin(hint)
@@ -104,9 +108,12 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
             raise UsageError(f"config key {key!r}: expected a list, got {value!r}")
-        return [_check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+        return [check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise UsageError(f"config key {key!r}: {value} is too large a number") from None
     if hint is int and isinstance(value, bool):
         raise UsageError(f"config key {key!r}: expected an integer, got {value!r}")
     if not isinstance(value, hint):
@@ -122,7 +129,7 @@ def _apply(target: Any, section: str, values: dict[str, Any]) -> None:
             raise UsageError(
                 f"unknown config key '{section}.{key}'; known keys: {', '.join(sorted(names))}"
             )
-        setattr(target, key, _check_value(f"{section}.{key}", value, hints[key]))
+        setattr(target, key, check_value(f"{section}.{key}", value, hints[key]))
 
 
 def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
@@ -142,11 +149,19 @@ def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> Run
     return cfg
 
 
+MAX_CONFIG = 1 << 20
+"""Bytes of a config file read at most (the full default config is about 5 kB)."""
+
+
 def load_config(path: str | Path) -> RunConfig:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG + 1)
+        if len(raw) > MAX_CONFIG:
+            raise UsageError(f"{path}: not a YAML config (longer than {MAX_CONFIG >> 20} MB)")
+        text = raw.decode("utf-8")
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read config: {exc.strerror}") from None
+        raise UsageError(f"{path}: cannot read config: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a YAML config (not UTF-8 text)") from None
     try:
@@ -173,6 +188,8 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> Run
 def validate(cfg: RunConfig) -> None:
     """Range checks shared by the CLI, YAML files and library callers."""
     t, m = cfg.training, cfg.model
+    _check_finite(t)
+    _check_finite(m)
     checks = [
         (t.epochs >= 1, "epochs must be at least 1"),
         (t.batch_size >= 1, "batch-size must be at least 1"),
@@ -198,6 +215,22 @@ def validate(cfg: RunConfig) -> None:
         (t.monitor in ("auto", "train_loss") or t.monitor.startswith("val_"),
          f"monitor must be auto, train_loss or a validation metric such as val_loss, "
          f"val_auroc or val_r2 (got {t.monitor!r})"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    validate_model(m)
+    # before anything is read or built; train checks again with the data's alphabet or
+    # channels and its outputs
+    problem = too_large([m] * max(t.ensemble, t.cv), NOMINAL_CHANNELS, 1)
+    if problem:
+        raise UsageError(f"{problem}; lower those settings")
+
+
+def validate_model(m: ModelConfig) -> None:
+    """Range checks of architecture settings (also run on a model file's)."""
+    _check_finite(m)
+    checks = [
         (m.hidden_size >= 1, "hidden-size must be at least 1"),
         (m.layers >= 1, "layers must be at least 1"),
         (0 <= m.dropout < 1, "dropout must be in [0, 1)"),
@@ -210,7 +243,7 @@ def validate(cfg: RunConfig) -> None:
         (all(v >= 1 for v in m.pool_sizes), "pool-sizes must all be at least 1 (1 = no pooling)"),
         (m.d_model >= 1 and m.heads >= 1 and m.ff_size >= 1,
          "d-model, heads and ff-size must be at least 1"),
-        (m.d_model % m.heads == 0,
+        (m.heads < 1 or m.d_model % m.heads == 0,
          f"d-model ({m.d_model}) must be divisible by heads ({m.heads})"),
         (m.max_length >= 1, "max-length must be at least 1"),
     ]
@@ -226,6 +259,16 @@ def validate(cfg: RunConfig) -> None:
                 f"model.{key} has {len(getattr(m, key))} entries but model.channels has {n}: "
                 "give one value per convolution layer"
             )
+
+
+def _check_finite(settings: Any) -> None:
+    """Every number setting is finite: inf and nan pass comparisons such as 'lr > 0' (or
+    fail them with a misleading message) and only fail later, in training."""
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{f.name.replace('_', '-')} must be a finite number "
+                             f"(got {value})")
 
 
 def dump_yaml(cfg: RunConfig) -> str:

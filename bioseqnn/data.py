@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from .tasks import TaskSpec, detect_task
 
 log = logging.getLogger("bioseqnn")
 
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Control characters, refused in names that are written as columns or cells."""
 CHUNK_RECORDS = 4096
 SAMPLE_RECORDS = 2000
 SUBSET_BLOCK = 1 << 20
@@ -480,6 +483,11 @@ def _record_lines(fasta: str | os.PathLike[str] | RecordSource | None, wanted: s
 def target_columns(table: Table, src: LabelSource) -> list[str]:
     excluded = {src.id_column} | ({src.sequence_column} if src.sequence_column else set())
     targets = src.targets or [h for h in table.header if h not in excluded]
+    for name in targets:
+        if CONTROL.search(name):
+            raise DataError(f"{table.source}: line {table.header_line}: column {name!r} holds "
+                            "a control character; target names become columns of the "
+                            "predictions: remove it")
     if not targets:
         raise DataError(
             f"{table.source}: no target column besides {src.id_column!r}; "
@@ -638,6 +646,12 @@ def load_labeled(
 def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:
     columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
     task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
+    for name in task.classes:
+        if CONTROL.search(name):
+            i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
+            raise DataError(f"{labeled.where[i]}: class {name!r} holds a control character; "
+                            "class names become columns and cells of the predictions (a TAB "
+                            "or a newline would break their rows): remove it")
     n = len(labeled.label_values)
     if task.kind in ("binary", "multiclass") and n >= 20 and len(task.classes) >= 0.9 * n:
         raise DataError(

@@ -7,14 +7,17 @@ byte per residue in memory and no Python loop ever touches a character.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .alphabets import INVALID, Alphabet
+from .alphabets import INVALID, Alphabet, count_kinds
 from .errors import DataError, UsageError, shorten
+
+log = logging.getLogger("bioseqnn")
 
 ON_INVALID = ("error", "skip", "mask")
 
@@ -137,3 +140,29 @@ def check_fits(alphabet: Alphabet, model_alphabet: Alphabet, source: str,
             f"{source}: the sequences look like {alphabet.name} but the model was trained on "
             f"{model_alphabet.name}; check that this is the right model for this input"
         )
+
+
+def check_kinds(ids: Sequence[str], seqs: Sequence[bytes], model_alphabet: Alphabet,
+                source: str, lines: Sequence[int] | None = None) -> None:
+    """Refuse, or warn about, records that look like DNA/RNA one by one for a protein
+    model, judged as train judges a file that mixes alphabets (alphabets.looks_like).
+
+    check_fits judges a sample as a whole: a few records with a symbol of protein alone
+    (an 'X') or with many ambiguity codes made a DNA file look like protein, and a
+    protein model silently scored the reads. At least half of the sample (and
+    NUCLEOTIDE_EVIDENCE residues) is refused; fewer records are a warning naming one.
+    """
+    if model_alphabet.name != "protein":
+        return
+    nucleotide, _ = count_kinds(seqs)
+    if not nucleotide:
+        return
+    first = nucleotide[0]
+    line = f", line {lines[first]}" if lines is not None and lines[first] else ""
+    what = (f"{len(nucleotide)} of the first {len(seqs)} records look like DNA/RNA (e.g. "
+            f"{shorten(ids[first])!r}{line})")
+    residues = sum(len(seqs[i]) for i in nucleotide)
+    if 2 * len(nucleotide) >= len(seqs) and residues >= NUCLEOTIDE_EVIDENCE:
+        raise DataError(f"{source}: {what}, but the model was trained on protein; check that "
+                        "this is the right model for this input")
+    log.warning("%s: %s; the model reads protein and scores them as protein", source, what)

@@ -18,7 +18,7 @@ from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
 from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
 from .digest import canonical_codes, record_digests, seen_in_training
-from .encoding import OneHot, check_fits
+from .encoding import OneHot, check_fits, check_kinds
 from .errors import UsageError
 from .intervals import GenomeOptions, load_for_evaluation
 from .predict import infer, infer_scored, resolve_device
@@ -186,6 +186,7 @@ def check_alphabet_fits(data: SequenceSet, model_alphabet: Alphabet, source: str
     guess = detect_alphabet(counts)
     if guess.alphabet.name == "protein" or model_alphabet.name == "protein":
         check_fits(guess.alphabet, model_alphabet, source, residues=int(counts.sum()))
+    check_kinds(data.ids[: len(sample)], sample, model_alphabet, source)
 
 
 def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: list[str],
@@ -415,13 +416,15 @@ def ordered_metrics(ev: Evaluation) -> list[tuple[str, float]]:
 
 def metric_tables(ev: Evaluation) -> list[Any]:
     """Rich tables for a terminal: the summary, then per class (or target), then confusion."""
+    from rich.markup import escape
     from rich.table import Table
 
     def num(v: float | None) -> str:
         return "n/a" if v is None or not math.isfinite(v) else f"{v:.4f}"
 
     tables = []
-    summary = Table(title=f"{ev.task.kind} - {ev.dataset} ({ev.records} records)",
+    # names (a file's, a class's) are escaped: brackets in them are no markup
+    summary = Table(title=escape(f"{ev.task.kind} - {ev.dataset} ({ev.records} records)"),
                     title_justify="left", show_header=True)
     summary.add_column("metric")
     summary.add_column("value", justify="right")
@@ -443,7 +446,7 @@ def metric_tables(ev: Evaluation) -> list[Any]:
         for key in keys:
             per.add_column(key, justify="right")
         for name, row in ev.per_class.items():
-            per.add_row(name, *[str(row[k]) if k == "support" else num(row.get(k))
+            per.add_row(escape(name), *[str(row[k]) if k == "support" else num(row.get(k))
                                 for k in keys])
         tables.append(per)
     if ev.per_target and len(ev.per_target) > 1:
@@ -453,16 +456,16 @@ def metric_tables(ev: Evaluation) -> list[Any]:
         for key in keys:
             per.add_column(key, justify="right")
         for name, row in ev.per_target.items():
-            per.add_row(name, *[num(row[k]) for k in keys])
+            per.add_row(escape(name), *[num(row[k]) for k in keys])
         tables.append(per)
     if ev.confusion is not None and len(ev.task.classes) <= 20:
         cm = Table(title="confusion matrix (rows: true class, columns: predicted)",
                    title_justify="left")
         cm.add_column("true \\ predicted")
         for name in ev.task.classes:
-            cm.add_column(name, justify="right")
+            cm.add_column(escape(name), justify="right")
         for name, row in zip(ev.task.classes, ev.confusion, strict=True):
-            cm.add_row(name, *[str(int(v)) for v in row])
+            cm.add_row(escape(name), *[str(int(v)) for v in row])
         tables.append(cm)
     return tables
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -137,11 +138,12 @@ def export(
     """Export ``model`` to ``output`` (.onnx or .pt) and its JSON sidecar, after a parity
     check on the sequences of ``check`` (default: generated ones)."""
     fmt = export_format(output)
-    if not tolerance > 0:
-        raise UsageError("the parity tolerance must be a positive number")
+    if not (tolerance > 0 and math.isfinite(tolerance)):
+        raise UsageError("the parity tolerance must be a positive (finite) number")
     side = sidecar_path(output)
-    check_output_path(output)
-    check_output_path(side)
+    inputs = {"MODEL": model, "--check": check}
+    check_output_path(output, inputs)
+    check_output_path(side, inputs)
     if fmt == "onnx":
         _require_onnx()
     bundle = load_bundle(model, "cpu")

@@ -156,6 +156,14 @@ def load_positions(
     flat = np.frombuffer(b"".join(label_strings), dtype=np.uint8)
     if classes is None:
         letters = np.unique(flat)
+        odd = letters[(letters < 0x21) | (letters > 0x7e)]
+        if len(odd):  # a control character (or a piece of a non-ASCII one)
+            at = int(np.flatnonzero(flat == odd[0])[0])
+            rec = int(np.searchsorted(data.offsets, at, side="right") - 1)
+            raise DataError(f"{source}: record {shorten(data.ids[rec])!r}, position "
+                            f"{at - int(data.offsets[rec]) + 1}: label {chr(odd[0])!r} is no "
+                            "printable ASCII letter; label letters become columns of the "
+                            "predictions (prob_<letter>)")
         classes = [chr(c) for c in letters]
         if len(classes) < 2:
             raise DataError(f"{source}: the labels hold a single class "

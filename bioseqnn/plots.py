@@ -368,7 +368,11 @@ def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     raw = open_binary(path)
     try:
         head = raw.peek(64)[:64] if hasattr(raw, "peek") else b""
-        lines = _log_lines(raw, name, model_file=b'"__metadata__"' in head)
+        model_file = b'"__metadata__"' in head
+        if b"\0" in head and not model_file:  # binary; /dev/zero has no line to read
+            raise DataError(f"{name}: cannot read the training log: this is a binary file, "
+                            f"not a text log; {_LOG_HINT}")
+        lines = _log_lines(raw, name, model_file=model_file)
         first = next(((n, t) for n, t in lines if t.strip()), None)
         if first is None:
             raise DataError(f"{name}: {_NOT_A_LOG}")

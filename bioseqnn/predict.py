@@ -21,7 +21,7 @@ from .data import (
     collate,
     open_as,
 )
-from .encoding import check_fits
+from .encoding import check_fits, check_kinds
 from .errors import DataError, UsageError
 from .models.base import Predictor, check_lengths
 from .seqio import Record, RecordStream
@@ -34,6 +34,14 @@ log = logging.getLogger("bioseqnn")
 
 OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 """What counts as running out of accelerator memory (torch.cuda.OutOfMemoryError is this)."""
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that memory ran out: on a GPU (torch.OutOfMemoryError), or on
+    the CPU, where Python and numpy raise MemoryError and torch's allocator a
+    RuntimeError."""
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 SERIES_CHUNK_ROWS = 1 << 18
 """Time steps of a series table read at a time by predict (whole series: a longer one is
 read whole)."""
@@ -118,12 +126,14 @@ def _forward(
     device: torch.device, oom: tuple[type[BaseException], ...],
 ) -> torch.Tensor | None:
     """Logits of the sequences ``index`` on the CPU, or None when memory ran out."""
-    codes, lengths = collate(data, index)
     try:
+        codes, lengths = collate(data, index)
         codes = codes.to(device, non_blocking=True)
         return model(onehot(codes), lengths.to(device)).float().cpu()
-    except oom:
-        return None
+    except Exception as exc:
+        if isinstance(exc, oom) or out_of_memory(exc):
+            return None
+        raise
 
 
 def _halve(limit: BatchLimit, data: SequenceSet, part: np.ndarray, device: torch.device) -> None:
@@ -133,10 +143,11 @@ def _halve(limit: BatchLimit, data: SequenceSet, part: np.ndarray, device: torch
         torch.cuda.empty_cache()
     if len(part) <= 1:
         i = int(part[0])
+        other = "use --device cpu, or " if device.type != "cpu" else ""
         raise DataError(
             f"out of memory on {device} predicting record {data.ids[i]!r} "
-            f"({int(data.lengths[i])} positions) on its own; use --device cpu, or split or "
-            "trim the longest sequences"
+            f"({int(data.lengths[i]):,} positions) on its own; {other}split or trim the "
+            "longest sequences"
         )
     limit.size = max(1, len(part) // 2)
     log.warning("out of memory on %s with a batch of %d sequences; retrying with %d",
@@ -310,13 +321,16 @@ def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str
     stray invalid symbol is left to the encoder, which names its position. A protein model
     refuses nucleotide input (valid protein text) from NUCLEOTIDE_EVIDENCE residues on.
     """
-    counts = byte_histogram(r.seq for r in chunk[:2000])
+    sample = chunk[:2000]
+    counts = byte_histogram(r.seq for r in sample)
     if not counts.sum():
         return
     guess = detect_alphabet(counts)
     if model_alphabet.name == "protein" or (on_invalid == "error"
                                             and protein_only_fraction(counts) > 0.1):
         check_fits(guess.alphabet, model_alphabet, source, residues=int(counts.sum()))
+    check_kinds([r.id for r in sample], [r.seq for r in sample], model_alphabet, source,
+                [r.line for r in sample])
 
 
 def both_strands(

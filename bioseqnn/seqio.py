@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import csv
+import errno
 import gzip
 import io
 import itertools
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -49,6 +50,8 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
             raise UsageError(f"{name}: is a directory, not a file") from None
         except PermissionError:
             raise DataError(f"{name}: permission denied") from None
+        except OSError as exc:  # a loop of symbolic links, an I/O error
+            raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == GZIP_MAGIC:
         return _Gunzip(raw)  # type: ignore[return-value]
@@ -377,21 +380,23 @@ def _open_input(path: str | os.PathLike[str], tables: bool, expect: str | None =
     binary = open_binary(path)
     try:
         chunks = _Chunks(binary, name, stream=not _regular_file(path))
-        # Whatever the line-based path would check at once (the first line) is checked
-        # by that path itself unless the first line is plainly a clean FASTA header.
-        while chunks.data.find(b"\n") < 0 and chunks.more(CHUNK):
-            pass
-        if tables:  # the first non-blank line decides
-            while not _content(chunks.data) and chunks.more(CHUNK):
-                pass
-            while _content(chunks.data).find(b"\n") < 0 and chunks.more(CHUNK):
-                pass
-            if _looks_like_table(chunks.data):
-                lines = chunks.fallback(0, 1)
-                first = _first_content_line(lines)
-                assert first is not None
-                return TableText(name, first.rstrip("\r\n"), lines)
-        end = chunks.data.find(b"\n")
+        # The first non-blank bytes decide what the input is, in time that does not grow
+        # with the input: a first line that starts no record is judged (a table, or an
+        # error) from its first SNIFF bytes, read by the line-based reader itself (the
+        # reference: the same line, line number and decoding errors). Whatever that
+        # reader would check at once is checked by it unless the first line is plainly
+        # a clean FASTA header.
+        content = _first_content(chunks)
+        if chunks.data[content : content + 1] not in (b"", b">", b"@"):
+            first, line = _sniff(chunks, content)
+            if first is not None and not first.startswith((">", "@")):
+                if tables and ("\t" in first or "," in first):
+                    lines = chunks.fallback(0, 1)
+                    first = _first_content_line(lines)
+                    assert first is not None
+                    return TableText(name, first.rstrip("\r\n"), lines)
+                raise not_records(first, line, name, expect)
+        end = _read_line(chunks, content)
         release = None if name == "<stdin>" else binary.close
         if chunks.data.startswith(b">") and end > 0 and chunks.fine_end() > end:
             return RecordStream(_fast_fasta(chunks, name), release)
@@ -402,14 +407,64 @@ def _open_input(path: str | os.PathLike[str], tables: bool, expect: str | None =
         raise
 
 
-def _content(data: bytes) -> bytes:
-    """``data`` from its first non-blank character (after a byte-order mark)."""
-    return data.lstrip(b"\xef\xbb\xbf").lstrip()
+SNIFF = 1 << 16
+"""Bytes of a first line that starts no record read to decide what the input is (a TAB
+or a comma: a table) and to name it in an error."""
+_BLANK = b" \t\r\n\x0b\x0c\x1c\x1d\x1e\x1f"
+"""The ASCII characters str.strip() removes."""
+_CONTENT = re.compile(b"[^" + re.escape(_BLANK) + b"]")
+BOM = b"\xef\xbb\xbf"
+
+
+def _first_content(chunks: _Chunks) -> int:
+    """Read until ``chunks.data`` holds a byte that is not blank (after a byte-order
+    mark); its offset, or ``len(data)`` when the input ends first. Each byte is looked at
+    once and the buffer grows geometrically: linear in the blanks before it."""
+    while len(chunks.data) < len(BOM) and chunks.more(CHUNK):
+        pass
+    scan = len(BOM) if chunks.data.startswith(BOM) else 0
+    while True:
+        found = _CONTENT.search(chunks.data, scan)
+        if found is not None:
+            return found.start()
+        scan = len(chunks.data)
+        if not chunks.more(max(CHUNK, scan)):
+            return len(chunks.data)
+
+
+def _sniff(chunks: _Chunks, content: int) -> tuple[str | None, int]:
+    """The first non-blank line (content at ``chunks.data[content]``), at most its first
+    SNIFF bytes, and its number, as the line-based reader reads them: the same
+    decoding errors; a NUL byte in it is an error too (a binary file, /dev/zero)."""
+    head = chunks.bounded(_read_line(chunks, content, SNIFF))
+    try:
+        first = _first_content_line(head)
+        line = head.line
+    finally:
+        head.close()
+    if first is not None and "\x00" in first:
+        raise DataError(f"{chunks.name}: line {line}: not text (a NUL byte); is this a "
+                        "binary file?")
+    return first, line
+
+
+def _read_line(chunks: _Chunks, start: int, limit: int | None = None) -> int:
+    """Read until the line holding ``chunks.data[start]`` ends, or ``limit`` bytes past
+    ``start``, or the input ends; the offset of its newline (-1: none read). Linear, as
+    :func:`_first_content`."""
+    scan = start
+    while True:
+        end = chunks.data.find(b"\n", scan)
+        if end >= 0 or (limit is not None and len(chunks.data) - start >= limit):
+            return end
+        scan = len(chunks.data)
+        if not chunks.more(max(CHUNK, scan)):
+            return -1
 
 
 def _looks_like_table(data: bytes) -> bool:
     """The first non-blank line holds a TAB or a comma and starts no FASTA/FASTQ record."""
-    line = _content(data).split(b"\n", 1)[0]
+    line = data.removeprefix(BOM).lstrip(_BLANK).split(b"\n", 1)[0]
     return bool(line) and not line.startswith((b">", b"@")) and (b"\t" in line or b"," in line)
 
 
@@ -432,6 +487,52 @@ def _read_by_lines(path: str | os.PathLike[str]) -> RecordStream:
     return RecordStream(_start_lines(_CheckedText(open_binary(path), name), name))
 
 
+_FORMATS = [
+    (re.compile(r"LOCUS\s"), "GenBank"),
+    (re.compile(r"ID   \S"), "EMBL (or UniProt text)"),
+    (re.compile(r"# STOCKHOLM"), "a Stockholm alignment"),
+    (re.compile(r"CLUSTAL"), "a Clustal alignment"),
+    (re.compile(r"#NEXUS", re.IGNORECASE), "NEXUS"),
+    (re.compile(r"##gff-version"), "GFF"),
+    (re.compile(r"@HD\t|@SQ\t"), "SAM"),
+]
+"""First lines of formats that hold sequences but are not FASTA/FASTQ."""
+
+
+def _known_format(first: str) -> str | None:
+    return next((what for pattern, what in _FORMATS if pattern.match(first)), None)
+
+
+def not_records(first: str, line: int, name: str, expect: str | None = None) -> DataError:
+    """The error for an input whose first line (``first``, on ``line``) starts no FASTA or
+    FASTQ record, with a hint at what it is. ``expect='series'``: a series table was
+    wanted."""
+    if "\x00" in first:  # as _sniff says it (the reference must agree)
+        return DataError(f"{name}: line {line}: not text (a NUL byte); is this a binary file?")
+    found = shorten(first.strip())
+    other = next((d for d in ";|" if d in first), None)
+    separated = (f" separated by {other!r}? Tables are read with commas (.csv) or "
+                 "tabs (.tsv)") if other else ""
+    if expect == "series":
+        hint = "; remove the comment line(s) at the top" \
+            if first.lstrip().startswith("#") else f"; is it{separated}" if other else ""
+        return DataError(
+            f"{name}: line {line}: expected the header of a series table (an id "
+            f"column and the channels, separated by TAB or ','), found {found!r}{hint}")
+    hint = ""
+    known = _known_format(first)
+    if known:
+        hint = f"; this looks like {known}, which is not read: convert it to FASTA"
+    elif other:
+        hint = f"; is this a table{separated}"
+    elif first.lstrip().startswith(("{", "<", "#", "id,", "id\t")):
+        hint = "; is this a table or another format?"
+    return DataError(
+        f"{name}: line {line}: expected a FASTA header starting with '>' "
+        f"(or '@' for FASTQ), found {found!r}{hint}"
+    )
+
+
 def _start_lines(lines: _CheckedText, name: str, expect: str | None = None
                  ) -> Iterator[Record]:
     """The line-based reader from the first line on: checks the first line at once.
@@ -443,27 +544,7 @@ def _start_lines(lines: _CheckedText, name: str, expect: str | None = None
             what = "series" if expect == "series" else "sequence records"
             raise DataError(f"{name}: empty input, no {what}")
         if not first.startswith((">", "@")):
-            found = shorten(first.strip())
-            other = next((d for d in ";|" if d in first), None)
-            separated = (f" separated by {other!r}? Tables are read with commas (.csv) or "
-                         "tabs (.tsv)") if other else ""
-            if expect == "series":
-                hint = "; remove the comment line(s) at the top" \
-                    if first.lstrip().startswith("#") else f"; is it{separated}" if other else ""
-                raise DataError(
-                    f"{name}: line {lines.line}: expected the header of a series table (an id "
-                    f"column and the channels, separated by TAB or ','), found {found!r}{hint}")
-            hint = ""
-            if first.startswith("LOCUS"):
-                hint = "; this looks like GenBank, which is not read: convert it to FASTA"
-            elif other:
-                hint = f"; is this a table{separated}"
-            elif first.lstrip().startswith(("{", "<", "#", "id,", "id\t")):
-                hint = "; is this a table or another format?"
-            raise DataError(
-                f"{name}: line {lines.line}: expected a FASTA header starting with '>' "
-                f"(or '@' for FASTQ), found {found!r}{hint}"
-            )
+            raise not_records(first, lines.line, name, expect)
     except BaseException:
         lines.close()
         raise
@@ -558,6 +639,18 @@ class _Chunks:
             self.data = self.data[base:]
             self.starts = [s - base for s in self.starts[k:]]
         return pos - base, newlines
+
+    def bounded(self, end: int) -> _CheckedText:
+        """The line-based reader over the chunks read so far up to the one that holds
+        ``data[end]`` (all of them: ``end`` < 0), then the end of the input (or the error
+        met reading it, if that is where the input stopped)."""
+        k = bisect.bisect_right(self.starts, end) if end >= 0 else len(self.starts)
+        stop = self.starts[k] if k < len(self.starts) else len(self.data)
+        bounds = [*self.starts[:k], stop]
+        view = memoryview(self.data)
+        replay = [view[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        error = self.error if stop == len(self.data) else None
+        return _CheckedText(_Replay(replay, io.BytesIO(), error, self.name), self.name)
 
     def fallback(self, pos: int, line: int) -> _CheckedText:
         """The line-based reader, positioned so that its next line is ``data[pos:]``
@@ -858,8 +951,17 @@ def _parse_fasta(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
         yield _record(name, title.strip(), line, seq, 0)
 
 
+_NOT_QUALITY = re.compile("[^!-~]")
+"""A quality is one of the printable ASCII characters from '!' (0) to '~' (93)."""
+
+
 def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]:
-    """FASTQ, including sequences and qualities wrapped over several lines."""
+    """FASTQ, including sequences and qualities wrapped over several lines.
+
+    Damage is reported where it is: a header line ('@') where a sequence continues (a
+    record without its '+' and quality lines), a '+' line that names another record, a
+    quality that ends where the next record's header starts, and a character that is no
+    quality."""
     pending: str | None = first
     while True:
         if pending is None:
@@ -872,11 +974,18 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
                 f"found {shorten(pending.strip())!r}"
             )
         header, header_line = pending[1:].strip(), lines.line
+        rid = shorten((header.split(None, 1) or [""])[0])
         pending = None
         body = _Lines()
         for line in lines:
             if line.startswith("+"):
                 break
+            if line.startswith("@") and body.parts:
+                raise DataError(
+                    f"{name}: line {lines.line}: record {rid!r} (line {header_line}): a "
+                    f"header {shorten(line.strip())!r} where its sequence continues or its "
+                    "'+' line belongs; are its '+' and quality lines missing?"
+                )
             line = line.rstrip()
             if line:
                 body.add(line)
@@ -885,9 +994,18 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
                 f"{name}: line {lines.line}: FASTQ record starting at line {header_line} "
                 "ends before its '+' line (truncated file?)"
             )
+        plus = line[1:].strip()
+        if plus and plus not in (header, header.split(None, 1)[0] if header else ""):
+            raise DataError(
+                f"{name}: line {lines.line}: record {rid!r}: the '+' line names "
+                f"{shorten(plus)!r}, not the record's header (line {header_line})"
+            )
         seq, width = body.result()
         record = _record(name, header, header_line, seq, width)
         quality = 0
+        # the first quality line that starts with '@' (a quality, or the next header when
+        # the record's quality is missing): its line, the quality before it, its text
+        header_like: tuple[int, int, str] | None = None
         while quality < len(seq):
             qline: str | None = next(lines, None)
             if qline is None:
@@ -895,7 +1013,25 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
                     f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality "
                     f"ends after {quality} of {len(seq)} characters (truncated file?)"
                 )
-            quality += len(qline.rstrip("\r\n"))
+            text = qline.rstrip("\r\n")
+            if text.startswith("@") and header_like is None:
+                header_like = (lines.line, quality, text)
+            if header_like is not None and quality + len(text) > len(seq):
+                # the lengths disagree: the '@' line was the next record's header
+                at, before, found = header_like
+                raise DataError(
+                    f"{name}: line {at - 1}: record {shorten(record.id)!r}: quality "
+                    f"ends after {before} of {len(seq)} characters, before the header on "
+                    f"line {at} ({shorten(found.strip())!r})"
+                )
+            bad = _NOT_QUALITY.search(text)
+            if bad:
+                raise DataError(
+                    f"{name}: line {lines.line}, column {bad.start() + 1}: record "
+                    f"{shorten(record.id)!r}: {bad.group()!r} is no quality character ('!' "
+                    "to '~')"
+                )
+            quality += len(text)
         if quality != len(seq):
             raise DataError(
                 f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality has "
@@ -920,6 +1056,7 @@ class Table:
     delimiter: str
     lines: list[int] = field(default_factory=list)
     """The line each row starts on (1-based)."""
+    header_line: int = 1
 
     def column(self, name: str, hint: str = "") -> int:
         """The index of column ``name``; ``hint`` ends the error when it is missing."""
@@ -938,6 +1075,28 @@ class Table:
 
     def line_of(self, row_index: int) -> int:
         return self.lines[row_index] if self.lines else row_index + 2
+
+
+@contextlib.contextmanager
+def _open_table_text(path: str | os.PathLike[str]) -> Iterator[_CheckedText]:
+    """:func:`open_text` for a table, whose first non-blank line is checked first from
+    its first bytes (a binary file or /dev/zero is refused at once)."""
+    name = display_name(path)
+    binary = open_binary(path)
+    try:
+        chunks = _Chunks(binary, name, stream=not _regular_file(path))
+        content = _first_content(chunks)
+        if content < len(chunks.data):
+            _sniff(chunks, content)
+        lines = chunks.fallback(0, 1)
+    except BaseException:
+        if name != "<stdin>":
+            binary.close()
+        raise
+    try:
+        yield lines
+    finally:
+        lines.close()
 
 
 def pick_delimiter(name: str, header_line: str) -> str:
@@ -962,7 +1121,7 @@ def read_table(path: str | os.PathLike[str]) -> Table:
     """
     name = display_name(path)
     delim_name = {"\t": "TAB", ",": "','"}
-    with open_text(path) as lines:
+    with _open_table_text(path) as lines:
         first = _first_content_line(lines)
         if first is None:
             raise DataError(f"{name}: empty table, expected a header row")
@@ -1001,7 +1160,7 @@ def read_table(path: str | os.PathLike[str]) -> Table:
         raise DataError(f"{name}: duplicate column name(s) in the header: {', '.join(dup)}")
     if not rows:
         raise DataError(f"{name}: a header row but no data rows")
-    return Table(name, header, rows, delimiter, starts)
+    return Table(name, header, rows, delimiter, starts, offset + 1)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -1030,10 +1189,18 @@ def check_one_stdin(**inputs: str | os.PathLike[str] | None) -> None:
                          "both are")
 
 
-def check_output_path(path: str | os.PathLike[str]) -> None:
-    """Fail early (before hours of training) when an output cannot be created."""
+Inputs = Mapping[str, "str | os.PathLike[str] | None"]
+"""The inputs of a command that an output must not be: what each is (e.g. 'SEQUENCES',
+'--val-labels') -> its path (None: not given)."""
+
+
+def check_output_path(path: str | os.PathLike[str], inputs: Inputs | None = None) -> None:
+    """Fail early (before hours of training) when an output cannot be created, or when it
+    is one of the command's ``inputs`` (writing it would destroy that input)."""
     if str(path) == STDIO:
         return
+    if inputs:
+        check_not_an_input(path, inputs)
     if str(path).endswith(("/", os.sep)):
         raise UsageError(f"{path}: names a directory; give a file name (e.g. {path}out.tsv)")
     target = Path(path)
@@ -1043,8 +1210,41 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
         raise UsageError(f"{path}: cannot write: directory {str(parent)!r} {problem}")
     if target.is_dir():
         raise UsageError(f"{path}: cannot write: it is a directory")
+    if target.is_symlink():
+        try:
+            target.stat()
+        except OSError as exc:  # a loop: there is no file to replace, and the link stays
+            if exc.errno == errno.ELOOP:
+                raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
     if not os.access(parent, os.W_OK) and not _is_special(target):
         raise UsageError(f"{path}: cannot write: directory {str(parent)!r} is not writable")
+
+
+def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
+    """Refuse an output that is one of ``inputs``: the same file (device and inode),
+    whatever the names, after following symbolic links; a hard link is the same file too.
+    Standard input and output, /dev/null and other outputs that are no regular file are
+    written directly and destroy nothing, so they are not compared."""
+    if str(output) == STDIO:
+        return
+    try:
+        out = os.stat(output)
+    except (OSError, ValueError):
+        return  # not there yet (or unreadable): no input can be it
+    if not stat.S_ISREG(out.st_mode):
+        return
+    for what, path in inputs.items():
+        if path is None:
+            continue
+        try:  # '-': whatever standard input reads, a file given with '<' say
+            found = os.fstat(0) if str(path) == STDIO else os.stat(path)
+        except (OSError, ValueError):
+            continue
+        if (found.st_dev, found.st_ino) == (out.st_dev, out.st_ino):
+            same = "" if os.path.abspath(path) == os.path.abspath(output) else \
+                f" {display_name(path)}, the same file"
+            raise UsageError(f"{output}: cannot write: it is an input ({what}{same}); writing "
+                             "it would destroy it: choose another output name")
 
 
 def _is_special(target: Path) -> bool:

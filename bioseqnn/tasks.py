@@ -51,6 +51,9 @@ def output_activation(
     return logits * std + mean
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 @dataclass
 class TaskSpec:
     """Everything about the task that a model file must remember."""
@@ -99,7 +102,9 @@ class TaskSpec:
                     )
                 out[i] = index[row[0]]
             return out
-        arr = np.empty((len(values), len(self.targets)), dtype=np.float32)
+        # float64 until the end: standardising values near float32's limit (3e38 and
+        # -3e38) in float32 overflows
+        arr = np.empty((len(values), len(self.targets)), dtype=np.float64)
         for i, row in enumerate(values):
             for j, text in enumerate(row):
                 x = _as_float(text)
@@ -108,6 +113,12 @@ class TaskSpec:
                     raise DataError(
                         f"{where[i]}: column {self.targets[j]!r}: {text!r} is {what}"
                     )
+                if abs(x) > FLOAT32_MAX:
+                    raise DataError(
+                        f"{where[i]}: column {self.targets[j]!r}: {text!r} is beyond the "
+                        "range of the numbers a model computes with (float32, +-3.4e38); "
+                        "rescale the targets (a log, or other units)"
+                    )
                 if self.kind == "multilabel" and x not in (0.0, 1.0):
                     raise DataError(
                         f"{where[i]}: column {self.targets[j]!r}: multilabel targets must be "
@@ -115,16 +126,16 @@ class TaskSpec:
                     )
                 arr[i, j] = x
         if self.kind == "regression" and self.target_mean:
-            mean = np.asarray(self.target_mean, np.float32)
-            arr = ((arr - mean) / np.asarray(self.target_std, np.float32)).astype(np.float32)
-        return arr
+            arr = (arr - np.asarray(self.target_mean)) / np.asarray(self.target_std)
+        return arr.astype(np.float32)
 
     def fit_scaling(self, raw_targets: np.ndarray) -> None:
         """Standardise regression targets with the training set's mean and std."""
         if self.kind != "regression":
             return
-        mean = raw_targets.mean(axis=0)
-        std = raw_targets.std(axis=0)
+        raw = raw_targets.astype(np.float64)  # a float32 sum of values near 3e38 overflows
+        mean = raw.mean(axis=0)
+        std = raw.std(axis=0)
         std[~(std > 1e-12)] = 1.0
         self.target_mean = [float(x) for x in mean]
         self.target_std = [float(x) for x in std]

@@ -82,6 +82,8 @@ GZ = gzip.compress(fasta(random_records(400, AMINO, 60, seed=3)))
 MODEL_HEADER_ONLY = b"\x10\x00\x00\x00\x00\x00\x00\x00{}"  # a safetensors prefix and no more
 # DNA for the sample the alphabet is detected from, then a protein record further on.
 MIXED = fasta(random_records(2001, "ACGT", 24, seed=4) + [("p1", "MKVLAAGIIEKLQFP")])
+DNA_WITH_X = fasta([(rid, seq[:20] + "X" + seq[21:] if i % 10 == 3 else seq) for i, (rid, seq)
+                   in enumerate(random_records(30, "ACGT", 60, seed=14))])
 MIXED_LABELS = ("id,y\n" + "".join(f"r{i},{i % 2}\n" for i in range(2001)) + "p1,0\n").encode()
 
 
@@ -94,6 +96,14 @@ class Case:
     files: dict[str, bytes] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
     marks: list[pytest.MarkDecorator] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)
+    """Symbolic links to make: name -> where it points."""
+    hardlinks: dict[str, str] = field(default_factory=dict)
+    copies: dict[str, str] = field(default_factory=dict)
+    """Copies of the models fixture's files: name -> its key ('P', 'D')."""
+    big: dict[str, tuple[bytes, bytes, int]] = field(default_factory=dict)
+    """Large files, made when the case runs: name -> (a start, then a piece, how many
+    times)."""
 
 
 PRED = ["predict", "{P}", "in.fa", "-o", "out.tsv"]
@@ -129,6 +139,11 @@ CASES = [
               ["in.fa.gz: damaged or truncated gzip"], name="in.fa.gz"),
     pred_case("genbank-given-as-fasta", b"LOCUS       AB000001   30 bp    DNA\nORIGIN\n",
               ["in.gb: line 1: expected a FASTA header", "GenBank"], name="in.gb"),
+    pred_case("embl-given-as-fasta",
+              b"ID   X56734; SV 1; linear; mRNA; STD; PLN; 1859 BP.\nXX\nAC   X56734;\n",
+              ["in.embl: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
+               "found 'ID   X56734; SV 1; linear; mRNA; STD;...'; this looks like EMBL (or "
+               "UniProt text), which is not read: convert it to FASTA"], name="in.embl"),
     pred_case("table-given-as-fasta", b"id,seq\na,KLV\n",
               ["in.fa: a table, but the model reads protein sequences (FASTA/FASTQ)"]),
     pred_case("sequence-before-first-header", b"KLVFF\n>a\nKLVFF\n",
@@ -166,9 +181,36 @@ CASES = [
               name="in.fq"),
     pred_case("fastq-second-header-missing-at", b"@r1\nKLV\n+\nIII\nr2\nKLV\n",
               ["in.fq: line 5: expected a FASTQ header starting with '@'"], name="in.fq"),
+    # damage is named where it is, not where the reader notices the lengths disagree
+    pred_case("fastq-record-missing-plus-and-quality",
+              b"@r1\nKLVFF\n@r2\nKLVFF\n+\nIIIII\n",
+              ["in.fq: line 3: record 'r1' (line 1): a header '@r2' where its sequence "
+               "continues or its '+' line belongs; are its '+' and quality lines missing?"],
+              name="in.fq"),
+    pred_case("fastq-quality-missing-before-next-record",
+              b"@r1\nKLVFF\n+\n\n@r2\nKLVFF\n+\nIIIII\n",
+              ["in.fq: line 4: record 'r1': quality ends after 0 of 5 characters, before the "
+               "header on line 5 ('@r2')"], name="in.fq"),
+    pred_case("fastq-plus-line-names-another-record", b"@r1 x\nKLVFF\n+r2\nIIIII\n",
+              ["in.fq: line 3: record 'r1': the '+' line names 'r2', not the record's header "
+               "(line 1)"], name="in.fq"),
+    pred_case("fastq-quality-with-a-tab", b"@r1\nKLVFF\n+\nII\tII\n",
+              ["in.fq: line 4, column 3: record 'r1': '\\t' is no quality character ('!' to "
+               "'~')"], name="in.fq"),
     # ---- alphabets that do not fit
     pred_case("dna-given-to-protein-model", fasta(random_records(5, "ACGT", 40, seed=5)),
               ["in.fa: the sequences look like dna but the model was trained on protein"]),
+    # a few reads with a protein-only symbol ('X') made the whole sample look like protein
+    pred_case("dna-reads-with-a-few-x-given-to-protein-model", DNA_WITH_X,
+              ["in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0', line 1), but "
+               "the model was trained on protein; check that this is the right model for "
+               "this input"]),
+    Case("evaluate-dna-reads-with-a-few-x-on-protein-model",
+         ["evaluate", "{P}", "in.fa", "l.csv", "-o", "m.json"], 1,
+         ["in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0'), but the model "
+          "was trained on protein"],
+         {"in.fa": DNA_WITH_X,
+          "l.csv": b"id,y\n" + b"".join(b"r%d,%d\n" % (i, i % 2) for i in range(30))}),
     pred_case("protein-given-to-dna-model", fasta([("a", PEPTIDES[0])]),
               ["in.fa: the sequences look like protein but the model was trained on dna"],
               model="{D}"),
@@ -196,6 +238,27 @@ CASES = [
                ["l.csv: line 3 (id 's1'): column 'y': 'nan' is not finite"]),
     label_case("labels-inf-regression", REG_LABELS.replace(b"1.000", b"-inf"),
                ["l.csv: line 5 (id 's3'): column 'y': '-inf' is not finite"]),
+    label_case("labels-beyond-float32-regression", REG_LABELS.replace(b"0.333", b"1e39"),
+               ["l.csv: line 3 (id 's1'): column 'y': '1e39' is beyond the range of the "
+                "numbers a model computes with (float32, +-3.4e38); rescale the targets"],
+               "--task", "regression"),
+    label_case("class-name-with-a-tab", labels(s1='"a\tb"', s3='"a\tb"', s5='"a\tb"'),
+               ["l.csv: line 3 (id 's1'): class 'a\\tb' holds a control character; class "
+                "names become columns and cells of the predictions (a TAB or a newline would "
+                "break their rows): remove it"]),
+    label_case("class-name-with-an-escape-code", labels(s0="0\x1b[2J"),
+               ["l.csv: line 2 (id 's0'): class '0\\x1b[2J' holds a control character"]),
+    label_case("class-name-with-a-newline", labels(s2='"a\nb"'),
+               ["l.csv: line 4: a quoted field runs over several lines"]),
+    label_case("target-name-with-a-tab", SIX_LABELS.replace(b"id,y", b'id,"y\tz"'),
+               ["l.csv: line 1: column 'y\\tz' holds a control character; target names "
+                "become columns of the predictions: remove it"]),
+    Case("per-position-label-letter-is-a-control-character",
+         [*TRAIN[:2], "ss.fa", *TRAIN[3:]], 1,
+         ["ss.fa: record 's1', position 2: label '\\x01' is no printable ASCII letter"],
+         {"six.fa": SIX, "ss.fa": fasta([(f"s{i}", ("H\x01" if i == 1 else "HE") +
+                                          "C" * (len(p) - 2)) for i, p in
+                                         enumerate(PEPTIDES[:6])])}),
     label_case("labels-text-in-forced-regression", labels(s2="high"),
                ["l.csv: --task regression needs numbers", "'high'"], "--task", "regression"),
     label_case("labels-single-class", labels(s1="0", s3="0", s5="0"),
@@ -240,6 +303,23 @@ CASES = [
     Case("model-missing", ["predict", "nosuch.bsnn", "in.fa"], 2,
          ["nosuch.bsnn: no such model file"], {"in.fa": SIX}),
     Case("model-is-directory", ["info", "mdir"], 2, ["mdir: is a directory"], dirs=["mdir"]),
+    Case("model-is-a-device", ["info", "/dev/zero"], 1,
+         ["/dev/zero: not a bioseqnn model file (a device or socket, not a file)"]),
+    Case("model-and-sequences-swapped", ["predict", "in.fa", "{P}"], 1,
+         ["in.fa: not a bioseqnn model file (no safetensors header); it starts like FASTA: "
+          "is the order of the arguments right?"], {"in.fa": SIX}),
+    Case("model-is-a-symbolic-link-loop", ["predict", "loop1", "in.fa"], 1,
+         ["loop1: cannot read: Too many levels of symbolic links"], {"in.fa": SIX},
+         links={"loop1": "loop2", "loop2": "loop1"}),
+    Case("sequences-are-a-symbolic-link-loop", ["predict", "{P}", "loop1", "-o", "out.tsv"], 1,
+         ["loop1: cannot read: Too many levels of symbolic links"],
+         links={"loop1": "loop2", "loop2": "loop1"}),
+    Case("output-is-a-symbolic-link-loop", ["predict", "{P}", "in.fa", "-o", "loop1"], 2,
+         ["loop1: cannot write: Too many levels of symbolic links"], {"in.fa": SIX},
+         links={"loop1": "loop2", "loop2": "loop1"}),
+    Case("labels-are-a-symbolic-link-loop", [*TRAIN[:2], "loop1", *TRAIN[3:]], 1,
+         ["loop1: cannot read: Too many levels of symbolic links"], {"six.fa": SIX},
+         links={"loop1": "loop2", "loop2": "loop1"}),
     Case("evaluate-with-truncated-model", ["evaluate", "trunc.bsnn", "six.fa", "l.csv"], 1,
          ["trunc.bsnn: model file is truncated"], {"six.fa": SIX, "l.csv": SIX_LABELS}),
     Case("explain-with-invalid-symbol", ["explain", "{P}", "in.fa", "-o", "attr.tsv"], 1,
@@ -258,9 +338,20 @@ CASES = [
                "--val-fraction", "1.0", code=2),
     label_case("hidden-size-zero", SIX_LABELS, ["hidden-size must be at least 1"],
                "--hidden-size", "0", code=2),
+    label_case("hidden-size-beyond-what-is-built", SIX_LABELS,
+               ["the model (lstm, hidden-size 100000, layers 1) would hold 40,008,900,001 "
+                "weights, more than bioseqnn builds (4,294,967,296, 16 GiB as float32); lower "
+                "those settings"], "--hidden-size", "100000", code=2),
+    label_case("cnn-ensemble-beyond-what-is-built", SIX_LABELS,
+               ["the model (cnn, channels 9000,9000, kernel-sizes 9,5, dilations 1,1, "
+                "pool-sizes 3,1, 64 members) would hold"], "--arch", "cnn", "--channels",
+               "9000,9000", "--ensemble", "64", code=2),
     label_case("learning-rate-not-a-number", SIX_LABELS,
                ["Invalid value for '--lr'", "(see 'bioseqnn train --help')"],
                "--lr", "fast", code=2),
+    label_case("learning-rate-infinite", SIX_LABELS,
+               ["Invalid value for '--lr': 'inf' is not a finite number"], "--lr", "inf",
+               code=2),
     label_case("unknown-option", SIX_LABELS, ["No such option: --epoch"], "--epoch", "3", code=2),
     Case("predict-batch-size-zero", [*PRED, "--batch-size", "0"], 2,
          ["Invalid value for '--batch-size'"], {"in.fa": SIX}),
@@ -279,6 +370,50 @@ CASES = [
          ["odir: cannot write: it is a directory"], {"in.fa": SIX}, dirs=["odir"]),
     label_case("train-output-to-stdout", SIX_LABELS, ["the model file needs a path"],
                "-o", "-", code=2),
+    # ---- an output that is one of the inputs (same device and inode, through links)
+    Case("predict-output-is-the-sequences", ["predict", "{P}", "in.fa", "-o", "in.fa"], 2,
+         ["in.fa: cannot write: it is an input (SEQUENCES); writing it would destroy it: "
+          "choose another output name"], {"in.fa": SIX}),
+    Case("predict-output-is-the-model", ["predict", "m.bsnn", "in.fa", "-o", "m.bsnn"], 2,
+         ["m.bsnn: cannot write: it is an input (MODEL)"], {"in.fa": SIX},
+         copies={"m.bsnn": "P"}),
+    Case("predict-output-links-to-the-sequences", ["predict", "{P}", "in.fa", "-o", "o.tsv"],
+         2, ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
+         {"in.fa": SIX}, links={"o.tsv": "in.fa"}),
+    Case("predict-output-is-a-hard-link-to-the-sequences",
+         ["predict", "{P}", "in.fa", "-o", "o.tsv"], 2,
+         ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
+         {"in.fa": SIX}, hardlinks={"o.tsv": "in.fa"}),
+    label_case("train-output-is-the-labels", SIX_LABELS,
+               ["l.csv: cannot write: it is an input (LABELS)"], "-o", "l.csv", code=2),
+    label_case("train-output-is-the-sequences-through-a-path", SIX_LABELS,
+               ["./six.fa: cannot write: it is an input (SEQUENCES); writing it would "
+                "destroy it"],
+               "-o", "./six.fa", code=2),
+    label_case("train-log-is-the-sequences", SIX_LABELS,
+               ["six.fa: cannot write: it is an input (SEQUENCES)"], "--log", "six.fa", code=2),
+    label_case("train-log-is-the-model-file", SIX_LABELS,
+               ["m.bsnn: the metrics log and the model file (-o) are one file"],
+               "--log", "m.bsnn", code=2),
+    Case("train-output-is-the-config", [*TRAIN[:4], "c.yaml", *TRAIN[5:], "--config", "c.yaml"],
+         2, ["c.yaml: cannot write: it is an input (--config)"],
+         {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": b"training:\n  epochs: 1\n"}),
+    Case("evaluate-output-is-the-labels",
+         ["evaluate", "{P}", "six.fa", "l.csv", "-o", "l.csv"], 2,
+         ["l.csv: cannot write: it is an input (LABELS)"],
+         {"six.fa": SIX, "l.csv": SIX_LABELS}),
+    Case("explain-output-is-the-sequences", ["explain", "{P}", "in.fa", "-o", "in.fa"], 2,
+         ["in.fa: cannot write: it is an input (SEQUENCES)"], {"in.fa": SIX}),
+    Case("export-output-is-the-check-set",
+         ["export", "{P}", "-o", "check.pt", "--check", "check.pt"], 2,
+         ["check.pt: cannot write: it is an input (--check)"], {"check.pt": SIX}),
+    Case("generate-output-is-the-model", ["generate", "m.bsnn", "-o", "m.bsnn"], 2,
+         ["m.bsnn: cannot write: it is an input (MODEL)"], copies={"m.bsnn": "P"}),
+    Case("config-output-is-the-model", ["config", "--from", "m.bsnn", "-o", "m.bsnn"], 2,
+         ["m.bsnn: cannot write: it is an input (--from)"], copies={"m.bsnn": "P"}),
+    Case("plot-history-output-is-the-log", ["plot-history", "h.png", "-o", "h.png"], 2,
+         ["h.png: cannot write: it is an input (LOG_FILE)"],
+         {"h.png": b"epoch\ttrain_loss\n1\t0.5\n"}, marks=[needs_mpl]),
     # ---- the training-log plot
     Case("plot-history-empty-log", ["plot-history", "m.log.tsv", "-o", "c.png"], 1,
          ["m.log.tsv: not a bioseqnn training log"], {"m.log.tsv": b""}, marks=[needs_mpl]),
@@ -297,6 +432,14 @@ def _prepare(case: Case, tmp_path: Path, models: dict[str, str]) -> None:
         (tmp_path / name).mkdir()
     for name, data in case.files.items():
         (tmp_path / name).write_bytes(data)
+    for name, target in case.links.items():
+        (tmp_path / name).symlink_to(target)
+    for name, target in case.hardlinks.items():
+        os.link(tmp_path / target, tmp_path / name)
+    for name, key in case.copies.items():
+        (tmp_path / name).write_bytes(Path(models[key]).read_bytes())
+    for name, (start, piece, times) in case.big.items():
+        (tmp_path / name).write_bytes(start + piece * times)
     good = Path(models["P"]).read_bytes()
     if any("trunc.bsnn" in a for a in case.argv):
         (tmp_path / "trunc.bsnn").write_bytes(good[: len(good) * 2 // 3])
@@ -322,6 +465,7 @@ def test_bad_input_gives_one_clear_line(
     monkeypatch.chdir(tmp_path)
     _prepare(case, tmp_path, models)
     before = _tree(tmp_path)
+    contents = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     r = cli(*[a.format(**models) for a in case.argv], "--threads", "1", "--quiet") \
         if case.argv[0] in ("train", "predict", "evaluate", "explain") \
         else cli(*[a.format(**models) for a in case.argv], "--quiet")
@@ -334,6 +478,83 @@ def test_bad_input_gives_one_clear_line(
     assert r.code == case.code, r.err
     assert r.out == ""
     assert _tree(tmp_path) == before, "an output or temporary file was left behind"
+    assert {p: p.read_bytes() for p in contents} == contents, "an input was changed"
+
+
+# Inputs that made a command hang (minutes or forever), each run as a real process under
+# a time limit that only a hang exceeds: start-up (importing torch) is most of the time,
+# up to 20 s on a loaded machine. test_the_first_bytes_decide_in_bounded_time bounds the
+# reading itself more tightly.
+HANGS = [
+    label_case("train-a-million-layers", SIX_LABELS,
+               ["the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, "
+                "more than bioseqnn builds (20,000); lower those settings"],
+               "--layers", "1000000", code=2),
+    # a first line without a newline was searched again on every 8 kB read (145 s for
+    # 40 MB), and /dev/zero was read until memory ran out: the first bytes decide
+    Case("predict-a-40-MB-one-line-file", ["predict", "{P}", "one.txt", "-o", "out.tsv"], 1,
+         ["one.txt: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
+          "found 'ACGTACGTACGTACGTACGTACGTACGTACGTACGTA...'"],
+         big={"one.txt": (b"", b"ACGT", 10**7)}),
+    Case("train-on-a-40-MB-one-line-file", ["train", "one.txt", "l.csv", "-o", "m.bsnn"], 1,
+         ["one.txt: line 3: expected a FASTA header starting with '>'"], {"l.csv": SIX_LABELS},
+         big={"one.txt": (b"\n\n", b"KLVF", 10**7)}),
+    Case("predict-dev-zero", ["predict", "{P}", "/dev/zero", "-o", "out.tsv"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte); is this a binary file?"]),
+    Case("train-on-dev-zero", ["train", "/dev/zero", "l.csv", "-o", "m.bsnn"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte)"], {"l.csv": SIX_LABELS}),
+    Case("train-with-dev-zero-as-labels", ["train", "six.fa", "/dev/zero", "-o", "m.bsnn"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte)"], {"six.fa": SIX}),
+    Case("evaluate-with-dev-zero-as-labels", ["evaluate", "{P}", "six.fa", "/dev/zero"], 1,
+         ["/dev/zero: line 1: not text (a NUL byte)"], {"six.fa": SIX}),
+    label_case("train-with-dev-zero-as-config", SIX_LABELS,
+               ["/dev/zero: not a YAML config (longer than 1 MB)"], "--config", "/dev/zero",
+               code=2),
+    Case("plot-history-of-dev-zero", ["plot-history", "/dev/zero", "-o", "c.png"], 1,
+         ["/dev/zero: cannot read the training log: this is a binary file"],
+         marks=[needs_mpl]),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in HANGS])
+def test_inputs_that_hung_are_refused_in_time(case: Case, models: dict[str, str],
+                                              tmp_path: Path) -> None:
+    _prepare(case, tmp_path, models)
+    before = _tree(tmp_path)
+    p = run_bioseqnn(*[a.format(**models) for a in case.argv], "--quiet", cwd=tmp_path,
+                     timeout=120)
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bioseqnn: error: "), lines
+    for fragment in case.expect:
+        assert fragment in lines[0]
+    assert p.returncode == case.code and p.stdout == b""
+    assert _tree(tmp_path) == before, "an output or temporary file was left behind"
+
+
+@pytest.mark.parametrize("kind", ["one-line", "one-line-after-blank-lines", "dev-zero",
+                                  "binary"])
+@pytest.mark.parametrize("tables", [False, True], ids=["sequences", "sequences-or-table"])
+def test_the_first_bytes_decide_in_bounded_time(tmp_path: Path, kind: str,
+                                                tables: bool) -> None:
+    """A first line without a newline was searched again on every 8 kB read: 40 MB took
+    one to two minutes to be refused, /dev/zero never was. Now it takes milliseconds; the
+    bound only a quadratic (or endless) read exceeds."""
+    import time
+
+    from bioseqnn.errors import DataError
+    from bioseqnn.seqio import read_input, read_sequences
+
+    path = Path("/dev/zero") if kind == "dev-zero" else tmp_path / "big.txt"
+    if kind != "dev-zero":
+        start = b"\n" * 1000 if "blank" in kind else b""
+        piece = bytes(range(1, 256)) if kind == "binary" else b"ACGT"
+        path.write_bytes(start + piece * (40_000_000 // len(piece)))
+    began = time.monotonic()
+    with pytest.raises(DataError) as err:
+        read_input(path) if tables else read_sequences(path)
+    assert time.monotonic() - began < 10
+    line = 1001 if "blank" in kind else 1
+    assert str(err.value).startswith(f"{path}: line {line}: ")
 
 
 def test_error_in_stdin_names_stdin_line_and_column(models: dict[str, str], tmp_path: Path
@@ -380,6 +601,72 @@ def test_output_file_too_large_leaves_nothing(models: dict[str, str], tmp_path: 
     assert p.stderr.decode().splitlines() == [
         f"bioseqnn: error: {out}: cannot write: File too large"]
     assert sorted(x.name for x in tmp_path.iterdir()) == ["in.fa"]
+
+
+def _limit_memory() -> None:
+    """1.5 GB of data for the child (shared libraries do not count: torch loads)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_DATA, (3 << 29, 3 << 29))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_DATA bounds mmap on Linux only")
+@pytest.mark.parametrize(("what", "argv", "message"), [
+    ("predict-a-20-million-residue-record", ["predict", "{P}", "long.fa", "-o", "out.tsv"],
+     "out of memory on cpu predicting record 'huge' (20,000,000 positions) on its own; split "
+     "or trim the longest sequences"),
+    ("train-with-a-5-million-residue-record",
+     ["train", "long5.fa", "l.csv", "-o", "m.bsnn", "--hidden-size", "8", "--epochs", "1",
+      "--val-fraction", "0"],
+     "out of memory on cpu training the model (lstm, hidden-size 8, layers 1): 969 weights "
+     "(3.8 kB as float32, about four times that while training), batches of up to 64 records "
+     "(no --max-tokens), the longest record 'huge' has 5,000,000 positions; lower "
+     "--batch-size or set --max-tokens, split or trim the longest records, or lower the "
+     "model's settings"),
+    ("train-a-model-larger-than-memory",
+     ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--hidden-size", "16000"],
+     "out of memory on cpu building the model (lstm, hidden-size 16000, layers 1): "
+     "1,025,424,001 weights (3.8 GB as float32); lower those settings"),
+])
+def test_out_of_cpu_memory_names_the_record_or_the_settings(
+    models: dict[str, str], tmp_path: Path, what: str, argv: list[str], message: str
+) -> None:
+    """CPU memory that runs out (here a 1.5 GB limit) was an 'unexpected' RuntimeError or
+    MemoryError: now one line naming the record or the settings to lower, as on a GPU."""
+    rng = random.Random(13)
+    (tmp_path / "six.fa").write_bytes(SIX)
+    huge = "".join(rng.choice(AMINO) for _ in range(1000)).encode()
+    with open(tmp_path / "long.fa", "wb") as fh:
+        fh.write(b">short\nKLVFFAE\n>huge\n" + huge * 20_000 + b"\n")
+    with open(tmp_path / "long5.fa", "wb") as fh:
+        fh.write(SIX + b">huge\n" + huge * 5_000 + b"\n")
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS + (b"huge,1\n" if "5-million" in what else b""))
+    before = _tree(tmp_path)
+    p = subprocess.run([sys.executable, "-m", "bioseqnn", *[a.format(**models) for a in argv],
+                        "--threads", "1", "--quiet"], capture_output=True, cwd=tmp_path,
+                       preexec_fn=_limit_memory, timeout=300, check=False)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [f"bioseqnn: error: {message}"]
+    assert _tree(tmp_path) == before
+
+
+def test_a_huge_file_in_the_models_place_is_refused_by_its_first_bytes(
+    models: dict[str, str], tmp_path: Path
+) -> None:
+    """Arguments swapped, with a FASTA larger than memory (64 GB, sparse): the model
+    path's first 8 bytes refuse it, the file is never read whole (that was a
+    MemoryError)."""
+    big = tmp_path / "big.fa"
+    with open(big, "wb") as fh:
+        fh.write(b">a\nACGT\n")
+        fh.truncate(64 << 30)
+    p = run_bioseqnn("predict", big, models["P"], "-o", tmp_path / "out.tsv", timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [
+        f"bioseqnn: error: {big}: not a bioseqnn model file (no safetensors header); it starts "
+        "like FASTA: is the order of the arguments right? The model file comes first, then "
+        "the sequences"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.fa"]
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
@@ -486,6 +773,51 @@ def test_mixed_alphabets_in_the_sample_warn_and_read_as_protein(cli, tmp_path: P
         "2 of the first 6 look like DNA/RNA (e.g. 'd0', line 9), others like protein (e.g. "
         "'p0', line 1); all are read as protein (choose with --alphabet)"]
     assert "alphabet: protein" in r.err
+
+
+def test_regression_targets_near_float32s_limit_train_without_warnings(
+    cli, tmp_path: Path
+) -> None:
+    """+-3e38 fit float32, but their float32 sum overflowed: numpy warnings, then a NaN
+    loss. Statistics and scaling are now computed in float64."""
+    records = random_records(40, AMINO, 12, seed=12)
+    fa, lab = tmp_path / "r.fa", tmp_path / "r.csv"
+    fa.write_bytes(fasta(records))
+    values = [3e38 if i % 3 else -3e38 for i in range(40)]
+    lab.write_text("id,y\n" + "".join(f"{r},{v}\n" for (r, _), v in zip(records, values,
+                                                                        strict=True)))
+    model = tmp_path / "m.bsnn"
+    r = cli("train", fa, lab, "-o", model, "--task", "regression", "--epochs", "1",
+            "--hidden-size", "8", "--threads", "1", "--val-fraction", "0")
+    assert r.code == 0, r.err
+    assert "Warning" not in r.err and "nan" not in r.err
+    import numpy as np
+
+    from bioseqnn.bundle import read_manifest
+
+    task = read_manifest(model)[0]["task"]
+    as_read = np.array(values, dtype=np.float32).astype(np.float64)  # float32 targets
+    assert task["target_mean"] == [float(np.mean(as_read))]
+    assert task["target_std"] == [float(np.std(as_read))]
+    rows = _predict(cli, str(model), fa)
+    assert all(abs(float(row[1])) < 3.5e38 for row in rows[1:])
+
+
+def test_a_few_dna_records_given_to_a_protein_model_are_named_in_a_warning(
+    cli, models: dict[str, str], tmp_path: Path
+) -> None:
+    """As train warns about a file that mixes alphabets; most records being DNA is refused
+    (the catalogue), a few is a warning naming one."""
+    records = [(f"p{i}", p) for i, p in enumerate(PEPTIDES)] + \
+        random_records(1, "ACGT", 40, seed=15, prefix="d")
+    fa = tmp_path / "mixed.fa"
+    fa.write_bytes(fasta(records))
+    r = cli("predict", models["P"], fa, "--threads", "1")
+    assert r.code == 0, r.err
+    assert len(r.out.splitlines()) == 10
+    assert r.err.splitlines() == [
+        f"bioseqnn: warning: {fa}: 1 of the first 9 records look like DNA/RNA (e.g. 'd0', "
+        "line 17); the model reads protein and scores them as protein"]
 
 
 def test_writing_to_dev_null_keeps_the_device(cli, models: dict[str, str], tmp_path: Path

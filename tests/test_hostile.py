@@ -159,17 +159,36 @@ def _edit(m: dict[str, Any], path: str, value: Any) -> None:
 
 
 _DELETE = object()
+NAMES = "names (1 to 1000 characters, no control characters)"
 MANIFEST_EDITS = [
     ("format_version", "1", "format_version is not an integer"),
     ("format_version", 0, "format_version 0"),
     ("format", "something-else", "not a bioseqnn model"),
     ("alphabet", "klingon", "unknown alphabet"),
+    # a value of another type than the field's (these were "unexpected TypeError")
+    ("alphabet", ["protein"], "unknown alphabet"),
+    ("task.kind", {"binary": 1}, "unknown task kind"),
+    ("per_position", "no", "per_position must be true or false"),
+    ("training.rc_average", "yes", "training.rc_average has an invalid value"),
+    ("training.lr", [0.1], "training.lr has an invalid value"),
+    ("training.rc_average", True, "training.rc_average is for DNA/RNA models"),
+    ("metrics.members", [1, 2], "metrics.members must list one mapping per member"),
+    ("metrics.members", [{"seed": "x"}], "metrics.members[0].seed must be an integer"),
+    ("metrics.monitor", 3, "metrics.monitor must be text"),
+    ("data.lengths", {"max": float("inf")}, "data.lengths must hold numbers"),
+    ("data.note", ["x"], "data.note must be text"),
+    ("model.heads", 0, "model: d-model, heads and ff-size must be at least 1"),
+    ("model.kernel_sizes", [9], "model: model.kernel_sizes has 1 entries but model.channels "
+                                "has 2: give one value per convolution layer"),
     ("task", _DELETE, "task is missing"),
     ("task.kind", "ranking", "unknown task kind"),
-    ("task.classes", "01", "task.classes must be names"),
+    ("task.classes", "01", f"task.classes must be {NAMES}"),
     ("task.classes", ["only"], "a binary task needs exactly two classes"),
     ("task.classes", ["a", "a"], "task.classes are not unique"),
-    ("task.classes", ["x" * 5000, "b"], "task.classes must be names"),
+    ("task.classes", ["x" * 5000, "b"], f"task.classes must be {NAMES}"),
+    # control characters in names would break the TSV rows (a TAB) or the terminal
+    ("task.classes", ["a\tb", "c"], f"task.classes must be {NAMES}"),
+    ("task.targets", ["y\x1b[2J"], f"task.targets must be {NAMES}"),
     ("task.targets", [], "task.targets are missing"),
     ("task.class_weights", [1.0, "heavy"], "task.class_weights must hold finite numbers"),
     ("task.class_weights", [1.0, 2.0, 3.0], "task.class_weights length"),
@@ -241,6 +260,9 @@ def _first_tensor(h: dict[str, Any]) -> dict[str, Any]:
         m, lambda h: h["__metadata__"].update(bioseqnn=5)), "no manifest"),
     ("manifest-not-json", lambda m: _with_header(
         m, lambda h: h["__metadata__"].update(bioseqnn="{not json")), "unreadable manifest"),
+    ("manifest-number-of-5000-digits", lambda m: _with_header(
+        m, lambda h: h["__metadata__"].update(bioseqnn='{"seed": ' + "9" * 5000 + "}")),
+     "unreadable manifest"),
 ])
 def test_damaged_headers_are_refused(cli, good_model: Path, tmp_path: Path, name: str,
                                      make: Any, message: str) -> None:
@@ -254,21 +276,59 @@ def test_damaged_headers_are_refused(cli, good_model: Path, tmp_path: Path, name
         assert message in lines[0]
 
 
+@pytest.mark.parametrize(("hidden", "message"), [
+    # terabytes: beyond what bioseqnn builds at all, refused from the settings alone
+    (1 << 20, "invalid manifest: the model (lstm, hidden-size 1048576, layers 1) would hold "
+              f"{4 * (1 << 20) * (20 + (1 << 20) + 2) + (1 << 20) + 1:,} weights, more than "
+              "bioseqnn builds (4,294,967,296, 16 GiB as float32)"),
+    # 17 MB: buildable, but more than the file holds (8 units: 969 weights)
+    (1024, "weights do not fit the manifest (it describes a model of "
+           f"{4 * 1024 * (20 + 1024 + 2) + 1024 + 1:,} weights, the file holds 969)"),
+])
 def test_a_manifest_cannot_make_predict_allocate_more_than_the_file_holds(
-    cli, good_model: Path, tmp_path: Path
+    cli, good_model: Path, tmp_path: Path, hidden: int, message: str
 ) -> None:
-    """hidden_size 2^20 would ask for terabytes; the shapes are compared first, on 'meta'."""
+    """The weights the manifest implies are counted from its settings and compared with
+    what bioseqnn builds and with the file's before anything is built or allocated."""
     bundle = load_bundle(good_model)
     manifest = json.loads(json.dumps(bundle.manifest))
-    manifest["model"]["hidden_size"] = 1 << 20
+    manifest["model"]["hidden_size"] = hidden
     bad = tmp_path / "big.bsnn"
     save_bundle(bad, bundle.model, manifest)
-    r = cli("predict", bad, good_model.with_suffix(".fa"))
-    assert r.code == 1
-    assert r.err.splitlines() == [
-        f"bioseqnn: error: {bad}: weights do not fit the manifest (tensor "
-        "'backbone.forward_layers.0.weight_ih_l0' has shape [32, 20], the manifest needs "
-        "[4194304, 20])"]
+    for argv in (["predict", bad, good_model.with_suffix(".fa")], ["info", bad]):
+        r = cli(*argv)
+        assert r.code == 1
+        assert r.err.splitlines() == [f"bioseqnn: error: {bad}: {message}"]
+
+
+def test_a_million_layer_manifest_is_refused_at_once(good_model: Path, tmp_path: Path) -> None:
+    """A 7 kB file whose manifest asks for a million layers (each inside its own range):
+    building them, even without memory ('meta'), took minutes and gigabytes."""
+    from conftest import run_bioseqnn
+
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["model"]["layers"] = 1_000_000
+    bad = tmp_path / "deep.bsnn"
+    write_exactly(bad, bundle.model, manifest)
+    assert bad.stat().st_size < 10_000
+    import time
+
+    from bioseqnn.errors import ModelFileError
+
+    began = time.monotonic()
+    with pytest.raises(ModelFileError, match="4,000,002 tensors"):
+        load_bundle(bad)
+    assert time.monotonic() - began < 10  # it was minutes, and gigabytes
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    for argv in (["predict", bad, fa, "-o", tmp_path / "out.tsv"], ["info", bad]):
+        p = run_bioseqnn(*argv, timeout=120)  # a hang guard: start-up is most of it
+        assert p.returncode == 1
+        assert p.stderr.decode().splitlines() == [
+            f"bioseqnn: error: {bad}: invalid manifest: the model (lstm, hidden-size 8, layers "
+            "1000000) would hold 4,000,002 tensors, more than bioseqnn builds (20,000)"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["deep.bsnn", "in.fa"]
 
 
 def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_path: Path
@@ -279,3 +339,65 @@ def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_
     r = cli("predict", bad, good_model.with_suffix(".fa"))
     assert r.code == 1
     assert "weights do not fit the manifest" in r.err and "[32, 20]" in r.err
+
+
+def test_a_model_read_from_a_pipe(good_model: Path, tmp_path: Path) -> None:
+    """A pipe has no size: the header says how far the weights reach, and a pipe that
+    ends before is a truncated model file."""
+    from conftest import run_bioseqnn
+
+    fa = tmp_path / "in.fa"
+    fa.write_bytes(SIX)
+    whole = good_model.read_bytes()
+    piped = run_bioseqnn("predict", "/dev/stdin", fa, "--threads", "1", stdin=whole)
+    direct = run_bioseqnn("predict", good_model, fa, "--threads", "1")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == direct.stdout and len(piped.stdout.splitlines()) == 7
+    cut = run_bioseqnn("predict", "/dev/stdin", fa, stdin=whole[: len(whole) - 100])
+    assert cut.returncode == 1
+    assert cut.stderr.decode().splitlines() == [
+        "bioseqnn: error: /dev/stdin: model file is truncated (the weights end early)"]
+
+
+def test_info_escapes_control_characters_and_shortens_long_values(
+    cli, good_model: Path, tmp_path: Path
+) -> None:
+    """A manifest's text reaches a terminal only escaped (an escape sequence there would
+    clear the screen or set the window title) and shortened; --json keeps every byte."""
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["created"] = "\x1b]0;pwned\x07\x1b[2J\u202eevil"
+    manifest["device"] = "[/] [bold]markup[/bold]"
+    manifest["data"]["sources"] = ["s" * 100_000] * 500  # a 50 MB manifest
+    bad = tmp_path / "loud.bsnn"
+    write_exactly(bad, bundle.model, manifest)
+    assert bad.stat().st_size > 50_000_000
+    r = cli("info", bad)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out and "\x07" not in r.out and "\u202e" not in r.out
+    created = next(line for line in r.out.splitlines() if line.startswith("created"))
+    assert created.split(None, 1)[1] == (
+        "\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil on [/] [bold]markup[/bold]")
+    trained = next(line for line in r.out.splitlines() if line.startswith("trained on"))
+    data = manifest["data"]
+    whole_value = (f"{', '.join(data['sources'])}: {data['train_records']} training + "
+                   f"{data['val_records']} validation records")
+    assert trained.split(None, 2)[2] == (f"{whole_value[:300]}... ({len(whole_value) - 300:,} "
+                                         "more characters; --json shows all)")
+    assert max(map(len, r.out.splitlines())) < 400 and len(r.out) < 10_000
+    whole = cli("info", bad, "--json")
+    assert whole.code == 0 and len(whole.out) > 50_000_000
+    assert json.loads(whole.out)["created"] == manifest["created"]
+    assert "\x1b" not in whole.out  # JSON escapes it
+
+
+def test_info_on_a_terminal_takes_no_markup_from_the_manifest(good_model: Path,
+                                                              tmp_path: Path) -> None:
+    """rich reads '[...]' in a string as markup: '[/]' in a manifest stopped 'info' with a
+    MarkupError on a terminal."""
+    from bioseqnn.cli import _info_table, shown
+
+    rich_console = pytest.importorskip("rich.console")
+    console = rich_console.Console(record=True, width=200)
+    console.print(_info_table([("device", shown("[/] [bold]x[/bold] \x1b[2J"))]))
+    assert console.export_text().split() == ["device", "[/]", "[bold]x[/bold]", "\\x1b[2J"]

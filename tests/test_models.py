@@ -305,3 +305,46 @@ def test_auto_architecture_is_the_default_recipe_and_reads_left_to_right_for_a_l
     assert model.config.arch == "cnn-gru" and resolve_pooling(auto) == "max"
     lm = SequenceModel(auto, 4, 5, causal=True)
     assert lm.config.arch == "gru" and lm.backbone.directions == 1
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_model_size_is_what_the_built_model_holds(arch: str) -> None:
+    """model_size (what bounds a model before anything is built) counts exactly the
+    tensors and numbers of the state dict, for random settings of every architecture."""
+    import random
+
+    from bioseqnn.models.base import model_size
+
+    rng = random.Random(arch)
+    for _ in range(40):
+        n, heads = rng.randint(1, 3), rng.choice([1, 2, 3])
+        config = ModelConfig(
+            arch=arch, hidden_size=rng.randint(1, 9), layers=rng.randint(1, 3),
+            bidirectional=rng.random() < 0.5 and arch != "cnn-lstm",
+            pooling=rng.choice(["auto", *REGISTRY[arch].poolings]),
+            channels=[rng.randint(1, 7) for _ in range(n)],
+            kernel_sizes=[rng.randint(1, 5) for _ in range(n)], dilations=[1] * n,
+            pool_sizes=[1] * n, d_model=heads * rng.randint(1, 4), heads=heads,
+            ff_size=rng.randint(1, 9))
+        channels, outputs, per_position = rng.choice([4, 20, 7]), rng.randint(1, 5), \
+            rng.random() < 0.3
+        with torch.device("meta"):
+            state = SequenceModel(config, channels, outputs, per_position).state_dict()
+        size = model_size(config, channels, outputs, per_position)
+        assert (size.tensors, size.weights) == (len(state),
+                                                sum(t.numel() for t in state.values()))
+
+
+def test_a_model_too_large_to_build_is_named_before_anything_is_built() -> None:
+    from bioseqnn.models.base import MAX_TENSORS, MAX_WEIGHTS, too_large
+
+    deep = ModelConfig(hidden_size=8, layers=1_000_000)
+    assert too_large([deep], 20, 1) == (
+        "the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, more "
+        f"than bioseqnn builds ({MAX_TENSORS:,})")
+    wide = ModelConfig(arch="gru", hidden_size=100_000, bidirectional=True)
+    assert too_large([wide] * 2, 4, 3) == (
+        "the model (gru, hidden-size 100000, layers 1, 2 members) would hold "
+        "120,008,400,006 weights, more than bioseqnn builds "
+        f"({MAX_WEIGHTS:,}, 16 GiB as float32)")
+    assert too_large([ModelConfig()] * 64, 20, 1) is None  # the largest default ensemble

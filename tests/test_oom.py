@@ -130,8 +130,8 @@ def test_oom_with_one_sequence_is_an_error_naming_it(
         infer(limited, onehot, data, 4, torch.device("cpu"))  # type: ignore[arg-type]
     assert str(err.value) == (
         f"out of memory on cpu predicting record {data.ids[shortest]!r} "
-        f"({int(data.lengths[shortest])} positions) on its own; use --device cpu, or split or "
-        "trim the longest sequences"
+        f"({int(data.lengths[shortest])} positions) on its own; split or trim the longest "
+        "sequences"  # on a GPU: "use --device cpu, or split ..."
     )
     assert warnings_log == [
         "out of memory on cpu with a batch of 4 sequences; retrying with 2",
@@ -165,3 +165,51 @@ def test_cli_predict_device_auto_warns_on_stderr_only_when_given(
     assert "warning" not in quiet.err
     assert asked.err.startswith("bioseqnn: warning: --device auto: ")
     assert "running on the CPU" in asked.err
+
+
+class CPUMemoryLimited(MemoryLimited):
+    """Runs out of memory as the CPU does: torch's allocator raises a RuntimeError, numpy
+    and Python a MemoryError."""
+
+    def __init__(self, model: nn.Module, most: int, error: BaseException) -> None:
+        super().__init__(model, most)
+        self.error = error
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        self.batches.append(x.shape[0])
+        if x.shape[0] > self.most:
+            raise self.error
+        return self.model(x, lengths)
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                 "allocate memory: you tried to allocate 40000000000000 bytes. Error code 12 "
+                 "(Cannot allocate memory)"),
+    MemoryError(),
+], ids=["torch-allocator", "MemoryError"])
+def test_cpu_out_of_memory_is_handled_as_a_gpus(
+    model: SequenceModel, promoters: SequenceSet, warnings_log: list[str], error: BaseException
+) -> None:
+    """Out of CPU memory was an 'unexpected' error: it is retried in halves and, for one
+    record, names it, as on a GPU."""
+    onehot = OneHot(ALPHABETS["dna"])
+    expected = infer(model, onehot, promoters, 8, torch.device("cpu"))
+    limited = CPUMemoryLimited(model, 3, error)
+    got = infer(limited, onehot, promoters, 8, torch.device("cpu"))  # type: ignore[arg-type]
+    assert torch.equal(got, expected)
+    assert warnings_log[:2] == ["out of memory on cpu with a batch of 8 sequences; retrying with 4",
+                                "out of memory on cpu with a batch of 4 sequences; retrying with 2"]
+    with pytest.raises(DataError, match="out of memory on cpu predicting record .* on its own; "
+                                        "split or trim the longest sequences"):
+        infer(CPUMemoryLimited(model, 0, error), onehot, promoters, 2,  # type: ignore[arg-type]
+              torch.device("cpu"))
+
+
+def test_an_error_that_is_no_out_of_memory_is_not_retried(model: SequenceModel,
+                                                            promoters: SequenceSet) -> None:
+    onehot = OneHot(ALPHABETS["dna"])
+    limited = CPUMemoryLimited(model, 0, RuntimeError("shapes do not match"))
+    with pytest.raises(RuntimeError, match="shapes do not match"):
+        infer(limited, onehot, promoters, 8, torch.device("cpu"))  # type: ignore[arg-type]
+    assert limited.batches == [8]

@@ -74,7 +74,7 @@ def test_too_many_threads_are_capped_with_a_warning(hemolytic_model: Path) -> No
      "is a file, not a directory"),
     (["predict", "{tmp}/nosuch.bsnn", "{fasta}"], "nosuch.bsnn: no such model file"),
     (["ensemble", "{model}", "{model}", "-o", "{model}"],
-     "is one of the model files to combine"),
+     "cannot write: it is an input (one of the MODELS); writing it would destroy it"),
 ])
 def test_usage_errors_stop_before_any_work(cli, hemolytic_model: Path, tmp_path: Path,
                                            args: list[str], message: str) -> None:
@@ -233,3 +233,103 @@ def test_stdin_errors_name_the_line_and_column_as_for_a_file(hemolytic_model: Pa
         assert f": line {line}, column 3: record 'bad': invalid protein symbol '1' at " \
                "position 11" in run.stderr.decode(), run.stderr
         assert run.stdout == b""
+
+
+def _float_options() -> list[tuple[str, str, list[str]]]:
+    """(command, option, the command's required arguments as placeholders) for every
+    option of every command whose value is a number with a fraction."""
+    import typing
+
+    import typer
+
+    from bioseqnn.cli import app
+
+    group = typer.main.get_command(app)
+    out = []
+    for info in app.registered_commands:
+        assert info.callback is not None
+        name = info.name or info.callback.__name__.replace("_", "-")
+        command = group.commands[name]  # type: ignore[attr-defined]
+        required = ["x" for p in command.params if p.param_type_name == "argument"
+                    and p.required]
+        hints = typing.get_type_hints(info.callback)
+        for param in command.params:
+            if param.param_type_name == "option" and hints.get(param.name) in (float,
+                                                                              float | None):
+                out.append((name, param.opts[0], required))
+    return out
+
+
+FLOAT_OPTIONS = _float_options()
+
+
+def test_every_float_option_is_found() -> None:
+    assert {(c, o) for c, o, _ in FLOAT_OPTIONS} >= {
+        ("train", "--lr"), ("train", "--dropout"), ("train", "--val-fraction"),
+        ("export", "--tolerance"), ("generate", "--temperature"), ("generate", "--top-p")}
+
+
+@pytest.mark.parametrize(("command", "option", "arguments"), FLOAT_OPTIONS,
+                         ids=[f"{c}{o}" for c, o, _ in FLOAT_OPTIONS])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_float_options_take_finite_numbers_only(cli, command: str, option: str,
+                                                arguments: list[str], value: str) -> None:
+    """'--lr inf' passed the range check (inf > 0) and failed during training: every float
+    option of every command refuses what is not a finite number while parsing."""
+    r = cli(command, *arguments, option, value)
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: Invalid value for '{option}': '{value}' is not a finite number "
+        f"(see 'bioseqnn {command} --help')"]
+
+
+def test_config_files_take_finite_numbers_only(cli, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("training:\n  lr: .inf\n")
+    r = cli("train", *HEMOLYTIC, "-o", tmp_path / "m.bsnn", "--config", config)
+    assert r.code == 2
+    assert r.err.splitlines() == ["bioseqnn: error: lr must be a finite number (got inf)"]
+
+
+def test_an_option_given_twice_warns_and_the_last_value_is_used(cli, tmp_path: Path) -> None:
+    """'--epochs -1 ... --epochs 1' silently took the last value. The rule is the one of a
+    config file and flags (what comes later wins), said in one warning per option."""
+    model = tmp_path / "m.bsnn"
+    r = cli("train", *HEMOLYTIC, "-o", model, "--epochs", "-1", "--hidden-size", "8",
+            "--epochs", "1", "--threads", "1")
+    assert r.code == 0, r.err
+    # (a one-epoch model of 8 units may also be warned of as no better than a constant)
+    warnings = [line for line in r.err.splitlines() if "warning: --" in line]
+    assert warnings == ["bioseqnn: warning: --epochs given 2 times (-1, then 1): the last "
+                        "value, 1, is used"]
+    from bioseqnn.bundle import read_manifest
+
+    assert read_manifest(model)[0]["metrics"]["epochs_run"] == 1
+    r = cli("train", *HEMOLYTIC, "-o", model, "--epochs", "1", "--epochs", "-1")
+    assert r.code == 2  # the last value, -1, is refused
+    assert r.err.splitlines() == [
+        "bioseqnn: warning: --epochs given 2 times (1, then -1): the last value, -1, is used",
+        "bioseqnn: error: epochs must be at least 1"]
+
+
+@pytest.mark.parametrize(("args", "warnings"), [
+    (["predict", "m", "x", "-o", "a.tsv", "--output=b.tsv"],
+     ["-o/--output given 2 times (a.tsv, then b.tsv): the last value, b.tsv, is used"]),
+    (["train", "x", "--unidirectional", "--bidirectional"],
+     ["--unidirectional, then --bidirectional given: the last one, --bidirectional, is used"]),
+    (["train", "x", "--lr", "0.1", "--lr=0.1", "--quiet", "-q"], []),  # the same value
+    (["train", "x", "--target", "a", "--target", "b"], []),  # an option of several values
+    (["train", "x", "--", "--epochs", "1", "--epochs", "2"], []),  # arguments, not options
+    (["nosuch", "--epochs", "1", "--epochs", "2"], []),
+])
+def test_repeated_options_are_found_in_every_spelling(args: list[str],
+                                                      warnings: list[str]) -> None:
+    from bioseqnn.cli import repeated_options
+
+    assert repeated_options(args) == warnings
+
+
+def test_quiet_silences_the_repeated_option_warning(cli, hemolytic_model: Path) -> None:
+    r = cli("predict", hemolytic_model, HEMOLYTIC[0], "--batch-size", "8", "--batch-size",
+            "16", "-q")
+    assert r.code == 0 and r.err == ""

@@ -77,6 +77,31 @@ class Backbone(nn.Module):
 
 
 @dataclass(frozen=True)
+class Size:
+    """What a model holds: its tensors (parameters and buffers, as in its state dict) and
+    the numbers in them."""
+
+    tensors: int
+    weights: int
+
+    def __add__(self, other: Size) -> Size:
+        return Size(self.tensors + other.tensors, self.weights + other.weights)
+
+    def __mul__(self, times: int) -> Size:
+        return Size(self.tensors * times, self.weights * times)
+
+
+MAX_WEIGHTS = 1 << 32
+"""The most numbers a model file's tensors hold, all members together (16 GiB as
+float32). The defaults hold about 80 thousand; a 24-layer transformer of width 1024 and
+feed-forward 4096 about 300 million."""
+MAX_TENSORS = 20_000
+"""The most tensors a model file holds, all members together (a 64-member ensemble of
+24-layer transformers has about 19 thousand). Each is a module built in Python (about
+0.1 ms and some kB), so this bounds the time and memory of building a model."""
+
+
+@dataclass(frozen=True)
 class Architecture:
     name: str
     build: Callable[[ModelConfig, int], Backbone]
@@ -84,6 +109,9 @@ class Architecture:
     poolings: tuple[str, ...]
     summary: str
     uses: tuple[str, ...]
+    size: Callable[[ModelConfig, int], tuple[Size, int]]
+    """The backbone's size and its ``out_dim``, computed from the config alone (no
+    module built): what bounds a model before anything is allocated."""
 
 
 REGISTRY: dict[str, Architecture] = {}
@@ -99,14 +127,68 @@ def register(
     poolings: tuple[str, ...] = POOLINGS,
     summary: str = "",
     uses: tuple[str, ...] = RECURRENT_FIELDS,
+    *,
+    size: Callable[[ModelConfig, int], tuple[Size, int]],
 ) -> Callable[[Callable[[ModelConfig, int], Backbone]], Callable[[ModelConfig, int], Backbone]]:
-    """Register a backbone builder under ``name``; ``uses`` lists the config fields it reads."""
+    """Register a backbone builder under ``name``; ``uses`` lists the config fields it
+    reads, ``size`` computes what it holds (tests/test_models.py checks it against the
+    built module)."""
 
     def deco(fn: Callable[[ModelConfig, int], Backbone]) -> Callable[[ModelConfig, int], Backbone]:
-        REGISTRY[name] = Architecture(name, fn, default_pooling, poolings, summary, uses)
+        REGISTRY[name] = Architecture(name, fn, default_pooling, poolings, summary, uses, size)
         return fn
 
     return deco
+
+
+def linear_size(inputs: int, outputs: int) -> Size:
+    """An nn.Linear with a bias."""
+    return Size(2, inputs * outputs + outputs)
+
+
+def model_size(config: ModelConfig, in_channels: int, n_outputs: int,
+               per_position: bool = False) -> Size:
+    """What :class:`SequenceModel` holds, computed without building it."""
+    backbone, dim = get_architecture(config.arch).size(config, in_channels)
+    size = backbone + linear_size(dim, n_outputs)
+    if not per_position and resolve_pooling(config) == "attention":
+        size = size + linear_size(dim, dim) + linear_size(dim, 1)
+    return size
+
+
+def too_large(configs: list[ModelConfig], in_channels: int, n_outputs: int,
+              per_position: bool = False) -> str | None:
+    """Why a model of these members is larger than bioseqnn builds (None: it is not),
+    e.g. "the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors,
+    more than bioseqnn builds (20,000)". Computed from the settings: nothing is built."""
+    sizes = [model_size(c, in_channels, n_outputs, per_position) for c in configs]
+    total = sum(sizes, Size(0, 0))
+    if total.tensors > MAX_TENSORS:
+        problem = f"{total.tensors:,} tensors, more than bioseqnn builds ({MAX_TENSORS:,})"
+    elif total.weights > MAX_WEIGHTS:
+        problem = (f"{total.weights:,} weights, more than bioseqnn builds ({MAX_WEIGHTS:,}, "
+                   f"{MAX_WEIGHTS * 4 >> 30} GiB as float32)")
+    else:
+        return None
+    largest = configs[max(range(len(configs)), key=lambda i: sizes[i].weights)]
+    members = f", {len(configs)} members" if len(configs) > 1 else ""
+    return (f"the model ({largest.arch}, {sizing_settings(largest)}{members}) would hold "
+            f"{problem}")
+
+
+def sizing_settings(config: ModelConfig) -> str:
+    """The settings that size ``config``'s backbone, e.g. 'hidden-size 128, layers 1'."""
+    arch = get_architecture(config.arch)
+    parts = []
+    for key in arch.uses:
+        value = getattr(config, key)
+        if isinstance(value, bool):
+            continue
+        shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        if len(shown) > 40:
+            shown = f"{shown[:30]}... ({len(value)} values)"
+        parts.append(f"{key.replace('_', '-')} {shown}")
+    return ", ".join(parts)
 
 
 def exporting() -> bool:

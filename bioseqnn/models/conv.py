@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CONV_FIELDS, Backbone, ModelConfig, exporting, length_mask, register
+from .base import (
+    CONV_FIELDS,
+    Backbone,
+    ModelConfig,
+    Size,
+    exporting,
+    length_mask,
+    register,
+)
 
 
 class MaskedBatchNorm(nn.BatchNorm1d):
@@ -110,9 +118,21 @@ class ConvStack(Backbone):
         return h.transpose(1, 2), lengths
 
 
+def conv_size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
+    """What a ConvStack holds: per layer a convolution without bias and a batch norm
+    (weight, bias, running mean and variance, batch count); and its out_dim."""
+    size, tensors, weights = in_channels, 0, 0
+    for channels, kernel in zip(config.channels, config.kernel_sizes, strict=False):
+        tensors += 6
+        weights += size * channels * kernel + 4 * channels + 1
+        size = channels
+    return Size(tensors, weights), size
+
+
 @register(
     "cnn", "max", poolings=("mean", "max", "attention"), uses=CONV_FIELDS,
     summary="1D CNN: motif detectors, fast; the strong baseline when position matters little",
+    size=conv_size,
 )
 def _cnn(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvStack(config, in_channels)

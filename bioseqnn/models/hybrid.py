@@ -6,12 +6,21 @@ backbone; pooling there shortens the sequence the recurrent layers have to read.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .base import CONV_FIELDS, Backbone, ModelConfig, get_architecture, length_mask, register
-from .conv import ConvStack
+from .base import (
+    CONV_FIELDS,
+    Backbone,
+    ModelConfig,
+    Size,
+    get_architecture,
+    length_mask,
+    register,
+)
+from .conv import ConvStack, conv_size
 
 
 class ConvRecurrent(Backbone):
@@ -38,9 +47,19 @@ class ConvRecurrent(Backbone):
 ConvLSTM = ConvRecurrent  # the name older code imports
 
 
+def _sizer(cell: str) -> Callable[[ModelConfig, int], tuple[Size, int]]:
+    def size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
+        conv, out = conv_size(config, in_channels)
+        recurrent, dim = get_architecture(cell).size(
+            dataclasses.replace(config, bidirectional=True), out)
+        return conv + recurrent, dim
+    return size
+
+
 @register(
     "cnn-lstm", "max", uses=CONV_FIELDS + ("hidden_size", "layers"),
     summary="CNN then BiLSTM (DanQ): motifs plus their order; long DNA with regulatory grammar",
+    size=_sizer("lstm"),
 )
 def _cnn_lstm(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvRecurrent("lstm", config, in_channels)
@@ -49,6 +68,7 @@ def _cnn_lstm(config: ModelConfig, in_channels: int) -> Backbone:
 @register(
     "cnn-gru", "max", uses=CONV_FIELDS + ("hidden_size", "layers"),
     summary="CNN then BiGRU: as cnn-lstm with a lighter recurrent cell",
+    size=_sizer("gru"),
 )
 def _cnn_gru(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvRecurrent("gru", config, in_channels)
