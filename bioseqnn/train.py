@@ -172,6 +172,8 @@ def collapse_warning(task: TaskSpec, record: dict[str, Any], prefix: str = "val"
                 "labels, or try --class-weight balanced, --monitor val_mcc, another --lr "
                 "(e.g. 3e-4) or more data")
     if task.kind == "regression":
+        if f"{prefix}_pearson" not in record:
+            return None  # no validation figures
         pearson = get("pearson")
         if math.isfinite(pearson) and pearson > 0.05:
             return None

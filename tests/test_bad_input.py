@@ -344,7 +344,7 @@ CASES = [
                 "those settings"], "--hidden-size", "100000", code=2),
     label_case("cnn-ensemble-beyond-what-is-built", SIX_LABELS,
                ["the model (cnn, channels 9000,9000, kernel-sizes 9,5, dilations 1,1, "
-                "pool-sizes 3,1, 64 members) would hold"], "--arch", "cnn", "--channels",
+                "pool-sizes auto, 64 members) would hold"], "--arch", "cnn", "--channels",
                "9000,9000", "--ensemble", "64", code=2),
     label_case("learning-rate-not-a-number", SIX_LABELS,
                ["Invalid value for '--lr'", "(see 'bioseqnn train --help')"],

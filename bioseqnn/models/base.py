@@ -185,6 +185,8 @@ def sizing_settings(config: ModelConfig) -> str:
         if isinstance(value, bool):
             continue
         shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        if key == "pool_sizes" and not value:
+            shown = "auto"
         if len(shown) > 40:
             shown = f"{shown[:30]}... ({len(value)} values)"
         parts.append(f"{key.replace('_', '-')} {shown}")
