@@ -27,14 +27,14 @@ PRECISIONS = ("32", "bf16", "16-mixed")
 class TrainConfig:
     """Training settings."""
 
-    epochs: int = setting(20, "maximum epochs")
+    epochs: int = setting(100, "maximum epochs (early stopping usually ends sooner)")
     batch_size: int = setting(64, "sequences per batch (per process under torchrun)")
     lr: float = setting(1e-3, "AdamW learning rate")
     weight_decay: float = setting(0.01, "AdamW weight decay")
     grad_clip: float = setting(1.0, "gradient-norm clip (0 = off)")
     val_fraction: float = setting(0.1, "fraction held out for validation (stratified for "
                                        "classes); unused with an explicit validation set")
-    patience: int = setting(5, "epochs without a better monitored metric before stopping "
+    patience: int = setting(10, "epochs without a better monitored metric before stopping "
                                "(0 = never stop early)")
     seed: int = setting(0, "seed for the split, batch order and initial weights")
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
@@ -45,7 +45,7 @@ class TrainConfig:
                                    "val_mcc, val_r2, ... (losses and errors are minimised, "
                                    "scores maximised); auto: val_loss, or for imbalanced "
                                    "classes val_auprc (binary, multilabel) or val_mcc")
-    schedule: str = setting("none", "learning-rate schedule: none, plateau (halve after "
+    schedule: str = setting("plateau", "learning-rate schedule: none, plateau (halve after "
                                     "max(1, patience / 2) epochs without progress), cosine "
                                     "(to zero at the last epoch) or onecycle")
     warmup_epochs: float = setting(0.0, "linear learning-rate warm-up over this many epochs "

@@ -87,7 +87,8 @@ def applies(name: str, row: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", type=Path, help="the shared datasets (../shared/data)")
-    p.add_argument("--recipes", default="", help="comma list of recipe names or YAML paths")
+    p.add_argument("--recipes", default="", help="comma list of recipe names or YAML paths "
+                   "(with --final: which of its columns to run, all by default)")
     p.add_argument("--final", action="store_true",
                    help=f"score the test parts of {', '.join(FINAL)} (the docs table)")
     p.add_argument("--rows", default=",".join(ROWS))
@@ -100,7 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="cap training records")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="compare: %(message)s", stream=sys.stderr)
-    names = list(FINAL) if args.final else [r for r in args.recipes.split(",") if r]
+    names = [r for r in args.recipes.split(",") if r]
+    if args.final:  # all four columns, or those of --recipes (runs done in parts)
+        unknown = sorted(set(names) - set(FINAL))
+        if unknown:
+            p.error(f"--final scores {', '.join(FINAL)}, not {', '.join(unknown)}")
+        names = names or list(FINAL)
     if not names:
         p.error("give --recipes or --final")
     rows = [r for r in args.rows.split(",") if r]

@@ -32,11 +32,11 @@ def setting(default: Any, help: str) -> Any:
 class ModelConfig:
     """Architecture settings. Fields that an architecture does not use are ignored by it."""
 
-    arch: str = setting("lstm", "architecture, one of:")
+    arch: str = setting("auto", "architecture, one of:")
     hidden_size: int = setting(128, "recurrent units per direction")
     layers: int = setting(1, "stacked recurrent or encoder layers")
     bidirectional: bool = setting(False, "read both directions (cnn-lstm and cnn-gru always do)")
-    dropout: float = setting(0.0, "dropout between layers and before the head")
+    dropout: float = setting(0.2, "dropout between layers and before the head")
     pooling: str = setting("auto", "per-position states to one vector: last, mean, max, attention, "
                                 "or auto (the architecture's default)")
     # convolutional layers (cnn, cnn-lstm, cnn-gru): one entry per layer, all four lists

@@ -447,7 +447,7 @@ def _rnn(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("rnn", config, in_channels)
 
 
-@register("lstm", "last", summary="LSTM: long-range order, the default for most sequence tasks",
+@register("lstm", "last", summary="LSTM: long-range order and context",
           size=lambda config, c: recurrent_size("lstm", config, c))
 def _lstm(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("lstm", config, in_channels)
