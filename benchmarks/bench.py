@@ -60,7 +60,7 @@ from unittest import mock
 import numpy as np
 import torch
 
-from bioseqnn import runtime  # noqa: F401  (flush-denormal before any torch work)
+from bioseqnn import runtime
 from bioseqnn.alphabets import get_alphabet
 from bioseqnn.config import RunConfig, TrainConfig
 from bioseqnn.data import SequenceSet, batch_indices, read_encoded
@@ -68,6 +68,8 @@ from bioseqnn.encoding import OneHot
 from bioseqnn.models import REGISTRY, ModelConfig, SequenceModel
 from bioseqnn.seqio import read_sequences
 from bioseqnn.tasks import TaskSpec
+
+runtime.tune()  # the command line's settings (flush-denormal, huge pages) before any torch work
 
 SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate", "series",
             "structure", "variants")

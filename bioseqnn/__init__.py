@@ -7,24 +7,51 @@ The public API mirrors the command line::
     bioseqnn.predict("model.bsnn", "new.fasta", "predictions.tsv")
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-import os as _os
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# Large CPU tensors on transparent huge pages: torch reads this once, at its first
-# allocation, so it is set before torch is imported. A training step allocates a few
-# hundred MB of fresh activations; faulting them in 4 KiB pages cost up to a third of
-# an LSTM step on long sequences. THP_MEM_ALLOC_ENABLE=0 in the environment turns it off.
-_os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+from ._version import __version__
 
-from . import runtime  # noqa: E402,F401  (sets flush-denormal before any torch work)
-from .api import TrainOutcome, combine, generate, info, predict, train  # noqa: E402
-from .bundle import Bundle, load_bundle  # noqa: E402
-from .config import RunConfig, TrainConfig, load_config  # noqa: E402
-from .errors import BioseqnnError, DataError, ModelFileError, UsageError  # noqa: E402
-from .intervals import GenomeOptions  # noqa: E402
-from .models import ModelConfig  # noqa: E402
-from .variant_effects import score_variants  # noqa: E402
+# Importing bioseqnn loads nothing heavy and changes no process-wide setting: the names
+# below are imported on first use (so `bioseqnn --help` never loads torch), and the
+# thread, allocator, denormal and huge-page settings are applied by the command line or
+# by bioseqnn.runtime.tune().
+_HOMES = {
+    "TrainOutcome": "api", "combine": "api", "generate": "api", "info": "api",
+    "predict": "api", "train": "api",
+    "Bundle": "bundle", "load_bundle": "bundle",
+    "RunConfig": "config", "TrainConfig": "config", "load_config": "config",
+    "BioseqnnError": "errors", "DataError": "errors", "ModelFileError": "errors",
+    "UsageError": "errors",
+    "GenomeOptions": "intervals",
+    "ModelConfig": "models",
+    "score_variants": "variant_effects",
+}
+
+if TYPE_CHECKING:
+    from .api import TrainOutcome, combine, generate, info, predict, train
+    from .bundle import Bundle, load_bundle
+    from .config import RunConfig, TrainConfig, load_config
+    from .errors import BioseqnnError, DataError, ModelFileError, UsageError
+    from .intervals import GenomeOptions
+    from .models import ModelConfig
+    from .variant_effects import score_variants
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'bioseqnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "BioseqnnError",

@@ -991,33 +991,6 @@ def generate(
     return written
 
 
-def write_config(
-    output: str | os.PathLike[str] = STDIO, model: str | os.PathLike[str] | None = None
-) -> str:
-    """Write the default config (or a model file's resolved one) as commented YAML."""
-    from .config import commented_yaml, config_from_dict
-
-    if model is None:
-        header = ("bioseqnn configuration: every setting with its default.\n"
-                  "Use with: bioseqnn train SEQS LABELS --config this.yaml "
-                  "(command-line flags override it).")
-        text = commented_yaml(header=header)
-    else:
-        manifest, _ = read_manifest(model)
-        known = {f.name for f in dataclasses.fields(TrainConfig)}  # not a newer version's
-        training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
-        cfg = config_from_dict({"model": manifest["model"], "training": training})
-        header = f"the resolved config of {display_name(model)}"
-        if "member_models" in manifest:  # one config trains one network per member
-            header += (" (an ensemble of different networks: this is its first member's; "
-                       "'bioseqnn info' lists them all)")
-        text = commented_yaml(cfg, header=header)
-    check_output_path(output, {"--from": model})
-    with atomic_output(output) as fh:
-        fh.write(text)
-    return text
-
-
 def info(model: str | os.PathLike[str]) -> dict[str, Any]:
     """The model file's manifest (validated), without building the model."""
     manifest, _ = read_manifest(model)

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__
+from ._version import __version__
 from .alphabets import ALPHABETS, Alphabet
 from .digest import DESCRIPTION as DIGEST_DESCRIPTION
 from .digest import TENSOR as DIGEST_TENSOR

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
+from ._version import __version__
 from .errors import BioseqnnError
 
 log = logging.getLogger("bioseqnn")
@@ -939,7 +939,7 @@ def config_command(
 ) -> None:
     """Print the full default config as commented YAML, a start for 'train --config'."""
     _setup_logging(quiet, debug)
-    from .api import write_config
+    from .config import write_config
 
     write_config(output, model)
 
@@ -1069,6 +1069,19 @@ def _error(message: str) -> None:
     print(f"bioseqnn: error: {message}", file=sys.stderr)
 
 
+_WITHOUT_TORCH = ("config",)
+"""Commands that never import torch (nor does help, or --version)."""
+
+
+def _runs_torch(args: list[str]) -> bool:
+    """Whether these arguments run a command that does torch work (which then gets the
+    process-wide settings of runtime.tune first)."""
+    if not args or any(a in ("--help", "-h", "--version") for a in args):
+        return False
+    command = next((a for a in args if not a.startswith("-")), None)
+    return command is not None and command not in _WITHOUT_TORCH
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -1077,6 +1090,10 @@ def main(argv: list[str] | None = None) -> int:
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
+    if _runs_torch(args):
+        from . import runtime
+
+        runtime.tune()
     try:
         # make_context/invoke rather than command.main(): click's main() turns a broken
         # pipe into sys.exit(1) before this funnel could see it.

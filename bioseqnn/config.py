@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -13,9 +14,98 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
-from .models.base import POOLINGS, ModelConfig, setting, too_large
-from .structure import KINDS as STRUCTURE_KINDS
 
+POOLINGS = ("last", "mean", "max", "attention")
+
+
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with a help line (shown by 'bioseqnn config')."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    """Architecture settings. Fields that an architecture does not use are ignored by it."""
+
+    arch: str = setting("auto", "architecture, one of:")
+    hidden_size: int = setting(128, "recurrent units per direction")
+    layers: int = setting(1, "stacked recurrent or encoder layers")
+    bidirectional: bool = setting(False, "read both directions (cnn-lstm and cnn-gru always do)")
+    dropout: float = setting(0.2, "dropout between layers and before the head")
+    pooling: str = setting("auto", "per-position states to one vector: last, mean, max, attention, "
+                                "or auto (the architecture's default)")
+    # convolutional layers (cnn, cnn-lstm, cnn-gru): one entry per layer, all four lists
+    # equally long
+    channels: list[int] = setting([128, 128], "convolution filters per layer")
+    kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
+    dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
+    pool_sizes: list[int] = setting([], "max-pool window (and stride) after each layer "
+                                     "(1 = none); shortens the sequence by that factor; "
+                                     "empty (auto): 3 after the first layer when the "
+                                     "training sequences' median length is 100 or more, "
+                                     "else 1, and 1 everywhere for a model with one output "
+                                     "per position")
+    # transformer
+    d_model: int = setting(128, "model width (divisible by heads)")
+    heads: int = setting(4, "attention heads per layer")
+    ff_size: int = setting(256, "feed-forward width")
+    max_length: int = setting(2048, "longest sequence accepted; a longer one is an error")
+
+
+# --------------------------------------------------------------------------- architectures
+
+AUTO = "auto"
+DEFAULT_ARCH = "cnn-gru"
+"""What ``arch: auto`` (the default) builds: the recipe chosen by the comparison in
+docs/accuracy.md (scripts/compare_defaults.py)."""
+DEFAULT_CAUSAL_ARCH = "gru"
+"""What ``arch: auto`` builds for a language model, which must read left to right: the
+recurrent part of the recipe, one direction."""
+
+# The settings a plain recurrent backbone reads, and a convolution stack's
+RECURRENT_FIELDS = ("hidden_size", "layers", "bidirectional")
+CONV_FIELDS = ("channels", "kernel_sizes", "dilations", "pool_sizes")
+
+
+@dataclass(frozen=True)
+class ArchitectureInfo:
+    """What an architecture is to its settings and to people, known without torch: its
+    default pooling and the poolings it takes, the settings it reads, one line of help.
+    bioseqnn.models registers the network that goes with each."""
+
+    default_pooling: str
+    poolings: tuple[str, ...]
+    uses: tuple[str, ...]
+    summary: str
+
+
+ARCHITECTURES: dict[str, ArchitectureInfo] = {
+    "rnn": ArchitectureInfo("last", POOLINGS, RECURRENT_FIELDS,
+                            "Elman RNN (tanh): the simplest recurrent baseline"),
+    "lstm": ArchitectureInfo("last", POOLINGS, RECURRENT_FIELDS,
+                             "LSTM: long-range order and context"),
+    "gru": ArchitectureInfo("last", POOLINGS, RECURRENT_FIELDS,
+                            "GRU: as LSTM with fewer parameters, often as accurate"),
+    "cnn": ArchitectureInfo("max", ("mean", "max", "attention"), CONV_FIELDS,
+                            "1D CNN: motif detectors, fast; the strong baseline when position "
+                            "matters little"),
+    "cnn-lstm": ArchitectureInfo("max", POOLINGS, CONV_FIELDS + ("hidden_size", "layers"),
+                                 "CNN then BiLSTM (DanQ): motifs plus their order; long DNA "
+                                 "with regulatory grammar"),
+    "cnn-gru": ArchitectureInfo("max", POOLINGS, CONV_FIELDS + ("hidden_size", "layers"),
+                                "CNN then BiGRU: as cnn-lstm with a lighter recurrent cell"),
+    "transformer": ArchitectureInfo("mean", ("mean", "max", "attention"),
+                                    ("d_model", "heads", "ff_size", "layers", "max_length"),
+                                    "Transformer encoder: global interactions at any "
+                                    "distance; needs more data"),
+}
+
+
+STRUCTURE_KINDS = ("none", "mfe", "bpp")
+"""--structure: none, the minimum-free-energy pairing, or base-pair probabilities (see
+bioseqnn.structure)."""
 SCHEDULES = ("none", "plateau", "cosine", "onecycle")
 NOMINAL_CHANNELS = 20
 """Input channels assumed when settings are checked before the data is read (protein's:
@@ -220,6 +310,8 @@ def validate(cfg: RunConfig) -> None:
         if not ok:
             raise UsageError(message)
     validate_model(m)
+    from .models.base import too_large
+
     # before anything is read or built; train checks again with the data's alphabet or
     # channels and its outputs
     problem = too_large([m] * max(t.ensemble, t.cv), NOMINAL_CHANNELS, 1)
@@ -285,29 +377,27 @@ def commented_yaml(cfg: RunConfig | None = None, header: str | None = None) -> s
 
     Loading the text back with :func:`load_config` gives ``cfg`` again.
     """
-    from .models.base import AUTO, DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH, REGISTRY, get_architecture
-
-    get_architecture("lstm")  # make sure every family is registered
     cfg = cfg or RunConfig()
     lines = [f"# {line}" if line else "#" for line in (header or "").splitlines()]
     users: dict[str, list[str]] = {}
-    for arch in REGISTRY.values():
+    for name, arch in ARCHITECTURES.items():
         for key in arch.uses:
-            users.setdefault(key, []).append(arch.name)
+            users.setdefault(key, []).append(name)
     for section in _SECTIONS:
         target = getattr(cfg, section)
         lines += ["", f"{section}:"]
         for f in dataclasses.fields(target):
             help_text = f.metadata.get("help", "")
-            if f.name in users and len(users[f.name]) < len(REGISTRY):
+            if f.name in users and len(users[f.name]) < len(ARCHITECTURES):
                 help_text += f" [{', '.join(users[f.name])}]"
             if help_text:
                 lines.append(f"  # {help_text}")
             if section == "model" and f.name == "arch":
-                width = max(map(len, REGISTRY))
+                width = max(map(len, ARCHITECTURES))
                 lines.append(f"  #   {AUTO:<{width}}  the default recipe: {DEFAULT_ARCH} (a "
                              f"language model: {DEFAULT_CAUSAL_ARCH})")
-                lines += [f"  #   {a.name:<{width}}  {a.summary}" for a in REGISTRY.values()]
+                lines += [f"  #   {name:<{width}}  {a.summary}"
+                          for name, a in ARCHITECTURES.items()]
             lines.append(f"  {f.name}: {_yaml_value(getattr(target, f.name))}")
     return "\n".join(lines).lstrip("\n") + "\n"
 
@@ -347,3 +437,33 @@ def parse_names(value: str | None, option: str) -> list[str] | None:
     if len(set(names)) != len(names):
         raise UsageError(f"{option}: a column is named twice in {value!r}")
     return names
+
+
+def write_config(
+    output: str | os.PathLike[str] = "-", model: str | os.PathLike[str] | None = None
+) -> str:
+    """Write the default config (or a model file's resolved one) as commented YAML. The
+    default config needs no torch (``bioseqnn config`` is instant)."""
+    from .seqio import atomic_output, check_output_path, display_name
+
+    if model is None:
+        header = ("bioseqnn configuration: every setting with its default.\n"
+                  "Use with: bioseqnn train SEQS LABELS --config this.yaml "
+                  "(command-line flags override it).")
+        text = commented_yaml(header=header)
+    else:
+        from .bundle import read_manifest
+
+        manifest, _ = read_manifest(model)
+        known = {f.name for f in dataclasses.fields(TrainConfig)}  # not a newer version's
+        training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
+        cfg = config_from_dict({"model": manifest["model"], "training": training})
+        header = f"the resolved config of {display_name(model)}"
+        if "member_models" in manifest:  # one config trains one network per member
+            header += (" (an ensemble of different networks: this is its first member's; "
+                       "'bioseqnn info' lists them all)")
+        text = commented_yaml(cfg, header=header)
+    check_output_path(output, {"--from": model})
+    with atomic_output(output) as fh:
+        fh.write(text)
+    return text

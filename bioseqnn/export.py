@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .bundle import Bundle, load_bundle
 from .data import SequenceEncoder, SequenceSet, collate, read_inputs
 from .encoding import Encoder, pad_codes

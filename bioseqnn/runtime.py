@@ -1,4 +1,10 @@
-"""Process-wide torch settings, applied before any other torch work."""
+"""Process-wide torch settings, applied by :func:`tune` before any other torch work, and
+the thread pools of the recurrent fast path.
+
+Importing this module changes nothing: the command line calls :func:`tune` before a
+command runs; a library user calls ``bioseqnn.runtime.tune()`` once, before other torch
+work, for the same speed (results do not depend on it).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,29 @@ from typing import Any
 
 import torch
 
-# Denormal floats make recurrent kernels on x86 CPUs up to ~9x slower. The intra-op
-# worker threads copy this mode when the pool starts, so it must be set first.
-torch.set_flush_denormal(True)
+_tuned = False
+
+
+def tune() -> None:
+    """Apply bioseqnn's process-wide CPU settings (once; later calls do nothing).
+
+    - Denormal floats flushed to zero: they make recurrent kernels on x86 CPUs up to ~9x
+      slower. torch's intra-op worker threads copy this mode when their pool starts, so
+      call this before other torch work.
+    - Large CPU tensors on transparent huge pages (THP_MEM_ALLOC_ENABLE=1, unless the
+      environment sets it; 0 turns it off): torch reads it at its first allocation. A
+      training step allocates a few hundred MB of fresh activations; faulting them in
+      4 KiB pages cost up to a third of an LSTM step on long sequences.
+
+    Threads (:func:`configure_threads`) and glibc's allocator thresholds
+    (:func:`tune_malloc_for_training`) are set by the operations that need them.
+    """
+    global _tuned
+    if _tuned:
+        return
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    torch.set_flush_denormal(True)
+    _tuned = True
 
 
 def tune_malloc_for_training() -> None:

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from .alphabets import Alphabet
+from .config import STRUCTURE_KINDS as KINDS  # noqa: F401  (this module's name for them)
 from .errors import UsageError
 
-KINDS = ("none", "mfe", "bpp")
 STATES = ".()"
 LEVELS = 63
 """Pairing probabilities are kept in 64 steps (1/63 apart)."""

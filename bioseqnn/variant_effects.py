@@ -42,7 +42,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .bundle import Bundle, load_bundle
 from .data import SequenceEncoder, SequenceSet, chunked
 from .errors import DataError, UsageError, shorten

@@ -85,6 +85,9 @@ def applies(name: str, row: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bioseqnn import runtime
+
+    runtime.tune()  # as the command line does, before any torch work
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", type=Path, help="the shared datasets (../shared/data)")
     p.add_argument("--recipes", default="", help="comma list of recipe names or YAML paths "

@@ -605,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command and return its exit code; an error is one line on stderr (exit 2:
     bad usage, 1: bad data or a failed run, 130: interrupted), its traceback only with
     --debug."""
+    from bioseqnn import runtime
+
+    runtime.tune()  # as the command line does, before any torch work
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:

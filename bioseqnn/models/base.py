@@ -11,50 +11,26 @@ import dataclasses
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-POOLINGS = ("last", "mean", "max", "attention")
-
-
-def setting(default: Any, help: str) -> Any:
-    """A dataclass field with a help line (shown by 'bioseqnn config')."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class ModelConfig:
-    """Architecture settings. Fields that an architecture does not use are ignored by it."""
-
-    arch: str = setting("auto", "architecture, one of:")
-    hidden_size: int = setting(128, "recurrent units per direction")
-    layers: int = setting(1, "stacked recurrent or encoder layers")
-    bidirectional: bool = setting(False, "read both directions (cnn-lstm and cnn-gru always do)")
-    dropout: float = setting(0.2, "dropout between layers and before the head")
-    pooling: str = setting("auto", "per-position states to one vector: last, mean, max, attention, "
-                                "or auto (the architecture's default)")
-    # convolutional layers (cnn, cnn-lstm, cnn-gru): one entry per layer, all four lists
-    # equally long
-    channels: list[int] = setting([128, 128], "convolution filters per layer")
-    kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
-    dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
-    pool_sizes: list[int] = setting([], "max-pool window (and stride) after each layer "
-                                     "(1 = none); shortens the sequence by that factor; "
-                                     "empty (auto): 3 after the first layer when the "
-                                     "training sequences' median length is 100 or more, "
-                                     "else 1, and 1 everywhere for a model with one output "
-                                     "per position")
-    # transformer
-    d_model: int = setting(128, "model width (divisible by heads)")
-    heads: int = setting(4, "attention heads per layer")
-    ff_size: int = setting(256, "feed-forward width")
-    max_length: int = setting(2048, "longest sequence accepted; a longer one is an error")
+# The settings live with the other settings (bioseqnn.config, importable without torch);
+# these names stay importable from here.
+from ..config import (  # noqa: E402,F401
+    ARCHITECTURES,
+    AUTO,
+    CONV_FIELDS,
+    DEFAULT_ARCH,
+    DEFAULT_CAUSAL_ARCH,
+    POOLINGS,
+    RECURRENT_FIELDS,
+    ModelConfig,
+    setting,
+)
 
 
 class Backbone(nn.Module):
@@ -116,26 +92,18 @@ class Architecture:
 
 REGISTRY: dict[str, Architecture] = {}
 
-# The fields a plain recurrent backbone reads; families that read others say so in register().
-RECURRENT_FIELDS = ("hidden_size", "layers", "bidirectional")
-CONV_FIELDS = ("channels", "kernel_sizes", "dilations", "pool_sizes")
-
-
 def register(
-    name: str,
-    default_pooling: str,
-    poolings: tuple[str, ...] = POOLINGS,
-    summary: str = "",
-    uses: tuple[str, ...] = RECURRENT_FIELDS,
-    *,
-    size: Callable[[ModelConfig, int], tuple[Size, int]],
+    name: str, *, size: Callable[[ModelConfig, int], tuple[Size, int]],
 ) -> Callable[[Callable[[ModelConfig, int], Backbone]], Callable[[ModelConfig, int], Backbone]]:
-    """Register a backbone builder under ``name``; ``uses`` lists the config fields it
-    reads, ``size`` computes what it holds (tests/test_models.py checks it against the
-    built module)."""
+    """Register a backbone builder for the architecture ``name`` of
+    bioseqnn.config.ARCHITECTURES (its poolings, the settings it reads and its help);
+    ``size`` computes what it holds (tests/test_models.py checks it against the built
+    module)."""
+    info = ARCHITECTURES[name]
 
     def deco(fn: Callable[[ModelConfig, int], Backbone]) -> Callable[[ModelConfig, int], Backbone]:
-        REGISTRY[name] = Architecture(name, fn, default_pooling, poolings, summary, uses, size)
+        REGISTRY[name] = Architecture(name, fn, info.default_pooling, info.poolings,
+                                      info.summary, info.uses, size)
         return fn
 
     return deco
@@ -346,13 +314,6 @@ def combine_members(kind: str, outs: torch.Tensor) -> torch.Tensor:
 Predictor = SequenceModel | Ensemble
 """What a model file holds: one model, or an ensemble of them."""
 
-AUTO = "auto"
-DEFAULT_ARCH = "cnn-gru"
-"""What ``arch: auto`` (the default) builds: the recipe chosen by the comparison in
-docs/accuracy.md (scripts/compare_defaults.py)."""
-DEFAULT_CAUSAL_ARCH = "gru"
-"""What ``arch: auto`` builds for a language model, which must read left to right: the
-recurrent part of the recipe, one direction."""
 
 
 AUTO_POOL = 3

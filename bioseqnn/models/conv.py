@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import (
-    CONV_FIELDS,
     Backbone,
     ModelConfig,
     Size,
@@ -129,10 +128,6 @@ def conv_size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
     return Size(tensors, weights), size
 
 
-@register(
-    "cnn", "max", poolings=("mean", "max", "attention"), uses=CONV_FIELDS,
-    summary="1D CNN: motif detectors, fast; the strong baseline when position matters little",
-    size=conv_size,
-)
+@register("cnn", size=conv_size)
 def _cnn(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvStack(config, in_channels)

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from .base import (
-    CONV_FIELDS,
     Backbone,
     ModelConfig,
     Size,
@@ -56,19 +55,11 @@ def _sizer(cell: str) -> Callable[[ModelConfig, int], tuple[Size, int]]:
     return size
 
 
-@register(
-    "cnn-lstm", "max", uses=CONV_FIELDS + ("hidden_size", "layers"),
-    summary="CNN then BiLSTM (DanQ): motifs plus their order; long DNA with regulatory grammar",
-    size=_sizer("lstm"),
-)
+@register("cnn-lstm", size=_sizer("lstm"))
 def _cnn_lstm(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvRecurrent("lstm", config, in_channels)
 
 
-@register(
-    "cnn-gru", "max", uses=CONV_FIELDS + ("hidden_size", "layers"),
-    summary="CNN then BiGRU: as cnn-lstm with a lighter recurrent cell",
-    size=_sizer("gru"),
-)
+@register("cnn-gru", size=_sizer("gru"))
 def _cnn_gru(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvRecurrent("gru", config, in_channels)

@@ -441,19 +441,16 @@ def recurrent_size(cell: str, config: ModelConfig, in_channels: int) -> tuple[Si
     return Size(4 * directions * layers, directions * weights), out_dim
 
 
-@register("rnn", "last", summary="Elman RNN (tanh): the simplest recurrent baseline",
-          size=lambda config, c: recurrent_size("rnn", config, c))
+@register("rnn", size=lambda config, c: recurrent_size("rnn", config, c))
 def _rnn(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("rnn", config, in_channels)
 
 
-@register("lstm", "last", summary="LSTM: long-range order and context",
-          size=lambda config, c: recurrent_size("lstm", config, c))
+@register("lstm", size=lambda config, c: recurrent_size("lstm", config, c))
 def _lstm(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("lstm", config, in_channels)
 
 
-@register("gru", "last", summary="GRU: as LSTM with fewer parameters, often as accurate",
-          size=lambda config, c: recurrent_size("gru", config, c))
+@register("gru", size=lambda config, c: recurrent_size("gru", config, c))
 def _gru(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("gru", config, in_channels)

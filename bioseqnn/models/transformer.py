@@ -112,11 +112,6 @@ def transformer_size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
     return linear_size(in_channels, d) + layer * config.layers + norm, d
 
 
-@register(
-    "transformer", "mean", poolings=("mean", "max", "attention"),
-    uses=("d_model", "heads", "ff_size", "layers", "max_length"),
-    summary="Transformer encoder: global interactions at any distance; needs more data",
-    size=transformer_size,
-)
+@register("transformer", size=transformer_size)
 def _transformer(config: ModelConfig, in_channels: int) -> Backbone:
     return TransformerBackbone(config, in_channels)

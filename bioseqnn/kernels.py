@@ -1,0 +1,74 @@
+"""Loading the compiled LSTM/GRU kernels (bioseqnn/csrc/rnn.c, built at install as
+``bioseqnn._rnn``) through ctypes, without torch: ``bioseqnn --version`` reports them
+before any torch import. bioseqnn.models.native wraps them as torch functions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import threading
+
+ABI = 3
+"""bsnn_abi() of the C code this module was written for."""
+
+_lib: ctypes.CDLL | None = None
+_tried = False
+
+
+_load_lock = threading.Lock()
+
+
+def _load() -> ctypes.CDLL | None:
+    global _lib, _tried
+    if _tried:
+        return _lib
+    with _load_lock:
+        if not _tried:
+            _lib = _open()
+            _tried = True
+    return _lib
+
+
+def _open() -> ctypes.CDLL | None:
+    spec = importlib.util.find_spec("bioseqnn._rnn")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        lib = ctypes.CDLL(spec.origin)
+    except OSError:
+        return None
+    if lib.bsnn_abi() != ABI:
+        return None
+    i, p = ctypes.c_int, ctypes.c_void_p
+    lib.bsnn_projection.argtypes = [ctypes.c_long, i, i, p, p, p, p]
+    lib.bsnn_lstm_forward.argtypes = [i, i, i, p, p, p, p, p, i]
+    lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p]
+    lib.bsnn_gru_forward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, i]
+    lib.bsnn_gru_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p, p, p]
+    for fn in (lib.bsnn_projection, lib.bsnn_lstm_forward, lib.bsnn_lstm_backward,
+               lib.bsnn_gru_forward, lib.bsnn_gru_backward):
+        fn.restype = None
+    # Pick the instruction set now, on one thread: the CPU-feature probe is not safe to
+    # run from two threads at once, and a thread that read it half-done ran the plain-C
+    # kernels (no FMA), whose last bits differ, so predictions varied from run to run.
+    lib.bsnn_isa()
+    return lib
+
+
+def available() -> bool:
+    """Whether the compiled kernels are built and enabled."""
+    if os.environ.get("BIOSEQNN_NATIVE", "1").strip() in ("0", "false", "no", "off"):
+        return False
+    return _load() is not None
+
+
+def instruction_set() -> str:
+    """The vector instructions the kernels use on this CPU, or 'none' when not built."""
+    lib = _load()
+    if lib is None:
+        return "none"
+    return {2: "AVX-512", 1: "AVX2"}.get(lib.bsnn_isa(), "baseline")
+
+
