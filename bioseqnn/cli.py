@@ -262,24 +262,31 @@ class RichReporter:
 
 
 def _version(value: bool) -> None:
-    """The version, then what this install runs on: torch, CUDA, the CPU kernels."""
+    """The version, then what this install runs on: torch (its build), the CPU kernels.
+    Nothing here imports torch, so the answer is instant."""
     if value:
-        import torch
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
 
-        from .models import native
+        from . import kernels
 
-        isa = native.instruction_set()
-        cuda = (f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s)"
-                if torch.cuda.is_available() else "no CUDA device")
+        try:
+            torch_version = installed("torch")
+        except PackageNotFoundError:
+            torch_version = "not installed"
+        build = ("CPU-only build" if torch_version.endswith("+cpu") else
+                 "CUDA build" if "+cu" in torch_version else
+                 "CPU or CUDA build: GPUs are looked for when a command runs")
+        isa = kernels.instruction_set()
         if isa == "none":
-            kernels = "not built (torch operations: same results, slower)"
-        elif not native.available():
-            kernels = f"{isa}, switched off by BIOSEQNN_NATIVE"
+            shown = "not built (torch operations: same results, slower)"
+        elif not kernels.available():
+            shown = f"{isa}, switched off by BIOSEQNN_NATIVE"
         else:
-            kernels = isa
+            shown = isa
         print(f"bioseqnn {__version__}")
-        print(f"torch {torch.__version__} ({cuda})")
-        print(f"CPU kernels for LSTM/GRU: {kernels}")
+        print(f"torch {torch_version} ({build})")
+        print(f"CPU kernels for LSTM/GRU: {shown}")
         raise typer.Exit()
 
 

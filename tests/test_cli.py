@@ -149,3 +149,50 @@ def test_python_api_matches_the_cli(hemolytic_model: Path, examples: Path, tmp_p
     assert stats.records == 1104
     r = cli("predict", hemolytic_model, examples / "hemolytic.fasta")
     assert out.read_text() == r.out
+
+
+INSTANT = [["--help"], ["--version"], ["config"], ["train", "--help"], ["predict", "--help"],
+           ["evaluate", "--help"], ["variants", "--help"], ["info", "--help"]]
+
+
+@pytest.mark.parametrize("args", INSTANT, ids=" ".join)
+def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
+    """What a user types to find their way (and `import bioseqnn`) loads neither torch nor
+    numpy, and changes no process-wide setting: a fresh interpreter says which modules the
+    command left in sys.modules."""
+    import subprocess
+    import sys
+
+    probe = ("import os, sys\n"
+             "import bioseqnn\n"
+             "from bioseqnn.cli import main\n"
+             f"code = main({args!r})\n"
+             "heavy = sorted(m for m in ('torch', 'numpy', 'safetensors', 'Bio') "
+             "if m in sys.modules)\n"
+             "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
+             "file=sys.stderr)\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                       timeout=120)
+    line = [x for x in p.stderr.splitlines() if x.startswith("PROBE")]
+    assert line == ["PROBE 0 [] None"], p.stderr
+    assert p.stdout.strip()  # the help, version or config was printed
+
+
+def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import os, torch\n"
+             "import bioseqnn\n"
+             "before = os.environ.get('THP_MEM_ALLOC_ENABLE')\n"
+             "from bioseqnn import runtime\n"
+             "runtime.tune(); runtime.tune()\n"
+             "x = torch.tensor([1e-30], dtype=torch.float32) * 1e-10  # a denormal result\n"
+             "print(before, os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x[0]) == 0.0)\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    # importing changed nothing; tune() turned huge pages on and flushes denormals to zero
+    assert p.stdout.split() == ["None", "1", "True"]
