@@ -10,6 +10,8 @@ The public API mirrors the command line::
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -51,6 +53,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_HOMES))
+
+
+class _Package(types.ModuleType):
+    """bioseqnn.train and bioseqnn.predict are the functions, as the API says, although
+    modules of those names exist (bioseqnn/train.py, bioseqnn/predict.py): importing one
+    of those modules does not rebind the package's name to it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("train", "predict") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
