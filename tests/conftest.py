@@ -61,7 +61,7 @@ def hemolytic_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "hemolytic.bsnn"
     code = main([
         "train", str(EXAMPLES / "hemolytic.fasta"), str(EXAMPLES / "hemolytic.csv"),
-        "-o", str(out), "--epochs", "3", "--hidden-size", "32", "--quiet"])
+        "-o", str(out), "--arch", "lstm", "--epochs", "3", "--hidden-size", "32", "--quiet"])
     assert code == 0
     return out
 
@@ -80,7 +80,8 @@ def promoter_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 PLANTED_CNN = ["--arch", "cnn", "--channels", "16", "--kernel-sizes", "12", "--dilations", "1",
-               "--pool-sizes", "1", "--epochs", "12", "--lr", "0.02", "--threads", "1", "--quiet"]
+               "--pool-sizes", "1", "--dropout", "0", "--schedule", "none", "--epochs", "12",
+               "--lr", "0.02", "--threads", "1", "--quiet"]
 """Learns the motif planted in example_data/genome (validation accuracy 1.0) in seconds."""
 
 

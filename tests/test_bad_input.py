@@ -47,7 +47,7 @@ def train_tiny(workdir: Path, records: list[tuple[str, str]], labels: list[str],
     csv_.write_text("id,y\n" + "".join(f"{r},{y}\n" for (r, _), y in zip(records, labels,
                                                                           strict=True)))
     out = workdir / f"{name}.bsnn"
-    code = main(["train", str(fa), str(csv_), "-o", str(out), "--epochs", "1",
+    code = main(["train", str(fa), str(csv_), "-o", str(out), "--arch", "lstm", "--epochs", "1",
                  "--hidden-size", "8", "--threads", "1", "--quiet"])
     assert code == 0
     return out
@@ -341,7 +341,7 @@ CASES = [
     label_case("hidden-size-beyond-what-is-built", SIX_LABELS,
                ["the model (lstm, hidden-size 100000, layers 1) would hold 40,008,900,001 "
                 "weights, more than bioseqnn builds (4,294,967,296, 16 GiB as float32); lower "
-                "those settings"], "--hidden-size", "100000", code=2),
+                "those settings"], "--arch", "lstm", "--hidden-size", "100000", code=2),
     label_case("cnn-ensemble-beyond-what-is-built", SIX_LABELS,
                ["the model (cnn, channels 9000,9000, kernel-sizes 9,5, dilations 1,1, "
                 "pool-sizes auto, 64 members) would hold"], "--arch", "cnn", "--channels",
@@ -489,7 +489,7 @@ HANGS = [
     label_case("train-a-million-layers", SIX_LABELS,
                ["the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, "
                 "more than bioseqnn builds (20,000); lower those settings"],
-               "--layers", "1000000", code=2),
+               "--arch", "lstm", "--layers", "1000000", code=2),
     # a first line without a newline was searched again on every 8 kB read (145 s for
     # 40 MB), and /dev/zero was read until memory ran out: the first bytes decide
     Case("predict-a-40-MB-one-line-file", ["predict", "{P}", "one.txt", "-o", "out.tsv"], 1,
@@ -616,7 +616,8 @@ def _limit_memory() -> None:
      "out of memory on cpu predicting record 'huge' (20,000,000 positions) on its own; split "
      "or trim the longest sequences"),
     ("train-with-a-5-million-residue-record",
-     ["train", "long5.fa", "l.csv", "-o", "m.bsnn", "--hidden-size", "8", "--epochs", "1",
+     ["train", "long5.fa", "l.csv", "-o", "m.bsnn", "--arch", "lstm", "--hidden-size", "8",
+      "--epochs", "1",
       "--val-fraction", "0"],
      "out of memory on cpu training the model (lstm, hidden-size 8, layers 1): 969 weights "
      "(3.8 kB as float32, about four times that while training), batches of up to 64 records "
@@ -624,7 +625,7 @@ def _limit_memory() -> None:
      "--batch-size or set --max-tokens, split or trim the longest records, or lower the "
      "model's settings"),
     ("train-a-model-larger-than-memory",
-     ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--hidden-size", "16000"],
+     ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--arch", "lstm", "--hidden-size", "16000"],
      "out of memory on cpu building the model (lstm, hidden-size 16000, layers 1): "
      "1,025,424,001 weights (3.8 GB as float32); lower those settings"),
 ])

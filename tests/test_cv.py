@@ -75,7 +75,8 @@ def test_out_of_fold_predictions_cover_every_record_once_and_give_the_pooled_fig
     prob = np.array([[float(row["prob_0"]), float(row["prob_1"])] for row in rows])
     again = classification_metrics(y, prob)
     assert cv["pooled"]["val_accuracy"] == pytest.approx(again["accuracy"], abs=1e-9)
-    assert cv["pooled"]["val_auroc"] == pytest.approx(again["auroc"], abs=1e-6)
+    # (the file's probabilities have 6 significant digits: rounding ties move AUROC a little)
+    assert cv["pooled"]["val_auroc"] == pytest.approx(again["auroc"], abs=1e-5)
     assert m["metrics"]["best"]["val_accuracy"] == cv["pooled"]["val_accuracy"]
     folds = [f["val_accuracy"] for f in cv["per_fold"]]
     assert cv["mean"]["val_accuracy"] == pytest.approx(np.mean(folds))

@@ -23,8 +23,9 @@ TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 # order than one backward pass over the whole batch, so float32 weights drift by a few
 # ulps per step; after two epochs (64 steps) the largest difference measured is ~1e-7.
 WEIGHT_ATOL = 1e-5
-ARGS = ["--epochs", "2", "--hidden-size", "16", "--dropout", "0", "--patience", "1",
-        "--seed", "3"]
+# an LSTM (no batch norm, whose statistics are per process) with the schedule of 0.1
+ARGS = ["--arch", "lstm", "--epochs", "2", "--hidden-size", "16", "--dropout", "0",
+        "--schedule", "none", "--patience", "1", "--seed", "3"]
 
 
 def cores_per_process(processes: int) -> int:
@@ -62,8 +63,9 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(
 ) -> None:
     ddp_path, _ = torchrun_model
     cfg = RunConfig()
-    cfg.model.hidden_size, cfg.model.dropout = 16, 0.0
+    cfg.model.arch, cfg.model.hidden_size, cfg.model.dropout = "lstm", 16, 0.0
     t = cfg.training
+    t.schedule = "none"
     t.epochs, t.batch_size, t.patience, t.seed, t.device, t.threads = 2, 32, 1, 3, "cpu", 1
     single = api.train(examples / "hemolytic.fasta", examples / "hemolytic.csv",
                        tmp_path / "one.bsnn", cfg)
@@ -125,7 +127,8 @@ def test_language_model_two_ranks_match_one_process(examples: Path, tmp_path: Pa
         pytest.skip("torchrun is not installed beside this Python")
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["CUDA_VISIBLE_DEVICES"] = ""
-    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru"]
+    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru",
+                "--dropout", "0"]
     proc = subprocess.run(
         [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
          str(examples / "hemolytic.fasta"), "--task", "language-model", "-o",
@@ -133,7 +136,7 @@ def test_language_model_two_ranks_match_one_process(examples: Path, tmp_path: Pa
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = RunConfig()
-    cfg.model.arch, cfg.model.hidden_size = "gru", 16
+    cfg.model.arch, cfg.model.hidden_size, cfg.model.dropout = "gru", 16, 0.0
     t = cfg.training
     t.epochs, t.batch_size, t.seed, t.device, t.threads = 2, 32, 3, "cpu", 1
     single = api.train(examples / "hemolytic.fasta", None, tmp_path / "one.bsnn", cfg,

@@ -49,7 +49,8 @@ def motif_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     model = root / "motif.bsnn"
     assert main(["train", str(fasta), str(labels), "-o", str(model), "--arch", "gru",
                  "--hidden-size", "16", "--bidirectional", "--epochs", "10", "--lr", "0.01",
-                 "--batch-size", "32", "--patience", "0", "--device", "cpu", "--quiet"]) == 0
+                 "--batch-size", "32", "--patience", "0", "--dropout", "0", "--schedule", "none",
+                 "--device", "cpu", "--quiet"]) == 0
     positives = root / "positives.fasta"
     records = fasta.read_text().split(">")[1:]
     positives.write_text("".join(">" + r for r in records if MOTIF in r))

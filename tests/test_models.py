@@ -194,7 +194,7 @@ def test_unpadded_batch_takes_the_fused_batch_norm_with_the_same_result() -> Non
     assert torch.allclose(fused.running_var, masked.running_var, atol=1e-5)
     # and a whole CNN: the same batch padded by one column (masked path) trains alike
     config = ModelConfig(arch="cnn", channels=[8, 8], kernel_sizes=[5, 3], dilations=[1, 2],
-                         pool_sizes=[2, 1])
+                         pool_sizes=[2, 1], dropout=0.0)
     net = ConvStack(config, 4).train()
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (3, 30)), 4).float()
     lengths = torch.full((3,), 30)
@@ -236,11 +236,11 @@ def test_per_position_head_keeps_every_position() -> None:
 def test_describe_names_only_the_settings_an_architecture_reads() -> None:
     cnn = describe(ModelConfig(arch="cnn", pooling="max"))
     assert cnn == ("cnn, channels 128,128, kernel-sizes 9,5, dilations 1,1, pool-sizes 3,1, "
-                   "pooling max, dropout 0.0")
+                   "pooling max, dropout 0.2")
     lstm = describe({**ModelConfig(arch="lstm", bidirectional=True).__dict__, "pooling": "last"})
-    assert lstm == "lstm, hidden-size 128, layers 1, bidirectional True, pooling last, dropout 0.0"
+    assert lstm == "lstm, hidden-size 128, layers 1, bidirectional True, pooling last, dropout 0.2"
     tagger = describe(ModelConfig(arch="gru", hidden_size=4), per_position=True)
-    assert tagger == "gru, hidden-size 4, layers 1, bidirectional False, per position, dropout 0.0"
+    assert tagger == "gru, hidden-size 4, layers 1, bidirectional False, per position, dropout 0.2"
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -338,7 +338,7 @@ def test_model_size_is_what_the_built_model_holds(arch: str) -> None:
 def test_a_model_too_large_to_build_is_named_before_anything_is_built() -> None:
     from bioseqnn.models.base import MAX_TENSORS, MAX_WEIGHTS, too_large
 
-    deep = ModelConfig(hidden_size=8, layers=1_000_000)
+    deep = ModelConfig(arch="lstm", hidden_size=8, layers=1_000_000)
     assert too_large([deep], 20, 1) == (
         "the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, more "
         f"than bioseqnn builds ({MAX_TENSORS:,})")

@@ -46,7 +46,7 @@ def test_same_outputs_and_gradients_as_torch(arch, bidirectional, layers, n_thre
     threads(n_threads)
     torch.manual_seed(layers * 10 + bidirectional)
     config = ModelConfig(arch=arch, bidirectional=bidirectional, layers=layers, hidden_size=24,
-                         pooling="mean")
+                         pooling="mean", dropout=0.0)
     model = SequenceModel(config, 4, 3).to(dtype)
     x = torch.randn(40, 17, 4, dtype=dtype)
     lengths = torch.randint(1, 18, (40,))
@@ -91,7 +91,7 @@ def test_padding_never_changes_a_prediction(threads):
     threads(2)
     torch.manual_seed(3)
     for arch in ("lstm", "gru"):
-        model = SequenceModel(ModelConfig(arch=arch, bidirectional=True, layers=2), 4, 2).eval()
+        model = SequenceModel(ModelConfig(arch=arch, bidirectional=True, layers=2, dropout=0.0), 4, 2).eval()
         lengths = torch.tensor([5, 300, 17, 120, 1, 64] * 6)
         x = torch.randn(len(lengths), 300, 4)
         x[torch.arange(300)[None, :] >= lengths[:, None]] = 0

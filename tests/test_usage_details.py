@@ -202,9 +202,9 @@ def test_train_help_shows_the_defaults_a_run_takes() -> None:
                           capture_output=True, text=True, check=True).stdout
     flat = " ".join(text.split())  # wrapped help lines joined
     defaults = RunConfig().to_dict()
-    for section, name, shown in (("training", "lr", "0.001"), ("training", "epochs", "20"),
+    for section, name, shown in (("training", "lr", "0.001"), ("training", "epochs", "100"),
                                  ("training", "batch_size", "64"),
-                                 ("model", "hidden_size", "128"), ("model", "arch", "lstm"),
+                                 ("model", "hidden_size", "128"), ("model", "arch", "auto"),
                                  ("model", "channels", "128,128"),
                                  ("model", "bidirectional", "no")):
         value = defaults[section][name]

@@ -140,7 +140,8 @@ def too_large(configs: list[ModelConfig], in_channels: int, n_outputs: int,
         return None
     largest = configs[max(range(len(configs)), key=lambda i: sizes[i].weights)]
     members = f", {len(configs)} members" if len(configs) > 1 else ""
-    return (f"the model ({largest.arch}, {sizing_settings(largest)}{members}) would hold "
+    return (f"the model ({get_architecture(largest.arch).name}, {sizing_settings(largest)}"
+            f"{members}) would hold "
             f"{problem}")
 
 
