@@ -1,4 +1,4 @@
-"""Reproduce the accuracy table of the README on the published datasets.
+"""Reproduce the accuracy table of docs/reproduce.md on the published datasets.
 
     python scripts/reproduce.py ../shared/data                 # every row
     python scripts/reproduce.py ../shared/data --rows ncrna_families,ecoli_promoters
@@ -417,7 +417,7 @@ def fmt(value: float | None) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The README table: one line per measured figure, the published figure beside it."""
+    """The table of docs/reproduce.md: a line per measured figure, the published one beside."""
     lines = ["| dataset | metric | bioseqnn | published | architecture (config) | "
              "training time | seed |", "|---|---|---|---|---|---|---|"]
     for row in ROWS:

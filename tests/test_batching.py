@@ -133,10 +133,9 @@ def test_max_tokens_is_checked(cli, hemolytic_model: Path, examples: Path) -> No
     assert "max-tokens must be >= 0" in result.err
 
 
-def test_readme_scale_examples_use_real_options(cli) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Scale: memory, long sequences, several GPUs", 1)[1]
-    section = section.split("\n## ", 1)[0].replace("\\\n", " ")
+def test_docs_scale_examples_use_real_options(cli) -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "scale.md"
+    section = page.read_text(encoding="utf-8").replace("\\\n", " ")
     checked = 0
     for command in ("train", "predict"):
         help_text = cli(command, "--help").out.replace("\n", " ")

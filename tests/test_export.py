@@ -293,12 +293,12 @@ def test_per_position_models_export_a_row_per_position(
         np.testing.assert_allclose(got[i, : len(s)], want, rtol=0, atol=1e-5)
 
 
-def test_readme_export_examples_run(
+def test_docs_export_examples_run(
     cli, model_files: dict[str, Path], sample_fastas: dict[str, Path], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
+    page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "evaluate-explain-export.md"
+    section = page.read_text(encoding="utf-8").split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
     commands = [line.split("#")[0].split()[1:] for line in section.splitlines()
                 if line.startswith("    bioseqnn export")]
     assert len(commands) == 2

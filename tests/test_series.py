@@ -513,12 +513,12 @@ def test_export_reads_raw_values(motions_model: Path, cli, tmp_path: Path) -> No
     assert pt.code == 0 and "random series of 6 channel(s)" in pt.err
 
 
-def test_readme_series_commands_run_as_written(tmp_path: Path) -> None:
-    """The README's Numeric series commands, run as a user would from the checkout."""
+def test_docs_series_commands_run_as_written(tmp_path: Path) -> None:
+    """The Numeric series page's commands, run as a user would from the checkout."""
     import shlex
 
-    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Numeric series", 1)[1].split("\n## ", 1)[0]
+    page = (EXAMPLES.parent / "docs" / "guide" / "series.md").read_text(encoding="utf-8")
+    section = page.split("# Numeric series", 1)[1].split("\n## ", 1)[0]
     commands = [line.strip() for line in section.splitlines()
                 if line.startswith("    bioseqnn ")]
     assert [c.split()[1] for c in commands] == ["train", "predict", "evaluate", "explain"]

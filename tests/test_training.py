@@ -454,11 +454,12 @@ def test_cuda_resume_continues_from_the_checkpoint(cli, examples: Path, tmp_path
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_readme_training_examples_use_real_train_options(cli) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Training options", 1)[1].split("\n## ", 1)[0]
+def test_docs_training_examples_use_real_train_options(cli) -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "training.md"
+    section = page.read_text(encoding="utf-8").split("## Training options", 1)[1]
+    section = section.split("\n## ", 1)[0]
     commands = [line.strip() for line in section.splitlines()
-                if line.startswith("      bioseqnn train")]
+                if line.startswith("        bioseqnn train")]
     assert len(commands) >= 7
     r = cli("train", "--help")
     assert r.code == 0

@@ -49,9 +49,9 @@ def kinds(planted: dict[str, Path]) -> dict[str, str]:
 
 
 def by_rule(seq: str, pos: int, ref: str, alt: str, width: int) -> tuple[str, str]:
-    """The README's window rule, written out again: the reference window puts REF's first
-    base at offset W // 2; the alternate one keeps the bases before, then ALT, then the
-    genome after REF, cut to W."""
+    """The window rule of docs/guide/genome.md, written out again: the reference window
+    puts REF's first base at offset W // 2; the alternate one keeps the bases before, then
+    ALT, then the genome after REF, cut to W."""
     def at(i: int) -> str:
         return seq[i] if 0 <= i < len(seq) else "N"
 
@@ -459,12 +459,13 @@ def test_snakemake_scores_a_vcf_split_by_chromosome_and_gathers_it(
                              if kinds(planted)[x["id"]] == "motif") < -3
 
 
-def test_readme_genome_example_runs_as_written(tmp_path: Path) -> None:
-    """The README's commands on the bundled example, run as a user would from the checkout."""
+def test_docs_genome_example_runs_as_written(tmp_path: Path) -> None:
+    """The genome page's commands on the bundled example, run as a user would from the
+    checkout."""
     import shlex
 
-    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Genome intervals and variant effects", 1)[1].split("\n## ", 1)[0]
+    page = (EXAMPLES.parent / "docs" / "guide" / "genome.md").read_text(encoding="utf-8")
+    section = page.split("# Genome intervals and variant effects", 1)[1].split("\n## ", 1)[0]
     commands = [line.strip() for line in section.splitlines()  # not those on ref.fa
                 if line.startswith(("    python ", "    bioseqnn ")) and "planted" in line]
     assert [c.split()[1] for c in commands] == ["example_data/genome/make_planted.py", "train",
