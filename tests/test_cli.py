@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,44 +158,39 @@ INSTANT = [["--help"], ["--version"], ["config"], ["train", "--help"], ["predict
            ["evaluate", "--help"], ["variants", "--help"], ["info", "--help"]]
 
 
+def _fresh_python(probe: str) -> subprocess.CompletedProcess[str]:
+    """Run ``probe`` in a new interpreter, without THP_MEM_ALLOC_ENABLE in its environment."""
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
 @pytest.mark.parametrize("args", INSTANT, ids=" ".join)
 def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
     """What a user types to find their way (and `import bioseqnn`) loads neither torch nor
     numpy, and changes no process-wide setting: a fresh interpreter says which modules the
     command left in sys.modules."""
-    import subprocess
-    import sys
-
-    probe = ("import os, sys\n"
-             "import bioseqnn\n"
-             "from bioseqnn.cli import main\n"
-             f"code = main({args!r})\n"
-             "heavy = sorted(m for m in ('torch', 'numpy', 'safetensors', 'Bio') "
-             "if m in sys.modules)\n"
-             "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
-             "file=sys.stderr)\n")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                       timeout=120)
+    p = _fresh_python("import os, sys\n"
+                      "import bioseqnn\n"
+                      "from bioseqnn.cli import main\n"
+                      f"code = main({args!r})\n"
+                      "heavy = sorted(m for m in ('torch', 'numpy', 'safetensors', 'Bio') "
+                      "if m in sys.modules)\n"
+                      "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
+                      "file=sys.stderr)\n")
     line = [x for x in p.stderr.splitlines() if x.startswith("PROBE")]
     assert line == ["PROBE 0 [] None"], p.stderr
     assert p.stdout.strip()  # the help, version or config was printed
 
 
 def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
-    import subprocess
-    import sys
-
-    probe = ("import os, torch\n"
-             "import bioseqnn\n"
-             "before = os.environ.get('THP_MEM_ALLOC_ENABLE')\n"
-             "from bioseqnn import runtime\n"
-             "runtime.tune(); runtime.tune()\n"
-             "x = torch.tensor([1e-30], dtype=torch.float32) * 1e-10  # a denormal result\n"
-             "print(before, os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x[0]) == 0.0)\n")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                       timeout=120)
+    p = _fresh_python("import os, torch\n"
+                      "import bioseqnn\n"
+                      "before = os.environ.get('THP_MEM_ALLOC_ENABLE')\n"
+                      "from bioseqnn import runtime\n"
+                      "runtime.tune(); runtime.tune()\n"
+                      "x = torch.tensor([1e-30], dtype=torch.float32) * 1e-10  # a denormal\n"
+                      "print(before, os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x[0]) == 0.0)\n")
     assert p.returncode == 0, p.stderr
     # importing changed nothing; tune() turned huge pages on and flushes denormals to zero
     assert p.stdout.split() == ["None", "1", "True"]

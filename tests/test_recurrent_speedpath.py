@@ -91,7 +91,8 @@ def test_padding_never_changes_a_prediction(threads):
     threads(2)
     torch.manual_seed(3)
     for arch in ("lstm", "gru"):
-        model = SequenceModel(ModelConfig(arch=arch, bidirectional=True, layers=2, dropout=0.0), 4, 2).eval()
+        config = ModelConfig(arch=arch, bidirectional=True, layers=2, dropout=0.0)
+        model = SequenceModel(config, 4, 2).eval()
         lengths = torch.tensor([5, 300, 17, 120, 1, 64] * 6)
         x = torch.randn(len(lengths), 300, 4)
         x[torch.arange(300)[None, :] >= lengths[:, None]] = 0
