@@ -218,8 +218,8 @@ def train(
     ``init_member`` picks the member of an ensemble parent (bioseqnn/finetune.py).
     """
     cfg = config or RunConfig()
-    given = {"init_from": None if init_from is None else str(init_from),
-             "freeze_backbone": freeze_backbone, "init_member": init_member}
+    given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
+                             "freeze_backbone": freeze_backbone, "init_member": init_member}
     if any(v is not None for v in given.values()):
         cfg = dataclasses.replace(cfg, training=dataclasses.replace(
             cfg.training, **{k: v for k, v in given.items() if v is not None}))

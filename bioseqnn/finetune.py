@@ -91,7 +91,7 @@ def load_parent(path: str | os.PathLike[str], member: int | None = None) -> Pare
                              f"one to start from with --init-member 1..{count}")
         if not 1 <= member <= count:
             raise UsageError(f"--init-member {member}: {name} has members 1..{count}")
-        model = model.members[member - 1]
+        model = model.members[member - 1]  # type: ignore[assignment]
         log.info("starting from member %d of %d of %s", member, count, name)
     elif member not in (None, 1):
         raise UsageError(f"--init-member {member}: {name} is a single model, not an "
@@ -197,7 +197,8 @@ def head_message(parent: Parent, task: TaskSpec) -> str | None:
     if old.kind == "language-model":
         return (f"the parent is a language model: its backbone ({parent.model.config.arch}, "
                 f"read left to right) starts this {task.kind} model; new head")
-    if old.kind == task.kind and old.classes and task.classes:
+    if old.classes and task.classes \
+            and (old.kind == "per-position") == (task.kind == "per-position"):
         if len(old.classes) != len(task.classes):
             return f"new head: {len(task.classes)} classes here, the parent's {len(old.classes)}"
         return (f"new head: classes {', '.join(task.classes)} here, the parent's "
