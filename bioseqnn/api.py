@@ -35,7 +35,7 @@ from .data import (
 )
 from .digest import canonical_codes, conflicting_labels, record_digests
 from .errors import BioseqnnError, DataError, TrainingError, UsageError
-from .finetune import Parent, check_input, inherit, load_parent, start_from
+from .finetune import Parent, check_input, check_overlap, inherit, load_parent, start_from
 from .finetune import report as report_start
 from .intervals import GenomeOptions, IntervalRecords, check_genome_training
 from .intervals import load_for_training as load_intervals_for_training
@@ -365,6 +365,10 @@ def train(
         _report_conflicts(spec, data, digests, display_name(labels or primary))
     train_digest = digests if explicit_val is None else np.concatenate(
         [digests, record_digests(explicit_val, canonical)])
+    if parent is not None and parent.train_digest is not None:
+        # a fine-tuned model has learnt the parent's training sequences too: evaluate
+        # finds test records among them as well
+        train_digest = np.concatenate([train_digest, parent.train_digest])
     # the automatic settings (arch 'auto': the default recipe's network, a language model's
     # reading left to right; empty pool sizes, by task and sequence length) made concrete:
     # the model file records them
@@ -401,6 +405,9 @@ def train(
                  " (stratified by class)" if spec.kind in ("binary", "multiclass") else "")
     else:
         log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
+    if parent is not None:
+        check_overlap(parent, digests if folds is not None else record_digests(
+            val_set, canonical) if val_set is not None else np.zeros(0, np.uint64))
     counted = class_weight_targets(spec, train_set)
     imbalance = find_imbalance(spec, counted)
     spec.class_weights = resolve_class_weights(spec, tc.class_weight, counted, imbalance)

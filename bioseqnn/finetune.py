@@ -16,11 +16,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from .alphabets import Alphabet
 from .bundle import load_bundle, model_input, read_manifest
 from .config import ModelConfig
+from .digest import seen_in_training
 from .errors import UsageError
 from .models.base import AUTO, Ensemble, SequenceModel, count_parameters
 from .seqio import display_name
@@ -46,6 +48,8 @@ class Parent:
     model: SequenceModel
     member: int | None
     """The ensemble member taken (1-based); None for a single model."""
+    train_digest: np.ndarray | None = None
+    """The digests of the parent's training sequences (None: its file keeps none)."""
 
     @property
     def name(self) -> str:
@@ -99,7 +103,7 @@ def load_parent(path: str | os.PathLike[str], member: int | None = None) -> Pare
     else:
         member = None
     assert isinstance(model, SequenceModel)
-    return Parent(str(path), sha, bundle.manifest, model, member)
+    return Parent(str(path), sha, bundle.manifest, model, member, bundle.train_digest)
 
 
 def conflicts(settings: dict[str, Any], given: dict[str, Any], pools: bool) -> list[str]:
@@ -222,6 +226,20 @@ def start_from(model: SequenceModel, parent: Parent, task: TaskSpec, freeze: boo
         for p in model.backbone.parameters():
             p.requires_grad_(False)
         model.backbone_frozen = True
+
+
+def check_overlap(parent: Parent, held_out: np.ndarray) -> None:
+    """Warn when validation records (their digests ``held_out``) have the sequence of a
+    record of the parent's training data (its validation part included, which chose its
+    best epoch): the run's validation figures then overstate how well it generalises."""
+    if parent.train_digest is None or not len(held_out):
+        return
+    seen = int(seen_in_training(held_out, parent.train_digest).sum())
+    if seen:
+        log.warning("--init-from %s: %d of %d validation record(s) (%.1f%%) have the sequence "
+                    "of a record of the parent's training data: the validation figures "
+                    "overstate how well the model generalises", parent.name, seen,
+                    len(held_out), 100 * seen / len(held_out))
 
 
 def trainable(model: nn.Module) -> int:

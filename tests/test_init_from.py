@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ def test_fine_tuning_beats_a_fresh_start_after_one_epoch(
     # measured: fresh val_loss 0.684, accuracy 0.53 (the majority); tuned 0.41, 0.85
     assert b["val_loss"] < a["val_loss"] - 0.15, (a, b)
     assert b["val_accuracy"] > a["val_accuracy"] + 0.15, (a, b)
+    assert "overstate" not in r.err  # disjoint halves: no validation record seen before
     # the parent's network settings are the child's
     assert read_manifest(tuned)[0]["model"] == read_manifest(parent)[0]["model"]
 
@@ -346,3 +348,29 @@ def test_the_parent_cannot_be_the_output(cli, data: dict[str, Path], parent: Pat
     assert r.code == 2
     assert "--init-from" in r.err
     assert parent.read_bytes() == before
+
+
+def test_validation_records_the_parent_learnt_are_warned_about(
+    cli, data: dict[str, Path], parent: Path, tmp_path: Path
+) -> None:
+    child = tmp_path / "child.bsnn"
+    # the parent's own records again (the same split: its validation records, which chose
+    # its best epoch, are in its training data's digests)
+    r = cli("train", data["a.fasta"], data["a.csv"], "-o", child, "--init-from", parent,
+            *CHILD)
+    assert r.code == 0, r.err
+    warned = [line for line in r.err.splitlines() if "overstate" in line]
+    assert len(warned) == 1
+    found = re.search(r"(\d+) of (\d+) validation record\(s\)", warned[0])
+    assert found is not None, warned
+    seen, held = int(found[1]), int(found[2])
+    assert held == 55 and 40 <= seen <= 55, warned
+    # the child's training digests include the parent's: evaluate finds those records too
+    mine, theirs = load_bundle(child).train_digest, load_bundle(parent).train_digest
+    assert mine is not None and theirs is not None
+    assert set(theirs.tolist()) <= set(mine.tolist())
+    tuned = tmp_path / "tuned.bsnn"
+    r = cli("train", data["b.fasta"], data["b.csv"], "-o", tuned, "--init-from", parent,
+            *CHILD)
+    got = load_bundle(tuned).train_digest
+    assert got is not None and set(theirs.tolist()) <= set(got.tolist())
