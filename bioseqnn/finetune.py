@@ -199,8 +199,11 @@ def head_message(parent: Parent, task: TaskSpec) -> str | None:
     if same_outputs(old, task):
         return None
     if old.kind == "language-model":
-        return (f"the parent is a language model: its backbone ({parent.model.config.arch}, "
-                f"read left to right) starts this {task.kind} model; new head")
+        arch = parent.model.config.arch
+        how = ("now attending in both directions" if arch == "transformer"
+               else "read left to right")
+        return (f"the parent is a language model: its backbone ({arch}, {how}) starts this "
+                f"{task.kind} model; new head")
     if old.classes and task.classes \
             and (old.kind == "per-position") == (task.kind == "per-position"):
         if len(old.classes) != len(task.classes):

@@ -184,6 +184,12 @@ def test_another_alphabet_is_refused(cli, data: dict[str, Path], tmp_path: Path)
         "fine-tuning needs the same input")
     assert "Traceback" not in r.err
     assert not child.exists()
+    # DNA again, another target: the regression head starts anew
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(labels.read_text().replace("log2_expression", "strength", 1))
+    r = cli("train", fasta, renamed, "-o", child, "--init-from", dna, *CHILD)
+    assert r.code == 0, r.err
+    assert "new head: targets strength here, the parent's log2_expression" in r.err
 
 
 def test_the_manifest_records_the_parent_and_info_shows_it(
