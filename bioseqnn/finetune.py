@@ -13,8 +13,9 @@ import dataclasses
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from torch import nn
@@ -23,7 +24,7 @@ from .alphabets import Alphabet
 from .bundle import load_bundle, model_input, read_manifest
 from .config import ModelConfig
 from .digest import seen_in_training
-from .errors import UsageError
+from .errors import ModelFileError, UsageError
 from .models.base import AUTO, Ensemble, SequenceModel, count_parameters
 from .seqio import display_name
 from .series import SeriesSpec
@@ -31,6 +32,7 @@ from .structure import StructureInput
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
+T = TypeVar("T")
 
 NO_WEIGHTS = ("dropout", "max_length")
 """Network settings that hold no weights: a fine-tuning run may set them otherwise."""
@@ -78,12 +80,21 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def _named(read: Callable[[Any], T], path: str | os.PathLike[str]) -> T:
+    """``read(path)``, its refusal of a file that is no model file said of --init-from
+    (without the hint about the order of the arguments, which is for a model argument)."""
+    try:
+        return read(path)
+    except ModelFileError as exc:
+        raise ModelFileError(f"--init-from {str(exc).split('; it starts like')[0]}") from None
+
+
 def load_parent(path: str | os.PathLike[str], member: int | None = None) -> Parent:
     """The parent model file, read once; an ensemble needs ``member`` (1-based)."""
     name = display_name(path)
     if str(path) == "-":
         raise UsageError("--init-from needs a model file's path, not '-'")
-    bundle = load_bundle(path)
+    bundle = _named(load_bundle, path)
     sha = file_sha256(path)
     model = bundle.model
     if isinstance(model, Ensemble):
@@ -132,7 +143,7 @@ def check_given(path: str | os.PathLike[str], member: int | None,
                 given: dict[str, Any]) -> None:
     """Network settings given explicitly (command-line flags: a default value given on
     purpose counts too) against the parent's, read from its manifest alone."""
-    manifest, _ = read_manifest(path)
+    manifest, _ = _named(read_manifest, path)
     configs = manifest.get("member_models") or [manifest["model"]]
     settings = configs[min(max((member or 1) - 1, 0), len(configs) - 1)]
     refuse_conflicts(display_name(path), conflicts(

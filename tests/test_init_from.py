@@ -380,3 +380,21 @@ def test_validation_records_the_parent_learnt_are_warned_about(
             *CHILD)
     got = load_bundle(tuned).train_digest
     assert got is not None and set(theirs.tolist()) <= set(got.tolist())
+
+
+def test_what_is_no_model_file_is_refused_as_the_parent(
+    cli, data: dict[str, Path], tmp_path: Path
+) -> None:
+    child = tmp_path / "child.bsnn"
+    for given, code, line in (
+        ("-", 2, "--init-from needs a model file's path, not '-'"),
+        (tmp_path / "none.bsnn", 2, f"{tmp_path / 'none.bsnn'}: no such model file"),
+        (data["b.fasta"], 1, f"--init-from {data['b.fasta']}: not a bioseqnn model file "
+                             "(no safetensors header)"),
+    ):
+        r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", given,
+                *CHILD)
+        assert (r.code, r.err.strip().splitlines()) == (code, [f"bioseqnn: error: {line}"])
+        assert not child.exists()
+    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--freeze-backbone", *CHILD)
+    assert r.code == 2 and "freeze-backbone goes with init-from" in r.err
