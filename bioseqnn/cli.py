@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -527,9 +528,10 @@ def train(
     if cfg.training.init_from and cfg.training.init_from != "-":
         from .finetune import check_given
 
-        # a flag given on purpose counts even at its default value (the library can only
-        # tell settings that differ from the defaults)
-        check_given(cfg.training.init_from, cfg.training.init_member or None, model_flags)
+        # a setting given on purpose counts even at its default value (the library can
+        # only tell settings that differ from the defaults)
+        check_given(cfg.training.init_from, cfg.training.init_member or None,
+                    _given_model_settings(config, cfg, model_flags))
     lm = task is Task.language_model
     from .intervals import genome_options
 
@@ -1064,6 +1066,21 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
                                    f"{metrics.get('epochs_run')}: {shown}"))
     return rows
+
+
+def _given_model_settings(config: str | None, cfg: Any,
+                          flags: dict[str, Any]) -> dict[str, Any]:
+    """The network settings given on the command line or in the config file (whatever
+    their value), as this run resolved them."""
+    import yaml
+
+    named = {k for k, v in flags.items() if v is not None}
+    if config:  # read and validated by load_config already
+        with open(config, encoding="utf-8") as fh:
+            section = (yaml.safe_load(fh) or {}).get("model") or {}
+        named |= set(section)
+    return {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model)
+            if f.name in named}  # in the settings' order, as messages name them
 
 
 def _parent_row(parent: dict[str, Any]) -> str:

@@ -160,6 +160,12 @@ def test_a_differing_setting_is_refused_in_one_line(
     r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
             "--hidden-size", "128", *CHILD)
     assert r.code == 2 and "hidden-size 128 here, 16 in the parent" in r.err
+    # in a config file too
+    config = tmp_path / "run.yaml"
+    config.write_text("model:\n  hidden_size: 128\n  dropout: 0.3\n")
+    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
+            "--config", config, *CHILD)
+    assert r.code == 2 and "hidden-size 128 here, 16 in the parent" in r.err
     # the same settings as the parent's, and dropout (no weights), are accepted
     r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
             "--hidden-size", "16", "--arch", "lstm", "--dropout", "0.5", *CHILD)
