@@ -35,6 +35,8 @@ from .data import (
 )
 from .digest import canonical_codes, conflicting_labels, record_digests
 from .errors import BioseqnnError, DataError, TrainingError, UsageError
+from .finetune import Parent, check_input, check_overlap, inherit, load_parent, start_from
+from .finetune import report as report_start
 from .intervals import GenomeOptions, IntervalRecords, check_genome_training
 from .intervals import load_for_training as load_intervals_for_training
 from .lm import KIND as LANGUAGE_MODEL
@@ -188,6 +190,9 @@ def train(
     position_mask: str | os.PathLike[str] | None = None,
     series_columns: list[str] | None = None,
     genome: GenomeOptions | None = None,
+    init_from: str | os.PathLike[str] | None = None,
+    freeze_backbone: bool | None = None,
+    init_member: int | None = None,
 ) -> TrainOutcome:
     """Train a model on sequences and labels and write the model file to ``output``.
 
@@ -205,8 +210,19 @@ def train(
     With ``genome``, ``fasta`` (and ``val_fasta``) are genome intervals (BED or a
     chrom/start/end table) cut from its reference; labels come from ``labels`` joined by
     interval id or from the intervals' own ``targets`` columns (bioseqnn/intervals.py).
+
+    ``init_from`` (a model file; ``config.training.init_from`` the same) fine-tunes: the
+    parent's network settings are this run's (a setting given otherwise is refused), every
+    new model starts from its backbone, and from its head when the task's outputs are the
+    same; ``freeze_backbone`` trains only the head (and attention pooling);
+    ``init_member`` picks the member of an ensemble parent (bioseqnn/finetune.py).
     """
     cfg = config or RunConfig()
+    given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
+                             "freeze_backbone": freeze_backbone, "init_member": init_member}
+    if any(v is not None for v in given.values()):
+        cfg = dataclasses.replace(cfg, training=dataclasses.replace(
+            cfg.training, **{k: v for k, v in given.items() if v is not None}))
     validate(cfg)
     resolve_pooling(cfg.model)
     if str(output) == STDIO:
@@ -214,7 +230,8 @@ def train(
     check_one_stdin(SEQUENCES=fasta, LABELS=labels, **{"--val-fasta": val_fasta,
                     "--val-labels": val_labels, "--position-mask": position_mask})
     inputs = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
-              "--val-labels": val_labels, "--position-mask": position_mask}
+              "--val-labels": val_labels, "--position-mask": position_mask,
+              "--init-from": cfg.training.init_from}
     check_output_path(output, inputs)
     log_file = Path(log_path) if log_path else default_log_path(output)
     check_output_path(log_file, inputs)
@@ -237,6 +254,14 @@ def train(
     if genome is not None:
         check_genome_training(genome, lm=lm, task=task, sequence_column=sequence_column,
                               series_columns=series_columns, position_mask=position_mask)
+    parent: Parent | None = None
+    if tc.init_from:
+        parent = load_parent(tc.init_from, tc.init_member or None)
+        pools = not lm and not (task == "per-position" or (
+            sequence_column is None and is_fasta(labels)))
+        cfg = dataclasses.replace(cfg, model=inherit(parent, cfg.model, pools))
+        if lm:
+            check_causal(cfg.model)
     configure_threads(tc.threads)
     ranks, device_name = distributed.setup(tc.device)  # under torchrun: join the others
     # train names its device on every run, so auto falls back to the CPU without a warning
@@ -330,6 +355,8 @@ def train(
         log.info("folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s", len(data) + len(
             explicit_val or []), folding.version, tc.structure, time.perf_counter() - started)
         alpha = folding
+    if parent is not None:
+        check_input(parent, alpha)
     # every training sequence's digest: repeated sequences with conflicting labels now,
     # and in the model file for evaluate to find test records seen in training
     canonical = canonical_codes(alpha)
@@ -338,6 +365,10 @@ def train(
         _report_conflicts(spec, data, digests, display_name(labels or primary))
     train_digest = digests if explicit_val is None else np.concatenate(
         [digests, record_digests(explicit_val, canonical)])
+    if parent is not None and parent.train_digest is not None:
+        # a fine-tuned model has learnt the parent's training sequences too: evaluate
+        # finds test records among them as well
+        train_digest = np.concatenate([train_digest, parent.train_digest])
     # the automatic settings (arch 'auto': the default recipe's network, a language model's
     # reading left to right; empty pool sizes, by task and sequence length) made concrete:
     # the model file records them
@@ -374,6 +405,9 @@ def train(
                  " (stratified by class)" if spec.kind in ("binary", "multiclass") else "")
     else:
         log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
+    if parent is not None:
+        check_overlap(parent, digests if folds is not None else record_digests(
+            val_set, canonical) if val_set is not None else np.zeros(0, np.uint64))
     counted = class_weight_targets(spec, train_set)
     imbalance = find_imbalance(spec, counted)
     spec.class_weights = resolve_class_weights(spec, tc.class_weight, counted, imbalance)
@@ -413,6 +447,8 @@ def train(
             stage = "building"
             model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
                                   per_position=per_position, causal=lm)
+            if parent is not None:
+                start_from(model, parent, spec, tc.freeze_backbone)
             if index == 0:
                 if per_position:
                     check_keeps_positions(model, cfg.model, alpha.size)
@@ -428,6 +464,8 @@ def train(
                     per_position, lm),
                     f"{n_params:,}", f" per member, {n_members} members" if n_members > 1
                     else "")
+                if parent is not None:
+                    report_start(model, parent, spec, tc.freeze_backbone)
             if oof is not None:
                 log.info("fold %d of %d: %d training, %d held-out records (seed %d)",
                          index + 1, n_members, len(member_train), len(member_val or []),
@@ -485,6 +523,7 @@ def train(
         "seed": tc.seed,
         **({"per_position": True} if per_position or lm else {}),
         "parameters": n_params * n_members,
+        **({"init_from": parent.record(tc.freeze_backbone)} if parent is not None else {}),
         "data": {
             "sources": [display_name(p) for p in (fasta, labels) if p is not None],
             "fingerprint_sha256": data.fingerprint(),

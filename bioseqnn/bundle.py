@@ -345,8 +345,11 @@ def _short_names(values: Any, name: str, what: str, nonempty: bool = False) -> N
 _OPTIONAL_FIELDS: dict[str, Any] = {
     "bioseqnn_version": str, "torch_version": str, "created": str, "device": str,
     "max_length_policy": str, "parameters": int, "seed": int, "per_position": bool,
-    "encoding": dict, "training": dict, "data": dict, "metrics": dict,
+    "encoding": dict, "training": dict, "data": dict, "metrics": dict, "init_from": dict,
 }
+"""``init_from`` (a fine-tuned model's parent: its file's sha256, its path as given, whether
+the backbone was frozen, the member taken from an ensemble) came after format 4 without a
+new version: older readers leave a field they do not know alone."""
 
 
 _TYPE_NAMES = {str: "text", int: "an integer", bool: "true or false", dict: "a mapping"}
@@ -362,6 +365,7 @@ def _check_optional(m: dict[str, Any], name: str) -> None:
     for key, value in m.get("encoding", {}).items():
         _expect(isinstance(value, str), name, f"encoding.{key} must be text")
     _check_training(m.get("training", {}), name)
+    _check_init_from(m.get("init_from", {}), name)
     data = m.get("data", {})
     if "sources" in data:
         _expect(isinstance(data["sources"], list)
@@ -385,6 +389,22 @@ def _check_optional(m: dict[str, Any], name: str) -> None:
                 f"metrics.members[{i}].seed must be an integer")
         _expect(isinstance(member.get("source", ""), str), name,
                 f"metrics.members[{i}].source must be text")
+
+
+def _check_init_from(parent: dict[str, Any], name: str) -> None:
+    if not parent:
+        return
+    sha = parent.get("fingerprint_sha256")
+    _expect(isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha) is not None, name,
+            "init_from.fingerprint_sha256 must be a SHA-256 in hex")
+    _expect(is_name(parent.get("path")), name, "init_from.path must be a path")
+    _expect(isinstance(parent.get("frozen"), bool), name, "init_from.frozen must be true or "
+            "false")
+    member = parent.get("member", 1)
+    _expect(_is_int(member) and 1 <= member <= MAX_MEMBERS, name,
+            "init_from.member must be a member number")
+    _expect(set(parent) <= {"fingerprint_sha256", "path", "frozen", "member"}, name,
+            "unknown init_from fields")
 
 
 def _check_metrics(metrics: dict[str, Any], name: str, where: str) -> None:

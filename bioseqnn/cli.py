@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -455,6 +456,19 @@ def train(
         "its own held-out fold; logs the out-of-fold metrics, writes NAME.oof.tsv beside "
         "the model and saves the K models as one ensemble file."
         + _default("training", "cv"))] = None,
+    init_from: Annotated[str | None, typer.Option(
+        "--init-from", metavar="MODEL",
+        help="Fine-tune: start from this model file's weights (its network settings "
+        "become this run's; its head too when the classes or targets are the same).")]
+    = None,
+    freeze_backbone: Annotated[bool | None, typer.Option(
+        "--freeze-backbone/--no-freeze-backbone",
+        help="With --init-from: keep the parent's backbone fixed; only the head (and "
+        "attention pooling) train.")] = None,
+    init_member: Annotated[int | None, typer.Option(
+        "--init-member", metavar="N",
+        help="With --init-from an ensemble or cross-validated model: start from member N.")]
+    = None,
     position_mask: PositionMask = None,
     genome: GenomeRef = None,
     window: Window = None,
@@ -489,15 +503,16 @@ def train(
         if written is not None:
             check_not_an_input(written, {"--config": config})
     cfg = load_config(config) if config else RunConfig()
+    model_flags = {"arch": arch, "hidden_size": hidden_size, "layers": layers,
+                   "bidirectional": bidirectional, "dropout": dropout, "pooling": pooling,
+                   "channels": parse_int_list(channels, "--channels"),
+                   "kernel_sizes": parse_int_list(kernel_sizes, "--kernel-sizes"),
+                   "dilations": parse_int_list(dilations, "--dilations"),
+                   "pool_sizes": parse_int_list(pool_sizes, "--pool-sizes"),
+                   "d_model": d_model, "heads": heads, "ff_size": ff_size,
+                   "max_length": max_length}
     cfg = apply_overrides(cfg, {
-        "model": {"arch": arch, "hidden_size": hidden_size, "layers": layers,
-                  "bidirectional": bidirectional, "dropout": dropout, "pooling": pooling,
-                  "channels": parse_int_list(channels, "--channels"),
-                  "kernel_sizes": parse_int_list(kernel_sizes, "--kernel-sizes"),
-                  "dilations": parse_int_list(dilations, "--dilations"),
-                  "pool_sizes": parse_int_list(pool_sizes, "--pool-sizes"),
-                  "d_model": d_model, "heads": heads, "ff_size": ff_size,
-                  "max_length": max_length},
+        "model": dict(model_flags),
         "training": {"epochs": epochs, "batch_size": batch_size, "max_tokens": max_tokens,
                      "lr": lr,
                      "weight_decay": weight_decay, "grad_clip": grad_clip,
@@ -507,8 +522,16 @@ def train(
                      "class_weight": class_weight, "rc_augment": rc_augment,
                      "rc_average": rc_average, "precision": precision,
                      "checkpoint_dir": checkpoint_dir, "ensemble": ensemble, "cv": cv,
-                     "structure": structure},
+                     "structure": structure, "init_from": init_from,
+                     "freeze_backbone": freeze_backbone, "init_member": init_member},
     })
+    if cfg.training.init_from and cfg.training.init_from != "-":
+        from .finetune import check_given
+
+        # a setting given on purpose counts even at its default value (the library can
+        # only tell settings that differ from the defaults)
+        check_given(cfg.training.init_from, cfg.training.init_member or None,
+                    _given_model_settings(config, cfg, model_flags))
     lm = task is Task.language_model
     from .intervals import genome_options
 
@@ -1015,6 +1038,7 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         *([("genome", _genome_row(data["genome"]))] if isinstance(data.get("genome"), dict)
           else []),
         ("data sha256", str(data.get("fingerprint_sha256", ""))),
+        *([("fine-tuned from", _parent_row(m["init_from"]))] if m.get("init_from") else []),
         ("created", f"{m.get('created', '')} on {m.get('device', '?')}"),
     ]
     best = metrics.get("best", {})
@@ -1042,6 +1066,28 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
                                    f"{metrics.get('epochs_run')}: {shown}"))
     return rows
+
+
+def _given_model_settings(config: str | None, cfg: Any,
+                          flags: dict[str, Any]) -> dict[str, Any]:
+    """The network settings given on the command line or in the config file (whatever
+    their value), as this run resolved them."""
+    import yaml
+
+    named = {k for k, v in flags.items() if v is not None}
+    if config:  # read and validated by load_config already
+        with open(config, encoding="utf-8") as fh:
+            section = (yaml.safe_load(fh) or {}).get("model") or {}
+        named |= set(section)
+    return {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model)
+            if f.name in named}  # in the settings' order, as messages name them
+
+
+def _parent_row(parent: dict[str, Any]) -> str:
+    """The model file a fine-tuned model started from (train --init-from)."""
+    member = f", member {parent['member']}" if "member" in parent else ""
+    frozen = "backbone frozen" if parent.get("frozen") else "all weights trained"
+    return f"{parent.get('path')}{member} (sha256 {parent.get('fingerprint_sha256')}), {frozen}"
 
 
 def _genome_row(g: dict[str, Any]) -> str:

@@ -171,6 +171,15 @@ class TrainConfig:
     max_tokens: int = setting(0, "cap on padded positions per batch (sequences x the "
                                  "longest of them), so batches of long sequences hold "
                                  "fewer; 0 = no cap")
+    init_from: str | None = setting(None, "fine-tune: start from this model file's weights "
+                                          "(its network settings become this run's; the "
+                                          "head too when the classes or targets are the "
+                                          "same)")
+    freeze_backbone: bool = setting(False, "with init_from: keep the parent's backbone "
+                                           "fixed; only the head (and attention pooling) "
+                                           "train")
+    init_member: int = setting(0, "with init_from an ensemble or cross-validated model: "
+                                  "the member to start from (1, 2, ...); 0 = a single model")
 
 
 @dataclass
@@ -296,6 +305,10 @@ def validate(cfg: RunConfig) -> None:
         (t.cv == 0 or t.ensemble == 1, "cv trains one model per fold already: drop ensemble "
                                        "(an ensemble of folds is what --cv writes)"),
         (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),
+        (t.init_member >= 0, "init-member must be >= 1 (0 = not an ensemble)"),
+        (bool(t.init_from) or not (t.freeze_backbone or t.init_member),
+         f"{'freeze-backbone' if t.freeze_backbone else 'init-member'} goes with init-from "
+         "(the model file to start from)"),
         (0 <= t.seed < 2**63, "seed must be from 0 to 2^63 - 1"),
         (t.schedule in SCHEDULES,
          f"schedule must be one of: {', '.join(SCHEDULES)} (got {t.schedule!r})"),

@@ -243,6 +243,16 @@ class SequenceModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(dim, n_outputs)
 
+    backbone_frozen: bool = False
+    """Fine-tuning with a frozen backbone (bioseqnn/finetune.py): it runs as in prediction
+    while the rest trains, so its batch-norm statistics and inner dropout stay fixed."""
+
+    def train(self, mode: bool = True) -> SequenceModel:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
     @property
     def max_length(self) -> int | None:
         limit = self.backbone.max_length
