@@ -193,6 +193,8 @@ def train(
     init_from: str | os.PathLike[str] | None = None,
     freeze_backbone: bool | None = None,
     init_member: int | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainOutcome:
     """Train a model on sequences and labels and write the model file to ``output``.
 
@@ -216,6 +218,13 @@ def train(
     new model starts from its backbone, and from its head when the task's outputs are the
     same; ``freeze_backbone`` trains only the head (and attention pooling);
     ``init_member`` picks the member of an ensemble parent (bioseqnn/finetune.py).
+
+    ``on_ready`` is called once the data is read and the settings are resolved, before a
+    network is built, with what a search needs to know of the run: ``task`` (its kind),
+    ``strands`` (whether --rc-augment applies), ``monitor`` (as resolved), ``longest``
+    (the longest training or validation sequence); it may raise to stop there (tune
+    does). ``on_epoch`` receives each epoch's metrics record as it is logged; an
+    exception it raises ends training and propagates (tune prunes trials this way).
     """
     cfg = config or RunConfig()
     given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
@@ -422,6 +431,12 @@ def train(
             f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)))
     complement = complement_table(alpha) if (tc.rc_augment or tc.rc_average) and isinstance(
         alpha, Alphabet) else None
+    if on_ready is not None:
+        on_ready({"task": spec.kind, "monitor": tc.monitor,
+                  "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna")
+                  and not (per_position or lm),
+                  "longest": max(int(part.lengths.max()) for part in (data, explicit_val)
+                                 if part is not None and len(part))})
 
     n_members = tc.cv or tc.ensemble
     problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs,
@@ -478,7 +493,7 @@ def train(
             results.append(fit(
                 model, spec, featurizer(alpha), member_train, member_val, member_tc, device,
                 reporter=_Tagged(reporter, tag) if ranks.main and reporter else None,
-                on_epoch=_tag_records(epoch_log, tag),
+                on_epoch=_tag_records(_both(epoch_log, on_epoch), tag),
                 complement=complement, resume=resume, ranks=ranks))
             members.append(model)
             if oof is not None:
@@ -765,6 +780,20 @@ def _write_oof(oof: OutOfFold, path: Path) -> None:
         for rid, fold, row in zip(oof.ids, oof.fold, rows, strict=True):
             fh.write("\t".join([rid, str(fold), *row]) + "\n")
     log.info("wrote the out-of-fold predictions to %s", path)
+
+
+def _both(first: Callable[[dict[str, Any]], None],
+          second: Callable[[dict[str, Any]], None] | None) -> Callable[[dict[str, Any]], None]:
+    """One per-epoch sink that feeds two: the metrics log first (so a record is logged
+    even when the second stops training)."""
+    if second is None:
+        return first
+
+    def both(record: dict[str, Any]) -> None:
+        first(record)
+        second(record)
+
+    return both
 
 
 def _tag_records(sink: Callable[[dict[str, Any]], None],
