@@ -732,6 +732,106 @@ def ensemble(
     combine(models, output)
 
 
+def parse_duration(text: str) -> float:
+    """--time: seconds from '90s', '30m', '2h' (a bare number is seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration (give e.g. 90s, 30m or 2h)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+@app.command()
+def tune(
+    sequences: Annotated[str | None, typer.Argument(
+        help="Training FASTA/FASTQ or table, as for 'train' (the test set is never an "
+        "input: trials are scored on train's validation split or --val-fasta).")] = None,
+    labels: Annotated[str | None, typer.Argument(
+        help="CSV/TSV of labels joined to the sequences by id.")] = None,
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="The best trial's model file; beside it NAME.trials/ (every "
+        "trial's model), NAME.trials.tsv, NAME.yaml (the best config) and NAME.tune.log "
+        "(the study).")] = "best.bsnn",
+    trials: Annotated[int | None, typer.Option(
+        "--trials", min=1, help="Run this many trials (in this process).")] = None,
+    time_budget: Annotated[str | None, typer.Option(
+        "--time", metavar="DURATION", help="Start no trial after this long (90s, 30m, 2h); "
+        "a running trial finishes.")] = None,
+    space: Annotated[str | None, typer.Option(
+        "--space", metavar="YAML", help="Search space file (start from --show-space): "
+        "ranges, choices, fixed values, families.")] = None,
+    show_space: Annotated[bool, typer.Option(
+        "--show-space", help="Print the default search space as YAML and exit.")] = False,
+    seed: Annotated[int, typer.Option(
+        help="Seed of the sampler and of every trial's split, batches and weights.")] = 0,
+    monitor: Annotated[str, typer.Option(
+        help="Metric to optimise: auto (what train monitors: val_loss, or for imbalanced "
+        "classes val_auprc or val_mcc), or val_auroc, val_r2, ... (losses and errors are "
+        "minimised, scores maximised).")] = "auto",
+    study: Annotated[str | None, typer.Option(
+        "--study", metavar="URL|FILE", help="Optuna storage: a journal file (default "
+        "NAME.tune.log beside -o), sqlite:///tune.db or postgresql://...")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the study in the storage (it must exist).")] = False,
+    join: Annotated[bool, typer.Option(
+        "--join", help="Create the study or continue it: for several processes (e.g. a "
+        "SLURM job array) sharing one storage.")] = False,
+    ensemble_top: Annotated[int, typer.Option(
+        "--ensemble-top", metavar="K", min=1,
+        help="Write the K best trials' models as one ensemble.")] = 1,
+    id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", "-t", help="Target column (repeat for several; default: all but the id).")]
+    = None,
+    sequence_column: Annotated[str | None, typer.Option(
+        help="Read sequences from this column of the table instead of a FASTA.")] = None,
+    task: Annotated[Task | None, typer.Option(help="Override the detected task.")] = None,
+    alphabet: Annotated[AlphabetChoice, typer.Option(help="Force the alphabet.")]
+    = AlphabetChoice.auto,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    ignore_unmatched: Annotated[bool, typer.Option(
+        help="Drop records whose id is in only one of the inputs.")] = False,
+    val_fasta: Annotated[str | None, typer.Option(
+        help="Explicit validation FASTA that scores every trial.")] = None,
+    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
+    = None,
+    val_fraction: Annotated[float | None, typer.Option(
+        parser=finite, help="Fraction held out for validation."
+        + _default("training", "val_fraction"))] = None,
+    device: Annotated[str | None, typer.Option(
+        help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads for torch (0 = cores available).")] = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Search architectures and training settings (Optuna) and keep the best model."""
+    _setup_logging(quiet, debug)
+    from .search.space import default_space, load_space, space_yaml
+
+    if show_space:
+        sys.stdout.write(space_yaml(load_space(space) if space else None))
+        return
+    if sequences is None:
+        raise typer.BadParameter("give the training sequences (or --show-space)",
+                                 param_hint="SEQUENCES")
+    budget = parse_duration(time_budget) if time_budget is not None else None
+    searched = load_space(space) if space else default_space()
+    from .config import RunConfig, apply_overrides
+    from .search.study import tune as run_tune
+
+    base = apply_overrides(RunConfig(), {"training": {
+        "val_fraction": val_fraction, "device": device, "threads": threads}, "model": {}})
+    fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
+    inputs = {"fasta": fasta, "labels": table, "id_column": id_column,
+              "targets": target or None, "sequence_column": sequence_column,
+              "task": task.value if task else None, "alphabet": alphabet.value,
+              "on_invalid": on_invalid.value, "ignore_unmatched": ignore_unmatched,
+              "val_fasta": val_fasta, "val_labels": val_labels}
+    run_tune(inputs, output, space=searched, trials=trials, timeout=budget, seed=seed,
+             monitor=monitor, study=study, resume=resume, join=join,
+             ensemble_top=ensemble_top, base=base, quiet_trials=not debug)
+
+
 class Method(str, Enum):
     saliency = "saliency"
     grad_input = "grad-input"
@@ -1132,6 +1232,8 @@ def _runs_torch(args: list[str]) -> bool:
     if not args or any(a in ("--help", "-h", "--version") for a in args):
         return False
     command = next((a for a in args if not a.startswith("-")), None)
+    if command == "tune" and "--show-space" in args:
+        return False
     return command is not None and command not in _WITHOUT_TORCH
 
 

@@ -155,7 +155,8 @@ def test_python_api_matches_the_cli(hemolytic_model: Path, examples: Path, tmp_p
 
 
 INSTANT = [["--help"], ["--version"], ["config"], ["train", "--help"], ["predict", "--help"],
-           ["evaluate", "--help"], ["variants", "--help"], ["info", "--help"]]
+           ["evaluate", "--help"], ["variants", "--help"], ["info", "--help"],
+           ["tune", "--help"], ["tune", "--show-space"]]
 
 
 def _fresh_python(probe: str) -> subprocess.CompletedProcess[str]:

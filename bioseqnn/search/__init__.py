@@ -1,0 +1,1 @@
+"""tune: the search space (space.py) and the Optuna study (study.py)."""

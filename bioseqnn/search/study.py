@@ -1,0 +1,402 @@
+"""``bioseqnn tune``: an Optuna study over the search space (space.py), each trial one
+``api.train`` run that writes its own model file; the best trial's model is the result.
+
+Where things go, for ``-o best.bsnn``: the study's journal ``best.tune.log`` (unless
+``study`` names another storage), each trial's model and metrics log in
+``best.trials/`` (``007.bsnn``, ``007.log.tsv``), one row per trial in
+``best.trials.tsv``, the best trial's settings as a config in ``best.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, config_from_dict, write_config
+from ..errors import BioseqnnError, TrainingError, UsageError
+from ..schedules import minimised
+from ..seqio import atomic_output, check_output_path, display_name
+from .space import DataFacts, default_space, families_for, sample
+
+log = logging.getLogger("bioseqnn")
+
+STUDY_NAME = "bioseqnn-tune"
+INSTALL_HINT = "tune needs optuna: pip install 'bioseqnn[tune]'"
+
+
+@dataclasses.dataclass
+class TuneOutcome:
+    output: Path
+    best_trial: int
+    monitor: str
+    value: float
+    trials: int
+    """Trials in the study (every process's, every state)."""
+    table: Path
+    config: Path
+    interrupted: bool = False
+
+
+def _paths(output: Path) -> dict[str, Path]:
+    stem = output.stem if output.suffix else output.name
+    return {"trials": output.with_name(stem + ".trials"),
+            "table": output.with_name(stem + ".trials.tsv"),
+            "config": output.with_name(stem + ".yaml"),
+            "journal": output.with_name(stem + ".tune.log")}
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # tune logs one line per trial
+    return optuna
+
+
+def _storage(optuna: Any, study: str | None, journal: Path) -> tuple[Any, str]:
+    """An Optuna storage: a database URL as it is, anything else a journal file."""
+    if study and "://" in study:
+        try:
+            return optuna.storages.RDBStorage(study), study.split("://", 1)[0] + "://..."
+        except ImportError as exc:
+            raise UsageError(f"--study {study.split('://', 1)[0]}://...: its database driver "
+                             f"is not installed ({exc})") from None
+        except Exception as exc:  # sqlalchemy's errors: a bad URL, a server not reached
+            raise UsageError(f"--study: cannot open the storage: "
+                             f"{str(exc).splitlines()[0]}") from None
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+    path = Path(study) if study else journal
+    if path.is_dir():
+        raise UsageError(f"--study {path}: a folder; give a journal file name")
+    # an open(O_EXCL) lock file rather than a symlink one: it works on NFS and Lustre
+    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+    return JournalStorage(backend), str(path)
+
+
+class _Probed(Exception):
+    """Stops the probe run once the data is read (carries what it found)."""
+
+    def __init__(self, facts: dict[str, Any]) -> None:
+        super().__init__("probe")
+        self.facts = facts
+
+
+class _ProbeReporter:
+    """Raises when training would start: by then api.train has read the data and
+    checked the monitor against the task."""
+
+    def __init__(self) -> None:
+        self.facts: dict[str, Any] = {}
+
+    def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
+        raise _Probed({**self.facts, "monitor": monitor})
+
+    def batch(self, epoch: int, loss: float) -> None:
+        pass
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def _probe(train_inputs: dict[str, Any], base: RunConfig, path: Path) -> dict[str, Any]:
+    """Read the data once with a tiny network to learn the task, whether strands apply,
+    the longest sequence and the monitor as train resolves it. Bad data or options fail
+    here, before any study is made."""
+    from ..api import train
+
+    cfg = dataclasses.replace(base, model=dataclasses.replace(
+        base.model, arch="gru", hidden_size=4, layers=1, bidirectional=False, pooling="auto"))
+    cfg.training = dataclasses.replace(cfg.training, epochs=1, class_weight="auto",
+                                       rc_augment=False, schedule="none")
+    reporter = _ProbeReporter()
+    previous = log.level
+    if previous < logging.WARNING:  # its model line would describe the probe's network
+        log.setLevel(logging.WARNING)
+    try:
+        train(**train_inputs, output=path, config=cfg, log_path=path.with_suffix(".log.tsv"),
+              reporter=reporter, on_ready=reporter.facts.update)
+    except _Probed as done:
+        return done.facts
+    finally:
+        log.setLevel(previous)
+    raise TrainingError("the probe run was not stopped")  # pragma: no cover
+
+
+def _trial_lines(monitor: str) -> Callable[[Any, Any], None]:
+    def line(study: Any, trial: Any) -> None:
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in trial.params.items())
+        state = trial.state.name.lower()
+        if state == "complete":
+            what = f"{monitor} {trial.value:.4f}"
+            if study.best_trial.number == trial.number:
+                what += " (best so far)"
+        elif state == "pruned":
+            what = f"pruned after epoch {trial.user_attrs.get('epochs', '?')}"
+        else:
+            what = f"failed: {trial.user_attrs.get('error', 'see --debug')}"
+        log.info("trial %d: %s, %.2fs; %s", trial.number, what, seconds, shown)
+
+    return line
+
+
+def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: list[str],
+               base: RunConfig, monitor: str, train_inputs: dict[str, Any],
+               folder: Path, quiet_trials: bool) -> Callable[[Any], float]:
+    from ..api import train
+
+    def objective(trial: Any) -> float:
+        settings = sample(trial, space, facts, families)
+        trial.set_user_attr("settings", settings)
+        cfg = config_from_dict(json.loads(json.dumps(settings)),
+                               base=dataclasses.replace(
+                                   base, model=dataclasses.replace(base.model),
+                                   training=dataclasses.replace(base.training)))
+        cfg.training.monitor = monitor
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            value = float(record[monitor])
+            trial.set_user_attr("epochs", record["epoch"])
+            if math.isfinite(value):
+                trial.report(value, record["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
+
+        name = folder / f"{trial.number:03d}"
+        previous = log.level
+        if quiet_trials:  # the trial's own lines (records, model, epochs): one line instead
+            log.setLevel(logging.ERROR)
+        try:
+            outcome = train(**train_inputs, output=name.with_suffix(".bsnn"), config=cfg,
+                            log_path=name.with_suffix(".log.tsv"), on_epoch=on_epoch)
+        except (BioseqnnError, RuntimeError) as exc:
+            trial.set_user_attr("error", str(exc).splitlines()[0] if str(exc) else
+                                type(exc).__name__)
+            raise
+        finally:
+            log.setLevel(previous)
+        trial.set_user_attr("epochs", len(outcome.result.history))
+        trial.set_user_attr("model", name.with_suffix(".bsnn").name)
+        return float(outcome.result.best.get(monitor, math.nan))
+
+    return objective
+
+
+def tune(
+    train_inputs: dict[str, Any],
+    output: str | os.PathLike[str],
+    *,
+    space: dict[str, Any] | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    seed: int = 0,
+    monitor: str = "auto",
+    study: str | None = None,
+    resume: bool = False,
+    join: bool = False,
+    ensemble_top: int = 1,
+    base: RunConfig | None = None,
+    quiet_trials: bool = True,
+) -> TuneOutcome:
+    """Search architectures and settings with Optuna and write the best trial's model.
+
+    ``train_inputs`` are :func:`bioseqnn.train`'s data arguments (``fasta``, ``labels``,
+    ``id_column``, ``val_fasta``, ...). ``trials`` (per call) and ``timeout`` (seconds;
+    no trial starts after it, a running one finishes) bound the search; ``study`` is an
+    Optuna storage URL or a journal file (default: ``NAME.tune.log`` beside ``output``).
+    ``resume`` continues a study that exists; ``join`` creates it or continues it (for
+    several processes on one storage). ``ensemble_top`` K > 1 writes the K best trials'
+    models as one ensemble.
+    """
+    optuna = _import_optuna()
+    space = space if space is not None else default_space()
+    if trials is None and timeout is None:
+        raise UsageError("give a budget: --trials N or --time 30m")
+    if trials is not None and trials < 1:
+        raise UsageError("--trials must be at least 1")
+    if ensemble_top < 1:
+        raise UsageError("--ensemble-top must be at least 1")
+    if resume and join:
+        raise UsageError("--resume and --join: give one (--join also continues a study)")
+    out = Path(output)
+    if str(output) == "-":
+        raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
+    paths = _paths(out)
+    shown = {"fasta": "SEQUENCES", "labels": "LABELS", "val_fasta": "--val-fasta",
+             "val_labels": "--val-labels"}
+    inputs = {shown[k]: v for k, v in train_inputs.items() if k in shown and v is not None}
+    for key in ("table", "config", "journal"):
+        check_output_path(paths[key], inputs)
+    check_output_path(out, inputs)
+    base = base or RunConfig()
+    base = dataclasses.replace(base, training=dataclasses.replace(
+        base.training, seed=seed, monitor=monitor))
+    paths["trials"].mkdir(parents=True, exist_ok=True)
+
+    facts_found = _probe(train_inputs, base, paths["trials"] / "probe.bsnn")
+    facts = DataFacts(facts_found["task"], bool(facts_found["strands"]),
+                      int(facts_found["longest"]))
+    resolved_monitor = facts_found["monitor"]
+    families = families_for(space, facts)
+    if not families:
+        raise UsageError(f"no family of the space can train on this data: the longest "
+                         f"sequence ({facts.longest}) exceeds the transformer's max_length")
+    if len(families) < len(space["families"]):
+        log.info("transformer left out: the longest sequence (%d) exceeds its max_length",
+                 facts.longest)
+
+    storage, where = _storage(optuna, study, paths["journal"])
+    names = optuna.study.get_all_study_names(storage)
+    exists = STUDY_NAME in names
+    if exists and not (resume or join):
+        raise UsageError(f"a tune study exists in {where}: continue it with --resume (or "
+                         "give another --study, or remove that file)")
+    if resume and not exists:
+        raise UsageError(f"--resume: no tune study in {where} to continue")
+    direction = "minimize" if minimised(resolved_monitor) else "maximize"
+    # one process: the sampler's seed is --seed, so the same command proposes the same
+    # trials; processes joining one study each get their own proposals
+    sampler_seed = seed if not join else (seed * 1_000_003 + os.getpid()) % 2**32
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
+    # a trial is compared with the median of the others' at the same epoch from its
+    # second epoch on, once three trials have finished
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    try:
+        created = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner,
+                                      study_name=STUDY_NAME, direction=direction,
+                                      load_if_exists=resume or join)
+    except optuna.exceptions.DuplicatedStudyError:  # another process made it first
+        raise UsageError(f"a tune study exists in {where}: continue it with --resume, or "
+                         "start parallel processes with --join") from None
+    stored = created.user_attrs
+    if "monitor" in stored:
+        if monitor != "auto" and stored["monitor"] != resolved_monitor:
+            raise UsageError(f"the study in {where} optimises {stored['monitor']}, not "
+                             f"{resolved_monitor}: drop --monitor or start another study")
+        if stored.get("space") != space:
+            raise UsageError(f"the study in {where} was made with another search space: "
+                             "give the same --space to continue it")
+        resolved_monitor = stored["monitor"]
+    else:
+        created.set_user_attr("monitor", resolved_monitor)
+        created.set_user_attr("space", space)
+    done = len(created.get_trials(deepcopy=False))
+    if done and not join:
+        # a resumed study's sampler starts from another seed: the same one would propose
+        # the first run's random start-up trials again
+        created.sampler = optuna.samplers.TPESampler(seed=(seed + done) % 2**32)
+    log.info("tuning on %s (%s, longest sequence %d): %s (%s), families %s; study %s",
+             ", ".join(display_name(v) for v in inputs.values()), facts.task, facts.longest,
+             resolved_monitor, direction, ", ".join(families), where)
+
+    objective = _objective(optuna, space, facts, families, base, resolved_monitor,
+                           train_inputs, paths["trials"], quiet_trials)
+    interrupted = False
+    started = time.perf_counter()
+    try:
+        created.optimize(objective, n_trials=trials, timeout=timeout,
+                         catch=(BioseqnnError, RuntimeError),
+                         callbacks=[_trial_lines(resolved_monitor)])
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: writing the best model found so far")
+    log.info("search took %.1f s", time.perf_counter() - started)
+    try:
+        result = _write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
+    except TrainingError:
+        if interrupted:  # nothing to keep yet: still an interruption (exit 130)
+            raise KeyboardInterrupt from None
+        raise
+    result.interrupted = interrupted
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _write_results(optuna: Any, study: Any, monitor: str, output: Path,
+                   paths: dict[str, Path], ensemble_top: int) -> TuneOutcome:
+    all_trials = study.get_trials(deepcopy=False)
+    _write_table(all_trials, monitor, paths["table"])
+    complete = [t for t in all_trials if t.state == optuna.trial.TrialState.COMPLETE
+                and t.value is not None and math.isfinite(t.value)
+                and (paths["trials"] / t.user_attrs.get("model", "?")).is_file()]
+    if not complete:
+        raise TrainingError(f"no trial completed with a model file; see the trial lines and "
+                            f"{paths['table']}")
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    complete.sort(key=lambda t: (-t.value if reverse else t.value, t.number))
+    best = complete[0]
+    chosen = complete[:ensemble_top]
+    if len(chosen) < ensemble_top:
+        log.warning("--ensemble-top %d: only %d trial(s) completed", ensemble_top, len(chosen))
+    files = [paths["trials"] / t.user_attrs["model"] for t in chosen]
+    summary_fields = {
+        "trials": len(all_trials),
+        "complete": sum(t.state == optuna.trial.TrialState.COMPLETE for t in all_trials),
+        "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in all_trials),
+        "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in all_trials),
+        "best_trial": best.number,
+        "metric": monitor,
+        "value": best.value,
+        "best_settings": best.user_attrs.get("settings", {}),
+        **({"ensemble_trials": [t.number for t in chosen]} if len(chosen) > 1 else {}),
+    }
+    _write_model(files, output, summary_fields)
+    write_config(paths["config"], files[0])
+    log.info("best: trial %d, %s %.4f; wrote %s, %s, %s", best.number, monitor, best.value,
+             output, paths["table"], paths["config"])
+    return TuneOutcome(output, best.number, monitor, best.value, len(all_trials),
+                       paths["table"], paths["config"])
+
+
+def _write_model(files: list[Path], output: Path, fields: dict[str, Any]) -> None:
+    """The chosen trial's model (or the chosen trials' ensemble) at ``output``, with the
+    ``tune`` summary in its manifest; written atomically by save_bundle."""
+    from ..api import combine
+    from ..bundle import load_bundle, save_bundle
+
+    source = files[0]
+    if len(files) > 1:
+        source = files[0].with_name("ensemble.bsnn")
+        combine([str(f) for f in files], source)
+    bundle = load_bundle(source)
+    manifest = {**bundle.manifest, "tune": fields}
+    save_bundle(output, bundle.model, manifest, bundle.train_digest)
+    if len(files) > 1:
+        source.unlink()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def _write_table(trials: list[Any], monitor: str, path: Path) -> None:
+    params: dict[str, None] = {}
+    for t in trials:
+        params.update(dict.fromkeys(t.params))
+    header = ["trial", "state", monitor, "seconds", "epochs", *params, "note"]
+    with atomic_output(path) as fh:
+        fh.write("\t".join(header) + "\n")
+        for t in sorted(trials, key=lambda t: t.number):
+            seconds = t.duration.total_seconds() if t.duration else None
+            cells = [t.number, t.state.name.lower(), t.value, seconds,
+                     t.user_attrs.get("epochs"), *(t.params.get(p) for p in params),
+                     t.user_attrs.get("error", "")]
+            fh.write("\t".join(_cell(c) for c in cells) + "\n")
