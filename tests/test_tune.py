@@ -1,0 +1,288 @@
+"""bioseqnn tune: real Optuna studies on a tiny subset of the hemolytic peptides, tiny
+networks, two epochs; the outputs read back as files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import EXAMPLES, ROOT
+
+optuna = pytest.importorskip("optuna")
+
+TINY_SPACE = {
+    "families": ["gru", "cnn", "lstm"],
+    "model": {"hidden_size": {"low": 4, "high": 8}, "conv_layers": 1, "channels": [4, 8],
+              "kernel_sizes": [3, 5], "dilations": 1, "pool_sizes": 1,
+              "pooling": ["mean", "max"], "dropout": {"low": 0.0, "high": 0.3}},
+    "training": {"lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True},
+                 "batch_size": [16, 32], "class_weight": ["none", "balanced"],
+                 "epochs": 2, "threads": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """60 hemolytic peptides (30 of each class) and the tiny space as a file."""
+    folder = tmp_path_factory.mktemp("tune_data")
+    with (EXAMPLES / "hemolytic.csv").open() as fh:
+        labels = dict(row for row in csv.reader(fh))
+    records = (EXAMPLES / "hemolytic.fasta").read_text().split(">")[1:]
+    chosen: list[str] = []
+    for label in ("1", "0"):
+        chosen += [r for r in records if labels[r.split()[0]] == label][:30]
+    (folder / "s.fasta").write_text("".join(">" + r for r in chosen))
+    (folder / "s.csv").write_text("id,hemolytic\n" + "".join(
+        f"{r.split()[0]},{labels[r.split()[0]]}\n" for r in chosen))
+    (folder / "space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+    return {"fasta": folder / "s.fasta", "labels": folder / "s.csv",
+            "space": folder / "space.yaml", "dir": folder}
+
+
+def _tune_args(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["tune", str(data["fasta"]), str(data["labels"]), "-o", str(out),
+            "--space", str(data["space"]), *extra]
+
+
+def _table(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _manifest(path: Path) -> dict:
+    from bioseqnn.bundle import read_manifest
+
+    return read_manifest(path)[0]
+
+
+def test_trials_write_best_model_table_and_config(cli, data, tmp_path) -> None:
+    out = tmp_path / "best.bsnn"
+    r = cli(*_tune_args(data, out, "--trials", "3", "--seed", "1"))
+    assert r.code == 0, r.err
+    assert r.out == ""  # stdout carries data only
+    assert sum(line.startswith("bioseqnn: trial ") for line in r.err.splitlines()) == 3
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert [row["trial"] for row in rows] == ["0", "1", "2"]
+    assert set(rows[0]) >= {"trial", "state", "val_loss", "seconds", "arch", "lr",
+                            "batch_size"}
+    complete = [row for row in rows if row["state"] == "complete"]
+    best_row = min(complete, key=lambda row: float(row["val_loss"]))
+    tune = _manifest(out)["tune"]
+    assert tune["trials"] == 3 and tune["metric"] == "val_loss"
+    assert tune["best_trial"] == int(best_row["trial"])
+    assert tune["value"] == pytest.approx(float(best_row["val_loss"]), rel=1e-5)
+    assert tune["best_settings"]["model"]["arch"] == best_row["arch"]
+    # every complete trial kept its model; the output is the best one's network
+    for row in complete:
+        assert (tmp_path / "best.trials" / f"{int(row['trial']):03d}.bsnn").is_file()
+    best_file = tmp_path / "best.trials" / f"{tune['best_trial']:03d}.bsnn"
+    assert _manifest(best_file)["model"] == _manifest(out)["model"]
+    assert (tmp_path / "best.tune.log").is_file()
+
+    # best.yaml is a train config: the same network trains from it
+    again = tmp_path / "again.bsnn"
+    r = cli("train", data["fasta"], data["labels"], "--config", tmp_path / "best.yaml",
+            "-o", again, "--quiet")
+    assert r.code == 0, r.err
+    assert _manifest(again)["model"] == _manifest(out)["model"]
+    assert _manifest(again)["training"]["lr"] == pytest.approx(
+        tune["best_settings"]["training"]["lr"])
+
+
+def test_same_seed_proposes_the_same_trials(cli, data, tmp_path) -> None:
+    tables = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        r = cli(*_tune_args(data, tmp_path / name / "best.bsnn", "--trials", "3",
+                            "--seed", "5", "--quiet"))
+        assert r.code == 0, r.err
+        tables.append([{k: v for k, v in row.items() if k != "seconds"}
+                       for row in _table(tmp_path / name / "best.trials.tsv")])
+    assert tables[0] == tables[1]
+    (tmp_path / "c").mkdir()
+    assert cli(*_tune_args(data, tmp_path / "c" / "best.bsnn", "--trials", "3", "--seed",
+                           "6", "--quiet")).code == 0
+    other = [row["lr"] for row in _table(tmp_path / "c" / "best.trials.tsv")]
+    assert other != [row["lr"] for row in tables[0]]
+
+
+def test_show_space_prints_yaml_that_space_accepts(cli, tmp_path) -> None:
+    r = cli("tune", "--show-space")
+    assert r.code == 0 and r.err == ""
+    space = yaml.safe_load(r.out)
+    assert "transformer" in space["families"]
+    assert space["training"]["lr"] == {"low": 1e-4, "high": 1e-2, "log": True}
+    (tmp_path / "space.yaml").write_text(r.out)
+    again = cli("tune", "--show-space", "--space", tmp_path / "space.yaml")
+    assert again.code == 0 and yaml.safe_load(again.out) == space
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("model:\n  hidden_sise: [8, 16]\n", "model.hidden_sise"),
+    ("model:\n  hidden_size: {low: 64, high: 8}\n", "model.hidden_size"),
+    ("training:\n  lr: {low: 0, high: 0.1, log: true}\n", "training.lr"),
+    ("training:\n  schedule: [cosine, sometimes]\n", "training.schedule"),
+    ("training:\n  seed: 3\n", "training.seed"),
+    ("families: [gru, lstmm]\n", "families"),
+    ("colour: blue\n", "colour"),
+])
+def test_a_bad_space_is_a_one_line_usage_error(cli, data, tmp_path, text, named) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    r = cli("tune", data["fasta"], data["labels"], "-o", tmp_path / "best.bsnn",
+            "--space", bad, "--trials", "1")
+    assert r.code == 2
+    assert r.out == ""
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bioseqnn: error: ")
+    assert named in lines[0] and "Traceback" not in r.err
+    assert not (tmp_path / "best.tune.log").exists()
+
+
+def test_budget_is_required_and_time_parses(cli, data, tmp_path) -> None:
+    r = cli(*_tune_args(data, tmp_path / "best.bsnn"))
+    assert r.code == 2 and "--trials N or --time" in r.err
+    r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--time", "soon"))
+    assert r.code == 2 and "not a duration" in r.err
+    r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--time", "1s", "--quiet"))
+    assert r.code == 0, r.err
+    assert len(_table(tmp_path / "best.trials.tsv")) >= 1
+
+
+def test_resume_adds_trials_and_an_existing_study_needs_it(cli, data, tmp_path) -> None:
+    out = tmp_path / "best.bsnn"
+    r = cli(*_tune_args(data, out, "--resume", "--trials", "1"))
+    assert r.code == 2 and "no tune study" in r.err
+    assert cli(*_tune_args(data, out, "--trials", "2", "--quiet")).code == 0
+    r = cli(*_tune_args(data, out, "--trials", "2"))
+    assert r.code == 2 and "--resume" in r.err
+    r = cli(*_tune_args(data, out, "--trials", "2", "--resume", "--quiet"))
+    assert r.code == 0, r.err
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert [row["trial"] for row in rows] == ["0", "1", "2", "3"]
+    # the resumed trials are new proposals, not the first run's again
+    assert {rows[2]["lr"], rows[3]["lr"]}.isdisjoint({rows[0]["lr"], rows[1]["lr"]})
+    assert _manifest(out)["tune"]["trials"] == 4
+    # another space does not continue this study
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**TINY_SPACE, "families": ["gru"]}))
+    r = cli("tune", data["fasta"], data["labels"], "-o", out, "--space", other,
+            "--trials", "1", "--resume")
+    assert r.code == 2 and "another search space" in r.err
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(cli, data, tmp_path) -> None:
+    space = {**TINY_SPACE, "families": ["gru"],
+             "training": {**TINY_SPACE["training"], "class_weight": ["none", "1,2,3"]}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    out = tmp_path / "best.bsnn"
+    r = cli("tune", data["fasta"], data["labels"], "-o", out, "--space",
+            tmp_path / "space.yaml", "--trials", "6", "--seed", "2")
+    assert r.code == 0, r.err
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert len(rows) == 6
+    failed = [row for row in rows if row["state"] == "fail"]
+    assert failed and all(row["class_weight"] == "1,2,3" and row["note"] for row in failed)
+    assert any(row["state"] == "complete" for row in rows)
+    failed_lines = [x for x in r.err.splitlines() if ": failed: " in x]
+    assert len(failed_lines) == len(failed)
+    for row in failed:
+        assert not (tmp_path / "best.trials" / f"{int(row['trial']):03d}.bsnn").exists()
+    tune = _manifest(out)["tune"]
+    assert tune["failed"] == len(failed) and tune["trials"] == 6
+
+
+def test_ensemble_top_combines_the_best_trials(cli, data, tmp_path) -> None:
+    out = tmp_path / "best.bsnn"
+    r = cli(*_tune_args(data, out, "--trials", "3", "--ensemble-top", "2", "--quiet"))
+    assert r.code == 0, r.err
+    manifest = _manifest(out)
+    rows = [row for row in _table(tmp_path / "best.trials.tsv") if row["state"] == "complete"]
+    ranked = sorted(rows, key=lambda row: (float(row["val_loss"]), int(row["trial"])))
+    assert manifest["ensemble"] == 2
+    assert manifest["tune"]["ensemble_trials"] == [int(row["trial"]) for row in ranked[:2]]
+    r = cli("predict", out, data["fasta"])
+    assert r.code == 0 and len(r.out.splitlines()) == 61
+
+
+def _subprocess(args: list[str], **kwargs) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "bioseqnn", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_two_processes_share_one_journal_file(data, tmp_path) -> None:
+    journal = tmp_path / "shared.log"
+    procs = [_subprocess(_tune_args(data, tmp_path / "best.bsnn", "--trials", "2",
+                                    "--study", str(journal), "--join", "--seed", "4"))
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err.decode()
+        assert out == b""
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name="bioseqnn-tune", storage=storage)
+    states = [t.state for t in study.trials]
+    assert len(states) == 4
+    assert all(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+               for s in states)
+    # the two processes proposed different trials
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
+
+
+def test_ctrl_c_keeps_the_best_model_so_far_and_exits_130(data, tmp_path) -> None:
+    out = tmp_path / "best.bsnn"
+    proc = _subprocess(_tune_args(data, out, "--trials", "500"))
+    first = tmp_path / "best.trials" / "000.bsnn"
+    deadline = time.monotonic() + 120
+    while not first.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert first.exists()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode()
+    assert err.decode().strip().splitlines()[-1] == "bioseqnn: error: interrupted"
+    tune = _manifest(out)["tune"]
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert 1 <= tune["trials"] == len(rows) < 500
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+
+
+def test_missing_optuna_is_a_usage_error_naming_the_extra(data, tmp_path) -> None:
+    probe = ("import sys\nsys.modules['optuna'] = None  # as if it were not installed\n"
+             "from bioseqnn.cli import main\n"
+             f"sys.exit(main({_tune_args(data, tmp_path / 'best.bsnn', '--trials', '1')!r}))\n")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "bioseqnn: error: tune needs optuna: pip install 'bioseqnn[tune]'"]
+
+
+def test_monitor_sets_the_direction_and_the_pruner_stops_trials_early(cli, data,
+                                                                      tmp_path) -> None:
+    space = {**TINY_SPACE, "training": {**TINY_SPACE["training"], "epochs": 4}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    out = tmp_path / "best.bsnn"
+    r = cli("tune", data["fasta"], data["labels"], "-o", out, "--space",
+            tmp_path / "space.yaml", "--trials", "10", "--monitor", "val_auroc", "--quiet")
+    assert r.code == 0, r.err
+    rows = _table(tmp_path / "best.trials.tsv")
+    complete = [row for row in rows if row["state"] == "complete"]
+    best = max(complete, key=lambda row: (float(row["val_auroc"]), -int(row["trial"])))
+    tune = _manifest(out)["tune"]
+    assert tune["metric"] == "val_auroc" and tune["best_trial"] == int(best["trial"])
+    assert all(row["epochs"] == "4" for row in complete)
+    pruned = [row for row in rows if row["state"] == "pruned"]
+    assert pruned and all(int(row["epochs"]) < 4 for row in pruned)
+    assert tune["pruned"] == len(pruned)
