@@ -239,22 +239,28 @@ def test_two_processes_share_one_journal_file(data, tmp_path) -> None:
     assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
 
 
-def test_ctrl_c_keeps_the_best_model_so_far_and_exits_130(data, tmp_path) -> None:
+@pytest.mark.parametrize(("sig", "code", "said"), [
+    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code,
+                                                      said) -> None:
+    """Ctrl-C exits 130, SIGTERM (a batch system ending the job) 143; either way the best
+    model so far is written and no trial is left 'running' in the study."""
     out = tmp_path / "best.bsnn"
     proc = _subprocess(_tune_args(data, out, "--trials", "500"))
-    first = tmp_path / "best.trials" / "000.bsnn"
+    first = tmp_path / "best.trials" / "001.bsnn"
     deadline = time.monotonic() + 120
     while not first.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert first.exists()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err.decode()
+    assert proc.returncode == code, err.decode()
     assert "Traceback" not in err.decode()
-    assert err.decode().strip().splitlines()[-1] == "bioseqnn: error: interrupted"
+    assert err.decode().strip().splitlines()[-1] == f"bioseqnn: error: {said}"
     tune = _manifest(out)["tune"]
     rows = _table(tmp_path / "best.trials.tsv")
-    assert 1 <= tune["trials"] == len(rows) < 500
+    assert 2 <= tune["trials"] == len(rows) < 500
+    assert "running" not in {row["state"] for row in rows}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]
 
 

@@ -41,7 +41,6 @@ class TuneOutcome:
     """Trials in the study (every process's, every state)."""
     table: Path
     config: Path
-    interrupted: bool = False
 
 
 def _paths(output: Path) -> dict[str, Path]:
@@ -155,10 +154,12 @@ def _trial_lines(monitor: str) -> Callable[[Any, Any], None]:
 
 def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: list[str],
                base: RunConfig, monitor: str, train_inputs: dict[str, Any],
-               folder: Path, quiet_trials: bool) -> Callable[[Any], float]:
+               folder: Path, quiet_trials: bool,
+               running: dict[str, Any]) -> Callable[[Any], float]:
     from ..api import train
 
     def objective(trial: Any) -> float:
+        running["trial"] = trial
         settings = sample(trial, space, facts, families)
         trial.set_user_attr("settings", settings)
         cfg = config_from_dict(json.loads(json.dumps(settings)),
@@ -185,6 +186,9 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
         except (BioseqnnError, RuntimeError) as exc:
             trial.set_user_attr("error", str(exc).splitlines()[0] if str(exc) else
                                 type(exc).__name__)
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("error", "interrupted")
             raise
         finally:
             log.setLevel(previous)
@@ -293,6 +297,8 @@ def tune(
     else:
         created.set_user_attr("monitor", resolved_monitor)
         created.set_user_attr("space", space)
+    if resume and _fail_running(optuna, created, None, None, alone=True):
+        log.warning("trials that a stopped run left running are recorded as failed")
     done = len(created.get_trials(deepcopy=False))
     if done and not join:
         # a resumed study's sampler starts from another seed: the same one would propose
@@ -302,28 +308,49 @@ def tune(
              ", ".join(display_name(v) for v in inputs.values()), facts.task, facts.longest,
              resolved_monitor, direction, ", ".join(families), where)
 
+    running: dict[str, Any] = {}  # the trial this process runs now
     objective = _objective(optuna, space, facts, families, base, resolved_monitor,
-                           train_inputs, paths["trials"], quiet_trials)
-    interrupted = False
+                           train_inputs, paths["trials"], quiet_trials, running)
+    stopped: BaseException | None = None
     started = time.perf_counter()
     try:
         created.optimize(objective, n_trials=trials, timeout=timeout,
                          catch=(BioseqnnError, RuntimeError),
                          callbacks=[_trial_lines(resolved_monitor)])
-    except KeyboardInterrupt:
-        interrupted = True
-        log.warning("interrupted: writing the best model found so far")
+    except Exception:
+        raise
+    except BaseException as exc:  # Ctrl-C or SIGTERM: keep what was found, then stop
+        stopped = exc
+        log.warning("%s: writing the best model found so far", "interrupted" if isinstance(
+            exc, KeyboardInterrupt) else "stopped")
+        _fail_running(optuna, created, running.get("trial"), exc, alone=not join)
     log.info("search took %.1f s", time.perf_counter() - started)
     try:
         result = _write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
     except TrainingError:
-        if interrupted:  # nothing to keep yet: still an interruption (exit 130)
-            raise KeyboardInterrupt from None
+        if stopped is not None:  # nothing to keep yet: still an interruption (exit 130)
+            raise stopped from None
         raise
-    result.interrupted = interrupted
-    if interrupted:
-        raise KeyboardInterrupt
+    if stopped is not None:
+        raise stopped
     return result
+
+
+def _fail_running(optuna: Any, study: Any, trial: Any, exc: BaseException | None,
+                  alone: bool) -> int:
+    """Record as failed the trials a stopped process leaves 'running' in the storage
+    (Optuna records a trial that Ctrl-C stops, not one that SIGTERM stops, nor one
+    stopped while Optuna itself writes). ``alone``: no other process works on the study,
+    so every running trial is a stopped one; otherwise only this process's ``trial``."""
+    why = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+           if exc is not None else "left running by a stopped run")
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    stale = [t for t in running if alone or (trial is not None and t.number == trial.number)]
+    for t in stale:
+        # the reason goes where the table reads it (a finished trial takes no attributes)
+        study._storage.set_trial_user_attr(t._trial_id, "error", why)
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    return len(stale)
 
 
 def _write_results(optuna: Any, study: Any, monitor: str, output: Path,
