@@ -292,3 +292,36 @@ def test_monitor_sets_the_direction_and_the_pruner_stops_trials_early(cli, data,
     pruned = [row for row in rows if row["state"] == "pruned"]
     assert pruned and all(int(row["epochs"]) < 4 for row in pruned)
     assert tune["pruned"] == len(pruned)
+
+
+def test_space_follows_the_data_and_sqlite_holds_the_study(cli, tmp_path) -> None:
+    """DNA regression: rc_augment is searched, class weights are not; a transformer
+    whose max_length is below the longest sequence (50) is left out. The study is in an
+    SQLite database given as --study."""
+    records = (EXAMPLES / "promoters.fasta").read_text().split(">")[1:61]
+    (tmp_path / "p.fasta").write_text("".join(">" + r for r in records))
+    with (EXAMPLES / "promoters.csv").open() as fh:
+        values = dict(row for row in csv.reader(fh))
+    (tmp_path / "p.csv").write_text("id,log2_expression\n" + "".join(
+        f"{r.split()[0]},{values[r.split()[0]]}\n" for r in records))
+    space = {"families": ["gru", "transformer"],
+             "model": {"hidden_size": [4, 8], "max_length": 40, "d_model": 8, "heads": 2,
+                       "ff_size": 8},
+             "training": {"epochs": 1, "threads": 1, "rc_augment": [False, True],
+                          "class_weight": ["none", "balanced"],
+                          "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    db = tmp_path / "tune.db"
+    r = cli("tune", tmp_path / "p.fasta", tmp_path / "p.csv", "-o", tmp_path / "best.bsnn",
+            "--space", tmp_path / "space.yaml", "--trials", "4",
+            "--study", f"sqlite:///{db}")
+    assert r.code == 0, r.err
+    assert "transformer left out" in r.err
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert {row["arch"] for row in rows if "arch" in row} <= {"gru", ""}
+    assert "rc_augment" in rows[0] and "class_weight" not in rows[0]
+    assert not (tmp_path / "best.tune.log").exists()
+    study = optuna.load_study(study_name="bioseqnn-tune", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 4
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE  # val_loss
+    assert _manifest(tmp_path / "best.bsnn")["tune"]["best_trial"] == study.best_trial.number
