@@ -4,11 +4,14 @@ networks, two epochs; the outputs read back as files."""
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -325,3 +328,55 @@ def test_space_follows_the_data_and_sqlite_holds_the_study(cli, tmp_path) -> Non
     assert len(study.trials) == 4
     assert study.direction == optuna.study.StudyDirection.MINIMIZE  # val_loss
     assert _manifest(tmp_path / "best.bsnn")["tune"]["best_trial"] == study.best_trial.number
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A private PostgreSQL server on a Unix socket in a temporary folder, for the
+    module's tests (skipped where PostgreSQL or psycopg2 is not installed). initdb
+    refuses to run as root: there it runs as the 'postgres' user."""
+    pytest.importorskip("psycopg2")
+    found = shutil.which("initdb") or next(iter(sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    if found is None:
+        pytest.skip("PostgreSQL is not installed (initdb not found)")
+    bin_dir = Path(found).resolve().parent
+    # not under pytest's temporary folder, which only root may enter
+    folder = Path(tempfile.mkdtemp(prefix="bioseqnn-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser to start PostgreSQL as postgres")
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data_dir, port = folder / "data", 50000 + os.getpid() % 10000
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust",
+                    "-U", "postgres"], check=True, capture_output=True, timeout=120)
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-w", "-l",
+                    str(folder / "server.log"), "-o",
+                    f"-k {folder} -p {port} -c listen_addresses=''", "start"],
+                   check=True, capture_output=True, timeout=120)
+    try:
+        yield f"postgresql://postgres@/postgres?host={folder}&port={port}"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m",
+                        "fast", "-w", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_processes_share_a_postgresql_study(data, tmp_path, postgres_url) -> None:
+    procs = [_subprocess(_tune_args(data, tmp_path / "best.bsnn", "--trials", "2",
+                                    "--study", postgres_url, "--join"))
+             for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    study = optuna.load_study(study_name="bioseqnn-tune", storage=postgres_url)
+    assert len(study.trials) == 4
+    assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE,
+                                               optuna.trial.TrialState.PRUNED}
+    # a new run on that storage without --resume or --join is refused
+    r = subprocess.run([sys.executable, "-m", "bioseqnn", *_tune_args(
+        data, tmp_path / "best.bsnn", "--trials", "1", "--study", postgres_url)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2 and "a tune study exists in postgresql://..." in r.stderr

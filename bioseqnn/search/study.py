@@ -29,6 +29,7 @@ log = logging.getLogger("bioseqnn")
 
 STUDY_NAME = "bioseqnn-tune"
 INSTALL_HINT = "tune needs optuna: pip install 'bioseqnn[tune]'"
+RDB_ATTEMPTS = 3
 
 
 @dataclasses.dataclass
@@ -63,14 +64,21 @@ def _import_optuna() -> Any:
 def _storage(optuna: Any, study: str | None, journal: Path) -> tuple[Any, str]:
     """An Optuna storage: a database URL as it is, anything else a journal file."""
     if study and "://" in study:
-        try:
-            return optuna.storages.RDBStorage(study), study.split("://", 1)[0] + "://..."
-        except ImportError as exc:
-            raise UsageError(f"--study {study.split('://', 1)[0]}://...: its database driver "
-                             f"is not installed ({exc})") from None
-        except Exception as exc:  # sqlalchemy's errors: a bad URL, a server not reached
-            raise UsageError(f"--study: cannot open the storage: "
-                             f"{str(exc).splitlines()[0]}") from None
+        shown = study.split("://", 1)[0] + "://..."
+        for attempt in range(RDB_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(study), shown
+            except ImportError as exc:
+                raise UsageError(f"--study {shown}: its database driver is not installed "
+                                 f"({exc})") from None
+            except Exception as exc:  # sqlalchemy's errors: a bad URL, no server, a race
+                if attempt + 1 == RDB_ATTEMPTS:
+                    raise UsageError(f"--study {shown}: cannot open the storage: "
+                                     f"{str(exc).splitlines()[0]}") from None
+                # processes that start together on a new database all create Optuna's
+                # tables, and all but one fail on PostgreSQL: the tables exist on the
+                # next attempt
+                time.sleep(1.0 + attempt)
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
     path = Path(study) if study else journal
