@@ -30,6 +30,7 @@ _HOMES = {
     "GenomeOptions": "intervals",
     "ModelConfig": "models",
     "score_variants": "variant_effects",
+    "tune": "search.study", "TuneOutcome": "search.study",
 }
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from .errors import BioseqnnError, DataError, ModelFileError, UsageError
     from .intervals import GenomeOptions
     from .models import ModelConfig
+    from .search.study import TuneOutcome, tune
     from .variant_effects import score_variants
 
 
@@ -79,6 +81,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "TrainOutcome",
+    "TuneOutcome",
     "UsageError",
     "__version__",
     "combine",
@@ -89,4 +92,5 @@ __all__ = [
     "predict",
     "score_variants",
     "train",
+    "tune",
 ]

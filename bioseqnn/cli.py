@@ -822,14 +822,13 @@ def tune(
     base = apply_overrides(RunConfig(), {"training": {
         "val_fraction": val_fraction, "device": device, "threads": threads}, "model": {}})
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    inputs = {"fasta": fasta, "labels": table, "id_column": id_column,
-              "targets": target or None, "sequence_column": sequence_column,
-              "task": task.value if task else None, "alphabet": alphabet.value,
-              "on_invalid": on_invalid.value, "ignore_unmatched": ignore_unmatched,
-              "val_fasta": val_fasta, "val_labels": val_labels}
-    run_tune(inputs, output, space=searched, trials=trials, timeout=budget, seed=seed,
+    run_tune(fasta, table, output, space=searched, trials=trials, timeout=budget, seed=seed,
              monitor=monitor, study=study, resume=resume, join=join,
-             ensemble_top=ensemble_top, base=base, quiet_trials=not debug)
+             ensemble_top=ensemble_top, config=base, id_column=id_column,
+             targets=target or None, sequence_column=sequence_column,
+             task=task.value if task else None, alphabet=alphabet.value,
+             on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
+             val_fasta=val_fasta, val_labels=val_labels, quiet_trials=not debug)
 
 
 class Method(str, Enum):

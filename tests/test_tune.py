@@ -380,3 +380,18 @@ def test_two_processes_share_a_postgresql_study(data, tmp_path, postgres_url) ->
         data, tmp_path / "best.bsnn", "--trials", "1", "--study", postgres_url)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 2 and "a tune study exists in postgresql://..." in r.stderr
+
+
+def test_the_python_api_returns_the_best_trial(data, tmp_path) -> None:
+    import bioseqnn
+
+    outcome = bioseqnn.tune(data["fasta"], data["labels"], tmp_path / "best.bsnn",
+                            trials=2, space=TINY_SPACE, seed=3)
+    tune = _manifest(tmp_path / "best.bsnn")["tune"]
+    assert (outcome.best_trial, outcome.monitor, outcome.trials) == (
+        tune["best_trial"], tune["metric"], 2)
+    assert outcome.value == tune["value"]
+    assert outcome.table == tmp_path / "best.trials.tsv"
+    with pytest.raises(bioseqnn.UsageError, match="model.colour"):
+        bioseqnn.tune(data["fasta"], data["labels"], tmp_path / "x.bsnn", trials=1,
+                      space={"model": {"colour": [1]}})

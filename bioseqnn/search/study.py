@@ -34,6 +34,9 @@ RDB_ATTEMPTS = 3
 
 @dataclasses.dataclass
 class TuneOutcome:
+    """What :func:`tune` wrote: the model file, the best trial's number, the metric and
+    its value, the trials in the study, the trials table and the best config."""
+
     output: Path
     best_trial: int
     monitor: str
@@ -208,31 +211,58 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
 
 
 def tune(
-    train_inputs: dict[str, Any],
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str] | None,
     output: str | os.PathLike[str],
     *,
-    space: dict[str, Any] | None = None,
     trials: int | None = None,
     timeout: float | None = None,
+    space: dict[str, Any] | None = None,
     seed: int = 0,
     monitor: str = "auto",
     study: str | None = None,
     resume: bool = False,
     join: bool = False,
     ensemble_top: int = 1,
-    base: RunConfig | None = None,
+    config: RunConfig | None = None,
+    id_column: str = "id",
+    targets: list[str] | None = None,
+    sequence_column: str | None = None,
+    task: str | None = None,
+    alphabet: str | None = None,
+    on_invalid: str = "error",
+    ignore_unmatched: bool = False,
+    val_fasta: str | os.PathLike[str] | None = None,
+    val_labels: str | os.PathLike[str] | None = None,
     quiet_trials: bool = True,
 ) -> TuneOutcome:
     """Search architectures and settings with Optuna and write the best trial's model.
 
-    ``train_inputs`` are :func:`bioseqnn.train`'s data arguments (``fasta``, ``labels``,
-    ``id_column``, ``val_fasta``, ...). ``trials`` (per call) and ``timeout`` (seconds;
-    no trial starts after it, a running one finishes) bound the search; ``study`` is an
-    Optuna storage URL or a journal file (default: ``NAME.tune.log`` beside ``output``).
-    ``resume`` continues a study that exists; ``join`` creates it or continues it (for
-    several processes on one storage). ``ensemble_top`` K > 1 writes the K best trials'
-    models as one ensemble.
+    The data arguments are :func:`bioseqnn.train`'s; trials are scored on train's
+    validation split (``config.training.val_fraction``) or on ``val_fasta`` and
+    ``val_labels``. ``trials`` (in this call) and ``timeout`` (seconds: no trial starts
+    after it, a running one finishes) bound the search. ``space`` is a search space as
+    ``bioseqnn tune --show-space`` prints it (validated; default: the built-in one).
+    ``study`` is an Optuna storage URL or a journal file (default: ``NAME.tune.log``
+    beside ``output``); ``resume`` continues a study that exists, ``join`` creates it or
+    continues it (for several processes on one storage). ``ensemble_top`` K > 1 writes
+    the K best trials' models as one ensemble. ``config`` supplies the settings the
+    space leaves alone (device, threads, val_fraction, ...). ``quiet_trials`` keeps each
+    trial's own log lines (records, epochs) out of the log.
+
+    Beside ``output`` (``best.bsnn``): ``best.trials/`` (every trial's model and metrics
+    log), ``best.trials.tsv`` (one row per trial) and ``best.yaml`` (the best trial's
+    config, for ``bioseqnn train --config``).
     """
+    from .space import validate_space
+
+    space = validate_space(space) if space is not None else None
+    train_inputs: dict[str, Any] = {"fasta": fasta, "labels": labels, "id_column": id_column,
+                    "targets": targets, "sequence_column": sequence_column, "task": task,
+                    "alphabet": alphabet, "on_invalid": on_invalid,
+                    "ignore_unmatched": ignore_unmatched, "val_fasta": val_fasta,
+                    "val_labels": val_labels}
+    base = config
     optuna = _import_optuna()
     space = space if space is not None else default_space()
     if trials is None and timeout is None:
@@ -247,9 +277,9 @@ def tune(
     if str(output) == "-":
         raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
     paths = _paths(out)
-    shown = {"fasta": "SEQUENCES", "labels": "LABELS", "val_fasta": "--val-fasta",
-             "val_labels": "--val-labels"}
-    inputs = {shown[k]: v for k, v in train_inputs.items() if k in shown and v is not None}
+    named = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
+             "--val-labels": val_labels}
+    inputs = {k: v for k, v in named.items() if v is not None}
     for key in ("table", "config", "journal"):
         check_output_path(paths[key], inputs)
     check_output_path(out, inputs)
