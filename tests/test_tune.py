@@ -395,3 +395,22 @@ def test_the_python_api_returns_the_best_trial(data, tmp_path) -> None:
     with pytest.raises(bioseqnn.UsageError, match="model.colour"):
         bioseqnn.tune(data["fasta"], data["labels"], tmp_path / "x.bsnn", trials=1,
                       space={"model": {"colour": [1]}})
+
+
+def test_per_position_labels_keep_every_position(cli, tmp_path) -> None:
+    """Per-residue labels: convolution pooling would shorten the sequence, so the space's
+    pool sizes are not used and every trial completes."""
+    for name in ("ss_train.fasta", "ss_train_ss3.fasta"):
+        records = (EXAMPLES / name).read_text().split(">")[1:21]
+        (tmp_path / name).write_text("".join(">" + r for r in records))
+    space = {**TINY_SPACE, "families": ["cnn"],
+             "model": {**TINY_SPACE["model"], "pool_sizes": [2, 3]}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    r = cli("tune", tmp_path / "ss_train.fasta", tmp_path / "ss_train_ss3.fasta", "-o",
+            tmp_path / "best.bsnn", "--space", tmp_path / "space.yaml", "--trials", "2",
+            "--quiet")
+    assert r.code == 0, r.err
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert [row["state"] for row in rows] == ["complete", "complete"]
+    assert "pool_size_0" not in rows[0]
+    assert _manifest(tmp_path / "best.bsnn")["model"]["pool_sizes"] == [1]

@@ -266,6 +266,8 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
         for key in CONV_FIELDS:
             default = getattr(ModelConfig(), key)
             entry = model_space.get(key, default[0] if default else 1)
+            if key == "pool_sizes" and facts.task == "per-position":
+                entry = 1  # one output per position: the sequence keeps its length
             model[key] = [_suggest(trial, f"{key[:-1]}_{i}", entry) for i in range(n)]
     for key in info.uses:
         if key in CONV_FIELDS or key == "max_length" or key not in model_space:

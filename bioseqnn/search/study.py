@@ -280,9 +280,11 @@ def tune(
     named = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
              "--val-labels": val_labels}
     inputs = {k: v for k, v in named.items() if v is not None}
-    for key in ("table", "config", "journal"):
-        check_output_path(paths[key], inputs)
-    check_output_path(out, inputs)
+    for written in (out, paths["table"], paths["config"], paths["journal"]):
+        check_output_path(written, inputs)
+    if task == "language-model" or (labels is None and sequence_column is None):
+        raise UsageError("tune searches models of labelled sequences; give a labels table "
+                         "(language models are not tuned yet)")
     base = base or RunConfig()
     base = dataclasses.replace(base, training=dataclasses.replace(
         base.training, seed=seed, monitor=monitor))
