@@ -173,11 +173,6 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
         running["trial"] = trial
         settings = sample(trial, space, facts, families)
         trial.set_user_attr("settings", settings)
-        cfg = config_from_dict(json.loads(json.dumps(settings)),
-                               base=dataclasses.replace(
-                                   base, model=dataclasses.replace(base.model),
-                                   training=dataclasses.replace(base.training)))
-        cfg.training.monitor = monitor
 
         def on_epoch(record: dict[str, Any]) -> None:
             value = float(record[monitor])
@@ -192,6 +187,9 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
         if quiet_trials:  # the trial's own lines (records, model, epochs): one line instead
             log.setLevel(logging.ERROR)
         try:
+            cfg = config_from_dict(json.loads(json.dumps(settings)), base=dataclasses.replace(
+                base, model=dataclasses.replace(base.model),
+                training=dataclasses.replace(base.training, monitor=monitor)))
             outcome = train(**train_inputs, output=name.with_suffix(".bsnn"), config=cfg,
                             log_path=name.with_suffix(".log.tsv"), on_epoch=on_epoch)
         except (BioseqnnError, RuntimeError) as exc:
@@ -205,7 +203,10 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
             log.setLevel(previous)
         trial.set_user_attr("epochs", len(outcome.result.history))
         trial.set_user_attr("model", name.with_suffix(".bsnn").name)
-        return float(outcome.result.best.get(monitor, math.nan))
+        value = float(outcome.result.best.get(monitor, math.nan))
+        if not math.isfinite(value):
+            trial.set_user_attr("error", f"{monitor} was never finite")
+        return value
 
     return objective
 
@@ -257,12 +258,11 @@ def tune(
     from .space import validate_space
 
     space = validate_space(space) if space is not None else None
-    train_inputs: dict[str, Any] = {"fasta": fasta, "labels": labels, "id_column": id_column,
-                    "targets": targets, "sequence_column": sequence_column, "task": task,
-                    "alphabet": alphabet, "on_invalid": on_invalid,
-                    "ignore_unmatched": ignore_unmatched, "val_fasta": val_fasta,
-                    "val_labels": val_labels}
-    base = config
+    train_inputs: dict[str, Any] = {
+        "fasta": fasta, "labels": labels, "id_column": id_column, "targets": targets,
+        "sequence_column": sequence_column, "task": task, "alphabet": alphabet,
+        "on_invalid": on_invalid, "ignore_unmatched": ignore_unmatched,
+        "val_fasta": val_fasta, "val_labels": val_labels}
     optuna = _import_optuna()
     space = space if space is not None else default_space()
     if trials is None and timeout is None:
@@ -285,7 +285,7 @@ def tune(
     if task == "language-model" or (labels is None and sequence_column is None):
         raise UsageError("tune searches models of labelled sequences; give a labels table "
                          "(language models are not tuned yet)")
-    base = base or RunConfig()
+    base = config or RunConfig()
     base = dataclasses.replace(base, training=dataclasses.replace(
         base.training, seed=seed, monitor=monitor))
     paths["trials"].mkdir(parents=True, exist_ok=True)
