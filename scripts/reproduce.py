@@ -389,8 +389,7 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
     outcome.update({
         "config": str(path.relative_to(PACKAGE_CONFIGS.parent.parent)) if path.is_relative_to(
             PACKAGE_CONFIGS.parent.parent) else str(path),
-        "architecture": describe(cfg.model, per_position=row == "secondary_structure") + (
-            f", ensemble of {cfg.training.ensemble}" if cfg.training.ensemble > 1 else ""),
+        "architecture": _architecture(row, cfg, ctx.work),
         "seed": cfg.training.seed,
         **({"seeds": list(range(cfg.training.seed, cfg.training.seed + cfg.training.ensemble))}
            if cfg.training.ensemble > 1 else {}),
@@ -401,6 +400,21 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
         "machine": machine(),
     })
     return outcome
+
+
+def _architecture(row: str, cfg: RunConfig, work: Path) -> str:
+    """The network as trained: the settings a model file of the row records (automatic
+    pool sizes made concrete), else the config's."""
+    from bioseqnn.bundle import read_manifest
+
+    model: dict[str, Any] = cfg.to_dict()["model"]
+    trained = sorted(work.glob("*.bsnn"))
+    if trained:
+        model = read_manifest(trained[0])[0]["model"]
+    members = cfg.training.cv or cfg.training.ensemble
+    what = "cross-validated ensemble" if cfg.training.cv else "ensemble"
+    return describe(model, per_position=row == "secondary_structure") + (
+        f", {what} of {members}" if members > 1 else "")
 
 
 def machine() -> str:
