@@ -9,8 +9,10 @@ import contextlib
 import csv
 import errno
 import gzip
+import importlib
 import io
 import itertools
+import lzma
 import os
 import queue
 import re
@@ -22,12 +24,24 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from .errors import BioseqnnError, DataError, UsageError, shorten
 
 STDIO = "-"
 GZIP_MAGIC = b"\x1f\x8b"
+COMPRESSED = {b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zst"}
+"""Magic bytes of the other compressions read (through xopen), and their formats; gzip
+has its own reader (_Gunzip)."""
+SUFFIXES = {".bz2": "bz2", ".xz": "xz", ".zst": "zst"}
+"""Output names compressed (through xopen) by their suffix, besides .gz."""
+
+
+def _xopen(fileobj: Any, mode: Literal["rb", "wb"], fmt: str) -> IO[bytes]:
+    """bzip2, xz or zstd (de)compression of a file object, by xopen, in this process."""
+    from xopen import xopen
+
+    return xopen(fileobj, mode, threads=0, format=fmt)
 CHUNK = 8192
 """Bytes per read: what io.TextIOWrapper asks its buffer for (its _CHUNK_SIZE)."""
 
@@ -37,7 +51,8 @@ def display_name(path: str | os.PathLike[str]) -> str:
 
 
 def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open a path (or '-') for reading bytes, decompressing gzip found by its magic bytes."""
+    """Open a path (or '-') for reading bytes, decompressing gzip, bzip2, xz or zstd found
+    by their magic bytes."""
     name = display_name(path)
     if str(path) == STDIO:
         raw: IO[bytes] = io.BufferedReader(sys.stdin.buffer.raw, 1 << 20)  # type: ignore[attr-defined,union-attr]
@@ -52,10 +67,48 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
             raise DataError(f"{name}: permission denied") from None
         except OSError as exc:  # a loop of symbolic links, an I/O error
             raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if head == GZIP_MAGIC:
+    head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
+    if head[:2] == GZIP_MAGIC:
         return _Gunzip(raw)  # type: ignore[return-value]
+    for magic, fmt in COMPRESSED.items():
+        if head.startswith(magic):
+            return io.BufferedReader(_Decompressed(_xopen(raw, "rb", fmt), raw), 1 << 20)
     return raw
+
+
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    """zstd's error type (the standard library's from Python 3.14, else the backport
+    that xopen installs), where present."""
+    for module in ("compression.zstd", "backports.zstd"):
+        try:
+            return (importlib.import_module(module).ZstdError,)
+        except (ImportError, AttributeError):
+            continue
+    return ()
+
+
+class _Decompressed(io.RawIOBase):
+    """A decompressing reader that closes the file beneath it too (xopen leaves a file
+    object it was given open)."""
+
+    def __init__(self, inner: IO[bytes], raw: IO[bytes]) -> None:
+        self._inner, self._raw = inner, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._inner.close()
+            finally:
+                self._raw.close()
+        super().close()
 
 
 class _Gunzip(io.BufferedIOBase):
@@ -210,8 +263,12 @@ class _CheckedText(io.TextIOBase):
                 f"{self._name}: line {self.line + 1}: not text (undecodable bytes); "
                 "is this a binary file?"
             ) from None
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise DataError(f"{self._name}: damaged or truncated gzip data ({exc})") from None
+        except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) + _zstd_errors() as exc:
+            raise DataError(f"{self._name}: damaged or truncated compressed data ({exc})"
+                            ) from None
+        except OSError as exc:  # bz2, lzma and zstd report damage as OSError subclasses
+            raise DataError(f"{self._name}: damaged or truncated compressed data "
+                            f"({exc.strerror or exc})") from None
 
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""
@@ -1275,10 +1332,15 @@ class _KeepOpen:
 def _encoded(raw: IO[bytes], name: str, binary: bool, bgzip: bool = False
              ) -> Iterator[IO[Any]]:
     """Wrap a binary sink: gzip when ``name`` ends in .gz (BGZF blocks with ``bgzip``,
-    which tabix and htslib can index), UTF-8 text unless ``binary``."""
+    which tabix and htslib can index), bzip2, xz or zstd for .bz2, .xz, .zst; UTF-8 text
+    unless ``binary``."""
     sink: IO[Any] = raw
     gz: Any = None
-    if name.endswith(".gz") and bgzip:
+    fmt = SUFFIXES.get(os.path.splitext(name)[1].lower())
+    if fmt is not None:
+        gz = _xopen(_KeepOpen(raw), "wb", fmt)
+        sink = gz
+    elif name.endswith(".gz") and bgzip:
         from Bio import bgzf
 
         gz = bgzf.BgzfWriter(fileobj=_KeepOpen(raw))
@@ -1305,7 +1367,8 @@ def atomic_output(path: str | os.PathLike[str], binary: bool = False, bgzip: boo
     """Yield a handle whose content appears at ``path`` only if the block succeeds.
 
     '-' yields stdout (never closed). A name ending in .gz is gzip-compressed (in BGZF
-    blocks with ``bgzip``: binary output only, e.g. a VCF for tabix). A
+    blocks with ``bgzip``: binary output only, e.g. a VCF for tabix), one ending in .bz2,
+    .xz or .zst bzip2-, xz- or zstd-compressed. A
     symbolic link is followed (the file it points to is replaced, the link kept); an
     existing output that is no regular file (/dev/null, a named pipe) is written directly.
     Failing writes (disk full, file too large) raise :class:`DataError` naming the output.
