@@ -72,7 +72,7 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
         return _Gunzip(raw)  # type: ignore[return-value]
     for magic, fmt in COMPRESSED.items():
         if head.startswith(magic):
-            return io.BufferedReader(_Decompressed(_xopen(raw, "rb", fmt), raw), 1 << 20)
+            return io.BufferedReader(_Decompressed(_xopen(raw, "rb", fmt), raw, fmt), 1 << 20)
     return raw
 
 
@@ -87,18 +87,30 @@ def _zstd_errors() -> tuple[type[Exception], ...]:
     return ()
 
 
+class _Damaged(EOFError):
+    """Damaged or truncated bzip2, xz or zstd data (the reader reports it as gzip's)."""
+
+    def __init__(self, packing: str, message: str) -> None:
+        super().__init__(message)
+        self.packing = packing
+
+
 class _Decompressed(io.RawIOBase):
     """A decompressing reader that closes the file beneath it too (xopen leaves a file
     object it was given open)."""
 
-    def __init__(self, inner: IO[bytes], raw: IO[bytes]) -> None:
-        self._inner, self._raw = inner, raw
+    def __init__(self, inner: IO[bytes], raw: IO[bytes], fmt: str) -> None:
+        self._inner, self._raw, self.format = inner, raw, fmt
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._inner.read(len(buffer))
+        try:
+            data = self._inner.read(len(buffer))
+        except (EOFError, OSError, lzma.LZMAError) + _zstd_errors() as exc:
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise _Damaged(self.format, message) from None
         buffer[: len(data)] = data
         return len(data)
 
@@ -263,12 +275,10 @@ class _CheckedText(io.TextIOBase):
                 f"{self._name}: line {self.line + 1}: not text (undecodable bytes); "
                 "is this a binary file?"
             ) from None
-        except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) + _zstd_errors() as exc:
-            raise DataError(f"{self._name}: damaged or truncated compressed data ({exc})"
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            packing = exc.packing if isinstance(exc, _Damaged) else "gzip"
+            raise DataError(f"{self._name}: damaged or truncated {packing} data ({exc})"
                             ) from None
-        except OSError as exc:  # bz2, lzma and zstd report damage as OSError subclasses
-            raise DataError(f"{self._name}: damaged or truncated compressed data "
-                            f"({exc.strerror or exc})") from None
 
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""

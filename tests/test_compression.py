@@ -9,9 +9,8 @@ import lzma
 from pathlib import Path
 
 import pytest
-from xopen import xopen
-
 from conftest import EXAMPLES, run_bioseqnn
+from xopen import xopen
 
 FORMATS = ["bz2", "xz", "zst"]
 
@@ -89,7 +88,7 @@ def test_damaged_compressed_input_is_one_line_and_no_output(
     assert r.code == 1
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"bioseqnn: error: {src}: ") and (
-        "damaged or truncated compressed data" in lines[0]), r.err
+        f"damaged or truncated {fmt} data" in lines[0]), r.err
     assert not out.exists()
 
 
