@@ -124,8 +124,9 @@ def training_overlap(bundle: Bundle, data: SequenceSet, source: str) -> dict[str
                             bundle.train_digest)
     ids = [data.ids[i] for i in np.flatnonzero(seen)]
     if ids:
-        log.warning("%s: %d of %d record(s) (%.1f%%) have the sequence of a training record "
-                    "of the model (e.g. %s): their figures do not measure generalisation",
+        log.warning("%s: %d of %d record(s) (%.1f%%) have the sequence of a record the model "
+                    "was trained or validated on (e.g. %s): their figures do not measure "
+                    "generalisation",
                     source, len(ids), len(data), 100 * len(ids) / max(len(data), 1),
                     ", ".join(map(repr, ids[:3])))
     return {"records": len(ids), "fraction": len(ids) / max(len(data), 1), "ids": ids[:20]}

@@ -104,8 +104,8 @@ def test_train_warns_of_conflicts_and_evaluate_flags_records_seen_in_training(
                            + f"again,{labels[ids[5]]}\n{ids[7]},{labels[ids[7]]}\n")
     r = cli("evaluate", model, test, test_labels, "-o", tmp_path / "e.json")
     assert r.code == 0, r.err
-    assert ("test.fa: 2 of 102 record(s) (2.0%) have the sequence of a training record of the "
-            f"model (e.g. 'again', '{ids[7]}')") in r.err
+    assert ("test.fa: 2 of 102 record(s) (2.0%) have the sequence of a record the model was "
+            f"trained or validated on (e.g. 'again', '{ids[7]}')") in r.err
     doc = json.loads((tmp_path / "e.json").read_text())
     assert doc["seen_in_training"]["records"] == 2
     assert doc["seen_in_training"]["ids"] == ["again", ids[7]]
