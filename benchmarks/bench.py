@@ -287,9 +287,16 @@ def bench_varlen(settings: Settings, tmp: Path) -> None:
                  "(target: at least 90%)")
 
 
+def _train_quietly(*args: Any, **kwargs: Any) -> None:
+    """bioseqnn.api.train with its log (stderr) sent to /dev/null."""
+    from bioseqnn.api import train
+
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        train(*args, **kwargs)
+
+
 def _small_model(tmp: Path, hidden: int, length: int) -> Path:
     """Train a small LSTM model file (one epoch on random data) with the real API."""
-    from bioseqnn.api import train
 
     rng = np.random.default_rng(3)
     fasta = tmp / f"small{hidden}.fa"
@@ -301,8 +308,7 @@ def _small_model(tmp: Path, hidden: int, length: int) -> Path:
     cfg.model.arch, cfg.model.hidden_size = "lstm", hidden
     cfg.training.epochs, cfg.training.device = 1, "cpu"
     out = tmp / f"small{hidden}.bsnn"
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
-        train(fasta, labels, out, cfg)
+    _train_quietly(fasta, labels, out, cfg)
     return out
 
 
@@ -379,7 +385,6 @@ def bench_startup(settings: Settings, tmp: Path) -> None:
 
 def _language_model(tmp: Path, arch: str) -> Path:
     """A small language model file (one epoch on random DNA), trained with the real API."""
-    from bioseqnn.api import train
 
     fasta = tmp / "lm.fa"
     write_fasta(fasta, np.full(128, 200), seed=5)
@@ -388,8 +393,7 @@ def _language_model(tmp: Path, arch: str) -> Path:
     cfg.model.ff_size, cfg.model.layers = 256, 1 if arch == "lstm" else 2
     cfg.training.epochs, cfg.training.device = 1, "cpu"
     out = tmp / f"lm_{arch}.bsnn"
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
-        train(fasta, None, out, cfg, task="language-model")
+    _train_quietly(fasta, None, out, cfg, task="language-model")
     return out
 
 
@@ -464,7 +468,6 @@ def write_series(path: Path, n: int, length: int, channels: int = 6, seed: int =
 
 def _series_model(tmp: Path) -> Path:
     """An LSTM (hidden 128) on 6-channel series, one epoch on random series."""
-    from bioseqnn.api import train
 
     table = tmp / "series_train.tsv"
     write_series(table, 128, 100, seed=3)
@@ -474,8 +477,7 @@ def _series_model(tmp: Path) -> Path:
     cfg.model.arch, cfg.model.hidden_size = "lstm", 128
     cfg.training.epochs, cfg.training.device = 1, "cpu"
     out = tmp / "series.bsnn"
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
-        train(table, labels, out, cfg)
+    _train_quietly(table, labels, out, cfg)
     return out
 
 
@@ -571,7 +573,6 @@ def write_genome_and_vcf(tmp: Path, n: int, chrom_length: int = 5_000_000,
 def _window_model(tmp: Path, width: int) -> Path:
     """A CNN (channels 32,32, kernels 9,5, pooling 4,1) trained one epoch on random
     sequences of ``width`` bases, with the real API."""
-    from bioseqnn.api import train
 
     rng = np.random.default_rng(7)
     fasta = tmp / f"windows{width}.fa"
@@ -584,8 +585,7 @@ def _window_model(tmp: Path, width: int) -> Path:
     cfg.model.dilations, cfg.model.pool_sizes = [1, 1], [4, 1]
     cfg.training.epochs, cfg.training.device = 1, "cpu"
     out = tmp / f"windows{width}.bsnn"
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
-        train(fasta, labels, out, cfg)
+    _train_quietly(fasta, labels, out, cfg)
     return out
 
 

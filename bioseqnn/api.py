@@ -86,7 +86,7 @@ from .seqio import (
     pick_delimiter,
     read_input,
     read_sequences,
-    table_delimiter,
+    write_table,
 )
 from .series import SeriesOptions, SeriesSpec, featurizer, fit_normalisation, input_fields
 from .strands import complement_table
@@ -981,7 +981,7 @@ def predict(
                              "apply")
         scores = score_rows(bundle, _or_fasta(records, sequences), source, batch_size, dev,
                             on_invalid, stats, max_tokens=max_tokens or None)
-        _write_rows(output, score_columns(), scores)
+        write_table(output, score_columns(), scores)
         return stats
     if bundle.task.kind == "per-position":
         if rc_average:
@@ -999,7 +999,7 @@ def predict(
         bundle, sequences, on_invalid, id_column)
     rows = predict_rows(bundle, inputs, source, batch_size, dev, on_invalid,
                         stats, rc_average=rc_average, max_tokens=max_tokens or None)
-    _write_rows(output, output_header(bundle), rows)
+    write_table(output, output_header(bundle), rows)
     return stats
 
 
@@ -1007,23 +1007,6 @@ def _or_fasta(records: Iterable[Record] | None, sequences: str | os.PathLike[str
               ) -> Iterable[Record]:
     """The records made elsewhere (genome intervals), else those of a FASTA/FASTQ."""
     return records if records is not None else read_sequences(sequences)
-
-
-def _write_rows(output: str | os.PathLike[str], header: list[str],
-                rows: Iterable[list[str]]) -> None:
-    """A header and rows as TSV (CSV for a .csv name), written atomically.
-
-    The first row is made before anything is written, so an input refused at its first
-    chunk (wrong alphabet, an invalid symbol, no records) leaves stdout empty too."""
-    rows = iter(rows)
-    first = next(rows, None)
-    with atomic_output(output) as fh:
-        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
-        writer.writerow(header)
-        if first is not None:
-            writer.writerow(first)
-        for row in rows:
-            writer.writerow(row)
 
 
 def generate(

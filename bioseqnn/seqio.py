@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -1435,3 +1435,19 @@ def _remove(path: str) -> None:
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_output(path, binary=True) as fh:
         fh.write(data)
+
+
+def write_table(output: str | os.PathLike[str], header: list[str],
+                rows: Iterable[list[str]]) -> None:
+    """A header and rows as TSV (CSV for a .csv name), written atomically.
+
+    The first row is made before anything is written, so an input refused at its first
+    chunk (wrong alphabet, an invalid symbol, no records) leaves stdout empty too."""
+    rows = iter(rows)
+    first = next(rows, None)
+    with atomic_output(output) as fh:
+        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
+        writer.writerow(header)
+        if first is not None:
+            writer.writerow(first)
+        writer.writerows(rows)

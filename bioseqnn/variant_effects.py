@@ -27,7 +27,6 @@ for probabilities near 0 and 1; for regression alt - ref.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import logging
 import os
@@ -51,7 +50,7 @@ from .intervals import GenomeOptions, model_window
 from .models.base import check_lengths, combine_members
 from .predict import BatchLimit, check_first_chunk, infer, resolve_device
 from .runtime import configure_threads
-from .seqio import STDIO, Record, atomic_output, check_output_path, display_name, table_delimiter
+from .seqio import STDIO, Record, atomic_output, check_output_path, display_name, write_table
 from .series import featurizer
 from .strands import complement_table, reverse_complement_set
 from .structure import with_structure
@@ -157,7 +156,7 @@ def score_variants(
         if kind == "vcf":
             _write_vcf(output, header, _vcf_lines(entries, names, bundle.task))
         else:
-            _write_table(output, table_header(names), _table_rows(entries))
+            write_table(output, table_header(names), _table_rows(entries))
     stats.seconds = time.perf_counter() - started
     _report(stats, source, reference, on_mismatch)
     return stats
@@ -484,20 +483,6 @@ def _table_rows(entries: Iterable[tuple[_Entry, np.ndarray, np.ndarray]]
             yield [entry.chrom, str(entry.pos), entry.id, entry.ref, alt,
                    *map(_fmt, values[0]), *map(_fmt, values[k]),
                    *map(_fmt, effects[k] - effects[0])]
-
-
-def _write_table(output: str | os.PathLike[str], header: list[str],
-                 rows: Iterable[list[str]]) -> None:
-    """Header and rows, written atomically; the first row is made before anything is
-    written, so a run that fails on its first chunk leaves stdout empty."""
-    rows = iter(rows)
-    first = next(rows, None)
-    with atomic_output(output) as fh:
-        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
-        writer.writerow(header)
-        if first is not None:
-            writer.writerow(first)
-        writer.writerows(rows)
 
 
 def info_keys(names: list[str]) -> list[str]:
