@@ -755,7 +755,7 @@ def tune(
         "--trials", min=1, help="Run this many trials (in this process).")] = None,
     time_budget: Annotated[str | None, typer.Option(
         "--time", metavar="DURATION", help="Start no trial after this long (90s, 30m, 2h); "
-        "a running trial finishes.")] = None,
+        "a running trial stops after its current epoch, keeping its best epoch.")] = None,
     space: Annotated[str | None, typer.Option(
         "--space", metavar="YAML", help="Search space file (start from --show-space): "
         "ranges, choices, fixed values, families.")] = None,
@@ -797,6 +797,7 @@ def tune(
     val_fraction: Annotated[float | None, typer.Option(
         parser=finite, help="Fraction held out for validation."
         + _default("training", "val_fraction"))] = None,
+    position_mask: PositionMask = None,
     device: Annotated[str | None, typer.Option(
         help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     threads: Annotated[int | None, typer.Option(
@@ -828,7 +829,8 @@ def tune(
              targets=target or None, sequence_column=sequence_column,
              task=task.value if task else None, alphabet=alphabet.value,
              on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
-             val_fasta=val_fasta, val_labels=val_labels, quiet_trials=not debug)
+             val_fasta=val_fasta, val_labels=val_labels, position_mask=position_mask,
+             quiet_trials=not debug)
 
 
 class Method(str, Enum):

@@ -48,6 +48,11 @@ class Reporter(Protocol):
     def finish(self) -> None: ...
 
 
+class StopTraining(Exception):  # noqa: N818 (a request, not an error)
+    """Raised by an ``on_epoch`` callback to end training after that epoch, as early
+    stopping does: the best epoch's weights are kept (tune's time budget uses it)."""
+
+
 class SilentReporter:
     def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
         pass
@@ -620,8 +625,12 @@ def fit(
         record = from_main(record, ranks)  # the same decisions on every rank
         result.history.append(record)
         reporter.epoch(record)
+        stop_request = ""
         if on_epoch is not None:
-            on_epoch(record)
+            try:
+                on_epoch(record)
+            except StopTraining as stop:
+                stop_request = str(stop) or "on request"
         value = float(record[monitor])
         if improved(value, best_value, monitor):
             best_value = value
@@ -636,6 +645,10 @@ def fit(
                 result.stopped_early = done = True
                 log.info("early stopping at epoch %d: no better %s for %d epochs "
                          "(best epoch %d)", epoch, monitor, waited, result.best_epoch)
+        if stop_request and not done and epoch < cfg.epochs:
+            result.stopped_early = done = True
+            log.info("stopped at epoch %d: %s (best epoch %d)", epoch, stop_request,
+                     result.best_epoch)
         schedule.step_epoch(value)
         done = done or epoch == cfg.epochs
         if cfg.checkpoint_dir and ranks.main:

@@ -174,6 +174,12 @@ class Context:
     reuse: bool = False
     """Score a model already in the work folder (from a validation-only run of the same
     config) instead of training it again."""
+    fit: Callable[..., dict[str, Any]] | None = None
+    """Make the model another way (scripts/tune_table.py: a search): called as
+    ``fit(train, model, cfg, val=..., targets=..., task=..., mask=...)``, it writes the
+    model file and returns its manifest."""
+    first_fold: bool = False
+    """Cross-validated rows: run the first of the five folds only."""
 
     def config(self, row: str) -> tuple[RunConfig, Path]:
         path = self.configs / f"{row}.yaml"
@@ -209,6 +215,8 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
     if ctx.reuse and model.exists():
         log.info("%s: scoring the model trained before (%s)", name, model)
         manifest = read_manifest(model)[0]
+    elif ctx.fit is not None:
+        manifest = ctx.fit(train, model, cfg, val=val, targets=targets, task=task, mask=mask)
     else:
         manifest = run_train(train[0], train[1], model, cfg, targets=targets, task=task,
                              val_fasta=val[0] if val else None,
@@ -313,7 +321,7 @@ def _cv_row(ctx: Context, row: str, label: str) -> dict[str, Any]:
     seqs = read_fasta(src / "peptides.fasta")
     folds = stratified_folds([r[label] for r in rows], 5, cfg.training.seed)
     acc, mcc, seconds = [], [], 0.0
-    for k in range(5):
+    for k in range(1 if ctx.first_fold else 5):
         train_rows = ctx.cap([r for r, f in zip(rows, folds, strict=True) if f != k])
         test_rows = [r for r, f in zip(rows, folds, strict=True) if f == k]
         train = write_part(ctx.work, f"{row}_fold{k}_train", seqs, header, train_rows)
@@ -323,6 +331,9 @@ def _cv_row(ctx: Context, row: str, label: str) -> dict[str, Any]:
         mcc.append(scores["mcc"])
         seconds += info["seconds"]
         log.info("%s fold %d: accuracy %.4f, mcc %.4f", row, k + 1, acc[-1], mcc[-1])
+    if ctx.first_fold:
+        return {"results": {"fold 1 accuracy": acc[0], "fold 1 MCC": mcc[0]},
+                "folds": {"accuracy": acc, "mcc": mcc}, "seconds": seconds}
     return {"results": {"5-fold CV accuracy": float(np.mean(acc)),
                         "5-fold CV accuracy sd": float(np.std(acc)),
                         "5-fold CV MCC": float(np.mean(mcc)),

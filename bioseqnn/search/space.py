@@ -13,7 +13,9 @@ convolution settings (channels, kernel_sizes, dilations, pool_sizes) describe on
 each layer picks its own, and ``conv_layers`` sets how many layers there are. A setting
 is only sampled for a family that reads it (config.ARCHITECTURES), ``bidirectional``
 only for the plain recurrent families, ``class_weight`` only for classes and
-``rc_augment`` only for DNA/RNA. Nothing here imports torch or optuna.
+``rc_augment`` only for DNA/RNA, ``structure`` (RNA secondary structure as input
+channels) only for DNA/RNA labelled records and only where ViennaRNA is installed.
+Nothing here imports torch or optuna.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..config import (
     CONV_FIELDS,
     POOLINGS,
     SCHEDULES,
+    STRUCTURE_KINDS,
     ModelConfig,
     TrainConfig,
     check_value,
@@ -62,6 +65,7 @@ DEFAULT_SPACE: dict[str, Any] = {
         "schedule": ["none", "plateau", "cosine", "onecycle"],
         "class_weight": ["none", "balanced"],
         "rc_augment": [False, True],
+        "structure": ["none", "mfe"],
         "epochs": 30,
         "patience": 5,
     },
@@ -79,9 +83,9 @@ _NOT_IN_SPACE = {
     "checkpoint_dir": "tune keeps every trial's model instead",
 }
 # settings that may be set but not searched: every trial must read the same data alike
-_FIXED_ONLY = ("val_fraction", "device", "threads", "structure", "precision", "max_tokens",
+_FIXED_ONLY = ("val_fraction", "device", "threads", "precision", "max_tokens",
                "rc_average", "max_length")
-_CHOICES = {"pooling": POOLINGS, "schedule": SCHEDULES}
+_CHOICES = {"pooling": POOLINGS, "schedule": SCHEDULES, "structure": STRUCTURE_KINDS}
 _HINTS = {"model": typing.get_type_hints(ModelConfig),
           "training": typing.get_type_hints(TrainConfig)}
 _EXTRA = {"model": {"conv_layers": int}, "training": {}}
@@ -239,6 +243,10 @@ class DataFacts:
     task: str
     strands: bool
     longest: int
+    nucleic: bool = False
+    """DNA or RNA labelled records (RNA structure channels apply)."""
+    folding: bool = False
+    """ViennaRNA is installed (``--structure`` can be searched)."""
 
 
 CLASS_TASKS = ("binary", "multiclass", "multilabel")
@@ -292,6 +300,9 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
             continue
         if key in ("rc_augment", "rc_average") and not facts.strands:
             continue
+        if key == "structure" and isinstance(spec, list) and not (
+                facts.nucleic and facts.folding):
+            continue  # searched only where it can be computed
         training[key] = _suggest(trial, key, spec)
     return {"model": model, "training": training}
 

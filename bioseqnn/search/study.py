@@ -10,6 +10,7 @@ Where things go, for ``-o best.bsnn``: the study's journal ``best.tune.log`` (un
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import math
@@ -168,6 +169,7 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
                folder: Path, quiet_trials: bool,
                running: dict[str, Any]) -> Callable[[Any], float]:
     from ..api import train
+    from ..train import StopTraining
 
     def objective(trial: Any) -> float:
         running["trial"] = trial
@@ -181,6 +183,13 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
                 trial.report(value, record["epoch"])
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
+            deadline = running.get("deadline")
+            if deadline is not None and time.monotonic() >= deadline:
+                # --time is a wall-clock budget: the trial running at its end stops after
+                # this epoch and keeps its best epoch so far, like early stopping
+                trial.set_user_attr("note", f"stopped by --time after epoch "
+                                            f"{record['epoch']}")
+                raise StopTraining("the --time budget is spent")
 
         name = folder / f"{trial.number:03d}"
         previous = log.level
@@ -235,14 +244,17 @@ def tune(
     ignore_unmatched: bool = False,
     val_fasta: str | os.PathLike[str] | None = None,
     val_labels: str | os.PathLike[str] | None = None,
+    position_mask: str | os.PathLike[str] | None = None,
     quiet_trials: bool = True,
 ) -> TuneOutcome:
     """Search architectures and settings with Optuna and write the best trial's model.
 
     The data arguments are :func:`bioseqnn.train`'s; trials are scored on train's
     validation split (``config.training.val_fraction``) or on ``val_fasta`` and
-    ``val_labels``. ``trials`` (in this call) and ``timeout`` (seconds: no trial starts
-    after it, a running one finishes) bound the search. ``space`` is a search space as
+    ``val_labels``; ``position_mask`` (per-position tasks: a 0/1 FASTA) leaves positions
+    out of every trial's loss and metrics, as in train. ``trials`` (in this call) and ``timeout`` (seconds: no trial starts
+    after it, and a running one stops after its current epoch keeping its best epoch so
+    far) bound the search. ``space`` is a search space as
     ``bioseqnn tune --show-space`` prints it (validated; default: the built-in one).
     ``study`` is an Optuna storage URL or a journal file (default: ``NAME.tune.log``
     beside ``output``); ``resume`` continues a study that exists, ``join`` creates it or
@@ -262,7 +274,7 @@ def tune(
         "fasta": fasta, "labels": labels, "id_column": id_column, "targets": targets,
         "sequence_column": sequence_column, "task": task, "alphabet": alphabet,
         "on_invalid": on_invalid, "ignore_unmatched": ignore_unmatched,
-        "val_fasta": val_fasta, "val_labels": val_labels}
+        "val_fasta": val_fasta, "val_labels": val_labels, "position_mask": position_mask}
     optuna = _import_optuna()
     space = space if space is not None else default_space()
     if trials is None and timeout is None:
@@ -278,7 +290,7 @@ def tune(
         raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
     paths = _paths(out)
     named = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
-             "--val-labels": val_labels}
+             "--val-labels": val_labels, "--position-mask": position_mask}
     inputs = {k: v for k, v in named.items() if v is not None}
     for written in (out, paths["table"], paths["config"], paths["journal"]):
         check_output_path(written, inputs)
@@ -292,7 +304,8 @@ def tune(
 
     facts_found = _probe(train_inputs, base, paths["trials"] / "probe.bsnn")
     facts = DataFacts(facts_found["task"], bool(facts_found["strands"]),
-                      int(facts_found["longest"]))
+                      int(facts_found["longest"]), nucleic=bool(facts_found["strands"]),
+                      folding=importlib.util.find_spec("RNA") is not None)
     resolved_monitor = facts_found["monitor"]
     families = families_for(space, facts)
     if not families:
@@ -348,7 +361,9 @@ def tune(
              ", ".join(display_name(v) for v in inputs.values()), facts.task, facts.longest,
              resolved_monitor, direction, ", ".join(families), where)
 
-    running: dict[str, Any] = {}  # the trial this process runs now
+    # the trial this process runs now, and when the --time budget ends
+    running: dict[str, Any] = {"deadline": None if timeout is None else
+                               time.monotonic() + timeout}
     objective = _objective(optuna, space, facts, families, base, resolved_monitor,
                            train_inputs, paths["trials"], quiet_trials, running)
     stopped: BaseException | None = None
@@ -465,5 +480,5 @@ def _write_table(trials: list[Any], monitor: str, path: Path) -> None:
             seconds = t.duration.total_seconds() if t.duration else None
             cells = [t.number, t.state.name.lower(), t.value, seconds,
                      t.user_attrs.get("epochs"), *(t.params.get(p) for p in params),
-                     t.user_attrs.get("error", "")]
+                     t.user_attrs.get("error") or t.user_attrs.get("note", "")]
             fh.write("\t".join(_cell(c) for c in cells) + "\n")
