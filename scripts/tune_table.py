@@ -28,8 +28,8 @@ from typing import Any
 
 from reproduce import PUBLISHED, ROWS, Context, check_dataset, machine, run_row
 
-from bioseqnn.config import RunConfig, dump_yaml
 from bioseqnn.cli import parse_duration
+from bioseqnn.config import RunConfig, dump_yaml
 from bioseqnn.seqio import atomic_output
 
 log = logging.getLogger("bioseqnn")

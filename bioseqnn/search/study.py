@@ -252,9 +252,10 @@ def tune(
     The data arguments are :func:`bioseqnn.train`'s; trials are scored on train's
     validation split (``config.training.val_fraction``) or on ``val_fasta`` and
     ``val_labels``; ``position_mask`` (per-position tasks: a 0/1 FASTA) leaves positions
-    out of every trial's loss and metrics, as in train. ``trials`` (in this call) and ``timeout`` (seconds: no trial starts
-    after it, and a running one stops after its current epoch keeping its best epoch so
-    far) bound the search. ``space`` is a search space as
+    out of every trial's loss and metrics, as in train. ``trials`` (in this call) and
+    ``timeout`` (seconds: no trial starts after it, and a running one stops after its
+    current epoch keeping its best epoch so far) bound the search. ``space`` is a search
+    space as
     ``bioseqnn tune --show-space`` prints it (validated; default: the built-in one).
     ``study`` is an Optuna storage URL or a journal file (default: ``NAME.tune.log``
     beside ``output``); ``resume`` continues a study that exists, ``join`` creates it or
