@@ -414,3 +414,57 @@ def test_per_position_labels_keep_every_position(cli, tmp_path) -> None:
     assert [row["state"] for row in rows] == ["complete", "complete"]
     assert "pool_size_0" not in rows[0]
     assert _manifest(tmp_path / "best.bsnn")["model"]["pool_sizes"] == [1]
+
+
+def test_time_budget_stops_the_running_trial_after_an_epoch(cli, data, tmp_path) -> None:
+    """--time bounds the running trial too: with a 2-second budget and trials of 400
+    epochs (no early stopping), the first trial stops after an epoch past the budget,
+    keeps its best epoch and is the best model; the table notes why it stopped."""
+    space = {**TINY_SPACE, "families": ["cnn"],
+             "training": {**TINY_SPACE["training"], "epochs": 400, "patience": 0}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    r = cli("tune", data["fasta"], data["labels"], "-o", tmp_path / "best.bsnn",
+            "--space", tmp_path / "space.yaml", "--time", "2s")
+    assert r.code == 0, r.err
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert len(rows) == 1 and rows[0]["state"] == "complete"
+    epochs = int(rows[0]["epochs"])
+    assert 1 <= epochs < 400
+    assert rows[0]["note"] == f"stopped by --time after epoch {epochs}"
+    metrics = _manifest(tmp_path / "best.bsnn")["metrics"]
+    assert metrics["epochs_run"] == epochs and metrics["stopped_early"] is True
+    assert 1 <= metrics["best_epoch"] <= epochs
+
+
+@pytest.mark.parametrize("records, searched", [("promoters", True), ("hemolytic", False)])
+def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, records,
+                                                       searched) -> None:
+    """training.structure is a parameter for DNA/RNA records (folded by ViennaRNA), and
+    left out for proteins even when the space lists it."""
+    pytest.importorskip("RNA")
+    if records == "hemolytic":  # both classes: the module's peptides
+        shutil.copy(data["fasta"], tmp_path / "s.fasta")
+        shutil.copy(data["labels"], tmp_path / "s.csv")
+    else:
+        fasta = (EXAMPLES / f"{records}.fasta").read_text().split(">")[1:41]
+        (tmp_path / "s.fasta").write_text("".join(">" + r for r in fasta))
+        with (EXAMPLES / f"{records}.csv").open() as fh:
+            rows = list(csv.reader(fh))
+        values = dict(rows[1:])
+        (tmp_path / "s.csv").write_text(f"id,{rows[0][1]}\n" + "".join(
+            f"{r.split()[0]},{values[r.split()[0]]}\n" for r in fasta))
+    space = {**TINY_SPACE, "families": ["cnn"],
+             "training": {**TINY_SPACE["training"], "epochs": 1,
+                          "structure": ["none", "mfe"]}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    r = cli("tune", tmp_path / "s.fasta", tmp_path / "s.csv", "-o", tmp_path / "best.bsnn",
+            "--space", tmp_path / "space.yaml", "--trials", "4", "--seed", "2")
+    assert r.code == 0, r.err
+    table = _table(tmp_path / "best.trials.tsv")
+    assert [row["state"] for row in table] == ["complete"] * 4
+    assert ("structure" in table[0]) is searched
+    if searched:
+        assert {row["structure"] for row in table} == {"none", "mfe"}
+        best = min(table, key=lambda row: float(row["val_loss"]))
+        model = _manifest(tmp_path / "best.bsnn")
+        assert model["training"]["structure"] == best["structure"]
