@@ -752,7 +752,8 @@ def tune(
         "trial's model), NAME.trials.tsv, NAME.yaml (the best config) and NAME.tune.log "
         "(the study).")] = "best.bsnn",
     trials: Annotated[int | None, typer.Option(
-        "--trials", min=1, help="Run this many trials (in this process).")] = None,
+        "--trials", min=0, help="Run this many trials (in this process); 0 with --resume "
+        "writes the outputs from the study.")] = None,
     time_budget: Annotated[str | None, typer.Option(
         "--time", metavar="DURATION", help="Start no trial after this long (90s, 30m, 2h); "
         "a running trial stops after its current epoch, keeping its best epoch.")] = None,
@@ -798,6 +799,9 @@ def tune(
         parser=finite, help="Fraction held out for validation."
         + _default("training", "val_fraction"))] = None,
     position_mask: PositionMask = None,
+    plots: Annotated[str | None, typer.Option(
+        "--plots", metavar="DIR", help="Write the optimisation history and the parameter "
+        "importances here (needs bioseqnn[plots]).")] = None,
     device: Annotated[str | None, typer.Option(
         help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     threads: Annotated[int | None, typer.Option(
@@ -830,7 +834,7 @@ def tune(
              task=task.value if task else None, alphabet=alphabet.value,
              on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
              val_fasta=val_fasta, val_labels=val_labels, position_mask=position_mask,
-             quiet_trials=not debug)
+             plots=plots, quiet_trials=not debug)
 
 
 class Method(str, Enum):

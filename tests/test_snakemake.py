@@ -83,3 +83,31 @@ def test_workflow_trains_ensemble_members_as_parallel_jobs(tmp_path: Path) -> No
     assert len(rows) == 1 + 260 and rows[0].startswith("id\tpredicted\t")
     assert sorted(p.name for p in (results / "logs").glob("train_metrics_*.tsv")) == [
         "train_metrics_0.tsv", "train_metrics_1.tsv"]
+
+
+def test_tune_workers_share_one_study_and_the_best_model_predicts(tmp_path: Path) -> None:
+    """tune_workers=2: two parallel 'tune --join' jobs of two trials each on one journal
+    study, then the best model of all four trials is the workflow's model."""
+    space = tmp_path / "space.yaml"
+    space.write_text("families: [cnn]\nmodel: {conv_layers: 1, channels: [8, 16], "
+                     "kernel_sizes: [3, 5], dilations: 1, pool_sizes: 1}\n"
+                     "training: {epochs: 2, lr: {low: 0.001, high: 0.01, log: true}}\n")
+    run = snakemake(tmp_path / "run", "tune_workers=2", "tune_trials=2",
+                    f"tune_args=--space {space} --quiet")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tmp_path / "run" / "results"
+    optuna = pytest.importorskip("optuna")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="bioseqnn-tune", storage=JournalStorage(
+        JournalFileBackend(str(results / "tune" / "search.journal"))))
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+    from bioseqnn.bundle import read_manifest
+
+    summary = read_manifest(results / "model.bsnn")[0]["tune"]
+    assert summary["trials"] == 4 and summary["best_trial"] == study.best_trial.number
+    rows = (results / "predictions.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 260  # every test record predicted by the tuned model

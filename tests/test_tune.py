@@ -158,6 +158,16 @@ def test_budget_is_required_and_time_parses(cli, data, tmp_path) -> None:
     r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--time", "1s", "--quiet"))
     assert r.code == 0, r.err
     assert len(_table(tmp_path / "best.trials.tsv")) >= 1
+    r = cli(*_tune_args(data, tmp_path / "other.bsnn", "--trials", "0"))
+    assert r.code == 2 and "0 only with --resume" in r.err
+    # --resume --trials 0: the outputs again from the study, no trial run
+    (tmp_path / "best.bsnn").unlink()
+    table = (tmp_path / "best.trials.tsv").read_text()
+    r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--resume", "--trials", "0", "--quiet"))
+    assert r.code == 0, r.err
+    assert (tmp_path / "best.trials.tsv").read_text() == table
+    assert _manifest(tmp_path / "best.bsnn")["tune"]["trials"] == len(_table(
+        tmp_path / "best.trials.tsv"))
 
 
 def test_resume_adds_trials_and_an_existing_study_needs_it(cli, data, tmp_path) -> None:
@@ -468,3 +478,14 @@ def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, reco
         best = min(table, key=lambda row: float(row["val_loss"]))
         model = _manifest(tmp_path / "best.bsnn")
         assert model["training"]["structure"] == best["structure"]
+
+
+def test_plots_draw_the_history_and_the_importances(cli, data, tmp_path) -> None:
+    """--plots DIR: the optimisation history and the parameter importances, as PNG."""
+    pytest.importorskip("matplotlib")
+    r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--trials", "5", "--seed", "4",
+                        "--plots", tmp_path / "figs"))
+    assert r.code == 0, r.err
+    for name in ("optimisation_history.png", "param_importances.png"):
+        assert (tmp_path / "figs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"wrote {tmp_path / 'figs' / name}" in r.err

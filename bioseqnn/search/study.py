@@ -245,6 +245,7 @@ def tune(
     val_fasta: str | os.PathLike[str] | None = None,
     val_labels: str | os.PathLike[str] | None = None,
     position_mask: str | os.PathLike[str] | None = None,
+    plots: str | os.PathLike[str] | None = None,
     quiet_trials: bool = True,
 ) -> TuneOutcome:
     """Search architectures and settings with Optuna and write the best trial's model.
@@ -254,7 +255,8 @@ def tune(
     ``val_labels``; ``position_mask`` (per-position tasks: a 0/1 FASTA) leaves positions
     out of every trial's loss and metrics, as in train. ``trials`` (in this call) and
     ``timeout`` (seconds: no trial starts after it, and a running one stops after its
-    current epoch keeping its best epoch so far) bound the search. ``space`` is a search
+    current epoch keeping its best epoch so far) bound the search; ``trials=0`` with
+    ``resume`` runs none and writes the outputs from the study. ``space`` is a search
     space as
     ``bioseqnn tune --show-space`` prints it (validated; default: the built-in one).
     ``study`` is an Optuna storage URL or a journal file (default: ``NAME.tune.log``
@@ -280,8 +282,11 @@ def tune(
     space = space if space is not None else default_space()
     if trials is None and timeout is None:
         raise UsageError("give a budget: --trials N or --time 30m")
-    if trials is not None and trials < 1:
-        raise UsageError("--trials must be at least 1")
+    if trials is not None and trials < (0 if resume else 1):
+        # --resume --trials 0: no trial, the outputs written again from the whole study
+        # (after parallel workers, from whichever machine)
+        raise UsageError("--trials must be at least 1 (0 only with --resume, to write the "
+                         "outputs from the study)")
     if ensemble_top < 1:
         raise UsageError("--ensemble-top must be at least 1")
     if resume and join:
@@ -298,6 +303,11 @@ def tune(
     if task == "language-model" or (labels is None and sequence_column is None):
         raise UsageError("tune searches models of labelled sequences; give a labels table "
                          "(language models are not tuned yet)")
+    plot_folder = None
+    if plots is not None:
+        from ..plots import plot_dir
+
+        plot_folder = plot_dir(plots)  # matplotlib checked before the search
     base = config or RunConfig()
     base = dataclasses.replace(base, training=dataclasses.replace(
         base.training, seed=seed, monitor=monitor))
@@ -387,6 +397,11 @@ def tune(
         if stopped is not None:  # nothing to keep yet: still an interruption (exit 130)
             raise stopped from None
         raise
+    if plot_folder is not None:
+        from .figures import plot_search
+
+        for path in plot_search(optuna, created, resolved_monitor, plot_folder):
+            log.info("wrote %s", path)
     if stopped is not None:
         raise stopped
     return result
