@@ -52,7 +52,8 @@ def _history(optuna: Any, trials: list[Any], monitor: str, path: Path) -> Path:
         reached = [_last_value(t) for t in pruned]
         shown = [(t.number, v) for t, v in zip(pruned, reached, strict=True) if v is not None]
         if shown:
-            ax.scatter(*zip(*shown, strict=True), s=12, marker="x", color="0.55",
+            ax.scatter([n for n, _ in shown], [v for _, v in shown], s=12, marker="x",
+                       color="0.55",
                        label="pruned (last epoch)", zorder=1)
         failed = sum(t.state == state.FAIL for t in trials)
         ax.set_xlabel("trial")
