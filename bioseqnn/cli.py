@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import time
 import traceback
 from enum import Enum
 from typing import Annotated, Any
@@ -824,6 +825,7 @@ def tune(
     from .config import RunConfig, apply_overrides
     from .search.study import tune as run_tune
 
+    progress = _search_bar() if stderr.is_terminal and not quiet else None
     base = apply_overrides(RunConfig(), {"training": {
         "val_fraction": val_fraction, "device": device, "threads": threads}, "model": {}})
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -834,7 +836,58 @@ def tune(
              task=task.value if task else None, alphabet=alphabet.value,
              on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
              val_fasta=val_fasta, val_labels=val_labels, position_mask=position_mask,
-             plots=plots, quiet_trials=not debug)
+             plots=plots, quiet_trials=not debug, progress=progress)
+
+
+def _search_bar() -> Any:
+    """tune's progress on a terminal: a live bar (trials done of --trials, or the time
+    spent of --time) with the best value so far; the trial lines print above it."""
+    from .search.study import SearchProgress
+
+    class SearchBar(SearchProgress):
+        def __init__(self) -> None:
+            self.progress: Progress | None = None
+            self.started = 0.0
+            self.timeout: float | None = None
+            self.trials: int | None = None
+
+        def start(self, trials: int | None, timeout: float | None) -> None:
+            self.trials, self.timeout, self.started = trials, timeout, time.monotonic()
+            self.progress = Progress(
+                TextColumn("search: {task.fields[done]} trial(s), best {task.fields[best]}"),
+                BarColumn(), TimeElapsedColumn(), console=stderr, transient=True)
+            self.progress.start()
+            total = float(trials) if trials is not None else timeout
+            self.task = self.progress.add_task("tune", total=total, done=0, best="-")
+
+        def _advance(self, done: int | None = None) -> None:
+            assert self.progress is not None
+            if self.trials is not None and done is not None:
+                self.progress.update(self.task, completed=min(done, self.trials))
+            elif self.trials is None and self.timeout is not None:
+                self.progress.update(self.task, completed=min(
+                    time.monotonic() - self.started, self.timeout))
+
+        def tick(self) -> None:
+            if self.progress is not None:
+                self._advance()
+
+        def trial(self, line: str, done: int, best: float | None) -> None:
+            if self.progress is None:
+                super().trial(line, done, best)
+                return
+            self.progress.console.print(f"bioseqnn: {line}", markup=False,
+                                        highlight=False)
+            self.progress.update(self.task, done=done,
+                                 best="-" if best is None else f"{best:.4f}")
+            self._advance(done)
+
+        def finish(self) -> None:
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+
+    return SearchBar()
 
 
 class Method(str, Enum):

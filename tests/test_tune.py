@@ -489,3 +489,36 @@ def test_plots_draw_the_history_and_the_importances(cli, data, tmp_path) -> None
     for name in ("optimisation_history.png", "param_importances.png"):
         assert (tmp_path / "figs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"wrote {tmp_path / 'figs' / name}" in r.err
+
+
+def test_a_terminal_shows_a_live_bar_with_the_best_value(data, tmp_path) -> None:
+    """On a terminal (a real pseudo-terminal here) the search shows a bar counting the
+    trials with the best value so far; the trial lines still print, above it."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = dict(os.environ, COLUMNS="120", TERM="xterm")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bioseqnn", *_tune_args(data, tmp_path / "best.bsnn",
+                                                       "--trials", "3", "--seed", "1")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower, env=env,
+        cwd=tmp_path)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    best = float(_table(tmp_path / "best.trials.tsv")[0]["val_loss"])
+    for row in _table(tmp_path / "best.trials.tsv"):
+        best = min(best, float(row["val_loss"]))
+    assert f"search: 3 trial(s), best {best:.4f}" in shown
+    assert all(f"bioseqnn: trial {n}: val_loss" in shown for n in range(3))

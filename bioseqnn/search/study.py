@@ -145,7 +145,24 @@ def _probe(train_inputs: dict[str, Any], base: RunConfig, path: Path) -> dict[st
     raise TrainingError("the probe run was not stopped")  # pragma: no cover
 
 
-def _trial_lines(monitor: str) -> Callable[[Any, Any], None]:
+class SearchProgress:
+    """How a search shows its progress: one log line per trial (what a pipeline reads);
+    the command line puts a live bar on a terminal in its place (cli.SearchBar)."""
+
+    def start(self, trials: int | None, timeout: float | None) -> None:
+        pass
+
+    def tick(self) -> None:
+        """Called after every epoch of every trial."""
+
+    def trial(self, line: str, done: int, best: float | None) -> None:
+        log.info(line)
+
+    def finish(self) -> None:
+        pass
+
+
+def _trial_lines(monitor: str, progress: SearchProgress) -> Callable[[Any, Any], None]:
     def line(study: Any, trial: Any) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -159,15 +176,20 @@ def _trial_lines(monitor: str) -> Callable[[Any, Any], None]:
             what = f"pruned after epoch {trial.user_attrs.get('epochs', '?')}"
         else:
             what = f"failed: {trial.user_attrs.get('error', 'see --debug')}"
-        log.info("trial %d: %s, %.2fs; %s", trial.number, what, seconds, shown)
+        try:
+            best = study.best_value
+        except ValueError:  # no trial complete yet
+            best = None
+        progress.trial(f"trial {trial.number}: {what}, {seconds:.2f}s; {shown}",
+                       len(study.get_trials(deepcopy=False)), best)
 
     return line
 
 
 def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: list[str],
                base: RunConfig, monitor: str, train_inputs: dict[str, Any],
-               folder: Path, quiet_trials: bool,
-               running: dict[str, Any]) -> Callable[[Any], float]:
+               folder: Path, quiet_trials: bool, running: dict[str, Any],
+               progress: SearchProgress) -> Callable[[Any], float]:
     from ..api import train
     from ..train import StopTraining
 
@@ -177,6 +199,7 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
         trial.set_user_attr("settings", settings)
 
         def on_epoch(record: dict[str, Any]) -> None:
+            progress.tick()
             value = float(record[monitor])
             trial.set_user_attr("epochs", record["epoch"])
             if math.isfinite(value):
@@ -247,6 +270,7 @@ def tune(
     position_mask: str | os.PathLike[str] | None = None,
     plots: str | os.PathLike[str] | None = None,
     quiet_trials: bool = True,
+    progress: SearchProgress | None = None,
 ) -> TuneOutcome:
     """Search architectures and settings with Optuna and write the best trial's model.
 
@@ -264,7 +288,8 @@ def tune(
     continues it (for several processes on one storage). ``ensemble_top`` K > 1 writes
     the K best trials' models as one ensemble. ``config`` supplies the settings the
     space leaves alone (device, threads, val_fraction, ...). ``quiet_trials`` keeps each
-    trial's own log lines (records, epochs) out of the log.
+    trial's own log lines (records, epochs) out of the log. ``progress`` shows the
+    search (default: one log line per trial).
 
     Beside ``output`` (``best.bsnn``): ``best.trials/`` (every trial's model and metrics
     log), ``best.trials.tsv`` (one row per trial) and ``best.yaml`` (the best trial's
@@ -375,14 +400,16 @@ def tune(
     # the trial this process runs now, and when the --time budget ends
     running: dict[str, Any] = {"deadline": None if timeout is None else
                                time.monotonic() + timeout}
+    progress = progress or SearchProgress()
     objective = _objective(optuna, space, facts, families, base, resolved_monitor,
-                           train_inputs, paths["trials"], quiet_trials, running)
+                           train_inputs, paths["trials"], quiet_trials, running, progress)
+    progress.start(trials, timeout)
     stopped: BaseException | None = None
     started = time.perf_counter()
     try:
         created.optimize(objective, n_trials=trials, timeout=timeout,
                          catch=(BioseqnnError, RuntimeError),
-                         callbacks=[_trial_lines(resolved_monitor)])
+                         callbacks=[_trial_lines(resolved_monitor, progress)])
     except Exception:
         raise
     except BaseException as exc:  # Ctrl-C or SIGTERM: keep what was found, then stop
@@ -390,6 +417,7 @@ def tune(
         log.warning("%s: writing the best model found so far", "interrupted" if isinstance(
             exc, KeyboardInterrupt) else "stopped")
         _fail_running(optuna, created, running.get("trial"), exc, alone=not join)
+    progress.finish()
     log.info("search took %.1f s", time.perf_counter() - started)
     try:
         result = _write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
