@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,8 +74,9 @@ def tune_malloc_for_training() -> None:
 
 
 def default_threads() -> int:
-    """Cores this process may use: the scheduler's CPU set, or SLURM's allocation, shared
-    among the training processes torchrun started on this machine."""
+    """Cores this process may use: the scheduler's CPU set, or SLURM's allocation, capped
+    by a container's CPU quota (cgroup), shared among the training processes torchrun
+    started on this machine."""
     slurm = os.environ.get("SLURM_CPUS_PER_TASK")
     if slurm and slurm.isdigit() and int(slurm) > 0:
         cores = int(slurm)
@@ -82,7 +85,57 @@ def default_threads() -> int:
             cores = max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # not on Linux
             cores = max(1, os.cpu_count() or 1)
+    quota = cgroup_cpu_limit()
+    if quota is not None:  # e.g. docker --cpus 2 on a 64-core host: 2 threads, not 64
+        cores = min(cores, max(1, math.ceil(quota - 1e-9)))
     return max(1, cores // _local_processes())
+
+
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup",
+                     membership: str = "/proc/self/cgroup") -> float | None:
+    """The CPUs a cgroup quota allows this process (quota / period; the tightest along
+    its cgroup path, v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), or None without one."""
+    try:
+        lines = Path(membership).read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # cgroup v2: cpu.max holds "QUOTA PERIOD" or "max PERIOD"
+            for folder in _up_to_root(Path(root), path):
+                fields = _read(folder / "cpu.max").split()
+                if len(fields) == 2 and fields[0] != "max":
+                    limits.append(_ratio(fields[0], fields[1]))
+        elif "cpu" in controllers.split(","):
+            for name in (controllers, "cpu", "cpu,cpuacct"):
+                for folder in _up_to_root(Path(root) / name, path):
+                    quota = _read(folder / "cpu.cfs_quota_us")
+                    period = _read(folder / "cpu.cfs_period_us")
+                    if quota and period and not quota.startswith("-"):
+                        limits.append(_ratio(quota, period))
+    found = [v for v in limits if v > 0]
+    return min(found) if found else None
+
+
+def _up_to_root(base: Path, path: str) -> list[Path]:
+    parts = [p for p in path.strip().split("/") if p]
+    return [base.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _ratio(quota: str, period: str) -> float:
+    try:
+        q, p = float(quota), float(period)
+    except ValueError:
+        return 0.0
+    return q / p if p > 0 else 0.0
 
 
 def _local_processes() -> int:
