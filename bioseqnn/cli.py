@@ -103,7 +103,8 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and d
 Device = Annotated[str | None, typer.Option(
     show_default=False, help="auto (the default: CUDA when present; given explicitly, warns "
     "when it falls back to the CPU), cpu, cuda or cuda:N.")]
-Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = cores available).")]
+Threads = Annotated[int, typer.Option("--threads", "-j", min=0,
+                                      help="CPU threads for torch (0 = cores available).")]
 InvalidOpt = Annotated[OnInvalid, typer.Option(
     "--on-invalid", help="Invalid symbols: stop with an error, skip the record, or mask the "
     "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
@@ -408,7 +409,7 @@ def train(
         help="auto (CUDA when present), cpu, cuda or cuda:N."
         + _default("training", "device"))] = None,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for torch (0 = cores available)."
+        "--threads", "-j", help="CPU threads for torch (0 = cores available)."
         + _default("training", "threads"))] = None,
     monitor: Annotated[str | None, typer.Option(
         help="Metric for early stopping, best weights and plateau: auto (val_loss; for "
@@ -581,9 +582,11 @@ def train(
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ to predict (plain or .gz; '-' for stdin), or for a numeric series "
-        "model its series table.")] = "-",
+    sequences: Annotated[list[str] | None, typer.Argument(
+        show_default=False,
+        help="FASTA/FASTQ to predict (plain or .gz; '-' or none for stdin), or for a numeric "
+        "series model its series table; several files: their rows one file after the "
+        "other, ids as in the files.")] = None,
     output: Annotated[str, typer.Option(
         "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).")]
     = "-",
@@ -617,7 +620,7 @@ def predict(
     from .api import predict as run_predict
     from .intervals import genome_options
 
-    stats = run_predict(model, sequences, output, batch_size=batch_size,
+    stats = run_predict(model, sequences or ["-"], output, batch_size=batch_size,
                         max_tokens=max_tokens, device=device,
                         threads=threads, on_invalid=on_invalid.value, rc_average=rc_average,
                         fmt=output_format.value, id_column=id_column,
@@ -800,7 +803,7 @@ def tune(
     device: Annotated[str | None, typer.Option(
         help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for torch (0 = cores available).")] = None,
+        "--threads", "-j", help="CPU threads for torch (0 = cores available).")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
