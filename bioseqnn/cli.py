@@ -238,25 +238,14 @@ class RichReporter:
             self.progress.update(self.task, advance=1, epoch=epoch, loss=loss)
 
     def epoch(self, record: dict[str, Any]) -> None:
-        parts = [f"epoch {record['epoch']}/{self.epochs}", f"train_loss {record['train_loss']:.4f}"]
-        for tag in ("member", "fold"):
-            if tag in record:
-                parts.insert(0, f"{tag} {record[tag]}")
-        # the figures that expose a constant predictor beside the usual ones: MCC and the
-        # majority-class rate for classes, Pearson r for regression
-        shown = ("val_loss", f"val_{self.headline}", "val_mcc", "val_r2", "val_pearson",
-                 self.monitor)
-        for key in dict.fromkeys(shown):
-            if isinstance(record.get(key), (int, float)):
-                parts.append(f"{key} {record[key]:.4f}")
-                if key == "val_accuracy" and "val_majority" in record:
-                    parts[-1] += f" (majority {record['val_majority']:.4f})"
-        parts.append(f"{record['elapsed_s']:.1f}s")
+        from .progress import epoch_line
+
+        line = epoch_line(record, self.epochs, self.headline, self.monitor)
         if self.progress is not None:
-            self.progress.console.print("bioseqnn: " + "  ".join(parts))
+            self.progress.console.print("bioseqnn: " + line)
             self.progress.reset(self.task)
         else:
-            log.info("  ".join(parts))
+            log.info("%s", line)
 
     def finish(self) -> None:
         if self.progress is not None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, run_bioseqnn
 
 TINY_CNN = ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations", "1",
@@ -35,9 +33,9 @@ def _fasta_parts(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate", "explain", "variants",
                                      "generate", "tune"])
 def test_every_command_with_threads_takes_j(cli, command: str) -> None:
-    from bioseqnn.cli import app
-
     import typer
+
+    from bioseqnn.cli import app
 
     params = typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
     threads = next(p for p in params if p.name == "threads")
