@@ -476,6 +476,16 @@ def train(
     plots: Annotated[str | None, typer.Option(
         "--plots", help="Folder for learning_curves.png (needs matplotlib: bioseqnn[plots]).")]
     = None,
+    tensorboard: Annotated[str | None, typer.Option(
+        "--tensorboard", metavar="DIR", show_default=False,
+        help="Log each epoch's metrics, the settings and the learning curves as TensorBoard "
+        "event files in DIR (needs bioseqnn[tracking]).")] = None,
+    mlflow: Annotated[str | None, typer.Option(
+        "--mlflow", metavar="[URI]", show_default=False,
+        help="Log the run to MLflow: settings, each epoch's metrics, the learning curves and "
+        "the model file (needs bioseqnn[tracking]). Alone: the local store mlflow.db beside "
+        "the model (sqlite); or a tracking URI: http(s)://server, sqlite:///runs.db, "
+        "--mlflow=FOLDER.")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -534,14 +544,23 @@ def train(
                                  param_hint="LABELS")
     show_bar = stderr.is_terminal and not quiet
     reporter = RichReporter(show_bar, "perplexity" if lm else "accuracy")
-    outcome = run_train(
-        fasta, table, output, cfg, id_column=id_column, targets=target or None,
-        sequence_column=sequence_column, task=task.value if task else None,
-        alphabet=alphabet.value, on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
-        val_fasta=val_fasta, val_labels=val_labels, log_path=log_file, reporter=reporter,
-        resume=resume, position_mask=position_mask,
-        series_columns=parse_names(series_columns, "--series-columns"), genome=intervals,
-    )
+    from .tracking import Tracking
+
+    tracking = Tracking.open(tensorboard, mlflow, output)
+    try:
+        outcome = run_train(
+            fasta, table, output, cfg, id_column=id_column, targets=target or None,
+            sequence_column=sequence_column, task=task.value if task else None,
+            alphabet=alphabet.value, on_invalid=on_invalid.value,
+            ignore_unmatched=ignore_unmatched, val_fasta=val_fasta, val_labels=val_labels,
+            log_path=log_file, reporter=reporter, resume=resume, position_mask=position_mask,
+            series_columns=parse_names(series_columns, "--series-columns"), genome=intervals,
+            on_epoch=tracking.epoch,
+        )
+    except BaseException:
+        tracking.fail()
+        raise
+    tracking.finish(outcome)
     best = outcome.result.best
     kind = outcome.manifest["task"]["kind"]
     headline = {"regression": "val_r2", "language-model": "val_perplexity"}.get(kind,
@@ -1228,9 +1247,25 @@ def _runs_torch(args: list[str]) -> bool:
     return command is not None and command not in _WITHOUT_TORCH
 
 
+def optional_values(args: list[str]) -> list[str]:
+    """``--mlflow`` takes a value or none (the local store): given alone, or followed by
+    something that is no URI (an option, a file), it becomes ``--mlflow=local``. A folder
+    as the store is given as ``--mlflow=FOLDER``."""
+    from .tracking import LOCAL
+
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg == "--mlflow" and (i + 1 == len(out) or "://" not in out[i + 1]
+                                  and out[i + 1] != LOCAL):
+            out[i] = f"--mlflow={LOCAL}"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = optional_values(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     _repeated[:] = repeated_options(args)
     previous_term = signal.getsignal(signal.SIGTERM)

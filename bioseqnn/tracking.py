@@ -23,15 +23,17 @@ log = logging.getLogger("bioseqnn")
 
 EXPERIMENT = "bioseqnn"
 """The MLflow experiment that runs are logged to."""
+LOCAL = "local"
+"""``--mlflow`` alone (or ``--mlflow local``): the default store."""
 DEFAULT_STORE = "mlflow.db"
 """``--mlflow`` without a URI: an SQLite store of this name beside the model file."""
 
 
-def default_mlflow_uri(output: str | os.PathLike[str] | None) -> str:
-    """The local store: ``sqlite:///`` + mlflow.db beside ``output`` (the working
-    directory without one)."""
+def local_store(output: str | os.PathLike[str] | None) -> tuple[str, Path]:
+    """The local store: (``sqlite:///`` + mlflow.db, the artifacts folder mlartifacts),
+    both beside ``output`` (in the working directory without one)."""
     folder = Path(output).resolve().parent if output is not None else Path.cwd()
-    return f"sqlite:///{folder / DEFAULT_STORE}"
+    return f"sqlite:///{folder / DEFAULT_STORE}", folder / "mlartifacts"
 
 
 def _require(module: str, option: str) -> Any:
@@ -98,11 +100,18 @@ class _TensorBoard:
 
 
 class _MLflow:
-    def __init__(self, uri: str, output: str | os.PathLike[str] | None) -> None:
+    def __init__(self, uri: str, output: str | os.PathLike[str] | None,
+                 artifacts: Path | None = None) -> None:
         mlflow = _require("mlflow", "--mlflow")
+        # its notes on creating tables and experiments are no news for a person
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.mlflow = mlflow
         self.uri = uri
         mlflow.set_tracking_uri(uri)
+        if artifacts is not None and mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            # the local store keeps its files beside its database, not in the working
+            # directory (MLflow's default, ./mlruns)
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
         mlflow.set_experiment(EXPERIMENT)
         name = Path(output).stem if output is not None else None
         self.run = mlflow.start_run(run_name=name)
@@ -150,9 +159,10 @@ class Tracking:
         if tensorboard is not None:
             trackers.append(_TensorBoard(tensorboard))
         if mlflow:
-            uri = mlflow if isinstance(mlflow, str) else default_mlflow_uri(output)
+            uri, artifacts = (mlflow, None) if isinstance(mlflow, str) and mlflow != LOCAL \
+                else local_store(output)
             try:
-                trackers.append(_MLflow(uri, output))
+                trackers.append(_MLflow(uri, output, artifacts))
             except UsageError:
                 raise
             except Exception as exc:
