@@ -883,6 +883,10 @@ def evaluate(
     chroms: Annotated[str | None, typer.Option(
         metavar="CHR,CHR", show_default=False,
         help="--genome: evaluate the intervals on these chromosomes only.")] = None,
+    multiqc: Annotated[str | None, typer.Option(
+        "--multiqc", metavar="NAME_mqc.json", show_default=False,
+        help="Also write the summary metrics as MultiQC custom content (a table row per "
+        "model and test set; MultiQC merges the files of several runs).")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -898,8 +902,11 @@ def evaluate(
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences, "LABELS": labels,
-                               "--position-mask": position_mask})
+    inputs = {"MODEL": model, "SEQUENCES": sequences, "LABELS": labels,
+              "--position-mask": position_mask}
+    check_output_path(output, inputs)
+    if multiqc is not None:
+        check_output_path(multiqc, inputs)
     if plots is not None:
         plot_dir(plots)
     ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
@@ -915,6 +922,10 @@ def evaluate(
         for t in metric_tables(ev):
             console.print(t)
     write_json(ev, output)
+    if multiqc is not None:
+        from .evaluate import write_multiqc
+
+        write_multiqc(ev, multiqc)
     if plots is not None:
         for png in evaluation_plots(ev, plots):
             log.info("wrote %s", png)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,51 @@ def test_several_inputs_in_a_real_process(peptide_model: Path, tmp_path: Path) -
     assert ids == expected
     twice = run_bioseqnn("predict", peptide_model, "-", "-", timeout=300)
     assert twice.returncode == 2 and b"only one input can be '-'" in twice.stderr
+
+
+# MultiQC's custom content (docs: "Custom Content", JSON form): these top-level keys, a
+# plot type, and data as sample -> {column: value}
+MULTIQC_KEYS = {"id", "section_name", "description", "plot_type", "pconfig", "headers",
+                "data", "parent_id", "parent_name", "section_anchor"}
+PLOT_TYPES = {"generalstats", "table", "bargraph", "linegraph", "scatter", "heatmap", "html",
+              "image", "violin", "box"}
+
+
+def test_evaluate_writes_multiqc_custom_content(cli, peptide_model: Path,
+                                                tmp_path: Path) -> None:
+    a, b = _fasta_parts(tmp_path)
+    labels = EXAMPLES / "hemolytic.csv"
+    docs = []
+    for name, fasta in (("first", a), ("second", b)):
+        mqc = tmp_path / f"{name}_mqc.json"
+        r = cli("evaluate", peptide_model, fasta, labels, "--multiqc", mqc, "--quiet",
+                "--ignore-unmatched")
+        assert r.code == 0, r.err
+        docs.append((json.loads(r.out), json.loads(mqc.read_text())))
+    for metrics, section in docs:
+        assert set(section) <= MULTIQC_KEYS
+        assert section["plot_type"] in PLOT_TYPES and section["plot_type"] == "table"
+        assert section["id"] == "bioseqnn_evaluate"  # one table for all the files
+        assert isinstance(section["section_name"], str) and section["pconfig"]["id"]
+        (sample, row), = section["data"].items()
+        assert sample == f"peptides: {metrics['dataset']}"
+        assert set(section["headers"]) == set(row)
+        assert row["records"] == metrics["records"]
+        for key, value in metrics["metrics"].items():
+            if value is None:  # undefined on this data: no cell
+                assert key not in row
+            else:
+                assert row[key] == value and isinstance(value, (int, float))
+        assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in row.values())
+    # the two runs are two rows of one table once MultiQC merges the files
+    assert docs[0][1]["data"].keys() != docs[1][1]["data"].keys()
+
+
+def test_a_multiqc_name_without_the_suffix_is_a_warning(cli, peptide_model: Path,
+                                                        tmp_path: Path) -> None:
+    a, _ = _fasta_parts(tmp_path)
+    r = cli("evaluate", peptide_model, a, EXAMPLES / "hemolytic.csv", "--multiqc",
+            tmp_path / "metrics.json", "--ignore-unmatched", "-o", tmp_path / "m.json")
+    assert r.code == 0
+    assert "MultiQC finds custom content by the name's end, _mqc.json" in r.err
+    assert json.loads((tmp_path / "metrics.json").read_text())["plot_type"] == "table"
