@@ -36,6 +36,14 @@ def local_store(output: str | os.PathLike[str] | None) -> tuple[str, Path]:
     return f"sqlite:///{folder / DEFAULT_STORE}", folder / "mlartifacts"
 
 
+def _beside(uri: str) -> Path | None:
+    """An SQLite store's artifacts folder: mlartifacts beside its database (MLflow's
+    default would be ./mlruns in whatever the working directory is); None for others."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]).resolve().parent / "mlartifacts" \
+        if uri.startswith(prefix) else None
+
+
 def _require(module: str, option: str) -> Any:
     import importlib
 
@@ -159,8 +167,8 @@ class Tracking:
         if tensorboard is not None:
             trackers.append(_TensorBoard(tensorboard))
         if mlflow:
-            uri, artifacts = (mlflow, None) if isinstance(mlflow, str) and mlflow != LOCAL \
-                else local_store(output)
+            uri, artifacts = (mlflow, _beside(mlflow)) if isinstance(mlflow, str) and \
+                mlflow != LOCAL else local_store(output)
             try:
                 trackers.append(_MLflow(uri, output, artifacts))
             except UsageError:

@@ -98,7 +98,7 @@ def test_the_python_api_tracks_too(tmp_path: Path) -> None:
 
     import bioseqnn
 
-    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    uri = f"sqlite:///{tmp_path / 'store' / 'team.db'}"
     run = bioseqnn.train(*DATA, tmp_path / "m.bsnn", arch="cnn", channels=[8],
                          kernel_sizes=[5], dilations=[1], epochs=2, threads=1,
                          tensorboard=tmp_path / "tb", mlflow=uri)
@@ -108,6 +108,10 @@ def test_the_python_api_tracks_too(tmp_path: Path) -> None:
     assert values == pytest.approx([r["val_auroc"] for r in run.history], rel=1e-6)
     events = _scalars(tmp_path / "tb").Scalars("val_auroc")
     assert [e.value for e in events] == pytest.approx(values, rel=1e-5)
+    # an SQLite store keeps the artifacts beside its database, not in the cwd
+    artifacts = Path(client.get_experiment_by_name("bioseqnn").artifact_location[7:])
+    assert artifacts == tmp_path / "store" / "mlartifacts"
+    assert sorted(os.listdir(tmp_path)) == ["m.bsnn", "m.log.tsv", "store", "tb"]
 
 
 class _Broken:
