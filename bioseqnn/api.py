@@ -195,6 +195,7 @@ def train(
     init_member: int | None = None,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    source_names: list[str] | None = None,
 ) -> TrainOutcome:
     """Train a model on sequences and labels and write the model file to ``output``.
 
@@ -225,6 +226,8 @@ def train(
     (the longest training or validation sequence); it may raise to stop there (tune
     does). ``on_epoch`` receives each epoch's metrics record as it is logged; an
     exception it raises ends training and propagates (tune prunes trials this way).
+    ``source_names`` name the inputs in the model file (default: their paths; the Python
+    API names data given in memory so).
     """
     cfg = config or RunConfig()
     given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
@@ -540,7 +543,8 @@ def train(
         "parameters": n_params * n_members,
         **({"init_from": parent.record(tc.freeze_backbone)} if parent is not None else {}),
         "data": {
-            "sources": [display_name(p) for p in (fasta, labels) if p is not None],
+            "sources": source_names or [display_name(p) for p in (fasta, labels)
+                                        if p is not None],
             "fingerprint_sha256": data.fingerprint(),
             "records": len(data),
             "train_records": len(train_set),

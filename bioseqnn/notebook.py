@@ -230,7 +230,9 @@ def train(
         reporter = _reporter(progress, run_args.get("task"))
         try:
             outcome = api.train(fasta, table, model_path, cfg, reporter=reporter,
-                                on_epoch=tracking.epoch, **run_args)
+                                on_epoch=tracking.epoch,
+                                source_names=_source_names(folder, fasta, table),
+                                **run_args)
         except BioseqnnError as exc:
             tracking.fail()
             raise _without_folder(exc, folder) from None
@@ -314,6 +316,20 @@ def predict(
 
 
 # ------------------------------------------------------------------- inputs from memory
+
+
+def _source_names(folder: Path, *inputs: Any) -> list[str]:
+    """The inputs as the model file names them: a file by its path, data given in memory
+    as what it was (``sequences (in memory)``)."""
+    names = []
+    for path in inputs:
+        if path is None:
+            continue
+        if isinstance(path, Path) and path.parent == folder:
+            names.append(f"{path.stem} (in memory)")
+        else:
+            names.append(str(path))
+    return names
 
 
 def _without_folder(exc: BioseqnnError, folder: Path) -> BioseqnnError:

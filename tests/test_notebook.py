@@ -64,6 +64,9 @@ def test_train_from_memory_matches_the_command_line(cli, tmp_path: Path) -> None
     assert list(frame["epoch"]) == [1, 2] and "val_loss" in frame.columns
     assert run.best == run.manifest["metrics"]["best"]
     assert run.manifest["model"]["arch"] == "cnn" and run.manifest["training"]["epochs"] == 2
+    with pytest.raises(bioseqnn.DataError, match=r"1 id\(s\) in labels.csv missing from "
+                       r"sequences.fasta \('nowhere'\), line 2"):
+        bioseqnn.train(seqs, {"nowhere": "1", **labels}, **TINY)
 
     model = tmp_path / "cli.bsnn"
     assert cli("train", EXAMPLES / "hemolytic.fasta", EXAMPLES / "hemolytic.csv", "-o", model,
@@ -96,6 +99,9 @@ def test_lists_series_and_frames_are_inputs(tmp_path: Path) -> None:
 
     assert scores(by_list) == scores(by_series) == scores(by_frame)
     assert by_series.manifest["task"]["targets"] == ["hemolytic"]
+    assert by_list.manifest["data"]["sources"] == ["sequences (in memory)",
+                                                   "labels (in memory)"]
+    assert by_frame.manifest["data"]["sources"] == ["table (in memory)"]
     assert by_list.manifest["task"]["targets"] == ["label"]
     out = tmp_path / "p.tsv"
     rows = bioseqnn.predict(by_list, {"x": seqs[ids[0]], "y": seqs[ids[1]]}, out)
