@@ -15,6 +15,12 @@ pytest.importorskip("pandas")
 NOTEBOOK = ROOT / "examples" / "quickstart.ipynb"
 
 
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def _text(cell: dict) -> str:
     """A cell's outputs as text: streams and plain-text results."""
     parts = []
@@ -40,6 +46,10 @@ def test_the_quickstart_notebook_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     train, best, predict, quiet, evaluate = (_text(c) for c in code[1:])
     # the epochs were logged (stderr of the kernel), then shown as a table
     assert "bioseqnn: epoch 4/4" in train
+    # with ipywidgets, the progress bar is a widget (Rich's live display)
+    widgets = [o for o in code[1].outputs if "application/vnd.jupyter.widget-view+json"
+               in o.get("data", {})]
+    assert len(widgets) == (1 if _installed("ipywidgets") else 0)
     table = train[train.index("   epoch"):].strip().splitlines()
     assert "val_mcc" in table[0] and len(table) == 5
     assert best.startswith("best epoch ") and "val_auroc 0." in best
