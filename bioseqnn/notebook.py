@@ -492,6 +492,19 @@ def _pandas() -> Any:
 # ------------------------------------------------------------------- progress and logs
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever ``sys.stderr`` is when a record comes: a
+    progress bar's redirection (Rich's, which prints lines above the bar) included."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def _logging_shown() -> Iterator[None]:
     """The ``bioseqnn`` logger's INFO lines on stderr while a call runs, unless logging
@@ -505,7 +518,7 @@ def _logging_shown() -> Iterator[None]:
     level = logger.level
     logger.handlers[:] = live
     if not live and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("bioseqnn: %(message)s"))
         logger.addHandler(handler)
         if level == logging.NOTSET:
