@@ -1,10 +1,12 @@
 """bioseqnn: neural networks on DNA, RNA and protein sequences.
 
-The public API mirrors the command line::
+The public API mirrors the command line, with settings as keyword arguments and results
+as values::
 
     import bioseqnn
-    outcome = bioseqnn.train("seqs.fasta", "labels.csv", "model.bsnn")
-    bioseqnn.predict("model.bsnn", "new.fasta", "predictions.tsv")
+    run = bioseqnn.train("seqs.fasta", "labels.csv", "model.bsnn", arch="cnn", epochs=20)
+    table = bioseqnn.predict(run.model, "new.fasta")  # a DataFrame (pandas installed)
+    ev = bioseqnn.evaluate("model.bsnn", "test.fasta", "test.csv")
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from ._version import __version__
 # by bioseqnn.runtime.tune().
 _HOMES = {
     "TrainOutcome": "api", "combine": "api", "generate": "api", "info": "api",
-    "predict": "api", "train": "api",
+    "History": "notebook", "Trained": "notebook", "predict": "notebook", "train": "notebook",
+    "Evaluation": "evaluate", "evaluate": "evaluate",
+    "Explanation": "explain", "explain": "explain",
+    "ExportResult": "export", "export": "export",
     "Bundle": "bundle", "load_bundle": "bundle",
     "RunConfig": "config", "TrainConfig": "config", "load_config": "config",
     "BioseqnnError": "errors", "DataError": "errors", "ModelFileError": "errors",
@@ -34,12 +39,16 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from .api import TrainOutcome, combine, generate, info, predict, train
+    from .api import TrainOutcome, combine, generate, info
     from .bundle import Bundle, load_bundle
     from .config import RunConfig, TrainConfig, load_config
     from .errors import BioseqnnError, DataError, ModelFileError, UsageError
+    from .evaluate import Evaluation, evaluate
+    from .explain import Explanation, explain
+    from .export import ExportResult, export
     from .intervals import GenomeOptions
     from .models import ModelConfig
+    from .notebook import History, Trained, predict, train
     from .search.study import TuneOutcome, tune
     from .variant_effects import score_variants
 
@@ -57,13 +66,18 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_HOMES))
 
 
+_FUNCTIONS_NAMED_AS_MODULES = ("train", "predict", "evaluate", "explain", "export")
+
+
 class _Package(types.ModuleType):
-    """bioseqnn.train and bioseqnn.predict are the functions, as the API says, although
-    modules of those names exist (bioseqnn/train.py, bioseqnn/predict.py): importing one
-    of those modules does not rebind the package's name to it."""
+    """bioseqnn.train, .predict, .evaluate, .explain and .export are the functions, as the
+    API says, although modules of those names exist (bioseqnn/train.py, ...): importing
+    one of those modules does not rebind the package's name to it (so ``import
+    bioseqnn.explain as m`` gives the function too; importlib.import_module gives the
+    module)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("train", "predict") and isinstance(value, types.ModuleType):
+        if name in _FUNCTIONS_NAMED_AS_MODULES and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 
@@ -75,16 +89,24 @@ __all__ = [
     "BioseqnnError",
     "Bundle",
     "DataError",
+    "Evaluation",
+    "Explanation",
+    "ExportResult",
     "GenomeOptions",
+    "History",
     "ModelConfig",
     "ModelFileError",
     "RunConfig",
     "TrainConfig",
     "TrainOutcome",
+    "Trained",
     "TuneOutcome",
     "UsageError",
     "__version__",
     "combine",
+    "evaluate",
+    "explain",
+    "export",
     "generate",
     "info",
     "load_bundle",

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -195,6 +195,7 @@ def train(
     init_member: int | None = None,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    source_names: list[str] | None = None,
 ) -> TrainOutcome:
     """Train a model on sequences and labels and write the model file to ``output``.
 
@@ -225,6 +226,8 @@ def train(
     (the longest training or validation sequence); it may raise to stop there (tune
     does). ``on_epoch`` receives each epoch's metrics record as it is logged; an
     exception it raises ends training and propagates (tune prunes trials this way).
+    ``source_names`` name the inputs in the model file (default: their paths; the Python
+    API names data given in memory so).
     """
     cfg = config or RunConfig()
     given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
@@ -540,7 +543,8 @@ def train(
         "parameters": n_params * n_members,
         **({"init_from": parent.record(tc.freeze_backbone)} if parent is not None else {}),
         "data": {
-            "sources": [display_name(p) for p in (fasta, labels) if p is not None],
+            "sources": source_names or [display_name(p) for p in (fasta, labels)
+                                        if p is not None],
             "fingerprint_sha256": data.fingerprint(),
             "records": len(data),
             "train_records": len(train_set),
@@ -930,8 +934,8 @@ def _compared(manifest: dict[str, Any], key: str) -> Any:
 
 
 def predict(
-    model: str | os.PathLike[str],
-    sequences: str | os.PathLike[str],
+    model: str | os.PathLike[str] | Bundle,
+    sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str] = STDIO,
     *,
     batch_size: int = 256,
@@ -946,6 +950,13 @@ def predict(
 ) -> PredictStats:
     """Predict every record of ``sequences`` and write one row per record to ``output``.
 
+    The command-level function behind ``bioseqnn predict`` (a file in, a table out,
+    streamed); :func:`bioseqnn.predict` returns the rows instead. ``model`` is a model
+    file or a loaded :class:`~bioseqnn.bundle.Bundle`. ``sequences`` may be several
+    files: their rows follow one another in the order given, each file's in its own
+    order; ids are kept as they are, and an id found in an earlier file is a warning
+    (the rows stay, told apart by their place).
+
     A numeric series model reads a series table instead (``id_column``: its id column,
     default the one the model was trained with), one row per series.
 
@@ -959,35 +970,53 @@ def predict(
         raise UsageError("batch-size must be at least 1")
     if max_tokens < 0:
         raise UsageError("max-tokens must be >= 0 (0 = no cap)")
-    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
+    paths = _input_list(sequences)
+    inputs: dict[str, str | os.PathLike[str] | None] = {
+        "MODEL": None if isinstance(model, Bundle) else model}
+    inputs.update({f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES": p
+                   for i, p in enumerate(paths)})
+    check_one_stdin(**inputs)
+    check_output_path(output, inputs)
     configure_threads(threads)
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
-    bundle = load_bundle(model, dev)
-    records: Iterable[Record] | None = None  # what is read in place of a FASTA
+    if isinstance(model, Bundle):
+        bundle = model
+        bundle.model.to(dev)
+    else:
+        bundle = load_bundle(model, dev)
     if genome is not None:
         if bundle.series is not None:
             raise UsageError("--genome: this model reads numeric series, not sequences")
-        records = IntervalRecords(genome, sequences, genome.width(bundle.manifest))
+        if len(paths) > 1:
+            raise UsageError("--genome reads one intervals file at a time")
     if id_column is not None and bundle.series is None:
         raise UsageError("--id-column names the id column of a numeric series table; this "
                          "model reads sequences")
+
+    def records_of(path: str | os.PathLike[str]) -> Iterable[Record] | None:
+        """What is read in place of a FASTA (genome intervals), or None."""
+        if genome is None:
+            return None
+        return IntervalRecords(genome, path, genome.width(bundle.manifest))
+
     stats = PredictStats()
-    source = display_name(sequences)
     if bundle.task.kind == LANGUAGE_MODEL:
         if rc_average or fmt != "tsv":
             raise UsageError("a language model scores each sequence (one row per record); "
                              f"{'--rc-average' if rc_average else '--format ' + fmt} does not "
                              "apply")
-        scores = score_rows(bundle, _or_fasta(records, sequences), source, batch_size, dev,
-                            on_invalid, stats, max_tokens=max_tokens or None)
+        scores = _across_files(paths, lambda p: score_rows(
+            bundle, _or_fasta(records_of(p), p), display_name(p), batch_size, dev,
+            on_invalid, stats, max_tokens=max_tokens or None))
         write_table(output, score_columns(), scores)
         return stats
     if bundle.task.kind == "per-position":
         if rc_average:
             raise UsageError("--rc-average is not available for per-position models")
-        predictions = predict_positions(bundle, _or_fasta(records, sequences), source,
-                                        batch_size, dev, on_invalid)
+        predictions = itertools.chain.from_iterable(predict_positions(
+            bundle, _or_fasta(records_of(p), p), display_name(p), batch_size, dev, on_invalid)
+            for p in paths)
         stats.records = write_positions(bundle, predictions, output, fmt)
         return stats
     if fmt != "tsv":
@@ -995,12 +1024,53 @@ def predict(
                          "one row per sequence (a .csv output name gives CSV)")
     if rc_average and bundle.series is not None:
         raise UsageError("--rc-average is for DNA/RNA models; this model reads numeric series")
-    inputs = records if records is not None else open_model_input(
-        bundle, sequences, on_invalid, id_column)
-    rows = predict_rows(bundle, inputs, source, batch_size, dev, on_invalid,
-                        stats, rc_average=rc_average, max_tokens=max_tokens or None)
-    write_table(output, output_header(bundle), rows)
+
+    def rows_of(path: str | os.PathLike[str]) -> Iterable[list[str]]:
+        found = records_of(path)
+        opened = found if found is not None else open_model_input(
+            bundle, path, on_invalid, id_column)
+        return predict_rows(bundle, opened, display_name(path), batch_size, dev, on_invalid,
+                            stats, rc_average=rc_average, max_tokens=max_tokens or None)
+
+    write_table(output, output_header(bundle), _across_files(paths, rows_of))
     return stats
+
+
+def _input_list(sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+                ) -> list[str | os.PathLike[str]]:
+    """One input or several, as a list (a str or path is one input)."""
+    if isinstance(sequences, (str, os.PathLike)):
+        return [sequences]
+    paths = list(sequences)
+    if not paths:
+        raise UsageError("no sequences given")
+    return paths
+
+
+def _across_files(paths: list[str | os.PathLike[str]],
+                  rows_of: Callable[[str | os.PathLike[str]], Iterable[list[str]]]
+                  ) -> Iterator[list[str]]:
+    """The rows of each input in turn (each opened when the one before is done); an id
+    met in an earlier input is said once, in a warning naming both inputs."""
+    if len(paths) == 1:
+        yield from rows_of(paths[0])
+        return
+    seen: dict[str, str] = {}
+    warned = False
+    for path in paths:
+        name = display_name(path)
+        here: set[str] = set()
+        for row in rows_of(path):
+            rid = row[0]
+            if not warned and rid in seen:
+                log.warning("id %r is in %s and in %s: both rows are kept, in input order "
+                            "(tell them apart by position, or make ids unique)", rid,
+                            seen[rid], name)
+                warned = True
+            here.add(rid)
+            yield row
+        for rid in here:
+            seen.setdefault(rid, name)
 
 
 def _or_fasta(records: Iterable[Record] | None, sequences: str | os.PathLike[str]

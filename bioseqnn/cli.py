@@ -104,7 +104,8 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and d
 Device = Annotated[str | None, typer.Option(
     show_default=False, help="auto (the default: CUDA when present; given explicitly, warns "
     "when it falls back to the CPU), cpu, cuda or cuda:N.")]
-Threads = Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = cores available).")]
+Threads = Annotated[int, typer.Option("--threads", "-j", min=0,
+                                      help="CPU threads for torch (0 = cores available).")]
 InvalidOpt = Annotated[OnInvalid, typer.Option(
     "--on-invalid", help="Invalid symbols: stop with an error, skip the record, or mask the "
     "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
@@ -238,25 +239,14 @@ class RichReporter:
             self.progress.update(self.task, advance=1, epoch=epoch, loss=loss)
 
     def epoch(self, record: dict[str, Any]) -> None:
-        parts = [f"epoch {record['epoch']}/{self.epochs}", f"train_loss {record['train_loss']:.4f}"]
-        for tag in ("member", "fold"):
-            if tag in record:
-                parts.insert(0, f"{tag} {record[tag]}")
-        # the figures that expose a constant predictor beside the usual ones: MCC and the
-        # majority-class rate for classes, Pearson r for regression
-        shown = ("val_loss", f"val_{self.headline}", "val_mcc", "val_r2", "val_pearson",
-                 self.monitor)
-        for key in dict.fromkeys(shown):
-            if isinstance(record.get(key), (int, float)):
-                parts.append(f"{key} {record[key]:.4f}")
-                if key == "val_accuracy" and "val_majority" in record:
-                    parts[-1] += f" (majority {record['val_majority']:.4f})"
-        parts.append(f"{record['elapsed_s']:.1f}s")
+        from .progress import epoch_line
+
+        line = epoch_line(record, self.epochs, self.headline, self.monitor)
         if self.progress is not None:
-            self.progress.console.print("bioseqnn: " + "  ".join(parts))
+            self.progress.console.print("bioseqnn: " + line)
             self.progress.reset(self.task)
         else:
-            log.info("  ".join(parts))
+            log.info("%s", line)
 
     def finish(self) -> None:
         if self.progress is not None:
@@ -409,7 +399,7 @@ def train(
         help="auto (CUDA when present), cpu, cuda or cuda:N."
         + _default("training", "device"))] = None,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for torch (0 = cores available)."
+        "--threads", "-j", help="CPU threads for torch (0 = cores available)."
         + _default("training", "threads"))] = None,
     monitor: Annotated[str | None, typer.Option(
         help="Metric for early stopping, best weights and plateau: auto (val_loss; for "
@@ -487,6 +477,16 @@ def train(
     plots: Annotated[str | None, typer.Option(
         "--plots", help="Folder for learning_curves.png (needs matplotlib: bioseqnn[plots]).")]
     = None,
+    tensorboard: Annotated[str | None, typer.Option(
+        "--tensorboard", metavar="DIR", show_default=False,
+        help="Log each epoch's metrics, the settings and the learning curves as TensorBoard "
+        "event files in DIR (needs bioseqnn[tracking]).")] = None,
+    mlflow: Annotated[str | None, typer.Option(
+        "--mlflow", metavar="[URI]", show_default=False,
+        help="Log the run to MLflow: settings, each epoch's metrics, the learning curves and "
+        "the model file (needs bioseqnn[tracking]). Alone: the local store mlflow.db beside "
+        "the model (sqlite); or a tracking URI: http(s)://server, sqlite:///runs.db, "
+        "--mlflow=FOLDER.")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -545,14 +545,23 @@ def train(
                                  param_hint="LABELS")
     show_bar = stderr.is_terminal and not quiet
     reporter = RichReporter(show_bar, "perplexity" if lm else "accuracy")
-    outcome = run_train(
-        fasta, table, output, cfg, id_column=id_column, targets=target or None,
-        sequence_column=sequence_column, task=task.value if task else None,
-        alphabet=alphabet.value, on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
-        val_fasta=val_fasta, val_labels=val_labels, log_path=log_file, reporter=reporter,
-        resume=resume, position_mask=position_mask,
-        series_columns=parse_names(series_columns, "--series-columns"), genome=intervals,
-    )
+    from .tracking import Tracking
+
+    tracking = Tracking.open(tensorboard, mlflow, output)
+    try:
+        outcome = run_train(
+            fasta, table, output, cfg, id_column=id_column, targets=target or None,
+            sequence_column=sequence_column, task=task.value if task else None,
+            alphabet=alphabet.value, on_invalid=on_invalid.value,
+            ignore_unmatched=ignore_unmatched, val_fasta=val_fasta, val_labels=val_labels,
+            log_path=log_file, reporter=reporter, resume=resume, position_mask=position_mask,
+            series_columns=parse_names(series_columns, "--series-columns"), genome=intervals,
+            on_epoch=tracking.epoch,
+        )
+    except BaseException:
+        tracking.fail()
+        raise
+    tracking.finish(outcome)
     best = outcome.result.best
     kind = outcome.manifest["task"]["kind"]
     headline = {"regression": "val_r2", "language-model": "val_perplexity"}.get(kind,
@@ -582,9 +591,11 @@ def train(
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ to predict (plain or .gz; '-' for stdin), or for a numeric series "
-        "model its series table.")] = "-",
+    sequences: Annotated[list[str] | None, typer.Argument(
+        show_default=False,
+        help="FASTA/FASTQ to predict (plain or .gz; '-' or none for stdin), or for a numeric "
+        "series model its series table; several files: their rows one file after the "
+        "other, ids as in the files.")] = None,
     output: Annotated[str, typer.Option(
         "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).")]
     = "-",
@@ -618,7 +629,7 @@ def predict(
     from .api import predict as run_predict
     from .intervals import genome_options
 
-    stats = run_predict(model, sequences, output, batch_size=batch_size,
+    stats = run_predict(model, sequences or ["-"], output, batch_size=batch_size,
                         max_tokens=max_tokens, device=device,
                         threads=threads, on_invalid=on_invalid.value, rc_average=rc_average,
                         fmt=output_format.value, id_column=id_column,
@@ -806,7 +817,7 @@ def tune(
     device: Annotated[str | None, typer.Option(
         help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for torch (0 = cores available).")] = None,
+        "--threads", "-j", help="CPU threads for torch (0 = cores available).")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -931,6 +942,10 @@ def evaluate(
     chroms: Annotated[str | None, typer.Option(
         metavar="CHR,CHR", show_default=False,
         help="--genome: evaluate the intervals on these chromosomes only.")] = None,
+    multiqc: Annotated[str | None, typer.Option(
+        "--multiqc", metavar="NAME_mqc.json", show_default=False,
+        help="Also write the summary metrics as MultiQC custom content (a table row per "
+        "model and test set; MultiQC merges the files of several runs).")] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -946,8 +961,11 @@ def evaluate(
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    check_output_path(output, {"MODEL": model, "SEQUENCES": sequences, "LABELS": labels,
-                               "--position-mask": position_mask})
+    inputs = {"MODEL": model, "SEQUENCES": sequences, "LABELS": labels,
+              "--position-mask": position_mask}
+    check_output_path(output, inputs)
+    if multiqc is not None:
+        check_output_path(multiqc, inputs)
     if plots is not None:
         plot_dir(plots)
     ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
@@ -963,6 +981,10 @@ def evaluate(
         for t in metric_tables(ev):
             console.print(t)
     write_json(ev, output)
+    if multiqc is not None:
+        from .evaluate import write_multiqc
+
+        write_multiqc(ev, multiqc)
     if plots is not None:
         for png in evaluation_plots(ev, plots):
             log.info("wrote %s", png)
@@ -1295,9 +1317,25 @@ def _runs_torch(args: list[str]) -> bool:
     return command is not None and command not in _WITHOUT_TORCH
 
 
+def optional_values(args: list[str]) -> list[str]:
+    """``--mlflow`` takes a value or none (the local store): given alone, or followed by
+    something that is no URI (an option, a file), it becomes ``--mlflow=local``. A folder
+    as the store is given as ``--mlflow=FOLDER``."""
+    from .tracking import LOCAL
+
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg == "--mlflow" and (i + 1 == len(out) or "://" not in out[i + 1]
+                                  and out[i + 1] != LOCAL):
+            out[i] = f"--mlflow={LOCAL}"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = optional_values(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     _repeated[:] = repeated_options(args)
     previous_term = signal.getsignal(signal.SIGTERM)

@@ -477,3 +477,51 @@ def write_json(ev: Evaluation, output: str | os.PathLike[str]) -> None:
     with atomic_output(output) as fh:
         json.dump(ev.to_dict(), fh, indent=2, allow_nan=False)
         fh.write("\n")
+
+
+MULTIQC_ID = "bioseqnn_evaluate"
+"""The section id of ``evaluate --multiqc`` files: MultiQC merges the files that share it
+into one table, a row per model and test set."""
+
+
+def multiqc_section(ev: Evaluation) -> dict[str, Any]:
+    """The summary metrics as MultiQC custom content: a table section (``id``,
+    ``section_name``, ``description``, ``plot_type: table``, ``pconfig``, ``headers``)
+    whose ``data`` holds one row, named ``MODEL: DATASET``. Metrics that are not numbers
+    (NaN: undefined here) are left out of the row."""
+    sample = f"{Path(_short(ev.model)).stem}: {ev.dataset}"
+    row: dict[str, float | int] = {"records": ev.records}
+    headers: dict[str, dict[str, Any]] = {
+        "records": {"title": "Records", "description": "test records", "format": "{:,.0f}"}}
+    for key, value in ordered_metrics(ev):
+        if value is None or not math.isfinite(value):
+            continue
+        row[key] = int(value) if key == "positions" else float(value)
+        bounded = key in ("accuracy", "balanced_accuracy", "f1", "auroc", "auprc")
+        headers[key] = {"title": key.replace("_", " "), "format": "{:,.0f}" if key ==
+                        "positions" else "{:,.4f}",
+                        **({"min": 0, "max": 1} if bounded else {}),
+                        **({"min": -1, "max": 1} if key in ("mcc", "pearson", "spearman")
+                           else {})}
+    return {
+        "id": MULTIQC_ID,
+        "section_name": "bioseqnn evaluate",
+        "description": f"Metrics of each model on its test set ({ev.task.kind}), from "
+                       "bioseqnn evaluate.",
+        "plot_type": "table",
+        "pconfig": {"id": f"{MULTIQC_ID}_table", "title": "bioseqnn: test metrics"},
+        "headers": headers,
+        "data": {sample: row},
+    }
+
+
+def write_multiqc(ev: Evaluation, output: str | os.PathLike[str]) -> None:
+    """The MultiQC custom-content file (see :func:`multiqc_section`), written atomically.
+    MultiQC finds it by its name: it should end in ``_mqc.json``."""
+    check_output_path(output)
+    if str(output) != "-" and not str(output).endswith("_mqc.json"):
+        log.warning("%s: MultiQC finds custom content by the name's end, _mqc.json (e.g. "
+                    "%s_mqc.json)", output, Path(output).stem)
+    with atomic_output(output) as fh:
+        json.dump(multiqc_section(ev), fh, indent=2, allow_nan=False)
+        fh.write("\n")

@@ -148,8 +148,8 @@ def test_python_api_matches_the_cli(hemolytic_model: Path, examples: Path, tmp_p
     import bioseqnn
 
     out = tmp_path / "api.tsv"
-    stats = bioseqnn.predict(hemolytic_model, examples / "hemolytic.fasta", out, device="cpu")
-    assert stats.records == 1104
+    rows = bioseqnn.predict(hemolytic_model, examples / "hemolytic.fasta", out, device="cpu")
+    assert len(rows) == 1104 and list(rows.columns) == ["id", "predicted", "prob_0", "prob_1"]
     r = cli("predict", hemolytic_model, examples / "hemolytic.fasta")
     assert out.read_text() == r.out
 

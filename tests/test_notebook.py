@@ -1,0 +1,169 @@
+"""The Python API for notebooks: keyword settings, data from memory, values back."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, ROOT
+
+import bioseqnn
+from bioseqnn.notebook import settings_to_config
+
+pd = pytest.importorskip("pandas")
+
+TINY = {"arch": "cnn", "channels": [8], "kernel_sizes": [5], "dilations": [1], "epochs": 2,
+        "threads": 1, "seed": 3}
+CLI_TINY = ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations", "1",
+            "--epochs", "2", "-j", "1", "--seed", "3", "--quiet"]
+
+
+def _peptides(n: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    lines = (EXAMPLES / "hemolytic.fasta").read_text().split()
+    seqs = dict(zip((h[1:] for h in lines[::2]), lines[1::2], strict=True))
+    with open(EXAMPLES / "hemolytic.csv") as fh:
+        labels = {row["id"]: row["hemolytic"] for row in csv.DictReader(fh)}
+    keep = list(seqs)[:: len(seqs) // n] if n else list(seqs)  # both classes
+    return {k: seqs[k] for k in keep}, {k: labels[k] for k in keep}
+
+
+def test_settings_are_keywords_of_their_config_section() -> None:
+    cfg = settings_to_config({"arch": "cnn", "dropout": 0.1, "epochs": 7, "lr": 3e-4,
+                              "channels": (32, 16)})
+    assert (cfg.model.arch, cfg.model.dropout, cfg.model.channels) == ("cnn", 0.1, [32, 16])
+    assert (cfg.training.epochs, cfg.training.lr) == (7, 3e-4)
+    base = bioseqnn.RunConfig()
+    base.training.epochs = 50
+    merged = settings_to_config({"batch_size": 8}, base)
+    assert (merged.training.epochs, merged.training.batch_size) == (50, 8)
+    assert base.training.batch_size == 64  # the given config is left as it was
+
+
+def test_a_wrong_setting_is_a_type_error_naming_close_matches() -> None:
+    with pytest.raises(TypeError, match=r"unknown setting 'dropuot'; did you mean 'dropout'"):
+        bioseqnn.train(["ACGT"], [1], dropuot=0.1)
+    with pytest.raises(TypeError, match=r"'batchsize'.*'batch_size'"):
+        bioseqnn.train(["ACGT"], [1], batchsize=8)
+    with pytest.raises(TypeError, match="unknown setting 'colour'; see"):
+        bioseqnn.train(["ACGT"], [1], colour="red")
+    with pytest.raises(bioseqnn.UsageError, match="expected int"):
+        bioseqnn.train(["ACGT"], [1], epochs="many")
+
+
+def test_train_from_memory_matches_the_command_line(cli, tmp_path: Path) -> None:
+    """A dict of sequences and labels trains the model the CLI trains from the files."""
+    seqs, labels = _peptides()
+    run = bioseqnn.train(seqs, labels, **TINY)
+    assert isinstance(run.model, bioseqnn.Bundle) and run.path is None
+    assert [r["epoch"] for r in run.history] == [1, 2]
+    frame = run.history.to_pandas()
+    assert list(frame["epoch"]) == [1, 2] and "val_loss" in frame.columns
+    assert run.best == run.manifest["metrics"]["best"]
+    assert run.manifest["model"]["arch"] == "cnn" and run.manifest["training"]["epochs"] == 2
+    with pytest.raises(bioseqnn.DataError, match=r"1 id\(s\) in labels.csv missing from "
+                       r"sequences.fasta \('nowhere'\), line 2"):
+        bioseqnn.train(seqs, {"nowhere": "1", **labels}, **TINY)
+
+    model = tmp_path / "cli.bsnn"
+    assert cli("train", EXAMPLES / "hemolytic.fasta", EXAMPLES / "hemolytic.csv", "-o", model,
+               *CLI_TINY).code == 0
+    table = cli("predict", model, EXAMPLES / "hemolytic.fasta").out
+    frame = bioseqnn.predict(run, EXAMPLES / "hemolytic.fasta")
+    expected = list(csv.reader(table.splitlines(), delimiter="\t"))
+    assert list(frame.columns) == expected[0] == ["id", "predicted", "prob_0", "prob_1"]
+    assert len(frame) == 1104 and list(frame["id"]) == [r[0] for r in expected[1:]]
+    assert list(frame["prob_1"]) == [float(r[3]) for r in expected[1:]]
+
+    saved = run.save(tmp_path / "saved.bsnn")
+    again = bioseqnn.predict(saved, EXAMPLES / "hemolytic.fasta")
+    assert again.equals(frame)
+
+
+def test_lists_series_and_frames_are_inputs(tmp_path: Path) -> None:
+    seqs, labels = _peptides(300)
+    ids = list(seqs)
+    by_list = bioseqnn.train([seqs[i] for i in ids], [labels[i] for i in ids], **TINY)
+    series = pd.Series([seqs[i] for i in ids])
+    by_series = bioseqnn.train(series, pd.Series([labels[i] for i in ids], name="hemolytic"),
+                               **TINY)
+    frame = pd.DataFrame({"sequence": [seqs[i] for i in ids],
+                          "hemolytic": [int(labels[i]) for i in ids]})
+    by_frame = bioseqnn.train(frame, **TINY)
+    # the same records by position: the same model
+    def scores(run: bioseqnn.Trained) -> dict[str, float]:
+        return {k: v for k, v in run.best.items() if k != "elapsed_s"}
+
+    assert scores(by_list) == scores(by_series) == scores(by_frame)
+    assert by_series.manifest["task"]["targets"] == ["hemolytic"]
+    assert by_list.manifest["data"]["sources"] == ["sequences (in memory)",
+                                                   "labels (in memory)"]
+    assert by_frame.manifest["data"]["sources"] == ["table (in memory)"]
+    assert by_list.manifest["task"]["targets"] == ["label"]
+    out = tmp_path / "p.tsv"
+    rows = bioseqnn.predict(by_list, {"x": seqs[ids[0]], "y": seqs[ids[1]]}, out)
+    assert list(rows["id"]) == ["x", "y"]
+    written = list(csv.reader(out.read_text().splitlines(), delimiter="\t"))
+    assert written[0] == list(rows.columns) and float(written[1][2]) == rows["prob_0"][0]
+    with pytest.raises(bioseqnn.UsageError, match=f"3 labels for {len(seqs)} sequences"):
+        bioseqnn.train(list(seqs.values()), [0, 1, 0], **TINY)
+
+
+def test_predict_writes_nothing_unless_asked(tmp_path: Path, monkeypatch) -> None:
+    seqs, labels = _peptides(200)
+    monkeypatch.chdir(tmp_path)
+    run = bioseqnn.train(seqs, labels, **TINY)
+    rows = bioseqnn.predict(run.model, list(seqs.values())[:3])
+    assert list(rows["id"]) == ["0", "1", "2"]
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_top_level_names() -> None:
+    from bioseqnn import evaluate, explain, export, load_bundle
+
+    assert callable(evaluate) and callable(explain) and callable(export)
+    assert load_bundle.__module__ == "bioseqnn.bundle"
+    assert {"evaluate", "explain", "export", "load_bundle", "Trained"} <= set(bioseqnn.__all__)
+    assert evaluate.__module__ == "bioseqnn.evaluate"
+    assert bioseqnn.train.__module__ == "bioseqnn.notebook"
+
+
+SCRIPT = """
+import logging, sys
+{before}
+import bioseqnn
+seqs = {{f"s{{i}}": "ACGT"[i % 4] * 5 + "GATTACA"[: 1 + i % 7] for i in range(60)}}
+labels = {{k: str(i % 2) for i, k in enumerate(seqs)}}
+{setup}
+run = bioseqnn.train(seqs, labels, arch="cnn", channels=[4], kernel_sizes=[3],
+                     dilations=[1], epochs=2, threads=1)
+rows = bioseqnn.predict(run, ["ACGTACGT", "GGGG"])
+print(type(rows).__name__, rows[0]["id"] if isinstance(rows, list) else rows["id"][0],
+      len(run.history))
+"""
+
+
+def _run(setup: str = "", before: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", SCRIPT.format(setup=setup, before=before)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+
+
+def test_epochs_are_logged_and_logging_silences_them() -> None:
+    shown = _run()
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == ["DataFrame", "0", "2"]
+    assert "bioseqnn: epoch 1/2  train_loss" in shown.stderr
+    assert "bioseqnn: epoch 2/2" in shown.stderr
+    quiet = _run('logging.getLogger("bioseqnn").setLevel(logging.WARNING)')
+    assert quiet.returncode == 0, quiet.stderr
+    assert "epoch 1/2" not in quiet.stderr and "bioseqnn: records:" not in quiet.stderr
+
+
+def test_without_pandas_predict_gives_dicts() -> None:
+    r = _run(before="sys.modules['pandas'] = None")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["list", "0", "2"]
