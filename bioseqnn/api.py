@@ -930,6 +930,10 @@ def _compared(manifest: dict[str, Any], key: str) -> Any:
         return {k: v for k, v in value.items() if k != "id_column"}
     if key == "structure" and isinstance(value, dict):
         return value.get("kind")  # members folded by other ViennaRNA versions still agree
+    if key == "task" and isinstance(value, dict):
+        # class weights shaped the training loss, not what a member predicts: members
+        # trained with and without them average alike (tune --ensemble-top mixes them)
+        return {k: v for k, v in value.items() if k != "class_weights"}
     return value
 
 
