@@ -68,7 +68,7 @@ def _manifest(path: Path) -> dict:
 
 def test_trials_write_best_model_table_and_config(cli, data, tmp_path) -> None:
     out = tmp_path / "best.bsnn"
-    r = cli(*_tune_args(data, out, "--trials", "3", "--seed", "1"))
+    r = cli(*_tune_args(data, out, "--trials", "3", "--seed", "1", "--no-defaults-first"))
     assert r.code == 0, r.err
     assert r.out == ""  # stdout carries data only
     assert sum(line.startswith("bioseqnn: trial ") for line in r.err.splitlines()) == 3
@@ -468,7 +468,8 @@ def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, reco
                           "structure": ["none", "mfe"]}}
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     r = cli("tune", tmp_path / "s.fasta", tmp_path / "s.csv", "-o", tmp_path / "best.bsnn",
-            "--space", tmp_path / "space.yaml", "--trials", "4", "--seed", "2")
+            "--space", tmp_path / "space.yaml", "--trials", "4", "--seed", "2",
+            "--no-defaults-first")
     assert r.code == 0, r.err
     table = _table(tmp_path / "best.trials.tsv")
     assert [row["state"] for row in table] == ["complete"] * 4
@@ -522,3 +523,30 @@ def test_a_terminal_shows_a_live_bar_with_the_best_value(data, tmp_path) -> None
         best = min(best, float(row["val_loss"]))
     assert f"search: 3 trial(s), best {best:.4f}" in shown
     assert all(f"bioseqnn: trial {n}: val_loss" in shown for n in range(3))
+
+
+def test_the_first_trial_is_trains_defaults(cli, data, tmp_path) -> None:
+    """A new study starts with train's own recipe (with the space's fixed epochs and
+    threads) as trial 0: no sampled parameters, noted in the table; the search's best
+    is never worse than it on validation."""
+    out = tmp_path / "best.bsnn"
+    r = cli(*_tune_args(data, out, "--trials", "3", "--seed", "1"))
+    assert r.code == 0, r.err
+    assert "trial 0: " in r.err and "train's defaults" in r.err
+    rows = _table(tmp_path / "best.trials.tsv")
+    assert rows[0]["note"] == "train's defaults" and rows[0]["arch"] == ""
+    assert all(rows[i]["arch"] in TINY_SPACE["families"] for i in (1, 2))
+    first = _manifest(tmp_path / "best.trials" / "000.bsnn")
+    plain = tmp_path / "plain.bsnn"  # the same run through train, with no options
+    assert cli("train", data["fasta"], data["labels"], "-o", plain, "--epochs", "2",
+               "--threads", "1", "--seed", "1", "--quiet").code == 0
+    assert first["model"] == _manifest(plain)["model"]
+    assert first["metrics"]["best"]["val_loss"] == pytest.approx(
+        _manifest(plain)["metrics"]["best"]["val_loss"], rel=1e-6)
+    tune = _manifest(out)["tune"]
+    assert tune["value"] <= first["metrics"]["best"]["val_loss"]
+    # --no-defaults-first: every trial sampled
+    r = cli(*_tune_args(data, tmp_path / "s.bsnn", "--trials", "2", "--no-defaults-first",
+                        "--quiet"))
+    assert r.code == 0, r.err
+    assert all(row["arch"] for row in _table(tmp_path / "s.trials.tsv"))

@@ -307,6 +307,18 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
     return {"model": model, "training": training}
 
 
+def fixed_settings(space: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The space's fixed values that apply to train's defaults as they stand (the
+    ``defaults`` trial): every fixed training value, and the fixed model values other than
+    the per-layer convolution settings (those describe the space's own layers)."""
+    model = {k: v for k, v in space.get("model", {}).items()
+             if not isinstance(v, (list, dict)) and k not in CONV_FIELDS
+             and k in _HINTS["model"]}
+    training = {k: v for k, v in space.get("training", {}).items()
+                if not isinstance(v, (list, dict))}
+    return {"model": model, "training": training}
+
+
 def summary(settings: dict[str, dict[str, Any]]) -> str:
     """A short text of a trial's settings for its log line."""
     parts = []

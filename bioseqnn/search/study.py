@@ -24,7 +24,7 @@ from ..config import RunConfig, config_from_dict, write_config
 from ..errors import BioseqnnError, TrainingError, UsageError
 from ..schedules import minimised
 from ..seqio import atomic_output, check_output_path, display_name
-from .space import DataFacts, default_space, families_for, sample
+from .space import DataFacts, default_space, families_for, fixed_settings, sample
 
 log = logging.getLogger("bioseqnn")
 
@@ -166,7 +166,7 @@ def _trial_lines(monitor: str, progress: SearchProgress) -> Callable[[Any, Any],
     def line(study: Any, trial: Any) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in trial.params.items())
+                         for k, v in trial.params.items()) or trial.user_attrs.get("note", "")
         state = trial.state.name.lower()
         if state == "complete":
             what = f"{monitor} {trial.value:.4f}"
@@ -195,7 +195,10 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
 
     def objective(trial: Any) -> float:
         running["trial"] = trial
-        settings = sample(trial, space, facts, families)
+        if trial.user_attrs.get("defaults"):  # train's own recipe, as a yardstick
+            settings = fixed_settings(space)
+        else:
+            settings = sample(trial, space, facts, families)
         trial.set_user_attr("settings", settings)
 
         def on_epoch(record: dict[str, Any]) -> None:
@@ -271,6 +274,7 @@ def tune(
     plots: str | os.PathLike[str] | None = None,
     quiet_trials: bool = True,
     progress: SearchProgress | None = None,
+    defaults_first: bool = True,
 ) -> TuneOutcome:
     """Search architectures and settings with Optuna and write the best trial's model.
 
@@ -289,7 +293,8 @@ def tune(
     the K best trials' models as one ensemble. ``config`` supplies the settings the
     space leaves alone (device, threads, val_fraction, ...). ``quiet_trials`` keeps each
     trial's own log lines (records, epochs) out of the log. ``progress`` shows the
-    search (default: one log line per trial).
+    search (default: one log line per trial). ``defaults_first``: a new study's first
+    trial is train's defaults (with the space's fixed values).
 
     Beside ``output`` (``best.bsnn``): ``best.trials/`` (every trial's model and metrics
     log), ``best.trials.tsv`` (one row per trial) and ``best.yaml`` (the best trial's
@@ -386,6 +391,12 @@ def tune(
     else:
         created.set_user_attr("monitor", resolved_monitor)
         created.set_user_attr("space", space)
+        if defaults_first:
+            # the first trial is what 'bioseqnn train' gives with no options (with the
+            # space's fixed values, e.g. its epochs): a search reports no worse a
+            # validation figure than the default, and its table shows the default's
+            created.enqueue_trial({}, user_attrs={"defaults": True,
+                                                  "note": "train's defaults"})
     if resume and _fail_running(optuna, created, None, None, alone=True):
         log.warning("trials that a stopped run left running are recorded as failed")
     done = len(created.get_trials(deepcopy=False))
