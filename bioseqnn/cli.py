@@ -98,6 +98,21 @@ def finite(text: str) -> float:
     return number
 
 
+class FigureFormat(str, Enum):
+    png = "png"
+    pdf = "pdf"
+    svg = "svg"
+
+
+# The figure options of every command that draws (bioseqnn.plots.DPI is the default dpi;
+# not imported here, as plots loads numpy and --help stays light).
+FigFormat = Annotated[FigureFormat | None, typer.Option(
+    "--format", "--plot-format", show_default=False,
+    help="Figure format: png, pdf or svg (default: png).")]
+FigDpi = Annotated[int | None, typer.Option(
+    "--dpi", min=50, max=1200, show_default=False,
+    help="Resolution of PNG figures in dots per inch (default: 300); PDF and SVG are "
+    "vector figures.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logging.")]
 Device = Annotated[str | None, typer.Option(
@@ -484,8 +499,11 @@ def train(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
         "a name ending in .jsonl writes JSON lines.")] = None,
     plots: Annotated[str | None, typer.Option(
-        "--plots", help="Folder for learning_curves.png (needs matplotlib: bioseqnn[plots]).")]
+        "--plots", help="Folder for the learning curves, learning_curves.png (or .pdf/.svg: "
+        "--format; needs matplotlib: bioseqnn[plots]).")]
     = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -566,16 +584,18 @@ def train(
             summary += f", {key} {best[key]:.4f}"
     log.info("wrote %s (%s); metrics log %s", outcome.output, summary, outcome.log_path)
     if plots is not None and outcome.main:
-        from .plots import learning_curves, plot_dir
+        from .plots import DPI, learning_curves, plot_dir, run_title
 
-        title = " + ".join(os.path.basename(x) for x in outcome.manifest["data"]["sources"])
+        title = run_title(outcome.manifest["data"]["sources"][0], outcome.output)
         history = outcome.result.history
+        suffix = (plot_format or FigureFormat.png).value
         for member in sorted({r.get("member", 0) for r in history}):
-            name = f"learning_curves_member{member}.png" if member else "learning_curves.png"
-            png = learning_curves([r for r in history if r.get("member", 0) == member],
-                                  plot_dir(plots) / name,
-                                  f"{title}, member {member}" if member else title)
-            log.info("wrote %s", png)
+            name = f"learning_curves_member{member}" if member else "learning_curves"
+            figure = learning_curves([r for r in history if r.get("member", 0) == member],
+                                     plot_dir(plots) / f"{name}.{suffix}",
+                                     f"{title}, member {member}" if member else title,
+                                     dpi=dpi or DPI)
+            log.info("wrote %s", figure)
 
 
 @app.command()
@@ -848,8 +868,14 @@ def evaluate(
     output: Annotated[str, typer.Option(
         "-o", "--output", help="Metrics JSON to write ('-' stdout).")] = "-",
     plots: Annotated[str | None, typer.Option(
-        "--plots", help="Folder for ROC/PR/confusion or scatter PNGs (needs bioseqnn[plots]).")]
+        "--plots", help="Folder for the ROC, PR and confusion figures, or the scatter of a "
+        "regression (needs bioseqnn[plots]).")]
     = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
+    title: Annotated[str | None, typer.Option(
+        "--title", show_default=False, help="Title of the figures (default: the data set "
+        "and the model, by their file names: 'test — model').")] = None,
     id_column: Annotated[str | None, typer.Option(
         show_default=False, help="Id column of the labels table (default: id) and, when "
         "given, of a numeric series table (default: as in training).")] = None,
@@ -883,7 +909,7 @@ def evaluate(
     from .evaluate import evaluate as run_evaluate
     from .evaluate import metric_tables, write_json
     from .intervals import genome_options
-    from .plots import evaluation_plots, plot_dir
+    from .plots import DPI, evaluation_plots, plot_dir
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -905,8 +931,9 @@ def evaluate(
             console.print(t)
     write_json(ev, output)
     if plots is not None:
-        for png in evaluation_plots(ev, plots):
-            log.info("wrote %s", png)
+        fmt = (plot_format or FigureFormat.png).value
+        for figure in evaluation_plots(ev, plots, fmt, dpi or DPI, title):
+            log.info("wrote %s", figure)
 
 
 @app.command()
@@ -926,9 +953,11 @@ def explain(
         help="Class (or target column) to explain. Default: the positive class (binary), the "
         "predicted class (multiclass), the most probable label, the first target.")] = None,
     plot: Annotated[str | None, typer.Option(
-        "--plot", help="Folder for one sequence-logo PNG per sequence (a numeric series: its "
+        "--plot", help="Folder for one sequence logo per sequence (a numeric series: its "
         "channels over time, coloured by attribution; needs bioseqnn[plots]).")]
     = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     max_plots: Annotated[int, typer.Option(min=1, help="Draw logos of at most this many "
                                            "sequences (the first ones).")] = 20,
     id_column: SeriesId = None,
@@ -955,7 +984,8 @@ def explain(
                          on_invalid=on_invalid.value, id_column=id_column)
     write_attributions(result, output)
     if plot is not None:
-        paths = explanation_plots(result, plot, max_plots)
+        paths = explanation_plots(result, plot, max_plots,
+                                  (plot_format or FigureFormat.png).value, dpi, model)
         log.info("wrote %d %s to %s", len(paths), "plot(s)" if result.channels else "logo(s)", plot)
 
 
@@ -1037,24 +1067,44 @@ def plot_history(
     = "learning_curves.png",
     metric: Annotated[str | None, typer.Option(
         help="Validation metric of the second panel (default: accuracy or r2).")] = None,
-    title: Annotated[str | None, typer.Option(help="Title (default: the log's name).")] = None,
+    title: Annotated[str | None, typer.Option(
+        help="Title (default: the log's name, without folder and suffixes).")] = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Learning curves (loss and a validation metric per epoch) from a training log."""
+    """Learning curves (loss and a validation metric per epoch) from a training log.
+
+    The format follows the output's suffix; --format pdf with the default output writes
+    learning_curves.pdf.
+    """
     _setup_logging(quiet, debug)
-    from .plots import figure_format, learning_curves, read_history, require_matplotlib
+    from .plots import (
+        DPI,
+        data_name,
+        figure_format,
+        learning_curves,
+        read_history,
+        require_matplotlib,
+    )
     from .seqio import check_not_an_input
 
     require_matplotlib()
     if output == "-":
         raise typer.BadParameter("a figure needs a file name", param_hint="--output")
-    figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
+    if plot_format is not None and output == "learning_curves.png":
+        output = f"learning_curves.{plot_format.value}"
+    fmt = figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
+    if plot_format is not None and os.path.splitext(output)[1] and fmt != plot_format.value:
+        raise typer.BadParameter(f"{output} names a {fmt} figure, not {plot_format.value}",
+                                 param_hint="--format")
     check_not_an_input(output, {"LOG_FILE": log_file})
     history = read_history(log_file)
-    name = "<stdin>" if log_file == "-" else os.path.basename(log_file)
-    png = learning_curves(history, output, title or name, metric)
-    log.info("wrote %s", png)
+    name = data_name(log_file).removesuffix(".log")
+    figure = learning_curves(history, output, title or name, metric, dpi=dpi or DPI,
+                             fmt=plot_format.value if plot_format else None)
+    log.info("wrote %s", figure)
 
 
 @app.command("config")
