@@ -45,7 +45,7 @@ app = typer.Typer(
     name="bioseqnn",
     help="Train and apply neural networks on DNA, RNA and protein sequences and on numeric "
     "series.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -277,39 +277,56 @@ class RichReporter:
             self.progress.stop()
 
 
-def _version(value: bool) -> None:
-    """The version, then what this install runs on: torch (its build), the CPU kernels.
-    Nothing here imports torch, so the answer is instant."""
-    if value:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as installed
+def version_details() -> list[str]:
+    """What this install runs on, one 'name: value' line each: bioseqnn, Python, torch
+    (its build), the CPU kernels, the optional libraries. Read from the installed
+    packages' metadata, so nothing here imports torch."""
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-        from . import kernels
+    from . import kernels
 
+    def of(name: str) -> str:
         try:
-            torch_version = installed("torch")
+            return installed(name)
         except PackageNotFoundError:
-            torch_version = "not installed"
-        build = ("CPU-only build" if torch_version.endswith("+cpu") else
-                 "CUDA build" if "+cu" in torch_version else
-                 "CPU or CUDA build: GPUs are looked for when a command runs")
-        isa = kernels.instruction_set()
-        if isa == "none":
-            shown = "not built (torch operations: same results, slower)"
-        elif not kernels.available():
-            shown = f"{isa}, switched off by BIOSEQNN_NATIVE"
-        else:
-            shown = isa
+            return "not installed"
+
+    torch_version = of("torch")
+    build = ("CPU-only build" if torch_version.endswith("+cpu") else
+             "CUDA build" if "+cu" in torch_version else
+             "CPU or CUDA build: GPUs are looked for when a command runs")
+    isa = kernels.instruction_set()
+    if isa == "none":
+        shown = "not built (torch operations: same results, slower)"
+    elif not kernels.available():
+        shown = f"{isa}, switched off by BIOSEQNN_NATIVE"
+    else:
+        shown = isa
+    return [f"bioseqnn: {__version__}",
+            f"python: {platform.python_version()} ({platform.python_implementation()}, "
+            f"{platform.system()} {platform.machine()})",
+            f"torch: {torch_version} ({build})",
+            f"CPU kernels for LSTM/GRU: {shown}",
+            *(f"{name}: {of(name)}" for name in ("numpy", "biopython", "typer", "matplotlib",
+                                                  "onnx", "optuna", "ViennaRNA"))]
+
+
+def _version(value: bool) -> None:
+    """One line, 'bioseqnn X.Y.Z', as pipelines parse it (details: bioseqnn version
+    --verbose). Instant: nothing is imported."""
+    if value:
         print(f"bioseqnn {__version__}")
-        print(f"torch {torch_version} ({build})")
-        print(f"CPU kernels for LSTM/GRU: {shown}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version ('bioseqnn X.Y.Z') and exit; 'bioseqnn version --verbose' "
+        "names torch, its build and the CPU kernels.")] = False,
 ) -> None:
     """Train and apply neural networks on DNA, RNA and protein sequences and on numeric
     series."""
@@ -1057,6 +1074,19 @@ def generate(
                  id_prefix=id_prefix, batch_size=batch_size, device=device, threads=threads)
 
 
+@app.command("version")
+def version_command(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also name Python, torch (CPU or CUDA build), the CPU "
+        "kernels and the optional libraries, one 'name: value' line each.")] = False,
+) -> None:
+    """Print the version: one line, or with --verbose what this install runs on."""
+    print(f"bioseqnn {__version__}")
+    if verbose:
+        for line in version_details()[1:]:
+            print(line)
+
+
 @app.command("plot-history")
 def plot_history(
     log_file: Annotated[str, typer.Argument(
@@ -1271,19 +1301,24 @@ def _error(message: str) -> None:
     print(f"bioseqnn: error: {message}", file=sys.stderr)
 
 
-_WITHOUT_TORCH = ("config",)
+_WITHOUT_TORCH = ("config", "version")
 """Commands that never import torch (nor does help, or --version)."""
 
 
 def _runs_torch(args: list[str]) -> bool:
     """Whether these arguments run a command that does torch work (which then gets the
     process-wide settings of runtime.tune first)."""
-    if not args or any(a in ("--help", "-h", "--version") for a in args):
+    if not args or any(a in ("--help", "-h", "--version", "--show-completion",
+                             "--install-completion") for a in args):
         return False
     command = next((a for a in args if not a.startswith("-")), None)
     if command == "tune" and "--show-space" in args:
         return False
     return command is not None and command not in _WITHOUT_TORCH
+
+
+_COMPLETE_VAR = "_BIOSEQNN_COMPLETE"
+"""Set by the completion script that 'bioseqnn --install-completion' installs."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1302,6 +1337,8 @@ def main(argv: list[str] | None = None) -> int:
         # make_context/invoke rather than command.main(): click's main() turns a broken
         # pipe into sys.exit(1) before this funnel could see it.
         command = typer.main.get_command(app)
+        if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
+            command._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
         with command.make_context("bioseqnn", args) as ctx:
             command.invoke(ctx)
         return 0
@@ -1312,6 +1349,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # shell completion's answers end with sys.exit
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except typer.TyperException as exc:  # usage errors from option parsing
         failed_in = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":
