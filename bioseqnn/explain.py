@@ -425,8 +425,9 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
             pred = f"p = {rec.prediction:.3f}"
         kind = {"binary": "class ", "multiclass": "class ", "multilabel": "label "}.get(
             expl.task.kind, "")
+        steps = "time steps" if rec.channels is not None else "positions"
         title = (f"{rec.id}{by}\n{what} toward {kind}{rec.target} ({pred}, "
-                 f"{len(rec.scores)} positions)")
+                 f"{len(rec.scores)} {steps})")
         name = out / safe_filename(rec.id, taken, fmt)
         if rec.channels is not None and rec.values is not None and expl.channels is not None:
             paths.append(series_attribution_plot(

@@ -235,10 +235,14 @@ def _step_at(x: np.ndarray, y: np.ndarray, grid: np.ndarray, side: str) -> np.nd
     return y[np.clip(idx, 0, len(y) - 1)]
 
 
+_NO_CURVE = (np.array([0, 1]), np.array([0.0, 0.0]))
+"""Stands in for the classes when none has both outcomes (a chance-level average)."""
+
+
 def _roc_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """The micro average (every record x class pair pooled) and the macro average (the mean
     of the per-class curves on a common FPR grid) of the classes with both outcomes."""
-    usable = [(t, s) for _, t, s in curves if 0 < t.sum() < len(t)]
+    usable = [(t, s) for _, t, s in curves if 0 < t.sum() < len(t)] or [_NO_CURVE]
     grid = np.linspace(0.0, 1.0, 201)
     macro = np.mean([_step_at(*metrics.roc_curve(t, s)[:2], grid, "right") for t, s in usable],
                     axis=0)
@@ -252,7 +256,7 @@ def _roc_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[s
 
 def _pr_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """Micro (pooled) and macro (mean precision at each recall) precision-recall curves."""
-    usable = [(t, s) for _, t, s in curves if t.sum() > 0]
+    usable = [(t, s) for _, t, s in curves if t.sum() > 0] or [_NO_CURVE]
     grid = np.linspace(0.0, 1.0, 201)
     macro = np.mean([_step_at(*pr_points(t, s), grid, "left") for t, s in usable], axis=0)
     truth = np.concatenate([t for t, _ in usable])

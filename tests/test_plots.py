@@ -57,17 +57,20 @@ def test_train_plots_and_plot_history(cli, examples, tmp_path) -> None:
     fasta.write_text("".join(">" + r for r in records[::3]))  # both classes, 368 records
     model = tmp_path / "m.bsnn"
     result = cli("train", fasta, examples / "hemolytic.csv", "-o", model, "--epochs", "3",
-                 "--hidden-size", "8", "--ignore-unmatched", "--plots", tmp_path / "curves")
+                 "--hidden-size", "8", "--ignore-unmatched", "--plots", tmp_path / "curves",
+                 "--format", "svg")
     assert result.code == 0, result.err
-    img = check_png(tmp_path / "curves" / "learning_curves.png", 900, 400)
-    assert img.shape[1] > img.shape[0]  # two panels side by side
+    assert [p.name for p in (tmp_path / "curves").iterdir()] == ["learning_curves.svg"]
+    svg = (tmp_path / "curves" / "learning_curves.svg").read_bytes()
+    assert b"<svg" in svg[:1000] and b"some \xe2\x80\x94 m" in svg  # 'some — m'
 
     log = tmp_path / "m.log.tsv"
     history = plots.read_history(log)
     assert [row["epoch"] for row in history] == [1.0, 2.0, 3.0]
     result = cli("plot-history", log, "-o", tmp_path / "again.png", "--metric", "auroc")
     assert result.code == 0, result.err
-    check_png(tmp_path / "again.png", 900, 400)
+    img = check_png(tmp_path / "again.png", 900, 400)
+    assert img.shape[1] > img.shape[0]  # two panels side by side
 
     result = cli("plot-history", log, "-o", tmp_path / "x.png", "--metric", "nonsense")
     assert result.code == 2 and "no metric 'nonsense'" in result.err
