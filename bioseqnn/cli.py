@@ -46,7 +46,7 @@ app = typer.Typer(
     name="bioseqnn",
     help="Train and apply neural networks on DNA, RNA and protein sequences and on numeric "
     "series.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -99,6 +99,21 @@ def finite(text: str) -> float:
     return number
 
 
+class FigureFormat(str, Enum):
+    png = "png"
+    pdf = "pdf"
+    svg = "svg"
+
+
+# The figure options of every command that draws (bioseqnn.plots.DPI is the default dpi;
+# not imported here, as plots loads numpy and --help stays light).
+FigFormat = Annotated[FigureFormat | None, typer.Option(
+    "--format", "--plot-format", show_default=False,
+    help="Figure format: png, pdf or svg (default: png).")]
+FigDpi = Annotated[int | None, typer.Option(
+    "--dpi", min=50, max=1200, show_default=False,
+    help="Resolution of PNG figures in dots per inch (default: 300); PDF and SVG are "
+    "vector figures.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logging.")]
 Device = Annotated[str | None, typer.Option(
@@ -253,39 +268,56 @@ class RichReporter:
             self.progress.stop()
 
 
-def _version(value: bool) -> None:
-    """The version, then what this install runs on: torch (its build), the CPU kernels.
-    Nothing here imports torch, so the answer is instant."""
-    if value:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as installed
+def version_details() -> list[str]:
+    """What this install runs on, one 'name: value' line each: bioseqnn, Python, torch
+    (its build), the CPU kernels, the optional libraries. Read from the installed
+    packages' metadata, so nothing here imports torch."""
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-        from . import kernels
+    from . import kernels
 
+    def of(name: str) -> str:
         try:
-            torch_version = installed("torch")
+            return installed(name)
         except PackageNotFoundError:
-            torch_version = "not installed"
-        build = ("CPU-only build" if torch_version.endswith("+cpu") else
-                 "CUDA build" if "+cu" in torch_version else
-                 "CPU or CUDA build: GPUs are looked for when a command runs")
-        isa = kernels.instruction_set()
-        if isa == "none":
-            shown = "not built (torch operations: same results, slower)"
-        elif not kernels.available():
-            shown = f"{isa}, switched off by BIOSEQNN_NATIVE"
-        else:
-            shown = isa
+            return "not installed"
+
+    torch_version = of("torch")
+    build = ("CPU-only build" if torch_version.endswith("+cpu") else
+             "CUDA build" if "+cu" in torch_version else
+             "CPU or CUDA build: GPUs are looked for when a command runs")
+    isa = kernels.instruction_set()
+    if isa == "none":
+        shown = "not built (torch operations: same results, slower)"
+    elif not kernels.available():
+        shown = f"{isa}, switched off by BIOSEQNN_NATIVE"
+    else:
+        shown = isa
+    return [f"bioseqnn: {__version__}",
+            f"python: {platform.python_version()} ({platform.python_implementation()}, "
+            f"{platform.system()} {platform.machine()})",
+            f"torch: {torch_version} ({build})",
+            f"CPU kernels for LSTM/GRU: {shown}",
+            *(f"{name}: {of(name)}" for name in ("numpy", "biopython", "typer", "matplotlib",
+                                                  "onnx", "optuna", "ViennaRNA"))]
+
+
+def _version(value: bool) -> None:
+    """One line, 'bioseqnn X.Y.Z', as pipelines parse it (details: bioseqnn version
+    --verbose). Instant: nothing is imported."""
+    if value:
         print(f"bioseqnn {__version__}")
-        print(f"torch {torch_version} ({build})")
-        print(f"CPU kernels for LSTM/GRU: {shown}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version ('bioseqnn X.Y.Z') and exit; 'bioseqnn version --verbose' "
+        "names torch, its build and the CPU kernels.")] = False,
 ) -> None:
     """Train and apply neural networks on DNA, RNA and protein sequences and on numeric
     series."""
@@ -475,7 +507,8 @@ def train(
         "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
         "a name ending in .jsonl writes JSON lines.")] = None,
     plots: Annotated[str | None, typer.Option(
-        "--plots", help="Folder for learning_curves.png (needs matplotlib: bioseqnn[plots]).")]
+        "--plots", help="Folder for the learning curves, learning_curves.png (or .pdf/.svg: "
+        "--format; needs matplotlib: bioseqnn[plots]).")]
     = None,
     tensorboard: Annotated[str | None, typer.Option(
         "--tensorboard", metavar="DIR", show_default=False,
@@ -487,6 +520,8 @@ def train(
         "the model file (needs bioseqnn[tracking]). Alone: the local store mlflow.db beside "
         "the model (sqlite); or a tracking URI: http(s)://server, sqlite:///runs.db, "
         "--mlflow=FOLDER.")] = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -576,16 +611,18 @@ def train(
             summary += f", {key} {best[key]:.4f}"
     log.info("wrote %s (%s); metrics log %s", outcome.output, summary, outcome.log_path)
     if plots is not None and outcome.main:
-        from .plots import learning_curves, plot_dir
+        from .plots import DPI, learning_curves, plot_dir, run_title
 
-        title = " + ".join(os.path.basename(x) for x in outcome.manifest["data"]["sources"])
+        title = run_title(outcome.manifest["data"]["sources"][0], outcome.output)
         history = outcome.result.history
+        suffix = (plot_format or FigureFormat.png).value
         for member in sorted({r.get("member", 0) for r in history}):
-            name = f"learning_curves_member{member}.png" if member else "learning_curves.png"
-            png = learning_curves([r for r in history if r.get("member", 0) == member],
-                                  plot_dir(plots) / name,
-                                  f"{title}, member {member}" if member else title)
-            log.info("wrote %s", png)
+            name = f"learning_curves_member{member}" if member else "learning_curves"
+            figure = learning_curves([r for r in history if r.get("member", 0) == member],
+                                     plot_dir(plots) / f"{name}.{suffix}",
+                                     f"{title}, member {member}" if member else title,
+                                     dpi=dpi or DPI)
+            log.info("wrote %s", figure)
 
 
 @app.command()
@@ -923,8 +960,14 @@ def evaluate(
     output: Annotated[str, typer.Option(
         "-o", "--output", help="Metrics JSON to write ('-' stdout).")] = "-",
     plots: Annotated[str | None, typer.Option(
-        "--plots", help="Folder for ROC/PR/confusion or scatter PNGs (needs bioseqnn[plots]).")]
+        "--plots", help="Folder for the ROC, PR and confusion figures, or the scatter of a "
+        "regression (needs bioseqnn[plots]).")]
     = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
+    title: Annotated[str | None, typer.Option(
+        "--title", show_default=False, help="Title of the figures (default: the data set "
+        "and the model, by their file names: 'test — model').")] = None,
     id_column: Annotated[str | None, typer.Option(
         show_default=False, help="Id column of the labels table (default: id) and, when "
         "given, of a numeric series table (default: as in training).")] = None,
@@ -962,7 +1005,7 @@ def evaluate(
     from .evaluate import evaluate as run_evaluate
     from .evaluate import metric_tables, write_json
     from .intervals import genome_options
-    from .plots import evaluation_plots, plot_dir
+    from .plots import DPI, evaluation_plots, plot_dir
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -991,8 +1034,9 @@ def evaluate(
 
         write_multiqc(ev, multiqc)
     if plots is not None:
-        for png in evaluation_plots(ev, plots):
-            log.info("wrote %s", png)
+        fmt = (plot_format or FigureFormat.png).value
+        for figure in evaluation_plots(ev, plots, fmt, dpi or DPI, title):
+            log.info("wrote %s", figure)
 
 
 @app.command()
@@ -1012,9 +1056,11 @@ def explain(
         help="Class (or target column) to explain. Default: the positive class (binary), the "
         "predicted class (multiclass), the most probable label, the first target.")] = None,
     plot: Annotated[str | None, typer.Option(
-        "--plot", help="Folder for one sequence-logo PNG per sequence (a numeric series: its "
+        "--plot", help="Folder for one sequence logo per sequence (a numeric series: its "
         "channels over time, coloured by attribution; needs bioseqnn[plots]).")]
     = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     max_plots: Annotated[int, typer.Option(min=1, help="Draw logos of at most this many "
                                            "sequences (the first ones).")] = 20,
     id_column: SeriesId = None,
@@ -1041,7 +1087,8 @@ def explain(
                          on_invalid=on_invalid.value, id_column=id_column)
     write_attributions(result, output)
     if plot is not None:
-        paths = explanation_plots(result, plot, max_plots)
+        paths = explanation_plots(result, plot, max_plots,
+                                  (plot_format or FigureFormat.png).value, dpi, model)
         log.info("wrote %d %s to %s", len(paths), "plot(s)" if result.channels else "logo(s)", plot)
 
 
@@ -1113,6 +1160,19 @@ def generate(
                  id_prefix=id_prefix, batch_size=batch_size, device=device, threads=threads)
 
 
+@app.command("version")
+def version_command(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also name Python, torch (CPU or CUDA build), the CPU "
+        "kernels and the optional libraries, one 'name: value' line each.")] = False,
+) -> None:
+    """Print the version: one line, or with --verbose what this install runs on."""
+    print(f"bioseqnn {__version__}")
+    if verbose:
+        for line in version_details()[1:]:
+            print(line)
+
+
 @app.command("plot-history")
 def plot_history(
     log_file: Annotated[str, typer.Argument(
@@ -1123,24 +1183,44 @@ def plot_history(
     = "learning_curves.png",
     metric: Annotated[str | None, typer.Option(
         help="Validation metric of the second panel (default: accuracy or r2).")] = None,
-    title: Annotated[str | None, typer.Option(help="Title (default: the log's name).")] = None,
+    title: Annotated[str | None, typer.Option(
+        help="Title (default: the log's name, without folder and suffixes).")] = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Learning curves (loss and a validation metric per epoch) from a training log."""
+    """Learning curves (loss and a validation metric per epoch) from a training log.
+
+    The format follows the output's suffix; --format pdf with the default output writes
+    learning_curves.pdf.
+    """
     _setup_logging(quiet, debug)
-    from .plots import figure_format, learning_curves, read_history, require_matplotlib
+    from .plots import (
+        DPI,
+        data_name,
+        figure_format,
+        learning_curves,
+        read_history,
+        require_matplotlib,
+    )
     from .seqio import check_not_an_input
 
     require_matplotlib()
     if output == "-":
         raise typer.BadParameter("a figure needs a file name", param_hint="--output")
-    figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
+    if plot_format is not None and output == "learning_curves.png":
+        output = f"learning_curves.{plot_format.value}"
+    fmt = figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
+    if plot_format is not None and os.path.splitext(output)[1] and fmt != plot_format.value:
+        raise typer.BadParameter(f"{output} names a {fmt} figure, not {plot_format.value}",
+                                 param_hint="--format")
     check_not_an_input(output, {"LOG_FILE": log_file})
     history = read_history(log_file)
-    name = "<stdin>" if log_file == "-" else os.path.basename(log_file)
-    png = learning_curves(history, output, title or name, metric)
-    log.info("wrote %s", png)
+    name = data_name(log_file).removesuffix(".log")
+    figure = learning_curves(history, output, title or name, metric, dpi=dpi or DPI,
+                             fmt=plot_format.value if plot_format else None)
+    log.info("wrote %s", figure)
 
 
 @app.command("config")
@@ -1307,14 +1387,15 @@ def _error(message: str) -> None:
     print(f"bioseqnn: error: {message}", file=sys.stderr)
 
 
-_WITHOUT_TORCH = ("config",)
+_WITHOUT_TORCH = ("config", "version")
 """Commands that never import torch (nor does help, or --version)."""
 
 
 def _runs_torch(args: list[str]) -> bool:
     """Whether these arguments run a command that does torch work (which then gets the
     process-wide settings of runtime.tune first)."""
-    if not args or any(a in ("--help", "-h", "--version") for a in args):
+    if not args or any(a in ("--help", "-h", "--version", "--show-completion",
+                             "--install-completion") for a in args):
         return False
     command = next((a for a in args if not a.startswith("-")), None)
     if command == "tune" and "--show-space" in args:
@@ -1338,6 +1419,10 @@ def optional_values(args: list[str]) -> list[str]:
     return out
 
 
+_COMPLETE_VAR = "_BIOSEQNN_COMPLETE"
+"""Set by the completion script that 'bioseqnn --install-completion' installs."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
     args = optional_values(list(sys.argv[1:] if argv is None else argv))
@@ -1354,6 +1439,8 @@ def main(argv: list[str] | None = None) -> int:
         # make_context/invoke rather than command.main(): click's main() turns a broken
         # pipe into sys.exit(1) before this funnel could see it.
         command = typer.main.get_command(app)
+        if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
+            command._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
         with command.make_context("bioseqnn", args) as ctx:
             command.invoke(ctx)
         return 0
@@ -1364,6 +1451,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # shell completion's answers end with sys.exit
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except typer.TyperException as exc:  # usage errors from option parsing
         failed_in = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":

@@ -390,16 +390,34 @@ def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> Non
 
 
 def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
-                      max_plots: int = 20) -> list[Path]:
-    """One logo PNG per sequence (the first ``max_plots``), named after the record id; for
-    a numeric series, its channels over time shaded by their attributions."""
-    from .plots import logo_plot, plot_dir, safe_filename, series_attribution_plot
+                      max_plots: int = 20, fmt: str = "png", dpi: int | None = None,
+                      model: str | os.PathLike[str] | None = None) -> list[Path]:
+    """One logo per sequence (the first ``max_plots``), named after the record id; for a
+    numeric series, its channels over time shaded by their attributions.
 
+    Figures are written as ``fmt`` (png, pdf or svg) at ``dpi`` (default
+    :data:`bioseqnn.plots.DPI`); ``model`` (its file) names the model in the titles.
+    """
+    from .plots import (
+        DPI,
+        LOGO_MAX_POSITIONS,
+        check_figure_options,
+        data_name,
+        logo_plot,
+        plot_dir,
+        safe_filename,
+        series_attribution_plot,
+    )
+
+    dpi = DPI if dpi is None else dpi
+    check_figure_options(fmt, dpi)
     out = plot_dir(folder)
     taken: set[str] = set()
     paths = []
     what = {"saliency": "saliency", "grad-input": "gradient x input",
             "ism": "in-silico mutagenesis"}[expl.method]
+    by = f" \u2014 {data_name(model)}" if model is not None else ""
+    long_ones = 0
     for rec in expl.records[:max_plots]:
         if expl.task.kind == "regression":
             pred = f"predicted {rec.prediction:.3g}"
@@ -407,15 +425,25 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
             pred = f"p = {rec.prediction:.3f}"
         kind = {"binary": "class ", "multiclass": "class ", "multilabel": "label "}.get(
             expl.task.kind, "")
-        title = (f"{rec.id}: {what} toward {kind}{rec.target} ({pred}, "
-                 f"{len(rec.scores)} positions)")
+        steps = "time steps" if rec.channels is not None else "positions"
+        title = (f"{rec.id}{by}\n{what} toward {kind}{rec.target} ({pred}, "
+                 f"{len(rec.scores)} {steps})")
+        name = out / safe_filename(rec.id, taken, fmt)
         if rec.channels is not None and rec.values is not None and expl.channels is not None:
             paths.append(series_attribution_plot(
-                rec.values, rec.channels, expl.channels, out / safe_filename(rec.id, taken),
-                title, label=f"{expl.method} score"))
+                rec.values, rec.channels, expl.channels, name, title,
+                label=f"{expl.method} score", dpi=dpi))
             continue
-        paths.append(logo_plot(rec.residues, rec.scores, out / safe_filename(rec.id, taken),
-                               title, ylabel=f"{expl.method} score"))
+        # The one place where a sequence's figure is chosen. Beyond LOGO_MAX_POSITIONS a
+        # logo needs more rows than a page holds: that is where a mutation map
+        # (positions x residues, the ISM deltas in rec.deltas) belongs. Until one is drawn
+        # here, long sequences get logos too, in evenly filled rows.
+        long_ones += len(rec.residues) > LOGO_MAX_POSITIONS
+        paths.append(logo_plot(rec.residues, rec.scores, name, title,
+                               ylabel=f"{expl.method} score", dpi=dpi))
+    if long_ones:
+        log.info("%d sequence(s) longer than %d positions: their logos span many rows",
+                 long_ones, LOGO_MAX_POSITIONS)
     if len(expl.records) > max_plots:
         what = "plots of the first %d of %d series" if expl.channels is not None else \
             "logos of the first %d of %d sequences"

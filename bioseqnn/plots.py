@@ -4,7 +4,14 @@ matplotlib is an optional extra (``pip install 'bioseqnn[plots]'``): the core in
 light for pipelines that never draw. Figures are built with ``matplotlib.figure.Figure`` and
 the Agg canvas directly, never pyplot, so no display, no global state and no GUI backend is
 involved. A figure is written in the format its name ends in (.png, .pdf or .svg; PNG when
-the name has no suffix), always atomically (temporary file beside it, then rename).
+the name has no suffix), always atomically (temporary file beside it, then rename), PNG at
+:data:`DPI` unless told otherwise.
+
+Figures are sized for print: a single journal column (:data:`COLUMN`, 3.5 in) or a double
+one (:data:`DOUBLE_COLUMN`, 7.2 in) wide, text 6.5-8 pt, so that a figure placed at its own
+size needs no scaling. The style is applied inside each drawing function (an rc context),
+never to matplotlib's global settings. Titles name the data set and the model (file names
+without folders or suffixes), never paths.
 """
 
 from __future__ import annotations
@@ -35,17 +42,34 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .evaluate import Evaluation
 
-DPI = 100
+DPI = 300
+"""Default resolution of PNG figures (dots per inch); PDF and SVG are vector figures, where
+it applies to the few raster parts (the colour strip of a confusion matrix or a series)."""
+COLUMN = 3.5
+"""Width of a single journal column, in inches (89 mm)."""
+DOUBLE_COLUMN = 7.2
+"""Width of a double (full-page) journal column, in inches (183 mm)."""
+MANY_CURVES = 6
+"""Above this many classes or labels, ROC and PR figures show the micro and macro averages
+beside one small panel per class instead of one crowded panel."""
 INSTALL_HINT = "pip install 'bioseqnn[plots]' (or: pip install matplotlib)"
 _STYLE: dict[str, Any] = {
-    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-    "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
-    "axes.spines.right": False, "savefig.facecolor": "white", "figure.facecolor": "white",
+    # sizes for a figure printed at its own size in a journal column: 6.5-8 pt text
+    "font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "legend.fontsize": 6.5,
+    "xtick.labelsize": 6.5, "ytick.labelsize": 6.5, "figure.titlesize": 8,
+    "lines.linewidth": 1.1, "axes.linewidth": 0.6, "grid.linewidth": 0.4,
+    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5, "legend.handlelength": 1.6, "legend.borderaxespad": 0.3,
+    "axes.titlepad": 4.0, "axes.labelpad": 2.0,
+    "axes.spines.top": False, "axes.spines.right": False,
+    "savefig.facecolor": "white", "figure.facecolor": "white",
+    "pdf.fonttype": 42,  # TrueType in PDF: text stays editable in a figure editor
     "svg.hashsalt": "bioseqnn",  # the same figure gives the same SVG bytes
 }
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 """The figure formats, by the suffix of the output's name."""
 _NO_DATE: dict[str, dict[str, Any]] = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
+_COMPRESSED = (".gz", ".bgz", ".bz2", ".xz", ".zst", ".zstd")
 
 
 def require_matplotlib() -> None:
@@ -73,15 +97,47 @@ def plot_dir(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def check_figure_options(fmt: str = "png", dpi: int = DPI) -> None:
+    """A usage error for a figure format or resolution that cannot be written."""
+    if fmt not in FORMATS.values():
+        raise UsageError(f"cannot write {fmt!r} figures; choose png, pdf or svg")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 50 <= dpi <= 1200:
+        raise UsageError(f"a figure resolution of {dpi!r} dpi is out of range (50-1200)")
+
+
+def data_name(path: str | os.PathLike[str]) -> str:
+    """The name a figure's title gives an input: the file's name without its folder, its
+    compression suffix and its format suffix ('data/test.fasta.gz' -> 'test')."""
+    text = str(path)
+    if text in (STDIO, "<stdin>", "stdin"):
+        return "stdin"
+    name = Path(text).name
+    for suffix in _COMPRESSED:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Path(name).stem or name
+
+
+def run_title(data: str | os.PathLike[str], model: str | os.PathLike[str]) -> str:
+    """'<data set> — <model>', the title of a figure about a model on a data set."""
+    return f"{data_name(data)} \u2014 {data_name(model)}"
+
+
 @contextmanager
 def _figure(width: float, height: float) -> Iterator[Figure]:
+    """A figure of this size in inches, laid out by matplotlib's constrained layout (which
+    keeps the size: a PNG is exactly width x dpi pixels wide), in the journal style."""
     require_matplotlib()
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
     with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
-        fig = Figure(figsize=(width, height), dpi=DPI)
+        fig = Figure(figsize=(width, height), dpi=100)
+        fig.set_layout_engine(ConstrainedLayoutEngine(w_pad=0.03, h_pad=0.03, wspace=0.04,
+                                                      hspace=0.04))
         FigureCanvasAgg(fig)
         yield fig
 
@@ -101,10 +157,12 @@ def figure_format(path: str | os.PathLike[str]) -> str:
     return FORMATS[suffix]
 
 
-def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    fmt = figure_format(path)
+def _save(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI,
+          fmt: str | None = None) -> Path:
+    """Write the figure as ``fmt`` (default: by the name's suffix), atomically."""
+    fmt = fmt or figure_format(path)
     with atomic_output(path, binary=True) as fh:
-        fig.savefig(fh, format=fmt, dpi=DPI, metadata=_NO_DATE.get(fmt))
+        fig.savefig(fh, format=fmt, dpi=dpi, metadata=_NO_DATE.get(fmt))
     return Path(path)
 
 
@@ -125,7 +183,20 @@ def _wrap(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _heading(fig: Figure, title: str, detail: str = "") -> None:
+    """The figure's title: data set and model on the first line, what it measured on the
+    second."""
+    fig.suptitle(f"{_wrap(title, 90)}\n{_wrap(detail, 120)}" if detail else _wrap(title, 90))
+
+
 # --------------------------------------------------------------------------- evaluation
+
+
+def evaluation_title(ev: Evaluation) -> str:
+    """'<data set> — <model>': the first input's name and the model's, without folders and
+    suffixes."""
+    data = ev.sources[0] if ev.sources else ev.dataset.split(" + ")[0]
+    return run_title(data, ev.model)
 
 
 def _curves_of(ev: Evaluation) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -139,75 +210,219 @@ def _curves_of(ev: Evaluation) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(t, ev.y[:, j].astype(np.int64), ev.out[:, j]) for j, t in enumerate(ev.task.targets)]
 
 
-def _legend(ax: Axes, n: int) -> None:
-    if n > 6:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+def pr_points(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) of a precision-recall curve as drawn: it starts at recall 0 with
+    the precision of the top-ranked record (of the records tied at the top score), then has
+    one point per distinct threshold where recall has grown.
+
+    :func:`bioseqnn.metrics.pr_curve` puts a point (recall 0, precision 1) first, as
+    scikit-learn does; drawn, that point makes a curve whose top-ranked record is a
+    negative fall from 1 to 0 at recall 0, which no threshold gives.
+    """
+    precision, recall, _ = metrics.pr_curve(truth, score)
+    precision, recall = precision[1:], recall[1:]  # the threshold points only
+    grown = recall > 0
+    return np.r_[0.0, recall[grown]], np.r_[precision[0], precision[grown]]
+
+
+def _step_at(x: np.ndarray, y: np.ndarray, grid: np.ndarray, side: str) -> np.ndarray:
+    """The curve (x non-decreasing) read at each grid value: ROC ('right'): the last point
+    with x <= g (the highest TPR at that FPR); PR ('left'): the first point with x >= g."""
+    if side == "right":
+        idx = np.searchsorted(x, grid, side="right") - 1
+        return y[np.clip(idx, 0, len(y) - 1)]
+    idx = np.searchsorted(x, grid, side="left")
+    return y[np.clip(idx, 0, len(y) - 1)]
+
+
+_NO_CURVE = (np.array([0, 1]), np.array([0.0, 0.0]))
+"""Stands in for the classes when none has both outcomes (a chance-level average)."""
+
+
+def _roc_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """The micro average (every record x class pair pooled) and the macro average (the mean
+    of the per-class curves on a common FPR grid) of the classes with both outcomes."""
+    usable = [(t, s) for _, t, s in curves if 0 < t.sum() < len(t)] or [_NO_CURVE]
+    grid = np.linspace(0.0, 1.0, 201)
+    macro = np.mean([_step_at(*metrics.roc_curve(t, s)[:2], grid, "right") for t, s in usable],
+                    axis=0)
+    truth = np.concatenate([t for t, _ in usable])
+    score = np.concatenate([s for _, s in usable])
+    fpr, tpr, _ = metrics.roc_curve(truth, score)
+    aucs = [metrics.auroc(t, s) for t, s in usable]
+    return {"macro": (np.r_[0.0, grid], np.r_[0.0, macro]), "micro": (fpr, tpr),
+            "macro_auc": float(np.mean(aucs)), "micro_auc": metrics.auroc(truth, score)}
+
+
+def _pr_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Micro (pooled) and macro (mean precision at each recall) precision-recall curves."""
+    usable = [(t, s) for _, t, s in curves if t.sum() > 0] or [_NO_CURVE]
+    grid = np.linspace(0.0, 1.0, 201)
+    macro = np.mean([_step_at(*pr_points(t, s), grid, "left") for t, s in usable], axis=0)
+    truth = np.concatenate([t for t, _ in usable])
+    score = np.concatenate([s for _, s in usable])
+    aps = [metrics.auprc(t, s) for t, s in usable]
+    return {"macro": (grid, macro), "micro": pr_points(truth, score),
+            "macro_auc": float(np.mean(aps)), "micro_auc": metrics.auprc(truth, score)}
+
+
+def _curve_axes(ax: Axes, kind: str, small: bool = False) -> None:
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), aspect="equal")
+    if not small:
+        ax.set(xlabel="False positive rate" if kind == "roc" else "Recall",
+               ylabel="True positive rate" if kind == "roc" else "Precision")
+    ax.set_xticks([0, 0.5, 1], labels=["0", "0.5", "1"])
+    ax.set_yticks([0, 0.5, 1], labels=["0", "0.5", "1"])
+    ax.grid(alpha=0.3)
+
+
+def _area(kind: str, truth: np.ndarray, score: np.ndarray) -> float:
+    """AUROC (roc) or average precision (pr) of one class."""
+    return metrics.auroc(truth, score) if kind == "roc" else metrics.auprc(truth, score)
+
+
+def _draw_curve(ax: Axes, kind: str, truth: np.ndarray, score: np.ndarray,
+                **style: Any) -> None:
+    """One class's ROC curve, or its PR curve as steps (see :func:`pr_points`)."""
+    if kind == "roc":
+        fpr, tpr, _ = metrics.roc_curve(truth, score)
+        ax.plot(fpr, tpr, **style)
     else:
-        ax.legend(loc="lower right" if n else "best", frameon=False)
+        recall, precision = pr_points(truth, score)
+        ax.step(recall, precision, where="pre", **style)
 
 
-def roc_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
-    """ROC curve of the positive class (binary) or of each class / label, with its AUROC."""
+def _drawable(kind: str, truth: np.ndarray) -> bool:
+    return bool(0 < truth.sum() < len(truth)) if kind == "roc" else bool(truth.sum() > 0)
+
+
+def _curve_figure(ev: Evaluation, kind: str, path: str | os.PathLike[str], dpi: int,
+                  title: str | None) -> Path:
+    """ROC or PR: one panel with a curve per class (up to MANY_CURVES), else the averages
+    beside a grid of small panels, one per class."""
     curves = _curves_of(ev)
-    wide = len(curves) > 6
-    with _figure(8.6 if wide else 6.0, 5.4) as fig:
-        ax = fig.add_subplot()
-        ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="chance")
-        for (name, truth, score), style in zip(curves, _styles(len(curves)), strict=True):
-            if 0 < truth.sum() < len(truth):
-                fpr, tpr, _ = metrics.roc_curve(truth, score)
-                auc = metrics.auroc(truth, score)
-                ax.plot(fpr, tpr, lw=1.8, label=f"{name} (AUROC {auc:.3f})", **style)
-        ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="False positive rate",
-               ylabel="True positive rate", aspect="equal")
-        ax.set_title(f"ROC curve - {_wrap(ev.dataset)}\nAUROC {_fmt(ev.metrics.get('auroc'))}"
-                     f"{' (macro mean)' if len(curves) > 1 else ''}, n = {ev.records}")
-        ax.grid(alpha=0.3)
-        _legend(ax, len(curves))
-        fig.tight_layout()
-        return _save(fig, path)
+    name, short = ("AUROC", "AUROC") if kind == "roc" else ("average precision", "AP")
+    headline = ev.metrics.get("auroc" if kind == "roc" else "auprc")
+    heading = title or evaluation_title(ev)
+    what = "ROC" if kind == "roc" else "Precision-recall"
+    if len(curves) <= MANY_CURVES:
+        with _figure(COLUMN, COLUMN + 0.25) as fig:
+            ax = fig.add_subplot()
+            if kind == "roc":
+                ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--", label="chance")
+            for (label, truth, score), style in zip(curves, _styles(len(curves)), strict=True):
+                if not _drawable(kind, truth):
+                    continue
+                area = _area(kind, truth, score)
+                _draw_curve(ax, kind, truth, score,
+                            label=f"{_wrap(label, 24)} ({short} {area:.3f})", **style)
+                if kind == "pr" and len(curves) == 1:
+                    ax.axhline(truth.mean(), color="0.7", lw=0.8, ls="--",
+                               label=f"prevalence {truth.mean():.3f}")
+            _curve_axes(ax, kind)
+            ax.legend(loc="lower right" if kind == "roc" else "lower left", frameon=False)
+            mean = " (macro mean)" if len(curves) > 1 else ""
+            _heading(fig, heading, f"{what}: {name} {_fmt(headline)}{mean}, n = {ev.records}")
+            return _save(fig, path, dpi)
+    return _many_curves(ev, kind, curves, path, dpi, heading)
 
 
-def pr_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
-    """Precision-recall curve(s) with average precision, and the prevalence baseline."""
-    curves = _curves_of(ev)
-    wide = len(curves) > 6
-    with _figure(8.6 if wide else 6.0, 5.4) as fig:
-        ax = fig.add_subplot()
-        for (name, truth, score), style in zip(curves, _styles(len(curves)), strict=True):
-            if truth.sum() == 0:
+def _many_curves(ev: Evaluation, kind: str,
+                 curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                 path: str | os.PathLike[str], dpi: int, heading: str) -> Path:
+    short = "AUROC" if kind == "roc" else "AP"
+    k = len(curves)
+    cols = 4 if k <= 12 else 5 if k <= 20 else math.ceil(math.sqrt(k))
+    rows = math.ceil(k / cols)
+    cell = 3.9 / cols
+    average = _roc_average(curves) if kind == "roc" else _pr_average(curves)
+    height = max(3.2, rows * (cell + 0.18) + 0.55)
+    with _figure(DOUBLE_COLUMN, height) as fig:
+        halves = fig.subfigures(1, 2, width_ratios=[3.1, 4.1], wspace=0.02, squeeze=False)
+        left, right = halves[0, 0], halves[0, 1]
+        ax = left.add_subplot()
+        if kind == "roc":
+            ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--", label="chance")
+        first = True
+        for _, truth, score in curves:
+            if _drawable(kind, truth):
+                _draw_curve(ax, kind, truth, score, color="0.8", lw=0.6,
+                            label=f"each class ({len(curves)})" if first else None)
+                first = False
+        draw = ax.plot if kind == "roc" else ax.step
+        extra = {} if kind == "roc" else {"where": "pre"}
+        draw(*average["micro"], color="#d62728", lw=1.5, **extra,
+             label=f"micro average ({short} {_fmt(average['micro_auc'])})")
+        ax.plot(*average["macro"], color="#1f4e9c", lw=1.5, ls="--",
+                label=f"macro average ({short} {_fmt(average['macro_auc'])})")
+        _curve_axes(ax, kind)
+        ax.legend(loc="lower right" if kind == "roc" else "lower left", frameon=False)
+        ax.set_title("Averages over classes")
+        grid = right.subplots(rows, cols, squeeze=False)
+        for i, panel in enumerate(grid.flat):
+            if i >= len(curves):
+                panel.set_axis_off()
                 continue
-            precision, recall, _ = metrics.pr_curve(truth, score)
-            ap = metrics.auprc(truth, score)
-            ax.step(recall, precision, where="pre", lw=1.8, label=f"{name} (AP {ap:.3f})",
-                    **style)
-            if len(curves) == 1:
-                ax.axhline(truth.mean(), color="0.7", lw=1, ls="--",
-                           label=f"prevalence {truth.mean():.3f}")
-        ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), xlabel="Recall", ylabel="Precision")
-        ax.set_title(f"Precision-recall curve - {_wrap(ev.dataset)}\nAUPRC "
-                     f"{_fmt(ev.metrics.get('auprc'))}"
-                     f"{' (macro mean)' if len(curves) > 1 else ''}, n = {ev.records}")
-        ax.grid(alpha=0.3)
-        _legend(ax, len(curves))
-        fig.tight_layout()
-        return _save(fig, path)
+            label, truth, score = curves[i]
+            _curve_axes(panel, kind, small=True)
+            if kind == "roc":
+                panel.plot([0, 1], [0, 1], color="0.75", lw=0.5, ls="--")
+            elif truth.sum() > 0:
+                panel.axhline(truth.mean(), color="0.75", lw=0.5, ls="--")
+            if _drawable(kind, truth):
+                area = _area(kind, truth, score)
+                _draw_curve(panel, kind, truth, score, color="#1f4e9c", lw=0.9)
+                shown = f"{_wrap(label, 14)}\n{short} {area:.2f}"
+            else:
+                shown = f"{_wrap(label, 14)}\nn/a"
+            panel.set_title(shown, fontsize=6, pad=2, linespacing=1.1)
+            panel.tick_params(labelsize=5.5, length=1.5, pad=1)
+            if i % cols:
+                panel.tick_params(labelleft=False)
+            if i + cols < len(curves):
+                panel.tick_params(labelbottom=False)
+        right.supxlabel("False positive rate" if kind == "roc" else "Recall", fontsize=6.5)
+        right.supylabel("True positive rate" if kind == "roc" else "Precision", fontsize=6.5)
+        what = "ROC" if kind == "roc" else "Precision-recall"
+        name = "AUROC" if kind == "roc" else "average precision"
+        _heading(fig, heading, f"{what} of {len(curves)} classes: {name} macro "
+                 f"{_fmt(average['macro_auc'])}, micro {_fmt(average['micro_auc'])}, "
+                 f"n = {ev.records}")
+        return _save(fig, path, dpi)
 
 
-def confusion_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
+def roc_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
+             title: str | None = None) -> Path:
+    """ROC curve of the positive class (binary) or of each class / label, with its AUROC;
+    above :data:`MANY_CURVES` classes, micro and macro averages and one panel per class.
+
+    ``title`` replaces the default '<data set> — <model>'.
+    """
+    return _curve_figure(ev, "roc", path, dpi, title)
+
+
+def pr_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
+            title: str | None = None) -> Path:
+    """Precision-recall curve(s) with average precision (see :func:`pr_points`), and the
+    prevalence baseline; above :data:`MANY_CURVES` classes, averages and small panels."""
+    return _curve_figure(ev, "pr", path, dpi, title)
+
+
+def confusion_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
+                   title: str | None = None) -> Path:
     """Confusion matrix: counts in the cells, colour = fraction of the true class (recall)."""
     if ev.confusion is None:
         raise UsageError(f"a confusion matrix needs a single-label classifier, not {ev.task.kind}")
     cm = ev.confusion
-    names = ev.task.classes
+    names = [_wrap(n, 18) for n in ev.task.classes]
     k = len(names)
-    side = min(max(4.8, 0.55 * k + 2.6), 12.0)
-    with _figure(side + 1.0, side) as fig:
+    width = COLUMN if k <= MANY_CURVES else min(DOUBLE_COLUMN, 0.3 * k + 2.2)
+    with _figure(width, width * 0.92 + 0.2) as fig:
         ax = fig.add_subplot()
         support = cm.sum(axis=1, keepdims=True)
         frac = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
         image = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-        cell_font = 12 if k <= 4 else 9.5 if k <= 15 else 7.5
+        cell_font = 7 if k <= 6 else 6 if k <= 15 else 5
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=cell_font,
@@ -217,58 +432,70 @@ def confusion_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
         ax.set_yticks(range(k), labels=names)
         ax.set(xlabel="Predicted class", ylabel="True class")
         ax.spines[:].set_visible(False)
-        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        ax.tick_params(length=0)
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, shrink=0.8)
         bar.set_label("fraction of true class")
-        ax.set_title(f"Confusion matrix - {_wrap(ev.dataset, 60)}\naccuracy "
-                     f"{_fmt(ev.metrics.get('accuracy'))}, balanced accuracy "
-                     f"{_fmt(ev.metrics.get('balanced_accuracy'))}, n = {ev.records}")
-        fig.tight_layout()
-        return _save(fig, path)
+        bar.outline.set_visible(False)
+        _heading(fig, title or evaluation_title(ev),
+                 f"accuracy {_fmt(ev.metrics.get('accuracy'))}, balanced accuracy "
+                 f"{_fmt(ev.metrics.get('balanced_accuracy'))}, n = {ev.records}")
+        return _save(fig, path, dpi)
 
 
-def scatter_plot(ev: Evaluation, path: str | os.PathLike[str]) -> Path:
+def scatter_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
+                 title: str | None = None) -> Path:
     """Predicted against measured values with the least-squares line, one panel per target."""
     targets = ev.task.targets
     n = len(targets)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    with _figure(5.6 * cols, 5.2 * rows) as fig:
+    width = COLUMN if n == 1 else DOUBLE_COLUMN
+    panel = width / cols
+    with _figure(width, rows * (panel + (0.1 if n == 1 else 0.3)) + 0.3) as fig:
         for j, name in enumerate(targets):
             ax = fig.add_subplot(rows, cols, j + 1)
             y, p = ev.y[:, j], ev.out[:, j]
             alpha = 0.6 if len(y) < 500 else 0.35
-            ax.scatter(y, p, s=10, alpha=alpha, color="#1f77b4", edgecolors="none",
-                       label="sequences")
+            ax.scatter(y, p, s=4, alpha=alpha, color="#1f77b4", edgecolors="none",
+                       label="sequences", rasterized=len(y) > 2000)
             lo = float(min(y.min(), p.min()))
             hi = float(max(y.max(), p.max()))
             pad = 0.03 * (hi - lo or 1.0)
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", ls="--", lw=1,
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", ls="--", lw=0.8,
                     label="y = x")
             if np.ptp(y) > 0:
                 slope, intercept = np.polyfit(y, p, 1)
                 xs = np.array([y.min(), y.max()])
-                ax.plot(xs, slope * xs + intercept, color="#d62728", lw=2,
+                ax.plot(xs, slope * xs + intercept, color="#d62728", lw=1.2,
                         label=f"fit: y = {slope:.2f}x + {intercept:.2f}")
             ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad),
-                   xlabel=f"Measured {name}", ylabel=f"Predicted {name}", aspect="equal")
+                   xlabel=f"Measured {_wrap(name, 30)}", ylabel=f"Predicted {_wrap(name, 30)}",
+                   aspect="equal")
             m = ev.per_target.get(name, {})
-            ax.set_title(f"{name} - {_wrap(ev.dataset, 50)}\nPearson r {_fmt(m.get('pearson'))}, "
-                         f"Spearman {_fmt(m.get('spearman'))}, R\u00b2 {_fmt(m.get('r2'))}, "
-                         f"MAE {_fmt(m.get('mae'))}, n = {len(y)}")
+            scores = (f"r {_fmt(m.get('pearson'))}, \u03c1 {_fmt(m.get('spearman'))}, "
+                      f"R\u00b2 {_fmt(m.get('r2'))}, MAE {_fmt(m.get('mae'))}")
+            if n > 1:
+                ax.set_title(scores, fontsize=6.5)
             ax.grid(alpha=0.3)
             ax.legend(loc="upper left", frameon=False)
-        fig.tight_layout()
-        return _save(fig, path)
+        _heading(fig, title or evaluation_title(ev),
+                 f"Pearson r, Spearman \u03c1, R\u00b2, MAE; n = {ev.records}" if n > 1
+                 else f"{scores}, n = {ev.records}")
+        return _save(fig, path, dpi)
 
 
-def evaluation_plots(ev: Evaluation, folder: str | os.PathLike[str]) -> list[Path]:
-    """Every figure that fits the task, written into ``folder``; returns their paths."""
+def evaluation_plots(ev: Evaluation, folder: str | os.PathLike[str], fmt: str = "png",
+                     dpi: int = DPI, title: str | None = None) -> list[Path]:
+    """Every figure that fits the task, written into ``folder`` as ``fmt`` (png, pdf or
+    svg) at ``dpi``; returns their paths. ``title`` replaces '<data set> — <model>'."""
+    check_figure_options(fmt, dpi)
     out = plot_dir(folder)
     if ev.task.kind == "regression":
-        return [scatter_plot(ev, out / "scatter.png")]
-    paths = [roc_plot(ev, out / "roc.png"), pr_plot(ev, out / "pr.png")]
+        return [scatter_plot(ev, out / f"scatter.{fmt}", dpi, title)]
+    paths = [roc_plot(ev, out / f"roc.{fmt}", dpi, title),
+             pr_plot(ev, out / f"pr.{fmt}", dpi, title)]
     if ev.confusion is not None:
-        paths.append(confusion_plot(ev, out / "confusion.png"))
+        paths.append(confusion_plot(ev, out / f"confusion.{fmt}", dpi, title))
     return paths
 
 
@@ -416,20 +643,23 @@ def learning_curves(
     path: str | os.PathLike[str],
     title: str = "",
     metric: str | None = None,
+    dpi: int = DPI,
+    fmt: str | None = None,
 ) -> Path:
     """Training and validation loss, and the monitored validation metric, per epoch.
 
     An ensemble's log (records with a ``member``) draws one curve per member, each in its
-    own colour, with its best epoch starred. The figure's format follows the suffix of
-    ``path`` (see :func:`figure_format`), checked before anything is drawn.
+    own colour, with its best epoch starred. The figure's format is ``fmt``, by default the
+    suffix of ``path`` (see :func:`figure_format`), checked before anything is drawn.
     """
-    figure_format(path)
+    fmt = fmt or figure_format(path)
+    check_figure_options(fmt, dpi)
     if not history:
         raise DataError("no epochs to plot")
     key = _monitored(history, metric)
     members = _members(history)
     if len(members) > 1:
-        return _ensemble_curves(history, members, path, title, key)
+        return _ensemble_curves(history, members, path, title, key, dpi, fmt)
     epochs = np.array([float(r["epoch"]) for r in history])
     col = lambda k: np.array([float(r.get(k, math.nan)) for r in history])  # noqa: E731
     val_loss = col("val_loss")
@@ -437,12 +667,12 @@ def learning_curves(
     monitored = val_loss if has_val else col("train_loss")
     best = int(np.nanargmin(monitored))
     panels = 2 if key else 1
-    with _figure(5.4 * panels + 0.4, 4.6) as fig:
+    with _figure(DOUBLE_COLUMN if panels == 2 else COLUMN, 2.7) as fig:
         ax = fig.add_subplot(1, panels, 1)
-        ax.plot(epochs, col("train_loss"), marker="o", ms=3, lw=1.8, label="training loss")
+        ax.plot(epochs, col("train_loss"), marker="o", ms=2, label="training loss")
         if has_val:
-            ax.plot(epochs, val_loss, marker="o", ms=3, lw=1.8, label="validation loss")
-        ax.axvline(epochs[best], color="0.5", ls=":", lw=1.2, label=f"best epoch {epochs[best]:g}")
+            ax.plot(epochs, val_loss, marker="o", ms=2, label="validation loss")
+        ax.axvline(epochs[best], color="0.5", ls=":", lw=0.8, label=f"best epoch {epochs[best]:g}")
         ax.set(xlabel="Epoch", ylabel="Loss", title="Loss")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False)
@@ -451,19 +681,18 @@ def learning_curves(
             values = col(key)
             pretty = key.removeprefix("val_").replace("_", " ")
             ax2 = fig.add_subplot(1, panels, 2)
-            ax2.plot(epochs, values, marker="o", ms=3, lw=1.8, color="#2ca02c",
+            ax2.plot(epochs, values, marker="o", ms=2, color="#2ca02c",
                      label=f"validation {pretty}")
-            ax2.axvline(epochs[best], color="0.5", ls=":", lw=1.2)
+            ax2.axvline(epochs[best], color="0.5", ls=":", lw=0.8)
             ax2.set(xlabel="Epoch", ylabel=pretty.capitalize(), title=f"Validation {pretty}")
             ax2.grid(alpha=0.3)
             ax2.legend(frameon=False)
             summary += f": {pretty} {_fmt(values[best])}"
         _integer_epochs(fig)
-        heading = f"Learning curves - {_wrap(title, 70)}" if title else "Learning curves"
-        fig.suptitle(f"{heading}\n{summary}, validation loss {_fmt(monitored[best])}"
-                     if has_val else f"{heading}\n{summary}")
-        fig.tight_layout()
-        return _save(fig, path)
+        _heading(fig, title or "Learning curves",
+                 f"Learning curves: {summary}, validation loss {_fmt(monitored[best])}"
+                 if has_val else f"Learning curves: {summary}")
+        return _save(fig, path, dpi, fmt)
 
 
 def _integer_epochs(fig: Figure) -> None:
@@ -479,6 +708,8 @@ def _ensemble_curves(
     path: str | os.PathLike[str],
     title: str,
     key: str | None,
+    dpi: int = DPI,
+    fmt: str | None = None,
 ) -> Path:
     """One colour per member: training loss solid, validation loss dashed, best epoch starred."""
     from matplotlib.lines import Line2D
@@ -488,7 +719,7 @@ def _ensemble_curves(
     outside = len(members) > 6
     bests: list[str] = []
     scores: list[str] = []
-    with _figure((10.8 if key else 5.4) + 0.4 + (1.4 if outside else 0.0), 4.8) as fig:
+    with _figure(DOUBLE_COLUMN if key or outside else COLUMN, 3.0) as fig:
         ax = fig.add_subplot(1, 2 if key else 1, 1)
         ax2 = fig.add_subplot(1, 2, 2) if key else None
         for member, style in zip(members, _styles(len(members)), strict=True):
@@ -500,21 +731,21 @@ def _ensemble_curves(
                 return np.array([float(r.get(k, math.nan)) for r in rows])
 
             color = style["color"]
-            ax.plot(epochs, col("train_loss"), marker="o", ms=2.5, lw=1.5, color=color,
+            ax.plot(epochs, col("train_loss"), marker="o", ms=1.5, lw=0.9, color=color,
                     label=f"member {member:g}")
             monitored = col("val_loss") if has_val else col("train_loss")
             if has_val:
-                ax.plot(epochs, monitored, marker="o", ms=2.5, lw=1.5, ls="--", color=color)
+                ax.plot(epochs, monitored, marker="o", ms=1.5, lw=0.9, ls="--", color=color)
             values = col(key) if key else monitored
             if ax2 is not None:
-                ax2.plot(epochs, values, marker="o", ms=2.5, lw=1.5, color=color,
+                ax2.plot(epochs, values, marker="o", ms=1.5, lw=0.9, color=color,
                          label=f"member {member:g}")
             if not np.isfinite(monitored).any():
                 bests.append("n/a")
                 scores.append("n/a")
                 continue
             best = int(np.nanargmin(monitored))
-            star = {"marker": "*", "ms": 11, "color": color, "mec": "black", "mew": 0.6,
+            star = {"marker": "*", "ms": 6, "color": color, "mec": "black", "mew": 0.4,
                     "ls": "none"}
             ax.plot(epochs[best], monitored[best], **star)
             if ax2 is not None:
@@ -522,30 +753,28 @@ def _ensemble_curves(
             bests.append(f"{epochs[best]:g}")
             scores.append(_fmt(values[best]))
         handles = ax.get_legend_handles_labels()[0]
-        handles.append(Line2D([], [], color="0.35", lw=1.5, label="training loss"))
+        handles.append(Line2D([], [], color="0.35", lw=0.9, label="training loss"))
         if has_val:
-            handles.append(Line2D([], [], color="0.35", lw=1.5, ls="--",
+            handles.append(Line2D([], [], color="0.35", lw=0.9, ls="--",
                                   label="validation loss"))
-        handles.append(Line2D([], [], color="0.35", marker="*", ms=9, ls="none",
+        handles.append(Line2D([], [], color="0.35", marker="*", ms=6, ls="none",
                               label="best epoch"))
-        if outside:
-            ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left",
-                      bbox_to_anchor=(1.02, 1.0))
+        if outside:  # many members: the legend in columns under the panels
+            fig.legend(handles=handles, frameon=False, loc="outside lower center",
+                       ncols=min(6, len(handles)))
         else:
-            ax.legend(handles=handles, frameon=False, fontsize=8)
+            ax.legend(handles=handles, frameon=False)
         ax.set(xlabel="Epoch", ylabel="Loss", title="Loss")
         ax.grid(alpha=0.3)
         if ax2 is not None:
             ax2.set(xlabel="Epoch", ylabel=pretty.capitalize(), title=f"Validation {pretty}")
             ax2.grid(alpha=0.3)
         _integer_epochs(fig)
-        heading = f"Learning curves - {_wrap(title, 70)}" if title else "Learning curves"
         summary = f"ensemble of {len(members)}: best epochs {', '.join(bests)}"
         if key:
             summary += f"; {pretty} {', '.join(scores)}"
-        fig.suptitle(f"{heading}\n{_wrap(summary, 110)}")
-        fig.tight_layout()
-        return _save(fig, path)
+        _heading(fig, title or "Learning curves", summary)
+        return _save(fig, path, dpi, fmt)
 
 
 # --------------------------------------------------------------------------- sequence logos
@@ -597,61 +826,82 @@ def draw_letter(ax: Axes, letter: str, x: float, bottom: float, height: float,
                            edgecolor="none", lw=0))
 
 
+LOGO_ROW = 120
+"""Most positions in one row of a logo (at the width of a double journal column, about
+1.4 mm per letter)."""
+LOGO_MAX_POSITIONS = 600
+"""Longest sequence that a logo shows well (five full rows). Longer sequences read better
+as a mutation map (positions x residues, the ISM deltas): see
+:func:`bioseqnn.explain.explanation_plots`, where the choice is made."""
+
+
+def logo_layout(length: int, per_row: int | None = None) -> tuple[int, int]:
+    """(rows, positions per row) of a logo: as few rows as ``per_row`` (default
+    :data:`LOGO_ROW`) allows, the positions shared evenly so that every row is full but
+    the last, which lacks fewer positions than there are rows."""
+    limit = max(1, per_row or LOGO_ROW)
+    rows = max(1, math.ceil(length / limit))
+    return rows, max(1, math.ceil(length / rows))
+
+
 def logo_plot(
     residues: str,
     scores: np.ndarray,
     path: str | os.PathLike[str],
     title: str = "",
     ylabel: str = "attribution",
-    per_row: int = 100,
+    per_row: int | None = None,
+    dpi: int = DPI,
 ) -> Path:
     """A sequence's attributions as a logo: each residue drawn as tall as its score.
 
-    Positive scores stand above the axis, negative ones hang below. Long sequences wrap
-    into rows of ``per_row`` positions, so a few hundred positions stay readable.
+    Positive scores stand above the axis, negative ones hang below. The figure fits the
+    sequence: a short one gets a figure as narrow as a journal column allows, a long one
+    the double-column width, in rows that share the positions evenly (see
+    :func:`logo_layout`), all on one scale.
     """
     scores = np.asarray(scores, dtype=np.float64)
     if len(residues) != len(scores):
         raise DataError(f"{len(residues)} residues but {len(scores)} scores")
+    check_figure_options(dpi=dpi)
     n = len(residues)
-    rows = max(1, math.ceil(n / per_row))
-    span = min(n, per_row)
-    inch_per_pos = 0.11 if span > 60 else min(0.45, 7.0 / max(span, 1))
-    width = max(5.0, span * inch_per_pos + 1.2)
+    rows, span = logo_layout(n, per_row)
+    # 0.055 in (1.4 mm) a letter at least, 0.16 in at most; 0.55 in for the y axis
+    width = min(DOUBLE_COLUMN, max(COLUMN, 0.55 + span * 0.16))
     top = float(np.max(np.abs(scores))) if n else 1.0
     top = top if top > 0 else 1.0
     has_negative = bool((scores < 0).any())
-    with _figure(width, 1.75 * rows + 0.7) as fig:
-        for r in range(rows):
-            ax = fig.add_subplot(rows, 1, r + 1)
-            start = r * per_row
-            stop = min(n, start + per_row)
+    row_height = 0.95 if has_negative else 0.75
+    with _figure(width, row_height * rows + (0.45 if title else 0.25)) as fig:
+        axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
+        step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100) if span / s <= 12)
+        for r, ax in enumerate(axes):
+            start = r * span
+            stop = min(n, start + span)
             for i in range(start, stop):
                 draw_letter(ax, residues[i], i + 1, 0.0, float(scores[i]))
-            ax.axhline(0, color="0.3", lw=0.6)
+            ax.axhline(0, color="0.3", lw=0.5)
             ax.set_xlim(start + 0.5, start + span + 0.5)
             ax.set_ylim(-1.08 * top if has_negative else 0, 1.08 * top)
-            step = 10 if span > 30 else 5 if span > 10 else 1
-            first = (start // step + 1) * step if start else step if span > 10 else 1
+            first = (start // step + 1) * step if step > 1 else start + 1
             ax.set_xticks(list(range(first, stop + 1, step)) or [start + 1])
-            ax.set_ylabel(ylabel)
             ax.grid(axis="y", alpha=0.25)
-            if r == rows - 1:
-                ax.set_xlabel("Position")
+            ax.tick_params(axis="x", length=1.5, pad=1)
+        axes[-1].set_xlabel("Position")
+        fig.supylabel(ylabel, fontsize=7)
         if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-        return _save(fig, path)
+            fig.suptitle(_wrap(title, 110))
+        return _save(fig, path, dpi)
 
 
-def safe_filename(name: str, taken: set[str]) -> str:
+def safe_filename(name: str, taken: set[str], fmt: str = "png") -> str:
     """A file name from a record id: unsafe characters become '_', clashes get a suffix."""
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:80] or "record"
     candidate, k = base, 2
     while candidate.lower() in taken:
         candidate, k = f"{base}_{k}", k + 1
     taken.add(candidate.lower())
-    return candidate + ".png"
+    return candidate + f".{fmt}"
 
 
 SERIES_PLOT_CHANNELS = 12
@@ -665,6 +915,7 @@ def series_attribution_plot(
     path: str | os.PathLike[str],
     title: str = "",
     label: str = "attribution",
+    dpi: int = DPI,
 ) -> Path:
     """A numeric series' channels over time, each on its own axis, with a strip under the
     line coloured by that channel's attribution at each step (red pushes the target score
@@ -678,8 +929,8 @@ def series_attribution_plot(
     top = float(np.nanmax(np.abs(attributions))) if attributions.size else 1.0
     top = top if top > 0 else 1.0
     steps = np.arange(1, n + 1)
-    with _figure(max(7.0, min(14.0, 5.0 + n * 0.02)), 1.3 * shown + 1.0) as fig:
-        fig.set_layout_engine("constrained")
+    check_figure_options(dpi=dpi)
+    with _figure(DOUBLE_COLUMN, 0.8 * shown + 0.8) as fig:
         axes = fig.subplots(shown, 1, sharex=True, squeeze=False)[:, 0]
         image = None
         for j, ax in enumerate(axes):
@@ -691,7 +942,7 @@ def series_attribution_plot(
             image = ax.imshow(attributions[None, :, j], aspect="auto", cmap="RdBu_r",
                               vmin=-top, vmax=top, extent=(0.5, n + 0.5, low - pad, high + pad),
                               interpolation="nearest", alpha=0.85)
-            ax.plot(steps, line, color="0.1", lw=0.9)
+            ax.plot(steps, line, color="0.1", lw=0.7)
             ax.set_ylim(low - pad, high + pad)
             ax.set_xlim(0.5, n + 0.5)
             ax.set_ylabel(_wrap(str(channels[j]), 14), rotation=0, ha="right", va="center")
@@ -700,5 +951,5 @@ def series_attribution_plot(
         if image is not None:
             fig.colorbar(image, ax=list(axes), label=label, fraction=0.04, pad=0.02)
         if title:
-            fig.suptitle(_wrap(title, 90), fontsize=10)
-        return _save(fig, path)
+            fig.suptitle(_wrap(title, 110))
+        return _save(fig, path, dpi)

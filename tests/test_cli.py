@@ -156,7 +156,8 @@ def test_python_api_matches_the_cli(hemolytic_model: Path, examples: Path, tmp_p
 
 INSTANT = [["--help"], ["--version"], ["config"], ["train", "--help"], ["predict", "--help"],
            ["evaluate", "--help"], ["variants", "--help"], ["info", "--help"],
-           ["tune", "--help"], ["tune", "--show-space"]]
+           ["tune", "--help"], ["tune", "--show-space"], ["version"], ["version", "--verbose"],
+           ["--show-completion", "bash"]]
 
 
 def _fresh_python(probe: str) -> subprocess.CompletedProcess[str]:
@@ -195,3 +196,22 @@ def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
     assert p.returncode == 0, p.stderr
     # importing changed nothing; tune() turned huge pages on and flushes denormals to zero
     assert p.stdout.split() == ["None", "1", "True"]
+
+
+def test_shell_completion_answers_from_the_installed_app(tmp_path) -> None:
+    """The script --show-completion prints calls bioseqnn with _BIOSEQNN_COMPLETE set; the
+    CLI's own main() answers it (commands, options, choices), without running anything."""
+    from conftest import run_bioseqnn
+
+    script = run_bioseqnn("--show-completion", "bash")
+    assert script.returncode == 0
+    assert b"_BIOSEQNN_COMPLETE=complete_bash" in script.stdout
+    env = {**os.environ, "_BIOSEQNN_COMPLETE": "complete_bash"}
+    for words, cword, expected in (("bioseqnn ev", "1", ["evaluate"]),
+                                   ("bioseqnn evaluate --for", "2", ["--format"]),
+                                   ("bioseqnn version --v", "2", ["--verbose"])):
+        p = subprocess.run([sys.executable, "-m", "bioseqnn"], capture_output=True, text=True,
+                           env={**env, "COMP_WORDS": words, "COMP_CWORD": cword},
+                           cwd=tmp_path, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split() == expected

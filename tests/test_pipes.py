@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from conftest import run_bioseqnn
+
+import bioseqnn
 
 
 def test_gzip_on_stdin_to_file_matches_plain_path(
@@ -57,15 +60,22 @@ def test_console_script_and_module_agree(examples: Path) -> None:
     a = subprocess.run([exe, "--version"], capture_output=True, text=True)
     b = run_bioseqnn("--version")
     assert a.returncode == b.returncode == 0
-    assert a.stdout == b.stdout.decode() and a.stdout.startswith("bioseqnn ")
+    # one line, as pipelines parse it
+    assert a.stdout == b.stdout.decode() == f"bioseqnn {bioseqnn.__version__}\n"
     from bioseqnn.models import native
 
-    lines = a.stdout.splitlines()
-    assert lines[1].startswith(f"torch {torch.__version__} (")
-    assert lines[2].startswith("CPU kernels for LSTM/GRU: ")
+    detail = subprocess.run([exe, "version", "--verbose"], capture_output=True, text=True)
+    assert detail.returncode == 0, detail.stderr
+    lines = detail.stdout.splitlines()
+    assert lines[0] == a.stdout.strip()
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    assert fields["torch"].startswith(f"{torch.__version__} (")
+    assert fields["python"].startswith(".".join(map(str, sys.version_info[:3])))
     isa = native.instruction_set()
-    assert lines[2].endswith(isa) == native.available()
-    assert ("not built" in lines[2]) == (isa == "none")
+    kernels = fields["CPU kernels for LSTM/GRU"]
+    assert kernels.endswith(isa) == native.available()
+    assert ("not built" in kernels) == (isa == "none")
+    assert fields["numpy"] == np.__version__
 
 
 def test_bad_data_exits_1_usage_exits_2(hemolytic_model: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""PNG figures: written by the real commands, opened, measured and checked for content."""
+"""Figures: written by the real commands, opened, measured and checked for content."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from bioseqnn import plots  # noqa: E402
 
 
 def check_png(path: Path, min_width: int, min_height: int) -> np.ndarray:
-    """Open the PNG: big enough to read, small on disk, and not blank."""
+    """Open the PNG: big enough to read, small on disk for its size, and not blank."""
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     img = image.imread(str(path))
     height, width = img.shape[:2]
     assert width >= min_width and height >= min_height, (width, height)
-    assert path.stat().st_size < 150_000
+    assert path.stat().st_size < min(600_000, 0.12 * width * height), path.stat().st_size
     rgb = img[..., :3]
     ink = float((rgb < 0.85).any(axis=-1).mean())
     assert 0.01 < ink < 0.7, ink  # drawn on, but not a solid block
@@ -57,17 +57,20 @@ def test_train_plots_and_plot_history(cli, examples, tmp_path) -> None:
     fasta.write_text("".join(">" + r for r in records[::3]))  # both classes, 368 records
     model = tmp_path / "m.bsnn"
     result = cli("train", fasta, examples / "hemolytic.csv", "-o", model, "--epochs", "3",
-                 "--hidden-size", "8", "--ignore-unmatched", "--plots", tmp_path / "curves")
+                 "--hidden-size", "8", "--ignore-unmatched", "--plots", tmp_path / "curves",
+                 "--format", "svg")
     assert result.code == 0, result.err
-    img = check_png(tmp_path / "curves" / "learning_curves.png", 900, 400)
-    assert img.shape[1] > img.shape[0]  # two panels side by side
+    assert [p.name for p in (tmp_path / "curves").iterdir()] == ["learning_curves.svg"]
+    svg = (tmp_path / "curves" / "learning_curves.svg").read_bytes()
+    assert b"<svg" in svg[:1000] and b"some \xe2\x80\x94 m" in svg  # 'some — m'
 
     log = tmp_path / "m.log.tsv"
     history = plots.read_history(log)
     assert [row["epoch"] for row in history] == [1.0, 2.0, 3.0]
     result = cli("plot-history", log, "-o", tmp_path / "again.png", "--metric", "auroc")
     assert result.code == 0, result.err
-    check_png(tmp_path / "again.png", 900, 400)
+    img = check_png(tmp_path / "again.png", 900, 400)
+    assert img.shape[1] > img.shape[0]  # two panels side by side
 
     result = cli("plot-history", log, "-o", tmp_path / "x.png", "--metric", "nonsense")
     assert result.code == 2 and "no metric 'nonsense'" in result.err
@@ -113,17 +116,33 @@ def test_logo_letters_are_as_tall_as_their_scores() -> None:
     assert plots.letter_color("g") == plots.letter_color("G") != plots.letter_color("A")
 
 
-def test_long_logos_wrap_into_readable_rows(tmp_path) -> None:
+@pytest.mark.parametrize(("length", "rows", "per_row"), [
+    (1, 1, 1), (50, 1, 50), (120, 1, 120), (121, 2, 61), (300, 3, 100), (601, 6, 101),
+])
+def test_logo_rows_are_filled_evenly(length, rows, per_row) -> None:
+    assert plots.logo_layout(length) == (rows, per_row)
+    # every row full but the last, which lacks fewer positions than there are rows
+    assert 0 <= rows * per_row - length < rows
+    assert plots.logo_layout(length, per_row=40)[1] <= 40
+
+
+def test_logos_fit_the_sequence_length(tmp_path) -> None:
     rng = np.random.default_rng(0)
     seq = "".join(rng.choice(list("ACGT"), 300))
     scores = rng.normal(size=300)
-    img = check_png(plots.logo_plot(seq, scores, tmp_path / "long.png", "300 positions"),
-                    1000, 400)
-    short = check_png(plots.logo_plot(seq[:100], scores[:100], tmp_path / "short.png"),
-                      1000, 150)
-    # three rows of 100 positions, each about 10 px per position at 100% zoom
-    assert img.shape[1] == short.shape[1]
-    assert img.shape[0] > 2.5 * (short.shape[0] - 70)
+    long = check_png(plots.logo_plot(seq, scores, tmp_path / "long.png", "300 positions"),
+                     2000, 700)
+    short = check_png(plots.logo_plot(seq[:100], scores[:100], tmp_path / "short.png"), 1000,
+                      200)
+    tiny = check_png(plots.logo_plot(seq[:12], scores[:12], tmp_path / "tiny.png"), 500, 200)
+    # 300 positions: three rows of 100 at the double-column width (7.2 in at 300 dpi);
+    # 12 positions: a single-column figure (3.5 in), not a wide strip of empty axis
+    assert long.shape[1] == short.shape[1] == round(plots.DOUBLE_COLUMN * plots.DPI)
+    assert tiny.shape[1] == round(plots.COLUMN * plots.DPI)
+    assert long.shape[0] > 2.5 * (short.shape[0] - 0.3 * plots.DPI)
+    # the last row is as full as the first: ink in its right-most tenth
+    third = long[-long.shape[0] // 3:, int(0.9 * long.shape[1]):-20, :3]
+    assert (third < 0.6).any(axis=-1).mean() > 0.01
     with pytest.raises(plots.DataError):
         plots.logo_plot(seq, scores[:5], tmp_path / "bad.png")
 
@@ -211,7 +230,7 @@ def test_ensemble_curves_draw_each_member_apart(jsonl_run, tmp_path, monkeypatch
     the first epoch of member 2."""
     history = plots.read_history(ensemble_logs(jsonl_run, tmp_path)[1])
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    monkeypatch.setattr(plots, "_save", lambda fig, path, *_: figures.append(fig) or Path(path))
     plots.learning_curves(history, tmp_path / "e.png", "ens")
     loss, metric = figures[0].axes[:2]
     curves = [line for line in loss.lines if len(line.get_xdata()) > 1]
