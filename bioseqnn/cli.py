@@ -851,6 +851,8 @@ def tune(
     plots: Annotated[str | None, typer.Option(
         "--plots", metavar="DIR", help="Write the optimisation history and the parameter "
         "importances here (needs bioseqnn[plots]).")] = None,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     defaults_first: Annotated[bool, typer.Option(
         "--defaults-first/--no-defaults-first", help="A new study's first trial is "
         "train's defaults (with the space's fixed values): the search's best is never "
@@ -888,7 +890,8 @@ def tune(
              task=task.value if task else None, alphabet=alphabet.value,
              on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
              val_fasta=val_fasta, val_labels=val_labels, position_mask=position_mask,
-             plots=plots, quiet_trials=not debug, progress=progress,
+             plots=plots, plot_format=(plot_format or FigureFormat.png).value, dpi=dpi,
+             quiet_trials=not debug, progress=progress,
              defaults_first=defaults_first)
 
 

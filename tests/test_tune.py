@@ -490,6 +490,16 @@ def test_plots_draw_the_history_and_the_importances(cli, data, tmp_path) -> None
     for name in ("optimisation_history.png", "param_importances.png"):
         assert (tmp_path / "figs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"wrote {tmp_path / 'figs' / name}" in r.err
+    # --format pdf: the same figures as vector files (fonts embedded as TrueType)
+    r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--trials", "1", "--resume",
+                        "--plots", tmp_path / "pdf", "--format", "pdf", "--quiet"))
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in (tmp_path / "pdf").iterdir()) == [
+        "optimisation_history.pdf", "param_importances.pdf"]
+    assert (tmp_path / "pdf" / "optimisation_history.pdf").read_bytes()[:5] == b"%PDF-"
+    r = cli(*_tune_args(data, tmp_path / "x.bsnn", "--trials", "1", "--plots",
+                        tmp_path / "f", "--dpi", "20"))
+    assert r.code == 2 and not (tmp_path / "x.trials.tsv").exists()
 
 
 def test_a_terminal_shows_a_live_bar_with_the_best_value(data, tmp_path) -> None:

@@ -10,28 +10,35 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..plots import _figure, _save
+from ..plots import DPI, _figure, _save, check_figure_options
 from ..schedules import minimised
 
 log = logging.getLogger("bioseqnn")
+SHOWN = 12
+"""The parameter importances drawn: the most important ones."""
 
 
-def plot_search(optuna: Any, study: Any, monitor: str, folder: Path,
-                fmt: str = "png") -> list[Path]:
+def plot_search(optuna: Any, study: Any, monitor: str, folder: Path, fmt: str = "png",
+                dpi: int = DPI, title: str = "") -> list[Path]:
     """Write ``optimisation_history`` and (with two or more completed trials whose
-    settings vary) ``param_importances`` in ``folder``; returns the files written."""
+    settings vary) ``param_importances`` in ``folder`` as ``fmt`` (png, pdf or svg) at
+    ``dpi``, titled ``title`` (e.g. '<data set> — <model>'); returns the files written."""
+    check_figure_options(fmt, dpi)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    written = [_history(optuna, trials, monitor, folder / f"optimisation_history.{fmt}")]
+    written = [_history(optuna, trials, monitor, folder / f"optimisation_history.{fmt}",
+                        dpi, title)]
     importances = _importances(optuna, study)
     if importances:
-        written.append(_bars(importances, monitor, folder / f"param_importances.{fmt}"))
+        written.append(_bars(importances, monitor, folder / f"param_importances.{fmt}",
+                             dpi, title))
     else:
         log.info("no parameter importances: they need two completed trials whose "
                  "settings differ")
     return written
 
 
-def _history(optuna: Any, trials: list[Any], monitor: str, path: Path) -> Path:
+def _history(optuna: Any, trials: list[Any], monitor: str, path: Path, dpi: int,
+             title: str) -> Path:
     state = optuna.trial.TrialState
     lower = minimised(monitor)
     with _figure(3.5, 2.6) as fig:
@@ -58,11 +65,11 @@ def _history(optuna: Any, trials: list[Any], monitor: str, path: Path) -> Path:
         failed = sum(t.state == state.FAIL for t in trials)
         ax.set_xlabel("trial")
         ax.set_ylabel(monitor)
-        title = f"{len(trials)} trials: {len(done)} complete, {len(pruned)} pruned"
-        ax.set_title(title + (f", {failed} failed" if failed else ""))
-        ax.legend(frameon=False, fontsize=7, loc="best")
-        fig.tight_layout()
-        return _save(fig, path)
+        counts = f"{len(trials)} trials: {len(done)} complete, {len(pruned)} pruned" + (
+            f", {failed} failed" if failed else "")
+        ax.set_title(f"{title}\n{counts}" if title else counts)
+        fig.legend(frameon=False, loc="outside lower center", ncols=3)
+        return _save(fig, path, dpi)
 
 
 def _last_value(trial: Any) -> float | None:
@@ -89,13 +96,15 @@ def _importances(optuna: Any, study: Any) -> dict[str, float]:
     return {k: float(v) for k, v in found.items() if math.isfinite(float(v))}
 
 
-def _bars(importances: dict[str, float], monitor: str, path: Path) -> Path:
-    names = list(importances)[::-1]  # the most important on top
-    with _figure(3.5, 0.6 + 0.22 * len(names)) as fig:
+def _bars(importances: dict[str, float], monitor: str, path: Path, dpi: int,
+          title: str) -> Path:
+    names = list(importances)[:SHOWN][::-1]  # the most important on top
+    with _figure(3.5, 0.9 + 0.16 * len(names)) as fig:
         ax = fig.add_subplot()
         ax.barh(names, [importances[n] for n in names], color="tab:blue")
         ax.set_xlabel("importance (PED-ANOVA)")
-        ax.set_title(f"settings that moved {monitor}")
+        heading = f"settings that moved {monitor}" + (
+            f" (top {SHOWN} of {len(importances)})" if len(importances) > SHOWN else "")
+        ax.set_title(f"{title}\n{heading}" if title else heading)
         ax.tick_params(axis="y", length=0)
-        fig.tight_layout()
-        return _save(fig, path)
+        return _save(fig, path, dpi)

@@ -272,6 +272,8 @@ def tune(
     val_labels: str | os.PathLike[str] | None = None,
     position_mask: str | os.PathLike[str] | None = None,
     plots: str | os.PathLike[str] | None = None,
+    plot_format: str = "png",
+    dpi: int | None = None,
     quiet_trials: bool = True,
     progress: SearchProgress | None = None,
     defaults_first: bool = True,
@@ -294,7 +296,9 @@ def tune(
     space leaves alone (device, threads, val_fraction, ...). ``quiet_trials`` keeps each
     trial's own log lines (records, epochs) out of the log. ``progress`` shows the
     search (default: one log line per trial). ``defaults_first``: a new study's first
-    trial is train's defaults (with the space's fixed values).
+    trial is train's defaults (with the space's fixed values). ``plots`` (a folder)
+    receives the optimisation history and the parameter importances (needs matplotlib)
+    as ``plot_format`` (png, pdf, svg) at ``dpi``.
 
     Beside ``output`` (``best.bsnn``): ``best.trials/`` (every trial's model and metrics
     log), ``best.trials.tsv`` (one row per trial) and ``best.yaml`` (the best trial's
@@ -335,8 +339,9 @@ def tune(
                          "(language models are not tuned yet)")
     plot_folder = None
     if plots is not None:
-        from ..plots import plot_dir
+        from ..plots import DPI, check_figure_options, plot_dir
 
+        check_figure_options(plot_format, DPI if dpi is None else dpi)
         plot_folder = plot_dir(plots)  # matplotlib checked before the search
     base = config or RunConfig()
     base = dataclasses.replace(base, training=dataclasses.replace(
@@ -437,9 +442,12 @@ def tune(
             raise stopped from None
         raise
     if plot_folder is not None:
+        from ..plots import DPI, data_name
         from .figures import plot_search
 
-        for path in plot_search(optuna, created, resolved_monitor, plot_folder):
+        title = f"search of {data_name(out)}"
+        for path in plot_search(optuna, created, resolved_monitor, plot_folder, plot_format,
+                                DPI if dpi is None else dpi, title):
             log.info("wrote %s", path)
     if stopped is not None:
         raise stopped
