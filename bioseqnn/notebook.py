@@ -227,6 +227,7 @@ def train(
         if output is None and "log_path" not in run_args:
             run_args["log_path"] = folder / "model.log.tsv"
         stack.enter_context(_logging_shown())
+        stack.enter_context(_folder_hidden(folder))
         reporter = _reporter(progress, run_args.get("task"))
         try:
             outcome = api.train(fasta, table, model_path, cfg, reporter=reporter,
@@ -330,6 +331,32 @@ def _source_names(folder: Path, *inputs: Any) -> list[str]:
         else:
             names.append(str(path))
     return names
+
+
+class _FolderHidden(logging.Filter):
+    """Log lines of a run on data given in memory name its temporary files as what they
+    hold ('detected from sequences.fasta'), as errors do (_without_folder)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.prefix = f"{folder}{os.sep}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.prefix in text:
+            record.msg, record.args = text.replace(self.prefix, ""), ()
+        return True
+
+
+@contextlib.contextmanager
+def _folder_hidden(folder: Path) -> Iterator[None]:
+    logger = logging.getLogger("bioseqnn")
+    hidden = _FolderHidden(folder)
+    logger.addFilter(hidden)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hidden)
 
 
 def _without_folder(exc: BioseqnnError, folder: Path) -> BioseqnnError:

@@ -167,3 +167,18 @@ def test_without_pandas_predict_gives_dicts() -> None:
     r = _run(before="sys.modules['pandas'] = None")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["list", "0", "2"]
+
+
+def test_log_lines_name_data_in_memory_without_the_temporary_folder(caplog) -> None:
+    """The alphabet line of a run on sequences given in memory names 'sequences.fasta',
+    as errors do, not a temporary folder."""
+    import logging
+    import tempfile
+
+    seqs, labels = _peptides(120)
+    with caplog.at_level(logging.INFO, logger="bioseqnn"):
+        bioseqnn.train(seqs, labels, **TINY)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bioseqnn"]
+    detected = [x for x in lines if x.startswith("alphabet: protein (detected from")]
+    assert detected and "detected from sequences.fasta:" in detected[0]
+    assert not any(tempfile.gettempdir() in x for x in lines)
