@@ -465,7 +465,7 @@ def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, reco
             f"{r.split()[0]},{values[r.split()[0]]}\n" for r in fasta))
     space = {**TINY_SPACE, "families": ["cnn"],
              "training": {**TINY_SPACE["training"], "epochs": 1,
-                          "structure": ["none", "mfe"]}}
+                          "structure": ["none", "mfe"], "rc_augment": [False, True]}}
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     r = cli("tune", tmp_path / "s.fasta", tmp_path / "s.csv", "-o", tmp_path / "best.bsnn",
             "--space", tmp_path / "space.yaml", "--trials", "4", "--seed", "2",
@@ -476,6 +476,8 @@ def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, reco
     assert ("structure" in table[0]) is searched
     if searched:
         assert {row["structure"] for row in table} == {"none", "mfe"}
+        # a folding trial has no strand setting (the two cannot go together)
+        assert all((row["rc_augment"] == "") == (row["structure"] == "mfe") for row in table)
         best = min(table, key=lambda row: float(row["val_loss"]))
         model = _manifest(tmp_path / "best.bsnn")
         assert model["training"]["structure"] == best["structure"]

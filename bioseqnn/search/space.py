@@ -295,10 +295,14 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
         elif spec in info.poolings:
             model["pooling"] = spec
     training: dict[str, Any] = {}
-    for key, spec in space.get("training", {}).items():
+    # structure first: folded inputs have no reverse complement, so a trial that folds
+    # does not sample the strand settings
+    for key, spec in sorted(space.get("training", {}).items(),
+                            key=lambda item: item[0] != "structure"):
         if key == "class_weight" and facts.task not in CLASS_TASKS:
             continue
-        if key in ("rc_augment", "rc_average") and not facts.strands:
+        if key in ("rc_augment", "rc_average") and (
+                not facts.strands or training.get("structure", "none") != "none"):
             continue
         if key == "structure" and isinstance(spec, list) and not (
                 facts.nucleic and facts.folding):
