@@ -266,6 +266,11 @@ def path_attributions(
     bounds the memory of long sequences.
     """
     opts = opts or AttributionOptions()
+    try:
+        import captum  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--method {method} needs captum, which is not installed: pip "
+                         "install 'bioseqnn[interpret]'") from None
     if method not in METHODS:
         raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
     if opts.steps < 1 or opts.shuffles < 1:

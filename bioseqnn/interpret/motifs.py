@@ -114,9 +114,9 @@ def require_interpret() -> None:
 
 def _trim(contribution: np.ndarray, share: float) -> slice:
     per_pos = np.abs(contribution).sum(axis=1)
-    keep = np.nonzero(per_pos >= share * per_pos.max())[0] if per_pos.max() > 0 else []
-    if len(keep) == 0:
+    if per_pos.max() <= 0:
         return slice(0, len(per_pos))
+    keep = np.nonzero(per_pos >= share * per_pos.max())[0]
     return slice(int(keep[0]), int(keep[-1]) + 1)
 
 
