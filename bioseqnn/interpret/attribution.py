@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -74,8 +74,10 @@ class AttributionOptions:
     """Integrated gradients: points on the path."""
     seed: int = 0
     """Seed of the shuffles (sequence ``i`` uses ``seed + i``: batching changes nothing)."""
-    max_positions: int = 1 << 20
-    """Positions (rows x length) of one forward and backward pass: bounds the memory."""
+    max_positions: int | None = None
+    """Positions (rows x length) of one forward and backward pass: bounds the memory.
+    None: 2^13 on the CPU (small passes stay in cache: measured 2-3x faster than 2^20
+    on a 64-channel cnn), 2^18 on a GPU."""
 
 
 @dataclass
@@ -237,7 +239,7 @@ def _multipliers(method: str, scorer: _Scorer, x: torch.Tensor, refs: torch.Tens
         # Captum warns that it sets hooks, and about eval-mode models; both are intended
         warnings.simplefilter("ignore")
         if method == "integrated-gradients":
-            rows = max(len(x), opts.max_positions // max(x.shape[1], 1))
+            rows = max(len(x), (opts.max_positions or 1) // max(x.shape[1], 1))
             ig = IntegratedGradients(scorer, multiply_by_inputs=False)
             return ig.attribute(x, baselines=refs, additional_forward_args=args,
                                 n_steps=opts.steps, internal_batch_size=rows)
@@ -287,6 +289,9 @@ def path_attributions(
     con_out: list[np.ndarray] = [np.zeros((0, alphabet.size))] * len(data)
     delta = np.zeros(len(data))
     passes = 2 if method == "deeplift-shap" else 1
+    if opts.max_positions is None:
+        opts = replace(opts, max_positions=1 << (13 if device.type == "cpu" else 18))
+    assert opts.max_positions is not None
     try:
         for bucket in batch_indices(data.lengths, batch_size):
             longest = int(data.lengths[bucket].max()) if len(bucket) else 1
