@@ -210,3 +210,20 @@ def test_insert_on_rna_equals_predicted_differences(cli, tmp_path: Path) -> None
     _insert_matches_predict(cli, model, seqs[:3], "GGAUC", tmp_path, "y")
     bad = cli("insert", model, "--motif", "GGQC", "--background", fasta)
     assert bad.code == 2 and "outside the model's alphabet" in bad.err
+
+
+def test_motifs_refuses_protein_and_bad_databases_in_one_line(cli, planted, hemolytic_model,
+                                                             examples: Path,
+                                                             tmp_path: Path) -> None:
+    model, fasta, _ = planted
+    protein = cli("motifs", hemolytic_model, examples / "hemolytic.fasta", "-o", tmp_path / "r")
+    assert protein.code == 2 and "four letters" in protein.err
+    missing = cli("motifs", model, fasta, "-o", tmp_path / "r", "--database",
+                  tmp_path / "none.meme")
+    assert missing.code == 2 and "no such motif database" in missing.err
+    empty = tmp_path / "empty.meme"
+    empty.write_text("MEME version 4\n\nALPHABET= ACGT\n")
+    bad = cli("motifs", model, fasta, "-o", tmp_path / "r", "--database", empty)
+    assert bad.code == 1 and "no MOTIF" in bad.err
+    for result in (protein, missing, bad):
+        assert len(result.err.strip().splitlines()) == 1
