@@ -295,6 +295,8 @@ def path_attributions(
     try:
         for bucket in batch_indices(data.lengths, batch_size):
             longest = int(data.lengths[bucket].max()) if len(bucket) else 1
+            # sequences x references x length per pass; a long record's references are
+            # split into groups in _attribute_batch
             per = max(1, opts.max_positions // max(1, longest * n_refs * passes))
             for start in range(0, len(bucket), per):
                 index = bucket[start : start + per]
@@ -316,7 +318,10 @@ def _attribute_batch(scorer: _Scorer, onehot: nn.Module, data: SequenceSet, inde
                      table: np.ndarray, background: np.ndarray, n_refs: int,
                      device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B, L, C) hypothetical and actual contributions of one batch, exactly 0 at padded
-    positions, and each sequence's completeness error."""
+    positions, and each sequence's completeness error.
+
+    The references go through the network in groups small enough for
+    ``opts.max_positions`` (one at a time for a long record)."""
     codes, lengths = collate(data, index)
     b, width = codes.shape
     channels = table.shape[1]
@@ -326,19 +331,32 @@ def _attribute_batch(scorer: _Scorer, onehot: nn.Module, data: SequenceSet, inde
         own = data.codes[data.offsets[i] : data.offsets[i + 1]]
         refs[row, :, :n] = _references(own, n, int(i), kind, opts, table, background)
     x = onehot(codes.to(device)).float()
-    x_rep = x.repeat_interleave(n_refs, dim=0)
-    ref_t = torch.from_numpy(refs.reshape(b * n_refs, width, channels)).to(device)
-    len_rep = lengths.to(device).repeat_interleave(n_refs)
-    tgt_rep = torch.from_numpy(targets[index]).to(device).repeat_interleave(n_refs)
-    mult = _multipliers(method, scorer, x_rep, ref_t, len_rep, tgt_rep, opts).detach()
-    # hypothetical: m[i, c] - sum_c' m[i, c'] r[i, c'], averaged over the references
-    hyp_rep = mult - (mult * ref_t).sum(dim=-1, keepdim=True)
-    hyp = hyp_rep.view(b, n_refs, width, channels).mean(dim=1)
-    real = (torch.arange(width, device=device)[None, :] < lengths.to(device)[:, None])
+    lengths_d = lengths.to(device)
+    tgt = torch.from_numpy(targets[index]).to(device)
+    passes = 2 if method == "deeplift-shap" else 1
+    group = max(1, (opts.max_positions or 1) // max(1, b * width * passes))
+    hyp = torch.zeros((b, width, channels), dtype=torch.float32, device=device)
+    f_r = torch.zeros(b, dtype=torch.float64, device=device)
+    for first in range(0, n_refs, group):
+        k = min(group, n_refs - first)
+        ref_t = torch.from_numpy(
+            np.ascontiguousarray(refs[:, first : first + k]).reshape(b * k, width, channels)
+        ).to(device)
+        len_rep = lengths_d.repeat_interleave(k)
+        tgt_rep = tgt.repeat_interleave(k)
+        mult = _multipliers(method, scorer, x.repeat_interleave(k, dim=0), ref_t, len_rep,
+                            tgt_rep, opts).detach()
+        # hypothetical: m[i, c] - sum_c' m[i, c'] r[i, c'], summed here, averaged below
+        hyp += (mult - (mult * ref_t).sum(dim=-1, keepdim=True)).view(
+            b, k, width, channels).sum(dim=1)
+        with torch.no_grad(), torch.backends.cudnn.flags(enabled=False):
+            f_r += scorer(ref_t, len_rep, tgt_rep).double().view(b, k).sum(dim=1)
+        del mult, ref_t
+    hyp /= n_refs
+    real = (torch.arange(width, device=device)[None, :] < lengths_d[:, None])
     hyp = hyp * real[:, :, None].to(hyp.dtype)
     con = hyp * x
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=False):
-        f_x = scorer(x, lengths.to(device), tgt_rep[::n_refs]).double()
-        f_r = scorer(ref_t, len_rep, tgt_rep).double().view(b, n_refs).mean(dim=1)
-    dlt = con.double().sum(dim=(1, 2)) - (f_x - f_r)
+        f_x = scorer(x, lengths_d, tgt).double()
+    dlt = con.double().sum(dim=(1, 2)) - (f_x - f_r / n_refs)
     return hyp.cpu().numpy(), con.cpu().numpy(), dlt.cpu().numpy()
