@@ -824,7 +824,7 @@ def insertion_plot(
     positions = np.asarray(positions, dtype=np.float64)
     effects = np.asarray(effects, dtype=np.float64)
     spread = np.asarray(spread, dtype=np.float64)
-    with _figure(7.0, 3.0) as fig:
+    with _figure(8.5, 3.0) as fig:
         ax = fig.add_subplot(1, 1, 1)
         ax.fill_between(positions, effects - spread, effects + spread, color="#9ecae1",
                         alpha=0.6, lw=0, label="± 1 s.d. over backgrounds")
@@ -832,7 +832,8 @@ def insertion_plot(
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xlabel("Insertion start (position)")
         ax.set_ylabel(label)
-        ax.legend(frameon=False, loc="best")
+        # beside the axes: the band fills most of the plot
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         if title:
             ax.set_title(_wrap(title, 80))
         fig.tight_layout()
