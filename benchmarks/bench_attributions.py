@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         write_records(fasta, args.n, args.length, seed=2)
         long_fa = tmp / "long.fa"
         write_records(long_fa, 1, args.long, seed=3)
-        print(f"\nthroughput, {args.n} sequences of {args.length} nt (sequences/second)")
+        print(f"\nThroughput, {args.n} sequences of {args.length} nt (sequences/second):\n")
         print("| method | cnn | gru |\n|---|---:|---:|")
         models = {arch: train_model(tmp, arch) for arch in ("cnn", "gru")}
         for method in METHODS:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 cells.append(f"{throughput(model, fasta, method):.1f}")
             print(f"| {method} | {' | '.join(cells)} |", flush=True)
-        print(f"\npeak memory of `bioseqnn explain` (cnn) on one record of {args.long:,} nt")
+        print(f"\nPeak memory of `bioseqnn explain` (cnn) on one record of {args.long:,} nt:\n")
         print("| method | seconds | peak RSS (MiB) |\n|---|---:|---:|")
         for method in METHODS:
             if method == "ism" and args.long > 20_000:
