@@ -748,8 +748,11 @@ def matrix_logo_plot(
             high, low = max(high, up), min(low, down)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xlim(0.5, len(matrix) + 0.5)
-        top = math.log2(len(letters)) if information else max(high, 1e-9) * 1.08
-        ax.set_ylim(low * 1.08, top)
+        if information:
+            ax.set_ylim(0, math.log2(len(letters)))
+        else:
+            pad = 0.08 * max(high - low, 1e-9)
+            ax.set_ylim(low - pad if low < 0 else 0, high + pad)
         ax.set_xticks(list(range(1, len(matrix) + 1, 1 if len(matrix) <= 20 else 5)))
         ax.set_ylabel(ylabel)
         if title:

@@ -35,16 +35,15 @@ with open(sys.argv[1], "w") as fh:
         fh.write("\n")
 PY
 
-head -n 6000 "$data/promoters.fasta" > "$work/first3000.fasta"
 head -n 400 "$data/promoters.fasta" > "$work/first200.fasta"
 head -n 2 "$data/promoters.fasta" > "$work/one.fasta"
-bioseqnn motifs "$work/promoters.bsnn" "$work/first3000.fasta" -o "$work/report" \
-    --database "$work/sigma70.meme"
+bioseqnn motifs "$work/promoters.bsnn" "$data/promoters.fasta" -o "$work/report" \
+    --database "$work/sigma70.meme" --window 10 --flank 3
 bioseqnn insert "$work/promoters.bsnn" --motif TATAAT --background "$work/first200.fasta" \
     -o "$work/insert.tsv" --plot "$img/interpret_insert.png"
 bioseqnn ism-map "$work/promoters.bsnn" "$work/one.fasta" --plot "$work/maps"
 cp "$work/maps/"*.png "$img/interpret_ism_map.png"
-for f in "$work/report/logos/"*.png; do
-    cp "$f" "$img/interpret_$(basename "$f")"
+for f in pos_1.png pos_1.contrib.png neg_2.contrib.png; do
+    cp "$work/report/logos/$f" "$img/interpret_$f"
 done
 cat "$work/report/report.md"
