@@ -950,6 +950,35 @@ class Method(str, Enum):
     saliency = "saliency"
     grad_input = "grad-input"
     ism = "ism"
+    integrated_gradients = "integrated-gradients"
+    deeplift_shap = "deeplift-shap"
+
+
+class Reference(str, Enum):
+    shuffle = "shuffle"
+    uniform = "uniform"
+    background = "background"
+    zero = "zero"
+
+
+ReferenceOpt = Annotated[Reference | None, typer.Option(
+    help="integrated-gradients and deeplift-shap: what a sequence is compared with: "
+    "dinucleotide shuffles of it (DNA/RNA; deeplift-shap's default), a uniform letter mix "
+    "(integrated-gradients' default, and deeplift-shap's for protein), the letter "
+    "frequencies of the input, or all zeros.")]
+ShufflesOpt = Annotated[int, typer.Option(
+    min=1, help="References per sequence with --reference shuffle (averaged).")]
+StepsOpt = Annotated[int, typer.Option(
+    min=1, help="integrated-gradients: points on the path from reference to sequence.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the shuffled references.")]
+
+
+def _attribution_options(reference: Reference | None, shuffles: int, steps: int,
+                         seed: int) -> Any:
+    from .interpret.attribution import AttributionOptions
+
+    return AttributionOptions(reference=reference.value if reference else None,
+                              shuffles=shuffles, steps=steps, seed=seed)
 
 
 @app.command()
@@ -1052,8 +1081,11 @@ def explain(
         "-o", "--output", help="Attributions TSV, one row per position ('.csv' for CSV, "
         "'-' stdout).")] = "-",
     method: Annotated[Method, typer.Option(
-        help="saliency (|gradient|), grad-input (gradient x input) or ism (in-silico "
-        "mutagenesis: every substitution predicted; adds one column per letter).")]
+        help="saliency (|gradient|), grad-input (gradient x input), ism (in-silico "
+        "mutagenesis: every substitution predicted; adds one column per letter), "
+        "integrated-gradients or deeplift-shap (against references, see --reference; add "
+        "one column per letter: the hypothetical contributions; deeplift-shap: cnn "
+        "models).")]
     = Method.grad_input,
     target: Annotated[str | None, typer.Option(
         help="Class (or target column) to explain. Default: the positive class (binary), the "
@@ -1069,6 +1101,10 @@ def explain(
     id_column: SeriesId = None,
     batch_size: Annotated[int, typer.Option(
         min=1, help="Sequences (or ISM mutants) per forward pass.")] = 256,
+    reference: ReferenceOpt = None,
+    shuffles: ShufflesOpt = 10,
+    steps: StepsOpt = 50,
+    seed: SeedOpt = 0,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
@@ -1087,12 +1123,184 @@ def explain(
         plot_dir(plot)
     result = run_explain(model, sequences, method=method.value, target=target,
                          batch_size=batch_size, device=device, threads=threads,
-                         on_invalid=on_invalid.value, id_column=id_column)
+                         on_invalid=on_invalid.value, id_column=id_column,
+                         options=_attribution_options(reference, shuffles, steps, seed))
     write_attributions(result, output)
     if plot is not None:
         paths = explanation_plots(result, plot, max_plots,
                                   (plot_format or FigureFormat.png).value, dpi, model)
         log.info("wrote %d %s to %s", len(paths), "plot(s)" if result.channels else "logo(s)", plot)
+
+
+class PathMethod(str, Enum):
+    deeplift_shap = "deeplift-shap"
+    integrated_gradients = "integrated-gradients"
+
+
+@app.command()
+def motifs(
+    model: Annotated[str, typer.Argument(help="Model file (DNA or RNA) written by 'bioseqnn "
+                                         "train'.")],
+    sequences: Annotated[str, typer.Argument(
+        help="FASTA/FASTQ whose attributions are summarised (plain or .gz; '-' stdin).")],
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="Report folder: motifs.meme, logos/, report.md (and "
+        "matches.tsv with --database).")],
+    database: Annotated[str | None, typer.Option(
+        "--database", help="MEME motif file to name the motifs by (Tomtom: best matches, "
+        "p- and q-values).")] = None,
+    method: Annotated[PathMethod | None, typer.Option(
+        help="Attribution method (default: deeplift-shap for cnn models, otherwise "
+        "integrated-gradients).")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Class (or target column) explained; default as for explain.")] = None,
+    window: Annotated[int, typer.Option(min=3, help="Seqlet core width.")] = 15,
+    flank: Annotated[int, typer.Option(min=0, help="Positions added on each side of a "
+                                       "seqlet.")] = 5,
+    max_seqlets: Annotated[int, typer.Option(min=10, help="Seqlets per sign at most.")] = 2000,
+    min_seqlets: Annotated[int, typer.Option(
+        min=1, help="Seqlets a sign (positive or negative) needs to be clustered.")] = 30,
+    min_cluster: Annotated[int, typer.Option(min=1, help="Seqlets a motif needs to be "
+                                             "reported.")] = 20,
+    leiden_runs: Annotated[int, typer.Option(min=1, help="Clusterings tried (more: steadier, "
+                                             "slower).")] = 10,
+    plots: Annotated[bool, typer.Option(help="Draw the logos (needs matplotlib).")] = True,
+    reference: ReferenceOpt = None,
+    shuffles: ShufflesOpt = 10,
+    steps: StepsOpt = 50,
+    seed: SeedOpt = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per pass.")] = 256,
+    device: Device = None,
+    threads: Threads = 0,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Discover motifs: attributions summarised by TF-MoDISco, named from a motif database."""
+    _setup_logging(quiet, debug)
+    from .interpret.motifs import ModiscoOptions, discover_motifs, write_motif_report
+
+    if plots:
+        from .plots import require_matplotlib
+
+        require_matplotlib()
+    report = discover_motifs(
+        model, sequences, method=method.value if method else None, target=target,
+        database=database, options=_attribution_options(reference, shuffles, steps, seed),
+        modisco=ModiscoOptions(window=window, flank=flank, max_seqlets=max_seqlets,
+                               min_seqlets=min_seqlets, min_cluster=min_cluster,
+                               leiden_runs=leiden_runs),
+        batch_size=batch_size, device=device, threads=threads, on_invalid=on_invalid.value)
+    written = write_motif_report(report, output, plots=plots)
+    for m in report.motifs:
+        best = f"; best match {m.matches[0].target} (q = {m.matches[0].q_value:.2g})" \
+            if m.matches else ""
+        log.info("%s: %s, %d seqlets, %s%s", m.name, m.sign, m.seqlets,
+                 m.consensus(report.letters), best)
+    log.info("wrote %d file(s) to %s", len(written), output)
+
+
+@app.command()
+def insert(
+    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    motif: Annotated[str, typer.Option(
+        "--motif", help="Residues written into the backgrounds (the model's alphabet; "
+        "ambiguity codes allowed).")],
+    background: Annotated[str, typer.Option(
+        "--background", help="FASTA/FASTQ of background sequences ('-' stdin).")],
+    output: Annotated[str, typer.Option(
+        "-o", "--output", help="TSV of the mean change per insertion start ('.csv' for CSV, "
+        "'-' stdout).")] = "-",
+    target: Annotated[str | None, typer.Option(
+        help="Class (or target column) whose prediction is followed; default as for "
+        "explain.")] = None,
+    step: Annotated[int, typer.Option(min=1, help="Try every STEP-th start position.")] = 1,
+    plot: Annotated[str | None, typer.Option(
+        "--plot", help="PNG of the mean change along the sequence.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Variants per forward pass.")] = 256,
+    device: Device = None,
+    threads: Threads = 0,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Insert a motif at each position of background sequences: the mean prediction change."""
+    _setup_logging(quiet, debug)
+    from .interpret.insilico import insert_motif, write_insertion
+    from .seqio import check_output_path
+
+    check_output_path(output, {"MODEL": model, "--background": background})
+    if plot is not None:
+        from .plots import require_matplotlib
+
+        require_matplotlib()
+    result = insert_motif(model, motif, background, target=target, step=step,
+                          batch_size=batch_size, device=device, threads=threads,
+                          on_invalid=on_invalid.value)
+    write_insertion(result, output)
+    if plot is not None:
+        from .plots import insertion_plot
+
+        insertion_plot(result.positions, result.mean, result.std, plot,
+                       f"{result.motif} inserted into {result.backgrounds} backgrounds "
+                       f"({result.target})")
+    log.info("%s toward %s: mean change %+.4g over %d background(s) and %d position(s) "
+             "(backgrounds' mean prediction %.4g)", result.motif, result.target,
+             result.effect, result.backgrounds, len(result.positions), result.baseline)
+
+
+def _region(text: str | None) -> tuple[int, int] | None:
+    from .errors import UsageError
+
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    if not sep or not start.strip().isdigit() or not end.strip().isdigit():
+        raise UsageError(f"--region {text!r}: give START:END (1-based, inclusive)")
+    return int(start), int(end)
+
+
+@app.command("ism-map")
+def ism_map(
+    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    sequences: Annotated[str, typer.Argument(help="FASTA/FASTQ ('-' for stdin).")] = "-",
+    plot: Annotated[str, typer.Option(
+        "--plot", help="Folder for one positions x letters heatmap PNG per sequence.")]
+    = "ism-maps",
+    output: Annotated[str | None, typer.Option(
+        "-o", "--output", help="Also write the changes as a TSV (one row per position, one "
+        "column per letter).")] = None,
+    region: Annotated[str | None, typer.Option(
+        "--region", help="START:END (1-based, inclusive): mutate this window only, with "
+        "the whole sequence as context (long sequences).")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Class (or target column) explained; default as for explain.")] = None,
+    max_plots: Annotated[int, typer.Option(min=1, help="Heatmaps of at most this many "
+                                           "sequences (the first ones).")] = 20,
+    batch_size: Annotated[int, typer.Option(min=1, help="Mutants per forward pass.")] = 256,
+    device: Device = None,
+    threads: Threads = 0,
+    on_invalid: InvalidOpt = OnInvalid.error,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Mutation map: every substitution's effect drawn as a positions x letters heatmap."""
+    _setup_logging(quiet, debug)
+    from .interpret.insilico import mutation_map, mutation_map_plots, write_mutation_maps
+    from .plots import plot_dir
+    from .seqio import check_output_path
+
+    window = _region(region)
+    if output is not None:
+        check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
+    plot_dir(plot)
+    letters, maps = mutation_map(model, sequences, target=target, region=window,
+                                 batch_size=batch_size, device=device, threads=threads,
+                                 on_invalid=on_invalid.value)
+    if output is not None:
+        write_mutation_maps(letters, maps, output)
+    paths = mutation_map_plots(letters, maps, plot, max_plots)
+    log.info("wrote %d mutation map(s) to %s", len(paths), plot)
 
 
 @app.command()

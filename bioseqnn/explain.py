@@ -25,6 +25,11 @@ position's score.
   delta over the substitutions (how much mutating the residue costs). Mutants of many
   sequences are packed into the same batches, so the work takes as few forward passes as
   the batch size allows, all on the model's device.
+- ``integrated-gradients`` and ``deeplift-shap``: attributions against references
+  (dinucleotide shuffles, a uniform or background reference), computed with Captum; see
+  :mod:`bioseqnn.interpret.attribution`. Each position's score is the contribution of the
+  residue present; the per-letter columns hold the hypothetical contributions (what each
+  letter would contribute there), the input of motif discovery.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -52,9 +58,13 @@ from .series import featurizer, series_options
 from .structure import StructureInput, with_structure
 from .tasks import TaskSpec
 
+if TYPE_CHECKING:
+    from .interpret.attribution import AttributionOptions
+
 log = logging.getLogger("bioseqnn")
 
-METHODS = ("saliency", "grad-input", "ism")
+METHODS = ("saliency", "grad-input", "ism", "integrated-gradients", "deeplift-shap")
+PATH_METHODS = ("integrated-gradients", "deeplift-shap")
 MUTANT_BYTES = 64 * 1024 * 1024
 """Upper bound on the mutant codes held at once (one byte per residue)."""
 
@@ -77,6 +87,11 @@ class Attribution:
     their sum for grad-input, their largest absolute value for saliency)."""
     values: np.ndarray | None = None
     """(L, C) numeric series only: the raw values (NaN where missing), for plots."""
+    hypothetical: np.ndarray | None = None
+    """(L, C) integrated-gradients and deeplift-shap only: hypothetical contributions."""
+    delta: float | None = None
+    """integrated-gradients and deeplift-shap only: sum of the attributions minus the
+    difference of the target score between the sequence and its references."""
 
 
 @dataclass
@@ -269,8 +284,10 @@ def explain_bundle(
     target: str | None = None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
+    options: AttributionOptions | None = None,
 ) -> Explanation:
-    """Attributions for encoded sequences under a loaded model."""
+    """Attributions for encoded sequences under a loaded model (``options``: the
+    settings of integrated-gradients and deeplift-shap)."""
     if method not in METHODS:
         raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
     if batch_size < 1:
@@ -280,7 +297,7 @@ def explain_bundle(
         raise UsageError("explain needs a model with one output per sequence")
     dev = torch.device(device)
     spec = bundle.series
-    _check_method(bundle, method)
+    _check_method(bundle, method, options)
     onehot = featurizer(bundle.features).to(dev)
     fixed = resolve_target(task, target)
     # a structure model reads each sequence's folding too; ``data`` keeps the residues
@@ -308,7 +325,14 @@ def explain_bundle(
     table = alphabet.onehot_table()
     symbols = np.array(["?", *alphabet.symbol_list])
     all_deltas: list[np.ndarray] | None = None
-    if method == "ism":
+    path = None
+    if method in PATH_METHODS:
+        from .interpret.attribution import path_attributions
+
+        path = path_attributions(bundle.model, onehot, alphabet, task, data, targets, method,
+                                 batch_size, dev, options)
+        scores = [c.sum(axis=1) for c in path.contributions]
+    elif method == "ism":
         all_deltas = ism_attributions(bundle.model, onehot, alphabet, task, data, targets,
                                       reference, batch_size, dev, bundle.structure)
         scores = [ism_scores(d, table[data.codes[data.offsets[i]:data.offsets[i + 1]]])
@@ -322,6 +346,8 @@ def explain_bundle(
         records.append(Attribution(
             rid, "".join(symbols[codes]), names[int(targets[i])], float(predictions[i]),
             scores[i], None if all_deltas is None else all_deltas[i],
+            hypothetical=None if path is None else path.hypothetical[i],
+            delta=None if path is None else float(path.delta[i]),
         ))
     return Explanation(method, alphabet.letters, task, records)
 
@@ -337,37 +363,47 @@ def explain(
     threads: int = 0,
     on_invalid: str = "error",
     id_column: str | None = None,
+    options: AttributionOptions | None = None,
 ) -> Explanation:
     """Load the model file and the sequences and compute per-position attributions
-    (``id_column``: a numeric series table's, default the model's)."""
+    (``id_column``: a numeric series table's, default the model's; ``options``: the
+    settings of integrated-gradients and deeplift-shap)."""
     if method not in METHODS:
         raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
     configure_threads(threads)
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     resolve_target(bundle.task, target)  # a bad --target fails before reading the data
-    _check_method(bundle, method)  # before the data is read
+    _check_method(bundle, method, options)  # before the data is read
     source = display_name(sequences)
     data, _, _ = read_inputs(sequences, bundle.input, on_invalid,
                              series=series_options(bundle, id_column))
     if bundle.series is None:
         check_alphabet_fits(data, bundle.alphabet, source)
-    result = explain_bundle(bundle, data, method, target, batch_size, dev)
+    result = explain_bundle(bundle, data, method, target, batch_size, dev, options)
     log.info("explained %d sequence(s) with %s", len(result.records), method)
     return result
 
 
-def _check_method(bundle: Bundle, method: str) -> None:
+def _check_method(bundle: Bundle, method: str, options: AttributionOptions | None = None
+                  ) -> None:
     if bundle.series is not None and method == "ism":
         raise UsageError("--method ism substitutes residues; a numeric series model is "
                          "explained by saliency or grad-input")
+    if method in PATH_METHODS:
+        from .interpret.attribution import check_supported
+
+        check_supported(bundle.model, method,
+                        None if bundle.series is not None else bundle.alphabet,
+                        options.reference if options else None,
+                        structure=bundle.structure is not None)
 
 
 def header(expl: Explanation) -> list[str]:
     if expl.channels is not None:
         return ["id", "target", "position", "score", *(f"attr_{c}" for c in expl.channels)]
     cols = ["id", "target", "position", "residue", "score"]
-    return cols + list(expl.letters) if expl.method == "ism" else cols
+    return cols + list(expl.letters) if expl.method in ("ism", *PATH_METHODS) else cols
 
 
 def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> None:
@@ -386,6 +422,8 @@ def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> Non
                 row = [rec.id, rec.target, str(p + 1), residue, f"{rec.scores[p]:.6g}"]
                 if rec.deltas is not None:
                     row.extend(f"{v:.6g}" for v in rec.deltas[p])
+                elif rec.hypothetical is not None:
+                    row.extend(f"{v:.6g}" for v in rec.hypothetical[p])
                 writer.writerow(row)
 
 
@@ -415,7 +453,8 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
     taken: set[str] = set()
     paths = []
     what = {"saliency": "saliency", "grad-input": "gradient x input",
-            "ism": "in-silico mutagenesis"}[expl.method]
+            "ism": "in-silico mutagenesis", "integrated-gradients": "integrated gradients",
+            "deeplift-shap": "DeepLIFT-SHAP"}[expl.method]
     by = f" \u2014 {data_name(model)}" if model is not None else ""
     long_ones = 0
     for rec in expl.records[:max_plots]:

@@ -1,0 +1,294 @@
+"""In-silico experiments: motif insertion (marginalisation) and mutation maps.
+
+- :func:`insert_motif`: a motif is written over each background sequence at every start
+  position in turn; the prediction of each variant minus the background's own, averaged
+  over the backgrounds, is the motif's effect at that position (the marginalisation of
+  Koo et al. 2021, as in tangermeme). Positions run over the shortest background, so
+  every mean holds every background.
+- :func:`mutation_map`: every single substitution in a window of each sequence (all of it
+  by default), predicted with the whole sequence as context: the positions x letters map
+  of ``explain --method ism``, for long sequences a window at a time.
+
+Both pack the variants of many sequences into length-bucketed batches (at most
+``MUTANT_BYTES`` residues held at once), on the model's device.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError, UsageError
+
+log = logging.getLogger("bioseqnn")
+
+MUTANT_BYTES = 64 * 1024 * 1024
+"""Upper bound on the variant codes held at once (one byte per residue)."""
+
+
+@dataclass
+class Insertion:
+    motif: str
+    target: str
+    backgrounds: int
+    baseline: float
+    """Mean prediction of the backgrounds (probability of the target class, or value)."""
+    positions: np.ndarray
+    """(P,) 1-based insertion starts."""
+    mean: np.ndarray
+    """(P,) mean change of the prediction over the backgrounds."""
+    std: np.ndarray
+    """(P,) its standard deviation over the backgrounds."""
+
+    @property
+    def effect(self) -> float:
+        """The change averaged over every position and background."""
+        return float(self.mean.mean()) if len(self.mean) else 0.0
+
+
+def _predictions(bundle: object, onehot: torch.nn.Module, codes: np.ndarray, width: int,
+                 targets: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    """Predictions (target class probability, label probability or value) of (M, width)
+    variant codes, M rows of ``targets``."""
+    from ..data import SequenceSet
+    from ..explain import _prediction
+    from ..predict import infer
+
+    n = len(codes)
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    data = SequenceSet([""] * n, codes.reshape(-1), offsets)
+    logits = infer(bundle.model, onehot, data, batch_size, device)  # type: ignore[attr-defined]
+    return _prediction(bundle.task, logits, targets)  # type: ignore[attr-defined]
+
+
+def _encode_motif(motif: str, alphabet: object) -> np.ndarray:
+    from ..encoding import Encoder
+
+    if not motif:
+        raise UsageError("--motif is empty")
+    try:
+        codes, _, _ = Encoder(alphabet).encode([motif.encode()])  # type: ignore[arg-type]
+    except DataError as exc:
+        raise UsageError(f"--motif {motif!r}: {exc}") from None
+    if len(codes) != len(motif) or (codes == 0).any() or (codes == 255).any():
+        letters = alphabet.letters  # type: ignore[attr-defined]
+        raise UsageError(f"--motif {motif!r} has letters outside the model's alphabet "
+                         f"({letters} and its ambiguity codes)")
+    return codes.astype(np.uint8)
+
+
+def _chunks(n_rows: int, width: int) -> Iterator[slice]:
+    step = max(1, MUTANT_BYTES // max(width, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def insert_motif(
+    model: str | os.PathLike[str],
+    motif: str,
+    background: str | os.PathLike[str],
+    *,
+    target: str | None = None,
+    step: int = 1,
+    batch_size: int = 256,
+    device: str | None = None,
+    threads: int = 0,
+    on_invalid: str = "error",
+) -> Insertion:
+    """The mean prediction change when ``motif`` replaces the residues at each start
+    position (every ``step``) of the background sequences."""
+    from ..bundle import load_bundle
+    from ..data import read_inputs
+    from ..evaluate import check_alphabet_fits
+    from ..explain import _default_targets, _prediction, resolve_target, target_names
+    from ..predict import infer, resolve_device
+    from ..runtime import configure_threads
+    from ..seqio import display_name
+    from ..series import featurizer
+
+    if step < 1:
+        raise UsageError("--step must be at least 1")
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    if bundle.series is not None or bundle.structure is not None:
+        raise UsageError("insert writes residues into sequences: it needs a sequence model "
+                         "that reads no structure channels")
+    if getattr(bundle.model, "per_position", False):
+        raise UsageError("insert needs a model with one output per sequence")
+    fixed = resolve_target(bundle.task, target)
+    motif_codes = _encode_motif(motif, bundle.alphabet)
+    source = display_name(background)
+    data, _, _ = read_inputs(background, bundle.input, on_invalid)
+    check_alphabet_fits(data, bundle.alphabet, source)
+    if len(data) == 0:
+        raise DataError(f"{source}: no background sequences")
+    shortest = int(data.lengths.min())
+    w = len(motif_codes)
+    if shortest < w:
+        raise DataError(f"{source}: the shortest background has {shortest} residues, fewer "
+                        f"than the motif's {w}")
+    onehot = featurizer(bundle.features).to(dev)
+    logits = infer(bundle.model, onehot, data, batch_size, dev)
+    targets = _default_targets(bundle.task, logits, fixed)
+    if fixed is None and len(set(targets.tolist())) > 1:
+        # one target for every variant: the backgrounds' most frequent default
+        targets = np.full(len(data), int(np.bincount(targets).argmax()), dtype=np.int64)
+    base = _prediction(bundle.task, logits, targets).astype(np.float64)
+    starts = np.arange(0, shortest - w + 1, step)
+    changes = np.zeros((len(data), len(starts)))
+    for i in range(len(data)):
+        codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
+        variants = np.repeat(codes[None, :], len(starts), axis=0)
+        for k, s in enumerate(starts):
+            variants[k, s : s + w] = motif_codes
+        preds = np.concatenate([
+            _predictions(bundle, onehot, variants[part], len(codes),
+                         np.full(part.stop - part.start, targets[i]), batch_size, dev)
+            for part in _chunks(len(variants), len(codes))])
+        changes[i] = preds - base[i]
+    name = target_names(bundle.task)[int(targets[0])]
+    return Insertion(motif, name, len(data), float(base.mean()), starts + 1,
+                     changes.mean(axis=0), changes.std(axis=0))
+
+
+def write_insertion(result: Insertion, output: str | os.PathLike[str]) -> None:
+    """One row per insertion start: position, mean change, standard deviation."""
+    from ..seqio import atomic_output, check_output_path, table_delimiter
+
+    check_output_path(output)
+    sep = table_delimiter(output)
+    with atomic_output(output) as fh:
+        fh.write(sep.join(["position", "mean_change", "sd_change", "backgrounds"]) + "\n")
+        for p, m, s in zip(result.positions, result.mean, result.std, strict=True):
+            fh.write(sep.join([str(int(p)), f"{m:.6g}", f"{s:.6g}",
+                               str(result.backgrounds)]) + "\n")
+
+
+# --------------------------------------------------------------------------- mutation maps
+
+
+@dataclass
+class MutationMap:
+    id: str
+    residues: str
+    """The window's residues."""
+    start: int
+    """1-based position of the window's first residue."""
+    deltas: np.ndarray
+    """(W, letters) change of the target score per substitution (0 for the residue)."""
+    target: str
+
+
+def mutation_map(
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str],
+    *,
+    target: str | None = None,
+    region: tuple[int, int] | None = None,
+    batch_size: int = 256,
+    device: str | None = None,
+    threads: int = 0,
+    on_invalid: str = "error",
+) -> tuple[str, list[MutationMap]]:
+    """Every substitution in ``region`` (1-based, inclusive; default the whole sequence)
+    of each sequence; the model's letters and one map per sequence."""
+    from ..bundle import load_bundle
+    from ..data import read_inputs
+    from ..evaluate import check_alphabet_fits
+    from ..explain import _default_targets, resolve_target, target_names, target_score
+    from ..predict import infer, resolve_device
+    from ..runtime import configure_threads
+    from ..seqio import display_name
+    from ..series import featurizer
+
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    if bundle.series is not None or bundle.structure is not None:
+        raise UsageError("ism-map substitutes residues: it needs a sequence model that reads "
+                         "no structure channels")
+    if getattr(bundle.model, "per_position", False):
+        raise UsageError("ism-map needs a model with one output per sequence")
+    if region is not None and (region[0] < 1 or region[1] < region[0]):
+        raise UsageError("--region START:END needs 1 <= START <= END")
+    fixed = resolve_target(bundle.task, target)
+    source = display_name(sequences)
+    data, _, _ = read_inputs(sequences, bundle.input, on_invalid)
+    check_alphabet_fits(data, bundle.alphabet, source)
+    alphabet = bundle.alphabet
+    onehot = featurizer(bundle.features).to(dev)
+    logits = infer(bundle.model, onehot, data, batch_size, dev)
+    targets = _default_targets(bundle.task, logits, fixed)
+    reference = target_score(bundle.task, logits, torch.from_numpy(targets)).numpy()
+    table = alphabet.onehot_table()
+    letter_codes = np.array([alphabet.symbol_list.index(c) + 1 for c in alphabet.letters],
+                            dtype=np.uint8)
+    symbols = np.array(["?", *alphabet.symbol_list])
+    names = target_names(bundle.task)
+    maps = []
+    from ..data import SequenceSet
+
+    for i, rid in enumerate(data.ids):
+        codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
+        lo, hi = (1, len(codes)) if region is None else region
+        if lo > len(codes):
+            raise DataError(f"{source}: record {rid!r} has {len(codes)} residues; --region "
+                            f"starts at {lo}")
+        hi = min(hi, len(codes))
+        window = codes[lo - 1 : hi]
+        is_self = table[window] == 1.0
+        pos, letter = np.nonzero(~is_self)
+        deltas = np.zeros((len(window), alphabet.size))
+        for part in _chunks(len(pos), len(codes)):
+            p, c = pos[part], letter[part]
+            variants = np.repeat(codes[None, :], len(p), axis=0)
+            variants[np.arange(len(p)), p + lo - 1] = letter_codes[c]
+            offsets = np.arange(len(p) + 1, dtype=np.int64) * len(codes)
+            out = infer(bundle.model, onehot, SequenceSet([""] * len(p), variants.reshape(-1),
+                                                          offsets), batch_size, dev)
+            score = target_score(bundle.task, out,
+                                 torch.full((len(p),), int(targets[i]))).numpy()
+            deltas[p, c] = score - reference[i]
+        maps.append(MutationMap(rid, "".join(symbols[window]), lo, deltas,
+                                names[int(targets[i])]))
+    return alphabet.letters, maps
+
+
+def mutation_map_plots(letters: str, maps: list[MutationMap], folder: str | os.PathLike[str],
+                       max_plots: int = 20) -> list[Path]:
+    """One heatmap PNG per sequence (the first ``max_plots``), named after the record."""
+    from ..plots import mutation_map_plot, plot_dir, safe_filename
+
+    out = plot_dir(folder)
+    taken: set[str] = set()
+    paths = []
+    for m in maps[:max_plots]:
+        end = m.start + len(m.residues) - 1
+        title = (f"{m.id}: in-silico mutagenesis toward {m.target}, positions "
+                 f"{m.start}-{end}")
+        paths.append(mutation_map_plot(m.residues, m.deltas, letters,
+                                       out / safe_filename(m.id, taken), title,
+                                       first=m.start))
+    return paths
+
+
+def write_mutation_maps(letters: str, maps: list[MutationMap],
+                        output: str | os.PathLike[str]) -> None:
+    """Long format: id, target, position, residue, then one column per letter."""
+    from ..seqio import atomic_output, check_output_path, table_delimiter
+
+    check_output_path(output)
+    sep = table_delimiter(output)
+    with atomic_output(output) as fh:
+        fh.write(sep.join(["id", "target", "position", "residue", *letters]) + "\n")
+        for m in maps:
+            for k, (res, row) in enumerate(zip(m.residues, m.deltas, strict=True)):
+                fh.write(sep.join([m.id, m.target, str(m.start + k), res,
+                                   *(f"{v:.6g}" for v in row)]) + "\n")

@@ -1,0 +1,375 @@
+"""Motif discovery: attributions summarised into motifs by TF-MoDISco, named by Tomtom.
+
+``bioseqnn motifs MODEL SEQS -o report/`` computes hypothetical contributions of every
+sequence (DeepLIFT-SHAP where the architecture allows it, otherwise integrated
+gradients; see :mod:`bioseqnn.interpret.attribution`), runs TF-MoDISco (modisco-lite) on
+them, and writes:
+
+- ``motifs.meme``: every motif's letter probabilities (MEME format, ``nsites`` = its
+  seqlets), trimmed to the positions that carry at least ``trim`` of its largest
+  contribution;
+- ``logos/NAME.png`` (information content) and ``logos/NAME.contrib.png`` (mean
+  contribution: letters above the axis raise the target score, below lower it);
+- ``report.md``: one row per motif: its sign (``positive`` motifs raise the target score,
+  ``negative`` ones lower it), seqlets, consensus, and with ``--database`` its best
+  matches;
+- ``matches.tsv`` with ``--database``: each motif's best matches, Tomtom p-values
+  (memelite) and q-values (Benjamini-Hochberg over each motif's comparisons with the
+  whole database).
+
+TF-MoDISco's tracks have four letters: the command explains DNA and RNA models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, UsageError
+from .attribution import AttributionOptions
+
+log = logging.getLogger("bioseqnn")
+
+MIN_DATABASE = 25
+"""Tomtom's p-values use the database's columns as background: fewer motifs than this
+make them depend strongly on which motifs are there (a warning says so)."""
+
+
+@dataclass
+class ModiscoOptions:
+    """TF-MoDISco settings (modisco-lite's names in brackets); the defaults suit a few
+    hundred to a few thousand sequences."""
+
+    window: int = 15
+    """Width of the core window of a seqlet (sliding_window_size)."""
+    flank: int = 5
+    """Positions added on each side of a seqlet (flank_size)."""
+    max_seqlets: int = 2000
+    """Seqlets per sign at most (max_seqlets_per_metacluster)."""
+    min_seqlets: int = 30
+    """Seqlets a sign needs before it is clustered (min_metacluster_size)."""
+    min_cluster: int = 20
+    """Seqlets a motif needs to be reported (final_min_cluster_size)."""
+    leiden_runs: int = 10
+    """Leiden clusterings tried (n_leiden_runs; modisco-lite's default 50 is slower)."""
+    trim: float = 0.3
+    """A motif is trimmed to the span of positions holding at least this share of its
+    largest per-position contribution."""
+
+
+@dataclass
+class Match:
+    target: str
+    p_value: float
+    q_value: float
+    strand: str
+    offset: int
+
+
+@dataclass
+class Motif:
+    name: str
+    sign: str
+    """``positive`` (raises the target score) or ``negative`` (lowers it)."""
+    seqlets: int
+    ppm: np.ndarray
+    """(W, 4) letter probabilities."""
+    contribution: np.ndarray
+    """(W, 4) mean contribution of each letter at each position."""
+    matches: list[Match] = field(default_factory=list)
+
+    def consensus(self, letters: str) -> str:
+        return "".join(letters[int(i)] for i in self.ppm.argmax(axis=1))
+
+
+@dataclass
+class MotifReport:
+    motifs: list[Motif]
+    letters: str
+    method: str
+    target: str
+    sequences: int
+    database: str | None = None
+
+
+def require_interpret() -> None:
+    """Fail early, with the install command, when the interpret extra is missing."""
+    missing = []
+    for module in ("captum", "modiscolite", "memelite"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise UsageError(f"this needs {', '.join(missing)}, not installed: pip install "
+                         "'bioseqnn[interpret]'")
+
+
+def _trim(contribution: np.ndarray, share: float) -> slice:
+    per_pos = np.abs(contribution).sum(axis=1)
+    if per_pos.max() <= 0:
+        return slice(0, len(per_pos))
+    keep = np.nonzero(per_pos >= share * per_pos.max())[0]
+    return slice(int(keep[0]), int(keep[-1]) + 1)
+
+
+def run_modisco(one_hot: np.ndarray, hypothetical: np.ndarray,
+                opts: ModiscoOptions | None = None) -> list[Motif]:
+    """TF-MoDISco over (N, L, 4) one-hot sequences and hypothetical contributions;
+    the motifs, positive ones first, each by seqlet count."""
+    from modiscolite.tfmodisco import TFMoDISco
+
+    opts = opts or ModiscoOptions()
+    if one_hot.shape[1] < opts.window + 2 * opts.flank:
+        raise UsageError(f"sequences of {one_hot.shape[1]} positions are shorter than a "
+                         f"seqlet (--window {opts.window} + 2 x --flank {opts.flank})")
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pos, neg = TFMoDISco(
+            one_hot.astype(np.float32), hypothetical.astype(np.float32),
+            sliding_window_size=opts.window, flank_size=opts.flank,
+            max_seqlets_per_metacluster=opts.max_seqlets,
+            min_metacluster_size=opts.min_seqlets, final_min_cluster_size=opts.min_cluster,
+            n_leiden_runs=opts.leiden_runs, trim_to_window_size=opts.window + 2 * opts.flank,
+            initial_flank_to_add=opts.flank, verbose=False)
+    motifs = []
+    for sign, patterns in (("positive", pos), ("negative", neg)):
+        for k, pattern in enumerate(patterns or []):
+            contribution = np.asarray(pattern.contrib_scores, dtype=np.float64)
+            cut = _trim(contribution, opts.trim)
+            ppm = np.asarray(pattern.sequence, dtype=np.float64)[cut]
+            ppm = ppm / np.clip(ppm.sum(axis=1, keepdims=True), 1e-12, None)
+            motifs.append(Motif(f"{sign[:3]}_{k + 1}", sign, len(pattern.seqlets), ppm,
+                                contribution[cut]))
+    return motifs
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def read_database(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """A MEME motif file: name -> (W, 4) letter probabilities."""
+    from memelite.io import read_meme
+
+    try:
+        raw = read_meme(str(path))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such motif database") from None
+    except (ValueError, IndexError, AttributeError) as exc:
+        raise DataError(f"{path}: not a MEME motif file ({exc})") from None
+    if not raw:
+        raise DataError(f"{path}: no MOTIF with a letter-probability matrix")
+    out = {}
+    for name, pwm in raw.items():
+        if pwm.shape[0] != 4:
+            raise DataError(f"{path}: motif {name!r} has {pwm.shape[0]} letters; the database "
+                            "must hold DNA or RNA motifs")
+        out[name] = np.asarray(pwm, dtype=np.float64).T
+    return out
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """q-values of one family of p-values."""
+    p = np.asarray(p, dtype=np.float64)
+    n = len(p)
+    if n == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * n / np.arange(1, n + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def compare(motifs: list[Motif], database: dict[str, np.ndarray], best: int = 3) -> None:
+    """Tomtom (memelite) of every motif against the database: ``best`` matches each."""
+    from memelite import tomtom
+
+    if not motifs:
+        return
+    names = list(database)
+    if len(names) < MIN_DATABASE:
+        log.warning("the motif database holds %d motifs: Tomtom's p-values depend strongly "
+                    "on which motifs are there below %d", len(names), MIN_DATABASE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p, _, offsets, _, strands = tomtom([m.ppm.T for m in motifs],
+                                           [database[n].T for n in names], n_jobs=1)
+    for i, motif in enumerate(motifs):
+        q = benjamini_hochberg(p[i])
+        for j in np.argsort(p[i], kind="stable")[:best]:
+            motif.matches.append(Match(names[j], float(p[i, j]), float(q[j]),
+                                       "-" if strands[i, j] else "+", int(offsets[i, j])))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def discover_motifs(
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str],
+    *,
+    method: str | None = None,
+    target: str | None = None,
+    database: str | os.PathLike[str] | None = None,
+    options: AttributionOptions | None = None,
+    modisco: ModiscoOptions | None = None,
+    batch_size: int = 256,
+    device: str | None = None,
+    threads: int = 0,
+    on_invalid: str = "error",
+) -> MotifReport:
+    """Attributions of ``sequences`` under ``model``, TF-MoDISco's motifs, and with
+    ``database`` (a MEME file) their best Tomtom matches.
+
+    ``method``: ``deeplift-shap`` or ``integrated-gradients`` (default: deeplift-shap
+    where the architecture allows it).
+    """
+    require_interpret()
+    from ..bundle import load_bundle
+    from ..data import read_inputs
+    from ..evaluate import check_alphabet_fits
+    from ..explain import explain_bundle, resolve_target
+    from ..predict import resolve_device
+    from ..runtime import configure_threads
+    from ..seqio import display_name
+    from .attribution import DEEPLIFT_ARCHS, architectures
+
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    if bundle.series is not None or bundle.alphabet.size != 4:
+        raise UsageError("motifs runs TF-MoDISco, whose tracks have four letters: it "
+                         "explains DNA and RNA models")
+    if getattr(bundle.model, "per_position", False):
+        raise UsageError("motifs needs a model with one output per sequence")
+    if method is None:
+        supported = all(a in DEEPLIFT_ARCHS for a in architectures(bundle.model))
+        method = "deeplift-shap" if supported else "integrated-gradients"
+    if method not in ("deeplift-shap", "integrated-gradients"):
+        raise UsageError("--method must be deeplift-shap or integrated-gradients")
+    resolve_target(bundle.task, target)
+    db = read_database(database) if database is not None else None
+    data, _, _ = read_inputs(sequences, bundle.input, on_invalid)
+    check_alphabet_fits(data, bundle.alphabet, display_name(sequences))
+    if len(data) == 0:
+        raise DataError(f"{display_name(sequences)}: no sequences")
+    expl = explain_bundle(bundle, data, method, target, batch_size, dev, options)
+    width = int(data.lengths.max())
+    table = bundle.alphabet.onehot_table()
+    one_hot = np.zeros((len(data), width, 4), dtype=np.float32)
+    hyp = np.zeros_like(one_hot)
+    for i, rec in enumerate(expl.records):
+        n = len(rec.scores)
+        one_hot[i, :n] = table[data.codes[data.offsets[i] : data.offsets[i + 1]]]
+        assert rec.hypothetical is not None
+        hyp[i, :n] = rec.hypothetical
+    log.info("attributions (%s) of %d sequence(s); running TF-MoDISco", method, len(data))
+    motifs = run_modisco(one_hot, hyp, modisco)
+    log.info("TF-MoDISco found %d motif(s)", len(motifs))
+    if db is not None:
+        compare(motifs, db)
+    targets = {r.target for r in expl.records}
+    return MotifReport(motifs, bundle.alphabet.letters, method, ", ".join(sorted(targets)),
+                       len(data), None if database is None else str(database))
+
+
+def write_meme(motifs: list[Motif], letters: str, path: str | os.PathLike[str]) -> None:
+    """MEME (version 4) letter-probability matrices."""
+    from ..seqio import atomic_output
+
+    with atomic_output(path) as fh:
+        fh.write(f"MEME version 4\n\nALPHABET= {letters}\n\nstrands: + -\n\n"
+                 f"Background letter frequencies\n"
+                 + " ".join(f"{c} {1 / len(letters):.3f}" for c in letters) + "\n\n")
+        for m in motifs:
+            fh.write(f"MOTIF {m.name} {m.consensus(letters)}\n")
+            fh.write(f"letter-probability matrix: alength= {len(letters)} w= {len(m.ppm)} "
+                     f"nsites= {m.seqlets} E= 0\n")
+            for row in m.ppm:
+                fh.write(" ".join(f"{v:.6f}" for v in row) + "\n")
+            fh.write("\n")
+
+
+def write_motif_report(report: MotifReport, folder: str | os.PathLike[str],
+                       plots: bool = True) -> list[Path]:
+    """motifs.meme, logos, report.md (and matches.tsv) in ``folder``; the files written."""
+    from ..seqio import atomic_output
+
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the report folder: {exc.strerror}") from None
+    written = [out / "motifs.meme"]
+    write_meme(report.motifs, report.letters, written[0])
+    logos: dict[str, tuple[str, str]] = {}
+    if plots and report.motifs:
+        from ..plots import matrix_logo_plot, plot_dir
+
+        logo_dir = plot_dir(out / "logos")
+        for m in report.motifs:
+            info = matrix_logo_plot(m.ppm, report.letters, logo_dir / f"{m.name}.png",
+                                    f"{m.name} ({m.sign}, {m.seqlets} seqlets)")
+            contrib = matrix_logo_plot(m.contribution, report.letters,
+                                       logo_dir / f"{m.name}.contrib.png",
+                                       f"{m.name}: mean contribution", ylabel="contribution",
+                                       information=False)
+            written += [info, contrib]
+            logos[m.name] = (f"logos/{info.name}", f"logos/{contrib.name}")
+    if report.database is not None:
+        written.append(out / "matches.tsv")
+        with atomic_output(written[-1]) as fh:
+            fh.write("motif\tsign\tseqlets\trank\tmatch\tp_value\tq_value\tstrand\toffset\n")
+            for m in report.motifs:
+                for rank, hit in enumerate(m.matches, start=1):
+                    fh.write(f"{m.name}\t{m.sign}\t{m.seqlets}\t{rank}\t{hit.target}\t"
+                             f"{hit.p_value:.3g}\t{hit.q_value:.3g}\t{hit.strand}\t"
+                             f"{hit.offset}\n")
+    written.append(out / "report.md")
+    with atomic_output(written[-1]) as fh:
+        fh.write(_markdown(report, logos))
+    return written
+
+
+def _markdown(report: MotifReport, logos: dict[str, tuple[str, str]]) -> str:
+    lines = [
+        "# Motifs", "",
+        f"TF-MoDISco over {report.method} attributions of {report.sequences} sequence(s), "
+        f"explaining {report.target}. Positive motifs raise the target score, negative "
+        "ones lower it.", "",
+    ]
+    if not report.motifs:
+        lines.append("No motif had enough seqlets.")
+        return "\n".join(lines) + "\n"
+    head = "| motif | sign | seqlets | consensus |"
+    rule = "|---|---|---:|---|"
+    if report.database is not None:
+        head += " best match | p-value | q-value |"
+        rule += "---|---:|---:|"
+    if logos:
+        head += " logo | contribution |"
+        rule += "---|---|"
+    lines += [head, rule]
+    for m in report.motifs:
+        row = f"| {m.name} | {m.sign} | {m.seqlets} | {m.consensus(report.letters)} |"
+        if report.database is not None:
+            hit = m.matches[0] if m.matches else None
+            row += (f" {hit.target} | {hit.p_value:.2g} | {hit.q_value:.2g} |" if hit
+                    else " - | - | - |")
+        if m.name in logos:
+            info, contrib = logos[m.name]
+            row += f" ![{m.name}]({info}) | ![{m.name} contribution]({contrib}) |"
+        lines.append(row)
+    if report.database is not None:
+        lines += ["", f"Matches against `{report.database}` (Tomtom, memelite); every "
+                  "motif's three best in matches.tsv."]
+    return "\n".join(lines) + "\n"
