@@ -1165,6 +1165,8 @@ def motifs(
     leiden_runs: Annotated[int, typer.Option(min=1, help="Clusterings tried (more: steadier, "
                                              "slower).")] = 10,
     plots: Annotated[bool, typer.Option(help="Draw the logos (needs matplotlib).")] = True,
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     reference: ReferenceOpt = None,
     shuffles: ShufflesOpt = 10,
     steps: StepsOpt = 50,
@@ -1180,10 +1182,12 @@ def motifs(
     _setup_logging(quiet, debug)
     from .interpret.motifs import ModiscoOptions, discover_motifs, write_motif_report
 
+    fmt = (plot_format or FigureFormat.png).value
     if plots:
-        from .plots import require_matplotlib
+        from .plots import DPI, check_figure_options, require_matplotlib
 
         require_matplotlib()
+        check_figure_options(fmt, DPI if dpi is None else dpi)
     report = discover_motifs(
         model, sequences, method=method.value if method else None, target=target,
         database=database, options=_attribution_options(reference, shuffles, steps, seed),
@@ -1191,7 +1195,7 @@ def motifs(
                                min_seqlets=min_seqlets, min_cluster=min_cluster,
                                leiden_runs=leiden_runs),
         batch_size=batch_size, device=device, threads=threads, on_invalid=on_invalid.value)
-    written = write_motif_report(report, output, plots=plots)
+    written = write_motif_report(report, output, plots=plots, fmt=fmt, dpi=dpi)
     for m in report.motifs:
         best = f"; best match {m.matches[0].target} (q = {m.matches[0].q_value:.2g})" \
             if m.matches else ""
@@ -1216,7 +1220,9 @@ def insert(
         "explain.")] = None,
     step: Annotated[int, typer.Option(min=1, help="Try every STEP-th start position.")] = 1,
     plot: Annotated[str | None, typer.Option(
-        "--plot", help="PNG of the mean change along the sequence.")] = None,
+        "--plot", help="Figure of the mean change along the sequence (.png, .pdf or .svg "
+        "by its name).")] = None,
+    dpi: FigDpi = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Variants per forward pass.")] = 256,
     device: Device = None,
     threads: Threads = 0,
@@ -1231,19 +1237,21 @@ def insert(
 
     check_output_path(output, {"MODEL": model, "--background": background})
     if plot is not None:
-        from .plots import require_matplotlib
+        from .plots import DPI, check_figure_options, figure_format, require_matplotlib
 
         require_matplotlib()
+        check_figure_options(figure_format(plot), DPI if dpi is None else dpi)
     result = insert_motif(model, motif, background, target=target, step=step,
                           batch_size=batch_size, device=device, threads=threads,
                           on_invalid=on_invalid.value)
     write_insertion(result, output)
     if plot is not None:
-        from .plots import insertion_plot
+        from .plots import DPI, data_name, insertion_plot
 
         insertion_plot(result.positions, result.mean, result.std, plot,
-                       f"{result.motif} inserted into {result.backgrounds} backgrounds "
-                       f"({result.target})")
+                       f"{result.motif} inserted into {result.backgrounds} backgrounds of "
+                       f"{data_name(background)} \u2014 {data_name(model)} ({result.target})",
+                       dpi=DPI if dpi is None else dpi)
     log.info("%s toward %s: mean change %+.4g over %d background(s) and %d position(s) "
              "(backgrounds' mean prediction %.4g)", result.motif, result.target,
              result.effect, result.backgrounds, len(result.positions), result.baseline)
@@ -1265,8 +1273,10 @@ def ism_map(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
     sequences: Annotated[str, typer.Argument(help="FASTA/FASTQ ('-' for stdin).")] = "-",
     plot: Annotated[str, typer.Option(
-        "--plot", help="Folder for one positions x letters heatmap PNG per sequence.")]
+        "--plot", help="Folder for one positions x letters heatmap per sequence.")]
     = "ism-maps",
+    plot_format: FigFormat = None,
+    dpi: FigDpi = None,
     output: Annotated[str | None, typer.Option(
         "-o", "--output", help="Also write the changes as a TSV (one row per position, one "
         "column per letter).")] = None,
@@ -1299,7 +1309,8 @@ def ism_map(
                                  on_invalid=on_invalid.value)
     if output is not None:
         write_mutation_maps(letters, maps, output)
-    paths = mutation_map_plots(letters, maps, plot, max_plots)
+    paths = mutation_map_plots(letters, maps, plot, max_plots,
+                               (plot_format or FigureFormat.png).value, dpi, model)
     log.info("wrote %d mutation map(s) to %s", len(paths), plot)
 
 

@@ -442,6 +442,7 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
         check_figure_options,
         data_name,
         logo_plot,
+        mutation_map_plot,
         plot_dir,
         safe_filename,
         series_attribution_plot,
@@ -474,15 +475,19 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
                 label=f"{expl.method} score", dpi=dpi))
             continue
         # The one place where a sequence's figure is chosen. Beyond LOGO_MAX_POSITIONS a
-        # logo needs more rows than a page holds: that is where a mutation map
-        # (positions x residues, the ISM deltas in rec.deltas) belongs. Until one is drawn
-        # here, long sequences get logos too, in evenly filled rows.
+        # logo needs more rows than a page holds: with ISM deltas the sequence is drawn as
+        # a mutation map (positions x residues) instead; other methods keep their logos.
+        if len(rec.residues) > LOGO_MAX_POSITIONS and rec.deltas is not None:
+            paths.append(mutation_map_plot(rec.residues, rec.deltas, expl.letters, name,
+                                           title.replace("\n", ": "), dpi=dpi))
+            continue
         long_ones += len(rec.residues) > LOGO_MAX_POSITIONS
         paths.append(logo_plot(rec.residues, rec.scores, name, title,
                                ylabel=f"{expl.method} score", dpi=dpi))
     if long_ones:
-        log.info("%d sequence(s) longer than %d positions: their logos span many rows",
-                 long_ones, LOGO_MAX_POSITIONS)
+        log.info("%d sequence(s) longer than %d positions: their logos span many rows "
+                 "(--method ism draws them as mutation maps; 'bioseqnn ism-map --region' "
+                 "maps a window)", long_ones, LOGO_MAX_POSITIONS)
     if len(expl.records) > max_plots:
         what = "plots of the first %d of %d series" if expl.channels is not None else \
             "logos of the first %d of %d sequences"

@@ -965,6 +965,7 @@ def matrix_logo_plot(
     title: str = "",
     ylabel: str = "bits",
     information: bool = True,
+    dpi: int = DPI,
 ) -> Path:
     """A motif as a stacked logo: (W, letters) ``matrix``, one column per position.
 
@@ -982,8 +983,9 @@ def matrix_logo_plot(
         p = p / p.sum(axis=1, keepdims=True)
         bits = math.log2(len(letters)) + (p * np.log2(p)).sum(axis=1)
         heights = p * bits[:, None]
-    width = max(3.0, 0.38 * len(matrix) + 1.2)
-    with _figure(width, 2.0) as fig:
+    # a column's width: one journal column holds a motif of about 12 positions
+    width = min(7.2, max(2.0, 0.22 * len(matrix) + 0.8))
+    with _figure(width, 1.6) as fig:
         ax = fig.add_subplot(1, 1, 1)
         low = high = 0.0
         for i, column in enumerate(heights):
@@ -1007,9 +1009,8 @@ def matrix_logo_plot(
         ax.set_xticks(list(range(1, len(matrix) + 1, 1 if len(matrix) <= 20 else 5)))
         ax.set_ylabel(ylabel)
         if title:
-            ax.set_title(_wrap(title, 60), fontsize=9)
-        fig.tight_layout()
-        return _save(fig, path)
+            ax.set_title(_wrap(title, 60))
+        return _save(fig, path, dpi)
 
 
 def mutation_map_plot(
@@ -1021,6 +1022,7 @@ def mutation_map_plot(
     label: str = "change of the target score",
     per_row: int = 200,
     first: int = 1,
+    dpi: int = DPI,
 ) -> Path:
     """In-silico mutagenesis as a heatmap: positions across, letters down, each cell the
     change of the target score when that letter replaces the residue (red up, blue down,
@@ -1036,9 +1038,10 @@ def mutation_map_plot(
     span = min(n, per_row)
     top = float(np.max(np.abs(deltas))) if deltas.size else 1.0
     top = top if top > 0 else 1.0
-    row_height = 0.16 * len(letters) + 0.55
-    with _figure(max(6.0, min(16.0, 2.0 + span * 0.06)), row_height * rows + 1.0) as fig:
-        fig.set_layout_engine("constrained")
+    # two journal columns wide (one for a window of up to 60 positions); a row's height
+    # from the letters: 20 amino acids need more than 4 nucleotides
+    row_height = 0.09 * len(letters) + 0.45
+    with _figure(3.5 if span <= 60 else 7.2, row_height * rows + 0.6) as fig:
         axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
         image = None
         for r, ax in enumerate(axes):
@@ -1055,14 +1058,14 @@ def mutation_map_plot(
             ax.scatter(xs, ys, s=3 if span > 80 else 8, c="0.15", marker="o", lw=0)
             ax.set_xlim(shift + start + 0.5, shift + start + span + 0.5)
             ax.set_yticks(range(len(letters)))
-            ax.set_yticklabels(list(letters), fontsize=7 if len(letters) > 8 else 9)
+            ax.set_yticklabels(list(letters), fontsize=5 if len(letters) > 8 else 6.5)
             if r == rows - 1:
                 ax.set_xlabel("Position")
         if image is not None:
             fig.colorbar(image, ax=list(axes), label=label, fraction=0.03, pad=0.01)
         if title:
-            fig.suptitle(_wrap(title, 100), fontsize=10)
-        return _save(fig, path)
+            fig.suptitle(_wrap(title, 100))
+        return _save(fig, path, dpi)
 
 
 def insertion_plot(
@@ -1072,13 +1075,14 @@ def insertion_plot(
     path: str | os.PathLike[str],
     title: str = "",
     label: str = "mean change of the prediction",
+    dpi: int = DPI,
 ) -> Path:
     """A motif insertion scan: the mean prediction change (line) and its standard
     deviation over the background sequences (band) at each insertion start."""
     positions = np.asarray(positions, dtype=np.float64)
     effects = np.asarray(effects, dtype=np.float64)
     spread = np.asarray(spread, dtype=np.float64)
-    with _figure(8.5, 3.0) as fig:
+    with _figure(7.2, 2.4) as fig:
         ax = fig.add_subplot(1, 1, 1)
         ax.fill_between(positions, effects - spread, effects + spread, color="#9ecae1",
                         alpha=0.6, lw=0, label="± 1 s.d. over backgrounds")
@@ -1086,9 +1090,8 @@ def insertion_plot(
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xlabel("Insertion start (position)")
         ax.set_ylabel(label)
-        # beside the axes: the band fills most of the plot
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        # under the axes: the band fills most of the plot
+        fig.legend(frameon=False, loc="outside lower center", ncols=2)
         if title:
-            ax.set_title(_wrap(title, 80))
-        fig.tight_layout()
-        return _save(fig, path)
+            ax.set_title(_wrap(title, 110))
+        return _save(fig, path, dpi)

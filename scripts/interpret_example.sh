@@ -38,10 +38,10 @@ PY
 head -n 400 "$data/promoters.fasta" > "$work/first200.fasta"
 head -n 2 "$data/promoters.fasta" > "$work/one.fasta"
 bioseqnn motifs "$work/promoters.bsnn" "$data/promoters.fasta" -o "$work/report" \
-    --database "$work/sigma70.meme" --window 10 --flank 3
+    --database "$work/sigma70.meme" --window 10 --flank 3 --dpi 150
 bioseqnn insert "$work/promoters.bsnn" --motif TATAAT --background "$work/first200.fasta" \
-    -o "$work/insert.tsv" --plot "$img/interpret_insert.png"
-bioseqnn ism-map "$work/promoters.bsnn" "$work/one.fasta" --plot "$work/maps"
+    -o "$work/insert.tsv" --plot "$img/interpret_insert.png" --dpi 150
+bioseqnn ism-map "$work/promoters.bsnn" "$work/one.fasta" --plot "$work/maps" --dpi 150
 cp "$work/maps/"*.png "$img/interpret_ism_map.png"
 for f in pos_1.png pos_1.contrib.png neg_2.contrib.png; do
     cp "$work/report/logos/$f" "$img/interpret_$f"

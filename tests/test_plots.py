@@ -320,3 +320,27 @@ def test_jsonl_nulls_and_nans_read_as_nan(tmp_path) -> None:
     assert list(first) == list(second) == ["epoch", "train_loss", "val_loss", "lr"]
     assert np.isnan(first["val_loss"]) and np.isnan(second["val_loss"])
     assert np.isnan(first["lr"]) and second["lr"] == 0.1
+
+
+def test_explain_draws_a_long_sequence_as_a_mutation_map(cli, hemolytic_model,
+                                                          tmp_path) -> None:
+    """ISM on a 700-residue protein: beyond LOGO_MAX_POSITIONS the figure is the mutation
+    map (four rows of 200 positions x 20 letters on two journal columns), not a logo; a
+    short record keeps its logo. Both sizes follow from the layout at --dpi 100."""
+    from bioseqnn.plots import LOGO_MAX_POSITIONS
+
+    rng = np.random.default_rng(3)
+    long_seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 700))
+    assert len(long_seq) > LOGO_MAX_POSITIONS
+    (tmp_path / "two.fa").write_text(f">long\n{long_seq}\n>short\nGLFDIVKKVVGALGSL\n")
+    r = cli("explain", hemolytic_model, tmp_path / "two.fa", "--method", "ism", "-o",
+            tmp_path / "a.tsv", "--plot", tmp_path / "figs", "--dpi", "100")
+    assert r.code == 0, r.err
+    heatmap = image.imread(str(tmp_path / "figs" / "long.png"))
+    rows = 4  # ceil(700 / 200)
+    assert heatmap.shape[:2] == (round((rows * (0.09 * 20 + 0.45) + 0.6) * 100), 720)
+    # the heatmap's colours: the diverging map's reds and blues, which logos never use
+    rgb = heatmap[..., :3]
+    assert ((rgb[..., 0] > 0.6) & (rgb[..., 2] < 0.45)).mean() > 0.001
+    logo = image.imread(str(tmp_path / "figs" / "short.png"))
+    assert logo.shape[1] == 350  # one journal column

@@ -262,20 +262,32 @@ def mutation_map(
 
 
 def mutation_map_plots(letters: str, maps: list[MutationMap], folder: str | os.PathLike[str],
-                       max_plots: int = 20) -> list[Path]:
-    """One heatmap PNG per sequence (the first ``max_plots``), named after the record."""
-    from ..plots import mutation_map_plot, plot_dir, safe_filename
+                       max_plots: int = 20, fmt: str = "png", dpi: int | None = None,
+                       model: str | os.PathLike[str] | None = None) -> list[Path]:
+    """One heatmap per sequence (the first ``max_plots``) as ``fmt`` (png, pdf, svg) at
+    ``dpi``, named after the record; titles name the ``model`` file."""
+    from ..plots import (
+        DPI,
+        check_figure_options,
+        data_name,
+        mutation_map_plot,
+        plot_dir,
+        safe_filename,
+    )
 
+    dpi = DPI if dpi is None else dpi
+    check_figure_options(fmt, dpi)
     out = plot_dir(folder)
+    by = f" \u2014 {data_name(model)}" if model is not None else ""
     taken: set[str] = set()
     paths = []
     for m in maps[:max_plots]:
         end = m.start + len(m.residues) - 1
-        title = (f"{m.id}: in-silico mutagenesis toward {m.target}, positions "
+        title = (f"{m.id}{by}: in-silico mutagenesis toward {m.target}, positions "
                  f"{m.start}-{end}")
         paths.append(mutation_map_plot(m.residues, m.deltas, letters,
-                                       out / safe_filename(m.id, taken), title,
-                                       first=m.start))
+                                       out / safe_filename(m.id, taken, fmt), title,
+                                       first=m.start, dpi=dpi))
     return paths
 
 

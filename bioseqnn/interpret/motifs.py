@@ -300,8 +300,10 @@ def write_meme(motifs: list[Motif], letters: str, path: str | os.PathLike[str]) 
 
 
 def write_motif_report(report: MotifReport, folder: str | os.PathLike[str],
-                       plots: bool = True) -> list[Path]:
-    """motifs.meme, logos, report.md (and matches.tsv) in ``folder``; the files written."""
+                       plots: bool = True, fmt: str = "png",
+                       dpi: int | None = None) -> list[Path]:
+    """motifs.meme, logos (``fmt``: png, pdf or svg, at ``dpi``), report.md (and
+    matches.tsv) in ``folder``; the files written."""
     from ..seqio import atomic_output
 
     out = Path(folder)
@@ -313,16 +315,18 @@ def write_motif_report(report: MotifReport, folder: str | os.PathLike[str],
     write_meme(report.motifs, report.letters, written[0])
     logos: dict[str, tuple[str, str]] = {}
     if plots and report.motifs:
-        from ..plots import matrix_logo_plot, plot_dir
+        from ..plots import DPI, check_figure_options, matrix_logo_plot, plot_dir
 
+        dpi = DPI if dpi is None else dpi
+        check_figure_options(fmt, dpi)
         logo_dir = plot_dir(out / "logos")
         for m in report.motifs:
-            info = matrix_logo_plot(m.ppm, report.letters, logo_dir / f"{m.name}.png",
-                                    f"{m.name} ({m.sign}, {m.seqlets} seqlets)")
+            info = matrix_logo_plot(m.ppm, report.letters, logo_dir / f"{m.name}.{fmt}",
+                                    f"{m.name} ({m.sign}, {m.seqlets} seqlets)", dpi=dpi)
             contrib = matrix_logo_plot(m.contribution, report.letters,
-                                       logo_dir / f"{m.name}.contrib.png",
+                                       logo_dir / f"{m.name}.contrib.{fmt}",
                                        f"{m.name}: mean contribution", ylabel="contribution",
-                                       information=False)
+                                       information=False, dpi=dpi)
             written += [info, contrib]
             logos[m.name] = (f"logos/{info.name}", f"logos/{contrib.name}")
     if report.database is not None:
