@@ -121,7 +121,8 @@ def check_supported(model: Predictor, method: str, alphabet: Alphabet | None,
         if bad:
             raise UsageError(f"--method deeplift-shap has no DeepLIFT rule for the {bad[0]} "
                              "architecture's recurrent or attention layers; use --method "
-                             "integrated-gradients")
+                             "integrated-gradients (with --reference shuffle: averaged over "
+                             "the same shuffled references)")
     if reference is not None and reference not in REFERENCES:
         raise UsageError(f"--reference must be one of: {', '.join(REFERENCES)}")
     if reference == "shuffle" and not alphabet.is_nucleotide:
