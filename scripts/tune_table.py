@@ -120,7 +120,9 @@ def table(results: dict[str, Any]) -> str:
             search = entry["searches"][i] if entry and i < len(entry["searches"]) else None
             counts = (f"{search['trials']} ({search['complete']}/{search['pruned']}/"
                       f"{search['failed']})" if search else "")
-            best = search["best_settings"]["model"].get("arch", "") if search else ""
+            best = "" if search is None else (
+                f"{search['best_trial']}: "
+                + (search["best_settings"]["model"].get("arch") or "train's defaults"))
             published = "; ".join(
                 f"{p.value:.3f} ({p.source})" for p in PUBLISHED[row]
                 if p.value is not None and (p.metric == metric or (
