@@ -1054,17 +1054,18 @@ def evaluate(
                       position_mask=position_mask, targets=target or None,
                       genome=genome_options(genome, window=window,
                                             on_edge=on_edge and on_edge.value, chroms=chroms))
+    # the files first: a reader of stderr that goes away (| head) cannot cost them
+    write_json(ev, output)
+    if multiqc is not None:
+        from .evaluate import write_multiqc
+
+        write_multiqc(ev, multiqc)
     if not quiet:
         # a log file or pipe gets the tables at their natural width, not cut to 80 columns
         console = stderr if stderr.is_terminal else Console(stderr=True, highlight=False,
                                                              width=10_000)
         for t in metric_tables(ev):
             console.print(t)
-    write_json(ev, output)
-    if multiqc is not None:
-        from .evaluate import write_multiqc
-
-        write_multiqc(ev, multiqc)
     if plots is not None:
         fmt = (plot_format or FigureFormat.png).value
         for figure in evaluation_plots(ev, plots, fmt, dpi or DPI, title):

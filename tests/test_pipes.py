@@ -90,3 +90,20 @@ def test_bad_data_exits_1_usage_exits_2(hemolytic_model: Path, tmp_path: Path) -
     assert not (tmp_path / "x.tsv").exists()
     p = run_bioseqnn("predict", hemolytic_model, bad, "--batch-size", "0")
     assert p.returncode == 2
+
+
+def test_evaluate_writes_its_files_before_the_tables_reach_a_closed_pipe(
+    hemolytic_model: Path, examples: Path, tmp_path: Path
+) -> None:
+    """stderr into '| head -2': the tables meet a closed pipe, the metrics JSON and the
+    MultiQC file are written all the same (they come first)."""
+    out, mqc = tmp_path / "m.json", tmp_path / "h_mqc.json"
+    cmd = (f"{sys.executable} -m bioseqnn evaluate {hemolytic_model} "
+           f"{examples / 'hemolytic.fasta'} {examples / 'hemolytic.csv'} -o {out} "
+           f"--multiqc {mqc} 2>&1 | head -2")
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=300)
+    assert p.stdout.decode().count("\n") == 2
+    import json
+
+    assert json.loads(out.read_text())["records"] == 1104
+    assert json.loads(mqc.read_text())["plot_type"] == "table"
