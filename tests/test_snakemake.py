@@ -103,7 +103,10 @@ def test_tune_workers_share_one_study_and_the_best_model_predicts(tmp_path: Path
     study = optuna.load_study(study_name="bioseqnn-tune", storage=JournalStorage(
         JournalFileBackend(str(results / "tune" / "search.journal"))))
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # every trial ran to its end or was pruned by the median of the others (which two
+    # workers reach in either order); none failed or was left running
+    states = optuna.trial.TrialState
+    assert all(t.state in (states.COMPLETE, states.PRUNED) for t in study.trials)
 
     from bioseqnn.bundle import read_manifest
 

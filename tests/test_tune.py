@@ -562,3 +562,24 @@ def test_the_first_trial_is_trains_defaults(cli, data, tmp_path) -> None:
                         "--quiet"))
     assert r.code == 0, r.err
     assert all(row["arch"] for row in _table(tmp_path / "s.trials.tsv"))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_lost_in_a_finaliser_still_stops_the_search() -> None:
+    """Python drops an exception raised inside __del__: a Ctrl-C that lands there would
+    let the search run on. tune remembers the signal and raises it again at the next
+    epoch (here: at the next check)."""
+    from bioseqnn.search.study import _signalled, _signals_remembered
+
+    class Freed:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs here, inside the finaliser
+
+    running: dict = {}
+    with _signals_remembered(running):
+        Freed()  # freed at once: its KeyboardInterrupt is printed and dropped
+        assert running["signal"][0] == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            _signalled(running)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

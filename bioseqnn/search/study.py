@@ -9,14 +9,17 @@ Where things go, for ``-o best.bsnn``: the study's journal ``best.tune.log`` (un
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +197,7 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
     from ..train import StopTraining
 
     def objective(trial: Any) -> float:
+        _signalled(running)
         running["trial"] = trial
         if trial.user_attrs.get("defaults"):  # train's own recipe, as a yardstick
             settings = fixed_settings(space)
@@ -202,6 +206,7 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
         trial.set_user_attr("settings", settings)
 
         def on_epoch(record: dict[str, Any]) -> None:
+            _signalled(running)
             progress.tick()
             value = float(record[monitor])
             trial.set_user_attr("epochs", record["epoch"])
@@ -423,9 +428,11 @@ def tune(
     stopped: BaseException | None = None
     started = time.perf_counter()
     try:
-        created.optimize(objective, n_trials=trials, timeout=timeout,
-                         catch=(BioseqnnError, RuntimeError),
-                         callbacks=[_trial_lines(resolved_monitor, progress)])
+        with _signals_remembered(running):
+            created.optimize(objective, n_trials=trials, timeout=timeout,
+                             catch=(BioseqnnError, RuntimeError),
+                             callbacks=[_trial_lines(resolved_monitor, progress)])
+            _signalled(running)
     except Exception:
         raise
     except BaseException as exc:  # Ctrl-C or SIGTERM: keep what was found, then stop
@@ -452,6 +459,39 @@ def tune(
     if stopped is not None:
         raise stopped
     return result
+
+
+@contextlib.contextmanager
+def _signals_remembered(running: dict[str, Any]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM are remembered as well as raised: Python drops an exception raised
+    in a finaliser (a file or tensor freed mid-trial), and the search would then run on to
+    its end. The objective checks the memory at every epoch (_signalled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept: dict[int, Any] = {}
+
+    def remember(signum: int, frame: Any) -> None:
+        running.setdefault("signal", (signum, kept[signum]))
+        kept[signum](signum, frame)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        if callable(previous):  # a handler that raises (Python's, or the command line's)
+            kept[signum] = previous
+            signal.signal(signum, remember)
+    try:
+        yield
+    finally:
+        for number, handler in kept.items():
+            signal.signal(number, handler)
+
+
+def _signalled(running: dict[str, Any]) -> None:
+    """Raise again what a remembered signal raised (see _signals_remembered)."""
+    if "signal" in running:
+        signum, handler = running["signal"]
+        handler(signum, None)
 
 
 def _fail_running(optuna: Any, study: Any, trial: Any, exc: BaseException | None,
