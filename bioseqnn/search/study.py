@@ -433,9 +433,16 @@ def tune(
                              catch=(BioseqnnError, RuntimeError),
                              callbacks=[_trial_lines(resolved_monitor, progress)])
             _signalled(running)
-    except Exception:
-        raise
     except BaseException as exc:  # Ctrl-C or SIGTERM: keep what was found, then stop
+        if isinstance(exc, Exception):
+            if "signal" not in running:
+                raise
+            # the signal's own exception, which Optuna can lose when it lands while a
+            # trial is being told (an UnboundLocalError in its clean-up)
+            try:
+                _signalled(running)
+            except BaseException as signalled:  # noqa: BLE001 - kept, raised below
+                exc = signalled
         stopped = exc
         log.warning("%s: writing the best model found so far", "interrupted" if isinstance(
             exc, KeyboardInterrupt) else "stopped")
