@@ -259,7 +259,10 @@ def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code,
     """Ctrl-C exits 130, SIGTERM (a batch system ending the job) 143; either way the best
     model so far is written and no trial is left 'running' in the study."""
     out = tmp_path / "best.bsnn"
-    proc = _subprocess(_tune_args(data, out, "--trials", "500"))
+    # as a shell's foreground job: a test runner's worker may ignore SIGINT, and a child
+    # inherits that
+    proc = _subprocess(_tune_args(data, out, "--trials", "500"),
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = tmp_path / "best.trials" / "001.bsnn"
     deadline = time.monotonic() + 120
     while not first.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -564,22 +567,34 @@ def test_the_first_trial_is_trains_defaults(cli, data, tmp_path) -> None:
     assert all(row["arch"] for row in _table(tmp_path / "s.trials.tsv"))
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_ctrl_c_lost_in_a_finaliser_still_stops_the_search() -> None:
     """Python drops an exception raised inside __del__: a Ctrl-C that lands there would
     let the search run on. tune remembers the signal and raises it again at the next
-    epoch (here: at the next check)."""
-    from bioseqnn.search.study import _signalled, _signals_remembered
+    epoch (here: at the next check). Run in a fresh interpreter, the main thread of a
+    process whose SIGINT is Python's own (a test runner's worker may differ)."""
+    script = """
+import os, signal, time
+from bioseqnn.search.study import _signalled, _signals_remembered
 
-    class Freed:
-        def __del__(self) -> None:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.1)  # the handler runs here, inside the finaliser
+class Freed:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler runs here, inside the finaliser
 
-    running: dict = {}
-    with _signals_remembered(running):
-        Freed()  # freed at once: its KeyboardInterrupt is printed and dropped
-        assert running["signal"][0] == signal.SIGINT
-        with pytest.raises(KeyboardInterrupt):
-            _signalled(running)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+running = {}
+with _signals_remembered(running):
+    Freed()  # freed at once: its KeyboardInterrupt is printed and dropped
+    print("remembered", running["signal"][0] == signal.SIGINT, flush=True)
+    try:
+        _signalled(running)
+    except KeyboardInterrupt:
+        print("raised again", flush=True)
+print("restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       env=env, timeout=120,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stdout.splitlines() == ["remembered True", "raised again", "restored True"], (
+        p.stdout + p.stderr)
+    assert "KeyboardInterrupt" in p.stderr  # what Python printed and dropped
