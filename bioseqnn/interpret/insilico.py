@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,6 +84,25 @@ def _encode_motif(motif: str, alphabet: object) -> np.ndarray:
     return codes.astype(np.uint8)
 
 
+def _sequence_model(model: str | os.PathLike[str], device: str | None, threads: int,
+                    command: str, doing: str) -> tuple[Any, torch.device]:
+    """The model file loaded for an in-silico experiment (a sequence model with one
+    output per sequence; ``doing`` says why others are refused), and its device."""
+    from ..bundle import load_bundle
+    from ..predict import resolve_device
+    from ..runtime import configure_threads
+
+    configure_threads(threads)
+    dev = resolve_device(device)
+    bundle = load_bundle(model, dev)
+    if bundle.series is not None or bundle.structure is not None:
+        raise UsageError(f"{command} {doing}: it needs a sequence model that reads no "
+                         "structure channels")
+    if getattr(bundle.model, "per_position", False):
+        raise UsageError(f"{command} needs a model with one output per sequence")
+    return bundle, dev
+
+
 def _chunks(n_rows: int, width: int) -> Iterator[slice]:
     step = max(1, MUTANT_BYTES // max(width, 1))
     for start in range(0, n_rows, step):
@@ -103,25 +123,17 @@ def insert_motif(
 ) -> Insertion:
     """The mean prediction change when ``motif`` replaces the residues at each start
     position (every ``step``) of the background sequences."""
-    from ..bundle import load_bundle
     from ..data import read_inputs
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, _prediction, resolve_target, target_names
-    from ..predict import infer, resolve_device
-    from ..runtime import configure_threads
+    from ..predict import infer
     from ..seqio import display_name
     from ..series import featurizer
 
     if step < 1:
         raise UsageError("--step must be at least 1")
-    configure_threads(threads)
-    dev = resolve_device(device)
-    bundle = load_bundle(model, dev)
-    if bundle.series is not None or bundle.structure is not None:
-        raise UsageError("insert writes residues into sequences: it needs a sequence model "
-                         "that reads no structure channels")
-    if getattr(bundle.model, "per_position", False):
-        raise UsageError("insert needs a model with one output per sequence")
+    bundle, dev = _sequence_model(model, device, threads, "insert",
+                                  "writes residues into sequences")
     fixed = resolve_target(bundle.task, target)
     motif_codes = _encode_motif(motif, bundle.alphabet)
     source = display_name(background)
@@ -199,23 +211,14 @@ def mutation_map(
 ) -> tuple[str, list[MutationMap]]:
     """Every substitution in ``region`` (1-based, inclusive; default the whole sequence)
     of each sequence; the model's letters and one map per sequence."""
-    from ..bundle import load_bundle
     from ..data import read_inputs
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, resolve_target, target_names, target_score
-    from ..predict import infer, resolve_device
-    from ..runtime import configure_threads
+    from ..predict import infer
     from ..seqio import display_name
     from ..series import featurizer
 
-    configure_threads(threads)
-    dev = resolve_device(device)
-    bundle = load_bundle(model, dev)
-    if bundle.series is not None or bundle.structure is not None:
-        raise UsageError("ism-map substitutes residues: it needs a sequence model that reads "
-                         "no structure channels")
-    if getattr(bundle.model, "per_position", False):
-        raise UsageError("ism-map needs a model with one output per sequence")
+    bundle, dev = _sequence_model(model, device, threads, "ism-map", "substitutes residues")
     if region is not None and (region[0] < 1 or region[1] < region[0]):
         raise UsageError("--region START:END needs 1 <= START <= END")
     fixed = resolve_target(bundle.task, target)

@@ -19,10 +19,12 @@ SHOWN = 12
 
 
 def plot_search(optuna: Any, study: Any, monitor: str, folder: Path, fmt: str = "png",
-                dpi: int = DPI, title: str = "") -> list[Path]:
+                dpi: int | None = None, title: str = "") -> list[Path]:
     """Write ``optimisation_history`` and (with two or more completed trials whose
     settings vary) ``param_importances`` in ``folder`` as ``fmt`` (png, pdf or svg) at
-    ``dpi``, titled ``title`` (e.g. '<data set> — <model>'); returns the files written."""
+    ``dpi`` (default :data:`bioseqnn.plots.DPI`), titled ``title``; returns the files
+    written."""
+    dpi = DPI if dpi is None else dpi
     check_figure_options(fmt, dpi)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     written = [_history(optuna, trials, monitor, folder / f"optimisation_history.{fmt}",

@@ -242,9 +242,8 @@ class DataFacts:
 
     task: str
     strands: bool
+    """DNA or RNA labelled records: the strand settings and RNA structure apply."""
     longest: int
-    nucleic: bool = False
-    """DNA or RNA labelled records (RNA structure channels apply)."""
     folding: bool = False
     """ViennaRNA is installed (``--structure`` can be searched)."""
 
@@ -305,7 +304,7 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
                 not facts.strands or training.get("structure", "none") != "none"):
             continue
         if key == "structure" and isinstance(spec, list) and not (
-                facts.nucleic and facts.folding):
+                facts.strands and facts.folding):
             continue  # searched only where it can be computed
         training[key] = _suggest(trial, key, spec)
     return {"model": model, "training": training}

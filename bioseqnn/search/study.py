@@ -355,7 +355,7 @@ def tune(
 
     facts_found = _probe(train_inputs, base, paths["trials"] / "probe.bsnn")
     facts = DataFacts(facts_found["task"], bool(facts_found["strands"]),
-                      int(facts_found["longest"]), nucleic=bool(facts_found["strands"]),
+                      int(facts_found["longest"]),
                       folding=importlib.util.find_spec("RNA") is not None)
     resolved_monitor = facts_found["monitor"]
     families = families_for(space, facts)
@@ -456,12 +456,12 @@ def tune(
             raise stopped from None
         raise
     if plot_folder is not None:
-        from ..plots import DPI, data_name
+        from ..plots import data_name
         from .figures import plot_search
 
         title = f"search of {data_name(out)}"
         for path in plot_search(optuna, created, resolved_monitor, plot_folder, plot_format,
-                                DPI if dpi is None else dpi, title):
+                                dpi, title):
             log.info("wrote %s", path)
     if stopped is not None:
         raise stopped
