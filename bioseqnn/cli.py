@@ -1151,8 +1151,7 @@ def motifs(
         "--database", help="MEME motif file to name the motifs by (Tomtom: best matches, "
         "p- and q-values).")] = None,
     method: Annotated[PathMethod | None, typer.Option(
-        help="Attribution method (default: deeplift-shap for cnn models, otherwise "
-        "integrated-gradients).")] = None,
+        help="Attribution method (default: deeplift-shap).")] = None,
     target: Annotated[str | None, typer.Option(
         help="Class (or target column) explained; default as for explain.")] = None,
     window: Annotated[int, typer.Option(min=3, help="Seqlet core width.")] = 15,

@@ -102,31 +102,65 @@ def test_integrated_gradients_sum_to_the_output_difference_on_every_architecture
     assert [c.shape for c in out.hypothetical] == [(n, 4) for n in (40, 33, 40, 25)]
 
 
-def test_deeplift_shap_is_complete_on_a_cnn() -> None:
-    """With mean pooling every nonlinearity of the network follows the rescale rule, so
-    the contributions sum exactly to f(x) - mean f(references)."""
-    model = _model("cnn", pooling="mean")
-    model.backbone.pools = [1, 1]
-    data = _data([50, 41, 50])
-    out = path_attributions(model, OneHot(DNA), DNA, REGRESSION, data, _targets(3),
-                            "deeplift-shap", 8, torch.device("cpu"),
-                            AttributionOptions(shuffles=5))
-    assert out.reference == "shuffle"
-    sums = np.array([c.sum() for c in out.contributions])
-    assert np.abs(sums - out.delta).max() > 1e-3
-    np.testing.assert_allclose(out.delta, 0.0, atol=1e-4)
-    # max-pooling passes multipliers to the maximum: close, not exact
-    maxpool = path_attributions(_model("cnn"), OneHot(DNA), DNA, REGRESSION, data,
-                                _targets(3), "deeplift-shap", 8, torch.device("cpu"),
+MULTICLASS = TaskSpec("multiclass", ["c"], classes=["a", "b", "c"])
+POOLINGS = {"cnn": ["max", "mean", "attention"], "transformer": ["mean", "max", "attention"]}
+
+
+def _deeplift_cases() -> list[tuple[str, str]]:
+    return [(arch, pooling) for arch in ARCHS
+            for pooling in POOLINGS.get(arch, ["last", "mean", "max", "attention"])]
+
+
+@pytest.mark.parametrize(("arch", "pooling"), _deeplift_cases())
+def test_deeplift_shap_is_complete_on_every_architecture_and_pooling(arch: str,
+                                                                     pooling: str) -> None:
+    """Every step has an exact rule (rescale, Shapley products for gates and attention,
+    the max rule for pooling), so the contributions sum to f(x) - mean f(references) to
+    float rounding; bidirectional, two layers, window pooling in the convolutions."""
+    torch.manual_seed(3)
+    config = ModelConfig(arch=arch, hidden_size=8, channels=[8, 8], kernel_sizes=[5, 3],
+                         pool_sizes=[2, 2], dropout=0.0, pooling=pooling, layers=2,
+                         bidirectional=True)
+    data = _data([50, 41, 50, 23])
+    for task, outputs in ((REGRESSION, 1), (MULTICLASS, 3)):
+        model = SequenceModel(config, 4, outputs).eval()
+        targets = np.array([0, 1, 2, 0]) % outputs
+        out = path_attributions(model, OneHot(DNA), DNA, task, data, targets,
+                                "deeplift-shap", 8, torch.device("cpu"),
                                 AttributionOptions(shuffles=5))
-    assert np.isfinite(maxpool.delta).all()
+        assert out.reference == "shuffle"
+        sums = np.array([c.sum() for c in out.contributions])
+        assert np.abs(sums - out.delta).max() > 5e-5  # a difference to explain
+        np.testing.assert_allclose(out.delta, 0.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("arch", [a for a in ARCHS if a != "cnn"])
-def test_deeplift_shap_refuses_networks_without_rescale_rules(arch: str) -> None:
-    with pytest.raises(UsageError, match=f"{arch} architecture.*integrated-gradients"):
-        path_attributions(_model(arch), OneHot(DNA), DNA, REGRESSION, _data([20]),
-                          _targets(1), "deeplift-shap", 8, torch.device("cpu"))
+def test_deeplift_shap_leaves_the_model_as_it_was() -> None:
+    """Parameters are frozen only during the attribution; the model predicts the same."""
+    model = _model("lstm")
+    data = _data([30, 20])
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (2, 30)), 4).float()
+    lengths = torch.tensor([30, 20])
+    before = model(x, lengths).detach()
+    path_attributions(model, OneHot(DNA), DNA, REGRESSION, data, _targets(2), "deeplift-shap",
+                      8, torch.device("cpu"), AttributionOptions(shuffles=2))
+    assert all(p.requires_grad for p in model.parameters())
+    assert torch.equal(model(x, lengths).detach(), before)
+
+
+def test_the_max_rule_credits_the_larger_maximum_with_a_multiplier_in_0_1() -> None:
+    from bioseqnn.interpret.deeplift import maximum
+
+    rng = np.random.default_rng(4)
+    x = torch.tensor(rng.normal(size=(6, 5, 9)), requires_grad=True)  # 3 inputs, 3 refs
+    values, _ = maximum(x, 2)
+    (grad,) = torch.autograd.grad(values[:3].sum(), x)
+    mult = grad[:3]
+    diff = (x[:3] - x[3:]).detach()
+    assert ((mult >= 0) & (mult <= 1)).all()
+    assert ((mult > 0).sum(dim=2) <= 1).all()  # one position per maximum
+    # summation-to-delta: the credited change is the change of the maximum
+    np.testing.assert_allclose((mult * diff).sum(dim=2),
+                               (values[:3] - values[3:]).detach(), atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["integrated-gradients", "deeplift-shap"])
@@ -243,11 +277,18 @@ def test_explain_writes_scores_and_hypothetical_columns(cli, binary_cnn, tmp_pat
         assert float(r["score"]) == pytest.approx(float(r[r["residue"]]), abs=1e-5)
 
 
-def test_explain_refuses_deeplift_shap_on_a_recurrent_model_in_one_line(
-        cli, promoter_model: Path, examples: Path) -> None:
-    result = cli("explain", promoter_model, examples / "promoters.fasta", "--method",
-                 "deeplift-shap")
-    assert result.code == 2
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and "gru architecture" in lines[0]
-    assert "integrated-gradients" in lines[0]
+def test_explain_deeplift_shap_on_a_recurrent_model(cli, promoter_model: Path, examples: Path,
+                                                    tmp_path: Path) -> None:
+    out = tmp_path / "attr.tsv"
+    fasta = tmp_path / "few.fasta"
+    fasta.write_text("".join(">" + r for r in
+                             (examples / "promoters.fasta").read_text().split(">")[1:4]))
+    result = cli("explain", promoter_model, fasta, "--method", "deeplift-shap", "--shuffles",
+                 "2", "-o", out, "-q")
+    assert result.code == 0, result.err
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    lengths = [len(r.split("\n", 1)[1].replace("\n", "")) for r in
+               fasta.read_text().split(">")[1:]]
+    assert len(rows) == sum(lengths)
+    assert any(abs(float(r["score"])) > 1e-4 for r in rows)

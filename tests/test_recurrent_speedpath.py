@@ -115,3 +115,26 @@ def test_run_concurrently_sums_shared_gradients(threads):
     (torch.tanh(a @ w).sum() + 2 * torch.tanh(b @ w).sum()).backward()
     for g, want in zip(got, (a.grad, b.grad, w.grad), strict=True):
         torch.testing.assert_close(g, want)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru", "rnn", "cnn-lstm", "transformer"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_stepwise_operations_give_the_same_outputs(arch: str, bidirectional: bool) -> None:
+    """DeepLIFT runs recurrences step by step and the transformer with plain operations
+    (models.base.stepwise): the same equations as the fused kernels."""
+    from bioseqnn.models.base import stepwise, stepwise_operations
+
+    torch.manual_seed(0)
+    config = ModelConfig(arch=arch, hidden_size=8, channels=[8, 8], kernel_sizes=[5, 3],
+                         dropout=0.0, bidirectional=bidirectional, layers=2)
+    model = SequenceModel(config, 4, 2).eval()
+    lengths = torch.tensor([30, 22, 30, 7, 15])
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (5, 30)), 4).float()
+    x[torch.arange(30)[None, :] >= lengths[:, None]] = 0
+    with torch.no_grad():
+        fused = model(x, lengths)
+        with stepwise_operations():
+            assert stepwise()
+            plain = model(x, lengths)
+    assert not stepwise()
+    torch.testing.assert_close(plain, fused, atol=1e-6, rtol=1e-5)

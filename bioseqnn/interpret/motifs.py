@@ -230,8 +230,7 @@ def discover_motifs(
     """Attributions of ``sequences`` under ``model``, TF-MoDISco's motifs, and with
     ``database`` (a MEME file) their best Tomtom matches.
 
-    ``method``: ``deeplift-shap`` or ``integrated-gradients`` (default: deeplift-shap
-    where the architecture allows it).
+    ``method``: ``deeplift-shap`` (the default) or ``integrated-gradients``.
     """
     require_interpret()
     from ..bundle import load_bundle
@@ -241,7 +240,6 @@ def discover_motifs(
     from ..predict import resolve_device
     from ..runtime import configure_threads
     from ..seqio import display_name
-    from .attribution import DEEPLIFT_ARCHS, architectures
 
     configure_threads(threads)
     dev = resolve_device(device)
@@ -252,8 +250,7 @@ def discover_motifs(
     if getattr(bundle.model, "per_position", False):
         raise UsageError("motifs needs a model with one output per sequence")
     if method is None:
-        supported = all(a in DEEPLIFT_ARCHS for a in architectures(bundle.model))
-        method = "deeplift-shap" if supported else "integrated-gradients"
+        method = "deeplift-shap"
     if method not in ("deeplift-shap", "integrated-gradients"):
         raise UsageError("--method must be deeplift-shap or integrated-gradients")
     resolve_target(bundle.task, target)

@@ -7,10 +7,12 @@ and prediction never branch on the architecture.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +175,27 @@ def exporting() -> bool:
     # it, no ONNX export can be running, so look before touching the attribute.
     onnx = sys.modules.get("torch.onnx")
     return torch.jit.is_tracing() or (onnx is not None and onnx.is_in_onnx_export())
+
+
+_STEPWISE: contextvars.ContextVar[bool] = contextvars.ContextVar("bioseqnn_stepwise",
+                                                                default=False)
+
+
+def stepwise() -> bool:
+    """True inside :func:`stepwise_operations`: recurrent layers then run one step at a
+    time and the transformer with plain operations (same parameters and equations), so
+    that every nonlinearity is a torch function call, which DeepLIFT's rules reach
+    (bioseqnn/interpret/deeplift.py). Slower than the fused kernels."""
+    return _STEPWISE.get()
+
+
+@contextmanager
+def stepwise_operations() -> Iterator[None]:
+    token = _STEPWISE.set(True)
+    try:
+        yield
+    finally:
+        _STEPWISE.reset(token)
 
 
 def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:

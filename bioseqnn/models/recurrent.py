@@ -34,7 +34,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..runtime import concurrency, run_concurrently
 from . import native
-from .base import Backbone, ModelConfig, Size, exporting, register
+from .base import Backbone, ModelConfig, Size, exporting, register, stepwise
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -326,6 +326,9 @@ class RecurrentBackbone(Backbone):
         for i, fwd in enumerate(self.forward_layers):
             if i:
                 h = self.between(h)
+            if stepwise():
+                h = self._stepwise_layer(i, h, rev)
+                continue
             if fast and not pack:
                 h = self._fast_layer(i, h, rev)
                 continue
@@ -361,6 +364,44 @@ class RecurrentBackbone(Backbone):
         out_b = outs[k] if k == 1 else torch.cat(outs[k:])
         out_b = reverse_within(out_b, rev)
         return torch.cat([out_f, out_b], dim=2)
+
+
+    def _stepwise_layer(self, i: int, h: torch.Tensor, rev: torch.Tensor | None
+                        ) -> torch.Tensor:
+        """Layer ``i`` one step at a time with plain operations (models.base.stepwise)."""
+        out = stepwise_direction(self.cell, h, self.forward_layers[i])
+        if rev is None:
+            return out
+        back = stepwise_direction(self.cell, reverse_within(h, rev), self.backward_layers[i])
+        return torch.cat([out, reverse_within(back, rev)], dim=2)
+
+
+def stepwise_direction(cell: str, x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """One direction of one layer, batch-first (B, T, C) -> (B, T, H), zero initial
+    state, written step by step with the equations of nn.RNN (tanh), nn.LSTM and nn.GRU:
+    every nonlinearity and every product is a separate torch call."""
+    w_ih, w_hh, b_ih, b_hh = (getattr(module, f"{name}_l0") for name in
+                              ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    xg = nn.functional.linear(x, w_ih, b_ih)
+    h = x.new_zeros((x.shape[0], w_hh.shape[1]))
+    c = h
+    outs = []
+    for t in range(x.shape[1]):
+        hg = nn.functional.linear(h, w_hh, b_hh)
+        if cell == "lstm":
+            i, f, g, o = (xg[:, t] + hg).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        elif cell == "gru":
+            xr, xz, xn = xg[:, t].chunk(3, dim=1)
+            hr, hz, hn = hg.chunk(3, dim=1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            h = (1 - z) * n + z * h
+        else:
+            h = torch.tanh(xg[:, t] + hg)
+        outs.append(h)
+    return torch.stack(outs, dim=1)
 
 
 def _padded_run(module: nn.Module, h: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from .base import (
     length_mask,
     linear_size,
     register,
+    stepwise,
 )
 
 
@@ -64,6 +65,8 @@ class TransformerBackbone(Backbone):
                 f"a sequence of {width} positions is longer than the transformer's "
                 f"max-length {self.max_length}"
             )
+        if stepwise():
+            return self._export_forward(x, lengths)
         h = self.embed(x) * math.sqrt(self.d_model)
         h = h + sinusoidal_positions(width, self.d_model, x.device).to(h.dtype)
         if self.causal:
@@ -79,7 +82,8 @@ class TransformerBackbone(Backbone):
         self, x: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The eval-mode forward written with plain operations, for torch.jit.trace and
-        torch.onnx.export: nn.MultiheadAttention records its batch and length as constants.
+        torch.onnx.export (nn.MultiheadAttention records its batch and length as
+        constants) and for DeepLIFT (its fused kernel hides the softmax and products).
         Same parameters and equations (pre-norm layers, masked softmax attention); the
         max-length check is left to the caller (the exported graph cannot raise)."""
         width = x.shape[1]
