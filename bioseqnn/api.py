@@ -229,43 +229,14 @@ def train(
     ``source_names`` name the inputs in the model file (default: their paths; the Python
     API names data given in memory so).
     """
-    cfg = config or RunConfig()
-    given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
-                             "freeze_backbone": freeze_backbone, "init_member": init_member}
-    if any(v is not None for v in given.values()):
-        cfg = dataclasses.replace(cfg, training=dataclasses.replace(
-            cfg.training, **{k: v for k, v in given.items() if v is not None}))
-    validate(cfg)
-    resolve_pooling(cfg.model)
-    if str(output) == STDIO:
-        raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
-    check_one_stdin(SEQUENCES=fasta, LABELS=labels, **{"--val-fasta": val_fasta,
-                    "--val-labels": val_labels, "--position-mask": position_mask})
-    inputs = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
-              "--val-labels": val_labels, "--position-mask": position_mask,
-              "--init-from": cfg.training.init_from}
-    check_output_path(output, inputs)
-    log_file = Path(log_path) if log_path else default_log_path(output)
-    check_output_path(log_file, inputs)
-    if os.path.realpath(log_file) == os.path.realpath(output):
-        raise UsageError(f"{log_file}: the metrics log and the model file (-o) are one file; "
-                         "give --log another name")
-    if cfg.training.cv:
-        check_output_path(default_oof_path(output), inputs)
+    cfg = _resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
+    src = _TrainInputs(fasta, labels, val_fasta, val_labels, position_mask, id_column, targets,
+                       sequence_column, task, alphabet, on_invalid, ignore_unmatched,
+                       series_columns, genome)
+    log_file = _check_outputs(output, log_path, cfg, src)
     tc = cfg.training
-    if tc.checkpoint_dir:
-        prepare_checkpoint_dir(tc.checkpoint_dir)
-        check_not_an_input(checkpoint_path(tc.checkpoint_dir), inputs)
     lm = task == LANGUAGE_MODEL
-    if lm:
-        _check_lm_inputs(fasta, labels, sequence_column, position_mask, val_labels, tc)
-        check_causal(cfg.model)  # before reading any data
-    elif (val_fasta is None) != (val_labels is None) and sequence_column is None \
-            and genome is None:
-        raise UsageError("--val-fasta and --val-labels go together")
-    if genome is not None:
-        check_genome_training(genome, lm=lm, task=task, sequence_column=sequence_column,
-                              series_columns=series_columns, position_mask=position_mask)
+    _check_variant(src, cfg, lm)
     parent: Parent | None = None
     if tc.init_from:
         parent = load_parent(tc.init_from, tc.init_member or None)
@@ -283,90 +254,11 @@ def train(
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
         not lm and sequence_column is None and is_fasta(labels))
-    if (per_position or lm) and cfg.model.pooling != "auto":
-        log.warning("--pooling %s is not used: this model has one output per position",
-                    cfg.model.pooling)
-    if position_mask is not None and not per_position:
-        raise UsageError("--position-mask applies to per-position labels (--task per-position)")
-    if per_position and (tc.rc_augment or tc.rc_average):
-        raise UsageError("--rc-augment and --rc-average are not available for per-position "
-                         "labelling")
+    loaded = _load_training_data(src, cfg, lm, per_position)
+    spec, alpha, data, explicit_val = loaded.spec, loaded.alpha, loaded.data, loaded.val
+    primary = loaded.primary
     if tc.structure != "none":
-        _check_structure_options(tc, lm)
-    explicit_val: SequenceSet | None = None
-    primary = fasta if fasta is not None else labels  # where the sequences are
-    if primary is None:
-        raise UsageError("no sequences given")
-    if isinstance(series_columns, str):
-        raise UsageError("series_columns takes a list of column names, e.g. ['ecg', 'ppg']")
-    series = SeriesOptions(id_column, series_columns)
-    if series_columns and (lm or per_position):
-        raise UsageError("--series-columns applies to a numeric series table; a "
-                         f"{'language model' if lm else 'per-position model'} reads sequences")
-    if genome is None and fasta is not None and is_table(fasta):
-        _check_series_inputs(fasta, labels, lm, per_position, sequence_column, tc, id_column)
-    elif series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
-        _refuse_series_columns(primary)
-    if lm:
-        assert fasta is not None
-        data, lm_alpha, _ = read_inputs(fasta, alphabet, on_invalid)
-        if isinstance(lm_alpha, SeriesSpec):
-            raise UsageError(f"--task {LANGUAGE_MODEL} learns from sequences; "
-                             f"{display_name(fasta)} is a numeric series table")
-        alpha: Alphabet | SeriesSpec | StructureInput = lm_alpha
-        spec = lm_task(lm_alpha)
-        data.positions = position_targets(data, lm_alpha)
-        if val_fasta is not None:
-            explicit_val, _, _ = read_encoded(read_sequences(val_fasta),
-                                              display_name(val_fasta), lm_alpha, on_invalid)
-            explicit_val.positions = position_targets(explicit_val, lm_alpha)
-    elif genome is not None:
-        assert fasta is not None
-        spec, alpha, data, explicit_val = load_intervals_for_training(
-            genome, fasta, labels, val_fasta, val_labels, task=task, id_column=id_column,
-            targets=targets, alphabet=alphabet, on_invalid=on_invalid,
-            ignore_unmatched=ignore_unmatched, cv=tc.cv)
-    elif labels is None:
-        raise UsageError("a labels table is required (or --sequence-column; --task "
-                         f"{LANGUAGE_MODEL} learns from sequences alone)")
-    elif per_position:
-        spec, alpha, data, explicit_val = load_for_training(
-            fasta, labels, val_fasta, val_labels, alphabet=alphabet, mask=position_mask,
-            id_column=id_column, targets=targets, sequence_column=sequence_column,
-            on_invalid=on_invalid, ignore_unmatched=ignore_unmatched)
-    else:
-        src = LabelSource(labels, id_column, targets, sequence_column)
-        labeled, alpha = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched,
-                                      series)
-        if isinstance(alpha, SeriesSpec):
-            _refuse_strands(tc)  # a table from stdin is known as one only now
-            # every record of the training input (the validation part too: label-free
-            # statistics, so that members trained with other seeds read alike)
-            alpha = fit_normalisation(labeled.data.codes, alpha, display_name(primary))
-            _series_warnings(alpha, labeled.data, labeled.targets, display_name(primary))
-        elif series_columns:
-            _refuse_series_columns(primary)
-        spec = prepare_task(labeled, task)
-        data = labeled.data
-        data.targets = spec.encode_labels(labeled.label_values, labeled.where)
-        if val_labels is not None:
-            vsrc = LabelSource(val_labels, id_column, labeled.targets, sequence_column)
-            vlabeled, _ = load_labeled(val_fasta, vsrc, alpha, on_invalid, ignore_unmatched,
-                                       series)
-            explicit_val = vlabeled.data
-            explicit_val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
-
-    if tc.structure != "none":
-        if not isinstance(alpha, Alphabet):
-            raise UsageError("--structure folds RNA sequences; a numeric series has none")
-        folding = structure_input(alpha, tc.structure)
-        started = time.perf_counter()
-        for part in (data, explicit_val):
-            if part is not None:
-                with_structure(part, folding, torch.get_num_threads())
-        log.info("folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s", len(data) + len(
-            explicit_val or []), folding.version, tc.structure, time.perf_counter() - started)
-        alpha = folding
+        alpha = _fold(alpha, tc, data, explicit_val)
     if parent is not None:
         check_input(parent, alpha)
     # every training sequence's digest: repeated sequences with conflicting labels now,
@@ -386,6 +278,288 @@ def train(
     # the model file records them
     cfg = dataclasses.replace(cfg, model=resolve_model(
         cfg.model, per_position, lm, float(np.median(data.lengths)) if len(data) else None))
+    folds, train_set, val_set = _split(data, explicit_val, spec, tc)
+    if parent is not None:
+        check_overlap(parent, digests if folds is not None else record_digests(
+            val_set, canonical) if val_set is not None else np.zeros(0, np.uint64))
+    tc = _weigh_classes(spec, train_set, tc, cfg.training,
+                        folds is not None or (val_set is not None and len(val_set) > 0))
+    if on_ready is not None:
+        on_ready({"task": spec.kind, "monitor": tc.monitor,
+                  "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna")
+                  and not (per_position or lm),
+                  "longest": max(int(part.lengths.max()) for part in (data, explicit_val)
+                                 if part is not None and len(part))})
+
+    n_members = tc.cv or tc.ensemble
+    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs,
+                        per_position or lm)
+    if problem:  # validate() assumed an alphabet's channels and one output
+        raise UsageError(f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
+                         "outputs; lower those settings")
+    oof = OutOfFold(spec) if folds is not None else None
+    # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
+    # members share the training and validation records (the split used the run's seed);
+    # cross-validation member i trains on the other folds and validates on fold i.
+    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
+        fold_sets(data, folds, tc.cv) if folds is not None
+        else ((i, train_set, val_set) for i in range(n_members)))
+    run = _MemberRun(cfg, tc, spec, alpha, device, ranks, per_position, lm, parent, n_members,
+                     oof, resume, complement_table(alpha) if (tc.rc_augment or tc.rc_average)
+                     and isinstance(alpha, Alphabet) else None)
+    epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
+    try:
+        members, results = _train_members(
+            run, plans, reporter, _both(epoch_log, on_epoch),
+            (train_set, val_set, display_name(primary),
+             display_name(val_fasta or val_labels or primary)))
+    finally:
+        epoch_log.close()
+    final_model: Predictor = members[0]
+    result = results[0]
+    if oof is not None:
+        final_model = Ensemble(members, spec.kind)
+        result = _cv_result(oof, results)
+        if ranks.main and spec.kind not in PER_POSITION_KINDS:
+            _write_oof(oof, default_oof_path(output))
+    elif n_members > 1:
+        final_model = Ensemble(members, spec.kind)
+        result = _ensemble_result(final_model, results, spec, featurizer(alpha), val_set, tc,
+                                  device)
+
+    collapsed = collapse_warning(spec, result.best) if ranks.main else None
+    if collapsed:
+        log.warning(collapsed)
+    manifest = _manifest(run, members[0], result, results, (data, train_set, val_set),
+                         source_names or [display_name(p) for p in (fasta, labels)
+                                          if p is not None], genome)
+    final_model.cpu()
+    if ranks.main:
+        save_bundle(output, final_model, manifest, train_digest)
+    return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
+                        main=ranks.main)
+
+
+@dataclass(frozen=True)
+class _TrainInputs:
+    """What train was given to read, as the user named it."""
+
+    fasta: str | os.PathLike[str] | None
+    labels: str | os.PathLike[str] | None
+    val_fasta: str | os.PathLike[str] | None
+    val_labels: str | os.PathLike[str] | None
+    position_mask: str | os.PathLike[str] | None
+    id_column: str
+    targets: list[str] | None
+    sequence_column: str | None
+    task: str | None
+    alphabet: str | None
+    on_invalid: str
+    ignore_unmatched: bool
+    series_columns: list[str] | None
+    genome: GenomeOptions | None
+
+    def named(self, cfg: RunConfig) -> dict[str, Any]:
+        """The inputs by the names the command line gives them (for path checks)."""
+        return {"SEQUENCES": self.fasta, "LABELS": self.labels, "--val-fasta": self.val_fasta,
+                "--val-labels": self.val_labels, "--position-mask": self.position_mask,
+                "--init-from": cfg.training.init_from}
+
+
+@dataclass
+class _Loaded:
+    spec: TaskSpec
+    alpha: Alphabet | SeriesSpec | StructureInput
+    data: SequenceSet
+    val: SequenceSet | None
+    primary: str | os.PathLike[str]
+    """Where the sequences are (the FASTA, or the labels table holding them)."""
+
+
+@dataclass
+class _MemberRun:
+    """What every member of a run shares."""
+
+    cfg: RunConfig
+    tc: TrainConfig
+    spec: TaskSpec
+    alpha: Alphabet | SeriesSpec | StructureInput
+    device: torch.device
+    ranks: Any
+    per_position: bool
+    lm: bool
+    parent: Parent | None
+    n_members: int
+    oof: OutOfFold | None
+    resume: bool
+    complement: np.ndarray | None
+
+
+def _resolve_settings(cfg: RunConfig, init_from: str | os.PathLike[str] | None,
+                      freeze_backbone: bool | None, init_member: int | None) -> RunConfig:
+    given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
+                             "freeze_backbone": freeze_backbone, "init_member": init_member}
+    if any(v is not None for v in given.values()):
+        cfg = dataclasses.replace(cfg, training=dataclasses.replace(
+            cfg.training, **{k: v for k, v in given.items() if v is not None}))
+    validate(cfg)
+    resolve_pooling(cfg.model)
+    return cfg
+
+
+def _check_outputs(output: str | os.PathLike[str], log_path: str | os.PathLike[str] | None,
+                   cfg: RunConfig, src: _TrainInputs) -> Path:
+    """Refuse outputs that would overwrite an input or each other; the log's path."""
+    if str(output) == STDIO:
+        raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
+    check_one_stdin(SEQUENCES=src.fasta, LABELS=src.labels, **{
+        "--val-fasta": src.val_fasta, "--val-labels": src.val_labels,
+        "--position-mask": src.position_mask})
+    inputs = src.named(cfg)
+    check_output_path(output, inputs)
+    log_file = Path(log_path) if log_path else default_log_path(output)
+    check_output_path(log_file, inputs)
+    if os.path.realpath(log_file) == os.path.realpath(output):
+        raise UsageError(f"{log_file}: the metrics log and the model file (-o) are one file; "
+                         "give --log another name")
+    if cfg.training.cv:
+        check_output_path(default_oof_path(output), inputs)
+    tc = cfg.training
+    if tc.checkpoint_dir:
+        prepare_checkpoint_dir(tc.checkpoint_dir)
+        check_not_an_input(checkpoint_path(tc.checkpoint_dir), inputs)
+    return log_file
+
+
+def _check_variant(src: _TrainInputs, cfg: RunConfig, lm: bool) -> None:
+    """The option rules of a language model and of genome intervals, before any read."""
+    if lm:
+        _check_lm_inputs(src.fasta, src.labels, src.sequence_column, src.position_mask,
+                         src.val_labels, cfg.training)
+        check_causal(cfg.model)  # before reading any data
+    elif (src.val_fasta is None) != (src.val_labels is None) and src.sequence_column is None \
+            and src.genome is None:
+        raise UsageError("--val-fasta and --val-labels go together")
+    if src.genome is not None:
+        check_genome_training(src.genome, lm=lm, task=src.task,
+                              sequence_column=src.sequence_column,
+                              series_columns=src.series_columns,
+                              position_mask=src.position_mask)
+
+
+def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool,
+                        per_position: bool) -> _Loaded:
+    """Read the training (and given validation) records of whichever variant this is:
+    a language model's sequences, genome intervals, per-residue labels, or labelled
+    records (sequences or numeric series)."""
+    tc = cfg.training
+    fasta, labels = src.fasta, src.labels
+    if (per_position or lm) and cfg.model.pooling != "auto":
+        log.warning("--pooling %s is not used: this model has one output per position",
+                    cfg.model.pooling)
+    if src.position_mask is not None and not per_position:
+        raise UsageError("--position-mask applies to per-position labels (--task per-position)")
+    if per_position and (tc.rc_augment or tc.rc_average):
+        raise UsageError("--rc-augment and --rc-average are not available for per-position "
+                         "labelling")
+    if tc.structure != "none":
+        _check_structure_options(tc, lm)
+    primary = fasta if fasta is not None else labels  # where the sequences are
+    if primary is None:
+        raise UsageError("no sequences given")
+    if isinstance(src.series_columns, str):
+        raise UsageError("series_columns takes a list of column names, e.g. ['ecg', 'ppg']")
+    if src.series_columns and (lm or per_position):
+        raise UsageError("--series-columns applies to a numeric series table; a "
+                         f"{'language model' if lm else 'per-position model'} reads sequences")
+    if src.genome is None and fasta is not None and is_table(fasta):
+        _check_series_inputs(fasta, labels, lm, per_position, src.sequence_column, tc,
+                             src.id_column)
+    elif src.series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
+        _refuse_series_columns(primary)
+    if lm:
+        assert fasta is not None
+        return _load_lm(fasta, src, primary)
+    if src.genome is not None:
+        assert fasta is not None
+        spec, alpha, data, val = load_intervals_for_training(
+            src.genome, fasta, labels, src.val_fasta, src.val_labels, task=src.task,
+            id_column=src.id_column, targets=src.targets, alphabet=src.alphabet,
+            on_invalid=src.on_invalid, ignore_unmatched=src.ignore_unmatched, cv=tc.cv)
+        return _Loaded(spec, alpha, data, val, primary)
+    if labels is None:
+        raise UsageError("a labels table is required (or --sequence-column; --task "
+                         f"{LANGUAGE_MODEL} learns from sequences alone)")
+    if per_position:
+        spec, alpha, data, val = load_for_training(
+            fasta, labels, src.val_fasta, src.val_labels, alphabet=src.alphabet,
+            mask=src.position_mask, id_column=src.id_column, targets=src.targets,
+            sequence_column=src.sequence_column, on_invalid=src.on_invalid,
+            ignore_unmatched=src.ignore_unmatched)
+        return _Loaded(spec, alpha, data, val, primary)
+    return _load_labelled(src, labels, tc, primary)
+
+
+def _load_lm(fasta: str | os.PathLike[str], src: _TrainInputs,
+             primary: str | os.PathLike[str]) -> _Loaded:
+    data, lm_alpha, _ = read_inputs(fasta, src.alphabet, src.on_invalid)
+    if isinstance(lm_alpha, SeriesSpec):
+        raise UsageError(f"--task {LANGUAGE_MODEL} learns from sequences; "
+                         f"{display_name(fasta)} is a numeric series table")
+    data.positions = position_targets(data, lm_alpha)
+    val: SequenceSet | None = None
+    if src.val_fasta is not None:
+        val, _, _ = read_encoded(read_sequences(src.val_fasta), display_name(src.val_fasta),
+                                 lm_alpha, src.on_invalid)
+        val.positions = position_targets(val, lm_alpha)
+    return _Loaded(lm_task(lm_alpha), lm_alpha, data, val, primary)
+
+
+def _load_labelled(src: _TrainInputs, labels: str | os.PathLike[str], tc: TrainConfig,
+                   primary: str | os.PathLike[str]) -> _Loaded:
+    series = SeriesOptions(src.id_column, src.series_columns)
+    lsrc = LabelSource(labels, src.id_column, src.targets, src.sequence_column)
+    labeled, alpha = load_labeled(src.fasta, lsrc, src.alphabet, src.on_invalid,
+                                  src.ignore_unmatched, series)
+    if isinstance(alpha, SeriesSpec):
+        _refuse_strands(tc)  # a table from stdin is known as one only now
+        # every record of the training input (the validation part too: label-free
+        # statistics, so that members trained with other seeds read alike)
+        alpha = fit_normalisation(labeled.data.codes, alpha, display_name(primary))
+        _series_warnings(alpha, labeled.data, labeled.targets, display_name(primary))
+    elif src.series_columns:
+        _refuse_series_columns(primary)
+    spec = prepare_task(labeled, src.task)
+    data = labeled.data
+    data.targets = spec.encode_labels(labeled.label_values, labeled.where)
+    val: SequenceSet | None = None
+    if src.val_labels is not None:
+        vsrc = LabelSource(src.val_labels, src.id_column, labeled.targets, src.sequence_column)
+        vlabeled, _ = load_labeled(src.val_fasta, vsrc, alpha, src.on_invalid,
+                                   src.ignore_unmatched, series)
+        val = vlabeled.data
+        val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
+    return _Loaded(spec, alpha, data, val, primary)
+
+
+def _fold(alpha: Alphabet | SeriesSpec | StructureInput, tc: TrainConfig, data: SequenceSet,
+          val: SequenceSet | None) -> StructureInput:
+    """Fold every training and validation sequence (--structure)."""
+    if not isinstance(alpha, Alphabet):
+        raise UsageError("--structure folds RNA sequences; a numeric series has none")
+    folding = structure_input(alpha, tc.structure)
+    started = time.perf_counter()
+    for part in (data, val):
+        if part is not None:
+            with_structure(part, folding, torch.get_num_threads())
+    log.info("folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s", len(data) + len(
+        val or []), folding.version, tc.structure, time.perf_counter() - started)
+    return folding
+
+
+def _split(data: SequenceSet, explicit_val: SequenceSet | None, spec: TaskSpec,
+           tc: TrainConfig) -> tuple[np.ndarray | None, SequenceSet, SequenceSet | None]:
+    """Folds (--cv), or the training and validation sets."""
     folds: np.ndarray | None = None
     val_set: SequenceSet | None
     if tc.cv:
@@ -417,134 +591,121 @@ def train(
                  " (stratified by class)" if spec.kind in ("binary", "multiclass") else "")
     else:
         log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
-    if parent is not None:
-        check_overlap(parent, digests if folds is not None else record_digests(
-            val_set, canonical) if val_set is not None else np.zeros(0, np.uint64))
+    return folds, train_set, val_set
+
+
+def _weigh_classes(spec: TaskSpec, train_set: SequenceSet, tc: TrainConfig,
+                   given: TrainConfig, validated: bool) -> TrainConfig:
+    """Class weights (set on ``spec``) and the monitor, resolved and reported."""
     counted = class_weight_targets(spec, train_set)
     imbalance = find_imbalance(spec, counted)
     spec.class_weights = resolve_class_weights(spec, tc.class_weight, counted, imbalance)
-    tc = dataclasses.replace(tc, monitor=resolve_monitor(
-        tc.monitor, spec, imbalance,
-        folds is not None or (val_set is not None and len(val_set) > 0)))
+    tc = dataclasses.replace(tc, monitor=resolve_monitor(tc.monitor, spec, imbalance,
+                                                         validated))
     if imbalance is not None:
-        _report_imbalance(imbalance, spec, tc, cfg.training)
+        _report_imbalance(imbalance, spec, tc, given)
     if spec.class_weights:
         names = spec.targets if spec.kind == "multilabel" else spec.classes
         log.info("class weights: %s", ", ".join(
             f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)))
-    complement = complement_table(alpha) if (tc.rc_augment or tc.rc_average) and isinstance(
-        alpha, Alphabet) else None
-    if on_ready is not None:
-        on_ready({"task": spec.kind, "monitor": tc.monitor,
-                  "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna")
-                  and not (per_position or lm),
-                  "longest": max(int(part.lengths.max()) for part in (data, explicit_val)
-                                 if part is not None and len(part))})
+    return tc
 
-    n_members = tc.cv or tc.ensemble
-    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs,
-                        per_position or lm)
-    if problem:  # validate() assumed an alphabet's channels and one output
-        raise UsageError(f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
-                         "outputs; lower those settings")
+
+def _train_members(run: _MemberRun, plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]],
+                   reporter: Reporter | None, on_epoch: Callable[[dict[str, Any]], None],
+                   checked: tuple[SequenceSet, SequenceSet | None, str, str]
+                   ) -> tuple[list[SequenceModel], list[TrainResult]]:
+    """Build and fit every member (one, an ensemble's, or one per fold)."""
+    cfg, tc, spec, alpha = run.cfg, run.tc, run.spec, run.alpha
+    train_set, val_set, train_name, val_name = checked
     members: list[SequenceModel] = []
     results: list[TrainResult] = []
-    oof = OutOfFold(spec) if folds is not None else None
-    # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
-    # members share the training and validation records (the split used the run's seed);
-    # cross-validation member i trains on the other folds and validates on fold i.
-    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
-        fold_sets(data, folds, tc.cv) if folds is not None
-        else ((i, train_set, val_set) for i in range(n_members)))
-    epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
     stage = "building"
     try:
         for index, member_train, member_val in plans:
-            member_tc = _member_settings(tc, index, n_members)
+            member_tc = _member_settings(tc, index, run.n_members)
             seed_everything(member_tc.seed)
             stage = "building"
             model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
-                                  per_position=per_position, causal=lm)
-            if parent is not None:
-                start_from(model, parent, spec, tc.freeze_backbone)
+                                  per_position=run.per_position, causal=run.lm)
+            if run.parent is not None:
+                start_from(model, run.parent, spec, tc.freeze_backbone)
             if index == 0:
-                if per_position:
-                    check_keeps_positions(model, cfg.model, alpha.size)
-                check_lengths(model, train_set.ids, train_set.lengths, display_name(primary),
-                              advice="train")
-                if val_set is not None:
-                    check_lengths(model, val_set.ids, val_set.lengths,
-                                  display_name(val_fasta or val_labels or primary),
-                                  advice="train")
-                n_params = count_parameters(model)
-                log.info("model: %s, %s parameters%s", describe(
-                    {**cfg.to_dict()["model"], "pooling": resolve_pooling(cfg.model)},
-                    per_position, lm),
-                    f"{n_params:,}", f" per member, {n_members} members" if n_members > 1
-                    else "")
-                if parent is not None:
-                    report_start(model, parent, spec, tc.freeze_backbone)
-            if oof is not None:
+                _first_member(run, model, train_set, val_set, train_name, val_name)
+            if run.oof is not None:
                 log.info("fold %d of %d: %d training, %d held-out records (seed %d)",
-                         index + 1, n_members, len(member_train), len(member_val or []),
+                         index + 1, run.n_members, len(member_train), len(member_val or []),
                          member_tc.seed)
-            elif n_members > 1:
-                log.info("ensemble member %d of %d (seed %d)", index + 1, n_members,
+            elif run.n_members > 1:
+                log.info("ensemble member %d of %d (seed %d)", index + 1, run.n_members,
                          member_tc.seed)
-            tag = {"fold" if oof is not None else "member": index + 1} if n_members > 1 else {}
+            tag = ({"fold" if run.oof is not None else "member": index + 1}
+                   if run.n_members > 1 else {})
             stage = "training"
             results.append(fit(
-                model, spec, featurizer(alpha), member_train, member_val, member_tc, device,
-                reporter=_Tagged(reporter, tag) if ranks.main and reporter else None,
-                on_epoch=_tag_records(_both(epoch_log, on_epoch), tag),
-                complement=complement, resume=resume, ranks=ranks))
+                model, spec, featurizer(alpha), member_train, member_val, member_tc,
+                run.device,
+                reporter=_Tagged(reporter, tag) if run.ranks.main and reporter else None,
+                on_epoch=_tag_records(on_epoch, tag),
+                complement=run.complement, resume=run.resume, ranks=run.ranks))
             members.append(model)
-            if oof is not None:
+            if run.oof is not None:
                 assert member_val is not None
-                oof.add(index, model, featurizer(alpha), member_val, results[-1].best,
-                        tc.batch_size, device, tc.max_tokens or None)
+                run.oof.add(index, model, featurizer(alpha), member_val, results[-1].best,
+                            tc.batch_size, run.device, tc.max_tokens or None)
     except Exception as exc:
         if not out_of_memory(exc):
             raise
-        size = model_size(cfg.model, alpha.size, spec.n_outputs, per_position or lm)
+        size = model_size(cfg.model, alpha.size, spec.n_outputs, run.per_position or run.lm)
         raise TrainingError(_training_out_of_memory(
-            stage, device, cfg.model, size.weights, train_set, tc)) from None
-    finally:
-        epoch_log.close()
-    final_model: Predictor = members[0]
-    result = results[0]
-    if oof is not None:
-        final_model = Ensemble(members, spec.kind)
-        result = _cv_result(oof, results)
-        if ranks.main and spec.kind not in PER_POSITION_KINDS:
-            _write_oof(oof, default_oof_path(output))
-    elif n_members > 1:
-        final_model = Ensemble(members, spec.kind)
-        result = _ensemble_result(final_model, results, spec, featurizer(alpha), val_set, tc,
-                                  device)
+            stage, run.device, cfg.model, size.weights, train_set, tc)) from None
+    return members, results
 
-    collapsed = collapse_warning(spec, result.best) if ranks.main else None
-    if collapsed:
-        log.warning(collapsed)
+
+def _first_member(run: _MemberRun, model: SequenceModel, train_set: SequenceSet,
+                  val_set: SequenceSet | None, train_name: str, val_name: str) -> None:
+    """Checks and reports made once, on the first member built."""
+    if run.per_position:
+        check_keeps_positions(model, run.cfg.model, run.alpha.size)
+    check_lengths(model, train_set.ids, train_set.lengths, train_name, advice="train")
+    if val_set is not None:
+        check_lengths(model, val_set.ids, val_set.lengths, val_name, advice="train")
+    n_params = count_parameters(model)
+    log.info("model: %s, %s parameters%s", describe(
+        {**run.cfg.to_dict()["model"], "pooling": resolve_pooling(run.cfg.model)},
+        run.per_position, run.lm),
+        f"{n_params:,}", f" per member, {run.n_members} members" if run.n_members > 1
+        else "")
+    if run.parent is not None:
+        report_start(model, run.parent, run.spec, run.tc.freeze_backbone)
+
+
+def _manifest(run: _MemberRun, model: SequenceModel, result: TrainResult,
+              results: list[TrainResult],
+              sets: tuple[SequenceSet, SequenceSet, SequenceSet | None], sources: list[str],
+              genome: GenomeOptions | None) -> dict[str, Any]:
+    """The model file's manifest: the resolved settings, the data, the metrics."""
+    cfg, tc, oof = run.cfg, run.tc, run.oof
+    data, train_set, val_set = sets
     resolved = cfg.to_dict()
     resolved["model"]["pooling"] = resolve_pooling(cfg.model)
     resolved["training"]["monitor"] = tc.monitor  # 'auto' as this run resolved it
-    manifest = {
+    return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
-        "device": str(device),
-        **input_fields(alpha),
+        "device": str(run.device),
+        **input_fields(run.alpha),
         "max_length_policy": _length_policy(model.max_length),
-        "task": spec.to_dict(),
+        "task": run.spec.to_dict(),
         "model": resolved["model"],
         "training": resolved["training"],
         "seed": tc.seed,
-        **({"per_position": True} if per_position or lm else {}),
-        "parameters": n_params * n_members,
-        **({"init_from": parent.record(tc.freeze_backbone)} if parent is not None else {}),
+        **({"per_position": True} if run.per_position or run.lm else {}),
+        "parameters": count_parameters(model) * run.n_members,
+        **({"init_from": run.parent.record(tc.freeze_backbone)}
+           if run.parent is not None else {}),
         "data": {
-            "sources": source_names or [display_name(p) for p in (fasta, labels)
-                                        if p is not None],
+            "sources": sources,
             "fingerprint_sha256": data.fingerprint(),
             "records": len(data),
             "train_records": len(train_set),
@@ -553,7 +714,7 @@ def train(
             "lengths": _lengths_summary(data),
             **({"genome": genome.summary} if genome is not None else {}),
         },
-        "metrics": _metrics(result) if n_members == 1 else {
+        "metrics": _metrics(result) if run.n_members == 1 else {
             "monitor": result.monitor, "best": result.best, "final": result.final,
             "seconds": round(result.seconds, 2), "cv": oof.summary(),
             "members": [{"seed": tc.seed + i, "fold": i + 1, **_metrics(r)}
@@ -562,12 +723,6 @@ def train(
             "seconds": round(result.seconds, 2),
             "members": [{"seed": tc.seed + i, **_metrics(r)} for i, r in enumerate(results)]},
     }
-    final_model.cpu()
-    if ranks.main:
-        save_bundle(output, final_model, manifest, train_digest)
-    return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
-                        main=ranks.main)
-
 
 def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray,
                       source: str) -> None:
