@@ -132,6 +132,30 @@ def all_sum(values: list[float], ctx: Dist, device: torch.device) -> list[float]
     return [float(x) for x in t.cpu()]
 
 
+def global_mean_loss(loss: torch.Tensor, value: float, share: int, batch: int, ctx: Dist,
+                     device: torch.device) -> tuple[torch.Tensor, float]:
+    """A rank's mean ``loss`` (``value`` as a float) over its ``share`` of a global batch
+    of ``batch`` records: the loss to differentiate, weighted by the rank's share (DDP
+    averages gradients over the ranks), and the global batch's mean loss (non-finite on
+    every rank if on any, so that all stop together)."""
+    if not ctx.enabled:
+        return loss, value
+    weighted, count = all_sum([value * share, share], ctx, device)
+    return loss * (share * ctx.world / batch), weighted / count
+
+
+def global_position_loss(summed: torch.Tensor, weight: float, per_batch: float, ctx: Dist,
+                         device: torch.device) -> tuple[torch.Tensor, float, float]:
+    """A per-position batch: the loss to differentiate (the summed loss over the mean
+    scored weight per batch; DDP averages the ranks' gradients, so each rank's sum counts
+    world times), the global batch's mean loss per scored position, and its weight."""
+    loss = summed * (ctx.world / per_batch)
+    part = [float(summed.detach()), weight]
+    if ctx.enabled:
+        part = all_sum(part, ctx, device)
+    return loss, part[0] / max(part[1], 1e-12), part[1]
+
+
 def from_main(obj: Any, ctx: Dist) -> Any:
     """Rank 0's ``obj`` on every rank (picklable plain data only)."""
     if not ctx.enabled:

@@ -21,10 +21,11 @@ from .data import SequenceSet, batch_indices, batch_targets, collate, shard
 from .distributed import (
     SINGLE,
     Dist,
-    all_sum,
     epoch_seed,
     from_main,
     gather_rows,
+    global_mean_loss,
+    global_position_loss,
     shares,
     sync_buffers,
     wrap,
@@ -462,8 +463,37 @@ def fit(
     """
     assert train_set.targets is not None or train_set.positions is not None
     runtime.tune_malloc_for_training()
-    reporter = reporter or SilentReporter()
     validation = val_set is not None and len(val_set) > 0
+    monitor = _fit_monitor(cfg, task, validation)
+    if cfg.rc_augment and complement is None:
+        raise UsageError("--rc-augment needs DNA or RNA sequences")
+    if resume and not cfg.checkpoint_dir:
+        raise UsageError("--resume needs --checkpoint-dir (where the run left its checkpoint)")
+    loop = _Fit(model, task, onehot, train_set, val_set, cfg, device,
+                reporter or SilentReporter(), ranks, monitor, complement)
+    first_epoch = loop.resume(on_epoch) if resume else 1
+    loop.reporter.start(cfg.epochs, loop.n_batches, monitor)
+    history = loop.result.history
+    started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0)
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        if loop.progress.done:
+            break
+        record = loop.epoch(epoch, started)
+        stop_request = ""
+        if on_epoch is not None:
+            try:
+                on_epoch(record)
+            except StopTraining as stop:
+                stop_request = str(stop) or "on request"
+        loop.decide(epoch, record, stop_request)
+        if cfg.checkpoint_dir and ranks.main:
+            loop.save(epoch)
+    loop.reporter.finish()
+    return loop.finish(started)
+
+
+def _fit_monitor(cfg: TrainConfig, task: TaskSpec, validation: bool) -> str:
+    """The monitored metric: without validation data, the training loss."""
     monitor = cfg.monitor
     if not validation and monitor != "train_loss":
         if monitor != "val_loss":
@@ -471,150 +501,141 @@ def fit(
                              "(--val-fraction > 0 or --val-fasta/--val-labels)")
         monitor = "train_loss"
     check_monitor(monitor, monitor_choices(task, validation))
-    if cfg.rc_augment and complement is None:
-        raise UsageError("--rc-augment needs DNA or RNA sequences")
-    if resume and not cfg.checkpoint_dir:
-        raise UsageError("--resume needs --checkpoint-dir (where the run left its checkpoint)")
-    rc_table = torch.from_numpy(complement) if complement is not None else None
+    return monitor
 
-    model.to(device)
-    onehot.to(device)
-    precision = _precision(cfg.precision, device)
-    pin = device.type == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    net = wrap(model, ranks, device)  # the module of training steps (DDP when distributed)
-    n_batches = len(_epoch_batches(train_set, cfg, 1, False, ranks))
-    schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs * n_batches,
-                        round(cfg.warmup_epochs * n_batches), monitor,
-                        max(1, cfg.patience // 2) if cfg.patience else 2)
-    # Per-position tasks weigh every scored position alike: a batch's summed loss over
-    # the mean scored positions per batch. (The mean over each batch's own positions
-    # would give the residues of short sequences, batched together by length, more
-    # weight than those of long ones: a language model then overrates the end.)
-    by_position = task.kind in PER_POSITION_KINDS
-    result = TrainResult(monitor=monitor)
+
+@dataclass
+class _Progress:
+    """Where early stopping stands: what a checkpoint holds besides weights, optimizer,
+    schedule and random states (to_checkpoint and restore are each other's inverse)."""
+
     best_value: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
-    waited = 0
-    first_epoch = 1
-    done = False
-    identity = run_identity(model, task, train_set, val_set, cfg) if cfg.checkpoint_dir else {}
-    if identity and ranks.enabled:
-        identity["ranks"] = ranks.world  # another world size draws other global batches
-    val_part: tuple[list[int], SequenceSet] | None = None
-    if validation and ranks.enabled:
-        assert val_set is not None
-        parts = shares(len(val_set), ranks)
-        val_part = ([len(p) for p in parts], val_set.subset(parts[ranks.rank]))
+    waited: int = 0
+    done: bool = False
 
-    if resume:
+
+class _Fit:
+    """One model's training run: the objects its epochs share."""
+
+    def __init__(self, model: SequenceModel, task: TaskSpec, onehot: torch.nn.Module,
+                 train_set: SequenceSet, val_set: SequenceSet | None, cfg: TrainConfig,
+                 device: torch.device, reporter: Reporter, ranks: Dist, monitor: str,
+                 complement: np.ndarray | None) -> None:
+        self.model, self.task, self.onehot = model, task, onehot
+        self.train_set, self.cfg = train_set, cfg
+        # None without validation records (an empty set counts as none)
+        self.val_set = val_set if val_set is not None and len(val_set) > 0 else None
+        self.device, self.reporter, self.ranks = device, reporter, ranks
+        self.rc_table = torch.from_numpy(complement) if complement is not None else None
+        model.to(device)
+        onehot.to(device)
+        self.precision = _precision(cfg.precision, device)
+        self.pin = device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        self.net = wrap(model, ranks, device)  # the module of training steps (DDP if distributed)
+        self.n_batches = len(_epoch_batches(train_set, cfg, 1, False, ranks))
+        self.schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs * self.n_batches,
+                                 round(cfg.warmup_epochs * self.n_batches), monitor,
+                                 max(1, cfg.patience // 2) if cfg.patience else 2)
+        # Per-position tasks weigh every scored position alike: a batch's summed loss over
+        # the mean scored positions per batch. (The mean over each batch's own positions
+        # would give the residues of short sequences, batched together by length, more
+        # weight than those of long ones: a language model then overrates the end.)
+        self.by_position = task.kind in PER_POSITION_KINDS
+        self.result = TrainResult(monitor=monitor)
+        self.progress = _Progress()
+        identity = run_identity(model, task, train_set, val_set, cfg) if cfg.checkpoint_dir \
+            else {}
+        if identity and ranks.enabled:
+            identity["ranks"] = ranks.world  # another world size draws other global batches
+        self.identity = identity
+        self.val_part: tuple[list[int], SequenceSet] | None = None
+        if self.val_set is not None and ranks.enabled:
+            parts = shares(len(self.val_set), ranks)
+            self.val_part = ([len(p) for p in parts], self.val_set.subset(parts[ranks.rank]))
+
+    def resume(self, on_epoch: Callable[[dict[str, Any]], None] | None) -> int:
+        """Restore the checkpoint's state; the first epoch still to run."""
+        cfg = self.cfg
         assert cfg.checkpoint_dir is not None
         ck = load_checkpoint(cfg.checkpoint_dir)
         if ck is None:
             log.warning("no checkpoint in %s yet: starting from epoch 1", cfg.checkpoint_dir)
-        else:
-            diff = run_differences(ck.run, identity)
-            if diff:
-                raise UsageError(
-                    f"cannot resume from {cfg.checkpoint_dir}: the checkpoint was made with "
-                    f"other data or settings ({'; '.join(diff[:4])}); use the original "
-                    "command, or another --checkpoint-dir to start afresh")
-            model.load_state_dict(ck.model)
-            optimizer.load_state_dict(ck.optimizer)
-            schedule.load_state_dict(ck.schedule)
-            if precision.scaler is not None and ck.scaler:
-                precision.scaler.load_state_dict(ck.scaler)
-            torch.set_rng_state(ck.rng_torch)
-            if device.type == "cuda" and ck.rng_cuda:
-                torch.cuda.set_rng_state_all(ck.rng_cuda)
-            result.history = list(ck.history)
-            result.best_epoch, result.best = ck.best_epoch, dict(ck.best)
-            best_value, waited, done = ck.best_value, ck.waited, ck.done
-            best_state = ck.best_model
-            result.stopped_early = done and ck.epoch < cfg.epochs
-            result.resumed_from = first_epoch = ck.epoch
-            first_epoch += 1
-            log.info("resuming from the checkpoint of epoch %d in %s", ck.epoch,
-                     cfg.checkpoint_dir)
-            if on_epoch is not None:
-                for past in result.history:
-                    on_epoch(past)
+            return 1
+        diff = run_differences(ck.run, self.identity)
+        if diff:
+            raise UsageError(
+                f"cannot resume from {cfg.checkpoint_dir}: the checkpoint was made with "
+                f"other data or settings ({'; '.join(diff[:4])}); use the original "
+                "command, or another --checkpoint-dir to start afresh")
+        self.restore(ck)
+        log.info("resuming from the checkpoint of epoch %d in %s", ck.epoch,
+                 cfg.checkpoint_dir)
+        if on_epoch is not None:
+            for past in self.result.history:
+                on_epoch(past)
+        return ck.epoch + 1
 
-    reporter.start(cfg.epochs, n_batches, monitor)
-    started = time.perf_counter() - (result.history[-1]["elapsed_s"] if result.history else 0)
-    for epoch in range(first_epoch, cfg.epochs + 1):
-        if done:
-            break
+    def restore(self, ck: Checkpoint) -> None:
+        self.model.load_state_dict(ck.model)
+        self.optimizer.load_state_dict(ck.optimizer)
+        self.schedule.load_state_dict(ck.schedule)
+        if self.precision.scaler is not None and ck.scaler:
+            self.precision.scaler.load_state_dict(ck.scaler)
+        torch.set_rng_state(ck.rng_torch)
+        if self.device.type == "cuda" and ck.rng_cuda:
+            torch.cuda.set_rng_state_all(ck.rng_cuda)
+        result = self.result
+        result.history = list(ck.history)
+        result.best_epoch, result.best = ck.best_epoch, dict(ck.best)
+        self.progress = _Progress(ck.best_value, ck.best_model, ck.waited, ck.done)
+        result.stopped_early = ck.done and ck.epoch < self.cfg.epochs
+        result.resumed_from = ck.epoch
+
+    def to_checkpoint(self, epoch: int) -> Checkpoint:
+        progress, result, scaler = self.progress, self.result, self.precision.scaler
+        return Checkpoint(
+            epoch=epoch, run=self.identity, model=_cpu_state(self.model),
+            optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(),
+            rng_torch=torch.get_rng_state(),
+            rng_cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            scaler=scaler.state_dict() if scaler is not None else None,
+            best_model=progress.best_state, history=result.history,
+            best_epoch=result.best_epoch, best=result.best, best_value=progress.best_value,
+            waited=progress.waited, done=progress.done)
+
+    def save(self, epoch: int) -> None:
+        assert self.cfg.checkpoint_dir is not None
+        save_checkpoint(self.cfg.checkpoint_dir, self.to_checkpoint(epoch))
+
+    def epoch(self, epoch: int, started: float) -> dict[str, Any]:
+        """Train one epoch, validate, and return its record (logged and reported)."""
+        model, cfg, ranks = self.model, self.cfg, self.ranks
         model.train()
         epoch_seed(cfg.seed, epoch, ranks)
         total, seen = 0.0, 0.0
-        lr = schedule.lr()
-        batches = _epoch_batches(train_set, cfg, epoch, cfg.rc_augment, ranks)
-        if by_position:
-            per_batch = _mean_scored(task, train_set, [batch for _, batch, _, _ in batches])
+        lr = self.schedule.lr()
+        batches = _epoch_batches(self.train_set, cfg, epoch, cfg.rc_augment, ranks)
+        per_batch = 1.0
+        if self.by_position:
+            per_batch = _mean_scored(self.task, self.train_set,
+                                     [batch for _, batch, _, _ in batches])
         for b, batch, index, flip in batches:
-            codes, lens = collate(train_set, index)
-            if flip is not None and rc_table is not None:
-                codes = reverse_complement_codes(codes, lens, rc_table, torch.from_numpy(flip))
-            y = batch_targets(task, train_set, index)
-            if pin:
-                codes, y = codes.pin_memory(), y.pin_memory()
-            x = onehot(codes.to(device, non_blocking=True))
-            y = y.to(device, non_blocking=True)
-            lr = schedule.apply(optimizer)
-            optimizer.zero_grad(set_to_none=True)
-            with precision.autocast(device):
-                logits = net(x, lens.to(device, non_blocking=True))
-            if by_position:
-                summed, weight = task.position_loss_sum(logits.float(), y)
-                # DDP averages the ranks' gradients: each rank's sum counts world times
-                loss = summed * (ranks.world / per_batch)
-                part = [float(summed.detach()), float(weight)]
-                if ranks.enabled:
-                    part = all_sum(part, ranks, device)
-                value = part[0] / max(part[1], 1e-12)
-                size = part[1]
-            else:
-                loss = task.loss(logits.float(), y)
-                value = float(loss.detach())
-                size = len(batch)
-            if ranks.enabled and not by_position:
-                # The global batch's mean loss (non-finite on every rank if on any, so all
-                # stop together); DDP averages gradients over ranks, so each rank's loss
-                # is weighted by its share of the global batch.
-                weighted, count = all_sum([value * len(index), len(index)], ranks, device)
-                value = weighted / count
-                loss = loss * (len(index) * ranks.world / len(batch))
-            if not math.isfinite(value):
-                raise TrainingError(
-                    f"the loss became {value} at epoch {epoch}, batch {b}"
-                    f"{_kept(cfg, epoch)}; try a lower --lr or check the targets for "
-                    "extreme values"
-                )
-            scaler = precision.scaler
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            schedule.step_batch()
+            lr = self.schedule.apply(self.optimizer)
+            value, size = self.step(epoch, b, len(batch), index, flip, per_batch)
+            self.schedule.step_batch()
             total += value * size
             seen += size
-            reporter.batch(epoch, value)
+            self.reporter.batch(epoch, value)
         _check_weights(model, cfg, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         sync_buffers(model, ranks)
-        if validation:
-            assert val_set is not None
-            record.update(evaluate_set(model, onehot, task, val_set, cfg.batch_size, device, "val",
-                                    ranks, val_part, cfg.max_tokens or None))
+        if self.val_set is not None:
+            record.update(evaluate_set(model, self.onehot, self.task, self.val_set,
+                                       cfg.batch_size, self.device, "val", ranks,
+                                       self.val_part, cfg.max_tokens or None))
             if not math.isfinite(record["val_loss"]):
                 raise TrainingError(
                     f"the validation loss became {record['val_loss']} after epoch {epoch} (the "
@@ -623,53 +644,99 @@ def fit(
         record["lr"] = lr
         record["elapsed_s"] = round(time.perf_counter() - started, 3)
         record = from_main(record, ranks)  # the same decisions on every rank
-        result.history.append(record)
-        reporter.epoch(record)
-        stop_request = ""
-        if on_epoch is not None:
-            try:
-                on_epoch(record)
-            except StopTraining as stop:
-                stop_request = str(stop) or "on request"
+        self.result.history.append(record)
+        self.reporter.epoch(record)
+        return record
+
+    def step(self, epoch: int, b: int, batch_size: int, index: np.ndarray,
+             flip: np.ndarray | None, per_batch: float) -> tuple[float, float]:
+        """One optimisation step on this rank's ``index`` of a global batch: the batch's
+        loss and its weight (records, or scored positions)."""
+        task, device, ranks = self.task, self.device, self.ranks
+        codes, lens = collate(self.train_set, index)
+        if flip is not None and self.rc_table is not None:
+            codes = reverse_complement_codes(codes, lens, self.rc_table, torch.from_numpy(flip))
+        y = batch_targets(task, self.train_set, index)
+        if self.pin:
+            codes, y = codes.pin_memory(), y.pin_memory()
+        x = self.onehot(codes.to(device, non_blocking=True))
+        y = y.to(device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.precision.autocast(device):
+            logits = self.net(x, lens.to(device, non_blocking=True))
+        if self.by_position:
+            summed, weight = task.position_loss_sum(logits.float(), y)
+            loss, value, size = global_position_loss(summed, float(weight), per_batch, ranks,
+                                                     device)
+        else:
+            loss = task.loss(logits.float(), y)
+            loss, value = global_mean_loss(loss, float(loss.detach()), len(index), batch_size,
+                                           ranks, device)
+            size = batch_size
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"the loss became {value} at epoch {epoch}, batch {b}"
+                f"{_kept(self.cfg, epoch)}; try a lower --lr or check the targets for "
+                "extreme values"
+            )
+        self._backward(loss)
+        return value, size
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        scaler = self.precision.scaler
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            self.optimizer.step()
+
+    def decide(self, epoch: int, record: dict[str, Any], stop_request: str) -> None:
+        """Keep the best epoch, stop early, step the schedule."""
+        cfg, result, progress = self.cfg, self.result, self.progress
+        monitor = result.monitor
+        validation = self.val_set is not None
         value = float(record[monitor])
-        if improved(value, best_value, monitor):
-            best_value = value
+        if improved(value, progress.best_value, monitor):
+            progress.best_value = value
             result.best_epoch = epoch
             result.best = dict(record)
-            waited = 0
+            progress.waited = 0
             if validation:
-                best_state = _cpu_state(model)
+                progress.best_state = _cpu_state(self.model)
         else:
-            waited += 1
-            if validation and cfg.patience and waited >= cfg.patience and epoch < cfg.epochs:
-                result.stopped_early = done = True
+            progress.waited += 1
+            if validation and cfg.patience and progress.waited >= cfg.patience \
+                    and epoch < cfg.epochs:
+                result.stopped_early = progress.done = True
                 log.info("early stopping at epoch %d: no better %s for %d epochs "
-                         "(best epoch %d)", epoch, monitor, waited, result.best_epoch)
-        if stop_request and not done and epoch < cfg.epochs:
-            result.stopped_early = done = True
+                         "(best epoch %d)", epoch, monitor, progress.waited, result.best_epoch)
+        if stop_request and not progress.done and epoch < cfg.epochs:
+            result.stopped_early = progress.done = True
             log.info("stopped at epoch %d: %s (best epoch %d)", epoch, stop_request,
                      result.best_epoch)
-        schedule.step_epoch(value)
-        done = done or epoch == cfg.epochs
-        if cfg.checkpoint_dir and ranks.main:
-            save_checkpoint(cfg.checkpoint_dir, Checkpoint(
-                epoch=epoch, run=identity, model=_cpu_state(model),
-                optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
-                rng_torch=torch.get_rng_state(),
-                rng_cuda=torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-                scaler=precision.scaler.state_dict() if precision.scaler is not None else None,
-                best_model=best_state, history=result.history, best_epoch=result.best_epoch,
-                best=result.best, best_value=best_value, waited=waited, done=done))
-    reporter.finish()
-    if validation and result.best_epoch == 0 and result.history:
-        log.warning("%s was never finite; keeping the last epoch's weights", monitor)
-    elif validation and still_improving(result, cfg):
-        log.warning("training stopped at the epoch cap (--epochs %d) while %s was still "
-                    "improving (best epoch %d): more epochs may give a better model",
-                    cfg.epochs, monitor, result.best_epoch)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.final = dict(result.history[-1]) if result.history else {}
-    result.seconds = time.perf_counter() - started
-    model.eval()
-    return result
+        self.schedule.step_epoch(value)
+        progress.done = progress.done or epoch == cfg.epochs
+
+    def finish(self, started: float) -> TrainResult:
+        """Warn where the run ended badly; restore the best epoch's weights."""
+        result, cfg = self.result, self.cfg
+        validation = self.val_set is not None
+        if validation and result.best_epoch == 0 and result.history:
+            log.warning("%s was never finite; keeping the last epoch's weights", result.monitor)
+        elif validation and still_improving(result, cfg):
+            log.warning("training stopped at the epoch cap (--epochs %d) while %s was still "
+                        "improving (best epoch %d): more epochs may give a better model",
+                        cfg.epochs, result.monitor, result.best_epoch)
+        if self.progress.best_state is not None:
+            self.model.load_state_dict(self.progress.best_state)
+        result.final = dict(result.history[-1]) if result.history else {}
+        result.seconds = time.perf_counter() - started
+        self.model.eval()
+        return result
