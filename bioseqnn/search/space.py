@@ -269,13 +269,7 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
     if "max_length" in model_space:
         model["max_length"] = model_space["max_length"]
     if any(key in info.uses for key in CONV_FIELDS):
-        n = _suggest(trial, "conv_layers", model_space.get("conv_layers", 2))
-        for key in CONV_FIELDS:
-            default = getattr(ModelConfig(), key)
-            entry = model_space.get(key, default[0] if default else 1)
-            if key == "pool_sizes" and facts.task == "per-position":
-                entry = 1  # one output per position: the sequence keeps its length
-            model[key] = [_suggest(trial, f"{key[:-1]}_{i}", entry) for i in range(n)]
+        model.update(_sample_conv(trial, model_space, facts))
     for key in info.uses:
         if key in CONV_FIELDS or key == "max_length" or key not in model_space:
             continue
@@ -283,16 +277,38 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
     if "dropout" in model_space:
         model["dropout"] = _suggest(trial, "dropout", model_space["dropout"])
     if "pooling" in model_space and facts.task not in ("per-position", "language-model"):
-        spec = model_space["pooling"]
-        if isinstance(spec, list):
-            allowed = [p for p in spec if p in info.poolings]
-            # a categorical parameter keeps its choices for the whole study: a family
-            # that takes fewer poolings gets a parameter of its own
-            name = "pooling" if allowed == spec else f"pooling({','.join(allowed)})"
-            if allowed:
-                model["pooling"] = _suggest(trial, name, allowed)
-        elif spec in info.poolings:
-            model["pooling"] = spec
+        pooling = _sample_pooling(trial, model_space["pooling"], info.poolings)
+        if pooling is not None:
+            model["pooling"] = pooling
+    return {"model": model, "training": _sample_training(trial, space, facts)}
+
+
+def _sample_conv(trial: Any, model_space: dict[str, Any],
+                 facts: DataFacts) -> dict[str, list[Any]]:
+    """The number of convolutions, then each one's settings."""
+    n = _suggest(trial, "conv_layers", model_space.get("conv_layers", 2))
+    out = {}
+    for key in CONV_FIELDS:
+        default = getattr(ModelConfig(), key)
+        entry = model_space.get(key, default[0] if default else 1)
+        if key == "pool_sizes" and facts.task == "per-position":
+            entry = 1  # one output per position: the sequence keeps its length
+        out[key] = [_suggest(trial, f"{key[:-1]}_{i}", entry) for i in range(n)]
+    return out
+
+
+def _sample_pooling(trial: Any, spec: Any, poolings: Any) -> str | None:
+    """The pooling among those the family takes (None: none of the space's)."""
+    if isinstance(spec, list):
+        allowed = [p for p in spec if p in poolings]
+        # a categorical parameter keeps its choices for the whole study: a family
+        # that takes fewer poolings gets a parameter of its own
+        name = "pooling" if allowed == spec else f"pooling({','.join(allowed)})"
+        return _suggest(trial, name, allowed) if allowed else None
+    return spec if spec in poolings else None
+
+
+def _sample_training(trial: Any, space: dict[str, Any], facts: DataFacts) -> dict[str, Any]:
     training: dict[str, Any] = {}
     # structure first: folded inputs have no reverse complement, so a trial that folds
     # does not sample the strand settings
@@ -307,7 +323,7 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
                 facts.strands and facts.folding):
             continue  # searched only where it can be computed
         training[key] = _suggest(trial, key, spec)
-    return {"model": model, "training": training}
+    return training
 
 
 def fixed_settings(space: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -319,17 +319,7 @@ def tune(
         "val_fasta": val_fasta, "val_labels": val_labels, "position_mask": position_mask}
     optuna = _import_optuna()
     space = space if space is not None else default_space()
-    if trials is None and timeout is None:
-        raise UsageError("give a budget: --trials N or --time 30m")
-    if trials is not None and trials < (0 if resume else 1):
-        # --resume --trials 0: no trial, the outputs written again from the whole study
-        # (after parallel workers, from whichever machine)
-        raise UsageError("--trials must be at least 1 (0 only with --resume, to write the "
-                         "outputs from the study)")
-    if ensemble_top < 1:
-        raise UsageError("--ensemble-top must be at least 1")
-    if resume and join:
-        raise UsageError("--resume and --join: give one (--join also continues a study)")
+    _check_budget(trials, timeout, resume, join, ensemble_top)
     out = Path(output)
     if str(output) == "-":
         raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
@@ -357,7 +347,6 @@ def tune(
     facts = DataFacts(facts_found["task"], bool(facts_found["strands"]),
                       int(facts_found["longest"]),
                       folding=importlib.util.find_spec("RNA") is not None)
-    resolved_monitor = facts_found["monitor"]
     families = families_for(space, facts)
     if not families:
         raise UsageError(f"no family of the space can train on this data: the longest "
@@ -366,7 +355,65 @@ def tune(
         log.info("transformer left out: the longest sequence (%d) exceeds its max_length",
                  facts.longest)
 
-    storage, where = _storage(optuna, study, paths["journal"])
+    created, resolved_monitor, where = _open_study(
+        optuna, study, paths["journal"], space, facts_found["monitor"], monitor, seed,
+        resume, join, defaults_first)
+    log.info("tuning on %s (%s, longest sequence %d): %s (%s), families %s; study %s",
+             ", ".join(display_name(v) for v in inputs.values()), facts.task, facts.longest,
+             resolved_monitor, "minimize" if minimised(facts_found["monitor"]) else "maximize",
+             ", ".join(families), where)
+
+    # the trial this process runs now, and when the --time budget ends
+    running: dict[str, Any] = {"deadline": None if timeout is None else
+                               time.monotonic() + timeout}
+    progress = progress or SearchProgress()
+    objective = _objective(optuna, space, facts, families, base, resolved_monitor,
+                           train_inputs, paths["trials"], quiet_trials, running, progress)
+    progress.start(trials, timeout)
+    started = time.perf_counter()
+    stopped = _search(optuna, created, objective, trials, timeout, running,
+                      _trial_lines(resolved_monitor, progress), join)
+    progress.finish()
+    log.info("search took %.1f s", time.perf_counter() - started)
+    try:
+        result = _write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
+    except TrainingError:
+        if stopped is not None:  # nothing to keep yet: still an interruption (exit 130)
+            raise stopped from None
+        raise
+    if plot_folder is not None:
+        from ..plots import data_name
+        from .figures import plot_search
+
+        title = f"search of {data_name(out)}"
+        for path in plot_search(optuna, created, resolved_monitor, plot_folder, plot_format,
+                                dpi, title):
+            log.info("wrote %s", path)
+    if stopped is not None:
+        raise stopped
+    return result
+
+
+def _check_budget(trials: int | None, timeout: float | None, resume: bool, join: bool,
+                  ensemble_top: int) -> None:
+    if trials is None and timeout is None:
+        raise UsageError("give a budget: --trials N or --time 30m")
+    if trials is not None and trials < (0 if resume else 1):
+        # --resume --trials 0: no trial, the outputs written again from the whole study
+        # (after parallel workers, from whichever machine)
+        raise UsageError("--trials must be at least 1 (0 only with --resume, to write the "
+                         "outputs from the study)")
+    if ensemble_top < 1:
+        raise UsageError("--ensemble-top must be at least 1")
+    if resume and join:
+        raise UsageError("--resume and --join: give one (--join also continues a study)")
+
+
+def _open_study(optuna: Any, study: str | None, journal: Path, space: dict[str, Any],
+                resolved_monitor: str, monitor: str, seed: int, resume: bool, join: bool,
+                defaults_first: bool) -> tuple[Any, str, str]:
+    """Create or load the study: (study, the monitor it optimises, where it is)."""
+    storage, where = _storage(optuna, study, journal)
     names = optuna.study.get_all_study_names(storage)
     exists = STUDY_NAME in names
     if exists and not (resume or join):
@@ -414,24 +461,18 @@ def tune(
         # a resumed study's sampler starts from another seed: the same one would propose
         # the first run's random start-up trials again
         created.sampler = optuna.samplers.TPESampler(seed=(seed + done) % 2**32)
-    log.info("tuning on %s (%s, longest sequence %d): %s (%s), families %s; study %s",
-             ", ".join(display_name(v) for v in inputs.values()), facts.task, facts.longest,
-             resolved_monitor, direction, ", ".join(families), where)
+    return created, resolved_monitor, where
 
-    # the trial this process runs now, and when the --time budget ends
-    running: dict[str, Any] = {"deadline": None if timeout is None else
-                               time.monotonic() + timeout}
-    progress = progress or SearchProgress()
-    objective = _objective(optuna, space, facts, families, base, resolved_monitor,
-                           train_inputs, paths["trials"], quiet_trials, running, progress)
-    progress.start(trials, timeout)
-    stopped: BaseException | None = None
-    started = time.perf_counter()
+
+def _search(optuna: Any, created: Any, objective: Callable[[Any], float], trials: int | None,
+            timeout: float | None, running: dict[str, Any], callback: Any,
+            join: bool) -> BaseException | None:
+    """Run the trials; the Ctrl-C or SIGTERM that stopped them, if one did (what was
+    found is kept)."""
     try:
         with _signals_remembered(running):
             created.optimize(objective, n_trials=trials, timeout=timeout,
-                             catch=(BioseqnnError, RuntimeError),
-                             callbacks=[_trial_lines(resolved_monitor, progress)])
+                             catch=(BioseqnnError, RuntimeError), callbacks=[callback])
             _signalled(running)
     except BaseException as exc:  # Ctrl-C or SIGTERM: keep what was found, then stop
         if isinstance(exc, Exception):
@@ -443,30 +484,11 @@ def tune(
                 _signalled(running)
             except BaseException as signalled:  # noqa: BLE001 - kept, raised below
                 exc = signalled
-        stopped = exc
         log.warning("%s: writing the best model found so far", "interrupted" if isinstance(
             exc, KeyboardInterrupt) else "stopped")
         _fail_running(optuna, created, running.get("trial"), exc, alone=not join)
-    progress.finish()
-    log.info("search took %.1f s", time.perf_counter() - started)
-    try:
-        result = _write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
-    except TrainingError:
-        if stopped is not None:  # nothing to keep yet: still an interruption (exit 130)
-            raise stopped from None
-        raise
-    if plot_folder is not None:
-        from ..plots import data_name
-        from .figures import plot_search
-
-        title = f"search of {data_name(out)}"
-        for path in plot_search(optuna, created, resolved_monitor, plot_folder, plot_format,
-                                dpi, title):
-            log.info("wrote %s", path)
-    if stopped is not None:
-        raise stopped
-    return result
-
+        return exc
+    return None
 
 @contextlib.contextmanager
 def _signals_remembered(running: dict[str, Any]) -> Iterator[None]:
