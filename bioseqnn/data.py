@@ -545,85 +545,148 @@ def load_labeled(
     targets = target_columns(table, src)
     t_cols = [table.column(t) for t in targets]
     tname = table.source
+    data, alpha, seq_source, series_lines = _read_sequences_of(
+        fasta, src, table, alphabet, on_invalid, skipped, series)
 
-    series_lines: list[int] | None = None
-    alpha: Alphabet | SeriesSpec
+    label_ids = [row[id_col] for row in table.rows]
+    row_of = {rid: i for i, rid in enumerate(label_ids)}
+    seq_set = set(data.ids)
+    no_label = [x for x in data.ids if x not in row_of]
+    dropped = set(skipped) | (fasta.left_out() if isinstance(fasta, RecordSource) else set())
+    keep = [i for i, x in enumerate(data.ids) if x in row_of]
+    join = _Join(
+        dup_seq=_duplicates(data.ids), dup_lab=_duplicates(label_ids), no_label=no_label,
+        no_seq=[x for x in label_ids if x not in seq_set and x not in dropped],
+        empty=[data.ids[i] for i in keep
+               if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)])
+    if join.any():
+        lines = _sequence_lines(fasta, src, data, series_lines, join,
+                                _label_lines(table, label_ids))
+        _report_join(join, seq_source, table, label_ids, lines, allow_unmatched)
+    if not keep:
+        raise DataError(f"no id is shared by {seq_source} and {tname}")
+    if len(keep) < len(data):
+        data = data.subset(np.asarray(keep))
+    rows = [table.rows[row_of[x]] for x in data.ids]
+    values = [[row[c] for c in t_cols] for row in rows]
+    where = [f"{tname}: line {table.line_of(row_of[x])} (id {shorten(x)!r})" for x in data.ids]
+    return LabeledData(data, values, where, targets, tname), alpha
+
+
+def _read_sequences_of(
+    fasta: str | os.PathLike[str] | RecordSource | None, src: LabelSource, table: Table,
+    alphabet: str | Alphabet | SeriesSpec | None, on_invalid: str, skipped: list[str],
+    series: SeriesOptions | None,
+) -> tuple[SequenceSet, Alphabet | SeriesSpec, str, list[int] | None]:
+    """The sequences to label: from the labels table's sequence column, from records
+    bioseqnn made, or from a FASTA or series table; (set, alphabet, name for messages,
+    a series table's row lines)."""
     if src.sequence_column is not None:
         if fasta is not None:
             raise UsageError("give either a FASTA file or --sequence-column, not both")
         if isinstance(alphabet, SeriesSpec):
             raise UsageError("--sequence-column reads sequences; this model reads numeric "
                              "series (give their table, then the labels table)")
-        s_col = table.column(src.sequence_column)
-        records = []
-        for i, row in enumerate(table.rows):
-            seq = row[s_col].replace(" ", "")
-            if not seq:
-                raise DataError(f"{tname}: line {table.line_of(i)}: empty sequence for id "
-                                f"{row[id_col]!r}")
-            if not seq.isascii():
-                raise DataError(f"{tname}: line {table.line_of(i)}: non-ASCII sequence for id "
-                                f"{row[id_col]!r}")
-            records.append(Record(row[id_col], seq.encode("ascii")))
-        seq_source = f"{tname} column {src.sequence_column!r}"
-        data, alpha, _ = read_encoded(records, seq_source, alphabet, on_invalid, skipped)
-    elif fasta is None:
+        seq_source = f"{table.source} column {src.sequence_column!r}"
+        data, alpha, _ = read_encoded(_column_records(table, src), seq_source, alphabet,
+                                      on_invalid, skipped)
+        return data, alpha, seq_source, None
+    if fasta is None:
         raise UsageError("a FASTA file is required unless --sequence-column is given")
-    elif isinstance(fasta, RecordSource):
+    if isinstance(fasta, RecordSource):
         if isinstance(alphabet, SeriesSpec):
             raise UsageError("this model reads numeric series, not genome intervals")
-        seq_source = fasta.name
-        data, alpha, _ = read_encoded(fasta, seq_source, alphabet, on_invalid, skipped)
-    else:
-        seq_source = display_name(fasta)
-        data, alpha, series_lines = read_inputs(fasta, alphabet, on_invalid, skipped, series)
+        data, alpha, _ = read_encoded(fasta, fasta.name, alphabet, on_invalid, skipped)
+        return data, alpha, fasta.name, None
+    data, read_as, series_lines = read_inputs(fasta, alphabet, on_invalid, skipped, series)
+    return data, read_as, display_name(fasta), series_lines
 
-    label_ids = [row[id_col] for row in table.rows]
-    row_of = {rid: i for i, rid in enumerate(label_ids)}
-    seq_set = set(data.ids)
-    dup_seq = _duplicates(data.ids)
-    dup_lab = _duplicates(label_ids)
-    no_label = [x for x in data.ids if x not in row_of]
-    dropped = set(skipped) | (fasta.left_out() if isinstance(fasta, RecordSource) else set())
-    no_seq = [x for x in label_ids if x not in seq_set and x not in dropped]
-    keep = [i for i, x in enumerate(data.ids) if x in row_of]
-    empty = [data.ids[i] for i in keep
-             if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)]
+
+def _column_records(table: Table, src: LabelSource) -> list[Record]:
+    """The records of a labels table's sequence column."""
+    assert src.sequence_column is not None
+    id_col = table.column(src.id_column)
+    s_col = table.column(src.sequence_column)
+    records = []
+    for i, row in enumerate(table.rows):
+        seq = row[s_col].replace(" ", "")
+        if not seq:
+            raise DataError(f"{table.source}: line {table.line_of(i)}: empty sequence for id "
+                            f"{row[id_col]!r}")
+        if not seq.isascii():
+            raise DataError(f"{table.source}: line {table.line_of(i)}: non-ASCII sequence "
+                            f"for id {row[id_col]!r}")
+        records.append(Record(row[id_col], seq.encode("ascii")))
+    return records
+
+
+@dataclass
+class _Join:
+    """What does not pair up between sequences and labels."""
+
+    dup_seq: list[str]
+    dup_lab: list[str]
+    no_label: list[str]
+    no_seq: list[str]
+    empty: list[str]
+
+    def any(self) -> bool:
+        return bool(self.dup_seq or self.dup_lab or self.no_label or self.no_seq
+                    or self.empty)
+
+
+def _label_lines(table: Table, label_ids: list[str]) -> dict[str, list[int]]:
+    lab_lines: dict[str, list[int]] = {}
+    for i, rid in enumerate(label_ids):
+        lab_lines.setdefault(rid, []).append(table.line_of(i))
+    return lab_lines
+
+
+def _sequence_lines(fasta: str | os.PathLike[str] | RecordSource | None, src: LabelSource,
+                    data: SequenceSet, series_lines: list[int] | None, join: _Join,
+                    lab_lines: dict[str, list[int]]) -> tuple[dict[str, list[int]],
+                                                               dict[str, list[int]]]:
+    """(lines of the sequences the message names, lines of the labels): only found on
+    the way to an error."""
+    wanted = set(join.dup_seq[:3]) | set(join.no_label[:3])
+    if src.sequence_column is not None:
+        return lab_lines, lab_lines
+    if series_lines is not None:  # a series table: its rows were counted
+        seq_lines: dict[str, list[int]] = {}
+        for i, x in enumerate(data.ids):
+            if x in wanted:
+                seq_lines.setdefault(x, []).append(series_lines[i])
+        return seq_lines, lab_lines
+    return _record_lines(fasta, wanted), lab_lines
+
+
+def _report_join(join: _Join, seq_source: str, table: Table, label_ids: list[str],
+                 lines: tuple[dict[str, list[int]], dict[str, list[int]]],
+                 allow_unmatched: bool) -> None:
+    """Every join problem in one DataError (unmatched ids only warned of with
+    ``allow_unmatched``)."""
+    seq_lines, lab_lines = lines
+    tname = table.source
     problems: list[str] = []
     unmatched: list[str] = []
-    if dup_seq or dup_lab or no_label or no_seq or empty:
-        # Only on the way to an error: find the lines that the message names.
-        lab_lines: dict[str, list[int]] = {}
-        for i, rid in enumerate(label_ids):
-            lab_lines.setdefault(rid, []).append(table.line_of(i))
-        if src.sequence_column is not None:
-            seq_lines = lab_lines
-        elif series_lines is not None:  # a series table: its rows were counted
-            wanted = set(dup_seq[:3]) | set(no_label[:3])
-            seq_lines = {}
-            for i, x in enumerate(data.ids):
-                if x in wanted:
-                    seq_lines.setdefault(x, []).append(series_lines[i])
-        else:
-            seq_lines = _record_lines(fasta, set(dup_seq[:3]) | set(no_label[:3]))
-        if dup_seq:
-            problems.append(f"{len(dup_seq)} duplicate id(s) in {seq_source} "
-                            f"{_few(dup_seq)}{_lines(dup_seq, seq_lines)}")
-        if dup_lab:
-            long = len(label_ids) >= 2 * len(set(label_ids))  # most ids on several rows
-            problems.append(f"{len(dup_lab)} duplicate id(s) in {tname} "
-                            f"{_few(dup_lab)}{_lines(dup_lab, lab_lines)}" + (
-                                " (rows of time steps? a numeric series table goes first, "
-                                "then the labels)" if long else ""))
-        if empty:
-            problems.append(f"{len(empty)} record(s) with an empty label "
-                            f"{_few(empty)} in {tname}{_lines(empty, lab_lines)}")
-        if no_label:
-            unmatched.append(f"{len(no_label)} id(s) in {seq_source} missing from {tname} "
-                             f"{_few(no_label)}{_lines(no_label, seq_lines)}")
-        if no_seq:
-            unmatched.append(f"{len(no_seq)} id(s) in {tname} missing from {seq_source} "
-                             f"{_few(no_seq)}{_lines(no_seq, lab_lines)}")
+    if join.dup_seq:
+        problems.append(f"{len(join.dup_seq)} duplicate id(s) in {seq_source} "
+                        f"{_few(join.dup_seq)}{_lines(join.dup_seq, seq_lines)}")
+    if join.dup_lab:
+        long = len(label_ids) >= 2 * len(set(label_ids))  # most ids on several rows
+        problems.append(f"{len(join.dup_lab)} duplicate id(s) in {tname} "
+                        f"{_few(join.dup_lab)}{_lines(join.dup_lab, lab_lines)}" + (
+                            " (rows of time steps? a numeric series table goes first, "
+                            "then the labels)" if long else ""))
+    if join.empty:
+        problems.append(f"{len(join.empty)} record(s) with an empty label "
+                        f"{_few(join.empty)} in {tname}{_lines(join.empty, lab_lines)}")
+    if join.no_label:
+        unmatched.append(f"{len(join.no_label)} id(s) in {seq_source} missing from {tname} "
+                         f"{_few(join.no_label)}{_lines(join.no_label, seq_lines)}")
+    if join.no_seq:
+        unmatched.append(f"{len(join.no_seq)} id(s) in {tname} missing from {seq_source} "
+                         f"{_few(join.no_seq)}{_lines(join.no_seq, lab_lines)}")
     if allow_unmatched:
         for msg in unmatched:
             log.warning("ignoring %s", msg)
@@ -633,14 +696,6 @@ def load_labeled(
         hint = " (--ignore-unmatched drops records without a partner)" if unmatched and \
             not allow_unmatched else ""
         raise DataError("cannot join sequences and labels: " + "; ".join(problems) + hint)
-    if not keep:
-        raise DataError(f"no id is shared by {seq_source} and {tname}")
-    if len(keep) < len(data):
-        data = data.subset(np.asarray(keep))
-    rows = [table.rows[row_of[x]] for x in data.ids]
-    values = [[row[c] for c in t_cols] for row in rows]
-    where = [f"{tname}: line {table.line_of(row_of[x])} (id {shorten(x)!r})" for x in data.ids]
-    return LabeledData(data, values, where, targets, tname), alpha
 
 
 def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:

@@ -155,20 +155,7 @@ def load_positions(
                             "give one label per residue")
     flat = np.frombuffer(b"".join(label_strings), dtype=np.uint8)
     if classes is None:
-        letters = np.unique(flat)
-        odd = letters[(letters < 0x21) | (letters > 0x7e)]
-        if len(odd):  # a control character (or a piece of a non-ASCII one)
-            at = int(np.flatnonzero(flat == odd[0])[0])
-            rec = int(np.searchsorted(data.offsets, at, side="right") - 1)
-            raise DataError(f"{source}: record {shorten(data.ids[rec])!r}, position "
-                            f"{at - int(data.offsets[rec]) + 1}: label {chr(odd[0])!r} is no "
-                            "printable ASCII letter; label letters become columns of the "
-                            "predictions (prob_<letter>)")
-        classes = [chr(c) for c in letters]
-        if len(classes) < 2:
-            raise DataError(f"{source}: the labels hold a single class "
-                            f"({classes[0] if classes else 'none'}); a classifier needs at "
-                            "least two")
+        classes = _label_letters(flat, data, source)
     index = np.full(256, PAD, dtype=np.int16)
     for i, c in enumerate(classes):
         index[ord(c)] = i
@@ -187,6 +174,24 @@ def load_positions(
         raise DataError(f"{source}: no position is left to score (every one is masked)")
     return PositionLabels(data, alpha, list(classes), scored, target)
 
+
+def _label_letters(flat: np.ndarray, data: SequenceSet, source: str) -> list[str]:
+    """The sorted label letters found (printable ASCII, at least two)."""
+    letters = np.unique(flat)
+    odd = letters[(letters < 0x21) | (letters > 0x7e)]
+    if len(odd):  # a control character (or a piece of a non-ASCII one)
+        at = int(np.flatnonzero(flat == odd[0])[0])
+        rec = int(np.searchsorted(data.offsets, at, side="right") - 1)
+        raise DataError(f"{source}: record {shorten(data.ids[rec])!r}, position "
+                        f"{at - int(data.offsets[rec]) + 1}: label {chr(odd[0])!r} is no "
+                        "printable ASCII letter; label letters become columns of the "
+                        "predictions (prob_<letter>)")
+    classes = [chr(c) for c in letters]
+    if len(classes) < 2:
+        raise DataError(f"{source}: the labels hold a single class "
+                        f"({classes[0] if classes else 'none'}); a classifier needs at "
+                        "least two")
+    return classes
 
 def _join(data: SequenceSet, labels: dict[str, bytes], seq_source: str, source: str,
           ignore_unmatched: bool) -> dict[str, bytes]:

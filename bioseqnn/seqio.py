@@ -1069,42 +1069,47 @@ def _parse_fastq(first: str, lines: _CheckedText, name: str) -> Iterator[Record]
             )
         seq, width = body.result()
         record = _record(name, header, header_line, seq, width)
-        quality = 0
-        # the first quality line that starts with '@' (a quality, or the next header when
-        # the record's quality is missing): its line, the quality before it, its text
-        header_like: tuple[int, int, str] | None = None
-        while quality < len(seq):
-            qline: str | None = next(lines, None)
-            if qline is None:
-                raise DataError(
-                    f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality "
-                    f"ends after {quality} of {len(seq)} characters (truncated file?)"
-                )
-            text = qline.rstrip("\r\n")
-            if text.startswith("@") and header_like is None:
-                header_like = (lines.line, quality, text)
-            if header_like is not None and quality + len(text) > len(seq):
-                # the lengths disagree: the '@' line was the next record's header
-                at, before, found = header_like
-                raise DataError(
-                    f"{name}: line {at - 1}: record {shorten(record.id)!r}: quality "
-                    f"ends after {before} of {len(seq)} characters, before the header on "
-                    f"line {at} ({shorten(found.strip())!r})"
-                )
-            bad = _NOT_QUALITY.search(text)
-            if bad:
-                raise DataError(
-                    f"{name}: line {lines.line}, column {bad.start() + 1}: record "
-                    f"{shorten(record.id)!r}: {bad.group()!r} is no quality character ('!' "
-                    "to '~')"
-                )
-            quality += len(text)
-        if quality != len(seq):
-            raise DataError(
-                f"{name}: line {lines.line}: record {shorten(record.id)!r}: quality has "
-                f"{quality} characters, the sequence {len(seq)}"
-            )
+        _read_quality(lines, name, record.id, len(seq))
         yield record
+
+
+def _read_quality(lines: _CheckedText, name: str, rid: str, length: int) -> None:
+    """Read and check a FASTQ record's quality lines, ``length`` characters in all."""
+    quality = 0
+    # the first quality line that starts with '@' (a quality, or the next header when
+    # the record's quality is missing): its line, the quality before it, its text
+    header_like: tuple[int, int, str] | None = None
+    while quality < length:
+        qline: str | None = next(lines, None)
+        if qline is None:
+            raise DataError(
+                f"{name}: line {lines.line}: record {shorten(rid)!r}: quality "
+                f"ends after {quality} of {length} characters (truncated file?)"
+            )
+        text = qline.rstrip("\r\n")
+        if text.startswith("@") and header_like is None:
+            header_like = (lines.line, quality, text)
+        if header_like is not None and quality + len(text) > length:
+            # the lengths disagree: the '@' line was the next record's header
+            at, before, found = header_like
+            raise DataError(
+                f"{name}: line {at - 1}: record {shorten(rid)!r}: quality "
+                f"ends after {before} of {length} characters, before the header on "
+                f"line {at} ({shorten(found.strip())!r})"
+            )
+        bad = _NOT_QUALITY.search(text)
+        if bad:
+            raise DataError(
+                f"{name}: line {lines.line}, column {bad.start() + 1}: record "
+                f"{shorten(rid)!r}: {bad.group()!r} is no quality character ('!' "
+                "to '~')"
+            )
+        quality += len(text)
+    if quality != length:
+        raise DataError(
+            f"{name}: line {lines.line}: record {shorten(rid)!r}: quality has "
+            f"{quality} characters, the sequence {length}"
+        )
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
