@@ -1125,17 +1125,7 @@ def predict(
     A per-position model writes one row per residue (``fmt='tsv'``: id, position, residue,
     predicted, prob_<class>...) or a FASTA of predicted labels (``fmt='fasta'``).
     """
-    if batch_size < 1:
-        raise UsageError("batch-size must be at least 1")
-    if max_tokens < 0:
-        raise UsageError("max-tokens must be >= 0 (0 = no cap)")
-    paths = _input_list(sequences)
-    inputs: dict[str, str | os.PathLike[str] | None] = {
-        "MODEL": None if isinstance(model, Bundle) else model}
-    inputs.update({f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES": p
-                   for i, p in enumerate(paths)})
-    check_one_stdin(**inputs)
-    check_output_path(output, inputs)
+    paths = _check_predict_paths(model, sequences, output, batch_size, max_tokens)
     configure_threads(threads)
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
@@ -1144,14 +1134,7 @@ def predict(
         bundle.model.to(dev)
     else:
         bundle = load_bundle(model, dev)
-    if genome is not None:
-        if bundle.series is not None:
-            raise UsageError("--genome: this model reads numeric series, not sequences")
-        if len(paths) > 1:
-            raise UsageError("--genome reads one intervals file at a time")
-    if id_column is not None and bundle.series is None:
-        raise UsageError("--id-column names the id column of a numeric series table; this "
-                         "model reads sequences")
+    _check_predict_reading(bundle, paths, genome, id_column)
 
     def records_of(path: str | os.PathLike[str]) -> Iterable[Record] | None:
         """What is read in place of a FASTA (genome intervals), or None."""
@@ -1193,6 +1176,38 @@ def predict(
 
     write_table(output, output_header(bundle), _across_files(paths, rows_of))
     return stats
+
+
+def _check_predict_paths(model: str | os.PathLike[str] | Bundle,
+                         sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                         output: str | os.PathLike[str], batch_size: int,
+                         max_tokens: int) -> list[str | os.PathLike[str]]:
+    """The inputs as a list, once the sizes and the output are checked against them."""
+    if batch_size < 1:
+        raise UsageError("batch-size must be at least 1")
+    if max_tokens < 0:
+        raise UsageError("max-tokens must be >= 0 (0 = no cap)")
+    paths = _input_list(sequences)
+    inputs: dict[str, str | os.PathLike[str] | None] = {
+        "MODEL": None if isinstance(model, Bundle) else model}
+    inputs.update({f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES": p
+                   for i, p in enumerate(paths)})
+    check_one_stdin(**inputs)
+    check_output_path(output, inputs)
+    return paths
+
+
+def _check_predict_reading(bundle: Bundle, paths: list[str | os.PathLike[str]],
+                           genome: GenomeOptions | None, id_column: str | None) -> None:
+    """--genome and --id-column against what the model reads."""
+    if genome is not None:
+        if bundle.series is not None:
+            raise UsageError("--genome: this model reads numeric series, not sequences")
+        if len(paths) > 1:
+            raise UsageError("--genome reads one intervals file at a time")
+    if id_column is not None and bundle.series is None:
+        raise UsageError("--id-column names the id column of a numeric series table; this "
+                         "model reads sequences")
 
 
 def _input_list(sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]

@@ -1658,43 +1658,11 @@ def main(argv: list[str] | None = None) -> int:
 
         runtime.tune()
     try:
-        # make_context/invoke rather than command.main(): click's main() turns a broken
-        # pipe into sys.exit(1) before this funnel could see it.
-        command = typer.main.get_command(app)
-        if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
-            command._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
-        with command.make_context("bioseqnn", args) as ctx:
-            command.invoke(ctx)
+        _invoke(args)
         return 0
-    except BioseqnnError as exc:
-        if debug:
-            traceback.print_exc(file=sys.stderr)
-        _error(str(exc))
-        return exc.exit_code
-    except typer.Exit as exc:
-        return exc.exit_code
-    except SystemExit as exc:  # shell completion's answers end with sys.exit
-        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    except typer.TyperException as exc:  # usage errors from option parsing
-        failed_in = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()  # type: ignore[attr-defined]  # the help text itself
-        else:  # one line, like every other error
-            hint = f" (see '{failed_in.command_path} --help')" if failed_in is not None else ""
-            _error(f"{exc.format_message()}{hint}")
-        return getattr(exc, "exit_code", 2)
-    except (KeyboardInterrupt, typer.Abort):
-        _error("interrupted")
-        return 130
-    except _Terminated:
-        _error("terminated")
-        return 143
-    except BrokenPipeError:
-        # The reader went away (e.g. '| head'): stop quietly, leave no traceback.
-        from .seqio import silence_stdout
-
-        silence_stdout()
-        return 0
+    except (BioseqnnError, typer.Exit, SystemExit, typer.TyperException, KeyboardInterrupt,
+            typer.Abort, _Terminated, BrokenPipeError) as exc:
+        return _exit_code(exc, debug)
     except Exception as exc:
         if debug:
             raise
@@ -1709,6 +1677,48 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if threading_main():
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _invoke(args: list[str]) -> None:
+    # make_context/invoke rather than command.main(): click's main() turns a broken
+    # pipe into sys.exit(1) before this funnel could see it.
+    command = typer.main.get_command(app)
+    if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
+        command._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
+    with command.make_context("bioseqnn", args) as ctx:
+        command.invoke(ctx)
+
+
+def _exit_code(exc: BaseException, debug: bool) -> int:
+    """The exit code of an expected way to end, with its one line on stderr."""
+    if isinstance(exc, BioseqnnError):
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        _error(str(exc))
+        return exc.exit_code
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code
+    if isinstance(exc, SystemExit):  # shell completion's answers end with sys.exit
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    if isinstance(exc, typer.TyperException):  # usage errors from option parsing
+        failed_in = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # the help text itself
+        else:  # one line, like every other error
+            hint = f" (see '{failed_in.command_path} --help')" if failed_in is not None else ""
+            _error(f"{exc.format_message()}{hint}")
+        return int(getattr(exc, "exit_code", 2))
+    if isinstance(exc, (KeyboardInterrupt, typer.Abort)):
+        _error("interrupted")
+        return 130
+    if isinstance(exc, _Terminated):
+        _error("terminated")
+        return 143
+    # BrokenPipeError: the reader went away (e.g. '| head'): stop quietly, no traceback
+    from .seqio import silence_stdout
+
+    silence_stdout()
+    return 0
 
 
 class _Terminated(BaseException):
