@@ -71,22 +71,56 @@ from bioseqnn.tasks import TaskSpec
 
 runtime.tune()  # the command line's settings (flush-denormal, huge pages) before any torch work
 
-SECTIONS = ("parse", "train", "varlen", "predict", "rss", "startup", "generate", "series",
-            "structure", "variants")
+SECTIONS = (
+    "parse",
+    "train",
+    "varlen",
+    "predict",
+    "rss",
+    "startup",
+    "generate",
+    "series",
+    "structure",
+    "variants",
+)
 
 # Reference figures from the issue (2 cores, torch 2.13 CPU, float32, 2 threads, batch 64,
 # hidden 128, one layer; sequences per second of training steps).
-KERAS = {("lstm", 200): 926, ("lstm", 1000): 184, ("gru", 200): 891, ("gru", 1000): 191,
-         ("bilstm", 200): 753, ("bilstm", 1000): 156}
-TORCH_FLUSH = {("lstm", 200): 1085, ("lstm", 1000): 169, ("gru", 200): 780,
-               ("gru", 1000): 128, ("bilstm", 200): 508, ("bilstm", 1000): 83}
-TORCH_DEFAULT = {("lstm", 200): 124, ("lstm", 1000): 22, ("gru", 200): 143,
-                 ("gru", 1000): 64, ("bilstm", 200): 59, ("bilstm", 1000): 12}
+KERAS = {
+    ("lstm", 200): 926,
+    ("lstm", 1000): 184,
+    ("gru", 200): 891,
+    ("gru", 1000): 191,
+    ("bilstm", 200): 753,
+    ("bilstm", 1000): 156,
+}
+TORCH_FLUSH = {
+    ("lstm", 200): 1085,
+    ("lstm", 1000): 169,
+    ("gru", 200): 780,
+    ("gru", 1000): 128,
+    ("bilstm", 200): 508,
+    ("bilstm", 1000): 83,
+}
+TORCH_DEFAULT = {
+    ("lstm", 200): 124,
+    ("lstm", 1000): 22,
+    ("gru", 200): 143,
+    ("gru", 1000): 64,
+    ("bilstm", 200): 59,
+    ("bilstm", 1000): 12,
+}
 
 # name -> (arch, bidirectional)
-MODELS = {"lstm": ("lstm", False), "gru": ("gru", False), "bilstm": ("lstm", True),
-          "bigru": ("gru", True), "cnn": ("cnn", False), "cnn-lstm": ("cnn-lstm", False),
-          "transformer": ("transformer", False)}
+MODELS = {
+    "lstm": ("lstm", False),
+    "gru": ("gru", False),
+    "bilstm": ("lstm", True),
+    "bigru": ("gru", True),
+    "cnn": ("cnn", False),
+    "cnn-lstm": ("cnn-lstm", False),
+    "transformer": ("transformer", False),
+}
 
 
 @dataclass
@@ -162,16 +196,25 @@ def timed(fn: Callable[[], Any], reps: int, warmup: int = 1) -> float:
 
 
 def fit_epoch_seconds(
-    model: SequenceModel, data: SequenceSet, settings: Settings, batch_size: int = 64,
+    model: SequenceModel,
+    data: SequenceSet,
+    settings: Settings,
+    batch_size: int = 64,
 ) -> float:
     """Median seconds per epoch of train.fit (after one warm-up epoch)."""
     from bioseqnn.train import fit
 
-    cfg = TrainConfig(epochs=1 + settings.reps, batch_size=batch_size, val_fraction=0.0,
-                      patience=0, seed=0, device="cpu", threads=settings.threads)
+    cfg = TrainConfig(
+        epochs=1 + settings.reps,
+        batch_size=batch_size,
+        val_fraction=0.0,
+        patience=0,
+        seed=0,
+        device="cpu",
+        threads=settings.threads,
+    )
     task = TaskSpec("binary", ["y"], classes=["0", "1"])
-    result = fit(model, task, OneHot(get_alphabet("dna")), data, None, cfg,
-                 torch.device("cpu"))
+    result = fit(model, task, OneHot(get_alphabet("dna")), data, None, cfg, torch.device("cpu"))
     elapsed = [r["elapsed_s"] for r in result.history]
     per_epoch = np.diff([0.0, *elapsed])[1:]
     return _median(list(per_epoch))
@@ -179,8 +222,13 @@ def fit_epoch_seconds(
 
 def build_model(name: str, length: int) -> SequenceModel:
     arch, bidirectional = MODELS[name]
-    config = ModelConfig(arch=arch, hidden_size=128, layers=1, bidirectional=bidirectional,
-                         max_length=max(2048, length))
+    config = ModelConfig(
+        arch=arch,
+        hidden_size=128,
+        layers=1,
+        bidirectional=bidirectional,
+        max_length=max(2048, length),
+    )
     torch.manual_seed(0)
     return SequenceModel(config, 4, 1)
 
@@ -211,12 +259,15 @@ def bench_parse(settings: Settings, tmp: Path) -> None:
 
 
 def bench_train(settings: Settings, tmp: Path) -> None:
-    settings.out("\n## Training throughput (train.fit, batch 64, hidden 128, one layer; "
-                 "sequences/s)")
+    settings.out(
+        "\n## Training throughput (train.fit, batch 64, hidden 128, one layer; sequences/s)"
+    )
     names = ["lstm", "gru", "bilstm", "cnn", "cnn-lstm", "transformer"]
-    settings.out("| model | length | bioseqnn | without C kernels | torch modules | "
-                 "Keras 3 ref. | PyTorch + flush-denormal ref. | PyTorch default ref. | "
-                 "vs Keras |")
+    settings.out(
+        "| model | length | bioseqnn | without C kernels | torch modules | "
+        "Keras 3 ref. | PyTorch + flush-denormal ref. | PyTorch default ref. | "
+        "vs Keras |"
+    )
     settings.out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
         arch = MODELS[name][0]
@@ -251,7 +302,9 @@ def _padded_positions(batches: list[np.ndarray], lengths: np.ndarray) -> int:
 
 
 def _shuffled_batches(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
     window: int = 50,
 ) -> list[np.ndarray]:
     """Batches without length bucketing: a plain shuffle, cut into batches."""
@@ -274,17 +327,21 @@ def bench_varlen(settings: Settings, tmp: Path) -> None:
         plain = n / fit_epoch_seconds(build_model("lstm", 1000), data, settings)
     bucketed = n / fit_epoch_seconds(build_model("lstm", 1000), data, settings)
     ideal = padded_plain / padded_bucket
-    settings.out(f"{n} sequences; padding is {1 - real / padded_plain:.1%} of the positions "
-                 f"without bucketing (no padding at all would allow "
-                 f"{padded_plain / real:.2f}x), {1 - real / padded_bucket:.1%} with")
+    settings.out(
+        f"{n} sequences; padding is {1 - real / padded_plain:.1%} of the positions "
+        f"without bucketing (no padding at all would allow "
+        f"{padded_plain / real:.2f}x), {1 - real / padded_bucket:.1%} with"
+    )
     settings.out("| batches | sequences/s | reference |")
     settings.out("|---|---:|---:|")
     settings.out(f"| shuffled, padded to the longest | {plain:.0f} | 167 |")
     settings.out(f"| length-bucketed (data.batch_indices) | {bucketed:.0f} | 305 |")
-    settings.out(f"speed-up {bucketed / plain:.2f}x; ideal for these batches (positions "
-                 f"processed) "
-                 f"{ideal:.2f}x; reached {bucketed / plain / ideal:.0%} of the ideal "
-                 "(target: at least 90%)")
+    settings.out(
+        f"speed-up {bucketed / plain:.2f}x; ideal for these batches (positions "
+        f"processed) "
+        f"{ideal:.2f}x; reached {bucketed / plain / ideal:.0%} of the ideal "
+        "(target: at least 90%)"
+    )
 
 
 def _train_quietly(*args: Any, **kwargs: Any) -> None:
@@ -302,8 +359,10 @@ def _small_model(tmp: Path, hidden: int, length: int) -> Path:
     fasta = tmp / f"small{hidden}.fa"
     write_fasta(fasta, np.full(128, length), seed=3)
     labels = tmp / f"small{hidden}.csv"
-    labels.write_text("id,y\n" + "".join(f"seq{i},{'ab'[int(v)]}\n"
-                                         for i, v in enumerate(rng.integers(0, 2, 128))))
+    labels.write_text(
+        "id,y\n"
+        + "".join(f"seq{i},{'ab'[int(v)]}\n" for i, v in enumerate(rng.integers(0, 2, 128)))
+    )
     cfg = RunConfig()
     cfg.model.arch, cfg.model.hidden_size = "lstm", hidden
     cfg.training.epochs, cfg.training.device = 1, "cpu"
@@ -316,8 +375,10 @@ def bench_predict(settings: Settings, tmp: Path) -> None:
     from bioseqnn.bundle import load_bundle
     from bioseqnn.predict import predict_rows
 
-    settings.out("\n## Prediction throughput (predict.predict_rows from FASTA, LSTM hidden "
-                 "128, batch 256; sequences/s)")
+    settings.out(
+        "\n## Prediction throughput (predict.predict_rows from FASTA, LSTM hidden "
+        "128, batch 256; sequences/s)"
+    )
     model = _small_model(tmp, 128, 200)
     bundle = load_bundle(model)
     settings.out("| length | sequences/s |")
@@ -349,38 +410,47 @@ def _cli(args: list[str]) -> tuple[float, int, int]:
     counts the pre-exec image of a forked child in ru_maxrss, so forking it straight
     from this (large) process would report this process's size.
     """
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "bioseqnn",
-                           *args], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "bioseqnn", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall, rss_kib, code = proc.stdout.split()
     return float(wall), int(rss_kib) // 1024, int(code)
 
 
 def bench_rss(settings: Settings, tmp: Path) -> None:
-    settings.out("\n## Peak memory of `bioseqnn predict` (subprocess; LSTM hidden 32, "
-                 "length 100)")
+    settings.out("\n## Peak memory of `bioseqnn predict` (subprocess; LSTM hidden 32, length 100)")
     model = _small_model(tmp, 32, 100)
     settings.out("| sequences | FASTA MB | peak RSS MiB | seconds |")
     settings.out("|---:|---:|---:|---:|")
     for n in (10_000, 100_000 if settings.quick else 1_000_000):
         fasta = tmp / f"rss{n}.fa"
         size = write_fasta(fasta, np.full(n, 100), seed=n)
-        wall, rss, code = _cli(["predict", str(model), str(fasta), "-o",
-                                str(tmp / "rss.tsv"), "--quiet"])
+        wall, rss, code = _cli(
+            ["predict", str(model), str(fasta), "-o", str(tmp / "rss.tsv"), "--quiet"]
+        )
         status = "" if code == 0 else f" (exit {code})"
         settings.out(f"| {n:,} | {size / 1e6:.0f} | {rss}{status} | {wall:.1f} |")
         fasta.unlink()
 
 
 def bench_startup(settings: Settings, tmp: Path) -> None:
-    settings.out("\n## Time to first prediction (`bioseqnn predict`, LSTM hidden 32, one "
-                 "sequence; start-up + model load + prediction)")
+    settings.out(
+        "\n## Time to first prediction (`bioseqnn predict`, LSTM hidden 32, one "
+        "sequence; start-up + model load + prediction)"
+    )
     model = _small_model(tmp, 32, 100)
     fasta = tmp / "one.fa"
     write_fasta(fasta, np.array([100]), seed=5)
-    runs = [_cli(["predict", str(model), str(fasta), "--quiet"])[0]
-            for _ in range(1 + settings.reps)]
-    settings.out(f"median {_median(runs[1:]):.2f} s over {settings.reps} runs "
-                 f"(first, cold: {runs[0]:.2f} s); target under 2 s")
+    runs = [
+        _cli(["predict", str(model), str(fasta), "--quiet"])[0] for _ in range(1 + settings.reps)
+    ]
+    settings.out(
+        f"median {_median(runs[1:]):.2f} s over {settings.reps} runs "
+        f"(first, cold: {runs[0]:.2f} s); target under 2 s"
+    )
 
 
 def _language_model(tmp: Path, arch: str) -> Path:
@@ -404,8 +474,10 @@ def bench_generate(settings: Settings, tmp: Path) -> None:
     settings.out("\n## Generation (lm.sample, 64 samples at once, width 128; residues/s)")
     settings.out("| model | 200 residues | 1000 residues |")
     settings.out("|---|---:|---:|")
-    for arch, label in (("lstm", "LSTM, 1 layer (state carried)"),
-                        ("transformer", "transformer, 2 layers (keys and values cached)")):
+    for arch, label in (
+        ("lstm", "LSTM, 1 layer (state carried)"),
+        ("transformer", "transformer, 2 layers (keys and values cached)"),
+    ):
         bundle = load_bundle(_language_model(tmp, arch))
         cells = []
         for length in (200, 1000):
@@ -426,14 +498,15 @@ def bench_structure(settings: Settings, tmp: Path) -> None:
     try:
         import RNA
     except ImportError:
-        settings.out("\n## RNA folding: skipped (ViennaRNA is not installed: "
-                     "pip install 'bioseqnn[structure]')")
+        settings.out(
+            "\n## RNA folding: skipped (ViennaRNA is not installed: "
+            "pip install 'bioseqnn[structure]')"
+        )
         return
     from bioseqnn.structure import StructureInput, fold_codes
 
     cores = runtime.default_threads()
-    settings.out(f"\n## RNA folding for --structure (ViennaRNA {RNA.__version__}; "
-                 "sequences/s)")
+    settings.out(f"\n## RNA folding for --structure (ViennaRNA {RNA.__version__}; sequences/s)")
     settings.out(f"| kind | length | 1 process | {cores} worker processes |")
     settings.out("|---|---:|---:|---:|")
     rng = np.random.default_rng(3)
@@ -459,10 +532,10 @@ def write_series(path: Path, n: int, length: int, channels: int = 6, seed: int =
         for start in range(0, n, 1000):
             block = rng.standard_normal((min(1000, n - start) * length, channels))
             text = np.char.mod("%.5g", block)
-            ids = np.repeat([f"s{i}" for i in range(start, start + len(block) // length)],
-                            length)
-            fh.write("".join(f"{i}\t{chr(9).join(row)}\n" for i, row in zip(ids, text,
-                                                                           strict=True)))
+            ids = np.repeat([f"s{i}" for i in range(start, start + len(block) // length)], length)
+            fh.write(
+                "".join(f"{i}\t{chr(9).join(row)}\n" for i, row in zip(ids, text, strict=True))
+            )
     return path.stat().st_size
 
 
@@ -487,8 +560,10 @@ def bench_series(settings: Settings, tmp: Path) -> None:
     from bioseqnn.predict import open_model_input, predict_rows
 
     rows = 200_000 if settings.quick else 1_000_000
-    settings.out(f"\n## Numeric series tables ({rows:,} rows of 6 channels, series of 500 "
-                 "steps; data.read_inputs)")
+    settings.out(
+        f"\n## Numeric series tables ({rows:,} rows of 6 channels, series of 500 "
+        "steps; data.read_inputs)"
+    )
     table = tmp / "series.tsv"
     size = write_series(table, rows // 500, 500)
     gz = tmp / "series.tsv.gz"
@@ -502,8 +577,9 @@ def bench_series(settings: Settings, tmp: Path) -> None:
             read_inputs(path, None, "error")
 
         seconds = timed(parse, settings.reps)
-        settings.out(f"| {label} | {size / 1e6:.0f} | {rows / seconds:,.0f} | "
-                     f"{size / 1e6 / seconds:.1f} |")
+        settings.out(
+            f"| {label} | {size / 1e6:.0f} | {rows / seconds:,.0f} | {size / 1e6 / seconds:.1f} |"
+        )
     table.unlink()
     gz.unlink()
     model = _series_model(tmp)
@@ -516,44 +592,51 @@ def bench_series(settings: Settings, tmp: Path) -> None:
         for _ in predict_rows(bundle, open_model_input(bundle, pred), str(pred)):
             pass
 
-    settings.out(f"\nprediction (predict_rows from a table, LSTM hidden 128, 200 steps): "
-                 f"{n / timed(run, settings.reps):.0f} series/s")
-    settings.out("\n| series (100 steps) | table MB | peak RSS of bioseqnn predict, MiB | "
-                 "seconds |")
+    settings.out(
+        f"\nprediction (predict_rows from a table, LSTM hidden 128, 200 steps): "
+        f"{n / timed(run, settings.reps):.0f} series/s"
+    )
+    settings.out(
+        "\n| series (100 steps) | table MB | peak RSS of bioseqnn predict, MiB | seconds |"
+    )
     settings.out("|---:|---:|---:|---:|")
     for count in (1_000, 10_000 if settings.quick else 100_000):
         big = tmp / f"series_rss{count}.tsv"
         size = write_series(big, count, 100, seed=count)
-        wall, rss, code = _cli(["predict", str(model), str(big), "-o",
-                                str(tmp / "series_rss.tsv"), "--quiet"])
+        wall, rss, code = _cli(
+            ["predict", str(model), str(big), "-o", str(tmp / "series_rss.tsv"), "--quiet"]
+        )
         status = "" if code == 0 else f" (exit {code})"
         settings.out(f"| {count:,} | {size / 1e6:.0f} | {rss}{status} | {wall:.1f} |")
         big.unlink()
 
 
-def write_genome_and_vcf(tmp: Path, n: int, chrom_length: int = 5_000_000,
-                         seed: int = 0) -> tuple[Path, Path]:
+def write_genome_and_vcf(
+    tmp: Path, n: int, chrom_length: int = 5_000_000, seed: int = 0
+) -> tuple[Path, Path]:
     """A random genome of two chromosomes and a sorted VCF of ``n`` variants on it (90%
     SNVs, 5% deletions and 5% insertions of 1-10 bases; REF as in the genome)."""
     rng = np.random.default_rng(seed)
     letters = np.frombuffer(b"ACGT", dtype=np.uint8)
     fasta, vcf = tmp / "genome.fa", tmp / f"variants{n}.vcf"
-    seqs = {f"chr{i + 1}": letters[rng.integers(0, 4, chrom_length)].tobytes()
-            for i in range(2)}
+    seqs = {f"chr{i + 1}": letters[rng.integers(0, 4, chrom_length)].tobytes() for i in range(2)}
     if not fasta.exists():
         with open(fasta, "wb") as fh:
             for name, seq in seqs.items():
                 fh.write(b">" + name.encode() + b"\n")
                 fh.writelines(seq[i : i + 60] + b"\n" for i in range(0, len(seq), 60))
     with open(vcf, "w") as fh:
-        fh.write("##fileformat=VCFv4.2\n" + "".join(
-            f"##contig=<ID={c},length={chrom_length}>\n" for c in seqs)
-            + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        fh.write(
+            "##fileformat=VCFv4.2\n"
+            + "".join(f"##contig=<ID={c},length={chrom_length}>\n" for c in seqs)
+            + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        )
         for k, chrom in enumerate(seqs):
             bases = seqs[chrom].decode()
             count = n // 2 + (n % 2 if k == 0 else 0)
-            positions = np.sort(rng.choice(np.arange(1000, chrom_length - 1000), count,
-                                           replace=False))
+            positions = np.sort(
+                rng.choice(np.arange(1000, chrom_length - 1000), count, replace=False)
+            )
             kinds = rng.random(count)
             sizes = rng.integers(1, 11, count)
             rows = []
@@ -578,8 +661,10 @@ def _window_model(tmp: Path, width: int) -> Path:
     fasta = tmp / f"windows{width}.fa"
     write_fasta(fasta, np.full(256, width), seed=7)
     labels = tmp / f"windows{width}.csv"
-    labels.write_text("id,y\n" + "".join(f"seq{i},{'ab'[int(v)]}\n"
-                                         for i, v in enumerate(rng.integers(0, 2, 256))))
+    labels.write_text(
+        "id,y\n"
+        + "".join(f"seq{i},{'ab'[int(v)]}\n" for i, v in enumerate(rng.integers(0, 2, 256)))
+    )
     cfg = RunConfig()
     cfg.model.arch, cfg.model.channels, cfg.model.kernel_sizes = "cnn", [32, 32], [9, 5]
     cfg.model.dilations, cfg.model.pool_sizes = [1, 1], [4, 1]
@@ -593,34 +678,60 @@ def bench_variants(settings: Settings, tmp: Path) -> None:
     try:
         import pysam  # noqa: F401
     except ImportError:
-        settings.out("\n## Variant effects: skipped (pysam is not installed: "
-                     "pip install 'bioseqnn[genome]')")
+        settings.out(
+            "\n## Variant effects: skipped (pysam is not installed: pip install 'bioseqnn[genome]')"
+        )
         return
-    settings.out("\n## Variant effects (`bioseqnn variants`, a subprocess: start-up, VCF "
-                 "reading, windows, batched prediction, writing; CNN channels 32,32, kernels "
-                 "9,5, pooling 4,1; batch 256)")
+    settings.out(
+        "\n## Variant effects (`bioseqnn variants`, a subprocess: start-up, VCF "
+        "reading, windows, batched prediction, writing; CNN channels 32,32, kernels "
+        "9,5, pooling 4,1; batch 256)"
+    )
     model = _window_model(tmp, 1000)
     settings.out("| variants | window | output | variants/s | peak RSS MiB | seconds |")
     settings.out("|---:|---:|---|---:|---:|---:|")
     sizes = (10_000,) if settings.quick else (10_000, 100_000)
-    runs = [(n, width, suffix) for n in sizes for width in (1000, 200)
-            for suffix in ((".tsv", ".vcf.gz") if n == sizes[-1] and width == 1000
-                           else (".tsv",))]
+    runs = [
+        (n, width, suffix)
+        for n in sizes
+        for width in (1000, 200)
+        for suffix in ((".tsv", ".vcf.gz") if n == sizes[-1] and width == 1000 else (".tsv",))
+    ]
     for n, width, suffix in runs:
         fasta, vcf = write_genome_and_vcf(tmp, n)
         out = tmp / f"effects{suffix}"
-        wall, rss, code = _cli(["variants", str(model), str(vcf), "--genome", str(fasta),
-                                "--window", str(width), "-o", str(out), "--quiet",
-                                "--threads", str(settings.threads)])
+        wall, rss, code = _cli(
+            [
+                "variants",
+                str(model),
+                str(vcf),
+                "--genome",
+                str(fasta),
+                "--window",
+                str(width),
+                "-o",
+                str(out),
+                "--quiet",
+                "--threads",
+                str(settings.threads),
+            ]
+        )
         status = "" if code == 0 else f" (exit {code})"
-        settings.out(f"| {n:,} | {width} | {suffix[1:]} | {n / wall:.0f}{status} | {rss} | "
-                     f"{wall:.1f} |")
+        settings.out(
+            f"| {n:,} | {width} | {suffix[1:]} | {n / wall:.0f}{status} | {rss} | {wall:.1f} |"
+        )
 
 
 RUNNERS: dict[str, Callable[[Settings, Path], None]] = {
-    "parse": bench_parse, "train": bench_train, "varlen": bench_varlen,
-    "predict": bench_predict, "rss": bench_rss, "startup": bench_startup,
-    "generate": bench_generate, "series": bench_series, "structure": bench_structure,
+    "parse": bench_parse,
+    "train": bench_train,
+    "varlen": bench_varlen,
+    "predict": bench_predict,
+    "rss": bench_rss,
+    "startup": bench_startup,
+    "generate": bench_generate,
+    "series": bench_series,
+    "structure": bench_structure,
     "variants": bench_variants,
 }
 
@@ -641,27 +752,34 @@ def machine() -> str:
     flags = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
         words = next((ln for ln in fh if ln.startswith("flags")), "").split()
-        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-                          if f in words)
-    gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
-           else "none (CUDA not available; all figures are CPU)")
+        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in words)
+    gpu = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else "none (CUDA not available; all figures are CPU)"
+    )
     from bioseqnn.models import native
 
-    return (f"{cpu} ({flags}); {runtime.default_threads()} cores available, "
-            f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-            f"Python {platform.python_version()}; compiled recurrent kernels: "
-            f"{native.instruction_set()}; THP_MEM_ALLOC_ENABLE="
-            f"{os.environ.get('THP_MEM_ALLOC_ENABLE', '')}; GPU: {gpu}")
+    return (
+        f"{cpu} ({flags}); {runtime.default_threads()} cores available, "
+        f"{torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+        f"Python {platform.python_version()}; compiled recurrent kernels: "
+        f"{native.instruction_set()}; THP_MEM_ALLOC_ENABLE="
+        f"{os.environ.get('THP_MEM_ALLOC_ENABLE', '')}; GPU: {gpu}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/bench.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="fewer and smaller runs")
-    parser.add_argument("--only", action="append", choices=SECTIONS,
-                        help="run only this section (repeatable)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (0 = the cores available)")
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run only this section (repeatable)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0 = the cores available)"
+    )
     args = parser.parse_args(argv)
     threads = runtime.configure_threads(args.threads)
     settings = Settings(args.quick, threads, _say)

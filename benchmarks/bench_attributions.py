@@ -75,17 +75,18 @@ def throughput(model: Path, fasta: Path, method: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/bench_attributions.py",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/bench_attributions.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--n", type=int, default=200, help="sequences timed")
     parser.add_argument("--length", type=int, default=200, help="their length")
-    parser.add_argument("--long", type=int, default=100_000,
-                        help="length of the record for the peak memory")
+    parser.add_argument(
+        "--long", type=int, default=100_000, help="length of the record for the peak memory"
+    )
     args = parser.parse_args(argv)
     import torch
 
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} "
-          f"thread(s)")
+    print(f"CPU: {cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     with tempfile.TemporaryDirectory(prefix="bioseqnn-bench-") as name:
         tmp = Path(name)
         fasta = tmp / "timed.fa"
@@ -105,8 +106,19 @@ def main(argv: list[str] | None = None) -> int:
         for method in METHODS:
             if method == "ism" and args.long > 20_000:
                 continue  # 3 x L mutants of length L: quadratic work, not a memory figure
-            run = run_cli(["explain", str(models["cnn"]), str(long_fa), "--method", method,
-                           "-o", str(tmp / "out.tsv"), "--device", "cpu"])
+            run = run_cli(
+                [
+                    "explain",
+                    str(models["cnn"]),
+                    str(long_fa),
+                    "--method",
+                    method,
+                    "-o",
+                    str(tmp / "out.tsv"),
+                    "--device",
+                    "cpu",
+                ]
+            )
             if run.code != 0:
                 print(f"| {method} | failed ({run.stderr.strip()[-200:]}) | |")
                 continue

@@ -59,17 +59,22 @@ def run_cli(args: list[str]) -> Run:
     process (grown by generating data) would report this process's size.
     """
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m",
-                               "bioseqnn", *args], stdout=subprocess.PIPE, stderr=err,
-                              text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURE, sys.executable, "-m", "bioseqnn", *args],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            check=True,
+        )
         err.seek(0)
         text = err.read().decode(errors="replace")
     seconds, kib, code = proc.stdout.split()
     return Run(float(seconds), int(kib) / 1024, int(code), text)
 
 
-def write_records(fasta: Path, n: int, length: int, seed: int = 0,
-                  labels: Path | None = None, width: int = 60) -> int:
+def write_records(
+    fasta: Path, n: int, length: int, seed: int = 0, labels: Path | None = None, width: int = 60
+) -> int:
     """``n`` random DNA records of ``length`` (and a binary label CSV); the FASTA size."""
     rng = np.random.default_rng(seed)
     label_fh = open(labels, "w", encoding="ascii") if labels else None  # noqa: SIM115
@@ -89,8 +94,9 @@ def write_records(fasta: Path, n: int, length: int, seed: int = 0,
                 fh.write(b"".join(out))
                 if label_fh is not None:
                     ys = rng.integers(0, 2, k)
-                    label_fh.write("".join(f"seq{start + j},{'ab'[y]}\n"
-                                           for j, y in enumerate(ys.tolist())))
+                    label_fh.write(
+                        "".join(f"seq{start + j},{'ab'[y]}\n" for j, y in enumerate(ys.tolist()))
+                    )
     finally:
         if label_fh is not None:
             label_fh.close()
@@ -100,8 +106,24 @@ def write_records(fasta: Path, n: int, length: int, seed: int = 0,
 def small_model(tmp: Path) -> Path:
     fasta, labels, model = tmp / "small.fa", tmp / "small.csv", tmp / "small.bsnn"
     write_records(fasta, 256, 100, seed=1, labels=labels)
-    run = run_cli(["train", str(fasta), str(labels), "-o", str(model), "--arch", "lstm",
-                   "--hidden-size", "32", "--epochs", "1", "--device", "cpu", "--quiet"])
+    run = run_cli(
+        [
+            "train",
+            str(fasta),
+            str(labels),
+            "-o",
+            str(model),
+            "--arch",
+            "lstm",
+            "--hidden-size",
+            "32",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     if run.code != 0:
         raise SystemExit(f"training the small model failed:\n{run.stderr}")
     return model
@@ -116,12 +138,25 @@ def bench_predict(sizes: list[int], tmp: Path, extra: list[str]) -> list[tuple[i
     for n in sizes:
         fasta = tmp / f"predict{n}.fa"
         size = write_records(fasta, n, 100, seed=n)
-        run = run_cli(["predict", str(model), str(fasta), "-o", str(tmp / "out.tsv"),
-                       "--device", "cpu", "--quiet", *extra])
+        run = run_cli(
+            [
+                "predict",
+                str(model),
+                str(fasta),
+                "-o",
+                str(tmp / "out.tsv"),
+                "--device",
+                "cpu",
+                "--quiet",
+                *extra,
+            ]
+        )
         fasta.unlink()
         status = "" if run.code == 0 else f" (exit {run.code}: {run.stderr.strip()[-200:]})"
-        print(f"| {n:,} | {size / 1e6:.0f} | {run.peak_mib:.0f}{status} | {run.seconds:.1f} |",
-              flush=True)
+        print(
+            f"| {n:,} | {size / 1e6:.0f} | {run.peak_mib:.0f}{status} | {run.seconds:.1f} |",
+            flush=True,
+        )
         results.append((n, run))
     if len(results) > 1:
         low, high = results[0][1].peak_mib, results[-1][1].peak_mib
@@ -139,13 +174,38 @@ def bench_train(mbs: list[float], tmp: Path, extra: list[str]) -> list[tuple[flo
         n = max(64, int(mb * 1e6 / (length * 61 / 60 + 12)))
         fasta, labels = tmp / "train.fa", tmp / "train.csv"
         size = write_records(fasta, n, length, seed=7, labels=labels)
-        run = run_cli(["train", str(fasta), str(labels), "-o", str(tmp / "big.bsnn"),
-                       "--arch", "cnn", "--channels", "8", "--kernel-sizes", "9",
-                       "--dilations", "1", "--pool-sizes", "4", "--epochs", "1",
-                       "--batch-size", "256", "--device", "cpu", "--quiet", *extra])
+        run = run_cli(
+            [
+                "train",
+                str(fasta),
+                str(labels),
+                "-o",
+                str(tmp / "big.bsnn"),
+                "--arch",
+                "cnn",
+                "--channels",
+                "8",
+                "--kernel-sizes",
+                "9",
+                "--dilations",
+                "1",
+                "--pool-sizes",
+                "4",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "256",
+                "--device",
+                "cpu",
+                "--quiet",
+                *extra,
+            ]
+        )
         status = "" if run.code == 0 else f" (exit {run.code}: {run.stderr.strip()[-200:]})"
-        print(f"| {size / 1e6:.0f} | {n:,} | {run.peak_mib:.0f}{status} | {run.seconds:.0f} |",
-              flush=True)
+        print(
+            f"| {size / 1e6:.0f} | {n:,} | {run.peak_mib:.0f}{status} | {run.seconds:.0f} |",
+            flush=True,
+        )
         results.append((size / 1e6, run))
         fasta.unlink()
         labels.unlink()
@@ -153,8 +213,10 @@ def bench_train(mbs: list[float], tmp: Path, extra: list[str]) -> list[tuple[flo
         (x0, r0), (x1, r1) = results[0], results[-1]
         slope = (r1.peak_mib - r0.peak_mib) / (x1 - x0)
         at_gb = r1.peak_mib + slope * (1000 - x1)
-        print(f"slope {slope:.2f} MiB per MB of FASTA; a straight line through the measured "
-              f"points gives about {at_gb / 1024:.1f} GiB for a 1 GB FASTA")
+        print(
+            f"slope {slope:.2f} MiB per MB of FASTA; a straight line through the measured "
+            f"points gives about {at_gb / 1024:.1f} GiB for a 1 GB FASTA"
+        )
     return results
 
 
@@ -171,9 +233,25 @@ def write_with_long_record(fasta: Path, n: int, short: int, long: int, seed: int
 def bench_long(longs: list[int], tmp: Path, extra: list[str]) -> list[tuple[int, Run, Run]]:
     train_fa, model = tmp / "lm_train.fa", tmp / "lm.bsnn"
     write_records(train_fa, 300, 50, seed=3)
-    run = run_cli(["train", str(train_fa), "--task", "language-model", "--arch", "gru",
-                   "--hidden-size", "8", "--epochs", "1", "-o", str(model), "--device", "cpu",
-                   "--quiet"])
+    run = run_cli(
+        [
+            "train",
+            str(train_fa),
+            "--task",
+            "language-model",
+            "--arch",
+            "gru",
+            "--hidden-size",
+            "8",
+            "--epochs",
+            "1",
+            "-o",
+            str(model),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     if run.code != 0:
         raise SystemExit(f"training the language model failed:\n{run.stderr}")
     print("## Peak RSS with one long record among 3,000 of 50 nt (DNA language model, GRU 8)")
@@ -183,10 +261,32 @@ def bench_long(longs: list[int], tmp: Path, extra: list[str]) -> list[tuple[int,
     for long in longs:
         fasta = tmp / "long.fa"
         write_with_long_record(fasta, 3_000, 50, long)
-        ev = run_cli(["evaluate", str(model), str(fasta), "-o", str(tmp / "ev.json"),
-                      "--device", "cpu", "--quiet", *extra])
-        pr = run_cli(["predict", str(model), str(fasta), "-o", str(tmp / "out.tsv"),
-                      "--device", "cpu", "--quiet", *extra])
+        ev = run_cli(
+            [
+                "evaluate",
+                str(model),
+                str(fasta),
+                "-o",
+                str(tmp / "ev.json"),
+                "--device",
+                "cpu",
+                "--quiet",
+                *extra,
+            ]
+        )
+        pr = run_cli(
+            [
+                "predict",
+                str(model),
+                str(fasta),
+                "-o",
+                str(tmp / "out.tsv"),
+                "--device",
+                "cpu",
+                "--quiet",
+                *extra,
+            ]
+        )
         cells = []
         for r in (ev, pr):
             status = "" if r.code == 0 else f" (exit {r.code}: {r.stderr.strip()[-200:]})"
@@ -198,14 +298,19 @@ def bench_long(longs: list[int], tmp: Path, extra: list[str]) -> list[tuple[int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/bench_memory.py",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/bench_memory.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("what", choices=("predict", "train", "long"))
-    parser.add_argument("--sizes", default="10000,1000000",
-                        help="predict: numbers of sequences, comma-separated")
+    parser.add_argument(
+        "--sizes", default="10000,1000000", help="predict: numbers of sequences, comma-separated"
+    )
     parser.add_argument("--mb", default="50,250", help="train: FASTA sizes in MB")
-    parser.add_argument("--long", default="300000,3000000",
-                        help="long: lengths of the one long record, comma-separated")
+    parser.add_argument(
+        "--long",
+        default="300000,3000000",
+        help="long: lengths of the one long record, comma-separated",
+    )
     parser.add_argument("--tmp", default=None, help="folder for the generated files")
     args, extra = parser.parse_known_args(argv)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:

@@ -165,8 +165,11 @@ def _fmt(value: Any) -> str:
 
 def _lengths_summary(data: SequenceSet) -> dict[str, float]:
     lengths = data.lengths
-    return {"min": int(lengths.min()), "max": int(lengths.max()),
-            "mean": round(float(lengths.mean()), 2)}
+    return {
+        "min": int(lengths.min()),
+        "max": int(lengths.max()),
+        "mean": round(float(lengths.mean()), 2),
+    }
 
 
 def train(
@@ -230,9 +233,22 @@ def train(
     API names data given in memory so).
     """
     cfg = _resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
-    src = _TrainInputs(fasta, labels, val_fasta, val_labels, position_mask, id_column, targets,
-                       sequence_column, task, alphabet, on_invalid, ignore_unmatched,
-                       series_columns, genome)
+    src = _TrainInputs(
+        fasta,
+        labels,
+        val_fasta,
+        val_labels,
+        position_mask,
+        id_column,
+        targets,
+        sequence_column,
+        task,
+        alphabet,
+        on_invalid,
+        ignore_unmatched,
+        series_columns,
+        genome,
+    )
     log_file = _check_outputs(output, log_path, cfg, src)
     tc = cfg.training
     lm = task == LANGUAGE_MODEL
@@ -240,8 +256,9 @@ def train(
     parent: Parent | None = None
     if tc.init_from:
         parent = load_parent(tc.init_from, tc.init_member or None)
-        pools = not lm and not (task == "per-position" or (
-            sequence_column is None and is_fasta(labels)))
+        pools = not lm and not (
+            task == "per-position" or (sequence_column is None and is_fasta(labels))
+        )
         cfg = dataclasses.replace(cfg, model=inherit(parent, cfg.model, pools))
         if lm:
             check_causal(cfg.model)
@@ -253,7 +270,8 @@ def train(
 
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
-        not lm and sequence_column is None and is_fasta(labels))
+        not lm and sequence_column is None and is_fasta(labels)
+    )
     loaded = _load_training_data(src, cfg, lm, per_position)
     spec, alpha, data, explicit_val = loaded.spec, loaded.alpha, loaded.data, loaded.val
     primary = loaded.primary
@@ -267,8 +285,11 @@ def train(
     digests = record_digests(data, canonical)
     if not lm:
         _report_conflicts(spec, data, digests, display_name(labels or primary))
-    train_digest = digests if explicit_val is None else np.concatenate(
-        [digests, record_digests(explicit_val, canonical)])
+    train_digest = (
+        digests
+        if explicit_val is None
+        else np.concatenate([digests, record_digests(explicit_val, canonical)])
+    )
     if parent is not None and parent.train_digest is not None:
         # a fine-tuned model has learnt the parent's training sequences too: evaluate
         # finds test records among them as well
@@ -276,43 +297,92 @@ def train(
     # the automatic settings (arch 'auto': the default recipe's network, a language model's
     # reading left to right; empty pool sizes, by task and sequence length) made concrete:
     # the model file records them
-    cfg = dataclasses.replace(cfg, model=resolve_model(
-        cfg.model, per_position, lm, float(np.median(data.lengths)) if len(data) else None))
+    cfg = dataclasses.replace(
+        cfg,
+        model=resolve_model(
+            cfg.model, per_position, lm, float(np.median(data.lengths)) if len(data) else None
+        ),
+    )
     folds, train_set, val_set = _split(data, explicit_val, spec, tc)
     if parent is not None:
-        check_overlap(parent, digests if folds is not None else record_digests(
-            val_set, canonical) if val_set is not None else np.zeros(0, np.uint64))
-    tc = _weigh_classes(spec, train_set, tc, cfg.training,
-                        folds is not None or (val_set is not None and len(val_set) > 0))
+        check_overlap(
+            parent,
+            digests
+            if folds is not None
+            else record_digests(val_set, canonical)
+            if val_set is not None
+            else np.zeros(0, np.uint64),
+        )
+    tc = _weigh_classes(
+        spec,
+        train_set,
+        tc,
+        cfg.training,
+        folds is not None or (val_set is not None and len(val_set) > 0),
+    )
     if on_ready is not None:
-        on_ready({"task": spec.kind, "monitor": tc.monitor,
-                  "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna")
-                  and not (per_position or lm),
-                  "longest": max(int(part.lengths.max()) for part in (data, explicit_val)
-                                 if part is not None and len(part))})
+        on_ready(
+            {
+                "task": spec.kind,
+                "monitor": tc.monitor,
+                "strands": isinstance(alpha, Alphabet)
+                and alpha.name in ("dna", "rna")
+                and not (per_position or lm),
+                "longest": max(
+                    int(part.lengths.max())
+                    for part in (data, explicit_val)
+                    if part is not None and len(part)
+                ),
+            }
+        )
 
     n_members = tc.cv or tc.ensemble
-    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs,
-                        per_position or lm)
+    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs, per_position or lm)
     if problem:  # validate() assumed an alphabet's channels and one output
-        raise UsageError(f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
-                         "outputs; lower those settings")
+        raise UsageError(
+            f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
+            "outputs; lower those settings"
+        )
     oof = OutOfFold(spec) if folds is not None else None
     # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
     # members share the training and validation records (the split used the run's seed);
     # cross-validation member i trains on the other folds and validates on fold i.
     plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
-        fold_sets(data, folds, tc.cv) if folds is not None
-        else ((i, train_set, val_set) for i in range(n_members)))
-    run = _MemberRun(cfg, tc, spec, alpha, device, ranks, per_position, lm, parent, n_members,
-                     oof, resume, complement_table(alpha) if (tc.rc_augment or tc.rc_average)
-                     and isinstance(alpha, Alphabet) else None)
+        fold_sets(data, folds, tc.cv)
+        if folds is not None
+        else ((i, train_set, val_set) for i in range(n_members))
+    )
+    run = _MemberRun(
+        cfg,
+        tc,
+        spec,
+        alpha,
+        device,
+        ranks,
+        per_position,
+        lm,
+        parent,
+        n_members,
+        oof,
+        resume,
+        complement_table(alpha)
+        if (tc.rc_augment or tc.rc_average) and isinstance(alpha, Alphabet)
+        else None,
+    )
     epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
     try:
         members, results = _train_members(
-            run, plans, reporter, _both(epoch_log, on_epoch),
-            (train_set, val_set, display_name(primary),
-             display_name(val_fasta or val_labels or primary)))
+            run,
+            plans,
+            reporter,
+            _both(epoch_log, on_epoch),
+            (
+                train_set,
+                val_set,
+                display_name(primary),
+                display_name(val_fasta or val_labels or primary),
+            ),
+        )
     finally:
         epoch_log.close()
     final_model: Predictor = members[0]
@@ -324,20 +394,28 @@ def train(
             _write_oof(oof, default_oof_path(output))
     elif n_members > 1:
         final_model = Ensemble(members, spec.kind)
-        result = _ensemble_result(final_model, results, spec, featurizer(alpha), val_set, tc,
-                                  device)
+        result = _ensemble_result(
+            final_model, results, spec, featurizer(alpha), val_set, tc, device
+        )
 
     collapsed = collapse_warning(spec, result.best) if ranks.main else None
     if collapsed:
         log.warning(collapsed)
-    manifest = _manifest(run, members[0], result, results, (data, train_set, val_set),
-                         source_names or [display_name(p) for p in (fasta, labels)
-                                          if p is not None], genome)
+    manifest = _manifest(
+        run,
+        members[0],
+        result,
+        results,
+        (data, train_set, val_set),
+        source_names or [display_name(p) for p in (fasta, labels) if p is not None],
+        genome,
+    )
     final_model.cpu()
     if ranks.main:
         save_bundle(output, final_model, manifest, train_digest)
-    return TrainOutcome(Path(output), manifest, result, log_file, model=final_model,
-                        main=ranks.main)
+    return TrainOutcome(
+        Path(output), manifest, result, log_file, model=final_model, main=ranks.main
+    )
 
 
 @dataclass(frozen=True)
@@ -361,9 +439,14 @@ class _TrainInputs:
 
     def named(self, cfg: RunConfig) -> dict[str, Any]:
         """The inputs by the names the command line gives them (for path checks)."""
-        return {"SEQUENCES": self.fasta, "LABELS": self.labels, "--val-fasta": self.val_fasta,
-                "--val-labels": self.val_labels, "--position-mask": self.position_mask,
-                "--init-from": cfg.training.init_from}
+        return {
+            "SEQUENCES": self.fasta,
+            "LABELS": self.labels,
+            "--val-fasta": self.val_fasta,
+            "--val-labels": self.val_labels,
+            "--position-mask": self.position_mask,
+            "--init-from": cfg.training.init_from,
+        }
 
 
 @dataclass
@@ -395,33 +478,56 @@ class _MemberRun:
     complement: np.ndarray | None
 
 
-def _resolve_settings(cfg: RunConfig, init_from: str | os.PathLike[str] | None,
-                      freeze_backbone: bool | None, init_member: int | None) -> RunConfig:
-    given: dict[str, Any] = {"init_from": None if init_from is None else str(init_from),
-                             "freeze_backbone": freeze_backbone, "init_member": init_member}
+def _resolve_settings(
+    cfg: RunConfig,
+    init_from: str | os.PathLike[str] | None,
+    freeze_backbone: bool | None,
+    init_member: int | None,
+) -> RunConfig:
+    given: dict[str, Any] = {
+        "init_from": None if init_from is None else str(init_from),
+        "freeze_backbone": freeze_backbone,
+        "init_member": init_member,
+    }
     if any(v is not None for v in given.values()):
-        cfg = dataclasses.replace(cfg, training=dataclasses.replace(
-            cfg.training, **{k: v for k, v in given.items() if v is not None}))
+        cfg = dataclasses.replace(
+            cfg,
+            training=dataclasses.replace(
+                cfg.training, **{k: v for k, v in given.items() if v is not None}
+            ),
+        )
     validate(cfg)
     resolve_pooling(cfg.model)
     return cfg
 
 
-def _check_outputs(output: str | os.PathLike[str], log_path: str | os.PathLike[str] | None,
-                   cfg: RunConfig, src: _TrainInputs) -> Path:
+def _check_outputs(
+    output: str | os.PathLike[str],
+    log_path: str | os.PathLike[str] | None,
+    cfg: RunConfig,
+    src: _TrainInputs,
+) -> Path:
     """Refuse outputs that would overwrite an input or each other; the log's path."""
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
-    check_one_stdin(SEQUENCES=src.fasta, LABELS=src.labels, **{
-        "--val-fasta": src.val_fasta, "--val-labels": src.val_labels,
-        "--position-mask": src.position_mask})
+    check_one_stdin(
+        SEQUENCES=src.fasta,
+        LABELS=src.labels,
+        **{
+            "--val-fasta": src.val_fasta,
+            "--val-labels": src.val_labels,
+            "--position-mask": src.position_mask,
+        },
+    )
     inputs = src.named(cfg)
     check_output_path(output, inputs)
     log_file = Path(log_path) if log_path else default_log_path(output)
     check_output_path(log_file, inputs)
     if os.path.realpath(log_file) == os.path.realpath(output):
-        raise UsageError(f"{log_file}: the metrics log and the model file (-o) are one file; "
-                         "give --log another name")
+        raise UsageError(
+            f"{log_file}: the metrics log and the model file (-o) are one file; "
+            "give --log another name"
+        )
     if cfg.training.cv:
         check_output_path(default_oof_path(output), inputs)
     tc = cfg.training
@@ -434,34 +540,48 @@ def _check_outputs(output: str | os.PathLike[str], log_path: str | os.PathLike[s
 def _check_variant(src: _TrainInputs, cfg: RunConfig, lm: bool) -> None:
     """The option rules of a language model and of genome intervals, before any read."""
     if lm:
-        _check_lm_inputs(src.fasta, src.labels, src.sequence_column, src.position_mask,
-                         src.val_labels, cfg.training)
+        _check_lm_inputs(
+            src.fasta,
+            src.labels,
+            src.sequence_column,
+            src.position_mask,
+            src.val_labels,
+            cfg.training,
+        )
         check_causal(cfg.model)  # before reading any data
-    elif (src.val_fasta is None) != (src.val_labels is None) and src.sequence_column is None \
-            and src.genome is None:
+    elif (
+        (src.val_fasta is None) != (src.val_labels is None)
+        and src.sequence_column is None
+        and src.genome is None
+    ):
         raise UsageError("--val-fasta and --val-labels go together")
     if src.genome is not None:
-        check_genome_training(src.genome, lm=lm, task=src.task,
-                              sequence_column=src.sequence_column,
-                              series_columns=src.series_columns,
-                              position_mask=src.position_mask)
+        check_genome_training(
+            src.genome,
+            lm=lm,
+            task=src.task,
+            sequence_column=src.sequence_column,
+            series_columns=src.series_columns,
+            position_mask=src.position_mask,
+        )
 
 
-def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool,
-                        per_position: bool) -> _Loaded:
+def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool, per_position: bool) -> _Loaded:
     """Read the training (and given validation) records of whichever variant this is:
     a language model's sequences, genome intervals, per-residue labels, or labelled
     records (sequences or numeric series)."""
     tc = cfg.training
     fasta, labels = src.fasta, src.labels
     if (per_position or lm) and cfg.model.pooling != "auto":
-        log.warning("--pooling %s is not used: this model has one output per position",
-                    cfg.model.pooling)
+        log.warning(
+            "--pooling %s is not used: this model has one output per position", cfg.model.pooling
+        )
     if src.position_mask is not None and not per_position:
         raise UsageError("--position-mask applies to per-position labels (--task per-position)")
     if per_position and (tc.rc_augment or tc.rc_average):
-        raise UsageError("--rc-augment and --rc-average are not available for per-position "
-                         "labelling")
+        raise UsageError(
+            "--rc-augment and --rc-average are not available for per-position labelling"
+        )
     if tc.structure != "none":
         _check_structure_options(tc, lm)
     primary = fasta if fasta is not None else labels  # where the sequences are
@@ -470,11 +590,14 @@ def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool,
     if isinstance(src.series_columns, str):
         raise UsageError("series_columns takes a list of column names, e.g. ['ecg', 'ppg']")
     if src.series_columns and (lm or per_position):
-        raise UsageError("--series-columns applies to a numeric series table; a "
-                         f"{'language model' if lm else 'per-position model'} reads sequences")
+        raise UsageError(
+            "--series-columns applies to a numeric series table; a "
+            f"{'language model' if lm else 'per-position model'} reads sequences"
+        )
     if src.genome is None and fasta is not None and is_table(fasta):
-        _check_series_inputs(fasta, labels, lm, per_position, src.sequence_column, tc,
-                             src.id_column)
+        _check_series_inputs(
+            fasta, labels, lm, per_position, src.sequence_column, tc, src.id_column
+        )
     elif src.series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
         _refuse_series_columns(primary)
     if lm:
@@ -483,44 +606,73 @@ def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool,
     if src.genome is not None:
         assert fasta is not None
         spec, alpha, data, val = load_intervals_for_training(
-            src.genome, fasta, labels, src.val_fasta, src.val_labels, task=src.task,
-            id_column=src.id_column, targets=src.targets, alphabet=src.alphabet,
-            on_invalid=src.on_invalid, ignore_unmatched=src.ignore_unmatched, cv=tc.cv)
+            src.genome,
+            fasta,
+            labels,
+            src.val_fasta,
+            src.val_labels,
+            task=src.task,
+            id_column=src.id_column,
+            targets=src.targets,
+            alphabet=src.alphabet,
+            on_invalid=src.on_invalid,
+            ignore_unmatched=src.ignore_unmatched,
+            cv=tc.cv,
+        )
         return _Loaded(spec, alpha, data, val, primary)
     if labels is None:
-        raise UsageError("a labels table is required (or --sequence-column; --task "
-                         f"{LANGUAGE_MODEL} learns from sequences alone)")
+        raise UsageError(
+            "a labels table is required (or --sequence-column; --task "
+            f"{LANGUAGE_MODEL} learns from sequences alone)"
+        )
     if per_position:
         spec, alpha, data, val = load_for_training(
-            fasta, labels, src.val_fasta, src.val_labels, alphabet=src.alphabet,
-            mask=src.position_mask, id_column=src.id_column, targets=src.targets,
-            sequence_column=src.sequence_column, on_invalid=src.on_invalid,
-            ignore_unmatched=src.ignore_unmatched)
+            fasta,
+            labels,
+            src.val_fasta,
+            src.val_labels,
+            alphabet=src.alphabet,
+            mask=src.position_mask,
+            id_column=src.id_column,
+            targets=src.targets,
+            sequence_column=src.sequence_column,
+            on_invalid=src.on_invalid,
+            ignore_unmatched=src.ignore_unmatched,
+        )
         return _Loaded(spec, alpha, data, val, primary)
     return _load_labelled(src, labels, tc, primary)
 
 
-def _load_lm(fasta: str | os.PathLike[str], src: _TrainInputs,
-             primary: str | os.PathLike[str]) -> _Loaded:
+def _load_lm(
+    fasta: str | os.PathLike[str], src: _TrainInputs, primary: str | os.PathLike[str]
+) -> _Loaded:
     data, lm_alpha, _ = read_inputs(fasta, src.alphabet, src.on_invalid)
     if isinstance(lm_alpha, SeriesSpec):
-        raise UsageError(f"--task {LANGUAGE_MODEL} learns from sequences; "
-                         f"{display_name(fasta)} is a numeric series table")
+        raise UsageError(
+            f"--task {LANGUAGE_MODEL} learns from sequences; "
+            f"{display_name(fasta)} is a numeric series table"
+        )
     data.positions = position_targets(data, lm_alpha)
     val: SequenceSet | None = None
     if src.val_fasta is not None:
-        val, _, _ = read_encoded(read_sequences(src.val_fasta), display_name(src.val_fasta),
-                                 lm_alpha, src.on_invalid)
+        val, _, _ = read_encoded(
+            read_sequences(src.val_fasta), display_name(src.val_fasta), lm_alpha, src.on_invalid
+        )
         val.positions = position_targets(val, lm_alpha)
     return _Loaded(lm_task(lm_alpha), lm_alpha, data, val, primary)
 
 
-def _load_labelled(src: _TrainInputs, labels: str | os.PathLike[str], tc: TrainConfig,
-                   primary: str | os.PathLike[str]) -> _Loaded:
+def _load_labelled(
+    src: _TrainInputs,
+    labels: str | os.PathLike[str],
+    tc: TrainConfig,
+    primary: str | os.PathLike[str],
+) -> _Loaded:
     series = SeriesOptions(src.id_column, src.series_columns)
     lsrc = LabelSource(labels, src.id_column, src.targets, src.sequence_column)
-    labeled, alpha = load_labeled(src.fasta, lsrc, src.alphabet, src.on_invalid,
-                                  src.ignore_unmatched, series)
+    labeled, alpha = load_labeled(
+        src.fasta, lsrc, src.alphabet, src.on_invalid, src.ignore_unmatched, series
+    )
     if isinstance(alpha, SeriesSpec):
         _refuse_strands(tc)  # a table from stdin is known as one only now
         # every record of the training input (the validation part too: label-free
@@ -535,15 +687,20 @@ def _load_labelled(src: _TrainInputs, labels: str | os.PathLike[str], tc: TrainC
     val: SequenceSet | None = None
     if src.val_labels is not None:
         vsrc = LabelSource(src.val_labels, src.id_column, labeled.targets, src.sequence_column)
-        vlabeled, _ = load_labeled(src.val_fasta, vsrc, alpha, src.on_invalid,
-                                   src.ignore_unmatched, series)
+        vlabeled, _ = load_labeled(
+            src.val_fasta, vsrc, alpha, src.on_invalid, src.ignore_unmatched, series
+        )
         val = vlabeled.data
         val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
     return _Loaded(spec, alpha, data, val, primary)
 
 
-def _fold(alpha: Alphabet | SeriesSpec | StructureInput, tc: TrainConfig, data: SequenceSet,
-          val: SequenceSet | None) -> StructureInput:
+def _fold(
+    alpha: Alphabet | SeriesSpec | StructureInput,
+    tc: TrainConfig,
+    data: SequenceSet,
+    val: SequenceSet | None,
+) -> StructureInput:
     """Fold every training and validation sequence (--structure)."""
     if not isinstance(alpha, Alphabet):
         raise UsageError("--structure folds RNA sequences; a numeric series has none")
@@ -552,20 +709,27 @@ def _fold(alpha: Alphabet | SeriesSpec | StructureInput, tc: TrainConfig, data: 
     for part in (data, val):
         if part is not None:
             with_structure(part, folding, torch.get_num_threads())
-    log.info("folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s", len(data) + len(
-        val or []), folding.version, tc.structure, time.perf_counter() - started)
+    log.info(
+        "folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s",
+        len(data) + len(val or []),
+        folding.version,
+        tc.structure,
+        time.perf_counter() - started,
+    )
     return folding
 
 
-def _split(data: SequenceSet, explicit_val: SequenceSet | None, spec: TaskSpec,
-           tc: TrainConfig) -> tuple[np.ndarray | None, SequenceSet, SequenceSet | None]:
+def _split(
+    data: SequenceSet, explicit_val: SequenceSet | None, spec: TaskSpec, tc: TrainConfig
+) -> tuple[np.ndarray | None, SequenceSet, SequenceSet | None]:
     """Folds (--cv), or the training and validation sets."""
     folds: np.ndarray | None = None
     val_set: SequenceSet | None
     if tc.cv:
         if explicit_val is not None:
-            raise UsageError("--cv holds out each fold in turn for validation: drop "
-                             "--val-fasta/--val-labels")
+            raise UsageError(
+                "--cv holds out each fold in turn for validation: drop --val-fasta/--val-labels"
+            )
         strata = data.targets if spec.kind in ("binary", "multiclass") else None
         folds = assign_folds(len(data), tc.cv, tc.seed, strata)
         if int(np.bincount(folds, minlength=tc.cv).min()) == 0:
@@ -587,34 +751,43 @@ def _split(data: SequenceSet, explicit_val: SequenceSet | None, spec: TaskSpec,
         if missing:
             raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
     if folds is not None:
-        log.info("records: %d in %d folds%s; each fold is held out once", len(data), tc.cv,
-                 " (stratified by class)" if spec.kind in ("binary", "multiclass") else "")
+        log.info(
+            "records: %d in %d folds%s; each fold is held out once",
+            len(data),
+            tc.cv,
+            " (stratified by class)" if spec.kind in ("binary", "multiclass") else "",
+        )
     else:
         log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
     return folds, train_set, val_set
 
 
-def _weigh_classes(spec: TaskSpec, train_set: SequenceSet, tc: TrainConfig,
-                   given: TrainConfig, validated: bool) -> TrainConfig:
+def _weigh_classes(
+    spec: TaskSpec, train_set: SequenceSet, tc: TrainConfig, given: TrainConfig, validated: bool
+) -> TrainConfig:
     """Class weights (set on ``spec``) and the monitor, resolved and reported."""
     counted = class_weight_targets(spec, train_set)
     imbalance = find_imbalance(spec, counted)
     spec.class_weights = resolve_class_weights(spec, tc.class_weight, counted, imbalance)
-    tc = dataclasses.replace(tc, monitor=resolve_monitor(tc.monitor, spec, imbalance,
-                                                         validated))
+    tc = dataclasses.replace(tc, monitor=resolve_monitor(tc.monitor, spec, imbalance, validated))
     if imbalance is not None:
         _report_imbalance(imbalance, spec, tc, given)
     if spec.class_weights:
         names = spec.targets if spec.kind == "multilabel" else spec.classes
-        log.info("class weights: %s", ", ".join(
-            f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)))
+        log.info(
+            "class weights: %s",
+            ", ".join(f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)),
+        )
     return tc
 
 
-def _train_members(run: _MemberRun, plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]],
-                   reporter: Reporter | None, on_epoch: Callable[[dict[str, Any]], None],
-                   checked: tuple[SequenceSet, SequenceSet | None, str, str]
-                   ) -> tuple[list[SequenceModel], list[TrainResult]]:
+def _train_members(
+    run: _MemberRun,
+    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]],
+    reporter: Reporter | None,
+    on_epoch: Callable[[dict[str, Any]], None],
+    checked: tuple[SequenceSet, SequenceSet | None, str, str],
+) -> tuple[list[SequenceModel], list[TrainResult]]:
     """Build and fit every member (one, an ensemble's, or one per fold)."""
     cfg, tc, spec, alpha = run.cfg, run.tc, run.spec, run.alpha
     train_set, val_set, train_name, val_name = checked
@@ -626,44 +799,79 @@ def _train_members(run: _MemberRun, plans: Iterable[tuple[int, SequenceSet, Sequ
             member_tc = _member_settings(tc, index, run.n_members)
             seed_everything(member_tc.seed)
             stage = "building"
-            model = SequenceModel(cfg.model, alpha.size, spec.n_outputs,
-                                  per_position=run.per_position, causal=run.lm)
+            model = SequenceModel(
+                cfg.model, alpha.size, spec.n_outputs, per_position=run.per_position, causal=run.lm
+            )
             if run.parent is not None:
                 start_from(model, run.parent, spec, tc.freeze_backbone)
             if index == 0:
                 _first_member(run, model, train_set, val_set, train_name, val_name)
             if run.oof is not None:
-                log.info("fold %d of %d: %d training, %d held-out records (seed %d)",
-                         index + 1, run.n_members, len(member_train), len(member_val or []),
-                         member_tc.seed)
+                log.info(
+                    "fold %d of %d: %d training, %d held-out records (seed %d)",
+                    index + 1,
+                    run.n_members,
+                    len(member_train),
+                    len(member_val or []),
+                    member_tc.seed,
+                )
             elif run.n_members > 1:
-                log.info("ensemble member %d of %d (seed %d)", index + 1, run.n_members,
-                         member_tc.seed)
-            tag = ({"fold" if run.oof is not None else "member": index + 1}
-                   if run.n_members > 1 else {})
+                log.info(
+                    "ensemble member %d of %d (seed %d)", index + 1, run.n_members, member_tc.seed
+                )
+            tag = (
+                {"fold" if run.oof is not None else "member": index + 1}
+                if run.n_members > 1
+                else {}
+            )
             stage = "training"
-            results.append(fit(
-                model, spec, featurizer(alpha), member_train, member_val, member_tc,
-                run.device,
-                reporter=_Tagged(reporter, tag) if run.ranks.main and reporter else None,
-                on_epoch=_tag_records(on_epoch, tag),
-                complement=run.complement, resume=run.resume, ranks=run.ranks))
+            results.append(
+                fit(
+                    model,
+                    spec,
+                    featurizer(alpha),
+                    member_train,
+                    member_val,
+                    member_tc,
+                    run.device,
+                    reporter=_Tagged(reporter, tag) if run.ranks.main and reporter else None,
+                    on_epoch=_tag_records(on_epoch, tag),
+                    complement=run.complement,
+                    resume=run.resume,
+                    ranks=run.ranks,
+                )
+            )
             members.append(model)
             if run.oof is not None:
                 assert member_val is not None
-                run.oof.add(index, model, featurizer(alpha), member_val, results[-1].best,
-                            tc.batch_size, run.device, tc.max_tokens or None)
+                run.oof.add(
+                    index,
+                    model,
+                    featurizer(alpha),
+                    member_val,
+                    results[-1].best,
+                    tc.batch_size,
+                    run.device,
+                    tc.max_tokens or None,
+                )
     except Exception as exc:
         if not out_of_memory(exc):
             raise
         size = model_size(cfg.model, alpha.size, spec.n_outputs, run.per_position or run.lm)
-        raise TrainingError(_training_out_of_memory(
-            stage, run.device, cfg.model, size.weights, train_set, tc)) from None
+        raise TrainingError(
+            _training_out_of_memory(stage, run.device, cfg.model, size.weights, train_set, tc)
+        ) from None
     return members, results
 
 
-def _first_member(run: _MemberRun, model: SequenceModel, train_set: SequenceSet,
-                  val_set: SequenceSet | None, train_name: str, val_name: str) -> None:
+def _first_member(
+    run: _MemberRun,
+    model: SequenceModel,
+    train_set: SequenceSet,
+    val_set: SequenceSet | None,
+    train_name: str,
+    val_name: str,
+) -> None:
     """Checks and reports made once, on the first member built."""
     if run.per_position:
         check_keeps_positions(model, run.cfg.model, run.alpha.size)
@@ -671,19 +879,29 @@ def _first_member(run: _MemberRun, model: SequenceModel, train_set: SequenceSet,
     if val_set is not None:
         check_lengths(model, val_set.ids, val_set.lengths, val_name, advice="train")
     n_params = count_parameters(model)
-    log.info("model: %s, %s parameters%s", describe(
-        {**run.cfg.to_dict()["model"], "pooling": resolve_pooling(run.cfg.model)},
-        run.per_position, run.lm),
-        f"{n_params:,}", f" per member, {run.n_members} members" if run.n_members > 1
-        else "")
+    log.info(
+        "model: %s, %s parameters%s",
+        describe(
+            {**run.cfg.to_dict()["model"], "pooling": resolve_pooling(run.cfg.model)},
+            run.per_position,
+            run.lm,
+        ),
+        f"{n_params:,}",
+        f" per member, {run.n_members} members" if run.n_members > 1 else "",
+    )
     if run.parent is not None:
         report_start(model, run.parent, run.spec, run.tc.freeze_backbone)
 
 
-def _manifest(run: _MemberRun, model: SequenceModel, result: TrainResult,
-              results: list[TrainResult],
-              sets: tuple[SequenceSet, SequenceSet, SequenceSet | None], sources: list[str],
-              genome: GenomeOptions | None) -> dict[str, Any]:
+def _manifest(
+    run: _MemberRun,
+    model: SequenceModel,
+    result: TrainResult,
+    results: list[TrainResult],
+    sets: tuple[SequenceSet, SequenceSet, SequenceSet | None],
+    sources: list[str],
+    genome: GenomeOptions | None,
+) -> dict[str, Any]:
     """The model file's manifest: the resolved settings, the data, the metrics."""
     cfg, tc, oof = run.cfg, run.tc, run.oof
     data, train_set, val_set = sets
@@ -702,8 +920,7 @@ def _manifest(run: _MemberRun, model: SequenceModel, result: TrainResult,
         "seed": tc.seed,
         **({"per_position": True} if run.per_position or run.lm else {}),
         "parameters": count_parameters(model) * run.n_members,
-        **({"init_from": run.parent.record(tc.freeze_backbone)}
-           if run.parent is not None else {}),
+        **({"init_from": run.parent.record(tc.freeze_backbone)} if run.parent is not None else {}),
         "data": {
             "sources": sources,
             "fingerprint_sha256": data.fingerprint(),
@@ -714,18 +931,30 @@ def _manifest(run: _MemberRun, model: SequenceModel, result: TrainResult,
             "lengths": _lengths_summary(data),
             **({"genome": genome.summary} if genome is not None else {}),
         },
-        "metrics": _metrics(result) if run.n_members == 1 else {
-            "monitor": result.monitor, "best": result.best, "final": result.final,
-            "seconds": round(result.seconds, 2), "cv": oof.summary(),
-            "members": [{"seed": tc.seed + i, "fold": i + 1, **_metrics(r)}
-                        for i, r in enumerate(results)]} if oof is not None else {
-            "monitor": result.monitor, "best": result.best, "final": result.final,
+        "metrics": _metrics(result)
+        if run.n_members == 1
+        else {
+            "monitor": result.monitor,
+            "best": result.best,
+            "final": result.final,
             "seconds": round(result.seconds, 2),
-            "members": [{"seed": tc.seed + i, **_metrics(r)} for i, r in enumerate(results)]},
+            "cv": oof.summary(),
+            "members": [
+                {"seed": tc.seed + i, "fold": i + 1, **_metrics(r)} for i, r in enumerate(results)
+            ],
+        }
+        if oof is not None
+        else {
+            "monitor": result.monitor,
+            "best": result.best,
+            "final": result.final,
+            "seconds": round(result.seconds, 2),
+            "members": [{"seed": tc.seed + i, **_metrics(r)} for i, r in enumerate(results)],
+        },
     }
 
-def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray,
-                      source: str) -> None:
+
+def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray, source: str) -> None:
     """Sequences that occur more than once with different labels, said in one line: a
     warning for classes (a model cannot fit both), a note for regression (replicates)."""
     found = conflicting_labels(data, digests)
@@ -733,8 +962,10 @@ def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray,
         return
     shown = "; ".join(" = ".join(repr(i) for i in ids) for ids in found.examples)
     what = "labels" if spec.is_classification else "target values"
-    message = (f"{source}: {found.sequences} sequence(s) occur more than once with different "
-               f"{what} ({found.records} records; e.g. {shown})")
+    message = (
+        f"{source}: {found.sequences} sequence(s) occur more than once with different "
+        f"{what} ({found.records} records; e.g. {shown})"
+    )
     if spec.is_classification:
         log.warning("%s: no model can fit both; check the labels", message)
     else:
@@ -744,16 +975,21 @@ def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray,
 def _check_structure_options(tc: TrainConfig, lm: bool) -> None:
     """What --structure cannot go with, said before any data is read."""
     if lm:
-        raise UsageError(f"--structure is not available for --task {LANGUAGE_MODEL} (a "
-                         "folding reads the whole sequence, the future included)")
+        raise UsageError(
+            f"--structure is not available for --task {LANGUAGE_MODEL} (a "
+            "folding reads the whole sequence, the future included)"
+        )
     if tc.rc_augment or tc.rc_average:
-        raise UsageError("--structure cannot go with --rc-augment or --rc-average: the reverse "
-                         "complement folds otherwise")
+        raise UsageError(
+            "--structure cannot go with --rc-augment or --rc-average: the reverse "
+            "complement folds otherwise"
+        )
     vienna()  # installed, or a usage error that says how
 
 
-def _report_imbalance(imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig,
-                      given: TrainConfig) -> None:
+def _report_imbalance(
+    imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig, given: TrainConfig
+) -> None:
     """One line: how imbalanced the labels are and what the defaults did about it."""
     what = "positions" if spec.kind == "per-position" else "records"
     done = []
@@ -762,27 +998,45 @@ def _report_imbalance(imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig,
     if given.monitor == "auto":
         done.append(f"--monitor {tc.monitor}")
     action = f": {' and '.join(done)}" if done else ""
-    log.info("imbalanced labels: %r is %.1f%% of the training %s%s (set --class-weight or "
-             "--monitor to choose otherwise)", imbalance.name, 100 * imbalance.share, what,
-             action)
+    log.info(
+        "imbalanced labels: %r is %.1f%% of the training %s%s (set --class-weight or "
+        "--monitor to choose otherwise)",
+        imbalance.name,
+        100 * imbalance.share,
+        what,
+        action,
+    )
 
 
-def _training_out_of_memory(stage: str, device: torch.device, model: ModelConfig,
-                            weights: int, data: SequenceSet, tc: TrainConfig) -> str:
+def _training_out_of_memory(
+    stage: str,
+    device: torch.device,
+    model: ModelConfig,
+    weights: int,
+    data: SequenceSet,
+    tc: TrainConfig,
+) -> str:
     """One line for memory that ran out while a model was built or trained: what took it
     and which settings (or records) to lower."""
-    held = (f"the model ({model.arch}, {sizing_settings(model)}): {weights:,} weights "
-            f"({_size_text(weights * 4)} as float32")
+    held = (
+        f"the model ({model.arch}, {sizing_settings(model)}): {weights:,} weights "
+        f"({_size_text(weights * 4)} as float32"
+    )
     if stage == "building":
         return f"out of memory on {device} building {held}); lower those settings"
     longest = int(np.argmax(data.lengths)) if len(data) else 0
-    record = (f", the longest record {data.ids[longest]!r} has "
-              f"{int(data.lengths[longest]):,} positions" if len(data) else "")
+    record = (
+        f", the longest record {data.ids[longest]!r} has {int(data.lengths[longest]):,} positions"
+        if len(data)
+        else ""
+    )
     cap = f"--max-tokens {tc.max_tokens}" if tc.max_tokens else "no --max-tokens"
-    return (f"out of memory on {device} training {held}, about four times that while "
-            f"training), batches of up to {tc.batch_size} records ({cap}){record}; lower "
-            "--batch-size or set --max-tokens, split or trim the longest records, or lower "
-            "the model's settings")
+    return (
+        f"out of memory on {device} training {held}, about four times that while "
+        f"training), batches of up to {tc.batch_size} records ({cap}){record}; lower "
+        "--batch-size or set --max-tokens, split or trim the longest records, or lower "
+        "the model's settings"
+    )
 
 
 def _size_text(n: int) -> str:
@@ -794,22 +1048,35 @@ def _size_text(n: int) -> str:
 
 
 def _check_lm_inputs(
-    fasta: str | os.PathLike[str] | None, labels: str | os.PathLike[str] | None,
-    sequence_column: str | None, position_mask: str | os.PathLike[str] | None,
-    val_labels: str | os.PathLike[str] | None, tc: TrainConfig,
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str] | None,
+    sequence_column: str | None,
+    position_mask: str | os.PathLike[str] | None,
+    val_labels: str | os.PathLike[str] | None,
+    tc: TrainConfig,
 ) -> None:
     """A language model learns from a FASTA alone."""
-    given = [name for name, value in (("a labels table", labels),
-                                      ("--sequence-column", sequence_column),
-                                      ("--position-mask", position_mask),
-                                      ("--val-labels", val_labels)) if value is not None]
+    given = [
+        name
+        for name, value in (
+            ("a labels table", labels),
+            ("--sequence-column", sequence_column),
+            ("--position-mask", position_mask),
+            ("--val-labels", val_labels),
+        )
+        if value is not None
+    ]
     if given:
-        raise UsageError(f"--task {LANGUAGE_MODEL} learns from the sequences alone; drop "
-                         f"{', '.join(given)}")
+        raise UsageError(
+            f"--task {LANGUAGE_MODEL} learns from the sequences alone; drop {', '.join(given)}"
+        )
     if fasta is None:
         raise UsageError(f"--task {LANGUAGE_MODEL} needs a FASTA of sequences")
-    for flag, on in (("--rc-augment", tc.rc_augment), ("--rc-average", tc.rc_average),
-                     ("--class-weight", tc.class_weight.strip() not in ("", "none", "auto"))):
+    for flag, on in (
+        ("--rc-augment", tc.rc_augment),
+        ("--rc-average", tc.rc_average),
+        ("--class-weight", tc.class_weight.strip() not in ("", "none", "auto")),
+    ):
         if on:
             raise UsageError(f"{flag} is not available for --task {LANGUAGE_MODEL}")
 
@@ -835,48 +1102,77 @@ def _rows_per_id(path: str | os.PathLike[str], id_column: str, limit: int = 5000
             opened.close()
 
 
-def _series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str],
-                     source: str) -> None:
+def _series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str], source: str) -> None:
     """What is probably a mistake in a series table, said once before training."""
     if int(data.lengths.max()) == 1:
-        log.warning("%s: every series is one time step long; a series table has one row per "
-                    "time step (is this the right table?)", source)
+        log.warning(
+            "%s: every series is one time step long; a series table has one row per "
+            "time step (is this the right table?)",
+            source,
+        )
     leaked = [c for c in spec.channels if c in targets]
     if leaked:
-        log.warning("%s: channel %r has the name of a target column: is the target among "
-                    "the inputs? (choose the channels with --series-columns)", source,
-                    leaked[0])
+        log.warning(
+            "%s: channel %r has the name of a target column: is the target among "
+            "the inputs? (choose the channels with --series-columns)",
+            source,
+            leaked[0],
+        )
 
 
 def _check_series_inputs(
-    table: str | os.PathLike[str], labels: str | os.PathLike[str] | None, lm: bool,
-    per_position: bool, sequence_column: str | None, tc: TrainConfig, id_column: str = "id",
+    table: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    lm: bool,
+    per_position: bool,
+    sequence_column: str | None,
+    tc: TrainConfig,
+    id_column: str = "id",
 ) -> None:
     """What a numeric series table (``table``, given where sequences go) cannot train."""
     name = display_name(table)
-    if labels is not None and str(labels) != STDIO and os.path.exists(labels) \
-            and os.path.samefile(table, labels):
-        raise UsageError(f"{name} is given as the series table and as the labels table; "
-                         "give the series (one row per time step), then the labels")
+    if (
+        labels is not None
+        and str(labels) != STDIO
+        and os.path.exists(labels)
+        and os.path.samefile(table, labels)
+    ):
+        raise UsageError(
+            f"{name} is given as the series table and as the labels table; "
+            "give the series (one row per time step), then the labels"
+        )
     if lm:
-        raise UsageError(f"--task {LANGUAGE_MODEL} learns from sequences (FASTA); {name} is "
-                         "a table")
+        raise UsageError(
+            f"--task {LANGUAGE_MODEL} learns from sequences (FASTA); {name} is a table"
+        )
     if per_position and is_fasta(labels):
-        raise UsageError(f"{name} is a table and {display_name(labels or '')} a FASTA: are the "
-                         "arguments in the right order (the sequences or series first, then the "
-                         "labels)? Per-position labels are for sequences")
+        raise UsageError(
+            f"{name} is a table and {display_name(labels or '')} a FASTA: are the "
+            "arguments in the right order (the sequences or series first, then the "
+            "labels)? Per-position labels are for sequences"
+        )
     if per_position:
-        raise UsageError("--task per-position is for sequences; a numeric series model "
-                         "predicts one row per series")
-    if labels is not None and is_table(labels) and _rows_per_id(table, id_column) == 1.0 \
-            and _rows_per_id(labels, id_column) > 1.0:
-        raise UsageError(f"{name} has one row per id and {display_name(labels)} several: are "
-                         "the arguments swapped? The series table (one row per time step) goes "
-                         "first, then the labels")
+        raise UsageError(
+            "--task per-position is for sequences; a numeric series model "
+            "predicts one row per series"
+        )
+    if (
+        labels is not None
+        and is_table(labels)
+        and _rows_per_id(table, id_column) == 1.0
+        and _rows_per_id(labels, id_column) > 1.0
+    ):
+        raise UsageError(
+            f"{name} has one row per id and {display_name(labels)} several: are "
+            "the arguments swapped? The series table (one row per time step) goes "
+            "first, then the labels"
+        )
     if sequence_column is not None:
-        raise UsageError(f"--sequence-column reads sequences from the labels table; {name} is "
-                         "a table of its own (a numeric series: give it without "
-                         "--sequence-column)")
+        raise UsageError(
+            f"--sequence-column reads sequences from the labels table; {name} is "
+            "a table of its own (a numeric series: give it without "
+            "--sequence-column)"
+        )
     _refuse_strands(tc)
 
 
@@ -886,15 +1182,23 @@ def _refuse_strands(tc: TrainConfig) -> None:
 
 
 def _refuse_series_columns(sequences: str | os.PathLike[str]) -> None:
-    raise UsageError("--series-columns applies to a numeric series table; "
-                     f"{display_name(sequences)} holds sequences")
+    raise UsageError(
+        "--series-columns applies to a numeric series table; "
+        f"{display_name(sequences)} holds sequences"
+    )
 
 
 def _metrics(result: TrainResult) -> dict[str, Any]:
-    return {"monitor": result.monitor, "resumed_from": result.resumed_from,
-            "best_epoch": result.best_epoch, "best": result.best,
-            "final": result.final, "epochs_run": len(result.history),
-            "stopped_early": result.stopped_early, "seconds": round(result.seconds, 2)}
+    return {
+        "monitor": result.monitor,
+        "resumed_from": result.resumed_from,
+        "best_epoch": result.best_epoch,
+        "best": result.best,
+        "final": result.final,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "seconds": round(result.seconds, 2),
+    }
 
 
 def _member_settings(tc: TrainConfig, index: int, members: int) -> TrainConfig:
@@ -917,17 +1221,38 @@ def _cv_result(oof: OutOfFold, results: list[TrainResult]) -> TrainResult:
     as ``best`` and ``final`` the pooled out-of-fold figures (logged with their spread)."""
     summary = oof.summary()
     pooled = summary["pooled"]
-    shown = [k for k in ("val_loss", "val_accuracy", "val_mcc", "val_r2", "val_pearson",
-                         "val_spearman", "val_perplexity", results[0].monitor)
-             if k in pooled and k in summary["mean"]]
-    log.info("cross-validation, %d folds: %s", summary["folds"], "; ".join(
-        f"{k} {summary['mean'][k]:.4f} ± {summary['sd'][k]:.4f} (pooled {pooled[k]:.4f})"
-        for k in dict.fromkeys(shown)))
+    shown = [
+        k
+        for k in (
+            "val_loss",
+            "val_accuracy",
+            "val_mcc",
+            "val_r2",
+            "val_pearson",
+            "val_spearman",
+            "val_perplexity",
+            results[0].monitor,
+        )
+        if k in pooled and k in summary["mean"]
+    ]
+    log.info(
+        "cross-validation, %d folds: %s",
+        summary["folds"],
+        "; ".join(
+            f"{k} {summary['mean'][k]:.4f} ± {summary['sd'][k]:.4f} (pooled {pooled[k]:.4f})"
+            for k in dict.fromkeys(shown)
+        ),
+    )
     history = [{"fold": i + 1, **r} for i, res in enumerate(results) for r in res.history]
-    return TrainResult(history=history, best=pooled, final=pooled,
-                       stopped_early=any(r.stopped_early for r in results),
-                       seconds=sum(r.seconds for r in results), monitor=results[0].monitor,
-                       resumed_from=results[0].resumed_from)
+    return TrainResult(
+        history=history,
+        best=pooled,
+        final=pooled,
+        stopped_early=any(r.stopped_early for r in results),
+        seconds=sum(r.seconds for r in results),
+        monitor=results[0].monitor,
+        resumed_from=results[0].resumed_from,
+    )
 
 
 def _write_oof(oof: OutOfFold, path: Path) -> None:
@@ -941,8 +1266,9 @@ def _write_oof(oof: OutOfFold, path: Path) -> None:
     log.info("wrote the out-of-fold predictions to %s", path)
 
 
-def _both(first: Callable[[dict[str, Any]], None],
-          second: Callable[[dict[str, Any]], None] | None) -> Callable[[dict[str, Any]], None]:
+def _both(
+    first: Callable[[dict[str, Any]], None], second: Callable[[dict[str, Any]], None] | None
+) -> Callable[[dict[str, Any]], None]:
     """One per-epoch sink that feeds two: the metrics log first (so a record is logged
     even when the second stops training)."""
     if second is None:
@@ -955,8 +1281,9 @@ def _both(first: Callable[[dict[str, Any]], None],
     return both
 
 
-def _tag_records(sink: Callable[[dict[str, Any]], None],
-                 tag: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+def _tag_records(
+    sink: Callable[[dict[str, Any]], None], tag: dict[str, Any]
+) -> Callable[[dict[str, Any]], None]:
     return lambda record: sink({**tag, **record})
 
 
@@ -979,9 +1306,15 @@ class _Tagged:
         self.inner.finish()
 
 
-def _ensemble_result(model: Ensemble, results: list[TrainResult], spec: TaskSpec,
-                     onehot: torch.nn.Module, val_set: SequenceSet | None, tc: TrainConfig,
-                     device: torch.device) -> TrainResult:
+def _ensemble_result(
+    model: Ensemble,
+    results: list[TrainResult],
+    spec: TaskSpec,
+    onehot: torch.nn.Module,
+    val_set: SequenceSet | None,
+    tc: TrainConfig,
+    device: torch.device,
+) -> TrainResult:
     """One result for the ensemble: every member's epochs (tagged with ``member``), and
     as ``best`` and ``final`` the ensemble's own validation metrics."""
     history = [{"member": i + 1, **r} for i, res in enumerate(results) for r in res.history]
@@ -989,15 +1322,31 @@ def _ensemble_result(model: Ensemble, results: list[TrainResult], spec: TaskSpec
     if val_set is not None and len(val_set):
         model.to(device).eval()
         onehot.to(device)
-        record = evaluate_set(model, onehot, spec, val_set, tc.batch_size, device, "val",
-                              max_tokens=tc.max_tokens or None)
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k in (
-            "val_loss", "val_accuracy", "val_r2", "val_spearman"))
+        record = evaluate_set(
+            model,
+            onehot,
+            spec,
+            val_set,
+            tc.batch_size,
+            device,
+            "val",
+            max_tokens=tc.max_tokens or None,
+        )
+        shown = ", ".join(
+            f"{k} {v:.4f}"
+            for k, v in record.items()
+            if k in ("val_loss", "val_accuracy", "val_r2", "val_spearman")
+        )
         log.info("ensemble of %d on the validation set: %s", len(results), shown)
-    return TrainResult(history=history, best=record, final=record,
-                       stopped_early=any(r.stopped_early for r in results),
-                       seconds=sum(r.seconds for r in results), monitor=results[0].monitor,
-                       resumed_from=results[0].resumed_from)
+    return TrainResult(
+        history=history,
+        best=record,
+        final=record,
+        stopped_early=any(r.stopped_early for r in results),
+        seconds=sum(r.seconds for r in results),
+        monitor=results[0].monitor,
+        resumed_from=results[0].resumed_from,
+    )
 
 
 def _length_policy(limit: int | None) -> str:
@@ -1027,53 +1376,80 @@ def combine(
         check_not_an_input(output, {"one of the MODELS": path})
     resolved = [Path(m).resolve() for m in models]
     if len(set(resolved)) < len(resolved):
-        log.warning("the same model file is given more than once: its members count that "
-                    "many times in the mean")
+        log.warning(
+            "the same model file is given more than once: its members count that "
+            "many times in the mean"
+        )
     bundles = [load_bundle(m) for m in models]
     first, base = bundles[0].manifest, str(models[0])
     members: list[SequenceModel] = []
     records: list[dict[str, Any]] = []
     for path, bundle in zip(models, bundles, strict=True):
         m = bundle.manifest
-        for key, what in (("alphabet", "alphabet"),
-                          ("input", "input (numeric series channels or their normalisation)"),
-                          ("structure", "RNA structure input (--structure)"),
-                          ("task", "task (classes, targets or target scaling)"),
-                          ("per_position", "task")):
+        for key, what in (
+            ("alphabet", "alphabet"),
+            ("input", "input (numeric series channels or their normalisation)"),
+            ("structure", "RNA structure input (--structure)"),
+            ("task", "task (classes, targets or target scaling)"),
+            ("per_position", "task"),
+        ):
             if _compared(m, key) != _compared(first, key):
-                raise UsageError(f"{display_name(path)} and {display_name(base)} differ in "
-                                 f"{what}; ensemble members must share them")
+                raise UsageError(
+                    f"{display_name(path)} and {display_name(base)} differ in "
+                    f"{what}; ensemble members must share them"
+                )
         if isinstance(bundle.model, Ensemble):
             members += list(bundle.model.members)  # type: ignore[arg-type]
-            records += [{"source": display_name(path), **r}
-                        for r in m["metrics"].get("members", [])]
+            records += [
+                {"source": display_name(path), **r} for r in m["metrics"].get("members", [])
+            ]
         else:
             members.append(bundle.model)
-            records.append({"source": display_name(path), "seed": m.get("seed"),
-                            **{k: v for k, v in m.get("metrics", {}).items()
-                               if k != "members"}})
+            records.append(
+                {
+                    "source": display_name(path),
+                    "seed": m.get("seed"),
+                    **{k: v for k, v in m.get("metrics", {}).items() if k != "members"},
+                }
+            )
     if len(members) > MAX_MEMBERS:
-        raise UsageError(f"an ensemble holds at most {MAX_MEMBERS} members, these files "
-                         f"hold {len(members)}")
+        raise UsageError(
+            f"an ensemble holds at most {MAX_MEMBERS} members, these files hold {len(members)}"
+        )
     manifest = dict(first)  # save_bundle sets the format fields and the member count
     manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     manifest["parameters"] = sum(count_parameters(m) for m in members)
     manifest["training"] = {**first.get("training", {}), "ensemble": len(members)}
     fingerprints = {b.manifest.get("data", {}).get("fingerprint_sha256") for b in bundles}
     if len(fingerprints) > 1:
-        manifest["data"] = {**first.get("data", {}), "note": "members trained on other data; "
-                            "see metrics.members for each member's source"}
+        manifest["data"] = {
+            **first.get("data", {}),
+            "note": "members trained on other data; see metrics.members for each member's source",
+        }
         log.warning("the members were trained on different data (fingerprints differ)")
-    manifest["metrics"] = {"monitor": first.get("metrics", {}).get("monitor", "val_loss"),
-                           "members": records}
+    manifest["metrics"] = {
+        "monitor": first.get("metrics", {}).get("monitor", "val_loss"),
+        "members": records,
+    }
     model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
     manifest["max_length_policy"] = _length_policy(model.max_length)
     digests = [b.train_digest for b in bundles]
-    written = save_bundle(output, model, manifest, None if any(d is None for d in digests)
-                          else np.concatenate([d for d in digests if d is not None]))
+    written = save_bundle(
+        output,
+        model,
+        manifest,
+        None
+        if any(d is None for d in digests)
+        else np.concatenate([d for d in digests if d is not None]),
+    )
     kinds = len({json.dumps(c, sort_keys=True) for c in written.get("member_models", [])})
-    log.info("wrote %s: an ensemble of %d members from %d model files%s", output,
-             len(members), len(models), f", of {kinds} network configurations" if kinds > 1 else "")
+    log.info(
+        "wrote %s: an ensemble of %d members from %d model files%s",
+        output,
+        len(members),
+        len(models),
+        f", of {kinds} network configurations" if kinds > 1 else "",
+    )
     return written
 
 
@@ -1145,43 +1521,73 @@ def predict(
     stats = PredictStats()
     if bundle.task.kind == LANGUAGE_MODEL:
         if rc_average or fmt != "tsv":
-            raise UsageError("a language model scores each sequence (one row per record); "
-                             f"{'--rc-average' if rc_average else '--format ' + fmt} does not "
-                             "apply")
-        scores = _across_files(paths, lambda p: score_rows(
-            bundle, _or_fasta(records_of(p), p), display_name(p), batch_size, dev,
-            on_invalid, stats, max_tokens=max_tokens or None))
+            raise UsageError(
+                "a language model scores each sequence (one row per record); "
+                f"{'--rc-average' if rc_average else '--format ' + fmt} does not "
+                "apply"
+            )
+        scores = _across_files(
+            paths,
+            lambda p: score_rows(
+                bundle,
+                _or_fasta(records_of(p), p),
+                display_name(p),
+                batch_size,
+                dev,
+                on_invalid,
+                stats,
+                max_tokens=max_tokens or None,
+            ),
+        )
         write_table(output, score_columns(), scores)
         return stats
     if bundle.task.kind == "per-position":
         if rc_average:
             raise UsageError("--rc-average is not available for per-position models")
-        predictions = itertools.chain.from_iterable(predict_positions(
-            bundle, _or_fasta(records_of(p), p), display_name(p), batch_size, dev, on_invalid)
-            for p in paths)
+        predictions = itertools.chain.from_iterable(
+            predict_positions(
+                bundle, _or_fasta(records_of(p), p), display_name(p), batch_size, dev, on_invalid
+            )
+            for p in paths
+        )
         stats.records = write_positions(bundle, predictions, output, fmt)
         return stats
     if fmt != "tsv":
-        raise UsageError(f"--format {fmt} is for per-position models; this model predicts "
-                         "one row per sequence (a .csv output name gives CSV)")
+        raise UsageError(
+            f"--format {fmt} is for per-position models; this model predicts "
+            "one row per sequence (a .csv output name gives CSV)"
+        )
     if rc_average and bundle.series is not None:
         raise UsageError("--rc-average is for DNA/RNA models; this model reads numeric series")
 
     def rows_of(path: str | os.PathLike[str]) -> Iterable[list[str]]:
         found = records_of(path)
-        opened = found if found is not None else open_model_input(
-            bundle, path, on_invalid, id_column)
-        return predict_rows(bundle, opened, display_name(path), batch_size, dev, on_invalid,
-                            stats, rc_average=rc_average, max_tokens=max_tokens or None)
+        opened = (
+            found if found is not None else open_model_input(bundle, path, on_invalid, id_column)
+        )
+        return predict_rows(
+            bundle,
+            opened,
+            display_name(path),
+            batch_size,
+            dev,
+            on_invalid,
+            stats,
+            rc_average=rc_average,
+            max_tokens=max_tokens or None,
+        )
 
     write_table(output, output_header(bundle), _across_files(paths, rows_of))
     return stats
 
 
-def _check_predict_paths(model: str | os.PathLike[str] | Bundle,
-                         sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                         output: str | os.PathLike[str], batch_size: int,
-                         max_tokens: int) -> list[str | os.PathLike[str]]:
+def _check_predict_paths(
+    model: str | os.PathLike[str] | Bundle,
+    sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    batch_size: int,
+    max_tokens: int,
+) -> list[str | os.PathLike[str]]:
     """The inputs as a list, once the sizes and the output are checked against them."""
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
@@ -1189,16 +1595,25 @@ def _check_predict_paths(model: str | os.PathLike[str] | Bundle,
         raise UsageError("max-tokens must be >= 0 (0 = no cap)")
     paths = _input_list(sequences)
     inputs: dict[str, str | os.PathLike[str] | None] = {
-        "MODEL": None if isinstance(model, Bundle) else model}
-    inputs.update({f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES": p
-                   for i, p in enumerate(paths)})
+        "MODEL": None if isinstance(model, Bundle) else model
+    }
+    inputs.update(
+        {
+            f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES": p
+            for i, p in enumerate(paths)
+        }
+    )
     check_one_stdin(**inputs)
     check_output_path(output, inputs)
     return paths
 
 
-def _check_predict_reading(bundle: Bundle, paths: list[str | os.PathLike[str]],
-                           genome: GenomeOptions | None, id_column: str | None) -> None:
+def _check_predict_reading(
+    bundle: Bundle,
+    paths: list[str | os.PathLike[str]],
+    genome: GenomeOptions | None,
+    id_column: str | None,
+) -> None:
     """--genome and --id-column against what the model reads."""
     if genome is not None:
         if bundle.series is not None:
@@ -1206,12 +1621,14 @@ def _check_predict_reading(bundle: Bundle, paths: list[str | os.PathLike[str]],
         if len(paths) > 1:
             raise UsageError("--genome reads one intervals file at a time")
     if id_column is not None and bundle.series is None:
-        raise UsageError("--id-column names the id column of a numeric series table; this "
-                         "model reads sequences")
+        raise UsageError(
+            "--id-column names the id column of a numeric series table; this model reads sequences"
+        )
 
 
-def _input_list(sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-                ) -> list[str | os.PathLike[str]]:
+def _input_list(
+    sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[str | os.PathLike[str]]:
     """One input or several, as a list (a str or path is one input)."""
     if isinstance(sequences, (str, os.PathLike)):
         return [sequences]
@@ -1221,9 +1638,10 @@ def _input_list(sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[s
     return paths
 
 
-def _across_files(paths: list[str | os.PathLike[str]],
-                  rows_of: Callable[[str | os.PathLike[str]], Iterable[list[str]]]
-                  ) -> Iterator[list[str]]:
+def _across_files(
+    paths: list[str | os.PathLike[str]],
+    rows_of: Callable[[str | os.PathLike[str]], Iterable[list[str]]],
+) -> Iterator[list[str]]:
     """The rows of each input in turn (each opened when the one before is done); an id
     met in an earlier input is said once, in a warning naming both inputs."""
     if len(paths) == 1:
@@ -1237,9 +1655,13 @@ def _across_files(paths: list[str | os.PathLike[str]],
         for row in rows_of(path):
             rid = row[0]
             if not warned and rid in seen:
-                log.warning("id %r is in %s and in %s: both rows are kept, in input order "
-                            "(tell them apart by position, or make ids unique)", rid,
-                            seen[rid], name)
+                log.warning(
+                    "id %r is in %s and in %s: both rows are kept, in input order "
+                    "(tell them apart by position, or make ids unique)",
+                    rid,
+                    seen[rid],
+                    name,
+                )
                 warned = True
             here.add(rid)
             yield row
@@ -1247,8 +1669,9 @@ def _across_files(paths: list[str | os.PathLike[str]],
             seen.setdefault(rid, name)
 
 
-def _or_fasta(records: Iterable[Record] | None, sequences: str | os.PathLike[str]
-              ) -> Iterable[Record]:
+def _or_fasta(
+    records: Iterable[Record] | None, sequences: str | os.PathLike[str]
+) -> Iterable[Record]:
     """The records made elsewhere (genome intervals), else those of a FASTA/FASTQ."""
     return records if records is not None else read_sequences(sequences)
 
@@ -1269,14 +1692,17 @@ def generate(
     """Sample ``n`` sequences from a language model and write them as FASTA (records
     ``id_prefix``1, 2, ...). Returns how many were written."""
     if not id_prefix or any(c.isspace() for c in id_prefix) or id_prefix.startswith(">"):
-        raise UsageError(f"--id-prefix {id_prefix!r}: record names need text without "
-                         "spaces that does not start with '>'")
+        raise UsageError(
+            f"--id-prefix {id_prefix!r}: record names need text without "
+            "spaces that does not start with '>'"
+        )
     check_output_path(output, {"MODEL": model})
     configure_threads(threads)
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
-    samples = sample(bundle, n, sampling=sampling, prefix=prefix, seed=seed,
-                     batch_size=batch_size, device=dev)
+    samples = sample(
+        bundle, n, sampling=sampling, prefix=prefix, seed=seed, batch_size=batch_size, device=dev
+    )
     written = 0
     with atomic_output(output) as fh:
         for seq in samples:
@@ -1294,5 +1720,3 @@ def info(model: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load(model: str | os.PathLike[str], device: str = "cpu") -> Bundle:
     return load_bundle(model, device)
-
-

@@ -95,8 +95,10 @@ class Bundle:
         """The model's alphabet; a series model has none (what needs one is refused)."""
         spec = self.input
         if isinstance(spec, SeriesSpec):
-            raise UsageError("this model reads numeric series, not sequences: "
-                             "this operation needs a sequence model")
+            raise UsageError(
+                "this model reads numeric series, not sequences: "
+                "this operation needs a sequence model"
+            )
         return spec
 
     @property
@@ -116,15 +118,24 @@ def model_input(manifest: dict[str, Any]) -> Alphabet | SeriesSpec | StructureIn
 
 
 def save_bundle(
-    path: str | os.PathLike[str], model: Predictor, manifest: dict[str, Any],
+    path: str | os.PathLike[str],
+    model: Predictor,
+    manifest: dict[str, Any],
     train_digest: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write ``model`` with ``manifest`` (format fields set here) and, when given, the
     digests of its training sequences; returns the manifest written."""
     configs = model.configs if isinstance(model, Ensemble) else [model.config]
     members = len(configs)
-    oldest = 4 if "structure" in manifest or train_digest is not None else \
-        3 if "input" in manifest else 2 if members > 1 else 1
+    oldest = (
+        4
+        if "structure" in manifest or train_digest is not None
+        else 3
+        if "input" in manifest
+        else 2
+        if members > 1
+        else 1
+    )
     version = {"format": FORMAT, "format_version": oldest, "bioseqnn_version": __version__}
     manifest = {**version, **{k: v for k, v in manifest.items() if k not in version}}
     manifest.pop("member_models", None)
@@ -141,8 +152,14 @@ def save_bundle(
     if train_digest is not None:
         digest = np.unique(np.asarray(train_digest, dtype=np.uint64))
         tensors[DIGEST_TENSOR] = torch.from_numpy(digest.view(np.int64))
-        manifest["data"] = {**manifest.get("data", {}), "digest": {
-            "kind": DIGEST_DESCRIPTION, "tensor": DIGEST_TENSOR, "sequences": len(digest)}}
+        manifest["data"] = {
+            **manifest.get("data", {}),
+            "digest": {
+                "kind": DIGEST_DESCRIPTION,
+                "tensor": DIGEST_TENSOR,
+                "sequences": len(digest),
+            },
+        }
     data = st_save(tensors, metadata={MANIFEST_KEY: json.dumps(manifest, allow_nan=True)})
     write_bytes_atomic(path, data)
     return manifest
@@ -184,10 +201,15 @@ def _check_header(raw: bytes, name: str, payload: int | None) -> dict[str, Any]:
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
         shape = info.get("shape") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_int, offsets))
-                and 0 <= offsets[0] <= offsets[1]
-                and isinstance(shape, list) and len(shape) <= 8
-                and all(_is_int(d) and d >= 0 for d in shape)):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(map(_is_int, offsets))
+            and 0 <= offsets[0] <= offsets[1]
+            and isinstance(shape, list)
+            and len(shape) <= 8
+            and all(_is_int(d) and d >= 0 for d in shape)
+        ):
             raise ModelFileError(f"{name}: damaged tensor entry {shorten(key)!r}")
         if offsets[1] > (MAX_PAYLOAD if payload is None else payload):
             raise ModelFileError(
@@ -202,8 +224,10 @@ def _not_a_model(name: str, head: bytes) -> ModelFileError:
     first = head.lstrip(b"\xef\xbb\xbf")[:1]
     hint = ""
     if first in (b">", b"@"):
-        hint = (f"; it starts like {'FASTA' if first == b'>' else 'FASTQ'}: is the order of "
-                "the arguments right? The model file comes first, then the sequences")
+        hint = (
+            f"; it starts like {'FASTA' if first == b'>' else 'FASTQ'}: is the order of "
+            "the arguments right? The model file comes first, then the sequences"
+        )
     return ModelFileError(f"{name}: not a bioseqnn model file (no safetensors header){hint}")
 
 
@@ -231,21 +255,20 @@ class _ModelFile:
             if self.size is not None and 8 + length > self.size:
                 if self.handle.read(1) != b"{":
                     raise _not_a_model(name, prefix)
-                raise ModelFileError(f"{name}: model file is truncated (header runs past "
-                                     "the end)")
+                raise ModelFileError(f"{name}: model file is truncated (header runs past the end)")
             raw = self.handle.read(length)
             if raw[:1] != b"{":
                 raise _not_a_model(name, prefix)
             if len(raw) < length:
-                raise ModelFileError(f"{name}: model file is truncated (header runs past "
-                                     "the end)")
+                raise ModelFileError(f"{name}: model file is truncated (header runs past the end)")
             self.prefix = prefix + raw
             payload = None if self.size is None else self.size - 8 - length
             self.header = _check_header(raw, name, payload)
             meta = self.header.get("__metadata__") or {}
             if not isinstance(meta, dict) or not isinstance(meta.get(MANIFEST_KEY), str):
                 raise ModelFileError(
-                    f"{name}: a safetensors file, but not a bioseqnn model (no manifest)")
+                    f"{name}: a safetensors file, but not a bioseqnn model (no manifest)"
+                )
             self.manifest = validate_manifest(_json(meta[MANIFEST_KEY], name, "manifest"), name)
             self._check_weights()
         except BaseException:
@@ -261,18 +284,21 @@ class _ModelFile:
     def _check_weights(self) -> None:
         """The weights the manifest's model needs are no more than the file holds (a
         cheap comparison before the exact one, which builds the model)."""
-        sizes = [model_size(c, *_size_args(self.manifest))
-                 for c in _member_configs(self.manifest)]
+        sizes = [model_size(c, *_size_args(self.manifest)) for c in _member_configs(self.manifest)]
         needed = sum(s.weights for s in sizes)
         held = sum(math.prod(shape) for shape in self.shapes().values())
         if needed > held:
             raise ModelFileError(
                 f"{self.name}: weights do not fit the manifest (it describes a model of "
-                f"{needed:,} weights, the file holds {held:,})")
+                f"{needed:,} weights, the file holds {held:,})"
+            )
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v["shape"]) for k, v in self.header.items()
-                if k not in ("__metadata__", DIGEST_TENSOR)}
+        return {
+            k: tuple(v["shape"])
+            for k, v in self.header.items()
+            if k not in ("__metadata__", DIGEST_TENSOR)
+        }
 
     def contents(self) -> bytes:
         """The whole file (header and weights), as safetensors reads it."""
@@ -295,8 +321,9 @@ def _open_model(path: str | os.PathLike[str]) -> Any:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError
         if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-            raise ModelFileError(f"{name}: not a bioseqnn model file (a device or socket, "
-                                 "not a file)")
+            raise ModelFileError(
+                f"{name}: not a bioseqnn model file (a device or socket, not a file)"
+            )
         return open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:  # a missing input is a usage error, as for every input
         raise UsageError(f"{name}: no such model file") from None
@@ -335,17 +362,30 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _short_names(values: Any, name: str, what: str, nonempty: bool = False) -> None:
-    _expect(isinstance(values, list) and all(map(is_name, values)), name,
-            f"{what} must be names (1 to 1000 characters, no control characters)")
+    _expect(
+        isinstance(values, list) and all(map(is_name, values)),
+        name,
+        f"{what} must be names (1 to 1000 characters, no control characters)",
+    )
     _expect(len(set(values)) == len(values), name, f"{what} are not unique")
     _expect(not nonempty or len(values) > 0, name, f"{what} are missing")
 
 
 # Optional top-level fields and their types: read by 'info', 'evaluate' and others.
 _OPTIONAL_FIELDS: dict[str, Any] = {
-    "bioseqnn_version": str, "torch_version": str, "created": str, "device": str,
-    "max_length_policy": str, "parameters": int, "seed": int, "per_position": bool,
-    "encoding": dict, "training": dict, "data": dict, "metrics": dict, "init_from": dict,
+    "bioseqnn_version": str,
+    "torch_version": str,
+    "created": str,
+    "device": str,
+    "max_length_policy": str,
+    "parameters": int,
+    "seed": int,
+    "per_position": bool,
+    "encoding": dict,
+    "training": dict,
+    "data": dict,
+    "metrics": dict,
+    "init_from": dict,
 }
 """``init_from`` (a fine-tuned model's parent: its file's sha256, its path as given, whether
 the backbone was frozen, the member taken from an ensemble) came after format 4 without a
@@ -368,57 +408,90 @@ def _check_optional(m: dict[str, Any], name: str) -> None:
     _check_init_from(m.get("init_from", {}), name)
     data = m.get("data", {})
     if "sources" in data:
-        _expect(isinstance(data["sources"], list)
-                and all(isinstance(x, str) for x in data["sources"]), name, "data.sources")
+        _expect(
+            isinstance(data["sources"], list) and all(isinstance(x, str) for x in data["sources"]),
+            name,
+            "data.sources",
+        )
     for key in ("records", "train_records", "val_records"):
         _expect(key not in data or _is_int(data[key]), name, f"data.{key} must be an integer")
     for key in ("fingerprint_sha256", "val_fingerprint_sha256", "note"):
         _expect(isinstance(data.get(key, ""), str), name, f"data.{key} must be text")
     lengths = data.get("lengths", {})
-    _expect(isinstance(lengths, dict) and all(
-        _is_number(x) and math.isfinite(x) and x >= 0 for x in lengths.values()), name,
-        "data.lengths must hold numbers")
+    _expect(
+        isinstance(lengths, dict)
+        and all(_is_number(x) and math.isfinite(x) and x >= 0 for x in lengths.values()),
+        name,
+        "data.lengths must hold numbers",
+    )
     _check_metrics(m.get("metrics", {}), name, "metrics")
     members = m.get("metrics", {}).get("members", [])
-    _expect(isinstance(members, list) and len(members) <= MAX_MEMBERS
-            and all(isinstance(x, dict) for x in members), name,
-            "metrics.members must list one mapping per member")
+    _expect(
+        isinstance(members, list)
+        and len(members) <= MAX_MEMBERS
+        and all(isinstance(x, dict) for x in members),
+        name,
+        "metrics.members must list one mapping per member",
+    )
     for i, member in enumerate(members):
         _check_metrics(member, name, f"metrics.members[{i}]")
-        _expect(member.get("seed") is None or _is_int(member["seed"]), name,
-                f"metrics.members[{i}].seed must be an integer")
-        _expect(isinstance(member.get("source", ""), str), name,
-                f"metrics.members[{i}].source must be text")
+        _expect(
+            member.get("seed") is None or _is_int(member["seed"]),
+            name,
+            f"metrics.members[{i}].seed must be an integer",
+        )
+        _expect(
+            isinstance(member.get("source", ""), str),
+            name,
+            f"metrics.members[{i}].source must be text",
+        )
 
 
 def _check_init_from(parent: dict[str, Any], name: str) -> None:
     if not parent:
         return
     sha = parent.get("fingerprint_sha256")
-    _expect(isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha) is not None, name,
-            "init_from.fingerprint_sha256 must be a SHA-256 in hex")
+    _expect(
+        isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha) is not None,
+        name,
+        "init_from.fingerprint_sha256 must be a SHA-256 in hex",
+    )
     _expect(is_name(parent.get("path")), name, "init_from.path must be a path")
-    _expect(isinstance(parent.get("frozen"), bool), name, "init_from.frozen must be true or "
-            "false")
+    _expect(isinstance(parent.get("frozen"), bool), name, "init_from.frozen must be true or false")
     member = parent.get("member", 1)
-    _expect(_is_int(member) and 1 <= member <= MAX_MEMBERS, name,
-            "init_from.member must be a member number")
-    _expect(set(parent) <= {"fingerprint_sha256", "path", "frozen", "member"}, name,
-            "unknown init_from fields")
+    _expect(
+        _is_int(member) and 1 <= member <= MAX_MEMBERS,
+        name,
+        "init_from.member must be a member number",
+    )
+    _expect(
+        set(parent) <= {"fingerprint_sha256", "path", "frozen", "member"},
+        name,
+        "unknown init_from fields",
+    )
 
 
 def _check_metrics(metrics: dict[str, Any], name: str, where: str) -> None:
     for key in ("best", "final"):
         record = metrics.get(key, {})
-        _expect(isinstance(record, dict) and all(
-            _is_number(v) or v is None or isinstance(v, str) for v in record.values()),
-            name, f"{where}.{key} must map names to numbers")
+        _expect(
+            isinstance(record, dict)
+            and all(_is_number(v) or v is None or isinstance(v, str) for v in record.values()),
+            name,
+            f"{where}.{key} must map names to numbers",
+        )
     for key in ("best_epoch", "epochs_run", "resumed_from"):
-        _expect(metrics.get(key) is None or _is_int(metrics[key]), name,
-                f"{where}.{key} must be an integer")
+        _expect(
+            metrics.get(key) is None or _is_int(metrics[key]),
+            name,
+            f"{where}.{key} must be an integer",
+        )
     _expect(isinstance(metrics.get("monitor", ""), str), name, f"{where}.monitor must be text")
-    _expect(isinstance(metrics.get("stopped_early", False), bool), name,
-            f"{where}.stopped_early must be true or false")
+    _expect(
+        isinstance(metrics.get("stopped_early", False), bool),
+        name,
+        f"{where}.stopped_early must be true or false",
+    )
     _expect(_is_number(metrics.get("seconds", 0)), name, f"{where}.seconds must be a number")
 
 
@@ -434,8 +507,9 @@ def _check_training(training: dict[str, Any], name: str) -> None:
         try:
             check_value(f"training.{key}", value, hints[key])
         except UsageError:
-            raise ModelFileError(f"{name}: invalid manifest: training.{key} has an invalid "
-                                 "value") from None
+            raise ModelFileError(
+                f"{name}: invalid manifest: training.{key} has an invalid value"
+            ) from None
 
 
 def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) -> None:
@@ -451,15 +525,20 @@ def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) ->
         _expect(len(classes) >= 2, name, f"a {kind} task needs two or more classes")
     else:
         _expect(not classes, name, f"a {kind} task has no classes")
-    _expect((kind in PER_POSITION_KINDS) == bool(m_per_position), name,
-            "per_position must be true exactly for a per-position or language-model task")
+    _expect(
+        (kind in PER_POSITION_KINDS) == bool(m_per_position),
+        name,
+        "per_position must be true exactly for a per-position or language-model task",
+    )
     if kind in ("binary", "multiclass", *PER_POSITION_KINDS):
         _expect(len(targets) == 1, name, f"a {kind} task has one target")
     for key in ("target_mean", "target_std", "class_weights"):
         values = task.get(key, [])
-        _expect(isinstance(values, list) and all(
-            _is_number(x) and math.isfinite(x) for x in values), name,
-            f"task.{key} must hold finite numbers")
+        _expect(
+            isinstance(values, list) and all(_is_number(x) and math.isfinite(x) for x in values),
+            name,
+            f"task.{key} must hold finite numbers",
+        )
     for key in ("target_mean", "target_std"):
         _expect(len(task.get(key, [])) in (0, len(targets)), name, f"task.{key} length")
     _expect(all(x > 0 for x in task.get("target_std", [])), name, "task.target_std must be > 0")
@@ -486,8 +565,11 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
     if "ensemble" in m:
         members = m["ensemble"]
         _expect(version >= 2, name, "an ensemble needs format_version 2")
-        _expect(_is_int(members) and 2 <= members <= MAX_MEMBERS, name,
-                f"ensemble must be a member count from 2 to {MAX_MEMBERS}")
+        _expect(
+            _is_int(members) and 2 <= members <= MAX_MEMBERS,
+            name,
+            f"ensemble must be a member count from 2 to {MAX_MEMBERS}",
+        )
     if "input" in m:
         _check_series(m["input"], name)
         _expect(version >= 3, name, "numeric series input needs format_version 3")
@@ -495,28 +577,37 @@ def validate_manifest(m: Any, name: str) -> dict[str, Any]:
     else:
         alphabet = m.get("alphabet")
         _expect(isinstance(alphabet, str) and alphabet in ALPHABETS, name, "unknown alphabet")
-    _expect(isinstance(m.get("per_position", False), bool), name,
-            "per_position must be true or false")
+    _expect(
+        isinstance(m.get("per_position", False), bool), name, "per_position must be true or false"
+    )
     if "structure" in m:
         _check_structure(m["structure"], m, name)
         _expect(version >= 4, name, "structure input needs format_version 4")
     task = m.get("task")
     _expect(isinstance(task, dict), name, "task is missing")
     _check_task(task, name, m.get("per_position", False))
-    _expect("input" not in m or task["kind"] not in PER_POSITION_KINDS, name,
-            "a series model predicts one row per series")
+    _expect(
+        "input" not in m or task["kind"] not in PER_POSITION_KINDS,
+        name,
+        "a series model predicts one row per series",
+    )
     _check_model_config(m.get("model"), name, "model")
     if "member_models" in m:
         configs = m["member_models"]
-        _expect("ensemble" in m and isinstance(configs, list)
-                and len(configs) == m["ensemble"], name,
-                "member_models must list one config per ensemble member")
+        _expect(
+            "ensemble" in m and isinstance(configs, list) and len(configs) == m["ensemble"],
+            name,
+            "member_models must list one config per ensemble member",
+        )
         for i, config in enumerate(configs):
             _check_model_config(config, name, f"member_models[{i}]")
     _check_optional(m, name)
     rc_average = m.get("training", {}).get("rc_average", False)
-    _expect(not rc_average or m.get("alphabet") in ("dna", "rna"), name,
-            "training.rc_average is for DNA/RNA models")
+    _expect(
+        not rc_average or m.get("alphabet") in ("dna", "rna"),
+        name,
+        "training.rc_average is for DNA/RNA models",
+    )
     _check_size(m, name)
     return m
 
@@ -531,8 +622,11 @@ def _member_configs(m: dict[str, Any]) -> list[ModelConfig]:
 def _size_args(m: dict[str, Any]) -> tuple[int, int, bool]:
     """What sizes a manifest's model besides its settings: input channels, outputs, and
     whether it has an output per position."""
-    return (model_input(m).size, TaskSpec.from_dict(m["task"]).n_outputs,
-            bool(m.get("per_position", False)))
+    return (
+        model_input(m).size,
+        TaskSpec.from_dict(m["task"]).n_outputs,
+        bool(m.get("per_position", False)),
+    )
 
 
 def _check_size(m: dict[str, Any], name: str) -> None:
@@ -549,43 +643,65 @@ MAX_CHANNELS = 4096
 
 
 def _check_structure(spec: Any, m: dict[str, Any], name: str) -> None:
-    _expect(isinstance(spec, dict) and spec.get("tool") == "ViennaRNA", name,
-            "structure must name its folding tool")
+    _expect(
+        isinstance(spec, dict) and spec.get("tool") == "ViennaRNA",
+        name,
+        "structure must name its folding tool",
+    )
     _expect(spec.get("kind") in STRUCTURE_KINDS[1:], name, "structure.kind")
     _expect(isinstance(spec.get("version", ""), str), name, "structure.version must be text")
     _expect(isinstance(spec.get("channels", []), list), name, "structure.channels")
-    _expect("input" not in m and ALPHABETS[m["alphabet"]].is_nucleotide, name,
-            "structure input needs a nucleotide alphabet")
+    _expect(
+        "input" not in m and ALPHABETS[m["alphabet"]].is_nucleotide,
+        name,
+        "structure input needs a nucleotide alphabet",
+    )
 
 
 def _check_series(spec: Any, name: str) -> None:
-    _expect(isinstance(spec, dict) and spec.get("kind") == "series", name,
-            "input must be a numeric series")
+    _expect(
+        isinstance(spec, dict) and spec.get("kind") == "series",
+        name,
+        "input must be a numeric series",
+    )
     channels = spec.get("channels")
     _short_names(channels, name, "input.channels", nonempty=True)
     _expect(len(channels) <= MAX_CHANNELS, name, f"at most {MAX_CHANNELS} input channels")
-    _expect(isinstance(spec.get("id_column", "id"), str) and 0 < len(spec.get("id_column", "id"))
-            <= 1000, name, "input.id_column must be a name")
+    _expect(
+        isinstance(spec.get("id_column", "id"), str)
+        and 0 < len(spec.get("id_column", "id")) <= 1000,
+        name,
+        "input.id_column must be a name",
+    )
     for key in ("mean", "std"):
         values = spec.get(key)
-        _expect(isinstance(values, list) and len(values) == len(channels) and all(
-            _is_number(x) and math.isfinite(x) for x in values), name,
-            f"input.{key} must hold one finite number per channel")
+        _expect(
+            isinstance(values, list)
+            and len(values) == len(channels)
+            and all(_is_number(x) and math.isfinite(x) for x in values),
+            name,
+            f"input.{key} must hold one finite number per channel",
+        )
     _expect(all(x > 0 for x in spec["std"]), name, "input.std must be > 0")
-    _expect(set(spec) <= {"kind", "id_column", "channels", "mean", "std"}, name,
-            "unknown input fields")
+    _expect(
+        set(spec) <= {"kind", "id_column", "channels", "mean", "std"}, name, "unknown input fields"
+    )
 
 
 def _check_model_config(model: Any, name: str, label: str) -> None:
     _expect(isinstance(model, dict), name, f"{label} config is missing")
     known = {f.name: f for f in fields(ModelConfig)}
-    _expect(set(model) <= set(known), name,
-            f"unknown {label} keys {sorted(set(model) - set(known))}")
+    _expect(
+        set(model) <= set(known), name, f"unknown {label} keys {sorted(set(model) - set(known))}"
+    )
     for key, value in model.items():
         default = getattr(ModelConfig(), key)
         if isinstance(default, list):
-            ok = isinstance(value, list) and len(value) <= 64 and all(
-                _is_int(v) and 0 <= v <= 1 << 20 for v in value)
+            ok = (
+                isinstance(value, list)
+                and len(value) <= 64
+                and all(_is_int(v) and 0 <= v <= 1 << 20 for v in value)
+            )
         elif isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
@@ -613,10 +729,16 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[st
 def build_model(manifest: dict[str, Any]) -> Predictor:
     configs = manifest.get("member_models") or [manifest["model"]] * manifest.get("ensemble", 1)
     task = TaskSpec.from_dict(manifest["task"])
-    members = [SequenceModel(ModelConfig(**config), model_input(manifest).size, task.n_outputs,
-                             per_position=manifest.get("per_position", False),
-                             causal=task.kind == "language-model")
-               for config in configs]
+    members = [
+        SequenceModel(
+            ModelConfig(**config),
+            model_input(manifest).size,
+            task.n_outputs,
+            per_position=manifest.get("per_position", False),
+            causal=task.kind == "language-model",
+        )
+        for config in configs
+    ]
     return Ensemble(members, task.kind) if len(members) > 1 else members[0]
 
 
@@ -637,9 +759,13 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
             raise ModelFileError(f"{name}: weights do not fit the manifest ({diff})")
         digest_entry = model_file.header.get(DIGEST_TENSOR)
         if digest_entry is not None:
-            _expect(digest_entry.get("dtype") == "I64" and len(digest_entry["shape"]) == 1
-                    and manifest["format_version"] >= 4, name,
-                    f"{DIGEST_TENSOR} must be a vector of 64-bit digests (format 4)")
+            _expect(
+                digest_entry.get("dtype") == "I64"
+                and len(digest_entry["shape"]) == 1
+                and manifest["format_version"] >= 4,
+                name,
+                f"{DIGEST_TENSOR} must be a vector of 64-bit digests (format 4)",
+            )
         data = model_file.contents()
     try:
         tensors = st_load(data)
@@ -653,8 +779,9 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelFileError(f"{name}: weights do not fit the manifest ({first})") from None
     model.to(device).eval()
-    return Bundle(model, manifest,
-                  None if digest is None else digest.numpy().view(np.uint64).copy())
+    return Bundle(
+        model, manifest, None if digest is None else digest.numpy().view(np.uint64).copy()
+    )
 
 
 def _needed_shapes(manifest: dict[str, Any], name: str) -> dict[str, tuple[int, ...]]:
@@ -676,5 +803,7 @@ def _shape_diff(needed: dict[str, tuple[int, ...]], found: dict[str, tuple[int, 
     if extra:
         return f"unexpected tensor {shorten(extra[0])!r}"
     key = next(k for k in needed if needed[k] != found[k])
-    return (f"tensor {shorten(key)!r} has shape {list(found[key])}, "
-            f"the manifest needs {list(needed[key])}")
+    return (
+        f"tensor {shorten(key)!r} has shape {list(found[key])}, "
+        f"the manifest needs {list(needed[key])}"
+    )

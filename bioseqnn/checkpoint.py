@@ -93,11 +93,20 @@ def save_checkpoint(directory: str | os.PathLike[str], ck: Checkpoint) -> Path:
     for i, state in enumerate(ck.rng_cuda):
         tensors[f"rng/cuda/{i}"] = state
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "epoch": ck.epoch, "run": ck.run,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "epoch": ck.epoch,
+        "run": ck.run,
         "optimizer": {"param_groups": ck.optimizer["param_groups"], "plain": moments},
-        "schedule": ck.schedule, "scaler": ck.scaler, "history": ck.history,
-        "best_epoch": ck.best_epoch, "best": ck.best, "best_value": ck.best_value,
-        "waited": ck.waited, "done": ck.done, "has_best": ck.best_model is not None,
+        "schedule": ck.schedule,
+        "scaler": ck.scaler,
+        "history": ck.history,
+        "best_epoch": ck.best_epoch,
+        "best": ck.best,
+        "best_value": ck.best_value,
+        "waited": ck.waited,
+        "done": ck.done,
+        "has_best": ck.best_model is not None,
         "cuda_devices": len(ck.rng_cuda),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -121,28 +130,38 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint | None:
         header = json.loads(data[8 : 8 + header_size])
         meta = json.loads(header["__metadata__"][META_KEY])
     except (SafetensorError, ValueError, KeyError, TypeError):
-        raise TrainingError(f"{path}: not a readable bioseqnn checkpoint (damaged?); "
-                            "remove it to start afresh") from None
+        raise TrainingError(
+            f"{path}: not a readable bioseqnn checkpoint (damaged?); remove it to start afresh"
+        ) from None
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise TrainingError(f"{path}: not a bioseqnn checkpoint of format {FORMAT_VERSION}")
     state: dict[int, dict[str, Any]] = {
-        int(i): dict(plain) for i, plain in meta["optimizer"]["plain"].items()}
+        int(i): dict(plain) for i, plain in meta["optimizer"]["plain"].items()
+    }
     for key, value in tensors.items():
         if key.startswith("optim/"):
             _, index, name = key.split("/", 2)
             state.setdefault(int(index), {})[name] = value
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     return Checkpoint(
-        epoch=int(meta["epoch"]), run=meta["run"], model=part("model/"),
+        epoch=int(meta["epoch"]),
+        run=meta["run"],
+        model=part("model/"),
         optimizer={"state": state, "param_groups": meta["optimizer"]["param_groups"]},
-        schedule=meta["schedule"], rng_torch=tensors["rng/torch"],
+        schedule=meta["schedule"],
+        rng_torch=tensors["rng/torch"],
         rng_cuda=[tensors[f"rng/cuda/{i}"] for i in range(int(meta["cuda_devices"]))],
-        scaler=meta["scaler"], best_model=part("best/") if meta["has_best"] else None,
-        history=meta["history"], best_epoch=int(meta["best_epoch"]), best=meta["best"],
-        best_value=meta["best_value"], waited=int(meta["waited"]), done=bool(meta["done"]),
+        scaler=meta["scaler"],
+        best_model=part("best/") if meta["has_best"] else None,
+        history=meta["history"],
+        best_epoch=int(meta["best_epoch"]),
+        best=meta["best"],
+        best_value=meta["best_value"],
+        waited=int(meta["waited"]),
+        done=bool(meta["done"]),
     )
 
 

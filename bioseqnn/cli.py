@@ -44,8 +44,7 @@ def _default(section: str, name: str) -> str:
 
 app = typer.Typer(
     name="bioseqnn",
-    help="Train and apply neural networks on DNA, RNA and protein sequences and on numeric "
-    "series.",
+    help="Train and apply neural networks on DNA, RNA and protein sequences and on numeric series.",
     add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -68,9 +67,14 @@ class OutputFormat(str, Enum):
     fasta = "fasta"
 
 
-PositionMask = Annotated[str | None, typer.Option(
-    "--position-mask", help="Per-position tasks: FASTA of 0/1 per residue (same ids and "
-    "lengths); 0 = not scored (left out of loss and metrics).")]
+PositionMask = Annotated[
+    str | None,
+    typer.Option(
+        "--position-mask",
+        help="Per-position tasks: FASTA of 0/1 per residue (same ids and "
+        "lengths); 0 = not scored (left out of loss and metrics).",
+    ),
+]
 
 
 class AlphabetChoice(str, Enum):
@@ -107,24 +111,48 @@ class FigureFormat(str, Enum):
 
 # The figure options of every command that draws (bioseqnn.plots.DPI is the default dpi;
 # not imported here, as plots loads numpy and --help stays light).
-FigFormat = Annotated[FigureFormat | None, typer.Option(
-    "--format", "--plot-format", show_default=False,
-    help="Figure format: png, pdf or svg (default: png).")]
-FigDpi = Annotated[int | None, typer.Option(
-    "--dpi", min=50, max=1200, show_default=False,
-    help="Resolution of PNG figures in dots per inch (default: 300); PDF and SVG are "
-    "vector figures.")]
+FigFormat = Annotated[
+    FigureFormat | None,
+    typer.Option(
+        "--format",
+        "--plot-format",
+        show_default=False,
+        help="Figure format: png, pdf or svg (default: png).",
+    ),
+]
+FigDpi = Annotated[
+    int | None,
+    typer.Option(
+        "--dpi",
+        min=50,
+        max=1200,
+        show_default=False,
+        help="Resolution of PNG figures in dots per inch (default: 300); PDF and SVG are "
+        "vector figures.",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logging.")]
-Device = Annotated[str | None, typer.Option(
-    show_default=False, help="auto (the default: CUDA when present; given explicitly, warns "
-    "when it falls back to the CPU), cpu, cuda or cuda:N.")]
-Threads = Annotated[int, typer.Option("--threads", "-j", min=0,
-                                      help="CPU threads for torch (0 = cores available).")]
-InvalidOpt = Annotated[OnInvalid, typer.Option(
-    "--on-invalid", help="Invalid symbols: stop with an error, skip the record, or mask the "
-    "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
-    "the channel's mean.")]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        show_default=False,
+        help="auto (the default: CUDA when present; given explicitly, warns "
+        "when it falls back to the CPU), cpu, cuda or cuda:N.",
+    ),
+]
+Threads = Annotated[
+    int, typer.Option("--threads", "-j", min=0, help="CPU threads for torch (0 = cores available).")
+]
+InvalidOpt = Annotated[
+    OnInvalid,
+    typer.Option(
+        "--on-invalid",
+        help="Invalid symbols: stop with an error, skip the record, or mask the "
+        "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
+        "the channel's mean.",
+    ),
+]
 
 
 class OnEdge(str, Enum):
@@ -132,24 +160,46 @@ class OnEdge(str, Enum):
     error = "error"
 
 
-GenomeRef = Annotated[str | None, typer.Option(
-    "--genome", metavar="FASTA", show_default=False,
-    help="Reference genome (FASTA, plain or bgzip, read through its .fai index, built on "
-    "first use): SEQUENCES are then intervals on it, a BED file or a table with chrom, "
-    "start and end columns (needs bioseqnn[genome]).")]
-Window = Annotated[int | None, typer.Option(
-    "--window", min=0, show_default=False,
-    help="--genome: centre each interval on this many bases (0: each interval's own "
-    "length; default: the model's window, in train the intervals' own lengths).")]
-OnEdgeOpt = Annotated[OnEdge | None, typer.Option(
-    "--on-edge", show_default=False,
-    help="--genome: a window that runs off a chromosome end is padded with N (pad, the "
-    "default) or an error.")]
+GenomeRef = Annotated[
+    str | None,
+    typer.Option(
+        "--genome",
+        metavar="FASTA",
+        show_default=False,
+        help="Reference genome (FASTA, plain or bgzip, read through its .fai index, built on "
+        "first use): SEQUENCES are then intervals on it, a BED file or a table with chrom, "
+        "start and end columns (needs bioseqnn[genome]).",
+    ),
+]
+Window = Annotated[
+    int | None,
+    typer.Option(
+        "--window",
+        min=0,
+        show_default=False,
+        help="--genome: centre each interval on this many bases (0: each interval's own "
+        "length; default: the model's window, in train the intervals' own lengths).",
+    ),
+]
+OnEdgeOpt = Annotated[
+    OnEdge | None,
+    typer.Option(
+        "--on-edge",
+        show_default=False,
+        help="--genome: a window that runs off a chromosome end is padded with N (pad, the "
+        "default) or an error.",
+    ),
+]
 
 
-SeriesId = Annotated[str | None, typer.Option(
-    "--id-column", show_default=False, help="Numeric series models: the id column of the "
-    "series table (default: as in training).")]
+SeriesId = Annotated[
+    str | None,
+    typer.Option(
+        "--id-column",
+        show_default=False,
+        help="Numeric series models: the id column of the series table (default: as in training).",
+    ),
+]
 
 
 class _Formatter(logging.Formatter):
@@ -203,8 +253,7 @@ def repeated_options(args: list[str]) -> list[str]:
     for arg in rest:
         if arg == "--":
             break
-        spelling, equals, attached = arg.partition("=") if arg.startswith("--") \
-            else (arg, "", "")
+        spelling, equals, attached = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         if spelling not in options:
             continue
         param, value = options[spelling]
@@ -221,8 +270,10 @@ def repeated_options(args: list[str]) -> list[str]:
             warnings.append(f"{shown} given: the last one, {uses[-1][0]}, is used")
         else:
             values = ", then ".join(str(value) for _, value in uses)
-            warnings.append(f"{names} given {len(uses)} times ({values}): the last value, "
-                            f"{uses[-1][1]}, is used")
+            warnings.append(
+                f"{names} given {len(uses)} times ({values}): the last value, "
+                f"{uses[-1][1]}, is used"
+            )
     return warnings
 
 
@@ -242,12 +293,17 @@ class RichReporter:
         if self.show_bar:
             self.progress = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-                BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True,
+                BarColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=stderr,
+                transient=True,
             )
             self.progress.start()
-            self.task = self.progress.add_task("train", total=batches, epoch=1, epochs=epochs,
-                                               loss=float("nan"))
+            self.task = self.progress.add_task(
+                "train", total=batches, epoch=1, epochs=epochs, loss=float("nan")
+            )
 
     def batch(self, epoch: int, loss: float) -> None:
         if self.progress is not None:
@@ -285,9 +341,13 @@ def version_details() -> list[str]:
             return "not installed"
 
     torch_version = of("torch")
-    build = ("CPU-only build" if torch_version.endswith("+cpu") else
-             "CUDA build" if "+cu" in torch_version else
-             "CPU or CUDA build: GPUs are looked for when a command runs")
+    build = (
+        "CPU-only build"
+        if torch_version.endswith("+cpu")
+        else "CUDA build"
+        if "+cu" in torch_version
+        else "CPU or CUDA build: GPUs are looked for when a command runs"
+    )
     isa = kernels.instruction_set()
     if isa == "none":
         shown = "not built (torch operations: same results, slower)"
@@ -295,13 +355,17 @@ def version_details() -> list[str]:
         shown = f"{isa}, switched off by BIOSEQNN_NATIVE"
     else:
         shown = isa
-    return [f"bioseqnn: {__version__}",
-            f"python: {platform.python_version()} ({platform.python_implementation()}, "
-            f"{platform.system()} {platform.machine()})",
-            f"torch: {torch_version} ({build})",
-            f"CPU kernels for LSTM/GRU: {shown}",
-            *(f"{name}: {of(name)}" for name in ("numpy", "biopython", "typer", "matplotlib",
-                                                  "onnx", "optuna", "ViennaRNA"))]
+    return [
+        f"bioseqnn: {__version__}",
+        f"python: {platform.python_version()} ({platform.python_implementation()}, "
+        f"{platform.system()} {platform.machine()})",
+        f"torch: {torch_version} ({build})",
+        f"CPU kernels for LSTM/GRU: {shown}",
+        *(
+            f"{name}: {of(name)}"
+            for name in ("numpy", "biopython", "typer", "matplotlib", "onnx", "optuna", "ViennaRNA")
+        ),
+    ]
 
 
 def _version(value: bool) -> None:
@@ -314,10 +378,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True,
-        help="Print the version ('bioseqnn X.Y.Z') and exit; 'bioseqnn version --verbose' "
-        "names torch, its build and the CPU kernels.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version ('bioseqnn X.Y.Z') and exit; 'bioseqnn version --verbose' "
+            "names torch, its build and the CPU kernels.",
+        ),
+    ] = False,
 ) -> None:
     """Train and apply neural networks on DNA, RNA and protein sequences and on numeric
     series."""
@@ -325,201 +395,385 @@ def _root(
 
 @app.command()
 def train(
-    sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ (plain or .gz, '-' for stdin), a table with --sequence-column, or "
-        "a numeric series table (CSV/TSV: an id column and one column per channel, one row "
-        "per time step).")],
-    labels: Annotated[str | None, typer.Argument(
-        help="CSV/TSV of labels joined to the FASTA by id; or a FASTA of per-residue label "
-        "letters (same ids and lengths), which trains a per-position model.")] = None,
-    output: Annotated[str, typer.Option("-o", "--output", help="Model file to write.")]
-    = "model.bsnn",
-    config: Annotated[str | None, typer.Option(
-        "--config", "-c", help="YAML config (see 'bioseqnn config'); flags override it.")] = None,
-    id_column: Annotated[str, typer.Option(
-        help="Id column of the labels table (and of a numeric series table).")] = "id",
-    series_columns: Annotated[str | None, typer.Option(
-        metavar="NAME,NAME,...", help="Numeric series: the table's columns to read as "
-        "channels (default: every column but the id).")] = None,
-    target: Annotated[list[str] | None, typer.Option(
-        "--target", "-t", help="Target column (repeat for several; default: all but the id).")]
-    = None,
-    sequence_column: Annotated[str | None, typer.Option(
-        help="Read sequences from this column of the table instead of a FASTA.")] = None,
+    sequences: Annotated[
+        str,
+        typer.Argument(
+            help="FASTA/FASTQ (plain or .gz, '-' for stdin), a table with --sequence-column, or "
+            "a numeric series table (CSV/TSV: an id column and one column per channel, one row "
+            "per time step)."
+        ),
+    ],
+    labels: Annotated[
+        str | None,
+        typer.Argument(
+            help="CSV/TSV of labels joined to the FASTA by id; or a FASTA of per-residue label "
+            "letters (same ids and lengths), which trains a per-position model."
+        ),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Model file to write.")
+    ] = "model.bsnn",
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", "-c", help="YAML config (see 'bioseqnn config'); flags override it."
+        ),
+    ] = None,
+    id_column: Annotated[
+        str, typer.Option(help="Id column of the labels table (and of a numeric series table).")
+    ] = "id",
+    series_columns: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME,NAME,...",
+            help="Numeric series: the table's columns to read as "
+            "channels (default: every column but the id).",
+        ),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target", "-t", help="Target column (repeat for several; default: all but the id)."
+        ),
+    ] = None,
+    sequence_column: Annotated[
+        str | None,
+        typer.Option(help="Read sequences from this column of the table instead of a FASTA."),
+    ] = None,
     task: Annotated[Task | None, typer.Option(help="Override the detected task.")] = None,
-    alphabet: Annotated[AlphabetChoice, typer.Option(help="Force the alphabet.")]
-    = AlphabetChoice.auto,
+    alphabet: Annotated[
+        AlphabetChoice, typer.Option(help="Force the alphabet.")
+    ] = AlphabetChoice.auto,
     on_invalid: InvalidOpt = OnInvalid.error,
-    ignore_unmatched: Annotated[bool, typer.Option(
-        help="Drop records whose id is in only one of the inputs (warn instead of failing).")]
-    = False,
-    val_fasta: Annotated[str | None, typer.Option(
-        help="Explicit validation FASTA (or numeric series table).")] = None,
-    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
-    = None,
-    arch: Annotated[str | None, typer.Option(
-        help="Architecture: auto (the default recipe: cnn-gru; gru for a language model), "
-        "rnn, lstm, gru, cnn, cnn-lstm, cnn-gru, transformer."
-        + _default("model", "arch"))] = None,
-    hidden_size: Annotated[int | None, typer.Option(help="Hidden units per direction."
-        + _default("model", "hidden_size"))] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked recurrent or encoder layers."
-        + _default("model", "layers"))]
-    = None,
-    bidirectional: Annotated[bool | None, typer.Option(
-        "--bidirectional/--unidirectional", help="Read both directions."
-        + _default("model", "bidirectional"))] = None,
-    dropout: Annotated[float | None, typer.Option(
-        parser=finite, help="Dropout between layers, before the head."
-        + _default("model", "dropout"))]
-    = None,
-    pooling: Annotated[str | None, typer.Option(
-        help="last, mean, max or attention (default depends on the architecture).")] = None,
-    channels: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...",
-        help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm, cnn-gru)."
-        + _default("model", "channels"))]
-    = None,
-    kernel_sizes: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Convolution width per layer, e.g. 9,5."
-        + _default("model", "kernel_sizes"))] = None,
-    dilations: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...", help="Convolution dilation per layer, e.g. 1,2."
-        + _default("model", "dilations"))] = None,
-    pool_sizes: Annotated[list[str] | None, typer.Option(
-        metavar="N,N,...",
-        help="Max-pool window after each convolution layer (1 = none), e.g. 3,1; auto: 3 "
-        "after the first layer when the median training length is 100 or more, else 1 "
-        "(always 1 for per-position or language models)."
-        + _default("model", "pool_sizes"))] = None,
-    d_model: Annotated[int | None, typer.Option(help="Transformer width."
-        + _default("model", "d_model"))] = None,
-    heads: Annotated[int | None, typer.Option(help="Transformer attention heads."
-        + _default("model", "heads"))] = None,
-    ff_size: Annotated[int | None, typer.Option(help="Transformer feed-forward width."
-        + _default("model", "ff_size"))] = None,
-    max_length: Annotated[int | None, typer.Option(
-        help="Longest sequence a transformer accepts (longer is an error)."
-        + _default("model", "max_length"))] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs."
-        + _default("training", "epochs"))] = None,
-    batch_size: Annotated[int | None, typer.Option(
-        help="Sequences per batch (per process under torchrun)."
-        + _default("training", "batch_size"))] = None,
-    max_tokens: Annotated[int | None, typer.Option(
-        help="Cap on padded positions per batch (sequences x longest length): batches of "
-        "long sequences hold fewer (0 = no cap; validation batches: 1048576)."
-        + _default("training", "max_tokens"))] = None,
-    lr: Annotated[float | None, typer.Option(parser=finite, help="AdamW learning rate."
-        + _default("training", "lr"))] = None,
-    weight_decay: Annotated[float | None, typer.Option(parser=finite, help="AdamW weight decay."
-        + _default("training", "weight_decay"))] = None,
-    grad_clip: Annotated[float | None, typer.Option(
-        parser=finite, help="Gradient-norm clip (0 = off)."
-        + _default("training", "grad_clip"))] = None,
-    val_fraction: Annotated[float | None, typer.Option(parser=finite,
-        help="Fraction held out for validation (stratified for classes)."
-        + _default("training", "val_fraction"))] = None,
-    patience: Annotated[int | None, typer.Option(
-        help="Epochs without a better monitored metric (--monitor) before stopping (0 = "
-        "never stop early)."
-        + _default("training", "patience"))] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for splits, batches and weights."
-        + _default("training", "seed"))]
-    = None,
-    device: Annotated[str | None, typer.Option(
-        help="auto (CUDA when present), cpu, cuda or cuda:N."
-        + _default("training", "device"))] = None,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", "-j", help="CPU threads for torch (0 = cores available)."
-        + _default("training", "threads"))] = None,
-    monitor: Annotated[str | None, typer.Option(
-        help="Metric for early stopping, best weights and plateau: auto (val_loss; for "
-        "imbalanced classes val_auprc or val_mcc), val_loss, val_auroc, val_auprc, val_mcc, "
-        "val_balanced_accuracy, val_f1, val_r2, val_pearson, ..."
-        + _default("training", "monitor"))] = None,
-    schedule: Annotated[str | None, typer.Option(
-        help="Learning-rate schedule: none, plateau, cosine or onecycle."
-        + _default("training", "schedule"))] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(parser=finite,
-        help="Linear learning-rate warm-up over this many epochs (fractions allowed)."
-        + _default("training", "warmup_epochs"))] = None,
-    class_weight: Annotated[str | None, typer.Option(
-        help="Loss weights: auto (balanced when the rarest class is under half an even share "
-        "of the training records), balanced (inverse class frequency), none, 1,4 in class "
-        "order, or name=weight,..."
-        + _default("training", "class_weight"))] = None,
-    rc_augment: Annotated[bool | None, typer.Option(
-        "--rc-augment/--no-rc-augment",
-        help="DNA/RNA: train on a random strand of each sequence.")] = None,
-    rc_average: Annotated[bool | None, typer.Option(
-        "--rc-average/--no-rc-average",
-        help="DNA/RNA: predict the mean of both strands (stored as the model's default).")]
-    = None,
-    precision: Annotated[str | None, typer.Option(
-        help="32, bf16 or 16-mixed (mixed precision on CUDA; CPU trains in 32-bit)."
-        + _default("training", "precision"))] = None,
-    checkpoint_dir: Annotated[str | None, typer.Option(
-        help="Write a checkpoint here after every epoch (continue with --resume).")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the run checkpointed in --checkpoint-dir.")] = False,
-    ensemble: Annotated[int | None, typer.Option(
-        help="Train this many models (seeds SEED, SEED+1, ...) into one model file that "
-        "predicts their mean probability."
-        + _default("training", "ensemble"))] = None,
-    structure: Annotated[str | None, typer.Option(
-        "--structure", metavar="none|mfe|bpp",
-        help="RNA secondary structure as input channels, folded with ViennaRNA (needs "
-        "bioseqnn[structure]): mfe = each position's pairing state, bpp = also its pairing "
-        "probability (slower). Predict, evaluate, explain and export fold their input the "
-        "same way." + _default("training", "structure"))] = None,
-    cv: Annotated[int | None, typer.Option(
-        "--cv", metavar="K",
-        help="Cross-validate: K folds (by class for classes), one model per fold stopped on "
-        "its own held-out fold; logs the out-of-fold metrics, writes NAME.oof.tsv beside "
-        "the model and saves the K models as one ensemble file."
-        + _default("training", "cv"))] = None,
-    init_from: Annotated[str | None, typer.Option(
-        "--init-from", metavar="MODEL",
-        help="Fine-tune: start from this model file's weights (its network settings "
-        "become this run's; its head too when the classes or targets are the same).")]
-    = None,
-    freeze_backbone: Annotated[bool | None, typer.Option(
-        "--freeze-backbone/--no-freeze-backbone",
-        help="With --init-from: keep the parent's backbone fixed; only the head (and "
-        "attention pooling) train.")] = None,
-    init_member: Annotated[int | None, typer.Option(
-        "--init-member", metavar="N",
-        help="With --init-from an ensemble or cross-validated model: start from member N.")]
-    = None,
+    ignore_unmatched: Annotated[
+        bool,
+        typer.Option(
+            help="Drop records whose id is in only one of the inputs (warn instead of failing)."
+        ),
+    ] = False,
+    val_fasta: Annotated[
+        str | None, typer.Option(help="Explicit validation FASTA (or numeric series table).")
+    ] = None,
+    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Architecture: auto (the default recipe: cnn-gru; gru for a language model), "
+            "rnn, lstm, gru, cnn, cnn-lstm, cnn-gru, transformer." + _default("model", "arch")
+        ),
+    ] = None,
+    hidden_size: Annotated[
+        int | None,
+        typer.Option(help="Hidden units per direction." + _default("model", "hidden_size")),
+    ] = None,
+    layers: Annotated[
+        int | None,
+        typer.Option(help="Stacked recurrent or encoder layers." + _default("model", "layers")),
+    ] = None,
+    bidirectional: Annotated[
+        bool | None,
+        typer.Option(
+            "--bidirectional/--unidirectional",
+            help="Read both directions." + _default("model", "bidirectional"),
+        ),
+    ] = None,
+    dropout: Annotated[
+        float | None,
+        typer.Option(
+            parser=finite,
+            help="Dropout between layers, before the head." + _default("model", "dropout"),
+        ),
+    ] = None,
+    pooling: Annotated[
+        str | None,
+        typer.Option(help="last, mean, max or attention (default depends on the architecture)."),
+    ] = None,
+    channels: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="N,N,...",
+            help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm, cnn-gru)."
+            + _default("model", "channels"),
+        ),
+    ] = None,
+    kernel_sizes: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="N,N,...",
+            help="Convolution width per layer, e.g. 9,5." + _default("model", "kernel_sizes"),
+        ),
+    ] = None,
+    dilations: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="N,N,...",
+            help="Convolution dilation per layer, e.g. 1,2." + _default("model", "dilations"),
+        ),
+    ] = None,
+    pool_sizes: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="N,N,...",
+            help="Max-pool window after each convolution layer (1 = none), e.g. 3,1; auto: 3 "
+            "after the first layer when the median training length is 100 or more, else 1 "
+            "(always 1 for per-position or language models)." + _default("model", "pool_sizes"),
+        ),
+    ] = None,
+    d_model: Annotated[
+        int | None, typer.Option(help="Transformer width." + _default("model", "d_model"))
+    ] = None,
+    heads: Annotated[
+        int | None, typer.Option(help="Transformer attention heads." + _default("model", "heads"))
+    ] = None,
+    ff_size: Annotated[
+        int | None,
+        typer.Option(help="Transformer feed-forward width." + _default("model", "ff_size")),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Longest sequence a transformer accepts (longer is an error)."
+            + _default("model", "max_length")
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Maximum epochs." + _default("training", "epochs"))
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Sequences per batch (per process under torchrun)."
+            + _default("training", "batch_size")
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Cap on padded positions per batch (sequences x longest length): batches of "
+            "long sequences hold fewer (0 = no cap; validation batches: 1048576)."
+            + _default("training", "max_tokens")
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(parser=finite, help="AdamW learning rate." + _default("training", "lr")),
+    ] = None,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(
+            parser=finite, help="AdamW weight decay." + _default("training", "weight_decay")
+        ),
+    ] = None,
+    grad_clip: Annotated[
+        float | None,
+        typer.Option(
+            parser=finite, help="Gradient-norm clip (0 = off)." + _default("training", "grad_clip")
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            parser=finite,
+            help="Fraction held out for validation (stratified for classes)."
+            + _default("training", "val_fraction"),
+        ),
+    ] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            help="Epochs without a better monitored metric (--monitor) before stopping (0 = "
+            "never stop early)." + _default("training", "patience")
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for splits, batches and weights." + _default("training", "seed")),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (CUDA when present), cpu, cuda or cuda:N." + _default("training", "device")
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            "-j",
+            help="CPU threads for torch (0 = cores available)." + _default("training", "threads"),
+        ),
+    ] = None,
+    monitor: Annotated[
+        str | None,
+        typer.Option(
+            help="Metric for early stopping, best weights and plateau: auto (val_loss; for "
+            "imbalanced classes val_auprc or val_mcc), val_loss, val_auroc, val_auprc, val_mcc, "
+            "val_balanced_accuracy, val_f1, val_r2, val_pearson, ..."
+            + _default("training", "monitor")
+        ),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            help="Learning-rate schedule: none, plateau, cosine or onecycle."
+            + _default("training", "schedule")
+        ),
+    ] = None,
+    warmup_epochs: Annotated[
+        float | None,
+        typer.Option(
+            parser=finite,
+            help="Linear learning-rate warm-up over this many epochs (fractions allowed)."
+            + _default("training", "warmup_epochs"),
+        ),
+    ] = None,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            help="Loss weights: auto (balanced when the rarest class is under half an even share "
+            "of the training records), balanced (inverse class frequency), none, 1,4 in class "
+            "order, or name=weight,..." + _default("training", "class_weight")
+        ),
+    ] = None,
+    rc_augment: Annotated[
+        bool | None,
+        typer.Option(
+            "--rc-augment/--no-rc-augment",
+            help="DNA/RNA: train on a random strand of each sequence.",
+        ),
+    ] = None,
+    rc_average: Annotated[
+        bool | None,
+        typer.Option(
+            "--rc-average/--no-rc-average",
+            help="DNA/RNA: predict the mean of both strands (stored as the model's default).",
+        ),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="32, bf16 or 16-mixed (mixed precision on CUDA; CPU trains in 32-bit)."
+            + _default("training", "precision")
+        ),
+    ] = None,
+    checkpoint_dir: Annotated[
+        str | None,
+        typer.Option(help="Write a checkpoint here after every epoch (continue with --resume)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run checkpointed in --checkpoint-dir.")
+    ] = False,
+    ensemble: Annotated[
+        int | None,
+        typer.Option(
+            help="Train this many models (seeds SEED, SEED+1, ...) into one model file that "
+            "predicts their mean probability." + _default("training", "ensemble")
+        ),
+    ] = None,
+    structure: Annotated[
+        str | None,
+        typer.Option(
+            "--structure",
+            metavar="none|mfe|bpp",
+            help="RNA secondary structure as input channels, folded with ViennaRNA (needs "
+            "bioseqnn[structure]): mfe = each position's pairing state, bpp = also its pairing "
+            "probability (slower). Predict, evaluate, explain and export fold their input the "
+            "same way." + _default("training", "structure"),
+        ),
+    ] = None,
+    cv: Annotated[
+        int | None,
+        typer.Option(
+            "--cv",
+            metavar="K",
+            help="Cross-validate: K folds (by class for classes), one model per fold stopped on "
+            "its own held-out fold; logs the out-of-fold metrics, writes NAME.oof.tsv beside "
+            "the model and saves the K models as one ensemble file." + _default("training", "cv"),
+        ),
+    ] = None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            "--init-from",
+            metavar="MODEL",
+            help="Fine-tune: start from this model file's weights (its network settings "
+            "become this run's; its head too when the classes or targets are the same).",
+        ),
+    ] = None,
+    freeze_backbone: Annotated[
+        bool | None,
+        typer.Option(
+            "--freeze-backbone/--no-freeze-backbone",
+            help="With --init-from: keep the parent's backbone fixed; only the head (and "
+            "attention pooling) train.",
+        ),
+    ] = None,
+    init_member: Annotated[
+        int | None,
+        typer.Option(
+            "--init-member",
+            metavar="N",
+            help="With --init-from an ensemble or cross-validated model: start from member N.",
+        ),
+    ] = None,
     position_mask: PositionMask = None,
     genome: GenomeRef = None,
     window: Window = None,
     on_edge: OnEdgeOpt = None,
-    holdout_chroms: Annotated[str | None, typer.Option(
-        metavar="CHR,CHR", show_default=False,
-        help="--genome: intervals on these chromosomes are the validation set.")] = None,
-    exclude_chroms: Annotated[str | None, typer.Option(
-        metavar="CHR,CHR", show_default=False,
-        help="--genome: leave intervals on these chromosomes out (to evaluate on later).")]
-    = None,
-    log_file: Annotated[str | None, typer.Option(
-        "--log", help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
-        "a name ending in .jsonl writes JSON lines.")] = None,
-    plots: Annotated[str | None, typer.Option(
-        "--plots", help="Folder for the learning curves, learning_curves.png (or .pdf/.svg: "
-        "--format; needs matplotlib: bioseqnn[plots]).")]
-    = None,
-    tensorboard: Annotated[str | None, typer.Option(
-        "--tensorboard", metavar="DIR", show_default=False,
-        help="Log each epoch's metrics, the settings and the learning curves as TensorBoard "
-        "event files in DIR (needs bioseqnn[tracking]).")] = None,
-    mlflow: Annotated[str | None, typer.Option(
-        "--mlflow", metavar="[URI]", show_default=False,
-        help="Log the run to MLflow: settings, each epoch's metrics, the learning curves and "
-        "the model file (needs bioseqnn[tracking]). Alone: the local store mlflow.db beside "
-        "the model (sqlite); or a tracking URI: http(s)://server, sqlite:///runs.db, "
-        "--mlflow=FOLDER.")] = None,
+    holdout_chroms: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CHR,CHR",
+            show_default=False,
+            help="--genome: intervals on these chromosomes are the validation set.",
+        ),
+    ] = None,
+    exclude_chroms: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CHR,CHR",
+            show_default=False,
+            help="--genome: leave intervals on these chromosomes out (to evaluate on later).",
+        ),
+    ] = None,
+    log_file: Annotated[
+        str | None,
+        typer.Option(
+            "--log",
+            help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
+            "a name ending in .jsonl writes JSON lines.",
+        ),
+    ] = None,
+    plots: Annotated[
+        str | None,
+        typer.Option(
+            "--plots",
+            help="Folder for the learning curves, learning_curves.png (or .pdf/.svg: "
+            "--format; needs matplotlib: bioseqnn[plots]).",
+        ),
+    ] = None,
+    tensorboard: Annotated[
+        str | None,
+        typer.Option(
+            "--tensorboard",
+            metavar="DIR",
+            show_default=False,
+            help="Log each epoch's metrics, the settings and the learning curves as TensorBoard "
+            "event files in DIR (needs bioseqnn[tracking]).",
+        ),
+    ] = None,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            metavar="[URI]",
+            show_default=False,
+            help="Log the run to MLflow: settings, each epoch's metrics, the learning curves and "
+            "the model file (needs bioseqnn[tracking]). Alone: the local store mlflow.db beside "
+            "the model (sqlite); or a tracking URI: http(s)://server, sqlite:///runs.db, "
+            "--mlflow=FOLDER.",
+        ),
+    ] = None,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
     quiet: Quiet = False,
@@ -539,45 +793,82 @@ def train(
         if written is not None:
             check_not_an_input(written, {"--config": config})
     cfg = load_config(config) if config else RunConfig()
-    model_flags = {"arch": arch, "hidden_size": hidden_size, "layers": layers,
-                   "bidirectional": bidirectional, "dropout": dropout, "pooling": pooling,
-                   "channels": parse_int_list(channels, "--channels"),
-                   "kernel_sizes": parse_int_list(kernel_sizes, "--kernel-sizes"),
-                   "dilations": parse_int_list(dilations, "--dilations"),
-                   "pool_sizes": parse_int_list(pool_sizes, "--pool-sizes"),
-                   "d_model": d_model, "heads": heads, "ff_size": ff_size,
-                   "max_length": max_length}
-    cfg = apply_overrides(cfg, {
-        "model": dict(model_flags),
-        "training": {"epochs": epochs, "batch_size": batch_size, "max_tokens": max_tokens,
-                     "lr": lr,
-                     "weight_decay": weight_decay, "grad_clip": grad_clip,
-                     "val_fraction": val_fraction, "patience": patience, "seed": seed,
-                     "device": device, "threads": threads, "monitor": monitor,
-                     "schedule": schedule, "warmup_epochs": warmup_epochs,
-                     "class_weight": class_weight, "rc_augment": rc_augment,
-                     "rc_average": rc_average, "precision": precision,
-                     "checkpoint_dir": checkpoint_dir, "ensemble": ensemble, "cv": cv,
-                     "structure": structure, "init_from": init_from,
-                     "freeze_backbone": freeze_backbone, "init_member": init_member},
-    })
+    model_flags = {
+        "arch": arch,
+        "hidden_size": hidden_size,
+        "layers": layers,
+        "bidirectional": bidirectional,
+        "dropout": dropout,
+        "pooling": pooling,
+        "channels": parse_int_list(channels, "--channels"),
+        "kernel_sizes": parse_int_list(kernel_sizes, "--kernel-sizes"),
+        "dilations": parse_int_list(dilations, "--dilations"),
+        "pool_sizes": parse_int_list(pool_sizes, "--pool-sizes"),
+        "d_model": d_model,
+        "heads": heads,
+        "ff_size": ff_size,
+        "max_length": max_length,
+    }
+    cfg = apply_overrides(
+        cfg,
+        {
+            "model": dict(model_flags),
+            "training": {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "max_tokens": max_tokens,
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "grad_clip": grad_clip,
+                "val_fraction": val_fraction,
+                "patience": patience,
+                "seed": seed,
+                "device": device,
+                "threads": threads,
+                "monitor": monitor,
+                "schedule": schedule,
+                "warmup_epochs": warmup_epochs,
+                "class_weight": class_weight,
+                "rc_augment": rc_augment,
+                "rc_average": rc_average,
+                "precision": precision,
+                "checkpoint_dir": checkpoint_dir,
+                "ensemble": ensemble,
+                "cv": cv,
+                "structure": structure,
+                "init_from": init_from,
+                "freeze_backbone": freeze_backbone,
+                "init_member": init_member,
+            },
+        },
+    )
     if cfg.training.init_from and cfg.training.init_from != "-":
         from .finetune import check_given
 
         # a setting given on purpose counts even at its default value (the library can
         # only tell settings that differ from the defaults)
-        check_given(cfg.training.init_from, cfg.training.init_member or None,
-                    _given_model_settings(config, cfg, model_flags))
+        check_given(
+            cfg.training.init_from,
+            cfg.training.init_member or None,
+            _given_model_settings(config, cfg, model_flags),
+        )
     lm = task is Task.language_model
     from .intervals import genome_options
 
-    intervals = genome_options(genome, window=window, on_edge=on_edge and on_edge.value,
-                               holdout_chroms=holdout_chroms, exclude_chroms=exclude_chroms)
+    intervals = genome_options(
+        genome,
+        window=window,
+        on_edge=on_edge and on_edge.value,
+        holdout_chroms=holdout_chroms,
+        exclude_chroms=exclude_chroms,
+    )
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
     if table is None and not lm and intervals is None:
-        raise typer.BadParameter("a labels table is required (or --sequence-column; "
-                                 "--task language-model learns from sequences alone)",
-                                 param_hint="LABELS")
+        raise typer.BadParameter(
+            "a labels table is required (or --sequence-column; "
+            "--task language-model learns from sequences alone)",
+            param_hint="LABELS",
+        )
     show_bar = stderr.is_terminal and not quiet
     reporter = RichReporter(show_bar, "perplexity" if lm else "accuracy")
     from .tracking import Tracking
@@ -585,12 +876,25 @@ def train(
     tracking = Tracking.open(tensorboard, mlflow, output)
     try:
         outcome = run_train(
-            fasta, table, output, cfg, id_column=id_column, targets=target or None,
-            sequence_column=sequence_column, task=task.value if task else None,
-            alphabet=alphabet.value, on_invalid=on_invalid.value,
-            ignore_unmatched=ignore_unmatched, val_fasta=val_fasta, val_labels=val_labels,
-            log_path=log_file, reporter=reporter, resume=resume, position_mask=position_mask,
-            series_columns=parse_names(series_columns, "--series-columns"), genome=intervals,
+            fasta,
+            table,
+            output,
+            cfg,
+            id_column=id_column,
+            targets=target or None,
+            sequence_column=sequence_column,
+            task=task.value if task else None,
+            alphabet=alphabet.value,
+            on_invalid=on_invalid.value,
+            ignore_unmatched=ignore_unmatched,
+            val_fasta=val_fasta,
+            val_labels=val_labels,
+            log_path=log_file,
+            reporter=reporter,
+            resume=resume,
+            position_mask=position_mask,
+            series_columns=parse_names(series_columns, "--series-columns"),
+            genome=intervals,
             on_epoch=tracking.epoch,
         )
     except BaseException:
@@ -599,13 +903,18 @@ def train(
     tracking.finish(outcome)
     best = outcome.result.best
     kind = outcome.manifest["task"]["kind"]
-    headline = {"regression": "val_r2", "language-model": "val_perplexity"}.get(kind,
-                                                                           "val_accuracy")
+    headline = {"regression": "val_r2", "language-model": "val_perplexity"}.get(
+        kind, "val_accuracy"
+    )
     members = outcome.manifest.get("metrics", {}).get("members")
     folds = outcome.manifest.get("metrics", {}).get("cv")
-    summary = (f"{folds['folds']} cross-validation models, pooled out-of-fold" if folds
-               else f"ensemble of {len(members)}{' on validation' if best else ''}" if members
-               else f"best epoch {outcome.result.best_epoch}")
+    summary = (
+        f"{folds['folds']} cross-validation models, pooled out-of-fold"
+        if folds
+        else f"ensemble of {len(members)}{' on validation' if best else ''}"
+        if members
+        else f"best epoch {outcome.result.best_epoch}"
+    )
     for key in dict.fromkeys([outcome.result.monitor, headline]):
         if isinstance(best.get(key), float):
             summary += f", {key} {best[key]:.4f}"
@@ -618,43 +927,69 @@ def train(
         suffix = (plot_format or FigureFormat.png).value
         for member in sorted({r.get("member", 0) for r in history}):
             name = f"learning_curves_member{member}" if member else "learning_curves"
-            figure = learning_curves([r for r in history if r.get("member", 0) == member],
-                                     plot_dir(plots) / f"{name}.{suffix}",
-                                     f"{title}, member {member}" if member else title,
-                                     dpi=dpi or DPI)
+            figure = learning_curves(
+                [r for r in history if r.get("member", 0) == member],
+                plot_dir(plots) / f"{name}.{suffix}",
+                f"{title}, member {member}" if member else title,
+                dpi=dpi or DPI,
+            )
             log.info("wrote %s", figure)
 
 
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    sequences: Annotated[list[str] | None, typer.Argument(
-        show_default=False,
-        help="FASTA/FASTQ to predict (plain or .gz; '-' or none for stdin), or for a numeric "
-        "series model its series table; several files: their rows one file after the "
-        "other, ids as in the files.")] = None,
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).")]
-    = "-",
+    sequences: Annotated[
+        list[str] | None,
+        typer.Argument(
+            show_default=False,
+            help="FASTA/FASTQ to predict (plain or .gz; '-' or none for stdin), or for a numeric "
+            "series model its series table; several files: their rows one file after the "
+            "other, ids as in the files.",
+        ),
+    ] = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout)."
+        ),
+    ] = "-",
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
-    max_tokens: Annotated[int, typer.Option(
-        min=0, help="Cap on padded positions per batch (sequences x longest length): "
-        "batches of long sequences hold fewer (0 = 1048576; predictions do not depend "
-        "on it).")] = 0,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Cap on padded positions per batch (sequences x longest length): "
+            "batches of long sequences hold fewer (0 = 1048576; predictions do not depend "
+            "on it).",
+        ),
+    ] = 0,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
-    rc_average: Annotated[bool | None, typer.Option(
-        "--rc-average/--no-rc-average",
-        help="DNA/RNA: report the mean over both strands (default: as the model was trained).")]
-    = None,
-    output_format: Annotated[OutputFormat, typer.Option(
-        "--format", help="Per-position models: tsv (one row per residue: id, position, "
-        "residue, predicted, prob_<class>...) or fasta (predicted labels).")]
-    = OutputFormat.tsv,
-    id_column: Annotated[str | None, typer.Option(
-        show_default=False, help="Numeric series models: the id column of the series table "
-        "(default: as in training).")] = None,
+    rc_average: Annotated[
+        bool | None,
+        typer.Option(
+            "--rc-average/--no-rc-average",
+            help="DNA/RNA: report the mean over both strands (default: as the model was trained).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            help="Per-position models: tsv (one row per residue: id, position, "
+            "residue, predicted, prob_<class>...) or fasta (predicted labels).",
+        ),
+    ] = OutputFormat.tsv,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Numeric series models: the id column of the series table "
+            "(default: as in training).",
+        ),
+    ] = None,
     genome: GenomeRef = None,
     window: Window = None,
     on_edge: OnEdgeOpt = None,
@@ -666,12 +1001,20 @@ def predict(
     from .api import predict as run_predict
     from .intervals import genome_options
 
-    stats = run_predict(model, sequences or ["-"], output, batch_size=batch_size,
-                        max_tokens=max_tokens, device=device,
-                        threads=threads, on_invalid=on_invalid.value, rc_average=rc_average,
-                        fmt=output_format.value, id_column=id_column,
-                        genome=genome_options(genome, window=window,
-                                              on_edge=on_edge and on_edge.value))
+    stats = run_predict(
+        model,
+        sequences or ["-"],
+        output,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        device=device,
+        threads=threads,
+        on_invalid=on_invalid.value,
+        rc_average=rc_average,
+        fmt=output_format.value,
+        id_column=id_column,
+        genome=genome_options(genome, window=window, on_edge=on_edge and on_edge.value),
+    )
     log.debug("predicted %d record(s)", stats.records)
 
 
@@ -688,33 +1031,67 @@ class VariantFormat(str, Enum):
 
 @app.command()
 def variants(
-    model: Annotated[str, typer.Argument(
-        help="Model file written by 'bioseqnn train' (DNA; one output per sequence).")],
-    vcf: Annotated[str, typer.Argument(
-        help="Variants: VCF or BCF, plain, bgzip or gzip ('-' for stdin).")] = "-",
-    genome: Annotated[str, typer.Option(
-        "--genome", metavar="FASTA", help="Reference genome the VCF is on (FASTA, plain or "
-        "bgzip, read through its .fai index, built on first use; needs bioseqnn[genome]).")]
-    = "",
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="One row per alternate allele: TSV ('.csv' for CSV, '.gz' "
-        "compresses; '-' stdout); or NAME.vcf / NAME.vcf.gz (bgzip): the VCF with the "
-        "scores as INFO fields.")] = "-",
-    window: Annotated[int | None, typer.Option(
-        "--window", min=1, show_default=False,
-        help="Bases per window, centred on the variant (default: the model's window).")]
-    = None,
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model file written by 'bioseqnn train' (DNA; one output per sequence)."
+        ),
+    ],
+    vcf: Annotated[
+        str, typer.Argument(help="Variants: VCF or BCF, plain, bgzip or gzip ('-' for stdin).")
+    ] = "-",
+    genome: Annotated[
+        str,
+        typer.Option(
+            "--genome",
+            metavar="FASTA",
+            help="Reference genome the VCF is on (FASTA, plain or "
+            "bgzip, read through its .fai index, built on first use; needs bioseqnn[genome]).",
+        ),
+    ] = "",
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="One row per alternate allele: TSV ('.csv' for CSV, '.gz' "
+            "compresses; '-' stdout); or NAME.vcf / NAME.vcf.gz (bgzip): the VCF with the "
+            "scores as INFO fields.",
+        ),
+    ] = "-",
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            min=1,
+            show_default=False,
+            help="Bases per window, centred on the variant (default: the model's window).",
+        ),
+    ] = None,
     on_edge: OnEdgeOpt = None,
-    on_mismatch: Annotated[OnMismatch, typer.Option(
-        "--on-mismatch", help="A REF that differs from the genome: stop with an error, skip "
-        "the record, or score it with a warning (both counted).")] = OnMismatch.error,
-    rc_average: Annotated[bool | None, typer.Option(
-        "--rc-average/--no-rc-average",
-        help="Score the mean over both strands (default: as the model was trained).")]
-    = None,
-    output_format: Annotated[VariantFormat | None, typer.Option(
-        "--format", show_default=False,
-        help="tsv or vcf (default: from the output's name; tsv for stdout).")] = None,
+    on_mismatch: Annotated[
+        OnMismatch,
+        typer.Option(
+            "--on-mismatch",
+            help="A REF that differs from the genome: stop with an error, skip "
+            "the record, or score it with a warning (both counted).",
+        ),
+    ] = OnMismatch.error,
+    rc_average: Annotated[
+        bool | None,
+        typer.Option(
+            "--rc-average/--no-rc-average",
+            help="Score the mean over both strands (default: as the model was trained).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        VariantFormat | None,
+        typer.Option(
+            "--format",
+            show_default=False,
+            help="tsv or vcf (default: from the output's name; tsv for stdout).",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = 256,
     device: Device = None,
     threads: Threads = 0,
@@ -731,21 +1108,31 @@ def variants(
     from .variant_effects import score_variants
 
     if not genome:
-        raise typer.BadParameter("the reference genome the VCF is on is required",
-                                 param_hint="--genome")
+        raise typer.BadParameter(
+            "the reference genome the VCF is on is required", param_hint="--genome"
+        )
     options = genome_options(genome, window=window, on_edge=on_edge and on_edge.value)
     assert options is not None
-    score_variants(model, vcf, options, output,
-                   fmt=output_format.value if output_format else None,
-                   on_mismatch=on_mismatch.value, rc_average=rc_average,
-                   batch_size=batch_size, device=device, threads=threads)
+    score_variants(
+        model,
+        vcf,
+        options,
+        output,
+        fmt=output_format.value if output_format else None,
+        on_mismatch=on_mismatch.value,
+        rc_average=rc_average,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+    )
 
 
 @app.command()
 def info(
     model: Annotated[str, typer.Argument(help="Model file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")]
-    = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole manifest as JSON.")
+    ] = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -767,10 +1154,13 @@ def info(
 
 @app.command()
 def ensemble(
-    models: Annotated[list[str], typer.Argument(
-        help="Model files to combine (two or more; ensembles are flattened).")],
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="The ensemble's model file.")] = "ensemble.bsnn",
+    models: Annotated[
+        list[str],
+        typer.Argument(help="Model files to combine (two or more; ensembles are flattened)."),
+    ],
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="The ensemble's model file.")
+    ] = "ensemble.bsnn",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -791,76 +1181,155 @@ def parse_duration(text: str) -> float:
 
 @app.command()
 def tune(
-    sequences: Annotated[str | None, typer.Argument(
-        help="Training FASTA/FASTQ or table, as for 'train' (the test set is never an "
-        "input: trials are scored on train's validation split or --val-fasta).")] = None,
-    labels: Annotated[str | None, typer.Argument(
-        help="CSV/TSV of labels joined to the sequences by id.")] = None,
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="The best trial's model file; beside it NAME.trials/ (every "
-        "trial's model), NAME.trials.tsv, NAME.yaml (the best config) and NAME.tune.log "
-        "(the study).")] = "best.bsnn",
-    trials: Annotated[int | None, typer.Option(
-        "--trials", min=0, help="Run this many trials (in this process); 0 with --resume "
-        "writes the outputs from the study.")] = None,
-    time_budget: Annotated[str | None, typer.Option(
-        "--time", metavar="DURATION", help="Start no trial after this long (90s, 30m, 2h); "
-        "a running trial stops after its current epoch, keeping its best epoch.")] = None,
-    space: Annotated[str | None, typer.Option(
-        "--space", metavar="YAML", help="Search space file (start from --show-space): "
-        "ranges, choices, fixed values, families.")] = None,
-    show_space: Annotated[bool, typer.Option(
-        "--show-space", help="Print the default search space as YAML and exit.")] = False,
-    seed: Annotated[int, typer.Option(
-        help="Seed of the sampler and of every trial's split, batches and weights.")] = 0,
-    monitor: Annotated[str, typer.Option(
-        help="Metric to optimise: auto (what train monitors: val_loss, or for imbalanced "
-        "classes val_auprc or val_mcc), or val_auroc, val_r2, ... (losses and errors are "
-        "minimised, scores maximised).")] = "auto",
-    study: Annotated[str | None, typer.Option(
-        "--study", metavar="URL|FILE", help="Optuna storage: a journal file (default "
-        "NAME.tune.log beside -o), sqlite:///tune.db or postgresql://...")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the study in the storage (it must exist).")] = False,
-    join: Annotated[bool, typer.Option(
-        "--join", help="Create the study or continue it: for several processes (e.g. a "
-        "SLURM job array) sharing one storage.")] = False,
-    ensemble_top: Annotated[int, typer.Option(
-        "--ensemble-top", metavar="K", min=1,
-        help="Write the K best trials' models as one ensemble.")] = 1,
+    sequences: Annotated[
+        str | None,
+        typer.Argument(
+            help="Training FASTA/FASTQ or table, as for 'train' (the test set is never an "
+            "input: trials are scored on train's validation split or --val-fasta)."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Argument(help="CSV/TSV of labels joined to the sequences by id.")
+    ] = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="The best trial's model file; beside it NAME.trials/ (every "
+            "trial's model), NAME.trials.tsv, NAME.yaml (the best config) and NAME.tune.log "
+            "(the study).",
+        ),
+    ] = "best.bsnn",
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials",
+            min=0,
+            help="Run this many trials (in this process); 0 with --resume "
+            "writes the outputs from the study.",
+        ),
+    ] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            metavar="DURATION",
+            help="Start no trial after this long (90s, 30m, 2h); "
+            "a running trial stops after its current epoch, keeping its best epoch.",
+        ),
+    ] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            metavar="YAML",
+            help="Search space file (start from --show-space): "
+            "ranges, choices, fixed values, families.",
+        ),
+    ] = None,
+    show_space: Annotated[
+        bool, typer.Option("--show-space", help="Print the default search space as YAML and exit.")
+    ] = False,
+    seed: Annotated[
+        int,
+        typer.Option(help="Seed of the sampler and of every trial's split, batches and weights."),
+    ] = 0,
+    monitor: Annotated[
+        str,
+        typer.Option(
+            help="Metric to optimise: auto (what train monitors: val_loss, or for imbalanced "
+            "classes val_auprc or val_mcc), or val_auroc, val_r2, ... (losses and errors are "
+            "minimised, scores maximised)."
+        ),
+    ] = "auto",
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            metavar="URL|FILE",
+            help="Optuna storage: a journal file (default "
+            "NAME.tune.log beside -o), sqlite:///tune.db or postgresql://...",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the study in the storage (it must exist).")
+    ] = False,
+    join: Annotated[
+        bool,
+        typer.Option(
+            "--join",
+            help="Create the study or continue it: for several processes (e.g. a "
+            "SLURM job array) sharing one storage.",
+        ),
+    ] = False,
+    ensemble_top: Annotated[
+        int,
+        typer.Option(
+            "--ensemble-top",
+            metavar="K",
+            min=1,
+            help="Write the K best trials' models as one ensemble.",
+        ),
+    ] = 1,
     id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
-    target: Annotated[list[str] | None, typer.Option(
-        "--target", "-t", help="Target column (repeat for several; default: all but the id).")]
-    = None,
-    sequence_column: Annotated[str | None, typer.Option(
-        help="Read sequences from this column of the table instead of a FASTA.")] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target", "-t", help="Target column (repeat for several; default: all but the id)."
+        ),
+    ] = None,
+    sequence_column: Annotated[
+        str | None,
+        typer.Option(help="Read sequences from this column of the table instead of a FASTA."),
+    ] = None,
     task: Annotated[Task | None, typer.Option(help="Override the detected task.")] = None,
-    alphabet: Annotated[AlphabetChoice, typer.Option(help="Force the alphabet.")]
-    = AlphabetChoice.auto,
+    alphabet: Annotated[
+        AlphabetChoice, typer.Option(help="Force the alphabet.")
+    ] = AlphabetChoice.auto,
     on_invalid: InvalidOpt = OnInvalid.error,
-    ignore_unmatched: Annotated[bool, typer.Option(
-        help="Drop records whose id is in only one of the inputs.")] = False,
-    val_fasta: Annotated[str | None, typer.Option(
-        help="Explicit validation FASTA that scores every trial.")] = None,
-    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")]
-    = None,
-    val_fraction: Annotated[float | None, typer.Option(
-        parser=finite, help="Fraction held out for validation."
-        + _default("training", "val_fraction"))] = None,
+    ignore_unmatched: Annotated[
+        bool, typer.Option(help="Drop records whose id is in only one of the inputs.")
+    ] = False,
+    val_fasta: Annotated[
+        str | None, typer.Option(help="Explicit validation FASTA that scores every trial.")
+    ] = None,
+    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            parser=finite,
+            help="Fraction held out for validation." + _default("training", "val_fraction"),
+        ),
+    ] = None,
     position_mask: PositionMask = None,
-    plots: Annotated[str | None, typer.Option(
-        "--plots", metavar="DIR", help="Write the optimisation history and the parameter "
-        "importances here (needs bioseqnn[plots]).")] = None,
+    plots: Annotated[
+        str | None,
+        typer.Option(
+            "--plots",
+            metavar="DIR",
+            help="Write the optimisation history and the parameter "
+            "importances here (needs bioseqnn[plots]).",
+        ),
+    ] = None,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
-    defaults_first: Annotated[bool, typer.Option(
-        "--defaults-first/--no-defaults-first", help="A new study's first trial is "
-        "train's defaults (with the space's fixed values): the search's best is never "
-        "below the default on validation.")] = True,
-    device: Annotated[str | None, typer.Option(
-        help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", "-j", help="CPU threads for torch (0 = cores available).")] = None,
+    defaults_first: Annotated[
+        bool,
+        typer.Option(
+            "--defaults-first/--no-defaults-first",
+            help="A new study's first trial is "
+            "train's defaults (with the space's fixed values): the search's best is never "
+            "below the default on validation.",
+        ),
+    ] = True,
+    device: Annotated[
+        str | None, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", "-j", help="CPU threads for torch (0 = cores available)."),
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -872,27 +1341,54 @@ def tune(
         sys.stdout.write(space_yaml(load_space(space) if space else None))
         return
     if sequences is None:
-        raise typer.BadParameter("give the training sequences (or --show-space)",
-                                 param_hint="SEQUENCES")
+        raise typer.BadParameter(
+            "give the training sequences (or --show-space)", param_hint="SEQUENCES"
+        )
     budget = parse_duration(time_budget) if time_budget is not None else None
     searched = load_space(space) if space else default_space()
     from .config import RunConfig, apply_overrides
     from .search.study import tune as run_tune
 
     progress = _search_bar() if stderr.is_terminal and not quiet else None
-    base = apply_overrides(RunConfig(), {"training": {
-        "val_fraction": val_fraction, "device": device, "threads": threads}, "model": {}})
+    base = apply_overrides(
+        RunConfig(),
+        {
+            "training": {"val_fraction": val_fraction, "device": device, "threads": threads},
+            "model": {},
+        },
+    )
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    run_tune(fasta, table, output, space=searched, trials=trials, timeout=budget, seed=seed,
-             monitor=monitor, study=study, resume=resume, join=join,
-             ensemble_top=ensemble_top, config=base, id_column=id_column,
-             targets=target or None, sequence_column=sequence_column,
-             task=task.value if task else None, alphabet=alphabet.value,
-             on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
-             val_fasta=val_fasta, val_labels=val_labels, position_mask=position_mask,
-             plots=plots, plot_format=(plot_format or FigureFormat.png).value, dpi=dpi,
-             quiet_trials=not debug, progress=progress,
-             defaults_first=defaults_first)
+    run_tune(
+        fasta,
+        table,
+        output,
+        space=searched,
+        trials=trials,
+        timeout=budget,
+        seed=seed,
+        monitor=monitor,
+        study=study,
+        resume=resume,
+        join=join,
+        ensemble_top=ensemble_top,
+        config=base,
+        id_column=id_column,
+        targets=target or None,
+        sequence_column=sequence_column,
+        task=task.value if task else None,
+        alphabet=alphabet.value,
+        on_invalid=on_invalid.value,
+        ignore_unmatched=ignore_unmatched,
+        val_fasta=val_fasta,
+        val_labels=val_labels,
+        position_mask=position_mask,
+        plots=plots,
+        plot_format=(plot_format or FigureFormat.png).value,
+        dpi=dpi,
+        quiet_trials=not debug,
+        progress=progress,
+        defaults_first=defaults_first,
+    )
 
 
 def _search_bar() -> Any:
@@ -911,7 +1407,11 @@ def _search_bar() -> Any:
             self.trials, self.timeout, self.started = trials, timeout, time.monotonic()
             self.progress = Progress(
                 TextColumn("search: {task.fields[done]} trial(s), best {task.fields[best]}"),
-                BarColumn(), TimeElapsedColumn(), console=stderr, transient=True)
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=True,
+            )
             self.progress.start()
             total = float(trials) if trials is not None else timeout
             self.task = self.progress.add_task("tune", total=total, done=0, best="-")
@@ -921,8 +1421,9 @@ def _search_bar() -> Any:
             if self.trials is not None and done is not None:
                 self.progress.update(self.task, completed=min(done, self.trials))
             elif self.trials is None and self.timeout is not None:
-                self.progress.update(self.task, completed=min(
-                    time.monotonic() - self.started, self.timeout))
+                self.progress.update(
+                    self.task, completed=min(time.monotonic() - self.started, self.timeout)
+                )
 
         def tick(self) -> None:
             if self.progress is not None:
@@ -932,10 +1433,8 @@ def _search_bar() -> Any:
             if self.progress is None:
                 super().trial(line, done, best)
                 return
-            self.progress.console.print(f"bioseqnn: {line}", markup=False,
-                                        highlight=False)
-            self.progress.update(self.task, done=done,
-                                 best="-" if best is None else f"{best:.4f}")
+            self.progress.console.print(f"bioseqnn: {line}", markup=False, highlight=False)
+            self.progress.update(self.task, done=done, best="-" if best is None else f"{best:.4f}")
             self._advance(done)
 
         def finish(self) -> None:
@@ -961,56 +1460,98 @@ class Reference(str, Enum):
     zero = "zero"
 
 
-ReferenceOpt = Annotated[Reference | None, typer.Option(
-    help="integrated-gradients and deeplift-shap: what a sequence is compared with: "
-    "dinucleotide shuffles of it (DNA/RNA; deeplift-shap's default), a uniform letter mix "
-    "(integrated-gradients' default, and deeplift-shap's for protein), the letter "
-    "frequencies of the input, or all zeros.")]
-ShufflesOpt = Annotated[int, typer.Option(
-    min=1, help="References per sequence with --reference shuffle (averaged).")]
-StepsOpt = Annotated[int, typer.Option(
-    min=1, help="integrated-gradients: points on the path from reference to sequence.")]
+ReferenceOpt = Annotated[
+    Reference | None,
+    typer.Option(
+        help="integrated-gradients and deeplift-shap: what a sequence is compared with: "
+        "dinucleotide shuffles of it (DNA/RNA; deeplift-shap's default), a uniform letter mix "
+        "(integrated-gradients' default, and deeplift-shap's for protein), the letter "
+        "frequencies of the input, or all zeros."
+    ),
+]
+ShufflesOpt = Annotated[
+    int, typer.Option(min=1, help="References per sequence with --reference shuffle (averaged).")
+]
+StepsOpt = Annotated[
+    int,
+    typer.Option(
+        min=1, help="integrated-gradients: points on the path from reference to sequence."
+    ),
+]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the shuffled references.")]
 
 
-def _attribution_options(reference: Reference | None, shuffles: int, steps: int,
-                         seed: int) -> Any:
+def _attribution_options(reference: Reference | None, shuffles: int, steps: int, seed: int) -> Any:
     from .interpret.attribution import AttributionOptions
 
-    return AttributionOptions(reference=reference.value if reference else None,
-                              shuffles=shuffles, steps=steps, seed=seed)
+    return AttributionOptions(
+        reference=reference.value if reference else None, shuffles=shuffles, steps=steps, seed=seed
+    )
 
 
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ of the test records ('-' for stdin), a table with "
-        "--sequence-column, or for a numeric series model its series table.")],
-    labels: Annotated[str | None, typer.Argument(
-        help="CSV/TSV of their labels, joined by id (none for a language model).")] = None,
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="Metrics JSON to write ('-' stdout).")] = "-",
-    plots: Annotated[str | None, typer.Option(
-        "--plots", help="Folder for the ROC, PR and confusion figures, or the scatter of a "
-        "regression (needs bioseqnn[plots]).")]
-    = None,
+    sequences: Annotated[
+        str,
+        typer.Argument(
+            help="FASTA/FASTQ of the test records ('-' for stdin), a table with "
+            "--sequence-column, or for a numeric series model its series table."
+        ),
+    ],
+    labels: Annotated[
+        str | None,
+        typer.Argument(help="CSV/TSV of their labels, joined by id (none for a language model)."),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Metrics JSON to write ('-' stdout).")
+    ] = "-",
+    plots: Annotated[
+        str | None,
+        typer.Option(
+            "--plots",
+            help="Folder for the ROC, PR and confusion figures, or the scatter of a "
+            "regression (needs bioseqnn[plots]).",
+        ),
+    ] = None,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
-    title: Annotated[str | None, typer.Option(
-        "--title", show_default=False, help="Title of the figures (default: the data set "
-        "and the model, by their file names: 'test — model').")] = None,
-    id_column: Annotated[str | None, typer.Option(
-        show_default=False, help="Id column of the labels table (default: id) and, when "
-        "given, of a numeric series table (default: as in training).")] = None,
-    target: Annotated[list[str] | None, typer.Option(
-        "--target", "-t", help="Column holding the model's target, if named otherwise than "
-        "in training (repeat for several, in the model's order).")] = None,
-    sequence_column: Annotated[str | None, typer.Option(
-        help="Read sequences from this column of the table instead of a FASTA.")] = None,
-    ignore_unmatched: Annotated[bool, typer.Option(
-        help="Drop records whose id is in only one of the inputs (warn instead of failing).")]
-    = False,
+    title: Annotated[
+        str | None,
+        typer.Option(
+            "--title",
+            show_default=False,
+            help="Title of the figures (default: the data set "
+            "and the model, by their file names: 'test — model').",
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Id column of the labels table (default: id) and, when "
+            "given, of a numeric series table (default: as in training).",
+        ),
+    ] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            "-t",
+            help="Column holding the model's target, if named otherwise than "
+            "in training (repeat for several, in the model's order).",
+        ),
+    ] = None,
+    sequence_column: Annotated[
+        str | None,
+        typer.Option(help="Read sequences from this column of the table instead of a FASTA."),
+    ] = None,
+    ignore_unmatched: Annotated[
+        bool,
+        typer.Option(
+            help="Drop records whose id is in only one of the inputs (warn instead of failing)."
+        ),
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
     device: Device = None,
     threads: Threads = 0,
@@ -1019,13 +1560,24 @@ def evaluate(
     genome: GenomeRef = None,
     window: Window = None,
     on_edge: OnEdgeOpt = None,
-    chroms: Annotated[str | None, typer.Option(
-        metavar="CHR,CHR", show_default=False,
-        help="--genome: evaluate the intervals on these chromosomes only.")] = None,
-    multiqc: Annotated[str | None, typer.Option(
-        "--multiqc", metavar="NAME_mqc.json", show_default=False,
-        help="Also write the summary metrics as MultiQC custom content (a table row per "
-        "model and test set; MultiQC merges the files of several runs).")] = None,
+    chroms: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CHR,CHR",
+            show_default=False,
+            help="--genome: evaluate the intervals on these chromosomes only.",
+        ),
+    ] = None,
+    multiqc: Annotated[
+        str | None,
+        typer.Option(
+            "--multiqc",
+            metavar="NAME_mqc.json",
+            show_default=False,
+            help="Also write the summary metrics as MultiQC custom content (a table row per "
+            "model and test set; MultiQC merges the files of several runs).",
+        ),
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -1041,19 +1593,34 @@ def evaluate(
     from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
-    inputs = {"MODEL": model, "SEQUENCES": sequences, "LABELS": labels,
-              "--position-mask": position_mask}
+    inputs = {
+        "MODEL": model,
+        "SEQUENCES": sequences,
+        "LABELS": labels,
+        "--position-mask": position_mask,
+    }
     check_output_path(output, inputs)
     if multiqc is not None:
         check_output_path(multiqc, inputs)
     if plots is not None:
         plot_dir(plots)
-    ev = run_evaluate(model, fasta, table, id_column=id_column, sequence_column=sequence_column,
-                      batch_size=batch_size, device=device, threads=threads,
-                      on_invalid=on_invalid.value, ignore_unmatched=ignore_unmatched,
-                      position_mask=position_mask, targets=target or None,
-                      genome=genome_options(genome, window=window,
-                                            on_edge=on_edge and on_edge.value, chroms=chroms))
+    ev = run_evaluate(
+        model,
+        fasta,
+        table,
+        id_column=id_column,
+        sequence_column=sequence_column,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+        on_invalid=on_invalid.value,
+        ignore_unmatched=ignore_unmatched,
+        position_mask=position_mask,
+        targets=target or None,
+        genome=genome_options(
+            genome, window=window, on_edge=on_edge and on_edge.value, chroms=chroms
+        ),
+    )
     # the files first: a reader of stderr that goes away (| head) cannot cost them
     write_json(ev, output)
     if multiqc is not None:
@@ -1062,8 +1629,9 @@ def evaluate(
         write_multiqc(ev, multiqc)
     if not quiet:
         # a log file or pipe gets the tables at their natural width, not cut to 80 columns
-        console = stderr if stderr.is_terminal else Console(stderr=True, highlight=False,
-                                                             width=10_000)
+        console = (
+            stderr if stderr.is_terminal else Console(stderr=True, highlight=False, width=10_000)
+        )
         for t in metric_tables(ev):
             console.print(t)
     if plots is not None:
@@ -1075,33 +1643,55 @@ def evaluate(
 @app.command()
 def explain(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ to explain (plain or .gz; '-' for stdin), or for a numeric series "
-        "model its series table.")] = "-",
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="Attributions TSV, one row per position ('.csv' for CSV, "
-        "'-' stdout).")] = "-",
-    method: Annotated[Method, typer.Option(
-        help="saliency (|gradient|), grad-input (gradient x input), ism (in-silico "
-        "mutagenesis: every substitution predicted; adds one column per letter), "
-        "integrated-gradients or deeplift-shap (against references, see --reference; add "
-        "one column per letter: the hypothetical contributions; deeplift-shap: cnn "
-        "models).")]
-    = Method.grad_input,
-    target: Annotated[str | None, typer.Option(
-        help="Class (or target column) to explain. Default: the positive class (binary), the "
-        "predicted class (multiclass), the most probable label, the first target.")] = None,
-    plot: Annotated[str | None, typer.Option(
-        "--plot", help="Folder for one sequence logo per sequence (a numeric series: its "
-        "channels over time, coloured by attribution; needs bioseqnn[plots]).")]
-    = None,
+    sequences: Annotated[
+        str,
+        typer.Argument(
+            help="FASTA/FASTQ to explain (plain or .gz; '-' for stdin), or for a numeric series "
+            "model its series table."
+        ),
+    ] = "-",
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Attributions TSV, one row per position ('.csv' for CSV, '-' stdout).",
+        ),
+    ] = "-",
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="saliency (|gradient|), grad-input (gradient x input), ism (in-silico "
+            "mutagenesis: every substitution predicted; adds one column per letter), "
+            "integrated-gradients or deeplift-shap (against references, see --reference; add "
+            "one column per letter: the hypothetical contributions; deeplift-shap: cnn "
+            "models)."
+        ),
+    ] = Method.grad_input,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Class (or target column) to explain. Default: the positive class (binary), the "
+            "predicted class (multiclass), the most probable label, the first target."
+        ),
+    ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            "--plot",
+            help="Folder for one sequence logo per sequence (a numeric series: its "
+            "channels over time, coloured by attribution; needs bioseqnn[plots]).",
+        ),
+    ] = None,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
-    max_plots: Annotated[int, typer.Option(min=1, help="Draw logos of at most this many "
-                                           "sequences (the first ones).")] = 20,
+    max_plots: Annotated[
+        int, typer.Option(min=1, help="Draw logos of at most this many sequences (the first ones).")
+    ] = 20,
     id_column: SeriesId = None,
-    batch_size: Annotated[int, typer.Option(
-        min=1, help="Sequences (or ISM mutants) per forward pass.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Sequences (or ISM mutants) per forward pass.")
+    ] = 256,
     reference: ReferenceOpt = None,
     shuffles: ShufflesOpt = 10,
     steps: StepsOpt = 50,
@@ -1122,14 +1712,23 @@ def explain(
     check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
     if plot is not None:
         plot_dir(plot)
-    result = run_explain(model, sequences, method=method.value, target=target,
-                         batch_size=batch_size, device=device, threads=threads,
-                         on_invalid=on_invalid.value, id_column=id_column,
-                         options=_attribution_options(reference, shuffles, steps, seed))
+    result = run_explain(
+        model,
+        sequences,
+        method=method.value,
+        target=target,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+        on_invalid=on_invalid.value,
+        id_column=id_column,
+        options=_attribution_options(reference, shuffles, steps, seed),
+    )
     write_attributions(result, output)
     if plot is not None:
-        paths = explanation_plots(result, plot, max_plots,
-                                  (plot_format or FigureFormat.png).value, dpi, model)
+        paths = explanation_plots(
+            result, plot, max_plots, (plot_format or FigureFormat.png).value, dpi, model
+        )
         log.info("wrote %d %s to %s", len(paths), "plot(s)" if result.channels else "logo(s)", plot)
 
 
@@ -1140,30 +1739,51 @@ class PathMethod(str, Enum):
 
 @app.command()
 def motifs(
-    model: Annotated[str, typer.Argument(help="Model file (DNA or RNA) written by 'bioseqnn "
-                                         "train'.")],
-    sequences: Annotated[str, typer.Argument(
-        help="FASTA/FASTQ whose attributions are summarised (plain or .gz; '-' stdin).")],
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="Report folder: motifs.meme, logos/, report.md (and "
-        "matches.tsv with --database).")],
-    database: Annotated[str | None, typer.Option(
-        "--database", help="MEME motif file to name the motifs by (Tomtom: best matches, "
-        "p- and q-values).")] = None,
-    method: Annotated[PathMethod | None, typer.Option(
-        help="Attribution method (default: deeplift-shap).")] = None,
-    target: Annotated[str | None, typer.Option(
-        help="Class (or target column) explained; default as for explain.")] = None,
+    model: Annotated[
+        str, typer.Argument(help="Model file (DNA or RNA) written by 'bioseqnn train'.")
+    ],
+    sequences: Annotated[
+        str,
+        typer.Argument(
+            help="FASTA/FASTQ whose attributions are summarised (plain or .gz; '-' stdin)."
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Report folder: motifs.meme, logos/, report.md (and matches.tsv with --database).",
+        ),
+    ],
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="MEME motif file to name the motifs by (Tomtom: best matches, p- and q-values).",
+        ),
+    ] = None,
+    method: Annotated[
+        PathMethod | None, typer.Option(help="Attribution method (default: deeplift-shap).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Class (or target column) explained; default as for explain.")
+    ] = None,
     window: Annotated[int, typer.Option(min=3, help="Seqlet core width.")] = 15,
-    flank: Annotated[int, typer.Option(min=0, help="Positions added on each side of a "
-                                       "seqlet.")] = 5,
+    flank: Annotated[
+        int, typer.Option(min=0, help="Positions added on each side of a seqlet.")
+    ] = 5,
     max_seqlets: Annotated[int, typer.Option(min=10, help="Seqlets per sign at most.")] = 2000,
-    min_seqlets: Annotated[int, typer.Option(
-        min=1, help="Seqlets a sign (positive or negative) needs to be clustered.")] = 30,
-    min_cluster: Annotated[int, typer.Option(min=1, help="Seqlets a motif needs to be "
-                                             "reported.")] = 20,
-    leiden_runs: Annotated[int, typer.Option(min=1, help="Clusterings tried (more: steadier, "
-                                             "slower).")] = 10,
+    min_seqlets: Annotated[
+        int,
+        typer.Option(min=1, help="Seqlets a sign (positive or negative) needs to be clustered."),
+    ] = 30,
+    min_cluster: Annotated[
+        int, typer.Option(min=1, help="Seqlets a motif needs to be reported.")
+    ] = 20,
+    leiden_runs: Annotated[
+        int, typer.Option(min=1, help="Clusterings tried (more: steadier, slower).")
+    ] = 10,
     plots: Annotated[bool, typer.Option(help="Draw the logos (needs matplotlib).")] = True,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
@@ -1189,39 +1809,74 @@ def motifs(
         require_matplotlib()
         check_figure_options(fmt, DPI if dpi is None else dpi)
     report = discover_motifs(
-        model, sequences, method=method.value if method else None, target=target,
-        database=database, options=_attribution_options(reference, shuffles, steps, seed),
-        modisco=ModiscoOptions(window=window, flank=flank, max_seqlets=max_seqlets,
-                               min_seqlets=min_seqlets, min_cluster=min_cluster,
-                               leiden_runs=leiden_runs),
-        batch_size=batch_size, device=device, threads=threads, on_invalid=on_invalid.value)
+        model,
+        sequences,
+        method=method.value if method else None,
+        target=target,
+        database=database,
+        options=_attribution_options(reference, shuffles, steps, seed),
+        modisco=ModiscoOptions(
+            window=window,
+            flank=flank,
+            max_seqlets=max_seqlets,
+            min_seqlets=min_seqlets,
+            min_cluster=min_cluster,
+            leiden_runs=leiden_runs,
+        ),
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+        on_invalid=on_invalid.value,
+    )
     written = write_motif_report(report, output, plots=plots, fmt=fmt, dpi=dpi)
     for m in report.motifs:
-        best = f"; best match {m.matches[0].target} (q = {m.matches[0].q_value:.2g})" \
-            if m.matches else ""
-        log.info("%s: %s, %d seqlets, %s%s", m.name, m.sign, m.seqlets,
-                 m.consensus(report.letters), best)
+        best = (
+            f"; best match {m.matches[0].target} (q = {m.matches[0].q_value:.2g})"
+            if m.matches
+            else ""
+        )
+        log.info(
+            "%s: %s, %d seqlets, %s%s", m.name, m.sign, m.seqlets, m.consensus(report.letters), best
+        )
     log.info("wrote %d file(s) to %s", len(written), output)
 
 
 @app.command()
 def insert(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    motif: Annotated[str, typer.Option(
-        "--motif", help="Residues written into the backgrounds (the model's alphabet; "
-        "ambiguity codes allowed).")],
-    background: Annotated[str, typer.Option(
-        "--background", help="FASTA/FASTQ of background sequences ('-' stdin).")],
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="TSV of the mean change per insertion start ('.csv' for CSV, "
-        "'-' stdout).")] = "-",
-    target: Annotated[str | None, typer.Option(
-        help="Class (or target column) whose prediction is followed; default as for "
-        "explain.")] = None,
+    motif: Annotated[
+        str,
+        typer.Option(
+            "--motif",
+            help="Residues written into the backgrounds (the model's alphabet; "
+            "ambiguity codes allowed).",
+        ),
+    ],
+    background: Annotated[
+        str, typer.Option("--background", help="FASTA/FASTQ of background sequences ('-' stdin).")
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="TSV of the mean change per insertion start ('.csv' for CSV, '-' stdout).",
+        ),
+    ] = "-",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Class (or target column) whose prediction is followed; default as for explain."
+        ),
+    ] = None,
     step: Annotated[int, typer.Option(min=1, help="Try every STEP-th start position.")] = 1,
-    plot: Annotated[str | None, typer.Option(
-        "--plot", help="Figure of the mean change along the sequence (.png, .pdf or .svg "
-        "by its name).")] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            "--plot",
+            help="Figure of the mean change along the sequence (.png, .pdf or .svg by its name).",
+        ),
+    ] = None,
     dpi: FigDpi = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Variants per forward pass.")] = 256,
     device: Device = None,
@@ -1241,20 +1896,40 @@ def insert(
 
         require_matplotlib()
         check_figure_options(figure_format(plot), DPI if dpi is None else dpi)
-    result = insert_motif(model, motif, background, target=target, step=step,
-                          batch_size=batch_size, device=device, threads=threads,
-                          on_invalid=on_invalid.value)
+    result = insert_motif(
+        model,
+        motif,
+        background,
+        target=target,
+        step=step,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+        on_invalid=on_invalid.value,
+    )
     write_insertion(result, output)
     if plot is not None:
         from .plots import DPI, data_name, insertion_plot
 
-        insertion_plot(result.positions, result.mean, result.std, plot,
-                       f"{result.motif} inserted into {result.backgrounds} backgrounds of "
-                       f"{data_name(background)} \u2014 {data_name(model)} ({result.target})",
-                       dpi=DPI if dpi is None else dpi)
-    log.info("%s toward %s: mean change %+.4g over %d background(s) and %d position(s) "
-             "(backgrounds' mean prediction %.4g)", result.motif, result.target,
-             result.effect, result.backgrounds, len(result.positions), result.baseline)
+        insertion_plot(
+            result.positions,
+            result.mean,
+            result.std,
+            plot,
+            f"{result.motif} inserted into {result.backgrounds} backgrounds of "
+            f"{data_name(background)} \u2014 {data_name(model)} ({result.target})",
+            dpi=DPI if dpi is None else dpi,
+        )
+    log.info(
+        "%s toward %s: mean change %+.4g over %d background(s) and %d position(s) "
+        "(backgrounds' mean prediction %.4g)",
+        result.motif,
+        result.target,
+        result.effect,
+        result.backgrounds,
+        len(result.positions),
+        result.baseline,
+    )
 
 
 def _region(text: str | None) -> tuple[int, int] | None:
@@ -1272,21 +1947,33 @@ def _region(text: str | None) -> tuple[int, int] | None:
 def ism_map(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
     sequences: Annotated[str, typer.Argument(help="FASTA/FASTQ ('-' for stdin).")] = "-",
-    plot: Annotated[str, typer.Option(
-        "--plot", help="Folder for one positions x letters heatmap per sequence.")]
-    = "ism-maps",
+    plot: Annotated[
+        str, typer.Option("--plot", help="Folder for one positions x letters heatmap per sequence.")
+    ] = "ism-maps",
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
-    output: Annotated[str | None, typer.Option(
-        "-o", "--output", help="Also write the changes as a TSV (one row per position, one "
-        "column per letter).")] = None,
-    region: Annotated[str | None, typer.Option(
-        "--region", help="START:END (1-based, inclusive): mutate this window only, with "
-        "the whole sequence as context (long sequences).")] = None,
-    target: Annotated[str | None, typer.Option(
-        help="Class (or target column) explained; default as for explain.")] = None,
-    max_plots: Annotated[int, typer.Option(min=1, help="Heatmaps of at most this many "
-                                           "sequences (the first ones).")] = 20,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Also write the changes as a TSV (one row per position, one column per letter).",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="START:END (1-based, inclusive): mutate this window only, with "
+            "the whole sequence as context (long sequences).",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Class (or target column) explained; default as for explain.")
+    ] = None,
+    max_plots: Annotated[
+        int, typer.Option(min=1, help="Heatmaps of at most this many sequences (the first ones).")
+    ] = 20,
     batch_size: Annotated[int, typer.Option(min=1, help="Mutants per forward pass.")] = 256,
     device: Device = None,
     threads: Threads = 0,
@@ -1304,28 +1991,51 @@ def ism_map(
     if output is not None:
         check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
     plot_dir(plot)
-    letters, maps = mutation_map(model, sequences, target=target, region=window,
-                                 batch_size=batch_size, device=device, threads=threads,
-                                 on_invalid=on_invalid.value)
+    letters, maps = mutation_map(
+        model,
+        sequences,
+        target=target,
+        region=window,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+        on_invalid=on_invalid.value,
+    )
     if output is not None:
         write_mutation_maps(letters, maps, output)
-    paths = mutation_map_plots(letters, maps, plot, max_plots,
-                               (plot_format or FigureFormat.png).value, dpi, model)
+    paths = mutation_map_plots(
+        letters, maps, plot, max_plots, (plot_format or FigureFormat.png).value, dpi, model
+    )
     log.info("wrote %d mutation map(s) to %s", len(paths), plot)
 
 
 @app.command()
 def export(
     model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="NAME.onnx (ONNX) or NAME.pt (TorchScript); NAME.onnx.json "
-        "beside it describes inputs, outputs and the encoding table.")],
-    check: Annotated[str | None, typer.Option(
-        "--check", help="FASTA/FASTQ of sequences for the parity check, or a series table "
-        "for a numeric series model (default: random sequences of the model's alphabet, or "
-        "random series, at several lengths).")] = None,
-    tolerance: Annotated[float, typer.Option(parser=finite,
-        help="Largest accepted |export - PyTorch| difference of any output.")] = 1e-4,
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="NAME.onnx (ONNX) or NAME.pt (TorchScript); NAME.onnx.json "
+            "beside it describes inputs, outputs and the encoding table.",
+        ),
+    ],
+    check: Annotated[
+        str | None,
+        typer.Option(
+            "--check",
+            help="FASTA/FASTQ of sequences for the parity check, or a series table "
+            "for a numeric series model (default: random sequences of the model's alphabet, or "
+            "random series, at several lengths).",
+        ),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            parser=finite, help="Largest accepted |export - PyTorch| difference of any output."
+        ),
+    ] = 1e-4,
     id_column: SeriesId = None,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -1335,36 +2045,59 @@ def export(
     from .export import export as run_export
 
     result = run_export(model, output, check=check, tolerance=tolerance, id_column=id_column)
-    log.info("wrote %s and %s; parity on %d sequence(s) of %d-%d positions (%s): "
-             "max abs diff %.2g", result.output, result.sidecar, result.sequences,
-             *result.lengths, result.check_source, result.max_abs_diff)
+    log.info(
+        "wrote %s and %s; parity on %d sequence(s) of %d-%d positions (%s): max abs diff %.2g",
+        result.output,
+        result.sidecar,
+        result.sequences,
+        *result.lengths,
+        result.check_source,
+        result.max_abs_diff,
+    )
 
 
 @app.command()
 def generate(
-    model: Annotated[str, typer.Argument(
-        help="Language model file (bioseqnn train SEQS --task language-model).")],
+    model: Annotated[
+        str, typer.Argument(help="Language model file (bioseqnn train SEQS --task language-model).")
+    ],
     num: Annotated[int, typer.Option("-n", "--num", min=0, help="Sequences to sample.")] = 10,
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="FASTA to write ('.gz' compresses; '-' stdout).")] = "-",
-    prefix: Annotated[str, typer.Option(
-        help="Every sample starts with these residues (included in the output).")] = "",
-    temperature: Annotated[float, typer.Option(parser=finite,
-        help="Below 1: more typical samples; above 1: more diverse.")] = 1.0,
-    top_k: Annotated[int, typer.Option(
-        min=0, help="Draw each residue from the k most likely only (0 = all).")] = 0,
-    top_p: Annotated[float, typer.Option(parser=finite,
-        help="Draw from the most likely residues that reach this probability (1 = all).")]
-    = 1.0,
-    min_length: Annotated[int, typer.Option(
-        min=1, help="No end before this many residues.")] = 1,
-    max_length: Annotated[int, typer.Option(
-        min=0, help="Stop a sample at this length even without an end (0 = the longest "
-        "training sequence).")] = 0,
-    seed: Annotated[int, typer.Option(
-        help="Sample i depends on the seed and i alone (not on -n or --batch-size).")] = 0,
-    id_prefix: Annotated[str, typer.Option(
-        help="Records are named ID_PREFIX1, ID_PREFIX2, ...")] = "sample_",
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="FASTA to write ('.gz' compresses; '-' stdout).")
+    ] = "-",
+    prefix: Annotated[
+        str, typer.Option(help="Every sample starts with these residues (included in the output).")
+    ] = "",
+    temperature: Annotated[
+        float,
+        typer.Option(parser=finite, help="Below 1: more typical samples; above 1: more diverse."),
+    ] = 1.0,
+    top_k: Annotated[
+        int, typer.Option(min=0, help="Draw each residue from the k most likely only (0 = all).")
+    ] = 0,
+    top_p: Annotated[
+        float,
+        typer.Option(
+            parser=finite,
+            help="Draw from the most likely residues that reach this probability (1 = all).",
+        ),
+    ] = 1.0,
+    min_length: Annotated[int, typer.Option(min=1, help="No end before this many residues.")] = 1,
+    max_length: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Stop a sample at this length even without an end (0 = the longest "
+            "training sequence).",
+        ),
+    ] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(help="Sample i depends on the seed and i alone (not on -n or --batch-size)."),
+    ] = 0,
+    id_prefix: Annotated[
+        str, typer.Option(help="Records are named ID_PREFIX1, ID_PREFIX2, ...")
+    ] = "sample_",
     batch_size: Annotated[int, typer.Option(min=1, help="Samples drawn together.")] = 64,
     device: Device = None,
     threads: Threads = 0,
@@ -1376,17 +2109,38 @@ def generate(
     from .api import generate as run_generate
     from .lm import Sampling
 
-    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p,
-                        min_length=min_length, max_length=max_length)
-    run_generate(model, output, num, sampling=sampling, prefix=prefix, seed=seed,
-                 id_prefix=id_prefix, batch_size=batch_size, device=device, threads=threads)
+    sampling = Sampling(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        min_length=min_length,
+        max_length=max_length,
+    )
+    run_generate(
+        model,
+        output,
+        num,
+        sampling=sampling,
+        prefix=prefix,
+        seed=seed,
+        id_prefix=id_prefix,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+    )
 
 
 @app.command("version")
 def version_command(
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Also name Python, torch (CPU or CUDA build), the CPU "
-        "kernels and the optional libraries, one 'name: value' line each.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also name Python, torch (CPU or CUDA build), the CPU "
+            "kernels and the optional libraries, one 'name: value' line each.",
+        ),
+    ] = False,
 ) -> None:
     """Print the version: one line, or with --verbose what this install runs on."""
     print(f"bioseqnn {__version__}")
@@ -1397,16 +2151,27 @@ def version_command(
 
 @app.command("plot-history")
 def plot_history(
-    log_file: Annotated[str, typer.Argument(
-        help="Per-epoch log written by 'bioseqnn train': NAME.log.tsv beside the model, or "
-        "the --log file (TSV or JSON lines); '-' reads stdin.")],
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="Figure to write: .png, .pdf or .svg, by the name's suffix.")]
-    = "learning_curves.png",
-    metric: Annotated[str | None, typer.Option(
-        help="Validation metric of the second panel (default: accuracy or r2).")] = None,
-    title: Annotated[str | None, typer.Option(
-        help="Title (default: the log's name, without folder and suffixes).")] = None,
+    log_file: Annotated[
+        str,
+        typer.Argument(
+            help="Per-epoch log written by 'bioseqnn train': NAME.log.tsv beside the model, or "
+            "the --log file (TSV or JSON lines); '-' reads stdin."
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o", "--output", help="Figure to write: .png, .pdf or .svg, by the name's suffix."
+        ),
+    ] = "learning_curves.png",
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Validation metric of the second panel (default: accuracy or r2)."),
+    ] = None,
+    title: Annotated[
+        str | None,
+        typer.Option(help="Title (default: the log's name, without folder and suffixes)."),
+    ] = None,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
     quiet: Quiet = False,
@@ -1435,22 +2200,32 @@ def plot_history(
         output = f"learning_curves.{plot_format.value}"
     fmt = figure_format(output)  # a .jpg or .gz name fails (exit 2) before the log is read
     if plot_format is not None and os.path.splitext(output)[1] and fmt != plot_format.value:
-        raise typer.BadParameter(f"{output} names a {fmt} figure, not {plot_format.value}",
-                                 param_hint="--format")
+        raise typer.BadParameter(
+            f"{output} names a {fmt} figure, not {plot_format.value}", param_hint="--format"
+        )
     check_not_an_input(output, {"LOG_FILE": log_file})
     history = read_history(log_file)
     name = data_name(log_file).removesuffix(".log")
-    figure = learning_curves(history, output, title or name, metric, dpi=dpi or DPI,
-                             fmt=plot_format.value if plot_format else None)
+    figure = learning_curves(
+        history,
+        output,
+        title or name,
+        metric,
+        dpi=dpi or DPI,
+        fmt=plot_format.value if plot_format else None,
+    )
     log.info("wrote %s", figure)
 
 
 @app.command("config")
 def config_command(
-    model: Annotated[str | None, typer.Option(
-        "--from", help="Print the resolved config stored in this model file instead.")] = None,
-    output: Annotated[str, typer.Option(
-        "-o", "--output", help="Write the config here ('-' = stdout).")] = "-",
+    model: Annotated[
+        str | None,
+        typer.Option("--from", help="Print the resolved config stored in this model file instead."),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Write the config here ('-' = stdout).")
+    ] = "-",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -1500,13 +2275,24 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         arch = "; ".join(f"{member_archs.count(a)} x {a}" for a in dict.fromkeys(member_archs))
     training = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in m.get("training", {}).items())
     rows = [
-        ("format", f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"
-                   f" torch {m.get('torch_version', '?')})"),
+        (
+            "format",
+            f"{m['format']} v{m['format_version']} (bioseqnn {m.get('bioseqnn_version')},"
+            f" torch {m.get('torch_version', '?')})",
+        ),
         _input_row(m),
-        *([("structure", f"{m['structure'].get('kind')}: folded with "
-                         f"{m['structure'].get('tool')} {m['structure'].get('version')}, "
-                         f"channels {', '.join(m['structure'].get('channels', []))}")]
-          if "structure" in m else []),
+        *(
+            [
+                (
+                    "structure",
+                    f"{m['structure'].get('kind')}: folded with "
+                    f"{m['structure'].get('tool')} {m['structure'].get('version')}, "
+                    f"channels {', '.join(m['structure'].get('channels', []))}",
+                )
+            ]
+            if "structure" in m
+            else []
+        ),
         ("task", task["kind"]),
         ("targets", ", ".join(task["targets"])),
     ]
@@ -1517,46 +2303,75 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("training", training),
         ("parameters", f"{m.get('parameters', 0):,}"),
         ("seed", str(m.get("seed"))),
-        ("trained on", f"{', '.join(data.get('sources', []))}: {data.get('train_records')} "
-                       + (f"records in {metrics['cv'].get('folds')} cross-validation folds"
-                          if isinstance(metrics.get("cv"), dict) else
-                          f"training + {data.get('val_records')} validation records")),
+        (
+            "trained on",
+            f"{', '.join(data.get('sources', []))}: {data.get('train_records')} "
+            + (
+                f"records in {metrics['cv'].get('folds')} cross-validation folds"
+                if isinstance(metrics.get("cv"), dict)
+                else f"training + {data.get('val_records')} validation records"
+            ),
+        ),
         ("lengths", ", ".join(f"{k} {v}" for k, v in data.get("lengths", {}).items())),
-        *([("genome", _genome_row(data["genome"]))] if isinstance(data.get("genome"), dict)
-          else []),
+        *(
+            [("genome", _genome_row(data["genome"]))]
+            if isinstance(data.get("genome"), dict)
+            else []
+        ),
         ("data sha256", str(data.get("fingerprint_sha256", ""))),
         *([("fine-tuned from", _parent_row(m["init_from"]))] if m.get("init_from") else []),
         ("created", f"{m.get('created', '')} on {m.get('device', '?')}"),
     ]
     best = metrics.get("best", {})
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items()
-                      if k.startswith("val_") and isinstance(v, float))
+    shown = ", ".join(
+        f"{k} {v:.4g}" for k, v in best.items() if k.startswith("val_") and isinstance(v, float)
+    )
     members = metrics.get("members")
     cv = metrics.get("cv")
     if isinstance(members, list) and m.get("ensemble"):
         seeds = [x.get("seed") for x in members if isinstance(x, dict)]
-        what = "one per cross-validation fold" if isinstance(cv, dict) else "seeds " + ", ".join(
-            map(str, seeds))
-        rows.append(("ensemble", f"{m['ensemble']} members, {what}"
-                     + (f": {shown}" if shown and not isinstance(cv, dict) else "")))
+        what = (
+            "one per cross-validation fold"
+            if isinstance(cv, dict)
+            else "seeds " + ", ".join(map(str, seeds))
+        )
+        rows.append(
+            (
+                "ensemble",
+                f"{m['ensemble']} members, {what}"
+                + (f": {shown}" if shown and not isinstance(cv, dict) else ""),
+            )
+        )
         if isinstance(cv, dict):
             mean, sd = cv.get("mean", {}), cv.get("sd", {})
-            rows.append(("cross-validation", f"out-of-fold, pooled: {shown}; mean ± sd of the "
-                         "folds: " + ", ".join(
-                             f"{k} {mean[k]:.4g} ± {sd.get(k, float('nan')):.2g}" for k in mean
-                             if isinstance(mean[k], float))))
+            rows.append(
+                (
+                    "cross-validation",
+                    f"out-of-fold, pooled: {shown}; mean ± sd of the "
+                    "folds: "
+                    + ", ".join(
+                        f"{k} {mean[k]:.4g} ± {sd.get(k, float('nan')):.2g}"
+                        for k in mean
+                        if isinstance(mean[k], float)
+                    ),
+                )
+            )
         for i, member in enumerate(x for x in members[:MAX_MEMBERS] if isinstance(x, dict)):
             network = f" ({member_archs[i]})" if i < len(member_archs) else ""
-            rows.append((f"member {i + 1}", f"best epoch {member.get('best_epoch')} of "
-                                            f"{member.get('epochs_run')}{network}"))
+            rows.append(
+                (
+                    f"member {i + 1}",
+                    f"best epoch {member.get('best_epoch')} of {member.get('epochs_run')}{network}",
+                )
+            )
     elif best:
-        rows.append(("best epoch", f"{metrics.get('best_epoch')} of "
-                                   f"{metrics.get('epochs_run')}: {shown}"))
+        rows.append(
+            ("best epoch", f"{metrics.get('best_epoch')} of {metrics.get('epochs_run')}: {shown}")
+        )
     return rows
 
 
-def _given_model_settings(config: str | None, cfg: Any,
-                          flags: dict[str, Any]) -> dict[str, Any]:
+def _given_model_settings(config: str | None, cfg: Any, flags: dict[str, Any]) -> dict[str, Any]:
     """The network settings given on the command line or in the config file (whatever
     their value), as this run resolved them."""
     import yaml
@@ -1566,8 +2381,9 @@ def _given_model_settings(config: str | None, cfg: Any,
         with open(config, encoding="utf-8") as fh:
             section = (yaml.safe_load(fh) or {}).get("model") or {}
         named |= set(section)
-    return {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model)
-            if f.name in named}  # in the settings' order, as messages name them
+    return {
+        f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model) if f.name in named
+    }  # in the settings' order, as messages name them
 
 
 def _parent_row(parent: dict[str, Any]) -> str:
@@ -1580,10 +2396,12 @@ def _parent_row(parent: dict[str, Any]) -> str:
 def _genome_row(g: dict[str, Any]) -> str:
     """Where a model's intervals came from (train --genome)."""
     window = f"windows of {g['window']} bases" if g.get("window") else "the intervals' lengths"
-    parts = [f"intervals on {g.get('reference')}, {window} (edges: {g.get('on_edge')})",
-             f"training chromosomes {', '.join(g.get('train_chroms') or []) or '-'}",
-             "validation chromosomes " + (", ".join(g.get("validation_chroms") or [])
-                                          or "mixed (a random split)")]
+    parts = [
+        f"intervals on {g.get('reference')}, {window} (edges: {g.get('on_edge')})",
+        f"training chromosomes {', '.join(g.get('train_chroms') or []) or '-'}",
+        "validation chromosomes "
+        + (", ".join(g.get("validation_chroms") or []) or "mixed (a random split)"),
+    ]
     if g.get("excluded_chroms"):
         parts.append(f"left out {', '.join(g['excluded_chroms'])}")
     return "; ".join(parts)
@@ -1596,13 +2414,20 @@ def _input_row(m: dict[str, Any]) -> tuple[str, str]:
         return ("alphabet", f"{m['alphabet']} ({m.get('encoding', {}).get('channels', '')})")
     spec = m["input"]
     shown = 16
-    channels = ", ".join(f"{name} (mean {mean:.4g}, std {std:.4g})" for name, mean, std in
-                         zip(spec["channels"][:shown], spec["mean"], spec["std"], strict=False))
+    channels = ", ".join(
+        f"{name} (mean {mean:.4g}, std {std:.4g})"
+        for name, mean, std in zip(
+            spec["channels"][:shown], spec["mean"], spec["std"], strict=False
+        )
+    )
     more = len(spec["channels"]) - shown
     if more > 0:
         channels += f", ... ({more} more; --json lists them all)"
-    return ("input", f"numeric series, id column {spec.get('id_column', 'id')!r}, "
-                     f"{len(spec['channels'])} channel(s): {channels}")
+    return (
+        "input",
+        f"numeric series, id column {spec.get('id_column', 'id')!r}, "
+        f"{len(spec['channels'])} channel(s): {channels}",
+    )
 
 
 def _error(message: str) -> None:
@@ -1616,8 +2441,10 @@ _WITHOUT_TORCH = ("config", "version")
 def _runs_torch(args: list[str]) -> bool:
     """Whether these arguments run a command that does torch work (which then gets the
     process-wide settings of runtime.tune first)."""
-    if not args or any(a in ("--help", "-h", "--version", "--show-completion",
-                             "--install-completion") for a in args):
+    if not args or any(
+        a in ("--help", "-h", "--version", "--show-completion", "--install-completion")
+        for a in args
+    ):
         return False
     command = next((a for a in args if not a.startswith("-")), None)
     if command == "tune" and "--show-space" in args:
@@ -1635,8 +2462,9 @@ def optional_values(args: list[str]) -> list[str]:
     for i, arg in enumerate(out):
         if arg == "--":
             break
-        if arg == "--mlflow" and (i + 1 == len(out) or "://" not in out[i + 1]
-                                  and out[i + 1] != LOCAL):
+        if arg == "--mlflow" and (
+            i + 1 == len(out) or "://" not in out[i + 1] and out[i + 1] != LOCAL
+        ):
             out[i] = f"--mlflow={LOCAL}"
     return out
 
@@ -1660,8 +2488,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _invoke(args)
         return 0
-    except (BioseqnnError, typer.Exit, SystemExit, typer.TyperException, KeyboardInterrupt,
-            typer.Abort, _Terminated, BrokenPipeError) as exc:
+    except (
+        BioseqnnError,
+        typer.Exit,
+        SystemExit,
+        typer.TyperException,
+        KeyboardInterrupt,
+        typer.Abort,
+        _Terminated,
+        BrokenPipeError,
+    ) as exc:
         return _exit_code(exc, debug)
     except Exception as exc:
         if debug:
@@ -1669,8 +2505,10 @@ def main(argv: list[str] | None = None) -> int:
         from .predict import out_of_memory
 
         if out_of_memory(exc):  # where no command said what took the memory
-            _error("out of memory; lower the sizes the command asks for (--batch-size, the "
-                   "model's settings) or split large inputs")
+            _error(
+                "out of memory; lower the sizes the command asks for (--batch-size, the "
+                "model's settings) or split large inputs"
+            )
             return 1
         _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return 1

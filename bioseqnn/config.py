@@ -34,19 +34,25 @@ class ModelConfig:
     layers: int = setting(1, "stacked recurrent or encoder layers")
     bidirectional: bool = setting(False, "read both directions (cnn-lstm and cnn-gru always do)")
     dropout: float = setting(0.2, "dropout between layers and before the head")
-    pooling: str = setting("auto", "per-position states to one vector: last, mean, max, attention, "
-                                "or auto (the architecture's default)")
+    pooling: str = setting(
+        "auto",
+        "per-position states to one vector: last, mean, max, attention, "
+        "or auto (the architecture's default)",
+    )
     # convolutional layers (cnn, cnn-lstm, cnn-gru): one entry per layer, all four lists
     # equally long
     channels: list[int] = setting([128, 128], "convolution filters per layer")
     kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
     dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
-    pool_sizes: list[int] = setting([], "max-pool window (and stride) after each layer "
-                                     "(1 = none); shortens the sequence by that factor; "
-                                     "empty (auto): 3 after the first layer when the "
-                                     "training sequences' median length is 100 or more, "
-                                     "else 1, and 1 everywhere for a model with one output "
-                                     "per position")
+    pool_sizes: list[int] = setting(
+        [],
+        "max-pool window (and stride) after each layer "
+        "(1 = none); shortens the sequence by that factor; "
+        "empty (auto): 3 after the first layer when the "
+        "training sequences' median length is 100 or more, "
+        "else 1, and 1 everywhere for a model with one output "
+        "per position",
+    )
     # transformer
     d_model: int = setting(128, "model width (divisible by heads)")
     heads: int = setting(4, "attention heads per layer")
@@ -82,24 +88,39 @@ class ArchitectureInfo:
 
 
 ARCHITECTURES: dict[str, ArchitectureInfo] = {
-    "rnn": ArchitectureInfo("last", POOLINGS, RECURRENT_FIELDS,
-                            "Elman RNN (tanh): the simplest recurrent baseline"),
-    "lstm": ArchitectureInfo("last", POOLINGS, RECURRENT_FIELDS,
-                             "LSTM: long-range order and context"),
-    "gru": ArchitectureInfo("last", POOLINGS, RECURRENT_FIELDS,
-                            "GRU: as LSTM with fewer parameters, often as accurate"),
-    "cnn": ArchitectureInfo("max", ("mean", "max", "attention"), CONV_FIELDS,
-                            "1D CNN: motif detectors, fast; the strong baseline when position "
-                            "matters little"),
-    "cnn-lstm": ArchitectureInfo("max", POOLINGS, CONV_FIELDS + ("hidden_size", "layers"),
-                                 "CNN then BiLSTM (DanQ): motifs plus their order; long DNA "
-                                 "with regulatory grammar"),
-    "cnn-gru": ArchitectureInfo("max", POOLINGS, CONV_FIELDS + ("hidden_size", "layers"),
-                                "CNN then BiGRU: as cnn-lstm with a lighter recurrent cell"),
-    "transformer": ArchitectureInfo("mean", ("mean", "max", "attention"),
-                                    ("d_model", "heads", "ff_size", "layers", "max_length"),
-                                    "Transformer encoder: global interactions at any "
-                                    "distance; needs more data"),
+    "rnn": ArchitectureInfo(
+        "last", POOLINGS, RECURRENT_FIELDS, "Elman RNN (tanh): the simplest recurrent baseline"
+    ),
+    "lstm": ArchitectureInfo(
+        "last", POOLINGS, RECURRENT_FIELDS, "LSTM: long-range order and context"
+    ),
+    "gru": ArchitectureInfo(
+        "last", POOLINGS, RECURRENT_FIELDS, "GRU: as LSTM with fewer parameters, often as accurate"
+    ),
+    "cnn": ArchitectureInfo(
+        "max",
+        ("mean", "max", "attention"),
+        CONV_FIELDS,
+        "1D CNN: motif detectors, fast; the strong baseline when position matters little",
+    ),
+    "cnn-lstm": ArchitectureInfo(
+        "max",
+        POOLINGS,
+        CONV_FIELDS + ("hidden_size", "layers"),
+        "CNN then BiLSTM (DanQ): motifs plus their order; long DNA with regulatory grammar",
+    ),
+    "cnn-gru": ArchitectureInfo(
+        "max",
+        POOLINGS,
+        CONV_FIELDS + ("hidden_size", "layers"),
+        "CNN then BiGRU: as cnn-lstm with a lighter recurrent cell",
+    ),
+    "transformer": ArchitectureInfo(
+        "mean",
+        ("mean", "max", "attention"),
+        ("d_model", "heads", "ff_size", "layers", "max_length"),
+        "Transformer encoder: global interactions at any distance; needs more data",
+    ),
 }
 
 
@@ -122,64 +143,111 @@ class TrainConfig:
     lr: float = setting(1e-3, "AdamW learning rate")
     weight_decay: float = setting(0.01, "AdamW weight decay")
     grad_clip: float = setting(1.0, "gradient-norm clip (0 = off)")
-    val_fraction: float = setting(0.1, "fraction held out for validation (stratified for "
-                                       "classes); unused with an explicit validation set")
-    patience: int = setting(10, "epochs without a better monitored metric before stopping "
-                               "(0 = never stop early)")
+    val_fraction: float = setting(
+        0.1,
+        "fraction held out for validation (stratified for "
+        "classes); unused with an explicit validation set",
+    )
+    patience: int = setting(
+        10, "epochs without a better monitored metric before stopping (0 = never stop early)"
+    )
     seed: int = setting(0, "seed for the split, batch order and initial weights")
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     threads: int = setting(0, "CPU threads for torch (0 = cores available)")
     # settings of the training issue (train.py, schedules.py, checkpoint.py, strands.py)
-    monitor: str = setting("auto", "validation metric for early stopping, best-weights "
-                                   "restore and the plateau schedule: val_loss, val_auroc, "
-                                   "val_mcc, val_r2, ... (losses and errors are minimised, "
-                                   "scores maximised); auto: val_loss, or for imbalanced "
-                                   "classes val_auprc (binary, multilabel) or val_mcc")
-    schedule: str = setting("plateau", "learning-rate schedule: none, plateau (halve after "
-                                    "max(1, patience / 2) epochs without progress), cosine "
-                                    "(to zero at the last epoch) or onecycle")
-    warmup_epochs: float = setting(0.0, "linear learning-rate warm-up over this many epochs "
-                                        "(fractions allowed; onecycle: its rising phase)")
-    class_weight: str = setting("auto", "none, balanced (inverse class frequency; "
-                                        "multilabel: negatives / positives per label), auto "
-                                        "(balanced when the rarest class is under half an "
-                                        "even share of the training records: under 25% for "
-                                        "two classes) or explicit weights in class order "
-                                        "(1,4) or by name (neg=1,pos=4)")
-    rc_augment: bool = setting(False, "DNA/RNA: train on a random strand of each sequence "
-                                      "(reverse complement with probability 1/2)")
-    rc_average: bool = setting(False, "DNA/RNA: predict the mean of both strands (stored "
-                                      "as the model's default for predict)")
-    precision: str = setting("32", "32, bf16 or 16-mixed (automatic mixed precision; CUDA "
-                                   "only, CPU always trains in 32-bit)")
-    checkpoint_dir: str | None = setting(None, "folder for a checkpoint after every epoch "
-                                               "(model, optimiser, schedule, RNG states); "
-                                               "continue a killed run with --resume")
-    ensemble: int = setting(1, "train this many models (seeds seed, seed + 1, ...) on the "
-                               "same records and save them as one model file that "
-                               "predicts their mean probability (regression: mean value)")
-    structure: str = setting("none", "RNA secondary structure as input channels (RNA, and "
-                                     "DNA read as RNA; needs bioseqnn[structure]): none, mfe "
-                                     "(ViennaRNA's pairing state of every position: unpaired, "
-                                     "paired downstream or upstream) or bpp (also each "
-                                     "position's probability of being paired; about 3x the "
-                                     "folding time)")
-    cv: int = setting(0, "cross-validation: split the records into this many folds (by "
-                         "class for classes), train one model per fold with early stopping "
-                         "on its own held-out fold, report the out-of-fold metrics and save "
-                         "the models as one ensemble file; 0 = off")
-    max_tokens: int = setting(0, "cap on padded positions per batch (sequences x the "
-                                 "longest of them), so batches of long sequences hold "
-                                 "fewer; 0 = no cap")
-    init_from: str | None = setting(None, "fine-tune: start from this model file's weights "
-                                          "(its network settings become this run's; the "
-                                          "head too when the classes or targets are the "
-                                          "same)")
-    freeze_backbone: bool = setting(False, "with init_from: keep the parent's backbone "
-                                           "fixed; only the head (and attention pooling) "
-                                           "train")
-    init_member: int = setting(0, "with init_from an ensemble or cross-validated model: "
-                                  "the member to start from (1, 2, ...); 0 = a single model")
+    monitor: str = setting(
+        "auto",
+        "validation metric for early stopping, best-weights "
+        "restore and the plateau schedule: val_loss, val_auroc, "
+        "val_mcc, val_r2, ... (losses and errors are minimised, "
+        "scores maximised); auto: val_loss, or for imbalanced "
+        "classes val_auprc (binary, multilabel) or val_mcc",
+    )
+    schedule: str = setting(
+        "plateau",
+        "learning-rate schedule: none, plateau (halve after "
+        "max(1, patience / 2) epochs without progress), cosine "
+        "(to zero at the last epoch) or onecycle",
+    )
+    warmup_epochs: float = setting(
+        0.0,
+        "linear learning-rate warm-up over this many epochs "
+        "(fractions allowed; onecycle: its rising phase)",
+    )
+    class_weight: str = setting(
+        "auto",
+        "none, balanced (inverse class frequency; "
+        "multilabel: negatives / positives per label), auto "
+        "(balanced when the rarest class is under half an "
+        "even share of the training records: under 25% for "
+        "two classes) or explicit weights in class order "
+        "(1,4) or by name (neg=1,pos=4)",
+    )
+    rc_augment: bool = setting(
+        False,
+        "DNA/RNA: train on a random strand of each sequence "
+        "(reverse complement with probability 1/2)",
+    )
+    rc_average: bool = setting(
+        False,
+        "DNA/RNA: predict the mean of both strands (stored as the model's default for predict)",
+    )
+    precision: str = setting(
+        "32",
+        "32, bf16 or 16-mixed (automatic mixed precision; CUDA only, CPU always trains in 32-bit)",
+    )
+    checkpoint_dir: str | None = setting(
+        None,
+        "folder for a checkpoint after every epoch "
+        "(model, optimiser, schedule, RNG states); "
+        "continue a killed run with --resume",
+    )
+    ensemble: int = setting(
+        1,
+        "train this many models (seeds seed, seed + 1, ...) on the "
+        "same records and save them as one model file that "
+        "predicts their mean probability (regression: mean value)",
+    )
+    structure: str = setting(
+        "none",
+        "RNA secondary structure as input channels (RNA, and "
+        "DNA read as RNA; needs bioseqnn[structure]): none, mfe "
+        "(ViennaRNA's pairing state of every position: unpaired, "
+        "paired downstream or upstream) or bpp (also each "
+        "position's probability of being paired; about 3x the "
+        "folding time)",
+    )
+    cv: int = setting(
+        0,
+        "cross-validation: split the records into this many folds (by "
+        "class for classes), train one model per fold with early stopping "
+        "on its own held-out fold, report the out-of-fold metrics and save "
+        "the models as one ensemble file; 0 = off",
+    )
+    max_tokens: int = setting(
+        0,
+        "cap on padded positions per batch (sequences x the "
+        "longest of them), so batches of long sequences hold "
+        "fewer; 0 = no cap",
+    )
+    init_from: str | None = setting(
+        None,
+        "fine-tune: start from this model file's weights "
+        "(its network settings become this run's; the "
+        "head too when the classes or targets are the "
+        "same)",
+    )
+    freeze_backbone: bool = setting(
+        False,
+        "with init_from: keep the parent's backbone "
+        "fixed; only the head (and attention pooling) "
+        "train",
+    )
+    init_member: int = setting(
+        0,
+        "with init_from an ensemble or cross-validated model: "
+        "the member to start from (1, 2, ...); 0 = a single model",
+    )
 
 
 @dataclass
@@ -300,24 +368,37 @@ def validate(cfg: RunConfig) -> None:
         (t.patience >= 0, "patience must be >= 0"),
         (1 <= t.ensemble <= 64, "ensemble must be from 1 to 64 members"),
         (t.cv == 0 or 2 <= t.cv <= 64, "cv must be 0 (off) or from 2 to 64 folds"),
-        (t.structure in STRUCTURE_KINDS,
-         f"structure must be one of: {', '.join(STRUCTURE_KINDS)} (got {t.structure!r})"),
-        (t.cv == 0 or t.ensemble == 1, "cv trains one model per fold already: drop ensemble "
-                                       "(an ensemble of folds is what --cv writes)"),
+        (
+            t.structure in STRUCTURE_KINDS,
+            f"structure must be one of: {', '.join(STRUCTURE_KINDS)} (got {t.structure!r})",
+        ),
+        (
+            t.cv == 0 or t.ensemble == 1,
+            "cv trains one model per fold already: drop ensemble "
+            "(an ensemble of folds is what --cv writes)",
+        ),
         (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),
         (t.init_member >= 0, "init-member must be >= 1 (0 = not an ensemble)"),
-        (bool(t.init_from) or not (t.freeze_backbone or t.init_member),
-         f"{'freeze-backbone' if t.freeze_backbone else 'init-member'} goes with init-from "
-         "(the model file to start from)"),
+        (
+            bool(t.init_from) or not (t.freeze_backbone or t.init_member),
+            f"{'freeze-backbone' if t.freeze_backbone else 'init-member'} goes with init-from "
+            "(the model file to start from)",
+        ),
         (0 <= t.seed < 2**63, "seed must be from 0 to 2^63 - 1"),
-        (t.schedule in SCHEDULES,
-         f"schedule must be one of: {', '.join(SCHEDULES)} (got {t.schedule!r})"),
+        (
+            t.schedule in SCHEDULES,
+            f"schedule must be one of: {', '.join(SCHEDULES)} (got {t.schedule!r})",
+        ),
         (t.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
-        (t.precision in PRECISIONS,
-         f"precision must be one of: {', '.join(PRECISIONS)} (got {t.precision!r})"),
-        (t.monitor in ("auto", "train_loss") or t.monitor.startswith("val_"),
-         f"monitor must be auto, train_loss or a validation metric such as val_loss, "
-         f"val_auroc or val_r2 (got {t.monitor!r})"),
+        (
+            t.precision in PRECISIONS,
+            f"precision must be one of: {', '.join(PRECISIONS)} (got {t.precision!r})",
+        ),
+        (
+            t.monitor in ("auto", "train_loss") or t.monitor.startswith("val_"),
+            f"monitor must be auto, train_loss or a validation metric such as val_loss, "
+            f"val_auroc or val_r2 (got {t.monitor!r})",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -339,17 +420,23 @@ def validate_model(m: ModelConfig) -> None:
         (m.hidden_size >= 1, "hidden-size must be at least 1"),
         (m.layers >= 1, "layers must be at least 1"),
         (0 <= m.dropout < 1, "dropout must be in [0, 1)"),
-        (m.pooling == "auto" or m.pooling in POOLINGS,
-         f"pooling must be auto or one of: {', '.join(POOLINGS)} (got {m.pooling!r})"),
+        (
+            m.pooling == "auto" or m.pooling in POOLINGS,
+            f"pooling must be auto or one of: {', '.join(POOLINGS)} (got {m.pooling!r})",
+        ),
         (len(m.channels) >= 1, "channels needs at least one layer"),
         (all(v >= 1 for v in m.channels), "channels must all be at least 1"),
         (all(v >= 1 for v in m.kernel_sizes), "kernel-sizes must all be at least 1"),
         (all(v >= 1 for v in m.dilations), "dilations must all be at least 1"),
         (all(v >= 1 for v in m.pool_sizes), "pool-sizes must all be at least 1 (1 = no pooling)"),
-        (m.d_model >= 1 and m.heads >= 1 and m.ff_size >= 1,
-         "d-model, heads and ff-size must be at least 1"),
-        (m.heads < 1 or m.d_model % m.heads == 0,
-         f"d-model ({m.d_model}) must be divisible by heads ({m.heads})"),
+        (
+            m.d_model >= 1 and m.heads >= 1 and m.ff_size >= 1,
+            "d-model, heads and ff-size must be at least 1",
+        ),
+        (
+            m.heads < 1 or m.d_model % m.heads == 0,
+            f"d-model ({m.d_model}) must be divisible by heads ({m.heads})",
+        ),
         (m.max_length >= 1, "max-length must be at least 1"),
     ]
     for ok, message in checks:
@@ -372,8 +459,7 @@ def _check_finite(settings: Any) -> None:
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"{f.name.replace('_', '-')} must be a finite number "
-                             f"(got {value})")
+            raise UsageError(f"{f.name.replace('_', '-')} must be a finite number (got {value})")
 
 
 def dump_yaml(cfg: RunConfig) -> str:
@@ -407,10 +493,13 @@ def commented_yaml(cfg: RunConfig | None = None, header: str | None = None) -> s
                 lines.append(f"  # {help_text}")
             if section == "model" and f.name == "arch":
                 width = max(map(len, ARCHITECTURES))
-                lines.append(f"  #   {AUTO:<{width}}  the default recipe: {DEFAULT_ARCH} (a "
-                             f"language model: {DEFAULT_CAUSAL_ARCH})")
-                lines += [f"  #   {name:<{width}}  {a.summary}"
-                          for name, a in ARCHITECTURES.items()]
+                lines.append(
+                    f"  #   {AUTO:<{width}}  the default recipe: {DEFAULT_ARCH} (a "
+                    f"language model: {DEFAULT_CAUSAL_ARCH})"
+                )
+                lines += [
+                    f"  #   {name:<{width}}  {a.summary}" for name, a in ARCHITECTURES.items()
+                ]
             lines.append(f"  {f.name}: {_yaml_value(getattr(target, f.name))}")
     return "\n".join(lines).lstrip("\n") + "\n"
 
@@ -445,8 +534,9 @@ def parse_names(value: str | None, option: str) -> list[str] | None:
         return None
     names = [part.strip() for part in value.split(",")]
     if not all(names):
-        raise UsageError(f"{option}: {value!r} holds an empty name (give a comma list, "
-                         "e.g. dim_1,dim_2)")
+        raise UsageError(
+            f"{option}: {value!r} holds an empty name (give a comma list, e.g. dim_1,dim_2)"
+        )
     if len(set(names)) != len(names):
         raise UsageError(f"{option}: a column is named twice in {value!r}")
     return names
@@ -460,9 +550,11 @@ def write_config(
     from .seqio import atomic_output, check_output_path, display_name
 
     if model is None:
-        header = ("bioseqnn configuration: every setting with its default.\n"
-                  "Use with: bioseqnn train SEQS LABELS --config this.yaml "
-                  "(command-line flags override it).")
+        header = (
+            "bioseqnn configuration: every setting with its default.\n"
+            "Use with: bioseqnn train SEQS LABELS --config this.yaml "
+            "(command-line flags override it)."
+        )
         text = commented_yaml(header=header)
     else:
         from .bundle import read_manifest
@@ -473,8 +565,10 @@ def write_config(
         cfg = config_from_dict({"model": manifest["model"], "training": training})
         header = f"the resolved config of {display_name(model)}"
         if "member_models" in manifest:  # one config trains one network per member
-            header += (" (an ensemble of different networks: this is its first member's; "
-                       "'bioseqnn info' lists them all)")
+            header += (
+                " (an ensemble of different networks: this is its first member's; "
+                "'bioseqnn info' lists them all)"
+            )
         text = commented_yaml(cfg, header=header)
     check_output_path(output, {"--from": model})
     with atomic_output(output) as fh:

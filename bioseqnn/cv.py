@@ -41,8 +41,9 @@ def assign_folds(n: int, k: int, seed: int, strata: np.ndarray | None = None) ->
     return folds
 
 
-def fold_sets(data: SequenceSet, folds: np.ndarray, k: int
-              ) -> Iterator[tuple[int, SequenceSet, SequenceSet]]:
+def fold_sets(
+    data: SequenceSet, folds: np.ndarray, k: int
+) -> Iterator[tuple[int, SequenceSet, SequenceSet]]:
     """(fold, training part, held-out part) for each fold, one pair in memory at a time."""
     for i in range(k):
         yield i, data.subset(np.flatnonzero(folds != i)), data.subset(np.flatnonzero(folds == i))
@@ -62,22 +63,38 @@ class OutOfFold:
     loss_sum: float = 0.0
     weight: float = 0.0
 
-    def add(self, fold: int, model: Predictor, onehot: torch.nn.Module,
-            held_out: SequenceSet, best: dict[str, Any], batch_size: int,
-            device: torch.device, max_tokens: int | None) -> None:
+    def add(
+        self,
+        fold: int,
+        model: Predictor,
+        onehot: torch.nn.Module,
+        held_out: SequenceSet,
+        best: dict[str, Any],
+        batch_size: int,
+        device: torch.device,
+        max_tokens: int | None,
+    ) -> None:
         """Predict fold ``fold`` (``held_out``) with its member (best weights restored)."""
         self.per_fold.append(dict(best))
         if self.task.kind in PER_POSITION_KINDS:
-            scored = infer_scored(model, onehot, self.task, held_out, max(batch_size, 256),
-                                  device, max_tokens=max_tokens)
+            scored = infer_scored(
+                model,
+                onehot,
+                self.task,
+                held_out,
+                max(batch_size, 256),
+                device,
+                max_tokens=max_tokens,
+            )
             self.logits.append(scored.logits)
             self.targets.append(scored.y.numpy())
             self.loss_sum += scored.loss_sum
             self.weight += scored.weight
             return
         assert held_out.targets is not None
-        self.logits.append(infer(model, onehot, held_out, max(batch_size, 256), device,
-                                 max_tokens=max_tokens))
+        self.logits.append(
+            infer(model, onehot, held_out, max(batch_size, 256), device, max_tokens=max_tokens)
+        )
         self.targets.append(held_out.targets)
         self.ids += held_out.ids
         self.fold += [fold + 1] * len(held_out)
@@ -101,14 +118,21 @@ class OutOfFold:
 
     def summary(self) -> dict[str, Any]:
         """Per-fold figures, their mean and sd, and the pooled figures (manifest, log)."""
-        names = [k for k, v in self.per_fold[0].items()
-                 if k.startswith("val_") and isinstance(v, (int, float))]
+        names = [
+            k
+            for k, v in self.per_fold[0].items()
+            if k.startswith("val_") and isinstance(v, (int, float))
+        ]
         mean, sd = {}, {}
         for name in names:
             values = np.array([float(r.get(name, math.nan)) for r in self.per_fold])
             finite = values[np.isfinite(values)]
             mean[name] = float(finite.mean()) if len(finite) else math.nan
             sd[name] = float(finite.std(ddof=1)) if len(finite) > 1 else math.nan
-        return {"folds": len(self.per_fold), "mean": mean, "sd": sd, "pooled": self.pooled(),
-                "per_fold": [{k: r[k] for k in ("epoch", *names) if k in r}
-                             for r in self.per_fold]}
+        return {
+            "folds": len(self.per_fold),
+            "mean": mean,
+            "sd": sd,
+            "pooled": self.pooled(),
+            "per_fold": [{k: r[k] for k in ("epoch", *names) if k in r} for r in self.per_fold],
+        }

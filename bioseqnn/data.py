@@ -108,14 +108,20 @@ class SequenceSet:
         if self.positions is not None:
             self._gather(keep, offsets, self.positions, self.positions)
             positions = self.positions[: int(offsets[-1])]
-        kept = SequenceSet([self.ids[i] for i in keep], self.codes[: int(offsets[-1])], offsets,
-                           None if self.targets is None else self.targets[keep], positions)
+        kept = SequenceSet(
+            [self.ids[i] for i in keep],
+            self.codes[: int(offsets[-1])],
+            offsets,
+            None if self.targets is None else self.targets[keep],
+            positions,
+        )
         self.codes = np.zeros(0, dtype=np.uint8)
         self.positions = None
         return kept, other
 
-    def _gather(self, index: np.ndarray, offsets: np.ndarray, into: np.ndarray,
-                source: np.ndarray) -> None:
+    def _gather(
+        self, index: np.ndarray, offsets: np.ndarray, into: np.ndarray, source: np.ndarray
+    ) -> None:
         """Copy the residues (of ``source``: the codes, or the position targets) of records
         ``index`` to ``into`` at ``offsets``.
 
@@ -128,8 +134,9 @@ class SequenceSet:
         while start < len(index):
             end = int(np.searchsorted(offsets, offsets[start] + SUBSET_BLOCK, "right")) - 1
             end = min(max(end, start + 1), len(index))
-            shift = np.repeat(self.offsets[index[start:end]] - offsets[start:end],
-                              lengths[start:end])
+            shift = np.repeat(
+                self.offsets[index[start:end]] - offsets[start:end], lengths[start:end]
+            )
             lo, hi = int(offsets[start]), int(offsets[end])
             into[lo:hi] = source[np.arange(lo, hi, dtype=np.int64) + shift]
             start = end
@@ -160,8 +167,12 @@ def choose_alphabet(sample: list[bytes], forced: str | None, source: str) -> Alp
         log.info("alphabet: %s (forced)", alphabet.name)
         return alphabet
     guess = detect_alphabet(byte_histogram(sample))
-    log.info("alphabet: %s (detected from %s: %s; force with --alphabet)",
-             guess.alphabet.name, source, guess.reason)
+    log.info(
+        "alphabet: %s (detected from %s: %s; force with --alphabet)",
+        guess.alphabet.name,
+        source,
+        guess.reason,
+    )
     return guess.alphabet
 
 
@@ -172,8 +183,9 @@ class SequenceEncoder:
     or an :class:`Alphabet` fixed by a model.
     """
 
-    def __init__(self, source: str, alphabet: str | Alphabet | None, on_invalid: str,
-                 hint: bool = True) -> None:
+    def __init__(
+        self, source: str, alphabet: str | Alphabet | None, on_invalid: str, hint: bool = True
+    ) -> None:
         self.source = source
         self.hint = hint  # False: the command has no --on-invalid to suggest
         self.forced = alphabet
@@ -203,8 +215,14 @@ class SequenceEncoder:
                     "%s: the records seem to mix nucleotide and protein sequences: %d of the "
                     "first %d look like DNA/RNA (e.g. %r, line %d), others like protein (e.g. "
                     "%r, line %d); all are read as protein (choose with --alphabet)",
-                    self.source, len(nucleotide), len(sample), shorten(dna.id), dna.line,
-                    shorten(prot.id), prot.line)
+                    self.source,
+                    len(nucleotide),
+                    len(sample),
+                    shorten(dna.id),
+                    dna.line,
+                    shorten(prot.id),
+                    prot.line,
+                )
         return Encoder(alphabet, self.on_invalid)
 
     def describe_invalid(self, bad: InvalidSymbol, record: Record) -> str:
@@ -220,10 +238,13 @@ class SequenceEncoder:
             hint = "use --on-invalid skip or mask, or --alphabet"
             if kind is not None and not self.alphabet.compatible_with(kind):
                 how = "detected from the first records" if self.detected else "forced"
-                hint = (f"the record looks like {kind.name} but the alphabet is {alphabet} "
-                        f"({how}): does the file mix {alphabet} and {kind.name}? " + hint)
+                hint = (
+                    f"the record looks like {kind.name} but the alphabet is {alphabet} "
+                    f"({how}): does the file mix {alphabet} and {kind.name}? " + hint
+                )
         return self.encoder.describe_invalid(
-            bad, record.id, self.source, record.location(bad.position, self.source), hint)
+            bad, record.id, self.source, record.location(bad.position, self.source), hint
+        )
 
     def encode_chunk(self, records: list[Record]) -> tuple[list[Record], np.ndarray, np.ndarray]:
         """Encode records; returns the kept records, their codes and offsets."""
@@ -241,8 +262,11 @@ class SequenceEncoder:
             drop = {b.index for b in bad}
             self.skipped += len(drop)
             keep = np.array([i for i in range(len(chunk)) if i not in drop], dtype=np.int64)
-            sub = SequenceSet(chunk.ids, codes, offsets).subset(keep) if len(keep) \
+            sub = (
+                SequenceSet(chunk.ids, codes, offsets).subset(keep)
+                if len(keep)
                 else SequenceSet([], np.zeros(0, np.uint8), np.zeros(1, np.int64))
+            )
             return keep, sub.codes, sub.offsets
         return None, codes, offsets
 
@@ -284,8 +308,7 @@ class _Columns:
         self.seqs.append(record.seq)
 
     def record(self, i: int) -> Record:
-        first, source, there = self._parts[bisect.bisect_right(
-            [p[0] for p in self._parts], i) - 1]
+        first, source, there = self._parts[bisect.bisect_right([p[0] for p in self._parts], i) - 1]
         k = there + i - first
         return source[k] if isinstance(source, list) else source.record(k)
 
@@ -308,7 +331,8 @@ def _column_chunks(records: Iterable[Record], size: int = CHUNK_RECORDS) -> Iter
     """``chunked`` as columns: the same chunks of ``size`` records (so that errors and the
     alphabet sample are the same), taking the block reader's columns as they come."""
     items: Iterable[FastaBlock | Record] = (
-        records.batches() if isinstance(records, RecordStream) else records)
+        records.batches() if isinstance(records, RecordStream) else records
+    )
     chunk = _Columns()
     for item in items:
         if isinstance(item, FastaBlock):
@@ -330,7 +354,10 @@ def _column_chunks(records: Iterable[Record], size: int = CHUNK_RECORDS) -> Iter
 
 
 def read_encoded(
-    records: Iterable[Record], source: str, alphabet: str | Alphabet | None, on_invalid: str,
+    records: Iterable[Record],
+    source: str,
+    alphabet: str | Alphabet | None,
+    on_invalid: str,
     skipped_ids: list[str] | None = None,
 ) -> tuple[SequenceSet, Alphabet, int]:
     """Read every record into a compact SequenceSet. Returns (set, alphabet, skipped);
@@ -363,8 +390,11 @@ def read_encoded(
 
 
 def read_series_set(
-    table: TableText, options: SeriesOptions, on_invalid: str,
-    skipped_ids: list[str] | None = None, hint: bool = True,
+    table: TableText,
+    options: SeriesOptions,
+    on_invalid: str,
+    skipped_ids: list[str] | None = None,
+    hint: bool = True,
 ) -> tuple[SequenceSet, SeriesSpec, list[int]]:
     """Read a whole numeric series table into a SequenceSet of float32 values (steps,
     channels). Returns the set, the (unfitted) spec of its channels and the line of each
@@ -374,9 +404,14 @@ def read_series_set(
     if skipped_ids is not None:
         skipped_ids.extend(reader.skipped_ids)
     if not whole:
-        raise DataError(f"{table.name}: no series" + (
-            " left: every series was skipped for missing or invalid values"
-            if reader.skipped else " (a header row but no data rows)"))
+        raise DataError(
+            f"{table.name}: no series"
+            + (
+                " left: every series was skipped for missing or invalid values"
+                if reader.skipped
+                else " (a header row but no data rows)"
+            )
+        )
     chunk = whole[0]
     spec = SeriesSpec(tuple(reader.channels), id_column=options.id_column)
     log.info("input: %s: %s, %d series", table.name, spec.describe(), len(chunk.ids))
@@ -384,8 +419,10 @@ def read_series_set(
 
 
 def read_inputs(
-    path: str | os.PathLike[str], alphabet: str | Alphabet | SeriesSpec | None,
-    on_invalid: str, skipped_ids: list[str] | None = None,
+    path: str | os.PathLike[str],
+    alphabet: str | Alphabet | SeriesSpec | None,
+    on_invalid: str,
+    skipped_ids: list[str] | None = None,
     series: SeriesOptions | None = None,
 ) -> tuple[SequenceSet, Alphabet | SeriesSpec, list[int] | None]:
     """Read a FASTA/FASTQ of sequences or a numeric series table, whichever ``path``
@@ -396,11 +433,16 @@ def read_inputs(
     if isinstance(opened, TableText):
         if isinstance(alphabet, str) and alphabet != "auto":
             opened.close()
-            raise UsageError(f"--alphabet {alphabet} applies to sequences; {source} is a "
-                             "table (read as a numeric series, one row per time step)")
+            raise UsageError(
+                f"--alphabet {alphabet} applies to sequences; {source} is a "
+                "table (read as a numeric series, one row per time step)"
+            )
         if isinstance(alphabet, SeriesSpec):  # a model's: its channels, by name
-            options = SeriesOptions(series.id_column if series else alphabet.id_column,
-                                    list(alphabet.channels), from_model=True)
+            options = SeriesOptions(
+                series.id_column if series else alphabet.id_column,
+                list(alphabet.channels),
+                from_model=True,
+            )
         else:
             options = series or SeriesOptions()
         data, spec, lines = read_series_set(opened, options, on_invalid, skipped_ids)
@@ -410,21 +452,25 @@ def read_inputs(
     return data, alpha, None
 
 
-def open_as(path: str | os.PathLike[str], reads: Alphabet | SeriesSpec | None
-            ) -> RecordStream | TableText:
+def open_as(
+    path: str | os.PathLike[str], reads: Alphabet | SeriesSpec | None
+) -> RecordStream | TableText:
     """Open an input of sequences or a series table; given what a model ``reads``, an
     input of the other kind is an error that names what the model reads."""
     source = display_name(path)
     opened = read_input(path, "series" if isinstance(reads, SeriesSpec) else None)
     if isinstance(opened, TableText) and isinstance(reads, Alphabet):
         opened.close()
-        raise DataError(f"{source}: a table, but the model reads {reads.name} sequences "
-                        "(FASTA/FASTQ)")
+        raise DataError(
+            f"{source}: a table, but the model reads {reads.name} sequences (FASTA/FASTQ)"
+        )
     if isinstance(opened, RecordStream) and isinstance(reads, SeriesSpec):
         opened.close()
-        raise DataError(f"{source}: sequences (FASTA/FASTQ), but the model reads numeric "
-                        "series: a table with an id column and the channels "
-                        f"{', '.join(reads.channels)}")
+        raise DataError(
+            f"{source}: sequences (FASTA/FASTQ), but the model reads numeric "
+            "series: a table with an id column and the channels "
+            f"{', '.join(reads.channels)}"
+        )
     return opened
 
 
@@ -445,8 +491,11 @@ class LabelSource:
 
 def _few(items: list[str], n: int = 3) -> str:
     """'(a, b, c, ...)': the first ``n`` items."""
-    return "(" + ", ".join(repr(shorten(x, 30)) for x in items[:n]) + \
-        (", ...)" if len(items) > n else ")")
+    return (
+        "("
+        + ", ".join(repr(shorten(x, 30)) for x in items[:n])
+        + (", ...)" if len(items) > n else ")")
+    )
 
 
 def _lines(items: list[str], lines: dict[str, list[int]], n: int = 3) -> str:
@@ -465,8 +514,9 @@ def _duplicates(ids: list[str]) -> list[str]:
     return dups
 
 
-def _record_lines(fasta: str | os.PathLike[str] | RecordSource | None, wanted: set[str]
-                  ) -> dict[str, list[int]]:
+def _record_lines(
+    fasta: str | os.PathLike[str] | RecordSource | None, wanted: set[str]
+) -> dict[str, list[int]]:
     """Header lines of the records named ``wanted`` (re-reads the file; not for stdin)."""
     found: dict[str, list[int]] = {}
     if isinstance(fasta, RecordSource):
@@ -485,9 +535,11 @@ def target_columns(table: Table, src: LabelSource) -> list[str]:
     targets = src.targets or [h for h in table.header if h not in excluded]
     for name in targets:
         if CONTROL.search(name):
-            raise DataError(f"{table.source}: line {table.header_line}: column {name!r} holds "
-                            "a control character; target names become columns of the "
-                            "predictions: remove it")
+            raise DataError(
+                f"{table.source}: line {table.header_line}: column {name!r} holds "
+                "a control character; target names become columns of the "
+                "predictions: remove it"
+            )
     if not targets:
         raise DataError(
             f"{table.source}: no target column besides {src.id_column!r}; "
@@ -546,7 +598,8 @@ def load_labeled(
     t_cols = [table.column(t) for t in targets]
     tname = table.source
     data, alpha, seq_source, series_lines = _read_sequences_of(
-        fasta, src, table, alphabet, on_invalid, skipped, series)
+        fasta, src, table, alphabet, on_invalid, skipped, series
+    )
 
     label_ids = [row[id_col] for row in table.rows]
     row_of = {rid: i for i, rid in enumerate(label_ids)}
@@ -555,13 +608,18 @@ def load_labeled(
     dropped = set(skipped) | (fasta.left_out() if isinstance(fasta, RecordSource) else set())
     keep = [i for i, x in enumerate(data.ids) if x in row_of]
     join = _Join(
-        dup_seq=_duplicates(data.ids), dup_lab=_duplicates(label_ids), no_label=no_label,
+        dup_seq=_duplicates(data.ids),
+        dup_lab=_duplicates(label_ids),
+        no_label=no_label,
         no_seq=[x for x in label_ids if x not in seq_set and x not in dropped],
-        empty=[data.ids[i] for i in keep
-               if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)])
+        empty=[
+            data.ids[i] for i in keep if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)
+        ],
+    )
     if join.any():
-        lines = _sequence_lines(fasta, src, data, series_lines, join,
-                                _label_lines(table, label_ids))
+        lines = _sequence_lines(
+            fasta, src, data, series_lines, join, _label_lines(table, label_ids)
+        )
         _report_join(join, seq_source, table, label_ids, lines, allow_unmatched)
     if not keep:
         raise DataError(f"no id is shared by {seq_source} and {tname}")
@@ -574,8 +632,12 @@ def load_labeled(
 
 
 def _read_sequences_of(
-    fasta: str | os.PathLike[str] | RecordSource | None, src: LabelSource, table: Table,
-    alphabet: str | Alphabet | SeriesSpec | None, on_invalid: str, skipped: list[str],
+    fasta: str | os.PathLike[str] | RecordSource | None,
+    src: LabelSource,
+    table: Table,
+    alphabet: str | Alphabet | SeriesSpec | None,
+    on_invalid: str,
+    skipped: list[str],
     series: SeriesOptions | None,
 ) -> tuple[SequenceSet, Alphabet | SeriesSpec, str, list[int] | None]:
     """The sequences to label: from the labels table's sequence column, from records
@@ -585,11 +647,14 @@ def _read_sequences_of(
         if fasta is not None:
             raise UsageError("give either a FASTA file or --sequence-column, not both")
         if isinstance(alphabet, SeriesSpec):
-            raise UsageError("--sequence-column reads sequences; this model reads numeric "
-                             "series (give their table, then the labels table)")
+            raise UsageError(
+                "--sequence-column reads sequences; this model reads numeric "
+                "series (give their table, then the labels table)"
+            )
         seq_source = f"{table.source} column {src.sequence_column!r}"
-        data, alpha, _ = read_encoded(_column_records(table, src), seq_source, alphabet,
-                                      on_invalid, skipped)
+        data, alpha, _ = read_encoded(
+            _column_records(table, src), seq_source, alphabet, on_invalid, skipped
+        )
         return data, alpha, seq_source, None
     if fasta is None:
         raise UsageError("a FASTA file is required unless --sequence-column is given")
@@ -611,11 +676,14 @@ def _column_records(table: Table, src: LabelSource) -> list[Record]:
     for i, row in enumerate(table.rows):
         seq = row[s_col].replace(" ", "")
         if not seq:
-            raise DataError(f"{table.source}: line {table.line_of(i)}: empty sequence for id "
-                            f"{row[id_col]!r}")
+            raise DataError(
+                f"{table.source}: line {table.line_of(i)}: empty sequence for id {row[id_col]!r}"
+            )
         if not seq.isascii():
-            raise DataError(f"{table.source}: line {table.line_of(i)}: non-ASCII sequence "
-                            f"for id {row[id_col]!r}")
+            raise DataError(
+                f"{table.source}: line {table.line_of(i)}: non-ASCII sequence "
+                f"for id {row[id_col]!r}"
+            )
         records.append(Record(row[id_col], seq.encode("ascii")))
     return records
 
@@ -631,8 +699,7 @@ class _Join:
     empty: list[str]
 
     def any(self) -> bool:
-        return bool(self.dup_seq or self.dup_lab or self.no_label or self.no_seq
-                    or self.empty)
+        return bool(self.dup_seq or self.dup_lab or self.no_label or self.no_seq or self.empty)
 
 
 def _label_lines(table: Table, label_ids: list[str]) -> dict[str, list[int]]:
@@ -642,10 +709,14 @@ def _label_lines(table: Table, label_ids: list[str]) -> dict[str, list[int]]:
     return lab_lines
 
 
-def _sequence_lines(fasta: str | os.PathLike[str] | RecordSource | None, src: LabelSource,
-                    data: SequenceSet, series_lines: list[int] | None, join: _Join,
-                    lab_lines: dict[str, list[int]]) -> tuple[dict[str, list[int]],
-                                                               dict[str, list[int]]]:
+def _sequence_lines(
+    fasta: str | os.PathLike[str] | RecordSource | None,
+    src: LabelSource,
+    data: SequenceSet,
+    series_lines: list[int] | None,
+    join: _Join,
+    lab_lines: dict[str, list[int]],
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     """(lines of the sequences the message names, lines of the labels): only found on
     the way to an error."""
     wanted = set(join.dup_seq[:3]) | set(join.no_label[:3])
@@ -660,9 +731,14 @@ def _sequence_lines(fasta: str | os.PathLike[str] | RecordSource | None, src: La
     return _record_lines(fasta, wanted), lab_lines
 
 
-def _report_join(join: _Join, seq_source: str, table: Table, label_ids: list[str],
-                 lines: tuple[dict[str, list[int]], dict[str, list[int]]],
-                 allow_unmatched: bool) -> None:
+def _report_join(
+    join: _Join,
+    seq_source: str,
+    table: Table,
+    label_ids: list[str],
+    lines: tuple[dict[str, list[int]], dict[str, list[int]]],
+    allow_unmatched: bool,
+) -> None:
     """Every join problem in one DataError (unmatched ids only warned of with
     ``allow_unmatched``)."""
     seq_lines, lab_lines = lines
@@ -670,31 +746,47 @@ def _report_join(join: _Join, seq_source: str, table: Table, label_ids: list[str
     problems: list[str] = []
     unmatched: list[str] = []
     if join.dup_seq:
-        problems.append(f"{len(join.dup_seq)} duplicate id(s) in {seq_source} "
-                        f"{_few(join.dup_seq)}{_lines(join.dup_seq, seq_lines)}")
+        problems.append(
+            f"{len(join.dup_seq)} duplicate id(s) in {seq_source} "
+            f"{_few(join.dup_seq)}{_lines(join.dup_seq, seq_lines)}"
+        )
     if join.dup_lab:
         long = len(label_ids) >= 2 * len(set(label_ids))  # most ids on several rows
-        problems.append(f"{len(join.dup_lab)} duplicate id(s) in {tname} "
-                        f"{_few(join.dup_lab)}{_lines(join.dup_lab, lab_lines)}" + (
-                            " (rows of time steps? a numeric series table goes first, "
-                            "then the labels)" if long else ""))
+        problems.append(
+            f"{len(join.dup_lab)} duplicate id(s) in {tname} "
+            f"{_few(join.dup_lab)}{_lines(join.dup_lab, lab_lines)}"
+            + (
+                " (rows of time steps? a numeric series table goes first, then the labels)"
+                if long
+                else ""
+            )
+        )
     if join.empty:
-        problems.append(f"{len(join.empty)} record(s) with an empty label "
-                        f"{_few(join.empty)} in {tname}{_lines(join.empty, lab_lines)}")
+        problems.append(
+            f"{len(join.empty)} record(s) with an empty label "
+            f"{_few(join.empty)} in {tname}{_lines(join.empty, lab_lines)}"
+        )
     if join.no_label:
-        unmatched.append(f"{len(join.no_label)} id(s) in {seq_source} missing from {tname} "
-                         f"{_few(join.no_label)}{_lines(join.no_label, seq_lines)}")
+        unmatched.append(
+            f"{len(join.no_label)} id(s) in {seq_source} missing from {tname} "
+            f"{_few(join.no_label)}{_lines(join.no_label, seq_lines)}"
+        )
     if join.no_seq:
-        unmatched.append(f"{len(join.no_seq)} id(s) in {tname} missing from {seq_source} "
-                         f"{_few(join.no_seq)}{_lines(join.no_seq, lab_lines)}")
+        unmatched.append(
+            f"{len(join.no_seq)} id(s) in {tname} missing from {seq_source} "
+            f"{_few(join.no_seq)}{_lines(join.no_seq, lab_lines)}"
+        )
     if allow_unmatched:
         for msg in unmatched:
             log.warning("ignoring %s", msg)
     else:
         problems.extend(unmatched)
     if problems:
-        hint = " (--ignore-unmatched drops records without a partner)" if unmatched and \
-            not allow_unmatched else ""
+        hint = (
+            " (--ignore-unmatched drops records without a partner)"
+            if unmatched and not allow_unmatched
+            else ""
+        )
         raise DataError("cannot join sequences and labels: " + "; ".join(problems) + hint)
 
 
@@ -704,17 +796,19 @@ def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:
     for name in task.classes:
         if CONTROL.search(name):
             i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
-            raise DataError(f"{labeled.where[i]}: class {name!r} holds a control character; "
-                            "class names become columns and cells of the predictions (a TAB "
-                            "or a newline would break their rows): remove it")
+            raise DataError(
+                f"{labeled.where[i]}: class {name!r} holds a control character; "
+                "class names become columns and cells of the predictions (a TAB "
+                "or a newline would break their rows): remove it"
+            )
     n = len(labeled.label_values)
     if task.kind in ("binary", "multiclass") and n >= 20 and len(task.classes) >= 0.9 * n:
         raise DataError(
             f"{labeled.source}: column {task.targets[0]!r} holds {len(task.classes)} distinct "
             f"labels in {n} records, nearly one class per record: is it the right column "
-            "(--target)? Label strings with one letter per residue need --task per-position")
-    log.info("task: %s (%s%s)", task.kind, reason,
-             "" if forced else "; override with --task")
+            "(--target)? Label strings with one letter per residue need --task per-position"
+        )
+    log.info("task: %s (%s%s)", task.kind, reason, "" if forced else "; override with --task")
     if task.kind == "regression":
         plain = TaskSpec("regression", task.targets)
         raw = plain.encode_labels(labeled.label_values, labeled.where)
@@ -790,7 +884,10 @@ def batch_indices(
 
 
 def cut_sorted(
-    order: np.ndarray, lengths: np.ndarray, size: int, max_tokens: int | None = None,
+    order: np.ndarray,
+    lengths: np.ndarray,
+    size: int,
+    max_tokens: int | None = None,
     ranks: int = 1,
 ) -> list[np.ndarray]:
     """Cut ``order`` (records sorted by ascending length) into consecutive batches of at
@@ -825,14 +922,14 @@ def collate(data: SequenceSet, index: np.ndarray) -> tuple[torch.Tensor, torch.T
     return torch.from_numpy(codes), torch.from_numpy(lengths)
 
 
-def position_batch(data: SequenceSet, index: np.ndarray, end: int | None = None
-                   ) -> torch.Tensor:
+def position_batch(data: SequenceSet, index: np.ndarray, end: int | None = None) -> torch.Tensor:
     """The per-position targets of records ``index``: (B, longest) int64, -1 past each
     length. ``end`` (a language model's end class) adds a column and puts ``end`` at
     each record's length, after its last residue."""
     assert data.positions is not None
-    out, lengths = pad_codes(data.positions, data.offsets, index, fill=-1,
-                             extra=0 if end is None else 1)
+    out, lengths = pad_codes(
+        data.positions, data.offsets, index, fill=-1, extra=0 if end is None else 1
+    )
     y = out.astype(np.int64)
     if end is not None:
         y[np.arange(len(lengths)), lengths] = end

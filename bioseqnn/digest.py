@@ -43,15 +43,16 @@ def canonical_codes(alphabet: Any) -> np.ndarray | None:
 def record_digests(data: SequenceSet, canonical: np.ndarray | None = None) -> np.ndarray:
     """One uint64 per record of ``data``: the hash of its residues (through the
     ``canonical`` code table, see canonical_codes) or of its series values."""
-    codes = data.codes[:, 0] if data.codes.ndim == 2 and data.codes.dtype == np.uint8 \
-        else data.codes
+    codes = (
+        data.codes[:, 0] if data.codes.ndim == 2 and data.codes.dtype == np.uint8 else data.codes
+    )
     if canonical is not None:
         codes = canonical[codes]
     blob = np.ascontiguousarray(codes).view(np.uint8).reshape(-1).data
     width = codes.itemsize * (int(np.prod(codes.shape[1:])) if codes.ndim > 1 else 1)
     out = np.empty(len(data), dtype=np.uint64)
     for i, (start, end) in enumerate(zip(data.offsets[:-1], data.offsets[1:], strict=True)):
-        piece = blob[int(start) * width:int(end) * width]
+        piece = blob[int(start) * width : int(end) * width]
         out[i] = int.from_bytes(hashlib.blake2b(piece, digest_size=8).digest(), "little")
     return out
 
@@ -64,7 +65,7 @@ def label_digests(data: SequenceSet) -> np.ndarray:
         if data.targets is not None:
             h.update(np.ascontiguousarray(data.targets[i]).tobytes())
         if data.positions is not None:
-            h.update(data.positions[data.offsets[i]:data.offsets[i + 1]].tobytes())
+            h.update(data.positions[data.offsets[i] : data.offsets[i + 1]].tobytes())
         out[i] = int.from_bytes(h.digest(), "little")
     return out
 
@@ -87,8 +88,9 @@ def conflicting_labels(data: SequenceSet, digests: np.ndarray, examples: int = 3
     repeated = np.flatnonzero(counts[group] > 1)
     if not len(repeated):
         return Conflicts(0, 0, [])
-    labels = label_digests(data.subset(repeated)) if len(repeated) < len(data) else \
-        label_digests(data)
+    labels = (
+        label_digests(data.subset(repeated)) if len(repeated) < len(data) else label_digests(data)
+    )
     pairs = np.unique(np.stack([group[repeated], labels]), axis=1)
     kinds, per_group = np.unique(pairs[0], return_counts=True)
     bad = kinds[per_group > 1]

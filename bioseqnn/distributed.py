@@ -83,16 +83,20 @@ def setup(device: str | None) -> tuple[Dist, str | None]:
     ctx = Dist(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0))
     name = device or "auto"
     if name.startswith("cuda") and name != "cuda":
-        raise UsageError(f"--device {name}: under torchrun each process uses the GPU of its "
-                         "local rank; give --device cuda (or auto)")
+        raise UsageError(
+            f"--device {name}: under torchrun each process uses the GPU of its "
+            "local rank; give --device cuda (or auto)"
+        )
     use_cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
     if use_cuda:
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: CUDA is not available here")
         if ctx.local_rank >= torch.cuda.device_count():
-            raise UsageError(f"local rank {ctx.local_rank} has no GPU: only "
-                             f"{torch.cuda.device_count()} here; start at most that many "
-                             "processes per node (--nproc-per-node)")
+            raise UsageError(
+                f"local rank {ctx.local_rank} has no GPU: only "
+                f"{torch.cuda.device_count()} here; start at most that many "
+                "processes per node (--nproc-per-node)"
+            )
         torch.cuda.set_device(ctx.local_rank)
         name = f"cuda:{ctx.local_rank}"
     else:
@@ -102,8 +106,12 @@ def setup(device: str | None) -> tuple[Dist, str | None]:
         atexit.register(teardown)
     if not ctx.main:  # one copy of every message: rank 0's
         log.setLevel(max(log.level, logging.ERROR))
-    log.info("distributed training: %d processes (%s), rank 0 of them on %s",
-             ctx.world, dist.get_backend(), name)
+    log.info(
+        "distributed training: %d processes (%s), rank 0 of them on %s",
+        ctx.world,
+        dist.get_backend(),
+        name,
+    )
     return ctx, name
 
 
@@ -132,8 +140,9 @@ def all_sum(values: list[float], ctx: Dist, device: torch.device) -> list[float]
     return [float(x) for x in t.cpu()]
 
 
-def global_mean_loss(loss: torch.Tensor, value: float, share: int, batch: int, ctx: Dist,
-                     device: torch.device) -> tuple[torch.Tensor, float]:
+def global_mean_loss(
+    loss: torch.Tensor, value: float, share: int, batch: int, ctx: Dist, device: torch.device
+) -> tuple[torch.Tensor, float]:
     """A rank's mean ``loss`` (``value`` as a float) over its ``share`` of a global batch
     of ``batch`` records: the loss to differentiate, weighted by the rank's share (DDP
     averages gradients over the ranks), and the global batch's mean loss (non-finite on
@@ -144,8 +153,9 @@ def global_mean_loss(loss: torch.Tensor, value: float, share: int, batch: int, c
     return loss * (share * ctx.world / batch), weighted / count
 
 
-def global_position_loss(summed: torch.Tensor, weight: float, per_batch: float, ctx: Dist,
-                         device: torch.device) -> tuple[torch.Tensor, float, float]:
+def global_position_loss(
+    summed: torch.Tensor, weight: float, per_batch: float, ctx: Dist, device: torch.device
+) -> tuple[torch.Tensor, float, float]:
     """A per-position batch: the loss to differentiate (the summed loss over the mean
     scored weight per batch; DDP averages the ranks' gradients, so each rank's sum counts
     world times), the global batch's mean loss per scored position, and its weight."""
@@ -178,8 +188,9 @@ def shares(n: int, ctx: Dist) -> list[np.ndarray]:
     return np.array_split(np.arange(n), ctx.world)
 
 
-def gather_rows(mine: torch.Tensor, sizes: list[int], ctx: Dist,
-                device: torch.device) -> torch.Tensor:
+def gather_rows(
+    mine: torch.Tensor, sizes: list[int], ctx: Dist, device: torch.device
+) -> torch.Tensor:
     """Concatenate every rank's rows (in rank order); trailing dimensions are padded with
     zeros to the largest of any rank (per-position outputs of sets of other lengths)."""
     if not ctx.enabled:
@@ -201,5 +212,4 @@ def epoch_seed(seed: int, epoch: int, ctx: Dist) -> None:
     """Dropout (and other torch randomness) of one rank in one epoch, from the seed alone,
     so that ranks draw different masks and a resumed run draws the same ones again."""
     if ctx.enabled:
-        torch.manual_seed(int(np.random.default_rng([seed, 4, epoch, ctx.rank])
-                              .integers(2**62)))
+        torch.manual_seed(int(np.random.default_rng([seed, 4, epoch, ctx.rank]).integers(2**62)))

@@ -79,7 +79,11 @@ class Encoder:
         return codes, offsets, bad
 
     def describe_invalid(
-        self, bad: InvalidSymbol, record_id: str, source: str, where: str = "",
+        self,
+        bad: InvalidSymbol,
+        record_id: str,
+        source: str,
+        where: str = "",
         hint: str = "use --on-invalid skip or mask, or --alphabet",
     ) -> str:
         """One line: file, location (``where``, e.g. 'line 4, column 7'), record, symbol."""
@@ -90,8 +94,13 @@ class Encoder:
         )
 
 
-def pad_codes(codes: np.ndarray, offsets: np.ndarray, index: Sequence[int] | np.ndarray,
-              fill: float = 0, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def pad_codes(
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    index: Sequence[int] | np.ndarray,
+    fill: float = 0,
+    extra: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Gather sequences ``index`` into a right-padded (B, Lmax + extra) matrix of the
     codes' dtype (``fill`` past each length) and their lengths. Also used for per-position
     targets, which are laid out like the codes, and for numeric series, whose codes have
@@ -126,14 +135,19 @@ NUCLEOTIDE_EVIDENCE = 50
 short peptides (GAGTCA) can be made of those letters alone; real DNA rarely is that short."""
 
 
-def check_fits(alphabet: Alphabet, model_alphabet: Alphabet, source: str,
-               residues: int | None = None) -> None:
+def check_fits(
+    alphabet: Alphabet, model_alphabet: Alphabet, source: str, residues: int | None = None
+) -> None:
     """Refuse input of another alphabet than the model's (DNA is valid protein text).
 
     ``residues``: how many the guess ``alphabet`` rests on; a nucleotide guess from fewer
     than NUCLEOTIDE_EVIDENCE does not refuse input to a protein model."""
-    if (residues is not None and residues < NUCLEOTIDE_EVIDENCE and alphabet.is_nucleotide
-            and model_alphabet.name == "protein"):
+    if (
+        residues is not None
+        and residues < NUCLEOTIDE_EVIDENCE
+        and alphabet.is_nucleotide
+        and model_alphabet.name == "protein"
+    ):
         return
     if not model_alphabet.compatible_with(alphabet):
         raise DataError(
@@ -142,8 +156,13 @@ def check_fits(alphabet: Alphabet, model_alphabet: Alphabet, source: str,
         )
 
 
-def check_kinds(ids: Sequence[str], seqs: Sequence[bytes], model_alphabet: Alphabet,
-                source: str, lines: Sequence[int] | None = None) -> None:
+def check_kinds(
+    ids: Sequence[str],
+    seqs: Sequence[bytes],
+    model_alphabet: Alphabet,
+    source: str,
+    lines: Sequence[int] | None = None,
+) -> None:
     """Refuse, or warn about, records that look like DNA/RNA one by one for a protein
     model, judged as train judges a file that mixes alphabets (alphabets.looks_like).
 
@@ -159,10 +178,14 @@ def check_kinds(ids: Sequence[str], seqs: Sequence[bytes], model_alphabet: Alpha
         return
     first = nucleotide[0]
     line = f", line {lines[first]}" if lines is not None and lines[first] else ""
-    what = (f"{len(nucleotide)} of the first {len(seqs)} records look like DNA/RNA (e.g. "
-            f"{shorten(ids[first])!r}{line})")
+    what = (
+        f"{len(nucleotide)} of the first {len(seqs)} records look like DNA/RNA (e.g. "
+        f"{shorten(ids[first])!r}{line})"
+    )
     residues = sum(len(seqs[i]) for i in nucleotide)
     if 2 * len(nucleotide) >= len(seqs) and residues >= NUCLEOTIDE_EVIDENCE:
-        raise DataError(f"{source}: {what}, but the model was trained on protein; check that "
-                        "this is the right model for this input")
+        raise DataError(
+            f"{source}: {what}, but the model was trained on protein; check that "
+            "this is the right model for this input"
+        )
     log.warning("%s: %s; the model reads protein and scores them as protein", source, what)

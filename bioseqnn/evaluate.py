@@ -87,25 +87,27 @@ class Evaluation:
             doc["per_class"] = _clean(self.per_class)
         if self.confusion is not None:
             doc["confusion_matrix"] = {
-                "rows": "true class", "columns": "predicted class",
-                "labels": self.task.classes, "matrix": self.confusion.tolist(),
+                "rows": "true class",
+                "columns": "predicted class",
+                "labels": self.task.classes,
+                "matrix": self.confusion.tolist(),
             }
         if self.per_target:
             doc["per_target"] = _clean(self.per_target)
         if self.seen is not None:
             doc["seen_in_training"] = self.seen
         if self.baseline:
-            doc["baseline"] = {"what": BASELINE_WHAT[self.task.kind],
-                               "metrics": _clean(self.baseline)}
+            doc["baseline"] = {
+                "what": BASELINE_WHAT[self.task.kind],
+                "metrics": _clean(self.baseline),
+            }
         return doc
 
 
 BASELINE_WHAT = {
     "binary": "always the most common class, with this data's class shares as probabilities",
-    "multiclass": "always the most common class, with this data's class shares as "
-                  "probabilities",
-    "per-position": "always the most common class, with this data's class shares as "
-                    "probabilities",
+    "multiclass": "always the most common class, with this data's class shares as probabilities",
+    "per-position": "always the most common class, with this data's class shares as probabilities",
     "multilabel": "each label's positive share as its probability",
     "regression": "the mean of this data's targets (correlation 0)",
     "language-model": "the residue frequencies of this data, whatever came before",
@@ -116,19 +118,27 @@ def training_overlap(bundle: Bundle, data: SequenceSet, source: str) -> dict[str
     """Which records of ``data`` have the sequence of one of the model's training records
     (their figures do not measure generalisation); said in one warning line."""
     if bundle.train_digest is None:
-        log.info("%s: the model file keeps no digests of its training sequences (written "
-                 "by an older bioseqnn): test records seen in training are not looked for",
-                 source)
+        log.info(
+            "%s: the model file keeps no digests of its training sequences (written "
+            "by an older bioseqnn): test records seen in training are not looked for",
+            source,
+        )
         return None
-    seen = seen_in_training(record_digests(data, canonical_codes(bundle.input)),
-                            bundle.train_digest)
+    seen = seen_in_training(
+        record_digests(data, canonical_codes(bundle.input)), bundle.train_digest
+    )
     ids = [data.ids[i] for i in np.flatnonzero(seen)]
     if ids:
-        log.warning("%s: %d of %d record(s) (%.1f%%) have the sequence of a record the model "
-                    "was trained or validated on (e.g. %s): their figures do not measure "
-                    "generalisation",
-                    source, len(ids), len(data), 100 * len(ids) / max(len(data), 1),
-                    ", ".join(map(repr, ids[:3])))
+        log.warning(
+            "%s: %d of %d record(s) (%.1f%%) have the sequence of a record the model "
+            "was trained or validated on (e.g. %s): their figures do not measure "
+            "generalisation",
+            source,
+            len(ids),
+            len(data),
+            100 * len(ids) / max(len(data), 1),
+            ", ".join(map(repr, ids[:3])),
+        )
     return {"records": len(ids), "fraction": len(ids) / max(len(data), 1), "ids": ids[:20]}
 
 
@@ -142,16 +152,22 @@ def baseline_metrics(task: TaskSpec, y: np.ndarray) -> dict[str, float]:
     if task.kind == "regression":
         values = y.reshape(n, -1).astype(np.float64)
         err = values - values.mean(axis=0)
-        out = {"mse": float((err**2).mean()), "mae": float(np.abs(err).mean()),
-               # a constant has no correlation (undefined; reported as 0) and R2 0
-               "pearson": 0.0, "spearman": 0.0, "r2": 0.0}
+        out = {
+            "mse": float((err**2).mean()),
+            "mae": float(np.abs(err).mean()),
+            # a constant has no correlation (undefined; reported as 0) and R2 0
+            "pearson": 0.0,
+            "spearman": 0.0,
+            "r2": 0.0,
+        }
         if values.shape[1] == 1:
             out["rmse"] = float(values.std())
         return out
     if task.kind == "multilabel":
         share = y.astype(np.float64).mean(axis=0)
-        out = metrics.classification_metrics(y.astype(np.int64), np.broadcast_to(
-            share, y.shape).copy(), multilabel=True)
+        out = metrics.classification_metrics(
+            y.astype(np.int64), np.broadcast_to(share, y.shape).copy(), multilabel=True
+        )
         p = np.clip(share, 1e-12, 1 - 1e-12)
         out["loss"] = float(np.mean(-(share * np.log(p) + (1 - share) * np.log(1 - p))))
         return out
@@ -181,8 +197,10 @@ def check_alphabet_fits(data: SequenceSet, model_alphabet: Alphabet, source: str
     """Refuse e.g. DNA read by a protein model (ACGT are valid amino acids too)."""
     symbols = np.frombuffer("".join(model_alphabet.symbol_list).encode(), dtype=np.uint8)
     table = np.r_[np.uint8(ord("N")), symbols]
-    sample = [table[data.codes[data.offsets[i]:data.offsets[i + 1]]].tobytes()
-              for i in range(min(len(data), SAMPLE_RECORDS))]
+    sample = [
+        table[data.codes[data.offsets[i] : data.offsets[i + 1]]].tobytes()
+        for i in range(min(len(data), SAMPLE_RECORDS))
+    ]
     counts = byte_histogram(sample)
     guess = detect_alphabet(counts)
     if guess.alphabet.name == "protein" or model_alphabet.name == "protein":
@@ -190,9 +208,16 @@ def check_alphabet_fits(data: SequenceSet, model_alphabet: Alphabet, source: str
     check_kinds(data.ids[: len(sample)], sample, model_alphabet, source)
 
 
-def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: list[str],
-          dataset: str, model_name: str, batch_size: int = 256,
-          device: torch.device | str = "cpu") -> Evaluation:
+def score(
+    bundle: Bundle,
+    data: SequenceSet,
+    values: list[list[str]],
+    where: list[str],
+    dataset: str,
+    model_name: str,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> Evaluation:
     """Evaluate ``bundle`` on already encoded sequences and their label strings."""
     task = bundle.task
     if task.kind not in ("binary", "multiclass", "multilabel", "regression"):
@@ -206,9 +231,12 @@ def score(bundle: Bundle, data: SequenceSet, values: list[list[str]], where: lis
     loss = float(task.loss(logits, torch.from_numpy(encoded)))
     summary = {"loss": loss, **task.metrics(encoded, out)}
     ev = Evaluation(task, dataset, model_name, list(data.ids), encoded, out, summary)
-    ev.baseline = baseline_metrics(task, encoded if task.kind != "regression" else
-                                   TaskSpec("regression", task.targets).encode_labels(
-                                       values, where).astype(np.float64))
+    ev.baseline = baseline_metrics(
+        task,
+        encoded
+        if task.kind != "regression"
+        else TaskSpec("regression", task.targets).encode_labels(values, where).astype(np.float64),
+    )
     if task.kind in ("binary", "multiclass"):
         class_detail(ev, encoded, out)
     elif task.kind == "multilabel":
@@ -279,55 +307,88 @@ def evaluate(
     task = bundle.task
     if task.kind == "language-model":
         if labels is not None or sequence_column is not None or position_mask is not None:
-            raise UsageError("a language model is evaluated on sequences alone: give a FASTA "
-                             "and no labels, --sequence-column or --position-mask")
+            raise UsageError(
+                "a language model is evaluated on sequences alone: give a FASTA "
+                "and no labels, --sequence-column or --position-mask"
+            )
         assert sequences is not None
         return _evaluate_language_model(bundle, model, sequences, batch_size, dev, on_invalid)
     if genome is not None:
         if task.kind in ("per-position", "language-model") or bundle.series is not None:
-            raise UsageError("--genome: only models with one output per sequence evaluate "
-                             "genome intervals")
+            raise UsageError(
+                "--genome: only models with one output per sequence evaluate genome intervals"
+            )
         if sequence_column is not None or position_mask is not None:
-            raise UsageError("--sequence-column and --position-mask do not apply to genome "
-                             "intervals")
+            raise UsageError(
+                "--sequence-column and --position-mask do not apply to genome intervals"
+            )
         genome.open()
     elif labels is None:
         raise UsageError("a labels table is required (or --sequence-column)")
     if targets and len(targets) != len(task.targets):
-        raise UsageError(f"--target: {len(targets)} column(s) for the model's "
-                         f"{len(task.targets)} target(s) ({', '.join(task.targets)})")
+        raise UsageError(
+            f"--target: {len(targets)} column(s) for the model's "
+            f"{len(task.targets)} target(s) ({', '.join(task.targets)})"
+        )
     columns = list(targets or task.targets)
     # a column named otherwise than in training: say how to name it
-    hint = "" if targets else (" (the model's target; name the column that holds it with "
-                               "--target)")
+    hint = "" if targets else (" (the model's target; name the column that holds it with --target)")
     if task.kind == "per-position":
         assert labels is not None  # genome intervals were refused above
-        return _evaluate_positions(bundle, model, sequences, labels, position_mask,
-                                   id_column or "id",
-                                   sequence_column, batch_size, dev, on_invalid,
-                                   ignore_unmatched, columns, hint)
+        return _evaluate_positions(
+            bundle,
+            model,
+            sequences,
+            labels,
+            position_mask,
+            id_column or "id",
+            sequence_column,
+            batch_size,
+            dev,
+            on_invalid,
+            ignore_unmatched,
+            columns,
+            hint,
+        )
     if position_mask is not None:
         raise UsageError("--position-mask applies to per-position models")
     if genome is not None:
         assert sequences is not None
         labeled = load_for_evaluation(
-            genome, bundle.manifest, sequences, labels, columns=columns,
-            id_column=id_column or "id", alphabet=bundle.alphabet, on_invalid=on_invalid,
-            ignore_unmatched=ignore_unmatched, missing_hint=hint)
+            genome,
+            bundle.manifest,
+            sequences,
+            labels,
+            columns=columns,
+            id_column=id_column or "id",
+            alphabet=bundle.alphabet,
+            on_invalid=on_invalid,
+            ignore_unmatched=ignore_unmatched,
+            missing_hint=hint,
+        )
     else:
         assert labels is not None
         src = LabelSource(labels, id_column or "id", columns, sequence_column, hint)
         # --id-column names the series table's id column too, as in training
         series = SeriesOptions(id_column) if id_column and bundle.series is not None else None
-        labeled, _ = load_labeled(sequences, src, bundle.input, on_invalid, ignore_unmatched,
-                                  series)
+        labeled, _ = load_labeled(
+            sequences, src, bundle.input, on_invalid, ignore_unmatched, series
+        )
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
     if bundle.series is None:
         check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
     dataset = " + ".join(_short(s) for s in sources)
     seen = training_overlap(bundle, labeled.data, sources[0])
-    ev = score(bundle, labeled.data, labeled.label_values, labeled.where, dataset,
-               display_name(model), batch_size, dev)
+    ev = score(
+        bundle,
+        labeled.data,
+        labeled.label_values,
+        labeled.where,
+        dataset,
+        display_name(model),
+        batch_size,
+        dev,
+    )
     ev.seen = seen
     ev.sources = sources
     log.info("evaluated %d record(s) of %s", ev.records, dataset)
@@ -335,27 +396,53 @@ def evaluate(
 
 
 def _evaluate_positions(
-    bundle: Bundle, model: str | os.PathLike[str], sequences: str | os.PathLike[str] | None,
-    labels: str | os.PathLike[str], mask: str | os.PathLike[str] | None, id_column: str,
-    sequence_column: str | None, batch_size: int, dev: torch.device, on_invalid: str,
-    ignore_unmatched: bool, columns: list[str], hint: str,
+    bundle: Bundle,
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str],
+    mask: str | os.PathLike[str] | None,
+    id_column: str,
+    sequence_column: str | None,
+    batch_size: int,
+    dev: torch.device,
+    on_invalid: str,
+    ignore_unmatched: bool,
+    columns: list[str],
+    hint: str,
 ) -> Evaluation:
     """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
     from .perposition import is_fasta, load_positions, score_positions
 
     task = bundle.task
     loaded = load_positions(
-        sequences, labels, alphabet=bundle.alphabet, mask=mask, classes=task.classes,
-        id_column=id_column, targets=None if is_fasta(labels) else columns,
-        sequence_column=sequence_column, on_invalid=on_invalid,
-        ignore_unmatched=ignore_unmatched, missing_hint=hint)
+        sequences,
+        labels,
+        alphabet=bundle.alphabet,
+        mask=mask,
+        classes=task.classes,
+        id_column=id_column,
+        targets=None if is_fasta(labels) else columns,
+        sequence_column=sequence_column,
+        on_invalid=on_invalid,
+        ignore_unmatched=ignore_unmatched,
+        missing_hint=hint,
+    )
     sources = [display_name(p) for p in (sequences, labels, mask) if p is not None]
     check_alphabet_fits(loaded.data, bundle.alphabet, sources[0])
     seen = training_overlap(bundle, loaded.data, sources[0])
     summary, y, out, _ = score_positions(bundle, loaded, batch_size, dev)
     dataset = " + ".join(_short(s) for s in sources)
-    ev = Evaluation(task, dataset, display_name(model), list(loaded.data.ids), y, out, summary,
-                    sources=sources, seen=seen)
+    ev = Evaluation(
+        task,
+        dataset,
+        display_name(model),
+        list(loaded.data.ids),
+        y,
+        out,
+        summary,
+        sources=sources,
+        seen=seen,
+    )
     class_detail(ev, y, out)
     ev.baseline = baseline_metrics(task, y)
     log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, dataset)
@@ -363,8 +450,12 @@ def _evaluate_positions(
 
 
 def _evaluate_language_model(
-    bundle: Bundle, model: str | os.PathLike[str], sequences: str | os.PathLike[str],
-    batch_size: int, dev: torch.device, on_invalid: str,
+    bundle: Bundle,
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str],
+    batch_size: int,
+    dev: torch.device,
+    on_invalid: str,
 ) -> Evaluation:
     """Perplexity and next-residue accuracy over every scored position (residues that
     are no ambiguity code, and each sequence's end)."""
@@ -378,14 +469,27 @@ def _evaluate_language_model(
     seen = training_overlap(bundle, data, source)
     task = bundle.task
     data.positions = position_targets(data, bundle.alphabet)
-    scored = infer_scored(bundle.model, OneHot(bundle.alphabet).to(dev), task, data,
-                          batch_size, dev)
+    scored = infer_scored(
+        bundle.model, OneHot(bundle.alphabet).to(dev), task, data, batch_size, dev
+    )
     y = scored.y.numpy()
     out = task.outputs(scored.logits).numpy().astype(np.float64)
-    summary = {"loss": scored.loss, **metrics.next_residue_metrics(y, out),
-               "positions": float(len(y))}
-    ev = Evaluation(task, _short(source), display_name(model), list(data.ids), y, out, summary,
-                    sources=[source], seen=seen)
+    summary = {
+        "loss": scored.loss,
+        **metrics.next_residue_metrics(y, out),
+        "positions": float(len(y)),
+    }
+    ev = Evaluation(
+        task,
+        _short(source),
+        display_name(model),
+        list(data.ids),
+        y,
+        out,
+        summary,
+        sources=[source],
+        seen=seen,
+    )
     class_detail(ev, y, out)
     ev.baseline = baseline_metrics(task, y)
     log.info("evaluated %d position(s) of %d record(s) of %s", len(y), ev.records, ev.dataset)
@@ -400,8 +504,16 @@ HEADLINE = {
     "binary": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
     "multiclass": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
     "multilabel": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss"),
-    "per-position": ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc", "loss",
-                     "positions"),
+    "per-position": (
+        "accuracy",
+        "balanced_accuracy",
+        "f1",
+        "mcc",
+        "auroc",
+        "auprc",
+        "loss",
+        "positions",
+    ),
     "regression": ("pearson", "spearman", "r2", "mae", "rmse", "mse", "loss"),
     "language-model": ("perplexity", "accuracy", "loss", "positions"),
 }
@@ -425,8 +537,11 @@ def metric_tables(ev: Evaluation) -> list[Any]:
 
     tables = []
     # names (a file's, a class's) are escaped: brackets in them are no markup
-    summary = Table(title=escape(f"{ev.task.kind} - {ev.dataset} ({ev.records} records)"),
-                    title_justify="left", show_header=True)
+    summary = Table(
+        title=escape(f"{ev.task.kind} - {ev.dataset} ({ev.records} records)"),
+        title_justify="left",
+        show_header=True,
+    )
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     if ev.baseline:
@@ -447,8 +562,9 @@ def metric_tables(ev: Evaluation) -> list[Any]:
         for key in keys:
             per.add_column(key, justify="right")
         for name, row in ev.per_class.items():
-            per.add_row(escape(name), *[str(row[k]) if k == "support" else num(row.get(k))
-                                for k in keys])
+            per.add_row(
+                escape(name), *[str(row[k]) if k == "support" else num(row.get(k)) for k in keys]
+            )
         tables.append(per)
     if ev.per_target and len(ev.per_target) > 1:
         per = Table(title="per target", title_justify="left")
@@ -460,8 +576,9 @@ def metric_tables(ev: Evaluation) -> list[Any]:
             per.add_row(escape(name), *[num(row[k]) for k in keys])
         tables.append(per)
     if ev.confusion is not None and len(ev.task.classes) <= 20:
-        cm = Table(title="confusion matrix (rows: true class, columns: predicted)",
-                   title_justify="left")
+        cm = Table(
+            title="confusion matrix (rows: true class, columns: predicted)", title_justify="left"
+        )
         cm.add_column("true \\ predicted")
         for name in ev.task.classes:
             cm.add_column(escape(name), justify="right")
@@ -492,22 +609,24 @@ def multiqc_section(ev: Evaluation) -> dict[str, Any]:
     sample = f"{Path(_short(ev.model)).stem}: {ev.dataset}"
     row: dict[str, float | int] = {"records": ev.records}
     headers: dict[str, dict[str, Any]] = {
-        "records": {"title": "Records", "description": "test records", "format": "{:,.0f}"}}
+        "records": {"title": "Records", "description": "test records", "format": "{:,.0f}"}
+    }
     for key, value in ordered_metrics(ev):
         if value is None or not math.isfinite(value):
             continue
         row[key] = int(value) if key == "positions" else float(value)
         bounded = key in ("accuracy", "balanced_accuracy", "f1", "auroc", "auprc")
-        headers[key] = {"title": key.replace("_", " "), "format": "{:,.0f}" if key ==
-                        "positions" else "{:,.4f}",
-                        **({"min": 0, "max": 1} if bounded else {}),
-                        **({"min": -1, "max": 1} if key in ("mcc", "pearson", "spearman")
-                           else {})}
+        headers[key] = {
+            "title": key.replace("_", " "),
+            "format": "{:,.0f}" if key == "positions" else "{:,.4f}",
+            **({"min": 0, "max": 1} if bounded else {}),
+            **({"min": -1, "max": 1} if key in ("mcc", "pearson", "spearman") else {}),
+        }
     return {
         "id": MULTIQC_ID,
         "section_name": "bioseqnn evaluate",
         "description": f"Metrics of each model on its test set ({ev.task.kind}), from "
-                       "bioseqnn evaluate.",
+        "bioseqnn evaluate.",
         "plot_type": "table",
         "pconfig": {"id": f"{MULTIQC_ID}_table", "title": "bioseqnn: test metrics"},
         "headers": headers,
@@ -520,8 +639,11 @@ def write_multiqc(ev: Evaluation, output: str | os.PathLike[str]) -> None:
     MultiQC finds it by its name: it should end in ``_mqc.json``."""
     check_output_path(output)
     if str(output) != "-" and not str(output).endswith("_mqc.json"):
-        log.warning("%s: MultiQC finds custom content by the name's end, _mqc.json (e.g. "
-                    "%s_mqc.json)", output, Path(output).stem)
+        log.warning(
+            "%s: MultiQC finds custom content by the name's end, _mqc.json (e.g. %s_mqc.json)",
+            output,
+            Path(output).stem,
+        )
     with atomic_output(output) as fh:
         json.dump(multiqc_section(ev), fh, indent=2, allow_nan=False)
         fh.write("\n")

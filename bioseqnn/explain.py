@@ -124,8 +124,9 @@ def resolve_target(task: TaskSpec, target: str | None) -> int | None:
         return None
     if target not in names:
         what = "class" if task.kind in ("binary", "multiclass") else "target"
-        raise UsageError(f"--target {target!r} is not a {what} of this model; choose one of: "
-                         f"{', '.join(names)}")
+        raise UsageError(
+            f"--target {target!r} is not a {what} of this model; choose one of: {', '.join(names)}"
+        )
     return names.index(target)
 
 
@@ -193,8 +194,9 @@ def gradient_attributions(
     return out
 
 
-def _mutants(codes: np.ndarray, table: np.ndarray, letter_codes: np.ndarray,
-             max_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _mutants(
+    codes: np.ndarray, table: np.ndarray, letter_codes: np.ndarray, max_bytes: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Every single substitution of one sequence, in blocks of at most ``max_bytes`` codes.
 
     Yields (M, L) mutant codes, their positions and letter indices.
@@ -228,8 +230,9 @@ def ism_attributions(
     reads RNA structure (``structure``) gets every mutant folded anew.
     """
     table = alphabet.onehot_table()
-    letter_codes = np.array([alphabet.symbol_list.index(c) + 1 for c in alphabet.letters],
-                            dtype=np.uint8)
+    letter_codes = np.array(
+        [alphabet.symbol_list.index(c) + 1 for c in alphabet.letters], dtype=np.uint8
+    )
     deltas = [np.zeros((int(n), alphabet.size)) for n in data.lengths]
     pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     held = 0
@@ -303,22 +306,30 @@ def explain_bundle(
     # a structure model reads each sequence's folding too; ``data`` keeps the residues
     folded = data
     if bundle.structure is not None:
-        folded = with_structure(SequenceSet(data.ids, data.codes, data.offsets),
-                                bundle.structure)
+        folded = with_structure(SequenceSet(data.ids, data.codes, data.offsets), bundle.structure)
     logits = infer(bundle.model, onehot, folded, batch_size, dev)
     targets = _default_targets(task, logits, fixed)
     predictions = _prediction(task, logits, targets)
     names = target_names(task)
     if spec is not None:
-        per_channel = gradient_attributions(bundle.model, onehot, task, data, targets, method,
-                                            batch_size, dev, per_channel=True)
+        per_channel = gradient_attributions(
+            bundle.model, onehot, task, data, targets, method, batch_size, dev, per_channel=True
+        )
         records = []
         for i, rid in enumerate(data.ids):
             channels = per_channel[i]
             score = np.abs(channels).max(axis=1) if method == "saliency" else channels.sum(1)
-            records.append(Attribution(
-                rid, "", names[int(targets[i])], float(predictions[i]), score,
-                channels=channels, values=data.codes[data.offsets[i]:data.offsets[i + 1]]))
+            records.append(
+                Attribution(
+                    rid,
+                    "",
+                    names[int(targets[i])],
+                    float(predictions[i]),
+                    score,
+                    channels=channels,
+                    values=data.codes[data.offsets[i] : data.offsets[i + 1]],
+                )
+            )
         return Explanation(method, "", task, records, channels=list(spec.channels))
     alphabet = bundle.alphabet
     reference = target_score(task, logits, torch.from_numpy(targets)).numpy().astype(np.float64)
@@ -329,26 +340,46 @@ def explain_bundle(
     if method in PATH_METHODS:
         from .interpret.attribution import path_attributions
 
-        path = path_attributions(bundle.model, onehot, alphabet, task, data, targets, method,
-                                 batch_size, dev, options)
+        path = path_attributions(
+            bundle.model, onehot, alphabet, task, data, targets, method, batch_size, dev, options
+        )
         scores = [c.sum(axis=1) for c in path.contributions]
     elif method == "ism":
-        all_deltas = ism_attributions(bundle.model, onehot, alphabet, task, data, targets,
-                                      reference, batch_size, dev, bundle.structure)
-        scores = [ism_scores(d, table[data.codes[data.offsets[i]:data.offsets[i + 1]]])
-                  for i, d in enumerate(all_deltas)]
+        all_deltas = ism_attributions(
+            bundle.model,
+            onehot,
+            alphabet,
+            task,
+            data,
+            targets,
+            reference,
+            batch_size,
+            dev,
+            bundle.structure,
+        )
+        scores = [
+            ism_scores(d, table[data.codes[data.offsets[i] : data.offsets[i + 1]]])
+            for i, d in enumerate(all_deltas)
+        ]
     else:
-        scores = gradient_attributions(bundle.model, onehot, task, folded, targets, method,
-                                       batch_size, dev)
+        scores = gradient_attributions(
+            bundle.model, onehot, task, folded, targets, method, batch_size, dev
+        )
     records = []
     for i, rid in enumerate(data.ids):
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
-        records.append(Attribution(
-            rid, "".join(symbols[codes]), names[int(targets[i])], float(predictions[i]),
-            scores[i], None if all_deltas is None else all_deltas[i],
-            hypothetical=None if path is None else path.hypothetical[i],
-            delta=None if path is None else float(path.delta[i]),
-        ))
+        records.append(
+            Attribution(
+                rid,
+                "".join(symbols[codes]),
+                names[int(targets[i])],
+                float(predictions[i]),
+                scores[i],
+                None if all_deltas is None else all_deltas[i],
+                hypothetical=None if path is None else path.hypothetical[i],
+                delta=None if path is None else float(path.delta[i]),
+            )
+        )
     return Explanation(method, alphabet.letters, task, records)
 
 
@@ -376,8 +407,9 @@ def explain(
     resolve_target(bundle.task, target)  # a bad --target fails before reading the data
     _check_method(bundle, method, options)  # before the data is read
     source = display_name(sequences)
-    data, _, _ = read_inputs(sequences, bundle.input, on_invalid,
-                             series=series_options(bundle, id_column))
+    data, _, _ = read_inputs(
+        sequences, bundle.input, on_invalid, series=series_options(bundle, id_column)
+    )
     if bundle.series is None:
         check_alphabet_fits(data, bundle.alphabet, source)
     result = explain_bundle(bundle, data, method, target, batch_size, dev, options)
@@ -385,18 +417,22 @@ def explain(
     return result
 
 
-def _check_method(bundle: Bundle, method: str, options: AttributionOptions | None = None
-                  ) -> None:
+def _check_method(bundle: Bundle, method: str, options: AttributionOptions | None = None) -> None:
     if bundle.series is not None and method == "ism":
-        raise UsageError("--method ism substitutes residues; a numeric series model is "
-                         "explained by saliency or grad-input")
+        raise UsageError(
+            "--method ism substitutes residues; a numeric series model is "
+            "explained by saliency or grad-input"
+        )
     if method in PATH_METHODS:
         from .interpret.attribution import check_supported
 
-        check_supported(bundle.model, method,
-                        None if bundle.series is not None else bundle.alphabet,
-                        options.reference if options else None,
-                        structure=bundle.structure is not None)
+        check_supported(
+            bundle.model,
+            method,
+            None if bundle.series is not None else bundle.alphabet,
+            options.reference if options else None,
+            structure=bundle.structure is not None,
+        )
 
 
 def header(expl: Explanation) -> list[str]:
@@ -415,8 +451,9 @@ def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> Non
         for rec in expl.records:
             if rec.channels is not None:  # a numeric series: per-channel attributions
                 for p, (score, row) in enumerate(zip(rec.scores, rec.channels, strict=True)):
-                    writer.writerow([rec.id, rec.target, str(p + 1), f"{score:.6g}",
-                                     *(f"{v:.6g}" for v in row)])
+                    writer.writerow(
+                        [rec.id, rec.target, str(p + 1), f"{score:.6g}", *(f"{v:.6g}" for v in row)]
+                    )
                 continue
             for p, residue in enumerate(rec.residues):
                 row = [rec.id, rec.target, str(p + 1), residue, f"{rec.scores[p]:.6g}"]
@@ -427,9 +464,14 @@ def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> Non
                 writer.writerow(row)
 
 
-def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
-                      max_plots: int = 20, fmt: str = "png", dpi: int | None = None,
-                      model: str | os.PathLike[str] | None = None) -> list[Path]:
+def explanation_plots(
+    expl: Explanation,
+    folder: str | os.PathLike[str],
+    max_plots: int = 20,
+    fmt: str = "png",
+    dpi: int | None = None,
+    model: str | os.PathLike[str] | None = None,
+) -> list[Path]:
     """One logo per sequence (the first ``max_plots``), named after the record id; for a
     numeric series, its channels over time shaded by their attributions.
 
@@ -453,9 +495,13 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
     out = plot_dir(folder)
     taken: set[str] = set()
     paths = []
-    what = {"saliency": "saliency", "grad-input": "gradient x input",
-            "ism": "in-silico mutagenesis", "integrated-gradients": "integrated gradients",
-            "deeplift-shap": "DeepLIFT-SHAP"}[expl.method]
+    what = {
+        "saliency": "saliency",
+        "grad-input": "gradient x input",
+        "ism": "in-silico mutagenesis",
+        "integrated-gradients": "integrated gradients",
+        "deeplift-shap": "DeepLIFT-SHAP",
+    }[expl.method]
     by = f" \u2014 {data_name(model)}" if model is not None else ""
     long_ones = 0
     for rec in expl.records[:max_plots]:
@@ -464,32 +510,53 @@ def explanation_plots(expl: Explanation, folder: str | os.PathLike[str],
         else:
             pred = f"p = {rec.prediction:.3f}"
         kind = {"binary": "class ", "multiclass": "class ", "multilabel": "label "}.get(
-            expl.task.kind, "")
+            expl.task.kind, ""
+        )
         steps = "time steps" if rec.channels is not None else "positions"
-        title = (f"{rec.id}{by}\n{what} toward {kind}{rec.target} ({pred}, "
-                 f"{len(rec.scores)} {steps})")
+        title = (
+            f"{rec.id}{by}\n{what} toward {kind}{rec.target} ({pred}, {len(rec.scores)} {steps})"
+        )
         name = out / safe_filename(rec.id, taken, fmt)
         if rec.channels is not None and rec.values is not None and expl.channels is not None:
-            paths.append(series_attribution_plot(
-                rec.values, rec.channels, expl.channels, name, title,
-                label=f"{expl.method} score", dpi=dpi))
+            paths.append(
+                series_attribution_plot(
+                    rec.values,
+                    rec.channels,
+                    expl.channels,
+                    name,
+                    title,
+                    label=f"{expl.method} score",
+                    dpi=dpi,
+                )
+            )
             continue
         # The one place where a sequence's figure is chosen. Beyond LOGO_MAX_POSITIONS a
         # logo needs more rows than a page holds: with ISM deltas the sequence is drawn as
         # a mutation map (positions x residues) instead; other methods keep their logos.
         if len(rec.residues) > LOGO_MAX_POSITIONS and rec.deltas is not None:
-            paths.append(mutation_map_plot(rec.residues, rec.deltas, expl.letters, name,
-                                           title.replace("\n", ": "), dpi=dpi))
+            paths.append(
+                mutation_map_plot(
+                    rec.residues, rec.deltas, expl.letters, name, title.replace("\n", ": "), dpi=dpi
+                )
+            )
             continue
         long_ones += len(rec.residues) > LOGO_MAX_POSITIONS
-        paths.append(logo_plot(rec.residues, rec.scores, name, title,
-                               ylabel=f"{expl.method} score", dpi=dpi))
+        paths.append(
+            logo_plot(rec.residues, rec.scores, name, title, ylabel=f"{expl.method} score", dpi=dpi)
+        )
     if long_ones:
-        log.info("%d sequence(s) longer than %d positions: their logos span many rows "
-                 "(--method ism draws them as mutation maps; 'bioseqnn ism-map --region' "
-                 "maps a window)", long_ones, LOGO_MAX_POSITIONS)
+        log.info(
+            "%d sequence(s) longer than %d positions: their logos span many rows "
+            "(--method ism draws them as mutation maps; 'bioseqnn ism-map --region' "
+            "maps a window)",
+            long_ones,
+            LOGO_MAX_POSITIONS,
+        )
     if len(expl.records) > max_plots:
-        what = "plots of the first %d of %d series" if expl.channels is not None else \
-            "logos of the first %d of %d sequences"
+        what = (
+            "plots of the first %d of %d series"
+            if expl.channels is not None
+            else "logos of the first %d of %d sequences"
+        )
         log.info("drew " + what + " (--max-plots)", max_plots, len(expl.records))
     return paths

@@ -83,8 +83,7 @@ class Exported(nn.Module):
     """The model and its task's output step: (onehot, lengths) -> outputs, as
     :meth:`bioseqnn.tasks.TaskSpec.outputs` computes them after the model."""
 
-    def __init__(self, model: nn.Module, task: TaskSpec, prepare: nn.Module | None = None
-                 ) -> None:
+    def __init__(self, model: nn.Module, task: TaskSpec, prepare: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
         self.prepare = prepare  # a numeric series' normalisation, inside the graph
@@ -104,8 +103,10 @@ class Exported(nn.Module):
         if self.per_position:
             # zero past each sequence's outputs; this also keeps ``lengths`` an input of
             # graphs that would not otherwise read it (a left-to-right RNN)
-            real = (torch.arange(out.shape[1], device=out.device)[None, :]
-                    < (lengths + self.extra)[:, None])
+            real = (
+                torch.arange(out.shape[1], device=out.device)[None, :]
+                < (lengths + self.extra)[:, None]
+            )
             out = out * real.unsqueeze(-1).to(out.dtype)
         return out
 
@@ -155,8 +156,9 @@ def export(
     data = with_structure(data, bundle.features)
     prepare = featurizer(bundle.features)
     # the reference: the model as predict runs it (eager, the CPU speed paths included)
-    expected = bundle.task.outputs(infer(bundle.model, prepare, data, len(data),
-                                         torch.device("cpu"))).numpy()
+    expected = bundle.task.outputs(
+        infer(bundle.model, prepare, data, len(data), torch.device("cpu"))
+    ).numpy()
     # a series graph normalises its raw values itself; sequences come in one-hot
     inside = prepare if bundle.series is not None else None
     onehot = None if inside is not None else prepare
@@ -170,19 +172,27 @@ def export(
             # Python values it records as constants: the parity check below is the judge
             warnings.simplefilter("ignore")
             if fmt == "onnx":
-                blob = _to_onnx(wrapper, example, bundle.model.per_position,
-                                bool(wrapper.extra), "values" if inside else "onehot")
+                blob = _to_onnx(
+                    wrapper,
+                    example,
+                    bundle.model.per_position,
+                    bool(wrapper.extra),
+                    "values" if inside else "onehot",
+                )
             else:
                 traced = torch.jit.trace(wrapper, example, check_trace=False)
                 blob = _save_torchscript(traced, {})
     except Exception as exc:  # the exporters raise many types; name the first line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelFileError(f"{name}: this {arch} model cannot be exported to "
-                             f"{_FORMAT_NAMES[fmt]}: {first}") from None
-    run = _onnx_runner(blob, "values" if inside else "onehot") if fmt == "onnx" \
+        raise ModelFileError(
+            f"{name}: this {arch} model cannot be exported to {_FORMAT_NAMES[fmt]}: {first}"
+        ) from None
+    run = (
+        _onnx_runner(blob, "values" if inside else "onehot")
+        if fmt == "onnx"
         else _torchscript_runner(blob)
-    diff, worst = _compare(run, data, onehot, expected, bundle.model.per_position,
-                           wrapper.extra)
+    )
+    diff, worst = _compare(run, data, onehot, expected, bundle.model.per_position, wrapper.extra)
     if not diff <= tolerance:
         raise ModelFileError(
             f"{name}: the {_FORMAT_NAMES[fmt]} export of this {arch} model differs from "
@@ -190,10 +200,19 @@ def export(
             f"of {source}; nothing written"
         )
     lengths = (int(data.lengths.min()), int(data.lengths.max()))
-    meta = _sidecar(bundle, Path(model), fmt, {
-        "max_abs_diff": diff, "tolerance": tolerance, "sequences": len(data),
-        "lengths": list(lengths), "source": source,
-        "runs": "one padded batch of all sequences, then each sequence alone"})
+    meta = _sidecar(
+        bundle,
+        Path(model),
+        fmt,
+        {
+            "max_abs_diff": diff,
+            "tolerance": tolerance,
+            "sequences": len(data),
+            "lengths": list(lengths),
+            "source": source,
+            "runs": "one padded batch of all sequences, then each sequence alone",
+        },
+    )
     if traced is not None:  # the sidecar travels inside the TorchScript file too
         blob = _save_torchscript(traced, {"bioseqnn.json": json.dumps(meta)})
     _write(output, side, blob, meta)
@@ -208,12 +227,15 @@ def _require_onnx() -> None:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        raise UsageError(f"ONNX export needs the onnx and onnxruntime packages ({exc.name} is "
-                         f"not installed): {INSTALL_HINT}") from None
+        raise UsageError(
+            f"ONNX export needs the onnx and onnxruntime packages ({exc.name} is "
+            f"not installed): {INSTALL_HINT}"
+        ) from None
 
 
-def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None,
-               options: SeriesOptions | None = None) -> tuple[SequenceSet, str]:
+def _check_set(
+    bundle: Bundle, check: str | os.PathLike[str] | None, options: SeriesOptions | None = None
+) -> tuple[SequenceSet, str]:
     """The parity sequences: those of ``check``, or two random ones per length."""
     spec = bundle.series
     if spec is not None:
@@ -233,15 +255,18 @@ def _check_set(bundle: Bundle, check: str | os.PathLike[str] | None,
     lengths = sorted({min(n, limit) if limit else n for n in CHECK_LENGTHS})
     rng = np.random.default_rng(0)
     letters = np.frombuffer(alphabet.letters.encode(), dtype=np.uint8)
-    seqs = [letters[rng.integers(0, len(letters), n)].tobytes()
-            for n in lengths for _ in range(2)]
+    seqs = [letters[rng.integers(0, len(letters), n)].tobytes() for n in lengths for _ in range(2)]
     codes, offsets, _ = Encoder(alphabet).encode(seqs)
     ids = [f"random_{i + 1}_len{len(s)}" for i, s in enumerate(seqs)]
     return SequenceSet(ids, codes, offsets), f"{len(seqs)} random {alphabet.name} sequences"
 
 
-def _check_series(bundle: Bundle, spec: SeriesSpec, check: str | os.PathLike[str] | None,
-                  options: SeriesOptions | None = None) -> tuple[SequenceSet, str]:
+def _check_series(
+    bundle: Bundle,
+    spec: SeriesSpec,
+    check: str | os.PathLike[str] | None,
+    options: SeriesOptions | None = None,
+) -> tuple[SequenceSet, str]:
     """A series model's parity series: those of the table ``check``, or two per length
     drawn around the training records' mean and spread."""
     if check is not None:
@@ -253,13 +278,18 @@ def _check_series(bundle: Bundle, spec: SeriesSpec, check: str | os.PathLike[str
     lengths = sorted({min(n, limit) if limit else n for n in CHECK_LENGTHS})
     rng = np.random.default_rng(0)
     mean, std = np.array(spec.mean), np.array(spec.std)
-    parts = [(mean + std * rng.standard_normal((n, spec.size))).astype(np.float32)
-             for n in lengths for _ in range(2)]
+    parts = [
+        (mean + std * rng.standard_normal((n, spec.size))).astype(np.float32)
+        for n in lengths
+        for _ in range(2)
+    ]
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
     ids = [f"random_{i + 1}_len{len(p)}" for i, p in enumerate(parts)]
-    return (SequenceSet(ids, np.concatenate(parts), offsets),
-            f"{len(parts)} random series of {spec.size} channel(s)")
+    return (
+        SequenceSet(ids, np.concatenate(parts), offsets),
+        f"{len(parts)} random series of {spec.size} channel(s)",
+    )
 
 
 def _batch(
@@ -275,7 +305,10 @@ def _batch(
 
 
 def _compare(
-    run: Any, data: SequenceSet, onehot: nn.Module | None, expected: np.ndarray,
+    run: Any,
+    data: SequenceSet,
+    onehot: nn.Module | None,
+    expected: np.ndarray,
     per_position: bool,
     extra: int = 0,
 ) -> tuple[float, int]:
@@ -295,8 +328,9 @@ def _compare(
             got = np.where(real[..., None], got, 0.0) if got.shape == want.shape else got
             want = np.where(real[..., None], want, 0.0)
         if got.shape != want.shape:
-            raise ModelFileError(f"the export gives outputs of shape {list(got.shape)}, "
-                                 f"PyTorch {list(want.shape)}")
+            raise ModelFileError(
+                f"the export gives outputs of shape {list(got.shape)}, PyTorch {list(want.shape)}"
+            )
         err = np.abs(got - want).reshape(len(index), -1).max(1)
         err[np.isnan(err)] = np.inf
         per_record[index] = np.maximum(per_record[index], err)
@@ -305,8 +339,11 @@ def _compare(
 
 
 def _to_onnx(
-    wrapper: nn.Module, example: tuple[torch.Tensor, torch.Tensor], per_position: bool,
-    causal: bool = False, input_name: str = "onehot",
+    wrapper: nn.Module,
+    example: tuple[torch.Tensor, torch.Tensor],
+    per_position: bool,
+    causal: bool = False,
+    input_name: str = "onehot",
 ) -> bytes:
     """``causal``: a language model, whose outputs have one position more than its input
     (their axis is named apart so that shape inference does not take them as equal)."""
@@ -314,10 +351,18 @@ def _to_onnx(
     positions = "length_plus_1" if causal else "length"
     # the legacy exporter writes to a file object as well as to a path
     torch.onnx.export(
-        wrapper, example, buf, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
-        input_names=[input_name, "lengths"], output_names=["outputs"],
-        dynamic_axes={input_name: {0: "batch", 1: "length"}, "lengths": {0: "batch"},
-                      "outputs": {0: "batch", 1: positions} if per_position else {0: "batch"}},
+        wrapper,
+        example,
+        buf,  # type: ignore[arg-type]
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=[input_name, "lengths"],
+        output_names=["outputs"],
+        dynamic_axes={
+            input_name: {0: "batch", 1: "length"},
+            "lengths": {0: "batch"},
+            "outputs": {0: "batch", 1: positions} if per_position else {0: "batch"},
+        },
     )
     return buf.getvalue()
 
@@ -357,8 +402,11 @@ def _torchscript_runner(blob: bytes) -> Any:
 
 def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> dict[str, Any]:
     task, m = bundle.task, bundle.manifest
-    outputs = {"binary": "class probabilities", "multiclass": "class probabilities",
-               "multilabel": "label probabilities"}.get(task.kind, "values in original units")
+    outputs = {
+        "binary": "class probabilities",
+        "multiclass": "class probabilities",
+        "multilabel": "label probabilities",
+    }.get(task.kind, "values in original units")
     columns = task.columns()
     if task.kind in ("binary", "multiclass"):
         columns = columns[1:]  # the exported graph gives probabilities, not the argmax name
@@ -367,8 +415,10 @@ def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> d
         outputs = "class probabilities at each position (zero past a length)"
     elif task.kind == "language-model":
         columns = [f"prob_{c}" for c in task.classes]
-        outputs = ("at 0-based position i, the probabilities of residue i + 1 given the "
-                   "residues before it; at position length, of the end; zero past it")
+        outputs = (
+            "at 0-based position i, the probabilities of residue i + 1 given the "
+            "residues before it; at position length, of the end; zero past it"
+        )
     axes = {"per-position": ["length"], "language-model": ["length + 1"]}
     shape: list[Any] = ["batch", *axes.get(task.kind, []), len(columns)]
     return {
@@ -382,21 +432,38 @@ def _sidecar(bundle: Bundle, model: Path, fmt: str, parity: dict[str, Any]) -> d
         "source_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
         **_input_fields(bundle),
         "outputs": [
-            {"name": "outputs", "dtype": "float32", "shape": shape,
-             "meaning": outputs, "columns": columns},
+            {
+                "name": "outputs",
+                "dtype": "float32",
+                "shape": shape,
+                "meaning": outputs,
+                "columns": columns,
+            },
         ],
         "max_length": bundle.model.max_length,
         "task": task.to_dict(),
-        **({"strands": ("the model's predict averages both strands (rc_average): feed the "
-                        "reverse complement too and average"
-                        if (m.get("training") or {}).get("rc_average")
-                        else "the given strand only")} if bundle.series is None else {}),
+        **(
+            {
+                "strands": (
+                    "the model's predict averages both strands (rc_average): feed the "
+                    "reverse complement too and average"
+                    if (m.get("training") or {}).get("rc_average")
+                    else "the given strand only"
+                )
+            }
+            if bundle.series is None
+            else {}
+        ),
         "parity": parity,
     }
 
 
-LENGTHS_INPUT = {"name": "lengths", "dtype": "int64", "shape": ["batch"],
-                 "meaning": "true length of each sequence (padding never changes an output)"}
+LENGTHS_INPUT = {
+    "name": "lengths",
+    "dtype": "int64",
+    "shape": ["batch"],
+    "meaning": "true length of each sequence (padding never changes an output)",
+}
 
 
 def _input_fields(bundle: Bundle) -> dict[str, Any]:
@@ -405,31 +472,43 @@ def _input_fields(bundle: Bundle) -> dict[str, Any]:
     if spec is not None:
         return {
             "inputs": [
-                {"name": "values", "dtype": "float32", "shape": ["batch", "length", spec.size],
-                 "meaning": "one row per time step, the channels in 'channels' order, raw "
-                            "(the graph normalises them); right-pad shorter series with any "
-                            "value (zeros); NaN reads as the channel's mean"},
+                {
+                    "name": "values",
+                    "dtype": "float32",
+                    "shape": ["batch", "length", spec.size],
+                    "meaning": "one row per time step, the channels in 'channels' order, raw "
+                    "(the graph normalises them); right-pad shorter series with any "
+                    "value (zeros); NaN reads as the channel's mean",
+                },
                 LENGTHS_INPUT,
             ],
             "input": "numeric series",
             "channels": list(spec.channels),
-            "normalisation": {"mean": list(spec.mean), "std": list(spec.std),
-                              "applied": "inside the graph: (value - mean) / std"},
+            "normalisation": {
+                "mean": list(spec.mean),
+                "std": list(spec.std),
+                "applied": "inside the graph: (value - mean) / std",
+            },
         }
     alphabet = bundle.alphabet
     table = alphabet.onehot_table()
     return {
         "inputs": [
-            {"name": "onehot", "dtype": "float32",
-             "shape": ["batch", "length", alphabet.size],
-             "meaning": "one row per position from 'encoding' (uppercase symbol); right-pad "
-                        "shorter sequences with zero rows"},
+            {
+                "name": "onehot",
+                "dtype": "float32",
+                "shape": ["batch", "length", alphabet.size],
+                "meaning": "one row per position from 'encoding' (uppercase symbol); right-pad "
+                "shorter sequences with zero rows",
+            },
             LENGTHS_INPUT,
         ],
         "alphabet": alphabet.name,
         "channels": list(alphabet.letters),
-        "encoding": {sym: [float(v) for v in table[code]]
-                     for code, sym in enumerate(alphabet.symbol_list, start=1)},
+        "encoding": {
+            sym: [float(v) for v in table[code]]
+            for code, sym in enumerate(alphabet.symbol_list, start=1)
+        },
         "lowercase": "reads as uppercase",
     }
 

@@ -68,8 +68,12 @@ class Parent:
 
     def record(self, frozen: bool) -> dict[str, Any]:
         """The manifest's ``init_from``."""
-        return {"fingerprint_sha256": self.sha256, "path": self.path, "frozen": frozen,
-                **({"member": self.member} if self.member is not None else {})}
+        return {
+            "fingerprint_sha256": self.sha256,
+            "path": self.path,
+            "frozen": frozen,
+            **({"member": self.member} if self.member is not None else {}),
+        }
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -99,18 +103,22 @@ def load_parent(path: str | os.PathLike[str], member: int | None = None) -> Pare
     model = bundle.model
     if isinstance(model, Ensemble):
         count = len(model.members)
-        what = ("a cross-validated model" if isinstance(
-            bundle.manifest.get("metrics", {}).get("cv"), dict) else "an ensemble")
+        what = (
+            "a cross-validated model"
+            if isinstance(bundle.manifest.get("metrics", {}).get("cv"), dict)
+            else "an ensemble"
+        )
         if member is None:
-            raise UsageError(f"--init-from {name}: {what} of {count} members; choose the "
-                             f"one to start from with --init-member 1..{count}")
+            raise UsageError(
+                f"--init-from {name}: {what} of {count} members; choose the "
+                f"one to start from with --init-member 1..{count}"
+            )
         if not 1 <= member <= count:
             raise UsageError(f"--init-member {member}: {name} has members 1..{count}")
         model = model.members[member - 1]  # type: ignore[assignment]
         log.info("starting from member %d of %d of %s", member, count, name)
     elif member not in (None, 1):
-        raise UsageError(f"--init-member {member}: {name} is a single model, not an "
-                         "ensemble")
+        raise UsageError(f"--init-member {member}: {name} is a single model, not an ensemble")
     else:
         member = None
     assert isinstance(model, SequenceModel)
@@ -128,26 +136,30 @@ def conflicts(settings: dict[str, Any], given: dict[str, Any], pools: bool) -> l
         if key == "pooling" and not pools:
             continue  # a per-position or language-model parent has none to differ from
         if value != settings.get(key):
-            out.append(f"{key.replace('_', '-')} {_shown(value)} here, "
-                       f"{_shown(settings.get(key))} in the parent")
+            out.append(
+                f"{key.replace('_', '-')} {_shown(value)} here, "
+                f"{_shown(settings.get(key))} in the parent"
+            )
     return out
 
 
 def refuse_conflicts(name: str, found: list[str]) -> None:
     if found:
-        raise UsageError(f"--init-from {name}: {'; '.join(found)} (the network settings "
-                         "are the parent's: leave them out)")
+        raise UsageError(
+            f"--init-from {name}: {'; '.join(found)} (the network settings "
+            "are the parent's: leave them out)"
+        )
 
 
-def check_given(path: str | os.PathLike[str], member: int | None,
-                given: dict[str, Any]) -> None:
+def check_given(path: str | os.PathLike[str], member: int | None, given: dict[str, Any]) -> None:
     """Network settings given explicitly (command-line flags: a default value given on
     purpose counts too) against the parent's, read from its manifest alone."""
     manifest, _ = _named(read_manifest, path)
     configs = manifest.get("member_models") or [manifest["model"]]
     settings = configs[min(max((member or 1) - 1, 0), len(configs) - 1)]
-    refuse_conflicts(display_name(path), conflicts(
-        settings, given, not manifest.get("per_position", False)))
+    refuse_conflicts(
+        display_name(path), conflicts(settings, given, not manifest.get("per_position", False))
+    )
 
 
 def _shown(value: Any) -> str:
@@ -163,15 +175,23 @@ def inherit(parent: Parent, config: ModelConfig, pools: bool) -> ModelConfig:
     given. A setting given otherwise (anything but its default) is refused in one line.
     ``pools``: the new model pools its states (one output per sequence)."""
     defaults = ModelConfig()
-    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-             if getattr(config, f.name) != getattr(defaults, f.name)}
-    refuse_conflicts(parent.name, conflicts(parent.settings, given,
-                                            parent.model.pooling is not None))
+    given = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(defaults, f.name)
+    }
+    refuse_conflicts(
+        parent.name, conflicts(parent.settings, given, parent.model.pooling is not None)
+    )
     settings = parent.settings
     for key in NO_WEIGHTS:
         if key in given and given[key] != settings[key]:
-            log.info("--init-from: %s %s (the parent's: %s)", key.replace("_", "-"),
-                     _shown(given[key]), _shown(settings[key]))
+            log.info(
+                "--init-from: %s %s (the parent's: %s)",
+                key.replace("_", "-"),
+                _shown(given[key]),
+                _shown(settings[key]),
+            )
             settings[key] = given[key]
     if pools and parent.model.pooling is None:
         settings["pooling"] = config.pooling  # the parent had none: this run's choice
@@ -193,15 +213,20 @@ def check_input(parent: Parent, spec: Alphabet | SeriesSpec | StructureInput) ->
     or structure channels (a series' normalisation is this run's own)."""
     here, there = describe_input(spec), describe_input(model_input(parent.manifest))
     if here != there:
-        raise UsageError(f"--init-from {parent.name}: the input is {here} here, {there} in "
-                         "the parent; fine-tuning needs the same input")
+        raise UsageError(
+            f"--init-from {parent.name}: the input is {here} here, {there} in "
+            "the parent; fine-tuning needs the same input"
+        )
 
 
 def same_outputs(parent: TaskSpec, task: TaskSpec) -> bool:
     """The head can be copied: the same kind of task with the same classes and targets in
     the same order."""
-    return (parent.kind == task.kind and list(parent.classes) == list(task.classes)
-            and list(parent.targets) == list(task.targets))
+    return (
+        parent.kind == task.kind
+        and list(parent.classes) == list(task.classes)
+        and list(parent.targets) == list(task.targets)
+    )
 
 
 def head_message(parent: Parent, task: TaskSpec) -> str | None:
@@ -211,19 +236,27 @@ def head_message(parent: Parent, task: TaskSpec) -> str | None:
         return None
     if old.kind == "language-model":
         arch = parent.model.config.arch
-        how = ("now attending in both directions" if arch == "transformer"
-               else "read left to right")
-        return (f"the parent is a language model: its backbone ({arch}, {how}) starts this "
-                f"{task.kind} model; new head")
-    if old.classes and task.classes \
-            and (old.kind == "per-position") == (task.kind == "per-position"):
+        how = "now attending in both directions" if arch == "transformer" else "read left to right"
+        return (
+            f"the parent is a language model: its backbone ({arch}, {how}) starts this "
+            f"{task.kind} model; new head"
+        )
+    if (
+        old.classes
+        and task.classes
+        and (old.kind == "per-position") == (task.kind == "per-position")
+    ):
         if len(old.classes) != len(task.classes):
             return f"new head: {len(task.classes)} classes here, the parent's {len(old.classes)}"
-        return (f"new head: classes {', '.join(task.classes)} here, the parent's "
-                f"{', '.join(old.classes)}")
+        return (
+            f"new head: classes {', '.join(task.classes)} here, the parent's "
+            f"{', '.join(old.classes)}"
+        )
     if old.kind == task.kind:
-        return (f"new head: targets {', '.join(task.targets)} here, the parent's "
-                f"{', '.join(old.targets)}")
+        return (
+            f"new head: targets {', '.join(task.targets)} here, the parent's "
+            f"{', '.join(old.targets)}"
+        )
     return f"new head: a {task.kind} task here, the parent's is {old.kind}"
 
 
@@ -231,8 +264,11 @@ def start_from(model: SequenceModel, parent: Parent, task: TaskSpec, freeze: boo
     """Copy the parent's backbone (and attention pooling, and the head when the outputs
     match) into ``model``; with ``freeze`` the backbone stays as it is."""
     model.backbone.load_state_dict(parent.model.backbone.state_dict())
-    if model.pooling is not None and parent.model.pooling is not None \
-            and model.pooling.mode == parent.model.pooling.mode:
+    if (
+        model.pooling is not None
+        and parent.model.pooling is not None
+        and model.pooling.mode == parent.model.pooling.mode
+    ):
         model.pooling.load_state_dict(parent.model.pooling.state_dict())
     if same_outputs(parent.task, task):
         model.head.load_state_dict(parent.model.head.state_dict())
@@ -250,10 +286,15 @@ def check_overlap(parent: Parent, held_out: np.ndarray) -> None:
         return
     seen = int(seen_in_training(held_out, parent.train_digest).sum())
     if seen:
-        log.warning("--init-from %s: %d of %d validation record(s) (%.1f%%) have the sequence "
-                    "of a record of the parent's training data: the validation figures "
-                    "overstate how well the model generalises", parent.name, seen,
-                    len(held_out), 100 * seen / len(held_out))
+        log.warning(
+            "--init-from %s: %d of %d validation record(s) (%.1f%%) have the sequence "
+            "of a record of the parent's training data: the validation figures "
+            "overstate how well the model generalises",
+            parent.name,
+            seen,
+            len(held_out),
+            100 * seen / len(held_out),
+        )
 
 
 def trainable(model: nn.Module) -> int:
@@ -263,12 +304,22 @@ def trainable(model: nn.Module) -> int:
 def report(model: SequenceModel, parent: Parent, task: TaskSpec, freeze: bool) -> None:
     """The log lines of a fine-tuning run (once, for its first model)."""
     message = head_message(parent, task)
-    log.info("--init-from %s: backbone%s copied%s", parent.name,
-             " and attention pooling" if model.pooling is not None
-             and model.pooling.mode == "attention" and parent.model.pooling is not None
-             else "", "; " + message if message else ", head too (the same outputs)")
+    log.info(
+        "--init-from %s: backbone%s copied%s",
+        parent.name,
+        " and attention pooling"
+        if model.pooling is not None
+        and model.pooling.mode == "attention"
+        and parent.model.pooling is not None
+        else "",
+        "; " + message if message else ", head too (the same outputs)",
+    )
     if freeze:
-        log.info("--freeze-backbone: %s of %s parameters train (the head%s)",
-                 f"{trainable(model):,}", f"{count_parameters(model):,}",
-                 " and pooling" if model.pooling is not None
-                 and model.pooling.mode == "attention" else "")
+        log.info(
+            "--freeze-backbone: %s of %s parameters train (the head%s)",
+            f"{trainable(model):,}",
+            f"{count_parameters(model):,}",
+            " and pooling"
+            if model.pooling is not None and model.pooling.mode == "attention"
+            else "",
+        )

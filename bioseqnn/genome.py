@@ -27,12 +27,15 @@ from .seqio import STDIO, display_name
 
 log = logging.getLogger("bioseqnn")
 
-INSTALL_HINT = ("--genome and 'bioseqnn variants' need pysam: pip install 'bioseqnn[genome]' "
-                "(or pip install pysam)")
+INSTALL_HINT = (
+    "--genome and 'bioseqnn variants' need pysam: pip install 'bioseqnn[genome]' "
+    "(or pip install pysam)"
+)
 BLOCK = 1 << 18
 """The most bases a fetch reads ahead of a window (for the windows after it)."""
-_COMPLEMENT = bytes.maketrans(b"ACGTURYKMBVDHNSWacgturykmbvdhnsw",
-                              b"TGCAAYRMKVBHDNSWtgcaayrmkvbhdnsw")
+_COMPLEMENT = bytes.maketrans(
+    b"ACGTURYKMBVDHNSWacgturykmbvdhnsw", b"TGCAAYRMKVBHDNSWtgcaayrmkvbhdnsw"
+)
 
 
 def pysam_module() -> Any:
@@ -79,8 +82,9 @@ class Genome:
         self.path = str(path)
         self.name = display_name(path)
         if self.path == STDIO:
-            raise UsageError("--genome needs a file (it is read at random through its index), "
-                             "not '-'")
+            raise UsageError(
+                "--genome needs a file (it is read at random through its index), not '-'"
+            )
         if not os.path.exists(self.path):
             raise UsageError(f"--genome {self.name}: no such file")
         if os.path.isdir(self.path):
@@ -90,16 +94,20 @@ class Genome:
             raise DataError(
                 f"{self.name}: gzip-compressed, but not with bgzip, so it cannot be read at "
                 f"random: recompress it (zcat {self.name} | bgzip > genome.fa.gz; bgzip comes "
-                "with htslib and samtools) or decompress it")
+                "with htslib and samtools) or decompress it"
+            )
         with quiet_htslib() as pysam:
             self._index(kind)
             try:
                 self.fasta = pysam.FastaFile(self.path)
             except (OSError, ValueError) as exc:
-                raise DataError(f"{self.name}: cannot be read as an indexed FASTA ({exc}); "
-                                f"{_fasta_problem(self.path)}") from None
-        self.lengths: dict[str, int] = dict(zip(self.fasta.references, self.fasta.lengths,
-                                                strict=True))
+                raise DataError(
+                    f"{self.name}: cannot be read as an indexed FASTA ({exc}); "
+                    f"{_fasta_problem(self.path)}"
+                ) from None
+        self.lengths: dict[str, int] = dict(
+            zip(self.fasta.references, self.fasta.lengths, strict=True)
+        )
         if not self.lengths:
             raise DataError(f"{self.name}: no sequences (an empty FASTA?)")
         self._chrom = ""
@@ -122,9 +130,14 @@ class Genome:
                     f"{self.name}: no index ({', '.join(map(display_name, missing))}) and "
                     f"its folder {folder!r} is not writable to build one: build it where "
                     f"the FASTA can be written (samtools faidx {self.name}), or copy the "
-                    "FASTA to a writable folder")
-            log.warning("%s: the index %s is older than the FASTA and cannot be rebuilt "
-                        "here (folder not writable); it is used as it is", self.name, stale[0])
+                    "FASTA to a writable folder"
+                )
+            log.warning(
+                "%s: the index %s is older than the FASTA and cannot be rebuilt "
+                "here (folder not writable); it is used as it is",
+                self.name,
+                stale[0],
+            )
             return
         for p in stale:
             os.unlink(p)
@@ -136,8 +149,9 @@ class Genome:
                 with contextlib.suppress(OSError):
                     if os.path.getsize(p) == 0:
                         os.unlink(p)
-            raise DataError(f"{self.name}: cannot build its index: "
-                            f"{_fasta_problem(self.path)}") from None
+            raise DataError(
+                f"{self.name}: cannot build its index: {_fasta_problem(self.path)}"
+            ) from None
         log.info("%s: built the index %s", self.name, ", ".join(map(display_name, needed)))
 
     def close(self) -> None:
@@ -150,30 +164,39 @@ class Genome:
         ``where`` and names the closest names present."""
         found = self.lengths.get(chrom)
         if found is None:
-            raise DataError(f"{where}: chromosome {chrom!r} is not in {self.name}"
-                            f"{self.closest(chrom)}")
+            raise DataError(
+                f"{where}: chromosome {chrom!r} is not in {self.name}{self.closest(chrom)}"
+            )
         return found
 
     def closest(self, chrom: str) -> str:
         """'; closest names there: ...' and the chr1-versus-1 hint where it applies."""
         names = list(self.lengths)
         close = difflib.get_close_matches(chrom, names, n=3, cutoff=0.5)
-        text = f" (closest names there: {', '.join(map(repr, close))})" if close else (
-            f" (its names: {', '.join(repr(n) for n in names[:5])}"
-            f"{', ...' if len(names) > 5 else ''})")
+        text = (
+            f" (closest names there: {', '.join(map(repr, close))})"
+            if close
+            else (
+                f" (its names: {', '.join(repr(n) for n in names[:5])}"
+                f"{', ...' if len(names) > 5 else ''})"
+            )
+        )
         other = _other_style(chrom, self.lengths)
         if other is not None:
-            text += (f"; the genome calls it {other!r}: one side names chromosomes UCSC-style "
-                     "('chr1', 'chrM'), the other Ensembl-style ('1', 'MT'): rename one of "
-                     "them")
+            text += (
+                f"; the genome calls it {other!r}: one side names chromosomes UCSC-style "
+                "('chr1', 'chrM'), the other Ensembl-style ('1', 'MT'): rename one of "
+                "them"
+            )
         return text
 
     def check_names(self, names: list[str], flag: str) -> None:
         """Chromosome names given in an option (``flag``) must be in the genome."""
         for name in names:
             if name not in self.lengths:
-                raise UsageError(f"{flag}: chromosome {name!r} is not in {self.name}"
-                                 f"{self.closest(name)}")
+                raise UsageError(
+                    f"{flag}: chromosome {name!r} is not in {self.name}{self.closest(name)}"
+                )
 
     # ----------------------------------------------------------------- sequence
 
@@ -191,7 +214,8 @@ class Genome:
             self._hits = 0
             self._chrom, self._start = chrom, lo
             self._block = self.fasta.fetch(chrom, lo, max(hi, min(lo + ahead, length))).encode(
-                "ascii", "replace")
+                "ascii", "replace"
+            )
         self._hits += 1
         seq = self._block[lo - self._start : hi - self._start]
         if lo > start or hi < end:
@@ -218,25 +242,33 @@ def _fasta_problem(path: str) -> str:
             for number, raw in enumerate(fh, 1):
                 line = raw.rstrip(b"\r\n")
                 if number == 1 and not line.startswith(b">"):
-                    return (f"line 1 is not a FASTA header: {shorten(repr(line[:40]))} (is it "
-                            "FASTA?)")
+                    return (
+                        f"line 1 is not a FASTA header: {shorten(repr(line[:40]))} (is it FASTA?)"
+                    )
                 if line.startswith(b">"):
-                    record = line[1:].split(maxsplit=1)[0].decode(errors="replace") \
-                        if line[1:].strip() else ""
+                    record = (
+                        line[1:].split(maxsplit=1)[0].decode(errors="replace")
+                        if line[1:].strip()
+                        else ""
+                    )
                     if not record:
                         return f"line {number}: a header without a name"
                     width, short = 0, 0
                     continue
                 if short:
-                    return (f"line {short}: record {record!r} has sequence lines of different "
-                            "lengths (every line but the last must be equally long to be "
-                            "indexed); rewrap it, e.g. with seqkit seq -w 60")
+                    return (
+                        f"line {short}: record {record!r} has sequence lines of different "
+                        "lengths (every line but the last must be equally long to be "
+                        "indexed); rewrap it, e.g. with seqkit seq -w 60"
+                    )
                 if not width:
                     width = len(line)
                 elif len(line) > width:
-                    return (f"line {number}: record {record!r} has sequence lines of "
-                            "different lengths (every line but the last must be equally "
-                            "long to be indexed); rewrap it, e.g. with seqkit seq -w 60")
+                    return (
+                        f"line {number}: record {record!r} has sequence lines of "
+                        "different lengths (every line but the last must be equally "
+                        "long to be indexed); rewrap it, e.g. with seqkit seq -w 60"
+                    )
                 elif len(line) < width:
                     short = number
     except (OSError, EOFError) as exc:

@@ -109,8 +109,10 @@ class IntervalFile:
         delimiter = pick_delimiter(self.name, text)
         header = [h.strip() for h in next(csv.reader([text], delimiter=delimiter))]
         lower = [h.lower().lstrip("#") for h in header]
-        found = {key: next((i for i, h in enumerate(lower) if h in names), -1)
-                 for key, names in TABLE_NAMES.items()}
+        found = {
+            key: next((i for i, h in enumerate(lower) if h in names), -1)
+            for key, names in TABLE_NAMES.items()
+        }
         if min(found["chrom"], found["start"], found["end"]) >= 0:
             self.table = True
             self.columns = header
@@ -130,25 +132,28 @@ class IntervalFile:
             self.columns = [n.strip() for n in names]
             self._unique(line - 1)
         else:
-            self.columns = BED_NAMES[: len(fields)] + [f"col{i + 1}" for i in
-                                                      range(len(BED_NAMES), len(fields))]
+            self.columns = BED_NAMES[: len(fields)] + [
+                f"col{i + 1}" for i in range(len(BED_NAMES), len(fields))
+            ]
         # BED's places, whatever this line has (lines may differ: BED3 beside BED6)
         return split_bed, {"chrom": 0, "start": 1, "end": 2, "name": 3, "strand": 5}
 
     def _unique(self, line: int) -> None:
         dup = sorted({c for c in self.columns if self.columns.count(c) > 1})
         if dup:
-            raise DataError(f"{self.name}: line {line}: duplicate column name(s) "
-                            f"{', '.join(map(repr, dup))}")
+            raise DataError(
+                f"{self.name}: line {line}: duplicate column name(s) {', '.join(map(repr, dup))}"
+            )
 
     def _interval(self, fields: list[str], line: int, where: dict[str, int]) -> Interval:
         at = f"{self.name}: line {line}"
         if self.table and len(fields) != len(self.columns):
-            raise DataError(f"{at}: {len(fields)} field(s), the header has "
-                            f"{len(self.columns)}")
+            raise DataError(f"{at}: {len(fields)} field(s), the header has {len(self.columns)}")
         if len(fields) < 3:
-            raise DataError(f"{at}: {len(fields)} field(s); an interval needs chrom, start "
-                            "and end (BED is separated by TABs)")
+            raise DataError(
+                f"{at}: {len(fields)} field(s); an interval needs chrom, start "
+                "and end (BED is separated by TABs)"
+            )
         start, end = (_coordinate(fields[where[k]], k, at) for k in ("start", "end"))
         if end < start:
             raise DataError(f"{at}: end {end} is before start {start}")
@@ -156,8 +161,15 @@ class IntervalFile:
         strand = fields[where["strand"]].strip() if 0 <= where["strand"] < len(fields) else "."
         if strand not in ("+", "-", ".", ""):
             raise DataError(f"{at}: strand {shorten(strand)!r} is not '+', '-' or '.'")
-        return Interval(fields[where["chrom"]].strip(), start, end,
-                        "" if name == "." else name, strand or ".", line, fields)
+        return Interval(
+            fields[where["chrom"]].strip(),
+            start,
+            end,
+            "" if name == "." else name,
+            strand or ".",
+            line,
+            fields,
+        )
 
     def column(self, name: str, hint: str = "") -> int:
         """The index of the column ``name`` (a header name, or colN: the Nth column)."""
@@ -165,17 +177,21 @@ class IntervalFile:
             return self.columns.index(name)
         if name.startswith("col") and name[3:].isdigit() and int(name[3:]) >= 1:
             return int(name[3:]) - 1
-        raise DataError(f"{self.name}: no column {name!r}; its columns are "
-                        f"{', '.join(map(repr, self.columns))} (colN names the Nth column)"
-                        f"{hint}")
+        raise DataError(
+            f"{self.name}: no column {name!r}; its columns are "
+            f"{', '.join(map(repr, self.columns))} (colN names the Nth column)"
+            f"{hint}"
+        )
 
 
 def _coordinate(text: str, what: str, at: str) -> int:
     try:
         value = int(text.strip())
     except ValueError:
-        raise DataError(f"{at}: {what} {shorten(text)!r} is not a whole number (BED "
-                        "coordinates are 0-based integers)") from None
+        raise DataError(
+            f"{at}: {what} {shorten(text)!r} is not a whole number (BED "
+            "coordinates are 0-based integers)"
+        ) from None
     if value < 0:
         raise DataError(f"{at}: {what} {value} is negative")
     return value
@@ -215,15 +231,18 @@ class GenomeOptions:
             raise UsageError("--window must be at least 1 (0: each interval's own length)")
         both = set(self.holdout_chroms) & set(self.exclude_chroms)
         if both:
-            raise UsageError(f"--holdout-chroms and --exclude-chroms both name "
-                             f"{', '.join(sorted(both))}")
+            raise UsageError(
+                f"--holdout-chroms and --exclude-chroms both name {', '.join(sorted(both))}"
+            )
 
     def open(self) -> Genome:
         if self._genome is None:
             self._genome = Genome(self.reference)
-            for flag, names in (("--holdout-chroms", self.holdout_chroms),
-                                ("--exclude-chroms", self.exclude_chroms),
-                                ("--chroms", self.chroms)):
+            for flag, names in (
+                ("--holdout-chroms", self.holdout_chroms),
+                ("--exclude-chroms", self.exclude_chroms),
+                ("--chroms", self.chroms),
+            ):
                 self._genome.check_names(names, flag)
         return self._genome
 
@@ -236,25 +255,41 @@ class GenomeOptions:
         return None
 
 
-def genome_options(reference: str | None, *, window: int | None = None,
-                   on_edge: str | None = None, holdout_chroms: str | None = None,
-                   exclude_chroms: str | None = None, chroms: str | None = None
-                   ) -> GenomeOptions | None:
+def genome_options(
+    reference: str | None,
+    *,
+    window: int | None = None,
+    on_edge: str | None = None,
+    holdout_chroms: str | None = None,
+    exclude_chroms: str | None = None,
+    chroms: str | None = None,
+) -> GenomeOptions | None:
     """The options of ``--genome`` as given on a command line (None without --genome;
     its other options without it are a usage error)."""
-    given = {"--window": window, "--on-edge": on_edge, "--holdout-chroms": holdout_chroms,
-             "--exclude-chroms": exclude_chroms, "--chroms": chroms}
+    given = {
+        "--window": window,
+        "--on-edge": on_edge,
+        "--holdout-chroms": holdout_chroms,
+        "--exclude-chroms": exclude_chroms,
+        "--chroms": chroms,
+    }
     if reference is None:
         named = [k for k, v in given.items() if v is not None]
         if named:
-            raise UsageError(f"{', '.join(named)} appl{'ies' if len(named) == 1 else 'y'} to "
-                             "genome intervals: give --genome ref.fa too")
+            raise UsageError(
+                f"{', '.join(named)} appl{'ies' if len(named) == 1 else 'y'} to "
+                "genome intervals: give --genome ref.fa too"
+            )
         return None
     pysam_module()  # the extra is installed, or a usage error says how
-    return GenomeOptions(reference, window, on_edge or "pad",
-                         parse_chroms(holdout_chroms, "--holdout-chroms"),
-                         parse_chroms(exclude_chroms, "--exclude-chroms"),
-                         parse_chroms(chroms, "--chroms"))
+    return GenomeOptions(
+        reference,
+        window,
+        on_edge or "pad",
+        parse_chroms(holdout_chroms, "--holdout-chroms"),
+        parse_chroms(exclude_chroms, "--exclude-chroms"),
+        parse_chroms(chroms, "--chroms"),
+    )
 
 
 def model_window(manifest: dict[str, Any]) -> int | None:
@@ -269,9 +304,14 @@ class IntervalRecords:
     again; each pass reads the file again). Remembers each id's chromosome and lines,
     and with ``targets`` the values of those columns (labels read from the file)."""
 
-    def __init__(self, options: GenomeOptions, path: str | os.PathLike[str],
-                 window: int | None, targets: list[str] | None = None,
-                 training: bool = False) -> None:
+    def __init__(
+        self,
+        options: GenomeOptions,
+        path: str | os.PathLike[str],
+        window: int | None,
+        targets: list[str] | None = None,
+        training: bool = False,
+    ) -> None:
         self.options = options
         self.genome = options.open()
         self.file = IntervalFile(path)
@@ -300,9 +340,13 @@ class IntervalRecords:
         columns: list[int] | None = None
         for iv in self.file:
             if columns is None:
-                columns = [self.file.column(t, " (--target names a column of the "
-                                               "intervals when no labels table is given)")
-                           for t in self.targets]
+                columns = [
+                    self.file.column(
+                        t,
+                        " (--target names a column of the intervals when no labels table is given)",
+                    )
+                    for t in self.targets
+                ]
             at = f"{self.name}: line {iv.line}"
             length = self.genome.length(iv.chrom, at)
             if not self._kept(iv.chrom):
@@ -313,14 +357,17 @@ class IntervalRecords:
                 start = iv.start + (iv.end - iv.start - self.window) // 2
                 end = start + self.window
             elif end == start:
-                raise DataError(f"{at}: interval {shorten(iv.id)!r} is empty (start = end "
-                                f"= {start}); give --window to centre a window on it")
+                raise DataError(
+                    f"{at}: interval {shorten(iv.id)!r} is empty (start = end "
+                    f"= {start}); give --window to centre a window on it"
+                )
             if start < 0 or end > length:
                 if self.options.on_edge == "error":
                     raise DataError(
                         f"{at}: interval {shorten(iv.id)!r}: window {iv.chrom}:{start}-{end} "
                         f"runs off {iv.chrom} (length {length}); --on-edge pad fills the "
-                        "missing bases with N")
+                        "missing bases with N"
+                    )
                 self.padded += 1
             seq = self.genome.fetch(iv.chrom, start, end)
             if iv.strand == "-":
@@ -332,8 +379,11 @@ class IntervalRecords:
                 self.values[rid] = [_cell(iv, c) for c in columns]
             yield Record(rid, seq, f"{iv.chrom}:{start}-{end}({iv.strand})")
         if self.padded:
-            log.info("%s: %d window(s) run off a chromosome end and are padded with N",
-                     self.name, self.padded)
+            log.info(
+                "%s: %d window(s) run off a chromosome end and are padded with N",
+                self.name,
+                self.padded,
+            )
 
     def record_lines(self, ids: set[str]) -> dict[str, list[int]]:
         """The lines of the intervals ``ids`` (of the last pass)."""
@@ -356,94 +406,146 @@ def _alphabet(alphabet: str | Alphabet | None) -> str | Alphabet:
         return get_alphabet("dna")
     name = alphabet.name if isinstance(alphabet, Alphabet) else alphabet
     if name == "protein":
-        raise UsageError("genome intervals are DNA; a protein alphabet (or model) cannot "
-                         "read them")
+        raise UsageError("genome intervals are DNA; a protein alphabet (or model) cannot read them")
     return alphabet
 
 
 def labeled_intervals(
-    options: GenomeOptions, path: str | os.PathLike[str], labels: str | os.PathLike[str] | None,
-    *, window: int | None, id_column: str = "id", targets: list[str] | None = None,
-    alphabet: str | Alphabet | None = None, on_invalid: str = "error",
-    ignore_unmatched: bool = False, training: bool = False, missing_hint: str = "",
+    options: GenomeOptions,
+    path: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    *,
+    window: int | None,
+    id_column: str = "id",
+    targets: list[str] | None = None,
+    alphabet: str | Alphabet | None = None,
+    on_invalid: str = "error",
+    ignore_unmatched: bool = False,
+    training: bool = False,
+    missing_hint: str = "",
 ) -> tuple[LabeledData, Alphabet, list[str]]:
     """Intervals with their labels: from a table joined by interval id, or (no table)
     from the interval file's own columns named by ``targets``. Returns the labelled set,
     its alphabet and each record's chromosome."""
     if labels is None and not targets:
-        raise UsageError(f"labels for {display_name(path)}: give a labels table (joined by "
-                         "interval id) or name columns of the intervals with --target")
-    records = IntervalRecords(options, path, window, None if labels is not None else targets,
-                              training)
+        raise UsageError(
+            f"labels for {display_name(path)}: give a labels table (joined by "
+            "interval id) or name columns of the intervals with --target"
+        )
+    records = IntervalRecords(
+        options, path, window, None if labels is not None else targets, training
+    )
     if labels is not None:
         src = LabelSource(labels, id_column, targets, None, missing_hint)
-        labeled, alpha = load_labeled(records, src, _alphabet(alphabet), on_invalid,
-                                      ignore_unmatched)
+        labeled, alpha = load_labeled(
+            records, src, _alphabet(alphabet), on_invalid, ignore_unmatched
+        )
         assert isinstance(alpha, Alphabet)
     else:
         assert targets is not None
         data, alpha, _ = read_encoded(records, records.name, _alphabet(alphabet), on_invalid)
         dup = [i for i, lines in records.line_of.items() if len(lines) > 1]
         if dup:
-            shown = ", ".join(f"{shorten(i)!r} (lines "
-                              f"{', '.join(map(str, records.line_of[i][:3]))})" for i in dup[:3])
-            raise DataError(f"{records.name}: {len(dup)} duplicate interval id(s): {shown}; "
-                            "ids (the name column) must be unique to train or evaluate")
+            shown = ", ".join(
+                f"{shorten(i)!r} (lines {', '.join(map(str, records.line_of[i][:3]))})"
+                for i in dup[:3]
+            )
+            raise DataError(
+                f"{records.name}: {len(dup)} duplicate interval id(s): {shown}; "
+                "ids (the name column) must be unique to train or evaluate"
+            )
         values = [records.values[i] for i in data.ids]
-        where = [f"{records.name}: line {records.line_of[i][0]} (id {shorten(i)!r})"
-                 for i in data.ids]
+        where = [
+            f"{records.name}: line {records.line_of[i][0]} (id {shorten(i)!r})" for i in data.ids
+        ]
         empty = [w for w, row in zip(where, values, strict=True) if not all(row)]
         if empty:
-            raise DataError(f"{len(empty)} interval(s) with an empty label ('.' or nothing) "
-                            f"in column(s) {', '.join(targets)}: {'; '.join(empty[:3])}")
+            raise DataError(
+                f"{len(empty)} interval(s) with an empty label ('.' or nothing) "
+                f"in column(s) {', '.join(targets)}: {'; '.join(empty[:3])}"
+            )
         labeled = LabeledData(data, values, where, list(targets), records.name)
     if records.dropped:
-        log.info("%s: %d interval(s) left out (%s)", records.name, len(records.dropped),
-                 "--exclude-chroms" if training else "--chroms")
+        log.info(
+            "%s: %d interval(s) left out (%s)",
+            records.name,
+            len(records.dropped),
+            "--exclude-chroms" if training else "--chroms",
+        )
     if not len(labeled.data):
         raise DataError(f"{records.name}: no interval left to use")
     return labeled, alpha, [records.chrom_of[i] for i in labeled.data.ids]
 
 
-def check_genome_training(options: GenomeOptions, *, lm: bool, task: str | None,
-                          sequence_column: str | None, series_columns: list[str] | None,
-                          position_mask: str | os.PathLike[str] | None) -> None:
+def check_genome_training(
+    options: GenomeOptions,
+    *,
+    lm: bool,
+    task: str | None,
+    sequence_column: str | None,
+    series_columns: list[str] | None,
+    position_mask: str | os.PathLike[str] | None,
+) -> None:
     """What genome intervals cannot train, said before anything is read; then the genome
     is opened (its index built if need be)."""
     if lm or task == "per-position":
-        raise UsageError(f"--genome trains models with one output per interval; --task "
-                         f"{task} is not available with it")
-    for flag, value in (("--sequence-column", sequence_column),
-                        ("--series-columns", series_columns),
-                        ("--position-mask", position_mask)):
+        raise UsageError(
+            f"--genome trains models with one output per interval; --task "
+            f"{task} is not available with it"
+        )
+    for flag, value in (
+        ("--sequence-column", sequence_column),
+        ("--series-columns", series_columns),
+        ("--position-mask", position_mask),
+    ):
         if value:
             raise UsageError(f"{flag} does not apply to genome intervals (--genome)")
     if options.chroms:
-        raise UsageError("--chroms selects intervals to evaluate; in training, "
-                         "--exclude-chroms leaves chromosomes out")
+        raise UsageError(
+            "--chroms selects intervals to evaluate; in training, "
+            "--exclude-chroms leaves chromosomes out"
+        )
     options.open()
 
 
 def load_for_training(
-    options: GenomeOptions, path: str | os.PathLike[str], labels: str | os.PathLike[str] | None,
-    val_path: str | os.PathLike[str] | None, val_labels: str | os.PathLike[str] | None, *,
-    task: str | None, id_column: str = "id", targets: list[str] | None = None,
-    alphabet: str | None = None, on_invalid: str = "error", ignore_unmatched: bool = False,
+    options: GenomeOptions,
+    path: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    val_path: str | os.PathLike[str] | None,
+    val_labels: str | os.PathLike[str] | None,
+    *,
+    task: str | None,
+    id_column: str = "id",
+    targets: list[str] | None = None,
+    alphabet: str | None = None,
+    on_invalid: str = "error",
+    ignore_unmatched: bool = False,
     cv: int = 0,
 ) -> tuple[TaskSpec, Alphabet, SequenceSet, SequenceSet | None]:
     """The training set (and validation set, if chosen by chromosome or given) of genome
     intervals: (task, alphabet, data, validation or None for a random split). Fills
     ``options.summary`` for the model file."""
     if options.holdout_chroms and (val_path is not None or cv):
-        raise UsageError("--holdout-chroms chooses the validation set by chromosome; "
-                         f"drop {'--val-fasta' if val_path is not None else '--cv'}")
+        raise UsageError(
+            "--holdout-chroms chooses the validation set by chromosome; "
+            f"drop {'--val-fasta' if val_path is not None else '--cv'}"
+        )
     if val_labels is not None and val_path is None:
         raise UsageError("--val-labels goes with --val-fasta (the validation intervals)")
     window = options.width()
     labeled, alpha, chroms = labeled_intervals(
-        options, path, labels, window=window, id_column=id_column, targets=targets,
-        alphabet=alphabet, on_invalid=on_invalid, ignore_unmatched=ignore_unmatched,
-        training=True)
+        options,
+        path,
+        labels,
+        window=window,
+        id_column=id_column,
+        targets=targets,
+        alphabet=alphabet,
+        on_invalid=on_invalid,
+        ignore_unmatched=ignore_unmatched,
+        training=True,
+    )
     spec = prepare_task(labeled, task)
     data = labeled.data
     data.targets = spec.encode_labels(labeled.label_values, labeled.where)
@@ -451,39 +553,58 @@ def load_for_training(
     val_chroms: list[str] = []
     if val_path is not None:
         vlabeled, _, val_chroms = labeled_intervals(
-            options, val_path, val_labels if val_labels is not None else labels,
-            window=window, id_column=id_column,
-            targets=labeled.targets, alphabet=alpha, on_invalid=on_invalid,
-            ignore_unmatched=ignore_unmatched, training=True)
+            options,
+            val_path,
+            val_labels if val_labels is not None else labels,
+            window=window,
+            id_column=id_column,
+            targets=labeled.targets,
+            alphabet=alpha,
+            on_invalid=on_invalid,
+            ignore_unmatched=ignore_unmatched,
+            training=True,
+        )
         shared = sorted(set(chroms) & set(val_chroms))
         if shared:
             raise DataError(
                 f"{display_name(val_path)}: validation interval(s) on {_names(shared)}, which "
                 f"also hold training intervals in {display_name(path)}: a chromosome "
                 "hold-out keeps each chromosome on one side (move them, or choose the "
-                "validation chromosomes with --holdout-chroms)")
+                "validation chromosomes with --holdout-chroms)"
+            )
         val = vlabeled.data
         val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
         val_chroms = sorted(set(val_chroms))
     elif options.holdout_chroms:
         held = np.array([c in options.holdout_chroms for c in chroms])
         if not held.any():
-            raise DataError(f"{display_name(path)}: no interval on the hold-out "
-                            f"chromosome(s) {_names(options.holdout_chroms)} (the intervals "
-                            f"are on {_names(sorted(set(chroms)))})")
+            raise DataError(
+                f"{display_name(path)}: no interval on the hold-out "
+                f"chromosome(s) {_names(options.holdout_chroms)} (the intervals "
+                f"are on {_names(sorted(set(chroms)))})"
+            )
         if held.all():
-            raise DataError(f"{display_name(path)}: every interval is on a hold-out "
-                            f"chromosome ({_names(options.holdout_chroms)}): none is left "
-                            "to train on")
+            raise DataError(
+                f"{display_name(path)}: every interval is on a hold-out "
+                f"chromosome ({_names(options.holdout_chroms)}): none is left "
+                "to train on"
+            )
         val_chroms = sorted({c for c, h in zip(chroms, held, strict=True) if h})
         data, val = data.split(np.flatnonzero(~held), np.flatnonzero(held))
         chroms = [c for c, h in zip(chroms, held, strict=True) if not h]
-        log.info("validation: %d interval(s) on %s; training: %d on %d other chromosome(s)",
-                 len(val or []), _names(val_chroms), len(data), len(set(chroms)))
+        log.info(
+            "validation: %d interval(s) on %s; training: %d on %d other chromosome(s)",
+            len(val or []),
+            _names(val_chroms),
+            len(data),
+            len(set(chroms)),
+        )
     elif not cv:
-        log.info("validation: a random part of the intervals (--val-fraction); overlapping "
-                 "or neighbouring windows then fall on both sides: --holdout-chroms holds "
-                 "out whole chromosomes")
+        log.info(
+            "validation: a random part of the intervals (--val-fraction); overlapping "
+            "or neighbouring windows then fall on both sides: --holdout-chroms holds "
+            "out whole chromosomes"
+        )
     options.summary = {
         "reference": options.open().name,
         "window": window,
@@ -496,20 +617,38 @@ def load_for_training(
 
 
 def load_for_evaluation(
-    options: GenomeOptions, manifest: dict[str, Any], path: str | os.PathLike[str],
-    labels: str | os.PathLike[str] | None, *, columns: list[str], id_column: str,
-    alphabet: Alphabet, on_invalid: str, ignore_unmatched: bool, missing_hint: str,
+    options: GenomeOptions,
+    manifest: dict[str, Any],
+    path: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    *,
+    columns: list[str],
+    id_column: str,
+    alphabet: Alphabet,
+    on_invalid: str,
+    ignore_unmatched: bool,
+    missing_hint: str,
 ) -> LabeledData:
     """Labelled intervals to evaluate a model on (windows as the model was trained, unless
     ``options.window`` says otherwise); warns when they lie on the model's training or
     validation chromosomes."""
     if options.holdout_chroms or options.exclude_chroms:
-        raise UsageError("--holdout-chroms and --exclude-chroms are for training; "
-                         "--chroms selects the intervals to evaluate")
+        raise UsageError(
+            "--holdout-chroms and --exclude-chroms are for training; "
+            "--chroms selects the intervals to evaluate"
+        )
     labeled, _, chroms = labeled_intervals(
-        options, path, labels, window=options.width(manifest), id_column=id_column,
-        targets=columns, alphabet=alphabet, on_invalid=on_invalid,
-        ignore_unmatched=ignore_unmatched, missing_hint=missing_hint)
+        options,
+        path,
+        labels,
+        window=options.width(manifest),
+        id_column=id_column,
+        targets=columns,
+        alphabet=alphabet,
+        on_invalid=on_invalid,
+        ignore_unmatched=ignore_unmatched,
+        missing_hint=missing_hint,
+    )
     check_chromosomes(manifest, chroms, display_name(path))
     return labeled
 
@@ -522,10 +661,15 @@ def check_chromosomes(manifest: dict[str, Any], chroms: list[str], source: str) 
     trained = set(genome.get("train_chroms") or []) | set(genome.get("validation_chroms") or [])
     seen = [c for c in chroms if c in trained]
     if seen:
-        log.warning("%s: %d of %d interval(s) lie on chromosomes the model was trained or "
-                    "validated on (%s): their figures do not measure generalisation to other "
-                    "chromosomes (choose others with --chroms)", source, len(seen), len(chroms),
-                    _names(sorted(set(seen))))
+        log.warning(
+            "%s: %d of %d interval(s) lie on chromosomes the model was trained or "
+            "validated on (%s): their figures do not measure generalisation to other "
+            "chromosomes (choose others with --chroms)",
+            source,
+            len(seen),
+            len(chroms),
+            _names(sorted(set(seen))),
+        )
 
 
 def _names(names: list[str], n: int = 5) -> str:

@@ -47,8 +47,13 @@ def _open() -> ctypes.CDLL | None:
     lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p]
     lib.bsnn_gru_forward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, i]
     lib.bsnn_gru_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p, p, p]
-    for fn in (lib.bsnn_projection, lib.bsnn_lstm_forward, lib.bsnn_lstm_backward,
-               lib.bsnn_gru_forward, lib.bsnn_gru_backward):
+    for fn in (
+        lib.bsnn_projection,
+        lib.bsnn_lstm_forward,
+        lib.bsnn_lstm_backward,
+        lib.bsnn_gru_forward,
+        lib.bsnn_gru_backward,
+    ):
         fn.restype = None
     # Pick the instruction set now, on one thread: the CPU-feature probe is not safe to
     # run from two threads at once, and a thread that read it half-done ran the plain-C
@@ -70,5 +75,3 @@ def instruction_set() -> str:
     if lib is None:
         return "none"
     return {2: "AVX-512", 1: "AVX2"}.get(lib.bsnn_isa(), "baseline")
-
-

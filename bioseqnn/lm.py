@@ -89,8 +89,13 @@ def sequence_scores(logits: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, 
 
 
 def score_rows(
-    bundle: Bundle, records: Iterable[Record], source: str, batch_size: int,
-    device: torch.device, on_invalid: str, stats: PredictStats,
+    bundle: Bundle,
+    records: Iterable[Record],
+    source: str,
+    batch_size: int,
+    device: torch.device,
+    on_invalid: str,
+    stats: PredictStats,
     max_tokens: int | None = None,
 ) -> Iterator[list[str]]:
     """One row per record, in input order: id, length, log-likelihood, perplexity.
@@ -109,8 +114,9 @@ def score_rows(
         count = np.zeros(len(data), dtype=np.int64)
         data.positions = position_targets(data, alphabet)
         with torch.inference_mode():
-            for index, logits in batches_in_memory(bundle.model, onehot, data, batch_size,
-                                                    device, limit, OOM_ERRORS, max_tokens):
+            for index, logits in batches_in_memory(
+                bundle.model, onehot, data, batch_size, device, limit, OOM_ERRORS, max_tokens
+            ):
                 y = batch_targets(bundle.task, data, index)
                 total[index], count[index] = sequence_scores(logits, y)
         for rid, length, ll, n in zip(data.ids, data.lengths, total, count, strict=True):
@@ -155,8 +161,10 @@ class _TransformerSteps:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         bb = self.backbone
         if bb.max_length is not None and self.position >= bb.max_length:
-            raise UsageError(f"a sample of {self.position} positions is longer than the "
-                             f"transformer's max-length {bb.max_length - 1}")
+            raise UsageError(
+                f"a sample of {self.position} positions is longer than the "
+                f"transformer's max-length {bb.max_length - 1}"
+            )
         h = bb.embed(x[:, None, :]) * math.sqrt(bb.d_model)
         table = sinusoidal_positions(self.position + 1, bb.d_model, x.device)
         h = h + table[self.position].to(h.dtype)
@@ -180,11 +188,15 @@ class _Steps:
     """Next-symbol logits of a model or an ensemble, one input vector at a time."""
 
     def __init__(self, model: Predictor) -> None:
-        members = cast(list[SequenceModel], list(model.members)) if isinstance(
-            model, Ensemble) else [model]
+        members = (
+            cast(list[SequenceModel], list(model.members))
+            if isinstance(model, Ensemble)
+            else [model]
+        )
         self.kind = KIND
         self.steps: list[_RecurrentSteps | _TransformerSteps] = [
-            _RecurrentSteps(m) if isinstance(m.backbone, RecurrentBackbone)
+            _RecurrentSteps(m)
+            if isinstance(m.backbone, RecurrentBackbone)
             else _TransformerSteps(m)  # the only other causal backbone (CAUSAL_ARCHS)
             for m in members
         ]
@@ -257,8 +269,10 @@ def encode_prefix(prefix: str, alphabet: Alphabet) -> tuple[str, np.ndarray]:
     enc = Encoder(alphabet)
     codes, _, bad = enc.encode([text.encode()])
     if bad:
-        raise UsageError(f"--prefix: {bad[0].char!r} at position {bad[0].position} is not a "
-                         f"{alphabet.name} symbol")
+        raise UsageError(
+            f"--prefix: {bad[0].char!r} at position {bad[0].position} is not a "
+            f"{alphabet.name} symbol"
+        )
     if alphabet.is_nucleotide:  # T in an RNA model reads as U, and U in a DNA model as T
         other = "T" if alphabet.letters[3] == "U" else "U"
         text = text.replace(other, alphabet.letters[3])
@@ -267,14 +281,22 @@ def encode_prefix(prefix: str, alphabet: Alphabet) -> tuple[str, np.ndarray]:
 
 
 def sample(
-    bundle: Bundle, n: int, *, sampling: Sampling | None = None, prefix: str = "",
-    seed: int = 0, batch_size: int = 64, device: torch.device | str = "cpu",
+    bundle: Bundle,
+    n: int,
+    *,
+    sampling: Sampling | None = None,
+    prefix: str = "",
+    seed: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
 ) -> Iterator[str]:
     """``n`` sampled sequences (the prefix included), in order, drawn a batch at a time
     as they are consumed. The settings are checked here, before any is drawn."""
     if bundle.task.kind != KIND:
-        raise UsageError(f"generate needs a language model (trained with --task {KIND}); "
-                         f"this model's task is {bundle.task.kind}")
+        raise UsageError(
+            f"generate needs a language model (trained with --task {KIND}); "
+            f"this model's task is {bundle.task.kind}"
+        )
     s = sampling or Sampling()
     s.check()
     if n < 0:
@@ -289,24 +311,33 @@ def sample(
     max_length = s.max_length or default_max_length(bundle)
     limit = bundle.model.max_length
     if limit is not None and max_length > limit:
-        raise UsageError(f"--max-length {max_length} is more than this model's max-length "
-                         f"{limit}")
+        raise UsageError(f"--max-length {max_length} is more than this model's max-length {limit}")
     if len(text) > max_length:
-        raise UsageError(f"the --prefix has {len(text)} residues, more than --max-length "
-                         f"{max_length}")
+        raise UsageError(
+            f"the --prefix has {len(text)} residues, more than --max-length {max_length}"
+        )
     if s.min_length > max_length:
         which = "" if s.max_length else "the default "
         why = "" if s.max_length else " (the longest training sequence); raise --max-length"
-        raise UsageError(f"--min-length {s.min_length} is more than {which}--max-length "
-                         f"{max_length}{why}")
-    return _draw(bundle, n, s, text, torch.from_numpy(rows).to(device), max_length, seed,
-                 batch_size, device)
+        raise UsageError(
+            f"--min-length {s.min_length} is more than {which}--max-length {max_length}{why}"
+        )
+    return _draw(
+        bundle, n, s, text, torch.from_numpy(rows).to(device), max_length, seed, batch_size, device
+    )
 
 
 @torch.inference_mode()
 def _draw(
-    bundle: Bundle, n: int, s: Sampling, text: str, prefix_rows: torch.Tensor,
-    max_length: int, seed: int, batch_size: int, device: torch.device,
+    bundle: Bundle,
+    n: int,
+    s: Sampling,
+    text: str,
+    prefix_rows: torch.Tensor,
+    max_length: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
 ) -> Iterator[str]:
     letters = bundle.alphabet.letters
     end = len(letters)
@@ -316,9 +347,11 @@ def _draw(
     for first in range(0, n, batch_size):
         b = min(batch_size, n - first)
         # each sample's uniform draws come from (seed, its number) alone
-        draws = torch.from_numpy(np.stack([
-            np.random.default_rng([seed, first + i]).random(max_length) for i in range(b)
-        ]))
+        draws = torch.from_numpy(
+            np.stack(
+                [np.random.default_rng([seed, first + i]).random(max_length) for i in range(b)]
+            )
+        )
         steps = _Steps(bundle.model)
         logits = steps(torch.zeros((b, len(letters)), device=device))
         for row in prefix_rows:
@@ -347,6 +380,6 @@ def _draw(
                 k = max_length - len(text)
             yield text + "".join(letters[j] for j in chosen[i, :k].tolist())
     if truncated:
-        log.info("%d of %d sample(s) reached --max-length %d without an end", truncated, n,
-                 max_length)
-
+        log.info(
+            "%d of %d sample(s) reached --max-length %d without an end", truncated, n, max_length
+        )

@@ -100,9 +100,12 @@ def classification_metrics(
     probabilities (N, K); metrics are averaged over labels.
     """
     if multilabel:
-        per = [classification_metrics(y[:, k].astype(np.int64),
-                                      np.stack([1 - prob[:, k], prob[:, k]], 1))
-               for k in range(y.shape[1])]
+        per = [
+            classification_metrics(
+                y[:, k].astype(np.int64), np.stack([1 - prob[:, k], prob[:, k]], 1)
+            )
+            for k in range(y.shape[1])
+        ]
         return {key: _mean_of_defined([m[key] for m in per]) for key in per[0]}
     k = prob.shape[1]
     pred = prob.argmax(axis=1)
@@ -117,10 +120,16 @@ def classification_metrics(
         out["auprc"] = auprc(y, prob[:, 1])
     else:
         present = [c for c in range(k) if 0 < (y == c).sum() < len(y)]
-        out["auroc"] = float(np.mean([auroc((y == c).astype(int), prob[:, c]) for c in present])) \
-            if present else float("nan")
-        out["auprc"] = float(np.mean([auprc((y == c).astype(int), prob[:, c]) for c in present])) \
-            if present else float("nan")
+        out["auroc"] = (
+            float(np.mean([auroc((y == c).astype(int), prob[:, c]) for c in present]))
+            if present
+            else float("nan")
+        )
+        out["auprc"] = (
+            float(np.mean([auprc((y == c).astype(int), prob[:, c]) for c in present]))
+            if present
+            else float("nan")
+        )
     return {key: _safe(v) for key, v in out.items()}
 
 
@@ -149,8 +158,10 @@ def next_residue_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
         return {"accuracy": float("nan"), "perplexity": float("nan")}
     p = prob[np.arange(len(y)), y].astype(np.float64)
     nll = -np.log(np.maximum(p, np.finfo(np.float64).tiny))
-    return {"accuracy": accuracy(y, prob.argmax(axis=1)),
-            "perplexity": _safe(math.exp(min(float(nll.mean()), 700.0)))}
+    return {
+        "accuracy": accuracy(y, prob.argmax(axis=1)),
+        "perplexity": _safe(math.exp(min(float(nll.mean()), 700.0))),
+    }
 
 
 # --------------------------------------------------------------------------- detail for evaluate
@@ -165,8 +176,7 @@ def per_class_scores(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[st
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "support": support.astype(np.int64)}
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
 
 
 def _ranked_counts(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

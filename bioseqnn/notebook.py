@@ -29,9 +29,22 @@ log = logging.getLogger("bioseqnn")
 
 _SECTIONS: dict[str, type] = {"model": ModelConfig, "training": TrainConfig}
 
-RUN_SETTINGS = ("id_column", "targets", "sequence_column", "task", "alphabet", "on_invalid",
-                "ignore_unmatched", "val_fasta", "val_labels", "log_path", "resume",
-                "position_mask", "series_columns", "genome")
+RUN_SETTINGS = (
+    "id_column",
+    "targets",
+    "sequence_column",
+    "task",
+    "alphabet",
+    "on_invalid",
+    "ignore_unmatched",
+    "val_fasta",
+    "val_labels",
+    "log_path",
+    "resume",
+    "position_mask",
+    "series_columns",
+    "genome",
+)
 """Keyword settings of :func:`train` that are not config keys (the command line's
 arguments of the same names)."""
 
@@ -45,8 +58,7 @@ def setting_sections() -> dict[str, list[str]]:
     return found
 
 
-def settings_to_config(settings: Mapping[str, Any], config: RunConfig | None = None
-                       ) -> RunConfig:
+def settings_to_config(settings: Mapping[str, Any], config: RunConfig | None = None) -> RunConfig:
     """Keyword settings (config keys by their leaf names: ``arch``, ``epochs``, ``lr``...)
     applied over ``config`` (default: the defaults); ``config`` itself is not changed.
 
@@ -65,22 +77,28 @@ def settings_to_config(settings: Mapping[str, Any], config: RunConfig | None = N
         if where is None:
             raise TypeError(unknown_setting(key, [*sections, *RUN_SETTINGS]))
         if len(where) > 1:
-            raise TypeError(f"setting {key!r} is in sections {' and '.join(where)}: give it "
-                            "in config=RunConfig(...)")
+            raise TypeError(
+                f"setting {key!r} is in sections {' and '.join(where)}: give it "
+                "in config=RunConfig(...)"
+            )
         if isinstance(value, tuple):
             value = list(value)
         overrides[where[0]][key] = value
     base = dataclasses.replace(config) if config is not None else RunConfig()
-    cfg = RunConfig(model=dataclasses.replace(base.model),
-                    training=dataclasses.replace(base.training))
+    cfg = RunConfig(
+        model=dataclasses.replace(base.model), training=dataclasses.replace(base.training)
+    )
     return apply_overrides(cfg, overrides)
 
 
 def unknown_setting(key: str, known: Sequence[str]) -> str:
     """The message for a keyword that is no setting: the close matches, if any."""
     close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
-        "; see bioseqnn.notebook.setting_sections() for the settings"
+    hint = (
+        f"; did you mean {' or '.join(repr(c) for c in close)}?"
+        if close
+        else "; see bioseqnn.notebook.setting_sections() for the settings"
+    )
     return f"unknown setting {key!r}{hint}"
 
 
@@ -214,13 +232,13 @@ def train(
     tracking = Tracking.open(tensorboard, mlflow, output)  # a missing library: fail now
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bioseqnn-")))
-        fasta, table, seq_column = _training_inputs(folder, "", sequences, labels,
-                                                    run_args)
+        fasta, table, seq_column = _training_inputs(folder, "", sequences, labels, run_args)
         if seq_column is not None:
             run_args["sequence_column"] = seq_column
         if "val_fasta" in run_args or "val_labels" in run_args:
-            vf, vl, _ = _training_inputs(folder, "val_", run_args.get("val_fasta"),
-                                         run_args.get("val_labels"), run_args)
+            vf, vl, _ = _training_inputs(
+                folder, "val_", run_args.get("val_fasta"), run_args.get("val_labels"), run_args
+            )
             run_args["val_fasta"], run_args["val_labels"] = vf, vl
         model_path = Path(output) if output is not None else folder / "model.bsnn"
         keep_log = output is not None or "log_path" in run_args
@@ -230,10 +248,16 @@ def train(
         stack.enter_context(_folder_hidden(folder))
         reporter = _reporter(progress, run_args.get("task"))
         try:
-            outcome = api.train(fasta, table, model_path, cfg, reporter=reporter,
-                                on_epoch=tracking.epoch,
-                                source_names=_source_names(folder, fasta, table),
-                                **run_args)
+            outcome = api.train(
+                fasta,
+                table,
+                model_path,
+                cfg,
+                reporter=reporter,
+                on_epoch=tracking.epoch,
+                source_names=_source_names(folder, fasta, table),
+                **run_args,
+            )
         except BioseqnnError as exc:
             tracking.fail()
             raise _without_folder(exc, folder) from None
@@ -243,9 +267,14 @@ def train(
         tracking.finish(outcome)
         bundle = load_bundle(model_path)
     history = History(outcome.result.history)
-    return Trained(model=bundle, history=history, best=dict(outcome.result.best),
-                   path=model_path if output is not None else None,
-                   log_path=outcome.log_path if keep_log else None, outcome=outcome)
+    return Trained(
+        model=bundle,
+        history=history,
+        best=dict(outcome.result.best),
+        path=model_path if output is not None else None,
+        log_path=outcome.log_path if keep_log else None,
+        outcome=outcome,
+    )
 
 
 def predict(
@@ -297,21 +326,28 @@ def predict(
         table = folder / "predictions.tsv"
         try:
             with _logging_shown():
-                api.predict(bundle, paths, table, batch_size=batch_size,
-                            max_tokens=max_tokens, device=device, threads=threads,
-                            on_invalid=on_invalid, rc_average=rc_average,
-                            id_column=id_column, genome=genome)
+                api.predict(
+                    bundle,
+                    paths,
+                    table,
+                    batch_size=batch_size,
+                    max_tokens=max_tokens,
+                    device=device,
+                    threads=threads,
+                    on_invalid=on_invalid,
+                    rc_average=rc_average,
+                    id_column=id_column,
+                    genome=genome,
+                )
         except BioseqnnError as exc:
             raise _without_folder(exc, folder) from None
         rows = _read_rows(table)
         if output is not None:
             from .seqio import atomic_output, check_output_path, table_delimiter
 
-            check_output_path(output, {"MODEL": None if isinstance(bundle, Bundle)
-                                       else bundle})
+            check_output_path(output, {"MODEL": None if isinstance(bundle, Bundle) else bundle})
             with atomic_output(output) as fh:
-                writer = csv.writer(fh, delimiter=table_delimiter(output),
-                                    lineterminator="\n")
+                writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
                 writer.writerows(rows)
     return _as_frame(rows)
 
@@ -383,17 +419,22 @@ def _ids_and_sequences(sequences: Any) -> list[tuple[str, str]]:
     elif isinstance(sequences, Sequence) and not isinstance(sequences, (str, bytes)):
         pairs = [(str(i), v) for i, v in enumerate(sequences)]
     else:
-        raise UsageError(f"sequences: expected a file, a list of sequences, a dict of id -> "
-                         f"sequence or a pandas Series; got {type(sequences).__name__}")
+        raise UsageError(
+            f"sequences: expected a file, a list of sequences, a dict of id -> "
+            f"sequence or a pandas Series; got {type(sequences).__name__}"
+        )
     if not pairs:
         raise UsageError("sequences: no sequences given")
     for rid, seq in pairs:
         if not isinstance(seq, str):
-            raise UsageError(f"sequences: the sequence of {rid!r} is a "
-                             f"{type(seq).__name__}, not a string")
+            raise UsageError(
+                f"sequences: the sequence of {rid!r} is a {type(seq).__name__}, not a string"
+            )
         if not rid or any(c.isspace() for c in rid) or rid.startswith(">"):
-            raise UsageError(f"sequences: id {rid!r} cannot name a record (ids need text "
-                             "without spaces that does not start with '>')")
+            raise UsageError(
+                f"sequences: id {rid!r} cannot name a record (ids need text "
+                "without spaces that does not start with '>')"
+            )
     return pairs
 
 
@@ -408,14 +449,18 @@ def _sequence_files(folder: Path, name: str, sequences: Any) -> list[Any]:
     """The files that hold ``sequences``: as given, or written to ``folder``."""
     if _is_path(sequences):
         return [sequences]
-    if isinstance(sequences, (list, tuple)) and sequences and all(
-            isinstance(s, os.PathLike) for s in sequences):
+    if (
+        isinstance(sequences, (list, tuple))
+        and sequences
+        and all(isinstance(s, os.PathLike) for s in sequences)
+    ):
         return list(sequences)
     return [_write_fasta(folder / f"{name}sequences.fasta", _ids_and_sequences(sequences))]
 
 
-def _training_inputs(folder: Path, name: str, sequences: Any, labels: Any,
-                     run_args: dict[str, Any]) -> tuple[Any, Any, str | None]:
+def _training_inputs(
+    folder: Path, name: str, sequences: Any, labels: Any, run_args: dict[str, Any]
+) -> tuple[Any, Any, str | None]:
     """(sequences file, labels file, sequence column) for :func:`bioseqnn.api.train`."""
     id_column = run_args.get("id_column", "id")
     if sequences is None or _is_path(sequences):
@@ -423,12 +468,16 @@ def _training_inputs(folder: Path, name: str, sequences: Any, labels: Any,
         pairs = None
     elif _is_pandas(sequences, "DataFrame"):
         if labels is not None:
-            raise UsageError("a DataFrame of sequences holds the labels too: give labels=None "
-                             "(choose the label columns with targets=[...])")
+            raise UsageError(
+                "a DataFrame of sequences holds the labels too: give labels=None "
+                "(choose the label columns with targets=[...])"
+            )
         column = run_args.get("sequence_column") or "sequence"
         if column not in sequences.columns:
-            raise UsageError(f"the DataFrame has no column {column!r} of sequences (name it "
-                             "with sequence_column=...)")
+            raise UsageError(
+                f"the DataFrame has no column {column!r} of sequences (name it "
+                "with sequence_column=...)"
+            )
         return None, _write_frame(folder / f"{name}table.csv", sequences, id_column), column
     else:
         pairs = _ids_and_sequences(sequences)
@@ -445,12 +494,16 @@ def _training_inputs(folder: Path, name: str, sequences: Any, labels: Any,
     else:
         values = list(labels.tolist() if hasattr(labels, "tolist") else labels)
         if pairs is None:
-            raise UsageError("labels by position go with sequences in memory (a list, dict "
-                             "or Series); with a file of sequences give a dict of id -> "
-                             "label or a table")
+            raise UsageError(
+                "labels by position go with sequences in memory (a list, dict "
+                "or Series); with a file of sequences give a dict of id -> "
+                "label or a table"
+            )
         if len(values) != len(pairs):
-            raise UsageError(f"{len(values)} labels for {len(pairs)} sequences: give one "
-                             "label per sequence, in the same order")
+            raise UsageError(
+                f"{len(values)} labels for {len(pairs)} sequences: give one "
+                "label per sequence, in the same order"
+            )
         column, rows = "label", [(rid, v) for (rid, _), v in zip(pairs, values, strict=True)]
     path = folder / f"{name}labels.csv"
     with open(path, "w", encoding="utf-8", newline="") as fh:
@@ -464,8 +517,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, (list, tuple)):
-        raise UsageError(f"a label is one value, not {value!r} (several targets: a "
-                         "DataFrame with one column each)")
+        raise UsageError(
+            f"a label is one value, not {value!r} (several targets: a "
+            "DataFrame with one column each)"
+        )
     return str(value)
 
 
@@ -490,8 +545,7 @@ def _typed(column: str, values: list[str]) -> list[Any]:
     if column in TEXT_COLUMNS:
         return values
     try:
-        return [int(v) for v in values] if column == "position" else \
-            [float(v) for v in values]
+        return [int(v) for v in values] if column == "position" else [float(v) for v in values]
     except ValueError:
         return values
 
@@ -503,8 +557,14 @@ def _as_frame(rows: list[list[str]]) -> Any:
     try:
         pd = _pandas()
     except UsageError:
-        return [dict(zip(header, values, strict=True))
-                for values in zip(*columns.values(), strict=True)] if body else []
+        return (
+            [
+                dict(zip(header, values, strict=True))
+                for values in zip(*columns.values(), strict=True)
+            ]
+            if body
+            else []
+        )
     return pd.DataFrame(columns, columns=header)
 
 
@@ -570,8 +630,9 @@ def _reporter(progress: bool | None, task: str | None) -> Any:
 
     if progress is None:
         progress = sys.stderr.isatty() or (in_notebook() and _has_widgets())
-    return EpochReporter(bar=bool(progress),
-                         headline="perplexity" if task == "language-model" else "accuracy")
+    return EpochReporter(
+        bar=bool(progress), headline="perplexity" if task == "language-model" else "accuracy"
+    )
 
 
 def _has_widgets() -> bool:

@@ -78,8 +78,10 @@ def read_letters(path: str | os.PathLike[str], what: str) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for rec in read_sequences(path):
         if rec.id in found:
-            raise DataError(f"{display_name(path)}: line {rec.line}: duplicate id "
-                            f"{shorten(rec.id)!r} in the {what} FASTA")
+            raise DataError(
+                f"{display_name(path)}: line {rec.line}: duplicate id "
+                f"{shorten(rec.id)!r} in the {what} FASTA"
+            )
         found[rec.id] = rec.seq
     if not found:
         raise DataError(f"{display_name(path)}: no {what} records")
@@ -122,14 +124,18 @@ def load_positions(
     target = "label"
     if is_fasta(labels):
         if sequence_column is not None:
-            raise UsageError("per-position labels as a FASTA need the sequences as a FASTA too, "
-                             "not --sequence-column")
+            raise UsageError(
+                "per-position labels as a FASTA need the sequences as a FASTA too, "
+                "not --sequence-column"
+            )
         if fasta is None:
             raise UsageError("a FASTA file of sequences is required")
-        data, alpha, _ = read_encoded(read_sequences(fasta), display_name(fasta), alphabet,
-                                      on_invalid)
-        strings = _join(data, read_letters(labels, "label"), display_name(fasta), source,
-                        ignore_unmatched)
+        data, alpha, _ = read_encoded(
+            read_sequences(fasta), display_name(fasta), alphabet, on_invalid
+        )
+        strings = _join(
+            data, read_letters(labels, "label"), display_name(fasta), source, ignore_unmatched
+        )
         if len(strings) < len(data):
             data = data.subset(np.asarray([i for i, x in enumerate(data.ids) if x in strings]))
         label_strings = [strings[x] for x in data.ids]
@@ -137,22 +143,28 @@ def load_positions(
         src = LabelSource(labels, id_column, targets, sequence_column, missing_hint)
         labeled, read_as = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
         if not isinstance(read_as, Alphabet):
-            raise UsageError("per-position labels are for sequences; "
-                             f"{display_name(fasta or '-')} is a numeric series table")
+            raise UsageError(
+                "per-position labels are for sequences; "
+                f"{display_name(fasta or '-')} is a numeric series table"
+            )
         alpha = read_as
         if len(labeled.targets) != 1:
-            raise UsageError(f"--task per-position takes one label column, got "
-                             f"{len(labeled.targets)}: {', '.join(labeled.targets)}; choose "
-                             "one with --target")
+            raise UsageError(
+                f"--task per-position takes one label column, got "
+                f"{len(labeled.targets)}: {', '.join(labeled.targets)}; choose "
+                "one with --target"
+            )
         data = labeled.data
         target = labeled.targets[0]
         label_strings = [v[0].replace(" ", "").encode() for v in labeled.label_values]
     lengths = data.lengths
     for i, text in enumerate(label_strings):
         if len(text) != lengths[i]:
-            raise DataError(f"{source}: the labels of {shorten(data.ids[i])!r} have "
-                            f"{len(text)} positions, its sequence has {int(lengths[i])}; "
-                            "give one label per residue")
+            raise DataError(
+                f"{source}: the labels of {shorten(data.ids[i])!r} have "
+                f"{len(text)} positions, its sequence has {int(lengths[i])}; "
+                "give one label per residue"
+            )
     flat = np.frombuffer(b"".join(label_strings), dtype=np.uint8)
     if classes is None:
         classes = _label_letters(flat, data, source)
@@ -163,9 +175,11 @@ def load_positions(
     if (codes == PAD).any():
         at = int(np.flatnonzero(codes == PAD)[0])
         rec = int(np.searchsorted(data.offsets, at, side="right") - 1)
-        raise DataError(f"{source}: record {shorten(data.ids[rec])!r}, position "
-                        f"{at - int(data.offsets[rec]) + 1}: label {chr(flat[at])!r} is not "
-                        f"one of the classes ({', '.join(classes)})")
+        raise DataError(
+            f"{source}: record {shorten(data.ids[rec])!r}, position "
+            f"{at - int(data.offsets[rec]) + 1}: label {chr(flat[at])!r} is not "
+            f"one of the classes ({', '.join(classes)})"
+        )
     if mask is not None:
         codes[~_mask_flags(mask, data)] = PAD
     data.positions = codes.astype(np.int8)  # flat, like the codes
@@ -178,36 +192,49 @@ def load_positions(
 def _label_letters(flat: np.ndarray, data: SequenceSet, source: str) -> list[str]:
     """The sorted label letters found (printable ASCII, at least two)."""
     letters = np.unique(flat)
-    odd = letters[(letters < 0x21) | (letters > 0x7e)]
+    odd = letters[(letters < 0x21) | (letters > 0x7E)]
     if len(odd):  # a control character (or a piece of a non-ASCII one)
         at = int(np.flatnonzero(flat == odd[0])[0])
         rec = int(np.searchsorted(data.offsets, at, side="right") - 1)
-        raise DataError(f"{source}: record {shorten(data.ids[rec])!r}, position "
-                        f"{at - int(data.offsets[rec]) + 1}: label {chr(odd[0])!r} is no "
-                        "printable ASCII letter; label letters become columns of the "
-                        "predictions (prob_<letter>)")
+        raise DataError(
+            f"{source}: record {shorten(data.ids[rec])!r}, position "
+            f"{at - int(data.offsets[rec]) + 1}: label {chr(odd[0])!r} is no "
+            "printable ASCII letter; label letters become columns of the "
+            "predictions (prob_<letter>)"
+        )
     classes = [chr(c) for c in letters]
     if len(classes) < 2:
-        raise DataError(f"{source}: the labels hold a single class "
-                        f"({classes[0] if classes else 'none'}); a classifier needs at "
-                        "least two")
+        raise DataError(
+            f"{source}: the labels hold a single class "
+            f"({classes[0] if classes else 'none'}); a classifier needs at "
+            "least two"
+        )
     return classes
 
-def _join(data: SequenceSet, labels: dict[str, bytes], seq_source: str, source: str,
-          ignore_unmatched: bool) -> dict[str, bytes]:
+
+def _join(
+    data: SequenceSet,
+    labels: dict[str, bytes],
+    seq_source: str,
+    source: str,
+    ignore_unmatched: bool,
+) -> dict[str, bytes]:
     ids = set(data.ids)
     no_label = [x for x in data.ids if x not in labels]
     no_seq = [x for x in labels if x not in ids]
     problems = []
     if no_label:
-        problems.append(f"{len(no_label)} id(s) in {seq_source} missing from {source} "
-                        f"{_few(no_label)}")
+        problems.append(
+            f"{len(no_label)} id(s) in {seq_source} missing from {source} {_few(no_label)}"
+        )
     if no_seq:
-        problems.append(f"{len(no_seq)} id(s) in {source} missing from {seq_source} "
-                        f"{_few(no_seq)}")
+        problems.append(f"{len(no_seq)} id(s) in {source} missing from {seq_source} {_few(no_seq)}")
     if problems and not ignore_unmatched:
-        raise DataError("cannot join sequences and labels: " + "; ".join(problems) +
-                        " (--ignore-unmatched drops records without a partner)")
+        raise DataError(
+            "cannot join sequences and labels: "
+            + "; ".join(problems)
+            + " (--ignore-unmatched drops records without a partner)"
+        )
     for msg in problems:
         log.warning("ignoring %s", msg)
     kept = {x: labels[x] for x in data.ids if x in labels}
@@ -229,18 +256,23 @@ def _mask_flags(mask: str | os.PathLike[str], data: SequenceSet) -> np.ndarray:
             continue
         start, end = int(data.offsets[i]), int(data.offsets[i + 1])
         if len(text) != end - start:
-            raise DataError(f"{name}: the mask of {shorten(rid)!r} has {len(text)} positions, "
-                            f"its sequence has {end - start}")
+            raise DataError(
+                f"{name}: the mask of {shorten(rid)!r} has {len(text)} positions, "
+                f"its sequence has {end - start}"
+            )
         digits = np.frombuffer(text, dtype=np.uint8)
         bad = (digits != ord("0")) & (digits != ord("1"))
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{name}: record {shorten(rid)!r}, position {at + 1}: mask "
-                            f"symbol {chr(digits[at])!r} is not 0 or 1")
+            raise DataError(
+                f"{name}: record {shorten(rid)!r}, position {at + 1}: mask "
+                f"symbol {chr(digits[at])!r} is not 0 or 1"
+            )
         flags[start:end] = digits == ord("1")
     if missing:
-        log.info("%s names no mask for %d record(s): every position of those is scored",
-                 name, missing)
+        log.info(
+            "%s names no mask for %d record(s): every position of those is scored", name, missing
+        )
     return flags
 
 
@@ -254,8 +286,10 @@ def check_keeps_positions(model: SequenceModel, config: ModelConfig, in_channels
     if "pool_sizes" in arch.uses and any(p > 1 for p in config.pool_sizes):
         sizes = ",".join(map(str, config.pool_sizes))
         ones = ",".join("1" for _ in config.pool_sizes)
-        raise UsageError(f"per-position labelling needs one output per residue, but "
-                         f"--pool-sizes {sizes} shortens the sequence; use --pool-sizes {ones}")
+        raise UsageError(
+            f"per-position labelling needs one output per residue, but "
+            f"--pool-sizes {sizes} shortens the sequence; use --pool-sizes {ones}"
+        )
     width = 16
     was_training = model.training
     model.eval()
@@ -264,8 +298,10 @@ def check_keeps_positions(model: SequenceModel, config: ModelConfig, in_channels
         _, lengths = model.backbone(x, torch.tensor([width]))
     model.train(was_training)
     if int(lengths[0]) != width:
-        raise UsageError(f"per-position labelling needs an architecture that keeps every "
-                         f"position; {config.arch} with these settings does not")
+        raise UsageError(
+            f"per-position labelling needs an architecture that keeps every "
+            f"position; {config.arch} with these settings does not"
+        )
 
 
 def build(config: ModelConfig, alphabet: Alphabet, classes: list[str]) -> SequenceModel:
@@ -278,8 +314,12 @@ def build(config: ModelConfig, alphabet: Alphabet, classes: list[str]) -> Sequen
 
 
 def predict_positions(
-    bundle: Bundle, records: Iterable[Record], source: str, batch_size: int = 256,
-    device: torch.device | str = "cpu", on_invalid: str = "error",
+    bundle: Bundle,
+    records: Iterable[Record],
+    source: str,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    on_invalid: str = "error",
 ) -> Iterator[tuple[str, bytes, np.ndarray]]:
     """(id, sequence, probabilities (L, K)) of every record, in input order."""
     dev = torch.device(device)
@@ -295,8 +335,9 @@ def predict_positions(
         probs: list[np.ndarray] = [np.zeros(0)] * len(data)
         lengths = data.lengths
         with torch.inference_mode():
-            for index, logits in batches_in_memory(bundle.model, onehot, data, batch_size,
-                                                    dev, limit, OOM_ERRORS):
+            for index, logits in batches_in_memory(
+                bundle.model, onehot, data, batch_size, dev, limit, OOM_ERRORS
+            ):
                 out = task.outputs(logits).numpy()
                 for row, i in enumerate(index):
                     probs[i] = out[row, : int(lengths[i])].copy()
@@ -305,10 +346,11 @@ def predict_positions(
     bundle.model.train(was_training)
 
 
-
 def write_positions(
-    bundle: Bundle, predictions: Iterable[tuple[str, bytes, np.ndarray]],
-    output: str | os.PathLike[str], fmt: str = "tsv",
+    bundle: Bundle,
+    predictions: Iterable[tuple[str, bytes, np.ndarray]],
+    output: str | os.PathLike[str],
+    fmt: str = "tsv",
 ) -> int:
     """Long format (id, position, residue, predicted, prob_<class>...) or a FASTA of
     predicted labels. Returns the number of records written."""
@@ -328,14 +370,14 @@ def write_positions(
                 n += 1
             return n
         writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
-        writer.writerow(["id", "position", "residue", "predicted",
-                         *(f"prob_{c}" for c in classes)])
+        writer.writerow(["id", "position", "residue", "predicted", *(f"prob_{c}" for c in classes)])
         for rid, seq, probs in predictions:
             best = classes[probs.argmax(axis=1)]
             residues = seq.decode("ascii", "replace")
             writer.writerows(
                 [rid, j + 1, residues[j], best[j], *(f"{p:.6g}" for p in row)]
-                for j, row in enumerate(probs))
+                for j, row in enumerate(probs)
+            )
             n += 1
     return n
 
@@ -343,18 +385,27 @@ def write_positions(
 # --------------------------------------------------------------------------- evaluate
 
 
-def score_positions(bundle: Bundle, labels: PositionLabels, batch_size: int,
-                    device: torch.device | str) -> tuple[dict[str, float], np.ndarray,
-                                                         np.ndarray, float]:
+def score_positions(
+    bundle: Bundle, labels: PositionLabels, batch_size: int, device: torch.device | str
+) -> tuple[dict[str, float], np.ndarray, np.ndarray, float]:
     """Summary metrics over scored positions, their labels (M,) and probabilities (M, K)."""
     dev = torch.device(device)
     task = bundle.task
-    scored = infer_scored(bundle.model, featurizer(bundle.features).to(dev), task,
-                          with_structure(labels.data, bundle.features), batch_size, dev)
+    scored = infer_scored(
+        bundle.model,
+        featurizer(bundle.features).to(dev),
+        task,
+        with_structure(labels.data, bundle.features),
+        batch_size,
+        dev,
+    )
     y = scored.y.numpy()
     out = task.outputs(scored.logits).numpy().astype(np.float64)
-    summary = {"loss": scored.loss, **metrics.classification_metrics(y, out),
-               "positions": float(len(y))}
+    summary = {
+        "loss": scored.loss,
+        **metrics.classification_metrics(y, out),
+        "positions": float(len(y)),
+    }
     return summary, y, out, scored.loss
 
 
@@ -386,17 +437,27 @@ def load_for_training(
 
     One mask FASTA serves both: it is looked up by id.
     """
-    common: dict[str, Any] = {"mask": mask, "id_column": id_column, "targets": targets,
-                              "sequence_column": sequence_column, "on_invalid": on_invalid,
-                              "ignore_unmatched": ignore_unmatched}
+    common: dict[str, Any] = {
+        "mask": mask,
+        "id_column": id_column,
+        "targets": targets,
+        "sequence_column": sequence_column,
+        "on_invalid": on_invalid,
+        "ignore_unmatched": ignore_unmatched,
+    }
     train = load_positions(fasta, labels, alphabet=alphabet, **common)
     spec = position_task(train.classes, train.target)
-    log.info("task: per-position (%d classes: %s; %d scored positions)", len(train.classes),
-             ", ".join(f"{c} {k}" for c, k in describe_counts(train).items()), train.scored)
+    log.info(
+        "task: per-position (%d classes: %s; %d scored positions)",
+        len(train.classes),
+        ", ".join(f"{c} {k}" for c, k in describe_counts(train).items()),
+        train.scored,
+    )
     val = None
     if val_labels is not None:
-        val = load_positions(val_fasta, val_labels, alphabet=train.alphabet,
-                             classes=train.classes, **common).data
+        val = load_positions(
+            val_fasta, val_labels, alphabet=train.alphabet, classes=train.classes, **common
+        ).data
     return spec, train.alphabet, train.data, val
 
 

@@ -55,14 +55,28 @@ beside one small panel per class instead of one crowded panel."""
 INSTALL_HINT = "pip install 'bioseqnn[plots]' (or: pip install matplotlib)"
 _STYLE: dict[str, Any] = {
     # sizes for a figure printed at its own size in a journal column: 6.5-8 pt text
-    "font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "legend.fontsize": 6.5,
-    "xtick.labelsize": 6.5, "ytick.labelsize": 6.5, "figure.titlesize": 8,
-    "lines.linewidth": 1.1, "axes.linewidth": 0.6, "grid.linewidth": 0.4,
-    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.major.size": 2.5,
-    "ytick.major.size": 2.5, "legend.handlelength": 1.6, "legend.borderaxespad": 0.3,
-    "axes.titlepad": 4.0, "axes.labelpad": 2.0,
-    "axes.spines.top": False, "axes.spines.right": False,
-    "savefig.facecolor": "white", "figure.facecolor": "white",
+    "font.size": 7,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7,
+    "legend.fontsize": 6.5,
+    "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5,
+    "figure.titlesize": 8,
+    "lines.linewidth": 1.1,
+    "axes.linewidth": 0.6,
+    "grid.linewidth": 0.4,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "legend.handlelength": 1.6,
+    "legend.borderaxespad": 0.3,
+    "axes.titlepad": 4.0,
+    "axes.labelpad": 2.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.facecolor": "white",
+    "figure.facecolor": "white",
     "pdf.fonttype": 42,  # TrueType in PDF: text stays editable in a figure editor
     "svg.hashsalt": "bioseqnn",  # the same figure gives the same SVG bytes
 }
@@ -78,8 +92,7 @@ def require_matplotlib() -> None:
         import matplotlib  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
     except ImportError:
-        raise UsageError(f"plots need matplotlib, which is not installed: {INSTALL_HINT}") \
-            from None
+        raise UsageError(f"plots need matplotlib, which is not installed: {INSTALL_HINT}") from None
 
 
 def plot_dir(path: str | os.PathLike[str]) -> Path:
@@ -136,8 +149,9 @@ def _figure(width: float, height: float) -> Iterator[Figure]:
 
     with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
         fig = Figure(figsize=(width, height), dpi=100)
-        fig.set_layout_engine(ConstrainedLayoutEngine(w_pad=0.03, h_pad=0.03, wspace=0.04,
-                                                      hspace=0.04))
+        fig.set_layout_engine(
+            ConstrainedLayoutEngine(w_pad=0.03, h_pad=0.03, wspace=0.04, hspace=0.04)
+        )
         FigureCanvasAgg(fig)
         yield fig
 
@@ -152,13 +166,15 @@ def figure_format(path: str | os.PathLike[str]) -> str:
     if not suffix:
         return "png"
     if suffix not in FORMATS:
-        raise UsageError(f"{path}: cannot write a {suffix} figure; name the output .png, .pdf "
-                         "or .svg")
+        raise UsageError(
+            f"{path}: cannot write a {suffix} figure; name the output .png, .pdf or .svg"
+        )
     return FORMATS[suffix]
 
 
-def _save(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI,
-          fmt: str | None = None) -> Path:
+def _save(
+    fig: Figure, path: str | os.PathLike[str], dpi: int = DPI, fmt: str | None = None
+) -> Path:
     """Write the figure as ``fmt`` (default: by the name's suffix), atomically."""
     fmt = fmt or figure_format(path)
     with atomic_output(path, binary=True) as fh:
@@ -205,8 +221,9 @@ def _curves_of(ev: Evaluation) -> list[tuple[str, np.ndarray, np.ndarray]]:
     if kind == "binary":
         return [(ev.task.classes[1], (ev.y == 1).astype(np.int64), ev.out[:, 1])]
     if kind in ("multiclass", "per-position", "language-model"):
-        return [(c, (ev.y == i).astype(np.int64), ev.out[:, i])
-                for i, c in enumerate(ev.task.classes)]
+        return [
+            (c, (ev.y == i).astype(np.int64), ev.out[:, i]) for i, c in enumerate(ev.task.classes)
+        ]
     return [(t, ev.y[:, j].astype(np.int64), ev.out[:, j]) for j, t in enumerate(ev.task.targets)]
 
 
@@ -244,14 +261,19 @@ def _roc_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[s
     of the per-class curves on a common FPR grid) of the classes with both outcomes."""
     usable = [(t, s) for _, t, s in curves if 0 < t.sum() < len(t)] or [_NO_CURVE]
     grid = np.linspace(0.0, 1.0, 201)
-    macro = np.mean([_step_at(*metrics.roc_curve(t, s)[:2], grid, "right") for t, s in usable],
-                    axis=0)
+    macro = np.mean(
+        [_step_at(*metrics.roc_curve(t, s)[:2], grid, "right") for t, s in usable], axis=0
+    )
     truth = np.concatenate([t for t, _ in usable])
     score = np.concatenate([s for _, s in usable])
     fpr, tpr, _ = metrics.roc_curve(truth, score)
     aucs = [metrics.auroc(t, s) for t, s in usable]
-    return {"macro": (np.r_[0.0, grid], np.r_[0.0, macro]), "micro": (fpr, tpr),
-            "macro_auc": float(np.mean(aucs)), "micro_auc": metrics.auroc(truth, score)}
+    return {
+        "macro": (np.r_[0.0, grid], np.r_[0.0, macro]),
+        "micro": (fpr, tpr),
+        "macro_auc": float(np.mean(aucs)),
+        "micro_auc": metrics.auroc(truth, score),
+    }
 
 
 def _pr_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, Any]:
@@ -262,15 +284,21 @@ def _pr_average(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> dict[st
     truth = np.concatenate([t for t, _ in usable])
     score = np.concatenate([s for _, s in usable])
     aps = [metrics.auprc(t, s) for t, s in usable]
-    return {"macro": (grid, macro), "micro": pr_points(truth, score),
-            "macro_auc": float(np.mean(aps)), "micro_auc": metrics.auprc(truth, score)}
+    return {
+        "macro": (grid, macro),
+        "micro": pr_points(truth, score),
+        "macro_auc": float(np.mean(aps)),
+        "micro_auc": metrics.auprc(truth, score),
+    }
 
 
 def _curve_axes(ax: Axes, kind: str, small: bool = False) -> None:
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), aspect="equal")
     if not small:
-        ax.set(xlabel="False positive rate" if kind == "roc" else "Recall",
-               ylabel="True positive rate" if kind == "roc" else "Precision")
+        ax.set(
+            xlabel="False positive rate" if kind == "roc" else "Recall",
+            ylabel="True positive rate" if kind == "roc" else "Precision",
+        )
     ax.set_xticks([0, 0.5, 1], labels=["0", "0.5", "1"])
     ax.set_yticks([0, 0.5, 1], labels=["0", "0.5", "1"])
     ax.grid(alpha=0.3)
@@ -281,8 +309,7 @@ def _area(kind: str, truth: np.ndarray, score: np.ndarray) -> float:
     return metrics.auroc(truth, score) if kind == "roc" else metrics.auprc(truth, score)
 
 
-def _draw_curve(ax: Axes, kind: str, truth: np.ndarray, score: np.ndarray,
-                **style: Any) -> None:
+def _draw_curve(ax: Axes, kind: str, truth: np.ndarray, score: np.ndarray, **style: Any) -> None:
     """One class's ROC curve, or its PR curve as steps (see :func:`pr_points`)."""
     if kind == "roc":
         fpr, tpr, _ = metrics.roc_curve(truth, score)
@@ -296,8 +323,9 @@ def _drawable(kind: str, truth: np.ndarray) -> bool:
     return bool(0 < truth.sum() < len(truth)) if kind == "roc" else bool(truth.sum() > 0)
 
 
-def _curve_figure(ev: Evaluation, kind: str, path: str | os.PathLike[str], dpi: int,
-                  title: str | None) -> Path:
+def _curve_figure(
+    ev: Evaluation, kind: str, path: str | os.PathLike[str], dpi: int, title: str | None
+) -> Path:
     """ROC or PR: one panel with a curve per class (up to MANY_CURVES), else the averages
     beside a grid of small panels, one per class."""
     curves = _curves_of(ev)
@@ -314,11 +342,22 @@ def _curve_figure(ev: Evaluation, kind: str, path: str | os.PathLike[str], dpi: 
                 if not _drawable(kind, truth):
                     continue
                 area = _area(kind, truth, score)
-                _draw_curve(ax, kind, truth, score,
-                            label=f"{_wrap(label, 24)} ({short} {area:.3f})", **style)
+                _draw_curve(
+                    ax,
+                    kind,
+                    truth,
+                    score,
+                    label=f"{_wrap(label, 24)} ({short} {area:.3f})",
+                    **style,
+                )
                 if kind == "pr" and len(curves) == 1:
-                    ax.axhline(truth.mean(), color="0.7", lw=0.8, ls="--",
-                               label=f"prevalence {truth.mean():.3f}")
+                    ax.axhline(
+                        truth.mean(),
+                        color="0.7",
+                        lw=0.8,
+                        ls="--",
+                        label=f"prevalence {truth.mean():.3f}",
+                    )
             _curve_axes(ax, kind)
             ax.legend(loc="lower right" if kind == "roc" else "lower left", frameon=False)
             mean = " (macro mean)" if len(curves) > 1 else ""
@@ -327,9 +366,14 @@ def _curve_figure(ev: Evaluation, kind: str, path: str | os.PathLike[str], dpi: 
     return _many_curves(ev, kind, curves, path, dpi, heading)
 
 
-def _many_curves(ev: Evaluation, kind: str,
-                 curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
-                 path: str | os.PathLike[str], dpi: int, heading: str) -> Path:
+def _many_curves(
+    ev: Evaluation,
+    kind: str,
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    path: str | os.PathLike[str],
+    dpi: int,
+    heading: str,
+) -> Path:
     short = "AUROC" if kind == "roc" else "AP"
     k = len(curves)
     cols = 4 if k <= 12 else 5 if k <= 20 else math.ceil(math.sqrt(k))
@@ -346,15 +390,32 @@ def _many_curves(ev: Evaluation, kind: str,
         first = True
         for _, truth, score in curves:
             if _drawable(kind, truth):
-                _draw_curve(ax, kind, truth, score, color="0.8", lw=0.6,
-                            label=f"each class ({len(curves)})" if first else None)
+                _draw_curve(
+                    ax,
+                    kind,
+                    truth,
+                    score,
+                    color="0.8",
+                    lw=0.6,
+                    label=f"each class ({len(curves)})" if first else None,
+                )
                 first = False
         draw = ax.plot if kind == "roc" else ax.step
         extra = {} if kind == "roc" else {"where": "pre"}
-        draw(*average["micro"], color="#d62728", lw=1.5, **extra,
-             label=f"micro average ({short} {_fmt(average['micro_auc'])})")
-        ax.plot(*average["macro"], color="#1f4e9c", lw=1.5, ls="--",
-                label=f"macro average ({short} {_fmt(average['macro_auc'])})")
+        draw(
+            *average["micro"],
+            color="#d62728",
+            lw=1.5,
+            **extra,
+            label=f"micro average ({short} {_fmt(average['micro_auc'])})",
+        )
+        ax.plot(
+            *average["macro"],
+            color="#1f4e9c",
+            lw=1.5,
+            ls="--",
+            label=f"macro average ({short} {_fmt(average['macro_auc'])})",
+        )
         _curve_axes(ax, kind)
         ax.legend(loc="lower right" if kind == "roc" else "lower left", frameon=False)
         ax.set_title("Averages over classes")
@@ -385,14 +446,19 @@ def _many_curves(ev: Evaluation, kind: str,
         right.supylabel("True positive rate" if kind == "roc" else "Precision", fontsize=6.5)
         what = "ROC" if kind == "roc" else "Precision-recall"
         name = "AUROC" if kind == "roc" else "average precision"
-        _heading(fig, heading, f"{what} of {len(curves)} classes: {name} macro "
-                 f"{_fmt(average['macro_auc'])}, micro {_fmt(average['micro_auc'])}, "
-                 f"n = {ev.records}")
+        _heading(
+            fig,
+            heading,
+            f"{what} of {len(curves)} classes: {name} macro "
+            f"{_fmt(average['macro_auc'])}, micro {_fmt(average['micro_auc'])}, "
+            f"n = {ev.records}",
+        )
         return _save(fig, path, dpi)
 
 
-def roc_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
-             title: str | None = None) -> Path:
+def roc_plot(
+    ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI, title: str | None = None
+) -> Path:
     """ROC curve of the positive class (binary) or of each class / label, with its AUROC;
     above :data:`MANY_CURVES` classes, micro and macro averages and one panel per class.
 
@@ -401,15 +467,17 @@ def roc_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
     return _curve_figure(ev, "roc", path, dpi, title)
 
 
-def pr_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
-            title: str | None = None) -> Path:
+def pr_plot(
+    ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI, title: str | None = None
+) -> Path:
     """Precision-recall curve(s) with average precision (see :func:`pr_points`), and the
     prevalence baseline; above :data:`MANY_CURVES` classes, averages and small panels."""
     return _curve_figure(ev, "pr", path, dpi, title)
 
 
-def confusion_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
-                   title: str | None = None) -> Path:
+def confusion_plot(
+    ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI, title: str | None = None
+) -> Path:
     """Confusion matrix: counts in the cells, colour = fraction of the true class (recall)."""
     if ev.confusion is None:
         raise UsageError(f"a confusion matrix needs a single-label classifier, not {ev.task.kind}")
@@ -425,10 +493,22 @@ def confusion_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
         cell_font = 7 if k <= 6 else 6 if k <= 15 else 5
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=cell_font,
-                        color="white" if frac[i, j] > 0.55 else "black")
-        ax.set_xticks(range(k), labels=names, rotation=45 if k > 3 else 0,
-                      ha="right" if k > 3 else "center", rotation_mode="anchor")
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=cell_font,
+                    color="white" if frac[i, j] > 0.55 else "black",
+                )
+        ax.set_xticks(
+            range(k),
+            labels=names,
+            rotation=45 if k > 3 else 0,
+            ha="right" if k > 3 else "center",
+            rotation_mode="anchor",
+        )
         ax.set_yticks(range(k), labels=names)
         ax.set(xlabel="Predicted class", ylabel="True class")
         ax.spines[:].set_visible(False)
@@ -436,14 +516,18 @@ def confusion_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
         bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, shrink=0.8)
         bar.set_label("fraction of true class")
         bar.outline.set_visible(False)
-        _heading(fig, title or evaluation_title(ev),
-                 f"accuracy {_fmt(ev.metrics.get('accuracy'))}, balanced accuracy "
-                 f"{_fmt(ev.metrics.get('balanced_accuracy'))}, n = {ev.records}")
+        _heading(
+            fig,
+            title or evaluation_title(ev),
+            f"accuracy {_fmt(ev.metrics.get('accuracy'))}, balanced accuracy "
+            f"{_fmt(ev.metrics.get('balanced_accuracy'))}, n = {ev.records}",
+        )
         return _save(fig, path, dpi)
 
 
-def scatter_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
-                 title: str | None = None) -> Path:
+def scatter_plot(
+    ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI, title: str | None = None
+) -> Path:
     """Predicted against measured values with the least-squares line, one panel per target."""
     targets = ev.task.targets
     n = len(targets)
@@ -456,44 +540,80 @@ def scatter_plot(ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI,
             ax = fig.add_subplot(rows, cols, j + 1)
             y, p = ev.y[:, j], ev.out[:, j]
             alpha = 0.6 if len(y) < 500 else 0.35
-            ax.scatter(y, p, s=4, alpha=alpha, color="#1f77b4", edgecolors="none",
-                       label="sequences", rasterized=len(y) > 2000)
+            ax.scatter(
+                y,
+                p,
+                s=4,
+                alpha=alpha,
+                color="#1f77b4",
+                edgecolors="none",
+                label="sequences",
+                rasterized=len(y) > 2000,
+            )
             lo = float(min(y.min(), p.min()))
             hi = float(max(y.max(), p.max()))
             pad = 0.03 * (hi - lo or 1.0)
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", ls="--", lw=0.8,
-                    label="y = x")
+            ax.plot(
+                [lo - pad, hi + pad],
+                [lo - pad, hi + pad],
+                color="0.6",
+                ls="--",
+                lw=0.8,
+                label="y = x",
+            )
             if np.ptp(y) > 0:
                 slope, intercept = np.polyfit(y, p, 1)
                 xs = np.array([y.min(), y.max()])
-                ax.plot(xs, slope * xs + intercept, color="#d62728", lw=1.2,
-                        label=f"fit: y = {slope:.2f}x + {intercept:.2f}")
-            ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad),
-                   xlabel=f"Measured {_wrap(name, 30)}", ylabel=f"Predicted {_wrap(name, 30)}",
-                   aspect="equal")
+                ax.plot(
+                    xs,
+                    slope * xs + intercept,
+                    color="#d62728",
+                    lw=1.2,
+                    label=f"fit: y = {slope:.2f}x + {intercept:.2f}",
+                )
+            ax.set(
+                xlim=(lo - pad, hi + pad),
+                ylim=(lo - pad, hi + pad),
+                xlabel=f"Measured {_wrap(name, 30)}",
+                ylabel=f"Predicted {_wrap(name, 30)}",
+                aspect="equal",
+            )
             m = ev.per_target.get(name, {})
-            scores = (f"r {_fmt(m.get('pearson'))}, \u03c1 {_fmt(m.get('spearman'))}, "
-                      f"R\u00b2 {_fmt(m.get('r2'))}, MAE {_fmt(m.get('mae'))}")
+            scores = (
+                f"r {_fmt(m.get('pearson'))}, \u03c1 {_fmt(m.get('spearman'))}, "
+                f"R\u00b2 {_fmt(m.get('r2'))}, MAE {_fmt(m.get('mae'))}"
+            )
             if n > 1:
                 ax.set_title(scores, fontsize=6.5)
             ax.grid(alpha=0.3)
             ax.legend(loc="upper left", frameon=False)
-        _heading(fig, title or evaluation_title(ev),
-                 f"Pearson r, Spearman \u03c1, R\u00b2, MAE; n = {ev.records}" if n > 1
-                 else f"{scores}, n = {ev.records}")
+        _heading(
+            fig,
+            title or evaluation_title(ev),
+            f"Pearson r, Spearman \u03c1, R\u00b2, MAE; n = {ev.records}"
+            if n > 1
+            else f"{scores}, n = {ev.records}",
+        )
         return _save(fig, path, dpi)
 
 
-def evaluation_plots(ev: Evaluation, folder: str | os.PathLike[str], fmt: str = "png",
-                     dpi: int = DPI, title: str | None = None) -> list[Path]:
+def evaluation_plots(
+    ev: Evaluation,
+    folder: str | os.PathLike[str],
+    fmt: str = "png",
+    dpi: int = DPI,
+    title: str | None = None,
+) -> list[Path]:
     """Every figure that fits the task, written into ``folder`` as ``fmt`` (png, pdf or
     svg) at ``dpi``; returns their paths. ``title`` replaces '<data set> — <model>'."""
     check_figure_options(fmt, dpi)
     out = plot_dir(folder)
     if ev.task.kind == "regression":
         return [scatter_plot(ev, out / f"scatter.{fmt}", dpi, title)]
-    paths = [roc_plot(ev, out / f"roc.{fmt}", dpi, title),
-             pr_plot(ev, out / f"pr.{fmt}", dpi, title)]
+    paths = [
+        roc_plot(ev, out / f"roc.{fmt}", dpi, title),
+        pr_plot(ev, out / f"pr.{fmt}", dpi, title),
+    ]
     if ev.confusion is not None:
         paths.append(confusion_plot(ev, out / f"confusion.{fmt}", dpi, title))
     return paths
@@ -502,10 +622,13 @@ def evaluation_plots(ev: Evaluation, folder: str | os.PathLike[str], fmt: str = 
 # --------------------------------------------------------------------------- learning curves
 
 
-_LOG_HINT = ("give the NAME.log.tsv that train writes beside the model, or the file named by "
-             "train --log")
-_NOT_A_LOG = ("not a bioseqnn training log (needs 'epoch' and 'train_loss' columns; train writes "
-              "NAME.log.tsv beside the model, or JSON lines with --log NAME.jsonl)")
+_LOG_HINT = (
+    "give the NAME.log.tsv that train writes beside the model, or the file named by train --log"
+)
+_NOT_A_LOG = (
+    "not a bioseqnn training log (needs 'epoch' and 'train_loss' columns; train writes "
+    "NAME.log.tsv beside the model, or JSON lines with --log NAME.jsonl)"
+)
 
 
 def _log_lines(raw: Iterable[bytes], name: str, model_file: bool) -> Iterator[tuple[int, str]]:
@@ -518,14 +641,15 @@ def _log_lines(raw: Iterable[bytes], name: str, model_file: bool) -> Iterator[tu
                 text = line.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeError:
                 what = "a bioseqnn model file" if model_file else "a binary file"
-                raise DataError(f"{name}: cannot read the training log: this is {what}, not "
-                                f"a text log; {_LOG_HINT}") from None
+                raise DataError(
+                    f"{name}: cannot read the training log: this is {what}, not "
+                    f"a text log; {_LOG_HINT}"
+                ) from None
             yield number, text.rstrip("\r\n")
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{name}: damaged or truncated gzip data ({exc})") from None
     except OSError as exc:
-        raise DataError(f"{name}: cannot read the training log ({exc.strerror or exc})") \
-            from None
+        raise DataError(f"{name}: cannot read the training log ({exc.strerror or exc})") from None
 
 
 def _number(value: Any) -> float:
@@ -536,16 +660,16 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _tsv_history(lines: Iterable[tuple[int, str]], header: list[str],
-                 name: str) -> list[dict[str, float]]:
+def _tsv_history(
+    lines: Iterable[tuple[int, str]], header: list[str], name: str
+) -> list[dict[str, float]]:
     history = []
     for line, text in lines:
         if not text.strip():
             continue
         row = next(csv.reader([text], delimiter="\t"))
         if len(row) != len(header):
-            raise DataError(f"{name}: line {line}: {len(row)} cells, the header has "
-                            f"{len(header)}")
+            raise DataError(f"{name}: line {line}: {len(row)} cells, the header has {len(header)}")
         try:
             history.append({h: _number(v) for h, v in zip(header, row, strict=True)})
         except ValueError:
@@ -565,17 +689,20 @@ def _jsonl_history(lines: Iterable[tuple[int, str]], name: str) -> list[dict[str
             if not history:  # e.g. a pretty-printed JSON file
                 raise DataError(f"{name}: {_NOT_A_LOG}") from None
             raise DataError(f"{name}: line {line}: not a JSON object ({exc})") from None
-        if not history and not (isinstance(record, dict) and "epoch" in record
-                                and "train_loss" in record):
+        if not history and not (
+            isinstance(record, dict) and "epoch" in record and "train_loss" in record
+        ):
             raise DataError(f"{name}: {_NOT_A_LOG}")
         if not isinstance(record, dict) or "epoch" not in record:
-            raise DataError(f"{name}: line {line}: not an epoch record (a JSON object with "
-                            "'epoch')")
+            raise DataError(
+                f"{name}: line {line}: not an epoch record (a JSON object with 'epoch')"
+            )
         try:
             history.append({str(k): _number(v) for k, v in record.items()})
         except ValueError as exc:
-            raise DataError(f"{name}: line {line}: a value is not a number "
-                            f"({shorten(json.dumps(exc.args[0]))})") from None
+            raise DataError(
+                f"{name}: line {line}: a value is not a number ({shorten(json.dumps(exc.args[0]))})"
+            ) from None
     # the same columns in every record, in the order they first appear (as in the TSV)
     columns = list(dict.fromkeys(k for record in history for k in record))
     return [{c: record.get(c, math.nan) for c in columns} for record in history]
@@ -597,8 +724,10 @@ def read_history(path: str | os.PathLike[str]) -> list[dict[str, float]]:
         head = raw.peek(64)[:64] if hasattr(raw, "peek") else b""
         model_file = b'"__metadata__"' in head
         if b"\0" in head and not model_file:  # binary; /dev/zero has no line to read
-            raise DataError(f"{name}: cannot read the training log: this is a binary file, "
-                            f"not a text log; {_LOG_HINT}")
+            raise DataError(
+                f"{name}: cannot read the training log: this is a binary file, "
+                f"not a text log; {_LOG_HINT}"
+            )
         lines = _log_lines(raw, name, model_file=model_file)
         first = next(((n, t) for n, t in lines if t.strip()), None)
         if first is None:
@@ -681,17 +810,22 @@ def learning_curves(
             values = col(key)
             pretty = key.removeprefix("val_").replace("_", " ")
             ax2 = fig.add_subplot(1, panels, 2)
-            ax2.plot(epochs, values, marker="o", ms=2, color="#2ca02c",
-                     label=f"validation {pretty}")
+            ax2.plot(
+                epochs, values, marker="o", ms=2, color="#2ca02c", label=f"validation {pretty}"
+            )
             ax2.axvline(epochs[best], color="0.5", ls=":", lw=0.8)
             ax2.set(xlabel="Epoch", ylabel=pretty.capitalize(), title=f"Validation {pretty}")
             ax2.grid(alpha=0.3)
             ax2.legend(frameon=False)
             summary += f": {pretty} {_fmt(values[best])}"
         _integer_epochs(fig)
-        _heading(fig, title or "Learning curves",
-                 f"Learning curves: {summary}, validation loss {_fmt(monitored[best])}"
-                 if has_val else f"Learning curves: {summary}")
+        _heading(
+            fig,
+            title or "Learning curves",
+            f"Learning curves: {summary}, validation loss {_fmt(monitored[best])}"
+            if has_val
+            else f"Learning curves: {summary}",
+        )
         return _save(fig, path, dpi, fmt)
 
 
@@ -723,30 +857,56 @@ def _ensemble_curves(
         ax = fig.add_subplot(1, 2 if key else 1, 1)
         ax2 = fig.add_subplot(1, 2, 2) if key else None
         for member, style in zip(members, _styles(len(members)), strict=True):
-            rows = sorted((r for r in history if r.get("member") is not None
-                           and float(r["member"]) == member), key=lambda r: float(r["epoch"]))
+            rows = sorted(
+                (
+                    r
+                    for r in history
+                    if r.get("member") is not None and float(r["member"]) == member
+                ),
+                key=lambda r: float(r["epoch"]),
+            )
             epochs = np.array([float(r["epoch"]) for r in rows])
 
             def col(k: str, rows: list[dict[str, Any]] = rows) -> np.ndarray:
                 return np.array([float(r.get(k, math.nan)) for r in rows])
 
             color = style["color"]
-            ax.plot(epochs, col("train_loss"), marker="o", ms=1.5, lw=0.9, color=color,
-                    label=f"member {member:g}")
+            ax.plot(
+                epochs,
+                col("train_loss"),
+                marker="o",
+                ms=1.5,
+                lw=0.9,
+                color=color,
+                label=f"member {member:g}",
+            )
             monitored = col("val_loss") if has_val else col("train_loss")
             if has_val:
                 ax.plot(epochs, monitored, marker="o", ms=1.5, lw=0.9, ls="--", color=color)
             values = col(key) if key else monitored
             if ax2 is not None:
-                ax2.plot(epochs, values, marker="o", ms=1.5, lw=0.9, color=color,
-                         label=f"member {member:g}")
+                ax2.plot(
+                    epochs,
+                    values,
+                    marker="o",
+                    ms=1.5,
+                    lw=0.9,
+                    color=color,
+                    label=f"member {member:g}",
+                )
             if not np.isfinite(monitored).any():
                 bests.append("n/a")
                 scores.append("n/a")
                 continue
             best = int(np.nanargmin(monitored))
-            star = {"marker": "*", "ms": 6, "color": color, "mec": "black", "mew": 0.4,
-                    "ls": "none"}
+            star = {
+                "marker": "*",
+                "ms": 6,
+                "color": color,
+                "mec": "black",
+                "mew": 0.4,
+                "ls": "none",
+            }
             ax.plot(epochs[best], monitored[best], **star)
             if ax2 is not None:
                 ax2.plot(epochs[best], values[best], **star)
@@ -755,13 +915,17 @@ def _ensemble_curves(
         handles = ax.get_legend_handles_labels()[0]
         handles.append(Line2D([], [], color="0.35", lw=0.9, label="training loss"))
         if has_val:
-            handles.append(Line2D([], [], color="0.35", lw=0.9, ls="--",
-                                  label="validation loss"))
-        handles.append(Line2D([], [], color="0.35", marker="*", ms=6, ls="none",
-                              label="best epoch"))
+            handles.append(Line2D([], [], color="0.35", lw=0.9, ls="--", label="validation loss"))
+        handles.append(
+            Line2D([], [], color="0.35", marker="*", ms=6, ls="none", label="best epoch")
+        )
         if outside:  # many members: the legend in columns under the panels
-            fig.legend(handles=handles, frameon=False, loc="outside lower center",
-                       ncols=min(6, len(handles)))
+            fig.legend(
+                handles=handles,
+                frameon=False,
+                loc="outside lower center",
+                ncols=min(6, len(handles)),
+            )
         else:
             ax.legend(handles=handles, frameon=False)
         ax.set(xlabel="Epoch", ylabel="Loss", title="Loss")
@@ -800,14 +964,22 @@ def _glyph(letter: str) -> tuple[Any, tuple[float, float, float, float]]:
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextPath
 
-    path = TextPath((0, 0), letter, size=1, prop=FontProperties(family="DejaVu Sans",
-                                                                  weight="bold"))
+    path = TextPath(
+        (0, 0), letter, size=1, prop=FontProperties(family="DejaVu Sans", weight="bold")
+    )
     box = path.get_extents()
     return path, (box.x0, box.y0, max(box.width, 1e-6), max(box.height, 1e-6))
 
 
-def draw_letter(ax: Axes, letter: str, x: float, bottom: float, height: float,
-                width: float = 0.88, color: str | None = None) -> None:
+def draw_letter(
+    ax: Axes,
+    letter: str,
+    x: float,
+    bottom: float,
+    height: float,
+    width: float = 0.88,
+    color: str | None = None,
+) -> None:
     """Draw ``letter`` stretched into the box [x - width/2, x + width/2] x [bottom, bottom+height].
 
     A negative height draws the letter below ``bottom``, still upright.
@@ -820,10 +992,17 @@ def draw_letter(ax: Axes, letter: str, x: float, bottom: float, height: float,
     if height < 0:
         bottom, height = bottom + height, -height
     path, (x0, y0, w, h) = _glyph(letter)
-    transform = (Affine2D().translate(-x0, -y0).scale(width / w, height / h)
-                 .translate(x - width / 2, bottom))
-    ax.add_patch(PathPatch(transform.transform_path(path), facecolor=color or letter_color(letter),
-                           edgecolor="none", lw=0))
+    transform = (
+        Affine2D().translate(-x0, -y0).scale(width / w, height / h).translate(x - width / 2, bottom)
+    )
+    ax.add_patch(
+        PathPatch(
+            transform.transform_path(path),
+            facecolor=color or letter_color(letter),
+            edgecolor="none",
+            lw=0,
+        )
+    )
 
 
 LOGO_ROW = 120
@@ -936,18 +1115,26 @@ def series_attribution_plot(
         for j, ax in enumerate(axes):
             line = values[:, j]
             finite = line[np.isfinite(line)]
-            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0., 1.)
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
             pad = 0.08 * (high - low) if high > low else 0.5
             # the attribution strip fills the axis behind the line
-            image = ax.imshow(attributions[None, :, j], aspect="auto", cmap="RdBu_r",
-                              vmin=-top, vmax=top, extent=(0.5, n + 0.5, low - pad, high + pad),
-                              interpolation="nearest", alpha=0.85)
+            image = ax.imshow(
+                attributions[None, :, j],
+                aspect="auto",
+                cmap="RdBu_r",
+                vmin=-top,
+                vmax=top,
+                extent=(0.5, n + 0.5, low - pad, high + pad),
+                interpolation="nearest",
+                alpha=0.85,
+            )
             ax.plot(steps, line, color="0.1", lw=0.7)
             ax.set_ylim(low - pad, high + pad)
             ax.set_xlim(0.5, n + 0.5)
             ax.set_ylabel(_wrap(str(channels[j]), 14), rotation=0, ha="right", va="center")
-        axes[-1].set_xlabel("Time step" + (f" (first {shown} of {c} channels)"
-                                           if shown < c else ""))
+        axes[-1].set_xlabel(
+            "Time step" + (f" (first {shown} of {c} channels)" if shown < c else "")
+        )
         if image is not None:
             fig.colorbar(image, ax=list(axes), label=label, fraction=0.04, pad=0.02)
         if title:
@@ -1031,8 +1218,10 @@ def mutation_map_plot(
     longer sequence)."""
     deltas = np.asarray(deltas, dtype=np.float64)
     if deltas.shape != (len(residues), len(letters)):
-        raise DataError(f"{len(residues)} residues and {len(letters)} letters but deltas "
-                        f"of shape {deltas.shape}")
+        raise DataError(
+            f"{len(residues)} residues and {len(letters)} letters but deltas "
+            f"of shape {deltas.shape}"
+        )
     n = len(residues)
     rows = max(1, math.ceil(n / per_row))
     span = min(n, per_row)
@@ -1047,12 +1236,18 @@ def mutation_map_plot(
         for r, ax in enumerate(axes):
             start, stop = r * per_row, min(n, (r + 1) * per_row)
             shift = first - 1
-            image = ax.imshow(deltas[start:stop].T, aspect="auto", cmap="RdBu_r", vmin=-top,
-                              vmax=top, interpolation="nearest",
-                              extent=(shift + start + 0.5, shift + stop + 0.5,
-                                      len(letters) - 0.5, -0.5))
-            present = [(shift + i + 1, letters.find(residues[i].upper()))
-                       for i in range(start, stop)]
+            image = ax.imshow(
+                deltas[start:stop].T,
+                aspect="auto",
+                cmap="RdBu_r",
+                vmin=-top,
+                vmax=top,
+                interpolation="nearest",
+                extent=(shift + start + 0.5, shift + stop + 0.5, len(letters) - 0.5, -0.5),
+            )
+            present = [
+                (shift + i + 1, letters.find(residues[i].upper())) for i in range(start, stop)
+            ]
             xs = [x for x, y in present if y >= 0]
             ys = [y for _, y in present if y >= 0]
             ax.scatter(xs, ys, s=3 if span > 80 else 8, c="0.15", marker="o", lw=0)
@@ -1084,8 +1279,15 @@ def insertion_plot(
     spread = np.asarray(spread, dtype=np.float64)
     with _figure(7.2, 2.4) as fig:
         ax = fig.add_subplot(1, 1, 1)
-        ax.fill_between(positions, effects - spread, effects + spread, color="#9ecae1",
-                        alpha=0.6, lw=0, label="± 1 s.d. over backgrounds")
+        ax.fill_between(
+            positions,
+            effects - spread,
+            effects + spread,
+            color="#9ecae1",
+            alpha=0.6,
+            lw=0,
+            label="± 1 s.d. over backgrounds",
+        )
         ax.plot(positions, effects, color="#08519c", lw=1.2, label="mean change")
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xlabel("Insertion start (position)")

@@ -41,7 +41,10 @@ def out_of_memory(exc: BaseException) -> bool:
     the CPU, where Python and numpy raise MemoryError and torch's allocator a
     RuntimeError."""
     return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
-        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
 SERIES_CHUNK_ROWS = 1 << 18
 """Time steps of a series table read at a time by predict (whole series: a longer one is
 read whole)."""
@@ -82,8 +85,9 @@ def infer(
     limit = limit if limit is not None else BatchLimit(batch_size)
     out: torch.Tensor | None = None
     per_position = getattr(model, "per_position", False)
-    for index, logits in batches_in_memory(model, onehot, data, batch_size, device, limit, oom,
-                                            max_tokens):
+    for index, logits in batches_in_memory(
+        model, onehot, data, batch_size, device, limit, oom, max_tokens
+    ):
         if out is None:
             shape: tuple[int, ...] = tuple(logits.shape[1:])
             if per_position:
@@ -101,8 +105,13 @@ def infer(
 
 
 def batches_in_memory(
-    model: Predictor, onehot: torch.nn.Module, data: SequenceSet, batch_size: int,
-    device: torch.device, limit: BatchLimit, oom: tuple[type[BaseException], ...],
+    model: Predictor,
+    onehot: torch.nn.Module,
+    data: SequenceSet,
+    batch_size: int,
+    device: torch.device,
+    limit: BatchLimit,
+    oom: tuple[type[BaseException], ...],
     max_tokens: int | None = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """(index, logits on the CPU) for every batch, each split while it does not fit;
@@ -122,8 +131,12 @@ def batches_in_memory(
 
 
 def _forward(
-    model: Predictor, onehot: torch.nn.Module, data: SequenceSet, index: np.ndarray,
-    device: torch.device, oom: tuple[type[BaseException], ...],
+    model: Predictor,
+    onehot: torch.nn.Module,
+    data: SequenceSet,
+    index: np.ndarray,
+    device: torch.device,
+    oom: tuple[type[BaseException], ...],
 ) -> torch.Tensor | None:
     """Logits of the sequences ``index`` on the CPU, or None when memory ran out."""
     try:
@@ -150,8 +163,12 @@ def _halve(limit: BatchLimit, data: SequenceSet, part: np.ndarray, device: torch
             "longest sequences"
         )
     limit.size = max(1, len(part) // 2)
-    log.warning("out of memory on %s with a batch of %d sequences; retrying with %d",
-                device, len(part), limit.size)
+    log.warning(
+        "out of memory on %s with a batch of %d sequences; retrying with %d",
+        device,
+        len(part),
+        limit.size,
+    )
 
 
 @dataclass
@@ -174,8 +191,13 @@ class Scored:
 
 @torch.inference_mode()
 def infer_scored(
-    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet, batch_size: int,
-    device: torch.device, max_tokens: int | None = None,
+    model: Predictor,
+    onehot: torch.nn.Module,
+    task: TaskSpec,
+    data: SequenceSet,
+    batch_size: int,
+    device: torch.device,
+    max_tokens: int | None = None,
 ) -> Scored:
     """A per-position model's logits and targets at the scored positions of ``data``
     (padding, masked positions and ambiguity codes left out), and its loss there.
@@ -188,8 +210,9 @@ def infer_scored(
     logits_parts: list[torch.Tensor] = []
     y_parts: list[torch.Tensor] = []
     loss_sum = weight = 0.0
-    for index, logits in batches_in_memory(model, onehot, data, batch_size, device,
-                                            BatchLimit(batch_size), OOM_ERRORS, max_tokens):
+    for index, logits in batches_in_memory(
+        model, onehot, data, batch_size, device, BatchLimit(batch_size), OOM_ERRORS, max_tokens
+    ):
         y = batch_targets(task, data, index)[:, : logits.shape[1]]
         summed, w = task.position_loss_sum(logits, y)
         loss_sum += float(summed)
@@ -199,9 +222,12 @@ def infer_scored(
         y_parts.append(y[keep])
     model.train(was_training)
     k = task.n_outputs
-    return Scored(torch.cat(logits_parts) if logits_parts else torch.zeros((0, k)),
-                  torch.cat(y_parts) if y_parts else torch.zeros(0, dtype=torch.int64),
-                  loss_sum, weight)
+    return Scored(
+        torch.cat(logits_parts) if logits_parts else torch.zeros((0, k)),
+        torch.cat(y_parts) if y_parts else torch.zeros(0, dtype=torch.int64),
+        loss_sum,
+        weight,
+    )
 
 
 @dataclass
@@ -236,20 +262,25 @@ def predict_rows(
         rc_average = bool((bundle.manifest.get("training") or {}).get("rc_average", False))
     complement = complement_table(bundle.alphabet, "--rc-average") if rc_average else None
     if complement is not None and bundle.structure is not None:
-        raise UsageError("--rc-average: a model that reads RNA structure cannot average "
-                         "strands (the reverse complement folds otherwise)")
+        raise UsageError(
+            "--rc-average: a model that reads RNA structure cannot average "
+            "strands (the reverse complement folds otherwise)"
+        )
     onehot = featurizer(bundle.features).to(device)
     stats = stats if stats is not None else PredictStats()
     limit = BatchLimit(batch_size)  # shrinks for the rest of the run on out-of-memory
     for _, data in encoded_chunks(bundle, records, source, batch_size, on_invalid, stats):
-        out = both_strands(bundle.model, onehot, task, data, batch_size, device, complement,
-                           limit, max_tokens)
+        out = both_strands(
+            bundle.model, onehot, task, data, batch_size, device, complement, limit, max_tokens
+        )
         for rid, cells in zip(data.ids, task.format_rows(out), strict=True):
             yield [rid, *cells]
 
 
 def open_model_input(
-    bundle: Bundle, path: str | os.PathLike[str], on_invalid: str = "error",
+    bundle: Bundle,
+    path: str | os.PathLike[str],
+    on_invalid: str = "error",
     id_column: str | None = None,
 ) -> RecordStream | SeriesReader:
     """The input of a model, opened as what it reads: sequences (FASTA/FASTQ), or for a
@@ -266,8 +297,12 @@ def open_model_input(
 
 
 def encoded_chunks(
-    bundle: Bundle, records: Iterable[Record] | SeriesReader, source: str, batch_size: int,
-    on_invalid: str, stats: PredictStats,
+    bundle: Bundle,
+    records: Iterable[Record] | SeriesReader,
+    source: str,
+    batch_size: int,
+    on_invalid: str,
+    stats: PredictStats,
 ) -> Iterator[tuple[list[Record], SequenceSet]]:
     """The records to predict, a chunk at a time (memory stays flat): the kept records
     and their codes in the model's alphabet. The first chunk is checked against that
@@ -298,7 +333,11 @@ def encoded_chunks(
 
 
 def _series_chunks(
-    bundle: Bundle, reader: SeriesReader, source: str, batch_size: int, stats: PredictStats,
+    bundle: Bundle,
+    reader: SeriesReader,
+    source: str,
+    batch_size: int,
+    stats: PredictStats,
 ) -> Iterator[tuple[list[Record], SequenceSet]]:
     rows = max(batch_size * 1024, SERIES_CHUNK_ROWS)
     for chunk in reader.chunks(rows):
@@ -312,8 +351,9 @@ def _series_chunks(
         raise DataError(f"{source}: no series (a header row but no data rows)")
 
 
-def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str,
-                      on_invalid: str) -> None:
+def check_first_chunk(
+    chunk: list[Record], model_alphabet: Alphabet, source: str, on_invalid: str
+) -> None:
     """Refuse input of another alphabet, judged on the first chunk of records.
 
     A nucleotide model refuses input only where protein-only letters are common, and not
@@ -326,25 +366,40 @@ def check_first_chunk(chunk: list[Record], model_alphabet: Alphabet, source: str
     if not counts.sum():
         return
     guess = detect_alphabet(counts)
-    if model_alphabet.name == "protein" or (on_invalid == "error"
-                                            and protein_only_fraction(counts) > 0.1):
+    if model_alphabet.name == "protein" or (
+        on_invalid == "error" and protein_only_fraction(counts) > 0.1
+    ):
         check_fits(guess.alphabet, model_alphabet, source, residues=int(counts.sum()))
-    check_kinds([r.id for r in sample], [r.seq for r in sample], model_alphabet, source,
-                [r.line for r in sample])
+    check_kinds(
+        [r.id for r in sample],
+        [r.seq for r in sample],
+        model_alphabet,
+        source,
+        [r.line for r in sample],
+    )
 
 
 def both_strands(
-    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet, batch_size: int,
-    device: torch.device, complement: np.ndarray | None = None, limit: BatchLimit | None = None,
+    model: Predictor,
+    onehot: torch.nn.Module,
+    task: TaskSpec,
+    data: SequenceSet,
+    batch_size: int,
+    device: torch.device,
+    complement: np.ndarray | None = None,
+    limit: BatchLimit | None = None,
     max_tokens: int | None = None,
 ) -> np.ndarray:
     """Task outputs of every sequence; with ``complement``, the mean of both strands."""
-    out = task.outputs(infer(model, onehot, data, batch_size, device, limit,
-                             max_tokens=max_tokens))
+    out = task.outputs(infer(model, onehot, data, batch_size, device, limit, max_tokens=max_tokens))
     if complement is not None:
         rc = reverse_complement_set(data, complement)
-        out = (out + task.outputs(infer(model, onehot, rc, batch_size, device, limit,
-                                        max_tokens=max_tokens))) / 2
+        out = (
+            out
+            + task.outputs(
+                infer(model, onehot, rc, batch_size, device, limit, max_tokens=max_tokens)
+            )
+        ) / 2
     return out.numpy()
 
 
@@ -381,5 +436,3 @@ def resolve_device(name: str | None) -> torch.device:
     elif device.type != "cpu":
         raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
     return device
-
-

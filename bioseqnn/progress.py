@@ -47,12 +47,17 @@ class EpochReporter:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
-                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
-                console=Console(stderr=True), transient=True)
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self.progress.start()
-            self.task = self.progress.add_task("train", total=batches, epoch=1,
-                                               epochs=epochs, loss=float("nan"))
+            self.task = self.progress.add_task(
+                "train", total=batches, epoch=1, epochs=epochs, loss=float("nan")
+            )
         elif self.progress is not None:  # the next ensemble member or fold
             self.progress.reset(self.task, total=batches, epoch=1, epochs=epochs)
 

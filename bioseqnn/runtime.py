@@ -61,7 +61,8 @@ def tune_malloc_for_training() -> None:
     environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) are left alone.
     """
     if not sys.platform.startswith("linux") or any(
-            k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    ):
         return
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -91,8 +92,9 @@ def default_threads() -> int:
     return max(1, cores // _local_processes())
 
 
-def cgroup_cpu_limit(root: str = "/sys/fs/cgroup",
-                     membership: str = "/proc/self/cgroup") -> float | None:
+def cgroup_cpu_limit(
+    root: str = "/sys/fs/cgroup", membership: str = "/proc/self/cgroup"
+) -> float | None:
     """The CPUs a cgroup quota allows this process (quota / period; the tightest along
     its cgroup path, v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), or None without one."""
     try:
@@ -156,7 +158,8 @@ def configure_threads(threads: int = 0) -> int:
     cpus = os.cpu_count() or 1
     if n > cpus:
         logging.getLogger("bioseqnn").warning(
-            "--threads %d: this machine has %d CPU(s); using %d", n, cpus, cpus)
+            "--threads %d: this machine has %d CPU(s); using %d", n, cpus, cpus
+        )
         n = cpus
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -189,8 +192,7 @@ def worker_pool(size: int) -> ThreadPoolExecutor:
             if _POOL is not None:
                 _POOL.shutdown(wait=True)
             threads = torch.get_num_threads()
-            pool = ThreadPoolExecutor(size, thread_name_prefix="bioseqnn",
-                                      initializer=_init_worker)
+            pool = ThreadPoolExecutor(size, thread_name_prefix="bioseqnn", initializer=_init_worker)
             # Start every thread now, then restore the process-wide default that the
             # initializers changed (it seeds threads created later, never the caller).
             barrier = threading.Barrier(size)
@@ -249,8 +251,11 @@ class _Concurrent(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, fn: Callable[..., torch.Tensor], specs: list[list[int]],
-        pool: ThreadPoolExecutor, *flat: torch.Tensor,
+        ctx: Any,
+        fn: Callable[..., torch.Tensor],
+        specs: list[list[int]],
+        pool: ThreadPoolExecutor,
+        *flat: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         def run(spec: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
             leaves = [flat[i].detach().requires_grad_(flat[i].requires_grad) for i in spec]

@@ -53,8 +53,13 @@ class Schedule:
     """
 
     def __init__(
-        self, kind: str, base_lr: float, total_steps: int, warmup_steps: int,
-        metric: str = "val_loss", plateau_patience: int = 2,
+        self,
+        kind: str,
+        base_lr: float,
+        total_steps: int,
+        warmup_steps: int,
+        metric: str = "val_loss",
+        plateau_patience: int = 2,
     ) -> None:
         self.kind = kind
         self.base_lr = base_lr
@@ -106,13 +111,19 @@ class Schedule:
             self.bad_epochs = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "step": self.step, "scale": self.scale, "best": self.best,
-                "bad_epochs": self.bad_epochs}
+        return {
+            "kind": self.kind,
+            "step": self.step,
+            "scale": self.scale,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind") != self.kind:
-            raise UsageError(f"the checkpoint used schedule {state.get('kind')!r}, "
-                             f"this run {self.kind!r}")
+            raise UsageError(
+                f"the checkpoint used schedule {state.get('kind')!r}, this run {self.kind!r}"
+            )
         self.step = int(state["step"])
         self.scale = float(state["scale"])
         self.best = None if state["best"] is None else float(state["best"])

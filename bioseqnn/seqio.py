@@ -42,6 +42,8 @@ def _xopen(fileobj: Any, mode: Literal["rb", "wb"], fmt: str) -> IO[bytes]:
     from xopen import xopen
 
     return xopen(fileobj, mode, threads=0, format=fmt)
+
+
 CHUNK = 8192
 """Bytes per read: what io.TextIOWrapper asks its buffer for (its _CHUNK_SIZE)."""
 
@@ -173,8 +175,9 @@ class _Gunzip(io.BufferedIOBase):
                 pending = self._raw.read1(self.COMPRESSED)  # type: ignore[attr-defined]
                 if not pending:
                     if in_member:
-                        raise EOFError("Compressed file ended before the end-of-stream "
-                                       "marker was reached")
+                        raise EOFError(
+                            "Compressed file ended before the end-of-stream marker was reached"
+                        )
                     self._put(b"")
                     return
                 while pending and not self._stop.is_set():
@@ -277,8 +280,7 @@ class _CheckedText(io.TextIOBase):
             ) from None
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             packing = exc.packing if isinstance(exc, _Damaged) else "gzip"
-            raise DataError(f"{self._name}: damaged or truncated {packing} data ({exc})"
-                            ) from None
+            raise DataError(f"{self._name}: damaged or truncated {packing} data ({exc})") from None
 
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""
@@ -366,8 +368,9 @@ class Record:
         return f"line {self.line} (header)" if self.line else ""
 
 
-def _find_position(path: str | os.PathLike[str], header_line: int, position: int
-                   ) -> tuple[int, int] | None:
+def _find_position(
+    path: str | os.PathLike[str], header_line: int, position: int
+) -> tuple[int, int] | None:
     """Line and column of residue ``position`` of the record whose header is on header_line."""
     try:
         with open_text(path) as lines:
@@ -432,8 +435,7 @@ class TableText:
         self.lines.close()
 
 
-def read_input(path: str | os.PathLike[str], expect: str | None = None
-               ) -> RecordStream | TableText:
+def read_input(path: str | os.PathLike[str], expect: str | None = None) -> RecordStream | TableText:
     """Open an input that holds either sequences (FASTA/FASTQ: a :class:`RecordStream`,
     as :func:`read_sequences` gives) or a delimited table (a numeric series table:
     :class:`TableText`), told apart by the first line; stdin and gzip included.
@@ -441,8 +443,9 @@ def read_input(path: str | os.PathLike[str], expect: str | None = None
     return _open_input(path, tables=True, expect=expect)
 
 
-def _open_input(path: str | os.PathLike[str], tables: bool, expect: str | None = None
-                ) -> RecordStream | TableText:
+def _open_input(
+    path: str | os.PathLike[str], tables: bool, expect: str | None = None
+) -> RecordStream | TableText:
     name = display_name(path)
     binary = open_binary(path)
     try:
@@ -510,8 +513,9 @@ def _sniff(chunks: _Chunks, content: int) -> tuple[str | None, int]:
     finally:
         head.close()
     if first is not None and "\x00" in first:
-        raise DataError(f"{chunks.name}: line {line}: not text (a NUL byte); is this a "
-                        "binary file?")
+        raise DataError(
+            f"{chunks.name}: line {line}: not text (a NUL byte); is this a binary file?"
+        )
     return first, line
 
 
@@ -578,14 +582,23 @@ def not_records(first: str, line: int, name: str, expect: str | None = None) -> 
         return DataError(f"{name}: line {line}: not text (a NUL byte); is this a binary file?")
     found = shorten(first.strip())
     other = next((d for d in ";|" if d in first), None)
-    separated = (f" separated by {other!r}? Tables are read with commas (.csv) or "
-                 "tabs (.tsv)") if other else ""
+    separated = (
+        (f" separated by {other!r}? Tables are read with commas (.csv) or tabs (.tsv)")
+        if other
+        else ""
+    )
     if expect == "series":
-        hint = "; remove the comment line(s) at the top" \
-            if first.lstrip().startswith("#") else f"; is it{separated}" if other else ""
+        hint = (
+            "; remove the comment line(s) at the top"
+            if first.lstrip().startswith("#")
+            else f"; is it{separated}"
+            if other
+            else ""
+        )
         return DataError(
             f"{name}: line {line}: expected the header of a series table (an id "
-            f"column and the channels, separated by TAB or ','), found {found!r}{hint}")
+            f"column and the channels, separated by TAB or ','), found {found!r}{hint}"
+        )
     hint = ""
     known = _known_format(first)
     if known:
@@ -600,8 +613,7 @@ def not_records(first: str, line: int, name: str, expect: str | None = None) -> 
     )
 
 
-def _start_lines(lines: _CheckedText, name: str, expect: str | None = None
-                 ) -> Iterator[Record]:
+def _start_lines(lines: _CheckedText, name: str, expect: str | None = None) -> Iterator[Record]:
     """The line-based reader from the first line on: checks the first line at once.
     ``expect='series'``: a first line that starts no record is described as a series
     table's missing header."""
@@ -744,8 +756,9 @@ class _Chunks:
 class _Replay(io.BufferedIOBase):
     """Chunks already read, then the rest of the input (or the error met reading it)."""
 
-    def __init__(self, chunks: list[memoryview], binary: IO[bytes], error: Exception | None,
-                 name: str) -> None:
+    def __init__(
+        self, chunks: list[memoryview], binary: IO[bytes], error: Exception | None, name: str
+    ) -> None:
         super().__init__()
         self._chunks = chunks[::-1]
         self._binary = binary
@@ -801,8 +814,14 @@ class FastaBlock:
 
     def record(self, i: int) -> Record:
         parts = self.headers[i].strip().split(None, 1)
-        return Record(self.ids[i], self.seqs[i], parts[1] if len(parts) > 1 else "",
-                      self.lines[i], block=self, index=i)
+        return Record(
+            self.ids[i],
+            self.seqs[i],
+            parts[1] if len(parts) > 1 else "",
+            self.lines[i],
+            block=self,
+            index=i,
+        )
 
     def records(self) -> Iterator[Record]:
         for i in range(len(self.ids)):
@@ -829,8 +848,7 @@ class RecordStream(Iterator[Record]):
     as they come, in :class:`FastaBlock` columns where the block path read them.
     """
 
-    def __init__(self, items: Iterator[FastaBlock | Record],
-                 release: Any = None) -> None:
+    def __init__(self, items: Iterator[FastaBlock | Record], release: Any = None) -> None:
         self._items = items
         self._pending: Iterator[Record] = iter(())
         self._release = release
@@ -887,8 +905,7 @@ def _fast_fasta(chunks: _Chunks, name: str) -> Iterator[FastaBlock | Record]:
             chunks.binary.close()
 
 
-def _cut_block(chunks: _Chunks, pos: int, line: int
-               ) -> tuple[FastaBlock | None, int, int, bool]:
+def _cut_block(chunks: _Chunks, pos: int, line: int) -> tuple[FastaBlock | None, int, int, bool]:
     """Records from ``chunks.data[pos]`` (a header on ``line``) as far as they are clean.
 
     Returns the block (None if empty), where the next record starts and its line, and
@@ -946,8 +963,14 @@ def _cut_block(chunks: _Chunks, pos: int, line: int
     if not ids:
         return None, pos, line, clean
     base = starts[0]
-    return FastaBlock(text, ids, lines, seqs, bytes(data[base:pos]),
-                      [p - base for p in starts[: len(ids)]]), pos, line, clean
+    return (
+        FastaBlock(
+            text, ids, lines, seqs, bytes(data[base:pos]), [p - base for p in starts[: len(ids)]]
+        ),
+        pos,
+        line,
+        clean,
+    )
 
 
 def _closing(records: Iterator[Record], lines: _CheckedText) -> Iterator[Record]:
@@ -1138,8 +1161,10 @@ class Table:
             if len(self.header) == 1:
                 other = next((d for d in ";| " if d in self.header[0]), None)
                 if other:
-                    hint = (f"; the header is one column: is the table separated by "
-                            f"{other!r}? Use commas (.csv) or tabs (.tsv)") + hint
+                    hint = (
+                        f"; the header is one column: is the table separated by "
+                        f"{other!r}? Use commas (.csv) or tabs (.tsv)"
+                    ) + hint
             raise DataError(
                 f"{self.source}: no column {name!r}; columns are: "
                 f"{', '.join(map(repr, self.header))}{hint}"
@@ -1198,9 +1223,11 @@ def read_table(path: str | os.PathLike[str]) -> Table:
         if first is None:
             raise DataError(f"{name}: empty table, expected a header row")
         if first.startswith(">"):
-            raise DataError(f"{name}: line {lines.line}: a FASTA header where a table's "
-                            "header row belongs; is the order of the arguments right "
-                            "(the FASTA first, then the labels table)?")
+            raise DataError(
+                f"{name}: line {lines.line}: a FASTA header where a table's "
+                "header row belongs; is the order of the arguments right "
+                "(the FASTA first, then the labels table)?"
+            )
         offset = lines.line - 1
         delimiter = pick_delimiter(name, first)
         reader = csv.reader(_chain(first, lines), delimiter=delimiter)
@@ -1257,8 +1284,9 @@ def check_one_stdin(**inputs: str | os.PathLike[str] | None) -> None:
     """Standard input can be read once: at most one input may be '-'."""
     named = [name for name, value in inputs.items() if value is not None and str(value) == STDIO]
     if len(named) > 1:
-        raise UsageError(f"only one input can be '-' (standard input); {' and '.join(named)} "
-                         "both are")
+        raise UsageError(
+            f"only one input can be '-' (standard input); {' and '.join(named)} both are"
+        )
 
 
 Inputs = Mapping[str, "str | os.PathLike[str] | None"]
@@ -1313,10 +1341,15 @@ def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
         except (OSError, ValueError):
             continue
         if (found.st_dev, found.st_ino) == (out.st_dev, out.st_ino):
-            same = "" if os.path.abspath(path) == os.path.abspath(output) else \
-                f" {display_name(path)}, the same file"
-            raise UsageError(f"{output}: cannot write: it is an input ({what}{same}); writing "
-                             "it would destroy it: choose another output name")
+            same = (
+                ""
+                if os.path.abspath(path) == os.path.abspath(output)
+                else f" {display_name(path)}, the same file"
+            )
+            raise UsageError(
+                f"{output}: cannot write: it is an input ({what}{same}); writing "
+                "it would destroy it: choose another output name"
+            )
 
 
 def _is_special(target: Path) -> bool:
@@ -1344,8 +1377,7 @@ class _KeepOpen:
 
 
 @contextlib.contextmanager
-def _encoded(raw: IO[bytes], name: str, binary: bool, bgzip: bool = False
-             ) -> Iterator[IO[Any]]:
+def _encoded(raw: IO[bytes], name: str, binary: bool, bgzip: bool = False) -> Iterator[IO[Any]]:
     """Wrap a binary sink: gzip when ``name`` ends in .gz (BGZF blocks with ``bgzip``,
     which tabix and htslib can index), bzip2, xz or zstd for .bz2, .xz, .zst; UTF-8 text
     unless ``binary``."""
@@ -1377,8 +1409,9 @@ def _encoded(raw: IO[bytes], name: str, binary: bool, bgzip: bool = False
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], binary: bool = False, bgzip: bool = False
-                  ) -> Iterator[IO[Any]]:
+def atomic_output(
+    path: str | os.PathLike[str], binary: bool = False, bgzip: bool = False
+) -> Iterator[IO[Any]]:
     """Yield a handle whose content appears at ``path`` only if the block succeeds.
 
     '-' yields stdout (never closed). A name ending in .gz is gzip-compressed (in BGZF
@@ -1442,8 +1475,9 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         fh.write(data)
 
 
-def write_table(output: str | os.PathLike[str], header: list[str],
-                rows: Iterable[list[str]]) -> None:
+def write_table(
+    output: str | os.PathLike[str], header: list[str], rows: Iterable[list[str]]
+) -> None:
     """A header and rows as TSV (CSV for a .csv name), written atomically.
 
     The first row is made before anything is written, so an input refused at its first

@@ -48,8 +48,9 @@ BLOCK_ROWS = 65536
 """Rows parsed at a time (a longer series takes as many as it needs)."""
 BLOCK_CHARS = 1 << 20
 """Characters of text read at a time."""
-TIME_NAMES = frozenset({"time", "t", "step", "position", "pos", "index", "timestamp", "seconds",
-                        "row", "unnamed: 0"})
+TIME_NAMES = frozenset(
+    {"time", "t", "step", "position", "pos", "index", "timestamp", "seconds", "row", "unnamed: 0"}
+)
 """Column names that usually order or count rows rather than measure anything."""
 MAX_NAME = 1000
 """The longest channel name a model file holds."""
@@ -75,13 +76,22 @@ class SeriesSpec:
         return len(self.channels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": KIND, "id_column": self.id_column, "channels": list(self.channels),
-                "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "kind": KIND,
+            "id_column": self.id_column,
+            "channels": list(self.channels),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeriesSpec:
-        return cls(tuple(d["channels"]), tuple(float(x) for x in d["mean"]),
-                   tuple(float(x) for x in d["std"]), str(d.get("id_column", "id")))
+        return cls(
+            tuple(d["channels"]),
+            tuple(float(x) for x in d["mean"]),
+            tuple(float(x) for x in d["std"]),
+            str(d.get("id_column", "id")),
+        )
 
     def describe(self) -> str:
         names = ", ".join(self.channels[:8]) + (", ..." if self.size > 8 else "")
@@ -96,10 +106,10 @@ class SeriesInput(nn.Module):
         super().__init__()
         if len(spec.mean) != spec.size or len(spec.std) != spec.size:
             raise ValueError("the series normalisation is not fitted")
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32),
-                             persistent=False)
-        self.register_buffer("scale", 1.0 / torch.tensor(spec.std, dtype=torch.float32),
-                             persistent=False)
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "scale", 1.0 / torch.tensor(spec.std, dtype=torch.float32), persistent=False
+        )
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         mean: torch.Tensor = self.mean  # type: ignore[assignment]
@@ -147,8 +157,9 @@ class SeriesReader:
     (at construction, so that a wrong column fails before any work).
     """
 
-    def __init__(self, table: TableText, options: SeriesOptions, on_invalid: str = "error",
-                 hint: bool = True) -> None:
+    def __init__(
+        self, table: TableText, options: SeriesOptions, on_invalid: str = "error", hint: bool = True
+    ) -> None:
         self.table = table
         self.name = table.name
         self.on_invalid = on_invalid
@@ -161,47 +172,65 @@ class SeriesReader:
         header = [h.strip() for h in next(csv.reader([header_line], delimiter=self.delimiter))]
         self.header = header
         if all(_is_number(h) for h in header):
-            raise DataError(f"{self.name}: the first line holds numbers, not column names: a "
-                            "series table starts with a header row (the id column's name, then "
-                            "the channels')")
+            raise DataError(
+                f"{self.name}: the first line holds numbers, not column names: a "
+                "series table starts with a header row (the id column's name, then "
+                "the channels')"
+            )
         if len(set(header)) != len(header):
             dup = sorted({h for h in header if header.count(h) > 1})
-            raise DataError(f"{self.name}: duplicate column name(s) in the header: "
-                            f"{', '.join(dup)}")
+            raise DataError(
+                f"{self.name}: duplicate column name(s) in the header: {', '.join(dup)}"
+            )
         if options.id_column not in header:
-            raise DataError(f"{self.name}: no id column {options.id_column!r} in the series "
-                            f"table; columns are: {', '.join(map(repr, header))} (name it "
-                            "with --id-column)")
+            raise DataError(
+                f"{self.name}: no id column {options.id_column!r} in the series "
+                f"table; columns are: {', '.join(map(repr, header))} (name it "
+                "with --id-column)"
+            )
         self.id_index = header.index(options.id_column)
         if options.columns is None:
             columns = [h for h in header if h != options.id_column]
             if not columns:
-                raise DataError(f"{self.name}: the series table has no column besides the id "
-                                f"column {options.id_column!r}")
+                raise DataError(
+                    f"{self.name}: the series table has no column besides the id "
+                    f"column {options.id_column!r}"
+                )
             if "" in columns:
-                raise DataError(f"{self.name}: column {header.index('') + 1} of the header has "
-                                "no name (a row index written by pandas' to_csv? write the "
-                                "table with index=False, or name the channels with "
-                                "--series-columns)")
+                raise DataError(
+                    f"{self.name}: column {header.index('') + 1} of the header has "
+                    "no name (a row index written by pandas' to_csv? write the "
+                    "table with index=False, or name the channels with "
+                    "--series-columns)"
+                )
             ordering = [c for c in columns if c.lower() in TIME_NAMES]
             if ordering:
-                log.warning("%s: column %r is read as a channel; if it only orders or counts "
-                            "the rows, choose the channels with --series-columns", self.name,
-                            ordering[0])
+                log.warning(
+                    "%s: column %r is read as a channel; if it only orders or counts "
+                    "the rows, choose the channels with --series-columns",
+                    self.name,
+                    ordering[0],
+                )
         else:
             columns = list(options.columns)
             missing = [c for c in columns if c not in header]
             if missing:
-                what = "a channel the model reads" if options.from_model else \
-                    "named by --series-columns"
-                raise DataError(f"{self.name}: no column {missing[0]!r} in the series table "
-                                f"({what}); columns are: {', '.join(map(repr, header))}")
+                what = (
+                    "a channel the model reads"
+                    if options.from_model
+                    else "named by --series-columns"
+                )
+                raise DataError(
+                    f"{self.name}: no column {missing[0]!r} in the series table "
+                    f"({what}); columns are: {', '.join(map(repr, header))}"
+                )
             if options.id_column in columns:
                 raise UsageError(f"the id column {options.id_column!r} cannot be a channel")
         long = next((c for c in columns if len(c) > MAX_NAME), None)
         if long is not None:
-            raise DataError(f"{self.name}: column name {shorten(long)!r} is longer than "
-                            f"{MAX_NAME} characters")
+            raise DataError(
+                f"{self.name}: column name {shorten(long)!r} is longer than {MAX_NAME} characters"
+            )
         self.channels = columns
         self.channel_index = [header.index(c) for c in columns]
 
@@ -209,14 +238,18 @@ class SeriesReader:
 
     def _rows(self, lines: list[str], numbers: np.ndarray) -> list[list[str]]:
         d = self.delimiter
-        rows = [line.split(d) if '"' not in line else _csv_row(line, d, self.name, int(n))
-                for line, n in zip(lines, numbers, strict=True)]
+        rows = [
+            line.split(d) if '"' not in line else _csv_row(line, d, self.name, int(n))
+            for line, n in zip(lines, numbers, strict=True)
+        ]
         width = len(self.header)
         for row, n in zip(rows, numbers, strict=True):
             if len(row) != width:
                 delim = "TAB" if d == "\t" else repr(d)
-                raise DataError(f"{self.name}: line {n}: {len(row)} field(s), the header has "
-                                f"{width} (delimiter {delim})")
+                raise DataError(
+                    f"{self.name}: line {n}: {len(row)} field(s), the header has "
+                    f"{width} (delimiter {delim})"
+                )
         return rows
 
     def _fast(self, lines: list[str]) -> tuple[list[str], np.ndarray] | None:
@@ -239,8 +272,14 @@ class SeriesReader:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                values = np.loadtxt(lines, delimiter=d, usecols=self.channel_index,
-                                    dtype=np.float64, comments=None, ndmin=2)
+                values = np.loadtxt(
+                    lines,
+                    delimiter=d,
+                    usecols=self.channel_index,
+                    dtype=np.float64,
+                    comments=None,
+                    ndmin=2,
+                )
         except ValueError:
             return None
         if values.shape != (len(lines), len(self.channels)):
@@ -251,29 +290,36 @@ class SeriesReader:
             return None
         return ids, values32
 
-    def _general(self, lines: list[str], numbers: np.ndarray
-                 ) -> tuple[list[str], np.ndarray, list[tuple[str, ...]]]:
+    def _general(
+        self, lines: list[str], numbers: np.ndarray
+    ) -> tuple[list[str], np.ndarray, list[tuple[str, ...]]]:
         """Ids, values (NaN for a missing value, inf for text that is no number) and the
         cells by column, with an error for a line of the wrong shape or an empty id."""
         rows = self._rows(lines, numbers)
-        again = next((i for i, row in enumerate(rows)
-                      if [c.strip() for c in row] == self.header), None)
+        again = next(
+            (i for i, row in enumerate(rows) if [c.strip() for c in row] == self.header), None
+        )
         if again is not None:
-            raise DataError(f"{self.name}: line {numbers[again]}: the header row again (tables "
-                            "joined with their headers? keep the first header only)")
+            raise DataError(
+                f"{self.name}: line {numbers[again]}: the header row again (tables "
+                "joined with their headers? keep the first header only)"
+            )
         columns = list(zip(*rows, strict=True))
         ids = [x.strip() for x in columns[self.id_index]]
         empty = next((i for i, x in enumerate(ids) if not x), None)
         if empty is not None:
-            raise DataError(f"{self.name}: line {numbers[empty]}: empty id in column "
-                            f"{self.header[self.id_index]!r}")
+            raise DataError(
+                f"{self.name}: line {numbers[empty]}: empty id in column "
+                f"{self.header[self.id_index]!r}"
+            )
         values = np.empty((len(rows), len(self.channels)), dtype=np.float32)
         for j, k in enumerate(self.channel_index):
             values[:, j] = _numbers(columns[k])
         return ids, values, columns
 
-    def _parse(self, lines: list[str], numbers: np.ndarray, final: bool
-               ) -> tuple[list[_Series], int]:
+    def _parse(
+        self, lines: list[str], numbers: np.ndarray, final: bool
+    ) -> tuple[list[_Series], int]:
         """Whole series of the block, and where its unfinished last series starts (its
         lines go to the next block; ``final``: there is none)."""
         fast = self._fast(lines)
@@ -306,7 +352,8 @@ class SeriesReader:
                     f"{self.name}: line {s.line}: rows of series {shorten(s.id)!r} resume "
                     f"after other series (its first rows are at line {seen[s.id]}); the rows "
                     "of each series must be together, in time order (sort by id, keeping "
-                    "the time order)")
+                    "the time order)"
+                )
             seen[s.id] = s.line
             if s.problem is not None:
                 kept = self._invalid(s)
@@ -354,17 +401,24 @@ class SeriesReader:
         else:
             kind = f"{shown} is beyond the float32 range (+-3.4e38)"
         if self.on_invalid == "error":
-            hint = ("use --on-invalid mask to read missing and invalid values as the "
-                    "channel's mean, or skip to drop the series") if self.hint else \
-                "correct or remove it"
+            hint = (
+                (
+                    "use --on-invalid mask to read missing and invalid values as the "
+                    "channel's mean, or skip to drop the series"
+                )
+                if self.hint
+                else "correct or remove it"
+            )
             if number is None and any(c.isalpha() for c in text):
-                hint = ("the table is read as a numeric series, one row per time step: a "
-                        "column of sequences is read with --sequence-column, labels belong in "
-                        "the labels table, --series-columns leaves other columns out; "
-                        + hint)
+                hint = (
+                    "the table is read as a numeric series, one row per time step: a "
+                    "column of sequences is read with --sequence-column, labels belong in "
+                    "the labels table, --series-columns leaves other columns out; " + hint
+                )
             raise DataError(
                 f"{self.name}: line {line}, column {self.channels[channel]!r}: "
-                f"series {shorten(s.id)!r}, step {step + 1}: {kind} ({hint})")
+                f"series {shorten(s.id)!r}, step {step + 1}: {kind} ({hint})"
+            )
         if self.on_invalid == "skip":
             self.skipped += 1
             self.skipped_ids.append(s.id)
@@ -393,15 +447,18 @@ class SeriesReader:
         finally:
             self.table.close()
         if self.skipped:
-            log.warning("%s: skipped %d series with missing or invalid values", self.name,
-                        self.skipped)
+            log.warning(
+                "%s: skipped %d series with missing or invalid values", self.name, self.skipped
+            )
         if self.masked:
-            log.warning("%s: masked %d missing or invalid value(s) (read as the channel's "
-                        "mean)", self.name, self.masked)
+            log.warning(
+                "%s: masked %d missing or invalid value(s) (read as the channel's mean)",
+                self.name,
+                self.masked,
+            )
 
 
-def _chunk(ids: list[str], parts: list[np.ndarray], lines: list[int], width: int
-           ) -> SeriesChunk:
+def _chunk(ids: list[str], parts: list[np.ndarray], lines: list[int], width: int) -> SeriesChunk:
     lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -415,8 +472,9 @@ def _count(delimiter: str) -> Callable[[str], int]:
 
 def _csv_row(line: str, delimiter: str, name: str, number: int) -> list[str]:
     if line.count('"') % 2:
-        raise DataError(f"{name}: line {number}: a quoted field is left open (an odd number "
-                        "of '\"')")
+        raise DataError(
+            f"{name}: line {number}: a quoted field is left open (an odd number of '\"')"
+        )
     try:
         return next(csv.reader([line], delimiter=delimiter))
     except (csv.Error, StopIteration) as exc:
@@ -469,27 +527,33 @@ def fit_normalisation(values: np.ndarray, spec: SeriesSpec, source: str) -> Seri
         counts = present.sum(axis=0)
         empty = [spec.channels[j] for j in np.flatnonzero(counts == 0)]
         if empty:
-            raise DataError(f"{source}: channel {empty[0]!r} has no value in the training "
-                            "records")
+            raise DataError(f"{source}: channel {empty[0]!r} has no value in the training records")
         filled = np.where(present, values, 0).astype(np.float64)
         mean = filled.sum(axis=0) / counts
         deviation = np.where(present, values - mean, 0).astype(np.float64)
         std = np.sqrt((deviation * deviation).sum(axis=0) / counts)
     flat = [spec.channels[j] for j in np.flatnonzero(~(std > 1e-12))]
     if flat:
-        log.warning("%s: channel(s) %s are constant in the training records (read as "
-                    "float32, about 7 significant digits); they are centred but not scaled",
-                    source, ", ".join(map(repr, flat[:5])))
+        log.warning(
+            "%s: channel(s) %s are constant in the training records (read as "
+            "float32, about 7 significant digits); they are centred but not scaled",
+            source,
+            ", ".join(map(repr, flat[:5])),
+        )
     # float32 keeps about 7 significant digits: a spread far below the offset is rounding
-    coarse = [spec.channels[j] for j in np.flatnonzero((std > 1e-12)
-                                                       & (std < 1e-5 * np.abs(mean)))]
+    coarse = [spec.channels[j] for j in np.flatnonzero((std > 1e-12) & (std < 1e-5 * np.abs(mean)))]
     if coarse:
-        log.warning("%s: channel(s) %s vary by less than 1e-5 of their mean; values are read "
-                    "as float32 (about 7 significant digits), so subtract the offset in the "
-                    "table first", source, ", ".join(map(repr, coarse[:5])))
+        log.warning(
+            "%s: channel(s) %s vary by less than 1e-5 of their mean; values are read "
+            "as float32 (about 7 significant digits), so subtract the offset in the "
+            "table first",
+            source,
+            ", ".join(map(repr, coarse[:5])),
+        )
     std = np.where(std > 1e-12, std, 1.0)
-    return SeriesSpec(spec.channels, tuple(float(x) for x in mean),
-                      tuple(float(x) for x in std), spec.id_column)
+    return SeriesSpec(
+        spec.channels, tuple(float(x) for x in mean), tuple(float(x) for x in std), spec.id_column
+    )
 
 
 def featurizer(spec: Any) -> nn.Module:
@@ -513,21 +577,31 @@ def input_fields(spec: Any) -> dict[str, Any]:
     if isinstance(spec, StructureInput):
         fields = input_fields(spec.alphabet)
         fields["structure"] = spec.to_dict()
-        fields["encoding"]["structure"] = ("ViennaRNA minimum free energy pairing state per "
-                                           "position (unpaired, paired downstream, paired "
-                                           "upstream)" + (" and pairing probability"
-                                                          if spec.kind == "bpp" else "")
-                                           + ", after the residue channels")
+        fields["encoding"]["structure"] = (
+            "ViennaRNA minimum free energy pairing state per "
+            "position (unpaired, paired downstream, paired "
+            "upstream)"
+            + (" and pairing probability" if spec.kind == "bpp" else "")
+            + ", after the residue channels"
+        )
         return fields
     if isinstance(spec, SeriesSpec):
-        return {"input": spec.to_dict(),
-                "encoding": {"kind": "numeric series",
-                             "normalisation": "per channel, (value - mean) / std over the "
-                                              "training records; a missing value reads as 0"}}
-    return {"alphabet": spec.name,
-            "encoding": {"kind": "one-hot", "channels": spec.letters,
-                         "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per "
-                                      "residue)"}}
+        return {
+            "input": spec.to_dict(),
+            "encoding": {
+                "kind": "numeric series",
+                "normalisation": "per channel, (value - mean) / std over the "
+                "training records; a missing value reads as 0",
+            },
+        }
+    return {
+        "alphabet": spec.name,
+        "encoding": {
+            "kind": "one-hot",
+            "channels": spec.letters,
+            "ambiguity": "fractional IUPAC (N = 1/4 per base, X = 1/20 per residue)",
+        },
+    }
 
 
 def series_options(bundle: Any, id_column: str | None) -> SeriesOptions | None:
@@ -536,6 +610,7 @@ def series_options(bundle: Any, id_column: str | None) -> SeriesOptions | None:
     if id_column is None:
         return None
     if bundle.series is None:
-        raise UsageError("--id-column names the id column of a numeric series table; this "
-                         "model reads sequences")
+        raise UsageError(
+            "--id-column names the id column of a numeric series table; this model reads sequences"
+        )
     return SeriesOptions(id_column)

@@ -15,8 +15,7 @@ from .data import SequenceSet
 from .errors import UsageError
 
 
-def complement_table(alphabet: Alphabet, flags: str = "--rc-augment / --rc-average"
-                     ) -> np.ndarray:
+def complement_table(alphabet: Alphabet, flags: str = "--rc-augment / --rc-average") -> np.ndarray:
     """Code -> complementary code (index 0, padding, maps to 0); ``flags`` names the
     options that asked for it, for the error message."""
     if not alphabet.is_nucleotide:
@@ -34,12 +33,13 @@ def reverse_complement_set(data: SequenceSet, table: np.ndarray) -> SequenceSet:
     ends = np.repeat(data.offsets[1:], lengths)
     # position p of a record [start, end) takes the code from start + end - 1 - p
     source = starts + ends - 1 - np.arange(len(data.codes), dtype=np.int64)
-    return SequenceSet(list(data.ids), table[data.codes[source]], data.offsets.copy(),
-                       data.targets)
+    return SequenceSet(list(data.ids), table[data.codes[source]], data.offsets.copy(), data.targets)
 
 
 def reverse_complement_codes(
-    codes: torch.Tensor, lengths: torch.Tensor, table: torch.Tensor,
+    codes: torch.Tensor,
+    lengths: torch.Tensor,
+    table: torch.Tensor,
     flip: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reverse-complement the rows of a right-padded (B, L) code batch.

@@ -33,8 +33,9 @@ from .errors import UsageError
 STATES = ".()"
 LEVELS = 63
 """Pairing probabilities are kept in 64 steps (1/63 apart)."""
-INSTALL_HINT = ("--structure needs ViennaRNA: pip install 'bioseqnn[structure]' (or pip "
-                "install ViennaRNA)")
+INSTALL_HINT = (
+    "--structure needs ViennaRNA: pip install 'bioseqnn[structure]' (or pip install ViennaRNA)"
+)
 POOL_MIN = 64
 """Fewer sequences than this are folded in this process (a pool costs more to start)."""
 
@@ -68,12 +69,19 @@ class StructureInput:
     @property
     def channels(self) -> list[str]:
         extra = ["unpaired", "paired_downstream", "paired_upstream"]
-        return [*self.alphabet.letters, *extra, *(["pair_probability"] if self.kind == "bpp"
-                                                  else [])]
+        return [
+            *self.alphabet.letters,
+            *extra,
+            *(["pair_probability"] if self.kind == "bpp" else []),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tool": "ViennaRNA", "version": self.version, "kind": self.kind,
-                "channels": self.channels[self.alphabet.size:]}
+        return {
+            "tool": "ViennaRNA",
+            "version": self.version,
+            "kind": self.kind,
+            "channels": self.channels[self.alphabet.size :],
+        }
 
     @classmethod
     def from_dict(cls, alphabet: Alphabet, doc: dict[str, Any]) -> StructureInput:
@@ -83,8 +91,9 @@ class StructureInput:
 def structure_input(alphabet: Alphabet, kind: str) -> StructureInput:
     """The input of a model trained with ``--structure kind`` on ``alphabet``."""
     if not alphabet.is_nucleotide:
-        raise UsageError(f"--structure folds RNA (and DNA read as RNA); these sequences are "
-                         f"{alphabet.name}")
+        raise UsageError(
+            f"--structure folds RNA (and DNA read as RNA); these sequences are {alphabet.name}"
+        )
     return StructureInput(alphabet, kind, str(getattr(vienna(), "__version__", "")))
 
 
@@ -122,24 +131,28 @@ def _fold_many(job: tuple[list[str], str]) -> list[np.ndarray]:
 
 def _jobs(sequences: list[str], kind: str, size: int) -> Iterator[tuple[list[str], str]]:
     for start in range(0, len(sequences), size):
-        yield sequences[start:start + size], kind
+        yield sequences[start : start + size], kind
 
 
-def fold_codes(codes: np.ndarray, offsets: np.ndarray, spec: StructureInput,
-               workers: int = 0) -> np.ndarray:
+def fold_codes(
+    codes: np.ndarray, offsets: np.ndarray, spec: StructureInput, workers: int = 0
+) -> np.ndarray:
     """Residue codes (P,) of records at ``offsets`` -> (P, 2): the codes and their
     structure codes, folded in ``workers`` processes (0 = the CPUs this process may use)."""
     vienna()  # a missing install is a usage error before any work
     table = np.frombuffer(_rna_table(spec.alphabet), dtype=np.uint8)
     text = table[codes].tobytes().decode("ascii")
-    sequences = [text[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    sequences = [text[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
     workers = workers or _cpus()
     if workers > 1 and len(sequences) >= POOL_MIN:
         # a chunk per job keeps the pool busy without a message per sequence
         size = max(8, min(256, len(sequences) // (workers * 4) or 1))
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            parts = [s for chunk in pool.map(_fold_many, _jobs(sequences, spec.kind, size))
-                     for s in chunk]
+            parts = [
+                s
+                for chunk in pool.map(_fold_many, _jobs(sequences, spec.kind, size))
+                for s in chunk
+            ]
     else:
         parts = _fold_many((sequences, spec.kind))
     states = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
@@ -168,16 +181,19 @@ class StructuredOneHot(torch.nn.Module):
     def __init__(self, spec: StructureInput) -> None:
         super().__init__()
         self.bpp = spec.kind == "bpp"
-        self.register_buffer("table", torch.from_numpy(spec.alphabet.onehot_table()),
-                             persistent=False)
+        self.register_buffer(
+            "table", torch.from_numpy(spec.alphabet.onehot_table()), persistent=False
+        )
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         table: torch.Tensor = self.table  # type: ignore[assignment]
         residues = codes[..., 0].long()
         folded = codes[..., 1].long()
         real = (residues > 0).unsqueeze(-1).to(table.dtype)
-        parts = [table[residues],
-                 torch.nn.functional.one_hot(folded % 3, len(STATES)).to(table.dtype) * real]
+        parts = [
+            table[residues],
+            torch.nn.functional.one_hot(folded % 3, len(STATES)).to(table.dtype) * real,
+        ]
         if self.bpp:
             parts.append((folded // 3).to(table.dtype).unsqueeze(-1) / LEVELS * real)
         return torch.cat(parts, dim=-1)

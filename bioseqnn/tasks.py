@@ -110,9 +110,7 @@ class TaskSpec:
                 x = _as_float(text)
                 if x is None or not math.isfinite(x):
                     what = "not a number" if x is None else "not finite"
-                    raise DataError(
-                        f"{where[i]}: column {self.targets[j]!r}: {text!r} is {what}"
-                    )
+                    raise DataError(f"{where[i]}: column {self.targets[j]!r}: {text!r} is {what}")
                 if abs(x) > FLOAT32_MAX:
                     raise DataError(
                         f"{where[i]}: column {self.targets[j]!r}: {text!r} is beyond the "
@@ -169,8 +167,9 @@ class TaskSpec:
             return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), pos_weight=weight)
         return F.mse_loss(logits, y.to(logits.dtype))
 
-    def position_loss_sum(self, logits: torch.Tensor, y: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    def position_loss_sum(
+        self, logits: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-position tasks: the summed loss of the scored positions and their total
         weight (their count, or the sum of their class weights), so that training can
         weigh every position alike whatever batch it is in (see train.fit)."""
@@ -229,8 +228,10 @@ class TaskSpec:
     def format_rows(self, out: np.ndarray) -> list[list[str]]:
         if self.kind in ("binary", "multiclass"):
             best = out.argmax(axis=1)
-            return [[self.classes[b]] + [f"{p:.6g}" for p in row]
-                    for b, row in zip(best, out, strict=True)]
+            return [
+                [self.classes[b]] + [f"{p:.6g}" for p in row]
+                for b, row in zip(best, out, strict=True)
+            ]
         return [[f"{v:.6g}" for v in row] for row in out]
 
 
@@ -255,8 +256,10 @@ def detect_task(
     if forced is not None and forced not in TASKS:
         raise UsageError(f"--task must be one of: {', '.join(TASKS)}")
     numeric = [all(_as_float(v) is not None for v in col) for col in columns]
-    zero_one = [num and {_as_float(v) for v in col} <= {0.0, 1.0}
-                for num, col in zip(numeric, columns, strict=True)]
+    zero_one = [
+        num and {_as_float(v) for v in col} <= {0.0, 1.0}
+        for num, col in zip(numeric, columns, strict=True)
+    ]
 
     if len(targets) > 1:
         kind = forced or ("multilabel" if all(zero_one) else "regression" if all(numeric) else "")

@@ -40,8 +40,11 @@ def _beside(uri: str) -> Path | None:
     """An SQLite store's artifacts folder: mlartifacts beside its database (MLflow's
     default would be ./mlruns in whatever the working directory is); None for others."""
     prefix = "sqlite:///"
-    return Path(uri[len(prefix):]).resolve().parent / "mlartifacts" \
-        if uri.startswith(prefix) else None
+    return (
+        Path(uri[len(prefix) :]).resolve().parent / "mlartifacts"
+        if uri.startswith(prefix)
+        else None
+    )
 
 
 def _require(module: str, option: str) -> Any:
@@ -50,8 +53,9 @@ def _require(module: str, option: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UsageError(f"{option} needs {module.split('.')[0]}: pip install "
-                         "'bioseqnn[tracking]'") from None
+        raise UsageError(
+            f"{option} needs {module.split('.')[0]}: pip install 'bioseqnn[tracking]'"
+        ) from None
 
 
 def flat_settings(manifest: dict[str, Any]) -> dict[str, str]:
@@ -59,8 +63,7 @@ def flat_settings(manifest: dict[str, Any]) -> dict[str, str]:
     flat: dict[str, str] = {}
     for section in ("model", "training"):
         for key, value in (manifest.get(section) or {}).items():
-            flat[f"{section}.{key}"] = json.dumps(value) if isinstance(value, list) \
-                else str(value)
+            flat[f"{section}.{key}"] = json.dumps(value) if isinstance(value, list) else str(value)
     task = manifest.get("task") or {}
     flat["task.kind"] = str(task.get("kind"))
     flat["data.records"] = str((manifest.get("data") or {}).get("records"))
@@ -71,9 +74,14 @@ def metric_items(record: dict[str, Any]) -> tuple[int, dict[str, float]]:
     """(epoch, {name: value}) of an epoch record: its finite numbers, named
     ``member2/val_loss`` (``fold3/...``) for an ensemble member or fold."""
     prefix = "".join(f"{tag}{record[tag]}/" for tag in ("member", "fold") if tag in record)
-    values = {f"{prefix}{k}": float(v) for k, v in record.items()
-              if k not in ("epoch", "member", "fold") and isinstance(v, (int, float))
-              and not isinstance(v, bool) and math.isfinite(v)}
+    values = {
+        f"{prefix}{k}": float(v)
+        for k, v in record.items()
+        if k not in ("epoch", "member", "fold")
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+    }
     return int(record["epoch"]), values
 
 
@@ -94,7 +102,8 @@ class _TensorBoard:
     def finish(self, outcome: Any, figure: Path | None) -> None:
         settings = flat_settings(outcome.manifest)
         table = "| setting | value |\n|---|---|\n" + "\n".join(
-            f"| {k} | {v} |" for k, v in settings.items())
+            f"| {k} | {v} |" for k, v in settings.items()
+        )
         self.writer.add_text("settings", table)
         self.writer.add_text("model_file", str(outcome.output))
         if figure is not None:
@@ -108,8 +117,9 @@ class _TensorBoard:
 
 
 class _MLflow:
-    def __init__(self, uri: str, output: str | os.PathLike[str] | None,
-                 artifacts: Path | None = None) -> None:
+    def __init__(
+        self, uri: str, output: str | os.PathLike[str] | None, artifacts: Path | None = None
+    ) -> None:
         mlflow = _require("mlflow", "--mlflow")
         # its notes on creating tables and experiments are no news for a person
         logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -133,8 +143,11 @@ class _MLflow:
     def finish(self, outcome: Any, figure: Path | None) -> None:
         mlflow = self.mlflow
         mlflow.log_params(flat_settings(outcome.manifest))
-        best = {f"best_{k}": float(v) for k, v in outcome.result.best.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        best = {
+            f"best_{k}": float(v)
+            for k, v in outcome.result.best.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        }
         if best:
             mlflow.log_metrics(best)
         mlflow.log_artifact(str(outcome.output), artifact_path="model")
@@ -159,16 +172,23 @@ class Tracking:
         self.trackers = trackers
 
     @classmethod
-    def open(cls, tensorboard: str | os.PathLike[str] | None, mlflow: str | bool | None,
-             output: str | os.PathLike[str] | None) -> Tracking:
+    def open(
+        cls,
+        tensorboard: str | os.PathLike[str] | None,
+        mlflow: str | bool | None,
+        output: str | os.PathLike[str] | None,
+    ) -> Tracking:
         """Start the trackers asked for; a missing library is a UsageError naming the
         extra (before any data is read)."""
         trackers: list[Any] = []
         if tensorboard is not None:
             trackers.append(_TensorBoard(tensorboard))
         if mlflow:
-            uri, artifacts = (mlflow, _beside(mlflow)) if isinstance(mlflow, str) and \
-                mlflow != LOCAL else local_store(output)
+            uri, artifacts = (
+                (mlflow, _beside(mlflow))
+                if isinstance(mlflow, str) and mlflow != LOCAL
+                else local_store(output)
+            )
             try:
                 trackers.append(_MLflow(uri, output, artifacts))
             except UsageError:
@@ -204,9 +224,12 @@ class Tracking:
             getattr(tracker, method)(*args)
         except Exception as exc:
             what = "TensorBoard" if isinstance(tracker, _TensorBoard) else "MLflow"
-            log.warning("%s tracking failed (%s); it stops here, training goes on and the "
-                        "model file is written", what, str(exc).splitlines()[0] if str(exc)
-                        else type(exc).__name__)
+            log.warning(
+                "%s tracking failed (%s); it stops here, training goes on and the "
+                "model file is written",
+                what,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
             self.trackers.remove(tracker)
             try:
                 tracker.fail()
@@ -216,8 +239,11 @@ class Tracking:
 
 def _curves(outcome: Any, folder: Path) -> Path | None:
     """The learning curves as a PNG (None without matplotlib or epochs)."""
-    history = [r for r in outcome.result.history if r.get("member", 0) in (0, 1)
-               and r.get("fold", 0) in (0, 1)]
+    history = [
+        r
+        for r in outcome.result.history
+        if r.get("member", 0) in (0, 1) and r.get("fold", 0) in (0, 1)
+    ]
     if not history:
         return None
     try:
@@ -227,8 +253,9 @@ def _curves(outcome: Any, folder: Path) -> Path | None:
     from .plots import learning_curves
 
     try:
-        return Path(learning_curves(history, folder / "learning_curves.png",
-                                    Path(outcome.output).name))
+        return Path(
+            learning_curves(history, folder / "learning_curves.png", Path(outcome.output).name)
+        )
     except Exception as exc:
         log.warning("learning curves for tracking: %s", exc)
         return None

@@ -140,8 +140,9 @@ def find_imbalance(task: TaskSpec, targets: np.ndarray) -> Imbalance | None:
     return None
 
 
-def resolve_monitor(setting: str, task: TaskSpec, imbalance: Imbalance | None,
-                    validation: bool) -> str:
+def resolve_monitor(
+    setting: str, task: TaskSpec, imbalance: Imbalance | None, validation: bool
+) -> str:
     """``--monitor auto``: val_loss, or for imbalanced classes a metric that a constant
     predictor cannot score well on (val_auprc for binary and multilabel, val_mcc
     otherwise); train_loss without validation data."""
@@ -160,6 +161,7 @@ def collapse_warning(task: TaskSpec, record: dict[str, Any], prefix: str = "val"
 
     Classes are judged by MCC alone (at most 0.05): accuracy below the majority share is
     the expected price of a class-weighted loss, not a sign of collapse."""
+
     def get(name: str) -> float:
         value = record.get(f"{prefix}_{name}")
         return float(value) if isinstance(value, (int, float)) else float("nan")
@@ -171,12 +173,17 @@ def collapse_warning(task: TaskSpec, record: dict[str, Any], prefix: str = "val"
         if mcc > 0.05:
             return None
         what = "residues" if task.kind == "per-position" else "records"
-        base = (f"always predicting the most common class scores accuracy {majority:.4f}"
-                if math.isfinite(majority) else "a constant prediction scores MCC 0")
-        return (f"the model is no better than a constant prediction on the validation "
-                f"{what}: accuracy {accuracy:.4f}, MCC {mcc:.4f}, where {base}; check the "
-                "labels, or try --class-weight balanced, --monitor val_mcc, another --lr "
-                "(e.g. 3e-4) or more data")
+        base = (
+            f"always predicting the most common class scores accuracy {majority:.4f}"
+            if math.isfinite(majority)
+            else "a constant prediction scores MCC 0"
+        )
+        return (
+            f"the model is no better than a constant prediction on the validation "
+            f"{what}: accuracy {accuracy:.4f}, MCC {mcc:.4f}, where {base}; check the "
+            "labels, or try --class-weight balanced, --monitor val_mcc, another --lr "
+            "(e.g. 3e-4) or more data"
+        )
     if task.kind == "regression":
         if f"{prefix}_pearson" not in record:
             return None  # no validation figures
@@ -184,14 +191,17 @@ def collapse_warning(task: TaskSpec, record: dict[str, Any], prefix: str = "val"
         if math.isfinite(pearson) and pearson > 0.05:
             return None
         shown = f"{pearson:.4f}" if math.isfinite(pearson) else "undefined (constant output)"
-        return (f"the predictions do not follow the validation targets: Pearson r {shown}, "
-                f"R2 {get('r2'):.4f}, where predicting the mean scores r 0 and R2 0; check "
-                "the targets, or try another --lr (e.g. 3e-4) or more data")
+        return (
+            f"the predictions do not follow the validation targets: Pearson r {shown}, "
+            f"R2 {get('r2'):.4f}, where predicting the mean scores r 0 and R2 0; check "
+            "the targets, or try another --lr (e.g. 3e-4) or more data"
+        )
     return None
 
 
-def resolve_class_weights(task: TaskSpec, setting: str, targets: np.ndarray,
-                          imbalance: Imbalance | None = None) -> list[float]:
+def resolve_class_weights(
+    task: TaskSpec, setting: str, targets: np.ndarray, imbalance: Imbalance | None = None
+) -> list[float]:
     """Loss weights from ``--class-weight`` and the training targets.
 
     'balanced' gives each class n / (K * count) (binary, multiclass) or each label
@@ -216,8 +226,10 @@ def resolve_class_weights(task: TaskSpec, setting: str, targets: np.ndarray,
             pos = targets.sum(axis=0).astype(np.float64)
             empty = [names[i] for i in np.flatnonzero(pos == 0)]
             if empty:
-                raise UsageError(f"--class-weight balanced: label(s) {', '.join(empty)} have "
-                                 "no positive training record; give explicit weights")
+                raise UsageError(
+                    f"--class-weight balanced: label(s) {', '.join(empty)} have "
+                    "no positive training record; give explicit weights"
+                )
             return [float(x) for x in (len(targets) - pos) / pos]
         counts = np.bincount(targets.astype(np.int64), minlength=len(names)).astype(np.float64)
         counts[counts == 0] = np.nan
@@ -228,15 +240,18 @@ def resolve_class_weights(task: TaskSpec, setting: str, targets: np.ndarray,
         for p in parts:
             name, _, value = p.partition("=")
             if name.strip() not in weights:
-                raise UsageError(f"--class-weight: unknown {what} {name.strip()!r}; "
-                                 f"{what}es: {', '.join(names)}")
+                raise UsageError(
+                    f"--class-weight: unknown {what} {name.strip()!r}; {what}es: {', '.join(names)}"
+                )
             weights[name.strip()] = _weight(value)
         values = list(weights.values())
     else:
         values = [_weight(p) for p in parts]
         if len(values) != len(names):
-            raise UsageError(f"--class-weight: {len(values)} weight(s) for {len(names)} "
-                             f"{what}es ({', '.join(names)}); give one per {what} or name=weight")
+            raise UsageError(
+                f"--class-weight: {len(values)} weight(s) for {len(names)} "
+                f"{what}es ({', '.join(names)}); give one per {what} or name=weight"
+            )
     if not any(v > 0 for v in values):
         raise UsageError("--class-weight: at least one weight must be positive")
     return values
@@ -246,8 +261,10 @@ def _weight(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"--class-weight: {text.strip()!r} is not a number (use auto, "
-                         "balanced, none, 1,4 or name=weight)") from None
+        raise UsageError(
+            f"--class-weight: {text.strip()!r} is not a number (use auto, "
+            "balanced, none, 1,4 or name=weight)"
+        ) from None
     if not (math.isfinite(value) and value >= 0):
         raise UsageError(f"--class-weight: weights must be finite and >= 0, got {text.strip()}")
     return value
@@ -284,24 +301,29 @@ def _precision(name: str, device: torch.device) -> _Precision:
 
 
 def evaluate_set(
-    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet,
-    batch_size: int, device: torch.device, prefix: str,
-    ranks: Dist = SINGLE, part: tuple[list[int], SequenceSet] | None = None,
+    model: Predictor,
+    onehot: torch.nn.Module,
+    task: TaskSpec,
+    data: SequenceSet,
+    batch_size: int,
+    device: torch.device,
+    prefix: str,
+    ranks: Dist = SINGLE,
+    part: tuple[list[int], SequenceSet] | None = None,
     max_tokens: int | None = None,
 ) -> dict[str, float]:
     """Loss and metrics on ``data``; distributed, each rank infers its ``part`` (the sizes
     of all ranks' parts and its own records) and every rank gets all outputs."""
     if task.kind in PER_POSITION_KINDS:
-        return _evaluate_positions(model, onehot, task, data, batch_size, device, prefix,
-                                   ranks, part, max_tokens)
+        return _evaluate_positions(
+            model, onehot, task, data, batch_size, device, prefix, ranks, part, max_tokens
+        )
     assert data.targets is not None
     if ranks.enabled and part is not None:
-        mine = infer(model, onehot, part[1], max(batch_size, 256), device,
-                     max_tokens=max_tokens)
+        mine = infer(model, onehot, part[1], max(batch_size, 256), device, max_tokens=max_tokens)
         logits = gather_rows(mine, part[0], ranks, device)
     else:
-        logits = infer(model, onehot, data, max(batch_size, 256), device,
-                       max_tokens=max_tokens)
+        logits = infer(model, onehot, data, max(batch_size, 256), device, max_tokens=max_tokens)
     target = torch.from_numpy(data.targets)
     loss = float(task.loss(logits, target))
     scores = task.metrics(data.targets, task.outputs(logits).numpy())
@@ -319,15 +341,23 @@ def majority_share(labels: np.ndarray, n_classes: int) -> float:
 
 
 def _evaluate_positions(
-    model: Predictor, onehot: torch.nn.Module, task: TaskSpec, data: SequenceSet,
-    batch_size: int, device: torch.device, prefix: str, ranks: Dist,
-    part: tuple[list[int], SequenceSet] | None, max_tokens: int | None,
+    model: Predictor,
+    onehot: torch.nn.Module,
+    task: TaskSpec,
+    data: SequenceSet,
+    batch_size: int,
+    device: torch.device,
+    prefix: str,
+    ranks: Dist,
+    part: tuple[list[int], SequenceSet] | None,
+    max_tokens: int | None,
 ) -> dict[str, float]:
     """evaluate_set for per-position tasks: only the scored positions' outputs are kept
     (and, distributed, gathered), never (records x longest x classes)."""
     mine = part[1] if ranks.enabled and part is not None else data
-    scored = infer_scored(model, onehot, task, mine, max(batch_size, 256), device,
-                          max_tokens=max_tokens)
+    scored = infer_scored(
+        model, onehot, task, mine, max(batch_size, 256), device, max_tokens=max_tokens
+    )
     logits, y = scored.logits, scored.y
     loss_sum, weight = scored.loss_sum, scored.weight
     if ranks.enabled and part is not None:
@@ -347,15 +377,17 @@ def _evaluate_positions(
 def still_improving(result: TrainResult, cfg: TrainConfig) -> bool:
     """Whether the run ended on the epoch cap with its best epoch among the last few
     (fewer than the plateau schedule waits before lowering the learning rate)."""
-    if result.stopped_early or len(result.history) < max(cfg.epochs, 2) or \
-            result.best_epoch < 2:
+    if result.stopped_early or len(result.history) < max(cfg.epochs, 2) or result.best_epoch < 2:
         return False
     recent = max(1, cfg.patience // 2) if cfg.patience else 2
     return result.best_epoch > cfg.epochs - recent
 
 
 def run_identity(
-    model: SequenceModel, task: TaskSpec, train_set: SequenceSet, val_set: SequenceSet | None,
+    model: SequenceModel,
+    task: TaskSpec,
+    train_set: SequenceSet,
+    val_set: SequenceSet | None,
     cfg: TrainConfig,
 ) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it."""
@@ -393,22 +425,36 @@ def _check_weights(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None
 
 
 def _batches(
-    train_set: SequenceSet, cfg: TrainConfig, epoch: int, rc: bool, ranks: Dist = SINGLE,
+    train_set: SequenceSet,
+    cfg: TrainConfig,
+    epoch: int,
+    rc: bool,
+    ranks: Dist = SINGLE,
 ) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
     """(batch number, record indices, strands to flip) of this rank in one epoch."""
-    return [(b, mine, flip) for b, _, mine, flip in _epoch_batches(train_set, cfg, epoch, rc,
-                                                                   ranks)]
+    return [
+        (b, mine, flip) for b, _, mine, flip in _epoch_batches(train_set, cfg, epoch, rc, ranks)
+    ]
 
 
 def _epoch_batches(
-    train_set: SequenceSet, cfg: TrainConfig, epoch: int, rc: bool, ranks: Dist = SINGLE,
+    train_set: SequenceSet,
+    cfg: TrainConfig,
+    epoch: int,
+    rc: bool,
+    ranks: Dist = SINGLE,
 ) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
     """(batch number, global batch, this rank's share of it, strands to flip in the share)
     of one epoch, from the seed alone: every rank draws the same global batches."""
     rng = np.random.default_rng([cfg.seed, 2, epoch])
     if cfg.max_tokens or ranks.enabled:
-        order = batch_indices(train_set.lengths, cfg.batch_size, rng,
-                              max_tokens=cfg.max_tokens or None, ranks=ranks.world)
+        order = batch_indices(
+            train_set.lengths,
+            cfg.batch_size,
+            rng,
+            max_tokens=cfg.max_tokens or None,
+            ranks=ranks.world,
+        )
     else:
         order = batch_indices(train_set.lengths, cfg.batch_size, rng)
     strands = np.random.default_rng([cfg.seed, 3, epoch]) if rc else None
@@ -418,8 +464,14 @@ def _epoch_batches(
         if len(index) < ranks.world:
             continue  # a rank would get no record (at most one small batch per window)
         mine = shard(index, ranks.rank, ranks.world)
-        out.append((len(out) + 1, index, mine,
-                    shard(flip, ranks.rank, ranks.world) if flip is not None else None))
+        out.append(
+            (
+                len(out) + 1,
+                index,
+                mine,
+                shard(flip, ranks.rank, ranks.world) if flip is not None else None,
+            )
+        )
     return out
 
 
@@ -469,8 +521,19 @@ def fit(
         raise UsageError("--rc-augment needs DNA or RNA sequences")
     if resume and not cfg.checkpoint_dir:
         raise UsageError("--resume needs --checkpoint-dir (where the run left its checkpoint)")
-    loop = _Fit(model, task, onehot, train_set, val_set, cfg, device,
-                reporter or SilentReporter(), ranks, monitor, complement)
+    loop = _Fit(
+        model,
+        task,
+        onehot,
+        train_set,
+        val_set,
+        cfg,
+        device,
+        reporter or SilentReporter(),
+        ranks,
+        monitor,
+        complement,
+    )
     first_epoch = loop.resume(on_epoch) if resume else 1
     loop.reporter.start(cfg.epochs, loop.n_batches, monitor)
     history = loop.result.history
@@ -497,8 +560,10 @@ def _fit_monitor(cfg: TrainConfig, task: TaskSpec, validation: bool) -> str:
     monitor = cfg.monitor
     if not validation and monitor != "train_loss":
         if monitor != "val_loss":
-            raise UsageError(f"--monitor {monitor} needs validation data "
-                             "(--val-fraction > 0 or --val-fasta/--val-labels)")
+            raise UsageError(
+                f"--monitor {monitor} needs validation data "
+                "(--val-fraction > 0 or --val-fasta/--val-labels)"
+            )
         monitor = "train_loss"
     check_monitor(monitor, monitor_choices(task, validation))
     return monitor
@@ -518,10 +583,20 @@ class _Progress:
 class _Fit:
     """One model's training run: the objects its epochs share."""
 
-    def __init__(self, model: SequenceModel, task: TaskSpec, onehot: torch.nn.Module,
-                 train_set: SequenceSet, val_set: SequenceSet | None, cfg: TrainConfig,
-                 device: torch.device, reporter: Reporter, ranks: Dist, monitor: str,
-                 complement: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        model: SequenceModel,
+        task: TaskSpec,
+        onehot: torch.nn.Module,
+        train_set: SequenceSet,
+        val_set: SequenceSet | None,
+        cfg: TrainConfig,
+        device: torch.device,
+        reporter: Reporter,
+        ranks: Dist,
+        monitor: str,
+        complement: np.ndarray | None,
+    ) -> None:
         self.model, self.task, self.onehot = model, task, onehot
         self.train_set, self.cfg = train_set, cfg
         # None without validation records (an empty set counts as none)
@@ -532,13 +607,19 @@ class _Fit:
         onehot.to(device)
         self.precision = _precision(cfg.precision, device)
         self.pin = device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr,
-                                           weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
         self.net = wrap(model, ranks, device)  # the module of training steps (DDP if distributed)
         self.n_batches = len(_epoch_batches(train_set, cfg, 1, False, ranks))
-        self.schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs * self.n_batches,
-                                 round(cfg.warmup_epochs * self.n_batches), monitor,
-                                 max(1, cfg.patience // 2) if cfg.patience else 2)
+        self.schedule = Schedule(
+            cfg.schedule,
+            cfg.lr,
+            cfg.epochs * self.n_batches,
+            round(cfg.warmup_epochs * self.n_batches),
+            monitor,
+            max(1, cfg.patience // 2) if cfg.patience else 2,
+        )
         # Per-position tasks weigh every scored position alike: a batch's summed loss over
         # the mean scored positions per batch. (The mean over each batch's own positions
         # would give the residues of short sequences, batched together by length, more
@@ -546,8 +627,7 @@ class _Fit:
         self.by_position = task.kind in PER_POSITION_KINDS
         self.result = TrainResult(monitor=monitor)
         self.progress = _Progress()
-        identity = run_identity(model, task, train_set, val_set, cfg) if cfg.checkpoint_dir \
-            else {}
+        identity = run_identity(model, task, train_set, val_set, cfg) if cfg.checkpoint_dir else {}
         if identity and ranks.enabled:
             identity["ranks"] = ranks.world  # another world size draws other global batches
         self.identity = identity
@@ -569,10 +649,10 @@ class _Fit:
             raise UsageError(
                 f"cannot resume from {cfg.checkpoint_dir}: the checkpoint was made with "
                 f"other data or settings ({'; '.join(diff[:4])}); use the original "
-                "command, or another --checkpoint-dir to start afresh")
+                "command, or another --checkpoint-dir to start afresh"
+            )
         self.restore(ck)
-        log.info("resuming from the checkpoint of epoch %d in %s", ck.epoch,
-                 cfg.checkpoint_dir)
+        log.info("resuming from the checkpoint of epoch %d in %s", ck.epoch, cfg.checkpoint_dir)
         if on_epoch is not None:
             for past in self.result.history:
                 on_epoch(past)
@@ -597,14 +677,22 @@ class _Fit:
     def to_checkpoint(self, epoch: int) -> Checkpoint:
         progress, result, scaler = self.progress, self.result, self.precision.scaler
         return Checkpoint(
-            epoch=epoch, run=self.identity, model=_cpu_state(self.model),
-            optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(),
+            epoch=epoch,
+            run=self.identity,
+            model=_cpu_state(self.model),
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict(),
             rng_torch=torch.get_rng_state(),
             rng_cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             scaler=scaler.state_dict() if scaler is not None else None,
-            best_model=progress.best_state, history=result.history,
-            best_epoch=result.best_epoch, best=result.best, best_value=progress.best_value,
-            waited=progress.waited, done=progress.done)
+            best_model=progress.best_state,
+            history=result.history,
+            best_epoch=result.best_epoch,
+            best=result.best,
+            best_value=progress.best_value,
+            waited=progress.waited,
+            done=progress.done,
+        )
 
     def save(self, epoch: int) -> None:
         assert self.cfg.checkpoint_dir is not None
@@ -620,8 +708,9 @@ class _Fit:
         batches = _epoch_batches(self.train_set, cfg, epoch, cfg.rc_augment, ranks)
         per_batch = 1.0
         if self.by_position:
-            per_batch = _mean_scored(self.task, self.train_set,
-                                     [batch for _, batch, _, _ in batches])
+            per_batch = _mean_scored(
+                self.task, self.train_set, [batch for _, batch, _, _ in batches]
+            )
         for b, batch, index, flip in batches:
             lr = self.schedule.apply(self.optimizer)
             value, size = self.step(epoch, b, len(batch), index, flip, per_batch)
@@ -633,9 +722,20 @@ class _Fit:
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         sync_buffers(model, ranks)
         if self.val_set is not None:
-            record.update(evaluate_set(model, self.onehot, self.task, self.val_set,
-                                       cfg.batch_size, self.device, "val", ranks,
-                                       self.val_part, cfg.max_tokens or None))
+            record.update(
+                evaluate_set(
+                    model,
+                    self.onehot,
+                    self.task,
+                    self.val_set,
+                    cfg.batch_size,
+                    self.device,
+                    "val",
+                    ranks,
+                    self.val_part,
+                    cfg.max_tokens or None,
+                )
+            )
             if not math.isfinite(record["val_loss"]):
                 raise TrainingError(
                     f"the validation loss became {record['val_loss']} after epoch {epoch} (the "
@@ -648,8 +748,15 @@ class _Fit:
         self.reporter.epoch(record)
         return record
 
-    def step(self, epoch: int, b: int, batch_size: int, index: np.ndarray,
-             flip: np.ndarray | None, per_batch: float) -> tuple[float, float]:
+    def step(
+        self,
+        epoch: int,
+        b: int,
+        batch_size: int,
+        index: np.ndarray,
+        flip: np.ndarray | None,
+        per_batch: float,
+    ) -> tuple[float, float]:
         """One optimisation step on this rank's ``index`` of a global batch: the batch's
         loss and its weight (records, or scored positions)."""
         task, device, ranks = self.task, self.device, self.ranks
@@ -666,12 +773,14 @@ class _Fit:
             logits = self.net(x, lens.to(device, non_blocking=True))
         if self.by_position:
             summed, weight = task.position_loss_sum(logits.float(), y)
-            loss, value, size = global_position_loss(summed, float(weight), per_batch, ranks,
-                                                     device)
+            loss, value, size = global_position_loss(
+                summed, float(weight), per_batch, ranks, device
+            )
         else:
             loss = task.loss(logits.float(), y)
-            loss, value = global_mean_loss(loss, float(loss.detach()), len(index), batch_size,
-                                           ranks, device)
+            loss, value = global_mean_loss(
+                loss, float(loss.detach()), len(index), batch_size, ranks, device
+            )
             size = batch_size
         if not math.isfinite(value):
             raise TrainingError(
@@ -712,15 +821,25 @@ class _Fit:
                 progress.best_state = _cpu_state(self.model)
         else:
             progress.waited += 1
-            if validation and cfg.patience and progress.waited >= cfg.patience \
-                    and epoch < cfg.epochs:
+            if (
+                validation
+                and cfg.patience
+                and progress.waited >= cfg.patience
+                and epoch < cfg.epochs
+            ):
                 result.stopped_early = progress.done = True
-                log.info("early stopping at epoch %d: no better %s for %d epochs "
-                         "(best epoch %d)", epoch, monitor, progress.waited, result.best_epoch)
+                log.info(
+                    "early stopping at epoch %d: no better %s for %d epochs (best epoch %d)",
+                    epoch,
+                    monitor,
+                    progress.waited,
+                    result.best_epoch,
+                )
         if stop_request and not progress.done and epoch < cfg.epochs:
             result.stopped_early = progress.done = True
-            log.info("stopped at epoch %d: %s (best epoch %d)", epoch, stop_request,
-                     result.best_epoch)
+            log.info(
+                "stopped at epoch %d: %s (best epoch %d)", epoch, stop_request, result.best_epoch
+            )
         self.schedule.step_epoch(value)
         progress.done = progress.done or epoch == cfg.epochs
 
@@ -731,9 +850,13 @@ class _Fit:
         if validation and result.best_epoch == 0 and result.history:
             log.warning("%s was never finite; keeping the last epoch's weights", result.monitor)
         elif validation and still_improving(result, cfg):
-            log.warning("training stopped at the epoch cap (--epochs %d) while %s was still "
-                        "improving (best epoch %d): more epochs may give a better model",
-                        cfg.epochs, result.monitor, result.best_epoch)
+            log.warning(
+                "training stopped at the epoch cap (--epochs %d) while %s was still "
+                "improving (best epoch %d): more epochs may give a better model",
+                cfg.epochs,
+                result.monitor,
+                result.best_epoch,
+            )
         if self.progress.best_state is not None:
             self.model.load_state_dict(self.progress.best_state)
         result.final = dict(result.history[-1]) if result.history else {}

@@ -120,8 +120,10 @@ def score_variants(
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
     if genome.holdout_chroms or genome.exclude_chroms or genome.chroms:
-        raise UsageError("--holdout-chroms, --exclude-chroms and --chroms do not apply to "
-                         "variants (split the VCF by chromosome instead)")
+        raise UsageError(
+            "--holdout-chroms, --exclude-chroms and --chroms do not apply to "
+            "variants (split the VCF by chromosome instead)"
+        )
     kind = output_kind(output, fmt)
     check_output_path(output)
     configure_threads(threads)
@@ -134,23 +136,45 @@ def score_variants(
         rc_average = bool((bundle.manifest.get("training") or {}).get("rc_average", False))
     complement = complement_table(bundle.alphabet, "--rc-average") if rc_average else None
     if complement is not None and bundle.structure is not None:
-        raise UsageError("--rc-average: a model that reads RNA structure cannot average "
-                         "strands (the reverse complement folds otherwise)")
+        raise UsageError(
+            "--rc-average: a model that reads RNA structure cannot average "
+            "strands (the reverse complement folds otherwise)"
+        )
     names = output_names(bundle.task)
     source = display_name(vcf)
-    log.info("variants: windows of %d bases around each variant (%s)%s", width,
-             "--window" if genome.window else "the model's", ", mean of both strands"
-             if rc_average else "")
+    log.info(
+        "variants: windows of %d bases around each variant (%s)%s",
+        width,
+        "--window" if genome.window else "the model's",
+        ", mean of both strands" if rc_average else "",
+    )
     stats = VariantStats()
     with quiet_htslib(), VcfReader(vcf) as reader:
         header = ""
         if kind == "vcf":
-            header = vcf_header(reader, bundle.task, names, reference, {
-                "model": display_name(model), "genome": reference.name, "window": width,
-                "rc_average": "yes" if rc_average else "no"})
+            header = vcf_header(
+                reader,
+                bundle.task,
+                names,
+                reference,
+                {
+                    "model": display_name(model),
+                    "genome": reference.name,
+                    "window": width,
+                    "rc_average": "yes" if rc_average else "no",
+                },
+            )
         pending: deque[_Entry] = deque()
-        windows = _windows(reader, reference, width, genome.on_edge, on_mismatch, stats,
-                           pending, keep_records=kind == "vcf")
+        windows = _windows(
+            reader,
+            reference,
+            width,
+            genome.on_edge,
+            on_mismatch,
+            stats,
+            pending,
+            keep_records=kind == "vcf",
+        )
         scores = _window_scores(bundle, windows, source, batch_size, dev, complement)
         entries = _finished(scores, pending)
         if kind == "vcf":
@@ -166,8 +190,10 @@ def output_kind(output: str | os.PathLike[str], fmt: str | None) -> str:
     """'vcf' or 'tsv' (a .csv name: CSV), from ``fmt`` or else from the output's name."""
     name = str(output).lower()
     if name.endswith((".bcf", ".vcf.bgz", ".bcf.gz")):
-        raise UsageError(f"{output}: BCF is not written; name the output .vcf or .vcf.gz "
-                         "(bgzip-compressed; bcftools view -Ob converts it)")
+        raise UsageError(
+            f"{output}: BCF is not written; name the output .vcf or .vcf.gz "
+            "(bgzip-compressed; bcftools view -Ob converts it)"
+        )
     named_vcf = name.endswith(VCF_SUFFIXES)
     if fmt is None:
         return "vcf" if named_vcf else "tsv"
@@ -184,8 +210,10 @@ def _check_model(bundle: Bundle) -> None:
     if bundle.series is not None:
         raise UsageError("variants: this model reads numeric series, not DNA")
     if bundle.task.kind in ("per-position", "language-model"):
-        raise UsageError(f"variants scores models with one output per sequence; this is a "
-                         f"{bundle.task.kind} model")
+        raise UsageError(
+            f"variants scores models with one output per sequence; this is a "
+            f"{bundle.task.kind} model"
+        )
     if not bundle.alphabet.is_nucleotide:
         raise UsageError(f"variants: the model reads {bundle.alphabet.name}, not DNA")
 
@@ -203,8 +231,10 @@ def variant_window(genome: GenomeOptions, manifest: dict[str, Any]) -> int:
     lengths = (manifest.get("data") or {}).get("lengths") or {}
     if lengths.get("min") and lengths.get("min") == lengths.get("max"):
         return int(lengths["min"])
-    raise UsageError("--window: the model was not trained on sequences of one length (e.g. "
-                     "train --genome --window 1000); give the width to score variants in")
+    raise UsageError(
+        "--window: the model was not trained on sequences of one length (e.g. "
+        "train --genome --window 1000); give the width to score variants in"
+    )
 
 
 def output_names(task: TaskSpec) -> list[str]:
@@ -213,8 +243,12 @@ def output_names(task: TaskSpec) -> list[str]:
 
 
 def table_header(names: list[str]) -> list[str]:
-    return [*COLUMNS, *(f"ref_{n}" for n in names), *(f"alt_{n}" for n in names),
-            *(f"diff_{n}" for n in names)]
+    return [
+        *COLUMNS,
+        *(f"ref_{n}" for n in names),
+        *(f"alt_{n}" for n in names),
+        *(f"diff_{n}" for n in names),
+    ]
 
 
 # --------------------------------------------------------------------------- reading
@@ -294,8 +328,7 @@ class VcfReader:
                 return
             except (ValueError, OSError) as exc:
                 after = f" (after {self.last})" if self.last else ""
-                raise DataError(f"{self.where()}: not a valid VCF record{after}: "
-                                f"{exc}") from None
+                raise DataError(f"{self.where()}: not a valid VCF record{after}: {exc}") from None
             self.last = f"{record.chrom}:{record.pos}"
             yield record
 
@@ -318,13 +351,18 @@ def _count_header_lines(path: str) -> int | None:
 
 
 def _symbolic(alt: str) -> bool:
-    return alt.startswith(("<", ".")) or alt.endswith(".") or alt == "*" or "[" in alt \
-        or "]" in alt
+    return alt.startswith(("<", ".")) or alt.endswith(".") or alt == "*" or "[" in alt or "]" in alt
 
 
 def _windows(
-    reader: VcfReader, genome: Genome, width: int, on_edge: str, on_mismatch: str,
-    stats: VariantStats, pending: deque[_Entry], keep_records: bool,
+    reader: VcfReader,
+    genome: Genome,
+    width: int,
+    on_edge: str,
+    on_mismatch: str,
+    stats: VariantStats,
+    pending: deque[_Entry],
+    keep_records: bool,
 ) -> Iterator[Record]:
     """The reference and alternate windows of every record, in order; each record's
     entry goes to ``pending`` before its windows (records with none pass through)."""
@@ -335,8 +373,15 @@ def _windows(
         chrom, pos = rec.chrom, rec.pos
         ref = rec.ref or ""
         alts = list(rec.alts or ())
-        entry = _Entry(chrom, pos, rec.id or ".", ref, alts, [False] * len(alts),
-                       record=rec if keep_records else None)
+        entry = _Entry(
+            chrom,
+            pos,
+            rec.id or ".",
+            ref,
+            alts,
+            [False] * len(alts),
+            record=rec if keep_records else None,
+        )
         pending.append(entry)
         if not alts:
             stats.no_alt += 1
@@ -344,17 +389,24 @@ def _windows(
             continue
         length = genome.length(chrom, f"{where}: variant {chrom}:{pos}")
         if pos < 1 or not NUCLEOTIDES.fullmatch(ref):
-            raise DataError(f"{where}: variant {chrom}:{pos}: "
-                            + (f"position {pos} is not 1-based" if pos < 1 else
-                               f"REF {shorten(ref)!r} is not a sequence of bases"))
+            raise DataError(
+                f"{where}: variant {chrom}:{pos}: "
+                + (
+                    f"position {pos} is not 1-based"
+                    if pos < 1
+                    else f"REF {shorten(ref)!r} is not a sequence of bases"
+                )
+            )
         scored = []
         for i, alt in enumerate(alts):
             if _symbolic(alt):
                 stats.symbolic += 1
                 stats.examples.setdefault("symbolic", f"{chrom}:{pos} {shorten(alt, 20)}")
             elif not NUCLEOTIDES.fullmatch(alt):
-                raise DataError(f"{where}: variant {chrom}:{pos}: ALT {shorten(alt)!r} is "
-                                "neither bases nor a symbolic allele")
+                raise DataError(
+                    f"{where}: variant {chrom}:{pos}: ALT {shorten(alt)!r} is "
+                    "neither bases nor a symbolic allele"
+                )
             else:
                 scored.append(i)
         if not scored:
@@ -363,24 +415,28 @@ def _windows(
         found = genome.fetch(chrom, start, start + len(ref))
         if found.upper() != ref.upper().encode():
             stats.mismatched += 1
-            stats.examples.setdefault("mismatch", f"{chrom}:{pos} REF {shorten(ref, 20)}, "
-                                      f"genome {shorten(found.decode(), 20)}")
+            stats.examples.setdefault(
+                "mismatch",
+                f"{chrom}:{pos} REF {shorten(ref, 20)}, genome {shorten(found.decode(), 20)}",
+            )
             if on_mismatch == "error":
                 past = " (past the chromosome's end)" if start + len(ref) > length else ""
                 raise DataError(
                     f"{where}: variant {chrom}:{pos}: REF {shorten(ref)!r} does not match "
                     f"{genome.name} ({shorten(found.decode())!r}{past}); is the VCF for "
-                    "another assembly? (--on-mismatch skip or warn)")
+                    "another assembly? (--on-mismatch skip or warn)"
+                )
             if on_mismatch == "skip":
                 continue
         lo = start - half
-        reach = max([lo + width] + [start + len(ref) + width - half - len(alts[i])
-                                    for i in scored])
+        reach = max([lo + width] + [start + len(ref) + width - half - len(alts[i]) for i in scored])
         if lo < 0 or reach > length:
             if on_edge == "error":
-                raise DataError(f"{where}: variant {chrom}:{pos}: its {width}-base window "
-                                f"runs off {chrom} (length {length}); --on-edge pad fills "
-                                "the missing bases with N")
+                raise DataError(
+                    f"{where}: variant {chrom}:{pos}: its {width}-base window "
+                    f"runs off {chrom} (length {length}); --on-edge pad fills "
+                    "the missing bases with N"
+                )
             stats.padded += 1
         reference = genome.fetch(chrom, lo, lo + width)
         label = f"{chrom}:{pos}:{shorten(ref, 12)}>"
@@ -389,8 +445,11 @@ def _windows(
         for i in scored:
             alt = alts[i].encode()
             right = width - half - len(alt)
-            tail = genome.fetch(chrom, start + len(ref), start + len(ref) + right) \
-                if right > 0 else b""
+            tail = (
+                genome.fetch(chrom, start + len(ref), start + len(ref) + right)
+                if right > 0
+                else b""
+            )
             entry.scored[i] = True
             stats.alleles += 1
             yield Record(label + shorten(alts[i], 12), (reference[:half] + alt + tail)[:width])
@@ -400,8 +459,12 @@ def _windows(
 
 
 def _window_scores(
-    bundle: Bundle, windows: Iterable[Record], source: str, batch_size: int,
-    device: torch.device, complement: np.ndarray | None,
+    bundle: Bundle,
+    windows: Iterable[Record],
+    source: str,
+    batch_size: int,
+    device: torch.device,
+    complement: np.ndarray | None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(outputs, log-odds or values) of every window, a chunk at a time, through the
     prediction path (encoder, alphabet check, length check, batches, model)."""
@@ -419,14 +482,23 @@ def _window_scores(
         logits = infer(bundle.model, onehot, data, batch_size, device, limit)
         out = task.outputs(logits)
         if complement is not None:  # as predict.both_strands, and the logit of that mean
-            rc = infer(bundle.model, onehot, reverse_complement_set(data, complement),
-                       batch_size, device, limit)
+            rc = infer(
+                bundle.model,
+                onehot,
+                reverse_complement_set(data, complement),
+                batch_size,
+                device,
+                limit,
+            )
             out = (out + task.outputs(rc)) / 2
             if task.kind != "regression":
                 logits = combine_members(task.kind, torch.stack([logits, rc]))
         values = out.numpy()
-        effect = values.astype(np.float64) if task.kind == "regression" else \
-            log_odds(task.kind, logits.double()).numpy()
+        effect = (
+            values.astype(np.float64)
+            if task.kind == "regression"
+            else log_odds(task.kind, logits.double()).numpy()
+        )
         yield values, effect
 
 
@@ -440,13 +512,17 @@ def log_odds(kind: str, logits: torch.Tensor) -> torch.Tensor:
         return logits
     logp = torch.log_softmax(logits, dim=-1)
     k = logp.shape[-1]
-    others = logp[:, None, :].expand(-1, k, -1).masked_fill(
-        torch.eye(k, dtype=torch.bool), float("-inf"))
+    others = (
+        logp[:, None, :]
+        .expand(-1, k, -1)
+        .masked_fill(torch.eye(k, dtype=torch.bool), float("-inf"))
+    )
     return logp - torch.logsumexp(others, dim=-1)  # log p - log(1 - p)
 
 
-def _finished(scores: Iterator[tuple[np.ndarray, np.ndarray]], pending: deque[_Entry]
-              ) -> Iterator[tuple[_Entry, np.ndarray, np.ndarray]]:
+def _finished(
+    scores: Iterator[tuple[np.ndarray, np.ndarray]], pending: deque[_Entry]
+) -> Iterator[tuple[_Entry, np.ndarray, np.ndarray]]:
     """Each record, in order, with the outputs and effects of its windows (reference
     first), once all of them are predicted."""
     values = effects = np.zeros((0, 0))
@@ -472,17 +548,23 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _table_rows(entries: Iterable[tuple[_Entry, np.ndarray, np.ndarray]]
-                ) -> Iterator[list[str]]:
+def _table_rows(entries: Iterable[tuple[_Entry, np.ndarray, np.ndarray]]) -> Iterator[list[str]]:
     for entry, values, effects in entries:
         k = 0
         for alt, scored in zip(entry.alts, entry.scored, strict=True):
             if not scored:
                 continue
             k += 1
-            yield [entry.chrom, str(entry.pos), entry.id, entry.ref, alt,
-                   *map(_fmt, values[0]), *map(_fmt, values[k]),
-                   *map(_fmt, effects[k] - effects[0])]
+            yield [
+                entry.chrom,
+                str(entry.pos),
+                entry.id,
+                entry.ref,
+                alt,
+                *map(_fmt, values[0]),
+                *map(_fmt, values[k]),
+                *map(_fmt, effects[k] - effects[0]),
+            ]
 
 
 def info_keys(names: list[str]) -> list[str]:
@@ -497,38 +579,55 @@ def info_keys(names: list[str]) -> list[str]:
     return keys
 
 
-def vcf_header(reader: VcfReader, task: TaskSpec, names: list[str], genome: Genome,
-               settings: dict[str, Any]) -> str:
+def vcf_header(
+    reader: VcfReader, task: TaskSpec, names: list[str], genome: Genome, settings: dict[str, Any]
+) -> str:
     """The input's header with the score fields declared (and the genome's contigs when
     the input declares none), as text. Added to the reader's own header before the first
     record is read, so that its records carry the fields."""
     header = reader.file.header
-    what = "class" if task.kind in ("binary", "multiclass") else (
-        "label" if task.kind == "multilabel" else "target")
+    what = (
+        "class"
+        if task.kind in ("binary", "multiclass")
+        else ("label" if task.kind == "multilabel" else "target")
+    )
     quantity = "probability" if task.is_classification else "predicted value"
-    difference = ("alt - ref difference of the log-odds log(p/(1-p))" if task.is_classification
-                  else "alt - ref difference of the predicted value")
+    difference = (
+        "alt - ref difference of the log-odds log(p/(1-p))"
+        if task.is_classification
+        else "alt - ref difference of the predicted value"
+    )
     for name, key in zip(names, info_keys(names), strict=True):
         shown = name.replace('"', "'").replace("\\", "/")
         for field_id, number, text in (
-                (f"BSNN_REF_{key}", "1", f"{quantity} of {what} '{shown}' for the reference "
-                                         "window"),
-                (f"BSNN_ALT_{key}", "A", f"{quantity} of {what} '{shown}' for each "
-                                         "alternate allele's window"),
-                (f"BSNN_DIFF_{key}", "A", f"{difference} of {what} '{shown}' for each "
-                                          "alternate allele")):
-            header.add_line(f'##INFO=<ID={field_id},Number={number},Type=Float,'
-                            f'Description="bioseqnn: {text}">')
+            (f"BSNN_REF_{key}", "1", f"{quantity} of {what} '{shown}' for the reference window"),
+            (
+                f"BSNN_ALT_{key}",
+                "A",
+                f"{quantity} of {what} '{shown}' for each alternate allele's window",
+            ),
+            (
+                f"BSNN_DIFF_{key}",
+                "A",
+                f"{difference} of {what} '{shown}' for each alternate allele",
+            ),
+        ):
+            header.add_line(
+                f'##INFO=<ID={field_id},Number={number},Type=Float,Description="bioseqnn: {text}">'
+            )
     if not list(header.contigs):
         for chrom, length in genome.lengths.items():
             header.contigs.add(chrom, length=length)
-    header.add_line(f"##bioseqnn_variants=version {__version__}; " + "; ".join(
-        f"{k} {v}" for k, v in settings.items()))
+    header.add_line(
+        f"##bioseqnn_variants=version {__version__}; "
+        + "; ".join(f"{k} {v}" for k, v in settings.items())
+    )
     return str(header)
 
 
-def _vcf_lines(entries: Iterable[tuple[_Entry, np.ndarray, np.ndarray]], names: list[str],
-               task: TaskSpec) -> Iterator[str]:
+def _vcf_lines(
+    entries: Iterable[tuple[_Entry, np.ndarray, np.ndarray]], names: list[str], task: TaskSpec
+) -> Iterator[str]:
     keys = info_keys(names)
     for entry, values, effects in entries:
         rec = entry.record
@@ -538,9 +637,11 @@ def _vcf_lines(entries: Iterable[tuple[_Entry, np.ndarray, np.ndarray]], names: 
             for j, key in enumerate(keys):
                 rec.info[f"BSNN_REF_{key}"] = float(values[0, j])
                 rec.info[f"BSNN_ALT_{key}"] = tuple(
-                    None if k is None else float(values[k, j]) for k in where)
+                    None if k is None else float(values[k, j]) for k in where
+                )
                 rec.info[f"BSNN_DIFF_{key}"] = tuple(
-                    None if k is None else float(effects[k, j] - effects[0, j]) for k in where)
+                    None if k is None else float(effects[k, j] - effects[0, j]) for k in where
+                )
         yield str(rec)
 
 
@@ -566,20 +667,43 @@ def _write_vcf(output: str | os.PathLike[str], header: str, lines: Iterable[str]
 
 def _report(stats: VariantStats, source: str, genome: Genome, on_mismatch: str) -> None:
     rate = stats.records / stats.seconds if stats.seconds else 0.0
-    log.info("%s: scored %d alternate allele(s) of %d record(s) in %.1f s (%.0f records/s)",
-             source, stats.alleles, stats.records, stats.seconds, rate)
+    log.info(
+        "%s: scored %d alternate allele(s) of %d record(s) in %.1f s (%.0f records/s)",
+        source,
+        stats.alleles,
+        stats.records,
+        stats.seconds,
+        rate,
+    )
     ex = stats.examples
     if stats.symbolic:
-        log.warning("%s: skipped %d symbolic allele(s) (<DEL>, *, breakends; e.g. %s)",
-                    source, stats.symbolic, ex["symbolic"])
+        log.warning(
+            "%s: skipped %d symbolic allele(s) (<DEL>, *, breakends; e.g. %s)",
+            source,
+            stats.symbolic,
+            ex["symbolic"],
+        )
     if stats.no_alt:
-        log.warning("%s: %d record(s) without an alternate allele (e.g. %s)", source,
-                    stats.no_alt, ex["no_alt"])
+        log.warning(
+            "%s: %d record(s) without an alternate allele (e.g. %s)",
+            source,
+            stats.no_alt,
+            ex["no_alt"],
+        )
     if stats.mismatched:
-        log.warning("%s: %d record(s) with a REF that differs from %s (e.g. %s): %s", source,
-                    stats.mismatched, genome.name, ex["mismatch"],
-                    "scored anyway (--on-mismatch warn)" if on_mismatch == "warn" else
-                    "skipped (--on-mismatch skip)")
+        log.warning(
+            "%s: %d record(s) with a REF that differs from %s (e.g. %s): %s",
+            source,
+            stats.mismatched,
+            genome.name,
+            ex["mismatch"],
+            "scored anyway (--on-mismatch warn)"
+            if on_mismatch == "warn"
+            else "skipped (--on-mismatch skip)",
+        )
     if stats.padded:
-        log.info("%s: %d record(s) with windows padded with N past a chromosome end",
-                 source, stats.padded)
+        log.info(
+            "%s: %d record(s) with windows padded with N past a chromosome end",
+            source,
+            stats.padded,
+        )

@@ -113,13 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     found = modules(args.package)
     trees = {n: ast.parse(path.read_text(encoding="utf-8")) for n, path in found.items()}
-    sizes = sorted(((len(found[n].read_text(encoding="utf-8").splitlines()), n)
-                    for n in found), reverse=True)
-    longest = sorted(((lines, f"{n}.{f}", first) for n, t in trees.items()
-                      for lines, f, first in functions(t)), reverse=True)
+    sizes = sorted(
+        ((len(found[n].read_text(encoding="utf-8").splitlines()), n) for n in found), reverse=True
+    )
+    longest = sorted(
+        ((lines, f"{n}.{f}", first) for n, t in trees.items() for lines, f, first in functions(t)),
+        reverse=True,
+    )
     graph = {n: imports(n, found[n], t, set(found)) for n, t in trees.items()}
-    print(f"{len(found)} modules, {sum(s for s, _ in sizes)} lines; median module "
-          f"{sorted(s for s, _ in sizes)[len(sizes) // 2]} lines")
+    print(
+        f"{len(found)} modules, {sum(s for s, _ in sizes)} lines; median module "
+        f"{sorted(s for s, _ in sizes)[len(sizes) // 2]} lines"
+    )
     print("\n| longest functions | lines |\n|---|---:|")
     for lines, name, _ in longest[: args.top]:
         print(f"| `{name}` | {lines} |")

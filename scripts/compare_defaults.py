@@ -90,16 +90,31 @@ def main(argv: list[str] | None = None) -> int:
     runtime.tune()  # as the command line does, before any torch work
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", type=Path, help="the shared datasets (../shared/data)")
-    p.add_argument("--recipes", default="", help="comma list of recipe names or YAML paths "
-                   "(with --final: which of its columns to run, all by default)")
-    p.add_argument("--final", action="store_true",
-                   help=f"score the test parts of {', '.join(FINAL)} (the docs table)")
+    p.add_argument(
+        "--recipes",
+        default="",
+        help="comma list of recipe names or YAML paths "
+        "(with --final: which of its columns to run, all by default)",
+    )
+    p.add_argument(
+        "--final",
+        action="store_true",
+        help=f"score the test parts of {', '.join(FINAL)} (the docs table)",
+    )
     p.add_argument("--rows", default=",".join(ROWS))
-    p.add_argument("--out", type=Path, default=None,
-                   help="results JSON, merged with the runs already there (default: "
-                   "compare_validation.json, or compare_final.json with --final)")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="keep splits, models and logs here (and reuse them with --final)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results JSON, merged with the runs already there (default: "
+        "compare_validation.json, or compare_final.json with --final)",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep splits, models and logs here (and reuse them with --final)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="cap epochs (a pipeline check)")
     p.add_argument("--limit", type=int, default=None, help="cap training records")
     args = p.parse_args(argv)
@@ -125,12 +140,24 @@ def main(argv: list[str] | None = None) -> int:
             for row in (r for r in rows if applies(name, r)):
                 work = (args.workdir or Path(tmp)) / label / row
                 work.mkdir(parents=True, exist_ok=True)
-                ctx = Context(args.data, work, configs, args.epochs, args.limit,
-                              validation_only=not args.final, reuse=args.final)
+                ctx = Context(
+                    args.data,
+                    work,
+                    configs,
+                    args.epochs,
+                    args.limit,
+                    validation_only=not args.final,
+                    reuse=args.final,
+                )
                 started = time.perf_counter()
                 outcome = run_row(row, ctx)
-                log.info("%s %s: %s (%.0f s)", label, row, json.dumps(outcome["results"]),
-                         time.perf_counter() - started)
+                log.info(
+                    "%s %s: %s (%.0f s)",
+                    label,
+                    row,
+                    json.dumps(outcome["results"]),
+                    time.perf_counter() - started,
+                )
                 results.setdefault(label, {})[row] = outcome
                 with atomic_output(out) as fh:
                     fh.write(json.dumps(results, indent=2) + "\n")
@@ -149,31 +176,43 @@ def _cell(results: dict[str, Any], name: str, row: str, metric: str) -> str:
 
 def validation_table(results: dict[str, Any]) -> str:
     names = list(results)
-    lines = ["| row | metric (validation) | " + " | ".join(names) + " |",
-             "|---|---|" + "---|" * len(names)]
+    lines = [
+        "| row | metric (validation) | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
     for row in ROWS:
         for metric in HEADLINE[row]:
             cells = [_cell(results, name, row, metric) for name in names]
             if any(cells):
-                lines.append(f"| {row} | {metric.removeprefix('test ')} | "
-                             + " | ".join(cells) + " |")
+                lines.append(
+                    f"| {row} | {metric.removeprefix('test ')} | " + " | ".join(cells) + " |"
+                )
     return "\n".join(lines)
 
 
 def final_table(results: dict[str, Any]) -> str:
     known_path = PACKAGE_CONFIGS / "results.json"
     known = json.loads(known_path.read_text())["rows"] if known_path.exists() else {}
-    lines = ["| dataset | metric (test) | old default | default | --cv 5 | --structure | "
-             "best known config | published |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | metric (test) | old default | default | --cv 5 | --structure | "
+        "best known config | published |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in ROWS:
         for metric in HEADLINE[row]:
             cells = [_cell(results, name, row, metric) for name in FINAL]
             best = known.get(row, {}).get("results", {}).get(metric)
-            published = "; ".join(f"{p.value:.3f} ({p.source})" for p in PUBLISHED[row]
-                                  if p.metric == metric and p.value is not None)
-            lines.append(f"| {row} | {metric.removeprefix('test ')} | " + " | ".join(
-                c or "n/a" for c in cells) + f" | {'' if best is None else f'{best:.3f}'} | "
-                f"{published or 'n/a'} |")
+            published = "; ".join(
+                f"{p.value:.3f} ({p.source})"
+                for p in PUBLISHED[row]
+                if p.metric == metric and p.value is not None
+            )
+            lines.append(
+                f"| {row} | {metric.removeprefix('test ')} | "
+                + " | ".join(c or "n/a" for c in cells)
+                + f" | {'' if best is None else f'{best:.3f}'} | "
+                f"{published or 'n/a'} |"
+            )
     return "\n".join(lines)
 
 

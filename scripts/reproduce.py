@@ -81,8 +81,14 @@ PUBLISHED: dict[str, list[Published]] = {
     ],
 }
 
-ROWS = ("ncrna_families", "ecoli_promoters", "hemolytic_peptides", "anticancer_peptides",
-        "gb1_fitness", "secondary_structure")
+ROWS = (
+    "ncrna_families",
+    "ecoli_promoters",
+    "hemolytic_peptides",
+    "anticancer_peptides",
+    "gb1_fitness",
+    "secondary_structure",
+)
 
 # The files each row reads from DATA/<row>/ (the layout of ../shared/data).
 DATASET_FILES: dict[str, tuple[str, ...]] = {
@@ -111,8 +117,9 @@ def write_fasta(path: Path, records: Iterable[tuple[str, bytes]]) -> Path:
     return path
 
 
-def read_csv(path: Path, required: Iterable[str] = ("id",)
-             ) -> tuple[list[str], list[dict[str, str]]]:
+def read_csv(
+    path: Path, required: Iterable[str] = ("id",)
+) -> tuple[list[str], list[dict[str, str]]]:
     """The header and rows of a CSV table that has the ``required`` columns."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -126,8 +133,10 @@ def read_csv(path: Path, required: Iterable[str] = ("id",)
         raise DataError(f"{path}: not a CSV table: {exc}") from None
     missing = [c for c in required if c not in header]
     if missing:
-        raise DataError(f"{path}: no column {', '.join(map(repr, missing))} "
-                        f"(columns: {', '.join(header) or 'none'}); {LAYOUT_HINT}")
+        raise DataError(
+            f"{path}: no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(header) or 'none'}); {LAYOUT_HINT}"
+        )
     return header, rows
 
 
@@ -139,8 +148,9 @@ def write_csv(path: Path, header: list[str], rows: Iterable[dict[str, str]]) -> 
     return path
 
 
-def write_part(work: Path, name: str, seqs: dict[str, bytes], header: list[str],
-               rows: list[dict[str, str]]) -> tuple[Path, Path]:
+def write_part(
+    work: Path, name: str, seqs: dict[str, bytes], header: list[str], rows: list[dict[str, str]]
+) -> tuple[Path, Path]:
     """The FASTA and table of the records ``rows`` (a part of a dataset)."""
     fasta = write_fasta(work / f"{name}.fasta", ((r["id"], seqs[r["id"]]) for r in rows))
     return fasta, write_csv(work / f"{name}.csv", header, rows)
@@ -196,10 +206,17 @@ class Context:
         return [rows[i] for i in keep]
 
 
-def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path],
-               test: tuple[Path, Path], val: tuple[Path, Path] | None = None,
-               targets: list[str] | None = None, task: str | None = None,
-               mask: Path | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+def train_eval(
+    cfg: RunConfig,
+    name: str,
+    ctx: Context,
+    train: tuple[Path, Path],
+    test: tuple[Path, Path],
+    val: tuple[Path, Path] | None = None,
+    targets: list[str] | None = None,
+    task: str | None = None,
+    mask: Path | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
     """Train on ``train`` (validation: ``val`` or the config's split), score ``test``."""
     from bioseqnn.api import train as run_train
     from bioseqnn.bundle import read_manifest
@@ -218,16 +235,27 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
     elif ctx.fit is not None:
         manifest = ctx.fit(train, model, cfg, val=val, targets=targets, task=task, mask=mask)
     else:
-        manifest = run_train(train[0], train[1], model, cfg, targets=targets, task=task,
-                             val_fasta=val[0] if val else None,
-                             val_labels=val[1] if val else None,
-                             log_path=ctx.work / f"{name}.log.tsv", **kwargs).manifest
+        manifest = run_train(
+            train[0],
+            train[1],
+            model,
+            cfg,
+            targets=targets,
+            task=task,
+            val_fasta=val[0] if val else None,
+            val_labels=val[1] if val else None,
+            log_path=ctx.work / f"{name}.log.tsv",
+            **kwargs,
+        ).manifest
     metrics = manifest["metrics"]
-    info = {"seconds": metrics.get("seconds", 0.0), "best_epoch": metrics.get("best_epoch"),
-            "epochs_run": metrics.get("epochs_run"),
-            "stopped_early": metrics.get("stopped_early"),
-            "train_records": manifest["data"]["train_records"],
-            "val_records": manifest["data"]["val_records"]}
+    info = {
+        "seconds": metrics.get("seconds", 0.0),
+        "best_epoch": metrics.get("best_epoch"),
+        "epochs_run": metrics.get("epochs_run"),
+        "stopped_early": metrics.get("stopped_early"),
+        "train_records": manifest["data"]["train_records"],
+        "val_records": manifest["data"]["val_records"],
+    }
     if ctx.validation_only:
         best = metrics["best"]
         return {k.removeprefix("val_"): v for k, v in best.items() if k.startswith("val_")}, info
@@ -238,14 +266,15 @@ def train_eval(cfg: RunConfig, name: str, ctx: Context, train: tuple[Path, Path]
     info["test_records"] = ev.records
     members = metrics.get("members")
     if members:  # an ensemble: each member's seed, epochs and validation figures
-        info["members"] = [{k: m[k] for k in ("seed", "best_epoch", "epochs_run", "seconds")}
-                           | {"best": m["best"]} for m in members]
+        info["members"] = [
+            {k: m[k] for k in ("seed", "best_epoch", "epochs_run", "seconds")} | {"best": m["best"]}
+            for m in members
+        ]
         info["validation"] = metrics["best"]
     return dict(ev.metrics), info
 
 
-def _joined(first: tuple[Path, Path], second: tuple[Path, Path], stem: Path
-            ) -> tuple[Path, Path]:
+def _joined(first: tuple[Path, Path], second: tuple[Path, Path], stem: Path) -> tuple[Path, Path]:
     """One FASTA and one labels file (a CSV table, or a FASTA of per-residue labels) holding
     the records of both parts."""
     fasta = stem.with_suffix(".fasta")
@@ -269,8 +298,14 @@ def row_ncrna(ctx: Context) -> dict[str, Any]:
     seqs = read_fasta(src / "train.fasta")
     train = write_part(ctx.work, "ncrna_train", seqs, header, ctx.cap(rows))
     scores, info = train_eval(cfg, "ncrna", ctx, train, (src / "test.fasta", src / "test.csv"))
-    return {"results": {"test accuracy": scores["accuracy"], "test mcc": scores["mcc"],
-                        "test balanced accuracy": scores["balanced_accuracy"]}, **info}
+    return {
+        "results": {
+            "test accuracy": scores["accuracy"],
+            "test mcc": scores["mcc"],
+            "test balanced accuracy": scores["balanced_accuracy"],
+        },
+        **info,
+    }
 
 
 def row_promoters(ctx: Context) -> dict[str, Any]:
@@ -282,21 +317,36 @@ def row_promoters(ctx: Context) -> dict[str, Any]:
     perm = np.random.default_rng([cfg.training.seed, 11]).permutation(len(rows))
     n_test = n_val = len(rows) // 10
     test_rows = [rows[i] for i in sorted(perm[:n_test])]
-    val_rows = [rows[i] for i in sorted(perm[n_test:n_test + n_val])]
-    train_rows = ctx.cap([rows[i] for i in sorted(perm[n_test + n_val:])])
-    parts = {n: write_part(ctx.work, f"promoters_{n}", seqs, header, r)
-             for n, r in (("train", train_rows), ("val", val_rows), ("test", test_rows))}
-    scores, info = train_eval(cfg, "promoters", ctx, parts["train"], parts["test"],
-                              val=parts["val"], targets=["log2_expression"])
-    return {"results": {"test Pearson r (log2 expression)": scores["pearson"],
-                        "test Spearman": scores["spearman"]}, **info}
+    val_rows = [rows[i] for i in sorted(perm[n_test : n_test + n_val])]
+    train_rows = ctx.cap([rows[i] for i in sorted(perm[n_test + n_val :])])
+    parts = {
+        n: write_part(ctx.work, f"promoters_{n}", seqs, header, r)
+        for n, r in (("train", train_rows), ("val", val_rows), ("test", test_rows))
+    }
+    scores, info = train_eval(
+        cfg,
+        "promoters",
+        ctx,
+        parts["train"],
+        parts["test"],
+        val=parts["val"],
+        targets=["log2_expression"],
+    )
+    return {
+        "results": {
+            "test Pearson r (log2 expression)": scores["pearson"],
+            "test Spearman": scores["spearman"],
+        },
+        **info,
+    }
 
 
 def row_gb1(ctx: Context) -> dict[str, Any]:
     cfg, _ = ctx.config("gb1_fitness")
     src = ctx.data / "gb1_fitness"
-    header, rows = read_csv(src / "fitness.csv", ("id", "fitness", "split_three_vs_rest",
-                                                  "split_low_vs_high"))
+    header, rows = read_csv(
+        src / "fitness.csv", ("id", "fitness", "split_three_vs_rest", "split_low_vs_high")
+    )
     seqs = read_fasta(src / "variants.fasta")
     results: dict[str, float] = {}
     info: dict[str, Any] = {"seconds": 0.0, "parts": {}}
@@ -332,13 +382,21 @@ def _cv_row(ctx: Context, row: str, label: str) -> dict[str, Any]:
         seconds += info["seconds"]
         log.info("%s fold %d: accuracy %.4f, mcc %.4f", row, k + 1, acc[-1], mcc[-1])
     if ctx.first_fold:
-        return {"results": {"fold 1 accuracy": acc[0], "fold 1 MCC": mcc[0]},
-                "folds": {"accuracy": acc, "mcc": mcc}, "seconds": seconds}
-    return {"results": {"5-fold CV accuracy": float(np.mean(acc)),
-                        "5-fold CV accuracy sd": float(np.std(acc)),
-                        "5-fold CV MCC": float(np.mean(mcc)),
-                        "5-fold CV MCC sd": float(np.std(mcc))},
-            "folds": {"accuracy": acc, "mcc": mcc}, "seconds": seconds}
+        return {
+            "results": {"fold 1 accuracy": acc[0], "fold 1 MCC": mcc[0]},
+            "folds": {"accuracy": acc, "mcc": mcc},
+            "seconds": seconds,
+        }
+    return {
+        "results": {
+            "5-fold CV accuracy": float(np.mean(acc)),
+            "5-fold CV accuracy sd": float(np.std(acc)),
+            "5-fold CV MCC": float(np.mean(mcc)),
+            "5-fold CV MCC sd": float(np.std(mcc)),
+        },
+        "folds": {"accuracy": acc, "mcc": mcc},
+        "seconds": seconds,
+    }
 
 
 def row_hemolytic(ctx: Context) -> dict[str, Any]:
@@ -371,11 +429,24 @@ def row_secondary(ctx: Context) -> dict[str, Any]:
             write_fasta(ctx.work / f"ss_{split}_labels.fasta", ((i, labels[i]) for i in ids)),
         )
     mask = write_fasta(ctx.work / "ss_mask.fasta", masks.items())
-    scores, info = train_eval(cfg, "secondary_structure", ctx, parts["train"], parts["test"],
-                              val=parts["valid"], task="per-position", mask=mask)
-    return {"results": {"Q3 on resolved test residues": scores["accuracy"],
-                        "test MCC (per residue)": scores["mcc"]},
-            "scored_positions": scores.get("positions"), **info}
+    scores, info = train_eval(
+        cfg,
+        "secondary_structure",
+        ctx,
+        parts["train"],
+        parts["test"],
+        val=parts["valid"],
+        task="per-position",
+        mask=mask,
+    )
+    return {
+        "results": {
+            "Q3 on resolved test residues": scores["accuracy"],
+            "test MCC (per residue)": scores["mcc"],
+        },
+        "scored_positions": scores.get("positions"),
+        **info,
+    }
 
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -397,19 +468,27 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
     outcome = RUNNERS[row](ctx)
     outcome["wall_seconds"] = round(time.perf_counter() - started, 1)
     outcome["seconds"] = round(float(outcome["seconds"]), 1)
-    outcome.update({
-        "config": str(path.relative_to(PACKAGE_CONFIGS.parent.parent)) if path.is_relative_to(
-            PACKAGE_CONFIGS.parent.parent) else str(path),
-        "architecture": _architecture(row, cfg, ctx.work),
-        "seed": cfg.training.seed,
-        **({"seeds": list(range(cfg.training.seed, cfg.training.seed + cfg.training.ensemble))}
-           if cfg.training.ensemble > 1 else {}),
-        "epochs_cap": cfg.training.epochs,
-        "reduced": " ".join(([f"--epochs {ctx.epochs}"] if ctx.epochs is not None else []) +
-                            ([f"--limit {ctx.limit}"] if ctx.limit is not None else [])),
-        "published": [vars(p) for p in PUBLISHED[row]],
-        "machine": machine(),
-    })
+    outcome.update(
+        {
+            "config": str(path.relative_to(PACKAGE_CONFIGS.parent.parent))
+            if path.is_relative_to(PACKAGE_CONFIGS.parent.parent)
+            else str(path),
+            "architecture": _architecture(row, cfg, ctx.work),
+            "seed": cfg.training.seed,
+            **(
+                {"seeds": list(range(cfg.training.seed, cfg.training.seed + cfg.training.ensemble))}
+                if cfg.training.ensemble > 1
+                else {}
+            ),
+            "epochs_cap": cfg.training.epochs,
+            "reduced": " ".join(
+                ([f"--epochs {ctx.epochs}"] if ctx.epochs is not None else [])
+                + ([f"--limit {ctx.limit}"] if ctx.limit is not None else [])
+            ),
+            "published": [vars(p) for p in PUBLISHED[row]],
+            "machine": machine(),
+        }
+    )
     return outcome
 
 
@@ -425,7 +504,8 @@ def _architecture(row: str, cfg: RunConfig, work: Path) -> str:
     members = cfg.training.cv or cfg.training.ensemble
     what = "cross-validated ensemble" if cfg.training.cv else "ensemble"
     return describe(model, per_position=row == "secondary_structure") + (
-        f", {what} of {members}" if members > 1 else "")
+        f", {what} of {members}" if members > 1 else ""
+    )
 
 
 def machine() -> str:
@@ -433,8 +513,10 @@ def machine() -> str:
 
     threads = torch.get_num_threads()
     kernels = native.instruction_set() if native.available() else "off"
-    return (f"{platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}, "
-            f"CPU kernels {kernels}")
+    return (
+        f"{platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}, "
+        f"CPU kernels {kernels}"
+    )
 
 
 def fmt(value: float | None) -> str:
@@ -443,17 +525,22 @@ def fmt(value: float | None) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """The table of docs/reproduce.md: a line per measured figure, the published one beside."""
-    lines = ["| dataset | metric | bioseqnn | published | architecture (config) | "
-             "training time | seed |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | metric | bioseqnn | published | architecture (config) | "
+        "training time | seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in ROWS:
         entry = results.get(row)
         published = PUBLISHED[row]
         if entry is None:
             cmd = f"python scripts/reproduce.py DATA --rows {row}"
             for p in published[:1]:
-                lines.append(f"| {row} | {p.metric} | not yet measured (`{cmd}`) | "
-                             f"{fmt(p.value)} ({p.source}) | example_data/reproduce/{row}.yaml "
-                             f"| | |")
+                lines.append(
+                    f"| {row} | {p.metric} | not yet measured (`{cmd}`) | "
+                    f"{fmt(p.value)} ({p.source}) | example_data/reproduce/{row}.yaml "
+                    f"| | |"
+                )
             continue
         first = True
         for metric, value in entry["results"].items():
@@ -463,15 +550,18 @@ def markdown(results: dict[str, Any]) -> str:
             sd = entry["results"].get(f"{metric} sd")
             if sd is not None:
                 shown += f" ± {sd:.3f}"
-            beside = "; ".join(f"{fmt(p.value)} ({p.source})" for p in published
-                               if p.metric == metric) or ""
+            beside = (
+                "; ".join(f"{fmt(p.value)} ({p.source})" for p in published if p.metric == metric)
+                or ""
+            )
             reduced = f" (reduced run: {entry['reduced']})" if entry.get("reduced") else ""
             how = f"{entry['architecture']} (`{entry['config']}`)" if first else "″"
             seeds = entry.get("seeds")
             seed = f"{seeds[0]}-{seeds[-1]}" if seeds else entry["seed"]
             time_seed = f"{entry['seconds']:.0f} s | {seed}" if first else " | "
-            lines.append(f"| {row} | {metric} | {shown}{reduced} | {beside} | {how} | "
-                         f"{time_seed} |")
+            lines.append(
+                f"| {row} | {metric} | {shown}{reduced} | {beside} | {how} | {time_seed} |"
+            )
             first = False
     return "\n".join(lines) + "\n"
 
@@ -487,23 +577,48 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python scripts/reproduce.py", description=__doc__.splitlines()[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="python scripts/reproduce.py",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("data", type=Path, help="folder holding the datasets (../shared/data)")
-    p.add_argument("--rows", default=",".join(ROWS),
-                   help=f"comma list of rows to run (default: all: {', '.join(ROWS)})")
-    p.add_argument("--out", type=Path, default=Path("reproduce_results.json"),
-                   help="results JSON; rows already there are kept unless rerun")
-    p.add_argument("--configs", type=Path, default=None,
-                   help="folder of the <row>.yaml configs (default: example_data/reproduce "
-                   "of the checkout this script is in, else under the current directory)")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="keep the splits, models and epoch logs here (default: a temporary "
-                   "folder)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="cap the epochs (a pipeline check; the figures are then not comparable)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="use at most this many training records (a pipeline check)")
+    p.add_argument(
+        "--rows",
+        default=",".join(ROWS),
+        help=f"comma list of rows to run (default: all: {', '.join(ROWS)})",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reproduce_results.json"),
+        help="results JSON; rows already there are kept unless rerun",
+    )
+    p.add_argument(
+        "--configs",
+        type=Path,
+        default=None,
+        help="folder of the <row>.yaml configs (default: example_data/reproduce "
+        "of the checkout this script is in, else under the current directory)",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the splits, models and epoch logs here (default: a temporary folder)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="cap the epochs (a pipeline check; the figures are then not comparable)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use at most this many training records (a pipeline check)",
+    )
     p.add_argument("--quiet", action="store_true", help="nothing on stderr but errors")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
@@ -522,7 +637,8 @@ def default_configs() -> Path:
     raise UsageError(
         f"no configs folder found (tried {PACKAGE_CONFIGS} and {Path.cwd() / CWD_CONFIGS}); "
         "run from the bioseqnn checkout or name the folder of the <row>.yaml configs with "
-        "--configs DIR")
+        "--configs DIR"
+    )
 
 
 def check_dataset(data: Path, row: str) -> None:
@@ -545,12 +661,12 @@ def read_results(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DataError(f"{path}: {problem} (not JSON); choose another --out or remove it"
-                        ) from None
+        raise DataError(
+            f"{path}: {problem} (not JSON); choose another --out or remove it"
+        ) from None
     rows = doc.get("rows", {}) if isinstance(doc, dict) else None
     if not isinstance(rows, dict):
-        raise DataError(f"{path}: {problem} (no 'rows' object); choose another --out or "
-                        "remove it")
+        raise DataError(f"{path}: {problem} (no 'rows' object); choose another --out or remove it")
     return rows
 
 
@@ -581,8 +697,9 @@ def run(argv: list[str]) -> int:
         args.configs = default_configs()
     elif not args.configs.is_dir():
         problem = "not a folder" if args.configs.exists() else "no such folder"
-        raise UsageError(f"{args.configs}: {problem} (--configs: the folder of the <row>.yaml "
-                         "configs)")
+        raise UsageError(
+            f"{args.configs}: {problem} (--configs: the folder of the <row>.yaml configs)"
+        )
     if args.workdir is not None and args.workdir.exists() and not args.workdir.is_dir():
         raise UsageError(f"{args.workdir}: not a folder (--workdir)")
     for row in rows:  # every problem that needs no training shows before any row trains
@@ -603,18 +720,22 @@ def run(argv: list[str]) -> int:
             try:
                 work.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UsageError(f"{work}: cannot create the work folder: "
-                                 f"{exc.strerror or exc}") from None
+                raise UsageError(
+                    f"{work}: cannot create the work folder: {exc.strerror or exc}"
+                ) from None
             ctx = Context(args.data, work, args.configs, args.epochs, args.limit)
             log.info("row %s: training with %s", row, args.configs / f"{row}.yaml")
             try:
                 results[row] = run_row(row, ctx)
             except BioseqnnError as exc:
                 raise _in_row(row, exc) from exc
-            log.info("row %s: %s (%.0f s)", row, json.dumps(results[row]["results"]),
-                     results[row]["wall_seconds"])
-            doc = {"command": "python scripts/reproduce.py " + " ".join(argv),
-                   "rows": results}
+            log.info(
+                "row %s: %s (%.0f s)",
+                row,
+                json.dumps(results[row]["results"]),
+                results[row]["wall_seconds"],
+            )
+            doc = {"command": "python scripts/reproduce.py " + " ".join(argv), "rows": results}
             with atomic_output(args.out) as fh:
                 fh.write(json.dumps(doc, indent=2) + "\n")
     sys.stdout.write(markdown(results))

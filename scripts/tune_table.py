@@ -34,14 +34,14 @@ from bioseqnn.config import RunConfig, dump_yaml
 from bioseqnn.seqio import atomic_output
 
 log = logging.getLogger("bioseqnn")
-DEFAULTS = Path(__file__).resolve().parent.parent / "docs" / "accuracy-data" / \
-    "compare_final.json"
+DEFAULTS = Path(__file__).resolve().parent.parent / "docs" / "accuracy-data" / "compare_final.json"
 
 # The figure of each row: the headline of docs/accuracy.md, the first fold's for the
 # cross-validated rows.
 HEADLINE: dict[str, tuple[str, ...]] = {
     row: ("fold 1 accuracy",) if metrics == ("5-fold CV accuracy",) else metrics
-    for row, metrics in COMPARED.items()}
+    for row, metrics in COMPARED.items()
+}
 
 
 def searcher(budget: float, threads: int, seed: int, searches: list[dict[str, Any]]) -> Any:
@@ -49,19 +49,41 @@ def searcher(budget: float, threads: int, seed: int, searches: list[dict[str, An
     from bioseqnn.bundle import read_manifest
     from bioseqnn.search.study import tune
 
-    def fit(train: tuple[Path, Path], model: Path, cfg: RunConfig, *, val: Any = None,
-            targets: list[str] | None = None, task: str | None = None,
-            mask: Path | None = None) -> dict[str, Any]:
+    def fit(
+        train: tuple[Path, Path],
+        model: Path,
+        cfg: RunConfig,
+        *,
+        val: Any = None,
+        targets: list[str] | None = None,
+        task: str | None = None,
+        mask: Path | None = None,
+    ) -> dict[str, Any]:
         base = RunConfig()
         base.training.threads = threads
         base.training.device = "cpu"
         started = time.perf_counter()
-        tune(train[0], train[1], model, timeout=budget, seed=seed, config=base,
-             targets=targets, task=task, val_fasta=val[0] if val else None,
-             val_labels=val[1] if val else None, position_mask=mask)
+        tune(
+            train[0],
+            train[1],
+            model,
+            timeout=budget,
+            seed=seed,
+            config=base,
+            targets=targets,
+            task=task,
+            val_fasta=val[0] if val else None,
+            val_labels=val[1] if val else None,
+            position_mask=mask,
+        )
         manifest = read_manifest(model)[0]
-        searches.append({"model": model.name, "wall_seconds": round(
-            time.perf_counter() - started, 1), **manifest["tune"]})
+        searches.append(
+            {
+                "model": model.name,
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                **manifest["tune"],
+            }
+        )
         return manifest
 
     return fit
@@ -82,12 +104,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         work = args.workdir / row
         work.mkdir(parents=True, exist_ok=True)
         searches: list[dict[str, Any]] = []
-        ctx = Context(args.data, work, configs, None, args.limit,
-                      fit=searcher(budget, args.threads, args.seed, searches),
-                      first_fold=True)
+        ctx = Context(
+            args.data,
+            work,
+            configs,
+            None,
+            args.limit,
+            fit=searcher(budget, args.threads, args.seed, searches),
+            first_fold=True,
+        )
         outcome = run_row(row, ctx)
-        outcome.update(searches=searches, budget=args.time, threads=args.threads,
-                       machine=machine())
+        outcome.update(searches=searches, budget=args.time, threads=args.threads, machine=machine())
         log.info("tune %s: %s", row, json.dumps(outcome["results"]))
         results[row] = outcome
         with atomic_output(out) as fh:
@@ -107,28 +134,42 @@ def _default(defaults: dict[str, Any], row: str, metric: str) -> float | None:
 
 def table(results: dict[str, Any]) -> str:
     defaults = json.loads(DEFAULTS.read_text()) if DEFAULTS.exists() else {}
-    lines = ["| dataset | metric (test) | default | tune | trials (complete/pruned/failed) "
-             "| best trial | published |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | metric (test) | default | tune | trials (complete/pruned/failed) "
+        "| best trial | published |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in ROWS:
         entry = results.get(row)
         for i, metric in enumerate(HEADLINE[row]):
             tuned = entry["results"].get(metric) if entry else None
             default = _default(defaults, row, metric)
             search = entry["searches"][i] if entry and i < len(entry["searches"]) else None
-            counts = (f"{search['trials']} ({search['complete']}/{search['pruned']}/"
-                      f"{search['failed']})" if search else "")
-            best = "" if search is None else (
-                f"{search['best_trial']}: "
-                + (search["best_settings"]["model"].get("arch") or "train's defaults"))
+            counts = (
+                f"{search['trials']} ({search['complete']}/{search['pruned']}/{search['failed']})"
+                if search
+                else ""
+            )
+            best = (
+                ""
+                if search is None
+                else (
+                    f"{search['best_trial']}: "
+                    + (search["best_settings"]["model"].get("arch") or "train's defaults")
+                )
+            )
             published = "; ".join(
-                f"{p.value:.3f} ({p.source})" for p in PUBLISHED[row]
-                if p.value is not None and (p.metric == metric or (
-                    metric == "fold 1 accuracy" and "CV" in p.metric)))
+                f"{p.value:.3f} ({p.source})"
+                for p in PUBLISHED[row]
+                if p.value is not None
+                and (p.metric == metric or (metric == "fold 1 accuracy" and "CV" in p.metric))
+            )
             lines.append(
                 f"| {row} | {metric.removeprefix('test ')} | "
                 f"{'' if default is None else f'{default:.3f}'} | "
                 f"{'' if tuned is None else f'{tuned:.3f}'} | {counts} | {best} | "
-                f"{published or 'n/a'} |")
+                f"{published or 'n/a'} |"
+            )
     return "\n".join(lines)
 
 
@@ -142,16 +183,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time", default="20m", help="each search's budget (default 20m)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of each trial")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workdir", type=Path, default=Path("tune-runs"),
-                   help="splits, studies and every trial's model")
-    p.add_argument("--out", type=Path, default=Path("tune_table.json"),
-                   help="results JSON, merged with the rows already there")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("tune-runs"),
+        help="splits, studies and every trial's model",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("tune_table.json"),
+        help="results JSON, merged with the rows already there",
+    )
     p.add_argument("--limit", type=int, default=None, help="cap training records (a check)")
-    p.add_argument("--table", type=Path, nargs="+", default=None, metavar="JSON",
-                   help="print the table of these results files and exit")
+    p.add_argument(
+        "--table",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="print the table of these results files and exit",
+    )
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="tune-table: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="tune-table: %(message)s", stream=sys.stderr)
     if args.table:
         merged: dict[str, Any] = {}
         for path in args.table:

@@ -43,13 +43,19 @@ def cli(capfd: pytest.CaptureFixture[str]):
 
 
 def run_bioseqnn(
-    *args: str | os.PathLike[str], stdin: bytes | None = None, cwd: Path | None = None,
+    *args: str | os.PathLike[str],
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run the installed command in a real subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "bioseqnn", *map(str, args)], input=stdin, capture_output=True,
-        cwd=cwd, timeout=timeout, check=False,
+        [sys.executable, "-m", "bioseqnn", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -59,9 +65,22 @@ def hemolytic_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bioseqnn.cli import main
 
     out = tmp_path_factory.mktemp("models") / "hemolytic.bsnn"
-    code = main([
-        "train", str(EXAMPLES / "hemolytic.fasta"), str(EXAMPLES / "hemolytic.csv"),
-        "-o", str(out), "--arch", "lstm", "--epochs", "3", "--hidden-size", "32", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(EXAMPLES / "hemolytic.fasta"),
+            str(EXAMPLES / "hemolytic.csv"),
+            "-o",
+            str(out),
+            "--arch",
+            "lstm",
+            "--epochs",
+            "3",
+            "--hidden-size",
+            "32",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
@@ -72,16 +91,49 @@ def promoter_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bioseqnn.cli import main
 
     out = tmp_path_factory.mktemp("models") / "promoters.bsnn"
-    code = main(["train", str(EXAMPLES / "promoters.fasta"), str(EXAMPLES / "promoters.csv"),
-                 "-o", str(out), "--epochs", "2", "--arch", "gru", "--hidden-size", "16",
-                 "--quiet"])
+    code = main(
+        [
+            "train",
+            str(EXAMPLES / "promoters.fasta"),
+            str(EXAMPLES / "promoters.csv"),
+            "-o",
+            str(out),
+            "--epochs",
+            "2",
+            "--arch",
+            "gru",
+            "--hidden-size",
+            "16",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
 
-PLANTED_CNN = ["--arch", "cnn", "--channels", "16", "--kernel-sizes", "12", "--dilations", "1",
-               "--pool-sizes", "1", "--dropout", "0", "--schedule", "none", "--epochs", "12",
-               "--lr", "0.02", "--threads", "1", "--quiet"]
+PLANTED_CNN = [
+    "--arch",
+    "cnn",
+    "--channels",
+    "16",
+    "--kernel-sizes",
+    "12",
+    "--dilations",
+    "1",
+    "--pool-sizes",
+    "1",
+    "--dropout",
+    "0",
+    "--schedule",
+    "none",
+    "--epochs",
+    "12",
+    "--lr",
+    "0.02",
+    "--threads",
+    "1",
+    "--quiet",
+]
 """Learns the motif planted in example_data/genome (validation accuracy 1.0) in seconds."""
 
 
@@ -102,8 +154,21 @@ def planted_model(planted: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     from bioseqnn.cli import main
 
     out = tmp_path_factory.mktemp("genome_models") / "planted.bsnn"
-    code = main(["train", "--genome", str(planted["planted.fa"]), str(planted["peaks.bed"]),
-                 str(planted["labels.csv"]), "--window", "200", "--holdout-chroms",
-                 "NC_005816.1", "-o", str(out), *PLANTED_CNN])
+    code = main(
+        [
+            "train",
+            "--genome",
+            str(planted["planted.fa"]),
+            str(planted["peaks.bed"]),
+            str(planted["labels.csv"]),
+            "--window",
+            "200",
+            "--holdout-chroms",
+            "NC_005816.1",
+            "-o",
+            str(out),
+            *PLANTED_CNN,
+        ]
+    )
     assert code == 0
     return out

@@ -29,12 +29,26 @@ SETTINGS: dict[str, dict[str, object]] = {
     "rnn": {"hidden_size": 32, "bidirectional": True, "pooling": "mean"},
     "lstm": {"hidden_size": 32, "bidirectional": True},
     "gru": {"hidden_size": 32},
-    "cnn": {"channels": [32, 32], "kernel_sizes": [5, 3], "dilations": [1, 1],
-            "pool_sizes": [1, 1]},
-    "cnn-lstm": {"channels": [32], "kernel_sizes": [5], "dilations": [1], "pool_sizes": [2],
-                 "hidden_size": 16},
-    "cnn-gru": {"channels": [32], "kernel_sizes": [5], "dilations": [1], "pool_sizes": [2],
-                "hidden_size": 16},
+    "cnn": {
+        "channels": [32, 32],
+        "kernel_sizes": [5, 3],
+        "dilations": [1, 1],
+        "pool_sizes": [1, 1],
+    },
+    "cnn-lstm": {
+        "channels": [32],
+        "kernel_sizes": [5],
+        "dilations": [1],
+        "pool_sizes": [2],
+        "hidden_size": 16,
+    },
+    "cnn-gru": {
+        "channels": [32],
+        "kernel_sizes": [5],
+        "dilations": [1],
+        "pool_sizes": [2],
+        "hidden_size": 16,
+    },
     "transformer": {"d_model": 32, "heads": 4, "ff_size": 64, "layers": 1},
 }
 
@@ -66,21 +80,38 @@ def logits_of(model: torch.nn.Module, records: list[tuple[str, bytes]]) -> torch
     codes, offsets, _ = Encoder(alphabet).encode([seq for _, seq in records])
     padded, lengths = pad_codes(codes, offsets, np.arange(len(records)))
     with torch.no_grad():
-        return model.eval()(OneHot(alphabet)(torch.from_numpy(padded)),
-                            torch.from_numpy(lengths))
+        return model.eval()(OneHot(alphabet)(torch.from_numpy(padded)), torch.from_numpy(lengths))
 
 
 @pytest.mark.parametrize("arch", list(SETTINGS))
 def test_architecture_learns_and_predict_reproduces_validation(
-    arch: str, split: dict[str, Path], tmp_path: Path,
+    arch: str,
+    split: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
-    cfg = config_from_dict({"model": {"arch": arch, **SETTINGS[arch]},
-                            "training": {"epochs": 8, "batch_size": 32, "lr": 3e-3,
-                                         "patience": 0, "threads": 1, "seed": 1}})
+    cfg = config_from_dict(
+        {
+            "model": {"arch": arch, **SETTINGS[arch]},
+            "training": {
+                "epochs": 8,
+                "batch_size": 32,
+                "lr": 3e-3,
+                "patience": 0,
+                "threads": 1,
+                "seed": 1,
+            },
+        }
+    )
     assert isinstance(cfg, RunConfig)
     out = tmp_path / f"{arch}.bsnn"
-    outcome = api.train(split["train_fasta"], split["train_csv"], out, cfg,
-                        val_fasta=split["val_fasta"], val_labels=split["val_csv"])
+    outcome = api.train(
+        split["train_fasta"],
+        split["train_csv"],
+        out,
+        cfg,
+        val_fasta=split["val_fasta"],
+        val_labels=split["val_csv"],
+    )
     best = outcome.result.best
 
     with open(split["val_csv"], encoding="utf-8", newline="") as fh:
@@ -114,9 +145,14 @@ def test_architecture_learns_and_predict_reproduces_validation(
 def test_default_cnn_learns_ncrna_families_out_of_the_box(tmp_path: Path) -> None:
     """13 balanced classes (trivial baseline 1/13): the default cnn, only fewer epochs."""
     cfg = config_from_dict({"model": {"arch": "cnn"}, "training": {"epochs": 6, "threads": 1}})
-    outcome = api.train(EXAMPLES / "ncrna_train.fasta", EXAMPLES / "ncrna_train.csv",
-                        tmp_path / "cnn.bsnn", cfg, val_fasta=EXAMPLES / "ncrna_test.fasta",
-                        val_labels=EXAMPLES / "ncrna_test.csv")
+    outcome = api.train(
+        EXAMPLES / "ncrna_train.fasta",
+        EXAMPLES / "ncrna_train.csv",
+        tmp_path / "cnn.bsnn",
+        cfg,
+        val_fasta=EXAMPLES / "ncrna_test.fasta",
+        val_labels=EXAMPLES / "ncrna_test.csv",
+    )
     assert outcome.manifest["task"]["kind"] == "multiclass"
     assert len(outcome.manifest["task"]["classes"]) == 13
     # measured: 0.72 after 6 epochs, 0.83 after 20 (the published model: 0.86 on 10x the data)

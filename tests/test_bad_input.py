@@ -22,33 +22,57 @@ import pytest
 from conftest import run_bioseqnn
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
-PEPTIDES = ["KLVFFAEDVGSNK", "GIGAVLKVLTTGL", "FLPLIGRVLSGIL", "ILPWKWPWWPWRR",
-            "GLFDIVKKVVGAL", "KWKLFKKIEKVGQ", "RRWWRRWWRRLLE", "FFPIVGKLLSGLL"]
+PEPTIDES = [
+    "KLVFFAEDVGSNK",
+    "GIGAVLKVLTTGL",
+    "FLPLIGRVLSGIL",
+    "ILPWKWPWWPWRR",
+    "GLFDIVKKVVGAL",
+    "KWKLFKKIEKVGQ",
+    "RRWWRRWWRRLLE",
+    "FFPIVGKLLSGLL",
+]
 
 
 def fasta(records: list[tuple[str, str]], eol: str = "\n") -> bytes:
     return "".join(f">{rid}{eol}{seq}{eol}" for rid, seq in records).encode()
 
 
-def random_records(n: int, letters: str, length: int, seed: int, prefix: str = "r"
-                   ) -> list[tuple[str, str]]:
+def random_records(
+    n: int, letters: str, length: int, seed: int, prefix: str = "r"
+) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    return [(f"{prefix}{i}", "".join(rng.choice(letters) for _ in range(length)))
-            for i in range(n)]
+    return [(f"{prefix}{i}", "".join(rng.choice(letters) for _ in range(length))) for i in range(n)]
 
 
-def train_tiny(workdir: Path, records: list[tuple[str, str]], labels: list[str],
-               name: str) -> Path:
+def train_tiny(workdir: Path, records: list[tuple[str, str]], labels: list[str], name: str) -> Path:
     """Train a 1-epoch, 8-unit LSTM through the CLI and return the model file."""
     from bioseqnn.cli import main
 
     fa, csv_ = workdir / f"{name}.fa", workdir / f"{name}.csv"
     fa.write_bytes(fasta(records))
-    csv_.write_text("id,y\n" + "".join(f"{r},{y}\n" for (r, _), y in zip(records, labels,
-                                                                          strict=True)))
+    csv_.write_text(
+        "id,y\n" + "".join(f"{r},{y}\n" for (r, _), y in zip(records, labels, strict=True))
+    )
     out = workdir / f"{name}.bsnn"
-    code = main(["train", str(fa), str(csv_), "-o", str(out), "--arch", "lstm", "--epochs", "1",
-                 "--hidden-size", "8", "--threads", "1", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(fa),
+            str(csv_),
+            "-o",
+            str(out),
+            "--arch",
+            "lstm",
+            "--epochs",
+            "1",
+            "--hidden-size",
+            "8",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
@@ -82,8 +106,12 @@ GZ = gzip.compress(fasta(random_records(400, AMINO, 60, seed=3)))
 MODEL_HEADER_ONLY = b"\x10\x00\x00\x00\x00\x00\x00\x00{}"  # a safetensors prefix and no more
 # DNA for the sample the alphabet is detected from, then a protein record further on.
 MIXED = fasta(random_records(2001, "ACGT", 24, seed=4) + [("p1", "MKVLAAGIIEKLQFP")])
-DNA_WITH_X = fasta([(rid, seq[:20] + "X" + seq[21:] if i % 10 == 3 else seq) for i, (rid, seq)
-                   in enumerate(random_records(30, "ACGT", 60, seed=14))])
+DNA_WITH_X = fasta(
+    [
+        (rid, seq[:20] + "X" + seq[21:] if i % 10 == 3 else seq)
+        for i, (rid, seq) in enumerate(random_records(30, "ACGT", 60, seed=14))
+    ]
+)
 MIXED_LABELS = ("id,y\n" + "".join(f"r{i},{i % 2}\n" for i in range(2001)) + "p1,0\n").encode()
 
 
@@ -110,13 +138,15 @@ PRED = ["predict", "{P}", "in.fa", "-o", "out.tsv"]
 TRAIN = ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--epochs", "1", "--hidden-size", "8"]
 
 
-def pred_case(id: str, data: bytes, expect: list[str], name: str = "in.fa",
-              model: str = "{P}") -> Case:
+def pred_case(
+    id: str, data: bytes, expect: list[str], name: str = "in.fa", model: str = "{P}"
+) -> Case:
     return Case(id, ["predict", model, name, "-o", "out.tsv"], 1, expect, {name: data})
 
 
-def label_case(id: str, table: bytes, expect: list[str], *extra: str,
-               seqs: bytes = SIX, code: int = 1) -> Case:
+def label_case(
+    id: str, table: bytes, expect: list[str], *extra: str, seqs: bytes = SIX, code: int = 1
+) -> Case:
     return Case(id, [*TRAIN, *extra], code, expect, {"six.fa": seqs, "l.csv": table})
 
 
@@ -133,293 +163,738 @@ CASES = [
     pred_case("empty-file", b"", ["in.fa: empty input, no sequence records"]),
     pred_case("blank-lines-only", b"\n  \n\t\n", ["in.fa: empty input"]),
     pred_case("binary-file", bytes(range(256)) * 8, ["in.fa: line 1: not text"]),
-    pred_case("gzip-truncated", GZ[: len(GZ) // 2], ["in.fa.gz: damaged or truncated gzip"],
-              name="in.fa.gz"),
-    pred_case("gzip-corrupt", GZ[:10] + b"\x00" * 40 + GZ[50:],
-              ["in.fa.gz: damaged or truncated gzip"], name="in.fa.gz"),
-    pred_case("genbank-given-as-fasta", b"LOCUS       AB000001   30 bp    DNA\nORIGIN\n",
-              ["in.gb: line 1: expected a FASTA header", "GenBank"], name="in.gb"),
-    pred_case("embl-given-as-fasta",
-              b"ID   X56734; SV 1; linear; mRNA; STD; PLN; 1859 BP.\nXX\nAC   X56734;\n",
-              ["in.embl: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
-               "found 'ID   X56734; SV 1; linear; mRNA; STD;...'; this looks like EMBL (or "
-               "UniProt text), which is not read: convert it to FASTA"], name="in.embl"),
-    pred_case("table-given-as-fasta", b"id,seq\na,KLV\n",
-              ["in.fa: a table, but the model reads protein sequences (FASTA/FASTQ)"]),
-    pred_case("sequence-before-first-header", b"KLVFF\n>a\nKLVFF\n",
-              ["in.fa: line 1: expected a FASTA header", "found 'KLVFF'"]),
-    pred_case("sequence-after-blank-lines-before-header", b"\n\nKLV\n>a\nKLV\n",
-              ["in.fa: line 3: expected a FASTA header"]),
-    pred_case("record-without-sequence", b">a\n>b\nKLVFF\n",
-              ["in.fa: line 1: record 'a' has no sequence"]),
-    pred_case("last-record-without-sequence", b">a\nKLVFF\n\n>b\n",
-              ["in.fa: line 4: record 'b' has no sequence"]),
+    pred_case(
+        "gzip-truncated",
+        GZ[: len(GZ) // 2],
+        ["in.fa.gz: damaged or truncated gzip"],
+        name="in.fa.gz",
+    ),
+    pred_case(
+        "gzip-corrupt",
+        GZ[:10] + b"\x00" * 40 + GZ[50:],
+        ["in.fa.gz: damaged or truncated gzip"],
+        name="in.fa.gz",
+    ),
+    pred_case(
+        "genbank-given-as-fasta",
+        b"LOCUS       AB000001   30 bp    DNA\nORIGIN\n",
+        ["in.gb: line 1: expected a FASTA header", "GenBank"],
+        name="in.gb",
+    ),
+    pred_case(
+        "embl-given-as-fasta",
+        b"ID   X56734; SV 1; linear; mRNA; STD; PLN; 1859 BP.\nXX\nAC   X56734;\n",
+        [
+            "in.embl: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
+            "found 'ID   X56734; SV 1; linear; mRNA; STD;...'; this looks like EMBL (or "
+            "UniProt text), which is not read: convert it to FASTA"
+        ],
+        name="in.embl",
+    ),
+    pred_case(
+        "table-given-as-fasta",
+        b"id,seq\na,KLV\n",
+        ["in.fa: a table, but the model reads protein sequences (FASTA/FASTQ)"],
+    ),
+    pred_case(
+        "sequence-before-first-header",
+        b"KLVFF\n>a\nKLVFF\n",
+        ["in.fa: line 1: expected a FASTA header", "found 'KLVFF'"],
+    ),
+    pred_case(
+        "sequence-after-blank-lines-before-header",
+        b"\n\nKLV\n>a\nKLV\n",
+        ["in.fa: line 3: expected a FASTA header"],
+    ),
+    pred_case(
+        "record-without-sequence", b">a\n>b\nKLVFF\n", ["in.fa: line 1: record 'a' has no sequence"]
+    ),
+    pred_case(
+        "last-record-without-sequence",
+        b">a\nKLVFF\n\n>b\n",
+        ["in.fa: line 4: record 'b' has no sequence"],
+    ),
     pred_case("header-without-id", b">a\nKLVFF\n>\nKLVFF\n", ["in.fa: line 3: header has no id"]),
     # ---- invalid symbols: file, line, column, record, position
-    pred_case("digit-in-protein", b">a\nKLVFF\n>b\nKL3VF\n",
-              ["in.fa: line 4, column 3: record 'b': invalid protein symbol '3' at position 3"]),
-    pred_case("stop-codon-mid-protein", b">a\nKLV*FF\n",
-              ["in.fa: line 2, column 4: record 'a': invalid protein symbol '*' at position 4"]),
+    pred_case(
+        "digit-in-protein",
+        b">a\nKLVFF\n>b\nKL3VF\n",
+        ["in.fa: line 4, column 3: record 'b': invalid protein symbol '3' at position 3"],
+    ),
+    pred_case(
+        "stop-codon-mid-protein",
+        b">a\nKLV*FF\n",
+        ["in.fa: line 2, column 4: record 'a': invalid protein symbol '*' at position 4"],
+    ),
     pred_case("gap-dash", b">a\nKL-VF\n", ["line 2, column 3: record 'a'", "symbol '-'"]),
     pred_case("gap-dot", b">a\nKL.VF\n", ["line 2, column 3: record 'a'", "symbol '.'"]),
-    pred_case("invalid-on-third-sequence-line", b">x\nKLVFA\nKLVFA\nKL1\n",
-              ["in.fa: line 4, column 3: record 'x'", "'1' at position 13"]),
-    pred_case("invalid-with-irregular-line-widths", b">x\nKLV\nKLVFA\nK1\n",
-              ["in.fa: line 4, column 2: record 'x'", "'1' at position 10"]),
-    pred_case("non-ascii-letter", ">a\nKLVé\n".encode(),
-              ["in.fa: line 2, column 4: record 'a': non-ASCII character 'é' at position 4"]),
+    pred_case(
+        "invalid-on-third-sequence-line",
+        b">x\nKLVFA\nKLVFA\nKL1\n",
+        ["in.fa: line 4, column 3: record 'x'", "'1' at position 13"],
+    ),
+    pred_case(
+        "invalid-with-irregular-line-widths",
+        b">x\nKLV\nKLVFA\nK1\n",
+        ["in.fa: line 4, column 2: record 'x'", "'1' at position 10"],
+    ),
+    pred_case(
+        "non-ascii-letter",
+        ">a\nKLVé\n".encode(),
+        ["in.fa: line 2, column 4: record 'a': non-ASCII character 'é' at position 4"],
+    ),
     pred_case("nul-byte", b">a\nKL\x00V\n", ["line 2, column 3: record 'a'", r"symbol '\x00'"]),
-    pred_case("crlf-with-invalid-symbol", b">a\r\nKLVFF\r\n>b\r\nK#V\r\n",
-              ["in.fa: line 4, column 2: record 'b'", "symbol '#'"]),
+    pred_case(
+        "crlf-with-invalid-symbol",
+        b">a\r\nKLVFF\r\n>b\r\nK#V\r\n",
+        ["in.fa: line 4, column 2: record 'b'", "symbol '#'"],
+    ),
     # ---- FASTQ damage (FASTQ itself is accepted, see below)
-    pred_case("fastq-quality-truncated", b"@r1\nKLVFF\n+\nIII\n",
-              ["in.fq: line 4: record 'r1': quality ends after 3 of 5"], name="in.fq"),
-    pred_case("fastq-without-plus-line", b"@r1\nKLVFF\n", ["in.fq: line 2:", "'+' line"],
-              name="in.fq"),
-    pred_case("fastq-quality-too-long", b"@r1\nKLV\n+\nIIIII\n",
-              ["in.fq: line 4: record 'r1': quality has 5 characters, the sequence 3"],
-              name="in.fq"),
-    pred_case("fastq-second-header-missing-at", b"@r1\nKLV\n+\nIII\nr2\nKLV\n",
-              ["in.fq: line 5: expected a FASTQ header starting with '@'"], name="in.fq"),
+    pred_case(
+        "fastq-quality-truncated",
+        b"@r1\nKLVFF\n+\nIII\n",
+        ["in.fq: line 4: record 'r1': quality ends after 3 of 5"],
+        name="in.fq",
+    ),
+    pred_case(
+        "fastq-without-plus-line", b"@r1\nKLVFF\n", ["in.fq: line 2:", "'+' line"], name="in.fq"
+    ),
+    pred_case(
+        "fastq-quality-too-long",
+        b"@r1\nKLV\n+\nIIIII\n",
+        ["in.fq: line 4: record 'r1': quality has 5 characters, the sequence 3"],
+        name="in.fq",
+    ),
+    pred_case(
+        "fastq-second-header-missing-at",
+        b"@r1\nKLV\n+\nIII\nr2\nKLV\n",
+        ["in.fq: line 5: expected a FASTQ header starting with '@'"],
+        name="in.fq",
+    ),
     # damage is named where it is, not where the reader notices the lengths disagree
-    pred_case("fastq-record-missing-plus-and-quality",
-              b"@r1\nKLVFF\n@r2\nKLVFF\n+\nIIIII\n",
-              ["in.fq: line 3: record 'r1' (line 1): a header '@r2' where its sequence "
-               "continues or its '+' line belongs; are its '+' and quality lines missing?"],
-              name="in.fq"),
-    pred_case("fastq-quality-missing-before-next-record",
-              b"@r1\nKLVFF\n+\n\n@r2\nKLVFF\n+\nIIIII\n",
-              ["in.fq: line 4: record 'r1': quality ends after 0 of 5 characters, before the "
-               "header on line 5 ('@r2')"], name="in.fq"),
-    pred_case("fastq-plus-line-names-another-record", b"@r1 x\nKLVFF\n+r2\nIIIII\n",
-              ["in.fq: line 3: record 'r1': the '+' line names 'r2', not the record's header "
-               "(line 1)"], name="in.fq"),
-    pred_case("fastq-quality-with-a-tab", b"@r1\nKLVFF\n+\nII\tII\n",
-              ["in.fq: line 4, column 3: record 'r1': '\\t' is no quality character ('!' to "
-               "'~')"], name="in.fq"),
+    pred_case(
+        "fastq-record-missing-plus-and-quality",
+        b"@r1\nKLVFF\n@r2\nKLVFF\n+\nIIIII\n",
+        [
+            "in.fq: line 3: record 'r1' (line 1): a header '@r2' where its sequence "
+            "continues or its '+' line belongs; are its '+' and quality lines missing?"
+        ],
+        name="in.fq",
+    ),
+    pred_case(
+        "fastq-quality-missing-before-next-record",
+        b"@r1\nKLVFF\n+\n\n@r2\nKLVFF\n+\nIIIII\n",
+        [
+            "in.fq: line 4: record 'r1': quality ends after 0 of 5 characters, before the "
+            "header on line 5 ('@r2')"
+        ],
+        name="in.fq",
+    ),
+    pred_case(
+        "fastq-plus-line-names-another-record",
+        b"@r1 x\nKLVFF\n+r2\nIIIII\n",
+        ["in.fq: line 3: record 'r1': the '+' line names 'r2', not the record's header (line 1)"],
+        name="in.fq",
+    ),
+    pred_case(
+        "fastq-quality-with-a-tab",
+        b"@r1\nKLVFF\n+\nII\tII\n",
+        ["in.fq: line 4, column 3: record 'r1': '\\t' is no quality character ('!' to '~')"],
+        name="in.fq",
+    ),
     # ---- alphabets that do not fit
-    pred_case("dna-given-to-protein-model", fasta(random_records(5, "ACGT", 40, seed=5)),
-              ["in.fa: the sequences look like dna but the model was trained on protein"]),
+    pred_case(
+        "dna-given-to-protein-model",
+        fasta(random_records(5, "ACGT", 40, seed=5)),
+        ["in.fa: the sequences look like dna but the model was trained on protein"],
+    ),
     # a few reads with a protein-only symbol ('X') made the whole sample look like protein
-    pred_case("dna-reads-with-a-few-x-given-to-protein-model", DNA_WITH_X,
-              ["in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0', line 1), but "
-               "the model was trained on protein; check that this is the right model for "
-               "this input"]),
-    Case("evaluate-dna-reads-with-a-few-x-on-protein-model",
-         ["evaluate", "{P}", "in.fa", "l.csv", "-o", "m.json"], 1,
-         ["in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0'), but the model "
-          "was trained on protein"],
-         {"in.fa": DNA_WITH_X,
-          "l.csv": b"id,y\n" + b"".join(b"r%d,%d\n" % (i, i % 2) for i in range(30))}),
-    pred_case("protein-given-to-dna-model", fasta([("a", PEPTIDES[0])]),
-              ["in.fa: the sequences look like protein but the model was trained on dna"],
-              model="{D}"),
-    label_case("mixed-dna-then-protein", MIXED_LABELS,
-               ["six.fa: line 4004, column 4: record 'p1': invalid dna symbol 'L' at position 4",
-                "the record looks like protein", "does the file mix dna and protein?"],
-               seqs=MIXED),
+    pred_case(
+        "dna-reads-with-a-few-x-given-to-protein-model",
+        DNA_WITH_X,
+        [
+            "in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0', line 1), but "
+            "the model was trained on protein; check that this is the right model for "
+            "this input"
+        ],
+    ),
+    Case(
+        "evaluate-dna-reads-with-a-few-x-on-protein-model",
+        ["evaluate", "{P}", "in.fa", "l.csv", "-o", "m.json"],
+        1,
+        [
+            "in.fa: 27 of the first 30 records look like DNA/RNA (e.g. 'r0'), but the model "
+            "was trained on protein"
+        ],
+        {
+            "in.fa": DNA_WITH_X,
+            "l.csv": b"id,y\n" + b"".join(b"r%d,%d\n" % (i, i % 2) for i in range(30)),
+        },
+    ),
+    pred_case(
+        "protein-given-to-dna-model",
+        fasta([("a", PEPTIDES[0])]),
+        ["in.fa: the sequences look like protein but the model was trained on dna"],
+        model="{D}",
+    ),
+    label_case(
+        "mixed-dna-then-protein",
+        MIXED_LABELS,
+        [
+            "six.fa: line 4004, column 4: record 'p1': invalid dna symbol 'L' at position 4",
+            "the record looks like protein",
+            "does the file mix dna and protein?",
+        ],
+        seqs=MIXED,
+    ),
     # ---- missing or unreadable inputs
     Case("missing-sequence-file", ["predict", "{P}", "nosuch.fa"], 2, ["nosuch.fa: no such file"]),
-    Case("sequence-path-is-directory", ["predict", "{P}", "adir"], 2,
-         ["adir: is a directory"], dirs=["adir"]),
-    Case("missing-labels-file", [*TRAIN[:2], "nosuch.csv", *TRAIN[3:]], 2,
-         ["nosuch.csv: no such file"], {"six.fa": SIX}),
+    Case(
+        "sequence-path-is-directory",
+        ["predict", "{P}", "adir"],
+        2,
+        ["adir: is a directory"],
+        dirs=["adir"],
+    ),
+    Case(
+        "missing-labels-file",
+        [*TRAIN[:2], "nosuch.csv", *TRAIN[3:]],
+        2,
+        ["nosuch.csv: no such file"],
+        {"six.fa": SIX},
+    ),
     # ---- label tables
-    label_case("labels-without-id-column", b"name,y\ns0,0\ns1,1\n",
-               ["l.csv: no column 'id'; columns are: 'name', 'y'"]),
-    label_case("labels-semicolon-delimited", SIX_LABELS.replace(b",", b";"),
-               ["l.csv: no column 'id'", "separated by ';'"]),
-    label_case("labels-without-target-column", b"id\ns0\ns1\n",
-               ["l.csv: no target column besides 'id'"]),
+    label_case(
+        "labels-without-id-column",
+        b"name,y\ns0,0\ns1,1\n",
+        ["l.csv: no column 'id'; columns are: 'name', 'y'"],
+    ),
+    label_case(
+        "labels-semicolon-delimited",
+        SIX_LABELS.replace(b",", b";"),
+        ["l.csv: no column 'id'", "separated by ';'"],
+    ),
+    label_case(
+        "labels-without-target-column", b"id\ns0\ns1\n", ["l.csv: no target column besides 'id'"]
+    ),
     label_case("labels-unknown-target", SIX_LABELS, ["l.csv: no column 'z'"], "--target", "z"),
-    label_case("labels-empty-cell", labels(s1=""),
-               ["1 record(s) with an empty label ('s1') in l.csv, line 3"]),
-    label_case("labels-nan-regression", REG_LABELS.replace(b"0.333", b"nan"),
-               ["l.csv: line 3 (id 's1'): column 'y': 'nan' is not finite"]),
-    label_case("labels-inf-regression", REG_LABELS.replace(b"1.000", b"-inf"),
-               ["l.csv: line 5 (id 's3'): column 'y': '-inf' is not finite"]),
-    label_case("labels-beyond-float32-regression", REG_LABELS.replace(b"0.333", b"1e39"),
-               ["l.csv: line 3 (id 's1'): column 'y': '1e39' is beyond the range of the "
-                "numbers a model computes with (float32, +-3.4e38); rescale the targets"],
-               "--task", "regression"),
-    label_case("class-name-with-a-tab", labels(s1='"a\tb"', s3='"a\tb"', s5='"a\tb"'),
-               ["l.csv: line 3 (id 's1'): class 'a\\tb' holds a control character; class "
-                "names become columns and cells of the predictions (a TAB or a newline would "
-                "break their rows): remove it"]),
-    label_case("class-name-with-an-escape-code", labels(s0="0\x1b[2J"),
-               ["l.csv: line 2 (id 's0'): class '0\\x1b[2J' holds a control character"]),
-    label_case("class-name-with-a-newline", labels(s2='"a\nb"'),
-               ["l.csv: line 4: a quoted field runs over several lines"]),
-    label_case("target-name-with-a-tab", SIX_LABELS.replace(b"id,y", b'id,"y\tz"'),
-               ["l.csv: line 1: column 'y\\tz' holds a control character; target names "
-                "become columns of the predictions: remove it"]),
-    Case("per-position-label-letter-is-a-control-character",
-         [*TRAIN[:2], "ss.fa", *TRAIN[3:]], 1,
-         ["ss.fa: record 's1', position 2: label '\\x01' is no printable ASCII letter"],
-         {"six.fa": SIX, "ss.fa": fasta([(f"s{i}", ("H\x01" if i == 1 else "HE") +
-                                          "C" * (len(p) - 2)) for i, p in
-                                         enumerate(PEPTIDES[:6])])}),
-    label_case("labels-text-in-forced-regression", labels(s2="high"),
-               ["l.csv: --task regression needs numbers", "'high'"], "--task", "regression"),
-    label_case("labels-single-class", labels(s1="0", s3="0", s5="0"),
-               ["l.csv: column 'y' holds a single class ('0')"]),
-    Case("class-only-in-validation",
-         [*TRAIN, "--val-fasta", "v.fa", "--val-labels", "v.csv"], 1,
-         ["v.csv: line 3 (id 'v1'): class '7' was not seen in training (classes: 0, 1)"],
-         {"six.fa": SIX, "l.csv": SIX_LABELS, "v.fa": fasta([("v0", "KLVFF"), ("v1", "GIGAV")]),
-          "v.csv": b"id,y\nv0,1\nv1,7\n"}),
-    label_case("label-ids-not-in-fasta", SIX_LABELS + b"zz,1\n",
-               ["1 id(s) in l.csv missing from six.fa ('zz'), line 8", "--ignore-unmatched"]),
-    label_case("fasta-ids-not-in-labels", SIX_LABELS.replace(b"s5,1\n", b""),
-               ["1 id(s) in six.fa missing from l.csv ('s5'), line 11"]),
-    label_case("fasta-id-with-description-vs-label", SIX_LABELS.replace(b"s0,", b"s0 x,"),
-               ["six.fa missing from l.csv ('s0'), line 1", "l.csv missing from six.fa ('s0 x')"]),
-    label_case("duplicate-ids-in-fasta", SIX_LABELS,
-               ["1 duplicate id(s) in six.fa ('s2'), lines 5, 13"], seqs=SIX + b">s2\nKLVFF\n"),
-    label_case("duplicate-ids-in-labels", SIX_LABELS + b"s3,0\n",
-               ["1 duplicate id(s) in l.csv ('s3'), lines 5, 8"]),
-    label_case("labels-ragged-row", SIX_LABELS.replace(b"s2,0", b"s2,0,9"),
-               ["l.csv: line 4: 3 field(s), the header has 2 (delimiter ',')"]),
-    label_case("labels-open-quote", SIX_LABELS.replace(b"s2,0", b's2,"0'),
-               ["l.csv: line 4: a quoted field runs over several lines"]),
+    label_case(
+        "labels-empty-cell",
+        labels(s1=""),
+        ["1 record(s) with an empty label ('s1') in l.csv, line 3"],
+    ),
+    label_case(
+        "labels-nan-regression",
+        REG_LABELS.replace(b"0.333", b"nan"),
+        ["l.csv: line 3 (id 's1'): column 'y': 'nan' is not finite"],
+    ),
+    label_case(
+        "labels-inf-regression",
+        REG_LABELS.replace(b"1.000", b"-inf"),
+        ["l.csv: line 5 (id 's3'): column 'y': '-inf' is not finite"],
+    ),
+    label_case(
+        "labels-beyond-float32-regression",
+        REG_LABELS.replace(b"0.333", b"1e39"),
+        [
+            "l.csv: line 3 (id 's1'): column 'y': '1e39' is beyond the range of the "
+            "numbers a model computes with (float32, +-3.4e38); rescale the targets"
+        ],
+        "--task",
+        "regression",
+    ),
+    label_case(
+        "class-name-with-a-tab",
+        labels(s1='"a\tb"', s3='"a\tb"', s5='"a\tb"'),
+        [
+            "l.csv: line 3 (id 's1'): class 'a\\tb' holds a control character; class "
+            "names become columns and cells of the predictions (a TAB or a newline would "
+            "break their rows): remove it"
+        ],
+    ),
+    label_case(
+        "class-name-with-an-escape-code",
+        labels(s0="0\x1b[2J"),
+        ["l.csv: line 2 (id 's0'): class '0\\x1b[2J' holds a control character"],
+    ),
+    label_case(
+        "class-name-with-a-newline",
+        labels(s2='"a\nb"'),
+        ["l.csv: line 4: a quoted field runs over several lines"],
+    ),
+    label_case(
+        "target-name-with-a-tab",
+        SIX_LABELS.replace(b"id,y", b'id,"y\tz"'),
+        [
+            "l.csv: line 1: column 'y\\tz' holds a control character; target names "
+            "become columns of the predictions: remove it"
+        ],
+    ),
+    Case(
+        "per-position-label-letter-is-a-control-character",
+        [*TRAIN[:2], "ss.fa", *TRAIN[3:]],
+        1,
+        ["ss.fa: record 's1', position 2: label '\\x01' is no printable ASCII letter"],
+        {
+            "six.fa": SIX,
+            "ss.fa": fasta(
+                [
+                    (f"s{i}", ("H\x01" if i == 1 else "HE") + "C" * (len(p) - 2))
+                    for i, p in enumerate(PEPTIDES[:6])
+                ]
+            ),
+        },
+    ),
+    label_case(
+        "labels-text-in-forced-regression",
+        labels(s2="high"),
+        ["l.csv: --task regression needs numbers", "'high'"],
+        "--task",
+        "regression",
+    ),
+    label_case(
+        "labels-single-class",
+        labels(s1="0", s3="0", s5="0"),
+        ["l.csv: column 'y' holds a single class ('0')"],
+    ),
+    Case(
+        "class-only-in-validation",
+        [*TRAIN, "--val-fasta", "v.fa", "--val-labels", "v.csv"],
+        1,
+        ["v.csv: line 3 (id 'v1'): class '7' was not seen in training (classes: 0, 1)"],
+        {
+            "six.fa": SIX,
+            "l.csv": SIX_LABELS,
+            "v.fa": fasta([("v0", "KLVFF"), ("v1", "GIGAV")]),
+            "v.csv": b"id,y\nv0,1\nv1,7\n",
+        },
+    ),
+    label_case(
+        "label-ids-not-in-fasta",
+        SIX_LABELS + b"zz,1\n",
+        ["1 id(s) in l.csv missing from six.fa ('zz'), line 8", "--ignore-unmatched"],
+    ),
+    label_case(
+        "fasta-ids-not-in-labels",
+        SIX_LABELS.replace(b"s5,1\n", b""),
+        ["1 id(s) in six.fa missing from l.csv ('s5'), line 11"],
+    ),
+    label_case(
+        "fasta-id-with-description-vs-label",
+        SIX_LABELS.replace(b"s0,", b"s0 x,"),
+        ["six.fa missing from l.csv ('s0'), line 1", "l.csv missing from six.fa ('s0 x')"],
+    ),
+    label_case(
+        "duplicate-ids-in-fasta",
+        SIX_LABELS,
+        ["1 duplicate id(s) in six.fa ('s2'), lines 5, 13"],
+        seqs=SIX + b">s2\nKLVFF\n",
+    ),
+    label_case(
+        "duplicate-ids-in-labels",
+        SIX_LABELS + b"s3,0\n",
+        ["1 duplicate id(s) in l.csv ('s3'), lines 5, 8"],
+    ),
+    label_case(
+        "labels-ragged-row",
+        SIX_LABELS.replace(b"s2,0", b"s2,0,9"),
+        ["l.csv: line 4: 3 field(s), the header has 2 (delimiter ',')"],
+    ),
+    label_case(
+        "labels-open-quote",
+        SIX_LABELS.replace(b"s2,0", b's2,"0'),
+        ["l.csv: line 4: a quoted field runs over several lines"],
+    ),
     label_case("labels-header-only", b"id,y\n", ["l.csv: a header row but no data rows"]),
     label_case("labels-empty-file", b"", ["l.csv: empty table, expected a header row"]),
     label_case("labels-binary-file", bytes(range(256)), ["l.csv: line 1: not text"]),
-    label_case("labels-duplicate-columns", b"id,y,y\ns0,0,1\n",
-               ["l.csv: duplicate column name(s) in the header: y"]),
+    label_case(
+        "labels-duplicate-columns",
+        b"id,y,y\ns0,0,1\n",
+        ["l.csv: duplicate column name(s) in the header: y"],
+    ),
     # ---- model files
-    Case("model-truncated", ["predict", "trunc.bsnn", "in.fa"], 1,
-         ["trunc.bsnn: model file is truncated"], {"in.fa": SIX}),
-    Case("model-header-without-tensors", ["predict", "short.bsnn", "in.fa"], 1,
-         ["short.bsnn: model file is truncated"], {"in.fa": SIX, "short.bsnn": MODEL_HEADER_ONLY}),
-    Case("model-is-a-fasta-file", ["predict", "six.fa", "in.fa"], 1,
-         ["six.fa: not a bioseqnn model file"], {"in.fa": SIX, "six.fa": SIX}),
-    Case("model-empty-file", ["info", "empty.bsnn"], 1,
-         ["empty.bsnn: not a bioseqnn model file (too short)"], {"empty.bsnn": b""}),
-    Case("model-future-format-version", ["predict", "future.bsnn", "in.fa"], 1,
-         ["future.bsnn: model file format 99 is newer", "upgrade bioseqnn"], {"in.fa": SIX}),
-    Case("model-future-format-version-info", ["info", "future.bsnn"], 1,
-         ["future.bsnn: model file format 99 is newer"]),
-    Case("model-missing", ["predict", "nosuch.bsnn", "in.fa"], 2,
-         ["nosuch.bsnn: no such model file"], {"in.fa": SIX}),
+    Case(
+        "model-truncated",
+        ["predict", "trunc.bsnn", "in.fa"],
+        1,
+        ["trunc.bsnn: model file is truncated"],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "model-header-without-tensors",
+        ["predict", "short.bsnn", "in.fa"],
+        1,
+        ["short.bsnn: model file is truncated"],
+        {"in.fa": SIX, "short.bsnn": MODEL_HEADER_ONLY},
+    ),
+    Case(
+        "model-is-a-fasta-file",
+        ["predict", "six.fa", "in.fa"],
+        1,
+        ["six.fa: not a bioseqnn model file"],
+        {"in.fa": SIX, "six.fa": SIX},
+    ),
+    Case(
+        "model-empty-file",
+        ["info", "empty.bsnn"],
+        1,
+        ["empty.bsnn: not a bioseqnn model file (too short)"],
+        {"empty.bsnn": b""},
+    ),
+    Case(
+        "model-future-format-version",
+        ["predict", "future.bsnn", "in.fa"],
+        1,
+        ["future.bsnn: model file format 99 is newer", "upgrade bioseqnn"],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "model-future-format-version-info",
+        ["info", "future.bsnn"],
+        1,
+        ["future.bsnn: model file format 99 is newer"],
+    ),
+    Case(
+        "model-missing",
+        ["predict", "nosuch.bsnn", "in.fa"],
+        2,
+        ["nosuch.bsnn: no such model file"],
+        {"in.fa": SIX},
+    ),
     Case("model-is-directory", ["info", "mdir"], 2, ["mdir: is a directory"], dirs=["mdir"]),
-    Case("model-is-a-device", ["info", "/dev/zero"], 1,
-         ["/dev/zero: not a bioseqnn model file (a device or socket, not a file)"]),
-    Case("model-and-sequences-swapped", ["predict", "in.fa", "{P}"], 1,
-         ["in.fa: not a bioseqnn model file (no safetensors header); it starts like FASTA: "
-          "is the order of the arguments right?"], {"in.fa": SIX}),
-    Case("model-is-a-symbolic-link-loop", ["predict", "loop1", "in.fa"], 1,
-         ["loop1: cannot read: Too many levels of symbolic links"], {"in.fa": SIX},
-         links={"loop1": "loop2", "loop2": "loop1"}),
-    Case("sequences-are-a-symbolic-link-loop", ["predict", "{P}", "loop1", "-o", "out.tsv"], 1,
-         ["loop1: cannot read: Too many levels of symbolic links"],
-         links={"loop1": "loop2", "loop2": "loop1"}),
-    Case("output-is-a-symbolic-link-loop", ["predict", "{P}", "in.fa", "-o", "loop1"], 2,
-         ["loop1: cannot write: Too many levels of symbolic links"], {"in.fa": SIX},
-         links={"loop1": "loop2", "loop2": "loop1"}),
-    Case("labels-are-a-symbolic-link-loop", [*TRAIN[:2], "loop1", *TRAIN[3:]], 1,
-         ["loop1: cannot read: Too many levels of symbolic links"], {"six.fa": SIX},
-         links={"loop1": "loop2", "loop2": "loop1"}),
-    Case("evaluate-with-truncated-model", ["evaluate", "trunc.bsnn", "six.fa", "l.csv"], 1,
-         ["trunc.bsnn: model file is truncated"], {"six.fa": SIX, "l.csv": SIX_LABELS}),
-    Case("explain-with-invalid-symbol", ["explain", "{P}", "in.fa", "-o", "attr.tsv"], 1,
-         ["in.fa: line 2, column 2: record 'a': invalid protein symbol '9'"],
-         {"in.fa": b">a\nK9V\n"}),
-    Case("config-from-non-model", ["config", "--from", "six.fa"], 1,
-         ["six.fa: not a bioseqnn model file"], {"six.fa": SIX}),
+    Case(
+        "model-is-a-device",
+        ["info", "/dev/zero"],
+        1,
+        ["/dev/zero: not a bioseqnn model file (a device or socket, not a file)"],
+    ),
+    Case(
+        "model-and-sequences-swapped",
+        ["predict", "in.fa", "{P}"],
+        1,
+        [
+            "in.fa: not a bioseqnn model file (no safetensors header); it starts like FASTA: "
+            "is the order of the arguments right?"
+        ],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "model-is-a-symbolic-link-loop",
+        ["predict", "loop1", "in.fa"],
+        1,
+        ["loop1: cannot read: Too many levels of symbolic links"],
+        {"in.fa": SIX},
+        links={"loop1": "loop2", "loop2": "loop1"},
+    ),
+    Case(
+        "sequences-are-a-symbolic-link-loop",
+        ["predict", "{P}", "loop1", "-o", "out.tsv"],
+        1,
+        ["loop1: cannot read: Too many levels of symbolic links"],
+        links={"loop1": "loop2", "loop2": "loop1"},
+    ),
+    Case(
+        "output-is-a-symbolic-link-loop",
+        ["predict", "{P}", "in.fa", "-o", "loop1"],
+        2,
+        ["loop1: cannot write: Too many levels of symbolic links"],
+        {"in.fa": SIX},
+        links={"loop1": "loop2", "loop2": "loop1"},
+    ),
+    Case(
+        "labels-are-a-symbolic-link-loop",
+        [*TRAIN[:2], "loop1", *TRAIN[3:]],
+        1,
+        ["loop1: cannot read: Too many levels of symbolic links"],
+        {"six.fa": SIX},
+        links={"loop1": "loop2", "loop2": "loop1"},
+    ),
+    Case(
+        "evaluate-with-truncated-model",
+        ["evaluate", "trunc.bsnn", "six.fa", "l.csv"],
+        1,
+        ["trunc.bsnn: model file is truncated"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS},
+    ),
+    Case(
+        "explain-with-invalid-symbol",
+        ["explain", "{P}", "in.fa", "-o", "attr.tsv"],
+        1,
+        ["in.fa: line 2, column 2: record 'a': invalid protein symbol '9'"],
+        {"in.fa": b">a\nK9V\n"},
+    ),
+    Case(
+        "config-from-non-model",
+        ["config", "--from", "six.fa"],
+        1,
+        ["six.fa: not a bioseqnn model file"],
+        {"six.fa": SIX},
+    ),
     # ---- options out of range
-    label_case("epochs-negative", SIX_LABELS, ["epochs must be at least 1"],
-               "--epochs", "-3", code=2),
-    label_case("batch-size-zero", SIX_LABELS, ["batch-size must be at least 1"],
-               "--batch-size", "0", code=2),
-    label_case("unknown-architecture", SIX_LABELS, ["unknown architecture 'perceptron'"],
-               "--arch", "perceptron", code=2),
-    label_case("val-fraction-one", SIX_LABELS, ["val-fraction must be in [0, 1)"],
-               "--val-fraction", "1.0", code=2),
-    label_case("hidden-size-zero", SIX_LABELS, ["hidden-size must be at least 1"],
-               "--hidden-size", "0", code=2),
-    label_case("hidden-size-beyond-what-is-built", SIX_LABELS,
-               ["the model (lstm, hidden-size 100000, layers 1) would hold 40,008,900,001 "
-                "weights, more than bioseqnn builds (4,294,967,296, 16 GiB as float32); lower "
-                "those settings"], "--arch", "lstm", "--hidden-size", "100000", code=2),
-    label_case("cnn-ensemble-beyond-what-is-built", SIX_LABELS,
-               ["the model (cnn, channels 9000,9000, kernel-sizes 9,5, dilations 1,1, "
-                "pool-sizes auto, 64 members) would hold"], "--arch", "cnn", "--channels",
-               "9000,9000", "--ensemble", "64", code=2),
-    label_case("learning-rate-not-a-number", SIX_LABELS,
-               ["Invalid value for '--lr'", "(see 'bioseqnn train --help')"],
-               "--lr", "fast", code=2),
-    label_case("learning-rate-infinite", SIX_LABELS,
-               ["Invalid value for '--lr': 'inf' is not a finite number"], "--lr", "inf",
-               code=2),
+    label_case(
+        "epochs-negative", SIX_LABELS, ["epochs must be at least 1"], "--epochs", "-3", code=2
+    ),
+    label_case(
+        "batch-size-zero",
+        SIX_LABELS,
+        ["batch-size must be at least 1"],
+        "--batch-size",
+        "0",
+        code=2,
+    ),
+    label_case(
+        "unknown-architecture",
+        SIX_LABELS,
+        ["unknown architecture 'perceptron'"],
+        "--arch",
+        "perceptron",
+        code=2,
+    ),
+    label_case(
+        "val-fraction-one",
+        SIX_LABELS,
+        ["val-fraction must be in [0, 1)"],
+        "--val-fraction",
+        "1.0",
+        code=2,
+    ),
+    label_case(
+        "hidden-size-zero",
+        SIX_LABELS,
+        ["hidden-size must be at least 1"],
+        "--hidden-size",
+        "0",
+        code=2,
+    ),
+    label_case(
+        "hidden-size-beyond-what-is-built",
+        SIX_LABELS,
+        [
+            "the model (lstm, hidden-size 100000, layers 1) would hold 40,008,900,001 "
+            "weights, more than bioseqnn builds (4,294,967,296, 16 GiB as float32); lower "
+            "those settings"
+        ],
+        "--arch",
+        "lstm",
+        "--hidden-size",
+        "100000",
+        code=2,
+    ),
+    label_case(
+        "cnn-ensemble-beyond-what-is-built",
+        SIX_LABELS,
+        [
+            "the model (cnn, channels 9000,9000, kernel-sizes 9,5, dilations 1,1, "
+            "pool-sizes auto, 64 members) would hold"
+        ],
+        "--arch",
+        "cnn",
+        "--channels",
+        "9000,9000",
+        "--ensemble",
+        "64",
+        code=2,
+    ),
+    label_case(
+        "learning-rate-not-a-number",
+        SIX_LABELS,
+        ["Invalid value for '--lr'", "(see 'bioseqnn train --help')"],
+        "--lr",
+        "fast",
+        code=2,
+    ),
+    label_case(
+        "learning-rate-infinite",
+        SIX_LABELS,
+        ["Invalid value for '--lr': 'inf' is not a finite number"],
+        "--lr",
+        "inf",
+        code=2,
+    ),
     label_case("unknown-option", SIX_LABELS, ["No such option: --epoch"], "--epoch", "3", code=2),
-    Case("predict-batch-size-zero", [*PRED, "--batch-size", "0"], 2,
-         ["Invalid value for '--batch-size'"], {"in.fa": SIX}),
-    Case("predict-on-invalid-unknown", [*PRED, "--on-invalid", "ignore"], 2,
-         ["Invalid value for '--on-invalid'"], {"in.fa": SIX}),
+    Case(
+        "predict-batch-size-zero",
+        [*PRED, "--batch-size", "0"],
+        2,
+        ["Invalid value for '--batch-size'"],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "predict-on-invalid-unknown",
+        [*PRED, "--on-invalid", "ignore"],
+        2,
+        ["Invalid value for '--on-invalid'"],
+        {"in.fa": SIX},
+    ),
     Case("unknown-command", ["fit", "six.fa"], 2, ["No such command 'fit'"]),
-    Case("config-file-binary", [*TRAIN, "--config", "c.yaml"], 2,
-         ["c.yaml: not a YAML config"], {"six.fa": SIX, "l.csv": SIX_LABELS,
-                                          "c.yaml": bytes(range(256))}),
+    Case(
+        "config-file-binary",
+        [*TRAIN, "--config", "c.yaml"],
+        2,
+        ["c.yaml: not a YAML config"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": bytes(range(256))},
+    ),
     # ---- outputs
-    Case("output-directory-missing", ["predict", "{P}", "in.fa", "-o", "nodir/out.tsv"], 2,
-         ["nodir/out.tsv: cannot write: directory 'nodir' does not exist"], {"in.fa": SIX}),
-    Case("output-parent-is-a-file", ["predict", "{P}", "in.fa", "-o", "in.fa/out.tsv"], 2,
-         ["in.fa/out.tsv: cannot write: directory 'in.fa' is not a directory"], {"in.fa": SIX}),
-    Case("output-is-a-directory", ["predict", "{P}", "in.fa", "-o", "odir"], 2,
-         ["odir: cannot write: it is a directory"], {"in.fa": SIX}, dirs=["odir"]),
-    label_case("train-output-to-stdout", SIX_LABELS, ["the model file needs a path"],
-               "-o", "-", code=2),
+    Case(
+        "output-directory-missing",
+        ["predict", "{P}", "in.fa", "-o", "nodir/out.tsv"],
+        2,
+        ["nodir/out.tsv: cannot write: directory 'nodir' does not exist"],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "output-parent-is-a-file",
+        ["predict", "{P}", "in.fa", "-o", "in.fa/out.tsv"],
+        2,
+        ["in.fa/out.tsv: cannot write: directory 'in.fa' is not a directory"],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "output-is-a-directory",
+        ["predict", "{P}", "in.fa", "-o", "odir"],
+        2,
+        ["odir: cannot write: it is a directory"],
+        {"in.fa": SIX},
+        dirs=["odir"],
+    ),
+    label_case(
+        "train-output-to-stdout", SIX_LABELS, ["the model file needs a path"], "-o", "-", code=2
+    ),
     # ---- an output that is one of the inputs (same device and inode, through links)
-    Case("predict-output-is-the-sequences", ["predict", "{P}", "in.fa", "-o", "in.fa"], 2,
-         ["in.fa: cannot write: it is an input (SEQUENCES); writing it would destroy it: "
-          "choose another output name"], {"in.fa": SIX}),
-    Case("predict-output-is-the-model", ["predict", "m.bsnn", "in.fa", "-o", "m.bsnn"], 2,
-         ["m.bsnn: cannot write: it is an input (MODEL)"], {"in.fa": SIX},
-         copies={"m.bsnn": "P"}),
-    Case("predict-output-links-to-the-sequences", ["predict", "{P}", "in.fa", "-o", "o.tsv"],
-         2, ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
-         {"in.fa": SIX}, links={"o.tsv": "in.fa"}),
-    Case("predict-output-is-a-hard-link-to-the-sequences",
-         ["predict", "{P}", "in.fa", "-o", "o.tsv"], 2,
-         ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
-         {"in.fa": SIX}, hardlinks={"o.tsv": "in.fa"}),
-    label_case("train-output-is-the-labels", SIX_LABELS,
-               ["l.csv: cannot write: it is an input (LABELS)"], "-o", "l.csv", code=2),
-    label_case("train-output-is-the-sequences-through-a-path", SIX_LABELS,
-               ["./six.fa: cannot write: it is an input (SEQUENCES); writing it would "
-                "destroy it"],
-               "-o", "./six.fa", code=2),
-    label_case("train-log-is-the-sequences", SIX_LABELS,
-               ["six.fa: cannot write: it is an input (SEQUENCES)"], "--log", "six.fa", code=2),
-    label_case("train-log-is-the-model-file", SIX_LABELS,
-               ["m.bsnn: the metrics log and the model file (-o) are one file"],
-               "--log", "m.bsnn", code=2),
-    Case("train-output-is-the-config", [*TRAIN[:4], "c.yaml", *TRAIN[5:], "--config", "c.yaml"],
-         2, ["c.yaml: cannot write: it is an input (--config)"],
-         {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": b"training:\n  epochs: 1\n"}),
-    Case("evaluate-output-is-the-labels",
-         ["evaluate", "{P}", "six.fa", "l.csv", "-o", "l.csv"], 2,
-         ["l.csv: cannot write: it is an input (LABELS)"],
-         {"six.fa": SIX, "l.csv": SIX_LABELS}),
-    Case("explain-output-is-the-sequences", ["explain", "{P}", "in.fa", "-o", "in.fa"], 2,
-         ["in.fa: cannot write: it is an input (SEQUENCES)"], {"in.fa": SIX}),
-    Case("export-output-is-the-check-set",
-         ["export", "{P}", "-o", "check.pt", "--check", "check.pt"], 2,
-         ["check.pt: cannot write: it is an input (--check)"], {"check.pt": SIX}),
-    Case("generate-output-is-the-model", ["generate", "m.bsnn", "-o", "m.bsnn"], 2,
-         ["m.bsnn: cannot write: it is an input (MODEL)"], copies={"m.bsnn": "P"}),
-    Case("config-output-is-the-model", ["config", "--from", "m.bsnn", "-o", "m.bsnn"], 2,
-         ["m.bsnn: cannot write: it is an input (--from)"], copies={"m.bsnn": "P"}),
-    Case("plot-history-output-is-the-log", ["plot-history", "h.png", "-o", "h.png"], 2,
-         ["h.png: cannot write: it is an input (LOG_FILE)"],
-         {"h.png": b"epoch\ttrain_loss\n1\t0.5\n"}, marks=[needs_mpl]),
+    Case(
+        "predict-output-is-the-sequences",
+        ["predict", "{P}", "in.fa", "-o", "in.fa"],
+        2,
+        [
+            "in.fa: cannot write: it is an input (SEQUENCES); writing it would destroy it: "
+            "choose another output name"
+        ],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "predict-output-is-the-model",
+        ["predict", "m.bsnn", "in.fa", "-o", "m.bsnn"],
+        2,
+        ["m.bsnn: cannot write: it is an input (MODEL)"],
+        {"in.fa": SIX},
+        copies={"m.bsnn": "P"},
+    ),
+    Case(
+        "predict-output-links-to-the-sequences",
+        ["predict", "{P}", "in.fa", "-o", "o.tsv"],
+        2,
+        ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
+        {"in.fa": SIX},
+        links={"o.tsv": "in.fa"},
+    ),
+    Case(
+        "predict-output-is-a-hard-link-to-the-sequences",
+        ["predict", "{P}", "in.fa", "-o", "o.tsv"],
+        2,
+        ["o.tsv: cannot write: it is an input (SEQUENCES in.fa, the same file)"],
+        {"in.fa": SIX},
+        hardlinks={"o.tsv": "in.fa"},
+    ),
+    label_case(
+        "train-output-is-the-labels",
+        SIX_LABELS,
+        ["l.csv: cannot write: it is an input (LABELS)"],
+        "-o",
+        "l.csv",
+        code=2,
+    ),
+    label_case(
+        "train-output-is-the-sequences-through-a-path",
+        SIX_LABELS,
+        ["./six.fa: cannot write: it is an input (SEQUENCES); writing it would destroy it"],
+        "-o",
+        "./six.fa",
+        code=2,
+    ),
+    label_case(
+        "train-log-is-the-sequences",
+        SIX_LABELS,
+        ["six.fa: cannot write: it is an input (SEQUENCES)"],
+        "--log",
+        "six.fa",
+        code=2,
+    ),
+    label_case(
+        "train-log-is-the-model-file",
+        SIX_LABELS,
+        ["m.bsnn: the metrics log and the model file (-o) are one file"],
+        "--log",
+        "m.bsnn",
+        code=2,
+    ),
+    Case(
+        "train-output-is-the-config",
+        [*TRAIN[:4], "c.yaml", *TRAIN[5:], "--config", "c.yaml"],
+        2,
+        ["c.yaml: cannot write: it is an input (--config)"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": b"training:\n  epochs: 1\n"},
+    ),
+    Case(
+        "evaluate-output-is-the-labels",
+        ["evaluate", "{P}", "six.fa", "l.csv", "-o", "l.csv"],
+        2,
+        ["l.csv: cannot write: it is an input (LABELS)"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS},
+    ),
+    Case(
+        "explain-output-is-the-sequences",
+        ["explain", "{P}", "in.fa", "-o", "in.fa"],
+        2,
+        ["in.fa: cannot write: it is an input (SEQUENCES)"],
+        {"in.fa": SIX},
+    ),
+    Case(
+        "export-output-is-the-check-set",
+        ["export", "{P}", "-o", "check.pt", "--check", "check.pt"],
+        2,
+        ["check.pt: cannot write: it is an input (--check)"],
+        {"check.pt": SIX},
+    ),
+    Case(
+        "generate-output-is-the-model",
+        ["generate", "m.bsnn", "-o", "m.bsnn"],
+        2,
+        ["m.bsnn: cannot write: it is an input (MODEL)"],
+        copies={"m.bsnn": "P"},
+    ),
+    Case(
+        "config-output-is-the-model",
+        ["config", "--from", "m.bsnn", "-o", "m.bsnn"],
+        2,
+        ["m.bsnn: cannot write: it is an input (--from)"],
+        copies={"m.bsnn": "P"},
+    ),
+    Case(
+        "plot-history-output-is-the-log",
+        ["plot-history", "h.png", "-o", "h.png"],
+        2,
+        ["h.png: cannot write: it is an input (LOG_FILE)"],
+        {"h.png": b"epoch\ttrain_loss\n1\t0.5\n"},
+        marks=[needs_mpl],
+    ),
     # ---- the training-log plot
-    Case("plot-history-empty-log", ["plot-history", "m.log.tsv", "-o", "c.png"], 1,
-         ["m.log.tsv: not a bioseqnn training log"], {"m.log.tsv": b""}, marks=[needs_mpl]),
-    Case("plot-history-binary-log", ["plot-history", "m.log.tsv", "-o", "c.png"], 1,
-         ["m.log.tsv: cannot read the training log"], {"m.log.tsv": bytes(range(256))},
-         marks=[needs_mpl]),
+    Case(
+        "plot-history-empty-log",
+        ["plot-history", "m.log.tsv", "-o", "c.png"],
+        1,
+        ["m.log.tsv: not a bioseqnn training log"],
+        {"m.log.tsv": b""},
+        marks=[needs_mpl],
+    ),
+    Case(
+        "plot-history-binary-log",
+        ["plot-history", "m.log.tsv", "-o", "c.png"],
+        1,
+        ["m.log.tsv: cannot read the training log"],
+        {"m.log.tsv": bytes(range(256))},
+        marks=[needs_mpl],
+    ),
 ]
 
 
@@ -449,8 +924,11 @@ def _prepare(case: Case, tmp_path: Path, models: dict[str, str]) -> None:
         from bioseqnn.bundle import load_bundle
 
         bundle = load_bundle(models["P"])
-        save_file(bundle.model.state_dict(), tmp_path / "future.bsnn",
-                  metadata={"bioseqnn": json.dumps({**bundle.manifest, "format_version": 99})})
+        save_file(
+            bundle.model.state_dict(),
+            tmp_path / "future.bsnn",
+            metadata={"bioseqnn": json.dumps({**bundle.manifest, "format_version": 99})},
+        )
 
 
 def test_the_catalogue_has_at_least_forty_cases() -> None:
@@ -460,15 +938,21 @@ def test_the_catalogue_has_at_least_forty_cases() -> None:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
 def test_bad_input_gives_one_clear_line(
-    case: Case, cli, models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    case: Case,
+    cli,
+    models: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     _prepare(case, tmp_path, models)
     before = _tree(tmp_path)
     contents = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
-    r = cli(*[a.format(**models) for a in case.argv], "--threads", "1", "--quiet") \
-        if case.argv[0] in ("train", "predict", "evaluate", "explain") \
+    r = (
+        cli(*[a.format(**models) for a in case.argv], "--threads", "1", "--quiet")
+        if case.argv[0] in ("train", "predict", "evaluate", "explain")
         else cli(*[a.format(**models) for a in case.argv], "--quiet")
+    )
     lines = r.err.splitlines()
     assert len(lines) == 1, r.err
     assert lines[0].startswith("bioseqnn: error: ")
@@ -486,43 +970,91 @@ def test_bad_input_gives_one_clear_line(
 # up to 20 s on a loaded machine. test_the_first_bytes_decide_in_bounded_time bounds the
 # reading itself more tightly.
 HANGS = [
-    label_case("train-a-million-layers", SIX_LABELS,
-               ["the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, "
-                "more than bioseqnn builds (20,000); lower those settings"],
-               "--arch", "lstm", "--layers", "1000000", code=2),
+    label_case(
+        "train-a-million-layers",
+        SIX_LABELS,
+        [
+            "the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, "
+            "more than bioseqnn builds (20,000); lower those settings"
+        ],
+        "--arch",
+        "lstm",
+        "--layers",
+        "1000000",
+        code=2,
+    ),
     # a first line without a newline was searched again on every 8 kB read (145 s for
     # 40 MB), and /dev/zero was read until memory ran out: the first bytes decide
-    Case("predict-a-40-MB-one-line-file", ["predict", "{P}", "one.txt", "-o", "out.tsv"], 1,
-         ["one.txt: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
-          "found 'ACGTACGTACGTACGTACGTACGTACGTACGTACGTA...'"],
-         big={"one.txt": (b"", b"ACGT", 10**7)}),
-    Case("train-on-a-40-MB-one-line-file", ["train", "one.txt", "l.csv", "-o", "m.bsnn"], 1,
-         ["one.txt: line 3: expected a FASTA header starting with '>'"], {"l.csv": SIX_LABELS},
-         big={"one.txt": (b"\n\n", b"KLVF", 10**7)}),
-    Case("predict-dev-zero", ["predict", "{P}", "/dev/zero", "-o", "out.tsv"], 1,
-         ["/dev/zero: line 1: not text (a NUL byte); is this a binary file?"]),
-    Case("train-on-dev-zero", ["train", "/dev/zero", "l.csv", "-o", "m.bsnn"], 1,
-         ["/dev/zero: line 1: not text (a NUL byte)"], {"l.csv": SIX_LABELS}),
-    Case("train-with-dev-zero-as-labels", ["train", "six.fa", "/dev/zero", "-o", "m.bsnn"], 1,
-         ["/dev/zero: line 1: not text (a NUL byte)"], {"six.fa": SIX}),
-    Case("evaluate-with-dev-zero-as-labels", ["evaluate", "{P}", "six.fa", "/dev/zero"], 1,
-         ["/dev/zero: line 1: not text (a NUL byte)"], {"six.fa": SIX}),
-    label_case("train-with-dev-zero-as-config", SIX_LABELS,
-               ["/dev/zero: not a YAML config (longer than 1 MB)"], "--config", "/dev/zero",
-               code=2),
-    Case("plot-history-of-dev-zero", ["plot-history", "/dev/zero", "-o", "c.png"], 1,
-         ["/dev/zero: cannot read the training log: this is a binary file"],
-         marks=[needs_mpl]),
+    Case(
+        "predict-a-40-MB-one-line-file",
+        ["predict", "{P}", "one.txt", "-o", "out.tsv"],
+        1,
+        [
+            "one.txt: line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), "
+            "found 'ACGTACGTACGTACGTACGTACGTACGTACGTACGTA...'"
+        ],
+        big={"one.txt": (b"", b"ACGT", 10**7)},
+    ),
+    Case(
+        "train-on-a-40-MB-one-line-file",
+        ["train", "one.txt", "l.csv", "-o", "m.bsnn"],
+        1,
+        ["one.txt: line 3: expected a FASTA header starting with '>'"],
+        {"l.csv": SIX_LABELS},
+        big={"one.txt": (b"\n\n", b"KLVF", 10**7)},
+    ),
+    Case(
+        "predict-dev-zero",
+        ["predict", "{P}", "/dev/zero", "-o", "out.tsv"],
+        1,
+        ["/dev/zero: line 1: not text (a NUL byte); is this a binary file?"],
+    ),
+    Case(
+        "train-on-dev-zero",
+        ["train", "/dev/zero", "l.csv", "-o", "m.bsnn"],
+        1,
+        ["/dev/zero: line 1: not text (a NUL byte)"],
+        {"l.csv": SIX_LABELS},
+    ),
+    Case(
+        "train-with-dev-zero-as-labels",
+        ["train", "six.fa", "/dev/zero", "-o", "m.bsnn"],
+        1,
+        ["/dev/zero: line 1: not text (a NUL byte)"],
+        {"six.fa": SIX},
+    ),
+    Case(
+        "evaluate-with-dev-zero-as-labels",
+        ["evaluate", "{P}", "six.fa", "/dev/zero"],
+        1,
+        ["/dev/zero: line 1: not text (a NUL byte)"],
+        {"six.fa": SIX},
+    ),
+    label_case(
+        "train-with-dev-zero-as-config",
+        SIX_LABELS,
+        ["/dev/zero: not a YAML config (longer than 1 MB)"],
+        "--config",
+        "/dev/zero",
+        code=2,
+    ),
+    Case(
+        "plot-history-of-dev-zero",
+        ["plot-history", "/dev/zero", "-o", "c.png"],
+        1,
+        ["/dev/zero: cannot read the training log: this is a binary file"],
+        marks=[needs_mpl],
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in HANGS])
-def test_inputs_that_hung_are_refused_in_time(case: Case, models: dict[str, str],
-                                              tmp_path: Path) -> None:
+def test_inputs_that_hung_are_refused_in_time(
+    case: Case, models: dict[str, str], tmp_path: Path
+) -> None:
     _prepare(case, tmp_path, models)
     before = _tree(tmp_path)
-    p = run_bioseqnn(*[a.format(**models) for a in case.argv], "--quiet", cwd=tmp_path,
-                     timeout=120)
+    p = run_bioseqnn(*[a.format(**models) for a in case.argv], "--quiet", cwd=tmp_path, timeout=120)
     lines = p.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bioseqnn: error: "), lines
     for fragment in case.expect:
@@ -531,11 +1063,9 @@ def test_inputs_that_hung_are_refused_in_time(case: Case, models: dict[str, str]
     assert _tree(tmp_path) == before, "an output or temporary file was left behind"
 
 
-@pytest.mark.parametrize("kind", ["one-line", "one-line-after-blank-lines", "dev-zero",
-                                  "binary"])
+@pytest.mark.parametrize("kind", ["one-line", "one-line-after-blank-lines", "dev-zero", "binary"])
 @pytest.mark.parametrize("tables", [False, True], ids=["sequences", "sequences-or-table"])
-def test_the_first_bytes_decide_in_bounded_time(tmp_path: Path, kind: str,
-                                                tables: bool) -> None:
+def test_the_first_bytes_decide_in_bounded_time(tmp_path: Path, kind: str, tables: bool) -> None:
     """A first line without a newline was searched again on every 8 kB read: 40 MB took
     one to two minutes to be refused, /dev/zero never was. Now it takes milliseconds; the
     bound only a quadratic (or endless) read exceeds."""
@@ -557,16 +1087,24 @@ def test_the_first_bytes_decide_in_bounded_time(tmp_path: Path, kind: str,
     assert str(err.value).startswith(f"{path}: line {line}: ")
 
 
-def test_error_in_stdin_names_stdin_line_and_column(models: dict[str, str], tmp_path: Path
-                                                    ) -> None:
-    p = run_bioseqnn("predict", models["P"], "-", "-o", tmp_path / "out.tsv", "--threads", "1",
-                     stdin=gzip.compress(b">a\nKLVFF\n>b desc\nKLVFF\nKLB1F\n"))
+def test_error_in_stdin_names_stdin_line_and_column(models: dict[str, str], tmp_path: Path) -> None:
+    p = run_bioseqnn(
+        "predict",
+        models["P"],
+        "-",
+        "-o",
+        tmp_path / "out.tsv",
+        "--threads",
+        "1",
+        stdin=gzip.compress(b">a\nKLVFF\n>b desc\nKLVFF\nKLB1F\n"),
+    )
     assert p.returncode == 1
     assert p.stderr.decode().splitlines() == [
         # stdin cannot be read twice: the line and column come from the text the block
         # reader holds, as a file's do
         "bioseqnn: error: <stdin>: line 5, column 4: record 'b': invalid protein symbol '1' "
-        "at position 9 (use --on-invalid skip or mask)"]
+        "at position 9 (use --on-invalid skip or mask)"
+    ]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -576,11 +1114,16 @@ def test_output_disk_full_on_stdout(models: dict[str, str], tmp_path: Path) -> N
     fa = tmp_path / "in.fa"
     fa.write_bytes(SIX)
     with open("/dev/full", "wb") as full:
-        p = subprocess.run([sys.executable, "-m", "bioseqnn", "predict", models["P"], fa,
-                            "--threads", "1"], stdout=full, stderr=subprocess.PIPE, check=False)
+        p = subprocess.run(
+            [sys.executable, "-m", "bioseqnn", "predict", models["P"], fa, "--threads", "1"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
     assert p.returncode == 1
     assert p.stderr.decode().splitlines() == [
-        "bioseqnn: error: <stdout>: cannot write: No space left on device"]
+        "bioseqnn: error: <stdout>: cannot write: No space left on device"
+    ]
 
 
 def _limit_file_size() -> None:
@@ -594,12 +1137,16 @@ def test_output_file_too_large_leaves_nothing(models: dict[str, str], tmp_path: 
     fa = tmp_path / "in.fa"
     fa.write_bytes(fasta(random_records(300, AMINO, 12, seed=6)))
     out = tmp_path / "out.tsv"
-    p = subprocess.run([sys.executable, "-m", "bioseqnn", "predict", models["P"], fa, "-o", out,
-                        "--threads", "1"], capture_output=True, preexec_fn=_limit_file_size,
-                       check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "bioseqnn", "predict", models["P"], fa, "-o", out, "--threads", "1"],
+        capture_output=True,
+        preexec_fn=_limit_file_size,
+        check=False,
+    )
     assert p.returncode == 1
     assert p.stderr.decode().splitlines() == [
-        f"bioseqnn: error: {out}: cannot write: File too large"]
+        f"bioseqnn: error: {out}: cannot write: File too large"
+    ]
     assert sorted(x.name for x in tmp_path.iterdir()) == ["in.fa"]
 
 
@@ -611,24 +1158,57 @@ def _limit_memory() -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_DATA bounds mmap on Linux only")
-@pytest.mark.parametrize(("what", "argv", "message"), [
-    ("predict-a-20-million-residue-record", ["predict", "{P}", "long.fa", "-o", "out.tsv"],
-     "out of memory on cpu predicting record 'huge' (20,000,000 positions) on its own; split "
-     "or trim the longest sequences"),
-    ("train-with-a-5-million-residue-record",
-     ["train", "long5.fa", "l.csv", "-o", "m.bsnn", "--arch", "lstm", "--hidden-size", "8",
-      "--epochs", "1",
-      "--val-fraction", "0"],
-     "out of memory on cpu training the model (lstm, hidden-size 8, layers 1): 969 weights "
-     "(3.8 kB as float32, about four times that while training), batches of up to 64 records "
-     "(no --max-tokens), the longest record 'huge' has 5,000,000 positions; lower "
-     "--batch-size or set --max-tokens, split or trim the longest records, or lower the "
-     "model's settings"),
-    ("train-a-model-larger-than-memory",
-     ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--arch", "lstm", "--hidden-size", "16000"],
-     "out of memory on cpu building the model (lstm, hidden-size 16000, layers 1): "
-     "1,025,424,001 weights (3.8 GB as float32); lower those settings"),
-])
+@pytest.mark.parametrize(
+    ("what", "argv", "message"),
+    [
+        (
+            "predict-a-20-million-residue-record",
+            ["predict", "{P}", "long.fa", "-o", "out.tsv"],
+            "out of memory on cpu predicting record 'huge' (20,000,000 positions) on its own; "
+            "split or trim the longest sequences",
+        ),
+        (
+            "train-with-a-5-million-residue-record",
+            [
+                "train",
+                "long5.fa",
+                "l.csv",
+                "-o",
+                "m.bsnn",
+                "--arch",
+                "lstm",
+                "--hidden-size",
+                "8",
+                "--epochs",
+                "1",
+                "--val-fraction",
+                "0",
+            ],
+            "out of memory on cpu training the model (lstm, hidden-size 8, layers 1): 969 weights "
+            "(3.8 kB as float32, about four times that while training), batches of up to 64 "
+            "records "
+            "(no --max-tokens), the longest record 'huge' has 5,000,000 positions; lower "
+            "--batch-size or set --max-tokens, split or trim the longest records, or lower the "
+            "model's settings",
+        ),
+        (
+            "train-a-model-larger-than-memory",
+            [
+                "train",
+                "six.fa",
+                "l.csv",
+                "-o",
+                "m.bsnn",
+                "--arch",
+                "lstm",
+                "--hidden-size",
+                "16000",
+            ],
+            "out of memory on cpu building the model (lstm, hidden-size 16000, layers 1): "
+            "1,025,424,001 weights (3.8 GB as float32); lower those settings",
+        ),
+    ],
+)
 def test_out_of_cpu_memory_names_the_record_or_the_settings(
     models: dict[str, str], tmp_path: Path, what: str, argv: list[str], message: str
 ) -> None:
@@ -643,9 +1223,22 @@ def test_out_of_cpu_memory_names_the_record_or_the_settings(
         fh.write(SIX + b">huge\n" + huge * 5_000 + b"\n")
     (tmp_path / "l.csv").write_bytes(SIX_LABELS + (b"huge,1\n" if "5-million" in what else b""))
     before = _tree(tmp_path)
-    p = subprocess.run([sys.executable, "-m", "bioseqnn", *[a.format(**models) for a in argv],
-                        "--threads", "1", "--quiet"], capture_output=True, cwd=tmp_path,
-                       preexec_fn=_limit_memory, timeout=300, check=False)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bioseqnn",
+            *[a.format(**models) for a in argv],
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        cwd=tmp_path,
+        preexec_fn=_limit_memory,
+        timeout=300,
+        check=False,
+    )
     assert p.returncode == 1
     assert p.stderr.decode().splitlines() == [f"bioseqnn: error: {message}"]
     assert _tree(tmp_path) == before
@@ -666,12 +1259,14 @@ def test_a_huge_file_in_the_models_place_is_refused_by_its_first_bytes(
     assert p.stderr.decode().splitlines() == [
         f"bioseqnn: error: {big}: not a bioseqnn model file (no safetensors header); it starts "
         "like FASTA: is the order of the arguments right? The model file comes first, then "
-        "the sequences"]
+        "the sequences"
+    ]
     assert sorted(x.name for x in tmp_path.iterdir()) == ["big.fa"]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root may write into a read-only directory")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="root may write into a read-only directory"
+)
 def test_output_in_read_only_directory(cli, models: dict[str, str], tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -684,7 +1279,8 @@ def test_output_in_read_only_directory(cli, models: dict[str, str], tmp_path: Pa
         ro.chmod(stat.S_IRWXU)
     assert r.code == 2
     assert r.err.splitlines() == [
-        f"bioseqnn: error: {ro / 'out.tsv'}: cannot write: directory '{ro}' is not writable"]
+        f"bioseqnn: error: {ro / 'out.tsv'}: cannot write: directory '{ro}' is not writable"
+    ]
     assert list(ro.iterdir()) == []
 
 
@@ -697,8 +1293,9 @@ def _predict(cli, model: str, path: Path, *extra: str) -> list[list[str]]:
     return [line.split("\t") for line in r.out.splitlines()]
 
 
-def test_windows_line_endings_and_bom_are_accepted(cli, models: dict[str, str],
-                                                   tmp_path: Path) -> None:
+def test_windows_line_endings_and_bom_are_accepted(
+    cli, models: dict[str, str], tmp_path: Path
+) -> None:
     records = [("a", "KLVFFAE"), ("b", "GIGAVLKV")]
     plain, windows = tmp_path / "plain.fa", tmp_path / "windows.fa"
     plain.write_bytes(fasta(records))
@@ -708,8 +1305,7 @@ def test_windows_line_endings_and_bom_are_accepted(cli, models: dict[str, str],
     assert rows == _predict(cli, models["P"], plain)
 
 
-def test_fastq_named_fasta_is_read_as_fastq(cli, models: dict[str, str], tmp_path: Path
-                                            ) -> None:
+def test_fastq_named_fasta_is_read_as_fastq(cli, models: dict[str, str], tmp_path: Path) -> None:
     fq, fa = tmp_path / "reads.fasta", tmp_path / "same.fa"
     # The second quality line starts with '@': only the length tells it from a header.
     fq.write_bytes(b"@r1 lane 1\nKLVFF\nAE\n+\nIIIII\nII\n@r2\nGIGAV\n+r2\n@IIII\n")
@@ -735,8 +1331,9 @@ def test_ids_end_at_the_first_whitespace(cli, models: dict[str, str], tmp_path: 
     assert [r[0] for r in _predict(cli, models["P"], fa)] == ["id", "sp|P1|ABC", "lead"]
 
 
-def test_one_megabyte_single_line_sequence_is_accepted(cli, models: dict[str, str],
-                                                       tmp_path: Path) -> None:
+def test_one_megabyte_single_line_sequence_is_accepted(
+    cli, models: dict[str, str], tmp_path: Path
+) -> None:
     rng = random.Random(8)
     long = "".join(rng.choice(AMINO) for _ in range(1 << 20))
     fa = tmp_path / "long.fa"
@@ -746,8 +1343,9 @@ def test_one_megabyte_single_line_sequence_is_accepted(cli, models: dict[str, st
     assert abs(float(rows[2][2]) + float(rows[2][3]) - 1) < 1e-5
 
 
-def test_lowercase_and_masked_symbols_are_accepted(cli, models: dict[str, str], tmp_path: Path
-                                                   ) -> None:
+def test_lowercase_and_masked_symbols_are_accepted(
+    cli, models: dict[str, str], tmp_path: Path
+) -> None:
     upper, lower = tmp_path / "u.fa", tmp_path / "l.fa"
     upper.write_bytes(fasta([("a", "KLVFFAE")]))
     lower.write_bytes(fasta([("a", "klvFFae")]))
@@ -760,36 +1358,65 @@ def test_lowercase_and_masked_symbols_are_accepted(cli, models: dict[str, str], 
 
 
 def test_mixed_alphabets_in_the_sample_warn_and_read_as_protein(cli, tmp_path: Path) -> None:
-    records = [(f"p{i}", p) for i, p in enumerate(PEPTIDES[:4])] + \
-        random_records(2, "ACGT", 24, seed=9, prefix="d")
+    records = [(f"p{i}", p) for i, p in enumerate(PEPTIDES[:4])] + random_records(
+        2, "ACGT", 24, seed=9, prefix="d"
+    )
     fa, lab = tmp_path / "mixed.fa", tmp_path / "mixed.csv"
     fa.write_bytes(fasta(records))
     lab.write_text("id,y\n" + "".join(f"{r},{i % 2}\n" for i, (r, _) in enumerate(records)))
-    r = cli("train", fa, lab, "-o", tmp_path / "m.bsnn", "--epochs", "1", "--hidden-size", "8",
-            "--threads", "1", "--val-fraction", "0")
+    r = cli(
+        "train",
+        fa,
+        lab,
+        "-o",
+        tmp_path / "m.bsnn",
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "8",
+        "--threads",
+        "1",
+        "--val-fraction",
+        "0",
+    )
     assert r.code == 0, r.err
     warning = [line for line in r.err.splitlines() if "warning" in line]
     assert warning == [
         f"bioseqnn: warning: {fa}: the records seem to mix nucleotide and protein sequences: "
         "2 of the first 6 look like DNA/RNA (e.g. 'd0', line 9), others like protein (e.g. "
-        "'p0', line 1); all are read as protein (choose with --alphabet)"]
+        "'p0', line 1); all are read as protein (choose with --alphabet)"
+    ]
     assert "alphabet: protein" in r.err
 
 
-def test_regression_targets_near_float32s_limit_train_without_warnings(
-    cli, tmp_path: Path
-) -> None:
+def test_regression_targets_near_float32s_limit_train_without_warnings(cli, tmp_path: Path) -> None:
     """+-3e38 fit float32, but their float32 sum overflowed: numpy warnings, then a NaN
     loss. Statistics and scaling are now computed in float64."""
     records = random_records(40, AMINO, 12, seed=12)
     fa, lab = tmp_path / "r.fa", tmp_path / "r.csv"
     fa.write_bytes(fasta(records))
     values = [3e38 if i % 3 else -3e38 for i in range(40)]
-    lab.write_text("id,y\n" + "".join(f"{r},{v}\n" for (r, _), v in zip(records, values,
-                                                                        strict=True)))
+    lab.write_text(
+        "id,y\n" + "".join(f"{r},{v}\n" for (r, _), v in zip(records, values, strict=True))
+    )
     model = tmp_path / "m.bsnn"
-    r = cli("train", fa, lab, "-o", model, "--task", "regression", "--epochs", "1",
-            "--hidden-size", "8", "--threads", "1", "--val-fraction", "0")
+    r = cli(
+        "train",
+        fa,
+        lab,
+        "-o",
+        model,
+        "--task",
+        "regression",
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "8",
+        "--threads",
+        "1",
+        "--val-fraction",
+        "0",
+    )
     assert r.code == 0, r.err
     assert "Warning" not in r.err and "nan" not in r.err
     import numpy as np
@@ -809,8 +1436,9 @@ def test_a_few_dna_records_given_to_a_protein_model_are_named_in_a_warning(
 ) -> None:
     """As train warns about a file that mixes alphabets; most records being DNA is refused
     (the catalogue), a few is a warning naming one."""
-    records = [(f"p{i}", p) for i, p in enumerate(PEPTIDES)] + \
-        random_records(1, "ACGT", 40, seed=15, prefix="d")
+    records = [(f"p{i}", p) for i, p in enumerate(PEPTIDES)] + random_records(
+        1, "ACGT", 40, seed=15, prefix="d"
+    )
     fa = tmp_path / "mixed.fa"
     fa.write_bytes(fasta(records))
     r = cli("predict", models["P"], fa, "--threads", "1")
@@ -818,11 +1446,11 @@ def test_a_few_dna_records_given_to_a_protein_model_are_named_in_a_warning(
     assert len(r.out.splitlines()) == 10
     assert r.err.splitlines() == [
         f"bioseqnn: warning: {fa}: 1 of the first 9 records look like DNA/RNA (e.g. 'd0', "
-        "line 17); the model reads protein and scores them as protein"]
+        "line 17); the model reads protein and scores them as protein"
+    ]
 
 
-def test_writing_to_dev_null_keeps_the_device(cli, models: dict[str, str], tmp_path: Path
-                                              ) -> None:
+def test_writing_to_dev_null_keeps_the_device(cli, models: dict[str, str], tmp_path: Path) -> None:
     if not Path("/dev/null").is_char_device():
         pytest.skip("no /dev/null here")
     fa = tmp_path / "in.fa"

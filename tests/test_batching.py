@@ -27,13 +27,15 @@ def padded(batch: np.ndarray, lengths: np.ndarray) -> int:
 @pytest.fixture
 def lengths() -> np.ndarray:
     rng = np.random.default_rng(5)
-    return np.concatenate([rng.integers(10, 60, 900), rng.integers(300, 2000, 100),
-                           [5000]]).astype(np.int64)
+    return np.concatenate([rng.integers(10, 60, 900), rng.integers(300, 2000, 100), [5000]]).astype(
+        np.int64
+    )
 
 
 @pytest.mark.parametrize("training", [False, True])
 def test_batches_respect_the_cap_and_cover_every_record_once(
-    lengths: np.ndarray, training: bool,
+    lengths: np.ndarray,
+    training: bool,
 ) -> None:
     rng = np.random.default_rng(1) if training else None
     batches = batch_indices(lengths, 64, rng, max_tokens=1500)
@@ -99,13 +101,15 @@ def test_training_epoch_batches_follow_max_tokens(examples: Path) -> None:
 
 
 def test_predictions_identical_with_and_without_max_tokens(
-    hemolytic_model: Path, examples: Path, tmp_path: Path, cli,
+    hemolytic_model: Path,
+    examples: Path,
+    tmp_path: Path,
+    cli,
 ) -> None:
     fasta = examples / "hemolytic.fasta"
     plain, capped = tmp_path / "plain.tsv", tmp_path / "capped.tsv"
     assert cli("predict", hemolytic_model, fasta, "-o", plain, "--quiet").code == 0
-    result = cli("predict", hemolytic_model, fasta, "-o", capped, "--max-tokens", "150",
-                 "--quiet")
+    result = cli("predict", hemolytic_model, fasta, "-o", capped, "--max-tokens", "150", "--quiet")
     assert result.code == 0, result.err
     assert capped.read_text() == plain.read_text()
     with open(plain) as fh:
@@ -119,16 +123,24 @@ def test_predictions_identical_with_and_without_max_tokens(
     a = infer(bundle.model, onehot, data, 256, cpu)
     b = infer(bundle.model, onehot, data, 256, cpu, max_tokens=150)
     torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
-    assert len(batch_indices(data.lengths, 256, max_tokens=150)) > \
-        len(batch_indices(data.lengths, 256))
+    assert len(batch_indices(data.lengths, 256, max_tokens=150)) > len(
+        batch_indices(data.lengths, 256)
+    )
 
 
 def test_max_tokens_is_checked(cli, hemolytic_model: Path, examples: Path) -> None:
     result = cli("predict", hemolytic_model, examples / "hemolytic.fasta", "--max-tokens", "-1")
     assert result.code == 2
     assert "max-tokens" in result.err
-    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv",
-                 "--max-tokens", "-5", "-o", "x.bsnn")
+    result = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "--max-tokens",
+        "-5",
+        "-o",
+        "x.bsnn",
+    )
     assert result.code == 2
     assert "max-tokens must be >= 0" in result.err
 

@@ -27,8 +27,11 @@ def test_predict_writes_header_then_one_row_per_record_in_input_order(
     assert r.code == 0, r.err
     rows = read_tsv(r.out)
     assert rows[0] == ["id", "predicted", "prob_0", "prob_1"]
-    ids = [line[1:].split()[0] for line in (examples / "hemolytic.fasta").read_text().splitlines()
-           if line.startswith(">")]
+    ids = [
+        line[1:].split()[0]
+        for line in (examples / "hemolytic.fasta").read_text().splitlines()
+        if line.startswith(">")
+    ]
     assert [row[0] for row in rows[1:]] == ids
     for row in rows[1:]:
         p0, p1 = float(row[2]), float(row[3])
@@ -50,8 +53,19 @@ def test_train_logs_choices_to_stderr_and_writes_log_and_model(
     cli, examples: Path, tmp_path: Path
 ) -> None:
     model = tmp_path / "m.bsnn"
-    r = cli("train", examples / "promoters.fasta", examples / "promoters.csv", "-o", model,
-            "--epochs", "2", "--hidden-size", "8", "--arch", "gru")
+    r = cli(
+        "train",
+        examples / "promoters.fasta",
+        examples / "promoters.csv",
+        "-o",
+        model,
+        "--epochs",
+        "2",
+        "--hidden-size",
+        "8",
+        "--arch",
+        "gru",
+    )
     assert r.code == 0, r.err
     assert r.out == ""
     assert "alphabet: dna (detected" in r.err and "task: regression" in r.err
@@ -69,8 +83,17 @@ def test_train_logs_choices_to_stderr_and_writes_log_and_model(
 def test_info_shows_what_the_model_is(cli, hemolytic_model: Path) -> None:
     r = cli("info", hemolytic_model)
     assert r.code == 0
-    for expected in ("protein", "binary", "hemolytic", "classes", "0, 1", "lstm", "parameters",
-                     "data sha256", "best epoch"):
+    for expected in (
+        "protein",
+        "binary",
+        "hemolytic",
+        "classes",
+        "0, 1",
+        "lstm",
+        "parameters",
+        "data sha256",
+        "best epoch",
+    ):
         assert expected in r.out
     j = cli("info", hemolytic_model, "--json")
     manifest = json.loads(j.out)
@@ -79,8 +102,18 @@ def test_info_shows_what_the_model_is(cli, hemolytic_model: Path) -> None:
 
 
 def test_same_seed_gives_identical_weights(cli, examples: Path, tmp_path: Path) -> None:
-    args = [examples / "hemolytic.fasta", examples / "hemolytic.csv", "--epochs", "2",
-            "--hidden-size", "16", "--bidirectional", "--dropout", "0.2", "--quiet"]
+    args = [
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "--epochs",
+        "2",
+        "--hidden-size",
+        "16",
+        "--bidirectional",
+        "--dropout",
+        "0.2",
+        "--quiet",
+    ]
     a, b, c = tmp_path / "a.bsnn", tmp_path / "b.bsnn", tmp_path / "c.bsnn"
     assert cli("train", *args, "-o", a, "--seed", "7").code == 0
     assert cli("train", *args, "-o", b, "--seed", "7").code == 0
@@ -93,10 +126,23 @@ def test_same_seed_gives_identical_weights(cli, examples: Path, tmp_path: Path) 
 
 def test_explicit_validation_files_and_forced_options(cli, examples: Path, tmp_path: Path) -> None:
     model = tmp_path / "nc.bsnn"
-    r = cli("train", examples / "ncrna_train.fasta", examples / "ncrna_train.csv",
-            "--val-fasta", examples / "ncrna_test.fasta", "--val-labels",
-            examples / "ncrna_test.csv", "--alphabet", "rna", "--epochs", "1",
-            "--hidden-size", "8", "-o", model)
+    r = cli(
+        "train",
+        examples / "ncrna_train.fasta",
+        examples / "ncrna_train.csv",
+        "--val-fasta",
+        examples / "ncrna_test.fasta",
+        "--val-labels",
+        examples / "ncrna_test.csv",
+        "--alphabet",
+        "rna",
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "8",
+        "-o",
+        model,
+    )
     assert r.code == 0, r.err
     assert "alphabet: rna (forced)" in r.err
     assert "780 training, 260 validation" in r.err
@@ -119,8 +165,13 @@ def test_explicit_validation_files_and_forced_options(cli, examples: Path, tmp_p
     ],
 )
 def test_errors_are_one_line_with_the_documented_exit_code(
-    cli, examples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    args: list[str], code: int, message: str,
+    cli,
+    examples: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     fa, csv_ = examples / "hemolytic.fasta", examples / "hemolytic.csv"
@@ -143,8 +194,9 @@ def test_debug_shows_the_traceback(cli, tmp_path: Path) -> None:
     assert r.err.strip().count("\n") == 0
 
 
-def test_python_api_matches_the_cli(hemolytic_model: Path, examples: Path, tmp_path: Path,
-                                    cli) -> None:
+def test_python_api_matches_the_cli(
+    hemolytic_model: Path, examples: Path, tmp_path: Path, cli
+) -> None:
     import bioseqnn
 
     out = tmp_path / "api.tsv"
@@ -154,17 +206,29 @@ def test_python_api_matches_the_cli(hemolytic_model: Path, examples: Path, tmp_p
     assert out.read_text() == r.out
 
 
-INSTANT = [["--help"], ["--version"], ["config"], ["train", "--help"], ["predict", "--help"],
-           ["evaluate", "--help"], ["variants", "--help"], ["info", "--help"],
-           ["tune", "--help"], ["tune", "--show-space"], ["version"], ["version", "--verbose"],
-           ["--show-completion", "bash"]]
+INSTANT = [
+    ["--help"],
+    ["--version"],
+    ["config"],
+    ["train", "--help"],
+    ["predict", "--help"],
+    ["evaluate", "--help"],
+    ["variants", "--help"],
+    ["info", "--help"],
+    ["tune", "--help"],
+    ["tune", "--show-space"],
+    ["version"],
+    ["version", "--verbose"],
+    ["--show-completion", "bash"],
+]
 
 
 def _fresh_python(probe: str) -> subprocess.CompletedProcess[str]:
     """Run ``probe`` in a new interpreter, without THP_MEM_ALLOC_ENABLE in its environment."""
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 @pytest.mark.parametrize("args", INSTANT, ids=" ".join)
@@ -172,27 +236,31 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
     """What a user types to find their way (and `import bioseqnn`) loads neither torch nor
     numpy, and changes no process-wide setting: a fresh interpreter says which modules the
     command left in sys.modules."""
-    p = _fresh_python("import os, sys\n"
-                      "import bioseqnn\n"
-                      "from bioseqnn.cli import main\n"
-                      f"code = main({args!r})\n"
-                      "heavy = sorted(m for m in ('torch', 'numpy', 'safetensors', 'Bio') "
-                      "if m in sys.modules)\n"
-                      "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
-                      "file=sys.stderr)\n")
+    p = _fresh_python(
+        "import os, sys\n"
+        "import bioseqnn\n"
+        "from bioseqnn.cli import main\n"
+        f"code = main({args!r})\n"
+        "heavy = sorted(m for m in ('torch', 'numpy', 'safetensors', 'Bio') "
+        "if m in sys.modules)\n"
+        "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
+        "file=sys.stderr)\n"
+    )
     line = [x for x in p.stderr.splitlines() if x.startswith("PROBE")]
     assert line == ["PROBE 0 [] None"], p.stderr
     assert p.stdout.strip()  # the help, version or config was printed
 
 
 def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
-    p = _fresh_python("import os, torch\n"
-                      "import bioseqnn\n"
-                      "before = os.environ.get('THP_MEM_ALLOC_ENABLE')\n"
-                      "from bioseqnn import runtime\n"
-                      "runtime.tune(); runtime.tune()\n"
-                      "x = torch.tensor([1e-30], dtype=torch.float32) * 1e-10  # a denormal\n"
-                      "print(before, os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x[0]) == 0.0)\n")
+    p = _fresh_python(
+        "import os, torch\n"
+        "import bioseqnn\n"
+        "before = os.environ.get('THP_MEM_ALLOC_ENABLE')\n"
+        "from bioseqnn import runtime\n"
+        "runtime.tune(); runtime.tune()\n"
+        "x = torch.tensor([1e-30], dtype=torch.float32) * 1e-10  # a denormal\n"
+        "print(before, os.environ.get('THP_MEM_ALLOC_ENABLE'), float(x[0]) == 0.0)\n"
+    )
     assert p.returncode == 0, p.stderr
     # importing changed nothing; tune() turned huge pages on and flushes denormals to zero
     assert p.stdout.split() == ["None", "1", "True"]
@@ -207,11 +275,18 @@ def test_shell_completion_answers_from_the_installed_app(tmp_path) -> None:
     assert script.returncode == 0
     assert b"_BIOSEQNN_COMPLETE=complete_bash" in script.stdout
     env = {**os.environ, "_BIOSEQNN_COMPLETE": "complete_bash"}
-    for words, cword, expected in (("bioseqnn ev", "1", ["evaluate"]),
-                                   ("bioseqnn evaluate --for", "2", ["--format"]),
-                                   ("bioseqnn version --v", "2", ["--verbose"])):
-        p = subprocess.run([sys.executable, "-m", "bioseqnn"], capture_output=True, text=True,
-                           env={**env, "COMP_WORDS": words, "COMP_CWORD": cword},
-                           cwd=tmp_path, timeout=120)
+    for words, cword, expected in (
+        ("bioseqnn ev", "1", ["evaluate"]),
+        ("bioseqnn evaluate --for", "2", ["--format"]),
+        ("bioseqnn version --v", "2", ["--verbose"]),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "bioseqnn"],
+            capture_output=True,
+            text=True,
+            env={**env, "COMP_WORDS": words, "COMP_CWORD": cword},
+            cwd=tmp_path,
+            timeout=120,
+        )
         assert p.returncode == 0, p.stderr
         assert p.stdout.split() == expected

@@ -87,21 +87,40 @@ def test_damaged_compressed_input_is_one_line_and_no_output(
     r = cli("predict", hemolytic_model, src, "-o", out)
     assert r.code == 1
     lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"bioseqnn: error: {src}: ") and (
-        f"damaged or truncated {fmt} data" in lines[0]), r.err
+    assert (
+        len(lines) == 1
+        and lines[0].startswith(f"bioseqnn: error: {src}: ")
+        and (f"damaged or truncated {fmt} data" in lines[0])
+    ), r.err
     assert not out.exists()
 
 
-def test_labels_and_training_read_compressed_tables(cli, examples: Path, tmp_path: Path
-                                                    ) -> None:
+def test_labels_and_training_read_compressed_tables(cli, examples: Path, tmp_path: Path) -> None:
     """train reads a bzip2 FASTA and an xz labels table as it reads the plain ones."""
     fasta = tmp_path / "s.fa.bz2"
     fasta.write_bytes(bz2.compress((examples / "hemolytic.fasta").read_bytes()))
     labels = tmp_path / "l.csv.xz"
     labels.write_bytes(lzma.compress((examples / "hemolytic.csv").read_bytes()))
-    r = cli("train", fasta, labels, "-o", tmp_path / "m.bsnn", "--arch", "cnn",
-            "--channels", "8", "--kernel-sizes", "5", "--dilations", "1", "--pool-sizes", "1",
-            "--epochs", "1", "--quiet")
+    r = cli(
+        "train",
+        fasta,
+        labels,
+        "-o",
+        tmp_path / "m.bsnn",
+        "--arch",
+        "cnn",
+        "--channels",
+        "8",
+        "--kernel-sizes",
+        "5",
+        "--dilations",
+        "1",
+        "--pool-sizes",
+        "1",
+        "--epochs",
+        "1",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     from bioseqnn.bundle import read_manifest
 

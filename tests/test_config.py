@@ -38,15 +38,18 @@ def test_config_command_prints_every_default_with_a_comment(cli, tmp_path: Path)
     lines = result.out.splitlines()
     keys = [i for i, line in enumerate(lines) if re.match(r"^  [a-z_]+: ", line)]
     n_fields = len(dataclasses.fields(RunConfig().model)) + len(
-        dataclasses.fields(RunConfig().training))
+        dataclasses.fields(RunConfig().training)
+    )
     assert len(keys) == n_fields
     for i in keys:
         assert lines[i - 1].lstrip().startswith("#"), f"no comment above {lines[i]!r}"
     for name in REGISTRY:  # the architectures are listed with a line each
         assert any(re.match(rf"^  #   {re.escape(name)} +\S", line) for line in lines)
     assert "  channels: [128, 128]" in lines
-    assert any(line.startswith("  # convolution filters per layer [cnn, cnn-lstm, cnn-gru]")
-               for line in lines)
+    assert any(
+        line.startswith("  # convolution filters per layer [cnn, cnn-lstm, cnn-gru]")
+        for line in lines
+    )
 
 
 def test_config_command_writes_a_file(cli, tmp_path: Path) -> None:
@@ -55,8 +58,9 @@ def test_config_command_writes_a_file(cli, tmp_path: Path) -> None:
     assert result.code == 0 and result.out == ""
     assert out.read_text(encoding="utf-8") == commented_yaml(
         header="bioseqnn configuration: every setting with its default.\n"
-               "Use with: bioseqnn train SEQS LABELS --config this.yaml "
-               "(command-line flags override it).")
+        "Use with: bioseqnn train SEQS LABELS --config this.yaml "
+        "(command-line flags override it)."
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +70,9 @@ def configured_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
 
     root = Path(__file__).resolve().parent.parent / "example_data"
     tmp = tmp_path_factory.mktemp("config")
-    cfg = write(tmp / "train.yaml", """
+    cfg = write(
+        tmp / "train.yaml",
+        """
 model:
   arch: cnn
   channels: [16]
@@ -79,14 +85,36 @@ training:
   batch_size: 32
   lr: 0.002
   seed: 7
-""")
+""",
+    )
     out = tmp / "m.bsnn"
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        code = main(["train", str(root / "hemolytic.fasta"), str(root / "hemolytic.csv"),
-                     "-o", str(out), "--config", str(cfg), "--epochs", "2",
-                     "--channels", "8,12", "--kernel-sizes", "5", "--kernel-sizes", "3",
-                     "--dilations", "1,2", "--pool-sizes", "1, 2", "--threads", "1"])
+        code = main(
+            [
+                "train",
+                str(root / "hemolytic.fasta"),
+                str(root / "hemolytic.csv"),
+                "-o",
+                str(out),
+                "--config",
+                str(cfg),
+                "--epochs",
+                "2",
+                "--channels",
+                "8,12",
+                "--kernel-sizes",
+                "5",
+                "--kernel-sizes",
+                "3",
+                "--dilations",
+                "1,2",
+                "--pool-sizes",
+                "1, 2",
+                "--threads",
+                "1",
+            ]
+        )
     assert code == 0
     return out, err.getvalue()
 
@@ -111,26 +139,33 @@ def test_flags_override_the_config_file_and_the_resolved_config_is_stored(
 
 
 def test_training_logs_and_info_reports_the_parameter_count(
-    configured_model: tuple[Path, str], cli,
+    configured_model: tuple[Path, str],
+    cli,
 ) -> None:
     path, train_log = configured_model
     n = count_parameters(load_bundle(path).model)
     # conv 8x20x5 + 12x8x3 (no biases), two norms 2x(8+12), head 12+1
     assert n == 800 + 288 + 40 + 13
     assert api.info(path)["parameters"] == n
-    assert f"model: cnn, channels 8,12, kernel-sizes 5,3, dilations 1,2, pool-sizes 1,2, " \
-           f"pooling max, dropout 0.1, {n:,} parameters" in train_log
+    assert (
+        f"model: cnn, channels 8,12, kernel-sizes 5,3, dilations 1,2, pool-sizes 1,2, "
+        f"pooling max, dropout 0.1, {n:,} parameters" in train_log
+    )
     result = cli("info", path)
     assert result.code == 0
     text = " ".join(result.out.split())  # rich wraps long rows
     assert f"parameters {n:,}" in text
-    assert "architecture cnn, channels 8,12, kernel-sizes 5,3, dilations 1,2, pool-sizes 1,2," \
-           " pooling max, dropout 0.1" in text
+    assert (
+        "architecture cnn, channels 8,12, kernel-sizes 5,3, dilations 1,2, pool-sizes 1,2,"
+        " pooling max, dropout 0.1" in text
+    )
     assert "training epochs 2, batch-size 32, lr 0.002," in text
 
 
 def test_config_from_a_model_file_retrains_the_same_model(
-    configured_model: tuple[Path, str], cli, tmp_path: Path,
+    configured_model: tuple[Path, str],
+    cli,
+    tmp_path: Path,
 ) -> None:
     path, _ = configured_model
     result = cli("config", "--from", path)
@@ -138,28 +173,41 @@ def test_config_from_a_model_file_retrains_the_same_model(
     assert result.out.startswith(f"# the resolved config of {path}\n")
     cfg = load_config(write(tmp_path / "again.yaml", result.out))
     manifest = api.info(path)
-    assert dataclasses.asdict(cfg) == {"model": manifest["model"],
-                                       "training": manifest["training"]}
+    assert dataclasses.asdict(cfg) == {"model": manifest["model"], "training": manifest["training"]}
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("model:\n  chanels: [8]\n", "unknown config key 'model.chanels'; known keys: arch,"),
-    ("training:\n  epochs: ten\n", "config key 'training.epochs': expected int, got 'ten'"),
-    ("training:\n  epochs: true\n", "config key 'training.epochs': expected an integer"),
-    ("model:\n  channels: [8, x]\n", "config key 'model.channels[1]': expected int, got 'x'"),
-    ("model:\n  kernel_sizes: 9\n", "config key 'model.kernel_sizes': expected a list, got 9"),
-    ("model:\n  bidirectional: 2\n", "config key 'model.bidirectional': expected bool"),
-    ("optimizer:\n  lr: 1\n", "unknown config section 'optimizer'; expected: model, training"),
-    ("- arch\n", "a config file must be a mapping"),
-    ("model: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model:\n  chanels: [8]\n", "unknown config key 'model.chanels'; known keys: arch,"),
+        ("training:\n  epochs: ten\n", "config key 'training.epochs': expected int, got 'ten'"),
+        ("training:\n  epochs: true\n", "config key 'training.epochs': expected an integer"),
+        ("model:\n  channels: [8, x]\n", "config key 'model.channels[1]': expected int, got 'x'"),
+        ("model:\n  kernel_sizes: 9\n", "config key 'model.kernel_sizes': expected a list, got 9"),
+        ("model:\n  bidirectional: 2\n", "config key 'model.bidirectional': expected bool"),
+        ("optimizer:\n  lr: 1\n", "unknown config section 'optimizer'; expected: model, training"),
+        ("- arch\n", "a config file must be a mapping"),
+        ("model: [\n", "not valid YAML"),
+    ],
+)
 def test_bad_config_files_are_usage_errors_naming_the_key(
-    cli, tmp_path: Path, examples: Path, text: str, message: str,
+    cli,
+    tmp_path: Path,
+    examples: Path,
+    text: str,
+    message: str,
 ) -> None:
     cfg = write(tmp_path / "bad.yaml", text)
     out = tmp_path / "m.bsnn"
-    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out,
-                 "--config", cfg)
+    result = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        out,
+        "--config",
+        cfg,
+    )
     assert result.code == 2, result.err
     assert result.err.startswith(f"bioseqnn: error: {cfg}: ")
     assert message in result.err
@@ -167,45 +215,82 @@ def test_bad_config_files_are_usage_errors_naming_the_key(
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--arch", "cnn", "--kernel-sizes", "9,x"],
-     "--kernel-sizes: 'x' is not an integer (give a comma list, e.g. 9,5)"),
-    (["--arch", "cnn", "--channels", "64,64,64"],
-     "model.kernel_sizes has 2 entries but model.channels has 3: give one value per "
-     "convolution layer"),
-    (["--arch", "cnn", "--pool-sizes", "0,1"],
-     "pool-sizes must all be at least 1 (1 = no pooling)"),
-    (["--arch", "cnn", "--pooling", "last"],
-     "pooling 'last' is not available for cnn; choose one of: mean, max, attention"),
-    (["--arch", "transformer", "--d-model", "30", "--heads", "4"],
-     "d-model (30) must be divisible by heads (4)"),
-    (["--arch", "mamba"], "unknown architecture 'mamba'; choose one of: rnn, lstm, gru, cnn, "
-                          "cnn-lstm, cnn-gru, transformer"),
-    (["--pooling", "sum"], "pooling must be auto or one of: last, mean, max, attention "
-                            "(got 'sum')"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--arch", "cnn", "--kernel-sizes", "9,x"],
+            "--kernel-sizes: 'x' is not an integer (give a comma list, e.g. 9,5)",
+        ),
+        (
+            ["--arch", "cnn", "--channels", "64,64,64"],
+            "model.kernel_sizes has 2 entries but model.channels has 3: give one value per "
+            "convolution layer",
+        ),
+        (
+            ["--arch", "cnn", "--pool-sizes", "0,1"],
+            "pool-sizes must all be at least 1 (1 = no pooling)",
+        ),
+        (
+            ["--arch", "cnn", "--pooling", "last"],
+            "pooling 'last' is not available for cnn; choose one of: mean, max, attention",
+        ),
+        (
+            ["--arch", "transformer", "--d-model", "30", "--heads", "4"],
+            "d-model (30) must be divisible by heads (4)",
+        ),
+        (
+            ["--arch", "mamba"],
+            "unknown architecture 'mamba'; choose one of: rnn, lstm, gru, cnn, "
+            "cnn-lstm, cnn-gru, transformer",
+        ),
+        (
+            ["--pooling", "sum"],
+            "pooling must be auto or one of: last, mean, max, attention (got 'sum')",
+        ),
+    ],
+)
 def test_bad_architecture_flags_are_usage_errors(
-    cli, tmp_path: Path, examples: Path, args: list[str], message: str,
+    cli,
+    tmp_path: Path,
+    examples: Path,
+    args: list[str],
+    message: str,
 ) -> None:
     out = tmp_path / "m.bsnn"
-    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out,
-                 *args)
+    result = cli(
+        "train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out, *args
+    )
     assert result.code == 2, result.err
     assert result.err == f"bioseqnn: error: {message}\n"
     assert not out.exists()
 
 
 def test_transformer_max_length_shorter_than_the_data_names_the_record(
-    cli, tmp_path: Path, examples: Path,
+    cli,
+    tmp_path: Path,
+    examples: Path,
 ) -> None:
     out = tmp_path / "m.bsnn"
-    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out,
-                 "--arch", "transformer", "--max-length", "50", "--quiet")
+    result = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        out,
+        "--arch",
+        "transformer",
+        "--max-length",
+        "50",
+        "--quiet",
+    )
     assert result.code == 1
     assert re.fullmatch(
         r"bioseqnn: error: .*hemolytic\.fasta: record '\S+' has \d+ positions, more than this "
         r"transformer model's max-length 50 \(\d+ record\(s\) too long\); split or trim the "
-        r"sequences, or train with a larger --max-length\n", result.err)
+        r"sequences, or train with a larger --max-length\n",
+        result.err,
+    )
     assert not out.exists()
 
 

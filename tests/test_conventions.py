@@ -9,8 +9,19 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES, run_bioseqnn
 
-TINY_CNN = ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations", "1",
-            "--epochs", "1", "--quiet"]
+TINY_CNN = [
+    "--arch",
+    "cnn",
+    "--channels",
+    "8",
+    "--kernel-sizes",
+    "5",
+    "--dilations",
+    "1",
+    "--epochs",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +29,21 @@ def peptide_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bioseqnn.cli import main
 
     out = tmp_path_factory.mktemp("conventions") / "peptides.bsnn"
-    assert main(["train", str(EXAMPLES / "hemolytic.fasta"), str(EXAMPLES / "hemolytic.csv"),
-                 "-o", str(out), "-j", "1", *TINY_CNN]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(EXAMPLES / "hemolytic.fasta"),
+                str(EXAMPLES / "hemolytic.csv"),
+                "-o",
+                str(out),
+                "-j",
+                "1",
+                *TINY_CNN,
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -32,8 +56,9 @@ def _fasta_parts(tmp_path: Path) -> tuple[Path, Path]:
     return a, b
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "explain", "variants",
-                                     "generate", "tune"])
+@pytest.mark.parametrize(
+    "command", ["train", "predict", "evaluate", "explain", "variants", "generate", "tune"]
+)
 def test_every_command_with_threads_takes_j(cli, command: str) -> None:
     import typer
 
@@ -44,8 +69,7 @@ def test_every_command_with_threads_takes_j(cli, command: str) -> None:
     assert set(threads.opts) == {"--threads", "-j"}
 
 
-def test_predict_reads_several_files_in_order(cli, peptide_model: Path, tmp_path: Path
-                                              ) -> None:
+def test_predict_reads_several_files_in_order(cli, peptide_model: Path, tmp_path: Path) -> None:
     a, b = _fasta_parts(tmp_path)
     ra = cli("predict", peptide_model, a, "-j", "1")
     rb = cli("predict", peptide_model, b, "--threads", "1")
@@ -58,8 +82,9 @@ def test_predict_reads_several_files_in_order(cli, peptide_model: Path, tmp_path
     assert "warning" not in both.err
 
 
-def test_an_id_in_two_files_keeps_both_rows_and_warns(cli, peptide_model: Path,
-                                                       tmp_path: Path) -> None:
+def test_an_id_in_two_files_keeps_both_rows_and_warns(
+    cli, peptide_model: Path, tmp_path: Path
+) -> None:
     a, _ = _fasta_parts(tmp_path)
     r = cli("predict", peptide_model, a, a)
     assert r.code == 0
@@ -71,12 +96,12 @@ def test_an_id_in_two_files_keeps_both_rows_and_warns(cli, peptide_model: Path,
 
 def test_several_inputs_in_a_real_process(peptide_model: Path, tmp_path: Path) -> None:
     a, b = _fasta_parts(tmp_path)
-    r = run_bioseqnn("predict", peptide_model, a, "-", "-j", "1", stdin=b.read_bytes(),
-                     timeout=300)
+    r = run_bioseqnn("predict", peptide_model, a, "-", "-j", "1", stdin=b.read_bytes(), timeout=300)
     assert r.returncode == 0, r.stderr.decode()
     ids = [line.split("\t")[0] for line in r.stdout.decode().splitlines()[1:]]
-    expected = [line[1:] for line in (a.read_text() + b.read_text()).splitlines()
-                if line.startswith(">")]
+    expected = [
+        line[1:] for line in (a.read_text() + b.read_text()).splitlines() if line.startswith(">")
+    ]
     assert ids == expected
     twice = run_bioseqnn("predict", peptide_model, "-", "-", timeout=300)
     assert twice.returncode == 2 and b"only one input can be '-'" in twice.stderr
@@ -84,21 +109,48 @@ def test_several_inputs_in_a_real_process(peptide_model: Path, tmp_path: Path) -
 
 # MultiQC's custom content (docs: "Custom Content", JSON form): these top-level keys, a
 # plot type, and data as sample -> {column: value}
-MULTIQC_KEYS = {"id", "section_name", "description", "plot_type", "pconfig", "headers",
-                "data", "parent_id", "parent_name", "section_anchor"}
-PLOT_TYPES = {"generalstats", "table", "bargraph", "linegraph", "scatter", "heatmap", "html",
-              "image", "violin", "box"}
+MULTIQC_KEYS = {
+    "id",
+    "section_name",
+    "description",
+    "plot_type",
+    "pconfig",
+    "headers",
+    "data",
+    "parent_id",
+    "parent_name",
+    "section_anchor",
+}
+PLOT_TYPES = {
+    "generalstats",
+    "table",
+    "bargraph",
+    "linegraph",
+    "scatter",
+    "heatmap",
+    "html",
+    "image",
+    "violin",
+    "box",
+}
 
 
-def test_evaluate_writes_multiqc_custom_content(cli, peptide_model: Path,
-                                                tmp_path: Path) -> None:
+def test_evaluate_writes_multiqc_custom_content(cli, peptide_model: Path, tmp_path: Path) -> None:
     a, b = _fasta_parts(tmp_path)
     labels = EXAMPLES / "hemolytic.csv"
     docs = []
     for name, fasta in (("first", a), ("second", b)):
         mqc = tmp_path / f"{name}_mqc.json"
-        r = cli("evaluate", peptide_model, fasta, labels, "--multiqc", mqc, "--quiet",
-                "--ignore-unmatched")
+        r = cli(
+            "evaluate",
+            peptide_model,
+            fasta,
+            labels,
+            "--multiqc",
+            mqc,
+            "--quiet",
+            "--ignore-unmatched",
+        )
         assert r.code == 0, r.err
         docs.append((json.loads(r.out), json.loads(mqc.read_text())))
     for metrics, section in docs:
@@ -106,7 +158,7 @@ def test_evaluate_writes_multiqc_custom_content(cli, peptide_model: Path,
         assert section["plot_type"] in PLOT_TYPES and section["plot_type"] == "table"
         assert section["id"] == "bioseqnn_evaluate"  # one table for all the files
         assert isinstance(section["section_name"], str) and section["pconfig"]["id"]
-        (sample, row), = section["data"].items()
+        ((sample, row),) = section["data"].items()
         assert sample == f"peptides: {metrics['dataset']}"
         assert set(section["headers"]) == set(row)
         assert row["records"] == metrics["records"]
@@ -120,11 +172,21 @@ def test_evaluate_writes_multiqc_custom_content(cli, peptide_model: Path,
     assert docs[0][1]["data"].keys() != docs[1][1]["data"].keys()
 
 
-def test_a_multiqc_name_without_the_suffix_is_a_warning(cli, peptide_model: Path,
-                                                        tmp_path: Path) -> None:
+def test_a_multiqc_name_without_the_suffix_is_a_warning(
+    cli, peptide_model: Path, tmp_path: Path
+) -> None:
     a, _ = _fasta_parts(tmp_path)
-    r = cli("evaluate", peptide_model, a, EXAMPLES / "hemolytic.csv", "--multiqc",
-            tmp_path / "metrics.json", "--ignore-unmatched", "-o", tmp_path / "m.json")
+    r = cli(
+        "evaluate",
+        peptide_model,
+        a,
+        EXAMPLES / "hemolytic.csv",
+        "--multiqc",
+        tmp_path / "metrics.json",
+        "--ignore-unmatched",
+        "-o",
+        tmp_path / "m.json",
+    )
     assert r.code == 0
     assert "MultiQC finds custom content by the name's end, _mqc.json" in r.err
     assert json.loads((tmp_path / "metrics.json").read_text())["plot_type"] == "table"

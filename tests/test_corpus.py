@@ -29,8 +29,7 @@ EXPECTED: dict[str, tuple[str, int | str]] = {
     "Fasta/aster_no_wrap.pro": ("P", 1),
     # Biopython reads these as 'fasta-blast' and 'fasta-pearson' (text before the first
     # record), its plain 'fasta' refuses them, as bioseqnn does
-    "Fasta/aster_blast.pro": ("P", HEADER + "'# Some header'; is this a table or another "
-                                   "format?"),
+    "Fasta/aster_blast.pro": ("P", HEADER + "'# Some header'; is this a table or another format?"),
     "Fasta/aster_pearson.pro": ("P", HEADER + "'Some header'"),
     "Fasta/centaurea.nu": ("D", 1),
     "Fasta/dups.fasta": ("D", 5),  # duplicate ids: every record gets its row
@@ -39,8 +38,11 @@ EXPECTED: dict[str, tuple[str, int | str]] = {
     "Fasta/f002": ("D", 3),
     "Fasta/f003.fa": ("P", 2),
     # an alignment: gaps are no residues
-    "Fasta/fa01": ("P", "line 2, column 31: record 'AK1H_ECOLI/1-378': invalid protein "
-                        "symbol '-' at position 31 (use --on-invalid skip or mask)"),
+    "Fasta/fa01": (
+        "P",
+        "line 2, column 31: record 'AK1H_ECOLI/1-378': invalid protein "
+        "symbol '-' at position 31 (use --on-invalid skip or mask)",
+    ),
     "Fasta/flowers.pro.gz": ("P", 3),
     "Fasta/lavender.nu": ("D", 1),
     "Fasta/loveliesbleeding.pro": ("P", 1),
@@ -59,78 +61,138 @@ EXPECTED: dict[str, tuple[str, int | str]] = {
     "Fasta/wisteria.nu": ("D", 1),
     # ---- Tests/Quality: FASTQ (plain, gzip, bgzip, Windows line ends, wrapped, every
     # quality encoding), and Biopython's damaged files, each refused where the damage is
-    "Quality/error_diff_ids.fastq": ("D", f"line 11: record '{SLXA}850_123': the '+' line "
-                                          f"names '{SLXA}850_124', not the record's header "
-                                          "(line 9)"),
-    "Quality/error_double_qual.fastq": ("D", "line 13: expected a FASTQ header starting with "
-                                             f"'@', found '+{SLXA}850_123'"),
-    "Quality/error_double_seq.fastq": ("D", f"line 15: record '{SLXA}362_549' (line 13): a "
-                                            f"header '@{SLXA}362_549' where its sequence "
-                                            "continues or its '+' line belongs"),
-    "Quality/error_long_qual.fastq": ("D", f"line 16: record '{SLXA}362_549': quality has 26 "
-                                           "characters, the sequence 25"),
-    "Quality/error_no_qual.fastq": ("D", f"line 4: record '{SLXA}610_79': quality ends after 0 "
-                                         "of 25 characters, before the header on line 5"),
-    "Quality/error_qual_del.fastq": ("D", f"line 16, column 13: record '{SLXA}362_549': "
-                                          "'\\x7f' is no quality character"),
-    "Quality/error_qual_escape.fastq": ("D", f"line 20, column 8: record '{SLXA}183_714': "
-                                             "'\\x1b' is no quality character"),
-    "Quality/error_qual_null.fastq": ("D", f"line 4, column 4: record '{SLXA}850_123': '\\x00' "
-                                           "is no quality character"),
-    "Quality/error_qual_space.fastq": ("D", f"line 16, column 19: record '{SLXA}362_549': ' ' "
-                                            "is no quality character"),
-    "Quality/error_qual_tab.fastq": ("D", f"line 20, column 11: record '{SLXA}183_714': '\\t' "
-                                          "is no quality character"),
-    "Quality/error_qual_unit_sep.fastq": ("D", f"line 12, column 6: record '{SLXA}850_123': "
-                                               "'\\x1f' is no quality character"),
-    "Quality/error_qual_vtab.fastq": ("D", f"line 4, column 11: record '{SLXA}610_79': '\\x0b' "
-                                           "is no quality character"),
-    "Quality/error_short_qual.fastq": ("D", f"line 12: record '{SLXA}850_123': quality ends "
-                                            "after 24 of 25 characters, before the header on "
-                                            "line 13"),
-    "Quality/error_spaces.fastq": ("D", f"line 4, column 10: record '{SLXA}610_79': ' ' is no "
-                                        "quality character"),
-    "Quality/error_tabs.fastq": ("D", f"line 4, column 10: record '{SLXA}610_79': '\\t' is no "
-                                      "quality character"),
-    "Quality/error_trunc_at_plus.fastq": ("D", "line 19: FASTQ record starting at line 17 ends "
-                                               "before its '+' line (truncated file?)"),
-    "Quality/error_trunc_at_qual.fastq": ("D", f"line 19: record '{SLXA}183_714': quality "
-                                               "ends after 0 of 25 characters (truncated "
-                                               "file?)"),
-    "Quality/error_trunc_at_seq.fastq": ("D", "line 18: FASTQ record starting at line 17 ends "
-                                              "before its '+' line"),
-    "Quality/error_trunc_in_plus.fastq": ("D", f"line 19: record '{SLXA}183_714': the '+' "
-                                               "line names 'SLXA-B3_649_FC', not the record's "
-                                               "header (line 17)"),
-    "Quality/error_trunc_in_qual.fastq": ("D", f"line 20: record '{SLXA}183_714': quality "
-                                               "ends after 24 of 25 characters (truncated "
-                                               "file?)"),
-    "Quality/error_trunc_in_seq.fastq": ("D", "line 18: FASTQ record starting at line 17 ends "
-                                              "before its '+' line"),
-    "Quality/error_trunc_in_title.fastq": ("D", "line 17: FASTQ record starting at line 17 "
-                                                "ends before its '+' line"),
+    "Quality/error_diff_ids.fastq": (
+        "D",
+        f"line 11: record '{SLXA}850_123': the '+' line "
+        f"names '{SLXA}850_124', not the record's header "
+        "(line 9)",
+    ),
+    "Quality/error_double_qual.fastq": (
+        "D",
+        f"line 13: expected a FASTQ header starting with '@', found '+{SLXA}850_123'",
+    ),
+    "Quality/error_double_seq.fastq": (
+        "D",
+        f"line 15: record '{SLXA}362_549' (line 13): a "
+        f"header '@{SLXA}362_549' where its sequence "
+        "continues or its '+' line belongs",
+    ),
+    "Quality/error_long_qual.fastq": (
+        "D",
+        f"line 16: record '{SLXA}362_549': quality has 26 characters, the sequence 25",
+    ),
+    "Quality/error_no_qual.fastq": (
+        "D",
+        f"line 4: record '{SLXA}610_79': quality ends after 0 "
+        "of 25 characters, before the header on line 5",
+    ),
+    "Quality/error_qual_del.fastq": (
+        "D",
+        f"line 16, column 13: record '{SLXA}362_549': '\\x7f' is no quality character",
+    ),
+    "Quality/error_qual_escape.fastq": (
+        "D",
+        f"line 20, column 8: record '{SLXA}183_714': '\\x1b' is no quality character",
+    ),
+    "Quality/error_qual_null.fastq": (
+        "D",
+        f"line 4, column 4: record '{SLXA}850_123': '\\x00' is no quality character",
+    ),
+    "Quality/error_qual_space.fastq": (
+        "D",
+        f"line 16, column 19: record '{SLXA}362_549': ' ' is no quality character",
+    ),
+    "Quality/error_qual_tab.fastq": (
+        "D",
+        f"line 20, column 11: record '{SLXA}183_714': '\\t' is no quality character",
+    ),
+    "Quality/error_qual_unit_sep.fastq": (
+        "D",
+        f"line 12, column 6: record '{SLXA}850_123': '\\x1f' is no quality character",
+    ),
+    "Quality/error_qual_vtab.fastq": (
+        "D",
+        f"line 4, column 11: record '{SLXA}610_79': '\\x0b' is no quality character",
+    ),
+    "Quality/error_short_qual.fastq": (
+        "D",
+        f"line 12: record '{SLXA}850_123': quality ends "
+        "after 24 of 25 characters, before the header on "
+        "line 13",
+    ),
+    "Quality/error_spaces.fastq": (
+        "D",
+        f"line 4, column 10: record '{SLXA}610_79': ' ' is no quality character",
+    ),
+    "Quality/error_tabs.fastq": (
+        "D",
+        f"line 4, column 10: record '{SLXA}610_79': '\\t' is no quality character",
+    ),
+    "Quality/error_trunc_at_plus.fastq": (
+        "D",
+        "line 19: FASTQ record starting at line 17 ends before its '+' line (truncated file?)",
+    ),
+    "Quality/error_trunc_at_qual.fastq": (
+        "D",
+        f"line 19: record '{SLXA}183_714': quality ends after 0 of 25 characters (truncated file?)",
+    ),
+    "Quality/error_trunc_at_seq.fastq": (
+        "D",
+        "line 18: FASTQ record starting at line 17 ends before its '+' line",
+    ),
+    "Quality/error_trunc_in_plus.fastq": (
+        "D",
+        f"line 19: record '{SLXA}183_714': the '+' "
+        "line names 'SLXA-B3_649_FC', not the record's "
+        "header (line 17)",
+    ),
+    "Quality/error_trunc_in_qual.fastq": (
+        "D",
+        f"line 20: record '{SLXA}183_714': quality "
+        "ends after 24 of 25 characters (truncated "
+        "file?)",
+    ),
+    "Quality/error_trunc_in_seq.fastq": (
+        "D",
+        "line 18: FASTQ record starting at line 17 ends before its '+' line",
+    ),
+    "Quality/error_trunc_in_title.fastq": (
+        "D",
+        "line 17: FASTQ record starting at line 17 ends before its '+' line",
+    ),
     "Quality/example.fasta": ("D", 3),
     "Quality/example.fastq": ("D", 3),
     "Quality/example.fastq.bgz": ("D", 3),
     "Quality/example.fastq.gz": ("D", 3),
     # a QUAL file holds numbers, not residues
-    "Quality/example.qual": ("D", "line 2, column 1: record 'EAS54_6_R1_2_1_413_324': invalid "
-                                  "dna symbol '2' at position 1"),
+    "Quality/example.qual": (
+        "D",
+        "line 2, column 1: record 'EAS54_6_R1_2_1_413_324': invalid dna symbol '2' at position 1",
+    ),
     "Quality/example_dos.fastq": ("D", 3),
     "Quality/example_dos.fastq.bgz": ("D", 3),
     **{f"Quality/{kind}_faked.fastq": ("D", 1) for kind in ("illumina", "sanger", "solexa")},
-    **{f"Quality/{source}_full_range_{as_}.fastq": ("D", 2)
-       for source in ("illumina", "sanger", "solexa")
-       for as_ in ("as_illumina", "as_sanger", "as_solexa", f"original_{source}")},
-    **{f"Quality/longreads_{as_}.fastq": ("D", 10)
-       for as_ in ("as_illumina", "as_sanger", "as_solexa", "original_sanger")},
-    **{f"Quality/misc_{na}_{as_}.fastq": ("D", 4) for na in ("dna", "rna")
-       for as_ in ("as_illumina", "as_sanger", "as_solexa", "original_sanger")},
+    **{
+        f"Quality/{source}_full_range_{as_}.fastq": ("D", 2)
+        for source in ("illumina", "sanger", "solexa")
+        for as_ in ("as_illumina", "as_sanger", "as_solexa", f"original_{source}")
+    },
+    **{
+        f"Quality/longreads_{as_}.fastq": ("D", 10)
+        for as_ in ("as_illumina", "as_sanger", "as_solexa", "original_sanger")
+    },
+    **{
+        f"Quality/misc_{na}_{as_}.fastq": ("D", 4)
+        for na in ("dna", "rna")
+        for as_ in ("as_illumina", "as_sanger", "as_solexa", "original_sanger")
+    },
     "Quality/sanger_93.fastq": ("D", 1),
     "Quality/solexa_example.fastq": ("D", 5),
     "Quality/tricky.fastq": ("D", 4),  # '@' and '+' starting quality lines
-    **{f"Quality/wrapping_{as_}.fastq": ("D", 3)
-       for as_ in ("as_illumina", "as_sanger", "as_solexa", "original_sanger")},
+    **{
+        f"Quality/wrapping_{as_}.fastq": ("D", 3)
+        for as_ in ("as_illumina", "as_sanger", "as_solexa", "original_sanger")
+    },
     # Biopython reads a read of no bases; a model has nothing to predict from
     "Quality/zero_length.fastq": ("D", "line 9: record 'EMWLCP001DHOHL' has no sequence"),
     # ---- a few of Tests/GenBank and Tests/EMBL: flat files are named and refused
@@ -149,22 +211,26 @@ EXPECTED: dict[str, tuple[str, int | str]] = {
 
 # The same files given to the model of the other alphabet.
 OTHER_MODEL: dict[str, tuple[str, str]] = {
-    "Fasta/aster.pro": ("D", "the sequences look like protein but the model was trained on "
-                             "dna"),
+    "Fasta/aster.pro": ("D", "the sequences look like protein but the model was trained on dna"),
     "Fasta/f002": ("P", "the sequences look like dna but the model was trained on protein"),
     # lower case and every ambiguity code: the whole sample does not look like DNA, three
     # of its four records do
-    "Quality/misc_dna_original_sanger.fastq": ("P", "3 of the first 4 records look like "
-                                                    "DNA/RNA (e.g. 'FAKE0007', line 1), but "
-                                                    "the model was trained on protein"),
+    "Quality/misc_dna_original_sanger.fastq": (
+        "P",
+        "3 of the first 4 records look like "
+        "DNA/RNA (e.g. 'FAKE0007', line 1), but "
+        "the model was trained on protein",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def corpus_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("corpus-models")
-    return {"P": train_tiny(d, random_records(24, AMINO, 15, seed=31), ["0", "1"] * 12, "p"),
-            "D": train_tiny(d, random_records(24, "ACGT", 30, seed=32), ["0", "1"] * 12, "d")}
+    return {
+        "P": train_tiny(d, random_records(24, AMINO, 15, seed=31), ["0", "1"] * 12, "p"),
+        "D": train_tiny(d, random_records(24, "ACGT", 30, seed=32), ["0", "1"] * 12, "d"),
+    }
 
 
 def test_every_file_of_the_corpus_has_an_expected_outcome() -> None:
@@ -184,8 +250,7 @@ def _biopython_ids(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_biopython_corpus(cli, corpus_models: dict[str, Path], tmp_path: Path,
-                          name: str) -> None:
+def test_biopython_corpus(cli, corpus_models: dict[str, Path], tmp_path: Path, name: str) -> None:
     key, expected = EXPECTED[name]
     path = CORPUS / name
     out = tmp_path / "out.tsv"
@@ -213,5 +278,6 @@ def test_biopython_corpus_with_the_other_alphabets_model(
     path = CORPUS / name
     r = cli("predict", corpus_models[key], path, "-o", tmp_path / "out.tsv", "--threads", "1")
     assert r.code == 1
-    assert r.err.splitlines() == [f"bioseqnn: error: {path}: {expected}; check that this is "
-                                  "the right model for this input"]
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {path}: {expected}; check that this is the right model for this input"
+    ]

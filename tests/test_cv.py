@@ -20,8 +20,20 @@ from bioseqnn.checkpoint import FILE_NAME, load_checkpoint
 from bioseqnn.cv import assign_folds
 from bioseqnn.metrics import classification_metrics, regression_metrics
 
-CNN = ["--arch", "cnn", "--channels", "16", "--kernel-sizes", "5", "--dilations", "1",
-       "--pool-sizes", "1", "--threads", "1"]
+CNN = [
+    "--arch",
+    "cnn",
+    "--channels",
+    "16",
+    "--kernel-sizes",
+    "5",
+    "--dilations",
+    "1",
+    "--pool-sizes",
+    "1",
+    "--threads",
+    "1",
+]
 
 
 def read_table(path: Path, delimiter: str = "\t") -> list[dict[str, str]]:
@@ -53,8 +65,18 @@ def test_out_of_fold_predictions_cover_every_record_once_and_give_the_pooled_fig
     cli, examples: Path, tmp_path: Path
 ) -> None:
     model = tmp_path / "cv.bsnn"
-    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", model,
-            *CNN, "--epochs", "4", "--cv", "3")
+    r = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        model,
+        *CNN,
+        "--epochs",
+        "4",
+        "--cv",
+        "3",
+    )
     assert r.code == 0, r.err
     assert "records: 1104 in 3 folds (stratified by class)" in r.err
     assert "cross-validation, 3 folds: val_loss" in r.err
@@ -87,7 +109,8 @@ def test_out_of_fold_predictions_cover_every_record_once_and_give_the_pooled_fig
         yf = np.array([int(labels[row["id"]]) for row in part])
         pf = np.array([[float(row["prob_0"]), float(row["prob_1"])] for row in part])
         assert classification_metrics(yf, pf)["accuracy"] == pytest.approx(
-            cv["per_fold"][int(f) - 1]["val_accuracy"], abs=1e-9)
+            cv["per_fold"][int(f) - 1]["val_accuracy"], abs=1e-9
+        )
 
     # the model file is the ensemble of the three: predict reads it like any other
     r = cli("predict", model, examples / "hemolytic.fasta", "-o", tmp_path / "p.tsv")
@@ -105,24 +128,49 @@ def test_regression_per_position_and_language_model_cross_validate(
     fasta = tmp_path / "p.fa"
     fasta.write_text("\n".join(lines) + "\n")
     model = tmp_path / "reg.bsnn"
-    r = cli("train", fasta, examples / "promoters.csv", "-o", model, *CNN, "--epochs", "2",
-            "--cv", "4", "--target", "log2_expression", "--ignore-unmatched")
+    r = cli(
+        "train",
+        fasta,
+        examples / "promoters.csv",
+        "-o",
+        model,
+        *CNN,
+        "--epochs",
+        "2",
+        "--cv",
+        "4",
+        "--target",
+        "log2_expression",
+        "--ignore-unmatched",
+    )
     assert r.code == 0, r.err
     assert "records: 300 in 4 folds; each fold" in r.err
     rows = read_table(tmp_path / "reg.oof.tsv")
     assert len(rows) == 300 and len({row["id"] for row in rows}) == 300
-    truth = {row["id"]: float(row["log2_expression"])
-             for row in read_table(examples / "promoters.csv", ",")}
+    truth = {
+        row["id"]: float(row["log2_expression"])
+        for row in read_table(examples / "promoters.csv", ",")
+    }
     y = np.array([[truth[row["id"]]] for row in rows])
     pred = np.array([[float(row["log2_expression"])] for row in rows])
     pooled = manifest(model)["metrics"]["cv"]["pooled"]
-    assert pooled["val_pearson"] == pytest.approx(regression_metrics(y, pred)["pearson"],
-                                                  abs=1e-6)
+    assert pooled["val_pearson"] == pytest.approx(regression_metrics(y, pred)["pearson"], abs=1e-6)
 
     ss = tmp_path / "ss.bsnn"
-    r = cli("train", examples / "ss_train.fasta", examples / "ss_train_ss3.fasta", "-o", ss,
-            "--position-mask", examples / "ss_train_mask.fasta", *CNN, "--epochs", "2",
-            "--cv", "3")
+    r = cli(
+        "train",
+        examples / "ss_train.fasta",
+        examples / "ss_train_ss3.fasta",
+        "-o",
+        ss,
+        "--position-mask",
+        examples / "ss_train_mask.fasta",
+        *CNN,
+        "--epochs",
+        "2",
+        "--cv",
+        "3",
+    )
     assert r.code == 0, r.err
     m = manifest(ss)
     assert m["ensemble"] == 3 and m["task"]["kind"] == "per-position"
@@ -130,22 +178,43 @@ def test_regression_per_position_and_language_model_cross_validate(
     assert not (tmp_path / "ss.oof.tsv").exists()  # per residue: metrics only
 
     lm = tmp_path / "lm.bsnn"
-    r = cli("train", examples / "hemolytic.fasta", "--task", "language-model", "-o", lm,
-            "--arch", "gru", "--hidden-size", "16", "--epochs", "1", "--cv", "2",
-            "--threads", "1")
+    r = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        "--task",
+        "language-model",
+        "-o",
+        lm,
+        "--arch",
+        "gru",
+        "--hidden-size",
+        "16",
+        "--epochs",
+        "1",
+        "--cv",
+        "2",
+        "--threads",
+        "1",
+    )
     assert r.code == 0, r.err
     pooled = manifest(lm)["metrics"]["cv"]["pooled"]
     assert 1 < pooled["val_perplexity"] < 25  # below a uniform guess over 21 symbols
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--val-fasta", "{fasta}", "--val-labels", "{labels}"],
-     "--cv holds out each fold in turn for validation: drop --val-fasta/--val-labels"),
-    (["--ensemble", "2"], "cv trains one model per fold already: drop ensemble"),
-    (["--cv", "1"], "cv must be 0 (off) or from 2 to 64 folds"),
-])
-def test_cv_usage_errors(cli, examples: Path, tmp_path: Path, extra: list[str],
-                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--val-fasta", "{fasta}", "--val-labels", "{labels}"],
+            "--cv holds out each fold in turn for validation: drop --val-fasta/--val-labels",
+        ),
+        (["--ensemble", "2"], "cv trains one model per fold already: drop ensemble"),
+        (["--cv", "1"], "cv must be 0 (off) or from 2 to 64 folds"),
+    ],
+)
+def test_cv_usage_errors(
+    cli, examples: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
     fasta, labels = examples / "hemolytic.fasta", examples / "hemolytic.csv"
     args = [a.format(fasta=fasta, labels=labels) for a in extra]
     r = cli("train", fasta, labels, "-o", tmp_path / "m.bsnn", "--cv", "3", *args)
@@ -162,8 +231,20 @@ def test_a_killed_cross_validation_resumes_and_skips_the_finished_folds(
     assert cli("train", fasta, labels, "-o", reference, *args, "--quiet").code == 0
 
     model, ckdir = tmp_path / "resumed.bsnn", tmp_path / "ck"
-    cmd = [sys.executable, "-m", "bioseqnn", "train", str(fasta), str(labels), "-o", str(model),
-           *args, "--checkpoint-dir", str(ckdir), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioseqnn",
+        "train",
+        str(fasta),
+        str(labels),
+        "-o",
+        str(model),
+        *args,
+        "--checkpoint-dir",
+        str(ckdir),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = ckdir / "member-2" / FILE_NAME
     try:
@@ -181,8 +262,9 @@ def test_a_killed_cross_validation_resumes_and_skips_the_finished_folds(
     first = load_checkpoint(ckdir / "member-1")
     assert first is not None and first.done and first.epoch == 6
 
-    done = run_bioseqnn("train", fasta, labels, "-o", model, *args, "--checkpoint-dir", ckdir,
-                        "--resume")
+    done = run_bioseqnn(
+        "train", fasta, labels, "-o", model, *args, "--checkpoint-dir", ckdir, "--resume"
+    )
     err = done.stderr.decode()
     assert done.returncode == 0, err
     assert "resuming from the checkpoint of epoch 6" in err  # fold 1: nothing left to train
@@ -192,4 +274,5 @@ def test_a_killed_cross_validation_resumes_and_skips_the_finished_folds(
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
     assert (tmp_path / "resumed.oof.tsv").read_text() == (
-        tmp_path / "reference.oof.tsv").read_text()
+        tmp_path / "reference.oof.tsv"
+    ).read_text()

@@ -22,8 +22,22 @@ from bioseqnn.digest import (
 )
 from bioseqnn.encoding import Encoder
 
-CNN = ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations", "1",
-       "--pool-sizes", "1", "--epochs", "1", "--threads", "1"]
+CNN = [
+    "--arch",
+    "cnn",
+    "--channels",
+    "8",
+    "--kernel-sizes",
+    "5",
+    "--dilations",
+    "1",
+    "--pool-sizes",
+    "1",
+    "--epochs",
+    "1",
+    "--threads",
+    "1",
+]
 
 
 def read_fasta(path: Path) -> dict[str, str]:
@@ -74,11 +88,13 @@ def test_train_warns_of_conflicts_and_evaluate_flags_records_seen_in_training(
     fasta = tmp_path / "train.fa"
     table = tmp_path / "train.csv"
     train_ids = ids[:800]
-    fasta.write_text("".join(f">{k}\n{seqs[k]}\n" for k in train_ids)
-                     + f">planted\n{seqs[ids[0]].lower()}\n")
+    fasta.write_text(
+        "".join(f">{k}\n{seqs[k]}\n" for k in train_ids) + f">planted\n{seqs[ids[0]].lower()}\n"
+    )
     flipped = "0" if labels[ids[0]] == "1" else "1"
-    table.write_text("id,hemolytic\n" + "".join(f"{k},{labels[k]}\n" for k in train_ids)
-                     + f"planted,{flipped}\n")
+    table.write_text(
+        "id,hemolytic\n" + "".join(f"{k},{labels[k]}\n" for k in train_ids) + f"planted,{flipped}\n"
+    )
     model = tmp_path / "m.bsnn"
     r = cli("train", fasta, table, "-o", model, *CNN)
     assert r.code == 0, r.err
@@ -97,21 +113,35 @@ def test_train_warns_of_conflicts_and_evaluate_flags_records_seen_in_training(
     # the test part holds two records seen in training (one renamed and in lowercase)
     test = tmp_path / "test.fa"
     test_ids = ids[800:900]
-    test.write_text("".join(f">{k}\n{seqs[k]}\n" for k in test_ids)
-                    + f">again\n{seqs[ids[5]].lower()}\n>{ids[7]}\n{seqs[ids[7]]}\n")
+    test.write_text(
+        "".join(f">{k}\n{seqs[k]}\n" for k in test_ids)
+        + f">again\n{seqs[ids[5]].lower()}\n>{ids[7]}\n{seqs[ids[7]]}\n"
+    )
     test_labels = tmp_path / "test.csv"
-    test_labels.write_text("id,hemolytic\n" + "".join(f"{k},{labels[k]}\n" for k in test_ids)
-                           + f"again,{labels[ids[5]]}\n{ids[7]},{labels[ids[7]]}\n")
+    test_labels.write_text(
+        "id,hemolytic\n"
+        + "".join(f"{k},{labels[k]}\n" for k in test_ids)
+        + f"again,{labels[ids[5]]}\n{ids[7]},{labels[ids[7]]}\n"
+    )
     r = cli("evaluate", model, test, test_labels, "-o", tmp_path / "e.json")
     assert r.code == 0, r.err
-    assert ("test.fa: 2 of 102 record(s) (2.0%) have the sequence of a record the model was "
-            f"trained or validated on (e.g. 'again', '{ids[7]}')") in r.err
+    assert (
+        "test.fa: 2 of 102 record(s) (2.0%) have the sequence of a record the model was "
+        f"trained or validated on (e.g. 'again', '{ids[7]}')"
+    ) in r.err
     doc = json.loads((tmp_path / "e.json").read_text())
     assert doc["seen_in_training"]["records"] == 2
     assert doc["seen_in_training"]["ids"] == ["again", ids[7]]
 
     # a clean test part: nothing flagged, and the count says so
-    r = cli("evaluate", model, examples / "hemolytic.fasta", examples / "hemolytic.csv",
-            "-o", tmp_path / "all.json", "-q")
+    r = cli(
+        "evaluate",
+        model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "all.json",
+        "-q",
+    )
     doc = json.loads((tmp_path / "all.json").read_text())
     assert doc["seen_in_training"]["records"] == 800 + 0  # the training records themselves

@@ -24,8 +24,22 @@ TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 # ulps per step; after two epochs (64 steps) the largest difference measured is ~1e-7.
 WEIGHT_ATOL = 1e-5
 # an LSTM (no batch norm, whose statistics are per process) with the schedule of 0.1
-ARGS = ["--arch", "lstm", "--epochs", "2", "--hidden-size", "16", "--dropout", "0",
-        "--schedule", "none", "--patience", "1", "--seed", "3"]
+ARGS = [
+    "--arch",
+    "lstm",
+    "--epochs",
+    "2",
+    "--hidden-size",
+    "16",
+    "--dropout",
+    "0",
+    "--schedule",
+    "none",
+    "--patience",
+    "1",
+    "--seed",
+    "3",
+]
 
 
 def cores_per_process(processes: int) -> int:
@@ -49,17 +63,39 @@ def torchrun_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on the CPU even where a GPU is present
     proc = subprocess.run(
-        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
-         str(root / "example_data/hemolytic.fasta"), str(root / "example_data/hemolytic.csv"),
-         "-o", str(out / "ddp.bsnn"), "--batch-size", "16", "--checkpoint-dir",
-         str(out / "ck"), *ARGS],
-        capture_output=True, text=True, cwd=out, env=env, timeout=600, check=False)
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "bioseqnn",
+            "train",
+            str(root / "example_data/hemolytic.fasta"),
+            str(root / "example_data/hemolytic.csv"),
+            "-o",
+            str(out / "ddp.bsnn"),
+            "--batch-size",
+            "16",
+            "--checkpoint-dir",
+            str(out / "ck"),
+            *ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=out,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out / "ddp.bsnn", proc.stderr
 
 
 def test_two_ranks_match_one_process_with_the_same_global_batch(
-    torchrun_model: tuple[Path, str], examples: Path, tmp_path: Path,
+    torchrun_model: tuple[Path, str],
+    examples: Path,
+    tmp_path: Path,
 ) -> None:
     ddp_path, _ = torchrun_model
     cfg = RunConfig()
@@ -67,15 +103,18 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(
     t = cfg.training
     t.schedule = "none"
     t.epochs, t.batch_size, t.patience, t.seed, t.device, t.threads = 2, 32, 1, 3, "cpu", 1
-    single = api.train(examples / "hemolytic.fasta", examples / "hemolytic.csv",
-                       tmp_path / "one.bsnn", cfg)
+    single = api.train(
+        examples / "hemolytic.fasta", examples / "hemolytic.csv", tmp_path / "one.bsnn", cfg
+    )
     ddp = load_bundle(ddp_path).model.state_dict()
     one = single.model.state_dict() if single.model is not None else {}
     assert ddp.keys() == one.keys()
     worst = max(float((ddp[k] - one[k]).abs().max()) for k in one)
     assert worst < WEIGHT_ATOL
-    moved = max(float((one[k] - load_bundle(tmp_path / "one.bsnn").model.state_dict()[k])
-                      .abs().max()) for k in one)
+    moved = max(
+        float((one[k] - load_bundle(tmp_path / "one.bsnn").model.state_dict()[k]).abs().max())
+        for k in one
+    )
     assert moved == 0.0
     # the per-epoch records agree too: train loss reduced over ranks, validation gathered
     ddp_log = read_log(ddp_path.with_name("ddp.log.tsv"))
@@ -102,20 +141,42 @@ def test_only_rank_zero_writes_and_logs(torchrun_model: tuple[Path, str]) -> Non
 
 
 def test_a_resumed_distributed_run_refuses_another_world_size(
-    torchrun_model: tuple[Path, str], examples: Path, tmp_path: Path,
+    torchrun_model: tuple[Path, str],
+    examples: Path,
+    tmp_path: Path,
 ) -> None:
     path, _ = torchrun_model
-    result = run_bioseqnn("train", examples / "hemolytic.fasta", examples / "hemolytic.csv",
-                          "-o", tmp_path / "m.bsnn", "--batch-size", "16", "--checkpoint-dir",
-                          path.parent / "ck", "--resume", "--device", "cpu", *ARGS)
+    result = run_bioseqnn(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.bsnn",
+        "--batch-size",
+        "16",
+        "--checkpoint-dir",
+        path.parent / "ck",
+        "--resume",
+        "--device",
+        "cpu",
+        *ARGS,
+    )
     assert result.returncode == 2
     assert b"ranks: 2 -> null" in result.stderr
     assert not (tmp_path / "m.bsnn").exists()
 
 
 def test_threads_option_sets_torch_threads(hemolytic_model: Path, examples: Path) -> None:
-    result = run_bioseqnn("predict", hemolytic_model, examples / "hemolytic.fasta",
-                          "-o", os.devnull, "--threads", "1", "--debug")
+    result = run_bioseqnn(
+        "predict",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        "-o",
+        os.devnull,
+        "--threads",
+        "1",
+        "--debug",
+    )
     assert result.returncode == 0, result.stderr
     assert b"bioseqnn: 1 CPU thread(s)" in result.stderr
 
@@ -127,26 +188,58 @@ def test_language_model_two_ranks_match_one_process(examples: Path, tmp_path: Pa
         pytest.skip("torchrun is not installed beside this Python")
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["CUDA_VISIBLE_DEVICES"] = ""
-    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru",
-                "--dropout", "0"]
+    settings = [
+        "--epochs",
+        "2",
+        "--hidden-size",
+        "16",
+        "--seed",
+        "3",
+        "--arch",
+        "gru",
+        "--dropout",
+        "0",
+    ]
     proc = subprocess.run(
-        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
-         str(examples / "hemolytic.fasta"), "--task", "language-model", "-o",
-         str(tmp_path / "ddp.bsnn"), "--batch-size", "16", *settings],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False)
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "bioseqnn",
+            "train",
+            str(examples / "hemolytic.fasta"),
+            "--task",
+            "language-model",
+            "-o",
+            str(tmp_path / "ddp.bsnn"),
+            "--batch-size",
+            "16",
+            *settings,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = RunConfig()
     cfg.model.arch, cfg.model.hidden_size, cfg.model.dropout = "gru", 16, 0.0
     t = cfg.training
     t.epochs, t.batch_size, t.seed, t.device, t.threads = 2, 32, 3, "cpu", 1
-    single = api.train(examples / "hemolytic.fasta", None, tmp_path / "one.bsnn", cfg,
-                       task="language-model")
+    single = api.train(
+        examples / "hemolytic.fasta", None, tmp_path / "one.bsnn", cfg, task="language-model"
+    )
     ddp = load_bundle(tmp_path / "ddp.bsnn").model.state_dict()
     one = single.model.state_dict() if single.model is not None else {}
     assert ddp.keys() == one.keys()
     assert max(float((ddp[k] - one[k]).abs().max()) for k in one) < WEIGHT_ATOL
-    for a, b in zip(read_log(tmp_path / "ddp.log.tsv"), read_log(tmp_path / "one.log.tsv"),
-                    strict=True):
+    for a, b in zip(
+        read_log(tmp_path / "ddp.log.tsv"), read_log(tmp_path / "one.log.tsv"), strict=True
+    ):
         for key in ("train_loss", "val_loss", "val_perplexity"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4), key
 
@@ -158,20 +251,50 @@ def test_numeric_series_two_ranks_match_one_process(examples: Path, tmp_path: Pa
         pytest.skip("torchrun is not installed beside this Python")
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["CUDA_VISIBLE_DEVICES"] = ""
-    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru",
-                "--dropout", "0"]
+    settings = [
+        "--epochs",
+        "2",
+        "--hidden-size",
+        "16",
+        "--seed",
+        "3",
+        "--arch",
+        "gru",
+        "--dropout",
+        "0",
+    ]
     proc = subprocess.run(
-        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
-         str(examples / "motions_train.tsv"), str(examples / "motions_train.csv"), "-o",
-         str(tmp_path / "ddp.bsnn"), "--batch-size", "8", *settings],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False)
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "bioseqnn",
+            "train",
+            str(examples / "motions_train.tsv"),
+            str(examples / "motions_train.csv"),
+            "-o",
+            str(tmp_path / "ddp.bsnn"),
+            "--batch-size",
+            "8",
+            *settings,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = RunConfig()
     cfg.model.arch, cfg.model.hidden_size, cfg.model.dropout = "gru", 16, 0.0
     t = cfg.training
     t.epochs, t.batch_size, t.seed, t.device, t.threads = 2, 16, 3, "cpu", 1
-    single = api.train(examples / "motions_train.tsv", examples / "motions_train.csv",
-                       tmp_path / "one.bsnn", cfg)
+    single = api.train(
+        examples / "motions_train.tsv", examples / "motions_train.csv", tmp_path / "one.bsnn", cfg
+    )
     ddp_bundle = load_bundle(tmp_path / "ddp.bsnn")
     assert ddp_bundle.manifest["input"] == single.manifest["input"]
     ddp = ddp_bundle.model.state_dict()
@@ -187,21 +310,53 @@ def test_cross_validation_two_ranks_match_one_process(examples: Path, tmp_path: 
         pytest.skip("torchrun is not installed beside this Python")
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["CUDA_VISIBLE_DEVICES"] = ""
-    settings = ["--epochs", "2", "--hidden-size", "16", "--seed", "3", "--arch", "gru",
-                "--dropout", "0", "--cv", "2"]
+    settings = [
+        "--epochs",
+        "2",
+        "--hidden-size",
+        "16",
+        "--seed",
+        "3",
+        "--arch",
+        "gru",
+        "--dropout",
+        "0",
+        "--cv",
+        "2",
+    ]
     proc = subprocess.run(
-        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "bioseqnn", "train",
-         str(examples / "hemolytic.fasta"), str(examples / "hemolytic.csv"), "-o",
-         str(tmp_path / "ddp.bsnn"), "--batch-size", "16", *settings],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False)
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "bioseqnn",
+            "train",
+            str(examples / "hemolytic.fasta"),
+            str(examples / "hemolytic.csv"),
+            "-o",
+            str(tmp_path / "ddp.bsnn"),
+            "--batch-size",
+            "16",
+            *settings,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("cross-validation, 2 folds") == 1  # rank 0 alone logs
     cfg = RunConfig()
     cfg.model.arch, cfg.model.hidden_size, cfg.model.dropout = "gru", 16, 0.0
     t = cfg.training
     t.epochs, t.batch_size, t.seed, t.device, t.threads, t.cv = 2, 32, 3, "cpu", 1, 2
-    single = api.train(examples / "hemolytic.fasta", examples / "hemolytic.csv",
-                       tmp_path / "one.bsnn", cfg)
+    single = api.train(
+        examples / "hemolytic.fasta", examples / "hemolytic.csv", tmp_path / "one.bsnn", cfg
+    )
     ddp = load_bundle(tmp_path / "ddp.bsnn").model.state_dict()
     one = single.model.state_dict() if single.model is not None else {}
     assert ddp.keys() == one.keys() and any(k.startswith("members.1.") for k in one)
@@ -209,5 +364,6 @@ def test_cross_validation_two_ranks_match_one_process(examples: Path, tmp_path: 
     a = read_log(tmp_path / "ddp.oof.tsv")
     b = read_log(tmp_path / "one.oof.tsv")
     assert [r["id"] for r in a] == [r["id"] for r in b] and len(a) == 1104
-    assert max(abs(float(x["prob_1"]) - float(y["prob_1"]))
-               for x, y in zip(a, b, strict=True)) < 1e-4
+    assert (
+        max(abs(float(x["prob_1"]) - float(y["prob_1"])) for x, y in zip(a, b, strict=True)) < 1e-4
+    )

@@ -41,8 +41,19 @@ def test_readme_stays_a_pitch_with_links_that_resolve() -> None:
 def test_readme_commands_use_real_options(cli) -> None:
     found = commands(README)
     names = {c.split()[1] for c in found}
-    assert names >= {"train", "predict", "evaluate", "explain", "export", "ensemble",
-                      "generate", "info", "config", "variants", "plot-history"}
+    assert names >= {
+        "train",
+        "predict",
+        "evaluate",
+        "explain",
+        "export",
+        "ensemble",
+        "generate",
+        "info",
+        "config",
+        "variants",
+        "plot-history",
+    }
     checked = 0
     for name in sorted(names):
         help_text = cli(name, "--help").out.replace("\n", " ")
@@ -75,7 +86,7 @@ def test_readme_quick_start_runs_on_held_out_data(
     assert result.code == 0, result.err
     metrics = json.loads((tmp_path / evaluate[evaluate.index("-o") + 1]).read_text())
     assert metrics["records"] == 260 and 0 <= metrics["metrics"]["accuracy"] <= 1
-    result = cli(*predict[1:predict.index(">")], "--quiet")
+    result = cli(*predict[1 : predict.index(">")], "--quiet")
     assert result.code == 0, result.err
     rows = result.out.splitlines()
     assert len(rows) == 261 and rows[0].startswith("id\tpredicted\tprob_5S_rRNA")

@@ -26,11 +26,17 @@ ZERO, ONE = torch.zeros(1), torch.ones(1)
 
 
 def config(**training: object) -> RunConfig:
-    return config_from_dict({
-        "model": {"arch": "cnn", "channels": [16, 16], "kernel_sizes": [5, 3],
-                  "pool_sizes": [1, 1]},
-        "training": {"epochs": 2, "threads": 1, **training},
-    })
+    return config_from_dict(
+        {
+            "model": {
+                "arch": "cnn",
+                "channels": [16, 16],
+                "kernel_sizes": [5, 3],
+                "pool_sizes": [1, 1],
+            },
+            "training": {"epochs": 2, "threads": 1, **training},
+        }
+    )
 
 
 def read_table(text: str) -> list[dict[str, str]]:
@@ -48,8 +54,11 @@ def test_combined_classes_are_the_log_of_the_mean_probability() -> None:
     assert torch.allclose(torch.softmax(combined, dim=-1), mean, atol=1e-6)
     assert torch.allclose(combined.exp().sum(dim=-1), torch.ones(5), atol=1e-6)
     # a single member gives its own probabilities back
-    assert torch.allclose(torch.softmax(combine_members("multiclass", outs[:1]), dim=-1),
-                          torch.softmax(outs[0], dim=-1), atol=1e-6)
+    assert torch.allclose(
+        torch.softmax(combine_members("multiclass", outs[:1]), dim=-1),
+        torch.softmax(outs[0], dim=-1),
+        atol=1e-6,
+    )
 
 
 def test_combined_binary_logit_gives_the_mean_sigmoid_even_when_saturated() -> None:
@@ -60,7 +69,8 @@ def test_combined_binary_logit_gives_the_mean_sigmoid_even_when_saturated() -> N
     assert torch.allclose(torch.sigmoid(combined), mean, atol=1e-6)
     assert abs(float(torch.sigmoid(combined[0])) - 0.5) < 1e-6  # one sure yes, one sure no
     assert torch.allclose(
-        output_activation("binary", combined, ZERO, ONE)[:, 1], mean.view(-1), atol=1e-6)
+        output_activation("binary", combined, ZERO, ONE)[:, 1], mean.view(-1), atol=1e-6
+    )
 
 
 def test_combined_regression_is_the_mean_and_positions_keep_their_shape() -> None:
@@ -69,8 +79,9 @@ def test_combined_regression_is_the_mean_and_positions_keep_their_shape() -> Non
     per_pos = torch.randn(4, 2, 7, 3)  # members, sequences, positions, classes
     combined = combine_members("per-position", per_pos)
     assert combined.shape == (2, 7, 3)
-    assert torch.allclose(torch.softmax(combined, -1), torch.softmax(per_pos, -1).mean(0),
-                          atol=1e-6)
+    assert torch.allclose(
+        torch.softmax(combined, -1), torch.softmax(per_pos, -1).mean(0), atol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -91,8 +102,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     val = {"val_fasta": out / "val.fasta", "val_labels": out / "val.csv"}
     train(out / "train.fasta", out / "train.csv", out / "ens.bsnn", config(ensemble=3), **val)
     train(out / "train.fasta", out / "train.csv", out / "seed1.bsnn", config(seed=1), **val)
-    return {"ensemble": out / "ens.bsnn", "seed1": out / "seed1.bsnn", "dir": out,
-            "fasta": ex / "hemolytic.fasta", "labels": ex / "hemolytic.csv"}
+    return {
+        "ensemble": out / "ens.bsnn",
+        "seed1": out / "seed1.bsnn",
+        "dir": out,
+        "fasta": ex / "hemolytic.fasta",
+        "labels": ex / "hemolytic.csv",
+    }
 
 
 def test_ensemble_file_records_members_and_their_seeds(trained: dict[str, Path]) -> None:
@@ -109,7 +125,8 @@ def test_ensemble_file_records_members_and_their_seeds(trained: dict[str, Path])
     # the per-epoch log has one row per member and epoch, member first
     rows = read_table((trained["dir"] / "ens.log.tsv").read_text())
     assert [(r["member"], r["epoch"]) for r in rows] == [
-        (str(m), str(e)) for m in (1, 2, 3) for e in (1, 2)]
+        (str(m), str(e)) for m in (1, 2, 3) for e in (1, 2)
+    ]
 
 
 def test_member_is_the_model_a_single_run_with_its_seed_trains(
@@ -137,8 +154,15 @@ def test_predictions_are_the_mean_of_the_members_probabilities(
     per_member = []
     for i, member in enumerate(bundle.model.members):
         path = trained["dir"] / f"member{i}.bsnn"
-        save_bundle(path, member, {k: v for k, v in bundle.manifest.items()
-                                   if k not in ("format", "format_version", "ensemble")})
+        save_bundle(
+            path,
+            member,
+            {
+                k: v
+                for k, v in bundle.manifest.items()
+                if k not in ("format", "format_version", "ensemble")
+            },
+        )
         out = cli("predict", path, trained["fasta"])
         assert out.code == 0, out.err
         per_member.append([float(r["prob_1"]) for r in read_table(out.out)])
@@ -171,8 +195,7 @@ def test_regression_ensemble_predicts_the_mean_value(tmp_path: Path, cli) -> Non
     values = []
     for i, member in enumerate(bundle.model.members):
         path = tmp_path / f"m{i}.bsnn"
-        save_bundle(path, member, {k: v for k, v in bundle.manifest.items()
-                                   if k != "ensemble"})
+        save_bundle(path, member, {k: v for k, v in bundle.manifest.items() if k != "ensemble"})
         res = cli("predict", path, ex / "promoters.fasta")
         values.append([float(r["log2_expression"]) for r in read_table(res.out)])
     assert np.abs(got - np.mean(values, axis=0)).max() < 1e-4
@@ -182,25 +205,50 @@ def test_regression_ensemble_predicts_the_mean_value(tmp_path: Path, cli) -> Non
 def test_per_position_ensemble_from_the_command_line(tmp_path: Path, cli) -> None:
     ex = Path(__file__).resolve().parent.parent / "example_data"
     model = tmp_path / "ss.bsnn"
-    result = cli("train", ex / "ss_train.fasta", ex / "ss_train_ss3.fasta",
-                 "--position-mask", ex / "ss_train_mask.fasta", "--arch", "cnn",
-                 "--channels", "16", "--kernel-sizes", "7", "--dilations", "1", "--pool-sizes", "1",
-                 "--epochs", "2", "--ensemble", "2", "--threads", "1", "-o", model)
+    result = cli(
+        "train",
+        ex / "ss_train.fasta",
+        ex / "ss_train_ss3.fasta",
+        "--position-mask",
+        ex / "ss_train_mask.fasta",
+        "--arch",
+        "cnn",
+        "--channels",
+        "16",
+        "--kernel-sizes",
+        "7",
+        "--dilations",
+        "1",
+        "--pool-sizes",
+        "1",
+        "--epochs",
+        "2",
+        "--ensemble",
+        "2",
+        "--threads",
+        "1",
+        "-o",
+        model,
+    )
     assert result.code == 0, result.err
     assert "member 2  epoch 2/2" in result.err
     assert "ensemble of 2 on validation" in result.err
     pred = cli("predict", model, ex / "ss_test.fasta")
     assert pred.code == 0, pred.err
     rows = read_table(pred.out)
-    lengths = sum(len(s) for s in (ex / "ss_test.fasta").read_text().split(">")[1:]
-                  for s in ["".join(s.splitlines()[1:])])
+    lengths = sum(
+        len(s)
+        for s in (ex / "ss_test.fasta").read_text().split(">")[1:]
+        for s in ["".join(s.splitlines()[1:])]
+    )
     assert len(rows) == lengths
     probs = np.array([[float(r[f"prob_{c}"]) for c in "CEH"] for r in rows])
     assert np.abs(probs.sum(axis=1) - 1).max() < 1e-4
 
 
 def test_resume_retrains_only_the_member_without_a_checkpoint(
-    tmp_path: Path, trained: dict[str, Path],
+    tmp_path: Path,
+    trained: dict[str, Path],
 ) -> None:
     ckpt = tmp_path / "ck"
     cfg = config(ensemble=2, checkpoint_dir=str(ckpt))
@@ -213,19 +261,27 @@ def test_resume_retrains_only_the_member_without_a_checkpoint(
     a, b = load_bundle(tmp_path / "a.bsnn").model, load_bundle(tmp_path / "b.bsnn").model
     for name, value in a.state_dict().items():
         assert torch.equal(b.state_dict()[name], value), name
-    assert math.isclose(first.manifest["metrics"]["best"]["val_loss"],
-                        again.manifest["metrics"]["best"]["val_loss"])
+    assert math.isclose(
+        first.manifest["metrics"]["best"]["val_loss"], again.manifest["metrics"]["best"]["val_loss"]
+    )
 
 
-@pytest.mark.parametrize("members, version, message", [
-    (1, 2, "ensemble must be a member count from 2 to 64"),
-    (65, 2, "ensemble must be a member count from 2 to 64"),
-    ("3", 2, "ensemble must be a member count from 2 to 64"),
-    (3, 1, "an ensemble needs format_version 2"),
-    (2, 4, r"weights do not fit the manifest \(unexpected tensor 'members\.2\."),
-])
+@pytest.mark.parametrize(
+    "members, version, message",
+    [
+        (1, 2, "ensemble must be a member count from 2 to 64"),
+        (65, 2, "ensemble must be a member count from 2 to 64"),
+        ("3", 2, "ensemble must be a member count from 2 to 64"),
+        (3, 1, "an ensemble needs format_version 2"),
+        (2, 4, r"weights do not fit the manifest \(unexpected tensor 'members\.2\."),
+    ],
+)
 def test_damaged_ensemble_manifest_is_refused(
-    trained: dict[str, Path], tmp_path: Path, members: object, version: int, message: str,
+    trained: dict[str, Path],
+    tmp_path: Path,
+    members: object,
+    version: int,
+    message: str,
 ) -> None:
     from safetensors.torch import load_file, save_file
 
@@ -237,17 +293,21 @@ def test_damaged_ensemble_manifest_is_refused(
         load_bundle(path)
 
 
-def test_bad_ensemble_setting_is_a_usage_error(trained: dict[str, Path], cli,
-                                               tmp_path: Path) -> None:
-    result = cli("train", trained["fasta"], trained["labels"], "--ensemble", "0",
-                 "-o", tmp_path / "m.bsnn")
+def test_bad_ensemble_setting_is_a_usage_error(
+    trained: dict[str, Path], cli, tmp_path: Path
+) -> None:
+    result = cli(
+        "train", trained["fasta"], trained["labels"], "--ensemble", "0", "-o", tmp_path / "m.bsnn"
+    )
     assert result.code == 2
     assert "ensemble must be from 1 to 64 members" in result.err
     assert not (tmp_path / "m.bsnn").exists()
 
 
 def test_ensemble_command_combines_separately_trained_members(
-    trained: dict[str, Path], cli, tmp_path: Path,
+    trained: dict[str, Path],
+    cli,
+    tmp_path: Path,
 ) -> None:
     """The members of a --ensemble 3 run, saved as three files and combined again,
     predict byte for byte what the run's own file predicts."""
@@ -256,8 +316,11 @@ def test_ensemble_command_combines_separately_trained_members(
     parts = []
     for i, member in enumerate(bundle.model.members):
         parts.append(tmp_path / f"part{i}.bsnn")
-        save_bundle(parts[-1], member, {**{k: v for k, v in bundle.manifest.items()
-                                           if k != "ensemble"}, "seed": i})
+        save_bundle(
+            parts[-1],
+            member,
+            {**{k: v for k, v in bundle.manifest.items() if k != "ensemble"}, "seed": i},
+        )
     out = tmp_path / "combined.bsnn"
     result = cli("ensemble", parts[0], parts[1], parts[2], "-o", out)
     assert result.code == 0, result.err
@@ -274,15 +337,23 @@ def test_ensemble_command_combines_separately_trained_members(
 
 
 def test_ensemble_command_combines_different_architectures(
-    trained: dict[str, Path], cli, tmp_path: Path,
+    trained: dict[str, Path],
+    cli,
+    tmp_path: Path,
 ) -> None:
     """A CNN and a bidirectional GRU trained apart make one file: each member keeps its
     own network, and the file predicts their mean probability."""
     gru_file, both = tmp_path / "gru.bsnn", tmp_path / "mixed.bsnn"
     gru = config()
     gru.model.arch, gru.model.hidden_size, gru.model.bidirectional = "gru", 8, True
-    train(trained["dir"] / "train.fasta", trained["dir"] / "train.csv", gru_file, gru,
-          val_fasta=trained["dir"] / "val.fasta", val_labels=trained["dir"] / "val.csv")
+    train(
+        trained["dir"] / "train.fasta",
+        trained["dir"] / "train.csv",
+        gru_file,
+        gru,
+        val_fasta=trained["dir"] / "val.fasta",
+        val_labels=trained["dir"] / "val.csv",
+    )
     result = cli("ensemble", trained["seed1"], gru_file, "-o", both)
     assert result.code == 0, result.err
     manifest, _ = read_manifest(both)
@@ -316,15 +387,22 @@ def test_mixed_ensemble_accepts_what_every_member_accepts(tmp_path: Path) -> Non
     from bioseqnn.errors import DataError
     from bioseqnn.models.base import ModelConfig, SequenceModel, check_lengths
 
-    cnn = SequenceModel(ModelConfig(arch="cnn", channels=[4], kernel_sizes=[3], dilations=[1],
-                                    pool_sizes=[1]), 20, 2)
-    short = SequenceModel(ModelConfig(arch="transformer", d_model=8, heads=2, ff_size=8,
-                                      max_length=50), 20, 2)
+    cnn = SequenceModel(
+        ModelConfig(arch="cnn", channels=[4], kernel_sizes=[3], dilations=[1], pool_sizes=[1]),
+        20,
+        2,
+    )
+    short = SequenceModel(
+        ModelConfig(arch="transformer", d_model=8, heads=2, ff_size=8, max_length=50), 20, 2
+    )
     assert cnn.max_length is None and short.max_length == 50
     assert Ensemble([cnn, short], "multiclass").max_length == 50
     assert Ensemble([cnn, cnn], "multiclass").max_length is None
-    with pytest.raises(DataError, match=r"'long' has 60 positions, more than this "
-                                        r"ensemble's max-length 50 \(1 record"):
+    with pytest.raises(
+        DataError,
+        match=r"'long' has 60 positions, more than this "
+        r"ensemble's max-length 50 \(1 record",
+    ):
         check_lengths(Ensemble([cnn, short], "multiclass"), ["ok", "long"], [50, 60], "x.fa")
 
 
@@ -335,26 +413,37 @@ def test_damaged_member_models_are_refused(trained: dict[str, Path], tmp_path: P
     tensors = load_file(trained["ensemble"])
     for members, message in (
         ([manifest["model"]] * 2, "one config per ensemble member"),
-        ([manifest["model"]] * 2 + [{"arch": "cnn", "hidden_size": "big"}],
-         r"member_models\[2\]\.hidden_size has an invalid value"),
-        ([manifest["model"]] * 2 + [{**manifest["model"], "channels": [64, 64]}],
-         "weights do not fit the manifest"),
+        (
+            [manifest["model"]] * 2 + [{"arch": "cnn", "hidden_size": "big"}],
+            r"member_models\[2\]\.hidden_size has an invalid value",
+        ),
+        (
+            [manifest["model"]] * 2 + [{**manifest["model"], "channels": [64, 64]}],
+            "weights do not fit the manifest",
+        ),
     ):
         path = tmp_path / "bad.bsnn"
-        save_file(tensors, path, metadata={"bioseqnn": json.dumps(
-            {**manifest, "member_models": members})})
+        save_file(
+            tensors, path, metadata={"bioseqnn": json.dumps({**manifest, "member_models": members})}
+        )
         with pytest.raises(ModelFileError, match=message):
             load_bundle(path)
 
 
 def test_ensemble_command_refuses_members_that_do_not_fit(
-    trained: dict[str, Path], cli, tmp_path: Path,
+    trained: dict[str, Path],
+    cli,
+    tmp_path: Path,
 ) -> None:
     other = tmp_path / "named.bsnn"
     named = trained["dir"] / "named.csv"  # the same records, classes named no/yes
     lines = (trained["dir"] / "train.csv").read_text().splitlines()
-    named.write_text("\n".join(lines[:1] + [line.replace(",0", ",no").replace(",1", ",yes")
-                                             for line in lines[1:]]) + "\n")
+    named.write_text(
+        "\n".join(
+            lines[:1] + [line.replace(",0", ",no").replace(",1", ",yes") for line in lines[1:]]
+        )
+        + "\n"
+    )
     train(trained["dir"] / "train.fasta", named, other, config())
     out = tmp_path / "never.bsnn"
     result = cli("ensemble", trained["seed1"], other, "-o", out)

@@ -34,17 +34,33 @@ def ncrna_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = Path(__file__).resolve().parent.parent / "example_data"
     out = tmp_path_factory.mktemp("models") / "ncrna.bsnn"
-    assert main(["train", str(root / "ncrna_train.fasta"), str(root / "ncrna_train.csv"),
-                 "-o", str(out), "--epochs", "1", "--arch", "gru", "--hidden-size", "8",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(root / "ncrna_train.fasta"),
+                str(root / "ncrna_train.csv"),
+                "-o",
+                str(out),
+                "--epochs",
+                "1",
+                "--arch",
+                "gru",
+                "--hidden-size",
+                "8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
-def test_binary_metrics_equal_sklearn_on_the_predictions(cli, hemolytic_model, examples,
-                                                         tmp_path) -> None:
+def test_binary_metrics_equal_sklearn_on_the_predictions(
+    cli, hemolytic_model, examples, tmp_path
+) -> None:
     fasta, labels = examples / "hemolytic.fasta", examples / "hemolytic.csv"
-    result = cli("evaluate", hemolytic_model, fasta, labels, "-o", tmp_path / "m.json",
-                 "--quiet")
+    result = cli("evaluate", hemolytic_model, fasta, labels, "-o", tmp_path / "m.json", "--quiet")
     assert result.code == 0, result.err
     assert result.out == ""  # the JSON went to the file
     doc = json.loads((tmp_path / "m.json").read_text())
@@ -81,8 +97,9 @@ def test_binary_metrics_equal_sklearn_on_the_predictions(cli, hemolytic_model, e
 
 
 def test_json_goes_to_stdout_and_the_tables_to_stderr(cli, hemolytic_model, examples) -> None:
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv")
+    result = cli(
+        "evaluate", hemolytic_model, examples / "hemolytic.fasta", examples / "hemolytic.csv"
+    )
     assert result.code == 0, result.err
     doc = json.loads(result.out)  # stdout holds nothing but the JSON document
     assert doc["dataset"] == "hemolytic.fasta + hemolytic.csv"
@@ -91,8 +108,7 @@ def test_json_goes_to_stdout_and_the_tables_to_stderr(cli, hemolytic_model, exam
     assert "balanced_accuracy" in result.err
 
 
-def test_multiclass_per_class_scores_and_confusion(cli, ncrna_model, examples,
-                                                   tmp_path) -> None:
+def test_multiclass_per_class_scores_and_confusion(cli, ncrna_model, examples, tmp_path) -> None:
     fasta, labels = examples / "ncrna_test.fasta", examples / "ncrna_test.csv"
     result = cli("evaluate", ncrna_model, fasta, labels, "-o", tmp_path / "m.json", "-q")
     assert result.code == 0, result.err
@@ -108,23 +124,27 @@ def test_multiclass_per_class_scores_and_confusion(cli, ncrna_model, examples,
     m = doc["metrics"]
     assert m["accuracy"] == pytest.approx(sk.accuracy_score(y, pred))
     assert m["mcc"] == pytest.approx(sk.matthews_corrcoef(y, pred))
-    assert m["f1"] == pytest.approx(sk.f1_score(y, pred, average="macro",
-                                                labels=np.unique(np.r_[y, pred])))
+    assert m["f1"] == pytest.approx(
+        sk.f1_score(y, pred, average="macro", labels=np.unique(np.r_[y, pred]))
+    )
     assert m["auroc"] == pytest.approx(sk.roc_auc_score(y, prob, multi_class="ovr"), abs=1e-3)
     precision, recall, f1, support = sk.precision_recall_fscore_support(
-        y, pred, labels=list(range(13)), zero_division=0)
+        y, pred, labels=list(range(13)), zero_division=0
+    )
     for c, name in enumerate(classes):
         row = doc["per_class"][name]
         assert (row["precision"], row["recall"], row["f1"]) == pytest.approx(
-            (precision[c], recall[c], f1[c]))
+            (precision[c], recall[c], f1[c])
+        )
         assert row["support"] == support[c] == 20
     matrix = np.array(doc["confusion_matrix"]["matrix"])
     assert matrix.shape == (13, 13) and matrix.sum() == 260
     np.testing.assert_array_equal(matrix, sk.confusion_matrix(y, pred, labels=list(range(13))))
 
 
-def test_regression_metrics_equal_scipy_and_sklearn(cli, promoter_model, examples,
-                                                    tmp_path) -> None:
+def test_regression_metrics_equal_scipy_and_sklearn(
+    cli, promoter_model, examples, tmp_path
+) -> None:
     fasta, labels = examples / "promoters.fasta", examples / "promoters.csv"
     result = cli("evaluate", promoter_model, fasta, labels, "-o", tmp_path / "m.json", "-q")
     assert result.code == 0, result.err
@@ -148,8 +168,15 @@ def test_each_headline_metric_has_its_constant_prediction_beside_it(
     cli, hemolytic_model, promoter_model, ncrna_model, examples, tmp_path
 ) -> None:
     """The baseline is what always answering the most common class (or the mean) scores."""
-    doc = json.loads(cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                         examples / "hemolytic.csv", "-q").out)
+    doc = json.loads(
+        cli(
+            "evaluate",
+            hemolytic_model,
+            examples / "hemolytic.fasta",
+            examples / "hemolytic.csv",
+            "-q",
+        ).out
+    )
     base = doc["baseline"]["metrics"]
     y = np.array([int(r["hemolytic"]) for r in _read_table(examples / "hemolytic.csv", ",")])
     majority = np.bincount(y).max() / len(y)  # 582 of 1104
@@ -159,19 +186,40 @@ def test_each_headline_metric_has_its_constant_prediction_beside_it(
     shares = np.bincount(y) / len(y)
     assert base["loss"] == pytest.approx(-(shares * np.log(shares)).sum())
     assert doc["baseline"]["what"].startswith("always the most common class")
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "-o", tmp_path / "m.json")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.json",
+    )
     assert "constant prediction" in result.err and f"{majority:.4f}" in result.err
 
-    doc = json.loads(cli("evaluate", ncrna_model, examples / "ncrna_test.fasta",
-                         examples / "ncrna_test.csv", "-q").out)
+    doc = json.loads(
+        cli(
+            "evaluate",
+            ncrna_model,
+            examples / "ncrna_test.fasta",
+            examples / "ncrna_test.csv",
+            "-q",
+        ).out
+    )
     assert doc["baseline"]["metrics"]["accuracy"] == pytest.approx(1 / 13)  # 20 of each
     assert doc["baseline"]["metrics"]["balanced_accuracy"] == pytest.approx(1 / 13)
 
-    doc = json.loads(cli("evaluate", promoter_model, examples / "promoters.fasta",
-                         examples / "promoters.csv", "-q").out)
-    t = np.array([float(r["log2_expression"])
-                  for r in _read_table(examples / "promoters.csv", ",")])
+    doc = json.loads(
+        cli(
+            "evaluate",
+            promoter_model,
+            examples / "promoters.fasta",
+            examples / "promoters.csv",
+            "-q",
+        ).out
+    )
+    t = np.array(
+        [float(r["log2_expression"]) for r in _read_table(examples / "promoters.csv", ",")]
+    )
     base = doc["baseline"]["metrics"]
     assert base["r2"] == pytest.approx(0.0, abs=1e-12) and base["pearson"] == 0.0
     assert base["mse"] == pytest.approx(t.var()) and base["rmse"] == pytest.approx(t.std())
@@ -179,16 +227,18 @@ def test_each_headline_metric_has_its_constant_prediction_beside_it(
 
 
 def test_library_call_returns_arrays_behind_the_numbers(hemolytic_model, examples) -> None:
-    ev = evaluate(hemolytic_model, examples / "hemolytic.fasta", examples / "hemolytic.csv",
-                  device="cpu")
+    ev = evaluate(
+        hemolytic_model, examples / "hemolytic.fasta", examples / "hemolytic.csv", device="cpu"
+    )
     assert ev.records == 1104 and ev.out.shape == (1104, 2)
     np.testing.assert_allclose(ev.out.sum(axis=1), 1.0, atol=1e-6)
     assert ev.confusion is not None and ev.confusion.sum() == 1104
     assert ev.metrics["accuracy"] == pytest.approx(np.mean(ev.out.argmax(1) == ev.y))
 
 
-def test_a_class_unknown_to_the_model_is_a_data_error(cli, hemolytic_model, examples,
-                                                      tmp_path) -> None:
+def test_a_class_unknown_to_the_model_is_a_data_error(
+    cli, hemolytic_model, examples, tmp_path
+) -> None:
     labels = tmp_path / "labels.csv"
     text = (examples / "hemolytic.csv").read_text().splitlines()
     text[5] = text[5].rsplit(",", 1)[0] + ",2"
@@ -201,8 +251,7 @@ def test_a_class_unknown_to_the_model_is_a_data_error(cli, hemolytic_model, exam
     assert "Traceback" not in result.err
 
 
-def test_missing_target_column_and_unmatched_ids(cli, hemolytic_model, examples,
-                                                 tmp_path) -> None:
+def test_missing_target_column_and_unmatched_ids(cli, hemolytic_model, examples, tmp_path) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text("id,other\npeptide_pm_1,1\n")
     result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta", labels)
@@ -210,16 +259,24 @@ def test_missing_target_column_and_unmatched_ids(cli, hemolytic_model, examples,
     labels.write_text("id,hemolytic\npeptide_pm_1,1\npeptide_pm_2,0\n")
     result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta", labels)
     assert result.code == 1 and "missing from" in result.err
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta", labels,
-                 "--ignore-unmatched", "-q")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        labels,
+        "--ignore-unmatched",
+        "-q",
+    )
     assert result.code == 0, result.err
     assert json.loads(result.out)["records"] == 2
 
 
-def test_dna_under_a_protein_model_is_refused(cli, hemolytic_model, examples,
-                                             tmp_path) -> None:
-    ids = [line[1:].split()[0] for line in (examples / "promoters.fasta").read_text().split()
-           if line.startswith(">")]
+def test_dna_under_a_protein_model_is_refused(cli, hemolytic_model, examples, tmp_path) -> None:
+    ids = [
+        line[1:].split()[0]
+        for line in (examples / "promoters.fasta").read_text().split()
+        if line.startswith(">")
+    ]
     labels = tmp_path / "labels.csv"
     labels.write_text("id,hemolytic\n" + "".join(f"{x},{i % 2}\n" for i, x in enumerate(ids)))
     result = cli("evaluate", hemolytic_model, examples / "promoters.fasta", labels)
@@ -228,15 +285,31 @@ def test_dna_under_a_protein_model_is_refused(cli, hemolytic_model, examples,
 
 
 def test_plots_without_matplotlib_fail_early_with_the_install_hint(
-        cli, hemolytic_model, examples, tmp_path, monkeypatch) -> None:
+    cli, hemolytic_model, examples, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     out = tmp_path / "m.json"
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "-o", out, "--plots", tmp_path / "plots")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        out,
+        "--plots",
+        tmp_path / "plots",
+    )
     assert result.code == 2
     assert "pip install 'bioseqnn[plots]'" in result.err
     assert not out.exists()
     # without --plots the command does not need matplotlib at all
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "-o", out, "-q")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        out,
+        "-q",
+    )
     assert result.code == 0 and out.exists()

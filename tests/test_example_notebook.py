@@ -34,12 +34,17 @@ def _text(cell: dict) -> str:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_quickstart_notebook_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
     client.execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert not [o for c in code for o in c.outputs if o["output_type"] == "error"]
@@ -47,10 +52,13 @@ def test_the_quickstart_notebook_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     # the epochs were logged (stderr of the kernel), then shown as a table
     assert "bioseqnn: epoch 4/4" in train
     # with ipywidgets, the progress bar is a widget (Rich's live display)
-    widgets = [o for o in code[1].outputs if "application/vnd.jupyter.widget-view+json"
-               in o.get("data", {})]
+    widgets = [
+        o
+        for o in code[1].outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert len(widgets) == (1 if _installed("ipywidgets") else 0)
-    table = train[train.index("   epoch"):].strip().splitlines()
+    table = train[train.index("   epoch") :].strip().splitlines()
     assert "val_mcc" in table[0] and len(table) == 5
     assert best.startswith("best epoch ") and "val_auroc 0." in best
     assert "magainin-like" in predict and "prob_1" in predict

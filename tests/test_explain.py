@@ -47,20 +47,50 @@ def motif_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     root = tmp_path_factory.mktemp("motif")
     fasta, labels = _planted(root)
     model = root / "motif.bsnn"
-    assert main(["train", str(fasta), str(labels), "-o", str(model), "--arch", "gru",
-                 "--hidden-size", "16", "--bidirectional", "--epochs", "10", "--lr", "0.01",
-                 "--batch-size", "32", "--patience", "0", "--dropout", "0", "--schedule", "none",
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(fasta),
+                str(labels),
+                "-o",
+                str(model),
+                "--arch",
+                "gru",
+                "--hidden-size",
+                "16",
+                "--bidirectional",
+                "--epochs",
+                "10",
+                "--lr",
+                "0.01",
+                "--batch-size",
+                "32",
+                "--patience",
+                "0",
+                "--dropout",
+                "0",
+                "--schedule",
+                "none",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     positives = root / "positives.fasta"
     records = fasta.read_text().split(">")[1:]
     positives.write_text("".join(">" + r for r in records if MOTIF in r))
     return model, positives, root
 
 
-@pytest.mark.parametrize(("method", "min_mass"), [("saliency", 0.6), ("grad-input", 0.6),
-                                                  ("ism", 0.8)])
-def test_attribution_mass_concentrates_on_the_planted_motif(motif_data, method: str,
-                                                            min_mass: float) -> None:
+@pytest.mark.parametrize(
+    ("method", "min_mass"), [("saliency", 0.6), ("grad-input", 0.6), ("ism", 0.8)]
+)
+def test_attribution_mass_concentrates_on_the_planted_motif(
+    motif_data, method: str, min_mass: float
+) -> None:
     model, positives, _ = motif_data
     result = explain(model, positives, method=method, target="motif", device="cpu")
     masses, top_in_motif = [], 0
@@ -84,8 +114,10 @@ def test_ism_deltas_equal_the_predicted_change_of_each_mutant(cli, motif_data) -
     one = root / "one.fasta"
     one.write_text(f">{rid}\n{seq}\n")
     out = root / "ism.tsv"
-    assert cli("explain", model, one, "--method", "ism", "--target", "motif", "-o", out,
-               "-q").code == 0
+    assert (
+        cli("explain", model, one, "--method", "ism", "--target", "motif", "-o", out, "-q").code
+        == 0
+    )
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     assert list(rows[0]) == ["id", "target", "position", "residue", "score", "A", "C", "G", "T"]
@@ -93,11 +125,11 @@ def test_ism_deltas_equal_the_predicted_change_of_each_mutant(cli, motif_data) -
     assert [int(r["position"]) for r in rows] == list(range(1, len(seq) + 1))
 
     # Predict a few mutants with `bioseqnn predict` and compare the log-odds change.
-    picks = [(p, b) for p in (0, seq.index(MOTIF) + 2, len(seq) - 1) for b in "ACGT"
-             if b != seq[p]]
+    picks = [(p, b) for p in (0, seq.index(MOTIF) + 2, len(seq) - 1) for b in "ACGT" if b != seq[p]]
     mutants = root / "mutants.fasta"
-    mutants.write_text(f">ref\n{seq}\n" + "".join(
-        f">m{p}_{b}\n{seq[:p]}{b}{seq[p + 1:]}\n" for p, b in picks))
+    mutants.write_text(
+        f">ref\n{seq}\n" + "".join(f">m{p}_{b}\n{seq[:p]}{b}{seq[p + 1 :]}\n" for p, b in picks)
+    )
     pred = root / "pred.tsv"
     assert cli("predict", model, mutants, "-o", pred).code == 0
     with open(pred, newline="") as fh:
@@ -160,14 +192,15 @@ def test_target_of_the_other_class_flips_the_gradient_sign(motif_data) -> None:
         assert (a.target, b.target) == ("motif", "background")
 
 
-def test_long_format_over_all_records_and_bad_options(cli, hemolytic_model, examples,
-                                                      tmp_path) -> None:
+def test_long_format_over_all_records_and_bad_options(
+    cli, hemolytic_model, examples, tmp_path
+) -> None:
     out = tmp_path / "attr.tsv"
     subset = tmp_path / "some.fasta"
-    subset.write_text("".join((examples / "hemolytic.fasta").read_text()
-                              .splitlines(keepends=True)[:400]))
-    result = cli("explain", hemolytic_model, subset, "-o", out, "--method", "saliency",
-                 "--quiet")
+    subset.write_text(
+        "".join((examples / "hemolytic.fasta").read_text().splitlines(keepends=True)[:400])
+    )
+    result = cli("explain", hemolytic_model, subset, "-o", out, "--method", "saliency", "--quiet")
     assert result.code == 0, result.err
     with open(out, newline="") as fh:
         rows = list(csv.reader(fh, delimiter="\t"))

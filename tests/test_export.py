@@ -32,38 +32,81 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
 
 # architecture (settings) x task x alphabet: every family, every task kind, every alphabet
 CASES: dict[str, tuple[dict[str, Any], TaskSpec, str, str]] = {
-    "rnn": (dict(arch="rnn", hidden_size=8),
-            TaskSpec("binary", ["hemolytic"], classes=["0", "1"]), "protein", "hemolytic.fasta"),
-    "lstm": (dict(arch="lstm", hidden_size=8, pooling="attention"),
-             TaskSpec("regression", ["log2_expression"], target_mean=[7.5], target_std=[1.5]),
-             "dna", "promoters.fasta"),
+    "rnn": (
+        dict(arch="rnn", hidden_size=8),
+        TaskSpec("binary", ["hemolytic"], classes=["0", "1"]),
+        "protein",
+        "hemolytic.fasta",
+    ),
+    "lstm": (
+        dict(arch="lstm", hidden_size=8, pooling="attention"),
+        TaskSpec("regression", ["log2_expression"], target_mean=[7.5], target_std=[1.5]),
+        "dna",
+        "promoters.fasta",
+    ),
     "gru-bidirectional": (
         dict(arch="gru", hidden_size=8, layers=2, bidirectional=True),
-        TaskSpec("multiclass", ["family"], classes=["5S_rRNA", "tRNA", "miRNA"]), "rna",
-        "ncrna_test.fasta"),
-    "cnn": (dict(arch="cnn", channels=[8, 8], kernel_sizes=[7, 3], pool_sizes=[3, 1]),
-            TaskSpec("multilabel", ["a", "b"]), "dna", "promoters.fasta"),
-    "cnn-lstm": (dict(arch="cnn-lstm", channels=[8], kernel_sizes=[5], dilations=[1],
-                      pool_sizes=[4], hidden_size=8),
-                 TaskSpec("regression", ["x", "y"], target_mean=[1.0, -2.0],
-                          target_std=[0.5, 3.0]), "dna", "promoters.fasta"),
-    "cnn-gru": (dict(arch="cnn-gru", channels=[8], kernel_sizes=[5], dilations=[1],
-                     pool_sizes=[1], hidden_size=8),
-                TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]), "protein",
-                "hemolytic.fasta"),
-    "ensemble": (dict(arch="gru", hidden_size=8, bidirectional=True, members=3),
-                 TaskSpec("multiclass", ["family"], classes=["5S_rRNA", "tRNA", "miRNA"]),
-                 "rna", "ncrna_test.fasta"),
+        TaskSpec("multiclass", ["family"], classes=["5S_rRNA", "tRNA", "miRNA"]),
+        "rna",
+        "ncrna_test.fasta",
+    ),
+    "cnn": (
+        dict(arch="cnn", channels=[8, 8], kernel_sizes=[7, 3], pool_sizes=[3, 1]),
+        TaskSpec("multilabel", ["a", "b"]),
+        "dna",
+        "promoters.fasta",
+    ),
+    "cnn-lstm": (
+        dict(
+            arch="cnn-lstm",
+            channels=[8],
+            kernel_sizes=[5],
+            dilations=[1],
+            pool_sizes=[4],
+            hidden_size=8,
+        ),
+        TaskSpec("regression", ["x", "y"], target_mean=[1.0, -2.0], target_std=[0.5, 3.0]),
+        "dna",
+        "promoters.fasta",
+    ),
+    "cnn-gru": (
+        dict(
+            arch="cnn-gru",
+            channels=[8],
+            kernel_sizes=[5],
+            dilations=[1],
+            pool_sizes=[1],
+            hidden_size=8,
+        ),
+        TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]),
+        "protein",
+        "hemolytic.fasta",
+    ),
+    "ensemble": (
+        dict(arch="gru", hidden_size=8, bidirectional=True, members=3),
+        TaskSpec("multiclass", ["family"], classes=["5S_rRNA", "tRNA", "miRNA"]),
+        "rna",
+        "ncrna_test.fasta",
+    ),
     # an ensemble of three different networks (model files of other architectures combined)
     "mixed-ensemble": (
-        dict(members=[dict(arch="cnn", channels=[8], kernel_sizes=[5], dilations=[1],
-                           pool_sizes=[1]),
-                      dict(arch="gru", hidden_size=8, bidirectional=True),
-                      dict(arch="transformer", d_model=16, heads=2, ff_size=32, layers=1)]),
-        TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]), "protein", "hemolytic.fasta"),
-    "transformer": (dict(arch="transformer", d_model=16, heads=2, ff_size=32, layers=2),
-                    TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]), "protein",
-                    "hemolytic.fasta"),
+        dict(
+            members=[
+                dict(arch="cnn", channels=[8], kernel_sizes=[5], dilations=[1], pool_sizes=[1]),
+                dict(arch="gru", hidden_size=8, bidirectional=True),
+                dict(arch="transformer", d_model=16, heads=2, ff_size=32, layers=1),
+            ]
+        ),
+        TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]),
+        "protein",
+        "hemolytic.fasta",
+    ),
+    "transformer": (
+        dict(arch="transformer", d_model=16, heads=2, ff_size=32, layers=2),
+        TaskSpec("binary", ["hemolytic"], classes=["no", "yes"]),
+        "protein",
+        "hemolytic.fasta",
+    ),
 }
 
 
@@ -72,11 +115,13 @@ def write_model(path: Path, name: str) -> Path:
     torch.manual_seed(7)
     settings = dict(settings)
     members = settings.pop("members", 1)
-    configs = ([ModelConfig(**m) for m in members] if isinstance(members, list)
-               else [ModelConfig(**settings)] * members)
+    configs = (
+        [ModelConfig(**m) for m in members]
+        if isinstance(members, list)
+        else [ModelConfig(**settings)] * members
+    )
     config = configs[0]
-    models = [SequenceModel(c, {"protein": 20}.get(alphabet, 4), task.n_outputs)
-              for c in configs]
+    models = [SequenceModel(c, {"protein": 20}.get(alphabet, 4), task.n_outputs) for c in configs]
     model: SequenceModel | Ensemble = Ensemble(models, task.kind) if len(models) > 1 else models[0]
     with torch.no_grad():  # batch norm statistics as after training, not the identity
         for module in model.modules():
@@ -84,8 +129,9 @@ def write_model(path: Path, name: str) -> Path:
                 assert module.running_mean is not None and module.running_var is not None
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
-    save_bundle(path, model, {"alphabet": alphabet, "task": task.to_dict(),
-                              "model": config_dict(config)})
+    save_bundle(
+        path, model, {"alphabet": alphabet, "task": task.to_dict(), "model": config_dict(config)}
+    )
     return path
 
 
@@ -140,8 +186,12 @@ def run_export(path: Path, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("suffix", [".onnx", ".pt"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_export_runs_alone_and_matches_predict(
-    cli, model_files: dict[str, Path], sample_fastas: dict[str, Path], tmp_path: Path,
-    name: str, suffix: str,
+    cli,
+    model_files: dict[str, Path],
+    sample_fastas: dict[str, Path],
+    tmp_path: Path,
+    name: str,
+    suffix: str,
 ) -> None:
     model = model_files[name]
     out = tmp_path / f"model{suffix}"
@@ -152,8 +202,7 @@ def test_export_runs_alone_and_matches_predict(
     assert reported_diff(result.err) < 1e-4
     sidecar = json.loads((tmp_path / f"model{suffix}.json").read_text())
     assert sidecar["parity"]["max_abs_diff"] < 1e-4
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"model{suffix}",
-                                                           f"model{suffix}.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"model{suffix}", f"model{suffix}.json"]
 
     # the export on its own, on real records, all in one padded batch and in pairs
     fasta = sample_fastas[CASES[name][3]]
@@ -161,8 +210,9 @@ def test_export_runs_alone_and_matches_predict(
     seqs = [r.seq.decode() for r in records]
     x, lengths = encode(seqs, sidecar)
     got = run_export(out, x, lengths)
-    pairs = np.concatenate([run_export(out, *encode(seqs[i : i + 2], sidecar))
-                            for i in range(0, len(seqs), 2)])
+    pairs = np.concatenate(
+        [run_export(out, *encode(seqs[i : i + 2], sidecar)) for i in range(0, len(seqs), 2)]
+    )
     np.testing.assert_allclose(pairs, got, rtol=0, atol=1e-5)
 
     pred = cli("predict", model, fasta, "--device", "cpu")
@@ -172,8 +222,9 @@ def test_export_runs_alone_and_matches_predict(
     assert [r[0] for r in rows] == [r.id for r in records]
     numeric = [c for c in header if c not in ("id", "predicted")]
     assert sidecar["outputs"][0]["columns"] == numeric
-    expected = np.array([[float(v) for v, c in zip(r, header, strict=True)
-                          if c in numeric] for r in rows])
+    expected = np.array(
+        [[float(v) for v, c in zip(r, header, strict=True) if c in numeric] for r in rows]
+    )
     assert got.shape == expected.shape == (len(records), len(numeric))
     # predict prints 6 significant digits
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
@@ -194,7 +245,9 @@ def test_parity_failure_exits_1_and_leaves_no_file(
     assert re.fullmatch(
         r"bioseqnn: error: \S+transformer\.bsnn: the ONNX export of this transformer model "
         r"differs from PyTorch by \S+ \(tolerance \S+\) on record 'random_\d+_len\d+' of "
-        r"12 random protein sequences; nothing written\n", result.err), result.err
+        r"12 random protein sequences; nothing written\n",
+        result.err,
+    ), result.err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -206,8 +259,9 @@ def test_check_sequences_from_a_file(
     result = cli("export", model_files["cnn-lstm"], "-o", out, "--check", fasta)
     assert result.code == 0, result.err
     lengths = [len(r.seq) for r in read_sequences(fasta)]
-    assert (f"parity on 10 sequence(s) of {min(lengths)}-{max(lengths)} positions "
-            f"({fasta})") in result.err
+    assert (
+        f"parity on 10 sequence(s) of {min(lengths)}-{max(lengths)} positions ({fasta})"
+    ) in result.err
     sidecar = json.loads((tmp_path / "m.pt.json").read_text())
     assert sidecar["parity"]["source"] == str(fasta)
     # the sidecar travels inside the TorchScript file too
@@ -230,13 +284,16 @@ def test_check_sequences_must_fit_the_model(
 
 
 @pytest.mark.parametrize("output", ["model.tflite", "model", "-"])
-def test_the_suffix_names_the_format(cli, model_files: dict[str, Path], tmp_path: Path,
-                                     output: str) -> None:
+def test_the_suffix_names_the_format(
+    cli, model_files: dict[str, Path], tmp_path: Path, output: str
+) -> None:
     target = output if output == "-" else str(tmp_path / output)
     result = cli("export", model_files["rnn"], "-o", target)
     assert result.code == 2
-    assert result.err == (f"bioseqnn: error: cannot tell the export format from {target!r}: "
-                          "name the output NAME.onnx (ONNX) or NAME.pt (TorchScript)\n")
+    assert result.err == (
+        f"bioseqnn: error: cannot tell the export format from {target!r}: "
+        "name the output NAME.onnx (ONNX) or NAME.pt (TorchScript)\n"
+    )
 
 
 def test_onnx_without_onnxruntime_names_the_extra(
@@ -245,17 +302,22 @@ def test_onnx_without_onnxruntime_names_the_extra(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     result = cli("export", model_files["rnn"], "-o", tmp_path / "m.onnx")
     assert result.code == 2
-    assert result.err == ("bioseqnn: error: ONNX export needs the onnx and onnxruntime "
-                          "packages (onnxruntime is not installed): "
-                          "pip install 'bioseqnn[export]'\n")
+    assert result.err == (
+        "bioseqnn: error: ONNX export needs the onnx and onnxruntime "
+        "packages (onnxruntime is not installed): "
+        "pip install 'bioseqnn[export]'\n"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("settings", "suffix"), [
-    (dict(arch="gru", hidden_size=8, bidirectional=True), ".onnx"),
-    (dict(arch="transformer", d_model=16, heads=2, ff_size=32), ".pt"),
-    (dict(arch="cnn", channels=[8], kernel_sizes=[5], dilations=[1], pool_sizes=[1]), ".onnx"),
-])
+@pytest.mark.parametrize(
+    ("settings", "suffix"),
+    [
+        (dict(arch="gru", hidden_size=8, bidirectional=True), ".onnx"),
+        (dict(arch="transformer", d_model=16, heads=2, ff_size=32), ".pt"),
+        (dict(arch="cnn", channels=[8], kernel_sizes=[5], dilations=[1], pool_sizes=[1]), ".onnx"),
+    ],
+)
 def test_per_position_models_export_a_row_per_position(
     cli, tmp_path: Path, settings: dict[str, Any], suffix: str
 ) -> None:
@@ -267,8 +329,16 @@ def test_per_position_models_export_a_row_per_position(
     task = TaskSpec("per-position", ["ss3"], classes=["C", "E", "H"])
     model = SequenceModel(config, 20, task.n_outputs, per_position=True)
     path = tmp_path / "ss.bsnn"
-    save_bundle(path, model, {"alphabet": "protein", "task": task.to_dict(),
-                              "model": config_dict(config), "per_position": True})
+    save_bundle(
+        path,
+        model,
+        {
+            "alphabet": "protein",
+            "task": task.to_dict(),
+            "model": config_dict(config),
+            "per_position": True,
+        },
+    )
     out = tmp_path / f"ss{suffix}"
     result = cli("export", path, "-o", out)
     assert result.code == 0, result.err
@@ -294,13 +364,19 @@ def test_per_position_models_export_a_row_per_position(
 
 
 def test_docs_export_examples_run(
-    cli, model_files: dict[str, Path], sample_fastas: dict[str, Path], tmp_path: Path,
+    cli,
+    model_files: dict[str, Path],
+    sample_fastas: dict[str, Path],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "evaluate-explain-export.md"
     section = page.read_text(encoding="utf-8").split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
-    commands = [line.split("#")[0].split()[1:] for line in section.splitlines()
-                if line.startswith("    bioseqnn export")]
+    commands = [
+        line.split("#")[0].split()[1:]
+        for line in section.splitlines()
+        if line.startswith("    bioseqnn export")
+    ]
     assert len(commands) == 2
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model.bsnn").write_bytes(model_files["gru-bidirectional"].read_bytes())
@@ -309,5 +385,10 @@ def test_docs_export_examples_run(
         result = cli(*args)
         assert result.code == 0, (args, result.err)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "model.bsnn", "model.onnx", "model.onnx.json", "model.pt", "model.pt.json",
-        "some.fasta"]
+        "model.bsnn",
+        "model.onnx",
+        "model.onnx.json",
+        "model.pt",
+        "model.pt.json",
+        "some.fasta",
+    ]

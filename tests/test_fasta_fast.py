@@ -40,11 +40,14 @@ def both(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
             return outcome(reader(path))
         except DataError as exc:  # raised when opening (first line)
             return [("error at open", str(exc))]
+
     return run(read_sequences), run(seqio._read_by_lines)
 
 
-@pytest.fixture(params=[(8192, 4 << 20), (7, 1), (16, 50), (1, 3)],
-                ids=["default", "chunk7", "chunk16", "chunk1"])
+@pytest.fixture(
+    params=[(8192, 4 << 20), (7, 1), (16, 50), (1, 3)],
+    ids=["default", "chunk7", "chunk16", "chunk1"],
+)
 def sizes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     chunk, block = request.param
     monkeypatch.setattr(seqio, "CHUNK", chunk)
@@ -158,25 +161,33 @@ def test_stdin_matches_a_file(tmp_path: Path) -> None:
     data += b">last\r\nAC GT\r\n"
     path = tmp_path / "x.fa"
     path.write_bytes(data)
-    code = ("import sys; from bioseqnn.seqio import read_sequences\n"
-            "for r in read_sequences('-'):\n"
-            "    sys.stdout.write(f'{r.id}\\t{r.seq.decode()}\\t{r.description}\\t{r.line}\\n')\n")
+    code = (
+        "import sys; from bioseqnn.seqio import read_sequences\n"
+        "for r in read_sequences('-'):\n"
+        "    sys.stdout.write(f'{r.id}\\t{r.seq.decode()}\\t{r.description}\\t{r.line}\\n')\n"
+    )
     for payload in (data, gzip.compress(data)):
-        out = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True,
-                             check=True).stdout.decode()
-        expected = "".join(f"{r.id}\t{r.seq.decode()}\t{r.description}\t{r.line}\n"
-                           for r in seqio._read_by_lines(path))
+        out = subprocess.run(
+            [sys.executable, "-c", code], input=payload, capture_output=True, check=True
+        ).stdout.decode()
+        expected = "".join(
+            f"{r.id}\t{r.seq.decode()}\t{r.description}\t{r.line}\n"
+            for r in seqio._read_by_lines(path)
+        )
         assert out == expected and out.count("\n") == 3001
 
 
 def test_stdin_error_message_matches(tmp_path: Path) -> None:
     data = b"".join(b">r%d\nACGT\n" % i for i in range(2000)) + b">x\n>y\nAC\n"
-    code = ("import sys; from bioseqnn.seqio import read_sequences\n"
-            "from bioseqnn.errors import DataError\n"
-            "try:\n    n = sum(1 for _ in read_sequences('-'))\n"
-            "except DataError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True,
-                         check=True).stdout.decode()
+    code = (
+        "import sys; from bioseqnn.seqio import read_sequences\n"
+        "from bioseqnn.errors import DataError\n"
+        "try:\n    n = sum(1 for _ in read_sequences('-'))\n"
+        "except DataError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=data, capture_output=True, check=True
+    ).stdout.decode()
     assert out == "<stdin>: line 4001: record 'x' has no sequence\n"
 
 
@@ -210,10 +221,31 @@ def test_parse_error_after_an_invalid_symbol_in_the_same_chunk_wins(tmp_path: Pa
         read_encoded(read_sequences(path), str(path), "dna", "error")
 
 
-LINE_PIECES = st.sampled_from([
-    b">", b">a", b">b desc", b"> x", b">\t", b"ACGT", b"acgt", b"NN", b"AC GT", b" ", b"\t",
-    b"", b"\r", b"*", b"-", b">>", b"A>C", "µ".encode(), b"\xff", b"\x1c", b"GATTACA" * 9,
-])
+LINE_PIECES = st.sampled_from(
+    [
+        b">",
+        b">a",
+        b">b desc",
+        b"> x",
+        b">\t",
+        b"ACGT",
+        b"acgt",
+        b"NN",
+        b"AC GT",
+        b" ",
+        b"\t",
+        b"",
+        b"\r",
+        b"*",
+        b"-",
+        b">>",
+        b"A>C",
+        "µ".encode(),
+        b"\xff",
+        b"\x1c",
+        b"GATTACA" * 9,
+    ]
+)
 ENDINGS = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n", b"\r", b""])
 
 
@@ -226,12 +258,17 @@ def fasta_bytes(draw: Any) -> bytes:
     return b"".join(out)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(data=fasta_bytes(), chunk=st.integers(1, 40), block=st.integers(1, 200),
-       packed=st.booleans())
-def test_property_same_as_reference(tmp_path_factory: pytest.TempPathFactory, data: bytes,
-                                    chunk: int, block: int, packed: bool) -> None:
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    data=fasta_bytes(), chunk=st.integers(1, 40), block=st.integers(1, 200), packed=st.booleans()
+)
+def test_property_same_as_reference(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, chunk: int, block: int, packed: bool
+) -> None:
     path = tmp_path_factory.mktemp("p") / "x.fa"
     path.write_bytes(gzip.compress(data) if packed else data)
     with pytest.MonkeyPatch.context() as mp:
@@ -242,14 +279,22 @@ def test_property_same_as_reference(tmp_path_factory: pytest.TempPathFactory, da
 
 
 @settings(max_examples=100, deadline=None)
-@given(seqs=st.lists(st.binary(min_size=1, max_size=200).filter(lambda s: b"\n" not in s),
-                     min_size=1, max_size=20),
-       width=st.integers(1, 70))
-def test_property_clean_records_take_the_block_path(tmp_path_factory: pytest.TempPathFactory,
-                                                    seqs: list[bytes], width: int) -> None:
+@given(
+    seqs=st.lists(
+        st.binary(min_size=1, max_size=200).filter(lambda s: b"\n" not in s),
+        min_size=1,
+        max_size=20,
+    ),
+    width=st.integers(1, 70),
+)
+def test_property_clean_records_take_the_block_path(
+    tmp_path_factory: pytest.TempPathFactory, seqs: list[bytes], width: int
+) -> None:
     letters = [bytes(c for c in s if 33 <= c < 127 and c != ord(">")) or b"A" for s in seqs]
-    text = b"".join(b">r%d\n" % i + b"\n".join(s[k:k + width] for k in range(0, len(s), width))
-                    + b"\n" for i, s in enumerate(letters))
+    text = b"".join(
+        b">r%d\n" % i + b"\n".join(s[k : k + width] for k in range(0, len(s), width)) + b"\n"
+        for i, s in enumerate(letters)
+    )
     path = tmp_path_factory.mktemp("c") / "x.fa"
     path.write_bytes(text)
     batches = list(read_sequences(path).batches())

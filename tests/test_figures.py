@@ -16,9 +16,11 @@ from bioseqnn import metrics, plots  # noqa: E402
 from bioseqnn.evaluate import Evaluation  # noqa: E402
 from bioseqnn.tasks import TaskSpec  # noqa: E402
 
-MAGIC = {"png": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
-         "pdf": lambda b: b.startswith(b"%PDF-") and b"%%EOF" in b[-32:],
-         "svg": lambda b: b"<svg" in b[:1000] and b.rstrip().endswith(b"</svg>")}
+MAGIC = {
+    "png": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
+    "pdf": lambda b: b.startswith(b"%PDF-") and b"%%EOF" in b[-32:],
+    "svg": lambda b: b"<svg" in b[:1000] and b.rstrip().endswith(b"</svg>"),
+}
 
 
 def multiclass_evaluation(k: int, n: int = 400, seed: int = 0) -> Evaluation:
@@ -32,10 +34,17 @@ def multiclass_evaluation(k: int, n: int = 400, seed: int = 0) -> Evaluation:
     task = TaskSpec("multiclass", ["family"], [f"class_{i}" for i in range(k)])
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y, out.argmax(axis=1)), 1)
-    ev = Evaluation(task, "test.fasta + test.csv", "runs/2024/fam_model.bsnn",
-                    [f"r{i}" for i in range(n)], y, out,
-                    metrics.classification_metrics(y, out), confusion=confusion,
-                    sources=["data/sets/test.fasta.gz", "data/sets/test.csv"])
+    ev = Evaluation(
+        task,
+        "test.fasta + test.csv",
+        "runs/2024/fam_model.bsnn",
+        [f"r{i}" for i in range(n)],
+        y,
+        out,
+        metrics.classification_metrics(y, out),
+        confusion=confusion,
+        sources=["data/sets/test.fasta.gz", "data/sets/test.csv"],
+    )
     return ev
 
 
@@ -54,17 +63,32 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list:
 
 
 def texts(fig) -> list:
-    return [t for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and
-                                   hasattr(o, "get_text")) if t.get_text().strip()]
+    return [
+        t
+        for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
+        if t.get_text().strip()
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
-def test_evaluate_writes_the_format_asked_for(cli, hemolytic_model, examples, tmp_path,
-                                              fmt) -> None:
+def test_evaluate_writes_the_format_asked_for(
+    cli, hemolytic_model, examples, tmp_path, fmt
+) -> None:
     folder = tmp_path / "figs"
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "-o", tmp_path / "m.json", "--plots", folder,
-                 "--format", fmt, "--dpi", "120")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.json",
+        "--plots",
+        folder,
+        "--format",
+        fmt,
+        "--dpi",
+        "120",
+    )
     assert result.code == 0, result.err
     names = sorted(p.name for p in folder.iterdir())
     assert names == [f"confusion.{fmt}", f"pr.{fmt}", f"roc.{fmt}"]
@@ -96,11 +120,27 @@ def test_figure_options_are_checked(cli, hemolytic_model, examples, tmp_path) ->
     with pytest.raises(plots.UsageError, match="out of range"):
         plots.evaluation_plots(ev, tmp_path, dpi=10)
     assert list(tmp_path.iterdir()) == []
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "--plots", tmp_path / "p", "--format", "jpg")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "--plots",
+        tmp_path / "p",
+        "--format",
+        "jpg",
+    )
     assert result.code == 2 and "--format" in result.err
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "--plots", tmp_path / "p", "--dpi", "5000")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "--plots",
+        tmp_path / "p",
+        "--dpi",
+        "5000",
+    )
     assert result.code == 2 and "--dpi" in result.err
 
 
@@ -119,25 +159,44 @@ def test_titles_name_the_data_set_and_the_model_not_paths(drawn, tmp_path) -> No
     assert drawn[-1].get_suptitle().splitlines()[0] == "Figure 2b"
 
 
-def test_evaluate_title_option_and_default(cli, hemolytic_model, examples, tmp_path,
-                                           drawn) -> None:
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "-o", tmp_path / "m.json", "--plots", tmp_path)
+def test_evaluate_title_option_and_default(cli, hemolytic_model, examples, tmp_path, drawn) -> None:
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.json",
+        "--plots",
+        tmp_path,
+    )
     assert result.code == 0, result.err
     model = Path(hemolytic_model).stem
     assert drawn[0].get_suptitle().splitlines()[0] == f"hemolytic \u2014 {model}"
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "-o", tmp_path / "m.json", "--plots", tmp_path,
-                 "--title", "Hemolysis, held out")
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.json",
+        "--plots",
+        tmp_path,
+        "--title",
+        "Hemolysis, held out",
+    )
     assert result.code == 0, result.err
     assert drawn[-1].get_suptitle().splitlines()[0] == "Hemolysis, held out"
 
 
-@pytest.mark.parametrize(("truth", "score", "first"), [
-    ([0, 1, 1, 0, 1], [0.9, 0.8, 0.7, 0.2, 0.1], 0.0),  # top-ranked record is a negative
-    ([1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.2, 0.1], 1.0),  # a positive
-    ([1, 0, 1, 0, 0], [0.9, 0.9, 0.7, 0.2, 0.1], 0.5),  # a tie at the top: its precision
-])
+@pytest.mark.parametrize(
+    ("truth", "score", "first"),
+    [
+        ([0, 1, 1, 0, 1], [0.9, 0.8, 0.7, 0.2, 0.1], 0.0),  # top-ranked record is a negative
+        ([1, 0, 1, 0, 0], [0.9, 0.8, 0.7, 0.2, 0.1], 1.0),  # a positive
+        ([1, 0, 1, 0, 0], [0.9, 0.9, 0.7, 0.2, 0.1], 0.5),  # a tie at the top: its precision
+    ],
+)
 def test_pr_curve_starts_at_the_top_ranked_precision(truth, score, first) -> None:
     truth, score = np.array(truth), np.array(score)
     recall, precision = plots.pr_points(truth, score)
@@ -146,8 +205,7 @@ def test_pr_curve_starts_at_the_top_ranked_precision(truth, score, first) -> Non
     assert np.all(np.diff(recall) >= 0) and recall[-1] == 1.0
     # the points are the metric's own thresholds
     p_ref, r_ref, _ = metrics.pr_curve(truth, score)
-    assert set(zip(recall[1:], precision[1:], strict=True)) <= set(zip(r_ref, p_ref,
-                                                                     strict=True))
+    assert set(zip(recall[1:], precision[1:], strict=True)) <= set(zip(r_ref, p_ref, strict=True))
 
 
 def test_the_drawn_pr_curve_has_no_drop_at_recall_zero(drawn, tmp_path) -> None:
@@ -202,11 +260,22 @@ def test_sizes_fit_a_journal_column_and_leave_matplotlib_alone(drawn, tmp_path) 
         assert sizes and min(sizes) >= 5 and max(sizes) <= 9, sizes
 
 
-def test_explain_and_train_figures_take_the_options(cli, hemolytic_model, examples,
-                                                    tmp_path, monkeypatch) -> None:
-    result = cli("explain", hemolytic_model, examples / "hemolytic.fasta", "-o",
-                 tmp_path / "a.tsv", "--plot", tmp_path / "logos", "--max-plots", "2",
-                 "--format", "svg")
+def test_explain_and_train_figures_take_the_options(
+    cli, hemolytic_model, examples, tmp_path, monkeypatch
+) -> None:
+    result = cli(
+        "explain",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        "-o",
+        tmp_path / "a.tsv",
+        "--plot",
+        tmp_path / "logos",
+        "--max-plots",
+        "2",
+        "--format",
+        "svg",
+    )
     assert result.code == 0, result.err
     names = sorted(p.name for p in (tmp_path / "logos").iterdir())
     assert names == ["peptide_pm_1.svg", "peptide_pm_2.svg"]
@@ -216,8 +285,9 @@ def test_explain_and_train_figures_take_the_options(cli, hemolytic_model, exampl
 
     # plot-history: --format changes the default name; a contradicting name is refused
     log = tmp_path / "h.log.tsv"
-    log.write_text("epoch\ttrain_loss\tval_loss\tval_accuracy\n1\t0.7\t0.69\t0.5\n"
-                   "2\t0.6\t0.65\t0.6\n")
+    log.write_text(
+        "epoch\ttrain_loss\tval_loss\tval_accuracy\n1\t0.7\t0.69\t0.5\n2\t0.6\t0.65\t0.6\n"
+    )
     monkeypatch.chdir(tmp_path)
     result = cli("plot-history", log, "--format", "pdf", "--dpi", "100")
     assert result.code == 0, result.err
@@ -230,8 +300,18 @@ def test_explain_and_train_figures_take_the_options(cli, hemolytic_model, exampl
 def test_the_subprocess_writes_a_pdf(hemolytic_model, examples, tmp_path) -> None:
     from conftest import run_bioseqnn
 
-    proc = run_bioseqnn("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                        examples / "hemolytic.csv", "-o", tmp_path / "m.json", "--plots",
-                        tmp_path / "figs", "--plot-format", "pdf", "--quiet")
+    proc = run_bioseqnn(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.json",
+        "--plots",
+        tmp_path / "figs",
+        "--plot-format",
+        "pdf",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     assert MAGIC["pdf"]((tmp_path / "figs" / "roc.pdf").read_bytes())

@@ -20,14 +20,38 @@ from bioseqnn.encoding import Encoder
 from bioseqnn.errors import BioseqnnError
 from bioseqnn.seqio import Record, read_sequences, read_table
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 # Bytes that look a little like our formats, so the fuzzer reaches past the first line.
-FORMATISH = st.lists(st.sampled_from(
-    [b">", b"@", b"+", b"\n", b"\r\n", b" ", b"\t", b",", b'"', b"ACGT", b"KLVF", b"N", b"*",
-     b"-", b"id", b"\x00", b"\xff", b"\xef\xbb\xbf", b"\x1f\x8b", "é".encode()]),
-    max_size=40).map(b"".join)
+FORMATISH = st.lists(
+    st.sampled_from(
+        [
+            b">",
+            b"@",
+            b"+",
+            b"\n",
+            b"\r\n",
+            b" ",
+            b"\t",
+            b",",
+            b'"',
+            b"ACGT",
+            b"KLVF",
+            b"N",
+            b"*",
+            b"-",
+            b"id",
+            b"\x00",
+            b"\xff",
+            b"\xef\xbb\xbf",
+            b"\x1f\x8b",
+            "é".encode(),
+        ]
+    ),
+    max_size=40,
+).map(b"".join)
 ANY_BYTES = st.one_of(st.binary(max_size=300), FORMATISH)
 
 
@@ -39,8 +63,9 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 @FUZZ
 @given(data=ANY_BYTES, compress=st.booleans())
-def test_sequence_reader_raises_only_its_own_errors(tmp_path: Path, data: bytes,
-                                                   compress: bool) -> None:
+def test_sequence_reader_raises_only_its_own_errors(
+    tmp_path: Path, data: bytes, compress: bool
+) -> None:
     path = _write(tmp_path, "x.fa", gzip.compress(data) if compress else data)
     try:
         records = list(read_sequences(path))
@@ -75,11 +100,14 @@ def test_table_reader_raises_only_its_own_errors(tmp_path: Path, data: bytes, na
 
 
 @FUZZ
-@given(seqs=st.lists(st.binary(max_size=50), max_size=8),
-       alphabet=st.sampled_from(sorted(ALPHABETS)),
-       on_invalid=st.sampled_from(["error", "skip", "mask"]))
-def test_encoder_reports_exactly_the_invalid_symbols(seqs: list[bytes], alphabet: str,
-                                                     on_invalid: str) -> None:
+@given(
+    seqs=st.lists(st.binary(max_size=50), max_size=8),
+    alphabet=st.sampled_from(sorted(ALPHABETS)),
+    on_invalid=st.sampled_from(["error", "skip", "mask"]),
+)
+def test_encoder_reports_exactly_the_invalid_symbols(
+    seqs: list[bytes], alphabet: str, on_invalid: str
+) -> None:
     enc = Encoder(ALPHABETS[alphabet], on_invalid)
     codes, offsets, bad = enc.encode(seqs)
     table = ALPHABETS[alphabet].byte_table()
@@ -98,12 +126,19 @@ def test_encoder_reports_exactly_the_invalid_symbols(seqs: list[bytes], alphabet
 
 
 @FUZZ
-@given(records=st.lists(st.tuples(st.text("ACGTKLVFxyz*-1 ", max_size=30),
-                                  st.sampled_from(["auto", "dna", "protein"])),
-                        min_size=1, max_size=6),
-       on_invalid=st.sampled_from(["error", "skip", "mask"]))
-def test_encoding_records_raises_only_its_own_errors(records: list[tuple[str, str]],
-                                                     on_invalid: str) -> None:
+@given(
+    records=st.lists(
+        st.tuples(
+            st.text("ACGTKLVFxyz*-1 ", max_size=30), st.sampled_from(["auto", "dna", "protein"])
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    on_invalid=st.sampled_from(["error", "skip", "mask"]),
+)
+def test_encoding_records_raises_only_its_own_errors(
+    records: list[tuple[str, str]], on_invalid: str
+) -> None:
     recs = [Record(f"r{i}", s.encode(), line=2 * i + 1) for i, (s, _) in enumerate(records)]
     try:
         data, alphabet, skipped = read_encoded(recs, "x.fa", records[0][1], on_invalid)
@@ -113,19 +148,30 @@ def test_encoding_records_raises_only_its_own_errors(records: list[tuple[str, st
     assert len(data) + skipped == len(recs)
 
 
-RECORD_ID = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
-                    max_size=12)
+RECORD_ID = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
 SEQUENCE = st.text("ACDEFGHIKLMNPQRSTVWYacgtnx", min_size=1, max_size=120)
 
 
 @FUZZ
-@given(records=st.lists(st.tuples(RECORD_ID, SEQUENCE, st.text("ab =|", max_size=10)),
-                        min_size=1, max_size=6),
-       width=st.integers(1, 80), eol=st.sampled_from(["\n", "\r\n"]),
-       bom=st.booleans(), compress=st.booleans(), fastq=st.booleans())
-def test_valid_records_round_trip(tmp_path: Path, records: list[tuple[str, str, str]],
-                                  width: int, eol: str, bom: bool, compress: bool,
-                                  fastq: bool) -> None:
+@given(
+    records=st.lists(
+        st.tuples(RECORD_ID, SEQUENCE, st.text("ab =|", max_size=10)), min_size=1, max_size=6
+    ),
+    width=st.integers(1, 80),
+    eol=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    compress=st.booleans(),
+    fastq=st.booleans(),
+)
+def test_valid_records_round_trip(
+    tmp_path: Path,
+    records: list[tuple[str, str, str]],
+    width: int,
+    eol: str,
+    bom: bool,
+    compress: bool,
+    fastq: bool,
+) -> None:
     parts = []
     for rid, seq, desc in records:
         header = f"{rid} {desc}".rstrip()
@@ -143,9 +189,14 @@ def test_valid_records_round_trip(tmp_path: Path, records: list[tuple[str, str, 
 
 
 @FUZZ
-@given(seq=st.text("ACGT", min_size=1, max_size=200), width=st.integers(1, 70),
-       where=st.integers(0, 10_000), bad=st.sampled_from("1*.-#X"),
-       eol=st.sampled_from(["\n", "\r\n"]), before=st.integers(0, 3))
+@given(
+    seq=st.text("ACGT", min_size=1, max_size=200),
+    width=st.integers(1, 70),
+    where=st.integers(0, 10_000),
+    bad=st.sampled_from("1*.-#X"),
+    eol=st.sampled_from(["\n", "\r\n"]),
+    before=st.integers(0, 3),
+)
 def test_reported_line_and_column_point_at_the_bad_symbol(
     tmp_path: Path, seq: str, width: int, where: int, bad: str, eol: str, before: int
 ) -> None:

@@ -54,24 +54,74 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 # Fields a single sequence model does not hold, so that their ranges are tried too.
-EXTRA = [("ensemble",), ("member_models",), ("input",), ("input", "channels"),
-         ("input", "mean"), ("input", "std"), ("input", "kind"), ("input", "id_column"),
-         ("per_position",), ("metrics", "members"), ("data", "note")]
+EXTRA = [
+    ("ensemble",),
+    ("member_models",),
+    ("input",),
+    ("input", "channels"),
+    ("input", "mean"),
+    ("input", "std"),
+    ("input", "kind"),
+    ("input", "id_column"),
+    ("per_position",),
+    ("metrics", "members"),
+    ("data", "note"),
+]
 
 TEXT = st.text(st.characters(codec="utf-8"), max_size=30) | st.sampled_from(
-    ["", "\x1b]0;pwned\x07", "\x1b[2J", "a\tb", "a\nb", "lstm", "protein", "dna", "binary",
-     "regression", "language-model", "per-position", "series", "attention", "x" * 2000])
-NUMBER = st.integers(-(2**70), 2**70) | st.sampled_from(
-    [0, 1, 2, 3, -1, 2**20, 2**20 + 1, 2**31, 2**63, 10**400]) | st.sampled_from(
-    # (no float strategy: torch flushes denormals process-wide, which hypothesis refuses)
-    [0.0, 0.5, -0.5, 0.999, 1.0, 1.5, 1e-3, 3.5e38, 1e39, 1e308, -1e308, float("inf"),
-     float("-inf"), float("nan")])
+    [
+        "",
+        "\x1b]0;pwned\x07",
+        "\x1b[2J",
+        "a\tb",
+        "a\nb",
+        "lstm",
+        "protein",
+        "dna",
+        "binary",
+        "regression",
+        "language-model",
+        "per-position",
+        "series",
+        "attention",
+        "x" * 2000,
+    ]
+)
+NUMBER = (
+    st.integers(-(2**70), 2**70)
+    | st.sampled_from([0, 1, 2, 3, -1, 2**20, 2**20 + 1, 2**31, 2**63, 10**400])
+    | st.sampled_from(
+        # (no float strategy: torch flushes denormals process-wide, which hypothesis refuses)
+        [
+            0.0,
+            0.5,
+            -0.5,
+            0.999,
+            1.0,
+            1.5,
+            1e-3,
+            3.5e38,
+            1e39,
+            1e308,
+            -1e308,
+            float("inf"),
+            float("-inf"),
+            float("nan"),
+        ]
+    )
+)
 SCALAR = st.none() | st.booleans() | NUMBER | TEXT
 # model settings inside their accepted range (0 to 2^20): what a range check lets through
-IN_RANGE = st.integers(0, 2**20) | st.lists(st.integers(0, 2**20), max_size=4) | \
-    st.sampled_from(sorted(ModelConfig.__dataclass_fields__))
-VALUE = st.recursive(SCALAR | IN_RANGE, lambda inner: st.lists(inner, max_size=4)
-                     | st.dictionaries(TEXT, inner, max_size=4), max_leaves=12)
+IN_RANGE = (
+    st.integers(0, 2**20)
+    | st.lists(st.integers(0, 2**20), max_size=4)
+    | st.sampled_from(sorted(ModelConfig.__dataclass_fields__))
+)
+VALUE = st.recursive(
+    SCALAR | IN_RANGE,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
 DELETE = object()
 
 
@@ -102,9 +152,16 @@ def edits(draw: Any, paths: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...]
     return [(draw(st.sampled_from(paths)), draw(VALUE | st.just(DELETE))) for _ in range(n)]
 
 
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
 
 @FUZZ
@@ -141,4 +198,6 @@ def test_any_manifest_gives_a_result_or_one_clean_line(
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_rss) / 1024
     assert grown < MEGABYTES
     assert sorted(p.name for p in tmp_path.iterdir()) in (
-        ["fuzzed.bsnn", "in.fa"], ["fuzzed.bsnn", "in.fa", "out.tsv"])
+        ["fuzzed.bsnn", "in.fa"],
+        ["fuzzed.bsnn", "in.fa", "out.tsv"],
+    )

@@ -87,8 +87,13 @@ def _load_unsafely(kind: str, path: Path) -> None:
         pickle.loads(data)
 
 
-KINDS = ["pickle", "pickle-protocol-0", "pickle-gzip", "torch-save",
-         "safetensors-prefix-then-pickle"]
+KINDS = [
+    "pickle",
+    "pickle-protocol-0",
+    "pickle-gzip",
+    "torch-save",
+    "safetensors-prefix-then-pickle",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -101,8 +106,9 @@ def test_each_payload_really_executes_when_unpickled(kind: str, tmp_path: Path) 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("kind", KINDS)
-def test_code_in_a_model_file_never_runs(cli, command: str, kind: str, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_code_in_a_model_file_never_runs(
+    cli, command: str, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if command not in _registered():
         pytest.skip(f"no '{command}' command yet")
     monkeypatch.chdir(tmp_path)
@@ -127,13 +133,15 @@ def test_yaml_config_cannot_run_code(cli, tmp_path: Path) -> None:
     cfg.write_text(f'training: !!python/object/apply:os.system ["touch {marker}"]\n')
     (tmp_path / "s.fa").write_bytes(SIX)
     (tmp_path / "l.csv").write_bytes(SIX_LABELS)
-    r = cli("train", tmp_path / "s.fa", tmp_path / "l.csv", "--config", cfg,
-            "-o", tmp_path / "m.bsnn")
+    r = cli(
+        "train", tmp_path / "s.fa", tmp_path / "l.csv", "--config", cfg, "-o", tmp_path / "m.bsnn"
+    )
     assert r.code == 2
     assert r.err.splitlines() == [
         f"bioseqnn: error: {cfg}: line 1, column 11: not valid YAML: could not determine a "
         "constructor for the "
-        "tag 'tag:yaml.org,2002:python/object/apply:os.system'"]
+        "tag 'tag:yaml.org,2002:python/object/apply:os.system'"
+    ]
     assert not marker.exists() and not (tmp_path / "m.bsnn").exists()
 
 
@@ -144,8 +152,11 @@ def write_exactly(path: Path, model: torch.nn.Module, manifest: dict[str, Any]) 
     """A model file holding exactly ``manifest`` (save_bundle sets the format fields)."""
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path,
-              metadata={"bioseqnn": json.dumps(manifest)})
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        path,
+        metadata={"bioseqnn": json.dumps(manifest)},
+    )
 
 
 def _edit(m: dict[str, Any], path: str, value: Any) -> None:
@@ -178,8 +189,12 @@ MANIFEST_EDITS = [
     ("data.lengths", {"max": float("inf")}, "data.lengths must hold numbers"),
     ("data.note", ["x"], "data.note must be text"),
     ("model.heads", 0, "model: d-model, heads and ff-size must be at least 1"),
-    ("model.kernel_sizes", [9], "model: model.kernel_sizes has 1 entries but model.channels "
-                                "has 2: give one value per convolution layer"),
+    (
+        "model.kernel_sizes",
+        [9],
+        "model: model.kernel_sizes has 1 entries but model.channels "
+        "has 2: give one value per convolution layer",
+    ),
     ("task", _DELETE, "task is missing"),
     ("task.kind", "ranking", "unknown task kind"),
     ("task.classes", "01", f"task.classes must be {NAMES}"),
@@ -212,8 +227,11 @@ MANIFEST_EDITS = [
 
 
 @pytest.mark.parametrize("command", ["predict", "info"])
-@pytest.mark.parametrize(("field", "value", "message"), MANIFEST_EDITS,
-                         ids=[f"{f}={str(v)[:20]}" for f, v, _ in MANIFEST_EDITS])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    MANIFEST_EDITS,
+    ids=[f"{f}={str(v)[:20]}" for f, v, _ in MANIFEST_EDITS],
+)
 def test_manifest_fields_are_validated_before_use(
     cli, good_model: Path, tmp_path: Path, command: str, field: str, value: Any, message: str
 ) -> None:
@@ -224,8 +242,9 @@ def test_manifest_fields_are_validated_before_use(
     write_exactly(bad, bundle.model, manifest)
     fa = tmp_path / "in.fa"
     fa.write_bytes(SIX)
-    argv = ["predict", bad, fa, "-o", tmp_path / "out.tsv"] if command == "predict" \
-        else ["info", bad]
+    argv = (
+        ["predict", bad, fa, "-o", tmp_path / "out.tsv"] if command == "predict" else ["info", bad]
+    )
     r = cli(*argv)
     assert r.code == 1
     assert r.err.splitlines() == [f"bioseqnn: error: {bad}: invalid manifest: {message}"]
@@ -245,27 +264,56 @@ def _first_tensor(h: dict[str, Any]) -> dict[str, Any]:
     return h[next(k for k in h if k != "__metadata__")]
 
 
-@pytest.mark.parametrize(("name", "make", "message"), [
-    ("huge-length-prefix", lambda m: struct.pack("<Q", 2**63) + b"{}",
-     "not a bioseqnn model file (no safetensors header)"),
-    ("deeply-nested-header", lambda m: struct.pack("<Q", 350_001) + b"{" + b'"a":{' * 70_000
-     + b"}" * 70_000, "not a bioseqnn model file (unreadable header)"),
-    ("offsets-not-numbers", lambda m: _with_header(
-        m, lambda h: _first_tensor(h).update(data_offsets=["0", "9"])), "damaged tensor entry"),
-    ("offsets-past-the-end", lambda m: _with_header(
-        m, lambda h: _first_tensor(h).update(data_offsets=[0, 10**12])), "truncated"),
-    ("negative-shape", lambda m: _with_header(
-        m, lambda h: _first_tensor(h).update(shape=[-1, 4])), "damaged tensor entry"),
-    ("manifest-not-text", lambda m: _with_header(
-        m, lambda h: h["__metadata__"].update(bioseqnn=5)), "no manifest"),
-    ("manifest-not-json", lambda m: _with_header(
-        m, lambda h: h["__metadata__"].update(bioseqnn="{not json")), "unreadable manifest"),
-    ("manifest-number-of-5000-digits", lambda m: _with_header(
-        m, lambda h: h["__metadata__"].update(bioseqnn='{"seed": ' + "9" * 5000 + "}")),
-     "unreadable manifest"),
-])
-def test_damaged_headers_are_refused(cli, good_model: Path, tmp_path: Path, name: str,
-                                     make: Any, message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        (
+            "huge-length-prefix",
+            lambda m: struct.pack("<Q", 2**63) + b"{}",
+            "not a bioseqnn model file (no safetensors header)",
+        ),
+        (
+            "deeply-nested-header",
+            lambda m: struct.pack("<Q", 350_001) + b"{" + b'"a":{' * 70_000 + b"}" * 70_000,
+            "not a bioseqnn model file (unreadable header)",
+        ),
+        (
+            "offsets-not-numbers",
+            lambda m: _with_header(m, lambda h: _first_tensor(h).update(data_offsets=["0", "9"])),
+            "damaged tensor entry",
+        ),
+        (
+            "offsets-past-the-end",
+            lambda m: _with_header(m, lambda h: _first_tensor(h).update(data_offsets=[0, 10**12])),
+            "truncated",
+        ),
+        (
+            "negative-shape",
+            lambda m: _with_header(m, lambda h: _first_tensor(h).update(shape=[-1, 4])),
+            "damaged tensor entry",
+        ),
+        (
+            "manifest-not-text",
+            lambda m: _with_header(m, lambda h: h["__metadata__"].update(bioseqnn=5)),
+            "no manifest",
+        ),
+        (
+            "manifest-not-json",
+            lambda m: _with_header(m, lambda h: h["__metadata__"].update(bioseqnn="{not json")),
+            "unreadable manifest",
+        ),
+        (
+            "manifest-number-of-5000-digits",
+            lambda m: _with_header(
+                m, lambda h: h["__metadata__"].update(bioseqnn='{"seed": ' + "9" * 5000 + "}")
+            ),
+            "unreadable manifest",
+        ),
+    ],
+)
+def test_damaged_headers_are_refused(
+    cli, good_model: Path, tmp_path: Path, name: str, make: Any, message: str
+) -> None:
     bad = tmp_path / f"{name}.bsnn"
     bad.write_bytes(make(good_model))
     for argv in (["info", bad], ["predict", bad, good_model.with_suffix(".fa")]):
@@ -276,15 +324,24 @@ def test_damaged_headers_are_refused(cli, good_model: Path, tmp_path: Path, name
         assert message in lines[0]
 
 
-@pytest.mark.parametrize(("hidden", "message"), [
-    # terabytes: beyond what bioseqnn builds at all, refused from the settings alone
-    (1 << 20, "invalid manifest: the model (lstm, hidden-size 1048576, layers 1) would hold "
-              f"{4 * (1 << 20) * (20 + (1 << 20) + 2) + (1 << 20) + 1:,} weights, more than "
-              "bioseqnn builds (4,294,967,296, 16 GiB as float32)"),
-    # 17 MB: buildable, but more than the file holds (8 units: 969 weights)
-    (1024, "weights do not fit the manifest (it describes a model of "
-           f"{4 * 1024 * (20 + 1024 + 2) + 1024 + 1:,} weights, the file holds 969)"),
-])
+@pytest.mark.parametrize(
+    ("hidden", "message"),
+    [
+        # terabytes: beyond what bioseqnn builds at all, refused from the settings alone
+        (
+            1 << 20,
+            "invalid manifest: the model (lstm, hidden-size 1048576, layers 1) would hold "
+            f"{4 * (1 << 20) * (20 + (1 << 20) + 2) + (1 << 20) + 1:,} weights, more than "
+            "bioseqnn builds (4,294,967,296, 16 GiB as float32)",
+        ),
+        # 17 MB: buildable, but more than the file holds (8 units: 969 weights)
+        (
+            1024,
+            "weights do not fit the manifest (it describes a model of "
+            f"{4 * 1024 * (20 + 1024 + 2) + 1024 + 1:,} weights, the file holds 969)",
+        ),
+    ],
+)
 def test_a_manifest_cannot_make_predict_allocate_more_than_the_file_holds(
     cli, good_model: Path, tmp_path: Path, hidden: int, message: str
 ) -> None:
@@ -327,12 +384,12 @@ def test_a_million_layer_manifest_is_refused_at_once(good_model: Path, tmp_path:
         assert p.returncode == 1
         assert p.stderr.decode().splitlines() == [
             f"bioseqnn: error: {bad}: invalid manifest: the model (lstm, hidden-size 8, layers "
-            "1000000) would hold 4,000,002 tensors, more than bioseqnn builds (20,000)"]
+            "1000000) would hold 4,000,002 tensors, more than bioseqnn builds (20,000)"
+        ]
     assert sorted(x.name for x in tmp_path.iterdir()) == ["deep.bsnn", "in.fa"]
 
 
-def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_path: Path
-                                                     ) -> None:
+def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_path: Path) -> None:
     bundle = load_bundle(good_model)
     bad = tmp_path / "dna.bsnn"
     save_bundle(bad, bundle.model, {**bundle.manifest, "alphabet": "dna"})
@@ -356,7 +413,8 @@ def test_a_model_read_from_a_pipe(good_model: Path, tmp_path: Path) -> None:
     cut = run_bioseqnn("predict", "/dev/stdin", fa, stdin=whole[: len(whole) - 100])
     assert cut.returncode == 1
     assert cut.stderr.decode().splitlines() == [
-        "bioseqnn: error: /dev/stdin: model file is truncated (the weights end early)"]
+        "bioseqnn: error: /dev/stdin: model file is truncated (the weights end early)"
+    ]
 
 
 def test_info_escapes_control_characters_and_shortens_long_values(
@@ -377,13 +435,17 @@ def test_info_escapes_control_characters_and_shortens_long_values(
     assert "\x1b" not in r.out and "\x07" not in r.out and "\u202e" not in r.out
     created = next(line for line in r.out.splitlines() if line.startswith("created"))
     assert created.split(None, 1)[1] == (
-        "\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil on [/] [bold]markup[/bold]")
+        "\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil on [/] [bold]markup[/bold]"
+    )
     trained = next(line for line in r.out.splitlines() if line.startswith("trained on"))
     data = manifest["data"]
-    whole_value = (f"{', '.join(data['sources'])}: {data['train_records']} training + "
-                   f"{data['val_records']} validation records")
-    assert trained.split(None, 2)[2] == (f"{whole_value[:300]}... ({len(whole_value) - 300:,} "
-                                         "more characters; --json shows all)")
+    whole_value = (
+        f"{', '.join(data['sources'])}: {data['train_records']} training + "
+        f"{data['val_records']} validation records"
+    )
+    assert trained.split(None, 2)[2] == (
+        f"{whole_value[:300]}... ({len(whole_value) - 300:,} more characters; --json shows all)"
+    )
     assert max(map(len, r.out.splitlines())) < 400 and len(r.out) < 10_000
     whole = cli("info", bad, "--json")
     assert whole.code == 0 and len(whole.out) > 50_000_000
@@ -391,8 +453,9 @@ def test_info_escapes_control_characters_and_shortens_long_values(
     assert "\x1b" not in whole.out  # JSON escapes it
 
 
-def test_info_on_a_terminal_takes_no_markup_from_the_manifest(good_model: Path,
-                                                              tmp_path: Path) -> None:
+def test_info_on_a_terminal_takes_no_markup_from_the_manifest(
+    good_model: Path, tmp_path: Path
+) -> None:
     """rich reads '[...]' in a string as markup: '[/]' in a manifest stopped 'info' with a
     MarkupError on a terminal."""
     from bioseqnn.cli import _info_table, shown

@@ -20,10 +20,21 @@ from bioseqnn.errors import ModelFileError, UsageError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
 # small and quick: one thread, no schedule, a rate that learns in a few epochs
-LSTM = ["--arch", "lstm", "--hidden-size", "16", "--lr", "0.01", "--schedule", "none",
-        "--threads", "1", "--seed", "0"]
-CHILD = ["--lr", "0.01", "--schedule", "none", "--threads", "1", "--seed", "0",
-         "--epochs", "1"]
+LSTM = [
+    "--arch",
+    "lstm",
+    "--hidden-size",
+    "16",
+    "--lr",
+    "0.01",
+    "--schedule",
+    "none",
+    "--threads",
+    "1",
+    "--seed",
+    "0",
+]
+CHILD = ["--lr", "0.01", "--schedule", "none", "--threads", "1", "--seed", "0", "--epochs", "1"]
 
 
 def _split_hemolytic(folder: Path) -> dict[str, Path]:
@@ -72,7 +83,7 @@ def _best(path: Path) -> dict[str, Any]:
 
 
 def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def test_fine_tuning_beats_a_fresh_start_after_one_epoch(
@@ -82,8 +93,7 @@ def test_fine_tuning_beats_a_fresh_start_after_one_epoch(
     fresh, tuned = tmp_path / "fresh.bsnn", tmp_path / "tuned.bsnn"
     r = cli("train", data["b.fasta"], data["b.csv"], "-o", fresh, *LSTM, "--epochs", "1")
     assert r.code == 0, r.err
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", tuned, "--init-from", parent,
-            *CHILD)
+    r = cli("train", data["b.fasta"], data["b.csv"], "-o", tuned, "--init-from", parent, *CHILD)
     assert r.code == 0, r.err
     assert r.out == ""
     assert "backbone copied, head too (the same outputs)" in r.err
@@ -103,13 +113,38 @@ def test_freeze_backbone_keeps_the_parents_backbone_exactly(
     if arch == "lstm":
         network = LSTM
     else:  # batch norm: its running statistics must stay the parent's too
-        network = ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations",
-                   "1", "--pool-sizes", "1", "--lr", "0.01", "--threads", "1"]
+        network = [
+            "--arch",
+            "cnn",
+            "--channels",
+            "8",
+            "--kernel-sizes",
+            "5",
+            "--dilations",
+            "1",
+            "--pool-sizes",
+            "1",
+            "--lr",
+            "0.01",
+            "--threads",
+            "1",
+        ]
     source = tmp_path / "parent.bsnn"
     _train(data["a.fasta"], data["a.csv"], "-o", source, *network, "--epochs", "2")
     child = tmp_path / "child.bsnn"
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", source,
-            "--freeze-backbone", *CHILD, "--epochs", "2")
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        source,
+        "--freeze-backbone",
+        *CHILD,
+        "--epochs",
+        "2",
+    )
     assert r.code == 0, r.err
     before, after = load_file(str(source)), load_file(str(child))
     backbone = _part(before, "backbone.")
@@ -129,12 +164,21 @@ def test_a_new_class_set_gets_a_new_head(
     cli, data: dict[str, Path], parent: Path, tmp_path: Path
 ) -> None:
     child = tmp_path / "child.bsnn"
-    r = cli("train", data["b.fasta"], data["b3.csv"], "-o", child, "--init-from", parent,
-            "--freeze-backbone", *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b3.csv"],
+        "-o",
+        child,
+        "--init-from",
+        parent,
+        "--freeze-backbone",
+        *CHILD,
+    )
     assert r.code == 0, r.err
     assert [line for line in r.err.splitlines() if "new head" in line] == [
-        f"bioseqnn: --init-from {parent}: backbone copied; new head: 3 classes here, the "
-        "parent's 2"]
+        f"bioseqnn: --init-from {parent}: backbone copied; new head: 3 classes here, the parent's 2"
+    ]
     tensors, before = load_file(str(child)), load_file(str(parent))
     assert tensors["head.weight"].shape == (3, 16)
     assert before["head.weight"].shape == (1, 16)
@@ -147,47 +191,108 @@ def test_a_differing_setting_is_refused_in_one_line(
     cli, data: dict[str, Path], parent: Path, tmp_path: Path
 ) -> None:
     child = tmp_path / "child.bsnn"
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
-            "--hidden-size", "64", "--arch", "gru", *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        parent,
+        "--hidden-size",
+        "64",
+        "--arch",
+        "gru",
+        *CHILD,
+    )
     assert r.code == 2
     assert r.out == ""
     lines = r.err.strip().splitlines()
-    assert lines == [f"bioseqnn: error: --init-from {parent}: arch gru here, lstm in the parent; "
-                     "hidden-size 64 here, 16 in the parent (the network settings are the "
-                     "parent's: leave them out)"]
+    assert lines == [
+        f"bioseqnn: error: --init-from {parent}: arch gru here, lstm in the parent; "
+        "hidden-size 64 here, 16 in the parent (the network settings are the "
+        "parent's: leave them out)"
+    ]
     assert not child.exists()
     # a flag given on purpose at its default value counts too
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
-            "--hidden-size", "128", *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        parent,
+        "--hidden-size",
+        "128",
+        *CHILD,
+    )
     assert r.code == 2 and "hidden-size 128 here, 16 in the parent" in r.err
     # in a config file too
     config = tmp_path / "run.yaml"
     config.write_text("model:\n  hidden_size: 128\n  dropout: 0.3\n")
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
-            "--config", config, *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        parent,
+        "--config",
+        config,
+        *CHILD,
+    )
     assert r.code == 2 and "hidden-size 128 here, 16 in the parent" in r.err
     # the same settings as the parent's, and dropout (no weights), are accepted
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
-            "--hidden-size", "16", "--arch", "lstm", "--dropout", "0.5", *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        parent,
+        "--hidden-size",
+        "16",
+        "--arch",
+        "lstm",
+        "--dropout",
+        "0.5",
+        *CHILD,
+    )
     assert r.code == 0, r.err
     assert read_manifest(child)[0]["model"]["dropout"] == 0.5
 
 
 def test_another_alphabet_is_refused(cli, data: dict[str, Path], tmp_path: Path) -> None:
     fasta, labels = tmp_path / "p.fasta", tmp_path / "p.csv"
-    fasta.write_text("\n".join((EXAMPLES / "promoters.fasta").read_text().splitlines()[:400])
-                     + "\n")
-    labels.write_text("\n".join((EXAMPLES / "promoters.csv").read_text().splitlines()[:201])
-                      + "\n")
+    fasta.write_text(
+        "\n".join((EXAMPLES / "promoters.fasta").read_text().splitlines()[:400]) + "\n"
+    )
+    labels.write_text("\n".join((EXAMPLES / "promoters.csv").read_text().splitlines()[:201]) + "\n")
     dna = tmp_path / "dna.bsnn"
-    _train(fasta, labels, "-o", dna, "--arch", "gru", "--hidden-size", "8", "--epochs", "1",
-           "--threads", "1")
+    _train(
+        fasta,
+        labels,
+        "-o",
+        dna,
+        "--arch",
+        "gru",
+        "--hidden-size",
+        "8",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+    )
     child = tmp_path / "child.bsnn"
     r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", dna, *CHILD)
     assert r.code == 2
     assert r.err.strip().splitlines()[-1] == (
         f"bioseqnn: error: --init-from {dna}: the input is protein here, dna in the parent; "
-        "fine-tuning needs the same input")
+        "fine-tuning needs the same input"
+    )
     assert "Traceback" not in r.err
     assert not child.exists()
     # DNA again, another target: the regression head starts anew
@@ -202,13 +307,15 @@ def test_the_manifest_records_the_parent_and_info_shows_it(
     cli, data: dict[str, Path], parent: Path, tmp_path: Path
 ) -> None:
     child = tmp_path / "child.bsnn"
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
-            *CHILD)
+    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent, *CHILD)
     assert r.code == 0, r.err
     manifest, _ = read_manifest(child)
     sha = hashlib.sha256(parent.read_bytes()).hexdigest()
-    assert manifest["init_from"] == {"fingerprint_sha256": sha, "path": str(parent),
-                                     "frozen": False}
+    assert manifest["init_from"] == {
+        "fingerprint_sha256": sha,
+        "path": str(parent),
+        "frozen": False,
+    }
     assert manifest["format_version"] == 4  # an optional field: no new format
     assert manifest["training"]["init_from"] == str(parent)
     r = cli("info", child)
@@ -219,20 +326,22 @@ def test_the_manifest_records_the_parent_and_info_shows_it(
     assert "fine-tuned from" not in r.out
 
 
-@pytest.mark.parametrize("value", [
-    {"fingerprint_sha256": "abc", "path": "p.bsnn", "frozen": False},
-    {"fingerprint_sha256": "0" * 64, "path": 3, "frozen": False},
-    {"fingerprint_sha256": "0" * 64, "path": "p.bsnn", "frozen": "yes"},
-    {"fingerprint_sha256": "0" * 64, "path": "p.bsnn", "frozen": True, "member": 0},
-    "p.bsnn",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"fingerprint_sha256": "abc", "path": "p.bsnn", "frozen": False},
+        {"fingerprint_sha256": "0" * 64, "path": 3, "frozen": False},
+        {"fingerprint_sha256": "0" * 64, "path": "p.bsnn", "frozen": "yes"},
+        {"fingerprint_sha256": "0" * 64, "path": "p.bsnn", "frozen": True, "member": 0},
+        "p.bsnn",
+    ],
+)
 def test_a_damaged_init_from_field_is_refused(parent: Path, tmp_path: Path, value: Any) -> None:
     from bioseqnn.bundle import save_bundle
 
     bundle = load_bundle(parent)
     damaged = tmp_path / "damaged.bsnn"
-    save_bundle(damaged, bundle.model, {**bundle.manifest, "init_from": value},
-                bundle.train_digest)
+    save_bundle(damaged, bundle.model, {**bundle.manifest, "init_from": value}, bundle.train_digest)
     with pytest.raises(ModelFileError, match="init_from"):
         read_manifest(damaged)
 
@@ -241,19 +350,40 @@ def test_an_ensemble_parent_needs_a_member(
     cli, data: dict[str, Path], parent: Path, tmp_path: Path
 ) -> None:
     pair = tmp_path / "pair.bsnn"
-    _train(data["a.fasta"], data["a.csv"], "-o", pair, *LSTM, "--epochs", "1",
-           "--ensemble", "2")
+    _train(data["a.fasta"], data["a.csv"], "-o", pair, *LSTM, "--epochs", "1", "--ensemble", "2")
     child = tmp_path / "child.bsnn"
     r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", pair, *CHILD)
     assert r.code == 2
     assert r.err.strip().splitlines()[-1] == (
         f"bioseqnn: error: --init-from {pair}: an ensemble of 2 members; choose the one to "
-        "start from with --init-member 1..2")
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", pair,
-            "--init-member", "3", *CHILD)
+        "start from with --init-member 1..2"
+    )
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        pair,
+        "--init-member",
+        "3",
+        *CHILD,
+    )
     assert r.code == 2 and "--init-member 3: " in r.err
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", pair,
-            "--init-member", "2", "--freeze-backbone", *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        pair,
+        "--init-member",
+        "2",
+        "--freeze-backbone",
+        *CHILD,
+    )
     assert r.code == 0, r.err
     assert read_manifest(child)[0]["init_from"]["member"] == 2
     second = _part(load_file(str(pair)), "members.1.backbone.")
@@ -269,8 +399,18 @@ def test_every_member_starts_from_the_parent(
     cli, data: dict[str, Path], parent: Path, tmp_path: Path, option: list[str]
 ) -> None:
     child = tmp_path / "child.bsnn"
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", parent,
-            "--freeze-backbone", *option, *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        parent,
+        "--freeze-backbone",
+        *option,
+        *CHILD,
+    )
     assert r.code == 0, r.err
     source = _part(load_file(str(parent)), "backbone.")
     tensors = load_file(str(child))
@@ -285,14 +425,39 @@ def test_a_language_model_parent_starts_a_classifier(
     cli, data: dict[str, Path], tmp_path: Path
 ) -> None:
     lm = tmp_path / "lm.bsnn"
-    _train(data["a.fasta"], "--task", "language-model", "-o", lm, "--arch", "gru",
-           "--hidden-size", "16", "--unidirectional", "--epochs", "1", "--threads", "1")
+    _train(
+        data["a.fasta"],
+        "--task",
+        "language-model",
+        "-o",
+        lm,
+        "--arch",
+        "gru",
+        "--hidden-size",
+        "16",
+        "--unidirectional",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+    )
     child = tmp_path / "child.bsnn"
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", lm,
-            "--freeze-backbone", *CHILD)
+    r = cli(
+        "train",
+        data["b.fasta"],
+        data["b.csv"],
+        "-o",
+        child,
+        "--init-from",
+        lm,
+        "--freeze-backbone",
+        *CHILD,
+    )
     assert r.code == 0, r.err
-    assert ("the parent is a language model: its backbone (gru, read left to right) starts "
-            "this binary model; new head") in r.err
+    assert (
+        "the parent is a language model: its backbone (gru, read left to right) starts "
+        "this binary model; new head"
+    ) in r.err
     manifest, _ = read_manifest(child)
     assert manifest["task"]["kind"] == "binary"
     assert manifest["model"]["pooling"] == "last"
@@ -306,8 +471,14 @@ def test_resume_continues_a_fine_tuning_run_exactly(
     cfg = RunConfig()
     cfg.training.epochs, cfg.training.lr, cfg.training.threads = 3, 0.01, 1
     cfg.training.schedule, cfg.training.patience = "none", 0
-    whole = api.train(data["b.fasta"], data["b.csv"], tmp_path / "whole.bsnn", cfg,
-                      init_from=parent, freeze_backbone=True)
+    whole = api.train(
+        data["b.fasta"],
+        data["b.csv"],
+        tmp_path / "whole.bsnn",
+        cfg,
+        init_from=parent,
+        freeze_backbone=True,
+    )
     assert whole.manifest["init_from"]["frozen"] is True
 
     class StopAfterOne:
@@ -322,22 +493,38 @@ def test_resume_continues_a_fine_tuning_run_exactly(
     cfg.training.checkpoint_dir = str(tmp_path / "ck")
     out = tmp_path / "resumed.bsnn"
     with pytest.raises(KeyboardInterrupt):
-        api.train(data["b.fasta"], data["b.csv"], out, cfg, init_from=parent,
-                  freeze_backbone=True, reporter=StopAfterOne())
+        api.train(
+            data["b.fasta"],
+            data["b.csv"],
+            out,
+            cfg,
+            init_from=parent,
+            freeze_backbone=True,
+            reporter=StopAfterOne(),
+        )
     assert not out.exists()
-    done = api.train(data["b.fasta"], data["b.csv"], out, cfg, init_from=parent,
-                     freeze_backbone=True, resume=True)
+    done = api.train(
+        data["b.fasta"],
+        data["b.csv"],
+        out,
+        cfg,
+        init_from=parent,
+        freeze_backbone=True,
+        resume=True,
+    )
     assert done.result.resumed_from == 1
     expected, got = load_file(str(tmp_path / "whole.bsnn")), load_file(str(out))
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
 
 
-def test_the_yaml_training_key_and_the_library(data: dict[str, Path], parent: Path,
-                                               tmp_path: Path) -> None:
+def test_the_yaml_training_key_and_the_library(
+    data: dict[str, Path], parent: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(f"training:\n  init_from: {parent}\n  freeze_backbone: true\n"
-                      "  epochs: 1\n  threads: 1\n")
+    config.write_text(
+        f"training:\n  init_from: {parent}\n  freeze_backbone: true\n  epochs: 1\n  threads: 1\n"
+    )
     cfg = load_config(config)
     assert cfg.training.init_from == str(parent) and cfg.training.freeze_backbone
     outcome = api.train(data["b.fasta"], data["b.csv"], tmp_path / "m.bsnn", cfg)
@@ -355,8 +542,7 @@ def test_the_yaml_training_key_and_the_library(data: dict[str, Path], parent: Pa
 
 def test_the_parent_cannot_be_the_output(cli, data: dict[str, Path], parent: Path) -> None:
     before = parent.read_bytes()
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", parent, "--init-from", parent,
-            *CHILD)
+    r = cli("train", data["b.fasta"], data["b.csv"], "-o", parent, "--init-from", parent, *CHILD)
     assert r.code == 2
     assert "--init-from" in r.err
     assert parent.read_bytes() == before
@@ -368,8 +554,7 @@ def test_validation_records_the_parent_learnt_are_warned_about(
     child = tmp_path / "child.bsnn"
     # the parent's own records again (the same split: its validation records, which chose
     # its best epoch, are in its training data's digests)
-    r = cli("train", data["a.fasta"], data["a.csv"], "-o", child, "--init-from", parent,
-            *CHILD)
+    r = cli("train", data["a.fasta"], data["a.csv"], "-o", child, "--init-from", parent, *CHILD)
     assert r.code == 0, r.err
     warned = [line for line in r.err.splitlines() if "overstate" in line]
     assert len(warned) == 1
@@ -382,8 +567,7 @@ def test_validation_records_the_parent_learnt_are_warned_about(
     assert mine is not None and theirs is not None
     assert set(theirs.tolist()) <= set(mine.tolist())
     tuned = tmp_path / "tuned.bsnn"
-    r = cli("train", data["b.fasta"], data["b.csv"], "-o", tuned, "--init-from", parent,
-            *CHILD)
+    r = cli("train", data["b.fasta"], data["b.csv"], "-o", tuned, "--init-from", parent, *CHILD)
     got = load_bundle(tuned).train_digest
     assert got is not None and set(theirs.tolist()) <= set(got.tolist())
 
@@ -395,11 +579,13 @@ def test_what_is_no_model_file_is_refused_as_the_parent(
     for given, code, line in (
         ("-", 2, "--init-from needs a model file's path, not '-'"),
         (tmp_path / "none.bsnn", 2, f"{tmp_path / 'none.bsnn'}: no such model file"),
-        (data["b.fasta"], 1, f"--init-from {data['b.fasta']}: not a bioseqnn model file "
-                             "(no safetensors header)"),
+        (
+            data["b.fasta"],
+            1,
+            f"--init-from {data['b.fasta']}: not a bioseqnn model file (no safetensors header)",
+        ),
     ):
-        r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", given,
-                *CHILD)
+        r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--init-from", given, *CHILD)
         assert (r.code, r.err.strip().splitlines()) == (code, [f"bioseqnn: error: {line}"])
         assert not child.exists()
     r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--freeze-backbone", *CHILD)

@@ -59,8 +59,9 @@ def _database(path: Path, decoys: int = 28) -> Path:
     with open(path, "w") as fh:
         fh.write("MEME version 4\n\nALPHABET= ACGT\n\nstrands: + -\n\n")
         for name, m in motifs.items():
-            fh.write(f"MOTIF {name}\nletter-probability matrix: alength= 4 w= {len(m)} "
-                     "nsites= 20 E= 0\n")
+            fh.write(
+                f"MOTIF {name}\nletter-probability matrix: alength= 4 w= {len(m)} nsites= 20 E= 0\n"
+            )
             fh.writelines(" ".join(f"{v:.4f}" for v in row) + "\n" for row in m)
             fh.write("\n")
     return path
@@ -74,11 +75,45 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     root = tmp_path_factory.mktemp("planted")
     fasta, labels = _planted(root)
     model = root / "cnn.bsnn"
-    assert main(["train", str(fasta), str(labels), "-o", str(model), "--arch", "cnn",
-                 "--channels", "16", "--kernel-sizes", "9", "--dilations", "1",
-                 "--pool-sizes", "1", "--pooling", "max", "--epochs", "8", "--lr", "0.01",
-                 "--batch-size", "32", "--patience", "0", "--schedule", "none",
-                 "--device", "cpu", "--seed", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(fasta),
+                str(labels),
+                "-o",
+                str(model),
+                "--arch",
+                "cnn",
+                "--channels",
+                "16",
+                "--kernel-sizes",
+                "9",
+                "--dilations",
+                "1",
+                "--pool-sizes",
+                "1",
+                "--pooling",
+                "max",
+                "--epochs",
+                "8",
+                "--lr",
+                "0.01",
+                "--batch-size",
+                "32",
+                "--patience",
+                "0",
+                "--schedule",
+                "none",
+                "--device",
+                "cpu",
+                "--seed",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return model, fasta, root
 
 
@@ -88,8 +123,22 @@ def test_motifs_recovers_both_planted_motifs_as_best_database_hits(cli, planted)
     model, fasta, root = planted
     db = _database(root / "db.meme")
     report = root / "report"
-    result = cli("motifs", model, fasta, "-o", report, "--database", db, "--shuffles", "5",
-                 "--max-seqlets", "300", "--leiden-runs", "2", "-q")
+    result = cli(
+        "motifs",
+        model,
+        fasta,
+        "-o",
+        report,
+        "--database",
+        db,
+        "--shuffles",
+        "5",
+        "--max-seqlets",
+        "300",
+        "--leiden-runs",
+        "2",
+        "-q",
+    )
     assert result.code == 0, result.err
     with open(report / "matches.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
@@ -120,8 +169,9 @@ def test_insert_shows_the_activator_up_and_the_repressor_down(cli, planted) -> N
     backgrounds = root / "bg.fasta"
     backgrounds.write_text("".join(">" + r for r in fasta.read_text().split(">")[1:41]))
     up = root / "up.tsv"
-    proc = run_bioseqnn("insert", model, "--motif", ACTIVATOR, "--background", backgrounds,
-                        "-o", up, "--step", "4")
+    proc = run_bioseqnn(
+        "insert", model, "--motif", ACTIVATOR, "--background", backgrounds, "-o", up, "--step", "4"
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     with open(up, newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
@@ -140,23 +190,36 @@ def test_ism_map_equals_explain_ism_in_its_window(cli, planted, tmp_path: Path) 
     one.write_text(">" + fasta.read_text().split(">")[1])
     full, window = tmp_path / "full.tsv", tmp_path / "window.tsv"
     assert cli("explain", model, one, "--method", "ism", "-o", full, "-q").code == 0
-    assert cli("ism-map", model, one, "--region", "31:70", "-o", window, "--plot",
-               tmp_path / "maps", "-q").code == 0
+    assert (
+        cli(
+            "ism-map",
+            model,
+            one,
+            "--region",
+            "31:70",
+            "-o",
+            window,
+            "--plot",
+            tmp_path / "maps",
+            "-q",
+        ).code
+        == 0
+    )
     with open(full, newline="") as a, open(window, newline="") as b:
         every = {r["position"]: r for r in csv.DictReader(a, delimiter="\t")}
         part = list(csv.DictReader(b, delimiter="\t"))
     assert [int(r["position"]) for r in part] == list(range(31, 71))
     for r in part:
         for letter in "ACGT":
-            assert float(r[letter]) == pytest.approx(float(every[r["position"]][letter]),
-                                                     abs=1e-5)
+            assert float(r[letter]) == pytest.approx(float(every[r["position"]][letter]), abs=1e-5)
     assert (tmp_path / "maps" / "s0.png").read_bytes()[:4] == b"\x89PNG"
     bad = cli("ism-map", model, one, "--region", "70:31")
     assert bad.code == 2 and "START <= END" in bad.err
 
 
-def _insert_matches_predict(cli, model: Path, seqs: list[str], motif: str, tmp: Path,
-                            column: str) -> None:
+def _insert_matches_predict(
+    cli, model: Path, seqs: list[str], motif: str, tmp: Path, column: str
+) -> None:
     """insert's mean change at each start equals the mean of predict's differences."""
     bg = tmp / "bg.fasta"
     bg.write_text("".join(f">b{i}\n{s}\n" for i, s in enumerate(seqs)))
@@ -170,7 +233,7 @@ def _insert_matches_predict(cli, model: Path, seqs: list[str], motif: str, tmp: 
         for i, s in enumerate(seqs):
             fh.write(f">b{i}\n{s}\n")
             for p in range(shortest - len(motif) + 1):
-                fh.write(f">b{i}_{p}\n{s[:p]}{motif}{s[p + len(motif):]}\n")
+                fh.write(f">b{i}_{p}\n{s[:p]}{motif}{s[p + len(motif) :]}\n")
     pred = tmp / "pred.tsv"
     assert cli("predict", model, variants, "-o", pred, "-q").code == 0
     with open(pred, newline="") as fh:
@@ -180,11 +243,13 @@ def _insert_matches_predict(cli, model: Path, seqs: list[str], motif: str, tmp: 
         assert float(row[1]) == pytest.approx(expected, abs=1e-5)
 
 
-def test_insert_on_protein_equals_predicted_differences(cli, hemolytic_model: Path,
-                                                       tmp_path: Path) -> None:
+def test_insert_on_protein_equals_predicted_differences(
+    cli, hemolytic_model: Path, tmp_path: Path
+) -> None:
     seqs = ["GLFDIVKKVVGALGSL", "FLPLIGRVLSGILKKW", "ALWKTMLKKLGTMALHAGKAALGAAADTISQ"]
-    _insert_matches_predict(cli, hemolytic_model, seqs, "KKLLK", tmp_path,
-                            _prob_column(cli, hemolytic_model, tmp_path))
+    _insert_matches_predict(
+        cli, hemolytic_model, seqs, "KKLLK", tmp_path, _prob_column(cli, hemolytic_model, tmp_path)
+    )
 
 
 def _prob_column(cli, model: Path, tmp: Path) -> str:
@@ -203,25 +268,51 @@ def test_insert_on_rna_equals_predicted_differences(cli, tmp_path: Path) -> None
     fasta, labels = tmp_path / "rna.fasta", tmp_path / "rna.csv"
     seqs = ["".join(rng.choice(list("ACGU"), 30)) for _ in range(60)]
     fasta.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
-    labels.write_text("id,y\n" + "".join(f"r{i},{s.count('G') / 30:.3f}\n"
-                                          for i, s in enumerate(seqs)))
+    labels.write_text(
+        "id,y\n" + "".join(f"r{i},{s.count('G') / 30:.3f}\n" for i, s in enumerate(seqs))
+    )
     model = tmp_path / "rna.bsnn"
-    assert main(["train", str(fasta), str(labels), "-o", str(model), "--arch", "cnn",
-                 "--channels", "4", "--kernel-sizes", "3", "--dilations", "1",
-                 "--pool-sizes", "1", "--epochs", "1", "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(fasta),
+                str(labels),
+                "-o",
+                str(model),
+                "--arch",
+                "cnn",
+                "--channels",
+                "4",
+                "--kernel-sizes",
+                "3",
+                "--dilations",
+                "1",
+                "--pool-sizes",
+                "1",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     _insert_matches_predict(cli, model, seqs[:3], "GGAUC", tmp_path, "y")
     bad = cli("insert", model, "--motif", "GGQC", "--background", fasta)
     assert bad.code == 2 and "outside the model's alphabet" in bad.err
 
 
-def test_motifs_refuses_protein_and_bad_databases_in_one_line(cli, planted, hemolytic_model,
-                                                             examples: Path,
-                                                             tmp_path: Path) -> None:
+def test_motifs_refuses_protein_and_bad_databases_in_one_line(
+    cli, planted, hemolytic_model, examples: Path, tmp_path: Path
+) -> None:
     model, fasta, _ = planted
     protein = cli("motifs", hemolytic_model, examples / "hemolytic.fasta", "-o", tmp_path / "r")
     assert protein.code == 2 and "four letters" in protein.err
-    missing = cli("motifs", model, fasta, "-o", tmp_path / "r", "--database",
-                  tmp_path / "none.meme")
+    missing = cli(
+        "motifs", model, fasta, "-o", tmp_path / "r", "--database", tmp_path / "none.meme"
+    )
     assert missing.code == 2 and "no such motif database" in missing.err
     empty = tmp_path / "empty.meme"
     empty.write_text("MEME version 4\n\nALPHABET= ACGT\n")

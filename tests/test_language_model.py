@@ -67,8 +67,9 @@ def test_outputs_read_only_earlier_residues(settings: dict[str, object]) -> None
         torch.testing.assert_close(torch.stack(stepped, 1)[0], out[0], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("settings", [
-    {"arch": "lstm", "bidirectional": True}, {"arch": "cnn"}, {"arch": "cnn-lstm"}])
+@pytest.mark.parametrize(
+    "settings", [{"arch": "lstm", "bidirectional": True}, {"arch": "cnn"}, {"arch": "cnn-lstm"}]
+)
 def test_architectures_that_read_ahead_are_refused(settings: dict[str, object]) -> None:
     with pytest.raises(UsageError, match="language model reads left to right"):
         SequenceModel(ModelConfig(**settings), 4, 5, causal=True)
@@ -87,13 +88,15 @@ def test_targets_are_the_next_residues_then_the_end() -> None:
 
 def test_sampling_filters() -> None:
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    torch.testing.assert_close(_filter(logits, Sampling()).float(),
-                               torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    torch.testing.assert_close(
+        _filter(logits, Sampling()).float(), torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    )
     top2 = _filter(logits, Sampling(top_k=2))
     torch.testing.assert_close(top2.float(), torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
     # top-p 0.8: the smallest set reaching 0.8 is {0.5, 0.3}
-    torch.testing.assert_close(_filter(logits, Sampling(top_p=0.8)).float(),
-                               torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
+    torch.testing.assert_close(
+        _filter(logits, Sampling(top_p=0.8)).float(), torch.tensor([[0.625, 0.375, 0.0, 0.0]])
+    )
     cold = _filter(logits, Sampling(temperature=0.5)).float()  # p^2, renormalised
     p2 = torch.tensor([[0.25, 0.09, 0.0225, 0.0025]])
     torch.testing.assert_close(cold, p2 / p2.sum())
@@ -101,12 +104,14 @@ def test_sampling_filters() -> None:
 
 # ----------------------------------------------------------------- a process with known odds
 
-TRANSITIONS = np.array([  # rows: previous base A C G T; columns: next base
-    [0.05, 0.85, 0.05, 0.05],
-    [0.05, 0.05, 0.85, 0.05],
-    [0.05, 0.05, 0.05, 0.85],
-    [0.70, 0.10, 0.10, 0.10],
-])
+TRANSITIONS = np.array(
+    [  # rows: previous base A C G T; columns: next base
+        [0.05, 0.85, 0.05, 0.05],
+        [0.05, 0.05, 0.85, 0.05],
+        [0.05, 0.05, 0.05, 0.85],
+        [0.70, 0.10, 0.10, 0.10],
+    ]
+)
 STOP = 0.05  # after each residue the sequence ends with this probability
 
 
@@ -178,17 +183,18 @@ def test_samples_follow_the_process(markov: tuple[Path, Path, list[str]]) -> Non
     assert again == seqs[:5]
     assert list(sample(model, 5, sampling=Sampling(max_length=400), seed=8)) != seqs[:5]
     # greedy (top-k 1): the most likely path whatever the seed: A -> C -> G -> T -> A ...
-    greedy = list(sample(model, 3, sampling=Sampling(top_k=1, max_length=12), prefix="A",
-                         seed=3))
+    greedy = list(sample(model, 3, sampling=Sampling(top_k=1, max_length=12), prefix="A", seed=3))
     assert greedy == ["ACGTACGTACGT"] * 3
     # min/max length and prefix
-    bounded = list(sample(model, 50, sampling=Sampling(min_length=10, max_length=15),
-                          prefix="tt", seed=1))
+    bounded = list(
+        sample(model, 50, sampling=Sampling(min_length=10, max_length=15), prefix="tt", seed=1)
+    )
     assert all(s.startswith("TT") and 10 <= len(s) <= 15 for s in bounded)
 
 
-def test_scores_are_the_log_probabilities_of_each_step(markov: tuple[Path, Path, list[str]]
-                                                         ) -> None:
+def test_scores_are_the_log_probabilities_of_each_step(
+    markov: tuple[Path, Path, list[str]],
+) -> None:
     bundle = load_bundle(markov[0])
     seqs = [b"ACGTAC", b"TTTTTTTTTA", b"G"]
     codes, offsets, _ = Encoder(DNA).encode(seqs)
@@ -223,10 +229,24 @@ def test_scores_are_the_log_probabilities_of_each_step(markov: tuple[Path, Path,
 def peptide_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An LSTM language model of the hemolytic peptides, trained by the real command."""
     out = tmp_path_factory.mktemp("peptide_lm") / "peptides.bsnn"
-    run = run_bioseqnn("train", EXAMPLES / "hemolytic.fasta", "--task", "language-model",
-                       "--arch", "lstm", "--hidden-size", "64", "--epochs", "15", "--lr", "0.005",
-                       "--schedule", "cosine",
-                       "-o", out)
+    run = run_bioseqnn(
+        "train",
+        EXAMPLES / "hemolytic.fasta",
+        "--task",
+        "language-model",
+        "--arch",
+        "lstm",
+        "--hidden-size",
+        "64",
+        "--epochs",
+        "15",
+        "--lr",
+        "0.005",
+        "--schedule",
+        "cosine",
+        "-o",
+        out,
+    )
     assert run.returncode == 0, run.stderr.decode()
     assert run.stdout == b""
     assert b"val_perplexity" in run.stderr
@@ -264,8 +284,13 @@ def test_real_peptides_beat_their_residue_composition(peptide_lm: Path, cli) -> 
     # order 0: each residue with its frequency (times the chance of going on), ends at
     # the mean rate: its cross-entropy per position, over every record
     go_on = residues / positions
-    order0 = -(sum(n * math.log(go_on * n / residues) for n in counts.values() if n)
-               + len(records) * math.log(1 - go_on)) / positions
+    order0 = (
+        -(
+            sum(n * math.log(go_on * n / residues) for n in counts.values() if n)
+            + len(records) * math.log(1 - go_on)
+        )
+        / positions
+    )
     validation = manifest["metrics"]["best"]["val_loss"]
     assert validation < order0 - 0.06, (validation, order0)  # measured: 2.803 vs 2.889
 
@@ -293,8 +318,7 @@ def test_predict_scores_every_record_in_order(peptide_lm: Path, tmp_path: Path) 
     total = sum(float(r[2]) for r in rows)
     positions = sum(len(s) + 1 - sum(c.upper() in "XBZJ" for c in s) for _, s in records)
     assert summary["metrics"]["positions"] == positions
-    assert summary["metrics"]["perplexity"] == pytest.approx(math.exp(-total / positions),
-                                                             rel=1e-4)
+    assert summary["metrics"]["perplexity"] == pytest.approx(math.exp(-total / positions), rel=1e-4)
 
 
 def test_generate_writes_reproducible_fasta(peptide_lm: Path, tmp_path: Path) -> None:
@@ -303,53 +327,91 @@ def test_generate_writes_reproducible_fasta(peptide_lm: Path, tmp_path: Path) ->
     lines = run.stdout.decode().splitlines()
     assert lines[0::2] == [f">sample_{i}" for i in range(1, 21)]
     longest = max(len(s) for _, s in _fasta_records(EXAMPLES / "hemolytic.fasta"))
-    assert all(line and set(line) <= set("ACDEFGHIKLMNPQRSTVWY") and len(line) <= longest
-               for line in lines[1::2])
+    assert all(
+        line and set(line) <= set("ACDEFGHIKLMNPQRSTVWY") and len(line) <= longest
+        for line in lines[1::2]
+    )
     assert len(set(lines[1::2])) > 15  # samples, not one sequence over and over
-    again = run_bioseqnn("generate", peptide_lm, "-n", "5", "--seed", "5", "--batch-size", "2",
-                         "-o", tmp_path / "s.fa.gz", "--id-prefix", "pep")
+    again = run_bioseqnn(
+        "generate",
+        peptide_lm,
+        "-n",
+        "5",
+        "--seed",
+        "5",
+        "--batch-size",
+        "2",
+        "-o",
+        tmp_path / "s.fa.gz",
+        "--id-prefix",
+        "pep",
+    )
     assert again.returncode == 0 and again.stdout == b""
     text = gzip.decompress((tmp_path / "s.fa.gz").read_bytes()).decode().splitlines()
     assert text[1::2] == lines[1:10:2] and text[0] == ">pep1"
     # every sample starts with the prefix; top-k 1 makes them all the most likely one
-    greedy = run_bioseqnn("generate", peptide_lm, "-n", "3", "--prefix", "GLf", "--top-k", "1",
-                          "--seed", "1")
+    greedy = run_bioseqnn(
+        "generate", peptide_lm, "-n", "3", "--prefix", "GLf", "--top-k", "1", "--seed", "1"
+    )
     seqs = greedy.stdout.decode().splitlines()[1::2]
     assert len(set(seqs)) == 1 and seqs[0].startswith("GLF")
     assert run_bioseqnn("generate", peptide_lm, "-n", "0").stdout == b""
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["generate", "{lm}", "--temperature", "0"], "--temperature must be a positive number"),
-    (["generate", "{lm}", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
-    (["generate", "{lm}", "--seed", "-1"], "--seed must be from 0 to 2^63 - 1"),
-    (["generate", "{lm}", "--min-length", "50", "--max-length", "20"],
-     "--min-length 50 is more than --max-length 20"),
-    (["generate", "{lm}", "--min-length", "200"], "--min-length 200 is more than the default "
-     "--max-length 98 (the longest training sequence); raise --max-length"),
-    (["generate", "{lm}", "--min-length", "0"], "Invalid value for '--min-length'"),
-    (["generate", "{lm}", "--prefix", "MKL*"], "--prefix ends with a stop ('*')"),
-    (["generate", "{lm}", "--prefix", "AC1"], "--prefix: '1' at position 3 is not a protein"),
-    (["generate", "{lm}", "--id-prefix", "my sample"], "record names need text without spaces"),
-    (["generate", "{classifier}"], "generate needs a language model"),
-    (["predict", "{lm}", "{fasta}", "--format", "fasta"], "does not apply"),
-    (["evaluate", "{lm}", "{fasta}", "{labels}"], "evaluated on sequences alone"),
-    (["evaluate", "{classifier}", "{fasta}"], "a labels table is required"),
-    (["train", "{fasta}", "{labels}", "--task", "language-model"],
-     "learns from the sequences alone; drop a labels table"),
-    (["train", "{fasta}", "--task", "language-model", "--bidirectional"],
-     "a language model reads left to right: use --unidirectional"),
-    (["train", "{fasta}", "--task", "language-model", "--arch", "cnn"],
-     "a language model reads left to right, and cnn reads around each position"),
-    (["train", "{fasta}", "--task", "language-model", "--class-weight", "balanced"],
-     "--class-weight is not available for --task language-model"),
-    (["train", "{fasta}", "--task", "language-model", "--monitor", "val_auroc"],
-     "cannot monitor 'val_auroc'"),
-])
-def test_usage_errors(cli, peptide_lm: Path, hemolytic_model: Path, tmp_path: Path,
-                      args: list[str], message: str) -> None:
-    names = {"lm": peptide_lm, "classifier": hemolytic_model,
-             "fasta": EXAMPLES / "hemolytic.fasta", "labels": EXAMPLES / "hemolytic.csv"}
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "{lm}", "--temperature", "0"], "--temperature must be a positive number"),
+        (["generate", "{lm}", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
+        (["generate", "{lm}", "--seed", "-1"], "--seed must be from 0 to 2^63 - 1"),
+        (
+            ["generate", "{lm}", "--min-length", "50", "--max-length", "20"],
+            "--min-length 50 is more than --max-length 20",
+        ),
+        (
+            ["generate", "{lm}", "--min-length", "200"],
+            "--min-length 200 is more than the default "
+            "--max-length 98 (the longest training sequence); raise --max-length",
+        ),
+        (["generate", "{lm}", "--min-length", "0"], "Invalid value for '--min-length'"),
+        (["generate", "{lm}", "--prefix", "MKL*"], "--prefix ends with a stop ('*')"),
+        (["generate", "{lm}", "--prefix", "AC1"], "--prefix: '1' at position 3 is not a protein"),
+        (["generate", "{lm}", "--id-prefix", "my sample"], "record names need text without spaces"),
+        (["generate", "{classifier}"], "generate needs a language model"),
+        (["predict", "{lm}", "{fasta}", "--format", "fasta"], "does not apply"),
+        (["evaluate", "{lm}", "{fasta}", "{labels}"], "evaluated on sequences alone"),
+        (["evaluate", "{classifier}", "{fasta}"], "a labels table is required"),
+        (
+            ["train", "{fasta}", "{labels}", "--task", "language-model"],
+            "learns from the sequences alone; drop a labels table",
+        ),
+        (
+            ["train", "{fasta}", "--task", "language-model", "--bidirectional"],
+            "a language model reads left to right: use --unidirectional",
+        ),
+        (
+            ["train", "{fasta}", "--task", "language-model", "--arch", "cnn"],
+            "a language model reads left to right, and cnn reads around each position",
+        ),
+        (
+            ["train", "{fasta}", "--task", "language-model", "--class-weight", "balanced"],
+            "--class-weight is not available for --task language-model",
+        ),
+        (
+            ["train", "{fasta}", "--task", "language-model", "--monitor", "val_auroc"],
+            "cannot monitor 'val_auroc'",
+        ),
+    ],
+)
+def test_usage_errors(
+    cli, peptide_lm: Path, hemolytic_model: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    names = {
+        "lm": peptide_lm,
+        "classifier": hemolytic_model,
+        "fasta": EXAMPLES / "hemolytic.fasta",
+        "labels": EXAMPLES / "hemolytic.csv",
+    }
     result = cli(*[a.format(**names) for a in args], "-o", tmp_path / "out")
     assert result.code == 2, result.err
     assert message in result.err
@@ -361,9 +423,25 @@ def test_usage_errors(cli, peptide_lm: Path, hemolytic_model: Path, tmp_path: Pa
 def test_ensemble_of_language_models(cli, peptide_lm: Path, tmp_path: Path) -> None:
     other = tmp_path / "gru.bsnn"
     fasta = EXAMPLES / "hemolytic.fasta"
-    trained = cli("train", fasta, "--task", "language-model", "--arch", "transformer",
-                  "--d-model", "32", "--heads", "2", "--ff-size", "64", "--epochs", "2",
-                  "-o", other, "--quiet")
+    trained = cli(
+        "train",
+        fasta,
+        "--task",
+        "language-model",
+        "--arch",
+        "transformer",
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--ff-size",
+        "64",
+        "--epochs",
+        "2",
+        "-o",
+        other,
+        "--quiet",
+    )
     assert trained.code == 0, trained.err
     both = tmp_path / "both.bsnn"
     assert cli("ensemble", peptide_lm, other, "-o", both).code == 0
@@ -371,8 +449,9 @@ def test_ensemble_of_language_models(cli, peptide_lm: Path, tmp_path: Path) -> N
     for name, path in (("a", peptide_lm), ("b", other), ("ab", both)):
         result = cli("predict", path, fasta)
         assert result.code == 0, result.err
-        scores[name] = np.array([float(line.split("\t")[2])
-                                 for line in result.out.splitlines()[1:]])
+        scores[name] = np.array(
+            [float(line.split("\t")[2]) for line in result.out.splitlines()[1:]]
+        )
     # the ensemble's probabilities are the members' mean, and the log of a mean is at
     # least the mean of the logs at every step (strictly where the members disagree)
     assert np.all(scores["ab"] >= (scores["a"] + scores["b"]) / 2 - 1e-4)
@@ -384,15 +463,34 @@ def test_ensemble_of_language_models(cli, peptide_lm: Path, tmp_path: Path) -> N
 
 @pytest.mark.parametrize("suffix", [".onnx", ".pt"])
 @pytest.mark.parametrize("arch", ["gru", "transformer"])
-def test_export_gives_the_next_residue_probabilities(cli, tmp_path: Path, arch: str,
-                                                     suffix: str) -> None:
+def test_export_gives_the_next_residue_probabilities(
+    cli, tmp_path: Path, arch: str, suffix: str
+) -> None:
     pytest.importorskip("onnxruntime")
     fasta = EXAMPLES / "hemolytic.fasta"
     model = tmp_path / "lm.bsnn"
-    extra = ["--d-model", "16", "--heads", "2", "--ff-size", "32"] if arch == "transformer" \
+    extra = (
+        ["--d-model", "16", "--heads", "2", "--ff-size", "32"]
+        if arch == "transformer"
         else ["--hidden-size", "16"]
-    assert cli("train", fasta, "--task", "language-model", "--arch", arch, *extra,
-               "--epochs", "1", "-o", model, "--quiet").code == 0
+    )
+    assert (
+        cli(
+            "train",
+            fasta,
+            "--task",
+            "language-model",
+            "--arch",
+            arch,
+            *extra,
+            "--epochs",
+            "1",
+            "-o",
+            model,
+            "--quiet",
+        ).code
+        == 0
+    )
     out = tmp_path / f"lm{suffix}"
     result = cli("export", model, "-o", out)
     assert result.code == 0, result.err
@@ -433,21 +531,35 @@ def test_export_gives_the_next_residue_probabilities(cli, tmp_path: Path, arch: 
         assert np.all(probs[i, len(s) + 1 :] == 0)  # zero past the end
 
 
-def test_unidirectional_per_position_model_exports_to_onnx(cli, examples: Path,
-                                                           tmp_path: Path) -> None:
+def test_unidirectional_per_position_model_exports_to_onnx(
+    cli, examples: Path, tmp_path: Path
+) -> None:
     """A left-to-right RNN never reads the lengths; the ONNX graph still takes them."""
     pytest.importorskip("onnxruntime")
     model = tmp_path / "ss.bsnn"
-    assert cli("train", examples / "ss_train.fasta", examples / "ss_train_ss3.fasta",
-               "--arch", "gru", "--hidden-size", "8", "--epochs", "1", "-o", model,
-               "--quiet").code == 0
+    assert (
+        cli(
+            "train",
+            examples / "ss_train.fasta",
+            examples / "ss_train_ss3.fasta",
+            "--arch",
+            "gru",
+            "--hidden-size",
+            "8",
+            "--epochs",
+            "1",
+            "-o",
+            model,
+            "--quiet",
+        ).code
+        == 0
+    )
     result = cli("export", model, "-o", tmp_path / "ss.onnx")
     assert result.code == 0, result.err
     assert "max abs diff" in result.err
 
 
-def test_dna_model_writes_a_prefix_in_its_own_letters(markov: tuple[Path, Path, list[str]]
-                                                     ) -> None:
+def test_dna_model_writes_a_prefix_in_its_own_letters(markov: tuple[Path, Path, list[str]]) -> None:
     model = load_bundle(markov[0])
     got = list(sample(model, 2, sampling=Sampling(max_length=8), prefix="acgu", seed=1))
     assert all(s.startswith("ACGT") and set(s) <= set("ACGT") for s in got)
@@ -458,15 +570,37 @@ def test_transformer_max_length_counts_residues(cli, tmp_path: Path) -> None:
     fasta = tmp_path / "fixed.fa"
     fasta.write_text("".join(f">s{i}\n{'ACGT'[i % 4] * 20}\n" for i in range(40)))
     model = tmp_path / "t.bsnn"
-    trained = cli("train", fasta, "--task", "language-model", "--arch", "transformer",
-                  "--d-model", "16", "--heads", "2", "--ff-size", "16", "--max-length", "20",
-                  "--epochs", "1", "-o", model, "--quiet")
+    trained = cli(
+        "train",
+        fasta,
+        "--task",
+        "language-model",
+        "--arch",
+        "transformer",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--ff-size",
+        "16",
+        "--max-length",
+        "20",
+        "--epochs",
+        "1",
+        "-o",
+        model,
+        "--quiet",
+    )
     assert trained.code == 0, trained.err  # 20 residues fit --max-length 20
-    assert json.loads(cli("info", model, "--json").out)["max_length_policy"] == \
-        "error: sequences longer than 20 are rejected"
+    assert (
+        json.loads(cli("info", model, "--json").out)["max_length_policy"]
+        == "error: sequences longer than 20 are rejected"
+    )
     too_long = cli("generate", model, "--max-length", "21")
-    assert too_long.code == 2 and "--max-length 21 is more than this model's max-length 20" \
-        in too_long.err
+    assert (
+        too_long.code == 2
+        and "--max-length 21 is more than this model's max-length 20" in too_long.err
+    )
     assert cli("generate", model, "-n", "2", "--max-length", "20").code == 0
 
 
@@ -474,12 +608,37 @@ def test_transformer_max_length_counts_residues(cli, tmp_path: Path) -> None:
 def test_evaluate_draws_its_plots(cli, tmp_path: Path, arch: str) -> None:
     pytest.importorskip("matplotlib")
     model = tmp_path / "lm.bsnn"
-    assert cli("train", EXAMPLES / "promoters.fasta", "--task", "language-model", "--arch",
-               arch, "--hidden-size", "8", "--epochs", "1", "-o", model, "--quiet").code == 0
-    result = cli("evaluate", model, EXAMPLES / "promoters.fasta", "--plots", tmp_path / "plots",
-                 "-o", tmp_path / "ev.json")
+    assert (
+        cli(
+            "train",
+            EXAMPLES / "promoters.fasta",
+            "--task",
+            "language-model",
+            "--arch",
+            arch,
+            "--hidden-size",
+            "8",
+            "--epochs",
+            "1",
+            "-o",
+            model,
+            "--quiet",
+        ).code
+        == 0
+    )
+    result = cli(
+        "evaluate",
+        model,
+        EXAMPLES / "promoters.fasta",
+        "--plots",
+        tmp_path / "plots",
+        "-o",
+        tmp_path / "ev.json",
+    )
     assert result.code == 0, result.err
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == \
-        ["confusion.png", "pr.png", "roc.png"]
-    assert json.loads((tmp_path / "ev.json").read_text())["classes"] == ["A", "C", "G", "T",
-                                                                        "end"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "confusion.png",
+        "pr.png",
+        "roc.png",
+    ]
+    assert json.loads((tmp_path / "ev.json").read_text())["classes"] == ["A", "C", "G", "T", "end"]

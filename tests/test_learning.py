@@ -10,16 +10,18 @@ import numpy as np
 from bioseqnn.seqio import read_sequences
 
 
-def split_files(examples: Path, stem: str, tmp: Path, test_fraction: float, seed: int = 0
-                ) -> tuple[Path, Path, Path, dict[str, str]]:
+def split_files(
+    examples: Path, stem: str, tmp: Path, test_fraction: float, seed: int = 0
+) -> tuple[Path, Path, Path, dict[str, str]]:
     """Write train FASTA/CSV and test FASTA from an example set; return test labels by id."""
     records = list(read_sequences(examples / f"{stem}.fasta"))
     with open(examples / f"{stem}.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     header, labels = rows[0], {r[0]: r[1] for r in rows[1:]}
     rng = np.random.default_rng(seed)
-    test_ids = {records[i].id for i in rng.permutation(len(records))[
-        : int(len(records) * test_fraction)]}
+    test_ids = {
+        records[i].id for i in rng.permutation(len(records))[: int(len(records) * test_fraction)]
+    }
     paths = tmp / "train.fa", tmp / "train.csv", tmp / "test.fa"
     with open(paths[0], "w") as tr, open(paths[2], "w") as te:
         for r in records:
@@ -40,8 +42,22 @@ def predictions(cli, model: Path, fasta: Path) -> dict[str, list[str]]:
 def test_lstm_classifies_hemolytic_peptides(cli, examples: Path, tmp_path: Path) -> None:
     fa, lab, test_fa, truth = split_files(examples, "hemolytic", tmp_path, 0.2)
     model = tmp_path / "m.bsnn"
-    r = cli("train", fa, lab, "-o", model, "--arch", "lstm", "--hidden-size", "64",
-            "--epochs", "8", "--lr", "3e-3", "--quiet")
+    r = cli(
+        "train",
+        fa,
+        lab,
+        "-o",
+        model,
+        "--arch",
+        "lstm",
+        "--hidden-size",
+        "64",
+        "--epochs",
+        "8",
+        "--lr",
+        "3e-3",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     pred = predictions(cli, model, test_fa)
     y = np.array([truth[i] for i in pred])
@@ -53,9 +69,29 @@ def test_lstm_classifies_hemolytic_peptides(cli, examples: Path, tmp_path: Path)
 
 def test_gru_classifies_ncrna_families(cli, examples: Path, tmp_path: Path) -> None:
     model = tmp_path / "m.bsnn"
-    r = cli("train", examples / "ncrna_train.fasta", examples / "ncrna_train.csv", "-o", model,
-            "--arch", "gru", "--bidirectional", "--hidden-size", "32", "--pooling", "max",
-            "--lr", "5e-3", "--batch-size", "32", "--epochs", "12", "--patience", "0", "--quiet")
+    r = cli(
+        "train",
+        examples / "ncrna_train.fasta",
+        examples / "ncrna_train.csv",
+        "-o",
+        model,
+        "--arch",
+        "gru",
+        "--bidirectional",
+        "--hidden-size",
+        "32",
+        "--pooling",
+        "max",
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "12",
+        "--patience",
+        "0",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     pred = predictions(cli, model, examples / "ncrna_test.fasta")
     with open(examples / "ncrna_test.csv", newline="") as fh:
@@ -69,9 +105,27 @@ def test_gru_classifies_ncrna_families(cli, examples: Path, tmp_path: Path) -> N
 def test_gru_regresses_promoter_expression(cli, examples: Path, tmp_path: Path) -> None:
     fa, lab, test_fa, truth = split_files(examples, "promoters", tmp_path, 0.2)
     model = tmp_path / "m.bsnn"
-    r = cli("train", fa, lab, "-o", model, "--arch", "gru", "--bidirectional", "--hidden-size",
-            "32", "--pooling", "mean", "--lr", "3e-3", "--epochs", "6", "--patience", "0",
-            "--quiet")
+    r = cli(
+        "train",
+        fa,
+        lab,
+        "-o",
+        model,
+        "--arch",
+        "gru",
+        "--bidirectional",
+        "--hidden-size",
+        "32",
+        "--pooling",
+        "mean",
+        "--lr",
+        "3e-3",
+        "--epochs",
+        "6",
+        "--patience",
+        "0",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     pred = predictions(cli, model, test_fa)
     ids = sorted(pred)

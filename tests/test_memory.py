@@ -19,15 +19,17 @@ def dna_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_predict_peak_rss_does_not_grow_with_the_number_of_records(
-    dna_model: Path, tmp_path: Path,
+    dna_model: Path,
+    tmp_path: Path,
 ) -> None:
     peaks = {}
     for n in (2_000, 30_000):
         fasta = tmp_path / f"{n}.fa"
         write_records(fasta, n, 100, seed=n)
         out = tmp_path / f"{n}.tsv"
-        run = run_cli(["predict", str(dna_model), str(fasta), "-o", str(out), "--device", "cpu",
-                       "--quiet"])
+        run = run_cli(
+            ["predict", str(dna_model), str(fasta), "-o", str(out), "--device", "cpu", "--quiet"]
+        )
         assert run.code == 0, run.stderr
         assert len(out.read_text().splitlines()) == n + 1
         peaks[n] = run.peak_mib
@@ -58,8 +60,9 @@ def test_subset_in_blocks_equals_a_plain_copy() -> None:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     codes = rng.integers(0, 255, int(offsets[-1]), dtype=np.uint8)
-    data = SequenceSet([f"s{i}" for i in range(len(lengths))], codes, offsets,
-                       np.arange(len(lengths)))
+    data = SequenceSet(
+        [f"s{i}" for i in range(len(lengths))], codes, offsets, np.arange(len(lengths))
+    )
     index = rng.permutation(len(lengths))[:4_000]
     sub = data.subset(index)
     expected = np.concatenate([codes[offsets[i] : offsets[i + 1]] for i in index])
@@ -76,8 +79,9 @@ def test_split_moves_the_kept_codes_in_place() -> None:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     codes = rng.integers(0, 255, int(offsets[-1]), dtype=np.uint8)
-    whole = SequenceSet([f"s{i}" for i in range(len(lengths))], codes.copy(), offsets,
-                        np.arange(len(lengths)))
+    whole = SequenceSet(
+        [f"s{i}" for i in range(len(lengths))], codes.copy(), offsets, np.arange(len(lengths))
+    )
     reference = SequenceSet(whole.ids, codes, offsets, whole.targets)
     fingerprint = whole.fingerprint()
     buffer = whole.codes
@@ -110,8 +114,23 @@ def test_one_long_record_does_not_cost_its_length_times_every_record(tmp_path: P
     train_fa = tmp_path / "train.fa"
     write_records(train_fa, 300, 50, seed=3)
     model = tmp_path / "lm.bsnn"
-    run = run_cli(["train", str(train_fa), "--task", "language-model", "--arch", "gru",
-                   "--hidden-size", "8", "--epochs", "1", "-o", str(model), "--quiet"])
+    run = run_cli(
+        [
+            "train",
+            str(train_fa),
+            "--task",
+            "language-model",
+            "--arch",
+            "gru",
+            "--hidden-size",
+            "8",
+            "--epochs",
+            "1",
+            "-o",
+            str(model),
+            "--quiet",
+        ]
+    )
     assert run.code == 0, run.stderr
     report = tmp_path / "ev.json"
     run = run_cli(["evaluate", str(model), str(fasta), "-o", str(report), "--quiet"])
@@ -137,21 +156,24 @@ def test_position_targets_travel_with_subset_and_split() -> None:
     index = rng.permutation(len(lengths))[:500]
     sub = whole.subset(index)
     assert sub.positions is not None
-    assert np.array_equal(sub.positions, np.concatenate(
-        [positions[offsets[i]: offsets[i + 1]] for i in index]))
+    assert np.array_equal(
+        sub.positions, np.concatenate([positions[offsets[i] : offsets[i + 1]] for i in index])
+    )
     val = np.sort(index)
     keep = np.setdiff1d(np.arange(len(lengths)), val)
     train, held = whole.split(keep, val)
     assert held is not None and train.positions is not None and held.positions is not None
-    assert np.array_equal(train.positions, np.concatenate(
-        [positions[offsets[i]: offsets[i + 1]] for i in keep]))
-    assert np.array_equal(held.positions, np.concatenate(
-        [positions[offsets[i]: offsets[i + 1]] for i in val]))
+    assert np.array_equal(
+        train.positions, np.concatenate([positions[offsets[i] : offsets[i + 1]] for i in keep])
+    )
+    assert np.array_equal(
+        held.positions, np.concatenate([positions[offsets[i] : offsets[i + 1]] for i in val])
+    )
     # a batch's targets: each record's own, then -1; a language model's end at its length
     batch = position_batch(held, np.array([3, 0]), end=9).numpy()
     for row, i in enumerate((3, 0)):
-        mine = positions[offsets[val[i]]: offsets[val[i] + 1]]
+        mine = positions[offsets[val[i]] : offsets[val[i] + 1]]
         assert np.array_equal(batch[row, : len(mine)], mine)
         assert batch[row, len(mine)] == 9
-        assert (batch[row, len(mine) + 1:] == -1).all()
+        assert (batch[row, len(mine) + 1 :] == -1).all()
     assert batch.shape[1] == max(lengths[val[3]], lengths[val[0]]) + 1

@@ -47,8 +47,7 @@ def test_multiclass_metrics_match_sklearn(seed: int, k: int) -> None:
     assert got["f1"] == pytest.approx(sk.f1_score(y, pred, average="macro"))
     assert got["auroc"] == pytest.approx(sk.roc_auc_score(y, prob, multi_class="ovr"))
     onehot = np.eye(k)[y]
-    assert got["auprc"] == pytest.approx(sk.average_precision_score(onehot, prob,
-                                                                    average="macro"))
+    assert got["auprc"] == pytest.approx(sk.average_precision_score(onehot, prob, average="macro"))
 
 
 @pytest.mark.parametrize("k", [2, 5])
@@ -57,14 +56,14 @@ def test_per_class_scores_and_confusion_match_sklearn(k: int) -> None:
     pred = prob.argmax(axis=1)
     pred[:5] = k - 1  # make sure some class is over-predicted
     got = metrics.per_class_scores(y, pred, k)
-    p, r, f, s = sk.precision_recall_fscore_support(y, pred, labels=list(range(k)),
-                                                    zero_division=0)
+    p, r, f, s = sk.precision_recall_fscore_support(y, pred, labels=list(range(k)), zero_division=0)
     np.testing.assert_allclose(got["precision"], p)
     np.testing.assert_allclose(got["recall"], r)
     np.testing.assert_allclose(got["f1"], f)
     np.testing.assert_array_equal(got["support"], s)
-    np.testing.assert_array_equal(metrics.confusion(y, pred, k),
-                                  sk.confusion_matrix(y, pred, labels=list(range(k))))
+    np.testing.assert_array_equal(
+        metrics.confusion(y, pred, k), sk.confusion_matrix(y, pred, labels=list(range(k)))
+    )
 
 
 def test_per_class_scores_of_a_never_predicted_class_are_zero_as_in_sklearn() -> None:

@@ -24,9 +24,17 @@ ARCHS = ("rnn", "lstm", "gru", "cnn", "cnn-lstm", "cnn-gru", "transformer")
 # Small, deliberately awkward settings: two layers, both directions, dropout (off in eval),
 # an even kernel, dilation, and pooling windows longer than the shortest sequences.
 SMALL = {
-    "hidden_size": 12, "layers": 2, "bidirectional": True, "dropout": 0.3,
-    "channels": [8, 10], "kernel_sizes": [5, 4], "dilations": [1, 2], "pool_sizes": [3, 2],
-    "d_model": 16, "heads": 2, "ff_size": 24,
+    "hidden_size": 12,
+    "layers": 2,
+    "bidirectional": True,
+    "dropout": 0.3,
+    "channels": [8, 10],
+    "kernel_sizes": [5, 4],
+    "dilations": [1, 2],
+    "pool_sizes": [3, 2],
+    "d_model": 16,
+    "heads": 2,
+    "ff_size": 24,
 }
 CASES = [(name, pool) for name in ARCHS for pool in REGISTRY[name].poolings]
 
@@ -69,8 +77,17 @@ def test_padding_never_changes_a_prediction(arch: str, pooling: str) -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_unidirectional_single_layer_is_padding_invariant(arch: str) -> None:
     torch.manual_seed(3)
-    config = ModelConfig(arch=arch, hidden_size=8, channels=[6], kernel_sizes=[3],
-                         dilations=[1], pool_sizes=[1], d_model=8, heads=1, ff_size=8)
+    config = ModelConfig(
+        arch=arch,
+        hidden_size=8,
+        channels=[6],
+        kernel_sizes=[3],
+        dilations=[1],
+        pool_sizes=[1],
+        d_model=8,
+        heads=1,
+        ff_size=8,
+    )
     model = SequenceModel(config, 4, 1).eval()
     gen = torch.Generator().manual_seed(4)
     short, long = random_onehot(9, gen), random_onehot(300, gen)
@@ -82,8 +99,9 @@ def test_unidirectional_single_layer_is_padding_invariant(arch: str) -> None:
 
 
 def test_pooling_modes_use_real_positions_only() -> None:
-    states = torch.tensor([[[1.0, 10.0], [3.0, 20.0], [99.0, 99.0]],
-                           [[-1.0, 4.0], [99.0, 99.0], [99.0, 99.0]]])
+    states = torch.tensor(
+        [[[1.0, 10.0], [3.0, 20.0], [99.0, 99.0]], [[-1.0, 4.0], [99.0, 99.0], [99.0, 99.0]]]
+    )
     lengths = torch.tensor([2, 1])
     mean = Pooling("mean", 2, 1)(states, lengths)
     assert torch.equal(mean, torch.tensor([[2.0, 15.0], [-1.0, 4.0]]))
@@ -119,8 +137,15 @@ def test_pooling_that_makes_no_sense_is_a_usage_error(arch: str, bad: str) -> No
 
 
 def test_default_poolings() -> None:
-    expected = {"rnn": "last", "lstm": "last", "gru": "last", "cnn": "max",
-                "cnn-lstm": "max", "cnn-gru": "max", "transformer": "mean"}
+    expected = {
+        "rnn": "last",
+        "lstm": "last",
+        "gru": "last",
+        "cnn": "max",
+        "cnn-lstm": "max",
+        "cnn-gru": "max",
+        "transformer": "mean",
+    }
     for arch, mode in expected.items():
         assert resolve_pooling(ModelConfig(arch=arch)) == mode
 
@@ -131,8 +156,9 @@ def test_unknown_architecture_names_the_choices() -> None:
 
 
 def test_conv_lengths_use_floor_division_and_keep_one_position() -> None:
-    config = ModelConfig(arch="cnn", channels=[4, 4], kernel_sizes=[3, 2], dilations=[1, 3],
-                         pool_sizes=[3, 2])
+    config = ModelConfig(
+        arch="cnn", channels=[4, 4], kernel_sizes=[3, 2], dilations=[1, 3], pool_sizes=[3, 2]
+    )
     stack = ConvStack(config, 4).eval()
     x = torch.zeros(4, 50, 4)
     states, lengths = stack(x, torch.tensor([50, 12, 5, 1]))
@@ -145,8 +171,9 @@ def test_conv_lengths_use_floor_division_and_keep_one_position() -> None:
 
 
 def test_even_kernels_keep_the_sequence_length() -> None:
-    config = ModelConfig(arch="cnn", channels=[3, 3], kernel_sizes=[4, 2], dilations=[2, 1],
-                         pool_sizes=[1, 1])
+    config = ModelConfig(
+        arch="cnn", channels=[3, 3], kernel_sizes=[4, 2], dilations=[2, 1], pool_sizes=[1, 1]
+    )
     states, lengths = ConvStack(config, 4)(torch.zeros(2, 11, 4), torch.tensor([11, 6]))
     assert states.shape == (2, 11, 3) and lengths.tolist() == [11, 6]
 
@@ -164,8 +191,7 @@ def test_masked_batch_norm_trains_on_real_positions_only() -> None:
     expected = (real_a - mean[:, None]) / torch.sqrt(var[:, None] + norm.eps)
     assert torch.allclose(out[0], expected, atol=1e-5)
     assert torch.allclose(norm.running_mean, 0.1 * mean, atol=1e-6)
-    assert torch.allclose(norm.running_var, 0.9 + 0.1 * real.var(dim=1, unbiased=True),
-                          atol=1e-6)
+    assert torch.allclose(norm.running_var, 0.9 + 0.1 * real.var(dim=1, unbiased=True), atol=1e-6)
 
 
 def test_masked_batch_norm_variance_survives_a_large_mean() -> None:
@@ -193,8 +219,14 @@ def test_unpadded_batch_takes_the_fused_batch_norm_with_the_same_result() -> Non
     assert torch.allclose(fused.running_mean, masked.running_mean, atol=1e-6)
     assert torch.allclose(fused.running_var, masked.running_var, atol=1e-5)
     # and a whole CNN: the same batch padded by one column (masked path) trains alike
-    config = ModelConfig(arch="cnn", channels=[8, 8], kernel_sizes=[5, 3], dilations=[1, 2],
-                         pool_sizes=[2, 1], dropout=0.0)
+    config = ModelConfig(
+        arch="cnn",
+        channels=[8, 8],
+        kernel_sizes=[5, 3],
+        dilations=[1, 2],
+        pool_sizes=[2, 1],
+        dropout=0.0,
+    )
     net = ConvStack(config, 4).train()
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (3, 30)), 4).float()
     lengths = torch.full((3,), 30)
@@ -204,8 +236,7 @@ def test_unpadded_batch_takes_the_fused_batch_norm_with_the_same_result() -> Non
 
 
 def test_parameter_count_matches_the_layers() -> None:
-    config = ModelConfig(arch="cnn", channels=[8], kernel_sizes=[3], dilations=[1],
-                         pool_sizes=[1])
+    config = ModelConfig(arch="cnn", channels=[8], kernel_sizes=[3], dilations=[1], pool_sizes=[1])
     model = SequenceModel(config, 4, 2)
     # conv 8x4x3 (no bias: batch norm follows) + norm 2x8 + head 8x2+2
     assert count_parameters(model) == 96 + 16 + 18
@@ -219,11 +250,15 @@ def test_transformer_rejects_sequences_longer_than_max_length() -> None:
     model = SequenceModel(config, 4, 2).eval()
     assert model.max_length == 10
     model(torch.zeros(1, 10, 4), torch.tensor([10]))  # exactly the limit is fine
-    with pytest.raises(DataError, match="11 positions is longer than the transformer's "
-                                        "max-length 10"):
+    with pytest.raises(
+        DataError, match="11 positions is longer than the transformer's max-length 10"
+    ):
         model(torch.zeros(1, 11, 4), torch.tensor([11]))
-    with pytest.raises(DataError, match=r"src: record 'b' has 12 positions, more than this "
-                                        r"transformer model's max-length 10 \(2 record"):
+    with pytest.raises(
+        DataError,
+        match=r"src: record 'b' has 12 positions, more than this "
+        r"transformer model's max-length 10 \(2 record",
+    ):
         check_lengths(model, ["a", "b", "c"], [3, 12, 40], "src")
     check_lengths(SequenceModel(ModelConfig(arch="cnn"), 4, 2), ["a"], [10**6], "src")
 
@@ -235,8 +270,10 @@ def test_per_position_head_keeps_every_position() -> None:
 
 def test_describe_names_only_the_settings_an_architecture_reads() -> None:
     cnn = describe(ModelConfig(arch="cnn", pooling="max"))
-    assert cnn == ("cnn, channels 128,128, kernel-sizes 9,5, dilations 1,1, pool-sizes 3,1, "
-                   "pooling max, dropout 0.2")
+    assert cnn == (
+        "cnn, channels 128,128, kernel-sizes 9,5, dilations 1,1, pool-sizes 3,1, "
+        "pooling max, dropout 0.2"
+    )
     lstm = describe({**ModelConfig(arch="lstm", bidirectional=True).__dict__, "pooling": "last"})
     assert lstm == "lstm, hidden-size 128, layers 1, bidirectional True, pooling last, dropout 0.2"
     tagger = describe(ModelConfig(arch="gru", hidden_size=4), per_position=True)
@@ -265,9 +302,20 @@ def test_training_step_under_bfloat16_autocast(arch: str) -> None:
     padded batches train (the masked batch norm keeps float32 statistics), and the
     gradients and running statistics stay finite float32."""
     torch.manual_seed(0)
-    model = SequenceModel(ModelConfig(arch=arch, hidden_size=8, channels=[8, 8],
-                                      kernel_sizes=[5, 3], pool_sizes=[2, 1], d_model=8,
-                                      heads=2, ff_size=16), 4, 3).train()
+    model = SequenceModel(
+        ModelConfig(
+            arch=arch,
+            hidden_size=8,
+            channels=[8, 8],
+            kernel_sizes=[5, 3],
+            pool_sizes=[2, 1],
+            d_model=8,
+            heads=2,
+            ff_size=16,
+        ),
+        4,
+        3,
+    ).train()
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (4, 30)), 4).float()
     lengths = torch.tensor([30, 22, 9, 3])  # padding in three of four rows
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -294,8 +342,9 @@ def test_auto_architecture_is_the_default_recipe_and_reads_left_to_right_for_a_l
     assert resolve_model(auto, causal=True).arch == DEFAULT_CAUSAL_ARCH == "gru"
     assert resolve_model(ModelConfig(arch="lstm"), causal=True).arch == "lstm"
     # empty pool sizes: 3 after the first convolution, none where positions must stay
-    three = ModelConfig(arch="cnn", channels=[8, 8, 8], kernel_sizes=[3, 3, 3],
-                        dilations=[1, 1, 1], pool_sizes=[])
+    three = ModelConfig(
+        arch="cnn", channels=[8, 8, 8], kernel_sizes=[3, 3, 3], dilations=[1, 1, 1], pool_sizes=[]
+    )
     assert resolve_model(three).pool_sizes == [3, 1, 1]
     assert resolve_model(three, median_length=100).pool_sizes == [3, 1, 1]
     assert resolve_model(three, median_length=99.5).pool_sizes == [1, 1, 1]  # short: no pool
@@ -319,20 +368,28 @@ def test_model_size_is_what_the_built_model_holds(arch: str) -> None:
     for _ in range(40):
         n, heads = rng.randint(1, 3), rng.choice([1, 2, 3])
         config = ModelConfig(
-            arch=arch, hidden_size=rng.randint(1, 9), layers=rng.randint(1, 3),
+            arch=arch,
+            hidden_size=rng.randint(1, 9),
+            layers=rng.randint(1, 3),
             bidirectional=rng.random() < 0.5 and arch != "cnn-lstm",
             pooling=rng.choice(["auto", *REGISTRY[arch].poolings]),
             channels=[rng.randint(1, 7) for _ in range(n)],
-            kernel_sizes=[rng.randint(1, 5) for _ in range(n)], dilations=[1] * n,
-            pool_sizes=[1] * n, d_model=heads * rng.randint(1, 4), heads=heads,
-            ff_size=rng.randint(1, 9))
-        channels, outputs, per_position = rng.choice([4, 20, 7]), rng.randint(1, 5), \
-            rng.random() < 0.3
+            kernel_sizes=[rng.randint(1, 5) for _ in range(n)],
+            dilations=[1] * n,
+            pool_sizes=[1] * n,
+            d_model=heads * rng.randint(1, 4),
+            heads=heads,
+            ff_size=rng.randint(1, 9),
+        )
+        channels, outputs, per_position = (
+            rng.choice([4, 20, 7]),
+            rng.randint(1, 5),
+            rng.random() < 0.3,
+        )
         with torch.device("meta"):
             state = SequenceModel(config, channels, outputs, per_position).state_dict()
         size = model_size(config, channels, outputs, per_position)
-        assert (size.tensors, size.weights) == (len(state),
-                                                sum(t.numel() for t in state.values()))
+        assert (size.tensors, size.weights) == (len(state), sum(t.numel() for t in state.values()))
 
 
 def test_a_model_too_large_to_build_is_named_before_anything_is_built() -> None:
@@ -341,10 +398,12 @@ def test_a_model_too_large_to_build_is_named_before_anything_is_built() -> None:
     deep = ModelConfig(arch="lstm", hidden_size=8, layers=1_000_000)
     assert too_large([deep], 20, 1) == (
         "the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors, more "
-        f"than bioseqnn builds ({MAX_TENSORS:,})")
+        f"than bioseqnn builds ({MAX_TENSORS:,})"
+    )
     wide = ModelConfig(arch="gru", hidden_size=100_000, bidirectional=True)
     assert too_large([wide] * 2, 4, 3) == (
         "the model (gru, hidden-size 100000, layers 1, 2 members) would hold "
         "120,008,400,006 weights, more than bioseqnn builds "
-        f"({MAX_WEIGHTS:,}, 16 GiB as float32)")
+        f"({MAX_WEIGHTS:,}, 16 GiB as float32)"
+    )
     assert too_large([ModelConfig()] * 64, 20, 1) is None  # the largest default ensemble

@@ -28,13 +28,19 @@ def test_kernels_are_built_and_enabled():
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("batch,steps,channels,hidden", [
-    (1, 1, 4, 5), (7, 50, 4, 100), (33, 20, 21, 128), (4, 9, 64, 16), (5, 13, 3, 37),
-])
+@pytest.mark.parametrize(
+    "batch,steps,channels,hidden",
+    [
+        (1, 1, 4, 5),
+        (7, 50, 4, 100),
+        (33, 20, 21, 128),
+        (4, 9, 64, 16),
+        (5, 13, 3, 37),
+    ],
+)
 def test_outputs_and_gradients_match_torch(cell, batch, steps, channels, hidden):
     torch.manual_seed(batch * 100 + hidden)
-    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(channels, hidden,
-                                                                  batch_first=True)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(channels, hidden, batch_first=True)
     params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
     x = torch.randn(batch, steps, channels, requires_grad=True)
     layer = native.lstm_layer if cell == "lstm" else native.gru_layer
@@ -61,8 +67,9 @@ def test_input_without_gradient_gets_none():
     torch.manual_seed(0)
     module = torch.nn.LSTM(4, 8, batch_first=True)
     x = torch.randn(3, 6, 4)
-    out = native.lstm_layer(x, module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0,
-                            module.bias_hh_l0)
+    out = native.lstm_layer(
+        x, module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0
+    )
     out.sum().backward()
     assert x.grad is None
     assert module.weight_ih_l0.grad is not None
@@ -115,10 +122,17 @@ def test_predictions_are_the_same_in_every_process_and_from_gzip_stdin(hemolytic
     from conftest import run_bioseqnn
 
     fasta = examples / "hemolytic.fasta"
-    outputs = [run_bioseqnn("predict", hemolytic_model, fasta, "--threads", "2")
-               for _ in range(3)]
-    outputs.append(run_bioseqnn("predict", hemolytic_model, "-", "--threads", "2",
-                                stdin=gzip.compress(fasta.read_bytes())))
+    outputs = [run_bioseqnn("predict", hemolytic_model, fasta, "--threads", "2") for _ in range(3)]
+    outputs.append(
+        run_bioseqnn(
+            "predict",
+            hemolytic_model,
+            "-",
+            "--threads",
+            "2",
+            stdin=gzip.compress(fasta.read_bytes()),
+        )
+    )
     assert all(r.returncode == 0 for r in outputs), [r.stderr for r in outputs]
     assert len({r.stdout for r in outputs}) == 1
     assert outputs[0].stdout.count(b"\n") == 1105

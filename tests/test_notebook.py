@@ -16,10 +16,32 @@ from bioseqnn.notebook import settings_to_config
 
 pd = pytest.importorskip("pandas")
 
-TINY = {"arch": "cnn", "channels": [8], "kernel_sizes": [5], "dilations": [1], "epochs": 2,
-        "threads": 1, "seed": 3}
-CLI_TINY = ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations", "1",
-            "--epochs", "2", "-j", "1", "--seed", "3", "--quiet"]
+TINY = {
+    "arch": "cnn",
+    "channels": [8],
+    "kernel_sizes": [5],
+    "dilations": [1],
+    "epochs": 2,
+    "threads": 1,
+    "seed": 3,
+}
+CLI_TINY = [
+    "--arch",
+    "cnn",
+    "--channels",
+    "8",
+    "--kernel-sizes",
+    "5",
+    "--dilations",
+    "1",
+    "--epochs",
+    "2",
+    "-j",
+    "1",
+    "--seed",
+    "3",
+    "--quiet",
+]
 
 
 def _peptides(n: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
@@ -32,8 +54,9 @@ def _peptides(n: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def test_settings_are_keywords_of_their_config_section() -> None:
-    cfg = settings_to_config({"arch": "cnn", "dropout": 0.1, "epochs": 7, "lr": 3e-4,
-                              "channels": (32, 16)})
+    cfg = settings_to_config(
+        {"arch": "cnn", "dropout": 0.1, "epochs": 7, "lr": 3e-4, "channels": (32, 16)}
+    )
     assert (cfg.model.arch, cfg.model.dropout, cfg.model.channels) == ("cnn", 0.1, [32, 16])
     assert (cfg.training.epochs, cfg.training.lr) == (7, 3e-4)
     base = bioseqnn.RunConfig()
@@ -64,13 +87,25 @@ def test_train_from_memory_matches_the_command_line(cli, tmp_path: Path) -> None
     assert list(frame["epoch"]) == [1, 2] and "val_loss" in frame.columns
     assert run.best == run.manifest["metrics"]["best"]
     assert run.manifest["model"]["arch"] == "cnn" and run.manifest["training"]["epochs"] == 2
-    with pytest.raises(bioseqnn.DataError, match=r"1 id\(s\) in labels.csv missing from "
-                       r"sequences.fasta \('nowhere'\), line 2"):
+    with pytest.raises(
+        bioseqnn.DataError,
+        match=r"1 id\(s\) in labels.csv missing from "
+        r"sequences.fasta \('nowhere'\), line 2",
+    ):
         bioseqnn.train(seqs, {"nowhere": "1", **labels}, **TINY)
 
     model = tmp_path / "cli.bsnn"
-    assert cli("train", EXAMPLES / "hemolytic.fasta", EXAMPLES / "hemolytic.csv", "-o", model,
-               *CLI_TINY).code == 0
+    assert (
+        cli(
+            "train",
+            EXAMPLES / "hemolytic.fasta",
+            EXAMPLES / "hemolytic.csv",
+            "-o",
+            model,
+            *CLI_TINY,
+        ).code
+        == 0
+    )
     table = cli("predict", model, EXAMPLES / "hemolytic.fasta").out
     frame = bioseqnn.predict(run, EXAMPLES / "hemolytic.fasta")
     expected = list(csv.reader(table.splitlines(), delimiter="\t"))
@@ -88,19 +123,21 @@ def test_lists_series_and_frames_are_inputs(tmp_path: Path) -> None:
     ids = list(seqs)
     by_list = bioseqnn.train([seqs[i] for i in ids], [labels[i] for i in ids], **TINY)
     series = pd.Series([seqs[i] for i in ids])
-    by_series = bioseqnn.train(series, pd.Series([labels[i] for i in ids], name="hemolytic"),
-                               **TINY)
-    frame = pd.DataFrame({"sequence": [seqs[i] for i in ids],
-                          "hemolytic": [int(labels[i]) for i in ids]})
+    by_series = bioseqnn.train(
+        series, pd.Series([labels[i] for i in ids], name="hemolytic"), **TINY
+    )
+    frame = pd.DataFrame(
+        {"sequence": [seqs[i] for i in ids], "hemolytic": [int(labels[i]) for i in ids]}
+    )
     by_frame = bioseqnn.train(frame, **TINY)
+
     # the same records by position: the same model
     def scores(run: bioseqnn.Trained) -> dict[str, float]:
         return {k: v for k, v in run.best.items() if k != "elapsed_s"}
 
     assert scores(by_list) == scores(by_series) == scores(by_frame)
     assert by_series.manifest["task"]["targets"] == ["hemolytic"]
-    assert by_list.manifest["data"]["sources"] == ["sequences (in memory)",
-                                                   "labels (in memory)"]
+    assert by_list.manifest["data"]["sources"] == ["sequences (in memory)", "labels (in memory)"]
     assert by_frame.manifest["data"]["sources"] == ["table (in memory)"]
     assert by_list.manifest["task"]["targets"] == ["label"]
     out = tmp_path / "p.tsv"
@@ -147,9 +184,14 @@ print(type(rows).__name__, rows[0]["id"] if isinstance(rows, list) else rows["id
 
 
 def _run(setup: str = "", before: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", SCRIPT.format(setup=setup, before=before)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(setup=setup, before=before)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )
 
 
 def test_epochs_are_logged_and_logging_silences_them() -> None:

@@ -44,7 +44,8 @@ class MemoryLimited(nn.Module):
         self.batches.append(x.shape[0])
         if x.shape[0] > self.most:
             raise torch.OutOfMemoryError(
-                f"CUDA out of memory. Tried to allocate {x.numel() * 4} bytes")
+                f"CUDA out of memory. Tried to allocate {x.numel() * 4} bytes"
+            )
         return self.model(x, lengths)
 
 
@@ -182,12 +183,18 @@ class CPUMemoryLimited(MemoryLimited):
         return self.model(x, lengths)
 
 
-@pytest.mark.parametrize("error", [
-    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
-                 "allocate memory: you tried to allocate 40000000000000 bytes. Error code 12 "
-                 "(Cannot allocate memory)"),
-    MemoryError(),
-], ids=["torch-allocator", "MemoryError"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 40000000000000 bytes. Error code 12 "
+            "(Cannot allocate memory)"
+        ),
+        MemoryError(),
+    ],
+    ids=["torch-allocator", "MemoryError"],
+)
 def test_cpu_out_of_memory_is_handled_as_a_gpus(
     model: SequenceModel, promoters: SequenceSet, warnings_log: list[str], error: BaseException
 ) -> None:
@@ -198,16 +205,27 @@ def test_cpu_out_of_memory_is_handled_as_a_gpus(
     limited = CPUMemoryLimited(model, 3, error)
     got = infer(limited, onehot, promoters, 8, torch.device("cpu"))  # type: ignore[arg-type]
     assert torch.equal(got, expected)
-    assert warnings_log[:2] == ["out of memory on cpu with a batch of 8 sequences; retrying with 4",
-                                "out of memory on cpu with a batch of 4 sequences; retrying with 2"]
-    with pytest.raises(DataError, match="out of memory on cpu predicting record .* on its own; "
-                                        "split or trim the longest sequences"):
-        infer(CPUMemoryLimited(model, 0, error), onehot, promoters, 2,  # type: ignore[arg-type]
-              torch.device("cpu"))
+    assert warnings_log[:2] == [
+        "out of memory on cpu with a batch of 8 sequences; retrying with 4",
+        "out of memory on cpu with a batch of 4 sequences; retrying with 2",
+    ]
+    with pytest.raises(
+        DataError,
+        match="out of memory on cpu predicting record .* on its own; "
+        "split or trim the longest sequences",
+    ):
+        infer(
+            CPUMemoryLimited(model, 0, error),
+            onehot,
+            promoters,
+            2,  # type: ignore[arg-type]
+            torch.device("cpu"),
+        )
 
 
-def test_an_error_that_is_no_out_of_memory_is_not_retried(model: SequenceModel,
-                                                            promoters: SequenceSet) -> None:
+def test_an_error_that_is_no_out_of_memory_is_not_retried(
+    model: SequenceModel, promoters: SequenceSet
+) -> None:
     onehot = OneHot(ALPHABETS["dna"])
     limited = CPUMemoryLimited(model, 0, RuntimeError("shapes do not match"))
     with pytest.raises(RuntimeError, match="shapes do not match"):

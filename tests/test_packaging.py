@@ -41,9 +41,11 @@ def render(selectors: dict[str, Any] | None = None) -> dict[str, Any]:
         if found and not eval(found.group(1), {}, dict(env)):  # noqa: S307 - our own file
             continue
         lines.append(line)
-    text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
-        "\n".join(lines)).render(compiler=lambda lang: f"{lang}_compiler_stub",
-                                 PYTHON="python")
+    text = (
+        jinja2.Environment(undefined=jinja2.StrictUndefined)
+        .from_string("\n".join(lines))
+        .render(compiler=lambda lang: f"{lang}_compiler_stub", PYTHON="python")
+    )
     return yaml.safe_load(text)
 
 
@@ -82,12 +84,21 @@ def test_recipe_renders_and_agrees_with_pyproject() -> None:
 def run_commands(commands: list[str], folder: Path) -> None:
     """Each command in bash, as conda-build's test script runs them, with this
     interpreter's bioseqnn first on PATH; stops at the first failure."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
-           f"{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OMP_NUM_THREADS": "1",
+    }
     assert shutil.which("bioseqnn", path=env["PATH"]), "the console script is not installed"
     for command in commands:
-        p = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=folder, env=env,
-                           capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", command],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, (command, p.stdout, p.stderr)
 
 
@@ -132,7 +143,7 @@ def test_the_container_smoke_test_passes(tmp_path: Path) -> None:
 
 def test_the_container_runs_as_a_user_with_bioseqnn_as_entry_point() -> None:
     text = DOCKERFILE.read_text()
-    final = text[text.rindex("\nFROM "):]
+    final = text[text.rindex("\nFROM ") :]
     assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim$", final, re.M)
     assert re.search(r"^USER bioseqnn$", final, re.M)
     assert re.search(r'^ENTRYPOINT \["bioseqnn"\]$', final, re.M)
@@ -160,11 +171,16 @@ def test_conda_build_builds_and_tests_the_recipe(tmp_path: Path) -> None:
     """conda-build builds the package and runs the recipe's own tests in a fresh
     environment (needs conda-build and the conda-forge channel)."""
     if shutil.which("conda-build") is None:
-        pytest.skip("conda-build is not installed (it is not on PyPI: install it with "
-                    "conda or mamba from conda-forge)")
-    p = subprocess.run(["conda-build", str(RECIPE.parent), "-c", "conda-forge",
-                        "--output-folder", str(tmp_path)], capture_output=True, text=True,
-                       timeout=3600)
+        pytest.skip(
+            "conda-build is not installed (it is not on PyPI: install it with "
+            "conda or mamba from conda-forge)"
+        )
+    p = subprocess.run(
+        ["conda-build", str(RECIPE.parent), "-c", "conda-forge", "--output-folder", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     built = list(tmp_path.glob(f"*/bioseqnn-{bioseqnn.__version__}-*"))
     assert built, list(tmp_path.rglob("*"))
@@ -176,15 +192,21 @@ def test_the_container_builds_and_answers(tmp_path: Path) -> None:
     if reason:
         pytest.skip(reason)
     tag = "bioseqnn:packaging-test"
-    p = subprocess.run(["docker", "build", "-t", tag, str(ROOT)], capture_output=True,
-                       text=True, timeout=3600)
+    p = subprocess.run(
+        ["docker", "build", "-t", tag, str(ROOT)], capture_output=True, text=True, timeout=3600
+    )
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     try:
-        p = subprocess.run(["docker", "run", "--rm", tag, "--version"], capture_output=True,
-                           text=True, timeout=300)
+        p = subprocess.run(
+            ["docker", "run", "--rm", tag, "--version"], capture_output=True, text=True, timeout=300
+        )
         assert p.stdout == f"bioseqnn {bioseqnn.__version__}\n", p.stderr
-        p = subprocess.run(["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"],
-                           capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.stdout.strip() != "0"  # not root
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=300)

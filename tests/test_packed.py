@@ -11,11 +11,13 @@ from bioseqnn.models import ModelConfig, SequenceModel
 @pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
-def test_packed_equals_padded_outputs_and_gradients(arch: str, bidirectional: bool,
-                                                    pooling: str) -> None:
+def test_packed_equals_padded_outputs_and_gradients(
+    arch: str, bidirectional: bool, pooling: str
+) -> None:
     torch.manual_seed(0)
-    config = ModelConfig(arch=arch, hidden_size=12, layers=2, bidirectional=bidirectional,
-                         pooling=pooling)
+    config = ModelConfig(
+        arch=arch, hidden_size=12, layers=2, bidirectional=bidirectional, pooling=pooling
+    )
     model = SequenceModel(config, in_channels=4, n_outputs=3).eval()
     lengths = torch.tensor([5, 40, 1, 17, 40, 9])
     x = torch.rand(len(lengths), 40, 4)

@@ -34,10 +34,30 @@ def ss_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     ex = Path(__file__).resolve().parent.parent / "example_data"
     out = tmp_path_factory.mktemp("pp") / "ss.bsnn"
-    code = main(["train", str(ex / "ss_train.fasta"), str(ex / "ss_train_ss3.fasta"),
-                 "--position-mask", str(ex / "ss_train_mask.fasta"), "--arch", "cnn",
-                 "--channels", "32,32", "--kernel-sizes", "7,5", "--pool-sizes", "1,1",
-                 "--epochs", "4", "--lr", "0.005", "-o", str(out), "--quiet"])
+    code = main(
+        [
+            "train",
+            str(ex / "ss_train.fasta"),
+            str(ex / "ss_train_ss3.fasta"),
+            "--position-mask",
+            str(ex / "ss_train_mask.fasta"),
+            "--arch",
+            "cnn",
+            "--channels",
+            "32,32",
+            "--kernel-sizes",
+            "7,5",
+            "--pool-sizes",
+            "1,1",
+            "--epochs",
+            "4",
+            "--lr",
+            "0.005",
+            "-o",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
@@ -59,8 +79,9 @@ def test_train_detects_label_fasta_and_records_the_task(cli, ss_model: Path) -> 
     assert "per position" in shown and "pooling" not in shown
 
 
-def test_predict_long_format_and_fasta_agree_with_evaluate(cli, ss_model: Path, examples: Path,
-                                                           tmp_path: Path) -> None:
+def test_predict_long_format_and_fasta_agree_with_evaluate(
+    cli, ss_model: Path, examples: Path, tmp_path: Path
+) -> None:
     seqs = read_fasta(examples / "ss_test.fasta")
     truth = read_fasta(examples / "ss_test_ss3.fasta")
     mask = read_fasta(examples / "ss_test_mask.fasta")
@@ -68,8 +89,7 @@ def test_predict_long_format_and_fasta_agree_with_evaluate(cli, ss_model: Path, 
     assert cli("predict", ss_model, examples / "ss_test.fasta", "-o", tsv).code == 0
     with open(tsv, newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    assert list(rows[0]) == ["id", "position", "residue", "predicted", "prob_C", "prob_E",
-                             "prob_H"]
+    assert list(rows[0]) == ["id", "position", "residue", "predicted", "prob_C", "prob_E", "prob_H"]
     assert len(rows) == sum(map(len, seqs.values()))
     first = [r for r in rows if r["id"] == next(iter(seqs))]
     assert [int(r["position"]) for r in first] == list(range(1, len(first) + 1))
@@ -91,23 +111,36 @@ def test_predict_long_format_and_fasta_agree_with_evaluate(cli, ss_model: Path, 
     assert {i: "".join(v) for i, v in by_row.items()} == predicted
 
     # evaluate: accuracy (Q3) over the resolved residues only, as counted from the files
-    res = cli("evaluate", ss_model, examples / "ss_test.fasta", examples / "ss_test_ss3.fasta",
-              "--position-mask", examples / "ss_test_mask.fasta", "-q")
+    res = cli(
+        "evaluate",
+        ss_model,
+        examples / "ss_test.fasta",
+        examples / "ss_test_ss3.fasta",
+        "--position-mask",
+        examples / "ss_test_mask.fasta",
+        "-q",
+    )
     assert res.code == 0
     doc = json.loads(res.out)
-    scored = [(truth[i][j], predicted[i][j]) for i in seqs for j in range(len(seqs[i]))
-              if mask[i][j] == "1"]
+    scored = [
+        (truth[i][j], predicted[i][j])
+        for i in seqs
+        for j in range(len(seqs[i]))
+        if mask[i][j] == "1"
+    ]
     assert doc["metrics"]["positions"] == len(scored)
     assert doc["metrics"]["accuracy"] == pytest.approx(
-        np.mean([t == p for t, p in scored]), abs=1e-9)
+        np.mean([t == p for t, p in scored]), abs=1e-9
+    )
     assert doc["classes"] == ["C", "E", "H"]
     support = {c: sum(t == c for t, _ in scored) for c in "CEH"}
     assert {c: doc["per_class"][c]["support"] for c in "CEH"} == support
     assert np.array(doc["confusion_matrix"]["matrix"]).sum() == len(scored)
 
     # without the mask every residue counts
-    res = cli("evaluate", ss_model, examples / "ss_test.fasta", examples / "ss_test_ss3.fasta",
-              "-q")
+    res = cli(
+        "evaluate", ss_model, examples / "ss_test.fasta", examples / "ss_test_ss3.fasta", "-q"
+    )
     assert json.loads(res.out)["metrics"]["positions"] == sum(map(len, seqs.values()))
 
 
@@ -117,8 +150,23 @@ def test_table_of_label_strings_with_task_flag(cli, examples: Path, tmp_path: Pa
     table = tmp_path / "ss.csv"
     table.write_text("id,ss3\n" + "".join(f"{i},{labels[i]}\n" for i in seqs))
     out = tmp_path / "t.bsnn"
-    res = cli("train", examples / "ss_train.fasta", table, "--task", "per-position", "--arch",
-              "gru", "--hidden-size", "8", "--bidirectional", "--epochs", "1", "-o", out, "-q")
+    res = cli(
+        "train",
+        examples / "ss_train.fasta",
+        table,
+        "--task",
+        "per-position",
+        "--arch",
+        "gru",
+        "--hidden-size",
+        "8",
+        "--bidirectional",
+        "--epochs",
+        "1",
+        "-o",
+        out,
+        "-q",
+    )
     assert res.code == 0, res.err
     manifest = json.loads(cli("info", out, "--json").out)
     assert manifest["task"]["targets"] == ["ss3"]
@@ -128,8 +176,14 @@ def test_table_of_label_strings_with_task_flag(cli, examples: Path, tmp_path: Pa
 
 
 def test_usage_and_data_errors(cli, examples: Path, tmp_path: Path) -> None:
-    base = [examples / "ss_train.fasta", examples / "ss_train_ss3.fasta", "-o",
-            tmp_path / "m.bsnn", "--epochs", "1"]
+    base = [
+        examples / "ss_train.fasta",
+        examples / "ss_train_ss3.fasta",
+        "-o",
+        tmp_path / "m.bsnn",
+        "--epochs",
+        "1",
+    ]
     res = cli("train", *base, "--arch", "cnn", "--pool-sizes", "3,1")
     assert res.code == 2
     assert "--pool-sizes 3,1 shortens the sequence; use --pool-sizes 1,1" in res.err
@@ -146,21 +200,40 @@ def test_usage_and_data_errors(cli, examples: Path, tmp_path: Path) -> None:
     first = next(iter(labels))
     short = tmp_path / "short.fasta"
     short.write_text("".join(f">{i}\n{v[:-1] if i == first else v}\n" for i, v in labels.items()))
-    res = cli("train", examples / "ss_train.fasta", short, "-o", tmp_path / "m.bsnn",
-              "--arch", "lstm")
+    res = cli(
+        "train", examples / "ss_train.fasta", short, "-o", tmp_path / "m.bsnn", "--arch", "lstm"
+    )
     assert res.code == 1
-    assert f"the labels of '{first}' have {len(labels[first]) - 1} positions, its sequence " \
-           f"has {len(labels[first])}" in res.err
+    assert (
+        f"the labels of '{first}' have {len(labels[first]) - 1} positions, its sequence "
+        f"has {len(labels[first])}" in res.err
+    )
 
     bad_mask = tmp_path / "mask.fasta"
     bad_mask.write_text(f">{first}\n" + "2" * len(labels[first]) + "\n")
-    res = cli("train", examples / "ss_train.fasta", examples / "ss_train_ss3.fasta",
-              "--position-mask", bad_mask, "-o", tmp_path / "m.bsnn", "--arch", "lstm")
+    res = cli(
+        "train",
+        examples / "ss_train.fasta",
+        examples / "ss_train_ss3.fasta",
+        "--position-mask",
+        bad_mask,
+        "-o",
+        tmp_path / "m.bsnn",
+        "--arch",
+        "lstm",
+    )
     assert res.code == 1
     assert f"record '{first}', position 1: mask symbol '2' is not 0 or 1" in res.err
 
-    res = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv",
-              "--position-mask", examples / "ss_train_mask.fasta", "-o", tmp_path / "m.bsnn")
+    res = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "--position-mask",
+        examples / "ss_train_mask.fasta",
+        "-o",
+        tmp_path / "m.bsnn",
+    )
     assert res.code == 2 and "--position-mask applies to per-position labels" in res.err
 
 
@@ -231,12 +304,14 @@ def test_scored_outputs_equal_the_whole_padded_outputs(kind: str) -> None:
     lm = kind == "language-model"
     classes = [*dna.letters, "end"] if lm else ["C", "E", "H"]
     task = TaskSpec(kind, ["label"], classes=classes, class_weights=[] if lm else [1.0, 2.0, 0.5])
-    positions = (rng.integers(-1, 3, len(codes)) if not lm
-                 else rng.integers(-1, 4, len(codes))).astype(np.int8)
+    positions = (
+        rng.integers(-1, 3, len(codes)) if not lm else rng.integers(-1, 4, len(codes))
+    ).astype(np.int8)
     data = SequenceSet([f"s{i}" for i in range(len(seqs))], codes, offsets, positions=positions)
     torch.manual_seed(2)
-    model = SequenceModel(ModelConfig(arch="gru", hidden_size=8), dna.size, len(classes),
-                          per_position=True, causal=lm)
+    model = SequenceModel(
+        ModelConfig(arch="gru", hidden_size=8), dna.size, len(classes), per_position=True, causal=lm
+    )
     onehot = OneHot(dna)
     dense = infer(model, onehot, data, 64, torch.device("cpu"))
     y = batch_targets(task, data, np.arange(len(data)))
@@ -245,8 +320,9 @@ def test_scored_outputs_equal_the_whole_padded_outputs(kind: str) -> None:
     scored = infer_scored(model, onehot, task, data, 16, torch.device("cpu"), max_tokens=500)
     assert len(scored.y) == int((y >= 0).sum())
     assert scored.loss == pytest.approx(want_loss, rel=1e-5)
-    got = task.position_metrics(scored.y.numpy(),
-                                task.outputs(scored.logits).numpy().astype(np.float64))
+    got = task.position_metrics(
+        scored.y.numpy(), task.outputs(scored.logits).numpy().astype(np.float64)
+    )
     assert got.keys() == want.keys()
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-9), k

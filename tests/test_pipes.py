@@ -20,8 +20,9 @@ def test_gzip_on_stdin_to_file_matches_plain_path(
 ) -> None:
     fasta = examples / "hemolytic.fasta"
     out = tmp_path / "p.tsv"
-    p = run_bioseqnn("predict", hemolytic_model, "-", "-o", out,
-                     stdin=gzip.compress(fasta.read_bytes()))
+    p = run_bioseqnn(
+        "predict", hemolytic_model, "-", "-o", out, stdin=gzip.compress(fasta.read_bytes())
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout == b""
     direct = run_bioseqnn("predict", hemolytic_model, fasta)
@@ -45,8 +46,10 @@ def test_head_closes_the_pipe_without_a_traceback(
     big = tmp_path / "big.fa"
     text = (examples / "hemolytic.fasta").read_text()
     big.write_text("".join(text.replace(">", f">r{i}_") for i in range(20)))
-    cmd = (f"cat {big} | {sys.executable} -m bioseqnn predict {hemolytic_model} - | head -5; "
-           'echo "${PIPESTATUS[1]}" >&2')
+    cmd = (
+        f"cat {big} | {sys.executable} -m bioseqnn predict {hemolytic_model} - | head -5; "
+        'echo "${PIPESTATUS[1]}" >&2'
+    )
     p = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=300)
     assert p.stdout.decode().count("\n") == 5
     assert b"Traceback" not in p.stderr and b"BrokenPipe" not in p.stderr
@@ -83,10 +86,14 @@ def test_bad_data_exits_1_usage_exits_2(hemolytic_model: Path, tmp_path: Path) -
     bad.write_text(">a\nMKV3L\n")
     p = run_bioseqnn("predict", hemolytic_model, bad, "-o", tmp_path / "x.tsv")
     assert p.returncode == 1
-    assert p.stderr.decode().strip().splitlines() == [
-        f"bioseqnn: error: {bad}: record 'a': invalid protein symbol '3' at position 4 "
-        "(use --on-invalid skip or mask, or --alphabet)"
-    ] or b"position 4" in p.stderr
+    assert (
+        p.stderr.decode().strip().splitlines()
+        == [
+            f"bioseqnn: error: {bad}: record 'a': invalid protein symbol '3' at position 4 "
+            "(use --on-invalid skip or mask, or --alphabet)"
+        ]
+        or b"position 4" in p.stderr
+    )
     assert not (tmp_path / "x.tsv").exists()
     p = run_bioseqnn("predict", hemolytic_model, bad, "--batch-size", "0")
     assert p.returncode == 2
@@ -98,9 +105,11 @@ def test_evaluate_writes_its_files_before_the_tables_reach_a_closed_pipe(
     """stderr into '| head -2': the tables meet a closed pipe, the metrics JSON and the
     MultiQC file are written all the same (they come first)."""
     out, mqc = tmp_path / "m.json", tmp_path / "h_mqc.json"
-    cmd = (f"{sys.executable} -m bioseqnn evaluate {hemolytic_model} "
-           f"{examples / 'hemolytic.fasta'} {examples / 'hemolytic.csv'} -o {out} "
-           f"--multiqc {mqc} 2>&1 | head -2")
+    cmd = (
+        f"{sys.executable} -m bioseqnn evaluate {hemolytic_model} "
+        f"{examples / 'hemolytic.fasta'} {examples / 'hemolytic.csv'} -o {out} "
+        f"--multiqc {mqc} 2>&1 | head -2"
+    )
     p = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=300)
     assert p.stdout.decode().count("\n") == 2
     import json

@@ -30,11 +30,18 @@ def check_png(path: Path, min_width: int, min_height: int) -> np.ndarray:
     return img
 
 
-def test_evaluate_writes_roc_pr_and_confusion(cli, hemolytic_model, examples,
-                                              tmp_path) -> None:
+def test_evaluate_writes_roc_pr_and_confusion(cli, hemolytic_model, examples, tmp_path) -> None:
     folder = tmp_path / "report" / "plots"  # created when missing
-    result = cli("evaluate", hemolytic_model, examples / "hemolytic.fasta",
-                 examples / "hemolytic.csv", "-o", tmp_path / "m.json", "--plots", folder)
+    result = cli(
+        "evaluate",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.json",
+        "--plots",
+        folder,
+    )
     assert result.code == 0, result.err
     assert sorted(p.name for p in folder.iterdir()) == ["confusion.png", "pr.png", "roc.png"]
     for name in ("roc.png", "pr.png", "confusion.png"):
@@ -42,10 +49,17 @@ def test_evaluate_writes_roc_pr_and_confusion(cli, hemolytic_model, examples,
         assert f"wrote {folder / name}" in result.err
 
 
-def test_evaluate_regression_writes_the_scatter(cli, promoter_model, examples,
-                                                tmp_path) -> None:
-    result = cli("evaluate", promoter_model, examples / "promoters.fasta",
-                 examples / "promoters.csv", "-o", tmp_path / "m.json", "--plots", tmp_path)
+def test_evaluate_regression_writes_the_scatter(cli, promoter_model, examples, tmp_path) -> None:
+    result = cli(
+        "evaluate",
+        promoter_model,
+        examples / "promoters.fasta",
+        examples / "promoters.csv",
+        "-o",
+        tmp_path / "m.json",
+        "--plots",
+        tmp_path,
+    )
     assert result.code == 0, result.err
     check_png(tmp_path / "scatter.png", 500, 450)
     assert not (tmp_path / "roc.png").exists()
@@ -56,9 +70,22 @@ def test_train_plots_and_plot_history(cli, examples, tmp_path) -> None:
     records = (examples / "hemolytic.fasta").read_text().split(">")[1:]
     fasta.write_text("".join(">" + r for r in records[::3]))  # both classes, 368 records
     model = tmp_path / "m.bsnn"
-    result = cli("train", fasta, examples / "hemolytic.csv", "-o", model, "--epochs", "3",
-                 "--hidden-size", "8", "--ignore-unmatched", "--plots", tmp_path / "curves",
-                 "--format", "svg")
+    result = cli(
+        "train",
+        fasta,
+        examples / "hemolytic.csv",
+        "-o",
+        model,
+        "--epochs",
+        "3",
+        "--hidden-size",
+        "8",
+        "--ignore-unmatched",
+        "--plots",
+        tmp_path / "curves",
+        "--format",
+        "svg",
+    )
     assert result.code == 0, result.err
     assert [p.name for p in (tmp_path / "curves").iterdir()] == ["learning_curves.svg"]
     svg = (tmp_path / "curves" / "learning_curves.svg").read_bytes()
@@ -79,21 +106,37 @@ def test_train_plots_and_plot_history(cli, examples, tmp_path) -> None:
     assert not (tmp_path / "x.png").exists()
 
 
-def test_train_plots_without_matplotlib_fails_before_training(cli, examples, tmp_path,
-                                                              monkeypatch) -> None:
+def test_train_plots_without_matplotlib_fails_before_training(
+    cli, examples, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     model = tmp_path / "m.bsnn"
-    result = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", model,
-                 "--plots", tmp_path / "curves")
+    result = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        model,
+        "--plots",
+        tmp_path / "curves",
+    )
     assert result.code == 2
     assert "plots need matplotlib" in result.err and "bioseqnn[plots]" in result.err
     assert not model.exists() and "epoch" not in result.err
 
 
-def test_explain_plot_draws_one_logo_per_sequence(cli, hemolytic_model, examples,
-                                                  tmp_path) -> None:
-    result = cli("explain", hemolytic_model, examples / "hemolytic.fasta", "-o",
-                 tmp_path / "a.tsv", "--plot", tmp_path / "logos", "--max-plots", "3")
+def test_explain_plot_draws_one_logo_per_sequence(cli, hemolytic_model, examples, tmp_path) -> None:
+    result = cli(
+        "explain",
+        hemolytic_model,
+        examples / "hemolytic.fasta",
+        "-o",
+        tmp_path / "a.tsv",
+        "--plot",
+        tmp_path / "logos",
+        "--max-plots",
+        "3",
+    )
     assert result.code == 0, result.err
     names = sorted(p.name for p in (tmp_path / "logos").iterdir())
     assert names == ["peptide_pm_1.png", "peptide_pm_2.png", "peptide_pm_3.png"]
@@ -116,9 +159,17 @@ def test_logo_letters_are_as_tall_as_their_scores() -> None:
     assert plots.letter_color("g") == plots.letter_color("G") != plots.letter_color("A")
 
 
-@pytest.mark.parametrize(("length", "rows", "per_row"), [
-    (1, 1, 1), (50, 1, 50), (120, 1, 120), (121, 2, 61), (300, 3, 100), (601, 6, 101),
-])
+@pytest.mark.parametrize(
+    ("length", "rows", "per_row"),
+    [
+        (1, 1, 1),
+        (50, 1, 50),
+        (120, 1, 120),
+        (121, 2, 61),
+        (300, 3, 100),
+        (601, 6, 101),
+    ],
+)
 def test_logo_rows_are_filled_evenly(length, rows, per_row) -> None:
     assert plots.logo_layout(length) == (rows, per_row)
     # every row full but the last, which lacks fewer positions than there are rows
@@ -130,10 +181,10 @@ def test_logos_fit_the_sequence_length(tmp_path) -> None:
     rng = np.random.default_rng(0)
     seq = "".join(rng.choice(list("ACGT"), 300))
     scores = rng.normal(size=300)
-    long = check_png(plots.logo_plot(seq, scores, tmp_path / "long.png", "300 positions"),
-                     2000, 700)
-    short = check_png(plots.logo_plot(seq[:100], scores[:100], tmp_path / "short.png"), 1000,
-                      200)
+    long = check_png(
+        plots.logo_plot(seq, scores, tmp_path / "long.png", "300 positions"), 2000, 700
+    )
+    short = check_png(plots.logo_plot(seq[:100], scores[:100], tmp_path / "short.png"), 1000, 200)
     tiny = check_png(plots.logo_plot(seq[:12], scores[:12], tmp_path / "tiny.png"), 500, 200)
     # 300 positions: three rows of 100 at the double-column width (7.2 in at 300 dpi);
     # 12 positions: a single-column figure (3.5 in), not a wide strip of empty axis
@@ -141,7 +192,7 @@ def test_logos_fit_the_sequence_length(tmp_path) -> None:
     assert tiny.shape[1] == round(plots.COLUMN * plots.DPI)
     assert long.shape[0] > 2.5 * (short.shape[0] - 0.3 * plots.DPI)
     # the last row is as full as the first: ink in its right-most tenth
-    third = long[-long.shape[0] // 3:, int(0.9 * long.shape[1]):-20, :3]
+    third = long[-long.shape[0] // 3 :, int(0.9 * long.shape[1]) : -20, :3]
     assert (third < 0.6).any(axis=-1).mean() > 0.01
     with pytest.raises(plots.DataError):
         plots.logo_plot(seq, scores[:5], tmp_path / "bad.png")
@@ -167,10 +218,25 @@ def jsonl_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("jsonl")
     records = (EXAMPLES / "hemolytic.fasta").read_text().split(">")[1:]
     (folder / "some.fasta").write_text("".join(">" + r for r in records[::3]))
-    code = main(["train", str(folder / "some.fasta"), str(EXAMPLES / "hemolytic.csv"),
-                 "-o", str(folder / "js.bsnn"), "--log", str(folder / "js.jsonl"),
-                 "--epochs", "2", "--arch", "cnn", "--channels", "8,8",
-                 "--ignore-unmatched", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(folder / "some.fasta"),
+            str(EXAMPLES / "hemolytic.csv"),
+            "-o",
+            str(folder / "js.bsnn"),
+            "--log",
+            str(folder / "js.jsonl"),
+            "--epochs",
+            "2",
+            "--arch",
+            "cnn",
+            "--channels",
+            "8,8",
+            "--ignore-unmatched",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return folder
 
@@ -189,8 +255,7 @@ def ensemble_logs(jsonl_run: Path, folder: Path) -> tuple[Path, Path]:
         writer = _EpochLog(path)
         for member in (1, 2):
             for record in records:
-                writer({"member": member, **record, "train_loss": record["train_loss"]
-                        * member})
+                writer({"member": member, **record, "train_loss": record["train_loss"] * member})
         writer.close()
     return paths
 
@@ -242,14 +307,18 @@ def test_ensemble_curves_draw_each_member_apart(jsonl_run, tmp_path, monkeypatch
     assert "ensemble of 2: best epochs" in figures[0].get_suptitle()
 
 
-@pytest.mark.parametrize(("suffix", "check"), [
-    (".png", lambda data: data.startswith(b"\x89PNG\r\n\x1a\n")),
-    (".pdf", lambda data: data.startswith(b"%PDF") and b"%%EOF" in data[-32:]),
-    (".PDF", lambda data: data.startswith(b"%PDF")),
-    (".svg", lambda data: b"<svg" in data[:1000] and data.rstrip().endswith(b"</svg>")),
-])
-def test_plot_history_writes_the_format_its_name_asks_for(cli, jsonl_run, tmp_path, suffix,
-                                                          check) -> None:
+@pytest.mark.parametrize(
+    ("suffix", "check"),
+    [
+        (".png", lambda data: data.startswith(b"\x89PNG\r\n\x1a\n")),
+        (".pdf", lambda data: data.startswith(b"%PDF") and b"%%EOF" in data[-32:]),
+        (".PDF", lambda data: data.startswith(b"%PDF")),
+        (".svg", lambda data: b"<svg" in data[:1000] and data.rstrip().endswith(b"</svg>")),
+    ],
+)
+def test_plot_history_writes_the_format_its_name_asks_for(
+    cli, jsonl_run, tmp_path, suffix, check
+) -> None:
     out = tmp_path / f"lc{suffix}"
     out.write_bytes(b"old")  # replaced whole, through a temporary file
     result = cli("plot-history", jsonl_run / "js.jsonl", "-o", out)
@@ -293,17 +362,24 @@ def test_plot_history_of_a_model_file_says_what_to_give(cli, jsonl_run, tmp_path
     assert not (tmp_path / "x.png").exists()
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_loss": 0.4\n',
-     "log.jsonl: line 2: not a JSON object"),
-    ('{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_loss": "low"}\n',
-     "log.jsonl: line 2: a value is not a number"),
-    ('{"epoch": 1, "train_loss": 0.5}\n[1, 2]\n', "log.jsonl: line 2: not an epoch record"),
-    ('{\n  "accuracy": 0.9\n}\n', "log.jsonl: not a bioseqnn training log"),
-    ('{"accuracy": 0.9}\n', "log.jsonl: not a bioseqnn training log"),
-    ("\n\n", "log.jsonl: not a bioseqnn training log"),
-    ("epoch\ttrain_loss\n", "log.jsonl: the training log has no epochs"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_loss": 0.4\n',
+            "log.jsonl: line 2: not a JSON object",
+        ),
+        (
+            '{"epoch": 1, "train_loss": 0.5}\n{"epoch": 2, "train_loss": "low"}\n',
+            "log.jsonl: line 2: a value is not a number",
+        ),
+        ('{"epoch": 1, "train_loss": 0.5}\n[1, 2]\n', "log.jsonl: line 2: not an epoch record"),
+        ('{\n  "accuracy": 0.9\n}\n', "log.jsonl: not a bioseqnn training log"),
+        ('{"accuracy": 0.9}\n', "log.jsonl: not a bioseqnn training log"),
+        ("\n\n", "log.jsonl: not a bioseqnn training log"),
+        ("epoch\ttrain_loss\n", "log.jsonl: the training log has no epochs"),
+    ],
+)
 def test_damaged_jsonl_logs_name_the_line(tmp_path, text, message) -> None:
     log = tmp_path / "log.jsonl"
     log.write_text(text)
@@ -314,16 +390,17 @@ def test_damaged_jsonl_logs_name_the_line(tmp_path, text, message) -> None:
 
 def test_jsonl_nulls_and_nans_read_as_nan(tmp_path) -> None:
     log = tmp_path / "log.jsonl"
-    log.write_text('{"epoch": 1, "train_loss": 0.5, "val_loss": NaN}\n\n'
-                   '{"epoch": 2, "train_loss": 0.4, "val_loss": null, "lr": 0.1}\n')
+    log.write_text(
+        '{"epoch": 1, "train_loss": 0.5, "val_loss": NaN}\n\n'
+        '{"epoch": 2, "train_loss": 0.4, "val_loss": null, "lr": 0.1}\n'
+    )
     first, second = plots.read_history(log)
     assert list(first) == list(second) == ["epoch", "train_loss", "val_loss", "lr"]
     assert np.isnan(first["val_loss"]) and np.isnan(second["val_loss"])
     assert np.isnan(first["lr"]) and second["lr"] == 0.1
 
 
-def test_explain_draws_a_long_sequence_as_a_mutation_map(cli, hemolytic_model,
-                                                          tmp_path) -> None:
+def test_explain_draws_a_long_sequence_as_a_mutation_map(cli, hemolytic_model, tmp_path) -> None:
     """ISM on a 700-residue protein: beyond LOGO_MAX_POSITIONS the figure is the mutation
     map (four rows of 200 positions x 20 letters on two journal columns), not a logo; a
     short record keeps its logo. Both sizes follow from the layout at --dpi 100."""
@@ -333,8 +410,19 @@ def test_explain_draws_a_long_sequence_as_a_mutation_map(cli, hemolytic_model,
     long_seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 700))
     assert len(long_seq) > LOGO_MAX_POSITIONS
     (tmp_path / "two.fa").write_text(f">long\n{long_seq}\n>short\nGLFDIVKKVVGALGSL\n")
-    r = cli("explain", hemolytic_model, tmp_path / "two.fa", "--method", "ism", "-o",
-            tmp_path / "a.tsv", "--plot", tmp_path / "figs", "--dpi", "100")
+    r = cli(
+        "explain",
+        hemolytic_model,
+        tmp_path / "two.fa",
+        "--method",
+        "ism",
+        "-o",
+        tmp_path / "a.tsv",
+        "--plot",
+        tmp_path / "figs",
+        "--dpi",
+        "100",
+    )
     assert r.code == 0, r.err
     heatmap = image.imread(str(tmp_path / "figs" / "long.png"))
     rows = 4  # ceil(700 / 200)

@@ -41,12 +41,19 @@ def _run(model: SequenceModel, x: torch.Tensor, lengths: torch.Tensor, fast: boo
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("arch", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_same_outputs_and_gradients_as_torch(arch, bidirectional, layers, n_threads, dtype,
-                                             tol, threads):
+def test_same_outputs_and_gradients_as_torch(
+    arch, bidirectional, layers, n_threads, dtype, tol, threads
+):
     threads(n_threads)
     torch.manual_seed(layers * 10 + bidirectional)
-    config = ModelConfig(arch=arch, bidirectional=bidirectional, layers=layers, hidden_size=24,
-                         pooling="mean", dropout=0.0)
+    config = ModelConfig(
+        arch=arch,
+        bidirectional=bidirectional,
+        layers=layers,
+        hidden_size=24,
+        pooling="mean",
+        dropout=0.0,
+    )
     model = SequenceModel(config, 4, 3).to(dtype)
     x = torch.randn(40, 17, 4, dtype=dtype)
     lengths = torch.randint(1, 18, (40,))
@@ -125,8 +132,15 @@ def test_stepwise_operations_give_the_same_outputs(arch: str, bidirectional: boo
     from bioseqnn.models.base import stepwise, stepwise_operations
 
     torch.manual_seed(0)
-    config = ModelConfig(arch=arch, hidden_size=8, channels=[8, 8], kernel_sizes=[5, 3],
-                         dropout=0.0, bidirectional=bidirectional, layers=2)
+    config = ModelConfig(
+        arch=arch,
+        hidden_size=8,
+        channels=[8, 8],
+        kernel_sizes=[5, 3],
+        dropout=0.0,
+        bidirectional=bidirectional,
+        layers=2,
+    )
     model = SequenceModel(config, 4, 2).eval()
     lengths = torch.tensor([30, 22, 30, 7, 15])
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (5, 30)), 4).float()

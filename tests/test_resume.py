@@ -26,10 +26,12 @@ def promoters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     examples = Path(__file__).resolve().parent.parent / "example_data"
     folder = tmp_path_factory.mktemp("promoters")
     fasta, labels = folder / "p.fasta", folder / "p.csv"
-    fasta.write_text("\n".join((examples / "promoters.fasta").read_text().splitlines()
-                               [: 2 * N_RECORDS]) + "\n")
-    labels.write_text("\n".join((examples / "promoters.csv").read_text().splitlines()
-                                [: N_RECORDS + 1]) + "\n")
+    fasta.write_text(
+        "\n".join((examples / "promoters.fasta").read_text().splitlines()[: 2 * N_RECORDS]) + "\n"
+    )
+    labels.write_text(
+        "\n".join((examples / "promoters.csv").read_text().splitlines()[: N_RECORDS + 1]) + "\n"
+    )
     return fasta, labels
 
 
@@ -38,9 +40,27 @@ def promoters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 # Twenty short epochs (about 0.1 s each with the compiled kernels): the kill lands after
 # the first checkpoint with several epochs still to run, whatever the machine's load.
 EPOCHS = 20
-ARGS = ["--arch", "gru", "--hidden-size", "64", "--batch-size", "16", "--epochs", str(EPOCHS),
-        "--dropout", "0.2", "--rc-augment", "--schedule", "onecycle", "--threads", "1",
-        "--patience", "0", "--seed", "7"]
+ARGS = [
+    "--arch",
+    "gru",
+    "--hidden-size",
+    "64",
+    "--batch-size",
+    "16",
+    "--epochs",
+    str(EPOCHS),
+    "--dropout",
+    "0.2",
+    "--rc-augment",
+    "--schedule",
+    "onecycle",
+    "--threads",
+    "1",
+    "--patience",
+    "0",
+    "--seed",
+    "7",
+]
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -50,8 +70,10 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def _log(path: Path) -> list[dict[str, str]]:
     lines = path.read_text().splitlines()
     header = lines[0].split("\t")
-    return [{k: v for k, v in zip(header, line.split("\t"), strict=True) if k != "elapsed_s"}
-            for line in lines[1:]]
+    return [
+        {k: v for k, v in zip(header, line.split("\t"), strict=True) if k != "elapsed_s"}
+        for line in lines[1:]
+    ]
 
 
 def test_resume_after_sigkill_mid_epoch_gives_the_uninterrupted_weights(
@@ -63,8 +85,20 @@ def test_resume_after_sigkill_mid_epoch_gives_the_uninterrupted_weights(
     assert r.code == 0, r.err
 
     model, ckdir = tmp_path / "resumed.bsnn", tmp_path / "ck"
-    cmd = [sys.executable, "-m", "bioseqnn", "train", str(fasta), str(labels), "-o", str(model),
-           *ARGS, "--checkpoint-dir", str(ckdir), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioseqnn",
+        "train",
+        str(fasta),
+        str(labels),
+        "-o",
+        str(model),
+        *ARGS,
+        "--checkpoint-dir",
+        str(ckdir),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -86,8 +120,9 @@ def test_resume_after_sigkill_mid_epoch_gives_the_uninterrupted_weights(
     killed_at = load_checkpoint(ckdir)
     assert killed_at is not None and 1 <= killed_at.epoch < EPOCHS
 
-    done = run_bioseqnn("train", fasta, labels, "-o", model, *ARGS, "--checkpoint-dir", ckdir,
-                        "--resume")
+    done = run_bioseqnn(
+        "train", fasta, labels, "-o", model, *ARGS, "--checkpoint-dir", ckdir, "--resume"
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert f"resuming from the checkpoint of epoch {killed_at.epoch}" in done.stderr.decode()
     expected, got = _weights(reference), _weights(model)
@@ -97,7 +132,8 @@ def test_resume_after_sigkill_mid_epoch_gives_the_uninterrupted_weights(
     # the metrics log is whole again, and the same epoch by epoch
     assert _log(tmp_path / "resumed.log.tsv") == _log(tmp_path / "reference.log.tsv")
     assert [row["epoch"] for row in _log(tmp_path / "resumed.log.tsv")] == [
-        str(e) for e in range(1, EPOCHS + 1)]
+        str(e) for e in range(1, EPOCHS + 1)
+    ]
     info = json.loads(run_bioseqnn("info", model, "--json").stdout)
     assert info["metrics"]["resumed_from"] == killed_at.epoch
     assert info["metrics"]["epochs_run"] == EPOCHS
@@ -108,9 +144,30 @@ def test_checkpoint_is_safetensors_with_json_state_no_pickle(
 ) -> None:
     fasta, labels = promoters
     ckdir = tmp_path / "ck"
-    r = cli("train", fasta, labels, "-o", tmp_path / "m.bsnn", "--arch", "cnn", "--channels",
-            "8", "--kernel-sizes", "5", "--dilations", "1", "--pool-sizes", "1", "--epochs", "2",
-            "--schedule", "plateau", "--checkpoint-dir", ckdir, "--quiet")
+    r = cli(
+        "train",
+        fasta,
+        labels,
+        "-o",
+        tmp_path / "m.bsnn",
+        "--arch",
+        "cnn",
+        "--channels",
+        "8",
+        "--kernel-sizes",
+        "5",
+        "--dilations",
+        "1",
+        "--pool-sizes",
+        "1",
+        "--epochs",
+        "2",
+        "--schedule",
+        "plateau",
+        "--checkpoint-dir",
+        ckdir,
+        "--quiet",
+    )
     assert r.code == 0, r.err
     assert sorted(os.listdir(ckdir)) == [FILE_NAME]  # no temporary file left behind
     raw = (ckdir / FILE_NAME).read_bytes()
@@ -138,9 +195,28 @@ def test_resume_refuses_other_settings_and_damaged_checkpoints(
 ) -> None:
     fasta, labels = promoters
     ckdir = tmp_path / "ck"
-    base = ["train", fasta, labels, "-o", tmp_path / "m.bsnn", "--arch", "cnn", "--channels",
-            "8", "--kernel-sizes", "5", "--dilations", "1", "--pool-sizes", "1", "--epochs", "1",
-            "--checkpoint-dir", ckdir, "--quiet"]
+    base = [
+        "train",
+        fasta,
+        labels,
+        "-o",
+        tmp_path / "m.bsnn",
+        "--arch",
+        "cnn",
+        "--channels",
+        "8",
+        "--kernel-sizes",
+        "5",
+        "--dilations",
+        "1",
+        "--pool-sizes",
+        "1",
+        "--epochs",
+        "1",
+        "--checkpoint-dir",
+        ckdir,
+        "--quiet",
+    ]
     assert cli(*base).code == 0
     r = cli(*base, "--lr", "0.01", "--resume")
     assert r.code == 2

@@ -25,7 +25,9 @@ def test_fasta_ids_descriptions_and_wrapped_lines(tmp_path: Path, gz: bool) -> N
     f = write(tmp_path / "x.fa", ">a first record\nACGT\nacg\n>b\r\nTT\r\n", gz)
     records = list(read_sequences(f))
     assert [(r.id, r.seq, r.description) for r in records] == [
-        ("a", b"ACGTacg", "first record"), ("b", b"TT", "")]
+        ("a", b"ACGTacg", "first record"),
+        ("b", b"TT", ""),
+    ]
 
 
 def test_fastq_is_read_by_content(tmp_path: Path) -> None:

@@ -34,8 +34,9 @@ TEST_LABELS = EXAMPLES / "motions_test.csv"
 CHANNELS = [f"dim_{i}" for i in range(1, 7)]
 
 
-def read_reference(path: Path, id_column: str = "id", channels: list[str] | None = None
-                   ) -> tuple[list[str], list[np.ndarray]]:
+def read_reference(
+    path: Path, id_column: str = "id", channels: list[str] | None = None
+) -> tuple[list[str], list[np.ndarray]]:
     """The series of a clean table as csv and float() read them: the reference."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
@@ -57,11 +58,12 @@ def read_reference(path: Path, id_column: str = "id", channels: list[str] | None
 
 
 def as_series(data: SequenceSet) -> list[np.ndarray]:
-    return [data.codes[data.offsets[i]:data.offsets[i + 1]] for i in range(len(data))]
+    return [data.codes[data.offsets[i] : data.offsets[i + 1]] for i in range(len(data))]
 
 
-def write_table(path: Path, header: list[str], rows: list[list[str]], delimiter: str = "\t",
-                newline: str = "\n") -> Path:
+def write_table(
+    path: Path, header: list[str], rows: list[list[str]], delimiter: str = "\t", newline: str = "\n"
+) -> Path:
     text = newline.join(delimiter.join(r) for r in [header, *rows]) + newline
     path.write_text(text)
     return path
@@ -73,8 +75,22 @@ def motions_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bioseqnn.cli import main
 
     out = tmp_path_factory.mktemp("series") / "motions.bsnn"
-    code = main(["train", str(TRAIN), str(TRAIN_LABELS), "-o", str(out), "--arch", "cnn-lstm",
-                 "--epochs", "40", "--patience", "20", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(TRAIN),
+            str(TRAIN_LABELS),
+            "-o",
+            str(out),
+            "--arch",
+            "cnn-lstm",
+            "--epochs",
+            "40",
+            "--patience",
+            "20",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
@@ -107,8 +123,9 @@ def test_motions_table_reads_as_csv_and_float_do() -> None:
 
 
 @pytest.mark.parametrize("block", [3, 7, 1000])
-def test_block_boundaries_and_long_series(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                          block: int) -> None:
+def test_block_boundaries_and_long_series(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, block: int
+) -> None:
     """Series longer than a block, blocks cut anywhere, quotes, blank and CRLF lines, ids
     in another column than the first: the same values as csv + float()."""
     monkeypatch.setattr(series_mod, "BLOCK_ROWS", block)
@@ -121,8 +138,7 @@ def test_block_boundaries_and_long_series(monkeypatch: pytest.MonkeyPatch, tmp_p
             rows.append([f"{a:.9g}", f"s{s}" if s % 7 else f'"s,{s}"', f"{b:.6e}", "x"])
     rows.insert(5, [""])  # a blank line
     path = write_table(tmp_path / "t.csv", ["a", "sid", "b", "note"], rows, ",", "\r\n")
-    data, spec, _ = read_inputs(path, None, "error",
-                                series=SeriesOptions("sid", ["b", "a"]))
+    data, spec, _ = read_inputs(path, None, "error", series=SeriesOptions("sid", ["b", "a"]))
     ids, expected = read_reference(path, "sid", ["b", "a"])
     assert spec.channels == ("b", "a")
     assert data.ids == ids and len(ids) == 30
@@ -139,31 +155,50 @@ def test_chunks_hold_whole_series(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(np.array_equal(np.diff(c.offsets), [100] * len(c.ids)) for c in chunks)
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ([["x", "1", "2"], ["x", "3", "NA"]], "line 3, column 'b': series 'x', step 2: missing value"),
-    ([["x", "1", ""]], "line 2, column 'b': series 'x', step 1: missing value"),
-    ([["x", "1", "2"], ["x", "inf", "4"]], "line 3, column 'a': series 'x', step 2: not a "
-                                           "finite number: 'inf'"),
-    ([["x", "1", "2"], ["x", "3", "walk"]], "line 3, column 'b': series 'x', step 2: not a "
-                                            "number: 'walk' (the table is read as a numeric "
-                                            "series, one row per time step: a column of "
-                                            "sequences is read with --sequence-column"),
-    ([["x", "1e39", "2"]], "line 2, column 'a': series 'x', step 1: '1e39' is beyond the "
-                           "float32 range (+-3.4e38) (use --on-invalid mask"),
-    ([["x", "1_000", "2"]], "line 2, column 'a': series 'x', step 1: not a number: '1_000'"),
-    ([["x", "１２", "2"]], "line 2, column 'a': series 'x', step 1: not a number: '１２'"),
-    ([["x", "1", "2"], ["id", "a", "b"], ["y", "1", "2"]],
-     "line 3: the header row again (tables joined with their headers? keep the first header "
-     "only)"),
-    ([["x", "1", "2"], ['"y', "1", "2"]], "line 3: a quoted field is left open"),
-    ([["x", "1", "2"], ["y", "3", "4"], ["x", "5", "6"]],
-     "line 4: rows of series 'x' resume after other series (its first rows are at line 2)"),
-    ([["x", "1", "2"], ["y", "3"]], "line 3: 2 field(s), the header has 3 (delimiter TAB)"),
-    ([["x", "1", "2"], ["", "3", "4"]], "line 3: empty id in column 'id'"),
-    ([], "no series (a header row but no data rows)"),
-])
-def test_bad_tables_name_line_column_and_series(cli, tmp_path: Path, rows: list[list[str]],
-                                                message: str) -> None:
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            [["x", "1", "2"], ["x", "3", "NA"]],
+            "line 3, column 'b': series 'x', step 2: missing value",
+        ),
+        ([["x", "1", ""]], "line 2, column 'b': series 'x', step 1: missing value"),
+        (
+            [["x", "1", "2"], ["x", "inf", "4"]],
+            "line 3, column 'a': series 'x', step 2: not a finite number: 'inf'",
+        ),
+        (
+            [["x", "1", "2"], ["x", "3", "walk"]],
+            "line 3, column 'b': series 'x', step 2: not a "
+            "number: 'walk' (the table is read as a numeric "
+            "series, one row per time step: a column of "
+            "sequences is read with --sequence-column",
+        ),
+        (
+            [["x", "1e39", "2"]],
+            "line 2, column 'a': series 'x', step 1: '1e39' is beyond the "
+            "float32 range (+-3.4e38) (use --on-invalid mask",
+        ),
+        ([["x", "1_000", "2"]], "line 2, column 'a': series 'x', step 1: not a number: '1_000'"),
+        ([["x", "１２", "2"]], "line 2, column 'a': series 'x', step 1: not a number: '１２'"),
+        (
+            [["x", "1", "2"], ["id", "a", "b"], ["y", "1", "2"]],
+            "line 3: the header row again (tables joined with their headers? keep the first header "
+            "only)",
+        ),
+        ([["x", "1", "2"], ['"y', "1", "2"]], "line 3: a quoted field is left open"),
+        (
+            [["x", "1", "2"], ["y", "3", "4"], ["x", "5", "6"]],
+            "line 4: rows of series 'x' resume after other series (its first rows are at line 2)",
+        ),
+        ([["x", "1", "2"], ["y", "3"]], "line 3: 2 field(s), the header has 3 (delimiter TAB)"),
+        ([["x", "1", "2"], ["", "3", "4"]], "line 3: empty id in column 'id'"),
+        ([], "no series (a header row but no data rows)"),
+    ],
+)
+def test_bad_tables_name_line_column_and_series(
+    cli, tmp_path: Path, rows: list[list[str]], message: str
+) -> None:
     table = write_table(tmp_path / "bad.tsv", ["id", "a", "b"], rows)
     labels = write_table(tmp_path / "l.csv", ["id", "y"], [["x", "0"], ["y", "1"]], ",")
     out = tmp_path / "m.bsnn"
@@ -179,8 +214,12 @@ def test_header_problems(cli, tmp_path: Path) -> None:
     labels = write_table(tmp_path / "l.csv", ["id", "y"], [["x", "0"]], ",")
     pandas = write_table(tmp_path / "pd.csv", ["", "id", "a"], [["0", "x", "1"]], ",")
     r = cli("train", pandas, labels)
-    assert r.code == 1 and "column 1 of the header has no name (a row index written by " \
-        "pandas' to_csv? write the table with index=False" in r.err
+    assert (
+        r.code == 1
+        and "column 1 of the header has no name (a row index written by "
+        "pandas' to_csv? write the table with index=False"
+        in r.err
+    )
     numbers = write_table(tmp_path / "n.tsv", ["0.5", "1.5"], [["2", "3"]])
     r = cli("train", numbers, labels)
     assert r.code == 1 and "the first line holds numbers, not column names" in r.err
@@ -205,8 +244,11 @@ def test_header_problems(cli, tmp_path: Path) -> None:
 
 
 def test_on_invalid_mask_and_skip(tmp_path: Path) -> None:
-    table = write_table(tmp_path / "t.tsv", ["id", "a", "b"], [
-        ["x", "1", "2"], ["x", "3", "NA"], ["y", "5", "6"], ["z", ".", "oops"], ["z", "1", "1"]])
+    table = write_table(
+        tmp_path / "t.tsv",
+        ["id", "a", "b"],
+        [["x", "1", "2"], ["x", "3", "NA"], ["y", "5", "6"], ["z", ".", "oops"], ["z", "1", "1"]],
+    )
     masked, _, _ = read_inputs(table, None, "mask")
     assert masked.ids == ["x", "y", "z"]
     assert np.isnan(masked.codes[1, 1]) and np.isnan(masked.codes[3]).all()
@@ -220,11 +262,28 @@ def test_skipped_series_take_their_labels_along(cli, tmp_path: Path) -> None:
     """--on-invalid skip drops a series and its label row (no false 'missing' error)."""
     rows = [[f"s{i}", str(i), str(i % 3)] for i in range(12)] + [["bad", "NA", "1"]]
     table = write_table(tmp_path / "t.tsv", ["id", "a", "b"], rows)
-    labels = write_table(tmp_path / "l.csv", ["id", "y"],
-                         [[f"s{i}", str(i % 2)] for i in range(12)] + [["bad", "1"]], ",")
+    labels = write_table(
+        tmp_path / "l.csv",
+        ["id", "y"],
+        [[f"s{i}", str(i % 2)] for i in range(12)] + [["bad", "1"]],
+        ",",
+    )
     out = tmp_path / "m.bsnn"
-    r = cli("train", table, labels, "-o", out, "--on-invalid", "skip", "--epochs", "1",
-            "--hidden-size", "8", "--val-fraction", "0.25")
+    r = cli(
+        "train",
+        table,
+        labels,
+        "-o",
+        out,
+        "--on-invalid",
+        "skip",
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "8",
+        "--val-fraction",
+        "0.25",
+    )
     assert r.code == 0, r.err
     assert "skipped 1 series with missing or invalid values" in r.err
     assert read_manifest(out)[0]["data"]["records"] == 12
@@ -262,11 +321,18 @@ def test_padding_never_changes_a_prediction() -> None:
     assert np.isnan(codes.numpy()[0, 5:]).all()  # padding is NaN, read as 0
     for arch in ("lstm", "gru", "cnn", "cnn-lstm", "transformer"):
         torch.manual_seed(0)
-        model = SequenceModel(ModelConfig(arch=arch, hidden_size=8, channels=[8, 8],
-                                          d_model=16, heads=2, ff_size=16), 4, 3).eval()
+        model = SequenceModel(
+            ModelConfig(arch=arch, hidden_size=8, channels=[8, 8], d_model=16, heads=2, ff_size=16),
+            4,
+            3,
+        ).eval()
         together = infer(model, layer, data, 5, torch.device("cpu"))
-        alone = torch.cat([infer(model, layer, data.subset(np.array([i])), 1,
-                                 torch.device("cpu")) for i in range(5)])
+        alone = torch.cat(
+            [
+                infer(model, layer, data.subset(np.array([i])), 1, torch.device("cpu"))
+                for i in range(5)
+            ]
+        )
         assert torch.allclose(together, alone, atol=1e-5), arch
 
 
@@ -292,14 +358,21 @@ def test_motions_learned(motions_model: Path, cli, tmp_path: Path) -> None:
     assert spec["std"] == pytest.approx(train.codes.astype(np.float64).std(0).tolist())
 
 
-def test_predict_rows_in_input_order_and_by_channel_name(motions_model: Path, cli,
-                                                         tmp_path: Path) -> None:
+def test_predict_rows_in_input_order_and_by_channel_name(
+    motions_model: Path, cli, tmp_path: Path
+) -> None:
     r = cli("predict", motions_model, TEST)
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     header, rows = lines[0].split("\t"), [x.split("\t") for x in lines[1:]]
-    assert header == ["id", "predicted", "prob_badminton", "prob_running", "prob_standing",
-                      "prob_walking"]
+    assert header == [
+        "id",
+        "predicted",
+        "prob_badminton",
+        "prob_running",
+        "prob_standing",
+        "prob_walking",
+    ]
     assert [row[0] for row in rows] == read_reference(TEST)[0]
     assert all(abs(sum(map(float, row[2:])) - 1) < 1e-5 for row in rows)
     truth = dict(csv.reader(TEST_LABELS.read_text().splitlines()[1:]))
@@ -310,8 +383,9 @@ def test_predict_rows_in_input_order_and_by_channel_name(motions_model: Path, cl
     with open(TEST) as fh:
         table = [line.rstrip("\n").split("\t") for line in fh]
     order = [3, 0, 6, 1, 5, 2, 4]
-    moved = [[row[i] for i in order] + ["extra" if k == 0 else str(k)]
-             for k, row in enumerate(table)]
+    moved = [
+        [row[i] for i in order] + ["extra" if k == 0 else str(k)] for k, row in enumerate(table)
+    ]
     moved[0][1] = "sample"
     shuffled = write_table(tmp_path / "moved.csv", moved[0], moved[1:], ",")
     r2 = cli("predict", motions_model, shuffled, "--id-column", "sample")
@@ -321,12 +395,17 @@ def test_predict_rows_in_input_order_and_by_channel_name(motions_model: Path, cl
     assert r3.code == 1 and "no id column 'id'" in r3.err and r3.out == ""
 
 
-def test_predict_in_a_pipeline_gzip_and_stdin(motions_model: Path, tmp_path: Path,
-                                              cli) -> None:
+def test_predict_in_a_pipeline_gzip_and_stdin(motions_model: Path, tmp_path: Path, cli) -> None:
     plain = cli("predict", motions_model, TEST)
     assert plain.code == 0, plain.err
-    piped = run_bioseqnn("predict", motions_model, "-", "-o", tmp_path / "p.csv",
-                         stdin=gzip.compress(TEST.read_bytes()))
+    piped = run_bioseqnn(
+        "predict",
+        motions_model,
+        "-",
+        "-o",
+        tmp_path / "p.csv",
+        stdin=gzip.compress(TEST.read_bytes()),
+    )
     assert piped.returncode == 0 and piped.stdout == b""
     assert (tmp_path / "p.csv").read_text().replace(",", "\t") == plain.out
 
@@ -345,18 +424,25 @@ def test_bad_series_in_predict_leave_no_output(motions_model: Path, cli, tmp_pat
     assert masked.code == 0 and len(masked.out.splitlines()) == 40  # header + 39
 
 
-def test_fasta_and_series_models_refuse_each_other(motions_model: Path, hemolytic_model: Path,
-                                                   cli) -> None:
+def test_fasta_and_series_models_refuse_each_other(
+    motions_model: Path, hemolytic_model: Path, cli
+) -> None:
     r = cli("predict", motions_model, EXAMPLES / "hemolytic.fasta")
     assert r.code == 1 and "sequences (FASTA/FASTQ), but the model reads numeric series" in r.err
-    for command in (["predict", hemolytic_model, TEST], ["explain", hemolytic_model, TEST],
-                    ["evaluate", hemolytic_model, TEST, EXAMPLES / "hemolytic.csv"]):
+    for command in (
+        ["predict", hemolytic_model, TEST],
+        ["explain", hemolytic_model, TEST],
+        ["evaluate", hemolytic_model, TEST, EXAMPLES / "hemolytic.csv"],
+    ):
         r = cli(*command)
-        assert r.code == 1 and r.err == (f"bioseqnn: error: {TEST}: a table, but the model "
-                                         "reads protein sequences (FASTA/FASTQ)\n"), command
+        assert r.code == 1 and r.err == (
+            f"bioseqnn: error: {TEST}: a table, but the model "
+            "reads protein sequences (FASTA/FASTQ)\n"
+        ), command
     r = cli("train", TRAIN_LABELS, TRAIN)
-    assert r.code == 2 and "has one row per id and" in r.err and "are the arguments swapped?" \
-        in r.err
+    assert (
+        r.code == 2 and "has one row per id and" in r.err and "are the arguments swapped?" in r.err
+    )
     r = cli("predict", hemolytic_model, EXAMPLES / "hemolytic.fasta", "--id-column", "x")
     assert r.code == 2 and "--id-column names the id column of a numeric series" in r.err
     for args, message in [
@@ -371,16 +457,18 @@ def test_fasta_and_series_models_refuse_each_other(motions_model: Path, hemolyti
     assert r.code == 2 and "learns from sequences (FASTA)" in r.err
     r = cli("train", TRAIN_LABELS, TRAIN_LABELS)
     assert r.code == 2 and "is given as the series table and as the labels table" in r.err
-    r = cli("train", EXAMPLES / "hemolytic.fasta", EXAMPLES / "hemolytic.csv",
-            "--series-columns", "a")
+    r = cli(
+        "train", EXAMPLES / "hemolytic.fasta", EXAMPLES / "hemolytic.csv", "--series-columns", "a"
+    )
     assert r.code == 2 and "--series-columns applies to a numeric series table" in r.err
     r = cli("explain", motions_model, TEST, "--method", "ism")
-    assert r.code == 2 and "a numeric series model is explained by saliency or grad-input" \
-        in r.err
-    for args in (["predict", motions_model, TEST, "--rc-average"],
-                 ["generate", motions_model],
-                 ["evaluate", motions_model, TEST_LABELS, "--sequence-column", "x"],
-                 ["ensemble", motions_model, hemolytic_model, "-o", "x.bsnn"]):
+    assert r.code == 2 and "a numeric series model is explained by saliency or grad-input" in r.err
+    for args in (
+        ["predict", motions_model, TEST, "--rc-average"],
+        ["generate", motions_model],
+        ["evaluate", motions_model, TEST_LABELS, "--sequence-column", "x"],
+        ["ensemble", motions_model, hemolytic_model, "-o", "x.bsnn"],
+    ):
         r = cli(*args)
         assert r.code == 2 and r.err.count("error:") == 1, (args, r.err)
 
@@ -389,9 +477,20 @@ def test_stdin_and_other_id_columns(motions_model: Path, cli, tmp_path: Path) ->
     """--series-columns with a table on stdin; --id-column in every command that reads a
     series model's table (evaluate: both tables, as train)."""
     out = tmp_path / "two.bsnn"
-    piped = run_bioseqnn("train", "-", TRAIN_LABELS, "--series-columns", "dim_2,dim_5",
-                         "-o", out, "--epochs", "1", "--hidden-size", "8",
-                         stdin=gzip.compress(TRAIN.read_bytes()))
+    piped = run_bioseqnn(
+        "train",
+        "-",
+        TRAIN_LABELS,
+        "--series-columns",
+        "dim_2,dim_5",
+        "-o",
+        out,
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "8",
+        stdin=gzip.compress(TRAIN.read_bytes()),
+    )
     assert piped.returncode == 0, piped.stderr.decode()
     assert read_manifest(out)[0]["input"]["channels"] == ["dim_2", "dim_5"]
     renamed = tmp_path / "s.tsv"
@@ -403,8 +502,16 @@ def test_stdin_and_other_id_columns(motions_model: Path, cli, tmp_path: Path) ->
     assert r.code == 0 and json.loads(r.out)["metrics"] == json.loads(reference.out)["metrics"]
     r = cli("explain", motions_model, renamed, "--id-column", "sample", "-o", tmp_path / "a.tsv")
     assert r.code == 0, r.err
-    r = cli("export", motions_model, "-o", tmp_path / "m.pt", "--check", renamed,
-            "--id-column", "sample")
+    r = cli(
+        "export",
+        motions_model,
+        "-o",
+        tmp_path / "m.pt",
+        "--check",
+        renamed,
+        "--id-column",
+        "sample",
+    )
     assert r.code == 0 and "(" + str(renamed) + ")" in r.err
     r = cli("explain", motions_model, renamed)
     assert r.code == 1 and "no id column 'id' in the series table" in r.err
@@ -419,20 +526,44 @@ def test_warnings_for_likely_mistakes(cli, tmp_path: Path) -> None:
         labels.append([f"s{i}", str(i % 2)])
     table = write_table(tmp_path / "t.tsv", ["id", "y", "pressure", "x"], rows)
     label_table = write_table(tmp_path / "l.csv", ["id", "y"], labels, ",")
-    r = cli("train", table, label_table, "-o", tmp_path / "m.bsnn", "--epochs", "1",
-            "--hidden-size", "8")
+    r = cli(
+        "train",
+        table,
+        label_table,
+        "-o",
+        tmp_path / "m.bsnn",
+        "--epochs",
+        "1",
+        "--hidden-size",
+        "8",
+    )
     assert r.code == 0, r.err
-    assert "channel 'y' has the name of a target column: is the target among the inputs?" \
-        in r.err
+    assert "channel 'y' has the name of a target column: is the target among the inputs?" in r.err
     assert "channel(s) 'pressure' vary by less than 1e-5 of their mean" in r.err
 
 
 def test_ensembles_and_validation_tables(cli, tmp_path: Path, motions_model: Path) -> None:
     """train --ensemble and bioseqnn ensemble on series; an explicit validation table."""
     ens = tmp_path / "ens.bsnn"
-    r = cli("train", TRAIN, TRAIN_LABELS, "-o", ens, "--arch", "gru", "--hidden-size", "8",
-            "--epochs", "1", "--ensemble", "2", "--val-fasta", TEST, "--val-labels",
-            TEST_LABELS)
+    r = cli(
+        "train",
+        TRAIN,
+        TRAIN_LABELS,
+        "-o",
+        ens,
+        "--arch",
+        "gru",
+        "--hidden-size",
+        "8",
+        "--epochs",
+        "1",
+        "--ensemble",
+        "2",
+        "--val-fasta",
+        TEST,
+        "--val-labels",
+        TEST_LABELS,
+    )
     assert r.code == 0, r.err
     m = read_manifest(ens)[0]
     assert m["ensemble"] == 2 and m["data"]["val_records"] == 40 and m["format_version"] == 4
@@ -451,11 +582,27 @@ def test_regression_on_series(cli, tmp_path: Path) -> None:
     for split in ("train", "test"):
         data, _, _ = read_inputs(EXAMPLES / f"motions_{split}.tsv", None, "error")
         spread = [float(np.log(s[:, 2].std())) for s in as_series(data)]
-        write_table(tmp_path / f"{split}.csv", ["id", "log_sd"],
-                    [[i, f"{v:.6g}"] for i, v in zip(data.ids, spread, strict=True)], ",")
+        write_table(
+            tmp_path / f"{split}.csv",
+            ["id", "log_sd"],
+            [[i, f"{v:.6g}"] for i, v in zip(data.ids, spread, strict=True)],
+            ",",
+        )
     model = tmp_path / "r.bsnn"
-    r = cli("train", TRAIN, tmp_path / "train.csv", "-o", model, "--arch", "cnn", "--epochs",
-            "40", "--lr", "0.003", "--quiet")
+    r = cli(
+        "train",
+        TRAIN,
+        tmp_path / "train.csv",
+        "-o",
+        model,
+        "--arch",
+        "cnn",
+        "--epochs",
+        "40",
+        "--lr",
+        "0.003",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     assert read_manifest(model)[0]["task"]["kind"] == "regression"
     r = cli("evaluate", model, TEST, tmp_path / "test.csv")
@@ -468,8 +615,11 @@ def test_regression_on_series(cli, tmp_path: Path) -> None:
 
 def test_explain_per_channel(motions_model: Path, cli, tmp_path: Path) -> None:
     out = tmp_path / "a.tsv"
-    few = write_table(tmp_path / "few.tsv", ["id", *CHANNELS],
-                      [line.split("\t") for line in TEST.read_text().splitlines()[1:201]])
+    few = write_table(
+        tmp_path / "few.tsv",
+        ["id", *CHANNELS],
+        [line.split("\t") for line in TEST.read_text().splitlines()[1:201]],
+    )
     r = cli("explain", motions_model, few, "-o", out, "--plot", tmp_path / "plots")
     assert r.code == 0, r.err
     rows = list(csv.reader(out.read_text().splitlines(), delimiter="\t"))
@@ -477,8 +627,7 @@ def test_explain_per_channel(motions_model: Path, cli, tmp_path: Path) -> None:
     assert len(rows) == 201 and [r[2] for r in rows[1:101]] == [str(i) for i in range(1, 101)]
     for row in rows[1:]:
         assert float(row[3]) == pytest.approx(sum(map(float, row[4:])), rel=1e-4, abs=1e-6)
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["test_01.png",
-                                                                      "test_02.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["test_01.png", "test_02.png"]
     sal = cli("explain", motions_model, few, "--method", "saliency")
     for row in csv.reader(sal.out.splitlines()[1:], delimiter="\t"):
         parts = list(map(float, row[4:]))
@@ -504,10 +653,14 @@ def test_export_reads_raw_values(motions_model: Path, cli, tmp_path: Path) -> No
     session = onnxruntime.InferenceSession(out.read_bytes(), providers=["CPUExecutionProvider"])
     got = session.run(None, {"values": x, "lengths": np.array([100, 37, 100])})[0]
     bundle = load_bundle(motions_model)
-    subset = SequenceSet(["a", "b", "c"], np.concatenate(series),
-                         np.concatenate([[0], np.cumsum([len(s) for s in series])]))
-    want = bundle.task.outputs(infer(bundle.model, SeriesInput(bundle.series), subset, 3,
-                                     torch.device("cpu"))).numpy()
+    subset = SequenceSet(
+        ["a", "b", "c"],
+        np.concatenate(series),
+        np.concatenate([[0], np.cumsum([len(s) for s in series])]),
+    )
+    want = bundle.task.outputs(
+        infer(bundle.model, SeriesInput(bundle.series), subset, 3, torch.device("cpu"))
+    ).numpy()
     assert np.abs(got - want).max() < 1e-5
     pt = cli("export", motions_model, "-o", tmp_path / "m.pt")
     assert pt.code == 0 and "random series of 6 channel(s)" in pt.err
@@ -519,8 +672,7 @@ def test_docs_series_commands_run_as_written(tmp_path: Path) -> None:
 
     page = (EXAMPLES.parent / "docs" / "guide" / "series.md").read_text(encoding="utf-8")
     section = page.split("# Numeric series", 1)[1].split("\n## ", 1)[0]
-    commands = [line.strip() for line in section.splitlines()
-                if line.startswith("    bioseqnn ")]
+    commands = [line.strip() for line in section.splitlines() if line.startswith("    bioseqnn ")]
     assert [c.split()[1] for c in commands] == ["train", "predict", "evaluate", "explain"]
     (tmp_path / "example_data").symlink_to(EXAMPLES)
     outputs: dict[str, bytes] = {}
@@ -536,20 +688,28 @@ def test_docs_series_commands_run_as_written(tmp_path: Path) -> None:
     assert len(list((tmp_path / "motions_plots").glob("*.png"))) == 4
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda m: m["input"].update(std=[0.0] * 6), "input.std must be > 0"),
-    (lambda m: m["input"].update(mean=[1.0] * 5), "input.mean must hold one finite number"),
-    (lambda m: m["input"].update(mean=["1"] * 6), "input.mean must hold one finite number"),
-    (lambda m: m["input"].update(channels=["a"] * 6), "input.channels are not unique"),
-    (lambda m: m["input"].update(kind="image"), "input must be a numeric series"),
-    (lambda m: m["input"].update(code="import os"), "unknown input fields"),
-    (lambda m: m.update(alphabet="dna"), "a series model has no alphabet"),
-    (lambda m: m.update(format_version=2), "numeric series input needs format_version 3"),
-    (lambda m: m["input"].update(channels=[f"c{i}" for i in range(7)],
-                                 mean=[0.0] * 7, std=[1.0] * 7), "weights do not fit"),
-])
-def test_damaged_series_manifests_are_refused(motions_model: Path, tmp_path: Path, cli,
-                                              change, message: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["input"].update(std=[0.0] * 6), "input.std must be > 0"),
+        (lambda m: m["input"].update(mean=[1.0] * 5), "input.mean must hold one finite number"),
+        (lambda m: m["input"].update(mean=["1"] * 6), "input.mean must hold one finite number"),
+        (lambda m: m["input"].update(channels=["a"] * 6), "input.channels are not unique"),
+        (lambda m: m["input"].update(kind="image"), "input must be a numeric series"),
+        (lambda m: m["input"].update(code="import os"), "unknown input fields"),
+        (lambda m: m.update(alphabet="dna"), "a series model has no alphabet"),
+        (lambda m: m.update(format_version=2), "numeric series input needs format_version 3"),
+        (
+            lambda m: m["input"].update(
+                channels=[f"c{i}" for i in range(7)], mean=[0.0] * 7, std=[1.0] * 7
+            ),
+            "weights do not fit",
+        ),
+    ],
+)
+def test_damaged_series_manifests_are_refused(
+    motions_model: Path, tmp_path: Path, cli, change, message: str
+) -> None:
     """Every field of a series model's input is checked before use: one line, exit 1."""
     from safetensors.torch import load, save
 

@@ -31,9 +31,14 @@ def _interactive() -> None:
 
 
 def _start(*args: str | Path, cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bioseqnn", *map(str, args)], cwd=cwd,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=_interactive)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bioseqnn", *map(str, args)],
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_interactive,
+    )
 
 
 def _wait_for(condition, what: str, timeout: float = 60) -> None:
@@ -44,12 +49,14 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:
 
 
 @pytest.mark.parametrize(("sig", "code", "word"), SIGNALS, ids=["SIGINT", "SIGTERM"])
-def test_signal_during_predict_leaves_no_output(model: Path, tmp_path: Path, sig: int,
-                                                code: int, word: str) -> None:
+def test_signal_during_predict_leaves_no_output(
+    model: Path, tmp_path: Path, sig: int, code: int, word: str
+) -> None:
     # Input from a pipe that stays open: predict is mid-stream, its output file open. The
     # output opens once the first chunk (1024 records at --batch-size 1) is predicted.
-    p = _start("predict", model, "-", "-o", "out.tsv", "--threads", "1", "--batch-size", "1",
-               cwd=tmp_path)
+    p = _start(
+        "predict", model, "-", "-o", "out.tsv", "--threads", "1", "--batch-size", "1", cwd=tmp_path
+    )
     assert p.stdin is not None
     p.stdin.write(fasta(random_records(1100, AMINO, 12, seed=5)))
     p.stdin.flush()
@@ -63,12 +70,27 @@ def test_signal_during_predict_leaves_no_output(model: Path, tmp_path: Path, sig
 
 
 @pytest.mark.parametrize(("sig", "code", "word"), SIGNALS, ids=["SIGINT", "SIGTERM"])
-def test_signal_during_training_leaves_no_model(tmp_path: Path, sig: int, code: int,
-                                                word: str) -> None:
+def test_signal_during_training_leaves_no_model(
+    tmp_path: Path, sig: int, code: int, word: str
+) -> None:
     (tmp_path / "s.fa").write_bytes(SIX)
     (tmp_path / "l.csv").write_bytes(SIX_LABELS)
-    p = _start("train", "s.fa", "l.csv", "-o", "m.bsnn", "--epochs", "100000",
-               "--hidden-size", "8", "--threads", "1", "--val-fraction", "0", cwd=tmp_path)
+    p = _start(
+        "train",
+        "s.fa",
+        "l.csv",
+        "-o",
+        "m.bsnn",
+        "--epochs",
+        "100000",
+        "--hidden-size",
+        "8",
+        "--threads",
+        "1",
+        "--val-fraction",
+        "0",
+        cwd=tmp_path,
+    )
     assert p.stderr is not None
     seen = []
     while not any(line.startswith("bioseqnn: epoch 2/") for line in seen):

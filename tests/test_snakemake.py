@@ -15,15 +15,26 @@ from conftest import EXAMPLES
 
 SNAKEFILE = EXAMPLES / "workflow" / "Snakefile"
 TRAIN_ARGS = "--arch cnn --channels 16,16 --epochs 2 --seed 3 --quiet"
-snakemake_exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or \
-    shutil.which("snakemake")
+snakemake_exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which(
+    "snakemake"
+)
 pytestmark = pytest.mark.skipif(snakemake_exe is None, reason="snakemake is not installed")
 
 
 def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = [str(snakemake_exe), "-s", str(SNAKEFILE), "--cores", "2", "--directory", str(workdir),
-           "--config", f"train_args={TRAIN_ARGS}", *extra]
+    cmd = [
+        str(snakemake_exe),
+        "-s",
+        str(SNAKEFILE),
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--config",
+        f"train_args={TRAIN_ARGS}",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -33,11 +44,13 @@ def test_workflow_trains_once_predicts_chunks_gathers_and_evaluates(tmp_path: Pa
     results = tmp_path / "results"
     chunks = sorted((results / "predictions").glob("*.tsv"))
     assert [c.name for c in chunks] == ["000.tsv", "001.tsv", "002.tsv", "003.tsv"]
-    rows = list(csv.reader((results / "predictions.tsv").read_text().splitlines(),
-                           delimiter="\t"))
+    rows = list(csv.reader((results / "predictions.tsv").read_text().splitlines(), delimiter="\t"))
     assert rows[0][:2] == ["id", "predicted"] and len(rows[0]) == 2 + 13
-    ids = [line[1:].split()[0] for line in
-           (EXAMPLES / "ncrna_test.fasta").read_text().splitlines() if line.startswith(">")]
+    ids = [
+        line[1:].split()[0]
+        for line in (EXAMPLES / "ncrna_test.fasta").read_text().splitlines()
+        if line.startswith(">")
+    ]
     assert [r[0] for r in rows[1:]] == ids  # gathered in input order, header once
     report = json.loads((results / "evaluation.json").read_text())
     assert report["records"] == 260 and report["task"] == "multiclass"
@@ -82,26 +95,33 @@ def test_workflow_trains_ensemble_members_as_parallel_jobs(tmp_path: Path) -> No
     rows = (results / "predictions.tsv").read_text().splitlines()
     assert len(rows) == 1 + 260 and rows[0].startswith("id\tpredicted\t")
     assert sorted(p.name for p in (results / "logs").glob("train_metrics_*.tsv")) == [
-        "train_metrics_0.tsv", "train_metrics_1.tsv"]
+        "train_metrics_0.tsv",
+        "train_metrics_1.tsv",
+    ]
 
 
 def test_tune_workers_share_one_study_and_the_best_model_predicts(tmp_path: Path) -> None:
     """tune_workers=2: two parallel 'tune --join' jobs of two trials each on one journal
     study, then the best model of all four trials is the workflow's model."""
     space = tmp_path / "space.yaml"
-    space.write_text("families: [cnn]\nmodel: {conv_layers: 1, channels: [8, 16], "
-                     "kernel_sizes: [3, 5], dilations: 1, pool_sizes: 1}\n"
-                     "training: {epochs: 2, lr: {low: 0.001, high: 0.01, log: true}}\n")
-    run = snakemake(tmp_path / "run", "tune_workers=2", "tune_trials=2",
-                    f"tune_args=--space {space} --quiet")
+    space.write_text(
+        "families: [cnn]\nmodel: {conv_layers: 1, channels: [8, 16], "
+        "kernel_sizes: [3, 5], dilations: 1, pool_sizes: 1}\n"
+        "training: {epochs: 2, lr: {low: 0.001, high: 0.01, log: true}}\n"
+    )
+    run = snakemake(
+        tmp_path / "run", "tune_workers=2", "tune_trials=2", f"tune_args=--space {space} --quiet"
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     results = tmp_path / "run" / "results"
     optuna = pytest.importorskip("optuna")
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    study = optuna.load_study(study_name="bioseqnn-tune", storage=JournalStorage(
-        JournalFileBackend(str(results / "tune" / "search.journal"))))
+    study = optuna.load_study(
+        study_name="bioseqnn-tune",
+        storage=JournalStorage(JournalFileBackend(str(results / "tune" / "search.journal"))),
+    )
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
     # every trial ran to its end or was pruned by the median of the others (which two
     # workers reach in either order); none failed or was left running

@@ -32,8 +32,10 @@ def encode(seqs: list[str], alphabet: str = "dna") -> SequenceSet:
 
 def decode(data: SequenceSet, alphabet: str = "dna") -> list[str]:
     symbols = ALPHABETS[alphabet].symbol_list
-    return ["".join(symbols[c - 1] for c in data.codes[a:b])
-            for a, b in zip(data.offsets[:-1], data.offsets[1:], strict=True)]
+    return [
+        "".join(symbols[c - 1] for c in data.codes[a:b])
+        for a, b in zip(data.offsets[:-1], data.offsets[1:], strict=True)
+    ]
 
 
 def test_reverse_complement_of_every_iupac_code() -> None:
@@ -50,8 +52,7 @@ def test_rna_complements_u_with_a() -> None:
     onehot = OneHot(rna)
     # compared as one-hot: the RNA alphabet reads T as U, so either symbol is the U channel
     expected = encode(["AGCCAU"], "rna")
-    assert torch.equal(onehot(torch.from_numpy(rc.codes)),
-                       onehot(torch.from_numpy(expected.codes)))
+    assert torch.equal(onehot(torch.from_numpy(rc.codes)), onehot(torch.from_numpy(expected.codes)))
 
 
 def test_fractional_onehot_reverse_complement_maps_r_y_k_m_n() -> None:
@@ -74,16 +75,26 @@ def test_padded_batch_flips_only_chosen_rows_within_their_length() -> None:
     data = encode(["ACGTT", "GGA"])
     codes, lengths = pad_codes(data.codes, data.offsets, np.arange(2))
     table = torch.from_numpy(complement_table(DNA))
-    out = reverse_complement_codes(torch.from_numpy(codes), torch.from_numpy(lengths), table,
-                                   torch.tensor([False, True]))
+    out = reverse_complement_codes(
+        torch.from_numpy(codes), torch.from_numpy(lengths), table, torch.tensor([False, True])
+    )
     back = SequenceSet(["a", "b"], out[out > 0].numpy(), data.offsets)
     assert decode(back) == ["ACGTT", "TCC"]
     assert out[1, 3:].tolist() == [0, 0]
 
 
 def test_rc_options_refuse_protein(cli, examples: Path, tmp_path: Path) -> None:
-    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o",
-            tmp_path / "m.bsnn", "--rc-augment", "--epochs", "1", "--quiet")
+    r = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.bsnn",
+        "--rc-augment",
+        "--epochs",
+        "1",
+        "--quiet",
+    )
     assert r.code == 2
     assert "reverse complements need DNA or RNA" in r.err
     assert len(r.err.strip().splitlines()) == 1
@@ -95,8 +106,9 @@ def _subset(examples: Path, tmp_path: Path, n: int) -> tuple[Path, Path, dict[st
     fasta = tmp_path / "sub.fasta"
     fasta.write_text("\n".join(lines) + "\n")
     labels = tmp_path / "sub.csv"
-    labels.write_text("\n".join((examples / "promoters.csv").read_text().splitlines()[: n + 1])
-                      + "\n")
+    labels.write_text(
+        "\n".join((examples / "promoters.csv").read_text().splitlines()[: n + 1]) + "\n"
+    )
     seqs = {lines[i][1:]: lines[i + 1] for i in range(0, len(lines), 2)}
     return fasta, labels, seqs
 
@@ -112,15 +124,34 @@ def test_rc_augment_and_rc_average_make_predictions_strand_symmetric(
 ) -> None:
     fasta, labels, seqs = _subset(examples, tmp_path, 300)
     model = tmp_path / "m.bsnn"
-    r = cli("train", fasta, labels, "-o", model, "--arch", "gru", "--hidden-size", "8",
-            "--epochs", "1", "--rc-augment", "--rc-average", "--quiet")
+    r = cli(
+        "train",
+        fasta,
+        labels,
+        "-o",
+        model,
+        "--arch",
+        "gru",
+        "--hidden-size",
+        "8",
+        "--epochs",
+        "1",
+        "--rc-augment",
+        "--rc-average",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     rc_fasta = tmp_path / "rc.fasta"
-    rc_fasta.write_text("".join(f">{k}\n{v.upper().translate(COMPLEMENT)[::-1]}\n"
-                                for k, v in seqs.items()))
+    rc_fasta.write_text(
+        "".join(f">{k}\n{v.upper().translate(COMPLEMENT)[::-1]}\n" for k, v in seqs.items())
+    )
     one = "--no-rc-average"
-    for name, args in [("fwd", [fasta]), ("rev", [rc_fasta]),
-                       ("fwd1", [fasta, one]), ("rev1", [rc_fasta, one])]:
+    for name, args in [
+        ("fwd", [fasta]),
+        ("rev", [rc_fasta]),
+        ("fwd1", [fasta, one]),
+        ("rev1", [rc_fasta, one]),
+    ]:
         r = cli("predict", model, *args, "-o", tmp_path / f"{name}.tsv")
         assert r.code == 0, r.err
     fwd, rev = _predictions(tmp_path / "fwd.tsv"), _predictions(tmp_path / "rev.tsv")

@@ -50,14 +50,15 @@ def test_dna_folds_as_rna_and_ambiguity_codes_stay_unpaired() -> None:
     codes, offsets, _ = Encoder(ALPHABETS["dna"]).encode(seqs)
     folded = fold_codes(codes, offsets, spec, workers=1)
     assert folded.shape == (len(codes), 2) and np.array_equal(folded[:, 0], codes)
-    got = [_dot_bracket(folded[offsets[i]:offsets[i + 1], 1]) for i in range(3)]
+    got = [_dot_bracket(folded[offsets[i] : offsets[i + 1], 1]) for i in range(3)]
     assert got[:2] == [RNA.fold("GGGGUUUUCCCC")[0], RNA.fold("GGACUUCGGUCC")[0]]
     assert got[2] == RNA.fold("GGGGANNNCCCC")[0]
     # a pool of worker processes folds the same
     many = [s for s in seqs for _ in range(30)]
     codes, offsets, _ = Encoder(ALPHABETS["dna"]).encode(many)
-    assert np.array_equal(fold_codes(codes, offsets, spec, workers=2),
-                          fold_codes(codes, offsets, spec, workers=1))
+    assert np.array_equal(
+        fold_codes(codes, offsets, spec, workers=2), fold_codes(codes, offsets, spec, workers=1)
+    )
 
 
 def test_pair_probabilities_follow_the_partition_function() -> None:
@@ -97,10 +98,32 @@ def test_a_structure_model_folds_its_input_in_every_command(
     cli, examples: Path, tmp_path: Path
 ) -> None:
     model = tmp_path / "s.bsnn"
-    args = ["--arch", "cnn", "--channels", "16", "--kernel-sizes", "7", "--dilations", "1",
-            "--pool-sizes", "1", "--epochs", "2", "--threads", "2"]
-    r = cli("train", examples / "ncrna_train.fasta", examples / "ncrna_train.csv", "-o", model,
-            *args, "--structure", "mfe")
+    args = [
+        "--arch",
+        "cnn",
+        "--channels",
+        "16",
+        "--kernel-sizes",
+        "7",
+        "--dilations",
+        "1",
+        "--pool-sizes",
+        "1",
+        "--epochs",
+        "2",
+        "--threads",
+        "2",
+    ]
+    r = cli(
+        "train",
+        examples / "ncrna_train.fasta",
+        examples / "ncrna_train.csv",
+        "-o",
+        model,
+        *args,
+        "--structure",
+        "mfe",
+    )
     assert r.code == 0, r.err
     assert f"folded 780 sequence(s) with ViennaRNA {RNA.__version__} (mfe)" in r.err
     m = json.loads(run_bioseqnn("info", model, "--json").stdout)
@@ -126,7 +149,8 @@ def test_a_structure_model_folds_its_input_in_every_command(
     with open(examples / "ncrna_test.csv", newline="") as fh:
         truth = {row["id"]: row["family"] for row in csv.DictReader(fh)}
     assert doc["metrics"]["accuracy"] == pytest.approx(
-        np.mean([predicted[k] == truth[k] for k in truth]))
+        np.mean([predicted[k] == truth[k] for k in truth])
+    )
 
     r = cli("explain", model, tmp_path / "one.fa", "-o", tmp_path / "x.tsv", "--method", "ism")
     assert r.code == 0, r.err
@@ -139,13 +163,17 @@ def test_a_structure_model_folds_its_input_in_every_command(
     assert "structure" in json.dumps(side)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--task", "language-model"], "--structure is not available for --task language-model"),
-    (["{labels}", "--rc-augment"], "--structure cannot go with --rc-augment or --rc-average"),
-    (["{labels}", "--structure", "pairs"], "structure must be one of: none, mfe, bpp"),
-])
-def test_structure_usage_errors(cli, examples: Path, tmp_path: Path, args: list[str],
-                                message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "language-model"], "--structure is not available for --task language-model"),
+        (["{labels}", "--rc-augment"], "--structure cannot go with --rc-augment or --rc-average"),
+        (["{labels}", "--structure", "pairs"], "structure must be one of: none, mfe, bpp"),
+    ],
+)
+def test_structure_usage_errors(
+    cli, examples: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     labels = str(examples / "ncrna_train.csv")
     given = [a.format(labels=labels) for a in args]
     kind = [] if "--structure" in given else ["--structure", "mfe"]
@@ -154,7 +182,14 @@ def test_structure_usage_errors(cli, examples: Path, tmp_path: Path, args: list[
 
 
 def test_protein_is_refused(cli, examples: Path, tmp_path: Path) -> None:
-    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "--structure",
-            "mfe", "-o", tmp_path / "m.bsnn")
+    r = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "--structure",
+        "mfe",
+        "-o",
+        tmp_path / "m.bsnn",
+    )
     assert r.code == 2, r.err
     assert "--structure folds RNA (and DNA read as RNA); these sequences are protein" in r.err

@@ -74,7 +74,8 @@ def test_class_weights_change_the_binary_loss() -> None:
     logits, y = torch.tensor([[0.3], [-0.2], [1.0]]), torch.tensor([1, 0, 0])
     plain = TaskSpec("binary", ["y"], classes=["0", "1"]).loss(logits, y)
     weighted = TaskSpec("binary", ["y"], classes=["0", "1"], class_weights=[1.0, 1.0]).loss(
-        logits, y)
+        logits, y
+    )
     assert float(plain) == pytest.approx(float(weighted), rel=1e-6)
     heavy = TaskSpec("binary", ["y"], classes=["0", "1"], class_weights=[1.0, 5.0]).loss(logits, y)
     assert float(heavy) != pytest.approx(float(plain), rel=1e-3)

@@ -17,13 +17,28 @@ from conftest import EXAMPLES, ROOT
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
 
-TINY = ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations", "1",
-        "--epochs", "3", "-j", "1", "--seed", "2", "--quiet"]
+TINY = [
+    "--arch",
+    "cnn",
+    "--channels",
+    "8",
+    "--kernel-sizes",
+    "5",
+    "--dilations",
+    "1",
+    "--epochs",
+    "3",
+    "-j",
+    "1",
+    "--seed",
+    "2",
+    "--quiet",
+]
 DATA = [EXAMPLES / "hemolytic.fasta", EXAMPLES / "hemolytic.csv"]
 # MLflow's own modules warn about their dependencies' deprecations
-MLFLOW_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning",
-                                             "ignore::FutureWarning",
-                                             "ignore::UserWarning")
+MLFLOW_WARNINGS = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning"
+)
 
 
 def _log(path: Path) -> list[dict[str, str]]:
@@ -44,21 +59,18 @@ def test_tensorboard_events_hold_every_epoch(cli, tmp_path: Path) -> None:
     assert cli("train", *DATA, "-o", model, *TINY, "--tensorboard", board).code == 0
     acc = _scalars(board)
     epochs = _log(tmp_path / "m.log.tsv")
-    assert {"train_loss", "val_loss", "val_accuracy", "val_mcc", "lr"} <= set(
-        acc.Tags()["scalars"])
+    assert {"train_loss", "val_loss", "val_accuracy", "val_mcc", "lr"} <= set(acc.Tags()["scalars"])
     for key in ("train_loss", "val_loss", "val_auroc"):
         events = acc.Scalars(key)
         assert [e.step for e in events] == [1, 2, 3]
-        assert [e.value for e in events] == pytest.approx(
-            [float(r[key]) for r in epochs], rel=1e-5)
+        assert [e.value for e in events] == pytest.approx([float(r[key]) for r in epochs], rel=1e-5)
     assert acc.Tags()["images"] == ["learning_curves"]
     text = acc.Tensors("settings/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "| model.arch | cnn |" in text and "| training.epochs | 3 |" in text
 
 
 @MLFLOW_WARNINGS
-def test_mlflow_run_has_settings_metrics_curves_and_model(cli, tmp_path: Path,
-                                                          monkeypatch) -> None:
+def test_mlflow_run_has_settings_metrics_curves_and_model(cli, tmp_path: Path, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(tmp_path)
@@ -67,7 +79,11 @@ def test_mlflow_run_has_settings_metrics_curves_and_model(cli, tmp_path: Path,
     assert cli("train", *DATA, "-o", out, *TINY, "--mlflow").code == 0
     # the local store: mlflow.db and mlartifacts beside the model, nothing in the cwd
     assert sorted(p.name for p in out.parent.iterdir()) == [
-        "m.bsnn", "m.log.tsv", "mlartifacts", "mlflow.db"]
+        "m.bsnn",
+        "m.log.tsv",
+        "mlartifacts",
+        "mlflow.db",
+    ]
     assert sorted(os.listdir(tmp_path)) == ["runs"]
     client = MlflowClient(f"sqlite:///{out.parent / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("bioseqnn")
@@ -80,14 +96,16 @@ def test_mlflow_run_has_settings_metrics_curves_and_model(cli, tmp_path: Path,
     epochs = _log(out.parent / "m.log.tsv")
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [1, 2, 3]
-    assert [m.value for m in history] == pytest.approx([float(r["val_loss"]) for r in epochs],
-                                                       rel=1e-6)
+    assert [m.value for m in history] == pytest.approx(
+        [float(r["val_loss"]) for r in epochs], rel=1e-6
+    )
     best = min(float(r["val_loss"]) for r in epochs)
     assert run.data.metrics["best_val_loss"] == pytest.approx(best, rel=1e-6)
     names = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert names == {"model/m.bsnn", "model/m.log.tsv"}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == [
-        "plots/learning_curves.png"]
+        "plots/learning_curves.png"
+    ]
     copy = Path(client.download_artifacts(run.info.run_id, "model/m.bsnn", str(tmp_path)))
     assert copy.read_bytes() == out.read_bytes()
 
@@ -99,9 +117,18 @@ def test_the_python_api_tracks_too(tmp_path: Path) -> None:
     import bioseqnn
 
     uri = f"sqlite:///{tmp_path / 'store' / 'team.db'}"
-    run = bioseqnn.train(*DATA, tmp_path / "m.bsnn", arch="cnn", channels=[8],
-                         kernel_sizes=[5], dilations=[1], epochs=2, threads=1,
-                         tensorboard=tmp_path / "tb", mlflow=uri)
+    run = bioseqnn.train(
+        *DATA,
+        tmp_path / "m.bsnn",
+        arch="cnn",
+        channels=[8],
+        kernel_sizes=[5],
+        dilations=[1],
+        epochs=2,
+        threads=1,
+        tensorboard=tmp_path / "tb",
+        mlflow=uri,
+    )
     client = MlflowClient(uri)
     (found,) = client.search_runs([client.get_experiment_by_name("bioseqnn").experiment_id])
     values = [m.value for m in client.get_metric_history(found.info.run_id, "val_auroc")]
@@ -133,8 +160,16 @@ def test_a_tracking_failure_keeps_the_model(tmp_path: Path, caplog) -> None:
     from bioseqnn.tracking import Tracking
 
     tracking = Tracking([_Broken()])
-    cfg: RunConfig = settings_to_config({"arch": "cnn", "channels": [8], "kernel_sizes": [5],
-                                         "dilations": [1], "epochs": 3, "threads": 1})
+    cfg: RunConfig = settings_to_config(
+        {
+            "arch": "cnn",
+            "channels": [8],
+            "kernel_sizes": [5],
+            "dilations": [1],
+            "epochs": 3,
+            "threads": 1,
+        }
+    )
     with caplog.at_level(logging.WARNING, logger="bioseqnn"):
         outcome = api.train(*DATA, tmp_path / "m.bsnn", cfg, on_epoch=tracking.epoch)
         tracking.finish(outcome)
@@ -144,12 +179,20 @@ def test_a_tracking_failure_keeps_the_model(tmp_path: Path, caplog) -> None:
 
 
 def test_a_missing_library_fails_before_training(tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['mlflow'] = None; from bioseqnn.cli import main; "
-            f"sys.exit(main({[str(p) for p in DATA]!r} and ['train', *{[str(p) for p in DATA]!r}, "
-            f"'-o', {str(tmp_path / 'm.bsnn')!r}, '--mlflow']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; sys.modules['mlflow'] = None; from bioseqnn.cli import main; "
+        f"sys.exit(main({[str(p) for p in DATA]!r} and ['train', *{[str(p) for p in DATA]!r}, "
+        f"'-o', {str(tmp_path / 'm.bsnn')!r}, '--mlflow']))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 2
-    assert r.stderr == ("bioseqnn: error: --mlflow needs mlflow: pip install "
-                        "'bioseqnn[tracking]'\n")
+    assert r.stderr == (
+        "bioseqnn: error: --mlflow needs mlflow: pip install 'bioseqnn[tracking]'\n"
+    )
     assert not (tmp_path / "m.bsnn").exists()

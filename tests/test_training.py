@@ -25,8 +25,18 @@ from bioseqnn.train import (
     resolve_monitor,
 )
 
-CNN = ["--arch", "cnn", "--channels", "16", "--kernel-sizes", "9", "--dilations", "1",
-       "--pool-sizes", "1"]
+CNN = [
+    "--arch",
+    "cnn",
+    "--channels",
+    "16",
+    "--kernel-sizes",
+    "9",
+    "--dilations",
+    "1",
+    "--pool-sizes",
+    "1",
+]
 
 
 def read_fasta(path: Path) -> dict[str, str]:
@@ -69,18 +79,38 @@ def test_multilabel_from_real_rna_sigmoid_outputs_one_column_per_label(
     gc = {k: sum(v.upper().count(b) for b in "GC") / len(v) for k, v in keep.items()}
     median = statistics.median(gc.values())
     labels = tmp_path / "labels.csv"
-    labels.write_text("id,rRNA,intron,gc_rich\n" + "".join(
-        f"{k},{int(family[k] in ('5S_rRNA', '5_8S_rRNA'))},{int(family[k].startswith('Intron'))},"
-        f"{int(gc[k] > median)}\n" for k in keep))
+    labels.write_text(
+        "id,rRNA,intron,gc_rich\n"
+        + "".join(
+            f"{k},{int(family[k] in ('5S_rRNA', '5_8S_rRNA'))},"
+            f"{int(family[k].startswith('Intron'))},{int(gc[k] > median)}\n"
+            for k in keep
+        )
+    )
     fasta = write_fasta(tmp_path / "rna.fasta", keep)
     model = tmp_path / "ml.bsnn"
-    r = cli("train", fasta, labels, "-o", model, *CNN, "--epochs", "3", "--lr", "0.01",
-            "--class-weight", "auto")
+    r = cli(
+        "train",
+        fasta,
+        labels,
+        "-o",
+        model,
+        *CNN,
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "--class-weight",
+        "auto",
+    )
     assert r.code == 0, r.err
     assert "task: multilabel (several 0/1 columns" in r.err
     m = manifest(cli, model)
-    assert m["task"]["kind"] == "multilabel" and m["task"]["targets"] == ["rRNA", "intron",
-                                                                         "gc_rich"]
+    assert m["task"]["kind"] == "multilabel" and m["task"]["targets"] == [
+        "rRNA",
+        "intron",
+        "gc_rich",
+    ]
     # auto weights: negatives / positives per label (2 and 2 of 13 families, half above median)
     w = m["task"]["class_weights"]
     assert 4.5 < w[0] < 6.5 and 4.5 < w[1] < 6.5 and 0.8 < w[2] < 1.25
@@ -104,14 +134,16 @@ def test_multilabel_from_real_rna_sigmoid_outputs_one_column_per_label(
         assert roc_auc_score(y, probs[:, j]) > 0.75, name
 
 
-def test_multi_target_regression_expression_and_log2(
-    cli, examples: Path, tmp_path: Path
-) -> None:
+def test_multi_target_regression_expression_and_log2(cli, examples: Path, tmp_path: Path) -> None:
     rows = read_table(examples / "promoters.csv", ",")[:600]
     labels = tmp_path / "two.csv"
-    labels.write_text("id,expression,log2_expression\n" + "".join(
-        f"{r['id']},{2 ** float(r['log2_expression']):.6g},{r['log2_expression']}\n"
-        for r in rows))
+    labels.write_text(
+        "id,expression,log2_expression\n"
+        + "".join(
+            f"{r['id']},{2 ** float(r['log2_expression']):.6g},{r['log2_expression']}\n"
+            for r in rows
+        )
+    )
     seqs = read_fasta(examples / "promoters.fasta")
     fasta = write_fasta(tmp_path / "p.fasta", {r["id"]: seqs[r["id"]] for r in rows})
     model = tmp_path / "reg.bsnn"
@@ -123,7 +155,7 @@ def test_multi_target_regression_expression_and_log2(
     log2 = np.array([float(r["log2_expression"]) for r in rows])
     # each target standardised with its own training mean and std
     assert m["task"]["target_mean"][1] == pytest.approx(log2.mean(), abs=0.15)
-    assert m["task"]["target_mean"][0] == pytest.approx((2 ** log2).mean(), rel=0.15)
+    assert m["task"]["target_mean"][0] == pytest.approx((2**log2).mean(), rel=0.15)
     assert m["metrics"]["monitor"] == "val_mae"
     history = read_table(tmp_path / "reg.log.tsv")
     assert {f"val_{k}" for k in REGRESSION_METRICS} <= set(history[0])
@@ -158,9 +190,13 @@ def test_class_weight_values() -> None:
     assert resolve_class_weights(multi, "balanced", ml) == [3.0, 1.0]
     from bioseqnn.errors import UsageError
 
-    for bad, message in [("1,2,3", "3 weight(s) for 2 classes"), ("x", "not a number"),
-                         ("2=1", "unknown class '2'"), ("0,0", "at least one"),
-                         ("-1,1", "finite and >= 0")]:
+    for bad, message in [
+        ("1,2,3", "3 weight(s) for 2 classes"),
+        ("x", "not a number"),
+        ("2=1", "unknown class '2'"),
+        ("0,0", "at least one"),
+        ("-1,1", "finite and >= 0"),
+    ]:
         with pytest.raises(UsageError, match=re.escape(message)):
             resolve_class_weights(binary, bad, y)
     with pytest.raises(UsageError, match="classification"):
@@ -214,9 +250,26 @@ def test_class_weights_raise_minority_recall_on_an_imbalanced_real_subset(
     recall = {}
     for weight in ("none", "balanced"):
         model = tmp_path / f"{weight}.bsnn"
-        r = cli("train", fasta, labels, "-o", model, "--arch", "cnn", "--pool-sizes", "3,1",
-                "--epochs", "3", "--lr", "0.01", "--patience", "0", "--class-weight", weight,
-                "--quiet")
+        r = cli(
+            "train",
+            fasta,
+            labels,
+            "-o",
+            model,
+            "--arch",
+            "cnn",
+            "--pool-sizes",
+            "3,1",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.01",
+            "--patience",
+            "0",
+            "--class-weight",
+            weight,
+            "--quiet",
+        )
         assert r.code == 0, r.err
         r = cli("predict", model, test_fasta, "-o", tmp_path / f"{weight}.tsv")
         assert r.code == 0, r.err
@@ -239,8 +292,13 @@ def test_direction_of_monitored_metrics() -> None:
     assert not improved(float("nan"), None, "val_auroc") and improved(0.1, None, "val_r2")
 
 
-def _lrs(kind: str, epochs: int = 10, batches: int = 10, warmup: int = 0,
-         monitored: list[float] | None = None) -> list[float]:
+def _lrs(
+    kind: str,
+    epochs: int = 10,
+    batches: int = 10,
+    warmup: int = 0,
+    monitored: list[float] | None = None,
+) -> list[float]:
     s = Schedule(kind, 0.1, epochs * batches, warmup, "val_loss", plateau_patience=2)
     out = []
     for e in range(epochs):
@@ -264,7 +322,8 @@ def test_schedules_shapes() -> None:
     # plateau: halve after two epochs without a better value
     plateau = _lrs("plateau", monitored=[5, 4, 4, 4, 3, 3, 3, 3, 3, 3])
     assert [plateau[e * 10] for e in range(10)] == pytest.approx(
-        [0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.0125])
+        [0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.0125]
+    )
     s = Schedule("cosine", 0.1, 100, 5)
     for _ in range(37):
         s.step_batch()
@@ -277,18 +336,46 @@ def test_monitor_picks_and_restores_the_best_epoch(cli, examples: Path, tmp_path
     seqs = read_fasta(examples / "hemolytic.fasta")
     rows = read_table(examples / "hemolytic.csv", ",")
     val_ids = {r["id"] for r in rows[::8]}
-    train_fa = write_fasta(tmp_path / "t.fasta", {k: v for k, v in seqs.items()
-                                                  if k not in val_ids})
+    train_fa = write_fasta(
+        tmp_path / "t.fasta", {k: v for k, v in seqs.items() if k not in val_ids}
+    )
     val_fa = write_fasta(tmp_path / "v.fasta", {k: seqs[k] for k in val_ids})
     val_csv = tmp_path / "v.csv"
-    val_csv.write_text("id,hemolytic\n" + "".join(f"{r['id']},{r['hemolytic']}\n" for r in rows
-                                                  if r["id"] in val_ids))
+    val_csv.write_text(
+        "id,hemolytic\n"
+        + "".join(f"{r['id']},{r['hemolytic']}\n" for r in rows if r["id"] in val_ids)
+    )
     model = tmp_path / "m.bsnn"
-    r = cli("train", train_fa, examples / "hemolytic.csv", "--ignore-unmatched",
-            "--val-fasta", val_fa, "--val-labels", val_csv, "-o", model, "--arch", "cnn",
-            "--epochs", "6", "--lr", "0.02", "--monitor", "val_auroc", "--patience", "2",
-            "--schedule", "cosine", "--warmup-epochs", "1", "--threads", "1",
-            "--log", tmp_path / "log.jsonl")
+    r = cli(
+        "train",
+        train_fa,
+        examples / "hemolytic.csv",
+        "--ignore-unmatched",
+        "--val-fasta",
+        val_fa,
+        "--val-labels",
+        val_csv,
+        "-o",
+        model,
+        "--arch",
+        "cnn",
+        "--epochs",
+        "6",
+        "--lr",
+        "0.02",
+        "--monitor",
+        "val_auroc",
+        "--patience",
+        "2",
+        "--schedule",
+        "cosine",
+        "--warmup-epochs",
+        "1",
+        "--threads",
+        "1",
+        "--log",
+        tmp_path / "log.jsonl",
+    )
     assert r.code == 0, r.err
     history = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     m = manifest(cli, model)
@@ -312,8 +399,23 @@ def test_early_stopping_after_patience_epochs_without_a_lower_val_loss(
     cli, examples: Path, tmp_path: Path
 ) -> None:
     model = tmp_path / "m.bsnn"
-    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", model,
-            "--arch", "cnn", "--epochs", "8", "--lr", "0.05", "--patience", "1", "--threads", "1")
+    r = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        model,
+        "--arch",
+        "cnn",
+        "--epochs",
+        "8",
+        "--lr",
+        "0.05",
+        "--patience",
+        "1",
+        "--threads",
+        "1",
+    )
     assert r.code == 0, r.err
     history = read_table(tmp_path / "m.log.tsv")
     losses = [float(h["val_loss"]) for h in history]
@@ -327,8 +429,16 @@ def test_early_stopping_after_patience_epochs_without_a_lower_val_loss(
 def test_monitor_must_fit_the_task_and_have_validation_data(
     cli, examples: Path, tmp_path: Path
 ) -> None:
-    base = ["train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o",
-            tmp_path / "m.bsnn", "--epochs", "1", "--quiet"]
+    base = [
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "m.bsnn",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]
     r = cli(*base, "--monitor", "val_r2")
     assert r.code == 2 and "cannot monitor 'val_r2' for this task" in r.err
     assert "val_auroc" in r.err and "val_mcc" in r.err
@@ -348,10 +458,35 @@ def test_nan_loss_names_epoch_and_batch_and_keeps_the_last_good_checkpoint(
     # AdamW's decoupled decay with lr * weight_decay = 3 multiplies every weight by -2 per
     # step: the weights grow geometrically until the loss overflows in epoch 2.
     model, ckdir = tmp_path / "m.bsnn", tmp_path / "ck"
-    r = cli("train", examples / "promoters.fasta", examples / "promoters.csv", "-o", model,
-            "--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--dilations", "1",
-            "--pool-sizes", "1", "--batch-size", "128", "--lr", "1", "--weight-decay", "3",
-            "--grad-clip", "0", "--epochs", "5", "--checkpoint-dir", ckdir)
+    r = cli(
+        "train",
+        examples / "promoters.fasta",
+        examples / "promoters.csv",
+        "-o",
+        model,
+        "--arch",
+        "cnn",
+        "--channels",
+        "8",
+        "--kernel-sizes",
+        "5",
+        "--dilations",
+        "1",
+        "--pool-sizes",
+        "1",
+        "--batch-size",
+        "128",
+        "--lr",
+        "1",
+        "--weight-decay",
+        "3",
+        "--grad-clip",
+        "0",
+        "--epochs",
+        "5",
+        "--checkpoint-dir",
+        ckdir,
+    )
     assert r.code == 1
     error = r.err.strip().splitlines()[-1]
     assert error.startswith("bioseqnn: error: the loss became inf at epoch 2, batch ")
@@ -367,8 +502,18 @@ def test_nan_loss_names_epoch_and_batch_and_keeps_the_last_good_checkpoint(
 def test_manifest_records_what_reproduces_the_run(cli, examples: Path, tmp_path: Path) -> None:
     import bioseqnn
 
-    args = [examples / "hemolytic.fasta", examples / "hemolytic.csv", *CNN, "--epochs", "1",
-            "--seed", "11", "--precision", "bf16", "--quiet"]
+    args = [
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        *CNN,
+        "--epochs",
+        "1",
+        "--seed",
+        "11",
+        "--precision",
+        "bf16",
+        "--quiet",
+    ]
     a, b, c = tmp_path / "a.bsnn", tmp_path / "b.bsnn", tmp_path / "c.bsnn"
     assert cli("train", *args, "-o", a).code == 0
     assert cli("train", *args, "-o", b, "--precision", "32").code == 0
@@ -384,8 +529,10 @@ def test_manifest_records_what_reproduces_the_run(cli, examples: Path, tmp_path:
     # other data, other fingerprint
     labels = tmp_path / "flipped.csv"
     rows = (examples / "hemolytic.csv").read_text().splitlines()
-    labels.write_text("\n".join(rows[:2] + [rows[2][:-1] + ("0" if rows[2][-1] == "1" else "1")]
-                                + rows[3:]) + "\n")
+    labels.write_text(
+        "\n".join(rows[:2] + [rows[2][:-1] + ("0" if rows[2][-1] == "1" else "1")] + rows[3:])
+        + "\n"
+    )
     assert cli("train", examples / "hemolytic.fasta", labels, *args[2:], "-o", c).code == 0
     assert manifest(cli, c)["data"]["fingerprint_sha256"] != fp
     # 'info' shows them
@@ -397,13 +544,25 @@ def test_manifest_records_what_reproduces_the_run(cli, examples: Path, tmp_path:
 
 def test_training_settings_from_yaml(cli, examples: Path, tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text("training:\n  epochs: 2\n  schedule: cosine\n  class_weight: balanced\n"
-                      "  monitor: val_mcc\n  warmup_epochs: 0.5\nmodel:\n  arch: cnn\n"
-                      "  channels: [8]\n  kernel_sizes: [5]\n  dilations: [1]\n"
-                      "  pool_sizes: [1]\n")
+    config.write_text(
+        "training:\n  epochs: 2\n  schedule: cosine\n  class_weight: balanced\n"
+        "  monitor: val_mcc\n  warmup_epochs: 0.5\nmodel:\n  arch: cnn\n"
+        "  channels: [8]\n  kernel_sizes: [5]\n  dilations: [1]\n"
+        "  pool_sizes: [1]\n"
+    )
     model = tmp_path / "m.bsnn"
-    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", model,
-            "--config", config, "--schedule", "onecycle", "--quiet")
+    r = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        model,
+        "--config",
+        config,
+        "--schedule",
+        "onecycle",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     m = manifest(cli, model)
     assert m["training"]["schedule"] == "onecycle"  # the flag overrides the file
@@ -427,9 +586,25 @@ def test_mixed_precision_on_cuda_trains_and_predicts(
     cli, examples: Path, tmp_path: Path, precision: str, arch: str
 ) -> None:
     model = tmp_path / "m.bsnn"
-    r = cli("train", examples / "promoters.fasta", examples / "promoters.csv", "-o", model,
-            "--arch", arch, "--hidden-size", "16", "--epochs", "2", "--device", "cuda",
-            "--precision", precision, "--checkpoint-dir", tmp_path / "ck")
+    r = cli(
+        "train",
+        examples / "promoters.fasta",
+        examples / "promoters.csv",
+        "-o",
+        model,
+        "--arch",
+        arch,
+        "--hidden-size",
+        "16",
+        "--epochs",
+        "2",
+        "--device",
+        "cuda",
+        "--precision",
+        precision,
+        "--checkpoint-dir",
+        tmp_path / "ck",
+    )
     assert r.code == 0, r.err
     m = manifest(cli, model)
     assert m["device"].startswith("cuda") and m["training"]["precision"] == precision
@@ -437,16 +612,27 @@ def test_mixed_precision_on_cuda_trains_and_predicts(
     ck = load_checkpoint(tmp_path / "ck")
     assert ck is not None and ck.rng_cuda
     assert (ck.scaler is not None) == (precision == "16-mixed")
-    r = cli("predict", model, examples / "promoters.fasta", "--device", "cuda", "-o",
-            tmp_path / "p.tsv")
+    r = cli(
+        "predict", model, examples / "promoters.fasta", "--device", "cuda", "-o", tmp_path / "p.tsv"
+    )
     assert r.code == 0, r.err
 
 
 @pytest.mark.gpu
 @gpu
 def test_cuda_resume_continues_from_the_checkpoint(cli, examples: Path, tmp_path: Path) -> None:
-    args = ["train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "--hidden-size",
-            "16", "--device", "cuda", "--checkpoint-dir", tmp_path / "ck", "--quiet"]
+    args = [
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "--hidden-size",
+        "16",
+        "--device",
+        "cuda",
+        "--checkpoint-dir",
+        tmp_path / "ck",
+        "--quiet",
+    ]
     assert cli(*args, "-o", tmp_path / "a.bsnn", "--epochs", "2").code == 0
     r = cli(*args, "-o", tmp_path / "b.bsnn", "--epochs", "2", "--resume")
     assert r.code == 0, r.err
@@ -458,8 +644,9 @@ def test_docs_training_examples_use_real_train_options(cli) -> None:
     page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "training.md"
     section = page.read_text(encoding="utf-8").split("## Training options", 1)[1]
     section = section.split("\n## ", 1)[0]
-    commands = [line.strip() for line in section.splitlines()
-                if line.startswith("        bioseqnn train")]
+    commands = [
+        line.strip() for line in section.splitlines() if line.startswith("        bioseqnn train")
+    ]
     assert len(commands) >= 7
     r = cli("train", "--help")
     assert r.code == 0
@@ -488,8 +675,20 @@ def test_collapse_warned_on_an_imbalanced_real_subset_not_on_a_balanced_one(
 ) -> None:
     fasta, labels = _imbalanced_hemolytic(examples, tmp_path)
     # the settings of 0.1 (an unweighted LSTM watching the loss) on 1 positive in 10
-    old = ["--arch", "lstm", "--hidden-size", "16", "--class-weight", "none",
-           "--monitor", "val_loss", "--epochs", "2", "--patience", "0"]
+    old = [
+        "--arch",
+        "lstm",
+        "--hidden-size",
+        "16",
+        "--class-weight",
+        "none",
+        "--monitor",
+        "val_loss",
+        "--epochs",
+        "2",
+        "--patience",
+        "0",
+    ]
     r = cli("train", fasta, labels, "-o", tmp_path / "old.bsnn", *old)
     assert r.code == 0, r.err
     epoch_lines = [line for line in r.err.splitlines() if "epoch 2/2" in line]
@@ -497,20 +696,37 @@ def test_collapse_warned_on_an_imbalanced_real_subset_not_on_a_balanced_one(
     assert majority and "val_mcc 0.0000" in epoch_lines[0], epoch_lines
     assert float(majority[1]) == float(majority[2]) > 0.85  # every record called negative
     warning = [line for line in r.err.splitlines() if "constant prediction" in line]
-    assert len(warning) == 1 and warning[0].startswith("bioseqnn: warning: the model is no "
-                                                        "better than a constant prediction")
+    assert len(warning) == 1 and warning[0].startswith(
+        "bioseqnn: warning: the model is no better than a constant prediction"
+    )
     assert f"scores accuracy {majority[2]}" in warning[0] and "--class-weight" in warning[0]
     # explicit settings win, and nothing is said about imbalance that was not acted on
-    assert "imbalanced labels" in r.err and "--class-weight balanced" not in r.err.split(
-        "imbalanced labels")[1].splitlines()[0]
+    assert (
+        "imbalanced labels" in r.err
+        and "--class-weight balanced" not in r.err.split("imbalanced labels")[1].splitlines()[0]
+    )
 
     # the defaults on the same records: weighted loss, a monitor that cannot be gamed
-    r = cli("train", fasta, labels, "-o", tmp_path / "new.bsnn", "--arch", "cnn",
-            "--epochs", "4", "--lr", "0.01")
+    r = cli(
+        "train",
+        fasta,
+        labels,
+        "-o",
+        tmp_path / "new.bsnn",
+        "--arch",
+        "cnn",
+        "--epochs",
+        "4",
+        "--lr",
+        "0.01",
+    )
     assert r.code == 0, r.err
-    share = re.search(r"imbalanced labels: '1' is (\S+)% of the training records: "
-                      r"class-weighted loss \(--class-weight balanced\) and --monitor "
-                      r"val_auprc", r.err)
+    share = re.search(
+        r"imbalanced labels: '1' is (\S+)% of the training records: "
+        r"class-weighted loss \(--class-weight balanced\) and --monitor "
+        r"val_auprc",
+        r.err,
+    )
     assert share and 8 < float(share[1]) < 13, r.err
     m = manifest(cli, tmp_path / "new.bsnn")
     assert m["training"]["monitor"] == "val_auprc" and m["metrics"]["monitor"] == "val_auprc"
@@ -518,8 +734,19 @@ def test_collapse_warned_on_an_imbalanced_real_subset_not_on_a_balanced_one(
     assert "constant prediction" not in r.err
 
     # balanced records: no imbalance line, no warning, the loss is watched
-    r = cli("train", examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o",
-            tmp_path / "even.bsnn", "--arch", "cnn", "--epochs", "4", "--lr", "0.01")
+    r = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        tmp_path / "even.bsnn",
+        "--arch",
+        "cnn",
+        "--epochs",
+        "4",
+        "--lr",
+        "0.01",
+    )
     assert r.code == 0, r.err
     assert "imbalanced" not in r.err and "constant prediction" not in r.err
     m = manifest(cli, tmp_path / "even.bsnn")
@@ -535,8 +762,9 @@ def test_regression_collapse_and_the_epoch_cap_are_reported(
     values = [r["log2_expression"] for r in rows]
     shuffled = [values[i] for i in np.random.default_rng(1).permutation(len(values))]
     labels = tmp_path / "shuffled.csv"
-    labels.write_text("id,y\n" + "".join(f"{r['id']},{v}\n"
-                                          for r, v in zip(rows, shuffled, strict=True)))
+    labels.write_text(
+        "id,y\n" + "".join(f"{r['id']},{v}\n" for r, v in zip(rows, shuffled, strict=True))
+    )
     seqs = read_fasta(examples / "promoters.fasta")
     fasta = write_fasta(tmp_path / "p.fasta", {r["id"]: seqs[r["id"]] for r in rows})
     r = cli("train", fasta, labels, "-o", tmp_path / "r.bsnn", *CNN, "--epochs", "3")
@@ -549,8 +777,19 @@ def test_regression_collapse_and_the_epoch_cap_are_reported(
     assert warned == (pearson <= 0.05), (pearson, r.err)
 
     # the real targets, stopped by a cap of 2 epochs while the loss still falls
-    r = cli("train", fasta, examples / "promoters.csv", "-o", tmp_path / "cap.bsnn", *CNN,
-            "--epochs", "2", "--target", "log2_expression", "--ignore-unmatched")
+    r = cli(
+        "train",
+        fasta,
+        examples / "promoters.csv",
+        "-o",
+        tmp_path / "cap.bsnn",
+        *CNN,
+        "--epochs",
+        "2",
+        "--target",
+        "log2_expression",
+        "--ignore-unmatched",
+    )
     assert r.code == 0, r.err
     best = manifest(cli, tmp_path / "cap.bsnn")["metrics"]["best_epoch"]
     capped = "stopped at the epoch cap (--epochs 2) while val_loss was still improving"

@@ -23,12 +23,23 @@ optuna = pytest.importorskip("optuna")
 
 TINY_SPACE = {
     "families": ["gru", "cnn", "lstm"],
-    "model": {"hidden_size": {"low": 4, "high": 8}, "conv_layers": 1, "channels": [4, 8],
-              "kernel_sizes": [3, 5], "dilations": 1, "pool_sizes": 1,
-              "pooling": ["mean", "max"], "dropout": {"low": 0.0, "high": 0.3}},
-    "training": {"lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True},
-                 "batch_size": [16, 32], "class_weight": ["none", "balanced"],
-                 "epochs": 2, "threads": 1},
+    "model": {
+        "hidden_size": {"low": 4, "high": 8},
+        "conv_layers": 1,
+        "channels": [4, 8],
+        "kernel_sizes": [3, 5],
+        "dilations": 1,
+        "pool_sizes": 1,
+        "pooling": ["mean", "max"],
+        "dropout": {"low": 0.0, "high": 0.3},
+    },
+    "training": {
+        "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True},
+        "batch_size": [16, 32],
+        "class_weight": ["none", "balanced"],
+        "epochs": 2,
+        "threads": 1,
+    },
 }
 
 
@@ -43,16 +54,29 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for label in ("1", "0"):
         chosen += [r for r in records if labels[r.split()[0]] == label][:30]
     (folder / "s.fasta").write_text("".join(">" + r for r in chosen))
-    (folder / "s.csv").write_text("id,hemolytic\n" + "".join(
-        f"{r.split()[0]},{labels[r.split()[0]]}\n" for r in chosen))
+    (folder / "s.csv").write_text(
+        "id,hemolytic\n" + "".join(f"{r.split()[0]},{labels[r.split()[0]]}\n" for r in chosen)
+    )
     (folder / "space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
-    return {"fasta": folder / "s.fasta", "labels": folder / "s.csv",
-            "space": folder / "space.yaml", "dir": folder}
+    return {
+        "fasta": folder / "s.fasta",
+        "labels": folder / "s.csv",
+        "space": folder / "space.yaml",
+        "dir": folder,
+    }
 
 
 def _tune_args(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return ["tune", str(data["fasta"]), str(data["labels"]), "-o", str(out),
-            "--space", str(data["space"]), *extra]
+    return [
+        "tune",
+        str(data["fasta"]),
+        str(data["labels"]),
+        "-o",
+        str(out),
+        "--space",
+        str(data["space"]),
+        *extra,
+    ]
 
 
 def _table(path: Path) -> list[dict[str, str]]:
@@ -74,8 +98,7 @@ def test_trials_write_best_model_table_and_config(cli, data, tmp_path) -> None:
     assert sum(line.startswith("bioseqnn: trial ") for line in r.err.splitlines()) == 3
     rows = _table(tmp_path / "best.trials.tsv")
     assert [row["trial"] for row in rows] == ["0", "1", "2"]
-    assert set(rows[0]) >= {"trial", "state", "val_loss", "seconds", "arch", "lr",
-                            "batch_size"}
+    assert set(rows[0]) >= {"trial", "state", "val_loss", "seconds", "arch", "lr", "batch_size"}
     complete = [row for row in rows if row["state"] == "complete"]
     best_row = min(complete, key=lambda row: float(row["val_loss"]))
     tune = _manifest(out)["tune"]
@@ -92,27 +115,49 @@ def test_trials_write_best_model_table_and_config(cli, data, tmp_path) -> None:
 
     # best.yaml is a train config: the same network trains from it
     again = tmp_path / "again.bsnn"
-    r = cli("train", data["fasta"], data["labels"], "--config", tmp_path / "best.yaml",
-            "-o", again, "--quiet")
+    r = cli(
+        "train",
+        data["fasta"],
+        data["labels"],
+        "--config",
+        tmp_path / "best.yaml",
+        "-o",
+        again,
+        "--quiet",
+    )
     assert r.code == 0, r.err
     assert _manifest(again)["model"] == _manifest(out)["model"]
     assert _manifest(again)["training"]["lr"] == pytest.approx(
-        tune["best_settings"]["training"]["lr"])
+        tune["best_settings"]["training"]["lr"]
+    )
 
 
 def test_same_seed_proposes_the_same_trials(cli, data, tmp_path) -> None:
     tables = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        r = cli(*_tune_args(data, tmp_path / name / "best.bsnn", "--trials", "3",
-                            "--seed", "5", "--quiet"))
+        r = cli(
+            *_tune_args(
+                data, tmp_path / name / "best.bsnn", "--trials", "3", "--seed", "5", "--quiet"
+            )
+        )
         assert r.code == 0, r.err
-        tables.append([{k: v for k, v in row.items() if k != "seconds"}
-                       for row in _table(tmp_path / name / "best.trials.tsv")])
+        tables.append(
+            [
+                {k: v for k, v in row.items() if k != "seconds"}
+                for row in _table(tmp_path / name / "best.trials.tsv")
+            ]
+        )
     assert tables[0] == tables[1]
     (tmp_path / "c").mkdir()
-    assert cli(*_tune_args(data, tmp_path / "c" / "best.bsnn", "--trials", "3", "--seed",
-                           "6", "--quiet")).code == 0
+    assert (
+        cli(
+            *_tune_args(
+                data, tmp_path / "c" / "best.bsnn", "--trials", "3", "--seed", "6", "--quiet"
+            )
+        ).code
+        == 0
+    )
     other = [row["lr"] for row in _table(tmp_path / "c" / "best.trials.tsv")]
     assert other != [row["lr"] for row in tables[0]]
 
@@ -128,20 +173,32 @@ def test_show_space_prints_yaml_that_space_accepts(cli, tmp_path) -> None:
     assert again.code == 0 and yaml.safe_load(again.out) == space
 
 
-@pytest.mark.parametrize(("text", "named"), [
-    ("model:\n  hidden_sise: [8, 16]\n", "model.hidden_sise"),
-    ("model:\n  hidden_size: {low: 64, high: 8}\n", "model.hidden_size"),
-    ("training:\n  lr: {low: 0, high: 0.1, log: true}\n", "training.lr"),
-    ("training:\n  schedule: [cosine, sometimes]\n", "training.schedule"),
-    ("training:\n  seed: 3\n", "training.seed"),
-    ("families: [gru, lstmm]\n", "families"),
-    ("colour: blue\n", "colour"),
-])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("model:\n  hidden_sise: [8, 16]\n", "model.hidden_sise"),
+        ("model:\n  hidden_size: {low: 64, high: 8}\n", "model.hidden_size"),
+        ("training:\n  lr: {low: 0, high: 0.1, log: true}\n", "training.lr"),
+        ("training:\n  schedule: [cosine, sometimes]\n", "training.schedule"),
+        ("training:\n  seed: 3\n", "training.seed"),
+        ("families: [gru, lstmm]\n", "families"),
+        ("colour: blue\n", "colour"),
+    ],
+)
 def test_a_bad_space_is_a_one_line_usage_error(cli, data, tmp_path, text, named) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    r = cli("tune", data["fasta"], data["labels"], "-o", tmp_path / "best.bsnn",
-            "--space", bad, "--trials", "1")
+    r = cli(
+        "tune",
+        data["fasta"],
+        data["labels"],
+        "-o",
+        tmp_path / "best.bsnn",
+        "--space",
+        bad,
+        "--trials",
+        "1",
+    )
     assert r.code == 2
     assert r.out == ""
     lines = r.err.strip().splitlines()
@@ -166,8 +223,9 @@ def test_budget_is_required_and_time_parses(cli, data, tmp_path) -> None:
     r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--resume", "--trials", "0", "--quiet"))
     assert r.code == 0, r.err
     assert (tmp_path / "best.trials.tsv").read_text() == table
-    assert _manifest(tmp_path / "best.bsnn")["tune"]["trials"] == len(_table(
-        tmp_path / "best.trials.tsv"))
+    assert _manifest(tmp_path / "best.bsnn")["tune"]["trials"] == len(
+        _table(tmp_path / "best.trials.tsv")
+    )
 
 
 def test_resume_adds_trials_and_an_existing_study_needs_it(cli, data, tmp_path) -> None:
@@ -187,18 +245,42 @@ def test_resume_adds_trials_and_an_existing_study_needs_it(cli, data, tmp_path) 
     # another space does not continue this study
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({**TINY_SPACE, "families": ["gru"]}))
-    r = cli("tune", data["fasta"], data["labels"], "-o", out, "--space", other,
-            "--trials", "1", "--resume")
+    r = cli(
+        "tune",
+        data["fasta"],
+        data["labels"],
+        "-o",
+        out,
+        "--space",
+        other,
+        "--trials",
+        "1",
+        "--resume",
+    )
     assert r.code == 2 and "another search space" in r.err
 
 
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(cli, data, tmp_path) -> None:
-    space = {**TINY_SPACE, "families": ["gru"],
-             "training": {**TINY_SPACE["training"], "class_weight": ["none", "1,2,3"]}}
+    space = {
+        **TINY_SPACE,
+        "families": ["gru"],
+        "training": {**TINY_SPACE["training"], "class_weight": ["none", "1,2,3"]},
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     out = tmp_path / "best.bsnn"
-    r = cli("tune", data["fasta"], data["labels"], "-o", out, "--space",
-            tmp_path / "space.yaml", "--trials", "6", "--seed", "2")
+    r = cli(
+        "tune",
+        data["fasta"],
+        data["labels"],
+        "-o",
+        out,
+        "--space",
+        tmp_path / "space.yaml",
+        "--trials",
+        "6",
+        "--seed",
+        "2",
+    )
     assert r.code == 0, r.err
     rows = _table(tmp_path / "best.trials.tsv")
     assert len(rows) == 6
@@ -228,41 +310,64 @@ def test_ensemble_top_combines_the_best_trials(cli, data, tmp_path) -> None:
 
 def _subprocess(args: list[str], **kwargs) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "bioseqnn", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bioseqnn", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def test_two_processes_share_one_journal_file(data, tmp_path) -> None:
     journal = tmp_path / "shared.log"
-    procs = [_subprocess(_tune_args(data, tmp_path / "best.bsnn", "--trials", "2",
-                                    "--study", str(journal), "--join", "--seed", "4"))
-             for _ in range(2)]
+    procs = [
+        _subprocess(
+            _tune_args(
+                data,
+                tmp_path / "best.bsnn",
+                "--trials",
+                "2",
+                "--study",
+                str(journal),
+                "--join",
+                "--seed",
+                "4",
+            )
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err.decode()
         assert out == b""
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal)))
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
     study = optuna.load_study(study_name="bioseqnn-tune", storage=storage)
     states = [t.state for t in study.trials]
     assert len(states) == 4
-    assert all(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-               for s in states)
+    assert all(
+        s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states
+    )
     # the two processes proposed different trials
     assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
 
 
-@pytest.mark.parametrize(("sig", "code", "said"), [
-    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
-def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code,
-                                                      said) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code, said) -> None:
     """Ctrl-C exits 130, SIGTERM (a batch system ending the job) 143; either way the best
     model so far is written and no trial is left 'running' in the study."""
     out = tmp_path / "best.bsnn"
     # as a shell's foreground job: a test runner's worker may ignore SIGINT, and a child
     # inherits that
-    proc = _subprocess(_tune_args(data, out, "--trials", "500"),
-                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = _subprocess(
+        _tune_args(data, out, "--trials", "500"),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     first = tmp_path / "best.trials" / "001.bsnn"
     deadline = time.monotonic() + 120
     while not first.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -281,23 +386,42 @@ def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code,
 
 
 def test_missing_optuna_is_a_usage_error_naming_the_extra(data, tmp_path) -> None:
-    probe = ("import sys\nsys.modules['optuna'] = None  # as if it were not installed\n"
-             "from bioseqnn.cli import main\n"
-             f"sys.exit(main({_tune_args(data, tmp_path / 'best.bsnn', '--trials', '1')!r}))\n")
-    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    probe = (
+        "import sys\nsys.modules['optuna'] = None  # as if it were not installed\n"
+        "from bioseqnn.cli import main\n"
+        f"sys.exit(main({_tune_args(data, tmp_path / 'best.bsnn', '--trials', '1')!r}))\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
-        "bioseqnn: error: tune needs optuna: pip install 'bioseqnn[tune]'"]
+        "bioseqnn: error: tune needs optuna: pip install 'bioseqnn[tune]'"
+    ]
 
 
-def test_monitor_sets_the_direction_and_the_pruner_stops_trials_early(cli, data,
-                                                                      tmp_path) -> None:
+def test_monitor_sets_the_direction_and_the_pruner_stops_trials_early(cli, data, tmp_path) -> None:
     space = {**TINY_SPACE, "training": {**TINY_SPACE["training"], "epochs": 4}}
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     out = tmp_path / "best.bsnn"
-    r = cli("tune", data["fasta"], data["labels"], "-o", out, "--space",
-            tmp_path / "space.yaml", "--trials", "10", "--monitor", "val_auroc", "--quiet")
+    r = cli(
+        "tune",
+        data["fasta"],
+        data["labels"],
+        "-o",
+        out,
+        "--space",
+        tmp_path / "space.yaml",
+        "--trials",
+        "10",
+        "--monitor",
+        "val_auroc",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     rows = _table(tmp_path / "best.trials.tsv")
     complete = [row for row in rows if row["state"] == "complete"]
@@ -318,19 +442,36 @@ def test_space_follows_the_data_and_sqlite_holds_the_study(cli, tmp_path) -> Non
     (tmp_path / "p.fasta").write_text("".join(">" + r for r in records))
     with (EXAMPLES / "promoters.csv").open() as fh:
         values = dict(row for row in csv.reader(fh))
-    (tmp_path / "p.csv").write_text("id,log2_expression\n" + "".join(
-        f"{r.split()[0]},{values[r.split()[0]]}\n" for r in records))
-    space = {"families": ["gru", "transformer"],
-             "model": {"hidden_size": [4, 8], "max_length": 40, "d_model": 8, "heads": 2,
-                       "ff_size": 8},
-             "training": {"epochs": 1, "threads": 1, "rc_augment": [False, True],
-                          "class_weight": ["none", "balanced"],
-                          "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}}}
+    (tmp_path / "p.csv").write_text(
+        "id,log2_expression\n"
+        + "".join(f"{r.split()[0]},{values[r.split()[0]]}\n" for r in records)
+    )
+    space = {
+        "families": ["gru", "transformer"],
+        "model": {"hidden_size": [4, 8], "max_length": 40, "d_model": 8, "heads": 2, "ff_size": 8},
+        "training": {
+            "epochs": 1,
+            "threads": 1,
+            "rc_augment": [False, True],
+            "class_weight": ["none", "balanced"],
+            "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True},
+        },
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     db = tmp_path / "tune.db"
-    r = cli("tune", tmp_path / "p.fasta", tmp_path / "p.csv", "-o", tmp_path / "best.bsnn",
-            "--space", tmp_path / "space.yaml", "--trials", "4",
-            "--study", f"sqlite:///{db}")
+    r = cli(
+        "tune",
+        tmp_path / "p.fasta",
+        tmp_path / "p.csv",
+        "-o",
+        tmp_path / "best.bsnn",
+        "--space",
+        tmp_path / "space.yaml",
+        "--trials",
+        "4",
+        "--study",
+        f"sqlite:///{db}",
+    )
     assert r.code == 0, r.err
     assert "transformer left out" in r.err
     rows = _table(tmp_path / "best.trials.tsv")
@@ -349,8 +490,9 @@ def postgres_url():
     module's tests (skipped where PostgreSQL or psycopg2 is not installed). initdb
     refuses to run as root: there it runs as the 'postgres' user."""
     pytest.importorskip("psycopg2")
-    found = shutil.which("initdb") or next(iter(sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    found = shutil.which("initdb") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None
+    )
     if found is None:
         pytest.skip("PostgreSQL is not installed (initdb not found)")
     bin_dir = Path(found).resolve().parent
@@ -363,51 +505,96 @@ def postgres_url():
         shutil.chown(folder, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data_dir, port = folder / "data", 50000 + os.getpid() % 10000
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust",
-                    "-U", "postgres"], check=True, capture_output=True, timeout=120)
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-w", "-l",
-                    str(folder / "server.log"), "-o",
-                    f"-k {folder} -p {port} -c listen_addresses=''", "start"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data_dir),
+            "-w",
+            "-l",
+            str(folder / "server.log"),
+            "-o",
+            f"-k {folder} -p {port} -c listen_addresses=''",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield f"postgresql://postgres@/postgres?host={folder}&port={port}"
     finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m",
-                        "fast", "-w", "stop"], capture_output=True, timeout=120)
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_two_processes_share_a_postgresql_study(data, tmp_path, postgres_url) -> None:
-    procs = [_subprocess(_tune_args(data, tmp_path / "best.bsnn", "--trials", "2",
-                                    "--study", postgres_url, "--join"))
-             for _ in range(2)]
+    procs = [
+        _subprocess(
+            _tune_args(
+                data, tmp_path / "best.bsnn", "--trials", "2", "--study", postgres_url, "--join"
+            )
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()
     study = optuna.load_study(study_name="bioseqnn-tune", storage=postgres_url)
     assert len(study.trials) == 4
-    assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE,
-                                               optuna.trial.TrialState.PRUNED}
+    assert {t.state for t in study.trials} <= {
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+    }
     # a new run on that storage without --resume or --join is refused
-    r = subprocess.run([sys.executable, "-m", "bioseqnn", *_tune_args(
-        data, tmp_path / "best.bsnn", "--trials", "1", "--study", postgres_url)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bioseqnn",
+            *_tune_args(data, tmp_path / "best.bsnn", "--trials", "1", "--study", postgres_url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 2 and "a tune study exists in postgresql://..." in r.stderr
 
 
 def test_the_python_api_returns_the_best_trial(data, tmp_path) -> None:
     import bioseqnn
 
-    outcome = bioseqnn.tune(data["fasta"], data["labels"], tmp_path / "best.bsnn",
-                            trials=2, space=TINY_SPACE, seed=3)
+    outcome = bioseqnn.tune(
+        data["fasta"], data["labels"], tmp_path / "best.bsnn", trials=2, space=TINY_SPACE, seed=3
+    )
     tune = _manifest(tmp_path / "best.bsnn")["tune"]
     assert (outcome.best_trial, outcome.monitor, outcome.trials) == (
-        tune["best_trial"], tune["metric"], 2)
+        tune["best_trial"],
+        tune["metric"],
+        2,
+    )
     assert outcome.value == tune["value"]
     assert outcome.table == tmp_path / "best.trials.tsv"
     with pytest.raises(bioseqnn.UsageError, match="model.colour"):
-        bioseqnn.tune(data["fasta"], data["labels"], tmp_path / "x.bsnn", trials=1,
-                      space={"model": {"colour": [1]}})
+        bioseqnn.tune(
+            data["fasta"],
+            data["labels"],
+            tmp_path / "x.bsnn",
+            trials=1,
+            space={"model": {"colour": [1]}},
+        )
 
 
 def test_per_position_labels_keep_every_position(cli, tmp_path) -> None:
@@ -416,12 +603,24 @@ def test_per_position_labels_keep_every_position(cli, tmp_path) -> None:
     for name in ("ss_train.fasta", "ss_train_ss3.fasta"):
         records = (EXAMPLES / name).read_text().split(">")[1:21]
         (tmp_path / name).write_text("".join(">" + r for r in records))
-    space = {**TINY_SPACE, "families": ["cnn"],
-             "model": {**TINY_SPACE["model"], "pool_sizes": [2, 3]}}
+    space = {
+        **TINY_SPACE,
+        "families": ["cnn"],
+        "model": {**TINY_SPACE["model"], "pool_sizes": [2, 3]},
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
-    r = cli("tune", tmp_path / "ss_train.fasta", tmp_path / "ss_train_ss3.fasta", "-o",
-            tmp_path / "best.bsnn", "--space", tmp_path / "space.yaml", "--trials", "2",
-            "--quiet")
+    r = cli(
+        "tune",
+        tmp_path / "ss_train.fasta",
+        tmp_path / "ss_train_ss3.fasta",
+        "-o",
+        tmp_path / "best.bsnn",
+        "--space",
+        tmp_path / "space.yaml",
+        "--trials",
+        "2",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     rows = _table(tmp_path / "best.trials.tsv")
     assert [row["state"] for row in rows] == ["complete", "complete"]
@@ -433,11 +632,23 @@ def test_time_budget_stops_the_running_trial_after_an_epoch(cli, data, tmp_path)
     """--time bounds the running trial too: with a 2-second budget and trials of 400
     epochs (no early stopping), the first trial stops after an epoch past the budget,
     keeps its best epoch and is the best model; the table notes why it stopped."""
-    space = {**TINY_SPACE, "families": ["cnn"],
-             "training": {**TINY_SPACE["training"], "epochs": 400, "patience": 0}}
+    space = {
+        **TINY_SPACE,
+        "families": ["cnn"],
+        "training": {**TINY_SPACE["training"], "epochs": 400, "patience": 0},
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
-    r = cli("tune", data["fasta"], data["labels"], "-o", tmp_path / "best.bsnn",
-            "--space", tmp_path / "space.yaml", "--time", "2s")
+    r = cli(
+        "tune",
+        data["fasta"],
+        data["labels"],
+        "-o",
+        tmp_path / "best.bsnn",
+        "--space",
+        tmp_path / "space.yaml",
+        "--time",
+        "2s",
+    )
     assert r.code == 0, r.err
     rows = _table(tmp_path / "best.trials.tsv")
     assert len(rows) == 1 and rows[0]["state"] == "complete"
@@ -450,8 +661,9 @@ def test_time_budget_stops_the_running_trial_after_an_epoch(cli, data, tmp_path)
 
 
 @pytest.mark.parametrize("records, searched", [("promoters", True), ("hemolytic", False)])
-def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, records,
-                                                       searched) -> None:
+def test_rna_structure_is_searched_for_nucleic_records(
+    cli, data, tmp_path, records, searched
+) -> None:
     """training.structure is a parameter for DNA/RNA records (folded by ViennaRNA), and
     left out for proteins even when the space lists it."""
     pytest.importorskip("RNA")
@@ -464,15 +676,35 @@ def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, reco
         with (EXAMPLES / f"{records}.csv").open() as fh:
             rows = list(csv.reader(fh))
         values = dict(rows[1:])
-        (tmp_path / "s.csv").write_text(f"id,{rows[0][1]}\n" + "".join(
-            f"{r.split()[0]},{values[r.split()[0]]}\n" for r in fasta))
-    space = {**TINY_SPACE, "families": ["cnn"],
-             "training": {**TINY_SPACE["training"], "epochs": 1,
-                          "structure": ["none", "mfe"], "rc_augment": [False, True]}}
+        (tmp_path / "s.csv").write_text(
+            f"id,{rows[0][1]}\n"
+            + "".join(f"{r.split()[0]},{values[r.split()[0]]}\n" for r in fasta)
+        )
+    space = {
+        **TINY_SPACE,
+        "families": ["cnn"],
+        "training": {
+            **TINY_SPACE["training"],
+            "epochs": 1,
+            "structure": ["none", "mfe"],
+            "rc_augment": [False, True],
+        },
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
-    r = cli("tune", tmp_path / "s.fasta", tmp_path / "s.csv", "-o", tmp_path / "best.bsnn",
-            "--space", tmp_path / "space.yaml", "--trials", "4", "--seed", "2",
-            "--no-defaults-first")
+    r = cli(
+        "tune",
+        tmp_path / "s.fasta",
+        tmp_path / "s.csv",
+        "-o",
+        tmp_path / "best.bsnn",
+        "--space",
+        tmp_path / "space.yaml",
+        "--trials",
+        "4",
+        "--seed",
+        "2",
+        "--no-defaults-first",
+    )
     assert r.code == 0, r.err
     table = _table(tmp_path / "best.trials.tsv")
     assert [row["state"] for row in table] == ["complete"] * 4
@@ -489,21 +721,48 @@ def test_rna_structure_is_searched_for_nucleic_records(cli, data, tmp_path, reco
 def test_plots_draw_the_history_and_the_importances(cli, data, tmp_path) -> None:
     """--plots DIR: the optimisation history and the parameter importances, as PNG."""
     pytest.importorskip("matplotlib")
-    r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--trials", "5", "--seed", "4",
-                        "--plots", tmp_path / "figs"))
+    r = cli(
+        *_tune_args(
+            data,
+            tmp_path / "best.bsnn",
+            "--trials",
+            "5",
+            "--seed",
+            "4",
+            "--plots",
+            tmp_path / "figs",
+        )
+    )
     assert r.code == 0, r.err
     for name in ("optimisation_history.png", "param_importances.png"):
         assert (tmp_path / "figs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"wrote {tmp_path / 'figs' / name}" in r.err
     # --format pdf: the same figures as vector files (fonts embedded as TrueType)
-    r = cli(*_tune_args(data, tmp_path / "best.bsnn", "--trials", "1", "--resume",
-                        "--plots", tmp_path / "pdf", "--format", "pdf", "--quiet"))
+    r = cli(
+        *_tune_args(
+            data,
+            tmp_path / "best.bsnn",
+            "--trials",
+            "1",
+            "--resume",
+            "--plots",
+            tmp_path / "pdf",
+            "--format",
+            "pdf",
+            "--quiet",
+        )
+    )
     assert r.code == 0, r.err
     assert sorted(p.name for p in (tmp_path / "pdf").iterdir()) == [
-        "optimisation_history.pdf", "param_importances.pdf"]
+        "optimisation_history.pdf",
+        "param_importances.pdf",
+    ]
     assert (tmp_path / "pdf" / "optimisation_history.pdf").read_bytes()[:5] == b"%PDF-"
-    r = cli(*_tune_args(data, tmp_path / "x.bsnn", "--trials", "1", "--plots",
-                        tmp_path / "f", "--dpi", "20"))
+    r = cli(
+        *_tune_args(
+            data, tmp_path / "x.bsnn", "--trials", "1", "--plots", tmp_path / "f", "--dpi", "20"
+        )
+    )
     assert r.code == 2 and not (tmp_path / "x.trials.tsv").exists()
 
 
@@ -516,10 +775,18 @@ def test_a_terminal_shows_a_live_bar_with_the_best_value(data, tmp_path) -> None
     env = dict(os.environ, COLUMNS="120", TERM="xterm")
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bioseqnn", *_tune_args(data, tmp_path / "best.bsnn",
-                                                       "--trials", "3", "--seed", "1")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower, env=env,
-        cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "bioseqnn",
+            *_tune_args(data, tmp_path / "best.bsnn", "--trials", "3", "--seed", "1"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env=env,
+        cwd=tmp_path,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -553,16 +820,33 @@ def test_the_first_trial_is_trains_defaults(cli, data, tmp_path) -> None:
     assert all(rows[i]["arch"] in TINY_SPACE["families"] for i in (1, 2))
     first = _manifest(tmp_path / "best.trials" / "000.bsnn")
     plain = tmp_path / "plain.bsnn"  # the same run through train, with no options
-    assert cli("train", data["fasta"], data["labels"], "-o", plain, "--epochs", "2",
-               "--threads", "1", "--seed", "1", "--quiet").code == 0
+    assert (
+        cli(
+            "train",
+            data["fasta"],
+            data["labels"],
+            "-o",
+            plain,
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--seed",
+            "1",
+            "--quiet",
+        ).code
+        == 0
+    )
     assert first["model"] == _manifest(plain)["model"]
     assert first["metrics"]["best"]["val_loss"] == pytest.approx(
-        _manifest(plain)["metrics"]["best"]["val_loss"], rel=1e-6)
+        _manifest(plain)["metrics"]["best"]["val_loss"], rel=1e-6
+    )
     tune = _manifest(out)["tune"]
     assert tune["value"] <= first["metrics"]["best"]["val_loss"]
     # --no-defaults-first: every trial sampled
-    r = cli(*_tune_args(data, tmp_path / "s.bsnn", "--trials", "2", "--no-defaults-first",
-                        "--quiet"))
+    r = cli(
+        *_tune_args(data, tmp_path / "s.bsnn", "--trials", "2", "--no-defaults-first", "--quiet")
+    )
     assert r.code == 0, r.err
     assert all(row["arch"] for row in _table(tmp_path / "s.trials.tsv"))
 
@@ -592,9 +876,15 @@ with _signals_remembered(running):
 print("restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       env=env, timeout=120,
-                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert p.stdout.splitlines() == ["remembered True", "raised again", "restored True"], (
-        p.stdout + p.stderr)
+        p.stdout + p.stderr
+    )
     assert "KeyboardInterrupt" in p.stderr  # what Python printed and dropped

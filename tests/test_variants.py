@@ -27,16 +27,29 @@ from bioseqnn.errors import DataError
 from bioseqnn.genome import Genome
 from bioseqnn.variant_effects import VariantStats, VcfReader, _windows, info_keys, log_odds
 
-HEADER = ["chrom", "pos", "id", "ref", "alt", "ref_0", "ref_1", "alt_0", "alt_1", "diff_0",
-          "diff_1"]
+HEADER = [
+    "chrom",
+    "pos",
+    "id",
+    "ref",
+    "alt",
+    "ref_0",
+    "ref_1",
+    "alt_0",
+    "alt_1",
+    "diff_0",
+    "diff_1",
+]
 CHR1 = "AAAACCCCGGGGTTTTACGTACGTAAAACCCC"
 
 
 def vcf_text(rows: list[str], contigs: dict[str, int] | None = None) -> str:
     head = "##fileformat=VCFv4.2\n" + "".join(
-        f"##contig=<ID={c},length={n}>\n" for c, n in (contigs or {}).items())
-    return head + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "".join(
-        r + "\n" for r in rows)
+        f"##contig=<ID={c},length={n}>\n" for c, n in (contigs or {}).items()
+    )
+    return (
+        head + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "".join(r + "\n" for r in rows)
+    )
 
 
 def table(text: str) -> list[dict[str, str]]:
@@ -52,6 +65,7 @@ def by_rule(seq: str, pos: int, ref: str, alt: str, width: int) -> tuple[str, st
     """The window rule of docs/guide/genome.md, written out again: the reference window
     puts REF's first base at offset W // 2; the alternate one keeps the bases before, then
     ALT, then the genome after REF, cut to W."""
+
     def at(i: int) -> str:
         return seq[i] if 0 <= i < len(seq) else "N"
 
@@ -64,25 +78,33 @@ def by_rule(seq: str, pos: int, ref: str, alt: str, width: int) -> tuple[str, st
 # --------------------------------------------------------------------------- windows
 
 
-@pytest.mark.parametrize(("pos", "ref", "alt"), [
-    (10, "G", "T"),            # SNV
-    (10, "GGG", "G"),          # deletion: bases pulled in from the right
-    (10, "G", "GAC"),          # insertion: bases pushed out
-    (10, "G", "GACGTAC"),      # an insertion longer than the right half is cut
-    (2, "A", "C"),             # near the start: N before it
-    (31, "CC", "C"),           # near the end: N after it
-])
+@pytest.mark.parametrize(
+    ("pos", "ref", "alt"),
+    [
+        (10, "G", "T"),  # SNV
+        (10, "GGG", "G"),  # deletion: bases pulled in from the right
+        (10, "G", "GAC"),  # insertion: bases pushed out
+        (10, "G", "GACGTAC"),  # an insertion longer than the right half is cut
+        (2, "A", "C"),  # near the start: N before it
+        (31, "CC", "C"),  # near the end: N after it
+    ],
+)
 @pytest.mark.parametrize("width", [8, 9])
-def test_windows_follow_the_documented_rule(tmp_path: Path, pos: int, ref: str, alt: str,
-                                            width: int) -> None:
+def test_windows_follow_the_documented_rule(
+    tmp_path: Path, pos: int, ref: str, alt: str, width: int
+) -> None:
     fa = tmp_path / "g.fa"
     fa.write_text(f">chr1\n{CHR1}\n")
     vcf = tmp_path / "v.vcf"
     vcf.write_text(vcf_text([f"chr1\t{pos}\t.\t{ref}\t{alt}\t.\t.\t."]))
     pending: deque = deque()
     with VcfReader(vcf) as reader:
-        got = [r.seq.decode() for r in _windows(reader, Genome(fa), width, "pad", "error",
-                                                VariantStats(), pending, False)]
+        got = [
+            r.seq.decode()
+            for r in _windows(
+                reader, Genome(fa), width, "pad", "error", VariantStats(), pending, False
+            )
+        ]
     assert got == list(by_rule(CHR1, pos, ref, alt, width))
     assert all(len(w) == width for w in got) and pending[0].windows == 2
 
@@ -90,29 +112,32 @@ def test_windows_follow_the_documented_rule(tmp_path: Path, pos: int, ref: str, 
 # --------------------------------------------------------------------------- TSV
 
 
-def test_tsv_one_row_per_allele_in_input_order(tmp_path: Path, cli, planted: dict[str, Path],
-                                               planted_model: Path) -> None:
-    r = cli("variants", planted_model, planted["variants.vcf"], "--genome",
-            planted["planted.fa"])
+def test_tsv_one_row_per_allele_in_input_order(
+    tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path
+) -> None:
+    r = cli("variants", planted_model, planted["variants.vcf"], "--genome", planted["planted.fa"])
     assert r.code == 0, r.err
     rows = table(r.out)
     assert list(rows[0]) == HEADER
     records = list(pysam.VariantFile(str(planted["variants.vcf"])))
-    expected = [(v.chrom, str(v.pos), v.id, v.ref, a) for v in records for a in v.alts
-                if not a.startswith("<")]
+    expected = [
+        (v.chrom, str(v.pos), v.id, v.ref, a)
+        for v in records
+        for a in v.alts
+        if not a.startswith("<")
+    ]
     assert [(x["chrom"], x["pos"], x["id"], x["ref"], x["alt"]) for x in rows] == expected
     assert records[0].alts == ("G", "<DEL>") and [x["id"] for x in rows[:2]] == ["v0", "v1"]
-    assert ("skipped 1 symbolic allele(s) (<DEL>, *, breakends; e.g. NC_000932.1:674 <DEL>)"
-            in r.err)
+    assert "skipped 1 symbolic allele(s) (<DEL>, *, breakends; e.g. NC_000932.1:674 <DEL>)" in r.err
     for x in rows:  # binary: the classes' log-odds are opposite; probabilities add to 1
         assert float(x["diff_0"]) == pytest.approx(-float(x["diff_1"]), abs=2e-5)
         assert float(x["ref_0"]) + float(x["ref_1"]) == pytest.approx(1, abs=1e-5)
 
 
 def test_known_answer_motif_destroying_variants_and_the_rest(
-        cli, planted: dict[str, Path], planted_model: Path) -> None:
-    r = cli("variants", planted_model, planted["variants.vcf"], "--genome",
-            planted["planted.fa"])
+    cli, planted: dict[str, Path], planted_model: Path
+) -> None:
+    r = cli("variants", planted_model, planted["variants.vcf"], "--genome", planted["planted.fa"])
     kind = kinds(planted)
     effects: dict[str, list[float]] = {"motif": [], "flank": [], "background": []}
     for x in table(r.out):
@@ -130,9 +155,9 @@ def test_known_answer_motif_destroying_variants_and_the_rest(
 
 
 def test_variants_equal_predict_on_the_windows_cut_by_hand(
-        tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path) -> None:
-    r = cli("variants", planted_model, planted["variants.vcf"], "--genome",
-            planted["planted.fa"])
+    tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path
+) -> None:
+    r = cli("variants", planted_model, planted["variants.vcf"], "--genome", planted["planted.fa"])
     fa = pyfaidx.Fasta(str(planted["planted.fa"]), rebuild=False)
     with open(tmp_path / "windows.fa", "w") as fh:
         for x in table(r.out):
@@ -140,7 +165,7 @@ def test_variants_equal_predict_on_the_windows_cut_by_hand(
             # the same rule with another reader (pyfaidx, no N-padding needed here)
             seq = str(fa[chrom][pos - 1 - 100 : pos - 1 + 300])
             ref_w = seq[:200]
-            alt_w = (seq[:100] + x["alt"] + seq[100 + len(x["ref"]):])[:200]
+            alt_w = (seq[:100] + x["alt"] + seq[100 + len(x["ref"]) :])[:200]
             fh.write(f">ref_{x['id']}_{x['alt']}\n{ref_w}\n>alt_{x['id']}_{x['alt']}\n{alt_w}\n")
     p = cli("predict", planted_model, tmp_path / "windows.fa")
     assert p.code == 0, p.err
@@ -155,25 +180,30 @@ def test_variants_equal_predict_on_the_windows_cut_by_hand(
             assert float(x["diff_1"]) == pytest.approx(logit, abs=2e-3)
 
 
-def test_rc_average_scores_the_mean_of_both_strands(tmp_path: Path, cli,
-                                                    planted: dict[str, Path],
-                                                    planted_model: Path) -> None:
+def test_rc_average_scores_the_mean_of_both_strands(
+    tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path
+) -> None:
     vcf = tmp_path / "few.vcf"
     lines = planted["variants.vcf"].read_text().splitlines(keepends=True)
-    vcf.write_text("".join(x for x in lines if x.startswith("#")) +
-                   "".join(x for x in lines if not x.startswith("#"))[:2000].rsplit("\n", 1)[0]
-                   + "\n")
+    vcf.write_text(
+        "".join(x for x in lines if x.startswith("#"))
+        + "".join(x for x in lines if not x.startswith("#"))[:2000].rsplit("\n", 1)[0]
+        + "\n"
+    )
     plain = table(cli("variants", planted_model, vcf, "--genome", planted["planted.fa"]).out)
-    both = table(cli("variants", planted_model, vcf, "--genome", planted["planted.fa"],
-                     "--rc-average").out)
+    both = table(
+        cli("variants", planted_model, vcf, "--genome", planted["planted.fa"], "--rc-average").out
+    )
     fa = pyfaidx.Fasta(str(planted["planted.fa"]), rebuild=False)
     with open(tmp_path / "w.fa", "w") as fh:
         for x in both:
             pos = int(x["pos"])
             seq = str(fa[x["chrom"]][pos - 101 : pos + 299])
             fh.write(f">r{x['id']}\n{seq[:200]}\n")
-    p = {row["id"]: row for row in table(cli("predict", planted_model, tmp_path / "w.fa",
-                                               "--rc-average").out)}
+    p = {
+        row["id"]: row
+        for row in table(cli("predict", planted_model, tmp_path / "w.fa", "--rc-average").out)
+    }
     assert len(both) == len(plain) > 5
     for x, y in zip(both, plain, strict=True):
         assert x["ref_1"] == p[f"r{x['id']}"]["prob_1"]  # as predict --rc-average reports it
@@ -191,24 +221,50 @@ def test_log_odds_from_logits_match_probabilities() -> None:
     assert log_odds("binary", z).tolist() == [[-3.0, 3.0], [40.0, -40.0]]
 
 
-def test_regression_diff_is_alt_minus_ref(tmp_path: Path, cli, planted: dict[str, Path]
-                                          ) -> None:
+def test_regression_diff_is_alt_minus_ref(tmp_path: Path, cli, planted: dict[str, Path]) -> None:
     model = tmp_path / "reg.bsnn"
-    r = cli("train", "--genome", planted["planted.fa"], planted["peaks.bed"], "--target",
-            "score", "--task", "regression", "--window", "200", "-o", model, "--arch", "cnn",
-            "--channels", "8", "--kernel-sizes", "12", "--dilations", "1", "--pool-sizes", "1",
-            "--epochs", "2", "--threads", "1", "--quiet")
+    r = cli(
+        "train",
+        "--genome",
+        planted["planted.fa"],
+        planted["peaks.bed"],
+        "--target",
+        "score",
+        "--task",
+        "regression",
+        "--window",
+        "200",
+        "-o",
+        model,
+        "--arch",
+        "cnn",
+        "--channels",
+        "8",
+        "--kernel-sizes",
+        "12",
+        "--dilations",
+        "1",
+        "--pool-sizes",
+        "1",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert r.code == 0, r.err
     r = cli("variants", model, planted["variants.vcf"], "--genome", planted["planted.fa"])
     rows = table(r.out)
     assert list(rows[0])[5:] == ["ref_score", "alt_score", "diff_score"]
     for x in rows:
         assert float(x["diff_score"]) == pytest.approx(
-            float(x["alt_score"]) - float(x["ref_score"]), abs=2e-3)
+            float(x["alt_score"]) - float(x["ref_score"]), abs=2e-3
+        )
 
 
-def test_chunks_do_not_change_the_rows(tmp_path: Path, cli, planted: dict[str, Path],
-                                       planted_model: Path) -> None:
+def test_chunks_do_not_change_the_rows(
+    tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path
+) -> None:
     """3000 windows in chunks of 1024 (batch 8): a record's windows fall in two chunks."""
     seq = str(pyfaidx.Fasta(str(planted["planted.fa"]))["NC_000932.1"])
     rng = np.random.default_rng(5)
@@ -218,10 +274,12 @@ def test_chunks_do_not_change_the_rows(tmp_path: Path, cli, planted: dict[str, P
         rows.append(f"NC_000932.1\t{p + 1}\tx{i}\t{seq[p]}\t{','.join(alts)}\t.\t.\t.")
     vcf = tmp_path / "many.vcf"
     vcf.write_text(vcf_text(rows))
-    small = cli("variants", planted_model, vcf, "--genome", planted["planted.fa"],
-                "--batch-size", "8")
-    large = cli("variants", planted_model, vcf, "--genome", planted["planted.fa"],
-                "--batch-size", "512")
+    small = cli(
+        "variants", planted_model, vcf, "--genome", planted["planted.fa"], "--batch-size", "8"
+    )
+    large = cli(
+        "variants", planted_model, vcf, "--genome", planted["planted.fa"], "--batch-size", "512"
+    )
     assert small.code == large.code == 0
     assert len(table(small.out)) == 1500
     assert small.out == large.out
@@ -231,17 +289,28 @@ def test_chunks_do_not_change_the_rows(tmp_path: Path, cli, planted: dict[str, P
 
 
 def test_annotated_vcf_is_bgzip_and_read_back_by_pysam_and_cyvcf2(
-        tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path) -> None:
+    tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path
+) -> None:
     from cyvcf2 import VCF
 
     out = tmp_path / "annotated.vcf.gz"
-    r = cli("variants", planted_model, planted["variants.vcf"], "--genome",
-            planted["planted.fa"], "-o", out)
+    r = cli(
+        "variants",
+        planted_model,
+        planted["variants.vcf"],
+        "--genome",
+        planted["planted.fa"],
+        "-o",
+        out,
+    )
     assert r.code == 0 and r.out == ""
     raw = out.read_bytes()
     assert raw[:4] == b"\x1f\x8b\x08\x04" and raw[12:14] == b"BC"  # BGZF blocks
-    tsv = table(cli("variants", planted_model, planted["variants.vcf"], "--genome",
-                    planted["planted.fa"]).out)
+    tsv = table(
+        cli(
+            "variants", planted_model, planted["variants.vcf"], "--genome", planted["planted.fa"]
+        ).out
+    )
     scored = {(x["id"], x["alt"]): x for x in tsv}
     vcf = pysam.VariantFile(str(out))
     info = vcf.header.info
@@ -250,40 +319,49 @@ def test_annotated_vcf_is_bgzip_and_read_back_by_pysam_and_cyvcf2(
     assert "log-odds" in info["BSNN_DIFF_1"].description
     records = list(vcf)
     original = list(pysam.VariantFile(str(planted["variants.vcf"])))
-    assert [(v.chrom, v.pos, v.id, v.ref, v.alts, v.info["KIND"]) for v in records] == \
-        [(v.chrom, v.pos, v.id, v.ref, v.alts, v.info["KIND"]) for v in original]
+    assert [(v.chrom, v.pos, v.id, v.ref, v.alts, v.info["KIND"]) for v in records] == [
+        (v.chrom, v.pos, v.id, v.ref, v.alts, v.info["KIND"]) for v in original
+    ]
     for v in records:
         for k, alt in enumerate(v.alts):
             row = scored.get((v.id, alt))
             if row is None:  # the symbolic allele: a missing value
                 assert alt == "<DEL>" and v.info["BSNN_DIFF_1"][k] is None
                 continue
-            assert v.info["BSNN_DIFF_1"][k] == pytest.approx(float(row["diff_1"]), rel=1e-5,
-                                                             abs=1e-6)
+            assert v.info["BSNN_DIFF_1"][k] == pytest.approx(
+                float(row["diff_1"]), rel=1e-5, abs=1e-6
+            )
             assert v.info["BSNN_ALT_0"][k] == pytest.approx(float(row["alt_0"]), rel=1e-5)
-        assert v.info["BSNN_REF_1"] == pytest.approx(float(scored[(v.id, v.alts[0])]["ref_1"]),
-                                                     rel=1e-5)
+        assert v.info["BSNN_REF_1"] == pytest.approx(
+            float(scored[(v.id, v.alts[0])]["ref_1"]), rel=1e-5
+        )
     # a second parser (cyvcf2) and bcftools read the same values
     again = [(v.ID, v.INFO.get("BSNN_DIFF_1")) for v in VCF(str(out))]
     assert len(again) == len(records)
     first = again[0][1]
-    assert first[0] == pytest.approx(float(scored[("v0", records[0].alts[0])]["diff_1"]),
-                                     rel=1e-5)
+    assert first[0] == pytest.approx(float(scored[("v0", records[0].alts[0])]["diff_1"]), rel=1e-5)
     assert first[1] is None or math.isnan(first[1])  # the symbolic allele's missing value
     queried = bcftools.query("-f", "%ID\t%ALT\t%INFO/BSNN_DIFF_1\n", str(out)).splitlines()
     assert queried[0] == f"v0\tG,<DEL>\t{scored[('v0', 'G')]['diff_1']},."
     assert [q.split("\t")[0] for q in queried] == [v.id for v in records]
 
 
-def test_vcf_to_stdout_and_class_names_as_info_keys(cli, planted: dict[str, Path],
-                                                    planted_model: Path) -> None:
-    r = cli("variants", planted_model, planted["variants.vcf"], "--genome",
-            planted["planted.fa"], "--format", "vcf")
+def test_vcf_to_stdout_and_class_names_as_info_keys(
+    cli, planted: dict[str, Path], planted_model: Path
+) -> None:
+    r = cli(
+        "variants",
+        planted_model,
+        planted["variants.vcf"],
+        "--genome",
+        planted["planted.fa"],
+        "--format",
+        "vcf",
+    )
     assert r.code == 0
     lines = r.out.splitlines()
     assert lines[0] == "##fileformat=VCFv4.2"
-    assert any(x.startswith("##bioseqnn_variants=version ") and "window 200" in x
-               for x in lines)
+    assert any(x.startswith("##bioseqnn_variants=version ") and "window 200" in x for x in lines)
     assert sum(not x.startswith("#") for x in lines) == 439
     assert info_keys(["pos", "a b", "a/b", "x-1", ""]) == ["pos", "a_b", "a_b_2", "x_1", "_"]
 
@@ -292,8 +370,9 @@ def test_vcf_to_stdout_and_class_names_as_info_keys(cli, planted: dict[str, Path
 
 
 @pytest.mark.parametrize("packing", ["bgzip", "gzip", "bcf"])
-def test_compressed_and_binary_vcf_inputs(tmp_path: Path, cli, planted: dict[str, Path],
-                                          planted_model: Path, packing: str) -> None:
+def test_compressed_and_binary_vcf_inputs(
+    tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path, packing: str
+) -> None:
     src = planted["variants.vcf"]
     if packing == "bgzip":
         path = tmp_path / "v.vcf.gz"
@@ -310,14 +389,23 @@ def test_compressed_and_binary_vcf_inputs(tmp_path: Path, cli, planted: dict[str
     assert packed.out == plain.out
 
 
-def test_stdin_in_a_real_pipeline(tmp_path: Path, planted: dict[str, Path],
-                                  planted_model: Path) -> None:
+def test_stdin_in_a_real_pipeline(
+    tmp_path: Path, planted: dict[str, Path], planted_model: Path
+) -> None:
     text = planted["variants.vcf"].read_bytes()
-    piped = run_bioseqnn("variants", planted_model, "-", "--genome", planted["planted.fa"],
-                         "-q", stdin=gzip.compress(text))
+    piped = run_bioseqnn(
+        "variants",
+        planted_model,
+        "-",
+        "--genome",
+        planted["planted.fa"],
+        "-q",
+        stdin=gzip.compress(text),
+    )
     assert piped.returncode == 0, piped.stderr
-    direct = run_bioseqnn("variants", planted_model, planted["variants.vcf"], "--genome",
-                          planted["planted.fa"], "-q")
+    direct = run_bioseqnn(
+        "variants", planted_model, planted["variants.vcf"], "--genome", planted["planted.fa"], "-q"
+    )
     assert piped.stdout == direct.stdout and piped.stderr == b""
     assert len(piped.stdout.splitlines()) == 1 + 439
 
@@ -333,42 +421,64 @@ def mini(tmp_path: Path, rows: list[str]) -> tuple[Path, Path]:
     return fa, vcf
 
 
-def test_ref_mismatch_is_an_error_or_skipped_or_warned(tmp_path: Path, cli,
-                                                       planted_model: Path) -> None:
-    fa, vcf = mini(tmp_path, ["chr1\t10\ta\tG\tT\t.\t.\t.", "chr1\t12\tb\tC\tT\t.\t.\t.",
-                              "chr1\t13\tc\tT\tG\t.\t.\t."])
+def test_ref_mismatch_is_an_error_or_skipped_or_warned(
+    tmp_path: Path, cli, planted_model: Path
+) -> None:
+    fa, vcf = mini(
+        tmp_path,
+        ["chr1\t10\ta\tG\tT\t.\t.\t.", "chr1\t12\tb\tC\tT\t.\t.\t.", "chr1\t13\tc\tT\tG\t.\t.\t."],
+    )
     out = tmp_path / "out.tsv"
     r = cli("variants", planted_model, vcf, "--genome", fa, "--window", "20", "-o", out, "-q")
     assert r.code == 1 and r.out == ""
-    assert r.err == (f"bioseqnn: error: {vcf}: line 4: variant chr1:12: REF 'C' does not match "
-                     f"{fa} ('G'); is the VCF for another assembly? (--on-mismatch skip or "
-                     "warn)\n")
+    assert r.err == (
+        f"bioseqnn: error: {vcf}: line 4: variant chr1:12: REF 'C' does not match "
+        f"{fa} ('G'); is the VCF for another assembly? (--on-mismatch skip or "
+        "warn)\n"
+    )
     assert sorted(os.listdir(tmp_path)) == sorted(["g.fa", "g.fa.fai", "v.vcf"])  # nothing
-    r = cli("variants", planted_model, vcf, "--genome", fa, "--window", "20",
-            "--on-mismatch", "skip")
+    r = cli(
+        "variants", planted_model, vcf, "--genome", fa, "--window", "20", "--on-mismatch", "skip"
+    )
     assert r.code == 0 and [x["id"] for x in table(r.out)] == ["a", "c"]
-    assert ("1 record(s) with a REF that differs from " in r.err
-            and "(e.g. chr1:12 REF C, genome G): skipped (--on-mismatch skip)" in r.err)
-    r = cli("variants", planted_model, vcf, "--genome", fa, "--window", "20",
-            "--on-mismatch", "warn")
+    assert (
+        "1 record(s) with a REF that differs from " in r.err
+        and "(e.g. chr1:12 REF C, genome G): skipped (--on-mismatch skip)" in r.err
+    )
+    r = cli(
+        "variants", planted_model, vcf, "--genome", fa, "--window", "20", "--on-mismatch", "warn"
+    )
     assert r.code == 0 and [x["id"] for x in table(r.out)] == ["a", "b", "c"]
     assert "scored anyway (--on-mismatch warn)" in r.err
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    (["1\t10\t.\tG\tT\t.\t.\t."], r"line 3: variant 1:10: chromosome '1' is not in .*"
-                                   r"the genome calls it 'chr1'"),
-    (["chr1\t10\t.\tG\tT\t.\t.\t.", "chr1\tx\t.\tG\tT\t.\t.\t."],
-     r"line 4: not a valid VCF record \(after chr1:10\)"),
-    (["chr1\t10\t.\tG\tQ\t.\t.\t."], r"line 3: variant chr1:10: ALT 'Q' is neither bases nor"),
-    (["chr1\t2\t.\tA\tC\t.\t.\t."], r"line 3: variant chr1:2: its 10-base window runs off "
-                                     r"chr1 \(length 32\); --on-edge pad"),
-])
-def test_bad_records_name_file_and_line(tmp_path: Path, cli, planted_model: Path,
-                                        rows: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            ["1\t10\t.\tG\tT\t.\t.\t."],
+            r"line 3: variant 1:10: chromosome '1' is not in .*"
+            r"the genome calls it 'chr1'",
+        ),
+        (
+            ["chr1\t10\t.\tG\tT\t.\t.\t.", "chr1\tx\t.\tG\tT\t.\t.\t."],
+            r"line 4: not a valid VCF record \(after chr1:10\)",
+        ),
+        (["chr1\t10\t.\tG\tQ\t.\t.\t."], r"line 3: variant chr1:10: ALT 'Q' is neither bases nor"),
+        (
+            ["chr1\t2\t.\tA\tC\t.\t.\t."],
+            r"line 3: variant chr1:2: its 10-base window runs off "
+            r"chr1 \(length 32\); --on-edge pad",
+        ),
+    ],
+)
+def test_bad_records_name_file_and_line(
+    tmp_path: Path, cli, planted_model: Path, rows: list[str], message: str
+) -> None:
     fa, vcf = mini(tmp_path, rows)
-    r = cli("variants", planted_model, vcf, "--genome", fa, "--window", "10", "--on-edge",
-            "error", "-q")
+    r = cli(
+        "variants", planted_model, vcf, "--genome", fa, "--window", "10", "--on-edge", "error", "-q"
+    )
     assert r.code == 1 and r.out == ""
     assert r.err.count("\n") == 1 and r.err.startswith(f"bioseqnn: error: {vcf}: ")
     import re
@@ -376,27 +486,69 @@ def test_bad_records_name_file_and_line(tmp_path: Path, cli, planted_model: Path
     assert re.search(message, r.err), r.err
 
 
-def test_usage_errors(tmp_path: Path, cli, planted_model: Path, hemolytic_model: Path,
-                      promoter_model: Path) -> None:
+def test_usage_errors(
+    tmp_path: Path, cli, planted_model: Path, hemolytic_model: Path, promoter_model: Path
+) -> None:
     fa, vcf = mini(tmp_path, ["chr1\t10\t.\tG\tT\t.\t.\t."])
     bed = tmp_path / "varied.bed"  # intervals of their own lengths: no one window width
     bed.write_text("".join(f"chr1\t{i}\t{i + 5 + i % 7}\tr{i}\t{i % 2}\n" for i in range(20)))
     varied = tmp_path / "varied.bsnn"
-    assert cli("train", "--genome", fa, bed, "-t", "score", "-o", varied, "--arch", "cnn",
-               "--channels", "4", "--kernel-sizes", "3", "--dilations", "1", "--pool-sizes",
-               "1", "--epochs", "1", "--threads", "1", "-q").code == 0
+    assert (
+        cli(
+            "train",
+            "--genome",
+            fa,
+            bed,
+            "-t",
+            "score",
+            "-o",
+            varied,
+            "--arch",
+            "cnn",
+            "--channels",
+            "4",
+            "--kernel-sizes",
+            "3",
+            "--dilations",
+            "1",
+            "--pool-sizes",
+            "1",
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+            "-q",
+        ).code
+        == 0
+    )
     # a model of fixed-length sequences scores windows of that length
     r = cli("variants", promoter_model, vcf, "--genome", fa, "-q")
     assert r.code == 0 and len(table(r.out)) == 1
     cases = [
         (["variants", planted_model, vcf], "--genome"),
-        (["variants", planted_model, vcf, "--genome", fa, "-o", tmp_path / "x.bcf"],
-         "BCF is not written"),
-        (["variants", planted_model, vcf, "--genome", fa, "-o", tmp_path / "x.tsv",
-          "--format", "vcf"], "--format vcf: name the output .vcf or .vcf.gz"),
+        (
+            ["variants", planted_model, vcf, "--genome", fa, "-o", tmp_path / "x.bcf"],
+            "BCF is not written",
+        ),
+        (
+            [
+                "variants",
+                planted_model,
+                vcf,
+                "--genome",
+                fa,
+                "-o",
+                tmp_path / "x.tsv",
+                "--format",
+                "vcf",
+            ],
+            "--format vcf: name the output .vcf or .vcf.gz",
+        ),
         (["variants", hemolytic_model, vcf, "--genome", fa], "the model reads protein"),
-        (["variants", varied, vcf, "--genome", fa],
-         "--window: the model was not trained on sequences of one length"),
+        (
+            ["variants", varied, vcf, "--genome", fa],
+            "--window: the model was not trained on sequences of one length",
+        ),
         (["variants", planted_model, tmp_path / "none.vcf", "--genome", fa], "no such file"),
     ]
     for args, message in cases:
@@ -408,55 +560,84 @@ def test_usage_errors(tmp_path: Path, cli, planted_model: Path, hemolytic_model:
     assert r.code == 1 and "not a VCF or BCF file" in r.err
 
 
-def test_records_without_a_scored_allele_pass_through(tmp_path: Path, cli,
-                                                      planted_model: Path) -> None:
-    fa, vcf = mini(tmp_path, ["chr1\t10\tsv\tG\t<DEL>\t.\t.\t.", "chr1\t11\tnone\tG\t.\t.\t.\t.",
-                              "chr1\t12\tbnd\tG\tG]chr2:3]\t.\t.\t."])
+def test_records_without_a_scored_allele_pass_through(
+    tmp_path: Path, cli, planted_model: Path
+) -> None:
+    fa, vcf = mini(
+        tmp_path,
+        [
+            "chr1\t10\tsv\tG\t<DEL>\t.\t.\t.",
+            "chr1\t11\tnone\tG\t.\t.\t.\t.",
+            "chr1\t12\tbnd\tG\tG]chr2:3]\t.\t.\t.",
+        ],
+    )
     r = cli("variants", planted_model, vcf, "--genome", fa, "--window", "20")
     assert r.code == 0 and r.out.splitlines() == ["\t".join(HEADER)]
     assert "skipped 2 symbolic allele(s)" in r.err and "1 record(s) without an alternate" in r.err
     out = tmp_path / "o.vcf"
-    assert cli("variants", planted_model, vcf, "--genome", fa, "--window", "20", "-o",
-               out).code == 0
+    assert (
+        cli("variants", planted_model, vcf, "--genome", fa, "--window", "20", "-o", out).code == 0
+    )
     assert [v.id for v in pysam.VariantFile(str(out))] == ["sv", "none", "bnd"]
 
 
 def test_vcf_reader_errors_are_data_errors(tmp_path: Path) -> None:
     bad = tmp_path / "b.vcf"
-    bad.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
-                   "chr1\t5\t.\tA\n")
-    with pytest.raises(DataError, match=r"b.vcf: line 3: not a valid VCF record"), \
-            VcfReader(bad) as reader:
+    bad.write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr1\t5\t.\tA\n"
+    )
+    with (
+        pytest.raises(DataError, match=r"b.vcf: line 3: not a valid VCF record"),
+        VcfReader(bad) as reader,
+    ):
         list(reader)
 
 
 # --------------------------------------------------------------------------- Snakemake
 
 SNAKEFILE = EXAMPLES / "workflow" / "variants.smk"
-snakemake_exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or \
-    shutil.which("snakemake")
+snakemake_exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which(
+    "snakemake"
+)
 
 
 @pytest.mark.skipif(snakemake_exe is None, reason="snakemake is not installed")
 def test_snakemake_scores_a_vcf_split_by_chromosome_and_gathers_it(
-        tmp_path: Path, planted: dict[str, Path], planted_model: Path) -> None:
+    tmp_path: Path, planted: dict[str, Path], planted_model: Path
+) -> None:
     vcf = tmp_path / "input.vcf.gz"
     pysam.tabix_compress(str(planted["variants.vcf"]), str(vcf))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = [str(snakemake_exe), "-s", str(SNAKEFILE), "--cores", "2", "--directory",
-           str(tmp_path / "run"), "--config", f"model={planted_model}",
-           f"genome={planted['planted.fa']}", f"vcf={vcf}", "variants_args=--threads 1"]
+    cmd = [
+        str(snakemake_exe),
+        "-s",
+        str(SNAKEFILE),
+        "--cores",
+        "2",
+        "--directory",
+        str(tmp_path / "run"),
+        "--config",
+        f"model={planted_model}",
+        f"genome={planted['planted.fa']}",
+        f"vcf={vcf}",
+        "variants_args=--threads 1",
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     results = tmp_path / "run" / "results"
     parts = sorted(p.name for p in (results / "variants" / "by_chrom").glob("*"))
     assert parts == ["NC_000932.1.tsv", "NC_005816.1.tsv"]
     gathered = (results / "variants.tsv").read_text()
-    whole = run_bioseqnn("variants", planted_model, planted["variants.vcf"], "--genome",
-                         planted["planted.fa"], "-q")
+    whole = run_bioseqnn(
+        "variants", planted_model, planted["variants.vcf"], "--genome", planted["planted.fa"], "-q"
+    )
     assert gathered == whole.stdout.decode()  # one header, every row, in input order
-    assert statistics.median(float(x["diff_1"]) for x in table(gathered)
-                             if kinds(planted)[x["id"]] == "motif") < -3
+    assert (
+        statistics.median(
+            float(x["diff_1"]) for x in table(gathered) if kinds(planted)[x["id"]] == "motif"
+        )
+        < -3
+    )
 
 
 def test_docs_genome_example_runs_as_written(tmp_path: Path) -> None:
@@ -466,22 +647,31 @@ def test_docs_genome_example_runs_as_written(tmp_path: Path) -> None:
 
     page = (EXAMPLES.parent / "docs" / "guide" / "genome.md").read_text(encoding="utf-8")
     section = page.split("# Genome intervals and variant effects", 1)[1].split("\n## ", 1)[0]
-    commands = [line.strip() for line in section.splitlines()  # not those on ref.fa
-                if line.startswith(("    python ", "    bioseqnn ")) and "planted" in line]
-    assert [c.split()[1] for c in commands] == ["example_data/genome/make_planted.py", "train",
-                                                "variants", "variants"]
+    commands = [
+        line.strip()
+        for line in section.splitlines()  # not those on ref.fa
+        if line.startswith(("    python ", "    bioseqnn ")) and "planted" in line
+    ]
+    assert [c.split()[1] for c in commands] == [
+        "example_data/genome/make_planted.py",
+        "train",
+        "variants",
+        "variants",
+    ]
     (tmp_path / "example_data").symlink_to(EXAMPLES)
     for command in commands:
         args = shlex.split(command)
         if args[0] == "python":
-            done = subprocess.run([sys.executable, *args[1:]], cwd=tmp_path,
-                                  capture_output=True, check=False)
+            done = subprocess.run(
+                [sys.executable, *args[1:]], cwd=tmp_path, capture_output=True, check=False
+            )
         else:
             done = run_bioseqnn(*args[1:], "--threads", "1", cwd=tmp_path)
         assert done.returncode == 0, (command, done.stderr.decode())
     effects = table((tmp_path / "planted" / "effects.tsv").read_text())
-    kind = {r.id: r.info["KIND"] for r in pysam.VariantFile(
-        str(tmp_path / "planted" / "variants.vcf"))}
+    kind = {
+        r.id: r.info["KIND"] for r in pysam.VariantFile(str(tmp_path / "planted" / "variants.vcf"))
+    }
     motif = [float(x["diff_1"]) for x in effects if kind[x["id"]] == "motif"]
     assert len(effects) == 439 and statistics.median(motif) < -3
     annotated = list(pysam.VariantFile(str(tmp_path / "planted" / "annotated.vcf.gz")))

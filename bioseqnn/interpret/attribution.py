@@ -102,22 +102,33 @@ def architectures(model: Predictor) -> list[str]:
     return [str(c.arch) for c in configs]
 
 
-def check_supported(model: Predictor, method: str, alphabet: Alphabet | None,
-                    reference: str | None = None, structure: bool = False) -> None:
+def check_supported(
+    model: Predictor,
+    method: str,
+    alphabet: Alphabet | None,
+    reference: str | None = None,
+    structure: bool = False,
+) -> None:
     """Raise UsageError where ``method`` cannot explain this model (one line each)."""
     if method not in METHODS:
         return
     if alphabet is None:
-        raise UsageError(f"--method {method} explains sequence models; a numeric series model "
-                         "is explained by saliency or grad-input")
+        raise UsageError(
+            f"--method {method} explains sequence models; a numeric series model "
+            "is explained by saliency or grad-input"
+        )
     if structure:
-        raise UsageError(f"--method {method} explains residues; a model that reads RNA "
-                         "structure is explained by saliency, grad-input or ism")
+        raise UsageError(
+            f"--method {method} explains residues; a model that reads RNA "
+            "structure is explained by saliency, grad-input or ism"
+        )
     if reference is not None and reference not in REFERENCES:
         raise UsageError(f"--reference must be one of: {', '.join(REFERENCES)}")
     if reference == "shuffle" and not alphabet.is_nucleotide:
-        raise UsageError("--reference shuffle is a dinucleotide shuffle, for DNA and RNA; use "
-                         "uniform or background for protein")
+        raise UsageError(
+            "--reference shuffle is a dinucleotide shuffle, for DNA and RNA; use "
+            "uniform or background for protein"
+        )
 
 
 class _Scorer(nn.Module):
@@ -128,8 +139,9 @@ class _Scorer(nn.Module):
         self.model = model
         self.task = task
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor,
-                targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         from ..explain import target_score
 
         return target_score(self.task, self.model(x, lengths), targets)
@@ -138,8 +150,15 @@ class _Scorer(nn.Module):
 # --------------------------------------------------------------------------- references
 
 
-def _references(codes: np.ndarray, length: int, index: int, kind: str, opts: AttributionOptions,
-                table: np.ndarray, background: np.ndarray) -> np.ndarray:
+def _references(
+    codes: np.ndarray,
+    length: int,
+    index: int,
+    kind: str,
+    opts: AttributionOptions,
+    table: np.ndarray,
+    background: np.ndarray,
+) -> np.ndarray:
     """(n, length, C) one-hot references of one sequence."""
     channels = table.shape[1]
     if kind == "shuffle":
@@ -164,9 +183,15 @@ def background_frequencies(data: SequenceSet, table: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- attribution
 
 
-def _multipliers(method: str, scorer: _Scorer, x: torch.Tensor, refs: torch.Tensor,
-                 lengths: torch.Tensor, targets: torch.Tensor, opts: AttributionOptions
-                 ) -> torch.Tensor:
+def _multipliers(
+    method: str,
+    scorer: _Scorer,
+    x: torch.Tensor,
+    refs: torch.Tensor,
+    lengths: torch.Tensor,
+    targets: torch.Tensor,
+    opts: AttributionOptions,
+) -> torch.Tensor:
     from captum.attr import DeepLift, IntegratedGradients
 
     args = (lengths, targets)
@@ -176,8 +201,13 @@ def _multipliers(method: str, scorer: _Scorer, x: torch.Tensor, refs: torch.Tens
         if method == "integrated-gradients":
             rows = max(len(x), (opts.max_positions or 1) // max(x.shape[1], 1))
             ig = IntegratedGradients(scorer, multiply_by_inputs=False)
-            return ig.attribute(x, baselines=refs, additional_forward_args=args,
-                                n_steps=opts.steps, internal_batch_size=rows)
+            return ig.attribute(
+                x,
+                baselines=refs,
+                additional_forward_args=args,
+                n_steps=opts.steps,
+                internal_batch_size=rows,
+            )
         with frozen(scorer), stepwise_operations(), DeepLiftMode():
             dl = DeepLift(scorer, multiply_by_inputs=False)
             return dl.attribute(x, baselines=refs, additional_forward_args=args)
@@ -206,8 +236,10 @@ def path_attributions(
     try:
         import captum  # noqa: F401
     except ImportError:
-        raise UsageError(f"--method {method} needs captum, which is not installed: pip "
-                         "install 'bioseqnn[interpret]'") from None
+        raise UsageError(
+            f"--method {method} needs captum, which is not installed: pip "
+            "install 'bioseqnn[interpret]'"
+        ) from None
     if method not in METHODS:
         raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
     if opts.steps < 1 or opts.shuffles < 1:
@@ -236,8 +268,19 @@ def path_attributions(
             for start in range(0, len(bucket), per):
                 index = bucket[start : start + per]
                 hyp, con, dlt = _attribute_batch(
-                    scorer, onehot, data, index, targets, method, kind, opts, table,
-                    background, n_refs, device)
+                    scorer,
+                    onehot,
+                    data,
+                    index,
+                    targets,
+                    method,
+                    kind,
+                    opts,
+                    table,
+                    background,
+                    n_refs,
+                    device,
+                )
                 for row, i in enumerate(index):
                     n = int(data.lengths[i])
                     hyp_out[int(i)] = hyp[row, :n].astype(np.float64)
@@ -252,16 +295,27 @@ def _default_bound(model: Predictor, method: str, device: torch.device) -> int:
     """log2 of the default positions per pass (see AttributionOptions.max_positions)."""
     if device.type != "cpu":
         return 18
-    if method == "deeplift-shap" and any(a not in ("cnn", "transformer")
-                                         for a in architectures(model)):
+    if method == "deeplift-shap" and any(
+        a not in ("cnn", "transformer") for a in architectures(model)
+    ):
         return 15  # recurrences run step by step, at a cost per step: larger passes pay
     return 13
 
 
-def _attribute_batch(scorer: _Scorer, onehot: nn.Module, data: SequenceSet, index: np.ndarray,
-                     targets: np.ndarray, method: str, kind: str, opts: AttributionOptions,
-                     table: np.ndarray, background: np.ndarray, n_refs: int,
-                     device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _attribute_batch(
+    scorer: _Scorer,
+    onehot: nn.Module,
+    data: SequenceSet,
+    index: np.ndarray,
+    targets: np.ndarray,
+    method: str,
+    kind: str,
+    opts: AttributionOptions,
+    table: np.ndarray,
+    background: np.ndarray,
+    n_refs: int,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B, L, C) hypothetical and actual contributions of one batch, exactly 0 at padded
     positions, and each sequence's completeness error.
 
@@ -289,16 +343,18 @@ def _attribute_batch(scorer: _Scorer, onehot: nn.Module, data: SequenceSet, inde
         ).to(device)
         len_rep = lengths_d.repeat_interleave(k)
         tgt_rep = tgt.repeat_interleave(k)
-        mult = _multipliers(method, scorer, x.repeat_interleave(k, dim=0), ref_t, len_rep,
-                            tgt_rep, opts).detach()
+        mult = _multipliers(
+            method, scorer, x.repeat_interleave(k, dim=0), ref_t, len_rep, tgt_rep, opts
+        ).detach()
         # hypothetical: m[i, c] - sum_c' m[i, c'] r[i, c'], summed here, averaged below
-        hyp += (mult - (mult * ref_t).sum(dim=-1, keepdim=True)).view(
-            b, k, width, channels).sum(dim=1)
+        hyp += (
+            (mult - (mult * ref_t).sum(dim=-1, keepdim=True)).view(b, k, width, channels).sum(dim=1)
+        )
         with torch.no_grad(), torch.backends.cudnn.flags(enabled=False):
             f_r += scorer(ref_t, len_rep, tgt_rep).double().view(b, k).sum(dim=1)
         del mult, ref_t
     hyp /= n_refs
-    real = (torch.arange(width, device=device)[None, :] < lengths_d[:, None])
+    real = torch.arange(width, device=device)[None, :] < lengths_d[:, None]
     hyp = hyp * real[:, :, None].to(hyp.dtype)
     con = hyp * x
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=False):

@@ -54,8 +54,7 @@ NEAR = 1e-6
 
 def _dual(t: Any) -> bool:
     """True for an input-dependent tensor with its [inputs; references] halves."""
-    return (isinstance(t, torch.Tensor) and t.requires_grad and t.dim() > 0
-            and t.shape[0] % 2 == 0)
+    return isinstance(t, torch.Tensor) and t.requires_grad and t.dim() > 0 and t.shape[0] % 2 == 0
 
 
 def _mid(t: torch.Tensor) -> torch.Tensor:
@@ -70,8 +69,9 @@ class _Rescale(torch.autograd.Function):
     (x - r), or by its derivative where x ~ r (equal infinities included)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, fn: Callable[..., torch.Tensor],
-                slope: Slope) -> torch.Tensor:
+    def forward(
+        ctx: Any, x: torch.Tensor, fn: Callable[..., torch.Tensor], slope: Slope
+    ) -> torch.Tensor:
         y = fn(x)
         ctx.save_for_backward(x, y)
         ctx.slope = slope
@@ -95,8 +95,12 @@ class _Product(torch.autograd.Function):
     the multipliers of ``a`` are those of ``fn(., mid(b))`` and vice versa."""
 
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor,
-                fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
         ctx.save_for_backward(a, b)
         ctx.fn = fn
         return fn(a, b)
@@ -144,15 +148,15 @@ class _Max(torch.autograd.Function):
         k = torch.where(yi >= yr, ki, kr)
         dxk = xi.gather(dim, k) - xr.gather(dim, k)
         near = dxk.abs() < NEAR
-        mult = torch.where(near, torch.ones_like(dxk),
-                           (yi - yr) / torch.where(near, torch.ones_like(dxk), dxk))
+        mult = torch.where(
+            near, torch.ones_like(dxk), (yi - yr) / torch.where(near, torch.ones_like(dxk), dxk)
+        )
         out_i = torch.zeros_like(xi).scatter_(dim, k, gi * mult)
         out_r = torch.zeros_like(xr).scatter_(dim, kr, gr)
         return torch.cat([out_i, out_r]), None
 
 
-def maximum(x: torch.Tensor, dim: int, keepdim: bool = False
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def maximum(x: torch.Tensor, dim: int, keepdim: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, indices) of the maximum along ``dim``, with _Max's rule on a dual
     tensor."""
     if not _dual(x) or dim % x.dim() == 0:
@@ -178,13 +182,13 @@ def _max_call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return torch.return_types.max((values, index))
 
 
-def rescale(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor],
-            slope: Slope) -> torch.Tensor:
+def rescale(
+    x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], slope: Slope
+) -> torch.Tensor:
     return _Rescale.apply(x, fn, slope) if _dual(x) else fn(x)
 
 
-def product(a: Any, b: Any,
-            fn: Callable[[Any, Any], torch.Tensor] = torch.mul) -> torch.Tensor:
+def product(a: Any, b: Any, fn: Callable[[Any, Any], torch.Tensor] = torch.mul) -> torch.Tensor:
     """``fn(a, b)``, bilinear: the Shapley rule where both depend on the input."""
     if _dual(a) and _dual(b) and a.shape[0] == b.shape[0]:
         return _Product.apply(a, b, fn)
@@ -231,8 +235,13 @@ def softmax(x: torch.Tensor, dim: int, log: bool = False) -> torch.Tensor:
     return product(e, unary("reciprocal", total))
 
 
-def layer_norm(x: torch.Tensor, shape: Any, weight: torch.Tensor | None = None,
-               bias: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+def layer_norm(
+    x: torch.Tensor,
+    shape: Any,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
     """Layer norm as a mean, the centred square, its inverse square root and a product."""
     dims = tuple(range(-len(tuple(shape)), 0))
     centred = x - x.mean(dim=dims, keepdim=True)
@@ -277,8 +286,13 @@ def _layer_norm_call(*args: Any, **kwargs: Any) -> torch.Tensor:
     names = ("input", "normalized_shape", "weight", "bias", "eps")
     bound = dict(zip(names, args, strict=False))
     bound.update(kwargs)
-    return layer_norm(bound["input"], bound["normalized_shape"], bound.get("weight"),
-                      bound.get("bias"), float(bound.get("eps", 1e-5)))
+    return layer_norm(
+        bound["input"],
+        bound["normalized_shape"],
+        bound.get("weight"),
+        bound.get("bias"),
+        float(bound.get("eps", 1e-5)),
+    )
 
 
 def _addcmul(inp: torch.Tensor, t1: Any, t2: Any, *, value: float = 1) -> torch.Tensor:
@@ -292,7 +306,9 @@ for _name in UNARY:
             _UNARY_FUNCS[getattr(_owner, _name)] = _name
 
 _BINARY: dict[Any, Callable[..., Any]] = {
-    torch.mul: product, torch.Tensor.mul: product, torch.Tensor.__mul__: product,
+    torch.mul: product,
+    torch.Tensor.mul: product,
+    torch.Tensor.__mul__: product,
     torch.Tensor.__rmul__: lambda a, b: product(b, a),
     torch.matmul: lambda a, b: product(a, b, torch.matmul),
     torch.Tensor.matmul: lambda a, b: product(a, b, torch.matmul),
@@ -300,7 +316,9 @@ _BINARY: dict[Any, Callable[..., Any]] = {
     torch.Tensor.__rmatmul__: lambda a, b: product(b, a, torch.matmul),
     torch.bmm: lambda a, b: product(a, b, torch.bmm),
     torch.Tensor.bmm: lambda a, b: product(a, b, torch.bmm),
-    torch.div: _divide, torch.Tensor.div: _divide, torch.true_divide: _divide,
+    torch.div: _divide,
+    torch.Tensor.div: _divide,
+    torch.true_divide: _divide,
     torch.Tensor.__truediv__: _divide,
     torch.Tensor.__rtruediv__: lambda a, b: _divide(b, a),
 }
@@ -312,8 +330,13 @@ _LOG_SOFTMAX = {torch.log_softmax, torch.Tensor.log_softmax, F.log_softmax}
 class DeepLiftMode(torch.overrides.TorchFunctionMode):
     """Gives each operation of the list above its DeepLIFT rule while active."""
 
-    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = kwargs or {}
         if not torch.is_grad_enabled() or kwargs.get("out") is not None:
             return func(*args, **kwargs)

@@ -53,8 +53,15 @@ class Insertion:
         return float(self.mean.mean()) if len(self.mean) else 0.0
 
 
-def _predictions(bundle: object, onehot: torch.nn.Module, codes: np.ndarray, width: int,
-                 targets: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+def _predictions(
+    bundle: object,
+    onehot: torch.nn.Module,
+    codes: np.ndarray,
+    width: int,
+    targets: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
     """Predictions (target class probability, label probability or value) of (M, width)
     variant codes, M rows of ``targets``."""
     from ..data import SequenceSet
@@ -79,13 +86,16 @@ def _encode_motif(motif: str, alphabet: object) -> np.ndarray:
         raise UsageError(f"--motif {motif!r}: {exc}") from None
     if len(codes) != len(motif) or (codes == 0).any() or (codes == 255).any():
         letters = alphabet.letters  # type: ignore[attr-defined]
-        raise UsageError(f"--motif {motif!r} has letters outside the model's alphabet "
-                         f"({letters} and its ambiguity codes)")
+        raise UsageError(
+            f"--motif {motif!r} has letters outside the model's alphabet "
+            f"({letters} and its ambiguity codes)"
+        )
     return codes.astype(np.uint8)
 
 
-def _sequence_model(model: str | os.PathLike[str], device: str | None, threads: int,
-                    command: str, doing: str) -> tuple[Any, torch.device]:
+def _sequence_model(
+    model: str | os.PathLike[str], device: str | None, threads: int, command: str, doing: str
+) -> tuple[Any, torch.device]:
     """The model file loaded for an in-silico experiment (a sequence model with one
     output per sequence; ``doing`` says why others are refused), and its device."""
     from ..bundle import load_bundle
@@ -96,8 +106,9 @@ def _sequence_model(model: str | os.PathLike[str], device: str | None, threads: 
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     if bundle.series is not None or bundle.structure is not None:
-        raise UsageError(f"{command} {doing}: it needs a sequence model that reads no "
-                         "structure channels")
+        raise UsageError(
+            f"{command} {doing}: it needs a sequence model that reads no structure channels"
+        )
     if getattr(bundle.model, "per_position", False):
         raise UsageError(f"{command} needs a model with one output per sequence")
     return bundle, dev
@@ -132,8 +143,9 @@ def insert_motif(
 
     if step < 1:
         raise UsageError("--step must be at least 1")
-    bundle, dev = _sequence_model(model, device, threads, "insert",
-                                  "writes residues into sequences")
+    bundle, dev = _sequence_model(
+        model, device, threads, "insert", "writes residues into sequences"
+    )
     fixed = resolve_target(bundle.task, target)
     motif_codes = _encode_motif(motif, bundle.alphabet)
     source = display_name(background)
@@ -144,8 +156,9 @@ def insert_motif(
     shortest = int(data.lengths.min())
     w = len(motif_codes)
     if shortest < w:
-        raise DataError(f"{source}: the shortest background has {shortest} residues, fewer "
-                        f"than the motif's {w}")
+        raise DataError(
+            f"{source}: the shortest background has {shortest} residues, fewer than the motif's {w}"
+        )
     onehot = featurizer(bundle.features).to(dev)
     logits = infer(bundle.model, onehot, data, batch_size, dev)
     targets = _default_targets(bundle.task, logits, fixed)
@@ -160,14 +173,31 @@ def insert_motif(
         variants = np.repeat(codes[None, :], len(starts), axis=0)
         for k, s in enumerate(starts):
             variants[k, s : s + w] = motif_codes
-        preds = np.concatenate([
-            _predictions(bundle, onehot, variants[part], len(codes),
-                         np.full(part.stop - part.start, targets[i]), batch_size, dev)
-            for part in _chunks(len(variants), len(codes))])
+        preds = np.concatenate(
+            [
+                _predictions(
+                    bundle,
+                    onehot,
+                    variants[part],
+                    len(codes),
+                    np.full(part.stop - part.start, targets[i]),
+                    batch_size,
+                    dev,
+                )
+                for part in _chunks(len(variants), len(codes))
+            ]
+        )
         changes[i] = preds - base[i]
     name = target_names(bundle.task)[int(targets[0])]
-    return Insertion(motif, name, len(data), float(base.mean()), starts + 1,
-                     changes.mean(axis=0), changes.std(axis=0))
+    return Insertion(
+        motif,
+        name,
+        len(data),
+        float(base.mean()),
+        starts + 1,
+        changes.mean(axis=0),
+        changes.std(axis=0),
+    )
 
 
 def write_insertion(result: Insertion, output: str | os.PathLike[str]) -> None:
@@ -179,8 +209,9 @@ def write_insertion(result: Insertion, output: str | os.PathLike[str]) -> None:
     with atomic_output(output) as fh:
         fh.write(sep.join(["position", "mean_change", "sd_change", "backgrounds"]) + "\n")
         for p, m, s in zip(result.positions, result.mean, result.std, strict=True):
-            fh.write(sep.join([str(int(p)), f"{m:.6g}", f"{s:.6g}",
-                               str(result.backgrounds)]) + "\n")
+            fh.write(
+                sep.join([str(int(p)), f"{m:.6g}", f"{s:.6g}", str(result.backgrounds)]) + "\n"
+            )
 
 
 # --------------------------------------------------------------------------- mutation maps
@@ -231,8 +262,9 @@ def mutation_map(
     targets = _default_targets(bundle.task, logits, fixed)
     reference = target_score(bundle.task, logits, torch.from_numpy(targets)).numpy()
     table = alphabet.onehot_table()
-    letter_codes = np.array([alphabet.symbol_list.index(c) + 1 for c in alphabet.letters],
-                            dtype=np.uint8)
+    letter_codes = np.array(
+        [alphabet.symbol_list.index(c) + 1 for c in alphabet.letters], dtype=np.uint8
+    )
     symbols = np.array(["?", *alphabet.symbol_list])
     names = target_names(bundle.task)
     maps = []
@@ -242,8 +274,9 @@ def mutation_map(
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
         lo, hi = (1, len(codes)) if region is None else region
         if lo > len(codes):
-            raise DataError(f"{source}: record {rid!r} has {len(codes)} residues; --region "
-                            f"starts at {lo}")
+            raise DataError(
+                f"{source}: record {rid!r} has {len(codes)} residues; --region starts at {lo}"
+            )
         hi = min(hi, len(codes))
         window = codes[lo - 1 : hi]
         is_self = table[window] == 1.0
@@ -254,19 +287,28 @@ def mutation_map(
             variants = np.repeat(codes[None, :], len(p), axis=0)
             variants[np.arange(len(p)), p + lo - 1] = letter_codes[c]
             offsets = np.arange(len(p) + 1, dtype=np.int64) * len(codes)
-            out = infer(bundle.model, onehot, SequenceSet([""] * len(p), variants.reshape(-1),
-                                                          offsets), batch_size, dev)
-            score = target_score(bundle.task, out,
-                                 torch.full((len(p),), int(targets[i]))).numpy()
+            out = infer(
+                bundle.model,
+                onehot,
+                SequenceSet([""] * len(p), variants.reshape(-1), offsets),
+                batch_size,
+                dev,
+            )
+            score = target_score(bundle.task, out, torch.full((len(p),), int(targets[i]))).numpy()
             deltas[p, c] = score - reference[i]
-        maps.append(MutationMap(rid, "".join(symbols[window]), lo, deltas,
-                                names[int(targets[i])]))
+        maps.append(MutationMap(rid, "".join(symbols[window]), lo, deltas, names[int(targets[i])]))
     return alphabet.letters, maps
 
 
-def mutation_map_plots(letters: str, maps: list[MutationMap], folder: str | os.PathLike[str],
-                       max_plots: int = 20, fmt: str = "png", dpi: int | None = None,
-                       model: str | os.PathLike[str] | None = None) -> list[Path]:
+def mutation_map_plots(
+    letters: str,
+    maps: list[MutationMap],
+    folder: str | os.PathLike[str],
+    max_plots: int = 20,
+    fmt: str = "png",
+    dpi: int | None = None,
+    model: str | os.PathLike[str] | None = None,
+) -> list[Path]:
     """One heatmap per sequence (the first ``max_plots``) as ``fmt`` (png, pdf, svg) at
     ``dpi``, named after the record; titles name the ``model`` file."""
     from ..plots import (
@@ -286,16 +328,24 @@ def mutation_map_plots(letters: str, maps: list[MutationMap], folder: str | os.P
     paths = []
     for m in maps[:max_plots]:
         end = m.start + len(m.residues) - 1
-        title = (f"{m.id}{by}: in-silico mutagenesis toward {m.target}, positions "
-                 f"{m.start}-{end}")
-        paths.append(mutation_map_plot(m.residues, m.deltas, letters,
-                                       out / safe_filename(m.id, taken, fmt), title,
-                                       first=m.start, dpi=dpi))
+        title = f"{m.id}{by}: in-silico mutagenesis toward {m.target}, positions {m.start}-{end}"
+        paths.append(
+            mutation_map_plot(
+                m.residues,
+                m.deltas,
+                letters,
+                out / safe_filename(m.id, taken, fmt),
+                title,
+                first=m.start,
+                dpi=dpi,
+            )
+        )
     return paths
 
 
-def write_mutation_maps(letters: str, maps: list[MutationMap],
-                        output: str | os.PathLike[str]) -> None:
+def write_mutation_maps(
+    letters: str, maps: list[MutationMap], output: str | os.PathLike[str]
+) -> None:
     """Long format: id, target, position, residue, then one column per letter."""
     from ..seqio import atomic_output, check_output_path, table_delimiter
 
@@ -305,5 +355,7 @@ def write_mutation_maps(letters: str, maps: list[MutationMap],
         fh.write(sep.join(["id", "target", "position", "residue", *letters]) + "\n")
         for m in maps:
             for k, (res, row) in enumerate(zip(m.residues, m.deltas, strict=True)):
-                fh.write(sep.join([m.id, m.target, str(m.start + k), res,
-                                   *(f"{v:.6g}" for v in row)]) + "\n")
+                fh.write(
+                    sep.join([m.id, m.target, str(m.start + k), res, *(f"{v:.6g}" for v in row)])
+                    + "\n"
+                )

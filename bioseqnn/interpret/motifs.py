@@ -108,8 +108,9 @@ def require_interpret() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise UsageError(f"this needs {', '.join(missing)}, not installed: pip install "
-                         "'bioseqnn[interpret]'")
+        raise UsageError(
+            f"this needs {', '.join(missing)}, not installed: pip install 'bioseqnn[interpret]'"
+        )
 
 
 def _trim(contribution: np.ndarray, share: float) -> slice:
@@ -120,25 +121,34 @@ def _trim(contribution: np.ndarray, share: float) -> slice:
     return slice(int(keep[0]), int(keep[-1]) + 1)
 
 
-def run_modisco(one_hot: np.ndarray, hypothetical: np.ndarray,
-                opts: ModiscoOptions | None = None) -> list[Motif]:
+def run_modisco(
+    one_hot: np.ndarray, hypothetical: np.ndarray, opts: ModiscoOptions | None = None
+) -> list[Motif]:
     """TF-MoDISco over (N, L, 4) one-hot sequences and hypothetical contributions;
     the motifs, positive ones first, each by seqlet count."""
     from modiscolite.tfmodisco import TFMoDISco
 
     opts = opts or ModiscoOptions()
     if one_hot.shape[1] < opts.window + 2 * opts.flank:
-        raise UsageError(f"sequences of {one_hot.shape[1]} positions are shorter than a "
-                         f"seqlet (--window {opts.window} + 2 x --flank {opts.flank})")
+        raise UsageError(
+            f"sequences of {one_hot.shape[1]} positions are shorter than a "
+            f"seqlet (--window {opts.window} + 2 x --flank {opts.flank})"
+        )
     with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pos, neg = TFMoDISco(
-            one_hot.astype(np.float32), hypothetical.astype(np.float32),
-            sliding_window_size=opts.window, flank_size=opts.flank,
+            one_hot.astype(np.float32),
+            hypothetical.astype(np.float32),
+            sliding_window_size=opts.window,
+            flank_size=opts.flank,
             max_seqlets_per_metacluster=opts.max_seqlets,
-            min_metacluster_size=opts.min_seqlets, final_min_cluster_size=opts.min_cluster,
-            n_leiden_runs=opts.leiden_runs, trim_to_window_size=opts.window + 2 * opts.flank,
-            initial_flank_to_add=opts.flank, verbose=False)
+            min_metacluster_size=opts.min_seqlets,
+            final_min_cluster_size=opts.min_cluster,
+            n_leiden_runs=opts.leiden_runs,
+            trim_to_window_size=opts.window + 2 * opts.flank,
+            initial_flank_to_add=opts.flank,
+            verbose=False,
+        )
     motifs = []
     for sign, patterns in (("positive", pos), ("negative", neg)):
         for k, pattern in enumerate(patterns or []):
@@ -146,8 +156,9 @@ def run_modisco(one_hot: np.ndarray, hypothetical: np.ndarray,
             cut = _trim(contribution, opts.trim)
             ppm = np.asarray(pattern.sequence, dtype=np.float64)[cut]
             ppm = ppm / np.clip(ppm.sum(axis=1, keepdims=True), 1e-12, None)
-            motifs.append(Motif(f"{sign[:3]}_{k + 1}", sign, len(pattern.seqlets), ppm,
-                                contribution[cut]))
+            motifs.append(
+                Motif(f"{sign[:3]}_{k + 1}", sign, len(pattern.seqlets), ppm, contribution[cut])
+            )
     return motifs
 
 
@@ -169,8 +180,10 @@ def read_database(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     out = {}
     for name, pwm in raw.items():
         if pwm.shape[0] != 4:
-            raise DataError(f"{path}: motif {name!r} has {pwm.shape[0]} letters; the database "
-                            "must hold DNA or RNA motifs")
+            raise DataError(
+                f"{path}: motif {name!r} has {pwm.shape[0]} letters; the database "
+                "must hold DNA or RNA motifs"
+            )
         out[name] = np.asarray(pwm, dtype=np.float64).T
     return out
 
@@ -197,17 +210,29 @@ def compare(motifs: list[Motif], database: dict[str, np.ndarray], best: int = 3)
         return
     names = list(database)
     if len(names) < MIN_DATABASE:
-        log.warning("the motif database holds %d motifs: Tomtom's p-values depend strongly "
-                    "on which motifs are there below %d", len(names), MIN_DATABASE)
+        log.warning(
+            "the motif database holds %d motifs: Tomtom's p-values depend strongly "
+            "on which motifs are there below %d",
+            len(names),
+            MIN_DATABASE,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p, _, offsets, _, strands = tomtom([m.ppm.T for m in motifs],
-                                           [database[n].T for n in names], n_jobs=1)
+        p, _, offsets, _, strands = tomtom(
+            [m.ppm.T for m in motifs], [database[n].T for n in names], n_jobs=1
+        )
     for i, motif in enumerate(motifs):
         q = benjamini_hochberg(p[i])
         for j in np.argsort(p[i], kind="stable")[:best]:
-            motif.matches.append(Match(names[j], float(p[i, j]), float(q[j]),
-                                       "-" if strands[i, j] else "+", int(offsets[i, j])))
+            motif.matches.append(
+                Match(
+                    names[j],
+                    float(p[i, j]),
+                    float(q[j]),
+                    "-" if strands[i, j] else "+",
+                    int(offsets[i, j]),
+                )
+            )
 
 
 # --------------------------------------------------------------------------- the command
@@ -245,8 +270,9 @@ def discover_motifs(
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)
     if bundle.series is not None or bundle.alphabet.size != 4:
-        raise UsageError("motifs runs TF-MoDISco, whose tracks have four letters: it "
-                         "explains DNA and RNA models")
+        raise UsageError(
+            "motifs runs TF-MoDISco, whose tracks have four letters: it explains DNA and RNA models"
+        )
     if getattr(bundle.model, "per_position", False):
         raise UsageError("motifs needs a model with one output per sequence")
     if method is None:
@@ -275,8 +301,14 @@ def discover_motifs(
     if db is not None:
         compare(motifs, db)
     targets = {r.target for r in expl.records}
-    return MotifReport(motifs, bundle.alphabet.letters, method, ", ".join(sorted(targets)),
-                       len(data), None if database is None else str(database))
+    return MotifReport(
+        motifs,
+        bundle.alphabet.letters,
+        method,
+        ", ".join(sorted(targets)),
+        len(data),
+        None if database is None else str(database),
+    )
 
 
 def write_meme(motifs: list[Motif], letters: str, path: str | os.PathLike[str]) -> None:
@@ -284,21 +316,30 @@ def write_meme(motifs: list[Motif], letters: str, path: str | os.PathLike[str]) 
     from ..seqio import atomic_output
 
     with atomic_output(path) as fh:
-        fh.write(f"MEME version 4\n\nALPHABET= {letters}\n\nstrands: + -\n\n"
-                 f"Background letter frequencies\n"
-                 + " ".join(f"{c} {1 / len(letters):.3f}" for c in letters) + "\n\n")
+        fh.write(
+            f"MEME version 4\n\nALPHABET= {letters}\n\nstrands: + -\n\n"
+            f"Background letter frequencies\n"
+            + " ".join(f"{c} {1 / len(letters):.3f}" for c in letters)
+            + "\n\n"
+        )
         for m in motifs:
             fh.write(f"MOTIF {m.name} {m.consensus(letters)}\n")
-            fh.write(f"letter-probability matrix: alength= {len(letters)} w= {len(m.ppm)} "
-                     f"nsites= {m.seqlets} E= 0\n")
+            fh.write(
+                f"letter-probability matrix: alength= {len(letters)} w= {len(m.ppm)} "
+                f"nsites= {m.seqlets} E= 0\n"
+            )
             for row in m.ppm:
                 fh.write(" ".join(f"{v:.6f}" for v in row) + "\n")
             fh.write("\n")
 
 
-def write_motif_report(report: MotifReport, folder: str | os.PathLike[str],
-                       plots: bool = True, fmt: str = "png",
-                       dpi: int | None = None) -> list[Path]:
+def write_motif_report(
+    report: MotifReport,
+    folder: str | os.PathLike[str],
+    plots: bool = True,
+    fmt: str = "png",
+    dpi: int | None = None,
+) -> list[Path]:
     """motifs.meme, logos (``fmt``: png, pdf or svg, at ``dpi``), report.md (and
     matches.tsv) in ``folder``; the files written."""
     from ..seqio import atomic_output
@@ -318,12 +359,22 @@ def write_motif_report(report: MotifReport, folder: str | os.PathLike[str],
         check_figure_options(fmt, dpi)
         logo_dir = plot_dir(out / "logos")
         for m in report.motifs:
-            info = matrix_logo_plot(m.ppm, report.letters, logo_dir / f"{m.name}.{fmt}",
-                                    f"{m.name} ({m.sign}, {m.seqlets} seqlets)", dpi=dpi)
-            contrib = matrix_logo_plot(m.contribution, report.letters,
-                                       logo_dir / f"{m.name}.contrib.{fmt}",
-                                       f"{m.name}: mean contribution", ylabel="contribution",
-                                       information=False, dpi=dpi)
+            info = matrix_logo_plot(
+                m.ppm,
+                report.letters,
+                logo_dir / f"{m.name}.{fmt}",
+                f"{m.name} ({m.sign}, {m.seqlets} seqlets)",
+                dpi=dpi,
+            )
+            contrib = matrix_logo_plot(
+                m.contribution,
+                report.letters,
+                logo_dir / f"{m.name}.contrib.{fmt}",
+                f"{m.name}: mean contribution",
+                ylabel="contribution",
+                information=False,
+                dpi=dpi,
+            )
             written += [info, contrib]
             logos[m.name] = (f"logos/{info.name}", f"logos/{contrib.name}")
     if report.database is not None:
@@ -332,9 +383,11 @@ def write_motif_report(report: MotifReport, folder: str | os.PathLike[str],
             fh.write("motif\tsign\tseqlets\trank\tmatch\tp_value\tq_value\tstrand\toffset\n")
             for m in report.motifs:
                 for rank, hit in enumerate(m.matches, start=1):
-                    fh.write(f"{m.name}\t{m.sign}\t{m.seqlets}\t{rank}\t{hit.target}\t"
-                             f"{hit.p_value:.3g}\t{hit.q_value:.3g}\t{hit.strand}\t"
-                             f"{hit.offset}\n")
+                    fh.write(
+                        f"{m.name}\t{m.sign}\t{m.seqlets}\t{rank}\t{hit.target}\t"
+                        f"{hit.p_value:.3g}\t{hit.q_value:.3g}\t{hit.strand}\t"
+                        f"{hit.offset}\n"
+                    )
     written.append(out / "report.md")
     with atomic_output(written[-1]) as fh:
         fh.write(_markdown(report, logos))
@@ -343,10 +396,12 @@ def write_motif_report(report: MotifReport, folder: str | os.PathLike[str],
 
 def _markdown(report: MotifReport, logos: dict[str, tuple[str, str]]) -> str:
     lines = [
-        "# Motifs", "",
+        "# Motifs",
+        "",
         f"TF-MoDISco over {report.method} attributions of {report.sequences} sequence(s), "
         f"explaining {report.target}. Positive motifs raise the target score, negative "
-        "ones lower it.", "",
+        "ones lower it.",
+        "",
     ]
     if not report.motifs:
         lines.append("No motif had enough seqlets.")
@@ -364,13 +419,19 @@ def _markdown(report: MotifReport, logos: dict[str, tuple[str, str]]) -> str:
         row = f"| {m.name} | {m.sign} | {m.seqlets} | {m.consensus(report.letters)} |"
         if report.database is not None:
             hit = m.matches[0] if m.matches else None
-            row += (f" {hit.target} | {hit.p_value:.2g} | {hit.q_value:.2g} |" if hit
-                    else " - | - | - |")
+            row += (
+                f" {hit.target} | {hit.p_value:.2g} | {hit.q_value:.2g} |"
+                if hit
+                else " - | - | - |"
+            )
         if m.name in logos:
             info, contrib = logos[m.name]
             row += f" ![{m.name}]({info}) | ![{m.name} contribution]({contrib}) |"
         lines.append(row)
     if report.database is not None:
-        lines += ["", f"Matches against `{report.database}` (Tomtom, memelite); every "
-                  "motif's three best in matches.tsv."]
+        lines += [
+            "",
+            f"Matches against `{report.database}` (Tomtom, memelite); every "
+            "motif's three best in matches.tsv.",
+        ]
     return "\n".join(lines) + "\n"

@@ -75,5 +75,8 @@ def dinucleotide_shuffle(codes: np.ndarray, rng: np.random.Generator) -> np.ndar
 def dinucleotide_shuffles(codes: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """``n`` shuffles of one sequence, (n, L), reproducible from ``seed``."""
     rng = np.random.default_rng(seed)
-    return np.stack([dinucleotide_shuffle(codes, rng) for _ in range(n)]) if n else \
-        np.empty((0, len(codes)), dtype=np.asarray(codes).dtype)
+    return (
+        np.stack([dinucleotide_shuffle(codes, rng) for _ in range(n)])
+        if n
+        else np.empty((0, len(codes)), dtype=np.asarray(codes).dtype)
+    )

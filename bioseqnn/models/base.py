@@ -94,8 +94,11 @@ class Architecture:
 
 REGISTRY: dict[str, Architecture] = {}
 
+
 def register(
-    name: str, *, size: Callable[[ModelConfig, int], tuple[Size, int]],
+    name: str,
+    *,
+    size: Callable[[ModelConfig, int], tuple[Size, int]],
 ) -> Callable[[Callable[[ModelConfig, int], Backbone]], Callable[[ModelConfig, int], Backbone]]:
     """Register a backbone builder for the architecture ``name`` of
     bioseqnn.config.ARCHITECTURES (its poolings, the settings it reads and its help);
@@ -104,8 +107,9 @@ def register(
     info = ARCHITECTURES[name]
 
     def deco(fn: Callable[[ModelConfig, int], Backbone]) -> Callable[[ModelConfig, int], Backbone]:
-        REGISTRY[name] = Architecture(name, fn, info.default_pooling, info.poolings,
-                                      info.summary, info.uses, size)
+        REGISTRY[name] = Architecture(
+            name, fn, info.default_pooling, info.poolings, info.summary, info.uses, size
+        )
         return fn
 
     return deco
@@ -116,8 +120,9 @@ def linear_size(inputs: int, outputs: int) -> Size:
     return Size(2, inputs * outputs + outputs)
 
 
-def model_size(config: ModelConfig, in_channels: int, n_outputs: int,
-               per_position: bool = False) -> Size:
+def model_size(
+    config: ModelConfig, in_channels: int, n_outputs: int, per_position: bool = False
+) -> Size:
     """What :class:`SequenceModel` holds, computed without building it."""
     backbone, dim = get_architecture(config.arch).size(config, in_channels)
     size = backbone + linear_size(dim, n_outputs)
@@ -126,8 +131,9 @@ def model_size(config: ModelConfig, in_channels: int, n_outputs: int,
     return size
 
 
-def too_large(configs: list[ModelConfig], in_channels: int, n_outputs: int,
-              per_position: bool = False) -> str | None:
+def too_large(
+    configs: list[ModelConfig], in_channels: int, n_outputs: int, per_position: bool = False
+) -> str | None:
     """Why a model of these members is larger than bioseqnn builds (None: it is not),
     e.g. "the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors,
     more than bioseqnn builds (20,000)". Computed from the settings: nothing is built."""
@@ -136,15 +142,19 @@ def too_large(configs: list[ModelConfig], in_channels: int, n_outputs: int,
     if total.tensors > MAX_TENSORS:
         problem = f"{total.tensors:,} tensors, more than bioseqnn builds ({MAX_TENSORS:,})"
     elif total.weights > MAX_WEIGHTS:
-        problem = (f"{total.weights:,} weights, more than bioseqnn builds ({MAX_WEIGHTS:,}, "
-                   f"{MAX_WEIGHTS * 4 >> 30} GiB as float32)")
+        problem = (
+            f"{total.weights:,} weights, more than bioseqnn builds ({MAX_WEIGHTS:,}, "
+            f"{MAX_WEIGHTS * 4 >> 30} GiB as float32)"
+        )
     else:
         return None
     largest = configs[max(range(len(configs)), key=lambda i: sizes[i].weights)]
     members = f", {len(configs)} members" if len(configs) > 1 else ""
-    return (f"the model ({get_architecture(largest.arch).name}, {sizing_settings(largest)}"
-            f"{members}) would hold "
-            f"{problem}")
+    return (
+        f"the model ({get_architecture(largest.arch).name}, {sizing_settings(largest)}"
+        f"{members}) would hold "
+        f"{problem}"
+    )
 
 
 def sizing_settings(config: ModelConfig) -> str:
@@ -177,8 +187,7 @@ def exporting() -> bool:
     return torch.jit.is_tracing() or (onnx is not None and onnx.is_in_onnx_export())
 
 
-_STEPWISE: contextvars.ContextVar[bool] = contextvars.ContextVar("bioseqnn_stepwise",
-                                                                default=False)
+_STEPWISE: contextvars.ContextVar[bool] = contextvars.ContextVar("bioseqnn_stepwise", default=False)
 
 
 def stepwise() -> bool:
@@ -243,7 +252,11 @@ class SequenceModel(nn.Module):
     """
 
     def __init__(
-        self, config: ModelConfig, in_channels: int, n_outputs: int, per_position: bool = False,
+        self,
+        config: ModelConfig,
+        in_channels: int,
+        n_outputs: int,
+        per_position: bool = False,
         causal: bool = False,
     ) -> None:
         super().__init__()
@@ -260,8 +273,10 @@ class SequenceModel(nn.Module):
             self.backbone.max_length += 1  # the start position: --max-length counts residues
         per_position = self.per_position
         dim = self.backbone.out_dim
-        self.pooling = None if per_position else Pooling(
-            resolve_pooling(config), dim, self.backbone.directions
+        self.pooling = (
+            None
+            if per_position
+            else Pooling(resolve_pooling(config), dim, self.backbone.directions)
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(dim, n_outputs)
@@ -349,7 +364,6 @@ Predictor = SequenceModel | Ensemble
 """What a model file holds: one model, or an ensemble of them."""
 
 
-
 AUTO_POOL = 3
 """The pooling window after the first convolution when ``pool_sizes`` is left empty ..."""
 AUTO_POOL_LENGTH = 100
@@ -357,8 +371,12 @@ AUTO_POOL_LENGTH = 100
 pooling helped the long sequences of the comparison and cost the 50-nt promoters)."""
 
 
-def resolve_model(config: ModelConfig, per_position: bool = False, causal: bool = False,
-                  median_length: float | None = None) -> ModelConfig:
+def resolve_model(
+    config: ModelConfig,
+    per_position: bool = False,
+    causal: bool = False,
+    median_length: float | None = None,
+) -> ModelConfig:
     """``config`` with its automatic settings made concrete: ``arch: auto`` (the default
     recipe's network) and empty ``pool_sizes``: a window of 3 after the first convolution
     for one output per sequence when the training sequences are long (``median_length``
@@ -367,10 +385,12 @@ def resolve_model(config: ModelConfig, per_position: bool = False, causal: bool 
     if config.arch == AUTO:
         changes["arch"] = DEFAULT_CAUSAL_ARCH if causal else DEFAULT_ARCH
     if not config.pool_sizes:
-        pool = not (per_position or causal) and (median_length is None
-                                                 or median_length >= AUTO_POOL_LENGTH)
-        changes["pool_sizes"] = [AUTO_POOL if pool and not i else 1
-                                 for i in range(len(config.channels))]
+        pool = not (per_position or causal) and (
+            median_length is None or median_length >= AUTO_POOL_LENGTH
+        )
+        changes["pool_sizes"] = [
+            AUTO_POOL if pool and not i else 1 for i in range(len(config.channels))
+        ]
     return dataclasses.replace(config, **changes) if changes else config
 
 
@@ -398,11 +418,14 @@ def check_causal(config: ModelConfig) -> None:
 
     config = resolve_model(config, causal=True)
     if config.arch not in CAUSAL_ARCHS:
-        raise UsageError(f"a language model reads left to right, and {config.arch} reads "
-                         f"around each position; choose --arch {', '.join(CAUSAL_ARCHS)}")
+        raise UsageError(
+            f"a language model reads left to right, and {config.arch} reads "
+            f"around each position; choose --arch {', '.join(CAUSAL_ARCHS)}"
+        )
     if config.bidirectional and config.arch != "transformer":
-        raise UsageError("a language model reads left to right: use --unidirectional "
-                         "(bidirectional: false)")
+        raise UsageError(
+            "a language model reads left to right: use --unidirectional (bidirectional: false)"
+        )
 
 
 def resolve_pooling(config: ModelConfig) -> str:
@@ -426,12 +449,15 @@ def describe(
     A per-position model has no pooling (one output per position), so none is named; a
     language model (``causal``) is named as one.
     """
-    values = config if isinstance(config, dict) else config_dict(
-        resolve_model(config, per_position, causal))
+    values = (
+        config
+        if isinstance(config, dict)
+        else config_dict(resolve_model(config, per_position, causal))
+    )
     name = values.get("arch", "?")
     arch = REGISTRY.get(name)
     parts = [str(name)]
-    for key in (arch.uses if arch else ()):
+    for key in arch.uses if arch else ():
         value = values.get(key)
         if isinstance(value, list):
             value = ",".join(map(str, value))
@@ -446,8 +472,9 @@ def describe(
     return ", ".join(parts)
 
 
-def check_lengths(model: Predictor, ids: list[str], lengths: Any, source: str,
-                  advice: str = "retrain") -> None:
+def check_lengths(
+    model: Predictor, ids: list[str], lengths: Any, source: str, advice: str = "retrain"
+) -> None:
     """Stop with a DataError naming the first sequence longer than the model accepts;
     ``advice`` says what to do with a larger --max-length ('retrain', or 'train' while
     training)."""

@@ -50,8 +50,10 @@ def _sizer(cell: str) -> Callable[[ModelConfig, int], tuple[Size, int]]:
     def size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
         conv, out = conv_size(config, in_channels)
         recurrent, dim = get_architecture(cell).size(
-            dataclasses.replace(config, bidirectional=True), out)
+            dataclasses.replace(config, bidirectional=True), out
+        )
         return conv + recurrent, dim
+
     return size
 
 

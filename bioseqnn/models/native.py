@@ -54,9 +54,7 @@ def _time_major(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(steps * b, c)
 
 
-def _projections(
-    x_tm: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
+def _projections(x_tm: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """x W_ih^T + bias for all steps at once.
 
     By the kernels' own product rather than torch.addmm, whose last bits depend on how
@@ -67,13 +65,18 @@ def _projections(
     out = x_tm.new_empty((m, g))
     wt = w_ih.detach().t().contiguous()
     x_tm = x_tm.contiguous()
-    _lib_or_raise().bsnn_projection(m, g, c, _ptr(x_tm), _ptr(wt),
-                                    _ptr(bias.detach().contiguous()), _ptr(out))
+    _lib_or_raise().bsnn_projection(
+        m, g, c, _ptr(x_tm), _ptr(wt), _ptr(bias.detach().contiguous()), _ptr(out)
+    )
     return out
 
 
 def _input_grads(
-    ctx: Any, dxg: torch.Tensor, x_tm: torch.Tensor, w_ih: torch.Tensor, shape: torch.Size,
+    ctx: Any,
+    dxg: torch.Tensor,
+    x_tm: torch.Tensor,
+    w_ih: torch.Tensor,
+    shape: torch.Size,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Gradients of the input projection xg = x W_ih^T + bias, given dxg (T * B, G).
 
@@ -88,8 +91,12 @@ def _input_grads(
 
 
 def _lstm_forward(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
-    b_hh: torch.Tensor, keep: bool,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    keep: bool,
 ) -> tuple[torch.Tensor, ...]:
     """Run the LSTM kernel: (x_tm, hs, cs, act). With ``keep`` every step's cell states
     and gates are stored for the backward pass; otherwise only two steps' worth."""
@@ -104,14 +111,19 @@ def _lstm_forward(
     else:
         cs, act = xg.new_zeros((2, b, hid)), xg.new_empty((b, 4 * hid))
     wt = w_hh.detach().t().contiguous()
-    _lib_or_raise().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs),
-                                      _ptr(act), int(keep))
+    _lib_or_raise().bsnn_lstm_forward(
+        steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs), _ptr(act), int(keep)
+    )
     return x_tm, hs, cs, act
 
 
 def _gru_forward(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
-    b_hh: torch.Tensor, keep: bool,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    keep: bool,
 ) -> tuple[torch.Tensor, ...]:
     """Run the GRU kernel: (x_tm, hs, rz, n, hgn), the last three for every step with
     ``keep`` (the backward pass needs them), else for one step."""
@@ -126,9 +138,20 @@ def _gru_forward(
     hgn = xg.new_empty((*kept, b, hid))
     work = xg.new_empty((b, 3 * hid))
     wt = w_hh.detach().t().contiguous()
-    _lib_or_raise().bsnn_gru_forward(steps, b, hid, _ptr(xg), _ptr(wt),
-                                     _ptr(b_hh.detach().contiguous()), _ptr(hs), _ptr(rz),
-                                     _ptr(n), _ptr(hgn), _ptr(work), int(keep))
+    _lib_or_raise().bsnn_gru_forward(
+        steps,
+        b,
+        hid,
+        _ptr(xg),
+        _ptr(wt),
+        _ptr(b_hh.detach().contiguous()),
+        _ptr(hs),
+        _ptr(rz),
+        _ptr(n),
+        _ptr(hgn),
+        _ptr(work),
+        int(keep),
+    )
     return x_tm, hs, rz, n, hgn
 
 
@@ -137,8 +160,12 @@ class _LSTM(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-        b_ih: torch.Tensor, b_hh: torch.Tensor,
+        ctx: Any,
+        x: torch.Tensor,
+        w_ih: torch.Tensor,
+        w_hh: torch.Tensor,
+        b_ih: torch.Tensor,
+        b_hh: torch.Tensor,
     ) -> torch.Tensor:
         x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, cs, act)
@@ -155,9 +182,20 @@ class _LSTM(torch.autograd.Function):
         dpre = torch.empty_like(act)
         dw = w_hh.new_zeros(w_hh.shape)
         work = act.new_empty((2, b, hid))
-        _lib_or_raise().bsnn_lstm_backward(steps, b, hid, _ptr(dout), _ptr(w_hh.contiguous()),
-                                           _ptr(hs), _ptr(act), _ptr(cs), _ptr(dpre), _ptr(dw),
-                                           _ptr(work[0]), _ptr(work[1]))
+        _lib_or_raise().bsnn_lstm_backward(
+            steps,
+            b,
+            hid,
+            _ptr(dout),
+            _ptr(w_hh.contiguous()),
+            _ptr(hs),
+            _ptr(act),
+            _ptr(cs),
+            _ptr(dpre),
+            _ptr(dw),
+            _ptr(work[0]),
+            _ptr(work[1]),
+        )
         dx, dw_ih, db = _input_grads(ctx, dpre.view(steps * b, g), x_tm, w_ih, ctx.shape)
         return dx, dw_ih, dw, db, db
 
@@ -167,8 +205,12 @@ class _GRU(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-        b_ih: torch.Tensor, b_hh: torch.Tensor,
+        ctx: Any,
+        x: torch.Tensor,
+        w_ih: torch.Tensor,
+        w_hh: torch.Tensor,
+        b_ih: torch.Tensor,
+        b_hh: torch.Tensor,
     ) -> torch.Tensor:
         x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, rz, n, hgn)
@@ -187,10 +229,23 @@ class _GRU(torch.autograd.Function):
         db_hh = w_hh.new_zeros(g)
         work = n.new_empty(b * (g + 2 * hid))
         dhg, dh, carry = work.split([b * g, b * hid, b * hid])
-        _lib_or_raise().bsnn_gru_backward(steps, b, hid, _ptr(dout), _ptr(w_hh.contiguous()),
-                                          _ptr(hs), _ptr(rz), _ptr(n), _ptr(hgn), _ptr(dxg),
-                                          _ptr(dw), _ptr(db_hh), _ptr(dhg), _ptr(dh),
-                                          _ptr(carry))
+        _lib_or_raise().bsnn_gru_backward(
+            steps,
+            b,
+            hid,
+            _ptr(dout),
+            _ptr(w_hh.contiguous()),
+            _ptr(hs),
+            _ptr(rz),
+            _ptr(n),
+            _ptr(hgn),
+            _ptr(dxg),
+            _ptr(dw),
+            _ptr(db_hh),
+            _ptr(dhg),
+            _ptr(dh),
+            _ptr(carry),
+        )
         dx, dw_ih, db_ih = _input_grads(ctx, dxg.view(steps * b, g), x_tm, w_ih, ctx.shape)
         return dx, dw_ih, dw, db_ih, db_hh
 
@@ -200,7 +255,10 @@ def _wants_grad(*tensors: torch.Tensor) -> bool:
 
 
 def lstm_layer(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
     b_hh: torch.Tensor,
 ) -> torch.Tensor:
     """One LSTM direction as nn.LSTM computes it, batch-first (B, T, C) -> (B, T, H)."""
@@ -210,7 +268,10 @@ def lstm_layer(
 
 
 def gru_layer(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
     b_hh: torch.Tensor,
 ) -> torch.Tensor:
     """One GRU direction as nn.GRU computes it, batch-first (B, T, C) -> (B, T, H)."""

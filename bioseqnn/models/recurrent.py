@@ -124,8 +124,12 @@ def _lstm_forward(
 
 
 def _lstm_backward(
-    dout: torch.Tensor, w_hh: torch.Tensor, hs: torch.Tensor, act: torch.Tensor,
-    cs: torch.Tensor, tcs: torch.Tensor,
+    dout: torch.Tensor,
+    w_hh: torch.Tensor,
+    hs: torch.Tensor,
+    act: torch.Tensor,
+    cs: torch.Tensor,
+    tcs: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients for xg and w_hh given dout (D, T, B, H), the gradient of hs[:, 1:]."""
     d, steps, b, g4 = act.shape
@@ -155,8 +159,9 @@ def _lstm_backward(
         dg = dp[..., 2 * hid : 3 * hid]
         torch.addcmul(half, g, g, value=-0.5, out=dg)
         dg.mul_(i).mul_(dc)
-    dw = torch.bmm(dpre.view(d, steps * b, g4).transpose(1, 2),
-                   hs[:, :-1].reshape(d, steps * b, hid))
+    dw = torch.bmm(
+        dpre.view(d, steps * b, g4).transpose(1, 2), hs[:, :-1].reshape(d, steps * b, hid)
+    )
     return dpre, dw
 
 
@@ -196,8 +201,12 @@ def _gru_forward(
 
 
 def _gru_backward(
-    dout: torch.Tensor, w_hh: torch.Tensor, hs: torch.Tensor, rzs: torch.Tensor,
-    ns: torch.Tensor, hgs: torch.Tensor,
+    dout: torch.Tensor,
+    w_hh: torch.Tensor,
+    hs: torch.Tensor,
+    rzs: torch.Tensor,
+    ns: torch.Tensor,
+    hgs: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients for xg, w_hh and b_hh given dout (D, T, B, H), the gradient of hs[:, 1:]."""
     d, steps, b, hid = ns.shape
@@ -222,8 +231,9 @@ def _gru_backward(
         dg[..., hid : 2 * hid].mul_(tmp).mul_(dh)
         dg[..., :hid].mul_(hgs[:, t, :, 2 * hid :]).mul_(dn[:, t])
         torch.mul(dn[:, t], r, out=dg[..., 2 * hid :])
-    dw = torch.bmm(dhg.view(d, steps * b, 3 * hid).transpose(1, 2),
-                   hs[:, :-1].reshape(d, steps * b, hid))
+    dw = torch.bmm(
+        dhg.view(d, steps * b, 3 * hid).transpose(1, 2), hs[:, :-1].reshape(d, steps * b, hid)
+    )
     db = dhg.sum(dim=(1, 2))
     dxg = torch.cat([dhg[..., : 2 * hid], dn], dim=-1)
     return dxg, dw, db
@@ -245,25 +255,25 @@ class _LSTMScan(torch.autograd.Function):
 
 class _GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx: Any, xg: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(ctx: Any, xg: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
         hs, saved = _gru_forward(xg, w_hh, b_hh, keep=True)
         ctx.save_for_backward(w_hh, hs, *saved)
         return hs[:, 1:]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(
-        ctx: Any, dout: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         w_hh, hs, rzs, ns, hgs = ctx.saved_tensors
         return _gru_backward(dout.contiguous(), w_hh, hs, rzs, ns, hgs)
 
 
 def recurrent_scan(
-    cell: str, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-    b_ih: torch.Tensor, b_hh: torch.Tensor,
+    cell: str,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
 ) -> torch.Tensor:
     """Run D independent LSTM or GRU layers (zero initial state) over time-major inputs.
 
@@ -302,9 +312,11 @@ class RecurrentBackbone(Backbone):
         self.forward_layers = nn.ModuleList(
             cls(size, hidden, batch_first=True, **kwargs) for size in sizes
         )
-        self.backward_layers = nn.ModuleList(
-            cls(size, hidden, batch_first=True, **kwargs) for size in sizes
-        ) if config.bidirectional else nn.ModuleList()
+        self.backward_layers = (
+            nn.ModuleList(cls(size, hidden, batch_first=True, **kwargs) for size in sizes)
+            if config.bidirectional
+            else nn.ModuleList()
+        )
         self.between = nn.Dropout(config.dropout)
         # The hand-written CPU kernels; False falls back to nn.LSTM/nn.GRU (for comparison).
         self.fast_cpu = cell in ("lstm", "gru")
@@ -365,9 +377,7 @@ class RecurrentBackbone(Backbone):
         out_b = reverse_within(out_b, rev)
         return torch.cat([out_f, out_b], dim=2)
 
-
-    def _stepwise_layer(self, i: int, h: torch.Tensor, rev: torch.Tensor | None
-                        ) -> torch.Tensor:
+    def _stepwise_layer(self, i: int, h: torch.Tensor, rev: torch.Tensor | None) -> torch.Tensor:
         """Layer ``i`` one step at a time with plain operations (models.base.stepwise)."""
         out = stepwise_direction(self.cell, h, self.forward_layers[i])
         if rev is None:
@@ -380,8 +390,9 @@ def stepwise_direction(cell: str, x: torch.Tensor, module: nn.Module) -> torch.T
     """One direction of one layer, batch-first (B, T, C) -> (B, T, H), zero initial
     state, written step by step with the equations of nn.RNN (tanh), nn.LSTM and nn.GRU:
     every nonlinearity and every product is a separate torch call."""
-    w_ih, w_hh, b_ih, b_hh = (getattr(module, f"{name}_l0") for name in
-                              ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    w_ih, w_hh, b_ih, b_hh = (
+        getattr(module, f"{name}_l0") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    )
     xg = nn.functional.linear(x, w_ih, b_ih)
     h = x.new_zeros((x.shape[0], w_hh.shape[1]))
     c = h
@@ -433,7 +444,10 @@ def _batch_chunks(batch: int, threads: int) -> int:
 
 
 def _lstm_layer(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
     b_hh: torch.Tensor,
 ) -> torch.Tensor:
     """One LSTM direction, batch-first (B, T, C) -> (B, T, H), zero initial state.
@@ -444,23 +458,29 @@ def _lstm_layer(
     if native.usable(x, w_hh):
         return native.lstm_layer(x, w_ih, w_hh, b_ih, b_hh)
     h0 = x.new_zeros((1, x.shape[0], w_hh.shape[1]))
-    train = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (x, w_ih, w_hh, b_ih, b_hh)
-    )
-    return torch.lstm(x, (h0, h0), [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, train, False,
-                      True)[0]
+    train = torch.is_grad_enabled() and any(t.requires_grad for t in (x, w_ih, w_hh, b_ih, b_hh))
+    return torch.lstm(x, (h0, h0), [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, train, False, True)[0]
 
 
 def _gru_layer(
-    x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
     b_hh: torch.Tensor,
 ) -> torch.Tensor:
     """One GRU direction, batch-first (B, T, C) -> (B, T, H), zero initial state: the
     compiled kernel when built (native.py), otherwise recurrent_scan."""
     if native.usable(x, w_hh):
         return native.gru_layer(x, w_ih, w_hh, b_ih, b_hh)
-    out = recurrent_scan("gru", x.transpose(0, 1).unsqueeze(0), w_ih.unsqueeze(0),
-                         w_hh.unsqueeze(0), b_ih.unsqueeze(0), b_hh.unsqueeze(0))
+    out = recurrent_scan(
+        "gru",
+        x.transpose(0, 1).unsqueeze(0),
+        w_ih.unsqueeze(0),
+        w_hh.unsqueeze(0),
+        b_ih.unsqueeze(0),
+        b_hh.unsqueeze(0),
+    )
     return out[0].transpose(0, 1)
 
 

@@ -45,8 +45,12 @@ class TransformerBackbone(Backbone):
         self.max_length = config.max_length
         self.embed = nn.Linear(in_channels, config.d_model)
         layer = nn.TransformerEncoderLayer(
-            config.d_model, config.heads, config.ff_size, config.dropout,
-            batch_first=True, norm_first=True,
+            config.d_model,
+            config.heads,
+            config.ff_size,
+            config.dropout,
+            batch_first=True,
+            norm_first=True,
         )
         # nested tensors would also skip padded positions, but only in some eval paths;
         # one code path keeps training and inference numerically alike

@@ -83,11 +83,20 @@ _NOT_IN_SPACE = {
     "checkpoint_dir": "tune keeps every trial's model instead",
 }
 # settings that may be set but not searched: every trial must read the same data alike
-_FIXED_ONLY = ("val_fraction", "device", "threads", "precision", "max_tokens",
-               "rc_average", "max_length")
+_FIXED_ONLY = (
+    "val_fraction",
+    "device",
+    "threads",
+    "precision",
+    "max_tokens",
+    "rc_average",
+    "max_length",
+)
 _CHOICES = {"pooling": POOLINGS, "schedule": SCHEDULES, "structure": STRUCTURE_KINDS}
-_HINTS = {"model": typing.get_type_hints(ModelConfig),
-          "training": typing.get_type_hints(TrainConfig)}
+_HINTS = {
+    "model": typing.get_type_hints(ModelConfig),
+    "training": typing.get_type_hints(TrainConfig),
+}
 _EXTRA = {"model": {"conv_layers": int}, "training": {}}
 
 
@@ -96,8 +105,10 @@ def default_space() -> dict[str, Any]:
 
 
 def space_yaml(space: dict[str, Any] | None = None) -> str:
-    header = ("# bioseqnn tune search space: a list is the choices, {low, high, log, step} a "
-              "range,\n# any other value is fixed; edit and pass with --space FILE.\n")
+    header = (
+        "# bioseqnn tune search space: a list is the choices, {low, high, log, step} a "
+        "range,\n# any other value is fixed; edit and pass with --space FILE.\n"
+    )
     return header + yaml.safe_dump(space or DEFAULT_SPACE, sort_keys=False)
 
 
@@ -113,11 +124,14 @@ def _hint(section: str, key: str) -> Any:
 def _check_range(name: str, value: dict[str, Any], hint: Any) -> None:
     unknown = set(value) - {"low", "high", "log", "step"}
     if unknown or not {"low", "high"} <= set(value):
-        raise UsageError(f"space key {name!r}: a range is {{low: A, high: B}} with optional "
-                         f"log and step (got keys {', '.join(map(str, value))})")
+        raise UsageError(
+            f"space key {name!r}: a range is {{low: A, high: B}} with optional "
+            f"log and step (got keys {', '.join(map(str, value))})"
+        )
     if hint not in (int, float):
-        raise UsageError(f"space key {name!r}: a range needs a number setting; give a list "
-                         "of choices")
+        raise UsageError(
+            f"space key {name!r}: a range needs a number setting; give a list of choices"
+        )
     low = check_value(f"{name}.low", value["low"], hint)
     high = check_value(f"{name}.high", value["high"], hint)
     if low > high:
@@ -151,26 +165,28 @@ def _check_value(name: str, section: str, key: str, value: Any) -> None:
             raise UsageError(f"space key {name!r}: a choice must be a single value, got {v!r}")
         check_value(name, v, hint)
         if key in _CHOICES and v not in _CHOICES[key]:
-            raise UsageError(f"space key {name!r}: {v!r} is not one of "
-                             f"{', '.join(_CHOICES[key])}")
+            raise UsageError(f"space key {name!r}: {v!r} is not one of {', '.join(_CHOICES[key])}")
 
 
 def validate_space(space: Any, source: str = "the search space") -> dict[str, Any]:
     """Check a space (as read from YAML); every error is one line naming the key."""
     if not isinstance(space, dict):
-        raise UsageError(f"{source}: a search space is a mapping with families, model and "
-                         "training")
+        raise UsageError(f"{source}: a search space is a mapping with families, model and training")
     unknown = set(space) - {"families", "model", "training"}
     if unknown:
-        raise UsageError(f"{source}: unknown space key {sorted(unknown)[0]!r}; expected "
-                         "families, model, training")
+        raise UsageError(
+            f"{source}: unknown space key {sorted(unknown)[0]!r}; expected "
+            "families, model, training"
+        )
     families = space.get("families", DEFAULT_SPACE["families"])
     if not isinstance(families, list) or not families:
         raise UsageError(f"{source}: space key 'families' must be a list of architectures")
     for name in families:
         if name not in ARCHITECTURES:
-            raise UsageError(f"{source}: space key 'families': unknown architecture {name!r}; "
-                             f"choose from {', '.join(ARCHITECTURES)}")
+            raise UsageError(
+                f"{source}: space key 'families': unknown architecture {name!r}; "
+                f"choose from {', '.join(ARCHITECTURES)}"
+            )
     out: dict[str, Any] = {"families": list(dict.fromkeys(families))}
     for section in ("model", "training"):
         values = space.get(section) or {}
@@ -179,8 +195,9 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
         for key, value in values.items():
             name = f"{section}.{key}"
             if key in _NOT_IN_SPACE:
-                raise UsageError(f"{source}: space key {name!r} is not searched: "
-                                 f"{_NOT_IN_SPACE[key]}")
+                raise UsageError(
+                    f"{source}: space key {name!r} is not searched: {_NOT_IN_SPACE[key]}"
+                )
             if key not in _HINTS[section] and key not in _EXTRA[section]:
                 raise UsageError(f"{source}: unknown space key {name!r}")
             try:
@@ -193,8 +210,10 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
         d_models = _finite_values(model["d_model"])
         heads = _finite_values(model["heads"])
         if d_models and heads and any(d % h for d in d_models for h in heads):
-            raise UsageError(f"{source}: space key 'model.d_model': every choice must be "
-                             f"divisible by every 'model.heads' choice ({d_models} / {heads})")
+            raise UsageError(
+                f"{source}: space key 'model.d_model': every choice must be "
+                f"divisible by every 'model.heads' choice ({d_models} / {heads})"
+            )
     return out
 
 
@@ -208,8 +227,9 @@ def load_space(path: str | Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the search space: "
-                         f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise UsageError(
+            f"{path}: cannot read the search space: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -221,6 +241,7 @@ def load_space(path: str | Path) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- sampling
 
+
 def _suggest(trial: Any, name: str, spec: Any) -> Any:
     """One setting from its space entry through an Optuna trial (a fixed value is not a
     parameter of the study)."""
@@ -229,8 +250,7 @@ def _suggest(trial: Any, name: str, spec: Any) -> Any:
         log = bool(spec.get("log", False))
         if isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool):
             return trial.suggest_int(name, low, high, log=log, step=spec.get("step", 1))
-        return trial.suggest_float(name, float(low), float(high), log=log,
-                                   step=spec.get("step"))
+        return trial.suggest_float(name, float(low), float(high), log=log, step=spec.get("step"))
     if isinstance(spec, list):
         return spec[0] if len(spec) == 1 else trial.suggest_categorical(name, spec)
     return spec
@@ -255,12 +275,12 @@ def families_for(space: dict[str, Any], facts: DataFacts) -> list[str]:
     """The families a study searches: a transformer only when the longest training
     sequence fits its max_length."""
     limit = space.get("model", {}).get("max_length", ModelConfig().max_length)
-    return [f for f in space["families"]
-            if f != "transformer" or facts.longest <= limit]
+    return [f for f in space["families"] if f != "transformer" or facts.longest <= limit]
 
 
-def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
-           families: list[str]) -> dict[str, dict[str, Any]]:
+def sample(
+    trial: Any, space: dict[str, Any], facts: DataFacts, families: list[str]
+) -> dict[str, dict[str, Any]]:
     """One trial's settings: {'model': {...}, 'training': {...}} for a RunConfig."""
     model_space = {**space.get("model", {})}
     arch = _suggest(trial, "arch", families)
@@ -283,8 +303,7 @@ def sample(trial: Any, space: dict[str, Any], facts: DataFacts,
     return {"model": model, "training": _sample_training(trial, space, facts)}
 
 
-def _sample_conv(trial: Any, model_space: dict[str, Any],
-                 facts: DataFacts) -> dict[str, list[Any]]:
+def _sample_conv(trial: Any, model_space: dict[str, Any], facts: DataFacts) -> dict[str, list[Any]]:
     """The number of convolutions, then each one's settings."""
     n = _suggest(trial, "conv_layers", model_space.get("conv_layers", 2))
     out = {}
@@ -312,15 +331,16 @@ def _sample_training(trial: Any, space: dict[str, Any], facts: DataFacts) -> dic
     training: dict[str, Any] = {}
     # structure first: folded inputs have no reverse complement, so a trial that folds
     # does not sample the strand settings
-    for key, spec in sorted(space.get("training", {}).items(),
-                            key=lambda item: item[0] != "structure"):
+    for key, spec in sorted(
+        space.get("training", {}).items(), key=lambda item: item[0] != "structure"
+    ):
         if key == "class_weight" and facts.task not in CLASS_TASKS:
             continue
         if key in ("rc_augment", "rc_average") and (
-                not facts.strands or training.get("structure", "none") != "none"):
+            not facts.strands or training.get("structure", "none") != "none"
+        ):
             continue
-        if key == "structure" and isinstance(spec, list) and not (
-                facts.strands and facts.folding):
+        if key == "structure" and isinstance(spec, list) and not (facts.strands and facts.folding):
             continue  # searched only where it can be computed
         training[key] = _suggest(trial, key, spec)
     return training
@@ -330,11 +350,14 @@ def fixed_settings(space: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The space's fixed values that apply to train's defaults as they stand (the
     ``defaults`` trial): every fixed training value, and the fixed model values other than
     the per-layer convolution settings (those describe the space's own layers)."""
-    model = {k: v for k, v in space.get("model", {}).items()
-             if not isinstance(v, (list, dict)) and k not in CONV_FIELDS
-             and k in _HINTS["model"]}
-    training = {k: v for k, v in space.get("training", {}).items()
-                if not isinstance(v, (list, dict))}
+    model = {
+        k: v
+        for k, v in space.get("model", {}).items()
+        if not isinstance(v, (list, dict)) and k not in CONV_FIELDS and k in _HINTS["model"]
+    }
+    training = {
+        k: v for k, v in space.get("training", {}).items() if not isinstance(v, (list, dict))
+    }
     return {"model": model, "training": training}
 
 

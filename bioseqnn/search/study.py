@@ -53,10 +53,12 @@ class TuneOutcome:
 
 def _paths(output: Path) -> dict[str, Path]:
     stem = output.stem if output.suffix else output.name
-    return {"trials": output.with_name(stem + ".trials"),
-            "table": output.with_name(stem + ".trials.tsv"),
-            "config": output.with_name(stem + ".yaml"),
-            "journal": output.with_name(stem + ".tune.log")}
+    return {
+        "trials": output.with_name(stem + ".trials"),
+        "table": output.with_name(stem + ".trials.tsv"),
+        "config": output.with_name(stem + ".yaml"),
+        "journal": output.with_name(stem + ".tune.log"),
+    }
 
 
 def _import_optuna() -> Any:
@@ -76,12 +78,14 @@ def _storage(optuna: Any, study: str | None, journal: Path) -> tuple[Any, str]:
             try:
                 return optuna.storages.RDBStorage(study), shown
             except ImportError as exc:
-                raise UsageError(f"--study {shown}: its database driver is not installed "
-                                 f"({exc})") from None
+                raise UsageError(
+                    f"--study {shown}: its database driver is not installed ({exc})"
+                ) from None
             except Exception as exc:  # sqlalchemy's errors: a bad URL, no server, a race
                 if attempt + 1 == RDB_ATTEMPTS:
-                    raise UsageError(f"--study {shown}: cannot open the storage: "
-                                     f"{str(exc).splitlines()[0]}") from None
+                    raise UsageError(
+                        f"--study {shown}: cannot open the storage: {str(exc).splitlines()[0]}"
+                    ) from None
                 # processes that start together on a new database all create Optuna's
                 # tables, and all but one fail on PostgreSQL: the tables exist on the
                 # next attempt
@@ -130,17 +134,28 @@ def _probe(train_inputs: dict[str, Any], base: RunConfig, path: Path) -> dict[st
     here, before any study is made."""
     from ..api import train
 
-    cfg = dataclasses.replace(base, model=dataclasses.replace(
-        base.model, arch="gru", hidden_size=4, layers=1, bidirectional=False, pooling="auto"))
-    cfg.training = dataclasses.replace(cfg.training, epochs=1, class_weight="auto",
-                                       rc_augment=False, schedule="none")
+    cfg = dataclasses.replace(
+        base,
+        model=dataclasses.replace(
+            base.model, arch="gru", hidden_size=4, layers=1, bidirectional=False, pooling="auto"
+        ),
+    )
+    cfg.training = dataclasses.replace(
+        cfg.training, epochs=1, class_weight="auto", rc_augment=False, schedule="none"
+    )
     reporter = _ProbeReporter()
     previous = log.level
     if previous < logging.WARNING:  # its model line would describe the probe's network
         log.setLevel(logging.WARNING)
     try:
-        train(**train_inputs, output=path, config=cfg, log_path=path.with_suffix(".log.tsv"),
-              reporter=reporter, on_ready=reporter.facts.update)
+        train(
+            **train_inputs,
+            output=path,
+            config=cfg,
+            log_path=path.with_suffix(".log.tsv"),
+            reporter=reporter,
+            on_ready=reporter.facts.update,
+        )
     except _Probed as done:
         return done.facts
     finally:
@@ -168,8 +183,9 @@ class SearchProgress:
 def _trial_lines(monitor: str, progress: SearchProgress) -> Callable[[Any, Any], None]:
     def line(study: Any, trial: Any) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in trial.params.items()) or trial.user_attrs.get("note", "")
+        shown = " ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
+        ) or trial.user_attrs.get("note", "")
         state = trial.state.name.lower()
         if state == "complete":
             what = f"{monitor} {trial.value:.4f}"
@@ -183,16 +199,28 @@ def _trial_lines(monitor: str, progress: SearchProgress) -> Callable[[Any, Any],
             best = study.best_value
         except ValueError:  # no trial complete yet
             best = None
-        progress.trial(f"trial {trial.number}: {what}, {seconds:.2f}s; {shown}",
-                       len(study.get_trials(deepcopy=False)), best)
+        progress.trial(
+            f"trial {trial.number}: {what}, {seconds:.2f}s; {shown}",
+            len(study.get_trials(deepcopy=False)),
+            best,
+        )
 
     return line
 
 
-def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: list[str],
-               base: RunConfig, monitor: str, train_inputs: dict[str, Any],
-               folder: Path, quiet_trials: bool, running: dict[str, Any],
-               progress: SearchProgress) -> Callable[[Any], float]:
+def _objective(
+    optuna: Any,
+    space: dict[str, Any],
+    facts: DataFacts,
+    families: list[str],
+    base: RunConfig,
+    monitor: str,
+    train_inputs: dict[str, Any],
+    folder: Path,
+    quiet_trials: bool,
+    running: dict[str, Any],
+    progress: SearchProgress,
+) -> Callable[[Any], float]:
     from ..api import train
     from ..train import StopTraining
 
@@ -218,8 +246,7 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
             if deadline is not None and time.monotonic() >= deadline:
                 # --time is a wall-clock budget: the trial running at its end stops after
                 # this epoch and keeps its best epoch so far, like early stopping
-                trial.set_user_attr("note", f"stopped by --time after epoch "
-                                            f"{record['epoch']}")
+                trial.set_user_attr("note", f"stopped by --time after epoch {record['epoch']}")
                 raise StopTraining("the --time budget is spent")
 
         name = folder / f"{trial.number:03d}"
@@ -227,14 +254,25 @@ def _objective(optuna: Any, space: dict[str, Any], facts: DataFacts, families: l
         if quiet_trials:  # the trial's own lines (records, model, epochs): one line instead
             log.setLevel(logging.ERROR)
         try:
-            cfg = config_from_dict(json.loads(json.dumps(settings)), base=dataclasses.replace(
-                base, model=dataclasses.replace(base.model),
-                training=dataclasses.replace(base.training, monitor=monitor)))
-            outcome = train(**train_inputs, output=name.with_suffix(".bsnn"), config=cfg,
-                            log_path=name.with_suffix(".log.tsv"), on_epoch=on_epoch)
+            cfg = config_from_dict(
+                json.loads(json.dumps(settings)),
+                base=dataclasses.replace(
+                    base,
+                    model=dataclasses.replace(base.model),
+                    training=dataclasses.replace(base.training, monitor=monitor),
+                ),
+            )
+            outcome = train(
+                **train_inputs,
+                output=name.with_suffix(".bsnn"),
+                config=cfg,
+                log_path=name.with_suffix(".log.tsv"),
+                on_epoch=on_epoch,
+            )
         except (BioseqnnError, RuntimeError) as exc:
-            trial.set_user_attr("error", str(exc).splitlines()[0] if str(exc) else
-                                type(exc).__name__)
+            trial.set_user_attr(
+                "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            )
             raise
         except KeyboardInterrupt:
             trial.set_user_attr("error", "interrupted")
@@ -313,10 +351,19 @@ def tune(
 
     space = validate_space(space) if space is not None else None
     train_inputs: dict[str, Any] = {
-        "fasta": fasta, "labels": labels, "id_column": id_column, "targets": targets,
-        "sequence_column": sequence_column, "task": task, "alphabet": alphabet,
-        "on_invalid": on_invalid, "ignore_unmatched": ignore_unmatched,
-        "val_fasta": val_fasta, "val_labels": val_labels, "position_mask": position_mask}
+        "fasta": fasta,
+        "labels": labels,
+        "id_column": id_column,
+        "targets": targets,
+        "sequence_column": sequence_column,
+        "task": task,
+        "alphabet": alphabet,
+        "on_invalid": on_invalid,
+        "ignore_unmatched": ignore_unmatched,
+        "val_fasta": val_fasta,
+        "val_labels": val_labels,
+        "position_mask": position_mask,
+    }
     optuna = _import_optuna()
     space = space if space is not None else default_space()
     _check_budget(trials, timeout, resume, join, ensemble_top)
@@ -324,14 +371,21 @@ def tune(
     if str(output) == "-":
         raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
     paths = _paths(out)
-    named = {"SEQUENCES": fasta, "LABELS": labels, "--val-fasta": val_fasta,
-             "--val-labels": val_labels, "--position-mask": position_mask}
+    named = {
+        "SEQUENCES": fasta,
+        "LABELS": labels,
+        "--val-fasta": val_fasta,
+        "--val-labels": val_labels,
+        "--position-mask": position_mask,
+    }
     inputs = {k: v for k, v in named.items() if v is not None}
     for written in (out, paths["table"], paths["config"], paths["journal"]):
         check_output_path(written, inputs)
     if task == "language-model" or (labels is None and sequence_column is None):
-        raise UsageError("tune searches models of labelled sequences; give a labels table "
-                         "(language models are not tuned yet)")
+        raise UsageError(
+            "tune searches models of labelled sequences; give a labels table "
+            "(language models are not tuned yet)"
+        )
     plot_folder = None
     if plots is not None:
         from ..plots import DPI, check_figure_options, plot_dir
@@ -339,40 +393,80 @@ def tune(
         check_figure_options(plot_format, DPI if dpi is None else dpi)
         plot_folder = plot_dir(plots)  # matplotlib checked before the search
     base = config or RunConfig()
-    base = dataclasses.replace(base, training=dataclasses.replace(
-        base.training, seed=seed, monitor=monitor))
+    base = dataclasses.replace(
+        base, training=dataclasses.replace(base.training, seed=seed, monitor=monitor)
+    )
     paths["trials"].mkdir(parents=True, exist_ok=True)
 
     facts_found = _probe(train_inputs, base, paths["trials"] / "probe.bsnn")
-    facts = DataFacts(facts_found["task"], bool(facts_found["strands"]),
-                      int(facts_found["longest"]),
-                      folding=importlib.util.find_spec("RNA") is not None)
+    facts = DataFacts(
+        facts_found["task"],
+        bool(facts_found["strands"]),
+        int(facts_found["longest"]),
+        folding=importlib.util.find_spec("RNA") is not None,
+    )
     families = families_for(space, facts)
     if not families:
-        raise UsageError(f"no family of the space can train on this data: the longest "
-                         f"sequence ({facts.longest}) exceeds the transformer's max_length")
+        raise UsageError(
+            f"no family of the space can train on this data: the longest "
+            f"sequence ({facts.longest}) exceeds the transformer's max_length"
+        )
     if len(families) < len(space["families"]):
-        log.info("transformer left out: the longest sequence (%d) exceeds its max_length",
-                 facts.longest)
+        log.info(
+            "transformer left out: the longest sequence (%d) exceeds its max_length", facts.longest
+        )
 
     created, resolved_monitor, where = _open_study(
-        optuna, study, paths["journal"], space, facts_found["monitor"], monitor, seed,
-        resume, join, defaults_first)
-    log.info("tuning on %s (%s, longest sequence %d): %s (%s), families %s; study %s",
-             ", ".join(display_name(v) for v in inputs.values()), facts.task, facts.longest,
-             resolved_monitor, "minimize" if minimised(facts_found["monitor"]) else "maximize",
-             ", ".join(families), where)
+        optuna,
+        study,
+        paths["journal"],
+        space,
+        facts_found["monitor"],
+        monitor,
+        seed,
+        resume,
+        join,
+        defaults_first,
+    )
+    log.info(
+        "tuning on %s (%s, longest sequence %d): %s (%s), families %s; study %s",
+        ", ".join(display_name(v) for v in inputs.values()),
+        facts.task,
+        facts.longest,
+        resolved_monitor,
+        "minimize" if minimised(facts_found["monitor"]) else "maximize",
+        ", ".join(families),
+        where,
+    )
 
     # the trial this process runs now, and when the --time budget ends
-    running: dict[str, Any] = {"deadline": None if timeout is None else
-                               time.monotonic() + timeout}
+    running: dict[str, Any] = {"deadline": None if timeout is None else time.monotonic() + timeout}
     progress = progress or SearchProgress()
-    objective = _objective(optuna, space, facts, families, base, resolved_monitor,
-                           train_inputs, paths["trials"], quiet_trials, running, progress)
+    objective = _objective(
+        optuna,
+        space,
+        facts,
+        families,
+        base,
+        resolved_monitor,
+        train_inputs,
+        paths["trials"],
+        quiet_trials,
+        running,
+        progress,
+    )
     progress.start(trials, timeout)
     started = time.perf_counter()
-    stopped = _search(optuna, created, objective, trials, timeout, running,
-                      _trial_lines(resolved_monitor, progress), join)
+    stopped = _search(
+        optuna,
+        created,
+        objective,
+        trials,
+        timeout,
+        running,
+        _trial_lines(resolved_monitor, progress),
+        join,
+    )
     progress.finish()
     log.info("search took %.1f s", time.perf_counter() - started)
     try:
@@ -386,39 +480,54 @@ def tune(
         from .figures import plot_search
 
         title = f"search of {data_name(out)}"
-        for path in plot_search(optuna, created, resolved_monitor, plot_folder, plot_format,
-                                dpi, title):
+        for path in plot_search(
+            optuna, created, resolved_monitor, plot_folder, plot_format, dpi, title
+        ):
             log.info("wrote %s", path)
     if stopped is not None:
         raise stopped
     return result
 
 
-def _check_budget(trials: int | None, timeout: float | None, resume: bool, join: bool,
-                  ensemble_top: int) -> None:
+def _check_budget(
+    trials: int | None, timeout: float | None, resume: bool, join: bool, ensemble_top: int
+) -> None:
     if trials is None and timeout is None:
         raise UsageError("give a budget: --trials N or --time 30m")
     if trials is not None and trials < (0 if resume else 1):
         # --resume --trials 0: no trial, the outputs written again from the whole study
         # (after parallel workers, from whichever machine)
-        raise UsageError("--trials must be at least 1 (0 only with --resume, to write the "
-                         "outputs from the study)")
+        raise UsageError(
+            "--trials must be at least 1 (0 only with --resume, to write the "
+            "outputs from the study)"
+        )
     if ensemble_top < 1:
         raise UsageError("--ensemble-top must be at least 1")
     if resume and join:
         raise UsageError("--resume and --join: give one (--join also continues a study)")
 
 
-def _open_study(optuna: Any, study: str | None, journal: Path, space: dict[str, Any],
-                resolved_monitor: str, monitor: str, seed: int, resume: bool, join: bool,
-                defaults_first: bool) -> tuple[Any, str, str]:
+def _open_study(
+    optuna: Any,
+    study: str | None,
+    journal: Path,
+    space: dict[str, Any],
+    resolved_monitor: str,
+    monitor: str,
+    seed: int,
+    resume: bool,
+    join: bool,
+    defaults_first: bool,
+) -> tuple[Any, str, str]:
     """Create or load the study: (study, the monitor it optimises, where it is)."""
     storage, where = _storage(optuna, study, journal)
     names = optuna.study.get_all_study_names(storage)
     exists = STUDY_NAME in names
     if exists and not (resume or join):
-        raise UsageError(f"a tune study exists in {where}: continue it with --resume (or "
-                         "give another --study, or remove that file)")
+        raise UsageError(
+            f"a tune study exists in {where}: continue it with --resume (or "
+            "give another --study, or remove that file)"
+        )
     if resume and not exists:
         raise UsageError(f"--resume: no tune study in {where} to continue")
     direction = "minimize" if minimised(resolved_monitor) else "maximize"
@@ -430,20 +539,31 @@ def _open_study(optuna: Any, study: str | None, journal: Path, space: dict[str, 
     # second epoch on, once three trials have finished
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     try:
-        created = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner,
-                                      study_name=STUDY_NAME, direction=direction,
-                                      load_if_exists=resume or join)
+        created = optuna.create_study(
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            study_name=STUDY_NAME,
+            direction=direction,
+            load_if_exists=resume or join,
+        )
     except optuna.exceptions.DuplicatedStudyError:  # another process made it first
-        raise UsageError(f"a tune study exists in {where}: continue it with --resume, or "
-                         "start parallel processes with --join") from None
+        raise UsageError(
+            f"a tune study exists in {where}: continue it with --resume, or "
+            "start parallel processes with --join"
+        ) from None
     stored = created.user_attrs
     if "monitor" in stored:
         if monitor != "auto" and stored["monitor"] != resolved_monitor:
-            raise UsageError(f"the study in {where} optimises {stored['monitor']}, not "
-                             f"{resolved_monitor}: drop --monitor or start another study")
+            raise UsageError(
+                f"the study in {where} optimises {stored['monitor']}, not "
+                f"{resolved_monitor}: drop --monitor or start another study"
+            )
         if stored.get("space") != space:
-            raise UsageError(f"the study in {where} was made with another search space: "
-                             "give the same --space to continue it")
+            raise UsageError(
+                f"the study in {where} was made with another search space: "
+                "give the same --space to continue it"
+            )
         resolved_monitor = stored["monitor"]
     else:
         created.set_user_attr("monitor", resolved_monitor)
@@ -452,8 +572,7 @@ def _open_study(optuna: Any, study: str | None, journal: Path, space: dict[str, 
             # the first trial is what 'bioseqnn train' gives with no options (with the
             # space's fixed values, e.g. its epochs): a search reports no worse a
             # validation figure than the default, and its table shows the default's
-            created.enqueue_trial({}, user_attrs={"defaults": True,
-                                                  "note": "train's defaults"})
+            created.enqueue_trial({}, user_attrs={"defaults": True, "note": "train's defaults"})
     if resume and _fail_running(optuna, created, None, None, alone=True):
         log.warning("trials that a stopped run left running are recorded as failed")
     done = len(created.get_trials(deepcopy=False))
@@ -464,15 +583,27 @@ def _open_study(optuna: Any, study: str | None, journal: Path, space: dict[str, 
     return created, resolved_monitor, where
 
 
-def _search(optuna: Any, created: Any, objective: Callable[[Any], float], trials: int | None,
-            timeout: float | None, running: dict[str, Any], callback: Any,
-            join: bool) -> BaseException | None:
+def _search(
+    optuna: Any,
+    created: Any,
+    objective: Callable[[Any], float],
+    trials: int | None,
+    timeout: float | None,
+    running: dict[str, Any],
+    callback: Any,
+    join: bool,
+) -> BaseException | None:
     """Run the trials; the Ctrl-C or SIGTERM that stopped them, if one did (what was
     found is kept)."""
     try:
         with _signals_remembered(running):
-            created.optimize(objective, n_trials=trials, timeout=timeout,
-                             catch=(BioseqnnError, RuntimeError), callbacks=[callback])
+            created.optimize(
+                objective,
+                n_trials=trials,
+                timeout=timeout,
+                catch=(BioseqnnError, RuntimeError),
+                callbacks=[callback],
+            )
             _signalled(running)
     except BaseException as exc:  # Ctrl-C or SIGTERM: keep what was found, then stop
         if isinstance(exc, Exception):
@@ -484,11 +615,14 @@ def _search(optuna: Any, created: Any, objective: Callable[[Any], float], trials
                 _signalled(running)
             except BaseException as signalled:  # noqa: BLE001 - kept, raised below
                 exc = signalled
-        log.warning("%s: writing the best model found so far", "interrupted" if isinstance(
-            exc, KeyboardInterrupt) else "stopped")
+        log.warning(
+            "%s: writing the best model found so far",
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped",
+        )
         _fail_running(optuna, created, running.get("trial"), exc, alone=not join)
         return exc
     return None
+
 
 @contextlib.contextmanager
 def _signals_remembered(running: dict[str, Any]) -> Iterator[None]:
@@ -523,14 +657,20 @@ def _signalled(running: dict[str, Any]) -> None:
         handler(signum, None)
 
 
-def _fail_running(optuna: Any, study: Any, trial: Any, exc: BaseException | None,
-                  alone: bool) -> int:
+def _fail_running(
+    optuna: Any, study: Any, trial: Any, exc: BaseException | None, alone: bool
+) -> int:
     """Record as failed the trials a stopped process leaves 'running' in the storage
     (Optuna records a trial that Ctrl-C stops, not one that SIGTERM stops, nor one
     stopped while Optuna itself writes). ``alone``: no other process works on the study,
     so every running trial is a stopped one; otherwise only this process's ``trial``."""
-    why = ("interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
-           if exc is not None else "left running by a stopped run")
+    why = (
+        "interrupted"
+        if isinstance(exc, KeyboardInterrupt)
+        else "terminated"
+        if exc is not None
+        else "left running by a stopped run"
+    )
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     stale = [t for t in running if alone or (trial is not None and t.number == trial.number)]
     for t in stale:
@@ -540,16 +680,23 @@ def _fail_running(optuna: Any, study: Any, trial: Any, exc: BaseException | None
     return len(stale)
 
 
-def _write_results(optuna: Any, study: Any, monitor: str, output: Path,
-                   paths: dict[str, Path], ensemble_top: int) -> TuneOutcome:
+def _write_results(
+    optuna: Any, study: Any, monitor: str, output: Path, paths: dict[str, Path], ensemble_top: int
+) -> TuneOutcome:
     all_trials = study.get_trials(deepcopy=False)
     _write_table(all_trials, monitor, paths["table"])
-    complete = [t for t in all_trials if t.state == optuna.trial.TrialState.COMPLETE
-                and t.value is not None and math.isfinite(t.value)
-                and (paths["trials"] / t.user_attrs.get("model", "?")).is_file()]
+    complete = [
+        t
+        for t in all_trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and t.value is not None
+        and math.isfinite(t.value)
+        and (paths["trials"] / t.user_attrs.get("model", "?")).is_file()
+    ]
     if not complete:
-        raise TrainingError(f"no trial completed with a model file; see the trial lines and "
-                            f"{paths['table']}")
+        raise TrainingError(
+            f"no trial completed with a model file; see the trial lines and {paths['table']}"
+        )
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     complete.sort(key=lambda t: (-t.value if reverse else t.value, t.number))
     best = complete[0]
@@ -570,10 +717,18 @@ def _write_results(optuna: Any, study: Any, monitor: str, output: Path,
     }
     _write_model(files, output, summary_fields)
     write_config(paths["config"], files[0])
-    log.info("best: trial %d, %s %.4f; wrote %s, %s, %s", best.number, monitor, best.value,
-             output, paths["table"], paths["config"])
-    return TuneOutcome(output, best.number, monitor, best.value, len(all_trials),
-                       paths["table"], paths["config"])
+    log.info(
+        "best: trial %d, %s %.4f; wrote %s, %s, %s",
+        best.number,
+        monitor,
+        best.value,
+        output,
+        paths["table"],
+        paths["config"],
+    )
+    return TuneOutcome(
+        output, best.number, monitor, best.value, len(all_trials), paths["table"], paths["config"]
+    )
 
 
 def _write_model(files: list[Path], output: Path, fields: dict[str, Any]) -> None:
@@ -610,7 +765,13 @@ def _write_table(trials: list[Any], monitor: str, path: Path) -> None:
         fh.write("\t".join(header) + "\n")
         for t in sorted(trials, key=lambda t: t.number):
             seconds = t.duration.total_seconds() if t.duration else None
-            cells = [t.number, t.state.name.lower(), t.value, seconds,
-                     t.user_attrs.get("epochs"), *(t.params.get(p) for p in params),
-                     t.user_attrs.get("error") or t.user_attrs.get("note", "")]
+            cells = [
+                t.number,
+                t.state.name.lower(),
+                t.value,
+                seconds,
+                t.user_attrs.get("epochs"),
+                *(t.params.get(p) for p in params),
+                t.user_attrs.get("error") or t.user_attrs.get("note", ""),
+            ]
             fh.write("\t".join(_cell(c) for c in cells) + "\n")
