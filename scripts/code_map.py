@@ -59,7 +59,10 @@ def imports(name: str, path: Path, tree: ast.AST, known: set[str]) -> set[str]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            # 'from . import models' imports the module, not the package's own names: the
+            # package counts only for names that are no module of it
+            names = [f"{base}.{alias.name}" for alias in node.names]
+            targets = names if all(n in known for n in names) else [base, *names]
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
