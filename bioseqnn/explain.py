@@ -56,7 +56,7 @@ from .runtime import configure_threads
 from .seqio import atomic_output, check_output_path, display_name, table_delimiter
 from .series import featurizer, series_options
 from .structure import StructureInput, with_structure
-from .tasks import TaskSpec
+from .tasks import TaskSpec, target_score
 
 if TYPE_CHECKING:
     from .interpret.attribution import AttributionOptions
@@ -128,20 +128,6 @@ def resolve_target(task: TaskSpec, target: str | None) -> int | None:
             f"--target {target!r} is not a {what} of this model; choose one of: {', '.join(names)}"
         )
     return names.index(target)
-
-
-def target_score(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The scalar explained for each row of ``logits`` (see the module docstring)."""
-    logits = logits.float()
-    rows = torch.arange(len(logits), device=logits.device)
-    if task.kind == "binary":
-        logit = logits.view(-1)
-        return torch.where(target == 1, logit, -logit)
-    if task.kind == "multiclass":
-        return torch.log_softmax(logits, dim=-1)[rows, target]
-    if task.kind == "multilabel":
-        return logits[rows, target]
-    return task.outputs(logits)[rows, target]
 
 
 def _default_targets(task: TaskSpec, logits: torch.Tensor, fixed: int | None) -> np.ndarray:

@@ -308,3 +308,19 @@ def _looks_categorical(col: list[str]) -> bool:
     """Integer-valued labels with at most 10 distinct values read as classes."""
     values = {_as_float(v) for v in col}
     return len(values) <= 10 and all(v is not None and float(v).is_integer() for v in values)
+
+
+def target_score(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The scalar that attributions explain for each row of ``logits``: a binary
+    model's logit (negated for the other class), a class's log-probability, a label's
+    logit, a target's predicted value (see :mod:`bioseqnn.explain`)."""
+    logits = logits.float()
+    rows = torch.arange(len(logits), device=logits.device)
+    if task.kind == "binary":
+        logit = logits.view(-1)
+        return torch.where(target == 1, logit, -logit)
+    if task.kind == "multiclass":
+        return torch.log_softmax(logits, dim=-1)[rows, target]
+    if task.kind == "multilabel":
+        return logits[rows, target]
+    return task.outputs(logits)[rows, target]

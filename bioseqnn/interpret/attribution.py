@@ -49,7 +49,7 @@ from ..alphabets import Alphabet
 from ..data import SequenceSet, batch_indices, collate
 from ..errors import UsageError
 from ..models.base import Predictor, stepwise_operations
-from ..tasks import TaskSpec
+from ..tasks import TaskSpec, target_score
 from .deeplift import DeepLiftMode, frozen
 from .shuffle import dinucleotide_shuffle
 
@@ -142,8 +142,6 @@ class _Scorer(nn.Module):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        from ..explain import target_score
-
         return target_score(self.task, self.model(x, lengths), targets)
 
 

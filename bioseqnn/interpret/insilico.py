@@ -244,10 +244,11 @@ def mutation_map(
     of each sequence; the model's letters and one map per sequence."""
     from ..data import read_inputs
     from ..evaluate import check_alphabet_fits
-    from ..explain import _default_targets, resolve_target, target_names, target_score
+    from ..explain import _default_targets, resolve_target, target_names
     from ..predict import infer
     from ..seqio import display_name
     from ..series import featurizer
+    from ..tasks import target_score
 
     bundle, dev = _sequence_model(model, device, threads, "ism-map", "substitutes residues")
     if region is not None and (region[0] < 1 or region[1] < region[0]):
