@@ -22,7 +22,7 @@ from . import distributed
 from .alphabets import Alphabet
 from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
 from .checkpoint import checkpoint_path, prepare_checkpoint_dir
-from .config import RunConfig, TrainConfig, validate
+from .config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
 from .cv import OutOfFold, assign_folds, fold_sets
 from .data import (
     LabelSource,
@@ -497,6 +497,12 @@ def _resolve_settings(
             ),
         )
     validate(cfg)
+    # before anything is read or built; train checks again with the data's alphabet or
+    # channels and its outputs
+    t = cfg.training
+    problem = too_large([cfg.model] * max(t.ensemble, t.cv), NOMINAL_CHANNELS, 1)
+    if problem:
+        raise UsageError(f"{problem}; lower those settings")
     resolve_pooling(cfg.model)
     return cfg
 

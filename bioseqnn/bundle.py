@@ -44,6 +44,9 @@ from .structure import KINDS as STRUCTURE_KINDS
 from .structure import StructureInput
 from .tasks import PER_POSITION_KINDS, TASKS, TaskSpec
 
+if typing.TYPE_CHECKING:
+    from .config import RunConfig
+
 FORMAT = "bioseqnn-model"
 FORMAT_VERSION = 4
 """The newest format this version reads. Format 2 added ensembles (``ensemble``: the
@@ -807,3 +810,22 @@ def _shape_diff(needed: dict[str, tuple[int, ...]], found: dict[str, tuple[int, 
         f"tensor {shorten(key)!r} has shape {list(found[key])}, "
         f"the manifest needs {list(needed[key])}"
     )
+
+
+def model_config(model: str | os.PathLike[str]) -> tuple[RunConfig, str]:
+    """A model file's resolved config, and a header that names the file (for
+    ``bioseqnn config --from`` and tune's best.yaml, through config.write_config)."""
+    from .config import TrainConfig, config_from_dict
+    from .seqio import display_name
+
+    manifest, _ = read_manifest(model)
+    known = {f.name for f in fields(TrainConfig)}  # not a newer version's
+    training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
+    cfg = config_from_dict({"model": manifest["model"], "training": training})
+    header = f"the resolved config of {display_name(model)}"
+    if "member_models" in manifest:  # one config trains one network per member
+        header += (
+            " (an ensemble of different networks: this is its first member's; "
+            "'bioseqnn info' lists them all)"
+        )
+    return cfg, header

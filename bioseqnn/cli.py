@@ -2233,7 +2233,13 @@ def config_command(
     _setup_logging(quiet, debug)
     from .config import write_config
 
-    write_config(output, model)
+    if model is None:
+        write_config(output)
+        return
+    from .bundle import model_config
+
+    cfg, header = model_config(model)
+    write_config(output, cfg, header, source=model)
 
 
 def _info_table(rows: list[tuple[str, str]]) -> Table:

@@ -404,13 +404,6 @@ def validate(cfg: RunConfig) -> None:
         if not ok:
             raise UsageError(message)
     validate_model(m)
-    from .models.base import too_large
-
-    # before anything is read or built; train checks again with the data's alphabet or
-    # channels and its outputs
-    problem = too_large([m] * max(t.ensemble, t.cv), NOMINAL_CHANNELS, 1)
-    if problem:
-        raise UsageError(f"{problem}; lower those settings")
 
 
 def validate_model(m: ModelConfig) -> None:
@@ -543,13 +536,18 @@ def parse_names(value: str | None, option: str) -> list[str] | None:
 
 
 def write_config(
-    output: str | os.PathLike[str] = "-", model: str | os.PathLike[str] | None = None
+    output: str | os.PathLike[str] = "-",
+    cfg: RunConfig | None = None,
+    header: str | None = None,
+    source: str | os.PathLike[str] | None = None,
 ) -> str:
-    """Write the default config (or a model file's resolved one) as commented YAML. The
-    default config needs no torch (``bioseqnn config`` is instant)."""
-    from .seqio import atomic_output, check_output_path, display_name
+    """Write ``cfg`` (default: the default config) as commented YAML under ``header``;
+    ``source``, the model file a resolved config came from (bundle.model_config), is
+    never overwritten. The default config needs no torch (``bioseqnn config`` is
+    instant)."""
+    from .seqio import atomic_output, check_output_path
 
-    if model is None:
+    if cfg is None:
         header = (
             "bioseqnn configuration: every setting with its default.\n"
             "Use with: bioseqnn train SEQS LABELS --config this.yaml "
@@ -557,20 +555,8 @@ def write_config(
         )
         text = commented_yaml(header=header)
     else:
-        from .bundle import read_manifest
-
-        manifest, _ = read_manifest(model)
-        known = {f.name for f in dataclasses.fields(TrainConfig)}  # not a newer version's
-        training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
-        cfg = config_from_dict({"model": manifest["model"], "training": training})
-        header = f"the resolved config of {display_name(model)}"
-        if "member_models" in manifest:  # one config trains one network per member
-            header += (
-                " (an ensemble of different networks: this is its first member's; "
-                "'bioseqnn info' lists them all)"
-            )
         text = commented_yaml(cfg, header=header)
-    check_output_path(output, {"--from": model})
+    check_output_path(output, {"--from": source})
     with atomic_output(output) as fh:
         fh.write(text)
     return text

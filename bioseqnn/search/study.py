@@ -716,7 +716,10 @@ def _write_results(
         **({"ensemble_trials": [t.number for t in chosen]} if len(chosen) > 1 else {}),
     }
     _write_model(files, output, summary_fields)
-    write_config(paths["config"], files[0])
+    from ..bundle import model_config
+
+    cfg, header = model_config(files[0])
+    write_config(paths["config"], cfg, header, source=files[0])
     log.info(
         "best: trial %d, %s %.4f; wrote %s, %s, %s",
         best.number,
