@@ -250,18 +250,10 @@ def train(
         genome,
     )
     log_file = _check_outputs(output, log_path, cfg, src)
-    tc = cfg.training
     lm = task == LANGUAGE_MODEL
     _check_variant(src, cfg, lm)
-    parent: Parent | None = None
-    if tc.init_from:
-        parent = load_parent(tc.init_from, tc.init_member or None)
-        pools = not lm and not (
-            task == "per-position" or (sequence_column is None and is_fasta(labels))
-        )
-        cfg = dataclasses.replace(cfg, model=inherit(parent, cfg.model, pools))
-        if lm:
-            check_causal(cfg.model)
+    cfg, parent = _start_from_parent(cfg, src, lm)
+    tc = cfg.training
     configure_threads(tc.threads)
     ranks, device_name = distributed.setup(tc.device)  # under torchrun: join the others
     # train names its device on every run, so auto falls back to the CPU without a warning
@@ -274,84 +266,33 @@ def train(
     )
     loaded = _load_training_data(src, cfg, lm, per_position)
     spec, alpha, data, explicit_val = loaded.spec, loaded.alpha, loaded.data, loaded.val
-    primary = loaded.primary
     if tc.structure != "none":
         alpha = _fold(alpha, tc, data, explicit_val)
     if parent is not None:
         check_input(parent, alpha)
-    # every training sequence's digest: repeated sequences with conflicting labels now,
-    # and in the model file for evaluate to find test records seen in training
-    canonical = canonical_codes(alpha)
-    digests = record_digests(data, canonical)
+    digests = _Digests.of(alpha, data, explicit_val, parent)
     if not lm:
-        _report_conflicts(spec, data, digests, display_name(labels or primary))
-    train_digest = (
-        digests
-        if explicit_val is None
-        else np.concatenate([digests, record_digests(explicit_val, canonical)])
-    )
-    if parent is not None and parent.train_digest is not None:
-        # a fine-tuned model has learnt the parent's training sequences too: evaluate
-        # finds test records among them as well
-        train_digest = np.concatenate([train_digest, parent.train_digest])
+        _report_conflicts(spec, data, digests.train, display_name(labels or loaded.primary))
     # the automatic settings (arch 'auto': the default recipe's network, a language model's
     # reading left to right; empty pool sizes, by task and sequence length) made concrete:
     # the model file records them
-    cfg = dataclasses.replace(
-        cfg,
-        model=resolve_model(
-            cfg.model, per_position, lm, float(np.median(data.lengths)) if len(data) else None
-        ),
-    )
+    median = float(np.median(data.lengths)) if len(data) else None
+    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model, per_position, lm, median))
     folds, train_set, val_set = _split(data, explicit_val, spec, tc)
     if parent is not None:
-        check_overlap(
-            parent,
-            digests
-            if folds is not None
-            else record_digests(val_set, canonical)
-            if val_set is not None
-            else np.zeros(0, np.uint64),
-        )
-    tc = _weigh_classes(
-        spec,
-        train_set,
-        tc,
-        cfg.training,
-        folds is not None or (val_set is not None and len(val_set) > 0),
-    )
+        check_overlap(parent, digests.held_out(folds is not None, val_set))
+    validated = folds is not None or (val_set is not None and len(val_set) > 0)
+    tc = _weigh_classes(spec, train_set, tc, cfg.training, validated)
     if on_ready is not None:
-        on_ready(
-            {
-                "task": spec.kind,
-                "monitor": tc.monitor,
-                "strands": isinstance(alpha, Alphabet)
-                and alpha.name in ("dna", "rna")
-                and not (per_position or lm),
-                "longest": max(
-                    int(part.lengths.max())
-                    for part in (data, explicit_val)
-                    if part is not None and len(part)
-                ),
-            }
-        )
-
+        on_ready(_run_facts(spec, tc, alpha, (data, explicit_val), per_position or lm))
     n_members = tc.cv or tc.ensemble
-    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs, per_position or lm)
-    if problem:  # validate() assumed an alphabet's channels and one output
-        raise UsageError(
-            f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
-            "outputs; lower those settings"
-        )
-    oof = OutOfFold(spec) if folds is not None else None
-    # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
-    # members share the training and validation records (the split used the run's seed);
-    # cross-validation member i trains on the other folds and validates on fold i.
-    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
-        fold_sets(data, folds, tc.cv)
-        if folds is not None
-        else ((i, train_set, val_set) for i in range(n_members))
+    _check_size(cfg, n_members, alpha, spec, per_position or lm)
+    complement = (
+        complement_table(alpha)
+        if (tc.rc_augment or tc.rc_average) and isinstance(alpha, Alphabet)
+        else None
     )
+    oof = OutOfFold(spec) if folds is not None else None
     run = _MemberRun(
         cfg,
         tc,
@@ -365,57 +306,151 @@ def train(
         n_members,
         oof,
         resume,
-        complement_table(alpha)
-        if (tc.rc_augment or tc.rc_average) and isinstance(alpha, Alphabet)
-        else None,
+        complement,
     )
+    # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
+    # members share the training and validation records (the split used the run's seed);
+    # cross-validation member i trains on the other folds and validates on fold i.
+    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
+        fold_sets(data, folds, tc.cv)
+        if folds is not None
+        else ((i, train_set, val_set) for i in range(n_members))
+    )
+    names = (display_name(loaded.primary), display_name(val_fasta or val_labels or loaded.primary))
     epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
     try:
         members, results = _train_members(
-            run,
-            plans,
-            reporter,
-            _both(epoch_log, on_epoch),
-            (
-                train_set,
-                val_set,
-                display_name(primary),
-                display_name(val_fasta or val_labels or primary),
-            ),
+            run, plans, reporter, _both(epoch_log, on_epoch), (train_set, val_set, *names)
         )
     finally:
         epoch_log.close()
-    final_model: Predictor = members[0]
-    result = results[0]
-    if oof is not None:
-        final_model = Ensemble(members, spec.kind)
-        result = _cv_result(oof, results)
-        if ranks.main and spec.kind not in PER_POSITION_KINDS:
-            _write_oof(oof, default_oof_path(output))
-    elif n_members > 1:
-        final_model = Ensemble(members, spec.kind)
-        result = _ensemble_result(
-            final_model, results, spec, featurizer(alpha), val_set, tc, device
-        )
-
+    final_model, result = _combine_members(run, members, results, val_set, output)
     collapsed = collapse_warning(spec, result.best) if ranks.main else None
     if collapsed:
         log.warning(collapsed)
+    sources = source_names or [display_name(p) for p in (fasta, labels) if p is not None]
     manifest = _manifest(
-        run,
-        members[0],
-        result,
-        results,
-        (data, train_set, val_set),
-        source_names or [display_name(p) for p in (fasta, labels) if p is not None],
-        genome,
+        run, members[0], result, results, (data, train_set, val_set), sources, genome
     )
     final_model.cpu()
     if ranks.main:
-        save_bundle(output, final_model, manifest, train_digest)
+        save_bundle(output, final_model, manifest, digests.saved)
     return TrainOutcome(
         Path(output), manifest, result, log_file, model=final_model, main=ranks.main
     )
+
+
+def _start_from_parent(
+    cfg: RunConfig, src: _TrainInputs, lm: bool
+) -> tuple[RunConfig, Parent | None]:
+    """Fine-tuning (--init-from): the parent model, whose network settings become this
+    run's."""
+    tc = cfg.training
+    if not tc.init_from:
+        return cfg, None
+    parent = load_parent(tc.init_from, tc.init_member or None)
+    pools = not lm and not (
+        src.task == "per-position" or (src.sequence_column is None and is_fasta(src.labels))
+    )
+    cfg = dataclasses.replace(cfg, model=inherit(parent, cfg.model, pools))
+    if lm:
+        check_causal(cfg.model)
+    return cfg, parent
+
+
+@dataclass
+class _Digests:
+    """Every training sequence's digest: repeated sequences with conflicting labels are
+    found with them, and the model file keeps them for evaluate to find test records seen
+    in training."""
+
+    canonical: Any
+    train: np.ndarray
+    """Of the training input's records."""
+    saved: np.ndarray
+    """Written into the model file: the given validation records' too, and a fine-tuned
+    model's parent's (it has learnt those as well)."""
+
+    @classmethod
+    def of(
+        cls,
+        alpha: Alphabet | SeriesSpec | StructureInput,
+        data: SequenceSet,
+        val: SequenceSet | None,
+        parent: Parent | None,
+    ) -> _Digests:
+        canonical = canonical_codes(alpha)
+        digests = record_digests(data, canonical)
+        saved = (
+            digests if val is None else np.concatenate([digests, record_digests(val, canonical)])
+        )
+        if parent is not None and parent.train_digest is not None:
+            saved = np.concatenate([saved, parent.train_digest])
+        return cls(canonical, digests, saved)
+
+    def held_out(self, cv: bool, val_set: SequenceSet | None) -> np.ndarray:
+        """The digests of the records that validate (every record under --cv)."""
+        if cv:
+            return self.train
+        if val_set is not None:
+            return record_digests(val_set, self.canonical)
+        return np.zeros(0, np.uint64)
+
+
+def _run_facts(
+    spec: TaskSpec,
+    tc: TrainConfig,
+    alpha: Alphabet | SeriesSpec | StructureInput,
+    parts: tuple[SequenceSet, SequenceSet | None],
+    per_residue: bool,
+) -> dict[str, Any]:
+    """What a search needs to know of the run (train's ``on_ready``)."""
+    return {
+        "task": spec.kind,
+        "monitor": tc.monitor,
+        "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna") and not per_residue,
+        "longest": max(int(p.lengths.max()) for p in parts if p is not None and len(p)),
+    }
+
+
+def _check_size(
+    cfg: RunConfig,
+    n_members: int,
+    alpha: Alphabet | SeriesSpec | StructureInput,
+    spec: TaskSpec,
+    per_residue: bool,
+) -> None:
+    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs, per_residue)
+    if problem:  # validate() assumed an alphabet's channels and one output
+        raise UsageError(
+            f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
+            "outputs; lower those settings"
+        )
+
+
+def _combine_members(
+    run: _MemberRun,
+    members: list[SequenceModel],
+    results: list[TrainResult],
+    val_set: SequenceSet | None,
+    output: str | os.PathLike[str],
+) -> tuple[Predictor, TrainResult]:
+    """The model to save and its result: the one member, or an ensemble of them (with
+    cross-validation, its out-of-fold table written beside the model)."""
+    spec = run.spec
+    if run.oof is not None:
+        ensemble = Ensemble(members, spec.kind)
+        result = _cv_result(run.oof, results)
+        if run.ranks.main and spec.kind not in PER_POSITION_KINDS:
+            _write_oof(run.oof, default_oof_path(output))
+        return ensemble, result
+    if run.n_members > 1:
+        ensemble = Ensemble(members, spec.kind)
+        result = _ensemble_result(
+            ensemble, results, spec, featurizer(run.alpha), val_set, run.tc, run.device
+        )
+        return ensemble, result
+    return members[0], results[0]
 
 
 @dataclass(frozen=True)
