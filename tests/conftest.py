@@ -16,6 +16,29 @@ EXAMPLES = ROOT / "example_data"
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]
 
 
+SLOW_FIXTURES = {
+    "torchrun_model",
+    "peptide_lm",
+    "dna_model",
+    "motions_model",
+    "plain_rows",
+    "planted",
+    "motif_data",
+    "hemolytic_model",
+}
+"""Fixtures that take over a second to set up (they train models): a test that uses one
+is slow even when its own call is quick. Measured with a timing run of the whole suite;
+a test whose own call takes over a second carries @pytest.mark.slow itself."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``pytest -m "not slow"`` is the fast tier (about a minute on two cores); the plain
+    ``pytest`` runs everything."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @dataclass
 class CliResult:
     code: int

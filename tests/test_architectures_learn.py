@@ -84,6 +84,7 @@ def logits_of(model: torch.nn.Module, records: list[tuple[str, bytes]]) -> torch
 
 
 @pytest.mark.parametrize("arch", list(SETTINGS))
+@pytest.mark.slow
 def test_architecture_learns_and_predict_reproduces_validation(
     arch: str,
     split: dict[str, Path],
@@ -142,6 +143,7 @@ def test_architecture_learns_and_predict_reproduces_validation(
     assert torch.equal(logits_of(reloaded, pairs), logits_of(outcome.model, pairs))
 
 
+@pytest.mark.slow
 def test_default_cnn_learns_ncrna_families_out_of_the_box(tmp_path: Path) -> None:
     """13 balanced classes (trivial baseline 1/13): the default cnn, only fewer epochs."""
     cfg = config_from_dict({"model": {"arch": "cnn"}, "training": {"epochs": 6, "threads": 1}})

@@ -1049,6 +1049,7 @@ HANGS = [
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in HANGS])
+@pytest.mark.slow
 def test_inputs_that_hung_are_refused_in_time(
     case: Case, models: dict[str, str], tmp_path: Path
 ) -> None:
@@ -1087,6 +1088,7 @@ def test_the_first_bytes_decide_in_bounded_time(tmp_path: Path, kind: str, table
     assert str(err.value).startswith(f"{path}: line {line}: ")
 
 
+@pytest.mark.slow
 def test_error_in_stdin_names_stdin_line_and_column(models: dict[str, str], tmp_path: Path) -> None:
     p = run_bioseqnn(
         "predict",
@@ -1108,6 +1110,7 @@ def test_error_in_stdin_names_stdin_line_and_column(models: dict[str, str], tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_output_disk_full_on_stdout(models: dict[str, str], tmp_path: Path) -> None:
     if not Path("/dev/full").is_char_device():
         pytest.skip("no /dev/full here")
@@ -1132,6 +1135,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
 
 
+@pytest.mark.slow
 def test_output_file_too_large_leaves_nothing(models: dict[str, str], tmp_path: Path) -> None:
     """A write that fails half way (here: a 2 kB file size limit) removes the partial file."""
     fa = tmp_path / "in.fa"
@@ -1209,6 +1213,7 @@ def _limit_memory() -> None:
         ),
     ],
 )
+@pytest.mark.slow
 def test_out_of_cpu_memory_names_the_record_or_the_settings(
     models: dict[str, str], tmp_path: Path, what: str, argv: list[str], message: str
 ) -> None:
@@ -1244,6 +1249,7 @@ def test_out_of_cpu_memory_names_the_record_or_the_settings(
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_a_huge_file_in_the_models_place_is_refused_by_its_first_bytes(
     models: dict[str, str], tmp_path: Path
 ) -> None:

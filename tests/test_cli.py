@@ -101,6 +101,7 @@ def test_info_shows_what_the_model_is(cli, hemolytic_model: Path) -> None:
     assert manifest["model"]["arch"] == "lstm" and manifest["parameters"] > 1000
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights(cli, examples: Path, tmp_path: Path) -> None:
     args = [
         examples / "hemolytic.fasta",
@@ -124,6 +125,7 @@ def test_same_seed_gives_identical_weights(cli, examples: Path, tmp_path: Path) 
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_explicit_validation_files_and_forced_options(cli, examples: Path, tmp_path: Path) -> None:
     model = tmp_path / "nc.bsnn"
     r = cli(
@@ -251,6 +253,7 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
     assert p.stdout.strip()  # the help, version or config was printed
 
 
+@pytest.mark.slow
 def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
     p = _fresh_python(
         "import os, torch\n"
@@ -266,6 +269,7 @@ def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
     assert p.stdout.split() == ["None", "1", "True"]
 
 
+@pytest.mark.slow
 def test_shell_completion_answers_from_the_installed_app(tmp_path) -> None:
     """The script --show-completion prints calls bioseqnn with _BIOSEQNN_COMPLETE set; the
     CLI's own main() answers it (commands, options, choices), without running anything."""

@@ -61,6 +61,7 @@ def test_an_output_named_by_its_compression_is_compressed(
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.slow
 def test_a_compressed_input_is_read_by_its_magic_bytes(
     fmt: str, hemolytic_model: Path, examples: Path, tmp_path: Path, plain_rows: bytes
 ) -> None:

@@ -94,6 +94,7 @@ def test_an_id_in_two_files_keeps_both_rows_and_warns(
     assert "'peptide_pm_1' is in" in r.err and "both rows are kept" in r.err
 
 
+@pytest.mark.slow
 def test_several_inputs_in_a_real_process(peptide_model: Path, tmp_path: Path) -> None:
     a, b = _fasta_parts(tmp_path)
     r = run_bioseqnn("predict", peptide_model, a, "-", "-j", "1", stdin=b.read_bytes(), timeout=300)

@@ -61,6 +61,7 @@ def test_folds_are_seeded_and_stratified() -> None:
     assert sorted(np.bincount(plain).tolist()) == [3, 3, 4]
 
 
+@pytest.mark.slow
 def test_out_of_fold_predictions_cover_every_record_once_and_give_the_pooled_figures(
     cli, examples: Path, tmp_path: Path
 ) -> None:
@@ -121,6 +122,7 @@ def test_out_of_fold_predictions_cover_every_record_once_and_give_the_pooled_fig
     assert "1104 records in 3 cross-validation folds" in info.out
 
 
+@pytest.mark.slow
 def test_regression_per_position_and_language_model_cross_validate(
     cli, examples: Path, tmp_path: Path
 ) -> None:
@@ -222,6 +224,7 @@ def test_cv_usage_errors(
     assert not (tmp_path / "m.bsnn").exists() and not (tmp_path / "m.oof.tsv").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_cross_validation_resumes_and_skips_the_finished_folds(
     cli, examples: Path, tmp_path: Path
 ) -> None:

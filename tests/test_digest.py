@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import run_bioseqnn
 from safetensors import safe_open
 
@@ -75,6 +76,7 @@ def test_conflicting_labels_are_found_and_agreeing_repeats_are_not() -> None:
     assert conflicting_labels(data, record_digests(data)).sequences == 0
 
 
+@pytest.mark.slow
 def test_train_warns_of_conflicts_and_evaluate_flags_records_seen_in_training(
     cli, examples: Path, tmp_path: Path
 ) -> None:

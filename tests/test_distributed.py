@@ -140,6 +140,7 @@ def test_only_rank_zero_writes_and_logs(torchrun_model: tuple[Path, str]) -> Non
     assert f"device: cpu, {cores_per_process(2)} CPU thread(s)" in err
 
 
+@pytest.mark.slow
 def test_a_resumed_distributed_run_refuses_another_world_size(
     torchrun_model: tuple[Path, str],
     examples: Path,
@@ -166,6 +167,7 @@ def test_a_resumed_distributed_run_refuses_another_world_size(
     assert not (tmp_path / "m.bsnn").exists()
 
 
+@pytest.mark.slow
 def test_threads_option_sets_torch_threads(hemolytic_model: Path, examples: Path) -> None:
     result = run_bioseqnn(
         "predict",
@@ -181,6 +183,7 @@ def test_threads_option_sets_torch_threads(hemolytic_model: Path, examples: Path
     assert b"bioseqnn: 1 CPU thread(s)" in result.stderr
 
 
+@pytest.mark.slow
 def test_language_model_two_ranks_match_one_process(examples: Path, tmp_path: Path) -> None:
     """Per-position losses are sums over each rank's positions, scaled by the global mean
     per batch: two ranks take the steps one process takes on the same global batches."""
@@ -244,6 +247,7 @@ def test_language_model_two_ranks_match_one_process(examples: Path, tmp_path: Pa
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4), key
 
 
+@pytest.mark.slow
 def test_numeric_series_two_ranks_match_one_process(examples: Path, tmp_path: Path) -> None:
     """A series table trains under torchrun as in one process: every rank reads the table,
     fits the same normalisation and takes its share of each global batch."""
@@ -303,6 +307,7 @@ def test_numeric_series_two_ranks_match_one_process(examples: Path, tmp_path: Pa
     assert max(float((ddp[k] - one[k]).abs().max()) for k in one) < WEIGHT_ATOL
 
 
+@pytest.mark.slow
 def test_cross_validation_two_ranks_match_one_process(examples: Path, tmp_path: Path) -> None:
     """--cv under torchrun: every rank builds the same folds, trains each fold's member on
     its share of the global batches and predicts the held-out fold; rank 0 writes."""

@@ -38,6 +38,7 @@ def test_readme_stays_a_pitch_with_links_that_resolve() -> None:
         assert (ROOT / link).exists(), link
 
 
+@pytest.mark.slow
 def test_readme_commands_use_real_options(cli) -> None:
     found = commands(README)
     names = {c.split()[1] for c in found}
@@ -66,6 +67,7 @@ def test_readme_commands_use_real_options(cli) -> None:
     assert checked >= 10
 
 
+@pytest.mark.slow
 def test_readme_quick_start_runs_on_held_out_data(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -336,6 +336,7 @@ def test_ensemble_command_combines_separately_trained_members(
     assert read_manifest(tmp_path / "four.bsnn")[0]["ensemble"] == 4
 
 
+@pytest.mark.slow
 def test_ensemble_command_combines_different_architectures(
     trained: dict[str, Path],
     cli,

@@ -164,6 +164,7 @@ def test_regression_metrics_equal_scipy_and_sklearn(
     assert doc["per_target"]["log2_expression"]["r2"] == pytest.approx(m["r2"])
 
 
+@pytest.mark.slow
 def test_each_headline_metric_has_its_constant_prediction_beside_it(
     cli, hemolytic_model, promoter_model, ncrna_model, examples, tmp_path
 ) -> None:

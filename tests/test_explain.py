@@ -217,6 +217,7 @@ def test_long_format_over_all_records_and_bad_options(
     assert result.code == 2
 
 
+@pytest.mark.slow
 def test_explain_reads_stdin(motif_data) -> None:
     from conftest import run_bioseqnn
 

@@ -185,6 +185,7 @@ def run_export(path: Path, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("suffix", [".onnx", ".pt"])
 @pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.slow
 def test_export_runs_alone_and_matches_predict(
     cli,
     model_files: dict[str, Path],
@@ -230,6 +231,7 @@ def test_export_runs_alone_and_matches_predict(
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_parity_failure_exits_1_and_leaves_no_file(
     cli, model_files: dict[str, Path], tmp_path: Path
 ) -> None:

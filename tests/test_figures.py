@@ -71,6 +71,7 @@ def texts(fig) -> list:
 
 
 @pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
+@pytest.mark.slow
 def test_evaluate_writes_the_format_asked_for(
     cli, hemolytic_model, examples, tmp_path, fmt
 ) -> None:
@@ -159,6 +160,7 @@ def test_titles_name_the_data_set_and_the_model_not_paths(drawn, tmp_path) -> No
     assert drawn[-1].get_suptitle().splitlines()[0] == "Figure 2b"
 
 
+@pytest.mark.slow
 def test_evaluate_title_option_and_default(cli, hemolytic_model, examples, tmp_path, drawn) -> None:
     result = cli(
         "evaluate",
@@ -221,6 +223,7 @@ def test_the_drawn_pr_curve_has_no_drop_at_recall_zero(drawn, tmp_path) -> None:
         assert np.count_nonzero(x == 0.0) <= 2  # the start and its step, nothing else
 
 
+@pytest.mark.slow
 def test_many_classes_get_averages_and_small_multiples(drawn, tmp_path) -> None:
     ev = multiclass_evaluation(13)
     for draw in (plots.roc_plot, plots.pr_plot):
@@ -245,6 +248,7 @@ def test_many_classes_get_averages_and_small_multiples(drawn, tmp_path) -> None:
     assert len(fig.axes[0].get_legend().get_texts()) == 7  # chance and six classes
 
 
+@pytest.mark.slow
 def test_sizes_fit_a_journal_column_and_leave_matplotlib_alone(drawn, tmp_path) -> None:
     import matplotlib
 
@@ -297,6 +301,7 @@ def test_explain_and_train_figures_take_the_options(
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_the_subprocess_writes_a_pdf(hemolytic_model, examples, tmp_path) -> None:
     from conftest import run_bioseqnn
 

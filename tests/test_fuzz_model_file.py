@@ -166,6 +166,7 @@ FUZZ = settings(
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_any_manifest_gives_a_result_or_one_clean_line(
     cli, good: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path, data: Any
 ) -> None:

@@ -342,6 +342,7 @@ def test_holdout_chromosomes_are_the_validation_set(
     assert m["data"]["train_records"] == len(peaks) - plasmid
 
 
+@pytest.mark.slow
 def test_chromosome_holdout_refusals(tmp_path: Path, cli, planted: dict[str, Path]) -> None:
     fa, bed, labels = planted["planted.fa"], planted["peaks.bed"], planted["labels.csv"]
     out = tmp_path / "m.bsnn"
@@ -475,6 +476,7 @@ def test_explicit_validation_intervals_on_other_chromosomes(
     assert m["data"]["genome"]["validation_chroms"] == ["NC_005816.1"]
 
 
+@pytest.mark.slow
 def test_predict_reads_intervals_from_stdin_in_a_pipeline(
     planted: dict[str, Path], planted_model: Path
 ) -> None:

@@ -358,6 +358,7 @@ def test_a_manifest_cannot_make_predict_allocate_more_than_the_file_holds(
         assert r.err.splitlines() == [f"bioseqnn: error: {bad}: {message}"]
 
 
+@pytest.mark.slow
 def test_a_million_layer_manifest_is_refused_at_once(good_model: Path, tmp_path: Path) -> None:
     """A 7 kB file whose manifest asks for a million layers (each inside its own range):
     building them, even without memory ('meta'), took minutes and gigabytes."""
@@ -398,6 +399,7 @@ def test_alphabet_swapped_in_the_manifest_is_refused(cli, good_model: Path, tmp_
     assert "weights do not fit the manifest" in r.err and "[32, 20]" in r.err
 
 
+@pytest.mark.slow
 def test_a_model_read_from_a_pipe(good_model: Path, tmp_path: Path) -> None:
     """A pipe has no size: the header says how far the weights reach, and a pipe that
     ends before is a truncated model file."""
@@ -417,6 +419,7 @@ def test_a_model_read_from_a_pipe(good_model: Path, tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_info_escapes_control_characters_and_shortens_long_values(
     cli, good_model: Path, tmp_path: Path
 ) -> None:

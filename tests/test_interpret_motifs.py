@@ -117,6 +117,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     return model, fasta, root
 
 
+@pytest.mark.slow
 def test_motifs_recovers_both_planted_motifs_as_best_database_hits(cli, planted) -> None:
     from memelite.io import read_meme
 
@@ -164,6 +165,7 @@ def test_motifs_recovers_both_planted_motifs_as_best_database_hits(cli, planted)
     assert len(list((report / "logos").glob("*.png"))) == 2 * len(best)
 
 
+@pytest.mark.slow
 def test_insert_shows_the_activator_up_and_the_repressor_down(cli, planted) -> None:
     model, fasta, root = planted
     backgrounds = root / "bg.fasta"

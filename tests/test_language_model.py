@@ -264,6 +264,7 @@ def _fasta_records(path: Path) -> list[tuple[str, str]]:
     return records
 
 
+@pytest.mark.slow
 def test_real_peptides_beat_their_residue_composition(peptide_lm: Path, cli) -> None:
     """On held-out peptides the model must do better than knowing only how often each
     residue occurs and how long peptides are (the best order-0 model of these data)."""
@@ -295,6 +296,7 @@ def test_real_peptides_beat_their_residue_composition(peptide_lm: Path, cli) -> 
     assert validation < order0 - 0.06, (validation, order0)  # measured: 2.803 vs 2.889
 
 
+@pytest.mark.slow
 def test_predict_scores_every_record_in_order(peptide_lm: Path, tmp_path: Path) -> None:
     fasta = EXAMPLES / "hemolytic.fasta"
     records = _fasta_records(fasta)
@@ -321,6 +323,7 @@ def test_predict_scores_every_record_in_order(peptide_lm: Path, tmp_path: Path) 
     assert summary["metrics"]["perplexity"] == pytest.approx(math.exp(-total / positions), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_generate_writes_reproducible_fasta(peptide_lm: Path, tmp_path: Path) -> None:
     run = run_bioseqnn("generate", peptide_lm, "-n", "20", "--seed", "5")
     assert run.returncode == 0, run.stderr.decode()
@@ -420,6 +423,7 @@ def test_usage_errors(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ensemble_of_language_models(cli, peptide_lm: Path, tmp_path: Path) -> None:
     other = tmp_path / "gru.bsnn"
     fasta = EXAMPLES / "hemolytic.fasta"
@@ -605,6 +609,7 @@ def test_transformer_max_length_counts_residues(cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("arch", ["gru"])
+@pytest.mark.slow
 def test_evaluate_draws_its_plots(cli, tmp_path: Path, arch: str) -> None:
     pytest.importorskip("matplotlib")
     model = tmp_path / "lm.bsnn"

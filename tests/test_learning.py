@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bioseqnn.seqio import read_sequences
 
@@ -39,6 +40,7 @@ def predictions(cli, model: Path, fasta: Path) -> dict[str, list[str]]:
     return {row[0]: row[1:] for row in rows[1:]}
 
 
+@pytest.mark.slow
 def test_lstm_classifies_hemolytic_peptides(cli, examples: Path, tmp_path: Path) -> None:
     fa, lab, test_fa, truth = split_files(examples, "hemolytic", tmp_path, 0.2)
     model = tmp_path / "m.bsnn"
@@ -67,6 +69,7 @@ def test_lstm_classifies_hemolytic_peptides(cli, examples: Path, tmp_path: Path)
     assert accuracy > majority + 0.15
 
 
+@pytest.mark.slow
 def test_gru_classifies_ncrna_families(cli, examples: Path, tmp_path: Path) -> None:
     model = tmp_path / "m.bsnn"
     r = cli(
@@ -102,6 +105,7 @@ def test_gru_classifies_ncrna_families(cli, examples: Path, tmp_path: Path) -> N
     assert accuracy > 3 / 13
 
 
+@pytest.mark.slow
 def test_gru_regresses_promoter_expression(cli, examples: Path, tmp_path: Path) -> None:
     fa, lab, test_fa, truth = split_files(examples, "promoters", tmp_path, 0.2)
     model = tmp_path / "m.bsnn"

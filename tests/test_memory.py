@@ -18,6 +18,7 @@ def dna_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return small_model(tmp_path_factory.mktemp("memory"))
 
 
+@pytest.mark.slow
 def test_predict_peak_rss_does_not_grow_with_the_number_of_records(
     dna_model: Path,
     tmp_path: Path,
@@ -103,6 +104,7 @@ def test_split_moves_the_kept_codes_in_place() -> None:
     assert small.split(np.arange(3), np.zeros(0, dtype=np.int64))[1] is None
 
 
+@pytest.mark.slow
 def test_one_long_record_does_not_cost_its_length_times_every_record(tmp_path: Path) -> None:
     # 3,000 records of 50 nt and one of 300,000: a language model's outputs for every
     # record padded to the longest would be 3,001 x 300,001 x 5 float32 (18 GB), and a

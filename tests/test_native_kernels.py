@@ -113,6 +113,7 @@ def test_inference_and_training_give_the_same_outputs():
     torch.testing.assert_close(trained.detach(), inferred, atol=0, rtol=0)
 
 
+@pytest.mark.slow
 def test_predictions_are_the_same_in_every_process_and_from_gzip_stdin(hemolytic_model, examples):
     """Each process picks the kernels' instruction set once, on one thread; when two
     worker threads raced on the CPU-feature probe, one could run the plain-C kernels and

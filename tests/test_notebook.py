@@ -194,6 +194,7 @@ def _run(setup: str = "", before: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_epochs_are_logged_and_logging_silences_them() -> None:
     shown = _run()
     assert shown.returncode == 0, shown.stderr
@@ -205,6 +206,7 @@ def test_epochs_are_logged_and_logging_silences_them() -> None:
     assert "epoch 1/2" not in quiet.stderr and "bioseqnn: records:" not in quiet.stderr
 
 
+@pytest.mark.slow
 def test_without_pandas_predict_gives_dicts() -> None:
     r = _run(before="sys.modules['pandas'] = None")
     assert r.returncode == 0, r.stderr

@@ -102,6 +102,7 @@ def run_commands(commands: list[str], folder: Path) -> None:
         assert p.returncode == 0, (command, p.stdout, p.stderr)
 
 
+@pytest.mark.slow
 def test_the_recipe_test_commands_pass(tmp_path: Path) -> None:
     recipe = render()
     for name in recipe["test"]["files"]:
@@ -126,6 +127,7 @@ def dockerfile_smoke() -> tuple[list[str], list[str]]:
     return copy.group(1).split(), [re.sub(r"\s+", " ", run.group(1))]
 
 
+@pytest.mark.slow
 def test_the_container_smoke_test_passes(tmp_path: Path) -> None:
     files, commands = dockerfile_smoke()
     for name in files:

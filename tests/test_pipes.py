@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import run_bioseqnn
 
 import bioseqnn
 
 
+@pytest.mark.slow
 def test_gzip_on_stdin_to_file_matches_plain_path(
     hemolytic_model: Path, examples: Path, tmp_path: Path
 ) -> None:
@@ -31,6 +33,7 @@ def test_gzip_on_stdin_to_file_matches_plain_path(
     assert direct.stdout.count(b"\n") == 1105
 
 
+@pytest.mark.slow
 def test_gzip_output_by_name(hemolytic_model: Path, examples: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.tsv.gz"
     p = run_bioseqnn("predict", hemolytic_model, examples / "hemolytic.fasta", "-o", out)
@@ -39,6 +42,7 @@ def test_gzip_output_by_name(hemolytic_model: Path, examples: Path, tmp_path: Pa
     assert lines[0].startswith("id\tpredicted") and len(lines) == 1105
 
 
+@pytest.mark.slow
 def test_head_closes_the_pipe_without_a_traceback(
     hemolytic_model: Path, examples: Path, tmp_path: Path
 ) -> None:
@@ -81,6 +85,7 @@ def test_console_script_and_module_agree(examples: Path) -> None:
     assert fields["numpy"] == np.__version__
 
 
+@pytest.mark.slow
 def test_bad_data_exits_1_usage_exits_2(hemolytic_model: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.fa"
     bad.write_text(">a\nMKV3L\n")
@@ -99,6 +104,7 @@ def test_bad_data_exits_1_usage_exits_2(hemolytic_model: Path, tmp_path: Path) -
     assert p.returncode == 2
 
 
+@pytest.mark.slow
 def test_evaluate_writes_its_files_before_the_tables_reach_a_closed_pipe(
     hemolytic_model: Path, examples: Path, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ def check_png(path: Path, min_width: int, min_height: int) -> np.ndarray:
     return img
 
 
+@pytest.mark.slow
 def test_evaluate_writes_roc_pr_and_confusion(cli, hemolytic_model, examples, tmp_path) -> None:
     folder = tmp_path / "report" / "plots"  # created when missing
     result = cli(
@@ -49,6 +50,7 @@ def test_evaluate_writes_roc_pr_and_confusion(cli, hemolytic_model, examples, tm
         assert f"wrote {folder / name}" in result.err
 
 
+@pytest.mark.slow
 def test_evaluate_regression_writes_the_scatter(cli, promoter_model, examples, tmp_path) -> None:
     result = cli(
         "evaluate",
@@ -65,6 +67,7 @@ def test_evaluate_regression_writes_the_scatter(cli, promoter_model, examples, t
     assert not (tmp_path / "roc.png").exists()
 
 
+@pytest.mark.slow
 def test_train_plots_and_plot_history(cli, examples, tmp_path) -> None:
     fasta = tmp_path / "some.fasta"
     records = (examples / "hemolytic.fasta").read_text().split(">")[1:]
@@ -125,6 +128,7 @@ def test_train_plots_without_matplotlib_fails_before_training(
     assert not model.exists() and "epoch" not in result.err
 
 
+@pytest.mark.slow
 def test_explain_plot_draws_one_logo_per_sequence(cli, hemolytic_model, examples, tmp_path) -> None:
     result = cli(
         "explain",
@@ -177,6 +181,7 @@ def test_logo_rows_are_filled_evenly(length, rows, per_row) -> None:
     assert plots.logo_layout(length, per_row=40)[1] <= 40
 
 
+@pytest.mark.slow
 def test_logos_fit_the_sequence_length(tmp_path) -> None:
     rng = np.random.default_rng(0)
     seq = "".join(rng.choice(list("ACGT"), 300))
@@ -264,6 +269,7 @@ def no_leftovers(folder: Path) -> None:
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".part")]
 
 
+@pytest.mark.slow
 def test_plot_history_reads_the_jsonl_log_that_train_writes(cli, jsonl_run, tmp_path) -> None:
     log = jsonl_run / "js.jsonl"
     history = plots.read_history(log)
@@ -277,6 +283,7 @@ def test_plot_history_reads_the_jsonl_log_that_train_writes(cli, jsonl_run, tmp_
     no_leftovers(tmp_path)
 
 
+@pytest.mark.slow
 def test_jsonl_ensemble_logs_read_like_the_tsv(cli, jsonl_run, tmp_path) -> None:
     tsv, jsonl = ensemble_logs(jsonl_run, tmp_path)
     from_tsv, from_jsonl = plots.read_history(tsv), plots.read_history(jsonl)
@@ -336,6 +343,7 @@ def test_plot_history_refuses_formats_it_cannot_write(cli, jsonl_run, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_plot_history_reads_stdin(jsonl_run, tmp_path) -> None:
     import gzip
 
@@ -400,6 +408,7 @@ def test_jsonl_nulls_and_nans_read_as_nan(tmp_path) -> None:
     assert np.isnan(first["lr"]) and second["lr"] == 0.1
 
 
+@pytest.mark.slow
 def test_explain_draws_a_long_sequence_as_a_mutation_map(cli, hemolytic_model, tmp_path) -> None:
     """ISM on a 700-residue protein: beyond LOGO_MAX_POSITIONS the figure is the mutation
     map (four rows of 200 positions x 20 letters on two journal columns), not a logo; a

@@ -74,6 +74,7 @@ def data_dir(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_reduced_run_writes_results_and_table(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -246,12 +247,14 @@ def copied(tmp_path: Path) -> Path:
         ),
     ],
 )
+@pytest.mark.slow
 def test_usage_errors_are_one_line_exit_2(peptides: Path, args: list[str], message: str) -> None:
     proc = reproduce(*args, cwd=peptides.parent)
     one_error(proc, 2, message)
     assert not (peptides.parent / "reproduce_results.json").exists()
 
 
+@pytest.mark.slow
 def test_missing_dataset_files_are_one_line_exit_1(peptides: Path) -> None:
     (peptides / "hemolytic_peptides" / "peptides.fasta").unlink()
     proc = reproduce("data", "--rows", "hemolytic_peptides", cwd=peptides.parent)
@@ -264,6 +267,7 @@ def test_missing_dataset_files_are_one_line_exit_1(peptides: Path) -> None:
     one_error(proc, 1, f"data/gb1_fitness: no such dataset folder; {LAYOUT}")
 
 
+@pytest.mark.slow
 def test_results_file_that_is_not_json_is_one_line_exit_1(peptides: Path) -> None:
     out = peptides.parent / "r.json"
     out.write_text("not json\n")
@@ -276,6 +280,7 @@ def test_results_file_that_is_not_json_is_one_line_exit_1(peptides: Path) -> Non
     assert out.read_text() == "not json\n"
 
 
+@pytest.mark.slow
 def test_error_while_training_is_one_line_exit_1(peptides: Path) -> None:
     fasta = peptides / "hemolytic_peptides" / "peptides.fasta"
     lines = fasta.read_text().splitlines()
@@ -306,6 +311,7 @@ def test_error_while_training_is_one_line_exit_1(peptides: Path) -> None:
     assert proc.stdout == "" and not (peptides.parent / "r.json").exists()
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(peptides: Path) -> None:
     proc = reproduce("/nonexist", "--rows", "hemolytic_peptides", "--debug", cwd=peptides.parent)
     assert proc.returncode == 2
@@ -313,6 +319,7 @@ def test_debug_shows_the_traceback(peptides: Path) -> None:
     assert proc.stderr.endswith(f"reproduce: error: /nonexist: no such data folder; {LAYOUT}\n")
 
 
+@pytest.mark.slow
 def test_a_copy_without_configs_says_what_it_tried(peptides: Path, copied: Path) -> None:
     work = peptides.parent
     proc = reproduce("data", "--rows", "hemolytic_peptides", cwd=work, script=copied)
@@ -328,6 +335,7 @@ def test_a_copy_without_configs_says_what_it_tried(peptides: Path, copied: Path)
     )
 
 
+@pytest.mark.slow
 def test_a_copy_finds_the_configs_of_the_checkout_it_runs_from(
     peptides: Path, copied: Path
 ) -> None:

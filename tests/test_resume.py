@@ -76,6 +76,7 @@ def _log(path: Path) -> list[dict[str, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_mid_epoch_gives_the_uninterrupted_weights(
     cli, promoters: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -395,6 +395,7 @@ def test_predict_rows_in_input_order_and_by_channel_name(
     assert r3.code == 1 and "no id column 'id'" in r3.err and r3.out == ""
 
 
+@pytest.mark.slow
 def test_predict_in_a_pipeline_gzip_and_stdin(motions_model: Path, tmp_path: Path, cli) -> None:
     plain = cli("predict", motions_model, TEST)
     assert plain.code == 0, plain.err
@@ -424,6 +425,7 @@ def test_bad_series_in_predict_leave_no_output(motions_model: Path, cli, tmp_pat
     assert masked.code == 0 and len(masked.out.splitlines()) == 40  # header + 39
 
 
+@pytest.mark.slow
 def test_fasta_and_series_models_refuse_each_other(
     motions_model: Path, hemolytic_model: Path, cli
 ) -> None:
@@ -473,6 +475,7 @@ def test_fasta_and_series_models_refuse_each_other(
         assert r.code == 2 and r.err.count("error:") == 1, (args, r.err)
 
 
+@pytest.mark.slow
 def test_stdin_and_other_id_columns(motions_model: Path, cli, tmp_path: Path) -> None:
     """--series-columns with a table on stdin; --id-column in every command that reads a
     series model's table (evaluate: both tables, as train)."""
@@ -576,6 +579,7 @@ def test_ensembles_and_validation_tables(cli, tmp_path: Path, motions_model: Pat
     assert rows.code == 0 and len(rows.out.splitlines()) == 41
 
 
+@pytest.mark.slow
 def test_regression_on_series(cli, tmp_path: Path) -> None:
     """A property of each real series (the spread of its third channel) learned from the
     series: Pearson r on the test split."""
@@ -613,6 +617,7 @@ def test_regression_on_series(cli, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- explain, export
 
 
+@pytest.mark.slow
 def test_explain_per_channel(motions_model: Path, cli, tmp_path: Path) -> None:
     out = tmp_path / "a.tsv"
     few = write_table(
@@ -634,6 +639,7 @@ def test_explain_per_channel(motions_model: Path, cli, tmp_path: Path) -> None:
         assert min(parts) >= 0 and float(row[3]) == pytest.approx(max(parts), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_export_reads_raw_values(motions_model: Path, cli, tmp_path: Path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     out = tmp_path / "m.onnx"
@@ -666,6 +672,7 @@ def test_export_reads_raw_values(motions_model: Path, cli, tmp_path: Path) -> No
     assert pt.code == 0 and "random series of 6 channel(s)" in pt.err
 
 
+@pytest.mark.slow
 def test_docs_series_commands_run_as_written(tmp_path: Path) -> None:
     """The Numeric series page's commands, run as a user would from the checkout."""
     import shlex

@@ -49,6 +49,7 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:
 
 
 @pytest.mark.parametrize(("sig", "code", "word"), SIGNALS, ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
 def test_signal_during_predict_leaves_no_output(
     model: Path, tmp_path: Path, sig: int, code: int, word: str
 ) -> None:
@@ -70,6 +71,7 @@ def test_signal_during_predict_leaves_no_output(
 
 
 @pytest.mark.parametrize(("sig", "code", "word"), SIGNALS, ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
 def test_signal_during_training_leaves_no_model(
     tmp_path: Path, sig: int, code: int, word: str
 ) -> None:

@@ -38,6 +38,7 @@ def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
+@pytest.mark.slow
 def test_workflow_trains_once_predicts_chunks_gathers_and_evaluates(tmp_path: Path) -> None:
     run = snakemake(tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -63,6 +64,7 @@ def test_workflow_trains_once_predicts_chunks_gathers_and_evaluates(tmp_path: Pa
     assert (results / "model.bsnn").stat().st_mtime_ns == model_time
 
 
+@pytest.mark.slow
 def test_a_failing_rule_leaves_no_partial_output(tmp_path: Path) -> None:
     # The third quarter of the records holds a record with an invalid symbol.
     records = (EXAMPLES / "ncrna_test.fasta").read_text().split(">")[1:]
@@ -81,6 +83,7 @@ def test_a_failing_rule_leaves_no_partial_output(tmp_path: Path) -> None:
     assert "invalid dna symbol '!' at position 1" in log
 
 
+@pytest.mark.slow
 def test_workflow_trains_ensemble_members_as_parallel_jobs(tmp_path: Path) -> None:
     run = snakemake(tmp_path, "members=2", "chunks=2", "predict_labels=")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -100,6 +103,7 @@ def test_workflow_trains_ensemble_members_as_parallel_jobs(tmp_path: Path) -> No
     ]
 
 
+@pytest.mark.slow
 def test_tune_workers_share_one_study_and_the_best_model_predicts(tmp_path: Path) -> None:
     """tune_workers=2: two parallel 'tune --join' jobs of two trials each on one journal
     study, then the best model of all four trials is the workflow's model."""

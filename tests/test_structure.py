@@ -94,6 +94,7 @@ def read_table(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
+@pytest.mark.slow
 def test_a_structure_model_folds_its_input_in_every_command(
     cli, examples: Path, tmp_path: Path
 ) -> None:

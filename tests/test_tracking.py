@@ -70,6 +70,7 @@ def test_tensorboard_events_hold_every_epoch(cli, tmp_path: Path) -> None:
 
 
 @MLFLOW_WARNINGS
+@pytest.mark.slow
 def test_mlflow_run_has_settings_metrics_curves_and_model(cli, tmp_path: Path, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -111,6 +112,7 @@ def test_mlflow_run_has_settings_metrics_curves_and_model(cli, tmp_path: Path, m
 
 
 @MLFLOW_WARNINGS
+@pytest.mark.slow
 def test_the_python_api_tracks_too(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -178,6 +180,7 @@ def test_a_tracking_failure_keeps_the_model(tmp_path: Path, caplog) -> None:
     assert any("tracking failed (disk full)" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_a_missing_library_fails_before_training(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['mlflow'] = None; from bioseqnn.cli import main; "

@@ -232,6 +232,7 @@ def test_imbalance_threshold_and_automatic_monitor() -> None:
     assert resolve_monitor("val_f1", three, rare, True) == "val_f1"  # given: kept
 
 
+@pytest.mark.slow
 def test_class_weights_raise_minority_recall_on_an_imbalanced_real_subset(
     cli, examples: Path, tmp_path: Path
 ) -> None:
@@ -332,6 +333,7 @@ def test_schedules_shapes() -> None:
     assert t.lr() == s.lr()
 
 
+@pytest.mark.slow
 def test_monitor_picks_and_restores_the_best_epoch(cli, examples: Path, tmp_path: Path) -> None:
     seqs = read_fasta(examples / "hemolytic.fasta")
     rows = read_table(examples / "hemolytic.csv", ",")
@@ -395,6 +397,7 @@ def test_monitor_picks_and_restores_the_best_epoch(cli, examples: Path, tmp_path
     assert json.loads(r.out)["metrics"]["auroc"] == pytest.approx(best["val_auroc"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_early_stopping_after_patience_epochs_without_a_lower_val_loss(
     cli, examples: Path, tmp_path: Path
 ) -> None:
@@ -499,6 +502,7 @@ def test_nan_loss_names_epoch_and_batch_and_keeps_the_last_good_checkpoint(
     assert math.isfinite(ck.history[0]["val_loss"])
 
 
+@pytest.mark.slow
 def test_manifest_records_what_reproduces_the_run(cli, examples: Path, tmp_path: Path) -> None:
     import bioseqnn
 
@@ -670,6 +674,7 @@ def _imbalanced_hemolytic(examples: Path, tmp_path: Path) -> tuple[Path, Path]:
     return fasta, labels
 
 
+@pytest.mark.slow
 def test_collapse_warned_on_an_imbalanced_real_subset_not_on_a_balanced_one(
     cli, examples: Path, tmp_path: Path
 ) -> None:

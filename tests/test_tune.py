@@ -132,6 +132,7 @@ def test_trials_write_best_model_table_and_config(cli, data, tmp_path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_same_seed_proposes_the_same_trials(cli, data, tmp_path) -> None:
     tables = []
     for name in ("a", "b"):
@@ -207,6 +208,7 @@ def test_a_bad_space_is_a_one_line_usage_error(cli, data, tmp_path, text, named)
     assert not (tmp_path / "best.tune.log").exists()
 
 
+@pytest.mark.slow
 def test_budget_is_required_and_time_parses(cli, data, tmp_path) -> None:
     r = cli(*_tune_args(data, tmp_path / "best.bsnn"))
     assert r.code == 2 and "--trials N or --time" in r.err
@@ -295,6 +297,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(cli, data, tmp_path)
     assert tune["failed"] == len(failed) and tune["trials"] == 6
 
 
+@pytest.mark.slow
 def test_ensemble_top_combines_the_best_trials(cli, data, tmp_path) -> None:
     out = tmp_path / "best.bsnn"
     r = cli(*_tune_args(data, out, "--trials", "3", "--ensemble-top", "2", "--quiet"))
@@ -319,6 +322,7 @@ def _subprocess(args: list[str], **kwargs) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_journal_file(data, tmp_path) -> None:
     journal = tmp_path / "shared.log"
     procs = [
@@ -358,6 +362,7 @@ def test_two_processes_share_one_journal_file(data, tmp_path) -> None:
     ("sig", "code", "said"),
     [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
 )
+@pytest.mark.slow
 def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code, said) -> None:
     """Ctrl-C exits 130, SIGTERM (a batch system ending the job) 143; either way the best
     model so far is written and no trial is left 'running' in the study."""
@@ -385,6 +390,7 @@ def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]
 
 
+@pytest.mark.slow
 def test_missing_optuna_is_a_usage_error_naming_the_extra(data, tmp_path) -> None:
     probe = (
         "import sys\nsys.modules['optuna'] = None  # as if it were not installed\n"
@@ -404,6 +410,7 @@ def test_missing_optuna_is_a_usage_error_naming_the_extra(data, tmp_path) -> Non
     ]
 
 
+@pytest.mark.slow
 def test_monitor_sets_the_direction_and_the_pruner_stops_trials_early(cli, data, tmp_path) -> None:
     space = {**TINY_SPACE, "training": {**TINY_SPACE["training"], "epochs": 4}}
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
@@ -434,6 +441,7 @@ def test_monitor_sets_the_direction_and_the_pruner_stops_trials_early(cli, data,
     assert tune["pruned"] == len(pruned)
 
 
+@pytest.mark.slow
 def test_space_follows_the_data_and_sqlite_holds_the_study(cli, tmp_path) -> None:
     """DNA regression: rc_augment is searched, class weights are not; a transformer
     whose max_length is below the longest sequence (50) is left out. The study is in an
@@ -539,6 +547,7 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_postgresql_study(data, tmp_path, postgres_url) -> None:
     procs = [
         _subprocess(
@@ -628,6 +637,7 @@ def test_per_position_labels_keep_every_position(cli, tmp_path) -> None:
     assert _manifest(tmp_path / "best.bsnn")["model"]["pool_sizes"] == [1]
 
 
+@pytest.mark.slow
 def test_time_budget_stops_the_running_trial_after_an_epoch(cli, data, tmp_path) -> None:
     """--time bounds the running trial too: with a 2-second budget and trials of 400
     epochs (no early stopping), the first trial stops after an epoch past the budget,
@@ -718,6 +728,7 @@ def test_rna_structure_is_searched_for_nucleic_records(
         assert model["training"]["structure"] == best["structure"]
 
 
+@pytest.mark.slow
 def test_plots_draw_the_history_and_the_importances(cli, data, tmp_path) -> None:
     """--plots DIR: the optimisation history and the parameter importances, as PNG."""
     pytest.importorskip("matplotlib")
@@ -766,6 +777,7 @@ def test_plots_draw_the_history_and_the_importances(cli, data, tmp_path) -> None
     assert r.code == 2 and not (tmp_path / "x.trials.tsv").exists()
 
 
+@pytest.mark.slow
 def test_a_terminal_shows_a_live_bar_with_the_best_value(data, tmp_path) -> None:
     """On a terminal (a real pseudo-terminal here) the search shows a bar counting the
     trials with the best value so far; the trial lines still print, above it."""
@@ -851,6 +863,7 @@ def test_the_first_trial_is_trains_defaults(cli, data, tmp_path) -> None:
     assert all(row["arch"] for row in _table(tmp_path / "s.trials.tsv"))
 
 
+@pytest.mark.slow
 def test_a_ctrl_c_lost_in_a_finaliser_still_stops_the_search() -> None:
     """Python drops an exception raised inside __del__: a Ctrl-C that lands there would
     let the search run on. tune remembers the signal and raises it again at the next

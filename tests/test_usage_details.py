@@ -31,6 +31,7 @@ def one_error(err: str) -> str:
         ),
     ],
 )
+@pytest.mark.slow
 def test_a_refused_input_writes_nothing_to_stdout(
     hemolytic_model: Path, tmp_path: Path, fasta: bytes, extra: list[str], message: str
 ) -> None:
@@ -42,6 +43,7 @@ def test_a_refused_input_writes_nothing_to_stdout(
     assert message in one_error(run.stderr.decode())
 
 
+@pytest.mark.slow
 def test_short_peptides_of_nucleotide_letters_are_read_as_protein(
     hemolytic_model: Path, tmp_path: Path
 ) -> None:
@@ -67,6 +69,7 @@ def test_skip_drops_the_records_of_another_alphabet(
     assert "skipped 1 record(s) with invalid symbols" in kept.err
 
 
+@pytest.mark.slow
 def test_too_many_threads_are_capped_with_a_warning(hemolytic_model: Path) -> None:
     run = run_bioseqnn(
         "predict", hemolytic_model, EXAMPLES / "hemolytic.fasta", "--threads", "100000"
@@ -168,6 +171,7 @@ def test_export_check_errors_suggest_no_option_export_lacks(
     assert "invalid protein symbol '3'" in line and "--on-invalid" not in line
 
 
+@pytest.mark.slow
 def test_info_through_a_pipe_is_one_unpadded_line_per_field(hemolytic_model: Path) -> None:
     lines = run_bioseqnn("info", hemolytic_model).stdout.decode().splitlines()
     assert lines[0].startswith("format ") and all(line == line.rstrip() for line in lines)
@@ -300,6 +304,7 @@ def test_train_help_shows_the_defaults_a_run_takes() -> None:
         assert match.group(1) == shown, (option, match.group(1))
 
 
+@pytest.mark.slow
 def test_stdin_errors_name_the_line_and_column_as_for_a_file(
     hemolytic_model: Path, tmp_path: Path
 ) -> None:

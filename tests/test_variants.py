@@ -262,6 +262,7 @@ def test_regression_diff_is_alt_minus_ref(tmp_path: Path, cli, planted: dict[str
         )
 
 
+@pytest.mark.slow
 def test_chunks_do_not_change_the_rows(
     tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path
 ) -> None:
@@ -389,6 +390,7 @@ def test_compressed_and_binary_vcf_inputs(
     assert packed.out == plain.out
 
 
+@pytest.mark.slow
 def test_stdin_in_a_real_pipeline(
     tmp_path: Path, planted: dict[str, Path], planted_model: Path
 ) -> None:
@@ -602,6 +604,7 @@ snakemake_exe = shutil.which("snakemake", path=str(Path(sys.executable).parent))
 
 
 @pytest.mark.skipif(snakemake_exe is None, reason="snakemake is not installed")
+@pytest.mark.slow
 def test_snakemake_scores_a_vcf_split_by_chromosome_and_gathers_it(
     tmp_path: Path, planted: dict[str, Path], planted_model: Path
 ) -> None:
@@ -640,6 +643,7 @@ def test_snakemake_scores_a_vcf_split_by_chromosome_and_gathers_it(
     )
 
 
+@pytest.mark.slow
 def test_docs_genome_example_runs_as_written(tmp_path: Path) -> None:
     """The genome page's commands on the bundled example, run as a user would from the
     checkout."""
