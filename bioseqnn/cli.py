@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import inspect
 import json
 import logging
 import math
@@ -12,10 +15,13 @@ import signal
 import sys
 import time
 import traceback
+import typing
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -71,6 +77,7 @@ PositionMask = Annotated[
     str | None,
     typer.Option(
         "--position-mask",
+        metavar="FASTA",
         help="Per-position tasks: FASTA of 0/1 per residue (same ids and "
         "lengths); 0 = not scored (left out of loss and metrics).",
     ),
@@ -88,6 +95,141 @@ class OnInvalid(str, Enum):
     error = "error"
     skip = "skip"
     mask = "mask"
+
+
+_SECTION_PANELS = {"model": "Model", "training": "Training"}
+_SETTING_TYPES: dict[str, Any] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "str | None": str,
+    "list[int]": list[str],
+}
+_TYPE_METAVARS = {"int": "N", "float": "NUMBER", "str": "TEXT", "list[int]": "N,N,..."}
+
+
+def _setting_help(section: str, field: dataclasses.Field[Any]) -> str:
+    """A setting's help as an option's: its one text (config.setting), with the settings
+    it names written as flags, the architectures that read it, and its default."""
+    from .config import ARCHITECTURES, AUTO, DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH
+
+    text = field.metadata["help"]
+    if field.name == "arch":  # the list that 'bioseqnn config' writes below the line
+        text = (
+            f"architecture: {AUTO} (the default recipe: {DEFAULT_ARCH}; "
+            f"{DEFAULT_CAUSAL_ARCH} for a language model), {', '.join(ARCHITECTURES)}"
+        )
+    text = re.sub(r"\b([a-z]+(?:_[a-z]+)+)\b", _as_flag, text)
+    users = [name for name, a in ARCHITECTURES.items() if field.name in a.uses]
+    if users and len(users) < len(ARCHITECTURES):
+        text += f" [{', '.join(users)}]"
+    return text[0].upper() + text[1:] + "." + _default(section, field.name)
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    """A setting's name (init_from) in a help text as its flag (--init-from)."""
+    from .config import ModelConfig, TrainConfig
+
+    name = match.group(1)
+    known = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
+    return "--" + name.replace("_", "-") if name in known else name
+
+
+def _setting_parameter(section: str, field: dataclasses.Field[Any]) -> inspect.Parameter:
+    """The command-line option of one setting of the config dataclasses."""
+    meta = field.metadata
+    kind = str(field.type)
+    options: dict[str, Any] = {
+        "help": _setting_help(section, field),
+        "rich_help_panel": meta.get("panel") or _SECTION_PANELS[section],
+        "show_default": False,
+    }
+    metavar = meta.get("metavar") or _TYPE_METAVARS.get(kind)
+    if kind != "bool" and metavar:
+        options["metavar"] = metavar
+    if kind == "float":
+        options["parser"] = finite
+    flags = meta.get("flags") or ("--" + field.name.replace("_", "-"),)
+    option = typer.Option(*flags, **options)
+    return inspect.Parameter(
+        field.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[_SETTING_TYPES[kind] | None, option],
+    )
+
+
+def _in_panel(annotation: Any, panel: str) -> Any:
+    """An ``Annotated[T, typer.Option(...)]`` whose option is shown in ``panel``."""
+    base, info, *rest = typing.get_args(annotation)
+    info = copy.copy(info)
+    info.rich_help_panel = panel
+    return Annotated[(base, info, *rest)]  # type: ignore[valid-type]
+
+
+def with_settings(
+    panels: dict[str, str], only: tuple[str, ...] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one option per setting of the config dataclasses (help, default,
+    flags, metavar and panel from config.setting; ``only``: these settings), passed to it
+    as ``settings``: {"model": {...}, "training": {...}} with None for each option not
+    given (integer lists parsed). ``panels`` puts the command's own options in --help
+    panels."""
+    from .config import ModelConfig, TrainConfig, parse_int_list
+
+    fields = [
+        (section, f)
+        for section, cls in (("model", ModelConfig), ("training", TrainConfig))
+        for f in dataclasses.fields(cls)
+        if only is None or f.name in only
+    ]
+
+    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(func, eval_str=True)
+        own = [
+            p.replace(annotation=_in_panel(p.annotation, panels[p.name])) if p.name in panels else p
+            for p in signature.parameters.values()
+            if p.name != "settings"
+        ]
+        made = [_setting_parameter(section, f) for section, f in fields]
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            settings: dict[str, dict[str, Any]] = {"model": {}, "training": {}}
+            for section, f in fields:
+                value = kwargs.pop(f.name)
+                if f.type == "list[int]":
+                    value = parse_int_list(value, "--" + f.name.replace("_", "-"))
+                settings[section][f.name] = value
+            return func(*args, settings=settings, **kwargs)
+
+        full = signature.replace(parameters=own + made)
+        command.__signature__ = full  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in full.parameters.values()}
+        del command.__wrapped__  # typer reads __signature__, not the wrapped function's
+        return command
+
+    return wrap
+
+
+class PanelledCommand(typer.core.TyperCommand):
+    """A command whose --help lists its options in groups (each option's
+    ``rich_help_panel``: Inputs, Model, Training, Run, Fine-tuning, Output), in the plain
+    layout of every other command's help."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            default = "Arguments" if param.param_type_name == "argument" else "Options"
+            groups.setdefault(getattr(param, "rich_help_panel", None) or default, []).append(record)
+        order = ["Arguments", "Inputs", "Model", "Training", "Fine-tuning", "Run", "Output"]
+        for name in sorted(groups, key=lambda g: order.index(g) if g in order else len(order)):
+            with formatter.section(name):
+                formatter.write_dl(groups[name])
 
 
 def finite(text: str) -> float:
@@ -124,6 +266,7 @@ FigDpi = Annotated[
     int | None,
     typer.Option(
         "--dpi",
+        metavar="N",
         min=50,
         max=1200,
         show_default=False,
@@ -175,6 +318,7 @@ Window = Annotated[
     int | None,
     typer.Option(
         "--window",
+        metavar="N",
         min=0,
         show_default=False,
         help="--genome: centre each interval on this many bases (0: each interval's own "
@@ -393,34 +537,73 @@ def _root(
     series."""
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
+@with_settings(
+    {
+        "config": "Inputs",
+        "id_column": "Inputs",
+        "series_columns": "Inputs",
+        "target": "Inputs",
+        "sequence_column": "Inputs",
+        "task": "Inputs",
+        "alphabet": "Inputs",
+        "on_invalid": "Inputs",
+        "ignore_unmatched": "Inputs",
+        "val_fasta": "Inputs",
+        "val_labels": "Inputs",
+        "position_mask": "Inputs",
+        "genome": "Inputs",
+        "window": "Inputs",
+        "on_edge": "Inputs",
+        "holdout_chroms": "Inputs",
+        "exclude_chroms": "Inputs",
+        "output": "Output",
+        "log_file": "Output",
+        "plots": "Output",
+        "tensorboard": "Output",
+        "mlflow": "Output",
+        "plot_format": "Output",
+        "dpi": "Output",
+        "quiet": "Output",
+        "debug": "Output",
+        "resume": "Training",
+    }
+)
 def train(
     sequences: Annotated[
         str,
         typer.Argument(
+            metavar="SEQUENCES",
             help="FASTA/FASTQ (plain or .gz, '-' for stdin), a table with --sequence-column, or "
             "a numeric series table (CSV/TSV: an id column and one column per channel, one row "
-            "per time step)."
+            "per time step).",
         ),
     ],
     labels: Annotated[
         str | None,
         typer.Argument(
+            metavar="LABELS",
             help="CSV/TSV of labels joined to the FASTA by id; or a FASTA of per-residue label "
-            "letters (same ids and lengths), which trains a per-position model."
+            "letters (same ids and lengths), which trains a per-position model.",
         ),
     ] = None,
     output: Annotated[
-        str, typer.Option("-o", "--output", help="Model file to write.")
+        str, typer.Option("-o", "--output", metavar="FILE", help="Model file to write.")
     ] = "model.bsnn",
     config: Annotated[
         str | None,
         typer.Option(
-            "--config", "-c", help="YAML config (see 'bioseqnn config'); flags override it."
+            "--config",
+            "-c",
+            metavar="FILE",
+            help="YAML config (see 'bioseqnn config'); flags override it.",
         ),
     ] = None,
     id_column: Annotated[
-        str, typer.Option(help="Id column of the labels table (and of a numeric series table).")
+        str,
+        typer.Option(
+            metavar="NAME", help="Id column of the labels table (and of a numeric series table)."
+        ),
     ] = "id",
     series_columns: Annotated[
         str | None,
@@ -433,12 +616,17 @@ def train(
     target: Annotated[
         list[str] | None,
         typer.Option(
-            "--target", "-t", help="Target column (repeat for several; default: all but the id)."
+            "--target",
+            "-t",
+            metavar="NAME",
+            help="Target column (repeat for several; default: all but the id).",
         ),
     ] = None,
     sequence_column: Annotated[
         str | None,
-        typer.Option(help="Read sequences from this column of the table instead of a FASTA."),
+        typer.Option(
+            metavar="NAME", help="Read sequences from this column of the table instead of a FASTA."
+        ),
     ] = None,
     task: Annotated[Task | None, typer.Option(help="Override the detected task.")] = None,
     alphabet: Annotated[
@@ -452,270 +640,15 @@ def train(
         ),
     ] = False,
     val_fasta: Annotated[
-        str | None, typer.Option(help="Explicit validation FASTA (or numeric series table).")
-    ] = None,
-    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")] = None,
-    arch: Annotated[
         str | None,
-        typer.Option(
-            help="Architecture: auto (the default recipe: cnn-gru; gru for a language model), "
-            "rnn, lstm, gru, cnn, cnn-lstm, cnn-gru, transformer." + _default("model", "arch")
-        ),
+        typer.Option(metavar="FILE", help="Explicit validation FASTA (or numeric series table)."),
     ] = None,
-    hidden_size: Annotated[
-        int | None,
-        typer.Option(help="Hidden units per direction." + _default("model", "hidden_size")),
-    ] = None,
-    layers: Annotated[
-        int | None,
-        typer.Option(help="Stacked recurrent or encoder layers." + _default("model", "layers")),
-    ] = None,
-    bidirectional: Annotated[
-        bool | None,
-        typer.Option(
-            "--bidirectional/--unidirectional",
-            help="Read both directions." + _default("model", "bidirectional"),
-        ),
-    ] = None,
-    dropout: Annotated[
-        float | None,
-        typer.Option(
-            parser=finite,
-            help="Dropout between layers, before the head." + _default("model", "dropout"),
-        ),
-    ] = None,
-    pooling: Annotated[
-        str | None,
-        typer.Option(help="last, mean, max or attention (default depends on the architecture)."),
-    ] = None,
-    channels: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="N,N,...",
-            help="Convolution filters per layer, e.g. 128,128 (cnn, cnn-lstm, cnn-gru)."
-            + _default("model", "channels"),
-        ),
-    ] = None,
-    kernel_sizes: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="N,N,...",
-            help="Convolution width per layer, e.g. 9,5." + _default("model", "kernel_sizes"),
-        ),
-    ] = None,
-    dilations: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="N,N,...",
-            help="Convolution dilation per layer, e.g. 1,2." + _default("model", "dilations"),
-        ),
-    ] = None,
-    pool_sizes: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="N,N,...",
-            help="Max-pool window after each convolution layer (1 = none), e.g. 3,1; auto: 3 "
-            "after the first layer when the median training length is 100 or more, else 1 "
-            "(always 1 for per-position or language models)." + _default("model", "pool_sizes"),
-        ),
-    ] = None,
-    d_model: Annotated[
-        int | None, typer.Option(help="Transformer width." + _default("model", "d_model"))
-    ] = None,
-    heads: Annotated[
-        int | None, typer.Option(help="Transformer attention heads." + _default("model", "heads"))
-    ] = None,
-    ff_size: Annotated[
-        int | None,
-        typer.Option(help="Transformer feed-forward width." + _default("model", "ff_size")),
-    ] = None,
-    max_length: Annotated[
-        int | None,
-        typer.Option(
-            help="Longest sequence a transformer accepts (longer is an error)."
-            + _default("model", "max_length")
-        ),
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="Maximum epochs." + _default("training", "epochs"))
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Sequences per batch (per process under torchrun)."
-            + _default("training", "batch_size")
-        ),
-    ] = None,
-    max_tokens: Annotated[
-        int | None,
-        typer.Option(
-            help="Cap on padded positions per batch (sequences x longest length): batches of "
-            "long sequences hold fewer (0 = no cap; validation batches: 1048576)."
-            + _default("training", "max_tokens")
-        ),
-    ] = None,
-    lr: Annotated[
-        float | None,
-        typer.Option(parser=finite, help="AdamW learning rate." + _default("training", "lr")),
-    ] = None,
-    weight_decay: Annotated[
-        float | None,
-        typer.Option(
-            parser=finite, help="AdamW weight decay." + _default("training", "weight_decay")
-        ),
-    ] = None,
-    grad_clip: Annotated[
-        float | None,
-        typer.Option(
-            parser=finite, help="Gradient-norm clip (0 = off)." + _default("training", "grad_clip")
-        ),
-    ] = None,
-    val_fraction: Annotated[
-        float | None,
-        typer.Option(
-            parser=finite,
-            help="Fraction held out for validation (stratified for classes)."
-            + _default("training", "val_fraction"),
-        ),
-    ] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option(
-            help="Epochs without a better monitored metric (--monitor) before stopping (0 = "
-            "never stop early)." + _default("training", "patience")
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(help="Seed for splits, batches and weights." + _default("training", "seed")),
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (CUDA when present), cpu, cuda or cuda:N." + _default("training", "device")
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads",
-            "-j",
-            help="CPU threads for torch (0 = cores available)." + _default("training", "threads"),
-        ),
-    ] = None,
-    monitor: Annotated[
-        str | None,
-        typer.Option(
-            help="Metric for early stopping, best weights and plateau: auto (val_loss; for "
-            "imbalanced classes val_auprc or val_mcc), val_loss, val_auroc, val_auprc, val_mcc, "
-            "val_balanced_accuracy, val_f1, val_r2, val_pearson, ..."
-            + _default("training", "monitor")
-        ),
-    ] = None,
-    schedule: Annotated[
-        str | None,
-        typer.Option(
-            help="Learning-rate schedule: none, plateau, cosine or onecycle."
-            + _default("training", "schedule")
-        ),
-    ] = None,
-    warmup_epochs: Annotated[
-        float | None,
-        typer.Option(
-            parser=finite,
-            help="Linear learning-rate warm-up over this many epochs (fractions allowed)."
-            + _default("training", "warmup_epochs"),
-        ),
-    ] = None,
-    class_weight: Annotated[
-        str | None,
-        typer.Option(
-            help="Loss weights: auto (balanced when the rarest class is under half an even share "
-            "of the training records), balanced (inverse class frequency), none, 1,4 in class "
-            "order, or name=weight,..." + _default("training", "class_weight")
-        ),
-    ] = None,
-    rc_augment: Annotated[
-        bool | None,
-        typer.Option(
-            "--rc-augment/--no-rc-augment",
-            help="DNA/RNA: train on a random strand of each sequence.",
-        ),
-    ] = None,
-    rc_average: Annotated[
-        bool | None,
-        typer.Option(
-            "--rc-average/--no-rc-average",
-            help="DNA/RNA: predict the mean of both strands (stored as the model's default).",
-        ),
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(
-            help="32, bf16 or 16-mixed (mixed precision on CUDA; CPU trains in 32-bit)."
-            + _default("training", "precision")
-        ),
-    ] = None,
-    checkpoint_dir: Annotated[
-        str | None,
-        typer.Option(help="Write a checkpoint here after every epoch (continue with --resume)."),
+    val_labels: Annotated[
+        str | None, typer.Option(metavar="FILE", help="Labels of the validation FASTA.")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run checkpointed in --checkpoint-dir.")
     ] = False,
-    ensemble: Annotated[
-        int | None,
-        typer.Option(
-            help="Train this many models (seeds SEED, SEED+1, ...) into one model file that "
-            "predicts their mean probability." + _default("training", "ensemble")
-        ),
-    ] = None,
-    structure: Annotated[
-        str | None,
-        typer.Option(
-            "--structure",
-            metavar="none|mfe|bpp",
-            help="RNA secondary structure as input channels, folded with ViennaRNA (needs "
-            "bioseqnn[structure]): mfe = each position's pairing state, bpp = also its pairing "
-            "probability (slower). Predict, evaluate, explain and export fold their input the "
-            "same way." + _default("training", "structure"),
-        ),
-    ] = None,
-    cv: Annotated[
-        int | None,
-        typer.Option(
-            "--cv",
-            metavar="K",
-            help="Cross-validate: K folds (by class for classes), one model per fold stopped on "
-            "its own held-out fold; logs the out-of-fold metrics, writes NAME.oof.tsv beside "
-            "the model and saves the K models as one ensemble file." + _default("training", "cv"),
-        ),
-    ] = None,
-    init_from: Annotated[
-        str | None,
-        typer.Option(
-            "--init-from",
-            metavar="MODEL",
-            help="Fine-tune: start from this model file's weights (its network settings "
-            "become this run's; its head too when the classes or targets are the same).",
-        ),
-    ] = None,
-    freeze_backbone: Annotated[
-        bool | None,
-        typer.Option(
-            "--freeze-backbone/--no-freeze-backbone",
-            help="With --init-from: keep the parent's backbone fixed; only the head (and "
-            "attention pooling) train.",
-        ),
-    ] = None,
-    init_member: Annotated[
-        int | None,
-        typer.Option(
-            "--init-member",
-            metavar="N",
-            help="With --init-from an ensemble or cross-validated model: start from member N.",
-        ),
-    ] = None,
     position_mask: PositionMask = None,
     genome: GenomeRef = None,
     window: Window = None,
@@ -740,6 +673,7 @@ def train(
         str | None,
         typer.Option(
             "--log",
+            metavar="FILE",
             help="Per-epoch metrics TSV (default: beside the model, NAME.log.tsv); "
             "a name ending in .jsonl writes JSON lines.",
         ),
@@ -748,6 +682,7 @@ def train(
         str | None,
         typer.Option(
             "--plots",
+            metavar="DIR",
             help="Folder for the learning curves, learning_curves.png (or .pdf/.svg: "
             "--format; needs matplotlib: bioseqnn[plots]).",
         ),
@@ -778,70 +713,25 @@ def train(
     dpi: FigDpi = None,
     quiet: Quiet = False,
     debug: Debug = False,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Train a model on sequences and their labels."""
+    assert settings is not None  # with_settings passes the settings' options
     _setup_logging(quiet, debug)
     if plots is not None:
         from .plots import plot_dir
 
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
     from .api import train as run_train
-    from .config import RunConfig, apply_overrides, load_config, parse_int_list, parse_names
+    from .config import RunConfig, apply_overrides, load_config, parse_names
     from .seqio import check_not_an_input
 
     for written in (output, log_file):
         if written is not None:
             check_not_an_input(written, {"--config": config})
     cfg = load_config(config) if config else RunConfig()
-    model_flags = {
-        "arch": arch,
-        "hidden_size": hidden_size,
-        "layers": layers,
-        "bidirectional": bidirectional,
-        "dropout": dropout,
-        "pooling": pooling,
-        "channels": parse_int_list(channels, "--channels"),
-        "kernel_sizes": parse_int_list(kernel_sizes, "--kernel-sizes"),
-        "dilations": parse_int_list(dilations, "--dilations"),
-        "pool_sizes": parse_int_list(pool_sizes, "--pool-sizes"),
-        "d_model": d_model,
-        "heads": heads,
-        "ff_size": ff_size,
-        "max_length": max_length,
-    }
-    cfg = apply_overrides(
-        cfg,
-        {
-            "model": dict(model_flags),
-            "training": {
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "max_tokens": max_tokens,
-                "lr": lr,
-                "weight_decay": weight_decay,
-                "grad_clip": grad_clip,
-                "val_fraction": val_fraction,
-                "patience": patience,
-                "seed": seed,
-                "device": device,
-                "threads": threads,
-                "monitor": monitor,
-                "schedule": schedule,
-                "warmup_epochs": warmup_epochs,
-                "class_weight": class_weight,
-                "rc_augment": rc_augment,
-                "rc_average": rc_average,
-                "precision": precision,
-                "checkpoint_dir": checkpoint_dir,
-                "ensemble": ensemble,
-                "cv": cv,
-                "structure": structure,
-                "init_from": init_from,
-                "freeze_backbone": freeze_backbone,
-                "init_member": init_member,
-            },
-        },
-    )
+    model_flags = settings["model"]
+    cfg = apply_overrides(cfg, settings)
     if cfg.training.init_from and cfg.training.init_from != "-":
         from .finetune import check_given
 
@@ -1180,6 +1070,7 @@ def parse_duration(text: str) -> float:
 
 
 @app.command()
+@with_settings({}, only=("val_fraction", "device", "threads"))
 def tune(
     sequences: Annotated[
         str | None,
@@ -1295,13 +1186,6 @@ def tune(
         str | None, typer.Option(help="Explicit validation FASTA that scores every trial.")
     ] = None,
     val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")] = None,
-    val_fraction: Annotated[
-        float | None,
-        typer.Option(
-            parser=finite,
-            help="Fraction held out for validation." + _default("training", "val_fraction"),
-        ),
-    ] = None,
     position_mask: PositionMask = None,
     plots: Annotated[
         str | None,
@@ -1323,15 +1207,9 @@ def tune(
             "below the default on validation.",
         ),
     ] = True,
-    device: Annotated[
-        str | None, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", "-j", help="CPU threads for torch (0 = cores available)."),
-    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Search architectures and training settings (Optuna) and keep the best model."""
     _setup_logging(quiet, debug)
@@ -1350,13 +1228,8 @@ def tune(
     from .search.study import tune as run_tune
 
     progress = _search_bar() if stderr.is_terminal and not quiet else None
-    base = apply_overrides(
-        RunConfig(),
-        {
-            "training": {"val_fraction": val_fraction, "device": device, "threads": threads},
-            "model": {},
-        },
-    )
+    assert settings is not None  # with_settings passes the settings' options
+    base = apply_overrides(RunConfig(), {"training": settings["training"], "model": {}})
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
     run_tune(
         fasta,

@@ -18,26 +18,43 @@ from .errors import UsageError
 POOLINGS = ("last", "mean", "max", "attention")
 
 
-def setting(default: Any, help: str) -> Any:
-    """A dataclass field with a help line (shown by 'bioseqnn config')."""
+def setting(
+    default: Any,
+    help: str,
+    *,
+    flags: tuple[str, ...] = (),
+    metavar: str | None = None,
+    panel: str | None = None,
+) -> Any:
+    """A dataclass field: a setting's default and its one help text, which 'bioseqnn
+    config' writes above it and the command line shows for its option (bioseqnn.cli
+    generates train's options from these fields). ``flags`` (default: --name-with-dashes),
+    ``metavar`` (default: by type) and ``panel`` (the group of --help; default: the
+    section's) say how the command line presents it."""
+    metadata = {"help": help, "flags": flags, "metavar": metavar, "panel": panel}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class ModelConfig:
     """Architecture settings. Fields that an architecture does not use are ignored by it."""
 
-    arch: str = setting("auto", "architecture, one of:")
+    arch: str = setting("auto", "architecture, one of:", metavar="ARCH")
     hidden_size: int = setting(128, "recurrent units per direction")
     layers: int = setting(1, "stacked recurrent or encoder layers")
-    bidirectional: bool = setting(False, "read both directions (cnn-lstm and cnn-gru always do)")
+    bidirectional: bool = setting(
+        False,
+        "read both directions (cnn-lstm and cnn-gru always do)",
+        flags=("--bidirectional/--unidirectional",),
+    )
     dropout: float = setting(0.2, "dropout between layers and before the head")
     pooling: str = setting(
         "auto",
         "per-position states to one vector: last, mean, max, attention, "
         "or auto (the architecture's default)",
+        metavar="|".join(("auto",) + POOLINGS),
     )
     # convolutional layers (cnn, cnn-lstm, cnn-gru): one entry per layer, all four lists
     # equally long
@@ -151,9 +168,16 @@ class TrainConfig:
     patience: int = setting(
         10, "epochs without a better monitored metric before stopping (0 = never stop early)"
     )
-    seed: int = setting(0, "seed for the split, batch order and initial weights")
-    device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    threads: int = setting(0, "CPU threads for torch (0 = cores available)")
+    seed: int = setting(0, "seed for the split, batch order and initial weights", panel="Run")
+    device: str = setting(
+        "auto",
+        "auto (CUDA when present), cpu, cuda or cuda:N",
+        metavar="auto|cpu|cuda[:N]",
+        panel="Run",
+    )
+    threads: int = setting(
+        0, "CPU threads for torch (0 = cores available)", flags=("--threads", "-j"), panel="Run"
+    )
     # settings of the training issue (train.py, schedules.py, checkpoint.py, strands.py)
     monitor: str = setting(
         "auto",
@@ -162,12 +186,14 @@ class TrainConfig:
         "val_mcc, val_r2, ... (losses and errors are minimised, "
         "scores maximised); auto: val_loss, or for imbalanced "
         "classes val_auprc (binary, multilabel) or val_mcc",
+        metavar="METRIC",
     )
     schedule: str = setting(
         "plateau",
         "learning-rate schedule: none, plateau (halve after "
         "max(1, patience / 2) epochs without progress), cosine "
         "(to zero at the last epoch) or onecycle",
+        metavar="|".join(SCHEDULES),
     )
     warmup_epochs: float = setting(
         0.0,
@@ -182,31 +208,39 @@ class TrainConfig:
         "even share of the training records: under 25% for "
         "two classes) or explicit weights in class order "
         "(1,4) or by name (neg=1,pos=4)",
+        metavar="WEIGHTS",
     )
     rc_augment: bool = setting(
         False,
         "DNA/RNA: train on a random strand of each sequence "
         "(reverse complement with probability 1/2)",
+        flags=("--rc-augment/--no-rc-augment",),
     )
     rc_average: bool = setting(
         False,
         "DNA/RNA: predict the mean of both strands (stored as the model's default for predict)",
+        flags=("--rc-average/--no-rc-average",),
     )
     precision: str = setting(
         "32",
         "32, bf16 or 16-mixed (automatic mixed precision; CUDA only, CPU always trains in 32-bit)",
+        metavar="|".join(PRECISIONS),
+        panel="Run",
     )
     checkpoint_dir: str | None = setting(
         None,
         "folder for a checkpoint after every epoch "
         "(model, optimiser, schedule, RNG states); "
         "continue a killed run with --resume",
+        metavar="DIR",
+        panel="Run",
     )
     ensemble: int = setting(
         1,
         "train this many models (seeds seed, seed + 1, ...) on the "
         "same records and save them as one model file that "
         "predicts their mean probability (regression: mean value)",
+        metavar="N",
     )
     structure: str = setting(
         "none",
@@ -216,6 +250,7 @@ class TrainConfig:
         "paired downstream or upstream) or bpp (also each "
         "position's probability of being paired; about 3x the "
         "folding time)",
+        metavar="|".join(STRUCTURE_KINDS),
     )
     cv: int = setting(
         0,
@@ -223,6 +258,7 @@ class TrainConfig:
         "class for classes), train one model per fold with early stopping "
         "on its own held-out fold, report the out-of-fold metrics and save "
         "the models as one ensemble file; 0 = off",
+        metavar="K",
     )
     max_tokens: int = setting(
         0,
@@ -236,17 +272,23 @@ class TrainConfig:
         "(its network settings become this run's; the "
         "head too when the classes or targets are the "
         "same)",
+        metavar="MODEL",
+        panel="Fine-tuning",
     )
     freeze_backbone: bool = setting(
         False,
         "with init_from: keep the parent's backbone "
         "fixed; only the head (and attention pooling) "
         "train",
+        flags=("--freeze-backbone/--no-freeze-backbone",),
+        panel="Fine-tuning",
     )
     init_member: int = setting(
         0,
         "with init_from an ensemble or cross-validated model: "
         "the member to start from (1, 2, ...); 0 = a single model",
+        metavar="N",
+        panel="Fine-tuning",
     )
 
 
