@@ -1637,7 +1637,11 @@ def motifs(
         ),
     ] = None,
     method: Annotated[
-        PathMethod | None, typer.Option(help="Attribution method (default: deeplift-shap).")
+        PathMethod | None,
+        typer.Option(
+            help="Attribution method (default: deeplift-shap for cnn models, otherwise "
+            "integrated-gradients)."
+        ),
     ] = None,
     target: Annotated[
         str | None, typer.Option(help="Class (or target column) explained; default as for explain.")

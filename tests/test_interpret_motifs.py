@@ -322,3 +322,19 @@ def test_motifs_refuses_protein_and_bad_databases_in_one_line(
     assert bad.code == 1 and "no MOTIF" in bad.err
     for result in (protein, missing, bad):
         assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_modisco_failure_is_one_line_not_a_traceback() -> None:
+    """A failure inside modisco-lite (here a NaN contribution stops its histogram step;
+    on real data its Leiden step raises a bare BaseException on NaN similarities) is one
+    DataError naming the way out, not a traceback."""
+    from bioseqnn.errors import DataError
+    from bioseqnn.interpret.motifs import ModiscoOptions, run_modisco
+
+    rng = np.random.default_rng(0)
+    one_hot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(60, 80))]
+    hyp = rng.normal(size=one_hot.shape).astype(np.float32)
+    hyp[:, 30:40] += 3 * one_hot[:, 30:40]  # seqlets to find
+    hyp[:, 35, :] = np.nan
+    with pytest.raises(DataError, match="TF-MoDISco could not cluster.*integrated-gradients"):
+        run_modisco(one_hot, hyp, ModiscoOptions(max_seqlets=200, leiden_runs=1, min_seqlets=5))
