@@ -1638,10 +1638,7 @@ def motifs(
     ] = None,
     method: Annotated[
         PathMethod | None,
-        typer.Option(
-            help="Attribution method (default: deeplift-shap for cnn models, otherwise "
-            "integrated-gradients)."
-        ),
+        typer.Option(help="Attribution method (default: deeplift-shap)."),
     ] = None,
     target: Annotated[
         str | None, typer.Option(help="Class (or target column) explained; default as for explain.")

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, UsageError
-from .attribution import AttributionOptions, architectures
+from .attribution import AttributionOptions
 
 log = logging.getLogger("bioseqnn")
 
@@ -123,19 +123,16 @@ def _trim(contribution: np.ndarray, share: float) -> slice:
 
 
 def _modisco(run: Any, *args: Any, **kwargs: Any) -> Any:
-    """TF-MoDISco, whose failures become one line. Its Leiden clustering raises a bare
-    BaseException on NaN similarities, which modisco-lite computes for seqlets whose
-    contributions are all zero after alignment (tfmodisco-lite issue 12); measured on
-    the bundled ncRNA set under a cnn-gru's DeepLIFT-SHAP attributions."""
+    """TF-MoDISco, whose failures become one line (its Leiden clustering raises a bare
+    BaseException on NaN similarities: tfmodisco-lite issue 12)."""
     try:
         return run(*args, **kwargs)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - leidenalg raises BaseException itself
         raise DataError(
-            f"TF-MoDISco could not cluster the seqlets ({exc}); try --method "
-            "integrated-gradients (DeepLIFT-SHAP's exact zeros can give modisco-lite NaN "
-            "similarities), or another --window"
+            f"TF-MoDISco could not cluster the seqlets ({exc}); try the other --method "
+            "or another --window"
         ) from None
 
 
@@ -274,8 +271,7 @@ def discover_motifs(
     """Attributions of ``sequences`` under ``model``, TF-MoDISco's motifs, and with
     ``database`` (a MEME file) their best Tomtom matches.
 
-    ``method``: ``deeplift-shap`` or ``integrated-gradients`` (default: deeplift-shap for
-    cnn models, integrated-gradients otherwise).
+    ``method``: ``deeplift-shap`` (the default) or ``integrated-gradients``.
     """
     require_interpret()
     from ..bundle import load_bundle
@@ -296,11 +292,7 @@ def discover_motifs(
     if getattr(bundle.model, "per_position", False):
         raise UsageError("motifs needs a model with one output per sequence")
     if method is None:
-        # DeepLIFT-SHAP where the known-answer test and the promoter example check it with
-        # TF-MoDISco (cnn); on recurrent models its exact zeros can stop modisco-lite's
-        # clustering (see _modisco), so integrated gradients
-        supported = all(a == "cnn" for a in architectures(bundle.model))
-        method = "deeplift-shap" if supported else "integrated-gradients"
+        method = "deeplift-shap"
     if method not in ("deeplift-shap", "integrated-gradients"):
         raise UsageError("--method must be deeplift-shap or integrated-gradients")
     resolve_target(bundle.task, target)
@@ -312,7 +304,11 @@ def discover_motifs(
     expl = explain_bundle(bundle, data, method, target, batch_size, dev, options)
     width = int(data.lengths.max())
     table = bundle.alphabet.onehot_table()
-    one_hot = np.zeros((len(data), width, 4), dtype=np.float32)
+    # Past a sequence's end (the batch's padding): every letter at 1/4 and no
+    # contribution. A seqlet near the end reaches into it once modisco-lite adds its
+    # flanks; an all-zero one-hot there made its letter frequencies 0/0, and the NaN
+    # similarities stopped its clustering (measured on the bundled ncRNA set).
+    one_hot = np.full((len(data), width, 4), 0.25, dtype=np.float32)
     hyp = np.zeros_like(one_hot)
     for i, rec in enumerate(expl.records):
         n = len(rec.scores)
