@@ -503,7 +503,7 @@ class _MemberRun:
     spec: TaskSpec
     alpha: Alphabet | SeriesSpec | StructureInput
     device: torch.device
-    ranks: Any
+    ranks: distributed.Dist
     per_position: bool
     lm: bool
     parent: Parent | None

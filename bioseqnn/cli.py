@@ -127,13 +127,22 @@ def _setting_help(section: str, field: dataclasses.Field[Any]) -> str:
     return text[0].upper() + text[1:] + "." + _default(section, field.name)
 
 
-def _as_flag(match: re.Match[str]) -> str:
-    """A setting's name (init_from) in a help text as its flag (--init-from)."""
+def _flag(name: str) -> str:
+    """A setting's default flag: init_from -> --init-from."""
+    return "--" + name.replace("_", "-")
+
+
+@functools.cache
+def _setting_names() -> frozenset[str]:
     from .config import ModelConfig, TrainConfig
 
+    return frozenset(f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c))
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    """A setting's name (init_from) in a help text as its flag (--init-from)."""
     name = match.group(1)
-    known = {f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
-    return "--" + name.replace("_", "-") if name in known else name
+    return _flag(name) if name in _setting_names() else name
 
 
 def _setting_parameter(section: str, field: dataclasses.Field[Any]) -> inspect.Parameter:
@@ -150,7 +159,7 @@ def _setting_parameter(section: str, field: dataclasses.Field[Any]) -> inspect.P
         options["metavar"] = metavar
     if kind == "float":
         options["parser"] = finite
-    flags = meta.get("flags") or ("--" + field.name.replace("_", "-"),)
+    flags = meta.get("flags") or (_flag(field.name),)
     option = typer.Option(*flags, **options)
     return inspect.Parameter(
         field.name,
@@ -200,7 +209,7 @@ def with_settings(
             for section, f in fields:
                 value = kwargs.pop(f.name)
                 if f.type == "list[int]":
-                    value = parse_int_list(value, "--" + f.name.replace("_", "-"))
+                    value = parse_int_list(value, _flag(f.name))
                 settings[section][f.name] = value
             return func(*args, settings=settings, **kwargs)
 

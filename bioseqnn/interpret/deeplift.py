@@ -299,11 +299,12 @@ def _addcmul(inp: torch.Tensor, t1: Any, t2: Any, *, value: float = 1) -> torch.
     return inp + value * product(t1, t2)
 
 
-_UNARY_FUNCS: dict[Any, str] = {}
-for _name in UNARY:
-    for _owner in (torch, torch.Tensor, F):
-        if hasattr(_owner, _name):
-            _UNARY_FUNCS[getattr(_owner, _name)] = _name
+_UNARY_FUNCS: dict[Any, str] = {
+    getattr(owner, name): name
+    for name in UNARY
+    for owner in (torch, torch.Tensor, F)
+    if hasattr(owner, name)
+}
 
 _BINARY: dict[Any, Callable[..., Any]] = {
     torch.mul: product,
