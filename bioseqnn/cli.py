@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import gc
 import inspect
 import json
 import logging
@@ -2463,4 +2464,9 @@ def threading_main() -> bool:
 
 
 def run() -> None:  # pragma: no cover - console script entry point
-    sys.exit(main())
+    code = main()
+    # The command is done and its outputs are in place. Leave what it allocated (torch's
+    # modules above all) out of the collection that interpreter shutdown runs: it scans
+    # every object once more and took 0.4 s of a 1.8 s prediction.
+    gc.freeze()
+    sys.exit(code)
