@@ -8,7 +8,6 @@ and prediction never branch on the architecture.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -34,6 +33,27 @@ from ..config import (  # noqa: E402,F401
     setting,
 )
 
+# What a model is from its settings alone lives in bioseqnn.modelspec (no torch there);
+# these names stay importable from here.
+from ..modelspec import (  # noqa: E402,F401
+    AUTO_POOL,
+    AUTO_POOL_LENGTH,
+    CAUSAL_ARCHS,
+    MAX_TENSORS,
+    MAX_WEIGHTS,
+    SIZES,
+    Size,
+    check_causal,
+    config_dict,
+    describe,
+    linear_size,
+    model_size,
+    resolve_model,
+    resolve_pooling,
+    sizing_settings,
+    too_large,
+)
+
 
 class Backbone(nn.Module):
     """Per-position states from one-hot input. Subclasses set ``out_dim`` and ``directions``.
@@ -55,31 +75,6 @@ class Backbone(nn.Module):
 
 
 @dataclass(frozen=True)
-class Size:
-    """What a model holds: its tensors (parameters and buffers, as in its state dict) and
-    the numbers in them."""
-
-    tensors: int
-    weights: int
-
-    def __add__(self, other: Size) -> Size:
-        return Size(self.tensors + other.tensors, self.weights + other.weights)
-
-    def __mul__(self, times: int) -> Size:
-        return Size(self.tensors * times, self.weights * times)
-
-
-MAX_WEIGHTS = 1 << 32
-"""The most numbers a model file's tensors hold, all members together (16 GiB as
-float32). The defaults hold about 80 thousand; a 24-layer transformer of width 1024 and
-feed-forward 4096 about 300 million."""
-MAX_TENSORS = 20_000
-"""The most tensors a model file holds, all members together (a 64-member ensemble of
-24-layer transformers has about 19 thousand). Each is a module built in Python (about
-0.1 ms and some kB), so this bounds the time and memory of building a model."""
-
-
-@dataclass(frozen=True)
 class Architecture:
     name: str
     build: Callable[[ModelConfig, int], Backbone]
@@ -97,14 +92,13 @@ REGISTRY: dict[str, Architecture] = {}
 
 def register(
     name: str,
-    *,
-    size: Callable[[ModelConfig, int], tuple[Size, int]],
 ) -> Callable[[Callable[[ModelConfig, int], Backbone]], Callable[[ModelConfig, int], Backbone]]:
     """Register a backbone builder for the architecture ``name`` of
     bioseqnn.config.ARCHITECTURES (its poolings, the settings it reads and its help);
-    ``size`` computes what it holds (tests/test_models.py checks it against the built
-    module)."""
+    bioseqnn.modelspec.SIZES computes what it holds (tests/test_models.py checks it
+    against the built module)."""
     info = ARCHITECTURES[name]
+    size = SIZES[name]
 
     def deco(fn: Callable[[ModelConfig, int], Backbone]) -> Callable[[ModelConfig, int], Backbone]:
         REGISTRY[name] = Architecture(
@@ -113,65 +107,6 @@ def register(
         return fn
 
     return deco
-
-
-def linear_size(inputs: int, outputs: int) -> Size:
-    """An nn.Linear with a bias."""
-    return Size(2, inputs * outputs + outputs)
-
-
-def model_size(
-    config: ModelConfig, in_channels: int, n_outputs: int, per_position: bool = False
-) -> Size:
-    """What :class:`SequenceModel` holds, computed without building it."""
-    backbone, dim = get_architecture(config.arch).size(config, in_channels)
-    size = backbone + linear_size(dim, n_outputs)
-    if not per_position and resolve_pooling(config) == "attention":
-        size = size + linear_size(dim, dim) + linear_size(dim, 1)
-    return size
-
-
-def too_large(
-    configs: list[ModelConfig], in_channels: int, n_outputs: int, per_position: bool = False
-) -> str | None:
-    """Why a model of these members is larger than bioseqnn builds (None: it is not),
-    e.g. "the model (lstm, hidden-size 8, layers 1000000) would hold 4,000,002 tensors,
-    more than bioseqnn builds (20,000)". Computed from the settings: nothing is built."""
-    sizes = [model_size(c, in_channels, n_outputs, per_position) for c in configs]
-    total = sum(sizes, Size(0, 0))
-    if total.tensors > MAX_TENSORS:
-        problem = f"{total.tensors:,} tensors, more than bioseqnn builds ({MAX_TENSORS:,})"
-    elif total.weights > MAX_WEIGHTS:
-        problem = (
-            f"{total.weights:,} weights, more than bioseqnn builds ({MAX_WEIGHTS:,}, "
-            f"{MAX_WEIGHTS * 4 >> 30} GiB as float32)"
-        )
-    else:
-        return None
-    largest = configs[max(range(len(configs)), key=lambda i: sizes[i].weights)]
-    members = f", {len(configs)} members" if len(configs) > 1 else ""
-    return (
-        f"the model ({get_architecture(largest.arch).name}, {sizing_settings(largest)}"
-        f"{members}) would hold "
-        f"{problem}"
-    )
-
-
-def sizing_settings(config: ModelConfig) -> str:
-    """The settings that size ``config``'s backbone, e.g. 'hidden-size 128, layers 1'."""
-    arch = get_architecture(config.arch)
-    parts = []
-    for key in arch.uses:
-        value = getattr(config, key)
-        if isinstance(value, bool):
-            continue
-        shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        if key == "pool_sizes" and not value:
-            shown = "auto"
-        if len(shown) > 40:
-            shown = f"{shown[:30]}... ({len(value)} values)"
-        parts.append(f"{key.replace('_', '-')} {shown}")
-    return ", ".join(parts)
 
 
 def exporting() -> bool:
@@ -364,36 +299,6 @@ Predictor = SequenceModel | Ensemble
 """What a model file holds: one model, or an ensemble of them."""
 
 
-AUTO_POOL = 3
-"""The pooling window after the first convolution when ``pool_sizes`` is left empty ..."""
-AUTO_POOL_LENGTH = 100
-"""... and the training sequences' median length is at least this (see docs/accuracy.md:
-pooling helped the long sequences of the comparison and cost the 50-nt promoters)."""
-
-
-def resolve_model(
-    config: ModelConfig,
-    per_position: bool = False,
-    causal: bool = False,
-    median_length: float | None = None,
-) -> ModelConfig:
-    """``config`` with its automatic settings made concrete: ``arch: auto`` (the default
-    recipe's network) and empty ``pool_sizes``: a window of 3 after the first convolution
-    for one output per sequence when the training sequences are long (``median_length``
-    at least AUTO_POOL_LENGTH; unknown counts as long), otherwise 1 everywhere."""
-    changes: dict[str, Any] = {}
-    if config.arch == AUTO:
-        changes["arch"] = DEFAULT_CAUSAL_ARCH if causal else DEFAULT_ARCH
-    if not config.pool_sizes:
-        pool = not (per_position or causal) and (
-            median_length is None or median_length >= AUTO_POOL_LENGTH
-        )
-        changes["pool_sizes"] = [
-            AUTO_POOL if pool and not i else 1 for i in range(len(config.channels))
-        ]
-    return dataclasses.replace(config, **changes) if changes else config
-
-
 def get_architecture(name: str) -> Architecture:
     from .. import models  # noqa: F401  (importing the package registers every family)
     from ..errors import UsageError
@@ -406,70 +311,6 @@ def get_architecture(name: str) -> Architecture:
         raise UsageError(
             f"unknown architecture {name!r}; choose one of: {', '.join(REGISTRY)}"
         ) from None
-
-
-CAUSAL_ARCHS = ("rnn", "lstm", "gru", "transformer")
-"""Architectures that can read strictly left to right (language models)."""
-
-
-def check_causal(config: ModelConfig) -> None:
-    """A language model predicts each residue from the ones before it only."""
-    from ..errors import UsageError
-
-    config = resolve_model(config, causal=True)
-    if config.arch not in CAUSAL_ARCHS:
-        raise UsageError(
-            f"a language model reads left to right, and {config.arch} reads "
-            f"around each position; choose --arch {', '.join(CAUSAL_ARCHS)}"
-        )
-    if config.bidirectional and config.arch != "transformer":
-        raise UsageError(
-            "a language model reads left to right: use --unidirectional (bidirectional: false)"
-        )
-
-
-def resolve_pooling(config: ModelConfig) -> str:
-    from ..errors import UsageError
-
-    arch = get_architecture(config.arch)
-    mode = arch.default_pooling if config.pooling == "auto" else config.pooling
-    if mode not in arch.poolings:
-        raise UsageError(
-            f"pooling {mode!r} is not available for {config.arch}; "
-            f"choose one of: {', '.join(arch.poolings)}"
-        )
-    return mode
-
-
-def describe(
-    config: ModelConfig | dict[str, Any], per_position: bool = False, causal: bool = False
-) -> str:
-    """One line naming the architecture and the settings it actually reads.
-
-    A per-position model has no pooling (one output per position), so none is named; a
-    language model (``causal``) is named as one.
-    """
-    values = (
-        config
-        if isinstance(config, dict)
-        else config_dict(resolve_model(config, per_position, causal))
-    )
-    name = values.get("arch", "?")
-    arch = REGISTRY.get(name)
-    parts = [str(name)]
-    for key in arch.uses if arch else ():
-        value = values.get(key)
-        if isinstance(value, list):
-            value = ",".join(map(str, value))
-        parts.append(f"{key.replace('_', '-')} {value}")
-    if causal:
-        parts.append("language model")
-    elif per_position:
-        parts.append("per position")
-    else:
-        parts.append(f"pooling {values.get('pooling')}")
-    parts.append(f"dropout {values.get('dropout')}")
-    return ", ".join(parts)
 
 
 def check_lengths(
@@ -496,9 +337,3 @@ def check_lengths(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def config_dict(config: ModelConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(config)

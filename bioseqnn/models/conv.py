@@ -18,7 +18,6 @@ from torch import nn
 from .base import (
     Backbone,
     ModelConfig,
-    Size,
     exporting,
     length_mask,
     register,
@@ -117,17 +116,6 @@ class ConvStack(Backbone):
         return h.transpose(1, 2), lengths
 
 
-def conv_size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
-    """What a ConvStack holds: per layer a convolution without bias and a batch norm
-    (weight, bias, running mean and variance, batch count); and its out_dim."""
-    size, tensors, weights = in_channels, 0, 0
-    for channels, kernel in zip(config.channels, config.kernel_sizes, strict=False):
-        tensors += 6
-        weights += size * channels * kernel + 4 * channels + 1
-        size = channels
-    return Size(tensors, weights), size
-
-
-@register("cnn", size=conv_size)
+@register("cnn")
 def _cnn(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvStack(config, in_channels)

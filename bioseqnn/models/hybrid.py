@@ -6,7 +6,6 @@ backbone; pooling there shortens the sequence the recurrent layers have to read.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -14,12 +13,11 @@ from torch import nn
 from .base import (
     Backbone,
     ModelConfig,
-    Size,
     get_architecture,
     length_mask,
     register,
 )
-from .conv import ConvStack, conv_size
+from .conv import ConvStack
 
 
 class ConvRecurrent(Backbone):
@@ -46,22 +44,11 @@ class ConvRecurrent(Backbone):
 ConvLSTM = ConvRecurrent  # the name older code imports
 
 
-def _sizer(cell: str) -> Callable[[ModelConfig, int], tuple[Size, int]]:
-    def size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
-        conv, out = conv_size(config, in_channels)
-        recurrent, dim = get_architecture(cell).size(
-            dataclasses.replace(config, bidirectional=True), out
-        )
-        return conv + recurrent, dim
-
-    return size
-
-
-@register("cnn-lstm", size=_sizer("lstm"))
+@register("cnn-lstm")
 def _cnn_lstm(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvRecurrent("lstm", config, in_channels)
 
 
-@register("cnn-gru", size=_sizer("gru"))
+@register("cnn-gru")
 def _cnn_gru(config: ModelConfig, in_channels: int) -> Backbone:
     return ConvRecurrent("gru", config, in_channels)

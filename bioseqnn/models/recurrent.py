@@ -34,7 +34,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..runtime import concurrency, run_concurrently
 from . import native
-from .base import Backbone, ModelConfig, Size, exporting, register, stepwise
+from .base import Backbone, ModelConfig, exporting, register, stepwise
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -484,34 +484,16 @@ def _gru_layer(
     return out[0].transpose(0, 1)
 
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-
-
-def recurrent_size(cell: str, config: ModelConfig, in_channels: int) -> tuple[Size, int]:
-    """What a RecurrentBackbone holds (weight_ih, weight_hh and two biases per layer and
-    direction), and its out_dim."""
-    rows, hidden = GATES[cell] * config.hidden_size, config.hidden_size
-    directions = 2 if config.bidirectional else 1
-    out_dim = hidden * directions
-
-    def layer(inputs: int) -> int:
-        return rows * (inputs + hidden + 2)
-
-    layers = config.layers
-    weights = layer(in_channels) + (layers - 1) * layer(out_dim) if layers else 0
-    return Size(4 * directions * layers, directions * weights), out_dim
-
-
-@register("rnn", size=lambda config, c: recurrent_size("rnn", config, c))
+@register("rnn")
 def _rnn(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("rnn", config, in_channels)
 
 
-@register("lstm", size=lambda config, c: recurrent_size("lstm", config, c))
+@register("lstm")
 def _lstm(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("lstm", config, in_channels)
 
 
-@register("gru", size=lambda config, c: recurrent_size("gru", config, c))
+@register("gru")
 def _gru(config: ModelConfig, in_channels: int) -> Backbone:
     return RecurrentBackbone("gru", config, in_channels)

@@ -17,10 +17,8 @@ from torch import nn
 from .base import (
     Backbone,
     ModelConfig,
-    Size,
     exporting,
     length_mask,
-    linear_size,
     register,
     stepwise,
 )
@@ -109,17 +107,6 @@ class TransformerBackbone(Backbone):
         return self.norm(h), lengths
 
 
-def transformer_size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
-    """What a TransformerBackbone holds: the embedding, per layer the attention's input
-    and output projections, two feed-forward linears and two layer norms, and the final
-    norm; and its out_dim."""
-    d, ff = config.d_model, config.ff_size
-    norm = Size(2, 2 * d)
-    attention = Size(2, 3 * d * d + 3 * d) + linear_size(d, d)
-    layer = attention + linear_size(d, ff) + linear_size(ff, d) + norm * 2
-    return linear_size(in_channels, d) + layer * config.layers + norm, d
-
-
-@register("transformer", size=transformer_size)
+@register("transformer")
 def _transformer(config: ModelConfig, in_channels: int) -> Backbone:
     return TransformerBackbone(config, in_channels)
