@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .alphabets import Alphabet
-from .data import SequenceSet
+
+if TYPE_CHECKING:
+    from .data import SequenceSet
 
 TENSOR = "bioseqnn.train_digest"
 """The model file's tensor that holds the digests (int64: the uint64 bits)."""

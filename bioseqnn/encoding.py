@@ -16,6 +16,8 @@ import torch
 
 from .alphabets import INVALID, Alphabet, count_kinds
 from .errors import DataError, UsageError, shorten
+from .series import SeriesSpec
+from .structure import LEVELS, STATES, StructureInput
 
 log = logging.getLogger("bioseqnn")
 
@@ -189,3 +191,48 @@ def check_kinds(
             "this is the right model for this input"
         )
     log.warning("%s: %s; the model reads protein and scores them as protein", source, what)
+
+
+class SeriesInput(torch.nn.Module):
+    """Raw values (B, L, C) -> per-channel z-scores; a missing value (NaN, also the
+    padding) becomes 0, the channel's mean."""
+
+    def __init__(self, spec: SeriesSpec) -> None:
+        super().__init__()
+        if len(spec.mean) != spec.size or len(spec.std) != spec.size:
+            raise ValueError("the series normalisation is not fitted")
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "scale", 1.0 / torch.tensor(spec.std, dtype=torch.float32), persistent=False
+        )
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        scale: torch.Tensor = self.scale  # type: ignore[assignment]
+        z = (values.float() - mean) * scale
+        return torch.where(torch.isnan(z), torch.zeros_like(z), z)
+
+
+class StructuredOneHot(torch.nn.Module):
+    """Codes (B, L, 2) -> the residues' fractional one-hot, the three pairing states and,
+    with ``bpp``, the pairing probability: (B, L, C). Padding (code 0) is all zero."""
+
+    def __init__(self, spec: StructureInput) -> None:
+        super().__init__()
+        self.bpp = spec.kind == "bpp"
+        self.register_buffer(
+            "table", torch.from_numpy(spec.alphabet.onehot_table()), persistent=False
+        )
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        table: torch.Tensor = self.table  # type: ignore[assignment]
+        residues = codes[..., 0].long()
+        folded = codes[..., 1].long()
+        real = (residues > 0).unsqueeze(-1).to(table.dtype)
+        parts = [
+            table[residues],
+            torch.nn.functional.one_hot(folded % 3, len(STATES)).to(table.dtype) * real,
+        ]
+        if self.bpp:
+            parts.append((folded // 3).to(table.dtype).unsqueeze(-1) / LEVELS * real)
+        return torch.cat(parts, dim=-1)

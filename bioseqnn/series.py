@@ -30,14 +30,15 @@ import operator
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from .errors import DataError, UsageError, shorten
 from .seqio import TableText, pick_delimiter
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger("bioseqnn")
 
@@ -96,26 +97,6 @@ class SeriesSpec:
     def describe(self) -> str:
         names = ", ".join(self.channels[:8]) + (", ..." if self.size > 8 else "")
         return f"numeric series, {self.size} channel{'s' if self.size != 1 else ''} ({names})"
-
-
-class SeriesInput(nn.Module):
-    """Raw values (B, L, C) -> per-channel z-scores; a missing value (NaN, also the
-    padding) becomes 0, the channel's mean."""
-
-    def __init__(self, spec: SeriesSpec) -> None:
-        super().__init__()
-        if len(spec.mean) != spec.size or len(spec.std) != spec.size:
-            raise ValueError("the series normalisation is not fitted")
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32), persistent=False)
-        self.register_buffer(
-            "scale", 1.0 / torch.tensor(spec.std, dtype=torch.float32), persistent=False
-        )
-
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
-        mean: torch.Tensor = self.mean  # type: ignore[assignment]
-        scale: torch.Tensor = self.scale  # type: ignore[assignment]
-        z = (values.float() - mean) * scale
-        return torch.where(torch.isnan(z), torch.zeros_like(z), z)
 
 
 @dataclass
@@ -560,8 +541,8 @@ def featurizer(spec: Any) -> nn.Module:
     """The input layer of a model reading ``spec``: one-hot for an alphabet (with the
     folding channels for a structure.StructureInput), per-channel normalisation for a
     series."""
-    from .encoding import OneHot
-    from .structure import StructuredOneHot, StructureInput
+    from .encoding import OneHot, SeriesInput, StructuredOneHot
+    from .structure import StructureInput
 
     if isinstance(spec, StructureInput):
         return StructuredOneHot(spec)

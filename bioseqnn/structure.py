@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from .alphabets import Alphabet
 from .config import STRUCTURE_KINDS as KINDS  # noqa: F401  (this module's name for them)
@@ -172,28 +171,3 @@ def with_structure(data: Any, spec: Any, workers: int = 0) -> Any:
     if isinstance(spec, StructureInput) and data.codes.ndim == 1:
         data.codes = fold_codes(data.codes, data.offsets, spec, workers)
     return data
-
-
-class StructuredOneHot(torch.nn.Module):
-    """Codes (B, L, 2) -> the residues' fractional one-hot, the three pairing states and,
-    with ``bpp``, the pairing probability: (B, L, C). Padding (code 0) is all zero."""
-
-    def __init__(self, spec: StructureInput) -> None:
-        super().__init__()
-        self.bpp = spec.kind == "bpp"
-        self.register_buffer(
-            "table", torch.from_numpy(spec.alphabet.onehot_table()), persistent=False
-        )
-
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        table: torch.Tensor = self.table  # type: ignore[assignment]
-        residues = codes[..., 0].long()
-        folded = codes[..., 1].long()
-        real = (residues > 0).unsqueeze(-1).to(table.dtype)
-        parts = [
-            table[residues],
-            torch.nn.functional.one_hot(folded % 3, len(STATES)).to(table.dtype) * real,
-        ]
-        if self.bpp:
-            parts.append((folded // 3).to(table.dtype).unsqueeze(-1) / LEVELS * real)
-        return torch.cat(parts, dim=-1)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from . import metrics
 from .errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a loss or an output is computed, not with the module: a task's
+# description (a model file's manifest, 'bioseqnn info') is read without torch.
 
 TASKS = ("binary", "multiclass", "multilabel", "regression", "per-position", "language-model")
 PER_POSITION_KINDS = ("per-position", "language-model")
@@ -40,6 +44,8 @@ def output_activation(
 
     Shared by prediction and by exported models (which hold ``mean``/``std`` as buffers).
     """
+    import torch
+
     logits = logits.float()
     if kind == "binary":
         p = torch.sigmoid(logits.view(-1))
@@ -141,6 +147,9 @@ class TaskSpec:
     # ----------------------------------------------------------------- training
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         weight = (
             torch.tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
             if self.class_weights
@@ -173,6 +182,9 @@ class TaskSpec:
         """Per-position tasks: the summed loss of the scored positions and their total
         weight (their count, or the sum of their class weights), so that training can
         weigh every position alike whatever batch it is in (see train.fit)."""
+        import torch
+        import torch.nn.functional as F
+
         y = y[:, : logits.shape[1]].long()
         flat = logits.reshape(-1, logits.shape[-1])
         target = y.reshape(-1)
@@ -187,6 +199,8 @@ class TaskSpec:
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits -> what predictions report: class probabilities or target values."""
+        import torch
+
         mean = torch.tensor(self.target_mean or [0.0] * self.n_outputs, device=logits.device)
         std = torch.tensor(self.target_std or [1.0] * self.n_outputs, device=logits.device)
         return output_activation(self.kind, logits, mean, std)
@@ -314,6 +328,8 @@ def target_score(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> 
     """The scalar that attributions explain for each row of ``logits``: a binary
     model's logit (negated for the other class), a class's log-probability, a label's
     logit, a target's predicted value (see :mod:`bioseqnn.explain`)."""
+    import torch
+
     logits = logits.float()
     rows = torch.arange(len(logits), device=logits.device)
     if task.kind == "binary":

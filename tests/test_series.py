@@ -22,10 +22,11 @@ from conftest import EXAMPLES, run_bioseqnn
 from bioseqnn import series as series_mod
 from bioseqnn.bundle import load_bundle, read_manifest
 from bioseqnn.data import SequenceSet, collate, read_inputs
+from bioseqnn.encoding import SeriesInput
 from bioseqnn.errors import DataError
 from bioseqnn.predict import infer
 from bioseqnn.seqio import RecordStream, TableText, read_input
-from bioseqnn.series import SeriesInput, SeriesOptions, SeriesReader, SeriesSpec, fit_normalisation
+from bioseqnn.series import SeriesOptions, SeriesReader, SeriesSpec, fit_normalisation
 
 TRAIN = EXAMPLES / "motions_train.tsv"
 TRAIN_LABELS = EXAMPLES / "motions_train.csv"

@@ -12,9 +12,8 @@ import torch
 from conftest import run_bioseqnn
 
 from bioseqnn.alphabets import ALPHABETS
-from bioseqnn.encoding import Encoder
+from bioseqnn.encoding import Encoder, StructuredOneHot
 from bioseqnn.structure import (
-    StructuredOneHot,
     StructureInput,
     fold_codes,
     fold_one,
