@@ -584,7 +584,7 @@ def write_config(
     source: str | os.PathLike[str] | None = None,
 ) -> str:
     """Write ``cfg`` (default: the default config) as commented YAML under ``header``;
-    ``source``, the model file a resolved config came from (bundle.model_config), is
+    ``source``, the model file a resolved config came from (modelfile.model_config), is
     never overwritten. The default config needs no torch (``bioseqnn config`` is
     instant)."""
     from .seqio import atomic_output, check_output_path

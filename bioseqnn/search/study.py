@@ -716,7 +716,7 @@ def _write_results(
         **({"ensemble_trials": [t.number for t in chosen]} if len(chosen) > 1 else {}),
     }
     _write_model(files, output, summary_fields)
-    from ..bundle import model_config
+    from ..modelfile import model_config
 
     cfg, header = model_config(files[0])
     write_config(paths["config"], cfg, header, source=files[0])
