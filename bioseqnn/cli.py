@@ -1038,9 +1038,9 @@ def info(
 ) -> None:
     """Describe a model file: alphabet, task, classes, architecture, data, metrics."""
     _setup_logging(quiet, debug)
-    from .api import info as run_info
+    from .modelfile import read_manifest  # the header alone: no torch, no weights read
 
-    manifest = run_info(model)
+    manifest, _ = read_manifest(model)
     if as_json:
         print(json.dumps(manifest, indent=2, sort_keys=False))
         return
@@ -2120,7 +2120,7 @@ def config_command(
     if model is None:
         write_config(output)
         return
-    from .bundle import model_config
+    from .modelfile import model_config
 
     cfg, header = model_config(model)
     write_config(output, cfg, header, source=model)
@@ -2153,8 +2153,8 @@ def shown(text: str, limit: int = SHOWN) -> str:
 
 def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     """What 'info' shows: (field, text) pairs."""
-    from .bundle import MAX_MEMBERS
-    from .models import describe
+    from .modelfile import MAX_MEMBERS
+    from .modelspec import describe
 
     task, model, data, metrics = m["task"], m["model"], m.get("data", {}), m.get("metrics", {})
     per_position = bool(m.get("per_position", False))
@@ -2324,7 +2324,7 @@ def _error(message: str) -> None:
     print(f"bioseqnn: error: {message}", file=sys.stderr)
 
 
-_WITHOUT_TORCH = ("config", "version")
+_WITHOUT_TORCH = ("config", "version", "info")
 """Commands that never import torch (nor does help, or --version)."""
 
 

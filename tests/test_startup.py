@@ -1,0 +1,99 @@
+"""Commands that only describe things start without torch (importing it is most of a
+second): help, --version, config and info. Checked in a fresh interpreter, by whether
+``torch`` is in ``sys.modules`` once the command has run, not by timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bioseqnn.cli import main
+
+PROBE = """
+import json, os, sys
+from bioseqnn.cli import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+with open(os.environ["PROBE_RESULT"], "w") as out:
+    json.dump({"code": code, "torch": "torch" in sys.modules}, out)
+"""
+
+
+def run_probe(tmp_path: Path, *args: str | Path) -> tuple[dict[str, object], str]:
+    result = tmp_path / "probe.json"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PROBE_RESULT": str(result)},
+        check=False,
+    )
+    assert result.exists(), done.stderr
+    return json.loads(result.read_text()), done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["train", "--help"],
+        ["predict", "--help"],
+        ["tune", "--help"],
+        ["config"],
+        ["config", "--help"],
+    ],
+    ids=" ".join,
+)
+def test_describing_commands_leave_torch_unimported(tmp_path: Path, args: list[str]) -> None:
+    probe, out = run_probe(tmp_path, *args)
+    assert probe == {"code": 0, "torch": False}
+    assert out.strip()  # it did print what it describes
+
+
+def test_info_reads_the_manifest_without_torch(tmp_path: Path, hemolytic_model: Path) -> None:
+    probe, out = run_probe(tmp_path, "info", hemolytic_model)
+    assert probe == {"code": 0, "torch": False}
+    fields = dict(line.split(None, 1) for line in out.splitlines() if " " in line)
+    assert fields["task"] == "binary"
+    assert fields["architecture"].startswith("lstm, hidden-size 32")
+
+    probe, out = run_probe(tmp_path, "info", "--json", hemolytic_model)
+    assert probe == {"code": 0, "torch": False}
+    manifest = json.loads(out)
+    assert manifest["model"]["hidden_size"] == 32
+    assert fields["parameters"] == f"{manifest['parameters']:,}"
+
+    probe, out = run_probe(tmp_path, "config", "--from", hemolytic_model)
+    assert probe == {"code": 0, "torch": False}
+    assert "hidden_size: 32" in out
+
+
+def test_info_of_an_ensemble_without_torch(tmp_path: Path, hemolytic_model: Path) -> None:
+    ensemble = tmp_path / "pair.bsnn"
+    assert main(["ensemble", str(hemolytic_model), str(hemolytic_model), "-o", str(ensemble)]) == 0
+    probe, out = run_probe(tmp_path, "info", ensemble)
+    assert probe == {"code": 0, "torch": False}
+    assert "2 x lstm" in out or "ensemble" in out
+
+
+def test_a_damaged_model_is_refused_without_torch(tmp_path: Path, hemolytic_model: Path) -> None:
+    damaged = tmp_path / "damaged.bsnn"
+    damaged.write_bytes(hemolytic_model.read_bytes()[:-100])  # weights cut short
+    probe, _ = run_probe(tmp_path, "info", damaged)
+    assert probe == {"code": 1, "torch": False}  # a model file error
+
+
+def test_the_probe_sees_torch_when_a_command_uses_it(
+    tmp_path: Path, hemolytic_model: Path, examples: Path
+) -> None:
+    """The control: predicting does import torch, and the probe reports it."""
+    probe, out = run_probe(tmp_path, "predict", hemolytic_model, examples / "hemolytic.fasta")
+    assert probe == {"code": 0, "torch": True}
+    assert out.startswith("id\t")
