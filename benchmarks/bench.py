@@ -209,6 +209,7 @@ def fit_epoch_seconds(
         batch_size=batch_size,
         val_fraction=0.0,
         patience=0,
+        monitor="train_loss",  # no validation data here
         seed=0,
         device="cpu",
         threads=settings.threads,
