@@ -2359,6 +2359,14 @@ def optional_values(args: list[str]) -> list[str]:
     return out
 
 
+OPENMP_SPIN = "1000"
+"""GOMP_SPINCOUNT that main() sets before torch loads (an explicit setting in the
+environment wins). OpenMP's threads spin this many times at a barrier before they
+sleep; with the default (300,000) a thread spun on a core that another process needed,
+and a CNN step beside one busy process ran at 0.36-0.74x its one-thread speed with two
+threads, against 0.68-0.99x with 1,000; quiet, the two are alike (docs/performance.md).
+A library user sets it in the environment before importing torch (see runtime.tune)."""
+
 _COMPLETE_VAR = "_BIOSEQNN_COMPLETE"
 """Set by the completion script that 'bioseqnn --install-completion' installs."""
 
@@ -2372,6 +2380,8 @@ def main(argv: list[str] | None = None) -> int:
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
     if _runs_torch(args):
+        # before torch (and its OpenMP) loads
+        os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
         from . import runtime
 
         runtime.tune()

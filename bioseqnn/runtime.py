@@ -166,6 +166,30 @@ def configure_threads(threads: int = 0) -> int:
     return n
 
 
+SMALL_STEP = 4096
+"""Positions (records x padded length) below which a training step runs on one thread.
+
+Splitting a step this small over threads gains little on a quiet machine and loses
+when another process competes for a core: each parallel region (an OpenMP one, or the
+recurrent path's halves of a batch) then waits for a thread the kernel has put aside.
+A CNN on 21-nt sequences (batch 64: 1,344 positions) trained at 0.36-0.68x the speed of
+one thread with two threads beside one busy process, and an LSTM at 0.74x; from about
+200 nt (12,800 positions) two threads broke even or won (docs/performance.md)."""
+
+
+def step_threads(positions: int, most: int) -> int:
+    """The intra-op threads for a step of ``positions``: one for a small step, else
+    ``most``. A function of the step's shape alone, so that a run's results (which
+    depend on how the work is split) are the same every time."""
+    return 1 if positions < SMALL_STEP else most
+
+
+def set_threads(n: int) -> None:
+    """Set torch's intra-op threads when they differ (a change costs ~25 us)."""
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 # --------------------------------------------------------------------------- concurrency
 #
 # A recurrence is a chain of small operations; splitting each one over two OpenMP

@@ -606,6 +606,7 @@ class _Fit:
         model.to(device)
         onehot.to(device)
         self.precision = _precision(cfg.precision, device)
+        self.threads = torch.get_num_threads()  # a small step runs on one (see step)
         self.pin = device.type == "cuda"
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
@@ -711,13 +712,16 @@ class _Fit:
             per_batch = _mean_scored(
                 self.task, self.train_set, [batch for _, batch, _, _ in batches]
             )
-        for b, batch, index, flip in batches:
-            lr = self.schedule.apply(self.optimizer)
-            value, size = self.step(epoch, b, len(batch), index, flip, per_batch)
-            self.schedule.step_batch()
-            total += value * size
-            seen += size
-            self.reporter.batch(epoch, value)
+        try:
+            for b, batch, index, flip in batches:
+                lr = self.schedule.apply(self.optimizer)
+                value, size = self.step(epoch, b, len(batch), index, flip, per_batch)
+                self.schedule.step_batch()
+                total += value * size
+                seen += size
+                self.reporter.batch(epoch, value)
+        finally:
+            runtime.set_threads(self.threads)  # steps may have run on fewer (runtime.step_threads)
         _check_weights(model, cfg, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         sync_buffers(model, ranks)
@@ -761,6 +765,8 @@ class _Fit:
         loss and its weight (records, or scored positions)."""
         task, device, ranks = self.task, self.device, self.ranks
         codes, lens = collate(self.train_set, index)
+        if device.type == "cpu":
+            runtime.set_threads(runtime.step_threads(codes.shape[0] * codes.shape[1], self.threads))
         if flip is not None and self.rc_table is not None:
             codes = reverse_complement_codes(codes, lens, self.rc_table, torch.from_numpy(flip))
         y = batch_targets(task, self.train_set, index)

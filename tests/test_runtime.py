@@ -64,3 +64,48 @@ def test_default_threads_follow_the_quota(tmp_path, monkeypatch) -> None:
     for quota, threads in ((1.5, 2), (0.5, 1), (None, cpus), (1000.0, cpus)):
         monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda q=quota: q)
         assert runtime.default_threads() == min(threads, cpus)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("length, batch, expected", [(21, 16, 1), (200, 64, 2)])
+def test_small_training_steps_run_on_one_thread(length: int, batch: int, expected: int) -> None:
+    """A step under runtime.SMALL_STEP positions runs single-threaded; a larger one on
+    every thread the run has; and the run's thread count is back afterwards."""
+    import numpy as np
+    import torch
+
+    from bioseqnn.alphabets import get_alphabet
+    from bioseqnn.config import TrainConfig
+    from bioseqnn.data import SequenceSet
+    from bioseqnn.encoding import OneHot
+    from bioseqnn.models import ModelConfig, SequenceModel
+    from bioseqnn.tasks import TaskSpec
+    from bioseqnn.train import fit
+
+    rng = np.random.default_rng(0)
+    n = 2 * batch
+    offsets = np.arange(n + 1, dtype=np.int64) * length
+    data = SequenceSet(
+        [f"s{i}" for i in range(n)],
+        rng.integers(1, 5, n * length, dtype=np.uint8),
+        offsets,
+        rng.integers(0, 2, n).astype(np.int64),
+    )
+    model = SequenceModel(
+        ModelConfig(arch="cnn", channels=[8], kernel_sizes=[3], dilations=[1], pool_sizes=[1]), 4, 1
+    )
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    runtime.configure_threads(2)
+    try:
+        cfg = TrainConfig(
+            epochs=1, batch_size=batch, val_fraction=0.0, monitor="train_loss", seed=0
+        )
+        task = TaskSpec("binary", ["y"], classes=["0", "1"])
+        fit(model, task, OneHot(get_alphabet("dna")), data, None, cfg, torch.device("cpu"))
+        assert length * batch < runtime.SMALL_STEP or expected == 2
+        assert seen == [expected, expected]  # two steps
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
