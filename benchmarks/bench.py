@@ -14,6 +14,9 @@ a warm-up run. What is measured:
   backward, optimiser step) for each architecture at lengths 200 and 1000, batch 64,
   hidden 128, one layer, float32; recurrent rows also with ``fast_cpu = False``
   (torch's nn.LSTM/nn.GRU, flush-denormal on) for comparison;
+- threads: training sequences per second with one thread and with two (the default:
+  small steps single-threaded, see runtime.SMALL_STEP) for every architecture at
+  lengths 21, 200 and 1000, on a quiet machine and beside one busy process;
 - varlen: lengths uniform in 100-1000 (LSTM), with the length bucketing of
   ``data.batch_indices`` and with plain shuffled batches padded to their longest;
 - predict: sequences per second of ``predict.predict_rows`` from a FASTA file;
@@ -58,7 +61,11 @@ from typing import Any
 from unittest import mock
 
 import numpy as np
-import torch
+
+# as the command line does before torch (and OpenMP) loads: see cli.OPENMP_SPIN
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+import torch  # noqa: E402
 
 from bioseqnn import runtime
 from bioseqnn.alphabets import get_alphabet
@@ -74,6 +81,7 @@ runtime.tune()  # the command line's settings (flush-denormal, huge pages) befor
 SECTIONS = (
     "parse",
     "train",
+    "threads",
     "varlen",
     "predict",
     "rss",
@@ -311,6 +319,53 @@ def _shuffled_batches(
     """Batches without length bucketing: a plain shuffle, cut into batches."""
     order = (rng or np.random.default_rng(0)).permutation(len(lengths))
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+THREAD_LENGTHS = {21: 4096, 200: 1024, 1000: 256}
+"""Lengths of the threads section, and the sequences each epoch trains on."""
+
+
+def _thread_rates(name: str, length: int, settings: Settings) -> tuple[float, float]:
+    """Training sequences/s of ``name`` at ``length`` on one thread and on two."""
+    n = THREAD_LENGTHS[length] // (4 if name == "transformer" and length == 1000 else 1)
+    n //= 2 if settings.quick else 1
+    data = random_codes(np.random.default_rng(0), np.full(n, length))
+    rates = []
+    for threads in (1, 2):
+        runtime.configure_threads(threads)
+        seconds = fit_epoch_seconds(build_model(name, length), data, settings)
+        rates.append(n / seconds)
+    runtime.configure_threads(settings.threads)
+    return rates[0], rates[1]
+
+
+def bench_threads(settings: Settings, tmp: Path) -> None:
+    settings.out(
+        "\n## Threads (train.fit sequences/s, batch 64, hidden 128; one thread and two, "
+        "quiet and beside one busy process)"
+    )
+    if (os.cpu_count() or 1) < 2:
+        settings.out("one CPU: skipped")
+        return
+    settings.out(
+        "| model | length | quiet, 1 thread | quiet, 2 | 2 / 1 | "
+        "busy neighbour, 1 thread | busy neighbour, 2 | 2 / 1 |"
+    )
+    settings.out("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in ("lstm", "gru", "bilstm", "cnn", "cnn-lstm", "transformer"):
+        for length in THREAD_LENGTHS:
+            quiet = _thread_rates(name, length, settings)
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                busy = _thread_rates(name, length, settings)
+            finally:
+                hog.kill()
+                hog.wait()
+            settings.out(
+                f"| {name} | {length} | {quiet[0]:.0f} | {quiet[1]:.0f} | "
+                f"{quiet[1] / quiet[0]:.2f} | {busy[0]:.0f} | {busy[1]:.0f} | "
+                f"{busy[1] / busy[0]:.2f} |"
+            )
 
 
 def bench_varlen(settings: Settings, tmp: Path) -> None:
@@ -726,6 +781,7 @@ def bench_variants(settings: Settings, tmp: Path) -> None:
 RUNNERS: dict[str, Callable[[Settings, Path], None]] = {
     "parse": bench_parse,
     "train": bench_train,
+    "threads": bench_threads,
     "varlen": bench_varlen,
     "predict": bench_predict,
     "rss": bench_rss,
