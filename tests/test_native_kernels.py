@@ -137,3 +137,46 @@ def test_predictions_are_the_same_in_every_process_and_from_gzip_stdin(hemolytic
     assert all(r.returncode == 0 for r in outputs), [r.stderr for r in outputs]
     assert len({r.stdout for r in outputs}) == 1
     assert outputs[0].stdout.count(b"\n") == 1105
+
+
+ISA_PROBE = """
+import torch
+from bioseqnn.kernels import instruction_set
+from bioseqnn.models.recurrent import RecurrentBackbone
+from bioseqnn.models import ModelConfig
+torch.manual_seed(0)
+net = RecurrentBackbone("lstm", ModelConfig(arch="lstm", hidden_size=37), 4)
+x = torch.randn(5, 30, 4)
+out, _ = net(x, torch.full((5,), 30))
+print(instruction_set())
+print(" ".join(f"{v:.9g}" for v in out.flatten()[::97].tolist()))
+"""
+
+
+def _probe(isa: str | None) -> tuple[str, list[float]]:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "BIOSEQNN_ISA"}
+    if isa is not None:
+        env["BIOSEQNN_ISA"] = isa
+    done = subprocess.run(
+        [sys.executable, "-c", ISA_PROBE], capture_output=True, text=True, env=env, check=True
+    )
+    name, values = done.stdout.strip().split("\n")
+    return name, [float(v) for v in values.split()]
+
+
+def test_a_narrower_instruction_set_can_be_asked_for():
+    """BIOSEQNN_ISA=avx2 or baseline runs the narrower kernels (what a CPU without
+    AVX-512 gets), never a wider one, with the same results to float32 rounding."""
+    best, reference = _probe(None)
+    baseline, plain = _probe("baseline")
+    assert baseline == "baseline"
+    avx2, vector = _probe("avx2")
+    assert avx2 == ("AVX2" if best in ("AVX-512", "AVX2") else "baseline")
+    assert _probe("avx512")[0] == best  # not a choice: the CPU's own stays
+    assert len(reference) > 10
+    for values in (plain, vector):
+        assert max(abs(a - b) for a, b in zip(values, reference, strict=True)) < 1e-5

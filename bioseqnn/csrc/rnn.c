@@ -14,6 +14,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* exp on the reduced range: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by the classic
@@ -88,6 +89,13 @@ static int pick_isa(void) {
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
             found = 1;
 #endif
+        /* BIOSEQNN_ISA=avx2 or baseline: a narrower instruction set than the CPU's
+         * (to measure what a CPU without AVX-512 gets); never a wider one. */
+        const char *want = getenv("BIOSEQNN_ISA");
+        if (want != NULL && strcmp(want, "avx2") == 0 && found > 1)
+            found = 1;
+        else if (want != NULL && strcmp(want, "baseline") == 0)
+            found = 0;
         isa = found;
     }
     return isa;

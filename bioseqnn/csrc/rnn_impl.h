@@ -72,16 +72,30 @@ static inline __attribute__((always_inline)) VF FN(vtanh)(VF x) {
         for (; j < H; j++) BODY(float, SLD, SST, sigm, tanh_)                       \
     }
 
-/* C[R rows][NV vectors] += A[R][K] @ Bm[K][NV * VL]: a register block. A's element
- * (i, k) is A[i * ars + k * acs], so A may be a transposed view. */
+/* The register block of the products: RB rows x NB vectors of accumulators, plus NB
+ * vectors of Bm and one broadcast of A. AVX-512 has 32 vector registers: 4 x 4 (16
+ * accumulators, 21 registers). AVX2 and SSE have 16: 6 x 2 (12 accumulators, 15
+ * registers); a 4 x 4 block there spilled its accumulators to memory every step, and
+ * the AVX2 LSTM trained no faster than torch's own module. The order in which each
+ * output element sums over k is the same for every block, so results do not change. */
+#if VL >= 16
+#define RB 4
+#define NB 4
+#else
+#define RB 6
+#define NB 2
+#endif
+
+/* C[R rows][NV vectors] += A[R][K] @ Bm[K][NV * VL]: a register block (R <= RB,
+ * NV <= NB). A's element (i, k) is A[i * ars + k * acs], so A may be a transposed view. */
 static inline __attribute__((always_inline)) void FN(block)(
     int R, int NV, int K, const float *A, long ars, long acs, const float *Bm, long ldb,
     float *C, long ldc) {
-    VF acc[4][4];
+    VF acc[RB][NB];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = FN(ld)(C + r * ldc + v * VL);
     for (int k = 0; k < K; k++) {
-        VF b[4];
+        VF b[NB];
         for (int v = 0; v < NV; v++) b[v] = FN(ld)(Bm + k * ldb + v * VL);
         for (int r = 0; r < R; r++) {
             const float a = A[r * ars + k * acs];
@@ -94,24 +108,24 @@ static inline __attribute__((always_inline)) void FN(block)(
 
 /* C[M][N] += A[M][K] @ Bm[K][N]: Bm and C row-major (leading dimensions ldb, ldc), A
  * strided as in block. K is taken in slices of at most 128 so that a column panel of Bm
- * (128 x 4 VL floats) stays in L1 while every row block of A passes over it. */
+ * (128 x NB VL floats) stays in L1 while every row block of A passes over it. */
 static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs,
                          const float *Bm, long ldb, float *C, long ldc) {
     for (int k0 = 0; k0 < K; k0 += 128) {
         const int kc = K - k0 < 128 ? K - k0 : 128;
         const float *Ak = A + k0 * acs, *Bk = Bm + k0 * ldb;
         int j = 0;
-        for (; j + 4 * VL <= N; j += 4 * VL) {
+        for (; j + NB * VL <= N; j += NB * VL) {
             int i = 0;
-            for (; i + 4 <= M; i += 4)
-                FN(block)(4, 4, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+            for (; i + RB <= M; i += RB)
+                FN(block)(RB, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
             for (; i < M; i++)
-                FN(block)(1, 4, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+                FN(block)(1, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
         }
         for (; j + VL <= N; j += VL) {
             int i = 0;
-            for (; i + 4 <= M; i += 4)
-                FN(block)(4, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+            for (; i + RB <= M; i += RB)
+                FN(block)(RB, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
             for (; i < M; i++)
                 FN(block)(1, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
         }
@@ -123,6 +137,8 @@ static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs
             }
     }
 }
+#undef RB
+#undef NB
 
 /* out (M, N) = bias (N) + x (M, K) @ wt (K, N): the input projections of all steps.
  * Every row is computed the same way whatever M is, so a sequence's result does not
