@@ -22,7 +22,8 @@ a warm-up run. What is measured:
 - predict: sequences per second of ``predict.predict_rows`` from a FASTA file;
 - rss: peak resident memory of ``bioseqnn predict`` (a subprocess) on 10^4 and 10^6
   sequences (10^5 with --quick);
-- startup: wall time of ``bioseqnn predict`` on one sequence with a small model
+- startup: wall time of the commands that only describe (help, --version, config,
+  info: no torch) and of ``bioseqnn predict`` on one sequence with a small model
   (interpreter start, imports, model load, first prediction);
 - generate: residues per second of ``lm.sample`` (what ``bioseqnn generate`` runs), 64
   samples of exactly 200 and 1000 residues, an LSTM (its state carried step to step) and a
@@ -264,7 +265,8 @@ def bench_parse(settings: Settings, tmp: Path) -> None:
     settings.out("|---|---:|---:|")
     for label, path in (("plain", plain), ("gzip", packed)):
         seconds = timed(functools.partial(run, path), settings.reps)
-        settings.out(f"| {label} | {size / 1e6 / seconds:.0f} | 200 |")
+        target = 300 if label == "plain" else 200
+        settings.out(f"| {label} | {size / 1e6 / seconds:.0f} | {target} |")
 
 
 def bench_train(settings: Settings, tmp: Path) -> None:
@@ -493,20 +495,26 @@ def bench_rss(settings: Settings, tmp: Path) -> None:
 
 
 def bench_startup(settings: Settings, tmp: Path) -> None:
-    settings.out(
-        "\n## Time to first prediction (`bioseqnn predict`, LSTM hidden 32, one "
-        "sequence; start-up + model load + prediction)"
-    )
+    settings.out("\n## Start-up (`bioseqnn` in a subprocess; median wall seconds after a cold run)")
     model = _small_model(tmp, 32, 100)
     fasta = tmp / "one.fa"
     write_fasta(fasta, np.array([100]), seed=5)
-    runs = [
-        _cli(["predict", str(model), str(fasta), "--quiet"])[0] for _ in range(1 + settings.reps)
-    ]
     settings.out(
-        f"median {_median(runs[1:]):.2f} s over {settings.reps} runs "
-        f"(first, cold: {runs[0]:.2f} s); target under 2 s"
+        "(in an editable install the package's own modules may be compiled on every run "
+        "when PYTHONDONTWRITEBYTECODE is set; a pip install compiles them once)"
     )
+    settings.out("| command | seconds | target |")
+    settings.out("|---|---:|---:|")
+    for label, args, target in (
+        ("--help", ["--help"], 0.3),
+        ("--version", ["--version"], 0.3),
+        ("train --help", ["train", "--help"], 0.3),
+        ("config", ["config"], 0.3),
+        ("info (a small LSTM)", ["info", str(model)], 0.3),
+        ("predict one sequence (LSTM hidden 32)", ["predict", str(model), str(fasta), "-q"], 1.5),
+    ):
+        runs = [_cli(args)[0] for _ in range(1 + settings.reps)]
+        settings.out(f"| `{label}` | {_median(runs[1:]):.2f} (cold {runs[0]:.2f}) | {target} |")
 
 
 def _language_model(tmp: Path, arch: str) -> Path:
