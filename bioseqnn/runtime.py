@@ -36,7 +36,10 @@ def tune() -> None:
       4 KiB pages cost up to a third of an LSTM step on long sequences.
 
     Threads (:func:`configure_threads`) and glibc's allocator thresholds
-    (:func:`tune_malloc_for_training`) are set by the operations that need them.
+    (:func:`tune_malloc_for_training`) are set by the operations that need them. The
+    command line also sets GOMP_SPINCOUNT=1000 before torch loads (see
+    ``cli.OPENMP_SPIN``); OpenMP reads it when torch is imported, so a library user who
+    wants it sets it in the environment first.
     """
     global _tuned
     if _tuned:
