@@ -34,6 +34,7 @@ from .data import (
     split_indices,
 )
 from .digest import canonical_codes, conflicting_labels, record_digests
+from .encoding import featurizer
 from .errors import BioseqnnError, DataError, TrainingError, UsageError
 from .finetune import Parent, check_input, check_overlap, inherit, load_parent, start_from
 from .finetune import report as report_start
@@ -88,7 +89,7 @@ from .seqio import (
     read_sequences,
     write_table,
 )
-from .series import SeriesOptions, SeriesSpec, featurizer, fit_normalisation, input_fields
+from .series import SeriesOptions, SeriesSpec, fit_normalisation, input_fields
 from .strands import complement_table
 from .structure import StructureInput, structure_input, vienna, with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec

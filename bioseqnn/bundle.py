@@ -66,7 +66,7 @@ class Bundle:
 
     @property
     def features(self) -> Alphabet | SeriesSpec | StructureInput:
-        """What the network's input layer reads (see series.featurizer): ``input``, or
+        """What the network's input layer reads (see encoding.featurizer): ``input``, or
         for a model trained with ``--structure`` its residues and folding channels."""
         return model_input(self.manifest)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -236,3 +237,12 @@ class StructuredOneHot(torch.nn.Module):
         if self.bpp:
             parts.append((folded // 3).to(table.dtype).unsqueeze(-1) / LEVELS * real)
         return torch.cat(parts, dim=-1)
+
+
+def featurizer(spec: Any) -> torch.nn.Module:
+    """The input layer of a model reading ``spec``: one-hot for an alphabet (with the
+    folding channels for a structure.StructureInput), per-channel normalisation for a
+    series."""
+    if isinstance(spec, StructureInput):
+        return StructuredOneHot(spec)
+    return SeriesInput(spec) if isinstance(spec, SeriesSpec) else OneHot(spec)

@@ -18,7 +18,7 @@ from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
 from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
 from .digest import canonical_codes, record_digests, seen_in_training
-from .encoding import OneHot, check_fits, check_kinds
+from .encoding import OneHot, check_fits, check_kinds, featurizer
 from .errors import UsageError
 from .intervals import GenomeOptions, load_for_evaluation
 from .predict import infer, infer_scored, resolve_device
@@ -30,7 +30,7 @@ from .seqio import (
     display_name,
     read_sequences,
 )
-from .series import SeriesOptions, featurizer
+from .series import SeriesOptions
 from .structure import with_structure
 from .tasks import TaskSpec
 

@@ -50,12 +50,12 @@ from torch import nn
 from ._version import __version__
 from .bundle import Bundle, load_bundle
 from .data import SequenceEncoder, SequenceSet, collate, read_inputs
-from .encoding import Encoder, pad_codes
+from .encoding import Encoder, featurizer, pad_codes
 from .errors import ModelFileError, UsageError
 from .models.base import check_lengths
 from .predict import infer
 from .seqio import atomic_output, check_output_path, display_name, read_sequences
-from .series import SeriesOptions, SeriesSpec, featurizer, series_options
+from .series import SeriesOptions, SeriesSpec, series_options
 from .structure import with_structure
 from .tasks import TaskSpec, output_activation
 

@@ -34,6 +34,7 @@ from .data import (
     load_labeled,
     read_encoded,
 )
+from .encoding import featurizer
 from .errors import DataError, UsageError, shorten
 from .models.base import ModelConfig, SequenceModel, get_architecture
 from .predict import (
@@ -53,7 +54,6 @@ from .seqio import (
     read_sequences,
     table_delimiter,
 )
-from .series import featurizer
 from .structure import with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec
 

@@ -21,11 +21,11 @@ from .data import (
     collate,
     open_as,
 )
-from .encoding import check_fits, check_kinds
+from .encoding import check_fits, check_kinds, featurizer
 from .errors import DataError, UsageError
 from .models.base import Predictor, check_lengths
 from .seqio import Record, RecordStream
-from .series import SeriesOptions, SeriesReader, featurizer, series_options
+from .series import SeriesOptions, SeriesReader, series_options
 from .strands import complement_table, reverse_complement_set
 from .structure import with_structure
 from .tasks import TaskSpec

@@ -30,15 +30,12 @@ import operator
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .errors import DataError, UsageError, shorten
 from .seqio import TableText, pick_delimiter
-
-if TYPE_CHECKING:
-    from torch import nn
 
 log = logging.getLogger("bioseqnn")
 
@@ -535,18 +532,6 @@ def fit_normalisation(values: np.ndarray, spec: SeriesSpec, source: str) -> Seri
     return SeriesSpec(
         spec.channels, tuple(float(x) for x in mean), tuple(float(x) for x in std), spec.id_column
     )
-
-
-def featurizer(spec: Any) -> nn.Module:
-    """The input layer of a model reading ``spec``: one-hot for an alphabet (with the
-    folding channels for a structure.StructureInput), per-channel normalisation for a
-    series."""
-    from .encoding import OneHot, SeriesInput, StructuredOneHot
-    from .structure import StructureInput
-
-    if isinstance(spec, StructureInput):
-        return StructuredOneHot(spec)
-    return SeriesInput(spec) if isinstance(spec, SeriesSpec) else OneHot(spec)
 
 
 def input_fields(spec: Any) -> dict[str, Any]:

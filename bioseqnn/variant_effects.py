@@ -44,6 +44,7 @@ import torch
 from ._version import __version__
 from .bundle import Bundle, load_bundle
 from .data import SequenceEncoder, SequenceSet, chunked
+from .encoding import featurizer
 from .errors import DataError, UsageError, shorten
 from .genome import Genome, compression, pysam_module, quiet_htslib
 from .intervals import GenomeOptions, model_window
@@ -51,7 +52,6 @@ from .models.base import check_lengths, combine_members
 from .predict import BatchLimit, check_first_chunk, infer, resolve_device
 from .runtime import configure_threads
 from .seqio import STDIO, Record, atomic_output, check_output_path, display_name, write_table
-from .series import featurizer
 from .strands import complement_table, reverse_complement_set
 from .structure import with_structure
 from .tasks import TaskSpec

@@ -135,11 +135,11 @@ def insert_motif(
     """The mean prediction change when ``motif`` replaces the residues at each start
     position (every ``step``) of the background sequences."""
     from ..data import read_inputs
+    from ..encoding import featurizer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, _prediction, resolve_target, target_names
     from ..predict import infer
     from ..seqio import display_name
-    from ..series import featurizer
 
     if step < 1:
         raise UsageError("--step must be at least 1")
@@ -243,11 +243,11 @@ def mutation_map(
     """Every substitution in ``region`` (1-based, inclusive; default the whole sequence)
     of each sequence; the model's letters and one map per sequence."""
     from ..data import read_inputs
+    from ..encoding import featurizer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, resolve_target, target_names
     from ..predict import infer
     from ..seqio import display_name
-    from ..series import featurizer
     from ..tasks import target_score
 
     bundle, dev = _sequence_model(model, device, threads, "ism-map", "substitutes residues")
