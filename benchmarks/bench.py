@@ -19,7 +19,9 @@ a warm-up run. What is measured:
   lengths 21, 200 and 1000, on a quiet machine and beside one busy process;
 - varlen: lengths uniform in 100-1000 (LSTM), with the length bucketing of
   ``data.batch_indices`` and with plain shuffled batches padded to their longest;
-- predict: sequences per second of ``predict.predict_rows`` from a FASTA file;
+- predict: sequences per second of ``predict.predict_rows`` from a FASTA file, beside
+  ONNX Runtime running the model ``bioseqnn export`` wrote (same reader; needs the
+  ``export`` extra);
 - rss: peak resident memory of ``bioseqnn predict`` (a subprocess) on 10^4 and 10^6
   sequences (10^5 with --quick);
 - startup: wall time of the commands that only describe (help, --version, config,
@@ -429,18 +431,48 @@ def _small_model(tmp: Path, hidden: int, length: int) -> Path:
     return out
 
 
+def _onnx_session(model: Path, tmp: Path, threads: int) -> Any:
+    """An ONNX Runtime session of ``model`` exported by bioseqnn (None without the
+    export extra)."""
+    try:
+        import onnxruntime as ort
+
+        from bioseqnn.export import export
+    except ImportError:
+        return None
+    path = tmp / "predict.onnx"
+    export(model, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_predict(session: Any, path: Path, batch: int = 256) -> None:
+    """What a user of the exported model runs: the same reader and encoder, a one-hot
+    batch, the session."""
+    data, alphabet, _ = read_encoded(read_sequences(path), str(path), "dna", "error")
+    table = alphabet.onehot_table()
+    for start in range(0, len(data), batch):
+        index = np.arange(start, min(start + batch, len(data)))
+        lengths = data.lengths[index]
+        codes = np.zeros((len(index), int(lengths.max())), dtype=np.int64)
+        for row, i in enumerate(index):
+            codes[row, : lengths[row]] = data.codes[data.offsets[i] : data.offsets[i + 1]]
+        session.run(
+            None, {"onehot": table[codes].astype(np.float32), "lengths": lengths.astype(np.int64)}
+        )
+
+
 def bench_predict(settings: Settings, tmp: Path) -> None:
     from bioseqnn.bundle import load_bundle
     from bioseqnn.predict import predict_rows
 
-    settings.out(
-        "\n## Prediction throughput (predict.predict_rows from FASTA, LSTM hidden "
-        "128, batch 256; sequences/s)"
-    )
+    settings.out("\n## Prediction throughput (from FASTA, LSTM hidden 128, batch 256; sequences/s)")
     model = _small_model(tmp, 128, 200)
     bundle = load_bundle(model)
-    settings.out("| length | sequences/s |")
-    settings.out("|---:|---:|")
+    session = _onnx_session(model, tmp, torch.get_num_threads())
+    settings.out("| length | bioseqnn (predict.predict_rows) | ONNX Runtime, the exported model |")
+    settings.out("|---:|---:|---:|")
     for length in (200, 1000):
         n = (1000 if settings.quick else 4000) * 200 // length
         fasta = tmp / f"pred{length}.fa"
@@ -450,7 +482,12 @@ def bench_predict(settings: Settings, tmp: Path) -> None:
             for _ in predict_rows(bundle, read_sequences(path), str(path)):
                 pass
 
-        settings.out(f"| {length} | {n / timed(run, settings.reps):.0f} |")
+        ours = n / timed(run, settings.reps)
+        onnx = "not installed (pip install '.[export]')"
+        if session is not None:
+            seconds = timed(functools.partial(_onnx_predict, session, fasta), settings.reps)
+            onnx = f"{n / seconds:.0f}"
+        settings.out(f"| {length} | {ours:.0f} | {onnx} |")
 
 
 _MEASURE = """
