@@ -2364,7 +2364,8 @@ OPENMP_SPIN = "1000"
 environment wins). OpenMP's threads spin this many times at a barrier before they
 sleep; with the default (300,000) a thread spun on a core that another process needed,
 and a CNN step beside one busy process ran at 0.36-0.74x its one-thread speed with two
-threads, against 0.68-0.99x with 1,000; quiet, the two are alike (docs/performance.md).
+threads, against 0.68-0.99x with 1,000; quiet, it may cost a little at 200 nt (CNN
+1.51-1.52x of one thread against 1.71x; docs/performance.md).
 A library user sets it in the environment before importing torch (see runtime.tune)."""
 
 _COMPLETE_VAR = "_BIOSEQNN_COMPLETE"

@@ -54,14 +54,20 @@ def linear_size(inputs: int, outputs: int) -> Size:
     return Size(2, inputs * outputs + outputs)
 
 
-def architecture(name: str) -> ArchitectureInfo:
-    """The architecture ``name`` ('auto': the default recipe's), as settings see it."""
-    try:
-        return ARCHITECTURES[DEFAULT_ARCH if name == AUTO else name]
-    except KeyError:
+def architecture_name(name: str) -> str:
+    """``name`` as a known architecture ('auto': the default recipe's); an unknown one is
+    a UsageError."""
+    resolved = DEFAULT_ARCH if name == AUTO else name
+    if resolved not in ARCHITECTURES:
         raise UsageError(
             f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}"
-        ) from None
+        )
+    return resolved
+
+
+def architecture(name: str) -> ArchitectureInfo:
+    """The architecture ``name`` ('auto': the default recipe's), as settings see it."""
+    return ARCHITECTURES[architecture_name(name)]
 
 
 def conv_size(config: ModelConfig, in_channels: int) -> tuple[Size, int]:
@@ -128,8 +134,7 @@ def model_size(
     config: ModelConfig, in_channels: int, n_outputs: int, per_position: bool = False
 ) -> Size:
     """What :class:`SequenceModel` holds, computed without building it."""
-    architecture(config.arch)  # an unknown name is a UsageError
-    backbone, dim = SIZES[DEFAULT_ARCH if config.arch == AUTO else config.arch](config, in_channels)
+    backbone, dim = SIZES[architecture_name(config.arch)](config, in_channels)
     size = backbone + linear_size(dim, n_outputs)
     if not per_position and resolve_pooling(config) == "attention":
         size = size + linear_size(dim, dim) + linear_size(dim, 1)
@@ -155,7 +160,7 @@ def too_large(
         return None
     largest = configs[max(range(len(configs)), key=lambda i: sizes[i].weights)]
     members = f", {len(configs)} members" if len(configs) > 1 else ""
-    name = DEFAULT_ARCH if largest.arch == AUTO else largest.arch
+    name = architecture_name(largest.arch)
     return f"the model ({name}, {sizing_settings(largest)}{members}) would hold {problem}"
 
 

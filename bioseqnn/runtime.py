@@ -164,8 +164,7 @@ def configure_threads(threads: int = 0) -> int:
             "--threads %d: this machine has %d CPU(s); using %d", n, cpus, cpus
         )
         n = cpus
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    set_threads(n)
     return n
 
 

@@ -41,8 +41,8 @@ from ..modelspec import (  # noqa: E402,F401
     CAUSAL_ARCHS,
     MAX_TENSORS,
     MAX_WEIGHTS,
-    SIZES,
     Size,
+    architecture_name,
     check_causal,
     config_dict,
     describe,
@@ -82,9 +82,6 @@ class Architecture:
     poolings: tuple[str, ...]
     summary: str
     uses: tuple[str, ...]
-    size: Callable[[ModelConfig, int], tuple[Size, int]]
-    """The backbone's size and its ``out_dim``, computed from the config alone (no
-    module built): what bounds a model before anything is allocated."""
 
 
 REGISTRY: dict[str, Architecture] = {}
@@ -98,11 +95,10 @@ def register(
     bioseqnn.modelspec.SIZES computes what it holds (tests/test_models.py checks it
     against the built module)."""
     info = ARCHITECTURES[name]
-    size = SIZES[name]
 
     def deco(fn: Callable[[ModelConfig, int], Backbone]) -> Callable[[ModelConfig, int], Backbone]:
         REGISTRY[name] = Architecture(
-            name, fn, info.default_pooling, info.poolings, info.summary, info.uses, size
+            name, fn, info.default_pooling, info.poolings, info.summary, info.uses
         )
         return fn
 
@@ -301,16 +297,8 @@ Predictor = SequenceModel | Ensemble
 
 def get_architecture(name: str) -> Architecture:
     from .. import models  # noqa: F401  (importing the package registers every family)
-    from ..errors import UsageError
 
-    if name == AUTO:
-        name = DEFAULT_ARCH
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown architecture {name!r}; choose one of: {', '.join(REGISTRY)}"
-        ) from None
+    return REGISTRY[architecture_name(name)]
 
 
 def check_lengths(
