@@ -20,7 +20,7 @@ import torch
 
 from . import distributed
 from .alphabets import Alphabet
-from .bundle import MAX_MEMBERS, Bundle, load_bundle, read_manifest, save_bundle
+from .bundle import Bundle, load_bundle, save_bundle
 from .checkpoint import checkpoint_path, prepare_checkpoint_dir
 from .config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
 from .cv import OutOfFold, assign_folds, fold_sets
@@ -42,6 +42,7 @@ from .intervals import GenomeOptions, IntervalRecords, check_genome_training
 from .intervals import load_for_training as load_intervals_for_training
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
+from .modelfile import MAX_MEMBERS, read_manifest
 from .models.base import (
     Ensemble,
     ModelConfig,

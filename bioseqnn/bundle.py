@@ -23,16 +23,7 @@ from .alphabets import Alphabet
 from .digest import DESCRIPTION as DIGEST_DESCRIPTION
 from .digest import TENSOR as DIGEST_TENSOR
 from .errors import ModelFileError, UsageError, shorten
-from .modelfile import (  # noqa: F401  (the reading side, re-exported)
-    FORMAT,
-    MANIFEST_KEY,
-    MAX_MEMBERS,
-    ModelFile,
-    expect,
-    model_config,
-    model_input,
-    read_manifest,
-)
+from .modelfile import FORMAT, MANIFEST_KEY, ModelFile, expect, model_input
 from .models.base import (
     Ensemble,
     ModelConfig,

@@ -21,10 +21,11 @@ import numpy as np
 from torch import nn
 
 from .alphabets import Alphabet
-from .bundle import load_bundle, model_input, read_manifest
+from .bundle import load_bundle
 from .config import ModelConfig
 from .digest import seen_in_training
 from .errors import ModelFileError, UsageError
+from .modelfile import model_input, read_manifest
 from .models.base import AUTO, Ensemble, SequenceModel, count_parameters
 from .seqio import display_name
 from .series import SeriesSpec

@@ -219,8 +219,8 @@ def train_eval(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Train on ``train`` (validation: ``val`` or the config's split), score ``test``."""
     from bioseqnn.api import train as run_train
-    from bioseqnn.bundle import read_manifest
     from bioseqnn.evaluate import evaluate
+    from bioseqnn.modelfile import read_manifest
 
     model = ctx.work / f"{name}.bsnn"
     kwargs: dict[str, Any] = {}
@@ -495,7 +495,7 @@ def run_row(row: str, ctx: Context) -> dict[str, Any]:
 def _architecture(row: str, cfg: RunConfig, work: Path) -> str:
     """The network as trained: the settings a model file of the row records (automatic
     pool sizes made concrete), else the config's."""
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
 
     model: dict[str, Any] = cfg.to_dict()["model"]
     trained = sorted(work.glob("*.bsnn"))

@@ -46,7 +46,7 @@ HEADLINE: dict[str, tuple[str, ...]] = {
 
 def searcher(budget: float, threads: int, seed: int, searches: list[dict[str, Any]]) -> Any:
     """reproduce's ``Context.fit``: a search in place of one training run."""
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
     from bioseqnn.search.study import tune
 
     def fit(

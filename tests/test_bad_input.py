@@ -1427,7 +1427,7 @@ def test_regression_targets_near_float32s_limit_train_without_warnings(cli, tmp_
     assert "Warning" not in r.err and "nan" not in r.err
     import numpy as np
 
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
 
     task = read_manifest(model)[0]["task"]
     as_read = np.array(values, dtype=np.float32).astype(np.float64)  # float32 targets

@@ -123,6 +123,6 @@ def test_labels_and_training_read_compressed_tables(cli, examples: Path, tmp_pat
         "--quiet",
     )
     assert r.code == 0, r.err
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
 
     assert read_manifest(tmp_path / "m.bsnn")[0]["data"]["records"] == 1104

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from bioseqnn.api import train
-from bioseqnn.bundle import load_bundle, read_manifest, save_bundle
+from bioseqnn.bundle import load_bundle, save_bundle
 from bioseqnn.config import RunConfig, config_from_dict
 from bioseqnn.errors import ModelFileError
+from bioseqnn.modelfile import read_manifest
 from bioseqnn.models.base import Ensemble, combine_members
 from bioseqnn.tasks import output_activation
 

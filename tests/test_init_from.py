@@ -13,10 +13,11 @@ import torch
 from safetensors.torch import load_file
 
 from bioseqnn import api
-from bioseqnn.bundle import load_bundle, read_manifest
+from bioseqnn.bundle import load_bundle
 from bioseqnn.cli import main
 from bioseqnn.config import RunConfig, load_config
 from bioseqnn.errors import ModelFileError, UsageError
+from bioseqnn.modelfile import read_manifest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
 # small and quick: one thread, no schedule, a rate that learns in a few epochs

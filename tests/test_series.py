@@ -20,10 +20,11 @@ import torch
 from conftest import EXAMPLES, run_bioseqnn
 
 from bioseqnn import series as series_mod
-from bioseqnn.bundle import load_bundle, read_manifest
+from bioseqnn.bundle import load_bundle
 from bioseqnn.data import SequenceSet, collate, read_inputs
 from bioseqnn.encoding import SeriesInput
 from bioseqnn.errors import DataError
+from bioseqnn.modelfile import read_manifest
 from bioseqnn.predict import infer
 from bioseqnn.seqio import RecordStream, TableText, read_input
 from bioseqnn.series import SeriesOptions, SeriesReader, SeriesSpec, fit_normalisation

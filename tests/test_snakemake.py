@@ -88,7 +88,7 @@ def test_workflow_trains_ensemble_members_as_parallel_jobs(tmp_path: Path) -> No
     run = snakemake(tmp_path, "members=2", "chunks=2", "predict_labels=")
     assert run.returncode == 0, run.stderr[-3000:]
     results = tmp_path / "results"
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
 
     seeds = [read_manifest(results / "members" / f"{i}.bsnn")[0]["seed"] for i in (0, 1)]
     assert seeds == [0, 1]  # the member's seed wins over the --seed 3 of train_args
@@ -132,7 +132,7 @@ def test_tune_workers_share_one_study_and_the_best_model_predicts(tmp_path: Path
     states = optuna.trial.TrialState
     assert all(t.state in (states.COMPLETE, states.PRUNED) for t in study.trials)
 
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
 
     summary = read_manifest(results / "model.bsnn")[0]["tune"]
     assert summary["trials"] == 4 and summary["best_trial"] == study.best_trial.number

@@ -85,7 +85,7 @@ def _table(path: Path) -> list[dict[str, str]]:
 
 
 def _manifest(path: Path) -> dict:
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
 
     return read_manifest(path)[0]
 

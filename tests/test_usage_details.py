@@ -413,7 +413,7 @@ def test_an_option_given_twice_warns_and_the_last_value_is_used(cli, tmp_path: P
     assert warnings == [
         "bioseqnn: warning: --epochs given 2 times (-1, then 1): the last value, 1, is used"
     ]
-    from bioseqnn.bundle import read_manifest
+    from bioseqnn.modelfile import read_manifest
 
     assert read_manifest(model)[0]["metrics"]["epochs_run"] == 1
     r = cli("train", *HEMOLYTIC, "-o", model, "--epochs", "1", "--epochs", "-1")
