@@ -74,7 +74,7 @@ from bioseqnn import runtime
 from bioseqnn.alphabets import get_alphabet
 from bioseqnn.config import RunConfig, TrainConfig
 from bioseqnn.data import SequenceSet, batch_indices, read_encoded
-from bioseqnn.encoding import OneHot
+from bioseqnn.encoding import OneHot, pad_codes
 from bioseqnn.models import REGISTRY, ModelConfig, SequenceModel
 from bioseqnn.seqio import read_sequences
 from bioseqnn.tasks import TaskSpec
@@ -454,10 +454,7 @@ def _onnx_predict(session: Any, path: Path, batch: int = 256) -> None:
     table = alphabet.onehot_table()
     for start in range(0, len(data), batch):
         index = np.arange(start, min(start + batch, len(data)))
-        lengths = data.lengths[index]
-        codes = np.zeros((len(index), int(lengths.max())), dtype=np.int64)
-        for row, i in enumerate(index):
-            codes[row, : lengths[row]] = data.codes[data.offsets[i] : data.offsets[i + 1]]
+        codes, lengths = pad_codes(data.codes, data.offsets, index)
         session.run(
             None, {"onehot": table[codes].astype(np.float32), "lengths": lengths.astype(np.int64)}
         )

@@ -65,6 +65,20 @@ def cli(capfd: pytest.CaptureFixture[str]):
     return run
 
 
+def fresh_python(probe: str, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``probe`` (with ``args`` as its sys.argv[1:]) in a new interpreter, without
+    THP_MEM_ALLOC_ENABLE in its environment: what a command leaves in sys.modules, or
+    changes process-wide, shows there."""
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    return subprocess.run(
+        [sys.executable, "-c", probe, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
 def run_bioseqnn(
     *args: str | os.PathLike[str],
     stdin: bytes | None = None,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fresh_python
 from safetensors.torch import load_file
 
 from bioseqnn.bundle import load_bundle
@@ -225,20 +226,12 @@ INSTANT = [
 ]
 
 
-def _fresh_python(probe: str) -> subprocess.CompletedProcess[str]:
-    """Run ``probe`` in a new interpreter, without THP_MEM_ALLOC_ENABLE in its environment."""
-    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-    return subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
-    )
-
-
 @pytest.mark.parametrize("args", INSTANT, ids=" ".join)
 def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
     """What a user types to find their way (and `import bioseqnn`) loads neither torch nor
     numpy, and changes no process-wide setting: a fresh interpreter says which modules the
     command left in sys.modules."""
-    p = _fresh_python(
+    p = fresh_python(
         "import os, sys\n"
         "import bioseqnn\n"
         "from bioseqnn.cli import main\n"
@@ -255,7 +248,7 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
 
 @pytest.mark.slow
 def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
-    p = _fresh_python(
+    p = fresh_python(
         "import os, torch\n"
         "import bioseqnn\n"
         "before = os.environ.get('THP_MEM_ALLOC_ENABLE')\n"

@@ -6,35 +6,26 @@ default config: tests/test_cli.py)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import fresh_python
 
 from bioseqnn.cli import main
 
 PROBE = """
-import json, os, sys
+import json, sys
 from bioseqnn.cli import main
 code = main(sys.argv[1:])
-sys.stdout.flush()
-with open(os.environ["PROBE_RESULT"], "w") as out:
-    json.dump({"code": code, "torch": "torch" in sys.modules}, out)
+print("PROBE", json.dumps({"code": code, "torch": "torch" in sys.modules}), file=sys.stderr)
 """
 
 
 def run_probe(tmp_path: Path, *args: str | Path) -> tuple[dict[str, object], str]:
-    result = tmp_path / "probe.json"
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PROBE_RESULT": str(result)},
-        check=False,
-    )
-    assert result.exists(), done.stderr
-    return json.loads(result.read_text()), done.stdout
+    """The command's exit code and whether torch was imported, and its stdout."""
+    done = fresh_python(PROBE, *args)
+    lines = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
+    assert lines, done.stderr
+    return json.loads(lines[-1][len("PROBE ") :]), done.stdout
 
 
 def test_info_reads_the_manifest_without_torch(tmp_path: Path, hemolytic_model: Path) -> None:
