@@ -8,7 +8,7 @@ Not part of the test suite: timings depend on the machine and on whatever else r
 it (the load average is printed). Every figure is the median of several timed runs after
 a warm-up run. What is measured:
 
-- parse: FASTA -> uint8 codes, the functions ``train`` uses (seqio.read_sequences and
+- parse: FASTA -> uint8 codes, the functions ``train`` uses (io.sniff.read_sequences and
   data.read_encoded), plain and gzip, in MB of FASTA text per second;
 - train: sequences per second of ``train.fit`` (batching, collate, one-hot, forward,
   backward, optimiser step) for each architecture at lengths 200 and 1000, batch 64,
@@ -75,8 +75,8 @@ from bioseqnn.alphabets import get_alphabet
 from bioseqnn.config import RunConfig, TrainConfig
 from bioseqnn.data import SequenceSet, batch_indices, read_encoded
 from bioseqnn.encoding import OneHot, pad_codes
+from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models import REGISTRY, ModelConfig, SequenceModel
-from bioseqnn.seqio import read_sequences
 from bioseqnn.tasks import TaskSpec
 
 runtime.tune()  # the command line's settings (flush-denormal, huge pages) before any torch work
@@ -249,7 +249,7 @@ def build_model(name: str, length: int) -> SequenceModel:
 
 
 def bench_parse(settings: Settings, tmp: Path) -> None:
-    settings.out("\n## FASTA parse + encode (seqio.read_sequences -> data.read_encoded)")
+    settings.out("\n## FASTA parse + encode (io.sniff.read_sequences -> data.read_encoded)")
     n = 20_000 if settings.quick else 100_000
     rng = np.random.default_rng(1)
     lengths = rng.integers(500, 1501, n)

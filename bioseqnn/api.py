@@ -40,6 +40,17 @@ from .finetune import Parent, check_input, check_overlap, inherit, load_parent, 
 from .finetune import report as report_start
 from .intervals import GenomeOptions, IntervalRecords, check_genome_training
 from .intervals import load_for_training as load_intervals_for_training
+from .io.fasta import Record
+from .io.files import STDIO, display_name
+from .io.outputs import (
+    atomic_output,
+    check_not_an_input,
+    check_one_stdin,
+    check_output_path,
+    write_table,
+)
+from .io.sniff import TableText, is_table, read_input, read_sequences
+from .io.tables import pick_delimiter
 from .lm import KIND as LANGUAGE_MODEL
 from .lm import Sampling, lm_task, position_targets, sample, score_columns, score_rows
 from .modelfile import MAX_MEMBERS, read_manifest
@@ -75,21 +86,6 @@ from .predict import (
     resolve_device,
 )
 from .runtime import configure_threads
-from .seqio import (
-    STDIO,
-    Record,
-    TableText,
-    atomic_output,
-    check_not_an_input,
-    check_one_stdin,
-    check_output_path,
-    display_name,
-    is_table,
-    pick_delimiter,
-    read_input,
-    read_sequences,
-    write_table,
-)
 from .series import SeriesOptions, SeriesSpec, fit_normalisation, input_fields
 from .strands import complement_table
 from .structure import StructureInput, structure_input, vienna, with_structure

@@ -23,6 +23,7 @@ from .alphabets import Alphabet
 from .digest import DESCRIPTION as DIGEST_DESCRIPTION
 from .digest import TENSOR as DIGEST_TENSOR
 from .errors import ModelFileError, UsageError, shorten
+from .io.outputs import write_bytes_atomic
 from .modelfile import FORMAT, MANIFEST_KEY, ModelFile, expect, model_input
 from .models.base import (
     Ensemble,
@@ -32,7 +33,6 @@ from .models.base import (
     config_dict,
     resolve_pooling,
 )
-from .seqio import write_bytes_atomic
 from .series import SeriesSpec
 from .structure import StructureInput
 from .tasks import TaskSpec

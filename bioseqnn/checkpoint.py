@@ -21,7 +21,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import TrainingError, UsageError
-from .seqio import write_bytes_atomic
+from .io.outputs import write_bytes_atomic
 
 FORMAT = "bioseqnn-checkpoint"
 FORMAT_VERSION = 1

@@ -734,7 +734,7 @@ def train(
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
     from .api import train as run_train
     from .config import RunConfig, apply_overrides, load_config, parse_names
-    from .seqio import check_not_an_input
+    from .io.outputs import check_not_an_input
 
     for written in (output, log_file):
         if written is not None:
@@ -1472,8 +1472,8 @@ def evaluate(
     from .evaluate import evaluate as run_evaluate
     from .evaluate import metric_tables, write_json
     from .intervals import genome_options
+    from .io.outputs import check_output_path
     from .plots import DPI, evaluation_plots, plot_dir
-    from .seqio import check_output_path
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
     inputs = {
@@ -1589,8 +1589,8 @@ def explain(
     _setup_logging(quiet, debug)
     from .explain import explain as run_explain
     from .explain import explanation_plots, write_attributions
+    from .io.outputs import check_output_path
     from .plots import plot_dir
-    from .seqio import check_output_path
 
     check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
     if plot is not None:
@@ -1772,7 +1772,7 @@ def insert(
     """Insert a motif at each position of background sequences: the mean prediction change."""
     _setup_logging(quiet, debug)
     from .interpret.insilico import insert_motif, write_insertion
-    from .seqio import check_output_path
+    from .io.outputs import check_output_path
 
     check_output_path(output, {"MODEL": model, "--background": background})
     if plot is not None:
@@ -1868,8 +1868,8 @@ def ism_map(
     """Mutation map: every substitution's effect drawn as a positions x letters heatmap."""
     _setup_logging(quiet, debug)
     from .interpret.insilico import mutation_map, mutation_map_plots, write_mutation_maps
+    from .io.outputs import check_output_path
     from .plots import plot_dir
-    from .seqio import check_output_path
 
     window = _region(region)
     if output is not None:
@@ -2067,6 +2067,7 @@ def plot_history(
     learning_curves.pdf.
     """
     _setup_logging(quiet, debug)
+    from .io.outputs import check_not_an_input
     from .plots import (
         DPI,
         data_name,
@@ -2075,7 +2076,6 @@ def plot_history(
         read_history,
         require_matplotlib,
     )
-    from .seqio import check_not_an_input
 
     require_matplotlib()
     if output == "-":
@@ -2454,7 +2454,7 @@ def _exit_code(exc: BaseException, debug: bool) -> int:
         _error("terminated")
         return 143
     # BrokenPipeError: the reader went away (e.g. '| head'): stop quietly, no traceback
-    from .seqio import silence_stdout
+    from .io.outputs import silence_stdout
 
     silence_stdout()
     return 0

@@ -587,7 +587,7 @@ def write_config(
     ``source``, the model file a resolved config came from (modelfile.model_config), is
     never overwritten. The default config needs no torch (``bioseqnn config`` is
     instant)."""
-    from .seqio import atomic_output, check_output_path
+    from .io.outputs import atomic_output, check_output_path
 
     if cfg is None:
         header = (

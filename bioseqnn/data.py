@@ -26,17 +26,10 @@ from .alphabets import (
 )
 from .encoding import Encoder, InvalidSymbol, pad_codes
 from .errors import BioseqnnError, DataError, UsageError, shorten
-from .seqio import (
-    FastaBlock,
-    Record,
-    RecordStream,
-    Table,
-    TableText,
-    display_name,
-    read_input,
-    read_sequences,
-    read_table,
-)
+from .io.fasta import FastaBlock, Record, RecordStream
+from .io.files import display_name
+from .io.sniff import TableText, read_input, read_sequences
+from .io.tables import Table, read_table
 from .series import SeriesOptions, SeriesReader, SeriesSpec
 from .tasks import TaskSpec, detect_task
 

@@ -51,10 +51,11 @@ from .data import SequenceSet, batch_indices, collate, read_inputs
 from .encoding import featurizer
 from .errors import UsageError
 from .evaluate import check_alphabet_fits
+from .io.files import display_name
+from .io.outputs import atomic_output, check_output_path, table_delimiter
 from .models.base import Predictor
 from .predict import infer, resolve_device
 from .runtime import configure_threads
-from .seqio import atomic_output, check_output_path, display_name, table_delimiter
 from .series import series_options
 from .structure import StructureInput, with_structure
 from .tasks import TaskSpec, target_score

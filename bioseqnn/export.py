@@ -52,9 +52,11 @@ from .bundle import Bundle, load_bundle
 from .data import SequenceEncoder, SequenceSet, collate, read_inputs
 from .encoding import Encoder, featurizer, pad_codes
 from .errors import ModelFileError, UsageError
+from .io.files import display_name
+from .io.outputs import atomic_output, check_output_path
+from .io.sniff import read_sequences
 from .models.base import check_lengths
 from .predict import infer
-from .seqio import atomic_output, check_output_path, display_name, read_sequences
 from .series import SeriesOptions, SeriesSpec, series_options
 from .structure import with_structure
 from .tasks import TaskSpec, output_activation

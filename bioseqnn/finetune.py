@@ -25,9 +25,9 @@ from .bundle import load_bundle
 from .config import ModelConfig
 from .digest import seen_in_training
 from .errors import ModelFileError, UsageError
+from .io.files import display_name
 from .modelfile import model_input, read_manifest
 from .models.base import AUTO, Ensemble, SequenceModel, count_parameters
-from .seqio import display_name
 from .series import SeriesSpec
 from .structure import StructureInput
 from .tasks import TaskSpec

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import DataError, UsageError, shorten
-from .seqio import STDIO, display_name
+from .io.files import STDIO, display_name
 
 log = logging.getLogger("bioseqnn")
 

@@ -34,7 +34,9 @@ from .alphabets import Alphabet, get_alphabet
 from .data import LabeledData, LabelSource, SequenceSet, load_labeled, prepare_task, read_encoded
 from .errors import DataError, UsageError, shorten
 from .genome import Genome, pysam_module, reverse_complement
-from .seqio import Record, display_name, open_text, pick_delimiter
+from .io.fasta import Record
+from .io.files import display_name, open_text
+from .io.tables import pick_delimiter
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")

@@ -34,11 +34,11 @@ from .bundle import Bundle
 from .data import SequenceSet, batch_targets
 from .encoding import Encoder, OneHot
 from .errors import UsageError
+from .io.fasta import Record
 from .models.base import Ensemble, Predictor, SequenceModel, combine_members
 from .models.recurrent import RecurrentBackbone
 from .models.transformer import TransformerBackbone, sinusoidal_positions
 from .predict import OOM_ERRORS, BatchLimit, PredictStats, batches_in_memory, encoded_chunks
-from .seqio import Record
 from .tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")

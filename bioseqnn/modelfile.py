@@ -623,7 +623,7 @@ def model_config(model: str | os.PathLike[str]) -> tuple[RunConfig, str]:
     """A model file's resolved config, and a header that names the file (for
     ``bioseqnn config --from`` and tune's best.yaml, through config.write_config)."""
     from .config import TrainConfig, config_from_dict
-    from .seqio import display_name
+    from .io.files import display_name
 
     manifest, _ = read_manifest(model)
     known = {f.name for f in fields(TrainConfig)}  # not a newer version's

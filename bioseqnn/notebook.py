@@ -148,7 +148,7 @@ class Trained:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model file (for a model trained without ``output``)."""
         from .bundle import save_bundle
-        from .seqio import check_output_path
+        from .io.outputs import check_output_path
 
         check_output_path(path)
         save_bundle(path, self.model.model, self.model.manifest, self.model.train_digest)
@@ -343,7 +343,7 @@ def predict(
             raise _without_folder(exc, folder) from None
         rows = _read_rows(table)
         if output is not None:
-            from .seqio import atomic_output, check_output_path, table_delimiter
+            from .io.outputs import atomic_output, check_output_path, table_delimiter
 
             check_output_path(output, {"MODEL": None if isinstance(bundle, Bundle) else bundle})
             with atomic_output(output) as fh:

@@ -36,6 +36,10 @@ from .data import (
 )
 from .encoding import featurizer
 from .errors import DataError, UsageError, shorten
+from .io.fasta import Record
+from .io.files import STDIO, display_name, open_binary
+from .io.outputs import atomic_output, table_delimiter
+from .io.sniff import read_sequences
 from .models.base import ModelConfig, SequenceModel, get_architecture
 from .predict import (
     OOM_ERRORS,
@@ -44,15 +48,6 @@ from .predict import (
     batches_in_memory,
     encoded_chunks,
     infer_scored,
-)
-from .seqio import (
-    STDIO,
-    Record,
-    atomic_output,
-    display_name,
-    open_binary,
-    read_sequences,
-    table_delimiter,
 )
 from .structure import with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec

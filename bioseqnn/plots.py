@@ -34,7 +34,8 @@ import numpy as np
 
 from . import metrics
 from .errors import DataError, UsageError, shorten
-from .seqio import STDIO, atomic_output, display_name, open_binary
+from .io.files import STDIO, display_name, open_binary
+from .io.outputs import atomic_output
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

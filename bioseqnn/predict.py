@@ -23,8 +23,8 @@ from .data import (
 )
 from .encoding import check_fits, check_kinds, featurizer
 from .errors import DataError, UsageError
+from .io.fasta import Record, RecordStream
 from .models.base import Predictor, check_lengths
-from .seqio import Record, RecordStream
 from .series import SeriesOptions, SeriesReader, series_options
 from .strands import complement_table, reverse_complement_set
 from .structure import with_structure

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, UsageError, shorten
-from .seqio import TableText, pick_delimiter
+from .io.sniff import TableText
+from .io.tables import pick_delimiter
 
 log = logging.getLogger("bioseqnn")
 

@@ -48,10 +48,12 @@ from .encoding import featurizer
 from .errors import DataError, UsageError, shorten
 from .genome import Genome, compression, pysam_module, quiet_htslib
 from .intervals import GenomeOptions, model_window
+from .io.fasta import Record
+from .io.files import STDIO, display_name
+from .io.outputs import atomic_output, check_output_path, write_table
 from .models.base import check_lengths, combine_members
 from .predict import BatchLimit, check_first_chunk, infer, resolve_device
 from .runtime import configure_threads
-from .seqio import STDIO, Record, atomic_output, check_output_path, display_name, write_table
 from .strands import complement_table, reverse_complement_set
 from .structure import with_structure
 from .tasks import TaskSpec

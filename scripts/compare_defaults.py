@@ -39,7 +39,7 @@ from reproduce import (
 )
 
 from bioseqnn.config import RunConfig, dump_yaml, load_config
-from bioseqnn.seqio import atomic_output
+from bioseqnn.io.outputs import atomic_output
 
 log = logging.getLogger("bioseqnn")
 RECIPES = Path(__file__).resolve().parent / "recipes"

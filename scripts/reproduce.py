@@ -36,8 +36,9 @@ import torch
 
 from bioseqnn.config import RunConfig, load_config
 from bioseqnn.errors import BioseqnnError, DataError, UsageError
+from bioseqnn.io.outputs import atomic_output, check_output_path, silence_stdout
+from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models.base import describe
-from bioseqnn.seqio import atomic_output, check_output_path, read_sequences, silence_stdout
 
 log = logging.getLogger("bioseqnn")
 

@@ -31,7 +31,7 @@ from reproduce import PUBLISHED, ROWS, Context, check_dataset, machine, run_row
 
 from bioseqnn.cli import parse_duration
 from bioseqnn.config import RunConfig, dump_yaml
-from bioseqnn.seqio import atomic_output
+from bioseqnn.io.outputs import atomic_output
 
 log = logging.getLogger("bioseqnn")
 DEFAULTS = Path(__file__).resolve().parent.parent / "docs" / "accuracy-data" / "compare_final.json"

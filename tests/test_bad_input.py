@@ -1073,7 +1073,7 @@ def test_the_first_bytes_decide_in_bounded_time(tmp_path: Path, kind: str, table
     import time
 
     from bioseqnn.errors import DataError
-    from bioseqnn.seqio import read_input, read_sequences
+    from bioseqnn.io.sniff import read_input, read_sequences
 
     path = Path("/dev/zero") if kind == "dev-zero" else tmp_path / "big.txt"
     if kind != "dev-zero":

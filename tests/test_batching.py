@@ -15,8 +15,8 @@ from bioseqnn.config import TrainConfig
 from bioseqnn.data import batch_indices, read_encoded, shard
 from bioseqnn.distributed import Dist
 from bioseqnn.encoding import OneHot
+from bioseqnn.io.sniff import read_sequences
 from bioseqnn.predict import infer
-from bioseqnn.seqio import read_sequences
 from bioseqnn.train import _epoch_batches
 
 

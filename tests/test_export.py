@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from bioseqnn.bundle import save_bundle
+from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models.base import Ensemble, ModelConfig, SequenceModel, config_dict
-from bioseqnn.seqio import read_sequences
 from bioseqnn.tasks import TaskSpec
 
 onnxruntime = pytest.importorskip("onnxruntime")

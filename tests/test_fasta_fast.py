@@ -1,5 +1,5 @@
-"""The block FASTA path (seqio._fast_fasta) against the line-based reference path
-(Biopython's SimpleFastaParser via seqio._read_by_lines): the same records, header
+"""The block FASTA path (io.fasta._fast_fasta) against the line-based reference path
+(Biopython's SimpleFastaParser via fasta._read_by_lines): the same records, header
 lines, error messages and order of records before an error, on tricky inputs, with
 small chunk and block sizes so that every boundary case (inside a header, right after
 a newline, on a '>') occurs."""
@@ -17,10 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bioseqnn import seqio
 from bioseqnn.data import read_encoded
 from bioseqnn.errors import DataError
-from bioseqnn.seqio import FastaBlock, read_sequences
+from bioseqnn.io import fasta, files
+from bioseqnn.io.fasta import FastaBlock
+from bioseqnn.io.sniff import read_sequences
 
 
 def outcome(records: Any) -> list[tuple[Any, ...]]:
@@ -41,7 +42,7 @@ def both(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         except DataError as exc:  # raised when opening (first line)
             return [("error at open", str(exc))]
 
-    return run(read_sequences), run(seqio._read_by_lines)
+    return run(read_sequences), run(fasta._read_by_lines)
 
 
 @pytest.fixture(
@@ -50,8 +51,8 @@ def both(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
 )
 def sizes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     chunk, block = request.param
-    monkeypatch.setattr(seqio, "CHUNK", chunk)
-    monkeypatch.setattr(seqio, "BLOCK", block)
+    monkeypatch.setattr(files, "CHUNK", chunk)
+    monkeypatch.setattr(fasta, "BLOCK", block)
     return chunk, block
 
 
@@ -147,7 +148,7 @@ def test_the_block_path_is_taken_and_gives_columns(tmp_path: Path) -> None:
 
 
 def test_block_then_reference_path_in_one_stream(tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr(seqio, "BLOCK", 1)
+    monkeypatch.setattr(fasta, "BLOCK", 1)
     path = tmp_path / "x.fa"
     path.write_bytes(b"".join(b">r%d\nACGT\n" % i for i in range(3000)) + b">s\r\nGG\r\n")
     kinds = {type(b).__name__ for b in read_sequences(path).batches()}
@@ -162,7 +163,7 @@ def test_stdin_matches_a_file(tmp_path: Path) -> None:
     path = tmp_path / "x.fa"
     path.write_bytes(data)
     code = (
-        "import sys; from bioseqnn.seqio import read_sequences\n"
+        "import sys; from bioseqnn.io.sniff import read_sequences\n"
         "for r in read_sequences('-'):\n"
         "    sys.stdout.write(f'{r.id}\\t{r.seq.decode()}\\t{r.description}\\t{r.line}\\n')\n"
     )
@@ -172,7 +173,7 @@ def test_stdin_matches_a_file(tmp_path: Path) -> None:
         ).stdout.decode()
         expected = "".join(
             f"{r.id}\t{r.seq.decode()}\t{r.description}\t{r.line}\n"
-            for r in seqio._read_by_lines(path)
+            for r in fasta._read_by_lines(path)
         )
         assert out == expected and out.count("\n") == 3001
 
@@ -180,7 +181,7 @@ def test_stdin_matches_a_file(tmp_path: Path) -> None:
 def test_stdin_error_message_matches(tmp_path: Path) -> None:
     data = b"".join(b">r%d\nACGT\n" % i for i in range(2000)) + b">x\n>y\nAC\n"
     code = (
-        "import sys; from bioseqnn.seqio import read_sequences\n"
+        "import sys; from bioseqnn.io.sniff import read_sequences\n"
         "from bioseqnn.errors import DataError\n"
         "try:\n    n = sum(1 for _ in read_sequences('-'))\n"
         "except DataError as e:\n    print(e)\n"
@@ -199,12 +200,12 @@ def test_encoded_set_and_invalid_symbol_message_unchanged(tmp_path: Path) -> Non
     with pytest.raises(DataError) as fast:
         read_encoded(read_sequences(path), str(path), "dna", "error")
     with pytest.raises(DataError) as ref:
-        read_encoded(list(seqio._read_by_lines(path)), str(path), "dna", "error")
+        read_encoded(list(fasta._read_by_lines(path)), str(path), "dna", "error")
     assert str(fast.value) == str(ref.value)
     assert "line 10003, column 3" in str(fast.value) and "'J' at position 7" in str(fast.value)
     for mode in ("skip", "mask"):
         a = read_encoded(read_sequences(path), str(path), None, mode)
-        b = read_encoded(list(seqio._read_by_lines(path)), str(path), None, mode)
+        b = read_encoded(list(fasta._read_by_lines(path)), str(path), None, mode)
         assert a[0].ids == b[0].ids and a[1].name == b[1].name and a[2] == b[2]
         assert np.array_equal(a[0].codes, b[0].codes)
         assert np.array_equal(a[0].offsets, b[0].offsets)
@@ -272,8 +273,8 @@ def test_property_same_as_reference(
     path = tmp_path_factory.mktemp("p") / "x.fa"
     path.write_bytes(gzip.compress(data) if packed else data)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(seqio, "CHUNK", chunk)
-        mp.setattr(seqio, "BLOCK", block)
+        mp.setattr(files, "CHUNK", chunk)
+        mp.setattr(fasta, "BLOCK", block)
         fast, ref = both(path)
     assert fast == ref
 

@@ -18,7 +18,9 @@ from bioseqnn.alphabets import ALPHABETS, INVALID
 from bioseqnn.data import SequenceEncoder, read_encoded
 from bioseqnn.encoding import Encoder
 from bioseqnn.errors import BioseqnnError
-from bioseqnn.seqio import Record, read_sequences, read_table
+from bioseqnn.io.fasta import Record
+from bioseqnn.io.sniff import read_sequences
+from bioseqnn.io.tables import read_table
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -1,4 +1,4 @@
-"""gzip input, decompressed on a background thread (seqio._Gunzip)."""
+"""gzip input, decompressed on a background thread (io.files._Gunzip)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bioseqnn.errors import DataError
-from bioseqnn.seqio import open_binary, read_sequences
+from bioseqnn.io.files import open_binary
+from bioseqnn.io.sniff import read_sequences
 
 
 def _fasta(n: int, start: int = 0) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bioseqnn.seqio import read_sequences
+from bioseqnn.io.sniff import read_sequences
 
 
 def split_files(

@@ -10,7 +10,7 @@ import pytest
 from bench_memory import run_cli, small_model, write_records, write_with_long_record
 
 from bioseqnn.data import SUBSET_BLOCK, SequenceSet, position_batch, read_encoded
-from bioseqnn.seqio import read_sequences
+from bioseqnn.io.sniff import read_sequences
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from bioseqnn.alphabets import ALPHABETS
 from bioseqnn.data import SequenceEncoder, SequenceSet
 from bioseqnn.encoding import OneHot
 from bioseqnn.errors import DataError
+from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models.base import ModelConfig, SequenceModel
 from bioseqnn.predict import BatchLimit, both_strands, infer, resolve_device
-from bioseqnn.seqio import read_sequences
 from bioseqnn.strands import complement_table
 from bioseqnn.tasks import TaskSpec
 

@@ -10,7 +10,9 @@ import pytest
 
 from bioseqnn.data import LabelSource, load_labeled, prepare_task, split_indices
 from bioseqnn.errors import DataError, UsageError
-from bioseqnn.seqio import atomic_output, read_sequences, read_table
+from bioseqnn.io.outputs import atomic_output
+from bioseqnn.io.sniff import read_sequences
+from bioseqnn.io.tables import read_table
 
 
 def write(path: Path, text: str, gz: bool = False) -> Path:

@@ -24,9 +24,10 @@ from bioseqnn.bundle import load_bundle
 from bioseqnn.data import SequenceSet, collate, read_inputs
 from bioseqnn.encoding import SeriesInput
 from bioseqnn.errors import DataError
+from bioseqnn.io.fasta import RecordStream
+from bioseqnn.io.sniff import TableText, read_input
 from bioseqnn.modelfile import read_manifest
 from bioseqnn.predict import infer
-from bioseqnn.seqio import RecordStream, TableText, read_input
 from bioseqnn.series import SeriesOptions, SeriesReader, SeriesSpec, fit_normalisation
 
 TRAIN = EXAMPLES / "motions_train.tsv"

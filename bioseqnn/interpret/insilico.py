@@ -138,8 +138,8 @@ def insert_motif(
     from ..encoding import featurizer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, _prediction, resolve_target, target_names
+    from ..io.files import display_name
     from ..predict import infer
-    from ..seqio import display_name
 
     if step < 1:
         raise UsageError("--step must be at least 1")
@@ -202,7 +202,7 @@ def insert_motif(
 
 def write_insertion(result: Insertion, output: str | os.PathLike[str]) -> None:
     """One row per insertion start: position, mean change, standard deviation."""
-    from ..seqio import atomic_output, check_output_path, table_delimiter
+    from ..io.outputs import atomic_output, check_output_path, table_delimiter
 
     check_output_path(output)
     sep = table_delimiter(output)
@@ -246,8 +246,8 @@ def mutation_map(
     from ..encoding import featurizer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, resolve_target, target_names
+    from ..io.files import display_name
     from ..predict import infer
-    from ..seqio import display_name
     from ..tasks import target_score
 
     bundle, dev = _sequence_model(model, device, threads, "ism-map", "substitutes residues")
@@ -348,7 +348,7 @@ def write_mutation_maps(
     letters: str, maps: list[MutationMap], output: str | os.PathLike[str]
 ) -> None:
     """Long format: id, target, position, residue, then one column per letter."""
-    from ..seqio import atomic_output, check_output_path, table_delimiter
+    from ..io.outputs import atomic_output, check_output_path, table_delimiter
 
     check_output_path(output)
     sep = table_delimiter(output)

@@ -278,9 +278,9 @@ def discover_motifs(
     from ..data import read_inputs
     from ..evaluate import check_alphabet_fits
     from ..explain import explain_bundle, resolve_target
+    from ..io.files import display_name
     from ..predict import resolve_device
     from ..runtime import configure_threads
-    from ..seqio import display_name
 
     configure_threads(threads)
     dev = resolve_device(device)
@@ -333,7 +333,7 @@ def discover_motifs(
 
 def write_meme(motifs: list[Motif], letters: str, path: str | os.PathLike[str]) -> None:
     """MEME (version 4) letter-probability matrices."""
-    from ..seqio import atomic_output
+    from ..io.outputs import atomic_output
 
     with atomic_output(path) as fh:
         fh.write(
@@ -362,7 +362,7 @@ def write_motif_report(
 ) -> list[Path]:
     """motifs.meme, logos (``fmt``: png, pdf or svg, at ``dpi``), report.md (and
     matches.tsv) in ``folder``; the files written."""
-    from ..seqio import atomic_output
+    from ..io.outputs import atomic_output
 
     out = Path(folder)
     try:

@@ -25,8 +25,9 @@ from typing import Any
 
 from ..config import RunConfig, config_from_dict, write_config
 from ..errors import BioseqnnError, TrainingError, UsageError
+from ..io.files import display_name
+from ..io.outputs import atomic_output, check_output_path
 from ..schedules import minimised
-from ..seqio import atomic_output, check_output_path, display_name
 from .space import DataFacts, default_space, families_for, fixed_settings, sample
 
 log = logging.getLogger("bioseqnn")

@@ -1,0 +1,248 @@
+"""Outputs that appear only complete (a temporary file beside the target, then rename),
+compressed by their suffix; checks that an output is writable and is not an input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import gzip
+import io
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import DataError, UsageError
+from .files import STDIO, SUFFIXES, _xopen, display_name
+
+
+def table_delimiter(path: str | os.PathLike[str]) -> str:
+    lower = str(path).lower().removesuffix(".gz")
+    return "," if lower.endswith(".csv") else "\t"
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (a broken pipe), so that the
+    interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def check_one_stdin(**inputs: str | os.PathLike[str] | None) -> None:
+    """Standard input can be read once: at most one input may be '-'."""
+    named = [name for name, value in inputs.items() if value is not None and str(value) == STDIO]
+    if len(named) > 1:
+        raise UsageError(
+            f"only one input can be '-' (standard input); {' and '.join(named)} both are"
+        )
+
+
+Inputs = Mapping[str, "str | os.PathLike[str] | None"]
+"""The inputs of a command that an output must not be: what each is (e.g. 'SEQUENCES',
+'--val-labels') -> its path (None: not given)."""
+
+
+def check_output_path(path: str | os.PathLike[str], inputs: Inputs | None = None) -> None:
+    """Fail early (before hours of training) when an output cannot be created, or when it
+    is one of the command's ``inputs`` (writing it would destroy that input)."""
+    if str(path) == STDIO:
+        return
+    if inputs:
+        check_not_an_input(path, inputs)
+    if str(path).endswith(("/", os.sep)):
+        raise UsageError(f"{path}: names a directory; give a file name (e.g. {path}out.tsv)")
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        problem = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{path}: cannot write: directory {str(parent)!r} {problem}")
+    if target.is_dir():
+        raise UsageError(f"{path}: cannot write: it is a directory")
+    if target.is_symlink():
+        try:
+            target.stat()
+        except OSError as exc:  # a loop: there is no file to replace, and the link stays
+            if exc.errno == errno.ELOOP:
+                raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK) and not _is_special(target):
+        raise UsageError(f"{path}: cannot write: directory {str(parent)!r} is not writable")
+
+
+def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
+    """Refuse an output that is one of ``inputs``: the same file (device and inode),
+    whatever the names, after following symbolic links; a hard link is the same file too.
+    Standard input and output, /dev/null and other outputs that are no regular file are
+    written directly and destroy nothing, so they are not compared."""
+    if str(output) == STDIO:
+        return
+    try:
+        out = os.stat(output)
+    except (OSError, ValueError):
+        return  # not there yet (or unreadable): no input can be it
+    if not stat.S_ISREG(out.st_mode):
+        return
+    for what, path in inputs.items():
+        if path is None:
+            continue
+        try:  # '-': whatever standard input reads, a file given with '<' say
+            found = os.fstat(0) if str(path) == STDIO else os.stat(path)
+        except (OSError, ValueError):
+            continue
+        if (found.st_dev, found.st_ino) == (out.st_dev, out.st_ino):
+            same = (
+                ""
+                if os.path.abspath(path) == os.path.abspath(output)
+                else f" {display_name(path)}, the same file"
+            )
+            raise UsageError(
+                f"{output}: cannot write: it is an input ({what}{same}); writing "
+                "it would destroy it: choose another output name"
+            )
+
+
+def _is_special(target: Path) -> bool:
+    """True for an existing output that is no regular file: /dev/null, a FIFO, a terminal."""
+    try:
+        return not stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        return False
+
+
+class _KeepOpen:
+    """A binary sink whose close() only flushes (Bio.bgzf closes the handle it writes)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+
+    def write(self, data: bytes) -> int:
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.flush()
+
+
+@contextlib.contextmanager
+def _encoded(raw: IO[bytes], name: str, binary: bool, bgzip: bool = False) -> Iterator[IO[Any]]:
+    """Wrap a binary sink: gzip when ``name`` ends in .gz (BGZF blocks with ``bgzip``,
+    which tabix and htslib can index), bzip2, xz or zstd for .bz2, .xz, .zst; UTF-8 text
+    unless ``binary``."""
+    sink: IO[Any] = raw
+    gz: Any = None
+    fmt = SUFFIXES.get(os.path.splitext(name)[1].lower())
+    if fmt is not None:
+        gz = _xopen(_KeepOpen(raw), "wb", fmt)
+        sink = gz
+    elif name.endswith(".gz") and bgzip:
+        from Bio import bgzf
+
+        gz = bgzf.BgzfWriter(fileobj=_KeepOpen(raw))
+        sink = gz
+    elif name.endswith(".gz"):
+        gz = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+        sink = gz  # type: ignore[assignment]
+    text = None
+    if not binary:
+        text = io.TextIOWrapper(sink, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        sink = text
+    yield sink
+    if text is not None:
+        text.flush()
+        text.detach()
+    if gz is not None:
+        gz.close()
+    raw.flush()
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], binary: bool = False, bgzip: bool = False
+) -> Iterator[IO[Any]]:
+    """Yield a handle whose content appears at ``path`` only if the block succeeds.
+
+    '-' yields stdout (never closed). A name ending in .gz is gzip-compressed (in BGZF
+    blocks with ``bgzip``: binary output only, e.g. a VCF for tabix), one ending in .bz2,
+    .xz or .zst bzip2-, xz- or zstd-compressed. A
+    symbolic link is followed (the file it points to is replaced, the link kept); an
+    existing output that is no regular file (/dev/null, a named pipe) is written directly.
+    Failing writes (disk full, file too large) raise :class:`DataError` naming the output.
+    """
+    if str(path) == STDIO:
+        stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
+        try:
+            yield stream
+            stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise DataError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
+        return
+    check_output_path(path)
+    if _is_special(Path(path)):
+        try:
+            with open(path, "wb") as raw, _encoded(raw, str(path), binary, bgzip) as sink:
+                yield sink
+        except OSError as exc:
+            raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        return
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with _encoded(raw, target.name, binary, bgzip) as sink:
+                yield sink
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        _remove(tmp)
+        raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_output(path, binary=True) as fh:
+        fh.write(data)
+
+
+def write_table(
+    output: str | os.PathLike[str], header: list[str], rows: Iterable[list[str]]
+) -> None:
+    """A header and rows as TSV (CSV for a .csv name), written atomically.
+
+    The first row is made before anything is written, so an input refused at its first
+    chunk (wrong alphabet, an invalid symbol, no records) leaves stdout empty too."""
+    rows = iter(rows)
+    first = next(rows, None)
+    with atomic_output(output) as fh:
+        writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
+        writer.writerow(header)
+        if first is not None:
+            writer.writerow(first)
+        writer.writerows(rows)
