@@ -49,6 +49,7 @@ from .io.outputs import (
     check_output_path,
     write_table,
 )
+from .io.series import SeriesOptions
 from .io.sniff import TableText, is_table, read_input, read_sequences
 from .io.tables import pick_delimiter
 from .lm import KIND as LANGUAGE_MODEL
@@ -86,7 +87,7 @@ from .predict import (
     resolve_device,
 )
 from .runtime import configure_threads
-from .series import SeriesOptions, SeriesSpec, fit_normalisation, input_fields
+from .series import SeriesSpec, fit_normalisation, input_fields
 from .strands import complement_table
 from .structure import StructureInput, structure_input, vienna, with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec

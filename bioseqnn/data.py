@@ -28,9 +28,10 @@ from .encoding import Encoder, InvalidSymbol, pad_codes
 from .errors import BioseqnnError, DataError, UsageError, shorten
 from .io.fasta import FastaBlock, Record, RecordStream
 from .io.files import display_name
+from .io.series import SeriesOptions, SeriesReader
 from .io.sniff import TableText, read_input, read_sequences
 from .io.tables import Table, read_table
-from .series import SeriesOptions, SeriesReader, SeriesSpec
+from .series import SeriesSpec
 from .tasks import TaskSpec, detect_task
 
 log = logging.getLogger("bioseqnn")

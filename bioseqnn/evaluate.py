@@ -23,10 +23,10 @@ from .errors import UsageError
 from .intervals import GenomeOptions, load_for_evaluation
 from .io.files import display_name
 from .io.outputs import atomic_output, check_one_stdin, check_output_path
+from .io.series import SeriesOptions
 from .io.sniff import read_sequences
 from .predict import infer, infer_scored, resolve_device
 from .runtime import configure_threads
-from .series import SeriesOptions
 from .structure import with_structure
 from .tasks import TaskSpec
 

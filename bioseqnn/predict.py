@@ -24,8 +24,9 @@ from .data import (
 from .encoding import check_fits, check_kinds, featurizer
 from .errors import DataError, UsageError
 from .io.fasta import Record, RecordStream
+from .io.series import SeriesOptions, SeriesReader
 from .models.base import Predictor, check_lengths
-from .series import SeriesOptions, SeriesReader, series_options
+from .series import series_options
 from .strands import complement_table, reverse_complement_set
 from .structure import with_structure
 from .tasks import TaskSpec

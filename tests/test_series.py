@@ -19,16 +19,17 @@ import pytest
 import torch
 from conftest import EXAMPLES, run_bioseqnn
 
-from bioseqnn import series as series_mod
 from bioseqnn.bundle import load_bundle
 from bioseqnn.data import SequenceSet, collate, read_inputs
 from bioseqnn.encoding import SeriesInput
 from bioseqnn.errors import DataError
+from bioseqnn.io import series as series_mod
 from bioseqnn.io.fasta import RecordStream
+from bioseqnn.io.series import SeriesOptions, SeriesReader
 from bioseqnn.io.sniff import TableText, read_input
 from bioseqnn.modelfile import read_manifest
 from bioseqnn.predict import infer
-from bioseqnn.series import SeriesOptions, SeriesReader, SeriesSpec, fit_normalisation
+from bioseqnn.series import SeriesSpec, fit_normalisation
 
 TRAIN = EXAMPLES / "motions_train.tsv"
 TRAIN_LABELS = EXAMPLES / "motions_train.csv"
