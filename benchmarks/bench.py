@@ -9,7 +9,7 @@ it (the load average is printed). Every figure is the median of several timed ru
 a warm-up run. What is measured:
 
 - parse: FASTA -> uint8 codes, the functions ``train`` uses (io.sniff.read_sequences and
-  data.read_encoded), plain and gzip, in MB of FASTA text per second;
+  data.reading.read_encoded), plain and gzip, in MB of FASTA text per second;
 - train: sequences per second of ``train.fit`` (batching, collate, one-hot, forward,
   backward, optimiser step) for each architecture at lengths 200 and 1000, batch 64,
   hidden 128, one layer, float32; recurrent rows also with ``fast_cpu = False``
@@ -18,7 +18,7 @@ a warm-up run. What is measured:
   small steps single-threaded, see runtime.SMALL_STEP) for every architecture at
   lengths 21, 200 and 1000, on a quiet machine and beside one busy process;
 - varlen: lengths uniform in 100-1000 (LSTM), with the length bucketing of
-  ``data.batch_indices`` and with plain shuffled batches padded to their longest;
+  ``data.batches.batch_indices`` and with plain shuffled batches padded to their longest;
 - predict: sequences per second of ``predict.predict_rows`` from a FASTA file, beside
   ONNX Runtime running the model ``bioseqnn export`` wrote (same reader; needs the
   ``export`` extra);
@@ -73,7 +73,9 @@ import torch  # noqa: E402
 from bioseqnn import runtime
 from bioseqnn.alphabets import get_alphabet
 from bioseqnn.config import RunConfig, TrainConfig
-from bioseqnn.data import SequenceSet, batch_indices, read_encoded
+from bioseqnn.data.batches import batch_indices
+from bioseqnn.data.reading import read_encoded
+from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import OneHot, pad_codes
 from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models import REGISTRY, ModelConfig, SequenceModel
@@ -249,7 +251,7 @@ def build_model(name: str, length: int) -> SequenceModel:
 
 
 def bench_parse(settings: Settings, tmp: Path) -> None:
-    settings.out("\n## FASTA parse + encode (io.sniff.read_sequences -> data.read_encoded)")
+    settings.out("\n## FASTA parse + encode (io.sniff.read_sequences -> data.reading.read_encoded)")
     n = 20_000 if settings.quick else 100_000
     rng = np.random.default_rng(1)
     lengths = rng.integers(500, 1501, n)
@@ -395,7 +397,7 @@ def bench_varlen(settings: Settings, tmp: Path) -> None:
     settings.out("| batches | sequences/s | reference |")
     settings.out("|---|---:|---:|")
     settings.out(f"| shuffled, padded to the longest | {plain:.0f} | 167 |")
-    settings.out(f"| length-bucketed (data.batch_indices) | {bucketed:.0f} | 305 |")
+    settings.out(f"| length-bucketed (data.batches.batch_indices) | {bucketed:.0f} | 305 |")
     settings.out(
         f"speed-up {bucketed / plain:.2f}x; ideal for these batches (positions "
         f"processed) "
@@ -654,7 +656,7 @@ def _series_model(tmp: Path) -> Path:
 
 def bench_series(settings: Settings, tmp: Path) -> None:
     from bioseqnn.bundle import load_bundle
-    from bioseqnn.data import read_inputs
+    from bioseqnn.data.reading import read_inputs
     from bioseqnn.predict import open_model_input, predict_rows
 
     rows = 200_000 if settings.quick else 1_000_000

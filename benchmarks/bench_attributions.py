@@ -63,7 +63,7 @@ def train_model(tmp: Path, arch: str) -> Path:
 
 def throughput(model: Path, fasta: Path, method: str) -> float:
     from bioseqnn.bundle import load_bundle
-    from bioseqnn.data import read_inputs
+    from bioseqnn.data.reading import read_inputs
     from bioseqnn.explain import explain_bundle
 
     bundle = load_bundle(model)

@@ -24,15 +24,10 @@ from .bundle import Bundle, load_bundle, save_bundle
 from .checkpoint import checkpoint_path, prepare_checkpoint_dir
 from .config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
 from .cv import OutOfFold, assign_folds, fold_sets
-from .data import (
-    LabelSource,
-    SequenceSet,
-    load_labeled,
-    prepare_task,
-    read_encoded,
-    read_inputs,
-    split_indices,
-)
+from .data.batches import split_indices
+from .data.labels import LabelSource, load_labeled
+from .data.reading import read_encoded, read_inputs
+from .data.sets import SequenceSet
 from .digest import canonical_codes, conflicting_labels, record_digests
 from .encoding import featurizer
 from .errors import BioseqnnError, DataError, TrainingError, UsageError
@@ -90,7 +85,7 @@ from .runtime import configure_threads
 from .series import SeriesSpec, fit_normalisation, input_fields
 from .strands import complement_table
 from .structure import StructureInput, structure_input, vienna, with_structure
-from .tasks import PER_POSITION_KINDS, TaskSpec
+from .tasks import PER_POSITION_KINDS, TaskSpec, prepare_task
 from .train import (
     Imbalance,
     Reporter,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import SequenceSet
+from .data.sets import SequenceSet
 from .models.base import Predictor
 from .predict import infer, infer_scored
 from .tasks import PER_POSITION_KINDS, TaskSpec

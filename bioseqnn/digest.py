@@ -21,7 +21,7 @@ import numpy as np
 from .alphabets import Alphabet
 
 if TYPE_CHECKING:
-    from .data import SequenceSet
+    from .data.sets import SequenceSet
 
 TENSOR = "bioseqnn.train_digest"
 """The model file's tensor that holds the digests (int64: the uint64 bits)."""

@@ -2,7 +2,7 @@
 
 The same ``bioseqnn train`` command runs in every process. Each reads the whole data set
 (compact uint8 codes), draws the same seeded list of global batches and trains on its
-own share of each (:func:`bioseqnn.data.shard`); DistributedDataParallel averages the
+own share of each (:func:`bioseqnn.data.batches.shard`); DistributedDataParallel averages the
 gradients, with each rank's loss weighted by its share of the global batch, so a step
 equals the single-process step on the whole global batch. Validation is split across
 the ranks and gathered, so every rank computes the same metrics; the epoch record is

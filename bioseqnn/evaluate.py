@@ -16,7 +16,9 @@ import torch
 from . import metrics
 from .alphabets import Alphabet, byte_histogram, detect_alphabet
 from .bundle import Bundle, load_bundle
-from .data import SAMPLE_RECORDS, LabelSource, SequenceSet, load_labeled, read_encoded
+from .data.labels import LabelSource, load_labeled
+from .data.reading import SAMPLE_RECORDS, read_encoded
+from .data.sets import SequenceSet
 from .digest import canonical_codes, record_digests, seen_in_training
 from .encoding import OneHot, check_fits, check_kinds, featurizer
 from .errors import UsageError

@@ -47,7 +47,9 @@ import torch
 
 from .alphabets import Alphabet
 from .bundle import Bundle, load_bundle
-from .data import SequenceSet, batch_indices, collate, read_inputs
+from .data.batches import batch_indices, collate
+from .data.reading import read_inputs
+from .data.sets import SequenceSet
 from .encoding import featurizer
 from .errors import UsageError
 from .evaluate import check_alphabet_fits

@@ -49,7 +49,9 @@ from torch import nn
 
 from ._version import __version__
 from .bundle import Bundle, load_bundle
-from .data import SequenceEncoder, SequenceSet, collate, read_inputs
+from .data.batches import collate
+from .data.reading import SequenceEncoder, read_inputs
+from .data.sets import SequenceSet
 from .encoding import Encoder, featurizer, pad_codes
 from .errors import ModelFileError, UsageError
 from .io.files import display_name

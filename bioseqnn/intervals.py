@@ -31,13 +31,15 @@ from typing import Any
 import numpy as np
 
 from .alphabets import Alphabet, get_alphabet
-from .data import LabeledData, LabelSource, SequenceSet, load_labeled, prepare_task, read_encoded
+from .data.labels import LabeledData, LabelSource, load_labeled
+from .data.reading import read_encoded
+from .data.sets import SequenceSet
 from .errors import DataError, UsageError, shorten
 from .genome import Genome, pysam_module, reverse_complement
 from .io.fasta import Record
 from .io.files import display_name, open_text
 from .io.tables import pick_delimiter
-from .tasks import TaskSpec
+from .tasks import TaskSpec, prepare_task
 
 log = logging.getLogger("bioseqnn")
 

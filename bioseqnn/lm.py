@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from .alphabets import Alphabet
 from .bundle import Bundle
-from .data import SequenceSet, batch_targets
+from .data.batches import batch_targets
+from .data.sets import SequenceSet
 from .encoding import Encoder, OneHot
 from .errors import UsageError
 from .io.fasta import Record

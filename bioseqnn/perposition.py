@@ -27,13 +27,9 @@ import torch
 from . import metrics
 from .alphabets import Alphabet
 from .bundle import Bundle
-from .data import (
-    LabelSource,
-    SequenceSet,
-    _few,
-    load_labeled,
-    read_encoded,
-)
+from .data.labels import LabelSource, _few, load_labeled
+from .data.reading import read_encoded
+from .data.sets import SequenceSet
 from .encoding import featurizer
 from .errors import DataError, UsageError, shorten
 from .io.fasta import Record

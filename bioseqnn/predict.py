@@ -12,15 +12,9 @@ import torch
 
 from .alphabets import Alphabet, byte_histogram, detect_alphabet, protein_only_fraction
 from .bundle import Bundle
-from .data import (
-    SequenceEncoder,
-    SequenceSet,
-    batch_indices,
-    batch_targets,
-    chunked,
-    collate,
-    open_as,
-)
+from .data.batches import batch_indices, batch_targets, collate
+from .data.reading import SequenceEncoder, chunked, open_as
+from .data.sets import SequenceSet
 from .encoding import check_fits, check_kinds, featurizer
 from .errors import DataError, UsageError
 from .io.fasta import Record, RecordStream

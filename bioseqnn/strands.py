@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .alphabets import Alphabet
-from .data import SequenceSet
+from .data.sets import SequenceSet
 from .errors import UsageError
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +16,20 @@ from .errors import DataError, UsageError
 if TYPE_CHECKING:
     import torch
 
+    from .data.labels import LabeledData
+
 # torch is imported where a loss or an output is computed, not with the module: a task's
 # description (a model file's manifest, 'bioseqnn info') is read without torch.
 
 TASKS = ("binary", "multiclass", "multilabel", "regression", "per-position", "language-model")
 PER_POSITION_KINDS = ("per-position", "language-model")
 """Tasks whose model gives one output per position."""
+
+
+log = logging.getLogger("bioseqnn")
+
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Control characters, refused in names that are written as columns or cells."""
 
 
 def _as_float(text: str) -> float | None:
@@ -340,3 +350,29 @@ def target_score(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> 
     if task.kind == "multilabel":
         return logits[rows, target]
     return task.outputs(logits)[rows, target]
+
+
+def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:
+    columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
+    task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
+    for name in task.classes:
+        if CONTROL.search(name):
+            i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
+            raise DataError(
+                f"{labeled.where[i]}: class {name!r} holds a control character; "
+                "class names become columns and cells of the predictions (a TAB "
+                "or a newline would break their rows): remove it"
+            )
+    n = len(labeled.label_values)
+    if task.kind in ("binary", "multiclass") and n >= 20 and len(task.classes) >= 0.9 * n:
+        raise DataError(
+            f"{labeled.source}: column {task.targets[0]!r} holds {len(task.classes)} distinct "
+            f"labels in {n} records, nearly one class per record: is it the right column "
+            "(--target)? Label strings with one letter per residue need --task per-position"
+        )
+    log.info("task: %s (%s%s)", task.kind, reason, "" if forced else "; override with --task")
+    if task.kind == "regression":
+        plain = TaskSpec("regression", task.targets)
+        raw = plain.encode_labels(labeled.label_values, labeled.where)
+        task.fit_scaling(raw)
+    return task

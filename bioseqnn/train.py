@@ -17,7 +17,8 @@ import torch
 from . import runtime
 from .checkpoint import Checkpoint, load_checkpoint, run_differences, save_checkpoint
 from .config import TrainConfig
-from .data import SequenceSet, batch_indices, batch_targets, collate, shard
+from .data.batches import batch_indices, batch_targets, collate, shard
+from .data.sets import SequenceSet
 from .distributed import (
     SINGLE,
     Dist,

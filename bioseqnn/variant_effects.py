@@ -43,7 +43,8 @@ import torch
 
 from ._version import __version__
 from .bundle import Bundle, load_bundle
-from .data import SequenceEncoder, SequenceSet, chunked
+from .data.reading import SequenceEncoder, chunked
+from .data.sets import SequenceSet
 from .encoding import featurizer
 from .errors import DataError, UsageError, shorten
 from .genome import Genome, compression, pysam_module, quiet_htslib

@@ -12,7 +12,8 @@ import torch
 
 from bioseqnn.bundle import load_bundle
 from bioseqnn.config import TrainConfig
-from bioseqnn.data import batch_indices, read_encoded, shard
+from bioseqnn.data.batches import batch_indices, shard
+from bioseqnn.data.reading import read_encoded
 from bioseqnn.distributed import Dist
 from bioseqnn.encoding import OneHot
 from bioseqnn.io.sniff import read_sequences

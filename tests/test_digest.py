@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from bioseqnn.alphabets import ALPHABETS
 from bioseqnn.bundle import load_bundle
-from bioseqnn.data import SequenceSet
+from bioseqnn.data.sets import SequenceSet
 from bioseqnn.digest import (
     TENSOR,
     canonical_codes,

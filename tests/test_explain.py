@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bioseqnn.bundle import load_bundle
-from bioseqnn.data import SequenceSet
+from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import Encoder
 from bioseqnn.explain import explain, explain_bundle
 

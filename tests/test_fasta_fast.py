@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bioseqnn.data import read_encoded
+from bioseqnn.data.reading import read_encoded
 from bioseqnn.errors import DataError
 from bioseqnn.io import fasta, files
 from bioseqnn.io.fasta import FastaBlock

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bioseqnn.alphabets import ALPHABETS, INVALID
-from bioseqnn.data import SequenceEncoder, read_encoded
+from bioseqnn.data.reading import SequenceEncoder, read_encoded
 from bioseqnn.encoding import Encoder
 from bioseqnn.errors import BioseqnnError
 from bioseqnn.io.fasta import Record

@@ -15,7 +15,7 @@ pytest.importorskip("captum")
 
 from bioseqnn.alphabets import DNA, PROTEIN  # noqa: E402
 from bioseqnn.config import ModelConfig  # noqa: E402
-from bioseqnn.data import SequenceSet  # noqa: E402
+from bioseqnn.data.sets import SequenceSet  # noqa: E402
 from bioseqnn.encoding import Encoder, OneHot  # noqa: E402
 from bioseqnn.errors import UsageError  # noqa: E402
 from bioseqnn.interpret.attribution import (  # noqa: E402

@@ -16,7 +16,8 @@ from bioseqnn.alphabets import DNA
 from bioseqnn.api import train
 from bioseqnn.bundle import load_bundle
 from bioseqnn.config import RunConfig
-from bioseqnn.data import SequenceSet, batch_targets
+from bioseqnn.data.batches import batch_targets
+from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import Encoder
 from bioseqnn.errors import UsageError
 from bioseqnn.lm import (

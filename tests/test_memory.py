@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from bench_memory import run_cli, small_model, write_records, write_with_long_record
 
-from bioseqnn.data import SUBSET_BLOCK, SequenceSet, position_batch, read_encoded
+from bioseqnn.data.batches import position_batch
+from bioseqnn.data.reading import read_encoded
+from bioseqnn.data.sets import SUBSET_BLOCK, SequenceSet
 from bioseqnn.io.sniff import read_sequences
 
 

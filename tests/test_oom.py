@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from bioseqnn.alphabets import ALPHABETS
-from bioseqnn.data import SequenceEncoder, SequenceSet
+from bioseqnn.data.reading import SequenceEncoder
+from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import OneHot
 from bioseqnn.errors import DataError
 from bioseqnn.io.sniff import read_sequences

@@ -292,7 +292,8 @@ def test_scored_outputs_equal_the_whole_padded_outputs(kind: str) -> None:
     """infer_scored (batch by batch, scored positions only) gives the loss and metrics of
     the padded (records x longest) outputs that it replaces."""
     from bioseqnn.alphabets import get_alphabet
-    from bioseqnn.data import SequenceSet, batch_targets
+    from bioseqnn.data.batches import batch_targets
+    from bioseqnn.data.sets import SequenceSet
     from bioseqnn.encoding import Encoder, OneHot
     from bioseqnn.predict import infer, infer_scored
 

@@ -76,7 +76,7 @@ def test_small_training_steps_run_on_one_thread(length: int, batch: int, expecte
 
     from bioseqnn.alphabets import get_alphabet
     from bioseqnn.config import TrainConfig
-    from bioseqnn.data import SequenceSet
+    from bioseqnn.data.sets import SequenceSet
     from bioseqnn.encoding import OneHot
     from bioseqnn.models import ModelConfig, SequenceModel
     from bioseqnn.tasks import TaskSpec

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bioseqnn.data import LabelSource, load_labeled, prepare_task, split_indices
+from bioseqnn.data.batches import split_indices
+from bioseqnn.data.labels import LabelSource, load_labeled
 from bioseqnn.errors import DataError, UsageError
 from bioseqnn.io.outputs import atomic_output
 from bioseqnn.io.sniff import read_sequences
 from bioseqnn.io.tables import read_table
+from bioseqnn.tasks import prepare_task
 
 
 def write(path: Path, text: str, gz: bool = False) -> Path:

@@ -20,7 +20,9 @@ import torch
 from conftest import EXAMPLES, run_bioseqnn
 
 from bioseqnn.bundle import load_bundle
-from bioseqnn.data import SequenceSet, collate, read_inputs
+from bioseqnn.data.batches import collate
+from bioseqnn.data.reading import read_inputs
+from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import SeriesInput
 from bioseqnn.errors import DataError
 from bioseqnn.io import series as series_mod

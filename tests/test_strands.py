@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bioseqnn.alphabets import ALPHABETS
-from bioseqnn.data import SequenceSet
+from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import Encoder, OneHot, pad_codes
 from bioseqnn.strands import (
     complement_table,

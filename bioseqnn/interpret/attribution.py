@@ -46,7 +46,8 @@ import torch
 from torch import nn
 
 from ..alphabets import Alphabet
-from ..data import SequenceSet, batch_indices, collate
+from ..data.batches import batch_indices, collate
+from ..data.sets import SequenceSet
 from ..errors import UsageError
 from ..models.base import Predictor, stepwise_operations
 from ..tasks import TaskSpec, target_score

@@ -64,7 +64,7 @@ def _predictions(
 ) -> np.ndarray:
     """Predictions (target class probability, label probability or value) of (M, width)
     variant codes, M rows of ``targets``."""
-    from ..data import SequenceSet
+    from ..data.sets import SequenceSet
     from ..explain import _prediction
     from ..predict import infer
 
@@ -134,7 +134,7 @@ def insert_motif(
 ) -> Insertion:
     """The mean prediction change when ``motif`` replaces the residues at each start
     position (every ``step``) of the background sequences."""
-    from ..data import read_inputs
+    from ..data.reading import read_inputs
     from ..encoding import featurizer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, _prediction, resolve_target, target_names
@@ -242,7 +242,7 @@ def mutation_map(
 ) -> tuple[str, list[MutationMap]]:
     """Every substitution in ``region`` (1-based, inclusive; default the whole sequence)
     of each sequence; the model's letters and one map per sequence."""
-    from ..data import read_inputs
+    from ..data.reading import read_inputs
     from ..encoding import featurizer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, resolve_target, target_names
@@ -269,7 +269,7 @@ def mutation_map(
     symbols = np.array(["?", *alphabet.symbol_list])
     names = target_names(bundle.task)
     maps = []
-    from ..data import SequenceSet
+    from ..data.sets import SequenceSet
 
     for i, rid in enumerate(data.ids):
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]

@@ -275,7 +275,7 @@ def discover_motifs(
     """
     require_interpret()
     from ..bundle import load_bundle
-    from ..data import read_inputs
+    from ..data.reading import read_inputs
     from ..evaluate import check_alphabet_fits
     from ..explain import explain_bundle, resolve_target
     from ..io.files import display_name
