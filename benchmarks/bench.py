@@ -10,7 +10,7 @@ a warm-up run. What is measured:
 
 - parse: FASTA -> uint8 codes, the functions ``train`` uses (io.sniff.read_sequences and
   data.reading.read_encoded), plain and gzip, in MB of FASTA text per second;
-- train: sequences per second of ``train.fit`` (batching, collate, one-hot, forward,
+- train: sequences per second of ``engine.train.fit`` (batching, collate, one-hot, forward,
   backward, optimiser step) for each architecture at lengths 200 and 1000, batch 64,
   hidden 128, one layer, float32; recurrent rows also with ``fast_cpu = False``
   (torch's nn.LSTM/nn.GRU, flush-denormal on) for comparison;
@@ -19,7 +19,7 @@ a warm-up run. What is measured:
   lengths 21, 200 and 1000, on a quiet machine and beside one busy process;
 - varlen: lengths uniform in 100-1000 (LSTM), with the length bucketing of
   ``data.batches.batch_indices`` and with plain shuffled batches padded to their longest;
-- predict: sequences per second of ``predict.predict_rows`` from a FASTA file, beside
+- predict: sequences per second of ``engine.predict.predict_rows`` from a FASTA file, beside
   ONNX Runtime running the model ``bioseqnn export`` wrote (same reader; needs the
   ``export`` extra);
 - rss: peak resident memory of ``bioseqnn predict`` (a subprocess) on 10^4 and 10^6
@@ -32,7 +32,7 @@ a warm-up run. What is measured:
   transformer (its keys and values cached, each step attending to the ones before), width 128;
 - series: numeric series tables (one row per time step, 6 channels): parse
   (data.read_inputs) in rows/s and MB/s, plain and gzip; prediction throughput
-  (predict.predict_rows from a table) and peak RSS of ``bioseqnn predict`` on 10^3 and
+  (engine.predict.predict_rows from a table) and peak RSS of ``bioseqnn predict`` on 10^3 and
   10^5 series of 100 steps (10^4 with --quick);
 - structure: RNA folding for ``--structure`` (structure.fold_codes, ViennaRNA) in
   sequences per second at lengths 100 and 300, mfe and bpp, in this process and in a
@@ -214,8 +214,8 @@ def fit_epoch_seconds(
     settings: Settings,
     batch_size: int = 64,
 ) -> float:
-    """Median seconds per epoch of train.fit (after one warm-up epoch)."""
-    from bioseqnn.train import fit
+    """Median seconds per epoch of engine.train.fit (after one warm-up epoch)."""
+    from bioseqnn.engine.train import fit
 
     cfg = TrainConfig(
         epochs=1 + settings.reps,
@@ -275,7 +275,7 @@ def bench_parse(settings: Settings, tmp: Path) -> None:
 
 def bench_train(settings: Settings, tmp: Path) -> None:
     settings.out(
-        "\n## Training throughput (train.fit, batch 64, hidden 128, one layer; sequences/s)"
+        "\n## Training throughput (engine.train.fit, batch 64, hidden 128, one layer; sequences/s)"
     )
     names = ["lstm", "gru", "bilstm", "cnn", "cnn-lstm", "transformer"]
     settings.out(
@@ -347,7 +347,7 @@ def _thread_rates(name: str, length: int, settings: Settings) -> tuple[float, fl
 
 def bench_threads(settings: Settings, tmp: Path) -> None:
     settings.out(
-        "\n## Threads (train.fit sequences/s, batch 64, hidden 128; one thread and two, "
+        "\n## Threads (engine.train.fit sequences/s, batch 64, hidden 128; one thread and two, "
         "quiet and beside one busy process)"
     )
     if (os.cpu_count() or 1) < 2:
@@ -375,7 +375,7 @@ def bench_threads(settings: Settings, tmp: Path) -> None:
 
 
 def bench_varlen(settings: Settings, tmp: Path) -> None:
-    settings.out("\n## Variable lengths, uniform 100-1000 (LSTM, train.fit; sequences/s)")
+    settings.out("\n## Variable lengths, uniform 100-1000 (LSTM, engine.train.fit; sequences/s)")
     n = 64 * (8 if settings.quick else 16)
     rng = np.random.default_rng(7)
     lengths = rng.integers(100, 1001, n)
@@ -385,7 +385,7 @@ def bench_varlen(settings: Settings, tmp: Path) -> None:
     bucket_b = batch_indices(lengths, 64, np.random.default_rng([0, 2, 1]))
     padded_plain = _padded_positions(plain_b, lengths)
     padded_bucket = _padded_positions(bucket_b, lengths)
-    with mock.patch("bioseqnn.train.batch_indices", _shuffled_batches):
+    with mock.patch("bioseqnn.engine.train.batch_indices", _shuffled_batches):
         plain = n / fit_epoch_seconds(build_model("lstm", 1000), data, settings)
     bucketed = n / fit_epoch_seconds(build_model("lstm", 1000), data, settings)
     ideal = padded_plain / padded_bucket
@@ -464,13 +464,15 @@ def _onnx_predict(session: Any, path: Path, batch: int = 256) -> None:
 
 def bench_predict(settings: Settings, tmp: Path) -> None:
     from bioseqnn.bundle import load_bundle
-    from bioseqnn.predict import predict_rows
+    from bioseqnn.engine.predict import predict_rows
 
     settings.out("\n## Prediction throughput (from FASTA, LSTM hidden 128, batch 256; sequences/s)")
     model = _small_model(tmp, 128, 200)
     bundle = load_bundle(model)
     session = _onnx_session(model, tmp, torch.get_num_threads())
-    settings.out("| length | bioseqnn (predict.predict_rows) | ONNX Runtime, the exported model |")
+    settings.out(
+        "| length | bioseqnn (engine.predict.predict_rows) | ONNX Runtime, the exported model |"
+    )
     settings.out("|---:|---:|---:|")
     for length in (200, 1000):
         n = (1000 if settings.quick else 4000) * 200 // length
@@ -657,7 +659,7 @@ def _series_model(tmp: Path) -> Path:
 def bench_series(settings: Settings, tmp: Path) -> None:
     from bioseqnn.bundle import load_bundle
     from bioseqnn.data.reading import read_inputs
-    from bioseqnn.predict import open_model_input, predict_rows
+    from bioseqnn.engine.predict import open_model_input, predict_rows
 
     rows = 200_000 if settings.quick else 1_000_000
     settings.out(

@@ -18,21 +18,41 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from . import distributed
 from .alphabets import Alphabet
 from .bundle import Bundle, load_bundle, save_bundle
-from .checkpoint import checkpoint_path, prepare_checkpoint_dir
 from .config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
-from .cv import OutOfFold, assign_folds, fold_sets
 from .data.batches import split_indices
 from .data.labels import LabelSource, load_labeled
 from .data.reading import read_encoded, read_inputs
 from .data.sets import SequenceSet
 from .digest import canonical_codes, conflicting_labels, record_digests
 from .encoding import featurizer
+from .engine import distributed
+from .engine.checkpoint import checkpoint_path, prepare_checkpoint_dir
+from .engine.cv import OutOfFold, assign_folds, fold_sets
+from .engine.finetune import Parent, check_input, check_overlap, inherit, load_parent, start_from
+from .engine.finetune import report as report_start
+from .engine.predict import (
+    PredictStats,
+    open_model_input,
+    out_of_memory,
+    output_header,
+    predict_rows,
+    resolve_device,
+)
+from .engine.train import (
+    Imbalance,
+    Reporter,
+    TrainResult,
+    collapse_warning,
+    evaluate_set,
+    find_imbalance,
+    fit,
+    resolve_class_weights,
+    resolve_monitor,
+    seed_everything,
+)
 from .errors import BioseqnnError, DataError, TrainingError, UsageError
-from .finetune import Parent, check_input, check_overlap, inherit, load_parent, start_from
-from .finetune import report as report_start
 from .intervals import GenomeOptions, IntervalRecords, check_genome_training
 from .intervals import load_for_training as load_intervals_for_training
 from .io.fasta import Record
@@ -73,31 +93,11 @@ from .perposition import (
     predict_positions,
     write_positions,
 )
-from .predict import (
-    PredictStats,
-    open_model_input,
-    out_of_memory,
-    output_header,
-    predict_rows,
-    resolve_device,
-)
 from .runtime import configure_threads
 from .series import SeriesSpec, fit_normalisation, input_fields
 from .strands import complement_table
 from .structure import StructureInput, structure_input, vienna, with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec, prepare_task
-from .train import (
-    Imbalance,
-    Reporter,
-    TrainResult,
-    collapse_warning,
-    evaluate_set,
-    find_imbalance,
-    fit,
-    resolve_class_weights,
-    resolve_monitor,
-    seed_everything,
-)
 
 log = logging.getLogger("bioseqnn")
 

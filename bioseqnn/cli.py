@@ -743,7 +743,7 @@ def train(
     model_flags = settings["model"]
     cfg = apply_overrides(cfg, settings)
     if cfg.training.init_from and cfg.training.init_from != "-":
-        from .finetune import check_given
+        from .engine.finetune import check_given
 
         # a setting given on purpose counts even at its default value (the library can
         # only tell settings that differ from the defaults)
@@ -2403,7 +2403,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        from .predict import out_of_memory
+        from .engine.predict import out_of_memory
 
         if out_of_memory(exc):  # where no command said what took the memory
             _error(

@@ -51,12 +51,12 @@ from .data.batches import batch_indices, collate
 from .data.reading import read_inputs
 from .data.sets import SequenceSet
 from .encoding import featurizer
+from .engine.predict import infer, resolve_device
 from .errors import UsageError
 from .evaluate import check_alphabet_fits
 from .io.files import display_name
 from .io.outputs import atomic_output, check_output_path, table_delimiter
 from .models.base import Predictor
-from .predict import infer, resolve_device
 from .runtime import configure_threads
 from .series import series_options
 from .structure import StructureInput, with_structure
@@ -216,7 +216,7 @@ def ism_attributions(
     """In-silico mutagenesis: (L, C) target-score changes for every sequence.
 
     Mutants of consecutive sequences are packed into one set and predicted with
-    :func:`bioseqnn.predict.infer` (length-bucketed batches on ``device``). A model that
+    :func:`bioseqnn.engine.predict.infer` (length-bucketed batches on ``device``). A model that
     reads RNA structure (``structure``) gets every mutant folded anew.
     """
     table = alphabet.onehot_table()

@@ -53,13 +53,13 @@ from .data.batches import collate
 from .data.reading import SequenceEncoder, read_inputs
 from .data.sets import SequenceSet
 from .encoding import Encoder, featurizer, pad_codes
+from .engine.predict import infer
 from .errors import ModelFileError, UsageError
 from .io.files import display_name
 from .io.outputs import atomic_output, check_output_path
 from .io.series import SeriesOptions
 from .io.sniff import read_sequences
 from .models.base import check_lengths
-from .predict import infer
 from .series import SeriesSpec, series_options
 from .structure import with_structure
 from .tasks import TaskSpec, output_activation

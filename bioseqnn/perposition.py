@@ -31,13 +31,7 @@ from .data.labels import LabelSource, _few, load_labeled
 from .data.reading import read_encoded
 from .data.sets import SequenceSet
 from .encoding import featurizer
-from .errors import DataError, UsageError, shorten
-from .io.fasta import Record
-from .io.files import STDIO, display_name, open_binary
-from .io.outputs import atomic_output, table_delimiter
-from .io.sniff import read_sequences
-from .models.base import ModelConfig, SequenceModel, get_architecture
-from .predict import (
+from .engine.predict import (
     OOM_ERRORS,
     BatchLimit,
     PredictStats,
@@ -45,6 +39,12 @@ from .predict import (
     encoded_chunks,
     infer_scored,
 )
+from .errors import DataError, UsageError, shorten
+from .io.fasta import Record
+from .io.files import STDIO, display_name, open_binary
+from .io.outputs import atomic_output, table_delimiter
+from .io.sniff import read_sequences
+from .models.base import ModelConfig, SequenceModel, get_architecture
 from .structure import with_structure
 from .tasks import PER_POSITION_KINDS, TaskSpec
 

@@ -46,6 +46,7 @@ from .bundle import Bundle, load_bundle
 from .data.reading import SequenceEncoder, chunked
 from .data.sets import SequenceSet
 from .encoding import featurizer
+from .engine.predict import BatchLimit, check_first_chunk, infer, resolve_device
 from .errors import DataError, UsageError, shorten
 from .genome import Genome, compression, pysam_module, quiet_htslib
 from .intervals import GenomeOptions, model_window
@@ -53,7 +54,6 @@ from .io.fasta import Record
 from .io.files import STDIO, display_name
 from .io.outputs import atomic_output, check_output_path, write_table
 from .models.base import check_lengths, combine_members
-from .predict import BatchLimit, check_first_chunk, infer, resolve_device
 from .runtime import configure_threads
 from .strands import complement_table, reverse_complement_set
 from .structure import with_structure

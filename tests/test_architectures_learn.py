@@ -19,8 +19,8 @@ from bioseqnn.alphabets import ALPHABETS
 from bioseqnn.bundle import Bundle, load_bundle
 from bioseqnn.config import RunConfig, config_from_dict
 from bioseqnn.encoding import Encoder, OneHot, pad_codes
+from bioseqnn.engine.predict import predict_rows
 from bioseqnn.io.sniff import read_sequences
-from bioseqnn.predict import predict_rows
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
 

@@ -16,8 +16,8 @@ import torch
 from conftest import run_bioseqnn
 from safetensors.torch import load_file
 
-from bioseqnn.checkpoint import FILE_NAME, load_checkpoint
-from bioseqnn.cv import assign_folds
+from bioseqnn.engine.checkpoint import FILE_NAME, load_checkpoint
+from bioseqnn.engine.cv import assign_folds
 from bioseqnn.metrics import classification_metrics, regression_metrics
 
 CNN = [

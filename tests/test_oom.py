@@ -22,10 +22,10 @@ from bioseqnn.alphabets import ALPHABETS
 from bioseqnn.data.reading import SequenceEncoder
 from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import OneHot
+from bioseqnn.engine.predict import BatchLimit, both_strands, infer, resolve_device
 from bioseqnn.errors import DataError
 from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models.base import ModelConfig, SequenceModel
-from bioseqnn.predict import BatchLimit, both_strands, infer, resolve_device
 from bioseqnn.strands import complement_table
 from bioseqnn.tasks import TaskSpec
 

@@ -295,7 +295,7 @@ def test_scored_outputs_equal_the_whole_padded_outputs(kind: str) -> None:
     from bioseqnn.data.batches import batch_targets
     from bioseqnn.data.sets import SequenceSet
     from bioseqnn.encoding import Encoder, OneHot
-    from bioseqnn.predict import infer, infer_scored
+    from bioseqnn.engine.predict import infer, infer_scored
 
     dna = get_alphabet("dna")
     rng = np.random.default_rng(4)

@@ -16,7 +16,7 @@ from conftest import run_bioseqnn
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from bioseqnn.checkpoint import FILE_NAME, load_checkpoint
+from bioseqnn.engine.checkpoint import FILE_NAME, load_checkpoint
 
 N_RECORDS = 1000
 

@@ -24,13 +24,13 @@ from bioseqnn.data.batches import collate
 from bioseqnn.data.reading import read_inputs
 from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import SeriesInput
+from bioseqnn.engine.predict import infer
 from bioseqnn.errors import DataError
 from bioseqnn.io import series as series_mod
 from bioseqnn.io.fasta import RecordStream
 from bioseqnn.io.series import SeriesOptions, SeriesReader
 from bioseqnn.io.sniff import TableText, read_input
 from bioseqnn.modelfile import read_manifest
-from bioseqnn.predict import infer
 from bioseqnn.series import SeriesSpec, fit_normalisation
 
 TRAIN = EXAMPLES / "motions_train.tsv"

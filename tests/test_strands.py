@@ -168,7 +168,7 @@ def test_rc_augment_and_rc_average_make_predictions_strand_symmetric(
 @pytest.mark.parametrize("seed", [0, 1])
 def test_rc_augment_flips_about_half_of_the_batches_rows(seed: int) -> None:
     from bioseqnn.config import TrainConfig
-    from bioseqnn.train import _batches
+    from bioseqnn.engine.train import _batches
 
     data = encode(["ACGT" * (i % 7 + 1) for i in range(1000)])
     cfg = TrainConfig(batch_size=50, seed=seed)

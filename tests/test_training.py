@@ -14,16 +14,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bioseqnn.checkpoint import load_checkpoint
-from bioseqnn.schedules import Schedule, improved, minimised
-from bioseqnn.tasks import TaskSpec
-from bioseqnn.train import (
+from bioseqnn.engine.checkpoint import load_checkpoint
+from bioseqnn.engine.schedules import Schedule, improved, minimised
+from bioseqnn.engine.train import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     find_imbalance,
     resolve_class_weights,
     resolve_monitor,
 )
+from bioseqnn.tasks import TaskSpec
 
 CNN = [
     "--arch",

@@ -65,8 +65,8 @@ def _predictions(
     """Predictions (target class probability, label probability or value) of (M, width)
     variant codes, M rows of ``targets``."""
     from ..data.sets import SequenceSet
+    from ..engine.predict import infer
     from ..explain import _prediction
-    from ..predict import infer
 
     n = len(codes)
     offsets = np.arange(n + 1, dtype=np.int64) * width
@@ -99,7 +99,7 @@ def _sequence_model(
     """The model file loaded for an in-silico experiment (a sequence model with one
     output per sequence; ``doing`` says why others are refused), and its device."""
     from ..bundle import load_bundle
-    from ..predict import resolve_device
+    from ..engine.predict import resolve_device
     from ..runtime import configure_threads
 
     configure_threads(threads)
@@ -136,10 +136,10 @@ def insert_motif(
     position (every ``step``) of the background sequences."""
     from ..data.reading import read_inputs
     from ..encoding import featurizer
+    from ..engine.predict import infer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, _prediction, resolve_target, target_names
     from ..io.files import display_name
-    from ..predict import infer
 
     if step < 1:
         raise UsageError("--step must be at least 1")
@@ -244,10 +244,10 @@ def mutation_map(
     of each sequence; the model's letters and one map per sequence."""
     from ..data.reading import read_inputs
     from ..encoding import featurizer
+    from ..engine.predict import infer
     from ..evaluate import check_alphabet_fits
     from ..explain import _default_targets, resolve_target, target_names
     from ..io.files import display_name
-    from ..predict import infer
     from ..tasks import target_score
 
     bundle, dev = _sequence_model(model, device, threads, "ism-map", "substitutes residues")

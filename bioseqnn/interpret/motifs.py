@@ -276,10 +276,10 @@ def discover_motifs(
     require_interpret()
     from ..bundle import load_bundle
     from ..data.reading import read_inputs
+    from ..engine.predict import resolve_device
     from ..evaluate import check_alphabet_fits
     from ..explain import explain_bundle, resolve_target
     from ..io.files import display_name
-    from ..predict import resolve_device
     from ..runtime import configure_threads
 
     configure_threads(threads)

@@ -10,8 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..engine.schedules import minimised
 from ..plots import DPI, _figure, _save, check_figure_options
-from ..schedules import minimised
 
 log = logging.getLogger("bioseqnn")
 SHOWN = 12

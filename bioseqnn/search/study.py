@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, config_from_dict, write_config
+from ..engine.schedules import minimised
 from ..errors import BioseqnnError, TrainingError, UsageError
 from ..io.files import display_name
 from ..io.outputs import atomic_output, check_output_path
-from ..schedules import minimised
 from .space import DataFacts, default_space, families_for, fixed_settings, sample
 
 log = logging.getLogger("bioseqnn")
@@ -223,7 +223,7 @@ def _objective(
     progress: SearchProgress,
 ) -> Callable[[Any], float]:
     from ..api import train
-    from ..train import StopTraining
+    from ..engine.train import StopTraining
 
     def objective(trial: Any) -> float:
         _signalled(running)

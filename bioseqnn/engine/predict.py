@@ -10,20 +10,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .alphabets import Alphabet, byte_histogram, detect_alphabet, protein_only_fraction
-from .bundle import Bundle
-from .data.batches import batch_indices, batch_targets, collate
-from .data.reading import SequenceEncoder, chunked, open_as
-from .data.sets import SequenceSet
-from .encoding import check_fits, check_kinds, featurizer
-from .errors import DataError, UsageError
-from .io.fasta import Record, RecordStream
-from .io.series import SeriesOptions, SeriesReader
-from .models.base import Predictor, check_lengths
-from .series import series_options
-from .strands import complement_table, reverse_complement_set
-from .structure import with_structure
-from .tasks import TaskSpec
+from ..alphabets import Alphabet, byte_histogram, detect_alphabet, protein_only_fraction
+from ..bundle import Bundle
+from ..data.batches import batch_indices, batch_targets, collate
+from ..data.reading import SequenceEncoder, chunked, open_as
+from ..data.sets import SequenceSet
+from ..encoding import check_fits, check_kinds, featurizer
+from ..errors import DataError, UsageError
+from ..io.fasta import Record, RecordStream
+from ..io.series import SeriesOptions, SeriesReader
+from ..models.base import Predictor, check_lengths
+from ..series import series_options
+from ..strands import complement_table, reverse_complement_set
+from ..structure import with_structure
+from ..tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
 

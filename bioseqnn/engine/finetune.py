@@ -20,17 +20,17 @@ from typing import Any, TypeVar
 import numpy as np
 from torch import nn
 
-from .alphabets import Alphabet
-from .bundle import load_bundle
-from .config import ModelConfig
-from .digest import seen_in_training
-from .errors import ModelFileError, UsageError
-from .io.files import display_name
-from .modelfile import model_input, read_manifest
-from .models.base import AUTO, Ensemble, SequenceModel, count_parameters
-from .series import SeriesSpec
-from .structure import StructureInput
-from .tasks import TaskSpec
+from ..alphabets import Alphabet
+from ..bundle import load_bundle
+from ..config import ModelConfig
+from ..digest import seen_in_training
+from ..errors import ModelFileError, UsageError
+from ..io.files import display_name
+from ..modelfile import model_input, read_manifest
+from ..models.base import AUTO, Ensemble, SequenceModel, count_parameters
+from ..series import SeriesSpec
+from ..structure import StructureInput
+from ..tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
 T = TypeVar("T")

@@ -14,11 +14,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from . import runtime
+from .. import runtime
+from ..config import TrainConfig
+from ..data.batches import batch_indices, batch_targets, collate, shard
+from ..data.sets import SequenceSet
+from ..errors import TrainingError, UsageError
+from ..models.base import Predictor, SequenceModel
+from ..strands import reverse_complement_codes
+from ..tasks import PER_POSITION_KINDS, TaskSpec
 from .checkpoint import Checkpoint, load_checkpoint, run_differences, save_checkpoint
-from .config import TrainConfig
-from .data.batches import batch_indices, batch_targets, collate, shard
-from .data.sets import SequenceSet
 from .distributed import (
     SINGLE,
     Dist,
@@ -31,12 +35,8 @@ from .distributed import (
     sync_buffers,
     wrap,
 )
-from .errors import TrainingError, UsageError
-from .models.base import Predictor, SequenceModel
 from .predict import infer, infer_scored
 from .schedules import Schedule, check_monitor, improved
-from .strands import reverse_complement_codes
-from .tasks import PER_POSITION_KINDS, TaskSpec
 
 log = logging.getLogger("bioseqnn")
 

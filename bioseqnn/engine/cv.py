@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.sets import SequenceSet
-from .models.base import Predictor
+from ..data.sets import SequenceSet
+from ..models.base import Predictor
+from ..tasks import PER_POSITION_KINDS, TaskSpec
 from .predict import infer, infer_scored
-from .tasks import PER_POSITION_KINDS, TaskSpec
 
 
 def assign_folds(n: int, k: int, seed: int, strata: np.ndarray | None = None) -> np.ndarray:

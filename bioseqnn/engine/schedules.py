@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # Monitored quantities that get better as they fall; every other metric is a score.
 _MINIMISED = ("loss", "mse", "mae", "rmse", "perplexity")

@@ -20,8 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import TrainingError, UsageError
-from .io.outputs import write_bytes_atomic
+from ..errors import TrainingError, UsageError
+from ..io.outputs import write_bytes_atomic
 
 FORMAT = "bioseqnn-checkpoint"
 FORMAT_VERSION = 1
