@@ -439,7 +439,7 @@ def _onnx_session(model: Path, tmp: Path, threads: int) -> Any:
     try:
         import onnxruntime as ort
 
-        from bioseqnn.export import export
+        from bioseqnn.ops.export import export
     except ImportError:
         return None
     path = tmp / "predict.onnx"

@@ -6,7 +6,7 @@
 
 Models are trained for one epoch on random DNA with the real API (the weights do not
 change the cost): a CNN (two convolutions, 64 channels, kernels 9 and 5) and a GRU
-(hidden 32). Throughput is measured in-process with :func:`bioseqnn.explain.explain_bundle`
+(hidden 32). Throughput is measured in-process with :func:`bioseqnn.ops.explain.explain_bundle`
 (the sequences batched by 256, after one warm-up call); deeplift-shap uses 10 dinucleotide
 shuffles per sequence and integrated-gradients 50 path points against one uniform reference
 (the defaults). The peak memory is the ``ru_maxrss`` of a real ``bioseqnn explain``
@@ -64,7 +64,7 @@ def train_model(tmp: Path, arch: str) -> Path:
 def throughput(model: Path, fasta: Path, method: str) -> float:
     from bioseqnn.bundle import load_bundle
     from bioseqnn.data.reading import read_inputs
-    from bioseqnn.explain import explain_bundle
+    from bioseqnn.ops.explain import explain_bundle
 
     bundle = load_bundle(model)
     data, _, _ = read_inputs(fasta, bundle.input, "error")

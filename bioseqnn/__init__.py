@@ -31,12 +31,12 @@ _HOMES = {
     "Trained": "notebook",
     "predict": "notebook",
     "train": "notebook",
-    "Evaluation": "evaluate",
-    "evaluate": "evaluate",
-    "Explanation": "explain",
-    "explain": "explain",
-    "ExportResult": "export",
-    "export": "export",
+    "Evaluation": "ops.evaluate",
+    "evaluate": "ops.evaluate",
+    "Explanation": "ops.explain",
+    "explain": "ops.explain",
+    "ExportResult": "ops.export",
+    "export": "ops.export",
     "Bundle": "bundle",
     "load_bundle": "bundle",
     "RunConfig": "config",
@@ -48,7 +48,7 @@ _HOMES = {
     "UsageError": "errors",
     "GenomeOptions": "intervals",
     "ModelConfig": "models",
-    "score_variants": "variant_effects",
+    "score_variants": "ops.variant_effects",
     "tune": "search.study",
     "TuneOutcome": "search.study",
 }
@@ -58,14 +58,14 @@ if TYPE_CHECKING:
     from .bundle import Bundle, load_bundle
     from .config import RunConfig, TrainConfig, load_config
     from .errors import BioseqnnError, DataError, ModelFileError, UsageError
-    from .evaluate import Evaluation, evaluate
-    from .explain import Explanation, explain
-    from .export import ExportResult, export
     from .intervals import GenomeOptions
     from .models import ModelConfig
     from .notebook import History, Trained, predict, train
+    from .ops.evaluate import Evaluation, evaluate
+    from .ops.explain import Explanation, explain
+    from .ops.export import ExportResult, export
+    from .ops.variant_effects import score_variants
     from .search.study import TuneOutcome, tune
-    from .variant_effects import score_variants
 
 
 def __getattr__(name: str) -> Any:

@@ -1005,7 +1005,7 @@ def variants(
     """
     _setup_logging(quiet, debug)
     from .intervals import genome_options
-    from .variant_effects import score_variants
+    from .ops.variant_effects import score_variants
 
     if not genome:
         raise typer.BadParameter(
@@ -1469,10 +1469,10 @@ def evaluate(
     A language model is evaluated on sequences alone: perplexity and next-residue accuracy.
     """
     _setup_logging(quiet, debug)
-    from .evaluate import evaluate as run_evaluate
-    from .evaluate import metric_tables, write_json
     from .intervals import genome_options
     from .io.outputs import check_output_path
+    from .ops.evaluate import evaluate as run_evaluate
+    from .ops.evaluate import metric_tables, write_json
     from .plots import DPI, evaluation_plots, plot_dir
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -1507,7 +1507,7 @@ def evaluate(
     # the files first: a reader of stderr that goes away (| head) cannot cost them
     write_json(ev, output)
     if multiqc is not None:
-        from .evaluate import write_multiqc
+        from .ops.evaluate import write_multiqc
 
         write_multiqc(ev, multiqc)
     if not quiet:
@@ -1587,9 +1587,9 @@ def explain(
 ) -> None:
     """Per-position attribution scores: which residues drive the prediction."""
     _setup_logging(quiet, debug)
-    from .explain import explain as run_explain
-    from .explain import explanation_plots, write_attributions
     from .io.outputs import check_output_path
+    from .ops.explain import explain as run_explain
+    from .ops.explain import explanation_plots, write_attributions
     from .plots import plot_dir
 
     check_output_path(output, {"MODEL": model, "SEQUENCES": sequences})
@@ -1926,7 +1926,7 @@ def export(
 ) -> None:
     """Export a model to ONNX or TorchScript, checked against PyTorch before it is written."""
     _setup_logging(quiet, debug)
-    from .export import export as run_export
+    from .ops.export import export as run_export
 
     result = run_export(model, output, check=check, tolerance=tolerance, id_column=id_column)
     log.info(

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .evaluate import Evaluation
+    from .ops.evaluate import Evaluation
 
 DPI = 300
 """Default resolution of PNG figures (dots per inch); PDF and SVG are vector figures, where
@@ -1012,7 +1012,7 @@ LOGO_ROW = 120
 LOGO_MAX_POSITIONS = 600
 """Longest sequence that a logo shows well (five full rows). Longer sequences read better
 as a mutation map (positions x residues, the ISM deltas): see
-:func:`bioseqnn.explain.explanation_plots`, where the choice is made."""
+:func:`bioseqnn.ops.explain.explanation_plots`, where the choice is made."""
 
 
 def logo_layout(length: int, per_row: int | None = None) -> tuple[int, int]:

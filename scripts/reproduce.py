@@ -220,8 +220,8 @@ def train_eval(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Train on ``train`` (validation: ``val`` or the config's split), score ``test``."""
     from bioseqnn.api import train as run_train
-    from bioseqnn.evaluate import evaluate
     from bioseqnn.modelfile import read_manifest
+    from bioseqnn.ops.evaluate import evaluate
 
     model = ctx.work / f"{name}.bsnn"
     kwargs: dict[str, Any] = {}

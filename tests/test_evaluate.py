@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bioseqnn.evaluate import evaluate
+from bioseqnn.ops.evaluate import evaluate
 
 sk = pytest.importorskip("sklearn.metrics")
 stats = pytest.importorskip("scipy.stats")

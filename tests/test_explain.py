@@ -12,7 +12,7 @@ import pytest
 from bioseqnn.bundle import load_bundle
 from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import Encoder
-from bioseqnn.explain import explain, explain_bundle
+from bioseqnn.ops.explain import explain, explain_bundle
 
 MOTIF = "GATTACA"
 LENGTH = 32
@@ -234,7 +234,7 @@ def test_ism_of_long_sequences_is_split_into_bounded_blocks(motif_data, monkeypa
     import importlib
 
     # the module (``import bioseqnn.explain as ex`` gives bioseqnn.explain, the function)
-    ex = importlib.import_module("bioseqnn.explain")
+    ex = importlib.import_module("bioseqnn.ops.explain")
 
     model, positives, _ = motif_data
     bundle = load_bundle(model)

@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402  (matplotlib's own dependency)
 
 from bioseqnn import metrics, plots  # noqa: E402
-from bioseqnn.evaluate import Evaluation  # noqa: E402
+from bioseqnn.ops.evaluate import Evaluation  # noqa: E402
 from bioseqnn.tasks import TaskSpec  # noqa: E402
 
 MAGIC = {

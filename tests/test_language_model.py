@@ -156,7 +156,7 @@ def markov(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[s
 
 
 def test_learns_the_odds_of_a_known_process(markov: tuple[Path, Path, list[str]]) -> None:
-    from bioseqnn.evaluate import evaluate
+    from bioseqnn.ops.evaluate import evaluate
 
     model, test_fa, test_seqs = markov
     ev = evaluate(model, test_fa, None)

@@ -164,7 +164,7 @@ def test_top_level_names() -> None:
     assert callable(evaluate) and callable(explain) and callable(export)
     assert load_bundle.__module__ == "bioseqnn.bundle"
     assert {"evaluate", "explain", "export", "load_bundle", "Trained"} <= set(bioseqnn.__all__)
-    assert evaluate.__module__ == "bioseqnn.evaluate"
+    assert evaluate.__module__ == "bioseqnn.ops.evaluate"
     assert bioseqnn.train.__module__ == "bioseqnn.notebook"
 
 

@@ -25,7 +25,7 @@ from pysam import bcftools
 
 from bioseqnn.errors import DataError
 from bioseqnn.genome import Genome
-from bioseqnn.variant_effects import VariantStats, VcfReader, _windows, info_keys, log_odds
+from bioseqnn.ops.variant_effects import VariantStats, VcfReader, _windows, info_keys, log_odds
 
 HEADER = [
     "chrom",

@@ -66,7 +66,7 @@ def _predictions(
     variant codes, M rows of ``targets``."""
     from ..data.sets import SequenceSet
     from ..engine.predict import infer
-    from ..explain import _prediction
+    from ..ops.explain import _prediction
 
     n = len(codes)
     offsets = np.arange(n + 1, dtype=np.int64) * width
@@ -137,9 +137,9 @@ def insert_motif(
     from ..data.reading import read_inputs
     from ..encoding import featurizer
     from ..engine.predict import infer
-    from ..evaluate import check_alphabet_fits
-    from ..explain import _default_targets, _prediction, resolve_target, target_names
     from ..io.files import display_name
+    from ..ops.evaluate import check_alphabet_fits
+    from ..ops.explain import _default_targets, _prediction, resolve_target, target_names
 
     if step < 1:
         raise UsageError("--step must be at least 1")
@@ -245,9 +245,9 @@ def mutation_map(
     from ..data.reading import read_inputs
     from ..encoding import featurizer
     from ..engine.predict import infer
-    from ..evaluate import check_alphabet_fits
-    from ..explain import _default_targets, resolve_target, target_names
     from ..io.files import display_name
+    from ..ops.evaluate import check_alphabet_fits
+    from ..ops.explain import _default_targets, resolve_target, target_names
     from ..tasks import target_score
 
     bundle, dev = _sequence_model(model, device, threads, "ism-map", "substitutes residues")

@@ -277,9 +277,9 @@ def discover_motifs(
     from ..bundle import load_bundle
     from ..data.reading import read_inputs
     from ..engine.predict import resolve_device
-    from ..evaluate import check_alphabet_fits
-    from ..explain import explain_bundle, resolve_target
     from ..io.files import display_name
+    from ..ops.evaluate import check_alphabet_fits
+    from ..ops.explain import explain_bundle, resolve_target
     from ..runtime import configure_threads
 
     configure_threads(threads)

@@ -41,23 +41,23 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from ._version import __version__
-from .bundle import Bundle, load_bundle
-from .data.reading import SequenceEncoder, chunked
-from .data.sets import SequenceSet
-from .encoding import featurizer
-from .engine.predict import BatchLimit, check_first_chunk, infer, resolve_device
-from .errors import DataError, UsageError, shorten
-from .genome import Genome, compression, pysam_module, quiet_htslib
-from .intervals import GenomeOptions, model_window
-from .io.fasta import Record
-from .io.files import STDIO, display_name
-from .io.outputs import atomic_output, check_output_path, write_table
-from .models.base import check_lengths, combine_members
-from .runtime import configure_threads
-from .strands import complement_table, reverse_complement_set
-from .structure import with_structure
-from .tasks import TaskSpec
+from .._version import __version__
+from ..bundle import Bundle, load_bundle
+from ..data.reading import SequenceEncoder, chunked
+from ..data.sets import SequenceSet
+from ..encoding import featurizer
+from ..engine.predict import BatchLimit, check_first_chunk, infer, resolve_device
+from ..errors import DataError, UsageError, shorten
+from ..genome import Genome, compression, pysam_module, quiet_htslib
+from ..intervals import GenomeOptions, model_window
+from ..io.fasta import Record
+from ..io.files import STDIO, display_name
+from ..io.outputs import atomic_output, check_output_path, write_table
+from ..models.base import check_lengths, combine_members
+from ..runtime import configure_threads
+from ..strands import complement_table, reverse_complement_set
+from ..structure import with_structure
+from ..tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
 

@@ -45,25 +45,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .alphabets import Alphabet
-from .bundle import Bundle, load_bundle
-from .data.batches import batch_indices, collate
-from .data.reading import read_inputs
-from .data.sets import SequenceSet
-from .encoding import featurizer
-from .engine.predict import infer, resolve_device
-from .errors import UsageError
+from ..alphabets import Alphabet
+from ..bundle import Bundle, load_bundle
+from ..data.batches import batch_indices, collate
+from ..data.reading import read_inputs
+from ..data.sets import SequenceSet
+from ..encoding import featurizer
+from ..engine.predict import infer, resolve_device
+from ..errors import UsageError
+from ..io.files import display_name
+from ..io.outputs import atomic_output, check_output_path, table_delimiter
+from ..models.base import Predictor
+from ..runtime import configure_threads
+from ..series import series_options
+from ..structure import StructureInput, with_structure
+from ..tasks import TaskSpec, target_score
 from .evaluate import check_alphabet_fits
-from .io.files import display_name
-from .io.outputs import atomic_output, check_output_path, table_delimiter
-from .models.base import Predictor
-from .runtime import configure_threads
-from .series import series_options
-from .structure import StructureInput, with_structure
-from .tasks import TaskSpec, target_score
 
 if TYPE_CHECKING:
-    from .interpret.attribution import AttributionOptions
+    from ..interpret.attribution import AttributionOptions
 
 log = logging.getLogger("bioseqnn")
 
@@ -328,7 +328,7 @@ def explain_bundle(
     all_deltas: list[np.ndarray] | None = None
     path = None
     if method in PATH_METHODS:
-        from .interpret.attribution import path_attributions
+        from ..interpret.attribution import path_attributions
 
         path = path_attributions(
             bundle.model, onehot, alphabet, task, data, targets, method, batch_size, dev, options
@@ -414,7 +414,7 @@ def _check_method(bundle: Bundle, method: str, options: AttributionOptions | Non
             "explained by saliency or grad-input"
         )
     if method in PATH_METHODS:
-        from .interpret.attribution import check_supported
+        from ..interpret.attribution import check_supported
 
         check_supported(
             bundle.model,
@@ -468,7 +468,7 @@ def explanation_plots(
     Figures are written as ``fmt`` (png, pdf or svg) at ``dpi`` (default
     :data:`bioseqnn.plots.DPI`); ``model`` (its file) names the model in the titles.
     """
-    from .plots import (
+    from ..plots import (
         DPI,
         LOGO_MAX_POSITIONS,
         check_figure_options,

@@ -47,22 +47,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._version import __version__
-from .bundle import Bundle, load_bundle
-from .data.batches import collate
-from .data.reading import SequenceEncoder, read_inputs
-from .data.sets import SequenceSet
-from .encoding import Encoder, featurizer, pad_codes
-from .engine.predict import infer
-from .errors import ModelFileError, UsageError
-from .io.files import display_name
-from .io.outputs import atomic_output, check_output_path
-from .io.series import SeriesOptions
-from .io.sniff import read_sequences
-from .models.base import check_lengths
-from .series import SeriesSpec, series_options
-from .structure import with_structure
-from .tasks import TaskSpec, output_activation
+from .._version import __version__
+from ..bundle import Bundle, load_bundle
+from ..data.batches import collate
+from ..data.reading import SequenceEncoder, read_inputs
+from ..data.sets import SequenceSet
+from ..encoding import Encoder, featurizer, pad_codes
+from ..engine.predict import infer
+from ..errors import ModelFileError, UsageError
+from ..io.files import display_name
+from ..io.outputs import atomic_output, check_output_path
+from ..io.series import SeriesOptions
+from ..io.sniff import read_sequences
+from ..models.base import check_lengths
+from ..series import SeriesSpec, series_options
+from ..structure import with_structure
+from ..tasks import TaskSpec, output_activation
 
 FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
 OPSET = 17

@@ -13,24 +13,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import metrics
-from .alphabets import Alphabet, byte_histogram, detect_alphabet
-from .bundle import Bundle, load_bundle
-from .data.labels import LabelSource, load_labeled
-from .data.reading import SAMPLE_RECORDS, read_encoded
-from .data.sets import SequenceSet
-from .digest import canonical_codes, record_digests, seen_in_training
-from .encoding import OneHot, check_fits, check_kinds, featurizer
-from .engine.predict import infer, infer_scored, resolve_device
-from .errors import UsageError
-from .intervals import GenomeOptions, load_for_evaluation
-from .io.files import display_name
-from .io.outputs import atomic_output, check_one_stdin, check_output_path
-from .io.series import SeriesOptions
-from .io.sniff import read_sequences
-from .runtime import configure_threads
-from .structure import with_structure
-from .tasks import TaskSpec
+from .. import metrics
+from ..alphabets import Alphabet, byte_histogram, detect_alphabet
+from ..bundle import Bundle, load_bundle
+from ..data.labels import LabelSource, load_labeled
+from ..data.reading import SAMPLE_RECORDS, read_encoded
+from ..data.sets import SequenceSet
+from ..digest import canonical_codes, record_digests, seen_in_training
+from ..encoding import OneHot, check_fits, check_kinds, featurizer
+from ..engine.predict import infer, infer_scored, resolve_device
+from ..errors import UsageError
+from ..intervals import GenomeOptions, load_for_evaluation
+from ..io.files import display_name
+from ..io.outputs import atomic_output, check_one_stdin, check_output_path
+from ..io.series import SeriesOptions
+from ..io.sniff import read_sequences
+from ..runtime import configure_threads
+from ..structure import with_structure
+from ..tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
 
@@ -409,7 +409,7 @@ def _evaluate_positions(
     hint: str,
 ) -> Evaluation:
     """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
-    from .perposition import is_fasta, load_positions, score_positions
+    from ..perposition import is_fasta, load_positions, score_positions
 
     task = bundle.task
     loaded = load_positions(
@@ -457,8 +457,8 @@ def _evaluate_language_model(
 ) -> Evaluation:
     """Perplexity and next-residue accuracy over every scored position (residues that
     are no ambiguity code, and each sequence's end)."""
-    from .lm import position_targets
-    from .models.base import check_lengths
+    from ..lm import position_targets
+    from ..models.base import check_lengths
 
     source = display_name(sequences)
     data, _, _ = read_encoded(read_sequences(sequences), source, bundle.alphabet, on_invalid)
