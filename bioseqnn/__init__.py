@@ -23,10 +23,10 @@ from ._version import __version__
 # thread, allocator, denormal and huge-page settings are applied by the command line or
 # by bioseqnn.runtime.tune().
 _HOMES = {
-    "TrainOutcome": "api",
-    "combine": "api",
-    "generate": "api",
-    "info": "api",
+    "TrainOutcome": "ops.train",
+    "combine": "ops.ensemble",
+    "generate": "ops.generate",
+    "info": "ops.info",
     "History": "notebook",
     "Trained": "notebook",
     "predict": "notebook",
@@ -54,16 +54,19 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from .api import TrainOutcome, combine, generate, info
     from .bundle import Bundle, load_bundle
     from .config import RunConfig, TrainConfig, load_config
     from .errors import BioseqnnError, DataError, ModelFileError, UsageError
     from .intervals import GenomeOptions
     from .models import ModelConfig
     from .notebook import History, Trained, predict, train
+    from .ops.ensemble import combine
     from .ops.evaluate import Evaluation, evaluate
     from .ops.explain import Explanation, explain
     from .ops.export import ExportResult, export
+    from .ops.generate import generate
+    from .ops.info import info
+    from .ops.train import TrainOutcome
     from .ops.variant_effects import score_variants
     from .search.study import TuneOutcome, tune
 

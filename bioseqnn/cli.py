@@ -732,9 +732,9 @@ def train(
         from .plots import plot_dir
 
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
-    from .api import train as run_train
     from .config import RunConfig, apply_overrides, load_config, parse_names
     from .io.outputs import check_not_an_input
+    from .ops.train import train as run_train
 
     for written in (output, log_file):
         if written is not None:
@@ -898,8 +898,8 @@ def predict(
 ) -> None:
     """Predict each sequence (or series): one row per record, in input order, id first."""
     _setup_logging(quiet, debug)
-    from .api import predict as run_predict
     from .intervals import genome_options
+    from .ops.predict import predict as run_predict
 
     stats = run_predict(
         model,
@@ -1066,7 +1066,7 @@ def ensemble(
 ) -> None:
     """Combine model files of one task (any architectures) into an ensemble (mean probability)."""
     _setup_logging(quiet, debug)
-    from .api import combine
+    from .ops.ensemble import combine
 
     combine(models, output)
 
@@ -1990,8 +1990,8 @@ def generate(
 ) -> None:
     """Sample new sequences from a language model, as FASTA."""
     _setup_logging(quiet, debug)
-    from .api import generate as run_generate
     from .lm import Sampling
+    from .ops.generate import generate as run_generate
 
     sampling = Sampling(
         temperature=temperature,

@@ -223,8 +223,8 @@ def train(
     >>> run = bioseqnn.train(seqs, labels, arch="cnn", epochs=5)  # doctest: +SKIP
     >>> run.history.to_pandas()  # doctest: +SKIP
     """
-    from . import api
     from .bundle import load_bundle
+    from .ops.train import train as run_train
     from .tracking import Tracking
 
     run_args = {k: settings.pop(k) for k in list(settings) if k in RUN_SETTINGS}
@@ -248,7 +248,7 @@ def train(
         stack.enter_context(_folder_hidden(folder))
         reporter = _reporter(progress, run_args.get("task"))
         try:
-            outcome = api.train(
+            outcome = run_train(
                 fasta,
                 table,
                 model_path,
@@ -316,8 +316,8 @@ def predict(
         each target's value. A list of dicts (the same columns) where pandas is not
         installed.
     """
-    from . import api
     from .bundle import Bundle
+    from .ops.predict import predict as run_predict
 
     bundle = model.model if isinstance(model, Trained) else model
     with tempfile.TemporaryDirectory(prefix="bioseqnn-") as tmp:
@@ -326,7 +326,7 @@ def predict(
         table = folder / "predictions.tsv"
         try:
             with _logging_shown():
-                api.predict(
+                run_predict(
                     bundle,
                     paths,
                     table,

@@ -251,7 +251,7 @@ def ensemble_logs(jsonl_run: Path, folder: Path) -> tuple[Path, Path]:
     and as JSON lines (the records are those of the real run, tagged as train tags them)."""
     import json
 
-    from bioseqnn.api import _EpochLog
+    from bioseqnn.ops.train import _EpochLog
 
     lines = (jsonl_run / "js.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]

@@ -133,7 +133,7 @@ def _probe(train_inputs: dict[str, Any], base: RunConfig, path: Path) -> dict[st
     """Read the data once with a tiny network to learn the task, whether strands apply,
     the longest sequence and the monitor as train resolves it. Bad data or options fail
     here, before any study is made."""
-    from ..api import train
+    from ..ops.train import train
 
     cfg = dataclasses.replace(
         base,
@@ -222,8 +222,8 @@ def _objective(
     running: dict[str, Any],
     progress: SearchProgress,
 ) -> Callable[[Any], float]:
-    from ..api import train
     from ..engine.train import StopTraining
+    from ..ops.train import train
 
     def objective(trial: Any) -> float:
         _signalled(running)
@@ -738,8 +738,8 @@ def _write_results(
 def _write_model(files: list[Path], output: Path, fields: dict[str, Any]) -> None:
     """The chosen trial's model (or the chosen trials' ensemble) at ``output``, with the
     ``tune`` summary in its manifest; written atomically by save_bundle."""
-    from ..api import combine
     from ..bundle import load_bundle, save_bundle
+    from ..ops.ensemble import combine
 
     source = files[0]
     if len(files) > 1:

@@ -1,0 +1,248 @@
+"""The predict command: one model file applied to one or more inputs, rows streamed in
+input order to one output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from ..bundle import Bundle, load_bundle
+from ..engine.predict import (
+    PredictStats,
+    open_model_input,
+    output_header,
+    predict_rows,
+    resolve_device,
+)
+from ..errors import UsageError
+from ..intervals import GenomeOptions, IntervalRecords
+from ..io.fasta import Record
+from ..io.files import STDIO, display_name
+from ..io.outputs import (
+    check_one_stdin,
+    check_output_path,
+    write_table,
+)
+from ..io.sniff import read_sequences
+from ..lm import KIND as LANGUAGE_MODEL
+from ..lm import score_columns, score_rows
+from ..perposition import (
+    predict_positions,
+    write_positions,
+)
+from ..runtime import configure_threads
+
+log = logging.getLogger("bioseqnn")
+
+
+def predict(
+    model: str | os.PathLike[str] | Bundle,
+    sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str] = STDIO,
+    *,
+    batch_size: int = 256,
+    max_tokens: int = 0,
+    device: str | None = None,
+    threads: int = 0,
+    on_invalid: str = "error",
+    rc_average: bool | None = None,
+    fmt: str = "tsv",
+    id_column: str | None = None,
+    genome: GenomeOptions | None = None,
+) -> PredictStats:
+    """Predict every record of ``sequences`` and write one row per record to ``output``.
+
+    The command-level function behind ``bioseqnn predict`` (a file in, a table out,
+    streamed); :func:`bioseqnn.predict` returns the rows instead. ``model`` is a model
+    file or a loaded :class:`~bioseqnn.bundle.Bundle`. ``sequences`` may be several
+    files: their rows follow one another in the order given, each file's in its own
+    order; ids are kept as they are, and an id found in an earlier file is a warning
+    (the rows stay, told apart by their place).
+
+    A numeric series model reads a series table instead (``id_column``: its id column,
+    default the one the model was trained with), one row per series.
+
+    ``rc_average`` (DNA/RNA) reports the mean of both strands; None: the model's default.
+    With ``genome``, ``sequences`` are genome intervals (BED or a chrom/start/end table),
+    cut from its reference in windows of the model's width unless it says otherwise.
+    A per-position model writes one row per residue (``fmt='tsv'``: id, position, residue,
+    predicted, prob_<class>...) or a FASTA of predicted labels (``fmt='fasta'``).
+    """
+    paths = _check_predict_paths(model, sequences, output, batch_size, max_tokens)
+    configure_threads(threads)
+    log.debug("%d CPU thread(s)", torch.get_num_threads())
+    dev = resolve_device(device)
+    if isinstance(model, Bundle):
+        bundle = model
+        bundle.model.to(dev)
+    else:
+        bundle = load_bundle(model, dev)
+    _check_predict_reading(bundle, paths, genome, id_column)
+
+    def records_of(path: str | os.PathLike[str]) -> Iterable[Record] | None:
+        """What is read in place of a FASTA (genome intervals), or None."""
+        if genome is None:
+            return None
+        return IntervalRecords(genome, path, genome.width(bundle.manifest))
+
+    stats = PredictStats()
+    if bundle.task.kind == LANGUAGE_MODEL:
+        if rc_average or fmt != "tsv":
+            raise UsageError(
+                "a language model scores each sequence (one row per record); "
+                f"{'--rc-average' if rc_average else '--format ' + fmt} does not "
+                "apply"
+            )
+        scores = _across_files(
+            paths,
+            lambda p: score_rows(
+                bundle,
+                _or_fasta(records_of(p), p),
+                display_name(p),
+                batch_size,
+                dev,
+                on_invalid,
+                stats,
+                max_tokens=max_tokens or None,
+            ),
+        )
+        write_table(output, score_columns(), scores)
+        return stats
+    if bundle.task.kind == "per-position":
+        if rc_average:
+            raise UsageError("--rc-average is not available for per-position models")
+        predictions = itertools.chain.from_iterable(
+            predict_positions(
+                bundle, _or_fasta(records_of(p), p), display_name(p), batch_size, dev, on_invalid
+            )
+            for p in paths
+        )
+        stats.records = write_positions(bundle, predictions, output, fmt)
+        return stats
+    if fmt != "tsv":
+        raise UsageError(
+            f"--format {fmt} is for per-position models; this model predicts "
+            "one row per sequence (a .csv output name gives CSV)"
+        )
+    if rc_average and bundle.series is not None:
+        raise UsageError("--rc-average is for DNA/RNA models; this model reads numeric series")
+
+    def rows_of(path: str | os.PathLike[str]) -> Iterable[list[str]]:
+        found = records_of(path)
+        opened = (
+            found if found is not None else open_model_input(bundle, path, on_invalid, id_column)
+        )
+        return predict_rows(
+            bundle,
+            opened,
+            display_name(path),
+            batch_size,
+            dev,
+            on_invalid,
+            stats,
+            rc_average=rc_average,
+            max_tokens=max_tokens or None,
+        )
+
+    write_table(output, output_header(bundle), _across_files(paths, rows_of))
+    return stats
+
+
+def _check_predict_paths(
+    model: str | os.PathLike[str] | Bundle,
+    sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    batch_size: int,
+    max_tokens: int,
+) -> list[str | os.PathLike[str]]:
+    """The inputs as a list, once the sizes and the output are checked against them."""
+    if batch_size < 1:
+        raise UsageError("batch-size must be at least 1")
+    if max_tokens < 0:
+        raise UsageError("max-tokens must be >= 0 (0 = no cap)")
+    paths = _input_list(sequences)
+    inputs: dict[str, str | os.PathLike[str] | None] = {
+        "MODEL": None if isinstance(model, Bundle) else model
+    }
+    inputs.update(
+        {
+            f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES": p
+            for i, p in enumerate(paths)
+        }
+    )
+    check_one_stdin(**inputs)
+    check_output_path(output, inputs)
+    return paths
+
+
+def _check_predict_reading(
+    bundle: Bundle,
+    paths: list[str | os.PathLike[str]],
+    genome: GenomeOptions | None,
+    id_column: str | None,
+) -> None:
+    """--genome and --id-column against what the model reads."""
+    if genome is not None:
+        if bundle.series is not None:
+            raise UsageError("--genome: this model reads numeric series, not sequences")
+        if len(paths) > 1:
+            raise UsageError("--genome reads one intervals file at a time")
+    if id_column is not None and bundle.series is None:
+        raise UsageError(
+            "--id-column names the id column of a numeric series table; this model reads sequences"
+        )
+
+
+def _input_list(
+    sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[str | os.PathLike[str]]:
+    """One input or several, as a list (a str or path is one input)."""
+    if isinstance(sequences, (str, os.PathLike)):
+        return [sequences]
+    paths = list(sequences)
+    if not paths:
+        raise UsageError("no sequences given")
+    return paths
+
+
+def _across_files(
+    paths: list[str | os.PathLike[str]],
+    rows_of: Callable[[str | os.PathLike[str]], Iterable[list[str]]],
+) -> Iterator[list[str]]:
+    """The rows of each input in turn (each opened when the one before is done); an id
+    met in an earlier input is said once, in a warning naming both inputs."""
+    if len(paths) == 1:
+        yield from rows_of(paths[0])
+        return
+    seen: dict[str, str] = {}
+    warned = False
+    for path in paths:
+        name = display_name(path)
+        here: set[str] = set()
+        for row in rows_of(path):
+            rid = row[0]
+            if not warned and rid in seen:
+                log.warning(
+                    "id %r is in %s and in %s: both rows are kept, in input order "
+                    "(tell them apart by position, or make ids unique)",
+                    rid,
+                    seen[rid],
+                    name,
+                )
+                warned = True
+            here.add(rid)
+            yield row
+        for rid in here:
+            seen.setdefault(rid, name)
+
+
+def _or_fasta(
+    records: Iterable[Record] | None, sequences: str | os.PathLike[str]
+) -> Iterable[Record]:
+    """The records made elsewhere (genome intervals), else those of a FASTA/FASTQ."""
+    return records if records is not None else read_sequences(sequences)

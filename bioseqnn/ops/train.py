@@ -1,0 +1,1379 @@
+"""The train command: check the settings and outputs, load the data the way its variant
+reads it, split or fold it, train one model, an ensemble or cross-validation members, and
+write the model file with its manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from ..alphabets import Alphabet
+from ..bundle import save_bundle
+from ..config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
+from ..data.batches import split_indices
+from ..data.labels import LabelSource, load_labeled
+from ..data.reading import read_encoded, read_inputs
+from ..data.sets import SequenceSet
+from ..digest import canonical_codes, conflicting_labels, record_digests
+from ..encoding import featurizer
+from ..engine import distributed
+from ..engine.checkpoint import checkpoint_path, prepare_checkpoint_dir
+from ..engine.cv import OutOfFold, assign_folds, fold_sets
+from ..engine.finetune import Parent, check_input, check_overlap, inherit, load_parent, start_from
+from ..engine.finetune import report as report_start
+from ..engine.predict import (
+    out_of_memory,
+    resolve_device,
+)
+from ..engine.train import (
+    Imbalance,
+    Reporter,
+    TrainResult,
+    collapse_warning,
+    evaluate_set,
+    find_imbalance,
+    fit,
+    resolve_class_weights,
+    resolve_monitor,
+    seed_everything,
+)
+from ..errors import BioseqnnError, DataError, TrainingError, UsageError
+from ..intervals import GenomeOptions, check_genome_training
+from ..intervals import load_for_training as load_intervals_for_training
+from ..io.files import STDIO, display_name
+from ..io.outputs import (
+    atomic_output,
+    check_not_an_input,
+    check_one_stdin,
+    check_output_path,
+)
+from ..io.series import SeriesOptions
+from ..io.sniff import TableText, is_table, read_input, read_sequences
+from ..io.tables import pick_delimiter
+from ..lm import KIND as LANGUAGE_MODEL
+from ..lm import lm_task, position_targets
+from ..models.base import (
+    Ensemble,
+    ModelConfig,
+    Predictor,
+    SequenceModel,
+    check_causal,
+    check_lengths,
+    count_parameters,
+    describe,
+    model_size,
+    resolve_model,
+    resolve_pooling,
+    sizing_settings,
+    too_large,
+)
+from ..perposition import (
+    check_keeps_positions,
+    class_weight_targets,
+    is_fasta,
+    load_for_training,
+)
+from ..runtime import configure_threads
+from ..series import SeriesSpec, fit_normalisation, input_fields
+from ..strands import complement_table
+from ..structure import StructureInput, structure_input, vienna, with_structure
+from ..tasks import PER_POSITION_KINDS, TaskSpec, prepare_task
+from .ensemble import _length_policy
+
+log = logging.getLogger("bioseqnn")
+
+
+@dataclass
+class TrainOutcome:
+    output: Path
+    manifest: dict[str, Any]
+    result: TrainResult
+    log_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    model: Predictor | None = None  # the trained model (best weights), on the CPU
+    main: bool = True
+    """False in the torchrun processes other than rank 0, which write no files."""
+
+
+def default_log_path(output: str | os.PathLike[str]) -> Path:
+    """model.bsnn -> model.log.tsv, beside the model."""
+    p = Path(output)
+    return p.with_name(p.stem + ".log.tsv") if p.suffix else p.with_name(p.name + ".log.tsv")
+
+
+class _EpochLog:
+    """The per-epoch metrics log, flushed as training goes: TSV, one row per epoch, or
+    JSON lines (one object per epoch) when the name ends in .jsonl or .json."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.handle: IO[str] | None = None
+        self.columns: list[str] = []
+        self.jsonl = path is not None and path.suffix in (".jsonl", ".json")
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        if self.handle is None:
+            self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self.columns = list(record)
+            if not self.jsonl:
+                self.handle.write("\t".join(self.columns) + "\n")
+        if self.jsonl:
+            self.handle.write(json.dumps(record, allow_nan=True) + "\n")
+            self.handle.flush()
+            return
+        cells = [_fmt(record.get(c, "")) for c in self.columns]
+        self.handle.write("\t".join(cells) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _lengths_summary(data: SequenceSet) -> dict[str, float]:
+    lengths = data.lengths
+    return {
+        "min": int(lengths.min()),
+        "max": int(lengths.max()),
+        "mean": round(float(lengths.mean()), 2),
+    }
+
+
+def train(
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str] | None,
+    output: str | os.PathLike[str],
+    config: RunConfig | None = None,
+    *,
+    id_column: str = "id",
+    targets: list[str] | None = None,
+    sequence_column: str | None = None,
+    task: str | None = None,
+    alphabet: str | None = None,
+    on_invalid: str = "error",
+    ignore_unmatched: bool = False,
+    val_fasta: str | os.PathLike[str] | None = None,
+    val_labels: str | os.PathLike[str] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    position_mask: str | os.PathLike[str] | None = None,
+    series_columns: list[str] | None = None,
+    genome: GenomeOptions | None = None,
+    init_from: str | os.PathLike[str] | None = None,
+    freeze_backbone: bool | None = None,
+    init_member: int | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    source_names: list[str] | None = None,
+) -> TrainOutcome:
+    """Train a model on sequences and labels and write the model file to ``output``.
+
+    With ``config.training.checkpoint_dir``, ``resume`` continues the run whose checkpoint
+    is there (same data and settings). Per-residue labels (a FASTA given as ``labels``, or
+    ``task='per-position'`` with a column of label strings) train a per-position model;
+    ``position_mask`` (a 0/1 FASTA) leaves positions out of loss and metrics.
+    ``task='language-model'`` trains on the sequences alone (``labels`` None; see
+    bioseqnn/lm.py); ``val_fasta`` then needs no ``val_labels``.
+
+    ``fasta`` may instead be a numeric series table (one row per time step: an id column,
+    ``id_column`` as in the labels table, and channel columns, ``series_columns`` or every
+    other column; see bioseqnn/series.py); ``val_fasta`` is then a series table too.
+
+    With ``genome``, ``fasta`` (and ``val_fasta``) are genome intervals (BED or a
+    chrom/start/end table) cut from its reference; labels come from ``labels`` joined by
+    interval id or from the intervals' own ``targets`` columns (bioseqnn/intervals.py).
+
+    ``init_from`` (a model file; ``config.training.init_from`` the same) fine-tunes: the
+    parent's network settings are this run's (a setting given otherwise is refused), every
+    new model starts from its backbone, and from its head when the task's outputs are the
+    same; ``freeze_backbone`` trains only the head (and attention pooling);
+    ``init_member`` picks the member of an ensemble parent (bioseqnn/finetune.py).
+
+    ``on_ready`` is called once the data is read and the settings are resolved, before a
+    network is built, with what a search needs to know of the run: ``task`` (its kind),
+    ``strands`` (whether --rc-augment applies), ``monitor`` (as resolved), ``longest``
+    (the longest training or validation sequence); it may raise to stop there (tune
+    does). ``on_epoch`` receives each epoch's metrics record as it is logged; an
+    exception it raises ends training and propagates (tune prunes trials this way).
+    ``source_names`` name the inputs in the model file (default: their paths; the Python
+    API names data given in memory so).
+    """
+    cfg = _resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
+    src = _TrainInputs(
+        fasta,
+        labels,
+        val_fasta,
+        val_labels,
+        position_mask,
+        id_column,
+        targets,
+        sequence_column,
+        task,
+        alphabet,
+        on_invalid,
+        ignore_unmatched,
+        series_columns,
+        genome,
+    )
+    log_file = _check_outputs(output, log_path, cfg, src)
+    lm = task == LANGUAGE_MODEL
+    _check_variant(src, cfg, lm)
+    cfg, parent = _start_from_parent(cfg, src, lm)
+    tc = cfg.training
+    configure_threads(tc.threads)
+    ranks, device_name = distributed.setup(tc.device)  # under torchrun: join the others
+    # train names its device on every run, so auto falls back to the CPU without a warning
+    device = resolve_device(None if device_name == "auto" else device_name)
+    log.info("device: %s, %d CPU thread(s)", device, torch.get_num_threads())
+
+    # per-residue labels: --task per-position, or a FASTA given as the labels
+    per_position = task == "per-position" or (
+        not lm and sequence_column is None and is_fasta(labels)
+    )
+    loaded = _load_training_data(src, cfg, lm, per_position)
+    spec, alpha, data, explicit_val = loaded.spec, loaded.alpha, loaded.data, loaded.val
+    if tc.structure != "none":
+        alpha = _fold(alpha, tc, data, explicit_val)
+    if parent is not None:
+        check_input(parent, alpha)
+    digests = _Digests.of(alpha, data, explicit_val, parent)
+    if not lm:
+        _report_conflicts(spec, data, digests.train, display_name(labels or loaded.primary))
+    # the automatic settings (arch 'auto': the default recipe's network, a language model's
+    # reading left to right; empty pool sizes, by task and sequence length) made concrete:
+    # the model file records them
+    median = float(np.median(data.lengths)) if len(data) else None
+    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model, per_position, lm, median))
+    folds, train_set, val_set = _split(data, explicit_val, spec, tc)
+    if parent is not None:
+        check_overlap(parent, digests.held_out(folds is not None, val_set))
+    validated = folds is not None or (val_set is not None and len(val_set) > 0)
+    tc = _weigh_classes(spec, train_set, tc, cfg.training, validated)
+    if on_ready is not None:
+        on_ready(_run_facts(spec, tc, alpha, (data, explicit_val), per_position or lm))
+    n_members = tc.cv or tc.ensemble
+    _check_size(cfg, n_members, alpha, spec, per_position or lm)
+    complement = (
+        complement_table(alpha)
+        if (tc.rc_augment or tc.rc_average) and isinstance(alpha, Alphabet)
+        else None
+    )
+    oof = OutOfFold(spec) if folds is not None else None
+    run = _MemberRun(
+        cfg,
+        tc,
+        spec,
+        alpha,
+        device,
+        ranks,
+        per_position,
+        lm,
+        parent,
+        n_members,
+        oof,
+        resume,
+        complement,
+    )
+    # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
+    # members share the training and validation records (the split used the run's seed);
+    # cross-validation member i trains on the other folds and validates on fold i.
+    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
+        fold_sets(data, folds, tc.cv)
+        if folds is not None
+        else ((i, train_set, val_set) for i in range(n_members))
+    )
+    names = (display_name(loaded.primary), display_name(val_fasta or val_labels or loaded.primary))
+    epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
+    try:
+        members, results = _train_members(
+            run, plans, reporter, _both(epoch_log, on_epoch), (train_set, val_set, *names)
+        )
+    finally:
+        epoch_log.close()
+    final_model, result = _combine_members(run, members, results, val_set, output)
+    collapsed = collapse_warning(spec, result.best) if ranks.main else None
+    if collapsed:
+        log.warning(collapsed)
+    sources = source_names or [display_name(p) for p in (fasta, labels) if p is not None]
+    manifest = _manifest(
+        run, members[0], result, results, (data, train_set, val_set), sources, genome
+    )
+    final_model.cpu()
+    if ranks.main:
+        save_bundle(output, final_model, manifest, digests.saved)
+    return TrainOutcome(
+        Path(output), manifest, result, log_file, model=final_model, main=ranks.main
+    )
+
+
+def _start_from_parent(
+    cfg: RunConfig, src: _TrainInputs, lm: bool
+) -> tuple[RunConfig, Parent | None]:
+    """Fine-tuning (--init-from): the parent model, whose network settings become this
+    run's."""
+    tc = cfg.training
+    if not tc.init_from:
+        return cfg, None
+    parent = load_parent(tc.init_from, tc.init_member or None)
+    pools = not lm and not (
+        src.task == "per-position" or (src.sequence_column is None and is_fasta(src.labels))
+    )
+    cfg = dataclasses.replace(cfg, model=inherit(parent, cfg.model, pools))
+    if lm:
+        check_causal(cfg.model)
+    return cfg, parent
+
+
+@dataclass
+class _Digests:
+    """Every training sequence's digest: repeated sequences with conflicting labels are
+    found with them, and the model file keeps them for evaluate to find test records seen
+    in training."""
+
+    canonical: Any
+    train: np.ndarray
+    """Of the training input's records."""
+    saved: np.ndarray
+    """Written into the model file: the given validation records' too, and a fine-tuned
+    model's parent's (it has learnt those as well)."""
+
+    @classmethod
+    def of(
+        cls,
+        alpha: Alphabet | SeriesSpec | StructureInput,
+        data: SequenceSet,
+        val: SequenceSet | None,
+        parent: Parent | None,
+    ) -> _Digests:
+        canonical = canonical_codes(alpha)
+        digests = record_digests(data, canonical)
+        saved = (
+            digests if val is None else np.concatenate([digests, record_digests(val, canonical)])
+        )
+        if parent is not None and parent.train_digest is not None:
+            saved = np.concatenate([saved, parent.train_digest])
+        return cls(canonical, digests, saved)
+
+    def held_out(self, cv: bool, val_set: SequenceSet | None) -> np.ndarray:
+        """The digests of the records that validate (every record under --cv)."""
+        if cv:
+            return self.train
+        if val_set is not None:
+            return record_digests(val_set, self.canonical)
+        return np.zeros(0, np.uint64)
+
+
+def _run_facts(
+    spec: TaskSpec,
+    tc: TrainConfig,
+    alpha: Alphabet | SeriesSpec | StructureInput,
+    parts: tuple[SequenceSet, SequenceSet | None],
+    per_residue: bool,
+) -> dict[str, Any]:
+    """What a search needs to know of the run (train's ``on_ready``)."""
+    return {
+        "task": spec.kind,
+        "monitor": tc.monitor,
+        "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna") and not per_residue,
+        "longest": max(int(p.lengths.max()) for p in parts if p is not None and len(p)),
+    }
+
+
+def _check_size(
+    cfg: RunConfig,
+    n_members: int,
+    alpha: Alphabet | SeriesSpec | StructureInput,
+    spec: TaskSpec,
+    per_residue: bool,
+) -> None:
+    problem = too_large([cfg.model] * n_members, alpha.size, spec.n_outputs, per_residue)
+    if problem:  # validate() assumed an alphabet's channels and one output
+        raise UsageError(
+            f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
+            "outputs; lower those settings"
+        )
+
+
+def _combine_members(
+    run: _MemberRun,
+    members: list[SequenceModel],
+    results: list[TrainResult],
+    val_set: SequenceSet | None,
+    output: str | os.PathLike[str],
+) -> tuple[Predictor, TrainResult]:
+    """The model to save and its result: the one member, or an ensemble of them (with
+    cross-validation, its out-of-fold table written beside the model)."""
+    spec = run.spec
+    if run.oof is not None:
+        ensemble = Ensemble(members, spec.kind)
+        result = _cv_result(run.oof, results)
+        if run.ranks.main and spec.kind not in PER_POSITION_KINDS:
+            _write_oof(run.oof, default_oof_path(output))
+        return ensemble, result
+    if run.n_members > 1:
+        ensemble = Ensemble(members, spec.kind)
+        result = _ensemble_result(
+            ensemble, results, spec, featurizer(run.alpha), val_set, run.tc, run.device
+        )
+        return ensemble, result
+    return members[0], results[0]
+
+
+@dataclass(frozen=True)
+class _TrainInputs:
+    """What train was given to read, as the user named it."""
+
+    fasta: str | os.PathLike[str] | None
+    labels: str | os.PathLike[str] | None
+    val_fasta: str | os.PathLike[str] | None
+    val_labels: str | os.PathLike[str] | None
+    position_mask: str | os.PathLike[str] | None
+    id_column: str
+    targets: list[str] | None
+    sequence_column: str | None
+    task: str | None
+    alphabet: str | None
+    on_invalid: str
+    ignore_unmatched: bool
+    series_columns: list[str] | None
+    genome: GenomeOptions | None
+
+    def named(self, cfg: RunConfig) -> dict[str, Any]:
+        """The inputs by the names the command line gives them (for path checks)."""
+        return {
+            "SEQUENCES": self.fasta,
+            "LABELS": self.labels,
+            "--val-fasta": self.val_fasta,
+            "--val-labels": self.val_labels,
+            "--position-mask": self.position_mask,
+            "--init-from": cfg.training.init_from,
+        }
+
+
+@dataclass
+class _Loaded:
+    spec: TaskSpec
+    alpha: Alphabet | SeriesSpec | StructureInput
+    data: SequenceSet
+    val: SequenceSet | None
+    primary: str | os.PathLike[str]
+    """Where the sequences are (the FASTA, or the labels table holding them)."""
+
+
+@dataclass
+class _MemberRun:
+    """What every member of a run shares."""
+
+    cfg: RunConfig
+    tc: TrainConfig
+    spec: TaskSpec
+    alpha: Alphabet | SeriesSpec | StructureInput
+    device: torch.device
+    ranks: distributed.Dist
+    per_position: bool
+    lm: bool
+    parent: Parent | None
+    n_members: int
+    oof: OutOfFold | None
+    resume: bool
+    complement: np.ndarray | None
+
+
+def _resolve_settings(
+    cfg: RunConfig,
+    init_from: str | os.PathLike[str] | None,
+    freeze_backbone: bool | None,
+    init_member: int | None,
+) -> RunConfig:
+    given: dict[str, Any] = {
+        "init_from": None if init_from is None else str(init_from),
+        "freeze_backbone": freeze_backbone,
+        "init_member": init_member,
+    }
+    if any(v is not None for v in given.values()):
+        cfg = dataclasses.replace(
+            cfg,
+            training=dataclasses.replace(
+                cfg.training, **{k: v for k, v in given.items() if v is not None}
+            ),
+        )
+    validate(cfg)
+    # before anything is read or built; train checks again with the data's alphabet or
+    # channels and its outputs
+    t = cfg.training
+    problem = too_large([cfg.model] * max(t.ensemble, t.cv), NOMINAL_CHANNELS, 1)
+    if problem:
+        raise UsageError(f"{problem}; lower those settings")
+    resolve_pooling(cfg.model)
+    return cfg
+
+
+def _check_outputs(
+    output: str | os.PathLike[str],
+    log_path: str | os.PathLike[str] | None,
+    cfg: RunConfig,
+    src: _TrainInputs,
+) -> Path:
+    """Refuse outputs that would overwrite an input or each other; the log's path."""
+    if str(output) == STDIO:
+        raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
+    check_one_stdin(
+        SEQUENCES=src.fasta,
+        LABELS=src.labels,
+        **{
+            "--val-fasta": src.val_fasta,
+            "--val-labels": src.val_labels,
+            "--position-mask": src.position_mask,
+        },
+    )
+    inputs = src.named(cfg)
+    check_output_path(output, inputs)
+    log_file = Path(log_path) if log_path else default_log_path(output)
+    check_output_path(log_file, inputs)
+    if os.path.realpath(log_file) == os.path.realpath(output):
+        raise UsageError(
+            f"{log_file}: the metrics log and the model file (-o) are one file; "
+            "give --log another name"
+        )
+    if cfg.training.cv:
+        check_output_path(default_oof_path(output), inputs)
+    tc = cfg.training
+    if tc.checkpoint_dir:
+        prepare_checkpoint_dir(tc.checkpoint_dir)
+        check_not_an_input(checkpoint_path(tc.checkpoint_dir), inputs)
+    return log_file
+
+
+def _check_variant(src: _TrainInputs, cfg: RunConfig, lm: bool) -> None:
+    """The option rules of a language model and of genome intervals, before any read."""
+    if lm:
+        _check_lm_inputs(
+            src.fasta,
+            src.labels,
+            src.sequence_column,
+            src.position_mask,
+            src.val_labels,
+            cfg.training,
+        )
+        check_causal(cfg.model)  # before reading any data
+    elif (
+        (src.val_fasta is None) != (src.val_labels is None)
+        and src.sequence_column is None
+        and src.genome is None
+    ):
+        raise UsageError("--val-fasta and --val-labels go together")
+    if src.genome is not None:
+        check_genome_training(
+            src.genome,
+            lm=lm,
+            task=src.task,
+            sequence_column=src.sequence_column,
+            series_columns=src.series_columns,
+            position_mask=src.position_mask,
+        )
+
+
+def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool, per_position: bool) -> _Loaded:
+    """Read the training (and given validation) records of whichever variant this is:
+    a language model's sequences, genome intervals, per-residue labels, or labelled
+    records (sequences or numeric series)."""
+    tc = cfg.training
+    fasta, labels = src.fasta, src.labels
+    if (per_position or lm) and cfg.model.pooling != "auto":
+        log.warning(
+            "--pooling %s is not used: this model has one output per position", cfg.model.pooling
+        )
+    if src.position_mask is not None and not per_position:
+        raise UsageError("--position-mask applies to per-position labels (--task per-position)")
+    if per_position and (tc.rc_augment or tc.rc_average):
+        raise UsageError(
+            "--rc-augment and --rc-average are not available for per-position labelling"
+        )
+    if tc.structure != "none":
+        _check_structure_options(tc, lm)
+    primary = fasta if fasta is not None else labels  # where the sequences are
+    if primary is None:
+        raise UsageError("no sequences given")
+    if isinstance(src.series_columns, str):
+        raise UsageError("series_columns takes a list of column names, e.g. ['ecg', 'ppg']")
+    if src.series_columns and (lm or per_position):
+        raise UsageError(
+            "--series-columns applies to a numeric series table; a "
+            f"{'language model' if lm else 'per-position model'} reads sequences"
+        )
+    if src.genome is None and fasta is not None and is_table(fasta):
+        _check_series_inputs(
+            fasta, labels, lm, per_position, src.sequence_column, tc, src.id_column
+        )
+    elif src.series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
+        _refuse_series_columns(primary)
+    if lm:
+        assert fasta is not None
+        return _load_lm(fasta, src, primary)
+    if src.genome is not None:
+        assert fasta is not None
+        spec, alpha, data, val = load_intervals_for_training(
+            src.genome,
+            fasta,
+            labels,
+            src.val_fasta,
+            src.val_labels,
+            task=src.task,
+            id_column=src.id_column,
+            targets=src.targets,
+            alphabet=src.alphabet,
+            on_invalid=src.on_invalid,
+            ignore_unmatched=src.ignore_unmatched,
+            cv=tc.cv,
+        )
+        return _Loaded(spec, alpha, data, val, primary)
+    if labels is None:
+        raise UsageError(
+            "a labels table is required (or --sequence-column; --task "
+            f"{LANGUAGE_MODEL} learns from sequences alone)"
+        )
+    if per_position:
+        spec, alpha, data, val = load_for_training(
+            fasta,
+            labels,
+            src.val_fasta,
+            src.val_labels,
+            alphabet=src.alphabet,
+            mask=src.position_mask,
+            id_column=src.id_column,
+            targets=src.targets,
+            sequence_column=src.sequence_column,
+            on_invalid=src.on_invalid,
+            ignore_unmatched=src.ignore_unmatched,
+        )
+        return _Loaded(spec, alpha, data, val, primary)
+    return _load_labelled(src, labels, tc, primary)
+
+
+def _load_lm(
+    fasta: str | os.PathLike[str], src: _TrainInputs, primary: str | os.PathLike[str]
+) -> _Loaded:
+    data, lm_alpha, _ = read_inputs(fasta, src.alphabet, src.on_invalid)
+    if isinstance(lm_alpha, SeriesSpec):
+        raise UsageError(
+            f"--task {LANGUAGE_MODEL} learns from sequences; "
+            f"{display_name(fasta)} is a numeric series table"
+        )
+    data.positions = position_targets(data, lm_alpha)
+    val: SequenceSet | None = None
+    if src.val_fasta is not None:
+        val, _, _ = read_encoded(
+            read_sequences(src.val_fasta), display_name(src.val_fasta), lm_alpha, src.on_invalid
+        )
+        val.positions = position_targets(val, lm_alpha)
+    return _Loaded(lm_task(lm_alpha), lm_alpha, data, val, primary)
+
+
+def _load_labelled(
+    src: _TrainInputs,
+    labels: str | os.PathLike[str],
+    tc: TrainConfig,
+    primary: str | os.PathLike[str],
+) -> _Loaded:
+    series = SeriesOptions(src.id_column, src.series_columns)
+    lsrc = LabelSource(labels, src.id_column, src.targets, src.sequence_column)
+    labeled, alpha = load_labeled(
+        src.fasta, lsrc, src.alphabet, src.on_invalid, src.ignore_unmatched, series
+    )
+    if isinstance(alpha, SeriesSpec):
+        _refuse_strands(tc)  # a table from stdin is known as one only now
+        # every record of the training input (the validation part too: label-free
+        # statistics, so that members trained with other seeds read alike)
+        alpha = fit_normalisation(labeled.data.codes, alpha, display_name(primary))
+        _series_warnings(alpha, labeled.data, labeled.targets, display_name(primary))
+    elif src.series_columns:
+        _refuse_series_columns(primary)
+    spec = prepare_task(labeled, src.task)
+    data = labeled.data
+    data.targets = spec.encode_labels(labeled.label_values, labeled.where)
+    val: SequenceSet | None = None
+    if src.val_labels is not None:
+        vsrc = LabelSource(src.val_labels, src.id_column, labeled.targets, src.sequence_column)
+        vlabeled, _ = load_labeled(
+            src.val_fasta, vsrc, alpha, src.on_invalid, src.ignore_unmatched, series
+        )
+        val = vlabeled.data
+        val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
+    return _Loaded(spec, alpha, data, val, primary)
+
+
+def _fold(
+    alpha: Alphabet | SeriesSpec | StructureInput,
+    tc: TrainConfig,
+    data: SequenceSet,
+    val: SequenceSet | None,
+) -> StructureInput:
+    """Fold every training and validation sequence (--structure)."""
+    if not isinstance(alpha, Alphabet):
+        raise UsageError("--structure folds RNA sequences; a numeric series has none")
+    folding = structure_input(alpha, tc.structure)
+    started = time.perf_counter()
+    for part in (data, val):
+        if part is not None:
+            with_structure(part, folding, torch.get_num_threads())
+    log.info(
+        "folded %d sequence(s) with ViennaRNA %s (%s) in %.1f s",
+        len(data) + len(val or []),
+        folding.version,
+        tc.structure,
+        time.perf_counter() - started,
+    )
+    return folding
+
+
+def _split(
+    data: SequenceSet, explicit_val: SequenceSet | None, spec: TaskSpec, tc: TrainConfig
+) -> tuple[np.ndarray | None, SequenceSet, SequenceSet | None]:
+    """Folds (--cv), or the training and validation sets."""
+    folds: np.ndarray | None = None
+    val_set: SequenceSet | None
+    if tc.cv:
+        if explicit_val is not None:
+            raise UsageError(
+                "--cv holds out each fold in turn for validation: drop --val-fasta/--val-labels"
+            )
+        strata = data.targets if spec.kind in ("binary", "multiclass") else None
+        folds = assign_folds(len(data), tc.cv, tc.seed, strata)
+        if int(np.bincount(folds, minlength=tc.cv).min()) == 0:
+            raise DataError(f"--cv {tc.cv}: {len(data)} record(s) cannot fill {tc.cv} folds")
+        # every record trains (in K - 1 of the members) and validates (in one)
+        train_set, val_set = data, None
+    elif explicit_val is not None:
+        val_set = explicit_val
+        train_set = data
+    else:
+        strata = data.targets if spec.kind in ("binary", "multiclass") else None
+        train_idx, val_idx = split_indices(len(data), tc.val_fraction, tc.seed, strata)
+        # the training records' codes move within the set's own array: no second copy
+        train_set, val_set = data.split(train_idx, val_idx)
+    if spec.kind in ("binary", "multiclass"):
+        assert train_set.targets is not None
+        present = np.unique(train_set.targets)
+        missing = [spec.classes[i] for i in range(len(spec.classes)) if i not in present]
+        if missing:
+            raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
+    if folds is not None:
+        log.info(
+            "records: %d in %d folds%s; each fold is held out once",
+            len(data),
+            tc.cv,
+            " (stratified by class)" if spec.kind in ("binary", "multiclass") else "",
+        )
+    else:
+        log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
+    return folds, train_set, val_set
+
+
+def _weigh_classes(
+    spec: TaskSpec, train_set: SequenceSet, tc: TrainConfig, given: TrainConfig, validated: bool
+) -> TrainConfig:
+    """Class weights (set on ``spec``) and the monitor, resolved and reported."""
+    counted = class_weight_targets(spec, train_set)
+    imbalance = find_imbalance(spec, counted)
+    spec.class_weights = resolve_class_weights(spec, tc.class_weight, counted, imbalance)
+    tc = dataclasses.replace(tc, monitor=resolve_monitor(tc.monitor, spec, imbalance, validated))
+    if imbalance is not None:
+        _report_imbalance(imbalance, spec, tc, given)
+    if spec.class_weights:
+        names = spec.targets if spec.kind == "multilabel" else spec.classes
+        log.info(
+            "class weights: %s",
+            ", ".join(f"{n} {w:.3g}" for n, w in zip(names, spec.class_weights, strict=True)),
+        )
+    return tc
+
+
+def _train_members(
+    run: _MemberRun,
+    plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]],
+    reporter: Reporter | None,
+    on_epoch: Callable[[dict[str, Any]], None],
+    checked: tuple[SequenceSet, SequenceSet | None, str, str],
+) -> tuple[list[SequenceModel], list[TrainResult]]:
+    """Build and fit every member (one, an ensemble's, or one per fold)."""
+    cfg, tc, spec, alpha = run.cfg, run.tc, run.spec, run.alpha
+    train_set, val_set, train_name, val_name = checked
+    members: list[SequenceModel] = []
+    results: list[TrainResult] = []
+    stage = "building"
+    try:
+        for index, member_train, member_val in plans:
+            member_tc = _member_settings(tc, index, run.n_members)
+            seed_everything(member_tc.seed)
+            stage = "building"
+            model = SequenceModel(
+                cfg.model, alpha.size, spec.n_outputs, per_position=run.per_position, causal=run.lm
+            )
+            if run.parent is not None:
+                start_from(model, run.parent, spec, tc.freeze_backbone)
+            if index == 0:
+                _first_member(run, model, train_set, val_set, train_name, val_name)
+            if run.oof is not None:
+                log.info(
+                    "fold %d of %d: %d training, %d held-out records (seed %d)",
+                    index + 1,
+                    run.n_members,
+                    len(member_train),
+                    len(member_val or []),
+                    member_tc.seed,
+                )
+            elif run.n_members > 1:
+                log.info(
+                    "ensemble member %d of %d (seed %d)", index + 1, run.n_members, member_tc.seed
+                )
+            tag = (
+                {"fold" if run.oof is not None else "member": index + 1}
+                if run.n_members > 1
+                else {}
+            )
+            stage = "training"
+            results.append(
+                fit(
+                    model,
+                    spec,
+                    featurizer(alpha),
+                    member_train,
+                    member_val,
+                    member_tc,
+                    run.device,
+                    reporter=_Tagged(reporter, tag) if run.ranks.main and reporter else None,
+                    on_epoch=_tag_records(on_epoch, tag),
+                    complement=run.complement,
+                    resume=run.resume,
+                    ranks=run.ranks,
+                )
+            )
+            members.append(model)
+            if run.oof is not None:
+                assert member_val is not None
+                run.oof.add(
+                    index,
+                    model,
+                    featurizer(alpha),
+                    member_val,
+                    results[-1].best,
+                    tc.batch_size,
+                    run.device,
+                    tc.max_tokens or None,
+                )
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        size = model_size(cfg.model, alpha.size, spec.n_outputs, run.per_position or run.lm)
+        raise TrainingError(
+            _training_out_of_memory(stage, run.device, cfg.model, size.weights, train_set, tc)
+        ) from None
+    return members, results
+
+
+def _first_member(
+    run: _MemberRun,
+    model: SequenceModel,
+    train_set: SequenceSet,
+    val_set: SequenceSet | None,
+    train_name: str,
+    val_name: str,
+) -> None:
+    """Checks and reports made once, on the first member built."""
+    if run.per_position:
+        check_keeps_positions(model, run.cfg.model, run.alpha.size)
+    check_lengths(model, train_set.ids, train_set.lengths, train_name, advice="train")
+    if val_set is not None:
+        check_lengths(model, val_set.ids, val_set.lengths, val_name, advice="train")
+    n_params = count_parameters(model)
+    log.info(
+        "model: %s, %s parameters%s",
+        describe(
+            {**run.cfg.to_dict()["model"], "pooling": resolve_pooling(run.cfg.model)},
+            run.per_position,
+            run.lm,
+        ),
+        f"{n_params:,}",
+        f" per member, {run.n_members} members" if run.n_members > 1 else "",
+    )
+    if run.parent is not None:
+        report_start(model, run.parent, run.spec, run.tc.freeze_backbone)
+
+
+def _manifest(
+    run: _MemberRun,
+    model: SequenceModel,
+    result: TrainResult,
+    results: list[TrainResult],
+    sets: tuple[SequenceSet, SequenceSet, SequenceSet | None],
+    sources: list[str],
+    genome: GenomeOptions | None,
+) -> dict[str, Any]:
+    """The model file's manifest: the resolved settings, the data, the metrics."""
+    cfg, tc, oof = run.cfg, run.tc, run.oof
+    data, train_set, val_set = sets
+    resolved = cfg.to_dict()
+    resolved["model"]["pooling"] = resolve_pooling(cfg.model)
+    resolved["training"]["monitor"] = tc.monitor  # 'auto' as this run resolved it
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "device": str(run.device),
+        **input_fields(run.alpha),
+        "max_length_policy": _length_policy(model.max_length),
+        "task": run.spec.to_dict(),
+        "model": resolved["model"],
+        "training": resolved["training"],
+        "seed": tc.seed,
+        **({"per_position": True} if run.per_position or run.lm else {}),
+        "parameters": count_parameters(model) * run.n_members,
+        **({"init_from": run.parent.record(tc.freeze_backbone)} if run.parent is not None else {}),
+        "data": {
+            "sources": sources,
+            "fingerprint_sha256": data.fingerprint(),
+            "records": len(data),
+            "train_records": len(train_set),
+            "val_records": len(val_set) if val_set is not None else 0,
+            "val_fingerprint_sha256": val_set.fingerprint() if val_set is not None else "",
+            "lengths": _lengths_summary(data),
+            **({"genome": genome.summary} if genome is not None else {}),
+        },
+        "metrics": _metrics(result)
+        if run.n_members == 1
+        else {
+            "monitor": result.monitor,
+            "best": result.best,
+            "final": result.final,
+            "seconds": round(result.seconds, 2),
+            "cv": oof.summary(),
+            "members": [
+                {"seed": tc.seed + i, "fold": i + 1, **_metrics(r)} for i, r in enumerate(results)
+            ],
+        }
+        if oof is not None
+        else {
+            "monitor": result.monitor,
+            "best": result.best,
+            "final": result.final,
+            "seconds": round(result.seconds, 2),
+            "members": [{"seed": tc.seed + i, **_metrics(r)} for i, r in enumerate(results)],
+        },
+    }
+
+
+def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray, source: str) -> None:
+    """Sequences that occur more than once with different labels, said in one line: a
+    warning for classes (a model cannot fit both), a note for regression (replicates)."""
+    found = conflicting_labels(data, digests)
+    if not found.sequences:
+        return
+    shown = "; ".join(" = ".join(repr(i) for i in ids) for ids in found.examples)
+    what = "labels" if spec.is_classification else "target values"
+    message = (
+        f"{source}: {found.sequences} sequence(s) occur more than once with different "
+        f"{what} ({found.records} records; e.g. {shown})"
+    )
+    if spec.is_classification:
+        log.warning("%s: no model can fit both; check the labels", message)
+    else:
+        log.info("%s: replicate measurements are averaged by the loss", message)
+
+
+def _check_structure_options(tc: TrainConfig, lm: bool) -> None:
+    """What --structure cannot go with, said before any data is read."""
+    if lm:
+        raise UsageError(
+            f"--structure is not available for --task {LANGUAGE_MODEL} (a "
+            "folding reads the whole sequence, the future included)"
+        )
+    if tc.rc_augment or tc.rc_average:
+        raise UsageError(
+            "--structure cannot go with --rc-augment or --rc-average: the reverse "
+            "complement folds otherwise"
+        )
+    vienna()  # installed, or a usage error that says how
+
+
+def _report_imbalance(
+    imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig, given: TrainConfig
+) -> None:
+    """One line: how imbalanced the labels are and what the defaults did about it."""
+    what = "positions" if spec.kind == "per-position" else "records"
+    done = []
+    if given.class_weight.strip() == "auto":
+        done.append("class-weighted loss (--class-weight balanced)")
+    if given.monitor == "auto":
+        done.append(f"--monitor {tc.monitor}")
+    action = f": {' and '.join(done)}" if done else ""
+    log.info(
+        "imbalanced labels: %r is %.1f%% of the training %s%s (set --class-weight or "
+        "--monitor to choose otherwise)",
+        imbalance.name,
+        100 * imbalance.share,
+        what,
+        action,
+    )
+
+
+def _training_out_of_memory(
+    stage: str,
+    device: torch.device,
+    model: ModelConfig,
+    weights: int,
+    data: SequenceSet,
+    tc: TrainConfig,
+) -> str:
+    """One line for memory that ran out while a model was built or trained: what took it
+    and which settings (or records) to lower."""
+    held = (
+        f"the model ({model.arch}, {sizing_settings(model)}): {weights:,} weights "
+        f"({_size_text(weights * 4)} as float32"
+    )
+    if stage == "building":
+        return f"out of memory on {device} building {held}); lower those settings"
+    longest = int(np.argmax(data.lengths)) if len(data) else 0
+    record = (
+        f", the longest record {data.ids[longest]!r} has {int(data.lengths[longest]):,} positions"
+        if len(data)
+        else ""
+    )
+    cap = f"--max-tokens {tc.max_tokens}" if tc.max_tokens else "no --max-tokens"
+    return (
+        f"out of memory on {device} training {held}, about four times that while "
+        f"training), batches of up to {tc.batch_size} records ({cap}){record}; lower "
+        "--batch-size or set --max-tokens, split or trim the longest records, or lower "
+        "the model's settings"
+    )
+
+
+def _size_text(n: int) -> str:
+    """Bytes for a person: '3.8 kB', '12.0 MB', '3.8 GB' (powers of 1024)."""
+    for unit, shift in (("GB", 30), ("MB", 20), ("kB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _check_lm_inputs(
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str] | None,
+    sequence_column: str | None,
+    position_mask: str | os.PathLike[str] | None,
+    val_labels: str | os.PathLike[str] | None,
+    tc: TrainConfig,
+) -> None:
+    """A language model learns from a FASTA alone."""
+    given = [
+        name
+        for name, value in (
+            ("a labels table", labels),
+            ("--sequence-column", sequence_column),
+            ("--position-mask", position_mask),
+            ("--val-labels", val_labels),
+        )
+        if value is not None
+    ]
+    if given:
+        raise UsageError(
+            f"--task {LANGUAGE_MODEL} learns from the sequences alone; drop {', '.join(given)}"
+        )
+    if fasta is None:
+        raise UsageError(f"--task {LANGUAGE_MODEL} needs a FASTA of sequences")
+    for flag, on in (
+        ("--rc-augment", tc.rc_augment),
+        ("--rc-average", tc.rc_average),
+        ("--class-weight", tc.class_weight.strip() not in ("", "none", "auto")),
+    ):
+        if on:
+            raise UsageError(f"{flag} is not available for --task {LANGUAGE_MODEL}")
+
+
+def _rows_per_id(path: str | os.PathLike[str], id_column: str, limit: int = 5000) -> float:
+    """Rows per distinct id among the first ``limit`` rows of a table (0: unreadable or no
+    such column); enough to tell a series table from a labels table."""
+    opened = None
+    try:
+        opened = read_input(path)
+        if not isinstance(opened, TableText):
+            return 0.0
+        delimiter = pick_delimiter(opened.name, opened.first_line)
+        rows = csv.reader(itertools.islice(opened.lines, limit), delimiter=delimiter)
+        header = next(csv.reader([opened.first_line], delimiter=delimiter))
+        k = [h.strip() for h in header].index(id_column)
+        ids = [row[k].strip() for row in rows if len(row) > k and row[k].strip()]
+        return len(ids) / len(set(ids)) if ids else 0.0
+    except (BioseqnnError, ValueError, OSError, csv.Error):
+        return 0.0
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str], source: str) -> None:
+    """What is probably a mistake in a series table, said once before training."""
+    if int(data.lengths.max()) == 1:
+        log.warning(
+            "%s: every series is one time step long; a series table has one row per "
+            "time step (is this the right table?)",
+            source,
+        )
+    leaked = [c for c in spec.channels if c in targets]
+    if leaked:
+        log.warning(
+            "%s: channel %r has the name of a target column: is the target among "
+            "the inputs? (choose the channels with --series-columns)",
+            source,
+            leaked[0],
+        )
+
+
+def _check_series_inputs(
+    table: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    lm: bool,
+    per_position: bool,
+    sequence_column: str | None,
+    tc: TrainConfig,
+    id_column: str = "id",
+) -> None:
+    """What a numeric series table (``table``, given where sequences go) cannot train."""
+    name = display_name(table)
+    if (
+        labels is not None
+        and str(labels) != STDIO
+        and os.path.exists(labels)
+        and os.path.samefile(table, labels)
+    ):
+        raise UsageError(
+            f"{name} is given as the series table and as the labels table; "
+            "give the series (one row per time step), then the labels"
+        )
+    if lm:
+        raise UsageError(
+            f"--task {LANGUAGE_MODEL} learns from sequences (FASTA); {name} is a table"
+        )
+    if per_position and is_fasta(labels):
+        raise UsageError(
+            f"{name} is a table and {display_name(labels or '')} a FASTA: are the "
+            "arguments in the right order (the sequences or series first, then the "
+            "labels)? Per-position labels are for sequences"
+        )
+    if per_position:
+        raise UsageError(
+            "--task per-position is for sequences; a numeric series model "
+            "predicts one row per series"
+        )
+    if (
+        labels is not None
+        and is_table(labels)
+        and _rows_per_id(table, id_column) == 1.0
+        and _rows_per_id(labels, id_column) > 1.0
+    ):
+        raise UsageError(
+            f"{name} has one row per id and {display_name(labels)} several: are "
+            "the arguments swapped? The series table (one row per time step) goes "
+            "first, then the labels"
+        )
+    if sequence_column is not None:
+        raise UsageError(
+            f"--sequence-column reads sequences from the labels table; {name} is "
+            "a table of its own (a numeric series: give it without "
+            "--sequence-column)"
+        )
+    _refuse_strands(tc)
+
+
+def _refuse_strands(tc: TrainConfig) -> None:
+    if tc.rc_augment or tc.rc_average:
+        raise UsageError("--rc-augment and --rc-average are for DNA/RNA, not numeric series")
+
+
+def _refuse_series_columns(sequences: str | os.PathLike[str]) -> None:
+    raise UsageError(
+        "--series-columns applies to a numeric series table; "
+        f"{display_name(sequences)} holds sequences"
+    )
+
+
+def _metrics(result: TrainResult) -> dict[str, Any]:
+    return {
+        "monitor": result.monitor,
+        "resumed_from": result.resumed_from,
+        "best_epoch": result.best_epoch,
+        "best": result.best,
+        "final": result.final,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "seconds": round(result.seconds, 2),
+    }
+
+
+def _member_settings(tc: TrainConfig, index: int, members: int) -> TrainConfig:
+    """The settings of ensemble (or cross-validation) member ``index``: its own seed and
+    checkpoint folder."""
+    if members == 1:
+        return tc
+    folder = str(Path(tc.checkpoint_dir) / f"member-{index + 1}") if tc.checkpoint_dir else None
+    return dataclasses.replace(tc, seed=tc.seed + index, checkpoint_dir=folder)
+
+
+def default_oof_path(output: str | os.PathLike[str]) -> Path:
+    """model.bsnn -> model.oof.tsv, beside the model (the out-of-fold predictions)."""
+    p = Path(output)
+    return p.with_name(p.stem + ".oof.tsv") if p.suffix else p.with_name(p.name + ".oof.tsv")
+
+
+def _cv_result(oof: OutOfFold, results: list[TrainResult]) -> TrainResult:
+    """One result for cross-validation: every fold's epochs (tagged with ``fold``), and
+    as ``best`` and ``final`` the pooled out-of-fold figures (logged with their spread)."""
+    summary = oof.summary()
+    pooled = summary["pooled"]
+    shown = [
+        k
+        for k in (
+            "val_loss",
+            "val_accuracy",
+            "val_mcc",
+            "val_r2",
+            "val_pearson",
+            "val_spearman",
+            "val_perplexity",
+            results[0].monitor,
+        )
+        if k in pooled and k in summary["mean"]
+    ]
+    log.info(
+        "cross-validation, %d folds: %s",
+        summary["folds"],
+        "; ".join(
+            f"{k} {summary['mean'][k]:.4f} ± {summary['sd'][k]:.4f} (pooled {pooled[k]:.4f})"
+            for k in dict.fromkeys(shown)
+        ),
+    )
+    history = [{"fold": i + 1, **r} for i, res in enumerate(results) for r in res.history]
+    return TrainResult(
+        history=history,
+        best=pooled,
+        final=pooled,
+        stopped_early=any(r.stopped_early for r in results),
+        seconds=sum(r.seconds for r in results),
+        monitor=results[0].monitor,
+        resumed_from=results[0].resumed_from,
+    )
+
+
+def _write_oof(oof: OutOfFold, path: Path) -> None:
+    """The out-of-fold predictions: one row per record (id, fold, then predict's columns),
+    in the order of the folds."""
+    rows = oof.task.format_rows(oof.outputs())
+    with atomic_output(path) as fh:
+        fh.write("\t".join(["id", "fold", *oof.task.columns()]) + "\n")
+        for rid, fold, row in zip(oof.ids, oof.fold, rows, strict=True):
+            fh.write("\t".join([rid, str(fold), *row]) + "\n")
+    log.info("wrote the out-of-fold predictions to %s", path)
+
+
+def _both(
+    first: Callable[[dict[str, Any]], None], second: Callable[[dict[str, Any]], None] | None
+) -> Callable[[dict[str, Any]], None]:
+    """One per-epoch sink that feeds two: the metrics log first (so a record is logged
+    even when the second stops training)."""
+    if second is None:
+        return first
+
+    def both(record: dict[str, Any]) -> None:
+        first(record)
+        second(record)
+
+    return both
+
+
+def _tag_records(
+    sink: Callable[[dict[str, Any]], None], tag: dict[str, Any]
+) -> Callable[[dict[str, Any]], None]:
+    return lambda record: sink({**tag, **record})
+
+
+class _Tagged:
+    """A reporter whose epoch records name the ensemble member."""
+
+    def __init__(self, inner: Reporter, tag: dict[str, Any]) -> None:
+        self.inner, self.tag = inner, tag
+
+    def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
+        self.inner.start(epochs, batches, monitor)
+
+    def batch(self, epoch: int, loss: float) -> None:
+        self.inner.batch(epoch, loss)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        self.inner.epoch({**self.tag, **record})
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+def _ensemble_result(
+    model: Ensemble,
+    results: list[TrainResult],
+    spec: TaskSpec,
+    onehot: torch.nn.Module,
+    val_set: SequenceSet | None,
+    tc: TrainConfig,
+    device: torch.device,
+) -> TrainResult:
+    """One result for the ensemble: every member's epochs (tagged with ``member``), and
+    as ``best`` and ``final`` the ensemble's own validation metrics."""
+    history = [{"member": i + 1, **r} for i, res in enumerate(results) for r in res.history]
+    record: dict[str, Any] = {}
+    if val_set is not None and len(val_set):
+        model.to(device).eval()
+        onehot.to(device)
+        record = evaluate_set(
+            model,
+            onehot,
+            spec,
+            val_set,
+            tc.batch_size,
+            device,
+            "val",
+            max_tokens=tc.max_tokens or None,
+        )
+        shown = ", ".join(
+            f"{k} {v:.4f}"
+            for k, v in record.items()
+            if k in ("val_loss", "val_accuracy", "val_r2", "val_spearman")
+        )
+        log.info("ensemble of %d on the validation set: %s", len(results), shown)
+    return TrainResult(
+        history=history,
+        best=record,
+        final=record,
+        stopped_early=any(r.stopped_early for r in results),
+        seconds=sum(r.seconds for r in results),
+        monitor=results[0].monitor,
+        resumed_from=results[0].resumed_from,
+    )
