@@ -571,7 +571,7 @@ def _language_model(tmp: Path, arch: str) -> Path:
 
 def bench_generate(settings: Settings, tmp: Path) -> None:
     from bioseqnn.bundle import load_bundle
-    from bioseqnn.lm import Sampling, sample
+    from bioseqnn.variants.lm import Sampling, sample
 
     settings.out("\n## Generation (lm.sample, 64 samples at once, width 128; residues/s)")
     settings.out("| model | 200 residues | 1000 residues |")

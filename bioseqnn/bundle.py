@@ -33,9 +33,9 @@ from .models.base import (
     config_dict,
     resolve_pooling,
 )
-from .series import SeriesSpec
 from .structure import StructureInput
 from .tasks import TaskSpec
+from .variants.series import SeriesSpec
 
 if typing.TYPE_CHECKING:
     pass

@@ -1990,8 +1990,8 @@ def generate(
 ) -> None:
     """Sample new sequences from a language model, as FASTA."""
     _setup_logging(quiet, debug)
-    from .lm import Sampling
     from .ops.generate import generate as run_generate
+    from .variants.lm import Sampling
 
     sampling = Sampling(
         temperature=temperature,

@@ -17,8 +17,8 @@ import torch
 
 from .alphabets import INVALID, Alphabet, count_kinds
 from .errors import DataError, UsageError, shorten
-from .series import SeriesSpec
 from .structure import LEVELS, STATES, StructureInput
+from .variants.series import SeriesSpec
 
 log = logging.getLogger("bioseqnn")
 

@@ -1,7 +1,7 @@
 """The reference genome: an indexed FASTA, plain or bgzip, read at random through pysam.
 
 pysam (htslib, the library of samtools and bcftools) reads both the genome (through its
-``.fai`` index, and ``.gzi`` for bgzip) and VCF/BCF files (bioseqnn/variant_effects.py):
+``.fai`` index, and ``.gzi`` for bgzip) and VCF/BCF files (bioseqnn/ops/variant_effects.py):
 one optional dependency, the readers the rest of the field uses, C speed. The index is
 built on first use when the FASTA's folder is writable (and rebuilt when the FASTA is
 newer than it); otherwise the error says how to build it.

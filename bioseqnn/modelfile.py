@@ -23,10 +23,10 @@ from .alphabets import ALPHABETS, Alphabet
 from .digest import TENSOR as DIGEST_TENSOR
 from .errors import ModelFileError, UsageError, shorten
 from .modelspec import MAX_WEIGHTS, ModelConfig, model_size, too_large
-from .series import SeriesSpec
 from .structure import KINDS as STRUCTURE_KINDS
 from .structure import StructureInput
 from .tasks import PER_POSITION_KINDS, TASKS, TaskSpec
+from .variants.series import SeriesSpec
 
 if typing.TYPE_CHECKING:
     from .config import RunConfig

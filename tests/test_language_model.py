@@ -20,7 +20,8 @@ from bioseqnn.data.batches import batch_targets
 from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import Encoder
 from bioseqnn.errors import UsageError
-from bioseqnn.lm import (
+from bioseqnn.models.base import ModelConfig, SequenceModel
+from bioseqnn.variants.lm import (
     Sampling,
     _filter,
     _Steps,
@@ -29,7 +30,6 @@ from bioseqnn.lm import (
     sample,
     sequence_scores,
 )
-from bioseqnn.models.base import ModelConfig, SequenceModel
 
 CAUSAL = [
     {"arch": "rnn", "hidden_size": 16, "layers": 2},

@@ -31,7 +31,7 @@ from bioseqnn.io.fasta import RecordStream
 from bioseqnn.io.series import SeriesOptions, SeriesReader
 from bioseqnn.io.sniff import TableText, read_input
 from bioseqnn.modelfile import read_manifest
-from bioseqnn.series import SeriesSpec, fit_normalisation
+from bioseqnn.variants.series import SeriesSpec, fit_normalisation
 
 TRAIN = EXAMPLES / "motions_train.tsv"
 TRAIN_LABELS = EXAMPLES / "motions_train.csv"

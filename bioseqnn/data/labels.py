@@ -22,8 +22,8 @@ from ..io.files import display_name
 from ..io.series import SeriesOptions
 from ..io.sniff import read_sequences
 from ..io.tables import Table, read_table
-from ..series import SeriesSpec
 from ..tasks import CONTROL
+from ..variants.series import SeriesSpec
 from .reading import read_encoded, read_inputs
 from .sets import SequenceSet
 

@@ -26,7 +26,7 @@ from ..io.fasta import FastaBlock, Record, RecordStream
 from ..io.files import display_name
 from ..io.series import SeriesOptions, SeriesReader
 from ..io.sniff import TableText, read_input
-from ..series import SeriesSpec
+from ..variants.series import SeriesSpec
 from .sets import SequenceSet
 
 log = logging.getLogger("bioseqnn")

@@ -28,9 +28,9 @@ from ..errors import ModelFileError, UsageError
 from ..io.files import display_name
 from ..modelfile import model_input, read_manifest
 from ..models.base import AUTO, Ensemble, SequenceModel, count_parameters
-from ..series import SeriesSpec
 from ..structure import StructureInput
 from ..tasks import TaskSpec
+from ..variants.series import SeriesSpec
 
 log = logging.getLogger("bioseqnn")
 T = TypeVar("T")

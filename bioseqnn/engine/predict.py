@@ -20,10 +20,10 @@ from ..errors import DataError, UsageError
 from ..io.fasta import Record, RecordStream
 from ..io.series import SeriesOptions, SeriesReader
 from ..models.base import Predictor, check_lengths
-from ..series import series_options
 from ..strands import complement_table, reverse_complement_set
 from ..structure import with_structure
 from ..tasks import TaskSpec
+from ..variants.series import series_options
 
 log = logging.getLogger("bioseqnn")
 

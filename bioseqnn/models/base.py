@@ -110,7 +110,7 @@ def exporting() -> bool:
 
     Code that records badly (worker threads, Python loops over time steps, branches on a
     tensor's shape) then gives way to plain torch operations with the same numerics, so
-    the exported graph keeps dynamic batch and length axes (see bioseqnn/export.py).
+    the exported graph keeps dynamic batch and length axes (see bioseqnn/ops/export.py).
     """
     # torch.onnx is imported lazily (with torch.export, ~0.15 s); when nothing has imported
     # it, no ONNX export can be running, so look before touching the attribute.
@@ -176,7 +176,7 @@ class SequenceModel(nn.Module):
 
     With ``per_position`` the head is applied at every position instead: (B, L, K).
 
-    With ``causal`` (a language model, see bioseqnn/lm.py) the output at position i reads
+    With ``causal`` (a language model, see bioseqnn/variants/lm.py) the output at position i reads
     positions before i only: a zero start vector goes in front of every sequence, so the
     output is (B, L + 1, K), the distribution of residue 1, 2, ..., L and then of the end.
     The backbone must read left to right (lm.check_causal); a transformer masks the future.
@@ -213,7 +213,7 @@ class SequenceModel(nn.Module):
         self.head = nn.Linear(dim, n_outputs)
 
     backbone_frozen: bool = False
-    """Fine-tuning with a frozen backbone (bioseqnn/finetune.py): it runs as in prediction
+    """Fine-tuning with a frozen backbone (bioseqnn/engine/finetune.py): it runs as in prediction
     while the rest trains, so its batch-norm statistics and inner dropout stay fixed."""
 
     def train(self, mode: bool = True) -> SequenceModel:

@@ -409,7 +409,7 @@ def _evaluate_positions(
     hint: str,
 ) -> Evaluation:
     """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
-    from ..perposition import is_fasta, load_positions, score_positions
+    from ..variants.perposition import is_fasta, load_positions, score_positions
 
     task = bundle.task
     loaded = load_positions(
@@ -457,8 +457,8 @@ def _evaluate_language_model(
 ) -> Evaluation:
     """Perplexity and next-residue accuracy over every scored position (residues that
     are no ambiguity code, and each sequence's end)."""
-    from ..lm import position_targets
     from ..models.base import check_lengths
+    from ..variants.lm import position_targets
 
     source = display_name(sequences)
     data, _, _ = read_encoded(read_sequences(sequences), source, bundle.alphabet, on_invalid)

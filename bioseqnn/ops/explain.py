@@ -57,9 +57,9 @@ from ..io.files import display_name
 from ..io.outputs import atomic_output, check_output_path, table_delimiter
 from ..models.base import Predictor
 from ..runtime import configure_threads
-from ..series import series_options
 from ..structure import StructureInput, with_structure
 from ..tasks import TaskSpec, target_score
+from ..variants.series import series_options
 from .evaluate import check_alphabet_fits
 
 if TYPE_CHECKING:

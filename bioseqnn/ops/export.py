@@ -60,9 +60,9 @@ from ..io.outputs import atomic_output, check_output_path
 from ..io.series import SeriesOptions
 from ..io.sniff import read_sequences
 from ..models.base import check_lengths
-from ..series import SeriesSpec, series_options
 from ..structure import with_structure
 from ..tasks import TaskSpec, output_activation
+from ..variants.series import SeriesSpec, series_options
 
 FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
 OPSET = 17

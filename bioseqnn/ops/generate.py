@@ -15,8 +15,8 @@ from ..io.outputs import (
     atomic_output,
     check_output_path,
 )
-from ..lm import Sampling, sample
 from ..runtime import configure_threads
+from ..variants.lm import Sampling, sample
 
 log = logging.getLogger("bioseqnn")
 

@@ -29,13 +29,13 @@ from ..io.outputs import (
     write_table,
 )
 from ..io.sniff import read_sequences
-from ..lm import KIND as LANGUAGE_MODEL
-from ..lm import score_columns, score_rows
-from ..perposition import (
+from ..runtime import configure_threads
+from ..variants.lm import KIND as LANGUAGE_MODEL
+from ..variants.lm import score_columns, score_rows
+from ..variants.perposition import (
     predict_positions,
     write_positions,
 )
-from ..runtime import configure_threads
 
 log = logging.getLogger("bioseqnn")
 

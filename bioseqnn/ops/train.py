@@ -64,8 +64,6 @@ from ..io.outputs import (
 from ..io.series import SeriesOptions
 from ..io.sniff import TableText, is_table, read_input, read_sequences
 from ..io.tables import pick_delimiter
-from ..lm import KIND as LANGUAGE_MODEL
-from ..lm import lm_task, position_targets
 from ..models.base import (
     Ensemble,
     ModelConfig,
@@ -81,17 +79,19 @@ from ..models.base import (
     sizing_settings,
     too_large,
 )
-from ..perposition import (
+from ..runtime import configure_threads
+from ..strands import complement_table
+from ..structure import StructureInput, structure_input, vienna, with_structure
+from ..tasks import PER_POSITION_KINDS, TaskSpec, prepare_task
+from ..variants.lm import KIND as LANGUAGE_MODEL
+from ..variants.lm import lm_task, position_targets
+from ..variants.perposition import (
     check_keeps_positions,
     class_weight_targets,
     is_fasta,
     load_for_training,
 )
-from ..runtime import configure_threads
-from ..series import SeriesSpec, fit_normalisation, input_fields
-from ..strands import complement_table
-from ..structure import StructureInput, structure_input, vienna, with_structure
-from ..tasks import PER_POSITION_KINDS, TaskSpec, prepare_task
+from ..variants.series import SeriesSpec, fit_normalisation, input_fields
 from .ensemble import _length_policy
 
 log = logging.getLogger("bioseqnn")
@@ -196,11 +196,11 @@ def train(
     ``task='per-position'`` with a column of label strings) train a per-position model;
     ``position_mask`` (a 0/1 FASTA) leaves positions out of loss and metrics.
     ``task='language-model'`` trains on the sequences alone (``labels`` None; see
-    bioseqnn/lm.py); ``val_fasta`` then needs no ``val_labels``.
+    bioseqnn/variants/lm.py); ``val_fasta`` then needs no ``val_labels``.
 
     ``fasta`` may instead be a numeric series table (one row per time step: an id column,
     ``id_column`` as in the labels table, and channel columns, ``series_columns`` or every
-    other column; see bioseqnn/series.py); ``val_fasta`` is then a series table too.
+    other column; see bioseqnn/variants/series.py); ``val_fasta`` is then a series table too.
 
     With ``genome``, ``fasta`` (and ``val_fasta``) are genome intervals (BED or a
     chrom/start/end table) cut from its reference; labels come from ``labels`` joined by
@@ -210,7 +210,7 @@ def train(
     parent's network settings are this run's (a setting given otherwise is refused), every
     new model starts from its backbone, and from its head when the task's outputs are the
     same; ``freeze_backbone`` trains only the head (and attention pooling);
-    ``init_member`` picks the member of an ensemble parent (bioseqnn/finetune.py).
+    ``init_member`` picks the member of an ensemble parent (bioseqnn/engine/finetune.py).
 
     ``on_ready`` is called once the data is read and the settings are resolved, before a
     network is built, with what a search needs to know of the run: ``task`` (its kind),

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, UsageError
-from .io.series import SeriesOptions
+from ..errors import DataError, UsageError
+from ..io.series import SeriesOptions
 
 log = logging.getLogger("bioseqnn")
 
@@ -123,7 +123,7 @@ def input_fields(spec: Any) -> dict[str, Any]:
     """The model file's fields that say what it reads: ``alphabet`` and ``encoding`` for
     sequences (and ``structure`` when they are folded), ``input`` and ``encoding`` for a
     numeric series."""
-    from .structure import StructureInput
+    from ..structure import StructureInput
 
     if isinstance(spec, StructureInput):
         fields = input_fields(spec.alphabet)

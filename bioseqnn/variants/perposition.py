@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import metrics
-from .alphabets import Alphabet
-from .bundle import Bundle
-from .data.labels import LabelSource, _few, load_labeled
-from .data.reading import read_encoded
-from .data.sets import SequenceSet
-from .encoding import featurizer
-from .engine.predict import (
+from .. import metrics
+from ..alphabets import Alphabet
+from ..bundle import Bundle
+from ..data.labels import LabelSource, _few, load_labeled
+from ..data.reading import read_encoded
+from ..data.sets import SequenceSet
+from ..encoding import featurizer
+from ..engine.predict import (
     OOM_ERRORS,
     BatchLimit,
     PredictStats,
@@ -39,14 +39,14 @@ from .engine.predict import (
     encoded_chunks,
     infer_scored,
 )
-from .errors import DataError, UsageError, shorten
-from .io.fasta import Record
-from .io.files import STDIO, display_name, open_binary
-from .io.outputs import atomic_output, table_delimiter
-from .io.sniff import read_sequences
-from .models.base import ModelConfig, SequenceModel, get_architecture
-from .structure import with_structure
-from .tasks import PER_POSITION_KINDS, TaskSpec
+from ..errors import DataError, UsageError, shorten
+from ..io.fasta import Record
+from ..io.files import STDIO, display_name, open_binary
+from ..io.outputs import atomic_output, table_delimiter
+from ..io.sniff import read_sequences
+from ..models.base import ModelConfig, SequenceModel, get_architecture
+from ..structure import with_structure
+from ..tasks import PER_POSITION_KINDS, TaskSpec
 
 log = logging.getLogger("bioseqnn")
 

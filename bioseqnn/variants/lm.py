@@ -29,18 +29,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .alphabets import Alphabet
-from .bundle import Bundle
-from .data.batches import batch_targets
-from .data.sets import SequenceSet
-from .encoding import Encoder, OneHot
-from .engine.predict import OOM_ERRORS, BatchLimit, PredictStats, batches_in_memory, encoded_chunks
-from .errors import UsageError
-from .io.fasta import Record
-from .models.base import Ensemble, Predictor, SequenceModel, combine_members
-from .models.recurrent import RecurrentBackbone
-from .models.transformer import TransformerBackbone, sinusoidal_positions
-from .tasks import TaskSpec
+from ..alphabets import Alphabet
+from ..bundle import Bundle
+from ..data.batches import batch_targets
+from ..data.sets import SequenceSet
+from ..encoding import Encoder, OneHot
+from ..engine.predict import OOM_ERRORS, BatchLimit, PredictStats, batches_in_memory, encoded_chunks
+from ..errors import UsageError
+from ..io.fasta import Record
+from ..models.base import Ensemble, Predictor, SequenceModel, combine_members
+from ..models.recurrent import RecurrentBackbone
+from ..models.transformer import TransformerBackbone, sinusoidal_positions
+from ..tasks import TaskSpec
 
 log = logging.getLogger("bioseqnn")
 
