@@ -21,10 +21,10 @@ from bioseqnn.data.sets import SequenceSet
 from bioseqnn.encoding import Encoder
 from bioseqnn.errors import UsageError
 from bioseqnn.models.base import ModelConfig, SequenceModel
+from bioseqnn.models.decoding import StepDecoder
 from bioseqnn.variants.lm import (
     Sampling,
     _filter,
-    _Steps,
     lm_task,
     position_targets,
     sample,
@@ -63,7 +63,7 @@ def test_outputs_read_only_earlier_residues(settings: dict[str, object]) -> None
         alone = model(x[2:3, :5], torch.tensor([5]))
         torch.testing.assert_close(alone[0], out[2, :6], atol=1e-6, rtol=0)
         # one step at a time (what generate runs) gives the whole-sequence outputs
-        steps = _Steps(model)
+        steps = StepDecoder(model)
         stepped = [steps(torch.zeros(3, 4))] + [steps(x[:, t]) for t in range(12)]
         torch.testing.assert_close(torch.stack(stepped, 1)[0], out[0], atol=1e-5, rtol=0)
 
@@ -209,7 +209,7 @@ def test_scores_are_the_log_probabilities_of_each_step(
         y = batch_targets(bundle.task, data, np.arange(len(data)))
         total, count = sequence_scores(bundle.model(x, torch.tensor([6, 10, 1])), y)
         for i, s in enumerate(seqs):
-            steps = _Steps(bundle.model)
+            steps = StepDecoder(bundle.model)
             logits = steps(torch.zeros(1, 4))
             want = 0.0
             for c in s.decode():
