@@ -46,7 +46,7 @@ _HOMES = {
     "DataError": "errors",
     "ModelFileError": "errors",
     "UsageError": "errors",
-    "GenomeOptions": "intervals",
+    "GenomeOptions": "variants.intervals",
     "ModelConfig": "models",
     "score_variants": "ops.variant_effects",
     "tune": "search.study",
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from .bundle import Bundle, load_bundle
     from .config import RunConfig, TrainConfig, load_config
     from .errors import BioseqnnError, DataError, ModelFileError, UsageError
-    from .intervals import GenomeOptions
     from .models import ModelConfig
     from .notebook import History, Trained, predict, train
     from .ops.ensemble import combine
@@ -69,6 +68,7 @@ if TYPE_CHECKING:
     from .ops.train import TrainOutcome
     from .ops.variant_effects import score_variants
     from .search.study import TuneOutcome, tune
+    from .variants.intervals import GenomeOptions
 
 
 def __getattr__(name: str) -> Any:

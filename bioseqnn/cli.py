@@ -753,7 +753,7 @@ def train(
             _given_model_settings(config, cfg, model_flags),
         )
     lm = task is Task.language_model
-    from .intervals import genome_options
+    from .variants.intervals import genome_options
 
     intervals = genome_options(
         genome,
@@ -898,8 +898,8 @@ def predict(
 ) -> None:
     """Predict each sequence (or series): one row per record, in input order, id first."""
     _setup_logging(quiet, debug)
-    from .intervals import genome_options
     from .ops.predict import predict as run_predict
+    from .variants.intervals import genome_options
 
     stats = run_predict(
         model,
@@ -1004,8 +1004,8 @@ def variants(
     for regression) and diff_<class>: alt - ref, of the log-odds log(p/(1-p)) for classes.
     """
     _setup_logging(quiet, debug)
-    from .intervals import genome_options
     from .ops.variant_effects import score_variants
+    from .variants.intervals import genome_options
 
     if not genome:
         raise typer.BadParameter(
@@ -1469,11 +1469,11 @@ def evaluate(
     A language model is evaluated on sequences alone: perplexity and next-residue accuracy.
     """
     _setup_logging(quiet, debug)
-    from .intervals import genome_options
     from .io.outputs import check_output_path
     from .ops.evaluate import evaluate as run_evaluate
     from .ops.evaluate import metric_tables, write_json
     from .plots import DPI, evaluation_plots, plot_dir
+    from .variants.intervals import genome_options
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
     inputs = {

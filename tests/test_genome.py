@@ -16,8 +16,8 @@ import pysam
 import pytest
 
 from bioseqnn.errors import DataError
-from bioseqnn.genome import Genome, reverse_complement
-from bioseqnn.intervals import GenomeOptions, IntervalRecords
+from bioseqnn.io.genome import Genome, reverse_complement
+from bioseqnn.variants.intervals import GenomeOptions, IntervalRecords
 
 TINY = {"chr1": "ACGTACGTAAGGCCTTACGTNNACGTACGTAC", "chr2": "TTTTGGGGCCCCAAAA", "chrM": "ACGTAC"}
 SMALL_CNN = [

@@ -24,8 +24,9 @@ from conftest import EXAMPLES, run_bioseqnn
 from pysam import bcftools
 
 from bioseqnn.errors import DataError
-from bioseqnn.genome import Genome
-from bioseqnn.ops.variant_effects import VariantStats, VcfReader, _windows, info_keys, log_odds
+from bioseqnn.io.genome import Genome
+from bioseqnn.io.vcf import VcfReader
+from bioseqnn.ops.variant_effects import VariantStats, _windows, info_keys, log_odds
 
 HEADER = [
     "chrom",

@@ -119,7 +119,7 @@ class LabeledData:
 @runtime_checkable
 class RecordSource(Protocol):
     """Records made by bioseqnn itself rather than read from a FASTA (genome intervals,
-    bioseqnn/intervals.py): iterable, with a name for messages and the lines of their
+    bioseqnn/variants/intervals.py): iterable, with a name for messages and the lines of their
     own file."""
 
     name: str

@@ -23,7 +23,6 @@ from ..digest import canonical_codes, record_digests, seen_in_training
 from ..encoding import OneHot, check_fits, check_kinds, featurizer
 from ..engine.predict import infer, infer_scored, resolve_device
 from ..errors import UsageError
-from ..intervals import GenomeOptions, load_for_evaluation
 from ..io.files import display_name
 from ..io.outputs import atomic_output, check_one_stdin, check_output_path
 from ..io.series import SeriesOptions
@@ -31,6 +30,7 @@ from ..io.sniff import read_sequences
 from ..runtime import configure_threads
 from ..structure import with_structure
 from ..tasks import TaskSpec
+from ..variants.intervals import GenomeOptions, load_for_evaluation
 
 log = logging.getLogger("bioseqnn")
 

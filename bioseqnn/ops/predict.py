@@ -20,7 +20,6 @@ from ..engine.predict import (
     resolve_device,
 )
 from ..errors import UsageError
-from ..intervals import GenomeOptions, IntervalRecords
 from ..io.fasta import Record
 from ..io.files import STDIO, display_name
 from ..io.outputs import (
@@ -30,6 +29,7 @@ from ..io.outputs import (
 )
 from ..io.sniff import read_sequences
 from ..runtime import configure_threads
+from ..variants.intervals import GenomeOptions, IntervalRecords
 from ..variants.lm import KIND as LANGUAGE_MODEL
 from ..variants.lm import score_columns, score_rows
 from ..variants.perposition import (

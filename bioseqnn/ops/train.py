@@ -52,8 +52,6 @@ from ..engine.train import (
     seed_everything,
 )
 from ..errors import BioseqnnError, DataError, TrainingError, UsageError
-from ..intervals import GenomeOptions, check_genome_training
-from ..intervals import load_for_training as load_intervals_for_training
 from ..io.files import STDIO, display_name
 from ..io.outputs import (
     atomic_output,
@@ -83,6 +81,8 @@ from ..runtime import configure_threads
 from ..strands import complement_table
 from ..structure import StructureInput, structure_input, vienna, with_structure
 from ..tasks import PER_POSITION_KINDS, TaskSpec, prepare_task
+from ..variants.intervals import GenomeOptions, check_genome_training
+from ..variants.intervals import load_for_training as load_intervals_for_training
 from ..variants.lm import KIND as LANGUAGE_MODEL
 from ..variants.lm import lm_task, position_targets
 from ..variants.perposition import (
@@ -204,7 +204,7 @@ def train(
 
     With ``genome``, ``fasta`` (and ``val_fasta``) are genome intervals (BED or a
     chrom/start/end table) cut from its reference; labels come from ``labels`` joined by
-    interval id or from the intervals' own ``targets`` columns (bioseqnn/intervals.py).
+    interval id or from the intervals' own ``targets`` columns (bioseqnn/variants/intervals.py).
 
     ``init_from`` (a model file; ``config.training.init_from`` the same) fine-tunes: the
     parent's network settings are this run's (a setting given otherwise is refused), every

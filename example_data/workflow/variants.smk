@@ -48,7 +48,7 @@ rule index:
     output:
         GENOME + ".fai",
     run:
-        from bioseqnn.genome import Genome
+        from bioseqnn.io.genome import Genome
 
         Genome(input[0]).close()  # builds the .fai (and .gzi for bgzip) beside the FASTA
 

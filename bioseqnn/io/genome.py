@@ -22,8 +22,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import DataError, UsageError, shorten
-from .io.files import STDIO, display_name
+from ..errors import DataError, UsageError, shorten
+from .files import STDIO, display_name
 
 log = logging.getLogger("bioseqnn")
 
