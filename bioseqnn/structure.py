@@ -27,6 +27,7 @@ import numpy as np
 
 from .alphabets import Alphabet
 from .config import STRUCTURE_KINDS as KINDS  # noqa: F401  (this module's name for them)
+from .config import TrainConfig
 from .errors import UsageError
 
 STATES = ".()"
@@ -171,3 +172,18 @@ def with_structure(data: Any, spec: Any, workers: int = 0) -> Any:
     if isinstance(spec, StructureInput) and data.codes.ndim == 1:
         data.codes = fold_codes(data.codes, data.offsets, spec, workers)
     return data
+
+
+def check_structure_options(tc: TrainConfig, lm: bool) -> None:
+    """What --structure cannot go with, said before any data is read."""
+    if lm:
+        raise UsageError(
+            "--structure is not available for --task language-model (a "
+            "folding reads the whole sequence, the future included)"
+        )
+    if tc.rc_augment or tc.rc_average:
+        raise UsageError(
+            "--structure cannot go with --rc-augment or --rc-average: the reverse "
+            "complement folds otherwise"
+        )
+    vienna()  # installed, or a usage error that says how

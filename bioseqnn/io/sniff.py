@@ -164,3 +164,12 @@ def is_table(path: str | os.PathLike[str] | None) -> bool:
     except (OSError, BioseqnnError, EOFError, zlib.error):
         return False
     return _looks_like_table(head)
+
+
+def is_fasta(path: str | os.PathLike[str] | None) -> bool:
+    """Whether a file (not stdin) starts with a FASTA header; plain or gzip."""
+    if path is None or str(path) == STDIO or not os.path.isfile(path):
+        return False
+    with open_binary(path) as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b">")

@@ -409,7 +409,8 @@ def _evaluate_positions(
     hint: str,
 ) -> Evaluation:
     """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
-    from ..variants.perposition import is_fasta, load_positions, score_positions
+    from ..io.sniff import is_fasta
+    from ..variants.perposition import load_positions, score_positions
 
     task = bundle.task
     loaded = load_positions(

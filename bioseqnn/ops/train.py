@@ -5,10 +5,8 @@ write the model file with its manifest.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
-import itertools
 import json
 import logging
 import os
@@ -25,8 +23,6 @@ from ..alphabets import Alphabet
 from ..bundle import save_bundle
 from ..config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
 from ..data.batches import split_indices
-from ..data.labels import LabelSource, load_labeled
-from ..data.reading import read_encoded, read_inputs
 from ..data.sets import SequenceSet
 from ..digest import canonical_codes, conflicting_labels, record_digests
 from ..encoding import featurizer
@@ -51,7 +47,7 @@ from ..engine.train import (
     resolve_monitor,
     seed_everything,
 )
-from ..errors import BioseqnnError, DataError, TrainingError, UsageError
+from ..errors import DataError, TrainingError, UsageError
 from ..io.files import STDIO, display_name
 from ..io.outputs import (
     atomic_output,
@@ -59,9 +55,7 @@ from ..io.outputs import (
     check_one_stdin,
     check_output_path,
 )
-from ..io.series import SeriesOptions
-from ..io.sniff import TableText, is_table, read_input, read_sequences
-from ..io.tables import pick_delimiter
+from ..io.sniff import is_fasta, is_table
 from ..models.base import (
     Ensemble,
     ModelConfig,
@@ -79,19 +73,20 @@ from ..models.base import (
 )
 from ..runtime import configure_threads
 from ..strands import complement_table
-from ..structure import StructureInput, structure_input, vienna, with_structure
-from ..tasks import PER_POSITION_KINDS, TaskSpec, prepare_task
+from ..structure import StructureInput, check_structure_options, structure_input, with_structure
+from ..tasks import PER_POSITION_KINDS, TaskSpec
+from ..variants.base import Loaded, TrainInputs
 from ..variants.intervals import GenomeOptions, check_genome_training
 from ..variants.intervals import load_for_training as load_intervals_for_training
+from ..variants.labelled import load_labelled
 from ..variants.lm import KIND as LANGUAGE_MODEL
-from ..variants.lm import lm_task, position_targets
+from ..variants.lm import check_lm_inputs, load_lm
 from ..variants.perposition import (
     check_keeps_positions,
     class_weight_targets,
-    is_fasta,
     load_for_training,
 )
-from ..variants.series import SeriesSpec, fit_normalisation, input_fields
+from ..variants.series import SeriesSpec, check_series_inputs, input_fields, refuse_series_columns
 from .ensemble import _length_policy
 
 log = logging.getLogger("bioseqnn")
@@ -222,7 +217,7 @@ def train(
     API names data given in memory so).
     """
     cfg = _resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
-    src = _TrainInputs(
+    src = TrainInputs(
         fasta,
         labels,
         val_fasta,
@@ -330,7 +325,7 @@ def train(
 
 
 def _start_from_parent(
-    cfg: RunConfig, src: _TrainInputs, lm: bool
+    cfg: RunConfig, src: TrainInputs, lm: bool
 ) -> tuple[RunConfig, Parent | None]:
     """Fine-tuning (--init-from): the parent model, whose network settings become this
     run's."""
@@ -442,47 +437,6 @@ def _combine_members(
     return members[0], results[0]
 
 
-@dataclass(frozen=True)
-class _TrainInputs:
-    """What train was given to read, as the user named it."""
-
-    fasta: str | os.PathLike[str] | None
-    labels: str | os.PathLike[str] | None
-    val_fasta: str | os.PathLike[str] | None
-    val_labels: str | os.PathLike[str] | None
-    position_mask: str | os.PathLike[str] | None
-    id_column: str
-    targets: list[str] | None
-    sequence_column: str | None
-    task: str | None
-    alphabet: str | None
-    on_invalid: str
-    ignore_unmatched: bool
-    series_columns: list[str] | None
-    genome: GenomeOptions | None
-
-    def named(self, cfg: RunConfig) -> dict[str, Any]:
-        """The inputs by the names the command line gives them (for path checks)."""
-        return {
-            "SEQUENCES": self.fasta,
-            "LABELS": self.labels,
-            "--val-fasta": self.val_fasta,
-            "--val-labels": self.val_labels,
-            "--position-mask": self.position_mask,
-            "--init-from": cfg.training.init_from,
-        }
-
-
-@dataclass
-class _Loaded:
-    spec: TaskSpec
-    alpha: Alphabet | SeriesSpec | StructureInput
-    data: SequenceSet
-    val: SequenceSet | None
-    primary: str | os.PathLike[str]
-    """Where the sequences are (the FASTA, or the labels table holding them)."""
-
-
 @dataclass
 class _MemberRun:
     """What every member of a run shares."""
@@ -535,7 +489,7 @@ def _check_outputs(
     output: str | os.PathLike[str],
     log_path: str | os.PathLike[str] | None,
     cfg: RunConfig,
-    src: _TrainInputs,
+    src: TrainInputs,
 ) -> Path:
     """Refuse outputs that would overwrite an input or each other; the log's path."""
     if str(output) == STDIO:
@@ -567,10 +521,10 @@ def _check_outputs(
     return log_file
 
 
-def _check_variant(src: _TrainInputs, cfg: RunConfig, lm: bool) -> None:
+def _check_variant(src: TrainInputs, cfg: RunConfig, lm: bool) -> None:
     """The option rules of a language model and of genome intervals, before any read."""
     if lm:
-        _check_lm_inputs(
+        check_lm_inputs(
             src.fasta,
             src.labels,
             src.sequence_column,
@@ -596,7 +550,7 @@ def _check_variant(src: _TrainInputs, cfg: RunConfig, lm: bool) -> None:
         )
 
 
-def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool, per_position: bool) -> _Loaded:
+def _load_training_data(src: TrainInputs, cfg: RunConfig, lm: bool, per_position: bool) -> Loaded:
     """Read the training (and given validation) records of whichever variant this is:
     a language model's sequences, genome intervals, per-residue labels, or labelled
     records (sequences or numeric series)."""
@@ -613,7 +567,7 @@ def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool, per_positio
             "--rc-augment and --rc-average are not available for per-position labelling"
         )
     if tc.structure != "none":
-        _check_structure_options(tc, lm)
+        check_structure_options(tc, lm)
     primary = fasta if fasta is not None else labels  # where the sequences are
     if primary is None:
         raise UsageError("no sequences given")
@@ -625,14 +579,12 @@ def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool, per_positio
             f"{'language model' if lm else 'per-position model'} reads sequences"
         )
     if src.genome is None and fasta is not None and is_table(fasta):
-        _check_series_inputs(
-            fasta, labels, lm, per_position, src.sequence_column, tc, src.id_column
-        )
+        check_series_inputs(fasta, labels, lm, per_position, src.sequence_column, tc, src.id_column)
     elif src.series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
-        _refuse_series_columns(primary)
+        refuse_series_columns(primary)
     if lm:
         assert fasta is not None
-        return _load_lm(fasta, src, primary)
+        return load_lm(fasta, src, primary)
     if src.genome is not None:
         assert fasta is not None
         spec, alpha, data, val = load_intervals_for_training(
@@ -649,7 +601,7 @@ def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool, per_positio
             ignore_unmatched=src.ignore_unmatched,
             cv=tc.cv,
         )
-        return _Loaded(spec, alpha, data, val, primary)
+        return Loaded(spec, alpha, data, val, primary)
     if labels is None:
         raise UsageError(
             "a labels table is required (or --sequence-column; --task "
@@ -669,60 +621,8 @@ def _load_training_data(src: _TrainInputs, cfg: RunConfig, lm: bool, per_positio
             on_invalid=src.on_invalid,
             ignore_unmatched=src.ignore_unmatched,
         )
-        return _Loaded(spec, alpha, data, val, primary)
-    return _load_labelled(src, labels, tc, primary)
-
-
-def _load_lm(
-    fasta: str | os.PathLike[str], src: _TrainInputs, primary: str | os.PathLike[str]
-) -> _Loaded:
-    data, lm_alpha, _ = read_inputs(fasta, src.alphabet, src.on_invalid)
-    if isinstance(lm_alpha, SeriesSpec):
-        raise UsageError(
-            f"--task {LANGUAGE_MODEL} learns from sequences; "
-            f"{display_name(fasta)} is a numeric series table"
-        )
-    data.positions = position_targets(data, lm_alpha)
-    val: SequenceSet | None = None
-    if src.val_fasta is not None:
-        val, _, _ = read_encoded(
-            read_sequences(src.val_fasta), display_name(src.val_fasta), lm_alpha, src.on_invalid
-        )
-        val.positions = position_targets(val, lm_alpha)
-    return _Loaded(lm_task(lm_alpha), lm_alpha, data, val, primary)
-
-
-def _load_labelled(
-    src: _TrainInputs,
-    labels: str | os.PathLike[str],
-    tc: TrainConfig,
-    primary: str | os.PathLike[str],
-) -> _Loaded:
-    series = SeriesOptions(src.id_column, src.series_columns)
-    lsrc = LabelSource(labels, src.id_column, src.targets, src.sequence_column)
-    labeled, alpha = load_labeled(
-        src.fasta, lsrc, src.alphabet, src.on_invalid, src.ignore_unmatched, series
-    )
-    if isinstance(alpha, SeriesSpec):
-        _refuse_strands(tc)  # a table from stdin is known as one only now
-        # every record of the training input (the validation part too: label-free
-        # statistics, so that members trained with other seeds read alike)
-        alpha = fit_normalisation(labeled.data.codes, alpha, display_name(primary))
-        _series_warnings(alpha, labeled.data, labeled.targets, display_name(primary))
-    elif src.series_columns:
-        _refuse_series_columns(primary)
-    spec = prepare_task(labeled, src.task)
-    data = labeled.data
-    data.targets = spec.encode_labels(labeled.label_values, labeled.where)
-    val: SequenceSet | None = None
-    if src.val_labels is not None:
-        vsrc = LabelSource(src.val_labels, src.id_column, labeled.targets, src.sequence_column)
-        vlabeled, _ = load_labeled(
-            src.val_fasta, vsrc, alpha, src.on_invalid, src.ignore_unmatched, series
-        )
-        val = vlabeled.data
-        val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
-    return _Loaded(spec, alpha, data, val, primary)
+        return Loaded(spec, alpha, data, val, primary)
+    return load_labelled(src, labels, tc, primary)
 
 
 def _fold(
@@ -1002,21 +902,6 @@ def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray, so
         log.info("%s: replicate measurements are averaged by the loss", message)
 
 
-def _check_structure_options(tc: TrainConfig, lm: bool) -> None:
-    """What --structure cannot go with, said before any data is read."""
-    if lm:
-        raise UsageError(
-            f"--structure is not available for --task {LANGUAGE_MODEL} (a "
-            "folding reads the whole sequence, the future included)"
-        )
-    if tc.rc_augment or tc.rc_average:
-        raise UsageError(
-            "--structure cannot go with --rc-augment or --rc-average: the reverse "
-            "complement folds otherwise"
-        )
-    vienna()  # installed, or a usage error that says how
-
-
 def _report_imbalance(
     imbalance: Imbalance, spec: TaskSpec, tc: TrainConfig, given: TrainConfig
 ) -> None:
@@ -1075,147 +960,6 @@ def _size_text(n: int) -> str:
         if n >= 1 << shift:
             return f"{n / (1 << shift):.1f} {unit}"
     return f"{n} bytes"
-
-
-def _check_lm_inputs(
-    fasta: str | os.PathLike[str] | None,
-    labels: str | os.PathLike[str] | None,
-    sequence_column: str | None,
-    position_mask: str | os.PathLike[str] | None,
-    val_labels: str | os.PathLike[str] | None,
-    tc: TrainConfig,
-) -> None:
-    """A language model learns from a FASTA alone."""
-    given = [
-        name
-        for name, value in (
-            ("a labels table", labels),
-            ("--sequence-column", sequence_column),
-            ("--position-mask", position_mask),
-            ("--val-labels", val_labels),
-        )
-        if value is not None
-    ]
-    if given:
-        raise UsageError(
-            f"--task {LANGUAGE_MODEL} learns from the sequences alone; drop {', '.join(given)}"
-        )
-    if fasta is None:
-        raise UsageError(f"--task {LANGUAGE_MODEL} needs a FASTA of sequences")
-    for flag, on in (
-        ("--rc-augment", tc.rc_augment),
-        ("--rc-average", tc.rc_average),
-        ("--class-weight", tc.class_weight.strip() not in ("", "none", "auto")),
-    ):
-        if on:
-            raise UsageError(f"{flag} is not available for --task {LANGUAGE_MODEL}")
-
-
-def _rows_per_id(path: str | os.PathLike[str], id_column: str, limit: int = 5000) -> float:
-    """Rows per distinct id among the first ``limit`` rows of a table (0: unreadable or no
-    such column); enough to tell a series table from a labels table."""
-    opened = None
-    try:
-        opened = read_input(path)
-        if not isinstance(opened, TableText):
-            return 0.0
-        delimiter = pick_delimiter(opened.name, opened.first_line)
-        rows = csv.reader(itertools.islice(opened.lines, limit), delimiter=delimiter)
-        header = next(csv.reader([opened.first_line], delimiter=delimiter))
-        k = [h.strip() for h in header].index(id_column)
-        ids = [row[k].strip() for row in rows if len(row) > k and row[k].strip()]
-        return len(ids) / len(set(ids)) if ids else 0.0
-    except (BioseqnnError, ValueError, OSError, csv.Error):
-        return 0.0
-    finally:
-        if opened is not None:
-            opened.close()
-
-
-def _series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str], source: str) -> None:
-    """What is probably a mistake in a series table, said once before training."""
-    if int(data.lengths.max()) == 1:
-        log.warning(
-            "%s: every series is one time step long; a series table has one row per "
-            "time step (is this the right table?)",
-            source,
-        )
-    leaked = [c for c in spec.channels if c in targets]
-    if leaked:
-        log.warning(
-            "%s: channel %r has the name of a target column: is the target among "
-            "the inputs? (choose the channels with --series-columns)",
-            source,
-            leaked[0],
-        )
-
-
-def _check_series_inputs(
-    table: str | os.PathLike[str],
-    labels: str | os.PathLike[str] | None,
-    lm: bool,
-    per_position: bool,
-    sequence_column: str | None,
-    tc: TrainConfig,
-    id_column: str = "id",
-) -> None:
-    """What a numeric series table (``table``, given where sequences go) cannot train."""
-    name = display_name(table)
-    if (
-        labels is not None
-        and str(labels) != STDIO
-        and os.path.exists(labels)
-        and os.path.samefile(table, labels)
-    ):
-        raise UsageError(
-            f"{name} is given as the series table and as the labels table; "
-            "give the series (one row per time step), then the labels"
-        )
-    if lm:
-        raise UsageError(
-            f"--task {LANGUAGE_MODEL} learns from sequences (FASTA); {name} is a table"
-        )
-    if per_position and is_fasta(labels):
-        raise UsageError(
-            f"{name} is a table and {display_name(labels or '')} a FASTA: are the "
-            "arguments in the right order (the sequences or series first, then the "
-            "labels)? Per-position labels are for sequences"
-        )
-    if per_position:
-        raise UsageError(
-            "--task per-position is for sequences; a numeric series model "
-            "predicts one row per series"
-        )
-    if (
-        labels is not None
-        and is_table(labels)
-        and _rows_per_id(table, id_column) == 1.0
-        and _rows_per_id(labels, id_column) > 1.0
-    ):
-        raise UsageError(
-            f"{name} has one row per id and {display_name(labels)} several: are "
-            "the arguments swapped? The series table (one row per time step) goes "
-            "first, then the labels"
-        )
-    if sequence_column is not None:
-        raise UsageError(
-            f"--sequence-column reads sequences from the labels table; {name} is "
-            "a table of its own (a numeric series: give it without "
-            "--sequence-column)"
-        )
-    _refuse_strands(tc)
-
-
-def _refuse_strands(tc: TrainConfig) -> None:
-    if tc.rc_augment or tc.rc_average:
-        raise UsageError("--rc-augment and --rc-average are for DNA/RNA, not numeric series")
-
-
-def _refuse_series_columns(sequences: str | os.PathLike[str]) -> None:
-    raise UsageError(
-        "--series-columns applies to a numeric series table; "
-        f"{display_name(sequences)} holds sequences"
-    )
 
 
 def _metrics(result: TrainResult) -> dict[str, Any]:

@@ -20,6 +20,7 @@ targets are the sequence itself, and then its end.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -28,14 +29,20 @@ import torch
 
 from ..alphabets import Alphabet
 from ..bundle import Bundle
+from ..config import TrainConfig
 from ..data.batches import batch_targets
+from ..data.reading import read_encoded, read_inputs
 from ..data.sets import SequenceSet
 from ..encoding import Encoder, OneHot
 from ..engine.predict import OOM_ERRORS, BatchLimit, PredictStats, batches_in_memory, encoded_chunks
 from ..errors import UsageError
 from ..io.fasta import Record
+from ..io.files import display_name
+from ..io.sniff import read_sequences
 from ..models.decoding import StepDecoder
 from ..tasks import TaskSpec
+from .base import Loaded, TrainInputs
+from .series import SeriesSpec
 
 log = logging.getLogger("bioseqnn")
 
@@ -304,3 +311,53 @@ def _draw(
         log.info(
             "%d of %d sample(s) reached --max-length %d without an end", truncated, n, max_length
         )
+
+
+def load_lm(
+    fasta: str | os.PathLike[str], src: TrainInputs, primary: str | os.PathLike[str]
+) -> Loaded:
+    data, lm_alpha, _ = read_inputs(fasta, src.alphabet, src.on_invalid)
+    if isinstance(lm_alpha, SeriesSpec):
+        raise UsageError(
+            f"--task {KIND} learns from sequences; {display_name(fasta)} is a numeric series table"
+        )
+    data.positions = position_targets(data, lm_alpha)
+    val: SequenceSet | None = None
+    if src.val_fasta is not None:
+        val, _, _ = read_encoded(
+            read_sequences(src.val_fasta), display_name(src.val_fasta), lm_alpha, src.on_invalid
+        )
+        val.positions = position_targets(val, lm_alpha)
+    return Loaded(lm_task(lm_alpha), lm_alpha, data, val, primary)
+
+
+def check_lm_inputs(
+    fasta: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str] | None,
+    sequence_column: str | None,
+    position_mask: str | os.PathLike[str] | None,
+    val_labels: str | os.PathLike[str] | None,
+    tc: TrainConfig,
+) -> None:
+    """A language model learns from a FASTA alone."""
+    given = [
+        name
+        for name, value in (
+            ("a labels table", labels),
+            ("--sequence-column", sequence_column),
+            ("--position-mask", position_mask),
+            ("--val-labels", val_labels),
+        )
+        if value is not None
+    ]
+    if given:
+        raise UsageError(f"--task {KIND} learns from the sequences alone; drop {', '.join(given)}")
+    if fasta is None:
+        raise UsageError(f"--task {KIND} needs a FASTA of sequences")
+    for flag, on in (
+        ("--rc-augment", tc.rc_augment),
+        ("--rc-average", tc.rc_average),
+        ("--class-weight", tc.class_weight.strip() not in ("", "none", "auto")),
+    ):
+        if on:
+            raise UsageError(f"{flag} is not available for --task {KIND}")

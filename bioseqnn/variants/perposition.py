@@ -41,9 +41,9 @@ from ..engine.predict import (
 )
 from ..errors import DataError, UsageError, shorten
 from ..io.fasta import Record
-from ..io.files import STDIO, display_name, open_binary
+from ..io.files import display_name
 from ..io.outputs import atomic_output, table_delimiter
-from ..io.sniff import read_sequences
+from ..io.sniff import is_fasta, read_sequences
 from ..models.base import ModelConfig, SequenceModel, get_architecture
 from ..structure import with_structure
 from ..tasks import PER_POSITION_KINDS, TaskSpec
@@ -53,15 +53,6 @@ log = logging.getLogger("bioseqnn")
 KIND = "per-position"
 PAD = -1
 FORMATS = ("tsv", "fasta")
-
-
-def is_fasta(path: str | os.PathLike[str] | None) -> bool:
-    """Whether a file (not stdin) starts with a FASTA header; plain or gzip."""
-    if path is None or str(path) == STDIO or not os.path.isfile(path):
-        return False
-    with open_binary(path) as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
-    return head.startswith(b">")
 
 
 def read_letters(path: str | os.PathLike[str], what: str) -> dict[str, bytes]:

@@ -23,14 +23,22 @@ the channel's mean).
 
 from __future__ import annotations
 
+import csv
+import itertools
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, UsageError
+from ..config import TrainConfig
+from ..data.sets import SequenceSet
+from ..errors import BioseqnnError, DataError, UsageError
+from ..io.files import STDIO, display_name
 from ..io.series import SeriesOptions
+from ..io.sniff import TableText, is_fasta, is_table, read_input
+from ..io.tables import pick_delimiter
 
 log = logging.getLogger("bioseqnn")
 
@@ -165,3 +173,108 @@ def series_options(bundle: Any, id_column: str | None) -> SeriesOptions | None:
             "--id-column names the id column of a numeric series table; this model reads sequences"
         )
     return SeriesOptions(id_column)
+
+
+def _rows_per_id(path: str | os.PathLike[str], id_column: str, limit: int = 5000) -> float:
+    """Rows per distinct id among the first ``limit`` rows of a table (0: unreadable or no
+    such column); enough to tell a series table from a labels table."""
+    opened = None
+    try:
+        opened = read_input(path)
+        if not isinstance(opened, TableText):
+            return 0.0
+        delimiter = pick_delimiter(opened.name, opened.first_line)
+        rows = csv.reader(itertools.islice(opened.lines, limit), delimiter=delimiter)
+        header = next(csv.reader([opened.first_line], delimiter=delimiter))
+        k = [h.strip() for h in header].index(id_column)
+        ids = [row[k].strip() for row in rows if len(row) > k and row[k].strip()]
+        return len(ids) / len(set(ids)) if ids else 0.0
+    except (BioseqnnError, ValueError, OSError, csv.Error):
+        return 0.0
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str], source: str) -> None:
+    """What is probably a mistake in a series table, said once before training."""
+    if int(data.lengths.max()) == 1:
+        log.warning(
+            "%s: every series is one time step long; a series table has one row per "
+            "time step (is this the right table?)",
+            source,
+        )
+    leaked = [c for c in spec.channels if c in targets]
+    if leaked:
+        log.warning(
+            "%s: channel %r has the name of a target column: is the target among "
+            "the inputs? (choose the channels with --series-columns)",
+            source,
+            leaked[0],
+        )
+
+
+def check_series_inputs(
+    table: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    lm: bool,
+    per_position: bool,
+    sequence_column: str | None,
+    tc: TrainConfig,
+    id_column: str = "id",
+) -> None:
+    """What a numeric series table (``table``, given where sequences go) cannot train."""
+    name = display_name(table)
+    if (
+        labels is not None
+        and str(labels) != STDIO
+        and os.path.exists(labels)
+        and os.path.samefile(table, labels)
+    ):
+        raise UsageError(
+            f"{name} is given as the series table and as the labels table; "
+            "give the series (one row per time step), then the labels"
+        )
+    if lm:
+        raise UsageError(f"--task language-model learns from sequences (FASTA); {name} is a table")
+    if per_position and is_fasta(labels):
+        raise UsageError(
+            f"{name} is a table and {display_name(labels or '')} a FASTA: are the "
+            "arguments in the right order (the sequences or series first, then the "
+            "labels)? Per-position labels are for sequences"
+        )
+    if per_position:
+        raise UsageError(
+            "--task per-position is for sequences; a numeric series model "
+            "predicts one row per series"
+        )
+    if (
+        labels is not None
+        and is_table(labels)
+        and _rows_per_id(table, id_column) == 1.0
+        and _rows_per_id(labels, id_column) > 1.0
+    ):
+        raise UsageError(
+            f"{name} has one row per id and {display_name(labels)} several: are "
+            "the arguments swapped? The series table (one row per time step) goes "
+            "first, then the labels"
+        )
+    if sequence_column is not None:
+        raise UsageError(
+            f"--sequence-column reads sequences from the labels table; {name} is "
+            "a table of its own (a numeric series: give it without "
+            "--sequence-column)"
+        )
+    refuse_strands(tc)
+
+
+def refuse_strands(tc: TrainConfig) -> None:
+    if tc.rc_augment or tc.rc_average:
+        raise UsageError("--rc-augment and --rc-average are for DNA/RNA, not numeric series")
+
+
+def refuse_series_columns(sequences: str | os.PathLike[str]) -> None:
+    raise UsageError(
+        "--series-columns applies to a numeric series table; "
+        f"{display_name(sequences)} holds sequences"
+    )
