@@ -32,6 +32,7 @@ from ..config import (  # noqa: E402,F401
     ModelConfig,
     setting,
 )
+from ..errors import UsageError
 
 # What a model is from its settings alone lives in bioseqnn.modelspec (no torch there);
 # these names stay importable from here.
@@ -325,3 +326,27 @@ def check_lengths(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def check_keeps_positions(model: SequenceModel, config: ModelConfig, in_channels: int) -> None:
+    """A per-position head needs one state per residue: no length-reducing pooling."""
+    arch = get_architecture(config.arch)
+    if "pool_sizes" in arch.uses and any(p > 1 for p in config.pool_sizes):
+        sizes = ",".join(map(str, config.pool_sizes))
+        ones = ",".join("1" for _ in config.pool_sizes)
+        raise UsageError(
+            f"per-position labelling needs one output per residue, but "
+            f"--pool-sizes {sizes} shortens the sequence; use --pool-sizes {ones}"
+        )
+    width = 16
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = torch.zeros(1, width, in_channels)
+        _, lengths = model.backbone(x, torch.tensor([width]))
+    model.train(was_training)
+    if int(lengths[0]) != width:
+        raise UsageError(
+            f"per-position labelling needs an architecture that keeps every "
+            f"position; {config.arch} with these settings does not"
+        )

@@ -44,7 +44,7 @@ from ..io.fasta import Record
 from ..io.files import display_name
 from ..io.outputs import atomic_output, table_delimiter
 from ..io.sniff import is_fasta, read_sequences
-from ..models.base import ModelConfig, SequenceModel, get_architecture
+from ..models.base import ModelConfig, SequenceModel, check_keeps_positions
 from ..structure import with_structure
 from ..tasks import PER_POSITION_KINDS, TaskSpec
 
@@ -260,30 +260,6 @@ def _mask_flags(mask: str | os.PathLike[str], data: SequenceSet) -> np.ndarray:
 
 def position_task(classes: list[str], target: str = "label") -> TaskSpec:
     return TaskSpec(KIND, [target], classes=list(classes))
-
-
-def check_keeps_positions(model: SequenceModel, config: ModelConfig, in_channels: int) -> None:
-    """A per-position head needs one state per residue: no length-reducing pooling."""
-    arch = get_architecture(config.arch)
-    if "pool_sizes" in arch.uses and any(p > 1 for p in config.pool_sizes):
-        sizes = ",".join(map(str, config.pool_sizes))
-        ones = ",".join("1" for _ in config.pool_sizes)
-        raise UsageError(
-            f"per-position labelling needs one output per residue, but "
-            f"--pool-sizes {sizes} shortens the sequence; use --pool-sizes {ones}"
-        )
-    width = 16
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        x = torch.zeros(1, width, in_channels)
-        _, lengths = model.backbone(x, torch.tensor([width]))
-    model.train(was_training)
-    if int(lengths[0]) != width:
-        raise UsageError(
-            f"per-position labelling needs an architecture that keeps every "
-            f"position; {config.arch} with these settings does not"
-        )
 
 
 def build(config: ModelConfig, alphabet: Alphabet, classes: list[str]) -> SequenceModel:
