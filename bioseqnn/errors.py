@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import string
+from collections.abc import Callable
+from typing import Any
+
 
 class BioseqnnError(Exception):
     """Base class of every error bioseqnn reports to a user.
@@ -17,6 +21,31 @@ class UsageError(BioseqnnError):
     """The command was called wrongly: bad option values, incompatible options."""
 
     exit_code = 2
+
+
+class SettingError(UsageError):
+    """A setting's value is out of its range, not one of its choices, or does not go with
+    another setting's value.
+
+    The message names each setting by its key, the field of the config dataclasses
+    (``hidden_size must be at least 1``). ``keys`` lists those settings, and
+    :meth:`named` words the message with other names for them: the command line says
+    ``--hidden-size must be at least 1``.
+
+    ``template`` writes each setting as ``{key}``; ``values`` fill its other fields
+    (``SettingError("{heads} must be at least 1, not {value}", value=0)``).
+    """
+
+    def __init__(self, template: str, **values: Any) -> None:
+        self.template = template
+        self.values = values
+        fields = (name for _, name, _, _ in string.Formatter().parse(template) if name)
+        self.keys = tuple(dict.fromkeys(name for name in fields if name not in values))
+        super().__init__(self.named(lambda key: key))
+
+    def named(self, name: Callable[[str], str]) -> str:
+        """The message with each setting called ``name(key)``."""
+        return self.template.format(**{key: name(key) for key in self.keys}, **self.values)
 
 
 class DataError(BioseqnnError):
