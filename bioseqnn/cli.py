@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._version import __version__
-from .errors import BioseqnnError
+from .errors import BioseqnnError, SettingError
 
 log = logging.getLogger("bioseqnn")
 
@@ -133,6 +133,23 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _flags(field: dataclasses.Field[Any]) -> tuple[str, ...]:
+    """A setting's option's flags: config.setting's, or its default flag."""
+    return field.metadata.get("flags") or (_flag(field.name),)
+
+
+def _setting_flag(key: str) -> str:
+    """The flag that names a setting in a message: its option's first (--threads, not -j;
+    --bidirectional of --bidirectional/--unidirectional)."""
+    from .config import ModelConfig, TrainConfig
+
+    for cls in (ModelConfig, TrainConfig):
+        for field in dataclasses.fields(cls):
+            if field.name == key:
+                return _flags(field)[0].split("/")[0]
+    return _flag(key)
+
+
 @functools.cache
 def _setting_names() -> frozenset[str]:
     from .config import ModelConfig, TrainConfig
@@ -160,8 +177,7 @@ def _setting_parameter(section: str, field: dataclasses.Field[Any]) -> inspect.P
         options["metavar"] = metavar
     if kind == "float":
         options["parser"] = finite
-    flags = meta.get("flags") or (_flag(field.name),)
-    option = typer.Option(*flags, **options)
+    option = typer.Option(*_flags(field), **options)
     return inspect.Parameter(
         field.name,
         inspect.Parameter.KEYWORD_ONLY,
@@ -2433,7 +2449,8 @@ def _exit_code(exc: BaseException, debug: bool) -> int:
     if isinstance(exc, BioseqnnError):
         if debug:
             traceback.print_exc(file=sys.stderr)
-        _error(str(exc))
+        # the library names settings by their keys, the command line by their flags
+        _error(exc.named(_setting_flag) if isinstance(exc, SettingError) else str(exc))
         return exc.exit_code
     if isinstance(exc, typer.Exit):
         return exc.exit_code

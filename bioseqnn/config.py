@@ -13,25 +13,88 @@ from typing import Any
 
 import yaml
 
-from .errors import UsageError
+from .errors import SettingError, UsageError
 
 POOLINGS = ("last", "mean", "max", "attention")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The numbers a setting takes (every item, for a list of numbers): from ``at_least``
+    or ``above`` to ``at_most`` or ``below``, each side open where not given; ``off``, a
+    value outside them that turns the setting off (cv: 0)."""
+
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+    below: float | None = None
+    off: float | None = None
+
+    def admits(self, value: float) -> bool:
+        return value == self.off or (
+            (self.at_least is None or value >= self.at_least)
+            and (self.above is None or value > self.above)
+            and (self.at_most is None or value <= self.at_most)
+            and (self.below is None or value < self.below)
+        )
+
+    def __str__(self) -> str:
+        low = self.at_least if self.above is None else self.above
+        high = self.at_most if self.below is None else self.below
+        if low is not None and high is not None:
+            if self.above is None and self.below is None:
+                text = f"from {_number(low)} to {_number(high)}"
+            else:
+                opening = "[" if self.above is None else "("
+                closing = "]" if self.below is None else ")"
+                text = f"in {opening}{_number(low)}, {_number(high)}{closing}"
+        elif self.above == 0 and high is None:
+            text = "positive"
+        elif low is not None:
+            text = f"{'at least' if self.above is None else 'above'} {_number(low)}"
+        else:
+            text = f"{'at most' if self.below is None else 'below'} {_number(high)}"
+        return text if self.off is None else f"{_number(self.off)} (off) or {text}"
+
+
+def _number(value: float | None) -> str:
+    """A bound as a message shows it: 9223372036854775807 as 2^63 - 1."""
+    if isinstance(value, int) and value > 1 << 32 and (value + 1).bit_count() == 1:
+        return f"2^{value.bit_length()} - 1"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def setting(
     default: Any,
     help: str,
     *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+    off: float | None = None,
+    choices: tuple[str, ...] = (),
     flags: tuple[str, ...] = (),
     metavar: str | None = None,
     panel: str | None = None,
 ) -> Any:
-    """A dataclass field: a setting's default and its one help text, which 'bioseqnn
-    config' writes above it and the command line shows for its option (bioseqnn.cli
-    generates train's options from these fields). ``flags`` (default: --name-with-dashes),
-    ``metavar`` (default: by type) and ``panel`` (the group of --help; default: the
-    section's) say how the command line presents it."""
-    metadata = {"help": help, "flags": flags, "metavar": metavar, "panel": panel}
+    """A dataclass field: a setting's default, its one help text, which 'bioseqnn config'
+    writes above it and the command line shows for its option (bioseqnn.cli generates
+    train's options from these fields), and the values it takes, which :func:`validate`
+    checks: numbers within bounds (see :class:`Bounds`; a list's every item) or one of
+    ``choices``. ``flags`` (default: --name-with-dashes), ``metavar`` (default: by type)
+    and ``panel`` (the group of --help; default: the section's) say how the command line
+    presents it."""
+    given = {"at_least": at_least, "above": above, "at_most": at_most, "below": below}
+    bounds = Bounds(**given, off=off) if any(v is not None for v in given.values()) else None
+    metadata = {
+        "help": help,
+        "bounds": bounds,
+        "choices": choices,
+        "flags": flags,
+        "metavar": metavar,
+        "panel": panel,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -42,25 +105,28 @@ class ModelConfig:
     """Architecture settings. Fields that an architecture does not use are ignored by it."""
 
     arch: str = setting("auto", "architecture, one of:", metavar="ARCH")
-    hidden_size: int = setting(128, "recurrent units per direction")
-    layers: int = setting(1, "stacked recurrent or encoder layers")
+    hidden_size: int = setting(128, "recurrent units per direction", at_least=1)
+    layers: int = setting(1, "stacked recurrent or encoder layers", at_least=1)
     bidirectional: bool = setting(
         False,
         "read both directions (cnn-lstm and cnn-gru always do)",
         flags=("--bidirectional/--unidirectional",),
     )
-    dropout: float = setting(0.2, "dropout between layers and before the head")
+    dropout: float = setting(0.2, "dropout between layers and before the head", at_least=0, below=1)
     pooling: str = setting(
         "auto",
         "per-position states to one vector: last, mean, max, attention, "
         "or auto (the architecture's default)",
+        choices=("auto",) + POOLINGS,
         metavar="|".join(("auto",) + POOLINGS),
     )
     # convolutional layers (cnn, cnn-lstm, cnn-gru): one entry per layer, all four lists
     # equally long
-    channels: list[int] = setting([128, 128], "convolution filters per layer")
-    kernel_sizes: list[int] = setting([9, 5], "convolution width per layer, in positions")
-    dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)")
+    channels: list[int] = setting([128, 128], "convolution filters per layer", at_least=1)
+    kernel_sizes: list[int] = setting(
+        [9, 5], "convolution width per layer, in positions", at_least=1
+    )
+    dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)", at_least=1)
     pool_sizes: list[int] = setting(
         [],
         "max-pool window (and stride) after each layer "
@@ -69,12 +135,15 @@ class ModelConfig:
         "training sequences' median length is 100 or more, "
         "else 1, and 1 everywhere for a model with one output "
         "per position",
+        at_least=1,
     )
     # transformer
-    d_model: int = setting(128, "model width (divisible by heads)")
-    heads: int = setting(4, "attention heads per layer")
-    ff_size: int = setting(256, "feed-forward width")
-    max_length: int = setting(2048, "longest sequence accepted; a longer one is an error")
+    d_model: int = setting(128, "model width (divisible by heads)", at_least=1)
+    heads: int = setting(4, "attention heads per layer", at_least=1)
+    ff_size: int = setting(256, "feed-forward width", at_least=1)
+    max_length: int = setting(
+        2048, "longest sequence accepted; a longer one is an error", at_least=1
+    )
 
 
 # --------------------------------------------------------------------------- architectures
@@ -155,20 +224,30 @@ PRECISIONS = ("32", "bf16", "16-mixed")
 class TrainConfig:
     """Training settings."""
 
-    epochs: int = setting(100, "maximum epochs (early stopping usually ends sooner)")
-    batch_size: int = setting(64, "sequences per batch (per process under torchrun)")
-    lr: float = setting(1e-3, "AdamW learning rate")
-    weight_decay: float = setting(0.01, "AdamW weight decay")
-    grad_clip: float = setting(1.0, "gradient-norm clip (0 = off)")
+    epochs: int = setting(100, "maximum epochs (early stopping usually ends sooner)", at_least=1)
+    batch_size: int = setting(64, "sequences per batch (per process under torchrun)", at_least=1)
+    lr: float = setting(1e-3, "AdamW learning rate", above=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay", at_least=0)
+    grad_clip: float = setting(1.0, "gradient-norm clip (0 = off)", at_least=0)
     val_fraction: float = setting(
         0.1,
         "fraction held out for validation (stratified for "
         "classes); unused with an explicit validation set",
+        at_least=0,
+        below=1,
     )
     patience: int = setting(
-        10, "epochs without a better monitored metric before stopping (0 = never stop early)"
+        10,
+        "epochs without a better monitored metric before stopping (0 = never stop early)",
+        at_least=0,
     )
-    seed: int = setting(0, "seed for the split, batch order and initial weights", panel="Run")
+    seed: int = setting(
+        0,
+        "seed for the split, batch order and initial weights",
+        at_least=0,
+        at_most=2**63 - 1,
+        panel="Run",
+    )
     device: str = setting(
         "auto",
         "auto (CUDA when present), cpu, cuda or cuda:N",
@@ -176,7 +255,11 @@ class TrainConfig:
         panel="Run",
     )
     threads: int = setting(
-        0, "CPU threads for torch (0 = cores available)", flags=("--threads", "-j"), panel="Run"
+        0,
+        "CPU threads for torch (0 = cores available)",
+        at_least=0,
+        flags=("--threads", "-j"),
+        panel="Run",
     )
     # settings of the training issue (train.py, schedules.py, checkpoint.py, strands.py)
     monitor: str = setting(
@@ -193,12 +276,14 @@ class TrainConfig:
         "learning-rate schedule: none, plateau (halve after "
         "max(1, patience / 2) epochs without progress), cosine "
         "(to zero at the last epoch) or onecycle",
+        choices=SCHEDULES,
         metavar="|".join(SCHEDULES),
     )
     warmup_epochs: float = setting(
         0.0,
         "linear learning-rate warm-up over this many epochs "
         "(fractions allowed; onecycle: its rising phase)",
+        at_least=0,
     )
     class_weight: str = setting(
         "auto",
@@ -224,6 +309,7 @@ class TrainConfig:
     precision: str = setting(
         "32",
         "32, bf16 or 16-mixed (automatic mixed precision; CUDA only, CPU always trains in 32-bit)",
+        choices=PRECISIONS,
         metavar="|".join(PRECISIONS),
         panel="Run",
     )
@@ -240,6 +326,8 @@ class TrainConfig:
         "train this many models (seeds seed, seed + 1, ...) on the "
         "same records and save them as one model file that "
         "predicts their mean probability (regression: mean value)",
+        at_least=1,
+        at_most=64,
         metavar="N",
     )
     structure: str = setting(
@@ -250,6 +338,7 @@ class TrainConfig:
         "paired downstream or upstream) or bpp (also each "
         "position's probability of being paired; about 3x the "
         "folding time)",
+        choices=STRUCTURE_KINDS,
         metavar="|".join(STRUCTURE_KINDS),
     )
     cv: int = setting(
@@ -258,6 +347,9 @@ class TrainConfig:
         "class for classes), train one model per fold with early stopping "
         "on its own held-out fold, report the out-of-fold metrics and save "
         "the models as one ensemble file; 0 = off",
+        at_least=2,
+        at_most=64,
+        off=0,
         metavar="K",
     )
     max_tokens: int = setting(
@@ -265,6 +357,7 @@ class TrainConfig:
         "cap on padded positions per batch (sequences x the "
         "longest of them), so batches of long sequences hold "
         "fewer; 0 = no cap",
+        at_least=0,
     )
     init_from: str | None = setting(
         None,
@@ -287,6 +380,7 @@ class TrainConfig:
         0,
         "with init_from an ensemble or cross-validated model: "
         "the member to start from (1, 2, ...); 0 = a single model",
+        at_least=0,
         metavar="N",
         panel="Fine-tuning",
     )
@@ -395,106 +489,76 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> Run
 
 
 def validate(cfg: RunConfig) -> None:
-    """Range checks shared by the CLI, YAML files and library callers."""
-    t, m = cfg.training, cfg.model
-    _check_finite(t)
-    _check_finite(m)
-    checks = [
-        (t.epochs >= 1, "epochs must be at least 1"),
-        (t.batch_size >= 1, "batch-size must be at least 1"),
-        (t.max_tokens >= 0, "max-tokens must be >= 0 (0 = no cap)"),
-        (t.lr > 0, "lr must be positive"),
-        (t.weight_decay >= 0, "weight-decay must be >= 0"),
-        (t.grad_clip >= 0, "grad-clip must be >= 0 (0 disables clipping)"),
-        (0 <= t.val_fraction < 1, "val-fraction must be in [0, 1)"),
-        (t.patience >= 0, "patience must be >= 0"),
-        (1 <= t.ensemble <= 64, "ensemble must be from 1 to 64 members"),
-        (t.cv == 0 or 2 <= t.cv <= 64, "cv must be 0 (off) or from 2 to 64 folds"),
-        (
-            t.structure in STRUCTURE_KINDS,
-            f"structure must be one of: {', '.join(STRUCTURE_KINDS)} (got {t.structure!r})",
-        ),
-        (
-            t.cv == 0 or t.ensemble == 1,
-            "cv trains one model per fold already: drop ensemble "
-            "(an ensemble of folds is what --cv writes)",
-        ),
-        (t.threads >= 0, "threads must be >= 0 (0 = automatic)"),
-        (t.init_member >= 0, "init-member must be >= 1 (0 = not an ensemble)"),
-        (
-            bool(t.init_from) or not (t.freeze_backbone or t.init_member),
-            f"{'freeze-backbone' if t.freeze_backbone else 'init-member'} goes with init-from "
-            "(the model file to start from)",
-        ),
-        (0 <= t.seed < 2**63, "seed must be from 0 to 2^63 - 1"),
-        (
-            t.schedule in SCHEDULES,
-            f"schedule must be one of: {', '.join(SCHEDULES)} (got {t.schedule!r})",
-        ),
-        (t.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
-        (
-            t.precision in PRECISIONS,
-            f"precision must be one of: {', '.join(PRECISIONS)} (got {t.precision!r})",
-        ),
-        (
-            t.monitor in ("auto", "train_loss") or t.monitor.startswith("val_"),
-            f"monitor must be auto, train_loss or a validation metric such as val_loss, "
-            f"val_auroc or val_r2 (got {t.monitor!r})",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
-    validate_model(m)
+    """Check every setting: its declared values (:func:`check_setting`), then the rules
+    that involve two settings. Shared by the CLI, YAML files and library callers; raises
+    :class:`SettingError`, which names the settings by their keys."""
+    t = cfg.training
+    check_settings(t)
+    if t.monitor not in ("auto", "train_loss") and not t.monitor.startswith("val_"):
+        raise SettingError(
+            "{monitor} must be auto, train_loss or a validation metric such as val_loss, "
+            "val_auroc or val_r2 (got {value!r})",
+            value=t.monitor,
+        )
+    if t.cv and t.ensemble != 1:
+        raise SettingError(
+            "{cv} trains one model per fold already (an ensemble of folds): drop {ensemble}"
+        )
+    if not t.init_from and (t.freeze_backbone or t.init_member):
+        given = "{freeze_backbone}" if t.freeze_backbone else "{init_member}"
+        raise SettingError(given + " goes with {init_from} (the model file to start from)")
+    validate_model(cfg.model)
 
 
 def validate_model(m: ModelConfig) -> None:
-    """Range checks of architecture settings (also run on a model file's)."""
-    _check_finite(m)
-    checks = [
-        (m.hidden_size >= 1, "hidden-size must be at least 1"),
-        (m.layers >= 1, "layers must be at least 1"),
-        (0 <= m.dropout < 1, "dropout must be in [0, 1)"),
-        (
-            m.pooling == "auto" or m.pooling in POOLINGS,
-            f"pooling must be auto or one of: {', '.join(POOLINGS)} (got {m.pooling!r})",
-        ),
-        (len(m.channels) >= 1, "channels needs at least one layer"),
-        (all(v >= 1 for v in m.channels), "channels must all be at least 1"),
-        (all(v >= 1 for v in m.kernel_sizes), "kernel-sizes must all be at least 1"),
-        (all(v >= 1 for v in m.dilations), "dilations must all be at least 1"),
-        (all(v >= 1 for v in m.pool_sizes), "pool-sizes must all be at least 1 (1 = no pooling)"),
-        (
-            m.d_model >= 1 and m.heads >= 1 and m.ff_size >= 1,
-            "d-model, heads and ff-size must be at least 1",
-        ),
-        (
-            m.heads < 1 or m.d_model % m.heads == 0,
-            f"d-model ({m.d_model}) must be divisible by heads ({m.heads})",
-        ),
-        (m.max_length >= 1, "max-length must be at least 1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
+    """Check architecture settings as :func:`validate` does (also run on a model file's)."""
+    check_settings(m)
+    if not m.channels:
+        raise SettingError("{channels} needs at least one layer")
+    if m.d_model % m.heads:
+        raise SettingError(
+            "{d_model} ({d}) must be divisible by {heads} ({h})", d=m.d_model, h=m.heads
+        )
     n = len(m.channels)
     for key in ("kernel_sizes", "dilations", "pool_sizes"):
         if key == "pool_sizes" and not m.pool_sizes:
             continue  # automatic (models.base.resolve_model)
         if len(getattr(m, key)) != n:
-            raise UsageError(
-                f"model.{key} has {len(getattr(m, key))} entries but model.channels has {n}: "
-                "give one value per convolution layer"
+            raise SettingError(
+                "{" + key + "} has {given} entries but {channels} has {n}: give one value "
+                "per convolution layer",
+                given=len(getattr(m, key)),
+                n=n,
             )
 
 
-def _check_finite(settings: Any) -> None:
-    """Every number setting is finite: inf and nan pass comparisons such as 'lr > 0' (or
-    fail them with a misleading message) and only fail later, in training."""
+def check_settings(settings: ModelConfig | TrainConfig) -> None:
+    """Check each setting of a section against what its field declares."""
     for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"{f.name.replace('_', '-')} must be a finite number (got {value})")
+        check_setting(f, getattr(settings, f.name))
+
+
+def check_setting(f: dataclasses.Field[Any], value: Any) -> None:
+    """Raise :class:`SettingError` where ``value`` is not one the setting ``f`` takes: a
+    number that is not finite (inf and nan pass comparisons such as 'lr > 0', or fail them
+    with a misleading message, and failed only in training), out of the bounds it
+    declares, or not one of its choices (see :func:`setting`)."""
+    key = "{" + f.name + "}"
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise SettingError(key + " must be a finite number (got {value})", value=item)
+    bounds = f.metadata.get("bounds")
+    if bounds is not None and not all(bounds.admits(item) for item in items):
+        verb = "must all be" if isinstance(value, list) else "must be"
+        raise SettingError(f"{key} {verb} {{bounds}}", bounds=bounds)
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise SettingError(
+            key + " must be one of: {choices} (got {value!r})",
+            choices=", ".join(choices),
+            value=value,
+        )
 
 
 def dump_yaml(cfg: RunConfig) -> str:

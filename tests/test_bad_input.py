@@ -633,12 +633,12 @@ CASES = [
     ),
     # ---- options out of range
     label_case(
-        "epochs-negative", SIX_LABELS, ["epochs must be at least 1"], "--epochs", "-3", code=2
+        "epochs-negative", SIX_LABELS, ["--epochs must be at least 1"], "--epochs", "-3", code=2
     ),
     label_case(
         "batch-size-zero",
         SIX_LABELS,
-        ["batch-size must be at least 1"],
+        ["--batch-size must be at least 1"],
         "--batch-size",
         "0",
         code=2,
@@ -654,7 +654,7 @@ CASES = [
     label_case(
         "val-fraction-one",
         SIX_LABELS,
-        ["val-fraction must be in [0, 1)"],
+        ["--val-fraction must be in [0, 1)"],
         "--val-fraction",
         "1.0",
         code=2,
@@ -662,7 +662,7 @@ CASES = [
     label_case(
         "hidden-size-zero",
         SIX_LABELS,
-        ["hidden-size must be at least 1"],
+        ["--hidden-size must be at least 1"],
         "--hidden-size",
         "0",
         code=2,

@@ -143,7 +143,7 @@ def test_max_tokens_is_checked(cli, hemolytic_model: Path, examples: Path) -> No
         "x.bsnn",
     )
     assert result.code == 2
-    assert "max-tokens must be >= 0" in result.err
+    assert "error: --max-tokens must be at least 0\n" in result.err
 
 
 def test_docs_scale_examples_use_real_options(cli) -> None:

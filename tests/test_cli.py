@@ -156,8 +156,12 @@ def test_explicit_validation_files_and_forced_options(cli, examples: Path, tmp_p
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["train", "{fa}", "{csv}", "--epochs", "0"], 2, "epochs must be at least 1"),
-        (["train", "{fa}", "{csv}", "--val-fraction", "1.0"], 2, "val-fraction"),
+        (["train", "{fa}", "{csv}", "--epochs", "0"], 2, "--epochs must be at least 1"),
+        (
+            ["train", "{fa}", "{csv}", "--val-fraction", "1.0"],
+            2,
+            "--val-fraction must be in [0, 1)",
+        ),
         (["train", "{fa}", "{csv}", "--arch", "perceptron"], 2, "unknown architecture"),
         (["train", "{fa}", "{csv}", "--task", "ranking"], 2, "ranking"),
         (["train", "{fa}", "{csv}", "--device", "cuda"], 2, "CUDA is not available"),

@@ -21,7 +21,7 @@ from bioseqnn.config import (
     parse_int_list,
     validate,
 )
-from bioseqnn.errors import UsageError
+from bioseqnn.errors import SettingError, UsageError
 from bioseqnn.models import REGISTRY, count_parameters
 
 
@@ -224,12 +224,12 @@ def test_bad_config_files_are_usage_errors_naming_the_key(
         ),
         (
             ["--arch", "cnn", "--channels", "64,64,64"],
-            "model.kernel_sizes has 2 entries but model.channels has 3: give one value per "
+            "--kernel-sizes has 2 entries but --channels has 3: give one value per "
             "convolution layer",
         ),
         (
             ["--arch", "cnn", "--pool-sizes", "0,1"],
-            "pool-sizes must all be at least 1 (1 = no pooling)",
+            "--pool-sizes must all be at least 1",
         ),
         (
             ["--arch", "cnn", "--pooling", "last"],
@@ -237,7 +237,7 @@ def test_bad_config_files_are_usage_errors_naming_the_key(
         ),
         (
             ["--arch", "transformer", "--d-model", "30", "--heads", "4"],
-            "d-model (30) must be divisible by heads (4)",
+            "--d-model (30) must be divisible by --heads (4)",
         ),
         (
             ["--arch", "mamba"],
@@ -246,7 +246,7 @@ def test_bad_config_files_are_usage_errors_naming_the_key(
         ),
         (
             ["--pooling", "sum"],
-            "pooling must be auto or one of: last, mean, max, attention (got 'sum')",
+            "--pooling must be one of: auto, last, mean, max, attention (got 'sum')",
         ),
     ],
 )
@@ -264,6 +264,89 @@ def test_bad_architecture_flags_are_usage_errors(
     assert result.code == 2, result.err
     assert result.err == f"bioseqnn: error: {message}\n"
     assert not out.exists()
+
+
+# A setting's values are declared once (config.setting); each front end names the setting
+# its own way: the library by its key, the command line by its flag.
+@pytest.mark.parametrize(
+    ("section", "key", "value", "flags", "rule"),
+    [
+        ("model", "hidden_size", 0, ["--hidden-size", "0"], "must be at least 1"),
+        ("model", "dropout", 1.5, ["--dropout", "1.5"], "must be in [0, 1)"),
+        (
+            "model",
+            "channels",
+            [8, 0],
+            ["--arch", "cnn", "--channels", "8,0"],
+            "must all be at least 1",
+        ),
+        ("training", "lr", 0.0, ["--lr", "0"], "must be positive"),
+        (
+            "training",
+            "schedule",
+            "bogus",
+            ["--schedule", "bogus"],
+            "must be one of: none, plateau, cosine, onecycle (got 'bogus')",
+        ),
+        ("training", "cv", 1, ["--cv", "1"], "must be 0 (off) or from 2 to 64"),
+        ("training", "threads", -1, ["-j", "-1"], "must be at least 0"),
+        ("training", "seed", -1, ["--seed", "-1"], "must be from 0 to 2^63 - 1"),
+    ],
+)
+def test_setting_errors_name_the_key_and_the_flag(
+    cli,
+    tmp_path: Path,
+    examples: Path,
+    section: str,
+    key: str,
+    value: object,
+    flags: list[str],
+    rule: str,
+) -> None:
+    cfg = RunConfig()
+    setattr(getattr(cfg, section), key, value)
+    with pytest.raises(SettingError) as raised:
+        validate(cfg)
+    assert str(raised.value) == f"{key} {rule}" and raised.value.keys == (key,)
+    assert raised.value.exit_code == UsageError.exit_code
+
+    out = tmp_path / "m.bsnn"
+    inputs = (examples / "hemolytic.fasta", examples / "hemolytic.csv", "-o", out)
+    flag = "--threads" if flags == ["-j", "-1"] else flags[-2]
+    result = cli("train", *inputs, *flags)
+    assert (result.code, result.err) == (2, f"bioseqnn: error: {flag} {rule}\n")
+
+    assert not out.exists()
+
+
+def test_rules_between_two_settings_name_both() -> None:
+    cfg = RunConfig()
+    cfg.model.d_model, cfg.model.heads = 30, 4
+    with pytest.raises(SettingError) as raised:
+        validate(cfg)
+    error = raised.value
+    assert str(error) == "d_model (30) must be divisible by heads (4)"
+    assert error.keys == ("d_model", "heads")
+    assert error.named(lambda key: key.upper()) == "D_MODEL (30) must be divisible by HEADS (4)"
+    cfg = RunConfig()
+    cfg.training.cv, cfg.training.ensemble = 5, 3
+    with pytest.raises(
+        SettingError,
+        match=r"^cv trains one model per fold already \(an ensemble of folds\): "
+        r"drop ensemble$",
+    ):
+        validate(cfg)
+
+
+def test_the_python_api_names_settings_by_their_keys(tmp_path: Path) -> None:
+    import bioseqnn
+
+    with pytest.raises(SettingError, match=r"^batch_size must be at least 1$"):
+        bioseqnn.train(["ACGT", "ACGA", "TTGA", "TTGC"], [0, 1, 0, 1], batch_size=0)
+    cfg = RunConfig()
+    cfg.model.hidden_size = 0
+    with pytest.raises(SettingError, match=r"^hidden_size must be at least 1$"):
+        api.train("absent.fasta", "absent.csv", tmp_path / "m.bsnn", cfg)
 
 
 def test_transformer_max_length_shorter_than_the_data_names_the_record(

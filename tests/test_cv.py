@@ -210,8 +210,11 @@ def test_regression_per_position_and_language_model_cross_validate(
             ["--val-fasta", "{fasta}", "--val-labels", "{labels}"],
             "--cv holds out each fold in turn for validation: drop --val-fasta/--val-labels",
         ),
-        (["--ensemble", "2"], "cv trains one model per fold already: drop ensemble"),
-        (["--cv", "1"], "cv must be 0 (off) or from 2 to 64 folds"),
+        (
+            ["--ensemble", "2"],
+            "--cv trains one model per fold already (an ensemble of folds): drop --ensemble",
+        ),
+        (["--cv", "1"], "--cv must be 0 (off) or from 2 to 64"),
     ],
 )
 def test_cv_usage_errors(

@@ -301,7 +301,7 @@ def test_bad_ensemble_setting_is_a_usage_error(
         "train", trained["fasta"], trained["labels"], "--ensemble", "0", "-o", tmp_path / "m.bsnn"
     )
     assert result.code == 2
-    assert "ensemble must be from 1 to 64 members" in result.err
+    assert "error: --ensemble must be from 1 to 64\n" in result.err
     assert not (tmp_path / "m.bsnn").exists()
 
 

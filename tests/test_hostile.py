@@ -188,12 +188,12 @@ MANIFEST_EDITS = [
     ("metrics.monitor", 3, "metrics.monitor must be text"),
     ("data.lengths", {"max": float("inf")}, "data.lengths must hold numbers"),
     ("data.note", ["x"], "data.note must be text"),
-    ("model.heads", 0, "model: d-model, heads and ff-size must be at least 1"),
+    ("model.heads", 0, "model: heads must be at least 1"),
     (
         "model.kernel_sizes",
         [9],
-        "model: model.kernel_sizes has 1 entries but model.channels "
-        "has 2: give one value per convolution layer",
+        "model: kernel_sizes has 1 entries but channels has 2: give one value per "
+        "convolution layer",
     ),
     ("task", _DELETE, "task is missing"),
     ("task.kind", "ranking", "unknown task kind"),

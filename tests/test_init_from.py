@@ -16,7 +16,7 @@ from bioseqnn import api
 from bioseqnn.bundle import load_bundle
 from bioseqnn.cli import main
 from bioseqnn.config import RunConfig, load_config
-from bioseqnn.errors import ModelFileError, UsageError
+from bioseqnn.errors import ModelFileError, SettingError, UsageError
 from bioseqnn.modelfile import read_manifest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
@@ -535,7 +535,7 @@ def test_the_yaml_training_key_and_the_library(
     config.write_text(f"model:\n  layers: 2\ntraining:\n  init_from: {parent}\n")
     with pytest.raises(UsageError, match="layers 2 here, 1 in the parent"):
         api.train(data["b.fasta"], data["b.csv"], tmp_path / "n.bsnn", load_config(config))
-    with pytest.raises(UsageError, match="freeze-backbone goes with init-from"):
+    with pytest.raises(SettingError, match="^freeze_backbone goes with init_from "):
         cfg = RunConfig()
         cfg.training.freeze_backbone = True
         api.train(data["b.fasta"], data["b.csv"], tmp_path / "n.bsnn", cfg)
@@ -590,4 +590,4 @@ def test_what_is_no_model_file_is_refused_as_the_parent(
         assert (r.code, r.err.strip().splitlines()) == (code, [f"bioseqnn: error: {line}"])
         assert not child.exists()
     r = cli("train", data["b.fasta"], data["b.csv"], "-o", child, "--freeze-backbone", *CHILD)
-    assert r.code == 2 and "freeze-backbone goes with init-from" in r.err
+    assert r.code == 2 and "error: --freeze-backbone goes with --init-from (" in r.err

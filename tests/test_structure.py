@@ -168,7 +168,7 @@ def test_a_structure_model_folds_its_input_in_every_command(
     [
         (["--task", "language-model"], "--structure is not available for --task language-model"),
         (["{labels}", "--rc-augment"], "--structure cannot go with --rc-augment or --rc-average"),
-        (["{labels}", "--structure", "pairs"], "structure must be one of: none, mfe, bpp"),
+        (["{labels}", "--structure", "pairs"], "--structure must be one of: none, mfe, bpp"),
     ],
 )
 def test_structure_usage_errors(

@@ -448,7 +448,7 @@ def test_monitor_must_fit_the_task_and_have_validation_data(
     r = cli(*base, "--monitor", "val_mcc", "--val-fraction", "0")
     assert r.code == 2 and "needs validation data" in r.err
     r = cli(*base, "--schedule", "step")
-    assert r.code == 2 and "schedule must be one of: none, plateau, cosine, onecycle" in r.err
+    assert r.code == 2 and "--schedule must be one of: none, plateau, cosine, onecycle" in r.err
     assert not (tmp_path / "m.bsnn").exists()
 
 

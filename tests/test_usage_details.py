@@ -92,7 +92,7 @@ def test_too_many_threads_are_capped_with_a_warning(hemolytic_model: Path) -> No
         ),
         (
             ["train", "{fasta}", "{csv}", "-o", "{tmp}/m.bsnn", "--seed", "-1"],
-            "seed must be from 0 to 2^63 - 1",
+            "--seed must be from 0 to 2^63 - 1",
         ),
         (
             ["train", "{fasta}", "{csv}", "-o", "{tmp}/m.bsnn", "--checkpoint-dir", "{csv}"],
@@ -386,7 +386,7 @@ def test_config_files_take_finite_numbers_only(cli, tmp_path: Path) -> None:
     config.write_text("training:\n  lr: .inf\n")
     r = cli("train", *HEMOLYTIC, "-o", tmp_path / "m.bsnn", "--config", config)
     assert r.code == 2
-    assert r.err.splitlines() == ["bioseqnn: error: lr must be a finite number (got inf)"]
+    assert r.err.splitlines() == ["bioseqnn: error: --lr must be a finite number (got inf)"]
 
 
 def test_an_option_given_twice_warns_and_the_last_value_is_used(cli, tmp_path: Path) -> None:
@@ -420,7 +420,7 @@ def test_an_option_given_twice_warns_and_the_last_value_is_used(cli, tmp_path: P
     assert r.code == 2  # the last value, -1, is refused
     assert r.err.splitlines() == [
         "bioseqnn: warning: --epochs given 2 times (1, then -1): the last value, -1, is used",
-        "bioseqnn: error: epochs must be at least 1",
+        "bioseqnn: error: --epochs must be at least 1",
     ]
 
 
