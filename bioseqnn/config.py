@@ -449,7 +449,19 @@ def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> Run
         if not isinstance(values, dict):
             raise UsageError(f"config section {section!r} must be a mapping")
         _apply(getattr(cfg, section), section, values)
+        _check_given(getattr(cfg, section), section, values)
     return cfg
+
+
+def _check_given(target: Any, section: str, values: dict[str, Any]) -> None:
+    """Check the values a config file gives, naming each by its key there (the rules
+    between two settings are checked once the command line's are in: see validate)."""
+    try:
+        for f in dataclasses.fields(target):
+            if f.name in values:
+                check_setting(f, getattr(target, f.name))
+    except SettingError as exc:
+        raise UsageError(exc.named(lambda key: f"config key '{section}.{key}'")) from None
 
 
 MAX_CONFIG = 1 << 20

@@ -267,7 +267,8 @@ def test_bad_architecture_flags_are_usage_errors(
 
 
 # A setting's values are declared once (config.setting); each front end names the setting
-# its own way: the library by its key, the command line by its flag.
+# its own way: the library by its key, the command line by its flag, a config file by
+# section.key.
 @pytest.mark.parametrize(
     ("section", "key", "value", "flags", "rule"),
     [
@@ -293,7 +294,7 @@ def test_bad_architecture_flags_are_usage_errors(
         ("training", "seed", -1, ["--seed", "-1"], "must be from 0 to 2^63 - 1"),
     ],
 )
-def test_setting_errors_name_the_key_and_the_flag(
+def test_setting_errors_name_the_key_the_flag_and_the_config_key(
     cli,
     tmp_path: Path,
     examples: Path,
@@ -316,6 +317,12 @@ def test_setting_errors_name_the_key_and_the_flag(
     result = cli("train", *inputs, *flags)
     assert (result.code, result.err) == (2, f"bioseqnn: error: {flag} {rule}\n")
 
+    config = write(tmp_path / "c.yaml", yaml.safe_dump({section: {key: value}}))
+    result = cli("train", *inputs, "--config", config)
+    assert (result.code, result.err) == (
+        2,
+        f"bioseqnn: error: {config}: config key '{section}.{key}' {rule}\n",
+    )
     assert not out.exists()
 
 
@@ -347,6 +354,10 @@ def test_the_python_api_names_settings_by_their_keys(tmp_path: Path) -> None:
     cfg.model.hidden_size = 0
     with pytest.raises(SettingError, match=r"^hidden_size must be at least 1$"):
         api.train("absent.fasta", "absent.csv", tmp_path / "m.bsnn", cfg)
+    with pytest.raises(
+        UsageError, match=r"^config key 'training.warmup_epochs' must be at least 0$"
+    ):
+        config_from_dict({"training": {"warmup_epochs": -1}})
 
 
 def test_transformer_max_length_shorter_than_the_data_names_the_record(

@@ -386,7 +386,9 @@ def test_config_files_take_finite_numbers_only(cli, tmp_path: Path) -> None:
     config.write_text("training:\n  lr: .inf\n")
     r = cli("train", *HEMOLYTIC, "-o", tmp_path / "m.bsnn", "--config", config)
     assert r.code == 2
-    assert r.err.splitlines() == ["bioseqnn: error: --lr must be a finite number (got inf)"]
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {config}: config key 'training.lr' must be a finite number (got inf)"
+    ]
 
 
 def test_an_option_given_twice_warns_and_the_last_value_is_used(cli, tmp_path: Path) -> None:
