@@ -112,8 +112,9 @@ _TYPE_METAVARS = {"int": "N", "float": "NUMBER", "str": "TEXT", "list[int]": "N,
 
 def _setting_help(section: str, field: dataclasses.Field[Any]) -> str:
     """A setting's help as an option's: its one text (config.setting), with the settings
-    it names written as flags, the architectures that read it, and its default."""
-    from .config import ARCHITECTURES, AUTO, DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH
+    it names written as flags, the architectures that read it, its range and its
+    default."""
+    from .config import ARCHITECTURES, AUTO, DEFAULT_ARCH, DEFAULT_CAUSAL_ARCH, setting_range
 
     text = field.metadata["help"]
     if field.name == "arch":  # the list that 'bioseqnn config' writes below the line
@@ -125,6 +126,8 @@ def _setting_help(section: str, field: dataclasses.Field[Any]) -> str:
     users = [name for name, a in ARCHITECTURES.items() if field.name in a.uses]
     if users and len(users) < len(ARCHITECTURES):
         text += f" [{', '.join(users)}]"
+    if setting_range(field):
+        text += f"; {setting_range(field)}"
     return text[0].upper() + text[1:] + "." + _default(section, field.name)
 
 

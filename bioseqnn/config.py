@@ -100,6 +100,15 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
+def setting_range(f: dataclasses.Field[Any]) -> str:
+    """What a number setting's bounds admit, as its help shows them ("at least 1"; "each
+    at least 1" for a list); empty where it has none. (Choices are in the help text.)"""
+    bounds = f.metadata.get("bounds")
+    if bounds is None:
+        return ""
+    return f"each {bounds}" if str(f.type).startswith("list") else str(bounds)
+
+
 @dataclass
 class ModelConfig:
     """Architecture settings. Fields that an architecture does not use are ignored by it."""
@@ -346,7 +355,7 @@ class TrainConfig:
         "cross-validation: split the records into this many folds (by "
         "class for classes), train one model per fold with early stopping "
         "on its own held-out fold, report the out-of-fold metrics and save "
-        "the models as one ensemble file; 0 = off",
+        "the models as one ensemble file",
         at_least=2,
         at_most=64,
         off=0,
@@ -600,6 +609,8 @@ def commented_yaml(cfg: RunConfig | None = None, header: str | None = None) -> s
             help_text = f.metadata.get("help", "")
             if f.name in users and len(users[f.name]) < len(ARCHITECTURES):
                 help_text += f" [{', '.join(users[f.name])}]"
+            if setting_range(f):
+                help_text += f"; {setting_range(f)}"
             if help_text:
                 lines.append(f"  # {help_text}")
             if section == "model" and f.name == "arch":

@@ -360,6 +360,19 @@ def test_the_python_api_names_settings_by_their_keys(tmp_path: Path) -> None:
         config_from_dict({"training": {"warmup_epochs": -1}})
 
 
+def test_config_and_help_show_each_setting_s_range(cli) -> None:
+    lines = cli("config").out.splitlines()
+    hidden = "recurrent units per direction [rnn, lstm, gru, cnn-lstm, cnn-gru]; at least 1"
+    assert f"  # {hidden}" in lines
+    assert "  # AdamW learning rate; positive" in lines
+    assert lines[lines.index("  ensemble: 1") - 1].endswith("; from 1 to 64")
+    assert lines[lines.index("  cv: 0") - 1].endswith("; 0 (off) or from 2 to 64")
+    assert lines[lines.index("  channels: [128, 128]") - 1].endswith("; each at least 1")
+    help_text = " ".join(cli("train", "--help").out.split())
+    dropout = "Dropout between layers and before the head; in [0, 1). (default: 0.2)"
+    assert f"--dropout NUMBER {dropout}" in help_text
+
+
 def test_transformer_max_length_shorter_than_the_data_names_the_record(
     cli,
     tmp_path: Path,
