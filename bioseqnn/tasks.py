@@ -6,7 +6,7 @@ import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -16,7 +16,6 @@ from .errors import DataError, UsageError
 if TYPE_CHECKING:
     import torch
 
-    from .data.labels import LabeledData
 
 # torch is imported where a loss or an output is computed, not with the module: a task's
 # description (a model file's manifest, 'bioseqnn info') is read without torch.
@@ -352,7 +351,19 @@ def target_score(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> 
     return task.outputs(logits)[rows, target]
 
 
-def prepare_task(labeled: LabeledData, forced: str | None) -> TaskSpec:
+class Labels(Protocol):
+    """Labels read for training (``data.labels.LabeledData``): each record's label cells,
+    where each came from, the target columns and the table's name."""
+
+    label_values: list[list[str]]
+    where: list[str]
+    targets: list[str]
+    source: str
+
+
+def prepare_task(labeled: Labels, forced: str | None) -> TaskSpec:
+    """The task the labels call for (or ``forced``), checked, with a regression's target
+    scaling fitted."""
     columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
     task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
     for name in task.classes:
