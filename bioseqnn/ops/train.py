@@ -227,17 +227,64 @@ def train(
     lm = task == LANGUAGE_MODEL
     _check_variant(src, cfg, lm)
     cfg, parent = _start_from_parent(cfg, src, lm)
-    tc = cfg.training
-    configure_threads(tc.threads)
-    ranks, device_name = distributed.setup(tc.device)  # under torchrun: join the others
+    configure_threads(cfg.training.threads)
+    ranks, device_name = distributed.setup(cfg.training.device)  # torchrun: join the others
     # train names its device on every run, so auto falls back to the CPU without a warning
     device = resolve_device(None if device_name == "auto" else device_name)
     log.info("device: %s, %d CPU thread(s)", device, torch.get_num_threads())
-
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
         not lm and sequence_column is None and is_fasta(labels)
     )
+    ready = _prepare(src, cfg, parent, (lm, per_position), on_ready)
+    run = _member_run(ready, device, ranks, parent, (lm, per_position), resume)
+    members, results = _fit_members(run, ready, reporter, on_epoch, log_file)
+    final_model, result = _combine_members(run, members, results, ready.val_set, output)
+    collapsed = collapse_warning(ready.spec, result.best) if ranks.main else None
+    if collapsed:
+        log.warning(collapsed)
+    sources = source_names or [display_name(p) for p in (fasta, labels) if p is not None]
+    parts = (ready.data, ready.train_set, ready.val_set)
+    manifest = _manifest(run, members[0], result, results, parts, sources, genome)
+    final_model.cpu()
+    if ranks.main:
+        save_bundle(output, final_model, manifest, ready.digests.saved)
+    return TrainOutcome(
+        Path(output), manifest, result, log_file, model=final_model, main=ranks.main
+    )
+
+
+@dataclass
+class _Ready:
+    """A run's data, read, folded when asked, digested and split, with the settings made
+    concrete: what its members are trained from."""
+
+    cfg: RunConfig
+    tc: TrainConfig
+    """The training settings as resolved (class weights, monitor); ``cfg.training`` keeps
+    them as given."""
+    spec: TaskSpec
+    alpha: Alphabet | SeriesSpec | StructureInput
+    data: SequenceSet
+    folds: np.ndarray | None
+    train_set: SequenceSet
+    val_set: SequenceSet | None
+    digests: _Digests
+    names: tuple[str, str]
+    """The training and validation inputs, for messages."""
+
+
+def _prepare(
+    src: TrainInputs,
+    cfg: RunConfig,
+    parent: Parent | None,
+    kind: tuple[bool, bool],
+    on_ready: Callable[[dict[str, Any]], None] | None,
+) -> _Ready:
+    """Read the data as its variant does (``kind``: language model, per-position), fold,
+    digest, resolve the automatic model settings, split and weigh the classes."""
+    lm, per_position = kind
+    tc = cfg.training
     loaded = _load_training_data(src, cfg, lm, per_position)
     spec, alpha, data, explicit_val = loaded.spec, loaded.alpha, loaded.data, loaded.val
     if tc.structure != "none":
@@ -246,7 +293,7 @@ def train(
         check_input(parent, alpha)
     digests = _Digests.of(alpha, data, explicit_val, parent)
     if not lm:
-        _report_conflicts(spec, data, digests.train, display_name(labels or loaded.primary))
+        _report_conflicts(spec, data, digests.train, display_name(src.labels or loaded.primary))
     # the automatic settings (arch 'auto': the default recipe's network, a language model's
     # reading left to right; empty pool sizes, by task and sequence length) made concrete:
     # the model file records them
@@ -259,59 +306,73 @@ def train(
     tc = _weigh_classes(spec, train_set, tc, cfg.training, validated)
     if on_ready is not None:
         on_ready(_run_facts(spec, tc, alpha, (data, explicit_val), per_position or lm))
-    n_members = tc.cv or tc.ensemble
-    _check_size(cfg, n_members, alpha, spec, per_position or lm)
+    _check_size(cfg, tc.cv or tc.ensemble, alpha, spec, per_position or lm)
+    val_name = src.val_fasta or src.val_labels or loaded.primary
+    names = (display_name(loaded.primary), display_name(val_name))
+    return _Ready(cfg, tc, spec, alpha, data, folds, train_set, val_set, digests, names)
+
+
+def _member_run(
+    ready: _Ready,
+    device: torch.device,
+    ranks: distributed.Dist,
+    parent: Parent | None,
+    kind: tuple[bool, bool],
+    resume: bool,
+) -> MemberRun:
+    """What every member of the run shares."""
+    lm, per_position = kind
+    tc = ready.tc
     complement = (
-        complement_table(alpha)
-        if (tc.rc_augment or tc.rc_average) and isinstance(alpha, Alphabet)
+        complement_table(ready.alpha)
+        if (tc.rc_augment or tc.rc_average) and isinstance(ready.alpha, Alphabet)
         else None
     )
-    oof = OutOfFold(spec) if folds is not None else None
-    run = MemberRun(
-        cfg,
+    oof = OutOfFold(ready.spec) if ready.folds is not None else None
+    return MemberRun(
+        ready.cfg,
         tc,
-        spec,
-        alpha,
+        ready.spec,
+        ready.alpha,
         device,
         ranks,
         per_position,
         lm,
         parent,
-        n_members,
+        tc.cv or tc.ensemble,
         oof,
         resume,
         complement,
     )
+
+
+def _fit_members(
+    run: MemberRun,
+    ready: _Ready,
+    reporter: Reporter | None,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+    log_file: Path | None,
+) -> tuple[list[SequenceModel], list[TrainResult]]:
+    """Train every member, each epoch's metrics logged to ``log_file`` (by rank 0)."""
     # Member i: seed + i for its initial weights, batch order and dropout. An ensemble's
     # members share the training and validation records (the split used the run's seed);
     # cross-validation member i trains on the other folds and validates on fold i.
     plans: Iterable[tuple[int, SequenceSet, SequenceSet | None]] = (
-        fold_sets(data, folds, tc.cv)
-        if folds is not None
-        else ((i, train_set, val_set) for i in range(n_members))
+        fold_sets(ready.data, ready.folds, ready.tc.cv)
+        if ready.folds is not None
+        else ((i, ready.train_set, ready.val_set) for i in range(run.n_members))
     )
-    names = (display_name(loaded.primary), display_name(val_fasta or val_labels or loaded.primary))
-    epoch_log = _EpochLog(log_file if ranks.main else None)  # only rank 0 writes files
+    epoch_log = _EpochLog(log_file if run.ranks.main else None)  # only rank 0 writes files
     try:
-        members, results = train_members(
-            run, plans, reporter, _both(epoch_log, on_epoch), (train_set, val_set, *names)
+        return train_members(
+            run,
+            plans,
+            reporter,
+            _both(epoch_log, on_epoch),
+            (ready.train_set, ready.val_set, *ready.names),
         )
     finally:
         epoch_log.close()
-    final_model, result = _combine_members(run, members, results, val_set, output)
-    collapsed = collapse_warning(spec, result.best) if ranks.main else None
-    if collapsed:
-        log.warning(collapsed)
-    sources = source_names or [display_name(p) for p in (fasta, labels) if p is not None]
-    manifest = _manifest(
-        run, members[0], result, results, (data, train_set, val_set), sources, genome
-    )
-    final_model.cpu()
-    if ranks.main:
-        save_bundle(output, final_model, manifest, digests.saved)
-    return TrainOutcome(
-        Path(output), manifest, result, log_file, model=final_model, main=ranks.main
-    )
 
 
 def _start_from_parent(
