@@ -19,7 +19,7 @@ import traceback
 import typing
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.core
@@ -30,6 +30,10 @@ from rich.text import Text
 
 from ._version import __version__
 from .errors import BioseqnnError, SettingError
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .ops.train import TrainOutcome
 
 log = logging.getLogger("bioseqnn")
 
@@ -751,26 +755,10 @@ def train(
         from .plots import plot_dir
 
         plot_dir(plots)  # fail before training when matplotlib or the folder is missing
-    from .config import RunConfig, apply_overrides, load_config, parse_names
-    from .io.outputs import check_not_an_input
+    from .config import parse_names
     from .ops.train import train as run_train
 
-    for written in (output, log_file):
-        if written is not None:
-            check_not_an_input(written, {"--config": config})
-    cfg = load_config(config) if config else RunConfig()
-    model_flags = settings["model"]
-    cfg = apply_overrides(cfg, settings)
-    if cfg.training.init_from and cfg.training.init_from != "-":
-        from .engine.finetune import check_given
-
-        # a setting given on purpose counts even at its default value (the library can
-        # only tell settings that differ from the defaults)
-        check_given(
-            cfg.training.init_from,
-            cfg.training.init_member or None,
-            _given_model_settings(config, cfg, model_flags),
-        )
+    cfg = _train_settings(config, settings, (output, log_file))
     lm = task is Task.language_model
     from .variants.intervals import genome_options
 
@@ -820,6 +808,42 @@ def train(
         tracking.fail()
         raise
     tracking.finish(outcome)
+    log.info(
+        "wrote %s (%s); metrics log %s", outcome.output, _train_summary(outcome), outcome.log_path
+    )
+    if plots is not None and outcome.main:
+        _learning_curve_plots(outcome, plots, plot_format, dpi)
+
+
+def _train_settings(
+    config: str | None, settings: dict[str, dict[str, Any]], outputs: tuple[str | None, ...]
+) -> RunConfig:
+    """The run's settings: the --config file's, then the options given; a fine-tuning
+    run's network settings checked against the ones given on purpose."""
+    from .config import RunConfig, apply_overrides, load_config
+    from .io.outputs import check_not_an_input
+
+    for written in outputs:
+        if written is not None:
+            check_not_an_input(written, {"--config": config})
+    cfg = load_config(config) if config else RunConfig()
+    cfg = apply_overrides(cfg, settings)
+    if cfg.training.init_from and cfg.training.init_from != "-":
+        from .engine.finetune import check_given
+
+        # a setting given on purpose counts even at its default value (the library can
+        # only tell settings that differ from the defaults)
+        check_given(
+            cfg.training.init_from,
+            cfg.training.init_member or None,
+            _given_model_settings(config, cfg, settings["model"]),
+        )
+    return cfg
+
+
+def _train_summary(outcome: TrainOutcome) -> str:
+    """What the run gave, for its last log line: the best epoch (or the ensemble's or the
+    folds'), with the monitored and the headline validation metric."""
     best = outcome.result.best
     kind = outcome.manifest["task"]["kind"]
     headline = {"regression": "val_r2", "language-model": "val_perplexity"}.get(
@@ -837,22 +861,27 @@ def train(
     for key in dict.fromkeys([outcome.result.monitor, headline]):
         if isinstance(best.get(key), float):
             summary += f", {key} {best[key]:.4f}"
-    log.info("wrote %s (%s); metrics log %s", outcome.output, summary, outcome.log_path)
-    if plots is not None and outcome.main:
-        from .plots import DPI, learning_curves, plot_dir, run_title
+    return summary
 
-        title = run_title(outcome.manifest["data"]["sources"][0], outcome.output)
-        history = outcome.result.history
-        suffix = (plot_format or FigureFormat.png).value
-        for member in sorted({r.get("member", 0) for r in history}):
-            name = f"learning_curves_member{member}" if member else "learning_curves"
-            figure = learning_curves(
-                [r for r in history if r.get("member", 0) == member],
-                plot_dir(plots) / f"{name}.{suffix}",
-                f"{title}, member {member}" if member else title,
-                dpi=dpi or DPI,
-            )
-            log.info("wrote %s", figure)
+
+def _learning_curve_plots(
+    outcome: TrainOutcome, plots: str, plot_format: FigureFormat | None, dpi: int | None
+) -> None:
+    """--plots: the learning curves of the run (one figure per member)."""
+    from .plots import DPI, learning_curves, plot_dir, run_title
+
+    title = run_title(outcome.manifest["data"]["sources"][0], outcome.output)
+    history = outcome.result.history
+    suffix = (plot_format or FigureFormat.png).value
+    for member in sorted({r.get("member", 0) for r in history}):
+        name = f"learning_curves_member{member}" if member else "learning_curves"
+        figure = learning_curves(
+            [r for r in history if r.get("member", 0) == member],
+            plot_dir(plots) / f"{name}.{suffix}",
+            f"{title}, member {member}" if member else title,
+            dpi=dpi or DPI,
+        )
+        log.info("wrote %s", figure)
 
 
 @app.command()
