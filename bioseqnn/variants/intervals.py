@@ -401,53 +401,20 @@ def load_for_training(
     val: SequenceSet | None = None
     val_chroms: list[str] = []
     if val_path is not None:
-        vlabeled, _, val_chroms = labeled_intervals(
+        val, val_chroms = _given_validation(
             options,
-            val_path,
-            val_labels if val_labels is not None else labels,
+            (path, val_path, val_labels if val_labels is not None else labels),
+            spec,
+            labeled.targets,
+            alpha,
+            chroms,
             window=window,
             id_column=id_column,
-            targets=labeled.targets,
-            alphabet=alpha,
             on_invalid=on_invalid,
             ignore_unmatched=ignore_unmatched,
-            training=True,
         )
-        shared = sorted(set(chroms) & set(val_chroms))
-        if shared:
-            raise DataError(
-                f"{display_name(val_path)}: validation interval(s) on {_names(shared)}, which "
-                f"also hold training intervals in {display_name(path)}: a chromosome "
-                "hold-out keeps each chromosome on one side (move them, or choose the "
-                "validation chromosomes with --holdout-chroms)"
-            )
-        val = vlabeled.data
-        val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
-        val_chroms = sorted(set(val_chroms))
     elif options.holdout_chroms:
-        held = np.array([c in options.holdout_chroms for c in chroms])
-        if not held.any():
-            raise DataError(
-                f"{display_name(path)}: no interval on the hold-out "
-                f"chromosome(s) {_names(options.holdout_chroms)} (the intervals "
-                f"are on {_names(sorted(set(chroms)))})"
-            )
-        if held.all():
-            raise DataError(
-                f"{display_name(path)}: every interval is on a hold-out "
-                f"chromosome ({_names(options.holdout_chroms)}): none is left "
-                "to train on"
-            )
-        val_chroms = sorted({c for c, h in zip(chroms, held, strict=True) if h})
-        data, val = data.split(np.flatnonzero(~held), np.flatnonzero(held))
-        chroms = [c for c, h in zip(chroms, held, strict=True) if not h]
-        log.info(
-            "validation: %d interval(s) on %s; training: %d on %d other chromosome(s)",
-            len(val or []),
-            _names(val_chroms),
-            len(data),
-            len(set(chroms)),
-        )
+        data, val, chroms, val_chroms = _hold_out(options, path, data, chroms)
     elif not cv:
         log.info(
             "validation: a random part of the intervals (--val-fraction); overlapping "
@@ -463,6 +430,79 @@ def load_for_training(
         "excluded_chroms": list(options.exclude_chroms),
     }
     return spec, alpha, data, val
+
+
+def _given_validation(
+    options: GenomeOptions,
+    paths: tuple[str | os.PathLike[str], str | os.PathLike[str], str | os.PathLike[str] | None],
+    spec: TaskSpec,
+    targets: list[str],
+    alpha: Alphabet,
+    chroms: list[str],
+    *,
+    window: int | None,
+    id_column: str,
+    on_invalid: str,
+    ignore_unmatched: bool,
+) -> tuple[SequenceSet, list[str]]:
+    """The validation intervals given (--val-fasta; ``paths``: the training intervals,
+    the validation intervals and their labels), on chromosomes of their own."""
+    path, val_path, val_labels = paths
+    vlabeled, _, val_chroms = labeled_intervals(
+        options,
+        val_path,
+        val_labels,
+        window=window,
+        id_column=id_column,
+        targets=targets,
+        alphabet=alpha,
+        on_invalid=on_invalid,
+        ignore_unmatched=ignore_unmatched,
+        training=True,
+    )
+    shared = sorted(set(chroms) & set(val_chroms))
+    if shared:
+        raise DataError(
+            f"{display_name(val_path)}: validation interval(s) on {_names(shared)}, which "
+            f"also hold training intervals in {display_name(path)}: a chromosome "
+            "hold-out keeps each chromosome on one side (move them, or choose the "
+            "validation chromosomes with --holdout-chroms)"
+        )
+    val = vlabeled.data
+    val.targets = spec.encode_labels(vlabeled.label_values, vlabeled.where)
+    return val, sorted(set(val_chroms))
+
+
+def _hold_out(
+    options: GenomeOptions, path: str | os.PathLike[str], data: SequenceSet, chroms: list[str]
+) -> tuple[SequenceSet, SequenceSet | None, list[str], list[str]]:
+    """--holdout-chroms: the intervals on those chromosomes validate, the others train.
+    Returns the training set, the validation set, their chromosomes (the training
+    intervals', each; the validation set's, distinct)."""
+    held = np.array([c in options.holdout_chroms for c in chroms])
+    if not held.any():
+        raise DataError(
+            f"{display_name(path)}: no interval on the hold-out "
+            f"chromosome(s) {_names(options.holdout_chroms)} (the intervals "
+            f"are on {_names(sorted(set(chroms)))})"
+        )
+    if held.all():
+        raise DataError(
+            f"{display_name(path)}: every interval is on a hold-out "
+            f"chromosome ({_names(options.holdout_chroms)}): none is left "
+            "to train on"
+        )
+    val_chroms = sorted({c for c, h in zip(chroms, held, strict=True) if h})
+    data, val = data.split(np.flatnonzero(~held), np.flatnonzero(held))
+    chroms = [c for c, h in zip(chroms, held, strict=True) if not h]
+    log.info(
+        "validation: %d interval(s) on %s; training: %d on %d other chromosome(s)",
+        len(val or []),
+        _names(val_chroms),
+        len(data),
+        len(set(chroms)),
+    )
+    return data, val, chroms, val_chroms
 
 
 def load_for_evaluation(
