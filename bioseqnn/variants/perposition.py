@@ -103,7 +103,6 @@ def load_positions(
     letters found. Every label string must be as long as its sequence.
     """
     source = display_name(labels)
-    target = "label"
     if is_fasta(labels):
         if sequence_column is not None:
             raise UsageError(
@@ -112,33 +111,76 @@ def load_positions(
             )
         if fasta is None:
             raise UsageError("a FASTA file of sequences is required")
-        data, alpha, _ = read_encoded(
-            read_sequences(fasta), display_name(fasta), alphabet, on_invalid
+        data, alpha, label_strings = _fasta_labels(
+            fasta, labels, alphabet, on_invalid, ignore_unmatched
         )
-        strings = _join(
-            data, read_letters(labels, "label"), display_name(fasta), source, ignore_unmatched
-        )
-        if len(strings) < len(data):
-            data = data.subset(np.asarray([i for i, x in enumerate(data.ids) if x in strings]))
-        label_strings = [strings[x] for x in data.ids]
+        target = "label"
     else:
         src = LabelSource(labels, id_column, targets, sequence_column, missing_hint)
-        labeled, read_as = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
-        if not isinstance(read_as, Alphabet):
-            raise UsageError(
-                "per-position labels are for sequences; "
-                f"{display_name(fasta or '-')} is a numeric series table"
-            )
-        alpha = read_as
-        if len(labeled.targets) != 1:
-            raise UsageError(
-                f"--task per-position takes one label column, got "
-                f"{len(labeled.targets)}: {', '.join(labeled.targets)}; choose "
-                "one with --target"
-            )
-        data = labeled.data
-        target = labeled.targets[0]
-        label_strings = [v[0].replace(" ", "").encode() for v in labeled.label_values]
+        data, alpha, target, label_strings = _table_labels(
+            fasta, src, alphabet, on_invalid, ignore_unmatched
+        )
+    codes, classes = _position_codes(label_strings, data, classes, source)
+    if mask is not None:
+        codes[~_mask_flags(mask, data)] = PAD
+    data.positions = codes.astype(np.int8)  # flat, like the codes
+    scored = int((codes != PAD).sum())
+    if scored == 0:
+        raise DataError(f"{source}: no position is left to score (every one is masked)")
+    return PositionLabels(data, alpha, list(classes), scored, target)
+
+
+def _fasta_labels(
+    fasta: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    alphabet: str | Alphabet | None,
+    on_invalid: str,
+    ignore_unmatched: bool,
+) -> tuple[SequenceSet, Alphabet, list[bytes]]:
+    """Sequences from ``fasta``, joined by id with a FASTA of label strings."""
+    data, alpha, _ = read_encoded(read_sequences(fasta), display_name(fasta), alphabet, on_invalid)
+    strings = _join(
+        data,
+        read_letters(labels, "label"),
+        display_name(fasta),
+        display_name(labels),
+        ignore_unmatched,
+    )
+    if len(strings) < len(data):
+        data = data.subset(np.asarray([i for i, x in enumerate(data.ids) if x in strings]))
+    return data, alpha, [strings[x] for x in data.ids]
+
+
+def _table_labels(
+    fasta: str | os.PathLike[str] | None,
+    src: LabelSource,
+    alphabet: str | Alphabet | None,
+    on_invalid: str,
+    ignore_unmatched: bool,
+) -> tuple[SequenceSet, Alphabet, str, list[bytes]]:
+    """Sequences joined with a table column of label strings (or read from its sequence
+    column); the column's name is the target's."""
+    labeled, read_as = load_labeled(fasta, src, alphabet, on_invalid, ignore_unmatched)
+    if not isinstance(read_as, Alphabet):
+        raise UsageError(
+            "per-position labels are for sequences; "
+            f"{display_name(fasta or '-')} is a numeric series table"
+        )
+    if len(labeled.targets) != 1:
+        raise UsageError(
+            f"--task per-position takes one label column, got "
+            f"{len(labeled.targets)}: {', '.join(labeled.targets)}; choose "
+            "one with --target"
+        )
+    strings = [v[0].replace(" ", "").encode() for v in labeled.label_values]
+    return labeled.data, read_as, labeled.targets[0], strings
+
+
+def _position_codes(
+    label_strings: list[bytes], data: SequenceSet, classes: list[str] | None, source: str
+) -> tuple[np.ndarray, list[str]]:
+    """Each residue's class index (flat, like the codes) and the classes: ``classes`` or
+    the sorted letters found. Every label string must be as long as its sequence."""
     lengths = data.lengths
     for i, text in enumerate(label_strings):
         if len(text) != lengths[i]:
@@ -162,13 +204,7 @@ def load_positions(
             f"{at - int(data.offsets[rec]) + 1}: label {chr(flat[at])!r} is not "
             f"one of the classes ({', '.join(classes)})"
         )
-    if mask is not None:
-        codes[~_mask_flags(mask, data)] = PAD
-    data.positions = codes.astype(np.int8)  # flat, like the codes
-    scored = int((codes != PAD).sum())
-    if scored == 0:
-        raise DataError(f"{source}: no position is left to score (every one is masked)")
-    return PositionLabels(data, alpha, list(classes), scored, target)
+    return codes, list(classes)
 
 
 def _label_letters(flat: np.ndarray, data: SequenceSet, source: str) -> list[str]:
