@@ -99,19 +99,7 @@ def train_members(
                 start_from(model, run.parent, spec, tc.freeze_backbone)
             if index == 0:
                 _first_member(run, model, train_set, val_set, train_name, val_name)
-            if run.oof is not None:
-                log.info(
-                    "fold %d of %d: %d training, %d held-out records (seed %d)",
-                    index + 1,
-                    run.n_members,
-                    len(member_train),
-                    len(member_val or []),
-                    member_tc.seed,
-                )
-            elif run.n_members > 1:
-                log.info(
-                    "ensemble member %d of %d (seed %d)", index + 1, run.n_members, member_tc.seed
-                )
+            _announce(run, index, member_train, member_val, member_tc.seed)
             tag = (
                 {"fold" if run.oof is not None else "member": index + 1}
                 if run.n_members > 1
@@ -137,16 +125,7 @@ def train_members(
             members.append(model)
             if run.oof is not None:
                 assert member_val is not None
-                run.oof.add(
-                    index,
-                    model,
-                    featurizer(alpha),
-                    member_val,
-                    results[-1].best,
-                    tc.batch_size,
-                    run.device,
-                    tc.max_tokens or None,
-                )
+                _predict_held_out(run, index, model, member_val, results[-1])
     except Exception as exc:
         if not out_of_memory(exc):
             raise
@@ -155,6 +134,44 @@ def train_members(
             _training_out_of_memory(stage, run.device, cfg.model, size.weights, train_set, tc)
         ) from None
     return members, results
+
+
+def _announce(
+    run: MemberRun,
+    index: int,
+    member_train: SequenceSet,
+    member_val: SequenceSet | None,
+    seed: int,
+) -> None:
+    """The line that starts a fold or an ensemble member (none for a single model)."""
+    if run.oof is not None:
+        log.info(
+            "fold %d of %d: %d training, %d held-out records (seed %d)",
+            index + 1,
+            run.n_members,
+            len(member_train),
+            len(member_val or []),
+            seed,
+        )
+    elif run.n_members > 1:
+        log.info("ensemble member %d of %d (seed %d)", index + 1, run.n_members, seed)
+
+
+def _predict_held_out(
+    run: MemberRun, index: int, model: SequenceModel, held_out: SequenceSet, result: TrainResult
+) -> None:
+    """Cross-validation: fold ``index``'s model predicts its held-out records."""
+    assert run.oof is not None
+    run.oof.add(
+        index,
+        model,
+        featurizer(run.alpha),
+        held_out,
+        result.best,
+        run.tc.batch_size,
+        run.device,
+        run.tc.max_tokens or None,
+    )
 
 
 def _first_member(

@@ -588,32 +588,7 @@ def _load_training_data(src: TrainInputs, cfg: RunConfig, lm: bool, per_position
     records (sequences or numeric series)."""
     tc = cfg.training
     fasta, labels = src.fasta, src.labels
-    if (per_position or lm) and cfg.model.pooling != "auto":
-        log.warning(
-            "--pooling %s is not used: this model has one output per position", cfg.model.pooling
-        )
-    if src.position_mask is not None and not per_position:
-        raise UsageError("--position-mask applies to per-position labels (--task per-position)")
-    if per_position and (tc.rc_augment or tc.rc_average):
-        raise UsageError(
-            "--rc-augment and --rc-average are not available for per-position labelling"
-        )
-    if tc.structure != "none":
-        check_structure_options(tc, lm)
-    primary = fasta if fasta is not None else labels  # where the sequences are
-    if primary is None:
-        raise UsageError("no sequences given")
-    if isinstance(src.series_columns, str):
-        raise UsageError("series_columns takes a list of column names, e.g. ['ecg', 'ppg']")
-    if src.series_columns and (lm or per_position):
-        raise UsageError(
-            "--series-columns applies to a numeric series table; a "
-            f"{'language model' if lm else 'per-position model'} reads sequences"
-        )
-    if src.genome is None and fasta is not None and is_table(fasta):
-        check_series_inputs(fasta, labels, lm, per_position, src.sequence_column, tc, src.id_column)
-    elif src.series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
-        refuse_series_columns(primary)
+    primary = _check_reading(src, cfg, lm, per_position)
     if lm:
         assert fasta is not None
         return load_lm(fasta, src, primary)
@@ -655,6 +630,42 @@ def _load_training_data(src: TrainInputs, cfg: RunConfig, lm: bool, per_position
         )
         return Loaded(spec, alpha, data, val, primary)
     return load_labelled(src, labels, tc, primary)
+
+
+def _check_reading(
+    src: TrainInputs, cfg: RunConfig, lm: bool, per_position: bool
+) -> str | os.PathLike[str]:
+    """The options that do not go with this variant, refused before anything is read;
+    the input that holds the sequences."""
+    tc = cfg.training
+    fasta, labels = src.fasta, src.labels
+    if (per_position or lm) and cfg.model.pooling != "auto":
+        log.warning(
+            "--pooling %s is not used: this model has one output per position", cfg.model.pooling
+        )
+    if src.position_mask is not None and not per_position:
+        raise UsageError("--position-mask applies to per-position labels (--task per-position)")
+    if per_position and (tc.rc_augment or tc.rc_average):
+        raise UsageError(
+            "--rc-augment and --rc-average are not available for per-position labelling"
+        )
+    if tc.structure != "none":
+        check_structure_options(tc, lm)
+    primary = fasta if fasta is not None else labels  # where the sequences are
+    if primary is None:
+        raise UsageError("no sequences given")
+    if isinstance(src.series_columns, str):
+        raise UsageError("series_columns takes a list of column names, e.g. ['ecg', 'ppg']")
+    if src.series_columns and (lm or per_position):
+        raise UsageError(
+            "--series-columns applies to a numeric series table; a "
+            f"{'language model' if lm else 'per-position model'} reads sequences"
+        )
+    if src.genome is None and fasta is not None and is_table(fasta):
+        check_series_inputs(fasta, labels, lm, per_position, src.sequence_column, tc, src.id_column)
+    elif src.series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
+        refuse_series_columns(primary)
+    return primary
 
 
 def _fold(
