@@ -9,7 +9,7 @@
 #   docker build -t bioseqnn:cuda --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .
 #   docker run --rm --gpus all -v "$PWD":/data bioseqnn:cuda train ... --device cuda
 #
-# See docs/install.md. tests/test_packaging.py builds the image where a container engine
+# See docs/install.md. tests/pipelines/test_packaging.py builds the image where a container engine
 # runs, and runs the smoke test below against a local install everywhere.
 
 ARG PYTHON_VERSION=3.12

@@ -7,7 +7,7 @@
 
 Every figure is the peak resident set size (``ru_maxrss``) of a real ``bioseqnn``
 subprocess, read with ``os.wait4``. Not part of the test suite (the sizes take minutes);
-tests/test_memory.py checks the same flatness on a small scale.
+tests/unit/test_data_memory.py checks the same flatness on a small scale.
 
 - predict: a small LSTM model (hidden 32) predicts random DNA records of length 100;
   the peak should not depend on the number of records (streaming, chunk by chunk).

@@ -266,7 +266,7 @@ class PanelledCommand(typer.core.TyperCommand):
 
 
 def finite(text: str) -> float:
-    """The parser of every number option (tests/test_usage_details.py checks that it is):
+    """The parser of every number option (tests/cli/test_usage_details.py checks that it is):
     a float, finite. Python's float() takes 'inf' and 'nan', which pass range checks such
     as 'lr > 0' and failed only during training."""
     try:

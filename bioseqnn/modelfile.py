@@ -442,7 +442,7 @@ def _check_task(task: dict[str, Any], name: str, m_per_position: Any = False) ->
 
 def validate_manifest(m: Any, name: str) -> dict[str, Any]:
     """Check types and sizes of every manifest field before anything uses it: each one's
-    type first (tests/test_fuzz_model_file.py tries every field with values of every
+    type first (tests/unit/test_modelfile_fuzz.py tries every field with values of every
     type, inside and beyond its range)."""
     expect(isinstance(m, dict), name, "not a mapping")
     _check_plain(m, name)

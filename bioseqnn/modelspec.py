@@ -127,7 +127,7 @@ SIZES: dict[str, Callable[[ModelConfig, int], tuple[Size, int]]] = {
     "transformer": transformer_size,
 }
 """Each architecture's backbone size and ``out_dim`` from its settings
-(tests/test_models.py checks every one against the built module)."""
+(tests/unit/test_models.py checks every one against the built module)."""
 
 
 def model_size(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -209,3 +210,67 @@ def planted_model(planted: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     )
     assert code == 0
     return out
+
+
+# --------------------------------------------------------------------------- small data
+# Tiny records and models shared by the catalogue of bad inputs (cli/test_bad_input.py)
+# and the tests that build on it.
+
+AMINO = "ACDEFGHIKLMNPQRSTVWY"
+PEPTIDES = [
+    "KLVFFAEDVGSNK",
+    "GIGAVLKVLTTGL",
+    "FLPLIGRVLSGIL",
+    "ILPWKWPWWPWRR",
+    "GLFDIVKKVVGAL",
+    "KWKLFKKIEKVGQ",
+    "RRWWRRWWRRLLE",
+    "FFPIVGKLLSGLL",
+]
+
+
+def fasta(records: list[tuple[str, str]], eol: str = "\n") -> bytes:
+    return "".join(f">{rid}{eol}{seq}{eol}" for rid, seq in records).encode()
+
+
+def random_records(
+    n: int, letters: str, length: int, seed: int, prefix: str = "r"
+) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    return [(f"{prefix}{i}", "".join(rng.choice(letters) for _ in range(length))) for i in range(n)]
+
+
+def train_tiny(workdir: Path, records: list[tuple[str, str]], labels: list[str], name: str) -> Path:
+    """Train a 1-epoch, 8-unit LSTM through the CLI and return the model file."""
+    from bioseqnn.cli import main
+
+    fa, csv_ = workdir / f"{name}.fa", workdir / f"{name}.csv"
+    fa.write_bytes(fasta(records))
+    csv_.write_text(
+        "id,y\n" + "".join(f"{r},{y}\n" for (r, _), y in zip(records, labels, strict=True))
+    )
+    out = workdir / f"{name}.bsnn"
+    code = main(
+        [
+            "train",
+            str(fa),
+            str(csv_),
+            "-o",
+            str(out),
+            "--arch",
+            "lstm",
+            "--epochs",
+            "1",
+            "--hidden-size",
+            "8",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+SIX = fasta([(f"s{i}", p) for i, p in enumerate(PEPTIDES[:6])])
+SIX_LABELS = b"id,y\n" + b"".join(f"s{i},{i % 2}\n".encode() for i in range(6))

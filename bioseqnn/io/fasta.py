@@ -180,7 +180,7 @@ def _start_lines(lines: _CheckedText, name: str, expect: str | None = None) -> I
 # the reference's TextIOWrapper reads and replays them to it, so the reference sees
 # exactly the bytes, chunk by chunk, that it would have seen on its own: records,
 # line numbers and error messages (even which record comes before an error) are
-# those of the reference. tests/test_fasta_fast.py checks that on tricky inputs.
+# those of the reference. tests/unit/test_io_fasta.py checks that on tricky inputs.
 
 BLOCK = 4 << 20
 """Bytes the block path reads at a time (more when a record is longer)."""

@@ -93,7 +93,7 @@ def register(
 ) -> Callable[[Callable[[ModelConfig, int], Backbone]], Callable[[ModelConfig, int], Backbone]]:
     """Register a backbone builder for the architecture ``name`` of
     bioseqnn.config.ARCHITECTURES (its poolings, the settings it reads and its help);
-    bioseqnn.modelspec.SIZES computes what it holds (tests/test_models.py checks it
+    bioseqnn.modelspec.SIZES computes what it holds (tests/unit/test_models.py checks it
     against the built module)."""
     info = ARCHITECTURES[name]
 

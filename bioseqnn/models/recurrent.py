@@ -20,7 +20,7 @@ of the batch) is an independent recurrence, run concurrently on worker threads
 The equations are exactly those of ``nn.LSTM``/``nn.GRU`` (same gate order, same
 biases), and the parameters live in ordinary ``nn.LSTM``/``nn.GRU`` modules, so model
 files keep their parameter names. On CUDA the cuDNN kernels are used unchanged.
-tests/test_recurrent_speedpath.py and tests/test_native_kernels.py check outputs and
+tests/unit/test_models_recurrent.py and tests/unit/test_models_native.py check outputs and
 gradients against torch.
 """
 

@@ -1,7 +1,7 @@
 """Commands that only describe a model file start without torch (importing it is most of
 a second): info and config --from. Checked in a fresh interpreter, by whether ``torch``
 is in ``sys.modules`` once the command has run, not by timing (help, --version and the
-default config: tests/test_cli.py)."""
+default config: tests/cli/test_cli.py)."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ def test_combined_regression_is_the_mean_and_positions_keep_their_shape() -> Non
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An ensemble of three and a single model with the second member's seed, both
     validated on the same explicit records (a run's split would follow its seed)."""
-    ex = Path(__file__).resolve().parent.parent / "example_data"
+    ex = Path(__file__).resolve().parents[2] / "example_data"
     out = tmp_path_factory.mktemp("ensemble")
     records = (ex / "hemolytic.fasta").read_text().split(">")[1:]
     lines = (ex / "hemolytic.csv").read_text().splitlines(keepends=True)
@@ -185,7 +185,7 @@ def test_evaluate_and_info_read_an_ensemble(trained: dict[str, Path], cli) -> No
 
 
 def test_regression_ensemble_predicts_the_mean_value(tmp_path: Path, cli) -> None:
-    ex = Path(__file__).resolve().parent.parent / "example_data"
+    ex = Path(__file__).resolve().parents[2] / "example_data"
     out = tmp_path / "prom.bsnn"
     train(ex / "promoters.fasta", ex / "promoters.csv", out, config(ensemble=2))
     bundle = load_bundle(out)
@@ -204,7 +204,7 @@ def test_regression_ensemble_predicts_the_mean_value(tmp_path: Path, cli) -> Non
 
 
 def test_per_position_ensemble_from_the_command_line(tmp_path: Path, cli) -> None:
-    ex = Path(__file__).resolve().parent.parent / "example_data"
+    ex = Path(__file__).resolve().parents[2] / "example_data"
     model = tmp_path / "ss.bsnn"
     result = cli(
         "train",

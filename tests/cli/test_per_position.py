@@ -32,7 +32,7 @@ def read_fasta(path: Path) -> dict[str, str]:
 def ss_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bioseqnn.cli import main
 
-    ex = Path(__file__).resolve().parent.parent / "example_data"
+    ex = Path(__file__).resolve().parents[2] / "example_data"
     out = tmp_path_factory.mktemp("pp") / "ss.bsnn"
     code = main(
         [

@@ -645,7 +645,7 @@ def test_cuda_resume_continues_from_the_checkpoint(cli, examples: Path, tmp_path
 
 
 def test_docs_training_examples_use_real_train_options(cli) -> None:
-    page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "training.md"
+    page = Path(__file__).resolve().parents[2] / "docs" / "guide" / "training.md"
     section = page.read_text(encoding="utf-8").split("## Training options", 1)[1]
     section = section.split("\n## ", 1)[0]
     commands = [

@@ -23,7 +23,7 @@ N_RECORDS = 1000
 
 @pytest.fixture(scope="module")
 def promoters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    examples = Path(__file__).resolve().parent.parent / "example_data"
+    examples = Path(__file__).resolve().parents[2] / "example_data"
     folder = tmp_path_factory.mktemp("promoters")
     fasta, labels = folder / "p.fasta", folder / "p.csv"
     fasta.write_text(

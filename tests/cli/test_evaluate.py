@@ -32,7 +32,7 @@ def ncrna_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny, barely trained 13-class GRU: enough to check every multiclass number."""
     from bioseqnn.cli import main
 
-    root = Path(__file__).resolve().parent.parent / "example_data"
+    root = Path(__file__).resolve().parents[2] / "example_data"
     out = tmp_path_factory.mktemp("models") / "ncrna.bsnn"
     assert (
         main(

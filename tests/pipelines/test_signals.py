@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_bad_input import AMINO, SIX, SIX_LABELS, fasta, random_records, train_tiny
+from conftest import AMINO, SIX, SIX_LABELS, fasta, random_records, train_tiny
 
 SIGNALS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 

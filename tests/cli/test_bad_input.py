@@ -19,62 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import run_bioseqnn
-
-AMINO = "ACDEFGHIKLMNPQRSTVWY"
-PEPTIDES = [
-    "KLVFFAEDVGSNK",
-    "GIGAVLKVLTTGL",
-    "FLPLIGRVLSGIL",
-    "ILPWKWPWWPWRR",
-    "GLFDIVKKVVGAL",
-    "KWKLFKKIEKVGQ",
-    "RRWWRRWWRRLLE",
-    "FFPIVGKLLSGLL",
-]
-
-
-def fasta(records: list[tuple[str, str]], eol: str = "\n") -> bytes:
-    return "".join(f">{rid}{eol}{seq}{eol}" for rid, seq in records).encode()
-
-
-def random_records(
-    n: int, letters: str, length: int, seed: int, prefix: str = "r"
-) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    return [(f"{prefix}{i}", "".join(rng.choice(letters) for _ in range(length))) for i in range(n)]
-
-
-def train_tiny(workdir: Path, records: list[tuple[str, str]], labels: list[str], name: str) -> Path:
-    """Train a 1-epoch, 8-unit LSTM through the CLI and return the model file."""
-    from bioseqnn.cli import main
-
-    fa, csv_ = workdir / f"{name}.fa", workdir / f"{name}.csv"
-    fa.write_bytes(fasta(records))
-    csv_.write_text(
-        "id,y\n" + "".join(f"{r},{y}\n" for (r, _), y in zip(records, labels, strict=True))
-    )
-    out = workdir / f"{name}.bsnn"
-    code = main(
-        [
-            "train",
-            str(fa),
-            str(csv_),
-            "-o",
-            str(out),
-            "--arch",
-            "lstm",
-            "--epochs",
-            "1",
-            "--hidden-size",
-            "8",
-            "--threads",
-            "1",
-            "--quiet",
-        ]
-    )
-    assert code == 0
-    return out
+from conftest import (
+    AMINO,
+    PEPTIDES,
+    SIX,
+    SIX_LABELS,
+    fasta,
+    random_records,
+    run_bioseqnn,
+    train_tiny,
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +45,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- catalogue
 
-SIX = fasta([(f"s{i}", p) for i, p in enumerate(PEPTIDES[:6])])
-SIX_LABELS = b"id,y\n" + b"".join(f"s{i},{i % 2}\n".encode() for i in range(6))
 REG_LABELS = b"id,y\n" + b"".join(f"s{i},{i / 3:.3f}\n".encode() for i in range(6))
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import AMINO, SIX, random_records, train_tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bad_input import AMINO, SIX, random_records, train_tiny
 
 from bioseqnn.bundle import load_bundle
 from bioseqnn.models.base import ModelConfig

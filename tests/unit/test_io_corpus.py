@@ -13,9 +13,9 @@ import gzip
 from pathlib import Path
 
 import pytest
-from test_bad_input import AMINO, random_records, train_tiny
+from conftest import AMINO, random_records, train_tiny
 
-CORPUS = Path(__file__).parent / "data" / "biopython"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "biopython"
 
 HEADER = "line 1: expected a FASTA header starting with '>' (or '@' for FASTQ), found "
 NOT_READ = "which is not read: convert it to FASTA"

@@ -22,7 +22,7 @@ from bioseqnn.encoding import Encoder, OneHot, pad_codes
 from bioseqnn.engine.predict import predict_rows
 from bioseqnn.io.sniff import read_sequences
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_data"
 
 # Small models, a few epochs: enough to be clearly above the majority baseline.
 SETTINGS: dict[str, dict[str, object]] = {

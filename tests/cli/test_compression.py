@@ -1,5 +1,5 @@
 """bzip2, xz and zstd inputs (found by their magic bytes) and outputs (chosen by the
-output's suffix), through xopen; gzip has tests of its own (test_pipes, test_seqio)."""
+output's suffix), through xopen; gzip has tests of its own (pipelines/test_pipes, unit/test_io)."""
 
 from __future__ import annotations
 

@@ -147,7 +147,7 @@ def test_max_tokens_is_checked(cli, hemolytic_model: Path, examples: Path) -> No
 
 
 def test_docs_scale_examples_use_real_options(cli) -> None:
-    page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "scale.md"
+    page = Path(__file__).resolve().parents[2] / "docs" / "guide" / "scale.md"
     section = page.read_text(encoding="utf-8").replace("\\\n", " ")
     checked = 0
     for command in ("train", "predict"):

@@ -19,7 +19,7 @@ from bioseqnn.config import RunConfig, load_config
 from bioseqnn.errors import ModelFileError, SettingError, UsageError
 from bioseqnn.modelfile import read_manifest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_data"
 # small and quick: one thread, no schedule, a rate that learns in a few epochs
 LSTM = [
     "--arch",

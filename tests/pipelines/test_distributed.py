@@ -58,7 +58,7 @@ def torchrun_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     """A model trained by ``torchrun --nproc-per-node 2 -m bioseqnn train`` on the CPU."""
     if TORCHRUN is None:
         pytest.skip("torchrun is not installed beside this Python")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path_factory.mktemp("ddp")
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on the CPU even where a GPU is present

@@ -14,8 +14,8 @@ import pytest
 import torch
 from reproduce import ROWS, main, markdown, stratified_folds
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reproduce.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_data"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reproduce.py"
 LAYOUT = "DATA must hold the datasets as laid out in ../shared/data (see its README)"
 
 

@@ -68,7 +68,7 @@ def configured_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
     """A cnn trained from a YAML file with some settings overridden on the command line."""
     from bioseqnn.cli import main
 
-    root = Path(__file__).resolve().parent.parent / "example_data"
+    root = Path(__file__).resolve().parents[2] / "example_data"
     tmp = tmp_path_factory.mktemp("config")
     cfg = write(
         tmp / "train.yaml",
@@ -418,7 +418,7 @@ def test_yaml_round_trip_keeps_types() -> None:
 
 
 def test_docs_config_example_is_valid() -> None:
-    guide = Path(__file__).resolve().parent.parent / "docs" / "guide"
+    guide = Path(__file__).resolve().parents[2] / "docs" / "guide"
     page = (guide / "pipelines.md").read_text(encoding="utf-8")
     block = page.split("## Config files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = config_from_dict(yaml.safe_load(block))

@@ -28,7 +28,7 @@ from bioseqnn.tasks import TaskSpec
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "example_data"
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_data"
 
 # architecture (settings) x task x alphabet: every family, every task kind, every alphabet
 CASES: dict[str, tuple[dict[str, Any], TaskSpec, str, str]] = {
@@ -372,7 +372,7 @@ def test_docs_export_examples_run(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "evaluate-explain-export.md"
+    page = Path(__file__).resolve().parents[2] / "docs" / "guide" / "evaluate-explain-export.md"
     section = page.read_text(encoding="utf-8").split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
     commands = [
         line.split("#")[0].split()[1:]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import torch
 import typer
-from test_bad_input import AMINO, SIX, SIX_LABELS, random_records, train_tiny
+from conftest import AMINO, SIX, SIX_LABELS, random_records, train_tiny
 
 from bioseqnn.bundle import load_bundle, save_bundle
 from bioseqnn.cli import app
