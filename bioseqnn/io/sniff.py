@@ -9,7 +9,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from ..errors import BioseqnnError, DataError
+from ..errors import DataError
 from . import files
 from .fasta import RecordStream, _Chunks, _fast_fasta, _start_lines, not_records
 from .files import (
@@ -153,23 +153,55 @@ def _looks_like_table(data: bytes) -> bool:
     return bool(line) and not line.startswith((b">", b"@")) and (b"\t" in line or b"," in line)
 
 
-def is_table(path: str | os.PathLike[str] | None) -> bool:
-    """Whether a file (not stdin) starts as a delimited table, not FASTA/FASTQ; plain or
-    gzip (what :func:`read_input` would open as a table)."""
-    if path is None or str(path) == STDIO or not os.path.isfile(path):
-        return False
-    try:
-        with open_binary(path) as fh:
-            head = fh.read(1 << 16)
-    except (OSError, BioseqnnError, EOFError, zlib.error):
-        return False
-    return _looks_like_table(head)
+@dataclass(frozen=True)
+class Sniffed:
+    """What an input is, decided once from its first bytes by :func:`sniff` and handed
+    down to whatever reads it; the readers still check every line.
+
+    ``kind`` is ``"fasta"``, ``"fastq"`` or ``"table"`` (a first line with a TAB or a
+    comma), or None where it is known only once read: standard input, a pipe, a missing
+    file (the reader says so), damaged compressed data, or anything else."""
+
+    path: str | os.PathLike[str] | None
+    kind: str | None = None
+    head: bytes = b""
+    """The input's first SNIFF bytes, decompressed (empty where ``kind`` is None)."""
+
+    @property
+    def is_fasta(self) -> bool:
+        return self.kind == "fasta"
+
+    @property
+    def is_table(self) -> bool:
+        """A delimited table, not FASTA/FASTQ (what :func:`read_input` opens as a table)."""
+        return self.kind == "table"
+
+    def head_lines(self) -> list[str]:
+        """The whole lines of the head (the last one dropped when the input goes on)."""
+        text = self.head.decode("utf-8-sig", errors="replace")
+        lines = text.splitlines()
+        return lines[:-1] if len(self.head) >= SNIFF and not text.endswith("\n") else lines
 
 
-def is_fasta(path: str | os.PathLike[str] | None) -> bool:
-    """Whether a file (not stdin) starts with a FASTA header; plain or gzip."""
+def sniff(path: str | os.PathLike[str] | None) -> Sniffed:
+    """What a file on disk (plain or compressed) is, from its first non-blank line. The
+    one place that opens an input to decide; a file that cannot be opened is an error
+    here, as it would be when read."""
     if path is None or str(path) == STDIO or not os.path.isfile(path):
-        return False
+        return Sniffed(path)
     with open_binary(path) as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
-    return head.startswith(b">")
+        try:
+            head = fh.read(SNIFF)
+        except (OSError, EOFError, zlib.error):
+            return Sniffed(path)  # damaged: the reader names the line
+    first = head.removeprefix(BOM).lstrip(_BLANK)
+    kind = (
+        "fasta"
+        if first.startswith(b">")
+        else "fastq"
+        if first.startswith(b"@")
+        else "table"
+        if _looks_like_table(head)
+        else None
+    )
+    return Sniffed(path, kind, head)

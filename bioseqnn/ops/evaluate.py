@@ -409,18 +409,19 @@ def _evaluate_positions(
     hint: str,
 ) -> Evaluation:
     """Per-residue metrics (accuracy = Q3 for three states) over the scored positions."""
-    from ..io.sniff import is_fasta
+    from ..io.sniff import sniff
     from ..variants.perposition import load_positions, score_positions
 
     task = bundle.task
+    labels_input = sniff(labels)  # a FASTA of labels, or a table
     loaded = load_positions(
         sequences,
-        labels,
+        labels_input,
         alphabet=bundle.alphabet,
         mask=mask,
         classes=task.classes,
         id_column=id_column,
-        targets=None if is_fasta(labels) else columns,
+        targets=None if labels_input.is_fasta else columns,
         sequence_column=sequence_column,
         on_invalid=on_invalid,
         ignore_unmatched=ignore_unmatched,

@@ -51,7 +51,6 @@ from ..io.outputs import (
     check_one_stdin,
     check_output_path,
 )
-from ..io.sniff import is_fasta, is_table
 from ..models.base import (
     Ensemble,
     Predictor,
@@ -234,7 +233,7 @@ def train(
     log.info("device: %s, %d CPU thread(s)", device, torch.get_num_threads())
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
-        not lm and sequence_column is None and is_fasta(labels)
+        not lm and sequence_column is None and src.labels_input.is_fasta
     )
     ready = _prepare(src, cfg, parent, (lm, per_position), on_ready)
     run = _member_run(ready, device, ranks, parent, (lm, per_position), resume)
@@ -385,7 +384,7 @@ def _start_from_parent(
         return cfg, None
     parent = load_parent(tc.init_from, tc.init_member or None)
     pools = not lm and not (
-        src.task == "per-position" or (src.sequence_column is None and is_fasta(src.labels))
+        src.task == "per-position" or (src.sequence_column is None and src.labels_input.is_fasta)
     )
     cfg = dataclasses.replace(cfg, model=inherit(parent, cfg.model, pools))
     if lm:
@@ -617,7 +616,7 @@ def _load_training_data(src: TrainInputs, cfg: RunConfig, lm: bool, per_position
     if per_position:
         spec, alpha, data, val = load_for_training(
             fasta,
-            labels,
+            src.labels_input,  # as sniffed: a FASTA of labels, or a table
             src.val_fasta,
             src.val_labels,
             alphabet=src.alphabet,
@@ -661,9 +660,9 @@ def _check_reading(
             "--series-columns applies to a numeric series table; a "
             f"{'language model' if lm else 'per-position model'} reads sequences"
         )
-    if src.genome is None and fasta is not None and is_table(fasta):
-        check_series_inputs(fasta, labels, lm, per_position, src.sequence_column, tc, src.id_column)
-    elif src.series_columns and (fasta is None or is_fasta(fasta)):  # stdin: known once read
+    if src.genome is None and fasta is not None and src.fasta_input.is_table:
+        check_series_inputs(src, lm, per_position, tc)
+    elif src.series_columns and (fasta is None or src.fasta_input.is_fasta):  # stdin: when read
         refuse_series_columns(primary)
     return primary
 

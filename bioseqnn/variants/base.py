@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..alphabets import Alphabet
 from ..config import RunConfig
 from ..data.sets import SequenceSet
+from ..io.sniff import Sniffed, sniff
 from ..structure import StructureInput
 from ..tasks import TaskSpec
 from .intervals import GenomeOptions
@@ -36,6 +38,16 @@ class TrainInputs:
     ignore_unmatched: bool
     series_columns: list[str] | None
     genome: GenomeOptions | None
+
+    @cached_property
+    def fasta_input(self) -> Sniffed:
+        """What the sequences input is: decided once, where first asked."""
+        return sniff(self.fasta)
+
+    @cached_property
+    def labels_input(self) -> Sniffed:
+        """What the labels input is (a table, or a FASTA of per-residue labels)."""
+        return sniff(self.labels)
 
     def named(self, cfg: RunConfig) -> dict[str, Any]:
         """The inputs by the names the command line gives them (for path checks)."""

@@ -43,7 +43,7 @@ from ..errors import DataError, UsageError, shorten
 from ..io.fasta import Record
 from ..io.files import display_name
 from ..io.outputs import atomic_output, table_delimiter
-from ..io.sniff import is_fasta, read_sequences
+from ..io.sniff import Sniffed, read_sequences, sniff
 from ..models.base import ModelConfig, SequenceModel, check_keeps_positions
 from ..structure import with_structure
 from ..tasks import PER_POSITION_KINDS, TaskSpec
@@ -85,7 +85,7 @@ class PositionLabels:
 
 def load_positions(
     fasta: str | os.PathLike[str] | None,
-    labels: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | Sniffed,
     *,
     alphabet: str | Alphabet | None,
     mask: str | os.PathLike[str] | None = None,
@@ -100,10 +100,14 @@ def load_positions(
     """Read sequences and their per-residue labels (a FASTA, or a table column of strings).
 
     ``classes`` (from a model) fixes the label letters; without it they are the sorted
-    letters found. Every label string must be as long as its sequence.
+    letters found. Every label string must be as long as its sequence. ``labels`` may
+    come sniffed (:func:`bioseqnn.io.sniff.sniff`), as the command decided what it is.
     """
+    seen = labels if isinstance(labels, Sniffed) else sniff(labels)
+    assert seen.path is not None
+    labels = seen.path
     source = display_name(labels)
-    if is_fasta(labels):
+    if seen.is_fasta:
         if sequence_column is not None:
             raise UsageError(
                 "per-position labels as a FASTA need the sequences as a FASTA too, "
@@ -415,7 +419,7 @@ def describe_counts(labels: PositionLabels) -> dict[str, Any]:
 
 def load_for_training(
     fasta: str | os.PathLike[str] | None,
-    labels: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | Sniffed,
     val_fasta: str | os.PathLike[str] | None,
     val_labels: str | os.PathLike[str] | None,
     *,

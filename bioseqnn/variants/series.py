@@ -24,21 +24,23 @@ the channel's mean).
 from __future__ import annotations
 
 import csv
-import itertools
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import TrainConfig
-from ..data.sets import SequenceSet
-from ..errors import BioseqnnError, DataError, UsageError
+from ..errors import DataError, UsageError
 from ..io.files import STDIO, display_name
 from ..io.series import SeriesOptions
-from ..io.sniff import TableText, is_fasta, is_table, read_input
+from ..io.sniff import Sniffed
 from ..io.tables import pick_delimiter
+
+if TYPE_CHECKING:
+    from ..data.sets import SequenceSet
+    from .base import TrainInputs
 
 log = logging.getLogger("bioseqnn")
 
@@ -175,25 +177,21 @@ def series_options(bundle: Any, id_column: str | None) -> SeriesOptions | None:
     return SeriesOptions(id_column)
 
 
-def _rows_per_id(path: str | os.PathLike[str], id_column: str, limit: int = 5000) -> float:
-    """Rows per distinct id among the first ``limit`` rows of a table (0: unreadable or no
-    such column); enough to tell a series table from a labels table."""
-    opened = None
-    try:
-        opened = read_input(path)
-        if not isinstance(opened, TableText):
-            return 0.0
-        delimiter = pick_delimiter(opened.name, opened.first_line)
-        rows = csv.reader(itertools.islice(opened.lines, limit), delimiter=delimiter)
-        header = next(csv.reader([opened.first_line], delimiter=delimiter))
-        k = [h.strip() for h in header].index(id_column)
-        ids = [row[k].strip() for row in rows if len(row) > k and row[k].strip()]
-        return len(ids) / len(set(ids)) if ids else 0.0
-    except (BioseqnnError, ValueError, OSError, csv.Error):
+def _rows_per_id(table: Sniffed, id_column: str, limit: int = 5000) -> float:
+    """Rows per distinct id among the first ``limit`` rows of a table's head, as sniffed
+    (0: not a table, or no such column); enough to tell a series table from a labels
+    table."""
+    if not table.is_table:
         return 0.0
-    finally:
-        if opened is not None:
-            opened.close()
+    lines = [line for line in table.head_lines() if line.strip()]
+    try:
+        delimiter = pick_delimiter(display_name(table.path or "-"), lines[0])
+        header, *rows = csv.reader(lines[: limit + 1], delimiter=delimiter)
+        k = [h.strip() for h in header].index(id_column)
+    except (ValueError, IndexError, csv.Error):
+        return 0.0
+    ids = [row[k].strip() for row in rows if len(row) > k and row[k].strip()]
+    return len(ids) / len(set(ids)) if ids else 0.0
 
 
 def series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str], source: str) -> None:
@@ -214,16 +212,12 @@ def series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str], sou
         )
 
 
-def check_series_inputs(
-    table: str | os.PathLike[str],
-    labels: str | os.PathLike[str] | None,
-    lm: bool,
-    per_position: bool,
-    sequence_column: str | None,
-    tc: TrainConfig,
-    id_column: str = "id",
-) -> None:
-    """What a numeric series table (``table``, given where sequences go) cannot train."""
+def check_series_inputs(src: TrainInputs, lm: bool, per_position: bool, tc: TrainConfig) -> None:
+    """What a numeric series table (given where sequences go) cannot train."""
+    sniffed, labels_input = src.fasta_input, src.labels_input
+    sequence_column, id_column = src.sequence_column, src.id_column
+    table, labels = sniffed.path, labels_input.path
+    assert table is not None
     name = display_name(table)
     if (
         labels is not None
@@ -237,7 +231,7 @@ def check_series_inputs(
         )
     if lm:
         raise UsageError(f"--task language-model learns from sequences (FASTA); {name} is a table")
-    if per_position and is_fasta(labels):
+    if per_position and labels_input.is_fasta:
         raise UsageError(
             f"{name} is a table and {display_name(labels or '')} a FASTA: are the "
             "arguments in the right order (the sequences or series first, then the "
@@ -250,9 +244,9 @@ def check_series_inputs(
         )
     if (
         labels is not None
-        and is_table(labels)
-        and _rows_per_id(table, id_column) == 1.0
-        and _rows_per_id(labels, id_column) > 1.0
+        and labels_input.is_table
+        and _rows_per_id(sniffed, id_column) == 1.0
+        and _rows_per_id(labels_input, id_column) > 1.0
     ):
         raise UsageError(
             f"{name} has one row per id and {display_name(labels)} several: are "
