@@ -12,8 +12,6 @@ as values::
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -82,25 +80,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_HOMES))
-
-
-_FUNCTIONS_NAMED_AS_MODULES = ("train", "predict", "evaluate", "explain", "export")
-
-
-class _Package(types.ModuleType):
-    """bioseqnn.train, .predict, .evaluate, .explain and .export are the functions, as the
-    API says, although modules of those names exist (bioseqnn/train.py, ...): importing
-    one of those modules does not rebind the package's name to it (so ``import
-    bioseqnn.explain as m`` gives the function too; importlib.import_module gives the
-    module)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _FUNCTIONS_NAMED_AS_MODULES and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -66,11 +66,6 @@ def launched() -> bool:
     return _env_int("WORLD_SIZE", 1) > 1
 
 
-def local_world_size() -> int:
-    """Training processes on this machine (1 outside torchrun)."""
-    return max(1, _env_int("LOCAL_WORLD_SIZE", 1)) if launched() else 1
-
-
 def setup(device: str | None) -> tuple[Dist, str | None]:
     """Join torchrun's process group; returns this process's place and the device to use.
 

@@ -425,19 +425,6 @@ def _check_weights(model: torch.nn.Module, cfg: TrainConfig, epoch: int) -> None
             )
 
 
-def _batches(
-    train_set: SequenceSet,
-    cfg: TrainConfig,
-    epoch: int,
-    rc: bool,
-    ranks: Dist = SINGLE,
-) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
-    """(batch number, record indices, strands to flip) of this rank in one epoch."""
-    return [
-        (b, mine, flip) for b, _, mine, flip in _epoch_batches(train_set, cfg, epoch, rc, ranks)
-    ]
-
-
 def _epoch_batches(
     train_set: SequenceSet,
     cfg: TrainConfig,

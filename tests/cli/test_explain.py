@@ -233,7 +233,7 @@ def test_explain_reads_stdin(motif_data) -> None:
 def test_ism_of_long_sequences_is_split_into_bounded_blocks(motif_data, monkeypatch) -> None:
     import importlib
 
-    # the module (``import bioseqnn.explain as ex`` gives bioseqnn.explain, the function)
+    # the module, where MUTANT_BYTES is read
     ex = importlib.import_module("bioseqnn.ops.explain")
 
     model, positives, _ = motif_data
