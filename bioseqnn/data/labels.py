@@ -60,7 +60,7 @@ def _lines(items: list[str], lines: dict[str, list[int]], n: int = 3) -> str:
     return f", line{'s' if len(found) > 1 else ''} {', '.join(map(str, found))}" if found else ""
 
 
-def _duplicates(ids: list[str]) -> list[str]:
+def duplicates(ids: list[str]) -> list[str]:
     seen: set[str] = set()
     dups: list[str] = []
     for x in ids:
@@ -163,9 +163,9 @@ def load_labeled(
     no_label = [x for x in data.ids if x not in row_of]
     dropped = set(skipped) | (fasta.left_out() if isinstance(fasta, RecordSource) else set())
     keep = [i for i, x in enumerate(data.ids) if x in row_of]
-    join = _Join(
-        dup_seq=_duplicates(data.ids),
-        dup_lab=_duplicates(label_ids),
+    join = Join(
+        dup_seq=duplicates(data.ids),
+        dup_lab=duplicates(label_ids),
         no_label=no_label,
         no_seq=[x for x in label_ids if x not in seq_set and x not in dropped],
         empty=[
@@ -176,7 +176,7 @@ def load_labeled(
         lines = _sequence_lines(
             fasta, src, data, series_lines, join, _label_lines(table, label_ids)
         )
-        _report_join(join, seq_source, table, label_ids, lines, allow_unmatched)
+        report_join(join, seq_source, table.source, label_ids, lines, allow_unmatched)
     if not keep:
         raise DataError(f"no id is shared by {seq_source} and {tname}")
     if len(keep) < len(data):
@@ -245,7 +245,7 @@ def _column_records(table: Table, src: LabelSource) -> list[Record]:
 
 
 @dataclass
-class _Join:
+class Join:
     """What does not pair up between sequences and labels."""
 
     dup_seq: list[str]
@@ -270,7 +270,7 @@ def _sequence_lines(
     src: LabelSource,
     data: SequenceSet,
     series_lines: list[int] | None,
-    join: _Join,
+    join: Join,
     lab_lines: dict[str, list[int]],
 ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     """(lines of the sequences the message names, lines of the labels): only found on
@@ -287,18 +287,18 @@ def _sequence_lines(
     return _record_lines(fasta, wanted), lab_lines
 
 
-def _report_join(
-    join: _Join,
+def report_join(
+    join: Join,
     seq_source: str,
-    table: Table,
+    tname: str,
     label_ids: list[str],
     lines: tuple[dict[str, list[int]], dict[str, list[int]]],
     allow_unmatched: bool,
 ) -> None:
-    """Every join problem in one DataError (unmatched ids only warned of with
-    ``allow_unmatched``)."""
+    """Every join problem of sequences (``seq_source``) and labels (``tname``) in one
+    DataError, with the lines of the ids where known (unmatched ids only warned of with
+    ``allow_unmatched``): the one join report of every task."""
     seq_lines, lab_lines = lines
-    tname = table.source
     problems: list[str] = []
     unmatched: list[str] = []
     if join.dup_seq:

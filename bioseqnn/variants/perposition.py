@@ -27,7 +27,7 @@ import torch
 from .. import metrics
 from ..alphabets import Alphabet
 from ..bundle import Bundle
-from ..data.labels import LabelSource, _few, load_labeled
+from ..data.labels import Join, LabelSource, duplicates, load_labeled, report_join
 from ..data.reading import read_encoded
 from ..data.sets import SequenceSet
 from ..encoding import featurizer
@@ -241,24 +241,18 @@ def _join(
     source: str,
     ignore_unmatched: bool,
 ) -> dict[str, bytes]:
+    """The label string of each sequence, joined by id (labels FASTA ids are unique: read
+    by :func:`read_letters`), with the join report labelled records get."""
     ids = set(data.ids)
-    no_label = [x for x in data.ids if x not in labels]
-    no_seq = [x for x in labels if x not in ids]
-    problems = []
-    if no_label:
-        problems.append(
-            f"{len(no_label)} id(s) in {seq_source} missing from {source} {_few(no_label)}"
-        )
-    if no_seq:
-        problems.append(f"{len(no_seq)} id(s) in {source} missing from {seq_source} {_few(no_seq)}")
-    if problems and not ignore_unmatched:
-        raise DataError(
-            "cannot join sequences and labels: "
-            + "; ".join(problems)
-            + " (--ignore-unmatched drops records without a partner)"
-        )
-    for msg in problems:
-        log.warning("ignoring %s", msg)
+    join = Join(
+        dup_seq=duplicates(data.ids),
+        dup_lab=[],
+        no_label=[x for x in data.ids if x not in labels],
+        no_seq=[x for x in labels if x not in ids],
+        empty=[],
+    )
+    if join.any():
+        report_join(join, seq_source, source, list(labels), ({}, {}), ignore_unmatched)
     kept = {x: labels[x] for x in data.ids if x in labels}
     if not kept:
         raise DataError(f"no id is shared by {seq_source} and {source}")

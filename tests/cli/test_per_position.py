@@ -327,3 +327,22 @@ def test_scored_outputs_equal_the_whole_padded_outputs(kind: str) -> None:
     assert got.keys() == want.keys()
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-9), k
+
+
+def test_label_fasta_joins_with_the_report_labelled_records_get(cli, tmp_path: Path) -> None:
+    seqs, labels = tmp_path / "s.fa", tmp_path / "l.fa"
+    seqs.write_text(">a\nACDEF\n>b\nGHIKL\n>a\nMNPQR\n>c\nSTVWY\n")
+    labels.write_text(">a\nHHHEE\n>b\nCCCCC\n>z\nEEEEE\n")
+    res = cli("train", seqs, labels, "-o", tmp_path / "m.bsnn", "--epochs", "1", "-q")
+    # every problem in one line: the repeated sequence id, then both unmatched sides
+    assert res.code == 1 and res.err.count("\n") == 1
+    assert (
+        res.err.replace(f"{tmp_path}/", "")
+        .strip()
+        .endswith(
+            "cannot join sequences and labels: 1 duplicate id(s) in s.fa ('a'); "
+            "1 id(s) in s.fa missing from l.fa ('c'); 1 id(s) in l.fa missing from s.fa ('z') "
+            "(--ignore-unmatched drops records without a partner)"
+        )
+    ), res.err
+    assert not (tmp_path / "m.bsnn").exists()
