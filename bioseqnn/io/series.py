@@ -89,6 +89,23 @@ class SeriesReader:
         self.delimiter = pick_delimiter(self.name, header_line)
         header = [h.strip() for h in next(csv.reader([header_line], delimiter=self.delimiter))]
         self.header = header
+        self._check_header(header, options.id_column)
+        self.id_index = header.index(options.id_column)
+        columns = (
+            self._all_channels(header, options.id_column)
+            if options.columns is None
+            else self._named_channels(header, options)
+        )
+        long = next((c for c in columns if len(c) > MAX_NAME), None)
+        if long is not None:
+            raise DataError(
+                f"{self.name}: column name {shorten(long)!r} is longer than {MAX_NAME} characters"
+            )
+        self.channels = columns
+        self.channel_index = [header.index(c) for c in columns]
+
+    def _check_header(self, header: list[str], id_column: str) -> None:
+        """A header row of distinct column names, the id column among them."""
         if all(_is_number(h) for h in header):
             raise DataError(
                 f"{self.name}: the first line holds numbers, not column names: a "
@@ -100,57 +117,53 @@ class SeriesReader:
             raise DataError(
                 f"{self.name}: duplicate column name(s) in the header: {', '.join(dup)}"
             )
-        if options.id_column not in header:
+        if id_column not in header:
             raise DataError(
-                f"{self.name}: no id column {options.id_column!r} in the series "
+                f"{self.name}: no id column {id_column!r} in the series "
                 f"table; columns are: {', '.join(map(repr, header))} (name it "
                 "with --id-column)"
             )
-        self.id_index = header.index(options.id_column)
-        if options.columns is None:
-            columns = [h for h in header if h != options.id_column]
-            if not columns:
-                raise DataError(
-                    f"{self.name}: the series table has no column besides the id "
-                    f"column {options.id_column!r}"
-                )
-            if "" in columns:
-                raise DataError(
-                    f"{self.name}: column {header.index('') + 1} of the header has "
-                    "no name (a row index written by pandas' to_csv? write the "
-                    "table with index=False, or name the channels with "
-                    "--series-columns)"
-                )
-            ordering = [c for c in columns if c.lower() in TIME_NAMES]
-            if ordering:
-                log.warning(
-                    "%s: column %r is read as a channel; if it only orders or counts "
-                    "the rows, choose the channels with --series-columns",
-                    self.name,
-                    ordering[0],
-                )
-        else:
-            columns = list(options.columns)
-            missing = [c for c in columns if c not in header]
-            if missing:
-                what = (
-                    "a channel the model reads"
-                    if options.from_model
-                    else "named by --series-columns"
-                )
-                raise DataError(
-                    f"{self.name}: no column {missing[0]!r} in the series table "
-                    f"({what}); columns are: {', '.join(map(repr, header))}"
-                )
-            if options.id_column in columns:
-                raise UsageError(f"the id column {options.id_column!r} cannot be a channel")
-        long = next((c for c in columns if len(c) > MAX_NAME), None)
-        if long is not None:
+
+    def _all_channels(self, header: list[str], id_column: str) -> list[str]:
+        """Every column but the id is a channel (none named)."""
+        columns = [h for h in header if h != id_column]
+        if not columns:
             raise DataError(
-                f"{self.name}: column name {shorten(long)!r} is longer than {MAX_NAME} characters"
+                f"{self.name}: the series table has no column besides the id column {id_column!r}"
             )
-        self.channels = columns
-        self.channel_index = [header.index(c) for c in columns]
+        if "" in columns:
+            raise DataError(
+                f"{self.name}: column {header.index('') + 1} of the header has "
+                "no name (a row index written by pandas' to_csv? write the "
+                "table with index=False, or name the channels with "
+                "--series-columns)"
+            )
+        ordering = [c for c in columns if c.lower() in TIME_NAMES]
+        if ordering:
+            log.warning(
+                "%s: column %r is read as a channel; if it only orders or counts "
+                "the rows, choose the channels with --series-columns",
+                self.name,
+                ordering[0],
+            )
+        return columns
+
+    def _named_channels(self, header: list[str], options: SeriesOptions) -> list[str]:
+        """The channels named (--series-columns, or a model's), each in the header."""
+        assert options.columns is not None
+        columns = list(options.columns)
+        missing = [c for c in columns if c not in header]
+        if missing:
+            what = (
+                "a channel the model reads" if options.from_model else "named by --series-columns"
+            )
+            raise DataError(
+                f"{self.name}: no column {missing[0]!r} in the series table "
+                f"({what}); columns are: {', '.join(map(repr, header))}"
+            )
+        if options.id_column in columns:
+            raise UsageError(f"the id column {options.id_column!r} cannot be a channel")
+        return columns
 
     # ------------------------------------------------------------------ parsing
 
