@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +44,7 @@ from ..engine.train import (
 )
 from ..errors import DataError, UsageError
 from ..io.files import STDIO, display_name
+from ..io.metrics_log import EpochLog, default_log_path
 from ..io.outputs import (
     atomic_output,
     check_not_an_input,
@@ -91,49 +91,6 @@ class TrainOutcome:
     model: Predictor | None = None  # the trained model (best weights), on the CPU
     main: bool = True
     """False in the torchrun processes other than rank 0, which write no files."""
-
-
-def default_log_path(output: str | os.PathLike[str]) -> Path:
-    """model.bsnn -> model.log.tsv, beside the model."""
-    p = Path(output)
-    return p.with_name(p.stem + ".log.tsv") if p.suffix else p.with_name(p.name + ".log.tsv")
-
-
-class _EpochLog:
-    """The per-epoch metrics log, flushed as training goes: TSV, one row per epoch, or
-    JSON lines (one object per epoch) when the name ends in .jsonl or .json."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.handle: IO[str] | None = None
-        self.columns: list[str] = []
-        self.jsonl = path is not None and path.suffix in (".jsonl", ".json")
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        if self.handle is None:
-            self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self.columns = list(record)
-            if not self.jsonl:
-                self.handle.write("\t".join(self.columns) + "\n")
-        if self.jsonl:
-            self.handle.write(json.dumps(record, allow_nan=True) + "\n")
-            self.handle.flush()
-            return
-        cells = [_fmt(record.get(c, "")) for c in self.columns]
-        self.handle.write("\t".join(cells) + "\n")
-        self.handle.flush()
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def _lengths_summary(data: SequenceSet) -> dict[str, float]:
@@ -361,7 +318,7 @@ def _fit_members(
         if ready.folds is not None
         else ((i, ready.train_set, ready.val_set) for i in range(run.n_members))
     )
-    epoch_log = _EpochLog(log_file if run.ranks.main else None)  # only rank 0 writes files
+    epoch_log = EpochLog(log_file if run.ranks.main else None)  # only rank 0 writes files
     try:
         return train_members(
             run,
@@ -661,7 +618,14 @@ def _check_reading(
             f"{'language model' if lm else 'per-position model'} reads sequences"
         )
     if src.genome is None and fasta is not None and src.fasta_input.is_table:
-        check_series_inputs(src, lm, per_position, tc)
+        check_series_inputs(
+            src.fasta_input,
+            src.labels_input,
+            (lm, per_position),
+            src.sequence_column,
+            tc,
+            src.id_column,
+        )
     elif src.series_columns and (fasta is None or src.fasta_input.is_fasta):  # stdin: when read
         refuse_series_columns(primary)
     return primary

@@ -40,7 +40,6 @@ from ..io.tables import pick_delimiter
 
 if TYPE_CHECKING:
     from ..data.sets import SequenceSet
-    from .base import TrainInputs
 
 log = logging.getLogger("bioseqnn")
 
@@ -212,10 +211,17 @@ def series_warnings(spec: SeriesSpec, data: SequenceSet, targets: list[str], sou
         )
 
 
-def check_series_inputs(src: TrainInputs, lm: bool, per_position: bool, tc: TrainConfig) -> None:
-    """What a numeric series table (given where sequences go) cannot train."""
-    sniffed, labels_input = src.fasta_input, src.labels_input
-    sequence_column, id_column = src.sequence_column, src.id_column
+def check_series_inputs(
+    sniffed: Sniffed,
+    labels_input: Sniffed,
+    kind: tuple[bool, bool],
+    sequence_column: str | None,
+    tc: TrainConfig,
+    id_column: str = "id",
+) -> None:
+    """What a numeric series table (``sniffed``, given where sequences go) cannot train
+    (``kind``: a language model, per-position labels), with the labels as sniffed."""
+    lm, per_position = kind
     table, labels = sniffed.path, labels_input.path
     assert table is not None
     name = display_name(table)

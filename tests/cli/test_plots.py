@@ -251,13 +251,13 @@ def ensemble_logs(jsonl_run: Path, folder: Path) -> tuple[Path, Path]:
     and as JSON lines (the records are those of the real run, tagged as train tags them)."""
     import json
 
-    from bioseqnn.ops.train import _EpochLog
+    from bioseqnn.io.metrics_log import EpochLog
 
     lines = (jsonl_run / "js.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     paths = folder / "ens.log.tsv", folder / "ens.jsonl"
     for path in paths:
-        writer = _EpochLog(path)
+        writer = EpochLog(path)
         for member in (1, 2):
             for record in records:
                 writer({"member": member, **record, "train_loss": record["train_loss"] * member})
