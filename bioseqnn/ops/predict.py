@@ -8,7 +8,9 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..bundle import Bundle, load_bundle
@@ -84,12 +86,7 @@ def predict(
         bundle = load_bundle(model, dev)
     _check_predict_reading(bundle, paths, genome, id_column)
 
-    def records_of(path: str | os.PathLike[str]) -> Iterable[Record] | None:
-        """What is read in place of a FASTA (genome intervals), or None."""
-        if genome is None:
-            return None
-        return IntervalRecords(genome, path, genome.width(bundle.manifest))
-
+    run = _Reading(bundle, dev, batch_size, max_tokens or None, on_invalid, genome)
     stats = PredictStats()
     if bundle.task.kind == LANGUAGE_MODEL:
         if rc_average or fmt != "tsv":
@@ -98,30 +95,13 @@ def predict(
                 f"{'--rc-average' if rc_average else '--format ' + fmt} does not "
                 "apply"
             )
-        scores = _across_files(
-            paths,
-            lambda p: score_rows(
-                bundle,
-                _or_fasta(records_of(p), p),
-                display_name(p),
-                batch_size,
-                dev,
-                on_invalid,
-                stats,
-                max_tokens=max_tokens or None,
-            ),
-        )
+        scores = _across_files(paths, lambda p: run.scores(p, stats))
         write_table(output, score_columns(), scores)
         return stats
     if bundle.task.kind == "per-position":
         if rc_average:
             raise UsageError("--rc-average is not available for per-position models")
-        predictions = itertools.chain.from_iterable(
-            predict_positions(
-                bundle, _or_fasta(records_of(p), p), display_name(p), batch_size, dev, on_invalid
-            )
-            for p in paths
-        )
+        predictions = itertools.chain.from_iterable(run.positions(p) for p in paths)
         stats.records = write_positions(bundle, predictions, output, fmt)
         return stats
     if fmt != "tsv":
@@ -131,26 +111,76 @@ def predict(
         )
     if rc_average and bundle.series is not None:
         raise UsageError("--rc-average is for DNA/RNA models; this model reads numeric series")
+    rows = _across_files(paths, lambda p: run.rows(p, stats, rc_average, id_column))
+    write_table(output, output_header(bundle), rows)
+    return stats
 
-    def rows_of(path: str | os.PathLike[str]) -> Iterable[list[str]]:
-        found = records_of(path)
+
+@dataclass(frozen=True)
+class _Reading:
+    """How one predict run reads each input and hands it to the model's variant."""
+
+    bundle: Bundle
+    dev: torch.device
+    batch_size: int
+    max_tokens: int | None
+    on_invalid: str
+    genome: GenomeOptions | None
+
+    def records(self, path: str | os.PathLike[str]) -> Iterable[Record]:
+        """The records of an input: genome intervals cut from the reference, or FASTA/FASTQ."""
+        if self.genome is None:
+            return read_sequences(path)
+        return IntervalRecords(self.genome, path, self.genome.width(self.bundle.manifest))
+
+    def scores(self, path: str | os.PathLike[str], stats: PredictStats) -> Iterable[list[str]]:
+        """A language model's rows: each sequence's log-likelihood and perplexity."""
+        return score_rows(
+            self.bundle,
+            self.records(path),
+            display_name(path),
+            self.batch_size,
+            self.dev,
+            self.on_invalid,
+            stats,
+            max_tokens=self.max_tokens,
+        )
+
+    def positions(self, path: str | os.PathLike[str]) -> Iterator[tuple[str, bytes, np.ndarray]]:
+        """A per-position model's predictions, record by record."""
+        return predict_positions(
+            self.bundle,
+            self.records(path),
+            display_name(path),
+            self.batch_size,
+            self.dev,
+            self.on_invalid,
+        )
+
+    def rows(
+        self,
+        path: str | os.PathLike[str],
+        stats: PredictStats,
+        rc_average: bool | None,
+        id_column: str | None,
+    ) -> Iterable[list[str]]:
+        """One row per record (or series): the input as the model reads it."""
         opened = (
-            found if found is not None else open_model_input(bundle, path, on_invalid, id_column)
+            self.records(path)
+            if self.genome is not None
+            else open_model_input(self.bundle, path, self.on_invalid, id_column)
         )
         return predict_rows(
-            bundle,
+            self.bundle,
             opened,
             display_name(path),
-            batch_size,
-            dev,
-            on_invalid,
+            self.batch_size,
+            self.dev,
+            self.on_invalid,
             stats,
             rc_average=rc_average,
-            max_tokens=max_tokens or None,
+            max_tokens=self.max_tokens,
         )
-
-    write_table(output, output_header(bundle), _across_files(paths, rows_of))
-    return stats
 
 
 def _check_predict_paths(
@@ -239,10 +269,3 @@ def _across_files(
             yield row
         for rid in here:
             seen.setdefault(rid, name)
-
-
-def _or_fasta(
-    records: Iterable[Record] | None, sequences: str | os.PathLike[str]
-) -> Iterable[Record]:
-    """The records made elsewhere (genome intervals), else those of a FASTA/FASTQ."""
-    return records if records is not None else read_sequences(sequences)
