@@ -368,54 +368,14 @@ def tune(
     optuna = _import_optuna()
     space = space if space is not None else default_space()
     _check_budget(trials, timeout, resume, join, ensemble_top)
-    out = Path(output)
-    if str(output) == "-":
-        raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
-    paths = _paths(out)
-    named = {
-        "SEQUENCES": fasta,
-        "LABELS": labels,
-        "--val-fasta": val_fasta,
-        "--val-labels": val_labels,
-        "--position-mask": position_mask,
-    }
-    inputs = {k: v for k, v in named.items() if v is not None}
-    for written in (out, paths["table"], paths["config"], paths["journal"]):
-        check_output_path(written, inputs)
-    if task == "language-model" or (labels is None and sequence_column is None):
-        raise UsageError(
-            "tune searches models of labelled sequences; give a labels table "
-            "(language models are not tuned yet)"
-        )
-    plot_folder = None
-    if plots is not None:
-        from ..plots import DPI, check_figure_options, plot_dir
-
-        check_figure_options(plot_format, DPI if dpi is None else dpi)
-        plot_folder = plot_dir(plots)  # matplotlib checked before the search
+    out, paths, inputs = _check_outputs(output, train_inputs)
+    plot_folder = _plot_folder(plots, plot_format, dpi)
     base = config or RunConfig()
     base = dataclasses.replace(
         base, training=dataclasses.replace(base.training, seed=seed, monitor=monitor)
     )
     paths["trials"].mkdir(parents=True, exist_ok=True)
-
-    facts_found = _probe(train_inputs, base, paths["trials"] / "probe.bsnn")
-    facts = DataFacts(
-        facts_found["task"],
-        bool(facts_found["strands"]),
-        int(facts_found["longest"]),
-        folding=importlib.util.find_spec("RNA") is not None,
-    )
-    families = families_for(space, facts)
-    if not families:
-        raise UsageError(
-            f"no family of the space can train on this data: the longest "
-            f"sequence ({facts.longest}) exceeds the transformer's max_length"
-        )
-    if len(families) < len(space["families"]):
-        log.info(
-            "transformer left out: the longest sequence (%d) exceeds its max_length", facts.longest
-        )
+    facts_found, facts, families = _data_facts(train_inputs, base, paths["trials"], space)
 
     created, resolved_monitor, where = _open_study(
         optuna,
@@ -456,20 +416,9 @@ def tune(
         running,
         progress,
     )
-    progress.start(trials, timeout)
-    started = time.perf_counter()
-    stopped = _search(
-        optuna,
-        created,
-        objective,
-        trials,
-        timeout,
-        running,
-        _trial_lines(resolved_monitor, progress),
-        join,
+    stopped = _timed_search(
+        optuna, created, objective, (trials, timeout), running, (resolved_monitor, progress), join
     )
-    progress.finish()
-    log.info("search took %.1f s", time.perf_counter() - started)
     try:
         result = _write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
     except TrainingError:
@@ -477,17 +426,114 @@ def tune(
             raise stopped from None
         raise
     if plot_folder is not None:
-        from ..plots import data_name
-        from .figures import plot_search
-
-        title = f"search of {data_name(out)}"
-        for path in plot_search(
-            optuna, created, resolved_monitor, plot_folder, plot_format, dpi, title
-        ):
-            log.info("wrote %s", path)
+        _write_plots(optuna, created, resolved_monitor, plot_folder, (plot_format, dpi), out)
     if stopped is not None:
         raise stopped
     return result
+
+
+def _write_plots(
+    optuna: Any,
+    created: Any,
+    monitor: str,
+    folder: Path,
+    look: tuple[str, int | None],
+    out: Path,
+) -> None:
+    """The search's figures (optimisation history, parameter importances) in ``folder``,
+    as ``look`` (format, dpi) says."""
+    from ..plots import data_name
+    from .figures import plot_search
+
+    title = f"search of {data_name(out)}"
+    for path in plot_search(optuna, created, monitor, folder, look[0], look[1], title):
+        log.info("wrote %s", path)
+
+
+def _timed_search(
+    optuna: Any,
+    created: Any,
+    objective: Callable[[Any], float],
+    budget: tuple[int | None, float | None],
+    running: dict[str, Any],
+    shown: tuple[str, SearchProgress],
+    join: bool,
+) -> BaseException | None:
+    """Run the trials within ``budget`` (trials, seconds), each finished trial shown as a
+    line of ``shown`` (the monitored metric, the progress); how long it took is logged.
+    Returns the interruption that stopped it, if one did."""
+    trials, timeout = budget
+    monitor, progress = shown
+    progress.start(trials, timeout)
+    started = time.perf_counter()
+    lines = _trial_lines(monitor, progress)
+    stopped = _search(optuna, created, objective, trials, timeout, running, lines, join)
+    progress.finish()
+    log.info("search took %.1f s", time.perf_counter() - started)
+    return stopped
+
+
+def _check_outputs(
+    output: str | os.PathLike[str], train_inputs: dict[str, Any]
+) -> tuple[Path, dict[str, Path], dict[str, Any]]:
+    """The model file and what goes beside it, each checked writable and not an input;
+    the inputs given, by their command-line names. Refuses what tune cannot search."""
+    out = Path(output)
+    if str(output) == "-":
+        raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
+    paths = _paths(out)
+    named = {
+        "SEQUENCES": train_inputs["fasta"],
+        "LABELS": train_inputs["labels"],
+        "--val-fasta": train_inputs["val_fasta"],
+        "--val-labels": train_inputs["val_labels"],
+        "--position-mask": train_inputs["position_mask"],
+    }
+    inputs = {k: v for k, v in named.items() if v is not None}
+    for written in (out, paths["table"], paths["config"], paths["journal"]):
+        check_output_path(written, inputs)
+    task, labels = train_inputs["task"], train_inputs["labels"]
+    if task == "language-model" or (labels is None and train_inputs["sequence_column"] is None):
+        raise UsageError(
+            "tune searches models of labelled sequences; give a labels table "
+            "(language models are not tuned yet)"
+        )
+    return out, paths, inputs
+
+
+def _plot_folder(plots: Any, plot_format: str, dpi: int | None) -> Path | None:
+    """--plots: the folder for the search's figures, matplotlib checked before the search."""
+    if plots is None:
+        return None
+    from ..plots import DPI, check_figure_options, plot_dir
+
+    check_figure_options(plot_format, DPI if dpi is None else dpi)
+    return plot_dir(plots)
+
+
+def _data_facts(
+    train_inputs: dict[str, Any], base: RunConfig, trials: Path, space: dict[str, Any]
+) -> tuple[dict[str, Any], DataFacts, list[str]]:
+    """What the data says before any trial (read once by a probe run of train): its task,
+    strands, longest sequence; and the families of the space that can train on it."""
+    facts_found = _probe(train_inputs, base, trials / "probe.bsnn")
+    facts = DataFacts(
+        facts_found["task"],
+        bool(facts_found["strands"]),
+        int(facts_found["longest"]),
+        folding=importlib.util.find_spec("RNA") is not None,
+    )
+    families = families_for(space, facts)
+    if not families:
+        raise UsageError(
+            f"no family of the space can train on this data: the longest "
+            f"sequence ({facts.longest}) exceeds the transformer's max_length"
+        )
+    if len(families) < len(space["families"]):
+        log.info(
+            "transformer left out: the longest sequence (%d) exceeds its max_length", facts.longest
+        )
+    return facts_found, facts, families
 
 
 def _check_budget(
