@@ -168,11 +168,11 @@ def test_rc_augment_and_rc_average_make_predictions_strand_symmetric(
 @pytest.mark.parametrize("seed", [0, 1])
 def test_rc_augment_flips_about_half_of_the_batches_rows(seed: int) -> None:
     from bioseqnn.config import TrainConfig
-    from bioseqnn.engine.train import _batches
+    from bioseqnn.engine.train import _epoch_batches
 
     data = encode(["ACGT" * (i % 7 + 1) for i in range(1000)])
     cfg = TrainConfig(batch_size=50, seed=seed)
-    flips = np.concatenate([f for _, _, f in _batches(data, cfg, 1, rc=True)])
+    flips = np.concatenate([f for *_, f in _epoch_batches(data, cfg, 1, rc=True)])
     assert len(flips) == 1000 and 0.45 < flips.mean() < 0.55
-    again = np.concatenate([f for _, _, f in _batches(data, cfg, 1, rc=True)])
+    again = np.concatenate([f for *_, f in _epoch_batches(data, cfg, 1, rc=True)])
     assert np.array_equal(flips, again)  # from the seed alone: a resumed epoch repeats it
