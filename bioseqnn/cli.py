@@ -64,6 +64,12 @@ app = typer.Typer(
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _choices(values: type[Enum]) -> str:
+    """The metavar of an option that takes one of an Enum's values: 'a|b|c', as train's
+    setting options show their choices."""
+    return "|".join(str(member.value) for member in values)
+
+
 class Task(str, Enum):
     binary = "binary"
     multiclass = "multiclass"
@@ -83,6 +89,7 @@ PositionMask = Annotated[
     typer.Option(
         "--position-mask",
         metavar="FASTA",
+        rich_help_panel="Inputs",
         help="Per-position tasks: FASTA of 0/1 per residue (same ids and "
         "lengths); 0 = not scored (left out of loss and metrics).",
     ),
@@ -100,6 +107,20 @@ class OnInvalid(str, Enum):
     error = "error"
     skip = "skip"
     mask = "mask"
+
+
+TaskOpt = Annotated[
+    Task | None,
+    typer.Option(
+        metavar=_choices(Task), rich_help_panel="Inputs", help="Override the detected task."
+    ),
+]
+AlphabetOpt = Annotated[
+    AlphabetChoice,
+    typer.Option(
+        metavar=_choices(AlphabetChoice), rich_help_panel="Inputs", help="Force the alphabet."
+    ),
+]
 
 
 _SECTION_PANELS = {"model": "Model", "training": "Training"}
@@ -246,23 +267,46 @@ def with_settings(
     return wrap
 
 
+_PANEL_ORDER = ("Arguments", "Inputs", "Model", "Training", "Fine-tuning", "", "Run", "Output")
+"""The order of --help's groups; "": a command's own groups (Method, Sampling, Search...),
+in the order of their first option. "Options" (--help alone) comes last."""
+
+
 class PanelledCommand(typer.core.TyperCommand):
     """A command whose --help lists its options in groups (each option's
-    ``rich_help_panel``: Inputs, Model, Training, Run, Fine-tuning, Output), in the plain
-    layout of every other command's help."""
+    ``rich_help_panel``: Inputs, Model, Training, Fine-tuning, a command's own, Run,
+    Output), in click's plain layout; every command of the app is one."""
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         groups: dict[str, list[tuple[str, str]]] = {}
-        for param in self.get_params(ctx):
+        # in a group, the options' order, but --quiet and --debug close it (settings'
+        # options such as --device come after a command's own)
+        params = sorted(self.get_params(ctx), key=lambda p: p.name in ("quiet", "debug"))
+        for param in params:
             record = param.get_help_record(ctx)
             if record is None:
                 continue
-            default = "Arguments" if param.param_type_name == "argument" else "Options"
+            default = "Options"
+            if param.param_type_name == "argument":
+                default = "Arguments"
+                record = (_argument_name(param), record[1])
             groups.setdefault(getattr(param, "rich_help_panel", None) or default, []).append(record)
-        order = ["Arguments", "Inputs", "Model", "Training", "Fine-tuning", "Run", "Output"]
-        for name in sorted(groups, key=lambda g: order.index(g) if g in order else len(order)):
+        for name in sorted(groups, key=_panel_rank):
             with formatter.section(name):
                 formatter.write_dl(groups[name])
+
+
+def _panel_rank(panel: str) -> int:
+    if panel == "Options":
+        return len(_PANEL_ORDER)
+    return _PANEL_ORDER.index(panel if panel in _PANEL_ORDER else "")
+
+
+def _argument_name(param: Any) -> str:
+    """An argument as --help names it: its metavar (MODEL, SEQUENCES...), not Typer's
+    'MODEL <str>'."""
+    name = str(param.metavar or param.name.upper())
+    return name + "..." if param.nargs != 1 else name
 
 
 def finite(text: str) -> float:
@@ -291,6 +335,8 @@ FigFormat = Annotated[
     typer.Option(
         "--format",
         "--plot-format",
+        metavar=_choices(FigureFormat),
+        rich_help_panel="Output",
         show_default=False,
         help="Figure format: png, pdf or svg (default: png).",
     ),
@@ -300,6 +346,7 @@ FigDpi = Annotated[
     typer.Option(
         "--dpi",
         metavar="N",
+        rich_help_panel="Output",
         min=50,
         max=1200,
         show_default=False,
@@ -307,23 +354,40 @@ FigDpi = Annotated[
         "vector figures.",
     ),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logging.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", rich_help_panel="Run", help="Print nothing but errors.")
+]
+Debug = Annotated[
+    bool,
+    typer.Option("--debug", rich_help_panel="Run", help="Show full tracebacks and debug logging."),
+]
 Device = Annotated[
     str | None,
     typer.Option(
+        metavar="auto|cpu|cuda[:N]",
+        rich_help_panel="Run",
         show_default=False,
         help="auto (the default: CUDA when present; given explicitly, warns "
         "when it falls back to the CPU), cpu, cuda or cuda:N.",
     ),
 ]
 Threads = Annotated[
-    int, typer.Option("--threads", "-j", min=0, help="CPU threads for torch (0 = cores available).")
+    int,
+    typer.Option(
+        "--threads",
+        "-j",
+        metavar="N",
+        rich_help_panel="Run",
+        min=0,
+        help="CPU threads for torch (0 = cores available).",
+    ),
 ]
 InvalidOpt = Annotated[
     OnInvalid,
     typer.Option(
         "--on-invalid",
+        metavar=_choices(OnInvalid),
+        rich_help_panel="Inputs",
         help="Invalid symbols: stop with an error, skip the record, or mask the "
         "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
         "the channel's mean.",
@@ -341,6 +405,7 @@ GenomeRef = Annotated[
     typer.Option(
         "--genome",
         metavar="FASTA",
+        rich_help_panel="Inputs",
         show_default=False,
         help="Reference genome (FASTA, plain or bgzip, read through its .fai index, built on "
         "first use): SEQUENCES are then intervals on it, a BED file or a table with chrom, "
@@ -352,6 +417,7 @@ Window = Annotated[
     typer.Option(
         "--window",
         metavar="N",
+        rich_help_panel="Inputs",
         min=0,
         show_default=False,
         help="--genome: centre each interval on this many bases (0: each interval's own "
@@ -362,6 +428,8 @@ OnEdgeOpt = Annotated[
     OnEdge | None,
     typer.Option(
         "--on-edge",
+        metavar=_choices(OnEdge),
+        rich_help_panel="Inputs",
         show_default=False,
         help="--genome: a window that runs off a chromosome end is padded with N (pad, the "
         "default) or an error.",
@@ -373,9 +441,15 @@ SeriesId = Annotated[
     str | None,
     typer.Option(
         "--id-column",
+        metavar="NAME",
+        rich_help_panel="Inputs",
         show_default=False,
         help="Numeric series models: the id column of the series table (default: as in training).",
     ),
+]
+
+ModelArg = Annotated[
+    str, typer.Argument(metavar="MODEL", help="Model file written by 'bioseqnn train'.")
 ]
 
 
@@ -597,8 +671,8 @@ def _root(
         "mlflow": "Output",
         "plot_format": "Output",
         "dpi": "Output",
-        "quiet": "Output",
-        "debug": "Output",
+        "quiet": "Run",
+        "debug": "Run",
         "resume": "Training",
     }
 )
@@ -661,10 +735,8 @@ def train(
             metavar="NAME", help="Read sequences from this column of the table instead of a FASTA."
         ),
     ] = None,
-    task: Annotated[Task | None, typer.Option(help="Override the detected task.")] = None,
-    alphabet: Annotated[
-        AlphabetChoice, typer.Option(help="Force the alphabet.")
-    ] = AlphabetChoice.auto,
+    task: TaskOpt = None,
+    alphabet: AlphabetOpt = AlphabetChoice.auto,
     on_invalid: InvalidOpt = OnInvalid.error,
     ignore_unmatched: Annotated[
         bool,
