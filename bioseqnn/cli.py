@@ -956,12 +956,13 @@ def _learning_curve_plots(
         log.info("wrote %s", figure)
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def predict(
-    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    model: ModelArg,
     sequences: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="SEQUENCES",
             show_default=False,
             help="FASTA/FASTQ to predict (plain or .gz; '-' or none for stdin), or for a numeric "
             "series model its series table; several files: their rows one file after the "
@@ -971,13 +972,21 @@ def predict(
     output: Annotated[
         str,
         typer.Option(
-            "-o", "--output", help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout)."
+            "-o",
+            "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
+            help="Predictions TSV ('.csv' for CSV, '.gz' compresses; '-' stdout).",
         ),
     ] = "-",
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Sequences per batch.")
+    ] = 256,
     max_tokens: Annotated[
         int,
         typer.Option(
+            metavar="N",
+            rich_help_panel="Run",
             min=0,
             help="Cap on padded positions per batch (sequences x longest length): "
             "batches of long sequences hold fewer (0 = 1048576; predictions do not depend "
@@ -991,6 +1000,7 @@ def predict(
         bool | None,
         typer.Option(
             "--rc-average/--no-rc-average",
+            rich_help_panel="Prediction",
             help="DNA/RNA: report the mean over both strands (default: as the model was trained).",
         ),
     ] = None,
@@ -998,18 +1008,13 @@ def predict(
         OutputFormat,
         typer.Option(
             "--format",
+            metavar=_choices(OutputFormat),
+            rich_help_panel="Output",
             help="Per-position models: tsv (one row per residue: id, position, "
             "residue, predicted, prob_<class>...) or fasta (predicted labels).",
         ),
     ] = OutputFormat.tsv,
-    id_column: Annotated[
-        str | None,
-        typer.Option(
-            show_default=False,
-            help="Numeric series models: the id column of the series table "
-            "(default: as in training).",
-        ),
-    ] = None,
+    id_column: SeriesId = None,
     genome: GenomeRef = None,
     window: Window = None,
     on_edge: OnEdgeOpt = None,
@@ -1049,22 +1054,27 @@ class VariantFormat(str, Enum):
     vcf = "vcf"
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def variants(
     model: Annotated[
         str,
         typer.Argument(
-            help="Model file written by 'bioseqnn train' (DNA; one output per sequence)."
+            metavar="MODEL",
+            help="Model file written by 'bioseqnn train' (DNA; one output per sequence).",
         ),
     ],
     vcf: Annotated[
-        str, typer.Argument(help="Variants: VCF or BCF, plain, bgzip or gzip ('-' for stdin).")
+        str,
+        typer.Argument(
+            metavar="VCF", help="Variants: VCF or BCF, plain, bgzip or gzip ('-' for stdin)."
+        ),
     ] = "-",
     genome: Annotated[
         str,
         typer.Option(
             "--genome",
             metavar="FASTA",
+            rich_help_panel="Inputs",
             help="Reference genome the VCF is on (FASTA, plain or "
             "bgzip, read through its .fai index, built on first use; needs bioseqnn[genome]).",
         ),
@@ -1074,6 +1084,8 @@ def variants(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
             help="One row per alternate allele: TSV ('.csv' for CSV, '.gz' "
             "compresses; '-' stdout); or NAME.vcf / NAME.vcf.gz (bgzip): the VCF with the "
             "scores as INFO fields.",
@@ -1083,6 +1095,8 @@ def variants(
         int | None,
         typer.Option(
             "--window",
+            metavar="N",
+            rich_help_panel="Inputs",
             min=1,
             show_default=False,
             help="Bases per window, centred on the variant (default: the model's window).",
@@ -1093,6 +1107,8 @@ def variants(
         OnMismatch,
         typer.Option(
             "--on-mismatch",
+            metavar=_choices(OnMismatch),
+            rich_help_panel="Inputs",
             help="A REF that differs from the genome: stop with an error, skip "
             "the record, or score it with a warning (both counted).",
         ),
@@ -1101,6 +1117,7 @@ def variants(
         bool | None,
         typer.Option(
             "--rc-average/--no-rc-average",
+            rich_help_panel="Prediction",
             help="Score the mean over both strands (default: as the model was trained).",
         ),
     ] = None,
@@ -1108,11 +1125,15 @@ def variants(
         VariantFormat | None,
         typer.Option(
             "--format",
+            metavar=_choices(VariantFormat),
+            rich_help_panel="Output",
             show_default=False,
             help="tsv or vcf (default: from the output's name; tsv for stdout).",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Windows per batch.")
+    ] = 256,
     device: Device = None,
     threads: Threads = 0,
     quiet: Quiet = False,
@@ -1147,11 +1168,12 @@ def variants(
     )
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def info(
-    model: Annotated[str, typer.Argument(help="Model file.")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Model file.")],
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the whole manifest as JSON.")
+        bool,
+        typer.Option("--json", rich_help_panel="Output", help="Print the whole manifest as JSON."),
     ] = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -1172,14 +1194,24 @@ def info(
         sys.stdout.write("".join(f"{key:<{width}}  {value}\n" for key, value in rows))
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def ensemble(
     models: Annotated[
         list[str],
-        typer.Argument(help="Model files to combine (two or more; ensembles are flattened)."),
+        typer.Argument(
+            metavar="MODEL",
+            help="Model files to combine (two or more; ensembles are flattened).",
+        ),
     ],
     output: Annotated[
-        str, typer.Option("-o", "--output", help="The ensemble's model file.")
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
+            help="The ensemble's model file.",
+        ),
     ] = "ensemble.bsnn",
     quiet: Quiet = False,
     debug: Debug = False,
@@ -1199,24 +1231,28 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 @with_settings({}, only=("val_fraction", "device", "threads"))
 def tune(
     sequences: Annotated[
         str | None,
         typer.Argument(
+            metavar="SEQUENCES",
             help="Training FASTA/FASTQ or table, as for 'train' (the test set is never an "
-            "input: trials are scored on train's validation split or --val-fasta)."
+            "input: trials are scored on train's validation split or --val-fasta).",
         ),
     ] = None,
     labels: Annotated[
-        str | None, typer.Argument(help="CSV/TSV of labels joined to the sequences by id.")
+        str | None,
+        typer.Argument(metavar="LABELS", help="CSV/TSV of labels joined to the sequences by id."),
     ] = None,
     output: Annotated[
         str,
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
             help="The best trial's model file; beside it NAME.trials/ (every "
             "trial's model), NAME.trials.tsv, NAME.yaml (the best config) and NAME.tune.log "
             "(the study).",
@@ -1226,6 +1262,8 @@ def tune(
         int | None,
         typer.Option(
             "--trials",
+            metavar="N",
+            rich_help_panel="Search",
             min=0,
             help="Run this many trials (in this process); 0 with --resume "
             "writes the outputs from the study.",
@@ -1236,6 +1274,7 @@ def tune(
         typer.Option(
             "--time",
             metavar="DURATION",
+            rich_help_panel="Search",
             help="Start no trial after this long (90s, 30m, 2h); "
             "a running trial stops after its current epoch, keeping its best epoch.",
         ),
@@ -1245,23 +1284,35 @@ def tune(
         typer.Option(
             "--space",
             metavar="YAML",
+            rich_help_panel="Search",
             help="Search space file (start from --show-space): "
             "ranges, choices, fixed values, families.",
         ),
     ] = None,
     show_space: Annotated[
-        bool, typer.Option("--show-space", help="Print the default search space as YAML and exit.")
+        bool,
+        typer.Option(
+            "--show-space",
+            rich_help_panel="Search",
+            help="Print the default search space as YAML and exit.",
+        ),
     ] = False,
     seed: Annotated[
         int,
-        typer.Option(help="Seed of the sampler and of every trial's split, batches and weights."),
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Run",
+            help="Seed of the sampler and of every trial's split, batches and weights.",
+        ),
     ] = 0,
     monitor: Annotated[
         str,
         typer.Option(
+            metavar="METRIC",
+            rich_help_panel="Search",
             help="Metric to optimise: auto (what train monitors: val_loss, or for imbalanced "
             "classes val_auprc or val_mcc), or val_auroc, val_r2, ... (losses and errors are "
-            "minimised, scores maximised)."
+            "minimised, scores maximised).",
         ),
     ] = "auto",
     study: Annotated[
@@ -1269,17 +1320,24 @@ def tune(
         typer.Option(
             "--study",
             metavar="URL|FILE",
+            rich_help_panel="Search",
             help="Optuna storage: a journal file (default "
             "NAME.tune.log beside -o), sqlite:///tune.db or postgresql://...",
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the study in the storage (it must exist).")
+        bool,
+        typer.Option(
+            "--resume",
+            rich_help_panel="Search",
+            help="Continue the study in the storage (it must exist).",
+        ),
     ] = False,
     join: Annotated[
         bool,
         typer.Option(
             "--join",
+            rich_help_panel="Search",
             help="Create the study or continue it: for several processes (e.g. a "
             "SLURM job array) sharing one storage.",
         ),
@@ -1289,39 +1347,65 @@ def tune(
         typer.Option(
             "--ensemble-top",
             metavar="K",
+            rich_help_panel="Search",
             min=1,
             help="Write the K best trials' models as one ensemble.",
         ),
     ] = 1,
-    id_column: Annotated[str, typer.Option(help="Id column of the labels table.")] = "id",
+    id_column: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME", rich_help_panel="Inputs", help="Id column of the labels table."
+        ),
+    ] = "id",
     target: Annotated[
         list[str] | None,
         typer.Option(
-            "--target", "-t", help="Target column (repeat for several; default: all but the id)."
+            "--target",
+            "-t",
+            metavar="NAME",
+            rich_help_panel="Inputs",
+            help="Target column (repeat for several; default: all but the id).",
         ),
     ] = None,
     sequence_column: Annotated[
         str | None,
-        typer.Option(help="Read sequences from this column of the table instead of a FASTA."),
+        typer.Option(
+            metavar="NAME",
+            rich_help_panel="Inputs",
+            help="Read sequences from this column of the table instead of a FASTA.",
+        ),
     ] = None,
-    task: Annotated[Task | None, typer.Option(help="Override the detected task.")] = None,
-    alphabet: Annotated[
-        AlphabetChoice, typer.Option(help="Force the alphabet.")
-    ] = AlphabetChoice.auto,
+    task: TaskOpt = None,
+    alphabet: AlphabetOpt = AlphabetChoice.auto,
     on_invalid: InvalidOpt = OnInvalid.error,
     ignore_unmatched: Annotated[
-        bool, typer.Option(help="Drop records whose id is in only one of the inputs.")
+        bool,
+        typer.Option(
+            rich_help_panel="Inputs", help="Drop records whose id is in only one of the inputs."
+        ),
     ] = False,
     val_fasta: Annotated[
-        str | None, typer.Option(help="Explicit validation FASTA that scores every trial.")
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            rich_help_panel="Inputs",
+            help="Explicit validation FASTA that scores every trial.",
+        ),
     ] = None,
-    val_labels: Annotated[str | None, typer.Option(help="Labels of the validation FASTA.")] = None,
+    val_labels: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE", rich_help_panel="Inputs", help="Labels of the validation FASTA."
+        ),
+    ] = None,
     position_mask: PositionMask = None,
     plots: Annotated[
         str | None,
         typer.Option(
             "--plots",
             metavar="DIR",
+            rich_help_panel="Output",
             help="Write the optimisation history and the parameter "
             "importances here (needs bioseqnn[plots]).",
         ),
@@ -1332,6 +1416,7 @@ def tune(
         bool,
         typer.Option(
             "--defaults-first/--no-defaults-first",
+            rich_help_panel="Search",
             help="A new study's first trial is "
             "train's defaults (with the space's fixed values): the search's best is never "
             "below the default on validation.",
@@ -1466,22 +1551,43 @@ class Reference(str, Enum):
 ReferenceOpt = Annotated[
     Reference | None,
     typer.Option(
+        metavar=_choices(Reference),
+        rich_help_panel="Method",
         help="integrated-gradients and deeplift-shap: what a sequence is compared with: "
         "dinucleotide shuffles of it (DNA/RNA; deeplift-shap's default), a uniform letter mix "
         "(integrated-gradients' default, and deeplift-shap's for protein), the letter "
-        "frequencies of the input, or all zeros."
+        "frequencies of the input, or all zeros.",
     ),
 ]
 ShufflesOpt = Annotated[
-    int, typer.Option(min=1, help="References per sequence with --reference shuffle (averaged).")
+    int,
+    typer.Option(
+        metavar="N",
+        rich_help_panel="Method",
+        min=1,
+        help="References per sequence with --reference shuffle (averaged).",
+    ),
 ]
 StepsOpt = Annotated[
     int,
     typer.Option(
-        min=1, help="integrated-gradients: points on the path from reference to sequence."
+        metavar="N",
+        rich_help_panel="Method",
+        min=1,
+        help="integrated-gradients: points on the path from reference to sequence.",
     ),
 ]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the shuffled references.")]
+SeedOpt = Annotated[
+    int, typer.Option(metavar="N", rich_help_panel="Run", help="Seed of the shuffled references.")
+]
+ClassOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="CLASS",
+        rich_help_panel="Method",
+        help="Class (or target column) explained; default as for explain.",
+    ),
+]
 
 
 def _attribution_options(reference: Reference | None, shuffles: int, steps: int, seed: int) -> Any:
@@ -1492,27 +1598,40 @@ def _attribution_options(reference: Reference | None, shuffles: int, steps: int,
     )
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    model: ModelArg,
     sequences: Annotated[
         str,
         typer.Argument(
+            metavar="SEQUENCES",
             help="FASTA/FASTQ of the test records ('-' for stdin), a table with "
-            "--sequence-column, or for a numeric series model its series table."
+            "--sequence-column, or for a numeric series model its series table.",
         ),
     ],
     labels: Annotated[
         str | None,
-        typer.Argument(help="CSV/TSV of their labels, joined by id (none for a language model)."),
+        typer.Argument(
+            metavar="LABELS",
+            help="CSV/TSV of their labels, joined by id (none for a language model).",
+        ),
     ] = None,
     output: Annotated[
-        str, typer.Option("-o", "--output", help="Metrics JSON to write ('-' stdout).")
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
+            help="Metrics JSON to write ('-' stdout).",
+        ),
     ] = "-",
     plots: Annotated[
         str | None,
         typer.Option(
             "--plots",
+            metavar="DIR",
+            rich_help_panel="Output",
             help="Folder for the ROC, PR and confusion figures, or the scatter of a "
             "regression (needs bioseqnn[plots]).",
         ),
@@ -1523,6 +1642,8 @@ def evaluate(
         str | None,
         typer.Option(
             "--title",
+            metavar="TEXT",
+            rich_help_panel="Output",
             show_default=False,
             help="Title of the figures (default: the data set "
             "and the model, by their file names: 'test — model').",
@@ -1531,6 +1652,8 @@ def evaluate(
     id_column: Annotated[
         str | None,
         typer.Option(
+            metavar="NAME",
+            rich_help_panel="Inputs",
             show_default=False,
             help="Id column of the labels table (default: id) and, when "
             "given, of a numeric series table (default: as in training).",
@@ -1541,21 +1664,30 @@ def evaluate(
         typer.Option(
             "--target",
             "-t",
+            metavar="NAME",
+            rich_help_panel="Inputs",
             help="Column holding the model's target, if named otherwise than "
             "in training (repeat for several, in the model's order).",
         ),
     ] = None,
     sequence_column: Annotated[
         str | None,
-        typer.Option(help="Read sequences from this column of the table instead of a FASTA."),
+        typer.Option(
+            metavar="NAME",
+            rich_help_panel="Inputs",
+            help="Read sequences from this column of the table instead of a FASTA.",
+        ),
     ] = None,
     ignore_unmatched: Annotated[
         bool,
         typer.Option(
-            help="Drop records whose id is in only one of the inputs (warn instead of failing)."
+            rich_help_panel="Inputs",
+            help="Drop records whose id is in only one of the inputs (warn instead of failing).",
         ),
     ] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Sequences per batch.")
+    ] = 256,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
@@ -1567,6 +1699,7 @@ def evaluate(
         str | None,
         typer.Option(
             metavar="CHR,CHR",
+            rich_help_panel="Inputs",
             show_default=False,
             help="--genome: evaluate the intervals on these chromosomes only.",
         ),
@@ -1576,6 +1709,7 @@ def evaluate(
         typer.Option(
             "--multiqc",
             metavar="NAME_mqc.json",
+            rich_help_panel="Output",
             show_default=False,
             help="Also write the summary metrics as MultiQC custom content (a table row per "
             "model and test set; MultiQC merges the files of several runs).",
@@ -1643,14 +1777,15 @@ def evaluate(
             log.info("wrote %s", figure)
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def explain(
-    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    model: ModelArg,
     sequences: Annotated[
         str,
         typer.Argument(
+            metavar="SEQUENCES",
             help="FASTA/FASTQ to explain (plain or .gz; '-' for stdin), or for a numeric series "
-            "model its series table."
+            "model its series table.",
         ),
     ] = "-",
     output: Annotated[
@@ -1658,30 +1793,38 @@ def explain(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
             help="Attributions TSV, one row per position ('.csv' for CSV, '-' stdout).",
         ),
     ] = "-",
     method: Annotated[
         Method,
         typer.Option(
+            metavar=_choices(Method),
+            rich_help_panel="Method",
             help="saliency (|gradient|), grad-input (gradient x input), ism (in-silico "
             "mutagenesis: every substitution predicted; adds one column per letter), "
             "integrated-gradients or deeplift-shap (against references, see --reference; add "
             "one column per letter: the hypothetical contributions; deeplift-shap: cnn "
-            "models)."
+            "models).",
         ),
     ] = Method.grad_input,
     target: Annotated[
         str | None,
         typer.Option(
+            metavar="CLASS",
+            rich_help_panel="Method",
             help="Class (or target column) to explain. Default: the positive class (binary), the "
-            "predicted class (multiclass), the most probable label, the first target."
+            "predicted class (multiclass), the most probable label, the first target.",
         ),
     ] = None,
     plot: Annotated[
         str | None,
         typer.Option(
             "--plot",
+            metavar="DIR",
+            rich_help_panel="Output",
             help="Folder for one sequence logo per sequence (a numeric series: its "
             "channels over time, coloured by attribution; needs bioseqnn[plots]).",
         ),
@@ -1689,11 +1832,23 @@ def explain(
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
     max_plots: Annotated[
-        int, typer.Option(min=1, help="Draw logos of at most this many sequences (the first ones).")
+        int,
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Output",
+            min=1,
+            help="Draw logos of at most this many sequences (the first ones).",
+        ),
     ] = 20,
     id_column: SeriesId = None,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Sequences (or ISM mutants) per forward pass.")
+        int,
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Run",
+            min=1,
+            help="Sequences (or ISM mutants) per forward pass.",
+        ),
     ] = 256,
     reference: ReferenceOpt = None,
     shuffles: ShufflesOpt = 10,
@@ -1740,15 +1895,19 @@ class PathMethod(str, Enum):
     integrated_gradients = "integrated-gradients"
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def motifs(
     model: Annotated[
-        str, typer.Argument(help="Model file (DNA or RNA) written by 'bioseqnn train'.")
+        str,
+        typer.Argument(
+            metavar="MODEL", help="Model file (DNA or RNA) written by 'bioseqnn train'."
+        ),
     ],
     sequences: Annotated[
         str,
         typer.Argument(
-            help="FASTA/FASTQ whose attributions are summarised (plain or .gz; '-' stdin)."
+            metavar="SEQUENCES",
+            help="FASTA/FASTQ whose attributions are summarised (plain or .gz; '-' stdin).",
         ),
     ],
     output: Annotated[
@@ -1756,6 +1915,8 @@ def motifs(
         typer.Option(
             "-o",
             "--output",
+            metavar="DIR",
+            rich_help_panel="Output",
             help="Report folder: motifs.meme, logos/, report.md (and matches.tsv with --database).",
         ),
     ],
@@ -1763,39 +1924,78 @@ def motifs(
         str | None,
         typer.Option(
             "--database",
+            metavar="FILE",
+            rich_help_panel="Inputs",
             help="MEME motif file to name the motifs by (Tomtom: best matches, p- and q-values).",
         ),
     ] = None,
     method: Annotated[
         PathMethod | None,
-        typer.Option(help="Attribution method (default: deeplift-shap)."),
+        typer.Option(
+            metavar=_choices(PathMethod),
+            rich_help_panel="Method",
+            help="Attribution method (default: deeplift-shap).",
+        ),
     ] = None,
-    target: Annotated[
-        str | None, typer.Option(help="Class (or target column) explained; default as for explain.")
-    ] = None,
-    window: Annotated[int, typer.Option(min=3, help="Seqlet core width.")] = 15,
+    target: ClassOpt = None,
+    window: Annotated[
+        int,
+        typer.Option(metavar="N", rich_help_panel="Clustering", min=3, help="Seqlet core width."),
+    ] = 15,
     flank: Annotated[
-        int, typer.Option(min=0, help="Positions added on each side of a seqlet.")
+        int,
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Clustering",
+            min=0,
+            help="Positions added on each side of a seqlet.",
+        ),
     ] = 5,
-    max_seqlets: Annotated[int, typer.Option(min=10, help="Seqlets per sign at most.")] = 2000,
+    max_seqlets: Annotated[
+        int,
+        typer.Option(
+            metavar="N", rich_help_panel="Clustering", min=10, help="Seqlets per sign at most."
+        ),
+    ] = 2000,
     min_seqlets: Annotated[
         int,
-        typer.Option(min=1, help="Seqlets a sign (positive or negative) needs to be clustered."),
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Clustering",
+            min=1,
+            help="Seqlets a sign (positive or negative) needs to be clustered.",
+        ),
     ] = 30,
     min_cluster: Annotated[
-        int, typer.Option(min=1, help="Seqlets a motif needs to be reported.")
+        int,
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Clustering",
+            min=1,
+            help="Seqlets a motif needs to be reported.",
+        ),
     ] = 20,
     leiden_runs: Annotated[
-        int, typer.Option(min=1, help="Clusterings tried (more: steadier, slower).")
+        int,
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Clustering",
+            min=1,
+            help="Clusterings tried (more: steadier, slower).",
+        ),
     ] = 10,
-    plots: Annotated[bool, typer.Option(help="Draw the logos (needs matplotlib).")] = True,
+    plots: Annotated[
+        bool, typer.Option(rich_help_panel="Output", help="Draw the logos (needs matplotlib).")
+    ] = True,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
     reference: ReferenceOpt = None,
     shuffles: ShufflesOpt = 10,
     steps: StepsOpt = 50,
     seed: SeedOpt = 0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per pass.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Sequences per pass.")
+    ] = 256,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
@@ -1845,44 +2045,69 @@ def motifs(
     log.info("wrote %d file(s) to %s", len(written), output)
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def insert(
-    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    model: ModelArg,
     motif: Annotated[
         str,
         typer.Option(
             "--motif",
+            metavar="RESIDUES",
+            rich_help_panel="Inputs",
             help="Residues written into the backgrounds (the model's alphabet; "
             "ambiguity codes allowed).",
         ),
     ],
     background: Annotated[
-        str, typer.Option("--background", help="FASTA/FASTQ of background sequences ('-' stdin).")
+        str,
+        typer.Option(
+            "--background",
+            metavar="FILE",
+            rich_help_panel="Inputs",
+            help="FASTA/FASTQ of background sequences ('-' stdin).",
+        ),
     ],
     output: Annotated[
         str,
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
             help="TSV of the mean change per insertion start ('.csv' for CSV, '-' stdout).",
         ),
     ] = "-",
     target: Annotated[
         str | None,
         typer.Option(
-            help="Class (or target column) whose prediction is followed; default as for explain."
+            metavar="CLASS",
+            rich_help_panel="Method",
+            help="Class (or target column) whose prediction is followed; default as for explain.",
         ),
     ] = None,
-    step: Annotated[int, typer.Option(min=1, help="Try every STEP-th start position.")] = 1,
+    step: Annotated[
+        int,
+        typer.Option(
+            metavar="STEP",
+            rich_help_panel="Method",
+            min=1,
+            help="Try every STEP-th start position.",
+        ),
+    ] = 1,
     plot: Annotated[
         str | None,
         typer.Option(
             "--plot",
+            metavar="FILE",
+            rich_help_panel="Output",
             help="Figure of the mean change along the sequence (.png, .pdf or .svg by its name).",
         ),
     ] = None,
     dpi: FigDpi = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Variants per forward pass.")] = 256,
+    batch_size: Annotated[
+        int,
+        typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Variants per forward pass."),
+    ] = 256,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
@@ -1947,12 +2172,20 @@ def _region(text: str | None) -> tuple[int, int] | None:
     return int(start), int(end)
 
 
-@app.command("ism-map")
+@app.command("ism-map", cls=PanelledCommand)
 def ism_map(
-    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
-    sequences: Annotated[str, typer.Argument(help="FASTA/FASTQ ('-' for stdin).")] = "-",
+    model: ModelArg,
+    sequences: Annotated[
+        str, typer.Argument(metavar="SEQUENCES", help="FASTA/FASTQ ('-' for stdin).")
+    ] = "-",
     plot: Annotated[
-        str, typer.Option("--plot", help="Folder for one positions x letters heatmap per sequence.")
+        str,
+        typer.Option(
+            "--plot",
+            metavar="DIR",
+            rich_help_panel="Output",
+            help="Folder for one positions x letters heatmap per sequence.",
+        ),
     ] = "ism-maps",
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
@@ -1961,6 +2194,8 @@ def ism_map(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
             help="Also write the changes as a TSV (one row per position, one column per letter).",
         ),
     ] = None,
@@ -1968,17 +2203,26 @@ def ism_map(
         str | None,
         typer.Option(
             "--region",
+            metavar="START:END",
+            rich_help_panel="Method",
             help="START:END (1-based, inclusive): mutate this window only, with "
             "the whole sequence as context (long sequences).",
         ),
     ] = None,
-    target: Annotated[
-        str | None, typer.Option(help="Class (or target column) explained; default as for explain.")
-    ] = None,
+    target: ClassOpt = None,
     max_plots: Annotated[
-        int, typer.Option(min=1, help="Heatmaps of at most this many sequences (the first ones).")
+        int,
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Output",
+            min=1,
+            help="Heatmaps of at most this many sequences (the first ones).",
+        ),
     ] = 20,
-    batch_size: Annotated[int, typer.Option(min=1, help="Mutants per forward pass.")] = 256,
+    batch_size: Annotated[
+        int,
+        typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Mutants per forward pass."),
+    ] = 256,
     device: Device = None,
     threads: Threads = 0,
     on_invalid: InvalidOpt = OnInvalid.error,
@@ -2013,14 +2257,16 @@ def ism_map(
     log.info("wrote %d mutation map(s) to %s", len(paths), plot)
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def export(
-    model: Annotated[str, typer.Argument(help="Model file written by 'bioseqnn train'.")],
+    model: ModelArg,
     output: Annotated[
         str,
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
             help="NAME.onnx (ONNX) or NAME.pt (TorchScript); NAME.onnx.json "
             "beside it describes inputs, outputs and the encoding table.",
         ),
@@ -2029,6 +2275,8 @@ def export(
         str | None,
         typer.Option(
             "--check",
+            metavar="FILE",
+            rich_help_panel="Parity check",
             help="FASTA/FASTQ of sequences for the parity check, or a series table "
             "for a numeric series model (default: random sequences of the model's alphabet, or "
             "random series, at several lengths).",
@@ -2037,7 +2285,10 @@ def export(
     tolerance: Annotated[
         float,
         typer.Option(
-            parser=finite, help="Largest accepted |export - PyTorch| difference of any output."
+            metavar="NUMBER",
+            rich_help_panel="Parity check",
+            parser=finite,
+            help="Largest accepted |export - PyTorch| difference of any output.",
         ),
     ] = 1e-4,
     id_column: SeriesId = None,
@@ -2060,36 +2311,85 @@ def export(
     )
 
 
-@app.command()
+@app.command(cls=PanelledCommand)
 def generate(
     model: Annotated[
-        str, typer.Argument(help="Language model file (bioseqnn train SEQS --task language-model).")
+        str,
+        typer.Argument(
+            metavar="MODEL",
+            help="Language model file (bioseqnn train SEQS --task language-model).",
+        ),
     ],
-    num: Annotated[int, typer.Option("-n", "--num", min=0, help="Sequences to sample.")] = 10,
+    num: Annotated[
+        int,
+        typer.Option(
+            "-n",
+            "--num",
+            metavar="N",
+            rich_help_panel="Sampling",
+            min=0,
+            help="Sequences to sample.",
+        ),
+    ] = 10,
     output: Annotated[
-        str, typer.Option("-o", "--output", help="FASTA to write ('.gz' compresses; '-' stdout).")
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
+            help="FASTA to write ('.gz' compresses; '-' stdout).",
+        ),
     ] = "-",
     prefix: Annotated[
-        str, typer.Option(help="Every sample starts with these residues (included in the output).")
+        str,
+        typer.Option(
+            metavar="RESIDUES",
+            rich_help_panel="Sampling",
+            help="Every sample starts with these residues (included in the output).",
+        ),
     ] = "",
     temperature: Annotated[
         float,
-        typer.Option(parser=finite, help="Below 1: more typical samples; above 1: more diverse."),
+        typer.Option(
+            metavar="NUMBER",
+            rich_help_panel="Sampling",
+            parser=finite,
+            help="Below 1: more typical samples; above 1: more diverse.",
+        ),
     ] = 1.0,
     top_k: Annotated[
-        int, typer.Option(min=0, help="Draw each residue from the k most likely only (0 = all).")
+        int,
+        typer.Option(
+            metavar="K",
+            rich_help_panel="Sampling",
+            min=0,
+            help="Draw each residue from the k most likely only (0 = all).",
+        ),
     ] = 0,
     top_p: Annotated[
         float,
         typer.Option(
+            metavar="P",
+            rich_help_panel="Sampling",
             parser=finite,
             help="Draw from the most likely residues that reach this probability (1 = all).",
         ),
     ] = 1.0,
-    min_length: Annotated[int, typer.Option(min=1, help="No end before this many residues.")] = 1,
+    min_length: Annotated[
+        int,
+        typer.Option(
+            metavar="LENGTH",
+            rich_help_panel="Sampling",
+            min=1,
+            help="No end before this many residues.",
+        ),
+    ] = 1,
     max_length: Annotated[
         int,
         typer.Option(
+            metavar="LENGTH",
+            rich_help_panel="Sampling",
             min=0,
             help="Stop a sample at this length even without an end (0 = the longest "
             "training sequence).",
@@ -2097,12 +2397,24 @@ def generate(
     ] = 0,
     seed: Annotated[
         int,
-        typer.Option(help="Sample i depends on the seed and i alone (not on -n or --batch-size)."),
+        typer.Option(
+            metavar="N",
+            rich_help_panel="Run",
+            help="Sample i depends on the seed and i alone (not on -n or --batch-size).",
+        ),
     ] = 0,
     id_prefix: Annotated[
-        str, typer.Option(help="Records are named ID_PREFIX1, ID_PREFIX2, ...")
+        str,
+        typer.Option(
+            metavar="PREFIX",
+            rich_help_panel="Output",
+            help="Records are named PREFIX1, PREFIX2, ...",
+        ),
     ] = "sample_",
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples drawn together.")] = 64,
+    batch_size: Annotated[
+        int,
+        typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Samples drawn together."),
+    ] = 64,
     device: Device = None,
     threads: Threads = 0,
     quiet: Quiet = False,
@@ -2134,13 +2446,14 @@ def generate(
     )
 
 
-@app.command("version")
+@app.command("version", cls=PanelledCommand)
 def version_command(
     verbose: Annotated[
         bool,
         typer.Option(
             "--verbose",
             "-v",
+            rich_help_panel="Output",
             help="Also name Python, torch (CPU or CUDA build), the CPU "
             "kernels and the optional libraries, one 'name: value' line each.",
         ),
@@ -2153,28 +2466,41 @@ def version_command(
             print(line)
 
 
-@app.command("plot-history")
+@app.command("plot-history", cls=PanelledCommand)
 def plot_history(
     log_file: Annotated[
         str,
         typer.Argument(
+            metavar="LOG_FILE",
             help="Per-epoch log written by 'bioseqnn train': NAME.log.tsv beside the model, or "
-            "the --log file (TSV or JSON lines); '-' reads stdin."
+            "the --log file (TSV or JSON lines); '-' reads stdin.",
         ),
     ],
     output: Annotated[
         str,
         typer.Option(
-            "-o", "--output", help="Figure to write: .png, .pdf or .svg, by the name's suffix."
+            "-o",
+            "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
+            help="Figure to write: .png, .pdf or .svg, by the name's suffix.",
         ),
     ] = "learning_curves.png",
     metric: Annotated[
         str | None,
-        typer.Option(help="Validation metric of the second panel (default: accuracy or r2)."),
+        typer.Option(
+            metavar="METRIC",
+            rich_help_panel="Output",
+            help="Validation metric of the second panel (default: accuracy or r2).",
+        ),
     ] = None,
     title: Annotated[
         str | None,
-        typer.Option(help="Title (default: the log's name, without folder and suffixes)."),
+        typer.Option(
+            metavar="TEXT",
+            rich_help_panel="Output",
+            help="Title (default: the log's name, without folder and suffixes).",
+        ),
     ] = None,
     plot_format: FigFormat = None,
     dpi: FigDpi = None,
@@ -2221,14 +2547,26 @@ def plot_history(
     log.info("wrote %s", figure)
 
 
-@app.command("config")
+@app.command("config", cls=PanelledCommand)
 def config_command(
     model: Annotated[
         str | None,
-        typer.Option("--from", help="Print the resolved config stored in this model file instead."),
+        typer.Option(
+            "--from",
+            metavar="MODEL",
+            rich_help_panel="Inputs",
+            help="Print the resolved config stored in this model file instead.",
+        ),
     ] = None,
     output: Annotated[
-        str, typer.Option("-o", "--output", help="Write the config here ('-' = stdout).")
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            rich_help_panel="Output",
+            help="Write the config here ('-' = stdout).",
+        ),
     ] = "-",
     quiet: Quiet = False,
     debug: Debug = False,

@@ -280,6 +280,8 @@ def test_shell_completion_answers_from_the_installed_app(tmp_path) -> None:
         ("bioseqnn ev", "1", ["evaluate"]),
         ("bioseqnn evaluate --for", "2", ["--format"]),
         ("bioseqnn version --v", "2", ["--verbose"]),
+        # a choice option names its values in --help (a|b|c) and completes them
+        ("bioseqnn explain --method i", "3", ["ism", "integrated-gradients"]),
     ):
         p = subprocess.run(
             [sys.executable, "-m", "bioseqnn"],
