@@ -16,7 +16,7 @@ import torch
 from .. import metrics
 from ..alphabets import Alphabet, byte_histogram, detect_alphabet
 from ..bundle import Bundle, load_bundle
-from ..data.labels import LabelSource, load_labeled
+from ..data.labels import LabeledData, LabelSource, load_labeled
 from ..data.reading import SAMPLE_RECORDS, read_encoded
 from ..data.sets import SequenceSet
 from ..digest import canonical_codes, record_digests, seen_in_training
@@ -311,26 +311,8 @@ def evaluate(
             )
         assert sequences is not None
         return _evaluate_language_model(bundle, model, sequences, batch_size, dev, on_invalid)
-    if genome is not None:
-        if task.kind in ("per-position", "language-model") or bundle.series is not None:
-            raise UsageError(
-                "--genome: only models with one output per sequence evaluate genome intervals"
-            )
-        if sequence_column is not None or position_mask is not None:
-            raise UsageError(
-                "--sequence-column and --position-mask do not apply to genome intervals"
-            )
-        genome.open()
-    elif labels is None:
-        raise UsageError("a labels table is required (or --sequence-column)")
-    if targets and len(targets) != len(task.targets):
-        raise UsageError(
-            f"--target: {len(targets)} column(s) for the model's "
-            f"{len(task.targets)} target(s) ({', '.join(task.targets)})"
-        )
-    columns = list(targets or task.targets)
-    # a column named otherwise than in training: say how to name it
-    hint = "" if targets else (" (the model's target; name the column that holds it with --target)")
+    _check_labels_or_genome(bundle, labels, sequence_column, position_mask, genome)
+    columns, hint = _target_columns(task, targets)
     if task.kind == "per-position":
         assert labels is not None  # genome intervals were refused above
         return _evaluate_positions(
@@ -350,9 +332,76 @@ def evaluate(
         )
     if position_mask is not None:
         raise UsageError("--position-mask applies to per-position models")
+    labeled = _read_labeled(
+        bundle,
+        sequences,
+        labels,
+        genome,
+        columns,
+        hint,
+        id_column,
+        sequence_column,
+        on_invalid,
+        ignore_unmatched,
+    )
+    return _score_labeled(bundle, labeled, model, sequences, labels, batch_size, dev)
+
+
+def _check_labels_or_genome(
+    bundle: Bundle,
+    labels: str | os.PathLike[str] | None,
+    sequence_column: str | None,
+    position_mask: str | os.PathLike[str] | None,
+    genome: GenomeOptions | None,
+) -> None:
+    """Refuse genome intervals for a model or options they do not fit, then open the
+    genome; without one, require a labels table."""
+    task = bundle.task
+    if genome is not None:
+        if task.kind in ("per-position", "language-model") or bundle.series is not None:
+            raise UsageError(
+                "--genome: only models with one output per sequence evaluate genome intervals"
+            )
+        if sequence_column is not None or position_mask is not None:
+            raise UsageError(
+                "--sequence-column and --position-mask do not apply to genome intervals"
+            )
+        genome.open()
+    elif labels is None:
+        raise UsageError("a labels table is required (or --sequence-column)")
+
+
+def _target_columns(task: TaskSpec, targets: list[str] | None) -> tuple[list[str], str]:
+    """The label columns that hold the model's targets, in its order, and the hint that a
+    missing column's message ends with."""
+    if targets and len(targets) != len(task.targets):
+        raise UsageError(
+            f"--target: {len(targets)} column(s) for the model's "
+            f"{len(task.targets)} target(s) ({', '.join(task.targets)})"
+        )
+    columns = list(targets or task.targets)
+    # a column named otherwise than in training: say how to name it
+    hint = "" if targets else (" (the model's target; name the column that holds it with --target)")
+    return columns, hint
+
+
+def _read_labeled(
+    bundle: Bundle,
+    sequences: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str] | None,
+    genome: GenomeOptions | None,
+    columns: list[str],
+    hint: str,
+    id_column: str | None,
+    sequence_column: str | None,
+    on_invalid: str,
+    ignore_unmatched: bool,
+) -> LabeledData:
+    """Read the labelled records: genome intervals, or sequences (or series) joined to
+    their labels by id."""
     if genome is not None:
         assert sequences is not None
-        labeled = load_for_evaluation(
+        return load_for_evaluation(
             genome,
             bundle.manifest,
             sequences,
@@ -364,14 +413,25 @@ def evaluate(
             ignore_unmatched=ignore_unmatched,
             missing_hint=hint,
         )
-    else:
-        assert labels is not None
-        src = LabelSource(labels, id_column or "id", columns, sequence_column, hint)
-        # --id-column names the series table's id column too, as in training
-        series = SeriesOptions(id_column) if id_column and bundle.series is not None else None
-        labeled, _ = load_labeled(
-            sequences, src, bundle.input, on_invalid, ignore_unmatched, series
-        )
+    assert labels is not None
+    src = LabelSource(labels, id_column or "id", columns, sequence_column, hint)
+    # --id-column names the series table's id column too, as in training
+    series = SeriesOptions(id_column) if id_column and bundle.series is not None else None
+    labeled, _ = load_labeled(sequences, src, bundle.input, on_invalid, ignore_unmatched, series)
+    return labeled
+
+
+def _score_labeled(
+    bundle: Bundle,
+    labeled: LabeledData,
+    model: str | os.PathLike[str],
+    sequences: str | os.PathLike[str] | None,
+    labels: str | os.PathLike[str] | None,
+    batch_size: int,
+    dev: torch.device,
+) -> Evaluation:
+    """Check the records against the model, look for training sequences among them and
+    score them."""
     sources = [display_name(p) for p in (sequences, labels) if p is not None]
     if bundle.series is None:
         check_alphabet_fits(labeled.data, bundle.alphabet, sources[0])
