@@ -63,7 +63,7 @@ from ..variants.series import series_options
 from .evaluate import check_alphabet_fits
 
 if TYPE_CHECKING:
-    from ..interpret.attribution import AttributionOptions
+    from ..interpret.attribution import AttributionOptions, PathAttributions
 
 log = logging.getLogger("bioseqnn")
 
@@ -302,59 +302,15 @@ def explain_bundle(
     predictions = _prediction(task, logits, targets)
     names = target_names(task)
     if spec is not None:
-        per_channel = gradient_attributions(
-            bundle.model, onehot, task, data, targets, method, batch_size, dev, per_channel=True
+        records = _series_records(
+            bundle, onehot, data, names, targets, predictions, method, batch_size, dev
         )
-        records = []
-        for i, rid in enumerate(data.ids):
-            channels = per_channel[i]
-            score = np.abs(channels).max(axis=1) if method == "saliency" else channels.sum(1)
-            records.append(
-                Attribution(
-                    rid,
-                    "",
-                    names[int(targets[i])],
-                    float(predictions[i]),
-                    score,
-                    channels=channels,
-                    values=data.codes[data.offsets[i] : data.offsets[i + 1]],
-                )
-            )
         return Explanation(method, "", task, records, channels=list(spec.channels))
     alphabet = bundle.alphabet
-    reference = target_score(task, logits, torch.from_numpy(targets)).numpy().astype(np.float64)
-    table = alphabet.onehot_table()
+    scores, all_deltas, path = _residue_scores(
+        bundle, onehot, data, folded, logits, targets, method, batch_size, dev, options
+    )
     symbols = np.array(["?", *alphabet.symbol_list])
-    all_deltas: list[np.ndarray] | None = None
-    path = None
-    if method in PATH_METHODS:
-        from ..interpret.attribution import path_attributions
-
-        path = path_attributions(
-            bundle.model, onehot, alphabet, task, data, targets, method, batch_size, dev, options
-        )
-        scores = [c.sum(axis=1) for c in path.contributions]
-    elif method == "ism":
-        all_deltas = ism_attributions(
-            bundle.model,
-            onehot,
-            alphabet,
-            task,
-            data,
-            targets,
-            reference,
-            batch_size,
-            dev,
-            bundle.structure,
-        )
-        scores = [
-            ism_scores(d, table[data.codes[data.offsets[i] : data.offsets[i + 1]]])
-            for i, d in enumerate(all_deltas)
-        ]
-    else:
-        scores = gradient_attributions(
-            bundle.model, onehot, task, folded, targets, method, batch_size, dev
-        )
     records = []
     for i, rid in enumerate(data.ids):
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
@@ -371,6 +327,91 @@ def explain_bundle(
             )
         )
     return Explanation(method, alphabet.letters, task, records)
+
+
+def _series_records(
+    bundle: Bundle,
+    onehot: torch.nn.Module,
+    data: SequenceSet,
+    names: list[str],
+    targets: np.ndarray,
+    predictions: np.ndarray,
+    method: str,
+    batch_size: int,
+    device: torch.device,
+) -> list[Attribution]:
+    """A numeric series model's records: each time step's attribution per channel, and its
+    score (their largest absolute value for saliency, their sum for grad-input)."""
+    model, task = bundle.model, bundle.task
+    per_channel = gradient_attributions(
+        model, onehot, task, data, targets, method, batch_size, device, per_channel=True
+    )
+    records = []
+    for i, rid in enumerate(data.ids):
+        channels = per_channel[i]
+        score = np.abs(channels).max(axis=1) if method == "saliency" else channels.sum(1)
+        records.append(
+            Attribution(
+                rid,
+                "",
+                names[int(targets[i])],
+                float(predictions[i]),
+                score,
+                channels=channels,
+                values=data.codes[data.offsets[i] : data.offsets[i + 1]],
+            )
+        )
+    return records
+
+
+def _residue_scores(
+    bundle: Bundle,
+    onehot: torch.nn.Module,
+    data: SequenceSet,
+    folded: SequenceSet,
+    logits: torch.Tensor,
+    targets: np.ndarray,
+    method: str,
+    batch_size: int,
+    device: torch.device,
+    options: AttributionOptions | None,
+) -> tuple[list[np.ndarray], list[np.ndarray] | None, PathAttributions | None]:
+    """Each sequence's per-position scores under ``method``, with the substitution deltas
+    (ism) or the path attributions (integrated-gradients, deeplift-shap) behind them."""
+    task, alphabet = bundle.task, bundle.alphabet
+    reference = target_score(task, logits, torch.from_numpy(targets)).numpy().astype(np.float64)
+    table = alphabet.onehot_table()
+    all_deltas: list[np.ndarray] | None = None
+    path = None
+    if method in PATH_METHODS:
+        from ..interpret.attribution import path_attributions
+
+        path = path_attributions(
+            bundle.model, onehot, alphabet, task, data, targets, method, batch_size, device, options
+        )
+        scores = [c.sum(axis=1) for c in path.contributions]
+    elif method == "ism":
+        all_deltas = ism_attributions(
+            bundle.model,
+            onehot,
+            alphabet,
+            task,
+            data,
+            targets,
+            reference,
+            batch_size,
+            device,
+            bundle.structure,
+        )
+        scores = [
+            ism_scores(d, table[data.codes[data.offsets[i] : data.offsets[i + 1]]])
+            for i, d in enumerate(all_deltas)
+        ]
+    else:
+        scores = gradient_attributions(
+            bundle.model, onehot, task, folded, targets, method, batch_size, device
+        )
+    return scores, all_deltas, path
 
 
 def explain(
@@ -473,11 +514,8 @@ def explanation_plots(
         LOGO_MAX_POSITIONS,
         check_figure_options,
         data_name,
-        logo_plot,
-        mutation_map_plot,
         plot_dir,
         safe_filename,
-        series_attribution_plot,
     )
 
     dpi = DPI if dpi is None else dpi
@@ -495,45 +533,11 @@ def explanation_plots(
     by = f" \u2014 {data_name(model)}" if model is not None else ""
     long_ones = 0
     for rec in expl.records[:max_plots]:
-        if expl.task.kind == "regression":
-            pred = f"predicted {rec.prediction:.3g}"
-        else:
-            pred = f"p = {rec.prediction:.3f}"
-        kind = {"binary": "class ", "multiclass": "class ", "multilabel": "label "}.get(
-            expl.task.kind, ""
-        )
-        steps = "time steps" if rec.channels is not None else "positions"
-        title = (
-            f"{rec.id}{by}\n{what} toward {kind}{rec.target} ({pred}, {len(rec.scores)} {steps})"
-        )
         name = out / safe_filename(rec.id, taken, fmt)
-        if rec.channels is not None and rec.values is not None and expl.channels is not None:
-            paths.append(
-                series_attribution_plot(
-                    rec.values,
-                    rec.channels,
-                    expl.channels,
-                    name,
-                    title,
-                    label=f"{expl.method} score",
-                    dpi=dpi,
-                )
-            )
-            continue
-        # The one place where a sequence's figure is chosen. Beyond LOGO_MAX_POSITIONS a
-        # logo needs more rows than a page holds: with ISM deltas the sequence is drawn as
-        # a mutation map (positions x residues) instead; other methods keep their logos.
-        if len(rec.residues) > LOGO_MAX_POSITIONS and rec.deltas is not None:
-            paths.append(
-                mutation_map_plot(
-                    rec.residues, rec.deltas, expl.letters, name, title.replace("\n", ": "), dpi=dpi
-                )
-            )
-            continue
-        long_ones += len(rec.residues) > LOGO_MAX_POSITIONS
-        paths.append(
-            logo_plot(rec.residues, rec.scores, name, title, ylabel=f"{expl.method} score", dpi=dpi)
-        )
+        title = _figure_title(expl, rec, what, by)
+        path, long_logo = _record_figure(expl, rec, name, title, dpi)
+        paths.append(path)
+        long_ones += long_logo
     if long_ones:
         log.info(
             "%d sequence(s) longer than %d positions: their logos span many rows "
@@ -550,3 +554,47 @@ def explanation_plots(
         )
         log.info("drew " + what + " (--max-plots)", max_plots, len(expl.records))
     return paths
+
+
+def _figure_title(expl: Explanation, rec: Attribution, what: str, by: str) -> str:
+    """A record's figure title: its id and ``by`` (the model), then ``what`` (the method)
+    toward the target with its prediction, and the record's length."""
+    if expl.task.kind == "regression":
+        pred = f"predicted {rec.prediction:.3g}"
+    else:
+        pred = f"p = {rec.prediction:.3f}"
+    kind = {"binary": "class ", "multiclass": "class ", "multilabel": "label "}.get(
+        expl.task.kind, ""
+    )
+    steps = "time steps" if rec.channels is not None else "positions"
+    return f"{rec.id}{by}\n{what} toward {kind}{rec.target} ({pred}, {len(rec.scores)} {steps})"
+
+
+def _record_figure(
+    expl: Explanation, rec: Attribution, name: Path, title: str, dpi: int
+) -> tuple[Path, bool]:
+    """Draw one record's figure as ``name``: a series' channels, a mutation map or a logo;
+    and say whether it is a logo longer than a page holds."""
+    from ..plots import LOGO_MAX_POSITIONS, logo_plot, mutation_map_plot, series_attribution_plot
+
+    if rec.channels is not None and rec.values is not None and expl.channels is not None:
+        path = series_attribution_plot(
+            rec.values,
+            rec.channels,
+            expl.channels,
+            name,
+            title,
+            label=f"{expl.method} score",
+            dpi=dpi,
+        )
+        return path, False
+    # The one place where a sequence's figure is chosen. Beyond LOGO_MAX_POSITIONS a
+    # logo needs more rows than a page holds: with ISM deltas the sequence is drawn as
+    # a mutation map (positions x residues) instead; other methods keep their logos.
+    if len(rec.residues) > LOGO_MAX_POSITIONS and rec.deltas is not None:
+        path = mutation_map_plot(
+            rec.residues, rec.deltas, expl.letters, name, title.replace("\n", ": "), dpi=dpi
+        )
+        return path, False
+    path = logo_plot(rec.residues, rec.scores, name, title, ylabel=f"{expl.method} score", dpi=dpi)
+    return path, len(rec.residues) > LOGO_MAX_POSITIONS
