@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import load_bundle, save_bundle
+from ..bundle import Bundle, load_bundle, save_bundle
 from ..errors import UsageError
 from ..io.files import STDIO, display_name
 from ..io.outputs import (
@@ -50,6 +50,32 @@ def combine(
     network's (training settings such as the strand-averaging default, the seed) are the
     first file's. Returns the new manifest.
     """
+    _check_files(models, output)
+    bundles = [load_bundle(m) for m in models]
+    members, records = _gather_members(models, bundles)
+    if len(members) > MAX_MEMBERS:
+        raise UsageError(
+            f"an ensemble holds at most {MAX_MEMBERS} members, these files hold {len(members)}"
+        )
+    first = bundles[0].manifest
+    manifest = _ensemble_manifest(first, bundles, members, records)
+    model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
+    manifest["max_length_policy"] = _length_policy(model.max_length)
+    written = save_bundle(output, model, manifest, _training_digests(bundles))
+    kinds = len({json.dumps(c, sort_keys=True) for c in written.get("member_models", [])})
+    log.info(
+        "wrote %s: an ensemble of %d members from %d model files%s",
+        output,
+        len(members),
+        len(models),
+        f", of {kinds} network configurations" if kinds > 1 else "",
+    )
+    return written
+
+
+def _check_files(models: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]) -> None:
+    """Refuse fewer than two model files, or an output that is stdout or one of them; warn
+    of a model file given more than once."""
     if len(models) < 2:
         raise UsageError("an ensemble needs two or more model files")
     if str(output) == STDIO:
@@ -63,7 +89,13 @@ def combine(
             "the same model file is given more than once: its members count that "
             "many times in the mean"
         )
-    bundles = [load_bundle(m) for m in models]
+
+
+def _gather_members(
+    models: Sequence[str | os.PathLike[str]], bundles: list[Bundle]
+) -> tuple[list[SequenceModel], list[dict[str, Any]]]:
+    """Check each model file against the first, and gather the networks of all with a
+    record for each (its source file, seed and metrics)."""
     first, base = bundles[0].manifest, str(models[0])
     members: list[SequenceModel] = []
     records: list[dict[str, Any]] = []
@@ -95,10 +127,18 @@ def combine(
                     **{k: v for k, v in m.get("metrics", {}).items() if k != "members"},
                 }
             )
-    if len(members) > MAX_MEMBERS:
-        raise UsageError(
-            f"an ensemble holds at most {MAX_MEMBERS} members, these files hold {len(members)}"
-        )
+    return members, records
+
+
+def _ensemble_manifest(
+    first: dict[str, Any],
+    bundles: list[Bundle],
+    members: list[SequenceModel],
+    records: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The ensemble's manifest: the first file's, with its own time, parameter count,
+    member count and members' metrics; a note (and a warning) when the members were
+    trained on different data."""
     manifest = dict(first)  # save_bundle sets the format fields and the member count
     manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     manifest["parameters"] = sum(count_parameters(m) for m in members)
@@ -114,26 +154,16 @@ def combine(
         "monitor": first.get("metrics", {}).get("monitor", "val_loss"),
         "members": records,
     }
-    model = Ensemble(members, TaskSpec.from_dict(first["task"]).kind)
-    manifest["max_length_policy"] = _length_policy(model.max_length)
+    return manifest
+
+
+def _training_digests(bundles: list[Bundle]) -> np.ndarray | None:
+    """The digests of every file's training sequences together, or None when a file keeps
+    none."""
     digests = [b.train_digest for b in bundles]
-    written = save_bundle(
-        output,
-        model,
-        manifest,
-        None
-        if any(d is None for d in digests)
-        else np.concatenate([d for d in digests if d is not None]),
-    )
-    kinds = len({json.dumps(c, sort_keys=True) for c in written.get("member_models", [])})
-    log.info(
-        "wrote %s: an ensemble of %d members from %d model files%s",
-        output,
-        len(members),
-        len(models),
-        f", of {kinds} network configurations" if kinds > 1 else "",
-    )
-    return written
+    if any(d is None for d in digests):
+        return None
+    return np.concatenate([d for d in digests if d is not None])
 
 
 def _compared(manifest: dict[str, Any], key: str) -> Any:
