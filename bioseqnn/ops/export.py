@@ -160,44 +160,18 @@ def export(
     # (ViennaRNA) happens before the graph, as predict does it
     data = with_structure(data, bundle.features)
     prepare = featurizer(bundle.features)
-    # the reference: the model as predict runs it (eager, the CPU speed paths included)
-    expected = bundle.task.outputs(
-        infer(bundle.model, prepare, data, len(data), torch.device("cpu"))
-    ).numpy()
+    expected = _reference(bundle, prepare, data)
     # a series graph normalises its raw values itself; sequences come in one-hot
     inside = prepare if bundle.series is not None else None
     onehot = None if inside is not None else prepare
+    input_name = "values" if inside else "onehot"
     wrapper = Exported(bundle.model, bundle.task, inside).eval()
     example = _batch(data, onehot, np.arange(len(data)))
     arch = bundle.model.config.arch
-    traced: Any = None
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            # the legacy exporter's deprecation notice and the tracer's warnings about
-            # Python values it records as constants: the parity check below is the judge
-            warnings.simplefilter("ignore")
-            if fmt == "onnx":
-                blob = _to_onnx(
-                    wrapper,
-                    example,
-                    bundle.model.per_position,
-                    bool(wrapper.extra),
-                    "values" if inside else "onehot",
-                )
-            else:
-                traced = torch.jit.trace(wrapper, example, check_trace=False)
-                blob = _save_torchscript(traced, {})
-    except Exception as exc:  # the exporters raise many types; name the first line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelFileError(
-            f"{name}: this {arch} model cannot be exported to {_FORMAT_NAMES[fmt]}: {first}"
-        ) from None
-    run = (
-        _onnx_runner(blob, "values" if inside else "onehot")
-        if fmt == "onnx"
-        else _torchscript_runner(blob)
-    )
-    diff, worst = _compare(run, data, onehot, expected, bundle.model.per_position, wrapper.extra)
+    per_position = bundle.model.per_position
+    blob, traced = _trace(wrapper, example, fmt, per_position, input_name, name, arch)
+    run = _onnx_runner(blob, input_name) if fmt == "onnx" else _torchscript_runner(blob)
+    diff, worst = _compare(run, data, onehot, expected, per_position, wrapper.extra)
     if not diff <= tolerance:
         raise ModelFileError(
             f"{name}: the {_FORMAT_NAMES[fmt]} export of this {arch} model differs from "
@@ -225,6 +199,43 @@ def export(
 
 
 _FORMAT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
+
+
+def _reference(bundle: Bundle, prepare: nn.Module, data: SequenceSet) -> np.ndarray:
+    """The outputs the export must match: the model's as predict runs it (eager, the CPU
+    speed paths included), as one batch."""
+    logits = infer(bundle.model, prepare, data, len(data), torch.device("cpu"))
+    return bundle.task.outputs(logits).numpy()
+
+
+def _trace(
+    wrapper: Exported,
+    example: tuple[torch.Tensor, torch.Tensor],
+    fmt: str,
+    per_position: bool,
+    input_name: str,
+    name: str,
+    arch: str,
+) -> tuple[bytes, Any]:
+    """The wrapped model exported as ``fmt``, and the traced module (TorchScript; None for
+    ONNX); an exporter's failure is a ModelFileError that names its first line."""
+    traced: Any = None
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # the legacy exporter's deprecation notice and the tracer's warnings about
+            # Python values it records as constants: the parity check is the judge
+            warnings.simplefilter("ignore")
+            if fmt == "onnx":
+                blob = _to_onnx(wrapper, example, per_position, bool(wrapper.extra), input_name)
+            else:
+                traced = torch.jit.trace(wrapper, example, check_trace=False)
+                blob = _save_torchscript(traced, {})
+    except Exception as exc:  # the exporters raise many types; name the first line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(
+            f"{name}: this {arch} model cannot be exported to {_FORMAT_NAMES[fmt]}: {first}"
+        ) from None
+    return blob, traced
 
 
 def _require_onnx() -> None:
