@@ -20,6 +20,10 @@ interpreter.
   256; Keras: ``model.predict`` on the one-hot array, batch 256, reading and encoding
   the FASTA included).
 
+``--avx2`` runs every process as on a CPU without AVX-512: bioseqnn's kernels
+(``BIOSEQNN_ISA=avx2``), oneDNN in torch and TensorFlow (``ONEDNN_MAX_CPU_ISA=AVX2``) and
+MKL (``MKL_ENABLE_INSTRUCTIONS=AVX2``) stop at AVX2.
+
 Prints Markdown tables; the median of ``--rounds`` runs is shown.
 """
 
@@ -145,9 +149,13 @@ def write_data(folder: Path, n: int, seed: int, name: str) -> tuple[Path, Path]:
     return fasta, labels
 
 
+AVX2 = {"BIOSEQNN_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+"""What --avx2 sets in every process's environment."""
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env or os.environ)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -155,7 +163,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def measured(cmd: list[str]) -> float:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     return float(proc.stdout.strip().splitlines()[-1])
@@ -167,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="lstm,gru,bilstm")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--records", type=int, default=N_TRAIN, help="training sequences")
+    p.add_argument("--avx2", action="store_true", help="every process as on an AVX2 CPU")
     args = p.parse_args(argv)
+    if args.avx2:
+        os.environ.update(AVX2)
     kinds = args.only.split(",")
     versions = subprocess.run(
         [
@@ -190,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{cpu}, {os.cpu_count()} cores; bioseqnn {bioseqnn.__version__} (kernels: "
         f"{instruction_set() or 'none'}), torch {torch.__version__}; Keras {versions[0]} on "
         f"TensorFlow {versions[1]}"
+        + ("; every process limited to AVX2 (--avx2)" if args.avx2 else "")
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
