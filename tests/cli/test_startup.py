@@ -51,7 +51,9 @@ def test_info_of_an_ensemble_without_torch(tmp_path: Path, hemolytic_model: Path
     assert main(["ensemble", str(hemolytic_model), str(hemolytic_model), "-o", str(ensemble)]) == 0
     probe, out = run_probe(tmp_path, "info", ensemble)
     assert probe == {"code": 0, "torch": False}
-    assert "2 x lstm" in out or "ensemble" in out
+    fields = dict(line.split(None, 1) for line in out.splitlines() if " " in line)
+    assert fields["ensemble"] == "2 members, seeds 0, 0"
+    assert fields["architecture"].startswith("lstm, hidden-size 32")
 
 
 def test_a_damaged_model_is_refused_without_torch(tmp_path: Path, hemolytic_model: Path) -> None:
