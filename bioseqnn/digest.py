@@ -42,20 +42,35 @@ def canonical_codes(alphabet: Any) -> np.ndarray | None:
     return table
 
 
+DIGEST_BLOCK = 1 << 24
+"""Residues mapped through the canonical table at a time: a copy of the whole code
+array would double a large training set's memory for a moment."""
+
+
 def record_digests(data: SequenceSet, canonical: np.ndarray | None = None) -> np.ndarray:
     """One uint64 per record of ``data``: the hash of its residues (through the
-    ``canonical`` code table, see canonical_codes) or of its series values."""
+    ``canonical`` code table, see canonical_codes) or of its series values. Records are
+    hashed a block of about DIGEST_BLOCK residues at a time."""
     codes = (
         data.codes[:, 0] if data.codes.ndim == 2 and data.codes.dtype == np.uint8 else data.codes
     )
-    if canonical is not None:
-        codes = canonical[codes]
-    blob = np.ascontiguousarray(codes).view(np.uint8).reshape(-1).data
     width = codes.itemsize * (int(np.prod(codes.shape[1:])) if codes.ndim > 1 else 1)
+    offsets = data.offsets
     out = np.empty(len(data), dtype=np.uint64)
-    for i, (start, end) in enumerate(zip(data.offsets[:-1], data.offsets[1:], strict=True)):
-        piece = blob[int(start) * width : int(end) * width]
-        out[i] = int.from_bytes(hashlib.blake2b(piece, digest_size=8).digest(), "little")
+    first = 0
+    while first < len(data):
+        # records first..last-1: about DIGEST_BLOCK residues, at least one record
+        last = int(np.searchsorted(offsets, offsets[first] + DIGEST_BLOCK, "right")) - 1
+        last = min(max(last, first + 1), len(data))
+        base = int(offsets[first])
+        part = codes[base : int(offsets[last])]
+        if canonical is not None:
+            part = canonical[part]
+        blob = np.ascontiguousarray(part).view(np.uint8).reshape(-1).data
+        for i in range(first, last):
+            piece = blob[(int(offsets[i]) - base) * width : (int(offsets[i + 1]) - base) * width]
+            out[i] = int.from_bytes(hashlib.blake2b(piece, digest_size=8).digest(), "little")
+        first = last
     return out
 
 

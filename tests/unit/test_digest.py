@@ -66,6 +66,29 @@ def test_digests_ignore_case_and_t_or_u_and_tell_sequences_apart() -> None:
     assert not seen_in_training(d, np.zeros(0, np.uint64)).any()
 
 
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 24])
+def test_digests_in_blocks_are_the_hashes_of_whole_records(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from bioseqnn import digest
+
+    rng = np.random.default_rng(3)
+    seqs = [bytes(rng.choice(list(b"ACGUTNacgt"), int(n))) for n in rng.integers(1, 40, 300)]
+    data = encode(seqs)
+    table = canonical_codes(ALPHABETS["dna"])
+    assert table is not None
+    whole = table[data.codes].tobytes()  # the reference: one copy of every record
+    expected = [
+        int.from_bytes(hashlib.blake2b(whole[a:b], digest_size=8).digest(), "little")
+        for a, b in zip(data.offsets[:-1], data.offsets[1:], strict=True)
+    ]
+    # blocks of 1 residue hold one record each; 64 cut between records
+    monkeypatch.setattr(digest, "DIGEST_BLOCK", block)
+    assert record_digests(data, table).tolist() == expected
+
+
 def test_conflicting_labels_are_found_and_agreeing_repeats_are_not() -> None:
     data = encode([b"AAAA", b"CCCC", b"AAAA", b"GGGG", b"CCCC", b"AAAA"])
     data.targets = np.array([0, 1, 1, 0, 1, 0])
