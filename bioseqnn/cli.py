@@ -122,6 +122,24 @@ AlphabetOpt = Annotated[
     ),
 ]
 
+SequenceColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sequence-column",
+        metavar="NAME",
+        rich_help_panel="Inputs",
+        help="Read sequences from this column of the table instead of a FASTA.",
+    ),
+]
+IgnoreUnmatchedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-unmatched/--no-ignore-unmatched",
+        rich_help_panel="Inputs",
+        help="Drop records whose id is in only one of the inputs (warn instead of failing).",
+    ),
+]
+
 
 _SECTION_PANELS = {"model": "Model", "training": "Training"}
 _SETTING_TYPES: dict[str, Any] = {
@@ -729,21 +747,11 @@ def train(
             help="Target column (repeat for several; default: all but the id).",
         ),
     ] = None,
-    sequence_column: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME", help="Read sequences from this column of the table instead of a FASTA."
-        ),
-    ] = None,
+    sequence_column: SequenceColumnOpt = None,
     task: TaskOpt = None,
     alphabet: AlphabetOpt = AlphabetChoice.auto,
     on_invalid: InvalidOpt = OnInvalid.error,
-    ignore_unmatched: Annotated[
-        bool,
-        typer.Option(
-            help="Drop records whose id is in only one of the inputs (warn instead of failing)."
-        ),
-    ] = False,
+    ignore_unmatched: IgnoreUnmatchedOpt = False,
     val_fasta: Annotated[
         str | None,
         typer.Option(metavar="FILE", help="Explicit validation FASTA (or numeric series table)."),
@@ -1368,23 +1376,11 @@ def tune(
             help="Target column (repeat for several; default: all but the id).",
         ),
     ] = None,
-    sequence_column: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            rich_help_panel="Inputs",
-            help="Read sequences from this column of the table instead of a FASTA.",
-        ),
-    ] = None,
+    sequence_column: SequenceColumnOpt = None,
     task: TaskOpt = None,
     alphabet: AlphabetOpt = AlphabetChoice.auto,
     on_invalid: InvalidOpt = OnInvalid.error,
-    ignore_unmatched: Annotated[
-        bool,
-        typer.Option(
-            rich_help_panel="Inputs", help="Drop records whose id is in only one of the inputs."
-        ),
-    ] = False,
+    ignore_unmatched: IgnoreUnmatchedOpt = False,
     val_fasta: Annotated[
         str | None,
         typer.Option(
@@ -1670,21 +1666,8 @@ def evaluate(
             "in training (repeat for several, in the model's order).",
         ),
     ] = None,
-    sequence_column: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            rich_help_panel="Inputs",
-            help="Read sequences from this column of the table instead of a FASTA.",
-        ),
-    ] = None,
-    ignore_unmatched: Annotated[
-        bool,
-        typer.Option(
-            rich_help_panel="Inputs",
-            help="Drop records whose id is in only one of the inputs (warn instead of failing).",
-        ),
-    ] = False,
+    sequence_column: SequenceColumnOpt = None,
+    ignore_unmatched: IgnoreUnmatchedOpt = False,
     batch_size: Annotated[
         int, typer.Option(metavar="N", rich_help_panel="Run", min=1, help="Sequences per batch.")
     ] = 256,
