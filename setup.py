@@ -1,8 +1,10 @@
-"""Build the optional compiled LSTM/GRU kernels (bioseqnn/csrc/rnn.c).
+"""Build the optional compiled code: the LSTM/GRU kernels (bioseqnn/csrc/rnn.c) and the
+FASTA block cutter (bioseqnn/csrc/fasta.c).
 
 Everything else about the package is in pyproject.toml. The extension is optional: if
 no C compiler is available the install still succeeds, and bioseqnn runs its recurrent
-layers through torch operations instead (slower on CPU; the same numbers).
+layers through torch operations and cuts FASTA blocks in Python instead (slower on
+CPU; the same results).
 """
 
 import sys
@@ -15,7 +17,7 @@ setup(
     ext_modules=[
         Extension(
             "bioseqnn._rnn",
-            sources=["bioseqnn/csrc/rnn.c"],
+            sources=["bioseqnn/csrc/rnn.c", "bioseqnn/csrc/fasta.c"],
             depends=["bioseqnn/csrc/rnn_impl.h"],
             extra_compile_args=flags,
             optional=True,

@@ -34,6 +34,21 @@ class InvalidSymbol:
     char: str
 
 
+def _drop_stops(joined: bytearray, offsets: np.ndarray) -> tuple[bytearray, np.ndarray]:
+    """Drop each sequence's terminal stop '*' (a protein's translation ends with one)."""
+    lengths = np.diff(offsets)
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    last = offsets[1:][lengths > 0] - 1
+    stops = last[raw[last] == ord("*")]
+    if not len(stops):
+        return joined, offsets
+    keep = np.ones(len(raw), dtype=bool)
+    keep[stops] = False
+    dropped = np.zeros(len(offsets), dtype=np.int64)
+    dropped[np.searchsorted(offsets, stops, side="right")] += 1  # stops are ends - 1
+    return bytearray(raw[keep]), offsets - np.cumsum(dropped)
+
+
 class Encoder:
     """Turns raw sequences into uint8 codes for one alphabet."""
 
@@ -58,12 +73,18 @@ class Encoder:
         'skip' the offending sequences are still present; callers decide what to do.
         A protein's terminal stop '*' is dropped.
         """
-        if self.alphabet.name == "protein":
-            seqs = [s[:-1] if s.endswith(b"*") else s for s in seqs]
         lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        joined = bytearray().join(seqs)  # one copy; translate makes the writable codes
+        return self.encode_joined(bytearray().join(seqs), offsets)
+
+    def encode_joined(
+        self, joined: bytearray, offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[InvalidSymbol]]:
+        """:meth:`encode` for sequences given one after another, with their offsets
+        (a bytearray: its translation is the writable array of codes)."""
+        if self.alphabet.name == "protein":
+            joined, offsets = _drop_stops(joined, offsets)
         translated = joined.translate(self._translation)
         codes = np.frombuffer(translated, dtype=np.uint8)  # writable: a bytearray
         bad: list[InvalidSymbol] = []

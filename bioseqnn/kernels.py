@@ -1,6 +1,8 @@
-"""Loading the compiled LSTM/GRU kernels (bioseqnn/csrc/rnn.c, built at install as
-``bioseqnn._rnn``) through ctypes, without torch: ``bioseqnn --version`` reports them
-before any torch import. bioseqnn.models.native wraps them as torch functions.
+"""Loading the compiled code (built at install as ``bioseqnn._rnn``) through ctypes,
+without torch: ``bioseqnn --version`` reports it before any torch import. It holds the
+LSTM/GRU kernels (bioseqnn/csrc/rnn.c), which bioseqnn.models.native wraps as torch
+functions, and the FASTA block cutter (bioseqnn/csrc/fasta.c), which bioseqnn.io.fasta
+calls. ``BIOSEQNN_NATIVE=0`` in the environment turns all of it off.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import importlib.util
 import os
 import threading
 
-ABI = 3
+ABI = 4
 """bsnn_abi() of the C code this module was written for."""
 
 _lib: ctypes.CDLL | None = None
@@ -47,6 +49,9 @@ def _open() -> ctypes.CDLL | None:
     lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p]
     lib.bsnn_gru_forward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, i]
     lib.bsnn_gru_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p, p, p]
+    lib.bsnn_fasta_cut.argtypes = [ctypes.c_char_p, ctypes.c_long, ctypes.c_long, i, i, p, p, p]
+    lib.bsnn_fasta_cut.argtypes += [ctypes.c_long, p]
+    lib.bsnn_fasta_cut.restype = ctypes.c_long
     for fn in (
         lib.bsnn_projection,
         lib.bsnn_lstm_forward,
@@ -59,6 +64,14 @@ def _open() -> ctypes.CDLL | None:
     # run from two threads at once, and a thread that read it half-done ran the plain-C
     # kernels (no FMA), whose last bits differ, so predictions varied from run to run.
     lib.bsnn_isa()
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    """The compiled code; callers check :func:`available` first."""
+    lib = _load()
+    if lib is None:  # pragma: no cover - callers check available() first
+        raise RuntimeError("the compiled kernels are not built")
     return lib
 
 

@@ -117,7 +117,7 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 3; }
+EXPORT int bsnn_abi(void) { return 4; }
 
 EXPORT void bsnn_projection(long M, int N, int K, const float *x, const float *wt,
                             const float *bias, float *out) {

@@ -130,7 +130,7 @@ class SequenceEncoder:
         """Encode a chunk; returns the indices kept (None: all), their codes and offsets."""
         if self.encoder is None:
             self.encoder = self._start(chunk.sample(SAMPLE_RECORDS))
-        codes, offsets, bad = self.encoder.encode(chunk.seqs)
+        codes, offsets, bad = self.encoder.encode_joined(*chunk.sequences())
         if bad and self.on_invalid == "error":
             raise DataError(self.describe_invalid(bad[0], chunk.record(bad[0].index)))
         if bad and self.on_invalid == "skip":
@@ -152,16 +152,18 @@ class _Columns:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
-        self.seqs: list[bytes] = []
+        self._texts: list[bytearray | memoryview] = []
+        """The sequences, in runs one after another."""
+        self._ends: list[list[int]] = []
+        """Where each sequence ends in its run."""
         self._parts: list[tuple[int, FastaBlock | list[Record], int]] = []
         """(first index here, source, its index there) for each run of records."""
 
     @classmethod
     def of(cls, records: list[Record]) -> _Columns:
         chunk = cls()
-        chunk.ids = [r.id for r in records]
-        chunk.seqs = [r.seq for r in records]
-        chunk._parts.append((0, records, 0))
+        for record in records:
+            chunk.add_record(record)
         return chunk
 
     def __len__(self) -> int:
@@ -170,17 +172,35 @@ class _Columns:
     def add_block(self, block: FastaBlock, start: int, end: int) -> None:
         self._parts.append((len(self.ids), block, start))
         self.ids += block.ids[start:end]
-        self.seqs += block.seqs[start:end]
+        text, ends = block.span(start, end)
+        self._texts.append(text)
+        self._ends.append(ends)
 
     def add_record(self, record: Record) -> None:
         last = self._parts[-1] if self._parts else None
         if last is None or not isinstance(last[1], list):
             self._parts.append((len(self.ids), [], 0))
+            self._texts.append(bytearray())  # grows in place
+            self._ends.append([])
         records = self._parts[-1][1]
         assert isinstance(records, list)
         records.append(record)
         self.ids.append(record.id)
-        self.seqs.append(record.seq)
+        text = self._texts[-1]
+        assert isinstance(text, bytearray)
+        text += record.seq
+        self._ends[-1].append(len(text))
+
+    def sequences(self) -> tuple[bytearray, np.ndarray]:
+        """The chunk's sequences one after another, and their offsets (len + 1)."""
+        offsets = np.zeros(len(self.ids) + 1, dtype=np.int64)
+        at, base = 1, 0
+        for text, ends in zip(self._texts, self._ends, strict=True):
+            offsets[at : at + len(ends)] = ends
+            offsets[at : at + len(ends)] += base
+            at += len(ends)
+            base += len(text)
+        return bytearray().join(self._texts), offsets
 
     def record(self, i: int) -> Record:
         first, source, there = self._parts[bisect.bisect_right([p[0] for p in self._parts], i) - 1]

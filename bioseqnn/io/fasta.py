@@ -5,6 +5,7 @@ the block reader that cuts clean FASTA at C speed and hands anything else to the
 from __future__ import annotations
 
 import bisect
+import ctypes
 import io
 import itertools
 import os
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from .. import kernels
 from ..errors import BioseqnnError, DataError, shorten
 from . import files
 from .files import (
@@ -337,7 +339,10 @@ class FastaBlock:
     """Header lines without their '>'."""
     ids: list[str]
     lines: list[int]
-    seqs: list[bytes]
+    joined: bytes | bytearray
+    """The records' sequences one after another, without their newlines."""
+    ends: list[int]
+    """Where each record's sequence ends in ``joined``."""
     raw: bytes = b""
     """The block's text, so that an error can name a residue's line and column (stdin
     cannot be read again to find them)."""
@@ -347,11 +352,21 @@ class FastaBlock:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def seq(self, i: int) -> bytes:
+        return bytes(self.joined[self.ends[i - 1] if i else 0 : self.ends[i]])
+
+    def span(self, start: int, end: int) -> tuple[memoryview, list[int]]:
+        """The sequences of records ``start`` to ``end`` (exclusive), one after another,
+        and where each ends in them."""
+        base = self.ends[start - 1] if start else 0
+        view = memoryview(self.joined)[base : self.ends[end - 1]]
+        return view, [e - base for e in self.ends[start:end]]
+
     def record(self, i: int) -> Record:
         parts = self.headers[i].strip().split(None, 1)
         return Record(
             self.ids[i],
-            self.seqs[i],
+            self.seq(i),
             parts[1] if len(parts) > 1 else "",
             self.lines[i],
             block=self,
@@ -453,6 +468,56 @@ def _cut_block(chunks: _Chunks, pos: int, line: int) -> tuple[FastaBlock | None,
     fine = chunks.fine_end()
     last_ok = chunks.eof and fine == len(data)  # the final record may end the input
     spaces = [c for c in _WHITESPACE if data.find(c, pos, fine) >= 0]
+    cut = _cut_records_c if kernels.available() else _cut_records_py
+    joined, ends, heads, starts, lines, pos, line, clean = cut(
+        data, pos, fine, last_ok, spaces, line
+    )
+    if pos < len(data) and (fine < len(data) or chunks.error is not None or chunks.eof):
+        clean = False  # more input would not make the next record plain
+    if not ends:
+        return None, pos, line, clean
+    text = heads.decode("ascii").split("\n")
+    if not any(c in heads for c in _WHITESPACE):
+        ids = text.copy()  # no descriptions: each header line is its id
+    else:
+        ids = []
+        for k, header in enumerate(text):
+            parts = header.split(None, 1)
+            if not parts:  # no id: the line-based path says so
+                pos, line, clean = starts[k], lines[k], False
+                del text[k:], ends[k:], lines[k:]
+                break
+            ids.append(parts[0])
+    if not ids:
+        return None, pos, line, clean
+    base = starts[0]
+    return (
+        FastaBlock(
+            text,
+            ids,
+            lines,
+            joined,
+            ends,
+            bytes(data[base:pos]),
+            [p - base for p in starts[: len(ids)]],
+        ),
+        pos,
+        line,
+        clean,
+    )
+
+
+_Cut = tuple[bytes | bytearray, list[int], bytes, list[int], list[int], int, int, bool]
+"""The records cut from a block: their sequences one after another, where each ends,
+their header lines joined by newlines, each '>' and its line; then where the next
+record starts, its line, and whether the cut stopped for want of input (True) rather
+than at a record that is not clean."""
+
+
+def _cut_records_py(
+    data: bytes, pos: int, fine: int, last_ok: bool, spaces: list[bytes], line: int
+) -> _Cut:
+    """The records of ``data[pos:fine]``, cut by :func:`_cut_block`'s rules in Python."""
     find = data.find
     headers: list[bytes] = []
     seqs: list[bytes] = []
@@ -482,29 +547,42 @@ def _cut_block(chunks: _Chunks, pos: int, line: int) -> tuple[FastaBlock | None,
         starts.append(pos)
         line += j - nl - len(seq)
         pos, nl = j, nl_next
-    if pos < len(data) and (fine < len(data) or chunks.error is not None or chunks.eof):
-        clean = False  # more input would not make the next record plain
-    if not seqs:
-        return None, pos, line, clean
-    text = b"\n".join(headers).decode("ascii").split("\n")
-    ids = []
-    for k, header in enumerate(text):
-        parts = header.split(None, 1)
-        if not parts:  # no id: the line-based path says so
-            pos, line, clean = starts[k], lines[k], False
-            del text[k:], seqs[k:], lines[k:]
+    ends = list(itertools.accumulate(map(len, seqs)))
+    return b"".join(seqs), ends, b"\n".join(headers), starts, lines, pos, line, clean
+
+
+def _cut_records_c(
+    data: bytes, pos: int, fine: int, last_ok: bool, spaces: list[bytes], line: int
+) -> _Cut:
+    """:func:`_cut_records_py` by the compiled code (bioseqnn/csrc/fasta.c)."""
+    cut = kernels.library().bsnn_fasta_cut
+    room = max(fine - pos, 0)
+    seqs = bytearray(room)
+    heads = bytearray(room)
+    out = (ctypes.c_char * room).from_buffer(seqs)
+    out_heads = (ctypes.c_char * room).from_buffer(heads)
+    state = (ctypes.c_long * 5)(pos, line, 0, 0, 0)
+    rec: list[int] = []
+    most = room // 256 + 64  # records; more room is given when they are shorter
+    while True:
+        found = (ctypes.c_long * (4 * most))()
+        n = cut(data, fine, len(data), last_ok, bool(spaces), out, out_heads, found, most, state)
+        rec += found[: 4 * n]
+        if state[2] != 2:
             break
-        ids.append(parts[0])
-    if not ids:
-        return None, pos, line, clean
-    base = starts[0]
+        most *= 4
+    del out, out_heads  # the buffers can be resized again
+    ends = rec[2::4]
+    del seqs[state[3] :]
     return (
-        FastaBlock(
-            text, ids, lines, seqs, bytes(data[base:pos]), [p - base for p in starts[: len(ids)]]
-        ),
-        pos,
-        line,
-        clean,
+        seqs,
+        ends,
+        bytes(heads[: state[4]]),
+        rec[0::4],
+        rec[3::4],
+        state[0],
+        state[1],
+        bool(state[2]),
     )
 
 

@@ -62,6 +62,16 @@ def test_protein_terminal_stop_is_dropped_but_not_a_middle_one() -> None:
     assert len(bad) == 1 and bad[0].index == 1 and bad[0].position == 3 and bad[0].char == "*"
 
 
+def test_terminal_stops_among_empty_and_starred_sequences_match_one_at_a_time() -> None:
+    seqs = [b"*", b"", b"MK**", b"M*K", b"", b"A*", b"KV", b"**", b"W*"]
+    codes, offsets, bad = Encoder(PROTEIN, on_invalid="mask").encode(seqs)
+    for i, seq in enumerate(seqs):
+        alone, _, _ = Encoder(PROTEIN, on_invalid="mask").encode([seq])
+        np.testing.assert_array_equal(codes[offsets[i] : offsets[i + 1]], alone)
+    assert list(np.diff(offsets)) == [0, 0, 3, 3, 0, 1, 2, 1, 1]
+    assert [(b.index, b.position) for b in bad] == [(2, 3), (3, 2), (7, 1)]
+
+
 def test_invalid_symbols_report_sequence_and_one_based_position() -> None:
     codes, offsets, bad = Encoder(DNA).encode([b"ACGT", b"ACGX-T", b"AC.T"])
     assert [(b.index, b.position, b.char) for b in bad] == [(1, 4, "X"), (2, 3, ".")]

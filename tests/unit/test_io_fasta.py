@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bioseqnn import kernels
 from bioseqnn.data.reading import read_encoded
 from bioseqnn.errors import DataError
 from bioseqnn.io import fasta, files
@@ -43,6 +44,17 @@ def both(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
             return [("error at open", str(exc))]
 
     return run(read_sequences), run(fasta._read_by_lines)
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def cutter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the compiled block cutter (bioseqnn/csrc/fasta.c) and
+    with its Python form, which an install without a C compiler uses."""
+    if request.param == "compiled" and not kernels.available():
+        pytest.skip("the compiled code is not built")
+    if request.param == "python":
+        monkeypatch.setenv("BIOSEQNN_NATIVE", "0")
+    return str(request.param)
 
 
 @pytest.fixture(
@@ -302,3 +314,43 @@ def test_property_clean_records_take_the_block_path(
     assert all(isinstance(b, FastaBlock) for b in batches)
     fast, ref = both(path)
     assert fast == ref and [r[1] for r in fast] == letters
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=fasta_bytes(),
+    pos=st.integers(0, 400),
+    fine=st.integers(0, 400),
+    last_ok=st.booleans(),
+    line=st.integers(1, 9),
+)
+def test_property_compiled_cut_is_the_python_cut(
+    data: bytes, pos: int, fine: int, last_ok: bool, line: int
+) -> None:
+    """The two forms of the block cut give the same records, buffers and state from any
+    header, within any plain part."""
+    if kernels._load() is None:
+        pytest.skip("the compiled code is not built")
+    starts = [i for i in range(len(data)) if data[i] == ord(">") and (i == 0 or data[i - 1] == 10)]
+    if not starts:
+        return
+    pos = starts[pos % len(starts)]
+    fine = min(len(data), pos + fine)
+    spaces = [c for c in fasta._WHITESPACE if data.find(c, pos, fine) >= 0]
+    last_ok = last_ok and fine == len(data)
+    compiled = fasta._cut_records_c(data, pos, fine, last_ok, spaces, line)
+    python = fasta._cut_records_py(data, pos, fine, last_ok, spaces, line)
+    assert compiled == python
+
+
+def test_compiled_cut_of_many_short_records_is_the_python_cut() -> None:
+    """Records far shorter than the compiled cut's first guess at their number make it
+    ask for more room, several times."""
+    if kernels._load() is None:
+        pytest.skip("the compiled code is not built")
+    data = b"".join(b">r%d d\nA\nC\n" % i for i in range(20000))
+    for last_ok in (True, False):
+        compiled = fasta._cut_records_c(data, 0, len(data), last_ok, [b" "], 1)
+        assert compiled == fasta._cut_records_py(data, 0, len(data), last_ok, [b" "], 1)
+        taken = len(compiled[1])
+        assert taken == 20000 - (not last_ok) and compiled[4][-1] == 3 * taken - 2

@@ -1,0 +1,106 @@
+/* Cutting a block of clean FASTA text into records, in C.
+ *
+ * bioseqnn/io/fasta.py reads FASTA in blocks of a few megabytes and, while the text is
+ * plain, cuts them into records itself rather than line by line. This is that cut, the
+ * same rules as its Python form (_cut_records_py there), without one Python step per
+ * record: the sequences are copied without their newlines into one buffer, the header
+ * lines into another (joined by '\n'), and each record's '>' offset, header end,
+ * sequence end and line number into an array. Python makes its ids from the headers in
+ * one decode and split, and the encoder translates the sequence buffer in one pass.
+ *
+ * Built into the optional extension module with the recurrent kernels (setup.py) and
+ * called through ctypes; without it, the Python form does the same.
+ */
+
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static long find_byte(const char *data, long from, long to, char c) {
+    if (from >= to) return -1;
+    const char *hit = memchr(data + from, c, (size_t)(to - from));
+    return hit ? (long)(hit - data) : -1;
+}
+
+/* ASCII characters other than newlines that Python's str.split treats as whitespace:
+ * a sequence line holding one is left to the line-based reader. */
+static int has_space(const char *s, long n) {
+    for (long i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '\t' || c == 0x0b || c == 0x0c || (c >= 0x1c && c <= 0x1f))
+            return 1;
+    }
+    return 0;
+}
+
+/* Records from data[pos] (a header's '>' on line ``line``) while they are clean, within
+ * data[0:fine] (the plain part of the input read so far; ``size`` bytes are read, and
+ * with ``last_ok`` the last record may end the input). A record is taken once its
+ * successor's header line is whole, as the line-based reader reads that line before it
+ * yields the record; it stops at a record with no sequence, an empty header line or
+ * (with ``check_spaces``) whitespace in its sequence lines.
+ *
+ * state holds, in and out: the next record's '>' and its line, why the cut stopped (out:
+ * 1 for want of input, 0 at a record that is not clean, 2 with ``rec`` full: call again
+ * with more room), and the bytes of seqs and of heads used so far. seqs and heads need
+ * room for the bytes from the first pos to fine; rec for 4 longs per record, at most
+ * max_records. For record k: rec[4k] its '>', rec[4k+1] the newline ending its header,
+ * rec[4k+2] where its sequence ends in seqs, rec[4k+3] its line. Returns the number of
+ * records in rec.
+ */
+EXPORT long bsnn_fasta_cut(const char *data, long fine, long size, int last_ok,
+                           int check_spaces, char *seqs, char *heads, long *rec,
+                           long max_records, long *state) {
+    long pos = state[0], line = state[1], used = state[3], hused = state[4];
+    long n = 0;
+    int stop = 1;
+    long nl = find_byte(data, pos, fine, '\n');
+    while (nl >= 0) {
+        if (n == max_records) {
+            stop = 2;
+            break;
+        }
+        long j = find_byte(data, nl, fine, '>');
+        while (j > 0 && data[j - 1] != '\n') j = find_byte(data, j + 1, fine, '>');
+        long nl_next = -1;
+        if (j >= 0) {
+            nl_next = find_byte(data, j, fine, '\n');
+            if (nl_next < 0) break;
+        } else if (last_ok) {
+            j = size;
+        } else {
+            break;
+        }
+        long start = used;
+        for (long p = nl + 1; p < j;) {
+            long q = find_byte(data, p, j, '\n');
+            if (q < 0) q = j;
+            memcpy(seqs + used, data + p, (size_t)(q - p));
+            used += q - p;
+            p = q + 1;
+        }
+        long seq = used - start;
+        if (seq == 0 || nl == pos + 1 || (check_spaces && has_space(seqs + start, seq))) {
+            stop = 0;
+            used = start;
+            break;
+        }
+        if (hused) heads[hused++] = '\n';
+        memcpy(heads + hused, data + pos + 1, (size_t)(nl - pos - 1));
+        hused += nl - pos - 1;
+        rec[4 * n] = pos;
+        rec[4 * n + 1] = nl;
+        rec[4 * n + 2] = used;
+        rec[4 * n + 3] = line;
+        n++;
+        line += j - nl - seq;
+        pos = j;
+        nl = nl_next;
+    }
+    state[0] = pos;
+    state[1] = line;
+    state[2] = stop;
+    state[3] = used;
+    state[4] = hused;
+    return n;
+}
