@@ -353,7 +353,7 @@ class FastaBlock:
         return len(self.ids)
 
     def seq(self, i: int) -> bytes:
-        return bytes(self.joined[self.ends[i - 1] if i else 0 : self.ends[i]])
+        return bytes(memoryview(self.joined)[self.ends[i - 1] if i else 0 : self.ends[i]])
 
     def span(self, start: int, end: int) -> tuple[memoryview, list[int]]:
         """The sequences of records ``start`` to ``end`` (exclusive), one after another,
