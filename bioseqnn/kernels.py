@@ -49,8 +49,8 @@ def _open() -> ctypes.CDLL | None:
     lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p]
     lib.bsnn_gru_forward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, i]
     lib.bsnn_gru_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p, p, p]
-    lib.bsnn_fasta_cut.argtypes = [ctypes.c_char_p, ctypes.c_long, ctypes.c_long, i, i, p, p, p]
-    lib.bsnn_fasta_cut.argtypes += [ctypes.c_long, p]
+    c_long = ctypes.c_long
+    lib.bsnn_fasta_cut.argtypes = [ctypes.c_char_p, c_long, c_long, i, i, p, p, p, c_long, p]
     lib.bsnn_fasta_cut.restype = ctypes.c_long
     for fn in (
         lib.bsnn_projection,

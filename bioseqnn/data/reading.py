@@ -5,6 +5,7 @@ the first records unless forced or fixed by a model), and whole series tables.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import os
 import sys
@@ -162,8 +163,10 @@ class _Columns:
     @classmethod
     def of(cls, records: list[Record]) -> _Columns:
         chunk = cls()
-        for record in records:
-            chunk.add_record(record)
+        chunk.ids = [r.id for r in records]
+        chunk._texts = [bytearray().join(r.seq for r in records)]
+        chunk._ends = [list(itertools.accumulate(len(r.seq) for r in records))]
+        chunk._parts.append((0, records, 0))
         return chunk
 
     def __len__(self) -> int:
@@ -196,10 +199,12 @@ class _Columns:
         offsets = np.zeros(len(self.ids) + 1, dtype=np.int64)
         at, base = 1, 0
         for text, ends in zip(self._texts, self._ends, strict=True):
-            offsets[at : at + len(ends)] = ends
-            offsets[at : at + len(ends)] += base
+            offsets[at : at + len(ends)] = np.asarray(ends, dtype=np.int64) + base
             at += len(ends)
             base += len(text)
+        only = self._texts[0] if len(self._texts) == 1 else None
+        if isinstance(only, bytearray):
+            return only, offsets  # records read one by one: already joined
         return bytearray().join(self._texts), offsets
 
     def record(self, i: int) -> Record:

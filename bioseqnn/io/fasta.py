@@ -577,7 +577,7 @@ def _cut_records_c(
     return (
         seqs,
         ends,
-        bytes(heads[: state[4]]),
+        bytes(memoryview(heads)[: state[4]]),
         rec[0::4],
         rec[3::4],
         state[0],

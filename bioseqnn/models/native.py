@@ -13,13 +13,12 @@ product; after it, in the backward pass, so are the recurrent weight gradients.
 
 from __future__ import annotations
 
-import ctypes
 from typing import Any
 
 import torch
 
 # Loading the library needs no torch (bioseqnn --version reports it): bioseqnn.kernels.
-from ..kernels import ABI, _load, available, instruction_set  # noqa: E402,F401
+from ..kernels import ABI, _load, available, instruction_set, library  # noqa: E402,F401
 
 
 def usable(*tensors: torch.Tensor) -> bool:
@@ -31,13 +30,6 @@ def usable(*tensors: torch.Tensor) -> bool:
 
 def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
-
-
-def _lib_or_raise() -> ctypes.CDLL:
-    lib = _load()
-    if lib is None:  # pragma: no cover - callers check available() first
-        raise RuntimeError("the compiled recurrent kernels are not built")
-    return lib
 
 
 def _states(like: torch.Tensor, steps: int, b: int, hid: int) -> torch.Tensor:
@@ -65,7 +57,7 @@ def _projections(x_tm: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor) -> 
     out = x_tm.new_empty((m, g))
     wt = w_ih.detach().t().contiguous()
     x_tm = x_tm.contiguous()
-    _lib_or_raise().bsnn_projection(
+    library().bsnn_projection(
         m, g, c, _ptr(x_tm), _ptr(wt), _ptr(bias.detach().contiguous()), _ptr(out)
     )
     return out
@@ -111,7 +103,7 @@ def _lstm_forward(
     else:
         cs, act = xg.new_zeros((2, b, hid)), xg.new_empty((b, 4 * hid))
     wt = w_hh.detach().t().contiguous()
-    _lib_or_raise().bsnn_lstm_forward(
+    library().bsnn_lstm_forward(
         steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs), _ptr(act), int(keep)
     )
     return x_tm, hs, cs, act
@@ -138,7 +130,7 @@ def _gru_forward(
     hgn = xg.new_empty((*kept, b, hid))
     work = xg.new_empty((b, 3 * hid))
     wt = w_hh.detach().t().contiguous()
-    _lib_or_raise().bsnn_gru_forward(
+    library().bsnn_gru_forward(
         steps,
         b,
         hid,
@@ -182,7 +174,7 @@ class _LSTM(torch.autograd.Function):
         dpre = torch.empty_like(act)
         dw = w_hh.new_zeros(w_hh.shape)
         work = act.new_empty((2, b, hid))
-        _lib_or_raise().bsnn_lstm_backward(
+        library().bsnn_lstm_backward(
             steps,
             b,
             hid,
@@ -229,7 +221,7 @@ class _GRU(torch.autograd.Function):
         db_hh = w_hh.new_zeros(g)
         work = n.new_empty(b * (g + 2 * hid))
         dhg, dh, carry = work.split([b * g, b * hid, b * hid])
-        _lib_or_raise().bsnn_gru_backward(
+        library().bsnn_gru_backward(
             steps,
             b,
             hid,

@@ -362,16 +362,21 @@ class RecurrentBackbone(Backbone):
         if rev is not None:
             mods.append(self.backward_layers[i])
             inputs.append(reverse_within(h, rev))
+        threads = concurrency() // len(mods)
         if self.cell == "gru" and rev is None and not native.usable(h):
-            outs = [_gru_inline(h, mods[0])]
-        else:
-            chunks = _batch_chunks(h.shape[0], concurrency() // len(mods))
-            jobs: list[tuple[Any, ...]] = []
-            for mod, inp in zip(mods, inputs, strict=True):
-                params = (mod.weight_ih_l0, mod.weight_hh_l0, mod.bias_ih_l0, mod.bias_hh_l0)
-                jobs.extend((piece, *params) for piece in inp.tensor_split(chunks))
-            cell = _lstm_layer if self.cell == "lstm" else _gru_layer
-            outs = run_concurrently(cell, jobs)
+            # recurrent_scan's steps are many small torch calls that hold the GIL, so
+            # halves of the batch on two threads mostly wait for each other (a GRU of 128
+            # units on 200 nt: about 580 sequences/s in halves, 740 in one piece on the
+            # calling thread, torch's own threads doing the products). Two directions
+            # keep a thread each: one loop over both as a batch was no faster.
+            threads = 1
+        chunks = _batch_chunks(h.shape[0], threads)
+        jobs: list[tuple[Any, ...]] = []
+        for mod, inp in zip(mods, inputs, strict=True):
+            params = (mod.weight_ih_l0, mod.weight_hh_l0, mod.bias_ih_l0, mod.bias_hh_l0)
+            jobs.extend((piece, *params) for piece in inp.tensor_split(chunks))
+        cell = _lstm_layer if self.cell == "lstm" else _gru_layer
+        outs = run_concurrently(cell, jobs)
         k = len(outs) // len(mods)
         out_f = outs[0] if k == 1 else torch.cat(outs[:k])
         if rev is None:
@@ -485,19 +490,6 @@ def _gru_layer(
         b_hh.unsqueeze(0),
     )
     return out[0].transpose(0, 1)
-
-
-def _gru_inline(x: torch.Tensor, mod: nn.Module) -> torch.Tensor:
-    """One GRU direction without the compiled kernels, the whole batch on the calling
-    thread. recurrent_scan's steps are many small torch calls that hold the GIL, so
-    halves of the batch on two threads mostly wait for each other: a GRU of 128 units
-    on 200 nt trained at about 580 sequences/s that way and 740 in one piece, leaving
-    the products to torch's own threads (2 cores). Two directions stay on two threads
-    (one loop over both as a batch was no faster)."""
-    params = [
-        getattr(mod, f"{name}_l0") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    ]
-    return _gru_layer(x, *params)
 
 
 @register("rnn")
