@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-import numpy as np
+from functools import cache
+from typing import TYPE_CHECKING
 
 from .errors import DataError, UsageError
+
+if TYPE_CHECKING:  # numpy is imported where it is used, so that `info` starts without it
+    import numpy as np
 
 INVALID = 255
 
@@ -73,6 +76,8 @@ class Alphabet:
 
     def byte_table(self) -> np.ndarray:
         """A 256-entry uint8 table from an input byte to its code (255 = invalid)."""
+        import numpy as np
+
         table = np.full(256, INVALID, dtype=np.uint8)
         for code, sym in enumerate(self.symbol_list, start=1):
             table[ord(sym)] = code
@@ -81,6 +86,8 @@ class Alphabet:
 
     def onehot_table(self) -> np.ndarray:
         """A float32 matrix (codes x channels); row 0 (padding) is all zero."""
+        import numpy as np
+
         mat = np.zeros((len(self.symbols) + 1, self.size), dtype=np.float32)
         for code, sym in enumerate(self.symbol_list, start=1):
             stands_for = self.symbols[sym]
@@ -90,6 +97,8 @@ class Alphabet:
 
     def complement_codes(self) -> np.ndarray:
         """Code -> code of the complementary symbol (nucleotide alphabets only)."""
+        import numpy as np
+
         if not self.is_nucleotide:
             raise UsageError(f"the {self.name} alphabet has no complement")
         index = {sym: code for code, sym in enumerate(self.symbol_list, start=1)}
@@ -131,12 +140,24 @@ def get_alphabet(name: str) -> Alphabet:
         ) from None
 
 
-_NUC_BYTES = np.zeros(256, dtype=bool)
-for _c in "ACGTUN" + "".join(_NUCLEOTIDE_CODES):
-    _NUC_BYTES[ord(_c)] = _NUC_BYTES[ord(_c.lower())] = True
-_CORE_NUC = np.zeros(256, dtype=bool)
-for _c in "ACGTUNacgtun":
-    _CORE_NUC[ord(_c)] = True
+def _byte_set(symbols: str) -> np.ndarray:
+    """A 256-entry mask of the bytes of ``symbols``, in either case."""
+    import numpy as np
+
+    mask = np.zeros(256, dtype=bool)
+    for c in symbols:
+        mask[ord(c)] = mask[ord(c.lower())] = True
+    return mask
+
+
+@cache
+def _nucleotide_bytes() -> np.ndarray:
+    return _byte_set("ACGTUN" + "".join(_NUCLEOTIDE_CODES))
+
+
+@cache
+def _core_nucleotide_bytes() -> np.ndarray:
+    return _byte_set("ACGTUN")
 
 
 @dataclass
@@ -155,8 +176,8 @@ def detect_alphabet(byte_counts: np.ndarray) -> AlphabetGuess:
     if total == 0:
         raise DataError("cannot detect the alphabet of empty sequences")
     present = byte_counts > 0
-    core = int(byte_counts[_CORE_NUC].sum())
-    if not present[~_NUC_BYTES].any() and core >= 0.9 * total:
+    core = int(byte_counts[_core_nucleotide_bytes()].sum())
+    if not present[~_nucleotide_bytes()].any() and core >= 0.9 * total:
         has_u = byte_counts[ord("U")] + byte_counts[ord("u")] > 0
         has_t = byte_counts[ord("T")] + byte_counts[ord("t")] > 0
         if has_u and not has_t:
@@ -167,16 +188,22 @@ def detect_alphabet(byte_counts: np.ndarray) -> AlphabetGuess:
 
 
 def byte_histogram(seqs: Iterable[bytes]) -> np.ndarray:
+    import numpy as np
+
     counts = np.zeros(256, dtype=np.int64)
     for s in seqs:
         counts += np.bincount(np.frombuffer(s, dtype=np.uint8), minlength=256)
     return counts
 
 
-_AMINO_ONLY = np.zeros(256, dtype=bool)
-for _c in "EFILPQ":  # amino acids that are no nucleotide code
-    _AMINO_ONLY[ord(_c)] = _AMINO_ONLY[ord(_c.lower())] = True
-_PROTEIN_BYTES = PROTEIN.byte_table() != INVALID
+@cache
+def _amino_only_bytes() -> np.ndarray:
+    return _byte_set("EFILPQ")  # amino acids that are no nucleotide code
+
+
+@cache
+def _protein_bytes() -> np.ndarray:
+    return PROTEIN.byte_table() != INVALID
 
 
 def looks_like(seq: bytes) -> Alphabet | None:
@@ -187,14 +214,16 @@ def looks_like(seq: bytes) -> Alphabet | None:
     symbols, at least 10% of them (and two or more) amino acids that are no nucleotide
     code (E, F, I, L, P, Q). Used to tell a user that a file mixes alphabets.
     """
+    import numpy as np
+
     raw = np.frombuffer(seq.removesuffix(b"*"), dtype=np.uint8)
     if len(raw) == 0:
         return None
-    if len(raw) >= 20 and _NUC_BYTES[raw].all():
+    if len(raw) >= 20 and _nucleotide_bytes()[raw].all():
         guess = detect_alphabet(np.bincount(raw, minlength=256))
         return guess.alphabet if guess.alphabet.is_nucleotide else None
-    distinct = int(_AMINO_ONLY[raw].sum())
-    if _PROTEIN_BYTES[raw].all() and distinct >= max(2, 0.1 * len(raw)):
+    distinct = int(_amino_only_bytes()[raw].sum())
+    if _protein_bytes()[raw].all() and distinct >= max(2, 0.1 * len(raw)):
         return PROTEIN
     return None
 
@@ -210,12 +239,12 @@ def count_kinds(seqs: Iterable[bytes]) -> tuple[list[int], list[int]]:
     return nucleotide, protein
 
 
-_PROTEIN_ONLY = np.zeros(256, dtype=bool)
-for _c in "EFILPQJOXZ":
-    _PROTEIN_ONLY[ord(_c)] = _PROTEIN_ONLY[ord(_c.lower())] = True
+@cache
+def _protein_only_bytes() -> np.ndarray:
+    return _byte_set("EFILPQJOXZ")
 
 
 def protein_only_fraction(byte_counts: np.ndarray) -> float:
     """Share of the bytes that are amino-acid letters never used for nucleotides."""
     total = int(byte_counts.sum())
-    return float(byte_counts[_PROTEIN_ONLY].sum()) / total if total else 0.0
+    return float(byte_counts[_protein_only_bytes()].sum()) / total if total else 0.0

@@ -16,11 +16,11 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .alphabets import Alphabet
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy is imported where it is used, so that `info` starts without it
+    import numpy as np
+
     from .data.sets import SequenceSet
 
 TENSOR = "bioseqnn.train_digest"
@@ -32,6 +32,8 @@ def canonical_codes(alphabet: Any) -> np.ndarray | None:
     """Code -> the first code that stands for the same letters (T and U of a nucleotide
     alphabet, say), so that a sequence's digest is the same however it was written; None
     for what has no alphabet (a numeric series)."""
+    import numpy as np
+
     alphabet = getattr(alphabet, "alphabet", alphabet)  # a StructureInput: its residues
     if not isinstance(alphabet, Alphabet):
         return None
@@ -51,6 +53,8 @@ def record_digests(data: SequenceSet, canonical: np.ndarray | None = None) -> np
     """One uint64 per record of ``data``: the hash of its residues (through the
     ``canonical`` code table, see canonical_codes) or of its series values. Records are
     hashed a block of about DIGEST_BLOCK residues at a time."""
+    import numpy as np
+
     codes = (
         data.codes[:, 0] if data.codes.ndim == 2 and data.codes.dtype == np.uint8 else data.codes
     )
@@ -76,6 +80,8 @@ def record_digests(data: SequenceSet, canonical: np.ndarray | None = None) -> np
 
 def label_digests(data: SequenceSet) -> np.ndarray:
     """One uint64 per record for its labels (targets row, or per-residue labels)."""
+    import numpy as np
+
     out = np.empty(len(data), dtype=np.uint64)
     for i in range(len(data)):
         h = hashlib.blake2b(digest_size=8)
@@ -101,6 +107,8 @@ class Conflicts:
 
 def conflicting_labels(data: SequenceSet, digests: np.ndarray, examples: int = 3) -> Conflicts:
     """The sequences of ``data`` whose records disagree about the label."""
+    import numpy as np
+
     _, group, counts = np.unique(digests, return_inverse=True, return_counts=True)
     repeated = np.flatnonzero(counts[group] > 1)
     if not len(repeated):
@@ -118,6 +126,8 @@ def conflicting_labels(data: SequenceSet, digests: np.ndarray, examples: int = 3
 
 def seen_in_training(digests: np.ndarray, train_digests: np.ndarray) -> np.ndarray:
     """A mask of the records whose digest is among the (sorted) training digests."""
+    import numpy as np
+
     if not len(train_digests):
         return np.zeros(len(digests), dtype=bool)
     where = np.searchsorted(train_digests, digests)

@@ -21,14 +21,15 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .alphabets import Alphabet
 from .config import STRUCTURE_KINDS as KINDS  # noqa: F401  (this module's name for them)
 from .config import TrainConfig
 from .errors import UsageError
+
+if TYPE_CHECKING:  # numpy is imported where it is used, so that `info` starts without it
+    import numpy as np
 
 STATES = ".()"
 LEVELS = 63
@@ -108,6 +109,8 @@ def _rna_table(alphabet: Alphabet) -> bytes:
 
 def fold_one(sequence: str, kind: str) -> np.ndarray:
     """The structure codes (state + 3 * probability level) of one RNA sequence."""
+    import numpy as np
+
     rna = vienna()
     if not sequence:
         return np.zeros(0, dtype=np.uint8)
@@ -139,6 +142,8 @@ def fold_codes(
 ) -> np.ndarray:
     """Residue codes (P,) of records at ``offsets`` -> (P, 2): the codes and their
     structure codes, folded in ``workers`` processes (0 = the CPUs this process may use)."""
+    import numpy as np
+
     vienna()  # a missing install is a usage error before any work
     table = np.frombuffer(_rna_table(spec.alphabet), dtype=np.uint8)
     text = table[codes].tobytes().decode("ascii")

@@ -8,17 +8,16 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from . import metrics
 from .errors import DataError, UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
-# torch is imported where a loss or an output is computed, not with the module: a task's
-# description (a model file's manifest, 'bioseqnn info') is read without torch.
+# torch is imported where a loss or an output is computed, numpy where labels or outputs
+# are handled, not with the module: a task's description (a model file's manifest,
+# 'bioseqnn info') is read without either.
 
 TASKS = ("binary", "multiclass", "multilabel", "regression", "per-position", "language-model")
 PER_POSITION_KINDS = ("per-position", "language-model")
@@ -66,7 +65,8 @@ def output_activation(
     return logits * std + mean
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32 (numpy's ``finfo(float32).max``)."""
 
 
 @dataclass
@@ -106,6 +106,8 @@ class TaskSpec:
 
         ``where`` names each record for error messages ("labels.csv line 7, id x").
         """
+        import numpy as np
+
         if self.kind in ("binary", "multiclass"):
             index = {c: i for i, c in enumerate(self.classes)}
             out = np.empty(len(values), dtype=np.int64)
@@ -144,6 +146,8 @@ class TaskSpec:
 
     def fit_scaling(self, raw_targets: np.ndarray) -> None:
         """Standardise regression targets with the training set's mean and std."""
+        import numpy as np
+
         if self.kind != "regression":
             return
         raw = raw_targets.astype(np.float64)  # a float32 sum of values near 3e38 overflows
@@ -216,6 +220,10 @@ class TaskSpec:
 
     def metrics(self, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
         """Metrics from encoded targets and :meth:`outputs` values."""
+        import numpy as np
+
+        from . import metrics
+
         if self.kind in ("binary", "multiclass"):
             return metrics.classification_metrics(y, out)
         if self.kind == "multilabel":
@@ -230,6 +238,8 @@ class TaskSpec:
     def position_metrics(self, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
         """Per-position tasks: metrics from the scored positions' classes (M,) and
         :meth:`outputs` values (M, K)."""
+        from . import metrics
+
         if self.kind == "language-model":
             return metrics.next_residue_metrics(y, out)
         return metrics.classification_metrics(y, out)
@@ -261,6 +271,8 @@ class TaskSpec:
 def scored_positions(y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-position labels (N, >= L) padded with -1 and outputs (N, L, K) -> the scored
     positions only: labels (M,) and outputs (M, K)."""
+    import numpy as np
+
     width = min(y.shape[1], out.shape[1])
     y = y[:, :width]
     keep = y >= 0

@@ -29,17 +29,17 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..config import TrainConfig
 from ..errors import DataError, UsageError
 from ..io.files import STDIO, display_name
-from ..io.series import SeriesOptions
 from ..io.sniff import Sniffed
 from ..io.tables import pick_delimiter
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and the series reader are imported where they are used
+    import numpy as np
+
     from ..data.sets import SequenceSet
+    from ..io.series import SeriesOptions
 
 log = logging.getLogger("bioseqnn")
 
@@ -94,6 +94,8 @@ class SeriesSpec:
 def fit_normalisation(values: np.ndarray, spec: SeriesSpec, source: str) -> SeriesSpec:
     """The spec with each channel's mean and standard deviation over ``values`` (every
     step of the training records; missing values left out)."""
+    import numpy as np
+
     with np.errstate(invalid="ignore"):
         present = ~np.isnan(values)
         counts = present.sum(axis=0)
@@ -173,6 +175,8 @@ def series_options(bundle: Any, id_column: str | None) -> SeriesOptions | None:
         raise UsageError(
             "--id-column names the id column of a numeric series table; this model reads sequences"
         )
+    from ..io.series import SeriesOptions
+
     return SeriesOptions(id_column)
 
 
