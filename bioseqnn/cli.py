@@ -2705,13 +2705,11 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
 def _given_model_settings(config: str | None, cfg: Any, flags: dict[str, Any]) -> dict[str, Any]:
     """The network settings given on the command line or in the config file (whatever
     their value), as this run resolved them."""
-    import yaml
+    from .config import read_yaml
 
     named = {k for k, v in flags.items() if v is not None}
     if config:  # read and validated by load_config already
-        with open(config, encoding="utf-8") as fh:
-            section = (yaml.safe_load(fh) or {}).get("model") or {}
-        named |= set(section)
+        named |= set((read_yaml(config, "config") or {}).get("model") or {})
     return {
         f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model) if f.name in named
     }  # in the settings' order, as messages name them

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import SettingError, UsageError
+from .errors import SettingError, UsageError, shorten
 
 POOLINGS = ("last", "mean", "max", "attention")
 
@@ -407,6 +407,11 @@ class RunConfig:
 _SECTIONS = {"model": ModelConfig, "training": TrainConfig}
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut short."""
+    return shorten(repr(value), 80)
+
+
 def check_value(key: str, value: Any, annotation: Any) -> Any:
     """Validate (and lightly coerce int -> float) one value against its annotation."""
     hint = annotation
@@ -419,7 +424,7 @@ def check_value(key: str, value: Any, annotation: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise UsageError(f"config key {key!r}: expected a list, got {value!r}")
+            raise UsageError(f"config key {key!r}: expected a list, got {_shown(value)}")
         return [check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         try:
@@ -427,9 +432,9 @@ def check_value(key: str, value: Any, annotation: Any) -> Any:
         except OverflowError:
             raise UsageError(f"config key {key!r}: {value} is too large a number") from None
     if hint is int and isinstance(value, bool):
-        raise UsageError(f"config key {key!r}: expected an integer, got {value!r}")
+        raise UsageError(f"config key {key!r}: expected an integer, got {_shown(value)}")
     if not isinstance(value, hint):
-        raise UsageError(f"config key {key!r}: expected {hint.__name__}, got {value!r}")
+        raise UsageError(f"config key {key!r}: expected {hint.__name__}, got {_shown(value)}")
     return value
 
 
@@ -474,27 +479,55 @@ def _check_given(target: Any, section: str, values: dict[str, Any]) -> None:
 
 
 MAX_CONFIG = 1 << 20
-"""Bytes of a config file read at most (the full default config is about 5 kB)."""
+"""Bytes of a YAML settings file (a config, a search space) read at most (the full
+default config is about 5 kB)."""
 
 
-def load_config(path: str | Path) -> RunConfig:
+class _SettingsLoader(yaml.SafeLoader):
+    """Safe YAML without aliases. A settings file writes its values out; an alias
+    (``*name``) lets a few hundred bytes stand for billions of values."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted", self.peek_event().start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+class SettingsDumper(yaml.SafeDumper):
+    """Safe YAML that writes a value shared by two keys out twice, never as an alias, so
+    that what bioseqnn writes, :func:`read_yaml` reads back."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The data of a YAML settings file (``what``: config, search space): at most
+    :data:`MAX_CONFIG` bytes of UTF-8 text, without aliases. Anything else is a one-line
+    :class:`UsageError` that names the file (and the line and column of a YAML error)."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_CONFIG + 1)
         if len(raw) > MAX_CONFIG:
-            raise UsageError(f"{path}: not a YAML config (longer than {MAX_CONFIG >> 20} MB)")
+            raise UsageError(f"{path}: not a YAML {what} (longer than {MAX_CONFIG >> 20} MB)")
         text = raw.decode("utf-8")
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: not a YAML config (not UTF-8 text)") from None
+        raise UsageError(f"{path}: not a YAML {what} (not UTF-8 text)") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_SettingsLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}: {where}not valid YAML: {what}") from None
+        what_is_wrong = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: {where}not valid YAML: {what_is_wrong}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    data = read_yaml(path, "config")
     try:
         return config_from_dict(data or {})
     except UsageError as exc:
@@ -583,11 +616,11 @@ def check_setting(f: dataclasses.Field[Any], value: Any) -> None:
 
 
 def dump_yaml(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    return yaml.dump(cfg.to_dict(), Dumper=SettingsDumper, sort_keys=False)
 
 
 def _yaml_value(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    text = yaml.dump(value, Dumper=SettingsDumper, default_flow_style=True, width=1000).strip()
     return text[:-4].strip() if text.endswith("\n...") else text
 
 

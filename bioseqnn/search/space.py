@@ -35,8 +35,10 @@ from ..config import (
     SCHEDULES,
     STRUCTURE_KINDS,
     ModelConfig,
+    SettingsDumper,
     TrainConfig,
     check_value,
+    read_yaml,
 )
 from ..errors import UsageError
 
@@ -109,7 +111,7 @@ def space_yaml(space: dict[str, Any] | None = None) -> str:
         "# bioseqnn tune search space: a list is the choices, {low, high, log, step} a "
         "range,\n# any other value is fixed; edit and pass with --space FILE.\n"
     )
-    return header + yaml.safe_dump(space or DEFAULT_SPACE, sort_keys=False)
+    return header + yaml.dump(space or DEFAULT_SPACE, Dumper=SettingsDumper, sort_keys=False)
 
 
 def _hint(section: str, key: str) -> Any:
@@ -224,18 +226,7 @@ def _finite_values(value: Any) -> list[int] | None:
 
 
 def load_space(path: str | Path) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"{path}: cannot read the search space: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise UsageError(f"{path}: {where}not valid YAML") from None
+    data = read_yaml(path, "search space")
     return validate_space(data if data is not None else {}, str(path))
 
 

@@ -87,6 +87,13 @@ class Case:
 
 
 PRED = ["predict", "{P}", "in.fa", "-o", "out.tsv"]
+TUNE = ["tune", "six.fa", "l.csv", "-o", "m.bsnn", "--trials", "1"]
+_BOMB = "&a [1, 1, 1, 1, 1, 1, 1, 1, 1]"
+for _prev, _name in zip("abcdefg", "bcdefgh", strict=True):
+    _BOMB = f"&{_name} [{_BOMB}" + f", *{_prev}" * 8 + "]"
+ALIAS_BOMB = f"model:\n  kernel_sizes: {_BOMB}\n".encode()
+"""About 400 bytes that a reader that follows aliases turns into 9^8 (43 million) values."""
+LONG_VALUE = b"model:\n  arch: [" + b"lstm, " * 9999 + b"x]\n"
 TRAIN = ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--epochs", "1", "--hidden-size", "8"]
 
 
@@ -687,6 +694,27 @@ CASES = [
         ["c.yaml: not a YAML config"],
         {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": bytes(range(256))},
     ),
+    Case(
+        "config-file-alias-bomb",
+        [*TRAIN, "--config", "c.yaml"],
+        2,
+        ["c.yaml: line 2, column ", ": not valid YAML: aliases (*name) are not accepted"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": ALIAS_BOMB},
+    ),
+    Case(
+        "search-space-alias-bomb",
+        [*TUNE, "--space", "s.yaml"],
+        2,
+        ["s.yaml: line 2, column ", ": not valid YAML: aliases (*name) are not accepted"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS, "s.yaml": ALIAS_BOMB},
+    ),
+    Case(
+        "config-value-shown-cut-short",
+        [*TRAIN, "--config", "c.yaml"],
+        2,
+        ["c.yaml: config key 'model.arch': expected str, got ['lstm', 'lstm', ", "..."],
+        {"six.fa": SIX, "l.csv": SIX_LABELS, "c.yaml": LONG_VALUE},
+    ),
     # ---- outputs
     Case(
         "output-directory-missing",
@@ -989,6 +1017,13 @@ HANGS = [
         "--config",
         "/dev/zero",
         code=2,
+    ),
+    Case(
+        "tune-with-dev-zero-as-space",
+        [*TUNE, "--space", "/dev/zero"],
+        2,
+        ["/dev/zero: not a YAML search space (longer than 1 MB)"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS},
     ),
     Case(
         "plot-history-of-dev-zero",

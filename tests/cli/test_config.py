@@ -15,10 +15,12 @@ from bioseqnn import api
 from bioseqnn.bundle import load_bundle
 from bioseqnn.config import (
     RunConfig,
+    SettingsDumper,
     commented_yaml,
     config_from_dict,
     load_config,
     parse_int_list,
+    read_yaml,
     validate,
 )
 from bioseqnn.errors import SettingError, UsageError
@@ -429,3 +431,17 @@ def test_docs_config_example_is_valid() -> None:
     table = (guide / "training.md").read_text(encoding="utf-8").split("## Architectures", 1)[1]
     for name in REGISTRY:
         assert f"| `{name}` |" in table
+
+
+def test_settings_files_are_read_and_written_without_aliases(tmp_path: Path) -> None:
+    """A value shared by two keys is written out twice, so that what bioseqnn writes its
+    own reader (which refuses aliases) reads back."""
+    shared = [5, 3]
+    text = yaml.dump(
+        {"model": {"kernel_sizes": shared, "dilations": shared}}, Dumper=SettingsDumper
+    )
+    assert "&" not in text and "*" not in text
+    cfg = load_config(write(tmp_path / "c.yaml", text))
+    assert cfg.model.kernel_sizes == cfg.model.dilations == [5, 3]
+    with pytest.raises(UsageError, match=r"line 4, column 4: not valid YAML: aliases \(\*name\)"):
+        read_yaml(write(tmp_path / "a.yaml", yaml.safe_dump({"a": shared, "b": shared})), "x")
