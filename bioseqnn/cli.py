@@ -1074,7 +1074,9 @@ def variants(
     vcf: Annotated[
         str,
         typer.Argument(
-            metavar="VCF", help="Variants: VCF or BCF, plain, bgzip or gzip ('-' for stdin)."
+            metavar="VCF",
+            help="Variants: VCF or BCF, plain or compressed (bgzip, gzip, bzip2, xz, zstd; "
+            "'-' for stdin).",
         ),
     ] = "-",
     genome: Annotated[

@@ -302,6 +302,28 @@ class _CheckedText(io.TextIOBase):
             self.line += 1
             yield self.line, [rest]
 
+    def bounded(self, size: int, what: str) -> Iterator[str]:
+        """The remaining lines, for files whose lines are short by nature: a line longer
+        than ``size`` characters, or with a NUL byte, is an error that asks whether the
+        file is ``what``, read no further than ``size`` characters (a file of something
+        else, /dev/zero)."""
+        while True:
+            with self._reading():
+                line = self._text.readline(size + 1)
+            if not line:
+                return
+            self.line += 1
+            if "\0" in line:
+                raise DataError(
+                    f"{self._name}: line {self.line}: not text (a NUL byte); is this a binary file?"
+                )
+            if len(line) > size and not line.endswith("\n"):
+                raise DataError(
+                    f"{self._name}: line {self.line}: longer than {size:,} characters; "
+                    f"is this {what}?"
+                )
+            yield line
+
     def __next__(self) -> str:  # type: ignore[override]
         with self._reading():
             line = self._text.readline()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gzip
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..errors import DataError, UsageError, shorten
 from .files import STDIO, display_name
+from .sniff import SNIFF
 
 log = logging.getLogger("bioseqnn")
 
@@ -89,6 +91,11 @@ class Genome:
             raise UsageError(f"--genome {self.name}: no such file")
         if os.path.isdir(self.path):
             raise UsageError(f"--genome {self.name}: is a directory, not a FASTA file")
+        if not os.path.isfile(self.path):
+            raise UsageError(
+                f"--genome {self.name}: not a regular file; the genome is read at random "
+                "through its index, so it cannot be a pipe or a device"
+            )
         kind = compression(self.path)
         if kind == "gzip":
             raise DataError(
@@ -239,12 +246,11 @@ def _fasta_problem(path: str) -> str:
             width = 0
             short = 0  # the line of a short sequence line, which must be the record's last
             record = ""
-            for number, raw in enumerate(fh, 1):
+            first = fh.readline(SNIFF)  # a file of one huge line is not read whole
+            if not first.startswith(b">"):
+                return f"line 1 is not a FASTA header: {shorten(repr(first[:40]))} (is it FASTA?)"
+            for number, raw in enumerate(itertools.chain([first], fh), 1):
                 line = raw.rstrip(b"\r\n")
-                if number == 1 and not line.startswith(b">"):
-                    return (
-                        f"line 1 is not a FASTA header: {shorten(repr(line[:40]))} (is it FASTA?)"
-                    )
                 if line.startswith(b">"):
                     record = (
                         line[1:].split(maxsplit=1)[0].decode(errors="replace")

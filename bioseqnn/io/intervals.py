@@ -33,6 +33,9 @@ TABLE_NAMES = {
 
 
 SKIPPED = ("track", "browser")
+MAX_LINE = 1 << 24
+"""Characters of an interval file's line read at most (a BED line is short; a table's
+row of many label columns may be long)."""
 
 
 @dataclass
@@ -71,7 +74,7 @@ class IntervalFile:
             first = True
             split: Any = None
             where: dict[str, int] = {}
-            for raw in lines:
+            for raw in lines.bounded(MAX_LINE, "an interval file (BED, or a table)"):
                 text = raw.rstrip("\r\n")
                 if not text.strip() or (first and text.startswith(SKIPPED)):
                     continue

@@ -1,6 +1,12 @@
-"""VCF and BCF files through pysam: read record by record with the line of each record
-(plain gzip decompressed on a thread, since htslib reads it only as a stream), and an
-annotated VCF written atomically, bgzip-compressed for a .gz name.
+"""VCF and BCF files through pysam: read record by record with the line of each record,
+and an annotated VCF written atomically, bgzip-compressed for a .gz name.
+
+htslib reads a plain or BGZF file itself. Everything else (plain gzip, which htslib
+reads only as a stream; bzip2, xz and zstd; standard input, a pipe or /dev/fd/N, which
+htslib would open a second time after bioseqnn read its first bytes) is read and
+decompressed here and fed to htslib through a pipe by a thread. Either way the first
+bytes are checked before htslib sees them, so a device or a large file of something
+else is refused at once.
 """
 
 from __future__ import annotations
@@ -8,27 +14,31 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import sys
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from ..errors import DataError, UsageError
-from .files import STDIO, display_name
+from ..errors import DataError, UsageError, shorten
+from .files import COMPRESSED, STDIO, display_name, open_binary
 from .genome import compression, pysam_module
 from .outputs import atomic_output
+from .sniff import SNIFF
 
 log = logging.getLogger("bioseqnn")
 
 
 class VcfReader:
-    """A VCF or BCF (plain, bgzip or gzip; '-' for stdin) read by pysam, record by record,
-    with the line of each record where the input is text."""
+    """A VCF or BCF (plain, bgzip, gzip, bzip2, xz or zstd; '-' for stdin) read by pysam,
+    record by record, with the line of each record where the input is text."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         self.name = display_name(path)
         self._feeder: threading.Thread | None = None
         self._pipe: IO[bytes] | None = None
+        self._fed = _Fed()
         self.header_lines: int | None = None
         pysam = pysam_module()
 
@@ -37,29 +47,55 @@ class VcfReader:
                 raise UsageError(f"{self.name}: no such file")
             if os.path.isdir(self.path):
                 raise UsageError(f"{self.name}: is a directory, not a VCF file")
-            self.header_lines = _count_header_lines(self.path)
         try:
-            if self.path != STDIO and compression(self.path) == "gzip":
-                # htslib reads plain gzip only as a stream: decompress it on a thread
-                self.file = pysam.VariantFile(self._piped(self.path))
-            else:
+            if _htslib_reads(self.path):
+                self.header_lines = _header_lines(self.path, self.name)
                 self.file = pysam.VariantFile(self.path)
+            else:
+                self.file = pysam.VariantFile(self._piped())
         except (ValueError, OSError) as exc:
             self.close()
             raise DataError(f"{self.name}: not a VCF or BCF file ({exc})") from None
+        except DataError:
+            self.close()
+            raise
         self.number = 0
         self.last = ""
 
-    def _piped(self, path: str) -> IO[bytes]:
+    def _piped(self) -> IO[bytes]:
+        """The input, decompressed and checked from its first bytes here, through a pipe
+        that a thread feeds."""
+        source = open_binary(self.path)
+        try:
+            try:
+                head = source.read(SNIFF)
+            except (EOFError, zlib.error) as exc:
+                raise _damaged(self.name, exc) from None
+            _check_start(head, self.name)
+        except BaseException:
+            source.close()
+            raise
         read, write = os.pipe()
+        fed = self._fed
 
         def feed() -> None:
+            count = not head.startswith(b"BCF")
             try:
-                with os.fdopen(write, "wb") as sink, gzip.open(path, "rb") as src:
-                    while block := src.read(1 << 20):
-                        sink.write(block)
-            except (OSError, EOFError, gzip.BadGzipFile):
-                pass  # the reader stopped, or the data ended early: pysam says which
+                with os.fdopen(write, "wb") as sink:
+                    try:
+                        block = head
+                        while block:
+                            if count:
+                                count = fed.header(block)
+                            sink.write(block)
+                            block = source.read(1 << 20)
+                    except Exception as exc:  # reported by the thread that reads
+                        fed.error = exc  # before the pipe closes: the reader sees it at EOF
+            except OSError:
+                pass  # the reader closed the pipe first
+            finally:
+                if source is not getattr(sys.stdin, "buffer", None):
+                    source.close()
 
         self._feeder = threading.Thread(target=feed, daemon=True)
         self._feeder.start()
@@ -80,8 +116,9 @@ class VcfReader:
 
     def where(self) -> str:
         """The current record's place: its line, else its number."""
-        if self.header_lines is not None:
-            return f"{self.name}: line {self.header_lines + self.number}"
+        header = self.header_lines if self.header_lines is not None else self._fed.lines
+        if header is not None:
+            return f"{self.name}: line {header + self.number}"
         return f"{self.name}: record {self.number}"
 
     def __iter__(self) -> Iterator[Any]:
@@ -91,29 +128,103 @@ class VcfReader:
             try:
                 record = next(records)
             except StopIteration:
+                self._check_fed(ended=True)
                 return
             except (ValueError, OSError) as exc:
+                self._check_fed(ended=False)
                 after = f" (after {self.last})" if self.last else ""
                 raise DataError(f"{self.where()}: not a valid VCF record{after}: {exc}") from None
             self.last = f"{record.chrom}:{record.pos}"
             yield record
 
+    def _check_fed(self, ended: bool) -> None:
+        """Where a thread fed the input, the data it could not read is the error. Once
+        the input ended, that thread has ended too; on a bad record it may still be
+        writing, and its error, if any, is already set."""
+        if ended and self._feeder is not None:
+            self._feeder.join(timeout=10)
+        error = self._fed.error
+        if error is None or isinstance(error, BrokenPipeError):
+            return
+        if isinstance(error, DataError):
+            raise error
+        if isinstance(error, (EOFError, zlib.error)):
+            raise _damaged(self.name, error)
+        raise DataError(f"{self.name}: cannot read: {error}")
 
-def _count_header_lines(path: str) -> int | None:
-    """The lines of a text VCF before its first record (None for BCF)."""
+
+def _htslib_reads(path: str) -> bool:
+    """Whether htslib reads ``path`` itself: a regular file, plain or BGZF-compressed."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    return not any(head.startswith(m) for m in COMPRESSED) and compression(path) != "gzip"
+
+
+def _damaged(name: str, exc: BaseException) -> DataError:
+    packing = getattr(exc, "packing", "gzip")  # files._Damaged names bzip2, xz, zstd
+    return DataError(f"{name}: damaged or truncated {packing} data ({exc})")
+
+
+class _Fed:
+    """What the thread that feeds a piped input found: the header's lines (once the
+    first record starts), and the error that stopped it."""
+
+    def __init__(self) -> None:
+        self.lines: int | None = None
+        self.error: BaseException | None = None
+        self.seen = 0
+        self._at_start = True
+
+    def header(self, block: bytes) -> bool:
+        """Count the header lines in the next ``block``; False once the header ended."""
+        start = 0
+        while start < len(block):
+            if self._at_start and block[start : start + 1] != b"#":
+                self.lines = self.seen
+                return False
+            end = block.find(b"\n", start)
+            if end < 0:
+                self._at_start = False
+                return True
+            self.seen += 1
+            self._at_start = True
+            start = end + 1
+        return True
+
+
+def _check_start(head: bytes, name: str) -> None:
+    """Refuse what is neither BCF nor a VCF (whose first line is ##fileformat=VCF...) from
+    its first bytes, so that a device or a large file of something else is never read."""
+    if head.startswith(b"BCF") or head.startswith(b"##fileformat=VCF"):
+        return
+    if b"\0" in head:
+        raise DataError(f"{name}: line 1: not text (a NUL byte); is this a binary file?")
+    first = head.split(b"\n", 1)[0]
+    raise DataError(
+        f"{name}: not a VCF or BCF file (line 1 is {shorten(repr(first), 40)}; a VCF "
+        "starts with ##fileformat=VCF)"
+    )
+
+
+def _header_lines(path: str, name: str) -> int | None:
+    """The lines of a text VCF before its first record (None for BCF), after checking its
+    start (:func:`_check_start`). Lines are read in bounded pieces."""
     opener: Any = open if compression(path) == "plain" else gzip.open
-    count = 0
+    counted = _Fed()
     try:
         with opener(path, "rb") as fh:
-            if fh.peek(4)[:3] == b"BCF":
+            head = fh.read(SNIFF)
+            _check_start(head, name)
+            if head.startswith(b"BCF"):
                 return None
-            for line in fh:
-                if not line.startswith(b"#"):
-                    break
-                count += 1
+            block = head
+            while block and counted.header(block):
+                block = fh.read(1 << 20)
     except (OSError, EOFError):
-        return None
-    return count
+        return None  # pysam reports what it cannot read
+    return counted.lines if counted.lines is not None else counted.seen
 
 
 def write_vcf(output: str | os.PathLike[str], header: str, lines: Iterable[str]) -> None:

@@ -95,6 +95,15 @@ ALIAS_BOMB = f"model:\n  kernel_sizes: {_BOMB}\n".encode()
 """About 400 bytes that a reader that follows aliases turns into 9^8 (43 million) values."""
 LONG_VALUE = b"model:\n  arch: [" + b"lstm, " * 9999 + b"x]\n"
 TRAIN = ["train", "six.fa", "l.csv", "-o", "m.bsnn", "--epochs", "1", "--hidden-size", "8"]
+_CHR1 = "ACGT" * 50
+GENOME = {
+    "g.fa": f">chr1\n{_CHR1}\n".encode(),
+    "g.fa.fai": b"chr1\t200\t6\t200\t201\n",  # indexed already: no file is added
+    "v.vcf": b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    b"chr1\t50\t.\tG\tA\t.\t.\t.\n",
+    "r.bed": b"chr1\t40\t60\n",
+}
+"""A genome with its index, a VCF and a BED file on it."""
 
 
 def pred_case(
@@ -1024,6 +1033,34 @@ HANGS = [
         2,
         ["/dev/zero: not a YAML search space (longer than 1 MB)"],
         {"six.fa": SIX, "l.csv": SIX_LABELS},
+    ),
+    Case(
+        "variants-with-dev-zero-as-vcf",
+        ["variants", "{D}", "/dev/zero", "--genome", "g.fa", "--window", "20"],
+        1,
+        ["/dev/zero: line 1: not text (a NUL byte); is this a binary file?"],
+        GENOME,
+    ),
+    Case(
+        "variants-with-dev-zero-as-genome",
+        ["variants", "{D}", "v.vcf", "--genome", "/dev/zero", "--window", "20"],
+        2,
+        ["--genome /dev/zero: not a regular file; the genome is read at random"],
+        GENOME,
+    ),
+    Case(
+        "predict-intervals-on-dev-zero",
+        ["predict", "{D}", "/dev/zero", "--genome", "g.fa", "--window", "20"],
+        1,
+        ["/dev/zero: line 1: not text (a NUL byte); is this a binary file?"],
+        GENOME,
+    ),
+    Case(
+        "predict-with-dev-zero-as-genome",
+        ["predict", "{D}", "r.bed", "--genome", "/dev/zero", "--window", "20"],
+        2,
+        ["--genome /dev/zero: not a regular file"],
+        GENOME,
     ),
     Case(
         "plot-history-of-dev-zero",

@@ -4,10 +4,13 @@ Snakemake scatter/gather by chromosome."""
 
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
+import lzma
 import math
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -371,7 +374,7 @@ def test_vcf_to_stdout_and_class_names_as_info_keys(
 # --------------------------------------------------------------------------- inputs
 
 
-@pytest.mark.parametrize("packing", ["bgzip", "gzip", "bcf"])
+@pytest.mark.parametrize("packing", ["bgzip", "gzip", "bcf", "xz", "bzip2"])
 def test_compressed_and_binary_vcf_inputs(
     tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path, packing: str
 ) -> None:
@@ -382,6 +385,10 @@ def test_compressed_and_binary_vcf_inputs(
     elif packing == "gzip":
         path = tmp_path / "v.vcf.gz"
         path.write_bytes(gzip.compress(src.read_bytes()))
+    elif packing in ("xz", "bzip2"):  # htslib reads neither: bioseqnn decompresses them
+        module = lzma if packing == "xz" else bz2
+        path = tmp_path / f"v.vcf.{'xz' if packing == 'xz' else 'bz2'}"
+        path.write_bytes(module.compress(src.read_bytes()))
     else:  # bcftools itself (bundled with pysam) converts it
         path = tmp_path / "v.bcf"
         bcftools.view("-Ob", "-o", str(path), str(src), catch_stdout=False)
@@ -411,6 +418,40 @@ def test_stdin_in_a_real_pipeline(
     )
     assert piped.stdout == direct.stdout and piped.stderr == b""
     assert len(piped.stdout.splitlines()) == 1 + 439
+
+
+@pytest.mark.slow
+def test_process_substitution_and_a_truncated_vcf(
+    tmp_path: Path, planted: dict[str, Path], planted_model: Path
+) -> None:
+    """A VCF from <(...) (a pipe that htslib, opening the path again, found emptied) gives
+    the same rows as the file; a truncated gzip VCF is an error that says so, from a file,
+    a pipe or stdin, with no output left."""
+    genome = planted["planted.fa"]
+    direct = run_bioseqnn("variants", planted_model, planted["variants.vcf"], "--genome", genome)
+    packed = tmp_path / "v.vcf.gz"
+    packed.write_bytes(gzip.compress(planted["variants.vcf"].read_bytes()))
+    command = f"{shlex.quote(sys.executable)} -m bioseqnn variants {planted_model} "
+    substituted = subprocess.run(
+        ["bash", "-c", command + f"<(cat {packed}) --genome {genome}"],
+        capture_output=True,
+        check=False,
+    )
+    assert substituted.returncode == 0, substituted.stderr
+    assert substituted.stdout == direct.stdout and len(direct.stdout.splitlines()) == 1 + 439
+
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    out = tmp_path / "out.tsv"
+    for args, stdin in (([cut], None), (["-"], cut.read_bytes())):
+        r = run_bioseqnn(
+            "variants", planted_model, *args, "--genome", genome, "-o", out, "-q", stdin=stdin
+        )
+        name = "<stdin>" if stdin else str(cut)
+        assert r.returncode == 1 and r.stderr.decode().startswith(
+            f"bioseqnn: error: {name}: damaged or truncated gzip data ("
+        ), r.stderr
+        assert not out.exists()
 
 
 # --------------------------------------------------------------------------- errors
