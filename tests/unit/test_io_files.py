@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bioseqnn.errors import DataError
-from bioseqnn.io.files import open_binary
+from bioseqnn.io.files import open_binary, open_text
 from bioseqnn.io.sniff import read_sequences
 
 
@@ -87,3 +87,25 @@ def test_the_switch_interval_is_restored_when_the_last_reader_closes(tmp_path: P
     assert sys.getswitchinterval() < before
     b.close()
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("packing", ["plain", "gzip"])
+def test_bounded_lines_stop_at_a_line_too_long(tmp_path: Path, packing: str) -> None:
+    """A line of exactly the bound is read (with or without its newline, CRLF or not); one
+    character more is an error naming the line, before the rest of the line is read."""
+    text = b"a" * 10 + b"\r\n" + b"b" * 10 + b"\n" + b"c" * 10 + b"\n" + b"d" * 11 + b"e" * 10**6
+    path = tmp_path / "t.bed"
+    path.write_bytes(gzip.compress(text) if packing == "gzip" else text)
+    with open_text(path) as lines:
+        read = []
+        with pytest.raises(DataError, match=r"t.bed: line 4: longer than 10 characters; is this X"):
+            for line in lines.bounded(10, "X"):
+                read.append(line)
+    assert read == ["a" * 10 + "\n", "b" * 10 + "\n", "c" * 10 + "\n"]
+
+    path.write_bytes(b"ok\nno\x00\n")
+    with (
+        open_text(path) as lines,
+        pytest.raises(DataError, match=r"t.bed: line 2: not text \(a NUL byte\)"),
+    ):
+        list(lines.bounded(10, "X"))
