@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, UsageError, shorten
 from .attribution import AttributionOptions
 
 log = logging.getLogger("bioseqnn")
@@ -182,15 +183,22 @@ def run_modisco(
 
 
 def read_database(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """A MEME motif file: name -> (W, 4) letter probabilities."""
+    """A MEME motif file (plain or compressed, a pipe too): name -> (W, 4) letter
+    probabilities. The file is checked as it is read (:func:`_meme_text`), then parsed by
+    memelite."""
+    import tempfile
+
     from memelite.io import read_meme
 
-    try:
-        raw = read_meme(str(path))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such motif database") from None
-    except (ValueError, IndexError, AttributeError) as exc:
-        raise DataError(f"{path}: not a MEME motif file ({exc})") from None
+    text = _meme_text(path)
+    with tempfile.TemporaryDirectory(prefix="bioseqnn-meme-") as folder:
+        copy = os.path.join(folder, "database.meme")
+        with open(copy, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        try:
+            raw = read_meme(copy)
+        except (ValueError, IndexError, AttributeError) as exc:
+            raise DataError(f"{path}: not a MEME motif file ({exc})") from None
     if not raw:
         raise DataError(f"{path}: no MOTIF with a letter-probability matrix")
     out = {}
@@ -202,6 +210,53 @@ def read_database(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             )
         out[name] = np.asarray(pwm, dtype=np.float64).T
     return out
+
+
+MAX_DATABASE = 1 << 28
+"""Characters of a motif database read at most (JASPAR's whole non-redundant collection
+is about 1 MB)."""
+MAX_MOTIF_WIDTH = 1000
+"""Positions of a motif at most."""
+_WIDTH = re.compile(r"\bw=\s*(\d+)")
+
+
+def _meme_text(path: str | os.PathLike[str]) -> str:
+    """The text of a MEME file, read in bounded lines and refused from its first line
+    when it is something else: a file of one huge line or /dev/zero is never read whole,
+    and a matrix's width is checked before memelite sizes an array by it."""
+    from ..io.files import open_text
+
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such motif database")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory, not a motif database")
+    what = "a MEME motif file"
+    parts: list[str] = []
+    size = 0
+    started = False
+    with open_text(path) as lines:
+        for line in lines.bounded(1 << 16, what):
+            if not started and line.strip():
+                if not line.startswith("MEME version"):
+                    raise DataError(
+                        f"{path}: line {lines.line}: not a MEME motif file (it starts with "
+                        f"{shorten(line.strip())!r}; a MEME file starts with 'MEME version')"
+                    )
+                started = True
+            if line.startswith("letter"):
+                width = _WIDTH.search(line)
+                if width and int(width.group(1)) > MAX_MOTIF_WIDTH:
+                    raise DataError(
+                        f"{path}: line {lines.line}: a motif of {int(width.group(1)):,} "
+                        f"positions (w=); motifs of at most {MAX_MOTIF_WIDTH:,} are read"
+                    )
+            size += len(line)
+            if size > MAX_DATABASE:
+                raise DataError(f"{path}: larger than {MAX_DATABASE >> 20} MB; is this {what}?")
+            parts.append(line)
+    if not started:
+        raise DataError(f"{path}: empty; not a MEME motif file")
+    return "".join(parts)
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:

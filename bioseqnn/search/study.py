@@ -25,7 +25,7 @@ from typing import Any
 
 from ..config import RunConfig, config_from_dict, write_config
 from ..engine.schedules import minimised
-from ..errors import BioseqnnError, TrainingError, UsageError
+from ..errors import BioseqnnError, TrainingError, UsageError, shorten
 from ..io.files import display_name
 from ..io.outputs import atomic_output, check_output_path
 from .space import DataFacts, default_space, families_for, fixed_settings, sample
@@ -94,11 +94,39 @@ def _storage(optuna: Any, study: str | None, journal: Path) -> tuple[Any, str]:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
     path = Path(study) if study else journal
-    if path.is_dir():
-        raise UsageError(f"--study {path}: a folder; give a journal file name")
     # an open(O_EXCL) lock file rather than a symlink one: it works on NFS and Lustre
     backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
     return JournalStorage(backend), str(path)
+
+
+def _check_journal(study: str | None, journal: Path) -> None:
+    """Before anything is written: a journal file (``study``, not a database URL, else
+    ``journal``) that exists must be a regular file of Optuna's JSON lines. A folder, a
+    device, a pipe or a file of something else is refused from its first bytes (Optuna
+    would read /dev/zero until memory ran out, and append to whatever it was given)."""
+    if study and "://" in study:
+        return
+    path = Path(study) if study else journal
+    if path.is_dir():
+        raise UsageError(f"--study {path}: a folder; give a journal file name")
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise UsageError(
+            f"--study {path}: not a regular file; a journal is a file that trials are appended to"
+        )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16).lstrip()
+    except OSError as exc:
+        raise UsageError(f"--study {path}: cannot read: {exc.strerror or exc}") from None
+    first = head.split(b"\n", 1)[0]
+    if head and not (first.startswith(b"{") and b'"op_code"' in first):
+        raise UsageError(
+            f"--study {path}: not an Optuna journal (it starts with "
+            f"{shorten(repr(first[:40]))}); give a new file name, or the journal of a "
+            "study to continue"
+        )
 
 
 class _Probed(Exception):
@@ -374,21 +402,28 @@ def tune(
     base = dataclasses.replace(
         base, training=dataclasses.replace(base.training, seed=seed, monitor=monitor)
     )
+    _check_journal(study, paths["journal"])
+    new_folder = not paths["trials"].exists()
     paths["trials"].mkdir(parents=True, exist_ok=True)
-    facts_found, facts, families = _data_facts(train_inputs, base, paths["trials"], space)
-
-    created, resolved_monitor, where = _open_study(
-        optuna,
-        study,
-        paths["journal"],
-        space,
-        facts_found["monitor"],
-        monitor,
-        seed,
-        resume,
-        join,
-        defaults_first,
-    )
+    try:
+        facts_found, facts, families = _data_facts(train_inputs, base, paths["trials"], space)
+        created, resolved_monitor, where = _open_study(
+            optuna,
+            study,
+            paths["journal"],
+            space,
+            facts_found["monitor"],
+            monitor,
+            seed,
+            resume,
+            join,
+            defaults_first,
+        )
+    except BaseException:
+        if new_folder:  # bad input or settings: no trial ran, leave nothing behind
+            with contextlib.suppress(OSError):
+                paths["trials"].rmdir()
+        raise
     log.info(
         "tuning on %s (%s, longest sequence %d): %s (%s), families %s; study %s",
         ", ".join(display_name(v) for v in inputs.values()),

@@ -9,6 +9,7 @@ The second half checks the ambiguous-but-common inputs that must be *accepted*.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import random
@@ -125,6 +126,9 @@ try:
 except ImportError:
     HAS_MPL = False
 needs_mpl = pytest.mark.skipif(not HAS_MPL, reason="plot-history needs matplotlib")
+needs_motifs = pytest.mark.skipif(
+    importlib.util.find_spec("memelite") is None, reason="motifs needs the motifs extra"
+)
 
 CASES = [
     # ---- sequence files that are empty, not FASTA, or damaged
@@ -718,6 +722,14 @@ CASES = [
         {"six.fa": SIX, "l.csv": SIX_LABELS, "s.yaml": ALIAS_BOMB},
     ),
     Case(
+        # the search's trials folder is made before the data is read: not left behind
+        "tune-on-unmatched-labels",
+        TUNE,
+        1,
+        ["cannot join sequences and labels"],
+        {"six.fa": SIX, "l.csv": b"id,y\nzz,1\n"},
+    ),
+    Case(
         "config-value-shown-cut-short",
         [*TRAIN, "--config", "c.yaml"],
         2,
@@ -1061,6 +1073,21 @@ HANGS = [
         2,
         ["--genome /dev/zero: not a regular file"],
         GENOME,
+    ),
+    Case(
+        "motifs-with-dev-zero-as-database",
+        ["motifs", "{D}", "six.fa", "-o", "r", "--database", "/dev/zero"],
+        1,
+        ["/dev/zero: line 1: not text (a NUL byte); is this a binary file?"],
+        {"six.fa": fasta(random_records(6, "ACGT", 30, seed=6))},
+        marks=[needs_motifs],
+    ),
+    Case(
+        "tune-with-dev-zero-as-study",
+        [*TUNE, "--study", "/dev/zero"],
+        2,
+        ["--study /dev/zero: not a regular file"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS},
     ),
     Case(
         "plot-history-of-dev-zero",

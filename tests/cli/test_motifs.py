@@ -7,6 +7,7 @@ shows the activator's effect positive and the repressor's negative; `ism-map` ag
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -322,6 +323,33 @@ def test_motifs_refuses_protein_and_bad_databases_in_one_line(
     assert bad.code == 1 and "no MOTIF" in bad.err
     for result in (protein, missing, bad):
         assert len(result.err.strip().splitlines()) == 1
+
+
+def test_motif_databases_are_checked_as_they_are_read(tmp_path: Path) -> None:
+    """Something else than MEME is refused from its first line, a matrix too wide for
+    memelite to size an array by before anything is allocated; a compressed file is
+    read like a plain one."""
+    from bioseqnn.errors import DataError
+    from bioseqnn.interpret.motifs import read_database
+
+    db = _database(tmp_path / "db.meme")
+    packed = tmp_path / "db.meme.gz"
+    packed.write_bytes(gzip.compress(db.read_bytes()))
+    plain = read_database(db)
+    assert len(plain) > 25 and all(m.shape[1] == 4 for m in plain.values())
+    assert {k: v.tolist() for k, v in read_database(packed).items()} == {
+        k: v.tolist() for k, v in plain.items()
+    }
+    other = tmp_path / "other.txt"
+    other.write_text("\n>chr1\nACGT\n")
+    with pytest.raises(DataError, match=r"other.txt: line 2: not a MEME motif file \(it starts"):
+        read_database(other)
+    wide = tmp_path / "wide.meme"
+    wide.write_text(
+        "MEME version 4\n\nMOTIF x\nletter-probability matrix: alength= 4 w= 999999999\n"
+    )
+    with pytest.raises(DataError, match=r"wide.meme: line 4: a motif of 999,999,999 positions"):
+        read_database(wide)
 
 
 def test_a_modisco_failure_is_one_line_not_a_traceback() -> None:
