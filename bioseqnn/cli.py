@@ -2814,7 +2814,18 @@ _COMPLETE_VAR = "_BIOSEQNN_COMPLETE"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI in-process and return the exit code (errors never escape as tracebacks)."""
+    """Run the CLI in-process and return the exit code (errors never escape as tracebacks).
+    A command that fails takes away the output folders it made that are still empty."""
+    from .io.outputs import forget_made_folders, remove_made_folders
+
+    forget_made_folders()
+    code = _main(argv)
+    if code != 0:
+        remove_made_folders()
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = optional_values(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     _repeated[:] = repeated_options(args)

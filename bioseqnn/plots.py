@@ -35,7 +35,7 @@ import numpy as np
 from . import metrics
 from .errors import DataError, UsageError, shorten
 from .io.files import STDIO, display_name, open_binary
-from .io.outputs import atomic_output
+from .io.outputs import atomic_output, make_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -103,7 +103,7 @@ def plot_dir(path: str | os.PathLike[str]) -> Path:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: --plots needs a folder, and this is a file")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
     except OSError as exc:
         raise UsageError(f"{folder}: cannot create the plot folder: {exc.strerror}") from None
     if not os.access(folder, os.W_OK):

@@ -88,10 +88,24 @@ def metric_items(record: dict[str, Any]) -> tuple[int, dict[str, float]]:
 class _TensorBoard:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         _require("tensorboard", "--tensorboard")
-        from torch.utils.tensorboard import SummaryWriter
+        from .io.outputs import make_folder
 
         self.folder = Path(folder)
-        self.writer = SummaryWriter(log_dir=str(folder))
+        try:  # a folder that cannot be made is a usage error before any data is read
+            make_folder(self.folder)
+        except OSError as exc:
+            raise UsageError(f"--tensorboard {folder}: cannot create: {exc.strerror}") from None
+        self._writer: Any = None
+
+    @property
+    def writer(self) -> Any:
+        """The event file's writer, made with the first epoch: a run refused before
+        training leaves no event file."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.folder))
+        return self._writer
 
     def epoch(self, record: dict[str, Any]) -> None:
         step, values = metric_items(record)
@@ -113,7 +127,8 @@ class _TensorBoard:
         self.writer.close()
 
     def fail(self) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class _MLflow:

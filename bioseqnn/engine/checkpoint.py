@@ -21,7 +21,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import TrainingError, UsageError
-from ..io.outputs import write_bytes_atomic
+from ..io.outputs import make_folder, write_bytes_atomic
 
 FORMAT = "bioseqnn-checkpoint"
 FORMAT_VERSION = 1
@@ -62,7 +62,7 @@ def prepare_checkpoint_dir(directory: str | os.PathLike[str]) -> None:
     if Path(directory).exists() and not Path(directory).is_dir():
         raise UsageError(f"--checkpoint-dir {directory}: is a file, not a directory")
     try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
+        make_folder(directory)
     except OSError as exc:
         raise UsageError(f"--checkpoint-dir {directory}: cannot create: {exc.strerror}") from None
     if not os.access(directory, os.W_OK):

@@ -417,11 +417,11 @@ def write_motif_report(
 ) -> list[Path]:
     """motifs.meme, logos (``fmt``: png, pdf or svg, at ``dpi``), report.md (and
     matches.tsv) in ``folder``; the files written."""
-    from ..io.outputs import atomic_output
+    from ..io.outputs import atomic_output, make_folder
 
     out = Path(folder)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
     except OSError as exc:
         raise UsageError(f"{out}: cannot create the report folder: {exc.strerror}") from None
     written = [out / "motifs.meme"]

@@ -20,6 +20,38 @@ from typing import IO, Any
 from ..errors import DataError, UsageError
 from .files import STDIO, SUFFIXES, _xopen, display_name
 
+_made: list[Path] = []
+"""The folders make_folder created in this command, for remove_made_folders."""
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """Create an output folder (and its missing parents), remembering which it created,
+    so that a command that fails takes them away again while they are empty
+    (:func:`remove_made_folders`). OSError as :meth:`Path.mkdir` raises it."""
+    folder = Path(path)
+    missing = []
+    step = folder
+    while not step.exists() and step.parent != step:
+        missing.append(step)
+        step = step.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    _made.extend(missing)
+    return folder
+
+
+def remove_made_folders() -> None:
+    """Remove the folders :func:`make_folder` created that are still empty (deepest
+    first): a command that failed leaves no empty plot or checkpoint folder behind."""
+    for folder in sorted(_made, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: something was written there
+            folder.rmdir()
+    _made.clear()
+
+
+def forget_made_folders() -> None:
+    """Start a command: the folders made before are kept."""
+    _made.clear()
+
 
 def table_delimiter(path: str | os.PathLike[str]) -> str:
     lower = str(path).lower().removesuffix(".gz")

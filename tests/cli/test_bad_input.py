@@ -730,6 +730,23 @@ CASES = [
         {"six.fa": SIX, "l.csv": b"id,y\nzz,1\n"},
     ),
     Case(
+        # folders made before the data is read are taken away again, nested ones too
+        "train-failure-leaves-no-output-folders",
+        [*TRAIN, "--plots", "p/q", "--checkpoint-dir", "ck", "--tensorboard", "tb"],
+        1,
+        ["cannot join sequences and labels"],
+        {"six.fa": SIX, "l.csv": b"id,y\nzz,1\n"},
+        marks=[needs_mpl],
+    ),
+    Case(
+        "explain-failure-leaves-no-plot-folder",
+        ["explain", "{P}", "in.fa", "--plot", "logos", "-o", "a.tsv"],
+        1,
+        ["in.fa: line 1: not text"],
+        {"in.fa": b"\x00\x01"},
+        marks=[needs_mpl],
+    ),
+    Case(
         "config-value-shown-cut-short",
         [*TRAIN, "--config", "c.yaml"],
         2,
