@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import sys
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -94,7 +93,7 @@ class VcfReader:
             except OSError:
                 pass  # the reader closed the pipe first
             finally:
-                if source is not getattr(sys.stdin, "buffer", None):
+                if self.path != STDIO:  # standard input stays open
                     source.close()
 
         self._feeder = threading.Thread(target=feed, daemon=True)
