@@ -26,7 +26,7 @@ from typing import Any
 from ..config import RunConfig, config_from_dict, write_config
 from ..engine.schedules import minimised
 from ..errors import BioseqnnError, TrainingError, UsageError, shorten
-from ..io.files import display_name
+from ..io.files import STDIO, display_name
 from ..io.outputs import atomic_output, check_output_path
 from .space import DataFacts, default_space, families_for, fixed_settings, sample
 
@@ -525,6 +525,12 @@ def _check_outputs(
         "--position-mask": train_inputs["position_mask"],
     }
     inputs = {k: v for k, v in named.items() if v is not None}
+    for name, path in inputs.items():
+        if str(path) == STDIO or (os.path.exists(path) and not os.path.isfile(path)):
+            raise UsageError(
+                f"{name} {display_name(path)}: tune reads its inputs again for every trial, "
+                "so each must be a file, not '-' or a pipe: write it to a file first"
+            )
     for written in (out, paths["table"], paths["config"], paths["journal"]):
         check_output_path(written, inputs)
     task, labels = train_inputs["task"], train_inputs["labels"]

@@ -730,6 +730,21 @@ CASES = [
         {"six.fa": SIX, "l.csv": b"id,y\nzz,1\n"},
     ),
     Case(
+        # every trial reads the inputs again: a pipe would be empty from the second read
+        "tune-on-stdin",
+        ["tune", "-", "l.csv", "-o", "m.bsnn", "--trials", "1"],
+        2,
+        ["SEQUENCES <stdin>: tune reads its inputs again for every trial"],
+        {"l.csv": SIX_LABELS},
+    ),
+    Case(
+        "tune-with-a-device-as-validation",
+        [*TUNE, "--val-fasta", "/dev/zero", "--val-labels", "l.csv"],
+        2,
+        ["--val-fasta /dev/zero: tune reads its inputs again for every trial"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS},
+    ),
+    Case(
         # folders made before the data is read are taken away again, nested ones too
         "train-failure-leaves-no-output-folders",
         [*TRAIN, "--plots", "p/q", "--checkpoint-dir", "ck", "--tensorboard", "tb"],
