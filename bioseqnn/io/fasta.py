@@ -206,6 +206,8 @@ class _Chunks:
         self.starts: list[int] = []
         self.eof = False
         self.error: Exception | None = None
+        self.nul = False
+        """A NUL byte was read (checked per chunk as it arrives, not per scan of data)."""
 
     def more(self, want: int) -> bool:
         """Read at least ``want`` more bytes, fewer at the end of the input or on an
@@ -226,6 +228,7 @@ class _Chunks:
                 break
             self.starts.append(size + got)
             parts.append(chunk)
+            self.nul = self.nul or chunk.find(b"\0") >= 0
             got += len(chunk)
             if self.stream and len(chunk) < files.CHUNK:
                 break  # the buffer ran dry: nothing more has arrived yet
@@ -235,15 +238,22 @@ class _Chunks:
 
     def fine_end(self) -> int:
         """Length of the leading whole chunks that are plain ASCII without '\r' (the
-        reference decodes them without error and splits their lines on '\n' alone)."""
+        reference decodes them without error and splits their lines on '\n' alone) and
+        without a line that holds a NUL byte and runs past NUL_RUN bytes (/dev/zero, a
+        binary file: the reference refuses it at its line, where this reader would grow
+        a record without end)."""
         data = self.data
-        bad = data.find(b"\r")
-        if not data.isascii() or bad >= 0:
+        bad = []
+        if not data.isascii() or data.find(b"\r") >= 0:
             found = _NOT_PLAIN.search(data)
             assert found is not None
-            bad = found.start()
-            return self.starts[bisect.bisect_right(self.starts, bad) - 1]
-        return len(data)
+            bad.append(found.start())
+        if self.nul:
+            bad.append(_long_nul_line(data))
+        bad = [b for b in bad if b >= 0]
+        if not bad:
+            return len(data)
+        return self.starts[bisect.bisect_right(self.starts, min(bad)) - 1]
 
     def drop(self, pos: int, line: int) -> tuple[int, int]:
         """Forget the chunks wholly before ``data[pos]`` (a header on ``line``).
@@ -281,6 +291,7 @@ class _Chunks:
         replay = [view[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
         lines = _CheckedText(_Replay(replay, self.binary, self.error, self.name), self.name)
         lines.line = line - 1 - self.data.count(b"\n", base, pos)
+        lines.first_line = lines.line + 1
         try:
             while lines.line < line - 1:
                 next(lines)
@@ -288,6 +299,21 @@ class _Chunks:
             lines.close()
             raise
         return lines
+
+
+def _long_nul_line(data: bytes) -> int:
+    """Where the first line of ``data`` that holds a NUL byte and runs past NUL_RUN bytes
+    starts, or -1 (a NUL in a short line is left to the parsers, which name its column)."""
+    nul = data.find(b"\0")
+    while nul >= 0:
+        start = data.rfind(b"\n", 0, nul) + 1
+        end = data.find(b"\n", nul)
+        if end < 0:
+            return start if len(data) - start > files.NUL_RUN else -1
+        if end - start > files.NUL_RUN:
+            return start
+        nul = data.find(b"\0", end)
+    return -1
 
 
 class _Replay(io.BufferedIOBase):

@@ -247,11 +247,75 @@ class _Gunzip(io.BufferedIOBase):
         super().close()
 
 
+NUL_RUN = 1 << 16
+"""Bytes a line that holds a NUL byte may run to before it is refused as not text."""
+
+
+class _NulLine(Exception):
+    """A line with a NUL byte ran past NUL_RUN bytes: ``newlines`` came before it."""
+
+    def __init__(self, newlines: int) -> None:
+        super().__init__(newlines)
+        self.newlines = newlines
+
+
+class _NulGuard(io.BufferedIOBase):
+    """The bytes under a line-based reader, stopped where a line that holds a NUL byte
+    (no text has one) runs past NUL_RUN bytes: /dev/zero, or a binary file without
+    newlines, is an error at its line in bounded memory instead of one endless line. A
+    NUL in a short line is left to the parsers, which name its record and column."""
+
+    def __init__(self, binary: IO[bytes] | io.BufferedIOBase) -> None:
+        super().__init__()
+        self._binary = binary
+        self._newlines = 0
+        self._run = 0  # bytes since the last newline
+        self._nul = False  # a NUL byte since the last newline
+
+    def readable(self) -> bool:
+        return True
+
+    def _checked(self, data: bytes) -> bytes:
+        if not self._nul and data.find(b"\0") < 0:  # the usual case: two memchr passes
+            last = data.rfind(b"\n")
+            if last >= 0:
+                self._newlines += data.count(b"\n")
+                self._run = len(data) - last - 1
+            else:
+                self._run += len(data)
+            return data
+        start = 0  # a NUL byte here, or in the line this data continues: line by line
+        while True:
+            end = data.find(b"\n", start)
+            stop = len(data) if end < 0 else end
+            self._nul = self._nul or data.find(b"\0", start, stop) >= 0
+            self._run += stop - start
+            if self._nul and self._run > NUL_RUN:
+                raise _NulLine(self._newlines)
+            if end < 0:
+                return data
+            self._newlines += 1
+            self._run, self._nul, start = 0, False, end + 1
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._checked(self._binary.read1(size))  # type: ignore[union-attr]
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._checked(self._binary.read(-1 if size is None else size))
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._binary.close()
+
+
 class _CheckedText(io.TextIOBase):
     """Line iterator over decoded text that turns decoding and gzip errors into DataError."""
 
     def __init__(self, binary: IO[bytes] | io.BufferedIOBase, name: str) -> None:
-        self._text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline=None)  # type: ignore[arg-type,type-var]
+        self._text = io.TextIOWrapper(_NulGuard(binary), encoding="utf-8-sig", newline=None)  # type: ignore[arg-type,type-var]
+        self.first_line = 1
+        """The line of the first byte of ``binary`` (a reader that starts mid-input)."""
         self._text._CHUNK_SIZE = CHUNK  # type: ignore[attr-defined]  # the default (8192); tests make it small
         self._name = name
         self.line = 0
@@ -272,6 +336,11 @@ class _CheckedText(io.TextIOBase):
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             packing = exc.packing if isinstance(exc, _Damaged) else "gzip"
             raise DataError(f"{self._name}: damaged or truncated {packing} data ({exc})") from None
+        except _NulLine as exc:
+            raise DataError(
+                f"{self._name}: line {self.first_line + exc.newlines}: not text (a NUL byte); "
+                "is this a binary file?"
+            ) from None
 
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""

@@ -122,3 +122,35 @@ def test_evaluate_writes_its_files_before_the_tables_reach_a_closed_pipe(
 
     assert json.loads(out.read_text())["records"] == 1104
     assert json.loads(mqc.read_text())["plot_type"] == "table"
+
+
+@pytest.mark.slow
+def test_records_then_nul_bytes_on_stdin_stop_at_that_line(
+    hemolytic_model: Path, examples: Path, tmp_path: Path
+) -> None:
+    """A stream that turns into NUL bytes (a file cut into /dev/zero, a binary file) is
+    refused at its line, without reading it as one endless line; the same for a labels
+    table. 50 MB of NUL bytes stand for /dev/zero, so a regression fails instead of
+    hanging."""
+    fasta = examples / "hemolytic.fasta"
+    lines = fasta.read_text().count("\n")
+    for args, head, where in (
+        (["predict", hemolytic_model, "-"], fasta, f"<stdin>: line {lines + 1}: "),
+        (
+            ["train", fasta, "-", "-o", tmp_path / "m.bsnn", "--epochs", "1"],
+            examples / "hemolytic.csv",
+            f"<stdin>: line {(examples / 'hemolytic.csv').read_text().count(chr(10)) + 1}: ",
+        ),
+    ):
+        command = " ".join(f"'{a}'" for a in [sys.executable, "-m", "bioseqnn", *map(str, args)])
+        done = subprocess.run(
+            ["bash", "-c", f"(cat '{head}'; head -c 50000000 /dev/zero) | {command} -q"],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert done.stderr.decode().splitlines()[-1] == (
+            f"bioseqnn: error: {where}not text (a NUL byte); is this a binary file?"
+        )
+    assert not (tmp_path / "m.bsnn").exists()

@@ -102,6 +102,9 @@ CASES = {
     "genbank": b"LOCUS x\n",
     "empty": b"",
     "nul": b">a\nA\x00C\n>b\nGG\n",
+    # a line of NUL bytes longer than NUL_RUN (a file cut into /dev/zero): refused at it
+    "nul run": b">a\nAC\n>b\nGG\n" + b"\x00" * 70000 + b"\n>c\nTT\n",
+    "nul run at end": b">a\nAC\n>b\n" + b"\x00" * 70000,
     "long header": b">" + b"h" * 30000 + b" d\nACGT\n>b\nGG\n",
     "long record": b">a\n" + b"ACGT" * 20000 + b"\n>b\nGG\n",
     "binary": bytes(range(256)) * 8,
@@ -354,3 +357,12 @@ def test_compiled_cut_of_many_short_records_is_the_python_cut() -> None:
         assert compiled == fasta._cut_records_py(data, 0, len(data), last_ok, [b" "], 1)
         taken = len(compiled[1])
         assert taken == 20000 - (not last_ok) and compiled[4][-1] == 3 * taken - 2
+
+
+def test_a_long_line_of_nul_bytes_is_refused_at_its_line(tmp_path: Path) -> None:
+    """The records before it are read; the line is refused without being read whole."""
+    path = tmp_path / "x.fa"
+    path.write_bytes(CASES["nul run"])
+    got = outcome(read_sequences(path))
+    assert [r[0] for r in got[:-1]] == ["a"]  # 'b' ends at the line that is refused
+    assert got[-1] == ("error", f"{path}: line 5: not text (a NUL byte); is this a binary file?")
