@@ -48,6 +48,11 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     by their magic bytes."""
     name = display_name(path)
     if str(path) == STDIO:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError(
+                "'-' reads standard input, which is a terminal here: pipe the input in "
+                "(... | bioseqnn ...) or give a file name"
+            )
         raw: IO[bytes] = io.BufferedReader(sys.stdin.buffer.raw, 1 << 20)  # type: ignore[attr-defined,union-attr]
     else:
         try:

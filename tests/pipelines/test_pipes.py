@@ -154,3 +154,25 @@ def test_records_then_nul_bytes_on_stdin_stop_at_that_line(
             f"bioseqnn: error: {where}not text (a NUL byte); is this a binary file?"
         )
     assert not (tmp_path / "m.bsnn").exists()
+
+
+@pytest.mark.slow
+def test_dash_on_a_terminal_is_refused_instead_of_waiting(hemolytic_model: Path) -> None:
+    """'-' (the default input of ism-map and variants) on an interactive terminal would
+    wait for typing that never comes: it is a usage error at once."""
+    import pty
+
+    _, terminal = pty.openpty()
+    for args in (["predict", hemolytic_model, "-"], ["ism-map", hemolytic_model]):
+        done = subprocess.run(
+            [sys.executable, "-m", "bioseqnn", *map(str, args)],
+            stdin=terminal,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2 and done.stdout == b""
+        assert done.stderr.decode().splitlines() == [
+            "bioseqnn: error: '-' reads standard input, which is a terminal here: pipe the "
+            "input in (... | bioseqnn ...) or give a file name"
+        ]
