@@ -116,7 +116,7 @@ def not_records(first: str, line: int, name: str, expect: str | None = None) -> 
     FASTQ record, with a hint at what it is. ``expect='series'``: a series table was
     wanted."""
     if "\x00" in first:  # as _sniff says it (the reference must agree)
-        return DataError(f"{name}: line {line}: not text (a NUL byte); is this a binary file?")
+        return files.nul_byte(name, line)
     found = shorten(first.strip())
     other = next((d for d in ";|" if d in first), None)
     separated = (

@@ -252,6 +252,11 @@ class _Gunzip(io.BufferedIOBase):
         super().close()
 
 
+def nul_byte(name: str, line: int) -> DataError:
+    """The error for a NUL byte on ``line``: no text format has one."""
+    return DataError(f"{name}: line {line}: not text (a NUL byte); is this a binary file?")
+
+
 NUL_RUN = 1 << 16
 """Bytes a line that holds a NUL byte may run to before it is refused as not text."""
 
@@ -342,10 +347,7 @@ class _CheckedText(io.TextIOBase):
             packing = exc.packing if isinstance(exc, _Damaged) else "gzip"
             raise DataError(f"{self._name}: damaged or truncated {packing} data ({exc})") from None
         except _NulLine as exc:
-            raise DataError(
-                f"{self._name}: line {self.first_line + exc.newlines}: not text (a NUL byte); "
-                "is this a binary file?"
-            ) from None
+            raise nul_byte(self._name, self.first_line + exc.newlines) from None
 
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""
@@ -388,9 +390,7 @@ class _CheckedText(io.TextIOBase):
                 return
             self.line += 1
             if "\0" in line:
-                raise DataError(
-                    f"{self._name}: line {self.line}: not text (a NUL byte); is this a binary file?"
-                )
+                raise nul_byte(self._name, self.line)
             if len(line) > size and not line.endswith("\n"):
                 raise DataError(
                     f"{self._name}: line {self.line}: longer than {size:,} characters; "

@@ -9,7 +9,6 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from ..errors import DataError
 from . import files
 from .fasta import RecordStream, _Chunks, _fast_fasta, _start_lines, not_records
 from .files import (
@@ -18,6 +17,7 @@ from .files import (
     _first_content_line,
     _regular_file,
     display_name,
+    nul_byte,
     open_binary,
 )
 
@@ -127,9 +127,7 @@ def _sniff(chunks: _Chunks, content: int) -> tuple[str | None, int]:
     finally:
         head.close()
     if first is not None and "\x00" in first:
-        raise DataError(
-            f"{chunks.name}: line {line}: not text (a NUL byte); is this a binary file?"
-        )
+        raise nul_byte(chunks.name, line)
     return first, line
 
 

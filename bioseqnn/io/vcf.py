@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ..errors import DataError, UsageError, shorten
-from .files import COMPRESSED, STDIO, display_name, open_binary
+from .files import COMPRESSED, STDIO, display_name, nul_byte, open_binary
 from .genome import compression, pysam_module
 from .outputs import atomic_output
 from .sniff import SNIFF
@@ -199,7 +199,7 @@ def _check_start(head: bytes, name: str) -> None:
     if head.startswith(b"BCF") or head.startswith(b"##fileformat=VCF"):
         return
     if b"\0" in head:
-        raise DataError(f"{name}: line 1: not text (a NUL byte); is this a binary file?")
+        raise nul_byte(name, 1)
     first = head.split(b"\n", 1)[0]
     raise DataError(
         f"{name}: not a VCF or BCF file (line 1 is {shorten(repr(first), 40)}; a VCF "
