@@ -278,9 +278,10 @@ class _Chunks:
         error = self.error if stop == len(self.data) else None
         return _CheckedText(_Replay(replay, io.BytesIO(), error, self.name), self.name)
 
-    def fallback(self, pos: int, line: int) -> _CheckedText:
+    def fallback(self, pos: int, line: int, max_line: int | None = None) -> _CheckedText:
         """The line-based reader, positioned so that its next line is ``data[pos:]``
-        (a line start on ``line``), having read from the chunk that holds ``pos`` on."""
+        (a line start on ``line``), having read from the chunk that holds ``pos`` on;
+        ``max_line``: the bytes a line may run to (a table's), None for no bound."""
         k = bisect.bisect_right(self.starts, pos) - 1
         if k < 0:
             k, base = 0, len(self.data)
@@ -289,7 +290,8 @@ class _Chunks:
         view = memoryview(self.data)
         bounds = [*self.starts[k:], len(self.data)]
         replay = [view[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
-        lines = _CheckedText(_Replay(replay, self.binary, self.error, self.name), self.name)
+        replayed = _Replay(replay, self.binary, self.error, self.name)
+        lines = _CheckedText(replayed, self.name, max_line)
         lines.line = line - 1 - self.data.count(b"\n", base, pos)
         lines.first_line = lines.line + 1
         try:

@@ -259,14 +259,19 @@ def nul_byte(name: str, line: int) -> DataError:
 
 NUL_RUN = 1 << 16
 """Bytes a line that holds a NUL byte may run to before it is refused as not text."""
+MAX_TABLE_LINE = 1 << 26
+"""Bytes of a table's line read at most (a row of ids and labels; FASTA lines, which may
+hold a whole chromosome, have no such bound)."""
 
 
-class _NulLine(Exception):
-    """A line with a NUL byte ran past NUL_RUN bytes: ``newlines`` came before it."""
+class _LineStop(Exception):
+    """A line ran past a bound: ``newlines`` came before it; ``limit`` is the bound of a
+    long line, None for a line with a NUL byte."""
 
-    def __init__(self, newlines: int) -> None:
+    def __init__(self, newlines: int, limit: int | None = None) -> None:
         super().__init__(newlines)
         self.newlines = newlines
+        self.limit = limit
 
 
 class _NulGuard(io.BufferedIOBase):
@@ -275,9 +280,10 @@ class _NulGuard(io.BufferedIOBase):
     newlines, is an error at its line in bounded memory instead of one endless line. A
     NUL in a short line is left to the parsers, which name its record and column."""
 
-    def __init__(self, binary: IO[bytes] | io.BufferedIOBase) -> None:
+    def __init__(self, binary: IO[bytes] | io.BufferedIOBase, max_line: int | None) -> None:
         super().__init__()
         self._binary = binary
+        self._max = max_line
         self._newlines = 0
         self._run = 0  # bytes since the last newline
         self._nul = False  # a NUL byte since the last newline
@@ -293,6 +299,8 @@ class _NulGuard(io.BufferedIOBase):
                 self._run = len(data) - last - 1
             else:
                 self._run += len(data)
+            if self._max is not None and self._run > self._max:
+                raise _LineStop(self._newlines, self._max)
             return data
         start = 0  # a NUL byte here, or in the line this data continues: line by line
         while True:
@@ -301,7 +309,7 @@ class _NulGuard(io.BufferedIOBase):
             self._nul = self._nul or data.find(b"\0", start, stop) >= 0
             self._run += stop - start
             if self._nul and self._run > NUL_RUN:
-                raise _NulLine(self._newlines)
+                raise _LineStop(self._newlines)
             if end < 0:
                 return data
             self._newlines += 1
@@ -322,8 +330,11 @@ class _NulGuard(io.BufferedIOBase):
 class _CheckedText(io.TextIOBase):
     """Line iterator over decoded text that turns decoding and gzip errors into DataError."""
 
-    def __init__(self, binary: IO[bytes] | io.BufferedIOBase, name: str) -> None:
-        self._text = io.TextIOWrapper(_NulGuard(binary), encoding="utf-8-sig", newline=None)  # type: ignore[arg-type,type-var]
+    def __init__(
+        self, binary: IO[bytes] | io.BufferedIOBase, name: str, max_line: int | None = None
+    ) -> None:
+        guard = _NulGuard(binary, max_line)
+        self._text = io.TextIOWrapper(guard, encoding="utf-8-sig", newline=None)  # type: ignore[arg-type,type-var]
         self.first_line = 1
         """The line of the first byte of ``binary`` (a reader that starts mid-input)."""
         self._text._CHUNK_SIZE = CHUNK  # type: ignore[attr-defined]  # the default (8192); tests make it small
@@ -346,8 +357,13 @@ class _CheckedText(io.TextIOBase):
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             packing = exc.packing if isinstance(exc, _Damaged) else "gzip"
             raise DataError(f"{self._name}: damaged or truncated {packing} data ({exc})") from None
-        except _NulLine as exc:
-            raise nul_byte(self._name, self.first_line + exc.newlines) from None
+        except _LineStop as exc:
+            line = self.first_line + exc.newlines
+            if exc.limit is None:
+                raise nul_byte(self._name, line) from None
+            raise DataError(
+                f"{self._name}: line {line}: longer than {exc.limit:,} bytes; is this a table?"
+            ) from None
 
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""

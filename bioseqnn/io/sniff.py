@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from . import files
 from .fasta import RecordStream, _Chunks, _fast_fasta, _start_lines, not_records
 from .files import (
+    MAX_TABLE_LINE,
     STDIO,
     _CheckedText,
     _first_content_line,
@@ -75,7 +76,7 @@ def _open_input(
             first, line = _sniff(chunks, content)
             if first is not None and not first.startswith((">", "@")):
                 if tables and ("\t" in first or "," in first):
-                    lines = chunks.fallback(0, 1)
+                    lines = chunks.fallback(0, 1, MAX_TABLE_LINE)
                     first = _first_content_line(lines)
                     assert first is not None
                     return TableText(name, first.rstrip("\r\n"), lines)

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from ..errors import DataError
 from .fasta import _chain, _Chunks
-from .files import _CheckedText, _first_content_line, _regular_file, display_name, open_binary
+from .files import (
+    MAX_TABLE_LINE,
+    _CheckedText,
+    _first_content_line,
+    _regular_file,
+    display_name,
+    open_binary,
+)
 from .sniff import _first_content, _sniff
 
 
@@ -58,7 +65,7 @@ def _open_table_text(path: str | os.PathLike[str]) -> Iterator[_CheckedText]:
         content = _first_content(chunks)
         if content < len(chunks.data):
             _sniff(chunks, content)
-        lines = chunks.fallback(0, 1)
+        lines = chunks.fallback(0, 1, MAX_TABLE_LINE)
     except BaseException:
         if name != "<stdin>":
             binary.close()

@@ -1037,6 +1037,15 @@ HANGS = [
         big={"one.txt": (b"\n\n", b"KLVF", 10**7)},
     ),
     Case(
+        # a table's line is bounded (64 MB); FASTA lines, a chromosome long, are not
+        "train-with-a-65-MB-label-row",
+        ["train", "six.fa", "l.csv", "-o", "m.bsnn"],
+        1,
+        ["l.csv: line 3: longer than 67,108,864 bytes; is this a table?"],
+        {"six.fa": SIX},
+        big={"l.csv": (b"id,y\ns0,0\n", b"A" * (1 << 20), 65)},
+    ),
+    Case(
         "predict-dev-zero",
         ["predict", "{P}", "/dev/zero", "-o", "out.tsv"],
         1,
