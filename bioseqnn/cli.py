@@ -2858,9 +2858,11 @@ def _main(argv: list[str] | None) -> int:
         from .engine.predict import out_of_memory
 
         if out_of_memory(exc):  # where no command said what took the memory
+            sizes = [o for o in ("--window", "--batch-size") if _given(args, o)]
             _error(
-                "out of memory; lower the sizes the command asks for (--batch-size, the "
-                "model's settings) or split large inputs"
+                f"out of memory; lower the sizes the command asks for "
+                f"({', '.join(sizes or ['--batch-size'])}, the model's settings) or split "
+                "large inputs"
             )
             return 1
         _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
@@ -2868,6 +2870,11 @@ def _main(argv: list[str] | None) -> int:
     finally:
         if threading_main():
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _given(args: list[str], option: str) -> bool:
+    """Whether ``option`` is on the command line (``--window 5`` or ``--window=5``)."""
+    return any(a == option or a.startswith(option + "=") for a in args)
 
 
 def _invoke(args: list[str]) -> None:

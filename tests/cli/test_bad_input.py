@@ -1037,6 +1037,14 @@ HANGS = [
         big={"one.txt": (b"\n\n", b"KLVF", 10**7)},
     ),
     Case(
+        # a window of 10^13 bases cannot be allocated: the message names --window
+        "predict-intervals-with-a-huge-window",
+        ["predict", "{D}", "r.bed", "--genome", "g.fa", "--window", "1" + "0" * 13, "-o", "o.tsv"],
+        1,
+        ["out of memory; lower the sizes the command asks for (--window, the model's"],
+        GENOME,
+    ),
+    Case(
         # a table's line is bounded (64 MB); FASTA lines, a chromosome long, are not
         "train-with-a-65-MB-label-row",
         ["train", "six.fa", "l.csv", "-o", "m.bsnn"],
