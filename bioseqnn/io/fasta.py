@@ -243,17 +243,16 @@ class _Chunks:
         binary file: the reference refuses it at its line, where this reader would grow
         a record without end)."""
         data = self.data
-        bad = []
+        cuts = []
         if not data.isascii() or data.find(b"\r") >= 0:
             found = _NOT_PLAIN.search(data)
             assert found is not None
-            bad.append(found.start())
-        if self.nul:
-            bad.append(_long_nul_line(data))
-        bad = [b for b in bad if b >= 0]
-        if not bad:
+            cuts.append(found.start())
+        if self.nul and (at := _long_nul_line(data)) >= 0:
+            cuts.append(at)
+        if not cuts:
             return len(data)
-        return self.starts[bisect.bisect_right(self.starts, min(bad)) - 1]
+        return self.starts[bisect.bisect_right(self.starts, min(cuts)) - 1]
 
     def drop(self, pos: int, line: int) -> tuple[int, int]:
         """Forget the chunks wholly before ``data[pos]`` (a header on ``line``).

@@ -69,7 +69,11 @@ def reverse_complement(seq: bytes) -> bytes:
 def compression(path: str | os.PathLike[str]) -> str:
     """'bgzf', 'gzip' or 'plain', from the first bytes of a file."""
     with open(path, "rb") as fh:
-        head = fh.read(18)
+        return compression_of(fh.read(18))
+
+
+def compression_of(head: bytes) -> str:
+    """'bgzf', 'gzip' or 'plain', from a file's first 18 bytes (or fewer at its end)."""
     if head[:2] != b"\x1f\x8b":
         return "plain"
     # BGZF: a gzip member with the extra field 'BC' (the block size)

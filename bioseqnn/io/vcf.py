@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ..errors import DataError, UsageError, shorten
 from .files import COMPRESSED, STDIO, display_name, nul_byte, open_binary
-from .genome import compression, pysam_module
+from .genome import compression_of, pysam_module
 from .outputs import atomic_output
 from .sniff import SNIFF
 
@@ -47,8 +47,9 @@ class VcfReader:
             if os.path.isdir(self.path):
                 raise UsageError(f"{self.name}: is a directory, not a VCF file")
         try:
-            if _htslib_reads(self.path):
-                self.header_lines = _header_lines(self.path, self.name)
+            kind = _htslib_kind(self.path)
+            if kind is not None:
+                self.header_lines = _header_lines(self.path, self.name, kind)
                 self.file = pysam.VariantFile(self.path)
             else:
                 self.file = pysam.VariantFile(self._piped())
@@ -152,13 +153,17 @@ class VcfReader:
         raise DataError(f"{self.name}: cannot read: {error}")
 
 
-def _htslib_reads(path: str) -> bool:
-    """Whether htslib reads ``path`` itself: a regular file, plain or BGZF-compressed."""
+def _htslib_kind(path: str) -> str | None:
+    """'plain' or 'bgzf' where htslib reads ``path`` itself (a regular file, plain or
+    BGZF-compressed), else None."""
     if not os.path.isfile(path):
-        return False
+        return None
     with open(path, "rb") as fh:
-        head = fh.read(6)
-    return not any(head.startswith(m) for m in COMPRESSED) and compression(path) != "gzip"
+        head = fh.read(18)
+    kind = compression_of(head)
+    if kind == "gzip" or any(head.startswith(m) for m in COMPRESSED):
+        return None
+    return kind
 
 
 def _damaged(name: str, exc: BaseException) -> DataError:
@@ -207,10 +212,11 @@ def _check_start(head: bytes, name: str) -> None:
     )
 
 
-def _header_lines(path: str, name: str) -> int | None:
-    """The lines of a text VCF before its first record (None for BCF), after checking its
-    start (:func:`_check_start`). Lines are read in bounded pieces."""
-    opener: Any = open if compression(path) == "plain" else gzip.open
+def _header_lines(path: str, name: str, kind: str) -> int | None:
+    """The lines of a text VCF (``kind``: plain or bgzf) before its first record (None for
+    BCF), after checking its start (:func:`_check_start`). Lines are read in bounded
+    pieces."""
+    opener: Any = open if kind == "plain" else gzip.open
     counted = _Fed()
     try:
         with opener(path, "rb") as fh:
