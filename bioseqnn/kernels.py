@@ -12,7 +12,7 @@ import importlib.util
 import os
 import threading
 
-ABI = 4
+ABI = 5
 """bsnn_abi() of the C code this module was written for."""
 
 _lib: ctypes.CDLL | None = None
@@ -46,7 +46,7 @@ def _open() -> ctypes.CDLL | None:
     i, p = ctypes.c_int, ctypes.c_void_p
     lib.bsnn_projection.argtypes = [ctypes.c_long, i, i, p, p, p, p]
     lib.bsnn_lstm_forward.argtypes = [i, i, i, p, p, p, p, p, i]
-    lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p]
+    lib.bsnn_lstm_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p]
     lib.bsnn_gru_forward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, i]
     lib.bsnn_gru_backward.argtypes = [i, i, i, p, p, p, p, p, p, p, p, p, p, p, p]
     c_long = ctypes.c_long

@@ -4,8 +4,8 @@
  * so the directions and batch slices that runtime.run_concurrently hands to its worker
  * threads run truly in parallel. Each step is one register-blocked matrix product
  * (hidden state times recurrent weights) and one fused pass over the gates; the input
- * projections before the loop and the weight gradients after it are large matrix
- * products left to torch.
+ * projections before the loop are one product of the same kind (bsnn_projection), and
+ * the input weights' gradients after it are a large matrix product left to torch.
  *
  * The file is built as an optional extension module (setup.py); when it is missing,
  * bioseqnn falls back to kernels written with torch operations. The module itself has
@@ -117,7 +117,7 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 4; }
+EXPORT int bsnn_abi(void) { return 5; }
 
 EXPORT void bsnn_projection(long M, int N, int K, const float *x, const float *wt,
                             const float *bias, float *out) {
@@ -131,8 +131,8 @@ EXPORT void bsnn_lstm_forward(int T, int B, int H, const float *xg, const float 
 
 EXPORT void bsnn_lstm_backward(int T, int B, int H, const float *dout, const float *w,
                                const float *hs, const float *act, const float *cs,
-                               float *dpre, float *dw, float *dh, float *dc) {
-    DISPATCH(lstm_backward, T, B, H, dout, w, hs, act, cs, dpre, dw, dh, dc);
+                               float *dpre, float *dw, float *db, float *dh, float *dc) {
+    DISPATCH(lstm_backward, T, B, H, dout, w, hs, act, cs, dpre, dw, db, dh, dc);
 }
 
 EXPORT void bsnn_gru_forward(int T, int B, int H, const float *xg, const float *wt,

@@ -87,13 +87,15 @@ static inline __attribute__((always_inline)) VF FN(vtanh)(VF x) {
 #endif
 
 /* C[R rows][NV vectors] += A[R][K] @ Bm[K][NV * VL]: a register block (R <= RB,
- * NV <= NB). A's element (i, k) is A[i * ars + k * acs], so A may be a transposed view. */
+ * NV <= NB). A's element (i, k) is A[i * ars + k * acs], so A may be a transposed view.
+ * With init, C is not read: every row starts from init[NV * VL] instead. */
 static inline __attribute__((always_inline)) void FN(block)(
     int R, int NV, int K, const float *A, long ars, long acs, const float *Bm, long ldb,
-    float *C, long ldc) {
+    float *C, long ldc, const float *init) {
     VF acc[RB][NB];
     for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) acc[r][v] = FN(ld)(C + r * ldc + v * VL);
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = FN(ld)(init ? init + v * VL : C + r * ldc + v * VL);
     for (int k = 0; k < K; k++) {
         VF b[NB];
         for (int v = 0; v < NV; v++) b[v] = FN(ld)(Bm + k * ldb + v * VL);
@@ -108,30 +110,38 @@ static inline __attribute__((always_inline)) void FN(block)(
 
 /* C[M][N] += A[M][K] @ Bm[K][N]: Bm and C row-major (leading dimensions ldb, ldc), A
  * strided as in block. K is taken in slices of at most 128 so that a column panel of Bm
- * (128 x NB VL floats) stays in L1 while every row block of A passes over it. */
+ * (128 x NB VL floats) stays in L1 while every row block of A passes over it. With init
+ * (N floats), C = init + A @ Bm instead, without reading C: one pass over C fewer. */
 static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs,
-                         const float *Bm, long ldb, float *C, long ldc) {
+                         const float *Bm, long ldb, float *C, long ldc, const float *init) {
     for (int k0 = 0; k0 < K; k0 += 128) {
         const int kc = K - k0 < 128 ? K - k0 : 128;
         const float *Ak = A + k0 * acs, *Bk = Bm + k0 * ldb;
+        const float *in = k0 == 0 ? init : NULL;
+#define IN(j) (in ? in + (j) : NULL)
         int j = 0;
         for (; j + NB * VL <= N; j += NB * VL) {
             int i = 0;
             for (; i + RB <= M; i += RB)
-                FN(block)(RB, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+                FN(block)(RB, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
+                          IN(j));
             for (; i < M; i++)
-                FN(block)(1, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+                FN(block)(1, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
+                          IN(j));
         }
         for (; j + VL <= N; j += VL) {
             int i = 0;
             for (; i + RB <= M; i += RB)
-                FN(block)(RB, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+                FN(block)(RB, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
+                          IN(j));
             for (; i < M; i++)
-                FN(block)(1, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc);
+                FN(block)(1, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
+                          IN(j));
         }
+#undef IN
         for (; j < N; j++)
             for (int i = 0; i < M; i++) {
-                float s = C[i * ldc + j];
+                float s = in ? in[j] : C[i * ldc + j];
                 for (int k = 0; k < kc; k++) s += Ak[i * ars + k * acs] * Bk[k * ldb + j];
                 C[i * ldc + j] = s;
             }
@@ -145,11 +155,10 @@ static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs
  * depend on the other sequences of its batch. */
 static void FN(projection)(long M, int N, int K, const float *x, const float *wt,
                            const float *bias, float *out) {
-    for (long i = 0; i < M; i++) __builtin_memcpy(out + i * N, bias, N * sizeof(float));
     const long step = 1L << 20; /* rows per call: keeps int arithmetic in gemm_acc safe */
     for (long i = 0; i < M; i += step) {
         const int m = (int)(M - i < step ? M - i : step);
-        FN(gemm_acc)(m, N, K, x + i * K, K, 1, wt, N, out + i * N, N);
+        FN(gemm_acc)(m, N, K, x + i * K, K, 1, wt, N, out + i * N, N, bias);
     }
 }
 
@@ -166,7 +175,7 @@ static void FN(lstm_forward)(int T, int B, int H, const float *xg, const float *
         float *h = hs + (t + 1) * BH;
         if (a != xg + t * BG) /* the caller may let the gates overwrite xg */
             __builtin_memcpy(a, xg + t * BG, BG * sizeof(float));
-        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, a, G);
+        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, a, G, NULL);
         for (int b = 0; b < B; b++) {
             float *restrict ab = a + b * G;
             const float *restrict cpb = cp + b * H;
@@ -190,23 +199,26 @@ static void FN(lstm_forward)(int T, int B, int H, const float *xg, const float *
 }
 
 /* dout (T, B, H): gradient of hs[1:]. Writes dpre (T, B, G), the gradient of xg, and
- * adds the gradient of the recurrent weights to dw (G, H). dh and dc are (B, H) work
- * buffers. */
+ * adds the gradient of the recurrent weights to dw (G, H) and that of the biases (the
+ * sum of dpre over steps and sequences) to db (G). dh and dc are (B, H) work buffers.
+ * dpre may be act itself: step t's gates are read before its gradients overwrite them,
+ * and never again, so the caller need not hold a second (T, B, G) buffer. */
 static void FN(lstm_backward)(int T, int B, int H, const float *dout, const float *w,
                               const float *hs, const float *act, const float *cs,
-                              float *dpre, float *dw, float *dh, float *dc) {
+                              float *dpre, float *dw, float *db_sum, float *dh, float *dc) {
     const long G = 4L * H, BH = (long)B * H, BG = (long)B * G;
     __builtin_memset(dc, 0, BH * sizeof(float));
     for (int t = T - 1; t >= 0; t--) {
         __builtin_memcpy(dh, dout + t * BH, BH * sizeof(float));
-        if (t < T - 1) FN(gemm_acc)(B, H, (int)G, dpre + (t + 1) * BG, G, 1, w, H, dh, H);
+        if (t < T - 1)
+            FN(gemm_acc)(B, H, (int)G, dpre + (t + 1) * BG, G, 1, w, H, dh, H, NULL);
         const float *a = act + t * BG, *cp = cs + t * BH, *c = cs + (t + 1) * BH;
         float *d = dpre + t * BG;
         for (int b = 0; b < B; b++) {
-            const float *restrict ab = a + b * G;
+            const float *ab = a + b * G; /* may be db: each load comes before its store */
             const float *restrict cpb = cp + b * H, *restrict cb = c + b * H;
             const float *restrict dhb = dh + b * H;
-            float *restrict dcb = dc + b * H, *restrict db = d + b * G;
+            float *restrict dcb = dc + b * H, *db = d + b * G;
 #define BODY(T_, LD, ST, SG, TH)                                                    \
     {                                                                               \
         const T_ i_ = LD(ab + j), f = LD(ab + H + j);                               \
@@ -221,9 +233,10 @@ static void FN(lstm_backward)(int T, int B, int H, const float *dout, const floa
     }
             ROW_LOOP(BODY)
 #undef BODY
+            for (long i = 0; i < G; i++) db_sum[i] += db[i];
         }
         /* dw += dpre[t]^T h[t - 1] */
-        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + t * BH, H, dw, H);
+        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + t * BH, H, dw, H, NULL);
     }
 }
 
@@ -240,8 +253,7 @@ static void FN(gru_forward)(int T, int B, int H, const float *xg, const float *w
         const long k = keep ? t : 0;
         const float *x = xg + t * BG, *hp = hs + t * BH;
         float *h = hs + (t + 1) * BH;
-        for (int b = 0; b < B; b++) __builtin_memcpy(hg + b * G, bhh, G * sizeof(float));
-        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, hg, G);
+        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, hg, G, bhh); /* hg = b_hh + h W^T */
         for (int b = 0; b < B; b++) {
             const float *restrict xb = x + b * G, *restrict gb = hg + b * G;
             const float *restrict hpb = hp + b * H;
@@ -305,8 +317,8 @@ static void FN(gru_backward)(int T, int B, int H, const float *dout, const float
             for (long i = 0; i < G; i++) db_hh[i] += dgb[i];
         }
         /* dw += dhg^T h[t - 1]; then what reaches h[t - 1] through the projections */
-        FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, dw, H);
-        FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, carry, H);
+        FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, dw, H, NULL);
+        FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, carry, H, NULL);
     }
 }
 

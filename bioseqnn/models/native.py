@@ -8,7 +8,10 @@ same thing more slowly.
 The C functions run the whole time loop of one direction; ctypes releases the GIL
 around each call, so concurrent directions and batch slices (runtime.run_concurrently)
 use every core. Before the loop, the input projections of all steps are one matrix
-product; after it, in the backward pass, so are the recurrent weight gradients.
+product (the kernels' own); after it, in the backward pass, so are the input weights'
+gradients (torch's). The LSTM's backward pass writes its gradients over the gates the
+forward pass saved, so a training step holds one (T, B, 4H) buffer per direction, not
+two.
 """
 
 from __future__ import annotations
@@ -69,8 +72,9 @@ def _input_grads(
     x_tm: torch.Tensor,
     w_ih: torch.Tensor,
     shape: torch.Size,
-) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """Gradients of the input projection xg = x W_ih^T + bias, given dxg (T * B, G).
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Gradients of x and W_ih in the input projection xg = x W_ih^T + bias, given dxg
+    (T * B, G).
 
     dW_ih is computed as (x^T dxg)^T: torch's product of dxg^T with a narrow x (C = 4 for
     one-hot DNA) is more than ten times slower, a third of a whole training step.
@@ -79,7 +83,8 @@ def _input_grads(
     dx = None
     if ctx.needs_input_grad[0]:
         dx = (dxg @ w_ih).view(steps, b, c).transpose(0, 1)
-    return dx, (x_tm.t() @ dxg).t(), dxg.sum(0)
+    return dx, (x_tm.t() @ dxg).t()
+
 
 
 def _lstm_forward(
@@ -160,19 +165,28 @@ class _LSTM(torch.autograd.Function):
         b_hh: torch.Tensor,
     ) -> torch.Tensor:
         x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)
-        ctx.save_for_backward(x_tm, w_ih, w_hh, hs, cs, act)
+        ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act)
         ctx.shape = x.shape
+        ctx.spent = False
         return hs[1:]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x_tm, w_ih, w_hh, hs, cs, act = ctx.saved_tensors
+        x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act = ctx.saved_tensors
+        if ctx.spent:
+            # A second backward pass (retain_graph=True): the first wrote its gradients
+            # over the saved gates, so compute them again (the same numbers).
+            b, steps, c = ctx.shape
+            x = x_tm.view(steps, b, c).transpose(0, 1)
+            act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)[3]
+        ctx.spent = True
         steps, b, g = act.shape
         hid = g // 4
         dout = dout.contiguous()
-        dpre = torch.empty_like(act)
+        dpre = act  # the kernel writes the gradients over the gates it has read
         dw = w_hh.new_zeros(w_hh.shape)
+        db = w_hh.new_zeros(g)
         work = act.new_empty((2, b, hid))
         library().bsnn_lstm_backward(
             steps,
@@ -185,10 +199,11 @@ class _LSTM(torch.autograd.Function):
             _ptr(cs),
             _ptr(dpre),
             _ptr(dw),
+            _ptr(db),
             _ptr(work[0]),
             _ptr(work[1]),
         )
-        dx, dw_ih, db = _input_grads(ctx, dpre.view(steps * b, g), x_tm, w_ih, ctx.shape)
+        dx, dw_ih = _input_grads(ctx, dpre.view(steps * b, g), x_tm, w_ih, ctx.shape)
         return dx, dw_ih, dw, db, db
 
 
@@ -238,8 +253,8 @@ class _GRU(torch.autograd.Function):
             _ptr(dh),
             _ptr(carry),
         )
-        dx, dw_ih, db_ih = _input_grads(ctx, dxg.view(steps * b, g), x_tm, w_ih, ctx.shape)
-        return dx, dw_ih, dw, db_ih, db_hh
+        dx, dw_ih = _input_grads(ctx, dxg.view(steps * b, g), x_tm, w_ih, ctx.shape)
+        return dx, dw_ih, dw, dxg.view(steps * b, g).sum(0), db_hh
 
 
 def _wants_grad(*tensors: torch.Tensor) -> bool:

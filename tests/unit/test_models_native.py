@@ -90,11 +90,15 @@ def test_float64_and_other_devices_are_not_for_the_kernels():
     assert not native.usable(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
 
 
-def test_backward_twice_with_retain_graph_gives_the_same_gradients():
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_backward_twice_with_retain_graph_gives_the_same_gradients(cell):
+    # the LSTM's backward pass writes its gradients over the saved gates; a second pass
+    # must compute them again rather than read the gradients as gates
     torch.manual_seed(0)
-    module = torch.nn.GRU(4, 16, batch_first=True)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(4, 16, batch_first=True)
     params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
-    out = native.gru_layer(torch.randn(8, 30, 4), *params)
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    out = layer(torch.randn(8, 30, 4), *params)
     first = torch.autograd.grad(out.sum(), params, retain_graph=True)
     second = torch.autograd.grad(out.sum(), params)
     for a, b in zip(first, second, strict=True):
