@@ -46,21 +46,38 @@ def reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.where(pos <= last, last - pos, pos)
 
 
+def _reversed(h: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+    """``h.gather(1, rev.expand(...))``, as whole rows: positions are picked from h's
+    storage as (T * B, C) rows when h is a time-major view (the recurrent kernels'
+    output), else as (B * T, C) rows. A row copy is about four times faster than
+    torch's element-wise gather, which was a tenth of a BiLSTM training step."""
+    b, steps, c = h.shape
+    r = rev.reshape(b, steps)
+    seqs = torch.arange(b, device=h.device)[:, None]
+    if b > 1 and h.transpose(0, 1).is_contiguous():
+        rows = h.transpose(0, 1).reshape(steps * b, c)
+        picked = rows.index_select(0, (r * b + seqs).reshape(-1))
+    else:
+        rows = h.contiguous().view(b * steps, c)
+        picked = rows.index_select(0, (r + seqs * steps).reshape(-1))
+    return picked.view(b, steps, c)
+
+
 class _Reverse(torch.autograd.Function):
-    """``h.gather(1, rev)`` for a within-length reversal, whose gradient is the same
-    gather: the reversal is its own inverse. torch's gradient of gather is a generic
-    scatter_add, a twentieth of a BiLSTM training step on long sequences."""
+    """A within-length reversal, whose gradient is the same reversal: it is its own
+    inverse. torch's gradient of gather is a generic scatter_add, a twentieth of a
+    BiLSTM training step on long sequences."""
 
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(rev)
-        return h.gather(1, rev.expand(-1, -1, h.shape[2]))
+        return _reversed(h, rev)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (rev,) = ctx.saved_tensors
-        return grad.gather(1, rev.expand(-1, -1, grad.shape[2])), None
+        return _reversed(grad, rev), None
 
 
 def reverse_within(h: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
