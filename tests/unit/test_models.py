@@ -118,6 +118,22 @@ def test_last_pooling_of_two_directions_takes_each_direction_where_it_ends() -> 
     assert torch.equal(last, torch.tensor([[5.0, 2.0]]))
 
 
+def test_last_pooling_of_two_directions_passes_gradients_to_those_positions_only() -> None:
+    torch.manual_seed(0)
+    states = torch.randn(3, 5, 6, requires_grad=True)
+    lengths = torch.tensor([5, 2, 1])
+    pooled = Pooling("last", 6, 2)(states, lengths)
+    weights = torch.randn_like(pooled)
+    (grad,) = torch.autograd.grad((pooled * weights).sum(), states)
+    want = torch.zeros(3, 5, 6)
+    for row, length in enumerate(lengths.tolist()):
+        want[row, length - 1, :3] = weights[row, :3]  # forward half where it ends
+        want[row, 0, 3:] = weights[row, 3:]  # backward half at position 0
+    assert torch.equal(grad, want)
+    with torch.no_grad():
+        assert torch.equal(Pooling("last", 6, 2)(states, lengths), pooled)
+
+
 def test_attention_weights_ignore_padding() -> None:
     torch.manual_seed(0)
     pool = Pooling("attention", 3, 1)
