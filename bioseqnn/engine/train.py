@@ -19,6 +19,7 @@ from ..config import TrainConfig
 from ..data.batches import batch_indices, batch_targets, collate, shard
 from ..data.sets import SequenceSet
 from ..errors import TrainingError, UsageError
+from ..models import native
 from ..models.base import Predictor, SequenceModel
 from ..strands import reverse_complement_codes
 from ..tasks import PER_POSITION_KINDS, TaskSpec
@@ -526,19 +527,22 @@ def fit(
     loop.reporter.start(cfg.epochs, loop.n_batches, monitor)
     history = loop.result.history
     started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0)
-    for epoch in range(first_epoch, cfg.epochs + 1):
-        if loop.progress.done:
-            break
-        record = loop.epoch(epoch, started)
-        stop_request = ""
-        if on_epoch is not None:
-            try:
-                on_epoch(record)
-            except StopTraining as stop:
-                stop_request = str(stop) or "on request"
-        loop.decide(epoch, record, stop_request)
-        if cfg.checkpoint_dir and ranks.main:
-            loop.save(epoch)
+    try:
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            if loop.progress.done:
+                break
+            record = loop.epoch(epoch, started)
+            stop_request = ""
+            if on_epoch is not None:
+                try:
+                    on_epoch(record)
+                except StopTraining as stop:
+                    stop_request = str(stop) or "on request"
+            loop.decide(epoch, record, stop_request)
+            if cfg.checkpoint_dir and ranks.main:
+                loop.save(epoch)
+    finally:
+        native.free_buffers()  # the recurrent kernels' storage, kept between steps
     loop.reporter.finish()
     return loop.finish(started)
 

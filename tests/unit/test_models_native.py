@@ -184,3 +184,25 @@ def test_a_narrower_instruction_set_can_be_asked_for():
     assert len(reference) > 10
     for values in (plain, vector):
         assert max(abs(a - b) for a, b in zip(values, reference, strict=True)) < 1e-5
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_storage_kept_between_steps_gives_the_same_results(cell):
+    # a training step's projections go in storage kept for the next step; a smaller
+    # step then reuses a larger step's storage, and two forward passes in flight (two
+    # layers) must not share it
+    torch.manual_seed(3)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(4, 24, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    native.free_buffers()
+    for batch, steps in [(9, 40), (5, 17), (9, 40)]:
+        x = torch.randn(batch, steps, 4)
+        first, second = layer(x, *params), layer(x.flip(1), *params)
+        assert torch.equal(first, layer(x, *params).detach())  # both passes in flight
+        have = torch.autograd.grad(first.sum() + second.pow(2).sum(), params)
+        ref = module(x)[0].sum() + module(x.flip(1))[0].pow(2).sum()
+        for h, w in zip(have, torch.autograd.grad(ref, params), strict=True):
+            torch.testing.assert_close(h, w, atol=1e-4, rtol=1e-4)
+    native.free_buffers()
+    assert not native._BUFFERS._free
