@@ -156,6 +156,8 @@ class _LastOfBoth(torch.autograd.Function):
         half = states.shape[2] // 2
         ctx.save_for_backward(last)
         ctx.shape = states.shape
+        # time-major states (a recurrent backbone's) get a time-major gradient
+        ctx.time_major = states.shape[0] > 1 and states.transpose(0, 1).is_contiguous()
         return torch.cat([states[rows, last, :half], states[:, 0, half:]], dim=1)
 
     @staticmethod
@@ -163,8 +165,12 @@ class _LastOfBoth(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (last,) = ctx.saved_tensors
         rows = torch.arange(grad.shape[0], device=grad.device)
-        half = ctx.shape[2] // 2
-        out = grad.new_zeros(ctx.shape)
+        b, steps, dim = ctx.shape
+        half = dim // 2
+        if ctx.time_major:
+            out = grad.new_zeros((steps, b, dim)).transpose(0, 1)
+        else:
+            out = grad.new_zeros(ctx.shape)
         out[rows, last, :half] = grad[:, :half]
         out[:, 0, half:] = grad[:, half:]
         return out, None
