@@ -140,7 +140,6 @@ def _input_grads(
     return dx, (x_tm.t() @ dxg).t()
 
 
-
 def _lstm_forward(
     x: torch.Tensor,
     w_ih: torch.Tensor,
