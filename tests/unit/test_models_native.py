@@ -90,14 +90,19 @@ def test_float64_and_other_devices_are_not_for_the_kernels():
     assert not native.usable(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
 
 
+def _cell(cell: str, hidden: int):
+    """A torch module of 4 inputs, its parameters, and the kernel layer that runs it."""
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(4, hidden, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    return module, params, native.lstm_layer if cell == "lstm" else native.gru_layer
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_backward_twice_with_retain_graph_gives_the_same_gradients(cell):
     # the LSTM's backward pass writes its gradients over the saved gates; a second pass
     # must compute them again rather than read the gradients as gates
     torch.manual_seed(0)
-    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(4, 16, batch_first=True)
-    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
-    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    _, params, layer = _cell(cell, 16)
     out = layer(torch.randn(8, 30, 4), *params)
     first = torch.autograd.grad(out.sum(), params, retain_graph=True)
     second = torch.autograd.grad(out.sum(), params)
@@ -192,9 +197,7 @@ def test_storage_kept_between_steps_gives_the_same_results(cell):
     # step then reuses a larger step's storage, and two forward passes in flight (two
     # layers) must not share it
     torch.manual_seed(3)
-    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(4, 24, batch_first=True)
-    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
-    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    module, params, layer = _cell(cell, 24)
     native.free_buffers()
     for batch, steps in [(9, 40), (5, 17), (9, 40)]:
         x = torch.randn(batch, steps, 4)
