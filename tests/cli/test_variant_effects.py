@@ -676,7 +676,18 @@ def test_snakemake_scores_a_vcf_split_by_chromosome_and_gathers_it(
     whole = run_bioseqnn(
         "variants", planted_model, planted["variants.vcf"], "--genome", planted["planted.fa"], "-q"
     )
-    assert gathered == whole.stdout.decode()  # one header, every row, in input order
+    # one header, every row, in input order; the scores to rounding: a batch of the whole
+    # VCF holds other windows (another width when an indel's window is padded), and
+    # oneDNN may pick another convolution algorithm for it (seen on an Intel Xeon: one
+    # score of 439 differed in its sixth digit, 0.000692936 against 0.000692937)
+    got, want = gathered.splitlines(), whole.stdout.decode().splitlines()
+    assert len(got) == len(want) and got[0] == want[0]
+    for a, b in zip(got[1:], want[1:], strict=True):
+        fields_a, fields_b = a.split("\t"), b.split("\t")
+        assert fields_a[:5] == fields_b[:5]
+        assert [float(x) for x in fields_a[5:]] == pytest.approx(
+            [float(x) for x in fields_b[5:]], rel=1e-5, abs=1e-8
+        )
     assert (
         statistics.median(
             float(x["diff_1"]) for x in table(gathered) if kinds(planted)[x["id"]] == "motif"
