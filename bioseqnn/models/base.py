@@ -144,6 +144,14 @@ def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def _last_of_both(states: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """The forward half of the states at each sequence's last position, the backward
+    half at position 0 (where the backward pass ends)."""
+    rows = torch.arange(states.shape[0], device=states.device)
+    half = states.shape[2] // 2
+    return torch.cat([states[rows, last, :half], states[:, 0, half:]], dim=1)
+
+
 class _LastOfBoth(torch.autograd.Function):
     """'last' pooling of two directions: the forward half at each sequence's last
     position, the backward half at position 0. Its gradient is one zero tensor with two
@@ -152,13 +160,11 @@ class _LastOfBoth(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, states: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(states.shape[0], device=states.device)
-        half = states.shape[2] // 2
         ctx.save_for_backward(last)
         ctx.shape = states.shape
         # time-major states (a recurrent backbone's) get a time-major gradient
         ctx.time_major = states.shape[0] > 1 and states.transpose(0, 1).is_contiguous()
-        return torch.cat([states[rows, last, :half], states[:, 0, half:]], dim=1)
+        return _last_of_both(states, last)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -188,15 +194,12 @@ class Pooling(nn.Module):
         b, width, dim = states.shape
         mask = length_mask(lengths, width)
         if self.mode == "last":
-            rows = torch.arange(b, device=states.device)
             at = (lengths - 1).clamp(min=0)
-            if self.directions == 2 and states.requires_grad and not exporting():
+            if self.directions == 1:
+                return states[torch.arange(b, device=states.device), at]
+            if states.requires_grad and not exporting():
                 return _LastOfBoth.apply(states, at)
-            last = states[rows, at]
-            if self.directions == 2:
-                half = dim // 2
-                return torch.cat([last[:, :half], states[:, 0, half:]], dim=1)
-            return last
+            return _last_of_both(states, at)
         if self.mode == "mean":
             summed = (states * mask.unsqueeze(-1).to(states.dtype)).sum(dim=1)
             return summed / lengths.clamp(min=1).unsqueeze(-1).to(states.dtype)

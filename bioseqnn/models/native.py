@@ -56,22 +56,23 @@ class _Buffers:
         self._free: list[torch.Tensor] = []
         self._lock = threading.Lock()
 
+    def _smallest(self, indices: list[int] | range) -> int:
+        return min(indices, key=lambda i: self._free[i].numel())
+
     def take(self, need: int, like: torch.Tensor) -> torch.Tensor:
         """A kept 1-D buffer of at least ``need`` floats (the smallest), or a new one."""
         with self._lock:
             fits = [i for i, b in enumerate(self._free) if b.numel() >= need]
             if fits:
-                return self._free.pop(min(fits, key=lambda i: self._free[i].numel()))
+                return self._free.pop(self._smallest(fits))
         return like.new_empty(need)
 
-    def give(self, buf: torch.Tensor | None) -> None:
+    def give(self, buf: torch.Tensor) -> None:
         """Keep ``buf`` (from :meth:`take`) for a later step; nothing may use it after."""
-        if buf is None:
-            return
         with self._lock:
             self._free.append(buf)
             if len(self._free) > self.KEEP:  # let the smallest go
-                self._free.pop(min(range(len(self._free)), key=lambda i: self._free[i].numel()))
+                self._free.pop(self._smallest(range(len(self._free))))
 
     def clear(self) -> None:
         with self._lock:
@@ -226,7 +227,6 @@ class _LSTM(torch.autograd.Function):
         x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act)
         ctx.shape = x.shape
-        ctx.spent = False
         ctx.buffer = buf  # given back by backward: the gates live in it until then
         return hs[1:]
 
@@ -234,13 +234,13 @@ class _LSTM(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act = ctx.saved_tensors
-        if ctx.spent:
+        if ctx.buffer is None:
             # A second backward pass (retain_graph=True): the first wrote its gradients
-            # over the saved gates, so compute them again (the same numbers).
+            # over the saved gates and gave their storage back, so compute them again
+            # (the same numbers).
             b, steps, c = ctx.shape
             x = x_tm.view(steps, b, c).transpose(0, 1)
             act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)[3]
-        ctx.spent = True
         steps, b, g = act.shape
         hid = g // 4
         dout = dout.contiguous()
@@ -264,8 +264,9 @@ class _LSTM(torch.autograd.Function):
             _ptr(work[1]),
         )
         dx, dw_ih = _input_grads(ctx, dpre.view(steps * b, g), x_tm, w_ih, ctx.shape)
-        _BUFFERS.give(ctx.buffer)
-        ctx.buffer = None
+        if ctx.buffer is not None:
+            _BUFFERS.give(ctx.buffer)
+            ctx.buffer = None
         return dx, dw_ih, dw, db, db
 
 
