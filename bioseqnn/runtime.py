@@ -8,13 +8,14 @@ work, for the same speed (results do not depend on it).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,24 @@ def step_threads(positions: int, most: int) -> int:
     ``most``. A function of the step's shape alone, so that a run's results (which
     depend on how the work is split) are the same every time."""
     return 1 if positions < SMALL_STEP else most
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one intra-op thread (a time loop of small torch calls).
+
+    An operation on a few dozen sequences' states is too small to split, yet torch
+    hands a product of that size to its OpenMP threads, which sleep between the steps
+    after GOMP_SPINCOUNT spins and must be woken each time: the GRU's time loop below
+    (models.recurrent) trained at 0.83-0.94x its one-thread speed with two threads,
+    and at 1.17-1.19x once its time loops ran on one.
+    """
+    n = torch.get_num_threads()
+    set_threads(1)
+    try:
+        yield
+    finally:
+        set_threads(n)
 
 
 def set_threads(n: int) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..runtime import concurrency, run_concurrently
+from ..runtime import concurrency, one_thread, run_concurrently
 from . import native
 from .base import Backbone, ModelConfig, exporting, register, stepwise
 
@@ -204,24 +204,31 @@ def _gru_forward(
     hid = g3 // 3
     w_t = w_hh.transpose(1, 2)
     bias = b_hh.unsqueeze(1)
-    hs = xg.new_zeros((d, steps + 1, b, hid))
+    hs = xg.new_empty((d, steps + 1, b, hid))
+    hs[:, 0].zero_()
     n_keep = steps if keep else 1
     rzs = xg.new_empty((d, n_keep, b, 2 * hid))
     ns = xg.new_empty((d, n_keep, b, hid))
     hgs = xg.new_empty((d, n_keep, b, g3))
+    if keep:  # every step's projection starts from the bias: one copy, not one a step
+        hgs.copy_(bias.unsqueeze(1).expand_as(hgs))
     diff = xg.new_empty((d, b, hid))
     minus1 = xg.new_full((), -1.0)
-    for t in range(steps):
-        k = t if keep else 0
-        rz, n, hg = rzs[:, k], ns[:, k], hgs[:, k]
-        torch.baddbmm(bias, hs[:, t], w_t, out=hg)
-        torch.add(xg[:, t, :, : 2 * hid], hg[..., : 2 * hid], out=rz)
-        torch.sigmoid(rz, out=rz)
-        torch.addcmul(xg[:, t, :, 2 * hid :], rz[..., :hid], hg[..., 2 * hid :], out=n)
-        torch.sigmoid(n, out=n)
-        torch.add(minus1, n, alpha=2, out=n)  # tanh of the undoubled pre-activation
-        torch.sub(hs[:, t], n, out=diff)
-        torch.addcmul(n, rz[..., hid:], diff, out=hs[:, t + 1])
+    with one_thread():
+        for t in range(steps):
+            k = t if keep else 0
+            rz, n, hg = rzs[:, k], ns[:, k], hgs[:, k]
+            if keep:
+                hg.baddbmm_(hs[:, t], w_t)
+            else:
+                torch.baddbmm(bias, hs[:, t], w_t, out=hg)
+            torch.add(xg[:, t, :, : 2 * hid], hg[..., : 2 * hid], out=rz)
+            torch.sigmoid(rz, out=rz)
+            torch.addcmul(xg[:, t, :, 2 * hid :], rz[..., :hid], hg[..., 2 * hid :], out=n)
+            torch.sigmoid(n, out=n)
+            torch.add(minus1, n, alpha=2, out=n)  # tanh of the undoubled pre-activation
+            torch.sub(hs[:, t], n, out=diff)
+            torch.addcmul(n, rz[..., hid:], diff, out=hs[:, t + 1])
     return hs, ((rzs, ns, hgs) if keep else ())
 
 
@@ -240,28 +247,30 @@ def _gru_backward(
     dn = torch.empty_like(ns)  # gradient of the (doubled) candidate pre-activation
     dh = dout[:, steps - 1].clone()
     tmp = ns.new_empty((d, b, hid))
-    for t in range(steps - 1, -1, -1):
-        rz, n, dg = rzs[:, t], ns[:, t], dhg[:, t]
-        r, z = rz[..., :hid], rz[..., hid:]
-        if t < steps - 1:
-            dh = torch.addcmul(dout[:, t], dh, rzs[:, t + 1, :, hid:])
-            dh.baddbmm_(dhg[:, t + 1], w_hh)
-        # h = n + z (h_prev - n): candidate, then through the doubled tanh
-        torch.addcmul(half, n, n, value=-0.5, out=tmp)
-        tmp.mul_(dh)
-        torch.addcmul(tmp, tmp, z, value=-1, out=dn[:, t])
-        # sigmoid' = s (1 - s) for r and z
-        torch.addcmul(rz, rz, rz, value=-1, out=dg[..., : 2 * hid])
-        torch.sub(hs[:, t], n, out=tmp)
-        dg[..., hid : 2 * hid].mul_(tmp).mul_(dh)
-        dg[..., :hid].mul_(hgs[:, t, :, 2 * hid :]).mul_(dn[:, t])
-        torch.mul(dn[:, t], r, out=dg[..., 2 * hid :])
+    with one_thread():
+        for t in range(steps - 1, -1, -1):
+            rz, n, dg = rzs[:, t], ns[:, t], dhg[:, t]
+            r, z = rz[..., :hid], rz[..., hid:]
+            if t < steps - 1:
+                dh = torch.addcmul(dout[:, t], dh, rzs[:, t + 1, :, hid:])
+                dh.baddbmm_(dhg[:, t + 1], w_hh)
+            # h = n + z (h_prev - n): candidate, then through the doubled tanh
+            torch.addcmul(half, n, n, value=-0.5, out=tmp)
+            tmp.mul_(dh)
+            torch.addcmul(tmp, tmp, z, value=-1, out=dn[:, t])
+            # sigmoid' = s (1 - s) for r and z
+            torch.addcmul(rz, rz, rz, value=-1, out=dg[..., : 2 * hid])
+            torch.sub(hs[:, t], n, out=tmp)
+            dg[..., hid : 2 * hid].mul_(tmp).mul_(dh)
+            dg[..., :hid].mul_(hgs[:, t, :, 2 * hid :]).mul_(dn[:, t])
+            torch.mul(dn[:, t], r, out=dg[..., 2 * hid :])
     dw = torch.bmm(
         dhg.view(d, steps * b, 3 * hid).transpose(1, 2), hs[:, :-1].reshape(d, steps * b, hid)
     )
     db = dhg.sum(dim=(1, 2))
-    dxg = torch.cat([dhg[..., : 2 * hid], dn], dim=-1)
-    return dxg, dw, db
+    # the input projections' gradient is dhg with dn for its n part: written over dhg
+    dhg[..., 2 * hid :] = dn
+    return dhg, dw, db
 
 
 class _LSTMScan(torch.autograd.Function):
@@ -391,9 +400,10 @@ class RecurrentBackbone(Backbone):
         if self.cell == "gru" and rev is None and not native.usable(h):
             # recurrent_scan's steps are many small torch calls that hold the GIL, so
             # halves of the batch on two threads mostly wait for each other (a GRU of 128
-            # units on 200 nt: about 580 sequences/s in halves, 740 in one piece on the
-            # calling thread, torch's own threads doing the products). Two directions
-            # keep a thread each: one loop over both as a batch was no faster.
+            # units on 200 nt: about 675 sequences/s in halves, 1,000-1,100 in one piece
+            # on the calling thread, torch's threads doing the products outside the time
+            # loop). Two directions keep a thread each: one loop over both as a batch was
+            # no faster.
             threads = 1
         chunks = _batch_chunks(h.shape[0], threads)
         jobs: list[tuple[Any, ...]] = []

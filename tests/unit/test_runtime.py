@@ -109,3 +109,19 @@ def test_small_training_steps_run_on_one_thread(length: int, batch: int, expecte
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_one_thread_restores_the_thread_count_even_when_the_block_fails() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    runtime.set_threads(2)
+    try:
+        with runtime.one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), runtime.one_thread():
+            raise RuntimeError("a failing step")
+        assert torch.get_num_threads() == 2
+    finally:
+        runtime.set_threads(before)
