@@ -209,3 +209,25 @@ def test_storage_kept_between_steps_gives_the_same_results(cell):
             torch.testing.assert_close(h, w, atol=1e-4, rtol=1e-4)
     native.free_buffers()
     assert not native._BUFFERS._free
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("block_bytes", [1, 4 * 6 * 4 * 40 * 4, native.BLOCK_BYTES])
+def test_inference_in_blocks_of_steps_equals_one_piece_bit_for_bit(
+    cell: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without gradients the projections are computed a block of steps at a time (2
+    steps, 4 steps, or all 37 here); the outputs are those of the training path's
+    single pass over all steps, bit for bit, whatever the block."""
+    torch.manual_seed(5)
+    batch, steps, channels, hidden = 6, 37, 7, 40
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(channels, hidden, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    x = torch.randn(batch, steps, channels)
+    whole = layer(x.clone().requires_grad_(), *params).detach()  # the training path
+    monkeypatch.setattr(native, "BLOCK_BYTES", block_bytes)
+    with torch.no_grad():
+        blocked = layer(x, *params)
+    assert torch.equal(blocked, whole)
+    torch.testing.assert_close(blocked, module(x)[0].detach(), atol=2e-6, rtol=1e-5)
