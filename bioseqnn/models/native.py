@@ -97,9 +97,11 @@ def _states(like: torch.Tensor, steps: int, b: int, hid: int) -> torch.Tensor:
 
 
 def _time_major(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, C) -> contiguous (T * B, C)."""
+    """(B, T, C) -> contiguous (T * B, C). (reshape alone may give a strided view: a
+    lone sequence whose channels are not its last dimension in memory, as after a
+    convolution.)"""
     b, steps, c = x.shape
-    return x.transpose(0, 1).reshape(steps * b, c)
+    return x.transpose(0, 1).reshape(steps * b, c).contiguous()
 
 
 def _projections(

@@ -231,3 +231,19 @@ def test_inference_in_blocks_of_steps_equals_one_piece_bit_for_bit(
         blocked = layer(x, *params)
     assert torch.equal(blocked, whole)
     torch.testing.assert_close(blocked, module(x)[0].detach(), atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_inference_reads_a_lone_strided_sequence_as_training_does(cell: str) -> None:
+    """A lone sequence whose channels are not contiguous (a convolution's (1, C, T)
+    output seen as (1, T, C)) flattens to a strided view; the kernels must be given its
+    values, not its memory order."""
+    torch.manual_seed(6)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(8, 12, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    x = torch.randn(1, 8, 30).transpose(1, 2)  # (1, T, C), C strided
+    with torch.no_grad():
+        got = layer(x, *params)
+    assert torch.equal(got, layer(x.contiguous(), *params))
+    torch.testing.assert_close(got, module(x)[0].detach(), atol=2e-6, rtol=1e-5)
