@@ -7,11 +7,11 @@ same thing more slowly.
 
 The C functions run the whole time loop of one direction; ctypes releases the GIL
 around each call, so concurrent directions and batch slices (runtime.run_concurrently)
-use every core. Before the loop, the input projections of all steps are one matrix
-product (the kernels' own); after it, in the backward pass, so are the input weights'
-gradients (torch's). The LSTM's backward pass writes its gradients over the gates the
-forward pass saved, so a training step holds one (T, B, 4H) buffer per direction, not
-two.
+use every core. In training, the input projections of all steps are one matrix product
+before the loop (the kernels' own); after it, in the backward pass, so are the input
+weights' gradients (torch's). Inference projects a block of steps at a time (_infer).
+The LSTM's backward pass writes its gradients over the gates the forward pass saved, so
+a training step holds one (T, B, 4H) buffer per direction, not two.
 """
 
 from __future__ import annotations
@@ -149,26 +149,20 @@ def _lstm_forward(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
-    keep: bool,
     buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """Run the LSTM kernel: (x_tm, hs, cs, act). With ``keep`` every step's cell states
-    and gates are stored for the backward pass; otherwise only two steps' worth. The
-    projections (and with ``keep`` the gates) go in ``buf`` if given."""
+    """Run the LSTM kernel for training: (x_tm, hs, cs, act), every step's cell states
+    and gates kept for the backward pass. The projections, which the kernel turns into
+    the gates, go in ``buf`` if given (inference: _infer)."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
     xg = _projections(x_tm, w_ih, b_ih + b_hh, buf)
     hs = _states(xg, steps + 1, b, hid)
-    if keep:
-        cs = _states(xg, steps + 1, b, hid)
-        act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
-    else:
-        cs, act = xg.new_zeros((2, b, hid)), xg.new_empty((b, 4 * hid))
+    cs = _states(xg, steps + 1, b, hid)
+    act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
     wt = w_hh.detach().t().contiguous()
-    library().bsnn_lstm_forward(
-        steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs), _ptr(act), int(keep)
-    )
+    library().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs), _ptr(act), 1)
     return x_tm, hs, cs, act
 
 
@@ -178,21 +172,19 @@ def _gru_forward(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
-    keep: bool,
     buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """Run the GRU kernel: (x_tm, hs, rz, n, hgn), the last three for every step with
-    ``keep`` (the backward pass needs them), else for one step. The projections go in
-    ``buf`` if given, free again when this returns."""
+    """Run the GRU kernel for training: (x_tm, hs, rz, n, hgn), the last three for every
+    step (the backward pass needs them). The projections go in ``buf`` if given, free
+    again when this returns (inference: _infer)."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
     xg = _projections(x_tm, w_ih, b_ih, buf)
     hs = _states(xg, steps + 1, b, hid)
-    kept = (steps,) if keep else ()
-    rz = xg.new_empty((*kept, b, 2 * hid))
-    n = xg.new_empty((*kept, b, hid))
-    hgn = xg.new_empty((*kept, b, hid))
+    rz = xg.new_empty((steps, b, 2 * hid))
+    n = xg.new_empty((steps, b, hid))
+    hgn = xg.new_empty((steps, b, hid))
     work = xg.new_empty((b, 3 * hid))
     wt = w_hh.detach().t().contiguous()
     library().bsnn_gru_forward(
@@ -207,7 +199,7 @@ def _gru_forward(
         _ptr(n),
         _ptr(hgn),
         _ptr(work),
-        int(keep),
+        1,
     )
     return x_tm, hs, rz, n, hgn
 
@@ -226,7 +218,7 @@ class _LSTM(torch.autograd.Function):
     ) -> torch.Tensor:
         b, steps, _ = x.shape
         buf = _BUFFERS.take(steps * b * w_ih.shape[0], x)
-        x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True, buf=buf)
+        x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act)
         ctx.shape = x.shape
         ctx.buffer = buf  # given back by backward: the gates live in it until then
@@ -242,7 +234,7 @@ class _LSTM(torch.autograd.Function):
             # (the same numbers).
             b, steps, c = ctx.shape
             x = x_tm.view(steps, b, c).transpose(0, 1)
-            act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True)[3]
+            act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh)[3]
         steps, b, g = act.shape
         hid = g // 4
         dout = dout.contiguous()
@@ -286,7 +278,7 @@ class _GRU(torch.autograd.Function):
     ) -> torch.Tensor:
         b, steps, _ = x.shape
         buf = _BUFFERS.take(steps * b * w_ih.shape[0], x)
-        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, keep=True, buf=buf)
+        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
         _BUFFERS.give(buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, rz, n, hgn)
         ctx.shape = x.shape
