@@ -380,7 +380,7 @@ def _infer(
     bias = ((b_ih + b_hh) if lstm else b_ih).detach().contiguous()
     wih_t = w_ih.detach().t().contiguous()
     wt = w_hh.detach().t().contiguous()
-    block = max(2, BLOCK_BYTES // (4 * b * g) // 2 * 2)
+    block = max(2, BLOCK_BYTES // max(1, 4 * b * g) // 2 * 2)  # an empty batch: any
     xg = x_tm.new_empty((min(block, steps) * b, g))
     hs = _states(xg, steps + 1, b, hid)
     lib = library()

@@ -247,3 +247,14 @@ def test_inference_reads_a_lone_strided_sequence_as_training_does(cell: str) -> 
         got = layer(x, *params)
     assert torch.equal(got, layer(x.contiguous(), *params))
     torch.testing.assert_close(got, module(x)[0].detach(), atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("shape", [(0, 5, 4), (3, 0, 4)])
+def test_inference_of_an_empty_batch_or_no_steps_is_empty(cell: str, shape: tuple) -> None:
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(4, 8, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    with torch.no_grad():
+        out = layer(torch.randn(*shape), *params)
+    assert out.shape == (shape[0], shape[1], 8)
