@@ -9,7 +9,7 @@ The C functions run the whole time loop of one direction; ctypes releases the GI
 around each call, so concurrent directions and batch slices (runtime.run_concurrently)
 use every core. In training, the input projections of all steps are one matrix product
 before the loop (the kernels' own); after it, in the backward pass, so are the input
-weights' gradients (torch's). Inference projects a block of steps at a time (_infer).
+weights' gradients (torch's). Inference projects a block of steps at a time (_blocks).
 The LSTM's backward pass writes its gradients over the gates the forward pass saved, so
 a training step holds one (T, B, 4H) buffer per direction, not two.
 """
@@ -17,6 +17,7 @@ a training step holds one (T, B, 4H) buffer per direction, not two.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -104,6 +105,18 @@ def _time_major(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(steps * b, c).contiguous()
 
 
+def _transposed(w: torch.Tensor) -> torch.Tensor:
+    """A weight matrix (G, K) as the kernels take it: contiguous (K, G)."""
+    return w.detach().t().contiguous()
+
+
+def _project(rows: torch.Tensor, wt: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> None:
+    """out[: len(rows)] = rows @ wt + bias, by the kernels' own product: rows (M, K)
+    contiguous, wt (K, G) from _transposed, bias (G) contiguous."""
+    m, k = rows.shape
+    library().bsnn_projection(m, wt.shape[1], k, _ptr(rows), _ptr(wt), _ptr(bias), _ptr(out))
+
+
 def _projections(
     x_tm: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor, buf: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -112,14 +125,10 @@ def _projections(
     By the kernels' own product rather than torch.addmm, whose last bits depend on how
     many rows there are (and so on the other sequences of a batch): a prediction must
     not depend on the company its sequence keeps."""
-    m, c = x_tm.shape
+    m = x_tm.shape[0]
     g = w_ih.shape[0]
     out = x_tm.new_empty((m, g)) if buf is None else buf[: m * g].view(m, g)
-    wt = w_ih.detach().t().contiguous()
-    x_tm = x_tm.contiguous()
-    library().bsnn_projection(
-        m, g, c, _ptr(x_tm), _ptr(wt), _ptr(bias.detach().contiguous()), _ptr(out)
-    )
+    _project(x_tm.contiguous(), _transposed(w_ih), bias.detach().contiguous(), out)
     return out
 
 
@@ -143,6 +152,58 @@ def _input_grads(
     return dx, (x_tm.t() @ dxg).t()
 
 
+def _lstm_steps(
+    steps: int,
+    b: int,
+    hid: int,
+    xg: torch.Tensor,
+    wt: torch.Tensor,
+    hs: torch.Tensor,
+    cs: torch.Tensor,
+    act: torch.Tensor,
+    keep: bool,
+) -> None:
+    """The LSTM kernel over ``steps`` steps of projections xg, from the states in hs[0]
+    and cs[0] (the first rows of the storage given). With ``keep`` it writes every
+    step's cell states and gates; otherwise cs and act hold two steps' and one step's."""
+    library().bsnn_lstm_forward(
+        steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs), _ptr(act), int(keep)
+    )
+
+
+def _gru_steps(
+    steps: int,
+    b: int,
+    hid: int,
+    xg: torch.Tensor,
+    wt: torch.Tensor,
+    b_hh: torch.Tensor,
+    hs: torch.Tensor,
+    rz: torch.Tensor,
+    n: torch.Tensor,
+    hgn: torch.Tensor,
+    work: torch.Tensor,
+    keep: bool,
+) -> None:
+    """The GRU kernel over ``steps`` steps of projections xg, from the state in hs[0].
+    With ``keep`` it writes every step's gates, candidates and recurrent projections;
+    otherwise one step's."""
+    library().bsnn_gru_forward(
+        steps,
+        b,
+        hid,
+        _ptr(xg),
+        _ptr(wt),
+        _ptr(b_hh.detach().contiguous()),
+        _ptr(hs),
+        _ptr(rz),
+        _ptr(n),
+        _ptr(hgn),
+        _ptr(work),
+        int(keep),
+    )
+
+
 def _lstm_forward(
     x: torch.Tensor,
     w_ih: torch.Tensor,
@@ -153,7 +214,7 @@ def _lstm_forward(
 ) -> tuple[torch.Tensor, ...]:
     """Run the LSTM kernel for training: (x_tm, hs, cs, act), every step's cell states
     and gates kept for the backward pass. The projections, which the kernel turns into
-    the gates, go in ``buf`` if given (inference: _infer)."""
+    the gates, go in ``buf`` if given (inference: _lstm_infer)."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
@@ -161,8 +222,7 @@ def _lstm_forward(
     hs = _states(xg, steps + 1, b, hid)
     cs = _states(xg, steps + 1, b, hid)
     act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
-    wt = w_hh.detach().t().contiguous()
-    library().bsnn_lstm_forward(steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs), _ptr(act), 1)
+    _lstm_steps(steps, b, hid, xg, _transposed(w_hh), hs, cs, act, keep=True)
     return x_tm, hs, cs, act
 
 
@@ -176,7 +236,7 @@ def _gru_forward(
 ) -> tuple[torch.Tensor, ...]:
     """Run the GRU kernel for training: (x_tm, hs, rz, n, hgn), the last three for every
     step (the backward pass needs them). The projections go in ``buf`` if given, free
-    again when this returns (inference: _infer)."""
+    again when this returns (inference: _gru_infer)."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
@@ -186,21 +246,7 @@ def _gru_forward(
     n = xg.new_empty((steps, b, hid))
     hgn = xg.new_empty((steps, b, hid))
     work = xg.new_empty((b, 3 * hid))
-    wt = w_hh.detach().t().contiguous()
-    library().bsnn_gru_forward(
-        steps,
-        b,
-        hid,
-        _ptr(xg),
-        _ptr(wt),
-        _ptr(b_hh.detach().contiguous()),
-        _ptr(hs),
-        _ptr(rz),
-        _ptr(n),
-        _ptr(hgn),
-        _ptr(work),
-        1,
-    )
+    _gru_steps(steps, b, hid, xg, _transposed(w_hh), b_hh, hs, rz, n, hgn, work, keep=True)
     return x_tm, hs, rz, n, hgn
 
 
@@ -331,7 +377,7 @@ def lstm_layer(
     """One LSTM direction as nn.LSTM computes it, batch-first (B, T, C) -> (B, T, H)."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
         return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
-    return _infer("lstm", x, w_ih, w_hh, b_ih, b_hh)
+    return _lstm_infer(x, w_ih, w_hh, b_ih, b_hh)
 
 
 def gru_layer(
@@ -344,7 +390,7 @@ def gru_layer(
     """One GRU direction as nn.GRU computes it, batch-first (B, T, C) -> (B, T, H)."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
         return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
-    return _infer("gru", x, w_ih, w_hh, b_ih, b_hh)
+    return _gru_infer(x, w_ih, w_hh, b_ih, b_hh)
 
 
 BLOCK_BYTES = 1 << 20
@@ -356,61 +402,61 @@ back: 105 MB a direction for 256 sequences of 200 nt (hidden 128), which took lo
 than the products of the recurrence itself."""
 
 
-def _infer(
-    cell: str,
+def _blocks(
+    x: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """x (B, T, C)'s input projections a block of steps at a time: (first step, steps,
+    projections), every block's in the same buffer.
+
+    Blocks hold an even number of steps: the LSTM kernel without ``keep`` alternates
+    the cell state between two slots, so after an even count it is back in the first,
+    where the next block starts. Rows are projected by the same product as in one
+    piece, so the kernels' outputs are those of one piece, bit for bit."""
+    b, steps, _ = x.shape
+    g = w_ih.shape[0]
+    x_tm = _time_major(x)
+    wt, bias = _transposed(w_ih), bias.detach().contiguous()
+    block = max(2, BLOCK_BYTES // max(1, 4 * b * g) // 2 * 2)  # an empty batch: any
+    xg = x_tm.new_empty((min(block, steps) * b, g))
+    for t0 in range(0, steps, block):
+        k = min(block, steps - t0)
+        _project(x_tm[t0 * b : (t0 + k) * b], wt, bias, xg)
+        yield t0, k, xg
+
+
+def _lstm_infer(
     x: torch.Tensor,
     w_ih: torch.Tensor,
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
 ) -> torch.Tensor:
-    """One direction without gradients, batch-first (B, T, C) -> (B, T, H).
-
-    The time loop runs in blocks of an even number of steps: each block's projections
-    are computed into the same buffer, and the kernel continues from the states the
-    previous block left (the LSTM's cell state alternates between two slots, so after an
-    even number of steps it is back in the first). Rows are projected by the same
-    product as in one piece, so the outputs are those of one piece, bit for bit.
-    """
-    b, steps, c = x.shape
+    """One LSTM direction without gradients, batch-first (B, T, C) -> (B, T, H): the
+    kernel continues block after block from the states the previous one left."""
+    b, steps, _ = x.shape
     hid = w_hh.shape[1]
-    g = w_hh.shape[0]
-    x_tm = _time_major(x)
-    lstm = cell == "lstm"
-    bias = ((b_ih + b_hh) if lstm else b_ih).detach().contiguous()
-    wih_t = w_ih.detach().t().contiguous()
-    wt = w_hh.detach().t().contiguous()
-    block = max(2, BLOCK_BYTES // max(1, 4 * b * g) // 2 * 2)  # an empty batch: any
-    xg = x_tm.new_empty((min(block, steps) * b, g))
-    hs = _states(xg, steps + 1, b, hid)
-    lib = library()
-    if lstm:
-        cs, act = xg.new_zeros((2, b, hid)), xg.new_empty((b, g))
-    else:
-        b_hh = b_hh.detach().contiguous()
-        rz, n, hgn = xg.new_empty((b, 2 * hid)), xg.new_empty((b, hid)), xg.new_empty((b, hid))
-        work = xg.new_empty((b, g))
-    for t0 in range(0, steps, block):
-        k = min(block, steps - t0)
-        rows = x_tm[t0 * b : (t0 + k) * b]
-        lib.bsnn_projection(k * b, g, c, _ptr(rows), _ptr(wih_t), _ptr(bias), _ptr(xg))
-        if lstm:
-            lib.bsnn_lstm_forward(
-                k, b, hid, _ptr(xg), _ptr(wt), _ptr(hs[t0]), _ptr(cs), _ptr(act), 0
-            )
-        else:
-            lib.bsnn_gru_forward(
-                k,
-                b,
-                hid,
-                _ptr(xg),
-                _ptr(wt),
-                _ptr(b_hh),
-                _ptr(hs[t0]),
-                _ptr(rz),
-                _ptr(n),
-                _ptr(hgn),
-                _ptr(work),
-                0,
-            )
+    hs = _states(x, steps + 1, b, hid)
+    cs, act = x.new_zeros((2, b, hid)), x.new_empty((b, 4 * hid))
+    wt = _transposed(w_hh)
+    for t0, k, xg in _blocks(x, w_ih, b_ih + b_hh):
+        _lstm_steps(k, b, hid, xg, wt, hs[t0], cs, act, keep=False)
+    return hs[1:].transpose(0, 1)
+
+
+def _gru_infer(
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
+    """One GRU direction without gradients, batch-first (B, T, C) -> (B, T, H)."""
+    b, steps, _ = x.shape
+    hid = w_hh.shape[1]
+    hs = _states(x, steps + 1, b, hid)
+    rz, n, hgn = x.new_empty((b, 2 * hid)), x.new_empty((b, hid)), x.new_empty((b, hid))
+    work = x.new_empty((b, 3 * hid))
+    wt = _transposed(w_hh)
+    for t0, k, xg in _blocks(x, w_ih, b_ih):
+        _gru_steps(k, b, hid, xg, wt, b_hh, hs[t0], rz, n, hgn, work, keep=False)
     return hs[1:].transpose(0, 1)
