@@ -313,7 +313,23 @@ def recurrent_scan(
 
     x: (D, T, B, C); w_ih: (D, G, C); w_hh: (D, G, H); b_ih, b_hh: (D, G), with the
     gate order and meaning of ``nn.LSTM``/``nn.GRU``. Returns (D, T, B, H).
+
+    Under autocast it still runs in the weights' precision, as the compiled kernels do:
+    its steps write into storage of that precision, which a lower-precision product
+    cannot fill.
     """
+    with torch.autocast(x.device.type, enabled=False):
+        return _scan(cell, x.to(w_ih.dtype), w_ih, w_hh, b_ih, b_hh)
+
+
+def _scan(
+    cell: str,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+) -> torch.Tensor:
     d, steps, b, c = x.shape
     hid = w_hh.shape[2]
     # Double the rows that feed a tanh (see the note above _lstm_forward).

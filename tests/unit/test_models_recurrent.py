@@ -152,3 +152,21 @@ def test_stepwise_operations_give_the_same_outputs(arch: str, bidirectional: boo
             plain = model(x, lengths)
     assert not stepwise()
     torch.testing.assert_close(plain, fused, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_scan_under_bfloat16_autocast_runs_in_the_weights_precision(cell):
+    """Under autocast (train --precision bf16 without the compiled kernels) the scan
+    gives the float32 results and gradients, from a bfloat16 input too."""
+    torch.manual_seed(2)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(5, 8, batch_first=True)
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    params = [getattr(module, n).unsqueeze(0) for n in names]
+    x = torch.randn(1, 9, 3, 5).bfloat16().float()
+    want = recurrent_scan(cell, x, *params)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = recurrent_scan(cell, x.bfloat16(), *params)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, want)
+    grads = torch.autograd.grad(got.sum(), [module.weight_hh_l0])
+    assert torch.equal(grads[0], torch.autograd.grad(want.sum(), [module.weight_hh_l0])[0])
