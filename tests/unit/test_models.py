@@ -15,6 +15,7 @@ from bioseqnn.models import (
     check_lengths,
     count_parameters,
     describe,
+    native,
     resolve_pooling,
 )
 from bioseqnn.models.base import Pooling
@@ -430,6 +431,11 @@ def test_a_lone_sequence_gets_the_same_prediction_as_in_a_batch(arch) -> None:
     # oneDNN convolves a batch of one by another algorithm on some CPUs (an Intel Xeon:
     # 3e-8 apart); the convolutions take a lone sequence as a pair, so equal-length
     # sequences get the same bits alone and in company
+    if arch == "cnn-gru" and not native.usable(torch.zeros(1)):
+        pytest.skip(
+            "without the compiled kernels the GRU projects its inputs with torch's "
+            "product, whose last bits depend on how many rows a batch has"
+        )
     torch.manual_seed(0)
     model = SequenceModel(
         ModelConfig(arch=arch, hidden_size=16, channels=[32, 32], kernel_sizes=[9, 5]), 4, 1
