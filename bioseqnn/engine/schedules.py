@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-
 from ..errors import UsageError
+from .optim import Optimizer
 
 # Monitored quantities that get better as they fall; every other metric is a score.
 _MINIMISED = ("loss", "mse", "mae", "rmse", "perplexity")
@@ -89,7 +88,7 @@ class Schedule:
             lr *= self.scale
         return lr * warm
 
-    def apply(self, optimizer: torch.optim.Optimizer) -> float:
+    def apply(self, optimizer: Optimizer) -> float:
         lr = self.lr()
         for group in optimizer.param_groups:
             group["lr"] = lr
