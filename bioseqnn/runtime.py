@@ -318,8 +318,10 @@ class _Concurrent(torch.autograd.Function):
             want = [x for x in leaves if x.requires_grad]
             if not want or not out.requires_grad:
                 return [None] * len(leaves)
-            g = grads[k] if grads[k] is not None else torch.zeros_like(out)
-            got = iter(torch.autograd.grad(out, want, g, allow_unused=True))
+            g = grads[k]
+            if g is None:
+                g = torch.zeros_like(out)
+            got = iter(_grad(out, want, g))
             return [next(got) if x.requires_grad else None for x in leaves]
 
         per_job = [f.result() for f in [ctx.pool.submit(run, k) for k in range(len(ctx.specs))]]
@@ -330,3 +332,17 @@ class _Concurrent(torch.autograd.Function):
                 if g is not None:
                     total[i] = g if total[i] is None else total[i] + g
         return (None, None, None, *total)
+
+
+def _grad(
+    out: torch.Tensor, inputs: list[torch.Tensor], grad: torch.Tensor
+) -> tuple[torch.Tensor | None, ...]:
+    """``torch.autograd.grad(out, inputs, grad, allow_unused=True)`` for a ``grad`` of
+    ``out``'s own shape, without the public call's check of that shape: the check
+    imports torch's symbolic-shape machinery (sympy with it), 0.6 s of a training
+    process's start on a 2-core machine. Torches without the engine's entry point
+    take the public call."""
+    run = getattr(getattr(torch.autograd, "graph", None), "_engine_run_backward", None)
+    if run is None:
+        return torch.autograd.grad(out, inputs, grad, allow_unused=True)
+    return tuple(run((out,), (grad,), False, False, tuple(inputs), True, accumulate_grad=False))

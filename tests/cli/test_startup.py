@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import fresh_python
+from conftest import fasta, fresh_python, random_records
 
 from bioseqnn.cli import main
 
@@ -72,3 +72,28 @@ def test_the_probe_sees_torch_when_a_command_uses_it(
     probe, out = run_probe(tmp_path, "predict", hemolytic_model, examples / "hemolytic.fasta")
     assert probe == {"code": 0, "torch": True, "numpy": True}
     assert out.startswith("id\t")
+
+
+def test_training_and_prediction_leave_the_compiler_stack_out(tmp_path: Path) -> None:
+    """torch's compiler (torch._dynamo) and its symbolic shapes (sympy) cost 1-2 s of a
+    process's start; the default training (a convolution and a bidirectional GRU, its
+    directions on two threads) and a prediction run without them. (Batches of 64 x 100
+    positions: smaller steps run on one thread, runtime.SMALL_STEP.)"""
+    records = random_records(100, "ACGT", 100, seed=3)
+    (tmp_path / "s.fa").write_bytes(fasta(records))
+    rows = "".join(f"{rid},{i % 2}\n" for i, (rid, _) in enumerate(records))
+    (tmp_path / "s.csv").write_text("id,y\n" + rows)
+    done = fresh_python(
+        "import sys\n"
+        "from bioseqnn.cli import main\n"
+        "fa, csv, out = sys.argv[1:]\n"
+        "codes = [main(['train', fa, csv, '-o', out, '--epochs', '2', '--threads', '2', "
+        "'--quiet']), main(['predict', out, fa, '-o', out + '.tsv'])]\n"
+        "heavy = [m for m in ('torch._dynamo', 'sympy') if m in sys.modules]\n"
+        "print('PROBE', codes, heavy, 'torch' in sys.modules, file=sys.stderr)\n",
+        tmp_path / "s.fa",
+        tmp_path / "s.csv",
+        tmp_path / "m.bsnn",
+    )
+    assert "PROBE [0, 0] [] True" in done.stderr, done.stderr[-2000:]
+    assert len((tmp_path / "m.bsnn.tsv").read_text().splitlines()) == 101

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from bioseqnn.engine.optim import FusedAdamW, _fused_kernel, adamw
-from tests.conftest import fasta, fresh_python, random_records
 
 pytestmark = pytest.mark.skipif(
     not _fused_kernel([torch.nn.Parameter(torch.zeros(1))]),
@@ -135,24 +134,3 @@ def test_gradscaler_skips_a_step_with_an_infinite_gradient() -> None:
     assert torch.allclose(next(net.parameters()).grad * 4.0, scaled[0])
     scaler.step(opt)
     assert not torch.equal(next(net.parameters()), before[0])
-
-
-def test_training_never_imports_the_compiler(tmp_path) -> None:
-    """A training run leaves torch._dynamo (1 s of start-up) out of sys.modules."""
-    records = random_records(40, "ACGT", 30, seed=3)
-    (tmp_path / "s.fa").write_bytes(fasta(records))
-    (tmp_path / "s.csv").write_text(
-        "id,y\n" + "".join(f"{r},{i % 2}\n" for i, (r, _) in enumerate(records))
-    )
-    p = fresh_python(
-        "import sys\n"
-        "from bioseqnn.cli import main\n"
-        "fa, csv, out = sys.argv[1:]\n"
-        "code = main(['train', fa, csv, '-o', out, '--epochs', '2', '--quiet'])\n"
-        "print('PROBE', code, 'torch._dynamo' in sys.modules)\n",
-        tmp_path / "s.fa",
-        tmp_path / "s.csv",
-        tmp_path / "m.bsnn",
-    )
-    assert "PROBE 0 False" in p.stdout, p.stderr[-2000:]
-    assert (tmp_path / "m.bsnn").stat().st_size > 0
