@@ -205,7 +205,9 @@ def test_cpu_out_of_memory_is_handled_as_a_gpus(
     expected = infer(model, onehot, promoters, 8, torch.device("cpu"))
     limited = CPUMemoryLimited(model, 3, error)
     got = infer(limited, onehot, promoters, 8, torch.device("cpu"))  # type: ignore[arg-type]
-    assert torch.equal(got, expected)
+    # as the halving test above: without the compiled kernels the GRU's input projection
+    # is torch's product, whose last bits depend on the batch's row count
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
     assert warnings_log[:2] == [
         "out of memory on cpu with a batch of 8 sequences; retrying with 4",
         "out of memory on cpu with a batch of 4 sequences; retrying with 2",
