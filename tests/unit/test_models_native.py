@@ -7,6 +7,7 @@ register block, one time step, and inputs that require gradients (later layers).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sysconfig
 
@@ -19,8 +20,13 @@ pytestmark = pytest.mark.skipif(
     not native.available() and shutil.which(sysconfig.get_config_var("CC") or "cc") is None,
     reason="no C compiler here, so the optional kernels were not built",
 )
+turned_off = pytest.mark.skipif(
+    os.environ.get("BIOSEQNN_NATIVE", "1").strip() in ("0", "false", "no", "off"),
+    reason="BIOSEQNN_NATIVE turns the kernels off in this run",
+)
 
 
+@turned_off
 def test_kernels_are_built_and_enabled():
     """Where a compiler exists (CI), `pip install` must have built the extension."""
     assert native.available(), "bioseqnn._rnn was not built by pip install"
@@ -84,6 +90,7 @@ def test_environment_switch_turns_the_kernels_off(monkeypatch):
     assert native.available()
 
 
+@turned_off
 def test_float64_and_other_devices_are_not_for_the_kernels():
     assert native.usable(torch.zeros(2, dtype=torch.float32))
     assert not native.usable(torch.zeros(2, dtype=torch.float64))
