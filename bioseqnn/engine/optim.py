@@ -52,19 +52,11 @@ class FusedAdamW:
         ]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Drop every gradient (torch.optim's zero_grad with set_to_none=True)."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                    continue
-                if p.grad.grad_fn is not None:
-                    p.grad.detach_()
-                else:
-                    p.grad.requires_grad_(False)
-                p.grad.zero_()
+                p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -154,31 +146,16 @@ def _fresh_state(p: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def _fused_kernel(params: list[torch.nn.Parameter]) -> bool:
     """Whether torch's fused AdamW kernel runs on these parameters' devices and dtypes
-    (tried on one element of each kind: an unsupported device raises)."""
+    (one step tried on one element of each kind: an unsupported device raises)."""
     if not hasattr(torch, "_fused_adamw_"):
         return False
-    kinds = {(p.device, p.dtype) for p in params}
-    for device, dtype in kinds:
+    for device, dtype in {(p.device, p.dtype) for p in params}:
         if not dtype.is_floating_point:
             return False
-        trial = [torch.zeros(1, device=device, dtype=dtype) for _ in range(4)]
-        steps = [torch.ones((), device=device, dtype=torch.float32)]
+        trial = torch.nn.Parameter(torch.zeros(1, device=device, dtype=dtype))
+        trial.grad = torch.zeros_like(trial)
         try:
-            torch._fused_adamw_(
-                [trial[0]],
-                [trial[1]],
-                [trial[2]],
-                [trial[3]],
-                [],
-                steps,
-                amsgrad=False,
-                lr=1e-3,
-                beta1=0.9,
-                beta2=0.999,
-                weight_decay=0.0,
-                eps=1e-8,
-                maximize=False,
-            )
+            FusedAdamW([trial], lr=1e-3, weight_decay=0.0).step()
         except (RuntimeError, NotImplementedError):
             return False
     return True

@@ -765,7 +765,7 @@ class _Fit:
             codes, y = codes.pin_memory(), y.pin_memory()
         x = self.onehot(codes.to(device, non_blocking=True))
         y = y.to(device, non_blocking=True)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()  # set_to_none, torch.optim's default too
         with self.precision.autocast(device):
             logits = self.net(x, lens.to(device, non_blocking=True))
         if self.by_position:

@@ -54,7 +54,7 @@ def test_steps_and_state_are_torchs_bit_for_bit() -> None:
             opt.param_groups[0]["lr"] = 3e-3 / (1 + step)  # as the schedules set it
             _grads(net, step, skip=1 if step < 2 else None)  # bias 1 joins at step 3
             opt.step()
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
         _same(ours_net, torch_net)
     _same_state(ours.state_dict(), theirs.state_dict())
     assert all(p.grad is None for p in ours_net.parameters())
