@@ -2832,13 +2832,16 @@ def _main(argv: list[str] | None) -> int:
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
-    if _runs_torch(args):
+    torch_work = _runs_torch(args)
+    if torch_work:
         # before torch (and its OpenMP) loads
         os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
         from . import runtime
 
         runtime.tune()
     try:
+        if torch_work:
+            runtime.cap_memory()  # memory that runs out is an error, not the OOM killer
         _invoke(args)
         return 0
     except (
@@ -2859,8 +2862,10 @@ def _main(argv: list[str] | None) -> int:
 
         if out_of_memory(exc):  # where no command said what took the memory
             sizes = [o for o in ("--window", "--batch-size") if _given(args, o)]
+            from .runtime import ceiling_note
+
             _error(
-                f"out of memory; lower the sizes the command asks for "
+                f"out of memory{ceiling_note()}; lower the sizes the command asks for "
                 f"({', '.join(sizes or ['--batch-size'])}, the model's settings) or split "
                 "large inputs"
             )
@@ -2870,6 +2875,8 @@ def _main(argv: list[str] | None) -> int:
     finally:
         if threading_main():
             signal.signal(signal.SIGTERM, previous_term)
+        if torch_work:
+            runtime.release_memory()
 
 
 def _given(args: list[str], option: str) -> bool:

@@ -15,12 +15,14 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .errors import UsageError
 
 _tuned = False
 
@@ -142,6 +144,169 @@ def _ratio(quota: str, period: str) -> float:
     except ValueError:
         return 0.0
     return q / p if p > 0 else 0.0
+
+
+MEMORY_SHARE = 0.9
+"""The share of the memory free at start that a command may take (see :func:`cap_memory`)."""
+
+MEMORY_VARIABLE = "BIOSEQNN_MAX_MEMORY"
+"""The environment variable that sets the memory ceiling ('8G', '500M'; '0' or 'off':
+none)."""
+
+memory_ceiling: int | None = None
+"""The ceiling :func:`cap_memory` set (bytes of data segment), or None."""
+
+_ceiling_source = ""
+"""Where :data:`memory_ceiling` comes from, for the messages that name it."""
+
+_limit_before: tuple[int, int] | None = None
+"""RLIMIT_DATA as it was before :func:`cap_memory` changed it."""
+
+
+def memory_room(
+    root: str = "/sys/fs/cgroup",
+    membership: str = "/proc/self/cgroup",
+    meminfo: str = "/proc/meminfo",
+) -> int | None:
+    """Bytes this process could still take: the machine's available memory
+    (MemAvailable), or less where a cgroup's memory limit leaves less room (its limit
+    less its working set, the tightest along the process's cgroup path, v1 or v2);
+    None where the machine does not say (not Linux)."""
+    rooms: list[int] = []
+    for line in _read(Path(meminfo)).splitlines():
+        if line.startswith("MemAvailable:"):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                rooms.append(int(fields[1]) * 1024)
+    try:
+        lines = Path(membership).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2: memory.max ("max" or bytes), memory.current
+            for folder in _up_to_root(Path(root), path):
+                rooms += _cgroup_room(folder, "memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            for folder in _up_to_root(Path(root) / "memory", path):
+                rooms += _cgroup_room(
+                    folder,
+                    "memory.limit_in_bytes",
+                    "memory.usage_in_bytes",
+                    "total_inactive_file",
+                )
+    return max(0, min(rooms)) if rooms else None
+
+
+def _cgroup_room(folder: Path, limit_file: str, usage_file: str, cache_key: str) -> list[int]:
+    """[limit - working set] of one cgroup folder, or [] where it sets no limit. Its
+    inactive file cache does not count as used: the kernel reclaims it first."""
+    limit, usage = _read(folder / limit_file), _read(folder / usage_file)
+    if not (limit.isdigit() and usage.isdigit()) or int(limit) >= 1 << 62:  # v1's "none"
+        return []
+    cache = 0
+    for line in _read(folder / "memory.stat").splitlines():
+        key, _, value = line.partition(" ")
+        if key == cache_key and value.strip().isdigit():
+            cache = int(value)
+    return [int(limit) - max(0, int(usage) - cache)]
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size such as '8G', '1.5g', '500M', '64k' or '1073741824' (powers of
+    1024; a trailing 'B' or 'iB' is allowed)."""
+    units = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+    body = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (body[:-1], body[-1]) if body[-1:] in units and body else (body, "")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{MEMORY_VARIABLE}: {text!r} is not a size (e.g. 8G, 500M, 0 for none)")
+    return int(value * (1 << units[unit]))
+
+
+def _data_segment() -> int | None:
+    """The process's data segment now (VmData: what RLIMIT_DATA counts), in bytes."""
+    for line in _read(Path("/proc/self/status")).splitlines():
+        if line.startswith("VmData:"):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                return int(fields[1]) * 1024
+    return None
+
+
+def cap_memory(environ: Mapping[str, str] | None = None) -> int | None:
+    """Cap this process's memory so that running out of it is an error, not the kernel's
+    out-of-memory killer (Linux, CPU machines; the command line calls this).
+
+    Linux hands out memory it does not have and, when it runs out, kills a process
+    (this one, or another of the user's). Under a ceiling on the data segment
+    (RLIMIT_DATA) an allocation past it fails instead: torch and numpy raise, and the
+    command stops with one line naming what took the memory (a batch is halved first
+    where that helps). The ceiling is what the process holds now plus 90% of the memory
+    free now (the machine's, or a cgroup's where it leaves less, as under SLURM or
+    docker), shared among torchrun's processes on the node. BIOSEQNN_MAX_MEMORY sets
+    it ('8G', '500M'; '0' or 'off': none); a lower ``ulimit -d`` is kept. Machines with
+    a GPU get no default ceiling: the CUDA driver's own mappings count toward it.
+    Returns the ceiling in bytes, or None; :func:`release_memory` undoes it.
+    """
+    global memory_ceiling, _ceiling_source, _limit_before
+    env = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux"):
+        return None
+    setting = env.get(MEMORY_VARIABLE, "").strip()
+    if setting.lower() in ("0", "off", "none"):
+        return None
+    if setting:
+        limit, source = parse_size(setting), f"from {MEMORY_VARIABLE}"
+    else:
+        held, room = _data_segment(), memory_room()
+        if held is None or room is None or _gpu_present():
+            return None
+        limit = held + int(room * MEMORY_SHARE) // _local_processes()
+        source = f"90% of the memory free at start; {MEMORY_VARIABLE} sets it"
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if soft != resource.RLIM_INFINITY and soft <= limit:
+        memory_ceiling, _ceiling_source = soft, "from ulimit -d"  # the user's, tighter
+        return soft
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if _limit_before is None:
+        _limit_before = (soft, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    memory_ceiling, _ceiling_source = limit, source
+    return limit
+
+
+def release_memory() -> None:
+    """Undo :func:`cap_memory` (the command line does when a command ends, so that a
+    program that runs commands in-process keeps its own limits)."""
+    global memory_ceiling, _ceiling_source, _limit_before
+    if _limit_before is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, _limit_before)
+    memory_ceiling = _limit_before = None
+    _ceiling_source = ""
+
+
+def _gpu_present() -> bool:
+    """A CUDA or ROCm device is there (asked of torch only where its build has one)."""
+    return (torch.version.cuda is not None or torch.version.hip is not None) and bool(
+        torch.cuda.is_available()
+    )
+
+
+def ceiling_note() -> str:
+    """' (memory ceiling 2.0 GB, from BIOSEQNN_MAX_MEMORY)' while one is set, for the
+    messages that say memory ran out; else ''."""
+    if memory_ceiling is None:
+        return ""
+    return f" (memory ceiling {memory_ceiling / (1 << 30):.1f} GB, {_ceiling_source})"
 
 
 def _local_processes() -> int:

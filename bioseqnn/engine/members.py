@@ -32,6 +32,7 @@ from ..models.base import (
     resolve_pooling,
     sizing_settings,
 )
+from ..runtime import ceiling_note
 from ..structure import StructureInput
 from ..tasks import TaskSpec
 from . import distributed
@@ -217,8 +218,9 @@ def _training_out_of_memory(
         f"the model ({model.arch}, {sizing_settings(model)}): {weights:,} weights "
         f"({_size_text(weights * 4)} as float32"
     )
+    where = f"{device}{ceiling_note() if device.type == 'cpu' else ''}"
     if stage == "building":
-        return f"out of memory on {device} building {held}); lower those settings"
+        return f"out of memory on {where} building {held}); lower those settings"
     longest = int(np.argmax(data.lengths)) if len(data) else 0
     record = (
         f", the longest record {data.ids[longest]!r} has {int(data.lengths[longest]):,} positions"
@@ -227,7 +229,7 @@ def _training_out_of_memory(
     )
     cap = f"--max-tokens {tc.max_tokens}" if tc.max_tokens else "no --max-tokens"
     return (
-        f"out of memory on {device} training {held}, about four times that while "
+        f"out of memory on {where} training {held}, about four times that while "
         f"training), batches of up to {tc.batch_size} records ({cap}){record}; lower "
         "--batch-size or set --max-tokens, split or trim the longest records, or lower "
         "the model's settings"

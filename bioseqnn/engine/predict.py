@@ -20,6 +20,7 @@ from ..errors import DataError, UsageError
 from ..io.fasta import Record, RecordStream
 from ..io.series import SeriesOptions, SeriesReader
 from ..models.base import Predictor, check_lengths
+from ..runtime import ceiling_note
 from ..strands import complement_table, reverse_complement_set
 from ..structure import with_structure
 from ..tasks import TaskSpec
@@ -152,8 +153,9 @@ def _halve(limit: BatchLimit, data: SequenceSet, part: np.ndarray, device: torch
     if len(part) <= 1:
         i = int(part[0])
         other = "use --device cpu, or " if device.type != "cpu" else ""
+        ceiling = ceiling_note() if device.type == "cpu" else ""
         raise DataError(
-            f"out of memory on {device} predicting record {data.ids[i]!r} "
+            f"out of memory on {device}{ceiling} predicting record {data.ids[i]!r} "
             f"({int(data.lengths[i]):,} positions) on its own; {other}split or trim the "
             "longest sequences"
         )

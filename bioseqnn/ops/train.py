@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import runtime
 from ..alphabets import Alphabet
 from ..bundle import save_bundle
 from ..config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
@@ -187,7 +188,13 @@ def train(
     ranks, device_name = distributed.setup(cfg.training.device)  # torchrun: join the others
     # train names its device on every run, so auto falls back to the CPU without a warning
     device = resolve_device(None if device_name == "auto" else device_name)
-    log.info("device: %s, %d CPU thread(s)", device, torch.get_num_threads())
+    ceiling = runtime.memory_ceiling if device.type == "cpu" else None
+    log.info(
+        "device: %s, %d CPU thread(s)%s",
+        device,
+        torch.get_num_threads(),
+        f", memory ceiling {ceiling / (1 << 30):.1f} GB" if ceiling is not None else "",
+    )
     # per-residue labels: --task per-position, or a FASTA given as the labels
     per_position = task == "per-position" or (
         not lm and sequence_column is None and src.labels_input.is_fasta

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import stat
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from conftest import (
     run_bioseqnn,
     train_tiny,
 )
+
+from bioseqnn import runtime
 
 
 @pytest.fixture(scope="module")
@@ -1041,7 +1044,10 @@ HANGS = [
         "predict-intervals-with-a-huge-window",
         ["predict", "{D}", "r.bed", "--genome", "g.fa", "--window", "1" + "0" * 13, "-o", "o.tsv"],
         1,
-        ["out of memory; lower the sizes the command asks for (--window, the model's"],
+        [
+            "out of memory (memory ceiling ",
+            "; lower the sizes the command asks for (--window, the model's",
+        ],
         GENOME,
     ),
     Case(
@@ -1268,7 +1274,8 @@ def _limit_memory() -> None:
         (
             "predict-a-20-million-residue-record",
             ["predict", "{P}", "long.fa", "-o", "out.tsv"],
-            "out of memory on cpu predicting record 'huge' (20,000,000 positions) on its own; "
+            "out of memory on cpu (memory ceiling 1.5 GB, from ulimit -d) predicting record "
+            "'huge' (20,000,000 positions) on its own; "
             "split or trim the longest sequences",
         ),
         (
@@ -1288,7 +1295,8 @@ def _limit_memory() -> None:
                 "--val-fraction",
                 "0",
             ],
-            "out of memory on cpu training the model (lstm, hidden-size 8, layers 1): 969 weights "
+            "out of memory on cpu (memory ceiling 1.5 GB, from ulimit -d) training the model "
+            "(lstm, hidden-size 8, layers 1): 969 weights "
             "(3.8 kB as float32, about four times that while training), batches of up to 64 "
             "records "
             "(no --max-tokens), the longest record 'huge' has 5,000,000 positions; lower "
@@ -1308,7 +1316,8 @@ def _limit_memory() -> None:
                 "--hidden-size",
                 "16000",
             ],
-            "out of memory on cpu building the model (lstm, hidden-size 16000, layers 1): "
+            "out of memory on cpu (memory ceiling 1.5 GB, from ulimit -d) building the model "
+            "(lstm, hidden-size 16000, layers 1): "
             "1,025,424,001 weights (3.8 GB as float32); lower those settings",
         ),
     ],
@@ -1347,6 +1356,73 @@ def test_out_of_cpu_memory_names_the_record_or_the_settings(
     assert p.returncode == 1
     assert p.stderr.decode().splitlines() == [f"bioseqnn: error: {message}"]
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the memory ceiling is Linux's RLIMIT_DATA")
+@pytest.mark.parametrize(
+    ("setting", "code", "message"),
+    [
+        (
+            "1G",
+            1,
+            "out of memory on cpu (memory ceiling 1.0 GB, from BIOSEQNN_MAX_MEMORY) predicting "
+            "record 'huge' (8,000,000 positions) on its own; split or trim the longest sequences",
+        ),
+        (
+            "1 gigabyte",
+            2,
+            "BIOSEQNN_MAX_MEMORY: '1 gigabyte' is not a size (e.g. 8G, 500M, 0 for none)",
+        ),
+    ],
+)
+def test_the_memory_ceiling_comes_from_the_environment(
+    models: dict[str, str], tmp_path: Path, setting: str, code: int, message: str
+) -> None:
+    """BIOSEQNN_MAX_MEMORY sets the ceiling under which memory that runs out is an error
+    naming the record, not the kernel's out-of-memory killer; a value that is no size is
+    a usage error. Nothing is written either way."""
+    rng = random.Random(14)
+    piece = "".join(rng.choice(AMINO) for _ in range(1000)).encode()
+    (tmp_path / "long.fa").write_bytes(b">short\nKLVFFAE\n>huge\n" + piece * 8_000 + b"\n")
+    before = _tree(tmp_path)
+    p = subprocess.run(
+        [sys.executable, "-m", "bioseqnn", "predict", models["P"], "long.fa", "-o", "out.tsv"],
+        capture_output=True,
+        cwd=tmp_path,
+        env={**os.environ, "BIOSEQNN_MAX_MEMORY": setting},
+        timeout=300,
+        check=False,
+    )
+    assert p.returncode == code
+    assert p.stderr.decode().splitlines() == [f"bioseqnn: error: {message}"]
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the memory ceiling is Linux's RLIMIT_DATA")
+def test_a_command_runs_under_a_memory_ceiling_and_lifts_it_when_done(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without BIOSEQNN_MAX_MEMORY the ceiling is what the process holds plus 90% of the
+    memory free at start; train names it, and main() restores the process's own limit
+    (a program that runs commands in-process keeps its limits)."""
+    import resource
+
+    monkeypatch.delenv("BIOSEQNN_MAX_MEMORY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "six.fa").write_bytes(SIX)
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS)
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    free = runtime.memory_room()
+    r = cli(*TRAIN, "--threads", "1")
+    assert r.code == 0, r.err
+    found = re.search(r"device: cpu, 1 CPU thread\(s\), memory ceiling ([0-9.]+) GB", r.err)
+    assert found, r.err
+    if before[0] == resource.RLIM_INFINITY and free is not None:
+        ceiling = float(found.group(1)) * (1 << 30)
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        assert 0.5 * free < ceiling < total + (8 << 30)  # held + 90% of the free memory
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+    assert runtime.memory_ceiling is None
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bioseqnn import runtime
+from bioseqnn.errors import UsageError
 
 
 def _tree(tmp_path: Path, files: dict[str, str], membership: str) -> tuple[str, str]:
@@ -125,3 +126,84 @@ def test_one_thread_restores_the_thread_count_even_when_the_block_fails() -> Non
         assert torch.get_num_threads() == 2
     finally:
         runtime.set_threads(before)
+
+
+def _memory_tree(tmp_path: Path, files: dict[str, str], membership: str, available_kb: int):
+    root, member = _tree(tmp_path, files, membership)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(
+        f"MemTotal:       24683792 kB\nMemFree:         1000000 kB\n"
+        f"MemAvailable:   {available_kb:>8} kB\nBuffers:          100000 kB\n"
+    )
+    return root, member, str(meminfo)
+
+
+GiB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    "files, membership, expected",
+    [
+        # no cgroup limit (v1's "none" is 2^63 rounded to pages): the machine's free memory
+        (
+            {
+                "memory/job/memory.limit_in_bytes": "9223372036854771712\n",
+                "memory/job/memory.usage_in_bytes": f"{3 * GiB}\n",
+            },
+            "4:memory:/job\n0::/\n",
+            20 * GiB,
+        ),
+        # cgroup v1 (SLURM --mem 8G): 8 GiB less 3 GiB used, of which 1 GiB inactive cache
+        (
+            {
+                "memory/job/memory.limit_in_bytes": f"{8 * GiB}\n",
+                "memory/job/memory.usage_in_bytes": f"{3 * GiB}\n",
+                "memory/job/memory.stat": f"cache 5\ntotal_inactive_file {GiB}\n",
+            },
+            "4:memory:/job\n",
+            6 * GiB,
+        ),
+        # cgroup v2 (docker --memory 4g) on the parent group, none on the process's own
+        (
+            {
+                "a/b/memory.max": "max\n",
+                "a/b/memory.current": f"{GiB}\n",
+                "a/memory.max": f"{4 * GiB}\n",
+                "a/memory.current": f"{GiB}\n",
+                "a/memory.stat": "anon 1\ninactive_file 0\n",
+            },
+            "0::/a/b\n",
+            3 * GiB,
+        ),
+        # a cgroup limit looser than the machine: the machine's free memory
+        (
+            {"job/memory.max": f"{64 * GiB}\n", "job/memory.current": f"{GiB}\n"},
+            "0::/job\n",
+            20 * GiB,
+        ),
+    ],
+)
+def test_memory_room_is_the_tightest_of_machine_and_cgroups(
+    tmp_path, files, membership, expected
+) -> None:
+    root, member, meminfo = _memory_tree(tmp_path, files, membership, 20 * GiB >> 10)
+    assert runtime.memory_room(root, member, meminfo) == expected
+
+
+def test_memory_room_is_unknown_without_meminfo(tmp_path) -> None:
+    assert runtime.memory_room(str(tmp_path), str(tmp_path / "no"), str(tmp_path / "no")) is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("8G", 8 * GiB), ("1.5g", 3 * GiB // 2), ("500M", 500 << 20), ("64kB", 64 << 10)]
+    + [("2GiB", 2 * GiB), ("1073741824", GiB), (" 3T ", 3 << 40)],
+)
+def test_parse_size_reads_sizes_in_powers_of_1024(text: str, expected: int) -> None:
+    assert runtime.parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["8X", "", "G", "-1G", "nanG", "inf"])
+def test_parse_size_refuses_what_is_no_size(text: str) -> None:
+    with pytest.raises(UsageError, match="BIOSEQNN_MAX_MEMORY: .* is not a size"):
+        runtime.parse_size(text)
