@@ -52,6 +52,7 @@ from ..io.outputs import (
     check_one_stdin,
     check_output_path,
 )
+from ..io.sniff import sniff
 from ..models.base import (
     Ensemble,
     Predictor,
@@ -498,6 +499,7 @@ def _check_outputs(
             "--position-mask": src.position_mask,
         },
     )
+    _check_labels_are_not_the_sequences(src)
     inputs = src.named(cfg)
     check_output_path(output, inputs)
     log_file = Path(log_path) if log_path else default_log_path(output)
@@ -514,6 +516,29 @@ def _check_outputs(
         prepare_checkpoint_dir(tc.checkpoint_dir)
         check_not_an_input(checkpoint_path(tc.checkpoint_dir), inputs)
     return log_file
+
+
+def _check_labels_are_not_the_sequences(src: TrainInputs) -> None:
+    """One FASTA as both the sequences and their per-residue labels would label every
+    residue with itself (a model that learns nothing, at 100% accuracy): a slip for
+    the labels table, refused."""
+    pairs = (
+        ("SEQUENCES", src.fasta, "LABELS", src.labels),
+        ("--val-fasta", src.val_fasta, "--val-labels", src.val_labels),
+    )
+    for seq_name, seqs, label_name, labels in pairs:
+        if seqs is None or labels is None or STDIO in (str(seqs), str(labels)):
+            continue
+        try:
+            same = os.path.samefile(seqs, labels)
+        except OSError:  # a missing file is reported where it is read
+            continue
+        if same and sniff(labels).is_fasta:
+            raise UsageError(
+                f"{labels}: given as both {seq_name} and {label_name}: its residues would be "
+                "their own labels; give the labels table (CSV/TSV: id and label columns) or "
+                "a FASTA of per-residue labels"
+            )
 
 
 def _check_variant(src: TrainInputs, cfg: RunConfig, lm: bool) -> None:

@@ -865,6 +865,21 @@ CASES = [
         code=2,
     ),
     Case(
+        # a FASTA as labels is per-residue labels: each residue would be its own label
+        "train-with-the-sequences-given-as-their-labels",
+        ["train", "six.fa", "./six.fa", "-o", "m.bsnn"],
+        2,
+        ["./six.fa: given as both SEQUENCES and LABELS: its residues would be their own labels"],
+        {"six.fa": SIX},
+    ),
+    Case(
+        "train-with-the-validation-sequences-given-as-their-labels",
+        [*TRAIN, "--val-fasta", "v.fa", "--val-labels", "v.fa"],
+        2,
+        ["v.fa: given as both --val-fasta and --val-labels: its residues would be their own"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS, "v.fa": SIX},
+    ),
+    Case(
         "train-output-is-the-config",
         [*TRAIN[:4], "c.yaml", *TRAIN[5:], "--config", "c.yaml"],
         2,
