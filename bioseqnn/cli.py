@@ -496,6 +496,13 @@ _repeated: list[str] = []
 """Warnings about options given more than once, for the running command."""
 
 
+@functools.cache
+def _click_group() -> Any:
+    """The click command that typer builds from ``app`` (every command's parameters:
+    about 90 ms, so built once per process and shared by every step that needs it)."""
+    return typer.main.get_command(app)
+
+
 def repeated_options(args: list[str]) -> list[str]:
     """One warning per single-valued option given more than once with different values.
 
@@ -503,7 +510,7 @@ def repeated_options(args: list[str]) -> list[str]:
     used, as click does, and the user is told which; repeating a value is no warning, and
     options that take several values (--target) are left alone.
     """
-    group = typer.main.get_command(app)
+    group = _click_group()
     commands = getattr(group, "commands", {})
     at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
     if at is None or args[at] not in commands:
@@ -2887,7 +2894,7 @@ def _given(args: list[str], option: str) -> bool:
 def _invoke(args: list[str]) -> None:
     # make_context/invoke rather than command.main(): click's main() turns a broken
     # pipe into sys.exit(1) before this funnel could see it.
-    command = typer.main.get_command(app)
+    command = _click_group()
     if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
         command._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
     with command.make_context("bioseqnn", args) as ctx:
