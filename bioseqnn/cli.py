@@ -497,10 +497,32 @@ _repeated: list[str] = []
 
 
 @functools.cache
-def _click_group() -> Any:
-    """The click command that typer builds from ``app`` (every command's parameters:
-    about 90 ms, so built once per process and shared by every step that needs it)."""
+def _click_group(only: str | None = None) -> Any:
+    """The click command that typer builds from ``app``, once per process.
+
+    With ``only`` (the command the arguments name), a group of that one command: typer
+    builds every command's parameters from its signature, about 90 ms for all of them,
+    which a run of one command need not wait for. Its help, errors and behaviour are
+    those of the full group; the full one answers everything else (the group's help,
+    an unknown command, shell completion)."""
+    if only is not None:
+        chosen = [c for c in app.registered_commands if _command_name(c) == only]
+        if len(chosen) == 1:
+            one = copy.copy(app)
+            one.registered_commands = chosen
+            return typer.main.get_command(one)
     return typer.main.get_command(app)
+
+
+def _command_name(info: Any) -> str:
+    """The name a registered command is called by (typer's rule: its function's name,
+    lower case, '-' for '_', unless named)."""
+    return info.name or typer.main.get_command_name(info.callback.__name__)
+
+
+def _named_command(args: list[str]) -> str | None:
+    """The command the arguments name (the first that is no option), or None."""
+    return next((a for a in args if not a.startswith("-")), None)
 
 
 def repeated_options(args: list[str]) -> list[str]:
@@ -510,7 +532,7 @@ def repeated_options(args: list[str]) -> list[str]:
     used, as click does, and the user is told which; repeating a value is no warning, and
     options that take several values (--target) are left alone.
     """
-    group = _click_group()
+    group = _click_group(_named_command(args))
     commands = getattr(group, "commands", {})
     at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
     if at is None or args[at] not in commands:
@@ -2894,9 +2916,9 @@ def _given(args: list[str], option: str) -> bool:
 def _invoke(args: list[str]) -> None:
     # make_context/invoke rather than command.main(): click's main() turns a broken
     # pipe into sys.exit(1) before this funnel could see it.
-    command = _click_group()
     if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
-        command._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
+        _click_group()._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
+    command = _click_group(_named_command(args))
     with command.make_context("bioseqnn", args) as ctx:
         command.invoke(ctx)
 
