@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.core
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
 
 from ._version import __version__
 from .errors import BioseqnnError, SettingError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
     from .config import RunConfig
     from .ops.train import TrainOutcome
 
@@ -102,7 +102,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def _stderr() -> Console:
+    """The console of progress bars and tables on stderr (rich loads when one is shown:
+    about 40 ms that a command without them need not wait for)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _choices(values: type[Enum]) -> str:
@@ -630,13 +638,21 @@ class RichReporter:
         self.epochs = epochs
         self.monitor = monitor
         if self.show_bar:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self.progress = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
                 BarColumn(),
                 TextColumn("loss {task.fields[loss]:.4f}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=stderr,
+                console=_stderr(),
                 transient=True,
             )
             self.progress.start()
@@ -926,7 +942,7 @@ def train(
             "--task language-model learns from sequences alone)",
             param_hint="LABELS",
         )
-    show_bar = stderr.is_terminal and not quiet
+    show_bar = _stderr().is_terminal and not quiet
     reporter = RichReporter(show_bar, "perplexity" if lm else "accuracy")
     from .tracking import Tracking
 
@@ -1268,6 +1284,8 @@ def info(
         return
     rows = [(key, shown(value)) for key, value in _info_rows(manifest)]
     if sys.stdout.isatty():
+        from rich.console import Console
+
         Console(highlight=False).print(_info_table(rows))
     else:  # for pipes and files: one unwrapped, unpadded line per field
         width = max(len(key) for key, _ in rows)
@@ -1510,7 +1528,7 @@ def tune(
     from .config import RunConfig, apply_overrides
     from .search.study import tune as run_tune
 
-    progress = _search_bar() if stderr.is_terminal and not quiet else None
+    progress = _search_bar() if _stderr().is_terminal and not quiet else None
     assert settings is not None  # with_settings passes the settings' options
     base = apply_overrides(RunConfig(), {"training": settings["training"], "model": {}})
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -1560,12 +1578,14 @@ def _search_bar() -> Any:
             self.trials: int | None = None
 
         def start(self, trials: int | None, timeout: float | None) -> None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
             self.trials, self.timeout, self.started = trials, timeout, time.monotonic()
             self.progress = Progress(
                 TextColumn("search: {task.fields[done]} trial(s), best {task.fields[best]}"),
                 BarColumn(),
                 TimeElapsedColumn(),
-                console=stderr,
+                console=_stderr(),
                 transient=True,
             )
             self.progress.start()
@@ -1821,8 +1841,12 @@ def evaluate(
         write_multiqc(ev, multiqc)
     if not quiet:
         # a log file or pipe gets the tables at their natural width, not cut to 80 columns
+        from rich.console import Console
+
         console = (
-            stderr if stderr.is_terminal else Console(stderr=True, highlight=False, width=10_000)
+            _stderr()
+            if _stderr().is_terminal
+            else Console(stderr=True, highlight=False, width=10_000)
         )
         for t in metric_tables(ev):
             console.print(t)
@@ -2640,6 +2664,9 @@ def config_command(
 
 
 def _info_table(rows: list[tuple[str, str]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
