@@ -4,6 +4,8 @@ a progress bar (Rich: a terminal, or a Jupyter notebook with ipywidgets) when as
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("bioseqnn")
@@ -74,3 +76,67 @@ class EpochReporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class WorkLog:
+    """A long job's progress for people, through the ``bioseqnn`` logger at INFO: its
+    size when it starts, then, once ``settle`` seconds of work show the rate, the time
+    left where that is more than a minute (with ``hint``: how to ask for less), and a
+    line every ``period`` seconds after that. A job of a few seconds says nothing more
+    than its size."""
+
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        unit: str,
+        hint: str = "",
+        settle: float = 10.0,
+        period: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what, self.total, self.unit, self.hint = what, max(total, 0), unit, hint
+        self.settle, self.period, self.clock = settle, period, clock
+        self.done = 0
+        self.started = clock()
+        self.next_line: float | None = None  # None: the rate is not known yet
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        elapsed = self.clock() - self.started
+        if self.done <= 0 or self.done >= self.total or elapsed < self.settle:
+            return
+        if self.next_line is not None and elapsed < self.next_line:
+            return
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate
+        if self.next_line is None:
+            self.next_line = elapsed + self.period
+            if left > 60:
+                log.info(
+                    "%s: about %s left (%s %s/s)%s",
+                    self.what,
+                    duration_text(left),
+                    f"{rate:,.0f}",
+                    self.unit,
+                    f"; {self.hint}" if self.hint else "",
+                )
+            return
+        self.next_line = elapsed + self.period
+        log.info(
+            "%s: %.0f%% done, about %s left",
+            self.what,
+            100 * self.done / self.total,
+            duration_text(left),
+        )
+
+
+def duration_text(seconds: float) -> str:
+    """'45 s', '12 min', '3.5 h', '2.1 days': a duration for people."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

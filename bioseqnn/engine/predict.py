@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +66,7 @@ def infer(
     limit: BatchLimit | None = None,
     oom: tuple[type[BaseException], ...] = OOM_ERRORS,
     max_tokens: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Raw model outputs (logits) for every sequence of ``data``, in its order, on the CPU.
 
@@ -75,6 +76,7 @@ def infer(
     A batch that runs out of memory (an ``oom`` exception) is retried in halves, with a
     warning, down to one sequence; the smaller size is kept in ``limit`` for later batches.
     Batching never changes a prediction, so the outputs are those of an unconstrained run.
+    ``progress`` is called with each batch's positions (its sequences' lengths summed).
     """
     was_training = model.training
     model.eval()
@@ -94,6 +96,8 @@ def infer(
             out[torch.from_numpy(index), : logits.shape[1]] = logits
         else:
             out[torch.from_numpy(index)] = logits
+        if progress is not None:
+            progress(int(data.lengths[index].sum()))
     model.train(was_training)
     if out is None:
         return torch.empty((0, 0))

@@ -270,14 +270,18 @@ def mutation_map(
     names = target_names(bundle.task)
     maps = []
     from ..data.sets import SequenceSet
+    from ..ops.explain import ism_work
 
+    for i, rid in enumerate(data.ids):  # every record's window, before any work
+        if region is not None and region[0] > int(data.lengths[i]):
+            raise DataError(
+                f"{source}: record {rid!r} has {int(data.lengths[i])} residues; "
+                f"--region starts at {region[0]}"
+            )
+    work = ism_work("ism-map", data, table, region, "--region START:END")
     for i, rid in enumerate(data.ids):
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
         lo, hi = (1, len(codes)) if region is None else region
-        if lo > len(codes):
-            raise DataError(
-                f"{source}: record {rid!r} has {len(codes)} residues; --region starts at {lo}"
-            )
         hi = min(hi, len(codes))
         window = codes[lo - 1 : hi]
         is_self = table[window] == 1.0
@@ -294,6 +298,7 @@ def mutation_map(
                 SequenceSet([""] * len(p), variants.reshape(-1), offsets),
                 batch_size,
                 dev,
+                progress=work.advance,
             )
             score = target_score(bundle.task, out, torch.full((len(p),), int(targets[i]))).numpy()
             deltas[p, c] = score - reference[i]

@@ -252,3 +252,35 @@ def test_ism_of_long_sequences_is_split_into_bounded_blocks(motif_data, monkeypa
     assert max(calls) <= 10 and sum(calls) == 3 + 3 * 3 * LENGTH
     for a, b in zip(whole.records, split.records, strict=True):
         np.testing.assert_allclose(a.deltas, b.deltas, atol=1e-5)
+
+
+def test_ism_says_how_much_it_will_predict_before_it_starts(cli, motif_data) -> None:
+    """Every substitution is a whole sequence to predict: the work grows with the length
+    squared, so both ISM commands name it first (and, for a long job, the time left)."""
+    model, _, root = motif_data
+    two = root / "two.fasta"
+    two.write_text(">a\nACGTNACGTA\n>b\nACGTA\n")
+    # a: 9 letters x 3 others + the N x 4 = 31, of 10 positions each; b: 5 x 3 of 5
+    r = cli("explain", model, two, "--method", "ism", "-o", root / "two.tsv")
+    assert r.code == 0, r.err
+    assert "bioseqnn: ism: 46 substitution(s) of 2 sequence(s), 385 positions to predict" in (
+        r.err.splitlines()
+    )
+    # --region 2:4 mutates C, G, T of each: 9 of 10 positions, 9 of 5
+    r = cli("ism-map", model, two, "--region", "2:4", "--plot", root / "maps", "-o", root / "m.tsv")
+    assert r.code == 0, r.err
+    assert "bioseqnn: ism-map: 18 substitution(s) of 2 sequence(s), 135 positions to predict" in (
+        r.err.splitlines()
+    )
+
+
+def test_a_region_past_any_record_fails_before_any_work(cli, motif_data) -> None:
+    model, _, root = motif_data
+    two = root / "short-last.fasta"
+    two.write_text(">long\n" + "ACGT" * 10 + "\n>short\nACGTA\n")
+    r = cli("ism-map", model, two, "--region", "8:12", "--plot", root / "none")
+    assert r.code == 1
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {two}: record 'short' has 5 residues; --region starts at 8"
+    ]
+    assert not (root / "none").exists()
