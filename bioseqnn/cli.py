@@ -1083,7 +1083,7 @@ def predict(
             rich_help_panel="Run",
             min=0,
             help="Cap on padded positions per batch (sequences x longest length): "
-            "batches of long sequences hold fewer (0 = 1048576; predictions do not depend "
+            "batches of long sequences hold fewer (0 = 262144; predictions do not depend "
             "on it).",
         ),
     ] = 0,
