@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, UsageError
+from ..progress import WorkLog
 
 log = logging.getLogger("bioseqnn")
 
@@ -61,9 +62,10 @@ def _predictions(
     targets: np.ndarray,
     batch_size: int,
     device: torch.device,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Predictions (target class probability, label probability or value) of (M, width)
-    variant codes, M rows of ``targets``."""
+    variant codes, M rows of ``targets`` (``progress``: see engine.predict.infer)."""
     from ..data.sets import SequenceSet
     from ..engine.predict import infer
     from ..ops.explain import _prediction
@@ -71,7 +73,7 @@ def _predictions(
     n = len(codes)
     offsets = np.arange(n + 1, dtype=np.int64) * width
     data = SequenceSet([""] * n, codes.reshape(-1), offsets)
-    logits = infer(bundle.model, onehot, data, batch_size, device)  # type: ignore[attr-defined]
+    logits = infer(bundle.model, onehot, data, batch_size, device, progress=progress)  # type: ignore[attr-defined]
     return _prediction(bundle.task, logits, targets)  # type: ignore[attr-defined]
 
 
@@ -168,26 +170,37 @@ def insert_motif(
     base = _prediction(bundle.task, logits, targets).astype(np.float64)
     starts = np.arange(0, shortest - w + 1, step)
     changes = np.zeros((len(data), len(starts)))
+    total = len(starts) * int(data.lengths.sum())
+    log.info(
+        "insert: %s variant(s) of %d background(s), %s positions to predict",
+        f"{len(starts) * len(data):,}",
+        len(data),
+        f"{total:,}",
+    )
+    work = WorkLog("insert", total, "positions", "--step N tries every N-th start only")
     for i in range(len(data)):
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
-        variants = np.repeat(codes[None, :], len(starts), axis=0)
-        for k, s in enumerate(starts):
-            variants[k, s : s + w] = motif_codes
-        preds = np.concatenate(
-            [
+        preds = []
+        # the variants a block of starts at a time: all of a long background's at once
+        # would be (starts x length) bytes (3.6 GB for 60,000 residues)
+        for part in _chunks(len(starts), len(codes)):
+            block = starts[part]
+            variants = np.repeat(codes[None, :], len(block), axis=0)
+            for k, s in enumerate(block):
+                variants[k, s : s + w] = motif_codes
+            preds.append(
                 _predictions(
                     bundle,
                     onehot,
-                    variants[part],
+                    variants,
                     len(codes),
-                    np.full(part.stop - part.start, targets[i]),
+                    np.full(len(block), targets[i]),
                     batch_size,
                     dev,
+                    work.advance,
                 )
-                for part in _chunks(len(variants), len(codes))
-            ]
-        )
-        changes[i] = preds - base[i]
+            )
+        changes[i] = np.concatenate(preds) - base[i]
     name = target_names(bundle.task)[int(targets[0])]
     return Insertion(
         motif,

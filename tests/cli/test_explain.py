@@ -284,3 +284,38 @@ def test_a_region_past_any_record_fails_before_any_work(cli, motif_data) -> None
         f"bioseqnn: error: {two}: record 'short' has 5 residues; --region starts at 8"
     ]
     assert not (root / "none").exists()
+
+
+def test_motif_insertion_builds_its_variants_a_block_at_a_time(motif_data, monkeypatch) -> None:
+    """insert wrote every start's variant of a background at once: starts x length bytes
+    (3.6 GB for one background of 60,000 residues). Now no array of variants exceeds
+    MUTANT_BYTES, every variant is predicted once, and the changes are the same."""
+    import importlib
+
+    from bioseqnn.interpret.insilico import insert_motif
+
+    insilico = importlib.import_module("bioseqnn.interpret.insilico")
+    model, positives, _ = motif_data
+    whole = insert_motif(model, "ACGTAC", positives, device="cpu", batch_size=64)
+
+    class Numpy:  # the module's numpy, with each variant array's size noted
+        def __init__(self) -> None:
+            self.repeated: list[int] = []
+
+        def __getattr__(self, name: str):
+            return getattr(np, name)
+
+        def repeat(self, *args, **kwargs):
+            out = np.repeat(*args, **kwargs)
+            self.repeated.append(out.nbytes)
+            return out
+
+    spy = Numpy()
+    monkeypatch.setattr(insilico, "MUTANT_BYTES", 5 * LENGTH)  # five variants at a time
+    monkeypatch.setattr(insilico, "np", spy)
+    split = insert_motif(model, "ACGTAC", positives, device="cpu", batch_size=64)
+    starts = LENGTH - 6 + 1
+    assert max(spy.repeated) == 5 * LENGTH  # never more than a block (27 x 32 before)
+    assert sum(spy.repeated) == split.backgrounds * starts * LENGTH  # every variant once
+    np.testing.assert_allclose(split.mean, whole.mean, atol=1e-6)
+    np.testing.assert_allclose(split.std, whole.std, atol=1e-6)
