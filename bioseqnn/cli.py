@@ -1324,8 +1324,14 @@ def ensemble(
 def parse_duration(text: str) -> float:
     """--time: seconds from '90s', '30m', '2h' (a bare number is seconds)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match or float(match.group(1)) <= 0:
-        raise typer.BadParameter(f"{text!r} is not a duration (give e.g. 90s, 30m or 2h)")
+    if not match:
+        raise typer.BadParameter(
+            f"{text!r} is not a duration (give e.g. 90s, 30m or 2h)", param_hint="'--time'"
+        )
+    if float(match.group(1)) <= 0:
+        raise typer.BadParameter(
+            f"{text!r}: a search needs some time (e.g. 90s, 30m or 2h)", param_hint="'--time'"
+        )
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 

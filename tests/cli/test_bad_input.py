@@ -741,6 +741,20 @@ CASES = [
         {"l.csv": SIX_LABELS},
     ),
     Case(
+        "tune-with-no-time",
+        ["tune", "six.fa", "l.csv", "-o", "m.bsnn", "--time", "0s"],
+        2,
+        ["Invalid value for '--time': '0s': a search needs some time (e.g. 90s, 30m or 2h)"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS},
+    ),
+    Case(
+        "tune-with-a-time-that-is-no-duration",
+        ["tune", "six.fa", "l.csv", "-o", "m.bsnn", "--time", "5x"],
+        2,
+        ["Invalid value for '--time': '5x' is not a duration (give e.g. 90s, 30m or 2h)"],
+        {"six.fa": SIX, "l.csv": SIX_LABELS},
+    ),
+    Case(
         "tune-with-a-device-as-validation",
         [*TUNE, "--val-fasta", "/dev/zero", "--val-labels", "l.csv"],
         2,
