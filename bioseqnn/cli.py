@@ -2880,7 +2880,7 @@ def _runs_torch(args: list[str]) -> bool:
         for a in args
     ):
         return False
-    command = next((a for a in args if not a.startswith("-")), None)
+    command = _named_command(args)
     if command == "tune" and "--show-space" in args:
         return False
     return command is not None and command not in _WITHOUT_TORCH

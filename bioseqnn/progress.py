@@ -80,9 +80,10 @@ class EpochReporter:
 
 class WorkLog:
     """A long job's progress for people, through the ``bioseqnn`` logger at INFO: its
-    size when it starts, then, once ``settle`` seconds of work show the rate, the time
-    left where that is more than a minute (with ``hint``: how to ask for less), and a
-    line every ``period`` seconds after that. A job of a few seconds says nothing more
+    size when it starts (with ``size``, what the ``total`` units are of: "what: size,
+    total units to predict"), then, once ``settle`` seconds of work show the rate, the
+    time left where that is more than a minute (with ``hint``: how to ask for less), and
+    a line every ``period`` seconds after that. A job of a few seconds says nothing more
     than its size."""
 
     def __init__(
@@ -94,9 +95,12 @@ class WorkLog:
         settle: float = 10.0,
         period: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        size: str = "",
     ) -> None:
         self.what, self.total, self.unit, self.hint = what, max(total, 0), unit, hint
         self.settle, self.period, self.clock = settle, period, clock
+        if size:
+            log.info("%s: %s, %s %s to predict", what, size, f"{self.total:,}", unit)
         self.done = 0
         self.started = clock()
         self.next_line: float | None = None  # None: the rate is not known yet

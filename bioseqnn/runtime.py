@@ -103,27 +103,41 @@ def cgroup_cpu_limit(
 ) -> float | None:
     """The CPUs a cgroup quota allows this process (quota / period; the tightest along
     its cgroup path, v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), or None without one."""
+    limits: list[float] = []
+    for v2, folder in _cgroup_folders(root, membership, "cpu", ("cpu,cpuacct",)):
+        if v2:  # cpu.max holds "QUOTA PERIOD" or "max PERIOD"
+            fields = _read(folder / "cpu.max").split()
+            if len(fields) == 2 and fields[0] != "max":
+                limits.append(_ratio(fields[0], fields[1]))
+        else:
+            quota = _read(folder / "cpu.cfs_quota_us")
+            period = _read(folder / "cpu.cfs_period_us")
+            if quota and period and not quota.startswith("-"):
+                limits.append(_ratio(quota, period))
+    found = [v for v in limits if v > 0]
+    return min(found) if found else None
+
+
+def _cgroup_folders(
+    root: str, membership: str, controller: str, v1_names: tuple[str, ...] = ()
+) -> Iterator[tuple[bool, Path]]:
+    """(whether cgroup v2, folder) of every cgroup that holds this process's
+    ``controller`` settings, its own group first, then each parent up to the root: v2's
+    unified tree, or v1's tree of that controller (mounted under its own name, the
+    names it shares a mount with, or ``v1_names``)."""
     try:
         lines = Path(membership).read_text().splitlines()
     except OSError:
-        return None
-    limits: list[float] = []
+        return
     for line in lines:
         _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        if controllers == "":  # cgroup v2: cpu.max holds "QUOTA PERIOD" or "max PERIOD"
+        if controllers == "":
             for folder in _up_to_root(Path(root), path):
-                fields = _read(folder / "cpu.max").split()
-                if len(fields) == 2 and fields[0] != "max":
-                    limits.append(_ratio(fields[0], fields[1]))
-        elif "cpu" in controllers.split(","):
-            for name in (controllers, "cpu", "cpu,cpuacct"):
+                yield True, folder
+        elif controller in controllers.split(","):
+            for name in dict.fromkeys((controllers, controller, *v1_names)):
                 for folder in _up_to_root(Path(root) / name, path):
-                    quota = _read(folder / "cpu.cfs_quota_us")
-                    period = _read(folder / "cpu.cfs_period_us")
-                    if quota and period and not quota.startswith("-"):
-                        limits.append(_ratio(quota, period))
-    found = [v for v in limits if v > 0]
-    return min(found) if found else None
+                    yield False, folder
 
 
 def _up_to_root(base: Path, path: str) -> list[Path]:
@@ -172,29 +186,15 @@ def memory_room(
     (MemAvailable), or less where a cgroup's memory limit leaves less room (its limit
     less its working set, the tightest along the process's cgroup path, v1 or v2);
     None where the machine does not say (not Linux)."""
-    rooms: list[int] = []
-    for line in _read(Path(meminfo)).splitlines():
-        if line.startswith("MemAvailable:"):
-            fields = line.split()
-            if len(fields) >= 2 and fields[1].isdigit():
-                rooms.append(int(fields[1]) * 1024)
-    try:
-        lines = Path(membership).read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        if controllers == "":  # v2: memory.max ("max" or bytes), memory.current
-            for folder in _up_to_root(Path(root), path):
-                rooms += _cgroup_room(folder, "memory.max", "memory.current", "inactive_file")
-        elif "memory" in controllers.split(","):
-            for folder in _up_to_root(Path(root) / "memory", path):
-                rooms += _cgroup_room(
-                    folder,
-                    "memory.limit_in_bytes",
-                    "memory.usage_in_bytes",
-                    "total_inactive_file",
-                )
+    available = _kib_field(Path(meminfo), "MemAvailable")
+    rooms = [] if available is None else [available]
+    for v2, folder in _cgroup_folders(root, membership, "memory"):
+        if v2:  # memory.max: "max" or bytes
+            rooms += _cgroup_room(folder, "memory.max", "memory.current", "inactive_file")
+        else:
+            rooms += _cgroup_room(
+                folder, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
+            )
     return max(0, min(rooms)) if rooms else None
 
 
@@ -227,13 +227,13 @@ def parse_size(text: str) -> int:
     return int(value * (1 << units[unit]))
 
 
-def _data_segment() -> int | None:
-    """The process's data segment now (VmData: what RLIMIT_DATA counts), in bytes."""
-    for line in _read(Path("/proc/self/status")).splitlines():
-        if line.startswith("VmData:"):
-            fields = line.split()
-            if len(fields) >= 2 and fields[1].isdigit():
-                return int(fields[1]) * 1024
+def _kib_field(path: Path, key: str) -> int | None:
+    """Bytes of a 'Key:   1234 kB' line of a /proc file (meminfo, status), or None."""
+    for line in _read(path).splitlines():
+        name, _, value = line.partition(":")
+        fields = value.split()
+        if name == key and fields and fields[0].isdigit():
+            return int(fields[0]) * 1024
     return None
 
 
@@ -262,7 +262,8 @@ def cap_memory(environ: Mapping[str, str] | None = None) -> int | None:
     if setting:
         limit, source = parse_size(setting), f"from {MEMORY_VARIABLE}"
     else:
-        held, room = _data_segment(), memory_room()
+        # VmData: the data segment, what RLIMIT_DATA counts
+        held, room = _kib_field(Path("/proc/self/status"), "VmData"), memory_room()
         if held is None or room is None or _gpu_present():
             return None
         limit = held + int(room * MEMORY_SHARE) // _local_processes()

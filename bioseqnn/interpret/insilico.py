@@ -170,14 +170,13 @@ def insert_motif(
     base = _prediction(bundle.task, logits, targets).astype(np.float64)
     starts = np.arange(0, shortest - w + 1, step)
     changes = np.zeros((len(data), len(starts)))
-    total = len(starts) * int(data.lengths.sum())
-    log.info(
-        "insert: %s variant(s) of %d background(s), %s positions to predict",
-        f"{len(starts) * len(data):,}",
-        len(data),
-        f"{total:,}",
+    work = WorkLog(
+        "insert",
+        len(starts) * int(data.lengths.sum()),
+        "positions",
+        "--step N tries every N-th start only",
+        size=f"{len(starts) * len(data):,} variant(s) of {len(data)} background(s)",
     )
-    work = WorkLog("insert", total, "positions", "--step N tries every N-th start only")
     for i in range(len(data)):
         codes = data.codes[data.offsets[i] : data.offsets[i + 1]]
         preds = []

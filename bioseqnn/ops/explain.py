@@ -280,15 +280,9 @@ def ism_work(
         n = int((table[codes[lo - 1 : hi]] != 1.0).sum())
         substitutions += n
         total += n * len(codes)
-    log.info(
-        "%s: %s substitution(s) of %d sequence(s), %s positions to predict",
-        what,
-        f"{substitutions:,}",
-        len(data),
-        f"{total:,}",
-    )
     hint = f"{window_hint} mutates a window only; --method grad-input takes one pass"
-    return WorkLog(what, total, "positions", hint)
+    size = f"{substitutions:,} substitution(s) of {len(data)} sequence(s)"
+    return WorkLog(what, total, "positions", hint, size=size)
 
 
 def ism_scores(deltas: np.ndarray, residue_onehot: np.ndarray) -> np.ndarray:
