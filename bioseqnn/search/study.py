@@ -35,6 +35,8 @@ log = logging.getLogger("bioseqnn")
 STUDY_NAME = "bioseqnn-tune"
 INSTALL_HINT = "tune needs optuna: pip install 'bioseqnn[tune]'"
 RDB_ATTEMPTS = 3
+# how long a process that joins a new study waits for its maker to write the settings
+JOIN_WAIT_S = 30.0
 
 
 @dataclasses.dataclass
@@ -626,21 +628,31 @@ def _open_study(
     # a trial is compared with the median of the others' at the same epoch from its
     # second epoch on, once three trials have finished
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    made_here = True
     try:
+        # parallel processes (--join) all try to create the study; the storage lets one
+        # of them, and that one alone writes its settings and queues the default trial
         created = optuna.create_study(
             storage=storage,
             sampler=sampler,
             pruner=pruner,
             study_name=STUDY_NAME,
             direction=direction,
-            load_if_exists=resume or join,
+            load_if_exists=resume,
         )
+        made_here = not exists
     except optuna.exceptions.DuplicatedStudyError:  # another process made it first
-        raise UsageError(
-            f"a tune study exists in {where}: continue it with --resume, or "
-            "start parallel processes with --join"
-        ) from None
-    stored = created.user_attrs
+        if not join:
+            raise UsageError(
+                f"a tune study exists in {where}: continue it with --resume, or "
+                "start parallel processes with --join"
+            ) from None
+        created = optuna.load_study(
+            storage=storage, sampler=sampler, pruner=pruner, study_name=STUDY_NAME
+        )
+        made_here = False
+    # --resume takes over a study whose maker stopped before writing its settings
+    stored = created.user_attrs if made_here or resume else _settings_of(created, where)
     if "monitor" in stored:
         if monitor != "auto" and stored["monitor"] != resolved_monitor:
             raise UsageError(
@@ -654,13 +666,14 @@ def _open_study(
             )
         resolved_monitor = stored["monitor"]
     else:
-        created.set_user_attr("monitor", resolved_monitor)
+        # the monitor is written last: a process that joins waits for it (_settings_of)
         created.set_user_attr("space", space)
         if defaults_first:
             # the first trial is what 'bioseqnn train' gives with no options (with the
             # space's fixed values, e.g. its epochs): a search reports no worse a
             # validation figure than the default, and its table shows the default's
             created.enqueue_trial({}, user_attrs={"defaults": True, "note": "train's defaults"})
+        created.set_user_attr("monitor", resolved_monitor)
     if resume and _fail_running(optuna, created, None, None, alone=True):
         log.warning("trials that a stopped run left running are recorded as failed")
     done = len(created.get_trials(deepcopy=False))
@@ -669,6 +682,22 @@ def _open_study(
         # the first run's random start-up trials again
         created.sampler = optuna.samplers.TPESampler(seed=(seed + done) % 2**32)
     return created, resolved_monitor, where
+
+
+def _settings_of(created: Any, where: str) -> dict[str, Any]:
+    """The settings (monitor, space) of a study another process made: it writes them just
+    after making the study, so a process that joins at the same moment waits for them."""
+    deadline = time.monotonic() + JOIN_WAIT_S
+    while True:
+        stored: dict[str, Any] = created.user_attrs
+        if "monitor" in stored:
+            return stored
+        if time.monotonic() > deadline:
+            raise UsageError(
+                f"the study in {where} has no settings after {JOIN_WAIT_S:.0f} s: the "
+                "process that made it stopped at once; remove it and start again"
+            )
+        time.sleep(0.2)
 
 
 def _search(

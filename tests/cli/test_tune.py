@@ -356,6 +356,44 @@ def test_two_processes_share_one_journal_file(data, tmp_path) -> None:
     )
     # the two processes proposed different trials
     assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
+    # one process made the study, and only it queued train's defaults as a trial
+    assert sum(bool(t.user_attrs.get("defaults")) for t in study.trials) == 1
+
+
+def test_a_process_that_joins_waits_for_the_makers_settings(tmp_path) -> None:
+    """Two processes started together with --join: the one that loses the race to make
+    the study may read it between the maker's two writes of its settings. It waits for
+    them instead of refusing the study as one of 'another search space'."""
+    import threading
+
+    from bioseqnn.search.study import STUDY_NAME, _open_study, _storage
+
+    journal = tmp_path / "shared.log"
+    space = {"lr": {"low": 0.001, "high": 0.01, "log": True}}
+    storage, _ = _storage(optuna, str(journal), journal)
+    maker = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction="maximize")
+    maker.set_user_attr("space", space)  # the maker is between its two writes
+
+    def finish() -> None:
+        time.sleep(0.5)
+        maker.set_user_attr("monitor", "val_mcc")
+
+    late = threading.Thread(target=finish)
+    late.start()
+    opened = _open_study(
+        optuna, str(journal), journal, space, "val_loss", "auto", 4, False, True, True
+    )
+    late.join()
+    study, monitor, _ = opened
+    # the study's monitor, not this process's own guess; no second default trial queued
+    assert monitor == "val_mcc"
+    assert study.user_attrs == {"space": space, "monitor": "val_mcc"}
+    assert study.get_trials(deepcopy=False) == []
+    # a study made with another space is still refused
+    with pytest.raises(Exception, match="another search space"):
+        _open_study(
+            optuna, str(journal), journal, {"lr": 1}, "val_loss", "auto", 4, False, True, True
+        )
 
 
 @pytest.mark.parametrize(
