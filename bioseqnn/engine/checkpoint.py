@@ -9,8 +9,12 @@ one is written beside it and renamed over it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,10 @@ from ..io.outputs import make_folder, write_bytes_atomic
 FORMAT = "bioseqnn-checkpoint"
 FORMAT_VERSION = 1
 FILE_NAME = "checkpoint.safetensors"
+LOCK_NAME = "bioseqnn.lock"
+"""Held by the run that writes a checkpoint folder (hold_checkpoint_dir)."""
+
+log = logging.getLogger("bioseqnn")
 META_KEY = "bioseqnn_checkpoint"
 
 
@@ -67,6 +75,74 @@ def prepare_checkpoint_dir(directory: str | os.PathLike[str]) -> None:
         raise UsageError(f"--checkpoint-dir {directory}: cannot create: {exc.strerror}") from None
     if not os.access(directory, os.W_OK):
         raise UsageError(f"--checkpoint-dir {directory}: cannot write: not writable")
+
+
+@contextlib.contextmanager
+def hold_checkpoint_dir(directory: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Hold the checkpoint folder for the length of a run: a second process given the
+    same folder (a rule run twice, one folder named for many jobs) stops at once with a
+    usage error naming the holder, instead of writing over this run's checkpoints.
+
+    An advisory ``flock`` on ``DIR/bioseqnn.lock``, a file that exists while the run
+    does: the system drops the lock when the process ends, however it ends, so a killed
+    run never leaves the folder locked. Linux NFS clients pass it to the server; a file
+    system without locks runs unguarded."""
+    if directory is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unguarded
+        yield
+        return
+    path = Path(directory) / LOCK_NAME
+    fd = _lock(path, fcntl, directory)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            # removed while still held: a process that opened it meanwhile finds, once
+            # it has the lock, that the file is no longer there, and starts again
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+
+
+def _lock(path: Path, fcntl: Any, directory: str | os.PathLike[str]) -> int | None:
+    """The open, locked lock file; None where the file system has no locks."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(
+                f"--checkpoint-dir {directory}: cannot write: {exc.strerror}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise UsageError(
+                f"--checkpoint-dir {directory}: another training run is using it"
+                + (f" (process {holder})" if holder else "")
+                + "; wait for it to end, or give each run its own --checkpoint-dir"
+            ) from None
+        except OSError as exc:  # ENOLCK, EOPNOTSUPP: a file system without locks
+            log.debug("--checkpoint-dir %s: no lock (%s)", directory, exc.strerror)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        try:
+            here = os.stat(path)
+        except FileNotFoundError:
+            here = None
+        mine = os.fstat(fd)
+        if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode())
+            return fd
+        os.close(fd)  # the holder removed it as it finished: lock the new one
 
 
 def save_checkpoint(directory: str | os.PathLike[str], ck: Checkpoint) -> Path:

@@ -27,7 +27,7 @@ from ..data.sets import SequenceSet
 from ..digest import canonical_codes, conflicting_labels, record_digests
 from ..encoding import featurizer
 from ..engine import distributed
-from ..engine.checkpoint import checkpoint_path, prepare_checkpoint_dir
+from ..engine.checkpoint import checkpoint_path, hold_checkpoint_dir, prepare_checkpoint_dir
 from ..engine.cv import OutOfFold, assign_folds, fold_sets
 from ..engine.finetune import Parent, check_input, check_overlap, inherit, load_parent
 from ..engine.members import MemberRun, cv_result, ensemble_result, train_members
@@ -187,35 +187,37 @@ def train(
     cfg, parent = _start_from_parent(cfg, src, lm)
     configure_threads(cfg.training.threads)
     ranks, device_name = distributed.setup(cfg.training.device)  # torchrun: join the others
-    # train names its device on every run, so auto falls back to the CPU without a warning
-    device = resolve_device(None if device_name == "auto" else device_name)
-    ceiling = runtime.memory_ceiling if device.type == "cpu" else None
-    log.info(
-        "device: %s, %d CPU thread(s)%s",
-        device,
-        torch.get_num_threads(),
-        f", memory ceiling {ceiling / (1 << 30):.1f} GB" if ceiling is not None else "",
-    )
-    # per-residue labels: --task per-position, or a FASTA given as the labels
-    per_position = task == "per-position" or (
-        not lm and sequence_column is None and src.labels_input.is_fasta
-    )
-    ready = _prepare(src, cfg, parent, (lm, per_position), on_ready)
-    run = _member_run(ready, device, ranks, parent, (lm, per_position), resume)
-    members, results = _fit_members(run, ready, reporter, on_epoch, log_file)
-    final_model, result = _combine_members(run, members, results, ready.val_set, output)
-    collapsed = collapse_warning(ready.spec, result.best) if ranks.main else None
-    if collapsed:
-        log.warning(collapsed)
-    sources = source_names or [display_name(p) for p in (fasta, labels) if p is not None]
-    parts = (ready.data, ready.train_set, ready.val_set)
-    manifest = _manifest(run, members[0], result, results, parts, sources, genome)
-    final_model.cpu()
-    if ranks.main:
-        save_bundle(output, final_model, manifest, ready.digests.saved)
-    return TrainOutcome(
-        Path(output), manifest, result, log_file, model=final_model, main=ranks.main
-    )
+    # rank 0 writes the checkpoints, so it alone holds their folder
+    with hold_checkpoint_dir(cfg.training.checkpoint_dir if ranks.main else None):
+        # train names its device on every run, so auto falls back to the CPU without a warning
+        device = resolve_device(None if device_name == "auto" else device_name)
+        ceiling = runtime.memory_ceiling if device.type == "cpu" else None
+        log.info(
+            "device: %s, %d CPU thread(s)%s",
+            device,
+            torch.get_num_threads(),
+            f", memory ceiling {ceiling / (1 << 30):.1f} GB" if ceiling is not None else "",
+        )
+        # per-residue labels: --task per-position, or a FASTA given as the labels
+        per_position = task == "per-position" or (
+            not lm and sequence_column is None and src.labels_input.is_fasta
+        )
+        ready = _prepare(src, cfg, parent, (lm, per_position), on_ready)
+        run = _member_run(ready, device, ranks, parent, (lm, per_position), resume)
+        members, results = _fit_members(run, ready, reporter, on_epoch, log_file)
+        final_model, result = _combine_members(run, members, results, ready.val_set, output)
+        collapsed = collapse_warning(ready.spec, result.best) if ranks.main else None
+        if collapsed:
+            log.warning(collapsed)
+        sources = source_names or [display_name(p) for p in (fasta, labels) if p is not None]
+        parts = (ready.data, ready.train_set, ready.val_set)
+        manifest = _manifest(run, members[0], result, results, parts, sources, genome)
+        final_model.cpu()
+        if ranks.main:
+            save_bundle(output, final_model, manifest, ready.digests.saved)
+        return TrainOutcome(
+            Path(output), manifest, result, log_file, model=final_model, main=ranks.main
+        )
 
 
 @dataclass

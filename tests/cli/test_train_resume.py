@@ -232,3 +232,60 @@ def test_resume_refuses_other_settings_and_damaged_checkpoints(
     assert r.code == 1
     assert "not a readable bioseqnn checkpoint" in r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_busy_checkpoint_folder_stops_at_once(
+    cli, promoters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two runs given one --checkpoint-dir would write over each other's checkpoints:
+    the second stops with exit 2, naming the first; a kill frees the folder."""
+    import socket
+
+    fasta, labels = promoters
+    ckdir = tmp_path / "ck"
+    args = [str(fasta), str(labels), *ARGS, "--checkpoint-dir", str(ckdir), "--quiet"]
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bioseqnn",
+            "train",
+            *args,
+            "--epochs",
+            "100000",
+            "-o",
+            str(tmp_path / "first.bsnn"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    lock = ckdir / "bioseqnn.lock"
+    holder = f"{first.pid} on {socket.gethostname()}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and first.poll() is None:
+            if lock.exists() and lock.read_text().strip() == holder:
+                break
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before the second started"
+        second = run_bioseqnn("train", *args, "--epochs", "1", "-o", tmp_path / "second.bsnn")
+        err = second.stderr.decode()
+        assert second.returncode == 2, err
+        assert f"another training run is using it (process {holder})" in err
+        assert err.count("\n") == 1  # one line, no traceback
+        assert not (tmp_path / "second.bsnn").exists()
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    # the kill released the folder: a new run takes it over
+    third = cli("train", *args, "--epochs", "1", "-o", tmp_path / "third.bsnn")
+    assert third.code == 0, third.err
+    assert (tmp_path / "third.bsnn").exists()
+    # and releases it when it ends: the same process trains into the folder again
+    again = cli("train", *args, "--epochs", "1", "-o", tmp_path / "again.bsnn")
+    assert again.code == 0, again.err
+    assert load_checkpoint(ckdir) is not None
+    # the lock file exists only while a run holds it
+    assert sorted(p.name for p in ckdir.iterdir()) == [FILE_NAME]
