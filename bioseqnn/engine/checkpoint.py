@@ -10,10 +10,12 @@ one is written beside it and renamed over it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,11 +114,21 @@ def _lock(path: Path, fcntl: Any, directory: str | os.PathLike[str]) -> int | No
     """The open, locked lock file; None where the file system has no locks."""
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # never through a link: the file is written to, and must not be an input
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+                raise UsageError(_not_a_lock(directory)) from None
             raise UsageError(
-                f"--checkpoint-dir {directory}: cannot write: {exc.strerror}"
+                f"--checkpoint-dir {directory}: cannot write {LOCK_NAME}: {exc.strerror}"
             ) from None
+        seen = os.fstat(fd)
+        if seen.st_nlink == 0:  # the holder removed it as it finished: open the new one
+            os.close(fd)
+            continue
+        if not stat.S_ISREG(seen.st_mode) or seen.st_nlink > 1 or seen.st_size > 4096:
+            os.close(fd)
+            raise UsageError(_not_a_lock(directory))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -143,6 +155,13 @@ def _lock(path: Path, fcntl: Any, directory: str | os.PathLike[str]) -> int | No
             os.write(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode())
             return fd
         os.close(fd)  # the holder removed it as it finished: lock the new one
+
+
+def _not_a_lock(directory: str | os.PathLike[str]) -> str:
+    return (
+        f"--checkpoint-dir {directory}: {LOCK_NAME} is not a lock file of bioseqnn's "
+        "(a link, or not a small regular file); remove it or give another --checkpoint-dir"
+    )
 
 
 def save_checkpoint(directory: str | os.PathLike[str], ck: Checkpoint) -> Path:

@@ -289,3 +289,22 @@ def test_a_second_run_on_a_busy_checkpoint_folder_stops_at_once(
     assert load_checkpoint(ckdir) is not None
     # the lock file exists only while a run holds it
     assert sorted(p.name for p in ckdir.iterdir()) == [FILE_NAME]
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(
+    cli, promoters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The lock file is written to: through a link it could truncate an input."""
+    fasta, labels = promoters
+    before = fasta.read_bytes()
+    for name, make in (("symlink", os.symlink), ("hard link", os.link)):
+        ckdir = tmp_path / name.replace(" ", "_")
+        ckdir.mkdir()
+        make(fasta, ckdir / "bioseqnn.lock")
+        r = cli("train", fasta, labels, "-o", tmp_path / "m.bsnn", "--checkpoint-dir", ckdir)
+        assert r.code == 2, name
+        assert f"--checkpoint-dir {ckdir}: " in r.err
+        assert "bioseqnn.lock is not a lock file of bioseqnn's (a link" in r.err, r.err
+        assert r.err.count("\n") == 1, r.err
+        assert fasta.read_bytes() == before
+        assert not (tmp_path / "m.bsnn").exists()
