@@ -248,7 +248,17 @@ def atomic_output(
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where the system says it (Linux
+    4.7 on): os.umask can only be read by setting it, and a file another thread
+    creates in that moment (a notebook's, a worker's) would be made with umask 0."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the fallback's moment errs on the private side
     os.umask(mask)
     return mask
 

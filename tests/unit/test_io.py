@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +131,24 @@ def test_atomic_output_gzip_by_name(tmp_path: Path) -> None:
 def test_output_in_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"), atomic_output(tmp_path / "no" / "x"):
         pass
+
+
+def test_an_output_has_the_mode_a_plain_open_would_give_and_the_umask_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary file is private until it is complete, then gets the mode that
+    0o666 and the process's umask give, read without setting the umask even for a moment
+    (another thread could create a file in that moment)."""
+    old = os.umask(0o027)
+    try:
+        seen: list[int] = []
+        real = os.umask
+        monkeypatch.setattr(os, "umask", lambda mask: seen.append(mask) or real(mask))
+        with atomic_output(tmp_path / "out.tsv") as fh:
+            fh.write("x\n")
+        monkeypatch.undo()
+        assert stat.S_IMODE((tmp_path / "out.tsv").stat().st_mode) == 0o640
+        assert seen == []  # read from /proc/self/status, never set
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(old)
