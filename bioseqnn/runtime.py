@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 
@@ -333,6 +334,33 @@ def configure_threads(threads: int = 0) -> int:
         n = cpus
     set_threads(n)
     return n
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def keeps_threads(fn: _F) -> _F:
+    """For a library function that sets torch's intra-op threads for its work
+    (:func:`configure_threads`): the caller's thread count is back when it returns or
+    raises, so that calling bioseqnn changes no process-wide setting of a notebook's or
+    a program's own torch work."""
+
+    @functools.wraps(fn)
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        with threads_kept():
+            return fn(*args, **kwargs)
+
+    return cast(_F, kept)
+
+
+@contextlib.contextmanager
+def threads_kept() -> Iterator[None]:
+    """The block may set torch's intra-op threads; the caller's count is back after it."""
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        set_threads(before)
 
 
 SMALL_STEP = 4096

@@ -27,6 +27,7 @@ import torch
 
 from ..errors import DataError, UsageError
 from ..progress import WorkLog
+from ..runtime import keeps_threads
 
 log = logging.getLogger("bioseqnn")
 
@@ -122,6 +123,7 @@ def _chunks(n_rows: int, width: int) -> Iterator[slice]:
         yield slice(start, min(n_rows, start + step))
 
 
+@keeps_threads
 def insert_motif(
     model: str | os.PathLike[str],
     motif: str,
@@ -241,6 +243,7 @@ class MutationMap:
     target: str
 
 
+@keeps_threads
 def mutation_map(
     model: str | os.PathLike[str],
     sequences: str | os.PathLike[str],

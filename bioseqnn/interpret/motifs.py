@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, UsageError, shorten
+from ..runtime import keeps_threads
 from .attribution import AttributionOptions
 
 log = logging.getLogger("bioseqnn")
@@ -309,6 +310,7 @@ def compare(motifs: list[Motif], database: dict[str, np.ndarray], best: int = 3)
 # --------------------------------------------------------------------------- the command
 
 
+@keeps_threads
 def discover_motifs(
     model: str | os.PathLike[str],
     sequences: str | os.PathLike[str],

@@ -27,7 +27,7 @@ from ..io.files import display_name
 from ..io.outputs import atomic_output, check_one_stdin, check_output_path
 from ..io.series import SeriesOptions
 from ..io.sniff import read_sequences
-from ..runtime import configure_threads
+from ..runtime import configure_threads, keeps_threads
 from ..structure import with_structure
 from ..tasks import TaskSpec
 from ..variants.intervals import GenomeOptions, load_for_evaluation
@@ -269,6 +269,7 @@ def class_detail(ev: Evaluation, encoded: np.ndarray, out: np.ndarray) -> None:
         ev.per_class[name] = row
 
 
+@keeps_threads
 def evaluate(
     model: str | os.PathLike[str],
     sequences: str | os.PathLike[str] | None,

@@ -57,7 +57,7 @@ from ..io.files import display_name
 from ..io.outputs import atomic_output, check_output_path, table_delimiter
 from ..models.base import Predictor
 from ..progress import WorkLog
-from ..runtime import configure_threads
+from ..runtime import configure_threads, keeps_threads
 from ..structure import StructureInput, with_structure
 from ..tasks import TaskSpec, target_score
 from ..variants.series import series_options
@@ -440,6 +440,7 @@ def _residue_scores(
     return scores, all_deltas, path
 
 
+@keeps_threads
 def explain(
     model: str | os.PathLike[str],
     sequences: str | os.PathLike[str],

@@ -15,12 +15,13 @@ from ..io.outputs import (
     atomic_output,
     check_output_path,
 )
-from ..runtime import configure_threads
+from ..runtime import configure_threads, keeps_threads
 from ..variants.lm import Sampling, sample
 
 log = logging.getLogger("bioseqnn")
 
 
+@keeps_threads
 def generate(
     model: str | os.PathLike[str],
     output: str | os.PathLike[str] = STDIO,

@@ -30,7 +30,7 @@ from ..io.outputs import (
     write_table,
 )
 from ..io.sniff import read_sequences
-from ..runtime import configure_threads
+from ..runtime import configure_threads, keeps_threads
 from ..variants.intervals import GenomeOptions, IntervalRecords
 from ..variants.lm import KIND as LANGUAGE_MODEL
 from ..variants.lm import score_columns, score_rows
@@ -42,6 +42,7 @@ from ..variants.perposition import (
 log = logging.getLogger("bioseqnn")
 
 
+@keeps_threads
 def predict(
     model: str | os.PathLike[str] | Bundle,
     sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],

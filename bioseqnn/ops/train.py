@@ -63,7 +63,7 @@ from ..models.base import (
     resolve_pooling,
     too_large,
 )
-from ..runtime import configure_threads
+from ..runtime import configure_threads, keeps_threads
 from ..strands import complement_table
 from ..structure import StructureInput, check_structure_options, structure_input, with_structure
 from ..tasks import PER_POSITION_KINDS, TaskSpec
@@ -104,6 +104,7 @@ def _lengths_summary(data: SequenceSet) -> dict[str, float]:
     }
 
 
+@keeps_threads
 def train(
     fasta: str | os.PathLike[str] | None,
     labels: str | os.PathLike[str] | None,

@@ -52,7 +52,7 @@ from ..io.genome import Genome, quiet_htslib
 from ..io.outputs import check_output_path, write_table
 from ..io.vcf import VcfReader, write_vcf
 from ..models.base import check_lengths, combine_members
-from ..runtime import configure_threads
+from ..runtime import configure_threads, keeps_threads
 from ..strands import complement_table, reverse_complement_set
 from ..structure import with_structure
 from ..tasks import TaskSpec
@@ -107,6 +107,7 @@ class _Entry:
     """The pysam record (for VCF output), else None."""
 
 
+@keeps_threads
 def score_variants(
     model: str | os.PathLike[str],
     vcf: str | os.PathLike[str],

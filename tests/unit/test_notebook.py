@@ -226,3 +226,33 @@ def test_log_lines_name_data_in_memory_without_the_temporary_folder(caplog) -> N
     detected = [x for x in lines if x.startswith("alphabet: protein (detected from")]
     assert detected and "detected from sequences.fasta:" in detected[0]
     assert not any(tempfile.gettempdir() in x for x in lines)
+
+
+def test_api_calls_leave_the_callers_torch_threads_as_they_were(tmp_path: Path) -> None:
+    """A notebook's own torch work keeps its thread count: train, predict, evaluate and
+    explain set theirs for their work and give the caller's back, an error included."""
+    import torch
+
+    seqs, labels = _peptides(40)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run = bioseqnn.train(seqs, labels, tmp_path / "m.bsnn", **{**TINY, "threads": 2})
+        assert torch.get_num_threads() == 1
+        assert run.manifest["training"]["threads"] == 2
+        torch.set_num_threads(2)
+        bioseqnn.predict(tmp_path / "m.bsnn", seqs, threads=1)
+        assert torch.get_num_threads() == 2
+        fasta = tmp_path / "s.fa"
+        fasta.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+        table = tmp_path / "l.csv"
+        table.write_text("id,label\n" + "".join(f"{k},{v}\n" for k, v in labels.items()))
+        bioseqnn.evaluate(tmp_path / "m.bsnn", fasta, table, threads=1)
+        assert torch.get_num_threads() == 2
+        bioseqnn.explain(tmp_path / "m.bsnn", fasta, method="ism", threads=1)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(bioseqnn.UsageError):
+            bioseqnn.train(seqs, labels, tmp_path / "m2.bsnn", **{**TINY, "threads": 1}, lr=-1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
