@@ -2912,6 +2912,18 @@ threads, against 0.68-0.99x with 1,000; quiet, it may cost a little at 200 nt (C
 1.51-1.52x of one thread against 1.71x; docs/performance.md).
 A library user sets it in the environment before importing torch (see runtime.tune)."""
 
+MLFLOW_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+"""MLflow's HTTP settings that main() sets for --mlflow (the environment's own win).
+With MLflow's defaults (7 retries with a backoff factor of 2, 120 s a request), a
+tracking URI whose server refused connections (a wrong port) held train for 249 s
+before its error, and a server that stopped answering mid-run would have stalled an
+epoch for minutes, and its run's closing for as long again (docs/guide/training.md).
+A library user sets them in the environment."""
+
 _COMPLETE_VAR = "_BIOSEQNN_COMPLETE"
 """Set by the completion script that 'bioseqnn --install-completion' installs."""
 
@@ -2942,6 +2954,9 @@ def _main(argv: list[str] | None) -> int:
         from . import runtime
 
         runtime.tune()
+    if any(a.startswith("--mlflow") for a in args):
+        for name, value in MLFLOW_HTTP.items():
+            os.environ.setdefault(name, value)
     try:
         if torch_work:
             runtime.cap_memory()  # memory that runs out is an error, not the OOM killer

@@ -13,11 +13,12 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, shorten
 
 log = logging.getLogger("bioseqnn")
 
@@ -211,7 +212,7 @@ class Tracking:
             except Exception as exc:
                 for t in trackers:
                     t.fail()
-                raise UsageError(f"--mlflow {uri}: cannot start a run: {exc}") from None
+                raise UsageError(f"--mlflow {uri}: cannot start a run: {_reason(exc)}") from None
         return cls(trackers)
 
     def epoch(self, record: dict[str, Any]) -> None:
@@ -243,13 +244,26 @@ class Tracking:
                 "%s tracking failed (%s); it stops here, training goes on and the "
                 "model file is written",
                 what,
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                _reason(exc),
             )
             self.trackers.remove(tracker)
             try:
                 tracker.fail()
             except Exception as again:
                 log.debug("tracking: %s", again)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a tracker failed, in a few words: the network error at the bottom of an HTTP
+    client's chain of exceptions (MLflow's run to several hundred characters), else the
+    exception's first line."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^\"')\]]+)", text)
+    if found:
+        return f"cannot reach the server: {found.group(1).strip()}"
+    if "timed out" in text.lower():
+        return "the server did not answer in time"
+    return shorten(text.splitlines()[0], 200) if text.strip() else type(exc).__name__
 
 
 def _curves(outcome: Any, folder: Path) -> Path | None:

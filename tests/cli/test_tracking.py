@@ -199,3 +199,59 @@ def test_a_missing_library_fails_before_training(tmp_path: Path) -> None:
         "bioseqnn: error: --mlflow needs mlflow: pip install 'bioseqnn[tracking]'\n"
     )
     assert not (tmp_path / "m.bsnn").exists()
+
+
+@pytest.mark.slow
+def test_an_unreachable_tracking_server_is_one_short_line_not_minutes(tmp_path: Path) -> None:
+    """A wrong port or host: MLflow's own retries (7, backing off to 128 s) held train for
+    about four minutes; the command line asks for two, and says what failed in a few
+    words rather than the HTTP client's chain of exceptions."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for uri, why in (
+        (f"http://127.0.0.1:{port}", "Connection refused"),
+        ("http://no-such-host.invalid:5000", ""),
+    ):
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bioseqnn",
+                "train",
+                *map(str, DATA),
+                "-o",
+                str(tmp_path / "m.bsnn"),
+                "--mlflow",
+                uri,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=200,  # MLflow's defaults would take longer than this
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith(
+            f"bioseqnn: error: --mlflow {uri}: cannot start a run: cannot reach the server: {why}"
+        ), r.stderr
+        assert r.stderr.count("\n") == 1 and len(r.stderr) < 200, r.stderr
+        assert not (tmp_path / "m.bsnn").exists()
+
+
+def test_a_tracker_failure_reads_in_a_few_words() -> None:
+    from bioseqnn.tracking import _reason
+
+    chained = (
+        "API request to http://h:5000/api/2.0/mlflow/runs/log-batch failed with exception "
+        "HTTPConnectionPool(host='h', port=5000): Max retries exceeded with url: /x (Caused "
+        "by NewConnectionError(\"HTTPConnection(host='h', port=5000): Failed to establish a "
+        'new connection: [Errno 111] Connection refused"))'
+    )
+    assert _reason(RuntimeError(chained)) == "cannot reach the server: Connection refused"
+    assert _reason(RuntimeError("Read timed out. (read timeout=20)")) == (
+        "the server did not answer in time"
+    )
+    assert _reason(OSError("disk full\nmore")) == "disk full"
+    assert _reason(RuntimeError("")) == "RuntimeError"
