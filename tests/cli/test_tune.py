@@ -620,6 +620,52 @@ def test_two_processes_share_a_postgresql_study(data, tmp_path, postgres_url) ->
     assert r.returncode == 2 and "a tune study exists in postgresql://..." in r.stderr
 
 
+@pytest.mark.slow
+def test_a_database_server_that_drops_connections_is_an_error_not_a_wait(data, tmp_path) -> None:
+    """A PostgreSQL host that drops packets (down, firewalled) held each of tune's three
+    attempts for the system's TCP timeout (over two minutes on Linux). A listening socket
+    whose accept queue is full drops connections the same way."""
+    pytest.importorskip("psycopg2")
+    import socket
+
+    with socket.socket() as server, socket.socket() as filler:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        filler.connect(server.getsockname())  # the queue is full from here on
+        url = f"postgresql://u@127.0.0.1:{server.getsockname()[1]}/db"
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bioseqnn",
+                *_tune_args(data, tmp_path / "best.bsnn", "--trials", "1", "--study", url),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=200,  # without a connection timeout: 409 s
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("bioseqnn: error: --study postgresql://...: cannot open")
+    assert "timeout expired" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "best.bsnn").exists()
+
+
+def test_database_urls_get_a_connection_timeout_unless_they_set_one() -> None:
+    from bioseqnn.search.study import CONNECT_TIMEOUT_S, _engine
+
+    timeout = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    for url in (
+        "postgresql://u@h/db",
+        "postgresql+psycopg2://u@h/db",
+        "mysql+pymysql://u@h/db",
+        "mysql://u@h/db",
+    ):
+        assert _engine(url) == timeout, url
+    for url in ("sqlite:///runs.db", "postgresql://u@h/db?connect_timeout=60"):
+        assert _engine(url) == {}, url
+
+
 def test_the_python_api_returns_the_best_trial(data, tmp_path) -> None:
     import bioseqnn
 
