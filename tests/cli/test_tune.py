@@ -633,21 +633,14 @@ def test_a_database_server_that_drops_connections_is_an_error_not_a_wait(data, t
         server.listen(0)
         filler.connect(server.getsockname())  # the queue is full from here on
         url = f"postgresql://u@127.0.0.1:{server.getsockname()[1]}/db"
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bioseqnn",
-                *_tune_args(data, tmp_path / "best.bsnn", "--trials", "1", "--study", url),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=200,  # without a connection timeout: 409 s
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        proc = _subprocess(
+            _tune_args(data, tmp_path / "best.bsnn", "--trials", "1", "--study", url)
         )
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.startswith("bioseqnn: error: --study postgresql://...: cannot open")
-    assert "timeout expired" in r.stderr and r.stderr.count("\n") == 1
+        _, raw = proc.communicate(timeout=200)  # without a connection timeout: 409 s
+    err = raw.decode()
+    assert proc.returncode == 2, err
+    assert err.startswith("bioseqnn: error: --study postgresql://...: cannot open")
+    assert "timeout expired" in err and err.count("\n") == 1
     assert not (tmp_path / "best.bsnn").exists()
 
 
