@@ -391,12 +391,9 @@ def one_thread() -> Iterator[None]:
     (models.recurrent) trained at 0.83-0.94x its one-thread speed with two threads,
     and at 1.17-1.19x once its time loops ran on one.
     """
-    n = torch.get_num_threads()
-    set_threads(1)
-    try:
+    with threads_kept():
+        set_threads(1)
         yield
-    finally:
-        set_threads(n)
 
 
 def set_threads(n: int) -> None:

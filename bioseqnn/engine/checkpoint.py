@@ -34,9 +34,9 @@ FORMAT_VERSION = 1
 FILE_NAME = "checkpoint.safetensors"
 LOCK_NAME = "bioseqnn.lock"
 """Held by the run that writes a checkpoint folder (hold_checkpoint_dir)."""
+META_KEY = "bioseqnn_checkpoint"
 
 log = logging.getLogger("bioseqnn")
-META_KEY = "bioseqnn_checkpoint"
 
 
 @dataclass
@@ -149,8 +149,7 @@ def _lock(path: Path, fcntl: Any, directory: str | os.PathLike[str]) -> int | No
             here = os.stat(path)
         except FileNotFoundError:
             here = None
-        mine = os.fstat(fd)
-        if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+        if here is not None and (here.st_dev, here.st_ino) == (seen.st_dev, seen.st_ino):
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode())
             return fd

@@ -37,8 +37,8 @@ INSTALL_HINT = "tune needs optuna: pip install 'bioseqnn[tune]'"
 RDB_ATTEMPTS = 3
 CONNECT_TIMEOUT_S = 10
 """Seconds a database server has to accept a connection (_engine)."""
-# how long a process that joins a new study waits for its maker to write the settings
 JOIN_WAIT_S = 30.0
+"""How long a process that joins a new study waits for its maker to write the settings."""
 
 
 @dataclasses.dataclass
@@ -642,7 +642,6 @@ def _open_study(
     # a trial is compared with the median of the others' at the same epoch from its
     # second epoch on, once three trials have finished
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
-    made_here = True
     try:
         # parallel processes (--join) all try to create the study; the storage lets one
         # of them, and that one alone writes its settings and queues the default trial
