@@ -2,10 +2,10 @@
  *
  * Python (bioseqnn/models/native.py) calls these through ctypes, which releases the GIL,
  * so the directions and batch slices that runtime.run_concurrently hands to its worker
- * threads run truly in parallel. Each step is one register-blocked matrix product
- * (hidden state times recurrent weights) and one fused pass over the gates; the input
- * projections before the loop are one product of the same kind (bsnn_projection), and
- * the input weights' gradients after it are a large matrix product left to torch.
+ * threads run truly in parallel. Each step is two register-blocked matrix products
+ * (the step's inputs times the input weights, then the hidden state times the recurrent
+ * weights, added to it) and one fused pass over the gates; the input weights' gradients
+ * after the backward loop are a large matrix product left to torch.
  *
  * The file is built as an optional extension module (setup.py); when it is missing,
  * bioseqnn falls back to kernels written with torch operations. The module itself has
@@ -117,16 +117,12 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 5; }
+EXPORT int bsnn_abi(void) { return 6; }
 
-EXPORT void bsnn_projection(long M, int N, int K, const float *x, const float *wt,
-                            const float *bias, float *out) {
-    DISPATCH(projection, M, N, K, x, wt, bias, out);
-}
-
-EXPORT void bsnn_lstm_forward(int T, int B, int H, const float *xg, const float *wt,
-                              float *hs, float *cs, float *act, int keep) {
-    DISPATCH(lstm_forward, T, B, H, xg, wt, hs, cs, act, keep);
+EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const float *wih,
+                              const float *bias, const float *wt, float *hs, float *cs,
+                              float *act, int keep) {
+    DISPATCH(lstm_forward, T, B, H, K, x, wih, bias, wt, hs, cs, act, keep);
 }
 
 EXPORT void bsnn_lstm_backward(int T, int B, int H, const float *dout, const float *w,
@@ -135,10 +131,10 @@ EXPORT void bsnn_lstm_backward(int T, int B, int H, const float *dout, const flo
     DISPATCH(lstm_backward, T, B, H, dout, w, hs, act, cs, dpre, dw, db, dh, dc);
 }
 
-EXPORT void bsnn_gru_forward(int T, int B, int H, const float *xg, const float *wt,
-                             const float *bhh, float *hs, float *rz, float *n, float *hgn,
-                             float *hg, int keep) {
-    DISPATCH(gru_forward, T, B, H, xg, wt, bhh, hs, rz, n, hgn, hg, keep);
+EXPORT void bsnn_gru_forward(int T, int B, int H, int K, const float *x, const float *wih,
+                             const float *bih, const float *wt, const float *bhh, float *hs,
+                             float *rz, float *n, float *hgn, float *hg, float *xw, int keep) {
+    DISPATCH(gru_forward, T, B, H, K, x, wih, bih, wt, bhh, hs, rz, n, hgn, hg, xw, keep);
 }
 
 EXPORT void bsnn_gru_backward(int T, int B, int H, const float *dout, const float *w,

@@ -3,8 +3,8 @@
  *
  * Layouts (row-major float32, one direction, zero initial state):
  *   T steps, B sequences, H hidden units, G = 4H (LSTM) or 3H (GRU)
- *   xg   (T, B, G)   input projections, biases included (b_ih + b_hh for the LSTM,
- *                    b_ih alone for the GRU)
+ *   x    (T, B, K)   inputs, K channels (time-major rows)
+ *   wih  (K, G)      input weights, transposed
  *   wt   (H, G)      recurrent weights, transposed (forward pass)
  *   w    (G, H)      recurrent weights as stored (backward pass)
  *   hs   (T + 1, B, H) hidden states, hs[0] = 0
@@ -150,31 +150,25 @@ static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs
 #undef RB
 #undef NB
 
-/* out (M, N) = bias (N) + x (M, K) @ wt (K, N): the input projections of all steps.
- * Every row is computed the same way whatever M is, so a sequence's result does not
- * depend on the other sequences of its batch. */
-static void FN(projection)(long M, int N, int K, const float *x, const float *wt,
-                           const float *bias, float *out) {
-    const long step = 1L << 20; /* rows per call: keeps int arithmetic in gemm_acc safe */
-    for (long i = 0; i < M; i += step) {
-        const int m = (int)(M - i < step ? M - i : step);
-        FN(gemm_acc)(m, N, K, x + i * K, K, 1, wt, N, out + i * N, N, bias);
-    }
-}
-
 /* ------------------------------------------------------------------------------- LSTM */
 
-static void FN(lstm_forward)(int T, int B, int H, const float *xg, const float *wt,
-                             float *hs, float *cs, float *act, int keep) {
-    const long G = 4L * H, BH = (long)B * H, BG = (long)B * G;
+/* x (T, B, K) the inputs, wih (K, G) the input weights transposed, bias (G) both
+ * biases. Each step's input projection is made in the step itself, into the storage
+ * its gates take, where the recurrent product and the gate pass find it in cache:
+ * projecting all steps first wrote (T, B, G) floats to memory and read them back, a
+ * tenth of a training step. The sums are those of one product over all steps followed
+ * by the recurrent one, so the results are the same to the bit. */
+static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const float *wih,
+                             const float *bias, const float *wt, float *hs, float *cs,
+                             float *act, int keep) {
+    const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
     for (int t = 0; t < T; t++) {
         float *a = act + (keep ? t * BG : 0);
         const float *cp = cs + (keep ? t : t % 2) * BH;
         float *c = cs + (keep ? t + 1 : (t + 1) % 2) * BH;
         const float *hp = hs + t * BH;
         float *h = hs + (t + 1) * BH;
-        if (a != xg + t * BG) /* the caller may let the gates overwrite xg */
-            __builtin_memcpy(a, xg + t * BG, BG * sizeof(float));
+        FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, a, G, bias);
         FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, a, G, NULL);
         for (int b = 0; b < B; b++) {
             float *restrict ab = a + b * G;
@@ -242,17 +236,20 @@ static void FN(lstm_backward)(int T, int B, int H, const float *dout, const floa
 
 /* -------------------------------------------------------------------------------- GRU */
 
-/* rz (T, B, 2H), n (T, B, H), hgn (T, B, H): gates, candidates and the candidate's
- * recurrent projection W_hn h + b_hn, kept for the backward pass (one step's worth when
- * keep = 0). hg is a (B, 3H) work buffer. */
-static void FN(gru_forward)(int T, int B, int H, const float *xg, const float *wt,
-                            const float *bhh, float *hs, float *rz, float *n, float *hgn,
-                            float *hg, int keep) {
-    const long G = 3L * H, BH = (long)B * H, BG = (long)B * G;
+/* x (T, B, K) the inputs, wih (K, G) the input weights transposed, bih (G) their bias;
+ * each step's input projection is made in the step, as in lstm_forward. rz (T, B, 2H),
+ * n (T, B, H), hgn (T, B, H): gates, candidates and the candidate's recurrent projection
+ * W_hn h + b_hn, kept for the backward pass (one step's worth when keep = 0). hg and xw
+ * are (B, 3H) work buffers. */
+static void FN(gru_forward)(int T, int B, int H, int K, const float *xin, const float *wih,
+                            const float *bih, const float *wt, const float *bhh, float *hs,
+                            float *rz, float *n, float *hgn, float *hg, float *xw, int keep) {
+    const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
     for (int t = 0; t < T; t++) {
         const long k = keep ? t : 0;
-        const float *x = xg + t * BG, *hp = hs + t * BH;
+        const float *x = xw, *hp = hs + t * BH;
         float *h = hs + (t + 1) * BH;
+        FN(gemm_acc)(B, (int)G, K, xin + t * BK, K, 1, wih, G, xw, G, bih); /* b_ih + x W^T */
         FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, hg, G, bhh); /* hg = b_hh + h W^T */
         for (int b = 0; b < B; b++) {
             const float *restrict xb = x + b * G, *restrict gb = hg + b * G;

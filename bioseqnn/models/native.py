@@ -7,17 +7,16 @@ same thing more slowly.
 
 The C functions run the whole time loop of one direction; ctypes releases the GIL
 around each call, so concurrent directions and batch slices (runtime.run_concurrently)
-use every core. In training, the input projections of all steps are one matrix product
-before the loop (the kernels' own); after it, in the backward pass, so are the input
-weights' gradients (torch's). Inference projects a block of steps at a time (_blocks).
-The LSTM's backward pass writes its gradients over the gates the forward pass saved, so
-a training step holds one (T, B, 4H) buffer per direction, not two.
+use every core. Each step's input projection is made inside the step, where the
+recurrent product and the gates find it in cache; the input weights' gradients are one
+matrix product after the backward loop (torch's). The LSTM's backward pass writes its
+gradients over the gates the forward pass saved, so a training step holds one
+(T, B, 4H) buffer per direction, not two.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -38,17 +37,16 @@ def _ptr(t: torch.Tensor) -> int:
 
 
 class _Buffers:
-    """Storage for a training step's input projections, (T * B, G) floats, kept from
-    one step to the next.
+    """Storage for a training step's LSTM gates, (T * B, 4H) floats, kept from one step
+    to the next.
 
     It is the largest allocation of a step (26 MB a direction for 64 x 200 nt, hidden
     128; five times that at 1000 nt). Freed and allocated again every step, it came back
     from the kernel as fresh pages, zeroed on first touch: 7-8% of a BiLSTM training
-    step. A buffer is taken by the forward pass and given back when the kernel is done
-    with it (the LSTM: after its backward pass, since its gates and their gradients live
-    there; the GRU: after the forward pass). A graph dropped without a backward pass
-    frees its buffer as before. Inference allocates as before: its batches are larger,
-    and keeping their storage through training would raise the peak.
+    step. A buffer is taken by the forward pass and given back after the backward pass,
+    since the gates and then their gradients live there. A graph dropped without a
+    backward pass frees its buffer as before. Inference needs no such buffer: without
+    gradients the kernel keeps one step's gates.
     """
 
     KEEP = 4  # free buffers kept; a step of a bidirectional layer in two slices uses 4
@@ -110,28 +108,6 @@ def _transposed(w: torch.Tensor) -> torch.Tensor:
     return w.detach().t().contiguous()
 
 
-def _project(rows: torch.Tensor, wt: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> None:
-    """out[: len(rows)] = rows @ wt + bias, by the kernels' own product: rows (M, K)
-    contiguous, wt (K, G) from _transposed, bias (G) contiguous."""
-    m, k = rows.shape
-    library().bsnn_projection(m, wt.shape[1], k, _ptr(rows), _ptr(wt), _ptr(bias), _ptr(out))
-
-
-def _projections(
-    x_tm: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor, buf: torch.Tensor | None = None
-) -> torch.Tensor:
-    """x W_ih^T + bias for all steps at once, in ``buf`` (1-D, large enough) if given.
-
-    By the kernels' own product rather than torch.addmm, whose last bits depend on how
-    many rows there are (and so on the other sequences of a batch): a prediction must
-    not depend on the company its sequence keeps."""
-    m = x_tm.shape[0]
-    g = w_ih.shape[0]
-    out = x_tm.new_empty((m, g)) if buf is None else buf[: m * g].view(m, g)
-    _project(x_tm.contiguous(), _transposed(w_ih), bias.detach().contiguous(), out)
-    return out
-
-
 def _input_grads(
     ctx: Any,
     dxg: torch.Tensor,
@@ -153,30 +129,45 @@ def _input_grads(
 
 
 def _lstm_steps(
-    steps: int,
-    b: int,
-    hid: int,
-    xg: torch.Tensor,
-    wt: torch.Tensor,
+    x_tm: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    bias: torch.Tensor,
     hs: torch.Tensor,
     cs: torch.Tensor,
     act: torch.Tensor,
     keep: bool,
 ) -> None:
-    """The LSTM kernel over ``steps`` steps of projections xg, from the states in hs[0]
-    and cs[0] (the first rows of the storage given). With ``keep`` it writes every
-    step's cell states and gates; otherwise cs and act hold two steps' and one step's."""
+    """The LSTM kernel over every step of x_tm ((T * B, C) from _time_major), from the
+    zero states in hs[0] and cs[0]; bias is b_ih + b_hh. Each step's input projection
+    is made inside the step. With ``keep`` it writes every step's cell states and gates
+    (cs (T + 1, B, H), act (T, B, 4H)); otherwise cs and act hold two steps' and one
+    step's."""
+    b, hid = hs.shape[1], hs.shape[2]
+    steps = x_tm.shape[0] // b if b else 0
+    # named, so that they outlive the call: a temporary's storage would be freed first
+    wih_t, bias, wt = _transposed(w_ih), bias.detach().contiguous(), _transposed(w_hh)
     library().bsnn_lstm_forward(
-        steps, b, hid, _ptr(xg), _ptr(wt), _ptr(hs), _ptr(cs), _ptr(act), int(keep)
+        steps,
+        b,
+        hid,
+        x_tm.shape[1],
+        _ptr(x_tm),
+        _ptr(wih_t),
+        _ptr(bias),
+        _ptr(wt),
+        _ptr(hs),
+        _ptr(cs),
+        _ptr(act),
+        int(keep),
     )
 
 
 def _gru_steps(
-    steps: int,
-    b: int,
-    hid: int,
-    xg: torch.Tensor,
-    wt: torch.Tensor,
+    x_tm: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
     b_hh: torch.Tensor,
     hs: torch.Tensor,
     rz: torch.Tensor,
@@ -185,21 +176,31 @@ def _gru_steps(
     work: torch.Tensor,
     keep: bool,
 ) -> None:
-    """The GRU kernel over ``steps`` steps of projections xg, from the state in hs[0].
-    With ``keep`` it writes every step's gates, candidates and recurrent projections;
-    otherwise one step's."""
+    """The GRU kernel over every step of x_tm ((T * B, C) from _time_major), from the
+    zero state in hs[0]; work is (2, B, 3H). Each step's input projection is made inside
+    the step. With ``keep`` it writes every step's gates, candidates and recurrent
+    projections; otherwise one step's."""
+    b, hid = hs.shape[1], hs.shape[2]
+    steps = x_tm.shape[0] // b if b else 0
+    # named, so that they outlive the call: a temporary's storage would be freed first
+    wih_t, wt = _transposed(w_ih), _transposed(w_hh)
+    b_ih, b_hh = b_ih.detach().contiguous(), b_hh.detach().contiguous()
     library().bsnn_gru_forward(
         steps,
         b,
         hid,
-        _ptr(xg),
+        x_tm.shape[1],
+        _ptr(x_tm),
+        _ptr(wih_t),
+        _ptr(b_ih),
         _ptr(wt),
-        _ptr(b_hh.detach().contiguous()),
+        _ptr(b_hh),
         _ptr(hs),
         _ptr(rz),
         _ptr(n),
         _ptr(hgn),
-        _ptr(work),
+        _ptr(work[0]),
+        _ptr(work[1]),
         int(keep),
     )
 
@@ -213,16 +214,16 @@ def _lstm_forward(
     buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run the LSTM kernel for training: (x_tm, hs, cs, act), every step's cell states
-    and gates kept for the backward pass. The projections, which the kernel turns into
-    the gates, go in ``buf`` if given (inference: _lstm_infer)."""
+    and gates kept for the backward pass. The gates go in ``buf`` (1-D, large enough)
+    if given."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
-    xg = _projections(x_tm, w_ih, b_ih + b_hh, buf)
-    hs = _states(xg, steps + 1, b, hid)
-    cs = _states(xg, steps + 1, b, hid)
-    act = xg.view(steps, b, 4 * hid)  # the kernel turns xg into the gates in place
-    _lstm_steps(steps, b, hid, xg, _transposed(w_hh), hs, cs, act, keep=True)
+    need = steps * b * 4 * hid
+    act = (x_tm.new_empty(need) if buf is None else buf[:need]).view(steps, b, 4 * hid)
+    hs = _states(x_tm, steps + 1, b, hid)
+    cs = _states(x_tm, steps + 1, b, hid)
+    _lstm_steps(x_tm, w_ih, w_hh, b_ih + b_hh, hs, cs, act, keep=True)
     return x_tm, hs, cs, act
 
 
@@ -232,21 +233,18 @@ def _gru_forward(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
-    buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run the GRU kernel for training: (x_tm, hs, rz, n, hgn), the last three for every
-    step (the backward pass needs them). The projections go in ``buf`` if given, free
-    again when this returns (inference: _gru_infer)."""
+    step (the backward pass needs them)."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
-    xg = _projections(x_tm, w_ih, b_ih, buf)
-    hs = _states(xg, steps + 1, b, hid)
-    rz = xg.new_empty((steps, b, 2 * hid))
-    n = xg.new_empty((steps, b, hid))
-    hgn = xg.new_empty((steps, b, hid))
-    work = xg.new_empty((b, 3 * hid))
-    _gru_steps(steps, b, hid, xg, _transposed(w_hh), b_hh, hs, rz, n, hgn, work, keep=True)
+    hs = _states(x_tm, steps + 1, b, hid)
+    rz = x_tm.new_empty((steps, b, 2 * hid))
+    n = x_tm.new_empty((steps, b, hid))
+    hgn = x_tm.new_empty((steps, b, hid))
+    work = x_tm.new_empty((2, b, 3 * hid))
+    _gru_steps(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, keep=True)
     return x_tm, hs, rz, n, hgn
 
 
@@ -322,10 +320,7 @@ class _GRU(torch.autograd.Function):
         b_ih: torch.Tensor,
         b_hh: torch.Tensor,
     ) -> torch.Tensor:
-        b, steps, _ = x.shape
-        buf = _BUFFERS.take(steps * b * w_ih.shape[0], x)
-        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
-        _BUFFERS.give(buf)
+        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh)
         ctx.save_for_backward(x_tm, w_ih, w_hh, hs, rz, n, hgn)
         ctx.shape = x.shape
         return hs[1:]
@@ -393,37 +388,6 @@ def gru_layer(
     return _gru_infer(x, w_ih, w_hh, b_ih, b_hh)
 
 
-BLOCK_BYTES = 1 << 20
-"""Inference projects the inputs a block of steps at a time into one buffer of about
-this size (half of one core's L2 cache here), instead of all steps at once.
-
-All steps at once wrote (T, B, G) floats to fresh memory before the loop read them
-back: 105 MB a direction for 256 sequences of 200 nt (hidden 128), which took longer
-than the products of the recurrence itself."""
-
-
-def _blocks(
-    x: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor
-) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """x (B, T, C)'s input projections a block of steps at a time: (first step, steps,
-    projections), every block's in the same buffer.
-
-    Blocks hold an even number of steps: the LSTM kernel without ``keep`` alternates
-    the cell state between two slots, so after an even count it is back in the first,
-    where the next block starts. Rows are projected by the same product as in one
-    piece, so the kernels' outputs are those of one piece, bit for bit."""
-    b, steps, _ = x.shape
-    g = w_ih.shape[0]
-    x_tm = _time_major(x)
-    wt, bias = _transposed(w_ih), bias.detach().contiguous()
-    block = max(2, BLOCK_BYTES // max(1, 4 * b * g) // 2 * 2)  # an empty batch: any
-    xg = x_tm.new_empty((min(block, steps) * b, g))
-    for t0 in range(0, steps, block):
-        k = min(block, steps - t0)
-        _project(x_tm[t0 * b : (t0 + k) * b], wt, bias, xg)
-        yield t0, k, xg
-
-
 def _lstm_infer(
     x: torch.Tensor,
     w_ih: torch.Tensor,
@@ -432,14 +396,13 @@ def _lstm_infer(
     b_hh: torch.Tensor,
 ) -> torch.Tensor:
     """One LSTM direction without gradients, batch-first (B, T, C) -> (B, T, H): the
-    kernel continues block after block from the states the previous one left."""
+    kernel keeps one step's gates and two steps' cell states, so memory does not grow
+    with the length beyond the inputs and outputs."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     hs = _states(x, steps + 1, b, hid)
     cs, act = x.new_zeros((2, b, hid)), x.new_empty((b, 4 * hid))
-    wt = _transposed(w_hh)
-    for t0, k, xg in _blocks(x, w_ih, b_ih + b_hh):
-        _lstm_steps(k, b, hid, xg, wt, hs[t0], cs, act, keep=False)
+    _lstm_steps(_time_major(x), w_ih, w_hh, b_ih + b_hh, hs, cs, act, keep=False)
     return hs[1:].transpose(0, 1)
 
 
@@ -455,8 +418,6 @@ def _gru_infer(
     hid = w_hh.shape[1]
     hs = _states(x, steps + 1, b, hid)
     rz, n, hgn = x.new_empty((b, 2 * hid)), x.new_empty((b, hid)), x.new_empty((b, hid))
-    work = x.new_empty((b, 3 * hid))
-    wt = _transposed(w_hh)
-    for t0, k, xg in _blocks(x, w_ih, b_ih):
-        _gru_steps(k, b, hid, xg, wt, b_hh, hs[t0], rz, n, hgn, work, keep=False)
+    work = x.new_empty((2, b, 3 * hid))
+    _gru_steps(_time_major(x), w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, keep=False)
     return hs[1:].transpose(0, 1)
