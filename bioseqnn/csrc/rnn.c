@@ -4,8 +4,8 @@
  * so the directions and batch slices that runtime.run_concurrently hands to its worker
  * threads run truly in parallel. Each step is two register-blocked matrix products
  * (the step's inputs times the input weights, then the hidden state times the recurrent
- * weights, added to it) and one fused pass over the gates; the input weights' gradients
- * after the backward loop are a large matrix product left to torch.
+ * weights, added to it) and one fused pass over the gates; the backward step likewise
+ * makes its own products for the weights' and inputs' gradients.
  *
  * The file is built as an optional extension module (setup.py); when it is missing,
  * bioseqnn falls back to kernels written with torch operations. The module itself has
@@ -117,7 +117,7 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 6; }
+EXPORT int bsnn_abi(void) { return 7; }
 
 EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const float *wih,
                               const float *bias, const float *wt, float *hs, float *cs,
@@ -125,10 +125,12 @@ EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const 
     DISPATCH(lstm_forward, T, B, H, K, x, wih, bias, wt, hs, cs, act, keep);
 }
 
-EXPORT void bsnn_lstm_backward(int T, int B, int H, const float *dout, const float *w,
+EXPORT void bsnn_lstm_backward(int T, int B, int H, int K, const float *dout, const float *w,
                                const float *hs, const float *act, const float *cs,
-                               float *dpre, float *dw, float *db, float *dh, float *dc) {
-    DISPATCH(lstm_backward, T, B, H, dout, w, hs, act, cs, dpre, dw, db, dh, dc);
+                               const float *x, const float *wih, float *dx, float *dpre,
+                               float *dw, float *dwih, float *db, float *dh, float *dc) {
+    DISPATCH(lstm_backward, T, B, H, K, dout, w, hs, act, cs, x, wih, dx, dpre, dw, dwih, db,
+             dh, dc);
 }
 
 EXPORT void bsnn_gru_forward(int T, int B, int H, int K, const float *x, const float *wih,
@@ -137,11 +139,13 @@ EXPORT void bsnn_gru_forward(int T, int B, int H, int K, const float *x, const f
     DISPATCH(gru_forward, T, B, H, K, x, wih, bih, wt, bhh, hs, rz, n, hgn, hg, xw, keep);
 }
 
-EXPORT void bsnn_gru_backward(int T, int B, int H, const float *dout, const float *w,
+EXPORT void bsnn_gru_backward(int T, int B, int H, int K, const float *dout, const float *w,
                               const float *hs, const float *rz, const float *n,
-                              const float *hgn, float *dxg, float *dw, float *db_hh,
+                              const float *hgn, const float *x, const float *wih, float *dx,
+                              float *dw, float *dwih, float *db_ih, float *db_hh, float *dxw,
                               float *dhg, float *dh, float *carry) {
-    DISPATCH(gru_backward, T, B, H, dout, w, hs, rz, n, hgn, dxg, dw, db_hh, dhg, dh, carry);
+    DISPATCH(gru_backward, T, B, H, K, dout, w, hs, rz, n, hgn, x, wih, dx, dw, dwih, db_ih,
+             db_hh, dxw, dhg, dh, carry);
 }
 
 static struct PyModuleDef module = {

@@ -192,27 +192,43 @@ static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const f
     }
 }
 
-/* dout (T, B, H): gradient of hs[1:]. Writes dpre (T, B, G), the gradient of xg, and
- * adds the gradient of the recurrent weights to dw (G, H) and that of the biases (the
- * sum of dpre over steps and sequences) to db (G). dh and dc are (B, H) work buffers.
- * dpre may be act itself: step t's gates are read before its gradients overwrite them,
- * and never again, so the caller need not hold a second (T, B, G) buffer. */
-static void FN(lstm_backward)(int T, int B, int H, const float *dout, const float *w,
+/* Step t's gradients of the inputs and input weights, given the gradients of its gate
+ * pre-activations d (B, G): dwih (K, G) += x[t]^T d, and, unless dx is NULL,
+ * dx[t] (B, K) = d wih (wih (G, K) as stored). Made in the step, while d is in cache:
+ * the gradients of all steps were written to memory and read back for two products
+ * after the loop, about a seventh of a BiLSTM training step. */
+static inline void FN(input_grads)(int B, int K, int G, const float *d, const float *x,
+                                   const float *wih, float *dx, float *dwih) {
+    FN(gemm_acc)(K, G, B, x, 1, K, d, G, dwih, G, NULL);
+    if (dx != NULL) {
+        __builtin_memset(dx, 0, (size_t)B * K * sizeof(float));
+        FN(gemm_acc)(B, K, G, d, G, 1, wih, K, dx, K, NULL);
+    }
+}
+
+/* dout (T, B, H): gradient of hs[1:]; x (T, B, K) and wih (G, K): the layer's inputs
+ * and input weights. Adds the gradients of the recurrent weights to dw (G, H), of the
+ * input weights, transposed, to dwih (K, G), and of the biases (the sum of the gate
+ * gradients over steps and sequences) to db (G); writes the gradient of x to dx
+ * (T, B, K) unless dx is NULL. dpre holds two (B, G) steps of gate gradients, this
+ * step's and the later one's; dh and dc are (B, H) work buffers. */
+static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, const float *w,
                               const float *hs, const float *act, const float *cs,
-                              float *dpre, float *dw, float *db_sum, float *dh, float *dc) {
-    const long G = 4L * H, BH = (long)B * H, BG = (long)B * G;
+                              const float *x, const float *wih, float *dx, float *dpre,
+                              float *dw, float *dwih, float *db_sum, float *dh, float *dc) {
+    const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
     __builtin_memset(dc, 0, BH * sizeof(float));
     for (int t = T - 1; t >= 0; t--) {
+        float *d = dpre + (t % 2) * BG;
         __builtin_memcpy(dh, dout + t * BH, BH * sizeof(float));
-        if (t < T - 1)
-            FN(gemm_acc)(B, H, (int)G, dpre + (t + 1) * BG, G, 1, w, H, dh, H, NULL);
+        if (t < T - 1) /* what reaches h[t] from step t + 1's gates */
+            FN(gemm_acc)(B, H, (int)G, dpre + ((t + 1) % 2) * BG, G, 1, w, H, dh, H, NULL);
         const float *a = act + t * BG, *cp = cs + t * BH, *c = cs + (t + 1) * BH;
-        float *d = dpre + t * BG;
         for (int b = 0; b < B; b++) {
-            const float *ab = a + b * G; /* may be db: each load comes before its store */
+            const float *restrict ab = a + b * G;
             const float *restrict cpb = cp + b * H, *restrict cb = c + b * H;
             const float *restrict dhb = dh + b * H;
-            float *restrict dcb = dc + b * H, *db = d + b * G;
+            float *restrict dcb = dc + b * H, *restrict db = d + b * G;
 #define BODY(T_, LD, ST, SG, TH)                                                    \
     {                                                                               \
         const T_ i_ = LD(ab + j), f = LD(ab + H + j);                               \
@@ -229,8 +245,9 @@ static void FN(lstm_backward)(int T, int B, int H, const float *dout, const floa
 #undef BODY
             for (long i = 0; i < G; i++) db_sum[i] += db[i];
         }
-        /* dw += dpre[t]^T h[t - 1] */
+        /* dw += d^T h[t - 1] */
         FN(gemm_acc)((int)G, H, B, d, 1, G, hs + t * BH, H, dw, H, NULL);
+        FN(input_grads)(B, K, (int)G, d, x + t * BK, wih, dx ? dx + t * BK : NULL, dwih);
     }
 }
 
@@ -275,18 +292,22 @@ static void FN(gru_forward)(int T, int B, int H, int K, const float *xin, const 
     }
 }
 
-/* Writes dxg (T, B, 3H), the gradient of xg, and adds the gradients of the recurrent
- * weights and bias to dw (3H, H) and db (3H). dhg (B, 3H), the gradient of one step's
- * recurrent projections, dh and carry (B, H) are work buffers. */
-static void FN(gru_backward)(int T, int B, int H, const float *dout, const float *w,
+/* x (T, B, K) and wih (G, K): the layer's inputs and input weights. Adds the
+ * gradients of the recurrent weights and bias to dw (3H, H) and db_hh (3H), of the input
+ * weights, transposed, and bias to dwih (K, 3H) and db_ih (3H); writes the gradient of
+ * x to dx (T, B, K) unless dx is NULL. dxw (B, 3H), the gradient of one step's input
+ * projections, dhg (B, 3H), that of its recurrent projections, dh and carry (B, H)
+ * are work buffers. */
+static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, const float *w,
                              const float *hs, const float *rz, const float *n,
-                             const float *hgn, float *dxg, float *dw, float *db_hh,
-                             float *dhg, float *dh, float *carry) {
-    const long G = 3L * H, BH = (long)B * H, BG = (long)B * G;
+                             const float *hgn, const float *xin, const float *wih,
+                             float *dxin, float *dw, float *dwih, float *db_ih, float *db_hh,
+                             float *dxw, float *dhg, float *dh, float *carry) {
+    const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
     __builtin_memset(carry, 0, BH * sizeof(float));
     for (int t = T - 1; t >= 0; t--) {
         const float *hp = hs + t * BH;
-        float *dx = dxg + t * BG;
+        float *dx = dxw;
         for (long i = 0; i < BH; i++) dh[i] = dout[t * BH + i] + carry[i];
         for (int b = 0; b < B; b++) {
             const float *restrict rzb = rz + t * 2 * BH + b * 2L * H;
@@ -312,10 +333,13 @@ static void FN(gru_backward)(int T, int B, int H, const float *dout, const float
             ROW_LOOP(BODY)
 #undef BODY
             for (long i = 0; i < G; i++) db_hh[i] += dgb[i];
+            for (long i = 0; i < G; i++) db_ih[i] += dxb[i];
         }
         /* dw += dhg^T h[t - 1]; then what reaches h[t - 1] through the projections */
         FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, dw, H, NULL);
         FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, carry, H, NULL);
+        FN(input_grads)(B, K, (int)G, dxw, xin + t * BK, wih, dxin ? dxin + t * BK : NULL,
+                        dwih);
     }
 }
 

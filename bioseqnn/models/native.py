@@ -8,10 +8,10 @@ same thing more slowly.
 The C functions run the whole time loop of one direction; ctypes releases the GIL
 around each call, so concurrent directions and batch slices (runtime.run_concurrently)
 use every core. Each step's input projection is made inside the step, where the
-recurrent product and the gates find it in cache; the input weights' gradients are one
-matrix product after the backward loop (torch's). The LSTM's backward pass writes its
-gradients over the gates the forward pass saved, so a training step holds one
-(T, B, 4H) buffer per direction, not two.
+recurrent product and the gates find it in cache; likewise each backward step adds its
+share of the input weights' gradient and writes its inputs' gradient, so no (T, B, 4H)
+array of gradients is written to memory and read back. A training step keeps one such
+array per direction, the LSTM's gates (or the GRU's gates and candidates).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class _Buffers:
     128; five times that at 1000 nt). Freed and allocated again every step, it came back
     from the kernel as fresh pages, zeroed on first touch: 7-8% of a BiLSTM training
     step. A buffer is taken by the forward pass and given back after the backward pass,
-    since the gates and then their gradients live there. A graph dropped without a
-    backward pass frees its buffer as before. Inference needs no such buffer: without
+    which reads the gates from it. A graph dropped without a backward pass frees its
+    buffer as before. Inference needs no such buffer: without
     gradients the kernel keeps one step's gates.
     """
 
@@ -108,24 +108,9 @@ def _transposed(w: torch.Tensor) -> torch.Tensor:
     return w.detach().t().contiguous()
 
 
-def _input_grads(
-    ctx: Any,
-    dxg: torch.Tensor,
-    x_tm: torch.Tensor,
-    w_ih: torch.Tensor,
-    shape: torch.Size,
-) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Gradients of x and W_ih in the input projection xg = x W_ih^T + bias, given dxg
-    (T * B, G).
-
-    dW_ih is computed as (x^T dxg)^T: torch's product of dxg^T with a narrow x (C = 4 for
-    one-hot DNA) is more than ten times slower, a third of a whole training step.
-    """
-    b, steps, c = shape
-    dx = None
-    if ctx.needs_input_grad[0]:
-        dx = (dxg @ w_ih).view(steps, b, c).transpose(0, 1)
-    return dx, (x_tm.t() @ dxg).t()
+def _batch_first(dx: torch.Tensor | None) -> torch.Tensor | None:
+    """The kernels' (T, B, C) input gradient as the (B, T, C) of the layer's input."""
+    return None if dx is None else dx.transpose(0, 1)
 
 
 def _lstm_steps(
@@ -273,39 +258,44 @@ class _LSTM(torch.autograd.Function):
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act = ctx.saved_tensors
         if ctx.buffer is None:
-            # A second backward pass (retain_graph=True): the first wrote its gradients
-            # over the saved gates and gave their storage back, so compute them again
-            # (the same numbers).
+            # A second backward pass (retain_graph=True): the first gave the gates'
+            # storage back for the next step, so compute them again (the same numbers).
             b, steps, c = ctx.shape
             x = x_tm.view(steps, b, c).transpose(0, 1)
             act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh)[3]
         steps, b, g = act.shape
-        hid = g // 4
-        dout = dout.contiguous()
-        dpre = act  # the kernel writes the gradients over the gates it has read
+        hid, k = g // 4, x_tm.shape[1]
+        dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
         dw = w_hh.new_zeros(w_hh.shape)
+        dwih_t = w_hh.new_zeros((k, g))
         db = w_hh.new_zeros(g)
-        work = act.new_empty((2, b, hid))
+        work = act.new_empty(2 * b * g + 2 * b * hid)
+        dpre, dh, dc = work.split([2 * b * g, b * hid, b * hid])
+        dx = x_tm.new_empty((steps, b, k)) if ctx.needs_input_grad[0] else None
         library().bsnn_lstm_backward(
             steps,
             b,
             hid,
+            k,
             _ptr(dout),
-            _ptr(w_hh.contiguous()),
+            _ptr(w_hh),
             _ptr(hs),
             _ptr(act),
             _ptr(cs),
+            _ptr(x_tm),
+            _ptr(w_ih),
+            None if dx is None else _ptr(dx),
             _ptr(dpre),
             _ptr(dw),
+            _ptr(dwih_t),
             _ptr(db),
-            _ptr(work[0]),
-            _ptr(work[1]),
+            _ptr(dh),
+            _ptr(dc),
         )
-        dx, dw_ih = _input_grads(ctx, dpre.view(steps * b, g), x_tm, w_ih, ctx.shape)
         if ctx.buffer is not None:
             _BUFFERS.give(ctx.buffer)
             ctx.buffer = None
-        return dx, dw_ih, dw, db, db
+        return _batch_first(dx), dwih_t.t().contiguous(), dw, db, db
 
 
 class _GRU(torch.autograd.Function):
@@ -330,32 +320,38 @@ class _GRU(torch.autograd.Function):
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, hs, rz, n, hgn = ctx.saved_tensors
         steps, b, hid = n.shape
-        g = 3 * hid
-        dout = dout.contiguous()
-        dxg = n.new_empty((steps, b, g))
+        g, k = 3 * hid, x_tm.shape[1]
+        dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
         dw = w_hh.new_zeros(w_hh.shape)
-        db_hh = w_hh.new_zeros(g)
-        work = n.new_empty(b * (g + 2 * hid))
-        dhg, dh, carry = work.split([b * g, b * hid, b * hid])
+        dwih_t = w_hh.new_zeros((k, g))
+        db_ih, db_hh = w_hh.new_zeros(g), w_hh.new_zeros(g)
+        work = n.new_empty(2 * b * g + 2 * b * hid)
+        dxw, dhg, dh, carry = work.split([b * g, b * g, b * hid, b * hid])
+        dx = x_tm.new_empty((steps, b, k)) if ctx.needs_input_grad[0] else None
         library().bsnn_gru_backward(
             steps,
             b,
             hid,
+            k,
             _ptr(dout),
-            _ptr(w_hh.contiguous()),
+            _ptr(w_hh),
             _ptr(hs),
             _ptr(rz),
             _ptr(n),
             _ptr(hgn),
-            _ptr(dxg),
+            _ptr(x_tm),
+            _ptr(w_ih),
+            None if dx is None else _ptr(dx),
             _ptr(dw),
+            _ptr(dwih_t),
+            _ptr(db_ih),
             _ptr(db_hh),
+            _ptr(dxw),
             _ptr(dhg),
             _ptr(dh),
             _ptr(carry),
         )
-        dx, dw_ih = _input_grads(ctx, dxg.view(steps * b, g), x_tm, w_ih, ctx.shape)
-        return dx, dw_ih, dw, dxg.view(steps * b, g).sum(0), db_hh
+        return _batch_first(dx), dwih_t.t().contiguous(), dw, db_ih, db_hh
 
 
 def _wants_grad(*tensors: torch.Tensor) -> bool:

@@ -68,6 +68,26 @@ def test_outputs_and_gradients_match_torch(cell, batch, steps, channels, hidden)
         assert err <= 2e-6 * scale + 1e-7, f"{name}: max error {err:.3g}, scale {scale:.3g}"
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_input_gradients_of_a_long_sequence_stay_close_to_torch(cell):
+    """Each backward step adds its share of the input weights' gradient, as it does for
+    the recurrent weights: over 1,000 steps both stay within float32 rounding of
+    torch's, and the inputs' gradient (a product per step) stays as close as a step's."""
+    torch.manual_seed(11)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(4, 32, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    x = torch.randn(16, 1000, 4, requires_grad=True)
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    ref, got = module(x)[0], layer(x, *params)
+    weights = torch.randn_like(ref)
+    want = torch.autograd.grad((ref * weights).sum(), [x, *params])
+    have = torch.autograd.grad((got * weights).sum(), [x, *params])
+    errors = [float((h - w).abs().max() / w.abs().max()) for h, w in zip(have, want, strict=True)]
+    assert errors[0] < 2e-6  # x
+    assert max(errors[1:]) < 2e-5  # the weights and biases: sums of 16,000 terms
+    assert errors[1] < 3 * errors[2] + 1e-6  # input weights no worse than recurrent ones
+
+
 def test_input_without_gradient_gets_none():
     """First layers take one-hot input that needs no gradient; only the weights get one."""
     torch.manual_seed(0)
