@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bioseqnn.models import ModelConfig, SequenceModel
-from bioseqnn.models.recurrent import recurrent_scan
+from bioseqnn.models.recurrent import _join, recurrent_scan
 from bioseqnn.runtime import run_concurrently
 
 
@@ -122,6 +122,29 @@ def test_run_concurrently_sums_shared_gradients(threads):
     (torch.tanh(a @ w).sum() + 2 * torch.tanh(b @ w).sum()).backward()
     for g, want in zip(got, (a.grad, b.grad, w.grad), strict=True):
         torch.testing.assert_close(g, want)
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_pieces_are_joined_by_the_worker_threads_as_torch_cat_would(threads, count):
+    """Batch slices of two directions, joined by the worker threads (split by steps,
+    here 7 among ``count`` threads): the values of two torch.cat calls, each piece's
+    gradient the matching part of the joined one, and the same under inference mode."""
+    threads(count)
+    torch.manual_seed(8)
+    sizes = [3, 5]
+    pieces = [torch.randn(7, b, 6, requires_grad=True) for b in sizes * 2]
+    joined = _join(pieces, 2)
+    want = torch.cat([torch.cat(pieces[:2], dim=1), torch.cat(pieces[2:], dim=1)], dim=2)
+    assert torch.equal(joined, want)
+    weights = torch.randn_like(want)
+    got = torch.autograd.grad((joined * weights).sum(), pieces)
+    expected = torch.autograd.grad((want * weights).sum(), pieces)
+    for g, w in zip(got, expected, strict=True):
+        assert torch.equal(g, w)
+    with torch.inference_mode():
+        plain = [p.detach() for p in pieces]
+        assert torch.equal(_join(plain, 2), want.detach())
+        assert torch.equal(_join(plain[:2], 1), torch.cat(plain[:2], dim=1))
 
 
 @pytest.mark.parametrize("arch", ["lstm", "gru", "rnn", "cnn-lstm", "transformer"])
