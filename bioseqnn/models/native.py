@@ -37,16 +37,17 @@ def _ptr(t: torch.Tensor) -> int:
 
 
 class _Buffers:
-    """Storage for a training step's LSTM gates, (T * B, 4H) floats, kept from one step
-    to the next.
+    """Storage for what a training step keeps for its backward pass (_kept: the LSTM's
+    gates and cell states, the GRU's gates, candidates and recurrent projections),
+    kept from one step to the next.
 
-    It is the largest allocation of a step (26 MB a direction for 64 x 200 nt, hidden
+    It is the largest allocation of a step (33 MB a direction for 64 x 200 nt, hidden
     128; five times that at 1000 nt). Freed and allocated again every step, it came back
     from the kernel as fresh pages, zeroed on first touch: 7-8% of a BiLSTM training
     step. A buffer is taken by the forward pass and given back after the backward pass,
-    which reads the gates from it. A graph dropped without a backward pass frees its
-    buffer as before. Inference needs no such buffer: without
-    gradients the kernel keeps one step's gates.
+    which reads from it. A graph dropped without a backward pass frees its buffer as
+    before. Inference needs no such buffer: without gradients the kernel keeps one
+    step's gates.
     """
 
     KEEP = 4  # free buffers kept; a step of a bidirectional layer in two slices uses 4
@@ -190,6 +191,17 @@ def _gru_steps(
     )
 
 
+def _kept(steps: int, b: int, hid: int, gates: int) -> int:
+    """Floats a training step keeps for the backward pass in one buffer: the LSTM's
+    (gates = 4) gates and cell states, the GRU's (3) gates, candidates and recurrent
+    projections. At 1000 nt (64 sequences, hidden 128) each of these arrays is larger
+    than glibc's largest mapping threshold (32 MiB), so allocated afresh it was mapped
+    and faulted in again every step."""
+    if gates == 4:
+        return steps * b * 4 * hid + (steps + 1) * b * hid
+    return steps * b * 4 * hid
+
+
 def _lstm_forward(
     x: torch.Tensor,
     w_ih: torch.Tensor,
@@ -199,15 +211,17 @@ def _lstm_forward(
     buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run the LSTM kernel for training: (x_tm, hs, cs, act), every step's cell states
-    and gates kept for the backward pass. The gates go in ``buf`` (1-D, large enough)
-    if given."""
+    and gates kept for the backward pass. The gates and cell states go in ``buf`` (1-D,
+    of at least _kept(steps, b, hid, 4) floats) if given."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
-    need = steps * b * 4 * hid
-    act = (x_tm.new_empty(need) if buf is None else buf[:need]).view(steps, b, 4 * hid)
+    need = _kept(steps, b, hid, 4)
+    kept = x_tm.new_empty(need) if buf is None else buf[:need]
+    act = kept[: steps * b * 4 * hid].view(steps, b, 4 * hid)
+    cs = kept[steps * b * 4 * hid :].view(steps + 1, b, hid)
+    cs[0].zero_()
     hs = _states(x_tm, steps + 1, b, hid)
-    cs = _states(x_tm, steps + 1, b, hid)
     _lstm_steps(x_tm, w_ih, w_hh, b_ih + b_hh, hs, cs, act, keep=True)
     return x_tm, hs, cs, act
 
@@ -218,16 +232,19 @@ def _gru_forward(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
+    buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run the GRU kernel for training: (x_tm, hs, rz, n, hgn), the last three for every
-    step (the backward pass needs them)."""
+    step (the backward pass needs them), in ``buf`` (1-D, of at least _kept(steps, b,
+    hid, 3) floats) if given."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
     hs = _states(x_tm, steps + 1, b, hid)
-    rz = x_tm.new_empty((steps, b, 2 * hid))
-    n = x_tm.new_empty((steps, b, hid))
-    hgn = x_tm.new_empty((steps, b, hid))
+    need = _kept(steps, b, hid, 3)
+    kept = x_tm.new_empty(need) if buf is None else buf[:need]
+    rz, n, hgn = kept.split([steps * b * 2 * hid, steps * b * hid, steps * b * hid])
+    rz, n, hgn = rz.view(steps, b, 2 * hid), n.view(steps, b, hid), hgn.view(steps, b, hid)
     work = x_tm.new_empty((2, b, 3 * hid))
     _gru_steps(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, keep=True)
     return x_tm, hs, rz, n, hgn
@@ -246,7 +263,7 @@ class _LSTM(torch.autograd.Function):
         b_hh: torch.Tensor,
     ) -> torch.Tensor:
         b, steps, _ = x.shape
-        buf = _BUFFERS.take(steps * b * w_ih.shape[0], x)
+        buf = _BUFFERS.take(_kept(steps, b, w_hh.shape[1], 4), x)
         x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act)
         ctx.shape = x.shape
@@ -258,11 +275,12 @@ class _LSTM(torch.autograd.Function):
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act = ctx.saved_tensors
         if ctx.buffer is None:
-            # A second backward pass (retain_graph=True): the first gave the gates'
-            # storage back for the next step, so compute them again (the same numbers).
+            # A second backward pass (retain_graph=True): the first gave the storage
+            # of the gates and cell states back for the next step, so compute them
+            # again (the same numbers).
             b, steps, c = ctx.shape
             x = x_tm.view(steps, b, c).transpose(0, 1)
-            act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh)[3]
+            cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh)[2:]
         steps, b, g = act.shape
         hid, k = g // 4, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
@@ -310,15 +328,22 @@ class _GRU(torch.autograd.Function):
         b_ih: torch.Tensor,
         b_hh: torch.Tensor,
     ) -> torch.Tensor:
-        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh)
-        ctx.save_for_backward(x_tm, w_ih, w_hh, hs, rz, n, hgn)
+        b, steps, _ = x.shape
+        buf = _BUFFERS.take(_kept(steps, b, w_hh.shape[1], 3), x)
+        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
+        ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn)
         ctx.shape = x.shape
+        ctx.buffer = buf  # given back by backward, as the LSTM's
         return hs[1:]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x_tm, w_ih, w_hh, hs, rz, n, hgn = ctx.saved_tensors
+        x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn = ctx.saved_tensors
+        if ctx.buffer is None:  # a second backward pass, as the LSTM's
+            b, steps, c = ctx.shape
+            x = x_tm.view(steps, b, c).transpose(0, 1)
+            rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh)[2:]
         steps, b, hid = n.shape
         g, k = 3 * hid, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
@@ -351,6 +376,9 @@ class _GRU(torch.autograd.Function):
             _ptr(dh),
             _ptr(carry),
         )
+        if ctx.buffer is not None:
+            _BUFFERS.give(ctx.buffer)
+            ctx.buffer = None
         return _batch_first(dx), dwih_t.t().contiguous(), dw, db_ih, db_hh
 
 
