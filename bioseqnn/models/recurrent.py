@@ -26,6 +26,7 @@ gradients against torch.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -433,7 +434,7 @@ class RecurrentBackbone(Backbone):
                 assert rev is not None
                 revs = rev.tensor_split(chunks)
                 jobs.extend((piece, *params, r) for piece, r in zip(pieces, revs, strict=True))
-        cell = _lstm_direction if self.cell == "lstm" else _gru_direction
+        cell = partial(_direction, _lstm_layer if self.cell == "lstm" else _gru_layer)
         outs = run_concurrently(cell, jobs)
         if len(outs) == 1:
             return outs[0]
@@ -509,7 +510,8 @@ def _batch_chunks(batch: int, threads: int) -> int:
     return max(1, min(threads, batch // MIN_CHUNK))
 
 
-def _lstm_direction(
+def _direction(
+    layer: Any,
     x: torch.Tensor,
     w_ih: torch.Tensor,
     w_hh: torch.Tensor,
@@ -517,25 +519,12 @@ def _lstm_direction(
     b_hh: torch.Tensor,
     rev: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """_lstm_layer, over each sequence reversed within its length when ``rev`` (from
-    reverse_index) is given: a backward direction, its output in the input's order."""
+    """``layer`` (_lstm_layer or _gru_layer), over each sequence reversed within its
+    length when ``rev`` (from reverse_index) is given: a backward direction, its output
+    in the input's order."""
     if rev is None:
-        return _lstm_layer(x, w_ih, w_hh, b_ih, b_hh)
-    return reverse_within(_lstm_layer(reverse_within(x, rev), w_ih, w_hh, b_ih, b_hh), rev)
-
-
-def _gru_direction(
-    x: torch.Tensor,
-    w_ih: torch.Tensor,
-    w_hh: torch.Tensor,
-    b_ih: torch.Tensor,
-    b_hh: torch.Tensor,
-    rev: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """_lstm_direction for the GRU."""
-    if rev is None:
-        return _gru_layer(x, w_ih, w_hh, b_ih, b_hh)
-    return reverse_within(_gru_layer(reverse_within(x, rev), w_ih, w_hh, b_ih, b_hh), rev)
+        return layer(x, w_ih, w_hh, b_ih, b_hh)
+    return reverse_within(layer(reverse_within(x, rev), w_ih, w_hh, b_ih, b_hh), rev)
 
 
 class _Join(torch.autograd.Function):
