@@ -446,6 +446,22 @@ def concurrency() -> int:
     return torch.get_num_threads()
 
 
+def map_on_workers(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """``[fn(*args) for args in jobs]``, the jobs on worker threads without gradients,
+    under the caller's inference mode (a per-thread setting). With one thread, or one
+    job, they run inline."""
+    if len(jobs) < 2 or concurrency() < 2:
+        return [fn(*args) for args in jobs]
+    pool = worker_pool(len(jobs))
+    inference = torch.is_inference_mode_enabled()
+
+    def call(args: tuple[Any, ...]) -> Any:
+        with torch.inference_mode(inference), torch.no_grad():
+            return fn(*args)
+
+    return [f.result() for f in [pool.submit(call, a) for a in jobs]]
+
+
 def run_concurrently(
     fn: Callable[..., torch.Tensor], jobs: Sequence[tuple[torch.Tensor, ...]]
 ) -> list[torch.Tensor]:
@@ -456,16 +472,9 @@ def run_concurrently(
     """
     if len(jobs) < 2 or concurrency() < 2:
         return [fn(*args) for args in jobs]
+    if not (torch.is_grad_enabled() and any(t.requires_grad for a in jobs for t in a)):
+        return map_on_workers(fn, jobs)
     pool = worker_pool(len(jobs))
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for a in jobs for t in a)
-    if not needs_grad:
-        inference = torch.is_inference_mode_enabled()
-
-        def call(args: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            with torch.inference_mode(inference), torch.no_grad():
-                return fn(*args)
-
-        return [f.result() for f in [pool.submit(call, a) for a in jobs]]
     flat: list[torch.Tensor] = []
     slot: dict[int, int] = {}
     specs: list[list[int]] = []

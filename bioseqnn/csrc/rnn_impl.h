@@ -258,18 +258,18 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, con
  * n (T, B, H), hgn (T, B, H): gates, candidates and the candidate's recurrent projection
  * W_hn h + b_hn, kept for the backward pass (one step's worth when keep = 0). hg and xw
  * are (B, 3H) work buffers. */
-static void FN(gru_forward)(int T, int B, int H, int K, const float *xin, const float *wih,
+static void FN(gru_forward)(int T, int B, int H, int K, const float *x, const float *wih,
                             const float *bih, const float *wt, const float *bhh, float *hs,
                             float *rz, float *n, float *hgn, float *hg, float *xw, int keep) {
     const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
     for (int t = 0; t < T; t++) {
         const long k = keep ? t : 0;
-        const float *x = xw, *hp = hs + t * BH;
+        const float *hp = hs + t * BH;
         float *h = hs + (t + 1) * BH;
-        FN(gemm_acc)(B, (int)G, K, xin + t * BK, K, 1, wih, G, xw, G, bih); /* b_ih + x W^T */
+        FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, xw, G, bih); /* b_ih + x W^T */
         FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, hg, G, bhh); /* hg = b_hh + h W^T */
         for (int b = 0; b < B; b++) {
-            const float *restrict xb = x + b * G, *restrict gb = hg + b * G;
+            const float *restrict xb = xw + b * G, *restrict gb = hg + b * G;
             const float *restrict hpb = hp + b * H;
             float *restrict rzb = rz + k * 2 * BH + b * 2L * H;
             float *restrict nb = n + k * BH + b * H, *restrict hnb = hgn + k * BH + b * H;
@@ -300,20 +300,19 @@ static void FN(gru_forward)(int T, int B, int H, int K, const float *xin, const 
  * are work buffers. */
 static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, const float *w,
                              const float *hs, const float *rz, const float *n,
-                             const float *hgn, const float *xin, const float *wih,
-                             float *dxin, float *dw, float *dwih, float *db_ih, float *db_hh,
+                             const float *hgn, const float *x, const float *wih,
+                             float *dx, float *dw, float *dwih, float *db_ih, float *db_hh,
                              float *dxw, float *dhg, float *dh, float *carry) {
     const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
     __builtin_memset(carry, 0, BH * sizeof(float));
     for (int t = T - 1; t >= 0; t--) {
         const float *hp = hs + t * BH;
-        float *dx = dxw;
         for (long i = 0; i < BH; i++) dh[i] = dout[t * BH + i] + carry[i];
         for (int b = 0; b < B; b++) {
             const float *restrict rzb = rz + t * 2 * BH + b * 2L * H;
             const float *restrict nb = n + t * BH + b * H, *restrict hnb = hgn + t * BH + b * H;
             const float *restrict hpb = hp + b * H, *restrict dhb = dh + b * H;
-            float *restrict dxb = dx + b * G, *restrict dgb = dhg + b * G;
+            float *restrict dxb = dxw + b * G, *restrict dgb = dhg + b * G;
             float *restrict cb = carry + b * H;
 #define BODY(T_, LD, ST, SG, TH)                                                    \
     {                                                                               \
@@ -338,8 +337,7 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, cons
         /* dw += dhg^T h[t - 1]; then what reaches h[t - 1] through the projections */
         FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, dw, H, NULL);
         FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, carry, H, NULL);
-        FN(input_grads)(B, K, (int)G, dxw, xin + t * BK, wih, dxin ? dxin + t * BK : NULL,
-                        dwih);
+        FN(input_grads)(B, K, (int)G, dxw, x + t * BK, wih, dx ? dx + t * BK : NULL, dwih);
     }
 }
 

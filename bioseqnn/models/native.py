@@ -191,15 +191,28 @@ def _gru_steps(
     )
 
 
-def _kept(steps: int, b: int, hid: int, gates: int) -> int:
+def _kept(cell: str, steps: int, b: int, hid: int) -> int:
     """Floats a training step keeps for the backward pass in one buffer: the LSTM's
-    (gates = 4) gates and cell states, the GRU's (3) gates, candidates and recurrent
-    projections. At 1000 nt (64 sequences, hidden 128) each of these arrays is larger
-    than glibc's largest mapping threshold (32 MiB), so allocated afresh it was mapped
-    and faulted in again every step."""
-    if gates == 4:
-        return steps * b * 4 * hid + (steps + 1) * b * hid
-    return steps * b * 4 * hid
+    gates (4H a step) and cell states (H a step, and the initial one), the GRU's gates,
+    candidates and recurrent projections (4H a step). At 1000 nt (64 sequences, hidden
+    128) each of these arrays is larger than glibc's largest mapping threshold (32
+    MiB), so allocated afresh it was mapped and faulted in again every step."""
+    cells = (steps + 1) * b * hid if cell == "lstm" else 0
+    return steps * b * 4 * hid + cells
+
+
+def _layer_input(ctx: Any, x_tm: torch.Tensor) -> torch.Tensor:
+    """The (B, T, C) input of the layer whose backward pass ``ctx`` serves, from its
+    saved time-major rows."""
+    b, steps, c = ctx.shape
+    return x_tm.view(steps, b, c).transpose(0, 1)
+
+
+def _give_back(ctx: Any) -> None:
+    """Return the storage a training step kept (ctx.buffer) for the next step."""
+    if ctx.buffer is not None:
+        _BUFFERS.give(ctx.buffer)
+        ctx.buffer = None
 
 
 def _lstm_forward(
@@ -212,11 +225,11 @@ def _lstm_forward(
 ) -> tuple[torch.Tensor, ...]:
     """Run the LSTM kernel for training: (x_tm, hs, cs, act), every step's cell states
     and gates kept for the backward pass. The gates and cell states go in ``buf`` (1-D,
-    of at least _kept(steps, b, hid, 4) floats) if given."""
+    of at least _kept("lstm", steps, b, hid) floats) if given."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
-    need = _kept(steps, b, hid, 4)
+    need = _kept("lstm", steps, b, hid)
     kept = x_tm.new_empty(need) if buf is None else buf[:need]
     act = kept[: steps * b * 4 * hid].view(steps, b, 4 * hid)
     cs = kept[steps * b * 4 * hid :].view(steps + 1, b, hid)
@@ -235,13 +248,13 @@ def _gru_forward(
     buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run the GRU kernel for training: (x_tm, hs, rz, n, hgn), the last three for every
-    step (the backward pass needs them), in ``buf`` (1-D, of at least _kept(steps, b,
-    hid, 3) floats) if given."""
+    step (the backward pass needs them), in ``buf`` (1-D, of at least _kept("gru",
+    steps, b, hid) floats) if given."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
     hs = _states(x_tm, steps + 1, b, hid)
-    need = _kept(steps, b, hid, 3)
+    need = _kept("gru", steps, b, hid)
     kept = x_tm.new_empty(need) if buf is None else buf[:need]
     rz, n, hgn = kept.split([steps * b * 2 * hid, steps * b * hid, steps * b * hid])
     rz, n, hgn = rz.view(steps, b, 2 * hid), n.view(steps, b, hid), hgn.view(steps, b, hid)
@@ -263,7 +276,7 @@ class _LSTM(torch.autograd.Function):
         b_hh: torch.Tensor,
     ) -> torch.Tensor:
         b, steps, _ = x.shape
-        buf = _BUFFERS.take(_kept(steps, b, w_hh.shape[1], 4), x)
+        buf = _BUFFERS.take(_kept("lstm", steps, b, w_hh.shape[1]), x)
         x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act)
         ctx.shape = x.shape
@@ -278,9 +291,7 @@ class _LSTM(torch.autograd.Function):
             # A second backward pass (retain_graph=True): the first gave the storage
             # of the gates and cell states back for the next step, so compute them
             # again (the same numbers).
-            b, steps, c = ctx.shape
-            x = x_tm.view(steps, b, c).transpose(0, 1)
-            cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh)[2:]
+            cs, act = _lstm_forward(_layer_input(ctx, x_tm), w_ih, w_hh, b_ih, b_hh)[2:]
         steps, b, g = act.shape
         hid, k = g // 4, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
@@ -310,9 +321,7 @@ class _LSTM(torch.autograd.Function):
             _ptr(dh),
             _ptr(dc),
         )
-        if ctx.buffer is not None:
-            _BUFFERS.give(ctx.buffer)
-            ctx.buffer = None
+        _give_back(ctx)
         return _batch_first(dx), dwih_t.t().contiguous(), dw, db, db
 
 
@@ -329,7 +338,7 @@ class _GRU(torch.autograd.Function):
         b_hh: torch.Tensor,
     ) -> torch.Tensor:
         b, steps, _ = x.shape
-        buf = _BUFFERS.take(_kept(steps, b, w_hh.shape[1], 3), x)
+        buf = _BUFFERS.take(_kept("gru", steps, b, w_hh.shape[1]), x)
         x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn)
         ctx.shape = x.shape
@@ -341,9 +350,7 @@ class _GRU(torch.autograd.Function):
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn = ctx.saved_tensors
         if ctx.buffer is None:  # a second backward pass, as the LSTM's
-            b, steps, c = ctx.shape
-            x = x_tm.view(steps, b, c).transpose(0, 1)
-            rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh)[2:]
+            rz, n, hgn = _gru_forward(_layer_input(ctx, x_tm), w_ih, w_hh, b_ih, b_hh)[2:]
         steps, b, hid = n.shape
         g, k = 3 * hid, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
@@ -376,9 +383,7 @@ class _GRU(torch.autograd.Function):
             _ptr(dh),
             _ptr(carry),
         )
-        if ctx.buffer is not None:
-            _BUFFERS.give(ctx.buffer)
-            ctx.buffer = None
+        _give_back(ctx)
         return _batch_first(dx), dwih_t.t().contiguous(), dw, db_ih, db_hh
 
 

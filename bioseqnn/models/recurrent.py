@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..runtime import concurrency, one_thread, run_concurrently, worker_pool
+from ..runtime import concurrency, map_on_workers, one_thread, run_concurrently
 from . import native
 from .base import Backbone, ModelConfig, exporting, register, stepwise
 
@@ -411,10 +411,8 @@ class RecurrentBackbone(Backbone):
         A backward-direction job reverses its own input and output on its worker thread,
         and the directions' outputs are joined by the worker threads too (_join): on the
         calling thread these copies were a sixth of a BiLSTM training step."""
-        mods: list[nn.Module] = [self.forward_layers[i]]
-        if rev is not None:
-            mods.append(self.backward_layers[i])
-        threads = concurrency() // len(mods)
+        directions = 1 if rev is None else 2
+        threads = concurrency() // directions
         if self.cell == "gru" and rev is None and not native.usable(h):
             # recurrent_scan's steps are many small torch calls that hold the GIL, so
             # halves of the batch on two threads mostly wait for each other (a GRU of 128
@@ -425,15 +423,12 @@ class RecurrentBackbone(Backbone):
             threads = 1
         chunks = _batch_chunks(h.shape[0], threads)
         pieces = h.tensor_split(chunks)
-        jobs: list[tuple[Any, ...]] = []
-        for d, mod in enumerate(mods):
-            params = (mod.weight_ih_l0, mod.weight_hh_l0, mod.bias_ih_l0, mod.bias_hh_l0)
-            if d == 0:
-                jobs.extend((piece, *params) for piece in pieces)
-            else:
-                assert rev is not None
-                revs = rev.tensor_split(chunks)
-                jobs.extend((piece, *params, r) for piece, r in zip(pieces, revs, strict=True))
+        fwd = _weights(self.forward_layers[i])
+        jobs: list[tuple[Any, ...]] = [(piece, *fwd) for piece in pieces]
+        if rev is not None:
+            bwd = _weights(self.backward_layers[i])
+            revs = rev.tensor_split(chunks)
+            jobs += [(piece, *bwd, r) for piece, r in zip(pieces, revs, strict=True)]
         cell = partial(_direction, _lstm_layer if self.cell == "lstm" else _gru_layer)
         outs = run_concurrently(cell, jobs)
         if len(outs) == 1:
@@ -442,7 +437,7 @@ class RecurrentBackbone(Backbone):
         # copy of contiguous rows, and hand on a (B, T, H * directions) view of the
         # result. A batch-major join cost a transposing copy (3.4 ms of a 55 ms BiLSTM
         # step).
-        return _join([o.transpose(0, 1) for o in outs], len(mods)).transpose(0, 1)
+        return _join([o.transpose(0, 1) for o in outs], directions).transpose(0, 1)
 
     def _stepwise_layer(self, i: int, h: torch.Tensor, rev: torch.Tensor | None) -> torch.Tensor:
         """Layer ``i`` one step at a time with plain operations (models.base.stepwise)."""
@@ -510,6 +505,11 @@ def _batch_chunks(batch: int, threads: int) -> int:
     return max(1, min(threads, batch // MIN_CHUNK))
 
 
+def _weights(mod: Any) -> tuple[torch.Tensor, ...]:
+    """A one-layer nn.LSTM/nn.GRU's (w_ih, w_hh, b_ih, b_hh)."""
+    return (mod.weight_ih_l0, mod.weight_hh_l0, mod.bias_ih_l0, mod.bias_hh_l0)
+
+
 def _direction(
     layer: Any,
     x: torch.Tensor,
@@ -546,21 +546,14 @@ class _Join(torch.autograd.Function):
                 places.append((b0, b0 + p.shape[1], d * hid, (d + 1) * hid))
                 b0 += p.shape[1]
         ctx.places = places
-        inference = torch.is_inference_mode_enabled()  # per thread: hand it on
 
         def copy(t0: int, t1: int) -> None:
-            with torch.inference_mode(inference), torch.no_grad():
-                for p, (b0, b1, f0, f1) in zip(parts, places, strict=True):
-                    out[t0:t1, b0:b1, f0:f1].copy_(p[t0:t1])
+            for p, (b0, b1, f0, f1) in zip(parts, places, strict=True):
+                out[t0:t1, b0:b1, f0:f1].copy_(p[t0:t1])
 
-        threads = min(concurrency(), max(1, steps))
-        if threads < 2:
-            copy(0, steps)
-            return out
+        threads = max(1, min(concurrency(), steps))
         cuts = [steps * j // threads for j in range(threads + 1)]
-        pool = worker_pool(threads)
-        for f in [pool.submit(copy, cuts[j], cuts[j + 1]) for j in range(threads)]:
-            f.result()
+        map_on_workers(copy, list(zip(cuts, cuts[1:], strict=False)))
         return out
 
     @staticmethod
