@@ -28,6 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_keras  # noqa: E402  (beside this script: the rows and data of the Keras comparison)
+
 FIT = r"""
 import sys
 sys.path.insert(0, sys.argv[1] + "/benchmarks")
@@ -41,12 +44,6 @@ settings = bench.Settings(quick=False, threads=threads, out=print)
 data = bench.random_codes(np.random.default_rng(0), np.full(n, length))
 print(n / bench.fit_epoch_seconds(bench.build_model(name, length), data, settings))
 """
-
-CLI_FLAGS = {
-    "lstm": ["--arch", "lstm"],
-    "gru": ["--arch", "gru"],
-    "bilstm": ["--arch", "lstm", "--bidirectional"],
-}
 
 
 def _env(checkout: Path) -> dict[str, str]:
@@ -63,7 +60,7 @@ def fit_rate(checkout: Path, name: str, length: int, threads: int) -> float:
 
 def cli_seconds(checkout: Path, name: str, data: tuple[Path, Path], out: Path) -> float:
     cmd = [sys.executable, "-m", "bioseqnn", "train", str(data[0]), str(data[1]), "-o"]
-    cmd += [str(out), *CLI_FLAGS[name], "--hidden-size", "128", "--pooling", "last"]
+    cmd += [str(out), *bench_keras.ROWS[name], "--hidden-size", "128", "--pooling", "last"]
     cmd += ["--epochs", "3"]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=_env(checkout))
@@ -91,9 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = None
         if clis:
-            sys.path.insert(0, str(Path(__file__).parent))
-            import bench_keras
-
             data = bench_keras.write_data(Path(tmp), bench_keras.N_TRAIN, 0, "train")
         for _ in range(args.rounds):
             for row in fits:
