@@ -81,7 +81,7 @@ from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models import REGISTRY, ModelConfig, SequenceModel
 from bioseqnn.tasks import TaskSpec
 
-runtime.tune()  # the command line's settings (flush-denormal, huge pages) before any torch work
+runtime.tune()  # the command line's settings (flush-denormal) before any torch work
 
 SECTIONS = (
     "parse",

@@ -34,10 +34,13 @@ def tune() -> None:
     - Denormal floats flushed to zero: they make recurrent kernels on x86 CPUs up to ~9x
       slower. torch's intra-op worker threads copy this mode when their pool starts, so
       call this before other torch work.
-    - Large CPU tensors on transparent huge pages (THP_MEM_ALLOC_ENABLE=1, unless the
-      environment sets it; 0 turns it off): torch reads it at its first allocation. A
-      training step allocates a few hundred MB of fresh activations; faulting them in
-      4 KiB pages cost up to a third of an LSTM step on long sequences.
+    - Transparent huge pages are left to torch's default (off; THP_MEM_ALLOC_ENABLE=1
+      in the environment turns them on). They once saved the page faults of a training
+      step's fresh activations; since training keeps its freed memory
+      (:func:`tune_malloc_for_training`) there are few such faults, and a huge page
+      costs a 2 MiB zeroing and, under the kernel's usual ``defrag=madvise``, a
+      compaction stall when it is faulted in: with them on, ``train`` ran 3-49% longer
+      on every architecture measured and ``predict`` 15-33% (docs/performance.md).
 
     Threads (:func:`configure_threads`) and glibc's allocator thresholds
     (:func:`tune_malloc_for_training`) are set by the operations that need them. The
@@ -48,7 +51,6 @@ def tune() -> None:
     global _tuned
     if _tuned:
         return
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     torch.set_flush_denormal(True)
     _tuned = True
 
