@@ -139,6 +139,66 @@ def stepwise_operations() -> Iterator[None]:
         _STEPWISE.reset(token)
 
 
+DROP_LEVELS = 1 << 15
+"""A CPU dropout mask compares 15 random bits per value: the drop rate is p rounded to
+a multiple of 1 / 32,768 (0.2 drops 6,554 / 32,768 = 0.20001 of the values)."""
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout, whose CPU training masks cost a quarter as much.
+
+    torch's CPU dropout draws each mask value through a Bernoulli sampler: 13.8 ms for
+    a 64 x 128 x 200 activation on the test machine, 2.8 ms of each of the default
+    network's steps spent three times over, where multiplying by the mask takes 0.4
+    ms. Here one 32-bit draw of torch's generator makes two values' 15-bit numbers,
+    compared with the drop rate (:data:`DROP_LEVELS`); the kept values are scaled by
+    1 / (1 - rate), so the expectation is unchanged. The masks come from the seeded
+    generator and do not depend on the thread count. Elsewhere (a GPU, evaluation,
+    export) it is nn.Dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.device.type != "cpu" or exporting() or self.inplace:
+            return super().forward(x)
+        drop = round(self.p * DROP_LEVELS)
+        if drop == 0:
+            return x
+        if drop >= DROP_LEVELS:
+            return super().forward(x)
+        return _CPUDropout.apply(x, drop)
+
+
+class _CPUDropout(torch.autograd.Function):
+    """x * keep / (1 - rate), keep from :func:`_keep_mask`; the gradient is the same
+    product. The mask is saved as one byte a value, as torch's dropout saves it, and
+    multiplied as uint8 (a quarter faster than as bool)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, drop: int) -> torch.Tensor:
+        keep = _keep_mask(x.shape, drop).view(torch.uint8)
+        ctx.save_for_backward(keep)
+        ctx.scale = DROP_LEVELS / (DROP_LEVELS - drop)
+        return x.mul(keep).mul_(ctx.scale)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (keep,) = ctx.saved_tensors
+        return grad.mul(keep).mul_(ctx.scale), None
+
+
+def _keep_mask(shape: torch.Size, drop: int) -> torch.Tensor:
+    """A bool mask of ``shape``, each value False with probability drop / DROP_LEVELS.
+
+    An int32 draw of torch's CPU generator is uniform on [0, 2^31): its low and high
+    16-bit halves, masked to 15 bits, are two independent uniform numbers below 2^15.
+    """
+    n = math.prod(shape)
+    words = torch.empty((n + 1) // 2, dtype=torch.int32).random_()
+    levels = words.view(torch.int16)[:n].bitwise_and_(DROP_LEVELS - 1)
+    return levels.ge(drop).view(shape)
+
+
 def length_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     """(B, width) bool, True at real positions."""
     return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
@@ -248,7 +308,7 @@ class SequenceModel(nn.Module):
             if per_position
             else Pooling(resolve_pooling(config), dim, self.backbone.directions)
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.head = nn.Linear(dim, n_outputs)
 
     backbone_frozen: bool = False

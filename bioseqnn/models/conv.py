@@ -17,6 +17,7 @@ from torch import nn
 
 from .base import (
     Backbone,
+    Dropout,
     ModelConfig,
     exporting,
     length_mask,
@@ -78,7 +79,7 @@ class ConvStack(Backbone):
             self.pads.append((span // 2, span - span // 2))
             size = channels
         self.out_dim = size
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.shape[0] == 1 and not self.training and not exporting():

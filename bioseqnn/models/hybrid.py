@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
 from .base import (
     Backbone,
+    Dropout,
     ModelConfig,
     get_architecture,
     length_mask,
@@ -24,7 +24,7 @@ class ConvRecurrent(Backbone):
     def __init__(self, cell: str, config: ModelConfig, in_channels: int) -> None:
         super().__init__()
         self.conv = ConvStack(config, in_channels)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         # the registered recurrent backbone, whichever implementation recurrent.py provides;
         # the attribute keeps its name for both cells, so cnn-lstm model files still load
         self.lstm = get_architecture(cell).build(

@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..runtime import concurrency, map_on_workers, one_thread, run_concurrently
 from . import native
-from .base import Backbone, ModelConfig, exporting, register, stepwise
+from .base import Backbone, Dropout, ModelConfig, exporting, register, stepwise
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -368,7 +368,7 @@ class RecurrentBackbone(Backbone):
             if config.bidirectional
             else nn.ModuleList()
         )
-        self.between = nn.Dropout(config.dropout)
+        self.between = Dropout(config.dropout)
         # The hand-written CPU kernels; False falls back to nn.LSTM/nn.GRU (for comparison).
         self.fast_cpu = cell in ("lstm", "gru")
         # Packed sequences: None = on CUDA only, where cuDNN's packed kernels skip the
