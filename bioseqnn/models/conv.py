@@ -11,6 +11,8 @@ real states and zeros in either case.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -115,13 +117,52 @@ class ConvStack(Backbone):
                 else:
                     if h.shape[2] < pool:
                         h = F.pad(h, (0, pool - h.shape[2]))
-                    # max_pool1d's windows (length // pool of them, from the start), as a
-                    # max over a (windows, pool) view: 1.5-2x faster on CPU, forward and
-                    # backward, and the same values and first-max index
-                    width = h.shape[2] // pool
-                    h = h[:, :, : width * pool].unflatten(2, (width, pool)).max(dim=3).values
+                    h = window_max(h, pool)
                 lengths = torch.div(lengths, pool, rounding_mode="floor").clamp(min=1)
         return h.transpose(1, 2), lengths
+
+
+def window_max(h: torch.Tensor, pool: int) -> torch.Tensor:
+    """max_pool1d(h, pool): the max of each of the length // pool windows (B, C, L) from
+    the start, its gradient to each window's first maximum.
+
+    max_pool1d's values without gradients (no indices: 8x faster than a max with them,
+    0.35 ms against 2.9 for 64 x 128 x 200 values in windows of 3); with gradients
+    _WindowMax, which finds the first maxima again in the backward pass instead of
+    keeping their indices (the max with indices was a fifth of the default network's
+    prediction, and torch's max_pool1d with indices is slower still)."""
+    if torch.is_grad_enabled() and h.requires_grad:
+        return _WindowMax.apply(h, pool)
+    return F.max_pool1d(h, pool)
+
+
+class _WindowMax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, pool: int) -> torch.Tensor:
+        out = F.max_pool1d(h, pool)
+        ctx.save_for_backward(h, out)
+        ctx.pool = pool
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        h, out = ctx.saved_tensors
+        pool, width = ctx.pool, out.shape[2]
+        windows = h[:, :, : width * pool].unflatten(2, (width, pool))
+        dh = h.new_empty(h.shape)
+        dh[:, :, width * pool :].zero_()  # past the last whole window
+        slots = dh[:, :, : width * pool].unflatten(2, (width, pool))
+        taken: torch.Tensor | None = None
+        for k in range(pool):
+            first = windows[..., k].eq(out)
+            if taken is None:
+                taken = first.clone()
+            else:
+                first.logical_and_(taken.logical_not())
+                taken.logical_or_(first)
+            torch.mul(grad, first, out=slots[..., k])
+        return dh, None
 
 
 @register("cnn")

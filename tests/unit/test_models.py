@@ -19,7 +19,7 @@ from bioseqnn.models import (
     resolve_pooling,
 )
 from bioseqnn.models.base import Pooling
-from bioseqnn.models.conv import ConvStack, MaskedBatchNorm
+from bioseqnn.models.conv import ConvStack, MaskedBatchNorm, window_max
 
 ARCHS = ("rnn", "lstm", "gru", "cnn", "cnn-lstm", "cnn-gru", "transformer")
 # Small, deliberately awkward settings: two layers, both directions, dropout (off in eval),
@@ -446,3 +446,28 @@ def test_a_lone_sequence_gets_the_same_prediction_as_in_a_batch(arch) -> None:
         together = model(x, lengths)
         for i in range(6):
             assert torch.equal(model(x[i : i + 1], lengths[i : i + 1]), together[i : i + 1])
+
+
+@pytest.mark.parametrize(("length", "pool"), [(200, 3), (199, 2), (201, 4), (3, 3)])
+def test_window_max_matches_a_max_over_windows_and_its_first_max_gradient(
+    length: int, pool: int
+) -> None:
+    """The conv stem's pooling: max_pool1d's values; the gradient goes to each window's
+    first maximum (ties are common after a ReLU and in repeats), as a max with indices
+    over a (windows, pool) view gives it; the tail past the last whole window gets none."""
+    torch.manual_seed(0)
+    base = torch.relu(torch.randn(8, 16, length)).round(decimals=1)  # many exact ties
+    width = length // pool
+    grad = torch.randn(8, 16, width)
+    ref = base.clone().requires_grad_()
+    got = base.clone().requires_grad_()
+    expected = ref[:, :, : width * pool].unflatten(2, (width, pool)).max(dim=3).values
+    out = window_max(got, pool)
+    expected.backward(grad)
+    out.backward(grad)
+    assert torch.equal(out, expected)
+    assert got.grad is not None and ref.grad is not None
+    assert torch.equal(got.grad, ref.grad)
+    assert int((got.grad != 0).sum(dim=2).max()) <= width  # one position per window
+    with torch.no_grad():
+        assert torch.equal(window_max(base, pool), expected)
