@@ -148,9 +148,9 @@ class Dropout(nn.Dropout):
     """nn.Dropout, whose CPU training masks cost a quarter as much.
 
     torch's CPU dropout draws each mask value through a Bernoulli sampler: 13.8 ms for
-    a 64 x 128 x 200 activation on the test machine, 2.8 ms of each of the default
-    network's steps spent three times over, where multiplying by the mask takes 0.4
-    ms. Here one 32-bit draw of torch's generator makes two values' 15-bit numbers,
+    a 64 x 128 x 200 activation on the test machine, where multiplying by the mask
+    takes 0.4 ms (the default network drops out three times a step). Here one 32-bit
+    draw of torch's generator makes two values' 15-bit numbers,
     compared with the drop rate (:data:`DROP_LEVELS`); the kept values are scaled by
     1 / (1 - rate), so the expectation is unchanged. The masks come from the seeded
     generator and do not depend on the thread count. Elsewhere (a GPU, evaluation,
