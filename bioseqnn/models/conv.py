@@ -135,11 +135,15 @@ def window_max(h: torch.Tensor, pool: int) -> torch.Tensor:
     :func:`~bioseqnn.models.base.stepwise` (DeepLIFT) it is a max over a (windows, pool)
     view, the call whose rule interpret/deeplift.py gives."""
     if stepwise():
-        width = h.shape[2] // pool
-        return h[:, :, : width * pool].unflatten(2, (width, pool)).max(dim=3).values
+        return _windows(h, pool, h.shape[2] // pool).max(dim=3).values
     if torch.is_grad_enabled() and h.requires_grad:
         return _WindowMax.apply(h, pool)
     return F.max_pool1d(h, pool)
+
+
+def _windows(t: torch.Tensor, pool: int, width: int) -> torch.Tensor:
+    """(B, C, L) -> a (B, C, width, pool) view of its first width whole windows."""
+    return t[:, :, : width * pool].unflatten(2, (width, pool))
 
 
 class _WindowMax(torch.autograd.Function):
@@ -155,10 +159,10 @@ class _WindowMax(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         h, out = ctx.saved_tensors
         pool, width = ctx.pool, out.shape[2]
-        windows = h[:, :, : width * pool].unflatten(2, (width, pool))
+        windows = _windows(h, pool, width)
         dh = h.new_empty(h.shape)
         dh[:, :, width * pool :].zero_()  # past the last whole window
-        slots = dh[:, :, : width * pool].unflatten(2, (width, pool))
+        slots = _windows(dh, pool, width)
         taken: torch.Tensor | None = None
         for k in range(pool):
             first = windows[..., k].eq(out)

@@ -208,6 +208,18 @@ def _layer_input(ctx: Any, x_tm: torch.Tensor) -> torch.Tensor:
     return x_tm.view(steps, b, c).transpose(0, 1)
 
 
+def _grad_storage(
+    ctx: Any, x_tm: torch.Tensor, w_hh: torch.Tensor, g: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """What a backward kernel fills for a layer's weights and input: the recurrent
+    weights' gradient (G, H) and the input weights' gradient transposed (K, G), both
+    zeroed for the kernel to add to, and the (T, B, K) input gradient, written whole,
+    when the input needs one."""
+    b, steps, k = ctx.shape
+    dx = x_tm.new_empty((steps, b, k)) if ctx.needs_input_grad[0] else None
+    return w_hh.new_zeros(w_hh.shape), w_hh.new_zeros((k, g)), dx
+
+
 def _give_back(ctx: Any) -> None:
     """Return the storage a training step kept (ctx.buffer) for the next step."""
     if ctx.buffer is not None:
@@ -295,12 +307,10 @@ class _LSTM(torch.autograd.Function):
         steps, b, g = act.shape
         hid, k = g // 4, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
-        dw = w_hh.new_zeros(w_hh.shape)
-        dwih_t = w_hh.new_zeros((k, g))
+        dw, dwih_t, dx = _grad_storage(ctx, x_tm, w_hh, g)
         db = w_hh.new_zeros(g)
         work = act.new_empty(2 * b * g + 2 * b * hid)
         dpre, dh, dc = work.split([2 * b * g, b * hid, b * hid])
-        dx = x_tm.new_empty((steps, b, k)) if ctx.needs_input_grad[0] else None
         library().bsnn_lstm_backward(
             steps,
             b,
@@ -354,12 +364,10 @@ class _GRU(torch.autograd.Function):
         steps, b, hid = n.shape
         g, k = 3 * hid, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
-        dw = w_hh.new_zeros(w_hh.shape)
-        dwih_t = w_hh.new_zeros((k, g))
+        dw, dwih_t, dx = _grad_storage(ctx, x_tm, w_hh, g)
         db_ih, db_hh = w_hh.new_zeros(g), w_hh.new_zeros(g)
         work = n.new_empty(2 * b * g + 2 * b * hid)
         dxw, dhg, dh, carry = work.split([b * g, b * g, b * hid, b * hid])
-        dx = x_tm.new_empty((steps, b, k)) if ctx.needs_input_grad[0] else None
         library().bsnn_gru_backward(
             steps,
             b,
