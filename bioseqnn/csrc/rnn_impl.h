@@ -108,43 +108,72 @@ static inline __attribute__((always_inline)) void FN(block)(
         for (int v = 0; v < NV; v++) FN(st)(C + r * ldc + v * VL, acc[r][v]);
 }
 
+/* Bm (K x N, leading dimension ldb) copied for gemm_acc into column panels of W = NB VL
+ * floats: panel p holds columns [p W, p W + w) as K x w contiguous floats (w = W but
+ * for the last), 64-byte aligned. NULL if memory is short: gemm_acc then reads Bm in
+ * place. The caller frees it. */
+static float *FN(packed)(int K, int N, const float *Bm, long ldb) {
+    const int W = NB * VL;
+    const size_t bytes = ((size_t)K * N * sizeof(float) + 63) / 64 * 64;
+    float *P = bytes ? aligned_alloc(64, bytes) : NULL;
+    if (P == NULL) return NULL;
+    for (int j0 = 0; j0 < N; j0 += W) {
+        const int w = N - j0 < W ? N - j0 : W;
+        for (int k = 0; k < K; k++)
+            __builtin_memcpy(P + (long)j0 * K + (long)k * w, Bm + k * ldb + j0,
+                             (size_t)w * sizeof(float));
+    }
+    return P;
+}
+
 /* C[M][N] += A[M][K] @ Bm[K][N]: Bm and C row-major (leading dimensions ldb, ldc), A
  * strided as in block. K is taken in slices of at most 128 so that a column panel of Bm
- * (128 x NB VL floats) stays in L1 while every row block of A passes over it. With init
- * (N floats), C = init + A @ Bm instead, without reading C: one pass over C fewer. */
+ * (128 x NB VL floats) stays in L1 while every row block of A passes over it. It does
+ * when the panels are read from P, Bm packed by packed(). Read in place, the rows of a
+ * weight matrix lie 512 or 2,048 bytes apart (H = 128), so a panel fell into a quarter
+ * of L1's sets or fewer and came again from L2 for every row block: the recurrent
+ * products of a step, whose weights stay the same over the steps, take P; the others
+ * (P NULL) read in place. Each output element sums over k in the same order either
+ * way. With init (N floats), C = init + A @ Bm instead, without reading C: one pass
+ * over C fewer. */
 static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs,
-                         const float *Bm, long ldb, float *C, long ldc, const float *init) {
+                         const float *Bm, long ldb, const float *P, float *C, long ldc,
+                         const float *init) {
+    const int W = NB * VL;
     for (int k0 = 0; k0 < K; k0 += 128) {
         const int kc = K - k0 < 128 ? K - k0 : 128;
-        const float *Ak = A + k0 * acs, *Bk = Bm + k0 * ldb;
-        const float *in = k0 == 0 ? init : NULL;
-#define IN(j) (in ? in + (j) : NULL)
-        int j = 0;
-        for (; j + NB * VL <= N; j += NB * VL) {
-            int i = 0;
-            for (; i + RB <= M; i += RB)
-                FN(block)(RB, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
-                          IN(j));
-            for (; i < M; i++)
-                FN(block)(1, NB, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
-                          IN(j));
-        }
-        for (; j + VL <= N; j += VL) {
-            int i = 0;
-            for (; i + RB <= M; i += RB)
-                FN(block)(RB, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
-                          IN(j));
-            for (; i < M; i++)
-                FN(block)(1, 1, kc, Ak + i * ars, ars, acs, Bk + j, ldb, C + i * ldc + j, ldc,
-                          IN(j));
-        }
-#undef IN
-        for (; j < N; j++)
-            for (int i = 0; i < M; i++) {
-                float s = in ? in[j] : C[i * ldc + j];
-                for (int k = 0; k < kc; k++) s += Ak[i * ars + k * acs] * Bk[k * ldb + j];
-                C[i * ldc + j] = s;
+        const float *Ak = A + k0 * acs;
+        for (int j0 = 0; j0 < N; j0 += W) {
+            const int w = N - j0 < W ? N - j0 : W;
+            /* the panel of columns [j0, j0 + w) in this slice: its row k at Bp + k lb */
+            const float *Bp = P ? P + (long)j0 * K + (long)k0 * w : Bm + k0 * ldb + j0;
+            const long lb = P ? w : ldb;
+            const float *in = init && k0 == 0 ? init + j0 : NULL;
+            float *Cp = C + j0;
+#define ROWS(NV, j)                                                                     \
+    {                                                                                   \
+        int i = 0;                                                                      \
+        for (; i + RB <= M; i += RB)                                                    \
+            FN(block)(RB, NV, kc, Ak + i * ars, ars, acs, Bp + (j), lb, Cp + i * ldc + (j), \
+                      ldc, in ? in + (j) : NULL);                                       \
+        for (; i < M; i++)                                                              \
+            FN(block)(1, NV, kc, Ak + i * ars, ars, acs, Bp + (j), lb, Cp + i * ldc + (j), \
+                      ldc, in ? in + (j) : NULL);                                       \
+    }
+            if (w == W) {
+                ROWS(NB, 0)
+                continue;
             }
+            int j = 0;
+            for (; j + VL <= w; j += VL) ROWS(1, j)
+#undef ROWS
+            for (; j < w; j++)
+                for (int i = 0; i < M; i++) {
+                    float s = in ? in[j] : Cp[i * ldc + j];
+                    for (int k = 0; k < kc; k++) s += Ak[i * ars + k * acs] * Bp[k * lb + j];
+                    Cp[i * ldc + j] = s;
+                }
+        }
     }
 }
 #undef RB
@@ -162,14 +191,15 @@ static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const f
                              const float *bias, const float *wt, float *hs, float *cs,
                              float *act, int keep) {
     const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
+    float *pwih = FN(packed)(K, (int)G, wih, G), *pwt = FN(packed)(H, (int)G, wt, G);
     for (int t = 0; t < T; t++) {
         float *a = act + (keep ? t * BG : 0);
         const float *cp = cs + (keep ? t : t % 2) * BH;
         float *c = cs + (keep ? t + 1 : (t + 1) % 2) * BH;
         const float *hp = hs + t * BH;
         float *h = hs + (t + 1) * BH;
-        FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, a, G, bias);
-        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, a, G, NULL);
+        FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, pwih, a, G, bias);
+        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, pwt, a, G, NULL);
         for (int b = 0; b < B; b++) {
             float *restrict ab = a + b * G;
             const float *restrict cpb = cp + b * H;
@@ -190,6 +220,8 @@ static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const f
 #undef BODY
         }
     }
+    free(pwih);
+    free(pwt);
 }
 
 /* Step t's gradients of the inputs and input weights, given the gradients of its gate
@@ -198,11 +230,12 @@ static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const f
  * the gradients of all steps were written to memory and read back for two products
  * after the loop, about a seventh of a BiLSTM training step. */
 static inline void FN(input_grads)(int B, int K, int G, const float *d, const float *x,
-                                   const float *wih, float *dx, float *dwih) {
-    FN(gemm_acc)(K, G, B, x, 1, K, d, G, dwih, G, NULL);
+                                   const float *wih, const float *pwih, float *dx,
+                                   float *dwih) {
+    FN(gemm_acc)(K, G, B, x, 1, K, d, G, NULL, dwih, G, NULL);
     if (dx != NULL) {
         __builtin_memset(dx, 0, (size_t)B * K * sizeof(float));
-        FN(gemm_acc)(B, K, G, d, G, 1, wih, K, dx, K, NULL);
+        FN(gemm_acc)(B, K, G, d, G, 1, wih, K, pwih, dx, K, NULL);
     }
 }
 
@@ -217,12 +250,13 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, con
                               const float *x, const float *wih, float *dx, float *dpre,
                               float *dw, float *dwih, float *db_sum, float *dh, float *dc) {
     const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
+    float *pw = FN(packed)((int)G, H, w, H), *pwih = dx ? FN(packed)((int)G, K, wih, K) : NULL;
     __builtin_memset(dc, 0, BH * sizeof(float));
     for (int t = T - 1; t >= 0; t--) {
         float *d = dpre + (t % 2) * BG;
         __builtin_memcpy(dh, dout + t * BH, BH * sizeof(float));
         if (t < T - 1) /* what reaches h[t] from step t + 1's gates */
-            FN(gemm_acc)(B, H, (int)G, dpre + ((t + 1) % 2) * BG, G, 1, w, H, dh, H, NULL);
+            FN(gemm_acc)(B, H, (int)G, dpre + ((t + 1) % 2) * BG, G, 1, w, H, pw, dh, H, NULL);
         const float *a = act + t * BG, *cp = cs + t * BH, *c = cs + (t + 1) * BH;
         for (int b = 0; b < B; b++) {
             const float *restrict ab = a + b * G;
@@ -246,9 +280,12 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, con
             for (long i = 0; i < G; i++) db_sum[i] += db[i];
         }
         /* dw += d^T h[t - 1] */
-        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + t * BH, H, dw, H, NULL);
-        FN(input_grads)(B, K, (int)G, d, x + t * BK, wih, dx ? dx + t * BK : NULL, dwih);
+        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + t * BH, H, NULL, dw, H, NULL);
+        FN(input_grads)(B, K, (int)G, d, x + t * BK, wih, pwih, dx ? dx + t * BK : NULL,
+                        dwih);
     }
+    free(pw);
+    free(pwih);
 }
 
 /* -------------------------------------------------------------------------------- GRU */
@@ -262,12 +299,13 @@ static void FN(gru_forward)(int T, int B, int H, int K, const float *x, const fl
                             const float *bih, const float *wt, const float *bhh, float *hs,
                             float *rz, float *n, float *hgn, float *hg, float *xw, int keep) {
     const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
+    float *pwih = FN(packed)(K, (int)G, wih, G), *pwt = FN(packed)(H, (int)G, wt, G);
     for (int t = 0; t < T; t++) {
         const long k = keep ? t : 0;
         const float *hp = hs + t * BH;
         float *h = hs + (t + 1) * BH;
-        FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, xw, G, bih); /* b_ih + x W^T */
-        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, hg, G, bhh); /* hg = b_hh + h W^T */
+        FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, pwih, xw, G, bih); /* b_ih + x W^T */
+        FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, pwt, hg, G, bhh); /* hg = b_hh + h W^T */
         for (int b = 0; b < B; b++) {
             const float *restrict xb = xw + b * G, *restrict gb = hg + b * G;
             const float *restrict hpb = hp + b * H;
@@ -290,6 +328,8 @@ static void FN(gru_forward)(int T, int B, int H, int K, const float *x, const fl
 #undef BODY
         }
     }
+    free(pwih);
+    free(pwt);
 }
 
 /* x (T, B, K) and wih (G, K): the layer's inputs and input weights. Adds the
@@ -304,6 +344,7 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, cons
                              float *dx, float *dw, float *dwih, float *db_ih, float *db_hh,
                              float *dxw, float *dhg, float *dh, float *carry) {
     const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
+    float *pw = FN(packed)((int)G, H, w, H), *pwih = dx ? FN(packed)((int)G, K, wih, K) : NULL;
     __builtin_memset(carry, 0, BH * sizeof(float));
     for (int t = T - 1; t >= 0; t--) {
         const float *hp = hs + t * BH;
@@ -335,10 +376,13 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, cons
             for (long i = 0; i < G; i++) db_ih[i] += dxb[i];
         }
         /* dw += dhg^T h[t - 1]; then what reaches h[t - 1] through the projections */
-        FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, dw, H, NULL);
-        FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, carry, H, NULL);
-        FN(input_grads)(B, K, (int)G, dxw, x + t * BK, wih, dx ? dx + t * BK : NULL, dwih);
+        FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, NULL, dw, H, NULL);
+        FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, pw, carry, H, NULL);
+        FN(input_grads)(B, K, (int)G, dxw, x + t * BK, wih, pwih, dx ? dx + t * BK : NULL,
+                        dwih);
     }
+    free(pw);
+    free(pwih);
 }
 
 #undef VF
