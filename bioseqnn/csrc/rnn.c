@@ -117,35 +117,37 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 7; }
+EXPORT int bsnn_abi(void) { return 8; }
 
 EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const float *wih,
                               const float *bias, const float *wt, float *hs, float *cs,
-                              float *act, int keep) {
-    DISPATCH(lstm_forward, T, B, H, K, x, wih, bias, wt, hs, cs, act, keep);
+                              float *act, int keep, int rev) {
+    DISPATCH(lstm_forward, T, B, H, K, x, wih, bias, wt, hs, cs, act, keep, rev);
 }
 
 EXPORT void bsnn_lstm_backward(int T, int B, int H, int K, const float *dout, const float *w,
                                const float *hs, const float *act, const float *cs,
                                const float *x, const float *wih, float *dx, float *dpre,
-                               float *dw, float *dwih, float *db, float *dh, float *dc) {
+                               float *dw, float *dwih, float *db, float *dh, float *dc,
+                               int rev) {
     DISPATCH(lstm_backward, T, B, H, K, dout, w, hs, act, cs, x, wih, dx, dpre, dw, dwih, db,
-             dh, dc);
+             dh, dc, rev);
 }
 
 EXPORT void bsnn_gru_forward(int T, int B, int H, int K, const float *x, const float *wih,
                              const float *bih, const float *wt, const float *bhh, float *hs,
-                             float *rz, float *n, float *hgn, float *hg, float *xw, int keep) {
-    DISPATCH(gru_forward, T, B, H, K, x, wih, bih, wt, bhh, hs, rz, n, hgn, hg, xw, keep);
+                             float *rz, float *n, float *hgn, float *hg, float *xw, int keep,
+                             int rev) {
+    DISPATCH(gru_forward, T, B, H, K, x, wih, bih, wt, bhh, hs, rz, n, hgn, hg, xw, keep, rev);
 }
 
 EXPORT void bsnn_gru_backward(int T, int B, int H, int K, const float *dout, const float *w,
                               const float *hs, const float *rz, const float *n,
                               const float *hgn, const float *x, const float *wih, float *dx,
                               float *dw, float *dwih, float *db_ih, float *db_hh, float *dxw,
-                              float *dhg, float *dh, float *carry) {
+                              float *dhg, float *dh, float *carry, int rev) {
     DISPATCH(gru_backward, T, B, H, K, dout, w, hs, rz, n, hgn, x, wih, dx, dw, dwih, db_ih,
-             db_hh, dxw, dhg, dh, carry);
+             db_hh, dxw, dhg, dh, carry, rev);
 }
 
 static struct PyModuleDef module = {

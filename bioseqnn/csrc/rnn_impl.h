@@ -9,6 +9,14 @@
  *   w    (G, H)      recurrent weights as stored (backward pass)
  *   hs   (T + 1, B, H) hidden states, hs[0] = 0
  * Gate order as torch's nn.LSTM (i, f, g, o) and nn.GRU (r, z, n).
+ *
+ * With rev = 1 a kernel runs the sequences backwards in time, as the backward
+ * direction of a bidirectional layer over sequences that fill the batch's width: step
+ * s takes x[t], t = T - 1 - s, starts from hs[T] = 0 and writes its state to hs[t], so
+ * hs[0 .. T - 1] is the output in the inputs' order. (The caller reversing the inputs
+ * and the outputs instead cost two copies of the outputs a training step, 7% of a
+ * BiLSTM step.) What a kernel keeps for the backward pass (cell states, gates) is
+ * indexed by step s either way.
  */
 
 #define CAT_(a, b) a##b
@@ -189,15 +197,16 @@ static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs
  * by the recurrent one, so the results are the same to the bit. */
 static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const float *wih,
                              const float *bias, const float *wt, float *hs, float *cs,
-                             float *act, int keep) {
+                             float *act, int keep, int rev) {
     const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
     float *pwih = FN(packed)(K, (int)G, wih, G), *pwt = FN(packed)(H, (int)G, wt, G);
-    for (int t = 0; t < T; t++) {
-        float *a = act + (keep ? t * BG : 0);
-        const float *cp = cs + (keep ? t : t % 2) * BH;
-        float *c = cs + (keep ? t + 1 : (t + 1) % 2) * BH;
-        const float *hp = hs + t * BH;
-        float *h = hs + (t + 1) * BH;
+    for (int s = 0; s < T; s++) {
+        const int t = rev ? T - 1 - s : s;
+        float *a = act + (keep ? s * BG : 0);
+        const float *cp = cs + (keep ? s : s % 2) * BH;
+        float *c = cs + (keep ? s + 1 : (s + 1) % 2) * BH;
+        const float *hp = hs + (t + rev) * BH;
+        float *h = hs + (t + 1 - rev) * BH;
         FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, pwih, a, G, bias);
         FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, pwt, a, G, NULL);
         for (int b = 0; b < B; b++) {
@@ -248,16 +257,18 @@ static inline void FN(input_grads)(int B, int K, int G, const float *d, const fl
 static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, const float *w,
                               const float *hs, const float *act, const float *cs,
                               const float *x, const float *wih, float *dx, float *dpre,
-                              float *dw, float *dwih, float *db_sum, float *dh, float *dc) {
+                              float *dw, float *dwih, float *db_sum, float *dh, float *dc,
+                              int rev) {
     const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
     float *pw = FN(packed)((int)G, H, w, H), *pwih = dx ? FN(packed)((int)G, K, wih, K) : NULL;
     __builtin_memset(dc, 0, BH * sizeof(float));
-    for (int t = T - 1; t >= 0; t--) {
-        float *d = dpre + (t % 2) * BG;
+    for (int s = T - 1; s >= 0; s--) {
+        const int t = rev ? T - 1 - s : s;
+        float *d = dpre + (s % 2) * BG;
         __builtin_memcpy(dh, dout + t * BH, BH * sizeof(float));
-        if (t < T - 1) /* what reaches h[t] from step t + 1's gates */
-            FN(gemm_acc)(B, H, (int)G, dpre + ((t + 1) % 2) * BG, G, 1, w, H, pw, dh, H, NULL);
-        const float *a = act + t * BG, *cp = cs + t * BH, *c = cs + (t + 1) * BH;
+        if (s < T - 1) /* what reaches this step's state from step s + 1's gates */
+            FN(gemm_acc)(B, H, (int)G, dpre + ((s + 1) % 2) * BG, G, 1, w, H, pw, dh, H, NULL);
+        const float *a = act + s * BG, *cp = cs + s * BH, *c = cs + (s + 1) * BH;
         for (int b = 0; b < B; b++) {
             const float *restrict ab = a + b * G;
             const float *restrict cpb = cp + b * H, *restrict cb = c + b * H;
@@ -279,8 +290,8 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, con
 #undef BODY
             for (long i = 0; i < G; i++) db_sum[i] += db[i];
         }
-        /* dw += d^T h[t - 1] */
-        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + t * BH, H, NULL, dw, H, NULL);
+        /* dw += d^T (the state step s started from) */
+        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + (t + rev) * BH, H, NULL, dw, H, NULL);
         FN(input_grads)(B, K, (int)G, d, x + t * BK, wih, pwih, dx ? dx + t * BK : NULL,
                         dwih);
     }
@@ -297,13 +308,15 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, con
  * are (B, 3H) work buffers. */
 static void FN(gru_forward)(int T, int B, int H, int K, const float *x, const float *wih,
                             const float *bih, const float *wt, const float *bhh, float *hs,
-                            float *rz, float *n, float *hgn, float *hg, float *xw, int keep) {
+                            float *rz, float *n, float *hgn, float *hg, float *xw, int keep,
+                            int rev) {
     const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
     float *pwih = FN(packed)(K, (int)G, wih, G), *pwt = FN(packed)(H, (int)G, wt, G);
-    for (int t = 0; t < T; t++) {
-        const long k = keep ? t : 0;
-        const float *hp = hs + t * BH;
-        float *h = hs + (t + 1) * BH;
+    for (int s = 0; s < T; s++) {
+        const int t = rev ? T - 1 - s : s;
+        const long k = keep ? s : 0;
+        const float *hp = hs + (t + rev) * BH;
+        float *h = hs + (t + 1 - rev) * BH;
         FN(gemm_acc)(B, (int)G, K, x + t * BK, K, 1, wih, G, pwih, xw, G, bih); /* b_ih + x W^T */
         FN(gemm_acc)(B, (int)G, H, hp, H, 1, wt, G, pwt, hg, G, bhh); /* hg = b_hh + h W^T */
         for (int b = 0; b < B; b++) {
@@ -342,16 +355,17 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, cons
                              const float *hs, const float *rz, const float *n,
                              const float *hgn, const float *x, const float *wih,
                              float *dx, float *dw, float *dwih, float *db_ih, float *db_hh,
-                             float *dxw, float *dhg, float *dh, float *carry) {
+                             float *dxw, float *dhg, float *dh, float *carry, int rev) {
     const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
     float *pw = FN(packed)((int)G, H, w, H), *pwih = dx ? FN(packed)((int)G, K, wih, K) : NULL;
     __builtin_memset(carry, 0, BH * sizeof(float));
-    for (int t = T - 1; t >= 0; t--) {
-        const float *hp = hs + t * BH;
+    for (int s = T - 1; s >= 0; s--) {
+        const int t = rev ? T - 1 - s : s;
+        const float *hp = hs + (t + rev) * BH;
         for (long i = 0; i < BH; i++) dh[i] = dout[t * BH + i] + carry[i];
         for (int b = 0; b < B; b++) {
-            const float *restrict rzb = rz + t * 2 * BH + b * 2L * H;
-            const float *restrict nb = n + t * BH + b * H, *restrict hnb = hgn + t * BH + b * H;
+            const float *restrict rzb = rz + s * 2 * BH + b * 2L * H;
+            const float *restrict nb = n + s * BH + b * H, *restrict hnb = hgn + s * BH + b * H;
             const float *restrict hpb = hp + b * H, *restrict dhb = dh + b * H;
             float *restrict dxb = dxw + b * G, *restrict dgb = dhg + b * G;
             float *restrict cb = carry + b * H;
@@ -375,7 +389,8 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, cons
             for (long i = 0; i < G; i++) db_hh[i] += dgb[i];
             for (long i = 0; i < G; i++) db_ih[i] += dxb[i];
         }
-        /* dw += dhg^T h[t - 1]; then what reaches h[t - 1] through the projections */
+        /* dw += dhg^T (the state step s started from); then what reaches that state
+         * through the projections */
         FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, NULL, dw, H, NULL);
         FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, pw, carry, H, NULL);
         FN(input_grads)(B, K, (int)G, dxw, x + t * BK, wih, pwih, dx ? dx + t * BK : NULL,

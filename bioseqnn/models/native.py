@@ -88,12 +88,18 @@ def free_buffers() -> None:
     _BUFFERS.clear()
 
 
-def _states(like: torch.Tensor, steps: int, b: int, hid: int) -> torch.Tensor:
+def _states(like: torch.Tensor, steps: int, b: int, hid: int, reverse: bool) -> torch.Tensor:
     """(steps, B, H) storage for states that the kernel fills, but for the zero initial
-    state (zero-filling the whole of it costs a pass over memory)."""
+    state, first (or last for a kernel run in reverse; zero-filling the whole of it costs
+    a pass over memory)."""
     out = like.new_empty((steps, b, hid))
-    out[0].zero_()
+    out[-1 if reverse else 0].zero_()
     return out
+
+
+def _outputs(hs: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """The (T, B, H) outputs in the inputs' order among a kernel's T + 1 states."""
+    return hs[:-1] if reverse else hs[1:]
 
 
 def _time_major(x: torch.Tensor) -> torch.Tensor:
@@ -123,12 +129,13 @@ def _lstm_steps(
     cs: torch.Tensor,
     act: torch.Tensor,
     keep: bool,
+    reverse: bool,
 ) -> None:
     """The LSTM kernel over every step of x_tm ((T * B, C) from _time_major), from the
-    zero states in hs[0] and cs[0]; bias is b_ih + b_hh. Each step's input projection
-    is made inside the step. With ``keep`` it writes every step's cell states and gates
-    (cs (T + 1, B, H), act (T, B, 4H)); otherwise cs and act hold two steps' and one
-    step's."""
+    zero states in hs[0] (hs[T] with ``reverse``, which runs backwards in time) and
+    cs[0]; bias is b_ih + b_hh. Each step's input projection is made inside the step.
+    With ``keep`` it writes every step's cell states and gates (cs (T + 1, B, H), act
+    (T, B, 4H)); otherwise cs and act hold two steps' and one step's."""
     b, hid = hs.shape[1], hs.shape[2]
     steps = x_tm.shape[0] // b if b else 0
     # named, so that they outlive the call: a temporary's storage would be freed first
@@ -146,6 +153,7 @@ def _lstm_steps(
         _ptr(cs),
         _ptr(act),
         int(keep),
+        int(reverse),
     )
 
 
@@ -161,11 +169,12 @@ def _gru_steps(
     hgn: torch.Tensor,
     work: torch.Tensor,
     keep: bool,
+    reverse: bool,
 ) -> None:
     """The GRU kernel over every step of x_tm ((T * B, C) from _time_major), from the
-    zero state in hs[0]; work is (2, B, 3H). Each step's input projection is made inside
-    the step. With ``keep`` it writes every step's gates, candidates and recurrent
-    projections; otherwise one step's."""
+    zero state in hs[0] (hs[T] with ``reverse``); work is (2, B, 3H). Each step's input
+    projection is made inside the step. With ``keep`` it writes every step's gates,
+    candidates and recurrent projections; otherwise one step's."""
     b, hid = hs.shape[1], hs.shape[2]
     steps = x_tm.shape[0] // b if b else 0
     # named, so that they outlive the call: a temporary's storage would be freed first
@@ -188,6 +197,7 @@ def _gru_steps(
         _ptr(work[0]),
         _ptr(work[1]),
         int(keep),
+        int(reverse),
     )
 
 
@@ -233,6 +243,7 @@ def _lstm_forward(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
+    reverse: bool,
     buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run the LSTM kernel for training: (x_tm, hs, cs, act), every step's cell states
@@ -246,8 +257,8 @@ def _lstm_forward(
     act = kept[: steps * b * 4 * hid].view(steps, b, 4 * hid)
     cs = kept[steps * b * 4 * hid :].view(steps + 1, b, hid)
     cs[0].zero_()
-    hs = _states(x_tm, steps + 1, b, hid)
-    _lstm_steps(x_tm, w_ih, w_hh, b_ih + b_hh, hs, cs, act, keep=True)
+    hs = _states(x_tm, steps + 1, b, hid, reverse)
+    _lstm_steps(x_tm, w_ih, w_hh, b_ih + b_hh, hs, cs, act, keep=True, reverse=reverse)
     return x_tm, hs, cs, act
 
 
@@ -257,6 +268,7 @@ def _gru_forward(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
+    reverse: bool,
     buf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Run the GRU kernel for training: (x_tm, hs, rz, n, hgn), the last three for every
@@ -265,18 +277,19 @@ def _gru_forward(
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
     x_tm = _time_major(x)
-    hs = _states(x_tm, steps + 1, b, hid)
+    hs = _states(x_tm, steps + 1, b, hid, reverse)
     need = _kept("gru", steps, b, hid)
     kept = x_tm.new_empty(need) if buf is None else buf[:need]
     rz, n, hgn = kept.split([steps * b * 2 * hid, steps * b * hid, steps * b * hid])
     rz, n, hgn = rz.view(steps, b, 2 * hid), n.view(steps, b, hid), hgn.view(steps, b, hid)
     work = x_tm.new_empty((2, b, 3 * hid))
-    _gru_steps(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, keep=True)
+    _gru_steps(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, keep=True, reverse=reverse)
     return x_tm, hs, rz, n, hgn
 
 
 class _LSTM(torch.autograd.Function):
-    """nn.LSTM's single-direction layer: (x, w_ih, w_hh, b_ih, b_hh) -> (T, B, H)."""
+    """nn.LSTM's single-direction layer: (x, w_ih, w_hh, b_ih, b_hh, reverse) -> (T, B,
+    H)."""
 
     @staticmethod
     def forward(
@@ -286,14 +299,15 @@ class _LSTM(torch.autograd.Function):
         w_hh: torch.Tensor,
         b_ih: torch.Tensor,
         b_hh: torch.Tensor,
+        reverse: bool,
     ) -> torch.Tensor:
         b, steps, _ = x.shape
         buf = _BUFFERS.take(_kept("lstm", steps, b, w_hh.shape[1]), x)
-        x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
+        x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, reverse, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act)
-        ctx.shape = x.shape
+        ctx.shape, ctx.reverse = x.shape, reverse
         ctx.buffer = buf  # given back by backward: the gates live in it until then
-        return hs[1:]
+        return _outputs(hs, reverse)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -303,7 +317,8 @@ class _LSTM(torch.autograd.Function):
             # A second backward pass (retain_graph=True): the first gave the storage
             # of the gates and cell states back for the next step, so compute them
             # again (the same numbers).
-            cs, act = _lstm_forward(_layer_input(ctx, x_tm), w_ih, w_hh, b_ih, b_hh)[2:]
+            x = _layer_input(ctx, x_tm)
+            cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, ctx.reverse)[2:]
         steps, b, g = act.shape
         hid, k = g // 4, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
@@ -330,13 +345,15 @@ class _LSTM(torch.autograd.Function):
             _ptr(db),
             _ptr(dh),
             _ptr(dc),
+            int(ctx.reverse),
         )
         _give_back(ctx)
-        return _batch_first(dx), dwih_t.t().contiguous(), dw, db, db
+        return _batch_first(dx), dwih_t.t().contiguous(), dw, db, db, None
 
 
 class _GRU(torch.autograd.Function):
-    """nn.GRU's single-direction layer: (x, w_ih, w_hh, b_ih, b_hh) -> (T, B, H)."""
+    """nn.GRU's single-direction layer: (x, w_ih, w_hh, b_ih, b_hh, reverse) -> (T, B,
+    H)."""
 
     @staticmethod
     def forward(
@@ -346,21 +363,23 @@ class _GRU(torch.autograd.Function):
         w_hh: torch.Tensor,
         b_ih: torch.Tensor,
         b_hh: torch.Tensor,
+        reverse: bool,
     ) -> torch.Tensor:
         b, steps, _ = x.shape
         buf = _BUFFERS.take(_kept("gru", steps, b, w_hh.shape[1]), x)
-        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, buf=buf)
+        x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, reverse, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn)
-        ctx.shape = x.shape
+        ctx.shape, ctx.reverse = x.shape, reverse
         ctx.buffer = buf  # given back by backward, as the LSTM's
-        return hs[1:]
+        return _outputs(hs, reverse)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn = ctx.saved_tensors
         if ctx.buffer is None:  # a second backward pass, as the LSTM's
-            rz, n, hgn = _gru_forward(_layer_input(ctx, x_tm), w_ih, w_hh, b_ih, b_hh)[2:]
+            x = _layer_input(ctx, x_tm)
+            rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, ctx.reverse)[2:]
         steps, b, hid = n.shape
         g, k = 3 * hid, x_tm.shape[1]
         dout, w_hh, w_ih = dout.contiguous(), w_hh.contiguous(), w_ih.contiguous()
@@ -390,9 +409,10 @@ class _GRU(torch.autograd.Function):
             _ptr(dhg),
             _ptr(dh),
             _ptr(carry),
+            int(ctx.reverse),
         )
         _give_back(ctx)
-        return _batch_first(dx), dwih_t.t().contiguous(), dw, db_ih, db_hh
+        return _batch_first(dx), dwih_t.t().contiguous(), dw, db_ih, db_hh, None
 
 
 def _wants_grad(*tensors: torch.Tensor) -> bool:
@@ -405,11 +425,14 @@ def lstm_layer(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
+    reverse: bool = False,
 ) -> torch.Tensor:
-    """One LSTM direction as nn.LSTM computes it, batch-first (B, T, C) -> (B, T, H)."""
+    """One LSTM direction as nn.LSTM computes it, batch-first (B, T, C) -> (B, T, H);
+    with ``reverse``, over each sequence backwards in time (the backward direction of a
+    bidirectional layer whose sequences all fill the T steps), outputs in x's order."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
-        return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
-    return _lstm_infer(x, w_ih, w_hh, b_ih, b_hh)
+        return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh, reverse).transpose(0, 1)
+    return _lstm_infer(x, w_ih, w_hh, b_ih, b_hh, reverse)
 
 
 def gru_layer(
@@ -418,11 +441,13 @@ def gru_layer(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
+    reverse: bool = False,
 ) -> torch.Tensor:
-    """One GRU direction as nn.GRU computes it, batch-first (B, T, C) -> (B, T, H)."""
+    """One GRU direction as nn.GRU computes it, batch-first (B, T, C) -> (B, T, H);
+    ``reverse`` as for lstm_layer."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
-        return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh).transpose(0, 1)
-    return _gru_infer(x, w_ih, w_hh, b_ih, b_hh)
+        return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh, reverse).transpose(0, 1)
+    return _gru_infer(x, w_ih, w_hh, b_ih, b_hh, reverse)
 
 
 def _lstm_infer(
@@ -431,16 +456,17 @@ def _lstm_infer(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
+    reverse: bool,
 ) -> torch.Tensor:
     """One LSTM direction without gradients, batch-first (B, T, C) -> (B, T, H): the
     kernel keeps one step's gates and two steps' cell states, so memory does not grow
     with the length beyond the inputs and outputs."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
-    hs = _states(x, steps + 1, b, hid)
+    hs = _states(x, steps + 1, b, hid, reverse)
     cs, act = x.new_zeros((2, b, hid)), x.new_empty((b, 4 * hid))
-    _lstm_steps(_time_major(x), w_ih, w_hh, b_ih + b_hh, hs, cs, act, keep=False)
-    return hs[1:].transpose(0, 1)
+    _lstm_steps(_time_major(x), w_ih, w_hh, b_ih + b_hh, hs, cs, act, False, reverse)
+    return _outputs(hs, reverse).transpose(0, 1)
 
 
 def _gru_infer(
@@ -449,12 +475,13 @@ def _gru_infer(
     w_hh: torch.Tensor,
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
+    reverse: bool,
 ) -> torch.Tensor:
     """One GRU direction without gradients, batch-first (B, T, C) -> (B, T, H)."""
     b, steps, _ = x.shape
     hid = w_hh.shape[1]
-    hs = _states(x, steps + 1, b, hid)
+    hs = _states(x, steps + 1, b, hid, reverse)
     rz, n, hgn = x.new_empty((b, 2 * hid)), x.new_empty((b, hid)), x.new_empty((b, hid))
     work = x.new_empty((2, b, 3 * hid))
-    _gru_steps(_time_major(x), w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, keep=False)
-    return hs[1:].transpose(0, 1)
+    _gru_steps(_time_major(x), w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, False, reverse)
+    return _outputs(hs, reverse).transpose(0, 1)

@@ -282,3 +282,31 @@ def test_inference_of_an_empty_batch_or_no_steps_is_empty(cell: str, shape: tupl
     with torch.no_grad():
         out = layer(torch.randn(*shape), *params)
     assert out.shape == (shape[0], shape[1], 8)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize(
+    "batch,steps,channels,hidden", [(1, 1, 4, 5), (7, 50, 4, 100), (5, 13, 21, 37)]
+)
+def test_reverse_equals_the_flipped_sequences_bit_for_bit(cell, batch, steps, channels, hidden):
+    """``reverse`` runs the steps backwards in time instead of flipping the inputs and
+    the outputs (the backward direction of a bidirectional layer): the same outputs,
+    gradients (inputs and weights) and inference outputs, bit for bit."""
+    torch.manual_seed(steps + hidden)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(channels, hidden, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    x = torch.randn(batch, steps, channels, requires_grad=True)
+    weights = torch.randn(batch, steps, hidden)
+
+    flipped = layer(x.flip(1), *params).flip(1)
+    got = layer(x, *params, reverse=True)
+    assert torch.equal(got, flipped)
+    want = torch.autograd.grad((flipped * weights).sum(), [x, *params])
+    have = torch.autograd.grad((got * weights).sum(), [x, *params])
+    for h, w in zip(have, want, strict=True):
+        assert torch.equal(h, w)
+    with torch.no_grad():
+        assert torch.equal(layer(x, *params, reverse=True), flipped)
+    ref = module(x.flip(1))[0].flip(1)
+    torch.testing.assert_close(got, ref, atol=2e-6, rtol=1e-5)

@@ -68,6 +68,26 @@ def test_same_outputs_and_gradients_as_torch(
         torch.testing.assert_close(fast[2][name], ref[2][name], atol=tol, rtol=tol, msg=name)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_a_batch_of_full_length_sequences_gives_what_torch_does(arch, n_threads, threads):
+    """Every sequence fills the width: the backward direction runs backwards in time in
+    the kernels instead of reversing copies (_direction's flip)."""
+    threads(n_threads)
+    torch.manual_seed(3)
+    config = ModelConfig(arch=arch, bidirectional=True, layers=2, hidden_size=24, dropout=0.0)
+    model = SequenceModel(config, 4, 3)
+    x = torch.randn(40, 17, 4)
+    lengths = torch.full((40,), 17)
+    fast = _run(model, x, lengths, True)
+    ref = _run(model, x, lengths, False)
+    for got, want in zip(fast[:2], ref[:2], strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast[3], ref[0], atol=1e-5, rtol=1e-5)
+    for name in ref[2]:
+        torch.testing.assert_close(fast[2][name], ref[2][name], atol=1e-5, rtol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_scan_matches_modules_for_both_directions_in_lockstep(cell):
     """recurrent_scan with D = 2 runs two independent layers side by side."""
