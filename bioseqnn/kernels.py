@@ -12,7 +12,7 @@ import importlib.util
 import os
 import threading
 
-ABI = 8
+ABI = 9
 """bsnn_abi() of the C code this module was written for."""
 
 _lib: ctypes.CDLL | None = None
@@ -45,10 +45,10 @@ def _open() -> ctypes.CDLL | None:
         return None
     i, p = ctypes.c_int, ctypes.c_void_p
     lib.bsnn_lstm_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, p, i, i]
-    lib.bsnn_lstm_backward.argtypes = [i, i, i, i, *[p] * 14, i]
-    lib.bsnn_gru_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, i, i]
-    lib.bsnn_gru_backward.argtypes = [i, i, i, i, *[p] * 17, i]
     c_long = ctypes.c_long
+    lib.bsnn_lstm_backward.argtypes = [i, i, i, i, p, c_long, c_long, *[p] * 13, i]
+    lib.bsnn_gru_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, i, i]
+    lib.bsnn_gru_backward.argtypes = [i, i, i, i, p, c_long, c_long, *[p] * 16, i]
     lib.bsnn_fasta_cut.argtypes = [ctypes.c_char_p, c_long, c_long, i, i, p, p, p, c_long, p]
     lib.bsnn_fasta_cut.restype = ctypes.c_long
     for fn in (

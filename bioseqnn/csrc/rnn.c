@@ -117,7 +117,7 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 8; }
+EXPORT int bsnn_abi(void) { return 9; }
 
 EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const float *wih,
                               const float *bias, const float *wt, float *hs, float *cs,
@@ -125,12 +125,13 @@ EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const 
     DISPATCH(lstm_forward, T, B, H, K, x, wih, bias, wt, hs, cs, act, keep, rev);
 }
 
-EXPORT void bsnn_lstm_backward(int T, int B, int H, int K, const float *dout, const float *w,
+EXPORT void bsnn_lstm_backward(int T, int B, int H, int K, const float *dout, long dts, long dbs,
+                               const float *w,
                                const float *hs, const float *act, const float *cs,
                                const float *x, const float *wih, float *dx, float *dpre,
                                float *dw, float *dwih, float *db, float *dh, float *dc,
                                int rev) {
-    DISPATCH(lstm_backward, T, B, H, K, dout, w, hs, act, cs, x, wih, dx, dpre, dw, dwih, db,
+    DISPATCH(lstm_backward, T, B, H, K, dout, dts, dbs, w, hs, act, cs, x, wih, dx, dpre, dw, dwih, db,
              dh, dc, rev);
 }
 
@@ -141,12 +142,13 @@ EXPORT void bsnn_gru_forward(int T, int B, int H, int K, const float *x, const f
     DISPATCH(gru_forward, T, B, H, K, x, wih, bih, wt, bhh, hs, rz, n, hgn, hg, xw, keep, rev);
 }
 
-EXPORT void bsnn_gru_backward(int T, int B, int H, int K, const float *dout, const float *w,
+EXPORT void bsnn_gru_backward(int T, int B, int H, int K, const float *dout, long dts, long dbs,
+                              const float *w,
                               const float *hs, const float *rz, const float *n,
                               const float *hgn, const float *x, const float *wih, float *dx,
                               float *dw, float *dwih, float *db_ih, float *db_hh, float *dxw,
                               float *dhg, float *dh, float *carry, int rev) {
-    DISPATCH(gru_backward, T, B, H, K, dout, w, hs, rz, n, hgn, x, wih, dx, dw, dwih, db_ih,
+    DISPATCH(gru_backward, T, B, H, K, dout, dts, dbs, w, hs, rz, n, hgn, x, wih, dx, dw, dwih, db_ih,
              db_hh, dxw, dhg, dh, carry, rev);
 }
 

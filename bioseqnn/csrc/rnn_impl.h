@@ -248,13 +248,15 @@ static inline void FN(input_grads)(int B, int K, int G, const float *d, const fl
     }
 }
 
-/* dout (T, B, H): gradient of hs[1:]; x (T, B, K) and wih (G, K): the layer's inputs
+/* dout (T, B, H): gradient of the outputs, the row of step t and sequence b at dout +
+ * t dts + b dbs (a slice of the joined directions' gradient is read in place); x (T, B, K) and wih (G, K): the layer's inputs
  * and input weights. Adds the gradients of the recurrent weights to dw (G, H), of the
  * input weights, transposed, to dwih (K, G), and of the biases (the sum of the gate
  * gradients over steps and sequences) to db (G); writes the gradient of x to dx
  * (T, B, K) unless dx is NULL. dpre holds two (B, G) steps of gate gradients, this
  * step's and the later one's; dh and dc are (B, H) work buffers. */
-static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, const float *w,
+static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, long dts,
+                              long dbs, const float *w,
                               const float *hs, const float *act, const float *cs,
                               const float *x, const float *wih, float *dx, float *dpre,
                               float *dw, float *dwih, float *db_sum, float *dh, float *dc,
@@ -265,7 +267,8 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, con
     for (int s = T - 1; s >= 0; s--) {
         const int t = rev ? T - 1 - s : s;
         float *d = dpre + (s % 2) * BG;
-        __builtin_memcpy(dh, dout + t * BH, BH * sizeof(float));
+        for (int b = 0; b < B; b++)
+            __builtin_memcpy(dh + b * H, dout + t * dts + b * dbs, H * sizeof(float));
         if (s < T - 1) /* what reaches this step's state from step s + 1's gates */
             FN(gemm_acc)(B, H, (int)G, dpre + ((s + 1) % 2) * BG, G, 1, w, H, pw, dh, H, NULL);
         const float *a = act + s * BG, *cp = cs + s * BH, *c = cs + (s + 1) * BH;
@@ -351,7 +354,8 @@ static void FN(gru_forward)(int T, int B, int H, int K, const float *x, const fl
  * x to dx (T, B, K) unless dx is NULL. dxw (B, 3H), the gradient of one step's input
  * projections, dhg (B, 3H), that of its recurrent projections, dh and carry (B, H)
  * are work buffers. */
-static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, const float *w,
+static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, long dts,
+                             long dbs, const float *w,
                              const float *hs, const float *rz, const float *n,
                              const float *hgn, const float *x, const float *wih,
                              float *dx, float *dw, float *dwih, float *db_ih, float *db_hh,
@@ -362,7 +366,9 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, cons
     for (int s = T - 1; s >= 0; s--) {
         const int t = rev ? T - 1 - s : s;
         const float *hp = hs + (t + rev) * BH;
-        for (long i = 0; i < BH; i++) dh[i] = dout[t * BH + i] + carry[i];
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++)
+                dh[b * H + j] = dout[t * dts + b * dbs + j] + carry[b * H + j];
         for (int b = 0; b < B; b++) {
             const float *restrict rzb = rz + s * 2 * BH + b * 2L * H;
             const float *restrict nb = n + s * BH + b * H, *restrict hnb = hgn + s * BH + b * H;
