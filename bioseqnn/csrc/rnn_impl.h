@@ -189,6 +189,88 @@ static void FN(gemm_acc)(int M, int N, int K, const float *A, long ars, long acs
 
 /* ------------------------------------------------------------------------------- LSTM */
 
+/* The LSTM step with its products and gates in registers, for a group of VL hidden
+ * units: FR rows (sequences) x the four gates' vectors of accumulators. AVX-512: 4 x 4
+ * (16 accumulators, 21 of 32 registers); AVX2 and SSE: 2 x 4 (13 of 16). */
+#if VL >= 16
+#define FR 4
+#else
+#define FR 2
+#endif
+
+/* Whether lstm_forward takes the fused path: whole groups of VL units, few input
+ * channels (one-hot inputs have 4 to 25; with 128, as after a convolution, the
+ * separate products were faster, 45.8 against 49.4 ms with AVX2), and a group's packed
+ * weights ((K + H) x 4 VL floats) within 40 KiB, so that they stay in L1 while every
+ * row block passes over them. */
+static inline int FN(lstm_fuses)(int K, int H) {
+    return H % VL == 0 && K <= 32 && (long)(K + H) * 4 * VL * (long)sizeof(float) <= 40960;
+}
+
+/* The input and recurrent weights (wih (K, G), wt (H, G), transposed) and the bias,
+ * packed for lstm_group: for each group u of VL units, (K + H) rows of the four gates'
+ * VL weights side by side (rows 0..K-1 from wih, then wt), then after all groups the
+ * bias likewise (4 VL floats a group). NULL if memory is short. */
+static float *FN(lstm_fused_weights)(int K, int H, const float *wih, const float *wt,
+                                     const float *bias) {
+    const long G = 4L * H, U = H / VL, row = 4L * VL, per = (long)(K + H) * row;
+    float *P = aligned_alloc(64, (size_t)((U * (per + row) * sizeof(float) + 63) / 64 * 64));
+    if (P == NULL) return NULL;
+    for (long u = 0; u < U; u++) {
+        for (int k = 0; k < K + H; k++) {
+            const float *w = k < K ? wih + k * G : wt + (k - K) * G;
+            for (int q = 0; q < 4; q++)
+                __builtin_memcpy(P + u * per + k * row + q * VL, w + q * H + u * VL,
+                                 VL * sizeof(float));
+        }
+        for (int q = 0; q < 4; q++)
+            __builtin_memcpy(P + U * per + u * row + q * VL, bias + q * H + u * VL,
+                             VL * sizeof(float));
+    }
+    return P;
+}
+
+/* One step of R <= FR rows for the group of VL units at j0: the gates' pre-activations
+ * summed in registers in the order of lstm_forward's products (bias, the K input
+ * terms, the H recurrent terms), then its gate pass, so the results are the same to
+ * the bit. xr (R, K), hp (R, H): the rows' inputs and previous states; P, pb: the
+ * group's packed weights and bias; cp, c, h: the rows' previous and new cell states and
+ * new states; a: the rows' gates (R, G), not written when NULL (inference). */
+static inline __attribute__((always_inline)) void FN(lstm_group)(
+    int R, int K, int H, int j0, const float *xr, const float *hp, const float *P,
+    const float *pb, const float *cp, float *a, float *c, float *h) {
+    const long G = 4L * H;
+    VF acc[FR][4];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = FN(ld)(pb + q * VL);
+#define TERMS(A, LDA, W, N)                                                        \
+    for (int k = 0; k < (N); k++) {                                                \
+        VF b[4];                                                                   \
+        for (int q = 0; q < 4; q++) b[q] = FN(ld)((W) + k * 4 * VL + q * VL);     \
+        for (int r = 0; r < R; r++) {                                              \
+            const float av = (A)[r * (LDA) + k];                                   \
+            for (int q = 0; q < 4; q++) acc[r][q] += av * b[q];                    \
+        }                                                                          \
+    }
+    TERMS(xr, K, P, K)
+    TERMS(hp, H, P + (long)K * 4 * VL, H)
+#undef TERMS
+    for (int r = 0; r < R; r++) {
+        const VF i_ = FN(vsigm)(acc[r][0]), f = FN(vsigm)(acc[r][1]);
+        const VF g = FN(vtanh)(acc[r][2]), o = FN(vsigm)(acc[r][3]);
+        const VF cn = f * FN(ld)(cp + r * H + j0) + i_ * g;
+        if (a != NULL) {
+            float *ar = a + r * G + j0;
+            FN(st)(ar, i_);
+            FN(st)(ar + H, f);
+            FN(st)(ar + 2 * H, g);
+            FN(st)(ar + 3 * H, o);
+        }
+        FN(st)(c + r * H + j0, cn);
+        FN(st)(h + r * H + j0, o * FN(vtanh)(cn));
+    }
+}
+
 /* x (T, B, K) the inputs, wih (K, G) the input weights transposed, bias (G) both
  * biases. Each step's input projection is made in the step itself, into the storage
  * its gates take, where the recurrent product and the gate pass find it in cache:
@@ -199,6 +281,35 @@ static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const f
                              const float *bias, const float *wt, float *hs, float *cs,
                              float *act, int keep, int rev) {
     const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
+    float *P = FN(lstm_fuses)(K, H) ? FN(lstm_fused_weights)(K, H, wih, wt, bias) : NULL;
+    if (P != NULL) {
+        /* Fused: no pass over the gates' storage for the input projection, none for the
+         * gate pass, and none at all without keep. LSTM on one-hot DNA, 64 x 200 nt,
+         * hidden 128, one thread: forward 20.9 -> 18.6 ms in training, and 69 -> 62 ms
+         * for 256 sequences in inference. */
+        const long per = (long)(K + H) * 4 * VL, U = H / VL;
+        for (int s = 0; s < T; s++) {
+            const int t = rev ? T - 1 - s : s;
+            float *a = keep ? act + s * BG : NULL;
+            const float *cp = cs + (keep ? s : s % 2) * BH;
+            float *c = cs + (keep ? s + 1 : (s + 1) % 2) * BH;
+            const float *hp = hs + (t + rev) * BH, *xt = x + t * BK;
+            float *h = hs + (t + 1 - rev) * BH;
+            for (long u = 0; u < U; u++) {
+                const float *Pu = P + u * per, *pb = P + U * per + u * 4 * VL;
+                const int j0 = (int)u * VL;
+                int b = 0;
+#define ROWS(R)                                                                          \
+    FN(lstm_group)(R, K, H, j0, xt + b * K, hp + b * H, Pu, pb, cp + b * H,              \
+                   a ? a + b * G : NULL, c + b * H, h + b * H)
+                for (; b + FR <= B; b += FR) ROWS(FR);
+                for (; b < B; b++) ROWS(1);
+#undef ROWS
+            }
+        }
+        free(P);
+        return;
+    }
     float *pwih = FN(packed)(K, (int)G, wih, G), *pwt = FN(packed)(H, (int)G, wt, G);
     for (int s = 0; s < T; s++) {
         const int t = rev ? T - 1 - s : s;
@@ -406,6 +517,7 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, long
     free(pwih);
 }
 
+#undef FR
 #undef VF
 #undef VI
 #undef SLD
