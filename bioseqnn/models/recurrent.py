@@ -387,7 +387,14 @@ class RecurrentBackbone(Backbone):
             pack = x.device.type == "cuda" and not exporting()
         run = _packed_run(lengths, x.shape[1]) if pack else _padded_run
         # every sequence fills the width: the backward direction is a reversal in time
-        flip = rev is not None and lengths.numel() > 0 and int(lengths.min()) == x.shape[1]
+        # (asked only on the kernels' path: an export must not read the lengths' values)
+        flip = (
+            fast
+            and not pack
+            and rev is not None
+            and lengths.numel() > 0
+            and int(lengths.min()) == x.shape[1]
+        )
         for i, fwd in enumerate(self.forward_layers):
             if i:
                 h = self.between(h)
