@@ -46,6 +46,13 @@ static inline __attribute__((always_inline)) float tanh_(float x) {
     return 2.0f * sigm(2.0f * x) - 1.0f;
 }
 
+/* Storage for n floats, 64-byte aligned (whole vectors and cache lines), or NULL when n
+ * is 0 or memory is short; freed with free(). */
+static float *aligned_floats(size_t n) {
+    const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    return bytes ? aligned_alloc(64, bytes) : NULL;
+}
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define MULTI_ISA 1
 
