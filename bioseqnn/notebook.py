@@ -126,7 +126,7 @@ class Trained:
     best : dict
         The validation metrics of the best epoch (of the ensemble or the pooled folds).
     path : Path or None
-        The model file, when ``output`` was given.
+        The model file, when ``output`` was given or :meth:`save` has written one.
     log_path : Path or None
         The per-epoch metrics log, when ``output`` was given.
     outcome : TrainOutcome
@@ -146,13 +146,15 @@ class Trained:
         return self.model.manifest  # type: ignore[no-any-return]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model file (for a model trained without ``output``)."""
+        """Write the model file (for a model trained without ``output``); ``path`` then
+        names it."""
         from .bundle import save_bundle
         from .io.outputs import check_output_path
 
         check_output_path(path)
         save_bundle(path, self.model.model, self.model.manifest, self.model.train_digest)
-        return Path(path)
+        self.path = Path(path)
+        return self.path
 
 
 def train(

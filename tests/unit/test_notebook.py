@@ -113,7 +113,9 @@ def test_train_from_memory_matches_the_command_line(cli, tmp_path: Path) -> None
     assert len(frame) == 1104 and list(frame["id"]) == [r[0] for r in expected[1:]]
     assert list(frame["prob_1"]) == [float(r[3]) for r in expected[1:]]
 
+    assert run.path is None
     saved = run.save(tmp_path / "saved.bsnn")
+    assert run.path == saved == tmp_path / "saved.bsnn"
     again = bioseqnn.predict(saved, EXAMPLES / "hemolytic.fasta")
     assert again.equals(frame)
 
