@@ -1891,8 +1891,7 @@ def explain(
             help="saliency (|gradient|), grad-input (gradient x input), ism (in-silico "
             "mutagenesis: every substitution predicted; adds one column per letter), "
             "integrated-gradients or deeplift-shap (against references, see --reference; add "
-            "one column per letter: the hypothetical contributions; deeplift-shap: cnn "
-            "models).",
+            "one column per letter: the hypothetical contributions).",
         ),
     ] = Method.grad_input,
     target: Annotated[
@@ -2352,8 +2351,8 @@ def export(
             "--output",
             metavar="FILE",
             rich_help_panel="Output",
-            help="NAME.onnx (ONNX) or NAME.pt (TorchScript); NAME.onnx.json "
-            "beside it describes inputs, outputs and the encoding table.",
+            help="NAME.onnx (ONNX) or NAME.pt (TorchScript); NAME.onnx.json or "
+            "NAME.pt.json beside it describes inputs, outputs and the encoding table.",
         ),
     ],
     check: Annotated[
