@@ -22,9 +22,16 @@ from ._version import __version__
 from .alphabets import Alphabet
 from .digest import DESCRIPTION as DIGEST_DESCRIPTION
 from .digest import TENSOR as DIGEST_TENSOR
-from .errors import ModelFileError, UsageError, shorten
+from .errors import DataError, ModelFileError, UsageError, shorten
 from .io.outputs import write_bytes_atomic
-from .modelfile import FORMAT, MANIFEST_KEY, ModelFile, expect, model_input
+from .modelfile import (
+    FORMAT,
+    MANIFEST_KEY,
+    ModelFile,
+    expect,
+    model_input,
+    validate_manifest,
+)
 from .models.base import (
     Ensemble,
     ModelConfig,
@@ -130,7 +137,12 @@ def save_bundle(
                 "sequences": len(digest),
             },
         }
-    data = st_save(tensors, metadata={MANIFEST_KEY: json.dumps(manifest, allow_nan=True)})
+    text = json.dumps(manifest, allow_nan=True)
+    try:  # never write a file that loading refuses
+        validate_manifest(json.loads(text), os.fspath(path))
+    except ModelFileError as exc:
+        raise DataError(f"{exc}; the model file was not written") from None
+    data = st_save(tensors, metadata={MANIFEST_KEY: text})
     write_bytes_atomic(path, data)
     return manifest
 

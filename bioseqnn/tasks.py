@@ -379,6 +379,12 @@ def prepare_task(labeled: Labels, forced: str | None) -> TaskSpec:
     columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
     task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
     for name in task.classes:
+        if len(name) > 1000:
+            i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
+            raise DataError(
+                f"{labeled.where[i]}: a class name of {len(name)} characters; class "
+                "names become columns and cells of the predictions: at most 1000"
+            )
         if CONTROL.search(name):
             i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
             raise DataError(

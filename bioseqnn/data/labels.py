@@ -90,6 +90,19 @@ def target_columns(table: Table, src: LabelSource) -> list[str]:
     excluded = {src.id_column} | ({src.sequence_column} if src.sequence_column else set())
     targets = src.targets or [h for h in table.header if h not in excluded]
     for name in targets:
+        if not name:
+            k = table.header.index(name) + 1
+            raise DataError(
+                f"{table.source}: line {table.header_line}: column {k} has no name (a "
+                "row index written by pandas? write the table with index=False); name "
+                "it, remove it, or choose the label columns with --target"
+            )
+        if len(name) > 1000:
+            raise DataError(
+                f"{table.source}: line {table.header_line}: a column name of {len(name)} "
+                "characters; target names become columns of the predictions: at most "
+                "1000"
+            )
         if CONTROL.search(name):
             raise DataError(
                 f"{table.source}: line {table.header_line}: column {name!r} holds "

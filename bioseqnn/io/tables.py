@@ -134,6 +134,11 @@ def read_table(path: str | os.PathLike[str]) -> Table:
                 starts.append(start)
         except csv.Error as exc:
             raise DataError(f"{name}: line {offset + reader.line_num}: {exc}") from None
+    while len(header) > 1 and not header[-1] and not any(row[-1] for row in rows):
+        # a delimiter at the end of every line (spreadsheet exports): no column
+        header.pop()
+        for row in rows:
+            row.pop()
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise DataError(f"{name}: duplicate column name(s) in the header: {', '.join(dup)}")

@@ -484,6 +484,25 @@ CASES = [
     label_case("labels-empty-file", b"", ["l.csv: empty table, expected a header row"]),
     label_case("labels-binary-file", bytes(range(256)), ["l.csv: line 1: not text"]),
     label_case(
+        "labels-unnamed-index-column",
+        b",id,y\n" + b"".join(f"{i},s{i},{i % 2}\n".encode() for i in range(6)),
+        [
+            "l.csv: line 1: column 1 has no name (a row index written by pandas? write "
+            "the table with index=False); name it, remove it, or choose the label "
+            "columns with --target"
+        ],
+    ),
+    label_case(
+        "target-name-too-long",
+        SIX_LABELS.replace(b"id,y", b"id," + b"y" * 1001),
+        ["l.csv: line 1: a column name of 1001 characters; target names become columns"],
+    ),
+    label_case(
+        "class-name-too-long",
+        labels(s1="A" * 1001, s3="A" * 1001, s5="A" * 1001),
+        ["l.csv: line 3 (id 's1'): a class name of 1001 characters; class names become"],
+    ),
+    label_case(
         "labels-duplicate-columns",
         b"id,y,y\ns0,0,1\n",
         ["l.csv: duplicate column name(s) in the header: y"],

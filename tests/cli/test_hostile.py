@@ -350,8 +350,9 @@ def test_a_manifest_cannot_make_predict_allocate_more_than_the_file_holds(
     bundle = load_bundle(good_model)
     manifest = json.loads(json.dumps(bundle.manifest))
     manifest["model"]["hidden_size"] = hidden
+    manifest["data"].pop("digest", None)
     bad = tmp_path / "big.bsnn"
-    save_bundle(bad, bundle.model, manifest)
+    write_exactly(bad, bundle.model, manifest)  # save_bundle refuses to write it
     for argv in (["predict", bad, good_model.with_suffix(".fa")], ["info", bad]):
         r = cli(*argv)
         assert r.code == 1
@@ -467,3 +468,19 @@ def test_info_on_a_terminal_takes_no_markup_from_the_manifest(
     console = rich_console.Console(record=True, width=200)
     console.print(_info_table([("device", shown("[/] [bold]x[/bold] \x1b[2J"))]))
     assert console.export_text().split() == ["device", "[/]", "[bold]x[/bold]", "\\x1b[2J"]
+
+
+def test_a_manifest_that_loading_refuses_is_never_written(good_model: Path, tmp_path: Path) -> None:
+    from bioseqnn.errors import DataError
+
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["task"]["targets"] = [""]
+    out = tmp_path / "unloadable.bsnn"
+    with pytest.raises(DataError) as info:
+        save_bundle(out, bundle.model, manifest)
+    assert str(info.value) == (
+        f"{out}: invalid manifest: task.targets must be names (1 to 1000 characters, no "
+        "control characters); the model file was not written"
+    )
+    assert list(tmp_path.iterdir()) == []

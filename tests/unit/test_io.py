@@ -71,6 +71,15 @@ def test_tab_separated_content_in_a_csv_name_is_sniffed(tmp_path: Path) -> None:
     assert read_table(f).rows == [["a", "1"]]
 
 
+def test_a_delimiter_ending_every_line_adds_no_column(tmp_path: Path) -> None:
+    f = write(tmp_path / "l.csv", "id,y,\na,1,\nb,0,\n")
+    table = read_table(f)
+    assert table.header == ["id", "y"] and table.rows == [["a", "1"], ["b", "0"]]
+    # an unnamed column with values stays, for the label join to name
+    f = write(tmp_path / "m.csv", "id,y,\na,1,\nb,0,7\n")
+    assert read_table(f).header == ["id", "y", ""]
+
+
 def test_join_reports_every_problem_in_one_message(tmp_path: Path) -> None:
     fa = write(tmp_path / "s.fa", ">a\nACGT\n>b\nACGT\n>c\nACGT\n>c\nAC\n")
     lab = write(tmp_path / "l.csv", "id,y\na,1\nb,\nd,0\n")
