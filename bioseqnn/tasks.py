@@ -37,6 +37,42 @@ def _as_float(text: str) -> float | None:
         return None
 
 
+MISSING = frozenset({"na", "n/a", "nan", "null", "none", "-", "?", "."})
+"""Cells that spreadsheets and R write for a missing value (compared in lower case)."""
+
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
+
+
+def _check_numbers(labeled: Labels) -> None:
+    """Refuse a label column of numbers with a few cells that are not numbers (a missing
+    value written as NA, a number with a decimal comma): read as class names, they would
+    make a classifier with one class per distinct number, or a binary task a third class.
+    """
+    for k, name in enumerate(labeled.targets):
+        col = [row[k] for row in labeled.label_values]
+        bad = [i for i, v in enumerate(col) if _as_float(v) is None]
+        if not bad:
+            continue
+        first = col[bad[0]]
+        at = labeled.where[bad[0]]
+        if all(_DECIMAL_COMMA.fullmatch(col[i]) for i in bad):
+            raise DataError(
+                f"{at}: {first!r} in column {name!r} is a number with a decimal comma; "
+                f"write it with a point ({first.replace(',', '.')!r}), or give --task "
+                "multiclass if the labels are class names"
+            )
+        if len(bad) < len(col) and (
+            all(col[i].lower() in MISSING for i in bad) or len(bad) <= 0.1 * len(col)
+        ):
+            raise DataError(
+                f"{at}: {first!r} in column {name!r} is not a number, but "
+                f"{len(col) - len(bad)} of its {len(col)} labels are "
+                f"({len(bad)} {'is' if len(bad) == 1 else 'are'} not): "
+                "give numbers or leave those records out (or give --task multiclass if "
+                "the labels are class names)"
+            )
+
+
 def _class_order(values: set[str]) -> list[str]:
     """Numeric class names sort numerically ('2' before '10'), others alphabetically."""
     nums = {v: _as_float(v) for v in values}
@@ -376,6 +412,8 @@ class Labels(Protocol):
 def prepare_task(labeled: Labels, forced: str | None) -> TaskSpec:
     """The task the labels call for (or ``forced``), checked, with a regression's target
     scaling fitted."""
+    if forced is None:
+        _check_numbers(labeled)
     columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
     task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
     for name in task.classes:

@@ -109,6 +109,35 @@ def test_sequence_column_table(tmp_path: Path) -> None:
     assert task.kind == "regression" and task.target_mean == pytest.approx([2.0])
 
 
+def _labeled(tmp_path: Path, ys: list[str]):  # type: ignore[no-untyped-def]
+    fa = write(tmp_path / "s.fa", "".join(f">r{i}\nACGT\n" for i in range(len(ys))))
+    lab = write(tmp_path / "l.tsv", "id\ty\n" + "".join(f"r{i}\t{y}\n" for i, y in enumerate(ys)))
+    return load_labeled(fa, LabelSource(lab), None)[0]
+
+
+def test_numbers_with_a_missing_value_or_a_decimal_comma_are_refused(tmp_path: Path) -> None:
+    values = [f"{0.37 * i:.2f}" for i in range(30)]
+    for cell, message in [
+        ("NA", "l.tsv: line 5 (id 'r3'): 'NA' in column 'y' is not a number, but 29 of its 30"),
+        ("n/a", "'n/a' in column 'y' is not a number, but 29 of its 30 labels are (1 is not)"),
+        ("0,5", "'0,5' in column 'y' is a number with a decimal comma; write it with a point"),
+    ]:
+        with pytest.raises(DataError) as info:
+            prepare_task(_labeled(tmp_path, [*values[:3], cell, *values[4:]]), None)
+        assert message in str(info.value)
+    # every value with a decimal comma
+    with pytest.raises(DataError, match="'0,00' in column 'y' is a number with a decimal"):
+        prepare_task(_labeled(tmp_path, [v.replace(".", ",") for v in values]), None)
+    # 0/1 with a missing value would have made a third class
+    with pytest.raises(DataError, match="'NA' in column 'y' is not a number, but 5 of its 6"):
+        prepare_task(_labeled(tmp_path, ["0", "1", "0", "NA", "1", "0"]), None)
+    # an explicit task wins; class names that are mostly words are classes
+    labeled = _labeled(tmp_path, ["0", "1", "0", "NA", "1", "0"])
+    assert prepare_task(labeled, "multiclass").classes == ["0", "1", "NA"]
+    words = ["low", "high", "mid", "1", "low", "high", "mid", "high", "low", "mid"]
+    assert prepare_task(_labeled(tmp_path, words), None).kind == "multiclass"
+
+
 def test_stratified_split_is_seeded_and_keeps_class_proportions() -> None:
     strata = np.array([0] * 80 + [1] * 20)
     tr1, va1 = split_indices(100, 0.2, seed=3, strata=strata)
