@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -493,6 +494,15 @@ class _SettingsLoader(yaml.SafeLoader):
                 None, None, "aliases (*name) are not accepted", self.peek_event().start_mark
             )
         return super().compose_node(parent, index)
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 as a string, since its floats need a point; YAML 1.2 and
+# most people read it as a number, and a learning rate is usually written that way.
+_SettingsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 class SettingsDumper(yaml.SafeDumper):

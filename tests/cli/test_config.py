@@ -419,6 +419,24 @@ def test_yaml_round_trip_keeps_types() -> None:
     assert loaded["training"]["lr"] == 3e-4 and loaded["model"]["arch"] == "cnn-lstm"
 
 
+def test_numbers_without_a_point_in_exponent_form_are_floats(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "training:\n  lr: 1e-3\n  weight_decay: 5E-4\n  grad_clip: +2e0\n"
+        "model:\n  arch: cnn\n  channels: [8, 16]\n"
+    )
+    cfg = load_config(path)
+    assert (cfg.training.lr, cfg.training.weight_decay, cfg.training.grad_clip) == (
+        1e-3,
+        5e-4,
+        2.0,
+    )
+    assert cfg.model.channels == [8, 16]  # integers stay integers
+    # only settings files: plain PyYAML still reads the YAML 1.1 way
+    assert yaml.safe_load("x: 1e-3") == {"x": "1e-3"}
+    assert read_yaml(path, "config")["training"]["lr"] == 1e-3
+
+
 def test_docs_config_example_is_valid() -> None:
     guide = Path(__file__).resolve().parents[2] / "docs" / "guide"
     page = (guide / "pipelines.md").read_text(encoding="utf-8")
