@@ -287,11 +287,15 @@ class _NulGuard(io.BufferedIOBase):
         self._newlines = 0
         self._run = 0  # bytes since the last newline
         self._nul = False  # a NUL byte since the last newline
+        self.before = (0, 0)
+        """Newlines and bytes since the last one before the latest data handed out: where
+        a decoding error in that data is (see :meth:`_CheckedText.undecodable`)."""
 
     def readable(self) -> bool:
         return True
 
     def _checked(self, data: bytes) -> bytes:
+        self.before = (self._newlines, self._run)
         if not self._nul and data.find(b"\0") < 0:  # the usual case: two memchr passes
             last = data.rfind(b"\n")
             if last >= 0:
@@ -333,7 +337,7 @@ class _CheckedText(io.TextIOBase):
     def __init__(
         self, binary: IO[bytes] | io.BufferedIOBase, name: str, max_line: int | None = None
     ) -> None:
-        guard = _NulGuard(binary, max_line)
+        guard = self._guard = _NulGuard(binary, max_line)
         self._text = io.TextIOWrapper(guard, encoding="utf-8-sig", newline=None)  # type: ignore[arg-type,type-var]
         self.first_line = 1
         """The line of the first byte of ``binary`` (a reader that starts mid-input)."""
@@ -349,11 +353,8 @@ class _CheckedText(io.TextIOBase):
         """Decoding and gzip errors become one DataError naming the line."""
         try:
             yield
-        except UnicodeDecodeError:
-            raise DataError(
-                f"{self._name}: line {self.line + 1}: not text (undecodable bytes); "
-                "is this a binary file?"
-            ) from None
+        except UnicodeDecodeError as exc:
+            raise self.undecodable(exc) from None
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             packing = exc.packing if isinstance(exc, _Damaged) else "gzip"
             raise DataError(f"{self._name}: damaged or truncated {packing} data ({exc})") from None
@@ -364,6 +365,29 @@ class _CheckedText(io.TextIOBase):
             raise DataError(
                 f"{self._name}: line {line}: longer than {exc.limit:,} bytes; is this a table?"
             ) from None
+
+    def undecodable(self, exc: UnicodeDecodeError) -> DataError:
+        """The error for bytes that are not UTF-8, at their line and column, saying what
+        the text looks like: UTF-16, a one-byte encoding such as Latin-1, or no text."""
+        raw = bytes(exc.object)  # the data being decoded: the latest read, after at most
+        head = raw[: exc.start]  # three bytes of an unfinished character before it
+        newlines, run = self._guard.before
+        cut = head.rfind(b"\n")
+        line = self.first_line + newlines + head.count(b"\n")
+        column = exc.start - cut if cut >= 0 else run + exc.start + 1
+        around = raw[max(0, exc.start - 40) : exc.start + 40]
+        plain = sum(32 <= b < 127 or b in b"\t\r\n" for b in around)
+        byte = raw[exc.start]
+        if newlines == 0 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            what = "UTF-16 text, not UTF-8; save it as UTF-8"
+        elif plain >= 0.75 * len(around):
+            what = (
+                f"byte 0x{byte:02X} is not UTF-8 (Latin-1 or Windows-1252 text?); save the "
+                "file as UTF-8"
+            )
+        else:
+            what = "not text (undecodable bytes); is this a binary file?"
+        return DataError(f"{self._name}: line {line}, column {column}: {what}")
 
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""

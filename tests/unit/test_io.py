@@ -80,6 +80,23 @@ def test_a_delimiter_ending_every_line_adds_no_column(tmp_path: Path) -> None:
     assert read_table(f).header == ["id", "y", ""]
 
 
+@pytest.mark.parametrize("gz", [False, True])
+def test_text_that_is_not_utf8_is_named_at_its_line_and_column(tmp_path: Path, gz: bool) -> None:
+    rows = [f"s{i},neg" for i in range(5000)] + ["s5000,n\u00e9g", "s5001,pos"]
+    latin = ("id,y\n" + "\n".join(rows) + "\n").encode("latin-1")
+    f = tmp_path / "l.csv"
+    f.write_bytes(gzip.compress(latin) if gz else latin)
+    with pytest.raises(DataError) as info:
+        read_table(f)
+    assert str(info.value) == (
+        f"{f}: line 5002, column 8: byte 0xE9 is not UTF-8 (Latin-1 or Windows-1252 "
+        "text?); save the file as UTF-8"
+    )
+    f.write_bytes("id,y\na,1\nb,0\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"line 1, column 1: UTF-16 text, not UTF-8; save it"):
+        read_table(f)
+
+
 def test_join_reports_every_problem_in_one_message(tmp_path: Path) -> None:
     fa = write(tmp_path / "s.fa", ">a\nACGT\n>b\nACGT\n>c\nACGT\n>c\nAC\n")
     lab = write(tmp_path / "l.csv", "id,y\na,1\nb,\nd,0\n")
