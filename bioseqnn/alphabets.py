@@ -169,15 +169,19 @@ class AlphabetGuess:
 def detect_alphabet(byte_counts: np.ndarray) -> AlphabetGuess:
     """Guess the alphabet from a histogram of input bytes (length 256).
 
-    Nucleotide when every byte is a nucleotide IUPAC symbol and at least 90% are
-    A/C/G/T/U/N; RNA when it has U and no T. Otherwise protein.
+    Nucleotide when every letter is a nucleotide IUPAC symbol and at least 90% are
+    A/C/G/T/U/N; RNA when it has U and no T. Otherwise protein. Bytes that are no letter
+    of either (alignment gaps, '*', digits) say nothing about the alphabet: they are
+    left to the encoding, which names them.
     """
     total = int(byte_counts.sum())
     if total == 0:
         raise DataError("cannot detect the alphabet of empty sequences")
     present = byte_counts > 0
+    letters = _protein_bytes() | _nucleotide_bytes()
+    total = int(byte_counts[letters].sum()) or total
     core = int(byte_counts[_core_nucleotide_bytes()].sum())
-    if not present[~_nucleotide_bytes()].any() and core >= 0.9 * total:
+    if not present[letters & ~_nucleotide_bytes()].any() and core >= 0.9 * total:
         has_u = byte_counts[ord("U")] + byte_counts[ord("u")] > 0
         has_t = byte_counts[ord("T")] + byte_counts[ord("t")] > 0
         if has_u and not has_t:

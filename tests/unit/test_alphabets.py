@@ -110,6 +110,11 @@ def test_pad_codes_right_pads_with_zero() -> None:
         ([b"ACGUUAGC", b"GGAUC"], "rna"),
         ([b"MKVLATTLLG", b"ACDEFGHIKLMNPQ"], "protein"),
         ([b"ACGTRACGTACGTACGTACGTACGT"], "dna"),
+        # gaps, stops and digits are no evidence: an alignment of DNA stays DNA
+        ([b"ACGT--ACGT-ACG", b"AC.GT*", b"ACGT12"], "dna"),
+        ([b"ACGU--ACGU", b"GG-AUC"], "rna"),
+        ([b"MKVL--ATTLLG*", b"AC-DEF"], "protein"),
+        ([b"---", b"*1"], "protein"),  # no letter at all: left to the encoding to name
     ],
 )
 def test_detection(seqs: list[bytes], name: str) -> None:
