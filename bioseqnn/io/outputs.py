@@ -104,7 +104,7 @@ def check_output_path(path: str | os.PathLike[str], inputs: Inputs | None = None
         except OSError as exc:  # a loop: there is no file to replace, and the link stays
             if exc.errno == errno.ELOOP:
                 raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
-    if not os.access(parent, os.W_OK) and not _is_special(target):
+    if not os.access(parent, os.W_OK) and not is_special(target):
         raise UsageError(f"{path}: cannot write: directory {str(parent)!r} is not writable")
 
 
@@ -140,7 +140,7 @@ def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
             )
 
 
-def _is_special(target: Path) -> bool:
+def is_special(target: Path) -> bool:
     """True for an existing output that is no regular file: /dev/null, a FIFO, a terminal."""
     try:
         return not stat.S_ISREG(target.stat().st_mode)
@@ -220,7 +220,7 @@ def atomic_output(
             raise DataError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
         return
     check_output_path(path)
-    if _is_special(Path(path)):
+    if is_special(Path(path)):
         try:
             with open(path, "wb") as raw, _encoded(raw, str(path), binary, bgzip) as sink:
                 yield sink

@@ -51,6 +51,7 @@ from ..io.outputs import (
     check_not_an_input,
     check_one_stdin,
     check_output_path,
+    is_special,
 )
 from ..io.sniff import sniff
 from ..models.base import (
@@ -443,7 +444,7 @@ def _combine_members(
     if run.oof is not None:
         ensemble = Ensemble(members, spec.kind)
         result = cv_result(run.oof, results)
-        if run.ranks.main and spec.kind not in PER_POSITION_KINDS:
+        if run.ranks.main and spec.kind not in PER_POSITION_KINDS and not is_special(Path(output)):
             _write_oof(run.oof, default_oof_path(output))
         return ensemble, result
     if run.n_members > 1:
@@ -489,8 +490,9 @@ def _check_outputs(
     log_path: str | os.PathLike[str] | None,
     cfg: RunConfig,
     src: TrainInputs,
-) -> Path:
-    """Refuse outputs that would overwrite an input or each other; the log's path."""
+) -> Path | None:
+    """Refuse outputs that would overwrite an input or each other; the log's path (None
+    for no log: -o /dev/null without --log)."""
     if str(output) == STDIO:
         raise UsageError("the model file needs a path (-o model.bsnn), not '-'")
     check_one_stdin(
@@ -505,14 +507,17 @@ def _check_outputs(
     _check_labels_are_not_the_sequences(src)
     inputs = src.named(cfg)
     check_output_path(output, inputs)
-    log_file = Path(log_path) if log_path else default_log_path(output)
-    check_output_path(log_file, inputs)
-    if os.path.realpath(log_file) == os.path.realpath(output):
-        raise UsageError(
-            f"{log_file}: the metrics log and the model file (-o) are one file; "
-            "give --log another name"
-        )
-    if cfg.training.cv:
+    # -o /dev/null (a trial run): no NAME.log.tsv or NAME.oof.tsv beside it in /dev
+    special = is_special(Path(output))
+    log_file = Path(log_path) if log_path else None if special else default_log_path(output)
+    if log_file is not None:
+        check_output_path(log_file, inputs)
+        if os.path.realpath(log_file) == os.path.realpath(output):
+            raise UsageError(
+                f"{log_file}: the metrics log and the model file (-o) are one file; "
+                "give --log another name"
+            )
+    if cfg.training.cv and not special:
         check_output_path(default_oof_path(output), inputs)
     tc = cfg.training
     if tc.checkpoint_dir:

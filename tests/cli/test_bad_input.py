@@ -1701,3 +1701,26 @@ def test_writing_to_dev_null_keeps_the_device(cli, models: dict[str, str], tmp_p
     r = cli("predict", models["P"], fa, "-o", "/dev/null", "--threads", "1")
     assert r.code == 0 and r.out == ""
     assert Path("/dev/null").is_char_device()
+
+
+def test_training_into_dev_null_writes_no_log_beside_it(cli, tmp_path: Path) -> None:
+    """-o /dev/null is a trial run: no NAME.log.tsv or NAME.oof.tsv appears in /dev."""
+    if not Path("/dev/null").is_char_device():
+        pytest.skip("no /dev/null here")
+    (tmp_path / "six.fa").write_bytes(SIX)
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS)
+    for extra in ([], ["--cv", "2"]):
+        r = cli(
+            "train", tmp_path / "six.fa", tmp_path / "l.csv", "-o", "/dev/null",
+            "--arch", "lstm", "--hidden-size", "4", "--epochs", "1", "--threads", "1", *extra,
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        assert not Path("/dev/null.log.tsv").exists() and not Path("/dev/null.oof.tsv").exists()
+        assert Path("/dev/null").is_char_device()
+    # --log still names a log
+    log = tmp_path / "run.log.tsv"
+    r = cli(
+        "train", tmp_path / "six.fa", tmp_path / "l.csv", "-o", "/dev/null", "--log", log,
+        "--arch", "lstm", "--hidden-size", "4", "--epochs", "2", "--threads", "1",
+    )  # fmt: skip
+    assert r.code == 0 and len(log.read_text().splitlines()) == 3
