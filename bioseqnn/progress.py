@@ -20,7 +20,7 @@ def epoch_line(record: dict[str, Any], epochs: int, headline: str, monitor: str)
         if tag in record:
             parts.insert(0, f"{tag} {record[tag]}")
     shown = ("val_loss", f"val_{headline}", "val_mcc", "val_r2", "val_pearson", monitor)
-    for key in dict.fromkeys(shown):
+    for key in dict.fromkeys(k for k in shown if k != "train_loss"):  # shown first
         if isinstance(record.get(key), (int, float)):
             parts.append(f"{key} {record[key]:.4f}")
             if key == "val_accuracy" and "val_majority" in record:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bioseqnn.progress import WorkLog, duration_text
+from bioseqnn.progress import WorkLog, duration_text, epoch_line
 
 
 class Clock:
@@ -56,3 +56,16 @@ def test_a_short_job_says_nothing_but_its_size(caplog) -> None:
 )
 def test_durations_read_as_people_say_them(seconds: float, text: str) -> None:
     assert duration_text(seconds) == text
+
+
+def test_an_epoch_line_names_each_figure_once() -> None:
+    record = {"epoch": 3, "train_loss": 0.5, "elapsed_s": 1.25}
+    # no validation part: the monitor is the training loss, shown once
+    assert epoch_line(record, 10, "accuracy", "train_loss") == (
+        "epoch 3/10  train_loss 0.5000  1.2s"
+    )
+    record.update(val_loss=0.25, val_accuracy=0.75, val_majority=0.5, val_mcc=0.125)
+    assert epoch_line({**record, "member": 2}, 10, "accuracy", "val_mcc") == (
+        "member 2  epoch 3/10  train_loss 0.5000  val_loss 0.2500  val_accuracy 0.7500 "
+        "(majority 0.5000)  val_mcc 0.1250  1.2s"
+    )
