@@ -564,6 +564,13 @@ def validate(cfg: RunConfig) -> None:
             "val_auroc or val_r2 (got {value!r})",
             value=t.monitor,
         )
+    if t.warmup_epochs > t.epochs:
+        raise SettingError(
+            "{warmup_epochs} ({w:g}) must be at most {epochs} ({e}): the warm-up would not "
+            "end before training does",
+            w=t.warmup_epochs,
+            e=t.epochs,
+        )
     if t.cv and t.ensemble != 1:
         raise SettingError(
             "{cv} trains one model per fold already (an ensemble of folds): drop {ensemble}"

@@ -345,6 +345,16 @@ def test_rules_between_two_settings_name_both() -> None:
         r"drop ensemble$",
     ):
         validate(cfg)
+    cfg = RunConfig()
+    cfg.training.epochs, cfg.training.warmup_epochs = 3, 1e308  # overflowed a step count
+    with pytest.raises(SettingError) as raised:
+        validate(cfg)
+    assert str(raised.value) == (
+        "warmup_epochs (1e+308) must be at most epochs (3): the warm-up would not end "
+        "before training does"
+    )
+    cfg.training.warmup_epochs = 3.0
+    validate(cfg)
 
 
 def test_the_python_api_names_settings_by_their_keys(tmp_path: Path) -> None:
