@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import functools
 import gc
 import inspect
@@ -2975,14 +2976,22 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:
         if debug:
             raise
-        from .engine.predict import out_of_memory
+        note = ""
+        if torch_work:
+            note = runtime.ceiling_note()
+            runtime.release_memory()  # room for the imports this message needs
+        try:
+            from .engine.predict import out_of_memory
 
-        if out_of_memory(exc):  # where no command said what took the memory
+            oom = out_of_memory(exc)
+        except Exception:  # torch itself could not be imported under the ceiling
+            oom = isinstance(exc, MemoryError) or (
+                isinstance(exc, OSError) and exc.errno == errno.ENOMEM
+            )
+        if oom:  # where no command said what took the memory
             sizes = [o for o in ("--window", "--batch-size") if _given(args, o)]
-            from .runtime import ceiling_note
-
             _error(
-                f"out of memory{ceiling_note()}; lower the sizes the command asks for "
+                f"out of memory{note}; lower the sizes the command asks for "
                 f"({', '.join(sizes or ['--batch-size'])}, the model's settings) or split "
                 "large inputs"
             )

@@ -310,7 +310,12 @@ def ceiling_note() -> str:
     messages that say memory ran out; else ''."""
     if memory_ceiling is None:
         return ""
-    return f" (memory ceiling {memory_ceiling / (1 << 30):.1f} GB, {_ceiling_source})"
+    size = (
+        f"{memory_ceiling / (1 << 30):.1f} GB"
+        if memory_ceiling >= 1 << 30
+        else f"{memory_ceiling / (1 << 20):.0f} MB"
+    )
+    return f" (memory ceiling {size}, {_ceiling_source})"
 
 
 def _local_processes() -> int:

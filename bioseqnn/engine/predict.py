@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -34,10 +35,12 @@ OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 
 def out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says that memory ran out: on a GPU (torch.OutOfMemoryError), or on
-    the CPU, where Python and numpy raise MemoryError and torch's allocator a
-    RuntimeError."""
-    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
-        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    the CPU, where Python and numpy raise MemoryError, torch's allocator a RuntimeError
+    and the system (an import, a mapping) an OSError with ENOMEM."""
+    return (
+        isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+        or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+        or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
     )
 
 

@@ -1434,6 +1434,12 @@ def test_out_of_cpu_memory_names_the_record_or_the_settings(
             2,
             "BIOSEQNN_MAX_MEMORY: '1 gigabyte' is not a size (e.g. 8G, 500M, 0 for none)",
         ),
+        (  # too little to import torch: the error funnel itself must still get a line out
+            "60M",
+            1,
+            "out of memory (memory ceiling 60 MB, from BIOSEQNN_MAX_MEMORY); lower the sizes "
+            "the command asks for (--batch-size, the model's settings) or split large inputs",
+        ),
     ],
 )
 def test_the_memory_ceiling_comes_from_the_environment(
