@@ -720,12 +720,7 @@ def _split(
         train_idx, val_idx = split_indices(len(data), tc.val_fraction, tc.seed, strata)
         # the training records' codes move within the set's own array: no second copy
         train_set, val_set = data.split(train_idx, val_idx)
-    if spec.kind in ("binary", "multiclass"):
-        assert train_set.targets is not None
-        present = np.unique(train_set.targets)
-        missing = [spec.classes[i] for i in range(len(spec.classes)) if i not in present]
-        if missing:
-            raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training record")
+    _check_classes_train(spec, train_set)
     if folds is not None:
         log.info(
             "records: %d in %d folds%s; each fold is held out once",
@@ -736,6 +731,29 @@ def _split(
     else:
         log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
     return folds, train_set, val_set
+
+
+def _check_classes_train(spec: TaskSpec, train_set: SequenceSet) -> None:
+    """Every class has a training record (or position): one seen only in validation
+    would be an output the model never learnt."""
+    if spec.kind in ("binary", "multiclass"):
+        assert train_set.targets is not None
+        labels, what = train_set.targets, "record"
+    elif spec.kind == "per-position":
+        assert train_set.positions is not None
+        labels, what = train_set.positions[train_set.positions >= 0], "position"
+    else:
+        return
+    present = set(np.unique(labels).tolist())
+    missing = [c for i, c in enumerate(spec.classes) if i not in present]
+    if not missing:
+        return
+    trained = {c for i, c in enumerate(spec.classes) if i in present}
+    cased = [c for c in missing if c.upper() in trained or c.lower() in trained]
+    hint = (
+        f"; labels that differ only in case are different classes ({cased[0]!r})" if cased else ""
+    )
+    raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training {what}{hint}")
 
 
 def _weigh_classes(

@@ -346,3 +346,30 @@ def test_label_fasta_joins_with_the_report_labelled_records_get(cli, tmp_path: P
         )
     ), res.err
     assert not (tmp_path / "m.bsnn").exists()
+
+
+def test_a_class_only_in_the_validation_split_is_refused(cli, tmp_path: Path) -> None:
+    """One record labels its residues 'h' where the others use 'H': where the split puts
+    it into validation, 'h' has no training position and training stops saying so (a
+    class the model never learnt); where it trains, the run goes on."""
+    rng = np.random.default_rng(5)
+    seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 30)) for _ in range(12)]
+    labels = ["".join(rng.choice(list("HEC"), 30)) for _ in range(12)]
+    labels[4] = labels[4].replace("H", "h")
+    (tmp_path / "s.fa").write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
+    (tmp_path / "l.fa").write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(labels)))
+    outcomes = {}
+    for seed in range(12):
+        r = cli(
+            "train", tmp_path / "s.fa", tmp_path / "l.fa", "-o", tmp_path / f"m{seed}.bsnn",
+            "--arch", "lstm", "--hidden-size", "4", "--epochs", "1", "--threads", "1",
+            "--val-fraction", "0.25", "--seed", str(seed), "--quiet",
+        )  # fmt: skip
+        outcomes[seed] = r.code
+        if r.code:
+            assert r.err.splitlines()[-1] == (
+                "bioseqnn: error: class(es) 'h' have no training position; labels that "
+                "differ only in case are different classes ('h')"
+            )
+            assert not (tmp_path / f"m{seed}.bsnn").exists()
+    assert set(outcomes.values()) == {0, 1}, outcomes
