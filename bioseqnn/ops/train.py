@@ -522,7 +522,13 @@ def _check_outputs(
     tc = cfg.training
     if tc.checkpoint_dir:
         prepare_checkpoint_dir(tc.checkpoint_dir)
-        check_not_an_input(checkpoint_path(tc.checkpoint_dir), inputs)
+        held = checkpoint_path(tc.checkpoint_dir)
+        check_not_an_input(held, inputs)
+        if log_file is not None and os.path.realpath(log_file) == os.path.realpath(held):
+            raise UsageError(
+                f"{log_file}: the metrics log and the checkpoint (--checkpoint-dir) are one "
+                "file; give --log another name"
+            )
     return log_file
 
 

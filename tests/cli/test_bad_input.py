@@ -898,6 +898,19 @@ CASES = [
         code=2,
     ),
     label_case(
+        "train-log-is-the-checkpoint",
+        SIX_LABELS,
+        [
+            "checkpoint.safetensors: the metrics log and the checkpoint "
+            "(--checkpoint-dir) are one file; give --log another name"
+        ],
+        "--checkpoint-dir",
+        ".",
+        "--log",
+        "checkpoint.safetensors",
+        code=2,
+    ),
+    label_case(
         "train-log-is-the-model-file",
         SIX_LABELS,
         ["m.bsnn: the metrics log and the model file (-o) are one file"],
