@@ -745,9 +745,15 @@ def _search(
                 _signalled(running)
             except BaseException as signalled:  # noqa: BLE001 - kept, raised below
                 exc = signalled
+        finished = optuna.trial.TrialState.COMPLETE
+        try:
+            kept = any(t.state == finished for t in created.get_trials(deepcopy=False))
+        except Exception:  # noqa: BLE001 - the storage is unreadable: say nothing of it
+            kept = True
         log.warning(
-            "%s: writing the best model found so far",
+            "%s: %s",
             "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped",
+            "writing the best model found so far" if kept else "no trial has finished yet",
         )
         _fail_running(optuna, created, running.get("trial"), exc, alone=not join)
         return exc
