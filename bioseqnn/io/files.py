@@ -71,7 +71,21 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     for magic, fmt in COMPRESSED.items():
         if head.startswith(magic):
             return io.BufferedReader(_Decompressed(_xopen(raw, "rb", fmt), raw, fmt), 1 << 20)
+    for magic, what in _NOT_TEXT.items():
+        if head.startswith(magic):
+            if name != "<stdin>":
+                raw.close()
+            raise DataError(f"{name}: {what}")
     return raw
+
+
+_NOT_TEXT = {
+    b"PK\x03\x04": "a zip archive (an Excel .xlsx workbook?), not text; save the sheet as "
+    "CSV or TSV, or unzip it",
+    b"\xd0\xcf\x11\xe0": "an Excel .xls workbook (or another OLE2 file), not text; save the "
+    "sheet as CSV or TSV",
+}
+"""Containers that people hand over for a table or a FASTA, by their magic bytes."""
 
 
 def _zstd_errors() -> tuple[type[Exception], ...]:

@@ -38,6 +38,9 @@ class Table:
         try:
             return self.header.index(name)
         except ValueError:
+            cased = [h for h in self.header if h.lower() == name.lower()]
+            if cased:
+                hint = f"; did you mean {cased[0]!r}? (column names are case-sensitive)" + hint
             if len(self.header) == 1:
                 other = next((d for d in ";| " if d in self.header[0]), None)
                 if other:

@@ -349,6 +349,11 @@ CASES = [
         ["l.csv: no column 'id'; columns are: 'name', 'y'"],
     ),
     label_case(
+        "labels-id-column-in-capitals",
+        SIX_LABELS.replace(b"id,y", b"ID,y"),
+        ["l.csv: no column 'id'; columns are: 'ID', 'y'; did you mean 'ID'? (column names"],
+    ),
+    label_case(
         "labels-semicolon-delimited",
         SIX_LABELS.replace(b",", b";"),
         ["l.csv: no column 'id'", "separated by ';'"],
@@ -490,6 +495,19 @@ CASES = [
         "labels-binary-file",
         bytes(range(256)),
         ["l.csv: line 2, column 118: not text (undecodable bytes); is this a binary file?"],
+    ),
+    label_case(
+        "labels-excel-workbook",
+        b"PK\x03\x04\x14\x00\x06\x00" + bytes(200),  # a zip archive, as .xlsx files are
+        [
+            "l.csv: a zip archive (an Excel .xlsx workbook?), not text; save the sheet as "
+            "CSV or TSV, or unzip it"
+        ],
+    ),
+    label_case(
+        "labels-old-excel-workbook",
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200),
+        ["l.csv: an Excel .xls workbook (or another OLE2 file), not text; save the sheet"],
     ),
     label_case(
         "labels-unnamed-index-column",
