@@ -89,6 +89,9 @@ def _record_lines(
 def target_columns(table: Table, src: LabelSource) -> list[str]:
     excluded = {src.id_column} | ({src.sequence_column} if src.sequence_column else set())
     targets = src.targets or [h for h in table.header if h not in excluded]
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise UsageError(f"--target {', '.join(map(repr, twice))} given more than once")
     for name in targets:
         if not name:
             k = table.header.index(name) + 1

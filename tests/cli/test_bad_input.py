@@ -349,6 +349,16 @@ CASES = [
         ["l.csv: no column 'id'; columns are: 'name', 'y'"],
     ),
     label_case(
+        "target-given-twice",
+        SIX_LABELS,
+        ["--target 'y' given more than once"],
+        "-t",
+        "y",
+        "--target",
+        "y",
+        code=2,
+    ),
+    label_case(
         "labels-id-column-in-capitals",
         SIX_LABELS.replace(b"id,y", b"ID,y"),
         ["l.csv: no column 'id'; columns are: 'ID', 'y'; did you mean 'ID'? (column names"],
