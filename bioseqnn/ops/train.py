@@ -24,7 +24,7 @@ from ..bundle import save_bundle
 from ..config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
 from ..data.batches import split_indices
 from ..data.sets import SequenceSet
-from ..digest import canonical_codes, conflicting_labels, record_digests
+from ..digest import canonical_codes, conflicting_labels, record_digests, seen_in_training
 from ..encoding import featurizer
 from ..engine import distributed
 from ..engine.checkpoint import checkpoint_path, hold_checkpoint_dir, prepare_checkpoint_dir
@@ -270,6 +270,10 @@ def _prepare(
     folds, train_set, val_set = _split(data, explicit_val, spec, tc)
     if parent is not None:
         check_overlap(parent, digests.held_out(folds is not None, val_set))
+    if explicit_val is not None:
+        _check_val_overlap(
+            digests, explicit_val, display_name(src.val_fasta or src.val_labels or "")
+        )
     validated = folds is not None or (val_set is not None and len(val_set) > 0)
     tc = _weigh_classes(spec, train_set, tc, cfg.training, validated)
     if on_ready is not None:
@@ -840,6 +844,24 @@ def _manifest(
             "members": [{"seed": tc.seed + i, **_metrics(r)} for i, r in enumerate(results)],
         },
     }
+
+
+def _check_val_overlap(digests: _Digests, val: SequenceSet, source: str) -> None:
+    """Warn when records of the given validation set have the sequence of a training
+    record: its figures, and the epoch they choose, then reward memorising."""
+    held = digests.held_out(False, val)
+    if not len(held):
+        return
+    seen = int(seen_in_training(held, np.unique(digests.train)).sum())
+    if seen:
+        log.warning(
+            "%s: %d of %d validation record(s) (%.1f%%) have the sequence of a training "
+            "record: the validation figures overstate how well the model generalises",
+            source,
+            seen,
+            len(held),
+            100 * seen / len(held),
+        )
 
 
 def _report_conflicts(spec: TaskSpec, data: SequenceSet, digests: np.ndarray, source: str) -> None:

@@ -799,3 +799,32 @@ def test_regression_collapse_and_the_epoch_cap_are_reported(
     best = manifest(cli, tmp_path / "cap.bsnn")["metrics"]["best_epoch"]
     capped = "stopped at the epoch cap (--epochs 2) while val_loss was still improving"
     assert (capped in r.err) == (best == 2), r.err
+
+
+def test_validation_records_seen_in_training_are_reported(cli, tmp_path: Path) -> None:
+    """A --val-fasta whose records repeat training sequences (under other ids) makes the
+    validation figures, and the epoch they choose, reward memorising: train says how
+    many, once; a disjoint validation set gets no such line."""
+    rng = np.random.default_rng(11)
+    seqs = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(40)]
+    train = {f"t{i}": s for i, s in enumerate(seqs[:30])}
+    (tmp_path / "t.fa").write_text("".join(f">{k}\n{v}\n" for k, v in train.items()))
+    (tmp_path / "t.csv").write_text("id,y\n" + "".join(f"t{i},{i % 2}\n" for i in range(30)))
+    for name, val in [("v.fa", seqs[:4] + seqs[34:40]), ("w.fa", seqs[30:40])]:
+        (tmp_path / name).write_text("".join(f">v{i}\n{s}\n" for i, s in enumerate(val)))
+    (tmp_path / "v.csv").write_text("id,y\n" + "".join(f"v{i},{i % 2}\n" for i in range(10)))
+    said = []
+    for name in ("v.fa", "w.fa"):
+        r = cli(
+            "train", tmp_path / "t.fa", tmp_path / "t.csv", "-o", tmp_path / "m.bsnn",
+            "--val-fasta", tmp_path / name, "--val-labels", tmp_path / "v.csv",
+            "--arch", "lstm", "--hidden-size", "4", "--epochs", "1", "--threads", "1",
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        said.append([line for line in r.err.splitlines() if "overstate" in line])
+    assert said[0] == [
+        f"bioseqnn: warning: {tmp_path / 'v.fa'}: 4 of 10 validation record(s) (40.0%) have "
+        "the sequence of a training record: the validation figures overstate how well the "
+        "model generalises"
+    ]
+    assert said[1] == []
