@@ -193,6 +193,9 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFileError(f"{name}: damaged weights ({exc})") from None
     digest = tensors.pop(DIGEST_TENSOR, None)
+    for key, tensor in tensors.items():  # training never writes these: a damaged file
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"{name}: weight {key!r} holds NaN or infinite values")
     try:
         model = build_model(manifest)
         model.load_state_dict(tensors, strict=True)

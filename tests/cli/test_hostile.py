@@ -484,3 +484,21 @@ def test_a_manifest_that_loading_refuses_is_never_written(good_model: Path, tmp_
         "control characters); the model file was not written"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_weight_that_is_not_finite_is_refused(cli, good_model: Path, tmp_path: Path) -> None:
+    """A NaN weight predicted NaN probabilities, and a class, with exit 0."""
+    bundle = load_bundle(good_model)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["data"].pop("digest", None)
+    key = next(iter(bundle.model.state_dict()))
+    with torch.no_grad():
+        bundle.model.state_dict()[key].view(-1)[0] = float("nan")
+    bad = tmp_path / "nan.bsnn"
+    write_exactly(bad, bundle.model, manifest)
+    r = cli("predict", bad, good_model.with_suffix(".fa"), "-o", tmp_path / "out.tsv")
+    assert r.code == 1 and r.out == ""
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {bad}: weight {key!r} holds NaN or infinite values"
+    ]
+    assert not (tmp_path / "out.tsv").exists()
