@@ -338,11 +338,22 @@ def test_the_manifest_records_the_parent_and_info_shows_it(
     ],
 )
 def test_a_damaged_init_from_field_is_refused(parent: Path, tmp_path: Path, value: Any) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
     from bioseqnn.bundle import save_bundle
+    from bioseqnn.errors import DataError
 
     bundle = load_bundle(parent)
     damaged = tmp_path / "damaged.bsnn"
-    save_bundle(damaged, bundle.model, {**bundle.manifest, "init_from": value}, bundle.train_digest)
+    manifest = {**bundle.manifest, "init_from": value}
+    with pytest.raises(DataError, match="init_from"):  # bioseqnn never writes one
+        save_bundle(damaged, bundle.model, manifest, bundle.train_digest)
+    assert not damaged.exists()
+    manifest["data"] = {k: v for k, v in manifest["data"].items() if k != "digest"}
+    tensors = {k: v.contiguous() for k, v in bundle.model.state_dict().items()}
+    save_file(tensors, damaged, metadata={"bioseqnn": json.dumps(manifest)})
     with pytest.raises(ModelFileError, match="init_from"):
         read_manifest(damaged)
 
