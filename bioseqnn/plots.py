@@ -762,9 +762,15 @@ def _monitored(history: Sequence[dict[str, float]], metric: str | None) -> str |
     return next((c for c in columns if c.startswith("val_") and c != "val_loss"), None)
 
 
+def _member_key(history: Sequence[dict[str, Any]]) -> str:
+    """The column that names a log's models: 'fold' for --cv, else 'member'."""
+    return "fold" if any(r.get("fold") is not None for r in history) else "member"
+
+
 def _members(history: Sequence[dict[str, Any]]) -> list[float]:
-    """The ensemble members a log holds (empty for a single model's log)."""
-    found = {float(r["member"]) for r in history if r.get("member") is not None}
+    """The ensemble members (or --cv folds) a log holds (empty for a single model's)."""
+    key = _member_key(history)
+    found = {float(r[key]) for r in history if r.get(key) is not None}
     return sorted(m for m in found if math.isfinite(m))
 
 
@@ -852,6 +858,7 @@ def _ensemble_curves(
     has_val = any(math.isfinite(float(r.get("val_loss", math.nan))) for r in history)
     pretty = key.removeprefix("val_").replace("_", " ") if key else ""
     outside = len(members) > 6
+    tag = _member_key(history)
     bests: list[str] = []
     scores: list[str] = []
     with _figure(DOUBLE_COLUMN if key or outside else COLUMN, 3.0) as fig:
@@ -859,11 +866,7 @@ def _ensemble_curves(
         ax2 = fig.add_subplot(1, 2, 2) if key else None
         for member, style in zip(members, _styles(len(members)), strict=True):
             rows = sorted(
-                (
-                    r
-                    for r in history
-                    if r.get("member") is not None and float(r["member"]) == member
-                ),
+                (r for r in history if r.get(tag) is not None and float(r[tag]) == member),
                 key=lambda r: float(r["epoch"]),
             )
             epochs = np.array([float(r["epoch"]) for r in rows])
@@ -879,7 +882,7 @@ def _ensemble_curves(
                 ms=1.5,
                 lw=0.9,
                 color=color,
-                label=f"member {member:g}",
+                label=f"{tag} {member:g}",
             )
             monitored = col("val_loss") if has_val else col("train_loss")
             if has_val:
@@ -893,7 +896,7 @@ def _ensemble_curves(
                     ms=1.5,
                     lw=0.9,
                     color=color,
-                    label=f"member {member:g}",
+                    label=f"{tag} {member:g}",
                 )
             if not np.isfinite(monitored).any():
                 bests.append("n/a")
@@ -935,7 +938,8 @@ def _ensemble_curves(
             ax2.set(xlabel="Epoch", ylabel=pretty.capitalize(), title=f"Validation {pretty}")
             ax2.grid(alpha=0.3)
         _integer_epochs(fig)
-        summary = f"ensemble of {len(members)}: best epochs {', '.join(bests)}"
+        what = f"{len(members)} folds" if tag == "fold" else f"ensemble of {len(members)}"
+        summary = f"{what}: best epochs {', '.join(bests)}"
         if key:
             summary += f"; {pretty} {', '.join(scores)}"
         _heading(fig, title or "Learning curves", summary)

@@ -314,6 +314,24 @@ def test_ensemble_curves_draw_each_member_apart(jsonl_run, tmp_path, monkeypatch
     assert "ensemble of 2: best epochs" in figures[0].get_suptitle()
 
 
+def test_cv_fold_curves_are_drawn_apart(tmp_path, monkeypatch) -> None:
+    """A --cv log names its models in a 'fold' column: one curve per fold, not one line
+    running back from fold 1's last epoch to fold 2's first."""
+    history = [
+        {"fold": f, "epoch": e, "train_loss": f / e, "val_loss": f / e + 0.1, "elapsed_s": 1.0}
+        for f in (1, 2)
+        for e in (1, 2, 3)
+    ]
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, *_: figures.append(fig) or Path(path))
+    plots.learning_curves(history, tmp_path / "cv.png", "cv")
+    curves = [line for line in figures[0].axes[0].lines if len(line.get_xdata()) > 1]
+    assert len(curves) == 4  # training and validation loss of each fold
+    assert all(list(c.get_xdata()) == [1.0, 2.0, 3.0] for c in curves)
+    assert {c.get_label() for c in curves} >= {"fold 1", "fold 2"}
+    assert "2 folds: best epochs" in figures[0].get_suptitle()
+
+
 @pytest.mark.parametrize(
     ("suffix", "check"),
     [
