@@ -136,7 +136,11 @@ class ModelConfig:
     kernel_sizes: list[int] = setting(
         [9, 5], "convolution width per layer, in positions", at_least=1
     )
-    dilations: list[int] = setting([1, 1], "dilation per layer (1 = contiguous)", at_least=1)
+    dilations: list[int] = setting(
+        [1, 1],
+        "dilation per layer (1 = contiguous; all 1, the default, fits any number of layers)",
+        at_least=1,
+    )
     pool_sizes: list[int] = setting(
         [],
         "max-pool window (and stride) after each layer "
@@ -593,7 +597,9 @@ def validate_model(m: ModelConfig) -> None:
     n = len(m.channels)
     for key in ("kernel_sizes", "dilations", "pool_sizes"):
         if key == "pool_sizes" and not m.pool_sizes:
-            continue  # automatic (models.base.resolve_model)
+            continue  # automatic (modelspec.resolve_model)
+        if key == "dilations" and set(m.dilations) == {1}:
+            continue  # none anywhere: as many as layers (modelspec.resolve_model)
         if len(getattr(m, key)) != n:
             raise SettingError(
                 "{" + key + "} has {given} entries but {channels} has {n}: give one value "

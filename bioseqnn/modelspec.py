@@ -195,12 +195,16 @@ def resolve_model(
     median_length: float | None = None,
 ) -> ModelConfig:
     """``config`` with its automatic settings made concrete: ``arch: auto`` (the default
-    recipe's network) and empty ``pool_sizes``: a window of 3 after the first convolution
+    recipe's network), dilations of 1 (the default) for as many layers as ``channels``
+    has, and empty ``pool_sizes``: a window of 3 after the first convolution
     for one output per sequence when the training sequences are long (``median_length``
     at least AUTO_POOL_LENGTH; unknown counts as long), otherwise 1 everywhere."""
     changes: dict[str, Any] = {}
     if config.arch == AUTO:
         changes["arch"] = DEFAULT_CAUSAL_ARCH if causal else DEFAULT_ARCH
+    n = len(config.channels)
+    if len(config.dilations) != n and set(config.dilations) == {1}:
+        changes["dilations"] = [1] * n
     if not config.pool_sizes:
         pool = not (per_position or causal) and (
             median_length is None or median_length >= AUTO_POOL_LENGTH

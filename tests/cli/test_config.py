@@ -473,3 +473,17 @@ def test_settings_files_are_read_and_written_without_aliases(tmp_path: Path) -> 
     assert cfg.model.kernel_sizes == cfg.model.dilations == [5, 3]
     with pytest.raises(UsageError, match=r"line 4, column 4: not valid YAML: aliases \(\*name\)"):
         read_yaml(write(tmp_path / "a.yaml", yaml.safe_dump({"a": shared, "b": shared})), "x")
+
+
+def test_default_dilations_fit_any_number_of_layers() -> None:
+    from bioseqnn.modelspec import resolve_model
+
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.channels, cfg.model.kernel_sizes = "cnn", [8], [5]
+    validate(cfg)  # dilations [1, 1] (the default) with one layer
+    assert resolve_model(cfg.model).dilations == [1]
+    cfg.model.channels, cfg.model.kernel_sizes = [8, 8, 8], [5, 5, 5]
+    assert resolve_model(cfg.model).dilations == [1, 1, 1]
+    cfg.model.dilations = [1, 2]  # chosen dilations still need one per layer
+    with pytest.raises(SettingError, match=r"^dilations has 2 entries but channels has 3"):
+        validate(cfg)
