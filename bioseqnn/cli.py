@@ -109,9 +109,9 @@ app = typer.Typer(
 def _stderr() -> Console:
     """The console of progress bars and tables on stderr (rich loads when one is shown:
     about 40 ms that a command without them need not wait for)."""
-    from rich.console import Console
+    from .progress import console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _choices(values: type[Enum]) -> str:
@@ -1285,9 +1285,9 @@ def info(
         return
     rows = [(key, shown(value)) for key, value in _info_rows(manifest)]
     if sys.stdout.isatty():
-        from rich.console import Console
+        from .progress import console
 
-        Console(highlight=False).print(_info_table(rows))
+        console(highlight=False).print(_info_table(rows))
     else:  # for pipes and files: one unwrapped, unpadded line per field
         width = max(len(key) for key, _ in rows)
         sys.stdout.write("".join(f"{key:<{width}}  {value}\n" for key, value in rows))
@@ -1848,15 +1848,15 @@ def evaluate(
         write_multiqc(ev, multiqc)
     if not quiet:
         # a log file or pipe gets the tables at their natural width, not cut to 80 columns
-        from rich.console import Console
+        from .progress import console
 
-        console = (
+        tables = (
             _stderr()
             if _stderr().is_terminal
-            else Console(stderr=True, highlight=False, width=10_000)
+            else console(stderr=True, highlight=False, width=10_000)
         )
         for t in metric_tables(ev):
-            console.print(t)
+            tables.print(t)
     if plots is not None:
         fmt = (plot_format or FigureFormat.png).value
         for figure in evaluation_plots(ev, plots, fmt, dpi or DPI, title):

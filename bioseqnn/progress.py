@@ -11,6 +11,22 @@ from typing import Any
 log = logging.getLogger("bioseqnn")
 
 
+def console(**options: Any) -> Any:
+    """A Rich console (``options`` as for ``rich.console.Console``) that a reader going
+    away does not end with exit 1, as Rich's own does: on stderr (progress, tables) the
+    rest of its output is dropped and the work goes on; on stdout it raises
+    BrokenPipeError, which the command line ends quietly with exit 0."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            if not self.stderr:
+                raise BrokenPipeError
+
+    return _Console(**options)
+
+
 def epoch_line(record: dict[str, Any], epochs: int, headline: str, monitor: str) -> str:
     """One epoch's figures in a line: epoch, losses, the headline metric, MCC, r2, ...
     (the figures that expose a constant predictor beside the usual ones: MCC and the
@@ -45,7 +61,6 @@ class EpochReporter:
     def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
         self.epochs, self.monitor = epochs, monitor
         if self.bar and self.progress is None and log.isEnabledFor(logging.INFO):
-            from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
@@ -53,7 +68,7 @@ class EpochReporter:
                 BarColumn(),
                 TextColumn("loss {task.fields[loss]:.4f}"),
                 TimeElapsedColumn(),
-                console=Console(stderr=True),
+                console=console(stderr=True),
                 transient=True,
             )
             self.progress.start()

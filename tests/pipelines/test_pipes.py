@@ -109,14 +109,16 @@ def test_evaluate_writes_its_files_before_the_tables_reach_a_closed_pipe(
     hemolytic_model: Path, examples: Path, tmp_path: Path
 ) -> None:
     """stderr into '| head -2': the tables meet a closed pipe, the metrics JSON and the
-    MultiQC file are written all the same (they come first)."""
+    MultiQC file are written all the same (they come first), and the command exits 0
+    (Rich's console exits 1 at a broken pipe)."""
     out, mqc = tmp_path / "m.json", tmp_path / "h_mqc.json"
     cmd = (
         f"{sys.executable} -m bioseqnn evaluate {hemolytic_model} "
         f"{examples / 'hemolytic.fasta'} {examples / 'hemolytic.csv'} -o {out} "
-        f"--multiqc {mqc} 2>&1 | head -2"
+        f"--multiqc {mqc} 2>&1 | head -2; exit ${{PIPESTATUS[0]}}"
     )
     p = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr.decode()
     assert p.stdout.decode().count("\n") == 2
     import json
 
