@@ -133,13 +133,26 @@ def classification_metrics(
     return {key: _safe(v) for key, v in out.items()}
 
 
+def constant(v: np.ndarray) -> bool:
+    """Whether ``v`` holds (nearly) one value: a spread within a millionth of its largest
+    magnitude is the rounding of targets standardised in float32 and back, not data."""
+    if len(v) < 2:
+        return True
+    top = float(np.abs(v).max())
+    return float(np.ptp(v)) <= 1e-6 * top if top > 0 else True
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if constant(a) or constant(b):
+        return float("nan")
     a, b = a - a.mean(), b - b.mean()
     denom = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b / denom) if denom > 0 else float("nan")
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if constant(a) or constant(b):
+        return float("nan")
     return pearson(_rankdata(a), _rankdata(b))
 
 
@@ -147,7 +160,11 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Metrics for targets (N, T) and predictions (N, T), averaged over targets."""
     rows = regression_detail(y, pred)
     keys = ("mse", "mae", "pearson", "spearman", "r2")
-    return {k: _safe(float(np.nanmean([r[k] for r in rows]))) for k in keys}
+    out = {}
+    for k in keys:
+        defined = [r[k] for r in rows if math.isfinite(r[k])]
+        out[k] = sum(defined) / len(defined) if defined else float("nan")
+    return out
 
 
 def next_residue_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
@@ -213,6 +230,8 @@ def pr_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def r2(y: np.ndarray, pred: np.ndarray) -> float:
+    if constant(y):
+        return float("nan")
     ss_tot = float(((y - y.mean()) ** 2).sum())
     return 1.0 - float(((pred - y) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
 

@@ -150,13 +150,15 @@ def baseline_metrics(task: TaskSpec, y: np.ndarray) -> dict[str, float]:
     if task.kind == "regression":
         values = y.reshape(n, -1).astype(np.float64)
         err = values - values.mean(axis=0)
+        # a constant has no correlation (undefined; reported as 0) and R2 0; targets that
+        # are constant themselves leave both undefined (as the model's own figures)
+        fixed = float("nan") if all(metrics.constant(v) for v in values.T) else 0.0
         out = {
             "mse": float((err**2).mean()),
             "mae": float(np.abs(err).mean()),
-            # a constant has no correlation (undefined; reported as 0) and R2 0
-            "pearson": 0.0,
-            "spearman": 0.0,
-            "r2": 0.0,
+            "pearson": fixed,
+            "spearman": fixed,
+            "r2": fixed,
         }
         if values.shape[1] == 1:
             out["rmse"] = float(values.std())

@@ -132,3 +132,22 @@ def test_multilabel_metrics_undefined_for_every_label_stay_quiet() -> None:
     prob = np.full((6, 2), 0.2)
     out = metrics.classification_metrics(y, prob, multilabel=True)
     assert np.isnan(out["auroc"]) and out["accuracy"] == 1.0
+
+
+def test_constant_targets_leave_correlation_and_r2_undefined() -> None:
+    """Targets all 5.0, standardised in float32 and back (as a regression's outputs and
+    labels are), differ in their last bits: R2 had come out as -1.35e30."""
+    rng = np.random.default_rng(0)
+    y = np.full(20, 5.0, np.float32)
+    y[::3] = np.nextafter(np.float32(5.0), np.float32(6.0))  # rounding noise
+    pred = rng.normal(5, 1, 20)
+    got = metrics.regression_metrics(y[:, None].astype(np.float64), pred[:, None])
+    assert np.isnan([got["pearson"], got["spearman"], got["r2"]]).all()
+    assert got["mse"] == pytest.approx(np.mean((pred - y) ** 2))
+    # a spread above rounding is data: defined
+    y2 = y.astype(np.float64) + np.linspace(0, 1e-3, 20)
+    got = metrics.regression_metrics(y2[:, None], pred[:, None])
+    assert np.isfinite([got["pearson"], got["spearman"], got["r2"]]).all()
+    # a constant prediction has no correlation either; R2 is defined (it is poor)
+    got = metrics.regression_metrics(y2[:, None], np.full((20, 1), 5.0))
+    assert np.isnan(got["pearson"]) and got["r2"] < 0
