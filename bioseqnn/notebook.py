@@ -432,6 +432,12 @@ def _ids_and_sequences(sequences: Any) -> list[tuple[str, str]]:
             raise UsageError(
                 f"sequences: the sequence of {rid!r} is a {type(seq).__name__}, not a string"
             )
+        if "\n" in seq or "\r" in seq or seq.startswith(">"):
+            raise UsageError(
+                f"sequences: the sequence of {rid!r} holds a line break or starts with '>' "
+                "(FASTA text?); give each sequence as its residues alone, or the FASTA "
+                "file's path"
+            )
         if not rid or any(c.isspace() for c in rid) or rid.startswith(">"):
             raise UsageError(
                 f"sequences: id {rid!r} cannot name a record (ids need text "

@@ -258,3 +258,14 @@ def test_api_calls_leave_the_callers_torch_threads_as_they_were(tmp_path: Path) 
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_fasta_text_in_a_sequence_string_is_refused(tmp_path: Path) -> None:
+    """A string holding '\\n>b\\n...' had become two records: more rows than inputs."""
+    seqs, labels = _peptides(40)
+    run = bioseqnn.train(seqs, labels, tmp_path / "m.bsnn", **TINY)
+    for given in (["KLVFFAE\n>evil\nGIGAV", "WWWW"], {"a": ">a\nKLVFF", "b": "WWWW"}):
+        with pytest.raises(bioseqnn.UsageError) as info:
+            bioseqnn.predict(run, given)
+        assert "holds a line break or starts with '>'" in str(info.value)
+    assert len(bioseqnn.predict(run, ["KLVFFAE", "WWWW"])) == 2
