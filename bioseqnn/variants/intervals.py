@@ -201,6 +201,12 @@ class IntervalRecords:
             if not self._kept(iv.chrom):
                 self.dropped.add(iv.id)
                 continue
+            if iv.start >= length and not iv.start == iv.end == length:
+                raise DataError(
+                    f"{at}: interval {shorten(iv.id)!r} ({iv.chrom}:{iv.start}-{iv.end}) "
+                    f"starts past the end of {iv.chrom} (length {length:,}) in "
+                    f"{self.genome.name}: are the intervals from another assembly?"
+                )
             start, end = iv.start, iv.end
             if self.window:
                 start = iv.start + (iv.end - iv.start - self.window) // 2

@@ -221,6 +221,18 @@ def test_intervals_off_the_end_are_padded_or_refused(tmp_path: Path, tiny: Path)
         r"pad fills the missing bases with N",
     ):
         records(tmp_path, tiny, "chr2\t12\t16\tx\n", window=8, on_edge="error")
+    # an interval that starts past the end would be all N: another assembly's coordinates
+    for text, window in (("chr2\t16\t20\ty\n", None), ("chr2\t40\t41\ty\n", 8)):
+        with pytest.raises(DataError) as info:
+            records(tmp_path, tiny, text, window=window)
+        start, end = text.split("\t")[1:3]
+        assert str(info.value) == (
+            f"{tmp_path / 'intervals.bed'}: line 1: interval 'y' (chr2:{start}-{end}) "
+            "starts past the end "
+            f"of chr2 (length 16) in {tiny}: are the intervals from another assembly?"
+        )
+    # a point at the very end is still a window's centre
+    assert records(tmp_path, tiny, "chr2\t16\t16\tz\n", window=4) == [("z", "AANN")]
 
 
 def test_header_names_columns_and_tables_read_the_same(tmp_path: Path, tiny: Path) -> None:
