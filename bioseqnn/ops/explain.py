@@ -55,7 +55,7 @@ from ..engine.predict import infer, resolve_device
 from ..errors import UsageError
 from ..io.files import display_name
 from ..io.outputs import atomic_output, check_output_path, table_delimiter
-from ..models.base import Predictor
+from ..models.base import Predictor, check_lengths
 from ..progress import WorkLog
 from ..runtime import configure_threads, keeps_threads
 from ..structure import StructureInput, with_structure
@@ -470,6 +470,7 @@ def explain(
     )
     if bundle.series is None:
         check_alphabet_fits(data, bundle.alphabet, source)
+    check_lengths(bundle.model, data.ids, data.lengths, source)
     result = explain_bundle(bundle, data, method, target, batch_size, dev, options)
     log.info("explained %d sequence(s) with %s", len(result.records), method)
     return result

@@ -319,3 +319,28 @@ def test_motif_insertion_builds_its_variants_a_block_at_a_time(motif_data, monke
     assert sum(spy.repeated) == split.backgrounds * starts * LENGTH  # every variant once
     np.testing.assert_allclose(split.mean, whole.mean, atol=1e-6)
     np.testing.assert_allclose(split.std, whole.std, atol=1e-6)
+
+
+def test_a_record_longer_than_a_transformer_takes_is_named(cli, tmp_path: Path) -> None:
+    """explain said 'a sequence of 1200 positions is longer than ...' without the file or
+    the record; it now checks lengths as predict does, before any work."""
+    rng = np.random.default_rng(3)
+    seqs = {f"s{i}": "".join(rng.choice(list("ACGT"), 30)) for i in range(24)}
+    (tmp_path / "t.fa").write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    (tmp_path / "t.csv").write_text("id,y\n" + "".join(f"s{i},{i % 2}\n" for i in range(24)))
+    model = tmp_path / "tf.bsnn"
+    r = cli(
+        "train", tmp_path / "t.fa", tmp_path / "t.csv", "-o", model, "--arch", "transformer",
+        "--d-model", "8", "--heads", "2", "--ff-size", "16", "--max-length", "40",
+        "--epochs", "1", "--threads", "1", "--quiet",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (tmp_path / "long.fa").write_text(">short\nACGTACGT\n>long\n" + "ACGT" * 12 + "\n")
+    r = cli("explain", model, tmp_path / "long.fa", "-o", tmp_path / "a.tsv")
+    assert r.code == 1
+    assert r.err.splitlines() == [
+        f"bioseqnn: error: {tmp_path / 'long.fa'}: record 'long' has 48 positions, more than "
+        "this transformer model's max-length 40 (1 record(s) too long); split or trim the "
+        "sequences, or retrain with a larger --max-length"
+    ]
+    assert not (tmp_path / "a.tsv").exists()
