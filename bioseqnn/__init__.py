@@ -30,9 +30,9 @@ _HOMES = {
     "predict": "notebook",
     "train": "notebook",
     "Evaluation": "ops.evaluate",
-    "evaluate": "ops.evaluate",
+    "evaluate": "notebook",
     "Explanation": "ops.explain",
-    "explain": "ops.explain",
+    "explain": "notebook",
     "ExportResult": "ops.export",
     "export": "ops.export",
     "Bundle": "bundle",
@@ -56,10 +56,10 @@ if TYPE_CHECKING:
     from .config import RunConfig, TrainConfig, load_config
     from .errors import BioseqnnError, DataError, ModelFileError, UsageError
     from .models import ModelConfig
-    from .notebook import History, Trained, predict, train
+    from .notebook import History, Trained, evaluate, explain, predict, train
     from .ops.ensemble import combine
-    from .ops.evaluate import Evaluation, evaluate
-    from .ops.explain import Explanation, explain
+    from .ops.evaluate import Evaluation
+    from .ops.explain import Explanation
     from .ops.export import ExportResult, export
     from .ops.generate import generate
     from .ops.info import info

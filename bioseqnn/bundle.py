@@ -23,6 +23,7 @@ from .alphabets import Alphabet
 from .digest import DESCRIPTION as DIGEST_DESCRIPTION
 from .digest import TENSOR as DIGEST_TENSOR
 from .errors import DataError, ModelFileError, UsageError, shorten
+from .io.files import display_name
 from .io.outputs import write_bytes_atomic
 from .modelfile import (
     FORMAT,
@@ -206,6 +207,28 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     return Bundle(
         model, manifest, None if digest is None else digest.numpy().view(np.uint64).copy()
     )
+
+
+IN_MEMORY = "the model in memory"
+
+
+def given_model(model: Any, device: str | torch.device = "cpu") -> tuple[Bundle, Any, str]:
+    """A model given as a file, a loaded :class:`Bundle` or what ``bioseqnn.train``
+    returned (its ``model``): the bundle on ``device``, the file it came from (None for
+    one held in memory only) and its name for messages."""
+    inner = getattr(model, "model", None)
+    if isinstance(inner, Bundle):  # bioseqnn.train's result
+        path = getattr(model, "path", None)
+        model = inner if path is None else path
+    if isinstance(model, Bundle):
+        model.model.to(device)
+        return model, None, IN_MEMORY
+    if not isinstance(model, (str, os.PathLike)):
+        raise UsageError(
+            f"model: expected a model file, a Bundle or what bioseqnn.train returned; got "
+            f"{type(model).__name__}"
+        )
+    return load_bundle(model, device), model, display_name(model)
 
 
 def _needed_shapes(manifest: dict[str, Any], name: str) -> dict[str, tuple[int, ...]]:

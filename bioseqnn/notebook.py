@@ -327,7 +327,7 @@ def predict(
         paths = _sequence_files(folder, "", sequences)
         table = folder / "predictions.tsv"
         try:
-            with _logging_shown():
+            with _logging_shown(), _folder_hidden(folder):
                 run_predict(
                     bundle,
                     paths,
@@ -352,6 +352,53 @@ def predict(
                 writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
                 writer.writerows(rows)
     return _as_frame(rows)
+
+
+def evaluate(model: Any, sequences: Any, labels: Any = None, **options: Any) -> Any:
+    """Score a model on labelled sequences: :func:`bioseqnn.ops.evaluate.evaluate`, with
+    the model and the data also as they are held in memory.
+
+    ``model`` is a model file, a :class:`~bioseqnn.bundle.Bundle` or what :func:`train`
+    returned; ``sequences`` and ``labels`` take what :func:`train` takes (files, lists,
+    dicts, pandas Series or DataFrames); ``options`` are those of
+    :func:`bioseqnn.ops.evaluate.evaluate` (``id_column``, ``batch_size``, ``threads``,
+    ...). Returns the :class:`~bioseqnn.ops.evaluate.Evaluation`."""
+    from .ops.evaluate import evaluate as run_evaluate
+
+    with tempfile.TemporaryDirectory(prefix="bioseqnn-") as tmp:
+        folder = Path(tmp)
+        run_args = {"id_column": options.get("id_column") or "id"}
+        if options.get("sequence_column"):
+            run_args["sequence_column"] = options["sequence_column"]
+        seq_file, label_file, column = _training_inputs(folder, "", sequences, labels, run_args)
+        if column is not None:
+            options = {**options, "sequence_column": column}
+        try:
+            with _logging_shown(), _folder_hidden(folder):
+                return run_evaluate(model, seq_file, label_file, **options)
+        except BioseqnnError as exc:
+            raise _without_folder(exc, folder) from None
+
+
+def explain(model: Any, sequences: Any, **options: Any) -> Any:
+    """Per-position attributions: :func:`bioseqnn.ops.explain.explain`, with the model
+    and the sequences also as they are held in memory (as :func:`predict` takes them:
+    a file, a list of sequence strings, a dict of id -> sequence or a pandas Series).
+    ``options`` are those of :func:`bioseqnn.ops.explain.explain` (``method``,
+    ``target``, ...). Returns the :class:`~bioseqnn.ops.explain.Explanation`."""
+    from .ops.explain import explain as run_explain
+
+    with tempfile.TemporaryDirectory(prefix="bioseqnn-") as tmp:
+        folder = Path(tmp)
+        if _is_path(sequences):
+            path = sequences
+        else:
+            path = _write_fasta(folder / "sequences.fasta", _ids_and_sequences(sequences))
+        try:
+            with _logging_shown(), _folder_hidden(folder):
+                return run_explain(model, path, **options)
+        except BioseqnnError as exc:
+            raise _without_folder(exc, folder) from None
 
 
 # ------------------------------------------------------------------- inputs from memory

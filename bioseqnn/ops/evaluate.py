@@ -15,7 +15,7 @@ import torch
 
 from .. import metrics
 from ..alphabets import Alphabet, byte_histogram, detect_alphabet
-from ..bundle import Bundle, load_bundle
+from ..bundle import Bundle, given_model
 from ..data.labels import LabeledData, LabelSource, load_labeled
 from ..data.reading import SAMPLE_RECORDS, read_encoded
 from ..data.sets import SequenceSet
@@ -273,7 +273,7 @@ def class_detail(ev: Evaluation, encoded: np.ndarray, out: np.ndarray) -> None:
 
 @keeps_threads
 def evaluate(
-    model: str | os.PathLike[str],
+    model: str | os.PathLike[str] | Bundle | Any,
     sequences: str | os.PathLike[str] | None,
     labels: str | os.PathLike[str] | None,
     *,
@@ -304,7 +304,7 @@ def evaluate(
     check_one_stdin(SEQUENCES=sequences, LABELS=labels, **{"--position-mask": position_mask})
     configure_threads(threads)
     dev = resolve_device(device)
-    bundle = load_bundle(model, dev)
+    bundle, _, model = given_model(model, dev)  # model: its name from here on
     task = bundle.task
     if task.kind == "language-model":
         if labels is not None or sequence_column is not None or position_mask is not None:

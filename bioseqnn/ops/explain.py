@@ -40,13 +40,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..alphabets import Alphabet
-from ..bundle import Bundle, load_bundle
+from ..bundle import Bundle, given_model
 from ..data.batches import batch_indices, collate
 from ..data.reading import read_inputs
 from ..data.sets import SequenceSet
@@ -442,7 +442,7 @@ def _residue_scores(
 
 @keeps_threads
 def explain(
-    model: str | os.PathLike[str],
+    model: str | os.PathLike[str] | Bundle | Any,
     sequences: str | os.PathLike[str],
     *,
     method: str = "grad-input",
@@ -461,7 +461,7 @@ def explain(
         raise UsageError(f"--method must be one of: {', '.join(METHODS)}")
     configure_threads(threads)
     dev = resolve_device(device)
-    bundle = load_bundle(model, dev)
+    bundle, _, _ = given_model(model, dev)
     resolve_target(bundle.task, target)  # a bad --target fails before reading the data
     _check_method(bundle, method, options)  # before the data is read
     source = display_name(sequences)

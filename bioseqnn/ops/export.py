@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..bundle import Bundle, load_bundle
+from ..bundle import Bundle, given_model
 from ..data.batches import collate
 from ..data.reading import SequenceEncoder, read_inputs
 from ..data.sets import SequenceSet
@@ -134,7 +134,7 @@ def sidecar_path(output: str | os.PathLike[str]) -> Path:
 
 
 def export(
-    model: str | os.PathLike[str],
+    model: str | os.PathLike[str] | Bundle | Any,
     output: str | os.PathLike[str],
     *,
     check: str | os.PathLike[str] | None = None,
@@ -147,13 +147,17 @@ def export(
     if not (tolerance > 0 and math.isfinite(tolerance)):
         raise UsageError("the parity tolerance must be a positive (finite) number")
     side = sidecar_path(output)
-    inputs = {"MODEL": model, "--check": check}
+    bundle, path, name = given_model(model, "cpu")
+    if path is None:
+        raise UsageError(
+            "export records the model file it came from (its SHA-256): save the model "
+            "first (Trained.save) and export the file"
+        )
+    inputs = {"MODEL": path, "--check": check}
     check_output_path(output, inputs)
     check_output_path(side, inputs)
     if fmt == "onnx":
         _require_onnx()
-    bundle = load_bundle(model, "cpu")
-    name = display_name(model)
     options = series_options(bundle, id_column)
     data, source = _check_set(bundle, check, options)
     # a structure model's graph reads the residues' and the folding channels: folding
@@ -181,7 +185,7 @@ def export(
     lengths = (int(data.lengths.min()), int(data.lengths.max()))
     meta = _sidecar(
         bundle,
-        Path(model),
+        Path(path),
         fmt,
         {
             "max_abs_diff": diff,

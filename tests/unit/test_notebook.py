@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -166,7 +168,9 @@ def test_top_level_names() -> None:
     assert callable(evaluate) and callable(explain) and callable(export)
     assert load_bundle.__module__ == "bioseqnn.bundle"
     assert {"evaluate", "explain", "export", "load_bundle", "Trained"} <= set(bioseqnn.__all__)
-    assert evaluate.__module__ == "bioseqnn.ops.evaluate"
+    # evaluate and explain take data in memory, as train and predict do
+    assert evaluate.__module__ == explain.__module__ == "bioseqnn.notebook"
+    assert export.__module__ == "bioseqnn.ops.export"
     assert bioseqnn.train.__module__ == "bioseqnn.notebook"
 
 
@@ -269,3 +273,32 @@ def test_fasta_text_in_a_sequence_string_is_refused(tmp_path: Path) -> None:
             bioseqnn.predict(run, given)
         assert "holds a line break or starts with '>'" in str(info.value)
     assert len(bioseqnn.predict(run, ["KLVFFAE", "WWWW"])) == 2
+
+
+def test_evaluate_explain_and_export_take_what_train_returned(tmp_path: Path, caplog) -> None:
+    """evaluate and explain take the model and the data as train and predict do (in
+    memory too) and give what the files give; export needs the file it records."""
+    seqs, labels = _peptides(60)
+    run = bioseqnn.train(seqs, labels, **TINY)
+    test = dict(list(seqs.items())[:20])
+    fasta = tmp_path / "t.fa"
+    fasta.write_text("".join(f">{k}\n{v}\n" for k, v in test.items()))
+    table = tmp_path / "t.csv"
+    table.write_text("id,label\n" + "".join(f"{k},{labels[k]}\n" for k in test))
+    with caplog.at_level(logging.INFO, logger="bioseqnn"):
+        in_memory = bioseqnn.evaluate(run, test, {k: labels[k] for k in test}, threads=1)
+    assert not any(tempfile.gettempdir() in r.getMessage() for r in caplog.records)
+    run.save(tmp_path / "m.bsnn")
+    from_files = bioseqnn.evaluate(tmp_path / "m.bsnn", fasta, table, threads=1)
+    assert in_memory.metrics == pytest.approx(from_files.metrics, nan_ok=True)
+    assert in_memory.model == "the model in memory"
+    assert bioseqnn.evaluate(run, fasta, table).model == str(tmp_path / "m.bsnn")  # saved
+    attributed = bioseqnn.explain(run.model, list(test.values())[:3], threads=1)
+    assert [r.id for r in attributed.records] == ["0", "1", "2"]
+    by_file = bioseqnn.explain(tmp_path / "m.bsnn", fasta, threads=1)
+    assert attributed.records[0].scores == pytest.approx(by_file.records[0].scores)
+    with pytest.raises(bioseqnn.UsageError, match="export records the model file"):
+        bioseqnn.export(run.model, tmp_path / "m.pt")
+    assert bioseqnn.export(run, tmp_path / "m.pt").output == tmp_path / "m.pt"
+    with pytest.raises(bioseqnn.UsageError, match="model: expected a model file, a Bundle"):
+        bioseqnn.evaluate(3, test, labels)
