@@ -501,6 +501,11 @@ def header(expl: Explanation) -> list[str]:
     return cols + list(expl.letters) if expl.method in ("ism", *PATH_METHODS) else cols
 
 
+def _number(value: float) -> str:
+    """A score as written: 6 significant digits, and 0 for a zero that came out as -0."""
+    return f"{float(value) + 0.0:.6g}"
+
+
 def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> None:
     """Long format: one row per position of every sequence, in input order."""
     check_output_path(output)
@@ -511,15 +516,15 @@ def write_attributions(expl: Explanation, output: str | os.PathLike[str]) -> Non
             if rec.channels is not None:  # a numeric series: per-channel attributions
                 for p, (score, row) in enumerate(zip(rec.scores, rec.channels, strict=True)):
                     writer.writerow(
-                        [rec.id, rec.target, str(p + 1), f"{score:.6g}", *(f"{v:.6g}" for v in row)]
+                        [rec.id, rec.target, str(p + 1), _number(score), *map(_number, row)]
                     )
                 continue
             for p, residue in enumerate(rec.residues):
-                row = [rec.id, rec.target, str(p + 1), residue, f"{rec.scores[p]:.6g}"]
+                row = [rec.id, rec.target, str(p + 1), residue, _number(rec.scores[p])]
                 if rec.deltas is not None:
-                    row.extend(f"{v:.6g}" for v in rec.deltas[p])
+                    row.extend(map(_number, rec.deltas[p]))
                 elif rec.hypothetical is not None:
-                    row.extend(f"{v:.6g}" for v in rec.hypothetical[p])
+                    row.extend(map(_number, rec.hypothetical[p]))
                 writer.writerow(row)
 
 

@@ -142,7 +142,7 @@ def test_ism_deltas_equal_the_predicted_change_of_each_mutant(cli, motif_data) -
         expected = log_odds(probs[f"m{p}_{b}"]) - log_odds(probs["ref"])
         assert float(rows[p][b]) == pytest.approx(expected, abs=2e-3)
     for r in rows:
-        assert float(r[r["residue"]]) == 0.0  # the residue itself is no substitution
+        assert r[r["residue"]] == "0"  # the residue itself is no substitution (not "-0")
         subs = [float(r[b]) for b in "ACGT" if b != r["residue"]]
         assert float(r["score"]) == pytest.approx(-np.mean(subs), abs=1e-5)
 
@@ -344,3 +344,17 @@ def test_a_record_longer_than_a_transformer_takes_is_named(cli, tmp_path: Path) 
         "sequences, or retrain with a larger --max-length"
     ]
     assert not (tmp_path / "a.tsv").exists()
+
+
+def test_scores_are_written_without_negative_zeros() -> None:
+    """ISM's score is minus the mean of the substitutions' effects: where none has any,
+    it was written '-0'."""
+    from bioseqnn.ops.explain import _number
+
+    assert [_number(v) for v in (-0.0, 0.0, -1e-7, 1.234567891, -np.float32(0))] == [
+        "0",
+        "0",
+        "-1e-07",
+        "1.23457",
+        "0",
+    ]
