@@ -171,6 +171,8 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     tensor shapes compared with the file's, so a manifest cannot make us allocate
     more than the weights the file really holds.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"load_bundle: expected a model file's path; got {type(path).__name__}")
     name = str(path)
     with ModelFile(path) as model_file:
         manifest = model_file.manifest

@@ -302,3 +302,10 @@ def test_evaluate_explain_and_export_take_what_train_returned(tmp_path: Path, ca
     assert bioseqnn.export(run, tmp_path / "m.pt").output == tmp_path / "m.pt"
     with pytest.raises(bioseqnn.UsageError, match="model: expected a model file, a Bundle"):
         bioseqnn.evaluate(3, test, labels)
+
+
+def test_load_bundle_takes_paths_only() -> None:
+    """An int was read as a file descriptor ('3: cannot read: Bad file descriptor')."""
+    for wrong in (3, None, b"model.bsnn"):
+        with pytest.raises(bioseqnn.UsageError, match="load_bundle: expected a model file"):
+            bioseqnn.load_bundle(wrong)
