@@ -101,7 +101,7 @@ def plot_dir(path: str | os.PathLike[str]) -> Path:
     require_matplotlib()
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder}: --plots needs a folder, and this is a file")
+        raise UsageError(f"{folder}: the figures go into a folder, and this is a file")
     try:
         make_folder(folder)
     except OSError as exc:

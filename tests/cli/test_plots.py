@@ -459,3 +459,22 @@ def test_explain_draws_a_long_sequence_as_a_mutation_map(cli, hemolytic_model, t
     assert ((rgb[..., 0] > 0.6) & (rgb[..., 2] < 0.45)).mean() > 0.001
     logo = image.imread(str(tmp_path / "figs" / "short.png"))
     assert logo.shape[1] == 350  # one journal column
+
+
+@pytest.mark.parametrize("command", ["train", "ism-map"])
+def test_a_figure_folder_that_is_a_file_is_named(cli, tmp_path, command) -> None:
+    """ism-map --plot FILE said '--plots needs a folder', an option it does not have."""
+    taken = tmp_path / "figs.png"
+    taken.write_bytes(b"x")
+    (tmp_path / "s.fa").write_text(">a\nACGTACGTAC\n>b\nTTGACCGTAA\n")
+    argv = (
+        ["train", tmp_path / "s.fa", tmp_path / "s.fa", "--plots", taken]
+        if command == "train"
+        else ["ism-map", tmp_path / "none.bsnn", tmp_path / "s.fa", "--plot", taken]
+    )
+    r = cli(*argv)
+    assert r.code == 2
+    assert r.err.splitlines()[-1] == (
+        f"bioseqnn: error: {taken}: the figures go into a folder, and this is a file"
+    )
+    assert taken.read_bytes() == b"x"
