@@ -38,7 +38,11 @@ def split_indices(
     val = np.sort(np.concatenate(val_parts)) if val_parts else np.zeros(0, np.int64)
     train = np.setdiff1d(np.arange(n), val)
     if len(val) == 0:
-        raise DataError("the validation split is empty; use a larger --val-fraction")
+        raise DataError(
+            f"no record can be held out for validation: {n} record(s), and no class has "
+            "two; give more records, --val-fasta, or --val-fraction 0 to train without "
+            "validation"
+        )
     return train, val
 
 

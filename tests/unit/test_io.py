@@ -207,3 +207,14 @@ def test_an_output_has_the_mode_a_plain_open_would_give_and_the_umask_stays(
         assert os.umask(0o027) == 0o027
     finally:
         os.umask(old)
+
+
+def test_a_split_with_one_record_per_class_says_what_to_do() -> None:
+    with pytest.raises(DataError) as info:
+        split_indices(2, 0.1, seed=0, strata=np.array([0, 1]))
+    assert str(info.value) == (
+        "no record can be held out for validation: 2 record(s), and no class has two; give "
+        "more records, --val-fasta, or --val-fraction 0 to train without validation"
+    )
+    train, val = split_indices(3, 0.1, seed=0, strata=np.array([0, 1, 1]))
+    assert len(val) == 1 and len(train) == 2
