@@ -219,9 +219,10 @@ def given_model(model: Any, device: str | torch.device = "cpu") -> tuple[Bundle,
     returned (its ``model``): the bundle on ``device``, the file it came from (None for
     one held in memory only) and its name for messages."""
     inner = getattr(model, "model", None)
-    if isinstance(inner, Bundle):  # bioseqnn.train's result
+    if isinstance(inner, Bundle):  # bioseqnn.train's result: in memory, maybe saved too
         path = getattr(model, "path", None)
-        model = inner if path is None else path
+        inner.model.to(device)
+        return inner, path, IN_MEMORY if path is None else display_name(path)
     if isinstance(model, Bundle):
         model.model.to(device)
         return model, None, IN_MEMORY

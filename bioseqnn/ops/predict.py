@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..bundle import Bundle, load_bundle
+from ..bundle import Bundle, given_model
 from ..engine.predict import (
     PredictStats,
     open_model_input,
@@ -80,11 +80,7 @@ def predict(
     configure_threads(threads)
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
-    if isinstance(model, Bundle):
-        bundle = model
-        bundle.model.to(dev)
-    else:
-        bundle = load_bundle(model, dev)
+    bundle, _, _ = given_model(model, dev)
     _check_predict_reading(bundle, paths, genome, id_column)
 
     run = _Reading(bundle, dev, batch_size, max_tokens or None, on_invalid, genome)
