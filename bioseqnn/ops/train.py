@@ -270,10 +270,8 @@ def _prepare(
     folds, train_set, val_set = _split(data, explicit_val, spec, tc)
     if parent is not None:
         check_overlap(parent, digests.held_out(folds is not None, val_set))
-    if explicit_val is not None:
-        _check_val_overlap(
-            digests, explicit_val, display_name(src.val_fasta or src.val_labels or "")
-        )
+    if digests.given_val is not None:
+        _check_val_overlap(digests, display_name(src.val_fasta or src.val_labels or ""))
     validated = folds is not None or (val_set is not None and len(val_set) > 0)
     tc = _weigh_classes(spec, train_set, tc, cfg.training, validated)
     if on_ready is not None:
@@ -377,6 +375,8 @@ class _Digests:
     saved: np.ndarray
     """Written into the model file: the given validation records' too, and a fine-tuned
     model's parent's (it has learnt those as well)."""
+    given_val: np.ndarray | None = None
+    """Of the records of --val-fasta, when given."""
 
     @classmethod
     def of(
@@ -388,17 +388,18 @@ class _Digests:
     ) -> _Digests:
         canonical = canonical_codes(alpha)
         digests = record_digests(data, canonical)
-        saved = (
-            digests if val is None else np.concatenate([digests, record_digests(val, canonical)])
-        )
+        given_val = None if val is None else record_digests(val, canonical)
+        saved = digests if given_val is None else np.concatenate([digests, given_val])
         if parent is not None and parent.train_digest is not None:
             saved = np.concatenate([saved, parent.train_digest])
-        return cls(canonical, digests, saved)
+        return cls(canonical, digests, saved, given_val)
 
     def held_out(self, cv: bool, val_set: SequenceSet | None) -> np.ndarray:
         """The digests of the records that validate (every record under --cv)."""
         if cv:
             return self.train
+        if self.given_val is not None:
+            return self.given_val
         if val_set is not None:
             return record_digests(val_set, self.canonical)
         return np.zeros(0, np.uint64)
@@ -846,11 +847,11 @@ def _manifest(
     }
 
 
-def _check_val_overlap(digests: _Digests, val: SequenceSet, source: str) -> None:
+def _check_val_overlap(digests: _Digests, source: str) -> None:
     """Warn when records of the given validation set have the sequence of a training
     record: its figures, and the epoch they choose, then reward memorising."""
-    held = digests.held_out(False, val)
-    if not len(held):
+    held = digests.given_val
+    if held is None or not len(held):
         return
     seen = int(seen_in_training(held, np.unique(digests.train)).sum())
     if seen:
