@@ -25,7 +25,7 @@ from .errors import ModelFileError, UsageError, shorten
 from .modelspec import MAX_WEIGHTS, ModelConfig, model_size, too_large
 from .structure import KINDS as STRUCTURE_KINDS
 from .structure import StructureInput
-from .tasks import PER_POSITION_KINDS, TASKS, TaskSpec
+from .tasks import CONTROL, MAX_NAME, PER_POSITION_KINDS, TASKS, TaskSpec
 from .variants.series import SeriesSpec
 
 if typing.TYPE_CHECKING:
@@ -246,19 +246,16 @@ def _check_plain(value: Any, name: str, depth: int = 0) -> None:
 
 
 def is_name(x: Any) -> bool:
-    """Text of 1 to 1000 characters without control characters: what is written as a
-    column name or a row's cell (a TAB or a newline would break the TSV)."""
-    return isinstance(x, str) and 0 < len(x) <= 1000 and not _CONTROL.search(x)
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+    """Text of 1 to MAX_NAME characters without control characters: what is written as
+    a column name or a row's cell (a TAB or a newline would break the TSV)."""
+    return isinstance(x, str) and 0 < len(x) <= MAX_NAME and not CONTROL.search(x)
 
 
 def _short_names(values: Any, name: str, what: str, nonempty: bool = False) -> None:
     expect(
         isinstance(values, list) and all(map(is_name, values)),
         name,
-        f"{what} must be names (1 to 1000 characters, no control characters)",
+        f"{what} must be names (1 to {MAX_NAME} characters, no control characters)",
     )
     expect(len(set(values)) == len(values), name, f"{what} are not unique")
     expect(not nonempty or len(values) > 0, name, f"{what} are missing")
@@ -562,7 +559,7 @@ def _check_series(spec: Any, name: str) -> None:
     expect(len(channels) <= MAX_CHANNELS, name, f"at most {MAX_CHANNELS} input channels")
     expect(
         isinstance(spec.get("id_column", "id"), str)
-        and 0 < len(spec.get("id_column", "id")) <= 1000,
+        and 0 < len(spec.get("id_column", "id")) <= MAX_NAME,
         name,
         "input.id_column must be a name",
     )

@@ -28,6 +28,8 @@ log = logging.getLogger("bioseqnn")
 
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 """Control characters, refused in names that are written as columns or cells."""
+MAX_NAME = 1000
+"""The most characters of such a name (a class, a target, a channel)."""
 
 
 def _as_float(text: str) -> float | None:
@@ -417,19 +419,19 @@ def prepare_task(labeled: Labels, forced: str | None) -> TaskSpec:
     columns = [list(col) for col in zip(*labeled.label_values, strict=True)]
     task, reason = detect_task(labeled.targets, columns, forced, labeled.source)
     for name in task.classes:
-        if len(name) > 1000:
-            i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
+        if len(name) <= MAX_NAME and not CONTROL.search(name):
+            continue
+        i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
+        if len(name) > MAX_NAME:
             raise DataError(
                 f"{labeled.where[i]}: a class name of {len(name)} characters; class "
-                "names become columns and cells of the predictions: at most 1000"
+                f"names become columns and cells of the predictions: at most {MAX_NAME}"
             )
-        if CONTROL.search(name):
-            i = next(i for i, row in enumerate(labeled.label_values) if row[0] == name)
-            raise DataError(
-                f"{labeled.where[i]}: class {name!r} holds a control character; "
-                "class names become columns and cells of the predictions (a TAB "
-                "or a newline would break their rows): remove it"
-            )
+        raise DataError(
+            f"{labeled.where[i]}: class {name!r} holds a control character; "
+            "class names become columns and cells of the predictions (a TAB "
+            "or a newline would break their rows): remove it"
+        )
     n = len(labeled.label_values)
     if task.kind in ("binary", "multiclass") and n >= 20 and len(task.classes) >= 0.9 * n:
         raise DataError(

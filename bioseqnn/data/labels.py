@@ -22,7 +22,7 @@ from ..io.files import display_name
 from ..io.series import SeriesOptions
 from ..io.sniff import read_sequences
 from ..io.tables import Table, read_table
-from ..tasks import CONTROL
+from ..tasks import CONTROL, MAX_NAME
 from ..variants.series import SeriesSpec
 from .reading import read_encoded, read_inputs
 from .sets import SequenceSet
@@ -100,11 +100,11 @@ def target_columns(table: Table, src: LabelSource) -> list[str]:
                 "row index written by pandas? write the table with index=False); name "
                 "it, remove it, or choose the label columns with --target"
             )
-        if len(name) > 1000:
+        if len(name) > MAX_NAME:
             raise DataError(
                 f"{table.source}: line {table.header_line}: a column name of {len(name)} "
                 "characters; target names become columns of the predictions: at most "
-                "1000"
+                f"{MAX_NAME}"
             )
         if CONTROL.search(name):
             raise DataError(
