@@ -3,6 +3,7 @@ a progress bar (Rich: a terminal, or a Jupyter notebook with ipywidgets) when as
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +17,12 @@ def console(**options: Any) -> Any:
     away does not end with exit 1, as Rich's own does: on stderr (progress, tables) the
     rest of its output is dropped and the work goes on; on stdout it raises
     BrokenPipeError, which the command line ends quietly with exit 0."""
-    from rich.console import Console
+    return _console_class()(**options)
+
+
+@functools.cache
+def _console_class() -> Any:
+    from rich.console import Console  # loaded when a bar or table is shown
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
@@ -24,7 +30,7 @@ def console(**options: Any) -> Any:
             if not self.stderr:
                 raise BrokenPipeError
 
-    return _Console(**options)
+    return _Console
 
 
 def epoch_line(record: dict[str, Any], epochs: int, headline: str, monitor: str) -> str:
