@@ -6,11 +6,14 @@ import gzip
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bioseqnn.errors import DataError
+from bioseqnn.io import files
 from bioseqnn.io.files import open_binary, open_text
 from bioseqnn.io.sniff import read_sequences
 
@@ -19,6 +22,19 @@ def _fasta(n: int, start: int = 0) -> bytes:
     return b"".join(b">r%d\n%s\n" % (i, b"ACGTTGCA" * (20 + i % 7)) for i in range(start, n))
 
 
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Each gzip test with ISA-L's inflate (what an x86-64 or ARM64 install has) and
+    with zlib's (where the isal package is missing)."""
+    if request.param == "zlib":
+        monkeypatch.setattr(files, "_inflate_module", lambda: zlib)
+        return zlib
+    isal_zlib = pytest.importorskip("isal.isal_zlib")
+    assert files._inflate_module() is isal_zlib
+    return isal_zlib
+
+
+@pytest.mark.usefixtures("inflater")
 def test_concatenated_members_and_zero_padding_read_as_one_stream(tmp_path: Path) -> None:
     first, second = _fasta(3000), _fasta(6000, 3000)
     path = tmp_path / "two.fa.gz"
@@ -42,6 +58,7 @@ def test_read1_hands_out_at_most_the_size_asked(tmp_path: Path) -> None:
     assert b"".join(parts) == data
 
 
+@pytest.mark.usefixtures("inflater")
 def test_a_damaged_member_is_an_error_naming_the_file(tmp_path: Path) -> None:
     packed = bytearray(gzip.compress(_fasta(4000)))
     packed[-6] ^= 0xFF  # inside the CRC-32 / length trailer
@@ -51,6 +68,16 @@ def test_a_damaged_member_is_an_error_naming_the_file(tmp_path: Path) -> None:
         list(read_sequences(path))
 
 
+@pytest.mark.usefixtures("inflater")
+def test_an_invalid_deflate_block_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    header = gzip.compress(b"")[:10]
+    path = tmp_path / "junk.fa.gz"
+    path.write_bytes(header + b"\xff" * 64)
+    with pytest.raises(DataError, match=r"junk\.fa\.gz: damaged or truncated gzip data \(.+\)"):
+        list(read_sequences(path))
+
+
+@pytest.mark.usefixtures("inflater")
 def test_truncated_input_gives_the_records_before_the_damage(tmp_path: Path) -> None:
     packed = gzip.compress(_fasta(20000))
     path = tmp_path / "cut.fa.gz"
