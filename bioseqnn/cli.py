@@ -2810,7 +2810,7 @@ def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
 def _given_model_settings(config: str | None, cfg: Any, flags: dict[str, Any]) -> dict[str, Any]:
     """The network settings given on the command line or in the config file (whatever
     their value), as this run resolved them."""
-    from .config import read_yaml
+    from .yamlio import read_yaml
 
     named = {k for k, v in flags.items() if v is not None}
     if config:  # read and validated by load_config already

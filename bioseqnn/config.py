@@ -5,14 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .errors import SettingError, UsageError, shorten
 
@@ -483,64 +480,9 @@ def _check_given(target: Any, section: str, values: dict[str, Any]) -> None:
         raise UsageError(exc.named(lambda key: f"config key '{section}.{key}'")) from None
 
 
-MAX_CONFIG = 1 << 20
-"""Bytes of a YAML settings file (a config, a search space) read at most (the full
-default config is about 5 kB)."""
-
-
-class _SettingsLoader(yaml.SafeLoader):
-    """Safe YAML without aliases. A settings file writes its values out; an alias
-    (``*name``) lets a few hundred bytes stand for billions of values."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not accepted", self.peek_event().start_mark
-            )
-        return super().compose_node(parent, index)
-
-
-# YAML 1.1 (PyYAML) reads 1e-3 as a string, since its floats need a point; YAML 1.2 and
-# most people read it as a number, and a learning rate is usually written that way.
-_SettingsLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-class SettingsDumper(yaml.SafeDumper):
-    """Safe YAML that writes a value shared by two keys out twice, never as an alias, so
-    that what bioseqnn writes, :func:`read_yaml` reads back."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def read_yaml(path: str | Path, what: str) -> Any:
-    """The data of a YAML settings file (``what``: config, search space): at most
-    :data:`MAX_CONFIG` bytes of UTF-8 text, without aliases. Anything else is a one-line
-    :class:`UsageError` that names the file (and the line and column of a YAML error)."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_CONFIG + 1)
-        if len(raw) > MAX_CONFIG:
-            raise UsageError(f"{path}: not a YAML {what} (longer than {MAX_CONFIG >> 20} MB)")
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not a YAML {what} (not UTF-8 text)") from None
-    try:
-        return yaml.load(text, Loader=_SettingsLoader)  # a SafeLoader: no Python objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        what_is_wrong = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}: {where}not valid YAML: {what_is_wrong}") from None
-
-
 def load_config(path: str | Path) -> RunConfig:
+    from .yamlio import read_yaml
+
     data = read_yaml(path, "config")
     try:
         return config_from_dict(data or {})
@@ -639,11 +581,15 @@ def check_setting(f: dataclasses.Field[Any], value: Any) -> None:
 
 
 def dump_yaml(cfg: RunConfig) -> str:
-    return yaml.dump(cfg.to_dict(), Dumper=SettingsDumper, sort_keys=False)
+    from .yamlio import dump
+
+    return dump(cfg.to_dict(), sort_keys=False)
 
 
 def _yaml_value(value: Any) -> str:
-    text = yaml.dump(value, Dumper=SettingsDumper, default_flow_style=True, width=1000).strip()
+    from .yamlio import dump
+
+    text = dump(value, default_flow_style=True, width=1000).strip()
     return text[:-4].strip() if text.endswith("\n...") else text
 
 

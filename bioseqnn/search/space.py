@@ -35,12 +35,11 @@ from ..config import (
     SCHEDULES,
     STRUCTURE_KINDS,
     ModelConfig,
-    SettingsDumper,
     TrainConfig,
     check_value,
-    read_yaml,
 )
 from ..errors import UsageError
+from ..yamlio import SettingsDumper, read_yaml
 
 DEFAULT_SPACE: dict[str, Any] = {
     "families": ["lstm", "gru", "cnn", "cnn-lstm", "cnn-gru", "transformer"],

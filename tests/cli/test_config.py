@@ -15,16 +15,15 @@ from bioseqnn import api
 from bioseqnn.bundle import load_bundle
 from bioseqnn.config import (
     RunConfig,
-    SettingsDumper,
     commented_yaml,
     config_from_dict,
     load_config,
     parse_int_list,
-    read_yaml,
     validate,
 )
 from bioseqnn.errors import SettingError, UsageError
 from bioseqnn.models import REGISTRY, count_parameters
+from bioseqnn.yamlio import SettingsDumper, read_yaml
 
 
 def write(path: Path, text: str) -> Path:
