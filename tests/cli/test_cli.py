@@ -236,7 +236,8 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
     numpy, and changes no process-wide setting: a fresh interpreter says which modules the
     command left in sys.modules. Help and version leave out pydantic too (90 ms), which
     typer's coercion imports, where bioseqnn.cli spares it the values not given; config
-    and --show-space coerce their options' defaults, which needs it."""
+    and --show-space coerce their options' defaults, which needs it. All but those two
+    leave out PyYAML, which only reading or writing a settings file needs."""
     spared = args not in (["config"], ["tune", "--show-space"])
     p = fresh_python(
         "import os, sys\n"
@@ -247,6 +248,7 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
         "if m in sys.modules)\n"
         f"spared = {spared!r} and CHEAP_ABSENT_VALUES\n"
         "heavy += ['pydantic'] if spared and 'pydantic' in sys.modules else []\n"
+        f"heavy += ['yaml'] if {spared!r} and 'yaml' in sys.modules else []\n"
         "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
         "file=sys.stderr)\n"
     )

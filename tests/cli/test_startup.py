@@ -1,6 +1,7 @@
 """Commands that only describe a model file start without torch (importing it is most of
-a second) or numpy (a tenth of info's start-up): info and config --from. Checked in a
-fresh interpreter, by whether ``torch`` and ``numpy`` are in ``sys.modules`` once the
+a second) or numpy (a tenth of info's start-up), and info without PyYAML: info and config
+--from. Checked in a fresh interpreter, by whether ``torch``, ``numpy`` and ``yaml`` are in
+``sys.modules`` once the
 command has run, not by timing (help, --version and the default config:
 tests/cli/test_cli.py)."""
 
@@ -17,13 +18,14 @@ PROBE = """
 import json, sys
 from bioseqnn.cli import main
 code = main(sys.argv[1:])
-loaded = {m: m in sys.modules for m in ("torch", "numpy")}
+loaded = {m: m in sys.modules for m in ("torch", "numpy", "yaml")}
 print("PROBE", json.dumps({"code": code, **loaded}), file=sys.stderr)
 """
 
 
 def run_probe(tmp_path: Path, *args: str | Path) -> tuple[dict[str, object], str]:
-    """The command's exit code, whether torch and numpy were imported, and its stdout."""
+    """The command's exit code, whether torch, numpy and PyYAML were imported, and its
+    stdout."""
     done = fresh_python(PROBE, *args)
     lines = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
     assert lines, done.stderr
@@ -32,19 +34,19 @@ def run_probe(tmp_path: Path, *args: str | Path) -> tuple[dict[str, object], str
 
 def test_info_reads_the_manifest_without_torch(tmp_path: Path, hemolytic_model: Path) -> None:
     probe, out = run_probe(tmp_path, "info", hemolytic_model)
-    assert probe == {"code": 0, "torch": False, "numpy": False}
+    assert probe == {"code": 0, "torch": False, "numpy": False, "yaml": False}
     fields = dict(line.split(None, 1) for line in out.splitlines() if " " in line)
     assert fields["task"] == "binary"
     assert fields["architecture"].startswith("lstm, hidden-size 32")
 
     probe, out = run_probe(tmp_path, "info", "--json", hemolytic_model)
-    assert probe == {"code": 0, "torch": False, "numpy": False}
+    assert probe == {"code": 0, "torch": False, "numpy": False, "yaml": False}
     manifest = json.loads(out)
     assert manifest["model"]["hidden_size"] == 32
     assert fields["parameters"] == f"{manifest['parameters']:,}"
 
     probe, out = run_probe(tmp_path, "config", "--from", hemolytic_model)
-    assert probe == {"code": 0, "torch": False, "numpy": False}
+    assert probe == {"code": 0, "torch": False, "numpy": False, "yaml": True}
     assert "hidden_size: 32" in out
 
 
@@ -52,7 +54,7 @@ def test_info_of_an_ensemble_without_torch(tmp_path: Path, hemolytic_model: Path
     ensemble = tmp_path / "pair.bsnn"
     assert main(["ensemble", str(hemolytic_model), str(hemolytic_model), "-o", str(ensemble)]) == 0
     probe, out = run_probe(tmp_path, "info", ensemble)
-    assert probe == {"code": 0, "torch": False, "numpy": False}
+    assert probe == {"code": 0, "torch": False, "numpy": False, "yaml": False}
     fields = dict(line.split(None, 1) for line in out.splitlines() if " " in line)
     assert fields["ensemble"] == "2 members, seeds 0, 0"
     assert fields["architecture"].startswith("lstm, hidden-size 32")
@@ -62,7 +64,7 @@ def test_a_damaged_model_is_refused_without_torch(tmp_path: Path, hemolytic_mode
     damaged = tmp_path / "damaged.bsnn"
     damaged.write_bytes(hemolytic_model.read_bytes()[:-100])  # weights cut short
     probe, _ = run_probe(tmp_path, "info", damaged)
-    assert probe == {"code": 1, "torch": False, "numpy": False}  # a model file error
+    assert probe == {"code": 1, "torch": False, "numpy": False, "yaml": False}  # a model file error
 
 
 def test_the_probe_sees_torch_when_a_command_uses_it(
@@ -70,7 +72,7 @@ def test_the_probe_sees_torch_when_a_command_uses_it(
 ) -> None:
     """The control: predicting does import torch, and the probe reports it."""
     probe, out = run_probe(tmp_path, "predict", hemolytic_model, examples / "hemolytic.fasta")
-    assert probe == {"code": 0, "torch": True, "numpy": True}
+    assert probe == {"code": 0, "torch": True, "numpy": True, "yaml": False}
     assert out.startswith("id\t")
 
 
