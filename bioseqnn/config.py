@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import types
@@ -527,6 +528,24 @@ def validate(cfg: RunConfig) -> None:
     validate_model(cfg.model)
 
 
+MODEL_NUMBER_MAX = 1 << 20
+"""The largest number an architecture setting takes (a width, a kernel, a length): what a
+model file's manifest holds (bioseqnn.modelfile checks the same)."""
+MODEL_LIST_MAX = 64
+"""The most entries a per-layer list setting takes (channels, kernel sizes, ...)."""
+
+
+@functools.cache
+def _model_numbers() -> frozenset[str]:
+    """The architecture settings that are numbers or lists of numbers: bounded by
+    MODEL_NUMBER_MAX and MODEL_LIST_MAX."""
+    return frozenset(
+        f.name
+        for f in dataclasses.fields(ModelConfig)
+        if type(getattr(ModelConfig(), f.name)) in (int, list)
+    )
+
+
 def validate_model(m: ModelConfig) -> None:
     """Check architecture settings as :func:`validate` does (also run on a model file's)."""
     check_settings(m)
@@ -567,6 +586,19 @@ def check_setting(f: dataclasses.Field[Any], value: Any) -> None:
     for item in items:
         if isinstance(item, float) and not math.isfinite(item):
             raise SettingError(key + " must be a finite number (got {value})", value=item)
+    if f.name in _model_numbers():
+        if isinstance(value, list) and len(value) > MODEL_LIST_MAX:
+            raise SettingError(
+                key + " has {given} entries, more than a model holds ({most})",
+                given=len(value),
+                most=MODEL_LIST_MAX,
+            )
+        if any(type(item) is int and item > MODEL_NUMBER_MAX for item in items):
+            raise SettingError(
+                key + " must be at most {most:,} (got {value:,})",
+                most=MODEL_NUMBER_MAX,
+                value=max(items),
+            )
     bounds = f.metadata.get("bounds")
     if bounds is not None and not all(bounds.admits(item) for item in items):
         verb = "must all be" if isinstance(value, list) else "must be"

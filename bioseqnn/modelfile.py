@@ -20,6 +20,7 @@ from typing import Any
 
 from ._version import __version__
 from .alphabets import ALPHABETS, Alphabet
+from .config import MODEL_LIST_MAX, MODEL_NUMBER_MAX
 from .digest import TENSOR as DIGEST_TENSOR
 from .errors import ModelFileError, UsageError, shorten
 from .modelspec import MAX_WEIGHTS, ModelConfig, model_size, too_large
@@ -589,13 +590,13 @@ def _check_model_config(model: Any, name: str, label: str) -> None:
         if isinstance(default, list):
             ok = (
                 isinstance(value, list)
-                and len(value) <= 64
-                and all(_is_int(v) and 0 <= v <= 1 << 20 for v in value)
+                and len(value) <= MODEL_LIST_MAX
+                and all(_is_int(v) and 0 <= v <= MODEL_NUMBER_MAX for v in value)
             )
         elif isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):
-            ok = _is_int(value) and 0 <= value <= 1 << 20
+            ok = _is_int(value) and 0 <= value <= MODEL_NUMBER_MAX
         elif isinstance(default, float):
             ok = _is_number(value) and 0 <= value < 1
         else:

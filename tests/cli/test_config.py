@@ -282,6 +282,28 @@ def test_bad_architecture_flags_are_usage_errors(
             ["--arch", "cnn", "--channels", "8,0"],
             "must all be at least 1",
         ),
+        # what a model file holds (modelfile checks the same): refused before training
+        (
+            "model",
+            "max_length",
+            2_000_000,
+            ["--arch", "transformer", "--max-length", "2000000"],
+            "must be at most 1,048,576 (got 2,000,000)",
+        ),
+        (
+            "model",
+            "kernel_sizes",
+            [1_100_000, 5],
+            ["--arch", "cnn", "--kernel-sizes", "1100000,5"],
+            "must be at most 1,048,576 (got 1,100,000)",
+        ),
+        (
+            "model",
+            "channels",
+            [8] * 65,
+            ["--arch", "cnn", "--channels", ",".join(["8"] * 65)],
+            "has 65 entries, more than a model holds (64)",
+        ),
         ("training", "lr", 0.0, ["--lr", "0"], "must be positive"),
         (
             "training",
