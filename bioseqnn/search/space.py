@@ -36,9 +36,10 @@ from ..config import (
     STRUCTURE_KINDS,
     ModelConfig,
     TrainConfig,
+    check_setting,
     check_value,
 )
-from ..errors import UsageError
+from ..errors import SettingError, UsageError
 from ..yamlio import SettingsDumper, read_yaml
 
 DEFAULT_SPACE: dict[str, Any] = {
@@ -135,6 +136,8 @@ def _check_range(name: str, value: dict[str, Any], hint: Any) -> None:
         )
     low = check_value(f"{name}.low", value["low"], hint)
     high = check_value(f"{name}.high", value["high"], hint)
+    _check_setting(f"{name}.low", low)
+    _check_setting(f"{name}.high", high)
     if low > high:
         raise UsageError(f"space key {name!r}: low ({low}) is above high ({high})")
     log = value.get("log", False)
@@ -146,6 +149,22 @@ def _check_range(name: str, value: dict[str, Any], hint: Any) -> None:
         step = check_value(f"{name}.step", value["step"], hint)
         if step <= 0 or log:
             raise UsageError(f"space key {name!r}: step must be positive and not with log")
+
+
+def _check_setting(name: str, value: Any) -> None:
+    """A choice, or either end of a range, as train would check the setting it gives
+    (``name``: section.key, then .low or .high): within the setting's bounds, finite. A
+    value train would refuse made every trial that drew it fail, after the search began,
+    or (inf, 1e308) crashed the sampler."""
+    section, key = name.split(".")[:2]
+    settings = ModelConfig if section == "model" else TrainConfig
+    field = next((f for f in dataclasses.fields(settings) if f.name == key), None)
+    if field is None:
+        return  # a key of the space's own (conv_layers)
+    try:
+        check_setting(field, [value] if key in CONV_FIELDS else value)
+    except SettingError as exc:
+        raise UsageError(exc.named(lambda _: f"space key {name!r}")) from None
 
 
 def _check_value(name: str, section: str, key: str, value: Any) -> None:
@@ -165,6 +184,7 @@ def _check_value(name: str, section: str, key: str, value: Any) -> None:
         if isinstance(v, (list, dict)):
             raise UsageError(f"space key {name!r}: a choice must be a single value, got {v!r}")
         check_value(name, v, hint)
+        _check_setting(name, v)
         if key in _CHOICES and v not in _CHOICES[key]:
             raise UsageError(f"space key {name!r}: {v!r} is not one of {', '.join(_CHOICES[key])}")
 
@@ -207,9 +227,9 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
                 raise UsageError(f"{source}: {exc}") from None
         out[section] = dict(values)
     model = out["model"]
-    if "d_model" in model and "heads" in model and "transformer" in out["families"]:
-        d_models = _finite_values(model["d_model"])
-        heads = _finite_values(model["heads"])
+    if ("d_model" in model or "heads" in model) and "transformer" in out["families"]:
+        d_models = _finite_values(model.get("d_model", ModelConfig().d_model))
+        heads = _finite_values(model.get("heads", ModelConfig().heads))
         if d_models and heads and any(d % h for d in d_models for h in heads):
             raise UsageError(
                 f"{source}: space key 'model.d_model': every choice must be "

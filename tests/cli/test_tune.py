@@ -184,6 +184,16 @@ def test_show_space_prints_yaml_that_space_accepts(cli, tmp_path) -> None:
         ("training:\n  seed: 3\n", "training.seed"),
         ("families: [gru, lstmm]\n", "families"),
         ("colour: blue\n", "colour"),
+        # values train would refuse, refused before the study starts (inf crashed the
+        # sampler; the others failed every trial that drew them)
+        ("training:\n  lr: {low: 0.001, high: .inf}\n", "training.lr.high"),
+        ("training:\n  lr: {low: .nan, high: 0.1}\n", "training.lr.low"),
+        ("model:\n  dropout: {low: -1.0e308, high: 1.0e308}\n", "model.dropout.low"),
+        ("training:\n  batch_size: [0]\n", "training.batch_size"),
+        ("training:\n  epochs: [0, 1]\n", "training.epochs"),
+        ("model:\n  hidden_size: [16, 1000000000]\n", "model.hidden_size"),
+        ("model:\n  kernel_sizes: {low: 3, high: 2000000}\n", "model.kernel_sizes.high"),
+        ("families: [transformer]\nmodel:\n  heads: [3]\n", "model.d_model"),
     ],
 )
 def test_a_bad_space_is_a_one_line_usage_error(cli, data, tmp_path, text, named) -> None:
