@@ -2931,9 +2931,10 @@ _COMPLETE_VAR = "_BIOSEQNN_COMPLETE"
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code (errors never escape as tracebacks).
     A command that fails takes away the output folders it made that are still empty."""
-    from .io.outputs import forget_made_folders, remove_made_folders
+    from .io.outputs import forget_made_folders, guard_closed_stdout, remove_made_folders
 
     forget_made_folders()
+    guard_closed_stdout()
     code = _main(argv)
     if code != 0:
         remove_made_folders()

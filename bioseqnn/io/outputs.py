@@ -196,6 +196,29 @@ def _encoded(raw: IO[bytes], name: str, binary: bool, bgzip: bool = False) -> It
     raw.flush()
 
 
+class _Closed(io.TextIOBase):
+    """Standard output of a process started with it closed (``>&-``): Python leaves
+    sys.stdout None, and the first write failed as 'unexpected TypeError'. Writing
+    here is the one-line error of an output that cannot be written."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: Any) -> int:
+        raise DataError("<stdout>: cannot write: standard output is closed")
+
+    @property
+    def buffer(self) -> _Closed:
+        return self
+
+
+def guard_closed_stdout() -> None:
+    """Stand in for a closed standard output (see :class:`_Closed`); a command that
+    never writes to it runs as usual."""
+    if sys.stdout is None:
+        sys.stdout = _Closed()
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike[str], binary: bool = False, bgzip: bool = False

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +194,29 @@ def test_a_multiqc_name_without_the_suffix_is_a_warning(
     assert r.code == 0
     assert "MultiQC finds custom content by the name's end, _mqc.json" in r.err
     assert json.loads((tmp_path / "metrics.json").read_text())["plot_type"] == "table"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["predict", "MODEL", "SEQS"], ["info", "MODEL"], ["--version"]],
+    ids=["predict", "info", "version"],
+)
+def test_a_closed_standard_output_is_one_line(peptide_model: Path, args: list[str]) -> None:
+    """Started with stdout closed (``>&-``), Python has no sys.stdout; writing to it was
+    'unexpected TypeError'. Now the output error, exit 1."""
+    given = [
+        {"MODEL": str(peptide_model), "SEQS": str(EXAMPLES / "hemolytic.fasta")}.get(a, a)
+        for a in args
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "bioseqnn", *given],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(1),
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.decode() == (
+        "bioseqnn: error: <stdout>: cannot write: standard output is closed\n"
+    )
