@@ -521,9 +521,20 @@ ModelArg = Annotated[
 ]
 
 
+def _shown(text: str) -> str:
+    """A message as it can be printed and copied: a file name's bytes that are not UTF-8
+    (kept by Python as lone surrogates) are written as \\xNN, as the shell's printf takes
+    them, rather than \\udcNN."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
+        msg = _shown(record.getMessage())
         if record.levelno >= logging.ERROR:
             return f"bioseqnn: error: {msg}"
         if record.levelno >= logging.WARNING:
@@ -2865,7 +2876,7 @@ def _input_row(m: dict[str, Any]) -> tuple[str, str]:
 
 
 def _error(message: str) -> None:
-    print(f"bioseqnn: error: {message}", file=sys.stderr)
+    print(f"bioseqnn: error: {_shown(message)}", file=sys.stderr)
 
 
 _WITHOUT_TORCH = ("config", "version", "info")

@@ -220,3 +220,18 @@ def test_a_closed_standard_output_is_one_line(peptide_model: Path, args: list[st
     assert done.stderr.decode() == (
         "bioseqnn: error: <stdout>: cannot write: standard output is closed\n"
     )
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_as_the_shell_writes_it(
+    peptide_model: Path, tmp_path: Path
+) -> None:
+    """Bytes of a name that are not UTF-8 were shown as \\udce9, which cannot be typed
+    back; they are shown as \\xe9, as printf takes them."""
+    name = os.fsdecode(bytes(tmp_path) + b"/bad\xe9.fa")
+    Path(name).write_bytes(b">a\nAC3D\n")
+    done = run_bioseqnn("predict", peptide_model, name)
+    assert done.returncode == 1
+    shown = str(tmp_path) + "/bad\\xe9.fa"
+    assert done.stderr.decode().startswith(f"bioseqnn: error: {shown}: line 2, column 3: ")
+    done = run_bioseqnn("predict", peptide_model, os.fsdecode(bytes(tmp_path) + b"/no\xe9.fa"))
+    assert done.stderr.decode() == f"bioseqnn: error: {tmp_path}/no\\xe9.fa: no such file\n"
