@@ -899,7 +899,7 @@ def _write_table(trials: list[Any], monitor: str, path: Path) -> None:
     params: dict[str, None] = {}
     for t in trials:
         params.update(dict.fromkeys(t.params))
-    header = ["trial", "state", monitor, "seconds", "epochs", *params, "note"]
+    header = ["trial", "state", monitor, "seconds", "epochs_trained", *params, "note"]
     with atomic_output(path) as fh:
         fh.write("\t".join(header) + "\n")
         for t in sorted(trials, key=lambda t: t.number):

@@ -485,9 +485,9 @@ def test_monitor_sets_the_direction_and_the_pruner_stops_trials_early(cli, data,
     best = max(complete, key=lambda row: (float(row["val_auroc"]), -int(row["trial"])))
     tune = _manifest(out)["tune"]
     assert tune["metric"] == "val_auroc" and tune["best_trial"] == int(best["trial"])
-    assert all(row["epochs"] == "4" for row in complete)
+    assert all(row["epochs_trained"] == "4" for row in complete)
     pruned = [row for row in rows if row["state"] == "pruned"]
-    assert pruned and all(int(row["epochs"]) < 4 for row in pruned)
+    assert pruned and all(int(row["epochs_trained"]) < 4 for row in pruned)
     assert tune["pruned"] == len(pruned)
 
 
@@ -751,7 +751,7 @@ def test_time_budget_stops_the_running_trial_after_an_epoch(cli, data, tmp_path)
     assert r.code == 0, r.err
     rows = _table(tmp_path / "best.trials.tsv")
     assert len(rows) == 1 and rows[0]["state"] == "complete"
-    epochs = int(rows[0]["epochs"])
+    epochs = int(rows[0]["epochs_trained"])
     assert 1 <= epochs < 400
     assert rows[0]["note"] == f"stopped by --time after epoch {epochs}"
     metrics = _manifest(tmp_path / "best.bsnn")["metrics"]
@@ -990,3 +990,25 @@ print("restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         p.stdout + p.stderr
     )
     assert "KeyboardInterrupt" in p.stderr  # what Python printed and dropped
+
+
+def test_the_trials_table_has_one_column_per_name(tmp_path: Path) -> None:
+    """A searched epochs (the cap) and the epochs a trial trained were both 'epochs':
+    csv.DictReader kept one, pandas and R renamed the other."""
+    from bioseqnn.search.study import _write_table
+
+    trial = optuna.trial.create_trial(
+        params={"epochs": 30, "lr": 0.001},
+        distributions={
+            "epochs": optuna.distributions.CategoricalDistribution([10, 30]),
+            "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+        },
+        value=0.5,
+        user_attrs={"epochs": 12},
+    )
+    path = tmp_path / "best.trials.tsv"
+    _write_table([trial], "val_loss", path)
+    header = path.read_text().splitlines()[0].split("\t")
+    assert len(header) == len(set(header))
+    (row,) = _table(path)
+    assert (row["epochs_trained"], row["epochs"], row["lr"]) == ("12", "30", "0.001")
