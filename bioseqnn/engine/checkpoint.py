@@ -99,6 +99,12 @@ def hold_checkpoint_dir(directory: str | os.PathLike[str] | None) -> Iterator[No
         return
     path = Path(directory) / LOCK_NAME
     fd = _lock(path, fcntl, directory)
+    if fd is not None:
+        # a checkpoint half-written by a run that was killed (kill -9, a node lost): with
+        # the folder held, no other run can be writing it
+        for stale in Path(directory).glob(f".{FILE_NAME}.*.part"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
     try:
         yield
     finally:

@@ -308,3 +308,22 @@ def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(
         assert r.err.count("\n") == 1, r.err
         assert fasta.read_bytes() == before
         assert not (tmp_path / "m.bsnn").exists()
+
+
+def test_a_checkpoint_half_written_by_a_killed_run_is_removed(
+    cli, promoters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """kill -9 during a checkpoint's write leaves its temporary file; the next run that
+    holds the folder removes it (nothing else can be writing it then)."""
+    fasta, labels = promoters
+    ckdir = tmp_path / "ck"
+    ckdir.mkdir()
+    stale = ckdir / f".{FILE_NAME}.k1ll3d.part"
+    stale.write_bytes(b"\0" * 4096)
+    other = ckdir / "notes.part"  # not bioseqnn's: left alone
+    other.write_text("mine")
+    args = [str(fasta), str(labels), *ARGS, "--checkpoint-dir", str(ckdir), "--quiet"]
+    done = cli("train", *args, "--epochs", "1", "--resume", "-o", tmp_path / "m.bsnn")
+    assert done.code == 0, done.err
+    assert sorted(p.name for p in ckdir.iterdir()) == [FILE_NAME, "notes.part"]
+    assert load_checkpoint(ckdir) is not None
