@@ -626,7 +626,10 @@ def model_config(model: str | os.PathLike[str]) -> tuple[RunConfig, str]:
     manifest, _ = read_manifest(model)
     known = {f.name for f in fields(TrainConfig)}  # not a newer version's
     training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
-    cfg = config_from_dict({"model": manifest["model"], "training": training})
+    try:
+        cfg = config_from_dict({"model": manifest["model"], "training": training})
+    except UsageError as exc:  # a setting train would refuse: the file was edited
+        raise ModelFileError(f"{display_name(model)}: invalid manifest: {exc}") from None
     header = f"the resolved config of {display_name(model)}"
     if "member_models" in manifest:  # one config trains one network per member
         header += (

@@ -502,3 +502,21 @@ def test_a_weight_that_is_not_finite_is_refused(cli, good_model: Path, tmp_path:
         f"bioseqnn: error: {bad}: weight {key!r} holds NaN or infinite values"
     ]
     assert not (tmp_path / "out.tsv").exists()
+
+
+def test_config_from_a_manifest_with_a_setting_train_refuses(
+    cli, good_model: Path, tmp_path: Path
+) -> None:
+    """training.epochs edited to -5: 'config --from' said "config key 'training.epochs'
+    must be at least 1", exit 2, without naming the file; a damaged model file is exit 1
+    naming it, as in every other command."""
+    bundle = load_bundle(good_model)
+    bad = tmp_path / "edited.bsnn"
+    manifest = {**bundle.manifest, "training": {**bundle.manifest["training"], "epochs": -5}}
+    write_exactly(bad, bundle.model, manifest)
+    r = cli("config", "--from", bad)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        f"bioseqnn: error: {bad}: invalid manifest: config key 'training.epochs' must be at "
+        "least 1\n"
+    )
