@@ -23,7 +23,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, config_from_dict, write_config
+from ..config import (
+    DEFAULT_ARCH,
+    DEFAULT_CAUSAL_ARCH,
+    RunConfig,
+    config_from_dict,
+    write_config,
+)
 from ..engine.schedules import minimised
 from ..errors import BioseqnnError, TrainingError, UsageError, shorten
 from ..io.files import STDIO, display_name
@@ -423,6 +429,7 @@ def tune(
     paths["trials"].mkdir(parents=True, exist_ok=True)
     try:
         facts_found, facts, families = _data_facts(train_inputs, base, paths["trials"], space)
+        defaults_arch = DEFAULT_CAUSAL_ARCH if facts.task == "language-model" else DEFAULT_ARCH
         created, resolved_monitor, where = _open_study(
             optuna,
             study,
@@ -433,7 +440,7 @@ def tune(
             seed,
             resume,
             join,
-            defaults_first,
+            defaults_first and defaults_arch,
         )
     except BaseException:
         if new_folder:  # bad input or settings: no trial ran, leave nothing behind
@@ -621,9 +628,11 @@ def _open_study(
     seed: int,
     resume: bool,
     join: bool,
-    defaults_first: bool,
+    defaults_first: str | bool,
 ) -> tuple[Any, str, str]:
-    """Create or load the study: (study, the monitor it optimises, where it is)."""
+    """Create or load the study: (study, the monitor it optimises, where it is).
+    ``defaults_first``: the architecture train's defaults build, for a new study to start
+    with them where it is among the families searched; False for none."""
     storage, where = _storage(optuna, study, journal)
     names = optuna.study.get_all_study_names(storage)
     exists = STUDY_NAME in names
@@ -681,7 +690,15 @@ def _open_study(
     else:
         # the monitor is written last: a process that joins waits for it (_settings_of)
         created.set_user_attr("space", space)
-        if defaults_first:
+        if defaults_first and defaults_first not in space["families"]:
+            # families: [cnn, gru] had the default cnn-gru win a search that was to try
+            # only those two
+            log.info(
+                "no trial of train's defaults: their architecture (%s) is not among the "
+                "families searched",
+                defaults_first,
+            )
+        elif defaults_first:
             # the first trial is what 'bioseqnn train' gives with no options (with the
             # space's fixed values, e.g. its epochs): a search reports no worse a
             # validation figure than the default, and its table shows the default's

@@ -58,15 +58,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "id,hemolytic\n" + "".join(f"{r.split()[0]},{labels[r.split()[0]]}\n" for r in chosen)
     )
     (folder / "space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+    # train's defaults build a cnn-gru: a study starts with them only where it may
+    with_default = {**TINY_SPACE, "families": [*TINY_SPACE["families"], "cnn-gru"]}
+    (folder / "space_with_default.yaml").write_text(yaml.safe_dump(with_default))
     return {
         "fasta": folder / "s.fasta",
         "labels": folder / "s.csv",
         "space": folder / "space.yaml",
+        "space_with_default": folder / "space_with_default.yaml",
         "dir": folder,
     }
 
 
-def _tune_args(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
+def _tune_args(data: dict[str, Path], out: Path, *extra: str, space: str = "space") -> list[str]:
     return [
         "tune",
         str(data["fasta"]),
@@ -74,7 +78,7 @@ def _tune_args(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
         "-o",
         str(out),
         "--space",
-        str(data["space"]),
+        str(data[space]),
         *extra,
     ]
 
@@ -347,6 +351,7 @@ def test_two_processes_share_one_journal_file(data, tmp_path) -> None:
                 "--join",
                 "--seed",
                 "4",
+                space="space_with_default",
             )
         )
         for _ in range(2)
@@ -913,12 +918,12 @@ def test_the_first_trial_is_trains_defaults(cli, data, tmp_path) -> None:
     threads) as trial 0: no sampled parameters, noted in the table; the search's best
     is never worse than it on validation."""
     out = tmp_path / "best.bsnn"
-    r = cli(*_tune_args(data, out, "--trials", "3", "--seed", "1"))
+    r = cli(*_tune_args(data, out, "--trials", "3", "--seed", "1", space="space_with_default"))
     assert r.code == 0, r.err
     assert "trial 0: " in r.err and "train's defaults" in r.err
     rows = _table(tmp_path / "best.trials.tsv")
     assert rows[0]["note"] == "train's defaults" and rows[0]["arch"] == ""
-    assert all(rows[i]["arch"] in TINY_SPACE["families"] for i in (1, 2))
+    assert all(rows[i]["arch"] in [*TINY_SPACE["families"], "cnn-gru"] for i in (1, 2))
     first = _manifest(tmp_path / "best.trials" / "000.bsnn")
     plain = tmp_path / "plain.bsnn"  # the same run through train, with no options
     assert (
@@ -946,10 +951,26 @@ def test_the_first_trial_is_trains_defaults(cli, data, tmp_path) -> None:
     assert tune["value"] <= first["metrics"]["best"]["val_loss"]
     # --no-defaults-first: every trial sampled
     r = cli(
-        *_tune_args(data, tmp_path / "s.bsnn", "--trials", "2", "--no-defaults-first", "--quiet")
+        *_tune_args(
+            data,
+            tmp_path / "s.bsnn",
+            "--trials",
+            "2",
+            "--no-defaults-first",
+            "--quiet",
+            space="space_with_default",
+        )
     )
     assert r.code == 0, r.err
     assert all(row["arch"] for row in _table(tmp_path / "s.trials.tsv"))
+    # families without train's architecture (cnn-gru): no defaults trial, and the best
+    # model is one of the families
+    r = cli(*_tune_args(data, tmp_path / "f.bsnn", "--trials", "1", "--seed", "1"))
+    assert r.code == 0, r.err
+    assert "no trial of train's defaults: their architecture (cnn-gru) is not among" in r.err
+    (row,) = _table(tmp_path / "f.trials.tsv")
+    assert row["arch"] in TINY_SPACE["families"] and row["note"] == ""
+    assert _manifest(tmp_path / "f.bsnn")["model"]["arch"] in TINY_SPACE["families"]
 
 
 @pytest.mark.slow
