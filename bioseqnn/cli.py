@@ -2100,6 +2100,9 @@ def motifs(
 ) -> None:
     """Discover motifs: attributions summarised by TF-MoDISco, named from a motif database."""
     _setup_logging(quiet, debug)
+    from .modelfile import read_manifest
+
+    read_manifest(model)  # what is no model file is refused before torch and modisco load
     from .interpret.motifs import ModiscoOptions, discover_motifs, write_motif_report
 
     fmt = (plot_format or FigureFormat.png).value
