@@ -30,7 +30,7 @@ class EpochLog:
         if self.path is None:
             return
         if self.handle is None:
-            self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self.handle = _open_held(self.path)
             self.columns = list(record)
             if not self.jsonl:
                 self.handle.write("\t".join(self.columns) + "\n")
@@ -45,6 +45,34 @@ class EpochLog:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
+
+
+def _open_held(path: Path) -> IO[str]:
+    """The log opened empty for this run alone. Two runs given one model name (a rule
+    started twice) wrote their rows into one file, torn lines included; the second now
+    stops with a usage error. An advisory flock, taken before the file is emptied, held
+    while the run lives (the system drops it when the process ends, a kill included);
+    where there are no locks (Windows, some network file systems) the log is unguarded."""
+    from ..errors import UsageError
+
+    handle = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115
+    try:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:
+        pass
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(
+            f"{path}: another training run is writing this log (the same -o or --log "
+            "given twice?); give this run another output name"
+        ) from None
+    except OSError:  # ENOLCK, EOPNOTSUPP: a file system without locks
+        pass
+    handle.seek(0)
+    handle.truncate()
+    return handle
 
 
 def _fmt(value: Any) -> str:

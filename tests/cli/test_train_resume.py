@@ -327,3 +327,46 @@ def test_a_checkpoint_half_written_by_a_killed_run_is_removed(
     assert done.code == 0, done.err
     assert sorted(p.name for p in ckdir.iterdir()) == [FILE_NAME, "notes.part"]
     assert load_checkpoint(ckdir) is not None
+
+
+def test_a_second_run_writing_the_same_log_stops(
+    cli, promoters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two runs given one -o (a rule started twice) wrote their epochs into one log, torn
+    lines included: the second stops with exit 2 before its first row, and the first
+    run's log is left whole."""
+    fasta, labels = promoters
+    out = tmp_path / "same.bsnn"
+    log_file = tmp_path / "same.log.tsv"
+    args = [str(fasta), str(labels), *ARGS, "--quiet", "-o", str(out)]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bioseqnn", "train", *args, "--epochs", "100000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and first.poll() is None:
+            if log_file.exists() and log_file.read_text().count("\n") >= 3:
+                break
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before the second started"
+        second = run_bioseqnn("train", *args, "--epochs", "2")
+        err = second.stderr.decode()
+        assert second.returncode == 2, err
+        assert err == (
+            f"bioseqnn: error: {log_file}: another training run is writing this log (the "
+            "same -o or --log given twice?); give this run another output name\n"
+        )
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    rows = log_file.read_text().splitlines()
+    assert rows[0].startswith("epoch\t")
+    epochs = [int(row.split("\t")[0]) for row in rows[1:]]
+    assert epochs == list(range(1, len(epochs) + 1))  # one run's rows, none torn
+    # the kill released the log: a new run writes it afresh
+    again = cli("train", *args, "--epochs", "1")
+    assert again.code == 0, again.err
+    assert [r.split("\t")[0] for r in log_file.read_text().splitlines()] == ["epoch", "1"]
