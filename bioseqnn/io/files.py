@@ -150,7 +150,7 @@ def _inflate_module() -> Any:
 class _Gunzip(io.BufferedIOBase):
     """gzip input, decompressed on a background thread while the caller parses.
 
-    The decompressor (_inflater) releases the GIL while it inflates, so on two cores
+    The decompressor (_inflate_module) releases the GIL while it inflates, so on two cores
     decompression overlaps with parsing instead of adding to it. The thread inflates
     a megabyte of compressed input per step, so that it needs the GIL (which the parser
     holds nearly all the time) only briefly and rarely; gzip.GzipFile would take it back

@@ -23,17 +23,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import (
-    DEFAULT_ARCH,
-    DEFAULT_CAUSAL_ARCH,
-    RunConfig,
-    config_from_dict,
-    write_config,
-)
+from ..config import ModelConfig, RunConfig, config_from_dict, write_config
 from ..engine.schedules import minimised
 from ..errors import BioseqnnError, TrainingError, UsageError, shorten
 from ..io.files import STDIO, display_name
 from ..io.outputs import atomic_output, check_output_path
+from ..modelspec import resolve_model
 from .space import DataFacts, default_space, families_for, fixed_settings, sample
 
 log = logging.getLogger("bioseqnn")
@@ -429,7 +424,9 @@ def tune(
     paths["trials"].mkdir(parents=True, exist_ok=True)
     try:
         facts_found, facts, families = _data_facts(train_inputs, base, paths["trials"], space)
-        defaults_arch = DEFAULT_CAUSAL_ARCH if facts.task == "language-model" else DEFAULT_ARCH
+        # the network train's defaults build for this task (arch: auto)
+        causal = facts.task == "language-model"
+        defaults_arch = resolve_model(ModelConfig(), causal=causal).arch
         created, resolved_monitor, where = _open_study(
             optuna,
             study,
@@ -440,7 +437,7 @@ def tune(
             seed,
             resume,
             join,
-            defaults_first and defaults_arch,
+            defaults_arch if defaults_first else None,
         )
     except BaseException:
         if new_folder:  # bad input or settings: no trial ran, leave nothing behind
@@ -628,11 +625,11 @@ def _open_study(
     seed: int,
     resume: bool,
     join: bool,
-    defaults_first: str | bool,
+    defaults_arch: str | None,
 ) -> tuple[Any, str, str]:
     """Create or load the study: (study, the monitor it optimises, where it is).
-    ``defaults_first``: the architecture train's defaults build, for a new study to start
-    with them where it is among the families searched; False for none."""
+    ``defaults_arch``: the architecture train's defaults build, for a new study to start
+    with them where it is among the families searched; None for no defaults trial."""
     storage, where = _storage(optuna, study, journal)
     names = optuna.study.get_all_study_names(storage)
     exists = STUDY_NAME in names
@@ -690,15 +687,15 @@ def _open_study(
     else:
         # the monitor is written last: a process that joins waits for it (_settings_of)
         created.set_user_attr("space", space)
-        if defaults_first and defaults_first not in space["families"]:
+        if defaults_arch is not None and defaults_arch not in space["families"]:
             # families: [cnn, gru] had the default cnn-gru win a search that was to try
             # only those two
             log.info(
                 "no trial of train's defaults: their architecture (%s) is not among the "
                 "families searched",
-                defaults_first,
+                defaults_arch,
             )
-        elif defaults_first:
+        elif defaults_arch is not None:
             # the first trial is what 'bioseqnn train' gives with no options (with the
             # space's fixed values, e.g. its epochs): a search reports no worse a
             # validation figure than the default, and its table shows the default's
