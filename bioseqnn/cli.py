@@ -39,12 +39,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("bioseqnn")
 
 
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """The settings a run takes when neither an option nor a config file sets them."""
+    from .config import RunConfig
+
+    return RunConfig().to_dict()
+
+
 def _default(section: str, name: str) -> str:
     """' (default: X)' for a train option, read from the settings' dataclasses (the value a
     run takes when neither the option nor a config file sets it)."""
-    from .config import RunConfig
-
-    value = RunConfig().to_dict()[section][name]
+    value = _defaults()[section][name]
     if isinstance(value, bool):
         shown = "yes" if value else "no"
     elif isinstance(value, list):
@@ -56,22 +62,44 @@ def _default(section: str, name: str) -> str:
 
 class _AbsentValue:
     """What typer's coercion does with a value that was not given (None): None, or ()
-    for a parameter that takes several values, whatever the parameter's type."""
+    for a parameter that takes several values, whatever the parameter's type; and with a
+    text value of a text parameter: the value itself."""
 
     @staticmethod
     def coerce(value: Any, param: Any, ctx: Any) -> Any:
+        if value is not None:
+            return value
         return () if param.multiple or param.nargs == -1 else None
 
 
+def _needs_no_coercion(parameter: Any, value: Any) -> bool:
+    """Whether typer's coercer would give ``value`` back unchanged: it is absent (None),
+    or of the parameter's own plain type (str, int, float or a choice's Enum, or that |
+    None): text from the command line for a text option, or an option's default. A
+    number or choice typed on the command line arrives as text, which typer converts
+    and checks."""
+    if value is None:
+        return True
+    kind = type(value)
+    descriptor = getattr(parameter, "type_descriptor", None)
+    return (
+        (kind in (str, int, float) or isinstance(value, Enum))
+        and getattr(descriptor, "annotation", None) is kind
+        and getattr(descriptor, "file_annotation", None) is None
+    )
+
+
 def _coerce_absent_values_cheaply() -> bool:
-    """Let typer skip building a coercer for a parameter whose value is absent.
+    """Let typer skip building a coercer for a value it would give back unchanged.
 
     typer (0.29) builds each parameter's coercer, a pydantic TypeAdapter, the first time
     it processes a value, even None, which every coercer passes through unchanged. Its
     own --help and completion flags are None in every run, so every command imported
     pydantic: about 90 ms of the 0.25 s that 'bioseqnn version' or 'train --help' took.
-    Values that are given are coerced by typer as before. Where typer's internals are
-    not the ones this expects, nothing changes. Returns whether it applied."""
+    A text option's value (config's '-o -', info's model path) is text already, which
+    the str coercer returns as it is (pydantic's import is 0.17 s on an AVX2 EPYC).
+    Other values are coerced by typer as before. Where typer's internals are not the
+    ones this expects, nothing changes. Returns whether it applied."""
     parameter = getattr(getattr(typer, "core", None), "_TyperParameter", None)
     process = getattr(parameter, "process_value", None)
     if parameter is None or process is None or not hasattr(parameter, "get_runtime_param"):
@@ -80,7 +108,9 @@ def _coerce_absent_values_cheaply() -> bool:
         return True
 
     def process_value(self: Any, ctx: Any, value: Any) -> Any:
-        if value is not None or getattr(self, "_runtime_param", _AbsentValue) is not None:
+        if getattr(self, "_runtime_param", _AbsentValue) is not None or not _needs_no_coercion(
+            self, value
+        ):
             return process(self, ctx, value)
         self._runtime_param = _AbsentValue
         try:
@@ -566,6 +596,10 @@ def _click_group(only: str | None = None) -> Any:
     which a run of one command need not wait for. Its help, errors and behaviour are
     those of the full group; the full one answers everything else (the group's help,
     an unknown command, shell completion)."""
+    if only == "":  # the version alone: no command is run or listed
+        bare = copy.copy(app)
+        bare.registered_commands = []
+        return typer.main.get_command(bare)
     if only is not None:
         chosen = [c for c in app.registered_commands if _command_name(c) == only]
         if len(chosen) == 1:
@@ -575,6 +609,36 @@ def _click_group(only: str | None = None) -> Any:
     return typer.main.get_command(app)
 
 
+LISTING_ARGS = ([], ["--help"])
+"""Arguments that show the group's help, which lists the commands and none of their
+parameters."""
+
+
+@functools.cache
+def _listing_group() -> Any:
+    """The group as its help shows it: every command's name and help, without building
+    their parameters from the signatures (90 ms of the 0.25 s that 'bioseqnn --help'
+    took on an AVX2 EPYC). tests/cli/test_startup.py checks that the help is the full
+    group's."""
+    listed = copy.copy(app)
+    listed.registered_commands = [_without_parameters(c) for c in app.registered_commands]
+    return typer.main.get_command(listed)
+
+
+def _without_parameters(info: Any) -> Any:
+    """A registered command's copy whose callback takes nothing, with its name and help."""
+    callback = info.callback
+
+    def listed() -> None:
+        raise AssertionError("a listed command is not run")  # pragma: no cover
+
+    listed.__doc__ = callback.__doc__
+    copied = copy.copy(info)
+    copied.name = _command_name(info)
+    copied.callback = listed
+    return copied
+
+
 def _command_name(info: Any) -> str:
     """The name a registered command is called by (typer's rule: its function's name,
     lower case, '-' for '_', unless named)."""
@@ -582,7 +646,10 @@ def _command_name(info: Any) -> str:
 
 
 def _named_command(args: list[str]) -> str | None:
-    """The command the arguments name (the first that is no option), or None."""
+    """The command the arguments name (the first that is no option), or None; "" for
+    '--version' on its own, which needs no command at all."""
+    if args == ["--version"]:
+        return ""
     return next((a for a in args if not a.startswith("-")), None)
 
 
@@ -593,10 +660,11 @@ def repeated_options(args: list[str]) -> list[str]:
     used, as click does, and the user is told which; repeating a value is no warning, and
     options that take several values (--target) are left alone.
     """
-    group = _click_group(_named_command(args))
-    commands = getattr(group, "commands", {})
     at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
-    if at is None or args[at] not in commands:
+    if at is None:
+        return []
+    commands = getattr(_click_group(_named_command(args)), "commands", {})
+    if args[at] not in commands:
         return []
     options: dict[str, tuple[Any, Any]] = {}  # an option's spelling -> (its parameter, value)
     for param in commands[args[at]].params:
@@ -3030,7 +3098,7 @@ def _invoke(args: list[str]) -> None:
     # pipe into sys.exit(1) before this funnel could see it.
     if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
         _click_group()._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
-    command = _click_group(_named_command(args))
+    command = _listing_group() if args in LISTING_ARGS else _click_group(_named_command(args))
     with command.make_context("bioseqnn", args) as ctx:
         command.invoke(ctx)
 

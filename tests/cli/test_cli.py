@@ -234,10 +234,10 @@ INSTANT = [
 def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
     """What a user types to find their way (and `import bioseqnn`) loads neither torch nor
     numpy, and changes no process-wide setting: a fresh interpreter says which modules the
-    command left in sys.modules. Help and version leave out pydantic too (90 ms), which
-    typer's coercion imports, where bioseqnn.cli spares it the values not given; config
-    and --show-space coerce their options' defaults, which needs it. All but those two
-    leave out PyYAML, which only reading or writing a settings file needs."""
+    command left in sys.modules. They leave out pydantic too (0.09-0.17 s), which
+    typer's coercion imports, where bioseqnn.cli spares it the values it would give back
+    unchanged (absent ones, defaults, text). All but config and --show-space leave out
+    PyYAML, which only reading or writing a settings file needs."""
     spared = args not in (["config"], ["tune", "--show-space"])
     p = fresh_python(
         "import os, sys\n"
@@ -246,8 +246,7 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
         f"code = main({args!r})\n"
         "heavy = sorted(m for m in ('torch', 'numpy', 'safetensors', 'Bio') "
         "if m in sys.modules)\n"
-        f"spared = {spared!r} and CHEAP_ABSENT_VALUES\n"
-        "heavy += ['pydantic'] if spared and 'pydantic' in sys.modules else []\n"
+        "heavy += ['pydantic'] if CHEAP_ABSENT_VALUES and 'pydantic' in sys.modules else []\n"
         f"heavy += ['yaml'] if {spared!r} and 'yaml' in sys.modules else []\n"
         "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
         "file=sys.stderr)\n"
@@ -255,6 +254,31 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
     line = [x for x in p.stderr.splitlines() if x.startswith("PROBE")]
     assert line == ["PROBE 0 [] None"], p.stderr
     assert p.stdout.strip()  # the help, version or config was printed
+
+
+def test_the_group_help_lists_what_the_full_group_would(capsys) -> None:
+    """'bioseqnn --help' is answered by a group built without the commands' parameters;
+    its text is the full group's, word for word, and so is the usage error of no
+    arguments."""
+    from bioseqnn import cli
+
+    for args in cli.LISTING_ARGS:
+        shown = []
+        for group in (cli._listing_group(), cli._click_group()):
+            # --help exits; no arguments is an error
+            with (
+                pytest.raises(BaseException) as ended,
+                group.make_context("bioseqnn", list(args)) as ctx,
+            ):
+                group.invoke(ctx)
+            if hasattr(ended.value, "show"):  # the usage error shows the help
+                ended.value.show()
+            shown.append(capsys.readouterr())
+        assert shown[0] == shown[1]
+        assert "Commands:" in shown[0].out + shown[0].err
+    assert sorted(cli._listing_group().commands) == sorted(cli._click_group().commands)
+    assert all(not c.params for c in cli._listing_group().commands.values())
+    assert len(cli._click_group().commands["train"].params) > 20
 
 
 @pytest.mark.slow
