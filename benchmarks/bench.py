@@ -76,9 +76,10 @@ from bioseqnn.config import RunConfig, TrainConfig
 from bioseqnn.data.batches import batch_indices
 from bioseqnn.data.reading import read_encoded
 from bioseqnn.data.sets import SequenceSet
-from bioseqnn.encoding import OneHot, pad_codes
+from bioseqnn.encoding import pad_codes
 from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models import REGISTRY, ModelConfig, SequenceModel
+from bioseqnn.models.inputs import OneHot
 from bioseqnn.tasks import TaskSpec
 
 runtime.tune()  # the command line's settings (flush-denormal) before any torch work

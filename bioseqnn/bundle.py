@@ -65,7 +65,7 @@ class Bundle:
 
     @property
     def features(self) -> Alphabet | SeriesSpec | StructureInput:
-        """What the network's input layer reads (see encoding.featurizer): ``input``, or
+        """What the network's input layer reads (see models.inputs.featurizer): ``input``, or
         for a model trained with ``--structure`` its residues and folding channels."""
         return model_input(self.manifest)
 

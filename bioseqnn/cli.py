@@ -609,7 +609,7 @@ def _click_group(only: str | None = None) -> Any:
     return typer.main.get_command(app)
 
 
-LISTING_ARGS = ([], ["--help"])
+LISTING_ARGS: tuple[list[str], ...] = ([], ["--help"])
 """Arguments that show the group's help, which lists the commands and none of their
 parameters."""
 

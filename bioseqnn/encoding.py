@@ -2,7 +2,8 @@
 
 Sequences are stored as uint8 codes (one byte per residue, 0 = padding); the one-hot
 matrix is produced per batch by indexing a small table, so a training set costs one
-byte per residue in memory and no Python loop ever touches a character.
+byte per residue in memory and no Python loop ever touches a character. That table
+lookup, a torch module, is in bioseqnn/models/inputs.py: this module needs no torch.
 """
 
 from __future__ import annotations
@@ -10,15 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import torch
 
 from .alphabets import INVALID, Alphabet, count_kinds
 from .errors import DataError, UsageError, shorten
-from .structure import LEVELS, STATES, StructureInput
-from .variants.series import SeriesSpec
 
 log = logging.getLogger("bioseqnn")
 
@@ -142,18 +139,6 @@ def pad_codes(
     return out, lengths
 
 
-class OneHot(torch.nn.Module):
-    """Codes (B, L) -> fractional one-hot (B, L, C) on whatever device the codes are."""
-
-    def __init__(self, alphabet: Alphabet) -> None:
-        super().__init__()
-        self.register_buffer("table", torch.from_numpy(alphabet.onehot_table()), persistent=False)
-
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        table: torch.Tensor = self.table  # type: ignore[assignment]
-        return table[codes.long()]
-
-
 NUCLEOTIDE_EVIDENCE = 50
 """Residues of nucleotide letters only, below which a protein model still reads them: a few
 short peptides (GAGTCA) can be made of those letters alone; real DNA rarely is that short."""
@@ -213,57 +198,3 @@ def check_kinds(
             "this is the right model for this input"
         )
     log.warning("%s: %s; the model reads protein and scores them as protein", source, what)
-
-
-class SeriesInput(torch.nn.Module):
-    """Raw values (B, L, C) -> per-channel z-scores; a missing value (NaN, also the
-    padding) becomes 0, the channel's mean."""
-
-    def __init__(self, spec: SeriesSpec) -> None:
-        super().__init__()
-        if len(spec.mean) != spec.size or len(spec.std) != spec.size:
-            raise ValueError("the series normalisation is not fitted")
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32), persistent=False)
-        self.register_buffer(
-            "scale", 1.0 / torch.tensor(spec.std, dtype=torch.float32), persistent=False
-        )
-
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
-        mean: torch.Tensor = self.mean  # type: ignore[assignment]
-        scale: torch.Tensor = self.scale  # type: ignore[assignment]
-        z = (values.float() - mean) * scale
-        return torch.where(torch.isnan(z), torch.zeros_like(z), z)
-
-
-class StructuredOneHot(torch.nn.Module):
-    """Codes (B, L, 2) -> the residues' fractional one-hot, the three pairing states and,
-    with ``bpp``, the pairing probability: (B, L, C). Padding (code 0) is all zero."""
-
-    def __init__(self, spec: StructureInput) -> None:
-        super().__init__()
-        self.bpp = spec.kind == "bpp"
-        self.register_buffer(
-            "table", torch.from_numpy(spec.alphabet.onehot_table()), persistent=False
-        )
-
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        table: torch.Tensor = self.table  # type: ignore[assignment]
-        residues = codes[..., 0].long()
-        folded = codes[..., 1].long()
-        real = (residues > 0).unsqueeze(-1).to(table.dtype)
-        parts = [
-            table[residues],
-            torch.nn.functional.one_hot(folded % 3, len(STATES)).to(table.dtype) * real,
-        ]
-        if self.bpp:
-            parts.append((folded // 3).to(table.dtype).unsqueeze(-1) / LEVELS * real)
-        return torch.cat(parts, dim=-1)
-
-
-def featurizer(spec: Any) -> torch.nn.Module:
-    """The input layer of a model reading ``spec``: one-hot for an alphabet (with the
-    folding channels for a structure.StructureInput), per-channel normalisation for a
-    series."""
-    if isinstance(spec, StructureInput):
-        return StructuredOneHot(spec)
-    return SeriesInput(spec) if isinstance(spec, SeriesSpec) else OneHot(spec)

@@ -18,7 +18,6 @@ import torch
 from ..alphabets import Alphabet
 from ..config import RunConfig, TrainConfig
 from ..data.sets import SequenceSet
-from ..encoding import featurizer
 from ..errors import TrainingError
 from ..models.base import (
     Ensemble,
@@ -32,6 +31,7 @@ from ..models.base import (
     resolve_pooling,
     sizing_settings,
 )
+from ..models.inputs import featurizer
 from ..runtime import ceiling_note
 from ..structure import StructureInput
 from ..tasks import TaskSpec

@@ -16,11 +16,12 @@ from ..bundle import Bundle
 from ..data.batches import batch_indices, batch_targets, collate
 from ..data.reading import SequenceEncoder, chunked, open_as
 from ..data.sets import SequenceSet
-from ..encoding import check_fits, check_kinds, featurizer
+from ..encoding import check_fits, check_kinds
 from ..errors import DataError, UsageError
 from ..io.fasta import Record, RecordStream
 from ..io.series import SeriesOptions, SeriesReader
 from ..models.base import Predictor, check_lengths
+from ..models.inputs import featurizer
 from ..runtime import ceiling_note
 from ..strands import complement_table, reverse_complement_set
 from ..structure import with_structure

@@ -139,9 +139,9 @@ def insert_motif(
     """The mean prediction change when ``motif`` replaces the residues at each start
     position (every ``step``) of the background sequences."""
     from ..data.reading import read_inputs
-    from ..encoding import featurizer
     from ..engine.predict import infer
     from ..io.files import display_name
+    from ..models.inputs import featurizer
     from ..ops.evaluate import check_alphabet_fits
     from ..ops.explain import _default_targets, _prediction, resolve_target, target_names
 
@@ -258,9 +258,9 @@ def mutation_map(
     """Every substitution in ``region`` (1-based, inclusive; default the whole sequence)
     of each sequence; the model's letters and one map per sequence."""
     from ..data.reading import read_inputs
-    from ..encoding import featurizer
     from ..engine.predict import infer
     from ..io.files import display_name
+    from ..models.inputs import featurizer
     from ..ops.evaluate import check_alphabet_fits
     from ..ops.explain import _default_targets, resolve_target, target_names
     from ..tasks import target_score

@@ -20,13 +20,14 @@ from ..data.labels import LabeledData, LabelSource, load_labeled
 from ..data.reading import SAMPLE_RECORDS, read_encoded
 from ..data.sets import SequenceSet
 from ..digest import canonical_codes, record_digests, seen_in_training
-from ..encoding import OneHot, check_fits, check_kinds, featurizer
+from ..encoding import check_fits, check_kinds
 from ..engine.predict import infer, infer_scored, resolve_device
 from ..errors import UsageError
 from ..io.files import display_name
 from ..io.outputs import atomic_output, check_one_stdin, check_output_path
 from ..io.series import SeriesOptions
 from ..io.sniff import read_sequences
+from ..models.inputs import OneHot, featurizer
 from ..runtime import configure_threads, keeps_threads
 from ..structure import with_structure
 from ..tasks import TaskSpec

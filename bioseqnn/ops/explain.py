@@ -50,12 +50,12 @@ from ..bundle import Bundle, given_model
 from ..data.batches import batch_indices, collate
 from ..data.reading import read_inputs
 from ..data.sets import SequenceSet
-from ..encoding import featurizer
 from ..engine.predict import infer, resolve_device
 from ..errors import UsageError
 from ..io.files import display_name
 from ..io.outputs import atomic_output, check_output_path, table_delimiter
 from ..models.base import Predictor, check_lengths
+from ..models.inputs import featurizer
 from ..progress import WorkLog
 from ..runtime import configure_threads, keeps_threads
 from ..structure import StructureInput, with_structure

@@ -52,7 +52,7 @@ from ..bundle import Bundle, given_model
 from ..data.batches import collate
 from ..data.reading import SequenceEncoder, read_inputs
 from ..data.sets import SequenceSet
-from ..encoding import Encoder, featurizer, pad_codes
+from ..encoding import Encoder, pad_codes
 from ..engine.predict import infer
 from ..errors import ModelFileError, UsageError
 from ..io.files import display_name
@@ -60,6 +60,7 @@ from ..io.outputs import atomic_output, check_output_path
 from ..io.series import SeriesOptions
 from ..io.sniff import read_sequences
 from ..models.base import check_lengths
+from ..models.inputs import featurizer
 from ..structure import with_structure
 from ..tasks import TaskSpec, output_activation
 from ..variants.series import SeriesSpec, series_options

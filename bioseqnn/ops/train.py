@@ -25,7 +25,6 @@ from ..config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
 from ..data.batches import split_indices
 from ..data.sets import SequenceSet
 from ..digest import canonical_codes, conflicting_labels, record_digests, seen_in_training
-from ..encoding import featurizer
 from ..engine import distributed
 from ..engine.checkpoint import checkpoint_path, hold_checkpoint_dir, prepare_checkpoint_dir
 from ..engine.cv import OutOfFold, assign_folds, fold_sets
@@ -64,6 +63,7 @@ from ..models.base import (
     resolve_pooling,
     too_large,
 )
+from ..models.inputs import featurizer
 from ..runtime import configure_threads, keeps_threads
 from ..strands import complement_table
 from ..structure import StructureInput, check_structure_options, structure_input, with_structure

@@ -43,7 +43,6 @@ from .._version import __version__
 from ..bundle import Bundle, load_bundle
 from ..data.reading import SequenceEncoder, chunked
 from ..data.sets import SequenceSet
-from ..encoding import featurizer
 from ..engine.predict import BatchLimit, check_first_chunk, infer, resolve_device
 from ..errors import DataError, UsageError, shorten
 from ..io.fasta import Record
@@ -52,6 +51,7 @@ from ..io.genome import Genome, quiet_htslib
 from ..io.outputs import check_output_path, write_table
 from ..io.vcf import VcfReader, write_vcf
 from ..models.base import check_lengths, combine_members
+from ..models.inputs import featurizer
 from ..runtime import configure_threads, keeps_threads
 from ..strands import complement_table, reverse_complement_set
 from ..structure import with_structure

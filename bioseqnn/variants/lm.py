@@ -33,13 +33,14 @@ from ..config import TrainConfig
 from ..data.batches import batch_targets
 from ..data.reading import read_encoded, read_inputs
 from ..data.sets import SequenceSet
-from ..encoding import Encoder, OneHot
+from ..encoding import Encoder
 from ..engine.predict import OOM_ERRORS, BatchLimit, PredictStats, batches_in_memory, encoded_chunks
 from ..errors import UsageError
 from ..io.fasta import Record
 from ..io.files import display_name
 from ..io.sniff import read_sequences
 from ..models.decoding import StepDecoder
+from ..models.inputs import OneHot
 from ..tasks import TaskSpec
 from .base import Loaded, TrainInputs
 from .series import SeriesSpec

@@ -30,7 +30,6 @@ from ..bundle import Bundle
 from ..data.labels import Join, LabelSource, duplicates, load_labeled, report_join
 from ..data.reading import read_encoded
 from ..data.sets import SequenceSet
-from ..encoding import featurizer
 from ..engine.predict import (
     OOM_ERRORS,
     BatchLimit,
@@ -45,6 +44,7 @@ from ..io.files import display_name
 from ..io.outputs import atomic_output, table_delimiter
 from ..io.sniff import Sniffed, read_sequences, sniff
 from ..models.base import ModelConfig, SequenceModel, check_keeps_positions
+from ..models.inputs import featurizer
 from ..structure import with_structure
 from ..tasks import PER_POSITION_KINDS, TaskSpec
 

@@ -324,7 +324,7 @@ def test_per_position_models_export_a_row_per_position(
     cli, tmp_path: Path, settings: dict[str, Any], suffix: str
 ) -> None:
     from bioseqnn.bundle import load_bundle
-    from bioseqnn.encoding import OneHot
+    from bioseqnn.models.inputs import OneHot
 
     torch.manual_seed(3)
     config = ModelConfig(**settings)

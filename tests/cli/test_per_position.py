@@ -294,8 +294,9 @@ def test_scored_outputs_equal_the_whole_padded_outputs(kind: str) -> None:
     from bioseqnn.alphabets import get_alphabet
     from bioseqnn.data.batches import batch_targets
     from bioseqnn.data.sets import SequenceSet
-    from bioseqnn.encoding import Encoder, OneHot
+    from bioseqnn.encoding import Encoder
     from bioseqnn.engine.predict import infer, infer_scored
+    from bioseqnn.models.inputs import OneHot
 
     dna = get_alphabet("dna")
     rng = np.random.default_rng(4)

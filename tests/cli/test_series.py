@@ -23,7 +23,6 @@ from bioseqnn.bundle import load_bundle
 from bioseqnn.data.batches import collate
 from bioseqnn.data.reading import read_inputs
 from bioseqnn.data.sets import SequenceSet
-from bioseqnn.encoding import SeriesInput
 from bioseqnn.engine.predict import infer
 from bioseqnn.errors import DataError
 from bioseqnn.io import series as series_mod
@@ -31,6 +30,7 @@ from bioseqnn.io.fasta import RecordStream
 from bioseqnn.io.series import SeriesOptions, SeriesReader
 from bioseqnn.io.sniff import TableText, read_input
 from bioseqnn.modelfile import read_manifest
+from bioseqnn.models.inputs import SeriesInput
 from bioseqnn.variants.series import SeriesSpec, fit_normalisation
 
 TRAIN = EXAMPLES / "motions_train.tsv"

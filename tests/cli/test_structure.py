@@ -12,7 +12,8 @@ import torch
 from conftest import run_bioseqnn
 
 from bioseqnn.alphabets import ALPHABETS
-from bioseqnn.encoding import Encoder, StructuredOneHot
+from bioseqnn.encoding import Encoder
+from bioseqnn.models.inputs import StructuredOneHot
 from bioseqnn.structure import (
     StructureInput,
     fold_codes,

@@ -14,11 +14,11 @@ from bioseqnn.bundle import load_bundle
 from bioseqnn.config import TrainConfig
 from bioseqnn.data.batches import batch_indices, shard
 from bioseqnn.data.reading import read_encoded
-from bioseqnn.encoding import OneHot
 from bioseqnn.engine.distributed import Dist
 from bioseqnn.engine.predict import infer
 from bioseqnn.engine.train import _epoch_batches
 from bioseqnn.io.sniff import read_sequences
+from bioseqnn.models.inputs import OneHot
 
 
 def padded(batch: np.ndarray, lengths: np.ndarray) -> int:

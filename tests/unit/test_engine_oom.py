@@ -21,11 +21,11 @@ from torch import nn
 from bioseqnn.alphabets import ALPHABETS
 from bioseqnn.data.reading import SequenceEncoder
 from bioseqnn.data.sets import SequenceSet
-from bioseqnn.encoding import OneHot
 from bioseqnn.engine.predict import BatchLimit, both_strands, infer, resolve_device
 from bioseqnn.errors import DataError
 from bioseqnn.io.sniff import read_sequences
 from bioseqnn.models.base import ModelConfig, SequenceModel
+from bioseqnn.models.inputs import OneHot
 from bioseqnn.strands import complement_table
 from bioseqnn.tasks import TaskSpec
 

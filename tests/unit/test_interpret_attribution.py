@@ -16,7 +16,7 @@ pytest.importorskip("captum")
 from bioseqnn.alphabets import DNA, PROTEIN  # noqa: E402
 from bioseqnn.config import ModelConfig  # noqa: E402
 from bioseqnn.data.sets import SequenceSet  # noqa: E402
-from bioseqnn.encoding import Encoder, OneHot  # noqa: E402
+from bioseqnn.encoding import Encoder  # noqa: E402
 from bioseqnn.errors import UsageError  # noqa: E402
 from bioseqnn.interpret.attribution import (  # noqa: E402
     AttributionOptions,
@@ -26,6 +26,7 @@ from bioseqnn.interpret.attribution import (  # noqa: E402
 )
 from bioseqnn.interpret.shuffle import dinucleotide_shuffle, dinucleotide_shuffles  # noqa: E402
 from bioseqnn.models.base import SequenceModel  # noqa: E402
+from bioseqnn.models.inputs import OneHot
 from bioseqnn.tasks import TaskSpec  # noqa: E402
 
 ARCHS = ["cnn", "cnn-gru", "gru", "lstm", "rnn", "cnn-lstm", "transformer"]

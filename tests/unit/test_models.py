@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bioseqnn.alphabets import ALPHABETS
-from bioseqnn.encoding import Encoder, OneHot, pad_codes
+from bioseqnn.encoding import Encoder, pad_codes
 from bioseqnn.errors import DataError, UsageError
 from bioseqnn.models import (
     REGISTRY,
@@ -20,6 +20,7 @@ from bioseqnn.models import (
 )
 from bioseqnn.models.base import Pooling
 from bioseqnn.models.conv import ConvStack, MaskedBatchNorm, window_max
+from bioseqnn.models.inputs import OneHot
 
 ARCHS = ("rnn", "lstm", "gru", "cnn", "cnn-lstm", "cnn-gru", "transformer")
 # Small, deliberately awkward settings: two layers, both directions, dropout (off in eval),

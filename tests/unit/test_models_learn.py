@@ -18,9 +18,10 @@ from bioseqnn import api
 from bioseqnn.alphabets import ALPHABETS
 from bioseqnn.bundle import Bundle, load_bundle
 from bioseqnn.config import RunConfig, config_from_dict
-from bioseqnn.encoding import Encoder, OneHot, pad_codes
+from bioseqnn.encoding import Encoder, pad_codes
 from bioseqnn.engine.predict import predict_rows
 from bioseqnn.io.sniff import read_sequences
+from bioseqnn.models.inputs import OneHot
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_data"
 

@@ -78,9 +78,9 @@ def test_small_training_steps_run_on_one_thread(length: int, batch: int, expecte
     from bioseqnn.alphabets import get_alphabet
     from bioseqnn.config import TrainConfig
     from bioseqnn.data.sets import SequenceSet
-    from bioseqnn.encoding import OneHot
     from bioseqnn.engine.train import fit
     from bioseqnn.models import ModelConfig, SequenceModel
+    from bioseqnn.models.inputs import OneHot
     from bioseqnn.tasks import TaskSpec
 
     rng = np.random.default_rng(0)

@@ -11,7 +11,8 @@ import torch
 
 from bioseqnn.alphabets import ALPHABETS
 from bioseqnn.data.sets import SequenceSet
-from bioseqnn.encoding import Encoder, OneHot, pad_codes
+from bioseqnn.encoding import Encoder, pad_codes
+from bioseqnn.models.inputs import OneHot
 from bioseqnn.strands import (
     complement_table,
     reverse_complement_codes,
