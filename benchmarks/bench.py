@@ -681,7 +681,8 @@ def _series_model(tmp: Path) -> Path:
 def bench_series(settings: Settings, tmp: Path) -> None:
     from bioseqnn.bundle import load_bundle
     from bioseqnn.data.reading import read_inputs
-    from bioseqnn.engine.predict import open_model_input, predict_rows
+    from bioseqnn.engine.inputs import open_model_input
+    from bioseqnn.engine.predict import predict_rows
 
     rows = 200_000 if settings.quick else 1_000_000
     settings.out(

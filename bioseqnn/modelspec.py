@@ -21,7 +21,7 @@ from .config import (
     ArchitectureInfo,
     ModelConfig,
 )
-from .errors import UsageError
+from .errors import DataError, UsageError
 
 
 @dataclass(frozen=True)
@@ -277,3 +277,26 @@ def describe(
 
 def config_dict(config: ModelConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def check_lengths(
+    model: Any, ids: list[str], lengths: Any, source: str, advice: str = "retrain"
+) -> None:
+    """Stop with a DataError naming the first sequence longer than the model accepts;
+    ``advice`` says what to do with a larger --max-length ('retrain', or 'train' while
+    training). ``model``: a network or an ensemble (it has ``members``), or anything
+    with their ``max_length`` and ``config``."""
+    limit = model.max_length
+    if limit is None or len(ids) == 0:
+        return
+    import numpy as np
+
+    too_long = np.flatnonzero(np.asarray(lengths) > limit)
+    if len(too_long):
+        i = int(too_long[0])
+        what = "ensemble" if hasattr(model, "members") else f"{model.config.arch} model"
+        raise DataError(
+            f"{source}: record {ids[i]!r} has {int(lengths[i])} positions, more than this "
+            f"{what}'s max-length {limit} ({len(too_long)} record(s) too "
+            f"long); split or trim the sequences, or {advice} with a larger --max-length"
+        )

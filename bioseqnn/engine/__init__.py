@@ -2,6 +2,7 @@
 
 - :mod:`.train`: ``fit`` (epochs, steps, early stopping, checkpoints) and evaluation of a set.
 - :mod:`.predict`: batched inference in input order, device choice, memory limits.
+- :mod:`.inputs`: what prediction reads, encoded and checked chunk by chunk (no torch).
 - :mod:`.checkpoint`: the resumable state of a run.
 - :mod:`.schedules`: learning-rate schedules and the monitored metric.
 - :mod:`.distributed`: ``torchrun`` (DDP) set-up and loss weighting across ranks.

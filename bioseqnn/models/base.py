@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +44,7 @@ from ..modelspec import (  # noqa: E402,F401
     Size,
     architecture_name,
     check_causal,
+    check_lengths,
     config_dict,
     describe,
     linear_size,
@@ -398,28 +398,6 @@ def get_architecture(name: str) -> Architecture:
     from .. import models  # noqa: F401  (importing the package registers every family)
 
     return REGISTRY[architecture_name(name)]
-
-
-def check_lengths(
-    model: Predictor, ids: list[str], lengths: Any, source: str, advice: str = "retrain"
-) -> None:
-    """Stop with a DataError naming the first sequence longer than the model accepts;
-    ``advice`` says what to do with a larger --max-length ('retrain', or 'train' while
-    training)."""
-    from ..errors import DataError
-
-    limit = model.max_length
-    if limit is None or len(ids) == 0:
-        return
-    too_long = np.flatnonzero(np.asarray(lengths) > limit)
-    if len(too_long):
-        i = int(too_long[0])
-        what = "ensemble" if isinstance(model, Ensemble) else f"{model.config.arch} model"
-        raise DataError(
-            f"{source}: record {ids[i]!r} has {int(lengths[i])} positions, more than this "
-            f"{what}'s max-length {limit} ({len(too_long)} record(s) too "
-            f"long); split or trim the sequences, or {advice} with a larger --max-length"
-        )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from ..bundle import Bundle, given_model
+from ..engine.inputs import PredictStats, open_model_input
 from ..engine.predict import (
-    PredictStats,
-    open_model_input,
     output_header,
     predict_rows,
     resolve_device,

@@ -43,7 +43,8 @@ from .._version import __version__
 from ..bundle import Bundle, load_bundle
 from ..data.reading import SequenceEncoder, chunked
 from ..data.sets import SequenceSet
-from ..engine.predict import BatchLimit, check_first_chunk, infer, resolve_device
+from ..engine.inputs import check_first_chunk
+from ..engine.predict import BatchLimit, infer, resolve_device
 from ..errors import DataError, UsageError, shorten
 from ..io.fasta import Record
 from ..io.files import STDIO, display_name

@@ -34,7 +34,8 @@ from ..data.batches import batch_targets
 from ..data.reading import read_encoded, read_inputs
 from ..data.sets import SequenceSet
 from ..encoding import Encoder
-from ..engine.predict import OOM_ERRORS, BatchLimit, PredictStats, batches_in_memory, encoded_chunks
+from ..engine.inputs import PredictStats, encoded_chunks
+from ..engine.predict import OOM_ERRORS, BatchLimit, batches_in_memory
 from ..errors import UsageError
 from ..io.fasta import Record
 from ..io.files import display_name

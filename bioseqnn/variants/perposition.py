@@ -30,12 +30,11 @@ from ..bundle import Bundle
 from ..data.labels import Join, LabelSource, duplicates, load_labeled, report_join
 from ..data.reading import read_encoded
 from ..data.sets import SequenceSet
+from ..engine.inputs import PredictStats, encoded_chunks
 from ..engine.predict import (
     OOM_ERRORS,
     BatchLimit,
-    PredictStats,
     batches_in_memory,
-    encoded_chunks,
     infer_scored,
 )
 from ..errors import DataError, UsageError, shorten
