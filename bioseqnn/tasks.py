@@ -92,7 +92,8 @@ def output_activation(
     """
     import torch
 
-    logits = logits.float()
+    if logits.dtype != torch.float64:
+        logits = logits.float()
     if kind == "binary":
         p = torch.sigmoid(logits.view(-1))
         return torch.stack([1 - p, p], dim=1)
@@ -254,6 +255,11 @@ class TaskSpec:
 
         mean = torch.tensor(self.target_mean or [0.0] * self.n_outputs, device=logits.device)
         std = torch.tensor(self.target_std or [1.0] * self.n_outputs, device=logits.device)
+        if self.kind in ("binary", "multiclass", "multilabel"):
+            # Probabilities in float64, rounded: the figures do not depend on how the
+            # float32 sigmoid or softmax is vectorised, so a prediction made without
+            # torch (bioseqnn/engine/light.py) gives the same digits.
+            return output_activation(self.kind, logits.double(), mean, std).float()
         return output_activation(self.kind, logits, mean, std)
 
     def metrics(self, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
