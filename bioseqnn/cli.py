@@ -3068,8 +3068,10 @@ def _main(argv: list[str] | None) -> int:
 
             oom = out_of_memory(exc)
         except Exception:  # torch itself could not be imported under the ceiling
-            oom = isinstance(exc, MemoryError) or (
-                isinstance(exc, OSError) and exc.errno == errno.ENOMEM
+            oom = (
+                isinstance(exc, MemoryError)
+                or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+                or (isinstance(exc, ImportError) and "failed to map segment" in str(exc))
             )
         if oom:  # where no command said what took the memory
             sizes = [o for o in ("--window", "--batch-size") if _given(args, o)]

@@ -32,11 +32,13 @@ OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 def out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says that memory ran out: on a GPU (torch.OutOfMemoryError), or on
     the CPU, where Python and numpy raise MemoryError, torch's allocator a RuntimeError
-    and the system (an import, a mapping) an OSError with ENOMEM."""
+    and the system an OSError with ENOMEM, or an ImportError where the library an import
+    loads could not be mapped."""
     return (
         isinstance(exc, (torch.OutOfMemoryError, MemoryError))
         or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
         or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+        or (isinstance(exc, ImportError) and "failed to map segment" in str(exc))
     )
 
 

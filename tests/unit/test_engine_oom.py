@@ -234,3 +234,13 @@ def test_an_error_that_is_no_out_of_memory_is_not_retried(
     with pytest.raises(RuntimeError, match="shapes do not match"):
         infer(limited, onehot, promoters, 8, torch.device("cpu"))  # type: ignore[arg-type]
     assert limited.batches == [8]
+
+
+def test_a_library_that_cannot_be_mapped_is_out_of_memory() -> None:
+    """Under a memory ceiling an import can fail to map its shared library: that is
+    memory running out (the error funnel says so), not an unexpected error."""
+    from bioseqnn.engine.predict import out_of_memory
+
+    mapped = ImportError("/x/_pydantic_core.so: failed to map segment from shared object")
+    assert out_of_memory(mapped)
+    assert not out_of_memory(ImportError("No module named 'captum'"))
