@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bioseqnn import runtime
+from bioseqnn import machine, runtime
 from bioseqnn.errors import UsageError
 
 
@@ -63,7 +63,7 @@ def test_default_threads_follow_the_quota(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     cpus = len(os.sched_getaffinity(0))
     for quota, threads in ((1.5, 2), (0.5, 1), (None, cpus), (1000.0, cpus)):
-        monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda q=quota: q)
+        monkeypatch.setattr(machine, "cgroup_cpu_limit", lambda q=quota: q)
         assert runtime.default_threads() == min(threads, cpus)
 
 
