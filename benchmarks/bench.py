@@ -551,23 +551,36 @@ def bench_startup(settings: Settings, tmp: Path) -> None:
     # as in an installed copy, the package's modules are compiled once (the cold run) and
     # the bytecode reused, even where PYTHONDONTWRITEBYTECODE is set for this process
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    through_torch = {**env, "BIOSEQNN_LIGHT": "0"}
     settings.out("| command | seconds | target |")
     settings.out("|---|---:|---:|")
-    for label, args, target in (
-        ("--help", ["--help"], 0.3),
-        ("--version", ["--version"], 0.3),
-        ("train --help", ["train", "--help"], 0.3),
-        ("config", ["config"], 0.3),
-        ("info (a small LSTM)", ["info", str(model)], 0.3),
-        ("predict one sequence (LSTM hidden 32)", ["predict", str(model), str(fasta), "-q"], 1.5),
+    for label, args, target, environ in (
+        ("--help", ["--help"], 0.3, env),
+        ("--version", ["--version"], 0.3, env),
+        ("train --help", ["train", "--help"], 0.3, env),
+        ("config", ["config"], 0.3, env),
+        ("info (a small LSTM)", ["info", str(model)], 0.3, env),
+        (
+            "predict one sequence (LSTM hidden 32)",
+            ["predict", str(model), str(fasta), "-q"],
+            1.5,
+            env,
+        ),
+        (
+            "the same through torch (BIOSEQNN_LIGHT=0)",
+            ["predict", str(model), str(fasta), "-q"],
+            None,
+            through_torch,
+        ),
         (
             "train 100 x 100 nt, 1 epoch (default model)",
             ["train", str(small), str(tmp / "small.csv"), "-o", str(tmp / "s.bsnn"), "-q"]
             + ["--epochs", "1"],
             None,
+            env,
         ),
     ):
-        done = [_cli(args, env) for _ in range(1 + settings.reps)]
+        done = [_cli(args, environ) for _ in range(1 + settings.reps)]
         runs = [wall for wall, _, _ in done]
         codes = sorted({code for _, _, code in done} - {0})
         status = f" (exit {codes[0]})" if codes else ""

@@ -67,6 +67,8 @@ class _AbsentValue:
 
     @staticmethod
     def coerce(value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, (list, tuple)):  # texts of a list[str] parameter
+            return list(value)
         if value is not None:
             return value
         return () if param.multiple or param.nargs == -1 else None
@@ -75,13 +77,18 @@ class _AbsentValue:
 def _needs_no_coercion(parameter: Any, value: Any) -> bool:
     """Whether typer's coercer would give ``value`` back unchanged: it is absent (None),
     or of the parameter's own plain type (str, int, float or a choice's Enum, or that |
-    None): text from the command line for a text option, or an option's default. A
+    None): text from the command line for a text option (or texts for a list[str],
+    which becomes a list), or an option's default. A
     number or choice typed on the command line arrives as text, which typer converts
     and checks."""
     if value is None:
         return True
     kind = type(value)
     descriptor = getattr(parameter, "type_descriptor", None)
+    if kind in (list, tuple):
+        return getattr(descriptor, "annotation", None) == list[str] and all(
+            type(v) is str for v in value
+        )
     return (
         (kind in (str, int, float) or isinstance(value, Enum))
         and getattr(descriptor, "annotation", None) is kind
@@ -1197,12 +1204,31 @@ def predict(
 ) -> None:
     """Predict each sequence (or series): one row per record, in input order, id first."""
     _setup_logging(quiet, debug)
+    paths = sequences or ["-"]
+    plain = (
+        device in (None, "cpu")
+        and not rc_average
+        and output_format is OutputFormat.tsv
+        and id_column is genome is window is on_edge is None
+        and len(paths) == 1
+        and batch_size >= 1
+        and max_tokens >= 0
+    )
+    if plain:
+        from .engine import light
+
+        chosen = light.choose(model, paths)
+        if chosen is not None:  # small enough not to wait for torch (engine/light.py)
+            stats = light.predict(chosen, model, paths[0], output, on_invalid.value, threads)
+            log.debug("predicted %d record(s) without torch", stats.records)
+            return
+    _prepare_torch()
     from .ops.predict import predict as run_predict
     from .variants.intervals import genome_options
 
     stats = run_predict(
         model,
-        sequences or ["-"],
+        paths,
         output,
         batch_size=batch_size,
         max_tokens=max_tokens,
@@ -2952,6 +2978,24 @@ def _error(message: str) -> None:
 
 _WITHOUT_TORCH = ("config", "version", "info")
 """Commands that never import torch (nor does help, or --version)."""
+_TORCH_WHEN_NEEDED = ("predict",)
+"""Commands that decide for themselves whether they need torch (a small prediction is
+made without it: engine/light.py); they call :func:`_prepare_torch` when they do."""
+_torch_prepared = False
+
+
+def _prepare_torch() -> None:
+    """The process-wide settings torch work gets before torch loads (runtime.tune), and
+    the memory ceiling (runtime.cap_memory); once."""
+    global _torch_prepared
+    if _torch_prepared:
+        return
+    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
+    from . import runtime
+
+    runtime.tune()
+    runtime.cap_memory()  # memory that runs out is an error, not the OOM killer
+    _torch_prepared = True
 
 
 def _runs_torch(args: list[str]) -> bool:
@@ -2965,7 +3009,7 @@ def _runs_torch(args: list[str]) -> bool:
     command = _named_command(args)
     if command == "tune" and "--show-space" in args:
         return False
-    return command is not None and command not in _WITHOUT_TORCH
+    return command is not None and command not in _WITHOUT_TORCH + _TORCH_WHEN_NEEDED
 
 
 def optional_values(args: list[str]) -> list[str]:
@@ -3030,19 +3074,13 @@ def _main(argv: list[str] | None) -> int:
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
-    torch_work = _runs_torch(args)
-    if torch_work:
-        # before torch (and its OpenMP) loads
-        os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
-        from . import runtime
-
-        runtime.tune()
+    global _torch_prepared
     if any(a.startswith("--mlflow") for a in args):
         for name, value in MLFLOW_HTTP.items():
             os.environ.setdefault(name, value)
     try:
-        if torch_work:
-            runtime.cap_memory()  # memory that runs out is an error, not the OOM killer
+        if _runs_torch(args):
+            _prepare_torch()  # before torch (and its OpenMP) loads
         _invoke(args)
         return 0
     except (
@@ -3060,7 +3098,9 @@ def _main(argv: list[str] | None) -> int:
         if debug:
             raise
         note = ""
-        if torch_work:
+        if _torch_prepared:
+            from . import runtime
+
             note = runtime.ceiling_note()
             runtime.release_memory()  # room for the imports this message needs
         try:
@@ -3086,8 +3126,11 @@ def _main(argv: list[str] | None) -> int:
     finally:
         if threading_main():
             signal.signal(signal.SIGTERM, previous_term)
-        if torch_work:
+        if _torch_prepared:
+            from . import runtime
+
             runtime.release_memory()
+            _torch_prepared = False
 
 
 def _given(args: list[str], option: str) -> bool:

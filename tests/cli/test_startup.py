@@ -68,9 +68,12 @@ def test_a_damaged_model_is_refused_without_torch(tmp_path: Path, hemolytic_mode
 
 
 def test_the_probe_sees_torch_when_a_command_uses_it(
-    tmp_path: Path, hemolytic_model: Path, examples: Path
+    tmp_path: Path, hemolytic_model: Path, examples: Path, monkeypatch
 ) -> None:
-    """The control: predicting does import torch, and the probe reports it."""
+    """The control: predicting through torch does import it, and the probe reports it
+    (a small prediction is made without torch unless BIOSEQNN_LIGHT=0:
+    tests/unit/test_light.py)."""
+    monkeypatch.setenv("BIOSEQNN_LIGHT", "0")
     probe, out = run_probe(tmp_path, "predict", hemolytic_model, examples / "hemolytic.fasta")
     assert probe == {"code": 0, "torch": True, "numpy": True, "yaml": False}
     assert out.startswith("id\t")

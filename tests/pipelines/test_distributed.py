@@ -168,7 +168,10 @@ def test_a_resumed_distributed_run_refuses_another_world_size(
 
 
 @pytest.mark.slow
-def test_threads_option_sets_torch_threads(hemolytic_model: Path, examples: Path) -> None:
+def test_threads_option_sets_torch_threads(
+    hemolytic_model: Path, examples: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("BIOSEQNN_LIGHT", "0")  # through torch, whatever the input's size
     result = run_bioseqnn(
         "predict",
         hemolytic_model,
