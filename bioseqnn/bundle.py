@@ -29,7 +29,6 @@ from .modelfile import (
     FORMAT,
     MANIFEST_KEY,
     ModelFile,
-    expect,
     model_input,
     validate_manifest,
 )
@@ -181,15 +180,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         if needed != in_file:
             diff = _shape_diff(needed, in_file)
             raise ModelFileError(f"{name}: weights do not fit the manifest ({diff})")
-        digest_entry = model_file.header.get(DIGEST_TENSOR)
-        if digest_entry is not None:
-            expect(
-                digest_entry.get("dtype") == "I64"
-                and len(digest_entry["shape"]) == 1
-                and manifest["format_version"] >= 4,
-                name,
-                f"{DIGEST_TENSOR} must be a vector of 64-bit digests (format 4)",
-            )
+        model_file.check_digest()
         data = model_file.contents()
     try:
         tensors = st_load(data)

@@ -187,6 +187,19 @@ class ModelFile:
                 f"{needed:,} weights, the file holds {held:,})"
             )
 
+    def check_digest(self) -> None:
+        """The training sequences' digests, where the file has them, are a vector of
+        64-bit values in a file of format 4 or later."""
+        entry = self.header.get(DIGEST_TENSOR)
+        if entry is not None:
+            expect(
+                entry.get("dtype") == "I64"
+                and len(entry["shape"]) == 1
+                and self.manifest["format_version"] >= 4,
+                self.name,
+                f"{DIGEST_TENSOR} must be a vector of 64-bit digests (format 4)",
+            )
+
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {
             k: tuple(v["shape"])

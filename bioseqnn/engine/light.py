@@ -350,6 +350,7 @@ def load(path: str | os.PathLike[str]) -> LightModel:
         manifest = model_file.manifest
         if not runs(manifest):
             raise NotLight("model")
+        model_file.check_digest()
         data = model_file.contents()
     try:
         w = _Weights(st_load(data))

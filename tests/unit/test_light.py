@@ -175,3 +175,25 @@ def test_a_small_prediction_leaves_torch_unloaded(tmp_path: Path, cli) -> None:
     done = fresh_python(probe, "predict", cnn, small)
     line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
     assert line and json.loads(line[0][6:])[:2] == [0, True], done.stderr
+
+
+def test_a_file_torch_refuses_is_refused_the_same_way(tmp_path: Path, cli) -> None:
+    """What loading for torch checks beyond the weights (the training digests' type) is
+    checked first here too: the same error, not a prediction."""
+    from safetensors.numpy import load_file, save_file
+
+    from bioseqnn.digest import TENSOR
+    from bioseqnn.modelfile import MANIFEST_KEY
+
+    model = _train(tmp_path, cli, "m", LABELS["binary"], "--arch", "lstm", "--hidden-size", "8")
+    tensors = load_file(model)
+    assert TENSOR in tensors
+    tensors[TENSOR] = tensors[TENSOR].astype(np.float32)
+    manifest, _ = read_manifest(model)
+    bad = tmp_path / "bad.bsnn"
+    save_file(tensors, bad, metadata={MANIFEST_KEY: json.dumps(manifest)})
+    small = tmp_path / "small.fa"
+    small.write_bytes(fasta(_records(5, 1, 10, 20)))
+    assert light.choose(bad, [small]) is None
+    r = cli("predict", bad, small)
+    assert r.code == 1 and "must be a vector of 64-bit digests" in r.err, r.err
