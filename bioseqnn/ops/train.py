@@ -188,6 +188,7 @@ def train(
     _check_variant(src, cfg, lm)
     cfg, parent = _start_from_parent(cfg, src, lm)
     configure_threads(cfg.training.threads)
+    runtime.tune_malloc_for_training()  # before the inputs are read: their chunks gain too
     ranks, device_name = distributed.setup(cfg.training.device)  # torchrun: join the others
     # rank 0 writes the checkpoints, so it alone holds their folder
     with hold_checkpoint_dir(cfg.training.checkpoint_dir if ranks.main else None):
