@@ -62,8 +62,9 @@ def _default(section: str, name: str) -> str:
 
 class _AbsentValue:
     """What typer's coercion does with a value that was not given (None): None, or ()
-    for a parameter that takes several values, whatever the parameter's type; and with a
-    text value of a text parameter: the value itself."""
+    for a parameter that takes several values, whatever the parameter's type; with a
+    value of the parameter's own plain type (_needs_no_coercion): the value itself, and
+    with texts for a list[str]: their list."""
 
     @staticmethod
     def coerce(value: Any, param: Any, ctx: Any) -> Any:
@@ -78,9 +79,8 @@ def _needs_no_coercion(parameter: Any, value: Any) -> bool:
     """Whether typer's coercer would give ``value`` back unchanged: it is absent (None),
     or of the parameter's own plain type (str, int, float or a choice's Enum, or that |
     None): text from the command line for a text option (or texts for a list[str],
-    which becomes a list), or an option's default. A
-    number or choice typed on the command line arrives as text, which typer converts
-    and checks."""
+    which becomes a list), or an option's default. A number or choice typed on the
+    command line arrives as text, which typer converts and checks."""
     if value is None:
         return True
     kind = type(value)
@@ -625,7 +625,7 @@ parameters."""
 def _listing_group() -> Any:
     """The group as its help shows it: every command's name and help, without building
     their parameters from the signatures (90 ms of the 0.25 s that 'bioseqnn --help'
-    took on an AVX2 EPYC). tests/cli/test_startup.py checks that the help is the full
+    took on an AVX2 EPYC). tests/cli/test_cli.py checks that the help is the full
     group's."""
     listed = copy.copy(app)
     listed.registered_commands = [_without_parameters(c) for c in app.registered_commands]
