@@ -42,6 +42,8 @@ def _train(tmp: Path, cli, name: str, labels: list[str], *options: str) -> Path:
     return out
 
 
+SMALL_CNN = ("--arch", "cnn", "--channels", "8", "--kernel-sizes", "5")
+
 LABELS = {
     "binary": [str(i % 2) for i in range(160)],
     "multiclass": ["abc"[i % 3] for i in range(160)],
@@ -96,7 +98,7 @@ def test_what_is_left_to_torch(tmp_path: Path, cli, monkeypatch) -> None:
     recurrent = _train(tmp_path, cli, "rec", labels, "--arch", "lstm", "--hidden-size", "8")
     assert light.choose(recurrent, [small]) is not None
     for name, options in (
-        ("cnn", ["--arch", "cnn", "--channels", "8", "--kernel-sizes", "5"]),
+        ("cnn", list(SMALL_CNN)),
         ("mean", ["--arch", "gru", "--pooling", "mean", "--hidden-size", "8"]),
         ("attention", ["--arch", "lstm", "--pooling", "attention", "--hidden-size", "8"]),
         ("rc", ["--arch", "lstm", "--hidden-size", "8", "--rc-average"]),
@@ -160,18 +162,7 @@ def test_a_small_prediction_leaves_torch_unloaded(tmp_path: Path, cli) -> None:
     assert line and json.loads(line[0][6:]) == [0, False, False], done.stderr
     assert [r.split("\t")[0] for r in done.stdout.splitlines()] == ["id", "s0", "s1", "s2"]
     # the same command on a convolutional model loads torch
-    cnn = _train(
-        tmp_path,
-        cli,
-        "c",
-        LABELS["binary"],
-        "--arch",
-        "cnn",
-        "--channels",
-        "8",
-        "--kernel-sizes",
-        "5",
-    )
+    cnn = _train(tmp_path, cli, "c", LABELS["binary"], *SMALL_CNN)
     done = fresh_python(probe, "predict", cnn, small)
     line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
     assert line and json.loads(line[0][6:])[:2] == [0, True], done.stderr
