@@ -292,8 +292,10 @@ class LightModel:
             padded = np.zeros((len(index), width), np.uint8)
             for row, i in enumerate(index):
                 padded[row, : lengths[i]] = codes[offsets[i] : offsets[i + 1]]
-            logits = self.network(table[padded], lengths[index])
-            out[index] = output_activation(self.task, logits)
+            # extreme weights overflow to inf as in torch, which says nothing either
+            with np.errstate(all="ignore"):
+                logits = self.network(table[padded], lengths[index])
+                out[index] = output_activation(self.task, logits)
         return out
 
 
@@ -425,16 +427,15 @@ def predict(
     """ops.predict.predict for one input file, in numpy: one row per record, in input
     order, written atomically to ``output``. Returns the PredictStats. It runs on one
     thread, within any ``threads`` (checked as torch's are: machine.thread_count)."""
-    from ..machine import thread_count
-
-    thread_count(threads)
     from ..io.files import display_name
     from ..io.outputs import check_one_stdin, check_output_path, write_table
+    from ..machine import thread_count
     from .inputs import PredictStats, encoded_chunks, open_model_input
 
     inputs: dict[str, str | os.PathLike[str] | None] = {"MODEL": model, "SEQUENCES": path}
     check_one_stdin(**inputs)
     check_output_path(output, inputs)
+    thread_count(threads)  # after the paths, as ops.predict checks them
     stats = PredictStats()
     source = display_name(path)
 

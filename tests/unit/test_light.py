@@ -188,3 +188,36 @@ def test_a_file_torch_refuses_is_refused_the_same_way(tmp_path: Path, cli) -> No
     assert light.choose(bad, [small]) is None
     r = cli("predict", bad, small)
     assert r.code == 1 and "must be a vector of 64-bit digests" in r.err, r.err
+
+
+def test_extreme_weights_and_refused_outputs_say_what_torch_says(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    """A logit that overflows gives torch's figures and no numpy warning; a refused
+    output is reported before --threads is, as through torch."""
+    from bioseqnn.bundle import load_bundle, save_bundle
+
+    model = _train(tmp_path, cli, "m", LABELS["binary"], "--arch", "lstm", "--hidden-size", "8")
+    bundle = load_bundle(model)
+    bundle.model.head.bias.data[0] = -1e30
+    extreme = tmp_path / "extreme.bsnn"
+    save_bundle(extreme, bundle.model, bundle.manifest)
+    small = tmp_path / "small.fa"
+    small.write_bytes(fasta(_records(4, 1, 10, 20)))
+    (tmp_path / "folder").mkdir()
+    runs = {}
+    for light_on in ("1", "0"):
+        monkeypatch.setenv("BIOSEQNN_LIGHT", light_on)
+        runs[light_on] = [
+            cli("predict", extreme, small),
+            cli("predict", model, small, "--threads", "100000", "-o", tmp_path / "folder"),
+        ]
+    numpy_way, torch_way = runs["1"], runs["0"]
+    assert numpy_way[0].code == 0 and numpy_way[0].err == ""
+    assert numpy_way[0].out == torch_way[0].out
+    assert {r.split("\t")[3] for r in numpy_way[0].out.splitlines()[1:]} == {"0"}
+    assert numpy_way[1].code == torch_way[1].code == 2
+    assert numpy_way[1].err == torch_way[1].err
+    assert numpy_way[1].err.splitlines() == [
+        f"bioseqnn: error: {tmp_path / 'folder'}: cannot write: it is a directory"
+    ]
