@@ -4,13 +4,17 @@ within a padded-size cap; padding a batch into tensors.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..encoding import pad_codes
 from ..errors import DataError
 from ..tasks import TaskSpec
 from .sets import SequenceSet
+
+if TYPE_CHECKING:  # torch only where a batch becomes tensors: batching needs none
+    import torch
 
 # --------------------------------------------------------------------------- splits
 
@@ -117,6 +121,8 @@ def shard(index: np.ndarray, rank: int, ranks: int) -> np.ndarray:
 def collate(data: SequenceSet, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """The codes of records ``index`` padded to (B, longest) (a series: (B, longest,
     channels), padded with NaN, which its input layer reads as 0) and their lengths."""
+    import torch
+
     fill = np.nan if data.codes.dtype.kind == "f" else 0
     codes, lengths = pad_codes(data.codes, data.offsets, index, fill=fill)  # type: ignore[arg-type]
     return torch.from_numpy(codes), torch.from_numpy(lengths)
@@ -126,6 +132,8 @@ def position_batch(data: SequenceSet, index: np.ndarray, end: int | None = None)
     """The per-position targets of records ``index``: (B, longest) int64, -1 past each
     length. ``end`` (a language model's end class) adds a column and puts ``end`` at
     each record's length, after its last residue."""
+    import torch
+
     assert data.positions is not None
     out, lengths = pad_codes(
         data.positions, data.offsets, index, fill=-1, extra=0 if end is None else 1
@@ -138,6 +146,8 @@ def position_batch(data: SequenceSet, index: np.ndarray, end: int | None = None)
 
 def batch_targets(task: TaskSpec, data: SequenceSet, index: np.ndarray) -> torch.Tensor:
     """The targets of records ``index`` in the form ``task.loss`` takes."""
+    import torch
+
     if task.kind == "per-position":
         return position_batch(data, index)
     if task.kind == "language-model":  # the end class is the last
