@@ -38,8 +38,10 @@ import numpy as np
 from .. import kernels
 from ..alphabets import Alphabet
 from ..config import ModelConfig
+from ..data.batches import batch_indices
 from ..digest import TENSOR as DIGEST_TENSOR
-from ..io.files import COMPRESSED, GZIP_MAGIC
+from ..encoding import pad_codes
+from ..io.files import COMPRESSED, GZIP_MAGIC, _regular_file
 from ..modelfile import ModelFile, model_input
 from ..modelspec import model_size, resolve_model, resolve_pooling
 from ..tasks import TaskSpec
@@ -262,7 +264,6 @@ class LightModel:
     reads of a bundle (``alphabet``, ``input``, ``features``, ``series``, and ``model``
     with its ``max_length``)."""
 
-    manifest: dict[str, Any]
     alphabet: Alphabet
     task: TaskSpec
     network: _Network
@@ -283,36 +284,17 @@ class LightModel:
 
     def outputs(self, codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """What a prediction row reports for each stored sequence, in their order."""
-        lengths = np.diff(offsets).astype(np.int64)
+        lengths = np.diff(offsets)
         table = self.alphabet.onehot_table()
         width = 2 if self.task.kind == "binary" else self.task.n_outputs
         out = np.zeros((len(lengths), width), np.float32)
-        for index in _batches(lengths):
-            width = max(int(lengths[index].max()), 1)
-            padded = np.zeros((len(index), width), np.uint8)
-            for row, i in enumerate(index):
-                padded[row, : lengths[i]] = codes[offsets[i] : offsets[i + 1]]
+        for index in batch_indices(lengths, BATCH_RECORDS, max_tokens=BATCH_POSITIONS):
+            padded, batch_lengths = pad_codes(codes, offsets, index)
             # extreme weights overflow to inf as in torch, which says nothing either
             with np.errstate(all="ignore"):
-                logits = self.network(table[padded], lengths[index])
+                logits = self.network(table[padded], batch_lengths)
                 out[index] = output_activation(self.task, logits)
         return out
-
-
-def _batches(lengths: np.ndarray) -> list[np.ndarray]:
-    """Records in length order, cut where a batch would pass BATCH_POSITIONS padded
-    positions or BATCH_RECORDS records."""
-    order = np.argsort(lengths, kind="stable")
-    batches: list[np.ndarray] = []
-    start = 0
-    for end in range(1, len(order) + 1):
-        if end < len(order):
-            count, longest = end - start + 1, max(int(lengths[order[end]]), 1)
-            if count * longest <= BATCH_POSITIONS and count <= BATCH_RECORDS:
-                continue
-        batches.append(order[start:end])
-        start = end
-    return batches
 
 
 def runs(manifest: dict[str, Any]) -> bool:
@@ -343,19 +325,15 @@ def light_work(manifest: dict[str, Any], residues: int) -> float:
     return float(residues) * size.weights
 
 
-def load(path: str | os.PathLike[str]) -> LightModel:
-    """A model file as a LightModel; NotLight where this module does not run it. A file
-    that is no model at all raises what loading it for torch would (ModelFileError)."""
+def _load(model_file: ModelFile) -> LightModel:
+    """An opened model file (its manifest one :func:`runs`) as a LightModel; NotLight
+    where its weights are not what the network needs."""
     from safetensors.numpy import load as st_load
 
-    with ModelFile(path) as model_file:
-        manifest = model_file.manifest
-        if not runs(manifest):
-            raise NotLight("model")
-        model_file.check_digest()
-        data = model_file.contents()
+    manifest = model_file.manifest
+    model_file.check_digest()
     try:
-        w = _Weights(st_load(data))
+        w = _Weights(st_load(model_file.contents()))
     except Exception:  # safetensors' own errors: torch's loading names them
         raise NotLight("weights") from None
     alphabet = model_input(manifest)
@@ -363,7 +341,7 @@ def load(path: str | os.PathLike[str]) -> LightModel:
     task = TaskSpec.from_dict(manifest["task"])
     network = _Network(_config(manifest), w, "", alphabet.size, task.n_outputs)
     w.done()
-    return LightModel(manifest, alphabet, task, network)
+    return LightModel(alphabet, task, network)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -398,21 +376,18 @@ def choose(
 ) -> LightModel | None:
     """The model to predict ``paths`` with in numpy, or None where torch should: a model
     this module does not run, inputs that are not files, or more work than LIGHT_WORK."""
-    if not enabled():
+    if not enabled() or not _regular_file(model):  # a model from a pipe is read once
         return None
     size = input_bytes(paths)
-    if size is None or input_bytes([model]) is None:  # a model from a pipe is read once
+    if size is None:
         return None
     try:
-        from ..modelfile import read_manifest
-
-        manifest, _ = read_manifest(model)
-        if not runs(manifest) or light_work(manifest, size) > LIGHT_WORK:
-            return None
-        return load(model)
-    except NotLight:
-        return None
-    except Exception:  # torch's loading reports what is wrong with the file
+        with ModelFile(model) as model_file:
+            manifest = model_file.manifest
+            if not runs(manifest) or light_work(manifest, size) > LIGHT_WORK:
+                return None
+            return _load(model_file)
+    except Exception:  # NotLight, or a damaged file: torch's loading reports what is wrong
         return None
 
 
