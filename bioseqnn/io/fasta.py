@@ -208,12 +208,21 @@ class _Chunks:
         self.error: Exception | None = None
         self.nul = False
         """A NUL byte was read (checked per chunk as it arrives, not per scan of data)."""
+        self.whole = (
+            not stream
+            and isinstance(binary, io.BufferedReader)
+            and isinstance(binary.raw, io.FileIO)
+        )
+        """A file on disk read as it is: ``read1(CHUNK)`` would return whole chunks up to
+        its end, so :meth:`more` reads many in one call and knows where each starts."""
 
     def more(self, want: int) -> bool:
         """Read at least ``want`` more bytes, fewer at the end of the input or on an
         error (kept, for the line-based path to raise where it would have met it), or,
         from a stream, once what has arrived so far is read: records are then handed on
         as they come, as a pipeline expects, instead of after megabytes more."""
+        if self.whole:
+            return self._more_whole(want)
         parts: list[bytes] = []
         size = len(self.data)
         got = 0
@@ -235,6 +244,26 @@ class _Chunks:
         if parts:
             self.data = self.data + b"".join(parts) if self.data else b"".join(parts)
         return got > 0
+
+    def _more_whole(self, want: int) -> bool:
+        """:meth:`more` for a file on disk: the same chunks, read in one call."""
+        if self.eof or self.error is not None:
+            return False
+        size = len(self.data)
+        ask = -(-want // files.CHUNK) * files.CHUNK
+        try:
+            block = self.binary.read(ask)
+        except Exception as exc:  # noqa: BLE001 - raised again by _Replay
+            self.error = exc
+            return False
+        if len(block) < ask:
+            self.eof = True  # a file on disk reads short only at its end
+        if not block:
+            return False
+        self.starts.extend(range(size, size + len(block), files.CHUNK))
+        self.nul = self.nul or block.find(b"\0") >= 0
+        self.data = self.data + block if self.data else block
+        return True
 
     def fine_end(self) -> int:
         """Length of the leading whole chunks that are plain ASCII without '\r' (the
@@ -370,9 +399,9 @@ class FastaBlock:
     """The records' sequences one after another, without their newlines."""
     ends: list[int]
     """Where each record's sequence ends in ``joined``."""
-    raw: bytes = b""
+    raw: bytes | memoryview = b""
     """The block's text, so that an error can name a residue's line and column (stdin
-    cannot be read again to find them)."""
+    cannot be read again to find them): a view of the text as read, not a copy."""
     starts: list[int] = field(default_factory=list)
     """Where each record's '>' is in ``raw``."""
 
@@ -411,7 +440,8 @@ class FastaBlock:
             return None
         end = self.starts[i + 1] if i + 1 < len(self.starts) else len(self.raw)
         seen = 0
-        for k, line in enumerate(self.raw[self.starts[i] : end].split(b"\n")[1:], start=1):
+        text = bytes(self.raw[self.starts[i] : end])
+        for k, line in enumerate(text.split(b"\n")[1:], start=1):
             if seen + len(line) >= position:
                 return self.lines[i] + k, position - seen
             seen += len(line)
@@ -525,7 +555,7 @@ def _cut_block(chunks: _Chunks, pos: int, line: int) -> tuple[FastaBlock | None,
             lines,
             joined,
             ends,
-            bytes(data[base:pos]),
+            memoryview(data)[base:pos],
             [p - base for p in starts[: len(ids)]],
         ),
         pos,
