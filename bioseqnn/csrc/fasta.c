@@ -14,12 +14,83 @@
 
 #include <string.h>
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define X86_AVX2 1
+#endif
+
 #define EXPORT __attribute__((visibility("default")))
+
+int bsnn_isa(void); /* rnn.c: 2 AVX-512, 1 AVX2 + FMA, 0 neither (or BIOSEQNN_ISA=baseline) */
 
 static long find_byte(const char *data, long from, long to, char c) {
     if (from >= to) return -1;
     const char *hit = memchr(data + from, c, (size_t)(to - from));
     return hit ? (long)(hit - data) : -1;
+}
+
+/* The sequence lines of one record, s[0:n] from a byte that does not start a header
+ * line, copied to d without their newlines until a line that starts with '>' (the next
+ * header). Returns that '>''s offset in s, or n when no header starts a line in
+ * s[1:n]; *written gets the bytes copied. copy_seq below checks s[0] too. */
+static long copy_seq_base(const char *s, long n, char *d, long *written) {
+    long o = 0;
+    for (long i = 0; i < n;) {
+        const char *hit = memchr(s + i, '\n', (size_t)(n - i));
+        long q = hit ? (long)(hit - s) : n;
+        memcpy(d + o, s + i, (size_t)(q - i));
+        o += q - i;
+        i = q + 1;
+        if (i < n && s[i] == '>') {
+            *written = o;
+            return i;
+        }
+    }
+    *written = o;
+    return n;
+}
+
+#ifdef X86_AVX2
+/* copy_seq_base in 32-byte steps: each step stores a whole vector and keeps the bytes
+ * before its first newline (d needs 32 bytes of room past what is kept). */
+__attribute__((target("avx2"))) static long copy_seq_avx2(const char *s, long n, char *d,
+                                                          long *written) {
+    const __m256i newline = _mm256_set1_epi8('\n');
+    long i = 0, o = 0;
+    while (i + 32 <= n) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+        _mm256_storeu_si256((__m256i *)(d + o), v);
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, newline));
+        if (mask == 0) {
+            i += 32;
+            o += 32;
+            continue;
+        }
+        long k = __builtin_ctz(mask);
+        o += k;
+        i += k + 1;
+        if (i < n && s[i] == '>') {
+            *written = o;
+            return i;
+        }
+    }
+    long tail;
+    long at = copy_seq_base(s + i, n - i, d + o, &tail);
+    *written = o + tail;
+    return i + at;
+}
+#endif
+
+static long copy_seq(const char *s, long n, char *d, long *written, int wide) {
+    if (n > 0 && s[0] == '>') {
+        *written = 0;
+        return 0;
+    }
+#ifdef X86_AVX2
+    if (wide) return copy_seq_avx2(s, n, d, written);
+#endif
+    (void)wide;
+    return copy_seq_base(s, n, d, written);
 }
 
 /* ASCII characters other than newlines that Python's str.split treats as whitespace:
@@ -40,6 +111,8 @@ static int has_space(const char *s, long n) {
  * yields the record; it stops at a record with no sequence, an empty header line or
  * (with ``check_spaces``) whitespace in its sequence lines.
  *
+ * seqs needs 32 bytes of room past the last sequence byte it can receive.
+ *
  * state holds, in and out: the next record's '>' and its line, why the cut stopped (out:
  * 1 for want of input, 0 at a record that is not clean, 2 with ``rec`` full: call again
  * with more room), and the bytes of seqs and of heads used so far. seqs and heads need
@@ -54,32 +127,25 @@ EXPORT long bsnn_fasta_cut(const char *data, long fine, long size, int last_ok,
     long pos = state[0], line = state[1], used = state[3], hused = state[4];
     long n = 0;
     int stop = 1;
+    int wide = bsnn_isa() >= 1;
     long nl = find_byte(data, pos, fine, '\n');
     while (nl >= 0) {
         if (n == max_records) {
             stop = 2;
             break;
         }
-        long j = find_byte(data, nl, fine, '>');
-        while (j > 0 && data[j - 1] != '\n') j = find_byte(data, j + 1, fine, '>');
+        long start = used, seq;
+        long j = nl + 1 + copy_seq(data + nl + 1, fine - nl - 1, seqs + used, &seq, wide);
         long nl_next = -1;
-        if (j >= 0) {
+        if (j < fine) {
             nl_next = find_byte(data, j, fine, '\n');
             if (nl_next < 0) break;
         } else if (last_ok) {
-            j = size;
+            j = size; /* fine == size: the last record ends the input */
         } else {
             break;
         }
-        long start = used;
-        for (long p = nl + 1; p < j;) {
-            long q = find_byte(data, p, j, '\n');
-            if (q < 0) q = j;
-            memcpy(seqs + used, data + p, (size_t)(q - p));
-            used += q - p;
-            p = q + 1;
-        }
-        long seq = used - start;
+        used += seq;
         if (seq == 0 || nl == pos + 1 || (check_spaces && has_space(seqs + start, seq))) {
             stop = 0;
             used = start;

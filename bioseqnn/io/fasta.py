@@ -395,7 +395,7 @@ class FastaBlock:
     """Header lines without their '>'."""
     ids: list[str]
     lines: list[int]
-    joined: bytes | bytearray
+    joined: bytes | bytearray | memoryview
     """The records' sequences one after another, without their newlines."""
     ends: list[int]
     """Where each record's sequence ends in ``joined``."""
@@ -564,7 +564,7 @@ def _cut_block(chunks: _Chunks, pos: int, line: int) -> tuple[FastaBlock | None,
     )
 
 
-_Cut = tuple[bytes | bytearray, list[int], bytes, list[int], list[int], int, int, bool]
+_Cut = tuple[bytes | memoryview, list[int], bytes, list[int], list[int], int, int, bool]
 """The records cut from a block: their sequences one after another, where each ends,
 their header lines joined by newlines, each '>' and its line; then where the next
 record starts, its line, and whether the cut stopped for want of input (True) rather
@@ -612,31 +612,43 @@ def _cut_records_c(
     data: bytes, pos: int, fine: int, last_ok: bool, spaces: list[bytes], line: int
 ) -> _Cut:
     """:func:`_cut_records_py` by the compiled code (bioseqnn/csrc/fasta.c)."""
+    import numpy as np  # not at import: `info` and `--help` read this module without it
+
     cut = kernels.library().bsnn_fasta_cut
+    c_long = np.dtype(f"i{ctypes.sizeof(ctypes.c_long)}")  # 4 bytes on Windows
     room = max(fine - pos, 0)
-    seqs = bytearray(room)
-    heads = bytearray(room)
-    out = (ctypes.c_char * room).from_buffer(seqs)
-    out_heads = (ctypes.c_char * room).from_buffer(heads)
+    # Buffers left unset (the code writes what is kept): zeroing them cost as much as
+    # the cut itself. The copy stores whole 32-byte vectors: 32 bytes of room past.
+    seqs = np.empty(room + 32, dtype=np.uint8)
+    heads = np.empty(room, dtype=np.uint8)
     state = (ctypes.c_long * 5)(pos, line, 0, 0, 0)
-    rec: list[int] = []
+    found: list[np.ndarray] = []
     most = room // 256 + 64  # records; more room is given when they are shorter
     while True:
-        found = (ctypes.c_long * (4 * most))()
-        n = cut(data, fine, len(data), last_ok, bool(spaces), out, out_heads, found, most, state)
-        rec += found[: 4 * n]
+        rec = np.empty(4 * most, dtype=c_long)
+        n = cut(
+            data,
+            fine,
+            len(data),
+            last_ok,
+            bool(spaces),
+            seqs.ctypes.data,
+            heads.ctypes.data,
+            rec.ctypes.data,
+            most,
+            state,
+        )
+        found.append(rec[: 4 * n])
         if state[2] != 2:
             break
         most *= 4
-    del out, out_heads  # the buffers can be resized again
-    ends = rec[2::4]
-    del seqs[state[3] :]
+    rec = found[0] if len(found) == 1 else np.concatenate(found)
     return (
-        seqs,
-        ends,
-        bytes(memoryview(heads)[: state[4]]),
-        rec[0::4],
-        rec[3::4],
+        seqs.data[: state[3]],
+        rec[2::4].tolist(),
+        heads[: state[4]].tobytes(),
+        rec[0::4].tolist(),
+        rec[3::4].tolist(),
         state[0],
         state[1],
         bool(state[2]),

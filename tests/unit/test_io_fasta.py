@@ -350,6 +350,39 @@ def test_property_compiled_cut_is_the_python_cut(
     assert compiled == python
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.text(alphabet="ACGT>N", min_size=0, max_size=300),
+            st.integers(1, 100),
+            st.sampled_from(["", "\n"]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    cut=st.integers(0, 2000),
+    last_ok=st.booleans(),
+)
+def test_property_compiled_cut_of_long_lines_is_the_python_cut(
+    records: list[tuple[str, int, str]], cut: int, last_ok: bool
+) -> None:
+    """Lines longer than the compiled copy's 32-byte steps, with '>' inside them (a
+    residue there, not a header) and at step boundaries, blank lines, and plain parts
+    that end anywhere: the same records as the Python cut."""
+    if kernels._load() is None:
+        pytest.skip("the compiled code is not built")
+    text = ""
+    for i, (seq, width, blank) in enumerate(records):
+        lines = [seq[k : k + width] for k in range(0, len(seq), width)]
+        text += f">r{i}\n" + "".join(line + "\n" + blank for line in lines)
+    data = text.encode()
+    fine = min(len(data), cut) if cut < len(data) else len(data)
+    last_ok = last_ok and fine == len(data)
+    compiled = fasta._cut_records_c(data, 0, fine, last_ok, [], 1)
+    assert compiled == fasta._cut_records_py(data, 0, fine, last_ok, [], 1)
+
+
 def test_compiled_cut_of_many_short_records_is_the_python_cut() -> None:
     """Records far shorter than the compiled cut's first guess at their number make it
     ask for more room, several times."""
