@@ -1,5 +1,5 @@
 """Build the optional compiled code: the LSTM/GRU kernels (bioseqnn/csrc/rnn.c) and the
-FASTA block cutter (bioseqnn/csrc/fasta.c).
+FASTA block cutter and residue translation (bioseqnn/csrc/fasta.c).
 
 Everything else about the package is in pyproject.toml. The extension is optional: if
 no C compiler is available the install still succeeds, and bioseqnn runs its recurrent

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .alphabets import INVALID, Alphabet, count_kinds
 from .errors import DataError, UsageError, shorten
 
@@ -44,6 +46,15 @@ def _drop_stops(joined: bytearray, offsets: np.ndarray) -> tuple[bytearray, np.n
     dropped = np.zeros(len(offsets), dtype=np.int64)
     dropped[np.searchsorted(offsets, stops, side="right")] += 1  # stops are ends - 1
     return bytearray(raw[keep]), offsets - np.cumsum(dropped)
+
+
+def _vector_translate() -> Any:
+    """The compiled translation (bsnn_translate), where it runs with vector instructions;
+    None elsewhere (its plain-C form is no faster than ``bytes.translate``)."""
+    if not kernels.available():
+        return None
+    lib = kernels.library()
+    return lib.bsnn_translate if lib.bsnn_isa() >= 1 else None
 
 
 class Encoder:
@@ -98,6 +109,32 @@ class Encoder:
             if self.on_invalid == "mask":
                 codes[invalid] = self.wildcard
         return codes, offsets, bad
+
+    def encode_runs(
+        self, texts: Sequence[bytes | bytearray | memoryview], offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[InvalidSymbol]]:
+        """:meth:`encode_joined` for sequences given in runs, each run several sequences
+        one after another (the FASTA reader's blocks), ``offsets`` over them all.
+
+        Where the compiled code has vector instructions, the runs are translated by it
+        straight into one array of codes, five times the speed of ``bytes.translate``
+        and without joining them first; an invalid symbol found there sends the chunk
+        the general way, which names it."""
+        translate = _vector_translate() if self.alphabet.name != "protein" else None
+        if translate is not None:
+            codes = np.empty(int(offsets[-1]), dtype=np.uint8)
+            table = self.table.ctypes.data
+            at = 0
+            for text in texts:
+                src = np.frombuffer(text, dtype=np.uint8)
+                if translate(src.ctypes.data, len(src), table, codes[at:].ctypes.data) >= 0:
+                    break
+                at += len(src)
+            else:
+                return codes, offsets, []
+        only = texts[0] if len(texts) == 1 else None
+        joined = only if isinstance(only, bytearray) else bytearray().join(texts)
+        return self.encode_joined(joined, offsets)
 
     def describe_invalid(
         self,

@@ -51,6 +51,8 @@ def _open() -> ctypes.CDLL | None:
     lib.bsnn_gru_backward.argtypes = [i, i, i, i, p, c_long, c_long, *[p] * 16, i]
     lib.bsnn_fasta_cut.argtypes = [ctypes.c_char_p, c_long, c_long, i, i, p, p, p, c_long, p]
     lib.bsnn_fasta_cut.restype = ctypes.c_long
+    lib.bsnn_translate.argtypes = [p, c_long, p, p]
+    lib.bsnn_translate.restype = ctypes.c_long
     for fn in (
         lib.bsnn_lstm_forward,
         lib.bsnn_lstm_backward,

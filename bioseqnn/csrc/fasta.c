@@ -6,7 +6,8 @@
  * record: the sequences are copied without their newlines into one buffer, the header
  * lines into another (joined by '\n'), and each record's '>' offset, header end,
  * sequence end and line number into an array. Python makes its ids from the headers in
- * one decode and split, and the encoder translates the sequence buffer in one pass.
+ * one decode and split, and the encoder translates the sequence buffer in one pass,
+ * by bsnn_translate below where the CPU has AVX2 (bytes.translate elsewhere).
  *
  * Built into the optional extension module with the recurrent kernels (setup.py) and
  * called through ctypes; without it, the Python form does the same.
@@ -169,4 +170,62 @@ EXPORT long bsnn_fasta_cut(const char *data, long fine, long size, int last_ok,
     state[3] = used;
     state[4] = hused;
     return n;
+}
+
+/* Sequences to codes: dst[i] = table[src[i]] for i < n, table being 256 bytes with 255
+ * for an invalid symbol. Returns the first i whose code is 255, or -1 when there is
+ * none (dst is written whole either way). */
+static long translate_base(const unsigned char *src, long n, const unsigned char *table,
+                           unsigned char *dst) {
+    unsigned char bad = 0;
+    for (long i = 0; i < n; i++) {
+        unsigned char c = table[src[i]];
+        dst[i] = c;
+        bad |= c == 255;
+    }
+    if (!bad) return -1;
+    return (long)((const unsigned char *)memchr(dst, 255, (size_t)n) - dst);
+}
+
+#ifdef X86_AVX2
+/* translate_base 32 bytes a step, for tables that map every byte from 128 up to 255
+ * (as alphabets.byte_table does): the code of byte x is row x >> 4 of the table's first
+ * 128 bytes, looked up by x & 15 with one byte shuffle per row. */
+__attribute__((target("avx2"))) static long translate_avx2(const unsigned char *src, long n,
+                                                           const unsigned char *table,
+                                                           unsigned char *dst) {
+    __m256i rows[8];
+    for (int h = 0; h < 8; h++)
+        rows[h] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(table + 16 * h)));
+    const __m256i nibble = _mm256_set1_epi8(15), invalid = _mm256_set1_epi8((char)255);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i bad = zero;
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(src + i));
+        __m256i low = _mm256_and_si256(x, nibble);
+        __m256i high = _mm256_and_si256(_mm256_srli_epi16(x, 4), nibble);
+        __m256i code = _mm256_cmpgt_epi8(zero, x); /* bytes from 128 up: 255 */
+        for (int h = 0; h < 8; h++) {
+            __m256i row = _mm256_cmpeq_epi8(high, _mm256_set1_epi8((char)h));
+            code = _mm256_or_si256(code, _mm256_and_si256(row, _mm256_shuffle_epi8(rows[h], low)));
+        }
+        _mm256_storeu_si256((__m256i *)(dst + i), code);
+        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi8(code, invalid));
+    }
+    long tail = translate_base(src + i, n - i, table, dst + i);
+    if (!_mm256_testz_si256(bad, bad))
+        return (long)((const unsigned char *)memchr(dst, 255, (size_t)n) - dst);
+    return tail < 0 ? -1 : i + tail;
+}
+#endif
+
+EXPORT long bsnn_translate(const unsigned char *src, long n, const unsigned char *table,
+                           unsigned char *dst) {
+#ifdef X86_AVX2
+    int high_invalid = 1;
+    for (int c = 128; c < 256; c++) high_invalid &= table[c] == 255;
+    if (high_invalid && bsnn_isa() >= 1) return translate_avx2(src, n, table, dst);
+#endif
+    return translate_base(src, n, table, dst);
 }

@@ -131,7 +131,7 @@ class SequenceEncoder:
         """Encode a chunk; returns the indices kept (None: all), their codes and offsets."""
         if self.encoder is None:
             self.encoder = self._start(chunk.sample(SAMPLE_RECORDS))
-        codes, offsets, bad = self.encoder.encode_joined(*chunk.sequences())
+        codes, offsets, bad = self.encoder.encode_runs(*chunk.runs())
         if bad and self.on_invalid == "error":
             raise DataError(self.describe_invalid(bad[0], chunk.record(bad[0].index)))
         if bad and self.on_invalid == "skip":
@@ -194,18 +194,16 @@ class _Columns:
         text += record.seq
         self._ends[-1].append(len(text))
 
-    def sequences(self) -> tuple[bytearray, np.ndarray]:
-        """The chunk's sequences one after another, and their offsets (len + 1)."""
+    def runs(self) -> tuple[list[bytearray | memoryview], np.ndarray]:
+        """The chunk's sequences in runs (each run several sequences one after another),
+        and the offsets of the sequences in the runs joined (len + 1)."""
         offsets = np.zeros(len(self.ids) + 1, dtype=np.int64)
         at, base = 1, 0
         for text, ends in zip(self._texts, self._ends, strict=True):
             offsets[at : at + len(ends)] = np.asarray(ends, dtype=np.int64) + base
             at += len(ends)
             base += len(text)
-        only = self._texts[0] if len(self._texts) == 1 else None
-        if isinstance(only, bytearray):
-            return only, offsets  # records read one by one: already joined
-        return bytearray().join(self._texts), offsets
+        return self._texts, offsets
 
     def record(self, i: int) -> Record:
         first, source, there = self._parts[bisect.bisect_right([p[0] for p in self._parts], i) - 1]
