@@ -119,8 +119,9 @@ class Encoder:
         Where the compiled code has vector instructions, the runs are translated by it
         straight into one array of codes, five times the speed of ``bytes.translate``
         and without joining them first; an invalid symbol found there sends the chunk
-        the general way, which names it."""
-        translate = _vector_translate() if self.alphabet.name != "protein" else None
+        the general way, which names it. A protein's stop '*' is invalid in the table,
+        so a chunk with terminal stops goes the general way too, which drops them."""
+        translate = _vector_translate()
         if translate is not None:
             codes = np.empty(int(offsets[-1]), dtype=np.uint8)
             table = self.table.ctypes.data

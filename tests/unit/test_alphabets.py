@@ -139,8 +139,9 @@ def test_reverse_complement_table_swaps_iupac_pairs() -> None:
 @pytest.mark.parametrize("on_invalid", ["error", "mask"])
 def test_runs_encode_as_the_joined_sequences(alphabet, on_invalid: str) -> None:
     """The compiled translation of runs (32 bytes a step where the CPU has AVX2) gives
-    the codes, offsets and invalid symbols of the general way, for every byte value
-    and for invalid symbols at every offset of a vector step and in the tails."""
+    the codes, offsets and invalid symbols of the general way, for every byte value,
+    for invalid symbols at every offset of a vector step and in the tails, and for
+    terminal stops."""
     rng = np.random.default_rng(1)
     valid = np.frombuffer(("".join(alphabet.symbols) * 2).lower().encode(), np.uint8)
     for trial in range(200):
@@ -149,6 +150,8 @@ def test_runs_encode_as_the_joined_sequences(alphabet, on_invalid: str) -> None:
         if trial % 2 and len(joined):  # one byte of any value at any place
             joined[int(rng.integers(len(joined)))] = int(rng.integers(256))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        if trial % 3 == 0 and lengths[0]:  # a terminal stop (a protein drops it)
+            joined[offsets[1] - 1] = ord("*")
         cuts = sorted(rng.choice(len(offsets), 2))  # runs hold whole sequences
         runs = [
             memoryview(joined)[offsets[a] : offsets[b]]
