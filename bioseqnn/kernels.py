@@ -12,7 +12,7 @@ import importlib.util
 import os
 import threading
 
-ABI = 9
+ABI = 10
 """bsnn_abi() of the C code this module was written for."""
 
 _lib: ctypes.CDLL | None = None
@@ -53,6 +53,12 @@ def _open() -> ctypes.CDLL | None:
     lib.bsnn_fasta_cut.restype = ctypes.c_long
     lib.bsnn_translate.argtypes = [p, c_long, p, p]
     lib.bsnn_translate.restype = ctypes.c_long
+    lib.bsnn_conv_forward.argtypes = [i, i, i, i, i, i, i, *[p] * 7]
+    lib.bsnn_conv_forward.restype = None
+    lib.bsnn_conv_scratch.argtypes = [i, i]
+    lib.bsnn_conv_scratch.restype = c_long
+    lib.bsnn_norm_fold.argtypes = [i, p, p, p, p, ctypes.c_float, p, p]
+    lib.bsnn_norm_fold.restype = None
     for fn in (
         lib.bsnn_lstm_forward,
         lib.bsnn_lstm_backward,

@@ -16,6 +16,7 @@
 #include <Python.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 /* exp on the reduced range: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by the classic
  * degree-6 minimax polynomial of Cephes' expf, 2^n put straight into the exponent bits.
@@ -52,6 +53,11 @@ static float *aligned_floats(size_t n) {
     const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
     return bytes ? aligned_alloc(64, bytes) : NULL;
 }
+
+/* Positions a convolution's product takes at once: their windows side by side
+ * (CONV_TILE x Kw C floats; 240 KiB for the default network's second layer, 5 x 128
+ * inputs a position). */
+#define CONV_TILE 96
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define MULTI_ISA 1
@@ -124,7 +130,7 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 9; }
+EXPORT int bsnn_abi(void) { return 10; }
 
 EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const float *wih,
                               const float *bias, const float *wt, float *hs, float *cs,
@@ -157,6 +163,26 @@ EXPORT void bsnn_gru_backward(int T, int B, int H, int K, const float *dout, lon
                               float *dhg, float *dh, float *carry, int rev) {
     DISPATCH(gru_backward, T, B, H, K, dout, dts, dbs, w, hs, rz, n, hgn, x, wih, dx, dw, dwih, db_ih,
              db_hh, dxw, dhg, dh, carry, rev);
+}
+
+/* The scratch floats bsnn_conv_forward takes for Kw C inputs a position. */
+EXPORT long bsnn_conv_scratch(int Kw, int C) { return (long)CONV_TILE * Kw * C; }
+
+EXPORT void bsnn_conv_forward(int B, int L, int C, int F, int Kw, int dil, int padl,
+                              const float *x, const int *len, const float *w,
+                              const float *scale, const float *shift, float *cols,
+                              float *out) {
+    DISPATCH(conv_forward, B, L, C, F, Kw, dil, padl, x, len, w, scale, shift, cols, out);
+}
+
+/* A batch norm in inference as the scale and shift conv_forward applies:
+ * scale = weight / sqrt(var + eps), shift = bias - mean scale, in float32. */
+EXPORT void bsnn_norm_fold(int F, const float *weight, const float *bias, const float *mean,
+                           const float *var, float eps, float *scale, float *shift) {
+    for (int f = 0; f < F; f++) {
+        scale[f] = weight[f] / sqrtf(var[f] + eps);
+        shift[f] = bias[f] - mean[f] * scale[f];
+    }
 }
 
 static struct PyModuleDef module = {

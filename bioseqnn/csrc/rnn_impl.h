@@ -510,6 +510,53 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, long
     free(pwih);
 }
 
+/* ------------------------------------------------------------------------ convolution */
+
+/* One convolution of the cnn backbones in inference, with its batch norm folded into
+ * scale and shift and the ReLU after it:
+ *   out[b][t][f] = max(0, scale[f] (sum over k, c of x[b][t + k dil - padl][c]
+ *                  w[k C + c][f]) + shift[f])                for t < len[b], else 0,
+ * an input position outside [0, len[b]) counting as 0 (the border padding and the
+ * batch's padding alike). x (B, L, C), w (Kw C, F), out (B, L, F), row-major; cols is
+ * scratch for CONV_TILE x Kw C floats. Each output sums over (k, c) in one order whatever
+ * its sequence's company, the batch's width or the tile of positions it falls in, so a sequence's
+ * values do not depend on what it is batched with. */
+static void FN(conv_forward)(int B, int L, int C, int F, int Kw, int dil, int padl,
+                             const float *x, const int *len, const float *w,
+                             const float *scale, const float *shift, float *cols,
+                             float *out) {
+    const int KC = Kw * C;
+    float *P = FN(packed)(KC, F, w, F);
+    for (int b = 0; b < B; b++) {
+        const int n = len[b] < 0 ? 0 : (len[b] < L ? len[b] : L);
+        const float *xb = x + (long)b * L * C;
+        float *ob = out + (long)b * L * F;
+        for (int t0 = 0; t0 < n; t0 += CONV_TILE) {
+            const int m = n - t0 < CONV_TILE ? n - t0 : CONV_TILE;
+            for (int i = 0; i < m; i++) {
+                float *row = cols + (long)i * KC;
+                for (int k = 0; k < Kw; k++) {
+                    const int p = t0 + i + k * dil - padl;
+                    if (p >= 0 && p < n)
+                        __builtin_memcpy(row + k * C, xb + (long)p * C, (size_t)C * sizeof(float));
+                    else
+                        __builtin_memset(row + k * C, 0, (size_t)C * sizeof(float));
+                }
+            }
+            float *o = ob + (long)t0 * F;
+            __builtin_memset(o, 0, (size_t)m * F * sizeof(float));
+            FN(gemm_acc)(m, F, KC, cols, KC, 1, w, F, P, o, F, NULL);
+            for (long i = 0; i < (long)m * F; i += F)
+                for (int f = 0; f < F; f++) {
+                    const float v = o[i + f] * scale[f] + shift[f];
+                    o[i + f] = v > 0.0f ? v : 0.0f;
+                }
+        }
+        __builtin_memset(ob + (long)n * F, 0, (size_t)(L - n) * F * sizeof(float));
+    }
+    free(P);
+}
+
 #undef FR
 #undef VF
 #undef VI

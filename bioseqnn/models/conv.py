@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import native
 from .base import (
     Backbone,
     Dropout,
@@ -85,6 +86,8 @@ class ConvStack(Backbone):
         self.drop = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._compiled(x):
+            return self._infer(x, lengths)
         if x.shape[0] == 1 and not self.training and not exporting():
             # oneDNN convolves a batch of one sequence by another algorithm than a larger
             # batch, and the last bits differ (seen on an Intel Xeon: 3e-8 on a
@@ -121,6 +124,38 @@ class ConvStack(Backbone):
                     h = window_max(h, pool)
                 lengths = torch.div(lengths, pool, rounding_mode="floor").clamp(min=1)
         return h.transpose(1, 2), lengths
+
+    def _compiled(self, x: torch.Tensor) -> bool:
+        """Whether this forward pass is an inference the compiled kernel makes: float32
+        on the CPU without gradients, autocast, export or DeepLIFT's stepwise calls."""
+        return (
+            not self.training
+            and not torch.is_grad_enabled()
+            and not exporting()
+            and not stepwise()
+            and not torch.is_autocast_enabled("cpu")
+            and native.usable(x, *self.parameters())
+        )
+
+    def _infer(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward() in inference through the compiled kernel, layer by layer (the same
+        calls as bioseqnn.engine.light): (B, L, C) -> (B, L', channels[-1]). A
+        position past its sequence's length comes out 0 before pooling; a window
+        past the pooled length may hold real values, which the layers after mask."""
+        h = x.contiguous()
+        lens = lengths.to(torch.int32)
+        for conv, norm, pad, pool in zip(
+            self.convs, self.norms, self.pads, self.pools, strict=True
+        ):
+            assert isinstance(conv, nn.Conv1d) and isinstance(norm, nn.BatchNorm1d)
+            h = native.conv_layer_infer(h, lens, conv.weight, norm, conv.dilation[0], pad[0])
+            if pool > 1:
+                if h.shape[1] < pool:
+                    h = F.pad(h, (0, 0, 0, pool - h.shape[1]))
+                width = h.shape[1] // pool
+                h = h[:, : width * pool].unflatten(1, (width, pool)).amax(dim=2)
+                lens = torch.div(lens, pool, rounding_mode="floor").clamp(min=1)
+        return h, lens.to(lengths.dtype)
 
 
 def window_max(h: torch.Tensor, pool: int) -> torch.Tensor:

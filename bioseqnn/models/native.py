@@ -497,3 +497,60 @@ def _gru_infer(
     work = x.new_empty((2, b, 3 * hid))
     _gru_steps(_time_major(x), w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn, work, False, reverse)
     return _outputs(hs, reverse).transpose(0, 1)
+
+
+# -------------------------------------------------------------------------- convolution
+
+
+def conv_layer_infer(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    weight: torch.Tensor,
+    norm: torch.nn.BatchNorm1d,
+    dilation: int,
+    pad_left: int,
+) -> torch.Tensor:
+    """One convolution of models.conv.ConvStack in inference, with its batch norm (the
+    running statistics) and ReLU, batch-first (B, L, C) -> (B, L, F): the compiled
+    kernel (bsnn_conv_forward), which bioseqnn.engine.light calls too, so both give the
+    same bits. Positions at or past a sequence's length (int32 ``lengths``) read as 0
+    and come out 0. The batch is split over the worker threads by sequences, which
+    leaves each sequence's values as they are."""
+    from ..runtime import concurrency, map_on_workers
+
+    lib = library()
+    b, width, c = x.shape
+    f, _, kw = weight.shape
+    w = weight.detach().permute(2, 1, 0).contiguous()  # (Kw, C, F): row k C + c
+    scale, shift = norm_fold(norm)
+    out = x.new_empty((b, width, f))
+    scratch = int(lib.bsnn_conv_scratch(kw, c))
+
+    def run(start: int, stop: int) -> None:
+        cols = x.new_empty(scratch)
+        lib.bsnn_conv_forward(
+            stop - start, width, c, f, kw, dilation, pad_left, _ptr(x[start:stop]),
+            _ptr(lengths[start:stop]), _ptr(w), _ptr(scale), _ptr(shift), _ptr(cols),
+            _ptr(out[start:stop]),
+        )  # fmt: skip
+
+    parts = max(1, min(concurrency(), b))
+    cuts = [b * i // parts for i in range(parts + 1)]
+    map_on_workers(run, list(zip(cuts, cuts[1:], strict=False)))
+    return out
+
+
+def norm_fold(norm: torch.nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch norm's running statistics and affine weights as the (scale, shift) that
+    bsnn_conv_forward applies, computed by bsnn_norm_fold."""
+    assert norm.running_mean is not None and norm.running_var is not None
+    f = norm.num_features
+    parts = [
+        t.detach().float().contiguous()
+        for t in (norm.weight, norm.bias, norm.running_mean, norm.running_var)
+    ]
+    scale, shift = torch.empty(f), torch.empty(f)
+    library().bsnn_norm_fold(
+        f, *(_ptr(t) for t in parts), float(norm.eps), _ptr(scale), _ptr(shift)
+    )
+    return scale, shift

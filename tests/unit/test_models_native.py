@@ -314,3 +314,89 @@ def test_reverse_equals_the_flipped_sequences_bit_for_bit(cell, batch, steps, ch
         assert torch.equal(layer(x, *params, reverse=True), flipped)
     ref = module(x.flip(1))[0].flip(1)
     torch.testing.assert_close(got, ref, atol=2e-6, rtol=1e-5)
+
+
+def _conv_stack(channels, kernels, dilations, pools, inputs=4, seed=0):
+    """A ConvStack in inference, its batch norms given running statistics and affine
+    weights away from their initial values (which would make the norms near identity)."""
+    from bioseqnn.models import ModelConfig
+    from bioseqnn.models.conv import ConvStack
+
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        arch="cnn", channels=channels, kernel_sizes=kernels, dilations=dilations, pool_sizes=pools
+    )
+    stack = ConvStack(config, inputs)
+    for norm in stack.norms:
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.3, 3.0)
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-0.3, 0.3)
+    return stack.eval()
+
+
+CONV_SHAPES = [
+    # channels, kernel sizes, dilations, pooling windows: the default network, even
+    # kernels (the extra position on the right), dilations, and widths that are not
+    # multiples of a vector (the products' scalar columns)
+    ([128, 128], [9, 5], [1, 1], [3, 1]),
+    ([8, 5], [4, 2], [2, 1], [1, 2]),
+    ([20, 13], [3, 7], [1, 3], [2, 3]),
+    ([6], [1], [1], [1]),
+]
+
+
+@turned_off
+@pytest.mark.parametrize(("channels", "kernels", "dilations", "pools"), CONV_SHAPES)
+def test_compiled_convolutions_match_torchs(channels, kernels, dilations, pools):
+    """ConvStack in inference (the compiled kernel: convolution, batch norm, ReLU) gives
+    torch's values at every real position and torch's pooled lengths, for batches of
+    mixed lengths, lengths shorter than a pooling window, and 300 positions (past the
+    kernel's tile of 96)."""
+    stack = _conv_stack(channels, kernels, dilations, pools)
+    lengths = torch.tensor([300, 1, 2, 95, 96, 97, 150, 7])
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (8, 300)), 4).float()
+    x *= (torch.arange(300)[None, :] < lengths[:, None]).unsqueeze(-1)
+    with torch.no_grad():
+        assert stack._compiled(x)
+        got, got_lengths = stack(x, lengths)
+    ref, ref_lengths = stack(x, lengths)  # with gradients: torch's own operations
+    assert torch.equal(got_lengths, ref_lengths)
+    assert got.shape == ref.shape
+    real = (torch.arange(got.shape[1])[None, :] < got_lengths[:, None]).unsqueeze(-1)
+    assert float(ref.detach().abs().max()) > 0.5
+    torch.testing.assert_close(got * real, ref.detach() * real, atol=2e-5, rtol=1e-5)
+
+
+@turned_off
+def test_compiled_convolutions_give_a_sequence_the_same_bits_in_any_company():
+    """A sequence's states do not depend on its batch: alone, among longer sequences,
+    split over one or two threads, bit for bit (the batch is split by sequences and each
+    output sums in one order)."""
+    stack = _conv_stack([32, 24], [9, 5], [1, 1], [3, 1])
+    lengths = torch.tensor([200, 61, 140, 17])
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (4, 200)), 4).float()
+    x *= (torch.arange(200)[None, :] < lengths[:, None]).unsqueeze(-1)
+    threads = torch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                outs.append(stack(x, lengths))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0][0], outs[1][0])
+    together, pooled = outs[0]
+    with torch.no_grad():
+        for i, n in enumerate(lengths.tolist()):
+            alone, alone_len = stack(x[i : i + 1, :n], lengths[i : i + 1])
+            m = int(pooled[i])
+            assert int(alone_len[0]) == m
+            assert torch.equal(alone[0, :m], together[i, :m])
+    # positions past a sequence's length before any pooling read as 0 and come out 0
+    stack = _conv_stack([16], [5], [1], [1])
+    with torch.no_grad():
+        out, _ = stack(x, lengths)
+    assert float(out[1, 61:].abs().max()) == 0.0
+    assert float(out[1, :61].abs().max()) > 0.0
