@@ -5,19 +5,22 @@ takes to predict thousands of sequences. ``bioseqnn predict`` of one input file 
 work (:func:`light_work`) is at most :data:`LIGHT_WORK`, with a model this module runs,
 computes in numpy instead, and gives the same rows, digit for digit:
 
-- the recurrent layers go through the same compiled kernels (bioseqnn/csrc/rnn.c,
-  loaded without torch by bioseqnn.kernels), on the same float32 inputs, so their
-  states are torch's bit for bit; 'last' and 'max' pooling pick values, exactly;
+- the convolutions (each with its batch norm and ReLU) and the recurrent layers go
+  through the same compiled kernels as torch's inference (bioseqnn/csrc/rnn.c, loaded
+  without torch by bioseqnn.kernels), on the same float32 inputs, so their states are
+  torch's bit for bit; the pooling windows after a convolution and 'last' and 'max'
+  pooling over positions pick values, exactly;
 - the head is computed in float64 and rounded to float32, as torch's prediction head
   is, and class probabilities in float64 and rounded (TaskSpec.outputs does the same);
 - the input is read and checked by the same code (bioseqnn/engine/inputs.py) and the
   rows written by the same task code.
 
-It runs one LSTM or GRU network (stacked, bidirectional) with 'last' or 'max' pooling
-that predicts labels or values for each sequence of an alphabet (binary, multiclass,
-multilabel, regression), where the kernels are built. Everything else goes to torch:
-convolutions and 'mean' or 'attention' pooling (whose sums torch orders otherwise, so
-a last digit could differ), ensembles, the Elman RNN and the transformer, per-position
+It runs one LSTM, GRU (stacked, bidirectional), CNN, CNN-LSTM or CNN-GRU network
+(the default) with 'last' or 'max' pooling that predicts labels or values for each
+sequence of an alphabet (binary, multiclass, multilabel, regression), where the
+kernels are built. Everything else goes to torch: 'mean' or 'attention' pooling
+(whose sums torch orders otherwise, so a last digit could differ), ensembles, the
+Elman RNN and the transformer, per-position
 and language models, numeric series, RNA structure channels, ``--rc-average``, genome
 intervals, several inputs, standard input, a GPU, more work than LIGHT_WORK, and any run
 with ``BIOSEQNN_LIGHT=0`` in the environment. A model file this module cannot read as
@@ -48,19 +51,22 @@ from ..tasks import TaskSpec
 
 LIGHT_WORK = 6e9
 """The most work a run may take to be made without torch: the input's bytes (at least
-its residues) times the network's weights, each used once per residue. At the rates
-measured on a 2-core AMD EPYC (0.8e10 multiply-adds a second for an LSTM of 32 units,
-1.2-1.9e10 for 128) that is 0.3-0.8 s, where importing torch takes 2.5 s."""
+its residues) times the network's weights, each used once per position it is applied
+at (:func:`light_work`). At the rates measured on a 2-core AMD EPYC (0.8e10
+multiply-adds a second for an LSTM of 32 units, 1.2-1.9e10 for 128, 1.2e10 for the
+default CNN-GRU) that is 0.3-0.8 s, where importing torch takes 2-2.5 s."""
 
 COMPRESSED_RATIO = 4
 """A compressed input is counted as this many times its size on disk."""
 
-ARCHITECTURES = ("lstm", "gru")
+ARCHITECTURES = ("lstm", "gru", "cnn", "cnn-lstm", "cnn-gru")
 POOLINGS = ("last", "max")
 KINDS = ("binary", "multiclass", "multilabel", "regression")
 BATCH_POSITIONS = 1 << 16
 """A batch's padded positions at most (records x its longest), records in length order."""
 BATCH_RECORDS = 256
+NORM_EPS = 1e-5
+"""The batch norms' epsilon (torch's default, which models.conv keeps)."""
 
 
 class NotLight(Exception):
@@ -86,6 +92,12 @@ class _Weights:
             raise NotLight(name)
         self.taken.add(name)
         return t
+
+    def skip(self, name: str) -> None:
+        """A tensor inference does not read (a batch norm's count of batches)."""
+        if name not in self.tensors:
+            raise NotLight(name)
+        self.taken.add(name)
 
     def done(self) -> None:
         if set(self.tensors) - self.taken - {DIGEST_TENSOR}:
@@ -157,6 +169,88 @@ class _Recurrent:
         return out.transpose(1, 0, 2)
 
 
+class _ConvStack:
+    """models.conv.ConvStack in inference: each convolution with its batch norm and ReLU
+    through the compiled kernel (the call models.native.conv_layer_infer makes), then
+    the max over each window of its pooling."""
+
+    directions = 1
+
+    def __init__(self, config: ModelConfig, w: _Weights, prefix: str, inputs: int) -> None:
+        lib = kernels.library()
+        self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]] = []
+        size = inputs
+        for i, (channels, kernel, dilation, pool) in enumerate(
+            zip(
+                config.channels,
+                config.kernel_sizes,
+                config.dilations,
+                config.pool_sizes,
+                strict=True,
+            )
+        ):
+            weight = w.get(f"{prefix}.convs.{i}.weight", (channels, size, kernel))
+            norm = f"{prefix}.norms.{i}"
+            parts = [
+                np.ascontiguousarray(w.get(f"{norm}.{name}", (channels,)))
+                for name in ("weight", "bias", "running_mean", "running_var")
+            ]
+            w.skip(f"{norm}.num_batches_tracked")
+            scale, shift = np.empty(channels, np.float32), np.empty(channels, np.float32)
+            lib.bsnn_norm_fold(channels, *map(_ptr, parts), NORM_EPS, _ptr(scale), _ptr(shift))
+            packed = np.ascontiguousarray(weight.transpose(2, 1, 0))  # (Kw, C, F)
+            self.layers.append((packed, scale, shift, dilation, (kernel - 1) * dilation // 2, pool))
+            size = channels
+        self.out_dim = size
+
+    def __call__(self, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, L, C) float32 -> (B, L', F), and the pooled lengths."""
+        lib = kernels.library()
+        h = np.ascontiguousarray(x, np.float32)
+        lens = np.ascontiguousarray(lengths, np.int32)
+        for packed, scale, shift, dilation, pad_left, pool in self.layers:
+            b, width, c = h.shape
+            kw, _, f = packed.shape
+            out = np.empty((b, width, f), np.float32)
+            cols = np.empty(lib.bsnn_conv_scratch(kw, c), np.float32)
+            lib.bsnn_conv_forward(
+                b, width, c, f, kw, dilation, pad_left, _ptr(h), _ptr(lens), _ptr(packed),
+                _ptr(scale), _ptr(shift), _ptr(cols), _ptr(out),
+            )  # fmt: skip
+            h = out
+            if pool > 1:
+                if width < pool:
+                    h = np.concatenate([h, np.zeros((b, pool - width, f), np.float32)], axis=1)
+                windows = h.shape[1] // pool
+                h = h[:, : windows * pool].reshape(b, windows, pool, f).max(axis=2)
+                lens = np.maximum(lens // pool, 1).astype(np.int32)
+        return h, lens.astype(lengths.dtype)
+
+
+class _ConvRecurrent:
+    """models.hybrid.ConvRecurrent in inference: the convolutions, then a bidirectional
+    LSTM or GRU over their states."""
+
+    def __init__(
+        self, cell: str, config: ModelConfig, w: _Weights, prefix: str, inputs: int
+    ) -> None:
+        self.conv = _ConvStack(config, w, f"{prefix}.conv", inputs)
+        self.recurrent = _RecurrentStack(cell, config, w, f"{prefix}.lstm", self.conv.out_dim, True)
+        self.directions, self.out_dim = 2, self.recurrent.out_dim
+
+    def __call__(self, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, lengths = self.conv(x, lengths)
+        return self.recurrent(h, lengths)
+
+
+def _backbone(config: ModelConfig, w: _Weights, prefix: str, inputs: int) -> Any:
+    if config.arch == "cnn":
+        return _ConvStack(config, w, prefix, inputs)
+    if config.arch.startswith("cnn-"):
+        return _ConvRecurrent(config.arch[4:], config, w, prefix, inputs)
+    return _RecurrentStack(config.arch, config, w, prefix, inputs, config.bidirectional)
+
+
 class _RecurrentStack:
     """models.recurrent.RecurrentBackbone in inference: layers of one or two directions,
     the backward one over each sequence reversed within its length."""
@@ -207,9 +301,7 @@ class _Network:
         self, config: ModelConfig, w: _Weights, prefix: str, inputs: int, outputs: int
     ) -> None:
         self.config = config
-        self.backbone = _RecurrentStack(
-            config.arch, config, w, f"{prefix}backbone", inputs, config.bidirectional
-        )
+        self.backbone = _backbone(config, w, f"{prefix}backbone", inputs)
         dim = self.backbone.out_dim
         self.pooling = resolve_pooling(config)
         self.head_w = w.get(f"{prefix}head.weight", (outputs, dim)).astype(np.float64)
@@ -319,10 +411,24 @@ def _config(manifest: dict[str, Any]) -> ModelConfig:
 
 
 def light_work(manifest: dict[str, Any], residues: int) -> float:
-    """Multiply-adds a prediction of ``residues`` costs: each weight once per residue."""
+    """Multiply-adds a prediction of ``residues`` costs: each weight once per position
+    it is applied at, a residue's position for the first convolution and the recurrent
+    layers without one, one position in p after a pooling window of p."""
     task = TaskSpec.from_dict(manifest["task"])
-    size = model_size(_config(manifest), model_input(manifest).size, task.n_outputs)
-    return float(residues) * size.weights
+    config, inputs = _config(manifest), model_input(manifest).size
+    weights = float(model_size(config, inputs, task.n_outputs).weights)
+    if not config.arch.startswith("cnn"):
+        return float(residues) * weights
+    cost, stride = 0.0, 1
+    for channels, kernel, pool in zip(
+        config.channels, config.kernel_sizes, config.pool_sizes, strict=True
+    ):
+        layer = inputs * kernel * channels
+        cost += layer / stride
+        weights -= layer
+        stride *= pool
+        inputs = channels
+    return float(residues) * (cost + weights / stride)
 
 
 def _load(model_file: ModelFile) -> LightModel:

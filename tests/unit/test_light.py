@@ -64,6 +64,15 @@ LABELS = {
         ("multiclass", ["--arch", "gru", "--pooling", "last", "--hidden-size", "24"]),
         ("regression", ["--arch", "lstm", "--layers", "2", "--hidden-size", "16"]),
         ("multilabel", ["--arch", "gru", "--bidirectional", "--hidden-size", "16"]),
+        # the default network (cnn-gru: convolutions, pooling 3 on these lengths, max
+        # pooling over positions), smaller
+        ("binary", ["--channels", "16,12", "--hidden-size", "8"]),
+        ("multiclass", [*SMALL_CNN, "--pooling", "max"]),
+        (
+            "regression",
+            "--arch cnn-lstm --channels 8,6 --kernel-sizes 4,3 --dilations 1,2 "
+            "--pool-sizes 2,2 --pooling last --hidden-size 8".split(),
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
@@ -90,15 +99,15 @@ def test_rows_without_torch_are_torchs_digit_for_digit(
 
 
 def test_what_is_left_to_torch(tmp_path: Path, cli, monkeypatch) -> None:
-    """Convolutions, mean or attention pooling, ensembles, standard input and large
-    inputs go to torch; the rows are the same either way, as before."""
+    """Mean or attention pooling, ensembles, standard input and large inputs go to
+    torch; the rows are the same either way, as before."""
     labels = LABELS["binary"]
     small = tmp_path / "small.fa"
     small.write_bytes(fasta(_records(20, 5, 30, 60)))
     recurrent = _train(tmp_path, cli, "rec", labels, "--arch", "lstm", "--hidden-size", "8")
     assert light.choose(recurrent, [small]) is not None
     for name, options in (
-        ("cnn", list(SMALL_CNN)),
+        ("cnn", [*SMALL_CNN, "--pooling", "mean"]),
         ("mean", ["--arch", "gru", "--pooling", "mean", "--hidden-size", "8"]),
         ("attention", ["--arch", "lstm", "--pooling", "attention", "--hidden-size", "8"]),
         ("rc", ["--arch", "lstm", "--hidden-size", "8", "--rc-average"]),
@@ -161,9 +170,14 @@ def test_a_small_prediction_leaves_torch_unloaded(tmp_path: Path, cli) -> None:
     line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
     assert line and json.loads(line[0][6:]) == [0, False, False], done.stderr
     assert [r.split("\t")[0] for r in done.stdout.splitlines()] == ["id", "s0", "s1", "s2"]
-    # the same command on a convolutional model loads torch
-    cnn = _train(tmp_path, cli, "c", LABELS["binary"], *SMALL_CNN)
-    done = fresh_python(probe, "predict", cnn, small)
+    # so does the default network (cnn-gru)
+    default = _train(tmp_path, cli, "d", LABELS["binary"], "--channels", "16,12")
+    done = fresh_python(probe, "predict", default, small)
+    line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
+    assert line and json.loads(line[0][6:]) == [0, False, False], done.stderr
+    # the same command on a model with attention pooling loads torch
+    attention = _train(tmp_path, cli, "a", LABELS["binary"], *SMALL_CNN, "--pooling", "attention")
+    done = fresh_python(probe, "predict", attention, small)
     line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
     assert line and json.loads(line[0][6:])[:2] == [0, True], done.stderr
 
