@@ -423,8 +423,9 @@ def _train_quietly(*args: Any, **kwargs: Any) -> None:
         train(*args, **kwargs)
 
 
-def _small_model(tmp: Path, hidden: int, length: int) -> Path:
-    """Train a small LSTM model file (one epoch on random data) with the real API."""
+def _small_model(tmp: Path, hidden: int, length: int, arch: str = "lstm") -> Path:
+    """Train a small model file (an LSTM by default; one epoch on random data) with the
+    real API; ``arch`` "auto" is train's default network, all its defaults."""
 
     rng = np.random.default_rng(3)
     fasta = tmp / f"small{hidden}.fa"
@@ -435,9 +436,10 @@ def _small_model(tmp: Path, hidden: int, length: int) -> Path:
         + "".join(f"seq{i},{'ab'[int(v)]}\n" for i, v in enumerate(rng.integers(0, 2, 128)))
     )
     cfg = RunConfig()
-    cfg.model.arch, cfg.model.hidden_size = "lstm", hidden
+    if arch != "auto":
+        cfg.model.arch, cfg.model.hidden_size = arch, hidden
     cfg.training.epochs, cfg.training.device = 1, "cpu"
-    out = tmp / f"small{hidden}.bsnn"
+    out = tmp / f"small{hidden}_{arch}.bsnn"
     _train_quietly(fasta, labels, out, cfg)
     return out
 
@@ -545,6 +547,7 @@ def bench_rss(settings: Settings, tmp: Path) -> None:
 def bench_startup(settings: Settings, tmp: Path) -> None:
     settings.out("\n## Start-up (`bioseqnn` in a subprocess; median wall seconds after a cold run)")
     model = _small_model(tmp, 32, 100)
+    default = _small_model(tmp, 128, 100, "auto")
     fasta = tmp / "one.fa"
     write_fasta(fasta, np.array([100]), seed=5)
     # a first training run: 100 records, one epoch of the default model
@@ -572,6 +575,18 @@ def bench_startup(settings: Settings, tmp: Path) -> None:
         (
             "the same through torch (BIOSEQNN_LIGHT=0)",
             ["predict", str(model), str(fasta), "-q"],
+            None,
+            through_torch,
+        ),
+        (
+            "predict one sequence (default network, cnn-gru)",
+            ["predict", str(default), str(fasta), "-q"],
+            1.5,
+            env,
+        ),
+        (
+            "the same through torch (BIOSEQNN_LIGHT=0)",
+            ["predict", str(default), str(fasta), "-q"],
             None,
             through_torch,
         ),

@@ -1,7 +1,8 @@
 """Loading the compiled code (built at install as ``bioseqnn._rnn``) through ctypes,
 without torch: ``bioseqnn --version`` reports it before any torch import. It holds the
-LSTM/GRU kernels (bioseqnn/csrc/rnn.c), which bioseqnn.models.native wraps as torch
-functions, and the FASTA block cutter (bioseqnn/csrc/fasta.c), which bioseqnn.io.fasta
+LSTM/GRU kernels and the convolutions' inference kernel (bioseqnn/csrc/rnn.c), which
+bioseqnn.models.native wraps as torch functions and bioseqnn.engine.light calls from
+numpy, and the FASTA block cutter (bioseqnn/csrc/fasta.c), which bioseqnn.io.fasta
 calls. ``BIOSEQNN_NATIVE=0`` in the environment turns all of it off.
 """
 

@@ -1,4 +1,5 @@
-/* Fused CPU kernels for LSTM and GRU layers: the whole time loop of one direction in C.
+/* Fused CPU kernels for LSTM and GRU layers: the whole time loop of one direction in C;
+ * and one convolution with its batch norm and ReLU, for inference.
  *
  * Python (bioseqnn/models/native.py) calls these through ctypes, which releases the GIL,
  * so the directions and batch slices that runtime.run_concurrently hands to its worker
@@ -187,7 +188,7 @@ EXPORT void bsnn_norm_fold(int F, const float *weight, const float *bias, const 
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_rnn",
-    "Fused LSTM/GRU CPU kernels (loaded with ctypes; see bioseqnn/models/native.py).",
+    "Fused LSTM/GRU and convolution CPU kernels (loaded with ctypes; see bioseqnn/kernels.py).",
     -1, NULL,
 };
 
