@@ -43,6 +43,7 @@ def _train(tmp: Path, cli, name: str, labels: list[str], *options: str) -> Path:
 
 
 SMALL_CNN = ("--arch", "cnn", "--channels", "8", "--kernel-sizes", "5")
+CNN_LSTM = ("--arch", "cnn-lstm", "--channels", "8,6", "--kernel-sizes", "4,3", "--pooling", "last")
 
 LABELS = {
     "binary": [str(i % 2) for i in range(160)],
@@ -70,8 +71,7 @@ LABELS = {
         ("multiclass", [*SMALL_CNN, "--pooling", "max"]),
         (
             "regression",
-            "--arch cnn-lstm --channels 8,6 --kernel-sizes 4,3 --dilations 1,2 "
-            "--pool-sizes 2,2 --pooling last --hidden-size 8".split(),
+            [*CNN_LSTM, "--dilations", "1,2", "--pool-sizes", "2,2", "--hidden-size", "8"],
         ),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
