@@ -54,7 +54,7 @@ def _open() -> ctypes.CDLL | None:
     lib.bsnn_fasta_cut.restype = ctypes.c_long
     lib.bsnn_translate.argtypes = [p, c_long, p, p]
     lib.bsnn_translate.restype = ctypes.c_long
-    lib.bsnn_conv_forward.argtypes = [i, i, i, i, i, i, i, *[p] * 7]
+    lib.bsnn_conv_forward.argtypes = [i, i, i, i, i, c_long, c_long, *[p] * 7]
     lib.bsnn_conv_forward.restype = None
     lib.bsnn_conv_scratch.argtypes = [i, i]
     lib.bsnn_conv_scratch.restype = c_long
@@ -72,6 +72,26 @@ def _open() -> ctypes.CDLL | None:
     # kernels (no FMA), whose last bits differ, so predictions varied from run to run.
     lib.bsnn_isa()
     return lib
+
+
+INT_MAX = (1 << 31) - 1
+
+
+def conv_fits(kernel: int, channels: int, filters: int) -> bool:
+    """Whether bsnn_conv_forward takes a convolution of this shape: its window (kernel x
+    channels inputs) and its filters each within a C int (ctypes would wrap larger
+    numbers silently)."""
+    return kernel * channels <= INT_MAX and filters <= INT_MAX
+
+
+def conv_taps(kernel: int, dilation: int, width: int) -> tuple[int, int]:
+    """bsnn_conv_forward's dilation and left padding for a batch ``width`` positions
+    wide: 'same' output length, an even span's extra position on the right (as
+    models.conv pads). A dilation beyond 2 width + 2 is taken as 2 width + 2: the same
+    taps stay inside every sequence (an odd kernel's centre), at the same offsets, and
+    the kernel's position arithmetic stays small."""
+    d = min(dilation, 2 * width + 2)
+    return d, (kernel - 1) * d // 2
 
 
 def library() -> ctypes.CDLL:

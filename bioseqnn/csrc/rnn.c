@@ -55,10 +55,13 @@ static float *aligned_floats(size_t n) {
     return bytes ? aligned_alloc(64, bytes) : NULL;
 }
 
-/* Positions a convolution's product takes at once: their windows side by side
- * (CONV_TILE x Kw C floats; 240 KiB for the default network's second layer, 5 x 128
- * inputs a position). */
-#define CONV_TILE 96
+/* Positions a convolution's product takes at once, their windows side by side: 96, or
+ * fewer where Kw C inputs a position would take more than the 240 KiB of 96 of the
+ * default network's second layer (5 x 128), at least one. */
+static inline int conv_rows(int KC) {
+    const int most = 96 * 640 / (KC > 0 ? KC : 1);
+    return most < 1 ? 1 : (most > 96 ? 96 : most);
+}
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define MULTI_ISA 1
@@ -167,9 +170,9 @@ EXPORT void bsnn_gru_backward(int T, int B, int H, int K, const float *dout, lon
 }
 
 /* The scratch floats bsnn_conv_forward takes for Kw C inputs a position. */
-EXPORT long bsnn_conv_scratch(int Kw, int C) { return (long)CONV_TILE * Kw * C; }
+EXPORT long bsnn_conv_scratch(int Kw, int C) { return (long)conv_rows(Kw * C) * Kw * C; }
 
-EXPORT void bsnn_conv_forward(int B, int L, int C, int F, int Kw, int dil, int padl,
+EXPORT void bsnn_conv_forward(int B, int L, int C, int F, int Kw, long dil, long padl,
                               const float *x, const int *len, const float *w,
                               const float *scale, const float *shift, float *cols,
                               float *out) {

@@ -518,29 +518,32 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, long
  *                  w[k C + c][f]) + shift[f])                for t < len[b], else 0,
  * an input position outside [0, len[b]) counting as 0 (the border padding and the
  * batch's padding alike). x (B, L, C), w (Kw C, F), out (B, L, F), row-major; cols is
- * scratch for CONV_TILE x Kw C floats. Each output sums over (k, c) in one order whatever
- * its sequence's company, the batch's width or the tile of positions it falls in, so a sequence's
- * values do not depend on what it is batched with. */
-static void FN(conv_forward)(int B, int L, int C, int F, int Kw, int dil, int padl,
+ * scratch for conv_rows(Kw C) x Kw C floats. The windows of conv_rows positions are
+ * copied side by side and multiplied by w in one product. Each output sums over
+ * (k, c) in one order whatever its sequence's company, the batch's width or the rows
+ * it is multiplied with, so a sequence's values do not depend on what it is batched
+ * with. Kw C fits an int (the callers check); positions are computed in long. */
+static void FN(conv_forward)(int B, int L, int C, int F, int Kw, long dil, long padl,
                              const float *x, const int *len, const float *w,
                              const float *scale, const float *shift, float *cols,
                              float *out) {
     const int KC = Kw * C;
+    const int rows = conv_rows(KC);
     float *P = FN(packed)(KC, F, w, F);
     for (int b = 0; b < B; b++) {
         const int n = len[b] < 0 ? 0 : (len[b] < L ? len[b] : L);
         const float *xb = x + (long)b * L * C;
         float *ob = out + (long)b * L * F;
-        for (int t0 = 0; t0 < n; t0 += CONV_TILE) {
-            const int m = n - t0 < CONV_TILE ? n - t0 : CONV_TILE;
+        for (int t0 = 0; t0 < n; t0 += rows) {
+            const int m = n - t0 < rows ? n - t0 : rows;
             for (int i = 0; i < m; i++) {
                 float *row = cols + (long)i * KC;
                 for (int k = 0; k < Kw; k++) {
-                    const int p = t0 + i + k * dil - padl;
+                    const long p = (long)t0 + i + k * dil - padl;
                     if (p >= 0 && p < n)
-                        __builtin_memcpy(row + k * C, xb + (long)p * C, (size_t)C * sizeof(float));
+                        __builtin_memcpy(row + (long)k * C, xb + p * C, (size_t)C * sizeof(float));
                     else
-                        __builtin_memset(row + k * C, 0, (size_t)C * sizeof(float));
+                        __builtin_memset(row + (long)k * C, 0, (size_t)C * sizeof(float));
                 }
             }
             float *o = ob + (long)t0 * F;

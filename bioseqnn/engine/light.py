@@ -178,7 +178,7 @@ class _ConvStack:
 
     def __init__(self, config: ModelConfig, w: _Weights, prefix: str, inputs: int) -> None:
         lib = kernels.library()
-        self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]] = []
+        self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, int]] = []
         size = inputs
         for i, (channels, kernel, dilation, pool) in enumerate(
             zip(
@@ -189,6 +189,8 @@ class _ConvStack:
                 strict=True,
             )
         ):
+            if not kernels.conv_fits(kernel, size, channels):
+                raise NotLight(f"{prefix}.convs.{i}.weight")
             weight = w.get(f"{prefix}.convs.{i}.weight", (channels, size, kernel))
             norm = f"{prefix}.norms.{i}"
             parts = [
@@ -199,7 +201,7 @@ class _ConvStack:
             scale, shift = np.empty(channels, np.float32), np.empty(channels, np.float32)
             lib.bsnn_norm_fold(channels, *map(_ptr, parts), NORM_EPS, _ptr(scale), _ptr(shift))
             packed = np.ascontiguousarray(weight.transpose(2, 1, 0))  # (Kw, C, F)
-            self.layers.append((packed, scale, shift, dilation, (kernel - 1) * dilation // 2, pool))
+            self.layers.append((packed, scale, shift, dilation, pool))
             size = channels
         self.out_dim = size
 
@@ -208,13 +210,14 @@ class _ConvStack:
         lib = kernels.library()
         h = np.ascontiguousarray(x, np.float32)
         lens = np.ascontiguousarray(lengths, np.int32)
-        for packed, scale, shift, dilation, pad_left, pool in self.layers:
+        for packed, scale, shift, dilation, pool in self.layers:
             b, width, c = h.shape
             kw, _, f = packed.shape
+            dil, pad_left = kernels.conv_taps(kw, dilation, width)
             out = np.empty((b, width, f), np.float32)
             cols = np.empty(lib.bsnn_conv_scratch(kw, c), np.float32)
             lib.bsnn_conv_forward(
-                b, width, c, f, kw, dilation, pad_left, _ptr(h), _ptr(lens), _ptr(packed),
+                b, width, c, f, kw, dil, pad_left, _ptr(h), _ptr(lens), _ptr(packed),
                 _ptr(scale), _ptr(shift), _ptr(cols), _ptr(out),
             )  # fmt: skip
             h = out

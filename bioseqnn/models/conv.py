@@ -135,6 +135,11 @@ class ConvStack(Backbone):
             and not stepwise()
             and not torch.is_autocast_enabled("cpu")
             and native.usable(x, *self.parameters())
+            and all(
+                native.conv_fits(conv.kernel_size[0], conv.in_channels, conv.out_channels)
+                for conv in self.convs
+                if isinstance(conv, nn.Conv1d)
+            )
         )
 
     def _infer(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,11 +149,9 @@ class ConvStack(Backbone):
         past the pooled length may hold real values, which the layers after mask."""
         h = x.contiguous()
         lens = lengths.to(torch.int32)
-        for conv, norm, pad, pool in zip(
-            self.convs, self.norms, self.pads, self.pools, strict=True
-        ):
+        for conv, norm, pool in zip(self.convs, self.norms, self.pools, strict=True):
             assert isinstance(conv, nn.Conv1d) and isinstance(norm, nn.BatchNorm1d)
-            h = native.conv_layer_infer(h, lens, conv.weight, norm, conv.dilation[0], pad[0])
+            h = native.conv_layer_infer(h, lens, conv.weight, norm, conv.dilation[0])
             if pool > 1:
                 if h.shape[1] < pool:
                     h = F.pad(h, (0, 0, 0, pool - h.shape[1]))

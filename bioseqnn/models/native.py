@@ -22,7 +22,15 @@ from typing import Any
 import torch
 
 # Loading the library needs no torch (bioseqnn --version reports it): bioseqnn.kernels.
-from ..kernels import ABI, _load, available, instruction_set, library  # noqa: E402,F401
+from ..kernels import (  # noqa: E402,F401
+    ABI,
+    _load,
+    available,
+    conv_fits,
+    conv_taps,
+    instruction_set,
+    library,
+)
 
 
 def usable(*tensors: torch.Tensor) -> bool:
@@ -508,7 +516,6 @@ def conv_layer_infer(
     weight: torch.Tensor,
     norm: torch.nn.BatchNorm1d,
     dilation: int,
-    pad_left: int,
 ) -> torch.Tensor:
     """One convolution of models.conv.ConvStack in inference, with its batch norm (the
     running statistics) and ReLU, batch-first (B, L, C) -> (B, L, F): the compiled
@@ -525,6 +532,7 @@ def conv_layer_infer(
     scale, shift = norm_fold(norm)
     out = x.new_empty((b, width, f))
     scratch = int(lib.bsnn_conv_scratch(kw, c))
+    dilation, pad_left = conv_taps(kw, dilation, width)
 
     def run(start: int, stop: int) -> None:
         cols = x.new_empty(scratch)
