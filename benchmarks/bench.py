@@ -558,6 +558,19 @@ def bench_startup(settings: Settings, tmp: Path) -> None:
     # the bytecode reused, even where PYTHONDONTWRITEBYTECODE is set for this process
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     through_torch = {**env, "BIOSEQNN_LIGHT": "0"}
+    predictions = [
+        row
+        for name, path in (("LSTM hidden 32", model), ("default network, cnn-gru", default))
+        for row in (
+            (f"predict one sequence ({name})", ["predict", str(path), str(fasta), "-q"], 1.5, env),
+            (
+                "the same through torch (BIOSEQNN_LIGHT=0)",
+                ["predict", str(path), str(fasta), "-q"],
+                None,
+                through_torch,
+            ),
+        )
+    ]
     settings.out("| command | seconds | target |")
     settings.out("|---|---:|---:|")
     for label, args, target, environ in (
@@ -566,30 +579,7 @@ def bench_startup(settings: Settings, tmp: Path) -> None:
         ("train --help", ["train", "--help"], 0.3, env),
         ("config", ["config"], 0.3, env),
         ("info (a small LSTM)", ["info", str(model)], 0.3, env),
-        (
-            "predict one sequence (LSTM hidden 32)",
-            ["predict", str(model), str(fasta), "-q"],
-            1.5,
-            env,
-        ),
-        (
-            "the same through torch (BIOSEQNN_LIGHT=0)",
-            ["predict", str(model), str(fasta), "-q"],
-            None,
-            through_torch,
-        ),
-        (
-            "predict one sequence (default network, cnn-gru)",
-            ["predict", str(default), str(fasta), "-q"],
-            1.5,
-            env,
-        ),
-        (
-            "the same through torch (BIOSEQNN_LIGHT=0)",
-            ["predict", str(default), str(fasta), "-q"],
-            None,
-            through_torch,
-        ),
+        *predictions,
         (
             "train 100 x 100 nt, 1 epoch (default model)",
             ["train", str(small), str(tmp / "small.csv"), "-o", str(tmp / "s.bsnn"), "-q"]
