@@ -133,7 +133,7 @@ class ConvStack(Backbone):
             and not torch.is_grad_enabled()
             and not exporting()
             and not stepwise()
-            and not torch.is_autocast_enabled("cpu")
+            and not _cpu_autocast()
             and native.usable(x, *self.parameters())
             and all(
                 native.conv_fits(conv.kernel_size[0], conv.in_channels, conv.out_channels)
@@ -159,6 +159,13 @@ class ConvStack(Backbone):
                 h = h[:, : width * pool].unflatten(1, (width, pool)).amax(dim=2)
                 lens = torch.div(lens, pool, rounding_mode="floor").clamp(min=1)
         return h, lens.to(lengths.dtype)
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch before 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled()
 
 
 def window_max(h: torch.Tensor, pool: int) -> torch.Tensor:

@@ -520,12 +520,13 @@ def conv_layer_infer(
     """One convolution of models.conv.ConvStack in inference, with its batch norm (the
     running statistics) and ReLU, batch-first (B, L, C) -> (B, L, F): the compiled
     kernel (bsnn_conv_forward), which bioseqnn.engine.light calls too, so both give the
-    same bits. Positions at or past a sequence's length (int32 ``lengths``) read as 0
-    and come out 0. The batch is split over the worker threads by sequences, which
-    leaves each sequence's values as they are."""
+    same bits. Positions at or past a sequence's length read as 0 and come out 0. The
+    batch is split over the worker threads by sequences, which leaves each sequence's
+    values as they are."""
     from ..runtime import concurrency, map_on_workers
 
     lib = library()
+    x, lengths = x.contiguous(), lengths.to(torch.int32).contiguous()
     b, width, c = x.shape
     f, _, kw = weight.shape
     w = weight.detach().permute(2, 1, 0).contiguous()  # (Kw, C, F): row k C + c
