@@ -12,6 +12,7 @@ import ctypes
 import importlib.util
 import os
 import threading
+from typing import Any
 
 ABI = 10
 """bsnn_abi() of the C code this module was written for."""
@@ -92,6 +93,41 @@ def conv_taps(kernel: int, dilation: int, width: int) -> tuple[int, int]:
     the kernel's position arithmetic stays small."""
     d = min(dilation, 2 * width + 2)
     return d, (kernel - 1) * d // 2
+
+
+def norm_fold(weight: Any, bias: Any, mean: Any, var: Any, eps: float) -> tuple[Any, Any]:
+    """A batch norm in inference (its affine weights and running statistics, numpy
+    arrays of its features) as the float32 (scale, shift) that :func:`conv_forward`
+    applies, computed by bsnn_norm_fold."""
+    import numpy as np
+
+    parts = [np.ascontiguousarray(a, np.float32) for a in (weight, bias, mean, var)]
+    scale, shift = np.empty_like(parts[0]), np.empty_like(parts[0])
+    library().bsnn_norm_fold(
+        len(scale), *(a.ctypes.data for a in parts), eps, scale.ctypes.data, shift.ctypes.data
+    )
+    return scale, shift
+
+
+def conv_forward(
+    x: Any, lengths: Any, packed: Any, scale: Any, shift: Any, dilation: int, out: Any
+) -> None:
+    """One convolution with its folded batch norm and ReLU (bsnn_conv_forward) on numpy
+    arrays: x (B, L, C) float32 and lengths (B,) int32, both contiguous; packed, the
+    weights as (Kw, C, F) contiguous; out (B, L, F) is written. models.native (torch's
+    inference, on views of its tensors) and engine.light (numpy) both call this."""
+    import numpy as np
+
+    b, width, c = x.shape
+    kw, _, f = packed.shape
+    lib = library()
+    dil, pad_left = conv_taps(kw, dilation, width)
+    cols = np.empty(lib.bsnn_conv_scratch(kw, c), np.float32)
+    lib.bsnn_conv_forward(
+        b, width, c, f, kw, dil, pad_left, x.ctypes.data, lengths.ctypes.data,
+        packed.ctypes.data, scale.ctypes.data, shift.ctypes.data, cols.ctypes.data,
+        out.ctypes.data,
+    )  # fmt: skip
 
 
 def library() -> ctypes.CDLL:

@@ -171,13 +171,12 @@ class _Recurrent:
 
 class _ConvStack:
     """models.conv.ConvStack in inference: each convolution with its batch norm and ReLU
-    through the compiled kernel (the call models.native.conv_layer_infer makes), then
+    through kernels.conv_forward (as models.native.conv_layer_infer calls it), then
     the max over each window of its pooling."""
 
     directions = 1
 
     def __init__(self, config: ModelConfig, w: _Weights, prefix: str, inputs: int) -> None:
-        lib = kernels.library()
         self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray, int, int]] = []
         size = inputs
         for i, (channels, kernel, dilation, pool) in enumerate(
@@ -193,13 +192,12 @@ class _ConvStack:
                 raise NotLight(f"{prefix}.convs.{i}.weight")
             weight = w.get(f"{prefix}.convs.{i}.weight", (channels, size, kernel))
             norm = f"{prefix}.norms.{i}"
-            parts = [
-                np.ascontiguousarray(w.get(f"{norm}.{name}", (channels,)))
+            gamma, beta, mean, var = (
+                w.get(f"{norm}.{name}", (channels,))
                 for name in ("weight", "bias", "running_mean", "running_var")
-            ]
+            )
             w.skip(f"{norm}.num_batches_tracked")
-            scale, shift = np.empty(channels, np.float32), np.empty(channels, np.float32)
-            lib.bsnn_norm_fold(channels, *map(_ptr, parts), NORM_EPS, _ptr(scale), _ptr(shift))
+            scale, shift = kernels.norm_fold(gamma, beta, mean, var, NORM_EPS)
             packed = np.ascontiguousarray(weight.transpose(2, 1, 0))  # (Kw, C, F)
             self.layers.append((packed, scale, shift, dilation, pool))
             size = channels
@@ -207,19 +205,13 @@ class _ConvStack:
 
     def __call__(self, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, L, C) float32 -> (B, L', F), and the pooled lengths."""
-        lib = kernels.library()
         h = np.ascontiguousarray(x, np.float32)
         lens = np.ascontiguousarray(lengths, np.int32)
         for packed, scale, shift, dilation, pool in self.layers:
-            b, width, c = h.shape
-            kw, _, f = packed.shape
-            dil, pad_left = kernels.conv_taps(kw, dilation, width)
+            b, width, _ = h.shape
+            f = packed.shape[2]
             out = np.empty((b, width, f), np.float32)
-            cols = np.empty(lib.bsnn_conv_scratch(kw, c), np.float32)
-            lib.bsnn_conv_forward(
-                b, width, c, f, kw, dil, pad_left, _ptr(h), _ptr(lens), _ptr(packed),
-                _ptr(scale), _ptr(shift), _ptr(cols), _ptr(out),
-            )  # fmt: skip
+            kernels.conv_forward(h, lens, packed, scale, shift, dilation, out)
             h = out
             if pool > 1:
                 if width < pool:

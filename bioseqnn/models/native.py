@@ -22,15 +22,8 @@ from typing import Any
 import torch
 
 # Loading the library needs no torch (bioseqnn --version reports it): bioseqnn.kernels.
-from ..kernels import (  # noqa: E402,F401
-    ABI,
-    _load,
-    available,
-    conv_fits,
-    conv_taps,
-    instruction_set,
-    library,
-)
+from .. import kernels
+from ..kernels import ABI, _load, available, conv_fits, instruction_set, library  # noqa: E402,F401
 
 
 def usable(*tensors: torch.Tensor) -> bool:
@@ -525,41 +518,27 @@ def conv_layer_infer(
     values as they are."""
     from ..runtime import concurrency, map_on_workers
 
-    lib = library()
     x, lengths = x.contiguous(), lengths.to(torch.int32).contiguous()
-    b, width, c = x.shape
-    f, _, kw = weight.shape
-    w = weight.detach().permute(2, 1, 0).contiguous()  # (Kw, C, F): row k C + c
-    scale, shift = norm_fold(norm)
-    out = x.new_empty((b, width, f))
-    scratch = int(lib.bsnn_conv_scratch(kw, c))
-    dilation, pad_left = conv_taps(kw, dilation, width)
+    b, width, _ = x.shape
+    xs, lens = x.numpy(), lengths.numpy()
+    packed = weight.detach().permute(2, 1, 0).contiguous().numpy()  # (Kw, C, F)
+    assert norm.running_mean is not None and norm.running_var is not None
+    scale, shift = kernels.norm_fold(
+        norm.weight.detach().numpy(),
+        norm.bias.detach().numpy(),
+        norm.running_mean.numpy(),
+        norm.running_var.numpy(),
+        float(norm.eps),
+    )
+    out = x.new_empty((b, width, packed.shape[2]))
+    outs = out.numpy()
 
     def run(start: int, stop: int) -> None:
-        cols = x.new_empty(scratch)
-        lib.bsnn_conv_forward(
-            stop - start, width, c, f, kw, dilation, pad_left, _ptr(x[start:stop]),
-            _ptr(lengths[start:stop]), _ptr(w), _ptr(scale), _ptr(shift), _ptr(cols),
-            _ptr(out[start:stop]),
-        )  # fmt: skip
+        kernels.conv_forward(
+            xs[start:stop], lens[start:stop], packed, scale, shift, dilation, outs[start:stop]
+        )
 
     parts = max(1, min(concurrency(), b))
     cuts = [b * i // parts for i in range(parts + 1)]
     map_on_workers(run, list(zip(cuts, cuts[1:], strict=False)))
     return out
-
-
-def norm_fold(norm: torch.nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch norm's running statistics and affine weights as the (scale, shift) that
-    bsnn_conv_forward applies, computed by bsnn_norm_fold."""
-    assert norm.running_mean is not None and norm.running_var is not None
-    f = norm.num_features
-    parts = [
-        t.detach().float().contiguous()
-        for t in (norm.weight, norm.bias, norm.running_mean, norm.running_var)
-    ]
-    scale, shift = torch.empty(f), torch.empty(f)
-    library().bsnn_norm_fold(
-        f, *(_ptr(t) for t in parts), float(norm.eps), _ptr(scale), _ptr(shift)
-    )
-    return scale, shift
