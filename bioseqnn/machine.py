@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,75 @@ def default_threads() -> int:
     if quota is not None:  # e.g. docker --cpus 2 on a 64-core host: 2 threads, not 64
         cores = min(cores, max(1, math.ceil(quota - 1e-9)))
     return max(1, cores // _local_processes())
+
+
+def cpu_busy_ticks(cpus: set[int] | None, stat: str = "/proc/stat") -> int | None:
+    """Clock ticks that ``cpus`` (all of the machine's when None) have spent busy since
+    boot, from ``/proc/stat`` (user, nice, system, irq, softirq and steal time; idle and
+    I/O wait left out); None where the file is missing or unreadable (not Linux)."""
+    try:
+        lines = Path(stat).read_text().splitlines()
+    except OSError:
+        return None
+    busy, seen = 0, False
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        if cpus is not None and (not name[3:].isdigit() or int(name[3:]) not in cpus):
+            continue
+        fields = rest.split()
+        if len(fields) < 4 or not all(f.isdigit() for f in fields[:8]):
+            return None
+        ticks = [int(f) for f in fields[:8]]
+        busy += sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
+        seen = True
+    return busy if seen else None
+
+
+class LoadWatch:
+    """How many of this process's threads can run without waiting for other processes.
+
+    From ``/proc/stat``: the busy time of the CPUs this process may use, less this
+    process's own CPU time, over the time since the previous reading, is what other
+    processes took. :meth:`threads` then gives ``most`` less the CPUs they kept busy
+    (at least one), read again at most once every ``every`` seconds. Two threads beside
+    one busy process on two CPUs get one core between them and train slower than one
+    thread (docs/performance.md); training asks this before each step. Without
+    ``/proc/stat`` it always gives ``most``.
+    """
+
+    def __init__(self, every: float = 1.0, stat: str = "/proc/stat") -> None:
+        try:
+            self.cpus: set[int] | None = set(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            self.cpus = None
+        self.every, self.stat = every, stat
+        self.tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+        self.others: float | None = None
+        self._last = self._reading()
+
+    def _reading(self) -> tuple[float, int, float] | None:
+        busy = cpu_busy_ticks(self.cpus, self.stat)
+        if busy is None:
+            return None
+        return time.monotonic(), busy, time.process_time()
+
+    def threads(self, most: int) -> int:
+        """The threads to use now, of at most ``most``."""
+        if self._last is None or most <= 1:
+            return max(1, most)
+        if time.monotonic() - self._last[0] >= self.every:
+            now = self._reading()
+            if now is not None:
+                wall = now[0] - self._last[0]
+                theirs = (now[1] - self._last[1]) / self.tick - (now[2] - self._last[2])
+                self.others = max(0.0, theirs / wall)
+                self._last = now
+        if self.others is None:
+            return most
+        cpus = len(self.cpus) if self.cpus else (os.cpu_count() or 1)
+        return max(1, min(most, int(cpus - self.others + 0.5)))
 
 
 def cgroup_cpu_limit(
