@@ -36,6 +36,24 @@ def sinusoidal_positions(width: int, dim: int, device: torch.device) -> torch.Te
     return table
 
 
+class StableLayerNorm(nn.LayerNorm):
+    """nn.LayerNorm whose weight and bias gradients have the same bits on any number of
+    threads.
+
+    torch's fused layer norm sums the rows of those two gradients in pieces that follow
+    the intra-op thread count (a transformer trained on one thread and on two differed
+    there alone). Normalising without the affine part and then scaling leaves those
+    sums to autograd's broadcast reduction, which does not depend on the thread count;
+    training may then change its thread count with the machine's load without changing
+    the model. Same parameters, same equation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight is None or self.bias is None:
+            return super().forward(x)
+        normed = F.layer_norm(x, self.normalized_shape, None, None, self.eps)
+        return torch.addcmul(self.bias, normed, self.weight)
+
+
 class TransformerBackbone(Backbone):
     def __init__(self, config: ModelConfig, in_channels: int) -> None:
         super().__init__()
@@ -50,10 +68,12 @@ class TransformerBackbone(Backbone):
             batch_first=True,
             norm_first=True,
         )
+        layer.norm1 = StableLayerNorm(config.d_model, eps=layer.norm1.eps)
+        layer.norm2 = StableLayerNorm(config.d_model, eps=layer.norm2.eps)
         # nested tensors would also skip padded positions, but only in some eval paths;
         # one code path keeps training and inference numerically alike
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(config.d_model)
+        self.norm = StableLayerNorm(config.d_model)
         self.out_dim = config.d_model
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
