@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -297,18 +297,51 @@ def worker_pool(size: int) -> ThreadPoolExecutor:
         return _POOL
 
 
+_PIECES: int | None = None
+
+
+def plan_pieces(pieces: int | None) -> None:
+    """Fix how many independent pieces the calling thread cuts its work into
+    (:func:`concurrency`), whatever the number of threads that then runs them; None
+    (the default) cuts it into one piece per intra-op thread.
+
+    Training sets it from the step's shape and ``--threads`` and may then run the step
+    on fewer threads when other processes use the CPUs: the pieces, and so the sums of
+    their gradients, stay the same, and so does the model."""
+    global _PIECES
+    _PIECES = pieces
+
+
 def concurrency() -> int:
-    """How many independent pieces of work the calling thread should run at once."""
+    """How many independent pieces of work the calling thread should cut its work into."""
     if threading.current_thread().name.startswith("bioseqnn"):
         return 1
-    return torch.get_num_threads()
+    return _PIECES if _PIECES is not None else torch.get_num_threads()
+
+
+def _threads_free() -> bool:
+    """Whether the calling thread may hand pieces to worker threads (it has more than one
+    intra-op thread, and is not a worker itself)."""
+    return not threading.current_thread().name.startswith("bioseqnn") and (
+        torch.get_num_threads() > 1
+    )
+
+
+class _Inline:
+    """An executor that runs each job when it is submitted, on the calling thread."""
+
+    @staticmethod
+    def submit(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        done.set_result(fn(*args))
+        return done
 
 
 def map_on_workers(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> list[Any]:
     """``[fn(*args) for args in jobs]``, the jobs on worker threads without gradients,
     under the caller's inference mode (a per-thread setting). With one thread, or one
     job, they run inline."""
-    if len(jobs) < 2 or concurrency() < 2:
+    if len(jobs) < 2 or not _threads_free():
         return [fn(*args) for args in jobs]
     pool = worker_pool(len(jobs))
     inference = torch.is_inference_mode_enabled()
@@ -328,11 +361,13 @@ def run_concurrently(
     Tensors may be shared between jobs (weights); their gradients are summed in job
     order, so results are deterministic. With one thread the jobs run inline.
     """
-    if len(jobs) < 2 or concurrency() < 2:
+    if len(jobs) < 2:
         return [fn(*args) for args in jobs]
     if not (torch.is_grad_enabled() and any(t.requires_grad for a in jobs for t in a)):
         return map_on_workers(fn, jobs)
-    pool = worker_pool(len(jobs))
+    # On one thread the jobs still build separate graphs, so that their gradients are
+    # summed as on several (the same bits whatever the thread count).
+    pool: Any = worker_pool(len(jobs)) if _threads_free() else _Inline()
     flat: list[torch.Tensor] = []
     slot: dict[int, int] = {}
     specs: list[list[int]] = []
@@ -357,7 +392,7 @@ class _Concurrent(torch.autograd.Function):
         ctx: Any,
         fn: Callable[..., torch.Tensor],
         specs: list[list[int]],
-        pool: ThreadPoolExecutor,
+        pool: Any,
         *flat: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         def run(spec: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:

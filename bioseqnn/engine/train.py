@@ -19,6 +19,7 @@ from ..config import TrainConfig
 from ..data.batches import batch_indices, batch_targets, collate, shard
 from ..data.sets import SequenceSet
 from ..errors import TrainingError, UsageError
+from ..machine import LoadWatch
 from ..models import native
 from ..models.base import Predictor, SequenceModel
 from ..strands import reverse_complement_codes
@@ -600,6 +601,8 @@ class _Fit:
         onehot.to(device)
         self.precision = _precision(cfg.precision, device)
         self.threads = torch.get_num_threads()  # a small step runs on one (see step)
+        self.load = LoadWatch()
+        self._running = self.threads
         self.pin = device.type == "cuda"
         self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
         self.net = wrap(model, ranks, device)  # the module of training steps (DDP if distributed)
@@ -712,6 +715,7 @@ class _Fit:
                 seen += size
                 self.reporter.batch(epoch, value)
         finally:
+            runtime.plan_pieces(None)
             runtime.set_threads(self.threads)  # steps may have run on fewer (runtime.step_threads)
         _check_weights(model, cfg, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
@@ -743,6 +747,21 @@ class _Fit:
         self.reporter.epoch(record)
         return record
 
+    def running_threads(self) -> int:
+        """The threads to run the next step on: fewer than planned while other processes
+        keep this process's CPUs busy (machine.LoadWatch). The step's work is cut into
+        the planned pieces either way (runtime.plan_pieces), so the model is the same."""
+        threads = self.load.threads(self.threads)
+        if threads != self._running:
+            log.debug(
+                "training on %d of %d threads: other processes are using %.1f CPUs",
+                threads,
+                self.threads,
+                self.load.others or 0.0,
+            )
+            self._running = threads
+        return threads
+
     def step(
         self,
         epoch: int,
@@ -757,7 +776,9 @@ class _Fit:
         task, device, ranks = self.task, self.device, self.ranks
         codes, lens = collate(self.train_set, index)
         if device.type == "cpu":
-            runtime.set_threads(runtime.step_threads(codes.shape[0] * codes.shape[1], self.threads))
+            pieces = runtime.step_threads(codes.shape[0] * codes.shape[1], self.threads)
+            runtime.plan_pieces(pieces)
+            runtime.set_threads(min(pieces, self.running_threads()))
         if flip is not None and self.rc_table is not None:
             codes = reverse_complement_codes(codes, lens, self.rc_table, torch.from_numpy(flip))
         y = batch_targets(task, self.train_set, index)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +210,145 @@ def test_parse_size_reads_sizes_in_powers_of_1024(text: str, expected: int) -> N
 def test_parse_size_refuses_what_is_no_size(text: str) -> None:
     with pytest.raises(UsageError, match="BIOSEQNN_MAX_MEMORY: .* is not a size"):
         runtime.parse_size(text)
+
+
+def _write_stat(path: Path, ticks: dict[int, list[int]]) -> None:
+    """A /proc/stat of these CPUs' (user, nice, system, idle, iowait, irq, softirq,
+    steal) ticks, with the machine-wide line and the lines that follow the CPUs."""
+    total = [sum(col) for col in zip(*ticks.values(), strict=True)]
+    lines = ["cpu  " + " ".join(map(str, total)) + " 0 0"]
+    lines += [f"cpu{n} " + " ".join(map(str, t)) + " 0 0" for n, t in ticks.items()]
+    lines += ["intr 123 4 5", "ctxt 99", "btime 1700000000", "processes 10"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_cpu_busy_ticks_count_the_given_cpus_without_idle_time(tmp_path) -> None:
+    stat = tmp_path / "stat"
+    _write_stat(stat, {0: [100, 10, 20, 1000, 50, 1, 2, 3], 1: [200, 0, 0, 500, 0, 0, 0, 0]})
+    assert machine.cpu_busy_ticks({0}, str(stat)) == 136
+    assert machine.cpu_busy_ticks({1}, str(stat)) == 200
+    assert machine.cpu_busy_ticks({0, 1}, str(stat)) == 336
+    assert machine.cpu_busy_ticks(None, str(stat)) == 336
+    assert machine.cpu_busy_ticks({7}, str(stat)) is None  # none of this process's CPUs
+    assert machine.cpu_busy_ticks({0}, str(tmp_path / "missing")) is None
+    stat.write_text("cpu0 1 2 x 4\n")
+    assert machine.cpu_busy_ticks({0}, str(stat)) is None
+
+
+def test_load_watch_leaves_a_cpu_to_what_other_processes_keep_busy(tmp_path) -> None:
+    """Ticks this process did not spend, a CPU's worth, cost one thread of two; none cost
+    none; and between readings (``every``) the answer stays as it was."""
+    stat = tmp_path / "stat"
+    quiet = [10, 0, 10, 1000, 0, 0, 0, 0]
+    _write_stat(stat, {0: quiet, 1: quiet})
+    watch = machine.LoadWatch(every=0.2, stat=str(stat))
+    watch.cpus = {0, 1}
+    assert watch.threads(2) == 2  # no reading yet
+    start = time.monotonic()
+    time.sleep(0.3)
+    busy = round((time.monotonic() - start) * watch.tick)  # one CPU busy all along
+    _write_stat(stat, {0: [10 + busy, 0, 10, 1000, 0, 0, 0, 0], 1: quiet})
+    assert watch.threads(2) == 1
+    assert watch.others is not None and 0.6 < watch.others < 1.4
+    assert watch.threads(1) == 1
+    _write_stat(stat, {0: quiet, 1: quiet})  # not read again before 0.2 s have passed
+    assert watch.threads(2) == 1
+    time.sleep(0.3)
+    assert watch.threads(2) == 2  # nobody else busy since
+    assert watch.others == 0.0
+
+
+def test_load_watch_gives_every_thread_without_proc_stat(tmp_path) -> None:
+    watch = machine.LoadWatch(every=0.0, stat=str(tmp_path / "missing"))
+    assert [watch.threads(n) for n in (1, 2, 8)] == [1, 2, 8]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs two CPUs",
+)
+def test_load_watch_sees_a_real_busy_process() -> None:
+    """Two CPUs, one of them kept busy by another process: one thread."""
+    script = """
+import os, subprocess, sys, time
+from bioseqnn.machine import LoadWatch
+cpus = sorted(os.sched_getaffinity(0))[:2]
+os.sched_setaffinity(0, cpus)
+hog = subprocess.Popen(
+    [sys.executable, "-c", "while True: pass"],
+    preexec_fn=lambda: os.sched_setaffinity(0, cpus[:1]),
+)
+try:
+    time.sleep(0.3)
+    watch = LoadWatch(every=0.5)
+    time.sleep(0.7)
+    print(watch.threads(2), watch.others)
+finally:
+    hog.kill()
+    hog.wait()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    threads, others = done.stdout.split()
+    assert threads == "1"
+    assert float(others) > 0.5
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize(
+    "arch, bidirectional",
+    [("lstm", False), ("gru", True), ("rnn", False), ("cnn-gru", True), ("transformer", False)],
+)
+def test_training_on_fewer_threads_under_load_gives_the_same_model(
+    arch: str, bidirectional: bool, monkeypatch
+) -> None:
+    """Training may drop to one thread while other processes are busy (machine.LoadWatch);
+    the step is still cut into the pieces two threads would run, and the model comes out
+    with the same bits."""
+    import numpy as np
+    import torch
+
+    from bioseqnn.alphabets import get_alphabet
+    from bioseqnn.config import TrainConfig
+    from bioseqnn.data.sets import SequenceSet
+    from bioseqnn.engine.train import fit
+    from bioseqnn.models import ModelConfig, SequenceModel
+    from bioseqnn.models.inputs import OneHot
+    from bioseqnn.tasks import TaskSpec
+
+    rng = np.random.default_rng(0)
+    n, length = 128, 80  # a step of 64 x 80 positions is planned for two threads
+    assert 64 * length >= runtime.SMALL_STEP
+    data = SequenceSet(
+        [f"s{i}" for i in range(n)],
+        rng.integers(1, 5, n * length, dtype=np.uint8),
+        np.arange(n + 1, dtype=np.int64) * length,
+        rng.integers(0, 2, n).astype(np.int64),
+    )
+    config = ModelConfig(
+        arch=arch, hidden_size=16, layers=2, bidirectional=bidirectional, d_model=16, heads=2
+    )
+
+    def train(threads: int) -> tuple[dict[str, torch.Tensor], list[int]]:
+        monkeypatch.setattr(machine.LoadWatch, "threads", lambda self, most: min(most, threads))
+        torch.manual_seed(0)
+        model = SequenceModel(config, 4, 1)
+        seen: list[int] = []
+        model.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+        cfg = TrainConfig(epochs=2, batch_size=64, val_fraction=0.0, monitor="train_loss", seed=0)
+        task = TaskSpec("binary", ["y"], classes=["0", "1"])
+        fit(model, task, OneHot(get_alphabet("dna")), data, None, cfg, torch.device("cpu"))
+        return model.state_dict(), seen
+
+    before = torch.get_num_threads()
+    runtime.configure_threads(2)
+    try:
+        busy, seen_busy = train(1)
+        quiet, seen_quiet = train(2)
+    finally:
+        torch.set_num_threads(before)
+    assert seen_busy == [1] * 4 and seen_quiet == [2] * 4  # two epochs of two steps
+    assert busy.keys() == quiet.keys()
+    differ = [k for k in busy if not torch.equal(busy[k], quiet[k])]
+    assert differ == []
