@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-ABI = 9
+ABI = 11
 """The kernel ABI (bsnn_abi()) whose signatures this script calls."""
 
 
@@ -40,9 +40,9 @@ def load(checkout: Path) -> ctypes.CDLL:
         sys.exit(f"{checkout}: kernel ABI {lib.bsnn_abi()}, this script calls ABI {ABI}")
     i, p, n = ctypes.c_int, ctypes.c_void_p, ctypes.c_long
     lib.bsnn_lstm_forward.argtypes = [i, i, i, i, *[p] * 7, i, i]
-    lib.bsnn_lstm_backward.argtypes = [i, i, i, i, p, n, n, *[p] * 13, i]
+    lib.bsnn_lstm_backward.argtypes = [i, i, i, i, p, n, n, *[p] * 13, i, i, p]
     lib.bsnn_gru_forward.argtypes = [i, i, i, i, *[p] * 11, i, i]
-    lib.bsnn_gru_backward.argtypes = [i, i, i, i, p, n, n, *[p] * 16, i]
+    lib.bsnn_gru_backward.argtypes = [i, i, i, i, p, n, n, *[p] * 16, i, i, p]
     lib.bsnn_isa()  # pick the instruction set now (BIOSEQNN_ISA is read here)
     return lib
 
@@ -70,6 +70,7 @@ class Layer:
         self.dw, self.dwih = np.zeros((g, h), np.float32), np.zeros((k, g), np.float32)
         self.db1, self.db2 = np.zeros(g, np.float32), np.zeros(g, np.float32)
         self.dh, self.dc = np.zeros((b, h), np.float32), np.zeros((b, h), np.float32)
+        self.cuts = np.array([0, b], np.int32)  # one piece (the kernels' PIECES)
         if cell == "lstm":
             self.cs = np.zeros((t + 1, b, h), np.float32)
             self.act = np.zeros((t, b, g), np.float32)
@@ -146,6 +147,8 @@ class Layer:
                 ptr(self.dh),
                 ptr(self.dc),
                 0,
+                1,
+                ptr(self.cuts),
             )
         else:
             lib.bsnn_gru_backward(
@@ -173,6 +176,8 @@ class Layer:
                 ptr(self.dh),
                 ptr(self.dc),
                 0,
+                1,
+                ptr(self.cuts),
             )
 
     def results(self, backward: bool) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ import os
 import threading
 from typing import Any
 
-ABI = 10
+ABI = 11
 """bsnn_abi() of the C code this module was written for."""
 
 _lib: ctypes.CDLL | None = None
@@ -48,9 +48,9 @@ def _open() -> ctypes.CDLL | None:
     i, p = ctypes.c_int, ctypes.c_void_p
     lib.bsnn_lstm_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, p, i, i]
     c_long = ctypes.c_long
-    lib.bsnn_lstm_backward.argtypes = [i, i, i, i, p, c_long, c_long, *[p] * 13, i]
+    lib.bsnn_lstm_backward.argtypes = [i, i, i, i, p, c_long, c_long, *[p] * 13, i, i, p]
     lib.bsnn_gru_forward.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, p, p, p, i, i]
-    lib.bsnn_gru_backward.argtypes = [i, i, i, i, p, c_long, c_long, *[p] * 16, i]
+    lib.bsnn_gru_backward.argtypes = [i, i, i, i, p, c_long, c_long, *[p] * 16, i, i, p]
     lib.bsnn_fasta_cut.argtypes = [ctypes.c_char_p, c_long, c_long, i, i, p, p, p, c_long, p]
     lib.bsnn_fasta_cut.restype = ctypes.c_long
     lib.bsnn_translate.argtypes = [p, c_long, p, p]

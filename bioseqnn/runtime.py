@@ -319,7 +319,7 @@ def concurrency() -> int:
     return _PIECES if _PIECES is not None else torch.get_num_threads()
 
 
-def _threads_free() -> bool:
+def threads_free() -> bool:
     """Whether the calling thread may hand pieces to worker threads (it has more than one
     intra-op thread, and is not a worker itself)."""
     return not threading.current_thread().name.startswith("bioseqnn") and (
@@ -341,7 +341,7 @@ def map_on_workers(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]]) -> l
     """``[fn(*args) for args in jobs]``, the jobs on worker threads without gradients,
     under the caller's inference mode (a per-thread setting). With one thread, or one
     job, they run inline."""
-    if len(jobs) < 2 or not _threads_free():
+    if len(jobs) < 2 or not threads_free():
         return [fn(*args) for args in jobs]
     pool = worker_pool(len(jobs))
     inference = torch.is_inference_mode_enabled()
@@ -367,7 +367,7 @@ def run_concurrently(
         return map_on_workers(fn, jobs)
     # On one thread the jobs still build separate graphs, so that their gradients are
     # summed as on several (the same bits whatever the thread count).
-    pool: Any = worker_pool(len(jobs)) if _threads_free() else _Inline()
+    pool: Any = worker_pool(len(jobs)) if threads_free() else _Inline()
     flat: list[torch.Tensor] = []
     slot: dict[int, int] = {}
     specs: list[list[int]] = []

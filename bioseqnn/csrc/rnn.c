@@ -134,7 +134,7 @@ static int pick_isa(void) {
 EXPORT int bsnn_isa(void) { return pick_isa(); }
 
 /* A version number, bumped whenever a signature changes. */
-EXPORT int bsnn_abi(void) { return 10; }
+EXPORT int bsnn_abi(void) { return 11; }
 
 EXPORT void bsnn_lstm_forward(int T, int B, int H, int K, const float *x, const float *wih,
                               const float *bias, const float *wt, float *hs, float *cs,
@@ -147,9 +147,9 @@ EXPORT void bsnn_lstm_backward(int T, int B, int H, int K, const float *dout, lo
                                const float *hs, const float *act, const float *cs,
                                const float *x, const float *wih, float *dx, float *dpre,
                                float *dw, float *dwih, float *db, float *dh, float *dc,
-                               int rev) {
+                               int rev, int P, const int *cuts) {
     DISPATCH(lstm_backward, T, B, H, K, dout, dts, dbs, w, hs, act, cs, x, wih, dx, dpre, dw, dwih, db,
-             dh, dc, rev);
+             dh, dc, rev, P, cuts);
 }
 
 EXPORT void bsnn_gru_forward(int T, int B, int H, int K, const float *x, const float *wih,
@@ -164,9 +164,10 @@ EXPORT void bsnn_gru_backward(int T, int B, int H, int K, const float *dout, lon
                               const float *hs, const float *rz, const float *n,
                               const float *hgn, const float *x, const float *wih, float *dx,
                               float *dw, float *dwih, float *db_ih, float *db_hh, float *dxw,
-                              float *dhg, float *dh, float *carry, int rev) {
+                              float *dhg, float *dh, float *carry, int rev, int P,
+                              const int *cuts) {
     DISPATCH(gru_backward, T, B, H, K, dout, dts, dbs, w, hs, rz, n, hgn, x, wih, dx, dw, dwih, db_ih,
-             db_hh, dxw, dhg, dh, carry, rev);
+             db_hh, dxw, dhg, dh, carry, rev, P, cuts);
 }
 
 /* The scratch floats bsnn_conv_forward takes for Kw C inputs a position. */

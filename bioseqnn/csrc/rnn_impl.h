@@ -337,6 +337,13 @@ static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const f
     free(pwt);
 }
 
+/* PIECES. The backward kernels sum the weight and bias gradients of each of P pieces of
+ * the batch (rows cuts[p] to cuts[p + 1] - 1) into its own accumulator, dw + p G H and
+ * the like, each in the order a call on that piece alone would sum it. The caller adds
+ * the P accumulators in order, so one call over the whole batch gives the bits of P
+ * calls on its pieces (run on P threads) whose gradients are added: training then has
+ * the same results on one thread as on several. P = 1, cuts = {0, B}: one sum. */
+
 /* Step t's gradients of the inputs and input weights, given the gradients of its gate
  * pre-activations d (B, G): dwih (K, G) += x[t]^T d, and, unless dx is NULL,
  * dx[t] (B, K) = d wih (wih (G, K) as stored). Made in the step, while d is in cache:
@@ -344,8 +351,10 @@ static void FN(lstm_forward)(int T, int B, int H, int K, const float *x, const f
  * after the loop, about a seventh of a BiLSTM training step. */
 static inline void FN(input_grads)(int B, int K, int G, const float *d, const float *x,
                                    const float *wih, const float *pwih, float *dx,
-                                   float *dwih) {
-    FN(gemm_acc)(K, G, B, x, 1, K, d, G, NULL, dwih, G, NULL);
+                                   float *dwih, int P, const int *cuts) {
+    for (int p = 0; p < P; p++) /* each piece of the batch its own sum (see PIECES) */
+        FN(gemm_acc)(K, G, cuts[p + 1] - cuts[p], x + (long)cuts[p] * K, 1, K,
+                     d + (long)cuts[p] * G, G, NULL, dwih + (long)p * K * G, G, NULL);
     if (dx != NULL) {
         __builtin_memset(dx, 0, (size_t)B * K * sizeof(float));
         FN(gemm_acc)(B, K, G, d, G, 1, wih, K, pwih, dx, K, NULL);
@@ -364,7 +373,7 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, lon
                               const float *hs, const float *act, const float *cs,
                               const float *x, const float *wih, float *dx, float *dpre,
                               float *dw, float *dwih, float *db_sum, float *dh, float *dc,
-                              int rev) {
+                              int rev, int P, const int *cuts) {
     const long G = 4L * H, BH = (long)B * H, BG = (long)B * G, BK = (long)B * K;
     float *pw = FN(packed)((int)G, H, w, H), *pwih = dx ? FN(packed)((int)G, K, wih, K) : NULL;
     __builtin_memset(dc, 0, BH * sizeof(float));
@@ -376,7 +385,10 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, lon
         if (s < T - 1) /* what reaches this step's state from step s + 1's gates */
             FN(gemm_acc)(B, H, (int)G, dpre + ((s + 1) % 2) * BG, G, 1, w, H, pw, dh, H, NULL);
         const float *a = act + s * BG, *cp = cs + s * BH, *c = cs + (s + 1) * BH;
-        for (int b = 0; b < B; b++) {
+        for (int b = 0, p = 0; b < B; b++) {
+            while (b >= cuts[p + 1])
+                p++;
+            float *restrict dbp = db_sum + p * G;
             const float *restrict ab = a + b * G;
             const float *restrict cpb = cp + b * H, *restrict cb = c + b * H;
             const float *restrict dhb = dh + b * H;
@@ -395,12 +407,15 @@ static void FN(lstm_backward)(int T, int B, int H, int K, const float *dout, lon
     }
             ROW_LOOP(BODY)
 #undef BODY
-            for (long i = 0; i < G; i++) db_sum[i] += db[i];
+            for (long i = 0; i < G; i++) dbp[i] += db[i];
         }
-        /* dw += d^T (the state step s started from) */
-        FN(gemm_acc)((int)G, H, B, d, 1, G, hs + (t + rev) * BH, H, NULL, dw, H, NULL);
+        /* dw += d^T (the state step s started from), piece by piece */
+        for (int p = 0; p < P; p++)
+            FN(gemm_acc)((int)G, H, cuts[p + 1] - cuts[p], d + cuts[p] * G, 1, G,
+                         hs + (t + rev) * BH + (long)cuts[p] * H, H, NULL, dw + p * G * H, H,
+                         NULL);
         FN(input_grads)(B, K, (int)G, d, x + t * BK, wih, pwih, dx ? dx + t * BK : NULL,
-                        dwih);
+                        dwih, P, cuts);
     }
     free(pw);
     free(pwih);
@@ -463,7 +478,8 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, long
                              const float *hs, const float *rz, const float *n,
                              const float *hgn, const float *x, const float *wih,
                              float *dx, float *dw, float *dwih, float *db_ih, float *db_hh,
-                             float *dxw, float *dhg, float *dh, float *carry, int rev) {
+                             float *dxw, float *dhg, float *dh, float *carry, int rev,
+                             int P, const int *cuts) {
     const long G = 3L * H, BH = (long)B * H, BK = (long)B * K;
     float *pw = FN(packed)((int)G, H, w, H), *pwih = dx ? FN(packed)((int)G, K, wih, K) : NULL;
     __builtin_memset(carry, 0, BH * sizeof(float));
@@ -473,7 +489,9 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, long
         for (int b = 0; b < B; b++)
             for (int j = 0; j < H; j++)
                 dh[b * H + j] = dout[t * dts + b * dbs + j] + carry[b * H + j];
-        for (int b = 0; b < B; b++) {
+        for (int b = 0, p = 0; b < B; b++) {
+            while (b >= cuts[p + 1])
+                p++;
             const float *restrict rzb = rz + s * 2 * BH + b * 2L * H;
             const float *restrict nb = n + s * BH + b * H, *restrict hnb = hgn + s * BH + b * H;
             const float *restrict hpb = hp + b * H, *restrict dhb = dh + b * H;
@@ -496,15 +514,17 @@ static void FN(gru_backward)(int T, int B, int H, int K, const float *dout, long
     }
             ROW_LOOP(BODY)
 #undef BODY
-            for (long i = 0; i < G; i++) db_hh[i] += dgb[i];
-            for (long i = 0; i < G; i++) db_ih[i] += dxb[i];
+            for (long i = 0; i < G; i++) db_hh[p * G + i] += dgb[i];
+            for (long i = 0; i < G; i++) db_ih[p * G + i] += dxb[i];
         }
-        /* dw += dhg^T (the state step s started from); then what reaches that state
-         * through the projections */
-        FN(gemm_acc)((int)G, H, B, dhg, 1, G, hp, H, NULL, dw, H, NULL);
+        /* dw += dhg^T (the state step s started from), piece by piece; then what
+         * reaches that state through the projections */
+        for (int p = 0; p < P; p++)
+            FN(gemm_acc)((int)G, H, cuts[p + 1] - cuts[p], dhg + cuts[p] * G, 1, G,
+                         hp + (long)cuts[p] * H, H, NULL, dw + p * G * H, H, NULL);
         FN(gemm_acc)(B, H, (int)G, dhg, G, 1, w, H, pw, carry, H, NULL);
         FN(input_grads)(B, K, (int)G, dxw, x + t * BK, wih, pwih, dx ? dx + t * BK : NULL,
-                        dwih);
+                        dwih, P, cuts);
     }
     free(pw);
     free(pwih);

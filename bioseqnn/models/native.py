@@ -16,6 +16,7 @@ array per direction, the LSTM's gates (or the GRU's gates and candidates).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -231,12 +232,30 @@ def _grad_storage(
     ctx: Any, x_tm: torch.Tensor, w_hh: torch.Tensor, g: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """What a backward kernel fills for a layer's weights and input: the recurrent
-    weights' gradient (G, H) and the input weights' gradient transposed (K, G), both
-    zeroed for the kernel to add to, and the (T, B, K) input gradient, written whole,
-    when the input needs one."""
+    weights' gradient (P, G, H) and the input weights' gradient transposed (P, K, G),
+    one of each for each of the P pieces of the batch, zeroed for the kernel to add to,
+    and the (T, B, K) input gradient, written whole, when the input needs one."""
     b, steps, k = ctx.shape
     dx = x_tm.new_empty((steps, b, k)) if ctx.needs_input_grad[0] else None
-    return w_hh.new_zeros(w_hh.shape), w_hh.new_zeros((k, g)), dx
+    p = ctx.pieces
+    return w_hh.new_zeros((p, *w_hh.shape)), w_hh.new_zeros((p, k, g)), dx
+
+
+def _cuts(b: int, pieces: int) -> torch.Tensor:
+    """The first row of each of ``pieces`` pieces of a batch of ``b``, then b: the
+    pieces of ``tensor_split(pieces)``, as int32 for the kernels."""
+    q, r = divmod(b, pieces)
+    sizes = [q + 1] * r + [q] * (pieces - r)
+    return torch.tensor([0, *itertools.accumulate(sizes)], dtype=torch.int32)
+
+
+def _fold(acc: torch.Tensor) -> torch.Tensor:
+    """acc[0] + acc[1] + ... in that order: how runtime.run_concurrently adds the
+    gradients of pieces run on separate threads, so one call gives the same bits."""
+    total = acc[0]
+    for part in acc[1:]:
+        total = total + part
+    return total
 
 
 def _give_back(ctx: Any) -> None:
@@ -309,12 +328,13 @@ class _LSTM(torch.autograd.Function):
         b_ih: torch.Tensor,
         b_hh: torch.Tensor,
         reverse: bool,
+        pieces: int,
     ) -> torch.Tensor:
         b, steps, _ = x.shape
         buf = _BUFFERS.take(_kept("lstm", steps, b, w_hh.shape[1]), x)
         x_tm, hs, cs, act = _lstm_forward(x, w_ih, w_hh, b_ih, b_hh, reverse, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, cs, act)
-        ctx.shape, ctx.reverse = x.shape, reverse
+        ctx.shape, ctx.reverse, ctx.pieces = x.shape, reverse, pieces
         ctx.buffer = buf  # given back by backward: the gates live in it until then
         return _outputs(hs, reverse)
 
@@ -332,7 +352,8 @@ class _LSTM(torch.autograd.Function):
         hid, k = g // 4, x_tm.shape[1]
         dout, w_hh, w_ih = _rows_of(dout), w_hh.contiguous(), w_ih.contiguous()
         dw, dwih_t, dx = _grad_storage(ctx, x_tm, w_hh, g)
-        db = w_hh.new_zeros(g)
+        db = w_hh.new_zeros((ctx.pieces, g))
+        cuts = _cuts(b, ctx.pieces)
         work = act.new_empty(2 * b * g + 2 * b * hid)
         dpre, dh, dc = work.split([2 * b * g, b * hid, b * hid])
         library().bsnn_lstm_backward(
@@ -357,9 +378,12 @@ class _LSTM(torch.autograd.Function):
             _ptr(dh),
             _ptr(dc),
             int(ctx.reverse),
+            ctx.pieces,
+            _ptr(cuts),
         )
         _give_back(ctx)
-        return _batch_first(dx), dwih_t.t().contiguous(), dw, db, db, None
+        db = _fold(db)
+        return _batch_first(dx), _fold(dwih_t).t().contiguous(), _fold(dw), db, db, None, None
 
 
 class _GRU(torch.autograd.Function):
@@ -375,12 +399,13 @@ class _GRU(torch.autograd.Function):
         b_ih: torch.Tensor,
         b_hh: torch.Tensor,
         reverse: bool,
+        pieces: int,
     ) -> torch.Tensor:
         b, steps, _ = x.shape
         buf = _BUFFERS.take(_kept("gru", steps, b, w_hh.shape[1]), x)
         x_tm, hs, rz, n, hgn = _gru_forward(x, w_ih, w_hh, b_ih, b_hh, reverse, buf=buf)
         ctx.save_for_backward(x_tm, w_ih, w_hh, b_ih, b_hh, hs, rz, n, hgn)
-        ctx.shape, ctx.reverse = x.shape, reverse
+        ctx.shape, ctx.reverse, ctx.pieces = x.shape, reverse, pieces
         ctx.buffer = buf  # given back by backward, as the LSTM's
         return _outputs(hs, reverse)
 
@@ -395,7 +420,8 @@ class _GRU(torch.autograd.Function):
         g, k = 3 * hid, x_tm.shape[1]
         dout, w_hh, w_ih = _rows_of(dout), w_hh.contiguous(), w_ih.contiguous()
         dw, dwih_t, dx = _grad_storage(ctx, x_tm, w_hh, g)
-        db_ih, db_hh = w_hh.new_zeros(g), w_hh.new_zeros(g)
+        db_ih, db_hh = w_hh.new_zeros((ctx.pieces, g)), w_hh.new_zeros((ctx.pieces, g))
+        cuts = _cuts(b, ctx.pieces)
         work = n.new_empty(2 * b * g + 2 * b * hid)
         dxw, dhg, dh, carry = work.split([b * g, b * g, b * hid, b * hid])
         library().bsnn_gru_backward(
@@ -423,9 +449,19 @@ class _GRU(torch.autograd.Function):
             _ptr(dh),
             _ptr(carry),
             int(ctx.reverse),
+            ctx.pieces,
+            _ptr(cuts),
         )
         _give_back(ctx)
-        return _batch_first(dx), dwih_t.t().contiguous(), dw, db_ih, db_hh, None
+        return (
+            _batch_first(dx),
+            _fold(dwih_t).t().contiguous(),
+            _fold(dw),
+            _fold(db_ih),
+            _fold(db_hh),
+            None,
+            None,
+        )
 
 
 def _wants_grad(*tensors: torch.Tensor) -> bool:
@@ -439,12 +475,16 @@ def lstm_layer(
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
     reverse: bool = False,
+    pieces: int = 1,
 ) -> torch.Tensor:
     """One LSTM direction as nn.LSTM computes it, batch-first (B, T, C) -> (B, T, H);
     with ``reverse``, over each sequence backwards in time (the backward direction of a
-    bidirectional layer whose sequences all fill the T steps), outputs in x's order."""
+    bidirectional layer whose sequences all fill the T steps), outputs in x's order.
+    With ``pieces``, training gives the bits of that many calls on the pieces of
+    ``x.tensor_split(pieces)`` whose weight gradients are added in order (the kernels'
+    PIECES), in one call."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
-        return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh, reverse).transpose(0, 1)
+        return _LSTM.apply(x, w_ih, w_hh, b_ih, b_hh, reverse, pieces).transpose(0, 1)
     return _lstm_infer(x, w_ih, w_hh, b_ih, b_hh, reverse)
 
 
@@ -455,11 +495,12 @@ def gru_layer(
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
     reverse: bool = False,
+    pieces: int = 1,
 ) -> torch.Tensor:
     """One GRU direction as nn.GRU computes it, batch-first (B, T, C) -> (B, T, H);
-    ``reverse`` as for lstm_layer."""
+    ``reverse`` and ``pieces`` as for lstm_layer."""
     if _wants_grad(x, w_ih, w_hh, b_ih, b_hh):
-        return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh, reverse).transpose(0, 1)
+        return _GRU.apply(x, w_ih, w_hh, b_ih, b_hh, reverse, pieces).transpose(0, 1)
     return _gru_infer(x, w_ih, w_hh, b_ih, b_hh, reverse)
 
 

@@ -33,7 +33,13 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..runtime import concurrency, map_on_workers, one_thread, run_concurrently
+from ..runtime import (
+    concurrency,
+    map_on_workers,
+    one_thread,
+    run_concurrently,
+    threads_free,
+)
 from . import native
 from .base import Backbone, Dropout, ModelConfig, exporting, register, stepwise
 
@@ -434,6 +440,12 @@ class RecurrentBackbone(Backbone):
             # no faster.
             threads = 1
         chunks = _batch_chunks(h.shape[0], threads)
+        sums = 1
+        if chunks > 1 and not threads_free() and native.usable(h):
+            # One thread runs this step (the machine is busy: engine.train): the whole
+            # batch in one call, its pieces' weight gradients summed apart, gives the
+            # bits of the pieces on their threads without their smaller products.
+            chunks, sums = 1, chunks
         pieces = h.tensor_split(chunks)
         fwd = _weights(self.forward_layers[i])
         jobs: list[tuple[Any, ...]] = [(piece, *fwd) for piece in pieces]
@@ -441,7 +453,12 @@ class RecurrentBackbone(Backbone):
             bwd = _weights(self.backward_layers[i])
             revs = rev.tensor_split(chunks)
             jobs += [(piece, *bwd, r) for piece, r in zip(pieces, revs, strict=True)]
-        cell = partial(_direction, _lstm_layer if self.cell == "lstm" else _gru_layer, flip=flip)
+        cell = partial(
+            _direction,
+            _lstm_layer if self.cell == "lstm" else _gru_layer,
+            flip=flip,
+            pieces=sums,
+        )
         outs = run_concurrently(cell, jobs)
         if len(outs) == 1:
             return outs[0]
@@ -531,18 +548,19 @@ def _direction(
     b_hh: torch.Tensor,
     rev: torch.Tensor | None = None,
     flip: bool = False,
+    pieces: int = 1,
 ) -> torch.Tensor:
     """``layer`` (_lstm_layer or _gru_layer), over each sequence reversed within its
     length when ``rev`` (from reverse_index) is given: a backward direction, its output
     in the input's order. With ``flip`` every sequence fills x's width, so that reversal
     is one in time, which the layer makes itself (the compiled kernels run the steps
     backwards): the same numbers without copying the inputs, the outputs and their
-    gradient (7% of a BiLSTM training step)."""
+    gradient (7% of a BiLSTM training step). ``pieces``: see native.lstm_layer."""
     if rev is None:
-        return layer(x, w_ih, w_hh, b_ih, b_hh)
+        return layer(x, w_ih, w_hh, b_ih, b_hh, pieces=pieces)
     if flip:
-        return layer(x, w_ih, w_hh, b_ih, b_hh, reverse=True)
-    return reverse_within(layer(reverse_within(x, rev), w_ih, w_hh, b_ih, b_hh), rev)
+        return layer(x, w_ih, w_hh, b_ih, b_hh, reverse=True, pieces=pieces)
+    return reverse_within(layer(reverse_within(x, rev), w_ih, w_hh, b_ih, b_hh, pieces=pieces), rev)
 
 
 class _Join(torch.autograd.Function):
@@ -593,15 +611,16 @@ def _lstm_layer(
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
     reverse: bool = False,
+    pieces: int = 1,
 ) -> torch.Tensor:
     """One LSTM direction, batch-first (B, T, C) -> (B, T, H), zero initial state; with
     ``reverse``, backwards in time (outputs in x's order).
 
-    The compiled kernel when built (native.py); otherwise torch's own CPU LSTM (a fused
-    oneDNN kernel), which is faster than any Python-level loop.
+    The compiled kernel when built (native.py; ``pieces`` as there); otherwise torch's
+    own CPU LSTM (a fused oneDNN kernel), which is faster than any Python-level loop.
     """
     if native.usable(x, w_hh):
-        return native.lstm_layer(x, w_ih, w_hh, b_ih, b_hh, reverse)
+        return native.lstm_layer(x, w_ih, w_hh, b_ih, b_hh, reverse, pieces)
     if reverse:
         return _lstm_layer(x.flip(1), w_ih, w_hh, b_ih, b_hh).flip(1)
     h0 = x.new_zeros((1, x.shape[0], w_hh.shape[1]))
@@ -616,12 +635,13 @@ def _gru_layer(
     b_ih: torch.Tensor,
     b_hh: torch.Tensor,
     reverse: bool = False,
+    pieces: int = 1,
 ) -> torch.Tensor:
     """One GRU direction, batch-first (B, T, C) -> (B, T, H), zero initial state (with
-    ``reverse``, backwards in time): the compiled kernel when built (native.py),
-    otherwise recurrent_scan."""
+    ``reverse``, backwards in time): the compiled kernel when built (native.py;
+    ``pieces`` as there), otherwise recurrent_scan."""
     if native.usable(x, w_hh):
-        return native.gru_layer(x, w_ih, w_hh, b_ih, b_hh, reverse)
+        return native.gru_layer(x, w_ih, w_hh, b_ih, b_hh, reverse, pieces)
     if reverse:
         return _gru_layer(x.flip(1), w_ih, w_hh, b_ih, b_hh).flip(1)
     out = recurrent_scan(

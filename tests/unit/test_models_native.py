@@ -316,6 +316,43 @@ def test_reverse_equals_the_flipped_sequences_bit_for_bit(cell, batch, steps, ch
     torch.testing.assert_close(got, ref, atol=2e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("batch,pieces", [(64, 2), (37, 3), (5, 5), (9, 1)])
+def test_one_call_in_pieces_equals_the_pieces_added(cell, reverse, batch, pieces):
+    """``pieces``: one call over the whole batch gives the outputs and every gradient of
+    that many calls on ``tensor_split`` pieces whose weight gradients are added in order,
+    as runtime.run_concurrently adds the pieces it ran on separate threads (what lets
+    a step run on one thread or on several with the same results)."""
+    torch.manual_seed(batch + pieces)
+    channels, hidden, steps = 5, 24, 17
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(channels, hidden, batch_first=True)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+    layer = native.lstm_layer if cell == "lstm" else native.gru_layer
+    x = torch.randn(batch, steps, channels, requires_grad=True)
+    weights = torch.randn(batch, steps, hidden)
+
+    whole = layer(x, *params, reverse=reverse, pieces=pieces)
+    have = torch.autograd.grad((whole * weights).sum(), [x, *params])
+
+    outs, grads = [], []
+    for xp, wp in zip(x.detach().tensor_split(pieces), weights.tensor_split(pieces), strict=True):
+        xp = xp.clone().requires_grad_()
+        out = layer(xp, *params, reverse=reverse)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * wp).sum(), [xp, *params]))
+    assert torch.equal(whole, torch.cat(outs))
+    assert torch.equal(have[0], torch.cat([g[0] for g in grads]))
+    for i in range(1, 5):
+        total = grads[0][i]
+        for g in grads[1:]:
+            total = total + g[i]
+        assert torch.equal(have[i], total)
+    if pieces > 1:  # and the pieces' sums do differ from one sum over the batch
+        one = torch.autograd.grad((layer(x, *params, reverse=reverse) * weights).sum(), params)
+        assert any(not torch.equal(a, b) for a, b in zip(one, have[1:], strict=True))
+
+
 def _conv_stack(channels, kernels, dilations, pools, inputs=4, seed=0):
     """A ConvStack in inference, its batch norms given running statistics and affine
     weights away from their initial values (which would make the norms near identity)."""
