@@ -340,24 +340,35 @@ THREAD_LENGTHS = {21: 4096, 200: 1024, 1000: 256}
 """Lengths of the threads section, and the sequences each epoch trains on."""
 
 
+THREAD_ROUNDS = 2
+"""Rounds of the threads section, one thread then two, then two then one: the median of
+each. One round's ratio moved by a fifth on a shared VM with the same code both ways."""
+
+
+def _thread_rounds(settings: Settings) -> int:
+    return 1 if settings.quick else THREAD_ROUNDS
+
+
 def _thread_rates(name: str, length: int, settings: Settings) -> tuple[float, float]:
     """Training sequences/s of ``name`` at ``length`` on one thread and on two."""
     n = THREAD_LENGTHS[length] // (4 if name == "transformer" and length == 1000 else 1)
     n //= 2 if settings.quick else 1
     data = random_codes(np.random.default_rng(0), np.full(n, length))
-    rates = []
-    for threads in (1, 2):
-        runtime.configure_threads(threads)
-        seconds = fit_epoch_seconds(build_model(name, length), data, settings)
-        rates.append(n / seconds)
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for r in range(_thread_rounds(settings)):
+        for threads in (1, 2) if r % 2 == 0 else (2, 1):
+            runtime.configure_threads(threads)
+            seconds = fit_epoch_seconds(build_model(name, length), data, settings)
+            rates[threads].append(n / seconds)
     runtime.configure_threads(settings.threads)
-    return rates[0], rates[1]
+    return _median(rates[1]), _median(rates[2])
 
 
 def bench_threads(settings: Settings, tmp: Path) -> None:
     settings.out(
         "\n## Threads (engine.train.fit sequences/s, batch 64, hidden 128; one thread and two, "
-        "quiet and beside one busy process)"
+        f"quiet and beside one busy process; median of {_thread_rounds(settings)} alternating "
+        "rounds)"
     )
     if (os.cpu_count() or 1) < 2:
         settings.out("one CPU: skipped")

@@ -79,18 +79,19 @@ class LoadWatch:
     From ``/proc/stat``: the busy time of the CPUs this process may use, less this
     process's own CPU time, over the time since the previous reading, is what other
     processes took. :meth:`threads` then gives ``most`` less the CPUs they kept busy
-    (at least one), read again at most once every ``every`` seconds. Two threads beside
+    (at least one), read again at most once every ``every`` seconds (the first time
+    after ``first``: a quarter of a second holds 50 ticks of two CPUs). Two threads beside
     one busy process on two CPUs get one core between them and train slower than one
     thread (docs/performance.md); training asks this before each step. Without
     ``/proc/stat`` it always gives ``most``.
     """
 
-    def __init__(self, every: float = 1.0, stat: str = "/proc/stat") -> None:
+    def __init__(self, every: float = 1.0, stat: str = "/proc/stat", first: float = 0.25) -> None:
         try:
             self.cpus: set[int] | None = set(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             self.cpus = None
-        self.every, self.stat = every, stat
+        self.every, self.first, self.stat = every, min(first, every), stat
         self.tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self.others: float | None = None
         self._last = self._reading()
@@ -105,7 +106,8 @@ class LoadWatch:
         """The threads to use now, of at most ``most``."""
         if self._last is None or most <= 1:
             return max(1, most)
-        if time.monotonic() - self._last[0] >= self.every:
+        wait = self.every if self.others is not None else self.first
+        if time.monotonic() - self._last[0] >= wait:
             now = self._reading()
             if now is not None:
                 wall = now[0] - self._last[0]
