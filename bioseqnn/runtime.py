@@ -297,7 +297,7 @@ def worker_pool(size: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-_PIECES: int | None = None
+_PLAN = threading.local()  # each thread's plan: training may run in a notebook's threads
 
 
 def plan_pieces(pieces: int | None) -> None:
@@ -308,15 +308,15 @@ def plan_pieces(pieces: int | None) -> None:
     Training sets it from the step's shape and ``--threads`` and may then run the step
     on fewer threads when other processes use the CPUs: the pieces, and so the sums of
     their gradients, stay the same, and so does the model."""
-    global _PIECES
-    _PIECES = pieces
+    _PLAN.pieces = pieces
 
 
 def concurrency() -> int:
     """How many independent pieces of work the calling thread should cut its work into."""
     if threading.current_thread().name.startswith("bioseqnn"):
         return 1
-    return _PIECES if _PIECES is not None else torch.get_num_threads()
+    pieces: int | None = getattr(_PLAN, "pieces", None)
+    return pieces if pieces is not None else torch.get_num_threads()
 
 
 def threads_free() -> bool:
