@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,6 +119,56 @@ class LoadWatch:
             return most
         cpus = len(self.cpus) if self.cpus else (os.cpu_count() or 1)
         return max(1, min(most, int(cpus - self.others + 0.5)))
+
+
+class ThreadChoice:
+    """The threads for each training step, of at most ``most``.
+
+    While :class:`LoadWatch` sees the CPUs free: ``most``. While other processes keep
+    some busy, which count trains faster depends on the network: beside one busy
+    process on two CPUs, two threads trained a CNN 1.14-1.38x faster than one and an
+    LSTM 0.73-0.84x as fast (docs/performance-log.md). So both counts, ``most`` and the
+    CPUs left free, are timed over ``steps`` steps each, taken in turn (the median
+    seconds per position), the faster kept, and timed again after ``retry`` seconds or
+    when the load changes. Trying counts is free of consequences because a step's pieces are
+    planned apart from the threads that run them (runtime.plan_pieces): the model is
+    the same whichever count ran it.
+    """
+
+    def __init__(
+        self, most: int, watch: LoadWatch | None = None, steps: int = 4, retry: float = 60.0
+    ) -> None:
+        self.most, self.steps, self.retry = most, steps, retry
+        self.watch = watch if watch is not None else LoadWatch()
+        self.free = most
+        self.chosen = most
+        self._queue: list[int] = []
+        self._timed: dict[int, list[float]] = {}
+        self._since = 0.0
+
+    def next(self) -> int:
+        """The threads to run the next step on."""
+        free = self.watch.threads(self.most)
+        now = time.monotonic()
+        if free >= self.most:
+            self.free, self.chosen, self._queue = free, self.most, []
+            return self.most
+        if free != self.free or (not self._queue and now - self._since >= self.retry):
+            self.free = free
+            self._queue = [self.most, free] * self.steps
+            self._timed = {}
+            self._since = now
+        return self._queue[0] if self._queue else self.chosen
+
+    def timed(self, threads: int, seconds: float, positions: int) -> None:
+        """A step planned for several threads ran on ``threads`` in ``seconds``."""
+        if not self._queue or self._queue[0] != threads or positions <= 0:
+            return
+        self._queue.pop(0)
+        self._timed.setdefault(threads, []).append(seconds / positions)
+        if not self._queue:
+            self.chosen = min(self._timed, key=lambda n: statistics.median(self._timed[n]))
+            self._since = time.monotonic()
 
 
 def cgroup_cpu_limit(

@@ -19,7 +19,7 @@ from ..config import TrainConfig
 from ..data.batches import batch_indices, batch_targets, collate, shard
 from ..data.sets import SequenceSet
 from ..errors import TrainingError, UsageError
-from ..machine import LoadWatch
+from ..machine import ThreadChoice
 from ..models import native
 from ..models.base import Predictor, SequenceModel
 from ..strands import reverse_complement_codes
@@ -601,7 +601,7 @@ class _Fit:
         onehot.to(device)
         self.precision = _precision(cfg.precision, device)
         self.threads = torch.get_num_threads()  # a small step runs on one (see step)
-        self.load = LoadWatch()
+        self.choice = ThreadChoice(self.threads)
         self._running = self.threads
         self.pin = device.type == "cuda"
         self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
@@ -748,16 +748,17 @@ class _Fit:
         return record
 
     def running_threads(self) -> int:
-        """The threads to run the next step on: fewer than planned while other processes
-        keep this process's CPUs busy (machine.LoadWatch). The step's work is cut into
-        the planned pieces either way (runtime.plan_pieces), so the model is the same."""
-        threads = self.load.threads(self.threads)
+        """The threads to run the next step on: while other processes keep this
+        process's CPUs busy, whichever of --threads and the CPUs left free trains faster
+        (machine.ThreadChoice). The step's work is cut into the planned pieces either
+        way (runtime.plan_pieces), so the model is the same."""
+        threads = self.choice.next()
         if threads != self._running:
             log.debug(
                 "training on %d of %d threads: other processes are using %.1f CPUs",
                 threads,
                 self.threads,
-                self.load.others or 0.0,
+                self.choice.watch.others or 0.0,
             )
             self._running = threads
         return threads
@@ -775,10 +776,15 @@ class _Fit:
         loss and its weight (records, or scored positions)."""
         task, device, ranks = self.task, self.device, self.ranks
         codes, lens = collate(self.train_set, index)
+        positions = codes.shape[0] * codes.shape[1]
+        running = 0  # threads this step is timed on (machine.ThreadChoice), if any
         if device.type == "cpu":
-            pieces = runtime.step_threads(codes.shape[0] * codes.shape[1], self.threads)
+            pieces = runtime.step_threads(positions, self.threads)
             runtime.plan_pieces(pieces)
-            runtime.set_threads(min(pieces, self.running_threads()))
+            running = min(pieces, self.running_threads()) if pieces > 1 else 1
+            runtime.set_threads(running)
+            running = running if pieces > 1 else 0
+        started = time.perf_counter()
         if flip is not None and self.rc_table is not None:
             codes = reverse_complement_codes(codes, lens, self.rc_table, torch.from_numpy(flip))
         y = batch_targets(task, self.train_set, index)
@@ -807,6 +813,8 @@ class _Fit:
                 "extreme values"
             )
         self._backward(loss)
+        if running:
+            self.choice.timed(running, time.perf_counter() - started, positions)
         return value, size
 
     def _backward(self, loss: torch.Tensor) -> None:

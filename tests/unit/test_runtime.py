@@ -303,9 +303,9 @@ finally:
 def test_training_on_fewer_threads_under_load_gives_the_same_model(
     arch: str, bidirectional: bool, monkeypatch
 ) -> None:
-    """Training may drop to one thread while other processes are busy (machine.LoadWatch);
-    the step is still cut into the pieces two threads would run, and the model comes out
-    with the same bits."""
+    """Training may run a step on one thread while other processes are busy
+    (machine.ThreadChoice); the step is still cut into the pieces two threads would run,
+    and the model comes out with the same bits."""
     import numpy as np
     import torch
 
@@ -331,7 +331,7 @@ def test_training_on_fewer_threads_under_load_gives_the_same_model(
     )
 
     def train(threads: int) -> tuple[dict[str, torch.Tensor], list[int]]:
-        monkeypatch.setattr(machine.LoadWatch, "threads", lambda self, most: min(most, threads))
+        monkeypatch.setattr(machine.ThreadChoice, "next", lambda self: min(self.most, threads))
         torch.manual_seed(0)
         model = SequenceModel(config, 4, 1)
         seen: list[int] = []
@@ -352,3 +352,51 @@ def test_training_on_fewer_threads_under_load_gives_the_same_model(
     assert busy.keys() == quiet.keys()
     differ = [k for k in busy if not torch.equal(busy[k], quiet[k])]
     assert differ == []
+
+
+class _Watch:
+    """A LoadWatch whose answer the test sets."""
+
+    def __init__(self, free: int) -> None:
+        self.free, self.others = free, 0.0
+
+    def threads(self, most: int) -> int:
+        return min(most, self.free)
+
+
+def test_thread_choice_keeps_every_thread_while_the_cpus_are_free() -> None:
+    choice = machine.ThreadChoice(2, _Watch(2), steps=3)
+    assert [choice.next() for _ in range(5)] == [2] * 5
+
+
+@pytest.mark.parametrize("faster, chosen", [(1, 1), (2, 2)])
+def test_thread_choice_times_both_counts_under_load_and_keeps_the_faster(
+    faster: int, chosen: int
+) -> None:
+    """Beside a busy process each count runs three steps in turn, timed per position;
+    then the faster one stays until the load changes."""
+    watch = _Watch(1)
+    choice = machine.ThreadChoice(2, watch, steps=3, retry=3600.0)
+    ran = []
+    for _ in range(6):
+        n = choice.next()
+        ran.append(n)
+        choice.timed(n, 1.0 if n == faster else 1.5, 1000)
+    assert ran == [2, 1, 2, 1, 2, 1]
+    assert [choice.next() for _ in range(4)] == [chosen] * 4
+    watch.free = 2  # the other process ended
+    assert choice.next() == 2
+    watch.free = 1  # and another began: timed again
+    assert choice.next() == 2 and choice._queue == [2, 1] * 3
+
+
+def test_thread_choice_times_a_count_per_position_and_only_when_asked() -> None:
+    """Steps of other sizes compare per position; a step the queue did not ask for (a
+    small one, run on one thread whatever the load) is not counted."""
+    choice = machine.ThreadChoice(2, _Watch(1), steps=1, retry=3600.0)
+    assert choice.next() == 2
+    choice.timed(1, 0.1, 100)  # not the step asked for: ignored
+    choice.timed(2, 2.0, 10_000)  # 2e-4 s a position
+    assert choice.next() == 1
+    choice.timed(1, 0.5, 1_000)  # 5e-4 s a position: slower
+    assert choice.next() == 2
