@@ -340,6 +340,10 @@ THREAD_LENGTHS = {21: 4096, 200: 1024, 1000: 256}
 """Lengths of the threads section, and the sequences each epoch trains on."""
 
 
+BUSY = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+"""The busy neighbour of the threads section: a loop that ends with the benchmark (a
+plain ``while True: pass`` outlived a benchmark stopped by SIGTERM)."""
+
 THREAD_ROUNDS = 2
 """Rounds of the threads section, one thread then two, then two then one: the median of
 each. One round's ratio moved by a fifth on a shared VM with the same code both ways."""
@@ -381,7 +385,7 @@ def bench_threads(settings: Settings, tmp: Path) -> None:
     for name in ("lstm", "gru", "bilstm", "cnn", "cnn-lstm", "transformer"):
         for length in THREAD_LENGTHS:
             quiet = _thread_rates(name, length, settings)
-            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            hog = subprocess.Popen([sys.executable, "-c", BUSY])
             try:
                 busy = _thread_rates(name, length, settings)
             finally:
