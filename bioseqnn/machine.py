@@ -92,6 +92,7 @@ class LoadWatch:
             self.cpus: set[int] | None = set(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             self.cpus = None
+        self.n_cpus = len(self.cpus) if self.cpus else (os.cpu_count() or 1)
         self.every, self.first, self.stat = every, min(first, every), stat
         self.tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self.others: float | None = None
@@ -117,8 +118,7 @@ class LoadWatch:
                 self._last = now
         if self.others is None:
             return most
-        cpus = len(self.cpus) if self.cpus else (os.cpu_count() or 1)
-        return max(1, min(most, int(cpus - self.others + 0.5)))
+        return max(1, min(most, int(self.n_cpus - self.others + 0.5)))
 
 
 class ThreadChoice:

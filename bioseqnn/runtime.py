@@ -311,9 +311,14 @@ def plan_pieces(pieces: int | None) -> None:
     _PLAN.pieces = pieces
 
 
+def _on_worker() -> bool:
+    """Whether the calling thread is one of worker_pool's."""
+    return threading.current_thread().name.startswith("bioseqnn")
+
+
 def concurrency() -> int:
     """How many independent pieces of work the calling thread should cut its work into."""
-    if threading.current_thread().name.startswith("bioseqnn"):
+    if _on_worker():
         return 1
     pieces: int | None = getattr(_PLAN, "pieces", None)
     return pieces if pieces is not None else torch.get_num_threads()
@@ -322,9 +327,7 @@ def concurrency() -> int:
 def threads_free() -> bool:
     """Whether the calling thread may hand pieces to worker threads (it has more than one
     intra-op thread, and is not a worker itself)."""
-    return not threading.current_thread().name.startswith("bioseqnn") and (
-        torch.get_num_threads() > 1
-    )
+    return not _on_worker() and torch.get_num_threads() > 1
 
 
 class _Inline:

@@ -781,9 +781,9 @@ class _Fit:
         if device.type == "cpu":
             pieces = runtime.step_threads(positions, self.threads)
             runtime.plan_pieces(pieces)
-            running = min(pieces, self.running_threads()) if pieces > 1 else 1
-            runtime.set_threads(running)
-            running = running if pieces > 1 else 0
+            if pieces > 1:  # a small step runs on one thread, whatever the load
+                running = self.running_threads()
+            runtime.set_threads(running or 1)
         started = time.perf_counter()
         if flip is not None and self.rc_table is not None:
             codes = reverse_complement_codes(codes, lens, self.rc_table, torch.from_numpy(flip))

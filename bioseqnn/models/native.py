@@ -16,7 +16,6 @@ array per direction, the LSTM's gates (or the GRU's gates and candidates).
 
 from __future__ import annotations
 
-import itertools
 import threading
 from typing import Any
 
@@ -230,23 +229,19 @@ def _layer_input(ctx: Any, x_tm: torch.Tensor) -> torch.Tensor:
 
 def _grad_storage(
     ctx: Any, x_tm: torch.Tensor, w_hh: torch.Tensor, g: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """What a backward kernel fills for a layer's weights and input: the recurrent
     weights' gradient (P, G, H) and the input weights' gradient transposed (P, K, G),
     one of each for each of the P pieces of the batch, zeroed for the kernel to add to,
-    and the (T, B, K) input gradient, written whole, when the input needs one."""
+    and the (T, B, K) input gradient, written whole, when the input needs one; then the
+    pieces' first rows and B (int32, P + 1): those of ``tensor_split(P)``, as
+    models.recurrent cuts a batch for its threads."""
     b, steps, k = ctx.shape
     dx = x_tm.new_empty((steps, b, k)) if ctx.needs_input_grad[0] else None
     p = ctx.pieces
-    return w_hh.new_zeros((p, *w_hh.shape)), w_hh.new_zeros((p, k, g)), dx
-
-
-def _cuts(b: int, pieces: int) -> torch.Tensor:
-    """The first row of each of ``pieces`` pieces of a batch of ``b``, then b: the
-    pieces of ``tensor_split(pieces)``, as int32 for the kernels."""
-    q, r = divmod(b, pieces)
-    sizes = [q + 1] * r + [q] * (pieces - r)
-    return torch.tensor([0, *itertools.accumulate(sizes)], dtype=torch.int32)
+    sizes = [len(piece) for piece in torch.arange(b).tensor_split(p)]
+    cuts = torch.tensor([0, *sizes], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    return w_hh.new_zeros((p, *w_hh.shape)), w_hh.new_zeros((p, k, g)), dx, cuts
 
 
 def _fold(acc: torch.Tensor) -> torch.Tensor:
@@ -351,9 +346,8 @@ class _LSTM(torch.autograd.Function):
         steps, b, g = act.shape
         hid, k = g // 4, x_tm.shape[1]
         dout, w_hh, w_ih = _rows_of(dout), w_hh.contiguous(), w_ih.contiguous()
-        dw, dwih_t, dx = _grad_storage(ctx, x_tm, w_hh, g)
+        dw, dwih_t, dx, cuts = _grad_storage(ctx, x_tm, w_hh, g)
         db = w_hh.new_zeros((ctx.pieces, g))
-        cuts = _cuts(b, ctx.pieces)
         work = act.new_empty(2 * b * g + 2 * b * hid)
         dpre, dh, dc = work.split([2 * b * g, b * hid, b * hid])
         library().bsnn_lstm_backward(
@@ -419,9 +413,8 @@ class _GRU(torch.autograd.Function):
         steps, b, hid = n.shape
         g, k = 3 * hid, x_tm.shape[1]
         dout, w_hh, w_ih = _rows_of(dout), w_hh.contiguous(), w_ih.contiguous()
-        dw, dwih_t, dx = _grad_storage(ctx, x_tm, w_hh, g)
+        dw, dwih_t, dx, cuts = _grad_storage(ctx, x_tm, w_hh, g)
         db_ih, db_hh = w_hh.new_zeros((ctx.pieces, g)), w_hh.new_zeros((ctx.pieces, g))
-        cuts = _cuts(b, ctx.pieces)
         work = n.new_empty(2 * b * g + 2 * b * hid)
         dxw, dhg, dh, carry = work.split([b * g, b * g, b * hid, b * hid])
         library().bsnn_gru_backward(
