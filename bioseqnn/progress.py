@@ -63,19 +63,26 @@ class EpochReporter:
         self.monitor = "val_loss"
         self.progress: Any = None
         self.task: Any = None
+        self.shown = 0.0  # when a notebook's bar was last drawn (see start)
 
     def start(self, epochs: int, batches: int, monitor: str = "val_loss") -> None:
         self.epochs, self.monitor = epochs, monitor
         if self.bar and self.progress is None and log.isEnabledFor(logging.INFO):
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+            shown = console(stderr=True)
             self.progress = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
                 BarColumn(),
                 TextColumn("loss {task.fields[loss]:.4f}"),
                 TimeElapsedColumn(),
-                console=console(stderr=True),
+                console=shown,
                 transient=True,
+                # a notebook's bar is an output widget, and while Rich's refresh thread
+                # draws it, everything the cell prints goes into the widget, to be
+                # cleared at the next draw: an epoch's log line written then was lost.
+                # There the bar is drawn here, between the lines (see batch).
+                auto_refresh=not shown.is_jupyter,
             )
             self.progress.start()
             self.task = self.progress.add_task(
@@ -87,6 +94,9 @@ class EpochReporter:
     def batch(self, epoch: int, loss: float) -> None:
         if self.progress is not None:
             self.progress.update(self.task, advance=1, epoch=epoch, loss=loss)
+            if not self.progress.live.auto_refresh and time.monotonic() - self.shown > 0.1:
+                self.shown = time.monotonic()
+                self.progress.refresh()
 
     def epoch(self, record: dict[str, Any]) -> None:
         log.info("%s", epoch_line(record, self.epochs, self.headline, self.monitor))
