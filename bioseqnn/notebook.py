@@ -658,14 +658,14 @@ def _logging_shown() -> Iterator[None]:
     # stream that is closed since (a test's captured stderr): not a configuration
     live = [h for h in kept if not getattr(getattr(h, "stream", None), "closed", False)]
     level = logger.level
-    logger.handlers[:] = live
-    if not live and not logging.getLogger().handlers:
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("bioseqnn: %(message)s"))
-        logger.addHandler(handler)
-        if level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
-    try:
+    try:  # a Ctrl-C landing in here leaves the logger as it was
+        logger.handlers[:] = live
+        if not live and not logging.getLogger().handlers:
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("bioseqnn: %(message)s"))
+            logger.addHandler(handler)
+            if level == logging.NOTSET:
+                logger.setLevel(logging.INFO)
         yield
     finally:
         logger.handlers[:] = kept

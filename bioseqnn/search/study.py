@@ -191,9 +191,9 @@ def _probe(train_inputs: dict[str, Any], base: RunConfig, path: Path) -> dict[st
     )
     reporter = _ProbeReporter()
     previous = log.level
-    if previous < logging.WARNING:  # its model line would describe the probe's network
-        log.setLevel(logging.WARNING)
-    try:
+    try:  # set within: a signal can land inside setLevel, after the level is set
+        if previous < logging.WARNING:  # its model line would describe the probe's network
+            log.setLevel(logging.WARNING)
         train(
             **train_inputs,
             output=path,
@@ -297,9 +297,11 @@ def _objective(
 
         name = folder / f"{trial.number:03d}"
         previous = log.level
-        if quiet_trials:  # the trial's own lines (records, model, epochs): one line instead
-            log.setLevel(logging.ERROR)
         try:
+            # set within the try: a Ctrl-C or SIGTERM can land inside setLevel after the
+            # level is set, and the search's "stopped" warning went unsaid
+            if quiet_trials:  # the trial's own lines (records, model, epochs): one instead
+                log.setLevel(logging.ERROR)
             cfg = config_from_dict(
                 json.loads(json.dumps(settings)),
                 base=dataclasses.replace(

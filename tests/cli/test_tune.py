@@ -437,7 +437,8 @@ def test_a_stopped_search_keeps_the_best_model_so_far(data, tmp_path, sig, code,
     assert "Traceback" not in err.decode()
     assert err.decode().strip().splitlines()[-1] == f"bioseqnn: error: {said}"
     stopped = "interrupted" if sig == signal.SIGINT else "stopped"
-    assert f"warning: {stopped}: writing the best model found so far" in err.decode()
+    said_all = err.decode()
+    assert f"warning: {stopped}: writing the best model found so far" in said_all, said_all
     tune = _manifest(out)["tune"]
     rows = _table(tmp_path / "best.trials.tsv")
     assert 2 <= tune["trials"] == len(rows) < 500
