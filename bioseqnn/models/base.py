@@ -378,16 +378,23 @@ class Ensemble(nn.Module):
 
 
 def combine_members(kind: str, outs: torch.Tensor) -> torch.Tensor:
-    """Members' outputs stacked on dim 0 -> one output of the same form (see Ensemble)."""
+    """Members' outputs stacked on dim 0 -> one output of the same form (see Ensemble).
+
+    Computed in float64 and rounded to the members' precision, so that the prediction
+    without torch (engine/light.py), taking the same steps in numpy, gives the same
+    digits: the two libraries' float64 results may differ in a last bit, which the
+    rounding leaves out."""
+    wide = outs.double()
     if kind == "regression":
-        return outs.mean(dim=0)
+        return wide.mean(dim=0).to(outs.dtype)
     log_n = math.log(outs.shape[0])
     if kind in ("multiclass", "per-position", "language-model"):
-        return torch.logsumexp(torch.log_softmax(outs, dim=-1), dim=0) - log_n
-    # binary, multilabel: log(mean p) - log(mean (1 - p)), the logit of the mean probability
-    positive = torch.logsumexp(nn.functional.logsigmoid(outs), dim=0)
-    negative = torch.logsumexp(nn.functional.logsigmoid(-outs), dim=0)
-    return positive - negative
+        combined = torch.logsumexp(torch.log_softmax(wide, dim=-1), dim=0) - log_n
+    else:  # binary, multilabel: log(mean p) - log(mean (1 - p)), the logit of the mean p
+        positive = torch.logsumexp(nn.functional.logsigmoid(wide), dim=0)
+        negative = torch.logsumexp(nn.functional.logsigmoid(-wide), dim=0)
+        combined = positive - negative
+    return combined.to(outs.dtype)
 
 
 Predictor = SequenceModel | Ensemble
