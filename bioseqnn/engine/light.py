@@ -15,12 +15,13 @@ computes in numpy instead, and gives the same rows, digit for digit:
 - the input is read and checked by the same code (bioseqnn/engine/inputs.py) and the
   rows written by the same task code.
 
-It runs one LSTM, GRU (stacked, bidirectional), CNN, CNN-LSTM or CNN-GRU network
-(the default) with 'last' or 'max' pooling that predicts labels or values for each
-sequence of an alphabet (binary, multiclass, multilabel, regression), where the
-kernels are built. Everything else goes to torch: 'mean' or 'attention' pooling
-(whose sums torch orders otherwise, so a last digit could differ), ensembles, the
-Elman RNN and the transformer, per-position
+It runs LSTM, GRU (stacked, bidirectional), CNN, CNN-LSTM or CNN-GRU networks (the
+default) with 'last' or 'max' pooling that predict labels or values for each sequence
+of an alphabet (binary, multiclass, multilabel, regression), one or an ensemble of
+them (``--cv``, ``bioseqnn ensemble``: the members combined in float64 and rounded, as
+models.base.combine_members does), where the kernels are built. Everything else goes
+to torch: 'mean' or 'attention' pooling (whose sums torch orders otherwise, so a last
+digit could differ), the Elman RNN and the transformer, per-position
 and language models, numeric series, RNA structure channels, ``--rc-average``, genome
 intervals, several inputs, standard input, a GPU, more work than LIGHT_WORK, and any run
 with ``BIOSEQNN_LIGHT=0`` in the environment. A model file this module cannot read as
@@ -290,7 +291,8 @@ class _RecurrentStack:
 
 
 class _Network:
-    """models.base.SequenceModel in inference: backbone, pooling, the head in float64."""
+    """models.base.SequenceModel in inference: backbone, pooling, the head in float64;
+    ``prefix``: its tensors' (an ensemble member's "members.2.")."""
 
     def __init__(
         self, config: ModelConfig, w: _Weights, prefix: str, inputs: int, outputs: int
@@ -325,6 +327,44 @@ class _Network:
         return np.where(mask[:, :, None], states, -np.inf).max(axis=1).astype(np.float32)
 
 
+class _Ensemble:
+    """models.base.Ensemble in inference: the members' outputs combined as
+    models.base.combine_members does, in float64 and rounded to float32."""
+
+    def __init__(self, members: list[_Network], kind: str) -> None:
+        self.members, self.kind = members, kind
+
+    max_length = None  # as _Network's
+
+    def __call__(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        wide = np.stack([member(x, lengths) for member in self.members]).astype(np.float64)
+        if self.kind == "regression":
+            return wide.mean(axis=0).astype(np.float32)
+        log_n = np.log(len(self.members))
+        if self.kind == "multiclass":
+            return (_logsumexp(_log_softmax(wide)) - log_n).astype(np.float32)
+        # binary, multilabel: the logit of the members' mean probability
+        return (_logsumexp(_logsigmoid(wide)) - _logsumexp(_logsigmoid(-wide))).astype(np.float32)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    """Over the last axis, as torch.log_softmax computes it."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _logsigmoid(z: np.ndarray) -> np.ndarray:
+    """log(sigmoid(z)), as torch computes it: min(z, 0) - log1p(exp(-|z|))."""
+    return np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z)))
+
+
+def _logsumexp(z: np.ndarray) -> np.ndarray:
+    """Over the first axis (the members), as torch.logsumexp computes it."""
+    top = z.max(axis=0)
+    top = np.where(np.isinf(top), 0.0, top)
+    return np.log(np.exp(z - top).sum(axis=0)) + top
+
+
 def output_activation(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
     """TaskSpec.outputs: class probabilities computed in float64 (as there) and rounded
     to float32, or values in the targets' units."""
@@ -353,7 +393,7 @@ class LightModel:
 
     alphabet: Alphabet
     task: TaskSpec
-    network: _Network
+    network: _Network | _Ensemble
 
     @property
     def features(self) -> Alphabet:
@@ -366,7 +406,7 @@ class LightModel:
     series = None  # a sequence model
 
     @property
-    def model(self) -> _Network:
+    def model(self) -> _Network | _Ensemble:
         return self.network
 
     def outputs(self, codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -389,29 +429,34 @@ def runs(manifest: dict[str, Any]) -> bool:
     task = manifest.get("task") or {}
     if task.get("kind") not in KINDS or manifest.get("per_position"):
         return False
-    if manifest.get("ensemble", 1) != 1 or "member_models" in manifest:
-        return False
     if not isinstance(model_input(manifest), Alphabet):  # series, structure channels
         return False
     if (manifest.get("training") or {}).get("rc_average"):
         return False
-    config = _config(manifest)
-    return (
-        config.arch in ARCHITECTURES and resolve_pooling(config) in POOLINGS and kernels.available()
+    return kernels.available() and all(
+        config.arch in ARCHITECTURES and resolve_pooling(config) in POOLINGS
+        for config in _configs(manifest)
     )
 
 
-def _config(manifest: dict[str, Any]) -> ModelConfig:
-    return resolve_model(ModelConfig(**manifest["model"]))
+def _configs(manifest: dict[str, Any]) -> list[ModelConfig]:
+    """The network settings of each member (one for a single model)."""
+    found = manifest.get("member_models") or [manifest["model"]] * manifest.get("ensemble", 1)
+    return [resolve_model(ModelConfig(**config)) for config in found]
 
 
 def light_work(manifest: dict[str, Any], residues: int) -> float:
     """Multiply-adds a prediction of ``residues`` costs: each weight once per position
     it is applied at, a residue's position for the first convolution and the recurrent
-    layers without one, one position in p after a pooling window of p."""
+    layers without one, one position in p after a pooling window of p; the sum over an
+    ensemble's members."""
     task = TaskSpec.from_dict(manifest["task"])
-    config, inputs = _config(manifest), model_input(manifest).size
-    weights = float(model_size(config, inputs, task.n_outputs).weights)
+    inputs = model_input(manifest).size
+    return sum(_network_work(c, inputs, task.n_outputs, residues) for c in _configs(manifest))
+
+
+def _network_work(config: ModelConfig, inputs: int, outputs: int, residues: int) -> float:
+    weights = float(model_size(config, inputs, outputs).weights)
     if not config.arch.startswith("cnn"):
         return float(residues) * weights
     cost, stride = 0.0, 1
@@ -440,7 +485,16 @@ def _load(model_file: ModelFile) -> LightModel:
     alphabet = model_input(manifest)
     assert isinstance(alphabet, Alphabet)
     task = TaskSpec.from_dict(manifest["task"])
-    network = _Network(_config(manifest), w, "", alphabet.size, task.n_outputs)
+    configs = _configs(manifest)
+    network: _Network | _Ensemble
+    if len(configs) == 1:
+        network = _Network(configs[0], w, "", alphabet.size, task.n_outputs)
+    else:
+        members = [
+            _Network(config, w, f"members.{i}.", alphabet.size, task.n_outputs)
+            for i, config in enumerate(configs)
+        ]
+        network = _Ensemble(members, task.kind)
     w.done()
     return LightModel(alphabet, task, network)
 

@@ -98,9 +98,49 @@ def test_rows_without_torch_are_torchs_digit_for_digit(
     assert np.unique(last).size > 50  # predictions that differ between records
 
 
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("binary", ["--arch", "lstm", "--hidden-size", "8", "--ensemble", "3"]),
+        ("multiclass", ["--channels", "8,6", "--hidden-size", "8", "--cv", "2"]),
+        ("regression", [*SMALL_CNN, "--pooling", "max", "--ensemble", "2"]),
+        ("multilabel", ["--arch", "gru", "--bidirectional", "--hidden-size", "8", "--cv", "3"]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_ensembles_without_torch_give_torchs_rows(
+    tmp_path: Path, cli, monkeypatch, kind: str, options: list[str]
+) -> None:
+    """Seeds (--ensemble), folds (--cv) and a mix of networks (bioseqnn ensemble) are
+    combined as torch combines them: the same rows, digit for digit."""
+    model = _train(tmp_path, cli, kind, LABELS[kind], *options)
+    new = tmp_path / "new.fa"
+    new.write_bytes(fasta(_records(300, 11, 1, 300)))
+    files = [model]
+    if kind == "multiclass":  # with a member of another architecture (member_models)
+        other = _train(tmp_path, cli, "other", LABELS[kind], "--arch", "lstm", "--hidden-size", "8")
+        mixed = tmp_path / "mixed.bsnn"
+        assert cli("ensemble", model, other, "-o", mixed).code == 0
+        assert "member_models" in read_manifest(mixed)[0]
+        files.append(mixed)
+    for path in files:
+        members = read_manifest(path)[0].get("ensemble", 1)
+        assert members > 1
+        monkeypatch.delenv("BIOSEQNN_LIGHT", raising=False)
+        assert light.choose(path, [new]) is not None
+        quick = cli("predict", path, new, "--debug")
+        assert quick.code == 0 and "without torch" in quick.err, quick.err
+        monkeypatch.setenv("BIOSEQNN_LIGHT", "0")
+        slow = cli("predict", path, new, "--debug")
+        assert slow.code == 0 and "without torch" not in slow.err
+        assert quick.out == slow.out
+        rows = [line.split("\t") for line in quick.out.splitlines()[1:]]
+        assert len(rows) == 300 and np.unique([r[-1] for r in rows]).size > 50
+
+
 def test_what_is_left_to_torch(tmp_path: Path, cli, monkeypatch) -> None:
-    """Mean or attention pooling, ensembles, standard input and large inputs go to
-    torch; the rows are the same either way, as before."""
+    """Mean or attention pooling, standard input and large inputs go to torch; the rows
+    are the same either way, as before."""
     labels = LABELS["binary"]
     small = tmp_path / "small.fa"
     small.write_bytes(fasta(_records(20, 5, 30, 60)))
@@ -124,9 +164,16 @@ def test_what_is_left_to_torch(tmp_path: Path, cli, monkeypatch) -> None:
     assert light.input_bytes([packed]) == 4 * packed.stat().st_size
     assert light.choose(recurrent, [packed]) is not None
     assert cli("predict", recurrent, packed).out == cli("predict", recurrent, small).out
+    # an ensemble with one member light does not run goes to torch
     ensemble = tmp_path / "ens.bsnn"
-    assert cli("ensemble", recurrent, recurrent, "-o", ensemble).code == 0
+    mean = tmp_path / "mean.bsnn"
+    assert cli("ensemble", recurrent, mean, "-o", ensemble).code == 0
     assert light.choose(ensemble, [small]) is None
+    # an ensemble's work is its members' together
+    both = tmp_path / "both.bsnn"
+    assert cli("ensemble", recurrent, recurrent, "-o", both).code == 0
+    manifest, _ = read_manifest(recurrent)
+    assert light.light_work(read_manifest(both)[0], 1000) == 2 * light.light_work(manifest, 1000)
     assert light.choose(recurrent, ["-"]) is None
     # more work than LIGHT_WORK: residues x weights
     manifest, _ = read_manifest(recurrent)
@@ -170,11 +217,13 @@ def test_a_small_prediction_leaves_torch_unloaded(tmp_path: Path, cli) -> None:
     line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
     assert line and json.loads(line[0][6:]) == [0, False, False], done.stderr
     assert [r.split("\t")[0] for r in done.stdout.splitlines()] == ["id", "s0", "s1", "s2"]
-    # so does the default network (cnn-gru)
+    # so does the default network (cnn-gru), alone and as a cross-validated ensemble
     default = _train(tmp_path, cli, "d", LABELS["binary"], "--channels", "16,12")
-    done = fresh_python(probe, "predict", default, small)
-    line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
-    assert line and json.loads(line[0][6:]) == [0, False, False], done.stderr
+    folds = _train(tmp_path, cli, "cv", LABELS["binary"], "--channels", "16,12", "--cv", "3")
+    for path in (default, folds):
+        done = fresh_python(probe, "predict", path, small)
+        line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
+        assert line and json.loads(line[0][6:]) == [0, False, False], done.stderr
     # the same command on a model with attention pooling loads torch
     attention = _train(tmp_path, cli, "a", LABELS["binary"], *SMALL_CNN, "--pooling", "attention")
     done = fresh_python(probe, "predict", attention, small)
