@@ -29,6 +29,7 @@ from .modelfile import (
     FORMAT,
     MANIFEST_KEY,
     ModelFile,
+    member_models,
     model_input,
     validate_manifest,
 )
@@ -148,7 +149,7 @@ def save_bundle(
 
 
 def build_model(manifest: dict[str, Any]) -> Predictor:
-    configs = manifest.get("member_models") or [manifest["model"]] * manifest.get("ensemble", 1)
+    configs = member_models(manifest)
     task = TaskSpec.from_dict(manifest["task"])
     members = [
         SequenceModel(

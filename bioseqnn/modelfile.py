@@ -59,6 +59,15 @@ def model_input(manifest: dict[str, Any]) -> Alphabet | SeriesSpec | StructureIn
     return alphabet
 
 
+def member_models(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The network settings of each of a (validated) manifest's members: one for a
+    single model, the same settings for each seed of ``--ensemble``, each member's own
+    for a mixed ensemble (``member_models``)."""
+    if "member_models" in manifest:
+        return list(manifest["member_models"])
+    return [manifest["model"]] * int(manifest.get("ensemble", 1))
+
+
 MAX_TENSORS = 100_000
 MAX_PAYLOAD = 8 * MAX_WEIGHTS
 """Bytes of weights read from a pipe at most (a regular file's size is known)."""

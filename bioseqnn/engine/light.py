@@ -46,7 +46,7 @@ from ..data.batches import batch_indices
 from ..digest import TENSOR as DIGEST_TENSOR
 from ..encoding import pad_codes
 from ..io.files import COMPRESSED, GZIP_MAGIC, _regular_file
-from ..modelfile import ModelFile, model_input
+from ..modelfile import ModelFile, member_models, model_input
 from ..modelspec import model_size, resolve_model, resolve_pooling
 from ..tasks import TaskSpec
 
@@ -441,8 +441,7 @@ def runs(manifest: dict[str, Any]) -> bool:
 
 def _configs(manifest: dict[str, Any]) -> list[ModelConfig]:
     """The network settings of each member (one for a single model)."""
-    found = manifest.get("member_models") or [manifest["model"]] * manifest.get("ensemble", 1)
-    return [resolve_model(ModelConfig(**config)) for config in found]
+    return [resolve_model(ModelConfig(**config)) for config in member_models(manifest)]
 
 
 def light_work(manifest: dict[str, Any], residues: int) -> float:
