@@ -1917,11 +1917,15 @@ def evaluate(
     from .variants.intervals import genome_options
 
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
+    regions = genome_options(
+        genome, window=window, on_edge=on_edge and on_edge.value, chroms=chroms
+    )
     inputs = {
         "MODEL": model,
         "SEQUENCES": sequences,
         "LABELS": labels,
         "--position-mask": position_mask,
+        **(regions.named() if regions is not None else {}),
     }
     check_output_path(output, inputs)
     if multiqc is not None:
@@ -1941,9 +1945,7 @@ def evaluate(
         ignore_unmatched=ignore_unmatched,
         position_mask=position_mask,
         targets=target or None,
-        genome=genome_options(
-            genome, window=window, on_edge=on_edge and on_edge.value, chroms=chroms
-        ),
+        genome=regions,
     )
     # the files first: a reader of stderr that goes away (| head) cannot cost them
     write_json(ev, output)

@@ -118,7 +118,17 @@ def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
     try:
         out = os.stat(output)
     except (OSError, ValueError):
-        return  # not there yet (or unreadable): no input can be it
+        out = None
+    if out is None:
+        # not there yet: an input of that name is not there either (a genome's index,
+        # which reading builds, say) and is refused by its name
+        for what, path in inputs.items():
+            if path is not None and str(path) != STDIO and _same_name(path, output):
+                raise UsageError(
+                    f"{output}: cannot write: it is named as an input ({what}): choose "
+                    "another output name"
+                )
+        return
     if not stat.S_ISREG(out.st_mode):
         return
     for what, path in inputs.items():
@@ -138,6 +148,13 @@ def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
                 f"{output}: cannot write: it is an input ({what}{same}); writing "
                 "it would destroy it: choose another output name"
             )
+
+
+def _same_name(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
 
 
 def is_special(target: Path) -> bool:

@@ -75,7 +75,7 @@ def predict(
     A per-position model writes one row per residue (``fmt='tsv'``: id, position, residue,
     predicted, prob_<class>...) or a FASTA of predicted labels (``fmt='fasta'``).
     """
-    paths = _check_predict_paths(model, sequences, output, batch_size, max_tokens)
+    paths = _check_predict_paths(model, sequences, output, batch_size, max_tokens, genome)
     configure_threads(threads)
     log.debug("%d CPU thread(s)", torch.get_num_threads())
     dev = resolve_device(device)
@@ -185,6 +185,7 @@ def _check_predict_paths(
     output: str | os.PathLike[str],
     batch_size: int,
     max_tokens: int,
+    genome: GenomeOptions | None = None,
 ) -> list[str | os.PathLike[str]]:
     """The inputs as a list, once the sizes and the output are checked against them."""
     if batch_size < 1:
@@ -202,7 +203,7 @@ def _check_predict_paths(
         }
     )
     check_one_stdin(**inputs)
-    check_output_path(output, inputs)
+    check_output_path(output, {**inputs, **(genome.named() if genome is not None else {})})
     return paths
 
 

@@ -136,7 +136,7 @@ def score_variants(
             "variants (split the VCF by chromosome instead)"
         )
     kind = output_kind(output, fmt)
-    check_output_path(output)
+    check_output_path(output, {"MODEL": model, "VCF": vcf, **genome.named()})
     configure_threads(threads)
     dev = resolve_device(device)
     bundle = load_bundle(model, dev)

@@ -58,6 +58,7 @@ class TrainInputs:
             "--val-labels": self.val_labels,
             "--position-mask": self.position_mask,
             "--init-from": cfg.training.init_from,
+            **(self.genome.named() if self.genome is not None else {}),
         }
 
 

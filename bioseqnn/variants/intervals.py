@@ -84,6 +84,15 @@ class GenomeOptions:
                 f"--holdout-chroms and --exclude-chroms both name {', '.join(sorted(both))}"
             )
 
+    def named(self) -> dict[str, str]:
+        """The files ``--genome`` reads, by the names an error gives them (for path
+        checks): the FASTA and its index files, which reading builds where missing."""
+        return {
+            "--genome": self.reference,
+            "--genome's index": self.reference + ".fai",
+            "--genome's bgzip index": self.reference + ".gzi",
+        }
+
     def open(self) -> Genome:
         if self._genome is None:
             self._genome = Genome(self.reference)

@@ -503,3 +503,37 @@ def test_predict_reads_intervals_from_stdin_in_a_pipeline(
     )
     assert piped.returncode == 0 and piped.stdout == direct.stdout
     assert len(piped.stdout.splitlines()) == 1 + 540
+
+
+def test_the_genome_its_index_and_the_vcf_are_inputs_no_output_may_replace(
+    tmp_path: Path, cli, planted: dict[str, Path], planted_model: Path
+) -> None:
+    """-o naming the reference FASTA, its .fai (there or yet to be built), the VCF or the
+    model of `variants` is refused before any work, and the files stay as they were."""
+    import shutil
+
+    ref = tmp_path / "ref.fa"
+    shutil.copy(planted["planted.fa"], ref)
+    vcf, model = tmp_path / "v.vcf", tmp_path / "m.bsnn"
+    shutil.copy(planted["variants.vcf"], vcf)
+    shutil.copy(planted_model, model)
+    bed, labels = planted["peaks.bed"], planted["labels.csv"]
+    before = {p: p.read_bytes() for p in (ref, vcf, model)}
+    train = ["train", "--genome", ref, bed, labels, "--window", "200", *SMALL_CNN]
+    runs = [
+        (["predict", model, "--genome", ref, bed], [ref]),
+        (train, [ref]),
+        (["evaluate", model, "--genome", ref, bed, labels], [ref]),
+        (["variants", model, vcf, "--genome", ref], [ref, vcf, model]),
+    ]
+    for command, outputs in runs:
+        for out in [*outputs, Path(f"{ref}.fai")]:
+            r = cli(*command, "-o", out)
+            assert r.code == 2, (command[0], out, r.err)
+            assert r.err.startswith(f"bioseqnn: error: {out}: cannot write: it is ")
+            assert "input (" in r.err and len(r.err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in before} == before
+    # the index that reading built (or not: the .fai case was refused by its name)
+    fai = Path(f"{ref}.fai")
+    if fai.exists():
+        assert fai.read_text().split("\t")[0] in ref.read_text()
