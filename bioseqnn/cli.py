@@ -1674,6 +1674,7 @@ def tune(
         quiet_trials=not debug,
         progress=progress,
         defaults_first=defaults_first,
+        space_file=space,
     )
 
 

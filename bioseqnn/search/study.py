@@ -368,6 +368,7 @@ def tune(
     quiet_trials: bool = True,
     progress: SearchProgress | None = None,
     defaults_first: bool = True,
+    space_file: str | os.PathLike[str] | None = None,
 ) -> TuneOutcome:
     """Search architectures and settings with Optuna and write the best trial's model.
 
@@ -389,7 +390,8 @@ def tune(
     search (default: one log line per trial). ``defaults_first``: a new study's first
     trial is train's defaults (with the space's fixed values). ``plots`` (a folder)
     receives the optimisation history and the parameter importances (needs matplotlib)
-    as ``plot_format`` (png, pdf, svg) at ``dpi``.
+    as ``plot_format`` (png, pdf, svg) at ``dpi``. ``space_file``: the file ``space``
+    was read from, which no output may replace.
 
     Beside ``output`` (``best.bsnn``): ``best.trials/`` (every trial's model and metrics
     log), ``best.trials.tsv`` (one row per trial) and ``best.yaml`` (the best trial's
@@ -415,7 +417,7 @@ def tune(
     optuna = _import_optuna()
     space = space if space is not None else default_space()
     _check_budget(trials, timeout, resume, join, ensemble_top)
-    out, paths, inputs = _check_outputs(output, train_inputs)
+    out, paths, inputs = _check_outputs(output, train_inputs, space_file)
     plot_folder = _plot_folder(plots, plot_format, dpi)
     base = config or RunConfig()
     base = dataclasses.replace(
@@ -531,10 +533,13 @@ def _timed_search(
 
 
 def _check_outputs(
-    output: str | os.PathLike[str], train_inputs: dict[str, Any]
+    output: str | os.PathLike[str],
+    train_inputs: dict[str, Any],
+    space_file: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, dict[str, Path], dict[str, Any]]:
-    """The model file and what goes beside it, each checked writable and not an input;
-    the inputs given, by their command-line names. Refuses what tune cannot search."""
+    """The model file and what goes beside it, each checked writable, not an input (nor
+    the ``space_file``) and not another of them; the inputs given, by their command-line
+    names. Refuses what tune cannot search."""
     out = Path(output)
     if str(output) == "-":
         raise UsageError("the model file needs a path (-o best.bsnn), not '-'")
@@ -553,8 +558,16 @@ def _check_outputs(
                 f"{name} {display_name(path)}: tune reads its inputs again for every trial, "
                 "so each must be a file, not '-' or a pipe: write it to a file first"
             )
-    for written in (out, paths["table"], paths["config"], paths["journal"]):
-        check_output_path(written, inputs)
+    written = (out, paths["table"], paths["config"], paths["journal"])
+    read = {**inputs, "--space": space_file}
+    for path in written:
+        check_output_path(path, read)
+    if len({os.path.realpath(path) for path in written}) < len(written):
+        raise UsageError(
+            f"{output}: tune writes its best trial's config as {paths['config'].name} beside "
+            f"the model file, so -o cannot be that name: give it another ending, e.g. "
+            f"-o {paths['config'].with_suffix('.bsnn')}"
+        )
     task, labels = train_inputs["task"], train_inputs["labels"]
     if task == "language-model" or (labels is None and train_inputs["sequence_column"] is None):
         raise UsageError(

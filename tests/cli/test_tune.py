@@ -223,6 +223,25 @@ def test_a_bad_space_is_a_one_line_usage_error(cli, data, tmp_path, text, named)
 
 
 @pytest.mark.slow
+def test_no_output_replaces_the_space_file_or_another_output(cli, data, tmp_path) -> None:
+    """The config written beside the model (NAME.yaml) is checked like the model: it may
+    not be the --space file, nor the model file itself (-o NAME.yaml)."""
+    space = tmp_path / "best.yaml"
+    space.write_text(data["space"].read_text())
+    kept = space.read_bytes()
+    for out in (tmp_path / "best.bsnn", space):
+        r = cli("tune", data["fasta"], data["labels"], "-o", out, "--space", space, "--trials", "1")
+        assert r.code == 2, r.err
+        assert r.err.strip() == (
+            f"bioseqnn: error: {space}: cannot write: it is an input (--space); writing it "
+            "would destroy it: choose another output name"
+        )
+    r = cli(*_tune_args(data, tmp_path / "m.yaml", "--trials", "1"))
+    assert r.code == 2 and "so -o cannot be that name" in r.err and "-o " in r.err
+    assert space.read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.yaml"]
+
+
 def test_budget_is_required_and_time_parses(cli, data, tmp_path) -> None:
     r = cli(*_tune_args(data, tmp_path / "best.bsnn"))
     assert r.code == 2 and "--trials N or --time" in r.err
