@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,10 +26,18 @@ class EpochLog:
         self.handle: IO[str] | None = None
         self.columns: list[str] = []
         self.jsonl = path is not None and path.suffix in (".jsonl", ".json")
+        self.failed = False
 
     def __call__(self, record: dict[str, Any]) -> None:
         if self.path is None:
             return
+        try:
+            self._write(record)
+        except OSError as exc:  # a full disk, /dev/full, a pipe whose reader went away
+            raise self._failed(exc) from None
+
+    def _write(self, record: dict[str, Any]) -> None:
+        assert self.path is not None
         if self.handle is None:
             self.handle = _open_held(self.path)
             self.columns = list(record)
@@ -43,8 +52,22 @@ class EpochLog:
         self.handle.flush()
 
     def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
+        """Close the log; what it could not write is an error once (close runs after a
+        failed write too, and must not hide that error)."""
+        handle, self.handle = self.handle, None
+        if handle is None:
+            return
+        try:
+            handle.close()
+        except OSError as exc:
+            if not self.failed:
+                raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> Exception:
+        from ..errors import DataError
+
+        self.failed = True
+        return DataError(f"{self.path}: cannot write the metrics log: {exc.strerror or exc}")
 
 
 def _open_held(path: Path) -> IO[str]:
@@ -52,10 +75,13 @@ def _open_held(path: Path) -> IO[str]:
     started twice) wrote their rows into one file, torn lines included; the second now
     stops with a usage error. An advisory flock, taken before the file is emptied, held
     while the run lives (the system drops it when the process ends, a kill included);
-    where there are no locks (Windows, some network file systems) the log is unguarded."""
+    where there are no locks (Windows, some network file systems) the log is unguarded.
+    A log that is no regular file (/dev/stdout, a named pipe) is written as it is."""
     from ..errors import UsageError
 
     handle = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115
+    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        return handle
     try:
         import fcntl
 

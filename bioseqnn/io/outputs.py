@@ -165,6 +165,15 @@ def is_special(target: Path) -> bool:
         return False
 
 
+def beside_nothing(output: str | os.PathLike[str]) -> bool:
+    """Whether no file may be named after ``output`` beside it (a metrics log, the
+    out-of-fold table): an output that is no regular file (/dev/null, a FIFO), or one
+    named in /dev or /proc (/dev/stdout, a regular file where the shell redirected it,
+    would put model.log.tsv in /dev)."""
+    named = os.path.abspath(output)
+    return is_special(Path(output)) or named.startswith(("/dev/", "/proc/"))
+
+
 class _KeepOpen:
     """A binary sink whose close() only flushes (Bio.bgzf closes the handle it writes)."""
 

@@ -47,10 +47,10 @@ from ..io.files import STDIO, display_name
 from ..io.metrics_log import EpochLog, default_log_path
 from ..io.outputs import (
     atomic_output,
+    beside_nothing,
     check_not_an_input,
     check_one_stdin,
     check_output_path,
-    is_special,
 )
 from ..io.sniff import sniff
 from ..models.base import (
@@ -450,7 +450,7 @@ def _combine_members(
     if run.oof is not None:
         ensemble = Ensemble(members, spec.kind)
         result = cv_result(run.oof, results)
-        if run.ranks.main and spec.kind not in PER_POSITION_KINDS and not is_special(Path(output)):
+        if run.ranks.main and spec.kind not in PER_POSITION_KINDS and not beside_nothing(output):
             _write_oof(run.oof, default_oof_path(output))
         return ensemble, result
     if run.n_members > 1:
@@ -514,7 +514,7 @@ def _check_outputs(
     inputs = src.named(cfg)
     check_output_path(output, inputs)
     # -o /dev/null (a trial run): no NAME.log.tsv or NAME.oof.tsv beside it in /dev
-    special = is_special(Path(output))
+    special = beside_nothing(output)
     log_file = Path(log_path) if log_path else None if special else default_log_path(output)
     if log_file is not None:
         check_output_path(log_file, inputs)

@@ -1771,3 +1771,67 @@ def test_training_into_dev_null_writes_no_log_beside_it(cli, tmp_path: Path) -> 
         "--arch", "lstm", "--hidden-size", "4", "--epochs", "2", "--threads", "1",
     )  # fmt: skip
     assert r.code == 0 and len(log.read_text().splitlines()) == 3
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_a_log_that_is_a_pipe_or_a_device_is_written_as_it_is(tmp_path: Path) -> None:
+    """--log /dev/stdout in a pipe, a named pipe: the rows, each flushed (a pipe cannot
+    be locked and emptied as a file is); /dev/full: one line naming the log, no model.
+    -o /dev/stdout where the shell redirects to a file: the model there, no log in /dev."""
+    import threading
+
+    (tmp_path / "six.fa").write_bytes(SIX)
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS)
+    base = [
+        sys.executable, "-m", "bioseqnn", "train", str(tmp_path / "six.fa"),
+        str(tmp_path / "l.csv"), "--arch", "lstm", "--hidden-size", "4", "--epochs", "2",
+        "--threads", "1", "-q",
+    ]  # fmt: skip
+    piped = subprocess.run(
+        [*base, "-o", str(tmp_path / "a.bsnn"), "--log", "/dev/stdout"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    rows = piped.stdout.splitlines()
+    assert rows[0].startswith("epoch\ttrain_loss") and [r.split("\t")[0] for r in rows[1:]] == [
+        "1",
+        "2",
+    ]
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(fifo.read_text().splitlines()))
+    reader.start()
+    named = subprocess.run(
+        [*base, "-o", str(tmp_path / "b.bsnn"), "--log", str(fifo)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    reader.join(timeout=60)
+    assert named.returncode == 0, named.stderr
+    assert len(got) == 3 and got[0] == rows[0]
+    full = subprocess.run(
+        [*base, "-o", str(tmp_path / "c.bsnn"), "--log", "/dev/full"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert full.returncode == 1
+    assert full.stderr.strip() == (
+        "bioseqnn: error: /dev/full: cannot write the metrics log: No space left on device"
+    )
+    assert not (tmp_path / "c.bsnn").exists()
+    stray = Path("/dev/stdout.log.tsv")
+    existed = stray.exists()
+    with open(tmp_path / "d.bsnn", "wb") as sink:
+        redirected = subprocess.run(
+            [*base, "-o", "/dev/stdout"], stdout=sink, stderr=subprocess.PIPE, timeout=300
+        )
+    try:
+        assert redirected.returncode == 0, redirected.stderr
+        assert stray.exists() == existed
+    finally:
+        if stray.exists() and not existed:
+            stray.unlink()
+    info = subprocess.run(
+        [sys.executable, "-m", "bioseqnn", "info", str(tmp_path / "d.bsnn")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert info.returncode == 0 and "lstm" in info.stdout
