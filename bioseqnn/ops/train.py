@@ -733,6 +733,8 @@ def _split(
         # the training records' codes move within the set's own array: no second copy
         train_set, val_set = data.split(train_idx, val_idx)
     _check_classes_train(spec, train_set)
+    if spec.kind == "per-position" and explicit_val is None:
+        _check_scored_validation(data, folds if folds is not None else val_set)
     if folds is not None:
         log.info(
             "records: %d in %d folds%s; each fold is held out once",
@@ -743,6 +745,32 @@ def _split(
     else:
         log.info("records: %d training, %d validation", len(train_set), len(val_set or []))
     return folds, train_set, val_set
+
+
+def _check_scored_validation(data: SequenceSet, held_out: np.ndarray | SequenceSet | None) -> None:
+    """A per-position task's validation records (the split's, or each fold's, of
+    ``data``: the records before a split) have a position to score: with none, every
+    validation figure is undefined and early stopping would keep the first epoch."""
+    hint = (
+        "every position of these records is masked (--position-mask) or unlabelled; give "
+        "more records with scored positions, a larger --val-fraction, or --val-fasta"
+    )
+    if isinstance(held_out, SequenceSet):
+        assert held_out.positions is not None
+        if not (held_out.positions >= 0).any():
+            raise DataError(
+                f"the {len(held_out)} validation record(s) have no position to score: {hint}"
+            )
+        return
+    if held_out is None or data.positions is None:
+        return
+    scored = np.add.reduceat(data.positions >= 0, data.offsets[:-1]) if len(data) else np.zeros(0)
+    empty = [k + 1 for k in range(int(held_out.max()) + 1) if not scored[held_out == k].any()]
+    if empty:
+        raise DataError(
+            f"--cv: the records of fold {empty[0]} have no position to score: "
+            f"{hint.split('; ')[0]}; give more records with scored positions or fewer folds"
+        )
 
 
 def _check_classes_train(spec: TaskSpec, train_set: SequenceSet) -> None:

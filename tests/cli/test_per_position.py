@@ -374,3 +374,40 @@ def test_a_class_only_in_the_validation_split_is_refused(cli, tmp_path: Path) ->
             )
             assert not (tmp_path / f"m{seed}.bsnn").exists()
     assert set(outcomes.values()) == {0, 1}, outcomes
+
+
+def test_validation_records_without_a_scored_position_are_refused(cli, tmp_path: Path) -> None:
+    """A mask that leaves one record scored, which the split puts into training: the
+    validation records (or a fold's) have nothing to score, and every validation figure
+    would be undefined. One line, no model; a fold of scored records trains."""
+    rng = np.random.default_rng(2)
+    seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 30)) for _ in range(20)]
+    labels = ["".join(rng.choice(list("HEC"), 30)) for _ in range(20)]
+    (tmp_path / "s.fa").write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
+    (tmp_path / "l.fa").write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(labels)))
+    common = ["--arch", "cnn", "--channels", "4", "--kernel-sizes", "3", "--epochs", "1"]
+    common += ["--threads", "1", "--quiet"]
+    said = []
+    for scored in range(20):  # the one scored record, each in turn
+        mask = "".join(f">r{i}\n{'0' * 30}\n" for i in range(20) if i != scored)
+        (tmp_path / "m.fa").write_text(mask)
+        out = tmp_path / f"o{scored}.bsnn"
+        r = cli("train", tmp_path / "s.fa", tmp_path / "l.fa", "--position-mask",
+                tmp_path / "m.fa", "-o", out, *common)  # fmt: skip
+        assert r.code == 1 and not out.exists()
+        assert len(r.err.strip().splitlines()) == 1
+        said.append(r.err.strip())
+    # where the scored record trains: the validation message; where it validates, no
+    # training position
+    empty = (
+        "bioseqnn: error: the 2 validation record(s) have no position to score: every "
+        "position of these records is masked (--position-mask) or unlabelled; give more "
+        "records with scored positions, a larger --val-fraction, or --val-fasta"
+    )
+    assert said.count(empty) == 18
+    assert all(line.startswith("bioseqnn: error: class(es) ") for line in said if line != empty)
+    # --cv 3 with the one scored record: two folds hold out nothing to score
+    r = cli("train", tmp_path / "s.fa", tmp_path / "l.fa", "--position-mask",
+            tmp_path / "m.fa", "-o", tmp_path / "cv.bsnn", "--cv", "3", *common)  # fmt: skip
+    assert r.code == 1 and not (tmp_path / "cv.bsnn").exists()
+    assert "have no position to score" in r.err and r.err.startswith("bioseqnn: error: --cv: ")
