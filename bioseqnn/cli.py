@@ -2200,8 +2200,14 @@ def motifs(
     from .modelfile import read_manifest
 
     read_manifest(model)  # what is no model file is refused before torch and modisco load
-    from .interpret.motifs import ModiscoOptions, discover_motifs, write_motif_report
+    from .interpret.motifs import (
+        ModiscoOptions,
+        discover_motifs,
+        report_folder,
+        write_motif_report,
+    )
 
+    report_folder(output, create=False)
     fmt = (plot_format or FigureFormat.png).value
     if plots:
         from .plots import DPI, check_figure_options, require_matplotlib

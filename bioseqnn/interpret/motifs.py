@@ -410,6 +410,27 @@ def write_meme(motifs: list[Motif], letters: str, path: str | os.PathLike[str]) 
             fh.write("\n")
 
 
+def report_folder(folder: str | os.PathLike[str], create: bool = True) -> Path:
+    """The report's folder, created (with ``create``); a usage error where it cannot be:
+    a file of that name, a parent that is no folder or cannot be written. Checked
+    without ``create`` before the long work starts, so a failed run leaves no folder."""
+    from ..io.outputs import make_folder
+
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: the motif report goes into a folder, and this is a file")
+    if not create:
+        parent = next((p for p in out.absolute().parents if p.exists()), Path("/"))
+        if not parent.is_dir() or not os.access(out if out.exists() else parent, os.W_OK):
+            raise UsageError(f"{out}: cannot create the report folder: {parent} is not writable")
+        return out
+    try:
+        make_folder(out)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the report folder: {exc.strerror}") from None
+    return out
+
+
 def write_motif_report(
     report: MotifReport,
     folder: str | os.PathLike[str],
@@ -419,13 +440,9 @@ def write_motif_report(
 ) -> list[Path]:
     """motifs.meme, logos (``fmt``: png, pdf or svg, at ``dpi``), report.md (and
     matches.tsv) in ``folder``; the files written."""
-    from ..io.outputs import atomic_output, make_folder
+    from ..io.outputs import atomic_output
 
-    out = Path(folder)
-    try:
-        make_folder(out)
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot create the report folder: {exc.strerror}") from None
+    out = report_folder(folder)
     written = [out / "motifs.meme"]
     write_meme(report.motifs, report.letters, written[0])
     logos: dict[str, tuple[str, str]] = {}

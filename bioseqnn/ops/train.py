@@ -527,6 +527,12 @@ def _check_outputs(
         check_output_path(default_oof_path(output), inputs)
     tc = cfg.training
     if tc.checkpoint_dir:
+        for name, path in (("the model file (-o)", output), ("the metrics log", log_file)):
+            if path is not None and os.path.realpath(path) == os.path.realpath(tc.checkpoint_dir):
+                raise UsageError(
+                    f"--checkpoint-dir {tc.checkpoint_dir}: it is also {name}; give the "
+                    "checkpoints a folder of their own"
+                )
         prepare_checkpoint_dir(tc.checkpoint_dir)
         held = checkpoint_path(tc.checkpoint_dir)
         check_not_an_input(held, inputs)

@@ -1835,3 +1835,21 @@ def test_a_log_that_is_a_pipe_or_a_device_is_written_as_it_is(tmp_path: Path) ->
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert info.returncode == 0 and "lstm" in info.stdout
+
+
+def test_checkpoint_folder_named_as_the_model_is_refused_before_training(
+    cli, tmp_path: Path
+) -> None:
+    (tmp_path / "six.fa").write_bytes(SIX)
+    (tmp_path / "l.csv").write_bytes(SIX_LABELS)
+    out = tmp_path / "m.bsnn"
+    r = cli(
+        "train", tmp_path / "six.fa", tmp_path / "l.csv", "-o", out, "--checkpoint-dir", out,
+        "--arch", "lstm", "--hidden-size", "4", "--epochs", "1", "--threads", "1",
+    )  # fmt: skip
+    assert r.code == 2
+    assert r.err.strip().splitlines()[-1] == (
+        f"bioseqnn: error: --checkpoint-dir {out}: it is also the model file (-o); give the "
+        "checkpoints a folder of their own"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.csv", "six.fa"]

@@ -426,3 +426,19 @@ def test_a_file_that_is_no_model_is_refused_before_modisco_loads(tmp_path: Path)
         "PROBE 1 False False",
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_report_folder_that_is_a_file_is_refused_before_the_work(
+    cli, planted, tmp_path: Path
+) -> None:
+    """-o naming a file (the sequences, say) was refused only after the attributions and
+    TF-MoDISco had run, with exit 1; now at once, exit 2, the file untouched."""
+    model, fasta, _ = planted
+    taken = tmp_path / "taken.fa"
+    taken.write_bytes(Path(fasta).read_bytes())
+    r = cli("motifs", model, fasta, "-o", taken, "--no-plots")
+    assert r.code == 2
+    assert r.err.strip() == (
+        f"bioseqnn: error: {taken}: the motif report goes into a folder, and this is a file"
+    )
+    assert taken.read_bytes() == Path(fasta).read_bytes()
