@@ -4,6 +4,7 @@ within a padded-size cap; padding a batch into tensors.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +16,8 @@ from .sets import SequenceSet
 
 if TYPE_CHECKING:  # torch only where a batch becomes tensors: batching needs none
     import torch
+
+log = logging.getLogger("bioseqnn")
 
 # --------------------------------------------------------------------------- splits
 
@@ -40,6 +43,20 @@ def split_indices(
             k = min(max(k, 1), len(members) - 1)
         val_parts.append(members[:k])
     val = np.sort(np.concatenate(val_parts)) if val_parts else np.zeros(0, np.int64)
+    asked = max(1, int(round(n * fraction)))
+    if len(val) > 2 * asked:
+        # many small classes: one of each would hold out far more than asked (200
+        # classes of two records: half of them)
+        log.warning(
+            "validation: a record of each class would hold out %d of %d records; holding "
+            "out %d (--val-fraction %g) at random instead, so some classes have no "
+            "validation record",
+            len(val),
+            n,
+            asked,
+            fraction,
+        )
+        val = _capped_split(strata, asked, rng)
     train = np.setdiff1d(np.arange(n), val)
     if len(val) == 0:
         raise DataError(
@@ -48,6 +65,23 @@ def split_indices(
             "validation"
         )
     return train, val
+
+
+def _capped_split(strata: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` records at random, none from a class of one, each class keeping at
+    least one training record."""
+    classes, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    room = counts - 1  # records each class may give
+    taken = np.zeros(len(classes), np.int64)
+    chosen = []
+    for i in rng.permutation(len(strata)):
+        c = inverse[i]
+        if taken[c] < room[c]:
+            taken[c] += 1
+            chosen.append(i)
+            if len(chosen) == size:
+                break
+    return np.sort(np.asarray(chosen, np.int64))
 
 
 # --------------------------------------------------------------------------- batches

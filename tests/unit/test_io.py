@@ -165,6 +165,28 @@ def test_stratified_split_is_seeded_and_keeps_class_proportions() -> None:
     assert len(np.intersect1d(tr1, va1)) == 0 and len(tr1) + len(va1) == 100
 
 
+def test_many_small_classes_hold_out_the_fraction_not_half(caplog) -> None:
+    """200 classes of two records: a record of each would validate on half the data;
+    the fraction asked for is held out instead, every class keeping a training record,
+    and the log says so. Classes large enough keep the stratified split exactly."""
+    strata = np.repeat(np.arange(200), 2)
+    with caplog.at_level("WARNING", logger="bioseqnn"):
+        train, val = split_indices(400, 0.1, seed=0, strata=strata)
+    assert len(val) == 40 and len(train) == 360
+    assert set(strata[train].tolist()) == set(range(200))
+    assert caplog.messages == [
+        "validation: a record of each class would hold out 200 of 400 records; holding out "
+        "40 (--val-fraction 0.1) at random instead, so some classes have no validation record"
+    ]
+    again = split_indices(400, 0.1, seed=0, strata=strata)
+    assert np.array_equal(again[1], val)
+    caplog.clear()
+    strata = np.repeat(np.arange(10), 12)  # one each is 10 of 120, asked 12: unchanged
+    with caplog.at_level("WARNING", logger="bioseqnn"):
+        _, val = split_indices(120, 0.1, seed=0, strata=strata)
+    assert len(val) == 10 and caplog.messages == []
+
+
 def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "out.tsv"
     with pytest.raises(RuntimeError), atomic_output(target) as fh:
