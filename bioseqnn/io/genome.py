@@ -121,6 +121,8 @@ class Genome:
         )
         if not self.lengths:
             raise DataError(f"{self.name}: no sequences (an empty FASTA?)")
+        if kind == "plain":
+            self._check_index()
         self._chrom = ""
         self._start = 0
         self._block = b""
@@ -164,6 +166,39 @@ class Genome:
                 f"{self.name}: cannot build its index: {_fasta_problem(self.path)}"
             ) from None
         log.info("%s: built the index %s", self.name, ", ".join(map(display_name, needed)))
+
+    def _check_index(self) -> None:
+        """A .fai that does not describe this FASTA (written for another version of it,
+        or edited) makes every window wrong: each sequence must end within the file and
+        the first and last must start after a header line. Plain FASTA only (a bgzip
+        file's offsets are into its blocks)."""
+        fai = self.path + ".fai"
+        size = os.path.getsize(self.path)
+        try:
+            with open(fai) as fh:
+                rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
+            entries = [(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+        except (OSError, ValueError, IndexError):
+            entries = []
+        bad = not entries
+        for length, offset, bases, width in entries:
+            if bases <= 0 or width < bases or offset < 1:
+                bad = True
+                break
+            if offset + (length // bases) * width + length % bases > size:
+                bad = True
+                break
+        if not bad:
+            with open(self.path, "rb") as fa:
+                for _, offset, _, _ in {entries[0], entries[-1]}:
+                    fa.seek(offset - 1)
+                    if fa.read(1) not in (b"\n", b"\r"):
+                        bad = True
+        if bad:
+            raise DataError(
+                f"{display_name(fai)}: this index does not describe {self.name} (made for "
+                f"another version of it?): delete it, and it is built again"
+            )
 
     def close(self) -> None:
         self.fasta.close()

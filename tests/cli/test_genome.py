@@ -119,6 +119,29 @@ def test_a_stale_index_is_rebuilt(tiny: Path) -> None:
     assert genome.fetch("chr1", 0, 8) == b"GGGGCCCC"
 
 
+def test_an_index_of_another_file_is_named_not_read(tiny: Path) -> None:
+    """A .fai newer than the FASTA but not of it (another version, an edit): its offsets
+    would cut every window from the wrong bytes (a DNA genome read as protein, say)."""
+    Genome(tiny).close()
+    fai = Path(f"{tiny}.fai")
+    good = fai.read_text()
+    wrong = [
+        good.split("\t")[0] + "\t999\t6\t60\t61\n",  # longer than the file
+        "".join(line.split("\t")[0] + "\t4\t2\t10\t11\n" for line in good.splitlines()),
+    ]
+    for text in wrong:
+        fai.write_text(text)
+        with pytest.raises(DataError) as info:
+            Genome(tiny)
+        assert str(info.value) == (
+            f"{fai}: this index does not describe {tiny} (made for another version of "
+            "it?): delete it, and it is built again"
+        )
+    fai.unlink()  # built again
+    assert Genome(tiny).fetch("chr1", 0, 4) == TINY["chr1"][:4].encode()
+    assert fai.read_text() == good
+
+
 def test_no_index_in_a_folder_that_cannot_be_written(
     tiny: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
