@@ -182,8 +182,9 @@ def load_labeled(
     join = Join(
         dup_seq=duplicates(data.ids),
         dup_lab=duplicates(label_ids),
-        no_label=no_label,
-        no_seq=[x for x in label_ids if x not in seq_set and x not in dropped],
+        # each id once, however many rows name it (the duplicates are reported apart)
+        no_label=list(dict.fromkeys(no_label)),
+        no_seq=list(dict.fromkeys(x for x in label_ids if x not in seq_set and x not in dropped)),
         empty=[
             data.ids[i] for i in keep if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)
         ],

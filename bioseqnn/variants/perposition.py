@@ -246,7 +246,7 @@ def _join(
     join = Join(
         dup_seq=duplicates(data.ids),
         dup_lab=[],
-        no_label=[x for x in data.ids if x not in labels],
+        no_label=list(dict.fromkeys(x for x in data.ids if x not in labels)),
         no_seq=[x for x in labels if x not in ids],
         empty=[],
     )

@@ -469,6 +469,11 @@ CASES = [
         ["1 id(s) in l.csv missing from six.fa ('zz'), line 8", "--ignore-unmatched"],
     ),
     label_case(
+        "label-id-not-in-fasta-on-many-rows",
+        SIX_LABELS + b"zz,1\nzz,0\nzz,1\n",
+        ["1 id(s) in l.csv missing from six.fa ('zz'), lines 8, 9, 10 (--ignore"],
+    ),
+    label_case(
         "fasta-ids-not-in-labels",
         SIX_LABELS.replace(b"s5,1\n", b""),
         ["1 id(s) in six.fa missing from l.csv ('s5'), line 11"],
