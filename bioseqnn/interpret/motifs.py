@@ -219,6 +219,7 @@ is about 1 MB)."""
 MAX_MOTIF_WIDTH = 1000
 """Positions of a motif at most."""
 _WIDTH = re.compile(r"\bw=\s*(\d+)")
+_ALENGTH = re.compile(r"\balength=\s*(\d+)")
 
 
 def _meme_text(path: str | os.PathLike[str]) -> str:
@@ -235,6 +236,7 @@ def _meme_text(path: str | os.PathLike[str]) -> str:
     parts: list[str] = []
     size = 0
     started = False
+    rows = columns = 0  # rows of a matrix still to come, and their numbers each
     with open_text(path) as lines:
         for line in lines.bounded(1 << 16, what):
             if not started and line.strip():
@@ -244,6 +246,9 @@ def _meme_text(path: str | os.PathLike[str]) -> str:
                         f"{shorten(line.strip())!r}; a MEME file starts with 'MEME version')"
                     )
                 started = True
+            if rows and line.strip():  # a row of the matrix above: alength numbers
+                _check_row(line, columns, f"{path}: line {lines.line}")
+                rows -= 1
             if line.startswith("letter"):
                 width = _WIDTH.search(line)
                 if width and int(width.group(1)) > MAX_MOTIF_WIDTH:
@@ -251,6 +256,9 @@ def _meme_text(path: str | os.PathLike[str]) -> str:
                         f"{path}: line {lines.line}: a motif of {int(width.group(1)):,} "
                         f"positions (w=); motifs of at most {MAX_MOTIF_WIDTH:,} are read"
                     )
+                alength = _ALENGTH.search(line)
+                if width and alength:
+                    rows, columns = int(width.group(1)), int(alength.group(1))
             size += len(line)
             if size > MAX_DATABASE:
                 raise DataError(f"{path}: larger than {MAX_DATABASE >> 20} MB; is this {what}?")
@@ -258,6 +266,22 @@ def _meme_text(path: str | os.PathLike[str]) -> str:
     if not started:
         raise DataError(f"{path}: empty; not a MEME motif file")
     return "".join(parts)
+
+
+def _check_row(line: str, columns: int, where: str) -> None:
+    """One row of a letter-probability matrix: ``columns`` numbers."""
+    fields = line.split()
+    try:
+        [float(f) for f in fields]
+    except ValueError:
+        raise DataError(
+            f"{where}: {shorten(line.strip())!r} is not a row of {columns} probabilities "
+            "(the matrix has fewer rows than its w= says?)"
+        ) from None
+    if len(fields) != columns:
+        raise DataError(
+            f"{where}: {len(fields)} value(s) in a row of a matrix with alength= {columns}"
+        )
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:

@@ -350,6 +350,17 @@ def test_motif_databases_are_checked_as_they_are_read(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match=r"wide.meme: line 4: a motif of 999,999,999 positions"):
         read_database(wide)
+    # a row of the wrong length, or too few rows: the line, not numpy's broadcast error
+    head = "MEME version 4\n\nMOTIF x\nletter-probability matrix: alength= 4 w= 2\n"
+    short = tmp_path / "short.meme"
+    short.write_text(head + "0.25 0.25 0.25 0.25\n0.5 0.5\n")
+    with pytest.raises(DataError) as info:
+        read_database(short)
+    assert str(info.value) == f"{short}: line 6: 2 value(s) in a row of a matrix with alength= 4"
+    few = tmp_path / "few.meme"
+    few.write_text(head + "0.25 0.25 0.25 0.25\n\nMOTIF y\n")
+    with pytest.raises(DataError, match=r"few.meme: line 7: 'MOTIF y' is not a row of 4 prob"):
+        read_database(few)
 
 
 def test_a_modisco_failure_is_one_line_not_a_traceback() -> None:
