@@ -50,15 +50,12 @@ from ..modelfile import ModelFile, member_models, model_input
 from ..modelspec import model_size, resolve_model, resolve_pooling
 from ..tasks import TaskSpec
 
-LIGHT_WORK = 2.4e10
+LIGHT_WORK = 6e9
 """The most work a run may take to be made without torch: the input's bytes (at least
 its residues) times the network's weights, each used once per position it is applied
 at (:func:`light_work`). At the rates measured on a 2-core AMD EPYC (0.8e10
 multiply-adds a second for an LSTM of 32 units, 1.2-1.9e10 for 128, 1.2e10 for the
-default CNN-GRU) that is 1.3-3 s on one thread, about what importing torch takes
-(2-3 s) before torch's way predicts anything: so the numpy way is not much slower on
-a machine of many cores, and faster on a small one (the default network at this
-limit: 2.3 s against 6.5 s through torch on two busy cores; docs/performance-log.md)."""
+default CNN-GRU) that is 0.3-0.8 s, where importing torch takes 2-2.5 s."""
 
 COMPRESSED_RATIO = 4
 """A compressed input is counted as this many times its size on disk."""
