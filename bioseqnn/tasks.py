@@ -440,14 +440,50 @@ def prepare_task(labeled: Labels, forced: str | None) -> TaskSpec:
         )
     n = len(labeled.label_values)
     if task.kind in ("binary", "multiclass") and n >= 20 and len(task.classes) >= 0.9 * n:
-        raise DataError(
+        said = (
             f"{labeled.source}: column {task.targets[0]!r} holds {len(task.classes)} distinct "
-            f"labels in {n} records, nearly one class per record: is it the right column "
-            "(--target)? Label strings with one letter per residue need --task per-position"
+            f"labels in {n} records, nearly one class per record"
         )
+        if forced is None:
+            raise DataError(
+                f"{said}: is it the right column (--target)? Label strings with one letter "
+                "per residue need --task per-position; --task multiclass trains on it anyway"
+            )
+        log.warning("%s (trained as --task %s asks)", said, forced)
+    if task.kind in ("binary", "multiclass"):
+        _warn_numbers_written_twice(task.classes, labeled.source)
     log.info("task: %s (%s%s)", task.kind, reason, "" if forced else "; override with --task")
     if task.kind == "regression":
+        import numpy as np
+
         plain = TaskSpec("regression", task.targets)
         raw = plain.encode_labels(labeled.label_values, labeled.where)
+        for j, target in enumerate(task.targets):
+            values = raw[:, j] if raw.ndim == 2 else raw
+            if len(values) > 1 and bool(np.all(values == values[0])):
+                raise DataError(
+                    f"{labeled.source}: column {target!r} holds one value "
+                    f"({float(values[0]):g}) in every record: a regression has nothing to "
+                    "learn from it"
+                )
         task.fit_scaling(raw)
     return task
+
+
+def _warn_numbers_written_twice(classes: list[str], source: str) -> None:
+    """Classes that are one number written two ways ('1' and '1.0'): kept apart, as
+    written, with a warning."""
+    by_value: dict[float, list[str]] = {}
+    for name in classes:
+        value = _as_float(name)
+        if value is not None:
+            by_value.setdefault(value, []).append(name)
+    twice = [names for names in by_value.values() if len(names) > 1]
+    if twice:
+        log.warning(
+            "%s: the classes %s are one number written %d ways; they are different classes "
+            "here: write them alike if they are one",
+            source,
+            " and ".join(map(repr, twice[0])),
+            len(twice[0]),
+        )

@@ -1858,3 +1858,38 @@ def test_checkpoint_folder_named_as_the_model_is_refused_before_training(
         "checkpoints a folder of their own"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.csv", "six.fa"]
+
+
+def test_labels_that_are_one_value_or_one_number_twice_or_all_distinct(cli, tmp_path: Path) -> None:
+    """A constant regression target is refused (nothing to learn); '1' and '1.0' as
+    classes are kept apart with a warning; a column of one class per record is refused
+    unless --task multiclass is given, which then warns and goes on."""
+    rng = random.Random(4)
+    records = [(f"r{i}", "".join(rng.choice(AMINO) for _ in range(12))) for i in range(30)]
+    (tmp_path / "s.fa").write_bytes(fasta(records))
+
+    def table(values: list[str]) -> Path:
+        path = tmp_path / "l.csv"
+        path.write_text("id,y\n" + "".join(f"r{i},{v}\n" for i, v in enumerate(values)))
+        return path
+
+    small = ["--arch", "cnn", "--channels", "4", "--kernel-sizes", "3", "--epochs", "1"]
+    small += ["--threads", "1", "-o", str(tmp_path / "m.bsnn")]
+    r = cli("train", tmp_path / "s.fa", table(["2.5"] * 30), "--task", "regression", *small)
+    assert r.code == 1 and r.err.strip().splitlines()[-1] == (
+        f"bioseqnn: error: {tmp_path / 'l.csv'}: column 'y' holds one value (2.5) in every "
+        "record: a regression has nothing to learn from it"
+    )
+    r = cli("train", tmp_path / "s.fa", table(["1", "1.0", "0"] * 10), *small)
+    assert r.code == 0, r.err
+    assert (
+        f"warning: {tmp_path / 'l.csv'}: the classes '1' and '1.0' are one number written 2 "
+        "ways; they are different classes here: write them alike if they are one"
+    ) in r.err
+    distinct = table([f"c{i // 2}" if i < 4 else f"c{i}" for i in range(30)])
+    r = cli("train", tmp_path / "s.fa", distinct, *small)
+    assert r.code == 1 and "nearly one class per record" in r.err
+    assert "--task multiclass trains on it anyway" in r.err
+    r = cli("train", tmp_path / "s.fa", distinct, "--task", "multiclass", *small)
+    assert "nearly one class per record (trained as --task multiclass asks)" in r.err
+    assert r.code == 0, r.err
