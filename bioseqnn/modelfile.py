@@ -232,6 +232,11 @@ class ModelFile:
 def _open_model(path: str | os.PathLike[str]) -> Any:
     """Open a model path for reading bytes; what is not a file is refused unread."""
     name = str(path)
+    if name == "-":
+        raise UsageError(
+            "MODEL '-': a model is read from a file (or a pipe such as <(zcat m.bsnn.gz)), "
+            "not from standard input"
+        )
     try:
         mode = os.stat(path).st_mode
         if stat.S_ISDIR(mode):

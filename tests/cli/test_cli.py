@@ -167,6 +167,7 @@ def test_explicit_validation_files_and_forced_options(cli, examples: Path, tmp_p
         (["train", "{fa}", "{csv}", "--device", "cuda"], 2, "CUDA is not available"),
         (["train", "{fa}", "{csv}", "--bogus"], 2, "No such option"),
         (["predict", "missing.bsnn", "{fa}"], 2, "no such model file"),
+        (["predict", "-", "{fa}"], 2, "MODEL '-': a model is read from a file (or a pipe"),
         (["train", "{fa}", "{csv}", "--target", "nope"], 1, "no column 'nope'"),
         (["train", "{fa}", "{csv}", "-o", "no/such/dir/m.bsnn"], 2, "does not exist"),
     ],
