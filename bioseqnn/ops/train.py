@@ -268,7 +268,8 @@ def _prepare(
     # the model file records them
     median = float(np.median(data.lengths)) if len(data) else None
     cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model, per_position, lm, median))
-    folds, train_set, val_set = _split(data, explicit_val, spec, tc)
+    labels_name = display_name(src.labels or loaded.primary)
+    folds, train_set, val_set = _split(data, explicit_val, spec, tc, labels_name)
     if parent is not None:
         check_overlap(parent, digests.held_out(folds is not None, val_set))
     if digests.given_val is not None:
@@ -714,9 +715,14 @@ def _fold(
 
 
 def _split(
-    data: SequenceSet, explicit_val: SequenceSet | None, spec: TaskSpec, tc: TrainConfig
+    data: SequenceSet,
+    explicit_val: SequenceSet | None,
+    spec: TaskSpec,
+    tc: TrainConfig,
+    labels: str = "",
 ) -> tuple[np.ndarray | None, SequenceSet, SequenceSet | None]:
-    """Folds (--cv), or the training and validation sets."""
+    """Folds (--cv), or the training and validation sets; ``labels`` names the labels
+    input in messages."""
     folds: np.ndarray | None = None
     val_set: SequenceSet | None
     if tc.cv:
@@ -738,7 +744,7 @@ def _split(
         train_idx, val_idx = split_indices(len(data), tc.val_fraction, tc.seed, strata)
         # the training records' codes move within the set's own array: no second copy
         train_set, val_set = data.split(train_idx, val_idx)
-    _check_classes_train(spec, train_set)
+    _check_classes_train(spec, train_set, labels)
     if spec.kind == "per-position" and explicit_val is None:
         _check_scored_validation(data, folds if folds is not None else val_set)
     if folds is not None:
@@ -779,9 +785,9 @@ def _check_scored_validation(data: SequenceSet, held_out: np.ndarray | SequenceS
         )
 
 
-def _check_classes_train(spec: TaskSpec, train_set: SequenceSet) -> None:
+def _check_classes_train(spec: TaskSpec, train_set: SequenceSet, source: str = "") -> None:
     """Every class has a training record (or position): one seen only in validation
-    would be an output the model never learnt."""
+    would be an output the model never learnt. ``source`` names the labels input."""
     if spec.kind in ("binary", "multiclass"):
         assert train_set.targets is not None
         labels, what = train_set.targets, "record"
@@ -799,7 +805,10 @@ def _check_classes_train(spec: TaskSpec, train_set: SequenceSet) -> None:
     hint = (
         f"; labels that differ only in case are different classes ({cased[0]!r})" if cased else ""
     )
-    raise DataError(f"class(es) {', '.join(map(repr, missing))} have no training {what}{hint}")
+    raise DataError(
+        f"{source + ': ' if source else ''}class(es) {', '.join(map(repr, missing))} have no "
+        f"training {what} (only validation {what}s have them){hint}"
+    )
 
 
 def _weigh_classes(

@@ -369,7 +369,8 @@ def test_a_class_only_in_the_validation_split_is_refused(cli, tmp_path: Path) ->
         outcomes[seed] = r.code
         if r.code:
             assert r.err.splitlines()[-1] == (
-                "bioseqnn: error: class(es) 'h' have no training position; labels that "
+                f"bioseqnn: error: {tmp_path / 'l.fa'}: class(es) 'h' have no training "
+                "position (only validation positions have them); labels that "
                 "differ only in case are different classes ('h')"
             )
             assert not (tmp_path / f"m{seed}.bsnn").exists()
@@ -405,7 +406,8 @@ def test_validation_records_without_a_scored_position_are_refused(cli, tmp_path:
         "records with scored positions, a larger --val-fraction, or --val-fasta"
     )
     assert said.count(empty) == 18
-    assert all(line.startswith("bioseqnn: error: class(es) ") for line in said if line != empty)
+    named = f"bioseqnn: error: {tmp_path / 'l.fa'}: class(es) "
+    assert all(line.startswith(named) for line in said if line != empty)
     # --cv 3 with the one scored record: two folds hold out nothing to score
     r = cli("train", tmp_path / "s.fa", tmp_path / "l.fa", "--position-mask",
             tmp_path / "m.fa", "-o", tmp_path / "cv.bsnn", "--cv", "3", *common)  # fmt: skip
