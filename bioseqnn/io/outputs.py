@@ -123,7 +123,7 @@ def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
         # not there yet: an input of that name is not there either (a genome's index,
         # which reading builds, say) and is refused by its name
         for what, path in inputs.items():
-            if path is not None and str(path) != STDIO and _same_name(path, output):
+            if path is not None and str(path) != STDIO and same_path(path, output):
                 raise UsageError(
                     f"{output}: cannot write: it is named as an input ({what}): choose "
                     "another output name"
@@ -150,7 +150,9 @@ def check_not_an_input(output: str | os.PathLike[str], inputs: Inputs) -> None:
             )
 
 
-def _same_name(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+def same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two names lead to one path (after symbolic links), whether or not a file
+    is there yet."""
     try:
         return os.path.realpath(a) == os.path.realpath(b)
     except (OSError, ValueError):

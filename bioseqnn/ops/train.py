@@ -51,6 +51,7 @@ from ..io.outputs import (
     check_not_an_input,
     check_one_stdin,
     check_output_path,
+    same_path,
 )
 from ..io.sniff import sniff
 from ..models.base import (
@@ -261,14 +262,14 @@ def _prepare(
     if parent is not None:
         check_input(parent, alpha)
     digests = _Digests.of(alpha, data, explicit_val, parent)
+    labels_name = display_name(src.labels or loaded.primary)
     if not lm:
-        _report_conflicts(spec, data, digests.train, display_name(src.labels or loaded.primary))
+        _report_conflicts(spec, data, digests.train, labels_name)
     # the automatic settings (arch 'auto': the default recipe's network, a language model's
     # reading left to right; empty pool sizes, by task and sequence length) made concrete:
     # the model file records them
     median = float(np.median(data.lengths)) if len(data) else None
     cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model, per_position, lm, median))
-    labels_name = display_name(src.labels or loaded.primary)
     folds, train_set, val_set = _split(data, explicit_val, spec, tc, labels_name)
     if parent is not None:
         check_overlap(parent, digests.held_out(folds is not None, val_set))
@@ -519,7 +520,7 @@ def _check_outputs(
     log_file = Path(log_path) if log_path else None if special else default_log_path(output)
     if log_file is not None:
         check_output_path(log_file, inputs)
-        if os.path.realpath(log_file) == os.path.realpath(output):
+        if same_path(log_file, output):
             raise UsageError(
                 f"{log_file}: the metrics log and the model file (-o) are one file; "
                 "give --log another name"
@@ -529,7 +530,7 @@ def _check_outputs(
     tc = cfg.training
     if tc.checkpoint_dir:
         for name, path in (("the model file (-o)", output), ("the metrics log", log_file)):
-            if path is not None and os.path.realpath(path) == os.path.realpath(tc.checkpoint_dir):
+            if path is not None and same_path(path, tc.checkpoint_dir):
                 raise UsageError(
                     f"--checkpoint-dir {tc.checkpoint_dir}: it is also {name}; give the "
                     "checkpoints a folder of their own"
@@ -537,7 +538,7 @@ def _check_outputs(
         prepare_checkpoint_dir(tc.checkpoint_dir)
         held = checkpoint_path(tc.checkpoint_dir)
         check_not_an_input(held, inputs)
-        if log_file is not None and os.path.realpath(log_file) == os.path.realpath(held):
+        if log_file is not None and same_path(log_file, held):
             raise UsageError(
                 f"{log_file}: the metrics log and the checkpoint (--checkpoint-dir) are one "
                 "file; give --log another name"
@@ -763,15 +764,14 @@ def _check_scored_validation(data: SequenceSet, held_out: np.ndarray | SequenceS
     """A per-position task's validation records (the split's, or each fold's, of
     ``data``: the records before a split) have a position to score: with none, every
     validation figure is undefined and early stopping would keep the first epoch."""
-    hint = (
-        "every position of these records is masked (--position-mask) or unlabelled; give "
-        "more records with scored positions, a larger --val-fraction, or --val-fasta"
-    )
+    masked = "every position of these records is masked (--position-mask) or unlabelled"
     if isinstance(held_out, SequenceSet):
         assert held_out.positions is not None
         if not (held_out.positions >= 0).any():
             raise DataError(
-                f"the {len(held_out)} validation record(s) have no position to score: {hint}"
+                f"the {len(held_out)} validation record(s) have no position to score: "
+                f"{masked}; give more records with scored positions, a larger "
+                "--val-fraction, or --val-fasta"
             )
         return
     if held_out is None or data.positions is None:
@@ -781,7 +781,7 @@ def _check_scored_validation(data: SequenceSet, held_out: np.ndarray | SequenceS
     if empty:
         raise DataError(
             f"--cv: the records of fold {empty[0]} have no position to score: "
-            f"{hint.split('; ')[0]}; give more records with scored positions or fewer folds"
+            f"{masked}; give more records with scored positions or fewer folds"
         )
 
 
