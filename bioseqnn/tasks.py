@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -140,7 +141,7 @@ class TaskSpec:
 
     # ----------------------------------------------------------------- labels
 
-    def encode_labels(self, values: list[list[str]], where: list[str]) -> np.ndarray:
+    def encode_labels(self, values: list[list[str]], where: Sequence[str]) -> np.ndarray:
         """Parse label strings (one list per record) into the training target array.
 
         ``where`` names each record for error messages ("labels.csv line 7, id x").
@@ -412,7 +413,7 @@ class Labels(Protocol):
     where each came from, the target columns and the table's name."""
 
     label_values: list[list[str]]
-    where: list[str]
+    where: Sequence[str]
     targets: list[str]
     source: str
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, overload, runtime_checkable
 
 import numpy as np
 
@@ -61,13 +61,17 @@ def _lines(items: list[str], lines: dict[str, list[int]], n: int = 3) -> str:
 
 
 def duplicates(ids: list[str]) -> list[str]:
+    """The ids that occur more than once, each once, in the order of their second
+    occurrence."""
+    if len(set(ids)) == len(ids):
+        return []
     seen: set[str] = set()
-    dups: list[str] = []
+    dups: dict[str, None] = {}
     for x in ids:
-        if x in seen and x not in dups:
-            dups.append(x)
+        if x in seen:
+            dups[x] = None
         seen.add(x)
-    return dups
+    return list(dups)
 
 
 def _record_lines(
@@ -126,10 +130,31 @@ def target_columns(table: Table, src: LabelSource) -> list[str]:
 class LabeledData:
     data: SequenceSet
     label_values: list[list[str]]
-    where: list[str]
+    where: Sequence[str]
     targets: list[str]
     source: str = ""
     """The labels table, for messages."""
+
+
+class RowPlaces(Sequence[str]):
+    """Where each labelled record's row is (\"labels.csv: line 7 (id 'x')\"), each made
+    when a message asks for it: a table of millions of rows needs no string per row."""
+
+    def __init__(self, table: Table, ids: list[str], rows: list[int]) -> None:
+        self._table, self._ids, self._rows = table, ids, rows
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        line = self._table.line_of(self._rows[i])
+        return f"{self._table.source}: line {line} (id {shorten(self._ids[i])!r})"
 
 
 @runtime_checkable
@@ -179,15 +204,19 @@ def load_labeled(
     no_label = [x for x in data.ids if x not in row_of]
     dropped = set(skipped) | (fasta.left_out() if isinstance(fasta, RecordSource) else set())
     keep = [i for i, x in enumerate(data.ids) if x in row_of]
+    row_index = [row_of[data.ids[i]] for i in keep]
+    if len(t_cols) == 1:
+        (c,) = t_cols
+        values = [[table.rows[i][c]] for i in row_index]
+    else:
+        values = [[table.rows[i][c] for c in t_cols] for i in row_index]
     join = Join(
         dup_seq=duplicates(data.ids),
         dup_lab=duplicates(label_ids),
         # each id once, however many rows name it (the duplicates are reported apart)
         no_label=list(dict.fromkeys(no_label)),
         no_seq=list(dict.fromkeys(x for x in label_ids if x not in seq_set and x not in dropped)),
-        empty=[
-            data.ids[i] for i in keep if any(not table.rows[row_of[data.ids[i]]][c] for c in t_cols)
-        ],
+        empty=[data.ids[i] for i, cells in zip(keep, values, strict=True) if not all(cells)],
     )
     if join.any():
         lines = _sequence_lines(
@@ -198,9 +227,7 @@ def load_labeled(
         raise DataError(f"no id is shared by {seq_source} and {tname}")
     if len(keep) < len(data):
         data = data.subset(np.asarray(keep))
-    rows = [table.rows[row_of[x]] for x in data.ids]
-    values = [[row[c] for c in t_cols] for row in rows]
-    where = [f"{tname}: line {table.line_of(row_of[x])} (id {shorten(x)!r})" for x in data.ids]
+    where = RowPlaces(table, data.ids, row_index)
     return LabeledData(data, values, where, targets, tname), alpha
 
 

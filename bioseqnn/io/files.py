@@ -378,7 +378,7 @@ class _CheckedText(io.TextIOBase):
         return self
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
+    def reading(self) -> Iterator[None]:
         """Decoding and gzip errors become one DataError naming the line."""
         try:
             yield
@@ -418,9 +418,14 @@ class _CheckedText(io.TextIOBase):
             what = "not text (undecodable bytes); is this a binary file?"
         return DataError(f"{self._name}: line {line}, column {column}: {what}")
 
+    def uncounted(self) -> Iterator[str]:
+        """The remaining lines at C speed, not counted: read them inside
+        :meth:`reading`, and count lines another way (a csv reader's ``line_num``)."""
+        return iter(self._text)
+
     def counting(self) -> Iterator[str]:
         """Lines at C speed (no readline call per line), still counted and checked."""
-        with self._reading():
+        with self.reading():
             for line in self._text:
                 self.line += 1
                 yield line
@@ -430,7 +435,7 @@ class _CheckedText(io.TextIOBase):
         characters of whole lines, each with the number of its first line."""
         rest = ""
         while True:
-            with self._reading():
+            with self.reading():
                 text = self._text.read(size)
             if not text:
                 break
@@ -453,7 +458,7 @@ class _CheckedText(io.TextIOBase):
         file is ``what``, read no further than ``size`` characters (a file of something
         else, /dev/zero)."""
         while True:
-            with self._reading():
+            with self.reading():
                 line = self._text.readline(size + 1)
             if not line:
                 return
@@ -468,7 +473,7 @@ class _CheckedText(io.TextIOBase):
             yield line
 
     def __next__(self) -> str:  # type: ignore[override]
-        with self._reading():
+        with self.reading():
             line = self._text.readline()
         if not line:
             raise StopIteration

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import DataError
-from .fasta import _chain, _Chunks
+from .fasta import _Chunks
 from .files import (
     MAX_TABLE_LINE,
     _CheckedText,
@@ -113,28 +114,35 @@ def read_table(path: str | os.PathLike[str]) -> Table:
             )
         offset = lines.line - 1
         delimiter = pick_delimiter(name, first)
-        reader = csv.reader(_chain(first, lines), delimiter=delimiter)
+        reader = csv.reader(itertools.chain((first,), lines.uncounted()), delimiter=delimiter)
         rows: list[list[str]] = []
         starts: list[int] = []
         try:
-            header = [h.strip() for h in next(reader)]
-            end = reader.line_num
-            for row in reader:
-                start, end = offset + end + 1, reader.line_num
-                if not row or not any(c.strip() for c in row):
-                    continue
-                if any("\n" in c for c in row):
-                    raise DataError(
-                        f"{name}: line {start}: a quoted field runs over several lines; "
-                        "is a '\"' left open?"
-                    )
-                if len(row) != len(header):
-                    raise DataError(
-                        f"{name}: line {start}: {len(row)} field(s), the header has "
-                        f"{len(header)} (delimiter {delim_name[delimiter]})"
-                    )
-                rows.append([c.strip() for c in row])
-                starts.append(start)
+            with lines.reading():
+                header = [h.strip() for h in next(reader)]
+                end = reader.line_num
+                width = len(header)
+                for row in reader:
+                    start, previous, end = offset + end + 1, end, reader.line_num
+                    joined = "".join(row)
+                    if " " in joined or not joined.isprintable():  # whitespace somewhere
+                        if not joined.strip():
+                            continue
+                        if end - previous > 1 and "\n" in joined:
+                            raise DataError(
+                                f"{name}: line {start}: a quoted field runs over several "
+                                "lines; is a '\"' left open?"
+                            )
+                        row = [c.strip() for c in row]
+                    elif not joined:
+                        continue
+                    if len(row) != width:
+                        raise DataError(
+                            f"{name}: line {start}: {len(row)} field(s), the header has "
+                            f"{width} (delimiter {delim_name[delimiter]})"
+                        )
+                    rows.append(row)
+                    starts.append(start)
         except csv.Error as exc:
             raise DataError(f"{name}: line {offset + reader.line_num}: {exc}") from None
     while len(header) > 1 and not header[-1] and not any(row[-1] for row in rows):

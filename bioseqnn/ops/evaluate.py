@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,7 @@ def score(
     bundle: Bundle,
     data: SequenceSet,
     values: list[list[str]],
-    where: list[str],
+    where: Sequence[str],
     dataset: str,
     model_name: str,
     batch_size: int = 256,

@@ -80,6 +80,36 @@ def test_a_delimiter_ending_every_line_adds_no_column(tmp_path: Path) -> None:
     assert read_table(f).header == ["id", "y", ""]
 
 
+def test_table_cells_are_stripped_and_blank_rows_skipped_keeping_lines(tmp_path: Path) -> None:
+    text = "id,y\n a ,1\n\n , \n,,\nb,\u00a00\u00a0\n\"c\",\"2\"\r\nd\t,3\n"
+    table = read_table(write(tmp_path / "l.csv", text))
+    assert table.rows == [["a", "1"], ["b", "0"], ["c", "2"], ["d", "3"]]
+    assert table.lines == [2, 6, 7, 8]
+    f = write(tmp_path / "m.csv", "id,y\na,1\nb,2,3\n")
+    with pytest.raises(DataError, match=r"m\.csv: line 3: 3 field\(s\), the header has 2"):
+        read_table(f)
+
+
+def test_every_duplicated_id_is_reported_once_in_order(tmp_path: Path) -> None:
+    ids = [f"r{i}" for i in range(30000)]
+    fa = write(tmp_path / "s.fa", "".join(f">{x}\nACGT\n" for x in ids))
+    lab = write(tmp_path / "l.csv", "id,y\n" + "".join(f"{x},1\n" for x in ids + ids[::-1]))
+    with pytest.raises(DataError) as info:
+        load_labeled(fa, LabelSource(lab), None)
+    assert "30000 duplicate id(s) in" in str(info.value)
+    assert "('r29999', 'r29998', 'r29997', ...)" in str(info.value)
+
+
+def test_each_labelled_record_names_its_row(tmp_path: Path) -> None:
+    fa = write(tmp_path / "s.fa", ">b\nACGT\n>x\nAC\n>a\nGGT\n")
+    lab = write(tmp_path / "l.tsv", "y\tid\n\n1\ta\n0\tb\n")
+    labeled, _ = load_labeled(fa, LabelSource(lab), None, allow_unmatched=True)
+    assert len(labeled.where) == 2
+    assert labeled.where[0] == f"{lab}: line 4 (id 'b')"
+    assert list(labeled.where) == [f"{lab}: line 4 (id 'b')", f"{lab}: line 3 (id 'a')"]
+    assert labeled.where[-1:] == [f"{lab}: line 3 (id 'a')"]
+
+
 @pytest.mark.parametrize("gz", [False, True])
 def test_text_that_is_not_utf8_is_named_at_its_line_and_column(tmp_path: Path, gz: bool) -> None:
     rows = [f"s{i},neg" for i in range(5000)] + ["s5000,n\u00e9g", "s5001,pos"]
