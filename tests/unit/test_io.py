@@ -81,7 +81,7 @@ def test_a_delimiter_ending_every_line_adds_no_column(tmp_path: Path) -> None:
 
 
 def test_table_cells_are_stripped_and_blank_rows_skipped_keeping_lines(tmp_path: Path) -> None:
-    text = "id,y\n a ,1\n\n , \n,,\nb,\u00a00\u00a0\n\"c\",\"2\"\r\nd\t,3\n"
+    text = 'id,y\n a ,1\n\n , \n,,\nb,\u00a00\u00a0\n"c","2"\r\nd\t,3\n'
     table = read_table(write(tmp_path / "l.csv", text))
     assert table.rows == [["a", "1"], ["b", "0"], ["c", "2"], ["d", "3"]]
     assert table.lines == [2, 6, 7, 8]
