@@ -30,6 +30,26 @@ class _SettingsLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """A mapping whose keys are each given once: YAML requires it, and PyYAML would
+        keep the last of two values without a word (``epochs: 5`` below ``epochs: 50``)."""
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"{key!r} is given twice (first on line {first[key].line + 1}); "
+                        "keep one",
+                        key_node.start_mark,
+                    )
+                first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
 
 # YAML 1.1 (PyYAML) reads 1e-3 as a string, since its floats need a point; YAML 1.2 and
 # most people read it as a number, and a learning rate is usually written that way.

@@ -189,6 +189,11 @@ def test_config_from_a_model_file_retrains_the_same_model(
         ("optimizer:\n  lr: 1\n", "unknown config section 'optimizer'; expected: model, training"),
         ("- arch\n", "a config file must be a mapping"),
         ("model: [\n", "not valid YAML"),
+        (
+            "training:\n  epochs: 50\n  lr: 0.01\n  epochs: 5\n",
+            "line 4, column 3: not valid YAML: 'epochs' is given twice (first on line 2)",
+        ),
+        ("model: {}\ntraining: {}\nmodel: {}\n", "'model' is given twice (first on line 1)"),
     ],
 )
 def test_bad_config_files_are_usage_errors_naming_the_key(
