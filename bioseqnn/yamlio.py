@@ -43,8 +43,7 @@ class _SettingsLoader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(
                         None,
                         None,
-                        f"{key!r} is given twice (first on line {first[key].line + 1}); "
-                        "keep one",
+                        f"{key!r} is given twice (first on line {first[key].line + 1}); keep one",
                         key_node.start_mark,
                     )
                 first[key] = key_node.start_mark
