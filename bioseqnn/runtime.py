@@ -16,20 +16,22 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import torch
 
+from . import machine
 from .machine import (  # noqa: F401  (importable from here as before)
     MEMORY_SHARE,
     MEMORY_VARIABLE,
     _kib_field,
     _local_processes,
+    ceiling_note,
     cgroup_cpu_limit,
     default_threads,
     memory_room,
     parse_size,
+    release_memory,
     thread_count,
 )
 
@@ -95,72 +97,16 @@ def tune_malloc_for_training() -> None:
     mallopt(m_trim_threshold, 1 << 30)
 
 
-memory_ceiling: int | None = None
-"""The ceiling :func:`cap_memory` set (bytes of data segment), or None."""
-
-_ceiling_source = ""
-"""Where :data:`memory_ceiling` comes from, for the messages that name it."""
-
-_limit_before: tuple[int, int] | None = None
-"""RLIMIT_DATA as it was before :func:`cap_memory` changed it."""
-
-
 def cap_memory(environ: Mapping[str, str] | None = None) -> int | None:
-    """Cap this process's memory so that running out of it is an error, not the kernel's
-    out-of-memory killer (Linux, CPU machines; the command line calls this).
-
-    Linux hands out memory it does not have and, when it runs out, kills a process
-    (this one, or another of the user's). Under a ceiling on the data segment
-    (RLIMIT_DATA) an allocation past it fails instead: torch and numpy raise, and the
-    command stops with one line naming what took the memory (a batch is halved first
-    where that helps). The ceiling is what the process holds now plus 90% of the memory
-    free now (the machine's, or a cgroup's where it leaves less, as under SLURM or
-    docker), shared among torchrun's processes on the node. BIOSEQNN_MAX_MEMORY sets
-    it ('8G', '500M'; '0' or 'off': none); a lower ``ulimit -d`` is kept. Machines with
-    a GPU get no default ceiling: the CUDA driver's own mappings count toward it.
-    Returns the ceiling in bytes, or None; :func:`release_memory` undoes it.
-    """
-    global memory_ceiling, _ceiling_source, _limit_before
-    env = os.environ if environ is None else environ
-    if not sys.platform.startswith("linux"):
-        return None
-    setting = env.get(MEMORY_VARIABLE, "").strip()
-    if setting.lower() in ("0", "off", "none"):
-        return None
-    if setting:
-        limit, source = parse_size(setting), f"from {MEMORY_VARIABLE}"
-    else:
-        # VmData: the data segment, what RLIMIT_DATA counts
-        held, room = _kib_field(Path("/proc/self/status"), "VmData"), memory_room()
-        if held is None or room is None or _gpu_present():
-            return None
-        limit = held + int(room * MEMORY_SHARE) // _local_processes()
-        source = f"90% of the memory free at start; {MEMORY_VARIABLE} sets it"
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    if soft != resource.RLIM_INFINITY and soft <= limit:
-        memory_ceiling, _ceiling_source = soft, "from ulimit -d"  # the user's, tighter
-        return soft
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    if _limit_before is None:
-        _limit_before = (soft, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-    memory_ceiling, _ceiling_source = limit, source
-    return limit
+    """:func:`bioseqnn.machine.cap_memory`, with no default ceiling where torch sees a
+    GPU (the CUDA driver's own mappings would count toward it)."""
+    return machine.cap_memory(environ, gpu_present=_gpu_present)
 
 
-def release_memory() -> None:
-    """Undo :func:`cap_memory` (the command line does when a command ends, so that a
-    program that runs commands in-process keeps its own limits)."""
-    global memory_ceiling, _ceiling_source, _limit_before
-    if _limit_before is not None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_DATA, _limit_before)
-    memory_ceiling = _limit_before = None
-    _ceiling_source = ""
+def __getattr__(name: str) -> Any:
+    if name == "memory_ceiling":  # the ceiling is kept by bioseqnn.machine
+        return machine.memory_ceiling
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _gpu_present() -> bool:
@@ -168,19 +114,6 @@ def _gpu_present() -> bool:
     return (torch.version.cuda is not None or torch.version.hip is not None) and bool(
         torch.cuda.is_available()
     )
-
-
-def ceiling_note() -> str:
-    """' (memory ceiling 2.0 GB, from BIOSEQNN_MAX_MEMORY)' while one is set, for the
-    messages that say memory ran out; else ''."""
-    if memory_ceiling is None:
-        return ""
-    size = (
-        f"{memory_ceiling / (1 << 30):.1f} GB"
-        if memory_ceiling >= 1 << 30
-        else f"{memory_ceiling / (1 << 20):.0f} MB"
-    )
-    return f" (memory ceiling {size}, {_ceiling_source})"
 
 
 def configure_threads(threads: int = 0) -> int:
