@@ -1219,9 +1219,18 @@ def predict(
 
         chosen = light.choose(model, paths)
         if chosen is not None:  # small enough not to wait for torch (engine/light.py)
-            stats = light.predict(chosen, model, paths[0], output, on_invalid.value, threads)
-            log.debug("predicted %d record(s) without torch", stats.records)
-            return
+            from . import machine
+
+            machine.cap_memory()  # no GPU driver in this process: a ceiling on any machine
+            try:
+                stats = light.predict(chosen, model, paths[0], output, on_invalid.value, threads)
+            except MemoryError:  # torch halves its batches, and names a record too long
+                log.debug("out of memory without torch; predicting through torch")
+                del chosen
+                machine.release_memory()
+            else:
+                log.debug("predicted %d record(s) without torch", stats.records)
+                return
     _prepare_torch()
     from .ops.predict import predict as run_predict
     from .variants.intervals import genome_options
@@ -2995,7 +3004,7 @@ _torch_prepared = False
 
 def _prepare_torch() -> None:
     """The process-wide settings torch work gets before torch loads (runtime.tune), and
-    the memory ceiling (runtime.cap_memory); once."""
+    the memory ceiling (runtime.cap_memory, which leaves out a GPU machine); once."""
     global _torch_prepared
     if _torch_prepared:
         return
@@ -3106,12 +3115,10 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:
         if debug:
             raise
-        note = ""
-        if _torch_prepared:
-            from . import runtime
+        from . import machine
 
-            note = runtime.ceiling_note()
-            runtime.release_memory()  # room for the imports this message needs
+        note = machine.ceiling_note()
+        machine.release_memory()  # room for the imports this message needs
         try:
             from .engine.predict import out_of_memory
 
@@ -3135,11 +3142,10 @@ def _main(argv: list[str] | None) -> int:
     finally:
         if threading_main():
             signal.signal(signal.SIGTERM, previous_term)
-        if _torch_prepared:
-            from . import runtime
+        from . import machine
 
-            runtime.release_memory()
-            _torch_prepared = False
+        machine.release_memory()
+        _torch_prepared = False
 
 
 def _given(args: list[str], option: str) -> bool:

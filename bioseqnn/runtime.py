@@ -103,12 +103,6 @@ def cap_memory(environ: Mapping[str, str] | None = None) -> int | None:
     return machine.cap_memory(environ, gpu_present=_gpu_present)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "memory_ceiling":  # the ceiling is kept by bioseqnn.machine
-        return machine.memory_ceiling
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _gpu_present() -> bool:
     """A CUDA or ROCm device is there (asked of torch only where its build has one)."""
     return (torch.version.cuda is not None or torch.version.hip is not None) and bool(

@@ -26,7 +26,10 @@ and language models, numeric series, RNA structure channels, ``--rc-average``, g
 intervals, several inputs, standard input, a GPU, more work than LIGHT_WORK, and any run
 with ``BIOSEQNN_LIGHT=0`` in the environment. A model file this module cannot read as
 expected (a tensor missing, of another shape, not finite) goes to torch too, whose
-loading names the fault. tests/unit/test_light.py compares both ways.
+loading names the fault. The command line sets the memory ceiling first
+(machine.cap_memory), and a run that runs out of memory here is made again through
+torch, which halves its batches and names a record too long to predict on its own.
+tests/unit/test_light.py compares both ways.
 """
 
 from __future__ import annotations
@@ -50,12 +53,15 @@ from ..modelfile import ModelFile, member_models, model_input
 from ..modelspec import model_size, resolve_model, resolve_pooling
 from ..tasks import TaskSpec
 
-LIGHT_WORK = 6e9
+LIGHT_WORK = 2.4e10
 """The most work a run may take to be made without torch: the input's bytes (at least
 its residues) times the network's weights, each used once per position it is applied
 at (:func:`light_work`). At the rates measured on a 2-core AMD EPYC (0.8e10
 multiply-adds a second for an LSTM of 32 units, 1.2-1.9e10 for 128, 1.2e10 for the
-default CNN-GRU) that is 0.3-0.8 s, where importing torch takes 2-2.5 s."""
+default CNN-GRU) that is 1.3-3 s on one thread, about what importing torch takes (2-3
+s) before torch's way predicts anything: not much slower on a machine of many cores,
+faster on a small one (the default network at this limit: 1.9 s against 4.5 s through
+torch on two cores; docs/performance-log.md)."""
 
 COMPRESSED_RATIO = 4
 """A compressed input is counted as this many times its size on disk."""

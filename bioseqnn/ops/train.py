@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import runtime
+from .. import machine, runtime
 from ..alphabets import Alphabet
 from ..bundle import save_bundle
 from ..config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
@@ -195,7 +195,7 @@ def train(
     with hold_checkpoint_dir(cfg.training.checkpoint_dir if ranks.main else None):
         # train names its device on every run, so auto falls back to the CPU without a warning
         device = resolve_device(None if device_name == "auto" else device_name)
-        ceiling = runtime.memory_ceiling if device.type == "cpu" else None
+        ceiling = machine.memory_ceiling if device.type == "cpu" else None
         log.info(
             "device: %s, %d CPU thread(s)%s",
             device,

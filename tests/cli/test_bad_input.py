@@ -32,7 +32,7 @@ from conftest import (
     train_tiny,
 )
 
-from bioseqnn import runtime
+from bioseqnn import machine, runtime
 
 
 @pytest.fixture(scope="module")
@@ -1488,12 +1488,14 @@ def test_out_of_cpu_memory_names_the_record_or_the_settings(
         ),
     ],
 )
+@pytest.mark.parametrize("light", ["1", "0"])
 def test_the_memory_ceiling_comes_from_the_environment(
-    models: dict[str, str], tmp_path: Path, setting: str, code: int, message: str
+    models: dict[str, str], tmp_path: Path, setting: str, code: int, message: str, light: str
 ) -> None:
     """BIOSEQNN_MAX_MEMORY sets the ceiling under which memory that runs out is an error
     naming the record, not the kernel's out-of-memory killer; a value that is no size is
-    a usage error. Nothing is written either way."""
+    a usage error. Nothing is written either way. The same without torch (light "1": the
+    model is small enough, and its run out of memory is made again through torch)."""
     rng = random.Random(14)
     piece = "".join(rng.choice(AMINO) for _ in range(1000)).encode()
     (tmp_path / "long.fa").write_bytes(b">short\nKLVFFAE\n>huge\n" + piece * 8_000 + b"\n")
@@ -1502,13 +1504,45 @@ def test_the_memory_ceiling_comes_from_the_environment(
         [sys.executable, "-m", "bioseqnn", "predict", models["P"], "long.fa", "-o", "out.tsv"],
         capture_output=True,
         cwd=tmp_path,
-        env={**os.environ, "BIOSEQNN_MAX_MEMORY": setting},
+        env={**os.environ, "BIOSEQNN_MAX_MEMORY": setting, "BIOSEQNN_LIGHT": light},
         timeout=300,
         check=False,
     )
     assert p.returncode == code
     assert p.stderr.decode().splitlines() == [f"bioseqnn: error: {message}"]
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the memory ceiling is Linux's RLIMIT_DATA")
+def test_a_prediction_without_torch_runs_under_the_ceiling(
+    models: dict[str, str], tmp_path: Path
+) -> None:
+    """A model small enough to predict without torch does so under the ceiling: at 1 GB
+    the record of 8 million residues runs out and the run goes to torch (which names
+    it); at 3 GB it is predicted without torch, rows as torch's."""
+    rng = random.Random(14)
+    piece = "".join(rng.choice(AMINO) for _ in range(1000)).encode()
+    (tmp_path / "long.fa").write_bytes(b">short\nKLVFFAE\n>huge\n" + piece * 8_000 + b"\n")
+    runs = {}
+    for setting, light, out in [("1G", "1", "a.tsv"), ("3G", "1", "b.tsv"), ("3G", "0", "c.tsv")]:
+        runs[out] = subprocess.run(
+            [sys.executable, "-m", "bioseqnn", "predict", models["P"], "long.fa", "-o", out]
+            + ["--debug"],
+            capture_output=True,
+            cwd=tmp_path,
+            env={**os.environ, "BIOSEQNN_MAX_MEMORY": setting, "BIOSEQNN_LIGHT": light},
+            timeout=300,
+            check=False,
+        )
+    err = runs["a.tsv"].stderr.decode()
+    assert runs["a.tsv"].returncode == 1
+    assert "bioseqnn: out of memory without torch; predicting through torch" in err
+    assert "predicting record 'huge' (8,000,000 positions) on its own" in err
+    assert not (tmp_path / "a.tsv").exists()
+    assert runs["b.tsv"].returncode == runs["c.tsv"].returncode == 0
+    assert "predicted 2 record(s) without torch" in runs["b.tsv"].stderr.decode()
+    assert "without torch" not in runs["c.tsv"].stderr.decode()
+    assert (tmp_path / "b.tsv").read_bytes() == (tmp_path / "c.tsv").read_bytes()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the memory ceiling is Linux's RLIMIT_DATA")
@@ -1535,7 +1569,7 @@ def test_a_command_runs_under_a_memory_ceiling_and_lifts_it_when_done(
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         assert 0.5 * free < ceiling < total + (8 << 30)  # held + 90% of the free memory
     assert resource.getrlimit(resource.RLIMIT_DATA) == before
-    assert runtime.memory_ceiling is None
+    assert machine.memory_ceiling is None
 
 
 @pytest.mark.slow
