@@ -118,6 +118,10 @@ class SequenceEncoder:
                     f"the record looks like {kind.name} but the alphabet is {alphabet} "
                     f"({how}): does the file mix {alphabet} and {kind.name}? " + hint
                 )
+        if bad.char == "\t":
+            hint = "a tab in a sequence line: spaces there are dropped, tabs are not; " + hint
+        elif ord(bad.char) < 32 or bad.char == "\x7f":
+            hint = "a control character, which no sequence holds: is the file damaged? " + hint
         return self.encoder.describe_invalid(
             bad, record.id, self.source, record.location(bad.position, self.source), hint
         )

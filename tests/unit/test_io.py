@@ -90,6 +90,37 @@ def test_table_cells_are_stripped_and_blank_rows_skipped_keeping_lines(tmp_path:
         read_table(f)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "AC\tGT",
+            "line 4, column 3: record 'b': invalid dna symbol '\\t' at position 3 (a tab in "
+            "a sequence line: spaces there are dropped, tabs are not; use --on-invalid",
+        ),
+        (
+            "AC\0GT",
+            "line 4, column 3: record 'b': invalid dna symbol '\\x00' at position 3 (a control "
+            "character, which no sequence holds: is the file damaged? use --on-invalid",
+        ),
+        ("AC GT", None),  # spaces are dropped, as Biopython does
+    ],
+)
+def test_a_tab_or_control_character_in_a_sequence_is_named(
+    tmp_path: Path, line: str, message: str | None
+) -> None:
+    from bioseqnn.data.reading import read_inputs
+
+    f = write(tmp_path / "x.fa", f">a\nACGTACGT\n>b\n{line}\n")
+    if message is None:
+        data, _, _ = read_inputs(f, None, "error")
+        assert list(data.lengths) == [8, 4]
+        return
+    with pytest.raises(DataError) as info:
+        read_inputs(f, None, "error")
+    assert str(info.value).startswith(f"{f}: {message}")
+
+
 def test_every_duplicated_id_is_reported_once_in_order(tmp_path: Path) -> None:
     ids = [f"r{i}" for i in range(30000)]
     fa = write(tmp_path / "s.fa", "".join(f">{x}\nACGT\n" for x in ids))
