@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, overload, runtime_checkable
 
@@ -138,10 +138,11 @@ class LabeledData:
 
 class RowPlaces(Sequence[str]):
     """Where each labelled record's row is (\"labels.csv: line 7 (id 'x')\"), each made
-    when a message asks for it: a table of millions of rows needs no string per row."""
+    when a message asks for it: a table of millions of rows needs no string per row.
+    ``line(k)``: the line of record ``k``'s row in ``source``."""
 
-    def __init__(self, table: Table, ids: list[str], rows: list[int]) -> None:
-        self._table, self._ids, self._rows = table, ids, rows
+    def __init__(self, source: str, ids: list[str], line: Callable[[int], int]) -> None:
+        self._source, self._ids, self._line = source, ids, line
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -153,8 +154,8 @@ class RowPlaces(Sequence[str]):
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        line = self._table.line_of(self._rows[i])
-        return f"{self._table.source}: line {line} (id {shorten(self._ids[i])!r})"
+        k = range(len(self._ids))[i]  # a negative index counts from the end
+        return f"{self._source}: line {self._line(k)} (id {shorten(self._ids[k])!r})"
 
 
 @runtime_checkable
@@ -227,7 +228,7 @@ def load_labeled(
         raise DataError(f"no id is shared by {seq_source} and {tname}")
     if len(keep) < len(data):
         data = data.subset(np.asarray(keep))
-    where = RowPlaces(table, data.ids, row_index)
+    where = RowPlaces(tname, data.ids, lambda k: table.line_of(row_index[k]))
     return LabeledData(data, values, where, targets, tname), alpha
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..alphabets import Alphabet, get_alphabet
-from ..data.labels import LabeledData, LabelSource, load_labeled
+from ..data.labels import LabeledData, LabelSource, RowPlaces, load_labeled
 from ..data.reading import read_encoded
 from ..data.sets import SequenceSet
 from ..errors import DataError, UsageError, shorten
@@ -319,10 +319,9 @@ def labeled_intervals(
                 "ids (the name column) must be unique to train or evaluate"
             )
         values = [records.values[i] for i in data.ids]
-        where = [
-            f"{records.name}: line {records.line_of[i][0]} (id {shorten(i)!r})" for i in data.ids
-        ]
-        empty = [w for w, row in zip(where, values, strict=True) if not all(row)]
+        ids = data.ids
+        where = RowPlaces(records.name, ids, lambda k: records.line_of[ids[k]][0])
+        empty = [where[k] for k, row in enumerate(values) if not all(row)]
         if empty:
             raise DataError(
                 f"{len(empty)} interval(s) with an empty label ('.' or nothing) "

@@ -362,6 +362,15 @@ def test_train_with_labels_from_bed_columns(tmp_path: Path, cli, tiny: Path) -> 
     assert r.code == 2 and "give a labels table (joined by interval id) or name columns" in r.err
     r = cli("train", "--genome", tiny, bed, "-t", "signal", "-o", tmp_path / "no.bsnn", *SMALL_CNN)
     assert r.code == 1 and "x.bed: no column 'signal'; its columns are 'chrom'" in r.err
+    lines[6] = lines[6].replace("\t+\t1\t", "\t+\t.\t")  # r5 (line 7) has no is_a
+    lines[9] = lines[9].rsplit("\t", 2)[0] + "\t\t0"  # r8 (line 10) neither
+    bed.write_text("\n".join(lines) + "\n")
+    r = cli("train", "--genome", tiny, bed, "-t", "is_a", "-o", tmp_path / "e.bsnn", *SMALL_CNN)
+    assert r.code == 1
+    assert (
+        f"2 interval(s) with an empty label ('.' or nothing) in column(s) is_a: {bed}: line 7 "
+        f"(id 'r5'); {bed}: line 10 (id 'r8')"
+    ) in r.err
 
 
 def test_holdout_chromosomes_are_the_validation_set(
