@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,9 @@ class Bundle:
     train_digest: np.ndarray | None = None
     """The sorted distinct digests (uint64) of the training sequences (bioseqnn/digest.py);
     None for a model file written before they were kept."""
+    path: str | os.PathLike[str] | None = field(default=None, compare=False)
+    """The model file it was loaded from (None: built in memory), which no output of a
+    prediction made with it may replace."""
 
     @property
     def input(self) -> Alphabet | SeriesSpec:
@@ -199,7 +202,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         raise ModelFileError(f"{name}: weights do not fit the manifest ({first})") from None
     model.to(device).eval()
     return Bundle(
-        model, manifest, None if digest is None else digest.numpy().view(np.uint64).copy()
+        model, manifest, None if digest is None else digest.numpy().view(np.uint64).copy(), path
     )
 
 

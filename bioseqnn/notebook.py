@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -23,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig, RunConfig, TrainConfig, apply_overrides
-from .errors import BioseqnnError, UsageError
+from .errors import BioseqnnError, UsageError, shorten
 
 log = logging.getLogger("bioseqnn")
 
 _SECTIONS: dict[str, type] = {"model": ModelConfig, "training": TrainConfig}
+
+_FILE_SETTINGS = ("val_fasta", "val_labels", "position_mask", "init_from")
+"""The settings of :func:`train` that name files it reads."""
 
 RUN_SETTINGS = (
     "id_column",
@@ -139,6 +143,8 @@ class Trained:
     path: Path | None
     log_path: Path | None
     outcome: Any = field(repr=False)
+    inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The files training read (sequences, labels, ...), which :meth:`save` may not replace."""
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -151,7 +157,7 @@ class Trained:
         from .bundle import save_bundle
         from .io.outputs import check_output_path
 
-        check_output_path(path)
+        check_output_path(path, self.inputs)
         save_bundle(path, self.model.model, self.model.manifest, self.model.train_digest)
         self.path = Path(path)
         return self.path
@@ -230,6 +236,12 @@ def train(
     from .tracking import Tracking
 
     run_args = {k: settings.pop(k) for k in list(settings) if k in RUN_SETTINGS}
+    given = {
+        "SEQUENCES": sequences,
+        "LABELS": labels,
+        **{f"--{k.replace('_', '-')}": {**settings, **run_args}.get(k) for k in _FILE_SETTINGS},
+    }
+    inputs = {k: v for k, v in given.items() if _is_path(v)}
     cfg = settings_to_config(settings, config)
     tracking = Tracking.open(tensorboard, mlflow, output)  # a missing library: fail now
     with contextlib.ExitStack() as stack:
@@ -276,6 +288,7 @@ def train(
         path=model_path if output is not None else None,
         log_path=outcome.log_path if keep_log else None,
         outcome=outcome,
+        inputs=inputs,
     )
 
 
@@ -318,13 +331,19 @@ def predict(
         each target's value. A list of dicts (the same columns) where pandas is not
         installed.
     """
-    from .bundle import Bundle
     from .ops.predict import predict as run_predict
 
     bundle = model.model if isinstance(model, Trained) else model
     with tempfile.TemporaryDirectory(prefix="bioseqnn-") as tmp:
         folder = Path(tmp)
         paths = _sequence_files(folder, "", sequences)
+        if output is not None:  # no input of the prediction may be replaced by it
+            from .io.outputs import check_output_path
+            from .ops.predict import named_inputs
+            from .variants.intervals import as_genome
+
+            inputs = named_inputs(_model_file(model), paths, as_genome(genome))
+            check_output_path(output, inputs)
         table = folder / "predictions.tsv"
         try:
             with _logging_shown(), _folder_hidden(folder):
@@ -345,9 +364,8 @@ def predict(
             raise _without_folder(exc, folder) from None
         rows = _read_rows(table)
         if output is not None:
-            from .io.outputs import atomic_output, check_output_path, table_delimiter
+            from .io.outputs import atomic_output, table_delimiter
 
-            check_output_path(output, {"MODEL": None if isinstance(bundle, Bundle) else bundle})
             with atomic_output(output) as fh:
                 writer = csv.writer(fh, delimiter=table_delimiter(output), lineterminator="\n")
                 writer.writerows(rows)
@@ -500,6 +518,15 @@ def _write_fasta(path: Path, pairs: list[tuple[str, str]]) -> Path:
     return path
 
 
+def _model_file(model: Any) -> Any:
+    """The file a model given to :func:`predict` was read from or saved to, if any."""
+    from .bundle import Bundle
+
+    if isinstance(model, Trained):
+        return model.path
+    return model.path if isinstance(model, Bundle) else model
+
+
 def _sequence_files(folder: Path, name: str, sequences: Any) -> list[Any]:
     """The files that hold ``sequences``: as given, or written to ``folder``."""
     if _is_path(sequences):
@@ -569,12 +596,20 @@ def _training_inputs(
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)
+    """One label as the labels table holds it."""
+    if value is None:
+        return ""  # missing: the label join names the records without a label
+    if isinstance(value, float):  # numpy's float64 too, whose repr names its type
+        return "" if math.isnan(value) else repr(float(value))
     if isinstance(value, (list, tuple)):
         raise UsageError(
-            f"a label is one value, not {value!r} (several targets: a "
+            f"a label is one value, not {shorten(repr(value))} (several targets: a "
             "DataFrame with one column each)"
+        )
+    if isinstance(value, (dict, set, frozenset, bytes, bytearray)):
+        raise UsageError(
+            f"a label is a class name or a number, not {type(value).__name__} "
+            f"{shorten(repr(value))}"
         )
     return str(value)
 

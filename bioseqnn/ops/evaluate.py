@@ -32,7 +32,7 @@ from ..models.inputs import OneHot, featurizer
 from ..runtime import configure_threads, keeps_threads
 from ..structure import with_structure
 from ..tasks import TaskSpec
-from ..variants.intervals import GenomeOptions, load_for_evaluation
+from ..variants.intervals import GenomeOptions, as_genome, load_for_evaluation
 
 log = logging.getLogger("bioseqnn")
 
@@ -303,6 +303,7 @@ def evaluate(
     """
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
+    genome = as_genome(genome)
     check_one_stdin(SEQUENCES=sequences, LABELS=labels, **{"--position-mask": position_mask})
     configure_threads(threads)
     dev = resolve_device(device)

@@ -30,7 +30,7 @@ from ..io.outputs import (
 )
 from ..io.sniff import read_sequences
 from ..runtime import configure_threads, keeps_threads
-from ..variants.intervals import GenomeOptions, IntervalRecords
+from ..variants.intervals import GenomeOptions, IntervalRecords, as_genome
 from ..variants.lm import KIND as LANGUAGE_MODEL
 from ..variants.lm import score_columns, score_rows
 from ..variants.perposition import (
@@ -75,6 +75,7 @@ def predict(
     A per-position model writes one row per residue (``fmt='tsv'``: id, position, residue,
     predicted, prob_<class>...) or a FASTA of predicted labels (``fmt='fasta'``).
     """
+    genome = as_genome(genome)
     paths = _check_predict_paths(model, sequences, output, batch_size, max_tokens, genome)
     configure_threads(threads)
     log.debug("%d CPU thread(s)", torch.get_num_threads())
@@ -193,18 +194,23 @@ def _check_predict_paths(
     if max_tokens < 0:
         raise UsageError("max-tokens must be >= 0 (0 = no cap)")
     paths = _input_list(sequences)
-    inputs: dict[str, str | os.PathLike[str] | None] = {
-        "MODEL": None if isinstance(model, Bundle) else model
-    }
-    inputs.update(
-        {
-            f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES": p
-            for i, p in enumerate(paths)
-        }
-    )
-    check_one_stdin(**inputs)
-    check_output_path(output, {**inputs, **(genome.named() if genome is not None else {})})
+    model_file = model.path if isinstance(model, Bundle) else model
+    check_one_stdin(**named_inputs(model_file, paths, None))
+    check_output_path(output, named_inputs(model_file, paths, genome))
     return paths
+
+
+def named_inputs(
+    model: str | os.PathLike[str] | None,
+    paths: Sequence[str | os.PathLike[str]],
+    genome: GenomeOptions | None,
+) -> dict[str, str | os.PathLike[str] | None]:
+    """The inputs of a prediction, named for the messages (the model file, each input,
+    the reference genome and its index files): what no output may replace."""
+    inputs: dict[str, str | os.PathLike[str] | None] = {"MODEL": model}
+    for i, p in enumerate(paths):
+        inputs[f"SEQUENCES ({i + 1} of {len(paths)})" if len(paths) > 1 else "SEQUENCES"] = p
+    return inputs | (genome.named() if genome is not None else {})
 
 
 def _check_predict_reading(

@@ -70,7 +70,7 @@ from ..strands import complement_table
 from ..structure import StructureInput, check_structure_options, structure_input, with_structure
 from ..tasks import PER_POSITION_KINDS, TaskSpec
 from ..variants.base import Loaded, TrainInputs
-from ..variants.intervals import GenomeOptions, check_genome_training
+from ..variants.intervals import GenomeOptions, as_genome, check_genome_training
 from ..variants.intervals import load_for_training as load_intervals_for_training
 from ..variants.labelled import load_labelled
 from ..variants.lm import KIND as LANGUAGE_MODEL
@@ -168,6 +168,7 @@ def train(
     API names data given in memory so).
     """
     cfg = _resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
+    genome = as_genome(genome)
     src = TrainInputs(
         fasta,
         labels,

@@ -150,6 +150,18 @@ def genome_options(
     )
 
 
+def as_genome(genome: Any) -> GenomeOptions | None:
+    """``genome`` as the library takes it: :class:`GenomeOptions`, a reference FASTA's
+    path (``--window`` and ``--on-edge`` at their defaults), or None."""
+    if genome is None or isinstance(genome, GenomeOptions):
+        return genome
+    if isinstance(genome, (str, os.PathLike)):
+        return genome_options(os.fspath(genome))
+    raise UsageError(
+        f"genome: expected a reference FASTA's path or GenomeOptions; got {type(genome).__name__}"
+    )
+
+
 def model_window(manifest: dict[str, Any]) -> int | None:
     """The window a model was trained on (``train --genome --window``), if any."""
     genome = (manifest.get("data") or {}).get("genome")

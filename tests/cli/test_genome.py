@@ -15,6 +15,7 @@ import pyfaidx
 import pysam
 import pytest
 
+import bioseqnn
 from bioseqnn.errors import DataError
 from bioseqnn.io.genome import Genome, reverse_complement
 from bioseqnn.variants.intervals import GenomeOptions, IntervalRecords
@@ -315,6 +316,14 @@ def test_predict_intervals_equals_predict_on_the_windows_cut_by_hand(
             fh.write(f">{name}\n{(-seq if strand == '-' else seq).seq}\n")
     by_hand = cli("predict", planted_model, tmp_path / "windows.fa")
     assert by_hand.out == r.out
+    # the Python API takes the reference's path as genome= (the options' defaults)
+    in_python = bioseqnn.predict(
+        planted_model, planted["peaks.bed"], tmp_path / "api.tsv", genome=planted["planted.fa"]
+    )
+    assert (tmp_path / "api.tsv").read_text() == r.out
+    assert len(in_python) == len(rows) - 1
+    with pytest.raises(bioseqnn.UsageError, match="genome: expected a reference FASTA's path"):
+        bioseqnn.predict(planted_model, planted["peaks.bed"], genome=3)
     probs = np.array([float(row[3]) for row in rows[1:]])
     bound = np.array([int(b[6]) for b in bed])
     assert ((probs > 0.5) == bound).mean() > 0.9

@@ -309,3 +309,49 @@ def test_load_bundle_takes_paths_only() -> None:
     for wrong in (3, None, b"model.bsnn"):
         with pytest.raises(bioseqnn.UsageError, match="load_bundle: expected a model file"):
             bioseqnn.load_bundle(wrong)
+
+
+def test_no_output_replaces_an_input_of_the_call(tmp_path: Path) -> None:
+    """The model file (given as a path, loaded, or trained and saved), each sequence file
+    and the training inputs are refused as outputs, before anything is written."""
+    seqs, labels = _peptides(60)
+    fa, lab = tmp_path / "s.fa", tmp_path / "l.csv"
+    fa.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    lab.write_text("id,y\n" + "".join(f"{k},{v}\n" for k, v in labels.items()))
+    model = tmp_path / "m.bsnn"
+    run = bioseqnn.train(fa, lab, model, **TINY)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    loaded = bioseqnn.load_bundle(model)
+    assert loaded.path == model
+    for given, sequences, output, what in [
+        (model, fa, fa, "SEQUENCES"),
+        (loaded, ["KLLK"], model, "MODEL"),
+        (run, ["KLLK"], model, "MODEL"),
+        (model, [fa, Path(lab)], lab, r"SEQUENCES \(2 of 2\)"),
+    ]:
+        with pytest.raises(bioseqnn.UsageError, match=rf"it is an input \({what}\)"):
+            bioseqnn.predict(given, sequences, output)
+    for output, what in [(lab, "LABELS"), (fa, "SEQUENCES")]:
+        with pytest.raises(bioseqnn.UsageError, match=rf"it is an input \({what}\)"):
+            run.save(output)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert run.save(tmp_path / "copy.bsnn") == tmp_path / "copy.bsnn"
+
+
+def test_missing_labels_in_a_list_are_empty_labels_not_a_class() -> None:
+    seqs, labels = _peptides(60)
+    values: list[object] = list(labels.values())
+    for missing in (None, float("nan")):
+        with pytest.raises(bioseqnn.DataError, match=r"2 record\(s\) with an empty label"):
+            bioseqnn.train(list(seqs.values()), values[:-2] + [missing, missing], **TINY)
+    with pytest.raises(bioseqnn.UsageError, match="a label is a class name or a number, not dict"):
+        bioseqnn.train(list(seqs.values()), values[:-1] + [{"a": 1}], **TINY)
+
+
+def test_numpy_floats_in_a_list_are_numbers() -> None:
+    np = pytest.importorskip("numpy")
+    seqs, _ = _peptides(60)
+    values = list(np.linspace(0.0, 1.0, len(seqs)))  # numpy float64 values
+    run = bioseqnn.train(list(seqs.values()), values, **TINY)
+    assert run.manifest["task"]["kind"] == "regression"
+    assert run.manifest["task"]["target_mean"] == pytest.approx([0.5])
