@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..alphabets import Alphabet, get_alphabet
+from ..config import MODEL_NUMBER_MAX
 from ..data.labels import LabeledData, LabelSource, RowPlaces, load_labeled
 from ..data.reading import read_encoded
 from ..data.sets import SequenceSet
@@ -78,6 +79,8 @@ class GenomeOptions:
             raise UsageError(f"--on-edge must be one of {', '.join(ON_EDGE)}")
         if self.window is not None and self.window < 0:
             raise UsageError("--window must be at least 1 (0: each interval's own length)")
+        if self.window is not None and self.window > MODEL_NUMBER_MAX:
+            raise UsageError(f"--window must be at most {MODEL_NUMBER_MAX:,} bases")
         both = set(self.holdout_chroms) & set(self.exclude_chroms)
         if both:
             raise UsageError(
@@ -228,6 +231,12 @@ class IntervalRecords:
                     f"starts past the end of {iv.chrom} (length {length:,}) in "
                     f"{self.genome.name}: are the intervals from another assembly?"
                 )
+            if iv.end > length:
+                raise DataError(
+                    f"{at}: interval {shorten(iv.id)!r} ({iv.chrom}:{iv.start}-{iv.end}) "
+                    f"ends past the end of {iv.chrom} (length {length:,}) in "
+                    f"{self.genome.name}: are the intervals from another assembly?"
+                )
             start, end = iv.start, iv.end
             if self.window:
                 start = iv.start + (iv.end - iv.start - self.window) // 2
@@ -236,6 +245,12 @@ class IntervalRecords:
                 raise DataError(
                     f"{at}: interval {shorten(iv.id)!r} is empty (start = end "
                     f"= {start}); give --window to centre a window on it"
+                )
+            elif end - start > MODEL_NUMBER_MAX:
+                raise DataError(
+                    f"{at}: interval {shorten(iv.id)!r} is {end - start:,} bases long, more "
+                    f"than the {MODEL_NUMBER_MAX:,} read whole; give --window to centre a "
+                    "window on it"
                 )
             if start < 0 or end > length:
                 if self.options.on_edge == "error":

@@ -16,7 +16,7 @@ import pysam
 import pytest
 
 import bioseqnn
-from bioseqnn.errors import DataError
+from bioseqnn.errors import DataError, UsageError
 from bioseqnn.io.genome import Genome, reverse_complement
 from bioseqnn.variants.intervals import GenomeOptions, IntervalRecords
 
@@ -257,6 +257,31 @@ def test_intervals_off_the_end_are_padded_or_refused(tmp_path: Path, tiny: Path)
         )
     # a point at the very end is still a window's centre
     assert records(tmp_path, tiny, "chr2\t16\t16\tz\n", window=4) == [("z", "AANN")]
+    # an interval that ends past the end too, whatever its window (no 10^20 bases of N)
+    for end, window in (("17", None), ("99999999999999999999", None), ("100000", 8)):
+        with pytest.raises(DataError) as info:
+            records(tmp_path, tiny, f"chr2\t0\t{end}\tw\n", window=window)
+        assert str(info.value) == (
+            f"{tmp_path / 'intervals.bed'}: line 1: interval 'w' (chr2:0-{end}) ends past the "
+            f"end of chr2 (length 16) in {tiny}: are the intervals from another assembly?"
+        )
+
+
+def test_windows_and_whole_intervals_are_at_most_a_mebibase(tmp_path: Path) -> None:
+    """A window, or an interval read whole, of more than 2^20 bases is refused (as other
+    sizes are), before it is read: one line of a BED file cannot take gigabytes."""
+    big = tmp_path / "big.fa"
+    big.write_text(">c\n" + "ACGT" * 300_000 + "\n")  # 1.2 Mb
+    with pytest.raises(UsageError, match="--window must be at most 1,048,576 bases"):
+        GenomeOptions(str(big), window=(1 << 20) + 1)
+    assert len(records(tmp_path, big, "c\t0\t1048576\ta\n")[0][1]) == 1 << 20
+    with pytest.raises(DataError) as info:
+        records(tmp_path, big, "c\t0\t1048577\tb\n")
+    assert str(info.value) == (
+        f"{tmp_path / 'intervals.bed'}: line 1: interval 'b' is 1,048,577 bases long, more "
+        "than the 1,048,576 read whole; give --window to centre a window on it"
+    )
+    assert records(tmp_path, big, "c\t0\t1048577\tb\n", window=10) == [("b", "TACGTACGTA")]
 
 
 def test_header_names_columns_and_tables_read_the_same(tmp_path: Path, tiny: Path) -> None:
