@@ -221,10 +221,11 @@ class _ConvStack:
             kernels.conv_forward(h, lens, packed, scale, shift, dilation, out)
             h = out
             if pool > 1:
-                if width < pool:
-                    h = np.concatenate([h, np.zeros((b, pool - width, f), np.float32)], axis=1)
-                windows = h.shape[1] // pool
-                h = h[:, : windows * pool].reshape(b, windows, pool, f).max(axis=2)
+                # a pool wider than the positions: one window, their max (the padding it
+                # would take holds zeros, and every value is >= 0 after the ReLU)
+                span = min(pool, width)
+                windows = width // span
+                h = h[:, : windows * span].reshape(b, windows, span, f).max(axis=2)
                 lens = np.maximum(lens // pool, 1).astype(np.int32)
         return h, lens.astype(lengths.dtype)
 

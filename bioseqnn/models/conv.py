@@ -119,9 +119,10 @@ class ConvStack(Backbone):
                     # window, past every sequence's length, which later masks ignore
                     h = F.max_pool1d(h, pool, ceil_mode=True)
                 else:
-                    if h.shape[2] < pool:
-                        h = F.pad(h, (0, pool - h.shape[2]))
-                    h = window_max(h, pool)
+                    # a pool wider than the positions is one window, their max: the zeros
+                    # padding would add (all values are >= 0 here) change nothing, and
+                    # would take memory in proportion to the pool (--pool-sizes 1000000)
+                    h = window_max(h, min(pool, h.shape[2]))
                 lengths = torch.div(lengths, pool, rounding_mode="floor").clamp(min=1)
         return h.transpose(1, 2), lengths
 
@@ -153,10 +154,9 @@ class ConvStack(Backbone):
             assert isinstance(conv, nn.Conv1d) and isinstance(norm, nn.BatchNorm1d)
             h = native.conv_layer_infer(h, lens, conv.weight, norm, conv.dilation[0])
             if pool > 1:
-                if h.shape[1] < pool:
-                    h = F.pad(h, (0, 0, 0, pool - h.shape[1]))
-                width = h.shape[1] // pool
-                h = h[:, : width * pool].unflatten(1, (width, pool)).amax(dim=2)
+                span = min(pool, h.shape[1])  # wider than the positions: their max
+                width = h.shape[1] // span
+                h = h[:, : width * span].unflatten(1, (width, span)).amax(dim=2)
                 lens = torch.div(lens, pool, rounding_mode="floor").clamp(min=1)
         return h, lens.to(lengths.dtype)
 

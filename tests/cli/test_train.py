@@ -828,3 +828,34 @@ def test_validation_records_seen_in_training_are_reported(cli, tmp_path: Path) -
         "model generalises"
     ]
     assert said[1] == []
+
+
+def test_a_pool_wider_than_the_sequences_is_their_max(
+    cli, examples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--pool-sizes wider than every sequence (at most 98 residues here) pools each to
+    its maximum: a pool of 10^6 trains the same model as one of 100, without taking
+    memory in proportion to the pool, and predicts the same rows with and without
+    torch."""
+    rows = {}
+    for pool in ("100", "1000000"):
+        out = tmp_path / f"p{pool}.bsnn"
+        r = cli(
+            "train",
+            examples / "hemolytic.fasta",
+            examples / "hemolytic.csv",
+            "-o",
+            out,
+            *("--arch", "cnn", "--channels", "8,8", "--kernel-sizes", "5,3"),
+            *("--pool-sizes", f"{pool},1", "--epochs", "2", "-j", "1", "--quiet"),
+        )
+        assert r.code == 0, r.err
+        for light in ("1", "0"):
+            monkeypatch.setenv("BIOSEQNN_LIGHT", light)
+            pred = cli("predict", out, examples / "hemolytic.fasta")
+            assert pred.code == 0, pred.err
+            rows[pool, light] = pred.out
+    assert len(set(rows.values())) == 1
+    weights = [load_file(tmp_path / f"p{pool}.bsnn") for pool in ("100", "1000000")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
