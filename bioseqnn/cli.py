@@ -1775,6 +1775,7 @@ ShufflesOpt = Annotated[
         metavar="N",
         rich_help_panel="Method",
         min=1,
+        max=1000,
         help="References per sequence with --reference shuffle (averaged).",
     ),
 ]
@@ -1784,6 +1785,7 @@ StepsOpt = Annotated[
         metavar="N",
         rich_help_panel="Method",
         min=1,
+        max=1000,
         help="integrated-gradients: points on the path from reference to sequence.",
     ),
 ]

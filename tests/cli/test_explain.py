@@ -215,6 +215,23 @@ def test_long_format_over_all_records_and_bad_options(
     assert result.code == 2 and "choose one of: 0, 1" in result.err and result.out == ""
     result = cli("explain", hemolytic_model, subset, "--method", "magic")
     assert result.code == 2
+    for option in ("--steps", "--shuffles"):  # their cost grows without bound: capped
+        result = cli("explain", hemolytic_model, subset, option, "1001", "-o", out)
+        assert result.code == 2 and "less than or equal to 1000" in result.err
+
+
+def test_attribution_sizes_are_bounded_in_python_too(hemolytic_model, examples) -> None:
+    import bioseqnn
+    from bioseqnn.interpret.attribution import AttributionOptions
+
+    for opts, message in [
+        (AttributionOptions(steps=10**9), "--steps must be at most 1,000"),
+        (AttributionOptions(shuffles=10**9), "--shuffles must be at most 1,000"),
+    ]:
+        with pytest.raises(bioseqnn.UsageError, match=message):
+            bioseqnn.explain(
+                hemolytic_model, ["KLLKLLKK"], method="integrated-gradients", options=opts
+            )
 
 
 @pytest.mark.slow
