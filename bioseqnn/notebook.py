@@ -62,9 +62,11 @@ def setting_sections() -> dict[str, list[str]]:
     return found
 
 
-def settings_to_config(settings: Mapping[str, Any], config: RunConfig | None = None) -> RunConfig:
+def settings_to_config(settings: Mapping[str, Any], config: Any = None) -> RunConfig:
     """Keyword settings (config keys by their leaf names: ``arch``, ``epochs``, ``lr``...)
-    applied over ``config`` (default: the defaults); ``config`` itself is not changed.
+    applied over ``config`` (default: the defaults); ``config`` itself is not changed. It
+    is a :class:`~bioseqnn.config.RunConfig`, a YAML config file's path (as ``bioseqnn
+    train --config`` reads) or a dict of its sections (``{"training": {"epochs": 5}}``).
 
     Raises
     ------
@@ -88,11 +90,29 @@ def settings_to_config(settings: Mapping[str, Any], config: RunConfig | None = N
         if isinstance(value, tuple):
             value = list(value)
         overrides[where[0]][key] = value
-    base = dataclasses.replace(config) if config is not None else RunConfig()
+    base = _run_config(config)
     cfg = RunConfig(
         model=dataclasses.replace(base.model), training=dataclasses.replace(base.training)
     )
     return apply_overrides(cfg, overrides)
+
+
+def _run_config(config: Any) -> RunConfig:
+    """``config=`` as :func:`settings_to_config` takes it, as a RunConfig of its own."""
+    from .config import config_from_dict, load_config
+
+    if config is None:
+        return RunConfig()
+    if isinstance(config, RunConfig):
+        return dataclasses.replace(config)
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(os.fspath(config))
+    if isinstance(config, Mapping):
+        return config_from_dict(dict(config))
+    raise UsageError(
+        "config: expected a RunConfig, a YAML config file's path or a dict of its sections; "
+        f"got {type(config).__name__}"
+    )
 
 
 def unknown_setting(key: str, known: Sequence[str]) -> str:
@@ -168,7 +188,7 @@ def train(
     labels: Any = None,
     output: str | os.PathLike[str] | None = None,
     *,
-    config: RunConfig | None = None,
+    config: RunConfig | str | os.PathLike[str] | Mapping[str, Any] | None = None,
     progress: bool | None = None,
     tensorboard: str | os.PathLike[str] | None = None,
     mlflow: str | bool | None = None,
@@ -193,8 +213,9 @@ def train(
         The model file to write; None keeps the model in memory only (``Trained.save``
         writes it later).
     config
-        Settings to start from (e.g. :func:`bioseqnn.load_config` of a YAML file); the
-        keyword settings override it.
+        Settings to start from: a RunConfig (e.g. :func:`bioseqnn.load_config` of a YAML
+        file), a YAML config file's path, or a dict of its sections; the keyword settings
+        override it.
     progress
         A progress bar while training: None shows one in a terminal or a notebook (where
         ipywidgets is installed), True or False decide. The per-epoch lines go to the

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, overload, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 
@@ -43,6 +43,18 @@ class LabelSource:
     sequence_column: str | None = None
     missing_hint: str = ""
     """Ends the error for a missing target column (e.g. how to name another)."""
+
+
+def target_names(targets: Any) -> list[str] | None:
+    """``targets`` as the library takes them: a list of column names, one name alone (a
+    string is not split into letters), or None (every column but the id)."""
+    if targets is None or isinstance(targets, list):
+        return targets
+    if isinstance(targets, str):
+        return [targets]
+    if isinstance(targets, tuple):
+        return list(targets)
+    raise UsageError(f"targets: expected a column name or a list of them; got {targets!r}")
 
 
 def _few(items: list[str], n: int = 3) -> str:

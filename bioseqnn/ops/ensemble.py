@@ -76,6 +76,8 @@ def combine(
 def _check_files(models: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]) -> None:
     """Refuse fewer than two model files, or an output that is stdout or one of them; warn
     of a model file given more than once."""
+    if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
+        raise UsageError(f"models: expected a list of model files; got {models!r}")
     if len(models) < 2:
         raise UsageError("an ensemble needs two or more model files")
     if str(output) == STDIO:

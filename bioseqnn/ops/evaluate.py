@@ -17,7 +17,7 @@ import torch
 from .. import metrics
 from ..alphabets import Alphabet, byte_histogram, detect_alphabet
 from ..bundle import Bundle, given_model
-from ..data.labels import LabeledData, LabelSource, load_labeled
+from ..data.labels import LabeledData, LabelSource, load_labeled, target_names
 from ..data.reading import SAMPLE_RECORDS, read_encoded
 from ..data.sets import SequenceSet
 from ..digest import canonical_codes, record_digests, seen_in_training
@@ -304,6 +304,7 @@ def evaluate(
     if batch_size < 1:
         raise UsageError("batch-size must be at least 1")
     genome = as_genome(genome)
+    targets = target_names(targets)
     check_one_stdin(SEQUENCES=sequences, LABELS=labels, **{"--position-mask": position_mask})
     configure_threads(threads)
     dev = resolve_device(device)

@@ -23,6 +23,7 @@ from ..alphabets import Alphabet
 from ..bundle import save_bundle
 from ..config import NOMINAL_CHANNELS, RunConfig, TrainConfig, validate
 from ..data.batches import split_indices
+from ..data.labels import target_names
 from ..data.sets import SequenceSet
 from ..digest import canonical_codes, conflicting_labels, record_digests, seen_in_training
 from ..engine import distributed
@@ -168,7 +169,7 @@ def train(
     API names data given in memory so).
     """
     cfg = _resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
-    genome = as_genome(genome)
+    genome, targets = as_genome(genome), target_names(targets)
     src = TrainInputs(
         fasta,
         labels,

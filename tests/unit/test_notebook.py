@@ -355,3 +355,36 @@ def test_numpy_floats_in_a_list_are_numbers() -> None:
     run = bioseqnn.train(list(seqs.values()), values, **TINY)
     assert run.manifest["task"]["kind"] == "regression"
     assert run.manifest["task"]["target_mean"] == pytest.approx([0.5])
+
+
+def test_config_is_a_run_config_a_yaml_file_or_a_dict(tmp_path: Path) -> None:
+    from bioseqnn.config import RunConfig
+
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("model:\n  arch: gru\ntraining:\n  epochs: 7\n")
+    for config in (
+        yaml_file,
+        str(yaml_file),
+        {"model": {"arch": "gru"}, "training": {"epochs": 7}},
+    ):
+        cfg = settings_to_config({"lr": 0.01}, config)
+        assert (cfg.model.arch, cfg.training.epochs, cfg.training.lr) == ("gru", 7, 0.01)
+    given = RunConfig()
+    assert settings_to_config({"epochs": 3}, given).training.epochs == 3
+    assert given.training.epochs != 3  # the caller's config is not changed
+    with pytest.raises(bioseqnn.UsageError, match="unknown config section 'optimizer'"):
+        settings_to_config({}, {"optimizer": {"lr": 1}})
+    with pytest.raises(bioseqnn.UsageError, match="config: expected a RunConfig, a YAML"):
+        settings_to_config({}, 5)
+
+
+def test_one_target_may_be_named_alone(tmp_path: Path) -> None:
+    seqs, labels = _peptides(60)
+    frame = pd.DataFrame(
+        {"sequence": list(seqs.values()), "hemolytic": [int(v) for v in labels.values()]}
+    )
+    frame["other"] = 1.0
+    run = bioseqnn.train(frame, targets="hemolytic", **TINY)  # not 'h', 'e', 'm', ...
+    assert run.manifest["task"]["targets"] == ["hemolytic"]
+    with pytest.raises(bioseqnn.UsageError, match="models: expected a list of model files"):
+        bioseqnn.combine(str(tmp_path / "m.bsnn"), tmp_path / "e.bsnn")
