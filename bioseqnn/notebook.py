@@ -252,6 +252,23 @@ def train(
     >>> run = bioseqnn.train(seqs, labels, arch="cnn", epochs=5)  # doctest: +SKIP
     >>> run.history.to_pandas()  # doctest: +SKIP
     """
+    from .io.outputs import made_folders_removed_on_failure
+
+    with made_folders_removed_on_failure():  # a failed run leaves no empty folder
+        return _train(sequences, labels, output, config, progress, tensorboard, mlflow, settings)
+
+
+def _train(
+    sequences: Any,
+    labels: Any,
+    output: str | os.PathLike[str] | None,
+    config: Any,
+    progress: bool | None,
+    tensorboard: str | os.PathLike[str] | None,
+    mlflow: str | bool | None,
+    settings: dict[str, Any],
+) -> Trained:
+    """:func:`train`'s work."""
     from .bundle import load_bundle
     from .ops.train import train as run_train
     from .tracking import Tracking

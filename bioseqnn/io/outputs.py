@@ -53,6 +53,20 @@ def forget_made_folders() -> None:
     _made.clear()
 
 
+@contextlib.contextmanager
+def made_folders_removed_on_failure() -> Iterator[None]:
+    """A command of the Python API: the output folders it made and left empty go when
+    it fails, as :func:`bioseqnn.cli.main` does for a command."""
+    forget_made_folders()
+    try:
+        yield
+    except BaseException:
+        remove_made_folders()
+        raise
+    finally:
+        _made.clear()
+
+
 def table_delimiter(path: str | os.PathLike[str]) -> str:
     lower = str(path).lower().removesuffix(".gz")
     return "," if lower.endswith(".csv") else "\t"

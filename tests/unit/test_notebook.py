@@ -388,3 +388,19 @@ def test_one_target_may_be_named_alone(tmp_path: Path) -> None:
     assert run.manifest["task"]["targets"] == ["hemolytic"]
     with pytest.raises(bioseqnn.UsageError, match="models: expected a list of model files"):
         bioseqnn.combine(str(tmp_path / "m.bsnn"), tmp_path / "e.bsnn")
+
+
+def test_a_failed_run_leaves_no_empty_folder(tmp_path: Path, monkeypatch) -> None:
+    seqs, _ = _peptides(60)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(bioseqnn.DataError, match="holds a single class"):
+        bioseqnn.train(
+            list(seqs.values()),
+            ["x"] * len(seqs),
+            "m.bsnn",
+            tensorboard="tb/run1",
+            checkpoint_dir="kept",
+            **TINY,
+        )
+    assert sorted(os.listdir(tmp_path)) == ["kept"]
