@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .arguments import checked
 from .config import ModelConfig, RunConfig, TrainConfig, apply_overrides
 from .errors import BioseqnnError, UsageError, shorten
 
@@ -330,6 +331,7 @@ def _train(
     )
 
 
+@checked
 def predict(
     model: Any,
     sequences: Any,

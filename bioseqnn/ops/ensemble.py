@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arguments import checked
 from ..bundle import Bundle, load_bundle, save_bundle
 from ..errors import UsageError
 from ..io.files import STDIO, display_name
@@ -39,6 +40,7 @@ def _length_policy(limit: int | None) -> str:
     return f"error: sequences longer than {limit} are rejected"
 
 
+@checked
 def combine(
     models: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
 ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch
 
 from .. import metrics
 from ..alphabets import Alphabet, byte_histogram, detect_alphabet
+from ..arguments import checked
 from ..bundle import Bundle, given_model
 from ..data.labels import LabeledData, LabelSource, load_labeled, target_names
 from ..data.reading import SAMPLE_RECORDS, read_encoded
@@ -274,6 +275,7 @@ def class_detail(ev: Evaluation, encoded: np.ndarray, out: np.ndarray) -> None:
 
 
 @keeps_threads
+@checked
 def evaluate(
     model: str | os.PathLike[str] | Bundle | Any,
     sequences: str | os.PathLike[str] | None,

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from ..alphabets import Alphabet
+from ..arguments import checked
 from ..bundle import Bundle, given_model
 from ..data.batches import batch_indices, collate
 from ..data.reading import read_inputs
@@ -441,6 +442,7 @@ def _residue_scores(
 
 
 @keeps_threads
+@checked
 def explain(
     model: str | os.PathLike[str] | Bundle | Any,
     sequences: str | os.PathLike[str],

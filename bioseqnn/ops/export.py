@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
+from ..arguments import checked
 from ..bundle import Bundle, given_model
 from ..data.batches import collate
 from ..data.reading import SequenceEncoder, read_inputs
@@ -134,6 +135,7 @@ def sidecar_path(output: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".json")
 
 
+@checked
 def export(
     model: str | os.PathLike[str] | Bundle | Any,
     output: str | os.PathLike[str],

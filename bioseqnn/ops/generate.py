@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+from ..arguments import checked
 from ..bundle import load_bundle
 from ..engine.predict import (
     resolve_device,
@@ -22,6 +23,7 @@ log = logging.getLogger("bioseqnn")
 
 
 @keeps_threads
+@checked
 def generate(
     model: str | os.PathLike[str],
     output: str | os.PathLike[str] = STDIO,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..arguments import checked
 from ..bundle import Bundle, given_model
 from ..engine.inputs import PredictStats, open_model_input
 from ..engine.predict import (
@@ -42,6 +43,7 @@ log = logging.getLogger("bioseqnn")
 
 
 @keeps_threads
+@checked
 def predict(
     model: str | os.PathLike[str] | Bundle,
     sequences: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -237,9 +239,13 @@ def _input_list(
     """One input or several, as a list (a str or path is one input)."""
     if isinstance(sequences, (str, os.PathLike)):
         return [sequences]
-    paths = list(sequences)
+    paths = list(sequences) if isinstance(sequences, (list, tuple)) else []
     if not paths:
-        raise UsageError("no sequences given")
+        raise UsageError(f"sequences: expected a file or a list of files; got {sequences!r:.60}")
+    if not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise UsageError(
+            "sequences: expected a file or a list of files; got a list of other values"
+        )
     return paths
 
 

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..arguments import checked
 from ..bundle import Bundle, load_bundle
 from ..data.reading import SequenceEncoder, chunked
 from ..data.sets import SequenceSet
@@ -109,6 +110,7 @@ class _Entry:
 
 
 @keeps_threads
+@checked
 def score_variants(
     model: str | os.PathLike[str],
     vcf: str | os.PathLike[str],

@@ -404,3 +404,27 @@ def test_a_failed_run_leaves_no_empty_folder(tmp_path: Path, monkeypatch) -> Non
             **TINY,
         )
     assert sorted(os.listdir(tmp_path)) == ["kept"]
+
+
+def test_a_value_of_the_wrong_type_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    import numpy as np
+
+    import bioseqnn.api as api
+
+    seqs, labels = _peptides(60)
+    run = bioseqnn.train(list(seqs.values()), list(labels.values()), tmp_path / "m.bsnn", **TINY)
+    model = tmp_path / "m.bsnn"
+    for call, message in [
+        (lambda: bioseqnn.predict(model, ["KLLK"], batch_size="x"), "batch_size must be an "),
+        (lambda: bioseqnn.predict(run, ["KLLK"], threads=1.5), "threads must be an integer"),
+        (lambda: bioseqnn.info(None), "info: model must be a path, not None"),
+        (lambda: bioseqnn.export(model, tmp_path / "m.onnx", tolerance="x"), "a number"),
+        (lambda: bioseqnn.evaluate(model, seqs, labels, batch_size="8"), "batch_size must"),
+        (lambda: api.predict(model, None, tmp_path / "p.tsv"), "sequences: expected a file"),
+        (lambda: bioseqnn.combine(None, tmp_path / "e.bsnn"), "models: expected a list"),
+    ]:
+        with pytest.raises(bioseqnn.UsageError, match=message):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bsnn", "m.log.tsv"]
+    rows = bioseqnn.predict(model, ["KLLK"], batch_size=np.int64(8))  # numpy ints are ints
+    assert list(rows["id"]) == ["0"]
