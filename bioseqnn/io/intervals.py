@@ -172,13 +172,12 @@ class IntervalFile:
 
 
 def _coordinate(text: str, what: str, at: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
+    digits = text.strip()
+    if digits.startswith("-") and digits[1:].isdigit() and digits[1:].isascii():
+        raise DataError(f"{at}: {what} {digits} is negative")
+    if not (digits.isdigit() and digits.isascii()):  # int() would take '+5', '1_000'
         raise DataError(
             f"{at}: {what} {shorten(text)!r} is not a whole number (BED "
-            "coordinates are 0-based integers)"
-        ) from None
-    if value < 0:
-        raise DataError(f"{at}: {what} {value} is negative")
-    return value
+            "coordinates are 0-based integers, digits only)"
+        )
+    return int(digits)

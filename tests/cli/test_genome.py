@@ -310,6 +310,9 @@ def test_header_names_columns_and_tables_read_the_same(tmp_path: Path, tiny: Pat
         ("chr1\t4\t4\n", r"line 1: interval 'chr1:4-4' is empty .*give --window"),
         ("chr1\t0\t4\n1\t0\t4\n", r"line 2: chromosome '1' is not in .*the genome calls it 'chr1'"),
         ("chr1\t-1\t4\n", r"line 1: start -1 is negative"),
+        ("chr1\t+1\t4\n", r"line 1: start '\+1' is not a whole number .*digits only"),
+        ("chr1\t1\t1_000\n", r"line 1: end '1_000' is not a whole number"),
+        ("chr1\t1\t\u0664\n", r"line 1: end '\u0664' is not a whole number"),
         ("\n# nothing\n", r"no intervals"),
     ],
 )
