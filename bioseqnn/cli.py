@@ -2330,7 +2330,7 @@ def insert(
     """Insert a motif at each position of background sequences: the mean prediction change."""
     _setup_logging(quiet, debug)
     from .interpret.insilico import insert_motif, write_insertion
-    from .io.outputs import check_output_path
+    from .io.outputs import check_output_path, same_path
 
     check_output_path(output, {"MODEL": model, "--background": background})
     if plot is not None:
@@ -2338,6 +2338,9 @@ def insert(
 
         require_matplotlib()
         check_figure_options(figure_format(plot), DPI if dpi is None else dpi)
+        check_output_path(plot, {"MODEL": model, "--background": background})
+        if same_path(plot, output):
+            raise typer.BadParameter("--plot and -o name one file", param_hint="--plot")
     result = insert_motif(
         model,
         motif,

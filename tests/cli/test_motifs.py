@@ -185,6 +185,18 @@ def test_insert_shows_the_activator_up_and_the_repressor_down(cli, planted) -> N
     assert result.code == 0
     down = np.array([float(line.split("\t")[1]) for line in result.out.splitlines()[1:]])
     assert down.mean() < -0.2 and (down < 0).all()
+    # a plot path that cannot be written is refused before any insertion is computed
+    same, folder = root / "same.png", root / "folder.png"
+    folder.mkdir(exist_ok=True)
+    for plot, out, message in [
+        (folder, up, "it is a directory"),
+        (same, same, "--plot and -o name one file"),
+    ]:
+        result = cli(
+            *("insert", model, "--motif", REPRESSOR, "--background", backgrounds),
+            *("--plot", plot, "-o", out),
+        )
+        assert result.code == 2 and message in result.err, result.err
 
 
 def test_ism_map_equals_explain_ism_in_its_window(cli, planted, tmp_path: Path) -> None:
