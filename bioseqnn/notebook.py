@@ -564,7 +564,9 @@ def _model_file(model: Any) -> Any:
 
     if isinstance(model, Trained):
         return model.path
-    return model.path if isinstance(model, Bundle) else model
+    if isinstance(model, Bundle):
+        return model.path
+    return model if _is_path(model) else None  # anything else: refused by the loading
 
 
 def _sequence_files(folder: Path, name: str, sequences: Any) -> list[Any]:

@@ -197,6 +197,8 @@ def _check_predict_paths(
         raise UsageError("max-tokens must be >= 0 (0 = no cap)")
     paths = _input_list(sequences)
     model_file = model.path if isinstance(model, Bundle) else model
+    if not isinstance(model_file, (str, os.PathLike)):
+        model_file = None  # a Bundle built in memory; anything else: refused by loading
     check_one_stdin(**named_inputs(model_file, paths, None))
     check_output_path(output, named_inputs(model_file, paths, genome))
     return paths

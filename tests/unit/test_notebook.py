@@ -422,6 +422,8 @@ def test_a_value_of_the_wrong_type_is_a_usage_error_naming_it(tmp_path: Path) ->
         (lambda: bioseqnn.evaluate(model, seqs, labels, batch_size="8"), "batch_size must"),
         (lambda: api.predict(model, None, tmp_path / "p.tsv"), "sequences: expected a file"),
         (lambda: bioseqnn.combine(None, tmp_path / "e.bsnn"), "models: expected a list"),
+        (lambda: bioseqnn.predict(5, ["KLLK"], tmp_path / "p.tsv"), "model: expected a model"),
+        (lambda: api.predict(None, model, tmp_path / "p.tsv"), "model: expected a model"),
     ]:
         with pytest.raises(bioseqnn.UsageError, match=message):
             call()
