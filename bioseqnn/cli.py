@@ -1790,7 +1790,14 @@ StepsOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[
-    int, typer.Option(metavar="N", rich_help_panel="Run", help="Seed of the shuffled references.")
+    int,
+    typer.Option(
+        metavar="N",
+        rich_help_panel="Run",
+        min=0,
+        max=2**63 - 1,
+        help="Seed of the shuffled references.",
+    ),
 ]
 ClassOpt = Annotated[
     str | None,

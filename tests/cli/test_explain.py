@@ -218,6 +218,9 @@ def test_long_format_over_all_records_and_bad_options(
     for option in ("--steps", "--shuffles"):  # their cost grows without bound: capped
         result = cli("explain", hemolytic_model, subset, option, "1001", "-o", out)
         assert result.code == 2 and "less than or equal to 1000" in result.err
+    for seed, message in [("-1", "greater than or equal to 0"), ("1" + "0" * 20, "less than")]:
+        result = cli("explain", hemolytic_model, subset, "--seed", seed, "-o", out)
+        assert result.code == 2 and message in result.err, result.err  # as train's --seed
 
 
 def test_attribution_sizes_are_bounded_in_python_too(hemolytic_model, examples) -> None:
