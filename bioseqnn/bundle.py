@@ -209,6 +209,17 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
 IN_MEMORY = "the model in memory"
 
 
+def model_file(model: Any) -> str | os.PathLike[str] | None:
+    """The file a model given as :func:`given_model` takes it was read from (or, for
+    what ``bioseqnn.train`` returned, saved to): what no output may replace. None for a
+    model held in memory only, or a value that is no model (its loading says so)."""
+    inner = getattr(model, "model", None)
+    path = getattr(model, "path", None) if isinstance(inner, Bundle) else model
+    if isinstance(model, Bundle):
+        path = model.path
+    return path if isinstance(path, (str, os.PathLike)) else None
+
+
 def given_model(model: Any, device: str | torch.device = "cpu") -> tuple[Bundle, Any, str]:
     """A model given as a file, a loaded :class:`Bundle` or what ``bioseqnn.train``
     returned (its ``model``): the bundle on ``device``, the file it came from (None for

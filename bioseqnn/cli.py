@@ -1226,7 +1226,6 @@ def predict(
                 stats = light.predict(chosen, model, paths[0], output, on_invalid.value, threads)
             except MemoryError:  # torch halves its batches, and names a record too long
                 log.debug("out of memory without torch; predicting through torch")
-                del chosen
                 machine.release_memory()
             else:
                 log.debug("predicted %d record(s) without torch", stats.records)

@@ -378,11 +378,12 @@ def predict(
         folder = Path(tmp)
         paths = _sequence_files(folder, "", sequences)
         if output is not None:  # no input of the prediction may be replaced by it
+            from .bundle import model_file
             from .io.outputs import check_output_path
             from .ops.predict import named_inputs
             from .variants.intervals import as_genome
 
-            inputs = named_inputs(_model_file(model), paths, as_genome(genome))
+            inputs = named_inputs(model_file(model), paths, as_genome(genome))
             check_output_path(output, inputs)
         table = folder / "predictions.tsv"
         try:
@@ -556,17 +557,6 @@ def _write_fasta(path: Path, pairs: list[tuple[str, str]]) -> Path:
         for rid, seq in pairs:
             fh.write(f">{rid}\n{seq}\n")
     return path
-
-
-def _model_file(model: Any) -> Any:
-    """The file a model given to :func:`predict` was read from or saved to, if any."""
-    from .bundle import Bundle
-
-    if isinstance(model, Trained):
-        return model.path
-    if isinstance(model, Bundle):
-        return model.path
-    return model if _is_path(model) else None  # anything else: refused by the loading
 
 
 def _sequence_files(folder: Path, name: str, sequences: Any) -> list[Any]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..arguments import checked
-from ..bundle import Bundle, given_model
+from ..bundle import Bundle, given_model, model_file
 from ..engine.inputs import PredictStats, open_model_input
 from ..engine.predict import (
     output_header,
@@ -196,11 +196,9 @@ def _check_predict_paths(
     if max_tokens < 0:
         raise UsageError("max-tokens must be >= 0 (0 = no cap)")
     paths = _input_list(sequences)
-    model_file = model.path if isinstance(model, Bundle) else model
-    if not isinstance(model_file, (str, os.PathLike)):
-        model_file = None  # a Bundle built in memory; anything else: refused by loading
-    check_one_stdin(**named_inputs(model_file, paths, None))
-    check_output_path(output, named_inputs(model_file, paths, genome))
+    source = model_file(model)
+    check_one_stdin(**named_inputs(source, paths, None))
+    check_output_path(output, named_inputs(source, paths, genome))
     return paths
 
 
