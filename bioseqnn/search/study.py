@@ -211,7 +211,7 @@ def _probe(train_inputs: dict[str, Any], base: RunConfig, path: Path) -> dict[st
 
 class SearchProgress:
     """How a search shows its progress: one log line per trial (what a pipeline reads);
-    the command line puts a live bar on a terminal in its place (cli.SearchBar)."""
+    the command line puts a live bar on a terminal in its place (cli.tune._search_bar)."""
 
     def start(self, trials: int | None, timeout: float | None) -> None:
         pass

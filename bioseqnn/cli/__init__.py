@@ -1,0 +1,48 @@
+"""Command-line interface: options in, core calls, errors to exit codes; nothing else.
+
+One module per command (or pair of commands), the options they share (``options``),
+the options made from the settings (``settings``), the Typer app (``app``) and the
+one error funnel with the entry points (``funnel``). The commands are registered on
+the app as their modules are imported, in the order ``bioseqnn --help`` lists them.
+"""
+
+# Importing a command's module registers its commands, in --help's order.
+# isort: off
+from . import train, predict, info, tune, evaluate, explain, insilico, tools  # noqa: F401
+# isort: on
+
+from .app import (
+    CHEAP_ABSENT_VALUES,
+    LISTING_ARGS,
+    RichReporter,
+    _click_group,
+    _listing_group,
+    app,
+    repeated_options,
+    version_details,
+)
+from .funnel import OPENMP_SPIN, main, run
+from .info import SHOWN, _info_rows, _info_table, shown
+from .settings import PanelledCommand, with_settings
+from .tune import parse_duration
+
+__all__ = [
+    "CHEAP_ABSENT_VALUES",
+    "LISTING_ARGS",
+    "OPENMP_SPIN",
+    "SHOWN",
+    "PanelledCommand",
+    "RichReporter",
+    "_click_group",
+    "_info_rows",
+    "_info_table",
+    "_listing_group",
+    "app",
+    "main",
+    "parse_duration",
+    "repeated_options",
+    "run",
+    "shown",
+    "version_details",
+    "with_settings",
+]
