@@ -601,7 +601,8 @@ class _Fit:
         onehot.to(device)
         self.precision = _precision(cfg.precision, device)
         self.threads = torch.get_num_threads()  # a small step runs on one (see step)
-        self.choice = ThreadChoice(self.threads)
+        # None: the threads stay as planned (runtime.threads_may_vary)
+        self.choice = ThreadChoice(self.threads) if runtime.threads_may_vary() else None
         self._running = self.threads
         self.pin = device.type == "cuda"
         self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
@@ -751,7 +752,10 @@ class _Fit:
         """The threads to run the next step on: while other processes keep this
         process's CPUs busy, whichever of --threads and the CPUs left free trains faster
         (machine.ThreadChoice). The step's work is cut into the planned pieces either
-        way (runtime.plan_pieces), so the model is the same."""
+        way (runtime.plan_pieces), so the model is the same; where the matrix products
+        could still differ (runtime.threads_may_vary), --threads."""
+        if self.choice is None:
+            return self.threads
         threads = self.choice.next()
         if threads != self._running:
             log.debug(
@@ -813,7 +817,7 @@ class _Fit:
                 "extreme values"
             )
         self._backward(loss)
-        if running:
+        if running and self.choice is not None:
             self.choice.timed(running, time.perf_counter() - started, positions)
         return value, size
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from bioseqnn import machine, runtime
 from bioseqnn.errors import UsageError
@@ -305,9 +306,52 @@ def test_training_on_fewer_threads_under_load_gives_the_same_model(
 ) -> None:
     """Training may run a step on one thread while other processes are busy
     (machine.ThreadChoice); the step is still cut into the pieces two threads would run,
-    and the model comes out with the same bits."""
+    and the model comes out with the same bits (MKL's products under MKL_CBWR=...,STRICT,
+    which the command line and conftest.py set)."""
+    assert runtime.threads_may_vary()
+    busy, seen_busy = _fit_on(arch, bidirectional, 1, monkeypatch)
+    quiet, seen_quiet = _fit_on(arch, bidirectional, 2, monkeypatch)
+    assert seen_busy == [1] * 4 and seen_quiet == [2] * 4  # two epochs of two steps
+    assert busy.keys() == quiet.keys()
+    differ = [k for k in busy if not torch.equal(busy[k], quiet[k])]
+    assert differ == []
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_training_keeps_its_threads_where_the_products_could_differ(monkeypatch) -> None:
+    """Without MKL's strict reproducibility, MKL's matrix products may split their sums by
+    the threads that run them: then a step never moves to fewer threads, whatever the
+    load, and the model does not depend on it."""
+    monkeypatch.setenv("MKL_CBWR", "AUTO")
+    if not torch.backends.mkl.is_available():
+        pytest.skip("torch without MKL: the threads may always vary")
+    assert not runtime.threads_may_vary()
+    _, seen = _fit_on("transformer", False, 1, monkeypatch)
+    assert seen == [2] * 4
+
+
+@pytest.mark.parametrize(
+    "environ, strict",
+    [
+        ({"MKL_CBWR": "AUTO,STRICT"}, True),
+        ({"MKL_CBWR": "avx512,strict"}, True),
+        ({"MKL_CBWR": "COMPATIBLE"}, False),
+        ({"MKL_CBWR": "AUTO"}, False),
+        ({}, False),
+    ],
+)
+def test_threads_may_vary_only_under_strict_reproducibility(environ, strict) -> None:
+    mkl = torch.backends.mkl.is_available()
+    assert runtime.threads_may_vary(environ) == (strict or not mkl)
+
+
+def _fit_on(
+    arch: str, bidirectional: bool, threads: int, monkeypatch
+) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """Train a small model for two epochs of two 64 x 80 steps (planned for two threads)
+    while machine.ThreadChoice would choose ``threads``: its weights, and the intra-op
+    threads each step ran on."""
     import numpy as np
-    import torch
 
     from bioseqnn.alphabets import get_alphabet
     from bioseqnn.config import TrainConfig
@@ -330,8 +374,10 @@ def test_training_on_fewer_threads_under_load_gives_the_same_model(
         arch=arch, hidden_size=16, layers=2, bidirectional=bidirectional, d_model=16, heads=2
     )
 
-    def train(threads: int) -> tuple[dict[str, torch.Tensor], list[int]]:
-        monkeypatch.setattr(machine.ThreadChoice, "next", lambda self: min(self.most, threads))
+    monkeypatch.setattr(machine.ThreadChoice, "next", lambda self: min(self.most, threads))
+    before = torch.get_num_threads()
+    runtime.configure_threads(2)
+    try:
         torch.manual_seed(0)
         model = SequenceModel(config, 4, 1)
         seen: list[int] = []
@@ -339,19 +385,9 @@ def test_training_on_fewer_threads_under_load_gives_the_same_model(
         cfg = TrainConfig(epochs=2, batch_size=64, val_fraction=0.0, monitor="train_loss", seed=0)
         task = TaskSpec("binary", ["y"], classes=["0", "1"])
         fit(model, task, OneHot(get_alphabet("dna")), data, None, cfg, torch.device("cpu"))
-        return model.state_dict(), seen
-
-    before = torch.get_num_threads()
-    runtime.configure_threads(2)
-    try:
-        busy, seen_busy = train(1)
-        quiet, seen_quiet = train(2)
     finally:
         torch.set_num_threads(before)
-    assert seen_busy == [1] * 4 and seen_quiet == [2] * 4  # two epochs of two steps
-    assert busy.keys() == quiet.keys()
-    differ = [k for k in busy if not torch.equal(busy[k], quiet[k])]
-    assert differ == []
+    return model.state_dict(), seen
 
 
 class _Watch:
