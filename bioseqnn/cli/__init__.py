@@ -15,14 +15,14 @@ from .app import (
     CHEAP_ABSENT_VALUES,
     LISTING_ARGS,
     RichReporter,
-    _click_group,
-    _listing_group,
     app,
+    click_group,
+    listing_group,
     repeated_options,
     version_details,
 )
 from .funnel import OPENMP_SPIN, main, run
-from .info import SHOWN, _info_rows, _info_table, shown
+from .info import SHOWN, info_rows, info_table, shown
 from .settings import PanelledCommand, with_settings
 from .tune import parse_duration
 
@@ -30,14 +30,14 @@ __all__ = [
     "CHEAP_ABSENT_VALUES",
     "LISTING_ARGS",
     "OPENMP_SPIN",
-    "SHOWN",
     "PanelledCommand",
     "RichReporter",
-    "_click_group",
-    "_info_rows",
-    "_info_table",
-    "_listing_group",
+    "SHOWN",
     "app",
+    "click_group",
+    "info_rows",
+    "info_table",
+    "listing_group",
     "main",
     "parse_duration",
     "repeated_options",

@@ -104,7 +104,7 @@ app = typer.Typer(
 
 
 @functools.cache
-def _stderr() -> Console:
+def stderr_console() -> Console:
     """The console of progress bars and tables on stderr (rich loads when one is shown:
     about 40 ms that a command without them need not wait for)."""
     from ..progress import console
@@ -133,23 +133,23 @@ class _Formatter(logging.Formatter):
         return f"bioseqnn: {msg}"
 
 
-def _setup_logging(quiet: bool, debug: bool) -> None:
+def setup_logging(quiet: bool, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
-    for message in _repeated:  # found in the command line by main(), said once it parsed
+    for message in repeated_warnings:  # found in the command line by main(), said once it parsed
         log.warning("%s", message)
-    _repeated.clear()
+    repeated_warnings.clear()
 
 
-_repeated: list[str] = []
+repeated_warnings: list[str] = []
 """Warnings about options given more than once, for the running command."""
 
 
 @functools.cache
-def _click_group(only: str | None = None) -> Any:
+def click_group(only: str | None = None) -> Any:
     """The click command that typer builds from ``app``, once per process.
 
     With ``only`` (the command the arguments name), a group of that one command: typer
@@ -176,7 +176,7 @@ parameters."""
 
 
 @functools.cache
-def _listing_group() -> Any:
+def listing_group() -> Any:
     """The group as its help shows it: every command's name and help, without building
     their parameters from the signatures (90 ms of the 0.25 s that 'bioseqnn --help'
     took on an AVX2 EPYC). tests/cli/test_cli.py checks that the help is the full
@@ -206,7 +206,7 @@ def _command_name(info: Any) -> str:
     return info.name or typer.main.get_command_name(info.callback.__name__)
 
 
-def _named_command(args: list[str]) -> str | None:
+def named_command(args: list[str]) -> str | None:
     """The command the arguments name (the first that is no option), or None; "" for
     '--version' on its own, which needs no command at all."""
     if args == ["--version"]:
@@ -224,7 +224,7 @@ def repeated_options(args: list[str]) -> list[str]:
     at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
     if at is None:
         return []
-    commands = getattr(_click_group(_named_command(args)), "commands", {})
+    commands = getattr(click_group(named_command(args)), "commands", {})
     if args[at] not in commands:
         return []
     options: dict[str, tuple[Any, Any]] = {}  # an option's spelling -> (its parameter, value)
@@ -293,7 +293,7 @@ class RichReporter:
                 TextColumn("loss {task.fields[loss]:.4f}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=_stderr(),
+                console=stderr_console(),
                 transient=True,
             )
             self.progress.start()
@@ -389,5 +389,5 @@ def _root(
     series."""
 
 
-def _error(message: str) -> None:
+def print_error(message: str) -> None:
     print(f"bioseqnn: error: {_shown(message)}", file=sys.stderr)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import _setup_logging, _stderr, app
+from .app import app, setup_logging, stderr_console
 from .options import (
     Debug,
     Device,
@@ -142,7 +142,7 @@ def evaluate(
 
     A language model is evaluated on sequences alone: perplexity and next-residue accuracy.
     """
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..io.outputs import check_output_path
     from ..ops.evaluate import evaluate as run_evaluate
     from ..ops.evaluate import metric_tables, write_json
@@ -191,8 +191,8 @@ def evaluate(
         from ..progress import console
 
         tables = (
-            _stderr()
-            if _stderr().is_terminal
+            stderr_console()
+            if stderr_console().is_terminal
             else console(stderr=True, highlight=False, width=10_000)
         )
         for t in metric_tables(ev):

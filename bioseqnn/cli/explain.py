@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import _setup_logging, app
+from .app import app, setup_logging
 from .options import (
     Debug,
     Device,
@@ -21,7 +21,7 @@ from .options import (
     Quiet,
     SeriesId,
     Threads,
-    _choices,
+    choices,
 )
 from .settings import PanelledCommand
 
@@ -46,7 +46,7 @@ class Reference(str, Enum):
 ReferenceOpt = Annotated[
     Reference | None,
     typer.Option(
-        metavar=_choices(Reference),
+        metavar=choices(Reference),
         rich_help_panel="Method",
         help="integrated-gradients and deeplift-shap: what a sequence is compared with: "
         "dinucleotide shuffles of it (DNA/RNA; deeplift-shap's default), a uniform letter mix "
@@ -126,7 +126,7 @@ def explain(
     method: Annotated[
         Method,
         typer.Option(
-            metavar=_choices(Method),
+            metavar=choices(Method),
             rich_help_panel="Method",
             help="saliency (|gradient|), grad-input (gradient x input), ism (in-silico "
             "mutagenesis: every substitution predicted; adds one column per letter), "
@@ -185,7 +185,7 @@ def explain(
     debug: Debug = False,
 ) -> None:
     """Per-position attribution scores: which residues drive the prediction."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..io.outputs import check_output_path
     from ..ops.explain import explain as run_explain
     from ..ops.explain import explanation_plots, write_attributions
@@ -256,7 +256,7 @@ def motifs(
     method: Annotated[
         PathMethod | None,
         typer.Option(
-            metavar=_choices(PathMethod),
+            metavar=choices(PathMethod),
             rich_help_panel="Method",
             help="Attribution method (default: deeplift-shap).",
         ),
@@ -327,7 +327,7 @@ def motifs(
     debug: Debug = False,
 ) -> None:
     """Discover motifs: attributions summarised by TF-MoDISco, named from a motif database."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..modelfile import read_manifest
 
     read_manifest(model)  # what is no model file is refused before torch and modisco load

@@ -15,24 +15,24 @@ import typer
 from ..errors import BioseqnnError, SettingError
 from .app import (
     LISTING_ARGS,
-    _click_group,
-    _error,
-    _listing_group,
-    _named_command,
-    _repeated,
+    click_group,
+    listing_group,
+    named_command,
+    print_error,
     repeated_options,
+    repeated_warnings,
 )
-from .settings import _setting_flag
+from .settings import setting_flag
 
 _WITHOUT_TORCH = ("config", "version", "info")
 """Commands that never import torch (nor does help, or --version)."""
 _TORCH_WHEN_NEEDED = ("predict",)
 """Commands that decide for themselves whether they need torch (a small prediction is
-made without it: engine/light.py); they call :func:`_prepare_torch` when they do."""
+made without it: engine/light.py); they call :func:`prepare_torch` when they do."""
 _torch_prepared = False
 
 
-def _prepare_torch() -> None:
+def prepare_torch() -> None:
     """The process-wide settings torch work gets before torch loads (runtime.tune), and
     the memory ceiling (runtime.cap_memory, which leaves out a GPU machine); once."""
     global _torch_prepared
@@ -55,7 +55,7 @@ def _runs_torch(args: list[str]) -> bool:
         for a in args
     ):
         return False
-    command = _named_command(args)
+    command = named_command(args)
     if command == "tune" and "--show-space" in args:
         return False
     return command is not None and command not in _WITHOUT_TORCH + _TORCH_WHEN_NEEDED
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = optional_values(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
-    _repeated[:] = repeated_options(args)
+    repeated_warnings[:] = repeated_options(args)
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
@@ -141,7 +141,7 @@ def _main(argv: list[str] | None) -> int:
             os.environ.setdefault(name, value)
     try:
         if _runs_torch(args):
-            _prepare_torch()  # before torch (and its OpenMP) loads
+            prepare_torch()  # before torch (and its OpenMP) loads
         _invoke(args)
         return 0
     except (
@@ -174,13 +174,13 @@ def _main(argv: list[str] | None) -> int:
             )
         if oom:  # where no command said what took the memory
             sizes = [o for o in ("--window", "--batch-size") if _given(args, o)]
-            _error(
+            print_error(
                 f"out of memory{note}; lower the sizes the command asks for "
                 f"({', '.join(sizes or ['--batch-size'])}, the model's settings) or split "
                 "large inputs"
             )
             return 1
-        _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        print_error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return 1
     finally:
         if threading_main():
@@ -200,8 +200,8 @@ def _invoke(args: list[str]) -> None:
     # make_context/invoke rather than command.main(): click's main() turns a broken
     # pipe into sys.exit(1) before this funnel could see it.
     if os.environ.get(_COMPLETE_VAR):  # the shell asks for completions (see docs/install.md)
-        _click_group()._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
-    command = _listing_group() if args in LISTING_ARGS else _click_group(_named_command(args))
+        click_group()._main_shell_completion({}, "bioseqnn", _COMPLETE_VAR)
+    command = listing_group() if args in LISTING_ARGS else click_group(named_command(args))
     with command.make_context("bioseqnn", args) as ctx:
         command.invoke(ctx)
 
@@ -212,7 +212,7 @@ def _exit_code(exc: BaseException, debug: bool) -> int:
         if debug:
             traceback.print_exc(file=sys.stderr)
         # the library names settings by their keys, the command line by their flags
-        _error(exc.named(_setting_flag) if isinstance(exc, SettingError) else str(exc))
+        print_error(exc.named(setting_flag) if isinstance(exc, SettingError) else str(exc))
         return exc.exit_code
     if isinstance(exc, typer.Exit):
         return exc.exit_code
@@ -224,13 +224,13 @@ def _exit_code(exc: BaseException, debug: bool) -> int:
             exc.show()  # type: ignore[attr-defined]  # the help text itself
         else:  # one line, like every other error
             hint = f" (see '{failed_in.command_path} --help')" if failed_in is not None else ""
-            _error(f"{exc.format_message()}{hint}")
+            print_error(f"{exc.format_message()}{hint}")
         return int(getattr(exc, "exit_code", 2))
     if isinstance(exc, (KeyboardInterrupt, typer.Abort)):
-        _error("interrupted")
+        print_error("interrupted")
         return 130
     if isinstance(exc, _Terminated):
-        _error("terminated")
+        print_error("terminated")
         return 143
     # BrokenPipeError: the reader went away (e.g. '| head'): stop quietly, no traceback
     from ..io.outputs import silence_stdout

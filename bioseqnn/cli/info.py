@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import _setup_logging, app
+from .app import app, setup_logging
 from .options import Debug, Quiet
 from .settings import PanelledCommand
 
@@ -28,18 +28,18 @@ def info(
     debug: Debug = False,
 ) -> None:
     """Describe a model file: alphabet, task, classes, architecture, data, metrics."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..modelfile import read_manifest  # the header alone: no torch, no weights read
 
     manifest, _ = read_manifest(model)
     if as_json:
         print(json.dumps(manifest, indent=2, sort_keys=False))
         return
-    rows = [(key, shown(value)) for key, value in _info_rows(manifest)]
+    rows = [(key, shown(value)) for key, value in info_rows(manifest)]
     if sys.stdout.isatty():
         from ..progress import console
 
-        console(highlight=False).print(_info_table(rows))
+        console(highlight=False).print(info_table(rows))
     else:  # for pipes and files: one unwrapped, unpadded line per field
         width = max(len(key) for key, _ in rows)
         sys.stdout.write("".join(f"{key:<{width}}  {value}\n" for key, value in rows))
@@ -68,13 +68,13 @@ def ensemble(
     debug: Debug = False,
 ) -> None:
     """Combine model files of one task (any architectures) into an ensemble (mean probability)."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..ops.ensemble import combine
 
     combine(models, output)
 
 
-def _info_table(rows: list[tuple[str, str]]) -> Table:
+def info_table(rows: list[tuple[str, str]]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
@@ -102,7 +102,7 @@ def shown(text: str, limit: int = SHOWN) -> str:
     return text
 
 
-def _info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+def info_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     """What 'info' shows: (field, text) pairs."""
     from ..modelfile import MAX_MEMBERS
     from ..modelspec import describe

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import _setup_logging, app
+from .app import app, setup_logging
 from .explain import ClassOpt
 from .options import (
     Debug,
@@ -96,7 +96,7 @@ def insert(
     debug: Debug = False,
 ) -> None:
     """Insert a motif at each position of background sequences: the mean prediction change."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..interpret.insilico import insert_motif, write_insertion
     from ..io.outputs import check_output_path, same_path
 
@@ -214,7 +214,7 @@ def ism_map(
     debug: Debug = False,
 ) -> None:
     """Mutation map: every substitution's effect drawn as a positions x letters heatmap."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..interpret.insilico import mutation_map, mutation_map_plots, write_mutation_maps
     from ..io.outputs import check_output_path
     from ..plots import plot_dir

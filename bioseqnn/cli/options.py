@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 
-def _choices(values: type[Enum]) -> str:
+def choices(values: type[Enum]) -> str:
     """The metavar of an option that takes one of an Enum's values: 'a|b|c', as train's
     setting options show their choices."""
     return "|".join(str(member.value) for member in values)
@@ -57,13 +57,13 @@ class OnInvalid(str, Enum):
 TaskOpt = Annotated[
     Task | None,
     typer.Option(
-        metavar=_choices(Task), rich_help_panel="Inputs", help="Override the detected task."
+        metavar=choices(Task), rich_help_panel="Inputs", help="Override the detected task."
     ),
 ]
 AlphabetOpt = Annotated[
     AlphabetChoice,
     typer.Option(
-        metavar=_choices(AlphabetChoice), rich_help_panel="Inputs", help="Force the alphabet."
+        metavar=choices(AlphabetChoice), rich_help_panel="Inputs", help="Force the alphabet."
     ),
 ]
 
@@ -112,7 +112,7 @@ FigFormat = Annotated[
     typer.Option(
         "--format",
         "--plot-format",
-        metavar=_choices(FigureFormat),
+        metavar=choices(FigureFormat),
         rich_help_panel="Output",
         show_default=False,
         help="Figure format: png, pdf or svg (default: png).",
@@ -163,7 +163,7 @@ InvalidOpt = Annotated[
     OnInvalid,
     typer.Option(
         "--on-invalid",
-        metavar=_choices(OnInvalid),
+        metavar=choices(OnInvalid),
         rich_help_panel="Inputs",
         help="Invalid symbols: stop with an error, skip the record, or mask the "
         "symbol as fully ambiguous (N/X). Numeric series: missing or invalid values, masked as "
@@ -205,7 +205,7 @@ OnEdgeOpt = Annotated[
     OnEdge | None,
     typer.Option(
         "--on-edge",
-        metavar=_choices(OnEdge),
+        metavar=choices(OnEdge),
         rich_help_panel="Inputs",
         show_default=False,
         help="--genome: a window that runs off a chromosome end is padded with N (pad, the "

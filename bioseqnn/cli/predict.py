@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .app import _setup_logging, app
-from .funnel import _prepare_torch
+from .app import app, setup_logging
+from .funnel import prepare_torch
 from .options import (
     Debug,
     Device,
@@ -23,7 +23,7 @@ from .options import (
     SeriesId,
     Threads,
     Window,
-    _choices,
+    choices,
 )
 from .settings import PanelledCommand
 
@@ -82,7 +82,7 @@ def predict(
         OutputFormat,
         typer.Option(
             "--format",
-            metavar=_choices(OutputFormat),
+            metavar=choices(OutputFormat),
             rich_help_panel="Output",
             help="Per-position models: tsv (one row per residue: id, position, "
             "residue, predicted, prob_<class>...) or fasta (predicted labels).",
@@ -96,7 +96,7 @@ def predict(
     debug: Debug = False,
 ) -> None:
     """Predict each sequence (or series): one row per record, in input order, id first."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     paths = sequences or ["-"]
     plain = (
         device in (None, "cpu")
@@ -123,7 +123,7 @@ def predict(
             else:
                 log.debug("predicted %d record(s) without torch", stats.records)
                 return
-    _prepare_torch()
+    prepare_torch()
     from ..ops.predict import predict as run_predict
     from ..variants.intervals import genome_options
 
@@ -210,7 +210,7 @@ def variants(
         OnMismatch,
         typer.Option(
             "--on-mismatch",
-            metavar=_choices(OnMismatch),
+            metavar=choices(OnMismatch),
             rich_help_panel="Inputs",
             help="A REF that differs from the genome: stop with an error, skip "
             "the record, or score it with a warning (both counted).",
@@ -228,7 +228,7 @@ def variants(
         VariantFormat | None,
         typer.Option(
             "--format",
-            metavar=_choices(VariantFormat),
+            metavar=choices(VariantFormat),
             rich_help_panel="Output",
             show_default=False,
             help="tsv or vcf (default: from the output's name; tsv for stdout).",
@@ -247,7 +247,7 @@ def variants(
     Columns: chrom, pos, id, ref, alt, ref_<class>, alt_<class> (probabilities, or values
     for regression) and diff_<class>: alt - ref, of the log-odds log(p/(1-p)) for classes.
     """
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..ops.variant_effects import score_variants
     from ..variants.intervals import genome_options
 

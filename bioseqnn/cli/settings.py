@@ -81,7 +81,7 @@ def _flags(field: dataclasses.Field[Any]) -> tuple[str, ...]:
     return field.metadata.get("flags") or (_flag(field.name),)
 
 
-def _setting_flag(key: str) -> str:
+def setting_flag(key: str) -> str:
     """The flag that names a setting in a message: its option's first (--threads, not -j;
     --bidirectional of --bidirectional/--unidirectional)."""
     from ..config import ModelConfig, TrainConfig

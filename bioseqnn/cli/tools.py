@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from .app import _setup_logging, app, version_details
+from .app import app, setup_logging, version_details
 from .options import Debug, Device, FigDpi, FigFormat, ModelArg, Quiet, SeriesId, Threads, finite
 from .settings import PanelledCommand
 
@@ -55,7 +55,7 @@ def export(
     debug: Debug = False,
 ) -> None:
     """Export a model to ONNX or TorchScript, checked against PyTorch before it is written."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..ops.export import export as run_export
 
     result = run_export(model, output, check=check, tolerance=tolerance, id_column=id_column)
@@ -180,7 +180,7 @@ def generate(
     debug: Debug = False,
 ) -> None:
     """Sample new sequences from a language model, as FASTA."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..ops.generate import generate as run_generate
     from ..variants.lm import Sampling
 
@@ -271,7 +271,7 @@ def plot_history(
     The format follows the output's suffix; --format pdf with the default output writes
     learning_curves.pdf.
     """
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..io.outputs import check_not_an_input
     from ..plots import (
         DPI,
@@ -331,7 +331,7 @@ def config_command(
     debug: Debug = False,
 ) -> None:
     """Print the full default config as commented YAML, a start for 'train --config'."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..config import write_config
 
     if model is None:

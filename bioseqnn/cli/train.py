@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import RichReporter, _setup_logging, _stderr, app
+from .app import RichReporter, app, setup_logging, stderr_console
 from .options import (
     AlphabetChoice,
     AlphabetOpt,
@@ -205,7 +205,7 @@ def train(
 ) -> None:
     """Train a model on sequences and their labels."""
     assert settings is not None  # with_settings passes the settings' options
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     if plots is not None:
         from ..plots import plot_dir
 
@@ -231,7 +231,7 @@ def train(
             "--task language-model learns from sequences alone)",
             param_hint="LABELS",
         )
-    show_bar = _stderr().is_terminal and not quiet
+    show_bar = stderr_console().is_terminal and not quiet
     reporter = RichReporter(show_bar, "perplexity" if lm else "accuracy")
     from ..tracking import Tracking
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import _setup_logging, _stderr, app
+from .app import app, setup_logging, stderr_console
 from .options import (
     AlphabetChoice,
     AlphabetOpt,
@@ -229,7 +229,7 @@ def tune(
     settings: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Search architectures and training settings (Optuna) and keep the best model."""
-    _setup_logging(quiet, debug)
+    setup_logging(quiet, debug)
     from ..search.space import default_space, load_space, space_yaml
 
     if show_space:
@@ -244,7 +244,7 @@ def tune(
     from ..config import RunConfig, apply_overrides
     from ..search.study import tune as run_tune
 
-    progress = _search_bar() if _stderr().is_terminal and not quiet else None
+    progress = _search_bar() if stderr_console().is_terminal and not quiet else None
     assert settings is not None  # with_settings passes the settings' options
     base = apply_overrides(RunConfig(), {"training": settings["training"], "model": {}})
     fasta, table = (None, sequences) if sequence_column and labels is None else (sequences, labels)
@@ -302,7 +302,7 @@ def _search_bar() -> Any:
                 TextColumn("search: {task.fields[done]} trial(s), best {task.fields[best]}"),
                 BarColumn(),
                 TimeElapsedColumn(),
-                console=_stderr(),
+                console=stderr_console(),
                 transient=True,
             )
             self.progress.start()

@@ -266,7 +266,7 @@ def test_the_group_help_lists_what_the_full_group_would(capsys) -> None:
 
     for args in cli.LISTING_ARGS:
         shown = []
-        for group in (cli._listing_group(), cli._click_group()):
+        for group in (cli.listing_group(), cli.click_group()):
             # --help exits; no arguments is an error
             with (
                 pytest.raises(BaseException) as ended,
@@ -278,9 +278,9 @@ def test_the_group_help_lists_what_the_full_group_would(capsys) -> None:
             shown.append(capsys.readouterr())
         assert shown[0] == shown[1]
         assert "Commands:" in shown[0].out + shown[0].err
-    assert sorted(cli._listing_group().commands) == sorted(cli._click_group().commands)
-    assert all(not c.params for c in cli._listing_group().commands.values())
-    assert len(cli._click_group().commands["train"].params) > 20
+    assert sorted(cli.listing_group().commands) == sorted(cli.click_group().commands)
+    assert all(not c.params for c in cli.listing_group().commands.values())
+    assert len(cli.click_group().commands["train"].params) > 20
 
 
 @pytest.mark.slow

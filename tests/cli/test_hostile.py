@@ -462,11 +462,11 @@ def test_info_on_a_terminal_takes_no_markup_from_the_manifest(
 ) -> None:
     """rich reads '[...]' in a string as markup: '[/]' in a manifest stopped 'info' with a
     MarkupError on a terminal."""
-    from bioseqnn.cli import _info_table, shown
+    from bioseqnn.cli import info_table, shown
 
     rich_console = pytest.importorskip("rich.console")
     console = rich_console.Console(record=True, width=200)
-    console.print(_info_table([("device", shown("[/] [bold]x[/bold] \x1b[2J"))]))
+    console.print(info_table([("device", shown("[/] [bold]x[/bold] \x1b[2J"))]))
     assert console.export_text().split() == ["device", "[/]", "[bold]x[/bold]", "\\x1b[2J"]
 
 
