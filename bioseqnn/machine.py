@@ -8,9 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -49,127 +47,6 @@ def default_threads() -> int:
     if quota is not None:  # e.g. docker --cpus 2 on a 64-core host: 2 threads, not 64
         cores = min(cores, max(1, math.ceil(quota - 1e-9)))
     return max(1, cores // _local_processes())
-
-
-def cpu_busy_ticks(cpus: set[int] | None, stat: str = "/proc/stat") -> int | None:
-    """Clock ticks that ``cpus`` (all of the machine's when None) have spent busy since
-    boot, from ``/proc/stat`` (user, nice, system, irq, softirq and steal time; idle and
-    I/O wait left out); None where the file is missing or unreadable (not Linux)."""
-    try:
-        lines = Path(stat).read_text().splitlines()
-    except OSError:
-        return None
-    busy, seen = 0, False
-    for line in lines:
-        name, _, rest = line.partition(" ")
-        if not name.startswith("cpu") or name == "cpu":
-            continue
-        if cpus is not None and (not name[3:].isdigit() or int(name[3:]) not in cpus):
-            continue
-        fields = rest.split()
-        if len(fields) < 4 or not all(f.isdigit() for f in fields[:8]):
-            return None
-        ticks = [int(f) for f in fields[:8]]
-        busy += sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
-        seen = True
-    return busy if seen else None
-
-
-class LoadWatch:
-    """How many of this process's threads can run without waiting for other processes.
-
-    From ``/proc/stat``: the busy time of the CPUs this process may use, less this
-    process's own CPU time, over the time since the previous reading, is what other
-    processes took. :meth:`threads` then gives ``most`` less the CPUs they kept busy
-    (at least one), read again at most once every ``every`` seconds (the first time
-    after ``first``: a quarter of a second holds 50 ticks of two CPUs). Two threads beside
-    one busy process on two CPUs get one core between them and train slower than one
-    thread (docs/performance.md); training asks this before each step. Without
-    ``/proc/stat`` it always gives ``most``.
-    """
-
-    def __init__(self, every: float = 1.0, stat: str = "/proc/stat", first: float = 0.25) -> None:
-        try:
-            self.cpus: set[int] | None = set(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            self.cpus = None
-        self.n_cpus = len(self.cpus) if self.cpus else (os.cpu_count() or 1)
-        self.every, self.first, self.stat = every, min(first, every), stat
-        self.tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
-        self.others: float | None = None
-        self._last = self._reading()
-
-    def _reading(self) -> tuple[float, int, float] | None:
-        busy = cpu_busy_ticks(self.cpus, self.stat)
-        if busy is None:
-            return None
-        return time.monotonic(), busy, time.process_time()
-
-    def threads(self, most: int) -> int:
-        """The threads to use now, of at most ``most``."""
-        if self._last is None or most <= 1:
-            return max(1, most)
-        wait = self.every if self.others is not None else self.first
-        if time.monotonic() - self._last[0] >= wait:
-            now = self._reading()
-            if now is not None:
-                wall = now[0] - self._last[0]
-                theirs = (now[1] - self._last[1]) / self.tick - (now[2] - self._last[2])
-                self.others = max(0.0, theirs / wall)
-                self._last = now
-        if self.others is None:
-            return most
-        return max(1, min(most, int(self.n_cpus - self.others + 0.5)))
-
-
-class ThreadChoice:
-    """The threads for each training step, of at most ``most``.
-
-    While :class:`LoadWatch` sees the CPUs free: ``most``. While other processes keep
-    some busy, which count trains faster depends on the network: beside one busy
-    process on two CPUs, two threads trained a CNN 1.14-1.38x faster than one and an
-    LSTM 0.73-0.84x as fast (docs/performance-log.md). So both counts, ``most`` and the
-    CPUs left free, are timed over ``steps`` steps each, taken in turn (the median
-    seconds per position), the faster kept, and timed again after ``retry`` seconds or
-    when the load changes. Trying counts is free of consequences because a step's pieces are
-    planned apart from the threads that run them (runtime.plan_pieces): the model is
-    the same whichever count ran it.
-    """
-
-    def __init__(
-        self, most: int, watch: LoadWatch | None = None, steps: int = 4, retry: float = 60.0
-    ) -> None:
-        self.most, self.steps, self.retry = most, steps, retry
-        self.watch = watch if watch is not None else LoadWatch()
-        self.free = most
-        self.chosen = most
-        self._queue: list[int] = []
-        self._timed: dict[int, list[float]] = {}
-        self._since = 0.0
-
-    def next(self) -> int:
-        """The threads to run the next step on."""
-        free = self.watch.threads(self.most)
-        now = time.monotonic()
-        if free >= self.most:
-            self.free, self.chosen, self._queue = free, self.most, []
-            return self.most
-        if free != self.free or (not self._queue and now - self._since >= self.retry):
-            self.free = free
-            self._queue = [self.most, free] * self.steps
-            self._timed = {}
-            self._since = now
-        return self._queue[0] if self._queue else self.chosen
-
-    def timed(self, threads: int, seconds: float, positions: int) -> None:
-        """A step planned for several threads ran on ``threads`` in ``seconds``."""
-        if not self._queue or self._queue[0] != threads or positions <= 0:
-            return
-        self._queue.pop(0)
-        self._timed.setdefault(threads, []).append(seconds / positions)
-        if not self._queue:
-            self.chosen = min(self._timed, key=lambda n: statistics.median(self._timed[n]))
-            self._since = time.monotonic()
 
 
 def cgroup_cpu_limit(

@@ -159,21 +159,6 @@ one thread with two threads beside one busy process, and an LSTM at 0.74x; from 
 200 nt (12,800 positions) two threads broke even or won (docs/performance.md)."""
 
 
-def threads_may_vary(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether training may run a step on fewer threads than planned while other
-    processes keep the CPUs busy (machine.ThreadChoice) without changing the model.
-
-    The step's own pieces are planned apart from the threads (:func:`plan_pieces`), but
-    MKL's matrix products split their sums by the threads that run them on Intel CPUs
-    (a transformer and a plain RNN trained on one and on two threads differed in their
-    weights on a Xeon with AVX-512), unless its conditional numerical reproducibility
-    is strict: ``MKL_CBWR=...,STRICT``, which the command line sets before torch loads
-    (cli.funnel.MKL_REPRODUCIBLE). A torch without MKL needs nothing."""
-    environ = os.environ if environ is None else environ
-    strict = "STRICT" in environ.get("MKL_CBWR", "").upper().split(",")
-    return strict or not torch.backends.mkl.is_available()
-
-
 def step_threads(positions: int, most: int) -> int:
     """The intra-op threads for a step of ``positions``: one for a small step, else
     ``most``. A function of the step's shape alone, so that a run's results (which
@@ -247,9 +232,11 @@ def plan_pieces(pieces: int | None) -> None:
     (:func:`concurrency`), whatever the number of threads that then runs them; None
     (the default) cuts it into one piece per intra-op thread.
 
-    Training sets it from the step's shape and ``--threads`` and may then run the step
-    on fewer threads when other processes use the CPUs: the pieces, and so the sums of
-    their gradients, stay the same, and so does the model."""
+    Training sets it from the step's shape and ``--threads`` (:func:`step_threads`) and
+    runs the step on that many threads, whatever the load: a step run on fewer threads
+    than planned gave other bits (oneDNN's convolutions and MKL's products split their
+    sums by the threads that run them on an Intel Xeon), and the same command with the
+    same seed must give the same model."""
     _PLAN.pieces = pieces
 
 

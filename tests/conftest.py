@@ -11,11 +11,6 @@ from pathlib import Path
 
 import pytest
 
-# What the command line sets before torch loads (cli.funnel.MKL_REPRODUCIBLE), so that
-# training in this process may move a step to fewer threads under load as a command does
-# (runtime.threads_may_vary); set before any test imports torch.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "example_data"
 # the tools that are not the library (scripts/reproduce.py, benchmarks/bench_memory.py)

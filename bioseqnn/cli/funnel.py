@@ -39,7 +39,6 @@ def prepare_torch() -> None:
     if _torch_prepared:
         return
     os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
-    os.environ.setdefault("MKL_CBWR", MKL_REPRODUCIBLE)
     from .. import runtime
 
     runtime.tune()
@@ -86,18 +85,6 @@ and a CNN step beside one busy process ran at 0.36-0.74x its one-thread speed wi
 threads, against 0.68-0.99x with 1,000; quiet, it may cost a little at 200 nt (CNN
 1.51-1.52x of one thread against 1.71x; docs/performance.md).
 A library user sets it in the environment before importing torch (see runtime.tune)."""
-
-MKL_REPRODUCIBLE = "AUTO,STRICT"
-"""MKL_CBWR that main() sets before torch loads (an explicit setting in the environment
-wins): MKL's strict conditional numerical reproducibility, under which its matrix
-products give the same bits on any number of threads. Without it, on an Intel Xeon
-with AVX-512 a transformer and a plain RNN trained with one and with two threads came
-out with different weights, so a run that trains on fewer threads while other
-processes are busy (machine.ThreadChoice) would give a model that depends on the load;
-training keeps its threads fixed unless this is set (runtime.threads_may_vary). It cost
-a transformer 3-13% of its training speed on that Xeon and the other architectures
-nothing measurable (docs/performance.md). A library user sets it in the environment
-before importing torch."""
 
 MLFLOW_HTTP = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",

@@ -19,7 +19,6 @@ from ..config import TrainConfig
 from ..data.batches import batch_indices, batch_targets, collate, shard
 from ..data.sets import SequenceSet
 from ..errors import TrainingError, UsageError
-from ..machine import ThreadChoice
 from ..models import native
 from ..models.base import Predictor, SequenceModel
 from ..strands import reverse_complement_codes
@@ -601,9 +600,6 @@ class _Fit:
         onehot.to(device)
         self.precision = _precision(cfg.precision, device)
         self.threads = torch.get_num_threads()  # a small step runs on one (see step)
-        # None: the threads stay as planned (runtime.threads_may_vary)
-        self.choice = ThreadChoice(self.threads) if runtime.threads_may_vary() else None
-        self._running = self.threads
         self.pin = device.type == "cuda"
         self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
         self.net = wrap(model, ranks, device)  # the module of training steps (DDP if distributed)
@@ -748,25 +744,6 @@ class _Fit:
         self.reporter.epoch(record)
         return record
 
-    def running_threads(self) -> int:
-        """The threads to run the next step on: while other processes keep this
-        process's CPUs busy, whichever of --threads and the CPUs left free trains faster
-        (machine.ThreadChoice). The step's work is cut into the planned pieces either
-        way (runtime.plan_pieces), so the model is the same; where the matrix products
-        could still differ (runtime.threads_may_vary), --threads."""
-        if self.choice is None:
-            return self.threads
-        threads = self.choice.next()
-        if threads != self._running:
-            log.debug(
-                "training on %d of %d threads: other processes are using %.1f CPUs",
-                threads,
-                self.threads,
-                self.choice.watch.others or 0.0,
-            )
-            self._running = threads
-        return threads
-
     def step(
         self,
         epoch: int,
@@ -781,14 +758,10 @@ class _Fit:
         task, device, ranks = self.task, self.device, self.ranks
         codes, lens = collate(self.train_set, index)
         positions = codes.shape[0] * codes.shape[1]
-        running = 0  # threads this step is timed on (machine.ThreadChoice), if any
         if device.type == "cpu":
             pieces = runtime.step_threads(positions, self.threads)
             runtime.plan_pieces(pieces)
-            if pieces > 1:  # a small step runs on one thread, whatever the load
-                running = self.running_threads()
-            runtime.set_threads(running or 1)
-        started = time.perf_counter()
+            runtime.set_threads(pieces)
         if flip is not None and self.rc_table is not None:
             codes = reverse_complement_codes(codes, lens, self.rc_table, torch.from_numpy(flip))
         y = batch_targets(task, self.train_set, index)
@@ -817,8 +790,6 @@ class _Fit:
                 "extreme values"
             )
         self._backward(loss)
-        if running and self.choice is not None:
-            self.choice.timed(running, time.perf_counter() - started, positions)
         return value, size
 
     def _backward(self, loss: torch.Tensor) -> None:

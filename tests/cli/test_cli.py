@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -298,35 +297,6 @@ def test_runtime_tune_applies_the_process_wide_settings_once() -> None:
     # importing changed nothing; tune() flushes denormals to zero and leaves huge pages
     # to torch's default (off)
     assert p.stdout.split() == ["None", "None", "True"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("given, kept", [(None, "AUTO,STRICT"), ("COMPATIBLE", "COMPATIBLE")])
-def test_a_command_asks_mkl_for_the_same_bits_on_any_threads(tmp_path, given, kept) -> None:
-    """train sets MKL_CBWR (strict reproducibility) before torch loads, so that a step it
-    moves to fewer threads under load leaves the model as it was; one the user set wins."""
-    fasta, labels = tmp_path / "s.fa", tmp_path / "l.csv"
-    rng = random.Random(0)
-    fasta.write_text("".join(f">r{i}\n{''.join(rng.choices('ACGT', k=30))}\n" for i in range(40)))
-    labels.write_text("id,label\n" + "".join(f"r{i},{i % 2}\n" for i in range(40)))
-    p = fresh_python(
-        "import os, sys\n"
-        "os.environ.pop('MKL_CBWR', None)\n"
-        "if sys.argv[4] != 'None': os.environ['MKL_CBWR'] = sys.argv[4]\n"
-        "from bioseqnn.cli import main\n"
-        "before = 'torch' in sys.modules\n"
-        "args = ['-o', sys.argv[3], '--epochs', '1', '-q']\n"
-        "code = main(['train', sys.argv[1], sys.argv[2], *args])\n"
-        "from bioseqnn import runtime\n"
-        "print(before, code, os.environ.get('MKL_CBWR'), runtime.threads_may_vary())\n",
-        fasta,
-        labels,
-        tmp_path / "m.bsnn",
-        str(given),
-    )
-    assert p.returncode == 0, p.stderr
-    may_vary = kept.endswith("STRICT") or not torch.backends.mkl.is_available()
-    assert p.stdout.split() == ["False", "0", kept, str(may_vary)]
 
 
 @pytest.mark.slow
