@@ -147,6 +147,12 @@ def _inflate_module() -> Any:
     return isal_zlib
 
 
+def _is_bgzip_header(head: bytes) -> bool:
+    """Whether a gzip member's header is bgzip's: an extra field (FLG.FEXTRA) whose first
+    subfield is 'BC' (the block's size). Headers shorter than that are not."""
+    return len(head) >= 16 and bool(head[3] & 4) and head[12:14] == b"BC"
+
+
 class _Gunzip(io.BufferedIOBase):
     """gzip input, decompressed on a background thread while the caller parses.
 
@@ -156,7 +162,11 @@ class _Gunzip(io.BufferedIOBase):
     holds nearly all the time) only briefly and rarely; gzip.GzipFile would take it back
     every 128 KB. Members are read one after another (concatenated files, bgzip), zero
     padding between or after them is skipped, and each member's CRC and length are
-    checked (zlib does that with wbits=31), as GzipFile does. read1() hands the data
+    checked (zlib does that with wbits=31), as GzipFile does. A bgzip file (its first
+    member's header holds the 'BC' field) must end with bgzip's end-of-file block, an
+    empty member: a file cut between two of its 64 KB blocks (an interrupted download
+    or copy) is otherwise whole members, and would be read as shorter data, its last
+    record cut mid-sequence, without a word. read1() hands the data
     out in slices of at most the size asked for; an error (damaged or truncated data) is
     raised by the read that reaches the point where it happened.
     """
@@ -193,6 +203,8 @@ class _Gunzip(io.BufferedIOBase):
         try:
             inflate = inflating.decompressobj(31)
             in_member = False
+            bgzip: bool | None = None  # decided by the first member's header
+            member_bytes = 0  # what the member being read (or the last one) gave
             while not self._stop.is_set():
                 # read1: what has arrived, up to COMPRESSED (a pipe does not stall)
                 pending = self._raw.read1(self.COMPRESSED)  # type: ignore[attr-defined]
@@ -201,6 +213,13 @@ class _Gunzip(io.BufferedIOBase):
                         raise EOFError(
                             "Compressed file ended before the end-of-stream marker was reached"
                         )
+                    if bgzip and member_bytes:  # bgzip's end-of-file block is empty
+                        raise _Damaged(
+                            "bgzip",
+                            "it ends without bgzip's end-of-file block: cut short, as an "
+                            "interrupted download or copy leaves a file; if it is whole, "
+                            "compress it again with bgzip",
+                        )
                     self._put(b"")
                     return
                 while pending and not self._stop.is_set():
@@ -208,8 +227,11 @@ class _Gunzip(io.BufferedIOBase):
                         pending = pending.lstrip(b"\x00")
                         if not pending:
                             break
-                        inflate, in_member = inflating.decompressobj(31), True
+                        if bgzip is None:
+                            bgzip = _is_bgzip_header(pending)
+                        inflate, in_member, member_bytes = inflating.decompressobj(31), True, 0
                     out = inflate.decompress(pending, self.PIECE)
+                    member_bytes += len(out)
                     pending = inflate.unconsumed_tail
                     if inflate.eof:
                         pending, in_member = inflate.unused_data, False

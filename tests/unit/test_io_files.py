@@ -90,6 +90,45 @@ def test_truncated_input_gives_the_records_before_the_damage(tmp_path: Path) -> 
     assert seen == [f"r{i}" for i in range(len(seen))]
 
 
+def _bgzip_blocks(data: bytes, path: Path) -> list[int]:
+    """Write ``data`` as bgzip (Biopython's writer, end-of-file block included) and give
+    the offsets at which its blocks start (the last one is the end-of-file block)."""
+    from Bio import bgzf
+
+    with bgzf.BgzfWriter(str(path), "wb") as out:
+        out.write(data)
+    packed, starts, at = path.read_bytes(), [], 0
+    while at < len(packed):
+        starts.append(at)
+        at += int.from_bytes(packed[at + 16 : at + 18], "little") + 1  # BSIZE + 1
+    return starts
+
+
+@pytest.mark.usefixtures("inflater")
+def test_bgzip_cut_between_blocks_is_an_error(tmp_path: Path) -> None:
+    """A bgzip file cut after one of its blocks is whole gzip members, yet short: without
+    its end-of-file block it is refused, not read as fewer records with the last one cut
+    mid-sequence. The whole file reads as the plain one."""
+    data = _fasta(20000)
+    path = tmp_path / "whole.fa.gz"
+    starts = _bgzip_blocks(data, path)
+    assert len(starts) > 4
+    with open_binary(path) as fh:
+        assert fh.read() == data
+    packed = path.read_bytes()
+    for cut in (starts[1], starts[3], starts[-1]):  # the last: only the end block missing
+        short = tmp_path / "short.fa.gz"
+        short.write_bytes(packed[:cut])
+        with pytest.raises(DataError, match=r"short\.fa\.gz: damaged or truncated bgzip data"):
+            list(read_sequences(short))
+    # plain gzip has no end block: members that end where a file was cut cannot be told
+    # from a whole file, and are read as they are
+    members = gzip.compress(_fasta(10)) + gzip.compress(_fasta(20, 10))
+    plain = tmp_path / "members.fa.gz"
+    plain.write_bytes(members)
+    assert len(list(read_sequences(plain))) == 20
+
+
 def test_closing_early_stops_the_thread(tmp_path: Path) -> None:
     path = tmp_path / "big.fa.gz"
     path.write_bytes(gzip.compress(_fasta(40000)))
