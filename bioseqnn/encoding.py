@@ -34,10 +34,14 @@ class InvalidSymbol:
 
 
 def _drop_stops(joined: bytearray, offsets: np.ndarray) -> tuple[bytearray, np.ndarray]:
-    """Drop each sequence's terminal stop '*' (a protein's translation ends with one)."""
+    """Drop each sequence's terminal stop '*' (a protein's translation ends with one).
+
+    A sequence that is a stop alone keeps it: dropped, it would leave a record of no
+    residues (which the model would predict as NaN); kept, it is an invalid symbol at
+    position 1, refused, skipped or masked as --on-invalid says."""
     lengths = np.diff(offsets)
     raw = np.frombuffer(joined, dtype=np.uint8)
-    last = offsets[1:][lengths > 0] - 1
+    last = offsets[1:][lengths > 1] - 1
     stops = last[raw[last] == ord("*")]
     if not len(stops):
         return joined, offsets

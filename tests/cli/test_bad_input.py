@@ -205,6 +205,11 @@ CASES = [
         b">a\nKLV*FF\n",
         ["in.fa: line 2, column 4: record 'a': invalid protein symbol '*' at position 4"],
     ),
+    pred_case(
+        "stop-codon-alone",  # no residues: it would be predicted as NaN
+        b">a\nKLVFF\n>star\n*\n",
+        ["in.fa: line 4, column 1: record 'star': invalid protein symbol '*' at position 1"],
+    ),
     pred_case("gap-dash", b">a\nKL-VF\n", ["line 2, column 3: record 'a'", "symbol '-'"]),
     pred_case("gap-dot", b">a\nKL.VF\n", ["line 2, column 3: record 'a'", "symbol '.'"]),
     pred_case(

@@ -68,8 +68,9 @@ def test_terminal_stops_among_empty_and_starred_sequences_match_one_at_a_time() 
     for i, seq in enumerate(seqs):
         alone, _, _ = Encoder(PROTEIN, on_invalid="mask").encode([seq])
         np.testing.assert_array_equal(codes[offsets[i] : offsets[i + 1]], alone)
-    assert list(np.diff(offsets)) == [0, 0, 3, 3, 0, 1, 2, 1, 1]
-    assert [(b.index, b.position) for b in bad] == [(2, 3), (3, 2), (7, 1)]
+    # a stop alone is kept, an invalid symbol: dropped, it would leave no residues
+    assert list(np.diff(offsets)) == [1, 0, 3, 3, 0, 1, 2, 1, 1]
+    assert [(b.index, b.position) for b in bad] == [(0, 1), (2, 3), (3, 2), (7, 1)]
 
 
 def test_invalid_symbols_report_sequence_and_one_based_position() -> None:

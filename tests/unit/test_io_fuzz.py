@@ -115,8 +115,8 @@ def test_encoder_reports_exactly_the_invalid_symbols(
     table = ALPHABETS[alphabet].byte_table()
     expected = []
     for i, s in enumerate(seqs):
-        if alphabet == "protein" and s.endswith(b"*"):
-            s = s[:-1]
+        if alphabet == "protein" and s.endswith(b"*") and len(s) > 1:
+            s = s[:-1]  # a terminal stop is dropped, but a stop alone is a symbol
         assert offsets[i + 1] - offsets[i] == len(s)
         wrong = [p for p, b in enumerate(s) if table[b] == INVALID]
         if wrong:
