@@ -294,7 +294,7 @@ def atomic_output(
         return
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".part", dir=target.parent)
     except OSError as exc:
         raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
@@ -302,7 +302,7 @@ def atomic_output(
             with _encoded(raw, target.name, binary, bgzip) as sink:
                 yield sink
             os.fsync(raw.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except OSError as exc:
         _remove(tmp)
@@ -310,6 +310,32 @@ def atomic_output(
     except BaseException:
         _remove(tmp)
         raise
+
+
+_RANDOM_PART = 8 + len(".part")
+"""What tempfile.mkstemp adds to the prefix: eight random characters and the suffix."""
+
+
+def _temp_prefix(target: Path) -> str:
+    """The temporary file's prefix, '.NAME.', with NAME cut so that the temporary name
+    fits the file system's limit on a name (255 bytes on most): the output's own name
+    may use all of it, and the temporary one must not fail where the output would not."""
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    name = os.fsencode(target.name)[: max(1, limit - _RANDOM_PART - 2)]
+    return "." + os.fsdecode(name) + "."  # a character cut in two is still bytes
+
+
+def _mode_for(target: Path) -> int:
+    """The permissions of a file written to ``target``: an existing file's (a private
+    0600 one stays private), else what the umask leaves of 0666, as open() gives."""
+    try:
+        existing = os.stat(target)
+    except OSError:
+        return 0o666 & ~_umask()
+    return stat.S_IMODE(existing.st_mode) if stat.S_ISREG(existing.st_mode) else 0o666 & ~_umask()
 
 
 def _umask() -> int:

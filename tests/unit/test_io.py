@@ -292,6 +292,32 @@ def test_an_output_has_the_mode_a_plain_open_would_give_and_the_umask_stays(
         os.umask(old)
 
 
+def test_an_output_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
+    """A private file written again stays private (the new file would otherwise get the
+    umask's 0644, readable by everyone)."""
+    target = tmp_path / "private.tsv"
+    target.write_text("old\n")
+    target.chmod(0o600)
+    with atomic_output(target) as fh:
+        fh.write("new\n")
+    assert target.read_text() == "new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_an_output_may_use_the_longest_name_the_file_system_takes(tmp_path: Path) -> None:
+    """The temporary file beside the output adds its own characters; they must not make
+    a legal name fail (255 bytes, here in two-byte characters cut in the middle)."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    for name in ("d" * (limit - 4) + ".tsv", "é" * ((limit - 4) // 2) + ".tsv"):
+        target = tmp_path / name
+        assert len(os.fsencode(target.name)) <= limit
+        with atomic_output(target) as fh:
+            fh.write("x\n")
+        assert target.read_text() == "x\n"
+        assert [p.name for p in tmp_path.iterdir()] == [name]
+        target.unlink()
+
+
 def test_a_split_with_one_record_per_class_says_what_to_do() -> None:
     with pytest.raises(DataError) as info:
         split_indices(2, 0.1, seed=0, strata=np.array([0, 1]))
