@@ -562,6 +562,12 @@ def _check_outputs(
     read = {**inputs, "--space": space_file}
     for path in written:
         check_output_path(path, read)
+    trials = paths["trials"]
+    if os.path.lexists(trials) and not os.path.isdir(trials):
+        raise UsageError(
+            f"{trials}: tune keeps each trial's model in a folder of this name beside the "
+            "model file, and this is a file: move it, or give -o another name"
+        )
     if len({os.path.realpath(path) for path in written}) < len(written):
         raise UsageError(
             f"{output}: tune writes its best trial's config as {paths['config'].name} beside "

@@ -239,7 +239,17 @@ def test_no_output_replaces_the_space_file_or_another_output(cli, data, tmp_path
     r = cli(*_tune_args(data, tmp_path / "m.yaml", "--trials", "1"))
     assert r.code == 2 and "so -o cannot be that name" in r.err and "-o " in r.err
     assert space.read_bytes() == kept
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.yaml"]
+    # the trials' folder (NAME.trials) is a file: named, before any trial
+    (tmp_path / "t.trials").write_text("mine\n")
+    r = cli(*_tune_args(data, tmp_path / "t.bsnn", "--trials", "1"))
+    assert r.code == 2, r.err
+    assert r.err.strip() == (
+        f"bioseqnn: error: {tmp_path / 't.trials'}: tune keeps each trial's model in a folder "
+        "of this name beside the model file, and this is a file: move it, or give -o "
+        "another name"
+    )
+    assert (tmp_path / "t.trials").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.yaml", "t.trials"]
 
 
 def test_budget_is_required_and_time_parses(cli, data, tmp_path) -> None:
