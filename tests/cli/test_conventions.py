@@ -235,3 +235,25 @@ def test_a_file_name_that_is_not_utf8_is_shown_as_the_shell_writes_it(
     assert done.stderr.decode().startswith(f"bioseqnn: error: {shown}: line 2, column 3: ")
     done = run_bioseqnn("predict", peptide_model, os.fsdecode(bytes(tmp_path) + b"/no\xe9.fa"))
     assert done.stderr.decode() == f"bioseqnn: error: {tmp_path}/no\\xe9.fa: no such file\n"
+
+
+def test_an_interrupt_while_the_command_line_loads_is_one_line() -> None:
+    """A Ctrl-C typed right after Enter arrives while the command line's modules load,
+    before its error funnel is in place: the console script answers it as the funnel
+    would (one line, exit 130), not with a traceback. The interrupt is made to arrive
+    as typer is imported."""
+    probe = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'typer':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['bioseqnn', '--version']\n"
+        "from bioseqnn._entry import run\n"
+        "run()\n"
+    )
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 130
+    assert p.stderr == "bioseqnn: error: interrupted\n"
+    assert p.stdout == ""
