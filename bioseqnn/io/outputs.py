@@ -289,6 +289,8 @@ def atomic_output(
         try:
             with open(path, "wb") as raw, _encoded(raw, str(path), binary, bgzip) as sink:
                 yield sink
+        except BrokenPipeError:  # -o /dev/stdout (or a named pipe) whose reader went away:
+            raise  # as for '-', the command stops quietly
         except OSError as exc:
             raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,24 @@ def test_head_closes_the_pipe_without_a_traceback(
     assert b"Traceback" not in p.stderr and b"BrokenPipe" not in p.stderr
     # bioseqnn's own status (cat upstream may die of SIGPIPE, as any writer would).
     assert p.stderr.decode().strip().splitlines()[-1] == "0", p.stderr
+
+
+@pytest.mark.slow
+def test_a_reader_of_dev_stdout_that_goes_away_ends_it_quietly(
+    hemolytic_model: Path, examples: Path, tmp_path: Path
+) -> None:
+    """-o /dev/stdout is written directly; a reader that goes away (| head) ends the
+    command as it does for -o -: exit 0, nothing on stderr."""
+    big = tmp_path / "big.fa"
+    text = (examples / "hemolytic.fasta").read_text()
+    big.write_text("".join(text.replace(">", f">r{i}_") for i in range(20)))
+    cmd = (
+        f"{sys.executable} -m bioseqnn predict {hemolytic_model} {big} -o /dev/stdout "
+        '| head -3; echo "${PIPESTATUS[0]}" >&2'
+    )
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=300)
+    assert p.stdout.decode().count("\n") == 3
+    assert p.stderr.decode().splitlines() == ["0"]
 
 
 def test_console_script_and_module_agree(examples: Path) -> None:
@@ -178,3 +197,16 @@ def test_dash_on_a_terminal_is_refused_instead_of_waiting(hemolytic_model: Path)
             "bioseqnn: error: '-' reads standard input, which is a terminal here: pipe the "
             "input in (... | bioseqnn ...) or give a file name"
         ]
+    # closed (a scheduler's or daemon's way to start a command): said as such
+    done = subprocess.run(
+        [sys.executable, "-m", "bioseqnn", "predict", str(hemolytic_model), "-"],
+        capture_output=True,
+        preexec_fn=lambda: os.close(0),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().splitlines() == [
+        "bioseqnn: error: '-' reads standard input, which is closed here: pipe the input "
+        "in (... | bioseqnn ...) or give a file name"
+    ]
