@@ -326,6 +326,11 @@ def _windows(
         if not scored:
             continue
         start = pos - 1
+        if start + len(ref) > length:  # as an interval there: another assembly, either way
+            raise DataError(
+                f"{where}: variant {chrom}:{pos}: REF {shorten(ref)!r} ends past the end of "
+                f"{chrom} in {genome.name} (length {length}); is the VCF for another assembly?"
+            )
         found = genome.fetch(chrom, start, start + len(ref))
         if found.upper() != ref.upper().encode():
             stats.mismatched += 1
@@ -334,10 +339,9 @@ def _windows(
                 f"{chrom}:{pos} REF {shorten(ref, 20)}, genome {shorten(found.decode(), 20)}",
             )
             if on_mismatch == "error":
-                past = " (past the chromosome's end)" if start + len(ref) > length else ""
                 raise DataError(
                     f"{where}: variant {chrom}:{pos}: REF {shorten(ref)!r} does not match "
-                    f"{genome.name} ({shorten(found.decode())!r}{past}); is the VCF for "
+                    f"{genome.name} ({shorten(found.decode())!r}); is the VCF for "
                     "another assembly? (--on-mismatch skip or warn)"
                 )
             if on_mismatch == "skip":

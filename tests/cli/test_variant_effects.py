@@ -494,6 +494,19 @@ def test_ref_mismatch_is_an_error_or_skipped_or_warned(
     )
     assert r.code == 0 and [x["id"] for x in table(r.out)] == ["a", "b", "c"]
     assert "scored anyway (--on-mismatch warn)" in r.err
+    # a REF past the chromosome's end is another assembly whatever --on-mismatch says
+    # (as an interval there is), not a window of N scored with a warning
+    fa, vcf = mini(tmp_path, ["chr1\t10\ta\tG\tT\t.\t.\t.", "chr1\t999\tfar\tA\tG\t.\t.\t."])
+    for mismatch in ("error", "skip", "warn"):
+        r = cli(
+            *("variants", planted_model, vcf, "--genome", fa, "--window", "20"),
+            *("--on-mismatch", mismatch, "-o", out, "-q"),
+        )
+        assert r.code == 1 and r.err == (
+            f"bioseqnn: error: {vcf}: line 4: variant chr1:999: REF 'A' ends past the end of "
+            f"chr1 in {fa} (length 32); is the VCF for another assembly?\n"
+        )
+        assert not out.exists()
 
 
 @pytest.mark.parametrize(
