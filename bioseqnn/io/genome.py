@@ -286,6 +286,12 @@ def _fasta_problem(path: str) -> str:
             short = 0  # the line of a short sequence line, which must be the record's last
             record = ""
             first = fh.readline(SNIFF)  # a file of one huge line is not read whole
+            if first.startswith(b"\xef\xbb\xbf>"):
+                return (
+                    "it starts with a UTF-8 byte-order mark, which the index of a genome "
+                    "(samtools faidx, read in place) does not take; remove it, e.g. "
+                    "sed -i '1s/^\\xEF\\xBB\\xBF//' FILE"
+                )
             if not first.startswith(b">"):
                 return f"line 1 is not a FASTA header: {shorten(repr(first[:40]))} (is it FASTA?)"
             for number, raw in enumerate(itertools.chain([first], fh), 1):

@@ -168,6 +168,19 @@ def test_fasta_that_cannot_be_indexed_names_the_line(tmp_path: Path) -> None:
         Genome(bad)
 
 
+def test_a_genome_with_a_byte_order_mark_says_how_to_remove_it(tmp_path: Path) -> None:
+    """Other inputs take a UTF-8 byte-order mark; a genome is indexed and read in place
+    (samtools faidx), which does not: the error says so and how to remove it."""
+    bom = tmp_path / "bom.fa"
+    bom.write_bytes(b"\xef\xbb\xbf>a\nACGTACGT\n")
+    with pytest.raises(
+        DataError,
+        match=r"bom.fa: cannot build its index: it starts with a UTF-8 "
+        r"byte-order mark.*remove it, e.g. sed",
+    ):
+        Genome(bom)
+
+
 @pytest.mark.parametrize(
     ("name", "hint"),
     [
