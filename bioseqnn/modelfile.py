@@ -653,11 +653,20 @@ def model_config(model: str | os.PathLike[str]) -> tuple[RunConfig, str]:
     manifest, _ = read_manifest(model)
     known = {f.name for f in fields(TrainConfig)}  # not a newer version's
     training = {k: v for k, v in (manifest.get("training") or {}).items() if k in known}
+    lm = (manifest.get("task") or {}).get("kind") == "language-model"
+    network = dict(manifest["model"])
+    if lm or manifest.get("per_position"):  # one output per position: pooling unused,
+        network["pooling"] = "auto"  # and a value given for it would be warned about
     try:
-        cfg = config_from_dict({"model": manifest["model"], "training": training})
+        cfg = config_from_dict({"model": network, "training": training})
     except UsageError as exc:  # a setting train would refuse: the file was edited
         raise ModelFileError(f"{display_name(model)}: invalid manifest: {exc}") from None
     header = f"the resolved config of {display_name(model)}"
+    if lm:  # the task is not a setting: train is told it, as when it was trained
+        header += (
+            " (a language model: train again with "
+            "bioseqnn train SEQUENCES --task language-model --config THIS.yaml)"
+        )
     if "member_models" in manifest:  # one config trains one network per member
         header += (
             " (an ensemble of different networks: this is its first member's; "

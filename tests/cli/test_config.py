@@ -177,6 +177,35 @@ def test_config_from_a_model_file_retrains_the_same_model(
     assert dataclasses.asdict(cfg) == {"model": manifest["model"], "training": manifest["training"]}
 
 
+@pytest.mark.slow
+def test_config_from_a_per_position_model_or_a_language_model_trains_again(
+    cli, tmp_path: Path, examples: Path
+) -> None:
+    """One output per position leaves pooling unused: the config says auto, so training
+    with it warns of nothing; a language model's task is no setting, so its header says
+    how to train again, and that command works."""
+    small = ("--arch", "cnn", "--channels", "8", "--kernel-sizes", "3", "--epochs", "1", "-q")
+    pp, lm = tmp_path / "pp.bsnn", tmp_path / "lm.bsnn"
+    seqs, states = examples / "ss_train.fasta", examples / "ss_train_ss3.fasta"
+    assert cli("train", seqs, states, "-o", pp, *small).code == 0
+    tiny_lm = ("--arch", "gru", "--hidden-size", "8", "--epochs", "1", "-q")
+    assert cli("train", seqs, "--task", "language-model", "-o", lm, *tiny_lm).code == 0
+    for model, task in ((pp, ()), (lm, ("--task", "language-model"))):
+        result = cli("config", "--from", model)
+        assert result.code == 0
+        assert "\n  pooling: auto\n" in result.out
+        config = write(tmp_path / f"{model.stem}.yaml", result.out)
+        labels = (states,) if model is pp else ()
+        again = cli("train", seqs, *labels, *task, "--config", config, "-o", tmp_path / "x.bsnn")
+        assert again.code == 0, again.err
+        assert "--pooling" not in again.err and "not used" not in again.err
+    header = cli("config", "--from", lm).out.splitlines()[0]
+    assert header == (
+        f"# the resolved config of {lm} (a language model: train again with bioseqnn train "
+        "SEQUENCES --task language-model --config THIS.yaml)"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
