@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import sys
@@ -225,7 +226,7 @@ _ALENGTH = re.compile(r"\balength=\s*(\d+)")
 def _meme_text(path: str | os.PathLike[str]) -> str:
     """The text of a MEME file, read in bounded lines and refused from its first line
     when it is something else: a file of one huge line or /dev/zero is never read whole,
-    and a matrix's width is checked before memelite sizes an array by it."""
+    and its matrices are checked (:class:`_MatrixCheck`) before memelite reads them."""
     from ..io.files import open_text
 
     if not os.path.exists(path):
@@ -236,7 +237,7 @@ def _meme_text(path: str | os.PathLike[str]) -> str:
     parts: list[str] = []
     size = 0
     started = False
-    rows = columns = 0  # rows of a matrix still to come, and their numbers each
+    check = _MatrixCheck(path)
     with open_text(path) as lines:
         for line in lines.bounded(1 << 16, what):
             if not started and line.strip():
@@ -246,33 +247,79 @@ def _meme_text(path: str | os.PathLike[str]) -> str:
                         f"{shorten(line.strip())!r}; a MEME file starts with 'MEME version')"
                     )
                 started = True
-            if rows and line.strip():  # a row of the matrix above: alength numbers
-                _check_row(line, columns, f"{path}: line {lines.line}")
-                rows -= 1
-            if line.startswith("letter"):
-                width = _WIDTH.search(line)
-                if width and int(width.group(1)) > MAX_MOTIF_WIDTH:
-                    raise DataError(
-                        f"{path}: line {lines.line}: a motif of {int(width.group(1)):,} "
-                        f"positions (w=); motifs of at most {MAX_MOTIF_WIDTH:,} are read"
-                    )
-                alength = _ALENGTH.search(line)
-                if width and alength:
-                    rows, columns = int(width.group(1)), int(alength.group(1))
+            check.line(line, lines.line)
             size += len(line)
             if size > MAX_DATABASE:
                 raise DataError(f"{path}: larger than {MAX_DATABASE >> 20} MB; is this {what}?")
             parts.append(line)
     if not started:
         raise DataError(f"{path}: empty; not a MEME motif file")
+    check.end()
     return "".join(parts)
 
 
+class _MatrixCheck:
+    """The motifs of a MEME file, line by line: names that differ (memelite keeps one
+    motif of a name), a width memelite may size an array by, and every matrix whole, its
+    rows probabilities (:func:`_check_row`)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+        self.rows = self.columns = 0  # rows of a matrix still to come, numbers in each
+        self.names: dict[str, int] = {}  # motif name -> the line it is on
+        self.motif, self.at = "", 0  # the motif being read, the line of its matrix
+
+    def line(self, line: str, number: int) -> None:
+        path = self.path
+        if line.startswith("MOTIF"):
+            self.end()
+            self.motif = " ".join(line.split()[1:])
+            if self.motif in self.names:
+                raise DataError(
+                    f"{path}: line {number}: a second motif named {shorten(self.motif)!r} "
+                    f"(the first is on line {self.names[self.motif]}); motif names must differ"
+                )
+            self.names[self.motif] = number
+        elif self.rows and line.strip():  # a row of the matrix above: alength numbers
+            _check_row(line, self.columns, f"{path}: line {number}")
+            self.rows -= 1
+        elif line.startswith("letter"):
+            self.at = number
+            width = _WIDTH.search(line)
+            if width and int(width.group(1)) > MAX_MOTIF_WIDTH:
+                raise DataError(
+                    f"{path}: line {number}: a motif of {int(width.group(1)):,} "
+                    f"positions (w=); motifs of at most {MAX_MOTIF_WIDTH:,} are read"
+                )
+            alength = _ALENGTH.search(line)
+            if width and alength:
+                self.rows, self.columns = int(width.group(1)), int(alength.group(1))
+
+    def end(self) -> None:
+        """The matrix being read ends here (a new motif, or the file's end)."""
+        if self.rows:
+            raise _short_matrix(self.path, self.motif, self.at, self.rows)
+
+
+def _short_matrix(path: str | os.PathLike[str], motif: str, line: int, missing: int) -> DataError:
+    return DataError(
+        f"{path}: line {line}: motif {shorten(motif)!r}: its matrix ends {missing} row(s) "
+        "short of its w="
+    )
+
+
+ROW_SUM = (0.9, 1.1)
+"""The range a letter-probability row must sum to (rounding to a few decimals leaves
+sums of 0.99-1.01; counts, or a damaged row, are far outside)."""
+
+
 def _check_row(line: str, columns: int, where: str) -> None:
-    """One row of a letter-probability matrix: ``columns`` numbers."""
+    """One row of a letter-probability matrix: ``columns`` probabilities, finite, none
+    negative, summing to about one. A NaN in one row made every match's p-value 1, for
+    every motif of the database; a negative value moved them without a word."""
     fields = line.split()
     try:
-        [float(f) for f in fields]
+        values = [float(f) for f in fields]
     except ValueError:
         raise DataError(
             f"{where}: {shorten(line.strip())!r} is not a row of {columns} probabilities "
@@ -281,6 +328,16 @@ def _check_row(line: str, columns: int, where: str) -> None:
     if len(fields) != columns:
         raise DataError(
             f"{where}: {len(fields)} value(s) in a row of a matrix with alength= {columns}"
+        )
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise DataError(
+            f"{where}: {shorten(line.strip())!r}: a letter probability must be a finite "
+            "number of at least 0"
+        )
+    if not ROW_SUM[0] <= sum(values) <= ROW_SUM[1]:
+        raise DataError(
+            f"{where}: {shorten(line.strip())!r} sums to {sum(values):.4g}; the letter "
+            "probabilities of a row sum to 1 (is this a count matrix?)"
         )
 
 

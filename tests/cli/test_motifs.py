@@ -371,8 +371,57 @@ def test_motif_databases_are_checked_as_they_are_read(tmp_path: Path) -> None:
     assert str(info.value) == f"{short}: line 6: 2 value(s) in a row of a matrix with alength= 4"
     few = tmp_path / "few.meme"
     few.write_text(head + "0.25 0.25 0.25 0.25\n\nMOTIF y\n")
-    with pytest.raises(DataError, match=r"few.meme: line 7: 'MOTIF y' is not a row of 4 prob"):
+    with pytest.raises(DataError) as info:
         read_database(few)
+    assert str(info.value) == f"{few}: line 4: motif 'x': its matrix ends 1 row(s) short of its w="
+    few.write_text(head + "0.25 0.25 0.25 0.25\n")  # at the file's end too
+    with pytest.raises(DataError, match=r"line 4: motif 'x': its matrix ends 1 row"):
+        read_database(few)
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("nan 0 0 0", "'nan 0 0 0': a letter probability must be a finite number of at least 0"),
+        ("inf 0 0 0", "'inf 0 0 0': a letter probability must be a finite number of at least 0"),
+        ("-5 7 0 0", "'-5 7 0 0': a letter probability must be a finite number of at least 0"),
+        (
+            "3 5 1 1",
+            "'3 5 1 1' sums to 10; the letter probabilities of a row sum to 1 (is this a count "
+            "matrix?)",
+        ),
+    ],
+)
+def test_a_motif_row_that_is_no_probabilities_is_refused(tmp_path: Path, row, message) -> None:
+    """One NaN in one row made every match's p-value 1, for every motif of the database;
+    negative values moved them, without a word. Rounded rows (0.999) are fine."""
+    from bioseqnn.errors import DataError
+    from bioseqnn.interpret.motifs import read_database
+
+    head = "MEME version 4\n\nMOTIF x\nletter-probability matrix: alength= 4 w= 2\n"
+    db = tmp_path / "db.meme"
+    db.write_text(head + "0.333 0.333 0.333 0.0\n" + row + "\n")
+    with pytest.raises(DataError) as info:
+        read_database(db)
+    assert str(info.value) == f"{db}: line 6: {message}"
+    db.write_text(head + "0.333 0.333 0.333 0.0\n0.25 0.25 0.25 0.25\n")
+    assert read_database(db)["x"].shape == (2, 4)
+
+
+def test_two_motifs_of_one_name_are_refused(tmp_path: Path) -> None:
+    """memelite keeps one motif of a name: the other would vanish from the comparison."""
+    from bioseqnn.errors import DataError
+    from bioseqnn.interpret.motifs import read_database
+
+    motif = "MOTIF x one\nletter-probability matrix: alength= 4 w= 1\n0.25 0.25 0.25 0.25\n\n"
+    db = tmp_path / "db.meme"
+    db.write_text("MEME version 4\n\n" + motif + motif)
+    with pytest.raises(DataError) as info:
+        read_database(db)
+    assert str(info.value) == (
+        f"{db}: line 7: a second motif named 'x one' (the first is on line 3); motif names "
+        "must differ"
+    )
 
 
 def test_a_modisco_failure_is_one_line_not_a_traceback() -> None:
