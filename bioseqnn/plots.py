@@ -80,6 +80,9 @@ _STYLE: dict[str, Any] = {
     "figure.facecolor": "white",
     "pdf.fonttype": 42,  # TrueType in PDF: text stays editable in a figure editor
     "svg.hashsalt": "bioseqnn",  # the same figure gives the same SVG bytes
+    # text is drawn as written: a class or file name with '$' in it ('$^$') is no
+    # formula (mathtext failed on it with a parser error, and drew '$\\alpha$' as α)
+    "text.parse_math": False,
 }
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 """The figure formats, by the suffix of the output's name."""

@@ -478,3 +478,24 @@ def test_a_figure_folder_that_is_a_file_is_named(cli, tmp_path, command) -> None
         f"bioseqnn: error: {taken}: the figures go into a folder, and this is a file"
     )
     assert taken.read_bytes() == b"x"
+
+
+def test_text_with_dollar_signs_is_drawn_as_written(tmp_path, monkeypatch) -> None:
+    """A class, file or run name is text, not a formula: matplotlib's mathtext failed on
+    '$^$' with a parser error (every plot of such a model was 'unexpected ValueError')
+    and drew '$\\alpha$' as a Greek letter."""
+    history = [
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e + 0.1, "elapsed_s": 1.0}
+        for e in (1, 2, 3)
+    ]
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path, *a: figures.append(fig) or save(fig, path, *a)
+    )
+    for name in ("r$^$", "$\\alpha$"):
+        out = tmp_path / "h.png"
+        plots.learning_curves(history, out, name)
+        check_png(out, 500, 300)
+        assert name in figures[-1].get_suptitle()
+        assert not figures[-1]._suptitle.get_parse_math()
