@@ -623,8 +623,44 @@ def _training_inputs(
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([id_column, column])
-        writer.writerows([rid, _cell(v)] for rid, v in rows)
+        cells = _cells([v for _, v in rows])
+        writer.writerows([rid, cell] for (rid, _), cell in zip(rows, cells, strict=True))
     return seq_file, path, None
+
+
+def _cells(values: list[Any]) -> list[str]:
+    """Labels as the labels table holds them (:func:`_cell`), numbers that are equal
+    written alike: a list that mixes ints with floats (1 and 1.0) or numbers with bools
+    (1 and True) gave one class per spelling ('1', '1.0', 'True'), so [1, 0, 1.0, 0.0]
+    trained four classes. There an integral float is written as an int and a bool as
+    1 or 0; a list of one kind is written as before."""
+    values = [
+        v.item() if type(v).__module__ == "numpy" and hasattr(v, "item") else v for v in values
+    ]
+    kinds = {_number_kind(v) for v in values} - {None}
+    if len(kinds) > 1:
+        values = [_plain_number(v) if _number_kind(v) else v for v in values]
+    return [_cell(v) for v in values]
+
+
+def _number_kind(value: Any) -> str | None:
+    """'bool', 'int' or 'float' for a number (a NaN is a missing label, not a number)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float) and not math.isnan(value):
+        return "float"
+    return None
+
+
+def _plain_number(value: Any) -> Any:
+    """An int for a bool or an integral float, else the value."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _cell(value: Any) -> str:

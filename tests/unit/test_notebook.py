@@ -357,6 +357,19 @@ def test_numpy_floats_in_a_list_are_numbers() -> None:
     assert run.manifest["task"]["target_mean"] == pytest.approx([0.5])
 
 
+@pytest.mark.parametrize(
+    "mixed", [[1, 0, 1.0, 0.0], [1, True, 0.0, False], [True, 0, 1.0, False]], ids=str
+)
+def test_equal_numbers_of_different_types_are_one_class(mixed: list[object]) -> None:
+    """1, 1.0 and True are one label: a list that mixed them trained a class per
+    spelling ('0', '0.0', '1', '1.0'), four classes for two."""
+    seqs, _ = _peptides(60)
+    values = [mixed[i % 4] for i in range(len(seqs))]
+    run = bioseqnn.train(list(seqs.values()), values, **TINY)
+    assert run.manifest["task"]["kind"] == "binary"
+    assert run.manifest["task"]["classes"] == ["0", "1"]
+
+
 def test_config_is_a_run_config_a_yaml_file_or_a_dict(tmp_path: Path) -> None:
     from bioseqnn.config import RunConfig
 
