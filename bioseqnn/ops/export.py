@@ -62,7 +62,7 @@ from ..io.series import SeriesOptions
 from ..io.sniff import read_sequences
 from ..models.base import check_lengths
 from ..models.inputs import featurizer
-from ..structure import with_structure
+from ..structure import LEVELS, StructureInput, with_structure
 from ..tasks import TaskSpec, output_activation
 from ..variants.series import SeriesSpec, series_options
 
@@ -515,24 +515,57 @@ def _input_fields(bundle: Bundle) -> dict[str, Any]:
         }
     alphabet = bundle.alphabet
     table = alphabet.onehot_table()
-    return {
+    folded = bundle.features if isinstance(bundle.features, StructureInput) else None
+    meaning = (
+        "one row per position from 'encoding' (uppercase symbol); right-pad shorter "
+        "sequences with zero rows"
+    )
+    fields: dict[str, Any] = {
         "inputs": [
             {
                 "name": "onehot",
                 "dtype": "float32",
-                "shape": ["batch", "length", alphabet.size],
-                "meaning": "one row per position from 'encoding' (uppercase symbol); right-pad "
-                "shorter sequences with zero rows",
+                "shape": ["batch", "length", folded.size if folded else alphabet.size],
+                "meaning": meaning
+                if folded is None
+                else meaning.replace("from 'encoding'", "from 'encoding', then 'structure'"),
             },
             LENGTHS_INPUT,
         ],
         "alphabet": alphabet.name,
-        "channels": list(alphabet.letters),
+        "channels": list(folded.channels if folded else alphabet.letters),
         "encoding": {
             sym: [float(v) for v in table[code]]
             for code, sym in enumerate(alphabet.symbol_list, start=1)
         },
         "lowercase": "reads as uppercase",
+    }
+    if folded is not None:
+        fields["structure"] = _structure_fields(folded)
+    return fields
+
+
+def _structure_fields(folded: StructureInput) -> dict[str, Any]:
+    """How the folding channels after the residues' are made (train --structure)."""
+    states = {
+        "unpaired": "'.' in the minimum free energy structure",
+        "paired_downstream": "'(' (paired with a partner further on)",
+        "paired_upstream": "')' (paired with a partner before it)",
+    }
+    if folded.kind == "bpp":
+        states["pair_probability"] = (
+            "the position's probability of being paired (the sum of its base-pair "
+            f"probabilities from the partition function), in steps of 1/{LEVELS}"
+        )
+    return {
+        "tool": "ViennaRNA",
+        "version": folded.version,
+        "kind": folded.kind,
+        "channels": states,
+        "made": "each sequence folded on its own at 37 C with ViennaRNA's defaults, DNA "
+        "as RNA (T read as U), ambiguity codes as N; the three state channels are 0/1, "
+        "one of them 1 per position; padding rows all zero. bioseqnn predict folds "
+        "before the graph in the same way",
     }
 
 

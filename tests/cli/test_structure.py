@@ -161,7 +161,34 @@ def test_a_structure_model_folds_its_input_in_every_command(
     r = cli("export", model, "-o", tmp_path / "s.onnx", "--check", tmp_path / "one.fa")
     assert r.code == 0, r.err
     side = json.loads((tmp_path / "s.onnx.json").read_text())
-    assert "structure" in json.dumps(side)
+    # the sidecar describes the graph's input: the residues, then the folding channels
+    assert side["inputs"][0]["shape"] == ["batch", "length", 7]
+    assert side["channels"][4:] == ["unpaired", "paired_downstream", "paired_upstream"]
+    assert side["structure"]["kind"] == "mfe" and side["structure"]["tool"] == "ViennaRNA"
+    assert list(side["structure"]["channels"]) == side["channels"][4:]
+    # an input made from the sidecar alone (and ViennaRNA) gives predict's probabilities
+    import onnxruntime
+
+    from bioseqnn.structure import fold_one
+
+    seq = "".join(first.splitlines()[1:]).upper()
+    states = fold_one(seq.replace("T", "U"), "mfe") % 3
+    x = np.array(
+        [
+            [
+                side["encoding"][c] + [float(s == k) for k in range(3)]
+                for c, s in zip(seq, states, strict=True)
+            ]
+        ],
+        dtype=np.float32,
+    )
+    session = onnxruntime.InferenceSession(str(tmp_path / "s.onnx"))
+    out = session.run(["outputs"], {"onehot": x, "lengths": np.array([len(seq)])})[0]
+    header = list(read_table(tmp_path / "one.tsv")[0])
+    numeric = [c for c in header if c not in ("id", "predicted")]
+    assert side["outputs"][0]["columns"] == numeric
+    expected = [float(read_table(tmp_path / "one.tsv")[0][c]) for c in numeric]
+    np.testing.assert_allclose(out[0], expected, rtol=2e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize(
