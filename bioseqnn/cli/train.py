@@ -193,8 +193,9 @@ def train(
             show_default=False,
             help="Log the run to MLflow: settings, each epoch's metrics, the learning curves and "
             "the model file (needs bioseqnn[tracking]). Alone: the local store mlflow.db beside "
-            "the model (sqlite); or a tracking URI: http(s)://server, sqlite:///runs.db, "
-            "--mlflow=FOLDER.",
+            "the model (sqlite); or a tracking URI: http(s)://server, sqlite:///runs.db "
+            "(--mlflow=FOLDER, a file store, needs MLFLOW_ALLOW_FILE_STORE=true with MLflow "
+            ">= 3.13).",
         ),
     ] = None,
     plot_format: FigFormat = None,
