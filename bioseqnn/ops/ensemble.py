@@ -147,6 +147,16 @@ def _ensemble_manifest(
     manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     manifest["parameters"] = sum(count_parameters(m) for m in members)
     manifest["training"] = {**first.get("training", {}), "ensemble": len(members)}
+    averaged = [bool(b.manifest.get("training", {}).get("rc_average")) for b in bundles]
+    if len(set(averaged)) > 1:  # a prediction-time default: one for the whole ensemble
+        log.warning(
+            "the model files differ in --rc-average (%d of %d average both strands): the "
+            "ensemble takes the first file's, %s (predict --rc-average or --no-rc-average "
+            "chooses for a run)",
+            sum(averaged),
+            len(averaged),
+            "averaging both strands" if averaged[0] else "the strand given",
+        )
     fingerprints = {b.manifest.get("data", {}).get("fingerprint_sha256") for b in bundles}
     if len(fingerprints) > 1:
         manifest["data"] = {

@@ -337,6 +337,39 @@ def test_ensemble_command_combines_separately_trained_members(
     assert read_manifest(tmp_path / "four.bsnn")[0]["ensemble"] == 4
 
 
+def test_files_that_differ_in_strand_averaging_are_combined_with_a_warning(
+    cli, examples: Path, tmp_path: Path
+) -> None:
+    """--rc-average is a default of prediction, one per ensemble: the first file's is
+    kept, and a mix is said in one line (it changed predictions with the files' order
+    without a word)."""
+    dna = tmp_path / "dna.bsnn"
+    small = ("--arch", "cnn", "--channels", "8", "--kernel-sizes", "5", "--epochs", "1", "-q")
+    fasta, labels = examples / "ncrna_train.fasta", examples / "ncrna_train.csv"
+    assert cli("train", fasta, labels, "-o", dna, *small).code == 0
+    bundle = load_bundle(dna)
+    member, manifest = bundle.model, bundle.manifest
+    plain, both = tmp_path / "plain.bsnn", tmp_path / "both.bsnn"
+    save_bundle(
+        plain, member, {**manifest, "training": {**manifest["training"], "rc_average": False}}
+    )
+    save_bundle(
+        both, member, {**manifest, "training": {**manifest["training"], "rc_average": True}}
+    )
+    for first, second, kept in ((plain, both, False), (both, plain, True)):
+        out = tmp_path / f"{first.stem}_first.bsnn"
+        result = cli("ensemble", first, second, "-o", out)
+        assert result.code == 0, result.err
+        assert (
+            "warning: the model files differ in --rc-average (1 of 2 average both strands): "
+            "the ensemble takes the first file's, "
+            + ("averaging both strands" if kept else "the strand given")
+        ) in result.err
+        assert read_manifest(out)[0]["training"]["rc_average"] is kept
+    same = cli("ensemble", plain, plain, "-o", tmp_path / "same.bsnn")
+    assert same.code == 0 and "--rc-average" not in same.err
+
+
 @pytest.mark.slow
 def test_ensemble_command_combines_different_architectures(
     trained: dict[str, Path],
