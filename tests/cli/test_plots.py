@@ -480,6 +480,7 @@ def test_a_figure_folder_that_is_a_file_is_named(cli, tmp_path, command) -> None
     assert taken.read_bytes() == b"x"
 
 
+@pytest.mark.slow
 def test_text_with_dollar_signs_is_drawn_as_written(tmp_path, monkeypatch) -> None:
     """A class, file or run name is text, not a formula: matplotlib's mathtext failed on
     '$^$' with a parser error (every plot of such a model was 'unexpected ValueError')

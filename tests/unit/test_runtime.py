@@ -211,6 +211,7 @@ def test_parse_size_refuses_what_is_no_size(text: str) -> None:
         runtime.parse_size(text)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
     reason="needs two CPUs",
