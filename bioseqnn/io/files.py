@@ -43,22 +43,14 @@ def display_name(path: str | os.PathLike[str]) -> str:
     return "<stdin>" if str(path) == STDIO else str(path)
 
 
-def _closed_descriptor(fd: int) -> bool:
-    """Whether file descriptor ``fd`` is not open (a scheduler or daemon may start a
-    command with standard input closed)."""
-    try:
-        os.fstat(fd)
-    except OSError:
-        return True
-    return False
-
-
 def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open a path (or '-') for reading bytes, decompressing gzip, bzip2, xz or zstd found
     by their magic bytes."""
     name = display_name(path)
     if str(path) == STDIO:
-        if sys.stdin is None or sys.stdin.closed or _closed_descriptor(0):
+        # Python gives no sys.stdin to a process started with it closed (<&-, as a
+        # scheduler or daemon may start one)
+        if sys.stdin is None or sys.stdin.closed:
             raise UsageError(
                 "'-' reads standard input, which is closed here: pipe the input in "
                 "(... | bioseqnn ...) or give a file name"
