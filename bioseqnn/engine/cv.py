@@ -54,10 +54,15 @@ class OutOfFold:
     """The held-out predictions of every fold, and the pooled scores over all of them."""
 
     task: TaskSpec
+    folds: np.ndarray | None = None
+    """The fold of each record of the training data (:func:`assign_folds`), which gives
+    each held-out record's place in the input (:meth:`input_order`)."""
     ids: list[str] = field(default_factory=list)
     fold: list[int] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
+    places: list[np.ndarray] = field(default_factory=list)
+    """Each added fold's records' places in the training data (fold_sets' held-out part)."""
     per_fold: list[dict[str, Any]] = field(default_factory=list)
     """Each member's best epoch on its own fold (val_* figures)."""
     loss_sum: float = 0.0
@@ -76,6 +81,8 @@ class OutOfFold:
     ) -> None:
         """Predict fold ``fold`` (``held_out``) with its member (best weights restored)."""
         self.per_fold.append(dict(best))
+        if self.folds is not None:
+            self.places.append(np.flatnonzero(self.folds == fold))
         if self.task.kind in PER_POSITION_KINDS:
             scored = infer_scored(
                 model,
@@ -102,6 +109,14 @@ class OutOfFold:
     def outputs(self) -> np.ndarray:
         """What predict reports for each record, in the order the folds were added."""
         return self.task.outputs(torch.cat(self.logits)).numpy().astype(np.float64)
+
+    def input_order(self) -> np.ndarray:
+        """The order that puts the records as added (fold by fold) in the input's order,
+        as predict keeps it; the order they were added where their places are unknown."""
+        places = np.concatenate(self.places) if self.places else np.zeros(0, np.int64)
+        if len(places) != len(self.ids):
+            return np.arange(len(self.ids))
+        return np.argsort(places, kind="stable")
 
     def pooled(self) -> dict[str, float]:
         """Loss and metrics over all folds' held-out predictions together (val_*)."""

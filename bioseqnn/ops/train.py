@@ -303,7 +303,7 @@ def _member_run(
         if (tc.rc_augment or tc.rc_average) and isinstance(ready.alpha, Alphabet)
         else None
     )
-    oof = OutOfFold(ready.spec) if ready.folds is not None else None
+    oof = OutOfFold(ready.spec, ready.folds) if ready.folds is not None else None
     return MemberRun(
         ready.cfg,
         tc,
@@ -971,12 +971,12 @@ def default_oof_path(output: str | os.PathLike[str]) -> Path:
 
 def _write_oof(oof: OutOfFold, path: Path) -> None:
     """The out-of-fold predictions: one row per record (id, fold, then predict's columns),
-    in the order of the folds."""
+    in input order, as predict writes its rows."""
     rows = oof.task.format_rows(oof.outputs())
     with atomic_output(path) as fh:
         fh.write("\t".join(["id", "fold", *oof.task.columns()]) + "\n")
-        for rid, fold, row in zip(oof.ids, oof.fold, rows, strict=True):
-            fh.write("\t".join([rid, str(fold), *row]) + "\n")
+        for i in oof.input_order():
+            fh.write("\t".join([oof.ids[i], str(oof.fold[i]), *rows[i]]) + "\n")
     log.info("wrote the out-of-fold predictions to %s", path)
 
 

@@ -84,6 +84,9 @@ def test_out_of_fold_predictions_cover_every_record_once_and_give_the_pooled_fig
     rows = read_table(tmp_path / "cv.oof.tsv")
     labels = {row["id"]: row["hemolytic"] for row in read_table(examples / "hemolytic.csv", ",")}
     assert sorted(row["id"] for row in rows) == sorted(labels)  # each record exactly once
+    fasta = (examples / "hemolytic.fasta").read_text().splitlines()
+    order = [line[1:].split()[0] for line in fasta if line.startswith(">")]
+    assert [row["id"] for row in rows] == order  # in input order, as predict writes rows
     assert list(rows[0]) == ["id", "fold", "predicted", "prob_0", "prob_1"]
     per_fold = {f: [row for row in rows if row["fold"] == f] for f in ("1", "2", "3")}
     assert [len(v) for v in per_fold.values()] == [368, 368, 368]
