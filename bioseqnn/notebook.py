@@ -16,6 +16,7 @@ import difflib
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -478,8 +479,8 @@ def _source_names(folder: Path, *inputs: Any) -> list[str]:
 
 
 class _FolderHidden(logging.Filter):
-    """Log lines of a run on data given in memory name its temporary files as what they
-    hold ('detected from sequences.fasta'), as errors do (_without_folder)."""
+    """Log lines of a run on data given in memory name its temporary files as the
+    arguments that held them ('detected from sequences'), as errors do (_without_folder)."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
@@ -488,7 +489,7 @@ class _FolderHidden(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         if self.prefix in text:
-            record.msg, record.args = text.replace(self.prefix, ""), ()
+            record.msg, record.args = _memory_names(text, self.prefix), ()
         return True
 
 
@@ -504,10 +505,29 @@ def _folder_hidden(folder: Path) -> Iterator[None]:
 
 
 def _without_folder(exc: BioseqnnError, folder: Path) -> BioseqnnError:
-    """The error with the temporary files of data given in memory named as what they hold
-    ('sequences.fasta: record 's3', line 6: ...')."""
-    text = str(exc).replace(f"{folder}{os.sep}", "")
-    return exc if text == str(exc) else type(exc)(text)
+    """The error with the temporary files of data given in memory named as the argument
+    that held them, without their lines ('sequences: record '3' has no sequence', not
+    'sequences.fasta: line 7: ...'): the records are named by their ids (a list's
+    positions), and the files' lines mean nothing to the caller."""
+    prefix = f"{folder}{os.sep}"
+    return type(exc)(_memory_names(str(exc), prefix)) if prefix in str(exc) else exc
+
+
+def _memory_names(text: str, prefix: str) -> str:
+    """``text`` with each temporary file under ``prefix`` named as its argument."""
+    text = text.replace(prefix, "")
+    for pattern, name in _MEMORY_FILES:
+        text = pattern.sub(name, text)
+    return text
+
+
+_MEMORY_FILES = [
+    (re.compile(r"\b(\w*sequences)\.fasta(?:: line \d+(?:, column \d+)?)?"), r"\1"),
+    (re.compile(r"\b(\w*labels)\.csv(?:(?::|,) line \d+(?:, column \d+)?)?"), r"\1"),
+    (re.compile(r"\b(\w*table)\.csv(?:(?::|,) line \d+(?:, column \d+)?)?"), r"\1"),
+]
+"""The temporary files of data given in memory (see _training_inputs), with the line a
+message gives, and the argument's name that replaces them."""
 
 
 def _is_path(value: Any) -> bool:

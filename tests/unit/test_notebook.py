@@ -91,8 +91,7 @@ def test_train_from_memory_matches_the_command_line(cli, tmp_path: Path) -> None
     assert run.manifest["model"]["arch"] == "cnn" and run.manifest["training"]["epochs"] == 2
     with pytest.raises(
         bioseqnn.DataError,
-        match=r"1 id\(s\) in labels.csv missing from "
-        r"sequences.fasta \('nowhere'\), line 2",
+        match=r"1 id\(s\) in labels missing from sequences \('nowhere'\)",
     ):
         bioseqnn.train(seqs, {"nowhere": "1", **labels}, **TINY)
 
@@ -219,9 +218,30 @@ def test_without_pandas_predict_gives_dicts() -> None:
     assert r.stdout.split() == ["list", "0", "2"]
 
 
+def test_errors_in_data_given_in_memory_name_the_argument_and_the_record() -> None:
+    """The temporary files that hold data given in memory are no names for the caller:
+    an error says which argument and which record (a list's position), not
+    'sequences.fasta: line 1'."""
+    seqs, labels = _peptides(60)
+    values = list(seqs.values())
+    with pytest.raises(bioseqnn.DataError) as info:
+        bioseqnn.train(["", *values[1:]], list(labels.values()), **TINY)
+    assert str(info.value) == "sequences: record '0' has no sequence"
+    with pytest.raises(bioseqnn.DataError) as info:
+        bioseqnn.train([*values[:-1], "KLV1F"], list(labels.values()), **TINY)
+    assert str(info.value).startswith(
+        f"sequences: record '{len(values) - 1}': invalid protein symbol '1' at position 4"
+    )
+    with pytest.raises(bioseqnn.DataError) as info:
+        bioseqnn.train(values, [None, *list(labels.values())[1:]], **TINY)
+    assert str(info.value) == (
+        "cannot join sequences and labels: 1 record(s) with an empty label ('0') in labels"
+    )
+
+
 def test_log_lines_name_data_in_memory_without_the_temporary_folder(caplog) -> None:
-    """The alphabet line of a run on sequences given in memory names 'sequences.fasta',
-    as errors do, not a temporary folder."""
+    """The alphabet line of a run on sequences given in memory names 'sequences' (the
+    argument), as errors do, not a temporary file or folder."""
     import logging
     import tempfile
 
@@ -230,7 +250,7 @@ def test_log_lines_name_data_in_memory_without_the_temporary_folder(caplog) -> N
         bioseqnn.train(seqs, labels, **TINY)
     lines = [r.getMessage() for r in caplog.records if r.name == "bioseqnn"]
     detected = [x for x in lines if x.startswith("alphabet: protein (detected from")]
-    assert detected and "detected from sequences.fasta:" in detected[0]
+    assert detected and "detected from sequences:" in detected[0]
     assert not any(tempfile.gettempdir() in x for x in lines)
 
 
