@@ -65,7 +65,7 @@ from unittest import mock
 
 import numpy as np
 
-# as the command line does before torch (and OpenMP) loads: see cli.funnel.OPENMP_SPIN
+# as the command line does before torch (and OpenMP) loads: see cli.process.OPENMP_SPIN
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import torch  # noqa: E402

@@ -55,7 +55,7 @@ def tune() -> None:
     Threads (:func:`configure_threads`) and glibc's allocator thresholds
     (:func:`tune_malloc_for_training`) are set by the operations that need them. The
     command line also sets GOMP_SPINCOUNT=1000 before torch loads (see
-    ``cli.funnel.OPENMP_SPIN``); OpenMP reads it when torch is imported, so a library user who
+    ``cli.process.OPENMP_SPIN``); OpenMP reads it when torch is imported, so a library user who
     wants it sets it in the environment first.
     """
     global _tuned

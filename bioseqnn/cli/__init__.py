@@ -21,8 +21,9 @@ from .app import (
     repeated_options,
     version_details,
 )
-from .funnel import OPENMP_SPIN, main, run
+from .funnel import main, run
 from .info import SHOWN, info_rows, info_table, shown
+from .process import OPENMP_SPIN
 from .settings import PanelledCommand, with_settings
 from .tune import parse_duration
 

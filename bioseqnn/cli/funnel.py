@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from ..errors import BioseqnnError, SettingError
+from . import process
 from .app import (
     LISTING_ARGS,
     click_group,
@@ -28,22 +29,7 @@ _WITHOUT_TORCH = ("config", "version", "info")
 """Commands that never import torch (nor does help, or --version)."""
 _TORCH_WHEN_NEEDED = ("predict",)
 """Commands that decide for themselves whether they need torch (a small prediction is
-made without it: engine/light.py); they call :func:`prepare_torch` when they do."""
-_torch_prepared = False
-
-
-def prepare_torch() -> None:
-    """The process-wide settings torch work gets before torch loads (runtime.tune), and
-    the memory ceiling (runtime.cap_memory, which leaves out a GPU machine); once."""
-    global _torch_prepared
-    if _torch_prepared:
-        return
-    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
-    from .. import runtime
-
-    runtime.tune()
-    runtime.cap_memory()  # memory that runs out is an error, not the OOM killer
-    _torch_prepared = True
+made without it: engine/light.py); they call :func:`process.prepare_torch` when they do."""
 
 
 def _runs_torch(args: list[str]) -> bool:
@@ -76,15 +62,6 @@ def optional_values(args: list[str]) -> list[str]:
             out[i] = f"--mlflow={LOCAL}"
     return out
 
-
-OPENMP_SPIN = "1000"
-"""GOMP_SPINCOUNT that main() sets before torch loads (an explicit setting in the
-environment wins). OpenMP's threads spin this many times at a barrier before they
-sleep; with the default (300,000) a thread spun on a core that another process needed,
-and a CNN step beside one busy process ran at 0.36-0.74x its one-thread speed with two
-threads, against 0.68-0.99x with 1,000; quiet, it may cost a little at 200 nt (CNN
-1.51-1.52x of one thread against 1.71x; docs/performance.md).
-A library user sets it in the environment before importing torch (see runtime.tune)."""
 
 MLFLOW_HTTP = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
@@ -122,13 +99,12 @@ def _main(argv: list[str] | None) -> int:
     previous_term = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_terminated)
-    global _torch_prepared
     if any(a.startswith("--mlflow") for a in args):
         for name, value in MLFLOW_HTTP.items():
             os.environ.setdefault(name, value)
     try:
         if _runs_torch(args):
-            prepare_torch()  # before torch (and its OpenMP) loads
+            process.prepare_torch()  # before torch (and its OpenMP) loads
         _invoke(args)
         return 0
     except (
@@ -175,7 +151,7 @@ def _main(argv: list[str] | None) -> int:
         from .. import machine
 
         machine.release_memory()
-        _torch_prepared = False
+        process.forget()
 
 
 def _given(args: list[str], option: str) -> bool:

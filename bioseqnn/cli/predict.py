@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from .app import app, setup_logging
-from .funnel import prepare_torch
 from .options import (
     Debug,
     Device,
@@ -25,6 +24,7 @@ from .options import (
     Window,
     choices,
 )
+from .process import prepare_torch
 from .settings import PanelledCommand
 
 log = logging.getLogger("bioseqnn")
