@@ -53,6 +53,15 @@ DOUBLE_COLUMN = 7.2
 MANY_CURVES = 6
 """Above this many classes or labels, ROC and PR figures show the micro and macro averages
 beside one small panel per class instead of one crowded panel."""
+MAX_PANELS = 36
+"""Above this many classes or labels, ROC and PR figures show the averages (each class a
+grey curve) without a panel per class: 200 panels were unreadable; the metrics JSON
+holds every class's figure."""
+MAX_CELL_COUNTS = 30
+"""Above this many classes a confusion matrix is drawn without the count in each cell
+(40,000 texts for 200 classes, unreadable, and most of a 74-second figure at 1200 dpi),
+and its class names are thinned to about :data:`MAX_TICK_LABELS`."""
+MAX_TICK_LABELS = 60
 INSTALL_HINT = "pip install 'bioseqnn[plots]' (or: pip install matplotlib)"
 _STYLE: dict[str, Any] = {
     # sizes for a figure printed at its own size in a journal column: 6.5-8 pt text
@@ -380,14 +389,18 @@ def _many_curves(
 ) -> Path:
     short = "AUROC" if kind == "roc" else "AP"
     k = len(curves)
+    panels = k <= MAX_PANELS
     cols = 4 if k <= 12 else 5 if k <= 20 else math.ceil(math.sqrt(k))
     rows = math.ceil(k / cols)
     cell = 3.9 / cols
     average = _roc_average(curves) if kind == "roc" else _pr_average(curves)
-    height = max(3.2, rows * (cell + 0.18) + 0.55)
-    with _figure(DOUBLE_COLUMN, height) as fig:
-        halves = fig.subfigures(1, 2, width_ratios=[3.1, 4.1], wspace=0.02, squeeze=False)
-        left, right = halves[0, 0], halves[0, 1]
+    height = max(3.2, rows * (cell + 0.18) + 0.55) if panels else 4.2
+    with _figure(DOUBLE_COLUMN if panels else 5.4, height) as fig:
+        if panels:
+            halves = fig.subfigures(1, 2, width_ratios=[3.1, 4.1], wspace=0.02, squeeze=False)
+            left, right = halves[0, 0], halves[0, 1]
+        else:
+            left, right = fig, None
         ax = left.add_subplot()
         if kind == "roc":
             ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--", label="chance")
@@ -422,32 +435,13 @@ def _many_curves(
         )
         _curve_axes(ax, kind)
         ax.legend(loc="lower right" if kind == "roc" else "lower left", frameon=False)
-        ax.set_title("Averages over classes")
-        grid = right.subplots(rows, cols, squeeze=False)
-        for i, panel in enumerate(grid.flat):
-            if i >= len(curves):
-                panel.set_axis_off()
-                continue
-            label, truth, score = curves[i]
-            _curve_axes(panel, kind, small=True)
-            if kind == "roc":
-                panel.plot([0, 1], [0, 1], color="0.75", lw=0.5, ls="--")
-            elif truth.sum() > 0:
-                panel.axhline(truth.mean(), color="0.75", lw=0.5, ls="--")
-            if _drawable(kind, truth):
-                area = _area(kind, truth, score)
-                _draw_curve(panel, kind, truth, score, color="#1f4e9c", lw=0.9)
-                shown = f"{_wrap(label, 14)}\n{short} {area:.2f}"
-            else:
-                shown = f"{_wrap(label, 14)}\nn/a"
-            panel.set_title(shown, fontsize=6, pad=2, linespacing=1.1)
-            panel.tick_params(labelsize=5.5, length=1.5, pad=1)
-            if i % cols:
-                panel.tick_params(labelleft=False)
-            if i + cols < len(curves):
-                panel.tick_params(labelbottom=False)
-        right.supxlabel("False positive rate" if kind == "roc" else "Recall", fontsize=6.5)
-        right.supylabel("True positive rate" if kind == "roc" else "Precision", fontsize=6.5)
+        ax.set_title(
+            "Averages over classes"
+            if panels
+            else f"Averages over {k} classes (a panel each up to {MAX_PANELS})"
+        )
+        if right is not None:
+            _class_panels(right, kind, curves, rows, cols)
         what = "ROC" if kind == "roc" else "Precision-recall"
         name = "AUROC" if kind == "roc" else "average precision"
         _heading(
@@ -460,11 +454,48 @@ def _many_curves(
         return _save(fig, path, dpi)
 
 
+def _class_panels(
+    right: Any,
+    kind: str,
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    rows: int,
+    cols: int,
+) -> None:
+    """One small panel per class, in a rows x cols grid of the figure's right side."""
+    short = "AUROC" if kind == "roc" else "AP"
+    grid = right.subplots(rows, cols, squeeze=False)
+    for i, panel in enumerate(grid.flat):
+        if i >= len(curves):
+            panel.set_axis_off()
+            continue
+        label, truth, score = curves[i]
+        _curve_axes(panel, kind, small=True)
+        if kind == "roc":
+            panel.plot([0, 1], [0, 1], color="0.75", lw=0.5, ls="--")
+        elif truth.sum() > 0:
+            panel.axhline(truth.mean(), color="0.75", lw=0.5, ls="--")
+        if _drawable(kind, truth):
+            area = _area(kind, truth, score)
+            _draw_curve(panel, kind, truth, score, color="#1f4e9c", lw=0.9)
+            shown = f"{_wrap(label, 14)}\n{short} {area:.2f}"
+        else:
+            shown = f"{_wrap(label, 14)}\nn/a"
+        panel.set_title(shown, fontsize=6, pad=2, linespacing=1.1)
+        panel.tick_params(labelsize=5.5, length=1.5, pad=1)
+        if i % cols:
+            panel.tick_params(labelleft=False)
+        if i + cols < len(curves):
+            panel.tick_params(labelbottom=False)
+    right.supxlabel("False positive rate" if kind == "roc" else "Recall", fontsize=6.5)
+    right.supylabel("True positive rate" if kind == "roc" else "Precision", fontsize=6.5)
+
+
 def roc_plot(
     ev: Evaluation, path: str | os.PathLike[str], dpi: int = DPI, title: str | None = None
 ) -> Path:
     """ROC curve of the positive class (binary) or of each class / label, with its AUROC;
-    above :data:`MANY_CURVES` classes, micro and macro averages and one panel per class.
+    above :data:`MANY_CURVES` classes, micro and macro averages and one panel per class
+    (up to :data:`MAX_PANELS` classes).
 
     ``title`` replaces the default '<data set> — <model>'.
     """
@@ -495,7 +526,7 @@ def confusion_plot(
         frac = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
         image = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
         cell_font = 7 if k <= 6 else 6 if k <= 15 else 5
-        for i in range(k):
+        for i in range(k if k <= MAX_CELL_COUNTS else 0):
             for j in range(k):
                 ax.text(
                     j,
@@ -506,14 +537,16 @@ def confusion_plot(
                     fontsize=cell_font,
                     color="white" if frac[i, j] > 0.55 else "black",
                 )
+        every = math.ceil(k / MAX_TICK_LABELS)  # a name every so many classes
+        ticks = range(0, k, every)
         ax.set_xticks(
-            range(k),
-            labels=names,
+            ticks,
+            labels=[names[i] for i in ticks],
             rotation=45 if k > 3 else 0,
             ha="right" if k > 3 else "center",
             rotation_mode="anchor",
         )
-        ax.set_yticks(range(k), labels=names)
+        ax.set_yticks(ticks, labels=[names[i] for i in ticks])
         ax.set(xlabel="Predicted class", ylabel="True class")
         ax.spines[:].set_visible(False)
         ax.tick_params(length=0)
