@@ -213,11 +213,9 @@ def model_file(model: Any) -> str | os.PathLike[str] | None:
     """The file a model given as :func:`given_model` takes it was read from (or, for
     what ``bioseqnn.train`` returned, saved to): what no output may replace. None for a
     model held in memory only, or a value that is no model (its loading says so)."""
-    inner = getattr(model, "model", None)
-    path = getattr(model, "path", None) if isinstance(inner, Bundle) else model
-    if isinstance(model, Bundle):
-        path = model.path
-    return path if isinstance(path, (str, os.PathLike)) else None
+    if isinstance(model, Bundle) or isinstance(getattr(model, "model", None), Bundle):
+        model = getattr(model, "path", None)  # a loaded Bundle, or what train returned
+    return model if isinstance(model, (str, os.PathLike)) else None
 
 
 def given_model(model: Any, device: str | torch.device = "cpu") -> tuple[Bundle, Any, str]:

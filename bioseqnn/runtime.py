@@ -224,33 +224,16 @@ def worker_pool(size: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-_PLAN = threading.local()  # each thread's plan: training may run in a notebook's threads
-
-
-def plan_pieces(pieces: int | None) -> None:
-    """Fix how many independent pieces the calling thread cuts its work into
-    (:func:`concurrency`), whatever the number of threads that then runs them; None
-    (the default) cuts it into one piece per intra-op thread.
-
-    Training sets it from the step's shape and ``--threads`` (:func:`step_threads`) and
-    runs the step on that many threads, whatever the load: a step run on fewer threads
-    than planned gave other bits (oneDNN's convolutions and MKL's products split their
-    sums by the threads that run them on an Intel Xeon), and the same command with the
-    same seed must give the same model."""
-    _PLAN.pieces = pieces
-
-
 def _on_worker() -> bool:
     """Whether the calling thread is one of worker_pool's."""
     return threading.current_thread().name.startswith("bioseqnn")
 
 
 def concurrency() -> int:
-    """How many independent pieces of work the calling thread should cut its work into."""
-    if _on_worker():
-        return 1
-    pieces: int | None = getattr(_PLAN, "pieces", None)
-    return pieces if pieces is not None else torch.get_num_threads()
+    """How many independent pieces of work the calling thread should cut its work into:
+    one per intra-op thread (a training step's come from its shape and --threads,
+    runtime.step_threads, never from the load), one on a worker thread."""
+    return 1 if _on_worker() else torch.get_num_threads()
 
 
 def threads_free() -> bool:

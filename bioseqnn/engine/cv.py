@@ -61,8 +61,6 @@ class OutOfFold:
     fold: list[int] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
-    places: list[np.ndarray] = field(default_factory=list)
-    """Each added fold's records' places in the training data (fold_sets' held-out part)."""
     per_fold: list[dict[str, Any]] = field(default_factory=list)
     """Each member's best epoch on its own fold (val_* figures)."""
     loss_sum: float = 0.0
@@ -81,8 +79,6 @@ class OutOfFold:
     ) -> None:
         """Predict fold ``fold`` (``held_out``) with its member (best weights restored)."""
         self.per_fold.append(dict(best))
-        if self.folds is not None:
-            self.places.append(np.flatnonzero(self.folds == fold))
         if self.task.kind in PER_POSITION_KINDS:
             scored = infer_scored(
                 model,
@@ -113,7 +109,11 @@ class OutOfFold:
     def input_order(self) -> np.ndarray:
         """The order that puts the records as added (fold by fold) in the input's order,
         as predict keeps it; the order they were added where their places are unknown."""
-        places = np.concatenate(self.places) if self.places else np.zeros(0, np.int64)
+        added = list(dict.fromkeys(self.fold))  # 1-based, in the order they were added
+        if self.folds is None or not added:
+            return np.arange(len(self.ids))
+        # each fold's held-out records, as fold_sets takes them: their places, ascending
+        places = np.concatenate([np.flatnonzero(self.folds == f - 1) for f in added])
         if len(places) != len(self.ids):
             return np.arange(len(self.ids))
         return np.argsort(places, kind="stable")

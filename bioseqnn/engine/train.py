@@ -712,7 +712,6 @@ class _Fit:
                 seen += size
                 self.reporter.batch(epoch, value)
         finally:
-            runtime.plan_pieces(None)
             runtime.set_threads(self.threads)  # steps may have run on fewer (runtime.step_threads)
         _check_weights(model, cfg, epoch)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
@@ -760,7 +759,6 @@ class _Fit:
         positions = codes.shape[0] * codes.shape[1]
         if device.type == "cpu":
             pieces = runtime.step_threads(positions, self.threads)
-            runtime.plan_pieces(pieces)
             runtime.set_threads(pieces)
         if flip is not None and self.rc_table is not None:
             codes = reverse_complement_codes(codes, lens, self.rc_table, torch.from_numpy(flip))

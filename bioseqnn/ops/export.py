@@ -516,19 +516,15 @@ def _input_fields(bundle: Bundle) -> dict[str, Any]:
     alphabet = bundle.alphabet
     table = alphabet.onehot_table()
     folded = bundle.features if isinstance(bundle.features, StructureInput) else None
-    meaning = (
-        "one row per position from 'encoding' (uppercase symbol); right-pad shorter "
-        "sequences with zero rows"
-    )
+    source = "'encoding', then 'structure'" if folded else "'encoding'"
     fields: dict[str, Any] = {
         "inputs": [
             {
                 "name": "onehot",
                 "dtype": "float32",
                 "shape": ["batch", "length", folded.size if folded else alphabet.size],
-                "meaning": meaning
-                if folded is None
-                else meaning.replace("from 'encoding'", "from 'encoding', then 'structure'"),
+                "meaning": f"one row per position from {source} (uppercase symbol); "
+                "right-pad shorter sequences with zero rows",
             },
             LENGTHS_INPUT,
         ],
