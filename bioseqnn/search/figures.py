@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.schedules import minimised
-from ..plots import DPI, _figure, _save, check_figure_options
+from ..plots import DPI, check_figure_options
+from ..plots.common import _figure, _save
 
 log = logging.getLogger("bioseqnn")
 SHOWN = 12
