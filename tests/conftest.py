@@ -66,13 +66,18 @@ def cli(capfd: pytest.CaptureFixture[str]):
     return run
 
 
-def fresh_python(probe: str, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+def fresh_python(
+    probe: str, *args: str | os.PathLike[str], from_bash: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run ``probe`` (with ``args`` as its sys.argv[1:]) in a new interpreter, without
     THP_MEM_ALLOC_ENABLE in its environment: what a command leaves in sys.modules, or
-    changes process-wide, shows there."""
+    changes process-wide, shows there. ``from_bash`` starts it from a bash that waits for
+    it, for what looks for the user's shell among the process's ancestors (completion),
+    whatever started the tests (a detached runner has no shell above it)."""
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    shell = ["bash", "-c", '"$0" "$@"; exit $?'] if from_bash else []
     return subprocess.run(
-        [sys.executable, "-c", probe, *map(str, args)],
+        [*shell, sys.executable, "-c", probe, *map(str, args)],
         capture_output=True,
         text=True,
         env=env,

@@ -250,7 +250,8 @@ def test_help_version_and_config_never_import_torch(args: list[str]) -> None:
         "heavy += ['pydantic'] if CHEAP_ABSENT_VALUES and 'pydantic' in sys.modules else []\n"
         f"heavy += ['yaml'] if {spared!r} and 'yaml' in sys.modules else []\n"
         "print('PROBE', code, heavy, os.environ.get('THP_MEM_ALLOC_ENABLE'), "
-        "file=sys.stderr)\n"
+        "file=sys.stderr)\n",
+        from_bash=args[0] == "--show-completion",
     )
     line = [x for x in p.stderr.splitlines() if x.startswith("PROBE")]
     assert line == ["PROBE 0 [] None"], p.stderr
