@@ -126,7 +126,7 @@ def run_title(data: str | os.PathLike[str], model: str | os.PathLike[str]) -> st
 
 
 @contextmanager
-def _figure(width: float, height: float) -> Iterator[Figure]:
+def new_figure(width: float, height: float) -> Iterator[Figure]:
     """A figure of this size in inches, laid out by matplotlib's constrained layout (which
     keeps the size: a PNG is exactly width x dpi pixels wide), in the journal style."""
     require_matplotlib()
@@ -160,21 +160,24 @@ def figure_format(path: str | os.PathLike[str]) -> str:
     return FORMATS[suffix]
 
 
-def _save(
+def save_figure(
     fig: Figure, path: str | os.PathLike[str], dpi: int = DPI, fmt: str | None = None
 ) -> Path:
-    """Write the figure as ``fmt`` (default: by the name's suffix), atomically."""
+    """Write the figure as ``fmt`` (default: by the name's suffix), atomically.
+
+    The drawing modules call it through this module (``common.save_figure``), the one place
+    every figure passes, so that a test can see each figure drawn."""
     fmt = fmt or figure_format(path)
     with atomic_output(path, binary=True) as fh:
         fig.savefig(fh, format=fmt, dpi=dpi, metadata=_NO_DATE.get(fmt))
     return Path(path)
 
 
-def _fmt(value: float | None) -> str:
+def number_text(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-def _styles(n: int) -> list[dict[str, Any]]:
+def line_styles(n: int) -> list[dict[str, Any]]:
     """Distinct line styles: ten colours, then the same colours dashed, then dotted."""
     from matplotlib import colormaps
 
@@ -183,14 +186,14 @@ def _styles(n: int) -> list[dict[str, Any]]:
     return [{"color": cmap(i % 10), "ls": dashes[(i // 10) % len(dashes)]} for i in range(n)]
 
 
-def _wrap(text: str, width: int = 70) -> str:
+def clipped(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _heading(fig: Figure, title: str, detail: str = "") -> None:
+def set_heading(fig: Figure, title: str, detail: str = "") -> None:
     """The figure's title: data set and model on the first line, what it measured on the
     second."""
-    fig.suptitle(f"{_wrap(title, 90)}\n{_wrap(detail, 120)}" if detail else _wrap(title, 90))
+    fig.suptitle(f"{clipped(title, 90)}\n{clipped(detail, 120)}" if detail else clipped(title, 90))
 
 
 def safe_filename(name: str, taken: set[str], fmt: str = "png") -> str:

@@ -17,14 +17,14 @@ from .common import (
     COLUMN,
     DOUBLE_COLUMN,
     DPI,
-    _figure,
-    _fmt,
-    _heading,
-    _styles,
-    _wrap,
     check_figure_options,
+    clipped,
+    line_styles,
+    new_figure,
+    number_text,
     plot_dir,
     run_title,
+    set_heading,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,11 +176,11 @@ def _curve_figure(
     heading = title or evaluation_title(ev)
     what = "ROC" if kind == "roc" else "Precision-recall"
     if len(curves) <= MANY_CURVES:
-        with _figure(COLUMN, COLUMN + 0.25) as fig:
+        with new_figure(COLUMN, COLUMN + 0.25) as fig:
             ax = fig.add_subplot()
             if kind == "roc":
                 ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--", label="chance")
-            for (label, truth, score), style in zip(curves, _styles(len(curves)), strict=True):
+            for (label, truth, score), style in zip(curves, line_styles(len(curves)), strict=True):
                 if not _drawable(kind, truth):
                     continue
                 area = _area(kind, truth, score)
@@ -189,7 +189,7 @@ def _curve_figure(
                     kind,
                     truth,
                     score,
-                    label=f"{_wrap(label, 24)} ({short} {area:.3f})",
+                    label=f"{clipped(label, 24)} ({short} {area:.3f})",
                     **style,
                 )
                 if kind == "pr" and len(curves) == 1:
@@ -203,8 +203,10 @@ def _curve_figure(
             _curve_axes(ax, kind)
             ax.legend(loc="lower right" if kind == "roc" else "lower left", frameon=False)
             mean = " (macro mean)" if len(curves) > 1 else ""
-            _heading(fig, heading, f"{what}: {name} {_fmt(headline)}{mean}, n = {ev.records}")
-            return common._save(fig, path, dpi)
+            set_heading(
+                fig, heading, f"{what}: {name} {number_text(headline)}{mean}, n = {ev.records}"
+            )
+            return common.save_figure(fig, path, dpi)
     return _many_curves(ev, kind, curves, path, dpi, heading)
 
 
@@ -224,7 +226,7 @@ def _many_curves(
     cell = 3.9 / cols
     average = _roc_average(curves) if kind == "roc" else _pr_average(curves)
     height = max(3.2, rows * (cell + 0.18) + 0.55) if panels else 4.2
-    with _figure(DOUBLE_COLUMN if panels else 5.4, height) as fig:
+    with new_figure(DOUBLE_COLUMN if panels else 5.4, height) as fig:
         if panels:
             halves = fig.subfigures(1, 2, width_ratios=[3.1, 4.1], wspace=0.02, squeeze=False)
             left, right = halves[0, 0], halves[0, 1]
@@ -253,14 +255,14 @@ def _many_curves(
             color="#d62728",
             lw=1.5,
             **extra,
-            label=f"micro average ({short} {_fmt(average['micro_auc'])})",
+            label=f"micro average ({short} {number_text(average['micro_auc'])})",
         )
         ax.plot(
             *average["macro"],
             color="#1f4e9c",
             lw=1.5,
             ls="--",
-            label=f"macro average ({short} {_fmt(average['macro_auc'])})",
+            label=f"macro average ({short} {number_text(average['macro_auc'])})",
         )
         _curve_axes(ax, kind)
         ax.legend(loc="lower right" if kind == "roc" else "lower left", frameon=False)
@@ -273,14 +275,14 @@ def _many_curves(
             _class_panels(right, kind, curves, rows, cols)
         what = "ROC" if kind == "roc" else "Precision-recall"
         name = "AUROC" if kind == "roc" else "average precision"
-        _heading(
+        set_heading(
             fig,
             heading,
             f"{what} of {len(curves)} classes: {name} macro "
-            f"{_fmt(average['macro_auc'])}, micro {_fmt(average['micro_auc'])}, "
+            f"{number_text(average['macro_auc'])}, micro {number_text(average['micro_auc'])}, "
             f"n = {ev.records}",
         )
-        return common._save(fig, path, dpi)
+        return common.save_figure(fig, path, dpi)
 
 
 def _class_panels(
@@ -306,9 +308,9 @@ def _class_panels(
         if _drawable(kind, truth):
             area = _area(kind, truth, score)
             _draw_curve(panel, kind, truth, score, color="#1f4e9c", lw=0.9)
-            shown = f"{_wrap(label, 14)}\n{short} {area:.2f}"
+            shown = f"{clipped(label, 14)}\n{short} {area:.2f}"
         else:
-            shown = f"{_wrap(label, 14)}\nn/a"
+            shown = f"{clipped(label, 14)}\nn/a"
         panel.set_title(shown, fontsize=6, pad=2, linespacing=1.1)
         panel.tick_params(labelsize=5.5, length=1.5, pad=1)
         if i % cols:
@@ -346,10 +348,10 @@ def confusion_plot(
     if ev.confusion is None:
         raise UsageError(f"a confusion matrix needs a single-label classifier, not {ev.task.kind}")
     cm = ev.confusion
-    names = [_wrap(n, 18) for n in ev.task.classes]
+    names = [clipped(n, 18) for n in ev.task.classes]
     k = len(names)
     width = COLUMN if k <= MANY_CURVES else min(DOUBLE_COLUMN, 0.3 * k + 2.2)
-    with _figure(width, width * 0.92 + 0.2) as fig:
+    with new_figure(width, width * 0.92 + 0.2) as fig:
         ax = fig.add_subplot()
         support = cm.sum(axis=1, keepdims=True)
         frac = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
@@ -382,13 +384,13 @@ def confusion_plot(
         bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, shrink=0.8)
         bar.set_label("fraction of true class")
         bar.outline.set_visible(False)
-        _heading(
+        set_heading(
             fig,
             title or evaluation_title(ev),
-            f"accuracy {_fmt(ev.metrics.get('accuracy'))}, balanced accuracy "
-            f"{_fmt(ev.metrics.get('balanced_accuracy'))}, n = {ev.records}",
+            f"accuracy {number_text(ev.metrics.get('accuracy'))}, balanced accuracy "
+            f"{number_text(ev.metrics.get('balanced_accuracy'))}, n = {ev.records}",
         )
-        return common._save(fig, path, dpi)
+        return common.save_figure(fig, path, dpi)
 
 
 def scatter_plot(
@@ -401,7 +403,7 @@ def scatter_plot(
     rows = math.ceil(n / cols)
     width = COLUMN if n == 1 else DOUBLE_COLUMN
     panel = width / cols
-    with _figure(width, rows * (panel + (0.1 if n == 1 else 0.3)) + 0.3) as fig:
+    with new_figure(width, rows * (panel + (0.1 if n == 1 else 0.3)) + 0.3) as fig:
         for j, name in enumerate(targets):
             ax = fig.add_subplot(rows, cols, j + 1)
             y, p = ev.y[:, j], ev.out[:, j]
@@ -440,27 +442,27 @@ def scatter_plot(
             ax.set(
                 xlim=(lo - pad, hi + pad),
                 ylim=(lo - pad, hi + pad),
-                xlabel=f"Measured {_wrap(name, 30)}",
-                ylabel=f"Predicted {_wrap(name, 30)}",
+                xlabel=f"Measured {clipped(name, 30)}",
+                ylabel=f"Predicted {clipped(name, 30)}",
                 aspect="equal",
             )
             m = ev.per_target.get(name, {})
             scores = (
-                f"r {_fmt(m.get('pearson'))}, \u03c1 {_fmt(m.get('spearman'))}, "
-                f"R\u00b2 {_fmt(m.get('r2'))}, MAE {_fmt(m.get('mae'))}"
+                f"r {number_text(m.get('pearson'))}, \u03c1 {number_text(m.get('spearman'))}, "
+                f"R\u00b2 {number_text(m.get('r2'))}, MAE {number_text(m.get('mae'))}"
             )
             if n > 1:
                 ax.set_title(scores, fontsize=6.5)
             ax.grid(alpha=0.3)
             ax.legend(loc="upper left", frameon=False)
-        _heading(
+        set_heading(
             fig,
             title or evaluation_title(ev),
             f"Pearson r, Spearman \u03c1, R\u00b2, MAE; n = {ev.records}"
             if n > 1
             else f"{scores}, n = {ev.records}",
         )
-        return common._save(fig, path, dpi)
+        return common.save_figure(fig, path, dpi)
 
 
 def evaluation_plots(

@@ -24,12 +24,12 @@ from .common import (
     COLUMN,
     DOUBLE_COLUMN,
     DPI,
-    _figure,
-    _fmt,
-    _heading,
-    _styles,
     check_figure_options,
     figure_format,
+    line_styles,
+    new_figure,
+    number_text,
+    set_heading,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -217,7 +217,7 @@ def learning_curves(
     monitored = val_loss if has_val else col("train_loss")
     best = int(np.nanargmin(monitored))
     panels = 2 if key else 1
-    with _figure(DOUBLE_COLUMN if panels == 2 else COLUMN, 2.7) as fig:
+    with new_figure(DOUBLE_COLUMN if panels == 2 else COLUMN, 2.7) as fig:
         ax = fig.add_subplot(1, panels, 1)
         ax.plot(epochs, col("train_loss"), marker="o", ms=2, label="training loss")
         if has_val:
@@ -238,16 +238,16 @@ def learning_curves(
             ax2.set(xlabel="Epoch", ylabel=pretty.capitalize(), title=f"Validation {pretty}")
             ax2.grid(alpha=0.3)
             ax2.legend(frameon=False)
-            summary += f": {pretty} {_fmt(values[best])}"
+            summary += f": {pretty} {number_text(values[best])}"
         _integer_epochs(fig)
-        _heading(
+        set_heading(
             fig,
             title or "Learning curves",
-            f"Learning curves: {summary}, validation loss {_fmt(monitored[best])}"
+            f"Learning curves: {summary}, validation loss {number_text(monitored[best])}"
             if has_val
             else f"Learning curves: {summary}",
         )
-        return common._save(fig, path, dpi, fmt)
+        return common.save_figure(fig, path, dpi, fmt)
 
 
 def _integer_epochs(fig: Figure) -> None:
@@ -275,10 +275,10 @@ def _ensemble_curves(
     tag = _member_key(history)
     bests: list[str] = []
     scores: list[str] = []
-    with _figure(DOUBLE_COLUMN if key or outside else COLUMN, 3.0) as fig:
+    with new_figure(DOUBLE_COLUMN if key or outside else COLUMN, 3.0) as fig:
         ax = fig.add_subplot(1, 2 if key else 1, 1)
         ax2 = fig.add_subplot(1, 2, 2) if key else None
-        for member, style in zip(members, _styles(len(members)), strict=True):
+        for member, style in zip(members, line_styles(len(members)), strict=True):
             rows = sorted(
                 (r for r in history if r.get(tag) is not None and float(r[tag]) == member),
                 key=lambda r: float(r["epoch"]),
@@ -329,7 +329,7 @@ def _ensemble_curves(
             if ax2 is not None:
                 ax2.plot(epochs[best], values[best], **star)
             bests.append(f"{epochs[best]:g}")
-            scores.append(_fmt(values[best]))
+            scores.append(number_text(values[best]))
         handles = ax.get_legend_handles_labels()[0]
         handles.append(Line2D([], [], color="0.35", lw=0.9, label="training loss"))
         if has_val:
@@ -356,5 +356,5 @@ def _ensemble_curves(
         summary = f"{what}: best epochs {', '.join(bests)}"
         if key:
             summary += f"; {pretty} {', '.join(scores)}"
-        _heading(fig, title or "Learning curves", summary)
-        return common._save(fig, path, dpi, fmt)
+        set_heading(fig, title or "Learning curves", summary)
+        return common.save_figure(fig, path, dpi, fmt)

@@ -15,8 +15,8 @@ from ..errors import DataError
 from . import common
 from .common import (
     DPI,
-    _figure,
-    _wrap,
+    clipped,
+    new_figure,
 )
 from .logos import draw_letter
 
@@ -51,7 +51,7 @@ def matrix_logo_plot(
         heights = p * bits[:, None]
     # a column's width: one journal column holds a motif of about 12 positions
     width = min(7.2, max(2.0, 0.22 * len(matrix) + 0.8))
-    with _figure(width, 1.6) as fig:
+    with new_figure(width, 1.6) as fig:
         ax = fig.add_subplot(1, 1, 1)
         low = high = 0.0
         for i, column in enumerate(heights):
@@ -75,8 +75,8 @@ def matrix_logo_plot(
         ax.set_xticks(list(range(1, len(matrix) + 1, 1 if len(matrix) <= 20 else 5)))
         ax.set_ylabel(ylabel)
         if title:
-            ax.set_title(_wrap(title, 60))
-        return common._save(fig, path, dpi)
+            ax.set_title(clipped(title, 60))
+        return common.save_figure(fig, path, dpi)
 
 
 def mutation_map_plot(
@@ -109,7 +109,7 @@ def mutation_map_plot(
     # two journal columns wide (one for a window of up to 60 positions); a row's height
     # from the letters: 20 amino acids need more than 4 nucleotides
     row_height = 0.09 * len(letters) + 0.45
-    with _figure(3.5 if span <= 60 else 7.2, row_height * rows + 0.6) as fig:
+    with new_figure(3.5 if span <= 60 else 7.2, row_height * rows + 0.6) as fig:
         axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
         image = None
         for r, ax in enumerate(axes):
@@ -138,8 +138,8 @@ def mutation_map_plot(
         if image is not None:
             fig.colorbar(image, ax=list(axes), label=label, fraction=0.03, pad=0.01)
         if title:
-            fig.suptitle(_wrap(title, 100))
-        return common._save(fig, path, dpi)
+            fig.suptitle(clipped(title, 100))
+        return common.save_figure(fig, path, dpi)
 
 
 def insertion_plot(
@@ -156,7 +156,7 @@ def insertion_plot(
     positions = np.asarray(positions, dtype=np.float64)
     effects = np.asarray(effects, dtype=np.float64)
     spread = np.asarray(spread, dtype=np.float64)
-    with _figure(7.2, 2.4) as fig:
+    with new_figure(7.2, 2.4) as fig:
         ax = fig.add_subplot(1, 1, 1)
         ax.fill_between(
             positions,
@@ -174,5 +174,5 @@ def insertion_plot(
         # under the axes: the band fills most of the plot
         fig.legend(frameon=False, loc="outside lower center", ncols=2)
         if title:
-            ax.set_title(_wrap(title, 110))
-        return common._save(fig, path, dpi)
+            ax.set_title(clipped(title, 110))
+        return common.save_figure(fig, path, dpi)

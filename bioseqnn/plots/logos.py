@@ -17,9 +17,9 @@ from .common import (
     COLUMN,
     DOUBLE_COLUMN,
     DPI,
-    _figure,
-    _wrap,
     check_figure_options,
+    clipped,
+    new_figure,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -137,7 +137,7 @@ def logo_plot(
     top = top if top > 0 else 1.0
     has_negative = bool((scores < 0).any())
     row_height = 0.95 if has_negative else 0.75
-    with _figure(width, row_height * rows + (0.45 if title else 0.25)) as fig:
+    with new_figure(width, row_height * rows + (0.45 if title else 0.25)) as fig:
         axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
         step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100) if span / s <= 12)
         for r, ax in enumerate(axes):
@@ -155,8 +155,8 @@ def logo_plot(
         axes[-1].set_xlabel("Position")
         fig.supylabel(ylabel, fontsize=7)
         if title:
-            fig.suptitle(_wrap(title, 110))
-        return common._save(fig, path, dpi)
+            fig.suptitle(clipped(title, 110))
+        return common.save_figure(fig, path, dpi)
 
 
 SERIES_PLOT_CHANNELS = 12
@@ -185,7 +185,7 @@ def series_attribution_plot(
     top = top if top > 0 else 1.0
     steps = np.arange(1, n + 1)
     check_figure_options(dpi=dpi)
-    with _figure(DOUBLE_COLUMN, 0.8 * shown + 0.8) as fig:
+    with new_figure(DOUBLE_COLUMN, 0.8 * shown + 0.8) as fig:
         axes = fig.subplots(shown, 1, sharex=True, squeeze=False)[:, 0]
         image = None
         for j, ax in enumerate(axes):
@@ -207,12 +207,12 @@ def series_attribution_plot(
             ax.plot(steps, line, color="0.1", lw=0.7)
             ax.set_ylim(low - pad, high + pad)
             ax.set_xlim(0.5, n + 0.5)
-            ax.set_ylabel(_wrap(str(channels[j]), 14), rotation=0, ha="right", va="center")
+            ax.set_ylabel(clipped(str(channels[j]), 14), rotation=0, ha="right", va="center")
         axes[-1].set_xlabel(
             "Time step" + (f" (first {shown} of {c} channels)" if shown < c else "")
         )
         if image is not None:
             fig.colorbar(image, ax=list(axes), label=label, fraction=0.04, pad=0.02)
         if title:
-            fig.suptitle(_wrap(title, 110))
-        return common._save(fig, path, dpi)
+            fig.suptitle(clipped(title, 110))
+        return common.save_figure(fig, path, dpi)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..engine.schedules import minimised
 from ..plots import DPI, check_figure_options
-from ..plots.common import _figure, _save
+from ..plots.common import new_figure, save_figure
 
 log = logging.getLogger("bioseqnn")
 SHOWN = 12
@@ -51,7 +51,7 @@ def _history(
 ) -> Path:
     state = optuna.trial.TrialState
     lower = minimised(monitor)
-    with _figure(3.5, 2.6) as fig:
+    with new_figure(3.5, 2.6) as fig:
         ax = fig.add_subplot()
         done = [
             t
@@ -102,7 +102,7 @@ def _history(
         )
         ax.set_title(f"{title}\n{counts}" if title else counts)
         fig.legend(frameon=False, loc="outside lower center", ncols=3)
-        return _save(fig, path, dpi)
+        return save_figure(fig, path, dpi)
 
 
 def _last_value(trial: Any) -> float | None:
@@ -132,7 +132,7 @@ def _importances(optuna: Any, study: Any) -> dict[str, float]:
 
 def _bars(importances: dict[str, float], monitor: str, path: Path, dpi: int, title: str) -> Path:
     names = list(importances)[:SHOWN][::-1]  # the most important on top
-    with _figure(3.5, 0.9 + 0.16 * len(names)) as fig:
+    with new_figure(3.5, 0.9 + 0.16 * len(names)) as fig:
         ax = fig.add_subplot()
         ax.barh(names, [importances[n] for n in names], color="tab:blue")
         ax.set_xlabel("importance (PED-ANOVA)")
@@ -141,4 +141,4 @@ def _bars(importances: dict[str, float], monitor: str, path: Path, dpi: int, tit
         )
         ax.set_title(f"{title}\n{heading}" if title else heading)
         ax.tick_params(axis="y", length=0)
-        return _save(fig, path, dpi)
+        return save_figure(fig, path, dpi)

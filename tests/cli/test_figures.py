@@ -52,13 +52,13 @@ def multiclass_evaluation(k: int, n: int = 400, seed: int = 0) -> Evaluation:
 def drawn(monkeypatch: pytest.MonkeyPatch) -> list:
     """The figures the plotting functions save (written all the same)."""
     figures: list = []
-    save = plots.common._save
+    save = plots.common.save_figure
 
     def keep(fig, path, dpi=plots.DPI, fmt=None):
         figures.append(fig)
         return save(fig, path, dpi, fmt)
 
-    monkeypatch.setattr(plots.common, "_save", keep)
+    monkeypatch.setattr(plots.common, "save_figure", keep)
     return figures
 
 

@@ -303,7 +303,7 @@ def test_ensemble_curves_draw_each_member_apart(jsonl_run, tmp_path, monkeypatch
     history = plots.read_history(ensemble_logs(jsonl_run, tmp_path)[1])
     figures = []
     monkeypatch.setattr(
-        plots.common, "_save", lambda fig, path, *_: figures.append(fig) or Path(path)
+        plots.common, "save_figure", lambda fig, path, *_: figures.append(fig) or Path(path)
     )
     plots.learning_curves(history, tmp_path / "e.png", "ens")
     loss, metric = figures[0].axes[:2]
@@ -326,7 +326,7 @@ def test_cv_fold_curves_are_drawn_apart(tmp_path, monkeypatch) -> None:
     ]
     figures = []
     monkeypatch.setattr(
-        plots.common, "_save", lambda fig, path, *_: figures.append(fig) or Path(path)
+        plots.common, "save_figure", lambda fig, path, *_: figures.append(fig) or Path(path)
     )
     plots.learning_curves(history, tmp_path / "cv.png", "cv")
     curves = [line for line in figures[0].axes[0].lines if len(line.get_xdata()) > 1]
@@ -494,9 +494,11 @@ def test_text_with_dollar_signs_is_drawn_as_written(tmp_path, monkeypatch) -> No
         for e in (1, 2, 3)
     ]
     figures = []
-    save = plots.common._save
+    save = plots.common.save_figure
     monkeypatch.setattr(
-        plots.common, "_save", lambda fig, path, *a: figures.append(fig) or save(fig, path, *a)
+        plots.common,
+        "save_figure",
+        lambda fig, path, *a: figures.append(fig) or save(fig, path, *a),
     )
     for name in ("r$^$", "$\\alpha$"):
         out = tmp_path / "h.png"
