@@ -410,7 +410,7 @@ def test_a_process_that_joins_waits_for_the_makers_settings(tmp_path) -> None:
     them instead of refusing the study as one of 'another search space'."""
     import threading
 
-    from bioseqnn.search.study import STUDY_NAME, _open_study, _storage
+    from bioseqnn.search.storage import STUDY_NAME, _open_study, _storage
 
     journal = tmp_path / "shared.log"
     space = {"lr": {"low": 0.001, "high": 0.01, "log": True}}
@@ -692,7 +692,7 @@ def test_a_database_server_that_drops_connections_is_an_error_not_a_wait(data, t
 
 
 def test_database_urls_get_a_connection_timeout_unless_they_set_one() -> None:
-    from bioseqnn.search.study import CONNECT_TIMEOUT_S, _engine
+    from bioseqnn.search.storage import CONNECT_TIMEOUT_S, _engine
 
     timeout = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     for url in (
@@ -1011,7 +1011,7 @@ def test_a_ctrl_c_lost_in_a_finaliser_still_stops_the_search() -> None:
     process whose SIGINT is Python's own (a test runner's worker may differ)."""
     script = """
 import os, signal, time
-from bioseqnn.search.study import _signalled, _signals_remembered
+from bioseqnn.search.trials import _signalled, _signals_remembered
 
 class Freed:
     def __del__(self):
@@ -1046,7 +1046,7 @@ print("restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 def test_the_trials_table_has_one_column_per_name(tmp_path: Path) -> None:
     """A searched epochs (the cap) and the epochs a trial trained were both 'epochs':
     csv.DictReader kept one, pandas and R renamed the other."""
-    from bioseqnn.search.study import _write_table
+    from bioseqnn.search.results import _write_table
 
     trial = optuna.trial.create_trial(
         params={"epochs": 30, "lr": 0.001},
