@@ -32,7 +32,7 @@ class TuneOutcome:
     config: Path
 
 
-def _write_plots(
+def write_plots(
     optuna: Any,
     created: Any,
     monitor: str,
@@ -50,7 +50,7 @@ def _write_plots(
         log.info("wrote %s", path)
 
 
-def _write_results(
+def write_results(
     optuna: Any, study: Any, monitor: str, output: Path, paths: dict[str, Path], ensemble_top: int
 ) -> TuneOutcome:
     all_trials = study.get_trials(deepcopy=False)

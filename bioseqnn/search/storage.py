@@ -29,7 +29,7 @@ JOIN_WAIT_S = 30.0
 """How long a process that joins a new study waits for its maker to write the settings."""
 
 
-def _import_optuna() -> Any:
+def import_optuna() -> Any:
     try:
         import optuna
     except ImportError:
@@ -78,7 +78,7 @@ def _engine(url: str) -> dict[str, Any]:
     return {}
 
 
-def _check_journal(study: str | None, journal: Path) -> None:
+def check_journal(study: str | None, journal: Path) -> None:
     """Before anything is written: a journal file (``study``, not a database URL, else
     ``journal``) that exists must be a regular file of Optuna's JSON lines. A folder, a
     device, a pipe or a file of something else is refused from its first bytes (Optuna
@@ -108,7 +108,7 @@ def _check_journal(study: str | None, journal: Path) -> None:
         )
 
 
-def _open_study(
+def open_study(
     optuna: Any,
     study: str | None,
     journal: Path,
@@ -194,7 +194,7 @@ def _open_study(
             # validation figure than the default, and its table shows the default's
             created.enqueue_trial({}, user_attrs={"defaults": True, "note": "train's defaults"})
         created.set_user_attr("monitor", resolved_monitor)
-    if resume and _fail_running(optuna, created, None, None, alone=True):
+    if resume and fail_running(optuna, created, None, None, alone=True):
         log.warning("trials that a stopped run left running are recorded as failed")
     done = len(created.get_trials(deepcopy=False))
     if done and not join:
@@ -220,7 +220,7 @@ def _settings_of(created: Any, where: str) -> dict[str, Any]:
         time.sleep(0.2)
 
 
-def _fail_running(
+def fail_running(
     optuna: Any, study: Any, trial: Any, exc: BaseException | None, alone: bool
 ) -> int:
     """Record as failed the trials a stopped process leaves 'running' in the storage

@@ -23,10 +23,10 @@ from ..errors import TrainingError, UsageError
 from ..io.files import STDIO, display_name
 from ..io.outputs import check_output_path
 from ..modelspec import resolve_model
-from .results import TuneOutcome, _write_plots, _write_results
+from .results import TuneOutcome, write_plots, write_results
 from .space import default_space
-from .storage import _check_journal, _import_optuna, _open_study
-from .trials import SearchProgress, _data_facts, _objective, _timed_search
+from .storage import check_journal, import_optuna, open_study
+from .trials import SearchProgress, data_facts, make_objective, timed_search
 
 log = logging.getLogger("bioseqnn")
 
@@ -118,7 +118,7 @@ def tune(
         "val_labels": val_labels,
         "position_mask": position_mask,
     }
-    optuna = _import_optuna()
+    optuna = import_optuna()
     space = space if space is not None else default_space()
     _check_budget(trials, timeout, resume, join, ensemble_top)
     out, paths, inputs = _check_outputs(output, train_inputs, space_file)
@@ -127,15 +127,15 @@ def tune(
     base = dataclasses.replace(
         base, training=dataclasses.replace(base.training, seed=seed, monitor=monitor)
     )
-    _check_journal(study, paths["journal"])
+    check_journal(study, paths["journal"])
     new_folder = not paths["trials"].exists()
     paths["trials"].mkdir(parents=True, exist_ok=True)
     try:
-        facts_found, facts, families = _data_facts(train_inputs, base, paths["trials"], space)
+        facts_found, facts, families = data_facts(train_inputs, base, paths["trials"], space)
         # the network train's defaults build for this task (arch: auto)
         causal = facts.task == "language-model"
         defaults_arch = resolve_model(ModelConfig(), causal=causal).arch
-        created, resolved_monitor, where = _open_study(
+        created, resolved_monitor, where = open_study(
             optuna,
             study,
             paths["journal"],
@@ -166,7 +166,7 @@ def tune(
     # the trial this process runs now, and when the --time budget ends
     running: dict[str, Any] = {"deadline": None if timeout is None else time.monotonic() + timeout}
     progress = progress or SearchProgress()
-    objective = _objective(
+    objective = make_objective(
         optuna,
         space,
         facts,
@@ -179,17 +179,17 @@ def tune(
         running,
         progress,
     )
-    stopped = _timed_search(
+    stopped = timed_search(
         optuna, created, objective, (trials, timeout), running, (resolved_monitor, progress), join
     )
     try:
-        result = _write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
+        result = write_results(optuna, created, resolved_monitor, out, paths, ensemble_top)
     except TrainingError:
         if stopped is not None:  # nothing to keep yet: still an interruption (exit 130)
             raise stopped from None
         raise
     if plot_folder is not None:
-        _write_plots(optuna, created, resolved_monitor, plot_folder, (plot_format, dpi), out)
+        write_plots(optuna, created, resolved_monitor, plot_folder, (plot_format, dpi), out)
     if stopped is not None:
         raise stopped
     return result

@@ -21,7 +21,7 @@ from typing import Any
 from ..config import RunConfig, config_from_dict
 from ..errors import BioseqnnError, TrainingError, UsageError
 from .space import DataFacts, families_for, fixed_settings, sample
-from .storage import _fail_running
+from .storage import fail_running
 
 log = logging.getLogger("bioseqnn")
 
@@ -134,7 +134,7 @@ def _trial_lines(monitor: str, progress: SearchProgress) -> Callable[[Any, Any],
     return line
 
 
-def _objective(
+def make_objective(
     optuna: Any,
     space: dict[str, Any],
     facts: DataFacts,
@@ -217,7 +217,7 @@ def _objective(
     return objective
 
 
-def _timed_search(
+def timed_search(
     optuna: Any,
     created: Any,
     objective: Callable[[Any], float],
@@ -240,7 +240,7 @@ def _timed_search(
     return stopped
 
 
-def _data_facts(
+def data_facts(
     train_inputs: dict[str, Any], base: RunConfig, trials: Path, space: dict[str, Any]
 ) -> tuple[dict[str, Any], DataFacts, list[str]]:
     """What the data says before any trial (read once by a probe run of train): its task,
@@ -307,7 +307,7 @@ def _search(
             "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped",
             "writing the best model found so far" if kept else "no trial has finished yet",
         )
-        _fail_running(optuna, created, running.get("trial"), exc, alone=not join)
+        fail_running(optuna, created, running.get("trial"), exc, alone=not join)
         return exc
     return None
 

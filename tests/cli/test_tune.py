@@ -410,7 +410,7 @@ def test_a_process_that_joins_waits_for_the_makers_settings(tmp_path) -> None:
     them instead of refusing the study as one of 'another search space'."""
     import threading
 
-    from bioseqnn.search.storage import STUDY_NAME, _open_study, _storage
+    from bioseqnn.search.storage import STUDY_NAME, _storage, open_study
 
     journal = tmp_path / "shared.log"
     space = {"lr": {"low": 0.001, "high": 0.01, "log": True}}
@@ -424,7 +424,7 @@ def test_a_process_that_joins_waits_for_the_makers_settings(tmp_path) -> None:
 
     late = threading.Thread(target=finish)
     late.start()
-    opened = _open_study(
+    opened = open_study(
         optuna, str(journal), journal, space, "val_loss", "auto", 4, False, True, True
     )
     late.join()
@@ -435,7 +435,7 @@ def test_a_process_that_joins_waits_for_the_makers_settings(tmp_path) -> None:
     assert study.get_trials(deepcopy=False) == []
     # a study made with another space is still refused
     with pytest.raises(Exception, match="another search space"):
-        _open_study(
+        open_study(
             optuna, str(journal), journal, {"lr": 1}, "val_loss", "auto", 4, False, True, True
         )
 
