@@ -41,7 +41,7 @@ from ...variants.series import SeriesSpec, check_series_inputs, refuse_series_co
 log = logging.getLogger("bioseqnn")
 
 
-def _start_from_parent(
+def start_from_parent(
     cfg: RunConfig, src: TrainInputs, lm: bool
 ) -> tuple[RunConfig, Parent | None]:
     """Fine-tuning (--init-from): the parent model, whose network settings become this
@@ -59,7 +59,7 @@ def _start_from_parent(
     return cfg, parent
 
 
-def _check_size(
+def check_size(
     cfg: RunConfig,
     n_members: int,
     alpha: Alphabet | SeriesSpec | StructureInput,
@@ -74,7 +74,7 @@ def _check_size(
         )
 
 
-def _resolve_settings(
+def resolve_settings(
     cfg: RunConfig,
     init_from: str | os.PathLike[str] | None,
     freeze_backbone: bool | None,
@@ -103,7 +103,7 @@ def _resolve_settings(
     return cfg
 
 
-def _check_outputs(
+def check_outputs(
     output: str | os.PathLike[str],
     log_path: str | os.PathLike[str] | None,
     cfg: RunConfig,
@@ -179,7 +179,7 @@ def _check_labels_are_not_the_sequences(src: TrainInputs) -> None:
             )
 
 
-def _check_variant(src: TrainInputs, cfg: RunConfig, lm: bool) -> None:
+def check_variant(src: TrainInputs, cfg: RunConfig, lm: bool) -> None:
     """The option rules of a language model and of genome intervals, before any read."""
     if lm:
         check_lm_inputs(
@@ -208,7 +208,7 @@ def _check_variant(src: TrainInputs, cfg: RunConfig, lm: bool) -> None:
         )
 
 
-def _check_reading(
+def check_reading(
     src: TrainInputs, cfg: RunConfig, lm: bool, per_position: bool
 ) -> str | os.PathLike[str]:
     """The options that do not go with this variant, refused before anything is read;

@@ -45,13 +45,13 @@ from ...variants.perposition import (
     load_for_training,
 )
 from ...variants.series import SeriesSpec
-from .checks import _check_reading, _check_size
+from .checks import check_reading, check_size
 
 log = logging.getLogger("bioseqnn")
 
 
 @dataclass
-class _Ready:
+class Ready:
     """A run's data, read, folded when asked, digested and split, with the settings made
     concrete: what its members are trained from."""
 
@@ -70,13 +70,13 @@ class _Ready:
     """The training and validation inputs, for messages."""
 
 
-def _prepare(
+def prepare(
     src: TrainInputs,
     cfg: RunConfig,
     parent: Parent | None,
     kind: tuple[bool, bool],
     on_ready: Callable[[dict[str, Any]], None] | None,
-) -> _Ready:
+) -> Ready:
     """Read the data as its variant does (``kind``: language model, per-position), fold,
     digest, resolve the automatic model settings, split and weigh the classes."""
     lm, per_position = kind
@@ -105,10 +105,10 @@ def _prepare(
     tc = _weigh_classes(spec, train_set, tc, cfg.training, validated)
     if on_ready is not None:
         on_ready(_run_facts(spec, tc, alpha, (data, explicit_val), per_position or lm))
-    _check_size(cfg, tc.cv or tc.ensemble, alpha, spec, per_position or lm)
+    check_size(cfg, tc.cv or tc.ensemble, alpha, spec, per_position or lm)
     val_name = src.val_fasta or src.val_labels or loaded.primary
     names = (display_name(loaded.primary), display_name(val_name))
-    return _Ready(cfg, tc, spec, alpha, data, folds, train_set, val_set, digests, names)
+    return Ready(cfg, tc, spec, alpha, data, folds, train_set, val_set, digests, names)
 
 
 @dataclass
@@ -175,7 +175,7 @@ def _load_training_data(src: TrainInputs, cfg: RunConfig, lm: bool, per_position
     records (sequences or numeric series)."""
     tc = cfg.training
     fasta, labels = src.fasta, src.labels
-    primary = _check_reading(src, cfg, lm, per_position)
+    primary = check_reading(src, cfg, lm, per_position)
     if lm:
         assert fasta is not None
         return load_lm(fasta, src, primary)

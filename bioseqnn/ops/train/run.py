@@ -56,13 +56,13 @@ from ...variants.lm import KIND as LANGUAGE_MODEL
 from ...variants.series import input_fields
 from ..ensemble import _length_policy
 from .checks import (
-    _check_outputs,
-    _check_variant,
-    _resolve_settings,
-    _start_from_parent,
+    check_outputs,
+    check_variant,
     default_oof_path,
+    resolve_settings,
+    start_from_parent,
 )
-from .data import _prepare, _Ready
+from .data import Ready, prepare
 
 log = logging.getLogger("bioseqnn")
 
@@ -149,7 +149,7 @@ def train(
     ``source_names`` name the inputs in the model file (default: their paths; the Python
     API names data given in memory so).
     """
-    cfg = _resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
+    cfg = resolve_settings(config or RunConfig(), init_from, freeze_backbone, init_member)
     genome, targets = as_genome(genome), target_names(targets)
     src = TrainInputs(
         fasta,
@@ -167,10 +167,10 @@ def train(
         series_columns,
         genome,
     )
-    log_file = _check_outputs(output, log_path, cfg, src)
+    log_file = check_outputs(output, log_path, cfg, src)
     lm = task == LANGUAGE_MODEL
-    _check_variant(src, cfg, lm)
-    cfg, parent = _start_from_parent(cfg, src, lm)
+    check_variant(src, cfg, lm)
+    cfg, parent = start_from_parent(cfg, src, lm)
     configure_threads(cfg.training.threads)
     runtime.tune_malloc_for_training()  # before the inputs are read: their chunks gain too
     ranks, device_name = distributed.setup(cfg.training.device)  # torchrun: join the others
@@ -189,7 +189,7 @@ def train(
         per_position = task == "per-position" or (
             not lm and sequence_column is None and src.labels_input.is_fasta
         )
-        ready = _prepare(src, cfg, parent, (lm, per_position), on_ready)
+        ready = prepare(src, cfg, parent, (lm, per_position), on_ready)
         run = _member_run(ready, device, ranks, parent, (lm, per_position), resume)
         members, results = _fit_members(run, ready, reporter, on_epoch, log_file)
         final_model, result = _combine_members(run, members, results, ready.val_set, output)
@@ -208,7 +208,7 @@ def train(
 
 
 def _member_run(
-    ready: _Ready,
+    ready: Ready,
     device: torch.device,
     ranks: distributed.Dist,
     parent: Parent | None,
@@ -243,7 +243,7 @@ def _member_run(
 
 def _fit_members(
     run: MemberRun,
-    ready: _Ready,
+    ready: Ready,
     reporter: Reporter | None,
     on_epoch: Callable[[dict[str, Any]], None] | None,
     log_file: Path | None,
