@@ -76,6 +76,32 @@ def _check_numbers(labeled: Labels) -> None:
             )
 
 
+MISSING_CLASSES = frozenset({"na", "n/a", "#n/a", "nan", "null", "none"})
+"""Class names that are how R, pandas and spreadsheets write a missing value (compared in
+lower case): train refuses them as classes unless --task says to train them."""
+
+
+def _check_missing_classes(task: TaskSpec, labeled: Labels, forced: str | None) -> None:
+    """A class named as a missing value ('NA': R's write.csv) is most likely records
+    without a label: refused (a third class of a binary task, predicted for real
+    records), unless ``forced`` (--task) says to train it as a class."""
+    missing = [c for c in task.classes if c.strip().lower() in MISSING_CLASSES]
+    if not missing:
+        return
+    name = missing[0]
+    rows = [i for i, row in enumerate(labeled.label_values) if row[0] == name]
+    said = (
+        f"{labeled.where[rows[0]]}: label {name!r} ({len(rows)} record(s)) is how R and "
+        "spreadsheets write a missing value"
+    )
+    if forced is None:
+        raise DataError(
+            f"{said}: leave those records out of the table, or give --task {task.kind} "
+            f"to train {name!r} as a class"
+        )
+    log.warning("%s; trained as a class, as --task %s asks", said, forced)
+
+
 def _class_order(values: set[str]) -> list[str]:
     """Numeric class names sort numerically ('2' before '10'), others alphabetically."""
     nums = {v: _as_float(v) for v in values}
@@ -439,6 +465,8 @@ def prepare_task(labeled: Labels, forced: str | None) -> TaskSpec:
             "class names become columns and cells of the predictions (a TAB "
             "or a newline would break their rows): remove it"
         )
+    if task.kind in ("binary", "multiclass"):
+        _check_missing_classes(task, labeled, forced)
     n = len(labeled.label_values)
     if task.kind in ("binary", "multiclass") and n >= 20 and len(task.classes) >= 0.9 * n:
         said = (

@@ -216,6 +216,30 @@ def test_numbers_with_a_missing_value_or_a_decimal_comma_are_refused(tmp_path: P
     assert prepare_task(_labeled(tmp_path, words), None).kind == "multiclass"
 
 
+def test_a_class_named_as_a_missing_value_is_refused_unless_the_task_is_given(
+    tmp_path: Path, caplog
+) -> None:
+    """R's write.csv writes a missing label as NA: read as a class it made a binary set
+    a 3-class one whose NA class was predicted for real records. Refused with the line,
+    the count and the way out; --task trains it as a class, with a warning."""
+    ys = ["toxic", "safe", "safe", "NA", "toxic", "safe", "null", "NA", "safe", "toxic"]
+    with pytest.raises(DataError) as info:
+        prepare_task(_labeled(tmp_path, ys), None)
+    assert str(info.value) == str(tmp_path / "l.tsv") + (
+        ": line 5 (id 'r3'): label 'NA' (2 record(s)) is how R and spreadsheets "
+        "write a missing value: leave those records out of the table, or give --task "
+        "multiclass to train 'NA' as a class"
+    )
+    with caplog.at_level("WARNING", logger="bioseqnn"):
+        task = prepare_task(_labeled(tmp_path, ys), "multiclass")
+    assert task.classes == ["NA", "null", "safe", "toxic"]
+    assert "label 'NA' (2 record(s)) is how R" in caplog.text
+    assert "trained as a class, as --task multiclass asks" in caplog.text
+    # a class that merely contains the letters is a class
+    words = ["NAD", "safe", "NAD", "safe", "Nan1", "safe"]
+    assert prepare_task(_labeled(tmp_path, words), None).classes == ["NAD", "Nan1", "safe"]
+
+
 def test_stratified_split_is_seeded_and_keeps_class_proportions() -> None:
     strata = np.array([0] * 80 + [1] * 20)
     tr1, va1 = split_indices(100, 0.2, seed=3, strata=strata)
