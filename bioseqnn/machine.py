@@ -210,7 +210,8 @@ def cap_memory(
     where that helps). The ceiling is what the process holds now plus 90% of the memory
     free now (the machine's, or a cgroup's where it leaves less, as under SLURM or
     docker), shared among torchrun's processes on the node. BIOSEQNN_MAX_MEMORY sets
-    it ('8G', '500M'; '0' or 'off': none); a lower ``ulimit -d`` is kept. Machines with
+    it ('8G', '500M'; '0' or 'off': none); a lower ``ulimit -d`` is kept, and a lower
+    ``ulimit -v`` (address space) is named as the ceiling and left to do the work. Machines with
     a GPU get no default ceiling: the CUDA driver's own mappings count toward it
     (``gpu_present`` says whether there is one; None: a process that loads no GPU
     driver, as a prediction without torch).
@@ -234,6 +235,11 @@ def cap_memory(
         source = f"90% of the memory free at start; {MEMORY_VARIABLE} sets it"
     import resource
 
+    space = _address_space_ceiling(resource.getrlimit(resource.RLIMIT_AS)[0])
+    if space is not None and space[0] <= limit:
+        # ulimit -v (SGE's h_vmem sets it) is tighter: allocations past it fail already
+        memory_ceiling, _ceiling_source = space[1], "from ulimit -v"
+        return space[1]
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if soft != resource.RLIM_INFINITY and soft <= limit:
         memory_ceiling, _ceiling_source = soft, "from ulimit -d"  # the user's, tighter
@@ -245,6 +251,22 @@ def cap_memory(
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     memory_ceiling, _ceiling_source = limit, source
     return limit
+
+
+def _address_space_ceiling(soft: int) -> tuple[int, int] | None:
+    """(the data segment that fits in the address space left, the limit) where an
+    address-space limit (RLIMIT_AS: ``ulimit -v``) is set, else None. It counts every
+    mapping (libraries, torch's included), so the data segment may grow by what is left
+    of it now."""
+    import resource
+
+    if soft == resource.RLIM_INFINITY:
+        return None
+    status = Path("/proc/self/status")
+    size, data = _kib_field(status, "VmSize"), _kib_field(status, "VmData")
+    if size is None or data is None:
+        return None
+    return data + max(0, soft - size), soft
 
 
 def release_memory() -> None:

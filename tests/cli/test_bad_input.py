@@ -1467,6 +1467,43 @@ def test_out_of_cpu_memory_names_the_record_or_the_settings(
     assert _tree(tmp_path) == before
 
 
+def _limit_address_space() -> None:
+    """3 GB of address space for the child (ulimit -v, as SGE's h_vmem sets it)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the memory ceiling is Linux's")
+@pytest.mark.slow
+def test_out_of_memory_under_ulimit_v_names_that_limit(
+    models: dict[str, str], tmp_path: Path
+) -> None:
+    """Under an address-space limit the message named the default ceiling (90% of the
+    free memory, 18.8 GB here) and BIOSEQNN_MAX_MEMORY, which could not help: it names
+    the limit that stopped it."""
+    rng = random.Random(13)
+    huge = "".join(rng.choice(AMINO) for _ in range(1000)).encode()
+    with open(tmp_path / "long.fa", "wb") as fh:
+        fh.write(b">short\nKLVFFAE\n>huge\n" + huge * 40_000 + b"\n")
+    p = subprocess.run(
+        [sys.executable, "-m", "bioseqnn", "predict", models["P"], "long.fa", "-o", "out.tsv"]
+        + ["--threads", "1", "--quiet"],
+        capture_output=True,
+        cwd=tmp_path,
+        preexec_fn=_limit_address_space,
+        timeout=300,
+        check=False,
+    )
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines() == [
+        "bioseqnn: error: out of memory on cpu (memory ceiling 3.0 GB, from ulimit -v) "
+        "predicting record 'huge' (40,000,000 positions) on its own; split or trim the "
+        "longest sequences"
+    ]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["long.fa"]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the memory ceiling is Linux's RLIMIT_DATA")
 @pytest.mark.parametrize(
     ("setting", "code", "message"),
