@@ -18,7 +18,7 @@ from .. import runtime
 from ..config import TrainConfig
 from ..data.batches import batch_indices, batch_targets, collate, shard
 from ..data.sets import SequenceSet
-from ..errors import TrainingError, UsageError
+from ..errors import TrainingError, UsageError, shorten
 from ..models import native
 from ..models.base import Predictor, SequenceModel
 from ..strands import reverse_complement_codes
@@ -260,16 +260,43 @@ def resolve_class_weights(
     return values
 
 
+MAX_CLASS_WEIGHT = 1e6
+"""The largest explicit --class-weight. One past float32's range (1e308) became an
+infinite weight, a NaN loss and advice to lower --lr; a class's weight is relative to
+the others' (a multilabel weight to a negative's 1), and a million is far past any
+imbalance that training on both could bear."""
+
+
+def check_class_weight(setting: str) -> None:
+    """Refuse explicit weights that are no numbers, negative, infinite or too large, before
+    any data is read; their count and class names are checked against the data later
+    (:func:`resolve_class_weights`)."""
+    setting = setting.strip()
+    if setting in ("", "none", "auto", "balanced"):
+        return
+    parts = [p.strip() for p in setting.split(",") if p.strip()]
+    values = [_weight(p.partition("=")[2] if "=" in p else p) for p in parts]
+    if values and not any("=" in p for p in parts) and not any(v > 0 for v in values):
+        raise UsageError("--class-weight: at least one weight must be positive")
+
+
 def _weight(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise UsageError(
-            f"--class-weight: {text.strip()!r} is not a number (use auto, "
+            f"--class-weight: {shorten(text.strip())!r} is not a number (use auto, "
             "balanced, none, 1,4 or name=weight)"
         ) from None
     if not (math.isfinite(value) and value >= 0):
-        raise UsageError(f"--class-weight: weights must be finite and >= 0, got {text.strip()}")
+        raise UsageError(
+            f"--class-weight: weights must be finite and >= 0, got {shorten(text.strip())}"
+        )
+    if value > MAX_CLASS_WEIGHT:
+        raise UsageError(
+            f"--class-weight: {shorten(text.strip())} is more than {MAX_CLASS_WEIGHT:,.0f}; "
+            "give smaller weights"
+        )
     return value
 
 

@@ -208,6 +208,37 @@ def test_class_weight_values() -> None:
     assert resolve_class_weights(binary, "auto", even, None) == []
 
 
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ("1e308,1", "--class-weight: 1e308 is more than 1,000,000; give smaller weights"),
+        ("safe=2,toxic=1e7", "--class-weight: 1e7 is more than 1,000,000; give smaller weights"),
+        ("-1,1", "--class-weight: weights must be finite and >= 0, got -1"),
+        ("nan,1", "--class-weight: weights must be finite and >= 0, got nan"),
+        ("0,0", "--class-weight: at least one weight must be positive"),
+    ],
+)
+def test_class_weights_that_cannot_train_are_refused_before_reading(
+    cli, tmp_path: Path, weights: str, message: str
+) -> None:
+    """1e308 is finite as a float64 but infinite as float32: training ran and stopped on a
+    NaN loss with advice to lower --lr. Negative and NaN weights were refused only after
+    the data was read. Every one is now a usage error before any file is opened (the
+    FASTA given here does not exist)."""
+    r = cli(
+        "train",
+        tmp_path / "absent.fa",
+        tmp_path / "absent.csv",
+        "-o",
+        tmp_path / "m.bsnn",
+        "--class-weight",
+        weights,
+    )
+    assert r.code == 2
+    assert r.err.splitlines() == [f"bioseqnn: error: {message}"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_imbalance_threshold_and_automatic_monitor() -> None:
     """Rare: under half an even share (25% of two classes, 1/6 of three); the automatic
     monitor is then one a constant predictor cannot score well on."""

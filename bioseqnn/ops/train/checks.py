@@ -15,6 +15,7 @@ from ...alphabets import Alphabet
 from ...config import NOMINAL_CHANNELS, RunConfig, validate
 from ...engine.checkpoint import checkpoint_path, prepare_checkpoint_dir
 from ...engine.finetune import Parent, inherit, load_parent
+from ...engine.train import check_class_weight
 from ...errors import UsageError
 from ...io.files import STDIO
 from ...io.metrics_log import default_log_path
@@ -93,6 +94,7 @@ def resolve_settings(
             ),
         )
     validate(cfg)
+    check_class_weight(cfg.training.class_weight)
     # before anything is read or built; train checks again with the data's alphabet or
     # channels and its outputs
     t = cfg.training
