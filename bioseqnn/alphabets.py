@@ -191,12 +191,20 @@ def detect_alphabet(byte_counts: np.ndarray) -> AlphabetGuess:
     return AlphabetGuess(PROTEIN, "symbols outside the nucleotide alphabet")
 
 
+HISTOGRAM_SLICE = 1 << 24
+"""Bytes of a sequence counted at a time: np.bincount makes an int64 copy of what it is
+given (8 bytes per residue), so a 1-Gb record counted whole took 8 GB."""
+
+
 def byte_histogram(seqs: Iterable[bytes]) -> np.ndarray:
+    """How often each byte value occurs in ``seqs``."""
     import numpy as np
 
     counts = np.zeros(256, dtype=np.int64)
     for s in seqs:
-        counts += np.bincount(np.frombuffer(s, dtype=np.uint8), minlength=256)
+        codes = np.frombuffer(s, dtype=np.uint8)
+        for start in range(0, len(codes), HISTOGRAM_SLICE):
+            counts += np.bincount(codes[start : start + HISTOGRAM_SLICE], minlength=256)
     return counts
 
 

@@ -122,6 +122,29 @@ def test_detection(seqs: list[bytes], name: str) -> None:
     assert detect_alphabet(byte_histogram(seqs)).alphabet.name == name
 
 
+def test_counting_a_long_record_takes_memory_in_slices() -> None:
+    """np.bincount copies what it counts as int64: a 1-Gb record took 8 GB before the
+    model ran, and ran out with a message that named no record. Counted in slices, a
+    200-Mb record fits in a 1 GB data segment (the whole copy alone would take 1.6 GB),
+    with the same counts."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))\n"
+        "from bioseqnn.alphabets import byte_histogram\n"
+        "c = byte_histogram([b'ACGT' * 50_000_000, b'NN'])\n"
+        "print(c[ord('A')], c[ord('T')], c[ord('N')], int(c.sum()))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["50000000", "50000000", "2", "200000002"]
+    small = [b"ACGTN" * 7, b"MKV"]
+    expected = np.bincount(np.frombuffer(b"".join(small), np.uint8), minlength=256)
+    assert np.array_equal(byte_histogram(small), expected)
+
+
 def test_unknown_alphabet_name_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown alphabet"):
         get_alphabet("klingon")
