@@ -108,6 +108,13 @@ def target_columns(table: Table, src: LabelSource) -> list[str]:
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
         raise UsageError(f"--target {', '.join(map(repr, twice))} given more than once")
+    for name in src.targets or []:
+        if name in excluded:
+            what = "id column" if name == src.id_column else "sequence column"
+            raise UsageError(
+                f"--target {name!r} is the {what}; give a column of labels (or name "
+                f"another {what} with --{'id' if name == src.id_column else 'sequence'}-column)"
+            )
     for name in targets:
         if not name:
             k = table.header.index(name) + 1

@@ -364,6 +364,17 @@ CASES = [
         code=2,
     ),
     label_case(
+        "target-is-the-id-column",  # was: 'nearly one class per record'
+        SIX_LABELS,
+        [
+            "--target 'id' is the id column; give a column of labels (or name another id "
+            "column with --id-column)"
+        ],
+        "--target",
+        "id",
+        code=2,
+    ),
+    label_case(
         "labels-id-column-in-capitals",
         SIX_LABELS.replace(b"id,y", b"ID,y"),
         ["l.csv: no column 'id'; columns are: 'ID', 'y'; did you mean 'ID'? (column names"],
