@@ -239,6 +239,42 @@ def test_class_weights_that_cannot_train_are_refused_before_reading(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_kernel_that_spans_only_padding_is_refused(cli, examples: Path, tmp_path: Path) -> None:
+    """--kernel-sizes 100000 on peptides of at most 98 residues made no progress in 11
+    minutes, inside one torch call that SIGTERM could not stop. A convolution spanning
+    more than 2L - 1 positions (L: the longest sequence where the layer reads it) and
+    more than 64 is refused once the lengths are known; up to that it trains."""
+    data = [examples / "hemolytic.fasta", examples / "hemolytic.csv"]
+    common = ["--arch", "cnn", "--channels", "8,8", "--epochs", "1", "-q"]
+    r = cli("train", *data, "-o", tmp_path / "a.bsnn", *common, "--kernel-sizes", "100000,5")
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        "bioseqnn: error: --kernel-sizes/--dilations: convolution layer 1 spans 100,000 "
+        "positions, but the longest training sequence has 98: a span over 195 reaches only "
+        "padding; lower --kernel-sizes or --dilations"
+    ]
+    r = cli(
+        "train",
+        *data,
+        "-o",
+        tmp_path / "b.bsnn",
+        *common,
+        "--kernel-sizes",
+        "9,70",
+        "--pool-sizes",
+        "4,1",
+    )
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        "bioseqnn: error: --kernel-sizes/--dilations: convolution layer 2 spans 70 positions, "
+        "but the longest training sequence has 24 there (after the pools before it): a span "
+        "over 64 reaches only padding; lower --kernel-sizes or --dilations"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    r = cli("train", *data, "-o", tmp_path / "c.bsnn", *common, "--kernel-sizes", "195,64")
+    assert r.code == 0, r.err
+
+
 def test_imbalance_threshold_and_automatic_monitor() -> None:
     """Rare: under half an even share (25% of two classes, 1/6 of three); the automatic
     monitor is then one a constant predictor cannot score well on."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...alphabets import Alphabet
-from ...config import NOMINAL_CHANNELS, RunConfig, validate
+from ...config import ARCHITECTURES, NOMINAL_CHANNELS, ModelConfig, RunConfig, validate
 from ...engine.checkpoint import checkpoint_path, prepare_checkpoint_dir
 from ...engine.finetune import Parent, inherit, load_parent
 from ...engine.train import check_class_weight
@@ -73,6 +73,37 @@ def check_size(
             f"{problem} for {alpha.size} input channels and {spec.n_outputs} "
             "outputs; lower those settings"
         )
+
+
+KERNEL_FLOOR = 64
+"""A convolution may always span this many positions, however short the sequences (the
+default 9 on tripeptides); past it, and past what can reach a sequence, it is refused."""
+
+
+def check_kernels(model: ModelConfig, longest: int) -> None:
+    """Refuse a convolution that spans more positions than can reach data: with 'same'
+    padding a kernel over 2L - 1 positions (L: the longest sequence, after the pools of
+    the layers before) has taps that only ever see padding, and its cost grows with its
+    span: --kernel-sizes 100000 on 30-residue peptides ran for minutes in one torch call
+    that no SIGTERM could stop."""
+    if "kernel_sizes" not in ARCHITECTURES[model.arch].uses:
+        return
+    length = max(1, longest)
+    layers = zip(model.kernel_sizes, model.dilations, model.pool_sizes, strict=True)
+    for i, (kernel, dilation, pool) in enumerate(layers):
+        span = (kernel - 1) * dilation + 1
+        reach = 2 * length - 1
+        limit = max(reach, KERNEL_FLOOR)
+        if span > limit:
+            pooled = any(p > 1 for p in model.pool_sizes[:i])
+            there = " there (after the pools before it)" if pooled else ""
+            raise UsageError(
+                f"--kernel-sizes/--dilations: convolution layer {i + 1} spans {span:,} "
+                f"positions, but the longest training sequence has {length:,}{there}: a "
+                f"span over {limit:,} reaches only padding; lower --kernel-sizes or "
+                "--dilations"
+            )
+        length = max(1, length // pool)
 
 
 def resolve_settings(

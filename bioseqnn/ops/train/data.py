@@ -45,7 +45,7 @@ from ...variants.perposition import (
     load_for_training,
 )
 from ...variants.series import SeriesSpec
-from .checks import check_reading, check_size
+from .checks import check_kernels, check_reading, check_size
 
 log = logging.getLogger("bioseqnn")
 
@@ -96,6 +96,7 @@ def prepare(
     # the model file records them
     median = float(np.median(data.lengths)) if len(data) else None
     cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model, per_position, lm, median))
+    check_kernels(cfg.model, _longest(data, explicit_val))
     folds, train_set, val_set = _split(data, explicit_val, spec, tc, labels_name)
     if parent is not None:
         check_overlap(parent, digests.held_out(folds is not None, val_set))
@@ -167,6 +168,11 @@ def _run_facts(
         "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna") and not per_residue,
         "longest": max(int(p.lengths.max()) for p in parts if p is not None and len(p)),
     }
+
+
+def _longest(*parts: SequenceSet | None) -> int:
+    """The longest sequence of the parts given (0 for none)."""
+    return max((int(p.lengths.max()) for p in parts if p is not None and len(p)), default=0)
 
 
 def _load_training_data(src: TrainInputs, cfg: RunConfig, lm: bool, per_position: bool) -> Loaded:
