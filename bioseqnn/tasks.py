@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -330,13 +330,19 @@ class TaskSpec:
         return list(self.targets)
 
     def format_rows(self, out: np.ndarray) -> list[list[str]]:
+        """The prediction cells of every row of ``out`` (after the id), as a list."""
+        return list(self.rows(out))
+
+    def rows(self, out: np.ndarray) -> Iterator[list[str]]:
+        """The prediction cells of each row of ``out``, one row at a time: a chunk of
+        4,096 records of a 10,000-class model held 40 million strings (3.3 GB) at once."""
         if self.kind in ("binary", "multiclass"):
             best = out.argmax(axis=1)
-            return [
-                [self.classes[b]] + [f"{p:.6g}" for p in row]
-                for b, row in zip(best, out, strict=True)
-            ]
-        return [[f"{v:.6g}" for v in row] for row in out]
+            for b, row in zip(best, out, strict=True):
+                yield [self.classes[b]] + [f"{p:.6g}" for p in row]
+            return
+        for row in out:
+            yield [f"{v:.6g}" for v in row]
 
 
 def scored_positions(y: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

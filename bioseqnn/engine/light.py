@@ -579,7 +579,7 @@ def predict(
         records = open_model_input(light, path, on_invalid)
         for _, data in encoded_chunks(light, records, source, BATCH_RECORDS, on_invalid, stats):
             out = light.outputs(data.codes, data.offsets)
-            for rid, cells in zip(data.ids, light.task.format_rows(out), strict=True):
+            for rid, cells in zip(data.ids, light.task.rows(out), strict=True):
                 yield [rid, *cells]
 
     write_table(output, ["id", *light.task.columns()], rows())

@@ -273,7 +273,7 @@ def predict_rows(
         out = both_strands(
             bundle.model, onehot, task, data, batch_size, device, complement, limit, max_tokens
         )
-        for rid, cells in zip(data.ids, task.format_rows(out), strict=True):
+        for rid, cells in zip(data.ids, task.rows(out), strict=True):
             yield [rid, *cells]
 
 
