@@ -447,7 +447,8 @@ def _apply(target: Any, section: str, values: dict[str, Any]) -> None:
     for key, value in values.items():
         if key not in names:
             raise UsageError(
-                f"unknown config key '{section}.{key}'; known keys: {', '.join(sorted(names))}"
+                f"unknown config key {_shown(f'{section}.{key}')}; known keys: "
+                f"{', '.join(sorted(names))}"
             )
         setattr(target, key, check_value(f"{section}.{key}", value, hints[key]))
 
@@ -459,7 +460,7 @@ def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> Run
     for section, values in data.items():
         if section not in _SECTIONS:
             raise UsageError(
-                f"unknown config section {section!r}; expected: {', '.join(_SECTIONS)}"
+                f"unknown config section {_shown(section)}; expected: {', '.join(_SECTIONS)}"
             )
         if values is None:
             continue
@@ -473,6 +474,12 @@ def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> Run
 def _check_given(target: Any, section: str, values: dict[str, Any]) -> None:
     """Check the values a config file gives, naming each by its key there (the rules
     between two settings are checked once the command line's are in: see validate)."""
+    if section == "model" and "arch" in values and target.arch not in (AUTO, *ARCHITECTURES):
+        # checked here (not only when the model is built) to name the key
+        raise UsageError(
+            f"config key 'model.arch': unknown architecture {_shown(target.arch)}; choose "
+            f"one of: {', '.join((AUTO, *ARCHITECTURES))}"
+        )
     try:
         for f in dataclasses.fields(target):
             if f.name in values:
@@ -508,8 +515,8 @@ def validate(cfg: RunConfig) -> None:
     if t.monitor not in ("auto", "train_loss") and not t.monitor.startswith("val_"):
         raise SettingError(
             "{monitor} must be auto, train_loss or a validation metric such as val_loss, "
-            "val_auroc or val_r2 (got {value!r})",
-            value=t.monitor,
+            "val_auroc or val_r2 (got {value})",
+            value=_shown(t.monitor),
         )
     if t.warmup_epochs > t.epochs:
         raise SettingError(
@@ -606,9 +613,9 @@ def check_setting(f: dataclasses.Field[Any], value: Any) -> None:
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise SettingError(
-            key + " must be one of: {choices} (got {value!r})",
+            key + " must be one of: {choices} (got {value})",
             choices=", ".join(choices),
-            value=value,
+            value=_shown(value),
         )
 
 

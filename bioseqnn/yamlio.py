@@ -12,23 +12,43 @@ from typing import Any
 
 import yaml
 
-from .errors import UsageError
+from .errors import UsageError, shorten
 
 MAX_CONFIG = 1 << 20
 """Bytes of a YAML settings file (a config, a search space) read at most (the full
 default config is about 5 kB)."""
+MAX_DEPTH = 20
+"""Lists and mappings nested in one another at most in a YAML settings file (a config
+and a search space nest 3 deep). PyYAML composes a document recursively: a few kB of
+``[[[[...`` ran it out of stack (an 'unexpected RecursionError')."""
 
 
 class _SettingsLoader(yaml.SafeLoader):
     """Safe YAML without aliases. A settings file writes its values out; an alias
     (``*name``) lets a few hundred bytes stand for billions of values."""
 
+    _nesting = 0
+    """Lists and mappings open around the node being composed."""
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not accepted", self.peek_event().start_mark
             )
-        return super().compose_node(parent, index)
+        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            return super().compose_node(parent, index)
+        if self._nesting >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested too deeply (more than {MAX_DEPTH} levels of lists and mappings)",
+                self.peek_event().start_mark,
+            )
+        self._nesting += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._nesting -= 1
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         """A mapping whose keys are each given once: YAML requires it, and PyYAML would
@@ -43,7 +63,8 @@ class _SettingsLoader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(
                         None,
                         None,
-                        f"{key!r} is given twice (first on line {first[key].line + 1}); keep one",
+                        f"{shorten(repr(key), 80)} is given twice (first on line "
+                        f"{first[key].line + 1}); keep one",
                         key_node.start_mark,
                     )
                 first[key] = key_node.start_mark
@@ -69,8 +90,9 @@ class SettingsDumper(yaml.SafeDumper):
 
 def read_yaml(path: str | Path, what: str) -> Any:
     """The data of a YAML settings file (``what``: config, search space): at most
-    :data:`MAX_CONFIG` bytes of UTF-8 text, without aliases. Anything else is a one-line
-    :class:`UsageError` that names the file (and the line and column of a YAML error)."""
+    :data:`MAX_CONFIG` bytes of UTF-8 text, without aliases, nested at most
+    :data:`MAX_DEPTH` deep. Anything else is a one-line :class:`UsageError` that names
+    the file (and the line and column of a YAML error)."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_CONFIG + 1)
@@ -87,7 +109,22 @@ def read_yaml(path: str | Path, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what_is_wrong = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}: {where}not valid YAML: {what_is_wrong}") from None
+        raise UsageError(f"{path}: {where}not valid YAML: {_problem(what_is_wrong)}") from None
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """``text`` as a message shows it: each character that is not printable (a control
+    character, ESC, NUL) escaped as Python writes it (``\\x1b``), cut to ``limit``
+    characters."""
+    return shorten(
+        "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1]), limit
+    )
+
+
+def _problem(text: str) -> str:
+    """PyYAML's account of a problem, which quotes the file's text (a tag, a tag handle)
+    in full, as one short printable line."""
+    return printable(text, 130)
 
 
 def dump(value: Any, **options: Any) -> str:

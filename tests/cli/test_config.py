@@ -23,7 +23,7 @@ from bioseqnn.config import (
 )
 from bioseqnn.errors import SettingError, UsageError
 from bioseqnn.models import REGISTRY, count_parameters
-from bioseqnn.yamlio import SettingsDumper, read_yaml
+from bioseqnn.yamlio import MAX_DEPTH, SettingsDumper, read_yaml
 
 
 def write(path: Path, text: str) -> Path:
@@ -542,3 +542,111 @@ def test_default_dilations_fit_any_number_of_layers() -> None:
     cfg.model.dilations = [1, 2]  # chosen dilations still need one per layer
     with pytest.raises(SettingError, match=r"^dilations has 2 entries but channels has 3"):
         validate(cfg)
+
+
+# ------------------------------------------------------------------ hostile settings files
+
+
+def _train_with_config(cli, examples: Path, tmp_path: Path, cfg: Path):
+    out = tmp_path / "m.bsnn"
+    result = cli(
+        "train",
+        examples / "hemolytic.fasta",
+        examples / "hemolytic.csv",
+        "-o",
+        out,
+        "--config",
+        cfg,
+    )
+    assert not out.exists()
+    return result
+
+
+def _one_clear_line(result, cfg: Path) -> str:
+    """A usage error: one line that names the file, without 'unexpected', no traceback."""
+    assert result.code == 2, result.err
+    assert result.out == ""
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err[:500]
+    assert lines[0].startswith(f"bioseqnn: error: {cfg}: "), lines[0][:500]
+    assert "unexpected" not in lines[0] and "Traceback" not in result.err
+    return lines[0]
+
+
+DEEP = {
+    "flow lists": "[" * 100_000 + "]" * 100_000,
+    "flow mappings": "a: " + "{b: " * 5000 + "1" + "}" * 5000,
+    "block lists": "- " * 5000 + "x\n",
+    "block mappings": "".join(" " * i + "b:\n" for i in range(1300)) + " " * 1300 + "1\n",
+}
+
+
+@pytest.mark.parametrize("text", DEEP.values(), ids=DEEP.keys())
+def test_a_deeply_nested_settings_file_is_a_usage_error(
+    cli, tmp_path: Path, examples: Path, text: str
+) -> None:
+    """Nesting thousands deep (a few kB) ran PyYAML's recursive composer out of stack:
+    'unexpected RecursionError', exit 1."""
+    cfg = write(tmp_path / "deep.yaml", text)
+    line = _one_clear_line(_train_with_config(cli, examples, tmp_path, cfg), cfg)
+    assert f"nested too deeply (more than {MAX_DEPTH} levels" in line
+    with pytest.raises(UsageError, match="nested too deeply"):
+        read_yaml(cfg, "search space")
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path: Path) -> None:
+    text = "[" * MAX_DEPTH + "1" + "]" * MAX_DEPTH
+    data = read_yaml(write(tmp_path / "c.yaml", text), "config")
+    for _ in range(MAX_DEPTH):
+        (data,) = data
+    assert data == 1
+    with pytest.raises(UsageError, match="nested too deeply"):
+        read_yaml(write(tmp_path / "c.yaml", "[" + text + "]"), "config")
+
+
+LONG = "x" * 900_000
+LONG_VALUES = {
+    "arch": (f"model:\n  arch: {LONG}\n", "config key 'model.arch': unknown architecture 'xxx"),
+    "pooling": (f"model:\n  pooling: {LONG}\n", "config key 'model.pooling' must be one of"),
+    "structure": (f"training:\n  structure: {LONG}\n", "config key 'training.structure'"),
+    # a key of over 1024 characters is written explicitly (? KEY)
+    "key": (f"model:\n  ? {LONG}\n  : 1\n", "unknown config key 'model.xxx"),
+    "section": (f"? {LONG}\n: 1\n", "unknown config section 'xxx"),
+    "twice": (f"? {LONG[:400_000]}\n: 1\n? {LONG[:400_000]}\n: 2\n", "not valid YAML: 'xxx"),
+    "tag": (f"model:\n  arch: !<tag:{LONG}> 1\n", "constructor for the tag 'tag:xxx"),
+    "handle": (f"model:\n  arch: !{LONG}!a 1\n", "undefined tag handle '!xxx"),
+}
+
+
+@pytest.mark.parametrize(("text", "said"), LONG_VALUES.values(), ids=LONG_VALUES.keys())
+def test_a_long_value_or_key_is_cut_in_the_message(
+    cli, tmp_path: Path, examples: Path, text: str, said: str
+) -> None:
+    """A 900 kB architecture name made a 900 kB error line that named neither the file
+    nor the key."""
+    cfg = write(tmp_path / "long.yaml", text)
+    line = _one_clear_line(_train_with_config(cli, examples, tmp_path, cfg), cfg)
+    assert said in line
+    assert len(line) < len(f"bioseqnn: error: {cfg}: ") + 400, line[:500]
+    assert "x" * 100 not in line and "..." in line
+
+
+CONTROL = {
+    "key": ('model:\n  "ar\\0\\e[31m\\x9b\\x7fch": 1\n', "unknown config key 'model.ar\\x00"),
+    "section": ('"mo\\0\\e[31mdel": 1\n', "unknown config section 'mo\\x00"),
+    "arch": ('model:\n  arch: "cn\\0\\e[31mn"\n', "config key 'model.arch'"),
+    "pooling": ('model:\n  pooling: "ma\\0\\e[31mx"\n', "config key 'model.pooling'"),
+    "twice": ('model:\n  "a\\e[2J": 1\n  "a\\e[2J": 2\n', "'a\\x1b[2J' is given twice"),
+    "tag": ("model:\n  arch: !<%1b%00> 1\n", "the tag '\\x1b\\x00'"),
+}
+
+
+@pytest.mark.parametrize(("text", "said"), CONTROL.values(), ids=CONTROL.keys())
+def test_control_characters_are_shown_escaped(
+    cli, tmp_path: Path, examples: Path, text: str, said: str
+) -> None:
+    """A key holding NUL and ESC was written raw to the terminal."""
+    cfg = write(tmp_path / "ctrl.yaml", text)
+    line = _one_clear_line(_train_with_config(cli, examples, tmp_path, cfg), cfg)
+    assert said in line
+    assert line.isprintable(), repr(line)
