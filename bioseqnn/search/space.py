@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -31,16 +32,18 @@ import yaml
 from ..config import (
     ARCHITECTURES,
     CONV_FIELDS,
+    MODEL_LIST_MAX,
     POOLINGS,
     SCHEDULES,
     STRUCTURE_KINDS,
+    Bounds,
     ModelConfig,
     TrainConfig,
     check_setting,
     check_value,
 )
-from ..errors import SettingError, UsageError
-from ..yamlio import SettingsDumper, read_yaml
+from ..errors import SettingError, UsageError, shorten
+from ..yamlio import SettingsDumper, printable, read_yaml
 
 DEFAULT_SPACE: dict[str, Any] = {
     "families": ["lstm", "gru", "cnn", "cnn-lstm", "cnn-gru", "transformer"],
@@ -100,6 +103,14 @@ _HINTS = {
     "training": typing.get_type_hints(TrainConfig),
 }
 _EXTRA = {"model": {"conv_layers": int}, "training": {}}
+_CONV_LAYERS = Bounds(at_least=1, at_most=MODEL_LIST_MAX)
+"""The convolution layers a trial may build: each takes an entry of the per-layer
+settings (channels, ...), which train bounds by MODEL_LIST_MAX."""
+
+
+def _shown(value: Any) -> str:
+    """A value of the space as a message shows it: its repr, cut short."""
+    return shorten(repr(value), 80)
 
 
 def default_space() -> dict[str, Any]:
@@ -128,7 +139,7 @@ def _check_range(name: str, value: dict[str, Any], hint: Any) -> None:
     if unknown or not {"low", "high"} <= set(value):
         raise UsageError(
             f"space key {name!r}: a range is {{low: A, high: B}} with optional "
-            f"log and step (got keys {', '.join(map(str, value))})"
+            f"log and step (got keys {printable(', '.join(map(str, value)))})"
         )
     if hint not in (int, float):
         raise UsageError(
@@ -147,8 +158,10 @@ def _check_range(name: str, value: dict[str, Any], hint: Any) -> None:
         raise UsageError(f"space key {name!r}: a log range needs low > 0")
     if "step" in value:
         step = check_value(f"{name}.step", value["step"], hint)
-        if step <= 0 or log:
-            raise UsageError(f"space key {name!r}: step must be positive and not with log")
+        if not math.isfinite(step) or step <= 0 or log:  # nan crashed the sampler
+            raise UsageError(
+                f"space key {name!r}: step must be a finite number above 0, and not with log"
+            )
 
 
 def _check_setting(name: str, value: Any) -> None:
@@ -157,10 +170,17 @@ def _check_setting(name: str, value: Any) -> None:
     value train would refuse made every trial that drew it fail, after the search began,
     or (inf, 1e308) crashed the sampler."""
     section, key = name.split(".")[:2]
+    if key == "conv_layers":
+        if not _CONV_LAYERS.admits(value):
+            raise UsageError(
+                f"space key {name!r} must be {_CONV_LAYERS} (each layer takes an entry of "
+                f"{', '.join(CONV_FIELDS)}; got {value:,})"
+            )
+        return
     settings = ModelConfig if section == "model" else TrainConfig
     field = next((f for f in dataclasses.fields(settings) if f.name == key), None)
     if field is None:
-        return  # a key of the space's own (conv_layers)
+        return  # not one of train's settings
     try:
         check_setting(field, [value] if key in CONV_FIELDS else value)
     except SettingError as exc:
@@ -182,11 +202,15 @@ def _check_value(name: str, section: str, key: str, value: Any) -> None:
             raise UsageError(f"space key {name!r} can be fixed but not searched")
     for v in values:
         if isinstance(v, (list, dict)):
-            raise UsageError(f"space key {name!r}: a choice must be a single value, got {v!r}")
+            raise UsageError(
+                f"space key {name!r}: a choice must be a single value, got {_shown(v)}"
+            )
         check_value(name, v, hint)
         _check_setting(name, v)
         if key in _CHOICES and v not in _CHOICES[key]:
-            raise UsageError(f"space key {name!r}: {v!r} is not one of {', '.join(_CHOICES[key])}")
+            raise UsageError(
+                f"space key {name!r}: {_shown(v)} is not one of {', '.join(_CHOICES[key])}"
+            )
 
 
 def validate_space(space: Any, source: str = "the search space") -> dict[str, Any]:
@@ -196,16 +220,16 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
     unknown = set(space) - {"families", "model", "training"}
     if unknown:
         raise UsageError(
-            f"{source}: unknown space key {sorted(unknown)[0]!r}; expected "
+            f"{source}: unknown space key {_shown(sorted(unknown, key=str)[0])}; expected "
             "families, model, training"
         )
     families = space.get("families", DEFAULT_SPACE["families"])
     if not isinstance(families, list) or not families:
         raise UsageError(f"{source}: space key 'families' must be a list of architectures")
     for name in families:
-        if name not in ARCHITECTURES:
+        if not isinstance(name, str) or name not in ARCHITECTURES:
             raise UsageError(
-                f"{source}: space key 'families': unknown architecture {name!r}; "
+                f"{source}: space key 'families': unknown architecture {_shown(name)}; "
                 f"choose from {', '.join(ARCHITECTURES)}"
             )
     out: dict[str, Any] = {"families": list(dict.fromkeys(families))}
@@ -220,7 +244,7 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
                     f"{source}: space key {name!r} is not searched: {_NOT_IN_SPACE[key]}"
                 )
             if key not in _HINTS[section] and key not in _EXTRA[section]:
-                raise UsageError(f"{source}: unknown space key {name!r}")
+                raise UsageError(f"{source}: unknown space key {_shown(name)}")
             try:
                 _check_value(name, section, key, value)
             except UsageError as exc:

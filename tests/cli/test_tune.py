@@ -1063,3 +1063,100 @@ def test_the_trials_table_has_one_column_per_name(tmp_path: Path) -> None:
     assert len(header) == len(set(header))
     (row,) = _table(path)
     assert (row["epochs_trained"], row["epochs"], row["lr"]) == ("12", "30", "0.001")
+
+
+def _refused_space(cli, data, tmp_path: Path, text: str) -> str:
+    """tune with the space ``text``: one usage error line naming the file, before any
+    trial (no log), never an 'unexpected' error."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    r = cli(
+        "tune",
+        data["fasta"],
+        data["labels"],
+        "-o",
+        tmp_path / "best.bsnn",
+        "--space",
+        bad,
+        "--trials",
+        "2",
+    )
+    assert r.code == 2, r.err[:500]
+    assert r.out == ""
+    lines = r.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bioseqnn: error: {bad}: "), r.err[:500]
+    assert "unexpected" not in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "best.tune.log").exists()
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "named", "got"),
+    [
+        ("model:\n  conv_layers: 1000000\n", "'model.conv_layers'", "1,000,000"),
+        ("model:\n  conv_layers: {low: 1, high: 100000}\n", "'model.conv_layers.high'", "100,000"),
+        ("model:\n  conv_layers: [2, 65]\n", "'model.conv_layers'", "65"),
+        ("model:\n  conv_layers: 0\n", "'model.conv_layers'", "0"),
+        ("model:\n  conv_layers: {low: -3, high: 2}\n", "'model.conv_layers.low'", "-3"),
+    ],
+)
+def test_conv_layers_is_bounded_as_train_bounds_the_layers(
+    cli, data, tmp_path, text, named, got
+) -> None:
+    """conv_layers 1000000 passed the space's checks: every trial then failed on
+    'model.channels' (a key the space never gave) after reading the data, exit 1."""
+    from bioseqnn.config import MODEL_LIST_MAX
+
+    line = _refused_space(cli, data, tmp_path, "families: [cnn]\n" + text)
+    assert f"space key {named} must be from 1 to {MODEL_LIST_MAX}" in line
+    assert f"got {got})" in line
+
+
+def test_conv_layers_up_to_what_train_takes_is_a_valid_space() -> None:
+    from bioseqnn.config import MODEL_LIST_MAX
+    from bioseqnn.search.space import validate_space
+
+    for value in (1, MODEL_LIST_MAX, [1, MODEL_LIST_MAX], {"low": 1, "high": MODEL_LIST_MAX}):
+        space = validate_space({"families": ["cnn"], "model": {"conv_layers": value}})
+        assert space["model"]["conv_layers"] == value
+
+
+HOSTILE_SPACES = {
+    # nested thousands deep: PyYAML's recursive composer ran out of stack
+    "deep lists": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    "deep mappings": ("model: " + "{b: " * 5000 + "1" + "}" * 5000, "nested too deeply"),
+    # a step of nan crashed the sampler (decimal.InvalidOperation)
+    "nan step": (
+        "training:\n  lr: {low: 0.001, high: 0.01, step: .nan}\n",
+        "space key 'training.lr': step must be a finite number above 0",
+    ),
+    # not names: sorting or hashing them was an unexpected TypeError
+    "mixed keys": ("1: a\nb: 2\n", "unknown space key 1; expected families"),
+    "a list as a family": ("families: [[gru]]\n", "unknown architecture ['gru']"),
+    "a mapping as a family": ("families: [{gru: 1}]\n", "unknown architecture {'gru': 1}"),
+    # long values, written out whole
+    "long family": (f"families: [{'x' * 900_000}]\n", "unknown architecture 'xxx"),
+    "long key": (f"? {'x' * 900_000}\n: 1\n", "unknown space key 'xxx"),
+    "long model key": (f"model:\n  ? {'x' * 900_000}\n  : 1\n", "unknown space key 'model.xxx"),
+    "long range key": (
+        f"model:\n  hidden_size:\n    low: 1\n    high: 2\n    ? {'x' * 900_000}\n    : 3\n",
+        "(got keys low, high, xxx",
+    ),
+    "long choice": (f"model:\n  pooling: [[{'x' * 900_000}]]\n", "a single value, got ['xxx"),
+    # control characters, shown escaped
+    "control range key": (
+        'model:\n  hidden_size: {low: 1, high: 2, "\\e[2J\\0": 3}\n',
+        "(got keys low, high, \\x1b[2J\\x00)",
+    ),
+    "control key": ('model:\n  "a\\0\\e[2J": 1\n', "unknown space key 'model.a\\x00\\x1b[2J'"),
+    "control family": ('families: ["gr\\eu"]\n', "unknown architecture 'gr\\x1bu'"),
+}
+
+
+@pytest.mark.parametrize(("text", "said"), HOSTILE_SPACES.values(), ids=HOSTILE_SPACES.keys())
+def test_a_hostile_space_is_one_short_printable_line(cli, data, tmp_path, text, said) -> None:
+    line = _refused_space(cli, data, tmp_path, text)
+    assert said in line
+    assert line.isprintable(), repr(line[:500])
+    assert len(line) < len(str(tmp_path)) + 300, line[:500]
+    assert "x" * 100 not in line
