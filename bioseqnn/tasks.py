@@ -44,6 +44,8 @@ MISSING = frozenset({"na", "n/a", "nan", "null", "none", "-", "?", "."})
 """Cells that spreadsheets and R write for a missing value (compared in lower case)."""
 
 _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
+_THOUSANDS = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+")
+"""A number that may have a thousands separator ('71,433') as well as a decimal comma."""
 
 
 def _check_numbers(labeled: Labels) -> None:
@@ -58,6 +60,13 @@ def _check_numbers(labeled: Labels) -> None:
             continue
         first = col[bad[0]]
         at = labeled.where[bad[0]]
+        if all(_THOUSANDS.fullmatch(col[i]) for i in bad):
+            raise DataError(
+                f"{at}: {first!r} in column {name!r} is a number written with a comma: "
+                f"a thousands separator ({first.replace(',', '')!r}) or a decimal comma "
+                f"({first.replace(',', '.')!r})? Write it without the comma or with a point, "
+                "or give --task multiclass if the labels are class names"
+            )
         if all(_DECIMAL_COMMA.fullmatch(col[i]) for i in bad):
             raise DataError(
                 f"{at}: {first!r} in column {name!r} is a number with a decimal comma; "

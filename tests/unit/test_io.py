@@ -206,6 +206,13 @@ def test_numbers_with_a_missing_value_or_a_decimal_comma_are_refused(tmp_path: P
     # every value with a decimal comma
     with pytest.raises(DataError, match="'0,00' in column 'y' is a number with a decimal"):
         prepare_task(_labeled(tmp_path, [v.replace(".", ",") for v in values]), None)
+    # three digits after the comma: a thousands separator as likely as a decimal comma
+    with pytest.raises(DataError) as info:
+        prepare_task(_labeled(tmp_path, [*values[:3], "71,433", *values[4:]]), None)
+    assert (
+        "'71,433' in column 'y' is a number written with a comma: a thousands separator "
+        "('71433') or a decimal comma ('71.433')? Write it without the comma or with a point"
+    ) in str(info.value)
     # 0/1 with a missing value would have made a third class
     with pytest.raises(DataError, match="'NA' in column 'y' is not a number, but 5 of its 6"):
         prepare_task(_labeled(tmp_path, ["0", "1", "0", "NA", "1", "0"]), None)
