@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..alphabets import Alphabet
-from ..bundle import Bundle
+from ..bundle import IN_MEMORY, Bundle
 from ..config import TrainConfig
 from ..data.batches import batch_targets
 from ..data.reading import read_encoded, read_inputs
@@ -36,7 +36,7 @@ from ..data.sets import SequenceSet
 from ..encoding import Encoder
 from ..engine.inputs import PredictStats, encoded_chunks
 from ..engine.predict import OOM_ERRORS, BatchLimit, batches_in_memory
-from ..errors import UsageError
+from ..errors import ModelFileError, UsageError
 from ..io.fasta import Record
 from ..io.files import display_name
 from ..io.sniff import read_sequences
@@ -47,6 +47,14 @@ from .base import Loaded, TrainInputs
 from .series import SeriesSpec
 
 log = logging.getLogger("bioseqnn")
+
+MAX_SAMPLE_LENGTH = (1 << 31) - 1
+"""The longest --max-length: a C int, the most positions a sequence can have anywhere
+the native kernels read one (kernels.INT_MAX)."""
+
+DRAW_BLOCK = 4096
+"""Positions whose random numbers (and picks) a sample draws at a time: memory grows
+with what is generated, not with --max-length."""
 
 
 KIND = "language-model"
@@ -160,8 +168,11 @@ class Sampling:
             raise UsageError("--top-p must be in (0, 1]")
         if self.min_length < 1:
             raise UsageError("--min-length must be at least 1 (a sequence has a residue)")
-        if self.max_length < 0:
-            raise UsageError("--max-length must be >= 0 (0: the longest training sequence)")
+        if not 0 <= self.max_length <= MAX_SAMPLE_LENGTH:
+            raise UsageError(
+                f"--max-length must be from 0 to {MAX_SAMPLE_LENGTH} "
+                "(0: the longest training sequence)"
+            )
 
 
 def _filter(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
@@ -183,11 +194,17 @@ def _filter(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
 
 def default_max_length(bundle: Bundle) -> int:
     """The longest training sequence (the model has seen where sequences end), within
-    what the model accepts."""
+    what the model accepts; one longer than a sample can be is a damaged model file."""
     longest = (bundle.manifest.get("data") or {}).get("lengths", {}).get("max")
     limit = bundle.model.max_length
     value = int(longest) if longest else 1000
-    return min(value, limit) if limit is not None else value
+    value = min(value, limit) if limit is not None else value
+    if value > MAX_SAMPLE_LENGTH:
+        raise ModelFileError(
+            f"{bundle.path or IN_MEMORY}: its longest training sequence (data.lengths.max "
+            f"{longest}) is more than {MAX_SAMPLE_LENGTH} residues; give --max-length"
+        )
+    return value
 
 
 def encode_prefix(prefix: str, alphabet: Alphabet) -> tuple[str, np.ndarray]:
@@ -274,41 +291,54 @@ def _draw(
     bundle.model.eval()
     eye = torch.eye(len(letters), dtype=torch.float32, device=device)
     truncated = 0
+    steps_most = max_length - len(text)
     for first in range(0, n, batch_size):
         b = min(batch_size, n - first)
-        # each sample's uniform draws come from (seed, its number) alone
-        draws = torch.from_numpy(
-            np.stack(
-                [np.random.default_rng([seed, first + i]).random(max_length) for i in range(b)]
-            )
-        )
+        # each sample's uniform draws come from (seed, its number) alone, draw j for
+        # position j (the prefix's go unused), DRAW_BLOCK at a time from one generator
+        rngs = [np.random.default_rng([seed, first + i]) for i in range(b)]
+        for _ in range(len(text) // DRAW_BLOCK):
+            for rng in rngs:
+                rng.random(DRAW_BLOCK)
         steps = StepDecoder(bundle.model)
         logits = steps(torch.zeros((b, len(letters)), device=device))
         for row in prefix_rows:
             logits = steps(row.expand(b, -1))
-        chosen = torch.empty((b, max_length - len(text)), dtype=torch.long)
+        # the symbols picked: one (b,) a step, kept as bytes DRAW_BLOCK steps a block
+        picks: list[torch.Tensor] = []
+        kept: list[torch.Tensor] = [torch.empty((b, 0), dtype=torch.uint8)]
         length = torch.full((b,), -1, dtype=torch.long)  # -1: not ended yet
-        for t in range(max_length - len(text)):
-            if len(text) + t < s.min_length:
+        for t in range(steps_most):
+            position = len(text) + t
+            j = position % DRAW_BLOCK
+            if j == 0 or t == 0:  # the block of draws that holds this position's
+                draws = torch.from_numpy(np.stack([rng.random(DRAW_BLOCK) for rng in rngs]))
+            if position < s.min_length:
                 logits = logits.clone()
                 logits[:, end] = float("-inf")
             prob = _filter(logits.float().cpu(), s)
             cdf = prob.cumsum(dim=1)
-            u = draws[:, len(text) + t : len(text) + t + 1] * cdf[:, -1:]
+            u = draws[:, j : j + 1] * cdf[:, -1:]
             # the first symbol whose cumulative probability exceeds u: never one of none
             pick = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=end)
-            chosen[:, t] = pick
+            picks.append(pick)
+            if len(picks) == DRAW_BLOCK:
+                kept.append(torch.stack(picks, dim=1).to(torch.uint8))
+                picks = []
             ended = (pick == end) & (length < 0)
             length[ended] = t
             if bool((length >= 0).all()):
                 break
             logits = steps(eye[pick.clamp(max=end - 1).to(device)])
+        if picks:
+            kept.append(torch.stack(picks, dim=1).to(torch.uint8))
+        chosen = torch.cat(kept, dim=1)
         for i in range(b):
             k = int(length[i])
             if k < 0:
                 truncated += 1
-                k = max_length - len(text)
-            yield text + "".join(letters[j] for j in chosen[i, :k].tolist())
+                k = steps_most
+            yield text + "".join(letters[c] for c in chosen[i, :k].tolist())
     if truncated:
         log.info(
             "%d of %d sample(s) reached --max-length %d without an end", truncated, n, max_length

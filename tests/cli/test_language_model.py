@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from bioseqnn.errors import UsageError
 from bioseqnn.models.base import ModelConfig, SequenceModel
 from bioseqnn.models.decoding import StepDecoder
 from bioseqnn.variants.lm import (
+    DRAW_BLOCK,
     Sampling,
     _filter,
     lm_task,
@@ -648,3 +653,151 @@ def test_evaluate_draws_its_plots(cli, tmp_path: Path, arch: str) -> None:
         "roc.png",
     ]
     assert json.loads((tmp_path / "ev.json").read_text())["classes"] == ["A", "C", "G", "T", "end"]
+
+
+@pytest.fixture(scope="module")
+def constant_lm(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Write a DNA language model whose every step gives the same odds (A, C, G, T equal,
+    the end ``p_end``), its weights zero but the output bias: its samples depend on the
+    random numbers alone, the same on every machine. ``longest`` overwrites the
+    manifest's data.lengths.max (the default --max-length)."""
+    from bioseqnn.bundle import save_bundle
+
+    folder = tmp_path_factory.mktemp("constant_lm")
+    fasta = folder / "short.fa"
+    fasta.write_text("".join(f">s{i}\n{'ACGT' * (1 + i % 5)}\n" for i in range(300)))
+    cfg = RunConfig()
+    cfg.model.arch, cfg.model.hidden_size = "gru", 4
+    cfg.training.epochs = 1
+    trained = train(fasta, None, folder / "trained.bsnn", cfg, task="language-model").output
+
+    def write(name: str, p_end: float, longest: int | None = None) -> Path:
+        if (folder / name).exists():
+            return folder / name
+        bundle = load_bundle(trained)
+        with torch.no_grad():
+            for weight in bundle.model.parameters():
+                weight.zero_()
+            bundle.model.head.bias[-1] = math.log(4 * p_end / (1 - p_end))
+        if longest is not None:
+            bundle.manifest["data"]["lengths"]["max"] = longest
+        save_bundle(folder / name, bundle.model, bundle.manifest)
+        return folder / name
+
+    return write
+
+
+# What generate wrote for these options (with the model of constant_lm("p10.bsnn", 0.1))
+# before it drew its random numbers in blocks, one np.random.default_rng([seed, i])
+# .random(max_length) a sample: the prefix, then each sample's residues after it. The
+# blocks continue the same stream, so the samples must not change, whatever the block.
+SAMPLES_BEFORE_BLOCKS = [
+    (
+        ["-n", "6", "--seed", "11", "--max-length", "40", "--batch-size", "4"],
+        "",
+        "AGGAA A TCGC TTAGACCATAAGTGGAAACTACCTGATT ACGGAAGT AACAGGG",
+    ),
+    (  # the third sample reaches --max-length
+        ["-n", "3", "--seed", "2", "--max-length", "12", "--min-length", "5"],
+        "AC",
+        "TAGTAACGGA ATAGATAA CGGGCGGC",
+    ),
+    (
+        ["-n", "4", "--seed", "5", "--max-length", "90", "--batch-size", "3"],
+        "ACGT" * 9 + "A",
+        "CATCTCCTGGCA CGGATACG GGTCTGCC AGATAGGACGGCCTCA",
+    ),
+]
+
+
+@pytest.mark.parametrize("block", [DRAW_BLOCK, 16, 1])
+def test_generate_gives_the_samples_it_gave_before_drawing_in_blocks(
+    cli, constant_lm, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """With blocks of 16 or 1 draws, the samples and the prefix span several."""
+    monkeypatch.setattr("bioseqnn.variants.lm.DRAW_BLOCK", block)
+    model = constant_lm("p10.bsnn", 0.1)
+    for args, prefix, expected in SAMPLES_BEFORE_BLOCKS:
+        result = cli("generate", model, *args, *(["--prefix", prefix] if prefix else []))
+        assert result.code == 0, result.err
+        lines = result.out.splitlines()
+        assert lines[0::2] == [f">sample_{i}" for i in range(1, len(lines) // 2 + 1)]
+        assert all(line.startswith(prefix) for line in lines[1::2])
+        assert " ".join(line[len(prefix) :] for line in lines[1::2]) == expected
+
+
+@pytest.mark.slow
+def test_a_long_sample_spans_blocks_of_draws_unchanged(constant_lm) -> None:
+    """Samples as drawn before the blocks, one of them longer than a block of draws
+    (their lengths and the sha256 of their text)."""
+    model = load_bundle(constant_lm("p3000.bsnn", 1 / 3000))
+    got = list(sample(model, 3, sampling=Sampling(max_length=6000), seed=1))
+    assert [len(s) for s in got] == [1101, 1566, 5998] and DRAW_BLOCK < 5998
+    assert (
+        hashlib.sha256("\n".join(got).encode()).hexdigest()
+        == "577931366286118a73b0cde988a1098a47ff4602e06596fc28b0bdd6c5c65ce7"
+    )
+
+
+_PEAK_MEMORY = """\
+import json, resource, subprocess, sys
+run = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"code": run.returncode, "out": run.stdout, "err": run.stderr, "peak": peak}))
+"""
+
+
+def _generate_peak(*args: str | Path) -> dict:
+    """Run ``bioseqnn generate ARGS`` from a fresh interpreter that has no other child:
+    its exit code, output and peak resident memory (ru_maxrss, in that platform's units)."""
+    command = [sys.executable, "-m", "bioseqnn", "generate", *map(str, args)]
+    probe = subprocess.run(
+        [sys.executable, "-c", _PEAK_MEMORY, *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(probe.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs the resource module")
+def test_generate_memory_follows_the_samples_not_max_length(constant_lm) -> None:
+    """Samples that end at once take the memory of a short --max-length, however long
+    --max-length is (random numbers for all of it once took 16 bytes a position a sample:
+    3.4 GB here)."""
+    model = constant_lm("p90.bsnn", 0.9)
+    short = _generate_peak(model, "-n", "2", "--max-length", "100")
+    long = _generate_peak(model, "-n", "2", "--max-length", "100000000")
+    assert short["code"] == 0 and long["code"] == 0, long["err"]
+    assert long["out"] == short["out"] and long["out"].count(">") == 2
+    assert long["peak"] < 1.5 * short["peak"], (short["peak"], long["peak"])
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "2147483648"])
+def test_generate_refuses_a_max_length_past_the_bound(cli, constant_lm, value: str) -> None:
+    result = cli("generate", constant_lm("p90.bsnn", 0.9), "-n", "2", "--max-length", value)
+    assert result.code == 2, result.err
+    assert result.err.strip().splitlines() == [
+        "bioseqnn: error: --max-length must be from 0 to 2147483647 "
+        "(0: the longest training sequence)"
+    ]
+    with pytest.raises(UsageError, match="--max-length must be from 0 to 2147483647"):
+        Sampling(max_length=int(value)).check()
+    Sampling(max_length=2147483647).check()  # the bound itself is taken
+
+
+def test_a_model_file_that_claims_too_long_a_training_sequence(cli, constant_lm) -> None:
+    """The default --max-length is the manifest's longest training sequence: one longer
+    than any sample can be is a one-line error, and --max-length goes around it."""
+    model = constant_lm("lying.bsnn", 0.9, longest=2**63)
+    result = cli("generate", model, "-n", "2")
+    assert result.code == 1, result.err
+    assert "unexpected" not in result.err and "Traceback" not in result.err
+    assert result.err.strip().splitlines() == [
+        f"bioseqnn: error: {model}: its longest training sequence (data.lengths.max "
+        f"{2**63}) is more than 2147483647 residues; give --max-length"
+    ]
+    given = cli("generate", model, "-n", "2", "--max-length", "30")
+    assert given.code == 0 and given.out.count(">") == 2, given.err
