@@ -21,18 +21,33 @@ def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
     )
 
 
+def confusion_cells(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """The confusion matrix's nonzero cells as rows (true class, predicted class, count),
+    in row-major order: what a matrix of many classes is stored as (10,000 classes: 100
+    million cells, 800 MB dense)."""
+    codes, counts = np.unique(y.astype(np.int64) * n_classes + pred, return_counts=True)
+    return np.stack([codes // n_classes, codes % n_classes, counts], axis=1).astype(np.int64)
+
+
+def class_counts(
+    y: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each class's true positives, support (true count) and predicted count: the
+    confusion matrix's diagonal and sums, without the K x K matrix."""
+    tp = np.bincount(y[y == pred], minlength=n_classes)
+    return tp, np.bincount(y, minlength=n_classes), np.bincount(pred, minlength=n_classes)
+
+
 def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    cm = confusion(y, pred, n_classes)
-    support = cm.sum(axis=1)
+    tp, support, _ = class_counts(y, pred, n_classes)
     present = support > 0
-    return float(np.mean(np.diag(cm)[present] / support[present]))
+    return float(np.mean(tp[present] / support[present]))
 
 
 def mcc(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Matthews correlation coefficient (Gorodkin's multiclass form)."""
-    cm = confusion(y, pred, n_classes).astype(np.float64)
-    t, p = cm.sum(axis=1), cm.sum(axis=0)
-    c, s = np.trace(cm), cm.sum()
+    tp, t, p = (c.astype(np.float64) for c in class_counts(y, pred, n_classes))
+    c, s = tp.sum(), float(len(y))
     denom = math.sqrt((s * s - p @ p) * (s * s - t @ t))
     return float((c * s - t @ p) / denom) if denom > 0 else 0.0
 
@@ -186,9 +201,7 @@ def next_residue_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
 
 def per_class_scores(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
     """Precision, recall, F1 and support of every class (0 where undefined, as scikit-learn)."""
-    cm = confusion(y, pred, n_classes).astype(np.float64)
-    tp = np.diag(cm)
-    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+    tp, support, predicted = (c.astype(np.float64) for c in class_counts(y, pred, n_classes))
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
     denom = precision + recall

@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,12 @@ from ..variants.intervals import GenomeOptions, as_genome, load_for_evaluation
 
 log = logging.getLogger("bioseqnn")
 
+DENSE_CONFUSION = 1000
+"""Classes up to which the confusion matrix is kept (and written) whole: 10,000 classes
+made 100 million cells (800 MB, a 300-MB block of the JSON); above, its nonzero cells."""
+TABLE_CLASSES = 100
+"""Classes shown in the per-class table on the terminal (the JSON holds every one)."""
+
 
 @dataclass
 class Evaluation:
@@ -57,6 +63,11 @@ class Evaluation:
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     per_target: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: np.ndarray | None = None
+    """The confusion matrix (true class x predicted), up to :data:`DENSE_CONFUSION`
+    classes."""
+    confusion_cells: np.ndarray | None = None
+    """Above :data:`DENSE_CONFUSION` classes the matrix's nonzero cells instead, as rows
+    (true class, predicted class, count)."""
     sources: list[str] = field(default_factory=list)
     """The input files as given (``dataset`` is their short form for titles)."""
     baseline: dict[str, float] = field(default_factory=dict)
@@ -92,6 +103,15 @@ class Evaluation:
                 "columns": "predicted class",
                 "labels": self.task.classes,
                 "matrix": self.confusion.tolist(),
+            }
+        elif self.confusion_cells is not None:
+            doc["confusion_matrix"] = {
+                "rows": "true class",
+                "columns": "predicted class",
+                "labels": self.task.classes,
+                "cells": "the nonzero cells as [true class, predicted class, count] "
+                "(indices into labels)",
+                "nonzero": self.confusion_cells.tolist(),
             }
         if self.per_target:
             doc["per_target"] = _clean(self.per_target)
@@ -176,7 +196,8 @@ def baseline_metrics(task: TaskSpec, y: np.ndarray) -> dict[str, float]:
         return out
     k = len(task.classes)
     share = np.bincount(y.astype(np.int64), minlength=k) / n
-    constant = np.broadcast_to(share, (n, k)).copy()
+    # a read-only view: a copy of 20,000 records x 10,000 classes took 1.6 GB
+    constant = np.broadcast_to(share, (n, k))
     if task.kind == "language-model":
         out = metrics.next_residue_metrics(y.astype(np.int64), constant)
     else:
@@ -263,7 +284,10 @@ def class_detail(ev: Evaluation, encoded: np.ndarray, out: np.ndarray) -> None:
     """Confusion matrix and per-class scores of a single-label classifier (or of residues)."""
     k = len(ev.task.classes)
     pred = out.argmax(axis=1)
-    ev.confusion = metrics.confusion(encoded, pred, k)
+    if k <= DENSE_CONFUSION:
+        ev.confusion = metrics.confusion(encoded, pred, k)
+    else:
+        ev.confusion_cells = metrics.confusion_cells(encoded, pred, k)
     scores = metrics.per_class_scores(encoded, pred, k)
     for c, name in enumerate(ev.task.classes):
         row = {key: float(scores[key][c]) for key in ("precision", "recall", "f1")}
@@ -622,19 +646,7 @@ def metric_tables(ev: Evaluation) -> list[Any]:
         summary.add_row(*cells)
     tables.append(summary)
     if ev.per_class:
-        label = "class" if ev.task.kind != "multilabel" else "label"
-        per = Table(title=f"per {label}", title_justify="left")
-        keys = ["precision", "recall", "f1", "support", "auroc", "auprc"]
-        if ev.task.kind == "multilabel":
-            keys = ["accuracy", "f1", "mcc", "support", "auroc", "auprc"]
-        per.add_column(label)
-        for key in keys:
-            per.add_column(key, justify="right")
-        for name, row in ev.per_class.items():
-            per.add_row(
-                escape(name), *[str(row[k]) if k == "support" else num(row.get(k)) for k in keys]
-            )
-        tables.append(per)
+        tables.append(_per_class_table(ev, num))
     if ev.per_target and len(ev.per_target) > 1:
         per = Table(title="per target", title_justify="left")
         keys = ["pearson", "spearman", "r2", "mae", "rmse"]
@@ -655,6 +667,30 @@ def metric_tables(ev: Evaluation) -> list[Any]:
             cm.add_row(escape(name), *[str(int(v)) for v in row])
         tables.append(cm)
     return tables
+
+
+def _per_class_table(ev: Evaluation, num: Callable[[float | None], str]) -> Any:
+    """The per-class (multilabel: per-label) table, its first :data:`TABLE_CLASSES` rows."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    label = "class" if ev.task.kind != "multilabel" else "label"
+    per = Table(title=f"per {label}", title_justify="left")
+    keys = ["precision", "recall", "f1", "support", "auroc", "auprc"]
+    if ev.task.kind == "multilabel":
+        keys = ["accuracy", "f1", "mcc", "support", "auroc", "auprc"]
+    per.add_column(label)
+    for key in keys:
+        per.add_column(key, justify="right")
+    for name, row in list(ev.per_class.items())[:TABLE_CLASSES]:
+        per.add_row(
+            escape(name), *[str(row[k]) if k == "support" else num(row.get(k)) for k in keys]
+        )
+    if len(ev.per_class) > TABLE_CLASSES:
+        per.caption = (
+            f"the first {TABLE_CLASSES} of {len(ev.per_class):,}; the JSON (-o) holds every one"
+        )
+    return per
 
 
 def write_json(ev: Evaluation, output: str | os.PathLike[str]) -> None:

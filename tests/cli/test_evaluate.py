@@ -314,3 +314,59 @@ def test_plots_without_matplotlib_fail_early_with_the_install_hint(
         "-q",
     )
     assert result.code == 0 and out.exists()
+
+
+@pytest.mark.slow
+def test_many_classes_keep_the_confusion_matrix_sparse_and_the_table_short(
+    cli, tmp_path: Path
+) -> None:
+    """A 10,000-class model's evaluation took 5.7 GB and 176 s and wrote a 1.1 GB JSON,
+    300 MB of it the dense matrix, beside a 10,000-row table on stderr. Above 1,000
+    classes the JSON holds the matrix's nonzero cells, the same counts, and the table
+    its first 100 classes."""
+    from bioseqnn.ops.evaluate import DENSE_CONFUSION, TABLE_CLASSES
+
+    k = DENSE_CONFUSION + 200
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 24)) for _ in range(2 * k)]
+    (tmp_path / "s.fa").write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    labels = "id,y\n" + "".join(f"s{i},c{i % k:04d}\n" for i in range(2 * k))
+    (tmp_path / "l.csv").write_text(labels)
+    data = [tmp_path / "s.fa", tmp_path / "l.csv"]
+    r = cli(
+        "train",
+        *data,
+        "-o",
+        tmp_path / "m.bsnn",
+        "--task",
+        "multiclass",
+        "--arch",
+        "cnn",
+        "--channels",
+        "8",
+        "--kernel-sizes",
+        "3",
+        "--epochs",
+        "1",
+        "--val-fraction",
+        "0",
+        "-q",
+    )
+    assert r.code == 0, r.err
+    r = cli("evaluate", tmp_path / "m.bsnn", *data, "-o", tmp_path / "e.json")
+    assert r.code == 0, r.err
+    doc = json.loads((tmp_path / "e.json").read_text())
+    cm = doc["confusion_matrix"]
+    assert "matrix" not in cm and len(cm["labels"]) == k
+    cells = np.array(cm["nonzero"])
+    assert (cells[:, 2] > 0).all() and cells[:, 2].sum() == 2 * k
+    dense = np.zeros((k, k), np.int64)
+    dense[cells[:, 0], cells[:, 1]] = cells[:, 2]
+    assert dense.sum(axis=1).tolist() == [2] * k  # each class's two records
+    per = doc["per_class"]
+    assert len(per) == k
+    assert [per[c]["support"] for c in cm["labels"]] == [2] * k
+    assert [per[c]["recall"] for c in cm["labels"]] == pytest.approx(np.diag(dense) / 2, abs=1e-12)
+    shown = [line for line in r.err.splitlines() if line.startswith(("│ c0", "│ c1"))]
+    assert len(shown) == TABLE_CLASSES
+    assert f"the first {TABLE_CLASSES} of {k:,}; the JSON (-o) holds every one" in r.err
