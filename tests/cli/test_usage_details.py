@@ -143,10 +143,18 @@ def test_skipped_records_take_their_labels_with_them(cli, tmp_path: Path) -> Non
 
 
 def test_a_column_of_unique_labels_is_named_as_the_likely_mistake(cli, tmp_path: Path) -> None:
-    result = cli("train", *HEMOLYTIC, "-t", "id", "-o", tmp_path / "m.bsnn")
+    """A column of one label per record (here the ids copied as 'name'); the id column
+    itself as --target is a usage error of its own (test_bad_input)."""
+    rows = Path(HEMOLYTIC[1]).read_text().splitlines()
+    table = tmp_path / "named.csv"
+    table.write_text(
+        "id,name,hemolytic\n"
+        + "".join(f"{r.split(',')[0]},{r.split(',')[0]}x,{r.split(',')[1]}\n" for r in rows[1:])
+    )
+    result = cli("train", HEMOLYTIC[0], table, "-t", "name", "-o", tmp_path / "m.bsnn")
     assert result.code == 1
     assert (
-        "column 'id' holds 1104 distinct labels in 1104 records, nearly one class per "
+        "column 'name' holds 1104 distinct labels in 1104 records, nearly one class per "
         "record: is it the right column (--target)?"
     ) in one_error(result.err)
 
