@@ -21,7 +21,7 @@ from .config import (
     ArchitectureInfo,
     ModelConfig,
 )
-from .errors import DataError, UsageError
+from .errors import DataError, UsageError, shorten
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ def architecture_name(name: str) -> str:
     resolved = DEFAULT_ARCH if name == AUTO else name
     if resolved not in ARCHITECTURES:
         raise UsageError(
-            f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}"
+            f"unknown architecture {shorten(repr(name), 80)}; choose one of: "
+            f"{', '.join(ARCHITECTURES)}"
         )
     return resolved
 

@@ -926,3 +926,14 @@ def test_a_pool_wider_than_the_sequences_is_their_max(
     weights = [load_file(tmp_path / f"p{pool}.bsnn") for pool in ("100", "1000000")]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_an_unknown_architecture_is_shown_cut_and_escaped(cli, examples: Path, tmp_path) -> None:
+    """--arch of 5,000 characters was echoed whole in the error line."""
+    data = [examples / "hemolytic.fasta", examples / "hemolytic.csv"]
+    for arch, shown in [("x" * 5000, "'xxxx"), ("gr\x1bu", "'gr\\x1bu'")]:
+        r = cli("train", *data, "-o", tmp_path / "m.bsnn", "--arch", arch)
+        assert r.code == 2
+        (line,) = r.err.splitlines()
+        assert line.startswith(f"bioseqnn: error: unknown architecture {shown}")
+        assert line.isprintable() and len(line) < 200
