@@ -122,6 +122,7 @@ def test_detection(seqs: list[bytes], name: str) -> None:
     assert detect_alphabet(byte_histogram(seqs)).alphabet.name == name
 
 
+@pytest.mark.slow
 def test_counting_a_long_record_takes_memory_in_slices() -> None:
     """np.bincount copies what it counts as int64: a 1-Gb record took 8 GB before the
     model ran, and ran out with a message that named no record. Counted in slices, a
