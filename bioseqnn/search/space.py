@@ -162,6 +162,13 @@ def _check_range(name: str, value: dict[str, Any], hint: Any) -> None:
             raise UsageError(
                 f"space key {name!r}: step must be a finite number above 0, and not with log"
             )
+        steps = (high - low) / step
+        if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+            # Optuna lowered high to the last step below it, with a two-line warning
+            raise UsageError(
+                f"space key {name!r}: step {step:g} does not divide high - low "
+                f"({high:g} - {low:g}); give a high of low + a whole number of steps"
+            )
 
 
 def _check_setting(name: str, value: Any) -> None:

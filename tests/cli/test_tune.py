@@ -1130,6 +1130,11 @@ HOSTILE_SPACES = {
         "training:\n  lr: {low: 0.001, high: 0.01, step: .nan}\n",
         "space key 'training.lr': step must be a finite number above 0",
     ),
+    # a step that does not divide the range: Optuna lowered high, with a raw warning
+    "step past high": (
+        "model:\n  hidden_size: {low: 16, high: 250, step: 16}\n",
+        "space key 'model.hidden_size': step 16 does not divide high - low (250 - 16)",
+    ),
     # not names: sorting or hashing them was an unexpected TypeError
     "mixed keys": ("1: a\nb: 2\n", "unknown space key 1; expected families"),
     "a list as a family": ("families: [[gru]]\n", "unknown architecture ['gru']"),
