@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SettingError, UsageError, shorten
+from .errors import SettingError, UsageError, shorten, shown
 
 POOLINGS = ("last", "mean", "max", "attention")
 
@@ -410,11 +410,6 @@ class RunConfig:
 _SECTIONS = {"model": ModelConfig, "training": TrainConfig}
 
 
-def _shown(value: Any) -> str:
-    """A value as an error message shows it: its repr, cut short."""
-    return shorten(repr(value), 80)
-
-
 def check_value(key: str, value: Any, annotation: Any) -> Any:
     """Validate (and lightly coerce int -> float) one value against its annotation."""
     hint = annotation
@@ -427,7 +422,7 @@ def check_value(key: str, value: Any, annotation: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise UsageError(f"config key {key!r}: expected a list, got {_shown(value)}")
+            raise UsageError(f"config key {key!r}: expected a list, got {shown(value)}")
         return [check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         try:
@@ -435,9 +430,9 @@ def check_value(key: str, value: Any, annotation: Any) -> Any:
         except OverflowError:
             raise UsageError(f"config key {key!r}: {value} is too large a number") from None
     if hint is int and isinstance(value, bool):
-        raise UsageError(f"config key {key!r}: expected an integer, got {_shown(value)}")
+        raise UsageError(f"config key {key!r}: expected an integer, got {shown(value)}")
     if not isinstance(value, hint):
-        raise UsageError(f"config key {key!r}: expected {hint.__name__}, got {_shown(value)}")
+        raise UsageError(f"config key {key!r}: expected {hint.__name__}, got {shown(value)}")
     return value
 
 
@@ -447,7 +442,7 @@ def _apply(target: Any, section: str, values: dict[str, Any]) -> None:
     for key, value in values.items():
         if key not in names:
             raise UsageError(
-                f"unknown config key {_shown(f'{section}.{key}')}; known keys: "
+                f"unknown config key {shown(f'{section}.{key}')}; known keys: "
                 f"{', '.join(sorted(names))}"
             )
         setattr(target, key, check_value(f"{section}.{key}", value, hints[key]))
@@ -460,7 +455,7 @@ def config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> Run
     for section, values in data.items():
         if section not in _SECTIONS:
             raise UsageError(
-                f"unknown config section {_shown(section)}; expected: {', '.join(_SECTIONS)}"
+                f"unknown config section {shown(section)}; expected: {', '.join(_SECTIONS)}"
             )
         if values is None:
             continue
@@ -477,7 +472,7 @@ def _check_given(target: Any, section: str, values: dict[str, Any]) -> None:
     if section == "model" and "arch" in values and target.arch not in (AUTO, *ARCHITECTURES):
         # checked here (not only when the model is built) to name the key
         raise UsageError(
-            f"config key 'model.arch': unknown architecture {_shown(target.arch)}; choose "
+            f"config key 'model.arch': unknown architecture {shown(target.arch)}; choose "
             f"one of: {', '.join((AUTO, *ARCHITECTURES))}"
         )
     try:
@@ -506,17 +501,66 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, dict[str, Any]]) -> Run
     return cfg
 
 
+MAX_CLASS_WEIGHT = 1e6
+"""The largest explicit --class-weight. One past float32's range (1e308) became an
+infinite weight, a NaN loss and advice to lower --lr; a class's weight is relative to
+the others' (a multilabel weight to a negative's 1), and a million is far past any
+imbalance that training on both could bear."""
+
+
+def check_class_weight(setting: str) -> None:
+    """Refuse explicit weights that are no numbers, negative, infinite or too large, before
+    any data is read; their count and class names are checked against the data later
+    (``engine.train.resolve_class_weights``)."""
+    setting = setting.strip()
+    if setting in ("", "none", "auto", "balanced"):
+        return
+    given, named = explicit_class_weights(setting)
+    if given and not named and not any(weight > 0 for _, weight in given):
+        raise UsageError("--class-weight: at least one weight must be positive")
+
+
+def explicit_class_weights(setting: str) -> tuple[list[tuple[str, float]], bool]:
+    """Explicit --class-weight as (name, weight) pairs ('' for each name when they are
+    in class order) and whether they are named ('neg=1,pos=4')."""
+    parts = [p.strip() for p in setting.split(",") if p.strip()]
+    named = any("=" in p for p in parts)
+    split = [p.partition("=")[::2] if named else ("", p) for p in parts]
+    return [(name.strip(), _weight(value)) for name, value in split], named
+
+
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(
+            f"--class-weight: {shorten(text.strip())!r} is not a number (use auto, "
+            "balanced, none, 1,4 or name=weight)"
+        ) from None
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(
+            f"--class-weight: weights must be finite and >= 0, got {shorten(text.strip())}"
+        )
+    if value > MAX_CLASS_WEIGHT:
+        raise UsageError(
+            f"--class-weight: {shorten(text.strip())} is more than {MAX_CLASS_WEIGHT:,.0f}; "
+            "give smaller weights"
+        )
+    return value
+
+
 def validate(cfg: RunConfig) -> None:
     """Check every setting: its declared values (:func:`check_setting`), then the rules
     that involve two settings. Shared by the CLI, YAML files and library callers; raises
     :class:`SettingError`, which names the settings by their keys."""
     t = cfg.training
     check_settings(t)
+    check_class_weight(t.class_weight)
     if t.monitor not in ("auto", "train_loss") and not t.monitor.startswith("val_"):
         raise SettingError(
             "{monitor} must be auto, train_loss or a validation metric such as val_loss, "
             "val_auroc or val_r2 (got {value})",
-            value=_shown(t.monitor),
+            value=shown(t.monitor),
         )
     if t.warmup_epochs > t.epochs:
         raise SettingError(
@@ -615,7 +659,7 @@ def check_setting(f: dataclasses.Field[Any], value: Any) -> None:
         raise SettingError(
             key + " must be one of: {choices} (got {value})",
             choices=", ".join(choices),
-            value=_shown(value),
+            value=shown(value),
         )
 
 

@@ -70,3 +70,18 @@ def shorten(text: str, limit: int = 40) -> str:
     """Return ``text`` cut to ``limit`` characters for an error message."""
     text = text.replace("\n", "\\n").replace("\r", "\\r")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A value as an error message shows it: its repr (control characters escaped),
+    cut to ``limit`` characters."""
+    return shorten(repr(value), limit)
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """``text`` as a message shows it without quotes: each character that is not
+    printable (a control character, ESC, NUL) escaped as Python writes it (``\\x1b``),
+    cut to ``limit`` characters."""
+    return shorten(
+        "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1]), limit
+    )

@@ -21,7 +21,7 @@ from .config import (
     ArchitectureInfo,
     ModelConfig,
 )
-from .errors import DataError, UsageError, shorten
+from .errors import DataError, UsageError, shown
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ def architecture_name(name: str) -> str:
     resolved = DEFAULT_ARCH if name == AUTO else name
     if resolved not in ARCHITECTURES:
         raise UsageError(
-            f"unknown architecture {shorten(repr(name), 80)}; choose one of: "
-            f"{', '.join(ARCHITECTURES)}"
+            f"unknown architecture {shown(name)}; choose one of: {', '.join(ARCHITECTURES)}"
         )
     return resolved
 

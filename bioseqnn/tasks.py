@@ -85,9 +85,10 @@ def _check_numbers(labeled: Labels) -> None:
             )
 
 
-MISSING_CLASSES = frozenset({"na", "n/a", "#n/a", "nan", "null", "none"})
+MISSING_CLASSES = (MISSING - {"-", "?", "."}) | {"#n/a"}
 """Class names that are how R, pandas and spreadsheets write a missing value (compared in
-lower case): train refuses them as classes unless --task says to train them."""
+lower case; '-', '?' and '.' can be real classes, a strand say): train refuses them as
+classes unless --task says to train them."""
 
 
 def _check_missing_classes(task: TaskSpec, labeled: Labels, forced: str | None) -> None:

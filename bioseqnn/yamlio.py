@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .errors import UsageError, shorten
+from .errors import UsageError, printable, shown
 
 MAX_CONFIG = 1 << 20
 """Bytes of a YAML settings file (a config, a search space) read at most (the full
@@ -63,7 +63,7 @@ class _SettingsLoader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(
                         None,
                         None,
-                        f"{shorten(repr(key), 80)} is given twice (first on line "
+                        f"{shown(key)} is given twice (first on line "
                         f"{first[key].line + 1}); keep one",
                         key_node.start_mark,
                     )
@@ -109,22 +109,9 @@ def read_yaml(path: str | Path, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what_is_wrong = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}: {where}not valid YAML: {_problem(what_is_wrong)}") from None
-
-
-def printable(text: str, limit: int = 80) -> str:
-    """``text`` as a message shows it: each character that is not printable (a control
-    character, ESC, NUL) escaped as Python writes it (``\\x1b``), cut to ``limit``
-    characters."""
-    return shorten(
-        "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1]), limit
-    )
-
-
-def _problem(text: str) -> str:
-    """PyYAML's account of a problem, which quotes the file's text (a tag, a tag handle)
-    in full, as one short printable line."""
-    return printable(text, 130)
+        raise UsageError(
+            f"{path}: {where}not valid YAML: {printable(what_is_wrong, 130)}"
+        ) from None
 
 
 def dump(value: Any, **options: Any) -> str:

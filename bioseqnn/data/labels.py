@@ -110,10 +110,10 @@ def target_columns(table: Table, src: LabelSource) -> list[str]:
         raise UsageError(f"--target {', '.join(map(repr, twice))} given more than once")
     for name in src.targets or []:
         if name in excluded:
-            what = "id column" if name == src.id_column else "sequence column"
+            what = "id" if name == src.id_column else "sequence"
             raise UsageError(
-                f"--target {name!r} is the {what}; give a column of labels (or name "
-                f"another {what} with --{'id' if name == src.id_column else 'sequence'}-column)"
+                f"--target {name!r} is the {what} column; give a column of labels (or name "
+                f"another {what} column with --{what}-column)"
             )
     for name in targets:
         if not name:

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from .. import runtime
-from ..config import TrainConfig
+from ..config import TrainConfig, explicit_class_weights
 from ..data.batches import batch_indices, batch_targets, collate, shard
 from ..data.sets import SequenceSet
-from ..errors import TrainingError, UsageError, shorten
+from ..errors import TrainingError, UsageError
 from ..models import native
 from ..models.base import Predictor, SequenceModel
 from ..strands import reverse_complement_codes
@@ -237,19 +237,18 @@ def resolve_class_weights(
         counts = np.bincount(targets.astype(np.int64), minlength=len(names)).astype(np.float64)
         counts[counts == 0] = np.nan
         return [float(x) for x in np.nan_to_num(len(targets) / (len(names) * counts), nan=1.0)]
-    parts = [p.strip() for p in setting.split(",") if p.strip()]
-    if any("=" in p for p in parts):
+    given, named = explicit_class_weights(setting)
+    if named:
         weights = dict.fromkeys(names, 1.0)
-        for p in parts:
-            name, _, value = p.partition("=")
-            if name.strip() not in weights:
+        for name, weight in given:
+            if name not in weights:
                 raise UsageError(
-                    f"--class-weight: unknown {what} {name.strip()!r}; {what}es: {', '.join(names)}"
+                    f"--class-weight: unknown {what} {name!r}; {what}es: {', '.join(names)}"
                 )
-            weights[name.strip()] = _weight(value)
+            weights[name] = weight
         values = list(weights.values())
     else:
-        values = [_weight(p) for p in parts]
+        values = [weight for _, weight in given]
         if len(values) != len(names):
             raise UsageError(
                 f"--class-weight: {len(values)} weight(s) for {len(names)} "
@@ -258,46 +257,6 @@ def resolve_class_weights(
     if not any(v > 0 for v in values):
         raise UsageError("--class-weight: at least one weight must be positive")
     return values
-
-
-MAX_CLASS_WEIGHT = 1e6
-"""The largest explicit --class-weight. One past float32's range (1e308) became an
-infinite weight, a NaN loss and advice to lower --lr; a class's weight is relative to
-the others' (a multilabel weight to a negative's 1), and a million is far past any
-imbalance that training on both could bear."""
-
-
-def check_class_weight(setting: str) -> None:
-    """Refuse explicit weights that are no numbers, negative, infinite or too large, before
-    any data is read; their count and class names are checked against the data later
-    (:func:`resolve_class_weights`)."""
-    setting = setting.strip()
-    if setting in ("", "none", "auto", "balanced"):
-        return
-    parts = [p.strip() for p in setting.split(",") if p.strip()]
-    values = [_weight(p.partition("=")[2] if "=" in p else p) for p in parts]
-    if values and not any("=" in p for p in parts) and not any(v > 0 for v in values):
-        raise UsageError("--class-weight: at least one weight must be positive")
-
-
-def _weight(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(
-            f"--class-weight: {shorten(text.strip())!r} is not a number (use auto, "
-            "balanced, none, 1,4 or name=weight)"
-        ) from None
-    if not (math.isfinite(value) and value >= 0):
-        raise UsageError(
-            f"--class-weight: weights must be finite and >= 0, got {shorten(text.strip())}"
-        )
-    if value > MAX_CLASS_WEIGHT:
-        raise UsageError(
-            f"--class-weight: {shorten(text.strip())} is more than {MAX_CLASS_WEIGHT:,.0f}; "
-            "give smaller weights"
-        )
-    return value
 
 
 # --------------------------------------------------------------------------- precision

@@ -97,22 +97,22 @@ class Evaluation:
             doc["classes"] = self.task.classes
         if self.per_class:
             doc["per_class"] = _clean(self.per_class)
-        if self.confusion is not None:
-            doc["confusion_matrix"] = {
+        if self.confusion is not None or self.confusion_cells is not None:
+            matrix: dict[str, Any] = {
                 "rows": "true class",
                 "columns": "predicted class",
                 "labels": self.task.classes,
-                "matrix": self.confusion.tolist(),
             }
-        elif self.confusion_cells is not None:
-            doc["confusion_matrix"] = {
-                "rows": "true class",
-                "columns": "predicted class",
-                "labels": self.task.classes,
-                "cells": "the nonzero cells as [true class, predicted class, count] "
-                "(indices into labels)",
-                "nonzero": self.confusion_cells.tolist(),
-            }
+            if self.confusion is not None:
+                matrix["matrix"] = self.confusion.tolist()
+            else:
+                assert self.confusion_cells is not None
+                matrix["cells"] = (
+                    "the nonzero cells as [true class, predicted class, count] "
+                    "(indices into labels)"
+                )
+                matrix["nonzero"] = self.confusion_cells.tolist()
+            doc["confusion_matrix"] = matrix
         if self.per_target:
             doc["per_target"] = _clean(self.per_target)
         if self.seen is not None:

@@ -42,8 +42,8 @@ from ..config import (
     check_setting,
     check_value,
 )
-from ..errors import SettingError, UsageError, shorten
-from ..yamlio import SettingsDumper, printable, read_yaml
+from ..errors import SettingError, UsageError, printable, shown
+from ..yamlio import SettingsDumper, read_yaml
 
 DEFAULT_SPACE: dict[str, Any] = {
     "families": ["lstm", "gru", "cnn", "cnn-lstm", "cnn-gru", "transformer"],
@@ -106,11 +106,6 @@ _EXTRA = {"model": {"conv_layers": int}, "training": {}}
 _CONV_LAYERS = Bounds(at_least=1, at_most=MODEL_LIST_MAX)
 """The convolution layers a trial may build: each takes an entry of the per-layer
 settings (channels, ...), which train bounds by MODEL_LIST_MAX."""
-
-
-def _shown(value: Any) -> str:
-    """A value of the space as a message shows it: its repr, cut short."""
-    return shorten(repr(value), 80)
 
 
 def default_space() -> dict[str, Any]:
@@ -209,14 +204,12 @@ def _check_value(name: str, section: str, key: str, value: Any) -> None:
             raise UsageError(f"space key {name!r} can be fixed but not searched")
     for v in values:
         if isinstance(v, (list, dict)):
-            raise UsageError(
-                f"space key {name!r}: a choice must be a single value, got {_shown(v)}"
-            )
+            raise UsageError(f"space key {name!r}: a choice must be a single value, got {shown(v)}")
         check_value(name, v, hint)
         _check_setting(name, v)
         if key in _CHOICES and v not in _CHOICES[key]:
             raise UsageError(
-                f"space key {name!r}: {_shown(v)} is not one of {', '.join(_CHOICES[key])}"
+                f"space key {name!r}: {shown(v)} is not one of {', '.join(_CHOICES[key])}"
             )
 
 
@@ -227,7 +220,7 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
     unknown = set(space) - {"families", "model", "training"}
     if unknown:
         raise UsageError(
-            f"{source}: unknown space key {_shown(sorted(unknown, key=str)[0])}; expected "
+            f"{source}: unknown space key {shown(sorted(unknown, key=str)[0])}; expected "
             "families, model, training"
         )
     families = space.get("families", DEFAULT_SPACE["families"])
@@ -236,7 +229,7 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
     for name in families:
         if not isinstance(name, str) or name not in ARCHITECTURES:
             raise UsageError(
-                f"{source}: space key 'families': unknown architecture {_shown(name)}; "
+                f"{source}: space key 'families': unknown architecture {shown(name)}; "
                 f"choose from {', '.join(ARCHITECTURES)}"
             )
     out: dict[str, Any] = {"families": list(dict.fromkeys(families))}
@@ -251,7 +244,7 @@ def validate_space(space: Any, source: str = "the search space") -> dict[str, An
                     f"{source}: space key {name!r} is not searched: {_NOT_IN_SPACE[key]}"
                 )
             if key not in _HINTS[section] and key not in _EXTRA[section]:
-                raise UsageError(f"{source}: unknown space key {_shown(name)}")
+                raise UsageError(f"{source}: unknown space key {shown(name)}")
             try:
                 _check_value(name, section, key, value)
             except UsageError as exc:

@@ -15,7 +15,6 @@ from ...alphabets import Alphabet
 from ...config import ARCHITECTURES, NOMINAL_CHANNELS, ModelConfig, RunConfig, validate
 from ...engine.checkpoint import checkpoint_path, prepare_checkpoint_dir
 from ...engine.finetune import Parent, inherit, load_parent
-from ...engine.train import check_class_weight
 from ...errors import UsageError
 from ...io.files import STDIO
 from ...io.metrics_log import default_log_path
@@ -125,7 +124,6 @@ def resolve_settings(
             ),
         )
     validate(cfg)
-    check_class_weight(cfg.training.class_weight)
     # before anything is read or built; train checks again with the data's alphabet or
     # channels and its outputs
     t = cfg.training

@@ -166,7 +166,7 @@ def _run_facts(
         "task": spec.kind,
         "monitor": tc.monitor,
         "strands": isinstance(alpha, Alphabet) and alpha.name in ("dna", "rna") and not per_residue,
-        "longest": max(int(p.lengths.max()) for p in parts if p is not None and len(p)),
+        "longest": _longest(*parts),
     }
 
 
